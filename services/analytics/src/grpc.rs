@@ -1,0 +1,57 @@
+//! The gRPC edge: proto types in, domain calls, proto types out.
+
+use proto::analytics::v1 as pb;
+use proto::analytics::v1::analytics_service_server::{AnalyticsService, AnalyticsServiceServer};
+use tonic::{Request, Response, Status};
+
+use crate::model::Website;
+use crate::service::{Analytics, WebsiteChanges};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+impl Analytics {
+    pub fn into_grpc(self) -> AnalyticsServiceServer<Analytics> {
+        AnalyticsServiceServer::new(self)
+    }
+}
+
+fn website(w: Website) -> pb::Website {
+    pb::Website {
+        id: w.id,
+        team_id: w.team_id,
+        domain: w.domain,
+        name: w.name,
+        timezone: w.timezone,
+        tracking_code: w.tracking_code,
+        created_at_unix_ms: w.created_at,
+    }
+}
+
+#[tonic::async_trait]
+impl AnalyticsService for Analytics {
+    async fn create_website(&self, req: Request<pb::CreateWebsiteRequest>) -> Reply<pb::Website> {
+        let r = req.into_inner();
+        let w = Analytics::create_website(self, &r.team_id, &r.domain, &r.name, r.timezone.as_deref()).await?;
+        Ok(Response::new(website(w)))
+    }
+
+    async fn get_website(&self, req: Request<pb::GetWebsiteRequest>) -> Reply<pb::Website> {
+        Ok(Response::new(website(Analytics::get_website(self, &req.into_inner().website_id).await?)))
+    }
+
+    async fn list_websites(&self, req: Request<pb::ListWebsitesRequest>) -> Reply<pb::ListWebsitesResponse> {
+        let websites = Analytics::list_websites(self, &req.into_inner().team_ids).await?;
+        Ok(Response::new(pb::ListWebsitesResponse { websites: websites.into_iter().map(website).collect() }))
+    }
+
+    async fn update_website(&self, req: Request<pb::UpdateWebsiteRequest>) -> Reply<pb::Website> {
+        let r = req.into_inner();
+        let changes = WebsiteChanges { name: r.name, timezone: r.timezone };
+        Ok(Response::new(website(Analytics::update_website(self, &r.website_id, changes).await?)))
+    }
+
+    async fn delete_website(&self, req: Request<pb::DeleteWebsiteRequest>) -> Reply<pb::DeleteWebsiteResponse> {
+        Analytics::delete_website(self, &req.into_inner().website_id).await?;
+        Ok(Response::new(pb::DeleteWebsiteResponse {}))
+    }
+}

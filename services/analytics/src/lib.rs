@@ -1,0 +1,47 @@
+//! Analytics service: websites, and (to come) their events and statistics.
+//!
+//! `service.rs` holds the rules, `model.rs` the field rules, `store.rs` the SQL, `grpc.rs` the
+//! proto edge.
+
+pub mod grpc;
+pub mod model;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+
+use common::db::Backend;
+use common::grpc::BuildError;
+use common::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+pub use service::Analytics;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub backend: Backend,
+}
+
+/// The analytics service bound to its listener, ready to `run`.
+pub struct Server {
+    listener: TcpListener,
+    analytics: Analytics,
+}
+
+impl Server {
+    pub async fn build(config: &Config) -> Result<Server, BuildError> {
+        let analytics = Analytics::open(&config.backend).await?;
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Server { listener, analytics })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
+        common::grpc::serve(self.listener, Routes::new(self.analytics.into_grpc()), shutdown).await
+    }
+}

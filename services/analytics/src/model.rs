@@ -1,0 +1,75 @@
+//! Analytics' domain types and the rules for their fields.
+
+use common::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Website {
+    pub id: String,
+    pub team_id: String,
+    pub domain: String,
+    pub name: String,
+    pub timezone: String,
+    pub tracking_code: String,
+    pub created_at: i64,
+}
+
+/// Accepts a bare host or a URL and keeps the host: lower case, no scheme, port, path or
+/// trailing dot. Only ASCII host names (punycode for international ones).
+pub fn normalize_domain(input: &str) -> Result<String> {
+    let invalid = || Error::validation("domain must be a host name such as example.com");
+    let mut host = input.trim().to_ascii_lowercase();
+    for scheme in ["https://", "http://"] {
+        if let Some(rest) = host.strip_prefix(scheme) {
+            host = rest.to_owned();
+        }
+    }
+    let host = host.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.split(':').next().unwrap_or_default().trim_end_matches('.');
+    let labels: Vec<&str> = host.split('.').collect();
+    let valid_label = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if host.len() > 253 || labels.len() < 2 || !labels.iter().all(valid_label) {
+        return Err(invalid());
+    }
+    Ok(host.to_owned())
+}
+
+pub fn validate_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::validation("name must be 1–100 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// An IANA time zone name such as `Europe/Paris`.
+pub fn validate_timezone(tz: &str) -> Result<String> {
+    tz.parse::<chrono_tz::Tz>()
+        .map(|tz| tz.name().to_owned())
+        .map_err(|_| Error::validation("timezone must be an IANA time zone such as Europe/Paris"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_normalised() {
+        assert_eq!(normalize_domain(" HTTPS://Example.COM:443/path?q#f ").unwrap(), "example.com");
+        assert_eq!(normalize_domain("blog.example.co.uk.").unwrap(), "blog.example.co.uk");
+        for bad in ["", "localhost", "exa mple.com", "-a.com", "a..com", "ex_ample.com", "éxample.com"] {
+            assert!(normalize_domain(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn timezones_are_iana_names() {
+        assert_eq!(validate_timezone("Europe/Paris").unwrap(), "Europe/Paris");
+        assert!(validate_timezone("Mars/Olympus").is_err());
+    }
+}

@@ -1,0 +1,99 @@
+//! Storage: a SQLite file per service under the data directory by default, or the service's own
+//! schema in PostgreSQL when a database URL is configured. Services write portable SQL against
+//! `sqlx::Any`, so one store implementation runs on both backends and one conformance suite
+//! checks it on each.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::Executor;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+
+pub use sqlx::AnyPool;
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// `<data_dir>/<service>.db`
+    Sqlite { data_dir: PathBuf },
+    /// Schema `<service>` in this database.
+    Postgres { url: String },
+}
+
+impl Backend {
+    pub fn from_config(data_dir: PathBuf, database_url: Option<String>) -> Self {
+        match database_url {
+            Some(url) => Backend::Postgres { url },
+            None => Backend::Sqlite { data_dir },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("cannot connect to the {service} database: {source}")]
+    Connect { service: &'static str, source: sqlx::Error },
+    #[error("cannot migrate the {service} database: {source}")]
+    Migrate { service: &'static str, source: sqlx::migrate::MigrateError },
+}
+
+/// Opens the pool of one service and applies its migrations.
+/// `service` names the SQLite file or PostgreSQL schema and must be a plain identifier.
+pub async fn open(backend: &Backend, service: &'static str, migrator: &Migrator) -> Result<AnyPool, OpenError> {
+    install_default_drivers();
+    let connect = |source| OpenError::Connect { service, source };
+    let pool = match backend {
+        Backend::Sqlite { data_dir } => {
+            std::fs::create_dir_all(data_dir).map_err(|e| OpenError::DataDir(data_dir.clone(), e))?;
+            let url = format!("sqlite://{}?mode=rwc", data_dir.join(format!("{service}.db")).display());
+            AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers proceed during a write; the timeout makes writers queue
+                        // instead of failing with SQLITE_BUSY.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await
+                .map_err(connect)?
+        }
+        Backend::Postgres { url } => {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(3))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        conn.execute(format!("SET search_path TO {service}").as_str()).await?;
+                        Ok(())
+                    })
+                })
+                .connect_lazy(url)
+                .map_err(connect)?;
+            // Replicas starting together may race to create the schema; losing the race is fine.
+            if let Err(e) = pool.execute(format!("CREATE SCHEMA IF NOT EXISTS {service}").as_str()).await {
+                if !crate::error::is_unique_violation(&e) {
+                    return Err(connect(e));
+                }
+            }
+            pool
+        }
+    };
+    migrator
+        .run(&pool)
+        .await
+        .map_err(|source| OpenError::Migrate { service, source })?;
+    Ok(pool)
+}
+
+/// `$1, $2, … $n`, for an `IN (…)` list bound one value at a time.
+pub fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}

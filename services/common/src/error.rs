@@ -1,0 +1,178 @@
+//! The one table of error codes. Every service returns [`Error`]; it crosses gRPC as a
+//! `tonic::Status` carrying the code in metadata, and the gateway turns it into the HTTP status
+//! and envelope code of SPEC §3 and §5.
+
+use std::fmt;
+
+/// gRPC metadata key carrying the envelope code across service boundaries.
+const CODE_METADATA_KEY: &str = "zenovay-error-code";
+
+macro_rules! error_codes {
+    ($($variant:ident => $name:literal, $http:literal, $grpc:ident;)*) => {
+        /// Every error a client can see. Adding a code means adding one line here.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The `error.code` of the JSON envelope.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $name,)* }
+            }
+
+            pub fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$variant => $http,)* }
+            }
+
+            pub fn grpc_code(self) -> tonic::Code {
+                match self { $(ErrorCode::$variant => tonic::Code::$grpc,)* }
+            }
+
+            pub fn parse(name: &str) -> Option<ErrorCode> {
+                match name { $($name => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    Validation           => "VALIDATION_ERROR",        400, InvalidArgument;
+    Unauthorized         => "UNAUTHORIZED",            401, Unauthenticated;
+    ApiPaidPlanRequired  => "API_PAID_PLAN_REQUIRED",  403, PermissionDenied;
+    InsufficientScope    => "INSUFFICIENT_SCOPE",      403, PermissionDenied;
+    Forbidden            => "FORBIDDEN",               403, PermissionDenied;
+    KeyPolicyForbids     => "KEY_POLICY_FORBIDS",      403, PermissionDenied;
+    NotFound             => "NOT_FOUND",               404, NotFound;
+    MethodNotAllowed     => "METHOD_NOT_ALLOWED",      405, Unimplemented;
+    Conflict             => "CONFLICT",                409, AlreadyExists;
+    PayloadTooLarge      => "PAYLOAD_TOO_LARGE",       413, InvalidArgument;
+    RateLimitExceeded    => "RATE_LIMIT_EXCEEDED",     429, ResourceExhausted;
+    MonthlyLimitExceeded => "MONTHLY_LIMIT_EXCEEDED",  429, ResourceExhausted;
+    Internal             => "INTERNAL_ERROR",          500, Internal;
+    ServiceUnavailable   => "SERVICE_UNAVAILABLE",     503, Unavailable;
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error a client may see: a code from the table and a message safe to show
+/// (never a secret, never a detail of another team's resources).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error { code, message: message.into() }
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Validation, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Error::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn unavailable(what: &str) -> Self {
+        Error::new(ErrorCode::ServiceUnavailable, format!("{what} is unavailable, try again shortly"))
+    }
+
+    /// An unexpected failure: the cause is logged here, the client sees a generic message.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Error::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(err: Error) -> Self {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert(
+            CODE_METADATA_KEY,
+            tonic::metadata::MetadataValue::from_static(err.code.as_str()),
+        );
+        tonic::Status::with_metadata(err.code.grpc_code(), err.message, metadata)
+    }
+}
+
+impl From<tonic::Status> for Error {
+    fn from(status: tonic::Status) -> Self {
+        let code = status
+            .metadata()
+            .get(CODE_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ErrorCode::parse);
+        match code {
+            Some(code) => Error::new(code, status.message()),
+            // No code: the call never reached a Zenovay handler (connection refused, timeout...).
+            None => match status.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                    tracing::warn!(grpc.code = ?status.code(), grpc.message = status.message(), "backend call failed");
+                    Error::unavailable("a backend service")
+                }
+                _ => Error::internal(format_args!("{:?}: {}", status.code(), status.message())),
+            },
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Error::unavailable("the database")
+            }
+            sqlx::Error::RowNotFound => Error::not_found("record"),
+            _ => Error::internal(err),
+        }
+    }
+}
+
+/// True when a database error is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|e| e.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_grpc() {
+        for &code in ErrorCode::ALL {
+            let status = tonic::Status::from(Error::new(code, "m"));
+            assert_eq!(status.code(), code.grpc_code());
+            let back = Error::from(status);
+            assert_eq!(back, Error::new(code, "m"));
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+    }
+
+    #[test]
+    fn transport_failures_become_service_unavailable() {
+        let err = Error::from(tonic::Status::unavailable("connection refused"));
+        assert_eq!(err.code, ErrorCode::ServiceUnavailable);
+        assert!(!err.message.contains("connection refused"));
+    }
+}

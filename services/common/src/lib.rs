@@ -1,0 +1,13 @@
+//! Shared building blocks of the Zenovay services.
+
+pub mod access;
+pub mod apikey;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod secret;
+pub mod shutdown;
+pub mod time;
+pub mod transport;
+
+pub use error::{Error, ErrorCode, Result};

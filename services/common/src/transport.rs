@@ -1,0 +1,37 @@
+//! How a gRPC client reaches a service: over the network in the split mode, or straight into
+//! the server's tower service in the all-in-one mode. Client code is the same either way; only
+//! the transport differs, so the all-in-one exercises every contract the split mode does.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use tonic::body::Body;
+use tonic::transport::Endpoint;
+use tower::{BoxError, ServiceExt, util::BoxCloneSyncService};
+
+pub type GrpcTransport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+
+/// A lazily connected channel: the process starts whether or not the service is up yet, and
+/// a call to a service that is down fails fast with UNAVAILABLE (the gateway answers 503).
+pub fn remote(url: &str) -> Result<GrpcTransport, tonic::transport::Error> {
+    let channel = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .connect_lazy();
+    Ok(BoxCloneSyncService::new(channel.map_err(BoxError::from)))
+}
+
+/// The server's own tower service, called in-process.
+pub fn in_process<S>(server: S) -> GrpcTransport
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(server.map_err(|never| match never {}))
+}

@@ -1,0 +1,122 @@
+//! The gRPC edge: proto types in, domain calls, proto types out.
+
+use common::access::{Grant, KeyTeams};
+use common::secret::Digest;
+use common::Error;
+use proto::identity::v1 as pb;
+use proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
+use tonic::{Request, Response, Status};
+
+use crate::model::{ApiKey, Membership, Team, User};
+use crate::service::{Identity, NewApiKey};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+impl Identity {
+    pub fn into_grpc(self) -> IdentityServiceServer<Identity> {
+        IdentityServiceServer::new(self)
+    }
+}
+
+fn user(u: User) -> pb::User {
+    pb::User { id: u.id, email: u.email, name: u.name, created_at_unix_ms: u.created_at }
+}
+
+fn team(t: Team) -> pb::Team {
+    pb::Team { id: t.id, name: t.name, created_at_unix_ms: t.created_at }
+}
+
+fn membership(m: Membership) -> pb::Membership {
+    pb::Membership { team: Some(team(m.team)), role: pb::Role::from(m.role) as i32 }
+}
+
+fn api_key(k: ApiKey) -> pb::ApiKey {
+    pb::ApiKey {
+        id: k.id,
+        user_id: k.user_id,
+        name: k.name,
+        hint: k.hint,
+        grant: Some(k.grant.to_proto()),
+        teams: Some(k.teams.to_proto()),
+        created_at_unix_ms: k.created_at,
+        last_used_at_unix_ms: k.last_used_at,
+        revoked_at_unix_ms: k.revoked_at,
+        revoked_reason: k.revoked_reason.unwrap_or_default(),
+    }
+}
+
+fn session((u, token): (User, String)) -> pb::SessionResponse {
+    pb::SessionResponse { user: Some(user(u)), session_token: token }
+}
+
+fn digest(bytes: &[u8]) -> Result<Digest, Status> {
+    Digest::from_slice(bytes).ok_or_else(|| Error::validation("secret_digest must be 32 bytes").into())
+}
+
+#[tonic::async_trait]
+impl IdentityService for Identity {
+    async fn signup(&self, req: Request<pb::SignupRequest>) -> Reply<pb::SessionResponse> {
+        let r = req.into_inner();
+        Ok(Response::new(session(Identity::signup(self, &r.email, &r.password, &r.name).await?)))
+    }
+
+    async fn login(&self, req: Request<pb::LoginRequest>) -> Reply<pb::SessionResponse> {
+        let r = req.into_inner();
+        Ok(Response::new(session(Identity::login(self, &r.email, &r.password).await?)))
+    }
+
+    async fn logout(&self, req: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
+        Identity::logout(self, &req.into_inner().session_token).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn authenticate_session(&self, req: Request<pb::AuthenticateSessionRequest>) -> Reply<pb::User> {
+        let u = Identity::authenticate_session(self, &req.into_inner().session_token).await?;
+        Ok(Response::new(user(u)))
+    }
+
+    async fn list_teams(&self, req: Request<pb::ListTeamsRequest>) -> Reply<pb::ListTeamsResponse> {
+        let memberships = Identity::list_teams(self, &req.into_inner().user_id).await?;
+        Ok(Response::new(pb::ListTeamsResponse { memberships: memberships.into_iter().map(membership).collect() }))
+    }
+
+    async fn create_team(&self, req: Request<pb::CreateTeamRequest>) -> Reply<pb::Membership> {
+        let r = req.into_inner();
+        Ok(Response::new(membership(Identity::create_team(self, &r.user_id, &r.name).await?)))
+    }
+
+    async fn get_team(&self, req: Request<pb::GetTeamRequest>) -> Reply<pb::Team> {
+        Ok(Response::new(team(Identity::get_team(self, &req.into_inner().team_id).await?)))
+    }
+
+    async fn create_api_key(&self, req: Request<pb::CreateApiKeyRequest>) -> Reply<pb::ApiKey> {
+        let r = req.into_inner();
+        let new = NewApiKey {
+            user_id: r.user_id,
+            name: r.name,
+            grant: Grant::from_proto(r.grant.as_ref())?,
+            teams: KeyTeams::from_proto(r.teams.as_ref())?,
+            digest: digest(&r.secret_digest)?,
+            hint: r.hint,
+        };
+        Ok(Response::new(api_key(Identity::create_api_key(self, new).await?)))
+    }
+
+    async fn list_api_keys(&self, req: Request<pb::ListApiKeysRequest>) -> Reply<pb::ListApiKeysResponse> {
+        let keys = Identity::list_api_keys(self, &req.into_inner().user_id).await?;
+        Ok(Response::new(pb::ListApiKeysResponse { keys: keys.into_iter().map(api_key).collect() }))
+    }
+
+    async fn revoke_api_key(&self, req: Request<pb::RevokeApiKeyRequest>) -> Reply<pb::ApiKey> {
+        let r = req.into_inner();
+        Ok(Response::new(api_key(Identity::revoke_api_key(self, &r.user_id, &r.key_id).await?)))
+    }
+
+    async fn verify_api_key(&self, req: Request<pb::VerifyApiKeyRequest>) -> Reply<pb::VerifyApiKeyResponse> {
+        let (key, teams) = Identity::verify_api_key(self, &digest(&req.into_inner().secret_digest)?).await?;
+        Ok(Response::new(pb::VerifyApiKeyResponse {
+            key: Some(api_key(key)),
+            teams: teams.iter().map(|t| t.to_proto()).collect(),
+        }))
+    }
+}

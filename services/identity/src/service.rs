@@ -1,0 +1,242 @@
+//! Identity's rules: account and session lifecycle, teams, and the life of API keys.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use argon2::Argon2;
+use common::access::{Grant, KeyTeams, Role, TeamRole};
+use common::db::{Backend, OpenError};
+use common::secret::{Digest, random_token};
+use common::time::now_ms;
+use common::{Error, Result};
+
+use crate::model::{ApiKey, Membership, Team, User};
+use crate::store::Store;
+
+const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+const MINUTE_MS: i64 = 60_000;
+pub const REVOKED_BY_USER: &str = "user";
+pub const REVOKED_TEAM_ACCESS_LOST: &str = "team_access_lost";
+
+/// A key about to be stored; the gateway generated the secret and sends only its digest.
+pub struct NewApiKey {
+    pub user_id: String,
+    pub name: String,
+    pub grant: Grant,
+    pub teams: KeyTeams,
+    pub digest: Digest,
+    pub hint: String,
+}
+
+#[derive(Clone)]
+pub struct Identity {
+    store: Store,
+    /// Minute of the last `last_used_at` write per key: at most one write per key per minute.
+    last_use_written: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn trimmed_len(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
+    let value = value.trim();
+    let len = value.chars().count();
+    if len < min || len > max {
+        return Err(Error::validation(format!("{field} must be {min}–{max} characters")));
+    }
+    Ok(value.to_owned())
+}
+
+fn normalize_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if !valid {
+        return Err(Error::validation("email is not a valid email address"));
+    }
+    Ok(email)
+}
+
+async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+    })
+    .await
+    .map_err(Error::internal)?
+    .map_err(Error::internal)
+}
+
+/// Verifies against `stored`, or against a fixed dummy hash when there is no user, so that
+/// an unknown email takes as long as a wrong password.
+async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| {
+            DUMMY
+                .get_or_init(|| {
+                    let salt = SaltString::generate(&mut OsRng);
+                    Argon2::default().hash_password(b"not a password", &salt).expect("hashing a constant").to_string()
+                })
+                .clone()
+        });
+        let hash = PasswordHash::new(&stored).map_err(Error::internal)?;
+        Ok(known && Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+impl Identity {
+    pub async fn open(backend: &Backend) -> Result<Identity, OpenError> {
+        Ok(Identity { store: Store::open(backend).await?, last_use_written: Arc::default() })
+    }
+
+    async fn open_session(&self, user: User) -> Result<(User, String)> {
+        let token = random_token("zvs_");
+        let now = now_ms();
+        self.store.create_session(&Digest::of(&token), &user.id, now, now + SESSION_TTL_MS).await?;
+        Ok((user, token))
+    }
+
+    pub async fn signup(&self, email: &str, password: &str, name: &str) -> Result<(User, String)> {
+        let email = normalize_email(email)?;
+        let name = trimmed_len(name, "name", 1, 100)?;
+        if !(8..=128).contains(&password.chars().count()) {
+            return Err(Error::validation("password must be 8–128 characters"));
+        }
+        let now = now_ms();
+        let user = User { id: new_id(), email, name, created_at: now };
+        let team = Team { id: new_id(), name: format!("{}'s team", user.name), created_at: now };
+        let hash = hash_password(password.to_owned()).await?;
+        self.store.create_user(&user, &hash, &team).await?;
+        self.open_session(user).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<(User, String)> {
+        let found = match normalize_email(email) {
+            Ok(email) => self.store.user_by_email(&email).await?,
+            Err(_) => None,
+        };
+        let (user, hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
+        if !verify_password(password.to_owned(), hash).await? {
+            return Err(Error::unauthorized("wrong email or password"));
+        }
+        self.open_session(user.expect("verified only when the user exists")).await
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        self.store.delete_session(&Digest::of(token)).await
+    }
+
+    pub async fn authenticate_session(&self, token: &str) -> Result<User> {
+        self.store
+            .session_user(&Digest::of(token), now_ms())
+            .await?
+            .ok_or_else(|| Error::unauthorized("session is invalid or expired"))
+    }
+
+    pub async fn list_teams(&self, user_id: &str) -> Result<Vec<Membership>> {
+        self.store.memberships(user_id).await
+    }
+
+    pub async fn create_team(&self, user_id: &str, name: &str) -> Result<Membership> {
+        let team = Team { id: new_id(), name: trimmed_len(name, "name", 1, 100)?, created_at: now_ms() };
+        self.store.create_team(user_id, &team).await?;
+        Ok(Membership { team, role: Role::Owner })
+    }
+
+    pub async fn get_team(&self, team_id: &str) -> Result<Team> {
+        self.store.team(team_id).await?.ok_or_else(|| Error::not_found("team"))
+    }
+
+    pub async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey> {
+        let name = trimmed_len(&new.name, "name", 1, 64)?;
+        if let KeyTeams::Only(team_ids) = &new.teams {
+            let memberships = self.store.memberships(&new.user_id).await?;
+            if let Some(missing) = team_ids.iter().find(|id| !memberships.iter().any(|m| &&m.team.id == id)) {
+                return Err(Error::forbidden(format!("you are not a member of team {missing}")));
+            }
+        }
+        let key = ApiKey {
+            id: new_id(),
+            user_id: new.user_id,
+            name,
+            hint: new.hint,
+            grant: new.grant,
+            teams: new.teams,
+            created_at: now_ms(),
+            last_used_at: None,
+            revoked_at: None,
+            revoked_reason: None,
+        };
+        self.store.insert_api_key(&key, &new.digest).await?;
+        Ok(key)
+    }
+
+    pub async fn list_api_keys(&self, user_id: &str) -> Result<Vec<ApiKey>> {
+        self.store.api_keys_of(user_id).await
+    }
+
+    pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<ApiKey> {
+        let key = self.store.api_key(key_id).await?;
+        if key.as_ref().is_none_or(|k| k.user_id != user_id) {
+            return Err(Error::not_found("API key"));
+        }
+        self.store.revoke_api_key(key_id, now_ms(), REVOKED_BY_USER).await?;
+        self.store.api_key(key_id).await?.ok_or_else(|| Error::not_found("API key"))
+    }
+
+    /// The key behind a digest and its owner's current memberships among the key's teams.
+    /// Unknown and revoked keys give the same error, after the same single lookup.
+    pub async fn verify_api_key(&self, digest: &Digest) -> Result<(ApiKey, Vec<TeamRole>)> {
+        let invalid = || Error::unauthorized("the API key is invalid or revoked");
+        let key = self.store.api_key_by_digest(digest).await?.ok_or_else(invalid)?;
+        if key.revoked_at.is_some() {
+            return Err(invalid());
+        }
+        let teams: Vec<TeamRole> = self
+            .store
+            .memberships(&key.user_id)
+            .await?
+            .into_iter()
+            .filter(|m| match &key.teams {
+                KeyTeams::All => true,
+                KeyTeams::Only(ids) => ids.contains(&m.team.id),
+            })
+            .map(|m| TeamRole { team_id: m.team.id, role: m.role })
+            .collect();
+        if teams.is_empty() && matches!(key.teams, KeyTeams::Only(_)) {
+            // Every team the key selected is gone for its owner: the key can never work again.
+            self.store.revoke_api_key(&key.id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await?;
+            return Err(invalid());
+        }
+        self.record_use(&key.id);
+        Ok((key, teams))
+    }
+
+    fn record_use(&self, key_id: &str) {
+        let now = now_ms();
+        let minute = now / MINUTE_MS;
+        {
+            let mut written = self.last_use_written.lock().expect("lock poisoned");
+            if written.get(key_id) == Some(&minute) {
+                return;
+            }
+            written.insert(key_id.to_owned(), minute);
+        }
+        let store = self.store.clone();
+        let key_id = key_id.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_api_key(&key_id, now).await {
+                tracing::warn!(error = %e, "could not record API key use");
+            }
+        });
+    }
+}

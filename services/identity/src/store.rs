@@ -1,0 +1,264 @@
+//! Identity's storage: portable SQL over `sqlx::Any`, the same on SQLite and PostgreSQL.
+
+use std::collections::BTreeSet;
+
+use common::access::{Grant, KeyTeams, Role};
+use common::db::{AnyPool, Backend, OpenError};
+use common::error::is_unique_violation;
+use common::secret::Digest;
+use common::{Error, ErrorCode, Result};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::model::{ApiKey, Membership, Team, User};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+fn hex(digest: &Digest) -> String {
+    digest.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
+    let all_teams: i64 = row.try_get("all_teams")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        hint: row.try_get("hint")?,
+        grant: Grant::decode(&row.try_get::<String, _>("permissions")?)?,
+        teams: if all_teams != 0 { KeyTeams::All } else { KeyTeams::Only(team_ids) },
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        revoked_reason: row.try_get("revoked_reason")?,
+    })
+}
+
+const KEY_COLUMNS: &str =
+    "id, user_id, name, hint, permissions, all_teams, created_at, last_used_at, revoked_at, revoked_reason";
+
+impl Store {
+    pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
+        Ok(Store { pool: common::db::open(backend, "identity", &MIGRATOR).await? })
+    }
+
+    /// Creates the user, their personal team and their owner membership, atomically.
+    pub async fn create_user(&self, user: &User, password_hash: &str, team: &Team) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&user.id)
+            .bind(&user.email)
+            .bind(&user.name)
+            .bind(password_hash)
+            .bind(user.created_at)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::new(ErrorCode::Conflict, "an account with this email already exists"));
+            }
+            other => other?,
+        };
+        insert_team(&mut tx, &user.id, team).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>> {
+        let row = sqlx::query("SELECT id, email, name, created_at, password_hash FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?))).transpose()
+    }
+
+    pub async fn create_session(&self, digest: &Digest, user_id: &str, now: i64, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (token_digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(hex(digest))
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, digest: &Digest) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_digest = $1")
+            .bind(hex(digest))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn session_user(&self, digest: &Digest, now: i64) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.name, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_digest = $1 AND s.expires_at > $2",
+        )
+        .bind(hex(digest))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.name, t.created_at, m.role FROM memberships m JOIN teams t ON t.id = m.team_id \
+             WHERE m.user_id = $1 ORDER BY t.created_at, t.id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Membership {
+                    team: Team { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? },
+                    role: row.try_get::<String, _>("role")?.parse::<Role>()?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn create_team(&self, owner_id: &str, team: &Team) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_team(&mut tx, owner_id, team).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn team(&self, team_id: &str) -> Result<Option<Team>> {
+        let row = sqlx::query("SELECT id, name, created_at FROM teams WHERE id = $1")
+            .bind(team_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok(Team { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? }))
+            .transpose()
+    }
+
+    pub async fn insert_api_key(&self, key: &ApiKey, digest: &Digest) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, user_id, name, hint, secret_digest, permissions, all_teams, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&key.id)
+        .bind(&key.user_id)
+        .bind(&key.name)
+        .bind(&key.hint)
+        .bind(hex(digest))
+        .bind(key.grant.encode())
+        .bind(i64::from(key.teams == KeyTeams::All))
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if let KeyTeams::Only(team_ids) = &key.teams {
+            for team_id in team_ids {
+                sqlx::query("INSERT INTO api_key_teams (key_id, team_id) VALUES ($1, $2)")
+                    .bind(&key.id)
+                    .bind(team_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn key_teams(&self, key_id: &str) -> Result<BTreeSet<String>> {
+        let rows = sqlx::query("SELECT team_id FROM api_key_teams WHERE key_id = $1")
+            .bind(key_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get("team_id")?)).collect()
+    }
+
+    async fn key_where(&self, condition: &str, value: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {condition}"))
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => {
+                let id: String = row.try_get("id")?;
+                Ok(Some(key_from_row(&row, self.key_teams(&id).await?)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub async fn api_key(&self, key_id: &str) -> Result<Option<ApiKey>> {
+        self.key_where("id = $1", key_id).await
+    }
+
+    pub async fn api_key_by_digest(&self, digest: &Digest) -> Result<Option<ApiKey>> {
+        self.key_where("secret_digest = $1", &hex(digest)).await
+    }
+
+    pub async fn api_keys_of(&self, user_id: &str) -> Result<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            keys.push(key_from_row(row, self.key_teams(&id).await?)?);
+        }
+        Ok(keys)
+    }
+
+    /// Marks a key revoked unless it already is; returns whether this call revoked it.
+    pub async fn revoke_api_key(&self, key_id: &str, now: i64, reason: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(reason)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_team(tx: &mut sqlx::Transaction<'_, sqlx::Any>, owner_id: &str, team: &Team) -> Result<()> {
+    sqlx::query("INSERT INTO teams (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(&team.id)
+        .bind(&team.name)
+        .bind(team.created_at)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO memberships (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&team.id)
+        .bind(owner_id)
+        .bind(Role::Owner.as_str())
+        .bind(team.created_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The gRPC edge: proto types in, domain calls, proto types out.
+
+use common::Error;
+use common::access::{Grant, Scope, TeamRole};
+use proto::policy::v1 as pb;
+use proto::policy::v1::policy_service_server::{PolicyService, PolicyServiceServer};
+use tonic::{Request, Response, Status};
+
+use crate::plans::{ApiKeyPolicy, Overrides, Plan, TeamSettings};
+use crate::service::{self, Denial, DenyReason, Policy};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+impl Policy {
+    pub fn into_grpc(self) -> PolicyServiceServer<Policy> {
+        PolicyServiceServer::new(self)
+    }
+}
+
+pub fn plan_to_proto(plan: Plan) -> pb::Plan {
+    match plan {
+        Plan::Free => pb::Plan::Free,
+        Plan::Pro => pb::Plan::Pro,
+        Plan::Scale => pb::Plan::Scale,
+        Plan::Enterprise => pb::Plan::Enterprise,
+    }
+}
+
+fn plan_from_proto(value: i32) -> Result<Plan, Error> {
+    match pb::Plan::try_from(value) {
+        Ok(pb::Plan::Free) => Ok(Plan::Free),
+        Ok(pb::Plan::Pro) => Ok(Plan::Pro),
+        Ok(pb::Plan::Scale) => Ok(Plan::Scale),
+        Ok(pb::Plan::Enterprise) => Ok(Plan::Enterprise),
+        _ => Err(Error::validation("plan is missing or unknown")),
+    }
+}
+
+fn policy_to_proto(policy: ApiKeyPolicy) -> pb::ApiKeyPolicy {
+    match policy {
+        ApiKeyPolicy::AllMembers => pb::ApiKeyPolicy::AllMembers,
+        ApiKeyPolicy::AdminsOnly => pb::ApiKeyPolicy::AdminsOnly,
+        ApiKeyPolicy::Nobody => pb::ApiKeyPolicy::Nobody,
+    }
+}
+
+fn policy_from_proto(value: i32) -> Result<ApiKeyPolicy, Error> {
+    match pb::ApiKeyPolicy::try_from(value) {
+        Ok(pb::ApiKeyPolicy::AllMembers) => Ok(ApiKeyPolicy::AllMembers),
+        Ok(pb::ApiKeyPolicy::AdminsOnly) => Ok(ApiKeyPolicy::AdminsOnly),
+        Ok(pb::ApiKeyPolicy::Nobody) => Ok(ApiKeyPolicy::Nobody),
+        _ => Err(Error::validation("api_key_policy is missing or unknown")),
+    }
+}
+
+fn reason_to_proto(reason: DenyReason) -> pb::DenyReason {
+    match reason {
+        DenyReason::ApiPaidPlanRequired => pb::DenyReason::ApiPaidPlanRequired,
+        DenyReason::InsufficientScope => pb::DenyReason::InsufficientScope,
+        DenyReason::Forbidden => pb::DenyReason::Forbidden,
+        DenyReason::KeyPolicyForbids => pb::DenyReason::KeyPolicyForbids,
+        DenyReason::RateLimitExceeded => pb::DenyReason::RateLimitExceeded,
+    }
+}
+
+fn decision(denial: Option<Denial>) -> pb::Decision {
+    match denial {
+        None => pb::Decision { allowed: true, reason: pb::DenyReason::Unspecified as i32, message: String::new() },
+        Some(d) => pb::Decision { allowed: false, reason: reason_to_proto(d.reason) as i32, message: d.message },
+    }
+}
+
+fn overrides_from_proto(o: Option<pb::LimitOverrides>) -> Overrides {
+    let o = o.unwrap_or_default();
+    Overrides {
+        requests_per_minute: o.requests_per_minute,
+        requests_per_month: o.requests_per_month,
+        mcp_calls_per_day: o.mcp_calls_per_day,
+    }
+}
+
+impl Policy {
+    fn settings_to_proto(&self, s: TeamSettings) -> pb::TeamSettings {
+        let limits = self.limits(&s);
+        pb::TeamSettings {
+            team_id: s.team_id,
+            plan: plan_to_proto(s.plan) as i32,
+            api_key_policy: policy_to_proto(s.api_key_policy) as i32,
+            limits: Some(pb::Limits {
+                api_access: limits.api_access,
+                requests_per_minute: limits.requests_per_minute,
+                requests_per_month: limits.requests_per_month,
+                mcp_calls_per_day: limits.mcp_calls_per_day,
+            }),
+            overrides: Some(pb::LimitOverrides {
+                requests_per_minute: s.overrides.requests_per_minute,
+                requests_per_month: s.overrides.requests_per_month,
+                mcp_calls_per_day: s.overrides.mcp_calls_per_day,
+            }),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl PolicyService for Policy {
+    async fn get_team_settings(&self, req: Request<pb::GetTeamSettingsRequest>) -> Reply<pb::GetTeamSettingsResponse> {
+        let settings = self.settings(&req.into_inner().team_ids).await?;
+        Ok(Response::new(pb::GetTeamSettingsResponse {
+            teams: settings.into_iter().map(|s| self.settings_to_proto(s)).collect(),
+        }))
+    }
+
+    async fn set_plan(&self, req: Request<pb::SetPlanRequest>) -> Reply<pb::TeamSettings> {
+        let r = req.into_inner();
+        let settings = Policy::set_plan(self, &r.team_id, plan_from_proto(r.plan)?, overrides_from_proto(r.overrides)).await?;
+        Ok(Response::new(self.settings_to_proto(settings)))
+    }
+
+    async fn set_api_key_policy(&self, req: Request<pb::SetApiKeyPolicyRequest>) -> Reply<pb::TeamSettings> {
+        let r = req.into_inner();
+        let settings = Policy::set_api_key_policy(self, &r.team_id, policy_from_proto(r.api_key_policy)?).await?;
+        Ok(Response::new(self.settings_to_proto(settings)))
+    }
+
+    async fn check_key_creation(&self, req: Request<pb::CheckKeyCreationRequest>) -> Reply<pb::Decision> {
+        let r = req.into_inner();
+        let grant = Grant::from_proto(r.grant.as_ref())?;
+        let teams = TeamRole::list_from_proto(&r.teams)?;
+        let denial = Policy::check_key_creation(self, &grant, &teams, r.teams_selected).await?;
+        Ok(Response::new(decision(denial)))
+    }
+
+    async fn authorize(&self, req: Request<pb::AuthorizeRequest>) -> Reply<pb::AuthorizeResponse> {
+        let r = req.into_inner();
+        let request = service::Request {
+            key_id: r.key_id,
+            grant: Grant::from_proto(r.grant.as_ref())?,
+            teams: TeamRole::list_from_proto(&r.teams)?,
+            scope: Scope::from_proto(r.required_scope)?,
+            resource_team: r.resource_team_id,
+        };
+        let auth = Policy::authorize(self, &request).await?;
+        Ok(Response::new(pb::AuthorizeResponse {
+            decision: Some(decision(auth.denial)),
+            reachable_team_ids: auth.reachable_team_ids,
+            plan: plan_to_proto(auth.plan) as i32,
+            rate_limit: auth.rate.map(|r| pb::RateLimit {
+                limit: r.limit,
+                remaining: r.remaining,
+                reset_at_unix_ms: r.reset_at_ms,
+            }),
+        }))
+    }
+}

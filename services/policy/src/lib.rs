@@ -1,0 +1,70 @@
+//! Policy service: plans and limits, team API-key policies, the authorization decision and
+//! the per-key rate limit.
+//!
+//! `service.rs` holds the rules, `plans.rs` the catalogue, `limiter/` the sliding-window log,
+//! `store.rs` the SQL, `grpc.rs` the proto edge.
+
+pub mod grpc;
+pub mod limiter;
+pub mod plans;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::db::Backend;
+use common::grpc::BuildError;
+use common::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+pub use service::Policy;
+
+use crate::limiter::{Limiter, MemoryLimiter, RedisLimiter};
+use crate::plans::Catalogue;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub backend: Backend,
+    /// Limiter state goes to Redis when set, stays in-process otherwise.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this service writes.
+    pub redis_prefix: String,
+}
+
+impl Config {
+    pub fn limiter(&self) -> Result<Arc<dyn Limiter>, BuildError> {
+        Ok(match &self.redis_url {
+            Some(url) => Arc::new(RedisLimiter::new(url, &self.redis_prefix).map_err(|e| BuildError::Redis(e.to_string()))?),
+            None => Arc::new(MemoryLimiter::default()),
+        })
+    }
+
+    pub async fn open(&self) -> Result<Policy, BuildError> {
+        Ok(Policy::open(&self.backend, Catalogue::default(), self.limiter()?).await?)
+    }
+}
+
+/// The policy service bound to its listener, ready to `run`.
+pub struct Server {
+    listener: TcpListener,
+    policy: Policy,
+}
+
+impl Server {
+    pub async fn build(config: &Config) -> Result<Server, BuildError> {
+        let policy = config.open().await?;
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Server { listener, policy })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
+        common::grpc::serve(self.listener, Routes::new(self.policy.into_grpc()), shutdown).await
+    }
+}

@@ -1,0 +1,163 @@
+//! The plan catalogue (SPEC §4) and a team's effective settings.
+
+use std::fmt;
+use std::str::FromStr;
+
+use common::Error;
+use common::access::Role;
+
+/// Ordered from lowest to highest: a key's plan is the highest among its reachable teams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Plan {
+    Free,
+    Pro,
+    Scale,
+    Enterprise,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Pro => "pro",
+            Plan::Scale => "scale",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Plan {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Plan, Error> {
+        match s {
+            "free" => Ok(Plan::Free),
+            "pro" => Ok(Plan::Pro),
+            "scale" => Ok(Plan::Scale),
+            "enterprise" => Ok(Plan::Enterprise),
+            _ => Err(Error::validation("plan must be one of free, pro, scale, enterprise")),
+        }
+    }
+}
+
+/// Who may create keys that reach a team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApiKeyPolicy {
+    #[default]
+    AllMembers,
+    AdminsOnly,
+    Nobody,
+}
+
+impl ApiKeyPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyPolicy::AllMembers => "all_members",
+            ApiKeyPolicy::AdminsOnly => "admins_only",
+            ApiKeyPolicy::Nobody => "nobody",
+        }
+    }
+
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            ApiKeyPolicy::AllMembers => true,
+            ApiKeyPolicy::AdminsOnly => role.is_admin(),
+            ApiKeyPolicy::Nobody => false,
+        }
+    }
+}
+
+impl FromStr for ApiKeyPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ApiKeyPolicy, Error> {
+        match s {
+            "all_members" => Ok(ApiKeyPolicy::AllMembers),
+            "admins_only" => Ok(ApiKeyPolicy::AdminsOnly),
+            "nobody" => Ok(ApiKeyPolicy::Nobody),
+            _ => Err(Error::validation("policy must be one of all_members, admins_only, nobody")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub api_access: bool,
+    pub requests_per_minute: u32,
+    pub requests_per_month: u64,
+    pub mcp_calls_per_day: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Overrides {
+    pub requests_per_minute: Option<u32>,
+    pub requests_per_month: Option<u64>,
+    pub mcp_calls_per_day: Option<u32>,
+}
+
+/// Limits of each plan. The default is the SPEC §4 table.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub free: Limits,
+    pub pro: Limits,
+    pub scale: Limits,
+    pub enterprise: Limits,
+}
+
+impl Default for Catalogue {
+    fn default() -> Self {
+        let paid = |rpm, month, mcp| Limits {
+            api_access: true,
+            requests_per_minute: rpm,
+            requests_per_month: month,
+            mcp_calls_per_day: mcp,
+        };
+        Catalogue {
+            free: Limits { api_access: false, requests_per_minute: 0, requests_per_month: 0, mcp_calls_per_day: 50 },
+            pro: paid(30, 10_000, 500),
+            scale: paid(60, 100_000, 2_000),
+            enterprise: paid(120, 1_000_000, 10_000),
+        }
+    }
+}
+
+impl Catalogue {
+    pub fn limits(&self, plan: Plan, overrides: &Overrides) -> Limits {
+        let base = match plan {
+            Plan::Free => self.free,
+            Plan::Pro => self.pro,
+            Plan::Scale => self.scale,
+            Plan::Enterprise => self.enterprise,
+        };
+        Limits {
+            api_access: base.api_access,
+            requests_per_minute: overrides.requests_per_minute.unwrap_or(base.requests_per_minute),
+            requests_per_month: overrides.requests_per_month.unwrap_or(base.requests_per_month),
+            mcp_calls_per_day: overrides.mcp_calls_per_day.unwrap_or(base.mcp_calls_per_day),
+        }
+    }
+}
+
+/// A team's stored settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamSettings {
+    pub team_id: String,
+    pub plan: Plan,
+    pub api_key_policy: ApiKeyPolicy,
+    pub overrides: Overrides,
+}
+
+impl TeamSettings {
+    pub fn defaults(team_id: &str) -> Self {
+        TeamSettings {
+            team_id: team_id.to_owned(),
+            plan: Plan::Free,
+            api_key_policy: ApiKeyPolicy::default(),
+            overrides: Overrides::default(),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The authorization decision (SPEC §2, §3) and team settings.
+
+use std::sync::Arc;
+
+use common::Result;
+use common::access::{Grant, Scope, TeamRole};
+use common::db::{Backend, OpenError};
+
+use crate::limiter::{Limiter, RateDecision};
+use crate::plans::{ApiKeyPolicy, Catalogue, Limits, Overrides, Plan, TeamSettings};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    ApiPaidPlanRequired,
+    InsufficientScope,
+    Forbidden,
+    KeyPolicyForbids,
+    RateLimitExceeded,
+}
+
+/// A refusal and the rule behind it, in words safe to show the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: DenyReason,
+    pub message: String,
+}
+
+fn deny(reason: DenyReason, message: impl Into<String>) -> Denial {
+    Denial { reason, message: message.into() }
+}
+
+pub struct Request {
+    pub key_id: String,
+    pub grant: Grant,
+    /// The owner's memberships among the key's teams, as identity saw them just now.
+    pub teams: Vec<TeamRole>,
+    pub scope: Scope,
+    pub resource_team: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub denial: Option<Denial>,
+    pub reachable_team_ids: Vec<String>,
+    pub plan: Plan,
+    pub rate: Option<RateDecision>,
+}
+
+#[derive(Clone)]
+pub struct Policy {
+    store: Store,
+    catalogue: Arc<Catalogue>,
+    limiter: Arc<dyn Limiter>,
+}
+
+impl Policy {
+    pub async fn open(backend: &Backend, catalogue: Catalogue, limiter: Arc<dyn Limiter>) -> Result<Policy, OpenError> {
+        Ok(Policy { store: Store::open(backend).await?, catalogue: Arc::new(catalogue), limiter })
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    pub fn limits(&self, settings: &TeamSettings) -> Limits {
+        self.catalogue.limits(settings.plan, &settings.overrides)
+    }
+
+    pub async fn settings(&self, team_ids: &[String]) -> Result<Vec<TeamSettings>> {
+        self.store.settings(team_ids).await
+    }
+
+    pub async fn set_plan(&self, team_id: &str, plan: Plan, overrides: Overrides) -> Result<TeamSettings> {
+        self.store.set_plan(team_id, plan, &overrides).await?;
+        self.one(team_id).await
+    }
+
+    pub async fn set_api_key_policy(&self, team_id: &str, policy: ApiKeyPolicy) -> Result<TeamSettings> {
+        self.store.set_api_key_policy(team_id, policy).await?;
+        self.one(team_id).await
+    }
+
+    async fn one(&self, team_id: &str) -> Result<TeamSettings> {
+        let mut all = self.store.settings(&[team_id.to_owned()]).await?;
+        Ok(all.remove(0))
+    }
+
+    /// The teams among `teams` whose key policy admits the member, with their settings.
+    async fn reachable<'a>(&self, teams: &'a [TeamRole]) -> Result<Vec<(&'a TeamRole, TeamSettings)>> {
+        let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
+        let settings = self.store.settings(&ids).await?;
+        Ok(teams
+            .iter()
+            .zip(settings)
+            .filter(|(team, settings)| settings.api_key_policy.allows(team.role))
+            .collect())
+    }
+
+    /// Whether this user may create a key with this grant over these teams (SPEC §2).
+    /// `selected` is false for an `all` key, whose teams are every current membership.
+    pub async fn check_key_creation(&self, grant: &Grant, teams: &[TeamRole], selected: bool) -> Result<Option<Denial>> {
+        if selected && grant.allows(Scope::Admin) {
+            if let Some(team) = teams.iter().find(|t| !t.role.is_admin()) {
+                return Ok(Some(deny(
+                    DenyReason::Forbidden,
+                    format!("admin scope can only target teams where you are owner or admin; you are a member of team {}", team.team_id),
+                )));
+            }
+        }
+        let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
+        let settings = self.store.settings(&ids).await?;
+        if selected {
+            if let Some((team, s)) = teams.iter().zip(&settings).find(|(t, s)| !s.api_key_policy.allows(t.role)) {
+                return Ok(Some(deny(
+                    DenyReason::KeyPolicyForbids,
+                    format!("the API-key policy of team {} ({}) does not let you create keys for it", team.team_id, s.api_key_policy.as_str()),
+                )));
+            }
+        }
+        let paid = teams
+            .iter()
+            .zip(&settings)
+            .any(|(t, s)| s.api_key_policy.allows(t.role) && self.limits(s).api_access);
+        if !paid {
+            return Ok(Some(deny(
+                DenyReason::ApiPaidPlanRequired,
+                "API keys need a paid plan (pro, scale or enterprise) on at least one team the key would reach",
+            )));
+        }
+        Ok(None)
+    }
+
+    /// The decision for one API request: rules first, then one slot of the per-minute limit,
+    /// so that a refused request costs nothing.
+    pub async fn authorize(&self, req: &Request) -> Result<Authorization> {
+        let reachable = self.reachable(&req.teams).await?;
+        let plan = reachable.iter().map(|(_, s)| s.plan).max().unwrap_or(Plan::Free);
+        let mut auth = Authorization {
+            denial: None,
+            reachable_team_ids: reachable.iter().map(|(t, _)| t.team_id.clone()).collect(),
+            plan,
+            rate: None,
+        };
+        // The most generous limits among the reachable teams with API access; without
+        // overrides that is the limits of the highest plan.
+        let limits = reachable
+            .iter()
+            .map(|(_, s)| self.limits(s))
+            .filter(|l| l.api_access)
+            .reduce(|a, b| Limits {
+                api_access: true,
+                requests_per_minute: a.requests_per_minute.max(b.requests_per_minute),
+                requests_per_month: a.requests_per_month.max(b.requests_per_month),
+                mcp_calls_per_day: a.mcp_calls_per_day.max(b.mcp_calls_per_day),
+            });
+        let Some(limits) = limits else {
+            let excluded_by_policy = reachable.is_empty() && !req.teams.is_empty();
+            auth.denial = Some(if excluded_by_policy {
+                deny(DenyReason::Forbidden, "the API-key policy of every team this key selects now excludes you")
+            } else {
+                deny(
+                    DenyReason::ApiPaidPlanRequired,
+                    "API access needs a paid plan (pro, scale or enterprise) on a team this key reaches",
+                )
+            });
+            return Ok(auth);
+        };
+        if !req.grant.allows(req.scope) {
+            auth.denial = Some(deny(DenyReason::InsufficientScope, format!("this key lacks the `{}` scope", req.scope)));
+            return Ok(auth);
+        }
+        if req.scope == Scope::Admin {
+            auth.reachable_team_ids = reachable
+                .iter()
+                .filter(|(t, _)| t.role.is_admin())
+                .map(|(t, _)| t.team_id.clone())
+                .collect();
+        }
+        if let Some(team_id) = &req.resource_team {
+            if !auth.reachable_team_ids.contains(team_id) {
+                let message = if req.scope == Scope::Admin && reachable.iter().any(|(t, _)| &t.team_id == team_id) {
+                    "admin scope applies only to teams where you are owner or admin"
+                } else {
+                    "this key cannot reach the team that owns this resource"
+                };
+                auth.denial = Some(deny(DenyReason::Forbidden, message));
+                return Ok(auth);
+            }
+        }
+        let rate = self.limiter.acquire(&req.key_id, limits.requests_per_minute).await?;
+        auth.rate = Some(rate);
+        if !rate.allowed {
+            auth.denial = Some(deny(
+                DenyReason::RateLimitExceeded,
+                format!(
+                    "rate limit of {} requests per minute exceeded; retry in {} s",
+                    rate.limit,
+                    rate.retry_after_ms().div_ceil(1000)
+                ),
+            ));
+        }
+        Ok(auth)
+    }
+}
