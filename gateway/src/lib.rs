@@ -1,0 +1,115 @@
+//! The HTTP edge. Per external request it verifies the key with identity, asks policy for the
+//! decision, then calls analytics. It holds no data of its own and never touches a database.
+
+mod auth;
+mod envelope;
+mod error;
+mod routes;
+mod session;
+mod state;
+mod views;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::OriginalUri;
+use axum::http::Method;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use common::ErrorCode;
+use common::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use crate::state::Backends;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    /// Credential of the operator API; `None` turns it off.
+    pub operator_token: Option<String>,
+}
+
+pub struct Gateway {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Gateway {
+    pub async fn build(config: &Config, backends: Backends) -> std::io::Result<Gateway> {
+        let state = AppState::new(backends, config.operator_token.as_deref());
+        let listener = TcpListener::bind(config.http_addr).await?;
+        Ok(Gateway { listener, router: router(state) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` fires, then finishes in-flight requests.
+    pub async fn run(self, shutdown: Shutdown) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await
+    }
+}
+
+async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    ApiError::new(ErrorCode::Internal, "internal error").into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+fn router(state: AppState) -> Router {
+    use routes::{account, external};
+
+    let dashboard = Router::new()
+        .route("/auth/signup", post(account::signup))
+        .route("/auth/login", post(account::login))
+        .route("/auth/logout", post(account::logout))
+        .route("/me", get(account::me))
+        .route("/teams", get(account::list_teams).post(account::create_team))
+        .route("/teams/{id}/plan", put(account::set_plan))
+        .route("/account/api-keys", get(account::list_keys).post(account::create_key))
+        .route("/account/api-keys/{id}", delete(account::revoke_key))
+        .method_not_allowed_fallback(method_not_allowed);
+
+    let external = Router::new()
+        .route("/websites", get(external::list_websites).post(external::create_website))
+        .route(
+            "/websites/{id}",
+            get(external::get_website)
+                .patch(external::update_website)
+                .delete(external::delete_website),
+        )
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(auth::rate_limit_headers));
+
+    Router::new()
+        .nest("/api/v1", dashboard)
+        .nest("/api/external/v1", external)
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}

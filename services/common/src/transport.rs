@@ -9,7 +9,14 @@ use tonic::body::Body;
 use tonic::transport::Endpoint;
 use tower::{BoxError, ServiceExt, util::BoxCloneSyncService};
 
-pub type GrpcTransport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+pub type GrpcTransport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, TransportError>;
+
+/// A transport failure. A named type rather than a bare `BoxError`: tonic's
+/// `Into<StdError>` bound on a boxed trait object trips a rustc lifetime-generality bug inside
+/// async handlers, while a concrete error type converts for every lifetime.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TransportError(BoxError);
 
 /// A lazily connected channel: the process starts whether or not the service is up yet, and
 /// a call to a service that is down fails fast with UNAVAILABLE (the gateway answers 503).
@@ -20,7 +27,7 @@ pub fn remote(url: &str) -> Result<GrpcTransport, tonic::transport::Error> {
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .connect_lazy();
-    Ok(BoxCloneSyncService::new(channel.map_err(BoxError::from)))
+    Ok(BoxCloneSyncService::new(channel.map_err(|e| TransportError(e.into()))))
 }
 
 /// The server's own tower service, called in-process.

@@ -148,6 +148,7 @@ impl PolicyService for Policy {
                 limit: r.limit,
                 remaining: r.remaining,
                 reset_at_unix_ms: r.reset_at_ms,
+                retry_after_ms: r.retry_after_ms(),
             }),
         }))
     }

@@ -1,0 +1,122 @@
+//! The `zenovay` binary: runs every service in one process, or one service per process, and
+//! operator commands. Each role is built (listeners bound, pools opened) then run.
+
+pub mod cli;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use common::shutdown::Shutdown;
+use common::transport::{in_process, remote};
+use gateway::{Backends, Gateway};
+
+pub use cli::{Cli, Command, Settings};
+
+/// Every service in one process: the gateway calls each service's gRPC handlers in-process.
+pub struct AllInOne {
+    gateway: Gateway,
+}
+
+impl AllInOne {
+    pub async fn build(settings: &Settings) -> anyhow::Result<AllInOne> {
+        let backend = settings.backend();
+        let identity = identity::Identity::open(&backend).await?;
+        let policy = settings.policy().open().await?;
+        let analytics = analytics::Analytics::open(&backend).await?;
+        let backends = Backends {
+            identity: in_process(identity.into_grpc()),
+            policy: in_process(policy.into_grpc()),
+            analytics: in_process(analytics.into_grpc()),
+        };
+        let gateway = Gateway::build(&settings.gateway(), backends)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
+        Ok(AllInOne { gateway })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.gateway.local_addr()
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        Ok(self.gateway.run(shutdown).await?)
+    }
+}
+
+/// The line a process prints once it accepts connections; the test harness waits for it.
+fn announce(role: &str, addr: SocketAddr) {
+    println!("zenovay {role} listening on {addr}");
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let _telemetry = telemetry::init(
+        &settings.log,
+        match settings.log_format {
+            cli::LogFormatArg::Text => telemetry::LogFormat::Text,
+            cli::LogFormatArg::Json => telemetry::LogFormat::Json,
+        },
+    );
+    let shutdown = Shutdown::default();
+    shutdown.on_signals();
+    match cli.command.unwrap_or(Command::All) {
+        Command::All => {
+            let app = AllInOne::build(&settings).await?;
+            announce("all", app.local_addr());
+            app.run(shutdown).await
+        }
+        Command::Gateway => {
+            let backends = Backends {
+                identity: remote(&settings.identity_url)?,
+                policy: remote(&settings.policy_url)?,
+                analytics: remote(&settings.analytics_url)?,
+            };
+            let gateway = Gateway::build(&settings.gateway(), backends).await?;
+            announce("gateway", gateway.local_addr());
+            Ok(gateway.run(shutdown).await?)
+        }
+        Command::Identity => {
+            let server = identity::Server::build(&settings.identity()).await?;
+            announce("identity", server.local_addr());
+            Ok(server.run(shutdown).await?)
+        }
+        Command::Policy => {
+            let server = policy::Server::build(&settings.policy()).await?;
+            announce("policy", server.local_addr());
+            Ok(server.run(shutdown).await?)
+        }
+        Command::Analytics => {
+            let server = analytics::Server::build(&settings.analytics()).await?;
+            announce("analytics", server.local_addr());
+            Ok(server.run(shutdown).await?)
+        }
+        Command::Admin(command) => admin(&settings, command).await,
+    }
+}
+
+async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Result<()> {
+    use policy::plans::{Overrides, Plan};
+    match command {
+        cli::AdminCommand::SetPlan { team_id, plan, requests_per_minute, requests_per_month, mcp_calls_per_day } => {
+            let backend = settings.backend();
+            let identity = identity::Identity::open(&backend).await?;
+            identity.get_team(&team_id).await.context("no such team")?;
+            let policy = settings.policy().open().await?;
+            let plan = match plan {
+                cli::PlanArg::Free => Plan::Free,
+                cli::PlanArg::Pro => Plan::Pro,
+                cli::PlanArg::Scale => Plan::Scale,
+                cli::PlanArg::Enterprise => Plan::Enterprise,
+            };
+            let overrides = Overrides { requests_per_minute, requests_per_month, mcp_calls_per_day };
+            let settings = policy.set_plan(&team_id, plan, overrides).await?;
+            let limits = policy.limits(&settings);
+            println!(
+                "team {team_id}: plan {}, {} requests/minute, {} requests/month, {} MCP calls/day",
+                settings.plan, limits.requests_per_minute, limits.requests_per_month, limits.mcp_calls_per_day
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,1 +1,6 @@
-fn main() {}
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    zenovay::run(zenovay::Cli::parse()).await
+}

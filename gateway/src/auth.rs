@@ -1,0 +1,127 @@
+//! API-key authentication and the authorization decision of SPEC §3, once per external request.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{FromRequestParts, Request};
+use axum::http::HeaderValue;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use common::access::Scope;
+use common::apikey::ApiKeySecret;
+use common::{Error, ErrorCode};
+use proto::identity::v1 as idpb;
+use proto::policy::v1 as pb;
+
+use crate::error::{ApiError, ApiResult};
+use crate::session::bearer;
+use crate::state::AppState;
+
+/// The rate-limit state of the current request, filled by the decision and turned into
+/// headers by [`rate_limit_headers`] on every response, errors included.
+#[derive(Clone, Default)]
+struct RateSlot(Arc<Mutex<Option<pb::RateLimit>>>);
+
+pub async fn rate_limit_headers(mut req: Request, next: Next) -> Response {
+    let slot = RateSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let mut response = next.run(req).await;
+    let rate = slot.0.lock().expect("rate slot lock poisoned").take();
+    if let Some(rate) = rate {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", HeaderValue::from(rate.limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
+        let reset_secs = (rate.reset_at_unix_ms + 999).div_euclid(1000);
+        headers.insert("x-ratelimit-reset", HeaderValue::from(reset_secs));
+    }
+    response
+}
+
+/// A well-formed key presented by the caller, not yet looked up. Extracting it costs no I/O:
+/// a missing, malformed or mistyped key is refused here.
+pub struct Credentials {
+    secret: ApiKeySecret,
+    slot: RateSlot,
+}
+
+/// A key that identity recognised, with its owner's current memberships among its teams.
+pub struct VerifiedKey {
+    key: idpb::ApiKey,
+    teams: Vec<idpb::TeamRole>,
+    slot: RateSlot,
+}
+
+/// A positive decision.
+pub struct Authorized {
+    pub reachable_team_ids: Vec<String>,
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    Error::unauthorized(message).into()
+}
+
+impl FromRequestParts<AppState> for Credentials {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> ApiResult<Self> {
+        let presented = bearer(parts).or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        let presented = presented.ok_or_else(|| {
+            unauthorized("an API key is required: send `Authorization: Bearer zv_…` or `X-API-Key: zv_…`")
+        })?;
+        let secret = ApiKeySecret::parse(presented.trim()).ok_or_else(|| unauthorized("the API key is malformed"))?;
+        let slot = parts.extensions.get::<RateSlot>().cloned().unwrap_or_default();
+        Ok(Credentials { secret, slot })
+    }
+}
+
+impl Credentials {
+    pub async fn verify(self, state: &AppState) -> ApiResult<VerifiedKey> {
+        let digest = self.secret.digest();
+        let verified = state
+            .identity
+            .clone()
+            .verify_api_key(idpb::VerifyApiKeyRequest { secret_digest: digest.as_bytes().to_vec() })
+            .await?
+            .into_inner();
+        let key = verified.key.ok_or_else(|| Error::internal("identity returned no key"))?;
+        Ok(VerifiedKey { key, teams: verified.teams, slot: self.slot })
+    }
+}
+
+impl VerifiedKey {
+    /// Asks policy for the decision. Only an allowed request takes a rate-limit slot.
+    pub async fn authorize(&self, state: &AppState, scope: Scope, resource_team: Option<&str>) -> ApiResult<Authorized> {
+        let response = state
+            .policy
+            .clone()
+            .authorize(pb::AuthorizeRequest {
+                key_id: self.key.id.clone(),
+                grant: self.key.grant.clone(),
+                teams: self.teams.clone(),
+                required_scope: idpb::Scope::from(scope) as i32,
+                resource_team_id: resource_team.map(str::to_owned),
+            })
+            .await?
+            .into_inner();
+        let rate = response.rate_limit;
+        *self.slot.0.lock().expect("rate slot lock poisoned") = rate;
+        let decision = response.decision.ok_or_else(|| Error::internal("policy returned no decision"))?;
+        if decision.allowed {
+            return Ok(Authorized { reachable_team_ids: response.reachable_team_ids });
+        }
+        let code = match pb::DenyReason::try_from(decision.reason) {
+            Ok(pb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
+            Ok(pb::DenyReason::InsufficientScope) => ErrorCode::InsufficientScope,
+            Ok(pb::DenyReason::Forbidden) => ErrorCode::Forbidden,
+            Ok(pb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
+            Ok(pb::DenyReason::RateLimitExceeded) => ErrorCode::RateLimitExceeded,
+            // Never allow on a decision we do not understand.
+            _ => ErrorCode::Forbidden,
+        };
+        let mut error = ApiError::new(code, decision.message);
+        if code == ErrorCode::RateLimitExceeded {
+            error.retry_after_secs = Some(rate.map_or(1, |r| r.retry_after_ms.div_ceil(1000).max(1)));
+        }
+        Err(error)
+    }
+}

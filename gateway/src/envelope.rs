@@ -1,0 +1,91 @@
+//! The success envelope of SPEC §5, JSON bodies in, and time as the API shows it.
+
+use axum::Json;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use common::ErrorCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::error::ApiError;
+
+/// Now, as RFC 3339 UTC with milliseconds.
+pub fn timestamp() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A stored unix-millisecond time as RFC 3339.
+pub fn rfc3339(unix_ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(unix_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `{"success": true, "data": …, "timestamp": …}` with a status.
+pub struct Envelope<T> {
+    status: StatusCode,
+    data: T,
+}
+
+pub fn ok<T: Serialize>(data: T) -> Envelope<T> {
+    Envelope { status: StatusCode::OK, data }
+}
+
+pub fn created<T: Serialize>(data: T) -> Envelope<T> {
+    Envelope { status: StatusCode::CREATED, data }
+}
+
+impl<T: Serialize> IntoResponse for Envelope<T> {
+    fn into_response(self) -> Response {
+        let body = json!({ "success": true, "data": self.data, "timestamp": timestamp() });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// A JSON body. Malformed JSON, unknown fields, wrong types and missing fields are a 400
+/// `VALIDATION_ERROR` whose message names the field.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+            } else {
+                ApiError::new(ErrorCode::Validation, "request body could not be read")
+            }
+        })?;
+        parse(&bytes).map(Body)
+    }
+}
+
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let message = describe(&err.into_inner());
+        if path == "." {
+            ApiError::new(ErrorCode::Validation, format!("invalid request body: {message}"))
+        } else {
+            ApiError::new(ErrorCode::Validation, format!("{path}: {message}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::new(ErrorCode::Validation, format!("invalid request body: {}", describe(&e))))?;
+    Ok(value)
+}
+
+/// serde_json's message without its " at line L column C" suffix: the field name says more.
+fn describe(err: &serde_json::Error) -> String {
+    if err.is_eof() {
+        return "the body must be a complete JSON object".to_owned();
+    }
+    let text = err.to_string();
+    text.split(" at line ").next().unwrap_or(&text).to_owned()
+}

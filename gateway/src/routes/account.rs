@@ -1,0 +1,374 @@
+//! The dashboard API, `/api/v1` (SPEC §7): accounts, teams, plans and personal API keys.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use common::apikey::ApiKeySecret;
+use common::secret::Digest;
+use common::{Error, ErrorCode};
+use proto::identity::v1 as idpb;
+use proto::policy::v1 as popb;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::envelope::{Body, created, ok};
+use crate::error::{ApiError, ApiResult};
+use crate::session::{COOKIE, SessionUser};
+use crate::state::AppState;
+use crate::views;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupBody {
+    email: String,
+    password: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    email: String,
+    password: String,
+}
+
+fn session_response(status_created: bool, session: idpb::SessionResponse) -> Response {
+    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=2592000", session.session_token);
+    let data = json!({
+        "user": session.user.as_ref().map(views::user),
+        "session_token": session.session_token,
+    });
+    let mut response = if status_created { created(data).into_response() } else { ok(data).into_response() };
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+pub async fn signup(State(state): State<AppState>, Body(body): Body<SignupBody>) -> ApiResult<Response> {
+    let session = state
+        .identity
+        .clone()
+        .signup(idpb::SignupRequest { email: body.email, password: body.password, name: body.name })
+        .await?
+        .into_inner();
+    Ok(session_response(true, session))
+}
+
+pub async fn login(State(state): State<AppState>, Body(body): Body<LoginBody>) -> ApiResult<Response> {
+    let session = state
+        .identity
+        .clone()
+        .login(idpb::LoginRequest { email: body.email, password: body.password })
+        .await?
+        .into_inner();
+    Ok(session_response(false, session))
+}
+
+pub async fn logout(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
+    state
+        .identity
+        .clone()
+        .logout(idpb::LogoutRequest { session_token: session.token })
+        .await?;
+    let mut response = ok(json!({ "logged_out": true })).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("zenovay_session=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+pub async fn me(session: SessionUser) -> impl IntoResponse {
+    ok(views::user(&session.user))
+}
+
+async fn memberships(state: &AppState, user_id: &str) -> ApiResult<Vec<idpb::Membership>> {
+    Ok(state
+        .identity
+        .clone()
+        .list_teams(idpb::ListTeamsRequest { user_id: user_id.to_owned() })
+        .await?
+        .into_inner()
+        .memberships)
+}
+
+async fn settings(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<popb::TeamSettings>> {
+    Ok(state
+        .policy
+        .clone()
+        .get_team_settings(popb::GetTeamSettingsRequest { team_ids })
+        .await?
+        .into_inner()
+        .teams)
+}
+
+fn team_id(m: &idpb::Membership) -> &str {
+    m.team.as_ref().map_or("", |t| t.id.as_str())
+}
+
+pub async fn list_teams(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
+    let memberships = memberships(&state, &session.user.id).await?;
+    let settings = settings(&state, memberships.iter().map(|m| team_id(m).to_owned()).collect()).await?;
+    let teams: Vec<_> = memberships
+        .iter()
+        .map(|m| views::team(m, settings.iter().find(|s| s.team_id == team_id(m))))
+        .collect();
+    Ok(ok(teams).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTeamBody {
+    name: String,
+}
+
+pub async fn create_team(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Body(body): Body<CreateTeamBody>,
+) -> ApiResult<Response> {
+    let membership = state
+        .identity
+        .clone()
+        .create_team(idpb::CreateTeamRequest { user_id: session.user.id, name: body.name })
+        .await?
+        .into_inner();
+    let settings = settings(&state, vec![team_id(&membership).to_owned()]).await?;
+    Ok(created(views::team(&membership, settings.first())).into_response())
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanName {
+    Free,
+    Pro,
+    Scale,
+    Enterprise,
+}
+
+impl From<PlanName> for popb::Plan {
+    fn from(plan: PlanName) -> Self {
+        match plan {
+            PlanName::Free => popb::Plan::Free,
+            PlanName::Pro => popb::Plan::Pro,
+            PlanName::Scale => popb::Plan::Scale,
+            PlanName::Enterprise => popb::Plan::Enterprise,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OverridesBody {
+    requests_per_minute: Option<u32>,
+    requests_per_month: Option<u64>,
+    mcp_calls_per_day: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPlanBody {
+    plan: PlanName,
+    #[serde(default)]
+    overrides: Option<OverridesBody>,
+}
+
+fn check_operator(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+    let expected = state
+        .operator_token
+        .as_ref()
+        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "the operator API is disabled on this server"))?;
+    let presented = headers.get("x-operator-token").and_then(|v| v.to_str().ok());
+    // Comparing digests keeps the comparison's timing unrelated to the token's characters.
+    if presented.map(Digest::of).as_ref() != Some(expected.as_ref()) {
+        return Err(Error::unauthorized("a valid X-Operator-Token is required").into());
+    }
+    Ok(())
+}
+
+pub async fn set_plan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(team_id): Path<String>,
+    Body(body): Body<SetPlanBody>,
+) -> ApiResult<Response> {
+    check_operator(&state, &headers)?;
+    let overrides = body.overrides.unwrap_or_default();
+    if overrides.requests_per_minute == Some(0) {
+        return Err(Error::validation("overrides.requests_per_minute must be at least 1").into());
+    }
+    state.identity.clone().get_team(idpb::GetTeamRequest { team_id: team_id.clone() }).await?;
+    let settings = state
+        .policy
+        .clone()
+        .set_plan(popb::SetPlanRequest {
+            team_id,
+            plan: popb::Plan::from(body.plan) as i32,
+            overrides: Some(popb::LimitOverrides {
+                requests_per_minute: overrides.requests_per_minute,
+                requests_per_month: overrides.requests_per_month,
+                mcp_calls_per_day: overrides.mcp_calls_per_day,
+            }),
+        })
+        .await?
+        .into_inner();
+    Ok(ok(views::team_settings(&settings)).into_response())
+}
+
+pub async fn list_keys(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
+    let keys = state
+        .identity
+        .clone()
+        .list_api_keys(idpb::ListApiKeysRequest { user_id: session.user.id })
+        .await?
+        .into_inner()
+        .keys;
+    Ok(ok(keys.iter().map(views::api_key).collect::<Vec<_>>()).into_response())
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeName {
+    Read,
+    Write,
+    Admin,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FullLiteral {
+    Full,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum AllLiteral {
+    All,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "\"full\" or a non-empty list of \"read\", \"write\", \"admin\"")]
+enum PermissionsBody {
+    Full(FullLiteral),
+    Scopes(Vec<ScopeName>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "\"all\" or a non-empty list of team ids")]
+enum TeamsBody {
+    All(AllLiteral),
+    Only(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    name: String,
+    permissions: PermissionsBody,
+    teams: TeamsBody,
+}
+
+fn grant(permissions: PermissionsBody) -> ApiResult<idpb::KeyGrant> {
+    match permissions {
+        PermissionsBody::Full(_) => Ok(idpb::KeyGrant { full: true, scopes: vec![] }),
+        PermissionsBody::Scopes(scopes) if scopes.is_empty() => Err(Error::validation(
+            "permissions: must be \"full\" or a non-empty list of \"read\", \"write\", \"admin\"",
+        )
+        .into()),
+        PermissionsBody::Scopes(scopes) => {
+            let scope = |s: ScopeName| match s {
+                ScopeName::Read => idpb::Scope::Read,
+                ScopeName::Write => idpb::Scope::Write,
+                ScopeName::Admin => idpb::Scope::Admin,
+            };
+            let mut scopes: Vec<i32> = scopes.into_iter().map(|s| scope(s) as i32).collect();
+            scopes.sort_unstable();
+            scopes.dedup();
+            Ok(idpb::KeyGrant { full: false, scopes })
+        }
+    }
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Body(body): Body<CreateKeyBody>,
+) -> ApiResult<Response> {
+    let name_len = body.name.trim().chars().count();
+    if !(1..=64).contains(&name_len) {
+        return Err(Error::validation("name: must be 1–64 characters after trimming").into());
+    }
+    let grant = grant(body.permissions)?;
+    let memberships = memberships(&state, &session.user.id).await?;
+    let (teams, selected) = match body.teams {
+        TeamsBody::All(_) => (idpb::KeyTeams { all: true, team_ids: vec![] }, false),
+        TeamsBody::Only(ids) if ids.is_empty() => {
+            return Err(Error::validation("teams: must be \"all\" or a non-empty list of team ids").into());
+        }
+        TeamsBody::Only(mut ids) => {
+            ids.sort();
+            ids.dedup();
+            (idpb::KeyTeams { all: false, team_ids: ids }, true)
+        }
+    };
+    let mut team_roles = Vec::new();
+    for m in &memberships {
+        if teams.all || teams.team_ids.iter().any(|id| id == team_id(m)) {
+            team_roles.push(idpb::TeamRole { team_id: team_id(m).to_owned(), role: m.role });
+        }
+    }
+    if let Some(missing) = teams.team_ids.iter().find(|id| !team_roles.iter().any(|t| &t.team_id == *id)) {
+        return Err(Error::forbidden(format!("you are not a member of team {missing}")).into());
+    }
+    let decision = state
+        .policy
+        .clone()
+        .check_key_creation(popb::CheckKeyCreationRequest {
+            grant: Some(grant.clone()),
+            teams: team_roles,
+            teams_selected: selected,
+        })
+        .await?
+        .into_inner();
+    if !decision.allowed {
+        let code = match popb::DenyReason::try_from(decision.reason) {
+            Ok(popb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
+            Ok(popb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
+            _ => ErrorCode::Forbidden,
+        };
+        return Err(ApiError::new(code, decision.message));
+    }
+    let secret = ApiKeySecret::generate();
+    let key = state
+        .identity
+        .clone()
+        .create_api_key(idpb::CreateApiKeyRequest {
+            user_id: session.user.id,
+            name: body.name,
+            grant: Some(grant),
+            teams: Some(teams),
+            secret_digest: secret.digest().as_bytes().to_vec(),
+            hint: secret.hint(),
+        })
+        .await?
+        .into_inner();
+    let mut response = created(json!({ "key": secret.expose(), "api_key": views::api_key(&key) })).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(key_id): Path<String>,
+) -> ApiResult<Response> {
+    let key = state
+        .identity
+        .clone()
+        .revoke_api_key(idpb::RevokeApiKeyRequest { user_id: session.user.id, key_id })
+        .await?
+        .into_inner();
+    Ok(ok(views::api_key(&key)).into_response())
+}

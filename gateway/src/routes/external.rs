@@ -1,0 +1,134 @@
+//! The external REST API, `/api/external/v1` (SPEC §5), authenticated by personal API keys.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use common::access::Scope;
+use common::{Error, ErrorCode};
+use proto::analytics::v1 as pb;
+use serde::Deserialize;
+
+use crate::auth::{Authorized, Credentials, VerifiedKey};
+use crate::envelope::{Body, created, ok};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::views;
+
+pub async fn list_websites(State(state): State<AppState>, credentials: Credentials) -> ApiResult<Response> {
+    let key = credentials.verify(&state).await?;
+    let Authorized { reachable_team_ids } = key.authorize(&state, Scope::Read, None).await?;
+    let websites = state
+        .analytics
+        .clone()
+        .list_websites(pb::ListWebsitesRequest { team_ids: reachable_team_ids })
+        .await?
+        .into_inner()
+        .websites;
+    Ok(ok(websites.iter().map(views::website).collect::<Vec<_>>()).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebsiteBody {
+    team_id: String,
+    domain: String,
+    name: String,
+    #[serde(default)]
+    timezone: Option<String>,
+}
+
+pub async fn create_website(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Body(body): Body<CreateWebsiteBody>,
+) -> ApiResult<Response> {
+    let key = credentials.verify(&state).await?;
+    key.authorize(&state, Scope::Write, Some(&body.team_id)).await?;
+    let website = state
+        .analytics
+        .clone()
+        .create_website(pb::CreateWebsiteRequest {
+            team_id: body.team_id,
+            domain: body.domain,
+            name: body.name,
+            timezone: body.timezone,
+        })
+        .await?
+        .into_inner();
+    Ok(created(views::website(&website)).into_response())
+}
+
+/// Verifies the key and looks the website up at the same time, then decides with the
+/// website's team. A missing website is a 404 only for a caller allowed to ask.
+async fn authorized_website(
+    state: &AppState,
+    credentials: Credentials,
+    website_id: String,
+    scope: Scope,
+) -> ApiResult<(VerifiedKey, pb::Website)> {
+    let lookup = async {
+        let mut analytics = state.analytics.clone();
+        analytics.get_website(pb::GetWebsiteRequest { website_id }).await.map_err(Error::from)
+    };
+    let (key, website) = tokio::join!(credentials.verify(state), lookup);
+    let key = key?;
+    match website {
+        Ok(website) => {
+            let website = website.into_inner();
+            key.authorize(state, scope, Some(&website.team_id)).await?;
+            Ok((key, website))
+        }
+        Err(e) if e.code == ErrorCode::NotFound => {
+            key.authorize(state, scope, None).await?;
+            Err(ApiError::from(e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get_website(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+) -> ApiResult<Response> {
+    let (_, website) = authorized_website(&state, credentials, website_id, Scope::Read).await?;
+    Ok(ok(views::website(&website)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebsiteBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+}
+
+pub async fn update_website(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    Body(body): Body<UpdateWebsiteBody>,
+) -> ApiResult<Response> {
+    let (_, website) = authorized_website(&state, credentials, website_id, Scope::Write).await?;
+    let website = state
+        .analytics
+        .clone()
+        .update_website(pb::UpdateWebsiteRequest { website_id: website.id, name: body.name, timezone: body.timezone })
+        .await?
+        .into_inner();
+    Ok(ok(views::website(&website)).into_response())
+}
+
+pub async fn delete_website(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+) -> ApiResult<Response> {
+    let (_, website) = authorized_website(&state, credentials, website_id, Scope::Write).await?;
+    state
+        .analytics
+        .clone()
+        .delete_website(pb::DeleteWebsiteRequest { website_id: website.id.clone() })
+        .await?;
+    Ok(ok(serde_json::json!({ "id": website.id, "deleted": true })).into_response())
+}

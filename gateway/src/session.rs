@@ -1,0 +1,52 @@
+//! Dashboard sessions: `Authorization: Bearer <session token>` or the session cookie.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use proto::identity::v1 as pb;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub const COOKIE: &str = "zenovay_session";
+
+/// The user behind the request's session.
+pub struct SessionUser {
+    pub user: pb::User,
+    pub token: String,
+}
+
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn cookie(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(name, value)| (name == COOKIE).then_some(value))
+}
+
+impl FromRequestParts<AppState> for SessionUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let token = bearer(parts)
+            .or_else(|| cookie(parts))
+            .ok_or_else(|| ApiError::from(common::Error::unauthorized("a session token is required")))?
+            .to_owned();
+        let user = state
+            .identity
+            .clone()
+            .authenticate_session(pb::AuthenticateSessionRequest { session_token: token.clone() })
+            .await?
+            .into_inner();
+        Ok(SessionUser { user, token })
+    }
+}

@@ -1,0 +1,112 @@
+//! The JSON shapes of SPEC §5 and §7, built from the services' proto types.
+
+use proto::analytics::v1 as anpb;
+use proto::identity::v1 as idpb;
+use proto::policy::v1 as popb;
+use serde_json::{Value, json};
+
+use crate::envelope::rfc3339;
+
+pub fn user(u: &idpb::User) -> Value {
+    json!({ "id": u.id, "email": u.email, "name": u.name, "created_at": rfc3339(u.created_at_unix_ms) })
+}
+
+pub fn role(value: i32) -> &'static str {
+    match idpb::Role::try_from(value) {
+        Ok(idpb::Role::Owner) => "owner",
+        Ok(idpb::Role::Admin) => "admin",
+        _ => "member",
+    }
+}
+
+pub fn scope(value: i32) -> &'static str {
+    match idpb::Scope::try_from(value) {
+        Ok(idpb::Scope::Write) => "write",
+        Ok(idpb::Scope::Admin) => "admin",
+        _ => "read",
+    }
+}
+
+pub fn plan(value: i32) -> &'static str {
+    match popb::Plan::try_from(value) {
+        Ok(popb::Plan::Pro) => "pro",
+        Ok(popb::Plan::Scale) => "scale",
+        Ok(popb::Plan::Enterprise) => "enterprise",
+        _ => "free",
+    }
+}
+
+pub fn api_key_policy(value: i32) -> &'static str {
+    match popb::ApiKeyPolicy::try_from(value) {
+        Ok(popb::ApiKeyPolicy::AdminsOnly) => "admins_only",
+        Ok(popb::ApiKeyPolicy::Nobody) => "nobody",
+        _ => "all_members",
+    }
+}
+
+pub fn team(m: &idpb::Membership, settings: Option<&popb::TeamSettings>) -> Value {
+    let t = m.team.clone().unwrap_or_default();
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "role": role(m.role),
+        "plan": plan(settings.map_or(0, |s| s.plan)),
+        "api_key_policy": api_key_policy(settings.map_or(0, |s| s.api_key_policy)),
+        "created_at": rfc3339(t.created_at_unix_ms),
+    })
+}
+
+pub fn team_settings(s: &popb::TeamSettings) -> Value {
+    let limits = s.limits.unwrap_or_default();
+    let overrides = s.overrides.unwrap_or_default();
+    json!({
+        "team_id": s.team_id,
+        "plan": plan(s.plan),
+        "api_key_policy": api_key_policy(s.api_key_policy),
+        "limits": {
+            "api_access": limits.api_access,
+            "requests_per_minute": limits.requests_per_minute,
+            "requests_per_month": limits.requests_per_month,
+            "mcp_calls_per_day": limits.mcp_calls_per_day,
+        },
+        "overrides": {
+            "requests_per_minute": overrides.requests_per_minute,
+            "requests_per_month": overrides.requests_per_month,
+            "mcp_calls_per_day": overrides.mcp_calls_per_day,
+        },
+    })
+}
+
+pub fn api_key(k: &idpb::ApiKey) -> Value {
+    let grant = k.grant.clone().unwrap_or_default();
+    let permissions = if grant.full {
+        json!("full")
+    } else {
+        json!(grant.scopes.iter().map(|&s| scope(s)).collect::<Vec<_>>())
+    };
+    let teams = k.teams.clone().unwrap_or_default();
+    let teams = if teams.all { json!("all") } else { json!(teams.team_ids) };
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "hint": k.hint,
+        "permissions": permissions,
+        "teams": teams,
+        "created_at": rfc3339(k.created_at_unix_ms),
+        "last_used_at": k.last_used_at_unix_ms.map(rfc3339),
+        "revoked_at": k.revoked_at_unix_ms.map(rfc3339),
+        "revoked_reason": (!k.revoked_reason.is_empty()).then_some(&k.revoked_reason),
+    })
+}
+
+pub fn website(w: &anpb::Website) -> Value {
+    json!({
+        "id": w.id,
+        "team_id": w.team_id,
+        "domain": w.domain,
+        "name": w.name,
+        "timezone": w.timezone,
+        "tracking_code": w.tracking_code,
+        "created_at": rfc3339(w.created_at_unix_ms),
+    })
+}

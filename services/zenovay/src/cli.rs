@@ -1,0 +1,169 @@
+//! Command line and configuration: compiled-in defaults, then `ZENOVAY_*` variables, then flags,
+//! then validation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use common::db::Backend;
+
+#[derive(Parser, Debug)]
+#[command(name = "zenovay", version, about = "Zenovay analytics API platform", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Every service in one process, embedded storage, in-process limiter (the default).
+    All,
+    /// The HTTP gateway; reaches the services at their `*_URL`.
+    Gateway,
+    /// The identity service (users, sessions, teams, API keys) on `ZENOVAY_IDENTITY_LISTEN`.
+    Identity,
+    /// The policy service (plans, authorization, rate limits) on `ZENOVAY_POLICY_LISTEN`.
+    Policy,
+    /// The analytics service (websites, events, statistics) on `ZENOVAY_ANALYTICS_LISTEN`.
+    Analytics,
+    /// Operator commands, run against the configured storage.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum AdminCommand {
+    /// Sets a team's plan (stands in for billing) and optional limit overrides.
+    SetPlan {
+        /// Team id.
+        team_id: String,
+        #[arg(value_enum)]
+        plan: PlanArg,
+        #[arg(long)]
+        requests_per_minute: Option<u32>,
+        #[arg(long)]
+        requests_per_month: Option<u64>,
+        #[arg(long)]
+        mcp_calls_per_day: Option<u32>,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum PlanArg {
+    Free,
+    Pro,
+    Scale,
+    Enterprise,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, Default)]
+pub enum LogFormatArg {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Settings {
+    /// Where the gateway listens for HTTP.
+    #[arg(long, env = "ZENOVAY_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub http_addr: SocketAddr,
+    /// Directory of the embedded SQLite files (one per service).
+    #[arg(long, env = "ZENOVAY_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; when set, used instead of SQLite (each service in its own schema).
+    #[arg(long, env = "ZENOVAY_DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// Redis URL; when set, limiter state and change notifications go through Redis.
+    #[arg(long, env = "ZENOVAY_REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so that several deployments can share one Redis.
+    #[arg(long, env = "ZENOVAY_REDIS_PREFIX", default_value = "zenovay:", global = true)]
+    pub redis_prefix: String,
+    /// Credential of the operator API (`X-Operator-Token`); unset turns the operator API off.
+    #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
+    pub operator_token: Option<String>,
+    /// Where the identity service listens (split mode).
+    #[arg(long, env = "ZENOVAY_IDENTITY_LISTEN", default_value = "127.0.0.1:50051", global = true)]
+    pub identity_listen: SocketAddr,
+    /// Where the policy service listens (split mode).
+    #[arg(long, env = "ZENOVAY_POLICY_LISTEN", default_value = "127.0.0.1:50052", global = true)]
+    pub policy_listen: SocketAddr,
+    /// Where the analytics service listens (split mode).
+    #[arg(long, env = "ZENOVAY_ANALYTICS_LISTEN", default_value = "127.0.0.1:50053", global = true)]
+    pub analytics_listen: SocketAddr,
+    /// Where the gateway reaches the identity service (split mode).
+    #[arg(long, env = "ZENOVAY_IDENTITY_URL", default_value = "http://127.0.0.1:50051", global = true)]
+    pub identity_url: String,
+    /// Where the gateway reaches the policy service (split mode).
+    #[arg(long, env = "ZENOVAY_POLICY_URL", default_value = "http://127.0.0.1:50052", global = true)]
+    pub policy_url: String,
+    /// Where the gateway reaches the analytics service (split mode).
+    #[arg(long, env = "ZENOVAY_ANALYTICS_URL", default_value = "http://127.0.0.1:50053", global = true)]
+    pub analytics_url: String,
+    /// Log filter, e.g. `info` or `info,zenovay=debug`.
+    #[arg(long, env = "ZENOVAY_LOG", default_value = "info,sqlx=warn", global = true)]
+    pub log: String,
+    /// Log line format.
+    #[arg(long, env = "ZENOVAY_LOG_FORMAT", value_enum, default_value_t, global = true)]
+    pub log_format: LogFormatArg,
+}
+
+impl Settings {
+    /// Checks what clap's types cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err("ZENOVAY_DATABASE_URL must be a postgres:// URL".into());
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err("ZENOVAY_REDIS_URL must be a redis:// or rediss:// URL".into());
+            }
+        }
+        if self.redis_prefix.is_empty() {
+            return Err("ZENOVAY_REDIS_PREFIX must not be empty".into());
+        }
+        if self.operator_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err("ZENOVAY_OPERATOR_TOKEN must be at least 16 characters".into());
+        }
+        for (name, url) in [
+            ("ZENOVAY_IDENTITY_URL", &self.identity_url),
+            ("ZENOVAY_POLICY_URL", &self.policy_url),
+            ("ZENOVAY_ANALYTICS_URL", &self.analytics_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("{name} must be an http:// or https:// URL"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        Backend::from_config(self.data_dir.clone(), self.database_url.clone())
+    }
+
+    pub fn identity(&self) -> identity::Config {
+        identity::Config { listen: self.identity_listen, backend: self.backend() }
+    }
+
+    pub fn policy(&self) -> policy::Config {
+        policy::Config {
+            listen: self.policy_listen,
+            backend: self.backend(),
+            redis_url: self.redis_url.clone(),
+            redis_prefix: self.redis_prefix.clone(),
+        }
+    }
+
+    pub fn analytics(&self) -> analytics::Config {
+        analytics::Config { listen: self.analytics_listen, backend: self.backend() }
+    }
+
+    pub fn gateway(&self) -> gateway::Config {
+        gateway::Config { http_addr: self.http_addr, operator_token: self.operator_token.clone() }
+    }
+}
