@@ -80,17 +80,30 @@ impl Credentials {
         let verified = state
             .identity
             .clone()
-            .verify_api_key(idpb::VerifyApiKeyRequest { secret_digest: digest.as_bytes().to_vec() })
+            .verify_api_key(idpb::VerifyApiKeyRequest {
+                secret_digest: digest.as_bytes().to_vec(),
+            })
             .await?
             .into_inner();
-        let key = verified.key.ok_or_else(|| Error::internal("identity returned no key"))?;
-        Ok(VerifiedKey { key, teams: verified.teams, slot: self.slot })
+        let key = verified
+            .key
+            .ok_or_else(|| Error::internal("identity returned no key"))?;
+        Ok(VerifiedKey {
+            key,
+            teams: verified.teams,
+            slot: self.slot,
+        })
     }
 }
 
 impl VerifiedKey {
     /// Asks policy for the decision. Only an allowed request takes a rate-limit slot.
-    pub async fn authorize(&self, state: &AppState, scope: Scope, resource_team: Option<&str>) -> ApiResult<Authorized> {
+    pub async fn authorize(
+        &self,
+        state: &AppState,
+        scope: Scope,
+        resource_team: Option<&str>,
+    ) -> ApiResult<Authorized> {
         let response = state
             .policy
             .clone()
@@ -105,9 +118,13 @@ impl VerifiedKey {
             .into_inner();
         let rate = response.rate_limit;
         *self.slot.0.lock().expect("rate slot lock poisoned") = rate;
-        let decision = response.decision.ok_or_else(|| Error::internal("policy returned no decision"))?;
+        let decision = response
+            .decision
+            .ok_or_else(|| Error::internal("policy returned no decision"))?;
         if decision.allowed {
-            return Ok(Authorized { reachable_team_ids: response.reachable_team_ids });
+            return Ok(Authorized {
+                reachable_team_ids: response.reachable_team_ids,
+            });
         }
         let code = match pb::DenyReason::try_from(decision.reason) {
             Ok(pb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,

@@ -32,11 +32,17 @@ pub struct Envelope<T> {
 }
 
 pub fn ok<T: Serialize>(data: T) -> Envelope<T> {
-    Envelope { status: StatusCode::OK, data }
+    Envelope {
+        status: StatusCode::OK,
+        data,
+    }
 }
 
 pub fn created<T: Serialize>(data: T) -> Envelope<T> {
-    Envelope { status: StatusCode::CREATED, data }
+    Envelope {
+        status: StatusCode::CREATED,
+        data,
+    }
 }
 
 impl<T: Serialize> IntoResponse for Envelope<T> {

@@ -24,9 +24,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-pub use crate::state::Backends;
 use crate::error::ApiError;
 use crate::state::AppState;
+pub use crate::state::Backends;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -44,7 +44,10 @@ impl Gateway {
     pub async fn build(config: &Config, backends: Backends) -> std::io::Result<Gateway> {
         let state = AppState::new(backends, config.operator_token.as_deref());
         let listener = TcpListener::bind(config.http_addr).await?;
-        Ok(Gateway { listener, router: router(state) })
+        Ok(Gateway {
+            listener,
+            router: router(state),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -64,7 +67,10 @@ async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
 }
 
 async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

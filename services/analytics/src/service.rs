@@ -20,10 +20,18 @@ pub struct WebsiteChanges {
 
 impl Analytics {
     pub async fn open(backend: &Backend) -> Result<Analytics, OpenError> {
-        Ok(Analytics { store: Store::open(backend).await? })
+        Ok(Analytics {
+            store: Store::open(backend).await?,
+        })
     }
 
-    pub async fn create_website(&self, team_id: &str, domain: &str, name: &str, timezone: Option<&str>) -> Result<Website> {
+    pub async fn create_website(
+        &self,
+        team_id: &str,
+        domain: &str,
+        name: &str,
+        timezone: Option<&str>,
+    ) -> Result<Website> {
         if team_id.is_empty() {
             return Err(Error::validation("team_id is required"));
         }

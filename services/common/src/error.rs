@@ -74,7 +74,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into() }
+        Error {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -94,7 +97,10 @@ impl Error {
     }
 
     pub fn unavailable(what: &str) -> Self {
-        Error::new(ErrorCode::ServiceUnavailable, format!("{what} is unavailable, try again shortly"))
+        Error::new(
+            ErrorCode::ServiceUnavailable,
+            format!("{what} is unavailable, try again shortly"),
+        )
     }
 
     /// An unexpected failure: the cause is logged here, the client sees a generic message.

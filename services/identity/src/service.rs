@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use common::access::{Grant, KeyTeams, Role, TeamRole};
 use common::db::{Backend, OpenError};
 use common::secret::{Digest, random_token};
@@ -53,7 +53,11 @@ fn normalize_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
         })
         && !email.chars().any(char::is_whitespace);
     if !valid {
@@ -65,7 +69,9 @@ fn normalize_email(email: &str) -> Result<String> {
 async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
     })
     .await
     .map_err(Error::internal)?
@@ -82,7 +88,10 @@ async fn verify_password(password: String, stored: Option<String>) -> Result<boo
             DUMMY
                 .get_or_init(|| {
                     let salt = SaltString::generate(&mut OsRng);
-                    Argon2::default().hash_password(b"not a password", &salt).expect("hashing a constant").to_string()
+                    Argon2::default()
+                        .hash_password(b"not a password", &salt)
+                        .expect("hashing a constant")
+                        .to_string()
                 })
                 .clone()
         });
@@ -95,13 +104,18 @@ async fn verify_password(password: String, stored: Option<String>) -> Result<boo
 
 impl Identity {
     pub async fn open(backend: &Backend) -> Result<Identity, OpenError> {
-        Ok(Identity { store: Store::open(backend).await?, last_use_written: Arc::default() })
+        Ok(Identity {
+            store: Store::open(backend).await?,
+            last_use_written: Arc::default(),
+        })
     }
 
     async fn open_session(&self, user: User) -> Result<(User, String)> {
         let token = random_token("zvs_");
         let now = now_ms();
-        self.store.create_session(&Digest::of(&token), &user.id, now, now + SESSION_TTL_MS).await?;
+        self.store
+            .create_session(&Digest::of(&token), &user.id, now, now + SESSION_TTL_MS)
+            .await?;
         Ok((user, token))
     }
 
@@ -112,8 +126,17 @@ impl Identity {
             return Err(Error::validation("password must be 8–128 characters"));
         }
         let now = now_ms();
-        let user = User { id: new_id(), email, name, created_at: now };
-        let team = Team { id: new_id(), name: format!("{}'s team", user.name), created_at: now };
+        let user = User {
+            id: new_id(),
+            email,
+            name,
+            created_at: now,
+        };
+        let team = Team {
+            id: new_id(),
+            name: format!("{}'s team", user.name),
+            created_at: now,
+        };
         let hash = hash_password(password.to_owned()).await?;
         self.store.create_user(&user, &hash, &team).await?;
         self.open_session(user).await
@@ -128,7 +151,8 @@ impl Identity {
         if !verify_password(password.to_owned(), hash).await? {
             return Err(Error::unauthorized("wrong email or password"));
         }
-        self.open_session(user.expect("verified only when the user exists")).await
+        self.open_session(user.expect("verified only when the user exists"))
+            .await
     }
 
     pub async fn logout(&self, token: &str) -> Result<()> {
@@ -147,9 +171,16 @@ impl Identity {
     }
 
     pub async fn create_team(&self, user_id: &str, name: &str) -> Result<Membership> {
-        let team = Team { id: new_id(), name: trimmed_len(name, "name", 1, 100)?, created_at: now_ms() };
+        let team = Team {
+            id: new_id(),
+            name: trimmed_len(name, "name", 1, 100)?,
+            created_at: now_ms(),
+        };
         self.store.create_team(user_id, &team).await?;
-        Ok(Membership { team, role: Role::Owner })
+        Ok(Membership {
+            team,
+            role: Role::Owner,
+        })
     }
 
     pub async fn get_team(&self, team_id: &str) -> Result<Team> {
@@ -160,7 +191,10 @@ impl Identity {
         let name = trimmed_len(&new.name, "name", 1, 64)?;
         if let KeyTeams::Only(team_ids) = &new.teams {
             let memberships = self.store.memberships(&new.user_id).await?;
-            if let Some(missing) = team_ids.iter().find(|id| !memberships.iter().any(|m| &&m.team.id == id)) {
+            if let Some(missing) = team_ids
+                .iter()
+                .find(|id| !memberships.iter().any(|m| &&m.team.id == id))
+            {
                 return Err(Error::forbidden(format!("you are not a member of team {missing}")));
             }
         }
@@ -190,7 +224,10 @@ impl Identity {
             return Err(Error::not_found("API key"));
         }
         self.store.revoke_api_key(key_id, now_ms(), REVOKED_BY_USER).await?;
-        self.store.api_key(key_id).await?.ok_or_else(|| Error::not_found("API key"))
+        self.store
+            .api_key(key_id)
+            .await?
+            .ok_or_else(|| Error::not_found("API key"))
     }
 
     /// The key behind a digest and its owner's current memberships among the key's teams.
@@ -210,11 +247,16 @@ impl Identity {
                 KeyTeams::All => true,
                 KeyTeams::Only(ids) => ids.contains(&m.team.id),
             })
-            .map(|m| TeamRole { team_id: m.team.id, role: m.role })
+            .map(|m| TeamRole {
+                team_id: m.team.id,
+                role: m.role,
+            })
             .collect();
         if teams.is_empty() && matches!(key.teams, KeyTeams::Only(_)) {
             // Every team the key selected is gone for its owner: the key can never work again.
-            self.store.revoke_api_key(&key.id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await?;
+            self.store
+                .revoke_api_key(&key.id, now_ms(), REVOKED_TEAM_ACCESS_LOST)
+                .await?;
             return Err(invalid());
         }
         self.record_use(&key.id);

@@ -40,7 +40,11 @@ fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
         name: row.try_get("name")?,
         hint: row.try_get("hint")?,
         grant: Grant::decode(&row.try_get::<String, _>("permissions")?)?,
-        teams: if all_teams != 0 { KeyTeams::All } else { KeyTeams::Only(team_ids) },
+        teams: if all_teams != 0 {
+            KeyTeams::All
+        } else {
+            KeyTeams::Only(team_ids)
+        },
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
         revoked_at: row.try_get("revoked_at")?,
@@ -53,23 +57,29 @@ const KEY_COLUMNS: &str =
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store { pool: common::db::open(backend, "identity", &MIGRATOR).await? })
+        Ok(Store {
+            pool: common::db::open(backend, "identity", &MIGRATOR).await?,
+        })
     }
 
     /// Creates the user, their personal team and their owner membership, atomically.
     pub async fn create_user(&self, user: &User, password_hash: &str, team: &Team) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&user.id)
-            .bind(&user.email)
-            .bind(&user.name)
-            .bind(password_hash)
-            .bind(user.created_at)
-            .execute(&mut *tx)
-            .await;
+        let inserted =
+            sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&user.id)
+                .bind(&user.email)
+                .bind(&user.name)
+                .bind(password_hash)
+                .bind(user.created_at)
+                .execute(&mut *tx)
+                .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => {
-                return Err(Error::new(ErrorCode::Conflict, "an account with this email already exists"));
+                return Err(Error::new(
+                    ErrorCode::Conflict,
+                    "an account with this email already exists",
+                ));
             }
             other => other?,
         };
@@ -83,7 +93,8 @@ impl Store {
             .bind(email)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?))).transpose()
+        row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?)))
+            .transpose()
     }
 
     pub async fn create_session(&self, digest: &Digest, user_id: &str, now: i64, expires_at: i64) -> Result<()> {
@@ -128,7 +139,11 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(Membership {
-                    team: Team { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? },
+                    team: Team {
+                        id: row.try_get("id")?,
+                        name: row.try_get("name")?,
+                        created_at: row.try_get("created_at")?,
+                    },
                     role: row.try_get::<String, _>("role")?.parse::<Role>()?,
                 })
             })
@@ -147,8 +162,14 @@ impl Store {
             .bind(team_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| Ok(Team { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? }))
-            .transpose()
+        row.map(|row| {
+            Ok(Team {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
     }
 
     pub async fn insert_api_key(&self, key: &ApiKey, digest: &Digest) -> Result<()> {
@@ -227,12 +248,14 @@ impl Store {
 
     /// Marks a key revoked unless it already is; returns whether this call revoked it.
     pub async fn revoke_api_key(&self, key_id: &str, now: i64, reason: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(reason)
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -37,7 +37,9 @@ pub struct Config {
 impl Config {
     pub fn limiter(&self) -> Result<Arc<dyn Limiter>, BuildError> {
         Ok(match &self.redis_url {
-            Some(url) => Arc::new(RedisLimiter::new(url, &self.redis_prefix).map_err(|e| BuildError::Redis(e.to_string()))?),
+            Some(url) => {
+                Arc::new(RedisLimiter::new(url, &self.redis_prefix).map_err(|e| BuildError::Redis(e.to_string()))?)
+            }
             None => Arc::new(MemoryLimiter::default()),
         })
     }

@@ -27,7 +27,10 @@ pub struct Denial {
 }
 
 fn deny(reason: DenyReason, message: impl Into<String>) -> Denial {
-    Denial { reason, message: message.into() }
+    Denial {
+        reason,
+        message: message.into(),
+    }
 }
 
 pub struct Request {
@@ -56,7 +59,11 @@ pub struct Policy {
 
 impl Policy {
     pub async fn open(backend: &Backend, catalogue: Catalogue, limiter: Arc<dyn Limiter>) -> Result<Policy, OpenError> {
-        Ok(Policy { store: Store::open(backend).await?, catalogue: Arc::new(catalogue), limiter })
+        Ok(Policy {
+            store: Store::open(backend).await?,
+            catalogue: Arc::new(catalogue),
+            limiter,
+        })
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -99,24 +106,40 @@ impl Policy {
 
     /// Whether this user may create a key with this grant over these teams (SPEC §2).
     /// `selected` is false for an `all` key, whose teams are every current membership.
-    pub async fn check_key_creation(&self, grant: &Grant, teams: &[TeamRole], selected: bool) -> Result<Option<Denial>> {
-        if selected && grant.allows(Scope::Admin) {
-            if let Some(team) = teams.iter().find(|t| !t.role.is_admin()) {
-                return Ok(Some(deny(
-                    DenyReason::Forbidden,
-                    format!("admin scope can only target teams where you are owner or admin; you are a member of team {}", team.team_id),
-                )));
-            }
+    pub async fn check_key_creation(
+        &self,
+        grant: &Grant,
+        teams: &[TeamRole],
+        selected: bool,
+    ) -> Result<Option<Denial>> {
+        if selected
+            && grant.allows(Scope::Admin)
+            && let Some(team) = teams.iter().find(|t| !t.role.is_admin())
+        {
+            return Ok(Some(deny(
+                DenyReason::Forbidden,
+                format!(
+                    "admin scope can only target teams where you are owner or admin; you are a member of team {}",
+                    team.team_id
+                ),
+            )));
         }
         let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
         let settings = self.store.settings(&ids).await?;
-        if selected {
-            if let Some((team, s)) = teams.iter().zip(&settings).find(|(t, s)| !s.api_key_policy.allows(t.role)) {
-                return Ok(Some(deny(
-                    DenyReason::KeyPolicyForbids,
-                    format!("the API-key policy of team {} ({}) does not let you create keys for it", team.team_id, s.api_key_policy.as_str()),
-                )));
-            }
+        if selected
+            && let Some((team, s)) = teams
+                .iter()
+                .zip(&settings)
+                .find(|(t, s)| !s.api_key_policy.allows(t.role))
+        {
+            return Ok(Some(deny(
+                DenyReason::KeyPolicyForbids,
+                format!(
+                    "the API-key policy of team {} ({}) does not let you create keys for it",
+                    team.team_id,
+                    s.api_key_policy.as_str()
+                ),
+            )));
         }
         let paid = teams
             .iter()
@@ -157,7 +180,10 @@ impl Policy {
         let Some(limits) = limits else {
             let excluded_by_policy = reachable.is_empty() && !req.teams.is_empty();
             auth.denial = Some(if excluded_by_policy {
-                deny(DenyReason::Forbidden, "the API-key policy of every team this key selects now excludes you")
+                deny(
+                    DenyReason::Forbidden,
+                    "the API-key policy of every team this key selects now excludes you",
+                )
             } else {
                 deny(
                     DenyReason::ApiPaidPlanRequired,
@@ -167,7 +193,10 @@ impl Policy {
             return Ok(auth);
         };
         if !req.grant.allows(req.scope) {
-            auth.denial = Some(deny(DenyReason::InsufficientScope, format!("this key lacks the `{}` scope", req.scope)));
+            auth.denial = Some(deny(
+                DenyReason::InsufficientScope,
+                format!("this key lacks the `{}` scope", req.scope),
+            ));
             return Ok(auth);
         }
         if req.scope == Scope::Admin {
@@ -177,16 +206,16 @@ impl Policy {
                 .map(|(t, _)| t.team_id.clone())
                 .collect();
         }
-        if let Some(team_id) = &req.resource_team {
-            if !auth.reachable_team_ids.contains(team_id) {
-                let message = if req.scope == Scope::Admin && reachable.iter().any(|(t, _)| &t.team_id == team_id) {
-                    "admin scope applies only to teams where you are owner or admin"
-                } else {
-                    "this key cannot reach the team that owns this resource"
-                };
-                auth.denial = Some(deny(DenyReason::Forbidden, message));
-                return Ok(auth);
-            }
+        if let Some(team_id) = &req.resource_team
+            && !auth.reachable_team_ids.contains(team_id)
+        {
+            let message = if req.scope == Scope::Admin && reachable.iter().any(|(t, _)| &t.team_id == team_id) {
+                "admin scope applies only to teams where you are owner or admin"
+            } else {
+                "this key cannot reach the team that owns this resource"
+            };
+            auth.denial = Some(deny(DenyReason::Forbidden, message));
+            return Ok(auth);
         }
         let rate = self.limiter.acquire(&req.key_id, limits.requests_per_minute).await?;
         auth.rate = Some(rate);

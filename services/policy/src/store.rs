@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use common::Result;
 use common::db::{AnyPool, Backend, OpenError};
 use common::time::now_ms;
-use common::Result;
 use sqlx::Row;
 
 use crate::plans::{ApiKeyPolicy, Overrides, Plan, TeamSettings};
@@ -18,7 +18,9 @@ pub struct Store {
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store { pool: common::db::open(backend, "policy", &MIGRATOR).await? })
+        Ok(Store {
+            pool: common::db::open(backend, "policy", &MIGRATOR).await?,
+        })
     }
 
     /// Settings of each team asked for, defaults for teams never configured, in the order asked.

@@ -86,22 +86,52 @@ pub struct Settings {
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
     /// Where the identity service listens (split mode).
-    #[arg(long, env = "ZENOVAY_IDENTITY_LISTEN", default_value = "127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "ZENOVAY_IDENTITY_LISTEN",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
     pub identity_listen: SocketAddr,
     /// Where the policy service listens (split mode).
-    #[arg(long, env = "ZENOVAY_POLICY_LISTEN", default_value = "127.0.0.1:50052", global = true)]
+    #[arg(
+        long,
+        env = "ZENOVAY_POLICY_LISTEN",
+        default_value = "127.0.0.1:50052",
+        global = true
+    )]
     pub policy_listen: SocketAddr,
     /// Where the analytics service listens (split mode).
-    #[arg(long, env = "ZENOVAY_ANALYTICS_LISTEN", default_value = "127.0.0.1:50053", global = true)]
+    #[arg(
+        long,
+        env = "ZENOVAY_ANALYTICS_LISTEN",
+        default_value = "127.0.0.1:50053",
+        global = true
+    )]
     pub analytics_listen: SocketAddr,
     /// Where the gateway reaches the identity service (split mode).
-    #[arg(long, env = "ZENOVAY_IDENTITY_URL", default_value = "http://127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "ZENOVAY_IDENTITY_URL",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
     pub identity_url: String,
     /// Where the gateway reaches the policy service (split mode).
-    #[arg(long, env = "ZENOVAY_POLICY_URL", default_value = "http://127.0.0.1:50052", global = true)]
+    #[arg(
+        long,
+        env = "ZENOVAY_POLICY_URL",
+        default_value = "http://127.0.0.1:50052",
+        global = true
+    )]
     pub policy_url: String,
     /// Where the gateway reaches the analytics service (split mode).
-    #[arg(long, env = "ZENOVAY_ANALYTICS_URL", default_value = "http://127.0.0.1:50053", global = true)]
+    #[arg(
+        long,
+        env = "ZENOVAY_ANALYTICS_URL",
+        default_value = "http://127.0.0.1:50053",
+        global = true
+    )]
     pub analytics_url: String,
     /// Log filter, e.g. `info` or `info,zenovay=debug`.
     #[arg(long, env = "ZENOVAY_LOG", default_value = "info,sqlx=warn", global = true)]
@@ -114,15 +144,15 @@ pub struct Settings {
 impl Settings {
     /// Checks what clap's types cannot.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err("ZENOVAY_DATABASE_URL must be a postgres:// URL".into());
-            }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err("ZENOVAY_DATABASE_URL must be a postgres:// URL".into());
         }
-        if let Some(url) = &self.redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return Err("ZENOVAY_REDIS_URL must be a redis:// or rediss:// URL".into());
-            }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err("ZENOVAY_REDIS_URL must be a redis:// or rediss:// URL".into());
         }
         if self.redis_prefix.is_empty() {
             return Err("ZENOVAY_REDIS_PREFIX must not be empty".into());
@@ -147,7 +177,10 @@ impl Settings {
     }
 
     pub fn identity(&self) -> identity::Config {
-        identity::Config { listen: self.identity_listen, backend: self.backend() }
+        identity::Config {
+            listen: self.identity_listen,
+            backend: self.backend(),
+        }
     }
 
     pub fn policy(&self) -> policy::Config {
@@ -160,10 +193,16 @@ impl Settings {
     }
 
     pub fn analytics(&self) -> analytics::Config {
-        analytics::Config { listen: self.analytics_listen, backend: self.backend() }
+        analytics::Config {
+            listen: self.analytics_listen,
+            backend: self.backend(),
+        }
     }
 
     pub fn gateway(&self) -> gateway::Config {
-        gateway::Config { http_addr: self.http_addr, operator_token: self.operator_token.clone() }
+        gateway::Config {
+            http_addr: self.http_addr,
+            operator_token: self.operator_token.clone(),
+        }
     }
 }

@@ -98,7 +98,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Result<()> {
     use policy::plans::{Overrides, Plan};
     match command {
-        cli::AdminCommand::SetPlan { team_id, plan, requests_per_minute, requests_per_month, mcp_calls_per_day } => {
+        cli::AdminCommand::SetPlan {
+            team_id,
+            plan,
+            requests_per_minute,
+            requests_per_month,
+            mcp_calls_per_day,
+        } => {
             let backend = settings.backend();
             let identity = identity::Identity::open(&backend).await?;
             identity.get_team(&team_id).await.context("no such team")?;
@@ -109,7 +115,11 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
                 cli::PlanArg::Scale => Plan::Scale,
                 cli::PlanArg::Enterprise => Plan::Enterprise,
             };
-            let overrides = Overrides { requests_per_minute, requests_per_month, mcp_calls_per_day };
+            let overrides = Overrides {
+                requests_per_minute,
+                requests_per_month,
+                mcp_calls_per_day,
+            };
             let settings = policy.set_plan(&team_id, plan, overrides).await?;
             let limits = policy.limits(&settings);
             println!(

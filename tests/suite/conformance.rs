@@ -1,0 +1,272 @@
+//! Conformance suites: the same tests against each implementation of a storage or limiter
+//! trait — SQLite and PostgreSQL stores, in-memory and Redis limiters.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use common::ErrorCode;
+use common::access::{Grant, KeyTeams, Role, Scope};
+use common::apikey::ApiKeySecret;
+use common::db::Backend;
+use identity::service::NewApiKey;
+use policy::limiter::{Limiter, ManualClock, MemoryLimiter, RedisLimiter, WINDOW_MS};
+use policy::plans::{ApiKeyPolicy, Overrides, Plan};
+
+use crate::harness::{TestDatabase, TestRedis};
+
+/// Runs `check` against a fresh SQLite directory and a fresh PostgreSQL database.
+async fn on_each_backend<F, Fut>(check: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    check(Backend::Sqlite {
+        data_dir: dir.path().to_owned(),
+    })
+    .await;
+    let database = TestDatabase::create().await;
+    check(Backend::Postgres {
+        url: database.url.clone(),
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn identity_store_conforms() {
+    on_each_backend(|backend| async move {
+        let identity = identity::Identity::open(&backend).await.unwrap();
+        let (user, token) = identity
+            .signup(" Ann@Example.COM ", "long enough", "Ann")
+            .await
+            .unwrap();
+        assert_eq!(user.email, "ann@example.com");
+        let dup = identity
+            .signup("ann@example.com", "long enough", "Ann")
+            .await
+            .unwrap_err();
+        assert_eq!(dup.code, ErrorCode::Conflict);
+        assert_eq!(identity.authenticate_session(&token).await.unwrap(), user);
+        identity.logout(&token).await.unwrap();
+        assert_eq!(
+            identity.authenticate_session(&token).await.unwrap_err().code,
+            ErrorCode::Unauthorized
+        );
+
+        let personal = identity.list_teams(&user.id).await.unwrap();
+        assert_eq!(personal.len(), 1);
+        assert_eq!(personal[0].role, Role::Owner);
+        let acme = identity.create_team(&user.id, "Acme").await.unwrap();
+        assert_eq!(identity.list_teams(&user.id).await.unwrap().len(), 2);
+        assert_eq!(identity.get_team(&acme.team.id).await.unwrap(), acme.team);
+
+        let secret = ApiKeySecret::generate();
+        let key = identity
+            .create_api_key(NewApiKey {
+                user_id: user.id.clone(),
+                name: "ci".into(),
+                grant: Grant::scopes([Scope::Read, Scope::Admin]).unwrap(),
+                teams: KeyTeams::Only(BTreeSet::from([acme.team.id.clone()])),
+                digest: secret.digest(),
+                hint: secret.hint(),
+            })
+            .await
+            .unwrap();
+        let (found, teams) = identity.verify_api_key(&secret.digest()).await.unwrap();
+        assert_eq!(
+            (found.id.as_str(), found.grant.clone(), found.teams.clone()),
+            (key.id.as_str(), key.grant.clone(), key.teams.clone())
+        );
+        assert_eq!(teams.len(), 1);
+        assert_eq!(teams[0].team_id, acme.team.id);
+        assert_eq!(identity.list_api_keys(&user.id).await.unwrap().len(), 1);
+
+        let other = ApiKeySecret::generate();
+        assert_eq!(
+            identity.verify_api_key(&other.digest()).await.unwrap_err().code,
+            ErrorCode::Unauthorized
+        );
+        let revoked = identity.revoke_api_key(&user.id, &key.id).await.unwrap();
+        assert!(revoked.revoked_at.is_some());
+        assert_eq!(revoked.revoked_reason.as_deref(), Some("user"));
+        assert_eq!(
+            identity.verify_api_key(&secret.digest()).await.unwrap_err().code,
+            ErrorCode::Unauthorized
+        );
+        assert_eq!(
+            identity.revoke_api_key("someone-else", &key.id).await.unwrap_err().code,
+            ErrorCode::NotFound
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn policy_store_conforms() {
+    on_each_backend(|backend| async move {
+        let policy = policy::Policy::open(&backend, Default::default(), Arc::new(MemoryLimiter::default()))
+            .await
+            .unwrap();
+        let ids = vec!["t1".to_owned(), "t2".to_owned()];
+        let defaults = policy.settings(&ids).await.unwrap();
+        assert_eq!(
+            defaults.iter().map(|s| (s.plan, s.api_key_policy)).collect::<Vec<_>>(),
+            [(Plan::Free, ApiKeyPolicy::AllMembers); 2]
+        );
+
+        let overrides = Overrides {
+            requests_per_minute: Some(7),
+            ..Overrides::default()
+        };
+        policy.set_plan("t1", Plan::Scale, overrides).await.unwrap();
+        let set = policy.set_api_key_policy("t1", ApiKeyPolicy::AdminsOnly).await.unwrap();
+        assert_eq!(
+            (set.plan, set.api_key_policy, set.overrides),
+            (Plan::Scale, ApiKeyPolicy::AdminsOnly, overrides)
+        );
+        assert_eq!(policy.limits(&set).requests_per_minute, 7);
+        assert_eq!(policy.limits(&set).requests_per_month, 100_000);
+        let set = policy.set_plan("t1", Plan::Pro, Overrides::default()).await.unwrap();
+        assert_eq!(
+            (set.plan, set.api_key_policy),
+            (Plan::Pro, ApiKeyPolicy::AdminsOnly),
+            "a plan change keeps the key policy"
+        );
+        let both = policy.settings(&ids).await.unwrap();
+        assert_eq!((both[0].plan, both[1].plan), (Plan::Pro, Plan::Free));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn analytics_store_conforms() {
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics
+            .create_website("t1", "Example.com", "Example", None)
+            .await
+            .unwrap();
+        assert_eq!((site.domain.as_str(), site.timezone.as_str()), ("example.com", "UTC"));
+        let dup = analytics
+            .create_website("t2", "http://example.com/", "Again", None)
+            .await
+            .unwrap_err();
+        assert_eq!(dup.code, ErrorCode::Conflict);
+        analytics
+            .create_website("t2", "other.example", "Other", Some("Asia/Tokyo"))
+            .await
+            .unwrap();
+        assert_eq!(
+            analytics.list_websites(&["t1".into()]).await.unwrap(),
+            vec![site.clone()]
+        );
+        assert_eq!(
+            analytics
+                .list_websites(&["t1".into(), "t2".into()])
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        let changes = analytics::service::WebsiteChanges {
+            name: Some("Renamed".into()),
+            timezone: Some("Europe/Paris".into()),
+        };
+        let updated = analytics.update_website(&site.id, changes).await.unwrap();
+        assert_eq!(analytics.get_website(&site.id).await.unwrap(), updated);
+        analytics.delete_website(&site.id).await.unwrap();
+        assert_eq!(
+            analytics.get_website(&site.id).await.unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            analytics.delete_website(&site.id).await.unwrap_err().code,
+            ErrorCode::NotFound
+        );
+    })
+    .await;
+}
+
+/// What every limiter must do, whatever its clock.
+async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
+    for expected_remaining in (0..5).rev() {
+        let d = limiter.acquire("k1", 5).await.unwrap();
+        assert!(d.allowed);
+        assert_eq!((d.limit, d.remaining), (5, expected_remaining));
+        assert!(d.reset_at_ms > d.now_ms && d.reset_at_ms <= d.now_ms + WINDOW_MS);
+    }
+    let denied = limiter.acquire("k1", 5).await.unwrap();
+    assert!(!denied.allowed);
+    assert_eq!(denied.remaining, 0);
+    assert!(denied.retry_after_ms() > 0 && denied.retry_after_ms() <= WINDOW_MS as u64);
+
+    // Keys are independent; a lower limit applies to the next call.
+    assert!(limiter.acquire("k2", 5).await.unwrap().allowed);
+    assert!(limiter.acquire("k2", 5).await.unwrap().allowed);
+    assert!(!limiter.acquire("k2", 2).await.unwrap().allowed);
+    assert!(limiter.acquire("k2", 3).await.unwrap().allowed);
+
+    // Concurrent callers never get more than the limit together.
+    let calls = (0..60).map(|_| {
+        let limiter = limiter.clone();
+        tokio::spawn(async move { limiter.acquire("k3", 25).await.unwrap().allowed })
+    });
+    let allowed = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(allowed, 25);
+}
+
+#[tokio::test]
+async fn memory_limiter_conforms() {
+    limiter_conforms(Arc::new(MemoryLimiter::default())).await;
+}
+
+#[tokio::test]
+async fn redis_limiter_conforms() {
+    let redis = TestRedis::create().await;
+    limiter_conforms(Arc::new(RedisLimiter::new(&redis.url, &redis.prefix).unwrap())).await;
+}
+
+#[tokio::test]
+async fn sliding_window_admits_at_most_the_limit_in_any_window() {
+    let clock = ManualClock::at(1_000_000);
+    let limiter = MemoryLimiter::with_clock(clock.clone());
+    for _ in 0..3 {
+        assert!(limiter.acquire("k", 3).await.unwrap().allowed);
+        clock.advance(10_000);
+    }
+    // t = 30 s after the first: the window still holds three.
+    let denied = limiter.acquire("k", 3).await.unwrap();
+    assert!(!denied.allowed);
+    assert_eq!(denied.retry_after_ms(), 30_000);
+    clock.advance(29_999);
+    assert!(!limiter.acquire("k", 3).await.unwrap().allowed, "one millisecond early");
+    clock.advance(1);
+    assert!(
+        limiter.acquire("k", 3).await.unwrap().allowed,
+        "the first request has left the window"
+    );
+    assert!(!limiter.acquire("k", 3).await.unwrap().allowed);
+
+    // Across a boundary a fixed window would admit 2N; the log never does.
+    let clock = ManualClock::at(0);
+    let limiter = MemoryLimiter::with_clock(clock.clone());
+    let mut admitted = Vec::new();
+    for step in 0..240 {
+        if limiter.acquire("k", 10).await.unwrap().allowed {
+            admitted.push(step * 1_000);
+        }
+        clock.advance(1_000);
+    }
+    for (i, start) in admitted.iter().enumerate() {
+        let in_window = admitted[i..].iter().take_while(|&&t| t < start + WINDOW_MS).count();
+        assert!(
+            in_window <= 10,
+            "{in_window} requests in the window starting at {start}"
+        );
+    }
+    assert_eq!(admitted.len(), 40);
+}

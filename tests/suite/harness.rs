@@ -1,0 +1,407 @@
+//! The one test harness. `TestEnv::all_in_one()` starts every service in this process on a
+//! random port with its own SQLite directory; `TestEnv::split(n)` starts identity, policy,
+//! analytics and `n` gateways as real `zenovay` processes on loopback ports, with a fresh
+//! PostgreSQL database and Redis key prefix. Readiness is each process announcing its address;
+//! everything is torn down on drop.
+//!
+//! PostgreSQL and Redis are required: a test that cannot reach them fails, it is never skipped.
+//! `ZENOVAY_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and
+//! `ZENOVAY_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) say where they are.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use common::shutdown::Shutdown;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("ZENOVAY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("ZENOVAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn random_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// A PostgreSQL database of its own, dropped with this value.
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let admin = postgres_admin_url();
+        let name = format!("zv_test_{}", random_suffix());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is required for the test suite ({admin}): {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
+        TestDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (postgres_admin_url(), self.name.clone());
+        // Drop runs outside async context; a small runtime of its own does the cleanup.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                })
+        })
+        .join();
+    }
+}
+
+/// A Redis key prefix of its own; its keys are deleted with this value.
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    pub async fn create() -> TestRedis {
+        let url = redis_url();
+        let client = redis::Client::open(url.as_str()).expect("redis URL");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("Redis is required for the test suite ({url}): {e}"));
+        let _: String = redis::cmd("PING").query_async(&mut conn).await.expect("redis ping");
+        TestRedis {
+            url,
+            prefix: format!("zvtest:{}:", random_suffix()),
+        }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let (url, pattern) = (self.url.clone(), format!("{}*", self.prefix));
+        let _ = std::thread::spawn(move || {
+            let Ok(client) = redis::Client::open(url.as_str()) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_connection() else { return };
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn).unwrap_or_default();
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+        })
+        .join();
+    }
+}
+
+/// A `zenovay` child process, killed on drop.
+struct Process {
+    child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `zenovay <role>` and waits for its "listening on" line.
+fn spawn(role: &str, args: &[(&str, String)], log_dir: &Path) -> Result<(Process, String)> {
+    let log = std::fs::File::create(log_dir.join(format!("{role}-{}.log", random_suffix())))?;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_zenovay"));
+    command.arg(role);
+    for (flag, value) in args {
+        command.arg(flag).arg(value);
+    }
+    // The children must see only what the harness gives them.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("ZENOVAY_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .env("ZENOVAY_LOG", "info,sqlx=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("spawn zenovay {role}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let process = Process { child };
+    let (tx, rx) = mpsc::channel();
+    let prefix = format!("zenovay {role} listening on ");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix(&prefix) {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| {
+        anyhow!(
+            "zenovay {role} did not announce its address; see its log in {}",
+            log_dir.display()
+        )
+    })?;
+    Ok((process, addr))
+}
+
+/// A whole deployment under test and an HTTP client for it.
+pub struct TestEnv {
+    /// Base URL of each gateway, e.g. `http://127.0.0.1:40123`.
+    pub gateways: Vec<String>,
+    pub http: reqwest::Client,
+    shutdown: Shutdown,
+    processes: Vec<Process>,
+    /// Flags naming this environment's storage, for operator commands.
+    storage: Vec<(&'static str, String)>,
+    _database: Option<TestDatabase>,
+    _redis: Option<TestRedis>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        // Processes go before the database they use.
+        self.processes.clear();
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+impl TestEnv {
+    /// Every service in this process, SQLite under a temporary directory, in-process limiter.
+    pub async fn all_in_one() -> TestEnv {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let cli = <zenovay::Cli as clap::Parser>::try_parse_from([
+            "zenovay".as_ref(),
+            "--http-addr".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data-dir".as_ref(),
+            data_dir.as_os_str(),
+            "--operator-token".as_ref(),
+            OPERATOR_TOKEN.as_ref(),
+        ] as [&std::ffi::OsStr; 7])
+        .expect("cli");
+        let app = zenovay::AllInOne::build(&cli.settings)
+            .await
+            .expect("all-in-one starts");
+        let base = format!("http://{}", app.local_addr());
+        let shutdown = Shutdown::default();
+        tokio::spawn(app.run(shutdown.clone()));
+        TestEnv {
+            gateways: vec![base],
+            http: http_client(),
+            shutdown,
+            processes: vec![],
+            storage: vec![("--data-dir", data_dir.display().to_string())],
+            _database: None,
+            _redis: None,
+            _dir: dir,
+        }
+    }
+
+    /// identity, policy, analytics and `gateways` gateways as separate processes, with
+    /// PostgreSQL and Redis.
+    pub async fn split(gateways: usize) -> TestEnv {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = TestDatabase::create().await;
+        let redis = TestRedis::create().await;
+        let shared = vec![
+            ("--database-url", database.url.clone()),
+            ("--redis-url", redis.url.clone()),
+            ("--redis-prefix", redis.prefix.clone()),
+        ];
+        let mut processes = Vec::new();
+        let mut urls = Vec::new();
+        for (role, flag) in [
+            ("identity", "--identity-listen"),
+            ("policy", "--policy-listen"),
+            ("analytics", "--analytics-listen"),
+        ] {
+            let mut args = shared.clone();
+            args.push((flag, "127.0.0.1:0".into()));
+            let (process, addr) = spawn(role, &args, dir.path()).expect("service starts");
+            processes.push(process);
+            urls.push(format!("http://{addr}"));
+        }
+        let mut bases = Vec::new();
+        for _ in 0..gateways {
+            let mut args = shared.clone();
+            args.extend([
+                ("--http-addr", "127.0.0.1:0".to_owned()),
+                ("--identity-url", urls[0].clone()),
+                ("--policy-url", urls[1].clone()),
+                ("--analytics-url", urls[2].clone()),
+                ("--operator-token", OPERATOR_TOKEN.to_owned()),
+            ]);
+            let (process, addr) = spawn("gateway", &args, dir.path()).expect("gateway starts");
+            processes.push(process);
+            bases.push(format!("http://{addr}"));
+        }
+        let env = TestEnv {
+            gateways: bases,
+            http: http_client(),
+            shutdown: Shutdown::default(),
+            processes,
+            storage: vec![("--database-url", database.url.clone())],
+            _database: Some(database),
+            _redis: Some(redis),
+            _dir: dir,
+        };
+        for base in &env.gateways {
+            let status = env
+                .http
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .expect("healthz")
+                .status();
+            assert_eq!(status, StatusCode::OK);
+        }
+        env
+    }
+
+    /// Runs `zenovay admin <args>` against this environment's storage; returns its stdout.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zenovay"));
+        command.arg("admin").args(args);
+        for (flag, value) in &self.storage {
+            command.arg(flag).arg(value);
+        }
+        let output = command.output().expect("run zenovay admin");
+        assert!(
+            output.status.success(),
+            "zenovay admin failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    pub fn base(&self) -> &str {
+        &self.gateways[0]
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base()))
+    }
+
+    /// Signs a new user up; returns their session and personal team.
+    pub async fn user(&self, name: &str) -> TestUser {
+        let email = format!("{name}-{}@example.com", random_suffix());
+        let response = self
+            .request(Method::POST, "/api/v1/auth/signup")
+            .json(&json!({ "email": email, "password": "correct horse battery", "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        let session = body["data"]["session_token"].as_str().unwrap().to_owned();
+        let user_id = body["data"]["user"]["id"].as_str().unwrap().to_owned();
+        let teams = self.session_json(Method::GET, "/api/v1/teams", &session, None).await;
+        let team_id = teams.1["data"][0]["id"].as_str().unwrap().to_owned();
+        TestUser {
+            email,
+            session,
+            user_id,
+            team_id,
+        }
+    }
+
+    /// A dashboard call with a session; returns status and body.
+    pub async fn session_json(
+        &self,
+        method: Method,
+        path: &str,
+        session: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.request(method, path).bearer_auth(session);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        into_json(request.send().await.unwrap()).await
+    }
+
+    pub async fn set_plan(&self, team_id: &str, plan: &str) {
+        let response = self
+            .request(Method::PUT, &format!("/api/v1/teams/{team_id}/plan"))
+            .header("x-operator-token", OPERATOR_TOKEN)
+            .json(&json!({ "plan": plan }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "set plan");
+    }
+
+    /// Creates a key; returns the secret and the key's record.
+    pub async fn create_key(&self, user: &TestUser, body: Value) -> (String, Value) {
+        let (status, body) = self
+            .session_json(Method::POST, "/api/v1/account/api-keys", &user.session, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create key: {body}");
+        (
+            body["data"]["key"].as_str().unwrap().to_owned(),
+            body["data"]["api_key"].clone(),
+        )
+    }
+
+    /// An external API call with a key; returns status and body.
+    pub async fn api(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .request(method, &format!("/api/external/v1{path}"))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        into_json(request.send().await.unwrap()).await
+    }
+}
+
+pub struct TestUser {
+    pub email: String,
+    pub session: String,
+    pub user_id: String,
+    pub team_id: String,
+}
+
+pub async fn into_json(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"));
+    (status, value)
+}

@@ -1,0 +1,360 @@
+//! The walking skeleton's scenario (issue 2): sign up, get a key, call the API.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::TestEnv;
+
+fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCode, code: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["error"]["timestamp"].as_str().is_some(), "{body}");
+}
+
+async fn hello_world(env: &TestEnv) {
+    let ann = env.user("ann").await;
+
+    // Free plan: no API keys.
+    let (status, body) = env
+        .session_json(
+            Method::POST,
+            "/api/v1/account/api-keys",
+            &ann.session,
+            Some(json!({ "name": "ci", "permissions": "full", "teams": "all" })),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "API_PAID_PLAN_REQUIRED");
+
+    env.set_plan(&ann.team_id, "pro").await;
+    let (_, teams) = env.session_json(Method::GET, "/api/v1/teams", &ann.session, None).await;
+    assert_eq!(teams["data"][0]["plan"], "pro");
+    assert_eq!(teams["data"][0]["role"], "owner");
+    assert_eq!(teams["data"][0]["api_key_policy"], "all_members");
+
+    let (key, record) = env
+        .create_key(&ann, json!({ "name": "  ci  ", "permissions": "full", "teams": "all" }))
+        .await;
+    assert!(key.starts_with("zv_"));
+    assert_eq!(record["name"], "ci");
+    assert_eq!(record["permissions"], "full");
+    assert_eq!(record["teams"], "all");
+    let hint = record["hint"].as_str().unwrap();
+    assert!(hint.starts_with(&key[..7]) && hint.ends_with(&key[key.len() - 4..]));
+    assert!(!record.to_string().contains(&key), "the record never holds the secret");
+
+    // The hello-world call: no websites yet.
+    let response = env
+        .request(Method::GET, "/api/external/v1/websites")
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(response.headers()["x-ratelimit-limit"], "30");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["data"], json!([]));
+    assert!(body["timestamp"].as_str().is_some());
+
+    // Create one, through X-API-Key this time, and see it listed.
+    let response = env
+        .request(Method::POST, "/api/external/v1/websites")
+        .header("x-api-key", &key)
+        .json(&json!({ "team_id": ann.team_id, "domain": "https://Www.Example.com/home", "name": "Example", "timezone": "Europe/Paris" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    let site = &created["data"];
+    assert_eq!(site["domain"], "www.example.com");
+    assert_eq!(site["team_id"], ann.team_id.as_str());
+    assert_eq!(site["timezone"], "Europe/Paris");
+    for field in ["id", "name", "tracking_code", "created_at"] {
+        assert!(
+            site[field].as_str().is_some_and(|v| !v.is_empty()),
+            "{field} missing: {site}"
+        );
+    }
+    let (status, list) = env.api(Method::GET, "/websites", &key, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["data"], json!([site]));
+    let (status, one) = env
+        .api(
+            Method::GET,
+            &format!("/websites/{}", site["id"].as_str().unwrap()),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&one["data"], site);
+
+    // Another user's key cannot see or touch Ann's website.
+    let bob = env.user("bob").await;
+    env.set_plan(&bob.team_id, "scale").await;
+    let (bob_key, _) = env
+        .create_key(
+            &bob,
+            json!({ "name": "bob", "permissions": ["read", "write"], "teams": [bob.team_id] }),
+        )
+        .await;
+    let (status, body) = env.api(Method::GET, "/websites", &bob_key, None).await;
+    assert_eq!((status, &body["data"]), (StatusCode::OK, &json!([])));
+    let (status, body) = env
+        .api(
+            Method::GET,
+            &format!("/websites/{}", site["id"].as_str().unwrap()),
+            &bob_key,
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, body) = env
+        .api(
+            Method::POST,
+            "/websites",
+            &bob_key,
+            Some(json!({ "team_id": ann.team_id, "domain": "bob.example", "name": "x" })),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+
+    // Missing, malformed, mistyped and unknown keys: 401 with WWW-Authenticate.
+    let mistyped = format!("{}{}", &key[..10], if &key[10..11] == "a" { "b" } else { "a" }) + &key[11..];
+    let unknown = common::apikey::ApiKeySecret::generate();
+    for credential in [
+        None,
+        Some("Bearer nonsense"),
+        Some(&*format!("Bearer {mistyped}")),
+        Some(&*format!("Bearer {}", unknown.expose())),
+    ] {
+        let mut request = env.request(Method::GET, "/api/external/v1/websites");
+        if let Some(value) = credential {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .split(' ')
+                .next(),
+            Some("Bearer")
+        );
+        assert!(response.headers().contains_key("x-request-id"));
+        let (status, body) = crate::harness::into_json(response).await;
+        assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+
+    // Malformed bodies: 400 naming the field, nothing created.
+    for (body, field) in [
+        (
+            json!({ "team_id": ann.team_id, "domain": "x.example", "name": "x", "colour": "red" }),
+            "colour",
+        ),
+        (json!({ "team_id": 42, "domain": "x.example", "name": "x" }), "team_id"),
+        (json!({ "team_id": ann.team_id, "name": "x" }), "domain"),
+        (
+            json!({ "team_id": ann.team_id, "domain": "not a domain", "name": "x" }),
+            "domain",
+        ),
+        (
+            json!({ "team_id": ann.team_id, "domain": "y.example", "name": "x", "timezone": "Mars/Base" }),
+            "timezone",
+        ),
+    ] {
+        let (status, error) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+        assert_error(status, &error, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(error["error"]["message"].as_str().unwrap().contains(field), "{error}");
+    }
+    let response = env
+        .request(Method::POST, "/api/external/v1/websites")
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = crate::harness::into_json(response).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let (_, list) = env.api(Method::GET, "/websites", &key, None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    // Listing keys never shows a secret; revoking makes the key stop working at once.
+    let (status, keys) = env
+        .session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(keys["data"].as_array().unwrap().len(), 1);
+    assert!(!keys.to_string().contains(&key));
+    assert!(keys["data"][0]["last_used_at"].as_str().is_some(), "{keys}");
+    let key_id = keys["data"][0]["id"].as_str().unwrap();
+    let (status, revoked) = env
+        .session_json(
+            Method::DELETE,
+            &format!("/api/v1/account/api-keys/{key_id}"),
+            &ann.session,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(revoked["data"]["revoked_at"].as_str().is_some());
+    let (status, body) = env.api(Method::GET, "/websites", &key, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let (status, unknown_body) = env.api(Method::GET, "/websites", unknown.expose(), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        body["error"]["message"], unknown_body["error"]["message"],
+        "revoked and unknown look alike"
+    );
+
+    // Unknown routes and methods answer in the envelope too.
+    let (status, body) =
+        crate::harness::into_json(env.request(Method::GET, "/api/external/v1/nope").send().await.unwrap()).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+async fn accounts(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let (status, body) = env
+        .session_json(
+            Method::POST,
+            "/api/v1/auth/signup",
+            "",
+            Some(json!({ "email": ann.email, "password": "another password", "name": "A" })),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
+
+    let login = |email: String, password: &'static str| async move {
+        env.session_json(
+            Method::POST,
+            "/api/v1/auth/login",
+            "",
+            Some(json!({ "email": email, "password": password })),
+        )
+        .await
+    };
+    let (status, ok) = login(ann.email.to_uppercase(), "correct horse battery").await;
+    assert_eq!(status, StatusCode::OK, "{ok}");
+    let session = ok["data"]["session_token"].as_str().unwrap().to_owned();
+    let (wrong_status, wrong) = login(ann.email.clone(), "wrong password!").await;
+    let (unknown_status, unknown) = login("nobody@example.com".into(), "wrong password!").await;
+    assert_error(wrong_status, &wrong, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert_eq!(
+        (wrong_status, &wrong["error"]["message"]),
+        (unknown_status, &unknown["error"]["message"])
+    );
+
+    let (status, me) = env.session_json(Method::GET, "/api/v1/me", &session, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["data"]["id"], ann.user_id.as_str());
+
+    let (status, team) = env
+        .session_json(Method::POST, "/api/v1/teams", &session, Some(json!({ "name": "Acme" })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        (team["data"]["role"].as_str(), team["data"]["plan"].as_str()),
+        (Some("owner"), Some("free"))
+    );
+    let (_, teams) = env.session_json(Method::GET, "/api/v1/teams", &session, None).await;
+    assert_eq!(teams["data"].as_array().unwrap().len(), 2);
+
+    // Operator API: needs the token.
+    let (status, body) = crate::harness::into_json(
+        env.request(Method::PUT, &format!("/api/v1/teams/{}/plan", ann.team_id))
+            .header("x-operator-token", "wrong-token-wrong-token")
+            .json(&json!({ "plan": "pro" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let (status, body) = crate::harness::into_json(
+        env.request(Method::PUT, "/api/v1/teams/no-such-team/plan")
+            .header("x-operator-token", crate::harness::OPERATOR_TOKEN)
+            .json(&json!({ "plan": "pro" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let (status, body) = crate::harness::into_json(
+        env.request(Method::PUT, &format!("/api/v1/teams/{}/plan", ann.team_id))
+            .header("x-operator-token", crate::harness::OPERATOR_TOKEN)
+            .json(&json!({ "plan": "platinum" }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+
+    let (status, _) = env
+        .session_json(Method::POST, "/api/v1/auth/logout", &session, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = env.session_json(Method::GET, "/api/v1/me", &session, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+}
+
+/// The README's path: the operator command stands in for billing.
+async fn admin_set_plan(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let out = env.admin(&["set-plan", &ann.team_id, "scale", "--requests-per-minute", "7"]);
+    assert!(out.contains("plan scale") && out.contains("7 requests/minute"), "{out}");
+    let (_, teams) = env.session_json(Method::GET, "/api/v1/teams", &ann.session, None).await;
+    assert_eq!(teams["data"][0]["plan"], "scale");
+    let (key, _) = env
+        .create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" }))
+        .await;
+    let response = env
+        .request(Method::GET, "/api/external/v1/websites")
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-ratelimit-limit"], "7");
+    assert_eq!(response.headers()["x-ratelimit-remaining"], "6");
+}
+
+#[tokio::test]
+async fn admin_set_plan_all_in_one() {
+    admin_set_plan(&TestEnv::all_in_one().await).await;
+}
+
+#[tokio::test]
+async fn admin_set_plan_split() {
+    admin_set_plan(&TestEnv::split(1).await).await;
+}
+
+#[tokio::test]
+async fn hello_world_all_in_one() {
+    hello_world(&TestEnv::all_in_one().await).await;
+}
+
+#[tokio::test]
+async fn hello_world_split() {
+    hello_world(&TestEnv::split(1).await).await;
+}
+
+#[tokio::test]
+async fn accounts_all_in_one() {
+    accounts(&TestEnv::all_in_one().await).await;
+}
+
+#[tokio::test]
+async fn accounts_split() {
+    accounts(&TestEnv::split(1).await).await;
+}

@@ -1,0 +1,6 @@
+//! The whole-system test suite: every scenario runs through the gateway, in the all-in-one mode
+//! and in the split mode (separate processes, PostgreSQL, Redis).
+
+mod conformance;
+mod harness;
+mod hello;
