@@ -13,6 +13,7 @@ use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as pb;
 
+use crate::cache::{Lookup, Verified};
 use crate::error::{ApiError, ApiResult};
 use crate::session::bearer;
 use crate::state::AppState;
@@ -46,8 +47,7 @@ pub struct Credentials {
 
 /// A key that identity recognised, with its owner's current memberships among its teams.
 pub struct VerifiedKey {
-    key: idpb::ApiKey,
-    teams: Vec<idpb::TeamRole>,
+    verified: Arc<Verified>,
     slot: RateSlot,
 }
 
@@ -75,25 +75,52 @@ impl FromRequestParts<AppState> for Credentials {
 }
 
 impl Credentials {
+    /// The key behind the credentials: from this gateway's cache when it can be trusted,
+    /// else from identity.
     pub async fn verify(self, state: &AppState) -> ApiResult<VerifiedKey> {
         let digest = self.secret.digest();
-        let verified = state
-            .identity
-            .clone()
-            .verify_api_key(idpb::VerifyApiKeyRequest {
-                secret_digest: digest.as_bytes().to_vec(),
-            })
-            .await?
-            .into_inner();
-        let key = verified
-            .key
-            .ok_or_else(|| Error::internal("identity returned no key"))?;
-        Ok(VerifiedKey {
-            key,
-            teams: verified.teams,
-            slot: self.slot,
-        })
+        let lookup = state.keys.as_ref().map_or(Lookup::Untrusted, |cache| cache.lookup(&digest));
+        let verified = match lookup {
+            Lookup::Hit(verified) => {
+                report_use(state, &verified.key.id);
+                verified
+            }
+            Lookup::Miss(_) | Lookup::Untrusted => {
+                let answer = state
+                    .identity
+                    .clone()
+                    .verify_api_key(idpb::VerifyApiKeyRequest { secret_digest: digest.as_bytes().to_vec() })
+                    .await?
+                    .into_inner();
+                let key = answer.key.ok_or_else(|| Error::internal("identity returned no key"))?;
+                let verified = Arc::new(Verified { key, teams: answer.teams });
+                if let (Lookup::Miss(generation), Some(cache)) = (lookup, &state.keys) {
+                    cache.insert(digest, generation, verified.clone());
+                }
+                verified
+            }
+        };
+        Ok(VerifiedKey { verified, slot: self.slot })
     }
+}
+
+/// Tells identity a cached key was used, once per key per minute, without waiting.
+fn report_use(state: &AppState, key_id: &str) {
+    let minute = common::time::now_ms() / 60_000;
+    {
+        let mut reported = state.reported_use.lock().expect("lock poisoned");
+        if reported.get(key_id) == Some(&minute) {
+            return;
+        }
+        reported.insert(key_id.to_owned(), minute);
+    }
+    let mut identity = state.identity.clone();
+    let request = idpb::RecordKeyUseRequest { key_id: key_id.to_owned() };
+    tokio::spawn(async move {
+        if let Err(status) = identity.record_key_use(request).await {
+            tracing::warn!(grpc.code = ?status.code(), "could not report an API key use");
+        }
+    });
 }
 
 impl VerifiedKey {
@@ -108,9 +135,9 @@ impl VerifiedKey {
             .policy
             .clone()
             .authorize(pb::AuthorizeRequest {
-                key_id: self.key.id.clone(),
-                grant: self.key.grant.clone(),
-                teams: self.teams.clone(),
+                key_id: self.verified.key.id.clone(),
+                grant: self.verified.key.grant.clone(),
+                teams: self.verified.teams.clone(),
                 required_scope: idpb::Scope::from(scope) as i32,
                 resource_team_id: resource_team.map(str::to_owned),
             })
@@ -118,13 +145,9 @@ impl VerifiedKey {
             .into_inner();
         let rate = response.rate_limit;
         *self.slot.0.lock().expect("rate slot lock poisoned") = rate;
-        let decision = response
-            .decision
-            .ok_or_else(|| Error::internal("policy returned no decision"))?;
+        let decision = response.decision.ok_or_else(|| Error::internal("policy returned no decision"))?;
         if decision.allowed {
-            return Ok(Authorized {
-                reachable_team_ids: response.reachable_team_ids,
-            });
+            return Ok(Authorized { reachable_team_ids: response.reachable_team_ids });
         }
         let code = match pb::DenyReason::try_from(decision.reason) {
             Ok(pb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,

@@ -20,9 +20,7 @@ pub fn timestamp() -> String {
 
 /// A stored unix-millisecond time as RFC 3339.
 pub fn rfc3339(unix_ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(unix_ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    DateTime::<Utc>::from_timestamp_millis(unix_ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// `{"success": true, "data": …, "timestamp": …}` with a status.
@@ -32,17 +30,11 @@ pub struct Envelope<T> {
 }
 
 pub fn ok<T: Serialize>(data: T) -> Envelope<T> {
-    Envelope {
-        status: StatusCode::OK,
-        data,
-    }
+    Envelope { status: StatusCode::OK, data }
 }
 
 pub fn created<T: Serialize>(data: T) -> Envelope<T> {
-    Envelope {
-        status: StatusCode::CREATED,
-        data,
-    }
+    Envelope { status: StatusCode::CREATED, data }
 }
 
 impl<T: Serialize> IntoResponse for Envelope<T> {
@@ -82,8 +74,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::new(ErrorCode::Validation, format!("{path}: {message}"))
         }
     })?;
-    de.end()
-        .map_err(|e| ApiError::new(ErrorCode::Validation, format!("invalid request body: {}", describe(&e))))?;
+    de.end().map_err(|e| ApiError::new(ErrorCode::Validation, format!("invalid request body: {}", describe(&e))))?;
     Ok(value)
 }
 

@@ -21,19 +21,13 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            error: Error::new(code, message),
-            retry_after_secs: None,
-        }
+        ApiError { error: Error::new(code, message), retry_after_secs: None }
     }
 }
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        ApiError {
-            error,
-            retry_after_secs: None,
-        }
+        ApiError { error, retry_after_secs: None }
     }
 }
 
@@ -54,10 +48,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         if code == ErrorCode::Unauthorized {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"zenovay\""),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"zenovay\""));
         }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -2,6 +2,7 @@
 //! decision, then calls analytics. It holds no data of its own and never touches a database.
 
 mod auth;
+mod cache;
 mod envelope;
 mod error;
 mod routes;
@@ -44,10 +45,7 @@ impl Gateway {
     pub async fn build(config: &Config, backends: Backends) -> std::io::Result<Gateway> {
         let state = AppState::new(backends, config.operator_token.as_deref());
         let listener = TcpListener::bind(config.http_addr).await?;
-        Ok(Gateway {
-            listener,
-            router: router(state),
-        })
+        Ok(Gateway { listener, router: router(state) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -56,9 +54,7 @@ impl Gateway {
 
     /// Serves until `shutdown` fires, then finishes in-flight requests.
     pub async fn run(self, shutdown: Shutdown) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await
+        axum::serve(self.listener, self.router).with_graceful_shutdown(async move { shutdown.wait().await }).await
     }
 }
 
@@ -67,10 +63,7 @@ async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
 }
 
 async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
-    ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        format!("{method} is not allowed on {}", uri.path()),
-    )
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -100,9 +93,7 @@ fn router(state: AppState) -> Router {
         .route("/websites", get(external::list_websites).post(external::create_website))
         .route(
             "/websites/{id}",
-            get(external::get_website)
-                .patch(external::update_website)
-                .delete(external::delete_website),
+            get(external::get_website).patch(external::update_website).delete(external::delete_website),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(auth::rate_limit_headers));

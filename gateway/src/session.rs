@@ -44,9 +44,7 @@ impl FromRequestParts<AppState> for SessionUser {
         let user = state
             .identity
             .clone()
-            .authenticate_session(pb::AuthenticateSessionRequest {
-                session_token: token.clone(),
-            })
+            .authenticate_session(pb::AuthenticateSessionRequest { session_token: token.clone() })
             .await?
             .into_inner();
         Ok(SessionUser { user, token })

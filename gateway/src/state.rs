@@ -1,12 +1,16 @@
 //! What every handler shares: one client per service, over whichever transport the mode uses.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use common::bus::ChangeBus;
 use common::secret::Digest;
 use common::transport::GrpcTransport;
 use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use proto::identity::v1::identity_service_client::IdentityServiceClient;
 use proto::policy::v1::policy_service_client::PolicyServiceClient;
+
+use crate::cache::KeyCache;
 
 /// Where the gateway reaches each service.
 #[derive(Clone)]
@@ -14,6 +18,8 @@ pub struct Backends {
     pub identity: GrpcTransport,
     pub policy: GrpcTransport,
     pub analytics: GrpcTransport,
+    /// Change notifications from identity. Without them the gateway caches nothing.
+    pub changes: Option<Arc<dyn ChangeBus>>,
 }
 
 #[derive(Clone)]
@@ -23,15 +29,20 @@ pub struct AppState {
     pub analytics: AnalyticsServiceClient<GrpcTransport>,
     /// Digest of the operator token; `None` turns the operator API off.
     pub operator_token: Option<Arc<Digest>>,
+    pub keys: Option<Arc<KeyCache>>,
+    /// Minute of the last use reported to identity per key answered from the cache.
+    pub reported_use: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl AppState {
     pub fn new(backends: Backends, operator_token: Option<&str>) -> Self {
         AppState {
+            keys: backends.changes.as_deref().map(KeyCache::follow),
             identity: IdentityServiceClient::new(backends.identity),
             policy: PolicyServiceClient::new(backends.policy),
             analytics: AnalyticsServiceClient::new(backends.analytics),
             operator_token: operator_token.map(|t| Arc::new(Digest::of(t))),
+            reported_use: Arc::default(),
         }
     }
 }

@@ -79,11 +79,8 @@ pub fn team_settings(s: &popb::TeamSettings) -> Value {
 
 pub fn api_key(k: &idpb::ApiKey) -> Value {
     let grant = k.grant.clone().unwrap_or_default();
-    let permissions = if grant.full {
-        json!("full")
-    } else {
-        json!(grant.scopes.iter().map(|&s| scope(s)).collect::<Vec<_>>())
-    };
+    let permissions =
+        if grant.full { json!("full") } else { json!(grant.scopes.iter().map(|&s| scope(s)).collect::<Vec<_>>()) };
     let teams = k.teams.clone().unwrap_or_default();
     let teams = if teams.all { json!("all") } else { json!(teams.team_ids) };
     json!({

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use common::ErrorCode;
 use common::access::{Grant, KeyTeams, Role, Scope};
 use common::apikey::ApiKeySecret;
+use common::bus::{Change, ChangeBus, MemoryBus, Notice, RedisBus};
 use common::db::Backend;
 use identity::service::NewApiKey;
 use policy::limiter::{Limiter, ManualClock, MemoryLimiter, RedisLimiter, WINDOW_MS};
@@ -21,37 +22,22 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
-    check(Backend::Sqlite {
-        data_dir: dir.path().to_owned(),
-    })
-    .await;
+    check(Backend::Sqlite { data_dir: dir.path().to_owned() }).await;
     let database = TestDatabase::create().await;
-    check(Backend::Postgres {
-        url: database.url.clone(),
-    })
-    .await;
+    check(Backend::Postgres { url: database.url.clone() }).await;
 }
 
 #[tokio::test]
 async fn identity_store_conforms() {
     on_each_backend(|backend| async move {
-        let identity = identity::Identity::open(&backend).await.unwrap();
-        let (user, token) = identity
-            .signup(" Ann@Example.COM ", "long enough", "Ann")
-            .await
-            .unwrap();
+        let identity = identity::Identity::open(&backend, None).await.unwrap();
+        let (user, token) = identity.signup(" Ann@Example.COM ", "long enough", "Ann").await.unwrap();
         assert_eq!(user.email, "ann@example.com");
-        let dup = identity
-            .signup("ann@example.com", "long enough", "Ann")
-            .await
-            .unwrap_err();
+        let dup = identity.signup("ann@example.com", "long enough", "Ann").await.unwrap_err();
         assert_eq!(dup.code, ErrorCode::Conflict);
         assert_eq!(identity.authenticate_session(&token).await.unwrap(), user);
         identity.logout(&token).await.unwrap();
-        assert_eq!(
-            identity.authenticate_session(&token).await.unwrap_err().code,
-            ErrorCode::Unauthorized
-        );
+        assert_eq!(identity.authenticate_session(&token).await.unwrap_err().code, ErrorCode::Unauthorized);
 
         let personal = identity.list_teams(&user.id).await.unwrap();
         assert_eq!(personal.len(), 1);
@@ -82,21 +68,12 @@ async fn identity_store_conforms() {
         assert_eq!(identity.list_api_keys(&user.id).await.unwrap().len(), 1);
 
         let other = ApiKeySecret::generate();
-        assert_eq!(
-            identity.verify_api_key(&other.digest()).await.unwrap_err().code,
-            ErrorCode::Unauthorized
-        );
+        assert_eq!(identity.verify_api_key(&other.digest()).await.unwrap_err().code, ErrorCode::Unauthorized);
         let revoked = identity.revoke_api_key(&user.id, &key.id).await.unwrap();
         assert!(revoked.revoked_at.is_some());
         assert_eq!(revoked.revoked_reason.as_deref(), Some("user"));
-        assert_eq!(
-            identity.verify_api_key(&secret.digest()).await.unwrap_err().code,
-            ErrorCode::Unauthorized
-        );
-        assert_eq!(
-            identity.revoke_api_key("someone-else", &key.id).await.unwrap_err().code,
-            ErrorCode::NotFound
-        );
+        assert_eq!(identity.verify_api_key(&secret.digest()).await.unwrap_err().code, ErrorCode::Unauthorized);
+        assert_eq!(identity.revoke_api_key("someone-else", &key.id).await.unwrap_err().code, ErrorCode::NotFound);
     })
     .await;
 }
@@ -104,9 +81,8 @@ async fn identity_store_conforms() {
 #[tokio::test]
 async fn policy_store_conforms() {
     on_each_backend(|backend| async move {
-        let policy = policy::Policy::open(&backend, Default::default(), Arc::new(MemoryLimiter::default()))
-            .await
-            .unwrap();
+        let policy =
+            policy::Policy::open(&backend, Default::default(), Arc::new(MemoryLimiter::default())).await.unwrap();
         let ids = vec!["t1".to_owned(), "t2".to_owned()];
         let defaults = policy.settings(&ids).await.unwrap();
         assert_eq!(
@@ -114,16 +90,10 @@ async fn policy_store_conforms() {
             [(Plan::Free, ApiKeyPolicy::AllMembers); 2]
         );
 
-        let overrides = Overrides {
-            requests_per_minute: Some(7),
-            ..Overrides::default()
-        };
+        let overrides = Overrides { requests_per_minute: Some(7), ..Overrides::default() };
         policy.set_plan("t1", Plan::Scale, overrides).await.unwrap();
         let set = policy.set_api_key_policy("t1", ApiKeyPolicy::AdminsOnly).await.unwrap();
-        assert_eq!(
-            (set.plan, set.api_key_policy, set.overrides),
-            (Plan::Scale, ApiKeyPolicy::AdminsOnly, overrides)
-        );
+        assert_eq!((set.plan, set.api_key_policy, set.overrides), (Plan::Scale, ApiKeyPolicy::AdminsOnly, overrides));
         assert_eq!(policy.limits(&set).requests_per_minute, 7);
         assert_eq!(policy.limits(&set).requests_per_month, 100_000);
         let set = policy.set_plan("t1", Plan::Pro, Overrides::default()).await.unwrap();
@@ -142,47 +112,20 @@ async fn policy_store_conforms() {
 async fn analytics_store_conforms() {
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
-        let site = analytics
-            .create_website("t1", "Example.com", "Example", None)
-            .await
-            .unwrap();
+        let site = analytics.create_website("t1", "Example.com", "Example", None).await.unwrap();
         assert_eq!((site.domain.as_str(), site.timezone.as_str()), ("example.com", "UTC"));
-        let dup = analytics
-            .create_website("t2", "http://example.com/", "Again", None)
-            .await
-            .unwrap_err();
+        let dup = analytics.create_website("t2", "http://example.com/", "Again", None).await.unwrap_err();
         assert_eq!(dup.code, ErrorCode::Conflict);
-        analytics
-            .create_website("t2", "other.example", "Other", Some("Asia/Tokyo"))
-            .await
-            .unwrap();
-        assert_eq!(
-            analytics.list_websites(&["t1".into()]).await.unwrap(),
-            vec![site.clone()]
-        );
-        assert_eq!(
-            analytics
-                .list_websites(&["t1".into(), "t2".into()])
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
-        let changes = analytics::service::WebsiteChanges {
-            name: Some("Renamed".into()),
-            timezone: Some("Europe/Paris".into()),
-        };
+        analytics.create_website("t2", "other.example", "Other", Some("Asia/Tokyo")).await.unwrap();
+        assert_eq!(analytics.list_websites(&["t1".into()]).await.unwrap(), vec![site.clone()]);
+        assert_eq!(analytics.list_websites(&["t1".into(), "t2".into()]).await.unwrap().len(), 2);
+        let changes =
+            analytics::service::WebsiteChanges { name: Some("Renamed".into()), timezone: Some("Europe/Paris".into()) };
         let updated = analytics.update_website(&site.id, changes).await.unwrap();
         assert_eq!(analytics.get_website(&site.id).await.unwrap(), updated);
         analytics.delete_website(&site.id).await.unwrap();
-        assert_eq!(
-            analytics.get_website(&site.id).await.unwrap_err().code,
-            ErrorCode::NotFound
-        );
-        assert_eq!(
-            analytics.delete_website(&site.id).await.unwrap_err().code,
-            ErrorCode::NotFound
-        );
+        assert_eq!(analytics.get_website(&site.id).await.unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(analytics.delete_website(&site.id).await.unwrap_err().code, ErrorCode::NotFound);
     })
     .await;
 }
@@ -211,11 +154,7 @@ async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
         let limiter = limiter.clone();
         tokio::spawn(async move { limiter.acquire("k3", 25).await.unwrap().allowed })
     });
-    let allowed = futures::future::join_all(calls)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
-        .count();
+    let allowed = futures::future::join_all(calls).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
     assert_eq!(allowed, 25);
 }
 
@@ -245,10 +184,7 @@ async fn sliding_window_admits_at_most_the_limit_in_any_window() {
     clock.advance(29_999);
     assert!(!limiter.acquire("k", 3).await.unwrap().allowed, "one millisecond early");
     clock.advance(1);
-    assert!(
-        limiter.acquire("k", 3).await.unwrap().allowed,
-        "the first request has left the window"
-    );
+    assert!(limiter.acquire("k", 3).await.unwrap().allowed, "the first request has left the window");
     assert!(!limiter.acquire("k", 3).await.unwrap().allowed);
 
     // Across a boundary a fixed window would admit 2N; the log never does.
@@ -263,10 +199,37 @@ async fn sliding_window_admits_at_most_the_limit_in_any_window() {
     }
     for (i, start) in admitted.iter().enumerate() {
         let in_window = admitted[i..].iter().take_while(|&&t| t < start + WINDOW_MS).count();
-        assert!(
-            in_window <= 10,
-            "{in_window} requests in the window starting at {start}"
-        );
+        assert!(in_window <= 10, "{in_window} requests in the window starting at {start}");
     }
     assert_eq!(admitted.len(), 40);
+}
+
+/// What every change bus must do.
+async fn bus_conforms(bus: Arc<dyn ChangeBus>) {
+    let mut first = bus.subscribe();
+    let mut second = bus.subscribe();
+    for subscriber in [&mut first, &mut second] {
+        assert_eq!(subscriber.recv().await, Some(Notice::Connected), "a subscriber hears Connected first");
+    }
+    let changes = [Change::Key("k1".into()), Change::User("u1".into()), Change::Key("k2".into())];
+    for change in &changes {
+        bus.publish(change.clone()).await.unwrap();
+    }
+    for subscriber in [&mut first, &mut second] {
+        for change in &changes {
+            let notice = tokio::time::timeout(std::time::Duration::from_secs(5), subscriber.recv()).await;
+            assert_eq!(notice.unwrap(), Some(Notice::Change(change.clone())), "every subscriber, in order");
+        }
+    }
+}
+
+#[tokio::test]
+async fn memory_bus_conforms() {
+    bus_conforms(Arc::new(MemoryBus::default())).await;
+}
+
+#[tokio::test]
+async fn redis_bus_conforms() {
+    let redis = TestRedis::create().await;
+    bus_conforms(Arc::new(RedisBus::new(&redis.url, &redis.prefix).unwrap())).await;
 }

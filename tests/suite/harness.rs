@@ -47,15 +47,9 @@ impl TestDatabase {
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL is required for the test suite ({admin}): {e}"));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
         let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
-        TestDatabase {
-            url: format!("{base}/{name}"),
-            name,
-        }
+        TestDatabase { url: format!("{base}/{name}"), name }
     }
 }
 
@@ -64,17 +58,12 @@ impl Drop for TestDatabase {
         let (admin, name) = (postgres_admin_url(), self.name.clone());
         // Drop runs outside async context; a small runtime of its own does the cleanup.
         let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut conn)
-                            .await;
-                    }
-                })
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                }
+            })
         })
         .join();
     }
@@ -95,10 +84,7 @@ impl TestRedis {
             .await
             .unwrap_or_else(|e| panic!("Redis is required for the test suite ({url}): {e}"));
         let _: String = redis::cmd("PING").query_async(&mut conn).await.expect("redis ping");
-        TestRedis {
-            url,
-            prefix: format!("zvtest:{}:", random_suffix()),
-        }
+        TestRedis { url, prefix: format!("zvtest:{}:", random_suffix()) }
     }
 }
 
@@ -163,12 +149,9 @@ fn spawn(role: &str, args: &[(&str, String)], log_dir: &Path) -> Result<(Process
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| {
-        anyhow!(
-            "zenovay {role} did not announce its address; see its log in {}",
-            log_dir.display()
-        )
-    })?;
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .map_err(|_| anyhow!("zenovay {role} did not announce its address; see its log in {}", log_dir.display()))?;
     Ok((process, addr))
 }
 
@@ -195,10 +178,7 @@ impl Drop for TestEnv {
 }
 
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("http client")
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
 }
 
 impl TestEnv {
@@ -216,9 +196,7 @@ impl TestEnv {
             OPERATOR_TOKEN.as_ref(),
         ] as [&std::ffi::OsStr; 7])
         .expect("cli");
-        let app = zenovay::AllInOne::build(&cli.settings)
-            .await
-            .expect("all-in-one starts");
+        let app = zenovay::AllInOne::build(&cli.settings).await.expect("all-in-one starts");
         let base = format!("http://{}", app.local_addr());
         let shutdown = Shutdown::default();
         tokio::spawn(app.run(shutdown.clone()));
@@ -247,11 +225,9 @@ impl TestEnv {
         ];
         let mut processes = Vec::new();
         let mut urls = Vec::new();
-        for (role, flag) in [
-            ("identity", "--identity-listen"),
-            ("policy", "--policy-listen"),
-            ("analytics", "--analytics-listen"),
-        ] {
+        for (role, flag) in
+            [("identity", "--identity-listen"), ("policy", "--policy-listen"), ("analytics", "--analytics-listen")]
+        {
             let mut args = shared.clone();
             args.push((flag, "127.0.0.1:0".into()));
             let (process, addr) = spawn(role, &args, dir.path()).expect("service starts");
@@ -283,13 +259,7 @@ impl TestEnv {
             _dir: dir,
         };
         for base in &env.gateways {
-            let status = env
-                .http
-                .get(format!("{base}/healthz"))
-                .send()
-                .await
-                .expect("healthz")
-                .status();
+            let status = env.http.get(format!("{base}/healthz")).send().await.expect("healthz").status();
             assert_eq!(status, StatusCode::OK);
         }
         env
@@ -303,11 +273,7 @@ impl TestEnv {
             command.arg(flag).arg(value);
         }
         let output = command.output().expect("run zenovay admin");
-        assert!(
-            output.status.success(),
-            "zenovay admin failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "zenovay admin failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).expect("utf-8 output")
     }
 
@@ -334,12 +300,7 @@ impl TestEnv {
         let user_id = body["data"]["user"]["id"].as_str().unwrap().to_owned();
         let teams = self.session_json(Method::GET, "/api/v1/teams", &session, None).await;
         let team_id = teams.1["data"][0]["id"].as_str().unwrap().to_owned();
-        TestUser {
-            email,
-            session,
-            user_id,
-            team_id,
-        }
+        TestUser { email, session, user_id, team_id }
     }
 
     /// A dashboard call with a session; returns status and body.
@@ -370,21 +331,15 @@ impl TestEnv {
 
     /// Creates a key; returns the secret and the key's record.
     pub async fn create_key(&self, user: &TestUser, body: Value) -> (String, Value) {
-        let (status, body) = self
-            .session_json(Method::POST, "/api/v1/account/api-keys", &user.session, Some(body))
-            .await;
+        let (status, body) =
+            self.session_json(Method::POST, "/api/v1/account/api-keys", &user.session, Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "create key: {body}");
-        (
-            body["data"]["key"].as_str().unwrap().to_owned(),
-            body["data"]["api_key"].clone(),
-        )
+        (body["data"]["key"].as_str().unwrap().to_owned(), body["data"]["api_key"].clone())
     }
 
     /// An external API call with a key; returns status and body.
     pub async fn api(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self
-            .request(method, &format!("/api/external/v1{path}"))
-            .bearer_auth(key);
+        let mut request = self.request(method, &format!("/api/external/v1{path}")).bearer_auth(key);
         if let Some(body) = body {
             request = request.json(&body);
         }

@@ -9,10 +9,7 @@ fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCode, c
     assert_eq!(status, expected_status, "{body}");
     assert_eq!(body["success"], false, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(
-        body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert!(body["error"]["timestamp"].as_str().is_some(), "{body}");
 }
 
@@ -36,9 +33,7 @@ async fn hello_world(env: &TestEnv) {
     assert_eq!(teams["data"][0]["role"], "owner");
     assert_eq!(teams["data"][0]["api_key_policy"], "all_members");
 
-    let (key, record) = env
-        .create_key(&ann, json!({ "name": "  ci  ", "permissions": "full", "teams": "all" }))
-        .await;
+    let (key, record) = env.create_key(&ann, json!({ "name": "  ci  ", "permissions": "full", "teams": "all" })).await;
     assert!(key.starts_with("zv_"));
     assert_eq!(record["name"], "ci");
     assert_eq!(record["permissions"], "full");
@@ -48,12 +43,7 @@ async fn hello_world(env: &TestEnv) {
     assert!(!record.to_string().contains(&key), "the record never holds the secret");
 
     // The hello-world call: no websites yet.
-    let response = env
-        .request(Method::GET, "/api/external/v1/websites")
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let response = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().contains_key("x-request-id"));
     assert_eq!(response.headers()["x-ratelimit-limit"], "30");
@@ -77,44 +67,24 @@ async fn hello_world(env: &TestEnv) {
     assert_eq!(site["team_id"], ann.team_id.as_str());
     assert_eq!(site["timezone"], "Europe/Paris");
     for field in ["id", "name", "tracking_code", "created_at"] {
-        assert!(
-            site[field].as_str().is_some_and(|v| !v.is_empty()),
-            "{field} missing: {site}"
-        );
+        assert!(site[field].as_str().is_some_and(|v| !v.is_empty()), "{field} missing: {site}");
     }
     let (status, list) = env.api(Method::GET, "/websites", &key, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["data"], json!([site]));
-    let (status, one) = env
-        .api(
-            Method::GET,
-            &format!("/websites/{}", site["id"].as_str().unwrap()),
-            &key,
-            None,
-        )
-        .await;
+    let (status, one) = env.api(Method::GET, &format!("/websites/{}", site["id"].as_str().unwrap()), &key, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(&one["data"], site);
 
     // Another user's key cannot see or touch Ann's website.
     let bob = env.user("bob").await;
     env.set_plan(&bob.team_id, "scale").await;
-    let (bob_key, _) = env
-        .create_key(
-            &bob,
-            json!({ "name": "bob", "permissions": ["read", "write"], "teams": [bob.team_id] }),
-        )
-        .await;
+    let (bob_key, _) =
+        env.create_key(&bob, json!({ "name": "bob", "permissions": ["read", "write"], "teams": [bob.team_id] })).await;
     let (status, body) = env.api(Method::GET, "/websites", &bob_key, None).await;
     assert_eq!((status, &body["data"]), (StatusCode::OK, &json!([])));
-    let (status, body) = env
-        .api(
-            Method::GET,
-            &format!("/websites/{}", site["id"].as_str().unwrap()),
-            &bob_key,
-            None,
-        )
-        .await;
+    let (status, body) =
+        env.api(Method::GET, &format!("/websites/{}", site["id"].as_str().unwrap()), &bob_key, None).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
     let (status, body) = env
         .api(
@@ -140,14 +110,7 @@ async fn hello_world(env: &TestEnv) {
             request = request.header("authorization", value);
         }
         let response = request.send().await.unwrap();
-        assert_eq!(
-            response.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .split(' ')
-                .next(),
-            Some("Bearer")
-        );
+        assert_eq!(response.headers()["www-authenticate"].to_str().unwrap().split(' ').next(), Some("Bearer"));
         assert!(response.headers().contains_key("x-request-id"));
         let (status, body) = crate::harness::into_json(response).await;
         assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
@@ -155,20 +118,11 @@ async fn hello_world(env: &TestEnv) {
 
     // Malformed bodies: 400 naming the field, nothing created.
     for (body, field) in [
-        (
-            json!({ "team_id": ann.team_id, "domain": "x.example", "name": "x", "colour": "red" }),
-            "colour",
-        ),
+        (json!({ "team_id": ann.team_id, "domain": "x.example", "name": "x", "colour": "red" }), "colour"),
         (json!({ "team_id": 42, "domain": "x.example", "name": "x" }), "team_id"),
         (json!({ "team_id": ann.team_id, "name": "x" }), "domain"),
-        (
-            json!({ "team_id": ann.team_id, "domain": "not a domain", "name": "x" }),
-            "domain",
-        ),
-        (
-            json!({ "team_id": ann.team_id, "domain": "y.example", "name": "x", "timezone": "Mars/Base" }),
-            "timezone",
-        ),
+        (json!({ "team_id": ann.team_id, "domain": "not a domain", "name": "x" }), "domain"),
+        (json!({ "team_id": ann.team_id, "domain": "y.example", "name": "x", "timezone": "Mars/Base" }), "timezone"),
     ] {
         let (status, error) = env.api(Method::POST, "/websites", &key, Some(body)).await;
         assert_error(status, &error, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
@@ -188,32 +142,21 @@ async fn hello_world(env: &TestEnv) {
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 
     // Listing keys never shows a secret; revoking makes the key stop working at once.
-    let (status, keys) = env
-        .session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None)
-        .await;
+    let (status, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(keys["data"].as_array().unwrap().len(), 1);
     assert!(!keys.to_string().contains(&key));
     assert!(keys["data"][0]["last_used_at"].as_str().is_some(), "{keys}");
     let key_id = keys["data"][0]["id"].as_str().unwrap();
-    let (status, revoked) = env
-        .session_json(
-            Method::DELETE,
-            &format!("/api/v1/account/api-keys/{key_id}"),
-            &ann.session,
-            None,
-        )
-        .await;
+    let (status, revoked) =
+        env.session_json(Method::DELETE, &format!("/api/v1/account/api-keys/{key_id}"), &ann.session, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(revoked["data"]["revoked_at"].as_str().is_some());
     let (status, body) = env.api(Method::GET, "/websites", &key, None).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     let (status, unknown_body) = env.api(Method::GET, "/websites", unknown.expose(), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        body["error"]["message"], unknown_body["error"]["message"],
-        "revoked and unknown look alike"
-    );
+    assert_eq!(body["error"]["message"], unknown_body["error"]["message"], "revoked and unknown look alike");
 
     // Unknown routes and methods answer in the envelope too.
     let (status, body) =
@@ -234,13 +177,8 @@ async fn accounts(env: &TestEnv) {
     assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
 
     let login = |email: String, password: &'static str| async move {
-        env.session_json(
-            Method::POST,
-            "/api/v1/auth/login",
-            "",
-            Some(json!({ "email": email, "password": password })),
-        )
-        .await
+        env.session_json(Method::POST, "/api/v1/auth/login", "", Some(json!({ "email": email, "password": password })))
+            .await
     };
     let (status, ok) = login(ann.email.to_uppercase(), "correct horse battery").await;
     assert_eq!(status, StatusCode::OK, "{ok}");
@@ -248,23 +186,16 @@ async fn accounts(env: &TestEnv) {
     let (wrong_status, wrong) = login(ann.email.clone(), "wrong password!").await;
     let (unknown_status, unknown) = login("nobody@example.com".into(), "wrong password!").await;
     assert_error(wrong_status, &wrong, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
-    assert_eq!(
-        (wrong_status, &wrong["error"]["message"]),
-        (unknown_status, &unknown["error"]["message"])
-    );
+    assert_eq!((wrong_status, &wrong["error"]["message"]), (unknown_status, &unknown["error"]["message"]));
 
     let (status, me) = env.session_json(Method::GET, "/api/v1/me", &session, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["data"]["id"], ann.user_id.as_str());
 
-    let (status, team) = env
-        .session_json(Method::POST, "/api/v1/teams", &session, Some(json!({ "name": "Acme" })))
-        .await;
+    let (status, team) =
+        env.session_json(Method::POST, "/api/v1/teams", &session, Some(json!({ "name": "Acme" }))).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(
-        (team["data"]["role"].as_str(), team["data"]["plan"].as_str()),
-        (Some("owner"), Some("free"))
-    );
+    assert_eq!((team["data"]["role"].as_str(), team["data"]["plan"].as_str()), (Some("owner"), Some("free")));
     let (_, teams) = env.session_json(Method::GET, "/api/v1/teams", &session, None).await;
     assert_eq!(teams["data"].as_array().unwrap().len(), 2);
 
@@ -300,9 +231,7 @@ async fn accounts(env: &TestEnv) {
     .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
 
-    let (status, _) = env
-        .session_json(Method::POST, "/api/v1/auth/logout", &session, None)
-        .await;
+    let (status, _) = env.session_json(Method::POST, "/api/v1/auth/logout", &session, None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = env.session_json(Method::GET, "/api/v1/me", &session, None).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
@@ -315,15 +244,8 @@ async fn admin_set_plan(env: &TestEnv) {
     assert!(out.contains("plan scale") && out.contains("7 requests/minute"), "{out}");
     let (_, teams) = env.session_json(Method::GET, "/api/v1/teams", &ann.session, None).await;
     assert_eq!(teams["data"][0]["plan"], "scale");
-    let (key, _) = env
-        .create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" }))
-        .await;
-    let response = env
-        .request(Method::GET, "/api/external/v1/websites")
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    let response = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-ratelimit-limit"], "7");
     assert_eq!(response.headers()["x-ratelimit-remaining"], "6");

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use common::apikey::ApiKeySecret;
+use common::bus::Change;
 use common::secret::Digest;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
@@ -33,25 +34,16 @@ pub struct LoginBody {
 }
 
 fn session_response(status_created: bool, session: idpb::SessionResponse) -> Response {
-    let cookie = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=2592000",
-        session.session_token
-    );
+    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=2592000", session.session_token);
     let data = json!({
         "user": session.user.as_ref().map(views::user),
         "session_token": session.session_token,
     });
-    let mut response = if status_created {
-        created(data).into_response()
-    } else {
-        ok(data).into_response()
-    };
+    let mut response = if status_created { created(data).into_response() } else { ok(data).into_response() };
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -59,11 +51,7 @@ pub async fn signup(State(state): State<AppState>, Body(body): Body<SignupBody>)
     let session = state
         .identity
         .clone()
-        .signup(idpb::SignupRequest {
-            email: body.email,
-            password: body.password,
-            name: body.name,
-        })
+        .signup(idpb::SignupRequest { email: body.email, password: body.password, name: body.name })
         .await?
         .into_inner();
     Ok(session_response(true, session))
@@ -73,23 +61,14 @@ pub async fn login(State(state): State<AppState>, Body(body): Body<LoginBody>) -
     let session = state
         .identity
         .clone()
-        .login(idpb::LoginRequest {
-            email: body.email,
-            password: body.password,
-        })
+        .login(idpb::LoginRequest { email: body.email, password: body.password })
         .await?
         .into_inner();
     Ok(session_response(false, session))
 }
 
 pub async fn logout(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
-    state
-        .identity
-        .clone()
-        .logout(idpb::LogoutRequest {
-            session_token: session.token,
-        })
-        .await?;
+    state.identity.clone().logout(idpb::LogoutRequest { session_token: session.token }).await?;
     let mut response = ok(json!({ "logged_out": true })).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -106,22 +85,14 @@ async fn memberships(state: &AppState, user_id: &str) -> ApiResult<Vec<idpb::Mem
     Ok(state
         .identity
         .clone()
-        .list_teams(idpb::ListTeamsRequest {
-            user_id: user_id.to_owned(),
-        })
+        .list_teams(idpb::ListTeamsRequest { user_id: user_id.to_owned() })
         .await?
         .into_inner()
         .memberships)
 }
 
 async fn settings(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<popb::TeamSettings>> {
-    Ok(state
-        .policy
-        .clone()
-        .get_team_settings(popb::GetTeamSettingsRequest { team_ids })
-        .await?
-        .into_inner()
-        .teams)
+    Ok(state.policy.clone().get_team_settings(popb::GetTeamSettingsRequest { team_ids }).await?.into_inner().teams)
 }
 
 fn team_id(m: &idpb::Membership) -> &str {
@@ -131,10 +102,8 @@ fn team_id(m: &idpb::Membership) -> &str {
 pub async fn list_teams(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
     let memberships = memberships(&state, &session.user.id).await?;
     let settings = settings(&state, memberships.iter().map(|m| team_id(m).to_owned()).collect()).await?;
-    let teams: Vec<_> = memberships
-        .iter()
-        .map(|m| views::team(m, settings.iter().find(|s| s.team_id == team_id(m))))
-        .collect();
+    let teams: Vec<_> =
+        memberships.iter().map(|m| views::team(m, settings.iter().find(|s| s.team_id == team_id(m)))).collect();
     Ok(ok(teams).into_response())
 }
 
@@ -152,10 +121,7 @@ pub async fn create_team(
     let membership = state
         .identity
         .clone()
-        .create_team(idpb::CreateTeamRequest {
-            user_id: session.user.id,
-            name: body.name,
-        })
+        .create_team(idpb::CreateTeamRequest { user_id: session.user.id, name: body.name })
         .await?
         .into_inner();
     let settings = settings(&state, vec![team_id(&membership).to_owned()]).await?;
@@ -222,13 +188,7 @@ pub async fn set_plan(
     if overrides.requests_per_minute == Some(0) {
         return Err(Error::validation("overrides.requests_per_minute must be at least 1").into());
     }
-    state
-        .identity
-        .clone()
-        .get_team(idpb::GetTeamRequest {
-            team_id: team_id.clone(),
-        })
-        .await?;
+    state.identity.clone().get_team(idpb::GetTeamRequest { team_id: team_id.clone() }).await?;
     let settings = state
         .policy
         .clone()
@@ -250,9 +210,7 @@ pub async fn list_keys(State(state): State<AppState>, session: SessionUser) -> A
     let keys = state
         .identity
         .clone()
-        .list_api_keys(idpb::ListApiKeysRequest {
-            user_id: session.user.id,
-        })
+        .list_api_keys(idpb::ListApiKeysRequest { user_id: session.user.id })
         .await?
         .into_inner()
         .keys;
@@ -280,10 +238,7 @@ enum AllLiteral {
 }
 
 #[derive(Deserialize)]
-#[serde(
-    untagged,
-    expecting = "\"full\" or a non-empty list of \"read\", \"write\", \"admin\""
-)]
+#[serde(untagged, expecting = "\"full\" or a non-empty list of \"read\", \"write\", \"admin\"")]
 enum PermissionsBody {
     Full(FullLiteral),
     Scopes(Vec<ScopeName>),
@@ -306,10 +261,7 @@ pub struct CreateKeyBody {
 
 fn grant(permissions: PermissionsBody) -> ApiResult<idpb::KeyGrant> {
     match permissions {
-        PermissionsBody::Full(_) => Ok(idpb::KeyGrant {
-            full: true,
-            scopes: vec![],
-        }),
+        PermissionsBody::Full(_) => Ok(idpb::KeyGrant { full: true, scopes: vec![] }),
         PermissionsBody::Scopes(scopes) if scopes.is_empty() => Err(Error::validation(
             "permissions: must be \"full\" or a non-empty list of \"read\", \"write\", \"admin\"",
         )
@@ -340,42 +292,23 @@ pub async fn create_key(
     let grant = grant(body.permissions)?;
     let memberships = memberships(&state, &session.user.id).await?;
     let (teams, selected) = match body.teams {
-        TeamsBody::All(_) => (
-            idpb::KeyTeams {
-                all: true,
-                team_ids: vec![],
-            },
-            false,
-        ),
+        TeamsBody::All(_) => (idpb::KeyTeams { all: true, team_ids: vec![] }, false),
         TeamsBody::Only(ids) if ids.is_empty() => {
             return Err(Error::validation("teams: must be \"all\" or a non-empty list of team ids").into());
         }
         TeamsBody::Only(mut ids) => {
             ids.sort();
             ids.dedup();
-            (
-                idpb::KeyTeams {
-                    all: false,
-                    team_ids: ids,
-                },
-                true,
-            )
+            (idpb::KeyTeams { all: false, team_ids: ids }, true)
         }
     };
     let mut team_roles = Vec::new();
     for m in &memberships {
         if teams.all || teams.team_ids.iter().any(|id| id == team_id(m)) {
-            team_roles.push(idpb::TeamRole {
-                team_id: team_id(m).to_owned(),
-                role: m.role,
-            });
+            team_roles.push(idpb::TeamRole { team_id: team_id(m).to_owned(), role: m.role });
         }
     }
-    if let Some(missing) = teams
-        .team_ids
-        .iter()
-        .find(|id| !team_roles.iter().any(|t| &t.team_id == *id))
-    {
+    if let Some(missing) = teams.team_ids.iter().find(|id| !team_roles.iter().any(|t| &t.team_id == *id)) {
         return Err(Error::forbidden(format!("you are not a member of team {missing}")).into());
     }
     let decision = state
@@ -411,9 +344,7 @@ pub async fn create_key(
         .await?
         .into_inner();
     let mut response = created(json!({ "key": secret.expose(), "api_key": views::api_key(&key) })).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -425,11 +356,12 @@ pub async fn revoke_key(
     let key = state
         .identity
         .clone()
-        .revoke_api_key(idpb::RevokeApiKeyRequest {
-            user_id: session.user.id,
-            key_id,
-        })
+        .revoke_api_key(idpb::RevokeApiKeyRequest { user_id: session.user.id, key_id })
         .await?
         .into_inner();
+    // This replica forgets the key before answering; the others hear of it from identity.
+    if let Some(cache) = &state.keys {
+        cache.forget(Change::Key(key.id.clone()));
+    }
     Ok(ok(views::api_key(&key)).into_response())
 }

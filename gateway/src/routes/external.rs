@@ -19,9 +19,7 @@ pub async fn list_websites(State(state): State<AppState>, credentials: Credentia
     let websites = state
         .analytics
         .clone()
-        .list_websites(pb::ListWebsitesRequest {
-            team_ids: reachable_team_ids,
-        })
+        .list_websites(pb::ListWebsitesRequest { team_ids: reachable_team_ids })
         .await?
         .into_inner()
         .websites;
@@ -69,10 +67,7 @@ async fn authorized_website(
 ) -> ApiResult<(VerifiedKey, pb::Website)> {
     let lookup = async {
         let mut analytics = state.analytics.clone();
-        analytics
-            .get_website(pb::GetWebsiteRequest { website_id })
-            .await
-            .map_err(Error::from)
+        analytics.get_website(pb::GetWebsiteRequest { website_id }).await.map_err(Error::from)
     };
     let (key, website) = tokio::join!(credentials.verify(state), lookup);
     let key = key?;
@@ -118,11 +113,7 @@ pub async fn update_website(
     let website = state
         .analytics
         .clone()
-        .update_website(pb::UpdateWebsiteRequest {
-            website_id: website.id,
-            name: body.name,
-            timezone: body.timezone,
-        })
+        .update_website(pb::UpdateWebsiteRequest { website_id: website.id, name: body.name, timezone: body.timezone })
         .await?
         .into_inner();
     Ok(ok(views::website(&website)).into_response())
@@ -134,12 +125,6 @@ pub async fn delete_website(
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials, website_id, Scope::Write).await?;
-    state
-        .analytics
-        .clone()
-        .delete_website(pb::DeleteWebsiteRequest {
-            website_id: website.id.clone(),
-        })
-        .await?;
+    state.analytics.clone().delete_website(pb::DeleteWebsiteRequest { website_id: website.id.clone() }).await?;
     Ok(ok(serde_json::json!({ "id": website.id, "deleted": true })).into_response())
 }

@@ -36,27 +36,18 @@ impl AnalyticsService for Analytics {
     }
 
     async fn get_website(&self, req: Request<pb::GetWebsiteRequest>) -> Reply<pb::Website> {
-        Ok(Response::new(website(
-            Analytics::get_website(self, &req.into_inner().website_id).await?,
-        )))
+        Ok(Response::new(website(Analytics::get_website(self, &req.into_inner().website_id).await?)))
     }
 
     async fn list_websites(&self, req: Request<pb::ListWebsitesRequest>) -> Reply<pb::ListWebsitesResponse> {
         let websites = Analytics::list_websites(self, &req.into_inner().team_ids).await?;
-        Ok(Response::new(pb::ListWebsitesResponse {
-            websites: websites.into_iter().map(website).collect(),
-        }))
+        Ok(Response::new(pb::ListWebsitesResponse { websites: websites.into_iter().map(website).collect() }))
     }
 
     async fn update_website(&self, req: Request<pb::UpdateWebsiteRequest>) -> Reply<pb::Website> {
         let r = req.into_inner();
-        let changes = WebsiteChanges {
-            name: r.name,
-            timezone: r.timezone,
-        };
-        Ok(Response::new(website(
-            Analytics::update_website(self, &r.website_id, changes).await?,
-        )))
+        let changes = WebsiteChanges { name: r.name, timezone: r.timezone };
+        Ok(Response::new(website(Analytics::update_website(self, &r.website_id, changes).await?)))
     }
 
     async fn delete_website(&self, req: Request<pb::DeleteWebsiteRequest>) -> Reply<pb::DeleteWebsiteResponse> {

@@ -20,9 +20,7 @@ pub struct WebsiteChanges {
 
 impl Analytics {
     pub async fn open(backend: &Backend) -> Result<Analytics, OpenError> {
-        Ok(Analytics {
-            store: Store::open(backend).await?,
-        })
+        Ok(Analytics { store: Store::open(backend).await? })
     }
 
     pub async fn create_website(

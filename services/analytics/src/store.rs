@@ -31,29 +31,24 @@ fn website(row: &AnyRow) -> Result<Website> {
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store {
-            pool: common::db::open(backend, "analytics", &MIGRATOR).await?,
-        })
+        Ok(Store { pool: common::db::open(backend, "analytics", &MIGRATOR).await? })
     }
 
     pub async fn insert_website(&self, w: &Website) -> Result<()> {
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO websites ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(&w.id)
-        .bind(&w.team_id)
-        .bind(&w.domain)
-        .bind(&w.name)
-        .bind(&w.timezone)
-        .bind(&w.tracking_code)
-        .bind(w.created_at)
-        .execute(&self.pool)
-        .await;
+        let inserted = sqlx::query(&format!("INSERT INTO websites ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+            .bind(&w.id)
+            .bind(&w.team_id)
+            .bind(&w.domain)
+            .bind(&w.name)
+            .bind(&w.timezone)
+            .bind(&w.tracking_code)
+            .bind(w.created_at)
+            .execute(&self.pool)
+            .await;
         match inserted {
-            Err(e) if is_unique_violation(&e) => Err(Error::new(
-                ErrorCode::Conflict,
-                format!("a website with domain {} already exists", w.domain),
-            )),
+            Err(e) if is_unique_violation(&e) => {
+                Err(Error::new(ErrorCode::Conflict, format!("a website with domain {} already exists", w.domain)))
+            }
             other => other.map(drop).map_err(Error::from),
         }
     }
@@ -93,10 +88,7 @@ impl Store {
 
     /// Deletes the website and everything stored for it; false when there was none.
     pub async fn delete_website(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM websites WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query("DELETE FROM websites WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
 }

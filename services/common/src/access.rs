@@ -119,9 +119,7 @@ impl Grant {
     pub fn scopes(scopes: impl IntoIterator<Item = Scope>) -> Result<Grant, Error> {
         let set: BTreeSet<Scope> = scopes.into_iter().collect();
         if set.is_empty() {
-            return Err(Error::validation(
-                "permissions must be \"full\" or a non-empty list of read, write, admin",
-            ));
+            return Err(Error::validation("permissions must be \"full\" or a non-empty list of read, write, admin"));
         }
         Ok(Grant::Scopes(set))
     }
@@ -156,14 +154,10 @@ impl Grant {
 
     pub fn to_proto(&self) -> pb::KeyGrant {
         match self {
-            Grant::Full => pb::KeyGrant {
-                full: true,
-                scopes: vec![],
-            },
-            Grant::Scopes(set) => pb::KeyGrant {
-                full: false,
-                scopes: set.iter().map(|s| pb::Scope::from(*s) as i32).collect(),
-            },
+            Grant::Full => pb::KeyGrant { full: true, scopes: vec![] },
+            Grant::Scopes(set) => {
+                pb::KeyGrant { full: false, scopes: set.iter().map(|s| pb::Scope::from(*s) as i32).collect() }
+            }
         }
     }
 
@@ -172,13 +166,7 @@ impl Grant {
         if grant.full {
             return Ok(Grant::Full);
         }
-        Grant::scopes(
-            grant
-                .scopes
-                .iter()
-                .map(|&s| Scope::from_proto(s))
-                .collect::<Result<Vec<_>, _>>()?,
-        )
+        Grant::scopes(grant.scopes.iter().map(|&s| Scope::from_proto(s)).collect::<Result<Vec<_>, _>>()?)
     }
 }
 
@@ -192,14 +180,8 @@ pub enum KeyTeams {
 impl KeyTeams {
     pub fn to_proto(&self) -> pb::KeyTeams {
         match self {
-            KeyTeams::All => pb::KeyTeams {
-                all: true,
-                team_ids: vec![],
-            },
-            KeyTeams::Only(ids) => pb::KeyTeams {
-                all: false,
-                team_ids: ids.iter().cloned().collect(),
-            },
+            KeyTeams::All => pb::KeyTeams { all: true, team_ids: vec![] },
+            KeyTeams::Only(ids) => pb::KeyTeams { all: false, team_ids: ids.iter().cloned().collect() },
         }
     }
 
@@ -209,9 +191,7 @@ impl KeyTeams {
             return Ok(KeyTeams::All);
         }
         if teams.team_ids.is_empty() {
-            return Err(Error::validation(
-                "teams must be \"all\" or a non-empty list of team ids",
-            ));
+            return Err(Error::validation("teams must be \"all\" or a non-empty list of team ids"));
         }
         Ok(KeyTeams::Only(teams.team_ids.iter().cloned().collect()))
     }
@@ -226,17 +206,11 @@ pub struct TeamRole {
 
 impl TeamRole {
     pub fn to_proto(&self) -> pb::TeamRole {
-        pb::TeamRole {
-            team_id: self.team_id.clone(),
-            role: pb::Role::from(self.role) as i32,
-        }
+        pb::TeamRole { team_id: self.team_id.clone(), role: pb::Role::from(self.role) as i32 }
     }
 
     pub fn from_proto(team: &pb::TeamRole) -> Result<TeamRole, Error> {
-        Ok(TeamRole {
-            team_id: team.team_id.clone(),
-            role: Role::from_proto(team.role)?,
-        })
+        Ok(TeamRole { team_id: team.team_id.clone(), role: Role::from_proto(team.role)? })
     }
 
     pub fn list_from_proto(teams: &[pb::TeamRole]) -> Result<Vec<TeamRole>, Error> {

@@ -20,11 +20,7 @@ pub struct ApiKeySecret(String);
 
 impl ApiKeySecret {
     pub fn generate() -> Self {
-        let random: String = rand::thread_rng()
-            .sample_iter(Alphanumeric)
-            .take(RANDOM_LEN)
-            .map(char::from)
-            .collect();
+        let random: String = rand::thread_rng().sample_iter(Alphanumeric).take(RANDOM_LEN).map(char::from).collect();
         let checksum = checksum(&random);
         ApiKeySecret(format!("{PREFIX}{random}{checksum}"))
     }

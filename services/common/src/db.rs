@@ -36,10 +36,7 @@ pub enum OpenError {
     #[error("cannot connect to the {service} database: {source}")]
     Connect { service: &'static str, source: sqlx::Error },
     #[error("cannot migrate the {service} database: {source}")]
-    Migrate {
-        service: &'static str,
-        source: sqlx::migrate::MigrateError,
-    },
+    Migrate { service: &'static str, source: sqlx::migrate::MigrateError },
 }
 
 /// Opens the pool of one service and applies its migrations.
@@ -81,9 +78,7 @@ pub async fn open(backend: &Backend, service: &'static str, migrator: &Migrator)
                 .connect_lazy(url)
                 .map_err(connect)?;
             // Replicas starting together may race to create the schema; losing the race is fine.
-            let created = pool
-                .execute(format!("CREATE SCHEMA IF NOT EXISTS {service}").as_str())
-                .await;
+            let created = pool.execute(format!("CREATE SCHEMA IF NOT EXISTS {service}").as_str()).await;
             if let Err(e) = created
                 && !crate::error::is_unique_violation(&e)
             {
@@ -92,10 +87,7 @@ pub async fn open(backend: &Backend, service: &'static str, migrator: &Migrator)
             pool
         }
     };
-    migrator
-        .run(&pool)
-        .await
-        .map_err(|source| OpenError::Migrate { service, source })?;
+    migrator.run(&pool).await.map_err(|source| OpenError::Migrate { service, source })?;
     Ok(pool)
 }
 

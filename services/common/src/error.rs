@@ -74,10 +74,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error {
-            code,
-            message: message.into(),
-        }
+        Error { code, message: message.into() }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -97,10 +94,7 @@ impl Error {
     }
 
     pub fn unavailable(what: &str) -> Self {
-        Error::new(
-            ErrorCode::ServiceUnavailable,
-            format!("{what} is unavailable, try again shortly"),
-        )
+        Error::new(ErrorCode::ServiceUnavailable, format!("{what} is unavailable, try again shortly"))
     }
 
     /// An unexpected failure: the cause is logged here, the client sees a generic message.
@@ -113,21 +107,14 @@ impl Error {
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         let mut metadata = tonic::metadata::MetadataMap::new();
-        metadata.insert(
-            CODE_METADATA_KEY,
-            tonic::metadata::MetadataValue::from_static(err.code.as_str()),
-        );
+        metadata.insert(CODE_METADATA_KEY, tonic::metadata::MetadataValue::from_static(err.code.as_str()));
         tonic::Status::with_metadata(err.code.grpc_code(), err.message, metadata)
     }
 }
 
 impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
-        let code = status
-            .metadata()
-            .get(CODE_METADATA_KEY)
-            .and_then(|v| v.to_str().ok())
-            .and_then(ErrorCode::parse);
+        let code = status.metadata().get(CODE_METADATA_KEY).and_then(|v| v.to_str().ok()).and_then(ErrorCode::parse);
         match code {
             Some(code) => Error::new(code, status.message()),
             // No code: the call never reached a Zenovay handler (connection refused, timeout...).

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod apikey;
+pub mod bus;
 pub mod db;
 pub mod error;
 pub mod grpc;

@@ -31,10 +31,6 @@ impl fmt::Debug for Digest {
 
 /// A fresh random token: `prefix` + 43 base62 characters (over 256 bits).
 pub fn random_token(prefix: &str) -> String {
-    let body: String = rand::thread_rng()
-        .sample_iter(Alphanumeric)
-        .take(43)
-        .map(char::from)
-        .collect();
+    let body: String = rand::thread_rng().sample_iter(Alphanumeric).take(43).map(char::from).collect();
     format!("{prefix}{body}")
 }

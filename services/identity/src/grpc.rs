@@ -19,27 +19,15 @@ impl Identity {
 }
 
 fn user(u: User) -> pb::User {
-    pb::User {
-        id: u.id,
-        email: u.email,
-        name: u.name,
-        created_at_unix_ms: u.created_at,
-    }
+    pb::User { id: u.id, email: u.email, name: u.name, created_at_unix_ms: u.created_at }
 }
 
 fn team(t: Team) -> pb::Team {
-    pb::Team {
-        id: t.id,
-        name: t.name,
-        created_at_unix_ms: t.created_at,
-    }
+    pb::Team { id: t.id, name: t.name, created_at_unix_ms: t.created_at }
 }
 
 fn membership(m: Membership) -> pb::Membership {
-    pb::Membership {
-        team: Some(team(m.team)),
-        role: pb::Role::from(m.role) as i32,
-    }
+    pb::Membership { team: Some(team(m.team)), role: pb::Role::from(m.role) as i32 }
 }
 
 fn api_key(k: ApiKey) -> pb::ApiKey {
@@ -58,10 +46,7 @@ fn api_key(k: ApiKey) -> pb::ApiKey {
 }
 
 fn session((u, token): (User, String)) -> pb::SessionResponse {
-    pb::SessionResponse {
-        user: Some(user(u)),
-        session_token: token,
-    }
+    pb::SessionResponse { user: Some(user(u)), session_token: token }
 }
 
 fn digest(bytes: &[u8]) -> Result<Digest, Status> {
@@ -72,16 +57,12 @@ fn digest(bytes: &[u8]) -> Result<Digest, Status> {
 impl IdentityService for Identity {
     async fn signup(&self, req: Request<pb::SignupRequest>) -> Reply<pb::SessionResponse> {
         let r = req.into_inner();
-        Ok(Response::new(session(
-            Identity::signup(self, &r.email, &r.password, &r.name).await?,
-        )))
+        Ok(Response::new(session(Identity::signup(self, &r.email, &r.password, &r.name).await?)))
     }
 
     async fn login(&self, req: Request<pb::LoginRequest>) -> Reply<pb::SessionResponse> {
         let r = req.into_inner();
-        Ok(Response::new(session(
-            Identity::login(self, &r.email, &r.password).await?,
-        )))
+        Ok(Response::new(session(Identity::login(self, &r.email, &r.password).await?)))
     }
 
     async fn logout(&self, req: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
@@ -96,22 +77,16 @@ impl IdentityService for Identity {
 
     async fn list_teams(&self, req: Request<pb::ListTeamsRequest>) -> Reply<pb::ListTeamsResponse> {
         let memberships = Identity::list_teams(self, &req.into_inner().user_id).await?;
-        Ok(Response::new(pb::ListTeamsResponse {
-            memberships: memberships.into_iter().map(membership).collect(),
-        }))
+        Ok(Response::new(pb::ListTeamsResponse { memberships: memberships.into_iter().map(membership).collect() }))
     }
 
     async fn create_team(&self, req: Request<pb::CreateTeamRequest>) -> Reply<pb::Membership> {
         let r = req.into_inner();
-        Ok(Response::new(membership(
-            Identity::create_team(self, &r.user_id, &r.name).await?,
-        )))
+        Ok(Response::new(membership(Identity::create_team(self, &r.user_id, &r.name).await?)))
     }
 
     async fn get_team(&self, req: Request<pb::GetTeamRequest>) -> Reply<pb::Team> {
-        Ok(Response::new(team(
-            Identity::get_team(self, &req.into_inner().team_id).await?,
-        )))
+        Ok(Response::new(team(Identity::get_team(self, &req.into_inner().team_id).await?)))
     }
 
     async fn create_api_key(&self, req: Request<pb::CreateApiKeyRequest>) -> Reply<pb::ApiKey> {
@@ -129,16 +104,12 @@ impl IdentityService for Identity {
 
     async fn list_api_keys(&self, req: Request<pb::ListApiKeysRequest>) -> Reply<pb::ListApiKeysResponse> {
         let keys = Identity::list_api_keys(self, &req.into_inner().user_id).await?;
-        Ok(Response::new(pb::ListApiKeysResponse {
-            keys: keys.into_iter().map(api_key).collect(),
-        }))
+        Ok(Response::new(pb::ListApiKeysResponse { keys: keys.into_iter().map(api_key).collect() }))
     }
 
     async fn revoke_api_key(&self, req: Request<pb::RevokeApiKeyRequest>) -> Reply<pb::ApiKey> {
         let r = req.into_inner();
-        Ok(Response::new(api_key(
-            Identity::revoke_api_key(self, &r.user_id, &r.key_id).await?,
-        )))
+        Ok(Response::new(api_key(Identity::revoke_api_key(self, &r.user_id, &r.key_id).await?)))
     }
 
     async fn verify_api_key(&self, req: Request<pb::VerifyApiKeyRequest>) -> Reply<pb::VerifyApiKeyResponse> {
@@ -147,5 +118,10 @@ impl IdentityService for Identity {
             key: Some(api_key(key)),
             teams: teams.iter().map(|t| t.to_proto()).collect(),
         }))
+    }
+
+    async fn record_key_use(&self, req: Request<pb::RecordKeyUseRequest>) -> Reply<pb::RecordKeyUseResponse> {
+        self.record_use(&req.into_inner().key_id);
+        Ok(Response::new(pb::RecordKeyUseResponse {}))
     }
 }

@@ -21,6 +21,9 @@ pub use service::Identity;
 pub struct Config {
     pub listen: SocketAddr,
     pub backend: Backend,
+    /// Changes are announced on Redis pub/sub when set.
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
 }
 
 /// The identity service bound to its listener, ready to `run`.
@@ -31,7 +34,9 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
-        let identity = Identity::open(&config.backend).await?;
+        let changes = common::bus::redis(config.redis_url.as_deref(), &config.redis_prefix)
+            .map_err(|e| BuildError::Redis(e.to_string()))?;
+        let identity = Identity::open(&config.backend, changes).await?;
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server { listener, identity })
     }

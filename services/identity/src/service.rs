@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use common::access::{Grant, KeyTeams, Role, TeamRole};
+use common::bus::{Change, ChangeBus, announce};
 use common::db::{Backend, OpenError};
 use common::secret::{Digest, random_token};
 use common::time::now_ms;
@@ -32,6 +33,8 @@ pub struct NewApiKey {
 #[derive(Clone)]
 pub struct Identity {
     store: Store,
+    /// Where changes that gateways may have cached are announced.
+    changes: Option<Arc<dyn ChangeBus>>,
     /// Minute of the last `last_used_at` write per key: at most one write per key per minute.
     last_use_written: Arc<Mutex<HashMap<String, i64>>>,
 }
@@ -69,9 +72,7 @@ fn normalize_email(email: &str) -> Result<String> {
 async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
     })
     .await
     .map_err(Error::internal)?
@@ -88,10 +89,7 @@ async fn verify_password(password: String, stored: Option<String>) -> Result<boo
             DUMMY
                 .get_or_init(|| {
                     let salt = SaltString::generate(&mut OsRng);
-                    Argon2::default()
-                        .hash_password(b"not a password", &salt)
-                        .expect("hashing a constant")
-                        .to_string()
+                    Argon2::default().hash_password(b"not a password", &salt).expect("hashing a constant").to_string()
                 })
                 .clone()
         });
@@ -103,19 +101,14 @@ async fn verify_password(password: String, stored: Option<String>) -> Result<boo
 }
 
 impl Identity {
-    pub async fn open(backend: &Backend) -> Result<Identity, OpenError> {
-        Ok(Identity {
-            store: Store::open(backend).await?,
-            last_use_written: Arc::default(),
-        })
+    pub async fn open(backend: &Backend, changes: Option<Arc<dyn ChangeBus>>) -> Result<Identity, OpenError> {
+        Ok(Identity { store: Store::open(backend).await?, changes, last_use_written: Arc::default() })
     }
 
     async fn open_session(&self, user: User) -> Result<(User, String)> {
         let token = random_token("zvs_");
         let now = now_ms();
-        self.store
-            .create_session(&Digest::of(&token), &user.id, now, now + SESSION_TTL_MS)
-            .await?;
+        self.store.create_session(&Digest::of(&token), &user.id, now, now + SESSION_TTL_MS).await?;
         Ok((user, token))
     }
 
@@ -126,17 +119,8 @@ impl Identity {
             return Err(Error::validation("password must be 8–128 characters"));
         }
         let now = now_ms();
-        let user = User {
-            id: new_id(),
-            email,
-            name,
-            created_at: now,
-        };
-        let team = Team {
-            id: new_id(),
-            name: format!("{}'s team", user.name),
-            created_at: now,
-        };
+        let user = User { id: new_id(), email, name, created_at: now };
+        let team = Team { id: new_id(), name: format!("{}'s team", user.name), created_at: now };
         let hash = hash_password(password.to_owned()).await?;
         self.store.create_user(&user, &hash, &team).await?;
         self.open_session(user).await
@@ -151,8 +135,7 @@ impl Identity {
         if !verify_password(password.to_owned(), hash).await? {
             return Err(Error::unauthorized("wrong email or password"));
         }
-        self.open_session(user.expect("verified only when the user exists"))
-            .await
+        self.open_session(user.expect("verified only when the user exists")).await
     }
 
     pub async fn logout(&self, token: &str) -> Result<()> {
@@ -171,16 +154,9 @@ impl Identity {
     }
 
     pub async fn create_team(&self, user_id: &str, name: &str) -> Result<Membership> {
-        let team = Team {
-            id: new_id(),
-            name: trimmed_len(name, "name", 1, 100)?,
-            created_at: now_ms(),
-        };
+        let team = Team { id: new_id(), name: trimmed_len(name, "name", 1, 100)?, created_at: now_ms() };
         self.store.create_team(user_id, &team).await?;
-        Ok(Membership {
-            team,
-            role: Role::Owner,
-        })
+        Ok(Membership { team, role: Role::Owner })
     }
 
     pub async fn get_team(&self, team_id: &str) -> Result<Team> {
@@ -191,10 +167,7 @@ impl Identity {
         let name = trimmed_len(&new.name, "name", 1, 64)?;
         if let KeyTeams::Only(team_ids) = &new.teams {
             let memberships = self.store.memberships(&new.user_id).await?;
-            if let Some(missing) = team_ids
-                .iter()
-                .find(|id| !memberships.iter().any(|m| &&m.team.id == id))
-            {
+            if let Some(missing) = team_ids.iter().find(|id| !memberships.iter().any(|m| &&m.team.id == id)) {
                 return Err(Error::forbidden(format!("you are not a member of team {missing}")));
             }
         }
@@ -224,10 +197,8 @@ impl Identity {
             return Err(Error::not_found("API key"));
         }
         self.store.revoke_api_key(key_id, now_ms(), REVOKED_BY_USER).await?;
-        self.store
-            .api_key(key_id)
-            .await?
-            .ok_or_else(|| Error::not_found("API key"))
+        announce(self.changes.as_ref(), Change::Key(key_id.to_owned())).await;
+        self.store.api_key(key_id).await?.ok_or_else(|| Error::not_found("API key"))
     }
 
     /// The key behind a digest and its owner's current memberships among the key's teams.
@@ -247,23 +218,21 @@ impl Identity {
                 KeyTeams::All => true,
                 KeyTeams::Only(ids) => ids.contains(&m.team.id),
             })
-            .map(|m| TeamRole {
-                team_id: m.team.id,
-                role: m.role,
-            })
+            .map(|m| TeamRole { team_id: m.team.id, role: m.role })
             .collect();
         if teams.is_empty() && matches!(key.teams, KeyTeams::Only(_)) {
             // Every team the key selected is gone for its owner: the key can never work again.
-            self.store
-                .revoke_api_key(&key.id, now_ms(), REVOKED_TEAM_ACCESS_LOST)
-                .await?;
+            self.store.revoke_api_key(&key.id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await?;
+            announce(self.changes.as_ref(), Change::Key(key.id.clone())).await;
             return Err(invalid());
         }
         self.record_use(&key.id);
         Ok((key, teams))
     }
 
-    fn record_use(&self, key_id: &str) {
+    /// Notes that a key was used now; writes at most once per key per minute. Gateways that
+    /// answer from their cache call this instead of `verify_api_key`.
+    pub fn record_use(&self, key_id: &str) {
         let now = now_ms();
         let minute = now / MINUTE_MS;
         {

@@ -40,11 +40,7 @@ fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
         name: row.try_get("name")?,
         hint: row.try_get("hint")?,
         grant: Grant::decode(&row.try_get::<String, _>("permissions")?)?,
-        teams: if all_teams != 0 {
-            KeyTeams::All
-        } else {
-            KeyTeams::Only(team_ids)
-        },
+        teams: if all_teams != 0 { KeyTeams::All } else { KeyTeams::Only(team_ids) },
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
         revoked_at: row.try_get("revoked_at")?,
@@ -57,9 +53,7 @@ const KEY_COLUMNS: &str =
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store {
-            pool: common::db::open(backend, "identity", &MIGRATOR).await?,
-        })
+        Ok(Store { pool: common::db::open(backend, "identity", &MIGRATOR).await? })
     }
 
     /// Creates the user, their personal team and their owner membership, atomically.
@@ -76,10 +70,7 @@ impl Store {
                 .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => {
-                return Err(Error::new(
-                    ErrorCode::Conflict,
-                    "an account with this email already exists",
-                ));
+                return Err(Error::new(ErrorCode::Conflict, "an account with this email already exists"));
             }
             other => other?,
         };
@@ -93,8 +84,7 @@ impl Store {
             .bind(email)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?)))
-            .transpose()
+        row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?))).transpose()
     }
 
     pub async fn create_session(&self, digest: &Digest, user_id: &str, now: i64, expires_at: i64) -> Result<()> {
@@ -109,10 +99,7 @@ impl Store {
     }
 
     pub async fn delete_session(&self, digest: &Digest) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_digest = $1")
-            .bind(hex(digest))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM sessions WHERE token_digest = $1").bind(hex(digest)).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -163,11 +150,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| {
-            Ok(Team {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                created_at: row.try_get("created_at")?,
-            })
+            Ok(Team { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? })
         })
         .transpose()
     }

@@ -65,16 +65,8 @@ fn reason_to_proto(reason: DenyReason) -> pb::DenyReason {
 
 fn decision(denial: Option<Denial>) -> pb::Decision {
     match denial {
-        None => pb::Decision {
-            allowed: true,
-            reason: pb::DenyReason::Unspecified as i32,
-            message: String::new(),
-        },
-        Some(d) => pb::Decision {
-            allowed: false,
-            reason: reason_to_proto(d.reason) as i32,
-            message: d.message,
-        },
+        None => pb::Decision { allowed: true, reason: pb::DenyReason::Unspecified as i32, message: String::new() },
+        Some(d) => pb::Decision { allowed: false, reason: reason_to_proto(d.reason) as i32, message: d.message },
     }
 }
 
@@ -120,13 +112,8 @@ impl PolicyService for Policy {
 
     async fn set_plan(&self, req: Request<pb::SetPlanRequest>) -> Reply<pb::TeamSettings> {
         let r = req.into_inner();
-        let settings = Policy::set_plan(
-            self,
-            &r.team_id,
-            plan_from_proto(r.plan)?,
-            overrides_from_proto(r.overrides),
-        )
-        .await?;
+        let settings =
+            Policy::set_plan(self, &r.team_id, plan_from_proto(r.plan)?, overrides_from_proto(r.overrides)).await?;
         Ok(Response::new(self.settings_to_proto(settings)))
     }
 

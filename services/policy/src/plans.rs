@@ -79,9 +79,7 @@ impl FromStr for ApiKeyPolicy {
             "all_members" => Ok(ApiKeyPolicy::AllMembers),
             "admins_only" => Ok(ApiKeyPolicy::AdminsOnly),
             "nobody" => Ok(ApiKeyPolicy::Nobody),
-            _ => Err(Error::validation(
-                "policy must be one of all_members, admins_only, nobody",
-            )),
+            _ => Err(Error::validation("policy must be one of all_members, admins_only, nobody")),
         }
     }
 }
@@ -119,12 +117,7 @@ impl Default for Catalogue {
             mcp_calls_per_day: mcp,
         };
         Catalogue {
-            free: Limits {
-                api_access: false,
-                requests_per_minute: 0,
-                requests_per_month: 0,
-                mcp_calls_per_day: 50,
-            },
+            free: Limits { api_access: false, requests_per_minute: 0, requests_per_month: 0, mcp_calls_per_day: 50 },
             pro: paid(30, 10_000, 500),
             scale: paid(60, 100_000, 2_000),
             enterprise: paid(120, 1_000_000, 10_000),

@@ -27,10 +27,7 @@ pub struct Denial {
 }
 
 fn deny(reason: DenyReason, message: impl Into<String>) -> Denial {
-    Denial {
-        reason,
-        message: message.into(),
-    }
+    Denial { reason, message: message.into() }
 }
 
 pub struct Request {
@@ -59,11 +56,7 @@ pub struct Policy {
 
 impl Policy {
     pub async fn open(backend: &Backend, catalogue: Catalogue, limiter: Arc<dyn Limiter>) -> Result<Policy, OpenError> {
-        Ok(Policy {
-            store: Store::open(backend).await?,
-            catalogue: Arc::new(catalogue),
-            limiter,
-        })
+        Ok(Policy { store: Store::open(backend).await?, catalogue: Arc::new(catalogue), limiter })
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -97,11 +90,7 @@ impl Policy {
     async fn reachable<'a>(&self, teams: &'a [TeamRole]) -> Result<Vec<(&'a TeamRole, TeamSettings)>> {
         let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
         let settings = self.store.settings(&ids).await?;
-        Ok(teams
-            .iter()
-            .zip(settings)
-            .filter(|(team, settings)| settings.api_key_policy.allows(team.role))
-            .collect())
+        Ok(teams.iter().zip(settings).filter(|(team, settings)| settings.api_key_policy.allows(team.role)).collect())
     }
 
     /// Whether this user may create a key with this grant over these teams (SPEC §2).
@@ -126,11 +115,7 @@ impl Policy {
         }
         let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
         let settings = self.store.settings(&ids).await?;
-        if selected
-            && let Some((team, s)) = teams
-                .iter()
-                .zip(&settings)
-                .find(|(t, s)| !s.api_key_policy.allows(t.role))
+        if selected && let Some((team, s)) = teams.iter().zip(&settings).find(|(t, s)| !s.api_key_policy.allows(t.role))
         {
             return Ok(Some(deny(
                 DenyReason::KeyPolicyForbids,
@@ -141,10 +126,8 @@ impl Policy {
                 ),
             )));
         }
-        let paid = teams
-            .iter()
-            .zip(&settings)
-            .any(|(t, s)| s.api_key_policy.allows(t.role) && self.limits(s).api_access);
+        let paid =
+            teams.iter().zip(&settings).any(|(t, s)| s.api_key_policy.allows(t.role) && self.limits(s).api_access);
         if !paid {
             return Ok(Some(deny(
                 DenyReason::ApiPaidPlanRequired,
@@ -167,23 +150,16 @@ impl Policy {
         };
         // The most generous limits among the reachable teams with API access; without
         // overrides that is the limits of the highest plan.
-        let limits = reachable
-            .iter()
-            .map(|(_, s)| self.limits(s))
-            .filter(|l| l.api_access)
-            .reduce(|a, b| Limits {
-                api_access: true,
-                requests_per_minute: a.requests_per_minute.max(b.requests_per_minute),
-                requests_per_month: a.requests_per_month.max(b.requests_per_month),
-                mcp_calls_per_day: a.mcp_calls_per_day.max(b.mcp_calls_per_day),
-            });
+        let limits = reachable.iter().map(|(_, s)| self.limits(s)).filter(|l| l.api_access).reduce(|a, b| Limits {
+            api_access: true,
+            requests_per_minute: a.requests_per_minute.max(b.requests_per_minute),
+            requests_per_month: a.requests_per_month.max(b.requests_per_month),
+            mcp_calls_per_day: a.mcp_calls_per_day.max(b.mcp_calls_per_day),
+        });
         let Some(limits) = limits else {
             let excluded_by_policy = reachable.is_empty() && !req.teams.is_empty();
             auth.denial = Some(if excluded_by_policy {
-                deny(
-                    DenyReason::Forbidden,
-                    "the API-key policy of every team this key selects now excludes you",
-                )
+                deny(DenyReason::Forbidden, "the API-key policy of every team this key selects now excludes you")
             } else {
                 deny(
                     DenyReason::ApiPaidPlanRequired,
@@ -193,18 +169,13 @@ impl Policy {
             return Ok(auth);
         };
         if !req.grant.allows(req.scope) {
-            auth.denial = Some(deny(
-                DenyReason::InsufficientScope,
-                format!("this key lacks the `{}` scope", req.scope),
-            ));
+            auth.denial =
+                Some(deny(DenyReason::InsufficientScope, format!("this key lacks the `{}` scope", req.scope)));
             return Ok(auth);
         }
         if req.scope == Scope::Admin {
-            auth.reachable_team_ids = reachable
-                .iter()
-                .filter(|(t, _)| t.role.is_admin())
-                .map(|(t, _)| t.team_id.clone())
-                .collect();
+            auth.reachable_team_ids =
+                reachable.iter().filter(|(t, _)| t.role.is_admin()).map(|(t, _)| t.team_id.clone()).collect();
         }
         if let Some(team_id) = &req.resource_team
             && !auth.reachable_team_ids.contains(team_id)

@@ -18,9 +18,7 @@ pub struct Store {
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store {
-            pool: common::db::open(backend, "policy", &MIGRATOR).await?,
-        })
+        Ok(Store { pool: common::db::open(backend, "policy", &MIGRATOR).await? })
     }
 
     /// Settings of each team asked for, defaults for teams never configured, in the order asked.
@@ -51,10 +49,7 @@ impl Store {
             };
             found.insert(settings.team_id.clone(), settings);
         }
-        Ok(team_ids
-            .iter()
-            .map(|id| found.remove(id).unwrap_or_else(|| TeamSettings::defaults(id)))
-            .collect())
+        Ok(team_ids.iter().map(|id| found.remove(id).unwrap_or_else(|| TeamSettings::defaults(id))).collect())
     }
 
     /// Sets plan and overrides, leaving the key policy as it is.

@@ -18,10 +18,8 @@ pub struct Guard(());
 /// stdout carries only what the process announces (its listening addresses).
 pub fn init(filter: &str, format: LogFormat) -> Guard {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_span_events(FmtSpan::NONE);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_span_events(FmtSpan::NONE);
     // A second init (tests start several services in one process) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

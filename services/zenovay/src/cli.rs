@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::sync::Arc;
+
+use common::bus::ChangeBus;
 use common::db::Backend;
 
 #[derive(Parser, Debug)]
@@ -86,52 +89,22 @@ pub struct Settings {
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
     /// Where the identity service listens (split mode).
-    #[arg(
-        long,
-        env = "ZENOVAY_IDENTITY_LISTEN",
-        default_value = "127.0.0.1:50051",
-        global = true
-    )]
+    #[arg(long, env = "ZENOVAY_IDENTITY_LISTEN", default_value = "127.0.0.1:50051", global = true)]
     pub identity_listen: SocketAddr,
     /// Where the policy service listens (split mode).
-    #[arg(
-        long,
-        env = "ZENOVAY_POLICY_LISTEN",
-        default_value = "127.0.0.1:50052",
-        global = true
-    )]
+    #[arg(long, env = "ZENOVAY_POLICY_LISTEN", default_value = "127.0.0.1:50052", global = true)]
     pub policy_listen: SocketAddr,
     /// Where the analytics service listens (split mode).
-    #[arg(
-        long,
-        env = "ZENOVAY_ANALYTICS_LISTEN",
-        default_value = "127.0.0.1:50053",
-        global = true
-    )]
+    #[arg(long, env = "ZENOVAY_ANALYTICS_LISTEN", default_value = "127.0.0.1:50053", global = true)]
     pub analytics_listen: SocketAddr,
     /// Where the gateway reaches the identity service (split mode).
-    #[arg(
-        long,
-        env = "ZENOVAY_IDENTITY_URL",
-        default_value = "http://127.0.0.1:50051",
-        global = true
-    )]
+    #[arg(long, env = "ZENOVAY_IDENTITY_URL", default_value = "http://127.0.0.1:50051", global = true)]
     pub identity_url: String,
     /// Where the gateway reaches the policy service (split mode).
-    #[arg(
-        long,
-        env = "ZENOVAY_POLICY_URL",
-        default_value = "http://127.0.0.1:50052",
-        global = true
-    )]
+    #[arg(long, env = "ZENOVAY_POLICY_URL", default_value = "http://127.0.0.1:50052", global = true)]
     pub policy_url: String,
     /// Where the gateway reaches the analytics service (split mode).
-    #[arg(
-        long,
-        env = "ZENOVAY_ANALYTICS_URL",
-        default_value = "http://127.0.0.1:50053",
-        global = true
-    )]
+    #[arg(long, env = "ZENOVAY_ANALYTICS_URL", default_value = "http://127.0.0.1:50053", global = true)]
     pub analytics_url: String,
     /// Log filter, e.g. `info` or `info,zenovay=debug`.
     #[arg(long, env = "ZENOVAY_LOG", default_value = "info,sqlx=warn", global = true)]
@@ -180,7 +153,14 @@ impl Settings {
         identity::Config {
             listen: self.identity_listen,
             backend: self.backend(),
+            redis_url: self.redis_url.clone(),
+            redis_prefix: self.redis_prefix.clone(),
         }
+    }
+
+    /// Redis pub/sub when Redis is configured.
+    pub fn change_bus(&self) -> anyhow::Result<Option<Arc<dyn ChangeBus>>> {
+        Ok(common::bus::redis(self.redis_url.as_deref(), &self.redis_prefix)?)
     }
 
     pub fn policy(&self) -> policy::Config {
@@ -193,16 +173,10 @@ impl Settings {
     }
 
     pub fn analytics(&self) -> analytics::Config {
-        analytics::Config {
-            listen: self.analytics_listen,
-            backend: self.backend(),
-        }
+        analytics::Config { listen: self.analytics_listen, backend: self.backend() }
     }
 
     pub fn gateway(&self) -> gateway::Config {
-        gateway::Config {
-            http_addr: self.http_addr,
-            operator_token: self.operator_token.clone(),
-        }
+        gateway::Config { http_addr: self.http_addr, operator_token: self.operator_token.clone() }
     }
 }

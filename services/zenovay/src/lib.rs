@@ -4,8 +4,10 @@
 pub mod cli;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
+use common::bus::MemoryBus;
 use common::shutdown::Shutdown;
 use common::transport::{in_process, remote};
 use gateway::{Backends, Gateway};
@@ -20,13 +22,20 @@ pub struct AllInOne {
 impl AllInOne {
     pub async fn build(settings: &Settings) -> anyhow::Result<AllInOne> {
         let backend = settings.backend();
-        let identity = identity::Identity::open(&backend).await?;
+        // With Redis configured, notifications go through it (other processes may share the
+        // data); otherwise they stay in this process.
+        let changes = match settings.change_bus()? {
+            Some(bus) => bus,
+            None => Arc::new(MemoryBus::default()),
+        };
+        let identity = identity::Identity::open(&backend, Some(changes.clone())).await?;
         let policy = settings.policy().open().await?;
         let analytics = analytics::Analytics::open(&backend).await?;
         let backends = Backends {
             identity: in_process(identity.into_grpc()),
             policy: in_process(policy.into_grpc()),
             analytics: in_process(analytics.into_grpc()),
+            changes: Some(changes),
         };
         let gateway = Gateway::build(&settings.gateway(), backends)
             .await
@@ -71,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 identity: remote(&settings.identity_url)?,
                 policy: remote(&settings.policy_url)?,
                 analytics: remote(&settings.analytics_url)?,
+                changes: settings.change_bus()?,
             };
             let gateway = Gateway::build(&settings.gateway(), backends).await?;
             announce("gateway", gateway.local_addr());
@@ -98,15 +108,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Result<()> {
     use policy::plans::{Overrides, Plan};
     match command {
-        cli::AdminCommand::SetPlan {
-            team_id,
-            plan,
-            requests_per_minute,
-            requests_per_month,
-            mcp_calls_per_day,
-        } => {
+        cli::AdminCommand::SetPlan { team_id, plan, requests_per_minute, requests_per_month, mcp_calls_per_day } => {
             let backend = settings.backend();
-            let identity = identity::Identity::open(&backend).await?;
+            let identity = identity::Identity::open(&backend, settings.change_bus()?).await?;
             identity.get_team(&team_id).await.context("no such team")?;
             let policy = settings.policy().open().await?;
             let plan = match plan {
@@ -115,11 +119,7 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
                 cli::PlanArg::Scale => Plan::Scale,
                 cli::PlanArg::Enterprise => Plan::Enterprise,
             };
-            let overrides = Overrides {
-                requests_per_minute,
-                requests_per_month,
-                mcp_calls_per_day,
-            };
+            let overrides = Overrides { requests_per_minute, requests_per_month, mcp_calls_per_day };
             let settings = policy.set_plan(&team_id, plan, overrides).await?;
             let limits = policy.limits(&settings);
             println!(

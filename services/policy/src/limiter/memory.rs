@@ -56,11 +56,7 @@ impl Default for MemoryLimiter<SystemClock> {
 
 impl<C: Clock> MemoryLimiter<C> {
     pub fn with_clock(clock: C) -> Self {
-        MemoryLimiter {
-            clock,
-            logs: Mutex::default(),
-            calls: AtomicU64::new(0),
-        }
+        MemoryLimiter { clock, logs: Mutex::default(), calls: AtomicU64::new(0) }
     }
 }
 

@@ -33,11 +33,7 @@ pub struct RateDecision {
 impl RateDecision {
     /// Milliseconds until a request would be allowed.
     pub fn retry_after_ms(&self) -> u64 {
-        if self.allowed {
-            0
-        } else {
-            (self.reset_at_ms - self.now_ms).max(0) as u64
-        }
+        if self.allowed { 0 } else { (self.reset_at_ms - self.now_ms).max(0) as u64 }
     }
 }
 
