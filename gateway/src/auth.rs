@@ -124,6 +124,11 @@ fn report_use(state: &AppState, key_id: &str) {
 }
 
 impl VerifiedKey {
+    /// The key's owner, on whose behalf it acts.
+    pub fn user_id(&self) -> &str {
+        &self.verified.key.user_id
+    }
+
     /// Asks policy for the decision. Only an allowed request takes a rate-limit slot.
     pub async fn authorize(
         &self,

@@ -86,3 +86,19 @@ fn describe(err: &serde_json::Error) -> String {
     let text = err.to_string();
     text.split(" at line ").next().unwrap_or(&text).to_owned()
 }
+
+/// Query-string parameters, with the same 400 `VALIDATION_ERROR` naming the parameter.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Params).map_err(|err| {
+            let path = err.path().to_string();
+            ApiError::new(ErrorCode::Validation, format!("{path}: {}", err.into_inner()))
+        })
+    }
+}

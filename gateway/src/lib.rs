@@ -17,7 +17,7 @@ use axum::extract::OriginalUri;
 use axum::http::Method;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, patch, post, put};
 use common::ErrorCode;
 use common::shutdown::Shutdown;
 use tokio::net::TcpListener;
@@ -76,7 +76,7 @@ async fn healthz() -> &'static str {
 }
 
 fn router(state: AppState) -> Router {
-    use routes::{account, external};
+    use routes::{account, external, teams};
 
     let dashboard = Router::new()
         .route("/auth/signup", post(account::signup))
@@ -85,8 +85,12 @@ fn router(state: AppState) -> Router {
         .route("/me", get(account::me))
         .route("/teams", get(account::list_teams).post(account::create_team))
         .route("/teams/{id}/plan", put(account::set_plan))
+        .route("/teams/{id}/members", get(teams::list_members).post(teams::add_member))
+        .route("/teams/{id}/members/{user_id}", patch(teams::change_role).delete(teams::remove_member))
+        .route("/teams/{id}/api-key-policy", put(teams::put_policy))
+        .route("/teams/{id}/audit-log", get(teams::get_audit_log))
         .route("/account/api-keys", get(account::list_keys).post(account::create_key))
-        .route("/account/api-keys/{id}", delete(account::revoke_key))
+        .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
         .method_not_allowed_fallback(method_not_allowed);
 
     let external = Router::new()
@@ -95,6 +99,9 @@ fn router(state: AppState) -> Router {
             "/websites/{id}",
             get(external::get_website).patch(external::update_website).delete(external::delete_website),
         )
+        .route("/teams/{id}/members", get(teams::external_members))
+        .route("/teams/{id}/api-key-policy", put(teams::external_put_policy))
+        .route("/teams/{id}/audit-log", get(teams::external_audit_log))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(auth::rate_limit_headers));
 

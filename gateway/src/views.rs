@@ -107,3 +107,26 @@ pub fn website(w: &anpb::Website) -> Value {
         "created_at": rfc3339(w.created_at_unix_ms),
     })
 }
+
+pub fn member(m: &idpb::Member) -> Value {
+    let user = m.user.clone().unwrap_or_default();
+    json!({
+        "user_id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "role": role(m.role),
+        "joined_at": rfc3339(m.joined_at_unix_ms),
+    })
+}
+
+pub fn audit_entry(e: &idpb::AuditEntry) -> Value {
+    json!({
+        "id": e.id,
+        "team_id": e.team_id,
+        "actor_id": e.actor_user_id,
+        "action": e.action,
+        "target": e.target,
+        "details": serde_json::from_str::<Value>(&e.details_json).unwrap_or(Value::Null),
+        "created_at": rfc3339(e.created_at_unix_ms),
+    })
+}

@@ -132,7 +132,7 @@ fn spawn(role: &str, args: &[(&str, String)], log_dir: &Path) -> Result<(Process
         }
     }
     let mut child = command
-        .env("ZENOVAY_LOG", "info,sqlx=warn")
+        .env("ZENOVAY_LOG", "debug,h2=info,hyper=info,tower=info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -161,7 +161,7 @@ pub struct TestEnv {
     pub gateways: Vec<String>,
     pub http: reqwest::Client,
     shutdown: Shutdown,
-    processes: Vec<Process>,
+    processes: Vec<(String, Process)>,
     /// Flags naming this environment's storage, for operator commands.
     storage: Vec<(&'static str, String)>,
     _database: Option<TestDatabase>,
@@ -231,7 +231,7 @@ impl TestEnv {
             let mut args = shared.clone();
             args.push((flag, "127.0.0.1:0".into()));
             let (process, addr) = spawn(role, &args, dir.path()).expect("service starts");
-            processes.push(process);
+            processes.push((role.to_owned(), process));
             urls.push(format!("http://{addr}"));
         }
         let mut bases = Vec::new();
@@ -245,7 +245,7 @@ impl TestEnv {
                 ("--operator-token", OPERATOR_TOKEN.to_owned()),
             ]);
             let (process, addr) = spawn("gateway", &args, dir.path()).expect("gateway starts");
-            processes.push(process);
+            processes.push(("gateway".to_owned(), process));
             bases.push(format!("http://{addr}"));
         }
         let env = TestEnv {
@@ -275,6 +275,22 @@ impl TestEnv {
         let output = command.output().expect("run zenovay admin");
         assert!(output.status.success(), "zenovay admin failed: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Stops every process of a role (split mode), as a crash would.
+    pub fn kill(&mut self, role: &str) {
+        self.processes.retain(|(r, _)| r != role);
+    }
+
+    /// Everything the processes of a split environment have logged so far.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for entry in std::fs::read_dir(self._dir.path()).expect("log dir").flatten() {
+            if entry.path().extension().is_some_and(|e| e == "log") {
+                all.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        all
     }
 
     pub fn base(&self) -> &str {

@@ -4,4 +4,5 @@
 mod conformance;
 mod harness;
 mod hello;
+mod keys;
 mod propagation;

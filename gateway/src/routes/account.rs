@@ -203,7 +203,32 @@ pub async fn set_plan(
         })
         .await?
         .into_inner();
+    let details =
+        json!({ "plan": views::plan(settings.plan), "overrides": views::team_settings(&settings)["overrides"] });
+    audit(&state, &settings.team_id, "operator", "team.plan_changed", &details).await?;
     Ok(ok(views::team_settings(&settings)).into_response())
+}
+
+/// Records a change made outside identity in the team's audit log.
+pub async fn audit(
+    state: &AppState,
+    team_id: &str,
+    actor: &str,
+    action: &str,
+    details: &serde_json::Value,
+) -> ApiResult<()> {
+    state
+        .identity
+        .clone()
+        .append_audit(idpb::AppendAuditRequest {
+            team_id: team_id.to_owned(),
+            actor_user_id: actor.to_owned(),
+            action: action.to_owned(),
+            target: team_id.to_owned(),
+            details_json: details.to_string(),
+        })
+        .await?;
+    Ok(())
 }
 
 pub async fn list_keys(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
@@ -280,34 +305,40 @@ fn grant(permissions: PermissionsBody) -> ApiResult<idpb::KeyGrant> {
     }
 }
 
-pub async fn create_key(
-    State(state): State<AppState>,
-    session: SessionUser,
-    Body(body): Body<CreateKeyBody>,
-) -> ApiResult<Response> {
-    let name_len = body.name.trim().chars().count();
-    if !(1..=64).contains(&name_len) {
+fn key_name(name: &str) -> ApiResult<()> {
+    if !(1..=64).contains(&name.trim().chars().count()) {
         return Err(Error::validation("name: must be 1–64 characters after trimming").into());
     }
-    let grant = grant(body.permissions)?;
-    let memberships = memberships(&state, &session.user.id).await?;
-    let (teams, selected) = match body.teams {
-        TeamsBody::All(_) => (idpb::KeyTeams { all: true, team_ids: vec![] }, false),
+    Ok(())
+}
+
+fn key_teams(teams: TeamsBody) -> ApiResult<idpb::KeyTeams> {
+    match teams {
+        TeamsBody::All(_) => Ok(idpb::KeyTeams { all: true, team_ids: vec![] }),
         TeamsBody::Only(ids) if ids.is_empty() => {
-            return Err(Error::validation("teams: must be \"all\" or a non-empty list of team ids").into());
+            Err(Error::validation("teams: must be \"all\" or a non-empty list of team ids").into())
         }
         TeamsBody::Only(mut ids) => {
             ids.sort();
             ids.dedup();
-            (idpb::KeyTeams { all: false, team_ids: ids }, true)
-        }
-    };
-    let mut team_roles = Vec::new();
-    for m in &memberships {
-        if teams.all || teams.team_ids.iter().any(|id| id == team_id(m)) {
-            team_roles.push(idpb::TeamRole { team_id: team_id(m).to_owned(), role: m.role });
+            Ok(idpb::KeyTeams { all: false, team_ids: ids })
         }
     }
+}
+
+/// The rules of SPEC §2 for a key's grant and teams, at creation and at every edit.
+async fn check_key_rules(
+    state: &AppState,
+    user_id: &str,
+    grant: &idpb::KeyGrant,
+    teams: &idpb::KeyTeams,
+) -> ApiResult<()> {
+    let memberships = memberships(state, user_id).await?;
+    let team_roles: Vec<idpb::TeamRole> = memberships
+        .iter()
+        .filter(|m| teams.all || teams.team_ids.iter().any(|id| id == team_id(m)))
+        .map(|m| idpb::TeamRole { team_id: team_id(m).to_owned(), role: m.role })
+        .collect();
     if let Some(missing) = teams.team_ids.iter().find(|id| !team_roles.iter().any(|t| &t.team_id == *id)) {
         return Err(Error::forbidden(format!("you are not a member of team {missing}")).into());
     }
@@ -317,18 +348,30 @@ pub async fn create_key(
         .check_key_creation(popb::CheckKeyCreationRequest {
             grant: Some(grant.clone()),
             teams: team_roles,
-            teams_selected: selected,
+            teams_selected: !teams.all,
         })
         .await?
         .into_inner();
-    if !decision.allowed {
-        let code = match popb::DenyReason::try_from(decision.reason) {
-            Ok(popb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
-            Ok(popb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
-            _ => ErrorCode::Forbidden,
-        };
-        return Err(ApiError::new(code, decision.message));
+    if decision.allowed {
+        return Ok(());
     }
+    let code = match popb::DenyReason::try_from(decision.reason) {
+        Ok(popb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
+        Ok(popb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
+        _ => ErrorCode::Forbidden,
+    };
+    Err(ApiError::new(code, decision.message))
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Body(body): Body<CreateKeyBody>,
+) -> ApiResult<Response> {
+    key_name(&body.name)?;
+    let grant = grant(body.permissions)?;
+    let teams = key_teams(body.teams)?;
+    check_key_rules(&state, &session.user.id, &grant, &teams).await?;
     let secret = ApiKeySecret::generate();
     let key = state
         .identity
@@ -346,6 +389,59 @@ pub async fn create_key(
     let mut response = created(json!({ "key": secret.expose(), "api_key": views::api_key(&key) })).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    permissions: Option<PermissionsBody>,
+    #[serde(default)]
+    teams: Option<TeamsBody>,
+}
+
+pub async fn update_key(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(key_id): Path<String>,
+    Body(body): Body<UpdateKeyBody>,
+) -> ApiResult<Response> {
+    if let Some(name) = &body.name {
+        key_name(name)?;
+    }
+    let new_grant = body.permissions.map(grant).transpose()?;
+    let new_teams = body.teams.map(key_teams).transpose()?;
+    if new_grant.is_some() || new_teams.is_some() {
+        let keys = state
+            .identity
+            .clone()
+            .list_api_keys(idpb::ListApiKeysRequest { user_id: session.user.id.clone() })
+            .await?
+            .into_inner()
+            .keys;
+        let current = keys.into_iter().find(|k| k.id == key_id).ok_or_else(|| Error::not_found("API key"))?;
+        let grant = new_grant.clone().or(current.grant).unwrap_or_default();
+        let teams = new_teams.clone().or(current.teams).unwrap_or_default();
+        check_key_rules(&state, &session.user.id, &grant, &teams).await?;
+    }
+    let key = state
+        .identity
+        .clone()
+        .update_api_key(idpb::UpdateApiKeyRequest {
+            user_id: session.user.id,
+            key_id,
+            name: body.name,
+            grant: new_grant,
+            teams: new_teams,
+        })
+        .await?
+        .into_inner();
+    if let Some(cache) = &state.keys {
+        cache.forget(Change::Key(key.id.clone()));
+    }
+    Ok(ok(views::api_key(&key)).into_response())
 }
 
 pub async fn revoke_key(

@@ -7,7 +7,9 @@ use proto::identity::v1 as pb;
 use proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
 use tonic::{Request, Response, Status};
 
-use crate::model::{ApiKey, Membership, Team, User};
+use common::access::Role;
+
+use crate::model::{ApiKey, AuditEntry, Member, Membership, Team, User};
 use crate::service::{Identity, NewApiKey};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -42,6 +44,22 @@ fn api_key(k: ApiKey) -> pb::ApiKey {
         last_used_at_unix_ms: k.last_used_at,
         revoked_at_unix_ms: k.revoked_at,
         revoked_reason: k.revoked_reason.unwrap_or_default(),
+    }
+}
+
+fn member(m: Member) -> pb::Member {
+    pb::Member { user: Some(user(m.user)), role: pb::Role::from(m.role) as i32, joined_at_unix_ms: m.joined_at }
+}
+
+fn audit_entry(e: AuditEntry) -> pb::AuditEntry {
+    pb::AuditEntry {
+        id: e.id,
+        team_id: e.team_id,
+        actor_user_id: e.actor_id,
+        action: e.action,
+        target: e.target,
+        details_json: e.details,
+        created_at_unix_ms: e.created_at,
     }
 }
 
@@ -123,5 +141,56 @@ impl IdentityService for Identity {
     async fn record_key_use(&self, req: Request<pb::RecordKeyUseRequest>) -> Reply<pb::RecordKeyUseResponse> {
         self.record_use(&req.into_inner().key_id);
         Ok(Response::new(pb::RecordKeyUseResponse {}))
+    }
+
+    async fn update_api_key(&self, req: Request<pb::UpdateApiKeyRequest>) -> Reply<pb::ApiKey> {
+        let r = req.into_inner();
+        let grant = r.grant.as_ref().map(|g| Grant::from_proto(Some(g))).transpose()?;
+        let teams = r.teams.as_ref().map(|t| KeyTeams::from_proto(Some(t))).transpose()?;
+        let key = Identity::update_api_key(self, &r.user_id, &r.key_id, r.name, grant, teams).await?;
+        Ok(Response::new(api_key(key)))
+    }
+
+    async fn get_membership(&self, req: Request<pb::GetMembershipRequest>) -> Reply<pb::Membership> {
+        let r = req.into_inner();
+        Ok(Response::new(membership(self.membership(&r.team_id, &r.actor_user_id).await?)))
+    }
+
+    async fn list_members(&self, req: Request<pb::ListMembersRequest>) -> Reply<pb::ListMembersResponse> {
+        let r = req.into_inner();
+        let members = Identity::list_members(self, &r.team_id, &r.actor_user_id).await?;
+        Ok(Response::new(pb::ListMembersResponse { members: members.into_iter().map(member).collect() }))
+    }
+
+    async fn add_member(&self, req: Request<pb::AddMemberRequest>) -> Reply<pb::Member> {
+        let r = req.into_inner();
+        let m = Identity::add_member(self, &r.team_id, &r.actor_user_id, &r.email, Role::from_proto(r.role)?).await?;
+        Ok(Response::new(member(m)))
+    }
+
+    async fn change_role(&self, req: Request<pb::ChangeRoleRequest>) -> Reply<pb::Member> {
+        let r = req.into_inner();
+        let m =
+            Identity::change_role(self, &r.team_id, &r.actor_user_id, &r.user_id, Role::from_proto(r.role)?).await?;
+        Ok(Response::new(member(m)))
+    }
+
+    async fn remove_member(&self, req: Request<pb::RemoveMemberRequest>) -> Reply<pb::RemoveMemberResponse> {
+        let r = req.into_inner();
+        Identity::remove_member(self, &r.team_id, &r.actor_user_id, &r.user_id).await?;
+        Ok(Response::new(pb::RemoveMemberResponse {}))
+    }
+
+    async fn append_audit(&self, req: Request<pb::AppendAuditRequest>) -> Reply<pb::AuditEntry> {
+        let r = req.into_inner();
+        let entry =
+            Identity::append_audit(self, &r.team_id, &r.actor_user_id, &r.action, &r.target, &r.details_json).await?;
+        Ok(Response::new(audit_entry(entry)))
+    }
+
+    async fn list_audit(&self, req: Request<pb::ListAuditRequest>) -> Reply<pb::ListAuditResponse> {
+        let r = req.into_inner();
+        let entries = Identity::list_audit(self, &r.team_id, &r.actor_user_id, r.limit).await?;
+        Ok(Response::new(pb::ListAuditResponse { entries: entries.into_iter().map(audit_entry).collect() }))
     }
 }

@@ -6,6 +6,7 @@ pub mod grpc;
 pub mod model;
 pub mod service;
 pub mod store;
+pub mod teams;
 
 use std::net::SocketAddr;
 

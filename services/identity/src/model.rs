@@ -37,3 +37,21 @@ pub struct ApiKey {
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+    pub joined_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: String,
+    pub team_id: String,
+    pub actor_id: String,
+    pub action: String,
+    pub target: String,
+    pub details: String,
+    pub created_at: i64,
+}

@@ -10,7 +10,7 @@ use common::bus::{Change, ChangeBus, announce};
 use common::db::{Backend, OpenError};
 use common::secret::{Digest, random_token};
 use common::time::now_ms;
-use common::{Error, Result};
+use common::{Error, ErrorCode, Result};
 
 use crate::model::{ApiKey, Membership, Team, User};
 use crate::store::Store;
@@ -32,18 +32,18 @@ pub struct NewApiKey {
 
 #[derive(Clone)]
 pub struct Identity {
-    store: Store,
+    pub(crate) store: Store,
     /// Where changes that gateways may have cached are announced.
-    changes: Option<Arc<dyn ChangeBus>>,
+    pub(crate) changes: Option<Arc<dyn ChangeBus>>,
     /// Minute of the last `last_used_at` write per key: at most one write per key per minute.
     last_use_written: Arc<Mutex<HashMap<String, i64>>>,
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn trimmed_len(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
+pub(crate) fn trimmed_len(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
     let value = value.trim();
     let len = value.chars().count();
     if len < min || len > max {
@@ -52,7 +52,7 @@ fn trimmed_len(value: &str, field: &str, min: usize, max: usize) -> Result<Strin
     Ok(value.to_owned())
 }
 
-fn normalize_email(email: &str) -> Result<String> {
+pub(crate) fn normalize_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -163,14 +163,33 @@ impl Identity {
         self.store.team(team_id).await?.ok_or_else(|| Error::not_found("team"))
     }
 
-    pub async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey> {
-        let name = trimmed_len(&new.name, "name", 1, 64)?;
-        if let KeyTeams::Only(team_ids) = &new.teams {
-            let memberships = self.store.memberships(&new.user_id).await?;
-            if let Some(missing) = team_ids.iter().find(|id| !memberships.iter().any(|m| &&m.team.id == id)) {
-                return Err(Error::forbidden(format!("you are not a member of team {missing}")));
+    /// The user's teams a key selects, after checking that a fixed list names only the user's
+    /// teams.
+    async fn key_team_ids(&self, user_id: &str, teams: &KeyTeams) -> Result<Vec<String>> {
+        let memberships = self.store.memberships(user_id).await?;
+        match teams {
+            KeyTeams::All => Ok(memberships.into_iter().map(|m| m.team.id).collect()),
+            KeyTeams::Only(ids) => {
+                if let Some(missing) = ids.iter().find(|id| !memberships.iter().any(|m| &&m.team.id == id)) {
+                    return Err(Error::forbidden(format!("you are not a member of team {missing}")));
+                }
+                Ok(ids.iter().cloned().collect())
             }
         }
+    }
+
+    /// Records a key event in the audit log of every team the key selects.
+    async fn audit_key(&self, key: &ApiKey, action: &str) -> Result<()> {
+        let details = serde_json::json!({ "name": key.name, "permissions": key.grant.encode(), "hint": key.hint });
+        for team_id in self.key_team_ids(&key.user_id, &key.teams).await.unwrap_or_default() {
+            self.audit(&team_id, &key.user_id, action, &key.id, &details).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey> {
+        let name = trimmed_len(&new.name, "name", 1, 64)?;
+        self.key_team_ids(&new.user_id, &new.teams).await?;
         let key = ApiKey {
             id: new_id(),
             user_id: new.user_id,
@@ -184,6 +203,7 @@ impl Identity {
             revoked_reason: None,
         };
         self.store.insert_api_key(&key, &new.digest).await?;
+        self.audit_key(&key, "api_key.created").await?;
         Ok(key)
     }
 
@@ -191,14 +211,49 @@ impl Identity {
         self.store.api_keys_of(user_id).await
     }
 
-    pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<ApiKey> {
-        let key = self.store.api_key(key_id).await?;
-        if key.as_ref().is_none_or(|k| k.user_id != user_id) {
-            return Err(Error::not_found("API key"));
+    async fn own_key(&self, user_id: &str, key_id: &str) -> Result<ApiKey> {
+        match self.store.api_key(key_id).await? {
+            Some(key) if key.user_id == user_id => Ok(key),
+            _ => Err(Error::not_found("API key")),
         }
-        self.store.revoke_api_key(key_id, now_ms(), REVOKED_BY_USER).await?;
-        announce(self.changes.as_ref(), Change::Key(key_id.to_owned())).await;
-        self.store.api_key(key_id).await?.ok_or_else(|| Error::not_found("API key"))
+    }
+
+    pub async fn update_api_key(
+        &self,
+        user_id: &str,
+        key_id: &str,
+        name: Option<String>,
+        grant: Option<Grant>,
+        teams: Option<KeyTeams>,
+    ) -> Result<ApiKey> {
+        let mut key = self.own_key(user_id, key_id).await?;
+        if key.revoked_at.is_some() {
+            return Err(Error::new(ErrorCode::Conflict, "a revoked key cannot be edited"));
+        }
+        if let Some(name) = name {
+            key.name = trimmed_len(&name, "name", 1, 64)?;
+        }
+        if let Some(grant) = grant {
+            key.grant = grant;
+        }
+        if let Some(teams) = teams {
+            self.key_team_ids(user_id, &teams).await?;
+            key.teams = teams;
+        }
+        self.store.update_api_key(&key).await?;
+        announce(self.changes.as_ref(), Change::Key(key.id.clone())).await;
+        self.audit_key(&key, "api_key.updated").await?;
+        Ok(key)
+    }
+
+    pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<ApiKey> {
+        self.own_key(user_id, key_id).await?;
+        if self.store.revoke_api_key(key_id, now_ms(), REVOKED_BY_USER).await? {
+            announce(self.changes.as_ref(), Change::Key(key_id.to_owned())).await;
+        }
+        let key = self.own_key(user_id, key_id).await?;
+        self.audit_key(&key, "api_key.revoked").await?;
+        Ok(key)
     }
 
     /// The key behind a digest and its owner's current memberships among the key's teams.

@@ -10,7 +10,7 @@ use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::model::{ApiKey, Membership, Team, User};
+use crate::model::{ApiKey, AuditEntry, Member, Membership, Team, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -249,6 +249,147 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    pub async fn user_by_email_only(&self, email: &str) -> Result<Option<User>> {
+        Ok(self.user_by_email(email).await?.map(|(user, _)| user))
+    }
+
+    pub async fn role(&self, team_id: &str, user_id: &str) -> Result<Option<Role>> {
+        let row = sqlx::query("SELECT role FROM memberships WHERE team_id = $1 AND user_id = $2")
+            .bind(team_id)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| row.try_get::<String, _>("role")?.parse()).transpose()
+    }
+
+    pub async fn members(&self, team_id: &str) -> Result<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.email, u.name, u.created_at, m.role, m.created_at AS joined_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.team_id = $1 ORDER BY m.created_at, u.id",
+        )
+        .bind(team_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Member {
+                    user: user_from_row(row)?,
+                    role: row.try_get::<String, _>("role")?.parse()?,
+                    joined_at: row.try_get("joined_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn add_member(&self, team_id: &str, user_id: &str, role: Role, now: i64) -> Result<()> {
+        let inserted =
+            sqlx::query("INSERT INTO memberships (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(team_id)
+                .bind(user_id)
+                .bind(role.as_str())
+                .bind(now)
+                .execute(&self.pool)
+                .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => {
+                Err(Error::new(ErrorCode::Conflict, "this user is already a member of the team"))
+            }
+            other => other.map(drop).map_err(Error::from),
+        }
+    }
+
+    /// Sets a role, refusing to leave the team without an owner. The check and the write are
+    /// one statement so that two concurrent demotions cannot both pass.
+    pub async fn set_role(&self, team_id: &str, user_id: &str, role: Role) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE memberships SET role = $1 WHERE team_id = $2 AND user_id = $3 AND ($1 = 'owner' OR role <> 'owner' \
+             OR (SELECT COUNT(*) FROM memberships o WHERE o.team_id = $2 AND o.role = 'owner') > 1)",
+        )
+        .bind(role.as_str())
+        .bind(team_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a membership unless it is the team's last owner; returns whether it did.
+    pub async fn remove_member(&self, team_id: &str, user_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM memberships WHERE team_id = $1 AND user_id = $2 AND (role <> 'owner' \
+             OR (SELECT COUNT(*) FROM memberships o WHERE o.team_id = $1 AND o.role = 'owner') > 1)",
+        )
+        .bind(team_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn update_api_key(&self, key: &ApiKey) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE api_keys SET name = $1, permissions = $2, all_teams = $3 WHERE id = $4")
+            .bind(&key.name)
+            .bind(key.grant.encode())
+            .bind(i64::from(key.teams == KeyTeams::All))
+            .bind(&key.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM api_key_teams WHERE key_id = $1").bind(&key.id).execute(&mut *tx).await?;
+        if let KeyTeams::Only(team_ids) = &key.teams {
+            for team_id in team_ids {
+                sqlx::query("INSERT INTO api_key_teams (key_id, team_id) VALUES ($1, $2)")
+                    .bind(&key.id)
+                    .bind(team_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (id, team_id, actor_id, action, target, details, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&entry.id)
+        .bind(&entry.team_id)
+        .bind(&entry.actor_id)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(&entry.details)
+        .bind(entry.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn audit(&self, team_id: &str, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, team_id, actor_id, action, target, details, created_at FROM audit_log \
+             WHERE team_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+        )
+        .bind(team_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    team_id: row.try_get("team_id")?,
+                    actor_id: row.try_get("actor_id")?,
+                    action: row.try_get("action")?,
+                    target: row.try_get("target")?,
+                    details: row.try_get("details")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -1,0 +1,246 @@
+//! Team management: the dashboard's member and key-policy routes (session, SPEC §7) and the
+//! external admin routes under `/teams/{teamId}/` (API key with admin scope, SPEC §5).
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use common::access::Scope;
+use common::{Error, ErrorCode};
+use proto::identity::v1 as idpb;
+use proto::policy::v1 as popb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Credentials;
+use crate::envelope::{Body, Params, created, ok};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::account::audit;
+use crate::session::SessionUser;
+use crate::state::AppState;
+use crate::views;
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl From<RoleName> for idpb::Role {
+    fn from(role: RoleName) -> Self {
+        match role {
+            RoleName::Owner => idpb::Role::Owner,
+            RoleName::Admin => idpb::Role::Admin,
+            RoleName::Member => idpb::Role::Member,
+        }
+    }
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyName {
+    AllMembers,
+    AdminsOnly,
+    Nobody,
+}
+
+impl From<PolicyName> for popb::ApiKeyPolicy {
+    fn from(policy: PolicyName) -> Self {
+        match policy {
+            PolicyName::AllMembers => popb::ApiKeyPolicy::AllMembers,
+            PolicyName::AdminsOnly => popb::ApiKeyPolicy::AdminsOnly,
+            PolicyName::Nobody => popb::ApiKeyPolicy::Nobody,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    policy: PolicyName,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn members(state: &AppState, team_id: String, actor: String) -> ApiResult<Response> {
+    let members = state
+        .identity
+        .clone()
+        .list_members(idpb::ListMembersRequest { team_id, actor_user_id: actor })
+        .await?
+        .into_inner()
+        .members;
+    Ok(ok(members.iter().map(views::member).collect::<Vec<_>>()).into_response())
+}
+
+async fn set_policy(state: &AppState, team_id: String, actor: &str, policy: PolicyName) -> ApiResult<Response> {
+    let settings = state
+        .policy
+        .clone()
+        .set_api_key_policy(popb::SetApiKeyPolicyRequest {
+            team_id: team_id.clone(),
+            api_key_policy: popb::ApiKeyPolicy::from(policy) as i32,
+        })
+        .await?
+        .into_inner();
+    let details = json!({ "api_key_policy": views::api_key_policy(settings.api_key_policy) });
+    audit(state, &team_id, actor, "team.api_key_policy_changed", &details).await?;
+    Ok(ok(views::team_settings(&settings)).into_response())
+}
+
+async fn audit_log(state: &AppState, team_id: String, actor: String, limit: Option<u32>) -> ApiResult<Response> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::validation("limit: must be between 1 and 1000").into());
+    }
+    let entries = state
+        .identity
+        .clone()
+        .list_audit(idpb::ListAuditRequest { team_id, actor_user_id: actor, limit })
+        .await?
+        .into_inner()
+        .entries;
+    Ok(ok(entries.iter().map(views::audit_entry).collect::<Vec<Value>>()).into_response())
+}
+
+// Dashboard (session).
+
+pub async fn list_members(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(team_id): Path<String>,
+) -> ApiResult<Response> {
+    members(&state, team_id, session.user.id).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberBody {
+    email: String,
+    role: RoleName,
+}
+
+pub async fn add_member(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(team_id): Path<String>,
+    Body(body): Body<AddMemberBody>,
+) -> ApiResult<Response> {
+    let member = state
+        .identity
+        .clone()
+        .add_member(idpb::AddMemberRequest {
+            team_id,
+            actor_user_id: session.user.id,
+            email: body.email,
+            role: idpb::Role::from(body.role) as i32,
+        })
+        .await?
+        .into_inner();
+    Ok(created(views::member(&member)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    role: RoleName,
+}
+
+pub async fn change_role(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path((team_id, user_id)): Path<(String, String)>,
+    Body(body): Body<RoleBody>,
+) -> ApiResult<Response> {
+    let member = state
+        .identity
+        .clone()
+        .change_role(idpb::ChangeRoleRequest {
+            team_id,
+            actor_user_id: session.user.id,
+            user_id,
+            role: idpb::Role::from(body.role) as i32,
+        })
+        .await?
+        .into_inner();
+    Ok(ok(views::member(&member)).into_response())
+}
+
+pub async fn remove_member(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path((team_id, user_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    state
+        .identity
+        .clone()
+        .remove_member(idpb::RemoveMemberRequest { team_id, actor_user_id: session.user.id, user_id: user_id.clone() })
+        .await?;
+    Ok(ok(json!({ "user_id": user_id, "removed": true })).into_response())
+}
+
+pub async fn put_policy(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(team_id): Path<String>,
+    Body(body): Body<PolicyBody>,
+) -> ApiResult<Response> {
+    let membership = state
+        .identity
+        .clone()
+        .get_membership(idpb::GetMembershipRequest { team_id: team_id.clone(), actor_user_id: session.user.id.clone() })
+        .await?
+        .into_inner();
+    if !matches!(idpb::Role::try_from(membership.role), Ok(idpb::Role::Owner | idpb::Role::Admin)) {
+        return Err(ApiError::new(ErrorCode::Forbidden, "only owners and admins of this team may do this"));
+    }
+    set_policy(&state, team_id, &session.user.id, body.policy).await
+}
+
+pub async fn get_audit_log(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(team_id): Path<String>,
+    Params(params): Params<AuditParams>,
+) -> ApiResult<Response> {
+    audit_log(&state, team_id, session.user.id, params.limit).await
+}
+
+// External API (admin scope).
+
+pub async fn external_members(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(team_id): Path<String>,
+) -> ApiResult<Response> {
+    let key = credentials.verify(&state).await?;
+    key.authorize(&state, Scope::Admin, Some(&team_id)).await?;
+    members(&state, team_id, key.user_id().to_owned()).await
+}
+
+pub async fn external_put_policy(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(team_id): Path<String>,
+    Body(body): Body<PolicyBody>,
+) -> ApiResult<Response> {
+    let key = credentials.verify(&state).await?;
+    key.authorize(&state, Scope::Admin, Some(&team_id)).await?;
+    set_policy(&state, team_id, key.user_id(), body.policy).await
+}
+
+pub async fn external_audit_log(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(team_id): Path<String>,
+    Params(params): Params<AuditParams>,
+) -> ApiResult<Response> {
+    let key = credentials.verify(&state).await?;
+    key.authorize(&state, Scope::Admin, Some(&team_id)).await?;
+    audit_log(&state, team_id, key.user_id().to_owned(), params.limit).await
+}

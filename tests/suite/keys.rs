@@ -1,0 +1,455 @@
+//! API keys and access rules (SPEC §2, §3) and teams (§7), through the gateway, in both modes.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{TestEnv, TestUser};
+
+fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!((status, body["error"]["code"].as_str()), (expected, Some(code)), "{body}");
+    assert_eq!(body["success"], false);
+}
+
+async fn key_attempt(env: &TestEnv, user: &TestUser, body: Value) -> (StatusCode, Value) {
+    env.session_json(Method::POST, "/api/v1/account/api-keys", &user.session, Some(body)).await
+}
+
+async fn key_count(env: &TestEnv, user: &TestUser) -> usize {
+    let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &user.session, None).await;
+    keys["data"].as_array().unwrap().len()
+}
+
+async fn add_member(env: &TestEnv, owner: &TestUser, team_id: &str, who: &TestUser, role: &str) {
+    let (status, body) = env
+        .session_json(
+            Method::POST,
+            &format!("/api/v1/teams/{team_id}/members"),
+            &owner.session,
+            Some(json!({ "email": who.email, "role": role })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["data"]["role"], role);
+}
+
+async fn new_team(env: &TestEnv, owner: &TestUser, name: &str, plan: &str) -> String {
+    let (status, body) =
+        env.session_json(Method::POST, "/api/v1/teams", &owner.session, Some(json!({ "name": name }))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    env.set_plan(&id, plan).await;
+    id
+}
+
+async fn set_policy(env: &TestEnv, actor: &TestUser, team_id: &str, policy: &str) -> (StatusCode, Value) {
+    env.session_json(
+        Method::PUT,
+        &format!("/api/v1/teams/{team_id}/api-key-policy"),
+        &actor.session,
+        Some(json!({ "policy": policy })),
+    )
+    .await
+}
+
+async fn creation_rules(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let bad = [
+        json!({ "name": "", "permissions": "full", "teams": "all" }),
+        json!({ "name": "   ", "permissions": "full", "teams": "all" }),
+        json!({ "name": "x".repeat(65), "permissions": "full", "teams": "all" }),
+        json!({ "name": "k", "permissions": [], "teams": "all" }),
+        json!({ "name": "k", "permissions": ["read", "delete"], "teams": "all" }),
+        json!({ "name": "k", "permissions": "everything", "teams": "all" }),
+        json!({ "name": "k", "permissions": "full", "teams": [] }),
+        json!({ "name": "k", "permissions": "full", "teams": "some" }),
+        json!({ "name": "k", "permissions": "full" }),
+        json!({ "name": "k", "permissions": "full", "teams": "all", "expires": "never" }),
+    ];
+    for body in bad {
+        let (status, error) = key_attempt(env, &ann, body.clone()).await;
+        assert_error(status, &error, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    }
+    for (name, permissions) in
+        [("x".repeat(64), json!("full")), ("w".into(), json!(["write"])), ("a".into(), json!(["admin"]))]
+    {
+        let (status, body) =
+            key_attempt(env, &ann, json!({ "name": name, "permissions": permissions, "teams": "all" })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) =
+        key_attempt(env, &ann, json!({ "name": "k", "permissions": "full", "teams": ["not-my-team"] })).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+
+    // Admin scope only where the user is owner or admin; nothing is made otherwise.
+    let bob = env.user("bob").await;
+    add_member(env, &bob, &bob.team_id, &ann, "member").await;
+    env.set_plan(&bob.team_id, "pro").await;
+    let before = key_count(env, &ann).await;
+    for permissions in [json!("full"), json!(["admin"]), json!(["read", "admin"])] {
+        let (status, body) =
+            key_attempt(env, &ann, json!({ "name": "k", "permissions": permissions, "teams": [bob.team_id] })).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    }
+    assert_eq!(key_count(env, &ann).await, before);
+    let (status, _) =
+        key_attempt(env, &ann, json!({ "name": "k", "permissions": ["read"], "teams": [bob.team_id] })).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Team API-key policy.
+    let (status, _) = set_policy(env, &bob, &bob.team_id, "admins_only").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) =
+        key_attempt(env, &ann, json!({ "name": "k", "permissions": ["read"], "teams": [bob.team_id] })).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "KEY_POLICY_FORBIDS");
+    let (status, body) = set_policy(env, &ann, &bob.team_id, "all_members").await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, _) = set_policy(env, &bob, &bob.team_id, "nobody").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) =
+        key_attempt(env, &bob, json!({ "name": "k", "permissions": "full", "teams": [bob.team_id] })).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "KEY_POLICY_FORBIDS");
+    let (status, body) = set_policy(env, &bob, &bob.team_id, "whoever").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
+
+async fn scopes(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "scale").await;
+    let key = |permissions: Value| {
+        let ann = &ann;
+        async move { env.create_key(ann, json!({ "name": "k", "permissions": permissions, "teams": "all" })).await.0 }
+    };
+    let (read, write, admin, full) = (
+        key(json!(["read"])).await,
+        key(json!(["write"])).await,
+        key(json!(["admin"])).await,
+        key(json!("full")).await,
+    );
+    let site = json!({ "team_id": ann.team_id, "domain": "scopes.example", "name": "S" });
+    let members = format!("/teams/{}/members", ann.team_id);
+
+    assert_eq!(env.api(Method::GET, "/websites", &read, None).await.0, StatusCode::OK);
+    let (status, body) = env.api(Method::POST, "/websites", &read, Some(site.clone())).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
+    assert!(body["error"]["message"].as_str().unwrap().contains("write"), "the message names the scope");
+    let (status, body) = env.api(Method::GET, "/websites", &write, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
+    let (status, created) = env.api(Method::POST, "/websites", &write, Some(site)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = env.api(Method::GET, &members, &read, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
+    let (status, body) = env.api(Method::GET, &members, &admin, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["role"], "owner");
+    let (status, body) = env.api(Method::GET, "/websites", &admin, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
+    for path in ["/websites".to_owned(), members.clone(), format!("/teams/{}/audit-log", ann.team_id)] {
+        assert_eq!(env.api(Method::GET, &path, &full, None).await.0, StatusCode::OK, "{path}");
+    }
+    let id = created["data"]["id"].as_str().unwrap();
+    let (status, body) = env.api(Method::DELETE, &format!("/websites/{id}"), &read, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
+    let (status, _) = env.api(Method::PATCH, &format!("/websites/{id}"), &write, Some(json!({ "name": "T" }))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = env.api(Method::DELETE, &format!("/websites/{id}"), &write, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = env.api(Method::GET, &format!("/websites/{id}"), &read, None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+
+    // The external key-policy endpoint needs admin.
+    let policy = format!("/teams/{}/api-key-policy", ann.team_id);
+    let (status, body) = env.api(Method::PUT, &policy, &write, Some(json!({ "policy": "admins_only" }))).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "INSUFFICIENT_SCOPE");
+    let (status, body) = env.api(Method::PUT, &policy, &admin, Some(json!({ "policy": "admins_only" }))).await;
+    assert_eq!((status, body["data"]["api_key_policy"].as_str()), (StatusCode::OK, Some("admins_only")));
+}
+
+async fn access_is_computed_per_request(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let bob = env.user("bob").await;
+    let acme = new_team(env, &ann, "Acme", "pro").await;
+    add_member(env, &ann, &acme, &bob, "admin").await;
+    let (_, site) = {
+        let (key, _) = env.create_key(&ann, json!({ "name": "a", "permissions": "full", "teams": [acme] })).await;
+        env.api(
+            Method::POST,
+            "/websites",
+            &key,
+            Some(json!({ "team_id": acme, "domain": "acme.example", "name": "Acme" })),
+        )
+        .await
+    };
+    let site_id = site["data"]["id"].as_str().unwrap().to_owned();
+
+    // Bob's "all" key reaches Acme through his membership.
+    let (all_key, _) = env.create_key(&bob, json!({ "name": "all", "permissions": "full", "teams": "all" })).await;
+    let (admin_key, admin_record) =
+        env.create_key(&bob, json!({ "name": "adm", "permissions": ["admin", "read"], "teams": [acme] })).await;
+    let (_, list) = env.api(Method::GET, "/websites", &all_key, None).await;
+    assert_eq!(list["data"][0]["id"], site_id.as_str());
+    assert_eq!(env.api(Method::GET, &format!("/teams/{acme}/members"), &admin_key, None).await.0, StatusCode::OK);
+
+    // Demoted: admin scope no longer counts on Acme.
+    let (status, _) = env
+        .session_json(
+            Method::PATCH,
+            &format!("/api/v1/teams/{acme}/members/{}", bob.user_id),
+            &ann.session,
+            Some(json!({ "role": "member" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = env.api(Method::GET, &format!("/teams/{acme}/members"), &admin_key, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    assert_eq!(env.api(Method::GET, &format!("/websites/{site_id}"), &admin_key, None).await.0, StatusCode::OK);
+
+    // Policy tightened: Acme drops out of Bob's reach; his free personal team is all that is left.
+    set_policy(env, &ann, &acme, "admins_only").await;
+    let (status, body) = env.api(Method::GET, "/websites", &all_key, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "API_PAID_PLAN_REQUIRED");
+    set_policy(env, &ann, &acme, "all_members").await;
+    assert_eq!(env.api(Method::GET, "/websites", &all_key, None).await.0, StatusCode::OK);
+
+    // Downgrade and upgrade apply on the next request.
+    env.set_plan(&acme, "free").await;
+    let (status, body) = env.api(Method::GET, "/websites", &all_key, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "API_PAID_PLAN_REQUIRED");
+    env.set_plan(&acme, "enterprise").await;
+    let response = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&all_key).send().await.unwrap();
+    assert_eq!(response.headers()["x-ratelimit-limit"], "120");
+
+    // Removed from Acme: the key that selected only Acme is revoked for good.
+    let (status, _) = env
+        .session_json(Method::DELETE, &format!("/api/v1/teams/{acme}/members/{}", bob.user_id), &ann.session, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = env.api(Method::GET, &format!("/websites/{site_id}"), &admin_key, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &bob.session, None).await;
+    let record = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == admin_record["id"]).unwrap().clone();
+    assert_eq!(record["revoked_reason"], "team_access_lost");
+    assert!(record["revoked_at"].as_str().is_some());
+    // The "all" key lives on, without Acme, and cannot see Acme's website.
+    let (status, body) = env.api(Method::GET, &format!("/websites/{site_id}"), &all_key, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "API_PAID_PLAN_REQUIRED");
+}
+
+async fn members(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let bob = env.user("bob").await;
+    let cat = env.user("cat").await;
+    let team = &ann.team_id;
+    let path = |rest: &str| format!("/api/v1/teams/{team}/members{rest}");
+
+    let (status, body) = env.session_json(Method::GET, &path(""), &bob.session, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    add_member(env, &ann, team, &bob, "admin").await;
+    let (status, body) = env
+        .session_json(Method::POST, &path(""), &bob.session, Some(json!({ "email": cat.email, "role": "owner" })))
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    add_member(env, &bob, team, &cat, "member").await;
+    let (status, body) = env
+        .session_json(Method::POST, &path(""), &ann.session, Some(json!({ "email": cat.email, "role": "member" })))
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
+    let (status, body) = env
+        .session_json(
+            Method::POST,
+            &path(""),
+            &ann.session,
+            Some(json!({ "email": "ghost@example.com", "role": "member" })),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let (status, body) = env
+        .session_json(
+            Method::POST,
+            &path(""),
+            &cat.session,
+            Some(json!({ "email": "x@example.com", "role": "member" })),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, list) = env.session_json(Method::GET, &path(""), &cat.session, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let roles: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["owner", "admin", "member"]);
+
+    // Only owners make owners or touch an owner; the last owner stays.
+    let ann_path = path(&format!("/{}", ann.user_id));
+    let (status, body) = env
+        .session_json(
+            Method::PATCH,
+            &path(&format!("/{}", cat.user_id)),
+            &bob.session,
+            Some(json!({ "role": "owner" })),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, body) =
+        env.session_json(Method::PATCH, &ann_path, &bob.session, Some(json!({ "role": "member" }))).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, body) = env.session_json(Method::DELETE, &ann_path, &bob.session, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, body) =
+        env.session_json(Method::PATCH, &ann_path, &ann.session, Some(json!({ "role": "admin" }))).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
+    let (status, body) = env.session_json(Method::DELETE, &ann_path, &ann.session, None).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
+    let (status, body) = env
+        .session_json(Method::PATCH, &path(&format!("/{}", bob.user_id)), &ann.session, Some(json!({ "role": "king" })))
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let (status, _) = env
+        .session_json(
+            Method::PATCH,
+            &path(&format!("/{}", bob.user_id)),
+            &ann.session,
+            Some(json!({ "role": "owner" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = env.session_json(Method::DELETE, &ann_path, &ann.session, None).await;
+    assert_eq!(status, StatusCode::OK, "with another owner, an owner may leave");
+    // Anyone may leave; a plain member cannot remove others.
+    let (status, body) =
+        env.session_json(Method::DELETE, &path(&format!("/{}", bob.user_id)), &cat.session, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, _) = env.session_json(Method::DELETE, &path(&format!("/{}", cat.user_id)), &cat.session, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = env.session_json(Method::GET, &path(""), &bob.session, None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
+
+async fn editing_and_audit(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let bob = env.user("bob").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    add_member(env, &ann, &ann.team_id, &bob, "member").await;
+    let (key, record) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    let id = record["id"].as_str().unwrap();
+    let key_path = format!("/api/v1/account/api-keys/{id}");
+    let edit = |body: Value| env.session_json(Method::PATCH, &key_path, &ann.session, Some(body));
+
+    let site = json!({ "team_id": ann.team_id, "domain": "edit.example", "name": "E" });
+    assert_eq!(env.api(Method::POST, "/websites", &key, Some(site.clone())).await.0, StatusCode::FORBIDDEN);
+    let (status, body) = edit(json!({ "name": " renamed ", "permissions": ["read", "write"] })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["data"]["name"].as_str(), body["data"]["permissions"].clone()),
+        (Some("renamed"), json!(["read", "write"]))
+    );
+    assert_eq!(
+        env.api(Method::POST, "/websites", &key, Some(site)).await.0,
+        StatusCode::CREATED,
+        "rights apply at once"
+    );
+    for bad in [json!({ "name": "" }), json!({ "permissions": [] }), json!({ "teams": [] }), json!({ "colour": 1 })] {
+        let (status, body) = edit(bad).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    }
+    let (status, body) = edit(json!({ "teams": ["someone-elses"] })).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, body) = env
+        .session_json(
+            Method::PATCH,
+            &format!("/api/v1/account/api-keys/{id}"),
+            &bob.session,
+            Some(json!({ "name": "mine" })),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+    env.session_json(Method::DELETE, &format!("/api/v1/account/api-keys/{id}"), &ann.session, None).await;
+    let (status, body) = edit(json!({ "name": "late" })).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
+
+    set_policy(env, &ann, &ann.team_id, "admins_only").await;
+    let (status, log) =
+        env.session_json(Method::GET, &format!("/api/v1/teams/{}/audit-log", ann.team_id), &ann.session, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let actions: Vec<&str> = log["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for expected in [
+        "team.plan_changed",
+        "member.added",
+        "api_key.created",
+        "api_key.updated",
+        "api_key.revoked",
+        "team.api_key_policy_changed",
+    ] {
+        assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
+    }
+    assert_eq!(actions[0], "team.api_key_policy_changed", "newest first");
+    assert!(!log.to_string().contains(&key), "no secret in the audit log");
+    let (status, body) =
+        env.session_json(Method::GET, &format!("/api/v1/teams/{}/audit-log", ann.team_id), &bob.session, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, body) = env
+        .session_json(Method::GET, &format!("/api/v1/teams/{}/audit-log?limit=zero", ann.team_id), &ann.session, None)
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let (_, one) = env
+        .session_json(Method::GET, &format!("/api/v1/teams/{}/audit-log?limit=1", ann.team_id), &ann.session, None)
+        .await;
+    assert_eq!(one["data"].as_array().unwrap().len(), 1);
+}
+
+macro_rules! both_modes {
+    ($($scenario:ident),*) => {
+        mod all_in_one {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::all_in_one().await).await; })*
+        }
+        mod split {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::split(1).await).await; })*
+        }
+    };
+}
+
+both_modes!(creation_rules, scopes, access_is_computed_per_request, members, editing_and_audit);
+
+#[tokio::test]
+async fn a_backend_down_is_503_never_200() {
+    let mut env = TestEnv::split(1).await;
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    env.kill("policy");
+    let (status, body) = env.api(Method::GET, "/websites", &key, None).await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+    env.kill("identity");
+    let (status, body) = env.session_json(Method::GET, "/api/v1/me", &ann.session, None).await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs() {
+    let env = TestEnv::split(2).await;
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let mut secrets = vec![ann.session.clone()];
+    for _ in 0..3 {
+        let (key, record) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+        for base in &env.gateways {
+            let response = env
+                .http
+                .get(format!("{base}/api/external/v1/websites"))
+                .header("x-api-key", &key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        let id = record["id"].as_str().unwrap();
+        env.session_json(Method::DELETE, &format!("/api/v1/account/api-keys/{id}"), &ann.session, None).await;
+        assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::UNAUTHORIZED);
+        secrets.push(key);
+    }
+    let logs = env.logs();
+    assert!(logs.len() > 1000, "the services log at debug level");
+    for secret in &secrets {
+        // The random part alone would give a key away.
+        assert!(!logs.contains(&secret[3..]), "a secret reached the logs");
+    }
+}
