@@ -30,7 +30,8 @@ where
 #[tokio::test]
 async fn identity_store_conforms() {
     on_each_backend(|backend| async move {
-        let identity = identity::Identity::open(&backend, None).await.unwrap();
+        let hasher = identity::KeyHasher::parse("1:conformance-secret-0123456789abcdef").unwrap();
+        let identity = identity::Identity::open(&backend, hasher, None).await.unwrap();
         let (user, token) = identity.signup(" Ann@Example.COM ", "long enough", "Ann").await.unwrap();
         assert_eq!(user.email, "ann@example.com");
         let dup = identity.signup("ann@example.com", "long enough", "Ann").await.unwrap_err();
@@ -232,4 +233,42 @@ async fn memory_bus_conforms() {
 async fn redis_bus_conforms() {
     let redis = TestRedis::create().await;
     bus_conforms(Arc::new(RedisBus::new(&redis.url, &redis.prefix).unwrap())).await;
+}
+
+#[tokio::test]
+async fn key_hash_secrets_rotate_without_breaking_keys() {
+    on_each_backend(|backend| async move {
+        let old = "1:the-old-key-hash-secret-0123456789abcdef";
+        let new = "2:the-new-key-hash-secret-0123456789abcdef";
+        let open = |spec: String| {
+            let backend = backend.clone();
+            async move {
+                identity::Identity::open(&backend, identity::KeyHasher::parse(&spec).unwrap(), None).await.unwrap()
+            }
+        };
+        let before = open(old.into()).await;
+        let (user, _) = before.signup("rot@example.com", "long enough", "Rot").await.unwrap();
+        let secret = ApiKeySecret::generate();
+        before
+            .create_api_key(NewApiKey {
+                user_id: user.id.clone(),
+                name: "k".into(),
+                grant: Grant::Full,
+                teams: KeyTeams::All,
+                digest: secret.digest(),
+                hint: secret.hint(),
+            })
+            .await
+            .unwrap();
+        // The new secret leads; the old one still finds the key, which is re-keyed on use.
+        let rotating = open(format!("{new},{old}")).await;
+        rotating.verify_api_key(&secret.digest()).await.unwrap();
+        // With the old secret gone the key still works: it was re-keyed.
+        let after = open(new.into()).await;
+        after.verify_api_key(&secret.digest()).await.unwrap();
+        // A server with another secret cannot match stored digests at all.
+        let stranger = open("3:a-completely-different-secret-0123456789".into()).await;
+        assert_eq!(stranger.verify_api_key(&secret.digest()).await.unwrap_err().code, ErrorCode::Unauthorized);
+    })
+    .await;
 }

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+const KEY_HASH_SECRETS: &str = "1:test-key-hash-secret-0123456789abcdef";
 
 pub fn postgres_admin_url() -> String {
     std::env::var("ZENOVAY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -220,6 +221,7 @@ impl TestEnv {
         let redis = TestRedis::create().await;
         let shared = vec![
             ("--database-url", database.url.clone()),
+            ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned()),
             ("--redis-url", redis.url.clone()),
             ("--redis-prefix", redis.prefix.clone()),
         ];
@@ -253,7 +255,10 @@ impl TestEnv {
             http: http_client(),
             shutdown: Shutdown::default(),
             processes,
-            storage: vec![("--database-url", database.url.clone())],
+            storage: vec![
+                ("--database-url", database.url.clone()),
+                ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned()),
+            ],
             _database: Some(database),
             _redis: Some(redis),
             _dir: dir,

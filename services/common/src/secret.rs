@@ -21,6 +21,10 @@ impl Digest {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    pub fn to_hex(&self) -> String {
+        to_hex(&self.0)
+    }
 }
 
 impl fmt::Debug for Digest {
@@ -33,4 +37,9 @@ impl fmt::Debug for Digest {
 pub fn random_token(prefix: &str) -> String {
     let body: String = rand::thread_rng().sample_iter(Alphanumeric).take(43).map(char::from).collect();
     format!("{prefix}{body}")
+}
+
+/// Lower-case hex, the form digests are stored in.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,6 +3,7 @@
 //! `service.rs` holds the rules, `store.rs` the SQL, `grpc.rs` the proto edge.
 
 pub mod grpc;
+pub mod keyhash;
 pub mod model;
 pub mod service;
 pub mod store;
@@ -16,6 +17,7 @@ use common::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
+pub use keyhash::KeyHasher;
 pub use service::Identity;
 
 #[derive(Debug, Clone)]
@@ -25,6 +27,8 @@ pub struct Config {
     /// Changes are announced on Redis pub/sub when set.
     pub redis_url: Option<String>,
     pub redis_prefix: String,
+    /// Server secrets keying the stored digests of API keys.
+    pub key_hasher: KeyHasher,
 }
 
 /// The identity service bound to its listener, ready to `run`.
@@ -37,7 +41,7 @@ impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
         let changes = common::bus::redis(config.redis_url.as_deref(), &config.redis_prefix)
             .map_err(|e| BuildError::Redis(e.to_string()))?;
-        let identity = Identity::open(&config.backend, changes).await?;
+        let identity = Identity::open(&config.backend, config.key_hasher.clone(), changes).await?;
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server { listener, identity })
     }

@@ -12,6 +12,7 @@ use common::secret::{Digest, random_token};
 use common::time::now_ms;
 use common::{Error, ErrorCode, Result};
 
+use crate::keyhash::KeyHasher;
 use crate::model::{ApiKey, Membership, Team, User};
 use crate::store::Store;
 
@@ -35,6 +36,7 @@ pub struct Identity {
     pub(crate) store: Store,
     /// Where changes that gateways may have cached are announced.
     pub(crate) changes: Option<Arc<dyn ChangeBus>>,
+    hasher: KeyHasher,
     /// Minute of the last `last_used_at` write per key: at most one write per key per minute.
     last_use_written: Arc<Mutex<HashMap<String, i64>>>,
 }
@@ -101,8 +103,12 @@ async fn verify_password(password: String, stored: Option<String>) -> Result<boo
 }
 
 impl Identity {
-    pub async fn open(backend: &Backend, changes: Option<Arc<dyn ChangeBus>>) -> Result<Identity, OpenError> {
-        Ok(Identity { store: Store::open(backend).await?, changes, last_use_written: Arc::default() })
+    pub async fn open(
+        backend: &Backend,
+        hasher: KeyHasher,
+        changes: Option<Arc<dyn ChangeBus>>,
+    ) -> Result<Identity, OpenError> {
+        Ok(Identity { store: Store::open(backend).await?, changes, hasher, last_use_written: Arc::default() })
     }
 
     async fn open_session(&self, user: User) -> Result<(User, String)> {
@@ -202,7 +208,7 @@ impl Identity {
             revoked_at: None,
             revoked_reason: None,
         };
-        self.store.insert_api_key(&key, &new.digest).await?;
+        self.store.insert_api_key(&key, &self.hasher.stored(&new.digest)).await?;
         self.audit_key(&key, "api_key.created").await?;
         Ok(key)
     }
@@ -260,9 +266,13 @@ impl Identity {
     /// Unknown and revoked keys give the same error, after the same single lookup.
     pub async fn verify_api_key(&self, digest: &Digest) -> Result<(ApiKey, Vec<TeamRole>)> {
         let invalid = || Error::unauthorized("the API key is invalid or revoked");
-        let key = self.store.api_key_by_digest(digest).await?.ok_or_else(invalid)?;
+        let (key, version) =
+            self.store.api_key_by_digest(&self.hasher.candidates(digest)).await?.ok_or_else(invalid)?;
         if key.revoked_at.is_some() {
             return Err(invalid());
+        }
+        if version != self.hasher.current_version() {
+            self.store.rekey_api_key(&key.id, &self.hasher.stored(digest)).await?;
         }
         let teams: Vec<TeamRole> = self
             .store

@@ -10,6 +10,7 @@ use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::keyhash::Stored;
 use crate::model::{ApiKey, AuditEntry, Member, Membership, Team, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -17,10 +18,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-}
-
-fn hex(digest: &Digest) -> String {
-    digest.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
@@ -89,7 +86,7 @@ impl Store {
 
     pub async fn create_session(&self, digest: &Digest, user_id: &str, now: i64, expires_at: i64) -> Result<()> {
         sqlx::query("INSERT INTO sessions (token_digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(hex(digest))
+            .bind(digest.to_hex())
             .bind(user_id)
             .bind(now)
             .bind(expires_at)
@@ -99,7 +96,7 @@ impl Store {
     }
 
     pub async fn delete_session(&self, digest: &Digest) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token_digest = $1").bind(hex(digest)).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE token_digest = $1").bind(digest.to_hex()).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -108,7 +105,7 @@ impl Store {
             "SELECT u.id, u.email, u.name, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_digest = $1 AND s.expires_at > $2",
         )
-        .bind(hex(digest))
+        .bind(digest.to_hex())
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
@@ -155,17 +152,18 @@ impl Store {
         .transpose()
     }
 
-    pub async fn insert_api_key(&self, key: &ApiKey, digest: &Digest) -> Result<()> {
+    pub async fn insert_api_key(&self, key: &ApiKey, stored: &Stored) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, hint, secret_digest, permissions, all_teams, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_keys (id, user_id, name, hint, secret_digest, hash_version, permissions, all_teams, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&key.id)
         .bind(&key.user_id)
         .bind(&key.name)
         .bind(&key.hint)
-        .bind(hex(digest))
+        .bind(&stored.hex)
+        .bind(i64::from(stored.version))
         .bind(key.grant.encode())
         .bind(i64::from(key.teams == KeyTeams::All))
         .bind(key.created_at)
@@ -192,26 +190,43 @@ impl Store {
         rows.iter().map(|row| Ok(row.try_get("team_id")?)).collect()
     }
 
-    async fn key_where(&self, condition: &str, value: &str) -> Result<Option<ApiKey>> {
-        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {condition}"))
-            .bind(value)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
+    /// The key matching `condition` over the bound `values`, with the secret version of its digest.
+    async fn key_where(&self, condition: &str, values: &[&str]) -> Result<Option<(ApiKey, u32)>> {
+        let sql = format!("SELECT {KEY_COLUMNS}, hash_version FROM api_keys WHERE {condition}");
+        let mut query = sqlx::query(&sql);
+        for value in values {
+            query = query.bind(*value);
+        }
+        match query.fetch_optional(&self.pool).await? {
             Some(row) => {
                 let id: String = row.try_get("id")?;
-                Ok(Some(key_from_row(&row, self.key_teams(&id).await?)?))
+                let version: i64 = row.try_get("hash_version")?;
+                Ok(Some((key_from_row(&row, self.key_teams(&id).await?)?, version as u32)))
             }
             None => Ok(None),
         }
     }
 
     pub async fn api_key(&self, key_id: &str) -> Result<Option<ApiKey>> {
-        self.key_where("id = $1", key_id).await
+        Ok(self.key_where("id = $1", &[key_id]).await?.map(|(key, _)| key))
     }
 
-    pub async fn api_key_by_digest(&self, digest: &Digest) -> Result<Option<ApiKey>> {
-        self.key_where("secret_digest = $1", &hex(digest)).await
+    /// One lookup for every form the key may be stored under.
+    pub async fn api_key_by_digest(&self, candidates: &[Stored]) -> Result<Option<(ApiKey, u32)>> {
+        let hexes: Vec<&str> = candidates.iter().map(|c| c.hex.as_str()).collect();
+        let condition = format!("secret_digest IN ({})", common::db::placeholders(hexes.len()));
+        self.key_where(&condition, &hexes).await
+    }
+
+    /// Re-keys a stored digest under the current secret.
+    pub async fn rekey_api_key(&self, key_id: &str, stored: &Stored) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET secret_digest = $1, hash_version = $2 WHERE id = $3")
+            .bind(&stored.hex)
+            .bind(i64::from(stored.version))
+            .bind(key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn api_keys_of(&self, user_id: &str) -> Result<Vec<ApiKey>> {

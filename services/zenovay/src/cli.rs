@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use common::bus::ChangeBus;
 use common::db::Backend;
+use identity::KeyHasher;
 
 #[derive(Parser, Debug)]
 #[command(name = "zenovay", version, about = "Zenovay analytics API platform", long_about = None)]
@@ -85,6 +86,11 @@ pub struct Settings {
     /// Prefix of every Redis key, so that several deployments can share one Redis.
     #[arg(long, env = "ZENOVAY_REDIS_PREFIX", default_value = "zenovay:", global = true)]
     pub redis_prefix: String,
+    /// Server secrets keying the stored digests of API keys, `version:secret[,version:secret…]`,
+    /// current first (older ones still verify, and keys are re-keyed on use). Required with
+    /// PostgreSQL; with SQLite a secret is generated once into the data directory.
+    #[arg(long, env = "ZENOVAY_KEY_HASH_SECRETS", hide_env_values = true, global = true)]
+    pub key_hash_secrets: Option<String>,
     /// Credential of the operator API (`X-Operator-Token`); unset turns the operator API off.
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
@@ -149,13 +155,47 @@ impl Settings {
         Backend::from_config(self.data_dir.clone(), self.database_url.clone())
     }
 
-    pub fn identity(&self) -> identity::Config {
-        identity::Config {
+    pub fn identity(&self) -> anyhow::Result<identity::Config> {
+        Ok(identity::Config {
             listen: self.identity_listen,
             backend: self.backend(),
             redis_url: self.redis_url.clone(),
             redis_prefix: self.redis_prefix.clone(),
+            key_hasher: self.key_hasher()?,
+        })
+    }
+
+    pub fn key_hasher(&self) -> anyhow::Result<KeyHasher> {
+        let spec = match (&self.key_hash_secrets, &self.database_url) {
+            (Some(spec), _) => spec.clone(),
+            (None, Some(_)) => anyhow::bail!("ZENOVAY_KEY_HASH_SECRETS is required with ZENOVAY_DATABASE_URL"),
+            (None, None) => self.generated_key_hash_secret()?,
+        };
+        KeyHasher::parse(&spec).map_err(anyhow::Error::msg)
+    }
+
+    /// The embedded mode's secret: made once, kept beside the data it protects, readable only by
+    /// its owner.
+    fn generated_key_hash_secret(&self) -> anyhow::Result<String> {
+        let path = self.data_dir.join("key-hash.secret");
+        if let Ok(spec) = std::fs::read_to_string(&path) {
+            return Ok(spec.trim().to_owned());
         }
+        std::fs::create_dir_all(&self.data_dir)?;
+        let spec = format!("1:{}", common::secret::random_token(""));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => std::io::Write::write_all(&mut file, spec.as_bytes())?,
+            // Another process made it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Ok(std::fs::read_to_string(&path)?.trim().to_owned());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(spec)
     }
 
     /// Redis pub/sub when Redis is configured.

@@ -28,7 +28,7 @@ impl AllInOne {
             Some(bus) => bus,
             None => Arc::new(MemoryBus::default()),
         };
-        let identity = identity::Identity::open(&backend, Some(changes.clone())).await?;
+        let identity = identity::Identity::open(&backend, settings.key_hasher()?, Some(changes.clone())).await?;
         let policy = settings.policy().open().await?;
         let analytics = analytics::Analytics::open(&backend).await?;
         let backends = Backends {
@@ -87,7 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(gateway.run(shutdown).await?)
         }
         Command::Identity => {
-            let server = identity::Server::build(&settings.identity()).await?;
+            let server = identity::Server::build(&settings.identity()?).await?;
             announce("identity", server.local_addr());
             Ok(server.run(shutdown).await?)
         }
@@ -110,7 +110,7 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
     match command {
         cli::AdminCommand::SetPlan { team_id, plan, requests_per_minute, requests_per_month, mcp_calls_per_day } => {
             let backend = settings.backend();
-            let identity = identity::Identity::open(&backend, settings.change_bus()?).await?;
+            let identity = identity::Identity::open(&backend, settings.key_hasher()?, settings.change_bus()?).await?;
             identity.get_team(&team_id).await.context("no such team")?;
             let policy = settings.policy().open().await?;
             let plan = match plan {
