@@ -2,9 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{FromRequestParts, Request};
-use axum::http::HeaderValue;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use common::access::Scope;
@@ -14,27 +14,58 @@ use proto::identity::v1 as idpb;
 use proto::policy::v1 as pb;
 
 use crate::cache::{Lookup, Verified};
+use crate::envelope::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::session::bearer;
 use crate::state::AppState;
 
-/// The rate-limit state of the current request, filled by the decision and turned into
-/// headers by [`rate_limit_headers`] on every response, errors included.
+/// What the decision charged the current request, filled by [`VerifiedKey::authorize`] and
+/// turned into headers by [`rate_limit_headers`] on every response, errors included.
 #[derive(Clone, Default)]
-struct RateSlot(Arc<Mutex<Option<pb::RateLimit>>>);
+struct RateSlot(Arc<Mutex<Option<Charge>>>);
 
-pub async fn rate_limit_headers(mut req: Request, next: Next) -> Response {
+struct Charge {
+    rate: pb::RateLimit,
+    key_id: String,
+    user_id: String,
+}
+
+/// Sets the rate-limit and usage headers of SPEC §4 and the IETF `RateLimit` fields, and gives
+/// back the slot of a request that was refused after its decision (400, 403): refused requests
+/// consume nothing.
+pub async fn rate_limit_headers(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let slot = RateSlot::default();
     req.extensions_mut().insert(slot.clone());
     let mut response = next.run(req).await;
-    let rate = slot.0.lock().expect("rate slot lock poisoned").take();
-    if let Some(rate) = rate {
-        let headers = response.headers_mut();
-        headers.insert("x-ratelimit-limit", HeaderValue::from(rate.limit));
-        headers.insert("x-ratelimit-remaining", HeaderValue::from(rate.remaining));
-        let reset_secs = (rate.reset_at_unix_ms + 999).div_euclid(1000);
-        headers.insert("x-ratelimit-reset", HeaderValue::from(reset_secs));
+    let charge = slot.0.lock().expect("rate slot lock poisoned").take();
+    let Some(Charge { mut rate, key_id, user_id }) = charge else { return response };
+    let refused = matches!(response.status(), StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN);
+    if refused && !rate.slot.is_empty() {
+        let release = pb::ReleaseRequest { key_id, user_id, slot: std::mem::take(&mut rate.slot) };
+        match state.policy.clone().release(release).await {
+            Ok(_) => {
+                rate.remaining += 1;
+                rate.month_used = rate.month_used.saturating_sub(1);
+            }
+            Err(status) => tracing::warn!(grpc.code = ?status.code(), "could not give back a rate-limit slot"),
+        }
     }
+    let reset_secs = (rate.reset_at_unix_ms + 999).div_euclid(1000);
+    let reset_in = (rate.reset_at_unix_ms - common::time::now_ms()).max(0).div_euclid(1000) + 1;
+    let headers = response.headers_mut();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    set("x-ratelimit-limit", rate.limit.to_string());
+    set("x-ratelimit-remaining", rate.remaining.to_string());
+    set("x-ratelimit-reset", reset_secs.to_string());
+    set("x-usage-monthly", rate.month_used.to_string());
+    set("x-usage-limit", rate.month_limit.to_string());
+    set("x-usage-reset", rfc3339(rate.month_reset_at_unix_ms));
+    set("ratelimit-policy", format!("\"per-minute\";q={};w=60", rate.limit));
+    set("ratelimit", format!("\"per-minute\";r={};t={reset_in}", rate.remaining));
     response
 }
 
@@ -53,7 +84,13 @@ pub struct VerifiedKey {
 
 /// A positive decision.
 pub struct Authorized {
-    pub reachable_team_ids: Vec<String>,
+    pub decision: pb::AuthorizeResponse,
+}
+
+impl Authorized {
+    pub fn reachable_team_ids(&self) -> &[String] {
+        &self.decision.reachable_team_ids
+    }
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -145,14 +182,19 @@ impl VerifiedKey {
                 teams: self.verified.teams.clone(),
                 required_scope: idpb::Scope::from(scope) as i32,
                 resource_team_id: resource_team.map(str::to_owned),
+                user_id: self.verified.key.user_id.clone(),
             })
             .await?
             .into_inner();
-        let rate = response.rate_limit;
-        *self.slot.0.lock().expect("rate slot lock poisoned") = rate;
-        let decision = response.decision.ok_or_else(|| Error::internal("policy returned no decision"))?;
+        let retry_after_ms = response.rate_limit.as_ref().map(|r| r.retry_after_ms);
+        *self.slot.0.lock().expect("rate slot lock poisoned") = response.rate_limit.clone().map(|rate| Charge {
+            rate,
+            key_id: self.verified.key.id.clone(),
+            user_id: self.verified.key.user_id.clone(),
+        });
+        let decision = response.decision.clone().ok_or_else(|| Error::internal("policy returned no decision"))?;
         if decision.allowed {
-            return Ok(Authorized { reachable_team_ids: response.reachable_team_ids });
+            return Ok(Authorized { decision: response });
         }
         let code = match pb::DenyReason::try_from(decision.reason) {
             Ok(pb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
@@ -160,12 +202,13 @@ impl VerifiedKey {
             Ok(pb::DenyReason::Forbidden) => ErrorCode::Forbidden,
             Ok(pb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
             Ok(pb::DenyReason::RateLimitExceeded) => ErrorCode::RateLimitExceeded,
+            Ok(pb::DenyReason::MonthlyLimitExceeded) => ErrorCode::MonthlyLimitExceeded,
             // Never allow on a decision we do not understand.
             _ => ErrorCode::Forbidden,
         };
         let mut error = ApiError::new(code, decision.message);
-        if code == ErrorCode::RateLimitExceeded {
-            error.retry_after_secs = Some(rate.map_or(1, |r| r.retry_after_ms.div_ceil(1000).max(1)));
+        if matches!(code, ErrorCode::RateLimitExceeded | ErrorCode::MonthlyLimitExceeded) {
+            error.retry_after_secs = Some(retry_after_ms.map_or(1, |ms| ms.div_ceil(1000).max(1)));
         }
         Err(error)
     }

@@ -99,11 +99,12 @@ fn router(state: AppState) -> Router {
             "/websites/{id}",
             get(external::get_website).patch(external::update_website).delete(external::delete_website),
         )
+        .route("/usage", get(external::usage))
         .route("/teams/{id}/members", get(teams::external_members))
         .route("/teams/{id}/api-key-policy", put(teams::external_put_policy))
         .route("/teams/{id}/audit-log", get(teams::external_audit_log))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(auth::rate_limit_headers));
+        .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit_headers));
 
     Router::new()
         .nest("/api/v1", dashboard)

@@ -10,7 +10,7 @@ use common::apikey::ApiKeySecret;
 use common::bus::{Change, ChangeBus, MemoryBus, Notice, RedisBus};
 use common::db::Backend;
 use identity::service::NewApiKey;
-use policy::limiter::{Limiter, ManualClock, MemoryLimiter, RedisLimiter, WINDOW_MS};
+use policy::limiter::{Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, WINDOW_MS};
 use policy::plans::{ApiKeyPolicy, Overrides, Plan};
 
 use crate::harness::{TestDatabase, TestRedis};
@@ -131,29 +131,54 @@ async fn analytics_store_conforms() {
     .await;
 }
 
+fn budget(key: &str, per_minute: u32, per_month: u64) -> Budget<'_> {
+    Budget { key, per_minute, user: "user-of-the-key", per_month }
+}
+
 /// What every limiter must do, whatever its clock.
 async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
     for expected_remaining in (0..5).rev() {
-        let d = limiter.acquire("k1", 5).await.unwrap();
-        assert!(d.allowed);
+        let d = limiter.acquire(&budget("k1", 5, 1000)).await.unwrap();
+        assert!(d.allowed());
         assert_eq!((d.limit, d.remaining), (5, expected_remaining));
         assert!(d.reset_at_ms > d.now_ms && d.reset_at_ms <= d.now_ms + WINDOW_MS);
+        assert!(d.slot.is_some());
     }
-    let denied = limiter.acquire("k1", 5).await.unwrap();
-    assert!(!denied.allowed);
-    assert_eq!(denied.remaining, 0);
+    let denied = limiter.acquire(&budget("k1", 5, 1000)).await.unwrap();
+    assert_eq!(denied.exceeded, Some(Exceeded::Minute));
+    assert_eq!((denied.remaining, denied.slot.as_ref()), (0, None));
     assert!(denied.retry_after_ms() > 0 && denied.retry_after_ms() <= WINDOW_MS as u64);
+    let peeked = limiter.peek(&budget("k1", 5, 1000)).await.unwrap();
+    assert_eq!((peeked.remaining, peeked.month_used), (0, 5), "a peek takes nothing and sees everything");
 
     // Keys are independent; a lower limit applies to the next call.
-    assert!(limiter.acquire("k2", 5).await.unwrap().allowed);
-    assert!(limiter.acquire("k2", 5).await.unwrap().allowed);
-    assert!(!limiter.acquire("k2", 2).await.unwrap().allowed);
-    assert!(limiter.acquire("k2", 3).await.unwrap().allowed);
+    assert!(limiter.acquire(&budget("k2", 5, 1000)).await.unwrap().allowed());
+    assert!(limiter.acquire(&budget("k2", 5, 1000)).await.unwrap().allowed());
+    assert!(!limiter.acquire(&budget("k2", 2, 1000)).await.unwrap().allowed());
+    let third = limiter.acquire(&budget("k2", 3, 1000)).await.unwrap();
+    assert!(third.allowed());
+
+    // A released slot is as if never taken, in the window and in the month.
+    let before = limiter.peek(&budget("k2", 3, 1000)).await.unwrap();
+    limiter.release(&budget("k2", 3, 1000), third.slot.as_deref().unwrap()).await.unwrap();
+    let after = limiter.peek(&budget("k2", 3, 1000)).await.unwrap();
+    assert_eq!((after.remaining, after.month_used), (before.remaining + 1, before.month_used - 1));
+
+    // The monthly quota is per user, across keys, and checked first.
+    let month = |key| Budget { key, per_minute: 100, user: "frugal", per_month: 3 };
+    for key in ["m1", "m2", "m3"] {
+        assert!(limiter.acquire(&month(key)).await.unwrap().allowed());
+    }
+    let spent = limiter.acquire(&month("m4")).await.unwrap();
+    assert_eq!(spent.exceeded, Some(Exceeded::Month));
+    assert_eq!((spent.month_used, spent.month_limit), (3, 3));
+    assert!(spent.retry_after_ms() > 0, "until the next month");
+    assert_eq!(limiter.peek(&month("m4")).await.unwrap().remaining, 100, "a refusal takes no slot");
 
     // Concurrent callers never get more than the limit together.
     let calls = (0..60).map(|_| {
         let limiter = limiter.clone();
-        tokio::spawn(async move { limiter.acquire("k3", 25).await.unwrap().allowed })
+        tokio::spawn(async move { limiter.acquire(&budget("k3", 25, 1000)).await.unwrap().allowed() })
     });
     let allowed = futures::future::join_all(calls).await.into_iter().filter(|r| *r.as_ref().unwrap()).count();
     assert_eq!(allowed, 25);
@@ -174,26 +199,30 @@ async fn redis_limiter_conforms() {
 async fn sliding_window_admits_at_most_the_limit_in_any_window() {
     let clock = ManualClock::at(1_000_000);
     let limiter = MemoryLimiter::with_clock(clock.clone());
+    let b = budget("k", 3, 1_000_000);
     for _ in 0..3 {
-        assert!(limiter.acquire("k", 3).await.unwrap().allowed);
+        assert!(limiter.acquire(&b).await.unwrap().allowed());
         clock.advance(10_000);
     }
     // t = 30 s after the first: the window still holds three.
-    let denied = limiter.acquire("k", 3).await.unwrap();
-    assert!(!denied.allowed);
+    let denied = limiter.acquire(&b).await.unwrap();
+    assert!(!denied.allowed());
     assert_eq!(denied.retry_after_ms(), 30_000);
     clock.advance(29_999);
-    assert!(!limiter.acquire("k", 3).await.unwrap().allowed, "one millisecond early");
+    assert!(!limiter.acquire(&b).await.unwrap().allowed(), "one millisecond early");
     clock.advance(1);
-    assert!(limiter.acquire("k", 3).await.unwrap().allowed, "the first request has left the window");
-    assert!(!limiter.acquire("k", 3).await.unwrap().allowed);
+    assert!(limiter.acquire(&b).await.unwrap().allowed(), "the first request has left the window");
+    assert!(!limiter.acquire(&b).await.unwrap().allowed());
+    // A plan change applies to the next call: more room at once, less room at once.
+    assert!(limiter.acquire(&budget("k", 4, 1_000_000)).await.unwrap().allowed());
+    assert!(!limiter.acquire(&budget("k", 2, 1_000_000)).await.unwrap().allowed());
 
     // Across a boundary a fixed window would admit 2N; the log never does.
     let clock = ManualClock::at(0);
     let limiter = MemoryLimiter::with_clock(clock.clone());
     let mut admitted = Vec::new();
     for step in 0..240 {
-        if limiter.acquire("k", 10).await.unwrap().allowed {
+        if limiter.acquire(&budget("k", 10, 1_000_000)).await.unwrap().allowed() {
             admitted.push(step * 1_000);
         }
         clock.advance(1_000);
@@ -203,6 +232,23 @@ async fn sliding_window_admits_at_most_the_limit_in_any_window() {
         assert!(in_window <= 10, "{in_window} requests in the window starting at {start}");
     }
     assert_eq!(admitted.len(), 40);
+}
+
+#[tokio::test]
+async fn the_monthly_quota_resets_at_the_start_of_the_utc_month() {
+    // 2026-11-30 23:59:00 UTC
+    let clock = ManualClock::at(1_796_083_140_000);
+    let limiter = MemoryLimiter::with_clock(clock.clone());
+    let b = budget("k", 100, 2);
+    assert!(limiter.acquire(&b).await.unwrap().allowed());
+    assert!(limiter.acquire(&b).await.unwrap().allowed());
+    let spent = limiter.acquire(&b).await.unwrap();
+    assert_eq!(spent.exceeded, Some(Exceeded::Month));
+    assert_eq!(spent.retry_after_ms(), 60_000, "one minute to midnight");
+    clock.advance(60_000);
+    let fresh = limiter.acquire(&b).await.unwrap();
+    assert!(fresh.allowed());
+    assert_eq!(fresh.month_used, 1);
 }
 
 /// What every change bus must do.

@@ -5,4 +5,5 @@ mod conformance;
 mod harness;
 mod hello;
 mod keys;
+mod limits;
 mod propagation;

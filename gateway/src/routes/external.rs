@@ -7,7 +7,7 @@ use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
 use serde::Deserialize;
 
-use crate::auth::{Authorized, Credentials, VerifiedKey};
+use crate::auth::{Credentials, VerifiedKey};
 use crate::envelope::{Body, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -15,11 +15,11 @@ use crate::views;
 
 pub async fn list_websites(State(state): State<AppState>, credentials: Credentials) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
-    let Authorized { reachable_team_ids } = key.authorize(&state, Scope::Read, None).await?;
+    let authorized = key.authorize(&state, Scope::Read, None).await?;
     let websites = state
         .analytics
         .clone()
-        .list_websites(pb::ListWebsitesRequest { team_ids: reachable_team_ids })
+        .list_websites(pb::ListWebsitesRequest { team_ids: authorized.reachable_team_ids().to_vec() })
         .await?
         .into_inner()
         .websites;
@@ -127,4 +127,28 @@ pub async fn delete_website(
     let (_, website) = authorized_website(&state, credentials, website_id, Scope::Write).await?;
     state.analytics.clone().delete_website(pb::DeleteWebsiteRequest { website_id: website.id.clone() }).await?;
     Ok(ok(serde_json::json!({ "id": website.id, "deleted": true })).into_response())
+}
+
+/// Plan, limits and this month's usage of the key's owner (SPEC §5 `GET /usage`).
+pub async fn usage(State(state): State<AppState>, credentials: Credentials) -> ApiResult<Response> {
+    let key = credentials.verify(&state).await?;
+    let authorized = key.authorize(&state, Scope::Read, None).await?;
+    let decision = &authorized.decision;
+    let limits = decision.limits.unwrap_or_default();
+    let rate = decision.rate_limit.clone().unwrap_or_default();
+    Ok(ok(serde_json::json!({
+        "plan": views::plan(decision.plan),
+        "limits": {
+            "requests_per_minute": limits.requests_per_minute,
+            "requests_per_month": limits.requests_per_month,
+            "mcp_calls_per_day": limits.mcp_calls_per_day,
+        },
+        "usage": {
+            "requests_this_month": rate.month_used,
+            "requests_left_this_month": rate.month_limit.saturating_sub(rate.month_used),
+            "requests_left_this_minute": rate.remaining,
+            "month_resets_at": crate::envelope::rfc3339(rate.month_reset_at_unix_ms),
+        },
+    }))
+    .into_response())
 }

@@ -6,7 +6,7 @@ use proto::policy::v1 as pb;
 use proto::policy::v1::policy_service_server::{PolicyService, PolicyServiceServer};
 use tonic::{Request, Response, Status};
 
-use crate::plans::{ApiKeyPolicy, Overrides, Plan, TeamSettings};
+use crate::plans::{ApiKeyPolicy, Limits, Overrides, Plan, TeamSettings};
 use crate::service::{self, Denial, DenyReason, Policy};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -60,6 +60,7 @@ fn reason_to_proto(reason: DenyReason) -> pb::DenyReason {
         DenyReason::Forbidden => pb::DenyReason::Forbidden,
         DenyReason::KeyPolicyForbids => pb::DenyReason::KeyPolicyForbids,
         DenyReason::RateLimitExceeded => pb::DenyReason::RateLimitExceeded,
+        DenyReason::MonthlyLimitExceeded => pb::DenyReason::MonthlyLimitExceeded,
     }
 }
 
@@ -67,6 +68,15 @@ fn decision(denial: Option<Denial>) -> pb::Decision {
     match denial {
         None => pb::Decision { allowed: true, reason: pb::DenyReason::Unspecified as i32, message: String::new() },
         Some(d) => pb::Decision { allowed: false, reason: reason_to_proto(d.reason) as i32, message: d.message },
+    }
+}
+
+fn limits_to_proto(limits: Limits) -> pb::Limits {
+    pb::Limits {
+        api_access: limits.api_access,
+        requests_per_minute: limits.requests_per_minute,
+        requests_per_month: limits.requests_per_month,
+        mcp_calls_per_day: limits.mcp_calls_per_day,
     }
 }
 
@@ -86,12 +96,7 @@ impl Policy {
             team_id: s.team_id,
             plan: plan_to_proto(s.plan) as i32,
             api_key_policy: policy_to_proto(s.api_key_policy) as i32,
-            limits: Some(pb::Limits {
-                api_access: limits.api_access,
-                requests_per_minute: limits.requests_per_minute,
-                requests_per_month: limits.requests_per_month,
-                mcp_calls_per_day: limits.mcp_calls_per_day,
-            }),
+            limits: Some(limits_to_proto(limits)),
             overrides: Some(pb::LimitOverrides {
                 requests_per_minute: s.overrides.requests_per_minute,
                 requests_per_month: s.overrides.requests_per_month,
@@ -139,6 +144,7 @@ impl PolicyService for Policy {
             teams: TeamRole::list_from_proto(&r.teams)?,
             scope: Scope::from_proto(r.required_scope)?,
             resource_team: r.resource_team_id,
+            user_id: r.user_id,
         };
         let auth = Policy::authorize(self, &request).await?;
         Ok(Response::new(pb::AuthorizeResponse {
@@ -150,7 +156,18 @@ impl PolicyService for Policy {
                 remaining: r.remaining,
                 reset_at_unix_ms: r.reset_at_ms,
                 retry_after_ms: r.retry_after_ms(),
+                month_used: r.month_used,
+                month_limit: r.month_limit,
+                month_reset_at_unix_ms: r.month_reset_at_ms,
+                slot: r.slot.unwrap_or_default(),
             }),
+            limits: auth.limits.map(limits_to_proto),
         }))
+    }
+
+    async fn release(&self, req: Request<pb::ReleaseRequest>) -> Reply<pb::ReleaseResponse> {
+        let r = req.into_inner();
+        Policy::release(self, &r.key_id, &r.user_id, &r.slot).await?;
+        Ok(Response::new(pb::ReleaseResponse {}))
     }
 }

@@ -6,7 +6,7 @@ use common::Result;
 use common::access::{Grant, Scope, TeamRole};
 use common::db::{Backend, OpenError};
 
-use crate::limiter::{Limiter, RateDecision};
+use crate::limiter::{Budget, Exceeded, Limiter, RateDecision};
 use crate::plans::{ApiKeyPolicy, Catalogue, Limits, Overrides, Plan, TeamSettings};
 use crate::store::Store;
 
@@ -17,6 +17,7 @@ pub enum DenyReason {
     Forbidden,
     KeyPolicyForbids,
     RateLimitExceeded,
+    MonthlyLimitExceeded,
 }
 
 /// A refusal and the rule behind it, in words safe to show the caller.
@@ -37,6 +38,8 @@ pub struct Request {
     pub teams: Vec<TeamRole>,
     pub scope: Scope,
     pub resource_team: Option<String>,
+    /// The key's owner, whose monthly quota the request draws on.
+    pub user_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +47,8 @@ pub struct Authorization {
     pub denial: Option<Denial>,
     pub reachable_team_ids: Vec<String>,
     pub plan: Plan,
+    /// The limits that apply, once the plan allows API access.
+    pub limits: Option<Limits>,
     pub rate: Option<RateDecision>,
 }
 
@@ -137,8 +142,9 @@ impl Policy {
         Ok(None)
     }
 
-    /// The decision for one API request: rules first, then one slot of the per-minute limit,
-    /// so that a refused request costs nothing.
+    /// The decision for one API request: rules first, then one slot of the per-minute limit and
+    /// one request of the monthly quota, so that a refused request costs nothing. Once the plan
+    /// is known every decision carries the budget's state, refusals included.
     pub async fn authorize(&self, req: &Request) -> Result<Authorization> {
         let reachable = self.reachable(&req.teams).await?;
         let plan = reachable.iter().map(|(_, s)| s.plan).max().unwrap_or(Plan::Free);
@@ -146,6 +152,7 @@ impl Policy {
             denial: None,
             reachable_team_ids: reachable.iter().map(|(t, _)| t.team_id.clone()).collect(),
             plan,
+            limits: None,
             rate: None,
         };
         // The most generous limits among the reachable teams with API access; without
@@ -168,38 +175,60 @@ impl Policy {
             });
             return Ok(auth);
         };
-        if !req.grant.allows(req.scope) {
-            auth.denial =
-                Some(deny(DenyReason::InsufficientScope, format!("this key lacks the `{}` scope", req.scope)));
-            return Ok(auth);
-        }
+        auth.limits = Some(limits);
         if req.scope == Scope::Admin {
             auth.reachable_team_ids =
                 reachable.iter().filter(|(t, _)| t.role.is_admin()).map(|(t, _)| t.team_id.clone()).collect();
         }
-        if let Some(team_id) = &req.resource_team
-            && !auth.reachable_team_ids.contains(team_id)
-        {
-            let message = if req.scope == Scope::Admin && reachable.iter().any(|(t, _)| &t.team_id == team_id) {
-                "admin scope applies only to teams where you are owner or admin"
-            } else {
-                "this key cannot reach the team that owns this resource"
-            };
-            auth.denial = Some(deny(DenyReason::Forbidden, message));
+        auth.denial = rule_denial(req, &reachable, &auth.reachable_team_ids);
+        let budget = Budget {
+            key: &req.key_id,
+            per_minute: limits.requests_per_minute,
+            user: &req.user_id,
+            per_month: limits.requests_per_month,
+        };
+        if auth.denial.is_some() {
+            auth.rate = Some(self.limiter.peek(&budget).await?);
             return Ok(auth);
         }
-        let rate = self.limiter.acquire(&req.key_id, limits.requests_per_minute).await?;
-        auth.rate = Some(rate);
-        if !rate.allowed {
-            auth.denial = Some(deny(
+        let rate = self.limiter.acquire(&budget).await?;
+        let retry_in = rate.retry_after_ms().div_ceil(1000);
+        auth.denial = match rate.exceeded {
+            None => None,
+            Some(Exceeded::Minute) => Some(deny(
                 DenyReason::RateLimitExceeded,
-                format!(
-                    "rate limit of {} requests per minute exceeded; retry in {} s",
-                    rate.limit,
-                    rate.retry_after_ms().div_ceil(1000)
-                ),
-            ));
-        }
+                format!("rate limit of {} requests per minute exceeded; retry in {retry_in} s", rate.limit),
+            )),
+            Some(Exceeded::Month) => Some(deny(
+                DenyReason::MonthlyLimitExceeded,
+                format!("monthly quota of {} requests used up; it resets in {retry_in} s", rate.month_limit),
+            )),
+        };
+        auth.rate = Some(rate);
         Ok(auth)
     }
+
+    /// Gives back a slot taken by a request that was refused after all.
+    pub async fn release(&self, key_id: &str, user_id: &str, slot: &str) -> Result<()> {
+        // Limits do not matter to a release; the budget only names the counters.
+        let budget = Budget { key: key_id, per_minute: 0, user: user_id, per_month: 0 };
+        self.limiter.release(&budget, slot).await
+    }
+}
+
+/// Scope and resource rules, once the plan allows API access.
+fn rule_denial(req: &Request, reachable: &[(&TeamRole, TeamSettings)], scoped: &[String]) -> Option<Denial> {
+    if !req.grant.allows(req.scope) {
+        return Some(deny(DenyReason::InsufficientScope, format!("this key lacks the `{}` scope", req.scope)));
+    }
+    let team_id = req.resource_team.as_ref()?;
+    if scoped.contains(team_id) {
+        return None;
+    }
+    let message = if req.scope == Scope::Admin && reachable.iter().any(|(t, _)| &t.team_id == team_id) {
+        "admin scope applies only to teams where you are owner or admin"
+    } else {
+        "this key cannot reach the team that owns this resource"
+    };
+    Some(deny(DenyReason::Forbidden, message))
 }

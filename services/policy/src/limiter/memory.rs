@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use common::Result;
 
-use super::{Limiter, RateDecision, WINDOW_MS, decide};
+use super::{Budget, Limiter, Observed, RateDecision, WINDOW_MS, decide, month_of};
 
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64;
@@ -18,7 +18,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock tests move by hand, to cross window boundaries without waiting.
+/// A clock tests move by hand, to cross window and month boundaries without waiting.
 #[derive(Clone, Default)]
 pub struct ManualClock(Arc<AtomicI64>);
 
@@ -38,14 +38,22 @@ impl Clock for ManualClock {
     }
 }
 
-/// In-process sliding-window log.
-pub struct MemoryLimiter<C = SystemClock> {
-    clock: C,
-    logs: Mutex<HashMap<String, VecDeque<i64>>>,
-    calls: AtomicU64,
+#[derive(Default)]
+struct State {
+    /// Per key: (timestamp, slot id) of each request in the window.
+    windows: HashMap<String, VecDeque<(i64, u64)>>,
+    /// Per (user, month): requests so far.
+    months: HashMap<(String, String), u64>,
 }
 
-/// How often the whole map is swept of idle keys, in calls.
+/// In-process sliding-window log and monthly counters.
+pub struct MemoryLimiter<C = SystemClock> {
+    clock: C,
+    state: Mutex<State>,
+    next_slot: AtomicU64,
+}
+
+/// How often the whole state is swept of idle keys, in calls.
 const SWEEP_EVERY: u64 = 10_000;
 
 impl Default for MemoryLimiter<SystemClock> {
@@ -56,26 +64,54 @@ impl Default for MemoryLimiter<SystemClock> {
 
 impl<C: Clock> MemoryLimiter<C> {
     pub fn with_clock(clock: C) -> Self {
-        MemoryLimiter { clock, logs: Mutex::default(), calls: AtomicU64::new(0) }
+        MemoryLimiter { clock, state: Mutex::default(), next_slot: AtomicU64::new(0) }
+    }
+
+    fn decide(&self, budget: &Budget<'_>, take: bool) -> RateDecision {
+        let now = self.clock.now_ms();
+        let (month, _) = month_of(now);
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state.lock().expect("limiter lock poisoned");
+        if slot % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            state.windows.retain(|_, log| log.back().is_some_and(|&(last, _)| last > now - WINDOW_MS));
+            state.months.retain(|(_, m), _| *m == month);
+        }
+        let month_key = (budget.user.to_owned(), month);
+        let month_used = state.months.get(&month_key).copied().unwrap_or(0);
+        let log = state.windows.entry(budget.key.to_owned()).or_default();
+        while log.front().is_some_and(|&(t, _)| t <= now - WINDOW_MS) {
+            log.pop_front();
+        }
+        let seen = Observed { count: log.len() as u32, oldest: log.front().map(|&(t, _)| t), month_used, now };
+        let mut decision = decide(&seen, budget, take);
+        if take && decision.allowed() {
+            state.windows.entry(budget.key.to_owned()).or_default().push_back((now, slot));
+            *state.months.entry(month_key).or_default() += 1;
+            decision.slot = Some(slot.to_string());
+        }
+        decision
     }
 }
 
 #[async_trait::async_trait]
 impl<C: Clock> Limiter for MemoryLimiter<C> {
-    async fn acquire(&self, key: &str, limit: u32) -> Result<RateDecision> {
-        let now = self.clock.now_ms();
-        let mut logs = self.logs.lock().expect("limiter lock poisoned");
-        if self.calls.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            logs.retain(|_, log| log.back().is_some_and(|&last| last > now - WINDOW_MS));
+    async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision> {
+        Ok(self.decide(budget, true))
+    }
+
+    async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
+        Ok(self.decide(budget, false))
+    }
+
+    async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {
+        let Ok(slot) = slot.parse::<u64>() else { return Ok(()) };
+        let mut state = self.state.lock().expect("limiter lock poisoned");
+        let Some(log) = state.windows.get_mut(budget.key) else { return Ok(()) };
+        let Some(position) = log.iter().position(|&(_, s)| s == slot) else { return Ok(()) };
+        let (at, _) = log.remove(position).expect("position is in range");
+        if let Some(used) = state.months.get_mut(&(budget.user.to_owned(), month_of(at).0)) {
+            *used = used.saturating_sub(1);
         }
-        let log = logs.entry(key.to_owned()).or_default();
-        while log.front().is_some_and(|&t| t <= now - WINDOW_MS) {
-            log.pop_front();
-        }
-        let decision = decide(log.front().copied(), log.len() as u32, limit, now);
-        if decision.allowed {
-            log.push_back(now);
-        }
-        Ok(decision)
+        Ok(())
     }
 }

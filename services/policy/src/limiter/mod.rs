@@ -1,9 +1,14 @@
-//! The per-key per-minute limit: a sliding-window log, so that "at most N requests in any 60-second
-//! window" holds literally (a fixed window admits 2N across a boundary, GCRA with burst N admits
-//! 2N−1). The log keeps one timestamp per admitted request, at most N per key.
+//! The per-key per-minute limit and the per-user monthly quota, decided together so that a
+//! request either takes from both or from neither.
 //!
-//! Two implementations of one trait, checked by one conformance suite (`tests/limiter.rs`):
-//! [`MemoryLimiter`] for the all-in-one mode, [`RedisLimiter`] for replicas sharing Redis.
+//! The per-minute limit is a sliding-window log, so that "at most N requests in any 60-second
+//! window" holds literally (a fixed window admits 2N across a boundary, GCRA with burst N admits
+//! 2N−1). The log keeps one timestamp per admitted request, at most N per key. The monthly quota
+//! is a counter per user and UTC month.
+//!
+//! Two implementations of one trait, checked by one conformance suite
+//! (`tests/suite/conformance.rs`): [`MemoryLimiter`] for the all-in-one mode, [`RedisLimiter`]
+//! for replicas sharing Redis.
 
 mod memory;
 mod redis;
@@ -11,49 +16,130 @@ mod redis;
 pub use self::memory::{Clock, ManualClock, MemoryLimiter, SystemClock};
 pub use self::redis::RedisLimiter;
 
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use common::Result;
 
 /// Length of the sliding window.
 pub const WINDOW_MS: i64 = 60_000;
 
-/// The outcome of one attempt to take a slot.
+/// What one request draws on. The limits are passed on every call so that a plan change
+/// applies to the very next request.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget<'a> {
+    pub key: &'a str,
+    pub per_minute: u32,
+    pub user: &'a str,
+    pub per_month: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    Minute,
+    Month,
+}
+
+/// The state of a budget after one decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateDecision {
-    pub allowed: bool,
+    /// `None` when the request may proceed (or, for a peek, would).
+    pub exceeded: Option<Exceeded>,
     pub limit: u32,
     /// Slots left in the window after this decision.
     pub remaining: u32,
-    /// When the oldest request leaves the window and a slot frees (unix ms); `now` when the
-    /// window is empty.
+    /// When the oldest request leaves the window and a slot frees (unix ms); a window from now
+    /// when the window is empty.
     pub reset_at_ms: i64,
     /// The limiter's clock at the decision.
     pub now_ms: i64,
+    pub month_used: u64,
+    pub month_limit: u64,
+    /// Start of the next UTC month (unix ms), when the quota resets.
+    pub month_reset_at_ms: i64,
+    /// The slot this decision took, to give back with [`Limiter::release`].
+    pub slot: Option<String>,
 }
 
 impl RateDecision {
+    pub fn allowed(&self) -> bool {
+        self.exceeded.is_none()
+    }
+
     /// Milliseconds until a request would be allowed.
     pub fn retry_after_ms(&self) -> u64 {
-        if self.allowed { 0 } else { (self.reset_at_ms - self.now_ms).max(0) as u64 }
+        let at = match self.exceeded {
+            None => return 0,
+            Some(Exceeded::Minute) => self.reset_at_ms,
+            Some(Exceeded::Month) => self.month_reset_at_ms,
+        };
+        (at - self.now_ms).max(0) as u64
     }
 }
 
 #[async_trait::async_trait]
 pub trait Limiter: Send + Sync + 'static {
-    /// Takes a slot for `key` if fewer than `limit` were taken in the last window. The limit
-    /// is passed on every call so that a plan change applies to the very next request.
-    async fn acquire(&self, key: &str, limit: u32) -> Result<RateDecision>;
+    /// Takes a slot of the window and one request of the month, or neither.
+    async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision>;
+    /// The budget's state, taking nothing.
+    async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision>;
+    /// Gives back what `acquire` took for a request that ended up refused (400, 403).
+    async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()>;
 }
 
-/// The decision for a log of timestamps already trimmed to the window, shared by both
-/// implementations so that they cannot disagree.
-pub(crate) fn decide(oldest: Option<i64>, count: u32, limit: u32, now: i64) -> RateDecision {
-    let allowed = count < limit;
-    let after = if allowed { count + 1 } else { count };
+/// `YYYY-MM` of a unix-ms time, and the start of the following month.
+pub(crate) fn month_of(now_ms: i64) -> (String, i64) {
+    let now: DateTime<Utc> = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+    let (year, month) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
+    let next = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single().unwrap_or(now);
+    (format!("{:04}-{:02}", now.year(), now.month()), next.timestamp_millis())
+}
+
+/// What both implementations observe before deciding.
+pub(crate) struct Observed {
+    /// Requests in the window, oldest first timestamp.
+    pub count: u32,
+    pub oldest: Option<i64>,
+    pub month_used: u64,
+    pub now: i64,
+}
+
+/// The decision, shared by both implementations so that they cannot disagree. The monthly quota
+/// is checked first: when both are spent, the month is the honest `Retry-After`.
+pub(crate) fn decide(seen: &Observed, budget: &Budget<'_>, take: bool) -> RateDecision {
+    let exceeded = if seen.month_used >= budget.per_month {
+        Some(Exceeded::Month)
+    } else if seen.count >= budget.per_minute {
+        Some(Exceeded::Minute)
+    } else {
+        None
+    };
+    let took = take && exceeded.is_none();
+    let count = seen.count + u32::from(took);
+    let oldest = seen.oldest.or(took.then_some(seen.now));
     RateDecision {
-        allowed,
-        limit,
-        remaining: limit.saturating_sub(after),
-        reset_at_ms: oldest.unwrap_or(now) + WINDOW_MS,
-        now_ms: now,
+        exceeded,
+        limit: budget.per_minute,
+        remaining: budget.per_minute.saturating_sub(count),
+        reset_at_ms: oldest.unwrap_or(seen.now) + WINDOW_MS,
+        now_ms: seen.now,
+        month_used: seen.month_used + u64::from(took),
+        month_limit: budget.per_month,
+        month_reset_at_ms: month_of(seen.now).1,
+        slot: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_roll_over_in_utc() {
+        let nov = Utc.with_ymd_and_hms(2026, 11, 30, 23, 59, 59).unwrap().timestamp_millis();
+        assert_eq!(
+            month_of(nov),
+            ("2026-11".into(), Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().timestamp_millis())
+        );
+        let dec = Utc.with_ymd_and_hms(2026, 12, 31, 12, 0, 0).unwrap().timestamp_millis();
+        assert_eq!(month_of(dec).1, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap().timestamp_millis());
     }
 }

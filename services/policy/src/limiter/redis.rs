@@ -4,30 +4,48 @@ use common::{Error, Result};
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Limiter, RateDecision, WINDOW_MS, decide};
+use super::{Budget, Limiter, Observed, RateDecision, WINDOW_MS, decide, month_of};
 
-/// Trim, count, maybe add: one atomic script per decision, on Redis's own clock so that every
-/// replica agrees on time. The sorted set holds at most `limit` members (120 on the largest
-/// plan), small enough for Redis's compact listpack encoding.
-const SCRIPT: &str = r"
+/// Trim the window, read both counters, and take from both or neither: one atomic script per
+/// decision, on Redis's own clock so that every replica agrees on time. The sorted set holds at
+/// most `limit` members (120 on the largest plan), small enough for Redis's compact listpack
+/// encoding. The month is named by the caller; its counter expires after the month.
+const DECIDE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
+local per_minute = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local per_month = tonumber(ARGV[3])
+local take = ARGV[5] == '1'
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local slot = ''
+if take and used < per_month and count < per_minute then
+  slot = now .. '-' .. ARGV[4]
+  redis.call('ZADD', KEYS[1], now, slot)
   redis.call('PEXPIRE', KEYS[1], window)
+  redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
-return {count, oldest and tonumber(oldest) or -1, now}
+return {count, oldest and tonumber(oldest) or -1, used, now, slot}
 ";
 
-/// Sliding-window log in Redis, shared by every replica.
+/// Gives back a slot: it leaves the window and the month's count.
+const RELEASE: &str = r"
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if used > 0 then redis.call('DECR', KEYS[2]) end
+end
+return 1
+";
+
+/// Sliding-window logs and monthly counters in Redis, shared by every replica.
 pub struct RedisLimiter {
     conn: ConnectionManager,
-    script: Script,
+    decide: Script,
+    release: Script,
     prefix: String,
 }
 
@@ -43,29 +61,70 @@ impl RedisLimiter {
             .set_max_delay(Duration::from_millis(500));
         Ok(RedisLimiter {
             conn: ConnectionManager::new_lazy_with_config(client, config)?,
-            script: Script::new(SCRIPT),
-            prefix: format!("{prefix}rl:"),
+            decide: Script::new(DECIDE),
+            release: Script::new(RELEASE),
+            prefix: prefix.to_owned(),
         })
     }
+
+    fn keys(&self, budget: &Budget<'_>, month: &str) -> (String, String) {
+        (format!("{}rl:{}", self.prefix, budget.key), format!("{}mq:{}:{month}", self.prefix, budget.user))
+    }
+
+    async fn run(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
+        let (month, month_reset) = month_of(common::time::now_ms());
+        let (window_key, month_key) = self.keys(budget, &month);
+        let mut conn = self.conn.clone();
+        let nonce: u64 = rand::random();
+        // The month counter outlives its month by a day, for clocks that disagree a little.
+        let month_ttl_ms = (month_reset - common::time::now_ms()).max(0) + 86_400_000;
+        let (count, oldest, used, now, slot): (u32, i64, u64, i64, String) = self
+            .decide
+            .key(window_key)
+            .key(month_key)
+            .arg(budget.per_minute)
+            .arg(WINDOW_MS)
+            .arg(budget.per_month)
+            .arg(nonce)
+            .arg(if take { "1" } else { "0" })
+            .arg(month_ttl_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let seen = Observed { count, oldest: (oldest >= 0).then_some(oldest), month_used: used, now };
+        let mut decision = decide(&seen, budget, take);
+        decision.slot = (!slot.is_empty()).then_some(slot);
+        Ok(decision)
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> Error {
+    tracing::warn!(error = %e, "rate-limit decision failed");
+    Error::unavailable("the rate limiter")
 }
 
 #[async_trait::async_trait]
 impl Limiter for RedisLimiter {
-    async fn acquire(&self, key: &str, limit: u32) -> Result<RateDecision> {
+    async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision> {
+        self.run(budget, true).await
+    }
+
+    async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
+        self.run(budget, false).await
+    }
+
+    async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {
+        // The slot is "<ms>-<nonce>": its month is the one it was taken in.
+        let at: i64 = slot.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or_default();
+        let (window_key, month_key) = self.keys(budget, &month_of(at).0);
         let mut conn = self.conn.clone();
-        let nonce: u64 = rand::random();
-        let (count, oldest, now): (u32, i64, i64) = self
-            .script
-            .key(format!("{}{key}", self.prefix))
-            .arg(limit)
-            .arg(WINDOW_MS)
-            .arg(nonce)
-            .invoke_async(&mut conn)
+        self.release
+            .key(window_key)
+            .key(month_key)
+            .arg(slot)
+            .invoke_async::<i64>(&mut conn)
             .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "rate-limit decision failed");
-                Error::unavailable("the rate limiter")
-            })?;
-        Ok(decide((oldest >= 0).then_some(oldest), count, limit, now))
+            .map_err(unavailable)?;
+        Ok(())
     }
 }

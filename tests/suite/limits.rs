@@ -1,0 +1,138 @@
+//! Plans, per-minute limits and monthly quotas (SPEC §4), through the gateway.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{OPERATOR_TOKEN, TestEnv, TestUser};
+
+async fn plan_with(env: &TestEnv, team_id: &str, plan: &str, overrides: Value) {
+    let response = env
+        .request(Method::PUT, &format!("/api/v1/teams/{team_id}/plan"))
+        .header("x-operator-token", OPERATOR_TOKEN)
+        .json(&json!({ "plan": plan, "overrides": overrides }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn keyed_user(env: &TestEnv, overrides: Value, permissions: Value) -> (TestUser, String) {
+    let user = env.user("limits").await;
+    plan_with(env, &user.team_id, "pro", overrides).await;
+    let (key, _) = env.create_key(&user, json!({ "name": "k", "permissions": permissions, "teams": "all" })).await;
+    (user, key)
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response.headers().get(name).unwrap_or_else(|| panic!("{name} missing")).to_str().unwrap()
+}
+
+async fn headers_and_refunds(env: &TestEnv) {
+    let (user, key) = keyed_user(env, json!({}), json!(["read", "write"])).await;
+    let get = || env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send();
+    let first = get().await.unwrap();
+    assert_eq!(header(&first, "x-ratelimit-limit"), "30");
+    assert_eq!(header(&first, "x-ratelimit-remaining"), "29");
+    assert!(header(&first, "x-ratelimit-reset").parse::<i64>().unwrap() > 1_700_000_000);
+    assert_eq!(header(&first, "x-usage-monthly"), "1");
+    assert_eq!(header(&first, "x-usage-limit"), "10000");
+    assert!(header(&first, "x-usage-reset").ends_with("-01T00:00:00.000Z"), "start of next month");
+    assert_eq!(header(&first, "ratelimit-policy"), "\"per-minute\";q=30;w=60");
+    assert!(header(&first, "ratelimit").starts_with("\"per-minute\";r=29;t="));
+
+    // Refused requests (400, 403) carry the headers and consume nothing.
+    let bad = env
+        .request(Method::POST, "/api/external/v1/websites")
+        .bearer_auth(&key)
+        .json(&json!({ "team_id": user.team_id, "domain": "not a domain", "name": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(header(&bad, "x-ratelimit-remaining"), "29");
+    let forbidden = env
+        .request(Method::GET, &format!("/api/external/v1/teams/{}/members", user.team_id))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&forbidden, "x-ratelimit-remaining"), "29");
+    assert_eq!(header(&forbidden, "x-usage-monthly"), "1");
+    let second = get().await.unwrap();
+    assert_eq!(header(&second, "x-ratelimit-remaining"), "28");
+    assert_eq!(header(&second, "x-usage-monthly"), "2");
+
+    let (status, usage) = env.api(Method::GET, "/usage", &key, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(usage["data"]["plan"], "pro");
+    assert_eq!(
+        usage["data"]["limits"],
+        json!({ "requests_per_minute": 30, "requests_per_month": 10000, "mcp_calls_per_day": 500 })
+    );
+    assert_eq!(usage["data"]["usage"]["requests_this_month"], 3);
+    assert_eq!(usage["data"]["usage"]["requests_left_this_month"], 9997);
+}
+
+async fn per_minute_limit(env: &TestEnv) {
+    let (user, key) = keyed_user(env, json!({ "requests_per_minute": 3 }), json!("full")).await;
+    for remaining in ["2", "1", "0"] {
+        let response = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+        assert_eq!((response.status(), header(&response, "x-ratelimit-remaining")), (StatusCode::OK, remaining));
+    }
+    let limited = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = header(&limited, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(header(&limited, "x-ratelimit-remaining"), "0");
+    assert_eq!(header(&limited, "x-usage-monthly"), "3", "a 429 consumes nothing");
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMIT_EXCEEDED");
+
+    // An upgrade applies to the next request.
+    plan_with(env, &user.team_id, "pro", json!({ "requests_per_minute": 4 })).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+async fn monthly_quota(env: &TestEnv) {
+    let (user, key) = keyed_user(env, json!({ "requests_per_month": 2 }), json!("full")).await;
+    // The quota is the user's: a second key shares it.
+    let (other, _) = env.create_key(&user, json!({ "name": "k2", "permissions": ["read"], "teams": "all" })).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    assert_eq!(env.api(Method::GET, "/websites", &other, None).await.0, StatusCode::OK);
+    let spent = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+    assert_eq!(spent.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(header(&spent, "retry-after").parse::<u64>().unwrap() > 0);
+    assert_eq!(header(&spent, "x-usage-monthly"), "2");
+    let body: Value = spent.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "MONTHLY_LIMIT_EXCEEDED");
+}
+
+macro_rules! both_modes {
+    ($($scenario:ident),*) => {
+        mod all_in_one {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::all_in_one().await).await; })*
+        }
+        mod split {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::split(1).await).await; })*
+        }
+    };
+}
+
+both_modes!(headers_and_refunds, per_minute_limit, monthly_quota);
+
+/// 200 concurrent requests on one key through three replicas: exactly the limit gets through.
+#[tokio::test]
+async fn the_limit_is_exact_across_replicas() {
+    let env = TestEnv::split(3).await;
+    let (_, key) = keyed_user(&env, json!({ "requests_per_minute": 50 }), json!(["read"])).await;
+    let calls = (0..200).map(|i| {
+        let request = env.http.get(format!("{}/api/external/v1/websites", env.gateways[i % 3])).bearer_auth(&key);
+        async move { request.send().await.unwrap().status() }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((ok, limited), (50, 150));
+}
