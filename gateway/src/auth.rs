@@ -13,7 +13,7 @@ use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as pb;
 
-use crate::cache::{Lookup, Verified};
+use crate::cache::{Lookup, Refusal, Verified};
 use crate::envelope::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::session::bearer;
@@ -166,13 +166,26 @@ impl VerifiedKey {
         &self.verified.key.user_id
     }
 
-    /// Asks policy for the decision. Only an allowed request takes a rate-limit slot.
+    /// Asks policy for the decision. Only an allowed request takes a rate-limit slot. A key
+    /// already refused for its limit is refused again from the cache until a slot frees.
     pub async fn authorize(
         &self,
         state: &AppState,
         scope: Scope,
         resource_team: Option<&str>,
     ) -> ApiResult<Authorized> {
+        let key = &self.verified.key;
+        let now = common::time::now_ms();
+        let generation = state.keys.as_ref().and_then(|cache| cache.generation());
+        if let Some(refusal) = state.keys.as_ref().and_then(|cache| cache.refusal(&key.id, now)) {
+            let mut rate = refusal.rate;
+            rate.retry_after_ms = (refusal.until_ms - now) as u64;
+            let mut error = ApiError::new(refusal.code, refusal.message);
+            error.retry_after_secs = Some(rate.retry_after_ms.div_ceil(1000).max(1));
+            *self.slot.0.lock().expect("rate slot lock poisoned") =
+                Some(Charge { rate, key_id: key.id.clone(), user_id: key.user_id.clone() });
+            return Err(error);
+        }
         let response = state
             .policy
             .clone()
@@ -206,9 +219,19 @@ impl VerifiedKey {
             // Never allow on a decision we do not understand.
             _ => ErrorCode::Forbidden,
         };
-        let mut error = ApiError::new(code, decision.message);
+        let mut error = ApiError::new(code, decision.message.clone());
         if matches!(code, ErrorCode::RateLimitExceeded | ErrorCode::MonthlyLimitExceeded) {
             error.retry_after_secs = Some(retry_after_ms.map_or(1, |ms| ms.div_ceil(1000).max(1)));
+            if let (Some(cache), Some(generation), Some(rate)) = (&state.keys, generation, response.rate_limit) {
+                let refusal = Refusal {
+                    user_id: key.user_id.clone(),
+                    until_ms: now + rate.retry_after_ms as i64,
+                    rate,
+                    code,
+                    message: decision.message,
+                };
+                cache.refuse(&key.id, generation, refusal);
+            }
         }
         Err(error)
     }

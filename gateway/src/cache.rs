@@ -1,7 +1,11 @@
-//! Verified keys, cached per gateway and evicted by change notifications.
+//! Verified keys and rate-limit refusals, cached per gateway and evicted by change notifications.
 //!
-//! Three rules keep the cache from ever serving a revoked key or a lost membership for longer
-//! than a notification takes to arrive:
+//! A key over its limit is refused here until the moment a slot frees (known from the log), with
+//! no call to policy or Redis; allowed requests are never cached, so this never lets an extra
+//! request through. A plan or policy change drops every cached refusal.
+//!
+//! Three rules keep the cache from ever serving a revoked key, a lost membership or an outdated
+//! refusal for longer than a notification takes to arrive:
 //! - a `Key` or `User` change evicts every entry of that key or user;
 //! - every notification bumps a generation, and a lookup that started before it cannot insert
 //!   its (possibly stale) answer afterwards;
@@ -12,9 +16,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use common::ErrorCode;
 use common::bus::{Change, ChangeBus, Notice};
 use common::secret::Digest;
 use proto::identity::v1 as pb;
+use proto::policy::v1 as pb_policy;
 
 /// A safety net for a notification lost without the channel noticing; not how changes apply.
 const TTL: Duration = Duration::from_secs(300);
@@ -31,11 +37,23 @@ struct Entry {
     at: Instant,
 }
 
+/// A refusal (429) to repeat until `until_ms` on this gateway's clock.
+#[derive(Clone)]
+pub struct Refusal {
+    pub user_id: String,
+    pub until_ms: i64,
+    pub rate: pb_policy::RateLimit,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
 #[derive(Default)]
 struct State {
     trusted: bool,
     generation: u64,
     entries: HashMap<Digest, Entry>,
+    /// By key id.
+    refusals: HashMap<String, Refusal>,
 }
 
 pub enum Lookup {
@@ -80,6 +98,39 @@ impl KeyCache {
         }
     }
 
+    /// The generation to pass to `refuse`, when the cache can be trusted.
+    pub fn generation(&self) -> Option<u64> {
+        let state = self.state();
+        state.trusted.then_some(state.generation)
+    }
+
+    /// A refusal still standing for this key.
+    pub fn refusal(&self, key_id: &str, now_ms: i64) -> Option<Refusal> {
+        let mut state = self.state();
+        if !state.trusted {
+            return None;
+        }
+        match state.refusals.get(key_id) {
+            Some(refusal) if refusal.until_ms > now_ms => Some(refusal.clone()),
+            Some(_) => {
+                state.refusals.remove(key_id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn refuse(&self, key_id: &str, generation: u64, refusal: Refusal) {
+        let mut state = self.state();
+        if !state.trusted || state.generation != generation {
+            return;
+        }
+        if state.refusals.len() >= MAX_ENTRIES {
+            state.refusals.clear();
+        }
+        state.refusals.insert(key_id.to_owned(), refusal);
+    }
+
     pub fn insert(&self, digest: Digest, generation: u64, verified: Arc<Verified>) {
         let mut state = self.state();
         if !state.trusted || state.generation != generation {
@@ -104,9 +155,18 @@ impl KeyCache {
             Notice::Lost => {
                 state.trusted = false;
                 state.entries.clear();
+                state.refusals.clear();
             }
-            Notice::Change(Change::Key(id)) => state.entries.retain(|_, e| e.verified.key.id != id),
-            Notice::Change(Change::User(id)) => state.entries.retain(|_, e| e.verified.key.user_id != id),
+            Notice::Change(Change::Key(id)) => {
+                state.entries.retain(|_, e| e.verified.key.id != id);
+                state.refusals.remove(&id);
+            }
+            Notice::Change(Change::User(id)) => {
+                state.entries.retain(|_, e| e.verified.key.user_id != id);
+                state.refusals.retain(|_, r| r.user_id != id);
+            }
+            // Limits may have grown: every refusal is re-decided by policy.
+            Notice::Change(Change::Team(_)) => state.refusals.clear(),
         }
     }
 }
@@ -169,5 +229,31 @@ mod tests {
         assert!(matches!(cache.lookup(&Digest::of("a")), Lookup::Untrusted));
         cache.apply(Notice::Connected);
         assert!(matches!(cache.lookup(&Digest::of("a")), Lookup::Miss(_)), "emptied while lost");
+    }
+
+    fn refusal(user: &str) -> Refusal {
+        Refusal {
+            user_id: user.into(),
+            until_ms: 2_000,
+            rate: Default::default(),
+            code: ErrorCode::RateLimitExceeded,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn refusals_last_until_a_slot_frees_and_plan_changes_drop_them() {
+        let cache = Arc::new(KeyCache { state: Mutex::default() });
+        cache.apply(Notice::Connected);
+        let generation = cache.generation().unwrap();
+        cache.refuse("k", generation, refusal("u"));
+        assert!(cache.refusal("k", 1_999).is_some());
+        assert!(cache.refusal("k", 2_000).is_none(), "the slot is free at until_ms");
+        cache.refuse("k", generation, refusal("u"));
+        cache.apply(Notice::Change(Change::Team("any".into())));
+        assert!(cache.refusal("k", 0).is_none(), "limits may have grown");
+        let stale = cache.generation().unwrap() - 1;
+        cache.refuse("k", stale, refusal("u"));
+        assert!(cache.refusal("k", 0).is_none(), "a decision older than a change is not kept");
     }
 }

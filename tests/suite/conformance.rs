@@ -83,7 +83,7 @@ async fn identity_store_conforms() {
 async fn policy_store_conforms() {
     on_each_backend(|backend| async move {
         let policy =
-            policy::Policy::open(&backend, Default::default(), Arc::new(MemoryLimiter::default())).await.unwrap();
+            policy::Policy::open(&backend, Default::default(), Arc::new(MemoryLimiter::default()), None).await.unwrap();
         let ids = vec!["t1".to_owned(), "t2".to_owned()];
         let defaults = policy.settings(&ids).await.unwrap();
         assert_eq!(

@@ -136,3 +136,25 @@ async fn the_limit_is_exact_across_replicas() {
     let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!((ok, limited), (50, 150));
 }
+
+/// A key over its limit is refused by the gateway itself until a slot frees: no policy call
+/// (here policy is gone) and never an extra request.
+#[tokio::test]
+async fn refusals_are_answered_from_the_gateway() {
+    let mut env = TestEnv::split(1).await;
+    let (user, key) = keyed_user(&env, json!({ "requests_per_minute": 1 }), json!(["read"])).await;
+    let (other, _) = env.create_key(&user, json!({ "name": "other", "permissions": ["read"], "teams": "all" })).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::TOO_MANY_REQUESTS);
+    env.kill("policy");
+    let refused = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(header(&refused, "retry-after").parse::<u64>().unwrap() >= 1);
+    assert_eq!(header(&refused, "x-ratelimit-remaining"), "0");
+    // Anything that needs a decision fails safe.
+    let (status, body) = env.api(Method::GET, "/websites", &other, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("SERVICE_UNAVAILABLE"))
+    );
+}

@@ -205,6 +205,9 @@ pub async fn set_plan(
         .into_inner();
     let details =
         json!({ "plan": views::plan(settings.plan), "overrides": views::team_settings(&settings)["overrides"] });
+    if let Some(cache) = &state.keys {
+        cache.forget(Change::Team(settings.team_id.clone()));
+    }
     audit(&state, &settings.team_id, "operator", "team.plan_changed", &details).await?;
     Ok(ok(views::team_settings(&settings)).into_response())
 }

@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use common::access::Scope;
+use common::bus::Change;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
@@ -88,6 +89,9 @@ async fn set_policy(state: &AppState, team_id: String, actor: &str, policy: Poli
         })
         .await?
         .into_inner();
+    if let Some(cache) = &state.keys {
+        cache.forget(Change::Team(team_id.clone()));
+    }
     let details = json!({ "api_key_policy": views::api_key_policy(settings.api_key_policy) });
     audit(state, &team_id, actor, "team.api_key_policy_changed", &details).await?;
     Ok(ok(views::team_settings(&settings)).into_response())

@@ -1,4 +1,5 @@
-//! Change notifications: identity announces that a key or a user's memberships changed, and every gateway evicts what it cached about them. In-process in the all-in-one mode,
+//! Change notifications: identity announces that a key or a user's memberships changed, policy
+//! that a team's plan or key policy changed, and every gateway evicts what it cached about them. In-process in the all-in-one mode,
 //! Redis pub/sub across processes. A subscriber is told when its channel is lost and when it is
 //! back, so that it can stop trusting its cache in between.
 
@@ -17,6 +18,8 @@ pub enum Change {
     Key(String),
     /// A user's memberships or roles changed.
     User(String),
+    /// A team's plan, limit overrides or key policy changed.
+    Team(String),
 }
 
 impl Change {
@@ -24,6 +27,7 @@ impl Change {
         match self {
             Change::Key(id) => format!("key:{id}"),
             Change::User(id) => format!("user:{id}"),
+            Change::Team(id) => format!("team:{id}"),
         }
     }
 
@@ -33,6 +37,7 @@ impl Change {
         match kind {
             "key" => Some(Change::Key(id)),
             "user" => Some(Change::User(id)),
+            "team" => Some(Change::Team(id)),
             _ => None,
         }
     }
@@ -194,7 +199,7 @@ mod tests {
 
     #[test]
     fn changes_round_trip_as_text() {
-        for change in [Change::Key("k:1".into()), Change::User("u".into())] {
+        for change in [Change::Key("k:1".into()), Change::User("u".into()), Change::Team("t".into())] {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }
         assert_eq!(Change::decode("nonsense"), None);

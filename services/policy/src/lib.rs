@@ -13,6 +13,7 @@ pub mod store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use common::bus::ChangeBus;
 use common::db::Backend;
 use common::grpc::BuildError;
 use common::shutdown::Shutdown;
@@ -44,8 +45,14 @@ impl Config {
         })
     }
 
-    pub async fn open(&self) -> Result<Policy, BuildError> {
-        Ok(Policy::open(&self.backend, Catalogue::default(), self.limiter()?).await?)
+    /// Opens the service; changes go to `changes` when given, else to Redis when configured.
+    pub async fn open(&self, changes: Option<Arc<dyn ChangeBus>>) -> Result<Policy, BuildError> {
+        let changes = match changes {
+            Some(bus) => Some(bus),
+            None => common::bus::redis(self.redis_url.as_deref(), &self.redis_prefix)
+                .map_err(|e| BuildError::Redis(e.to_string()))?,
+        };
+        Ok(Policy::open(&self.backend, Catalogue::default(), self.limiter()?, changes).await?)
     }
 }
 
@@ -57,7 +64,7 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
-        let policy = config.open().await?;
+        let policy = config.open(None).await?;
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server { listener, policy })
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use common::Result;
 use common::access::{Grant, Scope, TeamRole};
+use common::bus::{Change, ChangeBus, announce};
 use common::db::{Backend, OpenError};
 
 use crate::limiter::{Budget, Exceeded, Limiter, RateDecision};
@@ -57,11 +58,18 @@ pub struct Policy {
     store: Store,
     catalogue: Arc<Catalogue>,
     limiter: Arc<dyn Limiter>,
+    /// Where plan and key-policy changes are announced (gateways drop cached refusals).
+    changes: Option<Arc<dyn ChangeBus>>,
 }
 
 impl Policy {
-    pub async fn open(backend: &Backend, catalogue: Catalogue, limiter: Arc<dyn Limiter>) -> Result<Policy, OpenError> {
-        Ok(Policy { store: Store::open(backend).await?, catalogue: Arc::new(catalogue), limiter })
+    pub async fn open(
+        backend: &Backend,
+        catalogue: Catalogue,
+        limiter: Arc<dyn Limiter>,
+        changes: Option<Arc<dyn ChangeBus>>,
+    ) -> Result<Policy, OpenError> {
+        Ok(Policy { store: Store::open(backend).await?, catalogue: Arc::new(catalogue), limiter, changes })
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -78,11 +86,13 @@ impl Policy {
 
     pub async fn set_plan(&self, team_id: &str, plan: Plan, overrides: Overrides) -> Result<TeamSettings> {
         self.store.set_plan(team_id, plan, &overrides).await?;
+        announce(self.changes.as_ref(), Change::Team(team_id.to_owned())).await;
         self.one(team_id).await
     }
 
     pub async fn set_api_key_policy(&self, team_id: &str, policy: ApiKeyPolicy) -> Result<TeamSettings> {
         self.store.set_api_key_policy(team_id, policy).await?;
+        announce(self.changes.as_ref(), Change::Team(team_id.to_owned())).await;
         self.one(team_id).await
     }
 
