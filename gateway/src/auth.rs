@@ -222,7 +222,11 @@ impl VerifiedKey {
         let mut error = ApiError::new(code, decision.message.clone());
         if matches!(code, ErrorCode::RateLimitExceeded | ErrorCode::MonthlyLimitExceeded) {
             error.retry_after_secs = Some(retry_after_ms.map_or(1, |ms| ms.div_ceil(1000).max(1)));
-            if let (Some(cache), Some(generation), Some(rate)) = (&state.keys, generation, response.rate_limit) {
+            // A refusal made by one policy replica alone during a Redis outage is not the shared
+            // state of the key: it is not repeated.
+            if let (Some(cache), Some(generation), Some(rate)) = (&state.keys, generation, response.rate_limit)
+                && !rate.degraded
+            {
                 let refusal = Refusal {
                     user_id: key.user_id.clone(),
                     until_ms: now + rate.retry_after_ms as i64,

@@ -192,7 +192,10 @@ async fn memory_limiter_conforms() {
 #[tokio::test]
 async fn redis_limiter_conforms() {
     let redis = TestRedis::create().await;
-    limiter_conforms(Arc::new(RedisLimiter::new(&redis.url, &redis.prefix).unwrap())).await;
+    limiter_conforms(Arc::new(
+        RedisLimiter::new(&redis.url, &redis.prefix, std::time::Duration::from_secs(2)).unwrap(),
+    ))
+    .await;
 }
 
 #[tokio::test]

@@ -70,6 +70,53 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A Redis server of a test's own, on a free port, to stop and start at will.
+pub struct RedisServer {
+    port: u16,
+    process: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = RedisServer { port, process: None };
+        server.resume();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty: it keeps nothing on disk).
+    pub fn resume(&mut self) {
+        let process = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is required for this test");
+        self.process = Some(process);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// A Redis key prefix of its own; its keys are deleted with this value.
 pub struct TestRedis {
     pub url: String,
@@ -78,7 +125,10 @@ pub struct TestRedis {
 
 impl TestRedis {
     pub async fn create() -> TestRedis {
-        let url = redis_url();
+        TestRedis::at(redis_url()).await
+    }
+
+    pub async fn at(url: String) -> TestRedis {
         let client = redis::Client::open(url.as_str()).expect("redis URL");
         let mut conn = client
             .get_multiplexed_async_connection()
@@ -216,14 +266,21 @@ impl TestEnv {
     /// identity, policy, analytics and `gateways` gateways as separate processes, with
     /// PostgreSQL and Redis.
     pub async fn split(gateways: usize) -> TestEnv {
+        TestEnv::split_on(gateways, TestRedis::create().await).await
+    }
+
+    /// The split topology using a given Redis.
+    pub async fn split_on(gateways: usize, redis: TestRedis) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let database = TestDatabase::create().await;
-        let redis = TestRedis::create().await;
         let shared = vec![
             ("--database-url", database.url.clone()),
             ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned()),
             ("--redis-url", redis.url.clone()),
             ("--redis-prefix", redis.prefix.clone()),
+            // The CI machine runs many processes on two cores: a slow answer there is load on the
+            // client side, not an outage (the outage test stops Redis outright).
+            ("--redis-timeout-ms", "2000".to_owned()),
         ];
         let mut processes = Vec::new();
         let mut urls = Vec::new();

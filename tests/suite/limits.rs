@@ -158,3 +158,35 @@ async fn refusals_are_answered_from_the_gateway() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("SERVICE_UNAVAILABLE"))
     );
 }
+
+/// Redis stops mid-test: decisions go on in-process, limited, without errors or hangs; when
+/// Redis is back, decisions are shared again.
+#[tokio::test]
+async fn a_redis_outage_degrades_to_local_limits_and_recovers() {
+    let mut redis = crate::harness::RedisServer::start();
+    let env = TestEnv::split_on(1, crate::harness::TestRedis::at(redis.url()).await).await;
+    let (_, key) = keyed_user(&env, json!({ "requests_per_minute": 4 }), json!(["read"])).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+
+    redis.stop();
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(env.api(Method::GET, "/websites", &key, None).await.0);
+    }
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert!(statuses.contains(&StatusCode::OK), "still serving: {statuses:?}");
+    assert!(statuses.ends_with(&[StatusCode::TOO_MANY_REQUESTS]), "never unlimited: {statuses:?}");
+
+    redis.resume();
+    // The restarted Redis is empty, the local window is full: an OK means Redis decides again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, _) = env.api(Method::GET, "/websites", &key, None).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(std::time::Instant::now() < deadline, "decisions never went back to Redis");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

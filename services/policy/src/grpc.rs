@@ -160,6 +160,7 @@ impl PolicyService for Policy {
                 month_limit: r.month_limit,
                 month_reset_at_unix_ms: r.month_reset_at_ms,
                 slot: r.slot.unwrap_or_default(),
+                degraded: r.degraded,
             }),
             limits: auth.limits.map(limits_to_proto),
         }))

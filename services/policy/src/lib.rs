@@ -22,7 +22,7 @@ use tonic::service::Routes;
 
 pub use service::Policy;
 
-use crate::limiter::{Limiter, MemoryLimiter, RedisLimiter};
+use crate::limiter::{Limiter, MemoryLimiter, RedisLimiter, ResilientLimiter};
 use crate::plans::Catalogue;
 
 #[derive(Debug, Clone)]
@@ -33,14 +33,17 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key this service writes.
     pub redis_prefix: String,
+    /// Bound on each Redis call of the limiter; past it the decision is made in-process.
+    pub redis_timeout: std::time::Duration,
 }
 
 impl Config {
     pub fn limiter(&self) -> Result<Arc<dyn Limiter>, BuildError> {
         Ok(match &self.redis_url {
-            Some(url) => {
-                Arc::new(RedisLimiter::new(url, &self.redis_prefix).map_err(|e| BuildError::Redis(e.to_string()))?)
-            }
+            Some(url) => ResilientLimiter::new(
+                RedisLimiter::new(url, &self.redis_prefix, self.redis_timeout)
+                    .map_err(|e| BuildError::Redis(e.to_string()))?,
+            ),
             None => Arc::new(MemoryLimiter::default()),
         })
     }

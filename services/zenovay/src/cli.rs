@@ -91,6 +91,10 @@ pub struct Settings {
     /// PostgreSQL; with SQLite a secret is generated once into the data directory.
     #[arg(long, env = "ZENOVAY_KEY_HASH_SECRETS", hide_env_values = true, global = true)]
     pub key_hash_secrets: Option<String>,
+    /// Bound on each rate-limit call to Redis, in milliseconds; past it, and while Redis is
+    /// down, each replica decides alone with its share of the limit.
+    #[arg(long, env = "ZENOVAY_REDIS_TIMEOUT_MS", default_value_t = 100, global = true)]
+    pub redis_timeout_ms: u64,
     /// Credential of the operator API (`X-Operator-Token`); unset turns the operator API off.
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
@@ -209,6 +213,7 @@ impl Settings {
             backend: self.backend(),
             redis_url: self.redis_url.clone(),
             redis_prefix: self.redis_prefix.clone(),
+            redis_timeout: std::time::Duration::from_millis(self.redis_timeout_ms),
         }
     }
 

@@ -12,9 +12,11 @@
 
 mod memory;
 mod redis;
+mod resilient;
 
 pub use self::memory::{Clock, ManualClock, MemoryLimiter, SystemClock};
 pub use self::redis::RedisLimiter;
+pub use self::resilient::ResilientLimiter;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use common::Result;
@@ -57,6 +59,8 @@ pub struct RateDecision {
     pub month_reset_at_ms: i64,
     /// The slot this decision took, to give back with [`Limiter::release`].
     pub slot: Option<String>,
+    /// Made by one replica alone while Redis was unavailable.
+    pub degraded: bool,
 }
 
 impl RateDecision {
@@ -125,6 +129,7 @@ pub(crate) fn decide(seen: &Observed, budget: &Budget<'_>, take: bool) -> RateDe
         month_limit: budget.per_month,
         month_reset_at_ms: month_of(seen.now).1,
         slot: None,
+        degraded: false,
     }
 }
 

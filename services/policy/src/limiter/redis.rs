@@ -41,30 +41,54 @@ end
 return 1
 ";
 
+/// Records a replica as alive and counts those seen in the last ten seconds.
+const HEARTBEAT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 10000)
+redis.call('PEXPIRE', KEYS[1], 60000)
+return redis.call('ZCARD', KEYS[1])
+";
+
 /// Sliding-window logs and monthly counters in Redis, shared by every replica.
 pub struct RedisLimiter {
     conn: ConnectionManager,
     decide: Script,
     release: Script,
+    heartbeat: Script,
     prefix: String,
 }
 
 impl RedisLimiter {
     /// Connects lazily: the process starts without Redis, and decisions fail with
     /// SERVICE_UNAVAILABLE until it is reachable.
-    pub fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
+    /// `timeout` bounds every call; past it the decision is made without Redis.
+    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(250)))
-            .set_response_timeout(Some(Duration::from_millis(250)))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
+            .set_max_delay(Duration::from_millis(200));
         Ok(RedisLimiter {
             conn: ConnectionManager::new_lazy_with_config(client, config)?,
             decide: Script::new(DECIDE),
             release: Script::new(RELEASE),
+            heartbeat: Script::new(HEARTBEAT),
             prefix: prefix.to_owned(),
         })
+    }
+
+    /// Counts the policy replicas alive, this one included.
+    pub async fn heartbeat(&self, replica: &str) -> Result<u32> {
+        let mut conn = self.conn.clone();
+        self.heartbeat
+            .key(format!("{}replicas", self.prefix))
+            .arg(replica)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 
     fn keys(&self, budget: &Budget<'_>, month: &str) -> (String, String) {

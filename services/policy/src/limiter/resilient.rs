@@ -1,0 +1,129 @@
+//! Redis with a way out. Calls to Redis have short timeouts; after a few failures in a row a
+//! circuit breaker opens and decisions are made in-process, each replica allowing its share of
+//! the limit (the limit divided by the replicas last seen alive), so that an outage is never
+//! unlimited and never a hang. Half a second later Redis is tried again.
+//!
+//! While degraded the monthly quota is counted per replica and forgotten afterwards: an outage
+//! costs at most some unrecorded requests, never a refusal of a paid request.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use common::time::now_ms;
+use common::{ErrorCode, Result};
+
+use super::{Budget, Limiter, MemoryLimiter, RateDecision, RedisLimiter};
+
+const FAILURES_TO_OPEN: u32 = 3;
+const OPEN_FOR_MS: i64 = 500;
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Slots taken while degraded are named so, to be given back to the right limiter.
+const LOCAL: &str = "local:";
+
+pub struct ResilientLimiter {
+    redis: RedisLimiter,
+    local: MemoryLimiter,
+    failures: AtomicU32,
+    open_until_ms: AtomicI64,
+    degraded: AtomicBool,
+    /// Policy replicas seen alive at the last heartbeat; kept through an outage.
+    replicas: AtomicU32,
+}
+
+impl ResilientLimiter {
+    /// Starts the replica heartbeat, which stops when the limiter is dropped.
+    pub fn new(redis: RedisLimiter) -> Arc<Self> {
+        let limiter = Arc::new(ResilientLimiter {
+            redis,
+            local: MemoryLimiter::default(),
+            failures: AtomicU32::new(0),
+            open_until_ms: AtomicI64::new(0),
+            degraded: AtomicBool::new(false),
+            replicas: AtomicU32::new(1),
+        });
+        let weak: Weak<ResilientLimiter> = Arc::downgrade(&limiter);
+        let replica = uuid::Uuid::new_v4().to_string();
+        tokio::spawn(async move {
+            while let Some(limiter) = weak.upgrade() {
+                if let Ok(alive) = limiter.redis.heartbeat(&replica).await {
+                    limiter.replicas.store(alive.max(1), Ordering::Relaxed);
+                }
+                drop(limiter);
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        });
+        limiter
+    }
+
+    /// Whether decisions are being made in-process right now.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    fn redis_closed(&self) -> bool {
+        now_ms() >= self.open_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn succeeded(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+        if self.degraded.swap(false, Ordering::Relaxed) {
+            tracing::warn!(ratelimit_degraded = false, "Redis is back; rate limits are shared again");
+        }
+    }
+
+    fn failed(&self) {
+        if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= FAILURES_TO_OPEN {
+            self.open_until_ms.store(now_ms() + OPEN_FOR_MS, Ordering::Relaxed);
+            if !self.degraded.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    ratelimit_degraded = true,
+                    replicas = self.replicas.load(Ordering::Relaxed),
+                    "Redis unavailable; each replica now allows its share of every limit"
+                );
+            }
+        }
+    }
+
+    async fn locally(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
+        let replicas = self.replicas.load(Ordering::Relaxed).max(1);
+        let share = Budget { per_minute: (budget.per_minute / replicas).max(1), ..*budget };
+        let mut decision = if take { self.local.acquire(&share).await? } else { self.local.peek(&share).await? };
+        decision.slot = decision.slot.map(|slot| format!("{LOCAL}{slot}"));
+        decision.degraded = true;
+        Ok(decision)
+    }
+
+    async fn decide(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
+        if self.redis_closed() {
+            let shared = if take { self.redis.acquire(budget).await } else { self.redis.peek(budget).await };
+            match shared {
+                Ok(decision) => {
+                    self.succeeded();
+                    return Ok(decision);
+                }
+                Err(e) if e.code == ErrorCode::ServiceUnavailable => self.failed(),
+                Err(e) => return Err(e),
+            }
+        }
+        self.locally(budget, take).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Limiter for ResilientLimiter {
+    async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision> {
+        self.decide(budget, true).await
+    }
+
+    async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
+        self.decide(budget, false).await
+    }
+
+    async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {
+        match slot.strip_prefix(LOCAL) {
+            Some(local) => self.local.release(budget, local).await,
+            None => self.redis.release(budget, slot).await,
+        }
+    }
+}
