@@ -69,3 +69,152 @@ async fn revocation_to_401_across_replicas() {
     report("revocation → 401 on the other replica, from the DELETE sent", from_sent);
     report("revocation → 401 on the other replica, from the DELETE answered", from_answered);
 }
+
+/// Runs `work` from `concurrency` tasks for `duration`; returns completed operations per second.
+async fn throughput<F, Fut>(concurrency: usize, duration: Duration, work: F) -> f64
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let deadline = Instant::now() + duration;
+    let start = Instant::now();
+    let tasks = (0..concurrency).map(|task| {
+        let work = work.clone();
+        tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                work(task * 1_000_000 + done as usize).await;
+                done += 1;
+            }
+            done
+        })
+    });
+    let total: u64 = futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// redis-benchmark's rate for EVALSHA of the limiter's own script on random keys.
+fn redis_benchmark_evalsha(prefix: &str, requests: u32, concurrency: u32) -> f64 {
+    let url = harness::redis_url();
+    let hostport = url.trim_start_matches("redis://");
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "6379"));
+    let load = std::process::Command::new("redis-cli")
+        .args(["-h", host, "-p", port, "SCRIPT", "LOAD", policy::limiter::DECIDE_SCRIPT])
+        .output()
+        .expect("redis-cli");
+    let sha = String::from_utf8(load.stdout).unwrap().trim().to_owned();
+    let output = std::process::Command::new("redis-benchmark")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-n",
+            &requests.to_string(),
+            "-c",
+            &concurrency.to_string(),
+            "-r",
+            "10000",
+            "-q",
+        ])
+        .args(["EVALSHA", &sha, "2"])
+        .arg(format!("{prefix}raw:rl:__rand_int__"))
+        .arg(format!("{prefix}raw:mq:__rand_int__"))
+        .args(["120", "60000", "1000000000", "7", "1", "2678400000"])
+        .output()
+        .expect("redis-benchmark");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    // "EVALSHA ...: 41152.26 requests per second, p50=..."
+    let rate = text
+        .split("requests per second")
+        .next()
+        .and_then(|head| head.rsplit(' ').nth(1).or_else(|| head.rsplit(':').next()))
+        .and_then(|n| n.trim().parse::<f64>().ok());
+    rate.unwrap_or_else(|| panic!("cannot read redis-benchmark output: {text}"))
+}
+
+/// Limiter decisions per second (Redis implementation, as policy replicas make them) next to
+/// redis-benchmark's raw EVALSHA rate of the same script on this machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn limiter_decisions_per_second() {
+    use policy::limiter::{Budget, Limiter, RedisLimiter};
+    let redis = harness::TestRedis::create().await;
+    let limiter = std::sync::Arc::new(RedisLimiter::new(&redis.url, &redis.prefix, Duration::from_secs(2)).unwrap());
+    let keys: Vec<String> = (0..10_000).map(|i| format!("key-{i}")).collect();
+    let keys = std::sync::Arc::new(keys);
+    let decide = {
+        let (limiter, keys) = (limiter.clone(), keys.clone());
+        move |n: usize| {
+            let (limiter, keys) = (limiter.clone(), keys.clone());
+            async move {
+                let key = &keys[n % keys.len()];
+                let budget = Budget { key, per_minute: 120, user: key, per_month: 1_000_000_000 };
+                limiter.acquire(&budget).await.unwrap();
+            }
+        }
+    };
+    throughput(64, Duration::from_secs(1), decide.clone()).await; // warm-up
+    let ours = throughput(64, Duration::from_secs(5), decide).await;
+    let raw = redis_benchmark_evalsha(&redis.prefix, 200_000, 64);
+    println!("limiter decisions/s (RedisLimiter, 64 in flight): {ours:.0}");
+    println!("redis-benchmark EVALSHA/s of the same script (64 clients): {raw:.0}");
+    println!("ratio: {:.2}", ours / raw);
+}
+
+/// Requests per second through one gateway of the split topology: allowed requests (key
+/// verified from cache, policy decision with the Redis script, analytics query) against refused
+/// ones (429 from the gateway's deny cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn allowed_and_refused_paths() {
+    let env = TestEnv::split(1).await;
+    let user = env.user("bench").await;
+    let plan = json!({ "plan": "enterprise", "overrides": { "requests_per_minute": 1_000_000, "requests_per_month": 1_000_000_000u64 } });
+    let response = env
+        .request(Method::PUT, &format!("/api/v1/teams/{}/plan", user.team_id))
+        .header("x-operator-token", harness::OPERATOR_TOKEN)
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut keys = Vec::new();
+    for _ in 0..32 {
+        keys.push(env.create_key(&user, json!({ "name": "b", "permissions": ["read"], "teams": "all" })).await.0);
+    }
+    let url = format!("{}/api/external/v1/websites", env.base());
+    let run = |keys: Vec<String>, expect: StatusCode| {
+        let (http, url) = (env.http.clone(), url.clone());
+        let keys = std::sync::Arc::new(keys);
+        move |n: usize| {
+            let (http, url, keys) = (http.clone(), url.clone(), keys.clone());
+            async move {
+                let key = &keys[n / 1_000_000 % keys.len()];
+                let status = http.get(url).bearer_auth(key).send().await.unwrap().status();
+                assert_eq!(status, expect);
+            }
+        }
+    };
+    let allowed = run(keys.clone(), StatusCode::OK);
+    throughput(32, Duration::from_secs(1), allowed.clone()).await;
+    let allowed_rate = throughput(32, Duration::from_secs(5), allowed).await;
+
+    // One key over a limit of 1 per minute.
+    let limited = env.user("limited").await;
+    let plan = json!({ "plan": "pro", "overrides": { "requests_per_minute": 1 } });
+    env.request(Method::PUT, &format!("/api/v1/teams/{}/plan", limited.team_id))
+        .header("x-operator-token", harness::OPERATOR_TOKEN)
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
+    let (key, _) = env.create_key(&limited, json!({ "name": "l", "permissions": ["read"], "teams": "all" })).await;
+    assert_eq!(env.http.get(&url).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK);
+    let refused = run(vec![key], StatusCode::TOO_MANY_REQUESTS);
+    throughput(32, Duration::from_secs(1), refused.clone()).await;
+    let refused_rate = throughput(32, Duration::from_secs(5), refused).await;
+    println!("allowed path: {allowed_rate:.0} requests/s (32 in flight, 32 keys)");
+    println!("429 path:     {refused_rate:.0} requests/s (32 in flight, one key over its limit)");
+    println!("ratio 429/allowed: {:.2}", refused_rate / allowed_rate);
+}

@@ -15,7 +15,7 @@ mod redis;
 mod resilient;
 
 pub use self::memory::{Clock, ManualClock, MemoryLimiter, SystemClock};
-pub use self::redis::RedisLimiter;
+pub use self::redis::{DECIDE_SCRIPT, RedisLimiter};
 pub use self::resilient::ResilientLimiter;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};

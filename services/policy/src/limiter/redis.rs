@@ -10,7 +10,7 @@ use super::{Budget, Limiter, Observed, RateDecision, WINDOW_MS, decide, month_of
 /// decision, on Redis's own clock so that every replica agrees on time. The sorted set holds at
 /// most `limit` members (120 on the largest plan), small enough for Redis's compact listpack
 /// encoding. The month is named by the caller; its counter expires after the month.
-const DECIDE: &str = r"
+pub const DECIDE_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local per_minute = tonumber(ARGV[1])
@@ -73,7 +73,7 @@ impl RedisLimiter {
             .set_max_delay(Duration::from_millis(200));
         Ok(RedisLimiter {
             conn: ConnectionManager::new_lazy_with_config(client, config)?,
-            decide: Script::new(DECIDE),
+            decide: Script::new(DECIDE_SCRIPT),
             release: Script::new(RELEASE),
             heartbeat: Script::new(HEARTBEAT),
             prefix: prefix.to_owned(),
