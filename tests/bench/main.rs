@@ -36,7 +36,7 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 #[ignore = "benchmark"]
 async fn revocation_to_401_across_replicas() {
     const ROUNDS: usize = 200;
-    let env = TestEnv::split(2).await;
+    let env = TestEnv::split_quiet(2).await;
     let ann = env.user("bench").await;
     env.set_plan(&ann.team_id, "enterprise").await;
     let (a, b) = (&env.gateways[0], &env.gateways[1]);
@@ -168,7 +168,7 @@ async fn limiter_decisions_per_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn allowed_and_refused_paths() {
-    let env = TestEnv::split(1).await;
+    let env = TestEnv::split_quiet(1).await;
     let user = env.user("bench").await;
     let plan = json!({ "plan": "enterprise", "overrides": { "requests_per_minute": 1_000_000, "requests_per_month": 1_000_000_000u64 } });
     let response = env

@@ -169,7 +169,7 @@ impl Drop for Process {
 }
 
 /// Starts `zenovay <role>` and waits for its "listening on" line.
-fn spawn(role: &str, args: &[(&str, String)], log_dir: &Path) -> Result<(Process, String)> {
+fn spawn(role: &str, args: &[(&str, String)], log_dir: &Path, filter: &str) -> Result<(Process, String)> {
     let log = std::fs::File::create(log_dir.join(format!("{role}-{}.log", random_suffix())))?;
     let mut command = Command::new(env!("CARGO_BIN_EXE_zenovay"));
     command.arg(role);
@@ -183,7 +183,7 @@ fn spawn(role: &str, args: &[(&str, String)], log_dir: &Path) -> Result<(Process
         }
     }
     let mut child = command
-        .env("ZENOVAY_LOG", "debug,h2=info,hyper=info,tower=info")
+        .env("ZENOVAY_LOG", filter)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)
@@ -269,8 +269,18 @@ impl TestEnv {
         TestEnv::split_on(gateways, TestRedis::create().await).await
     }
 
-    /// The split topology using a given Redis.
+    /// The split topology using a given Redis. The services log at debug level, so that the
+    /// secrets test reads everything they can say.
     pub async fn split_on(gateways: usize, redis: TestRedis) -> TestEnv {
+        TestEnv::start_split(gateways, redis, "debug,h2=info,hyper=info,tower=info").await
+    }
+
+    /// The split topology logging as in production (`info`), for benchmarks.
+    pub async fn split_quiet(gateways: usize) -> TestEnv {
+        TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn").await
+    }
+
+    async fn start_split(gateways: usize, redis: TestRedis, log: &str) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let database = TestDatabase::create().await;
         let shared = vec![
@@ -289,7 +299,7 @@ impl TestEnv {
         {
             let mut args = shared.clone();
             args.push((flag, "127.0.0.1:0".into()));
-            let (process, addr) = spawn(role, &args, dir.path()).expect("service starts");
+            let (process, addr) = spawn(role, &args, dir.path(), log).expect("service starts");
             processes.push((role.to_owned(), process));
             urls.push(format!("http://{addr}"));
         }
@@ -303,7 +313,7 @@ impl TestEnv {
                 ("--analytics-url", urls[2].clone()),
                 ("--operator-token", OPERATOR_TOKEN.to_owned()),
             ]);
-            let (process, addr) = spawn("gateway", &args, dir.path()).expect("gateway starts");
+            let (process, addr) = spawn("gateway", &args, dir.path(), log).expect("gateway starts");
             processes.push(("gateway".to_owned(), process));
             bases.push(format!("http://{addr}"));
         }

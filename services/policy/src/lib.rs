@@ -35,6 +35,7 @@ pub struct Config {
     pub redis_prefix: String,
     /// Bound on each Redis call of the limiter; past it the decision is made in-process.
     pub redis_timeout: std::time::Duration,
+    pub catalogue: Catalogue,
 }
 
 impl Config {
@@ -55,7 +56,7 @@ impl Config {
             None => common::bus::redis(self.redis_url.as_deref(), &self.redis_prefix)
                 .map_err(|e| BuildError::Redis(e.to_string()))?,
         };
-        Ok(Policy::open(&self.backend, Catalogue::default(), self.limiter()?, changes).await?)
+        Ok(Policy::open(&self.backend, self.catalogue.clone(), self.limiter()?, changes).await?)
     }
 }
 

@@ -84,7 +84,8 @@ impl FromStr for ApiKeyPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     pub api_access: bool,
     pub requests_per_minute: u32,
@@ -126,6 +127,28 @@ impl Default for Catalogue {
 }
 
 impl Catalogue {
+    /// A catalogue from JSON such as `{"pro": {"api_access": true, "requests_per_minute": 40,
+    /// "requests_per_month": 20000, "mcp_calls_per_day": 800}}`; plans left out keep the SPEC §4
+    /// values.
+    pub fn from_json(text: &str) -> Result<Catalogue, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            free: Option<Limits>,
+            pro: Option<Limits>,
+            scale: Option<Limits>,
+            enterprise: Option<Limits>,
+        }
+        let file: File = serde_json::from_str(text).map_err(|e| format!("plan catalogue: {e}"))?;
+        let defaults = Catalogue::default();
+        Ok(Catalogue {
+            free: file.free.unwrap_or(defaults.free),
+            pro: file.pro.unwrap_or(defaults.pro),
+            scale: file.scale.unwrap_or(defaults.scale),
+            enterprise: file.enterprise.unwrap_or(defaults.enterprise),
+        })
+    }
+
     pub fn limits(&self, plan: Plan, overrides: &Overrides) -> Limits {
         let base = match plan {
             Plan::Free => self.free,
@@ -159,5 +182,28 @@ impl TeamSettings {
             api_key_policy: ApiKeyPolicy::default(),
             overrides: Overrides::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catalogue_file_overrides_only_the_plans_it_names() {
+        let text = r#"{"pro": {"api_access": true, "requests_per_minute": 40, "requests_per_month": 20000, "mcp_calls_per_day": 800}}"#;
+        let catalogue = Catalogue::from_json(text).unwrap();
+        assert_eq!(catalogue.limits(Plan::Pro, &Overrides::default()).requests_per_minute, 40);
+        assert_eq!(catalogue.limits(Plan::Scale, &Overrides::default()), Catalogue::default().scale);
+        for bad in [r#"{"gold": {}}"#, r#"{"pro": {"requests_per_minute": 1}}"#, "[]"] {
+            assert!(Catalogue::from_json(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn overrides_replace_single_limits() {
+        let overrides = Overrides { requests_per_minute: Some(7), ..Overrides::default() };
+        let limits = Catalogue::default().limits(Plan::Scale, &overrides);
+        assert_eq!((limits.requests_per_minute, limits.requests_per_month), (7, 100_000));
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use common::bus::ChangeBus;
 use common::db::Backend;
 use identity::KeyHasher;
+use policy::plans::Catalogue;
 
 #[derive(Parser, Debug)]
 #[command(name = "zenovay", version, about = "Zenovay analytics API platform", long_about = None)]
@@ -95,6 +96,11 @@ pub struct Settings {
     /// down, each replica decides alone with its share of the limit.
     #[arg(long, env = "ZENOVAY_REDIS_TIMEOUT_MS", default_value_t = 100, global = true)]
     pub redis_timeout_ms: u64,
+    /// JSON file of plan limits (`{"pro": {"api_access": true, "requests_per_minute": 30,
+    /// "requests_per_month": 10000, "mcp_calls_per_day": 500}, …}`); plans left out, or no file,
+    /// keep the SPEC §4 table.
+    #[arg(long, env = "ZENOVAY_PLANS_FILE", global = true)]
+    pub plans_file: Option<PathBuf>,
     /// Credential of the operator API (`X-Operator-Token`); unset turns the operator API off.
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
@@ -207,14 +213,19 @@ impl Settings {
         Ok(common::bus::redis(self.redis_url.as_deref(), &self.redis_prefix)?)
     }
 
-    pub fn policy(&self) -> policy::Config {
-        policy::Config {
+    pub fn policy(&self) -> anyhow::Result<policy::Config> {
+        let catalogue = match &self.plans_file {
+            Some(path) => Catalogue::from_json(&std::fs::read_to_string(path)?).map_err(anyhow::Error::msg)?,
+            None => Catalogue::default(),
+        };
+        Ok(policy::Config {
+            catalogue,
             listen: self.policy_listen,
             backend: self.backend(),
             redis_url: self.redis_url.clone(),
             redis_prefix: self.redis_prefix.clone(),
             redis_timeout: std::time::Duration::from_millis(self.redis_timeout_ms),
-        }
+        })
     }
 
     pub fn analytics(&self) -> analytics::Config {

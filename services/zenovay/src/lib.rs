@@ -29,7 +29,7 @@ impl AllInOne {
             None => Arc::new(MemoryBus::default()),
         };
         let identity = identity::Identity::open(&backend, settings.key_hasher()?, Some(changes.clone())).await?;
-        let policy = settings.policy().open(Some(changes.clone())).await?;
+        let policy = settings.policy()?.open(Some(changes.clone())).await?;
         let analytics = analytics::Analytics::open(&backend).await?;
         let backends = Backends {
             identity: in_process(identity.into_grpc()),
@@ -92,7 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(server.run(shutdown).await?)
         }
         Command::Policy => {
-            let server = policy::Server::build(&settings.policy()).await?;
+            let server = policy::Server::build(&settings.policy()?).await?;
             announce("policy", server.local_addr());
             Ok(server.run(shutdown).await?)
         }
@@ -112,7 +112,7 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
             let backend = settings.backend();
             let identity = identity::Identity::open(&backend, settings.key_hasher()?, settings.change_bus()?).await?;
             identity.get_team(&team_id).await.context("no such team")?;
-            let policy = settings.policy().open(None).await?;
+            let policy = settings.policy()?.open(None).await?;
             let plan = match plan {
                 cli::PlanArg::Free => Plan::Free,
                 cli::PlanArg::Pro => Plan::Pro,
