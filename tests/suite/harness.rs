@@ -276,6 +276,7 @@ impl TestEnv {
     }
 
     /// The split topology logging as in production (`info`), for benchmarks.
+    #[allow(dead_code)] // used by tests/bench only
     pub async fn split_quiet(gateways: usize) -> TestEnv {
         TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn").await
     }
