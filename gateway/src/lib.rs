@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::OriginalUri;
-use axum::http::Method;
+use axum::http::{Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -22,6 +22,7 @@ use common::ErrorCode;
 use common::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -34,6 +35,10 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// Credential of the operator API; `None` turns it off.
     pub operator_token: Option<String>,
+    /// Trusted header naming the tracker's client address; unset = the peer address.
+    pub client_ip_header: Option<String>,
+    /// Trusted header carrying the client's ISO country code; unset = no country.
+    pub country_header: Option<String>,
 }
 
 pub struct Gateway {
@@ -43,7 +48,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn build(config: &Config, backends: Backends) -> std::io::Result<Gateway> {
-        let state = AppState::new(backends, config.operator_token.as_deref());
+        let state = AppState::new(backends, config);
         let listener = TcpListener::bind(config.http_addr).await?;
         Ok(Gateway { listener, router: router(state) })
     }
@@ -54,7 +59,8 @@ impl Gateway {
 
     /// Serves until `shutdown` fires, then finishes in-flight requests.
     pub async fn run(self, shutdown: Shutdown) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(async move { shutdown.wait().await }).await
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(async move { shutdown.wait().await }).await
     }
 }
 
@@ -76,7 +82,7 @@ async fn healthz() -> &'static str {
 }
 
 fn router(state: AppState) -> Router {
-    use routes::{account, external, teams};
+    use routes::{account, events, external, teams};
 
     let dashboard = Router::new()
         .route("/auth/signup", post(account::signup))
@@ -100,6 +106,7 @@ fn router(state: AppState) -> Router {
             get(external::get_website).patch(external::update_website).delete(external::delete_website),
         )
         .route("/usage", get(external::usage))
+        .route("/stats/aggregate", get(external::aggregate))
         .route("/teams/{id}/members", get(teams::external_members))
         .route("/teams/{id}/api-key-policy", put(teams::external_put_policy))
         .route("/teams/{id}/audit-log", get(teams::external_audit_log))
@@ -110,6 +117,13 @@ fn router(state: AppState) -> Router {
         .nest("/api/v1", dashboard)
         .nest("/api/external/v1", external)
         .route("/healthz", get(healthz))
+        // Browsers post from every tracked site.
+        .route(
+            "/api/event",
+            post(events::ingest).layer(
+                CorsLayer::new().allow_origin(Any).allow_methods([Method::POST]).allow_headers([header::CONTENT_TYPE]),
+            ),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -30,18 +30,24 @@ pub struct AppState {
     /// Digest of the operator token; `None` turns the operator API off.
     pub operator_token: Option<Arc<Digest>>,
     pub keys: Option<Arc<KeyCache>>,
+    /// Trusted header naming the tracker's client address (e.g. `x-forwarded-for`).
+    pub client_ip_header: Option<String>,
+    /// Trusted header carrying the client's country (e.g. `cf-ipcountry`).
+    pub country_header: Option<String>,
     /// Minute of the last use reported to identity per key answered from the cache.
     pub reported_use: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl AppState {
-    pub fn new(backends: Backends, operator_token: Option<&str>) -> Self {
+    pub fn new(backends: Backends, config: &crate::Config) -> Self {
         AppState {
             keys: backends.changes.as_deref().map(KeyCache::follow),
             identity: IdentityServiceClient::new(backends.identity),
             policy: PolicyServiceClient::new(backends.policy),
             analytics: AnalyticsServiceClient::new(backends.analytics),
-            operator_token: operator_token.map(|t| Arc::new(Digest::of(t))),
+            operator_token: config.operator_token.as_deref().map(|t| Arc::new(Digest::of(t))),
+            client_ip_header: config.client_ip_header.clone(),
+            country_header: config.country_header.clone(),
             reported_use: Arc::default(),
         }
     }

@@ -2,6 +2,7 @@
 //! and in the split mode (separate processes, PostgreSQL, Redis).
 
 mod conformance;
+mod events;
 mod harness;
 mod hello;
 mod keys;

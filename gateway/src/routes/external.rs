@@ -8,7 +8,7 @@ use proto::analytics::v1 as pb;
 use serde::Deserialize;
 
 use crate::auth::{Credentials, VerifiedKey};
-use crate::envelope::{Body, created, ok};
+use crate::envelope::{Body, Params, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views;
@@ -151,4 +151,42 @@ pub async fn usage(State(state): State<AppState>, credentials: Credentials) -> A
         },
     }))
     .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateParams {
+    site_id: String,
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    date: Option<String>,
+    #[serde(default)]
+    metrics: Option<String>,
+}
+
+/// Plausible's Stats API v1 aggregate: `{"results": {"<metric>": {"value": …}}}` as `data`.
+pub async fn aggregate(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Params(params): Params<AggregateParams>,
+) -> ApiResult<Response> {
+    let (_, website) = authorized_website(&state, credentials, params.site_id, Scope::Read).await?;
+    let metrics: Vec<String> =
+        params.metrics.as_deref().unwrap_or("visitors").split(',').map(|m| m.trim().to_owned()).collect();
+    let values = state
+        .analytics
+        .clone()
+        .aggregate(pb::AggregateRequest {
+            website_id: website.id,
+            period: params.period.unwrap_or_else(|| "30d".into()),
+            date: params.date.unwrap_or_default(),
+            metrics,
+        })
+        .await?
+        .into_inner()
+        .values;
+    let results: serde_json::Map<String, serde_json::Value> =
+        values.into_iter().map(|v| (v.metric, serde_json::json!({ "value": v.value }))).collect();
+    Ok(ok(serde_json::json!({ "results": results })).into_response())
 }

@@ -1,3 +1,4 @@
 pub mod account;
+pub mod events;
 pub mod external;
 pub mod teams;

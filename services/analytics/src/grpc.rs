@@ -4,6 +4,7 @@ use proto::analytics::v1 as pb;
 use proto::analytics::v1::analytics_service_server::{AnalyticsService, AnalyticsServiceServer};
 use tonic::{Request, Response, Status};
 
+use crate::events::Incoming;
 use crate::model::Website;
 use crate::service::{Analytics, WebsiteChanges};
 
@@ -53,5 +54,29 @@ impl AnalyticsService for Analytics {
     async fn delete_website(&self, req: Request<pb::DeleteWebsiteRequest>) -> Reply<pb::DeleteWebsiteResponse> {
         Analytics::delete_website(self, &req.into_inner().website_id).await?;
         Ok(Response::new(pb::DeleteWebsiteResponse {}))
+    }
+
+    async fn ingest_event(&self, req: Request<pb::IngestEventRequest>) -> Reply<pb::IngestEventResponse> {
+        let r = req.into_inner();
+        let event = Incoming {
+            domain: r.domain,
+            name: r.name,
+            url: r.url,
+            referrer: r.referrer,
+            props_json: r.props_json,
+            revenue_json: r.revenue_json,
+            user_agent: r.user_agent,
+            client_ip: r.client_ip,
+            country: r.country,
+        };
+        Ok(Response::new(pb::IngestEventResponse { stored: self.ingest(event).await? }))
+    }
+
+    async fn aggregate(&self, req: Request<pb::AggregateRequest>) -> Reply<pb::AggregateResponse> {
+        let r = req.into_inner();
+        let values = Analytics::aggregate(self, &r.website_id, &r.period, &r.date, &r.metrics).await?;
+        Ok(Response::new(pb::AggregateResponse {
+            values: values.into_iter().map(|(metric, value)| pb::MetricValue { metric, value }).collect(),
+        }))
     }
 }

@@ -3,6 +3,7 @@
 //! `service.rs` holds the rules, `model.rs` the field rules, `store.rs` the SQL, `grpc.rs` the
 //! proto edge.
 
+pub mod events;
 pub mod grpc;
 pub mod model;
 pub mod service;

@@ -1,5 +1,7 @@
 //! Analytics' rules for websites.
 
+use std::sync::{Arc, Mutex};
+
 use common::db::{Backend, OpenError};
 use common::secret::random_token;
 use common::time::now_ms;
@@ -10,7 +12,10 @@ use crate::store::Store;
 
 #[derive(Clone)]
 pub struct Analytics {
-    store: Store,
+    pub(crate) store: Store,
+    pub(crate) bots: Arc<isbot::Bots>,
+    /// Today's visitor-hash salt, as (UTC day, salt).
+    pub(crate) salt: Arc<Mutex<Option<(String, String)>>>,
 }
 
 pub struct WebsiteChanges {
@@ -20,7 +25,11 @@ pub struct WebsiteChanges {
 
 impl Analytics {
     pub async fn open(backend: &Backend) -> Result<Analytics, OpenError> {
-        Ok(Analytics { store: Store::open(backend).await? })
+        Ok(Analytics {
+            store: Store::open(backend).await?,
+            bots: Arc::new(isbot::Bots::default()),
+            salt: Arc::default(),
+        })
     }
 
     pub async fn create_website(

@@ -91,4 +91,117 @@ impl Store {
         let done = sqlx::query("DELETE FROM websites WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
+
+    pub async fn website_by_domain(&self, domain: &str) -> Result<Option<Website>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM websites WHERE domain = $1"))
+            .bind(domain)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(website).transpose()
+    }
+
+    pub async fn website_by_tracking_code(&self, code: &str) -> Result<Option<Website>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM websites WHERE tracking_code = $1"))
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(website).transpose()
+    }
+
+    pub async fn insert_event(&self, e: &NewEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO events (id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
+             revenue_amount, revenue_currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&e.id)
+        .bind(&e.website_id)
+        .bind(e.ts)
+        .bind(&e.name)
+        .bind(&e.pathname)
+        .bind(&e.referrer_host)
+        .bind(&e.visitor_id)
+        .bind(&e.country)
+        .bind(&e.props)
+        .bind(&e.revenue_amount)
+        .bind(&e.revenue_currency)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The salt of `day`, storing `candidate` if the day has none yet (the first replica wins).
+    pub async fn salt(&self, day: &str, candidate: &str) -> Result<String> {
+        sqlx::query("INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
+            .bind(day)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await?;
+        // Yesterday's salt must not outlive the day: visitors are not followed across days.
+        sqlx::query("DELETE FROM salts WHERE day < $1").bind(day).execute(&self.pool).await?;
+        let row = sqlx::query("SELECT salt FROM salts WHERE day = $1").bind(day).fetch_one(&self.pool).await?;
+        Ok(row.try_get("salt")?)
+    }
+
+    /// Visit-level totals of a website's events in `[from, to)`. A visit is one visitor's run of
+    /// events without a gap over 30 minutes; visits are cut at the range's edges.
+    pub async fn visit_totals(&self, website_id: &str, from: i64, to: i64) -> Result<VisitTotals> {
+        let row = sqlx::query(
+            "WITH e AS ( \
+               SELECT id, visitor_id, ts, name, \
+                 CASE WHEN ts - LAG(ts) OVER (PARTITION BY visitor_id ORDER BY ts, id) <= 1800000 THEN 0 ELSE 1 END \
+                   AS starts \
+               FROM events WHERE website_id = $1 AND ts >= $2 AND ts < $3), \
+             v AS ( \
+               SELECT visitor_id, ts, name, \
+                 SUM(starts) OVER (PARTITION BY visitor_id ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS visit \
+               FROM e), \
+             s AS ( \
+               SELECT visitor_id, COUNT(*) AS events, SUM(CASE WHEN name = 'pageview' THEN 1 ELSE 0 END) AS views, \
+                 MAX(ts) - MIN(ts) AS duration \
+               FROM v GROUP BY visitor_id, visit) \
+             SELECT CAST(COUNT(DISTINCT visitor_id) AS BIGINT) AS visitors, CAST(COUNT(*) AS BIGINT) AS visits, \
+               CAST(COALESCE(SUM(views), 0) AS BIGINT) AS pageviews, \
+               CAST(COALESCE(SUM(CASE WHEN views <= 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
+               CAST(COALESCE(SUM(duration), 0) AS BIGINT) AS duration, \
+               CAST(COALESCE(SUM(events), 0) AS BIGINT) AS events \
+             FROM s",
+        )
+        .bind(website_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(VisitTotals {
+            visitors: row.try_get("visitors")?,
+            visits: row.try_get("visits")?,
+            pageviews: row.try_get("pageviews")?,
+            bounces: row.try_get("bounces")?,
+            duration_ms: row.try_get("duration")?,
+            events: row.try_get("events")?,
+        })
+    }
+}
+
+pub struct NewEvent {
+    pub id: String,
+    pub website_id: String,
+    pub ts: i64,
+    pub name: String,
+    pub pathname: String,
+    pub referrer_host: String,
+    pub visitor_id: String,
+    pub country: String,
+    pub props: String,
+    pub revenue_amount: Option<String>,
+    pub revenue_currency: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VisitTotals {
+    pub visitors: i64,
+    pub visits: i64,
+    pub pageviews: i64,
+    pub bounces: i64,
+    pub duration_ms: i64,
+    pub events: i64,
 }

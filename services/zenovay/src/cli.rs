@@ -101,6 +101,14 @@ pub struct Settings {
     /// keep the SPEC §4 table.
     #[arg(long, env = "ZENOVAY_PLANS_FILE", global = true)]
     pub plans_file: Option<PathBuf>,
+    /// Trusted header naming the tracker's client address (e.g. `x-forwarded-for` behind a proxy
+    /// you run); unset = the connection's peer address.
+    #[arg(long, env = "ZENOVAY_CLIENT_IP_HEADER", global = true)]
+    pub client_ip_header: Option<String>,
+    /// Trusted header carrying the visitor's ISO 3166 country code (e.g. `cf-ipcountry`); no
+    /// GeoIP file is needed.
+    #[arg(long, env = "ZENOVAY_COUNTRY_HEADER", global = true)]
+    pub country_header: Option<String>,
     /// Credential of the operator API (`X-Operator-Token`); unset turns the operator API off.
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
@@ -233,6 +241,11 @@ impl Settings {
     }
 
     pub fn gateway(&self) -> gateway::Config {
-        gateway::Config { http_addr: self.http_addr, operator_token: self.operator_token.clone() }
+        gateway::Config {
+            http_addr: self.http_addr,
+            operator_token: self.operator_token.clone(),
+            client_ip_header: self.client_ip_header.clone(),
+            country_header: self.country_header.clone(),
+        }
     }
 }

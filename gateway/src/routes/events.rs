@@ -1,0 +1,90 @@
+//! Public event ingestion, `POST /api/event` (SPEC §6): Plausible's Events API body, or the
+//! abbreviated form Plausible's browser script sends as `text/plain`. No key.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use common::Error;
+use proto::analytics::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::envelope::{ok, parse};
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// Unknown fields are ignored: trackers send more than we use (`h`, `i`, …).
+#[derive(Deserialize)]
+pub struct EventBody {
+    #[serde(alias = "n")]
+    name: Option<String>,
+    #[serde(alias = "u")]
+    url: Option<String>,
+    #[serde(alias = "d")]
+    domain: Option<String>,
+    tracking_code: Option<String>,
+    #[serde(alias = "r")]
+    referrer: Option<String>,
+    #[serde(alias = "p")]
+    props: Option<Value>,
+    /// Older scripts send the properties as a JSON string.
+    #[serde(alias = "m")]
+    meta: Option<Value>,
+    #[serde(alias = "$")]
+    revenue: Option<Value>,
+}
+
+fn required(value: Option<String>, name: &str) -> ApiResult<String> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| Error::validation(format!("{name}: is required")).into())
+}
+
+/// An object, or a JSON string holding one; empty for none.
+fn object_json(value: Option<Value>, name: &str) -> ApiResult<String> {
+    match value {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::Object(map)) => Ok(Value::Object(map).to_string()),
+        Some(Value::String(text)) if text.trim_start().starts_with('{') => Ok(text),
+        Some(_) => Err(Error::validation(format!("{name}: must be an object")).into()),
+    }
+}
+
+fn header_value(headers: &HeaderMap, name: Option<&str>) -> Option<String> {
+    let value = headers.get(name?)?.to_str().ok()?;
+    // X-Forwarded-For style lists: the first entry is the client.
+    Some(value.split(',').next().unwrap_or_default().trim().to_owned())
+}
+
+pub async fn ingest(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body: EventBody = parse(&body)?;
+    let domain = match (body.domain, body.tracking_code) {
+        (Some(domain), _) if !domain.is_empty() => domain,
+        (_, code) => required(code, "domain")?,
+    };
+    let props = match body.props {
+        Some(props) => object_json(Some(props), "props")?,
+        None => object_json(body.meta, "props")?,
+    };
+    let request = pb::IngestEventRequest {
+        domain,
+        name: required(body.name, "name")?,
+        url: required(body.url, "url")?,
+        referrer: body.referrer.unwrap_or_default(),
+        props_json: props,
+        revenue_json: object_json(body.revenue, "revenue")?,
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+        client_ip: header_value(&headers, state.client_ip_header.as_deref()).unwrap_or_else(|| peer.ip().to_string()),
+        country: header_value(&headers, state.country_header.as_deref()).unwrap_or_default(),
+    };
+    let stored = state.analytics.clone().ingest_event(request).await?.into_inner().stored;
+    let mut response = ok(json!({ "stored": stored })).into_response();
+    *response.status_mut() = StatusCode::ACCEPTED;
+    Ok(response)
+}
