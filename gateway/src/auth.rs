@@ -137,6 +137,7 @@ impl Credentials {
                 verified
             }
         };
+        tracing::Span::current().record("zenovay.key_id", verified.key.id.as_str());
         Ok(VerifiedKey { verified, slot: self.slot })
     }
 }

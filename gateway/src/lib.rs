@@ -13,18 +13,20 @@ mod views;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::OriginalUri;
+use axum::extract::{MatchedPath, OriginalUri};
 use axum::http::{Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use common::ErrorCode;
 use common::shutdown::Shutdown;
+use opentelemetry::trace::TraceContextExt;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -81,6 +83,46 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// The span of one HTTP request: a child of the caller's `traceparent` when there is one, with its
+/// route recorded once routing knows it. Holds the request id and, once verified, the key id; never
+/// a header value or a secret.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http.server",
+        otel.name = %req.method(),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        url.path = req.uri().path(),
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
+        trace_id = tracing::field::Empty,
+        zenovay.key_id = tracing::field::Empty,
+    );
+    let _ = span.set_parent(telemetry::propagation::remote_parent(req.headers()));
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", trace_id.to_string());
+    }
+    span
+}
+
+/// One log line per request.
+fn log_response(res: &axum::http::Response<axum::body::Body>, latency: std::time::Duration, span: &tracing::Span) {
+    let status = res.status().as_u16();
+    span.record("http.response.status_code", status);
+    tracing::info!(status, latency_ms = latency.as_secs_f64() * 1000.0, "request");
+}
+
+async fn record_route(matched: Option<MatchedPath>, req: axum::extract::Request, next: middleware::Next) -> Response {
+    if let Some(route) = matched {
+        // The span is already started, so its name stays the method (as the semantic conventions
+        // allow); the route goes into `http.route`.
+        tracing::Span::current().record("http.route", route.as_str());
+    }
+    next.run(req).await
+}
+
 fn router(state: AppState) -> Router {
     use routes::{account, events, external, teams};
 
@@ -97,7 +139,8 @@ fn router(state: AppState) -> Router {
         .route("/teams/{id}/audit-log", get(teams::get_audit_log))
         .route("/account/api-keys", get(account::list_keys).post(account::create_key))
         .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(record_route));
 
     let external = Router::new()
         .route("/websites", get(external::list_websites).post(external::create_website))
@@ -111,11 +154,10 @@ fn router(state: AppState) -> Router {
         .route("/teams/{id}/api-key-policy", put(teams::external_put_policy))
         .route("/teams/{id}/audit-log", get(teams::external_audit_log))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit_headers));
+        .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit_headers))
+        .route_layer(middleware::from_fn(record_route));
 
     Router::new()
-        .nest("/api/v1", dashboard)
-        .nest("/api/external/v1", external)
         .route("/healthz", get(healthz))
         // Browsers post from every tracked site.
         .route(
@@ -124,11 +166,14 @@ fn router(state: AppState) -> Router {
                 CorsLayer::new().allow_origin(Any).allow_methods([Method::POST]).allow_headers([header::CONTENT_TYPE]),
             ),
         )
+        .route_layer(middleware::from_fn(record_route))
+        .nest("/api/v1", dashboard)
+        .nest("/api/external/v1", external)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(log_response))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

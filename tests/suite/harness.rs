@@ -169,7 +169,13 @@ impl Drop for Process {
 }
 
 /// Starts `zenovay <role>` and waits for its "listening on" line.
-fn spawn(role: &str, args: &[(&str, String)], log_dir: &Path, filter: &str) -> Result<(Process, String)> {
+fn spawn(
+    role: &str,
+    args: &[(&str, String)],
+    log_dir: &Path,
+    filter: &str,
+    otlp: Option<&str>,
+) -> Result<(Process, String)> {
     let log = std::fs::File::create(log_dir.join(format!("{role}-{}.log", random_suffix())))?;
     let mut command = Command::new(env!("CARGO_BIN_EXE_zenovay"));
     command.arg(role);
@@ -181,6 +187,15 @@ fn spawn(role: &str, args: &[(&str, String)], log_dir: &Path, filter: &str) -> R
         if name.starts_with("ZENOVAY_") {
             command.env_remove(name);
         }
+    }
+    for (name, _) in std::env::vars() {
+        if name.starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
+    if let Some(endpoint) = otlp {
+        // Export promptly: the test waits for the spans.
+        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "50");
     }
     let mut child = command
         .env("ZENOVAY_LOG", filter)
@@ -272,16 +287,21 @@ impl TestEnv {
     /// The split topology using a given Redis. The services log at debug level, so that the
     /// secrets test reads everything they can say.
     pub async fn split_on(gateways: usize, redis: TestRedis) -> TestEnv {
-        TestEnv::start_split(gateways, redis, "debug,h2=info,hyper=info,tower=info").await
+        TestEnv::start_split(gateways, redis, "debug,h2=info,hyper=info,tower=info", None).await
+    }
+
+    /// The split topology exporting traces to an OTLP receiver.
+    pub async fn split_traced(gateways: usize, otlp_endpoint: &str) -> TestEnv {
+        TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn", Some(otlp_endpoint)).await
     }
 
     /// The split topology logging as in production (`info`), for benchmarks.
     #[allow(dead_code)] // used by tests/bench only
     pub async fn split_quiet(gateways: usize) -> TestEnv {
-        TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn").await
+        TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn", None).await
     }
 
-    async fn start_split(gateways: usize, redis: TestRedis, log: &str) -> TestEnv {
+    async fn start_split(gateways: usize, redis: TestRedis, log: &str, otlp: Option<&str>) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let database = TestDatabase::create().await;
         let shared = vec![
@@ -300,7 +320,7 @@ impl TestEnv {
         {
             let mut args = shared.clone();
             args.push((flag, "127.0.0.1:0".into()));
-            let (process, addr) = spawn(role, &args, dir.path(), log).expect("service starts");
+            let (process, addr) = spawn(role, &args, dir.path(), log, otlp).expect("service starts");
             processes.push((role.to_owned(), process));
             urls.push(format!("http://{addr}"));
         }
@@ -314,7 +334,7 @@ impl TestEnv {
                 ("--analytics-url", urls[2].clone()),
                 ("--operator-token", OPERATOR_TOKEN.to_owned()),
             ]);
-            let (process, addr) = spawn("gateway", &args, dir.path(), log).expect("gateway starts");
+            let (process, addr) = spawn("gateway", &args, dir.path(), log, otlp).expect("gateway starts");
             processes.push(("gateway".to_owned(), process));
             bases.push(format!("http://{addr}"));
         }

@@ -8,3 +8,4 @@ mod hello;
 mod keys;
 mod limits;
 mod propagation;
+mod tracing;

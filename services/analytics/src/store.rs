@@ -15,6 +15,8 @@ const COLUMNS: &str = "id, team_id, domain, name, timezone, tracking_code, creat
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// `db.system` of the backend, for spans.
+    system: &'static str,
 }
 
 fn website(row: &AnyRow) -> Result<Website> {
@@ -31,7 +33,7 @@ fn website(row: &AnyRow) -> Result<Website> {
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store { pool: common::db::open(backend, "analytics", &MIGRATOR).await? })
+        Ok(Store { pool: common::db::open(backend, "analytics", &MIGRATOR).await?, system: backend.system() })
     }
 
     pub async fn insert_website(&self, w: &Website) -> Result<()> {
@@ -53,6 +55,7 @@ impl Store {
         }
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT websites"))]
     pub async fn website(&self, id: &str) -> Result<Option<Website>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM websites WHERE id = $1"))
             .bind(id)
@@ -61,6 +64,7 @@ impl Store {
         row.as_ref().map(website).transpose()
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT websites"))]
     pub async fn websites_of(&self, team_ids: &[String]) -> Result<Vec<Website>> {
         if team_ids.is_empty() {
             return Ok(vec![]);
@@ -108,6 +112,7 @@ impl Store {
         row.as_ref().map(website).transpose()
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "INSERT events"))]
     pub async fn insert_event(&self, e: &NewEvent) -> Result<()> {
         sqlx::query(
             "INSERT INTO events (id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
@@ -144,6 +149,7 @@ impl Store {
 
     /// Visit-level totals of a website's events in `[from, to)`. A visit is one visitor's run of
     /// events without a gap over 30 minutes; visits are cut at the range's edges.
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT events"))]
     pub async fn visit_totals(&self, website_id: &str, from: i64, to: i64) -> Result<VisitTotals> {
         let row = sqlx::query(
             "WITH e AS ( \

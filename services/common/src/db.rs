@@ -21,6 +21,14 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The OpenTelemetry `db.system` name of the backend.
+    pub fn system(&self) -> &'static str {
+        match self {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgresql",
+        }
+    }
+
     pub fn from_config(data_dir: PathBuf, database_url: Option<String>) -> Self {
         match database_url {
             Some(url) => Backend::Postgres { url },

@@ -10,6 +10,7 @@ use crate::shutdown::Shutdown;
 pub async fn serve(listener: TcpListener, routes: Routes, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(telemetry::propagation::GrpcServerLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { shutdown.wait().await })
         .await

@@ -1,13 +1,15 @@
 //! How a gRPC client reaches a service: over the network in the split mode, or straight into
 //! the server's tower service in the all-in-one mode. Client code is the same either way; only
-//! the transport differs, so the all-in-one exercises every contract the split mode does.
+//! the transport differs, so the all-in-one exercises every contract the split mode does. Both
+//! carry the caller's trace context (`traceparent`) to the server.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use telemetry::propagation::{GrpcClientLayer, GrpcServerLayer};
 use tonic::body::Body;
 use tonic::transport::Endpoint;
-use tower::{BoxError, ServiceExt, util::BoxCloneSyncService};
+use tower::{BoxError, Layer, ServiceExt, util::BoxCloneSyncService};
 
 pub type GrpcTransport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, TransportError>;
 
@@ -27,7 +29,8 @@ pub fn remote(url: &str) -> Result<GrpcTransport, tonic::transport::Error> {
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .connect_lazy();
-    Ok(BoxCloneSyncService::new(channel.map_err(|e| TransportError(e.into()))))
+    let traced = GrpcClientLayer.layer(channel);
+    Ok(BoxCloneSyncService::new(traced.map_err(|e| TransportError(e.into()))))
 }
 
 /// The server's own tower service, called in-process.
@@ -40,5 +43,6 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    BoxCloneSyncService::new(server.map_err(|never| match never {}))
+    let traced = GrpcClientLayer.layer(GrpcServerLayer.layer(server));
+    BoxCloneSyncService::new(traced.map_err(|never| match never {}))
 }

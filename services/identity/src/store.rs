@@ -18,6 +18,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// `db.system` of the backend, for spans.
+    system: &'static str,
 }
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
@@ -50,7 +52,7 @@ const KEY_COLUMNS: &str =
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store { pool: common::db::open(backend, "identity", &MIGRATOR).await? })
+        Ok(Store { pool: common::db::open(backend, "identity", &MIGRATOR).await?, system: backend.system() })
     }
 
     /// Creates the user, their personal team and their owner membership, atomically.
@@ -112,6 +114,7 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT memberships"))]
     pub async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>> {
         let rows = sqlx::query(
             "SELECT t.id, t.name, t.created_at, m.role FROM memberships m JOIN teams t ON t.id = m.team_id \
@@ -212,6 +215,7 @@ impl Store {
     }
 
     /// One lookup for every form the key may be stored under.
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT api_keys"))]
     pub async fn api_key_by_digest(&self, candidates: &[Stored]) -> Result<Option<(ApiKey, u32)>> {
         let hexes: Vec<&str> = candidates.iter().map(|c| c.hex.as_str()).collect();
         let condition = format!("secret_digest IN ({})", common::db::placeholders(hexes.len()));

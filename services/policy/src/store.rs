@@ -14,14 +14,17 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// `db.system` of the backend, for spans.
+    system: &'static str,
 }
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store { pool: common::db::open(backend, "policy", &MIGRATOR).await? })
+        Ok(Store { pool: common::db::open(backend, "policy", &MIGRATOR).await?, system: backend.system() })
     }
 
     /// Settings of each team asked for, defaults for teams never configured, in the order asked.
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT team_settings"))]
     pub async fn settings(&self, team_ids: &[String]) -> Result<Vec<TeamSettings>> {
         if team_ids.is_empty() {
             return Ok(vec![]);

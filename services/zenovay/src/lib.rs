@@ -60,7 +60,16 @@ fn announce(role: &str, addr: SocketAddr) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
     settings.validate().map_err(anyhow::Error::msg)?;
+    let role = match &cli.command {
+        None | Some(Command::All) => "all",
+        Some(Command::Gateway) => "gateway",
+        Some(Command::Identity) => "identity",
+        Some(Command::Policy) => "policy",
+        Some(Command::Analytics) => "analytics",
+        Some(Command::Admin(_)) => "admin",
+    };
     let _telemetry = telemetry::init(
+        role,
         &settings.log,
         match settings.log_format {
             cli::LogFormatArg::Text => telemetry::LogFormat::Text,

@@ -95,6 +95,7 @@ impl RedisLimiter {
         (format!("{}rl:{}", self.prefix, budget.key), format!("{}mq:{}:{month}", self.prefix, budget.user))
     }
 
+    #[tracing::instrument(name = "redis.evalsha", skip_all, fields(otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn run(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
         let (month, month_reset) = month_of(common::time::now_ms());
         let (window_key, month_key) = self.keys(budget, &month);
