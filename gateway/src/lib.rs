@@ -83,6 +83,41 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready when every service answers a call that reaches its database, within a second each.
+async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    use proto::{analytics::v1 as an, identity::v1 as id, policy::v1 as po};
+    let probe = || "readyz-probe".to_owned();
+    let (mut identity, mut policy, mut analytics) =
+        (state.identity.clone(), state.policy.clone(), state.analytics.clone());
+    let (identity, policy, analytics) = tokio::join!(
+        reachable(async move { identity.get_team(id::GetTeamRequest { team_id: probe() }).await.map(drop) }),
+        reachable(async move {
+            policy.get_team_settings(po::GetTeamSettingsRequest { team_ids: vec![probe()] }).await.map(drop)
+        }),
+        reachable(async move {
+            analytics.list_websites(an::ListWebsitesRequest { team_ids: vec![probe()] }).await.map(drop)
+        }),
+    );
+    let down: Vec<&str> = [("identity", identity), ("policy", policy), ("analytics", analytics)]
+        .into_iter()
+        .filter_map(|(name, up)| (!up).then_some(name))
+        .collect();
+    if down.is_empty() {
+        return envelope::ok(serde_json::json!({ "status": "ready" })).into_response();
+    }
+    ApiError::new(ErrorCode::ServiceUnavailable, format!("not ready: {} unreachable", down.join(", "))).into_response()
+}
+
+/// Whether a probe call was answered within a second; NOT_FOUND is an answer from a service whose
+/// database responded.
+async fn reachable(call: impl std::future::Future<Output = Result<(), tonic::Status>>) -> bool {
+    match tokio::time::timeout(std::time::Duration::from_secs(1), call).await {
+        Ok(Ok(())) => true,
+        Ok(Err(status)) => status.code() == tonic::Code::NotFound,
+        Err(_) => false,
+    }
+}
+
 /// The span of one HTTP request: a child of the caller's `traceparent` when there is one, with its
 /// route recorded once routing knows it. Holds the request id and, once verified, the key id; never
 /// a header value or a secret.
@@ -159,6 +194,7 @@ fn router(state: AppState) -> Router {
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         // Browsers post from every tracked site.
         .route(
             "/api/event",

@@ -230,6 +230,11 @@ pub struct TestEnv {
     processes: Vec<(String, Process)>,
     /// Flags naming this environment's storage, for operator commands.
     storage: Vec<(&'static str, String)>,
+    /// Where each gRPC service listens (split mode), by role.
+    pub services: Vec<(String, String)>,
+    /// How a gateway of this environment is started (split mode), for restarts.
+    gateway_args: Vec<(&'static str, String)>,
+    log_filter: String,
     _database: Option<TestDatabase>,
     _redis: Option<TestRedis>,
     _dir: tempfile::TempDir,
@@ -272,6 +277,9 @@ impl TestEnv {
             shutdown,
             processes: vec![],
             storage: vec![("--data-dir", data_dir.display().to_string())],
+            services: vec![],
+            gateway_args: vec![],
+            log_filter: String::new(),
             _database: None,
             _redis: None,
             _dir: dir,
@@ -325,24 +333,28 @@ impl TestEnv {
             urls.push(format!("http://{addr}"));
         }
         let mut bases = Vec::new();
+        let mut gateway_args = shared.clone();
+        gateway_args.extend([
+            ("--http-addr", "127.0.0.1:0".to_owned()),
+            ("--identity-url", urls[0].clone()),
+            ("--policy-url", urls[1].clone()),
+            ("--analytics-url", urls[2].clone()),
+            ("--operator-token", OPERATOR_TOKEN.to_owned()),
+        ]);
         for _ in 0..gateways {
-            let mut args = shared.clone();
-            args.extend([
-                ("--http-addr", "127.0.0.1:0".to_owned()),
-                ("--identity-url", urls[0].clone()),
-                ("--policy-url", urls[1].clone()),
-                ("--analytics-url", urls[2].clone()),
-                ("--operator-token", OPERATOR_TOKEN.to_owned()),
-            ]);
-            let (process, addr) = spawn("gateway", &args, dir.path(), log, otlp).expect("gateway starts");
+            let (process, addr) = spawn("gateway", &gateway_args, dir.path(), log, otlp).expect("gateway starts");
             processes.push(("gateway".to_owned(), process));
             bases.push(format!("http://{addr}"));
         }
+        let services = ["identity", "policy", "analytics"].iter().map(|r| r.to_string()).zip(urls).collect();
         let env = TestEnv {
             gateways: bases,
             http: http_client(),
             shutdown: Shutdown::default(),
             processes,
+            services,
+            gateway_args,
+            log_filter: log.to_owned(),
             storage: vec![
                 ("--database-url", database.url.clone()),
                 ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned()),
@@ -373,6 +385,23 @@ impl TestEnv {
     /// Stops every process of a role (split mode), as a crash would.
     pub fn kill(&mut self, role: &str) {
         self.processes.retain(|(r, _)| r != role);
+    }
+
+    /// Stops gateway `index` with SIGTERM as an orchestrator would, waits for it to finish its
+    /// in-flight requests and exit, then starts a new one; returns the new base URL.
+    pub fn restart_gateway(&mut self, index: usize) -> String {
+        let position = self.processes.iter().position(|(r, _)| r == "gateway").expect("a gateway") + index;
+        let (_, mut process) = self.processes.remove(position);
+        let pid = process.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(sent.success());
+        let status = process.child.wait().expect("gateway exits");
+        assert!(status.success(), "a SIGTERM is a clean exit: {status}");
+        let (process, addr) =
+            spawn("gateway", &self.gateway_args, self._dir.path(), &self.log_filter, None).expect("gateway restarts");
+        self.processes.push(("gateway".to_owned(), process));
+        self.gateways[index] = format!("http://{addr}");
+        self.gateways[index].clone()
     }
 
     /// Everything the processes of a split environment have logged so far.

@@ -7,5 +7,6 @@ mod harness;
 mod hello;
 mod keys;
 mod limits;
+mod operations;
 mod propagation;
 mod tracing;

@@ -43,6 +43,6 @@ impl Server {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
-        common::grpc::serve(self.listener, Routes::new(self.analytics.into_grpc()), shutdown).await
+        common::grpc::serve(self.listener, Routes::new(self.analytics.into_grpc()), <proto::analytics::v1::analytics_service_server::AnalyticsServiceServer<Analytics> as tonic::server::NamedService>::NAME, shutdown).await
     }
 }

@@ -3,16 +3,34 @@
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
+use tonic_health::ServingStatus;
 
 use crate::shutdown::Shutdown;
 
-/// Serves until `shutdown` fires, then lets in-flight calls finish.
-pub async fn serve(listener: TcpListener, routes: Routes, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
+/// Serves `routes` with gRPC health checking (`service` reported SERVING until shutdown) and
+/// reflection, until `shutdown` fires; then reports NOT_SERVING and lets in-flight calls finish.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    service: &'static str,
+    shutdown: Shutdown,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status(service, ServingStatus::Serving).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled-in descriptor set is valid");
+    let stopping = async move {
+        shutdown.wait().await;
+        reporter.set_service_status(service, ServingStatus::NotServing).await;
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+    };
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .layer(telemetry::propagation::GrpcServerLayer)
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { shutdown.wait().await })
+        .add_routes(routes.add_service(health).add_service(reflection))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping)
         .await
 }
 

@@ -51,6 +51,6 @@ impl Server {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
-        common::grpc::serve(self.listener, Routes::new(self.identity.into_grpc()), shutdown).await
+        common::grpc::serve(self.listener, Routes::new(self.identity.into_grpc()), <proto::identity::v1::identity_service_server::IdentityServiceServer<Identity> as tonic::server::NamedService>::NAME, shutdown).await
     }
 }

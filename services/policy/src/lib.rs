@@ -78,6 +78,6 @@ impl Server {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
-        common::grpc::serve(self.listener, Routes::new(self.policy.into_grpc()), shutdown).await
+        common::grpc::serve(self.listener, Routes::new(self.policy.into_grpc()), <proto::policy::v1::policy_service_server::PolicyServiceServer<Policy> as tonic::server::NamedService>::NAME, shutdown).await
     }
 }

@@ -1,0 +1,112 @@
+//! Health, readiness and graceful operation (issue 6).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::harness::TestEnv;
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let all = TestEnv::all_in_one().await;
+    let (status, body) = crate::harness::into_json(all.request(Method::GET, "/readyz").send().await.unwrap()).await;
+    assert_eq!((status, &body["data"]["status"]), (StatusCode::OK, &json!("ready")));
+
+    let mut env = TestEnv::split(1).await;
+    assert_eq!(env.request(Method::GET, "/healthz").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(env.request(Method::GET, "/readyz").send().await.unwrap().status(), StatusCode::OK);
+    for (role, url) in &env.services {
+        let channel = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
+        let mut health = HealthClient::new(channel);
+        let service = format!("zenovay.{role}.v1.{}Service", capitalised(role));
+        let answer = health.check(HealthCheckRequest { service }).await.unwrap().into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "{role}");
+    }
+    env.kill("analytics");
+    let (status, body) = crate::harness::into_json(env.request(Method::GET, "/readyz").send().await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("SERVICE_UNAVAILABLE"))
+    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("analytics"));
+    assert_eq!(
+        env.request(Method::GET, "/healthz").send().await.unwrap().status(),
+        StatusCode::OK,
+        "alive nonetheless"
+    );
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// One of two gateways gets SIGTERM under steady load and is replaced, as in a rolling restart.
+/// A client that, like a load balancer, sends new requests to a live gateway sees every request
+/// answered 200: in-flight requests finish, none is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_loses_no_request() {
+    let mut env = TestEnv::split(2).await;
+    let ann = env.user("steady").await;
+    let response = env
+        .request(Method::PUT, &format!("/api/v1/teams/{}/plan", ann.team_id))
+        .header("x-operator-token", crate::harness::OPERATOR_TOKEN)
+        .json(&json!({ "plan": "enterprise", "overrides": { "requests_per_minute": 100000 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+
+    let gateways = Arc::new(RwLock::new(env.gateways.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (answered, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = (0..4).map(|worker| {
+        let (gateways, stop, answered, failed) = (gateways.clone(), stop.clone(), answered.clone(), failed.clone());
+        let (http, key) = (env.http.clone(), key.clone());
+        tokio::spawn(async move {
+            let mut n = worker;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let base = {
+                    let g = gateways.read().unwrap();
+                    g[n % g.len()].clone()
+                };
+                match http.get(format!("{base}/api/external/v1/websites")).bearer_auth(&key).send().await {
+                    Ok(response) if response.status() == StatusCode::OK => {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(response) => {
+                        eprintln!("{base}: {}", response.status());
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Refused: never reached a gateway, so a balancer sends it to the next one.
+                    Err(e) if e.is_connect() => continue,
+                    Err(e) => {
+                        eprintln!("{base}: {e}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    });
+    let load: Vec<_> = load.collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = answered.load(Ordering::Relaxed);
+    let replacement = tokio::task::block_in_place(|| env.restart_gateway(0));
+    gateways.write().unwrap()[0] = replacement;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in load {
+        worker.await.unwrap();
+    }
+    let total = answered.load(Ordering::Relaxed);
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "every answered request succeeded");
+    assert!(before > 0 && total > before, "load before and after the restart ({before}, {total})");
+}
