@@ -11,6 +11,8 @@ mod state;
 mod views;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::{MatchedPath, OriginalUri};
@@ -41,18 +43,24 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// Trusted header carrying the client's ISO country code; unset = no country.
     pub country_header: Option<String>,
+    /// After a shutdown signal, how long to keep answering (readiness 503, `Connection: close` on
+    /// every response) so that load balancers move away before the listener closes.
+    pub drain: std::time::Duration,
 }
 
 pub struct Gateway {
     listener: TcpListener,
     router: Router,
+    draining: Arc<AtomicBool>,
+    drain: std::time::Duration,
 }
 
 impl Gateway {
     pub async fn build(config: &Config, backends: Backends) -> std::io::Result<Gateway> {
         let state = AppState::new(backends, config);
         let listener = TcpListener::bind(config.http_addr).await?;
-        Ok(Gateway { listener, router: router(state) })
+        let draining = state.draining.clone();
+        Ok(Gateway { listener, router: router(state), draining, drain: config.drain })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -60,9 +68,18 @@ impl Gateway {
     }
 
     /// Serves until `shutdown` fires, then finishes in-flight requests.
+    /// Serves until `shutdown` fires; drains for the configured time, then stops accepting and
+    /// finishes in-flight requests.
     pub async fn run(self, shutdown: Shutdown) -> std::io::Result<()> {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service).with_graceful_shutdown(async move { shutdown.wait().await }).await
+        let (draining, drain) = (self.draining, self.drain);
+        let stop = async move {
+            shutdown.wait().await;
+            draining.store(true, Ordering::Relaxed);
+            tracing::info!(drain_ms = drain.as_millis() as u64, "draining before shutdown");
+            tokio::time::sleep(drain).await;
+        };
+        axum::serve(self.listener, service).with_graceful_shutdown(stop).await
     }
 }
 
@@ -102,6 +119,9 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
         .into_iter()
         .filter_map(|(name, up)| (!up).then_some(name))
         .collect();
+    if state.draining.load(Ordering::Relaxed) {
+        return ApiError::new(ErrorCode::ServiceUnavailable, "not ready: shutting down").into_response();
+    }
     if down.is_empty() {
         return envelope::ok(serde_json::json!({ "status": "ready" })).into_response();
     }
@@ -158,6 +178,20 @@ async fn record_route(matched: Option<MatchedPath>, req: axum::extract::Request,
     next.run(req).await
 }
 
+/// While draining, every response asks the client to close its connection, so that no client
+/// holds an idle connection the closing listener would cut.
+async fn close_when_draining(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let mut response = next.run(req).await;
+    if state.draining.load(Ordering::Relaxed) {
+        response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
+}
+
 fn router(state: AppState) -> Router {
     use routes::{account, events, external, teams};
 
@@ -207,6 +241,7 @@ fn router(state: AppState) -> Router {
         .nest("/api/external/v1", external)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), close_when_draining))
         .with_state(state)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(PropagateRequestIdLayer::x_request_id())

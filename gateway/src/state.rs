@@ -1,6 +1,7 @@
 //! What every handler shares: one client per service, over whichever transport the mode uses.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use common::bus::ChangeBus;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub country_header: Option<String>,
     /// Minute of the last use reported to identity per key answered from the cache.
     pub reported_use: Arc<Mutex<HashMap<String, i64>>>,
+    /// Set once a shutdown signal arrived.
+    pub draining: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             client_ip_header: config.client_ip_header.clone(),
             country_header: config.country_header.clone(),
             reported_use: Arc::default(),
+            draining: Arc::default(),
         }
     }
 }

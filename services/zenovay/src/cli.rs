@@ -109,6 +109,10 @@ pub struct Settings {
     /// GeoIP file is needed.
     #[arg(long, env = "ZENOVAY_COUNTRY_HEADER", global = true)]
     pub country_header: Option<String>,
+    /// After SIGTERM, how long a gateway keeps answering (readiness 503, `Connection: close`)
+    /// before it stops accepting, in milliseconds.
+    #[arg(long, env = "ZENOVAY_SHUTDOWN_DRAIN_MS", default_value_t = 2000, global = true)]
+    pub shutdown_drain_ms: u64,
     /// Credential of the operator API (`X-Operator-Token`); unset turns the operator API off.
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
@@ -246,6 +250,7 @@ impl Settings {
             operator_token: self.operator_token.clone(),
             client_ip_header: self.client_ip_header.clone(),
             country_header: self.country_header.clone(),
+            drain: std::time::Duration::from_millis(self.shutdown_drain_ms),
         }
     }
 }
