@@ -16,6 +16,7 @@ use proto::policy::v1 as pb;
 use crate::cache::{Lookup, Refusal, Verified};
 use crate::envelope::rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::metrics;
 use crate::session::bearer;
 use crate::state::AppState;
 
@@ -117,6 +118,12 @@ impl Credentials {
     pub async fn verify(self, state: &AppState) -> ApiResult<VerifiedKey> {
         let digest = self.secret.digest();
         let lookup = state.keys.as_ref().map_or(Lookup::Untrusted, |cache| cache.lookup(&digest));
+        let result = match lookup {
+            Lookup::Hit(_) => "hit",
+            Lookup::Miss(_) => "miss",
+            Lookup::Untrusted => "untrusted",
+        };
+        metrics::metrics().key_cache.add(1, &[opentelemetry::KeyValue::new("result", result)]);
         let verified = match lookup {
             Lookup::Hit(verified) => {
                 report_use(state, &verified.key.id);
@@ -181,6 +188,7 @@ impl VerifiedKey {
         if let Some(refusal) = state.keys.as_ref().and_then(|cache| cache.refusal(&key.id, now)) {
             let mut rate = refusal.rate;
             rate.retry_after_ms = (refusal.until_ms - now) as u64;
+            metrics::decision(refusal.code.as_str(), "cache");
             let mut error = ApiError::new(refusal.code, refusal.message);
             error.retry_after_secs = Some(rate.retry_after_ms.div_ceil(1000).max(1));
             *self.slot.0.lock().expect("rate slot lock poisoned") =
@@ -208,6 +216,7 @@ impl VerifiedKey {
         });
         let decision = response.decision.clone().ok_or_else(|| Error::internal("policy returned no decision"))?;
         if decision.allowed {
+            metrics::decision("allowed", "policy");
             return Ok(Authorized { decision: response });
         }
         let code = match pb::DenyReason::try_from(decision.reason) {
@@ -220,6 +229,7 @@ impl VerifiedKey {
             // Never allow on a decision we do not understand.
             _ => ErrorCode::Forbidden,
         };
+        metrics::decision(code.as_str(), "policy");
         let mut error = ApiError::new(code, decision.message.clone());
         if matches!(code, ErrorCode::RateLimitExceeded | ErrorCode::MonthlyLimitExceeded) {
             error.retry_after_secs = Some(retry_after_ms.map_or(1, |ms| ms.div_ceil(1000).max(1)));

@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod envelope;
 mod error;
+mod metrics;
 mod routes;
 mod session;
 mod state;
@@ -169,13 +170,27 @@ fn log_response(res: &axum::http::Response<axum::body::Body>, latency: std::time
     tracing::info!(status, latency_ms = latency.as_secs_f64() * 1000.0, "request");
 }
 
+/// Records the matched route on the request's span and the request's duration by route.
 async fn record_route(matched: Option<MatchedPath>, req: axum::extract::Request, next: middleware::Next) -> Response {
-    if let Some(route) = matched {
-        // The span is already started, so its name stays the method (as the semantic conventions
-        // allow); the route goes into `http.route`.
-        tracing::Span::current().record("http.route", route.as_str());
-    }
-    next.run(req).await
+    let route = matched.map(|m| m.as_str().to_owned()).unwrap_or_default();
+    // The span is already started, so its name stays the method (as the semantic conventions
+    // allow); the route goes into `http.route`.
+    tracing::Span::current().record("http.route", route.as_str());
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let attributes = [
+        opentelemetry::KeyValue::new("http.route", route),
+        opentelemetry::KeyValue::new("http.request.method", method),
+        opentelemetry::KeyValue::new("http.response.status_code", i64::from(response.status().as_u16())),
+    ];
+    metrics::metrics().requests.record(started.elapsed().as_secs_f64(), &attributes);
+    response
+}
+
+/// Prometheus text exposition of this process's metrics.
+async fn prometheus() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::prometheus_text())
 }
 
 /// While draining, every response asks the client to close its connection, so that no client
@@ -229,6 +244,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(prometheus))
         // Browsers post from every tracked site.
         .route(
             "/api/event",

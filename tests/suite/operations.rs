@@ -110,3 +110,31 @@ async fn a_rolling_restart_loses_no_request() {
     assert_eq!(failed.load(Ordering::Relaxed), 0, "every answered request succeeded");
     assert!(before > 0 && total > before, "load before and after the restart ({before}, {total})");
 }
+
+/// The gateway exposes request, decision and cache metrics in the Prometheus text format.
+#[tokio::test]
+async fn metrics_are_exposed() {
+    let env = TestEnv::split(1).await;
+    let ann = env.user("metered").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    for _ in 0..2 {
+        assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    }
+    assert_eq!(env.api(Method::POST, "/websites", &key, Some(json!({}))).await.0, StatusCode::BAD_REQUEST);
+    let response = env.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    let line = |needles: &[&str]| text.lines().any(|l| needles.iter().all(|n| l.contains(n)));
+    assert!(
+        line(&[
+            "http_server_request_duration_seconds_count",
+            "http_route=\"/api/external/v1/websites\"",
+            "http_response_status_code=\"200\""
+        ]),
+        "{text}"
+    );
+    assert!(line(&["zenovay_authorization_decisions_total", "outcome=\"allowed\""]), "{text}");
+    assert!(line(&["zenovay_key_cache_lookups_total", "result=\"hit\""]), "{text}");
+    assert!(!text.contains(&key[3..]), "no secret in metrics");
+}

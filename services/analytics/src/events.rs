@@ -67,6 +67,7 @@ fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
 impl Analytics {
     /// Validates and stores one event; returns false for a bot, which is not stored.
     pub async fn ingest(&self, event: Incoming) -> Result<bool> {
+        let received = std::time::Instant::now();
         let name = event.name.trim();
         if name.is_empty() || name.chars().count() > 120 {
             return Err(field("name", "must be 1–120 characters"));
@@ -119,6 +120,7 @@ impl Analytics {
             revenue_currency,
         };
         self.store.insert_event(&stored).await?;
+        ingestion_lag().record(received.elapsed().as_secs_f64(), &[]);
         Ok(true)
     }
 
@@ -168,6 +170,18 @@ impl Analytics {
             })
             .collect())
     }
+}
+
+/// Seconds from an event's arrival to its durable write.
+fn ingestion_lag() -> &'static opentelemetry::metrics::Histogram<f64> {
+    static LAG: std::sync::OnceLock<opentelemetry::metrics::Histogram<f64>> = std::sync::OnceLock::new();
+    LAG.get_or_init(|| {
+        opentelemetry::global::meter("zenovay-analytics")
+            .f64_histogram("zenovay.ingestion.lag")
+            .with_unit("s")
+            .with_description("Time from an event's arrival to its durable write")
+            .build()
+    })
 }
 
 /// `[from, to)` in unix ms for a period ending on `date` (default today) in the site's zone.

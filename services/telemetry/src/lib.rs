@@ -1,14 +1,19 @@
 //! One place that sets up telemetry for every process: log lines (text or JSON) and, when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, traces exported
 //! over OTLP/gRPC with the standard `OTEL_*` variables (service name, resource attributes,
-//! sampler, batch delays). W3C `traceparent` crosses every gRPC call through the tower layers in
-//! [`propagation`]. `init` returns a guard that flushes pending spans when dropped.
+//! sampler, batch delays). Metrics are kept for `GET /metrics` (Prometheus text) and exported
+//! over OTLP too when an endpoint is set; instruments come from `opentelemetry::global::meter`.
+//! W3C `traceparent` crosses every gRPC call through the tower layers in [`propagation`]. `init`
+//! returns a guard that flushes pending spans and metrics when dropped.
 
 pub mod propagation;
+
+use std::sync::OnceLock;
 
 use opentelemetry::global;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
@@ -26,6 +31,7 @@ pub enum LogFormat {
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct Guard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for Guard {
@@ -35,7 +41,55 @@ impl Drop for Guard {
         {
             eprintln!("telemetry: flushing spans failed: {e}");
         }
+        if let Some(meters) = self.meters.take()
+            && let Err(e) = meters.shutdown()
+        {
+            eprintln!("telemetry: flushing metrics failed: {e}");
+        }
     }
+}
+
+/// The registry behind `GET /metrics`, once `init` has run.
+static PROMETHEUS: OnceLock<prometheus::Registry> = OnceLock::new();
+
+/// This process's metrics in the Prometheus text format (empty before `init`).
+pub fn prometheus_text() -> String {
+    let Some(registry) = PROMETHEUS.get() else { return String::new() };
+    let mut text = String::new();
+    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut text) {
+        tracing::warn!(error = %e, "cannot encode metrics");
+    }
+    text
+}
+
+/// Metrics go to the Prometheus registry always, and over OTLP when an endpoint is configured.
+fn meters(service: &str) -> Option<SdkMeterProvider> {
+    let registry = prometheus::Registry::new();
+    let prometheus = match opentelemetry_prometheus::exporter().with_registry(registry.clone()).build() {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("telemetry: cannot build the Prometheus exporter, metrics are off: {e}");
+            return None;
+        }
+    };
+    let _ = PROMETHEUS.set(registry);
+    let mut builder = SdkMeterProvider::builder().with_reader(prometheus).with_resource(resource(service));
+    if otlp_wanted() {
+        match opentelemetry_otlp::MetricExporter::builder().with_tonic().build() {
+            Ok(exporter) => builder = builder.with_periodic_exporter(exporter),
+            Err(e) => eprintln!("telemetry: cannot build the OTLP metric exporter: {e}"),
+        }
+    }
+    Some(builder.build())
+}
+
+fn resource(service: &str) -> Resource {
+    // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over the role's own name.
+    let mut resource = Resource::builder();
+    if env("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(format!("zenovay-{service}"));
+    }
+    resource.build()
 }
 
 fn env(name: &str) -> Option<String> {
@@ -65,12 +119,7 @@ fn provider(service: &str) -> Option<SdkTracerProvider> {
             return None;
         }
     };
-    // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over the role's own name.
-    let mut resource = Resource::builder();
-    if env("OTEL_SERVICE_NAME").is_none() {
-        resource = resource.with_service_name(format!("zenovay-{service}"));
-    }
-    Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource.build()).build())
+    Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource(service)).build())
 }
 
 /// `filter` is an `EnvFilter` directive such as `info,sqlx=warn`. Logs go to stderr so that
@@ -94,5 +143,12 @@ pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
             )
             .try_init(),
     };
-    Guard { provider: installed.is_ok().then_some(provider).flatten() }
+    if installed.is_err() {
+        return Guard { provider: None, meters: None };
+    }
+    let meters = meters(service);
+    if let Some(meters) = &meters {
+        global::set_meter_provider(meters.clone());
+    }
+    Guard { provider, meters }
 }

@@ -21,6 +21,8 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Slots taken while degraded are named so, to be given back to the right limiter.
 const LOCAL: &str = "local:";
 
+static DEGRADED_GAUGE: std::sync::OnceLock<opentelemetry::metrics::ObservableGauge<u64>> = std::sync::OnceLock::new();
+
 pub struct ResilientLimiter {
     redis: RedisLimiter,
     local: MemoryLimiter,
@@ -43,6 +45,18 @@ impl ResilientLimiter {
             replicas: AtomicU32::new(1),
         });
         let weak: Weak<ResilientLimiter> = Arc::downgrade(&limiter);
+        let observed = weak.clone();
+        let gauge = opentelemetry::global::meter("zenovay-policy")
+            .u64_observable_gauge("zenovay.ratelimit.degraded")
+            .with_description("1 while rate limits are decided in-process because Redis is unavailable")
+            .with_callback(move |observer| {
+                if let Some(limiter) = observed.upgrade() {
+                    observer.observe(u64::from(limiter.is_degraded()), &[]);
+                }
+            })
+            .build();
+        // One limiter per process: the gauge lives as long as the process.
+        let _ = DEGRADED_GAUGE.set(gauge);
         let replica = uuid::Uuid::new_v4().to_string();
         tokio::spawn(async move {
             while let Some(limiter) = weak.upgrade() {

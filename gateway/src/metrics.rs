@@ -1,0 +1,43 @@
+//! The gateway's instruments (OpenTelemetry semantic-convention names where there is one).
+
+use std::sync::OnceLock;
+
+use opentelemetry::KeyValue;
+use opentelemetry::global;
+use opentelemetry::metrics::{Counter, Histogram};
+
+pub struct Metrics {
+    /// `http.server.request.duration`, seconds, by route, method and status.
+    pub requests: Histogram<f64>,
+    /// Authorization decisions by outcome (`allowed` or the error code) and source.
+    pub decisions: Counter<u64>,
+    /// Verified-key cache lookups by result (`hit`, `miss`, `untrusted`).
+    pub key_cache: Counter<u64>,
+}
+
+/// Made on first use, after telemetry is set up.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let meter = global::meter("zenovay-gateway");
+        Metrics {
+            requests: meter
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description("Duration of HTTP requests")
+                .build(),
+            decisions: meter
+                .u64_counter("zenovay.authorization.decisions")
+                .with_description("Authorization decisions")
+                .build(),
+            key_cache: meter
+                .u64_counter("zenovay.key_cache.lookups")
+                .with_description("Verified-key cache lookups")
+                .build(),
+        }
+    })
+}
+
+pub fn decision(outcome: &str, source: &'static str) {
+    metrics().decisions.add(1, &[KeyValue::new("outcome", outcome.to_owned()), KeyValue::new("source", source)]);
+}
