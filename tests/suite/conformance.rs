@@ -175,6 +175,16 @@ async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
     assert!(spent.retry_after_ms() > 0, "until the next month");
     assert_eq!(limiter.peek(&month("m4")).await.unwrap().remaining, 100, "a refusal takes no slot");
 
+    // The MCP daily quota: per user, counted until spent.
+    for used in 1..=3 {
+        let d = limiter.take_daily("mcp-user", 3).await.unwrap();
+        assert_eq!((d.allowed, d.used, d.limit), (true, used, 3));
+        assert!(d.reset_at_ms > common::time::now_ms());
+    }
+    let spent = limiter.take_daily("mcp-user", 3).await.unwrap();
+    assert_eq!((spent.allowed, spent.used), (false, 3));
+    assert!(limiter.take_daily("another-user", 3).await.unwrap().allowed);
+
     // Concurrent callers never get more than the limit together.
     let calls = (0..60).map(|_| {
         let limiter = limiter.clone();
@@ -235,6 +245,18 @@ async fn sliding_window_admits_at_most_the_limit_in_any_window() {
         assert!(in_window <= 10, "{in_window} requests in the window starting at {start}");
     }
     assert_eq!(admitted.len(), 40);
+}
+
+#[tokio::test]
+async fn the_mcp_daily_quota_resets_at_utc_midnight() {
+    // 2026-11-30 23:59:00 UTC
+    let clock = ManualClock::at(1_796_083_140_000);
+    let limiter = MemoryLimiter::with_clock(clock.clone());
+    assert!(limiter.take_daily("u", 1).await.unwrap().allowed);
+    let spent = limiter.take_daily("u", 1).await.unwrap();
+    assert_eq!((spent.allowed, spent.reset_at_ms - 1_796_083_140_000), (false, 60_000));
+    clock.advance(60_000);
+    assert!(limiter.take_daily("u", 1).await.unwrap().allowed);
 }
 
 #[tokio::test]

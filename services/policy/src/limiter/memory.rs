@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use common::Result;
 
-use super::{Budget, Limiter, Observed, RateDecision, WINDOW_MS, decide, month_of};
+use super::{
+    Budget, DailyDecision, Limiter, Observed, RateDecision, WINDOW_MS, day_of, decide, decide_daily, month_of,
+};
 
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64;
@@ -44,6 +46,8 @@ struct State {
     windows: HashMap<String, VecDeque<(i64, u64)>>,
     /// Per (user, month): requests so far.
     months: HashMap<(String, String), u64>,
+    /// Per (user, UTC day): MCP tool calls so far.
+    days: HashMap<(String, String), u32>,
 }
 
 /// In-process sliding-window log and monthly counters.
@@ -75,6 +79,8 @@ impl<C: Clock> MemoryLimiter<C> {
         if slot % SWEEP_EVERY == SWEEP_EVERY - 1 {
             state.windows.retain(|_, log| log.back().is_some_and(|&(last, _)| last > now - WINDOW_MS));
             state.months.retain(|(_, m), _| *m == month);
+            let today = day_of(now).0;
+            state.days.retain(|(_, d), _| *d == today);
         }
         let month_key = (budget.user.to_owned(), month);
         let month_used = state.months.get(&month_key).copied().unwrap_or(0);
@@ -101,6 +107,15 @@ impl<C: Clock> Limiter for MemoryLimiter<C> {
 
     async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
         Ok(self.decide(budget, false))
+    }
+
+    async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision> {
+        let (day, reset_at_ms) = day_of(self.clock.now_ms());
+        let mut state = self.state.lock().expect("limiter lock poisoned");
+        let used = state.days.entry((user.to_owned(), day)).or_default();
+        let decision = decide_daily(*used, per_day, reset_at_ms);
+        *used = decision.used;
+        Ok(decision)
     }
 
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {

@@ -87,6 +87,33 @@ pub trait Limiter: Send + Sync + 'static {
     async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision>;
     /// Gives back what `acquire` took for a request that ended up refused (400, 403).
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()>;
+    /// Counts one MCP tool call of `user` against `per_day` for the current UTC day, if any are
+    /// left (SPEC §4, for the MCP endpoint).
+    async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision>;
+}
+
+/// The state of a user's daily MCP quota after one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyDecision {
+    pub allowed: bool,
+    /// Calls counted today, this one included when allowed.
+    pub used: u32,
+    pub limit: u32,
+    /// Start of the next UTC day (unix ms).
+    pub reset_at_ms: i64,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// `YYYY-MM-DD` of a unix-ms time, and the start of the following UTC day.
+pub(crate) fn day_of(now_ms: i64) -> (String, i64) {
+    let day = DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or_default().format("%Y-%m-%d").to_string();
+    (day, (now_ms.div_euclid(DAY_MS) + 1) * DAY_MS)
+}
+
+pub(crate) fn decide_daily(used_before: u32, per_day: u32, reset_at_ms: i64) -> DailyDecision {
+    let allowed = used_before < per_day;
+    DailyDecision { allowed, used: used_before + u32::from(allowed), limit: per_day, reset_at_ms }
 }
 
 /// `YYYY-MM` of a unix-ms time, and the start of the following month.

@@ -4,7 +4,7 @@ use common::{Error, Result};
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Budget, Limiter, Observed, RateDecision, WINDOW_MS, decide, month_of};
+use super::{Budget, DailyDecision, Limiter, Observed, RateDecision, WINDOW_MS, day_of, decide, month_of};
 
 /// Trim the window, read both counters, and take from both or neither: one atomic script per
 /// decision, on Redis's own clock so that every replica agrees on time. The sorted set holds at
@@ -41,6 +41,17 @@ end
 return 1
 ";
 
+/// Counts a daily call if the day has some left; the counter expires with a day's margin.
+const DAILY: &str = r"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used < tonumber(ARGV[1]) then
+  used = redis.call('INCR', KEYS[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, used}
+end
+return {0, used}
+";
+
 /// Records a replica as alive and counts those seen in the last ten seconds.
 const HEARTBEAT: &str = r"
 local t = redis.call('TIME')
@@ -57,6 +68,7 @@ pub struct RedisLimiter {
     decide: Script,
     release: Script,
     heartbeat: Script,
+    daily: Script,
     prefix: String,
 }
 
@@ -76,6 +88,7 @@ impl RedisLimiter {
             decide: Script::new(DECIDE_SCRIPT),
             release: Script::new(RELEASE),
             heartbeat: Script::new(HEARTBEAT),
+            daily: Script::new(DAILY),
             prefix: prefix.to_owned(),
         })
     }
@@ -136,6 +149,21 @@ impl Limiter for RedisLimiter {
 
     async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
         self.run(budget, false).await
+    }
+
+    async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision> {
+        let now = common::time::now_ms();
+        let (day, reset_at_ms) = day_of(now);
+        let mut conn = self.conn.clone();
+        let (allowed, used): (u32, u32) = self
+            .daily
+            .key(format!("{}mcp:{user}:{day}", self.prefix))
+            .arg(per_day)
+            .arg(reset_at_ms - now + 86_400_000)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(DailyDecision { allowed: allowed == 1, used, limit: per_day, reset_at_ms })
     }
 
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {

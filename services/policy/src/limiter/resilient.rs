@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::time::now_ms;
 use common::{ErrorCode, Result};
 
-use super::{Budget, Limiter, MemoryLimiter, RateDecision, RedisLimiter};
+use super::{Budget, DailyDecision, Limiter, MemoryLimiter, RateDecision, RedisLimiter};
 
 const FAILURES_TO_OPEN: u32 = 3;
 const OPEN_FOR_MS: i64 = 500;
@@ -132,6 +132,20 @@ impl Limiter for ResilientLimiter {
 
     async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
         self.decide(budget, false).await
+    }
+
+    async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision> {
+        if self.redis_closed() {
+            match self.redis.take_daily(user, per_day).await {
+                Ok(decision) => {
+                    self.succeeded();
+                    return Ok(decision);
+                }
+                Err(e) if e.code == ErrorCode::ServiceUnavailable => self.failed(),
+                Err(e) => return Err(e),
+            }
+        }
+        self.local.take_daily(user, per_day).await
     }
 
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {
