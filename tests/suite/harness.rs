@@ -174,7 +174,7 @@ fn spawn(
     args: &[(&str, String)],
     log_dir: &Path,
     filter: &str,
-    otlp: Option<&str>,
+    otlp: Option<(&str, &str)>,
 ) -> Result<(Process, String)> {
     let log = std::fs::File::create(log_dir.join(format!("{role}-{}.log", random_suffix())))?;
     let mut command = Command::new(env!("CARGO_BIN_EXE_zenovay"));
@@ -193,9 +193,12 @@ fn spawn(
             command.env_remove(name);
         }
     }
-    if let Some(endpoint) = otlp {
+    if let Some((endpoint, protocol)) = otlp {
         // Export promptly: the test waits for the spans.
-        command.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint).env("OTEL_BSP_SCHEDULE_DELAY", "50");
+        command
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "50");
     }
     let mut child = command
         .env("ZENOVAY_LOG", filter)
@@ -298,9 +301,11 @@ impl TestEnv {
         TestEnv::start_split(gateways, redis, "debug,h2=info,hyper=info,tower=info", None).await
     }
 
-    /// The split topology exporting traces to an OTLP receiver.
-    pub async fn split_traced(gateways: usize, otlp_endpoint: &str) -> TestEnv {
-        TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn", Some(otlp_endpoint)).await
+    /// The split topology exporting traces to an OTLP receiver over `protocol` (`grpc` or
+    /// `http/protobuf`).
+    pub async fn split_traced(gateways: usize, otlp_endpoint: &str, protocol: &str) -> TestEnv {
+        TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn", Some((otlp_endpoint, protocol)))
+            .await
     }
 
     /// The split topology logging as in production (`info`), for benchmarks.
@@ -309,7 +314,7 @@ impl TestEnv {
         TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn", None).await
     }
 
-    async fn start_split(gateways: usize, redis: TestRedis, log: &str, otlp: Option<&str>) -> TestEnv {
+    async fn start_split(gateways: usize, redis: TestRedis, log: &str, otlp: Option<(&str, &str)>) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let database = TestDatabase::create().await;
         let shared = vec![

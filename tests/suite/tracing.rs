@@ -58,17 +58,51 @@ fn hex(bytes: &[u8]) -> String {
     common::secret::to_hex(bytes)
 }
 
+impl Receiver {
+    /// Serves OTLP/gRPC; returns the endpoint.
+    async fn grpc(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(self.clone()))
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+        endpoint
+    }
+
+    /// Serves OTLP/HTTP with protobuf bodies (`POST /v1/traces`); returns the endpoint.
+    async fn http(&self) -> String {
+        use axum::routing::post;
+        let receiver = self.clone();
+        let traces = post(move |body: bytes::Bytes| async move {
+            let request = <ExportTraceServiceRequest as prost::Message>::decode(body).expect("an OTLP protobuf body");
+            receiver.export(tonic::Request::new(request)).await.unwrap();
+            ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+        });
+        let app = axum::Router::new().route("/v1/traces", traces).route("/v1/metrics", post(|| async { "" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        endpoint
+    }
+}
+
 #[tokio::test]
-async fn one_trace_spans_all_four_services() {
+async fn one_trace_spans_all_four_services_over_grpc() {
     let receiver = Receiver::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(receiver.clone()))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    let env = TestEnv::split_traced(1, &endpoint).await;
+    let endpoint = receiver.grpc().await;
+    one_trace(receiver, TestEnv::split_traced(1, &endpoint, "grpc").await).await;
+}
+
+#[tokio::test]
+async fn one_trace_spans_all_four_services_over_http() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.http().await;
+    one_trace(receiver, TestEnv::split_traced(1, &endpoint, "http/protobuf").await).await;
+}
+
+async fn one_trace(receiver: Receiver, env: TestEnv) {
     let ann = env.user("traced").await;
     env.set_plan(&ann.team_id, "pro").await;
     let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;

@@ -1,6 +1,6 @@
 //! One place that sets up telemetry for every process: log lines (text or JSON) and, when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, traces exported
-//! over OTLP/gRPC with the standard `OTEL_*` variables (service name, resource attributes,
+//! over OTLP (`grpc` or `http/protobuf`, per `OTEL_EXPORTER_OTLP_PROTOCOL`) with the standard `OTEL_*` variables (service name, resource attributes,
 //! sampler, batch delays). Metrics are kept for `GET /metrics` (Prometheus text) and exported
 //! over OTLP too when an endpoint is set; instruments come from `opentelemetry::global::meter`.
 //! W3C `traceparent` crosses every gRPC call through the tower layers in [`propagation`]. `init`
@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use opentelemetry::global;
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -75,7 +76,14 @@ fn meters(service: &str) -> Option<SdkMeterProvider> {
     let _ = PROMETHEUS.set(registry);
     let mut builder = SdkMeterProvider::builder().with_reader(prometheus).with_resource(resource(service));
     if otlp_wanted() {
-        match opentelemetry_otlp::MetricExporter::builder().with_tonic().build() {
+        let exporter = opentelemetry_otlp::MetricExporter::builder();
+        let exporter = match protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") {
+            Protocol::Grpc => exporter.with_tonic().build(),
+            Protocol::HttpProtobuf => {
+                exporter.with_http().with_protocol(opentelemetry_otlp::Protocol::HttpBinary).build()
+            }
+        };
+        match exporter {
             Ok(exporter) => builder = builder.with_periodic_exporter(exporter),
             Err(e) => eprintln!("telemetry: cannot build the OTLP metric exporter: {e}"),
         }
@@ -96,6 +104,24 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+enum Protocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+/// The signal's `OTEL_EXPORTER_OTLP_*_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else the
+/// specification's default, `http/protobuf`.
+fn protocol(signal_variable: &str) -> Protocol {
+    match env(signal_variable).or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL")).as_deref() {
+        Some("grpc") => Protocol::Grpc,
+        None | Some("http/protobuf") => Protocol::HttpProtobuf,
+        Some(other) => {
+            eprintln!("telemetry: OTLP protocol {other:?} is not supported; using http/protobuf");
+            Protocol::HttpProtobuf
+        }
+    }
+}
+
 fn otlp_wanted() -> bool {
     let endpoint = env("OTEL_EXPORTER_OTLP_ENDPOINT").or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
     endpoint.is_some()
@@ -109,10 +135,12 @@ fn provider(service: &str) -> Option<SdkTracerProvider> {
     if !otlp_wanted() {
         return None;
     }
-    if let Some(protocol) = env("OTEL_EXPORTER_OTLP_PROTOCOL").filter(|p| p != "grpc") {
-        eprintln!("telemetry: OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported; exporting over grpc");
-    }
-    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+    let builder = opentelemetry_otlp::SpanExporter::builder();
+    let exporter = match protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
+        Protocol::Grpc => builder.with_tonic().build(),
+        Protocol::HttpProtobuf => builder.with_http().with_protocol(opentelemetry_otlp::Protocol::HttpBinary).build(),
+    };
+    let exporter = match exporter {
         Ok(exporter) => exporter,
         Err(e) => {
             eprintln!("telemetry: cannot build the OTLP exporter, traces are off: {e}");
