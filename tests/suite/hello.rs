@@ -280,3 +280,36 @@ async fn accounts_all_in_one() {
 async fn accounts_split() {
     accounts(&TestEnv::split(1).await).await;
 }
+
+/// `zenovay --help` lists the configuration of SPEC §9.
+#[test]
+fn help_lists_the_configuration() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay")).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for variable in [
+        "ZENOVAY_HTTP_ADDR",
+        "ZENOVAY_DATA_DIR",
+        "ZENOVAY_DATABASE_URL",
+        "ZENOVAY_REDIS_URL",
+        "ZENOVAY_OPERATOR_TOKEN",
+        "ZENOVAY_IDENTITY_LISTEN",
+        "ZENOVAY_POLICY_LISTEN",
+        "ZENOVAY_ANALYTICS_LISTEN",
+        "ZENOVAY_IDENTITY_URL",
+        "ZENOVAY_POLICY_URL",
+        "ZENOVAY_ANALYTICS_URL",
+    ] {
+        assert!(help.contains(variable), "{variable} missing from --help");
+    }
+    for command in ["all", "gateway", "identity", "policy", "analytics", "admin"] {
+        assert!(help.contains(command), "{command} missing from --help");
+    }
+    // Invalid configuration is refused before anything starts.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay"))
+        .args(["--database-url", "mysql://nope", "admin", "set-plan", "t", "pro"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ZENOVAY_DATABASE_URL"));
+}
