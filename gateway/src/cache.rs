@@ -1,7 +1,7 @@
 //! Verified keys and rate-limit refusals, cached per gateway and evicted by change notifications.
 //!
-//! A key over its limit is refused here until the moment a slot frees (known from the log), with
-//! no call to policy or Redis; allowed requests are never cached, so this never lets an extra
+//! A key over its limit is refused here until the moment a slot frees (known from the log), or
+//! for a second at most, with no call to policy or Redis; allowed requests are never cached, so this never lets an extra
 //! request through. A plan or policy change drops every cached refusal.
 //!
 //! Three rules keep the cache from ever serving a revoked key, a lost membership or an outdated
@@ -22,8 +22,14 @@ use common::secret::Digest;
 use proto::identity::v1 as pb;
 use proto::policy::v1 as pb_policy;
 
-/// A safety net for a notification lost without the channel noticing; not how changes apply.
-const TTL: Duration = Duration::from_secs(300);
+/// How long an entry may serve at most. Notifications evict within milliseconds; this bound keeps
+/// the 1-second promise of SPEC §2 even when a notification is lost without the channel noticing
+/// (a failed publish, a half-open connection). One identity call per key per second per replica
+/// is the price.
+const TTL: Duration = Duration::from_secs(1);
+/// The same bound for refusals, so that an upgrade whose notification was lost applies within a
+/// second too.
+const REFUSAL_TTL_MS: i64 = 1_000;
 const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Clone)]
@@ -128,7 +134,8 @@ impl KeyCache {
         if state.refusals.len() >= MAX_ENTRIES {
             state.refusals.clear();
         }
-        state.refusals.insert(key_id.to_owned(), refusal);
+        let until_ms = refusal.until_ms.min(common::time::now_ms() + REFUSAL_TTL_MS);
+        state.refusals.insert(key_id.to_owned(), Refusal { until_ms, ..refusal });
     }
 
     pub fn insert(&self, digest: Digest, generation: u64, verified: Arc<Verified>) {
@@ -255,5 +262,10 @@ mod tests {
         let stale = cache.generation().unwrap() - 1;
         cache.refuse("k", stale, refusal("u"));
         assert!(cache.refusal("k", 0).is_none(), "a decision older than a change is not kept");
+        let now = common::time::now_ms();
+        let generation = cache.generation().unwrap();
+        cache.refuse("k", generation, Refusal { until_ms: now + 3_600_000, ..refusal("u") });
+        assert!(cache.refusal("k", now + 500).is_some());
+        assert!(cache.refusal("k", now + 1_500).is_none(), "a month-long refusal is re-asked within a second");
     }
 }

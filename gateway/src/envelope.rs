@@ -94,11 +94,15 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
-        let query = parts.uri.query().unwrap_or_default();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de).map(Params).map_err(|err| {
-            let path = err.path().to_string();
-            ApiError::new(ErrorCode::Validation, format!("{path}: {}", err.into_inner()))
-        })
+        parse_query(parts.uri.query()).map(Params)
     }
+}
+
+/// Query-string parameters; for handlers that must authenticate before judging the query.
+pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.unwrap_or_default().as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        ApiError::new(ErrorCode::Validation, format!("{path}: {}", err.into_inner()))
+    })
 }

@@ -116,6 +116,10 @@ async fn hello_world(env: &TestEnv) {
         assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     }
 
+    // Authentication comes first: an unknown key with a bad body is a 401.
+    let (status, body) = env.api(Method::POST, "/websites", unknown.expose(), Some(json!({ "colour": 1 }))).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+
     // Malformed bodies: 400 naming the field, nothing created.
     for (body, field) in [
         (json!({ "team_id": ann.team_id, "domain": "x.example", "name": "x", "colour": "red" }), "colour"),

@@ -1,14 +1,15 @@
 //! The external REST API, `/api/external/v1` (SPEC §5), authenticated by personal API keys.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use common::access::Scope;
 use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
 use serde::Deserialize;
 
 use crate::auth::{Credentials, VerifiedKey};
-use crate::envelope::{Body, Params, created, ok};
+use crate::envelope::{created, ok, parse, parse_query};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views;
@@ -36,12 +37,16 @@ pub struct CreateWebsiteBody {
     timezone: Option<String>,
 }
 
+// Handlers of the external API authenticate before they judge a body or a query: a bad key is a
+// 401 whatever else is wrong.
+
 pub async fn create_website(
     State(state): State<AppState>,
     credentials: Credentials,
-    Body(body): Body<CreateWebsiteBody>,
+    body: Bytes,
 ) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
+    let body: CreateWebsiteBody = parse(&body)?;
     key.authorize(&state, Scope::Write, Some(&body.team_id)).await?;
     let website = state
         .analytics
@@ -61,7 +66,7 @@ pub async fn create_website(
 /// website's team. A missing website is a 404 only for a caller allowed to ask.
 async fn authorized_website(
     state: &AppState,
-    credentials: Credentials,
+    key: impl std::future::Future<Output = ApiResult<VerifiedKey>>,
     website_id: String,
     scope: Scope,
 ) -> ApiResult<(VerifiedKey, pb::Website)> {
@@ -69,7 +74,7 @@ async fn authorized_website(
         let mut analytics = state.analytics.clone();
         analytics.get_website(pb::GetWebsiteRequest { website_id }).await.map_err(Error::from)
     };
-    let (key, website) = tokio::join!(credentials.verify(state), lookup);
+    let (key, website) = tokio::join!(key, lookup);
     let key = key?;
     match website {
         Ok(website) => {
@@ -90,7 +95,7 @@ pub async fn get_website(
     credentials: Credentials,
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials, website_id, Scope::Read).await?;
+    let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Read).await?;
     Ok(ok(views::website(&website)).into_response())
 }
 
@@ -107,9 +112,10 @@ pub async fn update_website(
     State(state): State<AppState>,
     credentials: Credentials,
     Path(website_id): Path<String>,
-    Body(body): Body<UpdateWebsiteBody>,
+    body: Bytes,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials, website_id, Scope::Write).await?;
+    let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
+    let body: UpdateWebsiteBody = parse(&body)?;
     let website = state
         .analytics
         .clone()
@@ -124,7 +130,7 @@ pub async fn delete_website(
     credentials: Credentials,
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials, website_id, Scope::Write).await?;
+    let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
     state.analytics.clone().delete_website(pb::DeleteWebsiteRequest { website_id: website.id.clone() }).await?;
     Ok(ok(serde_json::json!({ "id": website.id, "deleted": true })).into_response())
 }
@@ -169,9 +175,11 @@ pub struct AggregateParams {
 pub async fn aggregate(
     State(state): State<AppState>,
     credentials: Credentials,
-    Params(params): Params<AggregateParams>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials, params.site_id, Scope::Read).await?;
+    let key = credentials.verify(&state).await?;
+    let params: AggregateParams = parse_query(query.as_deref())?;
+    let (_, website) = authorized_website(&state, async { Ok(key) }, params.site_id, Scope::Read).await?;
     let metrics: Vec<String> =
         params.metrics.as_deref().unwrap_or("visitors").split(',').map(|m| m.trim().to_owned()).collect();
     let values = state

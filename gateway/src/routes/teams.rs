@@ -1,8 +1,9 @@
 //! Team management: the dashboard's member and key-policy routes (session, SPEC §7) and the
 //! external admin routes under `/teams/{teamId}/` (API key with admin scope, SPEC §5).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use common::access::Scope;
 use common::bus::Change;
 use common::{Error, ErrorCode};
@@ -12,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Credentials;
-use crate::envelope::{Body, Params, created, ok};
+use crate::envelope::{Body, Params, created, ok, parse, parse_query};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::account::audit;
 use crate::session::SessionUser;
@@ -231,10 +232,11 @@ pub async fn external_put_policy(
     State(state): State<AppState>,
     credentials: Credentials,
     Path(team_id): Path<String>,
-    Body(body): Body<PolicyBody>,
+    body: Bytes,
 ) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
     key.authorize(&state, Scope::Admin, Some(&team_id)).await?;
+    let body: PolicyBody = parse(&body)?;
     set_policy(&state, team_id, key.user_id(), body.policy).await
 }
 
@@ -242,9 +244,10 @@ pub async fn external_audit_log(
     State(state): State<AppState>,
     credentials: Credentials,
     Path(team_id): Path<String>,
-    Params(params): Params<AuditParams>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
     key.authorize(&state, Scope::Admin, Some(&team_id)).await?;
+    let params: AuditParams = parse_query(query.as_deref())?;
     audit_log(&state, team_id, key.user_id().to_owned(), params.limit).await
 }

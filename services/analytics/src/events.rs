@@ -190,12 +190,12 @@ pub fn period_range(tz: Tz, period: &str, date: &str, now: DateTime<Utc>) -> Res
         NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map_err(|_| field("date", "must be YYYY-MM-DD (or two, for custom)"))
     };
+    // The day's first instant: midnight, or the end of a DST gap that swallowed it.
     let midnight = |d: NaiveDate| -> Result<i64> {
-        let local = d.and_hms_opt(0, 0, 0).expect("midnight exists");
-        tz.from_local_datetime(&local)
-            .earliest()
+        (0..=3)
+            .find_map(|hour| tz.from_local_datetime(&d.and_hms_opt(hour, 0, 0)?).earliest())
             .map(|t| t.timestamp_millis())
-            .ok_or_else(|| Error::internal("no local midnight"))
+            .ok_or_else(|| Error::internal("no first instant of the local day"))
     };
     let end = if date.is_empty() || period == "custom" { now.with_timezone(&tz).date_naive() } else { day(date)? };
     let after = |d: NaiveDate| d.checked_add_days(Days::new(1)).ok_or_else(|| field("date", "out of range"));

@@ -184,11 +184,18 @@ impl Identity {
         }
     }
 
-    /// Records a key event in the audit log of every team the key selects.
+    /// Records a key event in the audit log of every team the key selects that its owner is
+    /// still a member of.
     async fn audit_key(&self, key: &ApiKey, action: &str) -> Result<()> {
         let details = serde_json::json!({ "name": key.name, "permissions": key.grant.encode(), "hint": key.hint });
-        for team_id in self.key_team_ids(&key.user_id, &key.teams).await.unwrap_or_default() {
-            self.audit(&team_id, &key.user_id, action, &key.id, &details).await?;
+        for membership in self.store.memberships(&key.user_id).await? {
+            let selected = match &key.teams {
+                KeyTeams::All => true,
+                KeyTeams::Only(ids) => ids.contains(&membership.team.id),
+            };
+            if selected {
+                self.audit(&membership.team.id, &key.user_id, action, &key.id, &details).await?;
+            }
         }
         Ok(())
     }

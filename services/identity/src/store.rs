@@ -214,11 +214,12 @@ impl Store {
         Ok(self.key_where("id = $1", &[key_id]).await?.map(|(key, _)| key))
     }
 
-    /// One lookup for every form the key may be stored under.
+    /// One lookup for every form an active key may be stored under.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT api_keys"))]
     pub async fn api_key_by_digest(&self, candidates: &[Stored]) -> Result<Option<(ApiKey, u32)>> {
         let hexes: Vec<&str> = candidates.iter().map(|c| c.hex.as_str()).collect();
-        let condition = format!("secret_digest IN ({})", common::db::placeholders(hexes.len()));
+        // Revoked keys are filtered in the same query: unknown and revoked cost the same.
+        let condition = format!("secret_digest IN ({}) AND revoked_at IS NULL", common::db::placeholders(hexes.len()));
         self.key_where(&condition, &hexes).await
     }
 
@@ -322,6 +323,7 @@ impl Store {
     /// Sets a role, refusing to leave the team without an owner. The check and the write are
     /// one statement so that two concurrent demotions cannot both pass.
     pub async fn set_role(&self, team_id: &str, user_id: &str, role: Role) -> Result<bool> {
+        let mut tx = self.lock_team(team_id).await?;
         let done = sqlx::query(
             "UPDATE memberships SET role = $1 WHERE team_id = $2 AND user_id = $3 AND ($1 = 'owner' OR role <> 'owner' \
              OR (SELECT COUNT(*) FROM memberships o WHERE o.team_id = $2 AND o.role = 'owner') > 1)",
@@ -329,21 +331,32 @@ impl Store {
         .bind(role.as_str())
         .bind(team_id)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// A transaction holding the team's row lock (PostgreSQL) or the write lock (SQLite), so that
+    /// two owners demoting or removing each other cannot both pass the last-owner check.
+    async fn lock_team(&self, team_id: &str) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE teams SET name = name WHERE id = $1").bind(team_id).execute(&mut *tx).await?;
+        Ok(tx)
     }
 
     /// Removes a membership unless it is the team's last owner; returns whether it did.
     pub async fn remove_member(&self, team_id: &str, user_id: &str) -> Result<bool> {
+        let mut tx = self.lock_team(team_id).await?;
         let done = sqlx::query(
             "DELETE FROM memberships WHERE team_id = $1 AND user_id = $2 AND (role <> 'owner' \
              OR (SELECT COUNT(*) FROM memberships o WHERE o.team_id = $1 AND o.role = 'owner') > 1)",
         )
         .bind(team_id)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
