@@ -135,7 +135,12 @@ pub struct Settings {
     #[arg(long, env = "ZENOVAY_ANALYTICS_URL", default_value = "http://127.0.0.1:50053", global = true)]
     pub analytics_url: String,
     /// Log filter, e.g. `info` or `info,zenovay=debug`.
-    #[arg(long, env = "ZENOVAY_LOG", default_value = "info,sqlx=warn", global = true)]
+    #[arg(
+        long,
+        env = "ZENOVAY_LOG",
+        default_value = "info,sqlx=warn,opentelemetry=warn,opentelemetry_sdk=warn",
+        global = true
+    )]
     pub log: String,
     /// Log line format.
     #[arg(long, env = "ZENOVAY_LOG_FORMAT", value_enum, default_value_t, global = true)]
