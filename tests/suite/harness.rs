@@ -345,7 +345,7 @@ impl TestEnv {
             ("--policy-url", urls[1].clone()),
             ("--analytics-url", urls[2].clone()),
             ("--operator-token", OPERATOR_TOKEN.to_owned()),
-            ("--shutdown-drain-ms", "300".to_owned()),
+            ("--shutdown-drain-ms", "1000".to_owned()),
         ]);
         for _ in 0..gateways {
             let (process, addr) = spawn("gateway", &gateway_args, dir.path(), log, otlp).expect("gateway starts");

@@ -64,23 +64,34 @@ async fn a_rolling_restart_loses_no_request() {
     assert_eq!(response.status(), StatusCode::OK);
     let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
 
+    // The client balances like a load balancer: it takes a gateway out of rotation once that
+    // gateway says it is draining (`Connection: close`, readiness 503), and sends a request that
+    // could not connect to the next one. A connection per request keeps an idle pooled
+    // connection out of the picture.
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let gateways = Arc::new(RwLock::new(env.gateways.clone()));
+    let draining: Arc<RwLock<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let (answered, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let load = (0..4).map(|worker| {
         let (gateways, stop, answered, failed) = (gateways.clone(), stop.clone(), answered.clone(), failed.clone());
-        let (http, key) = (env.http.clone(), key.clone());
+        let draining = draining.clone();
+        let (http, key) = (http.clone(), key.clone());
         tokio::spawn(async move {
             let mut n = worker;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let base = {
-                    let g = gateways.read().unwrap();
-                    g[n % g.len()].clone()
+                    let (g, d) = (gateways.read().unwrap(), draining.read().unwrap());
+                    let live: Vec<&String> = g.iter().filter(|b| !d.contains(b)).collect();
+                    live[n % live.len()].clone()
                 };
                 match http.get(format!("{base}/api/external/v1/websites")).bearer_auth(&key).send().await {
                     Ok(response) if response.status() == StatusCode::OK => {
                         answered.fetch_add(1, Ordering::Relaxed);
+                        if response.headers().get("connection").is_some_and(|v| v == "close") {
+                            draining.write().unwrap().push(base);
+                        }
                     }
                     Ok(response) => {
                         eprintln!("{base}: {}", response.status());

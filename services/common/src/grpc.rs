@@ -28,7 +28,7 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .layer(telemetry::propagation::GrpcServerLayer)
+        .layer(telemetry::propagation::GrpcTraceLayer::SERVER)
         .add_routes(routes.add_service(health).add_service(reflection))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopping)
         .await

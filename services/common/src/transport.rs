@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use telemetry::propagation::{GrpcClientLayer, GrpcServerLayer};
+use telemetry::propagation::GrpcTraceLayer;
 use tonic::body::Body;
 use tonic::transport::Endpoint;
 use tower::{BoxError, Layer, ServiceExt, util::BoxCloneSyncService};
@@ -29,7 +29,7 @@ pub fn remote(url: &str) -> Result<GrpcTransport, tonic::transport::Error> {
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .connect_lazy();
-    let traced = GrpcClientLayer.layer(channel);
+    let traced = GrpcTraceLayer::CLIENT.layer(channel);
     Ok(BoxCloneSyncService::new(traced.map_err(|e| TransportError(e.into()))))
 }
 
@@ -43,6 +43,6 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let traced = GrpcClientLayer.layer(GrpcServerLayer.layer(server));
+    let traced = GrpcTraceLayer::CLIENT.layer(GrpcTraceLayer::SERVER.layer(server));
     BoxCloneSyncService::new(traced.map_err(|never| match never {}))
 }

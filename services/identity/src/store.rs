@@ -172,15 +172,7 @@ impl Store {
         .bind(key.created_at)
         .execute(&mut *tx)
         .await?;
-        if let KeyTeams::Only(team_ids) = &key.teams {
-            for team_id in team_ids {
-                sqlx::query("INSERT INTO api_key_teams (key_id, team_id) VALUES ($1, $2)")
-                    .bind(&key.id)
-                    .bind(team_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        insert_key_teams(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -370,15 +362,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM api_key_teams WHERE key_id = $1").bind(&key.id).execute(&mut *tx).await?;
-        if let KeyTeams::Only(team_ids) = &key.teams {
-            for team_id in team_ids {
-                sqlx::query("INSERT INTO api_key_teams (key_id, team_id) VALUES ($1, $2)")
-                    .bind(&key.id)
-                    .bind(team_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        insert_key_teams(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -423,6 +407,20 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The rows of a key that selects a fixed list of teams.
+async fn insert_key_teams(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKey) -> Result<()> {
+    if let KeyTeams::Only(team_ids) = &key.teams {
+        for team_id in team_ids {
+            sqlx::query("INSERT INTO api_key_teams (key_id, team_id) VALUES ($1, $2)")
+                .bind(&key.id)
+                .bind(team_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn insert_team(tx: &mut sqlx::Transaction<'_, sqlx::Any>, owner_id: &str, team: &Team) -> Result<()> {

@@ -22,22 +22,37 @@ pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
     global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
 }
 
-#[derive(Clone, Copy, Default)]
-pub struct GrpcClientLayer;
+/// Which end of a call a [`GrpcTraceLayer`] wraps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
 
-impl<S> tower::Layer<S> for GrpcClientLayer {
-    type Service = GrpcClient<S>;
-    fn layer(&self, inner: S) -> GrpcClient<S> {
-        GrpcClient { inner }
+/// Opens a span per gRPC call: on a client it writes the span's `traceparent` into the request,
+/// on a server it makes the span a child of the `traceparent` it reads.
+#[derive(Clone, Copy, Debug)]
+pub struct GrpcTraceLayer(Side);
+
+impl GrpcTraceLayer {
+    pub const CLIENT: GrpcTraceLayer = GrpcTraceLayer(Side::Client);
+    pub const SERVER: GrpcTraceLayer = GrpcTraceLayer(Side::Server);
+}
+
+impl<S> tower::Layer<S> for GrpcTraceLayer {
+    type Service = GrpcTrace<S>;
+    fn layer(&self, inner: S) -> GrpcTrace<S> {
+        GrpcTrace { inner, side: self.0 }
     }
 }
 
 #[derive(Clone)]
-pub struct GrpcClient<S> {
+pub struct GrpcTrace<S> {
     inner: S,
+    side: Side,
 }
 
-impl<S, B> tower::Service<http::Request<B>> for GrpcClient<S>
+impl<S, B> tower::Service<http::Request<B>> for GrpcTrace<S>
 where
     S: tower::Service<http::Request<B>>,
 {
@@ -51,61 +66,34 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let (service, method) = rpc_names(req.uri().path());
-        let span = tracing::info_span!(
-            "grpc.client",
-            otel.name = format!("{service}/{method}"),
-            otel.kind = "client",
-            rpc.system = "grpc",
-            rpc.service = service,
-            rpc.method = method,
-        );
-        let context = span.context();
-        global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(&context, &mut HeaderInjector(req.headers_mut()))
-        });
-        self.inner.call(req).instrument(span)
-    }
-}
-
-#[derive(Clone, Copy, Default)]
-pub struct GrpcServerLayer;
-
-impl<S> tower::Layer<S> for GrpcServerLayer {
-    type Service = GrpcServer<S>;
-    fn layer(&self, inner: S) -> GrpcServer<S> {
-        GrpcServer { inner }
-    }
-}
-
-#[derive(Clone)]
-pub struct GrpcServer<S> {
-    inner: S,
-}
-
-impl<S, B> tower::Service<http::Request<B>> for GrpcServer<S>
-where
-    S: tower::Service<http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Instrumented<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let (service, method) = rpc_names(req.uri().path());
-        let span = tracing::info_span!(
-            "grpc.server",
-            otel.name = format!("{service}/{method}"),
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = service,
-            rpc.method = method,
-        );
-        // A missing or malformed traceparent leaves the span a root; that is not an error.
-        let _ = span.set_parent(remote_parent(req.headers()));
+        let span = match self.side {
+            Side::Client => tracing::info_span!(
+                "grpc.client",
+                otel.name = format!("{service}/{method}"),
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+            ),
+            Side::Server => tracing::info_span!(
+                "grpc.server",
+                otel.name = format!("{service}/{method}"),
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+            ),
+        };
+        match self.side {
+            Side::Client => {
+                let context = span.context();
+                global::get_text_map_propagator(|propagator| {
+                    propagator.inject_context(&context, &mut HeaderInjector(req.headers_mut()))
+                });
+            }
+            // A missing or malformed traceparent leaves the span a root; that is not an error.
+            Side::Server => drop(span.set_parent(remote_parent(req.headers()))),
+        }
         self.inner.call(req).instrument(span)
     }
 }
