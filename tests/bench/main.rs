@@ -170,15 +170,8 @@ async fn limiter_decisions_per_second() {
 async fn allowed_and_refused_paths() {
     let env = TestEnv::split_quiet(1).await;
     let user = env.user("bench").await;
-    let plan = json!({ "plan": "enterprise", "overrides": { "requests_per_minute": 1_000_000, "requests_per_month": 1_000_000_000u64 } });
-    let response = env
-        .request(Method::PUT, &format!("/api/v1/teams/{}/plan", user.team_id))
-        .header("x-operator-token", harness::OPERATOR_TOKEN)
-        .json(&plan)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let overrides = json!({ "requests_per_minute": 1_000_000, "requests_per_month": 1_000_000_000u64 });
+    env.set_plan_with(&user.team_id, "enterprise", overrides).await;
     let mut keys = Vec::new();
     for _ in 0..32 {
         keys.push(env.create_key(&user, json!({ "name": "b", "permissions": ["read"], "teams": "all" })).await.0);
@@ -202,13 +195,7 @@ async fn allowed_and_refused_paths() {
 
     // One key over a limit of 1 per minute.
     let limited = env.user("limited").await;
-    let plan = json!({ "plan": "pro", "overrides": { "requests_per_minute": 1 } });
-    env.request(Method::PUT, &format!("/api/v1/teams/{}/plan", limited.team_id))
-        .header("x-operator-token", harness::OPERATOR_TOKEN)
-        .json(&plan)
-        .send()
-        .await
-        .unwrap();
+    env.set_plan_with(&limited.team_id, "pro", json!({ "requests_per_minute": 1 })).await;
     let (key, _) = env.create_key(&limited, json!({ "name": "l", "permissions": ["read"], "teams": "all" })).await;
     assert_eq!(env.http.get(&url).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK);
     let refused = run(vec![key], StatusCode::TOO_MANY_REQUESTS);

@@ -463,10 +463,15 @@ impl TestEnv {
     }
 
     pub async fn set_plan(&self, team_id: &str, plan: &str) {
+        self.set_plan_with(team_id, plan, json!({})).await;
+    }
+
+    /// Sets a plan with limit overrides through the operator API.
+    pub async fn set_plan_with(&self, team_id: &str, plan: &str, overrides: Value) {
         let response = self
             .request(Method::PUT, &format!("/api/v1/teams/{team_id}/plan"))
             .header("x-operator-token", OPERATOR_TOKEN)
-            .json(&json!({ "plan": plan }))
+            .json(&json!({ "plan": plan, "overrides": overrides }))
             .send()
             .await
             .unwrap();

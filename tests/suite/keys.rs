@@ -395,17 +395,6 @@ async fn editing_and_audit(env: &TestEnv) {
     assert_eq!(one["data"].as_array().unwrap().len(), 1);
 }
 
-macro_rules! both_modes {
-    ($($scenario:ident),*) => {
-        mod all_in_one {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::all_in_one().await).await; })*
-        }
-        mod split {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::split(1).await).await; })*
-        }
-    };
-}
-
 both_modes!(creation_rules, scopes, access_is_computed_per_request, members, editing_and_audit);
 
 #[tokio::test]

@@ -3,22 +3,11 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{OPERATOR_TOKEN, TestEnv, TestUser};
-
-async fn plan_with(env: &TestEnv, team_id: &str, plan: &str, overrides: Value) {
-    let response = env
-        .request(Method::PUT, &format!("/api/v1/teams/{team_id}/plan"))
-        .header("x-operator-token", OPERATOR_TOKEN)
-        .json(&json!({ "plan": plan, "overrides": overrides }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-}
+use crate::harness::{TestEnv, TestUser};
 
 async fn keyed_user(env: &TestEnv, overrides: Value, permissions: Value) -> (TestUser, String) {
     let user = env.user("limits").await;
-    plan_with(env, &user.team_id, "pro", overrides).await;
+    env.set_plan_with(&user.team_id, "pro", overrides).await;
     let (key, _) = env.create_key(&user, json!({ "name": "k", "permissions": permissions, "teams": "all" })).await;
     (user, key)
 }
@@ -90,7 +79,7 @@ async fn per_minute_limit(env: &TestEnv) {
     assert_eq!(body["error"]["code"], "RATE_LIMIT_EXCEEDED");
 
     // An upgrade applies to the next request.
-    plan_with(env, &user.team_id, "pro", json!({ "requests_per_minute": 4 })).await;
+    env.set_plan_with(&user.team_id, "pro", json!({ "requests_per_minute": 4 })).await;
     assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
     assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::TOO_MANY_REQUESTS);
 }
@@ -107,17 +96,6 @@ async fn monthly_quota(env: &TestEnv) {
     assert_eq!(header(&spent, "x-usage-monthly"), "2");
     let body: Value = spent.json().await.unwrap();
     assert_eq!(body["error"]["code"], "MONTHLY_LIMIT_EXCEEDED");
-}
-
-macro_rules! both_modes {
-    ($($scenario:ident),*) => {
-        mod all_in_one {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::all_in_one().await).await; })*
-        }
-        mod split {
-            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::split(1).await).await; })*
-        }
-    };
 }
 
 both_modes!(headers_and_refunds, per_minute_limit, monthly_quota);

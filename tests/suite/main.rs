@@ -1,6 +1,19 @@
 //! The whole-system test suite: every scenario runs through the gateway, in the all-in-one mode
 //! and in the split mode (separate processes, PostgreSQL, Redis).
 
+/// Runs each named scenario `async fn(&TestEnv)` once per mode: `all_in_one::<name>` and
+/// `split::<name>`.
+macro_rules! both_modes {
+    ($($scenario:ident),*) => {
+        mod all_in_one {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::all_in_one().await).await; })*
+        }
+        mod split {
+            $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::split(1).await).await; })*
+        }
+    };
+}
+
 mod conformance;
 mod events;
 mod harness;

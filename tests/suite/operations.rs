@@ -54,14 +54,7 @@ fn capitalised(word: &str) -> String {
 async fn a_rolling_restart_loses_no_request() {
     let mut env = TestEnv::split(2).await;
     let ann = env.user("steady").await;
-    let response = env
-        .request(Method::PUT, &format!("/api/v1/teams/{}/plan", ann.team_id))
-        .header("x-operator-token", crate::harness::OPERATOR_TOKEN)
-        .json(&json!({ "plan": "enterprise", "overrides": { "requests_per_minute": 100000 } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    env.set_plan_with(&ann.team_id, "enterprise", json!({ "requests_per_minute": 100000 })).await;
     let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
 
     // The client balances like a load balancer: it takes a gateway out of rotation once that

@@ -31,6 +31,10 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
     })
 }
 
+fn team_from_row(row: &AnyRow) -> Result<Team> {
+    Ok(Team { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? })
+}
+
 fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
     let all_teams: i64 = row.try_get("all_teams")?;
     Ok(ApiKey {
@@ -125,14 +129,7 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok(Membership {
-                    team: Team {
-                        id: row.try_get("id")?,
-                        name: row.try_get("name")?,
-                        created_at: row.try_get("created_at")?,
-                    },
-                    role: row.try_get::<String, _>("role")?.parse::<Role>()?,
-                })
+                Ok(Membership { team: team_from_row(row)?, role: row.try_get::<String, _>("role")?.parse::<Role>()? })
             })
             .collect()
     }
@@ -149,10 +146,7 @@ impl Store {
             .bind(team_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|row| {
-            Ok(Team { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? })
-        })
-        .transpose()
+        row.as_ref().map(team_from_row).transpose()
     }
 
     pub async fn insert_api_key(&self, key: &ApiKey, stored: &Stored) -> Result<()> {

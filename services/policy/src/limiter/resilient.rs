@@ -108,19 +108,30 @@ impl ResilientLimiter {
         Ok(decision)
     }
 
-    async fn decide(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
-        if self.redis_closed() {
-            let shared = if take { self.redis.acquire(budget).await } else { self.redis.peek(budget).await };
-            match shared {
-                Ok(decision) => {
-                    self.succeeded();
-                    return Ok(decision);
-                }
-                Err(e) if e.code == ErrorCode::ServiceUnavailable => self.failed(),
-                Err(e) => return Err(e),
-            }
+    /// Runs a Redis call unless the breaker is open; `None` means: decide in-process.
+    async fn shared<T>(&self, call: impl Future<Output = Result<T>>) -> Result<Option<T>> {
+        if !self.redis_closed() {
+            return Ok(None);
         }
-        self.locally(budget, take).await
+        match call.await {
+            Ok(value) => {
+                self.succeeded();
+                Ok(Some(value))
+            }
+            Err(e) if e.code == ErrorCode::ServiceUnavailable => {
+                self.failed();
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn decide(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
+        let shared = async { if take { self.redis.acquire(budget).await } else { self.redis.peek(budget).await } };
+        match self.shared(shared).await? {
+            Some(decision) => Ok(decision),
+            None => self.locally(budget, take).await,
+        }
     }
 }
 
@@ -135,17 +146,10 @@ impl Limiter for ResilientLimiter {
     }
 
     async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision> {
-        if self.redis_closed() {
-            match self.redis.take_daily(user, per_day).await {
-                Ok(decision) => {
-                    self.succeeded();
-                    return Ok(decision);
-                }
-                Err(e) if e.code == ErrorCode::ServiceUnavailable => self.failed(),
-                Err(e) => return Err(e),
-            }
+        match self.shared(self.redis.take_daily(user, per_day)).await? {
+            Some(decision) => Ok(decision),
+            None => self.local.take_daily(user, per_day).await,
         }
-        self.local.take_daily(user, per_day).await
     }
 
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {
