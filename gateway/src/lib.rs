@@ -208,7 +208,7 @@ async fn close_when_draining(
 }
 
 fn router(state: AppState) -> Router {
-    use routes::{account, events, external, teams};
+    use routes::{account, events, external, stats, teams};
 
     let dashboard = Router::new()
         .route("/auth/signup", post(account::signup))
@@ -233,7 +233,20 @@ fn router(state: AppState) -> Router {
             get(external::get_website).patch(external::update_website).delete(external::delete_website),
         )
         .route("/usage", get(external::usage))
-        .route("/stats/aggregate", get(external::aggregate))
+        .route("/analytics/{id}", get(stats::overview))
+        .route("/analytics/{id}/pages", get(stats::pages))
+        .route("/analytics/{id}/countries", get(stats::countries))
+        .route("/analytics/{id}/technology", get(stats::technology))
+        .route("/stats/aggregate", get(stats::aggregate))
+        .route("/stats/timeseries", get(stats::timeseries))
+        .route("/stats/breakdown", get(stats::breakdown))
+        .route("/query/{id}", post(stats::flexible_query))
+        .route("/realtime/{id}", get(stats::realtime))
+        .route("/plausible/api/v1/stats/aggregate", get(stats::plausible_aggregate))
+        .route("/plausible/api/v1/stats/timeseries", get(stats::plausible_timeseries))
+        .route("/plausible/api/v1/stats/breakdown", get(stats::plausible_breakdown))
+        .route("/plausible/api/v1/stats/realtime/visitors", get(stats::plausible_realtime))
+        .route("/plausible/api/v2/query", post(stats::plausible_query))
         .route("/teams/{id}/members", get(teams::external_members))
         .route("/teams/{id}/api-key-policy", put(teams::external_put_policy))
         .route("/teams/{id}/audit-log", get(teams::external_audit_log))

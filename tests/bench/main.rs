@@ -205,3 +205,123 @@ async fn allowed_and_refused_paths() {
     println!("429 path:     {refused_rate:.0} requests/s (32 in flight, one key over its limit)");
     println!("ratio 429/allowed: {:.2}", refused_rate / allowed_rate);
 }
+
+/// Issue 5's figures: ingestion events/s through the gateway, and p50/p99 of each query shape
+/// over 30 days with `ZENOVAY_BENCH_EVENTS` (default 10M) events over 90 days across
+/// `ZENOVAY_BENCH_SITES` (default 100) sites, on SQLite (all-in-one) then PostgreSQL (split).
+/// Targets: every query under 50 ms p50; ingestion at least 20,000 events/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn analytics_at_scale() {
+    let setting = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (events, sites) = (setting("ZENOVAY_BENCH_EVENTS", 10_000_000), setting("ZENOVAY_BENCH_SITES", 100));
+    let only = std::env::var("ZENOVAY_BENCH_BACKEND").unwrap_or_default();
+    if only != "postgres" {
+        analytics_on("SQLite, all-in-one", &TestEnv::all_in_one().await, events, sites).await;
+    }
+    if only != "sqlite" {
+        analytics_on("PostgreSQL, split", &TestEnv::split_quiet(1).await, events, sites).await;
+    }
+}
+
+/// The request of one query shape for a website id.
+type Shape = dyn Fn(&str) -> (Method, String, Option<serde_json::Value>);
+
+async fn analytics_on(label: &str, env: &TestEnv, events: u64, sites: u64) {
+    println!("== {label}: {events} events over 90 days across {sites} sites");
+    let user = env.user("bench").await;
+    let overrides = json!({ "requests_per_minute": 1_000_000, "requests_per_month": 1_000_000_000u64 });
+    env.set_plan_with(&user.team_id, "enterprise", overrides).await;
+    let (key, _) =
+        env.create_key(&user, json!({ "name": "b", "permissions": ["read", "write"], "teams": "all" })).await;
+    let mut ids = Vec::new();
+    let started = Instant::now();
+    for i in 0..sites {
+        let body = json!({ "team_id": user.team_id, "domain": format!("site{i}.bench.example"), "name": "B" });
+        let (status, site) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{site}");
+        let id = site["data"]["id"].as_str().unwrap().to_owned();
+        let per_site = (events / sites).to_string();
+        env.admin(&["generate-events", &id, "--events", &per_site, "--days", "90", "--seed", &i.to_string()]);
+        ids.push(id);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("generated and imported in {secs:.0} s ({:.0} events/s, one writer)", events as f64 / secs);
+
+    let shapes: [(&str, Box<Shape>); 5] = [
+        ("overview", Box::new(|id| (Method::GET, format!("/analytics/{id}?range=30d"), None))),
+        (
+            "aggregate",
+            Box::new(|id| {
+                let metrics = "visitors,visits,pageviews,bounce_rate,visit_duration";
+                (Method::GET, format!("/stats/aggregate?site_id={id}&period=30d&metrics={metrics}"), None)
+            }),
+        ),
+        (
+            "timeseries",
+            Box::new(|id| {
+                (Method::GET, format!("/stats/timeseries?site_id={id}&period=30d&metrics=visitors,pageviews"), None)
+            }),
+        ),
+        (
+            "breakdown",
+            Box::new(|id| {
+                let query = "period=30d&property=event:page&metrics=visitors,pageviews&limit=10";
+                (Method::GET, format!("/stats/breakdown?site_id={id}&{query}"), None)
+            }),
+        ),
+        (
+            "query",
+            Box::new(|id| {
+                let body = json!({
+                    "metrics": ["visitors", "pageviews", "bounce_rate"],
+                    "date_range": "30d",
+                    "dimensions": ["visit:source"],
+                    "pagination": { "limit": 10 },
+                });
+                (Method::POST, format!("/query/{id}"), Some(body))
+            }),
+        ),
+    ];
+    for (name, shape) in &shapes {
+        let mut samples = Vec::new();
+        for round in 0..220 {
+            let (method, path, body) = shape(&ids[round % ids.len()]);
+            let sent = Instant::now();
+            let (status, answer) = env.api(method, &path, &key, body).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            // The first rounds warm caches and connections.
+            if round >= 20 {
+                samples.push(sent.elapsed());
+            }
+        }
+        report(&format!("{label} {name} (30 days)"), samples);
+    }
+
+    let url = format!("{}/api/event", env.base());
+    let ingest = {
+        let http = env.http.clone();
+        move |n: usize| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let body = json!({ "domain": format!("site{}.bench.example", n % 7), "name": "pageview", "url": format!("https://site{}.bench.example/p{}", n % 7, n % 50) });
+                let response = http
+                    .post(url)
+                    .header(
+                        "user-agent",
+                        format!("Mozilla/5.0 (X11; Linux x86_64; rv:{}.0) Gecko/20100101 Firefox/128.0", n % 1000),
+                    )
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::ACCEPTED);
+            }
+        }
+    };
+    throughput(64, Duration::from_secs(2), ingest.clone()).await;
+    let rate = throughput(64, Duration::from_secs(10), ingest).await;
+    println!(
+        "{label} ingestion through the gateway: {rate:.0} events/s (64 in flight, load generator on the same 2 cores)"
+    );
+}

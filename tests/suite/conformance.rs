@@ -343,3 +343,197 @@ async fn key_hash_secrets_rotate_without_breaking_keys() {
     })
     .await;
 }
+
+/// Hand-computed statistics over a fixed set of events, on each backend (SPEC §5 metrics).
+#[tokio::test]
+async fn analytics_queries_conform() {
+    use analytics::events::Incoming;
+    use analytics::service::QueryRequest;
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis();
+    let event = |ts: &str, ua: &str, ip: &str, country: &str, name: &str, path: &str, referrer: &str| {
+        let incoming = Incoming {
+            domain: "fixture.example".into(),
+            name: name.into(),
+            url: format!("https://fixture.example{path}"),
+            referrer: referrer.into(),
+            props_json: String::new(),
+            revenue_json: String::new(),
+            user_agent: ua.into(),
+            client_ip: ip.into(),
+            country: country.into(),
+        };
+        (at(ts), incoming)
+    };
+    // Visits: A1 (/ → /pricing, Signup; 180 s, from Google), A2 (/blog, 57 min later: a bounce),
+    // B1 (/blog from Hacker News, 23:50), B2 (/ at 00:05: the visitor hash is salted per UTC day,
+    // so a new day is a new visitor and visit), C1 (a newsletter bounce). A bot is dropped.
+    let fixture = || {
+        vec![
+            event("2026-01-10T10:00:00Z", CHROME, "1.1.1.1", "US", "pageview", "/", "https://www.google.com/"),
+            event("2026-01-10T10:02:00Z", CHROME, "1.1.1.1", "US", "pageview", "/pricing", ""),
+            event("2026-01-10T10:03:00Z", CHROME, "1.1.1.1", "US", "Signup", "/pricing", ""),
+            event("2026-01-10T11:00:00Z", CHROME, "1.1.1.1", "US", "pageview", "/blog", ""),
+            event(
+                "2026-01-10T23:50:00Z",
+                IPHONE,
+                "2.2.2.2",
+                "DE",
+                "pageview",
+                "/blog",
+                "https://news.ycombinator.com/",
+            ),
+            event("2026-01-11T00:05:00Z", IPHONE, "2.2.2.2", "DE", "pageview", "/", ""),
+            event(
+                "2026-01-11T09:00:00Z",
+                FIREFOX,
+                "3.3.3.3",
+                "us",
+                "pageview",
+                "/?utm_source=newsletter&utm_medium=email",
+                "",
+            ),
+            event("2026-01-11T09:00:00Z", GOOGLEBOT, "4.4.4.4", "US", "pageview", "/", ""),
+        ]
+    };
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics.create_website("t1", "fixture.example", "Fixture", None).await.unwrap();
+        assert_eq!(analytics.import(fixture()).await.unwrap(), 7, "the bot is not stored");
+        let query = |metrics: &str, dims: &[&str], filters: Vec<(&str, &str, &str)>, period: &str, date: &str| {
+            let request = QueryRequest {
+                website_id: site.id.clone(),
+                metrics: metrics.split(',').map(str::to_owned).collect(),
+                dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                filters: filters
+                    .into_iter()
+                    .map(|(op, dim, value)| {
+                        (op.to_owned(), dim.to_owned(), value.split('|').map(str::to_owned).collect())
+                    })
+                    .collect(),
+                period: period.into(),
+                date: date.into(),
+                order_by: vec![],
+                limit: 0,
+                offset: 0,
+                fill_time: true,
+                previous_period: false,
+            };
+            let analytics = analytics.clone();
+            async move {
+                let (answer, _) = analytics.query(request).await.unwrap();
+                answer.rows.into_iter().map(|(dims, values)| (dims.join("/"), values)).collect::<Vec<_>>()
+            }
+        };
+        let all = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
+        let both_days = ("custom", "2026-01-10,2026-01-11");
+        // 4 visitors (B twice), 5 visits, 6 pageviews, 7 events; 4 of 5 visits bounce; 180 s / 5.
+        assert_eq!(
+            query(all, &[], vec![], both_days.0, both_days.1).await,
+            [(String::new(), vec![4.0, 5.0, 6.0, 1.2, 80.0, 36.0, 7.0])]
+        );
+        assert_eq!(
+            query(all, &[], vec![], "day", "2026-01-10").await,
+            [(String::new(), vec![2.0, 3.0, 4.0, 1.33, 67.0, 60.0, 5.0])]
+        );
+        assert_eq!(
+            query("visitors,pageviews", &["time:day"], vec![], both_days.0, both_days.1).await,
+            [("2026-01-10".to_owned(), vec![2.0, 4.0]), ("2026-01-11".to_owned(), vec![2.0, 2.0])]
+        );
+        let hours = query("pageviews", &["time:hour"], vec![], "day", "2026-01-10").await;
+        assert_eq!(hours.len(), 24, "zero-filled");
+        assert_eq!(hours[10], ("2026-01-10 10:00:00".to_owned(), vec![2.0]));
+        assert_eq!(
+            query("visitors,pageviews,visits,bounce_rate", &["event:page"], vec![], both_days.0, both_days.1).await,
+            [
+                ("/".to_owned(), vec![3.0, 3.0, 3.0, 67.0]),
+                ("/blog".to_owned(), vec![2.0, 2.0, 2.0, 100.0]),
+                ("/pricing".to_owned(), vec![1.0, 1.0, 1.0, 0.0]),
+            ]
+        );
+        assert_eq!(
+            query("visitors,visits,bounce_rate", &["visit:source"], vec![], both_days.0, both_days.1).await,
+            [
+                ("Direct / None".to_owned(), vec![2.0, 2.0, 100.0]),
+                ("Google".to_owned(), vec![1.0, 1.0, 0.0]),
+                ("Hacker News".to_owned(), vec![1.0, 1.0, 100.0]),
+                ("newsletter".to_owned(), vec![1.0, 1.0, 100.0]),
+            ]
+        );
+        assert_eq!(
+            query("visits", &["visit:entry_page"], vec![], both_days.0, both_days.1).await,
+            [("/".to_owned(), vec![3.0]), ("/blog".to_owned(), vec![2.0])]
+        );
+        assert_eq!(
+            query("visitors", &["visit:browser", "visit:device"], vec![], both_days.0, both_days.1).await,
+            [
+                ("Safari/Mobile".to_owned(), vec![2.0]),
+                ("Chrome/Desktop".to_owned(), vec![1.0]),
+                ("Firefox/Desktop".to_owned(), vec![1.0]),
+            ]
+        );
+        assert_eq!(
+            query(
+                "visitors",
+                &["visit:utm_medium", "visit:country"],
+                vec![("is", "visit:country", "US")],
+                both_days.0,
+                both_days.1
+            )
+            .await,
+            [("/US".to_owned(), vec![1.0]), ("email/US".to_owned(), vec![1.0])]
+        );
+        // Filters: an event filter narrows events and the visits that include them.
+        let pricing = vec![("is", "event:page", "/pricing")];
+        assert_eq!(
+            query("visitors,pageviews,events,visits,visit_duration", &[], pricing, both_days.0, both_days.1).await,
+            [(String::new(), vec![1.0, 1.0, 2.0, 1.0, 180.0])]
+        );
+        let contains = vec![("contains", "event:page", "PRIC")];
+        assert_eq!(query("events", &[], contains, both_days.0, both_days.1).await, [(String::new(), vec![2.0])]);
+        let wildcard = vec![("matches", "event:page", "/b*")];
+        assert_eq!(query("pageviews", &[], wildcard, both_days.0, both_days.1).await, [(String::new(), vec![2.0])]);
+        let exit = vec![("is", "visit:exit_page", "/pricing")];
+        assert_eq!(
+            query("visitors,pageviews,visits", &[], exit, both_days.0, both_days.1).await,
+            [(String::new(), vec![1.0, 2.0, 1.0])]
+        );
+        let not_de = vec![("is_not", "visit:country", "DE"), ("is", "visit:source", "Google|newsletter")];
+        assert_eq!(
+            query("visitors,visits", &[], not_de, both_days.0, both_days.1).await,
+            [(String::new(), vec![2.0, 2.0])]
+        );
+        // The site's time zone decides the days: in New York, B's and B's events fall on the 10th.
+        let changes = analytics::service::WebsiteChanges { name: None, timezone: Some("America/New_York".into()) };
+        analytics.update_website(&site.id, changes).await.unwrap();
+        assert_eq!(
+            query("visitors,pageviews", &["time:day"], vec![], both_days.0, both_days.1).await,
+            [("2026-01-10".to_owned(), vec![3.0, 5.0]), ("2026-01-11".to_owned(), vec![1.0, 1.0])]
+        );
+        // Bad names are refused, naming the field.
+        for (metrics, dims) in
+            [("sessions", vec![]), ("visitors", vec!["visit:planet"]), ("visitors", vec!["time:day", "time:hour"])]
+        {
+            let request = QueryRequest {
+                website_id: site.id.clone(),
+                metrics: vec![metrics.into()],
+                dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                filters: vec![],
+                period: "day".into(),
+                date: String::new(),
+                order_by: vec![],
+                limit: 0,
+                offset: 0,
+                fill_time: false,
+                previous_period: false,
+            };
+            let error = analytics.query(request).await.err().unwrap();
+            assert_eq!(error.code, ErrorCode::Validation, "{metrics} {dims:?}");
+        }
+    })
+    .await;
+}

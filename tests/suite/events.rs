@@ -10,9 +10,11 @@ const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) App
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 async fn send(env: &TestEnv, user_agent: &str, content_type: &str, body: &str) -> (StatusCode, Value) {
+    let country = if user_agent == SAFARI { "DE" } else { "US" };
     let response = env
         .request(Method::POST, "/api/event")
         .header("user-agent", user_agent)
+        .header(crate::harness::COUNTRY_HEADER, country)
         .header("content-type", content_type)
         .body(body.to_owned())
         .send()
@@ -80,6 +82,7 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let results = &body["data"]["results"];
     let value = |m: &str| results[m]["value"].as_f64().unwrap();
+    assert!(results["visitors"]["value"].is_u64(), "counts are integers: {results}");
     assert_eq!(
         [value("visitors"), value("visits"), value("pageviews"), value("events")],
         [2.0, 2.0, 3.0, 4.0],
@@ -108,12 +111,205 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
     let (status, _) = env.api(Method::GET, "/stats/aggregate?site_id=nope", &key, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    // A stranger's key cannot read them.
+    // A stranger's key cannot read them, by any route.
     let bob = env.user("bob").await;
     env.set_plan(&bob.team_id, "pro").await;
     let (bob_key, _) = env.create_key(&bob, json!({ "name": "b", "permissions": "full", "teams": "all" })).await;
-    let (status, _) = env.api(Method::GET, &format!("/stats/aggregate?site_id={site_id}"), &bob_key, None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    for path in [
+        format!("/stats/aggregate?site_id={site_id}"),
+        format!("/stats/breakdown?site_id={domain}&property=event:page"),
+        format!("/analytics/{site_id}"),
+        format!("/realtime/{site_id}"),
+    ] {
+        let (status, _) = env.api(Method::GET, &path, &bob_key, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+    }
+
+    stats_endpoints(env, &key, &site_id, &domain).await;
+}
+
+/// Every statistics shape over the events above: A (Firefox, US) viewed / and /pricing and
+/// signed up; B (Safari on iPhone, DE) viewed /pricing.
+async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) {
+    let get = |path: String| async move {
+        let (status, body) = env.api(Method::GET, &path, key, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body["data"].clone()
+    };
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+
+    // Plausible v1 inside the envelope.
+    let series = get(format!("/stats/timeseries?site_id={site_id}&period=7d&metrics=visitors,pageviews")).await;
+    let series = series["results"].as_array().unwrap().clone();
+    assert_eq!(series.len(), 7, "zero-filled days");
+    assert_eq!(series[6], json!({ "date": today, "visitors": 2, "pageviews": 3 }));
+    assert_eq!(series[0]["visitors"], 0);
+    let pages =
+        get(format!("/stats/breakdown?site_id={site_id}&period=day&property=event:page&metrics=visitors,pageviews"))
+            .await;
+    assert_eq!(
+        pages["results"],
+        json!([{ "page": "/pricing", "visitors": 2, "pageviews": 2 }, { "page": "/", "visitors": 1, "pageviews": 1 }])
+    );
+    let second = get(format!("/stats/breakdown?site_id={site_id}&period=day&property=event:page&limit=1&page=2")).await;
+    assert_eq!(second["results"], json!([{ "page": "/", "visitors": 1 }]));
+    let filtered = get(format!(
+        "/stats/breakdown?site_id={domain}&period=day&property=visit:browser&filters=event:page%3D%3D/&metrics=visitors"
+    ))
+    .await;
+    assert_eq!(filtered["results"], json!([{ "browser": "Firefox", "visitors": 1 }]));
+    let countries =
+        get(format!("/stats/breakdown?site_id={site_id}&property=visit:country&filters=visit:country!%3DUS")).await;
+    assert_eq!(countries["results"], json!([{ "country": "DE", "visitors": 1 }]));
+    let compared = get(format!(
+        "/stats/aggregate?site_id={site_id}&period=day&compare=previous_period&metrics=visitors,bounce_rate"
+    ))
+    .await;
+    assert_eq!(compared["results"]["visitors"], json!({ "value": 2, "change": 100 }));
+    assert_eq!(compared["results"]["bounce_rate"], json!({ "value": 50, "change": 50 }));
+    for query in [
+        "property=event:page&metrics=visitors&interval=month",
+        "property=visit:planet",
+        "property=event:page&limit=0",
+        "metrics=visitors&filters=event:page",
+        "metrics=visitors&compare=last_year",
+    ] {
+        let path = format!("/stats/breakdown?site_id={site_id}&{query}");
+        let (status, body) = env.api(Method::GET, &path, key, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")),
+            "{query}"
+        );
+    }
+    let (status, _) =
+        env.api(Method::GET, &format!("/stats/timeseries?site_id={site_id}&interval=minute"), key, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Plausible v2 at /query/{websiteId}.
+    let body = json!({
+        "metrics": ["visitors", "pageviews"],
+        "date_range": "7d",
+        "dimensions": ["event:page"],
+        "order_by": [["pageviews", "desc"]],
+        "include": { "total_rows": true },
+        "pagination": { "limit": 1 },
+    });
+    let (status, answer) = env.api(Method::POST, &format!("/query/{site_id}"), key, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["data"]["results"], json!([{ "metrics": [2, 2], "dimensions": ["/pricing"] }]));
+    assert_eq!(answer["data"]["meta"]["total_rows"], 2);
+    let body = json!({
+        "metrics": ["visitors", "events"],
+        "date_range": [today, today],
+        "filters": [["is", "visit:country", ["US"]], ["contains", "event:page", ["pric"]]],
+    });
+    let (_, answer) = env.api(Method::POST, &format!("/query/{site_id}"), key, Some(body)).await;
+    assert_eq!(answer["data"]["results"], json!([{ "metrics": [1, 2], "dimensions": [] }]), "{answer}");
+    for body in [
+        json!({ "metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page", ["^/p"]]] }),
+        json!({ "metrics": ["visitors"], "date_range": "7d", "colour": "blue" }),
+        json!({ "metrics": ["visitors"], "date_range": "fortnight" }),
+        json!({ "metrics": [], "date_range": "7d" }),
+        json!({ "metrics": ["visitors"], "date_range": "7d", "order_by": [["visitors", "up"]] }),
+    ] {
+        let (status, error) = env.api(Method::POST, &format!("/query/{site_id}"), key, Some(body.clone())).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")),
+            "{body}"
+        );
+    }
+
+    // Zenovay's own overview and breakdowns.
+    let overview = get(format!("/analytics/{site_id}?range=7d")).await;
+    assert_eq!((overview["visitors"].clone(), overview["pageviews"].clone()), (json!(2), json!(3)), "{overview}");
+    assert_eq!((overview["visits"].clone(), overview["bounce_rate"].clone()), (json!(2), json!(50)));
+    assert_eq!(overview["series"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        overview["top_countries"],
+        json!([{ "country": "DE", "visitors": 1 }, { "country": "US", "visitors": 1 }])
+    );
+    let hourly = get(format!("/analytics/{site_id}?range=24h")).await;
+    assert!(hourly["series"].as_array().unwrap().len() >= 24, "{hourly}");
+    let pages = get(format!("/analytics/{site_id}/pages?range=30d&limit=1")).await;
+    assert_eq!(pages, json!([{ "page": "/pricing", "visitors": 2, "pageviews": 2 }]));
+    let countries = get(format!("/analytics/{site_id}/countries")).await;
+    assert_eq!(countries.as_array().unwrap().len(), 2);
+    let technology = get(format!("/analytics/{site_id}/technology?range=90d")).await;
+    assert_eq!(
+        technology["browsers"],
+        json!([{ "browser": "Firefox", "visitors": 1 }, { "browser": "Safari", "visitors": 1 }])
+    );
+    assert_eq!(
+        technology["devices"],
+        json!([{ "device": "Desktop", "visitors": 1 }, { "device": "Mobile", "visitors": 1 }])
+    );
+    assert_eq!(
+        technology["operating_systems"],
+        json!([{ "os": "Linux", "visitors": 1 }, { "os": "iOS", "visitors": 1 }])
+    );
+    let realtime = get(format!("/realtime/{site_id}")).await;
+    assert_eq!((realtime["visitors"].clone(), realtime["pageviews"].clone()), (json!(2), json!(3)), "{realtime}");
+    for path in [format!("/analytics/{site_id}?range=2w"), format!("/analytics/{site_id}/pages?limit=500")] {
+        let (status, _) = env.api(Method::GET, &path, key, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+    }
+
+    // The Plausible drop-in: Plausible's bodies, no envelope, Plausible's error shape.
+    let plausible = |method: Method, path: &str| {
+        env.request(method, &format!("/api/external/v1/plausible{path}"))
+            .header("authorization", format!("Bearer {key}"))
+    };
+    let response = plausible(
+        Method::GET,
+        &format!("/api/v1/stats/aggregate?site_id={domain}&period=day&metrics=visitors,pageviews"),
+    )
+    .send()
+    .await
+    .unwrap();
+    let (status, body) = crate::harness::into_json(response).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({ "results": { "visitors": { "value": 2 }, "pageviews": { "value": 3 } } }))
+    );
+    let response =
+        plausible(Method::GET, &format!("/api/v1/stats/timeseries?site_id={domain}&period=7d")).send().await.unwrap();
+    let (_, body) = crate::harness::into_json(response).await;
+    assert_eq!(body["results"].as_array().unwrap().len(), 7);
+    let response = plausible(Method::GET, &format!("/api/v1/stats/breakdown?site_id={domain}&property=visit:device"))
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = crate::harness::into_json(response).await;
+    assert_eq!(body["results"][0]["device"], "Desktop");
+    let response =
+        plausible(Method::GET, &format!("/api/v1/stats/realtime/visitors?site_id={domain}")).send().await.unwrap();
+    let (_, body) = crate::harness::into_json(response).await;
+    assert_eq!(body, json!(2));
+    let query = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "day", "dimensions": ["visit:os"] });
+    let response = plausible(Method::POST, "/api/v2/query").json(&query).send().await.unwrap();
+    let (status, body) = crate::harness::into_json(response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["results"],
+        json!([{ "metrics": [1], "dimensions": ["Linux"] }, { "metrics": [1], "dimensions": ["iOS"] }])
+    );
+    assert_eq!(body["query"]["site_id"], domain);
+    let response =
+        plausible(Method::GET, &format!("/api/v1/stats/aggregate?site_id={domain}&period=week")).send().await.unwrap();
+    let (status, body) = crate::harness::into_json(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("period"), "{body}");
+    assert!(body.get("success").is_none());
+    let response = env
+        .request(Method::GET, &format!("/api/external/v1/plausible/api/v1/stats/aggregate?site_id={domain}"))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = crate::harness::into_json(response).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].is_string(), "{body}");
 }
 
 #[tokio::test]

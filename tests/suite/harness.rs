@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
+/// The trusted header carrying the visitor's country, as a CDN would set it.
+pub const COUNTRY_HEADER: &str = "x-test-country";
 const KEY_HASH_SECRETS: &str = "1:test-key-hash-secret-0123456789abcdef";
 
 pub fn postgres_admin_url() -> String {
@@ -268,7 +270,9 @@ impl TestEnv {
             data_dir.as_os_str(),
             "--operator-token".as_ref(),
             OPERATOR_TOKEN.as_ref(),
-        ] as [&std::ffi::OsStr; 7])
+            "--country-header".as_ref(),
+            COUNTRY_HEADER.as_ref(),
+        ] as [&std::ffi::OsStr; 9])
         .expect("cli");
         let app = zenovay::AllInOne::build(&cli.settings).await.expect("all-in-one starts");
         let base = format!("http://{}", app.local_addr());
@@ -345,6 +349,7 @@ impl TestEnv {
             ("--policy-url", urls[1].clone()),
             ("--analytics-url", urls[2].clone()),
             ("--operator-token", OPERATOR_TOKEN.to_owned()),
+            ("--country-header", COUNTRY_HEADER.to_owned()),
             ("--shutdown-drain-ms", "1000".to_owned()),
         ]);
         for _ in 0..gateways {

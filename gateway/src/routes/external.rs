@@ -1,6 +1,6 @@
 //! The external REST API, `/api/external/v1` (SPEC §5), authenticated by personal API keys.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use common::access::Scope;
@@ -9,7 +9,7 @@ use proto::analytics::v1 as pb;
 use serde::Deserialize;
 
 use crate::auth::{Credentials, VerifiedKey};
-use crate::envelope::{created, ok, parse, parse_query};
+use crate::envelope::{created, ok, parse};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views;
@@ -64,7 +64,7 @@ pub async fn create_website(
 
 /// Verifies the key and looks the website up at the same time, then decides with the
 /// website's team. A missing website is a 404 only for a caller allowed to ask.
-async fn authorized_website(
+pub(crate) async fn authorized_website(
     state: &AppState,
     key: impl std::future::Future<Output = ApiResult<VerifiedKey>>,
     website_id: String,
@@ -157,44 +157,4 @@ pub async fn usage(State(state): State<AppState>, credentials: Credentials) -> A
         },
     }))
     .into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AggregateParams {
-    site_id: String,
-    #[serde(default)]
-    period: Option<String>,
-    #[serde(default)]
-    date: Option<String>,
-    #[serde(default)]
-    metrics: Option<String>,
-}
-
-/// Plausible's Stats API v1 aggregate: `{"results": {"<metric>": {"value": …}}}` as `data`.
-pub async fn aggregate(
-    State(state): State<AppState>,
-    credentials: Credentials,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Response> {
-    let key = credentials.verify(&state).await?;
-    let params: AggregateParams = parse_query(query.as_deref())?;
-    let (_, website) = authorized_website(&state, async { Ok(key) }, params.site_id, Scope::Read).await?;
-    let metrics: Vec<String> =
-        params.metrics.as_deref().unwrap_or("visitors").split(',').map(|m| m.trim().to_owned()).collect();
-    let values = state
-        .analytics
-        .clone()
-        .aggregate(pb::AggregateRequest {
-            website_id: website.id,
-            period: params.period.unwrap_or_else(|| "30d".into()),
-            date: params.date.unwrap_or_default(),
-            metrics,
-        })
-        .await?
-        .into_inner()
-        .values;
-    let results: serde_json::Map<String, serde_json::Value> =
-        values.into_iter().map(|v| (v.metric, serde_json::json!({ "value": v.value }))).collect();
-    Ok(ok(serde_json::json!({ "results": results })).into_response())
 }

@@ -1,4 +1,5 @@
 pub mod account;
 pub mod events;
 pub mod external;
+pub mod stats;
 pub mod teams;

@@ -1,26 +1,68 @@
-//! Public event ingestion and the metrics computed from events (SPEC §5, §6).
+//! Public event ingestion (SPEC §6): validation, the cookieless visitor hash, and group commit.
 //!
-//! Metric definitions, over the events of the period:
-//! - `visitors`: distinct visitor hashes;
-//! - `visits`: sequences of one visitor's events with no gap over 30 minutes;
-//! - `pageviews`: `pageview` events; `events`: all events;
-//! - `views_per_visit`: pageviews ÷ visits (two decimals);
-//! - `bounce_rate`: percentage of visits with at most one pageview (rounded);
-//! - `visit_duration`: mean seconds from a visit's first to its last event (rounded).
+//! Accepted events go to one writer task per process, which stores whatever has queued up while
+//! the previous batch was being written in a single transaction, then answers every sender. So
+//! a 202 always means "durably stored", and the cost of a commit is shared by a whole batch.
 
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeZone, Utc};
-use chrono_tz::Tz;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 use common::secret::{random_token, to_hex};
 use common::time::now_ms;
 use common::{Error, Result};
 use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::model::normalize_domain;
+use crate::model::{Website, normalize_domain};
+use crate::parse;
 use crate::service::Analytics;
-use crate::store::{NewEvent, VisitTotals};
+use crate::store::{NewEvent, Store, VisitAttributes};
 
-pub const METRICS: [&str; 7] =
-    ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"];
+/// The source of a visit with no referrer, named as Plausible names it.
+pub const DIRECT: &str = "Direct / None";
+/// Most events written in one transaction.
+const MAX_BATCH: usize = 1000;
+/// How long a site looked up by domain is trusted; a deleted site stops taking events after this.
+const SITE_TTL: Duration = Duration::from_secs(5);
+
+type Pending = (NewEvent, oneshot::Sender<Result<()>>);
+
+/// The sending side of the writer task.
+#[derive(Clone)]
+pub struct Writer(mpsc::Sender<Pending>);
+
+impl Writer {
+    pub fn spawn(store: Store) -> Writer {
+        let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
+        tokio::spawn(write_batches(store, rx));
+        Writer(tx)
+    }
+
+    /// Returns once the events are stored.
+    pub async fn write(&self, event: NewEvent) -> Result<()> {
+        let (reply, stored) = oneshot::channel();
+        self.0.send((event, reply)).await.map_err(|_| Error::unavailable("event storage"))?;
+        stored.await.map_err(|_| Error::unavailable("event storage"))?
+    }
+}
+
+async fn write_batches(store: Store, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (mut events, replies): (Vec<NewEvent>, Vec<_>) = batch.drain(..).unzip();
+        match store.insert_events(&mut events).await {
+            Ok(()) => replies.into_iter().for_each(|reply| drop(reply.send(Ok(())))),
+            // One bad event (its site deleted meanwhile, say) must not fail the rest.
+            Err(_) if events.len() > 1 => {
+                for (event, reply) in events.into_iter().zip(replies) {
+                    drop(reply.send(store.insert_events(&mut [event]).await));
+                }
+            }
+            Err(e) => replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone())))),
+        }
+    }
+}
 
 /// An event as received, before validation.
 pub struct Incoming {
@@ -67,7 +109,43 @@ fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
 impl Analytics {
     /// Validates and stores one event; returns false for a bot, which is not stored.
     pub async fn ingest(&self, event: Incoming) -> Result<bool> {
-        let received = std::time::Instant::now();
+        let received = Instant::now();
+        let website = self.site_of(&event.domain).await?;
+        let now = now_ms();
+        let salt = self.salt_of(now).await?;
+        let Some(stored) = self.prepare(&event, &website.id, now, &salt)? else {
+            return Ok(false);
+        };
+        self.writer.write(stored).await?;
+        ingestion_lag().record(received.elapsed().as_secs_f64(), &[]);
+        Ok(true)
+    }
+
+    /// Stores past events (an import, or generated traffic) with their own times, through the
+    /// same validation as live ones. Visitor hashes get a fresh salt per day of this import.
+    /// Returns how many were stored (bots are not).
+    pub async fn import(&self, events: impl IntoIterator<Item = (i64, Incoming)>) -> Result<u64> {
+        let mut salts: HashMap<i64, String> = HashMap::new();
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut stored = 0;
+        for (ts, event) in events {
+            let website = self.site_of(&event.domain).await?;
+            let salt = salts.entry(ts.div_euclid(86_400_000)).or_insert_with(|| random_token(""));
+            if let Some(event) = self.prepare(&event, &website.id, ts, salt)? {
+                batch.push(event);
+            }
+            if batch.len() == MAX_BATCH {
+                self.store.insert_events(&mut batch).await?;
+                stored += batch.len() as u64;
+                batch.clear();
+            }
+        }
+        self.store.insert_events(&mut batch).await?;
+        Ok(stored + batch.len() as u64)
+    }
+
+    /// The event to store, or None for a bot.
+    fn prepare(&self, event: &Incoming, website_id: &str, ts: i64, salt: &str) -> Result<Option<NewEvent>> {
         let name = event.name.trim();
         if name.is_empty() || name.chars().count() > 120 {
             return Err(field("name", "must be 1–120 characters"));
@@ -78,26 +156,20 @@ impl Analytics {
             .ok_or_else(|| field("url", "must be an absolute http(s) URL"))?;
         let props = props(&event.props_json)?;
         let (revenue_amount, revenue_currency) = revenue(&event.revenue_json)?;
-        let website = match self.store.website_by_tracking_code(&event.domain).await? {
-            Some(website) => website,
-            None => {
-                let domain = normalize_domain(&event.domain).map_err(|_| field("domain", "is not a site's domain"))?;
-                self.store
-                    .website_by_domain(&domain)
-                    .await?
-                    .ok_or_else(|| field("domain", "no site has this domain"))?
-            }
-        };
         if event.user_agent.is_empty() || self.bots.is_bot(&event.user_agent) {
-            return Ok(false);
+            return Ok(None);
         }
-        let now = now_ms();
-        let salt = self.salt_of(now).await?;
         let mut hash = Sha256::new();
-        for part in [&salt, &website.id, &event.client_ip, &event.user_agent] {
+        for part in [salt, website_id, &event.client_ip, &event.user_agent] {
             hash.update(part.as_bytes());
             hash.update([0]);
         }
+        let utm = parse::utm(&url);
+        let client = parse::client(&event.user_agent);
+        let source = match parse::source(&event.referrer, &url, &utm.source) {
+            direct if direct.is_empty() => DIRECT.to_owned(),
+            source => source,
+        };
         let referrer_host = url::Url::parse(&event.referrer)
             .ok()
             .and_then(|r| r.host_str().map(|h| h.trim_start_matches("www.").to_owned()))
@@ -106,22 +178,55 @@ impl Analytics {
         let country = event.country.to_ascii_uppercase();
         let country =
             if country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()) { country } else { String::new() };
-        let stored = NewEvent {
+        Ok(Some(NewEvent {
             id: uuid::Uuid::now_v7().to_string(),
-            website_id: website.id,
-            ts: now,
+            website_id: website_id.to_owned(),
+            ts,
             name: name.to_owned(),
             pathname: url.path().to_owned(),
             referrer_host,
             visitor_id: to_hex(&hash.finalize()[..16]),
-            country,
             props,
             revenue_amount,
             revenue_currency,
+            visit_id: String::new(),
+            visit: VisitAttributes {
+                entry_page: url.path().to_owned(),
+                source,
+                utm_source: utm.source,
+                utm_medium: utm.medium,
+                utm_campaign: utm.campaign,
+                country,
+                browser: client.browser,
+                os: client.os,
+                device: client.device,
+            },
+        }))
+    }
+
+    /// The site an event names by tracking code or domain.
+    async fn site_of(&self, name: &str) -> Result<Website> {
+        if let Some((website, at)) = self.sites.lock().expect("sites lock poisoned").get(name)
+            && at.elapsed() < SITE_TTL
+        {
+            return Ok(website.clone());
+        }
+        let website = match self.store.website_by_tracking_code(name).await? {
+            Some(website) => website,
+            None => {
+                let domain = normalize_domain(name).map_err(|_| field("domain", "is not a site's domain"))?;
+                self.store
+                    .website_by_domain(&domain)
+                    .await?
+                    .ok_or_else(|| field("domain", "no site has this domain"))?
+            }
         };
-        self.store.insert_event(&stored).await?;
-        ingestion_lag().record(received.elapsed().as_secs_f64(), &[]);
-        Ok(true)
+        let mut sites = self.sites.lock().expect("sites lock poisoned");
+        if sites.len() > 10_000 {
+            sites.clear();
+        }
+        sites.insert(name.to_owned(), (website.clone(), Instant::now()));
+        Ok(website)
     }
 
     /// Today's salt: made by the first replica to need it, shared through the store.
@@ -136,40 +241,6 @@ impl Analytics {
         *self.salt.lock().expect("salt lock poisoned") = Some((day, salt.clone()));
         Ok(salt)
     }
-
-    /// Values of `metrics` for a website over a period (see the module's definitions).
-    pub async fn aggregate(
-        &self,
-        website_id: &str,
-        period: &str,
-        date: &str,
-        metrics: &[String],
-    ) -> Result<Vec<(String, f64)>> {
-        if let Some(unknown) = metrics.iter().find(|m| !METRICS.contains(&m.as_str())) {
-            return Err(field("metrics", &format!("unknown metric {unknown:?}; use {}", METRICS.join(", "))));
-        }
-        let website = self.get_website(website_id).await?;
-        let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
-        let (from, to) = period_range(tz, period, date, Utc::now())?;
-        let VisitTotals { visitors, visits, pageviews, bounces, duration_ms, events } =
-            self.store.visit_totals(&website.id, from, to).await?;
-        let per_visit = |x: f64| if visits == 0 { 0.0 } else { x / visits as f64 };
-        Ok(metrics
-            .iter()
-            .map(|metric| {
-                let value = match metric.as_str() {
-                    "visitors" => visitors as f64,
-                    "visits" => visits as f64,
-                    "pageviews" => pageviews as f64,
-                    "events" => events as f64,
-                    "views_per_visit" => (per_visit(pageviews as f64) * 100.0).round() / 100.0,
-                    "bounce_rate" => (per_visit(bounces as f64) * 100.0).round(),
-                    _ => (per_visit(duration_ms as f64) / 1000.0).round(),
-                };
-                (metric.clone(), value)
-            })
-            .collect())
-    }
 }
 
 /// Seconds from an event's arrival to its durable write.
@@ -182,71 +253,4 @@ fn ingestion_lag() -> &'static opentelemetry::metrics::Histogram<f64> {
             .with_description("Time from an event's arrival to its durable write")
             .build()
     })
-}
-
-/// `[from, to)` in unix ms for a period ending on `date` (default today) in the site's zone.
-pub fn period_range(tz: Tz, period: &str, date: &str, now: DateTime<Utc>) -> Result<(i64, i64)> {
-    let day = |text: &str| {
-        NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .map_err(|_| field("date", "must be YYYY-MM-DD (or two, for custom)"))
-    };
-    // The day's first instant: midnight, or the end of a DST gap that swallowed it.
-    let midnight = |d: NaiveDate| -> Result<i64> {
-        (0..=3)
-            .find_map(|hour| tz.from_local_datetime(&d.and_hms_opt(hour, 0, 0)?).earliest())
-            .map(|t| t.timestamp_millis())
-            .ok_or_else(|| Error::internal("no first instant of the local day"))
-    };
-    let end = if date.is_empty() || period == "custom" { now.with_timezone(&tz).date_naive() } else { day(date)? };
-    let after = |d: NaiveDate| d.checked_add_days(Days::new(1)).ok_or_else(|| field("date", "out of range"));
-    let (first, last) = match period {
-        "day" => (end, end),
-        "7d" | "30d" => {
-            let n = if period == "7d" { 6 } else { 29 };
-            (end.checked_sub_days(Days::new(n)).ok_or_else(|| field("date", "out of range"))?, end)
-        }
-        "month" => (end.with_day(1).expect("day 1 exists"), end),
-        "6mo" | "12mo" => {
-            let n = if period == "6mo" { 5 } else { 11 };
-            let start = end.with_day(1).expect("day 1 exists").checked_sub_months(Months::new(n));
-            (start.ok_or_else(|| field("date", "out of range"))?, end)
-        }
-        "custom" => {
-            let (a, b) = date.split_once(',').ok_or_else(|| field("date", "custom needs YYYY-MM-DD,YYYY-MM-DD"))?;
-            let (a, b) = (day(a)?, day(b)?);
-            if a > b {
-                return Err(field("date", "the first day must not be after the second"));
-            }
-            (a, b)
-        }
-        _ => return Err(field("period", "must be one of day, 7d, 30d, month, 6mo, 12mo, custom")),
-    };
-    Ok((midnight(first)?, midnight(after(last)?)?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn periods_are_whole_local_days() {
-        let now = Utc.with_ymd_and_hms(2026, 11, 26, 23, 30, 0).unwrap();
-        let paris: Tz = "Europe/Paris".parse().unwrap();
-        // 23:30 UTC is already the 27th in Paris.
-        let (from, to) = period_range(paris, "day", "", now).unwrap();
-        assert_eq!(from, Utc.with_ymd_and_hms(2026, 11, 26, 23, 0, 0).unwrap().timestamp_millis());
-        assert_eq!(to - from, 86_400_000);
-        let (from, to) = period_range(Tz::UTC, "7d", "2026-11-26", now).unwrap();
-        assert_eq!((to - from) / 86_400_000, 7);
-        assert_eq!(from, Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap().timestamp_millis());
-        let (from, _) = period_range(Tz::UTC, "month", "2026-11-26", now).unwrap();
-        assert_eq!(from, Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap().timestamp_millis());
-        let (from, to) = period_range(Tz::UTC, "custom", "2026-01-01,2026-01-31", now).unwrap();
-        assert_eq!((to - from) / 86_400_000, 31);
-        for (period, date) in
-            [("week", ""), ("custom", "2026-02-01"), ("custom", "2026-02-02,2026-02-01"), ("day", "26/11")]
-        {
-            assert!(period_range(Tz::UTC, period, date, now).is_err(), "{period} {date}");
-        }
-    }
 }

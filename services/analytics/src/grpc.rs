@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use crate::events::Incoming;
 use crate::model::Website;
-use crate::service::{Analytics, WebsiteChanges};
+use crate::service::{Analytics, QueryRequest, WebsiteChanges};
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -37,7 +37,7 @@ impl AnalyticsService for Analytics {
     }
 
     async fn get_website(&self, req: Request<pb::GetWebsiteRequest>) -> Reply<pb::Website> {
-        Ok(Response::new(website(Analytics::get_website(self, &req.into_inner().website_id).await?)))
+        Ok(Response::new(website(Analytics::find_website(self, &req.into_inner().website_id).await?)))
     }
 
     async fn list_websites(&self, req: Request<pb::ListWebsitesRequest>) -> Reply<pb::ListWebsitesResponse> {
@@ -72,11 +72,28 @@ impl AnalyticsService for Analytics {
         Ok(Response::new(pb::IngestEventResponse { stored: self.ingest(event).await? }))
     }
 
-    async fn aggregate(&self, req: Request<pb::AggregateRequest>) -> Reply<pb::AggregateResponse> {
+    async fn query(&self, req: Request<pb::QueryRequest>) -> Reply<pb::QueryResponse> {
         let r = req.into_inner();
-        let values = Analytics::aggregate(self, &r.website_id, &r.period, &r.date, &r.metrics).await?;
-        Ok(Response::new(pb::AggregateResponse {
-            values: values.into_iter().map(|(metric, value)| pb::MetricValue { metric, value }).collect(),
+        let request = QueryRequest {
+            website_id: r.website_id,
+            metrics: r.metrics,
+            dimensions: r.dimensions,
+            filters: r.filters.into_iter().map(|f| (f.operator, f.dimension, f.values)).collect(),
+            period: r.period,
+            date: r.date,
+            order_by: r.order_by.into_iter().map(|o| (o.key, o.descending)).collect(),
+            limit: r.limit as usize,
+            offset: r.offset as usize,
+            fill_time: r.fill_time,
+            previous_period: r.previous_period,
+        };
+        let (answer, (from, to)) = Analytics::query(self, request).await?;
+        Ok(Response::new(pb::QueryResponse {
+            rows: answer.rows.into_iter().map(|(dimensions, metrics)| pb::Row { dimensions, metrics }).collect(),
+            total_rows: answer.total_rows as u64,
+            from_unix_ms: from,
+            to_unix_ms: to,
+            time_labels: answer.time_labels,
         }))
     }
 }

@@ -1,11 +1,15 @@
-//! Analytics service: websites, and (to come) their events and statistics.
+//! Analytics service: websites, their events and the statistics computed from them.
 //!
 //! `service.rs` holds the rules, `model.rs` the field rules, `store.rs` the SQL, `grpc.rs` the
-//! proto edge.
+//! proto edge, `events.rs` ingestion, `query.rs` the query engine, `parse.rs` what an event's
+//! user agent, referrer and URL say.
 
 pub mod events;
+pub mod generate;
 pub mod grpc;
 pub mod model;
+pub mod parse;
+pub mod query;
 pub mod service;
 pub mod store;
 

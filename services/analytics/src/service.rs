@@ -1,13 +1,20 @@
 //! Analytics' rules for websites.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::Utc;
+use chrono_tz::Tz;
 
 use common::db::{Backend, OpenError};
 use common::secret::random_token;
 use common::time::now_ms;
 use common::{Error, Result};
 
+use crate::events::Writer;
 use crate::model::{Website, normalize_domain, validate_name, validate_timezone};
+use crate::query::{Answer, Filter, Query, period_range};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -16,6 +23,26 @@ pub struct Analytics {
     pub(crate) bots: Arc<isbot::Bots>,
     /// Today's visitor-hash salt, as (UTC day, salt).
     pub(crate) salt: Arc<Mutex<Option<(String, String)>>>,
+    pub(crate) writer: Writer,
+    /// Sites by the name trackers send (domain or tracking code), with when they were read.
+    pub(crate) sites: Arc<Mutex<HashMap<String, (Website, Instant)>>>,
+}
+
+/// A statistics query as asked, before validation (see `query.rs` for the names).
+pub struct QueryRequest {
+    pub website_id: String,
+    pub metrics: Vec<String>,
+    pub dimensions: Vec<String>,
+    /// (operator, dimension, values)
+    pub filters: Vec<(String, String, Vec<String>)>,
+    pub period: String,
+    pub date: String,
+    /// (metric or dimension, descending)
+    pub order_by: Vec<(String, bool)>,
+    pub limit: usize,
+    pub offset: usize,
+    pub fill_time: bool,
+    pub previous_period: bool,
 }
 
 pub struct WebsiteChanges {
@@ -25,10 +52,13 @@ pub struct WebsiteChanges {
 
 impl Analytics {
     pub async fn open(backend: &Backend) -> Result<Analytics, OpenError> {
+        let store = Store::open(backend).await?;
         Ok(Analytics {
-            store: Store::open(backend).await?,
+            writer: Writer::spawn(store.clone()),
+            store,
             bots: Arc::new(isbot::Bots::default()),
             salt: Arc::default(),
+            sites: Arc::default(),
         })
     }
 
@@ -59,6 +89,15 @@ impl Analytics {
         self.store.website(id).await?.ok_or_else(|| Error::not_found("website"))
     }
 
+    /// A website by id, or by domain as Plausible's clients name sites.
+    pub async fn find_website(&self, id_or_domain: &str) -> Result<Website> {
+        if let Some(website) = self.store.website(id_or_domain).await? {
+            return Ok(website);
+        }
+        let domain = normalize_domain(id_or_domain).map_err(|_| Error::not_found("website"))?;
+        self.store.website_by_domain(&domain).await?.ok_or_else(|| Error::not_found("website"))
+    }
+
     pub async fn list_websites(&self, team_ids: &[String]) -> Result<Vec<Website>> {
         self.store.websites_of(team_ids).await
     }
@@ -79,6 +118,49 @@ impl Analytics {
         if !self.store.delete_website(id).await? {
             return Err(Error::not_found("website"));
         }
+        self.sites.lock().expect("sites lock poisoned").retain(|_, (site, _)| site.id != id);
         Ok(())
+    }
+
+    /// Runs a statistics query in the website's time zone; also returns the resolved `[from, to)`.
+    pub async fn query(&self, request: QueryRequest) -> Result<(Answer, (i64, i64))> {
+        let website = self.get_website(&request.website_id).await?;
+        let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
+        let mut range = period_range(tz, &request.period, &request.date, Utc::now())?;
+        if request.previous_period {
+            range = (range.0 - (range.1 - range.0), range.0);
+        }
+        let filters = request
+            .filters
+            .into_iter()
+            .map(|(op, dim, values)| Filter::new(&op, &dim, values))
+            .collect::<Result<Vec<_>>>()?;
+        let query = Query::new(
+            website.id,
+            tz,
+            range,
+            &request.metrics,
+            &request.dimensions,
+            filters,
+            &request.order_by,
+            (request.limit, request.offset),
+            request.fill_time,
+        )?;
+        let buckets = query.buckets()?;
+        let like = self.store.like();
+        let events = async {
+            match query.event_sql(like, buckets.as_ref()) {
+                Some(sql) => self.store.counted(&sql, &query.dims, 3).await,
+                None => Ok(vec![]),
+            }
+        };
+        let visits = async {
+            match query.visit_sql(like, buckets.as_ref()) {
+                Some(sql) => self.store.counted(&sql, &query.dims, 4).await,
+                None => Ok(vec![]),
+            }
+        };
+        let (events, visits) = tokio::try_join!(events, visits)?;
+        Ok((query.answer(events, visits, buckets.as_ref()), range))
     }
 }

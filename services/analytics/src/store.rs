@@ -6,7 +6,10 @@ use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use std::collections::HashMap;
+
 use crate::model::Website;
+use crate::query::{Bind, Counted, Dim, Sql};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -112,26 +115,148 @@ impl Store {
         row.as_ref().map(website).transpose()
     }
 
-    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "INSERT events"))]
-    pub async fn insert_event(&self, e: &NewEvent) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO events (id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
-             revenue_amount, revenue_currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&e.id)
-        .bind(&e.website_id)
-        .bind(e.ts)
-        .bind(&e.name)
-        .bind(&e.pathname)
-        .bind(&e.referrer_host)
-        .bind(&e.visitor_id)
-        .bind(&e.country)
-        .bind(&e.props)
-        .bind(&e.revenue_amount)
-        .bind(&e.revenue_currency)
-        .execute(&self.pool)
-        .await?;
+    /// Stores a batch of events in one transaction, each joined to its visitor's open visit or
+    /// starting a new one. Events are taken in time order.
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "INSERT events", batch = events.len()))]
+    pub async fn insert_events(&self, events: &mut [NewEvent]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Every visit the batch may touch; `current` points at each visitor's latest.
+        let mut visits: Vec<(Visit, bool)> = vec![];
+        let mut current: HashMap<(String, String), usize> = HashMap::new();
+        let earliest = events.iter().map(|e| e.ts).min().unwrap_or_default();
+        let mut visitors: Vec<&str> = events.iter().map(|e| e.visitor_id.as_str()).collect();
+        visitors.sort_unstable();
+        visitors.dedup();
+        for chunk in visitors.chunks(500) {
+            let sql = format!(
+                "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id IN ({}) AND last_ts >= ${}",
+                common::db::placeholders(chunk.len()),
+                chunk.len() + 1
+            );
+            let mut query = sqlx::query(&sql);
+            for visitor in chunk {
+                query = query.bind(*visitor);
+            }
+            for row in query.bind(earliest - VISIT_GAP_MS).fetch_all(&mut *tx).await? {
+                let visit = Visit::from_row(&row)?;
+                let key = (visit.website_id.clone(), visit.visitor_id.clone());
+                if current.get(&key).is_none_or(|&i| visits[i].0.last_ts < visit.last_ts) {
+                    current.insert(key, visits.len());
+                    visits.push((visit, false));
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|&i| events[i].ts);
+        for i in order {
+            let event = &mut events[i];
+            let key = (event.website_id.clone(), event.visitor_id.clone());
+            let index = match current.get(&key) {
+                Some(&i) if event.ts - visits[i].0.last_ts <= VISIT_GAP_MS => i,
+                _ => {
+                    current.insert(key, visits.len());
+                    visits.push((Visit::start(event), false));
+                    visits.len() - 1
+                }
+            };
+            let (visit, touched) = &mut visits[index];
+            visit.add(event);
+            *touched = true;
+        }
+        for chunk in events.chunks(200) {
+            let sql = insert_rows("events", EVENT_COLUMNS, chunk.len());
+            let mut query = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(&e.id)
+                    .bind(&e.website_id)
+                    .bind(e.ts)
+                    .bind(&e.name)
+                    .bind(&e.pathname)
+                    .bind(&e.referrer_host)
+                    .bind(&e.visitor_id)
+                    .bind(&e.visit.country)
+                    .bind(&e.props)
+                    .bind(&e.revenue_amount)
+                    .bind(&e.revenue_currency)
+                    .bind(&e.visit_id)
+                    .bind(&e.visit.entry_page)
+                    .bind(&e.visit.source)
+                    .bind(&e.visit.utm_source)
+                    .bind(&e.visit.utm_medium)
+                    .bind(&e.visit.utm_campaign)
+                    .bind(&e.visit.browser)
+                    .bind(&e.visit.os)
+                    .bind(&e.visit.device);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let touched: Vec<&Visit> = visits.iter().filter(|(_, touched)| *touched).map(|(visit, _)| visit).collect();
+        for chunk in touched.chunks(200) {
+            let mut sql = insert_rows("visits", VISIT_COLUMNS, chunk.len());
+            sql.push_str(
+                " ON CONFLICT (id) DO UPDATE SET last_ts = excluded.last_ts, pageviews = excluded.pageviews, \
+                 events = excluded.events, exit_page = excluded.exit_page",
+            );
+            let mut query = sqlx::query(&sql);
+            for v in chunk {
+                let a = &v.attributes;
+                query = query
+                    .bind(&v.id)
+                    .bind(&v.website_id)
+                    .bind(&v.visitor_id)
+                    .bind(v.start_ts)
+                    .bind(v.last_ts)
+                    .bind(v.pageviews)
+                    .bind(v.events)
+                    .bind(&a.entry_page)
+                    .bind(&v.exit_page)
+                    .bind(&a.source)
+                    .bind(&a.utm_source)
+                    .bind(&a.utm_medium)
+                    .bind(&a.utm_campaign)
+                    .bind(&a.country)
+                    .bind(&a.browser)
+                    .bind(&a.os)
+                    .bind(&a.device);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Rows of one part of a query: its dimension values (time buckets as indexes) and counters.
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT events"))]
+    pub async fn counted(&self, sql: &Sql, dims: &[Dim], counters: usize) -> Result<Vec<Counted>> {
+        let mut query = sqlx::query(&sql.text);
+        for bind in &sql.binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text.as_str()),
+                Bind::Int(n) => query.bind(*n),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let key = dims
+                    .iter()
+                    .enumerate()
+                    .map(|(i, dim)| match dim {
+                        Dim::Time(_) => row.try_get::<i64, _>(i).map(|b| b.to_string()),
+                        _ => row.try_get::<String, _>(i),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let values =
+                    (0..counters).map(|j| row.try_get::<i64, _>(dims.len() + j)).collect::<Result<Vec<_>, _>>()?;
+                Ok((key, values))
+            })
+            .collect()
+    }
+
+    /// `LIKE` that ignores ASCII case, as SQLite's does.
+    pub fn like(&self) -> &'static str {
+        if self.system == "postgresql" { "ILIKE" } else { "LIKE" }
     }
 
     /// The salt of `day`, storing `candidate` if the day has none yet (the first replica wins).
@@ -146,46 +271,6 @@ impl Store {
         let row = sqlx::query("SELECT salt FROM salts WHERE day = $1").bind(day).fetch_one(&self.pool).await?;
         Ok(row.try_get("salt")?)
     }
-
-    /// Visit-level totals of a website's events in `[from, to)`. A visit is one visitor's run of
-    /// events without a gap over 30 minutes; visits are cut at the range's edges.
-    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT events"))]
-    pub async fn visit_totals(&self, website_id: &str, from: i64, to: i64) -> Result<VisitTotals> {
-        let row = sqlx::query(
-            "WITH e AS ( \
-               SELECT id, visitor_id, ts, name, \
-                 CASE WHEN ts - LAG(ts) OVER (PARTITION BY visitor_id ORDER BY ts, id) <= 1800000 THEN 0 ELSE 1 END \
-                   AS starts \
-               FROM events WHERE website_id = $1 AND ts >= $2 AND ts < $3), \
-             v AS ( \
-               SELECT visitor_id, ts, name, \
-                 SUM(starts) OVER (PARTITION BY visitor_id ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS visit \
-               FROM e), \
-             s AS ( \
-               SELECT visitor_id, COUNT(*) AS events, SUM(CASE WHEN name = 'pageview' THEN 1 ELSE 0 END) AS views, \
-                 MAX(ts) - MIN(ts) AS duration \
-               FROM v GROUP BY visitor_id, visit) \
-             SELECT CAST(COUNT(DISTINCT visitor_id) AS BIGINT) AS visitors, CAST(COUNT(*) AS BIGINT) AS visits, \
-               CAST(COALESCE(SUM(views), 0) AS BIGINT) AS pageviews, \
-               CAST(COALESCE(SUM(CASE WHEN views <= 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
-               CAST(COALESCE(SUM(duration), 0) AS BIGINT) AS duration, \
-               CAST(COALESCE(SUM(events), 0) AS BIGINT) AS events \
-             FROM s",
-        )
-        .bind(website_id)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(VisitTotals {
-            visitors: row.try_get("visitors")?,
-            visits: row.try_get("visits")?,
-            pageviews: row.try_get("pageviews")?,
-            bounces: row.try_get("bounces")?,
-            duration_ms: row.try_get("duration")?,
-            events: row.try_get("events")?,
-        })
-    }
 }
 
 pub struct NewEvent {
@@ -196,18 +281,108 @@ pub struct NewEvent {
     pub pathname: String,
     pub referrer_host: String,
     pub visitor_id: String,
-    pub country: String,
     pub props: String,
     pub revenue_amount: Option<String>,
     pub revenue_currency: Option<String>,
+    /// Set when the event is stored.
+    pub visit_id: String,
+    /// The event's own attributes on arrival; its visit's once stored.
+    pub visit: VisitAttributes,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VisitTotals {
-    pub visitors: i64,
-    pub visits: i64,
-    pub pageviews: i64,
-    pub bounces: i64,
-    pub duration_ms: i64,
-    pub events: i64,
+/// `INSERT INTO table (columns) VALUES ($1, …), (…)` for `rows` rows: one statement per chunk of
+/// a batch instead of one per row.
+fn insert_rows(table: &str, columns: &str, rows: usize) -> String {
+    let width = columns.split(',').count();
+    let rows: Vec<String> = (0..rows)
+        .map(|i| format!("({})", (1..=width).map(|j| format!("${}", i * width + j)).collect::<Vec<_>>().join(", ")))
+        .collect();
+    format!("INSERT INTO {table} ({columns}) VALUES {}", rows.join(", "))
+}
+
+/// Events of one visit more than this apart belong to two visits.
+pub const VISIT_GAP_MS: i64 = 30 * 60_000;
+
+const EVENT_COLUMNS: &str = "id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
+     revenue_amount, revenue_currency, visit_id, entry_page, source, utm_source, utm_medium, utm_campaign, browser, os, device";
+
+const VISIT_COLUMNS: &str = "id, website_id, visitor_id, start_ts, last_ts, pageviews, events, entry_page, exit_page, \
+     source, utm_source, utm_medium, utm_campaign, country, browser, os, device";
+
+/// What a visit's first event says about the whole visit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitAttributes {
+    pub entry_page: String,
+    pub source: String,
+    pub utm_source: String,
+    pub utm_medium: String,
+    pub utm_campaign: String,
+    pub country: String,
+    pub browser: String,
+    pub os: String,
+    pub device: String,
+}
+
+struct Visit {
+    id: String,
+    website_id: String,
+    visitor_id: String,
+    start_ts: i64,
+    last_ts: i64,
+    pageviews: i64,
+    events: i64,
+    exit_page: String,
+    attributes: VisitAttributes,
+}
+
+impl Visit {
+    fn start(event: &NewEvent) -> Visit {
+        Visit {
+            id: uuid::Uuid::now_v7().to_string(),
+            website_id: event.website_id.clone(),
+            visitor_id: event.visitor_id.clone(),
+            start_ts: event.ts,
+            last_ts: event.ts,
+            pageviews: 0,
+            events: 0,
+            exit_page: event.pathname.clone(),
+            attributes: VisitAttributes { entry_page: event.pathname.clone(), ..event.visit.clone() },
+        }
+    }
+
+    /// Counts the event in the visit, and gives the event the visit's attributes.
+    fn add(&mut self, event: &mut NewEvent) {
+        self.last_ts = self.last_ts.max(event.ts);
+        self.events += 1;
+        if event.name == "pageview" {
+            self.pageviews += 1;
+            self.exit_page = event.pathname.clone();
+        }
+        event.visit_id = self.id.clone();
+        event.visit = self.attributes.clone();
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Visit> {
+        Ok(Visit {
+            id: row.try_get("id")?,
+            website_id: row.try_get("website_id")?,
+            visitor_id: row.try_get("visitor_id")?,
+            start_ts: row.try_get("start_ts")?,
+            last_ts: row.try_get("last_ts")?,
+            pageviews: row.try_get("pageviews")?,
+            events: row.try_get("events")?,
+            exit_page: row.try_get("exit_page")?,
+            attributes: VisitAttributes {
+                entry_page: row.try_get("entry_page")?,
+                source: row.try_get("source")?,
+                utm_source: row.try_get("utm_source")?,
+                utm_medium: row.try_get("utm_medium")?,
+                utm_campaign: row.try_get("utm_campaign")?,
+                country: row.try_get("country")?,
+                browser: row.try_get("browser")?,
+                os: row.try_get("os")?,
+                device: row.try_get("device")?,
+            },
+        })
+    }
 }

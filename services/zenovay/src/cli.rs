@@ -53,6 +53,21 @@ pub enum AdminCommand {
         #[arg(long)]
         mcp_calls_per_day: Option<u32>,
     },
+    /// Stores realistic made-up traffic for a website (for trials and benchmarks): visits with a
+    /// daily rhythm, long-tailed pages, search and social sources, several countries and devices.
+    GenerateEvents {
+        /// Website id or domain.
+        website: String,
+        /// How many events, about.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        /// Over how many days before now.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Same seed, same events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]

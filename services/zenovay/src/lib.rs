@@ -137,5 +137,15 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
             );
             Ok(())
         }
+        cli::AdminCommand::GenerateEvents { website, events, days, seed } => {
+            let analytics = analytics::Analytics::open(&settings.backend()).await?;
+            let site = analytics.find_website(&website).await.context("no such website")?;
+            let started = std::time::Instant::now();
+            let traffic = analytics::generate::traffic(&site.domain, common::time::now_ms(), days, events, seed);
+            let stored = analytics.import(traffic).await?;
+            let secs = started.elapsed().as_secs_f64();
+            println!("{}: stored {stored} events over {days} days in {secs:.1} s", site.domain);
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,688 @@
+//! Statistics (SPEC §5): the overview and breakdowns of `/analytics`, Plausible's Stats API v1
+//! (`/stats/*`) and v2 (`/query`) inside our envelope, the same without envelope under
+//! `/plausible` for existing Plausible clients, and realtime. Each request shape becomes one
+//! analytics `Query`; only the parsing and the result bodies differ.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use common::Error;
+use common::access::Scope;
+use proto::analytics::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Credentials;
+use crate::envelope::{ok, parse, parse_query, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::external::authorized_website;
+use crate::state::AppState;
+
+fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
+    Error::validation(format!("{field}: {message}")).into()
+}
+
+/// Counts are integers; only `views_per_visit` has decimals.
+fn metric_value(metric: &str, value: f64) -> Value {
+    if metric == "views_per_visit" { json!(value) } else { json!(value as i64) }
+}
+
+async fn run(state: &AppState, request: pb::QueryRequest) -> ApiResult<pb::QueryResponse> {
+    Ok(state.analytics.clone().query(request).await?.into_inner())
+}
+
+/// Verifies the key, then reads the site it names (id or domain) with read scope.
+async fn site(state: &AppState, credentials: Credentials, site_id: String) -> ApiResult<pb::Website> {
+    let key = credentials.verify(state).await?;
+    Ok(authorized_website(state, async { Ok(key) }, site_id, Scope::Read).await?.1)
+}
+
+fn query(website_id: &str, period: &str, metrics: &[&str]) -> pb::QueryRequest {
+    pb::QueryRequest {
+        website_id: website_id.to_owned(),
+        metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+        period: period.to_owned(),
+        ..Default::default()
+    }
+}
+
+// ---- Plausible Stats API v1 ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct V1Params {
+    site_id: String,
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    date: Option<String>,
+    #[serde(default)]
+    metrics: Option<String>,
+    #[serde(default)]
+    property: Option<String>,
+    #[serde(default)]
+    filters: Option<String>,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    page: Option<u32>,
+    #[serde(default)]
+    compare: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum V1 {
+    Aggregate,
+    Timeseries,
+    Breakdown,
+}
+
+/// v1 filters: `event:page==/blog/**;visit:country==US|DE`, with `==`, `!=`, `~` (contains) and
+/// `!~`; `*` in an `==`/`!=` value makes it a wildcard match.
+fn v1_filters(text: &str) -> ApiResult<Vec<pb::Filter>> {
+    text.split(';')
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| {
+            let (dimension, op, values) = ["!=", "!~", "==", "~"]
+                .iter()
+                .find_map(|op| f.split_once(op).map(|(d, v)| (d.trim(), *op, v)))
+                .ok_or_else(|| invalid("filters", format!("{f:?} needs ==, !=, ~ or !~")))?;
+            let values: Vec<String> = values.split('|').map(|v| v.trim().to_owned()).collect();
+            let wildcard = values.iter().any(|v| v.contains('*'));
+            let operator = match (op, wildcard) {
+                ("==", false) => "is",
+                ("==", true) => "matches",
+                ("!=", false) => "is_not",
+                ("!=", true) => "matches_not",
+                ("~", _) => "contains",
+                _ => "contains_not",
+            };
+            Ok(pb::Filter { operator: operator.into(), dimension: dimension.into(), values })
+        })
+        .collect()
+}
+
+/// `visit:source` → `source`: how Plausible names a property in result rows.
+fn short_name(dimension: &str) -> &str {
+    dimension.split_once(':').map_or(dimension, |(_, name)| name)
+}
+
+fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<pb::QueryRequest> {
+    let period = p.period.clone().unwrap_or_else(|| "30d".into());
+    let metrics: Vec<String> =
+        p.metrics.as_deref().unwrap_or("visitors").split(',').map(|m| m.trim().to_owned()).collect();
+    let mut request = pb::QueryRequest {
+        website_id,
+        metrics,
+        filters: v1_filters(p.filters.as_deref().unwrap_or_default())?,
+        period,
+        date: p.date.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let only = |name: &str, given: bool| {
+        if given { Err(invalid(name, "is not a parameter of this endpoint")) } else { Ok(()) }
+    };
+    match kind {
+        V1::Aggregate => {
+            only("property", p.property.is_some())?;
+            only("interval", p.interval.is_some())?;
+            only("limit", p.limit.is_some())?;
+            only("page", p.page.is_some())?;
+        }
+        V1::Timeseries => {
+            only("property", p.property.is_some())?;
+            only("compare", p.compare.is_some())?;
+            let interval = match p.interval.as_deref() {
+                Some(interval) => interval,
+                None if request.period == "day" || request.period == "24h" => "hour",
+                None if matches!(request.period.as_str(), "6mo" | "12mo" | "year") => "month",
+                None => "date",
+            };
+            let dimension = match interval {
+                "hour" => "time:hour",
+                "date" | "day" => "time:day",
+                "week" => "time:week",
+                "month" => "time:month",
+                other => return Err(invalid("interval", format!("{other:?} is not one of hour, date, week, month"))),
+            };
+            request.dimensions = vec![dimension.into()];
+            request.fill_time = true;
+        }
+        V1::Breakdown => {
+            only("compare", p.compare.is_some())?;
+            only("interval", p.interval.is_some())?;
+            let property = p.property.clone().ok_or_else(|| invalid("property", "is required"))?;
+            if property.starts_with("time:") {
+                return Err(invalid("property", "use /stats/timeseries for time"));
+            }
+            let limit = p.limit.unwrap_or(100);
+            if !(1..=1000).contains(&limit) {
+                return Err(invalid("limit", "must be 1 to 1000"));
+            }
+            let page = p.page.unwrap_or(1);
+            if page == 0 {
+                return Err(invalid("page", "starts at 1"));
+            }
+            request.dimensions = vec![property];
+            request.limit = limit;
+            request.offset = (page - 1).saturating_mul(limit);
+        }
+    }
+    if let Some(compare) = &p.compare
+        && compare != "previous_period"
+    {
+        return Err(invalid("compare", "only previous_period is supported"));
+    }
+    Ok(request)
+}
+
+/// Plausible's v1 result body for `kind`.
+async fn v1(state: &AppState, credentials: Credentials, query: Option<String>, kind: V1) -> ApiResult<Value> {
+    let key = credentials.verify(state).await?;
+    let params: V1Params = parse_query(query.as_deref())?;
+    let (_, website) = authorized_website(state, async { Ok(key) }, params.site_id.clone(), Scope::Read).await?;
+    let request = v1_request(kind, website.id, &params)?;
+    let metrics = request.metrics.clone();
+    let previous = params.compare.is_some().then(|| pb::QueryRequest { previous_period: true, ..request.clone() });
+    let dimension = request.dimensions.first().cloned().unwrap_or_default();
+    let answer = run(state, request).await?;
+    Ok(match kind {
+        V1::Aggregate => {
+            let values = answer.rows.first().map(|r| r.metrics.clone()).unwrap_or_default();
+            let before = match previous {
+                Some(previous) => {
+                    Some(run(state, previous).await?.rows.first().map(|r| r.metrics.clone()).unwrap_or_default())
+                }
+                None => None,
+            };
+            let mut results = Map::new();
+            for (i, metric) in metrics.iter().enumerate() {
+                let value = values.get(i).copied().unwrap_or_default();
+                let mut entry = json!({ "value": metric_value(metric, value) });
+                if let Some(before) = &before {
+                    entry["change"] = json!(change(metric, before.get(i).copied().unwrap_or_default(), value));
+                }
+                results.insert(metric.clone(), entry);
+            }
+            json!({ "results": results })
+        }
+        V1::Timeseries | V1::Breakdown => {
+            let key = if kind == V1::Timeseries { "date" } else { short_name(&dimension) };
+            let results: Vec<Value> = answer
+                .rows
+                .iter()
+                .map(|row| {
+                    let mut entry = Map::new();
+                    entry.insert(key.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
+                    for (metric, value) in metrics.iter().zip(&row.metrics) {
+                        entry.insert(metric.clone(), metric_value(metric, *value));
+                    }
+                    Value::Object(entry)
+                })
+                .collect();
+            json!({ "results": results })
+        }
+    })
+}
+
+/// Plausible's comparison: percentage change, or the difference in points for a rate.
+fn change(metric: &str, before: f64, now: f64) -> Value {
+    if metric == "bounce_rate" {
+        return json!((now - before) as i64);
+    }
+    if before == 0.0 {
+        return json!(if now > 0.0 { 100 } else { 0 });
+    }
+    json!(((now - before) / before * 100.0).round() as i64)
+}
+
+pub async fn aggregate(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    Ok(ok(v1(&state, credentials, q, V1::Aggregate).await?).into_response())
+}
+
+pub async fn timeseries(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    Ok(ok(v1(&state, credentials, q, V1::Timeseries).await?).into_response())
+}
+
+pub async fn breakdown(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    Ok(ok(v1(&state, credentials, q, V1::Breakdown).await?).into_response())
+}
+
+// ---- Plausible Stats API v2 ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct V2Body {
+    /// Required by the Plausible mount; our `/query/{websiteId}` names the site in its path.
+    #[serde(default)]
+    site_id: Option<String>,
+    metrics: Vec<String>,
+    date_range: Value,
+    #[serde(default)]
+    dimensions: Vec<String>,
+    #[serde(default)]
+    filters: Vec<Value>,
+    #[serde(default)]
+    order_by: Vec<(String, String)>,
+    #[serde(default)]
+    include: V2Include,
+    #[serde(default)]
+    pagination: Option<V2Pagination>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct V2Include {
+    #[serde(default)]
+    time_labels: bool,
+    #[serde(default)]
+    total_rows: bool,
+    /// Plausible's imported data; we have none to include.
+    #[serde(default)]
+    imports: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct V2Pagination {
+    #[serde(default = "default_v2_limit")]
+    limit: u32,
+    #[serde(default)]
+    offset: u32,
+}
+
+fn default_v2_limit() -> u32 {
+    10_000
+}
+
+fn v2_filter(filter: &Value) -> ApiResult<pb::Filter> {
+    let parts =
+        filter.as_array().ok_or_else(|| invalid("filters", "each filter is [operator, dimension, [values]]"))?;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let operator = text(parts.first()).ok_or_else(|| invalid("filters", "an operator is required"))?;
+    if matches!(operator.as_str(), "and" | "or" | "not" | "has_done" | "has_not_done") {
+        return Err(invalid("filters", format!("{operator:?} is not supported; filters combine with and")));
+    }
+    if matches!(operator.as_str(), "matches" | "matches_not") {
+        return Err(invalid("filters", "regular expressions are not supported; use matches_wildcard"));
+    }
+    let dimension = text(parts.get(1)).ok_or_else(|| invalid("filters", "a dimension is required"))?;
+    let values = parts
+        .get(2)
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| invalid("filters", "values must be a list of strings"))?;
+    if parts.len() > 3 {
+        return Err(invalid("filters", "modifiers are not supported"));
+    }
+    let operator = match operator.as_str() {
+        "matches_wildcard" => "matches".to_owned(),
+        "matches_wildcard_not" => "matches_not".to_owned(),
+        _ => operator,
+    };
+    Ok(pb::Filter { operator, dimension, values })
+}
+
+/// `"7d"` or `["2024-01-01", "2024-01-31"]` → period and date.
+fn v2_date_range(range: &Value) -> ApiResult<(String, String)> {
+    match range {
+        Value::String(period) => Ok((period.clone(), String::new())),
+        Value::Array(days) if days.len() == 2 => {
+            let day = |v: &Value| {
+                v.as_str()
+                    .map(|s| s.get(..10).unwrap_or(s).to_owned())
+                    .ok_or_else(|| invalid("date_range", "days are strings"))
+            };
+            Ok(("custom".into(), format!("{},{}", day(&days[0])?, day(&days[1])?)))
+        }
+        _ => Err(invalid("date_range", "must be a period such as \"7d\" or [\"YYYY-MM-DD\", \"YYYY-MM-DD\"]")),
+    }
+}
+
+async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<Value> {
+    let (period, date) = v2_date_range(&body.date_range)?;
+    let order_by = body
+        .order_by
+        .iter()
+        .map(|(key, direction)| match direction.as_str() {
+            "asc" | "desc" => Ok(pb::Order { key: key.clone(), descending: direction == "desc" }),
+            other => Err(invalid("order_by", format!("{other:?} is not asc or desc"))),
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let pagination = body.pagination.unwrap_or(V2Pagination { limit: default_v2_limit(), offset: 0 });
+    if pagination.limit == 0 || pagination.limit > 10_000 {
+        return Err(invalid("pagination.limit", "must be 1 to 10000"));
+    }
+    let request = pb::QueryRequest {
+        website_id: website.id,
+        metrics: body.metrics.clone(),
+        dimensions: body.dimensions.clone(),
+        filters: body.filters.iter().map(v2_filter).collect::<ApiResult<_>>()?,
+        period,
+        date,
+        order_by,
+        limit: pagination.limit,
+        offset: pagination.offset,
+        fill_time: false,
+        previous_period: false,
+    };
+    let answer = run(state, request).await?;
+    let results: Vec<Value> = answer
+        .rows
+        .iter()
+        .map(|row| {
+            let metrics: Vec<Value> = body.metrics.iter().zip(&row.metrics).map(|(m, v)| metric_value(m, *v)).collect();
+            json!({ "metrics": metrics, "dimensions": row.dimensions })
+        })
+        .collect();
+    let mut meta = Map::new();
+    if body.include.time_labels {
+        meta.insert("time_labels".into(), json!(answer.time_labels));
+    }
+    if body.include.total_rows {
+        meta.insert("total_rows".into(), json!(answer.total_rows));
+    }
+    if body.include.imports {
+        meta.insert("imports_included".into(), json!(false));
+    }
+    Ok(json!({
+        "results": results,
+        "meta": meta,
+        "query": {
+            "site_id": website.domain,
+            "metrics": body.metrics,
+            "dimensions": body.dimensions,
+            "date_range": [rfc3339(answer.from_unix_ms), rfc3339(answer.to_unix_ms - 1)],
+            "filters": body.filters,
+            "order_by": body.order_by,
+            "pagination": { "limit": pagination.limit, "offset": pagination.offset },
+        },
+    }))
+}
+
+pub async fn flexible_query(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let website = site(&state, credentials, website_id).await?;
+    let body: V2Body = parse(&body)?;
+    if body.site_id.as_ref().is_some_and(|id| *id != website.id && *id != website.domain) {
+        return Err(invalid("site_id", "names another site than the path"));
+    }
+    Ok(ok(v2(&state, website, body).await?).into_response())
+}
+
+// ---- Plausible drop-in: the same, with Plausible's bodies and errors ----
+
+/// Credentials whose absence is answered in Plausible's error shape too.
+type Keyed = Result<Credentials, ApiError>;
+
+/// Plausible's error body: `{"error": "…"}` with the status.
+fn plausible(result: ApiResult<Value>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (status, Json(json!({ "error": e.error.message.clone() }))).into_response();
+            // Keep Retry-After and WWW-Authenticate from our own rendering.
+            let ours = e.into_response();
+            for name in [axum::http::header::RETRY_AFTER, axum::http::header::WWW_AUTHENTICATE] {
+                if let Some(value) = ours.headers().get(&name) {
+                    response.headers_mut().insert(name, value.clone());
+                }
+            }
+            response
+        }
+    }
+}
+
+pub async fn plausible_aggregate(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
+    plausible(async { v1(&state, credentials?, q, V1::Aggregate).await }.await)
+}
+
+pub async fn plausible_timeseries(
+    State(state): State<AppState>,
+    credentials: Keyed,
+    RawQuery(q): RawQuery,
+) -> Response {
+    plausible(async { v1(&state, credentials?, q, V1::Timeseries).await }.await)
+}
+
+pub async fn plausible_breakdown(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
+    plausible(async { v1(&state, credentials?, q, V1::Breakdown).await }.await)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteParam {
+    site_id: String,
+}
+
+/// Plausible answers realtime visitors with a bare number.
+pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
+    plausible(
+        async {
+            let key = credentials?.verify(&state).await?;
+            let params: SiteParam = parse_query(q.as_deref())?;
+            let (_, website) = authorized_website(&state, async { Ok(key) }, params.site_id, Scope::Read).await?;
+            let answer = run(&state, query(&website.id, "realtime", &["visitors"])).await?;
+            Ok(json!(answer.rows.first().and_then(|r| r.metrics.first()).copied().unwrap_or_default() as i64))
+        }
+        .await,
+    )
+}
+
+pub async fn plausible_query(State(state): State<AppState>, credentials: Keyed, body: Bytes) -> Response {
+    plausible(
+        async {
+            let key = credentials?.verify(&state).await?;
+            let body: V2Body = parse(&body)?;
+            let site_id = body.site_id.clone().ok_or_else(|| invalid("site_id", "is required"))?;
+            let (_, website) = authorized_website(&state, async { Ok(key) }, site_id, Scope::Read).await?;
+            v2(&state, website, body).await
+        }
+        .await,
+    )
+}
+
+// ---- Zenovay's own shapes ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeParams {
+    #[serde(default)]
+    range: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+impl RangeParams {
+    fn period(&self) -> ApiResult<String> {
+        match self.range.as_deref().unwrap_or("30d") {
+            range @ ("24h" | "7d" | "30d" | "90d" | "1y") => Ok(range.to_owned()),
+            other => Err(invalid("range", format!("{other:?} is not one of 24h, 7d, 30d, 90d, 1y"))),
+        }
+    }
+
+    fn limit(&self) -> ApiResult<u32> {
+        match self.limit.unwrap_or(10) {
+            limit @ 1..=100 => Ok(limit),
+            _ => Err(invalid("limit", "must be 1 to 100")),
+        }
+    }
+}
+
+/// Rows of a one-dimension query as `[{"<name>": value, "<metric>": n, …}]`.
+fn top(answer: &pb::QueryResponse, name: &str, metrics: &[&str]) -> Vec<Value> {
+    answer
+        .rows
+        .iter()
+        .map(|row| {
+            let mut entry = Map::new();
+            entry.insert(name.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
+            for (metric, value) in metrics.iter().zip(&row.metrics) {
+                entry.insert((*metric).to_owned(), metric_value(metric, *value));
+            }
+            Value::Object(entry)
+        })
+        .collect()
+}
+
+fn breakdown_of(website_id: &str, period: &str, dimension: &str, metrics: &[&str], limit: u32) -> pb::QueryRequest {
+    pb::QueryRequest { dimensions: vec![dimension.into()], limit, ..query(website_id, period, metrics) }
+}
+
+/// Overview: totals, a series (hourly over 24h, else daily) and the top countries.
+pub async fn overview(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let website = site(&state, credentials, website_id).await?;
+    let params: RangeParams = parse_query(q.as_deref())?;
+    let period = params.period()?;
+    const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
+    let interval = if period == "24h" { "time:hour" } else { "time:day" };
+    let series = pb::QueryRequest {
+        dimensions: vec![interval.into()],
+        fill_time: true,
+        ..query(&website.id, &period, &["visitors", "pageviews"])
+    };
+    let (totals, series, countries) = tokio::try_join!(
+        run(&state, query(&website.id, &period, &TOTALS)),
+        run(&state, series),
+        run(&state, breakdown_of(&website.id, &period, "visit:country", &["visitors"], 10)),
+    )?;
+    let mut data = Map::new();
+    data.insert("website_id".into(), json!(website.id));
+    data.insert("range".into(), json!(period));
+    data.insert("from".into(), json!(rfc3339(totals.from_unix_ms)));
+    data.insert("to".into(), json!(rfc3339(totals.to_unix_ms)));
+    let values = totals.rows.first().map(|r| r.metrics.clone()).unwrap_or_default();
+    for (metric, value) in TOTALS.iter().zip(values) {
+        data.insert((*metric).into(), metric_value(metric, value));
+    }
+    data.insert("series".into(), json!(top(&series, "date", &["visitors", "pageviews"])));
+    data.insert("top_countries".into(), json!(top(&countries, "country", &["visitors"])));
+    Ok(ok(Value::Object(data)).into_response())
+}
+
+pub async fn pages(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    breakdown_list(state, credentials, website_id, q, "event:page", "page").await
+}
+
+pub async fn countries(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    breakdown_list(state, credentials, website_id, q, "visit:country", "country").await
+}
+
+async fn breakdown_list(
+    state: AppState,
+    credentials: Credentials,
+    website_id: String,
+    q: Option<String>,
+    dimension: &str,
+    name: &str,
+) -> ApiResult<Response> {
+    let website = site(&state, credentials, website_id).await?;
+    let params: RangeParams = parse_query(q.as_deref())?;
+    const METRICS: [&str; 2] = ["visitors", "pageviews"];
+    let answer =
+        run(&state, breakdown_of(&website.id, &params.period()?, dimension, &METRICS, params.limit()?)).await?;
+    Ok(ok(top(&answer, name, &METRICS)).into_response())
+}
+
+/// Browsers, operating systems and devices, each its own top list.
+pub async fn technology(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let website = site(&state, credentials, website_id).await?;
+    let params: RangeParams = parse_query(q.as_deref())?;
+    let (period, limit) = (params.period()?, params.limit()?);
+    let list = |dimension| run(&state, breakdown_of(&website.id, &period, dimension, &["visitors"], limit));
+    let (browsers, os, devices) = tokio::try_join!(list("visit:browser"), list("visit:os"), list("visit:device"))?;
+    Ok(ok(json!({
+        "browsers": top(&browsers, "browser", &["visitors"]),
+        "operating_systems": top(&os, "os", &["visitors"]),
+        "devices": top(&devices, "device", &["visitors"]),
+    }))
+    .into_response())
+}
+
+/// Visitors and pageviews of the last 5 minutes, and their pages.
+pub async fn realtime(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+) -> ApiResult<Response> {
+    let website = site(&state, credentials, website_id).await?;
+    let (totals, pages) = tokio::try_join!(
+        run(&state, query(&website.id, "realtime", &["visitors", "pageviews"])),
+        run(&state, breakdown_of(&website.id, "realtime", "event:page", &["visitors"], 10)),
+    )?;
+    let values = totals.rows.first().map(|r| r.metrics.clone()).unwrap_or_default();
+    Ok(ok(json!({
+        "visitors": values.first().copied().unwrap_or_default() as i64,
+        "pageviews": values.get(1).copied().unwrap_or_default() as i64,
+        "from": rfc3339(totals.from_unix_ms),
+        "to": rfc3339(totals.to_unix_ms),
+        "top_pages": top(&pages, "page", &["visitors"]),
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use common::ErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn v1_filters_parse() {
+        let filters =
+            v1_filters("event:page==/blog/**;visit:country==US|DE;visit:source!=Google;event:page~pricing").unwrap();
+        let ops: Vec<_> = filters.iter().map(|f| (f.operator.as_str(), f.dimension.as_str(), f.values.len())).collect();
+        assert_eq!(
+            ops,
+            [
+                ("matches", "event:page", 1),
+                ("is", "visit:country", 2),
+                ("is_not", "visit:source", 1),
+                ("contains", "event:page", 1)
+            ]
+        );
+        assert!(v1_filters("event:page").is_err());
+        assert_eq!(ErrorCode::Validation, v1_filters("x").unwrap_err().error.code);
+    }
+}
