@@ -317,3 +317,37 @@ fn help_lists_the_configuration() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("ZENOVAY_DATABASE_URL"));
 }
+
+/// `zenovay --demo` (SPEC §9): seeds a user, a Pro team and a website with 30 days of traffic,
+/// and prints a key and a curl line that work.
+#[tokio::test]
+async fn demo_prints_a_working_key_and_curl_line() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay"))
+        .args(["--demo", "--http-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("ZENOVAY_DATABASE_URL")
+        .env_remove("ZENOVAY_REDIS_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|line| !line.starts_with("zenovay all listening on"))
+        .collect();
+    let curl = lines.iter().find_map(|l| l.strip_prefix("try: curl -H 'Authorization: Bearer ")).expect("a curl line");
+    let (key, url) = curl.split_once("' '").unwrap();
+    let url = url.trim_end_matches('\'');
+    assert!(key.starts_with("zv_"), "{lines:?}");
+    let response = reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap();
+    let (status, body) = crate::harness::into_json(response).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["data"]["visitors"].as_u64().unwrap() > 1000, "{body}");
+    assert_eq!(body["data"]["series"].as_array().unwrap().len(), 30);
+}

@@ -87,6 +87,10 @@ pub enum LogFormatArg {
 
 #[derive(Args, Debug, Clone)]
 pub struct Settings {
+    /// All-in-one only: seed a demo user, a Pro team and a website with 30 days of traffic, and
+    /// print an API key and a curl line to try.
+    #[arg(long, global = true)]
+    pub demo: bool,
     /// Where the gateway listens for HTTP.
     #[arg(long, env = "ZENOVAY_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub http_addr: SocketAddr,

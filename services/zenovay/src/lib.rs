@@ -2,6 +2,7 @@
 //! operator commands. Each role is built (listeners bound, pools opened) then run.
 
 pub mod cli;
+mod demo;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,9 @@ pub use cli::{Cli, Command, Settings};
 /// Every service in one process: the gateway calls each service's gRPC handlers in-process.
 pub struct AllInOne {
     gateway: Gateway,
+    identity: identity::Identity,
+    policy: policy::Policy,
+    analytics: analytics::Analytics,
 }
 
 impl AllInOne {
@@ -32,15 +36,20 @@ impl AllInOne {
         let policy = settings.policy()?.open(Some(changes.clone())).await?;
         let analytics = analytics::Analytics::open(&backend).await?;
         let backends = Backends {
-            identity: in_process(identity.into_grpc()),
-            policy: in_process(policy.into_grpc()),
-            analytics: in_process(analytics.into_grpc()),
+            identity: in_process(identity.clone().into_grpc()),
+            policy: in_process(policy.clone().into_grpc()),
+            analytics: in_process(analytics.clone().into_grpc()),
             changes: Some(changes),
         };
         let gateway = Gateway::build(&settings.gateway(), backends)
             .await
             .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
-        Ok(AllInOne { gateway })
+        Ok(AllInOne { gateway, identity, policy, analytics })
+    }
+
+    /// Seeds the `--demo` data and prints a key and a curl line to try.
+    pub async fn seed_demo(&self) -> anyhow::Result<()> {
+        demo::seed(&self.identity, &self.policy, &self.analytics, &format!("http://{}", self.local_addr())).await
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -81,6 +90,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::All) {
         Command::All => {
             let app = AllInOne::build(&settings).await?;
+            if settings.demo {
+                app.seed_demo().await?;
+            }
             announce("all", app.local_addr());
             app.run(shutdown).await
         }

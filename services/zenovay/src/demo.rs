@@ -1,0 +1,57 @@
+//! `--demo`: a user with a Pro team, a website with 30 days of generated traffic, and a key to
+//! try the API with, all seeded through the services' own rules before the server starts.
+
+use anyhow::Context;
+use common::access::{Grant, KeyTeams};
+use common::apikey::ApiKeySecret;
+use common::secret::random_token;
+use identity::service::NewApiKey;
+use indicatif::{ProgressBar, ProgressStyle};
+use policy::plans::{Overrides, Plan};
+
+const EMAIL: &str = "demo@zenovay.local";
+const DOMAIN: &str = "demo.zenovay.example";
+const EVENTS: u64 = 60_000;
+
+/// Seeds the demo and prints how to use it.
+pub async fn seed(
+    identity: &identity::Identity,
+    policy: &policy::Policy,
+    analytics: &analytics::Analytics,
+    base_url: &str,
+) -> anyhow::Result<()> {
+    let password = random_token("")[..20].to_owned();
+    let (user, _session) = identity.signup(EMAIL, &password, "Demo").await.context(
+        "the demo was already seeded in this data directory; start with an empty --data-dir to seed it again",
+    )?;
+    let team = identity.list_teams(&user.id).await?.into_iter().next().context("the demo user has no team")?;
+    policy.set_plan(&team.team.id, Plan::Pro, Overrides::default()).await?;
+    let website = analytics.create_website(&team.team.id, DOMAIN, "Demo site", Some("UTC")).await?;
+
+    let bar = ProgressBar::new(EVENTS).with_style(
+        ProgressStyle::with_template("seeding 30 days of traffic {bar:40} {pos}/{len} events")
+            .expect("a valid template"),
+    );
+    let traffic = analytics::generate::traffic(DOMAIN, common::time::now_ms(), 30, EVENTS, 42).inspect(|_| bar.inc(1));
+    analytics.import(traffic).await?;
+    bar.finish();
+
+    let secret = ApiKeySecret::generate();
+    let key = NewApiKey {
+        user_id: user.id,
+        name: "demo".into(),
+        grant: Grant::Full,
+        teams: KeyTeams::All,
+        digest: secret.digest(),
+        hint: secret.hint(),
+    };
+    identity.create_api_key(key).await?;
+    println!("demo user: {EMAIL} / {password}");
+    println!("demo API key (shown once): {}", secret.expose());
+    println!(
+        "try: curl -H 'Authorization: Bearer {}' '{base_url}/api/external/v1/analytics/{}?range=30d'",
+        secret.expose(),
+        website.id
+    );
+    Ok(())
+}
