@@ -429,91 +429,115 @@ async fn analytics_queries_conform() {
                 answer.rows.into_iter().map(|(dims, values)| (dims.join("/"), values)).collect::<Vec<_>>()
             }
         };
-        let all = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
+        // Every answer twice: from raw events, then from the days' rollups (and raw events for
+        // what rollups cannot answer): they must be the same.
+        for rolled_up in [false, true] {
+            let utc = analytics::service::WebsiteChanges { name: None, timezone: Some("UTC".into()) };
+            analytics.update_website(&site.id, utc).await.unwrap();
+            if rolled_up {
+                assert_eq!(analytics.roll_up(at("2026-01-12T00:00:00Z")).await.unwrap(), 2, "two closed days");
+            }
+            let all = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
+            let both_days = ("custom", "2026-01-10,2026-01-11");
+            // 4 visitors (B twice), 5 visits, 6 pageviews, 7 events; 4 of 5 visits bounce; 180 s / 5.
+            assert_eq!(
+                query(all, &[], vec![], both_days.0, both_days.1).await,
+                [(String::new(), vec![4.0, 5.0, 6.0, 1.2, 80.0, 36.0, 7.0])]
+            );
+            assert_eq!(
+                query(all, &[], vec![], "day", "2026-01-10").await,
+                [(String::new(), vec![2.0, 3.0, 4.0, 1.33, 67.0, 60.0, 5.0])]
+            );
+            assert_eq!(
+                query("visitors,pageviews", &["time:day"], vec![], both_days.0, both_days.1).await,
+                [("2026-01-10".to_owned(), vec![2.0, 4.0]), ("2026-01-11".to_owned(), vec![2.0, 2.0])]
+            );
+            let hours = query("pageviews", &["time:hour"], vec![], "day", "2026-01-10").await;
+            assert_eq!(hours.len(), 24, "zero-filled");
+            assert_eq!(hours[10], ("2026-01-10 10:00:00".to_owned(), vec![2.0]));
+            assert_eq!(
+                query("visitors,pageviews,visits,bounce_rate", &["event:page"], vec![], both_days.0, both_days.1).await,
+                [
+                    ("/".to_owned(), vec![3.0, 3.0, 3.0, 67.0]),
+                    ("/blog".to_owned(), vec![2.0, 2.0, 2.0, 100.0]),
+                    ("/pricing".to_owned(), vec![1.0, 1.0, 1.0, 0.0]),
+                ]
+            );
+            assert_eq!(
+                query("visitors,visits,bounce_rate", &["visit:source"], vec![], both_days.0, both_days.1).await,
+                [
+                    ("Direct / None".to_owned(), vec![2.0, 2.0, 100.0]),
+                    ("Google".to_owned(), vec![1.0, 1.0, 0.0]),
+                    ("Hacker News".to_owned(), vec![1.0, 1.0, 100.0]),
+                    ("newsletter".to_owned(), vec![1.0, 1.0, 100.0]),
+                ]
+            );
+            assert_eq!(
+                query("visits", &["visit:entry_page"], vec![], both_days.0, both_days.1).await,
+                [("/".to_owned(), vec![3.0]), ("/blog".to_owned(), vec![2.0])]
+            );
+            assert_eq!(
+                query("visitors", &["visit:browser", "visit:device"], vec![], both_days.0, both_days.1).await,
+                [
+                    ("Safari/Mobile".to_owned(), vec![2.0]),
+                    ("Chrome/Desktop".to_owned(), vec![1.0]),
+                    ("Firefox/Desktop".to_owned(), vec![1.0]),
+                ]
+            );
+            assert_eq!(
+                query(
+                    "visitors",
+                    &["visit:utm_medium", "visit:country"],
+                    vec![("is", "visit:country", "US")],
+                    both_days.0,
+                    both_days.1
+                )
+                .await,
+                [("/US".to_owned(), vec![1.0]), ("email/US".to_owned(), vec![1.0])]
+            );
+            // Filters: an event filter narrows events and the visits that include them.
+            let pricing = vec![("is", "event:page", "/pricing")];
+            assert_eq!(
+                query("visitors,pageviews,events,visits,visit_duration", &[], pricing, both_days.0, both_days.1).await,
+                [(String::new(), vec![1.0, 1.0, 2.0, 1.0, 180.0])]
+            );
+            let contains = vec![("contains", "event:page", "PRIC")];
+            assert_eq!(query("events", &[], contains, both_days.0, both_days.1).await, [(String::new(), vec![2.0])]);
+            let wildcard = vec![("matches", "event:page", "/b*")];
+            assert_eq!(query("pageviews", &[], wildcard, both_days.0, both_days.1).await, [(String::new(), vec![2.0])]);
+            let exit = vec![("is", "visit:exit_page", "/pricing")];
+            assert_eq!(
+                query("visitors,pageviews,visits", &[], exit, both_days.0, both_days.1).await,
+                [(String::new(), vec![1.0, 2.0, 1.0])]
+            );
+            let not_de = vec![("is_not", "visit:country", "DE"), ("is", "visit:source", "Google|newsletter")];
+            assert_eq!(
+                query("visitors,visits", &[], not_de, both_days.0, both_days.1).await,
+                [(String::new(), vec![2.0, 2.0])]
+            );
+            // The site's time zone decides the days: in New York, both of B's visits fall on the 10th
+            // (and rollups, whose UTC days straddle New York's, step aside).
+            let changes = analytics::service::WebsiteChanges { name: None, timezone: Some("America/New_York".into()) };
+            analytics.update_website(&site.id, changes).await.unwrap();
+            assert_eq!(
+                query("visitors,pageviews", &["time:day"], vec![], both_days.0, both_days.1).await,
+                [("2026-01-10".to_owned(), vec![3.0, 5.0]), ("2026-01-11".to_owned(), vec![1.0, 1.0])]
+            );
+        }
+        // A late event for a rolled-up day is counted at once, and in the next rollup.
+        let late = vec![event("2026-01-10T12:00:00Z", FIREFOX, "5.5.5.5", "FR", "pageview", "/late", "")];
+        assert_eq!(analytics.import(late).await.unwrap(), 1);
         let both_days = ("custom", "2026-01-10,2026-01-11");
-        // 4 visitors (B twice), 5 visits, 6 pageviews, 7 events; 4 of 5 visits bounce; 180 s / 5.
-        assert_eq!(
-            query(all, &[], vec![], both_days.0, both_days.1).await,
-            [(String::new(), vec![4.0, 5.0, 6.0, 1.2, 80.0, 36.0, 7.0])]
-        );
-        assert_eq!(
-            query(all, &[], vec![], "day", "2026-01-10").await,
-            [(String::new(), vec![2.0, 3.0, 4.0, 1.33, 67.0, 60.0, 5.0])]
-        );
-        assert_eq!(
-            query("visitors,pageviews", &["time:day"], vec![], both_days.0, both_days.1).await,
-            [("2026-01-10".to_owned(), vec![2.0, 4.0]), ("2026-01-11".to_owned(), vec![2.0, 2.0])]
-        );
-        let hours = query("pageviews", &["time:hour"], vec![], "day", "2026-01-10").await;
-        assert_eq!(hours.len(), 24, "zero-filled");
-        assert_eq!(hours[10], ("2026-01-10 10:00:00".to_owned(), vec![2.0]));
-        assert_eq!(
-            query("visitors,pageviews,visits,bounce_rate", &["event:page"], vec![], both_days.0, both_days.1).await,
-            [
-                ("/".to_owned(), vec![3.0, 3.0, 3.0, 67.0]),
-                ("/blog".to_owned(), vec![2.0, 2.0, 2.0, 100.0]),
-                ("/pricing".to_owned(), vec![1.0, 1.0, 1.0, 0.0]),
-            ]
-        );
-        assert_eq!(
-            query("visitors,visits,bounce_rate", &["visit:source"], vec![], both_days.0, both_days.1).await,
-            [
-                ("Direct / None".to_owned(), vec![2.0, 2.0, 100.0]),
-                ("Google".to_owned(), vec![1.0, 1.0, 0.0]),
-                ("Hacker News".to_owned(), vec![1.0, 1.0, 100.0]),
-                ("newsletter".to_owned(), vec![1.0, 1.0, 100.0]),
-            ]
-        );
-        assert_eq!(
-            query("visits", &["visit:entry_page"], vec![], both_days.0, both_days.1).await,
-            [("/".to_owned(), vec![3.0]), ("/blog".to_owned(), vec![2.0])]
-        );
-        assert_eq!(
-            query("visitors", &["visit:browser", "visit:device"], vec![], both_days.0, both_days.1).await,
-            [
-                ("Safari/Mobile".to_owned(), vec![2.0]),
-                ("Chrome/Desktop".to_owned(), vec![1.0]),
-                ("Firefox/Desktop".to_owned(), vec![1.0]),
-            ]
-        );
-        assert_eq!(
-            query(
-                "visitors",
-                &["visit:utm_medium", "visit:country"],
-                vec![("is", "visit:country", "US")],
-                both_days.0,
-                both_days.1
-            )
-            .await,
-            [("/US".to_owned(), vec![1.0]), ("email/US".to_owned(), vec![1.0])]
-        );
-        // Filters: an event filter narrows events and the visits that include them.
-        let pricing = vec![("is", "event:page", "/pricing")];
-        assert_eq!(
-            query("visitors,pageviews,events,visits,visit_duration", &[], pricing, both_days.0, both_days.1).await,
-            [(String::new(), vec![1.0, 1.0, 2.0, 1.0, 180.0])]
-        );
-        let contains = vec![("contains", "event:page", "PRIC")];
-        assert_eq!(query("events", &[], contains, both_days.0, both_days.1).await, [(String::new(), vec![2.0])]);
-        let wildcard = vec![("matches", "event:page", "/b*")];
-        assert_eq!(query("pageviews", &[], wildcard, both_days.0, both_days.1).await, [(String::new(), vec![2.0])]);
-        let exit = vec![("is", "visit:exit_page", "/pricing")];
-        assert_eq!(
-            query("visitors,pageviews,visits", &[], exit, both_days.0, both_days.1).await,
-            [(String::new(), vec![1.0, 2.0, 1.0])]
-        );
-        let not_de = vec![("is_not", "visit:country", "DE"), ("is", "visit:source", "Google|newsletter")];
-        assert_eq!(
-            query("visitors,visits", &[], not_de, both_days.0, both_days.1).await,
-            [(String::new(), vec![2.0, 2.0])]
-        );
-        // The site's time zone decides the days: in New York, B's and B's events fall on the 10th.
-        let changes = analytics::service::WebsiteChanges { name: None, timezone: Some("America/New_York".into()) };
-        analytics.update_website(&site.id, changes).await.unwrap();
-        assert_eq!(
-            query("visitors,pageviews", &["time:day"], vec![], both_days.0, both_days.1).await,
-            [("2026-01-10".to_owned(), vec![3.0, 5.0]), ("2026-01-11".to_owned(), vec![1.0, 1.0])]
-        );
+        let utc = analytics::service::WebsiteChanges { name: None, timezone: Some("UTC".into()) };
+        analytics.update_website(&site.id, utc).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                query("visitors,pageviews", &[], vec![], both_days.0, both_days.1).await,
+                [(String::new(), vec![5.0, 7.0])]
+            );
+            analytics.roll_up(at("2026-01-12T00:00:00Z")).await.unwrap();
+        }
+        assert_eq!(analytics.roll_up(at("2026-01-12T00:00:00Z")).await.unwrap(), 0, "nothing left to roll up");
         // Bad names are refused, naming the field.
         for (metrics, dims) in
             [("sessions", vec![]), ("visitors", vec!["visit:planet"]), ("visitors", vec!["time:day", "time:hour"])]
@@ -533,6 +557,83 @@ async fn analytics_queries_conform() {
             };
             let error = analytics.query(request).await.err().unwrap();
             assert_eq!(error.code, ErrorCode::Validation, "{metrics} {dims:?}");
+        }
+    })
+    .await;
+}
+
+/// Rollups answer exactly as raw events do, for generated traffic, every query shape rollups
+/// serve, and a site in UTC and one in another zone, on each backend.
+#[tokio::test]
+async fn rollups_answer_as_raw_events_do() {
+    use analytics::service::QueryRequest;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T15:30:00Z").unwrap().timestamp_millis();
+        let mut shapes = Vec::new();
+        for (domain, tz) in [("utc.example", "UTC"), ("tokyo.example", "Asia/Tokyo")] {
+            let site = analytics.create_website("t", domain, "G", Some(tz)).await.unwrap();
+            analytics.import(analytics::generate::traffic(domain, end, 20, 4_000, 3)).await.unwrap();
+            let all = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
+            for dims in [
+                vec![],
+                vec!["event:page"],
+                vec!["visit:source"],
+                vec!["visit:exit_page"],
+                vec!["time:day"],
+                vec!["time:week", "visit:country"],
+                vec!["time:month"],
+            ] {
+                for date in ["2026-03-10,2026-03-19", "2026-03-01,2026-03-20", "2026-03-19,2026-03-19"] {
+                    shapes.push(QueryRequest {
+                        website_id: site.id.clone(),
+                        metrics: all.split(',').map(str::to_owned).collect(),
+                        dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                        filters: vec![],
+                        period: "custom".into(),
+                        date: date.into(),
+                        order_by: vec![],
+                        limit: 0,
+                        offset: 0,
+                        fill_time: true,
+                        previous_period: false,
+                    });
+                }
+            }
+        }
+        let answers = |analytics: analytics::Analytics, shapes: Vec<QueryRequest>| async move {
+            let (mut all, mut rolled_up_days) = (Vec::new(), 0);
+            for shape in shapes {
+                let what = format!("{:?} {}", shape.dimensions, shape.date);
+                let (answer, _) = analytics.query(shape).await.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+                rolled_up_days += answer.rolled_up_days;
+                all.push(answer.rows);
+            }
+            (all, rolled_up_days)
+        };
+        let clone = |s: &QueryRequest| QueryRequest {
+            website_id: s.website_id.clone(),
+            metrics: s.metrics.clone(),
+            dimensions: s.dimensions.clone(),
+            filters: vec![],
+            period: s.period.clone(),
+            date: s.date.clone(),
+            order_by: vec![],
+            limit: 0,
+            offset: 0,
+            fill_time: true,
+            previous_period: false,
+        };
+        let (raw, none) = answers(analytics.clone(), shapes.iter().map(clone).collect()).await;
+        assert_eq!(none, 0, "nothing is rolled up yet");
+        assert!(raw[0][0].1[0] > 100.0, "traffic was generated: {:?}", raw[0]);
+        let rolled = analytics.roll_up(end).await.unwrap();
+        assert!(rolled >= 38, "two sites, 20 closed days each: {rolled}");
+        let (from_rollups, used) = answers(analytics.clone(), shapes.iter().map(clone).collect()).await;
+        assert!(used > 200, "most shapes read rollups: {used} days");
+        for ((shape, raw), rolled) in shapes.iter().zip(&raw).zip(&from_rollups) {
+            assert_eq!(raw, rolled, "{:?} {}", shape.dimensions, shape.date);
         }
     })
     .await;

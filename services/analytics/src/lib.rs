@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod model;
 pub mod parse;
 pub mod query;
+pub mod rollup;
 pub mod service;
 pub mod store;
 
@@ -22,6 +23,9 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 pub use service::Analytics;
+
+/// How often closed days are rolled up.
+pub const ROLLUP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,6 +42,7 @@ pub struct Server {
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
         let analytics = Analytics::open(&config.backend).await?;
+        analytics.spawn_rollups(ROLLUP_EVERY);
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server { listener, analytics })
     }

@@ -96,6 +96,22 @@ pub enum Dim {
     Time(Interval),
 }
 
+/// The dimensions kept in daily rollups (with the day's totals).
+pub const ROLLUP_DIMS: [Dim; 12] = [
+    Dim::Page,
+    Dim::Name,
+    Dim::EntryPage,
+    Dim::ExitPage,
+    Dim::Source,
+    Dim::UtmSource,
+    Dim::UtmMedium,
+    Dim::UtmCampaign,
+    Dim::Country,
+    Dim::Device,
+    Dim::Browser,
+    Dim::Os,
+];
+
 impl Dim {
     const ALL: [Dim; 16] = [
         Dim::Page,
@@ -247,6 +263,8 @@ pub struct Answer {
     pub rows: Vec<(Vec<String>, Vec<f64>)>,
     pub total_rows: usize,
     pub time_labels: Vec<String>,
+    /// Days read from rollups rather than raw events.
+    pub rolled_up_days: usize,
 }
 
 impl Query {
@@ -290,6 +308,31 @@ impl Query {
         Ok(Query { website_id, tz, from, to, metrics, dims, filters, order, limit, offset, fill_time })
     }
 
+    /// The same query over a part of its period (time buckets stay those of the whole).
+    pub fn with_range(&self, from: i64, to: i64) -> Query {
+        Query { from, to, ..self.clone() }
+    }
+
+    pub fn needs_events(&self) -> bool {
+        self.metrics.iter().any(|m| m.counted_over_events())
+    }
+
+    pub fn needs_visits(&self) -> bool {
+        !self.metrics.iter().all(|m| m.counted_over_events())
+    }
+
+    /// Whether daily rollups can answer this query, and with which dimension's rows (None: the
+    /// totals). They keep one dimension per row, whole days and no filters.
+    pub fn rollup_dim(&self) -> Option<Option<Dim>> {
+        let mut other = self.dims.iter().filter(|d| !matches!(d, Dim::Time(_)));
+        let dim = other.next().copied();
+        let fits = self.filters.is_empty()
+            && other.next().is_none()
+            && !self.dims.contains(&Dim::Time(Interval::Hour))
+            && dim.is_none_or(|d| ROLLUP_DIMS.contains(&d));
+        fits.then_some(dim)
+    }
+
     fn time_dim(&self) -> Option<(usize, Interval)> {
         self.dims.iter().enumerate().find_map(|(i, d)| match d {
             Dim::Time(interval) => Some((i, *interval)),
@@ -303,7 +346,7 @@ impl Query {
 
     /// The SQL of the events part, when a metric needs it.
     pub fn event_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
-        if !self.metrics.iter().any(|m| m.counted_over_events()) {
+        if !self.needs_events() {
             return None;
         }
         let mut sql = Sql::default();
@@ -334,7 +377,7 @@ impl Query {
 
     /// The SQL of the visits part, when a metric needs it.
     pub fn visit_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
-        if self.metrics.iter().all(|m| m.counted_over_events()) {
+        if !self.needs_visits() {
             return None;
         }
         let mut sql = Sql::default();
@@ -473,7 +516,12 @@ impl Query {
                 key[i] = buckets.labels.get(bucket_of(key, i)).cloned().unwrap_or_default();
             }
         }
-        Answer { rows, total_rows, time_labels: buckets.map(|b| b.labels.clone()).unwrap_or_default() }
+        Answer {
+            rows,
+            total_rows,
+            time_labels: buckets.map(|b| b.labels.clone()).unwrap_or_default(),
+            rolled_up_days: 0,
+        }
     }
 }
 
@@ -607,9 +655,17 @@ impl Buckets {
         Ok(Buckets { starts, labels })
     }
 
+    /// The bucket holding instant `ts` of the period.
+    pub fn index_of(&self, ts: i64) -> usize {
+        self.starts.partition_point(|start| *start <= ts).saturating_sub(1)
+    }
+
     /// SQL mapping `column` to its bucket index. The bounds are integers we computed, so they
     /// are written inline rather than bound.
     fn case(&self, column: &str) -> String {
+        if self.starts.len() < 2 {
+            return "CAST(0 AS BIGINT)".to_owned();
+        }
         let mut case = String::from("CAST(CASE");
         for (i, start) in self.starts.iter().enumerate().skip(1) {
             case.push_str(&format!(" WHEN {column} < {start} THEN {}", i - 1));

@@ -14,7 +14,7 @@ use common::{Error, Result};
 
 use crate::events::Writer;
 use crate::model::{Website, normalize_domain, validate_name, validate_timezone};
-use crate::query::{Answer, Filter, Query, period_range};
+use crate::query::{Answer, Buckets, Counted, Filter, Query, period_range};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -147,20 +147,36 @@ impl Analytics {
             request.fill_time,
         )?;
         let buckets = query.buckets()?;
+        let (events, visits, rolled_up_days) = match self.read_rollups(&query, buckets.as_ref()).await? {
+            Some(parts) => parts,
+            None => {
+                let (events, visits) = self.read_events(&query, buckets.as_ref()).await?;
+                (events, visits, 0)
+            }
+        };
+        let answer = query.answer(events, visits, buckets.as_ref());
+        Ok((Answer { rolled_up_days, ..answer }, range))
+    }
+
+    /// Both parts of a query, computed from raw events and visits.
+    pub(crate) async fn read_events(
+        &self,
+        query: &Query,
+        buckets: Option<&Buckets>,
+    ) -> Result<(Vec<Counted>, Vec<Counted>)> {
         let like = self.store.like();
         let events = async {
-            match query.event_sql(like, buckets.as_ref()) {
+            match query.event_sql(like, buckets) {
                 Some(sql) => self.store.counted(&sql, &query.dims, 3).await,
                 None => Ok(vec![]),
             }
         };
         let visits = async {
-            match query.visit_sql(like, buckets.as_ref()) {
+            match query.visit_sql(like, buckets) {
                 Some(sql) => self.store.counted(&sql, &query.dims, 4).await,
                 None => Ok(vec![]),
             }
         };
-        let (events, visits) = tokio::try_join!(events, visits)?;
-        Ok((query.answer(events, visits, buckets.as_ref()), range))
+        tokio::try_join!(events, visits)
     }
 }

@@ -222,8 +222,99 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
+        let mut days: Vec<(&str, i64)> = events.iter().map(|e| (e.website_id.as_str(), day_of(e.ts))).collect();
+        days.sort_unstable();
+        days.dedup();
+        for (website_id, day) in days {
+            sqlx::query(
+                "INSERT INTO rollup_pending (website_id, day, version) VALUES ($1, $2, 1) \
+                 ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
+            )
+            .bind(website_id)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM rollup_days WHERE website_id = $1 AND day = $2")
+                .bind(website_id)
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Days with events not rolled up yet, before `before` (a day start): (site, day, version).
+    pub async fn pending_days(&self, before: i64) -> Result<Vec<(String, i64, i64)>> {
+        let rows = sqlx::query("SELECT website_id, day, version FROM rollup_pending WHERE day < $1 ORDER BY day")
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("website_id")?, r.try_get("day")?, r.try_get("version")?))).collect()
+    }
+
+    /// Replaces a day's rollup, and marks it current unless the day was written to since
+    /// `version` was read. Returns whether it was marked current.
+    pub async fn write_rollup(&self, website_id: &str, day: i64, version: i64, rows: &[RollupRow]) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query("DELETE FROM rollup_pending WHERE website_id = $1 AND day = $2 AND version = $3")
+            .bind(website_id)
+            .bind(day)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM rollups WHERE website_id = $1 AND day = $2")
+            .bind(website_id)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        for chunk in rows.chunks(200) {
+            let sql = insert_rows("rollups", ROLLUP_COLUMNS, chunk.len());
+            let mut insert = sqlx::query(&sql);
+            for row in chunk {
+                insert = insert.bind(website_id).bind(day).bind(&row.dim).bind(&row.value);
+                for counter in row.counters {
+                    insert = insert.bind(counter);
+                }
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO rollup_days (website_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(website_id)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Rollup rows of `dim` and the totals ('') of the current days in `[from, to)`, in one
+    /// statement so that both come from the same state.
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollups"))]
+    pub async fn rollup_rows(&self, website_id: &str, dim: &str, from: i64, to: i64) -> Result<Vec<(i64, RollupRow)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT r.day, r.dim, r.value, {COUNTERS} FROM rollups r \
+             JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day \
+             WHERE r.website_id = $1 AND r.dim IN ('', $2) AND r.day >= $3 AND r.day < $4"
+        ))
+        .bind(website_id)
+        .bind(dim)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let mut counters = [0; 7];
+                for (i, counter) in counters.iter_mut().enumerate() {
+                    *counter = r.try_get(3 + i)?;
+                }
+                Ok((r.try_get("day")?, RollupRow { dim: r.try_get("dim")?, value: r.try_get("value")?, counters }))
+            })
+            .collect()
     }
 
     /// Rows of one part of a query: its dimension values (time buckets as indexes) and counters.
@@ -298,6 +389,26 @@ fn insert_rows(table: &str, columns: &str, rows: usize) -> String {
         .map(|i| format!("({})", (1..=width).map(|j| format!("${}", i * width + j)).collect::<Vec<_>>().join(", ")))
         .collect();
     format!("INSERT INTO {table} ({columns}) VALUES {}", rows.join(", "))
+}
+
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The first instant of the UTC day of `ts`.
+pub fn day_of(ts: i64) -> i64 {
+    ts - ts.rem_euclid(DAY_MS)
+}
+
+const COUNTERS: &str = "visitors, pageviews, events, visits, bounces, duration, views";
+const ROLLUP_COLUMNS: &str =
+    "website_id, day, dim, value, visitors, pageviews, events, visits, bounces, duration, views";
+
+/// One dimension value's counters for a day: visitors, pageviews, events (over the day's
+/// events), then visits, bounces, duration, views (over visits that started that day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupRow {
+    pub dim: String,
+    pub value: String,
+    pub counters: [i64; 7],
 }
 
 /// Events of one visit more than this apart belong to two visits.

@@ -35,6 +35,7 @@ impl AllInOne {
         let identity = identity::Identity::open(&backend, settings.key_hasher()?, Some(changes.clone())).await?;
         let policy = settings.policy()?.open(Some(changes.clone())).await?;
         let analytics = analytics::Analytics::open(&backend).await?;
+        analytics.spawn_rollups(analytics::ROLLUP_EVERY);
         let backends = Backends {
             identity: in_process(identity.clone().into_grpc()),
             policy: in_process(policy.clone().into_grpc()),
@@ -156,7 +157,13 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
             let traffic = analytics::generate::traffic(&site.domain, common::time::now_ms(), days, events, seed);
             let stored = analytics.import(traffic).await?;
             let secs = started.elapsed().as_secs_f64();
-            println!("{}: stored {stored} events over {days} days in {secs:.1} s", site.domain);
+            let started = std::time::Instant::now();
+            let rolled = analytics.roll_up(common::time::now_ms()).await?;
+            let rollup_secs = started.elapsed().as_secs_f64();
+            println!(
+                "{}: stored {stored} events over {days} days in {secs:.1} s, rolled up {rolled} days in {rollup_secs:.1} s",
+                site.domain
+            );
             Ok(())
         }
     }

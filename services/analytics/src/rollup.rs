@@ -1,0 +1,145 @@
+//! Daily rollups: what they hold, how closed days are rolled up, and how a query reads them.
+//!
+//! A visitor hash is salted per UTC day, so no visitor and no visit spans two UTC days. Every
+//! counter of a UTC day therefore adds up across days exactly, distinct visitors included. A
+//! query reads the rolled-up days of its period from `rollups` and computes the rest (partial
+//! days at the edges, today, days written to since their rollup) from raw events, then adds
+//! both. The rollup of a day is the query engine's own answer for that day, so both paths share
+//! one definition of every metric.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono_tz::Tz;
+use common::Result;
+
+use crate::query::{Buckets, Counted, Dim, Metric, Query, ROLLUP_DIMS};
+use crate::service::Analytics;
+use crate::store::{DAY_MS, RollupRow, day_of};
+
+/// Adds `counters` into the row of `key`, so that parts computed separately merge.
+fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[i64]) {
+    let row = rows.entry(key).or_insert_with(|| vec![0; counters.len()]);
+    for (total, n) in row.iter_mut().zip(counters) {
+        *total += n;
+    }
+}
+
+impl Analytics {
+    /// Rolls up every closed UTC day (before the day of `now`) written to since its last rollup;
+    /// returns how many days were rolled up.
+    pub async fn roll_up(&self, now: i64) -> Result<usize> {
+        let mut done = 0;
+        for (website_id, day, version) in self.store.pending_days(day_of(now)).await? {
+            let rows = self.day_rows(&website_id, day).await?;
+            if self.store.write_rollup(&website_id, day, version, &rows).await? {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Rolls up closed days now and then, for as long as the service runs.
+    pub fn spawn_rollups(&self, every: std::time::Duration) {
+        let analytics = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = analytics.roll_up(common::time::now_ms()).await {
+                    tracing::warn!(error = %e, "rollup failed; queries read raw events meanwhile");
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    /// The rows of one day: totals, and every rolled-up dimension's values.
+    async fn day_rows(&self, website_id: &str, day: i64) -> Result<Vec<RollupRow>> {
+        let metrics: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_owned()).collect();
+        let mut rows = Vec::new();
+        for dim in std::iter::once(None).chain(ROLLUP_DIMS.into_iter().map(Some)) {
+            let dims: Vec<String> = dim.map(|d| d.name().to_owned()).into_iter().collect();
+            let query = Query::new(
+                website_id.to_owned(),
+                Tz::UTC,
+                (day, day + DAY_MS),
+                &metrics,
+                &dims,
+                vec![],
+                &[],
+                (0, 0),
+                false,
+            )?;
+            let (events, visits) = self.read_events(&query, None).await?;
+            let mut counters: HashMap<Vec<String>, Vec<i64>> = HashMap::new();
+            for (key, c) in events {
+                add(&mut counters, key, &[c[0], c[1], c[2], 0, 0, 0, 0]);
+            }
+            for (key, c) in visits {
+                add(&mut counters, key, &[0, 0, 0, c[0], c[1], c[2], c[3]]);
+            }
+            for (key, c) in counters {
+                let counters = [c[0], c[1], c[2], c[3], c[4], c[5], c[6]];
+                let value = key.into_iter().next().unwrap_or_default();
+                rows.push(RollupRow { dim: dim.map_or("", Dim::name).to_owned(), value, counters });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Both parts of a query from the rolled-up days of its period plus raw events for the rest,
+    /// and how many days came from rollups; or None when rollups cannot answer it (filters, two dimensions, hours, nothing rolled up).
+    pub(crate) async fn read_rollups(
+        &self,
+        query: &Query,
+        buckets: Option<&Buckets>,
+    ) -> Result<Option<(Vec<Counted>, Vec<Counted>, usize)>> {
+        let Some(dim) = query.rollup_dim() else { return Ok(None) };
+        let (first, last) = (day_of(query.from + DAY_MS - 1), day_of(query.to));
+        if first >= last {
+            return Ok(None);
+        }
+        let wanted = dim.map_or("", Dim::name);
+        let rows = self.store.rollup_rows(&query.website_id, wanted, first, last).await?;
+        let rolled: BTreeSet<i64> = rows.iter().filter(|(_, r)| r.dim.is_empty()).map(|(day, _)| *day).collect();
+        // Each rolled-up day must fall in one time bucket: days of the site's zone that are not
+        // UTC days are computed from raw events.
+        let splits_a_day = |b: &Buckets| rolled.iter().any(|day| b.index_of(*day) != b.index_of(day + DAY_MS - 1));
+        if rolled.is_empty() || buckets.is_some_and(splits_a_day) {
+            return Ok(None);
+        }
+        let (mut events, mut visits) = (HashMap::new(), HashMap::new());
+        for (day, row) in rows.iter().filter(|(_, r)| r.dim == wanted) {
+            let key: Vec<String> = query
+                .dims
+                .iter()
+                .map(|d| match (d, buckets) {
+                    (Dim::Time(_), Some(b)) => b.index_of(*day).to_string(),
+                    _ => row.value.clone(),
+                })
+                .collect();
+            let c = &row.counters;
+            if query.needs_events() && c[2] > 0 {
+                add(&mut events, key.clone(), &c[..3]);
+            }
+            if query.needs_visits() && c[3] > 0 {
+                add(&mut visits, key, &c[3..]);
+            }
+        }
+        let mut start = query.from;
+        let mut segments = Vec::new();
+        for day in &rolled {
+            if *day > start {
+                segments.push((start, *day));
+            }
+            start = day + DAY_MS;
+        }
+        if start < query.to {
+            segments.push((start, query.to));
+        }
+        for (from, to) in segments {
+            let (e, v) = self.read_events(&query.with_range(from, to), buckets).await?;
+            e.into_iter().for_each(|(key, c)| add(&mut events, key, &c));
+            v.into_iter().for_each(|(key, c)| add(&mut visits, key, &c));
+        }
+        Ok(Some((events.into_iter().collect(), visits.into_iter().collect(), rolled.len())))
+    }
+}
