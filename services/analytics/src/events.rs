@@ -156,16 +156,15 @@ impl Analytics {
             .ok_or_else(|| field("url", "must be an absolute http(s) URL"))?;
         let props = props(&event.props_json)?;
         let (revenue_amount, revenue_currency) = revenue(&event.revenue_json)?;
-        if event.user_agent.is_empty() || self.bots.is_bot(&event.user_agent) {
+        let Some(client) = self.client_of(&event.user_agent) else {
             return Ok(None);
-        }
+        };
         let mut hash = Sha256::new();
         for part in [salt, website_id, &event.client_ip, &event.user_agent] {
             hash.update(part.as_bytes());
             hash.update([0]);
         }
         let utm = parse::utm(&url);
-        let client = parse::client(&event.user_agent);
         let source = match parse::source(&event.referrer, &url, &utm.source) {
             direct if direct.is_empty() => DIRECT.to_owned(),
             source => source,
@@ -202,6 +201,21 @@ impl Analytics {
                 device: client.device,
             },
         }))
+    }
+
+    /// What a user agent says, or None for a bot. Browsers send few distinct user agents, so
+    /// each is judged once: the bot patterns are the costliest step of an event.
+    fn client_of(&self, user_agent: &str) -> Option<parse::Client> {
+        if let Some(known) = self.clients.lock().expect("clients lock poisoned").get(user_agent) {
+            return known.clone();
+        }
+        let client = (!user_agent.is_empty() && !self.bots.is_bot(user_agent)).then(|| parse::client(user_agent));
+        let mut clients = self.clients.lock().expect("clients lock poisoned");
+        if clients.len() >= 10_000 {
+            clients.clear();
+        }
+        clients.insert(user_agent.to_owned(), client.clone());
+        client
     }
 
     /// The site an event names by tracking code or domain.

@@ -10,6 +10,7 @@ use url::Url;
 const UNKNOWN: &str = "Unknown";
 
 /// Browser, operating system and device class of a user agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub browser: String,
     pub os: String,

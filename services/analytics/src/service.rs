@@ -26,6 +26,8 @@ pub struct Analytics {
     pub(crate) writer: Writer,
     /// Sites by the name trackers send (domain or tracking code), with when they were read.
     pub(crate) sites: Arc<Mutex<HashMap<String, (Website, Instant)>>>,
+    /// User agents seen lately: what they say, or None for bots.
+    pub(crate) clients: Arc<Mutex<HashMap<String, Option<crate::parse::Client>>>>,
 }
 
 /// A statistics query as asked, before validation (see `query.rs` for the names).
@@ -59,6 +61,7 @@ impl Analytics {
             bots: Arc::new(isbot::Bots::default()),
             salt: Arc::default(),
             sites: Arc::default(),
+            clients: Arc::default(),
         })
     }
 

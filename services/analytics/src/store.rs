@@ -129,9 +129,9 @@ impl Store {
         visitors.dedup();
         for chunk in visitors.chunks(500) {
             let sql = format!(
-                "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id IN ({}) AND last_ts >= ${}",
-                common::db::placeholders(chunk.len()),
-                chunk.len() + 1
+                "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id IN ({}) AND last_ts >= {}",
+                self.params(0, chunk.len()),
+                self.params(chunk.len(), 1)
             );
             let mut query = sqlx::query(&sql);
             for visitor in chunk {
@@ -164,7 +164,7 @@ impl Store {
             *touched = true;
         }
         for chunk in events.chunks(200) {
-            let sql = insert_rows("events", EVENT_COLUMNS, chunk.len());
+            let sql = self.insert_rows("events", EVENT_COLUMNS, chunk.len());
             let mut query = sqlx::query(&sql);
             for e in chunk {
                 query = query
@@ -193,7 +193,7 @@ impl Store {
         }
         let touched: Vec<&Visit> = visits.iter().filter(|(_, touched)| *touched).map(|(visit, _)| visit).collect();
         for chunk in touched.chunks(200) {
-            let mut sql = insert_rows("visits", VISIT_COLUMNS, chunk.len());
+            let mut sql = self.insert_rows("visits", VISIT_COLUMNS, chunk.len());
             sql.push_str(
                 " ON CONFLICT (id) DO UPDATE SET last_ts = excluded.last_ts, pageviews = excluded.pageviews, \
                  events = excluded.events, exit_page = excluded.exit_page",
@@ -272,7 +272,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         for chunk in rows.chunks(200) {
-            let sql = insert_rows("rollups", ROLLUP_COLUMNS, chunk.len());
+            let sql = self.insert_rows("rollups", ROLLUP_COLUMNS, chunk.len());
             let mut insert = sqlx::query(&sql);
             for row in chunk {
                 insert = insert.bind(website_id).bind(day).bind(&row.dim).bind(&row.value);
@@ -345,6 +345,22 @@ impl Store {
             .collect()
     }
 
+    /// `n` parameters numbered after `before`, comma-separated. SQLite gets anonymous `?`s:
+    /// it looks numbered parameters up by name one at a time, which made a statement of a few
+    /// thousand parameters spend most of its time finding them.
+    fn params(&self, before: usize, n: usize) -> String {
+        let one = |i: usize| if self.system == "sqlite" { "?".to_owned() } else { format!("${}", before + i) };
+        (1..=n).map(one).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `INSERT INTO table (columns) VALUES (…), (…)` for `rows` rows: one statement per chunk of
+    /// a batch instead of one per row.
+    fn insert_rows(&self, table: &str, columns: &str, rows: usize) -> String {
+        let width = columns.split(',').count();
+        let rows: Vec<String> = (0..rows).map(|i| format!("({})", self.params(i * width, width))).collect();
+        format!("INSERT INTO {table} ({columns}) VALUES {}", rows.join(", "))
+    }
+
     /// `LIKE` that ignores ASCII case, as SQLite's does.
     pub fn like(&self) -> &'static str {
         if self.system == "postgresql" { "ILIKE" } else { "LIKE" }
@@ -379,16 +395,6 @@ pub struct NewEvent {
     pub visit_id: String,
     /// The event's own attributes on arrival; its visit's once stored.
     pub visit: VisitAttributes,
-}
-
-/// `INSERT INTO table (columns) VALUES ($1, …), (…)` for `rows` rows: one statement per chunk of
-/// a batch instead of one per row.
-fn insert_rows(table: &str, columns: &str, rows: usize) -> String {
-    let width = columns.split(',').count();
-    let rows: Vec<String> = (0..rows)
-        .map(|i| format!("({})", (1..=width).map(|j| format!("${}", i * width + j)).collect::<Vec<_>>().join(", ")))
-        .collect();
-    format!("INSERT INTO {table} ({columns}) VALUES {}", rows.join(", "))
 }
 
 pub const DAY_MS: i64 = 86_400_000;
