@@ -119,7 +119,7 @@ impl Store {
     /// starting a new one. Events are taken in time order.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "INSERT events", batch = events.len()))]
     pub async fn insert_events(&self, events: &mut [NewEvent]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Every visit the batch may touch; `current` points at each visitor's latest.
         let mut visits: Vec<(Visit, bool)> = vec![];
         let mut current: HashMap<(String, String), usize> = HashMap::new();
@@ -256,7 +256,7 @@ impl Store {
     /// Replaces a day's rollup, and marks it current unless the day was written to since
     /// `version` was read. Returns whether it was marked current.
     pub async fn write_rollup(&self, website_id: &str, day: i64, version: i64, rows: &[RollupRow]) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let claimed = sqlx::query("DELETE FROM rollup_pending WHERE website_id = $1 AND day = $2 AND version = $3")
             .bind(website_id)
             .bind(day)
@@ -359,6 +359,17 @@ impl Store {
         let width = columns.split(',').count();
         let rows: Vec<String> = (0..rows).map(|i| format!("({})", self.params(i * width, width))).collect();
         format!("INSERT INTO {table} ({columns}) VALUES {}", rows.join(", "))
+    }
+
+    /// A transaction that will write. SQLite's must take the write lock up front: a transaction
+    /// that reads first cannot upgrade once another connection (another process, say) has
+    /// written, and fails at once instead of waiting.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(if self.system == "sqlite" {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        })
     }
 
     /// `LIKE` that ignores ASCII case, as SQLite's does.
