@@ -20,7 +20,7 @@ use axum::extract::{MatchedPath, OriginalUri};
 use axum::http::{Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use common::ErrorCode;
 use common::shutdown::Shutdown;
 use opentelemetry::trace::TraceContextExt;
@@ -208,7 +208,7 @@ async fn close_when_draining(
 }
 
 fn router(state: AppState) -> Router {
-    use routes::{account, events, external, stats, teams};
+    use routes::{account, events, external, mcp, oauth, stats, teams};
 
     let dashboard = Router::new()
         .route("/auth/signup", post(account::signup))
@@ -223,6 +223,8 @@ fn router(state: AppState) -> Router {
         .route("/teams/{id}/audit-log", get(teams::get_audit_log))
         .route("/account/api-keys", get(account::list_keys).post(account::create_key))
         .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
+        .route("/account/mcp-connections", get(oauth::list_connections))
+        .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(record_route));
 
@@ -254,6 +256,29 @@ fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit_headers))
         .route_layer(middleware::from_fn(record_route));
 
+    // MCP clients may run in a browser: the OAuth endpoints and /mcp take bearer tokens, never
+    // cookies, so any origin may call them.
+    let open_cors =
+        CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::POST, Method::DELETE]).allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("mcp-protocol-version"),
+            header::HeaderName::from_static("mcp-session-id"),
+        ]);
+    let mcp_service = tower::ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(state.clone(), mcp::require_token))
+        .service(mcp::service(state.clone()));
+    let oauth = Router::new()
+        .route("/.well-known/oauth-protected-resource", get(oauth::protected_resource))
+        .route("/.well-known/oauth-protected-resource/mcp", get(oauth::protected_resource))
+        .route("/.well-known/oauth-authorization-server", get(oauth::authorization_server))
+        .route("/oauth/register", post(oauth::register))
+        .route("/oauth/token", post(oauth::token))
+        .route_service("/mcp", mcp_service)
+        .layer(open_cors)
+        // The consent page is a same-site form: no CORS.
+        .route("/oauth/authorize", get(oauth::authorize_page).post(oauth::authorize_submit));
+
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -266,6 +291,7 @@ fn router(state: AppState) -> Router {
             ),
         )
         .route_layer(middleware::from_fn(record_route))
+        .merge(oauth)
         .nest("/api/v1", dashboard)
         .nest("/api/external/v1", external)
         .fallback(not_found)

@@ -20,6 +20,7 @@ mod harness;
 mod hello;
 mod keys;
 mod limits;
+mod mcp;
 mod operations;
 mod propagation;
 mod tracing;

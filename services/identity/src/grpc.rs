@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use common::access::Role;
 
+use crate::mcp::{McpConnection, McpTokens, OAuthClient};
 use crate::model::{ApiKey, AuditEntry, Member, Membership, Team, User};
 use crate::service::{Identity, NewApiKey};
 
@@ -192,5 +193,101 @@ impl IdentityService for Identity {
         let r = req.into_inner();
         let entries = Identity::list_audit(self, &r.team_id, &r.actor_user_id, r.limit).await?;
         Ok(Response::new(pb::ListAuditResponse { entries: entries.into_iter().map(audit_entry).collect() }))
+    }
+
+    async fn register_mcp_client(&self, req: Request<pb::RegisterMcpClientRequest>) -> Reply<pb::McpClient> {
+        let r = req.into_inner();
+        Ok(Response::new(mcp_client(self.register_oauth_client(&r.client_name, &r.redirect_uris).await?)))
+    }
+
+    async fn get_mcp_client(&self, req: Request<pb::GetMcpClientRequest>) -> Reply<pb::McpClient> {
+        Ok(Response::new(mcp_client(self.oauth_client(&req.into_inner().client_id).await?)))
+    }
+
+    async fn create_mcp_authorization(
+        &self,
+        req: Request<pb::CreateMcpAuthorizationRequest>,
+    ) -> Reply<pb::CreateMcpAuthorizationResponse> {
+        let r = req.into_inner();
+        let code = Identity::create_mcp_authorization(
+            self,
+            &r.user_id,
+            &r.client_id,
+            &r.team_id,
+            &r.scopes,
+            &r.redirect_uri,
+            &r.code_challenge,
+        )
+        .await?;
+        Ok(Response::new(pb::CreateMcpAuthorizationResponse { code }))
+    }
+
+    async fn exchange_mcp_code(&self, req: Request<pb::ExchangeMcpCodeRequest>) -> Reply<pb::McpTokens> {
+        let r = req.into_inner();
+        let tokens =
+            Identity::exchange_mcp_code(self, &r.code, &r.client_id, &r.redirect_uri, &r.code_verifier).await?;
+        Ok(Response::new(mcp_tokens(tokens)))
+    }
+
+    async fn refresh_mcp_token(&self, req: Request<pb::RefreshMcpTokenRequest>) -> Reply<pb::McpTokens> {
+        let r = req.into_inner();
+        Ok(Response::new(mcp_tokens(Identity::refresh_mcp_token(self, &r.refresh_token, &r.client_id).await?)))
+    }
+
+    async fn verify_mcp_token(&self, req: Request<pb::VerifyMcpTokenRequest>) -> Reply<pb::McpGrant> {
+        let grant = Identity::verify_mcp_token(self, &digest(&req.into_inner().token_digest)?).await?;
+        Ok(Response::new(pb::McpGrant {
+            connection_id: grant.connection_id,
+            user_id: grant.user_id,
+            team_id: grant.team_id,
+            scopes: grant.scopes,
+            role: pb::Role::from(grant.role) as i32,
+        }))
+    }
+
+    async fn list_mcp_connections(
+        &self,
+        req: Request<pb::ListMcpConnectionsRequest>,
+    ) -> Reply<pb::ListMcpConnectionsResponse> {
+        let connections = Identity::list_mcp_connections(self, &req.into_inner().user_id).await?;
+        Ok(Response::new(pb::ListMcpConnectionsResponse {
+            connections: connections.into_iter().map(mcp_connection).collect(),
+        }))
+    }
+
+    async fn revoke_mcp_connection(&self, req: Request<pb::RevokeMcpConnectionRequest>) -> Reply<pb::McpConnection> {
+        let r = req.into_inner();
+        Ok(Response::new(mcp_connection(Identity::revoke_mcp_connection(self, &r.user_id, &r.connection_id).await?)))
+    }
+}
+
+fn mcp_client(c: OAuthClient) -> pb::McpClient {
+    pb::McpClient {
+        client_id: c.id,
+        client_name: c.name,
+        redirect_uris: c.redirect_uris,
+        created_at_unix_ms: c.created_at,
+    }
+}
+
+fn mcp_tokens(t: McpTokens) -> pb::McpTokens {
+    pb::McpTokens {
+        access_token: t.access_token,
+        refresh_token: t.refresh_token,
+        expires_in_seconds: t.expires_in_seconds,
+        scopes: t.scopes,
+    }
+}
+
+fn mcp_connection(c: McpConnection) -> pb::McpConnection {
+    pb::McpConnection {
+        id: c.id,
+        client_id: c.client_id,
+        client_name: c.client_name,
+        team_id: c.team_id,
+        scopes: c.scopes,
+        created_at_unix_ms: c.created_at,
+        last_used_at_unix_ms: c.last_used_at,
+        revoked_at_unix_ms: c.revoked_at,
     }
 }

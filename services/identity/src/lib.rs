@@ -4,6 +4,7 @@
 
 pub mod grpc;
 pub mod keyhash;
+pub mod mcp;
 pub mod model;
 pub mod service;
 pub mod store;

@@ -171,4 +171,15 @@ impl PolicyService for Policy {
         Policy::release(self, &r.key_id, &r.user_id, &r.slot).await?;
         Ok(Response::new(pb::ReleaseResponse {}))
     }
+
+    async fn charge_mcp_call(&self, req: Request<pb::ChargeMcpCallRequest>) -> Reply<pb::ChargeMcpCallResponse> {
+        let r = req.into_inner();
+        let d = Policy::charge_mcp_call(self, &r.user_id, &r.team_id).await?;
+        Ok(Response::new(pb::ChargeMcpCallResponse {
+            allowed: d.allowed,
+            used: d.used,
+            limit: d.limit,
+            reset_at_unix_ms: d.reset_at_ms,
+        }))
+    }
 }

@@ -219,6 +219,13 @@ impl Policy {
     }
 
     /// Gives back a slot taken by a request that was refused after all.
+    /// Counts one MCP tool call of `user_id` against the daily quota of the plan of `team_id`,
+    /// the team their MCP connection reaches.
+    pub async fn charge_mcp_call(&self, user_id: &str, team_id: &str) -> Result<crate::limiter::DailyDecision> {
+        let limits = self.limits(&self.one(team_id).await?);
+        self.limiter.take_daily(user_id, limits.mcp_calls_per_day).await
+    }
+
     pub async fn release(&self, key_id: &str, user_id: &str, slot: &str) -> Result<()> {
         // Limits do not matter to a release; the budget only names the counters.
         let budget = Budget { key: key_id, per_minute: 0, user: user_id, per_month: 0 };

@@ -1,0 +1,417 @@
+//! The MCP endpoint (SPEC §8): Model Context Protocol over Streamable HTTP (rmcp), stateless so
+//! that any gateway replica serves any request. Every request carries an OAuth access token,
+//! checked with identity each time, so a revoked connection stops at once. Tools reach only the
+//! connection's team, by the categories the user granted; each `tools/call` counts against the
+//! daily MCP quota of the team's plan.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use common::access::Role;
+use common::secret::Digest;
+use proto::analytics::v1 as apb;
+use proto::identity::v1 as pb;
+use proto::policy::v1 as ppb;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use serde_json::{Map, Value, json};
+
+use crate::state::AppState;
+
+const ANALYTICS_READ: &str = "analytics:read";
+const MANAGEMENT_READ: &str = "management:read";
+const MANAGEMENT_WRITE: &str = "management:write";
+
+/// Checks the bearer token and hands the connection's grant to the MCP service; a missing or
+/// dead token gets 401 pointing at the protected-resource metadata (RFC 9728).
+pub async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let unauthorized = |req: &Request, error: &str| {
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let challenge = format!(
+            "Bearer resource_metadata=\"http://{host}/.well-known/oauth-protected-resource\"{error}, scope=\"{ANALYTICS_READ}\""
+        );
+        let body =
+            axum::Json(json!({ "error": "invalid_token", "error_description": "an OAuth access token is required" }));
+        let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    };
+    let Some(token) = token else { return unauthorized(&req, "") };
+    let request = pb::VerifyMcpTokenRequest { token_digest: Digest::of(&token).as_bytes().to_vec() };
+    match state.identity.clone().verify_mcp_token(request).await {
+        Ok(grant) => {
+            req.extensions_mut().insert(grant.into_inner());
+            next.run(req).await
+        }
+        Err(status) if status.code() == tonic::Code::Unauthenticated => unauthorized(&req, ", error=\"invalid_token\""),
+        Err(status) => crate::error::ApiError::from(status).into_response(),
+    }
+}
+
+/// The MCP service behind `/mcp`.
+pub fn service(state: AppState) -> StreamableHttpService<McpServer, LocalSessionManager> {
+    let mut config = StreamableHttpServerConfig::default().with_legacy_session_mode(false).disable_allowed_hosts();
+    // Tokens, not cookies, authorize requests, so a rebound DNS name gains nothing; plain JSON
+    // answers suit tools that reply once.
+    config.json_response = true;
+    StreamableHttpService::new(
+        move || Ok(McpServer { state: state.clone() }),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
+}
+
+#[derive(Clone)]
+pub struct McpServer {
+    state: AppState,
+}
+
+fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
+    let schema = json!({ "type": "object", "properties": properties, "required": required });
+    Arc::new(schema.as_object().cloned().unwrap_or_default())
+}
+
+/// Every tool, with the categories that allow it.
+fn tools() -> Vec<(Tool, &'static [&'static str])> {
+    let site = json!({ "type": "string", "description": "Website id" });
+    let period =
+        json!({ "type": "string", "description": "day, 7d, 30d, month, 6mo, 12mo, 90d, 1y or custom (default 30d)" });
+    let date = json!({ "type": "string", "description": "YYYY-MM-DD the period ends on, or YYYY-MM-DD,YYYY-MM-DD for custom" });
+    let metrics = json!({ "type": "array", "items": { "type": "string" },
+        "description": "visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events" });
+    let read: &[&str] = &[ANALYTICS_READ];
+    vec![
+        (
+            Tool::new("list_websites", "Websites of the connected team", schema(json!({}), &[])),
+            &[ANALYTICS_READ, MANAGEMENT_READ],
+        ),
+        (
+            Tool::new(
+                "get_overview",
+                "Visitors, pageviews, bounce rate, visit duration, a daily series and top countries",
+                schema(
+                    json!({ "website_id": site, "range": { "type": "string", "enum": ["24h", "7d", "30d", "90d", "1y"] } }),
+                    &["website_id"],
+                ),
+            ),
+            read,
+        ),
+        (
+            Tool::new(
+                "get_aggregate",
+                "Totals of metrics over a period",
+                schema(
+                    json!({ "website_id": site, "period": period, "date": date, "metrics": metrics }),
+                    &["website_id"],
+                ),
+            ),
+            read,
+        ),
+        (
+            Tool::new(
+                "get_timeseries",
+                "Metrics per hour, day, week or month over a period",
+                schema(
+                    json!({ "website_id": site, "period": period, "date": date, "metrics": metrics,
+                        "interval": { "type": "string", "enum": ["hour", "day", "week", "month"] } }),
+                    &["website_id"],
+                ),
+            ),
+            read,
+        ),
+        (
+            Tool::new(
+                "get_breakdown",
+                "Metrics per value of a property (event:page, visit:source, visit:country, visit:browser, …)",
+                schema(
+                    json!({ "website_id": site, "property": { "type": "string" }, "period": period, "date": date,
+                        "metrics": metrics, "limit": { "type": "integer", "minimum": 1, "maximum": 1000 } }),
+                    &["website_id", "property"],
+                ),
+            ),
+            read,
+        ),
+        (
+            Tool::new(
+                "get_realtime",
+                "Visitors and pageviews of the last 5 minutes",
+                schema(json!({ "website_id": site }), &["website_id"]),
+            ),
+            read,
+        ),
+        (
+            Tool::new(
+                "create_website",
+                "Add a website to the connected team",
+                schema(
+                    json!({ "domain": { "type": "string" }, "name": { "type": "string" }, "timezone": { "type": "string" } }),
+                    &["domain", "name"],
+                ),
+            ),
+            &[MANAGEMENT_WRITE],
+        ),
+        (
+            Tool::new(
+                "update_website",
+                "Rename a website or change its time zone",
+                schema(
+                    json!({ "website_id": site, "name": { "type": "string" }, "timezone": { "type": "string" } }),
+                    &["website_id"],
+                ),
+            ),
+            &[MANAGEMENT_WRITE],
+        ),
+    ]
+}
+
+fn grant_of(context: &RequestContext<RoleServer>) -> Result<pb::McpGrant, McpError> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<pb::McpGrant>())
+        .cloned()
+        .ok_or_else(|| McpError::invalid_request("an OAuth access token is required", None))
+}
+
+fn allowed(grant: &pb::McpGrant, categories: &[&str]) -> bool {
+    grant.scopes.iter().any(|s| categories.contains(&s.as_str()))
+}
+
+fn text(value: &Value) -> ContentBlock {
+    ContentBlock::text(value.to_string())
+}
+
+/// A tool's failure, shown to the user.
+type ToolResult = Result<Value, String>;
+
+fn arg<'a>(args: &'a JsonObject, name: &str) -> Option<&'a str> {
+    args.get(name).and_then(Value::as_str)
+}
+
+fn metrics_arg(args: &JsonObject, default: &[&str]) -> Vec<String> {
+    match args.get("metrics").and_then(Value::as_array) {
+        Some(list) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        None => default.iter().map(|m| (*m).to_owned()).collect(),
+    }
+}
+
+/// Counts are integers; only `views_per_visit` has decimals.
+fn value_of(metric: &str, value: f64) -> Value {
+    if metric == "views_per_visit" { json!(value) } else { json!(value as i64) }
+}
+
+fn rows(answer: &apb::QueryResponse, name: &str, metrics: &[String]) -> Vec<Value> {
+    answer
+        .rows
+        .iter()
+        .map(|row| {
+            let mut entry = Map::new();
+            if !name.is_empty() {
+                entry.insert(name.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
+            }
+            for (metric, value) in metrics.iter().zip(&row.metrics) {
+                entry.insert(metric.clone(), value_of(metric, *value));
+            }
+            Value::Object(entry)
+        })
+        .collect()
+}
+
+impl McpServer {
+    /// A website of the connection's team; another team's is "not found", as if it did not exist.
+    async fn website(&self, grant: &pb::McpGrant, args: &JsonObject) -> Result<apb::Website, String> {
+        let id = arg(args, "website_id").ok_or("website_id is required")?.to_owned();
+        let website = self.state.analytics.clone().get_website(apb::GetWebsiteRequest { website_id: id }).await;
+        match website {
+            Ok(w) if w.get_ref().team_id == grant.team_id => Ok(w.into_inner()),
+            Ok(_) => Err("website not found".into()),
+            Err(status) => Err(status.message().to_owned()),
+        }
+    }
+
+    async fn query(&self, request: apb::QueryRequest) -> Result<apb::QueryResponse, String> {
+        self.state.analytics.clone().query(request).await.map(|r| r.into_inner()).map_err(|s| s.message().to_owned())
+    }
+
+    async fn run(&self, grant: &pb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
+        let period = arg(args, "period").unwrap_or("30d").to_owned();
+        let date = arg(args, "date").unwrap_or_default().to_owned();
+        match name {
+            "list_websites" => {
+                let request = apb::ListWebsitesRequest { team_ids: vec![grant.team_id.clone()] };
+                let sites =
+                    self.state.analytics.clone().list_websites(request).await.map_err(|s| s.message().to_owned())?;
+                Ok(json!(sites.into_inner().websites.iter().map(crate::views::website).collect::<Vec<_>>()))
+            }
+            "get_overview" => {
+                let website = self.website(grant, args).await?;
+                let range = arg(args, "range").unwrap_or("30d");
+                if !["24h", "7d", "30d", "90d", "1y"].contains(&range) {
+                    return Err("range must be one of 24h, 7d, 30d, 90d, 1y".into());
+                }
+                let totals: Vec<String> =
+                    ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"].map(str::to_owned).to_vec();
+                let series_metrics = vec!["visitors".to_owned(), "pageviews".to_owned()];
+                let base =
+                    apb::QueryRequest { website_id: website.id.clone(), period: range.into(), ..Default::default() };
+                let interval = if range == "24h" { "time:hour" } else { "time:day" };
+                let (t, s, c) = tokio::try_join!(
+                    self.query(apb::QueryRequest { metrics: totals.clone(), ..base.clone() }),
+                    self.query(apb::QueryRequest {
+                        metrics: series_metrics.clone(),
+                        dimensions: vec![interval.into()],
+                        fill_time: true,
+                        ..base.clone()
+                    }),
+                    self.query(apb::QueryRequest {
+                        metrics: vec!["visitors".into()],
+                        dimensions: vec!["visit:country".into()],
+                        limit: 10,
+                        ..base.clone()
+                    }),
+                )?;
+                let mut overview = rows(&t, "", &totals).into_iter().next().unwrap_or_default();
+                overview["series"] = json!(rows(&s, "date", &series_metrics));
+                overview["top_countries"] = json!(rows(&c, "country", &["visitors".to_owned()]));
+                Ok(overview)
+            }
+            "get_aggregate" | "get_timeseries" | "get_breakdown" => {
+                let website = self.website(grant, args).await?;
+                let metrics = metrics_arg(args, &["visitors", "pageviews"]);
+                let mut request = apb::QueryRequest {
+                    website_id: website.id,
+                    metrics: metrics.clone(),
+                    period,
+                    date,
+                    ..Default::default()
+                };
+                let key = match name {
+                    "get_aggregate" => "",
+                    "get_timeseries" => {
+                        let interval = arg(args, "interval").unwrap_or("day");
+                        request.dimensions = vec![format!("time:{interval}")];
+                        request.fill_time = true;
+                        "date"
+                    }
+                    _ => {
+                        let property = arg(args, "property").ok_or("property is required")?;
+                        request.dimensions = vec![property.to_owned()];
+                        request.limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 1000) as u32;
+                        property.split_once(':').map_or(property, |(_, p)| p)
+                    }
+                };
+                let answer = self.query(request).await?;
+                let found = rows(&answer, key, &metrics);
+                Ok(if key.is_empty() { found.into_iter().next().unwrap_or_default() } else { json!(found) })
+            }
+            "get_realtime" => {
+                let website = self.website(grant, args).await?;
+                let metrics = vec!["visitors".to_owned(), "pageviews".to_owned()];
+                let request = apb::QueryRequest {
+                    website_id: website.id,
+                    metrics: metrics.clone(),
+                    period: "realtime".into(),
+                    ..Default::default()
+                };
+                Ok(rows(&self.query(request).await?, "", &metrics).into_iter().next().unwrap_or_default())
+            }
+            "create_website" | "update_website" => {
+                // The role is the user's now: a demoted admin's connection stops writing.
+                if !Role::from_proto(grant.role).is_ok_and(Role::is_admin) {
+                    return Err("only owners and admins of the team may change websites".into());
+                }
+                let mut analytics = self.state.analytics.clone();
+                let website = if name == "create_website" {
+                    let request = apb::CreateWebsiteRequest {
+                        team_id: grant.team_id.clone(),
+                        domain: arg(args, "domain").unwrap_or_default().into(),
+                        name: arg(args, "name").unwrap_or_default().into(),
+                        timezone: arg(args, "timezone").map(str::to_owned),
+                    };
+                    analytics.create_website(request).await
+                } else {
+                    let website = self.website(grant, args).await?;
+                    let request = apb::UpdateWebsiteRequest {
+                        website_id: website.id,
+                        name: arg(args, "name").map(str::to_owned),
+                        timezone: arg(args, "timezone").map(str::to_owned),
+                    };
+                    analytics.update_website(request).await
+                };
+                Ok(crate::views::website(&website.map_err(|s| s.message().to_owned())?.into_inner()))
+            }
+            _ => Err(format!("unknown tool {name}")),
+        }
+    }
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = InitializeResult::new(ServerCapabilities::builder().enable_tools().build());
+        info.server_info = Implementation::new("zenovay", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some("Web analytics of the team you connected: websites, visitors, pages, sources.".into());
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let grant = grant_of(&context)?;
+        let tools = tools().into_iter().filter(|(_, categories)| allowed(&grant, categories)).map(|(t, _)| t).collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let grant = grant_of(&context)?;
+        let Some((_, categories)) = tools().into_iter().find(|(t, _)| t.name == request.name) else {
+            return Err(McpError::invalid_params(format!("unknown tool {}", request.name), None));
+        };
+        if !allowed(&grant, categories) {
+            let message = format!("this connection was not granted {}", categories.join(" or "));
+            return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
+        }
+        let charge = ppb::ChargeMcpCallRequest { user_id: grant.user_id.clone(), team_id: grant.team_id.clone() };
+        let charge = match self.state.policy.clone().charge_mcp_call(charge).await {
+            Ok(charge) => charge.into_inner(),
+            Err(status) => return Err(McpError::internal_error(status.message().to_owned(), None)),
+        };
+        if !charge.allowed {
+            let message = format!(
+                "daily MCP quota of {} calls reached; it resets at {}",
+                charge.limit,
+                crate::envelope::rfc3339(charge.reset_at_unix_ms)
+            );
+            return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
+        }
+        let args = request.arguments.unwrap_or_default();
+        Ok(match self.run(&grant, &request.name, &args).await {
+            Ok(value) => CallToolResult::success(vec![text(&value)]),
+            Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+        }
+        .into())
+    }
+}

@@ -1,0 +1,429 @@
+//! OAuth 2.1 for MCP clients (SPEC §8): protected-resource and authorization-server metadata,
+//! dynamic client registration, the consent page (authorization code + PKCE S256), the token
+//! endpoint, and the dashboard's list and revocation of connections. No API key is involved.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use bytes::Bytes;
+use common::ErrorCode;
+use proto::identity::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::envelope::{ok, parse, rfc3339};
+use crate::error::ApiResult;
+use crate::session::{COOKIE, SessionUser};
+use crate::state::AppState;
+
+/// Tool categories, as OAuth scopes.
+const SCOPES: [(&str, &str); 3] = [
+    ("analytics:read", "Read statistics: overview, aggregate, timeseries, breakdowns, realtime"),
+    ("management:read", "List websites"),
+    ("management:write", "Create and update websites"),
+];
+
+/// The origin clients reached us at: what metadata documents name.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let https = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
+/// RFC 9728: where `/mcp`'s tokens come from.
+pub async fn protected_resource(headers: HeaderMap) -> Json<Value> {
+    let origin = origin(&headers);
+    Json(json!({
+        "resource": format!("{origin}/mcp"),
+        "authorization_servers": [origin],
+        "scopes_supported": SCOPES.map(|s| s.0),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Zenovay MCP",
+    }))
+}
+
+/// RFC 8414.
+pub async fn authorization_server(headers: HeaderMap) -> Json<Value> {
+    let origin = origin(&headers);
+    Json(json!({
+        "issuer": origin,
+        "authorization_endpoint": format!("{origin}/oauth/authorize"),
+        "token_endpoint": format!("{origin}/oauth/token"),
+        "registration_endpoint": format!("{origin}/oauth/register"),
+        "scopes_supported": SCOPES.map(|s| s.0),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+    }))
+}
+
+/// An OAuth error body (RFC 6749 §5.2), with the status it goes with.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response = (status, Json(json!({ "error": error, "error_description": description }))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct RegistrationBody {
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    client_name: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    response_types: Option<Vec<String>>,
+}
+
+/// RFC 7591 dynamic registration of a public client. Other metadata fields are ignored, as the
+/// RFC allows.
+pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
+    let body: RegistrationBody = match parse(&body) {
+        Ok(body) => body,
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &e.error.message),
+    };
+    if body.token_endpoint_auth_method.as_deref().is_some_and(|m| m != "none") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_metadata",
+            "only public clients (none) are supported",
+        );
+    }
+    let grants = body.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    if grants.iter().any(|g| g != "authorization_code" && g != "refresh_token")
+        || body.response_types.as_ref().is_some_and(|r| r.iter().any(|t| t != "code"))
+    {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", "only the code flow is supported");
+    }
+    let request = pb::RegisterMcpClientRequest {
+        client_name: body.client_name.unwrap_or_default(),
+        redirect_uris: body.redirect_uris,
+    };
+    match state.identity.clone().register_mcp_client(request).await {
+        Ok(client) => {
+            let client = client.into_inner();
+            let body = json!({
+                "client_id": client.client_id,
+                "client_id_issued_at": client.created_at_unix_ms / 1000,
+                "client_name": client.client_name,
+                "redirect_uris": client.redirect_uris,
+                "grant_types": grants,
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            });
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(status) => {
+            let error = common::Error::from(status);
+            match error.code {
+                ErrorCode::Validation => oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &error.message),
+                _ => crate::error::ApiError::from(error).into_response(),
+            }
+        }
+    }
+}
+
+/// The authorization request's parameters, as the client sent them.
+#[derive(Default)]
+struct AuthorizeParams {
+    all: Vec<(String, String)>,
+}
+
+impl AuthorizeParams {
+    fn parse(text: &str) -> Self {
+        AuthorizeParams { all: form_urlencoded::parse(text.as_bytes()).into_owned().collect() }
+    }
+
+    fn get(&self, name: &str) -> &str {
+        self.all.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    fn every(&self, name: &str) -> Vec<String> {
+        self.all.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+
+    /// The OAuth parameters only, to carry through the login and consent forms.
+    fn oauth_query(&self) -> String {
+        const OAUTH: [&str; 8] = [
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "code_challenge",
+            "code_challenge_method",
+            "state",
+            "scope",
+            "resource",
+        ];
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for name in OAUTH {
+            let value = self.get(name);
+            if !value.is_empty() {
+                query.append_pair(name, value);
+            }
+        }
+        query.finish()
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn page(status: StatusCode, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Zenovay — connect an MCP client</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"></head>\
+         <body style=\"font-family:sans-serif;max-width:32rem;margin:3rem auto\">{body}</body></html>"
+    );
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The consent page must not be framed by another site (clickjacking).
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
+    response
+}
+
+/// Where to send the user back with `params`, when the client and redirect URI are valid.
+fn back_to_client(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
+    let mut url = match url::Url::parse(redirect_uri) {
+        Ok(url) => url,
+        Err(_) => return page(StatusCode::BAD_REQUEST, "<p>Invalid redirect URI.</p>"),
+    };
+    url.query_pairs_mut().extend_pairs(params.iter().filter(|(_, v)| !v.is_empty()));
+    Redirect::to(url.as_str()).into_response()
+}
+
+/// Checks the request against its registered client. Errors that make the redirect URI
+/// untrustworthy are shown here; the others go back to the client (RFC 6749 §4.1.2.1).
+async fn check_request(state: &AppState, p: &AuthorizeParams) -> Result<pb::McpClient, Box<Response>> {
+    let request = pb::GetMcpClientRequest { client_id: p.get("client_id").into() };
+    let client = match state.identity.clone().get_mcp_client(request).await {
+        Ok(client) => client.into_inner(),
+        Err(_) => return Err(Box::new(page(StatusCode::BAD_REQUEST, "<p>Unknown client. Register it first.</p>"))),
+    };
+    if !client.redirect_uris.iter().any(|u| u == p.get("redirect_uri")) {
+        return Err(Box::new(page(
+            StatusCode::BAD_REQUEST,
+            "<p>This redirect URI is not registered for the client.</p>",
+        )));
+    }
+    let state_param = p.get("state");
+    let fail = |error: &str, description: &str| {
+        Err(Box::new(back_to_client(
+            p.get("redirect_uri"),
+            &[("error", error), ("error_description", description), ("state", state_param)],
+        )))
+    };
+    if p.get("response_type") != "code" {
+        return fail("unsupported_response_type", "response_type must be code");
+    }
+    if p.get("code_challenge").is_empty() || p.get("code_challenge_method") != "S256" {
+        return fail("invalid_request", "PKCE with code_challenge_method=S256 is required");
+    }
+    Ok(client)
+}
+
+async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<pb::User> {
+    let token = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(name, value)| (name == COOKIE).then(|| value.to_owned()))?;
+    let request = pb::AuthenticateSessionRequest { session_token: token };
+    state.identity.clone().authenticate_session(request).await.ok().map(|u| u.into_inner())
+}
+
+/// The login form, or the consent form for a signed-in user.
+pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+    let p = AuthorizeParams::parse(q.as_deref().unwrap_or_default());
+    let client = match check_request(&state, &p).await {
+        Ok(client) => client,
+        Err(response) => return *response,
+    };
+    let hidden = format!("<input type=\"hidden\" name=\"oauth\" value=\"{}\">", escape(&p.oauth_query()));
+    let name = escape(&client.client_name);
+    let Some(user) = session_user(&state, &headers).await else {
+        return page(
+            StatusCode::OK,
+            &format!(
+                "<h1>Sign in to connect {name}</h1><form method=\"post\" action=\"/oauth/authorize\">{hidden}\
+                 <input type=\"hidden\" name=\"action\" value=\"login\">\
+                 <p><label>Email <input name=\"email\" type=\"email\" required></label></p>\
+                 <p><label>Password <input name=\"password\" type=\"password\" required></label></p>\
+                 <p><button>Sign in</button></p></form>"
+            ),
+        );
+    };
+    let teams = match state.identity.clone().list_teams(pb::ListTeamsRequest { user_id: user.id.clone() }).await {
+        Ok(teams) => teams.into_inner().memberships,
+        Err(e) => return crate::error::ApiError::from(e).into_response(),
+    };
+    let options: String = teams
+        .iter()
+        .filter_map(|m| m.team.as_ref())
+        .map(|t| format!("<option value=\"{}\">{}</option>", escape(&t.id), escape(&t.name)))
+        .collect();
+    let asked: Vec<&str> = p.get("scope").split(' ').filter(|s| !s.is_empty()).collect();
+    let boxes: String = SCOPES
+        .iter()
+        .map(|(scope, what)| {
+            let checked = if asked.is_empty() || asked.contains(scope) { " checked" } else { "" };
+            format!("<p><label><input type=\"checkbox\" name=\"scope\" value=\"{scope}\"{checked}> <b>{scope}</b> — {what}</label></p>")
+        })
+        .collect();
+    page(
+        StatusCode::OK,
+        &format!(
+            "<h1>Connect {name} to Zenovay</h1><p>Signed in as {}.</p>\
+             <form method=\"post\" action=\"/oauth/authorize\">{hidden}\
+             <p><label>Team <select name=\"team_id\">{options}</select></label></p>{boxes}\
+             <p><button name=\"action\" value=\"allow\">Allow</button> \
+             <button name=\"action\" value=\"deny\">Deny</button></p></form>",
+            escape(&user.email)
+        ),
+    )
+}
+
+/// The login or consent form's answer.
+pub async fn authorize_submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
+    let p = AuthorizeParams::parse(form.get("oauth"));
+    if let Err(response) = check_request(&state, &p).await {
+        return *response;
+    }
+    let again = format!("/oauth/authorize?{}", p.oauth_query());
+    match form.get("action") {
+        "login" => {
+            let request = pb::LoginRequest { email: form.get("email").into(), password: form.get("password").into() };
+            let Ok(session) = state.identity.clone().login(request).await else {
+                return page(
+                    StatusCode::UNAUTHORIZED,
+                    &format!("<p>Wrong email or password. <a href=\"{}\">Try again</a>.</p>", escape(&again)),
+                );
+            };
+            let cookie = format!(
+                "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=2592000",
+                session.into_inner().session_token
+            );
+            let mut response = Redirect::to(&again).into_response();
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, value);
+            }
+            response
+        }
+        "deny" => back_to_client(
+            p.get("redirect_uri"),
+            &[("error", "access_denied"), ("error_description", "the user denied access"), ("state", p.get("state"))],
+        ),
+        "allow" => {
+            let Some(user) = session_user(&state, &headers).await else { return Redirect::to(&again).into_response() };
+            let request = pb::CreateMcpAuthorizationRequest {
+                user_id: user.id,
+                client_id: p.get("client_id").into(),
+                team_id: form.get("team_id").into(),
+                scopes: form.every("scope"),
+                redirect_uri: p.get("redirect_uri").into(),
+                code_challenge: p.get("code_challenge").into(),
+            };
+            match state.identity.clone().create_mcp_authorization(request).await {
+                Ok(code) => back_to_client(
+                    p.get("redirect_uri"),
+                    &[("code", &code.into_inner().code), ("state", p.get("state"))],
+                ),
+                Err(status) => page(
+                    StatusCode::BAD_REQUEST,
+                    &format!("<p>{}</p><p><a href=\"{}\">Back</a></p>", escape(status.message()), escape(&again)),
+                ),
+            }
+        }
+        _ => page(StatusCode::BAD_REQUEST, "<p>Unknown action.</p>"),
+    }
+}
+
+/// The token endpoint: `authorization_code` with the PKCE verifier, or `refresh_token`.
+pub async fn token(State(state): State<AppState>, body: Bytes) -> Response {
+    let form = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
+    let client_id = form.get("client_id").to_owned();
+    if client_id.is_empty() {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is required");
+    }
+    let result = match form.get("grant_type") {
+        "authorization_code" => {
+            let request = pb::ExchangeMcpCodeRequest {
+                code: form.get("code").into(),
+                client_id,
+                redirect_uri: form.get("redirect_uri").into(),
+                code_verifier: form.get("code_verifier").into(),
+            };
+            state.identity.clone().exchange_mcp_code(request).await
+        }
+        "refresh_token" => {
+            let request = pb::RefreshMcpTokenRequest { refresh_token: form.get("refresh_token").into(), client_id };
+            state.identity.clone().refresh_mcp_token(request).await
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token",
+            );
+        }
+    };
+    match result {
+        Ok(tokens) => {
+            let t = tokens.into_inner();
+            let mut response = Json(json!({
+                "access_token": t.access_token,
+                "token_type": "Bearer",
+                "expires_in": t.expires_in_seconds,
+                "refresh_token": t.refresh_token,
+                "scope": t.scopes.join(" "),
+            }))
+            .into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", status.message())
+        }
+        Err(status) => crate::error::ApiError::from(status).into_response(),
+    }
+}
+
+fn connection_view(c: &pb::McpConnection) -> Value {
+    json!({
+        "id": c.id,
+        "client_id": c.client_id,
+        "client_name": c.client_name,
+        "team_id": c.team_id,
+        "scopes": c.scopes,
+        "created_at": rfc3339(c.created_at_unix_ms),
+        "last_used_at": c.last_used_at_unix_ms.map(rfc3339),
+        "revoked_at": c.revoked_at_unix_ms.map(rfc3339),
+    })
+}
+
+/// `GET /api/v1/account/mcp-connections`
+pub async fn list_connections(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
+    let request = pb::ListMcpConnectionsRequest { user_id: session.user.id };
+    let connections = state.identity.clone().list_mcp_connections(request).await?.into_inner().connections;
+    Ok(ok(connections.iter().map(connection_view).collect::<Vec<_>>()).into_response())
+}
+
+/// `DELETE /api/v1/account/mcp-connections/{id}`: its tokens stop working at once.
+pub async fn revoke_connection(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let request = pb::RevokeMcpConnectionRequest { user_id: session.user.id, connection_id: id };
+    let connection = state.identity.clone().revoke_mcp_connection(request).await?.into_inner();
+    Ok(ok(connection_view(&connection)).into_response())
+}

@@ -1,0 +1,454 @@
+//! OAuth 2.1 for MCP clients (SPEC §8): dynamically registered public clients, connections
+//! (the user's consent: one client, one team, some tool categories), one-time authorization
+//! codes bound to a PKCE S256 challenge, and access and refresh tokens. Codes and tokens are
+//! stored as SHA-256 digests; revoking a connection deletes its tokens, so the next request with
+//! one fails.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::access::Role;
+use common::secret::{Digest, random_token, to_hex};
+use common::time::now_ms;
+use common::{Error, Result};
+use sha2::Digest as _;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::service::{Identity, new_id};
+use crate::store::Store;
+
+/// Tool categories a user can grant.
+pub const MCP_SCOPES: [&str; 3] = ["analytics:read", "management:read", "management:write"];
+const CODE_TTL_MS: i64 = 10 * 60_000;
+pub const ACCESS_TTL_MS: i64 = 60 * 60_000;
+const REFRESH_TTL_MS: i64 = 30 * 86_400_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpConnection {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub team_id: String,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in_seconds: i64,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpGrant {
+    pub connection_id: String,
+    pub user_id: String,
+    pub team_id: String,
+    pub scopes: Vec<String>,
+    pub role: Role,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::validation(message)
+}
+
+/// The one answer to every failed exchange, so that a caller learns nothing about which part
+/// was wrong.
+fn invalid_grant() -> Error {
+    Error::unauthorized("the authorization code or token is invalid, expired or revoked")
+}
+
+fn digest_hex(secret: &str) -> String {
+    Digest::of(secret).to_hex()
+}
+
+/// A redirect URI a public client may register: https, http on loopback only (RFC 8252), or an
+/// app's own scheme; never a fragment.
+fn valid_redirect(uri: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else { return false };
+    if url.fragment().is_some() || uri.len() > 2000 {
+        return false;
+    }
+    match url.scheme() {
+        "https" => url.host_str().is_some(),
+        "http" => matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+        "javascript" | "data" | "file" | "vbscript" => false,
+        _ => true,
+    }
+}
+
+fn connection(row: &AnyRow) -> Result<McpConnection> {
+    let scopes: String = row.try_get("scopes")?;
+    Ok(McpConnection {
+        id: row.try_get("id")?,
+        client_id: row.try_get("client_id")?,
+        client_name: row.try_get("client_name")?,
+        team_id: row.try_get("team_id")?,
+        scopes: scopes.split(' ').map(str::to_owned).collect(),
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+impl Identity {
+    pub async fn register_oauth_client(&self, name: &str, redirect_uris: &[String]) -> Result<OAuthClient> {
+        if redirect_uris.is_empty() || redirect_uris.len() > 10 {
+            return Err(invalid("redirect_uris: give 1 to 10 redirect URIs"));
+        }
+        if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect(u) || u.contains('\n')) {
+            return Err(invalid(format!("redirect_uris: {bad:?} must be https, http on localhost, or an app scheme")));
+        }
+        let name = name.trim();
+        let name = if name.is_empty() { "MCP client" } else { name };
+        if name.chars().count() > 100 {
+            return Err(invalid("client_name: at most 100 characters"));
+        }
+        let client = OAuthClient {
+            id: new_id(),
+            name: name.to_owned(),
+            redirect_uris: redirect_uris.to_vec(),
+            created_at: now_ms(),
+        };
+        self.store.insert_oauth_client(&client).await?;
+        Ok(client)
+    }
+
+    pub async fn oauth_client(&self, id: &str) -> Result<OAuthClient> {
+        self.store.oauth_client(id).await?.ok_or_else(|| Error::not_found("OAuth client"))
+    }
+
+    /// The user's consent, as the consent page posts it; returns the one-time code.
+    pub async fn create_mcp_authorization(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        team_id: &str,
+        scopes: &[String],
+        redirect_uri: &str,
+        code_challenge: &str,
+    ) -> Result<String> {
+        let client = self.oauth_client(client_id).await?;
+        if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+            return Err(invalid("redirect_uri: not registered for this client"));
+        }
+        if scopes.is_empty() || scopes.iter().any(|s| !MCP_SCOPES.contains(&s.as_str())) {
+            return Err(invalid(format!("scope: choose among {}", MCP_SCOPES.join(", "))));
+        }
+        if code_challenge.len() != 43 || URL_SAFE_NO_PAD.decode(code_challenge).is_err() {
+            return Err(invalid("code_challenge: a PKCE S256 challenge is required"));
+        }
+        let role = self.role_in(team_id, user_id).await?;
+        if scopes.iter().any(|s| s == "management:write") && !role.is_admin() {
+            return Err(Error::forbidden("management:write needs the owner or admin role in the team"));
+        }
+        let mut scopes = scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        let now = now_ms();
+        let connection = McpConnection {
+            id: new_id(),
+            client_id: client.id,
+            client_name: client.name,
+            team_id: team_id.to_owned(),
+            scopes,
+            created_at: now,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let code = random_token("zvc_");
+        self.store
+            .insert_mcp_authorization(
+                user_id,
+                &connection,
+                &digest_hex(&code),
+                redirect_uri,
+                code_challenge,
+                now + CODE_TTL_MS,
+            )
+            .await?;
+        Ok(code)
+    }
+
+    /// Trades a code for tokens. The code works once, for its client and redirect URI, with the
+    /// verifier whose S256 is its challenge.
+    pub async fn exchange_mcp_code(
+        &self,
+        code: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<McpTokens> {
+        let (connection_id, code_client, code_redirect, challenge, expires_at) =
+            self.store.take_mcp_code(&digest_hex(code)).await?.ok_or_else(invalid_grant)?;
+        let computed = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        if expires_at < now_ms()
+            || code_client != client_id
+            || code_redirect != redirect_uri
+            || !(43..=128).contains(&verifier.len())
+            || computed != challenge
+        {
+            return Err(invalid_grant());
+        }
+        self.issue_mcp_tokens(&connection_id).await
+    }
+
+    pub async fn refresh_mcp_token(&self, refresh_token: &str, client_id: &str) -> Result<McpTokens> {
+        let connection_id = self
+            .store
+            .take_refresh_token(&digest_hex(refresh_token), client_id, now_ms())
+            .await?
+            .ok_or_else(invalid_grant)?;
+        self.issue_mcp_tokens(&connection_id).await
+    }
+
+    async fn issue_mcp_tokens(&self, connection_id: &str) -> Result<McpTokens> {
+        let (access, refresh) = (random_token("zvm_"), random_token("zvr_"));
+        let now = now_ms();
+        let scopes = self
+            .store
+            .insert_mcp_tokens(
+                connection_id,
+                (&digest_hex(&access), now + ACCESS_TTL_MS),
+                (&digest_hex(&refresh), now + REFRESH_TTL_MS),
+            )
+            .await?
+            .ok_or_else(invalid_grant)?;
+        Ok(McpTokens { access_token: access, refresh_token: refresh, expires_in_seconds: ACCESS_TTL_MS / 1000, scopes })
+    }
+
+    /// The grant behind an access token's digest, checked against revocation, expiry and the
+    /// user's membership now.
+    pub async fn verify_mcp_token(&self, digest: &Digest) -> Result<McpGrant> {
+        let now = now_ms();
+        let grant = self
+            .store
+            .mcp_grant(&to_hex(digest.as_bytes()), now)
+            .await?
+            .ok_or_else(|| Error::unauthorized("the access token is invalid, expired or revoked"))?;
+        self.store.touch_mcp_connection(&grant.connection_id, now).await?;
+        Ok(grant)
+    }
+
+    pub async fn list_mcp_connections(&self, user_id: &str) -> Result<Vec<McpConnection>> {
+        self.store.mcp_connections(user_id, None).await
+    }
+
+    pub async fn revoke_mcp_connection(&self, user_id: &str, connection_id: &str) -> Result<McpConnection> {
+        if !self.store.revoke_mcp_connection(user_id, connection_id, now_ms()).await? {
+            return Err(Error::not_found("MCP connection"));
+        }
+        let mut found = self.store.mcp_connections(user_id, Some(connection_id)).await?;
+        found.pop().ok_or_else(|| Error::not_found("MCP connection"))
+    }
+}
+
+const CONNECTION_COLUMNS: &str = "c.id, c.client_id, o.name AS client_name, c.team_id, c.scopes, c.created_at, \
+     c.last_used_at, c.revoked_at";
+
+impl Store {
+    async fn insert_oauth_client(&self, client: &OAuthClient) -> Result<()> {
+        sqlx::query("INSERT INTO oauth_clients (id, name, redirect_uris, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&client.id)
+            .bind(&client.name)
+            .bind(client.redirect_uris.join("\n"))
+            .bind(client.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn oauth_client(&self, id: &str) -> Result<Option<OAuthClient>> {
+        let row = sqlx::query("SELECT id, name, redirect_uris, created_at FROM oauth_clients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let uris: String = row.try_get("redirect_uris")?;
+            Ok(OAuthClient {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                redirect_uris: uris.lines().map(str::to_owned).collect(),
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_mcp_authorization(
+        &self,
+        user_id: &str,
+        c: &McpConnection,
+        code_digest: &str,
+        redirect_uri: &str,
+        challenge: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO mcp_connections (id, user_id, client_id, team_id, scopes, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.id)
+        .bind(user_id)
+        .bind(&c.client_id)
+        .bind(&c.team_id)
+        .bind(c.scopes.join(" "))
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO mcp_codes (digest, connection_id, client_id, redirect_uri, code_challenge, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(code_digest)
+        .bind(&c.id)
+        .bind(&c.client_id)
+        .bind(redirect_uri)
+        .bind(challenge)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a code and returns it: a code is used at most once, even by racing requests.
+    async fn take_mcp_code(&self, digest: &str) -> Result<Option<(String, String, String, String, i64)>> {
+        let row = sqlx::query(
+            "DELETE FROM mcp_codes WHERE digest = $1 \
+             RETURNING connection_id, client_id, redirect_uri, code_challenge, expires_at",
+        )
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("connection_id")?,
+                r.try_get("client_id")?,
+                r.try_get("redirect_uri")?,
+                r.try_get("code_challenge")?,
+                r.try_get("expires_at")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Deletes a valid refresh token of `client_id` and returns its connection.
+    async fn take_refresh_token(&self, digest: &str, client_id: &str, now: i64) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "DELETE FROM mcp_tokens WHERE digest = $1 AND kind = 'refresh' AND expires_at > $2 \
+             AND connection_id IN (SELECT id FROM mcp_connections WHERE client_id = $3 AND revoked_at IS NULL) \
+             RETURNING connection_id",
+        )
+        .bind(digest)
+        .bind(now)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get("connection_id").map_err(Error::from)).transpose()
+    }
+
+    /// Stores a token pair for a connection that is not revoked; returns its scopes.
+    async fn insert_mcp_tokens(
+        &self,
+        connection_id: &str,
+        access: (&str, i64),
+        refresh: (&str, i64),
+    ) -> Result<Option<Vec<String>>> {
+        let mut tx = self.pool.begin().await?;
+        let scopes = sqlx::query("SELECT scopes FROM mcp_connections WHERE id = $1 AND revoked_at IS NULL")
+            .bind(connection_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(scopes) = scopes else { return Ok(None) };
+        let scopes: String = scopes.try_get("scopes")?;
+        for (kind, (digest, expires_at)) in [("access", access), ("refresh", refresh)] {
+            sqlx::query("INSERT INTO mcp_tokens (digest, connection_id, kind, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(digest)
+                .bind(connection_id)
+                .bind(kind)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(scopes.split(' ').map(str::to_owned).collect()))
+    }
+
+    async fn mcp_grant(&self, digest: &str, now: i64) -> Result<Option<McpGrant>> {
+        let row = sqlx::query(
+            "SELECT c.id, c.user_id, c.team_id, c.scopes, m.role FROM mcp_tokens t \
+             JOIN mcp_connections c ON c.id = t.connection_id \
+             JOIN memberships m ON m.team_id = c.team_id AND m.user_id = c.user_id \
+             WHERE t.digest = $1 AND t.kind = 'access' AND t.expires_at > $2 AND c.revoked_at IS NULL",
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let scopes: String = r.try_get("scopes")?;
+            let role: String = r.try_get("role")?;
+            Ok(McpGrant {
+                connection_id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                team_id: r.try_get("team_id")?,
+                scopes: scopes.split(' ').map(str::to_owned).collect(),
+                role: role.parse()?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records use to the minute, writing at most once a minute per connection.
+    async fn touch_mcp_connection(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE mcp_connections SET last_used_at = $1 WHERE id = $2 \
+             AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(now - 60_000)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mcp_connections(&self, user_id: &str, only: Option<&str>) -> Result<Vec<McpConnection>> {
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM mcp_connections c JOIN oauth_clients o ON o.id = c.client_id \
+             WHERE c.user_id = $1 AND ($2 = '' OR c.id = $2) ORDER BY c.created_at DESC, c.id"
+        );
+        let rows = sqlx::query(&sql).bind(user_id).bind(only.unwrap_or_default()).fetch_all(&self.pool).await?;
+        rows.iter().map(connection).collect()
+    }
+
+    /// Revokes the user's connection and deletes its tokens; false when there is none.
+    async fn revoke_mcp_connection(&self, user_id: &str, id: &str, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE mcp_connections SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id = $3",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM mcp_tokens WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
