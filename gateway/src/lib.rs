@@ -68,7 +68,6 @@ impl Gateway {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` fires, then finishes in-flight requests.
     /// Serves until `shutdown` fires; drains for the configured time, then stops accepting and
     /// finishes in-flight requests.
     pub async fn run(self, shutdown: Shutdown) -> std::io::Result<()> {
@@ -80,7 +79,13 @@ impl Gateway {
             tracing::info!(drain_ms = drain.as_millis() as u64, "draining before shutdown");
             tokio::time::sleep(drain).await;
         };
-        axum::serve(self.listener, service).with_graceful_shutdown(stop).await
+        // Small answers must not wait on Nagle's algorithm and the client's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, service).with_graceful_shutdown(stop).await
     }
 }
 
