@@ -125,6 +125,15 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
 
+    // POST /query is a read (SPEC §3): a read-only key may, a write-only key may not.
+    let (read_only, _) = env.create_key(&ann, json!({ "name": "r", "permissions": ["read"], "teams": "all" })).await;
+    let (write_only, _) = env.create_key(&ann, json!({ "name": "w", "permissions": ["write"], "teams": "all" })).await;
+    let body = json!({ "metrics": ["visitors"], "date_range": "day" });
+    let (status, _) = env.api(Method::POST, &format!("/query/{site_id}"), &read_only, Some(body.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, error) = env.api(Method::POST, &format!("/query/{site_id}"), &write_only, Some(body)).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("INSUFFICIENT_SCOPE")));
+
     stats_endpoints(env, &key, &site_id, &domain).await;
 }
 

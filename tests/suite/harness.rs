@@ -23,7 +23,7 @@ use sqlx::Connection;
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 /// The trusted header carrying the visitor's country, as a CDN would set it.
 pub const COUNTRY_HEADER: &str = "x-test-country";
-const KEY_HASH_SECRETS: &str = "1:test-key-hash-secret-0123456789abcdef";
+pub const KEY_HASH_SECRETS: &str = "1:test-key-hash-secret-0123456789abcdef";
 
 pub fn postgres_admin_url() -> String {
     std::env::var("ZENOVAY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
@@ -69,6 +69,47 @@ impl Drop for TestDatabase {
             })
         })
         .join();
+    }
+}
+
+/// A TCP relay to a server, which a test can cut to make that server unreachable.
+pub struct TcpProxy {
+    pub addr: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: String) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().unwrap();
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let relays = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let target = target.clone();
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                relays.lock().unwrap().push(relay.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accept.abort_handle());
+        TcpProxy { addr, tasks }
+    }
+
+    /// Closes the listener and every relayed connection.
+    pub fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
     }
 }
 
@@ -260,20 +301,22 @@ fn http_client() -> reqwest::Client {
 impl TestEnv {
     /// Every service in this process, SQLite under a temporary directory, in-process limiter.
     pub async fn all_in_one() -> TestEnv {
+        TestEnv::all_in_one_with(&[]).await
+    }
+
+    /// The all-in-one process with extra flags (e.g. `--database-url`).
+    pub async fn all_in_one_with(extra: &[&str]) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
-        let cli = <zenovay::Cli as clap::Parser>::try_parse_from([
-            "zenovay".as_ref(),
-            "--http-addr".as_ref(),
-            "127.0.0.1:0".as_ref(),
-            "--data-dir".as_ref(),
-            data_dir.as_os_str(),
-            "--operator-token".as_ref(),
-            OPERATOR_TOKEN.as_ref(),
-            "--country-header".as_ref(),
-            COUNTRY_HEADER.as_ref(),
-        ] as [&std::ffi::OsStr; 9])
-        .expect("cli");
+        let mut args: Vec<std::ffi::OsString> =
+            ["zenovay", "--http-addr", "127.0.0.1:0", "--operator-token", OPERATOR_TOKEN]
+                .into_iter()
+                .chain(["--country-header", COUNTRY_HEADER])
+                .chain(extra.iter().copied())
+                .map(Into::into)
+                .collect();
+        args.extend(["--data-dir".into(), data_dir.clone().into_os_string()]);
+        let cli = <zenovay::Cli as clap::Parser>::try_parse_from(args).expect("cli");
         let app = zenovay::AllInOne::build(&cli.settings).await.expect("all-in-one starts");
         let base = format!("http://{}", app.local_addr());
         let shutdown = Shutdown::default();

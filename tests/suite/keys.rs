@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{TestEnv, TestUser};
+use crate::harness::{KEY_HASH_SECRETS, TcpProxy, TestDatabase, TestEnv, TestUser};
 
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!((status, body["error"]["code"].as_str()), (expected, Some(code)), "{body}");
@@ -410,6 +410,35 @@ async fn a_backend_down_is_503_never_200() {
     env.kill("identity");
     let (status, body) = env.session_json(Method::GET, "/api/v1/me", &ann.session, None).await;
     assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+}
+
+/// The all-in-one process on PostgreSQL, reached through a relay the test cuts: with its database
+/// unreachable the answer is 503, never an unauthorized 200.
+#[tokio::test]
+async fn a_database_down_is_503_in_the_all_in_one_mode() {
+    let database = TestDatabase::create().await;
+    let url = url_without_host(&database.url);
+    let proxy = TcpProxy::start(format!("{}:{}", url.1, url.2)).await;
+    let through = format!("postgres://{}@{}/{}", url.0, proxy.addr, url.3);
+    let env = TestEnv::all_in_one_with(&["--database-url", &through, "--key-hash-secrets", KEY_HASH_SECRETS]).await;
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    proxy.cut();
+    let (status, body) = env.api(Method::GET, "/websites", &key, None).await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+    let (status, body) = env.session_json(Method::GET, "/api/v1/me", &ann.session, None).await;
+    assert_error(status, &body, StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+}
+
+/// `postgres://user@host:port/name` → (user, host, port, name).
+fn url_without_host(url: &str) -> (String, String, String, String) {
+    let rest = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")).expect("a postgres URL");
+    let (user, rest) = rest.split_once('@').expect("a user");
+    let (hostport, name) = rest.split_once('/').expect("a database name");
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
+    (user.to_owned(), host.to_owned(), port.to_owned(), name.to_owned())
 }
 
 #[tokio::test]
