@@ -6,6 +6,7 @@ mod cache;
 mod envelope;
 mod error;
 mod metrics;
+mod openapi;
 mod routes;
 mod session;
 mod state;
@@ -234,6 +235,7 @@ fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn(record_route));
 
     let external = Router::new()
+        .route("/openapi.json", get(openapi::serve))
         .route("/websites", get(external::list_websites).post(external::create_website))
         .route(
             "/websites/{id}",

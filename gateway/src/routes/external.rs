@@ -7,13 +7,33 @@ use common::access::Scope;
 use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::auth::{Credentials, VerifiedKey};
 use crate::envelope::{created, ok, parse};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::{
+    Conflict, DeletedWebsite, Forbidden, NotFound, ServiceUnavailable, Success, TooManyRequests, Unauthorized, Usage,
+    ValidationError, Website,
+};
 use crate::state::AppState;
 use crate::views;
 
+#[utoipa::path(
+    get,
+    path = "/websites",
+    tag = "websites",
+    operation_id = "listWebsites",
+    summary = "List websites",
+    description = "Scope: `read`. The websites of every team the key reaches.",
+    responses(
+        (status = 200, description = "The websites", body = Success<Vec<Website>>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn list_websites(State(state): State<AppState>, credentials: Credentials) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
     let authorized = key.authorize(&state, Scope::Read, None).await?;
@@ -27,12 +47,15 @@ pub async fn list_websites(State(state): State<AppState>, credentials: Credentia
     Ok(ok(websites.iter().map(views::website).collect::<Vec<_>>()).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebsiteBody {
+    /// A team the key reaches.
     team_id: String,
+    /// Normalised (lower case; scheme, port, path and trailing dot dropped); unique platform-wide.
     domain: String,
     name: String,
+    /// An IANA time zone; `UTC` when absent.
     #[serde(default)]
     timezone: Option<String>,
 }
@@ -40,6 +63,24 @@ pub struct CreateWebsiteBody {
 // Handlers of the external API authenticate before they judge a body or a query: a bad key is a
 // 401 whatever else is wrong.
 
+#[utoipa::path(
+    post,
+    path = "/websites",
+    tag = "websites",
+    operation_id = "createWebsite",
+    summary = "Create a website",
+    description = "Scope: `write`, on the team named in the body.",
+    request_body = CreateWebsiteBody,
+    responses(
+        (status = 201, description = "The new website", body = Success<Website>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn create_website(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -90,6 +131,23 @@ pub(crate) async fn authorized_website(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/websites/{id}",
+    tag = "websites",
+    operation_id = "getWebsite",
+    summary = "Get a website",
+    description = "Scope: `read`.",
+    params(("id" = String, Path, description = "Website id or domain")),
+    responses(
+        (status = 200, description = "The website", body = Success<Website>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn get_website(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -99,15 +157,35 @@ pub async fn get_website(
     Ok(ok(views::website(&website)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebsiteBody {
     #[serde(default)]
     name: Option<String>,
+    /// An IANA time zone.
     #[serde(default)]
     timezone: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/websites/{id}",
+    tag = "websites",
+    operation_id = "updateWebsite",
+    summary = "Rename a website or change its time zone",
+    description = "Scope: `write`. Absent fields keep their value.",
+    params(("id" = String, Path, description = "Website id or domain")),
+    request_body = UpdateWebsiteBody,
+    responses(
+        (status = 200, description = "The updated website", body = Success<Website>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn update_website(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -125,6 +203,23 @@ pub async fn update_website(
     Ok(ok(views::website(&website)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/websites/{id}",
+    tag = "websites",
+    operation_id = "deleteWebsite",
+    summary = "Delete a website and its data",
+    description = "Scope: `write`.",
+    params(("id" = String, Path, description = "Website id or domain")),
+    responses(
+        (status = 200, description = "Deleted", body = Success<DeletedWebsite>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn delete_website(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -136,6 +231,22 @@ pub async fn delete_website(
 }
 
 /// Plan, limits and this month's usage of the key's owner (SPEC §5 `GET /usage`).
+#[utoipa::path(
+    get,
+    path = "/usage",
+    tag = "usage",
+    operation_id = "getUsage",
+    summary = "Plan, limits and usage this month",
+    description = "Scope: `read`. The plan and limits that apply to the key, and its owner's usage this UTC month; \
+                   this call counts.",
+    responses(
+        (status = 200, description = "Plan, limits and usage", body = Success<Usage>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn usage(State(state): State<AppState>, credentials: Credentials) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
     let authorized = key.authorize(&state, Scope::Read, None).await?;

@@ -13,10 +13,17 @@ use common::access::Scope;
 use proto::analytics::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Credentials;
 use crate::envelope::{ok, parse, parse_query, rfc3339};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::{
+    AggregateResult, BreakdownResult, Compare, CountryStats, Forbidden, Interval, Metric, NotFound, Overview,
+    PageStats, PlausibleForbidden, PlausibleNotFound, PlausibleServiceUnavailable, PlausibleTooManyRequests,
+    PlausibleUnauthorized, PlausibleValidationError, Property, QueryResult, Range, Realtime, ServiceUnavailable,
+    StatsParams, Success, Technology, TimeseriesResult, TooManyRequests, Unauthorized, ValidationError,
+};
 use crate::routes::external::authorized_website;
 use crate::state::AppState;
 
@@ -240,6 +247,24 @@ fn change(metric: &str, before: f64, now: f64) -> Value {
     json!(((now - before) / before * 100.0).round() as i64)
 }
 
+#[utoipa::path(
+    get,
+    path = "/stats/aggregate",
+    tag = "stats",
+    operation_id = "statsAggregate",
+    summary = "Aggregate (Plausible Stats API v1)",
+    description = "Scope: `read`. The metrics over the period; `data` is Plausible's aggregate body.",
+    params(StatsParams, ("compare" = Option<Compare>, Query, description = "Adds each metric's `change`.")),
+    responses(
+        (status = 200, description = "Plausible's aggregate body in the envelope", body = Success<AggregateResult>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn aggregate(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -248,6 +273,31 @@ pub async fn aggregate(
     Ok(ok(v1(&state, credentials, q, V1::Aggregate).await?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/stats/timeseries",
+    tag = "stats",
+    operation_id = "statsTimeseries",
+    summary = "Time series (Plausible Stats API v1)",
+    description = "Scope: `read`. The metrics per time bucket, zero-filled; `data` is Plausible's timeseries body.",
+    params(
+        StatsParams,
+        (
+            "interval" = Option<Interval>,
+            Query,
+            description = "Default: `hour` for `day` and `24h`, `month` for `6mo`, `12mo` and `year`, else `date`."
+        ),
+    ),
+    responses(
+        (status = 200, description = "Plausible's timeseries body in the envelope", body = Success<TimeseriesResult>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn timeseries(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -256,6 +306,29 @@ pub async fn timeseries(
     Ok(ok(v1(&state, credentials, q, V1::Timeseries).await?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/stats/breakdown",
+    tag = "stats",
+    operation_id = "statsBreakdown",
+    summary = "Breakdown (Plausible Stats API v1)",
+    description = "Scope: `read`. The metrics per value of a property; `data` is Plausible's breakdown body.",
+    params(
+        StatsParams,
+        ("property" = Property, Query, description = "The property to break down by."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows per page; default 100."),
+        ("page" = Option<u32>, Query, minimum = 1, description = "Default 1."),
+    ),
+    responses(
+        (status = 200, description = "Plausible's breakdown body in the envelope", body = Success<BreakdownResult>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn breakdown(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -266,19 +339,26 @@ pub async fn breakdown(
 
 // ---- Plausible Stats API v2 ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = QueryBody)]
 pub struct V2Body {
-    /// Required by the Plausible mount; our `/query/{websiteId}` names the site in its path.
+    /// Website id or domain. Required by the Plausible mount; our `/query/{websiteId}` names the
+    /// site in its path, and a `site_id` there must name the same site.
     #[serde(default)]
     site_id: Option<String>,
+    #[schema(value_type = Vec<Metric>, min_items = 1)]
     metrics: Vec<String>,
+    #[schema(schema_with = crate::openapi::date_range)]
     date_range: Value,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::openapi::Dimension>)]
     dimensions: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::filters)]
     filters: Vec<Value>,
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::order_by)]
     order_by: Vec<(String, String)>,
     #[serde(default)]
     include: V2Include,
@@ -286,8 +366,9 @@ pub struct V2Body {
     pagination: Option<V2Pagination>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = QueryInclude)]
 pub struct V2Include {
     #[serde(default)]
     time_labels: bool,
@@ -298,10 +379,12 @@ pub struct V2Include {
     imports: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = QueryPagination)]
 pub struct V2Pagination {
     #[serde(default = "default_v2_limit")]
+    #[schema(minimum = 1, maximum = 10000)]
     limit: u32,
     #[serde(default)]
     offset: u32,
@@ -416,6 +499,25 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<V
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/query/{websiteId}",
+    tag = "stats",
+    operation_id = "query",
+    summary = "Query (Plausible Stats API v2)",
+    description = "Scope: `read` (the query only reads). Plausible v2's query; `site_id` may be left out, the path names the site. Regular expressions and `and`/`or`/`not` filter groups are a 400.",
+    params(("websiteId" = String, Path, description = "Website id or domain")),
+    request_body = V2Body,
+    responses(
+        (status = 200, description = "Plausible's query body in the envelope", body = Success<QueryResult>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn flexible_query(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -454,10 +556,53 @@ fn plausible(result: ApiResult<Value>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/plausible/api/v1/stats/aggregate",
+    tag = "plausible",
+    operation_id = "plausibleAggregate",
+    summary = "Plausible v1 aggregate, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/aggregate`: no envelope.",
+    params(StatsParams, ("compare" = Option<Compare>, Query, description = "Adds each metric's `change`.")),
+    responses(
+        (status = 200, description = "Plausible's aggregate body", body = AggregateResult),
+        (status = 400, response = PlausibleValidationError),
+        (status = 401, response = PlausibleUnauthorized),
+        (status = 403, response = PlausibleForbidden),
+        (status = 404, response = PlausibleNotFound),
+        (status = 429, response = PlausibleTooManyRequests),
+        (status = 503, response = PlausibleServiceUnavailable),
+    ),
+)]
 pub async fn plausible_aggregate(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
     plausible(async { v1(&state, credentials?, q, V1::Aggregate).await }.await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/plausible/api/v1/stats/timeseries",
+    tag = "plausible",
+    operation_id = "plausibleTimeseries",
+    summary = "Plausible v1 timeseries, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/timeseries`: no envelope.",
+    params(
+        StatsParams,
+        (
+            "interval" = Option<Interval>,
+            Query,
+            description = "Default: `hour` for `day` and `24h`, `month` for `6mo`, `12mo` and `year`, else `date`."
+        ),
+    ),
+    responses(
+        (status = 200, description = "Plausible's timeseries body", body = TimeseriesResult),
+        (status = 400, response = PlausibleValidationError),
+        (status = 401, response = PlausibleUnauthorized),
+        (status = 403, response = PlausibleForbidden),
+        (status = 404, response = PlausibleNotFound),
+        (status = 429, response = PlausibleTooManyRequests),
+        (status = 503, response = PlausibleServiceUnavailable),
+    ),
+)]
 pub async fn plausible_timeseries(
     State(state): State<AppState>,
     credentials: Keyed,
@@ -466,17 +611,60 @@ pub async fn plausible_timeseries(
     plausible(async { v1(&state, credentials?, q, V1::Timeseries).await }.await)
 }
 
+#[utoipa::path(
+    get,
+    path = "/plausible/api/v1/stats/breakdown",
+    tag = "plausible",
+    operation_id = "plausibleBreakdown",
+    summary = "Plausible v1 breakdown, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/breakdown`: no envelope.",
+    params(
+        StatsParams,
+        ("property" = Property, Query, description = "The property to break down by."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows per page; default 100."),
+        ("page" = Option<u32>, Query, minimum = 1, description = "Default 1."),
+    ),
+    responses(
+        (status = 200, description = "Plausible's breakdown body", body = BreakdownResult),
+        (status = 400, response = PlausibleValidationError),
+        (status = 401, response = PlausibleUnauthorized),
+        (status = 403, response = PlausibleForbidden),
+        (status = 404, response = PlausibleNotFound),
+        (status = 429, response = PlausibleTooManyRequests),
+        (status = 503, response = PlausibleServiceUnavailable),
+    ),
+)]
 pub async fn plausible_breakdown(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
     plausible(async { v1(&state, credentials?, q, V1::Breakdown).await }.await)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SiteParam {
+    /// Website id or domain.
     site_id: String,
 }
 
 /// Plausible answers realtime visitors with a bare number.
+#[utoipa::path(
+    get,
+    path = "/plausible/api/v1/stats/realtime/visitors",
+    tag = "plausible",
+    operation_id = "plausibleRealtimeVisitors",
+    summary = "Plausible v1 realtime visitors, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/realtime/visitors`: the visitors of the last 5 minutes as a bare number.",
+    params(SiteParam),
+    responses(
+        (status = 200, description = "Visitors of the last 5 minutes", body = u64, content_type = "application/json"),
+        (status = 400, response = PlausibleValidationError),
+        (status = 401, response = PlausibleUnauthorized),
+        (status = 403, response = PlausibleForbidden),
+        (status = 404, response = PlausibleNotFound),
+        (status = 429, response = PlausibleTooManyRequests),
+        (status = 503, response = PlausibleServiceUnavailable),
+    ),
+)]
 pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
     plausible(
         async {
@@ -490,6 +678,24 @@ pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keye
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/plausible/api/v2/query",
+    tag = "plausible",
+    operation_id = "plausibleQuery",
+    summary = "Plausible v2 query, drop-in",
+    description = "Scope: `read` (the query only reads). As Plausible's `POST /api/v2/query`, `site_id` required: no envelope.",
+    request_body = V2Body,
+    responses(
+        (status = 200, description = "Plausible's query body", body = QueryResult),
+        (status = 400, response = PlausibleValidationError),
+        (status = 401, response = PlausibleUnauthorized),
+        (status = 403, response = PlausibleForbidden),
+        (status = 404, response = PlausibleNotFound),
+        (status = 429, response = PlausibleTooManyRequests),
+        (status = 503, response = PlausibleServiceUnavailable),
+    ),
+)]
 pub async fn plausible_query(State(state): State<AppState>, credentials: Keyed, body: Bytes) -> Response {
     plausible(
         async {
@@ -505,12 +711,17 @@ pub async fn plausible_query(State(state): State<AppState>, credentials: Keyed, 
 
 // ---- Zenovay's own shapes ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RangeParams {
+    /// Default `30d`.
     #[serde(default)]
+    #[param(value_type = Option<Range>)]
     range: Option<String>,
+    /// Rows per list; default 10.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 
@@ -551,6 +762,27 @@ fn breakdown_of(website_id: &str, period: &str, dimension: &str, metrics: &[&str
 }
 
 /// Overview: totals, a series (hourly over 24h, else daily) and the top countries.
+#[utoipa::path(
+    get,
+    path = "/analytics/{websiteId}",
+    tag = "analytics",
+    operation_id = "getAnalyticsOverview",
+    summary = "Overview of a website",
+    description = "Scope: `read`. Visitors, visits, pageviews, bounce rate and visit duration over the range, a zero-filled series (hourly for `24h`, else daily) and the top 10 countries.",
+    params(
+        ("websiteId" = String, Path, description = "Website id or domain"),
+        ("range" = Option<Range>, Query, description = "Default `30d`."),
+    ),
+    responses(
+        (status = 200, description = "The overview", body = Success<Overview>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn overview(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -586,6 +818,24 @@ pub async fn overview(
     Ok(ok(Value::Object(data)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/analytics/{websiteId}/pages",
+    tag = "analytics",
+    operation_id = "getTopPages",
+    summary = "Top pages",
+    description = "Scope: `read`. Pages by visitors over the range.",
+    params(("websiteId" = String, Path, description = "Website id or domain"), RangeParams),
+    responses(
+        (status = 200, description = "The top pages", body = Success<Vec<PageStats>>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn pages(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -595,6 +845,24 @@ pub async fn pages(
     breakdown_list(state, credentials, website_id, q, "event:page", "page").await
 }
 
+#[utoipa::path(
+    get,
+    path = "/analytics/{websiteId}/countries",
+    tag = "analytics",
+    operation_id = "getTopCountries",
+    summary = "Top countries",
+    description = "Scope: `read`. Countries by visitors over the range.",
+    params(("websiteId" = String, Path, description = "Website id or domain"), RangeParams),
+    responses(
+        (status = 200, description = "The top countries", body = Success<Vec<CountryStats>>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn countries(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -621,6 +889,24 @@ async fn breakdown_list(
 }
 
 /// Browsers, operating systems and devices, each its own top list.
+#[utoipa::path(
+    get,
+    path = "/analytics/{websiteId}/technology",
+    tag = "analytics",
+    operation_id = "getTechnology",
+    summary = "Top browsers, operating systems and devices",
+    description = "Scope: `read`. Three top lists by visitors over the range, each of at most `limit` rows.",
+    params(("websiteId" = String, Path, description = "Website id or domain"), RangeParams),
+    responses(
+        (status = 200, description = "The top lists", body = Success<Technology>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn technology(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -641,6 +927,23 @@ pub async fn technology(
 }
 
 /// Visitors and pageviews of the last 5 minutes, and their pages.
+#[utoipa::path(
+    get,
+    path = "/realtime/{websiteId}",
+    tag = "analytics",
+    operation_id = "getRealtime",
+    summary = "Visitors right now",
+    description = "Scope: `read`. Visitors and pageviews of the last 5 minutes and their top 10 pages.",
+    params(("websiteId" = String, Path, description = "Website id or domain")),
+    responses(
+        (status = 200, description = "The last 5 minutes", body = Success<Realtime>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn realtime(
     State(state): State<AppState>,
     credentials: Credentials,

@@ -11,10 +11,15 @@ use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Credentials;
 use crate::envelope::{Body, Params, created, ok, parse, parse_query};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::{
+    AuditEntry, Forbidden, Member, ServiceUnavailable, Success, TeamSettings, TooManyRequests, Unauthorized,
+    ValidationError,
+};
 use crate::routes::account::audit;
 use crate::session::SessionUser;
 use crate::state::AppState;
@@ -38,8 +43,10 @@ impl From<RoleName> for idpb::Role {
     }
 }
 
-#[derive(Deserialize, Clone, Copy)]
+/// Who may use API keys on the team: every member, owners and admins, or nobody.
+#[derive(Deserialize, Clone, Copy, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = ApiKeyPolicy)]
 pub enum PolicyName {
     AllMembers,
     AdminsOnly,
@@ -56,16 +63,20 @@ impl From<PolicyName> for popb::ApiKeyPolicy {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApiKeyPolicyBody)]
 pub struct PolicyBody {
     policy: PolicyName,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// Entries, newest first; default 100.
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -218,6 +229,22 @@ pub async fn get_audit_log(
 
 // External API (admin scope).
 
+#[utoipa::path(
+    get,
+    path = "/teams/{teamId}/members",
+    tag = "teams",
+    operation_id = "listTeamMembers",
+    summary = "Members of a team and their roles",
+    description = "Scope: `admin`, on a team where the key's owner is an owner or admin.",
+    params(("teamId" = String, Path, description = "Team id")),
+    responses(
+        (status = 200, description = "The members", body = Success<Vec<Member>>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn external_members(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -228,6 +255,24 @@ pub async fn external_members(
     members(&state, team_id, key.user_id().to_owned()).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/teams/{teamId}/api-key-policy",
+    tag = "teams",
+    operation_id = "setApiKeyPolicy",
+    summary = "Set the team's API key policy",
+    description = "Scope: `admin`, on a team where the key's owner is an owner or admin. Recorded in the audit log.",
+    params(("teamId" = String, Path, description = "Team id")),
+    request_body = PolicyBody,
+    responses(
+        (status = 200, description = "The team's settings", body = Success<TeamSettings>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn external_put_policy(
     State(state): State<AppState>,
     credentials: Credentials,
@@ -240,6 +285,23 @@ pub async fn external_put_policy(
     set_policy(&state, team_id, key.user_id(), body.policy).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/teams/{teamId}/audit-log",
+    tag = "teams",
+    operation_id = "getAuditLog",
+    summary = "Key and membership events of a team",
+    description = "Scope: `admin`, on a team where the key's owner is an owner or admin. Newest first.",
+    params(("teamId" = String, Path, description = "Team id"), AuditParams),
+    responses(
+        (status = 200, description = "The entries", body = Success<Vec<AuditEntry>>),
+        (status = 400, response = ValidationError),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = ServiceUnavailable),
+    ),
+)]
 pub async fn external_audit_log(
     State(state): State<AppState>,
     credentials: Credentials,

@@ -225,20 +225,24 @@ impl Store {
         let mut days: Vec<(&str, i64)> = events.iter().map(|e| (e.website_id.as_str(), day_of(e.ts))).collect();
         days.sort_unstable();
         days.dedup();
-        for (website_id, day) in days {
-            sqlx::query(
-                "INSERT INTO rollup_pending (website_id, day, version) VALUES ($1, $2, 1) \
-                 ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
-            )
-            .bind(website_id)
-            .bind(day)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM rollup_days WHERE website_id = $1 AND day = $2")
-                .bind(website_id)
-                .bind(day)
-                .execute(&mut *tx)
-                .await?;
+        // Two statements per batch, whatever the number of site-days it touches.
+        for chunk in days.chunks(200) {
+            let mut sql = self.insert_rows("rollup_pending", "website_id, day, version", chunk.len());
+            sql.push_str(" ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1");
+            let mut upsert = sqlx::query(&sql);
+            for (website_id, day) in chunk {
+                upsert = upsert.bind(*website_id).bind(*day).bind(1_i64);
+            }
+            upsert.execute(&mut *tx).await?;
+            let pairs: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(website_id = {} AND day = {})", self.params(2 * i, 1), self.params(2 * i + 1, 1)))
+                .collect();
+            let sql = format!("DELETE FROM rollup_days WHERE {}", pairs.join(" OR "));
+            let mut delete = sqlx::query(&sql);
+            for (website_id, day) in chunk {
+                delete = delete.bind(*website_id).bind(*day);
+            }
+            delete.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -1,0 +1,513 @@
+//! `GET /api/external/v1/openapi.json` (SPEC §5): the document describes the router as it is, its
+//! enumerations are the values the API accepts, and real answers have the documented shapes.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{TestEnv, TestUser};
+
+/// Every operation of the external API: method, path (relative to the server URL), scope.
+const OPERATIONS: &[(&str, &str, Option<&str>)] = &[
+    ("GET", "/websites", Some("read")),
+    ("POST", "/websites", Some("write")),
+    ("GET", "/websites/{id}", Some("read")),
+    ("PATCH", "/websites/{id}", Some("write")),
+    ("DELETE", "/websites/{id}", Some("write")),
+    ("GET", "/analytics/{websiteId}", Some("read")),
+    ("GET", "/analytics/{websiteId}/pages", Some("read")),
+    ("GET", "/analytics/{websiteId}/countries", Some("read")),
+    ("GET", "/analytics/{websiteId}/technology", Some("read")),
+    ("GET", "/stats/aggregate", Some("read")),
+    ("GET", "/stats/timeseries", Some("read")),
+    ("GET", "/stats/breakdown", Some("read")),
+    ("POST", "/query/{websiteId}", Some("read")),
+    ("GET", "/realtime/{websiteId}", Some("read")),
+    ("GET", "/usage", Some("read")),
+    ("GET", "/teams/{teamId}/members", Some("admin")),
+    ("PUT", "/teams/{teamId}/api-key-policy", Some("admin")),
+    ("GET", "/teams/{teamId}/audit-log", Some("admin")),
+    ("GET", "/plausible/api/v1/stats/aggregate", Some("read")),
+    ("GET", "/plausible/api/v1/stats/timeseries", Some("read")),
+    ("GET", "/plausible/api/v1/stats/breakdown", Some("read")),
+    ("GET", "/plausible/api/v1/stats/realtime/visitors", Some("read")),
+    ("POST", "/plausible/api/v2/query", Some("read")),
+    ("GET", "/openapi.json", None),
+];
+
+/// The error codes of SPEC §3 and §5 by status.
+const ERRORS: &[(&str, &str)] = &[
+    ("400", "VALIDATION_ERROR"),
+    ("401", "UNAUTHORIZED"),
+    ("403", "API_PAID_PLAN_REQUIRED"),
+    ("403", "INSUFFICIENT_SCOPE"),
+    ("403", "FORBIDDEN"),
+    ("403", "KEY_POLICY_FORBIDS"),
+    ("404", "NOT_FOUND"),
+    ("429", "RATE_LIMIT_EXCEEDED"),
+    ("429", "MONTHLY_LIMIT_EXCEEDED"),
+    ("503", "SERVICE_UNAVAILABLE"),
+];
+
+const RATE_LIMIT_HEADERS: &[&str] = &[
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "X-Usage-Monthly",
+    "X-Usage-Limit",
+    "X-Usage-Reset",
+];
+
+async fn document(env: &TestEnv) -> Value {
+    let response = env.request(Method::GET, "/api/external/v1/openapi.json").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(content_type.starts_with("application/json"), "content-type {content_type}");
+    response.json().await.unwrap()
+}
+
+/// The target of a local `$ref`, or the value itself.
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let pointer = reference.strip_prefix('#').unwrap_or_else(|| panic!("non-local $ref {reference}"));
+            let target = doc.pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {reference}"));
+            resolve(doc, target)
+        }
+        None => value,
+    }
+}
+
+/// Every `$ref` in `value`.
+fn references(value: &Value, found: &mut Vec<Value>) {
+    match value {
+        Value::Object(object) => {
+            if object.contains_key("$ref") {
+                found.push(value.clone());
+            }
+            object.values().for_each(|v| references(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+        _ => {}
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The values of an enumerated component schema.
+fn enumeration(doc: &Value, name: &str) -> Vec<String> {
+    strings(&doc["components"]["schemas"][name]["enum"])
+}
+
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut all = vec![];
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().unwrap() {
+            if ["get", "put", "post", "delete", "patch", "head", "options", "trace"].contains(&method.as_str()) {
+                all.push((method.to_uppercase(), path.clone(), operation));
+            }
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn document_describes_the_router() {
+    let env = TestEnv::all_in_one().await;
+    let doc = document(&env).await;
+
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
+    assert_eq!(doc["servers"][0]["url"], "/api/external/v1");
+    // A schema used only by reference must still be registered.
+    let mut found = vec![];
+    references(&doc, &mut found);
+    assert!(!found.is_empty());
+    for reference in &found {
+        resolve(&doc, reference);
+    }
+
+    // Exactly the operations of SPEC §5, no more, no fewer.
+    let documented: BTreeSet<(String, String)> =
+        operations(&doc).into_iter().map(|(method, path, _)| (method, path)).collect();
+    let expected: BTreeSet<(String, String)> =
+        OPERATIONS.iter().map(|(method, path, _)| ((*method).to_owned(), (*path).to_owned())).collect();
+    assert_eq!(documented, expected);
+
+    // A bearer key, required everywhere but on the document itself.
+    let bearer = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!((bearer["type"].as_str(), bearer["scheme"].as_str()), (Some("http"), Some("bearer")), "{bearer}");
+    assert!(doc["security"].as_array().unwrap().contains(&json!({ "bearer": [] })), "{}", doc["security"]);
+
+    let mut operation_ids = BTreeSet::new();
+    let mut codes_by_status = BTreeSet::new();
+    for (method, path, operation) in operations(&doc) {
+        let &(_, _, scope) = OPERATIONS.iter().find(|(m, p, _)| *m == method && *p == path).unwrap();
+        let at = format!("{method} {path}");
+        let id = operation["operationId"].as_str().unwrap_or_default();
+        assert!(!id.is_empty() && operation_ids.insert(id.to_owned()), "{at}: operationId {id:?} missing or repeated");
+        assert!(operation["summary"].as_str().is_some_and(|s| !s.is_empty()), "{at}: no summary");
+        let responses = operation["responses"].as_object().unwrap();
+        let success = responses.keys().find(|status| status.starts_with('2')).expect("a success response");
+        let success = resolve(&doc, &responses[success]);
+        assert!(success["content"]["application/json"]["schema"].is_object(), "{at}: no JSON body");
+        assert!(success["headers"]["x-request-id"].is_object(), "{at}: no x-request-id");
+
+        let Some(scope) = scope else {
+            assert_eq!(operation["security"], json!([]), "{at} needs no key");
+            continue;
+        };
+        assert!(operation.get("security").is_none(), "{at} takes the document's security");
+        let description = operation["description"].as_str().unwrap_or_default();
+        assert!(description.contains(&format!("Scope: `{scope}`")), "{at}: {description:?}");
+        for header in RATE_LIMIT_HEADERS {
+            assert!(success["headers"][header].is_object(), "{at}: no {header}");
+        }
+        for status in ["401", "403", "429", "503"] {
+            assert!(responses.contains_key(status), "{at}: no {status}");
+        }
+        for (status, response) in responses {
+            let response = resolve(&doc, response);
+            let Some(examples) = response["content"]["application/json"]["examples"].as_object() else { continue };
+            for example in examples.values() {
+                let code = example["value"]["error"]["code"].as_str().unwrap().to_owned();
+                codes_by_status.insert((status.clone(), code));
+            }
+        }
+        let unauthorized = resolve(&doc, &responses["401"]);
+        assert!(unauthorized["headers"]["WWW-Authenticate"].is_object(), "{at}");
+        assert!(resolve(&doc, &responses["429"])["headers"]["Retry-After"].is_object(), "{at}");
+    }
+    for (status, code) in ERRORS {
+        assert!(codes_by_status.contains(&((*status).to_owned(), (*code).to_owned())), "no {status} {code}");
+    }
+    let error = &doc["components"]["schemas"]["Error"];
+    assert_eq!(error["required"], json!(["success", "error"]), "{error}");
+    let error_codes = enumeration(&doc, "ErrorCode");
+    assert!(ERRORS.iter().all(|(_, code)| error_codes.iter().any(|c| c == code)), "{error_codes:?}");
+
+    // Enumerated parameters are enumerations.
+    assert_eq!(enumeration(&doc, "Range"), ["24h", "7d", "30d", "90d", "1y"]);
+    let metrics = enumeration(&doc, "Metric");
+    for metric in ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"] {
+        assert!(metrics.iter().any(|m| m == metric), "{metric} in {metrics:?}");
+    }
+    let parameter = |path: &str, name: &str| {
+        let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let found = parameters.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{path}: no {name}"));
+        resolve(&doc, &found["schema"]).clone()
+    };
+    for (path, name) in [
+        ("/analytics/{websiteId}", "range"),
+        ("/analytics/{websiteId}/pages", "range"),
+        ("/stats/aggregate", "period"),
+        ("/stats/timeseries", "interval"),
+        ("/stats/breakdown", "property"),
+        ("/plausible/api/v1/stats/breakdown", "property"),
+    ] {
+        assert!(!strings(&parameter(path, name)["enum"]).is_empty(), "{path} {name}");
+    }
+    let metrics = parameter("/stats/aggregate", "metrics");
+    assert_eq!(resolve(&doc, &metrics["items"])["enum"], doc["components"]["schemas"]["Metric"]["enum"]);
+
+    // The router agrees: each documented operation reaches its handler, which asks for a key.
+    for (method, path, _) in operations(&doc) {
+        let concrete = path.replace("{id}", "dummy").replace("{websiteId}", "dummy").replace("{teamId}", "dummy");
+        assert!(!concrete.contains('{'), "unfilled parameter in {path}");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = env.request(method.clone(), &format!("/api/external/v1{concrete}"));
+        if [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
+            request = request.json(&json!({}));
+        }
+        let status = request.send().await.unwrap().status();
+        let expected = if path == "/openapi.json" { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+        assert_eq!(status, expected, "{method} {concrete}");
+    }
+    // The probe tells a missing route and a wrong method apart from a handler.
+    let status = |method: Method, path: &'static str| {
+        let request = env.request(method, path);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status(Method::GET, "/api/external/v1/undocumented").await, StatusCode::NOT_FOUND);
+    assert_eq!(status(Method::DELETE, "/api/external/v1/usage").await, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Whether `value` has the shape of `schema`: types, enumerations, and for objects exactly the
+/// documented properties when `strict` (stricter than JSON Schema, whose objects allow undocumented
+/// ones unless told otherwise: an undocumented field is drift). The parts of an `allOf` each
+/// describe only some fields, so they are not strict.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, strict: bool) -> Result<(), String> {
+    let schema = resolve(doc, schema);
+    if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
+        all.iter().try_for_each(|s| conforms(doc, s, value, at, false))?;
+        let documented: BTreeSet<&String> =
+            all.iter().filter_map(|s| resolve(doc, s)["properties"].as_object()).flat_map(|p| p.keys()).collect();
+        match value.as_object().and_then(|o| o.keys().find(|k| !documented.contains(k))) {
+            Some(extra) if strict => return Err(format!("{at}.{extra} is not documented")),
+            _ => return Ok(()),
+        }
+    }
+    if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
+        let matching = one.iter().filter(|s| conforms(doc, s, value, at, strict).is_ok()).count();
+        return if matching == 1 { Ok(()) } else { Err(format!("{at}: {matching} oneOf branches match {value}")) };
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return Ok(()),
+    };
+    let type_matches = |t: &str| match t {
+        "null" => value.is_null(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "string" => value.is_string(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        other => panic!("unknown type {other}"),
+    };
+    if !types.iter().any(|t| type_matches(t)) {
+        return Err(format!("{at}: {value} is not {types:?}"));
+    }
+    if let Some(object) = value.as_object() {
+        let properties = schema["properties"].as_object();
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap();
+            if !object.contains_key(name) {
+                return Err(format!("{at}: no {name} in {value}"));
+            }
+        }
+        for (name, field) in object {
+            let here = format!("{at}.{name}");
+            match (properties.and_then(|p| p.get(name)), schema.get("additionalProperties")) {
+                (Some(property), _) => conforms(doc, property, field, &here, strict)?,
+                (None, Some(Value::Bool(false))) => return Err(format!("{here} is not documented")),
+                (None, None) if strict && properties.is_some() => return Err(format!("{here} is not documented")),
+                (None, Some(additional)) if additional.is_object() => conforms(doc, additional, field, &here, strict)?,
+                _ => {}
+            }
+        }
+    }
+    if let Some(array) = value.as_array() {
+        let prefix = schema["prefixItems"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for (i, item) in array.iter().enumerate() {
+            let here = format!("{at}[{i}]");
+            match (prefix.get(i), &schema["items"]) {
+                (Some(s), _) => conforms(doc, s, item, &here, strict)?,
+                (None, Value::Bool(false)) => return Err(format!("{here} is one item too many")),
+                (None, items) if items.is_object() => conforms(doc, items, item, &here, strict)?,
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks an answer against the documented response of `method path` with `status`.
+fn check(doc: &Value, method: &str, path: &str, status: StatusCode, body: &Value) {
+    let operation = &doc["paths"][path][method.to_lowercase()];
+    let response = resolve(doc, &operation["responses"][status.as_str()]);
+    let schema = &response["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "{method} {path}: {status} is not documented");
+    if let Err(problem) = conforms(doc, schema, body, "body", true) {
+        panic!("{method} {path} ({status}) differs from the document: {problem}\n{body}");
+    }
+}
+
+async fn pageview(env: &TestEnv, domain: &str, page: &str) {
+    let event = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}{page}") });
+    let response = env
+        .request(Method::POST, "/api/event")
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+        .header(crate::harness::COUNTRY_HEADER, "DE")
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+}
+
+async fn keyed_user(env: &TestEnv) -> (TestUser, String) {
+    let user = env.user("ada").await;
+    // Enough requests per minute for one call per documented value.
+    env.set_plan_with(&user.team_id, "enterprise", json!({ "requests_per_minute": 100000 })).await;
+    let (key, _) = env.create_key(&user, json!({ "name": "openapi", "permissions": "full", "teams": "all" })).await;
+    (user, key)
+}
+
+#[tokio::test]
+async fn answers_match_the_document() {
+    let env = TestEnv::all_in_one().await;
+    let doc = document(&env).await;
+    let (user, key) = keyed_user(&env).await;
+    let team = &user.team_id;
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let (env, key) = (&env, &key);
+        async move {
+            let (status, answer) =
+                env.api(Method::from_bytes(method.as_bytes()).unwrap(), &path, key, body.clone()).await;
+            assert!(status.is_success(), "{method} {path} {body:?}: {status} {answer}");
+            (status, answer)
+        }
+    };
+
+    let domain = format!("openapi-{}.example", &user.user_id[..8]);
+    let (status, created) =
+        call("POST", "/websites".into(), Some(json!({ "team_id": team, "domain": domain, "name": "Docs" }))).await;
+    check(&doc, "POST", "/websites", status, &created);
+    let site = created["data"]["id"].as_str().unwrap().to_owned();
+    pageview(&env, &domain, "/").await;
+    pageview(&env, &domain, "/pricing").await;
+
+    // (method, documented path, concrete path and query, body)
+    let calls: Vec<(&str, &str, String, Option<Value>)> = vec![
+        ("GET", "/websites", "/websites".into(), None),
+        ("GET", "/websites/{id}", format!("/websites/{site}"), None),
+        ("PATCH", "/websites/{id}", format!("/websites/{site}"), Some(json!({ "timezone": "Europe/Paris" }))),
+        ("GET", "/usage", "/usage".into(), None),
+        ("GET", "/analytics/{websiteId}", format!("/analytics/{site}?range=7d"), None),
+        ("GET", "/analytics/{websiteId}/pages", format!("/analytics/{site}/pages?limit=5"), None),
+        ("GET", "/analytics/{websiteId}/countries", format!("/analytics/{site}/countries"), None),
+        ("GET", "/analytics/{websiteId}/technology", format!("/analytics/{site}/technology"), None),
+        ("GET", "/realtime/{websiteId}", format!("/realtime/{site}"), None),
+        (
+            "GET",
+            "/stats/aggregate",
+            format!("/stats/aggregate?site_id={site}&metrics=visitors,views_per_visit&compare=previous_period"),
+            None,
+        ),
+        ("GET", "/stats/timeseries", format!("/stats/timeseries?site_id={site}&period=7d&metrics=visitors"), None),
+        ("GET", "/stats/breakdown", format!("/stats/breakdown?site_id={domain}&property=event:page"), None),
+        (
+            "POST",
+            "/query/{websiteId}",
+            format!("/query/{site}"),
+            Some(json!({
+                "metrics": ["visitors", "pageviews"],
+                "date_range": "7d",
+                "dimensions": ["event:page"],
+                "filters": [["contains", "event:page", ["/"]]],
+                "order_by": [["visitors", "desc"]],
+                "include": { "total_rows": true, "time_labels": true },
+            })),
+        ),
+        (
+            "GET",
+            "/plausible/api/v1/stats/aggregate",
+            format!("/plausible/api/v1/stats/aggregate?site_id={domain}"),
+            None,
+        ),
+        (
+            "GET",
+            "/plausible/api/v1/stats/timeseries",
+            format!("/plausible/api/v1/stats/timeseries?site_id={domain}&period=day"),
+            None,
+        ),
+        (
+            "GET",
+            "/plausible/api/v1/stats/breakdown",
+            format!(
+                "/plausible/api/v1/stats/breakdown?site_id={domain}&property=visit:country&metrics=visitors,bounce_rate"
+            ),
+            None,
+        ),
+        (
+            "GET",
+            "/plausible/api/v1/stats/realtime/visitors",
+            format!("/plausible/api/v1/stats/realtime/visitors?site_id={domain}"),
+            None,
+        ),
+        (
+            "POST",
+            "/plausible/api/v2/query",
+            "/plausible/api/v2/query".into(),
+            Some(json!({ "site_id": domain, "metrics": ["visitors"], "date_range": ["2026-01-01", "2026-01-31"] })),
+        ),
+        ("GET", "/teams/{teamId}/members", format!("/teams/{team}/members"), None),
+        (
+            "PUT",
+            "/teams/{teamId}/api-key-policy",
+            format!("/teams/{team}/api-key-policy"),
+            Some(json!({ "policy": "all_members" })),
+        ),
+        ("GET", "/teams/{teamId}/audit-log", format!("/teams/{team}/audit-log?limit=10"), None),
+    ];
+    for (method, path, concrete, body) in calls {
+        let (status, answer) = call(method, concrete, body).await;
+        check(&doc, method, path, status, &answer);
+    }
+    // The lists above had rows, so the rows' shapes were checked too.
+    let (_, pages) = call("GET", format!("/analytics/{site}/pages"), None).await;
+    assert_eq!(pages["data"].as_array().map(Vec::len), Some(2), "{pages}");
+
+    // Every documented value of an enumerated parameter is accepted, and an undocumented one is not.
+    let mut probes: Vec<(String, Option<Value>)> = vec![];
+    for range in enumeration(&doc, "Range") {
+        probes.push((format!("/analytics/{site}?range={range}"), None));
+    }
+    for period in enumeration(&doc, "Period") {
+        let date = if period == "custom" { "&date=2026-01-01,2026-01-31" } else { "" };
+        probes.push((format!("/stats/aggregate?site_id={site}&period={period}{date}"), None));
+    }
+    let metrics = enumeration(&doc, "Metric").join(",");
+    probes.push((format!("/stats/aggregate?site_id={site}&metrics={metrics}"), None));
+    for interval in enumeration(&doc, "Interval") {
+        probes.push((format!("/stats/timeseries?site_id={site}&period=7d&interval={interval}"), None));
+    }
+    for property in enumeration(&doc, "Property") {
+        probes.push((format!("/stats/breakdown?site_id={site}&property={property}"), None));
+    }
+    for dimension in enumeration(&doc, "Dimension") {
+        probes.push((
+            format!("/query/{site}"),
+            Some(json!({ "metrics": ["visitors"], "date_range": "7d", "dimensions": [dimension] })),
+        ));
+    }
+    let query = &doc["components"]["schemas"]["QueryBody"]["properties"];
+    let operators = strings(&query["filters"]["items"]["prefixItems"][0]["enum"]);
+    assert!(operators.len() >= 6, "{operators:?}");
+    for operator in operators {
+        let filter = json!([operator, "event:page", ["/pri*"]]);
+        probes.push((
+            format!("/query/{site}"),
+            Some(json!({ "metrics": ["visitors"], "date_range": "30d", "filters": [filter] })),
+        ));
+    }
+    for (path, body) in probes {
+        let method = if body.is_some() { Method::POST } else { Method::GET };
+        let (status, answer) = env.api(method, &path, &key, body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{path} {body:?}: {answer}");
+    }
+    for path in [
+        format!("/analytics/{site}?range=2d"),
+        format!("/stats/aggregate?site_id={site}&period=2d"),
+        format!("/stats/aggregate?site_id={site}&metrics=sessions"),
+        format!("/stats/timeseries?site_id={site}&interval=minute"),
+        format!("/stats/breakdown?site_id={site}&property=visit:city"),
+    ] {
+        let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        check(&doc, "GET", path.split('?').next().unwrap().replace(&site, "{websiteId}").as_str(), status, &answer);
+    }
+
+    let (status, deleted) = env.api(Method::DELETE, &format!("/websites/{site}"), &key, None).await;
+    check(&doc, "DELETE", "/websites/{id}", status, &deleted);
+    let (status, missing) = env.api(Method::GET, &format!("/websites/{site}"), &key, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    check(&doc, "GET", "/websites/{id}", status, &missing);
+    let response = env.request(Method::GET, "/api/external/v1/usage").bearer_auth("zv_nope").send().await.unwrap();
+    let (status, unauthorized) = crate::harness::into_json(response).await;
+    check(&doc, "GET", "/usage", status, &unauthorized);
+}
