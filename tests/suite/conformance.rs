@@ -417,11 +417,8 @@ async fn analytics_queries_conform() {
                     .collect(),
                 period: period.into(),
                 date: date.into(),
-                order_by: vec![],
-                limit: 0,
-                offset: 0,
                 fill_time: true,
-                previous_period: false,
+                ..Default::default()
             };
             let analytics = analytics.clone();
             async move {
@@ -546,14 +543,8 @@ async fn analytics_queries_conform() {
                 website_id: site.id.clone(),
                 metrics: vec![metrics.into()],
                 dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                filters: vec![],
                 period: "day".into(),
-                date: String::new(),
-                order_by: vec![],
-                limit: 0,
-                offset: 0,
-                fill_time: false,
-                previous_period: false,
+                ..Default::default()
             };
             let error = analytics.query(request).await.err().unwrap();
             assert_eq!(error.code, ErrorCode::Validation, "{metrics} {dims:?}");
@@ -590,14 +581,10 @@ async fn rollups_answer_as_raw_events_do() {
                         website_id: site.id.clone(),
                         metrics: all.split(',').map(str::to_owned).collect(),
                         dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                        filters: vec![],
                         period: "custom".into(),
                         date: date.into(),
-                        order_by: vec![],
-                        limit: 0,
-                        offset: 0,
                         fill_time: true,
-                        previous_period: false,
+                        ..Default::default()
                     });
                 }
             }
@@ -612,25 +599,12 @@ async fn rollups_answer_as_raw_events_do() {
             }
             (all, rolled_up_days)
         };
-        let clone = |s: &QueryRequest| QueryRequest {
-            website_id: s.website_id.clone(),
-            metrics: s.metrics.clone(),
-            dimensions: s.dimensions.clone(),
-            filters: vec![],
-            period: s.period.clone(),
-            date: s.date.clone(),
-            order_by: vec![],
-            limit: 0,
-            offset: 0,
-            fill_time: true,
-            previous_period: false,
-        };
-        let (raw, none) = answers(analytics.clone(), shapes.iter().map(clone).collect()).await;
+        let (raw, none) = answers(analytics.clone(), shapes.clone()).await;
         assert_eq!(none, 0, "nothing is rolled up yet");
         assert!(raw[0][0].1[0] > 100.0, "traffic was generated: {:?}", raw[0]);
         let rolled = analytics.roll_up(end).await.unwrap();
         assert!(rolled >= 38, "two sites, 20 closed days each: {rolled}");
-        let (from_rollups, used) = answers(analytics.clone(), shapes.iter().map(clone).collect()).await;
+        let (from_rollups, used) = answers(analytics.clone(), shapes.clone()).await;
         assert!(used > 200, "most shapes read rollups: {used} days");
         for ((shape, raw), rolled) in shapes.iter().zip(&raw).zip(&from_rollups) {
             assert_eq!(raw, rolled, "{:?} {}", shape.dimensions, shape.date);

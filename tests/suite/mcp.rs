@@ -87,6 +87,20 @@ impl Client<'_> {
         (query_value(&location, "code").expect("a code"), verifier)
     }
 
+    /// A new connection's tokens.
+    async fn connect(&self, user: &TestUser, scopes: &[&str]) -> Value {
+        let (code, verifier) = self.authorize(user, scopes).await;
+        let exchange = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier.as_str()),
+        ];
+        let (status, tokens) = self.token(&exchange).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        tokens
+    }
+
     async fn token(&self, pairs: &[(&str, &str)]) -> (StatusCode, Value) {
         let mut all = vec![("client_id", self.client_id.as_str())];
         all.extend_from_slice(pairs);
@@ -233,16 +247,7 @@ async fn mcp_end_to_end(env: &TestEnv) {
     assert!(failed && message.contains("not found"), "{message}");
 
     // A read-only connection sees no write tools and cannot call them.
-    let (code, verifier) = client.authorize(&ann, &["analytics:read"]).await;
-    let (_, read_only) = client
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await;
-    let read_only = read_only["access_token"].as_str().unwrap().to_owned();
+    let read_only = client.connect(&ann, &["analytics:read"]).await["access_token"].as_str().unwrap().to_owned();
     let (_, listed) = rpc(env, &read_only, "tools/list", json!({})).await;
     assert!(!listed.to_string().contains("create_website"), "{listed}");
     let (failed, message) =
@@ -280,15 +285,7 @@ async fn mcp_end_to_end(env: &TestEnv) {
     assert_eq!(status, StatusCode::NOT_FOUND, "only the owner revokes a connection");
 
     // Refresh tokens rotate.
-    let (code, verifier) = client.authorize(&ann, &["analytics:read"]).await;
-    let (_, pair) = client
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ])
-        .await;
+    let pair = client.connect(&ann, &["analytics:read"]).await;
     let old = pair["refresh_token"].as_str().unwrap();
     let (status, renewed) = client.token(&[("grant_type", "refresh_token"), ("refresh_token", old)]).await;
     assert_eq!(status, StatusCode::OK, "{renewed}");

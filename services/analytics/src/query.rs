@@ -113,24 +113,11 @@ pub const ROLLUP_DIMS: [Dim; 12] = [
 ];
 
 impl Dim {
-    const ALL: [Dim; 16] = [
-        Dim::Page,
-        Dim::Name,
-        Dim::EntryPage,
-        Dim::ExitPage,
-        Dim::Source,
-        Dim::UtmSource,
-        Dim::UtmMedium,
-        Dim::UtmCampaign,
-        Dim::Country,
-        Dim::Device,
-        Dim::Browser,
-        Dim::Os,
-        Dim::Time(Interval::Hour),
-        Dim::Time(Interval::Day),
-        Dim::Time(Interval::Week),
-        Dim::Time(Interval::Month),
-    ];
+    /// Every dimension: the rolled-up ones and time.
+    fn all() -> impl Iterator<Item = Dim> {
+        let times = [Interval::Hour, Interval::Day, Interval::Week, Interval::Month].map(Dim::Time);
+        ROLLUP_DIMS.into_iter().chain(times)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -154,8 +141,8 @@ impl Dim {
     }
 
     pub fn parse(name: &str, what: &str) -> Result<Dim> {
-        Dim::ALL.into_iter().find(|d| d.name() == name).ok_or_else(|| {
-            let known: Vec<_> = Dim::ALL.iter().map(|d| d.name()).collect();
+        Dim::all().find(|d| d.name() == name).ok_or_else(|| {
+            let known: Vec<_> = Dim::all().map(|d| d.name()).collect();
             field(what, format!("unknown dimension {name:?}; use {}", known.join(", ")))
         })
     }

@@ -31,6 +31,7 @@ pub struct Analytics {
 }
 
 /// A statistics query as asked, before validation (see `query.rs` for the names).
+#[derive(Debug, Clone, Default)]
 pub struct QueryRequest {
     pub website_id: String,
     pub metrics: Vec<String>,
