@@ -245,14 +245,15 @@ impl Analytics {
 
     /// Today's salt: made by the first replica to need it, shared through the store.
     async fn salt_of(&self, now: i64) -> Result<String> {
-        let day = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default().format("%Y-%m-%d").to_string();
-        if let Some((cached_day, salt)) = self.salt.lock().expect("salt lock poisoned").clone()
-            && cached_day == day
+        let day_start = crate::store::day_of(now);
+        if let Some((cached, salt)) = self.salt.lock().expect("salt lock poisoned").as_ref()
+            && *cached == day_start
         {
-            return Ok(salt);
+            return Ok(salt.clone());
         }
+        let day = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_default().format("%Y-%m-%d").to_string();
         let salt = self.store.salt(&day, &random_token("")).await?;
-        *self.salt.lock().expect("salt lock poisoned") = Some((day, salt.clone()));
+        *self.salt.lock().expect("salt lock poisoned") = Some((day_start, salt.clone()));
         Ok(salt)
     }
 }

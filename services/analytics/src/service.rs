@@ -21,8 +21,8 @@ use crate::store::Store;
 pub struct Analytics {
     pub(crate) store: Store,
     pub(crate) bots: Arc<isbot::Bots>,
-    /// Today's visitor-hash salt, as (UTC day, salt).
-    pub(crate) salt: Arc<Mutex<Option<(String, String)>>>,
+    /// Today's visitor-hash salt, as (start of the UTC day, salt).
+    pub(crate) salt: Arc<Mutex<Option<(i64, String)>>>,
     pub(crate) writer: Writer,
     /// Sites by the name trackers send (domain or tracking code), with when they were read.
     pub(crate) sites: Arc<Mutex<HashMap<String, (Website, Instant)>>>,
