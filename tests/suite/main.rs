@@ -21,6 +21,7 @@ mod hello;
 mod keys;
 mod limits;
 mod mcp;
+mod openapi;
 mod operations;
 mod propagation;
 mod tracing;
