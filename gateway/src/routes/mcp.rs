@@ -42,9 +42,9 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim().to_owned());
     let unauthorized = |req: &Request, error: &str| {
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let origin = super::oauth::origin(req.headers());
         let challenge = format!(
-            "Bearer resource_metadata=\"http://{host}/.well-known/oauth-protected-resource\"{error}, scope=\"{ANALYTICS_READ}\""
+            "Bearer resource_metadata=\"{origin}/.well-known/oauth-protected-resource\"{error}, scope=\"{ANALYTICS_READ}\""
         );
         let body =
             axum::Json(json!({ "error": "invalid_token", "error_description": "an OAuth access token is required" }));
