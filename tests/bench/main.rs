@@ -13,6 +13,10 @@ use serde_json::json;
 
 use harness::TestEnv;
 
+/// The all-in-one benchmarks run the product in this process: same allocator as the binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index]
