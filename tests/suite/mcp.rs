@@ -294,6 +294,13 @@ async fn mcp_end_to_end(env: &TestEnv) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "a refresh token works once");
     let (status, _) = rpc(env, renewed["access_token"].as_str().unwrap(), "tools/list", json!({})).await;
     assert_eq!(status, StatusCode::OK);
+
+    // No token reaches the logs (the split mode's services log at debug level).
+    let logs = env.logs();
+    assert!(env.services.is_empty() || logs.contains("/mcp"), "the split mode's logs record the MCP requests");
+    for secret in [access.as_str(), read_only.as_str(), refresh, old, renewed["access_token"].as_str().unwrap()] {
+        assert!(!logs.contains(secret), "a token is in the logs");
+    }
 }
 
 both_modes!(mcp_end_to_end);
