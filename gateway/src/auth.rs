@@ -102,7 +102,7 @@ impl FromRequestParts<AppState> for Credentials {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> ApiResult<Self> {
-        let presented = bearer(parts).or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        let presented = bearer(&parts.headers).or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
         let presented = presented.ok_or_else(|| {
             unauthorized("an API key is required: send `Authorization: Bearer zv_…` or `X-API-Key: zv_…`")
         })?;

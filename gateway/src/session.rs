@@ -1,8 +1,8 @@
 //! Dashboard sessions: `Authorization: Bearer <session token>` or the session cookie.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use proto::identity::v1 as pb;
 
 use crate::error::{ApiError, ApiResult};
@@ -16,15 +16,15 @@ pub struct SessionUser {
     pub token: String,
 }
 
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn cookie(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+/// The session cookie a browser sent.
+pub fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -37,8 +37,8 @@ impl FromRequestParts<AppState> for SessionUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let token = bearer(parts)
-            .or_else(|| cookie(parts))
+        let token = bearer(&parts.headers)
+            .or_else(|| cookie(&parts.headers))
             .ok_or_else(|| ApiError::from(common::Error::unauthorized("a session token is required")))?
             .to_owned();
         let user = state

@@ -23,8 +23,9 @@ use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, ServerHandler};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use crate::routes::stats::top;
 use crate::state::AppState;
 
 const ANALYTICS_READ: &str = "analytics:read";
@@ -34,13 +35,7 @@ const MANAGEMENT_WRITE: &str = "management:write";
 /// Checks the bearer token and hands the connection's grant to the MCP service; a missing or
 /// dead token gets 401 pointing at the protected-resource metadata (RFC 9728).
 pub async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
+    let token = crate::session::bearer(req.headers()).map(str::to_owned);
     let unauthorized = |req: &Request, error: &str| {
         let origin = super::oauth::origin(req.headers());
         let challenge = format!(
@@ -213,28 +208,6 @@ fn metrics_arg(args: &JsonObject, default: &[&str]) -> Vec<String> {
     }
 }
 
-/// Counts are integers; only `views_per_visit` has decimals.
-fn value_of(metric: &str, value: f64) -> Value {
-    if metric == "views_per_visit" { json!(value) } else { json!(value as i64) }
-}
-
-fn rows(answer: &apb::QueryResponse, name: &str, metrics: &[String]) -> Vec<Value> {
-    answer
-        .rows
-        .iter()
-        .map(|row| {
-            let mut entry = Map::new();
-            if !name.is_empty() {
-                entry.insert(name.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
-            }
-            for (metric, value) in metrics.iter().zip(&row.metrics) {
-                entry.insert(metric.clone(), value_of(metric, *value));
-            }
-            Value::Object(entry)
-        })
-        .collect()
-}
-
 impl McpServer {
     /// A website of the connection's team; another team's is "not found", as if it did not exist.
     async fn website(&self, grant: &pb::McpGrant, args: &JsonObject) -> Result<apb::Website, String> {
@@ -288,9 +261,9 @@ impl McpServer {
                         ..base.clone()
                     }),
                 )?;
-                let mut overview = rows(&t, "", &totals).into_iter().next().unwrap_or_default();
-                overview["series"] = json!(rows(&s, "date", &series_metrics));
-                overview["top_countries"] = json!(rows(&c, "country", &["visitors".to_owned()]));
+                let mut overview = top(&t, "", &totals).into_iter().next().unwrap_or_default();
+                overview["series"] = json!(top(&s, "date", &series_metrics));
+                overview["top_countries"] = json!(top(&c, "country", &["visitors".to_owned()]));
                 Ok(overview)
             }
             "get_aggregate" | "get_timeseries" | "get_breakdown" => {
@@ -319,7 +292,7 @@ impl McpServer {
                     }
                 };
                 let answer = self.query(request).await?;
-                let found = rows(&answer, key, &metrics);
+                let found = top(&answer, key, &metrics);
                 Ok(if key.is_empty() { found.into_iter().next().unwrap_or_default() } else { json!(found) })
             }
             "get_realtime" => {
@@ -331,7 +304,7 @@ impl McpServer {
                     period: "realtime".into(),
                     ..Default::default()
                 };
-                Ok(rows(&self.query(request).await?, "", &metrics).into_iter().next().unwrap_or_default())
+                Ok(top(&self.query(request).await?, "", &metrics).into_iter().next().unwrap_or_default())
             }
             "create_website" | "update_website" => {
                 // The role is the user's now: a demoted admin's connection stops writing.

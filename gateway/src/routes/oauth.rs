@@ -229,14 +229,7 @@ async fn check_request(state: &AppState, p: &AuthorizeParams) -> Result<pb::McpC
 }
 
 async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<pb::User> {
-    let token = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(name, value)| (name == COOKIE).then(|| value.to_owned()))?;
-    let request = pb::AuthenticateSessionRequest { session_token: token };
+    let request = pb::AuthenticateSessionRequest { session_token: crate::session::cookie(headers)?.to_owned() };
     state.identity.clone().authenticate_session(request).await.ok().map(|u| u.into_inner())
 }
 

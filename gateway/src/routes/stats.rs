@@ -32,7 +32,7 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
 }
 
 /// Counts are integers; only `views_per_visit` has decimals.
-fn metric_value(metric: &str, value: f64) -> Value {
+pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
     if metric == "views_per_visit" { json!(value) } else { json!(value as i64) }
 }
 
@@ -219,19 +219,7 @@ async fn v1(state: &AppState, credentials: Credentials, query: Option<String>, k
         }
         V1::Timeseries | V1::Breakdown => {
             let key = if kind == V1::Timeseries { "date" } else { short_name(&dimension) };
-            let results: Vec<Value> = answer
-                .rows
-                .iter()
-                .map(|row| {
-                    let mut entry = Map::new();
-                    entry.insert(key.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
-                    for (metric, value) in metrics.iter().zip(&row.metrics) {
-                        entry.insert(metric.clone(), metric_value(metric, *value));
-                    }
-                    Value::Object(entry)
-                })
-                .collect();
-            json!({ "results": results })
+            json!({ "results": top(&answer, key, &metrics) })
         }
     })
 }
@@ -741,16 +729,19 @@ impl RangeParams {
     }
 }
 
-/// Rows of a one-dimension query as `[{"<name>": value, "<metric>": n, …}]`.
-fn top(answer: &pb::QueryResponse, name: &str, metrics: &[&str]) -> Vec<Value> {
+/// Rows of a query of at most one dimension as `[{"<name>": value, "<metric>": n, …}]`; with an
+/// empty `name`, metrics only (totals).
+pub(crate) fn top(answer: &pb::QueryResponse, name: &str, metrics: &[impl AsRef<str>]) -> Vec<Value> {
     answer
         .rows
         .iter()
         .map(|row| {
             let mut entry = Map::new();
-            entry.insert(name.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
+            if !name.is_empty() {
+                entry.insert(name.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
+            }
             for (metric, value) in metrics.iter().zip(&row.metrics) {
-                entry.insert((*metric).to_owned(), metric_value(metric, *value));
+                entry.insert(metric.as_ref().to_owned(), metric_value(metric.as_ref(), *value));
             }
             Value::Object(entry)
         })
