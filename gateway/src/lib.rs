@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod envelope;
 mod error;
+mod ingest;
 mod metrics;
 mod openapi;
 mod routes;

@@ -12,6 +12,7 @@ use proto::identity::v1::identity_service_client::IdentityServiceClient;
 use proto::policy::v1::policy_service_client::PolicyServiceClient;
 
 use crate::cache::KeyCache;
+use crate::ingest::EventBatcher;
 
 /// Where the gateway reaches each service.
 #[derive(Clone)]
@@ -28,6 +29,8 @@ pub struct AppState {
     pub identity: IdentityServiceClient<GrpcTransport>,
     pub policy: PolicyServiceClient<GrpcTransport>,
     pub analytics: AnalyticsServiceClient<GrpcTransport>,
+    /// Tracker events on their way to analytics, in batches.
+    pub events: EventBatcher,
     /// Digest of the operator token; `None` turns the operator API off.
     pub operator_token: Option<Arc<Digest>>,
     pub keys: Option<Arc<KeyCache>>,
@@ -47,6 +50,7 @@ impl AppState {
             keys: backends.changes.as_deref().map(KeyCache::follow),
             identity: IdentityServiceClient::new(backends.identity),
             policy: PolicyServiceClient::new(backends.policy),
+            events: EventBatcher::spawn(AnalyticsServiceClient::new(backends.analytics.clone())),
             analytics: AnalyticsServiceClient::new(backends.analytics),
             operator_token: config.operator_token.as_deref().map(|t| Arc::new(Digest::of(t))),
             client_ip_header: config.client_ip_header.clone(),

@@ -346,6 +346,11 @@ async fn post_events(addr: String, sites: usize, connection: usize, deadline: In
     sent
 }
 
+/// Concurrent tracker connections: `ZENOVAY_BENCH_CONNECTIONS`, 64 by default.
+fn connections() -> usize {
+    std::env::var("ZENOVAY_BENCH_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
 /// Events per second accepted through the first gateway from 64 connections, spread over
 /// `sites` sites named `site{i}.bench.example`.
 async fn ingestion_rate(env: &TestEnv, sites: usize) -> f64 {
@@ -353,7 +358,7 @@ async fn ingestion_rate(env: &TestEnv, sites: usize) -> f64 {
     let run = |secs: u64| {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let connections: Vec<_> =
-            (0..64).map(|c| tokio::spawn(post_events(addr.clone(), sites, c, deadline))).collect();
+            (0..connections()).map(|c| tokio::spawn(post_events(addr.clone(), sites, c, deadline))).collect();
         async move {
             let started = Instant::now();
             let total: u64 = futures::future::join_all(connections).await.into_iter().map(Result::unwrap).sum();

@@ -330,3 +330,45 @@ async fn ingestion_and_aggregate_all_in_one() {
 async fn ingestion_and_aggregate_split() {
     ingestion_and_aggregate(&TestEnv::split(1).await).await;
 }
+
+/// Concurrent senders share batches (gateway to analytics, analytics to its database); each
+/// still gets its own answer, and a bad event in a batch does not fail the others.
+async fn concurrent_events_get_their_own_answers(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read", "write"], "teams": "all" })).await;
+    let domain = format!("busy-{}.example", &ann.user_id[..8]);
+    let (status, site) = env
+        .api(Method::POST, "/websites", &key, Some(json!({ "team_id": ann.team_id, "domain": domain, "name": "S" })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let site_id = site["data"]["id"].as_str().unwrap().to_owned();
+
+    // 60 at once: good pageviews, events for an unknown site, and bots, interleaved.
+    let sends = (0..60).map(|i| {
+        let (user_agent, target) = match i % 3 {
+            0 => (FIREFOX, domain.as_str()),
+            1 => (FIREFOX, "nobody.example"),
+            _ => (GOOGLEBOT, domain.as_str()),
+        };
+        let body = json!({ "domain": target, "name": "pageview", "url": format!("https://{target}/p{i}") });
+        async move { (i, send(env, user_agent, "application/json", &body.to_string()).await) }
+    });
+    for (i, (status, body)) in futures::future::join_all(sends).await {
+        match i % 3 {
+            0 => assert_eq!((status, &body["data"]["stored"]), (StatusCode::ACCEPTED, &json!(true)), "{body}"),
+            1 => {
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+                assert_eq!(body["error"]["code"], "VALIDATION_ERROR");
+                assert!(body["error"]["message"].as_str().unwrap().starts_with("domain:"), "{body}");
+            }
+            _ => assert_eq!((status, &body["data"]["stored"]), (StatusCode::ACCEPTED, &json!(false)), "{body}"),
+        }
+    }
+    let path = format!("/stats/aggregate?site_id={site_id}&period=day&metrics=pageviews");
+    let (status, body) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["results"]["pageviews"]["value"], 20, "{body}");
+}
+
+both_modes!(concurrent_events_get_their_own_answers);

@@ -72,7 +72,7 @@ pub async fn ingest(
         Some(props) => object_json(Some(props), "props")?,
         None => object_json(body.meta, "props")?,
     };
-    let request = pb::IngestEventRequest {
+    let event = pb::TrackedEvent {
         domain,
         name: required(body.name, "name")?,
         url: required(body.url, "url")?,
@@ -83,7 +83,7 @@ pub async fn ingest(
         client_ip: header_value(&headers, state.client_ip_header.as_deref()).unwrap_or_else(|| peer.ip().to_string()),
         country: header_value(&headers, state.country_header.as_deref()).unwrap_or_default(),
     };
-    let stored = state.analytics.clone().ingest_event(request).await?.into_inner().stored;
+    let stored = state.events.ingest(event).await?;
     let mut response = ok(json!({ "stored": stored })).into_response();
     *response.status_mut() = StatusCode::ACCEPTED;
     Ok(response)

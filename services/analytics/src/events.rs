@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::db::OpenError;
 use common::secret::{random_token, to_hex};
 use common::time::now_ms;
 use common::{Error, Result};
@@ -33,17 +34,27 @@ type Pending = (NewEvent, oneshot::Sender<Result<()>>);
 pub struct Writer(mpsc::Sender<Pending>);
 
 impl Writer {
-    pub fn spawn(store: Store) -> Writer {
+    /// Starts the writer on a thread and runtime of its own, which stops once every `Writer` is
+    /// dropped. Ingestion has one serial step, this writer, and each batch makes about eight
+    /// round trips to the database. On the shared runtime each wake-up waited behind the queued
+    /// request tasks (about 1 ms per round trip with 64 concurrent senders, measured), which
+    /// capped ingestion well below what the database could take.
+    pub fn spawn(store: Store) -> std::result::Result<Writer, OpenError> {
+        let failed = |source| OpenError::Writer { service: "analytics", source };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        tokio::spawn(write_batches(store, rx));
-        Writer(tx)
+        std::thread::Builder::new()
+            .name("event-writer".into())
+            .spawn(move || runtime.block_on(write_batches(store, rx)))
+            .map_err(failed)?;
+        Ok(Writer(tx))
     }
 
-    /// Returns once the events are stored.
-    pub async fn write(&self, event: NewEvent) -> Result<()> {
+    /// Queues an event; the receiver answers once it is stored.
+    async fn enqueue(&self, event: NewEvent) -> Result<oneshot::Receiver<Result<()>>> {
         let (reply, stored) = oneshot::channel();
         self.0.send((event, reply)).await.map_err(|_| Error::unavailable("event storage"))?;
-        stored.await.map_err(|_| Error::unavailable("event storage"))?
+        Ok(stored)
     }
 }
 
@@ -107,18 +118,40 @@ fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
 }
 
 impl Analytics {
-    /// Validates and stores one event; returns false for a bot, which is not stored.
-    pub async fn ingest(&self, event: Incoming) -> Result<bool> {
+    /// Validates and stores events, answering once they are durable: for each, whether it was
+    /// stored (false for a bot) or why it was refused. All of them are queued before any is
+    /// awaited, so they share the writer's next transaction.
+    pub async fn ingest(&self, events: Vec<Incoming>) -> Vec<Result<bool>> {
         let received = Instant::now();
-        let website = self.site_of(&event.domain).await?;
         let now = now_ms();
-        let salt = self.salt_of(now).await?;
-        let Some(stored) = self.prepare(&event, &website.id, now, &salt)? else {
-            return Ok(false);
+        let salt = match self.salt_of(now).await {
+            Ok(salt) => salt,
+            Err(e) => return vec![Err(e); events.len()],
         };
-        self.writer.write(stored).await?;
+        let mut queued = Vec::with_capacity(events.len());
+        for event in &events {
+            queued.push(match self.site_of(&event.domain).await {
+                Ok(website) => match self.prepare(event, &website.id, now, &salt) {
+                    Ok(Some(stored)) => self.writer.enqueue(stored).await.map(Some),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            });
+        }
+        let mut outcomes = Vec::with_capacity(queued.len());
+        for queued in queued {
+            outcomes.push(match queued {
+                Ok(Some(stored)) => match stored.await {
+                    Ok(written) => written.map(|()| true),
+                    Err(_) => Err(Error::unavailable("event storage")),
+                },
+                Ok(None) => Ok(false),
+                Err(e) => Err(e),
+            });
+        }
         ingestion_lag().record(received.elapsed().as_secs_f64(), &[]);
-        Ok(true)
+        outcomes
     }
 
     /// Stores past events (an import, or generated traffic) with their own times, through the

@@ -56,20 +56,10 @@ impl AnalyticsService for Analytics {
         Ok(Response::new(pb::DeleteWebsiteResponse {}))
     }
 
-    async fn ingest_event(&self, req: Request<pb::IngestEventRequest>) -> Reply<pb::IngestEventResponse> {
-        let r = req.into_inner();
-        let event = Incoming {
-            domain: r.domain,
-            name: r.name,
-            url: r.url,
-            referrer: r.referrer,
-            props_json: r.props_json,
-            revenue_json: r.revenue_json,
-            user_agent: r.user_agent,
-            client_ip: r.client_ip,
-            country: r.country,
-        };
-        Ok(Response::new(pb::IngestEventResponse { stored: self.ingest(event).await? }))
+    async fn ingest_events(&self, req: Request<pb::IngestEventsRequest>) -> Reply<pb::IngestEventsResponse> {
+        let events = req.into_inner().events.into_iter().map(incoming).collect();
+        let outcomes = self.ingest(events).await.into_iter().map(outcome).collect();
+        Ok(Response::new(pb::IngestEventsResponse { outcomes }))
     }
 
     async fn query(&self, req: Request<pb::QueryRequest>) -> Reply<pb::QueryResponse> {
@@ -95,5 +85,26 @@ impl AnalyticsService for Analytics {
             to_unix_ms: to,
             time_labels: answer.time_labels,
         }))
+    }
+}
+
+fn incoming(e: pb::TrackedEvent) -> Incoming {
+    Incoming {
+        domain: e.domain,
+        name: e.name,
+        url: e.url,
+        referrer: e.referrer,
+        props_json: e.props_json,
+        revenue_json: e.revenue_json,
+        user_agent: e.user_agent,
+        client_ip: e.client_ip,
+        country: e.country,
+    }
+}
+
+fn outcome(result: common::Result<bool>) -> pb::IngestOutcome {
+    match result {
+        Ok(stored) => pb::IngestOutcome { stored, ..Default::default() },
+        Err(e) => pb::IngestOutcome { stored: false, error_code: e.code.as_str().to_owned(), error_message: e.message },
     }
 }

@@ -39,6 +39,11 @@ impl Store {
         Ok(Store { pool: common::db::open(backend, "analytics", &MIGRATOR).await?, system: backend.system() })
     }
 
+    /// The event writer's store, on a connection of its own; see [`common::db::open_writer`].
+    pub async fn open_writer(backend: &Backend) -> Result<Store, OpenError> {
+        Ok(Store { pool: common::db::open_writer(backend, "analytics").await?, system: backend.system() })
+    }
+
     pub async fn insert_website(&self, w: &Website) -> Result<()> {
         let inserted = sqlx::query(&format!("INSERT INTO websites ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(&w.id)

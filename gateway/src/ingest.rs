@@ -1,0 +1,87 @@
+//! Tracker events leave the gateway in batches: every event that arrives while earlier batches
+//! are on their way goes out in the next one, a group commit on the client side. One call per
+//! batch instead of one per event saves most of the per-event cost of gRPC (encoding buffers,
+//! HTTP/2 frames, a task on each side), which at thousands of events per second was most of
+//! ingestion's CPU. A lone event goes out at once: batches form only under load.
+//!
+//! Batches are not linked to the requests whose events they carry, so an event's trace ends at
+//! the gateway; the batch call starts a trace of its own.
+
+use std::sync::Arc;
+
+use common::transport::GrpcTransport;
+use common::{Error, ErrorCode, Result};
+use proto::analytics::v1 as pb;
+use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Most events in one call.
+const MAX_BATCH: usize = 500;
+/// Calls in flight at once. More than one, so that analytics always has the next batch at hand
+/// while it writes one.
+const IN_FLIGHT: usize = 4;
+
+type Pending = (pb::TrackedEvent, oneshot::Sender<Result<bool>>);
+
+/// The sending side of the batching task.
+#[derive(Clone)]
+pub struct EventBatcher(mpsc::Sender<Pending>);
+
+impl EventBatcher {
+    /// Starts the batching task, which stops once every `EventBatcher` is dropped.
+    pub fn spawn(analytics: AnalyticsServiceClient<GrpcTransport>) -> EventBatcher {
+        let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
+        tokio::spawn(send_batches(analytics, rx));
+        EventBatcher(tx)
+    }
+
+    /// Whether analytics stored the event (false for a bot), once it is durable.
+    pub async fn ingest(&self, event: pb::TrackedEvent) -> Result<bool> {
+        let (reply, outcome) = oneshot::channel();
+        self.0.send((event, reply)).await.map_err(|_| Error::unavailable("event ingestion"))?;
+        outcome.await.map_err(|_| Error::unavailable("event ingestion"))?
+    }
+}
+
+async fn send_batches(analytics: AnalyticsServiceClient<GrpcTransport>, mut rx: mpsc::Receiver<Pending>) {
+    let calls = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // Waiting for a free call before taking events lets them gather into the next batch.
+        let Ok(call) = calls.clone().acquire_owned().await else { return };
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let mut analytics = analytics.clone();
+        tokio::spawn(async move {
+            let _call = call;
+            let answer = analytics.ingest_events(pb::IngestEventsRequest { events }).await;
+            match answer.map(|a| a.into_inner().outcomes) {
+                Ok(outcomes) if outcomes.len() == replies.len() => {
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        drop(reply.send(result(outcome)));
+                    }
+                }
+                Ok(outcomes) => {
+                    let e = Error::internal(format_args!("{} outcomes for {} events", outcomes.len(), replies.len()));
+                    replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone()))));
+                }
+                Err(status) => {
+                    let e = Error::from(status);
+                    replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone()))));
+                }
+            }
+        });
+    }
+}
+
+fn result(outcome: pb::IngestOutcome) -> Result<bool> {
+    if outcome.error_code.is_empty() {
+        return Ok(outcome.stored);
+    }
+    match ErrorCode::parse(&outcome.error_code) {
+        Some(code) => Err(Error::new(code, outcome.error_message)),
+        None => Err(Error::internal(format_args!("unknown error code {}", outcome.error_code))),
+    }
+}
