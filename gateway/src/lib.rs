@@ -170,11 +170,21 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     span
 }
 
+/// Marks a response whose log line is written at debug level: accepted tracker events, which
+/// arrive by the thousand per second and are counted by the request metric anyway.
+#[derive(Clone, Copy)]
+pub(crate) struct QuietLog;
+
 /// One log line per request.
 fn log_response(res: &axum::http::Response<axum::body::Body>, latency: std::time::Duration, span: &tracing::Span) {
     let status = res.status().as_u16();
     span.record("http.response.status_code", status);
-    tracing::info!(status, latency_ms = latency.as_secs_f64() * 1000.0, "request");
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    if res.extensions().get::<QuietLog>().is_some() {
+        tracing::debug!(status, latency_ms, "request");
+    } else {
+        tracing::info!(status, latency_ms, "request");
+    }
 }
 
 /// Records the matched route on the request's span and the request's duration by route.

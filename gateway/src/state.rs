@@ -24,8 +24,20 @@ pub struct Backends {
     pub changes: Option<Arc<dyn ChangeBus>>,
 }
 
+/// Cloned for every request, and more than once (each extractor and middleware that takes
+/// `State`), so it is one pointer.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub identity: IdentityServiceClient<GrpcTransport>,
     pub policy: PolicyServiceClient<GrpcTransport>,
     pub analytics: AnalyticsServiceClient<GrpcTransport>,
@@ -46,7 +58,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(backends: Backends, config: &crate::Config) -> Self {
-        AppState {
+        AppState(Arc::new(Shared {
             keys: backends.changes.as_deref().map(KeyCache::follow),
             identity: IdentityServiceClient::new(backends.identity),
             policy: PolicyServiceClient::new(backends.policy),
@@ -57,6 +69,6 @@ impl AppState {
             country_header: config.country_header.clone(),
             reported_use: Arc::default(),
             draining: Arc::default(),
-        }
+        }))
     }
 }

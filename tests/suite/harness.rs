@@ -211,7 +211,7 @@ impl Drop for Process {
     }
 }
 
-/// Starts `zenovay <role>` and waits for its "listening on" line.
+/// Starts `zenovay <role>` (`all`: plain `zenovay`) and waits for its "listening on" line.
 fn spawn(
     role: &str,
     args: &[(&str, String)],
@@ -221,7 +221,9 @@ fn spawn(
 ) -> Result<(Process, String)> {
     let log = std::fs::File::create(log_dir.join(format!("{role}-{}.log", random_suffix())))?;
     let mut command = Command::new(env!("CARGO_BIN_EXE_zenovay"));
-    command.arg(role);
+    if role != "all" {
+        command.arg(role);
+    }
     for (flag, value) in args {
         command.arg(flag).arg(value);
     }
@@ -330,6 +332,35 @@ impl TestEnv {
             services: vec![],
             gateway_args: vec![],
             log_filter: String::new(),
+            _database: None,
+            _redis: None,
+            _dir: dir,
+        }
+    }
+
+    /// The all-in-one binary as its own process, as a newcomer runs it, logging at `info`: for
+    /// benchmarks, whose load generator must not share the server's runtime.
+    #[allow(dead_code)] // used by tests/bench only
+    pub async fn all_in_one_process() -> TestEnv {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data").display().to_string();
+        let args = [
+            ("--http-addr", "127.0.0.1:0".to_owned()),
+            ("--data-dir", data_dir.clone()),
+            ("--operator-token", OPERATOR_TOKEN.to_owned()),
+            ("--country-header", COUNTRY_HEADER.to_owned()),
+        ];
+        let log = "info,sqlx=warn";
+        let (process, addr) = spawn("all", &args, dir.path(), log, None).expect("zenovay starts");
+        TestEnv {
+            gateways: vec![format!("http://{addr}")],
+            http: http_client(),
+            shutdown: Shutdown::default(),
+            processes: vec![("all".to_owned(), process)],
+            storage: vec![("--data-dir", data_dir)],
+            services: vec![],
+            gateway_args: vec![],
+            log_filter: log.to_owned(),
             _database: None,
             _redis: None,
             _dir: dir,
