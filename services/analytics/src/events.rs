@@ -5,10 +5,11 @@
 //! a 202 always means "durably stored", and the cost of a commit is shared by a whole batch.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::db::OpenError;
+use common::db::{Backend, OpenError};
 use common::secret::{random_token, to_hex};
 use common::time::now_ms;
 use common::{Error, Result};
@@ -29,31 +30,44 @@ const SITE_TTL: Duration = Duration::from_secs(5);
 
 type Pending = (NewEvent, oneshot::Sender<Result<()>>);
 
-/// The sending side of the writer task.
+/// Writers per process on PostgreSQL. Each owns a connection and a share of the visitors, so
+/// their transactions never touch the same visit, and the database works on two batches at once
+/// while each writer waits on its round trips. SQLite takes one writer at a time: one writer.
+const POSTGRES_WRITERS: usize = 2;
+
+/// The sending side of the writer tasks.
 #[derive(Clone)]
-pub struct Writer(mpsc::Sender<Pending>);
+pub struct Writer(Arc<[mpsc::Sender<Pending>]>);
 
 impl Writer {
-    /// Starts the writer on a thread and runtime of its own, which stops once every `Writer` is
-    /// dropped. Ingestion has one serial step, this writer, and each batch makes about eight
-    /// round trips to the database. On the shared runtime each wake-up waited behind the queued
-    /// request tasks (about 1 ms per round trip with 64 concurrent senders, measured), which
-    /// capped ingestion well below what the database could take.
-    pub fn spawn(store: Store) -> std::result::Result<Writer, OpenError> {
+    /// Starts the writers, each on a thread and runtime of its own, which stop once every
+    /// `Writer` is dropped. Writing is the one serial step of ingestion, and each batch makes
+    /// about eight round trips to the database. On the shared runtime each wake-up waited behind
+    /// the queued request tasks (about 1 ms per round trip with 64 concurrent senders, measured),
+    /// which capped ingestion well below what the database could take.
+    pub async fn spawn(backend: &Backend) -> std::result::Result<Writer, OpenError> {
+        let count = if matches!(backend, Backend::Postgres { .. }) { POSTGRES_WRITERS } else { 1 };
         let failed = |source| OpenError::Writer { service: "analytics", source };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
-        let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        std::thread::Builder::new()
-            .name("event-writer".into())
-            .spawn(move || runtime.block_on(write_batches(store, rx)))
-            .map_err(failed)?;
-        Ok(Writer(tx))
+        let mut senders = Vec::with_capacity(count);
+        for i in 0..count {
+            let store = Store::open_writer(backend).await?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
+            let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
+            std::thread::Builder::new()
+                .name(format!("event-writer-{i}"))
+                .spawn(move || runtime.block_on(write_batches(store, rx)))
+                .map_err(failed)?;
+            senders.push(tx);
+        }
+        Ok(Writer(senders.into()))
     }
 
-    /// Queues an event; the receiver answers once it is stored.
+    /// Queues an event with the writer of its visitor; the receiver answers once it is stored.
     async fn enqueue(&self, event: NewEvent) -> Result<oneshot::Receiver<Result<()>>> {
+        // Visitor ids are hex digests: their first character spreads visitors evenly.
+        let shard = usize::from(event.visitor_id.bytes().next().unwrap_or_default()) % self.0.len();
         let (reply, stored) = oneshot::channel();
-        self.0.send((event, reply)).await.map_err(|_| Error::unavailable("event storage"))?;
+        self.0[shard].send((event, reply)).await.map_err(|_| Error::unavailable("event storage"))?;
         Ok(stored)
     }
 }

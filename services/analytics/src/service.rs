@@ -57,7 +57,7 @@ impl Analytics {
     pub async fn open(backend: &Backend) -> Result<Analytics, OpenError> {
         let store = Store::open(backend).await?;
         Ok(Analytics {
-            writer: Writer::spawn(Store::open_writer(backend).await?)?,
+            writer: Writer::spawn(backend).await?,
             store,
             bots: Arc::new(isbot::Bots::default()),
             salt: Arc::default(),
