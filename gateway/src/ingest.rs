@@ -4,16 +4,20 @@
 //! HTTP/2 frames, a task on each side), which at thousands of events per second was most of
 //! ingestion's CPU. A lone event goes out at once: batches form only under load.
 //!
-//! Batches are not linked to the requests whose events they carry, so an event's trace ends at
-//! the gateway; the batch call starts a trace of its own.
+//! A batch call is a trace of its own (`ingest.batch`), linked to the request span of every
+//! event it carries (up to the SDK's limit of links per span), so an event's trace leads to the
+//! batch that stored it.
 
 use std::sync::Arc;
 
 use common::transport::GrpcTransport;
 use common::{Error, ErrorCode, Result};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use proto::analytics::v1 as pb;
 use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// Most events in one call.
 const MAX_BATCH: usize = 500;
@@ -21,7 +25,8 @@ const MAX_BATCH: usize = 500;
 /// while it writes one.
 const IN_FLIGHT: usize = 4;
 
-type Pending = (pb::TrackedEvent, oneshot::Sender<Result<bool>>);
+/// An event, the span of the request that sent it, and where its outcome goes.
+type Pending = (pb::TrackedEvent, SpanContext, oneshot::Sender<Result<bool>>);
 
 /// The sending side of the batching task.
 #[derive(Clone)]
@@ -37,8 +42,9 @@ impl EventBatcher {
 
     /// Whether analytics stored the event (false for a bot), once it is durable.
     pub async fn ingest(&self, event: pb::TrackedEvent) -> Result<bool> {
+        let origin = tracing::Span::current().context().span().span_context().clone();
         let (reply, outcome) = oneshot::channel();
-        self.0.send((event, reply)).await.map_err(|_| Error::unavailable("event ingestion"))?;
+        self.0.send((event, origin, reply)).await.map_err(|_| Error::unavailable("event ingestion"))?;
         outcome.await.map_err(|_| Error::unavailable("event ingestion"))?
     }
 }
@@ -48,14 +54,22 @@ async fn send_batches(analytics: AnalyticsServiceClient<GrpcTransport>, mut rx: 
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         // Waiting for a free call before taking events lets them gather into the next batch.
-        let Ok(call) = calls.clone().acquire_owned().await else { return };
+        let Ok(permit) = calls.clone().acquire_owned().await else { return };
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+        let span = tracing::info_span!("ingest.batch", events = batch.len());
+        let (mut events, mut replies) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+        for (event, origin, reply) in batch.drain(..) {
+            if origin.is_valid() {
+                span.add_link(origin);
+            }
+            events.push(event);
+            replies.push(reply);
+        }
         let mut analytics = analytics.clone();
-        tokio::spawn(async move {
-            let _call = call;
+        let call = async move {
+            let _permit = permit;
             let answer = analytics.ingest_events(pb::IngestEventsRequest { events }).await;
             match answer.map(|a| a.into_inner().outcomes) {
                 Ok(outcomes) if outcomes.len() == replies.len() => {
@@ -72,7 +86,8 @@ async fn send_batches(analytics: AnalyticsServiceClient<GrpcTransport>, mut rx: 
                     replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone()))));
                 }
             }
-        });
+        };
+        tokio::spawn(call.instrument(span));
     }
 }
 

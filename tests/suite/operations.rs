@@ -35,6 +35,14 @@ async fn health_and_readiness() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("SERVICE_UNAVAILABLE"))
     );
     assert!(body["error"]["message"].as_str().unwrap().contains("analytics"));
+    // A tracker event cannot be stored: 503, not a 202 for an event that was lost.
+    let event = json!({ "domain": "any.example", "name": "pageview", "url": "https://any.example/" });
+    let response = env.request(Method::POST, "/api/event").json(&event).send().await.unwrap();
+    let (status, body) = crate::harness::into_json(response).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("SERVICE_UNAVAILABLE"))
+    );
     assert_eq!(
         env.request(Method::GET, "/healthz").send().await.unwrap().status(),
         StatusCode::OK,

@@ -172,6 +172,48 @@ async fn one_trace(receiver: Receiver, env: TestEnv) {
     let systems: Vec<String> = trace.iter().filter_map(|(_, s)| attribute(s, "db.system")).collect();
     assert!(systems.contains(&"redis".to_owned()) && systems.contains(&"postgresql".to_owned()), "{systems:?}");
 
+    // A tracker event travels to analytics in a batch call, a trace of its own linked to the
+    // event's request span.
+    let domain = format!("traced-{}.example", &ann.user_id[..8]);
+    let site = json!({ "team_id": ann.team_id, "domain": domain, "name": "T" });
+    assert_eq!(env.api(reqwest::Method::POST, "/websites", &key, Some(site)).await.0, StatusCode::CREATED);
+    let event_trace = "0af7651916cd43dd8448eb211c80319c";
+    let response = env
+        .http
+        .post(format!("{}/api/event", env.base()))
+        .header("traceparent", format!("00-{event_trace}-b7ad6b7169203331-01"))
+        .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+        .json(&json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let spans = receiver.0.lock().unwrap().clone();
+        let request = spans
+            .iter()
+            .find(|(service, s)| service == "zenovay-gateway" && hex(&s.trace_id) == event_trace)
+            .map(|(_, s)| s.span_id.clone());
+        let batch = spans.iter().find(|(service, s)| {
+            service == "zenovay-gateway"
+                && s.name == "ingest.batch"
+                && s.links.iter().any(|l| hex(&l.trace_id) == event_trace && Some(&l.span_id) == request.as_ref())
+        });
+        let stored = batch.and_then(|(_, b)| {
+            spans.iter().find(|(service, s)| {
+                service == "zenovay-analytics"
+                    && s.trace_id == b.trace_id
+                    && attribute(s, "rpc.method").as_deref() == Some("IngestEvents")
+            })
+        });
+        if stored.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no linked batch span reaching analytics for the event's trace");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // No secret in any attribute.
     for (_, span) in &trace {
         for a in &span.attributes {
