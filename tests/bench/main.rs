@@ -313,14 +313,21 @@ async fn analytics_on(label: &str, env: &TestEnv, events: u64, sites: u64) {
 /// The requests the load generator cycles through, built once: every (site, page, user agent)
 /// of `sites` sites, 50 pages and 1,000 browser versions as `n` runs over `sites * 1000` (the
 /// three moduli are coprime enough for 7 sites: 7,000 distinct requests).
+/// `ZENOVAY_BENCH_BOTS=1` sends them as a crawler: the whole path runs, analytics included, but
+/// nothing is stored, which measures what storage costs.
 fn event_requests(sites: usize) -> Arc<Vec<Vec<u8>>> {
+    let bots = std::env::var("ZENOVAY_BENCH_BOTS").is_ok_and(|v| v == "1");
     let requests = (0..sites * 1000).map(|n| {
         let domain = format!("site{}.bench.example", n % sites);
         let body = format!(r#"{{"domain":"{domain}","name":"pageview","url":"https://{domain}/p{}"}}"#, n % 50);
+        let agent = if bots {
+            format!("Mozilla/5.0 (compatible; Googlebot/2.{}; +http://www.google.com/bot.html)", n % 1000)
+        } else {
+            format!("Mozilla/5.0 (X11; Linux x86_64; rv:{}.0) Gecko/20100101 Firefox/128.0", n % 1000)
+        };
         format!(
-            "POST /api/event HTTP/1.1\r\nHost: bench\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:{}.0) \
-             Gecko/20100101 Firefox/128.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            n % 1000,
+            "POST /api/event HTTP/1.1\r\nHost: bench\r\nUser-Agent: {agent}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .into_bytes()
@@ -369,12 +376,44 @@ fn connections() -> usize {
 
 /// Events per second accepted through the first gateway from `connections()` connections.
 async fn ingestion_rate(env: &TestEnv, sites: usize) -> f64 {
-    ingestion_rate_with(env, sites, connections()).await
+    ingestion_rate_with(env, sites, connections()).await.rate
+}
+
+/// CPU seconds (user and system) used so far by the processes `pids`, from `/proc`.
+fn cpu_seconds(pids: &[u32]) -> f64 {
+    // utime and stime are fields 14 and 15, in clock ticks of 1/100 s (USER_HZ on Linux).
+    let ticks = |pid: &u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The command name, field 2, may hold spaces: count fields after its closing parenthesis.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        after.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<u64>().ok()).sum()
+    };
+    pids.iter().map(ticks).sum::<u64>() as f64 / 100.0
+}
+
+/// Every PostgreSQL process on the machine (the benchmark's database is the only busy one).
+fn postgres_pids() -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .collect()
+}
+
+/// What ingestion costs in CPU, as a rate on a shared machine cannot say.
+struct Cost {
+    /// Events per second accepted.
+    rate: f64,
+    /// CPU microseconds per event in Zenovay's own processes.
+    zenovay_us: f64,
+    /// CPU microseconds per event in PostgreSQL.
+    postgres_us: f64,
 }
 
 /// Events per second accepted through the first gateway from `connections` connections, spread
-/// over `sites` sites named `site{i}.bench.example`.
-async fn ingestion_rate_with(env: &TestEnv, sites: usize, connections: usize) -> f64 {
+/// over `sites` sites named `site{i}.bench.example`, and the CPU they cost. The all-in-one
+/// harness runs in this process, so its Zenovay cost is 0: use `all_in_one_process` for it.
+async fn ingestion_rate_with(env: &TestEnv, sites: usize, connections: usize) -> Cost {
     let addr = env.base().trim_start_matches("http://").to_owned();
     let requests = event_requests(sites);
     let run = |secs: u64| {
@@ -384,11 +423,19 @@ async fn ingestion_rate_with(env: &TestEnv, sites: usize, connections: usize) ->
         async move {
             let started = Instant::now();
             let total: u64 = futures::future::join_all(connections).await.into_iter().map(Result::unwrap).sum();
-            total as f64 / started.elapsed().as_secs_f64()
+            (total, started.elapsed().as_secs_f64())
         }
     };
     run(2).await;
-    run(10).await
+    let (zenovay, postgres) = (env.pids(), postgres_pids());
+    let before = (cpu_seconds(&zenovay), cpu_seconds(&postgres));
+    let (events, seconds) = run(10).await;
+    let per_event = |now: f64, then: f64| (now - then) * 1e6 / events as f64;
+    Cost {
+        rate: events as f64 / seconds,
+        zenovay_us: per_event(cpu_seconds(&zenovay), before.0),
+        postgres_us: per_event(cpu_seconds(&postgres), before.1),
+    }
 }
 
 /// Ingestion alone, on an empty store: `POST /api/event` through the gateway, the all-in-one
@@ -419,9 +466,15 @@ async fn ingestion() {
             Err(_) => vec![64, 256, 1024],
         };
         for connections in counts {
-            let rate = ingestion_rate_with(&env, 7, connections).await;
+            let cost = ingestion_rate_with(&env, 7, connections).await;
+            let server_us = cost.zenovay_us + cost.postgres_us;
             println!(
-                "{label} ingestion through the gateway: {rate:.0} events/s ({connections} connections, load generator on the same 2 cores)"
+                "{label} ingestion through the gateway: {:.0} events/s ({connections} connections, load generator on the \
+                 same 2 cores); CPU per event: {:.0} µs in Zenovay + {:.0} µs in PostgreSQL = {:.0} events/s per core",
+                cost.rate,
+                cost.zenovay_us,
+                cost.postgres_us,
+                1e6 / server_us
             );
         }
     }

@@ -467,6 +467,13 @@ impl TestEnv {
         String::from_utf8(output.stdout).expect("utf-8 output")
     }
 
+    /// The process ids of the services this environment started, for benchmarks that read
+    /// their CPU time.
+    #[allow(dead_code)] // used by tests/bench only
+    pub fn pids(&self) -> Vec<u32> {
+        self.processes.iter().map(|(_, p)| p.child.id()).collect()
+    }
+
     /// Stops every process of a role (split mode), as a crash would.
     pub fn kill(&mut self, role: &str) {
         self.processes.retain(|(r, _)| r != role);
