@@ -20,7 +20,12 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// Most events in one call.
-const MAX_BATCH: usize = 500;
+const MAX_BATCH: usize = 200;
+/// Largest event, encoded, that the gateway forwards. Real events are a few hundred bytes
+/// (props are limited to 4 KiB, URLs to 2 KiB); the cap keeps a full batch under the 4 MiB a
+/// gRPC server decodes, so one sender cannot make a batch, and its neighbours, fail.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024;
+const _: () = assert!(MAX_BATCH * (MAX_EVENT_BYTES + 16) < 4 * 1024 * 1024);
 /// Calls in flight at once. More than one, so that analytics always has the next batch at hand
 /// while it writes one.
 const IN_FLIGHT: usize = 4;

@@ -73,6 +73,10 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
         assert!(error["error"]["message"].as_str().unwrap().contains(field), "{error}");
     }
     assert_eq!(send(env, FIREFOX, "text/plain", "{not json").await.0, StatusCode::BAD_REQUEST);
+    // Events travel to analytics in batches: one far over any real event's size is refused alone.
+    let huge = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "p": { "k": "x".repeat(20_000) } });
+    let (status, error) = send(env, FIREFOX, "application/json", &huge.to_string()).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE")));
 
     // Hand-computed: 2 visitors, 2 visits (B bounced), 3 pageviews, 4 events.
     let metrics = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";

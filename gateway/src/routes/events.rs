@@ -7,7 +7,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use common::Error;
+use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -83,6 +83,10 @@ pub async fn ingest(
         client_ip: header_value(&headers, state.client_ip_header.as_deref()).unwrap_or_else(|| peer.ip().to_string()),
         country: header_value(&headers, state.country_header.as_deref()).unwrap_or_default(),
     };
+    if prost::Message::encoded_len(&event) > crate::ingest::MAX_EVENT_BYTES {
+        let limit = crate::ingest::MAX_EVENT_BYTES / 1024;
+        return Err(Error::new(ErrorCode::PayloadTooLarge, format!("an event may be at most {limit} KiB")).into());
+    }
     let stored = state.events.ingest(event).await?;
     let mut response = ok(json!({ "stored": stored })).into_response();
     *response.status_mut() = StatusCode::ACCEPTED;

@@ -1,8 +1,9 @@
 //! Public event ingestion (SPEC §6): validation, the cookieless visitor hash, and group commit.
 //!
-//! Accepted events go to one writer task per process, which stores whatever has queued up while
-//! the previous batch was being written in a single transaction, then answers every sender. So
-//! a 202 always means "durably stored", and the cost of a commit is shared by a whole batch.
+//! Accepted events go to a writer (one per process, two on PostgreSQL, each with a share of the
+//! visitors), which stores whatever has queued up while its previous batch was being written in
+//! a single transaction, then answers every sender. So a 202 always means "committed", and the
+//! cost of a commit is shared by a whole batch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,8 +32,9 @@ const SITE_TTL: Duration = Duration::from_secs(5);
 type Pending = (NewEvent, oneshot::Sender<Result<()>>);
 
 /// Writers per process on PostgreSQL. Each owns a connection and a share of the visitors, so
-/// their transactions never touch the same visit, and the database works on two batches at once
-/// while each writer waits on its round trips. SQLite takes one writer at a time: one writer.
+/// their transactions never touch the same visit: one reads and inserts while the other waits on
+/// its round trips or commits. They meet only on the pending-rollup row of a day they both
+/// write, where the second waits for the first's commit. SQLite takes one writer at a time.
 const POSTGRES_WRITERS: usize = 2;
 
 /// The sending side of the writer tasks.
@@ -78,13 +80,14 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Pending>) {
         let (mut events, replies): (Vec<NewEvent>, Vec<_>) = batch.drain(..).unzip();
         match store.insert_events(&mut events).await {
             Ok(()) => replies.into_iter().for_each(|reply| drop(reply.send(Ok(())))),
-            // One bad event (its site deleted meanwhile, say) must not fail the rest.
-            Err(_) if events.len() > 1 => {
+            // One bad event (its site deleted meanwhile, say) must not fail the rest, and a lone
+            // event gets a second try: the writer's connection is not checked before use, so
+            // its first statement after a database restart fails and the retry reconnects.
+            Err(_) => {
                 for (event, reply) in events.into_iter().zip(replies) {
                     drop(reply.send(store.insert_events(&mut [event]).await));
                 }
             }
-            Err(e) => replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone())))),
         }
     }
 }

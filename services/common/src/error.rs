@@ -117,9 +117,13 @@ impl From<tonic::Status> for Error {
         let code = status.metadata().get(CODE_METADATA_KEY).and_then(|v| v.to_str().ok()).and_then(ErrorCode::parse);
         match code {
             Some(code) => Error::new(code, status.message()),
-            // No code: the call never reached a Zenovay handler (connection refused, timeout...).
+            // No code: the call never reached a Zenovay handler (connection refused, timeout...,
+            // or a method the peer does not have yet, as during a rolling upgrade).
             None => match status.code() {
-                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::Unimplemented => {
                     tracing::warn!(grpc.code = ?status.code(), grpc.message = status.message(), "backend call failed");
                     Error::unavailable("a backend service")
                 }
@@ -167,5 +171,8 @@ mod tests {
         let err = Error::from(tonic::Status::unavailable("connection refused"));
         assert_eq!(err.code, ErrorCode::ServiceUnavailable);
         assert!(!err.message.contains("connection refused"));
+        // A peer not upgraded yet lacks the method: try again shortly, not a server error.
+        let err = Error::from(tonic::Status::unimplemented("unknown method IngestEvents"));
+        assert_eq!(err.code, ErrorCode::ServiceUnavailable);
     }
 }
