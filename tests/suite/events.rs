@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::TestEnv;
+use crate::harness::{TestEnv, TestUser};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
@@ -23,15 +23,22 @@ async fn send(env: &TestEnv, user_agent: &str, content_type: &str, body: &str) -
     crate::harness::into_json(response).await
 }
 
-async fn ingestion_and_aggregate(env: &TestEnv) {
+/// A Pro user "ann" with a read-write key and a website `{prefix}-….example`: the user, the key,
+/// the domain and the website as created.
+async fn pro_site(env: &TestEnv, prefix: &str) -> (TestUser, String, String, Value) {
     let ann = env.user("ann").await;
     env.set_plan(&ann.team_id, "pro").await;
     let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read", "write"], "teams": "all" })).await;
-    let domain = format!("site-{}.example", &ann.user_id[..8]);
+    let domain = format!("{prefix}-{}.example", &ann.user_id[..8]);
     let (status, site) = env
         .api(Method::POST, "/websites", &key, Some(json!({ "team_id": ann.team_id, "domain": domain, "name": "S" })))
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    (ann, key, domain, site)
+}
+
+async fn ingestion_and_aggregate(env: &TestEnv) {
+    let (ann, key, domain, site) = pro_site(env, "site").await;
     let site_id = site["data"]["id"].as_str().unwrap().to_owned();
     let tracking_code = site["data"]["tracking_code"].as_str().unwrap().to_owned();
 
@@ -338,14 +345,7 @@ async fn ingestion_and_aggregate_split() {
 /// Concurrent senders share batches (gateway to analytics, analytics to its database); each
 /// still gets its own answer, and a bad event in a batch does not fail the others.
 async fn concurrent_events_get_their_own_answers(env: &TestEnv) {
-    let ann = env.user("ann").await;
-    env.set_plan(&ann.team_id, "pro").await;
-    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read", "write"], "teams": "all" })).await;
-    let domain = format!("busy-{}.example", &ann.user_id[..8]);
-    let (status, site) = env
-        .api(Method::POST, "/websites", &key, Some(json!({ "team_id": ann.team_id, "domain": domain, "name": "S" })))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let (_, key, domain, site) = pro_site(env, "busy").await;
     let site_id = site["data"]["id"].as_str().unwrap().to_owned();
 
     // 60 at once: good pageviews, events for an unknown site, and bots, interleaved.

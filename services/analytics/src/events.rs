@@ -147,28 +147,30 @@ impl Analytics {
         };
         let mut queued = Vec::with_capacity(events.len());
         for event in &events {
-            queued.push(match self.site_of(&event.domain).await {
-                Ok(website) => match self.prepare(event, &website.id, now, &salt) {
-                    Ok(Some(stored)) => self.writer.enqueue(stored).await.map(Some),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            });
+            queued.push(self.queue(event, now, &salt).await);
         }
         let mut outcomes = Vec::with_capacity(queued.len());
         for queued in queued {
             outcomes.push(match queued {
-                Ok(Some(stored)) => match stored.await {
-                    Ok(written) => written.map(|()| true),
-                    Err(_) => Err(Error::unavailable("event storage")),
-                },
+                Ok(Some(stored)) => {
+                    stored.await.unwrap_or_else(|_| Err(Error::unavailable("event storage"))).map(|()| true)
+                }
                 Ok(None) => Ok(false),
                 Err(e) => Err(e),
             });
         }
         ingestion_lag().record(received.elapsed().as_secs_f64(), &[]);
         outcomes
+    }
+
+    /// Validates an event and hands it to its writer: the receiver answers once it is stored.
+    /// None for a bot, which is not stored.
+    async fn queue(&self, event: &Incoming, now: i64, salt: &str) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+        let website = self.site_of(&event.domain).await?;
+        match self.prepare(event, &website.id, now, salt)? {
+            Some(stored) => self.writer.enqueue(stored).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Stores past events (an import, or generated traffic) with their own times, through the
