@@ -1,96 +1,26 @@
-//! Public event ingestion (SPEC §6): validation, the cookieless visitor hash, and group commit.
-//!
-//! Accepted events go to a writer (one per process, two on PostgreSQL, each with a share of the
-//! visitors), which stores whatever has queued up while its previous batch was being written in
-//! a single transaction, then answers every sender. So a 202 always means "committed", and the
-//! cost of a commit is shared by a whole batch.
+//! Public event ingestion (SPEC §6): validation and the cookieless visitor hash. Accepted
+//! events go to the writers (`writer.rs`), which answer once they are committed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::db::{Backend, OpenError};
 use common::secret::{random_token, to_hex};
 use common::time::now_ms;
 use common::{Error, Result};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::model::{Website, normalize_domain};
 use crate::parse;
 use crate::service::Analytics;
-use crate::store::{NewEvent, Store, VisitAttributes};
+use crate::store::{NewEvent, VisitAttributes};
+use crate::writer::MAX_BATCH;
 
 /// The source of a visit with no referrer, named as Plausible names it.
 pub const DIRECT: &str = "Direct / None";
-/// Most events written in one transaction.
-const MAX_BATCH: usize = 1000;
 /// How long a site looked up by domain is trusted; a deleted site stops taking events after this.
 const SITE_TTL: Duration = Duration::from_secs(5);
-
-type Pending = (NewEvent, oneshot::Sender<Result<()>>);
-
-/// Writers per process on PostgreSQL. Each owns a connection and a share of the visitors, so
-/// their transactions never touch the same visit: one reads and inserts while the other waits on
-/// its round trips or commits. They meet only on the pending-rollup row of a day they both
-/// write, where the second waits for the first's commit. SQLite takes one writer at a time.
-const POSTGRES_WRITERS: usize = 2;
-
-/// The sending side of the writer tasks.
-#[derive(Clone)]
-pub struct Writer(Arc<[mpsc::Sender<Pending>]>);
-
-impl Writer {
-    /// Starts the writers, each on a thread and runtime of its own, which stop once every
-    /// `Writer` is dropped. Writing is the one serial step of ingestion, and each batch makes
-    /// about eight round trips to the database. On the shared runtime each wake-up waited behind
-    /// the queued request tasks (about 1 ms per round trip with 64 concurrent senders, measured),
-    /// which capped ingestion well below what the database could take.
-    pub async fn spawn(backend: &Backend) -> std::result::Result<Writer, OpenError> {
-        let count = if matches!(backend, Backend::Postgres { .. }) { POSTGRES_WRITERS } else { 1 };
-        let failed = |source| OpenError::Writer { service: "analytics", source };
-        let mut senders = Vec::with_capacity(count);
-        for i in 0..count {
-            let store = Store::open_writer(backend).await?;
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(failed)?;
-            let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-            std::thread::Builder::new()
-                .name(format!("event-writer-{i}"))
-                .spawn(move || runtime.block_on(write_batches(store, rx)))
-                .map_err(failed)?;
-            senders.push(tx);
-        }
-        Ok(Writer(senders.into()))
-    }
-
-    /// Queues an event with the writer of its visitor; the receiver answers once it is stored.
-    async fn enqueue(&self, event: NewEvent) -> Result<oneshot::Receiver<Result<()>>> {
-        // Visitor ids are hex digests: their first character spreads visitors evenly.
-        let shard = usize::from(event.visitor_id.bytes().next().unwrap_or_default()) % self.0.len();
-        let (reply, stored) = oneshot::channel();
-        self.0[shard].send((event, reply)).await.map_err(|_| Error::unavailable("event storage"))?;
-        Ok(stored)
-    }
-}
-
-async fn write_batches(store: Store, mut rx: mpsc::Receiver<Pending>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (mut events, replies): (Vec<NewEvent>, Vec<_>) = batch.drain(..).unzip();
-        match store.insert_events(&mut events).await {
-            Ok(()) => replies.into_iter().for_each(|reply| drop(reply.send(Ok(())))),
-            // One bad event (its site deleted meanwhile, say) must not fail the rest, and a lone
-            // event gets a second try: the writer's connection is not checked before use, so
-            // its first statement after a database restart fails and the retry reconnects.
-            Err(_) => {
-                for (event, reply) in events.into_iter().zip(replies) {
-                    drop(reply.send(store.insert_events(&mut [event]).await));
-                }
-            }
-        }
-    }
-}
 
 /// An event as received, before validation.
 pub struct Incoming {
@@ -178,22 +108,20 @@ impl Analytics {
     /// Returns how many were stored (bots are not).
     pub async fn import(&self, events: impl IntoIterator<Item = (i64, Incoming)>) -> Result<u64> {
         let mut salts: HashMap<i64, String> = HashMap::new();
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // A few batches queued ahead, so that the writers never wait for this loop.
+        let mut queued = Vec::with_capacity(4 * MAX_BATCH);
         let mut stored = 0;
         for (ts, event) in events {
             let website = self.site_of(&event.domain).await?;
             let salt = salts.entry(ts.div_euclid(86_400_000)).or_insert_with(|| random_token(""));
             if let Some(event) = self.prepare(&event, &website.id, ts, salt)? {
-                batch.push(event);
+                queued.push(self.writer.enqueue(event).await?);
             }
-            if batch.len() == MAX_BATCH {
-                self.store.insert_events(&mut batch).await?;
-                stored += batch.len() as u64;
-                batch.clear();
+            if queued.len() == 4 * MAX_BATCH {
+                stored += settle(&mut queued).await?;
             }
         }
-        self.store.insert_events(&mut batch).await?;
-        Ok(stored + batch.len() as u64)
+        Ok(stored + settle(&mut queued).await?)
     }
 
     /// The event to store, or None for a bot.
@@ -308,6 +236,15 @@ impl Analytics {
         *self.salt.lock().expect("salt lock poisoned") = Some((day_start, salt.clone()));
         Ok(salt)
     }
+}
+
+/// Waits for queued events to be stored; returns how many were.
+async fn settle(queued: &mut Vec<oneshot::Receiver<Result<()>>>) -> Result<u64> {
+    let count = queued.len() as u64;
+    for stored in queued.drain(..) {
+        stored.await.unwrap_or_else(|_| Err(Error::unavailable("event storage")))?;
+    }
+    Ok(count)
 }
 
 /// Seconds from an event's arrival to its durable write.

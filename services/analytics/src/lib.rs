@@ -1,7 +1,7 @@
 //! Analytics service: websites, their events and the statistics computed from them.
 //!
 //! `service.rs` holds the rules, `model.rs` the field rules, `store.rs` the SQL, `grpc.rs` the
-//! proto edge, `events.rs` ingestion, `query.rs` the query engine, `parse.rs` what an event's
+//! proto edge, `events.rs` ingestion, `writer.rs` the event writers, `query.rs` the query engine, `parse.rs` what an event's
 //! user agent, referrer and URL say.
 
 pub mod events;
@@ -13,6 +13,7 @@ pub mod query;
 pub mod rollup;
 pub mod service;
 pub mod store;
+pub mod writer;
 
 use std::net::SocketAddr;
 

@@ -12,10 +12,10 @@ use common::secret::random_token;
 use common::time::now_ms;
 use common::{Error, Result};
 
-use crate::events::Writer;
 use crate::model::{Website, normalize_domain, validate_name, validate_timezone};
 use crate::query::{Answer, Buckets, Counted, Filter, Query, period_range};
 use crate::store::Store;
+use crate::writer::Writer;
 
 #[derive(Clone)]
 pub struct Analytics {

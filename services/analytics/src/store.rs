@@ -6,8 +6,6 @@ use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use std::collections::HashMap;
-
 use crate::model::Website;
 use crate::query::{Bind, Counted, Dim, Sql};
 
@@ -37,11 +35,6 @@ fn website(row: &AnyRow) -> Result<Website> {
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
         Ok(Store { pool: common::db::open(backend, "analytics", &MIGRATOR).await?, system: backend.system() })
-    }
-
-    /// The event writer's store, on a connection of its own; see [`common::db::open_writer`].
-    pub async fn open_writer(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store { pool: common::db::open_writer(backend, "analytics").await?, system: backend.system() })
     }
 
     pub async fn insert_website(&self, w: &Website) -> Result<()> {
@@ -118,139 +111,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(website).transpose()
-    }
-
-    /// Stores a batch of events in one transaction, each joined to its visitor's open visit or
-    /// starting a new one. Events are taken in time order.
-    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "INSERT events", batch = events.len()))]
-    pub async fn insert_events(&self, events: &mut [NewEvent]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        // Every visit the batch may touch; `current` points at each visitor's latest.
-        let mut visits: Vec<(Visit, bool)> = vec![];
-        let mut current: HashMap<(String, String), usize> = HashMap::new();
-        let earliest = events.iter().map(|e| e.ts).min().unwrap_or_default();
-        let mut visitors: Vec<&str> = events.iter().map(|e| e.visitor_id.as_str()).collect();
-        visitors.sort_unstable();
-        visitors.dedup();
-        for chunk in visitors.chunks(500) {
-            let sql = format!(
-                "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id IN ({}) AND last_ts >= {}",
-                self.params(0, chunk.len()),
-                self.params(chunk.len(), 1)
-            );
-            let mut query = sqlx::query(&sql);
-            for visitor in chunk {
-                query = query.bind(*visitor);
-            }
-            for row in query.bind(earliest - VISIT_GAP_MS).fetch_all(&mut *tx).await? {
-                let visit = Visit::from_row(&row)?;
-                let key = (visit.website_id.clone(), visit.visitor_id.clone());
-                if current.get(&key).is_none_or(|&i| visits[i].0.last_ts < visit.last_ts) {
-                    current.insert(key, visits.len());
-                    visits.push((visit, false));
-                }
-            }
-        }
-        let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by_key(|&i| events[i].ts);
-        for i in order {
-            let event = &mut events[i];
-            let key = (event.website_id.clone(), event.visitor_id.clone());
-            let index = match current.get(&key) {
-                Some(&i) if event.ts - visits[i].0.last_ts <= VISIT_GAP_MS => i,
-                _ => {
-                    current.insert(key, visits.len());
-                    visits.push((Visit::start(event), false));
-                    visits.len() - 1
-                }
-            };
-            let (visit, touched) = &mut visits[index];
-            visit.add(event);
-            *touched = true;
-        }
-        for chunk in events.chunks(200) {
-            let sql = self.insert_rows("events", EVENT_COLUMNS, chunk.len());
-            let mut query = sqlx::query(&sql);
-            for e in chunk {
-                query = query
-                    .bind(&e.id)
-                    .bind(&e.website_id)
-                    .bind(e.ts)
-                    .bind(&e.name)
-                    .bind(&e.pathname)
-                    .bind(&e.referrer_host)
-                    .bind(&e.visitor_id)
-                    .bind(&e.visit.country)
-                    .bind(&e.props)
-                    .bind(&e.revenue_amount)
-                    .bind(&e.revenue_currency)
-                    .bind(&e.visit_id)
-                    .bind(&e.visit.entry_page)
-                    .bind(&e.visit.source)
-                    .bind(&e.visit.utm_source)
-                    .bind(&e.visit.utm_medium)
-                    .bind(&e.visit.utm_campaign)
-                    .bind(&e.visit.browser)
-                    .bind(&e.visit.os)
-                    .bind(&e.visit.device);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        let touched: Vec<&Visit> = visits.iter().filter(|(_, touched)| *touched).map(|(visit, _)| visit).collect();
-        for chunk in touched.chunks(200) {
-            let mut sql = self.insert_rows("visits", VISIT_COLUMNS, chunk.len());
-            sql.push_str(
-                " ON CONFLICT (id) DO UPDATE SET last_ts = excluded.last_ts, pageviews = excluded.pageviews, \
-                 events = excluded.events, exit_page = excluded.exit_page",
-            );
-            let mut query = sqlx::query(&sql);
-            for v in chunk {
-                let a = &v.attributes;
-                query = query
-                    .bind(&v.id)
-                    .bind(&v.website_id)
-                    .bind(&v.visitor_id)
-                    .bind(v.start_ts)
-                    .bind(v.last_ts)
-                    .bind(v.pageviews)
-                    .bind(v.events)
-                    .bind(&a.entry_page)
-                    .bind(&v.exit_page)
-                    .bind(&a.source)
-                    .bind(&a.utm_source)
-                    .bind(&a.utm_medium)
-                    .bind(&a.utm_campaign)
-                    .bind(&a.country)
-                    .bind(&a.browser)
-                    .bind(&a.os)
-                    .bind(&a.device);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        let mut days: Vec<(&str, i64)> = events.iter().map(|e| (e.website_id.as_str(), day_of(e.ts))).collect();
-        days.sort_unstable();
-        days.dedup();
-        // Two statements per batch, whatever the number of site-days it touches.
-        for chunk in days.chunks(200) {
-            let mut sql = self.insert_rows("rollup_pending", "website_id, day, version", chunk.len());
-            sql.push_str(" ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1");
-            let mut upsert = sqlx::query(&sql);
-            for (website_id, day) in chunk {
-                upsert = upsert.bind(*website_id).bind(*day).bind(1_i64);
-            }
-            upsert.execute(&mut *tx).await?;
-            let pairs: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(website_id = {} AND day = {})", self.params(2 * i, 1), self.params(2 * i + 1, 1)))
-                .collect();
-            let sql = format!("DELETE FROM rollup_days WHERE {}", pairs.join(" OR "));
-            let mut delete = sqlx::query(&sql);
-            for (website_id, day) in chunk {
-                delete = delete.bind(*website_id).bind(*day);
-            }
-            delete.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Days with events not rolled up yet, before `before` (a day start): (site, day, version).
@@ -440,10 +300,10 @@ pub struct RollupRow {
 /// Events of one visit more than this apart belong to two visits.
 pub const VISIT_GAP_MS: i64 = 30 * 60_000;
 
-const EVENT_COLUMNS: &str = "id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
+pub(crate) const EVENT_COLUMNS: &str = "id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
      revenue_amount, revenue_currency, visit_id, entry_page, source, utm_source, utm_medium, utm_campaign, browser, os, device";
 
-const VISIT_COLUMNS: &str = "id, website_id, visitor_id, start_ts, last_ts, pageviews, events, entry_page, exit_page, \
+pub(crate) const VISIT_COLUMNS: &str = "id, website_id, visitor_id, start_ts, last_ts, pageviews, events, entry_page, exit_page, \
      source, utm_source, utm_medium, utm_campaign, country, browser, os, device";
 
 /// What a visit's first event says about the whole visit.
@@ -458,68 +318,4 @@ pub struct VisitAttributes {
     pub browser: String,
     pub os: String,
     pub device: String,
-}
-
-struct Visit {
-    id: String,
-    website_id: String,
-    visitor_id: String,
-    start_ts: i64,
-    last_ts: i64,
-    pageviews: i64,
-    events: i64,
-    exit_page: String,
-    attributes: VisitAttributes,
-}
-
-impl Visit {
-    fn start(event: &NewEvent) -> Visit {
-        Visit {
-            id: uuid::Uuid::now_v7().to_string(),
-            website_id: event.website_id.clone(),
-            visitor_id: event.visitor_id.clone(),
-            start_ts: event.ts,
-            last_ts: event.ts,
-            pageviews: 0,
-            events: 0,
-            exit_page: event.pathname.clone(),
-            attributes: VisitAttributes { entry_page: event.pathname.clone(), ..event.visit.clone() },
-        }
-    }
-
-    /// Counts the event in the visit, and gives the event the visit's attributes.
-    fn add(&mut self, event: &mut NewEvent) {
-        self.last_ts = self.last_ts.max(event.ts);
-        self.events += 1;
-        if event.name == "pageview" {
-            self.pageviews += 1;
-            self.exit_page = event.pathname.clone();
-        }
-        event.visit_id = self.id.clone();
-        event.visit = self.attributes.clone();
-    }
-
-    fn from_row(row: &AnyRow) -> Result<Visit> {
-        Ok(Visit {
-            id: row.try_get("id")?,
-            website_id: row.try_get("website_id")?,
-            visitor_id: row.try_get("visitor_id")?,
-            start_ts: row.try_get("start_ts")?,
-            last_ts: row.try_get("last_ts")?,
-            pageviews: row.try_get("pageviews")?,
-            events: row.try_get("events")?,
-            exit_page: row.try_get("exit_page")?,
-            attributes: VisitAttributes {
-                entry_page: row.try_get("entry_page")?,
-                source: row.try_get("source")?,
-                utm_source: row.try_get("utm_source")?,
-                utm_medium: row.try_get("utm_medium")?,
-                utm_campaign: row.try_get("utm_campaign")?,
-                country: row.try_get("country")?,
-                browser: row.try_get("browser")?,
-                os: row.try_get("os")?,
-                device: row.try_get("device")?,
-            },
-        })
-    }
 }

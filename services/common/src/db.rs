@@ -3,7 +3,7 @@
 //! `sqlx::Any`, so one store implementation runs on both backends and one conformance suite
 //! checks it on each.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::Executor;
@@ -47,42 +47,34 @@ pub enum OpenError {
     Migrate { service: &'static str, source: sqlx::migrate::MigrateError },
     #[error("cannot start the {service} writer thread: {source}")]
     Writer { service: &'static str, source: std::io::Error },
+    #[error("cannot open the {service} writer's database: {source}")]
+    WriterDb { service: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
 }
 
 /// Opens the pool of one service and applies its migrations.
 /// `service` names the SQLite file or PostgreSQL schema and must be a plain identifier.
 pub async fn open(backend: &Backend, service: &'static str, migrator: &Migrator) -> Result<AnyPool, OpenError> {
-    let pool = connect(backend, service, Role::Shared).await?;
+    let pool = connect(backend, service).await?;
     migrator.run(&pool).await.map_err(|source| OpenError::Migrate { service, source })?;
     Ok(pool)
 }
 
-/// A one-connection pool for a task that writes alone, such as a group-commit writer, opened
-/// on whichever runtime calls this. It skips the per-acquire health check: a task that owns its
-/// connection learns of a broken one from its next statement, and a round trip saved per batch
-/// is latency saved for every event in it. Call after [`open`], which applies the migrations.
-pub async fn open_writer(backend: &Backend, service: &'static str) -> Result<AnyPool, OpenError> {
-    connect(backend, service, Role::Writer).await
+/// The SQLite file of `service` under `data_dir`.
+pub fn sqlite_file(data_dir: &Path, service: &str) -> PathBuf {
+    data_dir.join(format!("{service}.db"))
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Role {
-    Shared,
-    Writer,
-}
-
-async fn connect(backend: &Backend, service: &'static str, role: Role) -> Result<AnyPool, OpenError> {
+async fn connect(backend: &Backend, service: &'static str) -> Result<AnyPool, OpenError> {
     install_default_drivers();
     let connect = |source| OpenError::Connect { service, source };
-    let options = match (backend, role) {
-        (_, Role::Writer) => AnyPoolOptions::new().max_connections(1).test_before_acquire(false),
-        (Backend::Sqlite { .. }, Role::Shared) => AnyPoolOptions::new().max_connections(8),
-        (Backend::Postgres { .. }, Role::Shared) => AnyPoolOptions::new().max_connections(16),
+    let options = match backend {
+        Backend::Sqlite { .. } => AnyPoolOptions::new().max_connections(8),
+        Backend::Postgres { .. } => AnyPoolOptions::new().max_connections(16),
     };
     let pool = match backend {
         Backend::Sqlite { data_dir } => {
             std::fs::create_dir_all(data_dir).map_err(|e| OpenError::DataDir(data_dir.clone(), e))?;
-            let url = format!("sqlite://{}?mode=rwc", data_dir.join(format!("{service}.db")).display());
+            let url = format!("sqlite://{}?mode=rwc", sqlite_file(data_dir, service).display());
             options
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
@@ -94,13 +86,6 @@ async fn connect(backend: &Backend, service: &'static str, role: Role) -> Result
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         // Pages read through a memory map instead of one read(2) each.
                         conn.execute("PRAGMA mmap_size = 268435456").await?;
-                        if role == Role::Writer {
-                            // The writer touches the same pages batch after batch: keep them, and
-                            // copy them back from the log once per 10,000 pages written rather
-                            // than once per 1,000.
-                            conn.execute("PRAGMA cache_size = -65536").await?;
-                            conn.execute("PRAGMA wal_autocheckpoint = 10000").await?;
-                        }
                         Ok(())
                     })
                 })
@@ -119,9 +104,6 @@ async fn connect(backend: &Backend, service: &'static str, role: Role) -> Result
                 })
                 .connect_lazy(url)
                 .map_err(connect)?;
-            if role == Role::Writer {
-                return Ok(pool);
-            }
             // Replicas starting together may race to create the schema; losing the race is fine.
             let created = pool.execute(format!("CREATE SCHEMA IF NOT EXISTS {service}").as_str()).await;
             if let Err(e) = created

@@ -1,0 +1,164 @@
+//! The PostgreSQL writer: one connection of its own, and one fixed statement per table that
+//! takes the whole batch as arrays (`UNNEST`). Each statement is prepared once per connection;
+//! multi-row `VALUES` lists had a new text, so a new parse and plan, for every batch size, and
+//! thousands of parameters each.
+
+use std::str::FromStr;
+
+use common::db::OpenError;
+use common::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, Row};
+
+use super::{Rows, VISIT_UPDATE, Visit};
+use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
+
+pub struct Db {
+    options: PgConnectOptions,
+    /// None until the first batch, and again after the connection failed.
+    conn: Option<PgConnection>,
+}
+
+impl Db {
+    pub fn open(url: &str) -> std::result::Result<Db, OpenError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|source| OpenError::Connect { service: "analytics", source })?
+            .options([("search_path", "analytics")]);
+        Ok(Db { options, conn: None })
+    }
+
+    /// Runs `op` on the connection, connecting first if need be. A failure other than the
+    /// database refusing a statement drops the connection, so the next batch reconnects.
+    async fn with<T>(
+        &mut self,
+        op: impl AsyncFnOnce(&mut PgConnection) -> std::result::Result<T, sqlx::Error>,
+    ) -> Result<T> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            empty => empty.insert(PgConnection::connect_with(&self.options).await?),
+        };
+        let done = op(conn).await;
+        if let Err(e) = &done
+            && e.as_database_error().is_none()
+        {
+            self.conn = None;
+        }
+        Ok(done?)
+    }
+
+    pub async fn begin(&mut self) -> Result<()> {
+        self.with(async |conn| sqlx::raw_sql("BEGIN").execute(conn).await.map(drop)).await
+    }
+
+    pub async fn commit(&mut self) -> Result<()> {
+        self.with(async |conn| sqlx::raw_sql("COMMIT").execute(conn).await.map(drop)).await
+    }
+
+    pub async fn rollback(&mut self) {
+        // A failed rollback has dropped the connection, and the transaction with it.
+        drop(self.with(async |conn| sqlx::raw_sql("ROLLBACK").execute(conn).await.map(drop)).await);
+    }
+
+    pub async fn visits(&mut self, visitors: &[&str], since: i64) -> Result<Vec<Visit>> {
+        let rows = self
+            .with(async |conn| {
+                sqlx::query(&format!("SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id = ANY($1) AND last_ts >= $2"))
+                    .bind(visitors)
+                    .bind(since)
+                    .fetch_all(conn)
+                    .await
+            })
+            .await?;
+        rows.iter()
+            .map(|row| Visit::from_row(|i| row.try_get(i), |i| row.try_get(i)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(Error::internal)
+    }
+
+    pub async fn write(&mut self, rows: &Rows<'_>) -> Result<()> {
+        self.with(async |conn| {
+            let events = rows.events;
+            let text = |f: fn(&crate::store::NewEvent) -> &str| events.iter().map(f).collect::<Vec<_>>();
+            sqlx::query(&format!(
+                "INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM UNNEST({})",
+                casts(&["text", "text", "int8"], 17)
+            ))
+            .bind(text(|e| &e.id))
+            .bind(text(|e| &e.website_id))
+            .bind(events.iter().map(|e| e.ts).collect::<Vec<_>>())
+            .bind(text(|e| &e.name))
+            .bind(text(|e| &e.pathname))
+            .bind(text(|e| &e.referrer_host))
+            .bind(text(|e| &e.visitor_id))
+            .bind(text(|e| &e.visit.country))
+            .bind(text(|e| &e.props))
+            .bind(events.iter().map(|e| e.revenue_amount.as_deref()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.revenue_currency.as_deref()).collect::<Vec<_>>())
+            .bind(text(|e| &e.visit_id))
+            .bind(text(|e| &e.visit.entry_page))
+            .bind(text(|e| &e.visit.source))
+            .bind(text(|e| &e.visit.utm_source))
+            .bind(text(|e| &e.visit.utm_medium))
+            .bind(text(|e| &e.visit.utm_campaign))
+            .bind(text(|e| &e.visit.browser))
+            .bind(text(|e| &e.visit.os))
+            .bind(text(|e| &e.visit.device))
+            .execute(&mut *conn)
+            .await?;
+            let visits = &rows.visits;
+            let text = |f: fn(&Visit) -> &str| visits.iter().map(|v| f(v)).collect::<Vec<_>>();
+            let int = |f: fn(&Visit) -> i64| visits.iter().map(|v| f(v)).collect::<Vec<_>>();
+            sqlx::query(&format!(
+                "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}) {VISIT_UPDATE}",
+                casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 10)
+            ))
+            .bind(text(|v| &v.id))
+            .bind(text(|v| &v.website_id))
+            .bind(text(|v| &v.visitor_id))
+            .bind(int(|v| v.start_ts))
+            .bind(int(|v| v.last_ts))
+            .bind(int(|v| v.pageviews))
+            .bind(int(|v| v.events))
+            .bind(text(|v| &v.attributes.entry_page))
+            .bind(text(|v| &v.exit_page))
+            .bind(text(|v| &v.attributes.source))
+            .bind(text(|v| &v.attributes.utm_source))
+            .bind(text(|v| &v.attributes.utm_medium))
+            .bind(text(|v| &v.attributes.utm_campaign))
+            .bind(text(|v| &v.attributes.country))
+            .bind(text(|v| &v.attributes.browser))
+            .bind(text(|v| &v.attributes.os))
+            .bind(text(|v| &v.attributes.device))
+            .execute(&mut *conn)
+            .await?;
+            let sites: Vec<&str> = rows.days.iter().map(|(site, _)| *site).collect();
+            let days: Vec<i64> = rows.days.iter().map(|(_, day)| *day).collect();
+            // In the order given (sorted), so that two writers lock shared rows in the same order.
+            sqlx::query(
+                "INSERT INTO rollup_pending (website_id, day, version) \
+                 SELECT website_id, day, 1 FROM UNNEST($1::text[], $2::int8[]) AS t (website_id, day) \
+                 ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
+            )
+            .bind(&sites)
+            .bind(&days)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "DELETE FROM rollup_days WHERE (website_id, day) IN \
+                 (SELECT * FROM UNNEST($1::text[], $2::int8[]))",
+            )
+            .bind(&sites)
+            .bind(&days)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// `$1::a[], $2::b[], …` for the given column types, then `text_after` more text columns.
+fn casts(types: &[&str], text_after: usize) -> String {
+    let types = types.iter().copied().chain(std::iter::repeat_n("text", text_after));
+    types.enumerate().map(|(i, t)| format!("${}::{t}[]", i + 1)).collect::<Vec<_>>().join(", ")
+}

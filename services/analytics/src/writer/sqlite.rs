@@ -1,0 +1,151 @@
+//! The SQLite writer: one connection of its own, called synchronously on the writer's thread
+//! with statements prepared once. Through `sqlx`, each statement was handed to a worker thread
+//! and back and every value converted twice (`Any`, then SQLite), and a batch's multi-row SQL
+//! was parsed anew whenever its size changed; the profile showed that work, not SQLite's, as
+//! most of the write.
+
+use std::path::Path;
+
+use common::db::OpenError;
+use common::{Error, Result};
+use rusqlite::{Connection, ErrorCode, params};
+
+use super::{Rows, VISIT_UPDATE, Visit};
+use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
+
+pub struct Db(Connection);
+
+impl Db {
+    /// Opens the service's database file, which the store has already created and migrated.
+    pub fn open(path: &Path) -> std::result::Result<Db, OpenError> {
+        let open = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(path)?;
+            // As every other connection (`common::db`), and: the writer touches the same pages
+            // batch after batch, so it keeps 64 MiB of them, and copies the log back once per
+            // 10,000 pages written rather than once per 1,000.
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; \
+                 PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456; PRAGMA cache_size = -65536; \
+                 PRAGMA wal_autocheckpoint = 10000;",
+            )?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|e| OpenError::WriterDb { service: "analytics", source: e.into() })?;
+        Ok(Db(conn))
+    }
+
+    /// Takes the write lock up front: a transaction that reads first cannot upgrade once another
+    /// connection has written, and fails at once instead of waiting.
+    pub fn begin(&self) -> Result<()> {
+        self.0.execute_batch("BEGIN IMMEDIATE").map_err(failed)
+    }
+
+    pub fn commit(&self) -> Result<()> {
+        self.0.execute_batch("COMMIT").map_err(failed)
+    }
+
+    pub fn rollback(&self) {
+        // Fails only when there is no transaction left to roll back.
+        drop(self.0.execute_batch("ROLLBACK"));
+    }
+
+    pub fn visits(&self, visitors: &[&str], since: i64) -> Result<Vec<Visit>> {
+        let read = || -> rusqlite::Result<Vec<Visit>> {
+            let mut select = self.0.prepare_cached(&format!(
+                "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id = ?1 AND last_ts >= ?2"
+            ))?;
+            let mut visits = vec![];
+            for visitor in visitors {
+                for visit in
+                    select.query_map(params![visitor, since], |row| Visit::from_row(|i| row.get(i), |i| row.get(i)))?
+                {
+                    visits.push(visit?);
+                }
+            }
+            Ok(visits)
+        };
+        read().map_err(failed)
+    }
+
+    pub fn write(&self, rows: &Rows<'_>) -> Result<()> {
+        let write = || -> rusqlite::Result<()> {
+            let mut insert = self.0.prepare_cached(&format!(
+                "INSERT INTO events ({EVENT_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+            ))?;
+            for e in rows.events {
+                let v = &e.visit;
+                insert.execute(params![
+                    e.id,
+                    e.website_id,
+                    e.ts,
+                    e.name,
+                    e.pathname,
+                    e.referrer_host,
+                    e.visitor_id,
+                    v.country,
+                    e.props,
+                    e.revenue_amount,
+                    e.revenue_currency,
+                    e.visit_id,
+                    v.entry_page,
+                    v.source,
+                    v.utm_source,
+                    v.utm_medium,
+                    v.utm_campaign,
+                    v.browser,
+                    v.os,
+                    v.device,
+                ])?;
+            }
+            let mut upsert = self.0.prepare_cached(&format!(
+                "INSERT INTO visits ({VISIT_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) {VISIT_UPDATE}"
+            ))?;
+            for visit in &rows.visits {
+                let a = &visit.attributes;
+                upsert.execute(params![
+                    visit.id,
+                    visit.website_id,
+                    visit.visitor_id,
+                    visit.start_ts,
+                    visit.last_ts,
+                    visit.pageviews,
+                    visit.events,
+                    a.entry_page,
+                    visit.exit_page,
+                    a.source,
+                    a.utm_source,
+                    a.utm_medium,
+                    a.utm_campaign,
+                    a.country,
+                    a.browser,
+                    a.os,
+                    a.device,
+                ])?;
+            }
+            let mut pending = self.0.prepare_cached(
+                "INSERT INTO rollup_pending (website_id, day, version) VALUES (?1, ?2, 1) \
+                 ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
+            )?;
+            let mut stale = self.0.prepare_cached("DELETE FROM rollup_days WHERE website_id = ?1 AND day = ?2")?;
+            for (website_id, day) in &rows.days {
+                pending.execute(params![website_id, day])?;
+                stale.execute(params![website_id, day])?;
+            }
+            Ok(())
+        };
+        write().map_err(failed)
+    }
+}
+
+/// A busy or locked database is worth a retry (503); anything else is a fault.
+fn failed(e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            tracing::warn!(error = %e, "event database busy");
+            Error::unavailable("the database")
+        }
+        _ => Error::internal(e),
+    }
+}
