@@ -408,6 +408,8 @@ struct Cost {
     zenovay_us: f64,
     /// CPU microseconds per event in PostgreSQL.
     postgres_us: f64,
+    /// CPU microseconds per event in this process: the load generator, which shares the cores.
+    loader_us: f64,
 }
 
 /// Events per second accepted through the first gateway from `connections` connections, spread
@@ -427,14 +429,15 @@ async fn ingestion_rate_with(env: &TestEnv, sites: usize, connections: usize) ->
         }
     };
     run(2).await;
-    let (zenovay, postgres) = (env.pids(), postgres_pids());
-    let before = (cpu_seconds(&zenovay), cpu_seconds(&postgres));
+    let (zenovay, postgres, loader) = (env.pids(), postgres_pids(), [std::process::id()]);
+    let before = (cpu_seconds(&zenovay), cpu_seconds(&postgres), cpu_seconds(&loader));
     let (events, seconds) = run(10).await;
     let per_event = |now: f64, then: f64| (now - then) * 1e6 / events as f64;
     Cost {
         rate: events as f64 / seconds,
         zenovay_us: per_event(cpu_seconds(&zenovay), before.0),
         postgres_us: per_event(cpu_seconds(&postgres), before.1),
+        loader_us: per_event(cpu_seconds(&loader), before.2),
     }
 }
 
@@ -470,11 +473,13 @@ async fn ingestion() {
             let server_us = cost.zenovay_us + cost.postgres_us;
             println!(
                 "{label} ingestion through the gateway: {:.0} events/s ({connections} connections, load generator on the \
-                 same 2 cores); CPU per event: {:.0} µs in Zenovay + {:.0} µs in PostgreSQL = {:.0} events/s per core",
+                 same 2 cores); CPU per event: {:.0} µs in Zenovay + {:.0} µs in PostgreSQL = {:.0} events/s per core \
+                 (and {:.0} µs in the load generator)",
                 cost.rate,
                 cost.zenovay_us,
                 cost.postgres_us,
-                1e6 / server_us
+                1e6 / server_us,
+                cost.loader_us
             );
         }
     }

@@ -553,47 +553,55 @@ async fn analytics_queries_conform() {
     .await;
 }
 
+/// A pageview of one visitor `minutes` after 2026-01-10 10:00 UTC, as the writers take it.
+fn pageview(website_id: &str, minutes: i64, path: &str) -> analytics::store::NewEvent {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-10T10:00:00Z").unwrap().timestamp_millis();
+    analytics::store::NewEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        website_id: website_id.into(),
+        ts: start + minutes * 60_000,
+        name: "pageview".into(),
+        pathname: path.into(),
+        referrer_host: String::new(),
+        visitor_id: "0123456789abcdef0123456789abcdef".into(),
+        props: "{}".into(),
+        revenue_amount: None,
+        revenue_currency: None,
+        visit_id: String::new(),
+        visit: analytics::store::VisitAttributes { source: "Direct / None".into(), ..Default::default() },
+    }
+}
+
+/// Visits, pageviews, mean visit duration and bounce rate of 2026-01-10, with `filters`.
+async fn visit_figures(
+    analytics: &analytics::Analytics,
+    website_id: &str,
+    filters: Vec<(String, String, Vec<String>)>,
+) -> Vec<f64> {
+    let request = analytics::service::QueryRequest {
+        website_id: website_id.into(),
+        metrics: ["visits", "pageviews", "visit_duration", "bounce_rate"].map(str::to_owned).to_vec(),
+        filters,
+        period: "day".into(),
+        date: "2026-01-10".into(),
+        ..Default::default()
+    };
+    analytics.query(request).await.unwrap().0.rows[0].1.clone()
+}
+
 /// Two replicas' writers extend the same visit, each keeping the visits it wrote in memory:
 /// counts add up, an event more than 30 minutes after the visit a writer remembers still joins
 /// it when the other replica extended it meanwhile, and the later write's exit page stands.
 #[tokio::test]
 async fn visits_add_up_across_replicas() {
-    use analytics::service::QueryRequest;
-    use analytics::store::{NewEvent, VisitAttributes};
     use analytics::writer::Writer;
 
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let site = analytics.create_website("t1", "replicas.example", "Replicas", None).await.unwrap();
         let (a, b) = (Writer::spawn(&backend).await.unwrap(), Writer::spawn(&backend).await.unwrap());
-        let start = chrono::DateTime::parse_from_rfc3339("2026-01-10T10:00:00Z").unwrap().timestamp_millis();
         let store = async |writer: &Writer, minutes: i64, path: &str| {
-            let event = NewEvent {
-                id: uuid::Uuid::now_v7().to_string(),
-                website_id: site.id.clone(),
-                ts: start + minutes * 60_000,
-                name: "pageview".into(),
-                pathname: path.into(),
-                referrer_host: String::new(),
-                visitor_id: "0123456789abcdef0123456789abcdef".into(),
-                props: "{}".into(),
-                revenue_amount: None,
-                revenue_currency: None,
-                visit_id: String::new(),
-                visit: VisitAttributes { source: "Direct / None".into(), ..Default::default() },
-            };
-            writer.enqueue(event).await.unwrap().await.unwrap().unwrap();
-        };
-        let query = async |filters: Vec<(String, String, Vec<String>)>| {
-            let request = QueryRequest {
-                website_id: site.id.clone(),
-                metrics: ["visits", "pageviews", "visit_duration", "bounce_rate"].map(str::to_owned).to_vec(),
-                filters,
-                period: "day".into(),
-                date: "2026-01-10".into(),
-                ..Default::default()
-            };
-            analytics.query(request).await.unwrap().0.rows[0].1.clone()
+            writer.enqueue(pageview(&site.id, minutes, path)).await.unwrap().await.unwrap().unwrap();
         };
         store(&a, 0, "/").await;
         store(&b, 10, "/b").await;
@@ -601,12 +609,37 @@ async fn visits_add_up_across_replicas() {
         store(&a, 35, "/c").await;
         // `b` remembers its event at minute 10: 26 minutes, the same visit, from memory.
         store(&b, 36, "/d").await;
-        assert_eq!(query(vec![]).await, [1.0, 4.0, 2160.0, 0.0]);
-        let exit = |page: &str| vec![("is".to_owned(), "visit:exit_page".to_owned(), vec![page.to_owned()])];
-        assert_eq!(query(exit("/d")).await[0], 1.0, "the latest pageview is the exit page");
+        assert_eq!(visit_figures(&analytics, &site.id, vec![]).await, [1.0, 4.0, 2160.0, 0.0]);
+        let exit = vec![("is".to_owned(), "visit:exit_page".to_owned(), vec!["/d".to_owned()])];
+        assert_eq!(visit_figures(&analytics, &site.id, exit).await[0], 1.0, "the latest pageview is the exit page");
         // 31 minutes after the visit's last event, known to `b` only: a new visit.
         store(&a, 67, "/e").await;
-        assert_eq!(query(vec![]).await, [2.0, 5.0, 1080.0, 50.0]);
+        assert_eq!(visit_figures(&analytics, &site.id, vec![]).await, [2.0, 5.0, 1080.0, 50.0]);
+    })
+    .await;
+}
+
+/// An event that cannot be stored (its site is gone) fails alone: the events queued with it are
+/// stored, and the visit they extend, which the failed transaction had taken from the writer's
+/// memory, is read back and extended once, not started again.
+#[tokio::test]
+async fn a_failed_batch_loses_no_event_and_no_visit() {
+    use analytics::writer::Writer;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics.create_website("t1", "failing.example", "Failing", None).await.unwrap();
+        let writer = Writer::spawn(&backend).await.unwrap();
+        writer.enqueue(pageview(&site.id, 0, "/")).await.unwrap().await.unwrap().unwrap();
+        // Queued back to back, so that they usually share a transaction.
+        let good = writer.enqueue(pageview(&site.id, 5, "/a")).await.unwrap();
+        let orphan = writer.enqueue(pageview("no-such-site", 6, "/x")).await.unwrap();
+        let later = writer.enqueue(pageview(&site.id, 7, "/b")).await.unwrap();
+        good.await.unwrap().unwrap();
+        assert!(orphan.await.unwrap().is_err(), "an event for a missing site is refused");
+        later.await.unwrap().unwrap();
+        writer.enqueue(pageview(&site.id, 9, "/c")).await.unwrap().await.unwrap().unwrap();
+        assert_eq!(visit_figures(&analytics, &site.id, vec![]).await, [1.0, 4.0, 540.0, 0.0]);
     })
     .await;
 }

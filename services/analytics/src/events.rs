@@ -238,13 +238,17 @@ impl Analytics {
     }
 }
 
-/// Waits for queued events to be stored; returns how many were.
+/// Waits for queued events to be stored; returns how many were, or the first refusal once all
+/// have been answered.
 async fn settle(queued: &mut Vec<oneshot::Receiver<Result<()>>>) -> Result<u64> {
     let count = queued.len() as u64;
+    let mut first_error = None;
     for stored in queued.drain(..) {
-        stored.await.unwrap_or_else(|_| Err(Error::unavailable("event storage")))?;
+        if let Err(e) = stored.await.unwrap_or_else(|_| Err(Error::unavailable("event storage"))) {
+            first_error.get_or_insert(e);
+        }
     }
-    Ok(count)
+    first_error.map_or(Ok(count), Err)
 }
 
 /// Seconds from an event's arrival to its durable write.

@@ -1,8 +1,9 @@
 //! Analytics service: websites, their events and the statistics computed from them.
 //!
-//! `service.rs` holds the rules, `model.rs` the field rules, `store.rs` the SQL, `grpc.rs` the
-//! proto edge, `events.rs` ingestion, `writer.rs` the event writers, `query.rs` the query engine, `parse.rs` what an event's
-//! user agent, referrer and URL say.
+//! `service.rs` holds the rules, `model.rs` the field rules, `store.rs` the SQL (but the
+//! writers'), `grpc.rs` the proto edge, `events.rs` ingestion, `writer.rs` the event writers and
+//! their statements, `query.rs` the query engine, `parse.rs` what an event's user agent,
+//! referrer and URL say.
 
 pub mod events;
 pub mod generate;

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use common::db::{Backend, OpenError};
-use common::{Error, Result};
+use common::{Error, ErrorCode, Result};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{NewEvent, VISIT_GAP_MS, VisitAttributes, day_of};
@@ -62,6 +62,8 @@ impl Writer {
     }
 
     /// Queues an event with the writer of its visitor; the receiver answers once it is stored.
+    /// The event must be valid already (see `Analytics::ingest` and `import`); public for tests
+    /// that play several replicas' writers.
     pub async fn enqueue(&self, event: NewEvent) -> Result<oneshot::Receiver<Result<()>>> {
         // Visitor ids are hex digests: their first character spreads visitors evenly.
         let shard = usize::from(event.visitor_id.bytes().next().unwrap_or_default()) % self.0.len();
@@ -73,7 +75,7 @@ impl Writer {
 
 /// A visit as a batch sees it: where it stands, and what the batch adds to it.
 #[derive(Debug, Clone)]
-pub struct Visit {
+pub(crate) struct Visit {
     pub id: String,
     pub website_id: String,
     pub visitor_id: String,
@@ -150,7 +152,7 @@ impl Visit {
 
 /// What a batch writes, in one transaction: its events, the visits they start or extend, and
 /// the site-days they change (sorted, so that two writers lock shared rows in the same order).
-pub struct Rows<'a> {
+pub(crate) struct Rows<'a> {
     pub events: &'a [NewEvent],
     pub visits: Vec<&'a Visit>,
     pub days: Vec<(&'a str, i64)>,
@@ -164,6 +166,14 @@ enum Db {
 }
 
 impl Db {
+    /// `db.system` of the backend, for spans.
+    fn system(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgresql",
+        }
+    }
+
     fn open(backend: &Backend) -> std::result::Result<Db, OpenError> {
         Ok(match backend {
             Backend::Sqlite { data_dir } => {
@@ -211,11 +221,13 @@ impl Db {
 }
 
 /// The visits a writer stored lately, by (site, visitor). A writer owns its visitors, so its
-/// own last write of a visit is the visit as stored, except where another replica extended it
-/// since: that only moves the visit's last event later, so an event within 30 minutes of the
-/// cached last event belongs to the cached visit either way, and any other one reads the
-/// store. Two generations bound the memory: when the recent one is full it becomes the old one,
-/// and the visits nobody returned to during a whole generation are dropped.
+/// own last write of a visit is the visit as stored, unless another analytics replica wrote to
+/// the visitor since. Extending the visit only moves its last event later, so an event within
+/// 30 minutes of the cached last event belongs to the cached visit either way, and any other
+/// event reads the store. (Only events arriving out of order across replicas could have made
+/// another replica start a newer visit meanwhile; such an event joins the cached one.) Two
+/// generations bound the memory: when the recent one is full it becomes the old one, and the
+/// visits nobody returned to during a whole generation are dropped.
 #[derive(Default)]
 struct VisitCache {
     recent: HashMap<(String, String), Visit>,
@@ -224,8 +236,11 @@ struct VisitCache {
 
 impl VisitCache {
     /// Takes a visit out of the cache: it goes back in once the batch that extends it commits.
+    /// From both generations: a batch that ended a visit and started the next may have put
+    /// them on either side of a swap, and the older must not outlive the newer.
     fn take(&mut self, key: &(String, String)) -> Option<Visit> {
-        self.recent.remove(key).or_else(|| self.old.remove(key))
+        let (recent, old) = (self.recent.remove(key), self.old.remove(key));
+        recent.or(old)
     }
 
     fn put(&mut self, visit: Visit) {
@@ -250,10 +265,22 @@ impl BatchWriter {
                 Ok(()) => replies.into_iter().for_each(|reply| drop(reply.send(Ok(())))),
                 // One bad event (its site deleted meanwhile, say) must not fail the rest, and a
                 // lone event gets a second try: the connection is not checked before use, so its
-                // first statement after a database restart fails and the retry reconnects.
+                // first statement after a database restart fails and the retry reconnects. Once
+                // an event finds the database unavailable, the rest are told so at once rather
+                // than each waiting out its own timeout.
                 Err(_) => {
+                    let mut down: Option<Error> = None;
                     for (event, reply) in events.into_iter().zip(replies) {
-                        drop(reply.send(self.store(&mut [event]).await));
+                        let stored = match &down {
+                            Some(e) => Err(e.clone()),
+                            None => self.store(&mut [event]).await,
+                        };
+                        if let Err(e) = &stored
+                            && e.code == ErrorCode::ServiceUnavailable
+                        {
+                            down = Some(e.clone());
+                        }
+                        drop(reply.send(stored));
                     }
                 }
             }
@@ -262,12 +289,17 @@ impl BatchWriter {
 
     /// Stores a batch of events in one transaction, each joined to its visitor's open visit or
     /// starting a new one. Events are taken in time order.
-    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.operation.name = "INSERT events", batch = events.len()))]
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.db.system(), db.operation.name = "INSERT events", batch = events.len()))]
     async fn store(&mut self, events: &mut [NewEvent]) -> Result<()> {
         self.db.begin().await?;
-        match self.write(events).await {
+        // A failed COMMIT may leave the transaction open (SQLite says to roll back then), and
+        // an open one would fail every later BEGIN.
+        let written = match self.write(events).await {
+            Ok(visits) => self.db.commit().await.map(|()| visits),
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(visits) => {
-                self.db.commit().await?;
                 visits.into_iter().for_each(|visit| self.cache.put(visit));
                 Ok(())
             }
@@ -327,6 +359,9 @@ impl BatchWriter {
             visits[index].add(event);
         }
         visits.retain(|visit| visit.events > 0);
+        // In one order for every writer, so that two replicas' batches sharing visits take their
+        // row locks in the same order.
+        visits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let mut days: Vec<(&str, i64)> = events.iter().map(|e| (e.website_id.as_str(), day_of(e.ts))).collect();
         days.sort_unstable();
         days.dedup();
@@ -336,7 +371,10 @@ impl BatchWriter {
 }
 
 /// `SET` of a visit written again: the batch's counts are increments, and its exit page stands
-/// unless the stored visit has a later event (from another replica).
+/// unless the stored visit has a later event (from another replica). With one writer per
+/// visitor that is exact; across replicas the exit page is the last pageview of the batch
+/// that wrote the latest event, which may differ from the latest pageview when a custom event
+/// and a pageview of one visit reach two replicas within one batch time.
 const VISIT_UPDATE: &str = "ON CONFLICT (id) DO UPDATE SET \
      last_ts = CASE WHEN excluded.last_ts > visits.last_ts THEN excluded.last_ts ELSE visits.last_ts END, \
      pageviews = visits.pageviews + excluded.pageviews, events = visits.events + excluded.events, \

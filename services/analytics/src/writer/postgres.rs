@@ -1,9 +1,10 @@
-//! The PostgreSQL writer: one connection of its own, and one fixed statement per table that
-//! takes the whole batch as arrays (`UNNEST`). Each statement is prepared once per connection;
-//! multi-row `VALUES` lists had a new text, so a new parse and plan, for every batch size, and
-//! thousands of parameters each.
+//! The PostgreSQL writer: one connection of its own, and one statement per table, the same text
+//! for every batch, that takes the whole batch as arrays (`UNNEST`). Each is prepared once per
+//! connection; multi-row `VALUES` lists had a new text, so a new parse and plan, for every batch
+//! size, and thousands of parameters each.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use common::db::OpenError;
 use common::{Error, Result};
@@ -12,6 +13,8 @@ use sqlx::{Connection, Row};
 
 use super::{Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Db {
     options: PgConnectOptions,
@@ -35,7 +38,16 @@ impl Db {
     ) -> Result<T> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            empty => empty.insert(PgConnection::connect_with(&self.options).await?),
+            empty => {
+                // As the shared pools' acquire timeout: an unreachable server is a 503 in
+                // seconds, not a writer stuck on a TCP handshake.
+                let connect = PgConnection::connect_with(&self.options);
+                let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect).await.map_err(|_| {
+                    tracing::warn!("connecting the event writer to the database timed out");
+                    Error::unavailable("the database")
+                })??;
+                empty.insert(conn)
+            }
         };
         let done = op(conn).await;
         if let Err(e) = &done
@@ -54,9 +66,13 @@ impl Db {
         self.with(async |conn| sqlx::raw_sql("COMMIT").execute(conn).await.map(drop)).await
     }
 
+    /// Never connects: without a connection there is no transaction left to roll back.
     pub async fn rollback(&mut self) {
-        // A failed rollback has dropped the connection, and the transaction with it.
-        drop(self.with(async |conn| sqlx::raw_sql("ROLLBACK").execute(conn).await.map(drop)).await);
+        if let Some(conn) = &mut self.conn
+            && sqlx::raw_sql("ROLLBACK").execute(conn).await.is_err()
+        {
+            self.conn = None;
+        }
     }
 
     pub async fn visits(&mut self, visitors: &[&str], since: i64) -> Result<Vec<Visit>> {

@@ -20,14 +20,21 @@ impl Db {
     pub fn open(path: &Path) -> std::result::Result<Db, OpenError> {
         let open = || -> rusqlite::Result<Connection> {
             let conn = Connection::open(path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
             // As every other connection (`common::db`), and: the writer touches the same pages
             // batch after batch, so it keeps 64 MiB of them, and copies the log back once per
             // 10,000 pages written rather than once per 1,000.
-            conn.execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; \
-                 PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456; PRAGMA cache_size = -65536; \
-                 PRAGMA wal_autocheckpoint = 10000;",
-            )?;
+            let pragmas: [(&str, i64); 5] = [
+                ("synchronous", 1), // NORMAL
+                ("foreign_keys", 1),
+                ("mmap_size", 268_435_456),
+                ("cache_size", -65_536),
+                ("wal_autocheckpoint", 10_000),
+            ];
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            for (pragma, value) in pragmas {
+                conn.pragma_update(None, pragma, value)?;
+            }
             Ok(conn)
         };
         let conn = open().map_err(|e| OpenError::WriterDb { service: "analytics", source: e.into() })?;
@@ -37,6 +44,10 @@ impl Db {
     /// Takes the write lock up front: a transaction that reads first cannot upgrade once another
     /// connection has written, and fails at once instead of waiting.
     pub fn begin(&self) -> Result<()> {
+        if !self.0.is_autocommit() {
+            // A transaction left open by a failure would fail this BEGIN, and every later one.
+            self.rollback();
+        }
         self.0.execute_batch("BEGIN IMMEDIATE").map_err(failed)
     }
 
@@ -45,7 +56,7 @@ impl Db {
     }
 
     pub fn rollback(&self) {
-        // Fails only when there is no transaction left to roll back.
+        // Ignored: either nothing is left to roll back, or the next BEGIN finds out.
         drop(self.0.execute_batch("ROLLBACK"));
     }
 
