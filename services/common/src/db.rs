@@ -1,7 +1,8 @@
 //! Storage: a SQLite file per service under the data directory by default, or the service's own
 //! schema in PostgreSQL when a database URL is configured. Services write portable SQL against
 //! `sqlx::Any`, so one store implementation runs on both backends and one conformance suite
-//! checks it on each.
+//! checks it on each. The one exception, analytics' event writers, speaks each backend's own
+//! dialect for speed and opens its own connections (`sqlite_file` names the file).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
