@@ -644,6 +644,30 @@ async fn a_failed_batch_loses_no_event_and_no_visit() {
     .await;
 }
 
+/// Today's events, written while the day is open (so without bumping its pending version), still
+/// mark the day pending: it is rolled up once it has ended, and only then.
+#[tokio::test]
+async fn todays_events_are_rolled_up_once_the_day_ends() {
+    use analytics::store::{DAY_MS, day_of};
+    use analytics::writer::Writer;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics.create_website("t1", "today.example", "Today", None).await.unwrap();
+        let writer = Writer::spawn(&backend).await.unwrap();
+        // Noon today, UTC: open whatever the time of the test.
+        let noon = day_of(common::time::now_ms()) + DAY_MS / 2;
+        for minutes in [0, 1] {
+            let event = analytics::store::NewEvent { ts: noon + minutes * 60_000, ..pageview(&site.id, 0, "/") };
+            writer.enqueue(event).await.unwrap().await.unwrap().unwrap();
+        }
+        assert_eq!(analytics.roll_up(noon).await.unwrap(), 0, "today is not rolled up");
+        assert_eq!(analytics.roll_up(noon + DAY_MS).await.unwrap(), 1, "once it has ended, it is");
+        assert_eq!(analytics.roll_up(noon + DAY_MS).await.unwrap(), 0, "and then it is current");
+    })
+    .await;
+}
+
 /// Rollups answer exactly as raw events do, for generated traffic, every query shape rollups
 /// serve, and a site in UTC and one in another zone, on each backend.
 #[tokio::test]

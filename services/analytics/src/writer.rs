@@ -14,10 +14,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use common::db::{Backend, OpenError};
+use common::time::now_ms;
 use common::{Error, ErrorCode, Result};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{NewEvent, VISIT_GAP_MS, VisitAttributes, day_of};
+use crate::store::{DAY_MS, NewEvent, VISIT_GAP_MS, VisitAttributes, day_of};
 
 /// Most events written in one transaction.
 pub const MAX_BATCH: usize = 1000;
@@ -151,11 +152,26 @@ impl Visit {
 }
 
 /// What a batch writes, in one transaction: its events, the visits they start or extend, and
-/// the site-days they change (sorted, so that two writers lock shared rows in the same order).
+/// the site-days they change (sorted, so that two writers lock shared rows in the same order):
+/// closed ones, whose rollup they make stale, and open ones (see [`open_day`]).
 pub(crate) struct Rows<'a> {
     pub events: &'a [NewEvent],
     pub visits: Vec<&'a Visit>,
-    pub days: Vec<(&'a str, i64)>,
+    pub closed_days: Vec<(&'a str, i64)>,
+    pub open_days: Vec<(&'a str, i64)>,
+}
+
+/// How long before its end a UTC day stops counting as open.
+const OPEN_DAY_MARGIN_MS: i64 = 10 * 60_000;
+
+/// Whether `day` is today, with more than 10 minutes left. Rollups start only once a day has
+/// ended, so no rollup of an open day can be under way: a write to it need only make sure the
+/// day is pending, not bump its version. That spares the day's pending row an update in every
+/// transaction, which on PostgreSQL was a new row version per batch and a lock that made the
+/// two writers wait for each other's commits. The margin covers clocks that differ between
+/// replicas and a transaction that takes long to commit.
+fn open_day(day: i64, now: i64) -> bool {
+    day == day_of(now) && now < day + DAY_MS - OPEN_DAY_MARGIN_MS
 }
 
 /// One writer's database connection, in the dialect of its backend.
@@ -365,7 +381,9 @@ impl BatchWriter {
         let mut days: Vec<(&str, i64)> = events.iter().map(|e| (e.website_id.as_str(), day_of(e.ts))).collect();
         days.sort_unstable();
         days.dedup();
-        self.db.write(&Rows { events, visits: visits.iter().collect(), days }).await?;
+        let now = now_ms();
+        let (open_days, closed_days) = days.into_iter().partition(|&(_, day)| open_day(day, now));
+        self.db.write(&Rows { events, visits: visits.iter().collect(), closed_days, open_days }).await?;
         Ok(visits)
     }
 }
@@ -380,3 +398,18 @@ const VISIT_UPDATE: &str = "ON CONFLICT (id) DO UPDATE SET \
      pageviews = visits.pageviews + excluded.pageviews, events = visits.events + excluded.events, \
      exit_page = CASE WHEN excluded.pageviews > 0 AND excluded.last_ts >= visits.last_ts \
      THEN excluded.exit_page ELSE visits.exit_page END";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_is_open_until_ten_minutes_before_its_end() {
+        let day = 20_000 * DAY_MS;
+        assert!(open_day(day, day));
+        assert!(open_day(day, day + DAY_MS - OPEN_DAY_MARGIN_MS - 1));
+        assert!(!open_day(day, day + DAY_MS - OPEN_DAY_MARGIN_MS), "the last ten minutes");
+        assert!(!open_day(day, day + DAY_MS), "yesterday");
+        assert!(!open_day(day + DAY_MS, day + DAY_MS / 2), "tomorrow, by a clock behind");
+    }
+}

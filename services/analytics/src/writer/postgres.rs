@@ -147,30 +147,48 @@ impl Db {
             .bind(text(|v| &v.attributes.device))
             .execute(&mut *conn)
             .await?;
-            let sites: Vec<&str> = rows.days.iter().map(|(site, _)| *site).collect();
-            let days: Vec<i64> = rows.days.iter().map(|(_, day)| *day).collect();
             // In the order given (sorted), so that two writers lock shared rows in the same order.
-            sqlx::query(
-                "INSERT INTO rollup_pending (website_id, day, version) \
-                 SELECT website_id, day, 1 FROM UNNEST($1::text[], $2::int8[]) AS t (website_id, day) \
-                 ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
-            )
-            .bind(&sites)
-            .bind(&days)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "DELETE FROM rollup_days WHERE (website_id, day) IN \
-                 (SELECT * FROM UNNEST($1::text[], $2::int8[]))",
-            )
-            .bind(&sites)
-            .bind(&days)
-            .execute(&mut *conn)
-            .await?;
+            let (sites, days) = columns(&rows.closed_days);
+            if !sites.is_empty() {
+                sqlx::query(
+                    "INSERT INTO rollup_pending (website_id, day, version) \
+                     SELECT website_id, day, 1 FROM UNNEST($1::text[], $2::int8[]) AS t (website_id, day) \
+                     ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
+                )
+                .bind(&sites)
+                .bind(&days)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM rollup_days WHERE (website_id, day) IN \
+                     (SELECT * FROM UNNEST($1::text[], $2::int8[]))",
+                )
+                .bind(&sites)
+                .bind(&days)
+                .execute(&mut *conn)
+                .await?;
+            }
+            let (sites, days) = columns(&rows.open_days);
+            if !sites.is_empty() {
+                sqlx::query(
+                    "INSERT INTO rollup_pending (website_id, day, version) \
+                     SELECT website_id, day, 1 FROM UNNEST($1::text[], $2::int8[]) AS t (website_id, day) \
+                     ON CONFLICT (website_id, day) DO NOTHING",
+                )
+                .bind(&sites)
+                .bind(&days)
+                .execute(&mut *conn)
+                .await?;
+            }
             Ok(())
         })
         .await
     }
+}
+
+/// Site-days as the two arrays `UNNEST` takes.
+fn columns<'a>(days: &[(&'a str, i64)]) -> (Vec<&'a str>, Vec<i64>) {
+    days.iter().copied().unzip()
 }
 
 /// `$1::a[], $2::b[], …` for the given column types, then `text_after` more text columns.

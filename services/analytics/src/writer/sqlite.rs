@@ -140,9 +140,16 @@ impl Db {
                  ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
             )?;
             let mut stale = self.0.prepare_cached("DELETE FROM rollup_days WHERE website_id = ?1 AND day = ?2")?;
-            for (website_id, day) in &rows.days {
+            for (website_id, day) in &rows.closed_days {
                 pending.execute(params![website_id, day])?;
                 stale.execute(params![website_id, day])?;
+            }
+            let mut open = self.0.prepare_cached(
+                "INSERT INTO rollup_pending (website_id, day, version) VALUES (?1, ?2, 1) \
+                 ON CONFLICT (website_id, day) DO NOTHING",
+            )?;
+            for (website_id, day) in &rows.open_days {
+                open.execute(params![website_id, day])?;
             }
             Ok(())
         };
