@@ -4,8 +4,8 @@
 //! transaction, then answers every sender: a 202 always means "committed", and the cost of a
 //! commit is shared by a whole batch. Writing is the one serial step of ingestion, so each
 //! writer speaks its database's fastest dialect (`sqlite.rs`, `postgres.rs`: statements
-//! prepared once, no per-batch SQL text) and keeps the visits it wrote in memory, so that the
-//! next event of a visit does not read the visit back.
+//! prepared once, their text the same for every batch) and keeps the visits it wrote in memory,
+//! so that the next event of a visit does not read the visit back.
 
 mod postgres;
 mod sqlite;
@@ -25,8 +25,9 @@ pub const MAX_BATCH: usize = 1000;
 
 /// Writers per process on PostgreSQL. Each owns a connection and a share of the visitors, so
 /// their transactions never touch the same visit: one reads and inserts while the other waits on
-/// its round trips or commits. They meet only on the pending-rollup row of a day they both
-/// write, where the second waits for the first's commit. SQLite takes one writer at a time.
+/// its round trips or commits. They meet only on the pending-rollup row of a closed day they
+/// both write (late events, imports), where the second waits for the first's commit. SQLite
+/// takes one writer at a time.
 const POSTGRES_WRITERS: usize = 2;
 
 /// Visits kept per generation of a writer's cache; see [`VisitCache`].
