@@ -572,6 +572,18 @@ fn pageview(website_id: &str, minutes: i64, path: &str) -> analytics::store::New
     }
 }
 
+/// An analytics service on `backend` with one website (its id), and an event writer of its own.
+async fn with_writer(backend: &Backend, domain: &str) -> (analytics::Analytics, String, analytics::writer::Writer) {
+    let analytics = analytics::Analytics::open(backend).await.unwrap();
+    let site = analytics.create_website("t1", domain, "Site", None).await.unwrap();
+    (analytics, site.id, analytics::writer::Writer::spawn(backend).await.unwrap())
+}
+
+/// Stores an event through `writer`, returning once it has committed.
+async fn store(writer: &analytics::writer::Writer, event: analytics::store::NewEvent) {
+    writer.enqueue(event).await.unwrap().await.unwrap().unwrap();
+}
+
 /// Visits, pageviews, mean visit duration and bounce rate of 2026-01-10, with `filters`.
 async fn visit_figures(
     analytics: &analytics::Analytics,
@@ -597,24 +609,20 @@ async fn visits_add_up_across_replicas() {
     use analytics::writer::Writer;
 
     on_each_backend(|backend| async move {
-        let analytics = analytics::Analytics::open(&backend).await.unwrap();
-        let site = analytics.create_website("t1", "replicas.example", "Replicas", None).await.unwrap();
-        let (a, b) = (Writer::spawn(&backend).await.unwrap(), Writer::spawn(&backend).await.unwrap());
-        let store = async |writer: &Writer, minutes: i64, path: &str| {
-            writer.enqueue(pageview(&site.id, minutes, path)).await.unwrap().await.unwrap().unwrap();
-        };
-        store(&a, 0, "/").await;
-        store(&b, 10, "/b").await;
+        let (analytics, site, a) = with_writer(&backend, "replicas.example").await;
+        let b = Writer::spawn(&backend).await.unwrap();
+        store(&a, pageview(&site, 0, "/")).await;
+        store(&b, pageview(&site, 10, "/b")).await;
         // 35 minutes after the last event `a` wrote, but 25 after `b`'s: the same visit.
-        store(&a, 35, "/c").await;
+        store(&a, pageview(&site, 35, "/c")).await;
         // `b` remembers its event at minute 10: 26 minutes, the same visit, from memory.
-        store(&b, 36, "/d").await;
-        assert_eq!(visit_figures(&analytics, &site.id, vec![]).await, [1.0, 4.0, 2160.0, 0.0]);
+        store(&b, pageview(&site, 36, "/d")).await;
+        assert_eq!(visit_figures(&analytics, &site, vec![]).await, [1.0, 4.0, 2160.0, 0.0]);
         let exit = vec![("is".to_owned(), "visit:exit_page".to_owned(), vec!["/d".to_owned()])];
-        assert_eq!(visit_figures(&analytics, &site.id, exit).await[0], 1.0, "the latest pageview is the exit page");
+        assert_eq!(visit_figures(&analytics, &site, exit).await[0], 1.0, "the latest pageview is the exit page");
         // 31 minutes after the visit's last event, known to `b` only: a new visit.
-        store(&a, 67, "/e").await;
-        assert_eq!(visit_figures(&analytics, &site.id, vec![]).await, [2.0, 5.0, 1080.0, 50.0]);
+        store(&a, pageview(&site, 67, "/e")).await;
+        assert_eq!(visit_figures(&analytics, &site, vec![]).await, [2.0, 5.0, 1080.0, 50.0]);
     })
     .await;
 }
@@ -624,22 +632,18 @@ async fn visits_add_up_across_replicas() {
 /// memory, is read back and extended once, not started again.
 #[tokio::test]
 async fn a_failed_batch_loses_no_event_and_no_visit() {
-    use analytics::writer::Writer;
-
     on_each_backend(|backend| async move {
-        let analytics = analytics::Analytics::open(&backend).await.unwrap();
-        let site = analytics.create_website("t1", "failing.example", "Failing", None).await.unwrap();
-        let writer = Writer::spawn(&backend).await.unwrap();
-        writer.enqueue(pageview(&site.id, 0, "/")).await.unwrap().await.unwrap().unwrap();
+        let (analytics, site, writer) = with_writer(&backend, "failing.example").await;
+        store(&writer, pageview(&site, 0, "/")).await;
         // Queued back to back, so that they usually share a transaction.
-        let good = writer.enqueue(pageview(&site.id, 5, "/a")).await.unwrap();
+        let good = writer.enqueue(pageview(&site, 5, "/a")).await.unwrap();
         let orphan = writer.enqueue(pageview("no-such-site", 6, "/x")).await.unwrap();
-        let later = writer.enqueue(pageview(&site.id, 7, "/b")).await.unwrap();
+        let later = writer.enqueue(pageview(&site, 7, "/b")).await.unwrap();
         good.await.unwrap().unwrap();
         assert!(orphan.await.unwrap().is_err(), "an event for a missing site is refused");
         later.await.unwrap().unwrap();
-        writer.enqueue(pageview(&site.id, 9, "/c")).await.unwrap().await.unwrap().unwrap();
-        assert_eq!(visit_figures(&analytics, &site.id, vec![]).await, [1.0, 4.0, 540.0, 0.0]);
+        store(&writer, pageview(&site, 9, "/c")).await;
+        assert_eq!(visit_figures(&analytics, &site, vec![]).await, [1.0, 4.0, 540.0, 0.0]);
     })
     .await;
 }
@@ -649,17 +653,13 @@ async fn a_failed_batch_loses_no_event_and_no_visit() {
 #[tokio::test]
 async fn todays_events_are_rolled_up_once_the_day_ends() {
     use analytics::store::{DAY_MS, day_of};
-    use analytics::writer::Writer;
 
     on_each_backend(|backend| async move {
-        let analytics = analytics::Analytics::open(&backend).await.unwrap();
-        let site = analytics.create_website("t1", "today.example", "Today", None).await.unwrap();
-        let writer = Writer::spawn(&backend).await.unwrap();
+        let (analytics, site, writer) = with_writer(&backend, "today.example").await;
         // Noon today, UTC: open whatever the time of the test.
         let noon = day_of(common::time::now_ms()) + DAY_MS / 2;
         for minutes in [0, 1] {
-            let event = analytics::store::NewEvent { ts: noon + minutes * 60_000, ..pageview(&site.id, 0, "/") };
-            writer.enqueue(event).await.unwrap().await.unwrap().unwrap();
+            store(&writer, analytics::store::NewEvent { ts: noon + minutes * 60_000, ..pageview(&site, 0, "/") }).await;
         }
         assert_eq!(analytics.roll_up(noon).await.unwrap(), 0, "today is not rolled up");
         assert_eq!(analytics.roll_up(noon + DAY_MS).await.unwrap(), 1, "once it has ended, it is");

@@ -82,9 +82,7 @@ impl Analytics {
         let mut outcomes = Vec::with_capacity(queued.len());
         for queued in queued {
             outcomes.push(match queued {
-                Ok(Some(stored)) => {
-                    stored.await.unwrap_or_else(|_| Err(Error::unavailable("event storage"))).map(|()| true)
-                }
+                Ok(Some(stored)) => committed(stored).await.map(|()| true),
                 Ok(None) => Ok(false),
                 Err(e) => Err(e),
             });
@@ -93,11 +91,11 @@ impl Analytics {
         outcomes
     }
 
-    /// Validates an event and hands it to its writer: the receiver answers once it is stored.
-    /// None for a bot, which is not stored.
-    async fn queue(&self, event: &Incoming, now: i64, salt: &str) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+    /// Validates an event of time `ts` and hands it to its writer: the receiver answers once it
+    /// is stored. None for a bot, which is not stored.
+    async fn queue(&self, event: &Incoming, ts: i64, salt: &str) -> Result<Option<oneshot::Receiver<Result<()>>>> {
         let website = self.site_of(&event.domain).await?;
-        match self.prepare(event, &website.id, now, salt)? {
+        match self.prepare(event, &website.id, ts, salt)? {
             Some(stored) => self.writer.enqueue(stored).await.map(Some),
             None => Ok(None),
         }
@@ -112,10 +110,9 @@ impl Analytics {
         let mut queued = Vec::with_capacity(4 * MAX_BATCH);
         let mut stored = 0;
         for (ts, event) in events {
-            let website = self.site_of(&event.domain).await?;
             let salt = salts.entry(ts.div_euclid(86_400_000)).or_insert_with(|| random_token(""));
-            if let Some(event) = self.prepare(&event, &website.id, ts, salt)? {
-                queued.push(self.writer.enqueue(event).await?);
+            if let Some(stored) = self.queue(&event, ts, salt).await? {
+                queued.push(stored);
             }
             if queued.len() == 4 * MAX_BATCH {
                 stored += settle(&mut queued).await?;
@@ -238,13 +235,18 @@ impl Analytics {
     }
 }
 
+/// Waits for a queued event's commit. A writer that went away took the event with it.
+async fn committed(stored: oneshot::Receiver<Result<()>>) -> Result<()> {
+    stored.await.unwrap_or_else(|_| Err(Error::unavailable("event storage")))
+}
+
 /// Waits for queued events to be stored; returns how many were, or the first refusal once all
 /// have been answered.
 async fn settle(queued: &mut Vec<oneshot::Receiver<Result<()>>>) -> Result<u64> {
     let count = queued.len() as u64;
     let mut first_error = None;
     for stored in queued.drain(..) {
-        if let Err(e) = stored.await.unwrap_or_else(|_| Err(Error::unavailable("event storage"))) {
+        if let Err(e) = committed(stored).await {
             first_error.get_or_insert(e);
         }
     }

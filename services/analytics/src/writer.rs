@@ -157,7 +157,7 @@ impl Visit {
 /// closed ones, whose rollup they make stale, and open ones (see [`open_day`]).
 pub(crate) struct Rows<'a> {
     pub events: &'a [NewEvent],
-    pub visits: Vec<&'a Visit>,
+    pub visits: &'a [Visit],
     pub closed_days: Vec<(&'a str, i64)>,
     pub open_days: Vec<(&'a str, i64)>,
 }
@@ -384,7 +384,7 @@ impl BatchWriter {
         days.dedup();
         let now = now_ms();
         let (open_days, closed_days) = days.into_iter().partition(|&(_, day)| open_day(day, now));
-        self.db.write(&Rows { events, visits: visits.iter().collect(), closed_days, open_days }).await?;
+        self.db.write(&Rows { events, visits: &visits, closed_days, open_days }).await?;
         Ok(visits)
     }
 }
@@ -399,6 +399,11 @@ const VISIT_UPDATE: &str = "ON CONFLICT (id) DO UPDATE SET \
      pageviews = visits.pageviews + excluded.pageviews, events = visits.events + excluded.events, \
      exit_page = CASE WHEN excluded.pageviews > 0 AND excluded.last_ts >= visits.last_ts \
      THEN excluded.exit_page ELSE visits.exit_page END";
+
+/// Conflict clauses of a site-day's pending-rollup row: a write to a closed day makes its rollup
+/// stale, one to an open day only makes sure the day is pending (see [`open_day`]).
+const PENDING_CLOSED: &str = "ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1";
+const PENDING_OPEN: &str = "ON CONFLICT (website_id, day) DO NOTHING";
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use common::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
-use super::{Rows, VISIT_UPDATE, Visit};
+use super::{PENDING_CLOSED, PENDING_OPEN, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -121,9 +121,9 @@ impl Db {
             .bind(text(|e| &e.visit.device))
             .execute(&mut *conn)
             .await?;
-            let visits = &rows.visits;
-            let text = |f: fn(&Visit) -> &str| visits.iter().map(|v| f(v)).collect::<Vec<_>>();
-            let int = |f: fn(&Visit) -> i64| visits.iter().map(|v| f(v)).collect::<Vec<_>>();
+            let visits = rows.visits;
+            let text = |f: fn(&Visit) -> &str| visits.iter().map(f).collect::<Vec<_>>();
+            let int = |f: fn(&Visit) -> i64| visits.iter().map(f).collect::<Vec<_>>();
             sqlx::query(&format!(
                 "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}) {VISIT_UPDATE}",
                 casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 10)
@@ -148,32 +148,25 @@ impl Db {
             .execute(&mut *conn)
             .await?;
             // In the order given (sorted), so that two writers lock shared rows in the same order.
-            let (sites, days) = columns(&rows.closed_days);
-            if !sites.is_empty() {
-                sqlx::query(
+            for (days, on_conflict) in [(&rows.closed_days, PENDING_CLOSED), (&rows.open_days, PENDING_OPEN)] {
+                let (sites, days) = columns(days);
+                if sites.is_empty() {
+                    continue;
+                }
+                sqlx::query(&format!(
                     "INSERT INTO rollup_pending (website_id, day, version) \
-                     SELECT website_id, day, 1 FROM UNNEST($1::text[], $2::int8[]) AS t (website_id, day) \
-                     ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
-                )
-                .bind(&sites)
-                .bind(&days)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query(
-                    "DELETE FROM rollup_days WHERE (website_id, day) IN \
-                     (SELECT * FROM UNNEST($1::text[], $2::int8[]))",
-                )
+                     SELECT website_id, day, 1 FROM UNNEST($1::text[], $2::int8[]) AS t (website_id, day) {on_conflict}"
+                ))
                 .bind(&sites)
                 .bind(&days)
                 .execute(&mut *conn)
                 .await?;
             }
-            let (sites, days) = columns(&rows.open_days);
+            let (sites, days) = columns(&rows.closed_days);
             if !sites.is_empty() {
                 sqlx::query(
-                    "INSERT INTO rollup_pending (website_id, day, version) \
-                     SELECT website_id, day, 1 FROM UNNEST($1::text[], $2::int8[]) AS t (website_id, day) \
-                     ON CONFLICT (website_id, day) DO NOTHING",
+                    "DELETE FROM rollup_days WHERE (website_id, day) IN \
+                     (SELECT * FROM UNNEST($1::text[], $2::int8[]))",
                 )
                 .bind(&sites)
                 .bind(&days)

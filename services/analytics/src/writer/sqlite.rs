@@ -10,7 +10,7 @@ use common::db::OpenError;
 use common::{Error, Result};
 use rusqlite::{Connection, ErrorCode, params};
 
-use super::{Rows, VISIT_UPDATE, Visit};
+use super::{PENDING_CLOSED, PENDING_OPEN, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
 
 pub struct Db(Connection);
@@ -113,7 +113,7 @@ impl Db {
                 "INSERT INTO visits ({VISIT_COLUMNS}) VALUES \
                  (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) {VISIT_UPDATE}"
             ))?;
-            for visit in &rows.visits {
+            for visit in rows.visits {
                 let a = &visit.attributes;
                 upsert.execute(params![
                     visit.id,
@@ -135,21 +135,17 @@ impl Db {
                     a.device,
                 ])?;
             }
-            let mut pending = self.0.prepare_cached(
-                "INSERT INTO rollup_pending (website_id, day, version) VALUES (?1, ?2, 1) \
-                 ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
-            )?;
+            for (days, on_conflict) in [(&rows.closed_days, PENDING_CLOSED), (&rows.open_days, PENDING_OPEN)] {
+                let mut pending = self.0.prepare_cached(&format!(
+                    "INSERT INTO rollup_pending (website_id, day, version) VALUES (?1, ?2, 1) {on_conflict}"
+                ))?;
+                for (website_id, day) in days {
+                    pending.execute(params![website_id, day])?;
+                }
+            }
             let mut stale = self.0.prepare_cached("DELETE FROM rollup_days WHERE website_id = ?1 AND day = ?2")?;
             for (website_id, day) in &rows.closed_days {
-                pending.execute(params![website_id, day])?;
                 stale.execute(params![website_id, day])?;
-            }
-            let mut open = self.0.prepare_cached(
-                "INSERT INTO rollup_pending (website_id, day, version) VALUES (?1, ?2, 1) \
-                 ON CONFLICT (website_id, day) DO NOTHING",
-            )?;
-            for (website_id, day) in &rows.open_days {
-                open.execute(params![website_id, day])?;
             }
             Ok(())
         };
