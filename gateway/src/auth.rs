@@ -174,6 +174,17 @@ impl VerifiedKey {
         &self.verified.key.user_id
     }
 
+    /// `input`, or, when it is wrong before the resource it names is known, the decision
+    /// without a resource first: a caller refused access learns nothing of validation, and a
+    /// 400 carries the budget's headers like every answer to a verified key (the slot taken
+    /// goes back, as for every 400).
+    pub async fn validated<T>(&self, state: &AppState, scope: Scope, input: ApiResult<T>) -> ApiResult<T> {
+        match input {
+            Ok(input) => Ok(input),
+            Err(invalid) => Err(self.authorize(state, scope, None).await.err().unwrap_or(invalid)),
+        }
+    }
+
     /// Asks policy for the decision. Only an allowed request takes a rate-limit slot. A key
     /// already refused for its limit is refused again from the cache until a slot frees.
     pub async fn authorize(

@@ -23,23 +23,42 @@ pub fn rfc3339(unix_ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(unix_ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// `{"success": true, "data": …, "timestamp": …}` with a status.
+/// `{"success": true, "data": …, "timestamp": …}` with a status, and `pagination` for a page of
+/// a paged list.
 pub struct Envelope<T> {
     status: StatusCode,
     data: T,
+    pagination: Option<Pagination>,
+}
+
+/// Where a page sits in its whole list (SPEC §5).
+#[derive(Serialize, Clone, Copy, Debug, PartialEq)]
+pub struct Pagination {
+    /// From 1.
+    pub page: u64,
+    pub per_page: u64,
+    /// Rows in the whole list.
+    pub total: u64,
 }
 
 pub fn ok<T: Serialize>(data: T) -> Envelope<T> {
-    Envelope { status: StatusCode::OK, data }
+    Envelope { status: StatusCode::OK, data, pagination: None }
+}
+
+pub fn paged<T: Serialize>(data: T, pagination: Option<Pagination>) -> Envelope<T> {
+    Envelope { status: StatusCode::OK, data, pagination }
 }
 
 pub fn created<T: Serialize>(data: T) -> Envelope<T> {
-    Envelope { status: StatusCode::CREATED, data }
+    Envelope { status: StatusCode::CREATED, data, pagination: None }
 }
 
 impl<T: Serialize> IntoResponse for Envelope<T> {
     fn into_response(self) -> Response {
-        let body = json!({ "success": true, "data": self.data, "timestamp": timestamp() });
+        let mut body = json!({ "success": true, "data": self.data, "timestamp": timestamp() });
+        if let Some(pagination) = self.pagination {
+            body["pagination"] = json!(pagination);
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -52,6 +71,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        parse(&bytes).map(Body)
+    }
+}
+
+/// The body as bytes, for handlers that must authenticate before judging it; a body over the
+/// limit is a 413 `PAYLOAD_TOO_LARGE` in the envelope, not axum's plain-text answer.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
@@ -59,7 +91,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 ApiError::new(ErrorCode::Validation, "request body could not be read")
             }
         })?;
-        parse(&bytes).map(Body)
+        Ok(RawBody(bytes))
     }
 }
 

@@ -433,6 +433,28 @@ mod shapes {
         timestamp: String,
     }
 
+    /// The success envelope of a paged list.
+    #[derive(ToSchema)]
+    pub struct Paged<T> {
+        #[schema(schema_with = always_true)]
+        success: bool,
+        data: T,
+        pagination: Pagination,
+        /// When the answer was made (RFC 3339, UTC).
+        #[schema(format = DateTime)]
+        timestamp: String,
+    }
+
+    /// Where this page sits in the whole list.
+    #[derive(ToSchema)]
+    pub struct Pagination {
+        /// From 1.
+        page: u64,
+        per_page: u64,
+        /// Rows in the whole list.
+        total: u64,
+    }
+
     #[derive(ToSchema)]
     pub struct Website {
         id: String,

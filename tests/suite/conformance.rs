@@ -727,3 +727,32 @@ async fn rollups_answer_as_raw_events_do() {
     })
     .await;
 }
+
+/// A refusal that may pass (a statement timeout, the server ending the session, a locked SQLite
+/// file) is a 503, `SERVICE_UNAVAILABLE`, on both backends; a wrong statement stays a fault.
+#[tokio::test]
+async fn passing_database_refusals_are_unavailable() {
+    use sqlx::{AnyConnection, Connection as _, Executor as _};
+    sqlx::any::install_default_drivers();
+    let code = |e: sqlx::Error| common::Error::from(e).code;
+
+    let database = TestDatabase::create().await;
+    let mut pg = AnyConnection::connect(&database.url).await.unwrap();
+    let slow = pg.execute("SET statement_timeout = '10ms'; SELECT pg_sleep(1)").await.unwrap_err();
+    assert_eq!(code(slow), ErrorCode::ServiceUnavailable);
+    let wrong = pg.execute("SELECT nothing FROM nowhere").await.unwrap_err();
+    assert_eq!(code(wrong), ErrorCode::Internal);
+    let ended = pg.execute("SELECT pg_terminate_backend(pg_backend_pid())").await.unwrap_err();
+    assert_eq!(code(ended), ErrorCode::ServiceUnavailable);
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("busy.db").display());
+    let mut holder = AnyConnection::connect(&url).await.unwrap();
+    holder.execute("CREATE TABLE t (x INTEGER); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)").await.unwrap();
+    let mut other = AnyConnection::connect(&url).await.unwrap();
+    other.execute("PRAGMA busy_timeout = 0").await.unwrap();
+    let busy = other.execute("INSERT INTO t VALUES (2)").await.unwrap_err();
+    assert_eq!(code(busy), ErrorCode::ServiceUnavailable);
+    let wrong = other.execute("INSERT INTO nowhere VALUES (2)").await.unwrap_err();
+    assert_eq!(code(wrong), ErrorCode::Internal);
+}

@@ -84,6 +84,20 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
     let huge = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "p": { "k": "x".repeat(20_000) } });
     let (status, error) = send(env, FIREFOX, "application/json", &huge.to_string()).await;
     assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE")));
+    // Past the 2 MiB every body may have, the answer is still the envelope, here and on the keyed
+    // routes that read their body before judging it. The server answers without reading the
+    // rest and closes the connection: each request goes on a connection of its own.
+    let body =
+        format!(r#"{{"domain":"{domain}","name":"pageview","url":"https://{domain}/","p":"{}"}}"#, "x".repeat(3 << 20));
+    for path in ["/api/event", "/api/external/v1/websites"] {
+        let request = env.request(Method::POST, path).bearer_auth(&key).header("connection", "close");
+        let response = request.header("content-type", "application/json").body(body.clone()).send().await;
+        let (status, error) = crate::harness::into_json(response.unwrap()).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE"))
+        );
+    }
 
     // Hand-computed: 2 visitors, 2 visits (B bounced), 3 pageviews, 4 events.
     let metrics = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
@@ -171,8 +185,12 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
         pages["results"],
         json!([{ "page": "/pricing", "visitors": 2, "pageviews": 2 }, { "page": "/", "visitors": 1, "pageviews": 1 }])
     );
-    let second = get(format!("/stats/breakdown?site_id={site_id}&period=day&property=event:page&limit=1&page=2")).await;
-    assert_eq!(second["results"], json!([{ "page": "/", "visitors": 1 }]));
+    // A page of a breakdown says where it sits (SPEC §5: a paged list adds `pagination`).
+    let path = format!("/stats/breakdown?site_id={site_id}&period=day&property=event:page&limit=1&page=2");
+    let (status, second) = env.api(Method::GET, &path, key, None).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["data"]["results"], json!([{ "page": "/", "visitors": 1 }]));
+    assert_eq!(second["pagination"], json!({ "page": 2, "per_page": 1, "total": 2 }));
     let filtered = get(format!(
         "/stats/breakdown?site_id={domain}&period=day&property=visit:browser&filters=event:page%3D%3D/&metrics=visitors"
     ))
@@ -187,12 +205,14 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     .await;
     assert_eq!(compared["results"]["visitors"], json!({ "value": 2, "change": 100 }));
     assert_eq!(compared["results"]["bounce_rate"], json!({ "value": 50, "change": 50 }));
-    for query in [
-        "property=event:page&metrics=visitors&interval=month",
-        "property=visit:planet",
-        "property=event:page&limit=0",
-        "metrics=visitors&filters=event:page",
-        "metrics=visitors&compare=last_year",
+    // Each 400 names the parameter the caller sent.
+    for (query, field) in [
+        ("property=event:page&metrics=visitors&interval=month", "interval"),
+        ("property=visit:planet", "property"),
+        ("property=event:page&limit=0", "limit"),
+        ("metrics=visitors&filters=event:page", "filters"),
+        ("metrics=visitors&compare=last_year", "compare"),
+        ("property=event:page&period=fortnight", "period"),
     ] {
         let path = format!("/stats/breakdown?site_id={site_id}&{query}");
         let (status, body) = env.api(Method::GET, &path, key, None).await;
@@ -201,6 +221,7 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
             (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")),
             "{query}"
         );
+        assert!(body["error"]["message"].as_str().unwrap().starts_with(&format!("{field}: ")), "{query}: {body}");
     }
     let (status, _) =
         env.api(Method::GET, &format!("/stats/timeseries?site_id={site_id}&interval=minute"), key, None).await;
@@ -219,6 +240,7 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["data"]["results"], json!([{ "metrics": [2, 2], "dimensions": ["/pricing"] }]));
     assert_eq!(answer["data"]["meta"]["total_rows"], 2);
+    assert_eq!(answer["pagination"], json!({ "page": 1, "per_page": 1, "total": 2 }));
     let body = json!({
         "metrics": ["visitors", "events"],
         "date_range": [today, today],
@@ -226,12 +248,16 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     });
     let (_, answer) = env.api(Method::POST, &format!("/query/{site_id}"), key, Some(body)).await;
     assert_eq!(answer["data"]["results"], json!([{ "metrics": [1, 2], "dimensions": [] }]), "{answer}");
-    for body in [
-        json!({ "metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page", ["^/p"]]] }),
-        json!({ "metrics": ["visitors"], "date_range": "7d", "colour": "blue" }),
-        json!({ "metrics": ["visitors"], "date_range": "fortnight" }),
-        json!({ "metrics": [], "date_range": "7d" }),
-        json!({ "metrics": ["visitors"], "date_range": "7d", "order_by": [["visitors", "up"]] }),
+    for (body, field) in [
+        (
+            json!({ "metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page", ["^/p"]]] }),
+            "filters",
+        ),
+        (json!({ "metrics": ["visitors"], "date_range": "7d", "colour": "blue" }), "colour"),
+        (json!({ "metrics": ["visitors"], "date_range": "fortnight" }), "date_range"),
+        (json!({ "metrics": ["visitors"], "date_range": ["2026-02-30", "2026-03-01"] }), "date_range"),
+        (json!({ "metrics": [], "date_range": "7d" }), "metrics"),
+        (json!({ "metrics": ["visitors"], "date_range": "7d", "order_by": [["visitors", "up"]] }), "order_by"),
     ] {
         let (status, error) = env.api(Method::POST, &format!("/query/{site_id}"), key, Some(body.clone())).await;
         assert_eq!(
@@ -239,6 +265,7 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
             (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")),
             "{body}"
         );
+        assert!(error["error"]["message"].as_str().unwrap().contains(field), "{body}: {error}");
     }
 
     // Zenovay's own overview and breakdowns.
@@ -250,6 +277,8 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
         overview["top_countries"],
         json!([{ "country": "DE", "visitors": 1 }, { "country": "US", "visitors": 1 }])
     );
+    let top = get(format!("/analytics/{site_id}?range=7d&limit=1")).await;
+    assert_eq!(top["top_countries"], json!([{ "country": "DE", "visitors": 1 }]));
     let hourly = get(format!("/analytics/{site_id}?range=24h")).await;
     assert!(hourly["series"].as_array().unwrap().len() >= 24, "{hourly}");
     let pages = get(format!("/analytics/{site_id}/pages?range=30d&limit=1")).await;

@@ -303,19 +303,25 @@ fn help_lists_the_configuration() {
         "ZENOVAY_IDENTITY_URL",
         "ZENOVAY_POLICY_URL",
         "ZENOVAY_ANALYTICS_URL",
+        "ZENOVAY_PUBLIC_URL",
     ] {
         assert!(help.contains(variable), "{variable} missing from --help");
     }
     for command in ["all", "gateway", "identity", "policy", "analytics", "admin"] {
         assert!(help.contains(command), "{command} missing from --help");
     }
-    // Invalid configuration is refused before anything starts.
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay"))
-        .args(["--database-url", "mysql://nope", "admin", "set-plan", "t", "pro"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("ZENOVAY_DATABASE_URL"));
+    // Invalid configuration is refused before anything starts, naming the setting.
+    for (flag, value, variable) in [
+        ("--database-url", "mysql://nope", "ZENOVAY_DATABASE_URL"),
+        ("--public-url", "https://api.example.com/base", "ZENOVAY_PUBLIC_URL"),
+    ] {
+        let bad = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay"))
+            .args([flag, value, "admin", "set-plan", "t", "pro"])
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains(variable), "{variable}");
+    }
 }
 
 /// `zenovay --demo` (SPEC §9): seeds a user, a Pro team and a website with 30 days of traffic,

@@ -215,6 +215,19 @@ async fn access_is_computed_per_request(env: &TestEnv) {
     env.set_plan(&acme, "free").await;
     let (status, body) = env.api(Method::GET, "/websites", &all_key, None).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "API_PAID_PLAN_REQUIRED");
+    // The refusal carries the budget too: none without API access.
+    let refused = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&all_key).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    for (name, value) in [("x-ratelimit-limit", "0"), ("x-ratelimit-remaining", "0"), ("x-usage-limit", "0")] {
+        assert_eq!(refused.headers()[name], value, "{name}");
+    }
+    for name in ["x-ratelimit-reset", "x-usage-monthly", "x-usage-reset"] {
+        assert!(refused.headers().contains_key(name), "{name} missing");
+    }
+    // Access is decided before input is validated: no 400 for a key refused access.
+    let body = json!({ "team_id": acme, "domain": "nope nope" , "name": "x", "extra": 1 });
+    let (status, body) = env.api(Method::POST, "/websites", &all_key, Some(body)).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "API_PAID_PLAN_REQUIRED");
     env.set_plan(&acme, "enterprise").await;
     let response = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&all_key).send().await.unwrap();
     assert_eq!(response.headers()["x-ratelimit-limit"], "120");
@@ -224,12 +237,13 @@ async fn access_is_computed_per_request(env: &TestEnv) {
         .session_json(Method::DELETE, &format!("/api/v1/teams/{acme}/members/{}", bob.user_id), &ann.session, None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = env.api(Method::GET, &format!("/websites/{site_id}"), &admin_key, None).await;
-    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    // Marked at once, before anyone presents the key.
     let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &bob.session, None).await;
     let record = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == admin_record["id"]).unwrap().clone();
     assert_eq!(record["revoked_reason"], "team_access_lost");
     assert!(record["revoked_at"].as_str().is_some());
+    let (status, body) = env.api(Method::GET, &format!("/websites/{site_id}"), &admin_key, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     // The "all" key lives on, without Acme, and cannot see Acme's website.
     let (status, body) = env.api(Method::GET, &format!("/websites/{site_id}"), &all_key, None).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "API_PAID_PLAN_REQUIRED");

@@ -48,6 +48,28 @@ async fn headers_and_refunds(env: &TestEnv) {
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
     assert_eq!(header(&forbidden, "x-ratelimit-remaining"), "29");
     assert_eq!(header(&forbidden, "x-usage-monthly"), "1");
+    // Input wrong before its resource is known (a body that does not parse, a missing
+    // `site_id`, in both API shapes) is decided first, so its 400 carries the headers too.
+    let unparsable = env
+        .request(Method::POST, "/api/external/v1/websites")
+        .bearer_auth(&key)
+        .json(&json!({ "team_id": user.team_id, "domain": "example.com", "name": "x", "colour": "red" }))
+        .send()
+        .await
+        .unwrap();
+    let no_site = env.request(Method::GET, "/api/external/v1/stats/aggregate").bearer_auth(&key).send().await.unwrap();
+    let no_site_v2 = env
+        .request(Method::POST, "/api/external/v1/plausible/api/v2/query")
+        .bearer_auth(&key)
+        .json(&json!({ "metrics": ["visitors"], "date_range": "7d" }))
+        .send()
+        .await
+        .unwrap();
+    for refused in [&unparsable, &no_site, &no_site_v2] {
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(header(refused, "x-ratelimit-remaining"), "29");
+        assert_eq!(header(refused, "x-usage-monthly"), "1");
+    }
     let second = get().await.unwrap();
     assert_eq!(header(&second, "x-ratelimit-remaining"), "28");
     assert_eq!(header(&second, "x-usage-monthly"), "2");
@@ -98,7 +120,27 @@ async fn monthly_quota(env: &TestEnv) {
     assert_eq!(body["error"]["code"], "MONTHLY_LIMIT_EXCEEDED");
 }
 
-both_modes!(headers_and_refunds, per_minute_limit, monthly_quota);
+/// The highest plan among a key's teams applies, with that team's override: a lower plan's
+/// larger override does not carry over (SPEC §4).
+async fn the_highest_plan_applies(env: &TestEnv) {
+    let (user, key) = keyed_user(env, json!({ "requests_per_minute": 500 }), json!(["read"])).await;
+    let limit = || async {
+        let response = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        header(&response, "x-ratelimit-limit").to_owned()
+    };
+    assert_eq!(limit().await, "500", "one pro team, with its override");
+    let (status, team) =
+        env.session_json(Method::POST, "/api/v1/teams", &user.session, Some(json!({ "name": "Scale" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{team}");
+    let scale = team["data"]["id"].as_str().unwrap();
+    env.set_plan(scale, "scale").await;
+    assert_eq!(limit().await, "60", "scale's own limit, not pro's override");
+    env.set_plan_with(scale, "scale", json!({ "requests_per_minute": 7 })).await;
+    assert_eq!(limit().await, "7");
+}
+
+both_modes!(headers_and_refunds, per_minute_limit, monthly_quota, the_highest_plan_applies);
 
 /// 200 concurrent requests on one key through three replicas: exactly the limit gets through.
 #[tokio::test]

@@ -304,3 +304,23 @@ async fn mcp_end_to_end(env: &TestEnv) {
 }
 
 both_modes!(mcp_end_to_end);
+
+/// Behind a proxy the `Host` header is the proxy's business: with `ZENOVAY_PUBLIC_URL` set, the
+/// metadata and the challenge name the configured origin whatever `Host` a request carries.
+#[tokio::test]
+async fn oauth_metadata_names_the_configured_public_url() {
+    let env = TestEnv::all_in_one_with(&["--public-url", "https://api.example.com/"]).await;
+    let get = |path: &'static str| env.request(Method::GET, path).header("host", "attacker.example").send();
+    let (status, resource) = into_json(get("/.well-known/oauth-protected-resource").await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(resource["resource"], "https://api.example.com/mcp");
+    assert_eq!(resource["authorization_servers"], json!(["https://api.example.com"]));
+    let (_, server) = into_json(get("/.well-known/oauth-authorization-server").await.unwrap()).await;
+    assert_eq!(server["issuer"], "https://api.example.com");
+    assert_eq!(server["token_endpoint"], "https://api.example.com/oauth/token");
+    let unauthenticated =
+        env.request(Method::POST, "/mcp").header("host", "attacker.example").json(&json!({})).send().await.unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    let challenge = unauthenticated.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""));
+}

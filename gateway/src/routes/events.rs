@@ -6,13 +6,12 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::envelope::{ok, parse};
+use crate::envelope::{RawBody, ok, parse};
 use crate::error::ApiResult;
 use crate::state::AppState;
 
@@ -61,7 +60,7 @@ pub async fn ingest(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let body: EventBody = parse(&body)?;
     let domain = match (body.domain, body.tracking_code) {

@@ -2,7 +2,6 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use common::access::Scope;
 use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
@@ -10,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::{Credentials, VerifiedKey};
-use crate::envelope::{created, ok, parse};
+use crate::envelope::{RawBody, created, ok, parse};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     Conflict, DeletedWebsite, Forbidden, NotFound, ServiceUnavailable, Success, TooManyRequests, Unauthorized, Usage,
@@ -84,10 +83,10 @@ pub struct CreateWebsiteBody {
 pub async fn create_website(
     State(state): State<AppState>,
     credentials: Credentials,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
-    let body: CreateWebsiteBody = parse(&body)?;
+    let body: CreateWebsiteBody = key.validated(&state, Scope::Write, parse(&body)).await?;
     key.authorize(&state, Scope::Write, Some(&body.team_id)).await?;
     let website = state
         .analytics
@@ -190,7 +189,7 @@ pub async fn update_website(
     State(state): State<AppState>,
     credentials: Credentials,
     Path(website_id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
     let body: UpdateWebsiteBody = parse(&body)?;

@@ -37,7 +37,7 @@ const MANAGEMENT_WRITE: &str = "management:write";
 pub async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let token = crate::session::bearer(req.headers()).map(str::to_owned);
     let unauthorized = |req: &Request, error: &str| {
-        let origin = super::oauth::origin(req.headers());
+        let origin = super::oauth::origin(&state, req.headers());
         let challenge = format!(
             "Bearer resource_metadata=\"{origin}/.well-known/oauth-protected-resource\"{error}, scope=\"{ANALYTICS_READ}\""
         );

@@ -24,16 +24,20 @@ const SCOPES: [(&str, &str); 3] = [
     ("management:write", "Create and update websites"),
 ];
 
-/// The origin clients reached us at: what metadata documents name.
-pub(crate) fn origin(headers: &HeaderMap) -> String {
+/// The origin clients reach us at, which metadata documents name: the configured public URL,
+/// or else the one this request came in at.
+pub(crate) fn origin(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let https = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");
     format!("{}://{host}", if https { "https" } else { "http" })
 }
 
 /// RFC 9728: where `/mcp`'s tokens come from.
-pub async fn protected_resource(headers: HeaderMap) -> Json<Value> {
-    let origin = origin(&headers);
+pub async fn protected_resource(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let origin = origin(&state, &headers);
     Json(json!({
         "resource": format!("{origin}/mcp"),
         "authorization_servers": [origin],
@@ -44,8 +48,8 @@ pub async fn protected_resource(headers: HeaderMap) -> Json<Value> {
 }
 
 /// RFC 8414.
-pub async fn authorization_server(headers: HeaderMap) -> Json<Value> {
-    let origin = origin(&headers);
+pub async fn authorization_server(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let origin = origin(&state, &headers);
     Json(json!({
         "issuer": origin,
         "authorization_endpoint": format!("{origin}/oauth/authorize"),

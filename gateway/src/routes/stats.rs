@@ -7,20 +7,19 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use common::Error;
 use common::access::Scope;
+use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Credentials;
-use crate::envelope::{ok, parse, parse_query, rfc3339};
+use crate::envelope::{Pagination, RawBody, ok, paged, parse, parse_query, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     AggregateResult, BreakdownResult, Compare, CountryStats, Forbidden, Interval, Metric, NotFound, Overview,
-    PageStats, PlausibleForbidden, PlausibleNotFound, PlausibleServiceUnavailable, PlausibleTooManyRequests,
+    PageStats, Paged, PlausibleForbidden, PlausibleNotFound, PlausibleServiceUnavailable, PlausibleTooManyRequests,
     PlausibleUnauthorized, PlausibleValidationError, Property, QueryResult, Range, Realtime, ServiceUnavailable,
     StatsParams, Success, Technology, TimeseriesResult, TooManyRequests, Unauthorized, ValidationError,
 };
@@ -38,6 +37,25 @@ pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
 
 async fn run(state: &AppState, request: pb::QueryRequest) -> ApiResult<pb::QueryResponse> {
     Ok(state.analytics.clone().query(request).await?.into_inner())
+}
+
+/// [`run`] for a request built from parameters the caller's API names differently from
+/// analytics (`names`: analytics' field, the caller's): a 400 names the field the caller sent.
+async fn run_named(
+    state: &AppState,
+    request: pb::QueryRequest,
+    names: &[(&str, &str)],
+) -> ApiResult<pb::QueryResponse> {
+    run(state, request).await.map_err(|mut e| {
+        let renamed = e.error.message.split_once(": ").and_then(|(field, rest)| {
+            let (_, ours) = names.iter().find(|(theirs, _)| *theirs == field)?;
+            Some(format!("{ours}: {rest}"))
+        });
+        if let (ErrorCode::Validation, Some(message)) = (e.error.code, renamed) {
+            e.error.message = message;
+        }
+        e
+    })
 }
 
 /// Verifies the key, then reads the site it names (id or domain) with read scope.
@@ -187,17 +205,33 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<pb::Query
     Ok(request)
 }
 
-/// Plausible's v1 result body for `kind`.
-async fn v1(state: &AppState, credentials: Credentials, query: Option<String>, kind: V1) -> ApiResult<Value> {
+/// Plausible's v1 result body for `kind`, and for a breakdown where its page sits.
+async fn v1(
+    state: &AppState,
+    credentials: Credentials,
+    query: Option<String>,
+    kind: V1,
+) -> ApiResult<(Value, Option<Pagination>)> {
     let key = credentials.verify(state).await?;
-    let params: V1Params = parse_query(query.as_deref())?;
+    let params: V1Params = key.validated(state, Scope::Read, parse_query(query.as_deref())).await?;
     let (_, website) = authorized_website(state, async { Ok(key) }, params.site_id.clone(), Scope::Read).await?;
     let request = v1_request(kind, website.id, &params)?;
     let metrics = request.metrics.clone();
     let previous = params.compare.is_some().then(|| pb::QueryRequest { previous_period: true, ..request.clone() });
     let dimension = request.dimensions.first().cloned().unwrap_or_default();
-    let answer = run(state, request).await?;
-    Ok(match kind {
+    let per_page = u64::from(request.limit);
+    let names: &[(&str, &str)] = match kind {
+        V1::Aggregate => &[],
+        V1::Timeseries => &[("dimensions", "interval")],
+        V1::Breakdown => &[("dimensions", "property")],
+    };
+    let answer = run_named(state, request, names).await?;
+    let pagination = (kind == V1::Breakdown).then(|| Pagination {
+        page: params.page.map_or(1, u64::from),
+        per_page,
+        total: answer.total_rows,
+    });
+    let data = match kind {
         V1::Aggregate => {
             let values = answer.rows.first().map(|r| r.metrics.clone()).unwrap_or_default();
             let before = match previous {
@@ -221,7 +255,8 @@ async fn v1(state: &AppState, credentials: Credentials, query: Option<String>, k
             let key = if kind == V1::Timeseries { "date" } else { short_name(&dimension) };
             json!({ "results": top(&answer, key, &metrics) })
         }
-    })
+    };
+    Ok((data, pagination))
 }
 
 /// Plausible's comparison: percentage change, or the difference in points for a rate.
@@ -258,7 +293,8 @@ pub async fn aggregate(
     credentials: Credentials,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    Ok(ok(v1(&state, credentials, q, V1::Aggregate).await?).into_response())
+    let (data, _) = v1(&state, credentials, q, V1::Aggregate).await?;
+    Ok(ok(data).into_response())
 }
 
 #[utoipa::path(
@@ -291,7 +327,8 @@ pub async fn timeseries(
     credentials: Credentials,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    Ok(ok(v1(&state, credentials, q, V1::Timeseries).await?).into_response())
+    let (data, _) = v1(&state, credentials, q, V1::Timeseries).await?;
+    Ok(ok(data).into_response())
 }
 
 #[utoipa::path(
@@ -308,7 +345,7 @@ pub async fn timeseries(
         ("page" = Option<u32>, Query, minimum = 1, description = "Default 1."),
     ),
     responses(
-        (status = 200, description = "Plausible's breakdown body in the envelope", body = Success<BreakdownResult>),
+        (status = 200, description = "Plausible's breakdown body in the envelope, with where this page sits in the whole breakdown", body = Paged<BreakdownResult>),
         (status = 400, response = ValidationError),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -322,7 +359,8 @@ pub async fn breakdown(
     credentials: Credentials,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    Ok(ok(v1(&state, credentials, q, V1::Breakdown).await?).into_response())
+    let (data, pagination) = v1(&state, credentials, q, V1::Breakdown).await?;
+    Ok(paged(data, pagination).into_response())
 }
 
 // ---- Plausible Stats API v2 ----
@@ -426,7 +464,8 @@ fn v2_date_range(range: &Value) -> ApiResult<(String, String)> {
     }
 }
 
-async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<Value> {
+/// Plausible's v2 result body, and where its page sits.
+async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<(Value, Pagination)> {
     let (period, date) = v2_date_range(&body.date_range)?;
     let order_by = body
         .order_by
@@ -453,7 +492,12 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<V
         fill_time: false,
         previous_period: false,
     };
-    let answer = run(state, request).await?;
+    let answer = run_named(state, request, &[("period", "date_range"), ("date", "date_range")]).await?;
+    let page = Pagination {
+        page: u64::from(pagination.offset / pagination.limit) + 1,
+        per_page: u64::from(pagination.limit),
+        total: answer.total_rows,
+    };
     let results: Vec<Value> = answer
         .rows
         .iter()
@@ -472,7 +516,7 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<V
     if body.include.imports {
         meta.insert("imports_included".into(), json!(false));
     }
-    Ok(json!({
+    let data = json!({
         "results": results,
         "meta": meta,
         "query": {
@@ -484,7 +528,8 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<V
             "order_by": body.order_by,
             "pagination": { "limit": pagination.limit, "offset": pagination.offset },
         },
-    }))
+    });
+    Ok((data, page))
 }
 
 #[utoipa::path(
@@ -497,7 +542,7 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<V
     params(("websiteId" = String, Path, description = "Website id or domain")),
     request_body = V2Body,
     responses(
-        (status = 200, description = "Plausible's query body in the envelope", body = Success<QueryResult>),
+        (status = 200, description = "Plausible's query body in the envelope, with where this page sits in all rows (`page` counts whole pages of `limit` before `offset`)", body = Paged<QueryResult>),
         (status = 400, response = ValidationError),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -510,14 +555,15 @@ pub async fn flexible_query(
     State(state): State<AppState>,
     credentials: Credentials,
     Path(website_id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let website = site(&state, credentials, website_id).await?;
     let body: V2Body = parse(&body)?;
     if body.site_id.as_ref().is_some_and(|id| *id != website.id && *id != website.domain) {
         return Err(invalid("site_id", "names another site than the path"));
     }
-    Ok(ok(v2(&state, website, body).await?).into_response())
+    let (data, pagination) = v2(&state, website, body).await?;
+    Ok(paged(data, Some(pagination)).into_response())
 }
 
 // ---- Plausible drop-in: the same, with Plausible's bodies and errors ----
@@ -563,7 +609,7 @@ fn plausible(result: ApiResult<Value>) -> Response {
     ),
 )]
 pub async fn plausible_aggregate(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
-    plausible(async { v1(&state, credentials?, q, V1::Aggregate).await }.await)
+    plausible(async { Ok(v1(&state, credentials?, q, V1::Aggregate).await?.0) }.await)
 }
 
 #[utoipa::path(
@@ -596,7 +642,7 @@ pub async fn plausible_timeseries(
     credentials: Keyed,
     RawQuery(q): RawQuery,
 ) -> Response {
-    plausible(async { v1(&state, credentials?, q, V1::Timeseries).await }.await)
+    plausible(async { Ok(v1(&state, credentials?, q, V1::Timeseries).await?.0) }.await)
 }
 
 #[utoipa::path(
@@ -623,7 +669,7 @@ pub async fn plausible_timeseries(
     ),
 )]
 pub async fn plausible_breakdown(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
-    plausible(async { v1(&state, credentials?, q, V1::Breakdown).await }.await)
+    plausible(async { Ok(v1(&state, credentials?, q, V1::Breakdown).await?.0) }.await)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -657,7 +703,7 @@ pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keye
     plausible(
         async {
             let key = credentials?.verify(&state).await?;
-            let params: SiteParam = parse_query(q.as_deref())?;
+            let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
             let (_, website) = authorized_website(&state, async { Ok(key) }, params.site_id, Scope::Read).await?;
             let answer = run(&state, query(&website.id, "realtime", &["visitors"])).await?;
             Ok(json!(answer.rows.first().and_then(|r| r.metrics.first()).copied().unwrap_or_default() as i64))
@@ -684,14 +730,19 @@ pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keye
         (status = 503, response = PlausibleServiceUnavailable),
     ),
 )]
-pub async fn plausible_query(State(state): State<AppState>, credentials: Keyed, body: Bytes) -> Response {
+pub async fn plausible_query(
+    State(state): State<AppState>,
+    credentials: Keyed,
+    body: Result<RawBody, ApiError>,
+) -> Response {
     plausible(
         async {
             let key = credentials?.verify(&state).await?;
-            let body: V2Body = parse(&body)?;
-            let site_id = body.site_id.clone().ok_or_else(|| invalid("site_id", "is required"))?;
+            let body: V2Body = key.validated(&state, Scope::Read, body.and_then(|RawBody(body)| parse(&body))).await?;
+            let site_id = body.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));
+            let site_id = key.validated(&state, Scope::Read, site_id).await?;
             let (_, website) = authorized_website(&state, async { Ok(key) }, site_id, Scope::Read).await?;
-            v2(&state, website, body).await
+            Ok(v2(&state, website, body).await?.0)
         }
         .await,
     )
@@ -759,7 +810,7 @@ fn breakdown_of(website_id: &str, period: &str, dimension: &str, metrics: &[&str
     tag = "analytics",
     operation_id = "getAnalyticsOverview",
     summary = "Overview of a website",
-    description = "Scope: `read`. Visitors, visits, pageviews, bounce rate and visit duration over the range, a zero-filled series (hourly for `24h`, else daily) and the top 10 countries.",
+    description = "Scope: `read`. Visitors, visits, pageviews, bounce rate and visit duration over the range, a zero-filled series (hourly for `24h`, else daily) and the top countries (`limit`, default 10).",
     params(
         ("websiteId" = String, Path, description = "Website id or domain"),
         ("range" = Option<Range>, Query, description = "Default `30d`."),
@@ -793,7 +844,7 @@ pub async fn overview(
     let (totals, series, countries) = tokio::try_join!(
         run(&state, query(&website.id, &period, &TOTALS)),
         run(&state, series),
-        run(&state, breakdown_of(&website.id, &period, "visit:country", &["visitors"], 10)),
+        run(&state, breakdown_of(&website.id, &period, "visit:country", &["visitors"], params.limit()?)),
     )?;
     let mut data = Map::new();
     data.insert("website_id".into(), json!(website.id));

@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use common::access::Scope;
 use common::bus::Change;
 use common::{Error, ErrorCode};
@@ -14,7 +13,7 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Credentials;
-use crate::envelope::{Body, Params, created, ok, parse, parse_query};
+use crate::envelope::{Body, Params, RawBody, created, ok, parse, parse_query};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     AuditEntry, Forbidden, Member, ServiceUnavailable, Success, TeamSettings, TooManyRequests, Unauthorized,
@@ -277,7 +276,7 @@ pub async fn external_put_policy(
     State(state): State<AppState>,
     credentials: Credentials,
     Path(team_id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
     key.authorize(&state, Scope::Admin, Some(&team_id)).await?;

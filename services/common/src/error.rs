@@ -135,14 +135,38 @@ impl From<tonic::Status> for Error {
 
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Error::unavailable("the database")
-            }
-            sqlx::Error::RowNotFound => Error::not_found("record"),
-            _ => Error::internal(err),
+        if is_transient(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            return Error::unavailable("the database");
         }
+        match err {
+            sqlx::Error::RowNotFound => Error::not_found("record"),
+            err => Error::internal(err),
+        }
+    }
+}
+
+/// True when the database could not do the work now but may later, so the answer is 503 rather
+/// than a fault: no connection, or the server refused for a passing reason. On PostgreSQL those
+/// are the SQLSTATE classes 08 (connection), 40 (deadlock, serialization), 53 (out of
+/// connections, memory or disk), 57 (shutting down, statement timeout) and 58 (I/O); on SQLite
+/// a busy or locked database, an I/O error, a full disk or a file it cannot open.
+pub fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                matches!(pg.code().get(..2), Some("08" | "40" | "53" | "57" | "58"))
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes keep the primary code in their low byte.
+                let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+                matches!(primary, Some(5 | 6 | 10 | 13 | 14))
+            } else {
+                false
+            }
+        }
+        _ => false,
     }
 }
 

@@ -162,6 +162,8 @@ impl Identity {
     pub async fn create_team(&self, user_id: &str, name: &str) -> Result<Membership> {
         let team = Team { id: new_id(), name: trimmed_len(name, "name", 1, 100)?, created_at: now_ms() };
         self.store.create_team(user_id, &team).await?;
+        // The user's keys over all teams reach the new team from now on.
+        announce(self.changes.as_ref(), Change::User(user_id.to_owned())).await;
         Ok(Membership { team, role: Role::Owner })
     }
 

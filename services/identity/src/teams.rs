@@ -1,13 +1,15 @@
 //! Team membership rules (SPEC §7) and the audit log.
 
-use common::access::Role;
+use std::collections::HashSet;
+
+use common::access::{KeyTeams, Role};
 use common::bus::{Change, announce};
 use common::time::now_ms;
 use common::{Error, ErrorCode, Result};
 use serde_json::{Value, json};
 
 use crate::model::{AuditEntry, Member, Membership};
-use crate::service::{Identity, new_id, normalize_email};
+use crate::service::{Identity, REVOKED_TEAM_ACCESS_LOST, new_id, normalize_email};
 
 fn last_owner() -> Error {
     Error::new(ErrorCode::Conflict, "a team must keep at least one owner")
@@ -95,6 +97,21 @@ impl Identity {
         announce(self.changes.as_ref(), Change::User(user_id.to_owned())).await;
         let details = json!({ "email": target.user.email, "role": target.role.as_str() });
         self.audit(team_id, actor, "member.removed", user_id, &details).await?;
+        self.revoke_keys_without_teams(user_id).await
+    }
+
+    /// Revokes the user's keys that selected teams and reach none of them now (SPEC §2), so
+    /// that their key list says so at once. Verification revokes such a key too, should one
+    /// slip past this (a removal racing a key's edit).
+    async fn revoke_keys_without_teams(&self, user_id: &str) -> Result<()> {
+        let teams: HashSet<String> = self.store.memberships(user_id).await?.into_iter().map(|m| m.team.id).collect();
+        for key in self.store.api_keys_of(user_id).await? {
+            let lost = matches!(&key.teams, KeyTeams::Only(ids) if !ids.iter().any(|id| teams.contains(id)));
+            if lost && key.revoked_at.is_none() {
+                self.store.revoke_api_key(&key.id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await?;
+                announce(self.changes.as_ref(), Change::Key(key.id)).await;
+            }
+        }
         Ok(())
     }
 

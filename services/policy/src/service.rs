@@ -165,9 +165,10 @@ impl Policy {
             limits: None,
             rate: None,
         };
-        // The most generous limits among the reachable teams with API access; without
-        // overrides that is the limits of the highest plan.
-        let limits = reachable.iter().map(|(_, s)| self.limits(s)).filter(|l| l.api_access).reduce(|a, b| Limits {
+        // The highest plan among the reachable teams applies (SPEC §4), as its team's override
+        // sets it; several teams on that plan give the most generous of their limits.
+        let on_plan = reachable.iter().filter(|(_, s)| s.plan == plan);
+        let limits = on_plan.map(|(_, s)| self.limits(s)).filter(|l| l.api_access).reduce(|a, b| Limits {
             api_access: true,
             requests_per_minute: a.requests_per_minute.max(b.requests_per_minute),
             requests_per_month: a.requests_per_month.max(b.requests_per_month),
@@ -183,6 +184,10 @@ impl Policy {
                     "API access needs a paid plan (pro, scale or enterprise) on a team this key reaches",
                 )
             });
+            // Every answer to a verified key carries its budget (SPEC §4): without API access
+            // that is no request at all, beside what the user used this month through others.
+            let none = Budget { key: &req.key_id, per_minute: 0, user: &req.user_id, per_month: 0 };
+            auth.rate = Some(self.limiter.peek(&none).await?);
             return Ok(auth);
         };
         auth.limits = Some(limits);

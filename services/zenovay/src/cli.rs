@@ -128,6 +128,11 @@ pub struct Settings {
     /// GeoIP file is needed.
     #[arg(long, env = "ZENOVAY_COUNTRY_HEADER", global = true)]
     pub country_header: Option<String>,
+    /// The origin clients reach the gateway at, behind a proxy or load balancer
+    /// (`https://api.example.com`): OAuth metadata and `/mcp`'s challenge name it. Unset = taken
+    /// from each request's `Host` header (and `X-Forwarded-Proto`), which suits local use only.
+    #[arg(long, env = "ZENOVAY_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
     /// After SIGTERM, how long a gateway keeps answering (readiness 503, `Connection: close`)
     /// before it stops accepting, in milliseconds.
     #[arg(long, env = "ZENOVAY_SHUTDOWN_DRAIN_MS", default_value_t = 2000, global = true)]
@@ -184,6 +189,13 @@ impl Settings {
         }
         if self.operator_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err("ZENOVAY_OPERATOR_TOKEN must be at least 16 characters".into());
+        }
+        if let Some(url) = &self.public_url
+            && !public_origin(url)
+        {
+            return Err(
+                "ZENOVAY_PUBLIC_URL must be an http:// or https:// origin, such as https://api.example.com".into()
+            );
         }
         for (name, url) in [
             ("ZENOVAY_IDENTITY_URL", &self.identity_url),
@@ -274,7 +286,22 @@ impl Settings {
             operator_token: self.operator_token.clone(),
             client_ip_header: self.client_ip_header.clone(),
             country_header: self.country_header.clone(),
+            public_url: self.public_url.clone(),
             drain: std::time::Duration::from_millis(self.shutdown_drain_ms),
         }
     }
+}
+
+/// An http(s) origin, optionally with a trailing slash: what the OAuth metadata can prefix paths
+/// with.
+fn public_origin(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.username().is_empty()
+            && u.password().is_none()
+            && u.path() == "/"
+            && u.query().is_none()
+            && u.fragment().is_none()
+    })
 }

@@ -15,6 +15,9 @@ use super::{PENDING_CLOSED, PENDING_OPEN, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// As the gateway's call timeout: past it no sender waits for the batch any more, and a writer
+/// stuck behind a lock would hold every later event back.
+const STATEMENT_TIMEOUT: &str = "10s";
 
 pub struct Db {
     options: PgConnectOptions,
@@ -26,12 +29,13 @@ impl Db {
     pub fn open(url: &str) -> std::result::Result<Db, OpenError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|source| OpenError::Connect { service: "analytics", source })?
-            .options([("search_path", "analytics")]);
+            .options([("search_path", "analytics"), ("statement_timeout", STATEMENT_TIMEOUT)]);
         Ok(Db { options, conn: None })
     }
 
     /// Runs `op` on the connection, connecting first if need be. A failure other than the
-    /// database refusing a statement drops the connection, so the next batch reconnects.
+    /// database refusing a statement, or a refusal that may pass (the server shutting down, a
+    /// timeout), drops the connection, so the next batch starts on a fresh one.
     async fn with<T>(
         &mut self,
         op: impl AsyncFnOnce(&mut PgConnection) -> std::result::Result<T, sqlx::Error>,
@@ -51,7 +55,7 @@ impl Db {
         };
         let done = op(conn).await;
         if let Err(e) = &done
-            && e.as_database_error().is_none()
+            && (e.as_database_error().is_none() || common::error::is_transient(e))
         {
             self.conn = None;
         }
