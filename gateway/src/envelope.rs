@@ -119,6 +119,21 @@ fn describe(err: &serde_json::Error) -> String {
     text.split(" at line ").next().unwrap_or(&text).to_owned()
 }
 
+/// Path parameters (ids); one that does not decode (`%FF`) is a 400 `VALIDATION_ERROR` in the
+/// envelope rather than axum's plain-text answer.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::new(ErrorCode::Validation, format!("path: {}", rejection.body_text()))),
+        }
+    }
+}
+
 /// Query-string parameters, with the same 400 `VALIDATION_ERROR` naming the parameter.
 pub struct Params<T>(pub T);
 

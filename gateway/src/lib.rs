@@ -46,8 +46,9 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// Trusted header carrying the client's ISO country code; unset = no country.
     pub country_header: Option<String>,
-    /// The origin clients reach the gateway at (`https://api.example.com`), named by the OAuth
-    /// metadata and `/mcp`'s challenge; unset = taken from each request's `Host` header.
+    /// The origin clients reach the gateway at (`https://api.example.com`, no trailing slash),
+    /// named by the OAuth metadata and `/mcp`'s challenge; unset = taken from each request's
+    /// `Host` header.
     pub public_url: Option<String>,
     /// After a shutdown signal, how long to keep answering (readiness 503, `Connection: close` on
     /// every response) so that load balancers move away before the listener closes.

@@ -50,7 +50,7 @@ pub struct Shared {
     pub client_ip_header: Option<String>,
     /// Trusted header carrying the client's country (e.g. `cf-ipcountry`).
     pub country_header: Option<String>,
-    /// The configured external origin, without a trailing slash.
+    /// The configured external origin (`https://api.example.com`, no trailing slash).
     pub public_url: Option<String>,
     /// Minute of the last use reported to identity per key answered from the cache.
     pub reported_use: Arc<Mutex<HashMap<String, i64>>>,
@@ -69,7 +69,7 @@ impl AppState {
             operator_token: config.operator_token.as_deref().map(|t| Arc::new(Digest::of(t))),
             client_ip_header: config.client_ip_header.clone(),
             country_header: config.country_header.clone(),
-            public_url: config.public_url.as_deref().map(|url| url.trim_end_matches('/').to_owned()),
+            public_url: config.public_url.clone(),
             reported_use: Arc::default(),
             draining: Arc::default(),
         }))

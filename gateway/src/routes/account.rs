@@ -1,6 +1,6 @@
 //! The dashboard API, `/api/v1` (SPEC §7): accounts, teams, plans and personal API keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use common::apikey::ApiKeySecret;
@@ -12,7 +12,7 @@ use proto::policy::v1 as popb;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::envelope::{Body, created, ok};
+use crate::envelope::{Body, Path, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::session::{COOKIE, SessionUser};
 use crate::state::AppState;

@@ -1,6 +1,6 @@
 //! The external REST API, `/api/external/v1` (SPEC §5), authenticated by personal API keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use common::access::Scope;
 use common::{Error, ErrorCode};
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::{Credentials, VerifiedKey};
-use crate::envelope::{RawBody, created, ok, parse};
+use crate::envelope::{Path, RawBody, created, ok, parse};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     Conflict, DeletedWebsite, Forbidden, NotFound, ServiceUnavailable, Success, TooManyRequests, Unauthorized, Usage,

@@ -3,7 +3,7 @@
 //! endpoint, and the dashboard's list and revocation of connections. No API key is involved.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use bytes::Bytes;
@@ -12,7 +12,7 @@ use proto::identity::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::envelope::{ok, parse, rfc3339};
+use crate::envelope::{Path, ok, parse, rfc3339};
 use crate::error::ApiResult;
 use crate::session::{COOKIE, SessionUser};
 use crate::state::AppState;

@@ -4,7 +4,7 @@
 //! analytics `Query`; only the parsing and the result bodies differ.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use common::access::Scope;
@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Credentials;
-use crate::envelope::{Pagination, RawBody, ok, paged, parse, parse_query, rfc3339};
+use crate::envelope::{Pagination, Path, RawBody, ok, paged, parse, parse_query, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     AggregateResult, BreakdownResult, Compare, CountryStats, Forbidden, Interval, Metric, NotFound, Overview,
@@ -737,8 +737,10 @@ pub async fn plausible_query(
 ) -> Response {
     plausible(
         async {
+            // Too large a body is refused before the key is looked at, as on every other route.
+            let RawBody(body) = body?;
             let key = credentials?.verify(&state).await?;
-            let body: V2Body = key.validated(&state, Scope::Read, body.and_then(|RawBody(body)| parse(&body))).await?;
+            let body: V2Body = key.validated(&state, Scope::Read, parse(&body)).await?;
             let site_id = body.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));
             let site_id = key.validated(&state, Scope::Read, site_id).await?;
             let (_, website) = authorized_website(&state, async { Ok(key) }, site_id, Scope::Read).await?;
@@ -811,10 +813,7 @@ fn breakdown_of(website_id: &str, period: &str, dimension: &str, metrics: &[&str
     operation_id = "getAnalyticsOverview",
     summary = "Overview of a website",
     description = "Scope: `read`. Visitors, visits, pageviews, bounce rate and visit duration over the range, a zero-filled series (hourly for `24h`, else daily) and the top countries (`limit`, default 10).",
-    params(
-        ("websiteId" = String, Path, description = "Website id or domain"),
-        ("range" = Option<Range>, Query, description = "Default `30d`."),
-    ),
+    params(("websiteId" = String, Path, description = "Website id or domain"), RangeParams),
     responses(
         (status = 200, description = "The overview", body = Success<Overview>),
         (status = 400, response = ValidationError),

@@ -1,7 +1,7 @@
 //! Team management: the dashboard's member and key-policy routes (session, SPEC §7) and the
 //! external admin routes under `/teams/{teamId}/` (API key with admin scope, SPEC §5).
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use common::access::Scope;
 use common::bus::Change;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Credentials;
-use crate::envelope::{Body, Params, RawBody, created, ok, parse, parse_query};
+use crate::envelope::{Body, Params, Path, RawBody, created, ok, parse, parse_query};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     AuditEntry, Forbidden, Member, ServiceUnavailable, Success, TeamSettings, TooManyRequests, Unauthorized,

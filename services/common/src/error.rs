@@ -147,27 +147,59 @@ impl From<sqlx::Error> for Error {
 }
 
 /// True when the database could not do the work now but may later, so the answer is 503 rather
-/// than a fault: no connection, or the server refused for a passing reason. On PostgreSQL those
-/// are the SQLSTATE classes 08 (connection), 40 (deadlock, serialization), 53 (out of
-/// connections, memory or disk), 57 (shutting down, statement timeout) and 58 (I/O); on SQLite
-/// a busy or locked database, an I/O error, a full disk or a file it cannot open.
+/// than a fault: no connection, or the server refused for a passing reason.
 pub fn is_transient(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
         sqlx::Error::Database(db) => {
             if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                matches!(pg.code().get(..2), Some("08" | "40" | "53" | "57" | "58"))
+                postgres_transient(pg.code())
             } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // Extended result codes keep the primary code in their low byte.
-                let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
-                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
-                matches!(primary, Some(5 | 6 | 10 | 13 | 14))
+                db.code().and_then(|c| c.parse().ok()).is_some_and(sqlite_transient)
             } else {
                 false
             }
         }
         _ => false,
     }
+}
+
+/// PostgreSQL's refusals that pass: the connection lost or refused, a deadlock or serialization
+/// conflict, out of connections, memory or disk, a lock or statement timeout, the server shutting
+/// down, an I/O error. Not a protocol violation, a dropped database or a configuration limit.
+fn postgres_transient(sqlstate: &str) -> bool {
+    matches!(
+        sqlstate,
+        "08000"
+            | "08001"
+            | "08003"
+            | "08004"
+            | "08006"
+            | "40001"
+            | "40P01"
+            | "53000"
+            | "53100"
+            | "53200"
+            | "53300"
+            | "55P03"
+            | "57014"
+            | "57P01"
+            | "57P02"
+            | "57P03"
+            | "57P05"
+            | "58000"
+            | "58030"
+    )
+}
+
+/// SQLite's refusals that pass, from a result code (extended codes keep the primary one in their
+/// low byte): the database busy or locked by another connection, or the disk full. Shared by
+/// every SQLite caller, sqlx's or rusqlite's.
+pub fn sqlite_transient(code: i32) -> bool {
+    const BUSY: i32 = 5;
+    const LOCKED: i32 = 6;
+    const FULL: i32 = 13;
+    matches!(code & 0xff, BUSY | LOCKED | FULL)
 }
 
 /// True when a database error is a unique-constraint violation (on either backend).

@@ -248,6 +248,24 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Revokes the user's keys that select teams and reach none of them now; returns their ids.
+    /// One statement, so that a key edited or a membership added meanwhile is judged as it is.
+    pub async fn revoke_keys_without_teams(&self, user_id: &str, now: i64, reason: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 \
+             WHERE user_id = $3 AND revoked_at IS NULL AND all_teams = 0 AND NOT EXISTS ( \
+               SELECT 1 FROM api_key_teams kt JOIN memberships m ON m.team_id = kt.team_id AND m.user_id = $3 \
+               WHERE kt.key_id = api_keys.id) \
+             RETURNING id",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|row| row.get("id")).collect())
+    }
+
     pub async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<()> {
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(now)

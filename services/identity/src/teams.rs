@@ -1,8 +1,6 @@
 //! Team membership rules (SPEC §7) and the audit log.
 
-use std::collections::HashSet;
-
-use common::access::{KeyTeams, Role};
+use common::access::Role;
 use common::bus::{Change, announce};
 use common::time::now_ms;
 use common::{Error, ErrorCode, Result};
@@ -95,24 +93,24 @@ impl Identity {
             return Err(Error::new(ErrorCode::Conflict, "the last owner cannot leave the team"));
         }
         announce(self.changes.as_ref(), Change::User(user_id.to_owned())).await;
+        self.revoke_keys_without_teams(user_id).await;
         let details = json!({ "email": target.user.email, "role": target.role.as_str() });
         self.audit(team_id, actor, "member.removed", user_id, &details).await?;
-        self.revoke_keys_without_teams(user_id).await
+        Ok(())
     }
 
     /// Revokes the user's keys that selected teams and reach none of them now (SPEC §2), so
-    /// that their key list says so at once. Verification revokes such a key too, should one
-    /// slip past this (a removal racing a key's edit).
-    async fn revoke_keys_without_teams(&self, user_id: &str) -> Result<()> {
-        let teams: HashSet<String> = self.store.memberships(user_id).await?.into_iter().map(|m| m.team.id).collect();
-        for key in self.store.api_keys_of(user_id).await? {
-            let lost = matches!(&key.teams, KeyTeams::Only(ids) if !ids.iter().any(|id| teams.contains(id)));
-            if lost && key.revoked_at.is_none() {
-                self.store.revoke_api_key(&key.id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await?;
-                announce(self.changes.as_ref(), Change::Key(key.id)).await;
+    /// that their key list says so at once. Best effort: the removal has happened, and
+    /// verification revokes such a key the first time it is presented.
+    async fn revoke_keys_without_teams(&self, user_id: &str) {
+        match self.store.revoke_keys_without_teams(user_id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await {
+            Ok(revoked) => {
+                for key_id in revoked {
+                    announce(self.changes.as_ref(), Change::Key(key_id)).await;
+                }
             }
+            Err(e) => tracing::warn!(error = %e, "could not revoke the keys a removal left without teams"),
         }
-        Ok(())
     }
 
     pub async fn audit(

@@ -166,9 +166,13 @@ impl Policy {
             rate: None,
         };
         // The highest plan among the reachable teams applies (SPEC §4), as its team's override
-        // sets it; several teams on that plan give the most generous of their limits.
-        let on_plan = reachable.iter().filter(|(_, s)| s.plan == plan);
-        let limits = on_plan.map(|(_, s)| self.limits(s)).filter(|l| l.api_access).reduce(|a, b| Limits {
+        // sets it; several teams on that plan give the most generous of their limits. A plan
+        // catalogue may deny a higher plan API access: the highest plan with it applies then,
+        // as key creation asks only for one such team.
+        let with_access: Vec<_> = reachable.iter().filter(|(_, s)| self.limits(s).api_access).collect();
+        let top = with_access.iter().map(|(_, s)| s.plan).max();
+        let on_plan = with_access.iter().filter(|(_, s)| Some(s.plan) == top);
+        let limits = on_plan.map(|(_, s)| self.limits(s)).reduce(|a, b| Limits {
             api_access: true,
             requests_per_minute: a.requests_per_minute.max(b.requests_per_minute),
             requests_per_month: a.requests_per_month.max(b.requests_per_month),

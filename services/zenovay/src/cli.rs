@@ -191,7 +191,7 @@ impl Settings {
             return Err("ZENOVAY_OPERATOR_TOKEN must be at least 16 characters".into());
         }
         if let Some(url) = &self.public_url
-            && !public_origin(url)
+            && public_origin(url).is_none()
         {
             return Err(
                 "ZENOVAY_PUBLIC_URL must be an http:// or https:// origin, such as https://api.example.com".into()
@@ -286,22 +286,22 @@ impl Settings {
             operator_token: self.operator_token.clone(),
             client_ip_header: self.client_ip_header.clone(),
             country_header: self.country_header.clone(),
-            public_url: self.public_url.clone(),
+            public_url: self.public_url.as_deref().and_then(public_origin),
             drain: std::time::Duration::from_millis(self.shutdown_drain_ms),
         }
     }
 }
 
-/// An http(s) origin, optionally with a trailing slash: what the OAuth metadata can prefix paths
-/// with.
-fn public_origin(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| {
-        matches!(u.scheme(), "http" | "https")
-            && u.host().is_some()
-            && u.username().is_empty()
-            && u.password().is_none()
-            && u.path() == "/"
-            && u.query().is_none()
-            && u.fragment().is_none()
-    })
+/// An http(s) origin, optionally with a trailing slash, in its canonical form (lower-case
+/// scheme and host, no default port): what the OAuth metadata prefixes its paths with.
+fn public_origin(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    let origin = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    origin.then(|| url.origin().ascii_serialization())
 }

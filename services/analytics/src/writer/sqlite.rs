@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::db::OpenError;
 use common::{Error, Result};
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{Connection, params};
 
 use super::{PENDING_CLOSED, PENDING_OPEN, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
@@ -153,13 +153,12 @@ impl Db {
     }
 }
 
-/// A busy or locked database is worth a retry (503); anything else is a fault.
+/// A refusal that may pass (busy, locked, disk full) is worth a retry (503); anything else is a
+/// fault.
 fn failed(e: rusqlite::Error) -> Error {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            tracing::warn!(error = %e, "event database busy");
-            Error::unavailable("the database")
-        }
-        _ => Error::internal(e),
+    if e.sqlite_error().is_some_and(|sqlite| common::error::sqlite_transient(sqlite.extended_code)) {
+        tracing::warn!(error = %e, "event database unavailable");
+        return Error::unavailable("the database");
     }
+    Error::internal(e)
 }

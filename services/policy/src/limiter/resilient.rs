@@ -101,7 +101,8 @@ impl ResilientLimiter {
 
     async fn locally(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
         let replicas = self.replicas.load(Ordering::Relaxed).max(1);
-        let share = Budget { per_minute: (budget.per_minute / replicas).max(1), ..*budget };
+        // At least one request per replica, except for a budget of none (no API access).
+        let share = Budget { per_minute: (budget.per_minute / replicas).max(budget.per_minute.min(1)), ..*budget };
         let mut decision = if take { self.local.acquire(&share).await? } else { self.local.peek(&share).await? };
         decision.slot = decision.slot.map(|slot| format!("{LOCAL}{slot}"));
         decision.degraded = true;
