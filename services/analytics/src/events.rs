@@ -118,7 +118,9 @@ impl Analytics {
                 stored += settle(&mut queued).await?;
             }
         }
-        Ok(stored + settle(&mut queued).await?)
+        let stored = stored + settle(&mut queued).await?;
+        self.store.analyze().await?;
+        Ok(stored)
     }
 
     /// The event to store, or None for a bot.

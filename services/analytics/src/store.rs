@@ -91,6 +91,20 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes PostgreSQL's statistics of the tables ingestion writes, after a bulk load.
+    /// Without them the planner sizes `visitor_id = ANY($1)` (each batch's lookup of open
+    /// visits) by defaults, and at millions of rows it chose plans that read a large part of
+    /// `visits` per batch: ingestion from 1,024 senders fell from 21,700 to 1,000 events/s with
+    /// 10M events stored. Autovacuum does this in time for live traffic; a bulk load outruns it,
+    /// and some servers run without it. SQLite's planner needs no statistics for these lookups.
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "ANALYZE"))]
+    pub async fn analyze(&self) -> Result<()> {
+        if self.system == "postgresql" {
+            sqlx::raw_sql("ANALYZE visits, events").execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes the website and everything stored for it; false when there was none.
     pub async fn delete_website(&self, id: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM websites WHERE id = $1").bind(id).execute(&self.pool).await?;
