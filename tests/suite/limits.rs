@@ -187,6 +187,8 @@ async fn a_redis_outage_degrades_to_local_limits_and_recovers() {
     let env = TestEnv::split_on(1, crate::harness::TestRedis::at(redis.url()).await).await;
     let (_, key) = keyed_user(&env, json!({ "requests_per_minute": 4 }), json!(["read"])).await;
     assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    let (free, free_key) = keyed_user(&env, json!({}), json!(["read"])).await;
+    env.set_plan(&free.team_id, "free").await;
 
     redis.stop();
     let mut statuses = Vec::new();
@@ -196,6 +198,10 @@ async fn a_redis_outage_degrades_to_local_limits_and_recovers() {
     assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
     assert!(statuses.contains(&StatusCode::OK), "still serving: {statuses:?}");
     assert!(statuses.ends_with(&[StatusCode::TOO_MANY_REQUESTS]), "never unlimited: {statuses:?}");
+    // A key without API access still reports a budget of none, not a replica's share of one.
+    let refused = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&free_key).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&refused, "x-ratelimit-limit"), "0");
 
     redis.resume();
     // The restarted Redis is empty, the local window is full: an OK means Redis decides again.
