@@ -293,8 +293,8 @@ pub async fn aggregate(
     credentials: Credentials,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let (data, _) = v1(&state, credentials, q, V1::Aggregate).await?;
-    Ok(ok(data).into_response())
+    let (data, pagination) = v1(&state, credentials, q, V1::Aggregate).await?;
+    Ok(paged(data, pagination).into_response())
 }
 
 #[utoipa::path(
@@ -327,8 +327,8 @@ pub async fn timeseries(
     credentials: Credentials,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let (data, _) = v1(&state, credentials, q, V1::Timeseries).await?;
-    Ok(ok(data).into_response())
+    let (data, pagination) = v1(&state, credentials, q, V1::Timeseries).await?;
+    Ok(paged(data, pagination).into_response())
 }
 
 #[utoipa::path(

@@ -169,10 +169,11 @@ impl Policy {
         // sets it; several teams on that plan give the most generous of their limits. A plan
         // catalogue may deny a higher plan API access: the highest plan with it applies then,
         // as key creation asks only for one such team.
-        let with_access: Vec<_> = reachable.iter().filter(|(_, s)| self.limits(s).api_access).collect();
-        let top = with_access.iter().map(|(_, s)| s.plan).max();
-        let on_plan = with_access.iter().filter(|(_, s)| Some(s.plan) == top);
-        let limits = on_plan.map(|(_, s)| self.limits(s)).reduce(|a, b| Limits {
+        let with_access: Vec<(Plan, Limits)> =
+            reachable.iter().map(|(_, s)| (s.plan, self.limits(s))).filter(|(_, l)| l.api_access).collect();
+        let top = with_access.iter().map(|(plan, _)| *plan).max();
+        let on_plan = with_access.into_iter().filter(|(plan, _)| Some(*plan) == top);
+        let limits = on_plan.map(|(_, l)| l).reduce(|a, b| Limits {
             api_access: true,
             requests_per_minute: a.requests_per_minute.max(b.requests_per_minute),
             requests_per_month: a.requests_per_month.max(b.requests_per_month),
