@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use common::access::Scope;
@@ -17,7 +17,7 @@ use crate::cache::{Lookup, Refusal, Verified};
 use crate::envelope::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
-use crate::session::bearer;
+use crate::session::{bearer, one_credential};
 use crate::state::AppState;
 
 /// What the decision charged the current request, filled by [`VerifiedKey::authorize`] and
@@ -102,6 +102,7 @@ impl FromRequestParts<AppState> for Credentials {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> ApiResult<Self> {
+        one_credential(&parts.headers, &[header::AUTHORIZATION, HeaderName::from_static("x-api-key")])?;
         let presented = bearer(&parts.headers).or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
         let presented = presented.ok_or_else(|| {
             unauthorized("an API key is required: send `Authorization: Bearer zv_…` or `X-API-Key: zv_…`")

@@ -96,6 +96,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 }
 
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    refuse_control_characters(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -108,6 +109,57 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| ApiError::new(ErrorCode::Validation, format!("invalid request body: {}", describe(&e))))?;
     Ok(value)
+}
+
+/// Refuses a body with a stray control character (`common::text`) in any string or key, naming
+/// where it sits, before any handler or store sees it. JSON can carry one only as a `\u00XX`
+/// escape (serde_json refuses a raw one), so a body without such an escape, which is every
+/// ordinary body, costs one scan; only a body with one is walked.
+fn refuse_control_characters(bytes: &[u8]) -> Result<(), ApiError> {
+    let escapes = bytes
+        .windows(6)
+        .any(|w| w.starts_with(b"\\u00") && (matches!(w[4], b'0' | b'1') || w[4..].eq_ignore_ascii_case(b"7f")));
+    if !escapes {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(()); // malformed: the typed parse says why
+    };
+    match stray_control(&value, &mut String::new()) {
+        Some(path) => {
+            let path = if path.is_empty() { "body".to_owned() } else { path };
+            Err(common::text::refused(&path).into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Where the first string or key holding a stray control character sits, in serde_path_to_error's
+/// notation (`filters[0].value`).
+fn stray_control(value: &serde_json::Value, path: &mut String) -> Option<String> {
+    use serde_json::Value;
+    let bad = |text: &str| text.chars().any(common::text::is_stray_control);
+    match value {
+        Value::String(text) => bad(text).then(|| path.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = stray_control(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key);
+            let found = if bad(key) { Some(path.clone()) } else { stray_control(item, path) };
+            path.truncate(len);
+            found
+        }),
+        _ => None,
+    }
 }
 
 /// serde_json's message without its " at line L column C" suffix: the field name says more.
@@ -127,6 +179,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            for (name, value) in &raw {
+                common::text::check_line(name, value)?;
+            }
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
             Err(rejection) => Err(ApiError::new(ErrorCode::Validation, format!("path: {}", rejection.body_text()))),
@@ -147,7 +204,12 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
 
 /// Query-string parameters; for handlers that must authenticate before judging the query.
 pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.unwrap_or_default().as_bytes()));
+    let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes());
+    for (name, value) in pairs {
+        common::text::check_line(&name, &name)?;
+        common::text::check_line(&name, &value)?;
+    }
+    let de = serde_urlencoded::Deserializer::new(pairs);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         ApiError::new(ErrorCode::Validation, format!("{path}: {}", err.into_inner()))

@@ -25,11 +25,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use common::ErrorCode;
 use common::shutdown::Shutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use opentelemetry::trace::TraceContextExt;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -53,6 +59,11 @@ pub struct Config {
     /// After a shutdown signal, how long to keep answering (readiness 503, `Connection: close` on
     /// every response) so that load balancers move away before the listener closes.
     pub drain: std::time::Duration,
+    /// How long a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept. Slow or silent clients cannot hold connections open.
+    pub header_timeout: std::time::Duration,
+    /// How long a client has to send a request's whole body (408 past it).
+    pub body_timeout: std::time::Duration,
 }
 
 pub struct Gateway {
@@ -60,6 +71,7 @@ pub struct Gateway {
     router: Router,
     draining: Arc<AtomicBool>,
     drain: std::time::Duration,
+    header_timeout: std::time::Duration,
 }
 
 impl Gateway {
@@ -67,7 +79,8 @@ impl Gateway {
         let state = AppState::new(backends, config);
         let listener = TcpListener::bind(config.http_addr).await?;
         let draining = state.draining.clone();
-        Ok(Gateway { listener, router: router(state), draining, drain: config.drain })
+        let router = router(state).layer(RequestBodyTimeoutLayer::new(config.body_timeout));
+        Ok(Gateway { listener, router, draining, drain: config.drain, header_timeout: config.header_timeout })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -77,7 +90,6 @@ impl Gateway {
     /// Serves until `shutdown` fires; drains for the configured time, then stops accepting and
     /// finishes in-flight requests.
     pub async fn run(self, shutdown: Shutdown) -> std::io::Result<()> {
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let (draining, drain) = (self.draining, self.drain);
         let stop = async move {
             shutdown.wait().await;
@@ -85,13 +97,49 @@ impl Gateway {
             tracing::info!(drain_ms = drain.as_millis() as u64, "draining before shutdown");
             tokio::time::sleep(drain).await;
         };
-        // Small answers must not wait on Nagle's algorithm and the client's delayed ACK.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+        tokio::pin!(stop);
+        // axum::serve cannot bound how long a client takes to send its headers, so connections
+        // are served here, with hyper's timer (README, "Configuration").
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1().timer(TokioTimer::new()).header_read_timeout(self.header_timeout);
+        http.http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(self.header_timeout))
+            .keep_alive_timeout(self.header_timeout);
+        let connections = GracefulShutdown::new();
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait rather than spin.
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut stop => break,
+            };
+            // Small answers must not wait on Nagle's algorithm and the client's delayed ACK.
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
-        });
-        axum::serve(listener, service).with_graceful_shutdown(stop).await
+            let service = self.router.clone().map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req
+            });
+            let connection = http.serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service));
+            let connection = connections.watch(connection.into_owned());
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        connections.shutdown().await;
+        Ok(())
     }
 }
 
@@ -247,6 +295,7 @@ fn router(state: AppState) -> Router {
         .route("/account/mcp-connections", get(oauth::list_connections))
         .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
         .route_layer(middleware::from_fn(record_route));
 
     let external = Router::new()

@@ -1,12 +1,19 @@
 //! Dashboard sessions: `Authorization: Bearer <session token>` or the session cookie.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use common::secret::Digest;
+use common::{Error, ErrorCode};
 use proto::identity::v1 as pb;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+
+/// The header a browser page sends its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 pub const COOKIE: &str = "zenovay_session";
 
@@ -14,6 +21,17 @@ pub const COOKIE: &str = "zenovay_session";
 pub struct SessionUser {
     pub user: pb::User,
     pub token: String,
+}
+
+/// Refuses a request that names more than one credential in the headers `names` (RFC 6750 §2:
+/// one method, once), instead of silently picking one of them.
+pub fn one_credential(headers: &HeaderMap, names: &[header::HeaderName]) -> ApiResult<()> {
+    let sent = names.iter().map(|name| headers.get_all(name).iter().count()).sum::<usize>();
+    if sent > 1 {
+        let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        return Err(Error::validation(format!("{}: send one credential, in one header", names.join(" / "))).into());
+    }
+    Ok(())
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -37,6 +55,7 @@ impl FromRequestParts<AppState> for SessionUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        one_credential(&parts.headers, &[header::AUTHORIZATION])?;
         let token = bearer(&parts.headers)
             .or_else(|| cookie(&parts.headers))
             .ok_or_else(|| ApiError::from(common::Error::unauthorized("a session token is required")))?
@@ -49,4 +68,82 @@ impl FromRequestParts<AppState> for SessionUser {
             .into_inner();
         Ok(SessionUser { user, token })
     }
+}
+
+/// The CSRF token of a session: derived from the session token, which only the browser's
+/// HttpOnly cookie and the page the gateway rendered for it hold, so every replica can check it
+/// without shared state, and another site, which can make the browser send the cookie but never
+/// read it, cannot forge it.
+pub fn csrf_token(session_token: &str) -> String {
+    Digest::of(&format!("zenovay-csrf:{session_token}")).to_hex()
+}
+
+/// Whether a request comes from a page of this gateway's own origin: its `Origin` names the
+/// configured public URL or, without one, the host the request was sent to (scheme aside, since
+/// a TLS proxy may stand in front). Another port of the same host is another origin.
+pub fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return false };
+    if let Some(public) = &state.public_url {
+        return origin.eq_ignore_ascii_case(public);
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    matches!((origin_host, host), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+}
+
+/// Cross-site request forgery defence for the dashboard API (README, "Sessions in a browser"):
+/// a state-changing request from a foreign `Origin` is refused, and one authenticated by the
+/// session cookie rather than a `Bearer` token must carry the session's CSRF token and, when it
+/// has a body, a JSON content type (a plain HTML form can send neither).
+pub async fn cross_site_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Signing up or in opens a new session: a stale cookie's token is not asked for, the origin is.
+    let opens_session = matches!(req.uri().path(), "/auth/login" | "/auth/signup");
+    let checked = match opens_session {
+        true => check_origin(&state, req.method(), req.headers()),
+        false => check_cross_site(&state, req.method(), req.headers()),
+    };
+    match checked {
+        Ok(()) => next.run(req).await,
+        Err(err) => err.into_response(),
+    }
+}
+
+fn check_origin(state: &AppState, method: &Method, headers: &HeaderMap) -> ApiResult<()> {
+    if !method.is_safe() && headers.contains_key(header::ORIGIN) && !same_origin(state, headers) {
+        return Err(Error::forbidden("cross-origin requests are refused").into());
+    }
+    Ok(())
+}
+
+fn check_cross_site(state: &AppState, method: &Method, headers: &HeaderMap) -> ApiResult<()> {
+    check_origin(state, method, headers)?;
+    if method.is_safe() {
+        return Ok(());
+    }
+    let Some(session) = cookie(headers).filter(|_| !headers.contains_key(header::AUTHORIZATION)) else {
+        return Ok(());
+    };
+    let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if Digest::of(presented) != Digest::of(&csrf_token(session)) {
+        return Err(Error::forbidden(format!(
+            "a request authenticated by the session cookie needs the `{CSRF_HEADER}` header"
+        ))
+        .into());
+    }
+    let has_body = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_none_or(|len| len != "0");
+    let json =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(
+            |mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            },
+        );
+    if has_body && !json && headers.contains_key(header::CONTENT_TYPE) {
+        return Err(Error::new(
+            ErrorCode::UnsupportedMediaType,
+            "the body must be JSON (`Content-Type: application/json`)",
+        )
+        .into());
+    }
+    Ok(())
 }

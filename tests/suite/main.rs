@@ -16,6 +16,7 @@ macro_rules! both_modes {
 
 mod conformance;
 mod events;
+mod hardening;
 mod harness;
 mod hello;
 mod keys;

@@ -38,6 +38,7 @@ fn session_response(status_created: bool, session: idpb::SessionResponse) -> Res
     let data = json!({
         "user": session.user.as_ref().map(views::user),
         "session_token": session.session_token,
+        "csrf_token": crate::session::csrf_token(&session.session_token),
     });
     let mut response = if status_created { created(data).into_response() } else { ok(data).into_response() };
     if let Ok(value) = HeaderValue::from_str(&cookie) {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::secret::{random_token, to_hex};
+use common::text::{check_line, check_text};
 use common::time::now_ms;
 use common::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -43,10 +44,17 @@ fn props(json: &str) -> Result<String> {
     if json.is_empty() {
         return Ok("{}".into());
     }
-    match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(serde_json::Value::Object(map)) if map.len() <= 30 && json.len() <= 4096 => Ok(json.to_owned()),
-        _ => Err(field("props", "must be a JSON object of at most 30 properties")),
+    let map = match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(map)) if map.len() <= 30 && json.len() <= 4096 => map,
+        _ => return Err(field("props", "must be a JSON object of at most 30 properties")),
+    };
+    for (name, value) in &map {
+        check_line("props", name)?;
+        if let Some(text) = value.as_str() {
+            check_text(&format!("props.{name}"), text)?;
+        }
     }
+    Ok(json.to_owned())
 }
 
 fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
@@ -94,6 +102,12 @@ impl Analytics {
     /// Validates an event of time `ts` and hands it to its writer: the receiver answers once it
     /// is stored. None for a bot, which is not stored.
     async fn queue(&self, event: &Incoming, ts: i64, salt: &str) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+        // Before the site lookup and long before the writer: a value no store can hold must cost
+        // the events batched with it nothing.
+        for (name, value) in [("domain", &event.domain), ("name", &event.name), ("url", &event.url)] {
+            check_line(name, value)?;
+        }
+        check_line("referrer", &event.referrer)?;
         let website = self.site_of(&event.domain).await?;
         match self.prepare(event, &website.id, ts, salt)? {
             Some(stored) => self.writer.enqueue(stored).await.map(Some),

@@ -16,6 +16,7 @@ pub struct Website {
 /// Accepts a bare host or a URL and keeps the host: lower case, no scheme, port, path or
 /// trailing dot. Only ASCII host names (punycode for international ones).
 pub fn normalize_domain(input: &str) -> Result<String> {
+    common::text::check_line("domain", input)?;
     let invalid = || Error::validation("domain must be a host name such as example.com");
     let mut host = input.trim().to_ascii_lowercase();
     for scheme in ["https://", "http://"] {
@@ -40,6 +41,7 @@ pub fn normalize_domain(input: &str) -> Result<String> {
 }
 
 pub fn validate_name(name: &str) -> Result<String> {
+    common::text::check_line("name", name)?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Error::validation("name must be 1–100 characters"));

@@ -220,6 +220,9 @@ impl Filter {
         if values.is_empty() || values.len() > 100 || values.iter().any(|v| v.len() > 2000) {
             return Err(field("filters", "each filter needs 1 to 100 values"));
         }
+        for value in &values {
+            common::text::check_line("filters", value)?;
+        }
         Ok(Filter { dim, op: Op::parse(op)?, values })
     }
 }

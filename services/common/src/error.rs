@@ -49,6 +49,7 @@ error_codes! {
     MethodNotAllowed     => "METHOD_NOT_ALLOWED",      405, Unimplemented;
     Conflict             => "CONFLICT",                409, AlreadyExists;
     PayloadTooLarge      => "PAYLOAD_TOO_LARGE",       413, InvalidArgument;
+    UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",  415, InvalidArgument;
     RateLimitExceeded    => "RATE_LIMIT_EXCEEDED",     429, ResourceExhausted;
     MonthlyLimitExceeded => "MONTHLY_LIMIT_EXCEEDED",  429, ResourceExhausted;
     Internal             => "INTERNAL_ERROR",          500, Internal;
@@ -117,13 +118,19 @@ impl From<tonic::Status> for Error {
         let code = status.metadata().get(CODE_METADATA_KEY).and_then(|v| v.to_str().ok()).and_then(ErrorCode::parse);
         match code {
             Some(code) => Error::new(code, status.message()),
-            // No code: the call never reached a Zenovay handler (connection refused, timeout...,
-            // or a method the peer does not have yet, as during a rolling upgrade).
+            // No code: no Zenovay handler answered. Either the call never reached one (connection
+            // refused, timeout, a method the peer does not have yet, as during a rolling upgrade)
+            // or it was cut on the way (the peer died mid-call, a reset stream: `Unknown` or
+            // `Internal` from the transport). Either way it may not have completed, and a retry
+            // may succeed.
             None => match status.code() {
                 tonic::Code::Unavailable
                 | tonic::Code::DeadlineExceeded
                 | tonic::Code::Cancelled
-                | tonic::Code::Unimplemented => {
+                | tonic::Code::Unimplemented
+                | tonic::Code::Aborted
+                | tonic::Code::Unknown
+                | tonic::Code::Internal => {
                     tracing::warn!(grpc.code = ?status.code(), grpc.message = status.message(), "backend call failed");
                     Error::unavailable("a backend service")
                 }
@@ -230,5 +237,22 @@ mod tests {
         // A peer not upgraded yet lacks the method: try again shortly, not a server error.
         let err = Error::from(tonic::Status::unimplemented("unknown method IngestEvents"));
         assert_eq!(err.code, ErrorCode::ServiceUnavailable);
+    }
+
+    #[test]
+    fn a_call_cut_mid_way_becomes_service_unavailable() {
+        // How tonic reports a peer that died with the call in flight, or a reset stream.
+        for status in [
+            tonic::Status::unknown("transport error"),
+            tonic::Status::internal("h2 protocol error: stream error received: unexpected internal error encountered"),
+        ] {
+            assert_eq!(Error::from(status).code, ErrorCode::ServiceUnavailable);
+        }
+    }
+
+    #[test]
+    fn a_handler_error_keeps_its_code_whatever_the_grpc_status() {
+        let status = tonic::Status::from(Error::new(ErrorCode::Internal, "internal error"));
+        assert_eq!(Error::from(status).code, ErrorCode::Internal);
     }
 }

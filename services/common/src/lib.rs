@@ -8,6 +8,7 @@ pub mod error;
 pub mod grpc;
 pub mod secret;
 pub mod shutdown;
+pub mod text;
 pub mod time;
 pub mod transport;
 

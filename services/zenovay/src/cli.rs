@@ -137,6 +137,13 @@ pub struct Settings {
     /// before it stops accepting, in milliseconds.
     #[arg(long, env = "ZENOVAY_SHUTDOWN_DRAIN_MS", default_value_t = 2000, global = true)]
     pub shutdown_drain_ms: u64,
+    /// How long a client has to send a request's headers, and how long an idle keep-alive
+    /// connection stays open, in milliseconds.
+    #[arg(long, env = "ZENOVAY_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub http_header_timeout_ms: u64,
+    /// How long a client has to send a request's whole body, in milliseconds.
+    #[arg(long, env = "ZENOVAY_HTTP_BODY_TIMEOUT_MS", default_value_t = 30_000, global = true)]
+    pub http_body_timeout_ms: u64,
     /// Credential of the operator API (`X-Operator-Token`); unset turns the operator API off.
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
@@ -288,6 +295,8 @@ impl Settings {
             country_header: self.country_header.clone(),
             public_url: self.public_url.as_deref().and_then(public_origin),
             drain: std::time::Duration::from_millis(self.shutdown_drain_ms),
+            header_timeout: std::time::Duration::from_millis(self.http_header_timeout_ms),
+            body_timeout: std::time::Duration::from_millis(self.http_body_timeout_ms),
         }
     }
 }

@@ -1,0 +1,265 @@
+//! Input and connections an attacker or a failing peer would try: control characters, calls cut
+//! mid-way, cross-site requests on cookie sessions, doubled credentials, silent connections.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::{TestEnv, TestUser, into_json};
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+fn assert_refused(status: StatusCode, body: &Value, field: &str) {
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "VALIDATION_ERROR", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!("{field}: ")), "{message} does not name {field}");
+}
+
+async fn post_json(env: &TestEnv, path: &str, body: &str) -> (StatusCode, Value) {
+    let request = env.request(Method::POST, path).header("content-type", "application/json").body(body.to_owned());
+    into_json(request.send().await.unwrap()).await
+}
+
+async fn send_event(env: &TestEnv, body: &str) -> (StatusCode, Value) {
+    let request = env
+        .request(Method::POST, "/api/event")
+        .header("user-agent", FIREFOX)
+        .header("content-type", "text/plain")
+        .body(body.to_owned());
+    into_json(request.send().await.unwrap()).await
+}
+
+/// A Pro user with a read-write key and a website; the key and the site's domain and id.
+async fn site(env: &TestEnv) -> (TestUser, String, String, String) {
+    let user = env.user("nul").await;
+    env.set_plan(&user.team_id, "pro").await;
+    let (key, _) =
+        env.create_key(&user, json!({ "name": "k", "permissions": ["read", "write"], "teams": "all" })).await;
+    let domain = format!("nul-{}.example", &user.user_id[..8]);
+    let body = json!({ "team_id": user.team_id, "domain": domain, "name": "S" });
+    let (status, site) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{site}");
+    let id = site["data"]["id"].as_str().unwrap().to_owned();
+    (user, key, domain, id)
+}
+
+async fn a_nul_in_a_login_or_signup_field_is_a_400_naming_it(env: &TestEnv) {
+    let (status, body) =
+        post_json(env, "/api/v1/auth/login", r#"{"email":"a\u0000@example.com","password":"x"}"#).await;
+    assert_refused(status, &body, "email");
+    let signup = r#"{"email":"nul@example.com","password":"correct horse battery","name":"N\u0000"}"#;
+    let (status, body) = post_json(env, "/api/v1/auth/signup", signup).await;
+    assert_refused(status, &body, "name");
+}
+
+async fn a_nul_in_a_tracker_event_is_a_400_and_costs_its_neighbours_nothing(env: &TestEnv) {
+    let (_, key, domain, id) = site(env).await;
+    let good = |n: usize| format!(r#"{{"n":"pageview","u":"https://{domain}/ok{n}","d":"{domain}"}}"#);
+    let bad = [
+        (format!(r#"{{"n":"page\u0000view","u":"https://{domain}/","d":"{domain}"}}"#), "n"),
+        (format!(r#"{{"n":"pageview","u":"https://{domain}/","d":"{domain}\u0000"}}"#), "d"),
+        (
+            format!(r#"{{"n":"pageview","u":"https://{domain}/","d":"{domain}","m":"{{\"a\":\"\\u0000\"}}"}}"#),
+            "props.a",
+        ),
+    ];
+    // Bad and good events at once, so that they share the writers' batches.
+    let (bad_answers, good_answers) = tokio::join!(
+        futures::future::join_all(bad.iter().map(|(body, _)| send_event(env, body))),
+        futures::future::join_all((0..6).map(|n| {
+            let body = good(n);
+            async move { send_event(env, &body).await }
+        })),
+    );
+    for ((status, body), (_, field)) in bad_answers.iter().zip(&bad) {
+        assert_refused(*status, body, field);
+    }
+    for (status, body) in &good_answers {
+        assert_eq!(*status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (status, body) =
+        env.api(Method::GET, &format!("/stats/aggregate?site_id={id}&period=day&metrics=pageviews"), &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["results"]["pageviews"]["value"], 6, "{body}");
+}
+
+async fn a_nul_in_a_filter_or_a_path_is_a_400(env: &TestEnv) {
+    let (_, key, _, id) = site(env).await;
+    let path = format!("/stats/aggregate?site_id={id}&period=day&metrics=pageviews&filters=event:page%3D%3D%2F%00");
+    let (status, body) = env.api(Method::GET, &path, &key, None).await;
+    assert_refused(status, &body, "filters");
+    let (status, body) = env.api(Method::GET, "/websites/ab%00cd", &key, None).await;
+    assert_refused(status, &body, "id");
+    let body = json!({ "name": "a\u{0}b" });
+    let (status, body) = env.api(Method::PATCH, &format!("/websites/{id}"), &key, Some(body)).await;
+    assert_refused(status, &body, "name");
+}
+
+/// A session that a browser holds as a cookie.
+fn with_cookie(env: &TestEnv, method: Method, path: &str, session: &str) -> reqwest::RequestBuilder {
+    env.request(method, path).header("cookie", format!("zenovay_session={session}"))
+}
+
+/// A fresh browser session of `user` and its CSRF token, as the login answer gives them.
+async fn browser_session(env: &TestEnv, user: &TestUser) -> (String, String) {
+    let login = json!({ "email": user.email, "password": "correct horse battery" });
+    let (status, body) = post_json(env, "/api/v1/auth/login", &login.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = body["data"]["session_token"].as_str().unwrap().to_owned();
+    (session, body["data"]["csrf_token"].as_str().expect("login answers a csrf_token").to_owned())
+}
+
+async fn a_cookie_session_change_without_the_csrf_token_is_refused(env: &TestEnv) {
+    let user = env.user("csrf").await;
+    let (session, token) = browser_session(env, &user).await;
+    let request = with_cookie(env, Method::POST, "/api/v1/teams", &session).json(&json!({ "name": "T" }));
+    let (status, body) = into_json(request.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "FORBIDDEN");
+    let request = with_cookie(env, Method::POST, "/api/v1/teams", &session)
+        .header("x-csrf-token", &token)
+        .json(&json!({ "name": "T" }));
+    let (status, body) = into_json(request.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+async fn a_cookie_session_change_from_another_origin_is_refused(env: &TestEnv) {
+    let user = env.user("origin").await;
+    let (session, token) = browser_session(env, &user).await;
+    let host = env.base().trim_start_matches("http://").to_owned();
+    let (ip, port) = host.rsplit_once(':').unwrap();
+    let other = format!("http://{ip}:{}", port.parse::<u16>().unwrap() + 1);
+    for origin in [other.as_str(), "https://evil.example", "null"] {
+        let request = with_cookie(env, Method::POST, "/api/v1/teams", &session)
+            .header("origin", origin)
+            .header("x-csrf-token", &token)
+            .json(&json!({ "name": "T" }));
+        let (status, body) = into_json(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{origin}: {body}");
+    }
+    let request = with_cookie(env, Method::POST, "/api/v1/teams", &session)
+        .header("origin", env.base())
+        .header("x-csrf-token", &token)
+        .json(&json!({ "name": "T" }));
+    assert_eq!(request.send().await.unwrap().status(), StatusCode::CREATED);
+}
+
+async fn a_cookie_session_change_with_a_text_plain_body_is_refused(env: &TestEnv) {
+    let user = env.user("plain").await;
+    let (session, token) = browser_session(env, &user).await;
+    let request = with_cookie(env, Method::POST, "/api/v1/teams", &session)
+        .header("x-csrf-token", &token)
+        .header("content-type", "text/plain")
+        .body(r#"{"name":"T"}"#);
+    let (status, body) = into_json(request.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(body["error"]["code"], "UNSUPPORTED_MEDIA_TYPE");
+}
+
+async fn a_bearer_session_needs_no_csrf_token(env: &TestEnv) {
+    let user = env.user("bearer").await;
+    let (status, body) =
+        env.session_json(Method::POST, "/api/v1/teams", &user.session, Some(json!({ "name": "T" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+async fn two_credentials_are_refused_rather_than_one_picked(env: &TestEnv) {
+    let (user, key, _, _) = site(env).await;
+    let request = env
+        .request(Method::GET, "/api/external/v1/websites")
+        .header("authorization", format!("Bearer {key}"))
+        .header("x-api-key", &key);
+    let (status, body) = into_json(request.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let request = env
+        .request(Method::GET, "/api/v1/me")
+        .header("authorization", format!("Bearer {}", user.session))
+        .header("authorization", "Bearer someone-else");
+    let (status, body) = into_json(request.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+both_modes!(
+    a_nul_in_a_login_or_signup_field_is_a_400_naming_it,
+    a_nul_in_a_tracker_event_is_a_400_and_costs_its_neighbours_nothing,
+    a_nul_in_a_filter_or_a_path_is_a_400,
+    a_cookie_session_change_without_the_csrf_token_is_refused,
+    a_cookie_session_change_from_another_origin_is_refused,
+    a_cookie_session_change_with_a_text_plain_body_is_refused,
+    a_bearer_session_needs_no_csrf_token,
+    two_credentials_are_refused_rather_than_one_picked
+);
+
+/// A gRPC peer that takes each call and dies before answering it, as a crashed service does.
+async fn dying_peer() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(tcp).await else { return };
+                // The call arrives; then the connection goes, with it in flight.
+                let _call = connection.accept().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_backend_that_dies_mid_call_is_a_503() {
+    let peer = dying_peer().await;
+    let remote = |url: &str| common::transport::remote(url).unwrap();
+    let backends =
+        gateway::Backends { identity: remote(&peer), policy: remote(&peer), analytics: remote(&peer), changes: None };
+    let config = gateway::Config {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        operator_token: None,
+        client_ip_header: None,
+        country_header: None,
+        public_url: None,
+        drain: Duration::ZERO,
+        header_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(10),
+    };
+    let gateway = gateway::Gateway::build(&config, backends).await.unwrap();
+    let base = format!("http://{}", gateway.local_addr());
+    tokio::spawn(gateway.run(common::shutdown::Shutdown::default()));
+    let login = json!({ "email": "someone@example.com", "password": "correct horse battery" });
+    let response = reqwest::Client::new().post(format!("{base}/api/v1/auth/login")).json(&login).send().await.unwrap();
+    let (status, body) = into_json(response).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn an_idle_or_trickling_connection_is_closed() {
+    let env = TestEnv::all_in_one_with(&["--http-header-timeout-ms", "300"]).await;
+    let addr = env.base().trim_start_matches("http://").to_owned();
+    // Idle after one request (keep-alive), and headers sent a byte at a time, never finished.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let trickling = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (trickle_in, mut trickle_out) = trickling.into_split();
+    tokio::spawn(async move {
+        for byte in b"GET /healthz HTTP/1.1\r\nx-slow: ".iter().cycle() {
+            if trickle_out.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    // Read until the server closes; the generous bound only keeps a regression from hanging CI.
+    let closed = |name: &'static str, mut read: Box<dyn tokio::io::AsyncRead + Unpin + Send>| async move {
+        let until_closed = async {
+            let mut buf = [0u8; 1024];
+            while let Ok(1..) = read.read(&mut buf).await {}
+        };
+        assert!(tokio::time::timeout(Duration::from_secs(30), until_closed).await.is_ok(), "{name} never closed");
+    };
+    closed("the idle connection", Box::new(idle)).await;
+    closed("the trickling connection", Box::new(trickle_in)).await;
+}
