@@ -366,6 +366,7 @@ async fn analytics_queries_conform() {
             user_agent: ua.into(),
             client_ip: ip.into(),
             country: country.into(),
+            hash_mode: false,
         };
         (at(ts), incoming)
     };

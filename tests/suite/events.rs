@@ -409,4 +409,45 @@ async fn concurrent_events_get_their_own_answers(env: &TestEnv) {
     assert_eq!(body["data"]["results"]["pageviews"]["value"], 20, "{body}");
 }
 
-both_modes!(concurrent_events_get_their_own_answers);
+/// Pages of a breakdown by `event:page`, most viewed first, as `(page, pageviews)`.
+async fn pages(env: &TestEnv, key: &str, site_id: &str) -> Vec<(String, u64)> {
+    let path = format!("/stats/breakdown?site_id={site_id}&period=day&property=event:page&metrics=pageviews");
+    let (status, body) = env.api(Method::GET, &path, key, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut rows: Vec<(String, u64)> = body["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row["page"].as_str().unwrap().to_owned(), row["pageviews"].as_u64().unwrap()))
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn in_hash_mode_the_fragment_is_part_of_the_page(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "hash").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    for (url, hash) in [("/app/#/home", "1"), ("/app/#/settings", "1"), ("/app/#/settings", "true"), ("/app/#top", "0")]
+    {
+        let body = format!(r#"{{"n":"pageview","u":"https://{domain}{url}","d":"{domain}","h":{hash}}}"#);
+        let (status, answer) = send(env, FIREFOX, "text/plain", &body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let expected = [("/app/".to_owned(), 1), ("/app/#/home".to_owned(), 1), ("/app/#/settings".to_owned(), 2)];
+    assert_eq!(pages(env, &key, site_id).await, expected);
+}
+
+async fn a_page_is_named_by_its_decoded_path(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "decoded").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let body = format!(r#"{{"n":"pageview","u":"https://{domain}/caf%C3%A9/a%20b","d":"{domain}"}}"#);
+    let (status, answer) = send(env, FIREFOX, "text/plain", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(pages(env, &key, site_id).await, [("/café/a b".to_owned(), 1)]);
+}
+
+both_modes!(
+    concurrent_events_get_their_own_answers,
+    in_hash_mode_the_fragment_is_part_of_the_page,
+    a_page_is_named_by_its_decoded_path
+);

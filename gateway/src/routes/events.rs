@@ -34,6 +34,9 @@ pub struct EventBody {
     meta: Option<Value>,
     #[serde(alias = "$")]
     revenue: Option<Value>,
+    /// Plausible's hash mode: `1` (or `true`) when the site routes by the URL's fragment.
+    #[serde(alias = "h", alias = "hashMode")]
+    hash_mode: Option<Value>,
 }
 
 fn required(value: Option<String>, name: &str) -> ApiResult<String> {
@@ -81,6 +84,8 @@ pub async fn ingest(
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
         client_ip: header_value(&headers, state.client_ip_header.as_deref()).unwrap_or_else(|| peer.ip().to_string()),
         country: header_value(&headers, state.country_header.as_deref()).unwrap_or_default(),
+        hash_mode: matches!(&body.hash_mode, Some(Value::Bool(true)))
+            || body.hash_mode.as_ref().and_then(Value::as_u64) == Some(1),
     };
     if prost::Message::encoded_len(&event) > crate::ingest::MAX_EVENT_BYTES {
         let limit = crate::ingest::MAX_EVENT_BYTES / 1024;

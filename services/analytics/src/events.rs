@@ -34,6 +34,8 @@ pub struct Incoming {
     pub user_agent: String,
     pub client_ip: String,
     pub country: String,
+    /// The page is the URL's path and fragment (`/app/#/settings`), not its path alone.
+    pub hash_mode: bool,
 }
 
 fn field(name: &str, message: &str) -> Error {
@@ -70,6 +72,17 @@ fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
     let currency = value["currency"].as_str().filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()));
     let currency = currency.ok_or_else(|| field("revenue", "currency must be an ISO 4217 code such as EUR"))?;
     Ok((Some(amount), Some(currency.to_owned())))
+}
+
+/// The page an event was on, as Plausible names it: the URL's path, percent-decoded (`/café`, not
+/// `/caf%C3%A9`), and in hash mode its fragment too.
+fn page_of(url: &url::Url, hash_mode: bool) -> String {
+    let decode = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned();
+    let path = decode(url.path()).trim_end().to_owned();
+    match url.fragment() {
+        Some(fragment) if hash_mode => format!("{path}#{}", decode(fragment)),
+        _ => path,
+    }
 }
 
 impl Analytics {
@@ -175,7 +188,7 @@ impl Analytics {
             website_id: website_id.to_owned(),
             ts,
             name: name.to_owned(),
-            pathname: url.path().to_owned(),
+            pathname: page_of(&url, event.hash_mode),
             referrer_host,
             visitor_id: to_hex(&hash.finalize()[..16]),
             props,

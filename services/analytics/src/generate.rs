@@ -143,6 +143,7 @@ pub fn traffic(domain: &str, end_ms: i64, days: u32, events: u64, seed: u64) -> 
                     user_agent: user_agent.clone(),
                     client_ip: format!("10.{}.{}.{}", visitor >> 16 & 255, visitor >> 8 & 255, visitor & 255),
                     country: country.clone(),
+                    hash_mode: false,
                 };
                 pending.push((t, event("pageview")));
                 if path == "/signup" && rng.gen_bool(0.4) {

@@ -99,6 +99,7 @@ fn incoming(e: pb::TrackedEvent) -> Incoming {
         user_agent: e.user_agent,
         client_ip: e.client_ip,
         country: e.country,
+        hash_mode: e.hash_mode,
     }
 }
 
