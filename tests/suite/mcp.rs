@@ -118,7 +118,6 @@ impl Client<'_> {
         (consent, csrf)
     }
 
-
     /// Signs `user` in on the consent page, grants `scopes` on their team, and returns the code
     /// and the PKCE verifier.
     async fn authorize(&self, user: &TestUser, scopes: &[&str]) -> (String, String) {
@@ -150,8 +149,12 @@ impl Client<'_> {
 
     /// The code exchange, with `extra` parameters.
     async fn exchange(&self, code: &str, verifier: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
-        let mut pairs =
-            vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT), ("code_verifier", verifier)];
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ];
         pairs.extend_from_slice(extra);
         self.token(&pairs).await
     }
@@ -358,7 +361,8 @@ async fn mcp_end_to_end(env: &TestEnv) {
 /// A registered client, sending its codes to `redirect`, and a signed-up user.
 async fn registered<'a>(env: &'a TestEnv, name: &str, redirect: &str) -> (Client<'a>, TestUser) {
     let body = json!({ "client_name": name, "redirect_uris": [redirect] });
-    let (status, client) = into_json(env.request(Method::POST, "/oauth/register").json(&body).send().await.unwrap()).await;
+    let (status, client) =
+        into_json(env.request(Method::POST, "/oauth/register").json(&body).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::CREATED, "{client}");
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let client = Client { env, http, client_id: client["client_id"].as_str().unwrap().to_owned() };
@@ -453,6 +457,8 @@ async fn a_browser_client_can_preflight_and_register(env: &TestEnv) {
         let headers = preflight.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
         assert!(headers.contains("content-type"), "{path}: {headers}");
     }
+    let wrong = env.request(Method::PUT, "/oauth/register").header("origin", app).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED, "only preflights are answered for any method");
     let body = json!({ "client_name": "In a browser", "redirect_uris": ["https://app.example/cb"] });
     let registered = env.request(Method::POST, "/oauth/register").header("origin", app).json(&body).send().await;
     let registered = registered.unwrap();
@@ -543,10 +549,12 @@ async fn control_characters_in_oauth_forms_are_refused(env: &TestEnv) {
     let (status, body) = client.token(&[("grant_type", "refresh_token"), ("refresh_token", "zvr_\0")]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{body}");
     let body = json!({ "client_name": "nul\u{0}", "redirect_uris": [REDIRECT] });
-    let (status, body) = into_json(env.request(Method::POST, "/oauth/register").json(&body).send().await.unwrap()).await;
+    let (status, body) =
+        into_json(env.request(Method::POST, "/oauth/register").json(&body).send().await.unwrap()).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")), "{body}");
     let body = json!({ "redirect_uris": ["https://app.example/\u{0}"] });
-    let (status, body) = into_json(env.request(Method::POST, "/oauth/register").json(&body).send().await.unwrap()).await;
+    let (status, body) =
+        into_json(env.request(Method::POST, "/oauth/register").json(&body).send().await.unwrap()).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_redirect_uri")), "{body}");
 }
 
