@@ -329,13 +329,17 @@ fn router(state: AppState) -> Router {
 
     // MCP clients may run in a browser: the OAuth endpoints and /mcp take bearer tokens, never
     // cookies, so any origin may call them.
-    let open_cors =
-        CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::POST, Method::DELETE]).allow_headers([
+    let open_cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::HeaderName::from_static("mcp-protocol-version"),
             header::HeaderName::from_static("mcp-session-id"),
-        ]);
+        ])
+        // A browser client reads the challenge to find the metadata and the scopes to ask for.
+        .expose_headers([header::WWW_AUTHENTICATE, header::HeaderName::from_static("mcp-session-id")]);
     let mcp_service = tower::ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(state.clone(), mcp::require_token))
         .service(mcp::service(state.clone()));
@@ -346,6 +350,9 @@ fn router(state: AppState) -> Router {
         .route("/oauth/register", post(oauth::register))
         .route("/oauth/token", post(oauth::token))
         .route_service("/mcp", mcp_service)
+        // Set before the CORS layer so that it wraps this fallback too; set after, by the outer
+        // router, it would answer preflights (OPTIONS) with 405.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(open_cors)
         // The consent page is a same-site form: no CORS.
         .route("/oauth/authorize", get(oauth::authorize_page).post(oauth::authorize_submit));

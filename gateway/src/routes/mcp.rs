@@ -16,8 +16,9 @@ use proto::analytics::v1 as apb;
 use proto::identity::v1 as pb;
 use proto::policy::v1 as ppb;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, InitializeResult,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ClientRequest, ContentBlock,
+    Implementation, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -32,33 +33,129 @@ const ANALYTICS_READ: &str = "analytics:read";
 const MANAGEMENT_READ: &str = "management:read";
 const MANAGEMENT_WRITE: &str = "management:write";
 
+/// The largest JSON-RPC message read, as rmcp's own limit.
+const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Methods this server serves whose parameters rmcp checks by type.
+const TYPED_METHODS: [&str; 4] = ["initialize", "ping", "tools/list", "tools/call"];
+
+/// `WWW-Authenticate` for `/mcp`: where the metadata is, the scopes asked for, and the error.
+fn challenge(state: &AppState, headers: &axum::http::HeaderMap, error: &str, scopes: &[&str]) -> HeaderValue {
+    let origin = super::oauth::origin(state, headers);
+    let mut value = format!("Bearer resource_metadata=\"{origin}/.well-known/oauth-protected-resource\"");
+    if !error.is_empty() {
+        value.push_str(&format!(", error=\"{error}\""));
+    }
+    value.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
 /// Checks the bearer token and hands the connection's grant to the MCP service; a missing or
-/// dead token gets 401 pointing at the protected-resource metadata (RFC 9728).
+/// dead token gets 401 pointing at the protected-resource metadata (RFC 9728) and naming every
+/// scope, as the MCP authorization specification asks. A token bound to another resource
+/// (RFC 8707) is not valid here.
 pub async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let token = crate::session::bearer(req.headers()).map(str::to_owned);
     let unauthorized = |req: &Request, error: &str| {
-        let origin = super::oauth::origin(&state, req.headers());
-        let challenge = format!(
-            "Bearer resource_metadata=\"{origin}/.well-known/oauth-protected-resource\"{error}, scope=\"{ANALYTICS_READ}\""
-        );
         let body =
             axum::Json(json!({ "error": "invalid_token", "error_description": "an OAuth access token is required" }));
         let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-        }
+        let all = [ANALYTICS_READ, MANAGEMENT_READ, MANAGEMENT_WRITE];
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge(&state, req.headers(), error, &all));
         response
     };
     let Some(token) = token else { return unauthorized(&req, "") };
     let request = pb::VerifyMcpTokenRequest { token_digest: Digest::of(&token).as_bytes().to_vec() };
-    match state.identity.clone().verify_mcp_token(request).await {
-        Ok(grant) => {
-            req.extensions_mut().insert(grant.into_inner());
-            next.run(req).await
+    let grant = match state.identity.clone().verify_mcp_token(request).await {
+        Ok(grant) => grant.into_inner(),
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            return unauthorized(&req, "invalid_token");
         }
-        Err(status) if status.code() == tonic::Code::Unauthenticated => unauthorized(&req, ", error=\"invalid_token\""),
-        Err(status) => crate::error::ApiError::from(status).into_response(),
+        Err(status) => return crate::error::ApiError::from(status).into_response(),
+    };
+    if !grant.resource.is_empty() && grant.resource != super::oauth::resource_url(&state, req.headers()) {
+        return unauthorized(&req, "invalid_token");
     }
+    if req.method() == axum::http::Method::POST {
+        req = match check_message(&state, &grant, req).await {
+            Ok(req) => req,
+            Err(response) => return *response,
+        };
+    }
+    req.extensions_mut().insert(grant);
+    next.run(req).await
+}
+
+/// A JSON-RPC error answer (JSON-RPC 2.0 §5.1).
+fn rpc_error(status: StatusCode, id: Value, code: i32, message: &str) -> Box<Response> {
+    let body = json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } });
+    Box::new((status, axum::Json(body)).into_response())
+}
+
+/// Reads a posted message before rmcp does, for the answers rmcp gets wrong: malformed JSON is
+/// a parse error (-32700), not a 415 with text; a message that is not JSON-RPC is -32600;
+/// parameters that do not fit a known method are -32602; and a tool outside the grant's scopes
+/// is a 403 `insufficient_scope` challenge, so that the client can ask the user for more (the
+/// MCP authorization specification's step-up), not a tool error. Gives the request back whole.
+async fn check_message(state: &AppState, grant: &pb::McpGrant, req: Request) -> Result<Request, Box<Response>> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await.map_err(|_| {
+        rpc_error(StatusCode::PAYLOAD_TOO_LARGE, Value::Null, -32600, "Invalid Request: the message is too large")
+    })?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, &format!("Parse error: {e}")))?;
+    let id = match value.get("id") {
+        Some(id @ (Value::String(_) | Value::Number(_))) => id.clone(),
+        _ => Value::Null,
+    };
+    let method = value.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
+    // rmcp reads a known method with parameters that do not fit as a method it does not know,
+    // or (parameters not an object) as no message at all.
+    let invalid_params = || {
+        let text = format!("Invalid params: the parameters of {method} do not match its schema");
+        rpc_error(StatusCode::OK, id.clone(), -32602, &text)
+    };
+    let known = TYPED_METHODS.contains(&method.as_str()) && !id.is_null() && value["jsonrpc"] == "2.0";
+    let message = match serde_json::from_value::<ClientJsonRpcMessage>(value) {
+        Ok(message) => message,
+        Err(_) if known => return Err(invalid_params()),
+        Err(_) => {
+            let text = "Invalid Request: not a JSON-RPC 2.0 message";
+            return Err(rpc_error(StatusCode::BAD_REQUEST, id, -32600, text));
+        }
+    };
+    if let ClientJsonRpcMessage::Request(request) = &message {
+        match &request.request {
+            ClientRequest::CustomRequest(_) if known => return Err(invalid_params()),
+            ClientRequest::CallToolRequest(call) => {
+                let needed = tools().into_iter().find(|(t, _)| t.name == call.params.name).map(|(_, c)| c);
+                if let Some(categories) = needed.filter(|c| !allowed(grant, c)) {
+                    return Err(insufficient_scope(state, &parts.headers, grant, categories));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+/// 403 with the scopes to ask for: those granted plus the first category that allows the tool,
+/// so that a client that replaces its scopes with the challenge's keeps what it had.
+fn insufficient_scope(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    grant: &pb::McpGrant,
+    categories: &[&str],
+) -> Box<Response> {
+    let mut scopes: Vec<&str> = grant.scopes.iter().map(String::as_str).collect();
+    scopes.extend(categories.first());
+    scopes.sort_unstable();
+    scopes.dedup();
+    let description = format!("this tool needs {}", categories.join(" or "));
+    let body = axum::Json(json!({ "error": "insufficient_scope", "error_description": description }));
+    let mut response = (StatusCode::FORBIDDEN, body).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge(state, headers, "insufficient_scope", &scopes));
+    Box::new(response)
 }
 
 /// The MCP service behind `/mcp`.
@@ -363,6 +460,7 @@ impl ServerHandler for McpServer {
         let Some((_, categories)) = tools().into_iter().find(|(t, _)| t.name == request.name) else {
             return Err(McpError::invalid_params(format!("unknown tool {}", request.name), None));
         };
+        // `check_message` answers this with a step-up challenge before rmcp sees the call.
         if !allowed(&grant, categories) {
             let message = format!("this connection was not granted {}", categories.join(" or "));
             return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());

@@ -1,6 +1,8 @@
 //! OAuth 2.1 for MCP clients (SPEC §8): protected-resource and authorization-server metadata,
 //! dynamic client registration, the consent page (authorization code + PKCE S256), the token
 //! endpoint, and the dashboard's list and revocation of connections. No API key is involved.
+//! README.md ("MCP") says what a client and a user can count on: code and refresh-token replay,
+//! resource binding (RFC 8707), and the consent form's CSRF and Origin checks.
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -8,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use bytes::Bytes;
 use common::ErrorCode;
+use common::secret::{Digest, random_token};
 use proto::identity::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,11 +38,53 @@ pub(crate) fn origin(state: &AppState, headers: &HeaderMap) -> String {
     format!("{}://{host}", if https { "https" } else { "http" })
 }
 
+/// This server's MCP endpoint as a resource (RFC 8707, RFC 9728): what its tokens are for.
+pub(crate) fn resource_url(state: &AppState, headers: &HeaderMap) -> String {
+    format!("{}/mcp", origin(state, headers))
+}
+
+/// Whether a `resource` parameter names `ours`, with or without a trailing slash; scheme and host
+/// compare as URLs do (case-insensitively, default port implied).
+fn names_this_server(asked: &str, ours: &str) -> bool {
+    let canonical = |text: &str| {
+        let mut url = url::Url::parse(text).ok()?;
+        if url.fragment().is_some() {
+            return None;
+        }
+        let path = url.path().strip_suffix('/').unwrap_or(url.path()).to_owned();
+        url.set_path(&path);
+        Some(url)
+    };
+    matches!((canonical(asked), canonical(ours)), (Some(a), Some(b)) if a == b)
+}
+
+/// The resource the request's tokens are bound to: `ours` when the client named it, "" when it
+/// named none, `None` when it named another server (`invalid_target`).
+fn bound_resource(p: &AuthorizeParams, ours: &str) -> Option<String> {
+    let asked = p.every("resource");
+    if asked.iter().all(|r| names_this_server(r, ours)) {
+        Some(if asked.is_empty() { String::new() } else { ours.to_owned() })
+    } else {
+        None
+    }
+}
+
+/// The first field, if any, holding a control character (a NUL would fail a PostgreSQL write and
+/// none has a meaning in these forms). Passwords never reach a database and may hold anything.
+fn control_field(fields: &[(String, String)]) -> Option<&str> {
+    fields
+        .iter()
+        .find(|(name, value)| {
+            name != "password" && (name.chars().any(char::is_control) || value.chars().any(char::is_control))
+        })
+        .map(|(name, _)| name.as_str())
+}
+
 /// RFC 9728: where `/mcp`'s tokens come from.
 pub async fn protected_resource(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
     let origin = origin(&state, &headers);
     Json(json!({
-        "resource": format!("{origin}/mcp"),
+        "resource": resource_url(&state, &headers),
         "authorization_servers": [origin],
         "scopes_supported": SCOPES.map(|s| s.0),
         "bearer_methods_supported": ["header"],
@@ -124,7 +169,12 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
         Err(status) => {
             let error = common::Error::from(status);
             match error.code {
-                ErrorCode::Validation => oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &error.message),
+                ErrorCode::Validation if error.message.starts_with("redirect_uris") => {
+                    oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &error.message)
+                }
+                ErrorCode::Validation => {
+                    oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &error.message)
+                }
                 _ => crate::error::ApiError::from(error).into_response(),
             }
         }
@@ -204,7 +254,14 @@ fn back_to_client(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
 
 /// Checks the request against its registered client. Errors that make the redirect URI
 /// untrustworthy are shown here; the others go back to the client (RFC 6749 §4.1.2.1).
-async fn check_request(state: &AppState, p: &AuthorizeParams) -> Result<pb::McpClient, Box<Response>> {
+async fn check_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &AuthorizeParams,
+) -> Result<pb::McpClient, Box<Response>> {
+    if let Some(field) = control_field(&p.all) {
+        return Err(Box::new(control_character(field)));
+    }
     let request = pb::GetMcpClientRequest { client_id: p.get("client_id").into() };
     let client = match state.identity.clone().get_mcp_client(request).await {
         Ok(client) => client.into_inner(),
@@ -229,35 +286,125 @@ async fn check_request(state: &AppState, p: &AuthorizeParams) -> Result<pb::McpC
     if p.get("code_challenge").is_empty() || p.get("code_challenge_method") != "S256" {
         return fail("invalid_request", "PKCE with code_challenge_method=S256 is required");
     }
+    let ours = resource_url(state, headers);
+    if bound_resource(p, &ours).is_none() {
+        return fail("invalid_target", &format!("resource must be {ours}"));
+    }
     Ok(client)
 }
 
+fn control_character(field: &str) -> Response {
+    page(StatusCode::BAD_REQUEST, &format!("<p>The field {} holds a control character.</p>", escape(field)))
+}
+
+/// Where the code goes, for the user to check: the redirect URI's host (with its port), or the
+/// scheme of an app's own URI, which has no host.
+fn destination(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(url) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => format!("{}:", url.scheme()),
+        },
+        Err(_) => redirect_uri.to_owned(),
+    }
+}
+
+/// The line of both forms that names where the code goes: the client's name is its own choice,
+/// the redirect URI is what counts.
+fn destination_line(redirect_uri: &str) -> String {
+    format!(
+        "<p>The authorization will be sent to <b>{}</b> (<code>{}</code>). Continue only if you trust it.</p>",
+        escape(&destination(redirect_uri)),
+        escape(redirect_uri)
+    )
+}
+
+const CSRF_COOKIE: &str = "zenovay_oauth_csrf";
+
+/// A cookie by name.
+fn cookie_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(n, value)| (n == name).then_some(value))
+}
+
+/// The consent form's CSRF token: derived from the session token (which scripts cannot read), so
+/// any replica checks it without storing anything, and it ends with the session.
+fn consent_token(session_token: &str) -> String {
+    Digest::of(&format!("zenovay oauth consent\n{session_token}")).to_hex()
+}
+
+/// The sign-in form's CSRF token, before there is a session: a random token, in a cookie and in
+/// the form (double submit). The cookie's token is reused so that two open tabs both work.
+fn sign_in_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie_named(headers, CSRF_COOKIE).filter(|t| t.len() >= 43 && t.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Whether the form carries the token its action needs; compared as digests, so the time taken
+/// says nothing about the expected value.
+fn csrf_ok(form: &AuthorizeParams, headers: &HeaderMap) -> bool {
+    let expected = match form.get("action") {
+        "login" => cookie_named(headers, CSRF_COOKIE).map(str::to_owned),
+        _ => crate::session::cookie(headers).map(consent_token),
+    };
+    let sent = form.get("csrf");
+    expected.is_some_and(|expected| !sent.is_empty() && Digest::of(sent) == Digest::of(&expected))
+}
+
+/// A browser names the page a form was posted from; another origin's form is refused (a page
+/// on another port of this host would otherwise pass SameSite=Lax).
+fn foreign_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    headers.get(header::ORIGIN).is_some_and(|sent| sent.to_str().ok() != Some(origin(state, headers).as_str()))
+}
+
 async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<pb::User> {
-    let request = pb::AuthenticateSessionRequest { session_token: crate::session::cookie(headers)?.to_owned() };
-    state.identity.clone().authenticate_session(request).await.ok().map(|u| u.into_inner())
+    session_user_and_token(state, headers).await.map(|(user, _)| user)
+}
+
+async fn session_user_and_token(state: &AppState, headers: &HeaderMap) -> Option<(pb::User, String)> {
+    let token = crate::session::cookie(headers)?.to_owned();
+    let request = pb::AuthenticateSessionRequest { session_token: token.clone() };
+    let user = state.identity.clone().authenticate_session(request).await.ok()?.into_inner();
+    Some((user, token))
 }
 
 /// The login form, or the consent form for a signed-in user.
 pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     let p = AuthorizeParams::parse(q.as_deref().unwrap_or_default());
-    let client = match check_request(&state, &p).await {
+    let client = match check_request(&state, &headers, &p).await {
         Ok(client) => client,
         Err(response) => return *response,
     };
     let hidden = format!("<input type=\"hidden\" name=\"oauth\" value=\"{}\">", escape(&p.oauth_query()));
     let name = escape(&client.client_name);
-    let Some(user) = session_user(&state, &headers).await else {
-        return page(
+    let goes_to = destination_line(p.get("redirect_uri"));
+    let Some((user, session_token)) = session_user_and_token(&state, &headers).await else {
+        let existing = sign_in_cookie(&headers);
+        let token = existing.map_or_else(|| random_token(""), str::to_owned);
+        let mut response = page(
             StatusCode::OK,
             &format!(
-                "<h1>Sign in to connect {name}</h1><form method=\"post\" action=\"/oauth/authorize\">{hidden}\
+                "<h1>Sign in to connect {name}</h1>{goes_to}<form method=\"post\" action=\"/oauth/authorize\">{hidden}\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
                  <input type=\"hidden\" name=\"action\" value=\"login\">\
                  <p><label>Email <input name=\"email\" type=\"email\" required></label></p>\
                  <p><label>Password <input name=\"password\" type=\"password\" required></label></p>\
                  <p><button>Sign in</button></p></form>"
             ),
         );
+        let cookie =
+            format!("{CSRF_COOKIE}={token}; Path=/oauth/authorize; HttpOnly; Secure; SameSite=Lax; Max-Age=3600");
+        if let (None, Ok(value)) = (existing, HeaderValue::from_str(&cookie)) {
+            response.headers_mut().insert(header::SET_COOKIE, value);
+        }
+        return response;
     };
+    let csrf = consent_token(&session_token);
     let teams = match state.identity.clone().list_teams(pb::ListTeamsRequest { user_id: user.id.clone() }).await {
         Ok(teams) => teams.into_inner().memberships,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
@@ -278,8 +425,9 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
     page(
         StatusCode::OK,
         &format!(
-            "<h1>Connect {name} to Zenovay</h1><p>Signed in as {}.</p>\
+            "<h1>Connect {name} to Zenovay</h1><p>Signed in as {}.</p>{goes_to}\
              <form method=\"post\" action=\"/oauth/authorize\">{hidden}\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <p><label>Team <select name=\"team_id\">{options}</select></label></p>{boxes}\
              <p><button name=\"action\" value=\"allow\">Allow</button> \
              <button name=\"action\" value=\"deny\">Deny</button></p></form>",
@@ -291,9 +439,24 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
 /// The login or consent form's answer.
 pub async fn authorize_submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
+    if let Some(field) = control_field(&form.all) {
+        return control_character(field);
+    }
+    if foreign_origin(&state, &headers) {
+        return page(StatusCode::FORBIDDEN, "<p>This form was sent from another site.</p>");
+    }
     let p = AuthorizeParams::parse(form.get("oauth"));
-    if let Err(response) = check_request(&state, &p).await {
+    if let Err(response) = check_request(&state, &headers, &p).await {
         return *response;
+    }
+    if !csrf_ok(&form, &headers) {
+        let again = escape(&format!("/oauth/authorize?{}", p.oauth_query()));
+        return page(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "<p>This form has expired or was not sent from this page. <a href=\"{again}\">Start again</a>.</p>"
+            ),
+        );
     }
     let again = format!("/oauth/authorize?{}", p.oauth_query());
     match form.get("action") {
@@ -328,6 +491,7 @@ pub async fn authorize_submit(State(state): State<AppState>, headers: HeaderMap,
                 scopes: form.every("scope"),
                 redirect_uri: p.get("redirect_uri").into(),
                 code_challenge: p.get("code_challenge").into(),
+                resource: bound_resource(&p, &resource_url(&state, &headers)).unwrap_or_default(),
             };
             match state.identity.clone().create_mcp_authorization(request).await {
                 Ok(code) => back_to_client(
@@ -345,11 +509,18 @@ pub async fn authorize_submit(State(state): State<AppState>, headers: HeaderMap,
 }
 
 /// The token endpoint: `authorization_code` with the PKCE verifier, or `refresh_token`.
-pub async fn token(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
+    if let Some(field) = control_field(&form.all) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("{field} holds a control character"));
+    }
     let client_id = form.get("client_id").to_owned();
     if client_id.is_empty() {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is required");
+    }
+    let ours = resource_url(&state, &headers);
+    if bound_resource(&form, &ours).is_none() {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_target", &format!("resource must be {ours}"));
     }
     let result = match form.get("grant_type") {
         "authorization_code" => {

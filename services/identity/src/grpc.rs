@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use common::access::Role;
 
-use crate::mcp::{McpConnection, McpTokens, OAuthClient};
+use crate::mcp::{McpConnection, McpConsent, McpTokens, OAuthClient};
 use crate::model::{ApiKey, AuditEntry, Member, Membership, Team, User};
 use crate::service::{Identity, NewApiKey};
 
@@ -209,16 +209,16 @@ impl IdentityService for Identity {
         req: Request<pb::CreateMcpAuthorizationRequest>,
     ) -> Reply<pb::CreateMcpAuthorizationResponse> {
         let r = req.into_inner();
-        let code = Identity::create_mcp_authorization(
-            self,
-            &r.user_id,
-            &r.client_id,
-            &r.team_id,
-            &r.scopes,
-            &r.redirect_uri,
-            &r.code_challenge,
-        )
-        .await?;
+        let consent = McpConsent {
+            user_id: &r.user_id,
+            client_id: &r.client_id,
+            team_id: &r.team_id,
+            scopes: &r.scopes,
+            redirect_uri: &r.redirect_uri,
+            code_challenge: &r.code_challenge,
+            resource: &r.resource,
+        };
+        let code = Identity::create_mcp_authorization(self, consent).await?;
         Ok(Response::new(pb::CreateMcpAuthorizationResponse { code }))
     }
 
@@ -242,6 +242,7 @@ impl IdentityService for Identity {
             team_id: grant.team_id,
             scopes: grant.scopes,
             role: pb::Role::from(grant.role) as i32,
+            resource: grant.resource,
         }))
     }
 

@@ -2,7 +2,9 @@
 //! (the user's consent: one client, one team, some tool categories), one-time authorization
 //! codes bound to a PKCE S256 challenge, and access and refresh tokens. Codes and tokens are
 //! stored as SHA-256 digests; revoking a connection deletes its tokens, so the next request with
-//! one fails.
+//! one fails. A used code or refresh token is kept, marked used: presented again, it is a replay
+//! (someone else holds a copy), and the whole connection is revoked (RFC 6749 §4.1.2, RFC 9700
+//! §4.14).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -58,6 +60,39 @@ pub struct McpGrant {
     pub team_id: String,
     pub scopes: Vec<String>,
     pub role: Role,
+    /// The resource (RFC 8707) the tokens were asked for; empty when the client named none.
+    pub resource: String,
+}
+
+/// The user's consent, as the consent page posts it.
+#[derive(Debug, Clone, Copy)]
+pub struct McpConsent<'a> {
+    pub user_id: &'a str,
+    pub client_id: &'a str,
+    pub team_id: &'a str,
+    pub scopes: &'a [String],
+    pub redirect_uri: &'a str,
+    pub code_challenge: &'a str,
+    /// This server's resource URL when the client asked for it; empty otherwise.
+    pub resource: &'a str,
+}
+
+/// What became of a code or refresh token presented for use.
+enum Taken<T> {
+    /// Its first use.
+    Fresh(T),
+    /// Already used: the connection it belonged to.
+    Replayed(String),
+    Unknown,
+}
+
+/// An authorization code as stored.
+struct StoredCode {
+    connection_id: String,
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: String,
+    expires_at: i64,
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -77,6 +112,10 @@ fn digest_hex(secret: &str) -> String {
 /// A redirect URI a public client may register: https, http on loopback only (RFC 8252), or an
 /// app's own scheme; never a fragment.
 fn valid_redirect(uri: &str) -> bool {
+    // The URL parser drops or encodes control characters, but the URI is stored as given.
+    if uri.chars().any(char::is_control) {
+        return false;
+    }
     let Ok(url) = url::Url::parse(uri) else { return false };
     if url.fragment().is_some() || uri.len() > 2000 {
         return false;
@@ -108,13 +147,16 @@ impl Identity {
         if redirect_uris.is_empty() || redirect_uris.len() > 10 {
             return Err(invalid("redirect_uris: give 1 to 10 redirect URIs"));
         }
-        if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect(u) || u.contains('\n')) {
+        if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect(u)) {
             return Err(invalid(format!("redirect_uris: {bad:?} must be https, http on localhost, or an app scheme")));
         }
         let name = name.trim();
         let name = if name.is_empty() { "MCP client" } else { name };
         if name.chars().count() > 100 {
             return Err(invalid("client_name: at most 100 characters"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(invalid("client_name: must not contain control characters"));
         }
         let client = OAuthClient {
             id: new_id(),
@@ -131,26 +173,23 @@ impl Identity {
     }
 
     /// The user's consent, as the consent page posts it; returns the one-time code.
-    pub async fn create_mcp_authorization(
-        &self,
-        user_id: &str,
-        client_id: &str,
-        team_id: &str,
-        scopes: &[String],
-        redirect_uri: &str,
-        code_challenge: &str,
-    ) -> Result<String> {
-        let client = self.oauth_client(client_id).await?;
-        if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+    pub async fn create_mcp_authorization(&self, consent: McpConsent<'_>) -> Result<String> {
+        let client = self.oauth_client(consent.client_id).await?;
+        if !client.redirect_uris.iter().any(|u| u == consent.redirect_uri) {
             return Err(invalid("redirect_uri: not registered for this client"));
         }
+        let scopes = consent.scopes;
         if scopes.is_empty() || scopes.iter().any(|s| !MCP_SCOPES.contains(&s.as_str())) {
             return Err(invalid(format!("scope: choose among {}", MCP_SCOPES.join(", "))));
         }
+        let code_challenge = consent.code_challenge;
         if code_challenge.len() != 43 || URL_SAFE_NO_PAD.decode(code_challenge).is_err() {
             return Err(invalid("code_challenge: a PKCE S256 challenge is required"));
         }
-        let role = self.role_in(team_id, user_id).await?;
+        if consent.resource.chars().any(char::is_control) {
+            return Err(invalid("resource: must not contain control characters"));
+        }
+        let role = self.role_in(consent.team_id, consent.user_id).await?;
         if scopes.iter().any(|s| s == "management:write") && !role.is_admin() {
             return Err(Error::forbidden("management:write needs the owner or admin role in the team"));
         }
@@ -162,28 +201,19 @@ impl Identity {
             id: new_id(),
             client_id: client.id,
             client_name: client.name,
-            team_id: team_id.to_owned(),
+            team_id: consent.team_id.to_owned(),
             scopes,
             created_at: now,
             last_used_at: None,
             revoked_at: None,
         };
         let code = random_token("zvc_");
-        self.store
-            .insert_mcp_authorization(
-                user_id,
-                &connection,
-                &digest_hex(&code),
-                redirect_uri,
-                code_challenge,
-                now + CODE_TTL_MS,
-            )
-            .await?;
+        self.store.insert_mcp_authorization(&connection, &consent, &digest_hex(&code), now + CODE_TTL_MS).await?;
         Ok(code)
     }
 
     /// Trades a code for tokens. The code works once, for its client and redirect URI, with the
-    /// verifier whose S256 is its challenge.
+    /// verifier whose S256 is its challenge; a second use revokes what the first one issued.
     pub async fn exchange_mcp_code(
         &self,
         code: &str,
@@ -191,27 +221,45 @@ impl Identity {
         redirect_uri: &str,
         verifier: &str,
     ) -> Result<McpTokens> {
-        let (connection_id, code_client, code_redirect, challenge, expires_at) =
-            self.store.take_mcp_code(&digest_hex(code)).await?.ok_or_else(invalid_grant)?;
+        let now = now_ms();
+        let code = match self.store.take_mcp_code(&digest_hex(code), now).await? {
+            Taken::Fresh(code) => code,
+            Taken::Replayed(connection_id) => return Err(self.revoke_on_replay(&connection_id, "code", now).await),
+            Taken::Unknown => return Err(invalid_grant()),
+        };
         let computed = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-        if expires_at < now_ms()
-            || code_client != client_id
-            || code_redirect != redirect_uri
+        if code.expires_at < now
+            || code.client_id != client_id
+            || code.redirect_uri != redirect_uri
             || !(43..=128).contains(&verifier.len())
-            || computed != challenge
+            || computed != code.code_challenge
         {
             return Err(invalid_grant());
         }
-        self.issue_mcp_tokens(&connection_id).await
+        self.issue_mcp_tokens(&code.connection_id).await
     }
 
+    /// Trades a refresh token for a new pair; the old one stops working (rotation), and a second
+    /// use of it revokes the connection.
     pub async fn refresh_mcp_token(&self, refresh_token: &str, client_id: &str) -> Result<McpTokens> {
-        let connection_id = self
-            .store
-            .take_refresh_token(&digest_hex(refresh_token), client_id, now_ms())
-            .await?
-            .ok_or_else(invalid_grant)?;
-        self.issue_mcp_tokens(&connection_id).await
+        let now = now_ms();
+        match self.store.take_refresh_token(&digest_hex(refresh_token), client_id, now).await? {
+            Taken::Fresh(connection_id) => self.issue_mcp_tokens(&connection_id).await,
+            Taken::Replayed(connection_id) => Err(self.revoke_on_replay(&connection_id, "refresh token", now).await),
+            Taken::Unknown => Err(invalid_grant()),
+        }
+    }
+
+    /// A used code or refresh token came again: one of the two parties holding it is not the
+    /// client, and which one cannot be told, so the connection and all its tokens go.
+    async fn revoke_on_replay(&self, connection_id: &str, what: &str, now: i64) -> Error {
+        match self.store.revoke_mcp_family(connection_id, now).await {
+            Ok(()) => {
+                tracing::warn!(connection_id, "an MCP {what} was used twice; the connection is revoked");
+                invalid_grant()
+            }
+            Err(e) => e,
+        }
     }
 
     async fn issue_mcp_tokens(&self, connection_id: &str) -> Result<McpTokens> {
@@ -223,6 +271,7 @@ impl Identity {
                 connection_id,
                 (&digest_hex(&access), now + ACCESS_TTL_MS),
                 (&digest_hex(&refresh), now + REFRESH_TTL_MS),
+                now,
             )
             .await?
             .ok_or_else(invalid_grant)?;
@@ -289,24 +338,23 @@ impl Store {
 
     async fn insert_mcp_authorization(
         &self,
-        user_id: &str,
         c: &McpConnection,
+        consent: &McpConsent<'_>,
         code_digest: &str,
-        redirect_uri: &str,
-        challenge: &str,
         expires_at: i64,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO mcp_connections (id, user_id, client_id, team_id, scopes, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO mcp_connections (id, user_id, client_id, team_id, scopes, created_at, resource) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&c.id)
-        .bind(user_id)
+        .bind(consent.user_id)
         .bind(&c.client_id)
         .bind(&c.team_id)
         .bind(c.scopes.join(" "))
         .bind(c.created_at)
+        .bind(consent.resource)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -316,8 +364,8 @@ impl Store {
         .bind(code_digest)
         .bind(&c.id)
         .bind(&c.client_id)
-        .bind(redirect_uri)
-        .bind(challenge)
+        .bind(consent.redirect_uri)
+        .bind(consent.code_challenge)
         .bind(expires_at)
         .execute(&mut *tx)
         .await?;
@@ -325,31 +373,39 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes a code and returns it: a code is used at most once, even by racing requests.
-    async fn take_mcp_code(&self, digest: &str) -> Result<Option<(String, String, String, String, i64)>> {
-        let row = sqlx::query(
-            "DELETE FROM mcp_codes WHERE digest = $1 \
+    /// Marks a code used, once, even between racing requests; the row stays (as long as its
+    /// connection) so that a second use is recognised.
+    async fn take_mcp_code(&self, digest: &str, now: i64) -> Result<Taken<StoredCode>> {
+        let fresh = sqlx::query(
+            "UPDATE mcp_codes SET used_at = $2 WHERE digest = $1 AND used_at IS NULL \
              RETURNING connection_id, client_id, redirect_uri, code_challenge, expires_at",
         )
         .bind(digest)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get("connection_id")?,
-                r.try_get("client_id")?,
-                r.try_get("redirect_uri")?,
-                r.try_get("code_challenge")?,
-                r.try_get("expires_at")?,
-            ))
+        if let Some(r) = fresh {
+            return Ok(Taken::Fresh(StoredCode {
+                connection_id: r.try_get("connection_id")?,
+                client_id: r.try_get("client_id")?,
+                redirect_uri: r.try_get("redirect_uri")?,
+                code_challenge: r.try_get("code_challenge")?,
+                expires_at: r.try_get("expires_at")?,
+            }));
+        }
+        let used = sqlx::query("SELECT connection_id FROM mcp_codes WHERE digest = $1").bind(digest);
+        Ok(match used.fetch_optional(&self.pool).await? {
+            Some(row) => Taken::Replayed(row.try_get("connection_id")?),
+            None => Taken::Unknown,
         })
-        .transpose()
     }
 
-    /// Deletes a valid refresh token of `client_id` and returns its connection.
-    async fn take_refresh_token(&self, digest: &str, client_id: &str, now: i64) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "DELETE FROM mcp_tokens WHERE digest = $1 AND kind = 'refresh' AND expires_at > $2 \
+    /// Marks a valid refresh token of `client_id` used and returns its connection; a token
+    /// already used is a replay, whatever client presents it.
+    async fn take_refresh_token(&self, digest: &str, client_id: &str, now: i64) -> Result<Taken<String>> {
+        let fresh = sqlx::query(
+            "UPDATE mcp_tokens SET used_at = $2 WHERE digest = $1 AND kind = 'refresh' AND used_at IS NULL \
+             AND expires_at > $2 \
              AND connection_id IN (SELECT id FROM mcp_connections WHERE client_id = $3 AND revoked_at IS NULL) \
              RETURNING connection_id",
         )
@@ -358,15 +414,27 @@ impl Store {
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| r.try_get("connection_id").map_err(Error::from)).transpose()
+        if let Some(row) = fresh {
+            return Ok(Taken::Fresh(row.try_get("connection_id")?));
+        }
+        let used = sqlx::query(
+            "SELECT connection_id FROM mcp_tokens WHERE digest = $1 AND kind = 'refresh' AND used_at IS NOT NULL",
+        )
+        .bind(digest);
+        Ok(match used.fetch_optional(&self.pool).await? {
+            Some(row) => Taken::Replayed(row.try_get("connection_id")?),
+            None => Taken::Unknown,
+        })
     }
 
-    /// Stores a token pair for a connection that is not revoked; returns its scopes.
+    /// Stores a token pair for a connection that is not revoked, dropping its expired tokens;
+    /// returns its scopes.
     async fn insert_mcp_tokens(
         &self,
         connection_id: &str,
         access: (&str, i64),
         refresh: (&str, i64),
+        now: i64,
     ) -> Result<Option<Vec<String>>> {
         let mut tx = self.pool.begin().await?;
         let scopes = sqlx::query("SELECT scopes FROM mcp_connections WHERE id = $1 AND revoked_at IS NULL")
@@ -375,6 +443,11 @@ impl Store {
             .await?;
         let Some(scopes) = scopes else { return Ok(None) };
         let scopes: String = scopes.try_get("scopes")?;
+        sqlx::query("DELETE FROM mcp_tokens WHERE connection_id = $1 AND expires_at <= $2")
+            .bind(connection_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         for (kind, (digest, expires_at)) in [("access", access), ("refresh", refresh)] {
             sqlx::query("INSERT INTO mcp_tokens (digest, connection_id, kind, expires_at) VALUES ($1, $2, $3, $4)")
                 .bind(digest)
@@ -390,7 +463,7 @@ impl Store {
 
     async fn mcp_grant(&self, digest: &str, now: i64) -> Result<Option<McpGrant>> {
         let row = sqlx::query(
-            "SELECT c.id, c.user_id, c.team_id, c.scopes, m.role FROM mcp_tokens t \
+            "SELECT c.id, c.user_id, c.team_id, c.scopes, c.resource, m.role FROM mcp_tokens t \
              JOIN mcp_connections c ON c.id = t.connection_id \
              JOIN memberships m ON m.team_id = c.team_id AND m.user_id = c.user_id \
              WHERE t.digest = $1 AND t.kind = 'access' AND t.expires_at > $2 AND c.revoked_at IS NULL",
@@ -408,6 +481,7 @@ impl Store {
                 team_id: r.try_get("team_id")?,
                 scopes: scopes.split(' ').map(str::to_owned).collect(),
                 role: role.parse()?,
+                resource: r.try_get("resource")?,
             })
         })
         .transpose()
@@ -450,5 +524,18 @@ impl Store {
         sqlx::query("DELETE FROM mcp_tokens WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes a connection, whoever's it is, and deletes its tokens.
+    async fn revoke_mcp_family(&self, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE mcp_connections SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM mcp_tokens WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
