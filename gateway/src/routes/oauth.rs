@@ -133,6 +133,10 @@ pub struct RegistrationBody {
 pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
     let body: RegistrationBody = match parse(&body) {
         Ok(body) => body,
+        // RFC 7591 §3.2.2 names a bad redirect URI apart from other bad metadata.
+        Err(e) if e.error.message.starts_with("redirect_uris") => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &e.error.message);
+        }
         Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &e.error.message),
     };
     if body.token_endpoint_auth_method.as_deref().is_some_and(|m| m != "none") {
