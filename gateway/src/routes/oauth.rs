@@ -289,7 +289,12 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
 }
 
 /// The login or consent form's answer.
-pub async fn authorize_submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn authorize_submit(
+    State(state): State<AppState>,
+    client: crate::session::SigningIn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
     let p = AuthorizeParams::parse(form.get("oauth"));
     if let Err(response) = check_request(&state, &p).await {
@@ -298,7 +303,12 @@ pub async fn authorize_submit(State(state): State<AppState>, headers: HeaderMap,
     let again = format!("/oauth/authorize?{}", p.oauth_query());
     match form.get("action") {
         "login" => {
-            let request = pb::LoginRequest { email: form.get("email").into(), password: form.get("password").into() };
+            let request = pb::LoginRequest {
+                email: form.get("email").into(),
+                password: form.get("password").into(),
+                client_address: client.address,
+                user_agent: client.user_agent,
+            };
             let Ok(session) = state.identity.clone().login(request).await else {
                 return page(
                     StatusCode::UNAUTHORIZED,
