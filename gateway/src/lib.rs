@@ -294,6 +294,8 @@ fn router(state: AppState) -> Router {
         .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
         .route("/account/mcp-connections", get(oauth::list_connections))
         .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
+        .route("/account/sessions", get(account::list_sessions))
+        .route("/account/sessions/{id}", delete(account::revoke_session))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
         .route_layer(middleware::from_fn(record_route));

@@ -1,6 +1,8 @@
 //! Dashboard sessions: `Authorization: Bearer <session token>` or the session cookie.
 
-use axum::extract::{FromRequestParts, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
@@ -146,4 +148,32 @@ fn check_cross_site(state: &AppState, method: &Method, headers: &HeaderMap) -> A
         .into());
     }
     Ok(())
+}
+
+/// Who signs in or up, as identity's throttling counts them: the client's address (the trusted
+/// client-address header's first entry when configured and an IP address, else the peer) and its
+/// User-Agent, recorded with the session.
+pub struct SigningIn {
+    pub address: String,
+    pub user_agent: String,
+}
+
+impl FromRequestParts<AppState> for SigningIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let forwarded = state
+            .client_ip_header
+            .as_deref()
+            .and_then(|name| parts.headers.get(name))
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(',').next())
+            .and_then(|first| first.trim().parse::<IpAddr>().ok());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
+        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        Ok(SigningIn {
+            address: forwarded.or(peer).map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent: user_agent.to_owned(),
+        })
+    }
 }

@@ -13,19 +13,7 @@ use identity::service::NewApiKey;
 use policy::limiter::{Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, WINDOW_MS};
 use policy::plans::{ApiKeyPolicy, Overrides, Plan};
 
-use crate::harness::{TestDatabase, TestRedis};
-
-/// Runs `check` against a fresh SQLite directory and a fresh PostgreSQL database.
-async fn on_each_backend<F, Fut>(check: F)
-where
-    F: Fn(Backend) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    check(Backend::Sqlite { data_dir: dir.path().to_owned() }).await;
-    let database = TestDatabase::create().await;
-    check(Backend::Postgres { url: database.url.clone() }).await;
-}
+use crate::harness::{TestDatabase, TestRedis, on_each_backend};
 
 #[tokio::test]
 async fn identity_store_conforms() {

@@ -595,3 +595,15 @@ pub async fn into_json(response: Response) -> (StatusCode, Value) {
     let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"));
     (status, value)
 }
+
+/// Runs `check` against a fresh SQLite directory and a fresh PostgreSQL database.
+pub async fn on_each_backend<F, Fut>(check: F)
+where
+    F: Fn(common::db::Backend) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    check(common::db::Backend::Sqlite { data_dir: dir.path().to_owned() }).await;
+    let database = TestDatabase::create().await;
+    check(common::db::Backend::Postgres { url: database.url.clone() }).await;
+}

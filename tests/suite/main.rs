@@ -21,6 +21,7 @@ mod harness;
 mod hello;
 mod keys;
 mod limits;
+mod login;
 mod mcp;
 mod openapi;
 mod operations;

@@ -627,7 +627,32 @@ async fn malformed_tool_call_params_are_invalid_params(env: &TestEnv) {
     }
 }
 
+async fn the_sign_in_form_is_throttled_like_the_api(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let request = client.request(&["analytics:read"], &[]);
+    let page = client.page(&request.oauth, "").await;
+    let csrf_cookie = set_cookies(&page);
+    let csrf = hidden(&page.text().await.unwrap(), "csrf").expect("the sign-in form carries a CSRF token");
+    let login = |password| {
+        [
+            ("oauth", request.oauth.as_str()),
+            ("csrf", &csrf),
+            ("action", "login"),
+            ("email", &ann.email),
+            ("password", password),
+        ]
+    };
+    for _ in 0..10 {
+        let refused = client.post(&login("wrong"), &csrf_cookie, env.base()).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    let throttled = client.post(&login("correct horse battery"), &csrf_cookie, env.base()).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.text().await.unwrap().contains("Too many attempts"));
+}
+
 both_modes!(
+    the_sign_in_form_is_throttled_like_the_api,
     mcp_end_to_end,
     a_refresh_token_replay_revokes_the_family,
     a_replayed_code_revokes_the_tokens_it_issued,

@@ -12,9 +12,9 @@ use proto::policy::v1 as popb;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::envelope::{Body, Path, created, ok};
+use crate::envelope::{Body, Path, created, ok, rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::session::{COOKIE, SessionUser};
+use crate::session::{COOKIE, SessionUser, SigningIn};
 use crate::state::AppState;
 use crate::views;
 
@@ -48,34 +48,84 @@ fn session_response(status_created: bool, session: idpb::SessionResponse) -> Res
     response
 }
 
-pub async fn signup(State(state): State<AppState>, Body(body): Body<SignupBody>) -> ApiResult<Response> {
-    let session = state
-        .identity
-        .clone()
-        .signup(idpb::SignupRequest { email: body.email, password: body.password, name: body.name })
-        .await?
-        .into_inner();
+/// A refused sign-in or sign-up keeps identity's `retry-after` (throttled or hashing busy).
+fn refused(status: tonic::Status) -> ApiError {
+    let retry_after_secs = status.metadata().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
+    ApiError { retry_after_secs, ..ApiError::from(status) }
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    client: SigningIn,
+    Body(body): Body<SignupBody>,
+) -> ApiResult<Response> {
+    let request = idpb::SignupRequest {
+        email: body.email,
+        password: body.password,
+        name: body.name,
+        client_address: client.address,
+        user_agent: client.user_agent,
+    };
+    let session = state.identity.clone().signup(request).await.map_err(refused)?.into_inner();
     Ok(session_response(true, session))
 }
 
-pub async fn login(State(state): State<AppState>, Body(body): Body<LoginBody>) -> ApiResult<Response> {
-    let session = state
-        .identity
-        .clone()
-        .login(idpb::LoginRequest { email: body.email, password: body.password })
-        .await?
-        .into_inner();
+pub async fn login(
+    State(state): State<AppState>,
+    client: SigningIn,
+    Body(body): Body<LoginBody>,
+) -> ApiResult<Response> {
+    let request = idpb::LoginRequest {
+        email: body.email,
+        password: body.password,
+        client_address: client.address,
+        user_agent: client.user_agent,
+    };
+    let session = state.identity.clone().login(request).await.map_err(refused)?.into_inner();
     Ok(session_response(false, session))
 }
 
-pub async fn logout(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
-    state.identity.clone().logout(idpb::LogoutRequest { session_token: session.token }).await?;
-    let mut response = ok(json!({ "logged_out": true })).into_response();
+fn logged_out(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("zenovay_session=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0"),
     );
-    Ok(response)
+    response
+}
+
+pub async fn logout(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
+    state.identity.clone().logout(idpb::LogoutRequest { session_token: session.token }).await?;
+    Ok(logged_out(ok(json!({ "logged_out": true })).into_response()))
+}
+
+/// A session as its user sees it: never its token.
+fn session_view(s: &idpb::Session) -> serde_json::Value {
+    json!({
+        "id": s.id,
+        "created_at": rfc3339(s.created_at_unix_ms),
+        "expires_at": rfc3339(s.expires_at_unix_ms),
+        "last_used_at": s.last_used_at_unix_ms.map(rfc3339),
+        "user_agent": s.user_agent,
+        "current": s.current,
+    })
+}
+
+pub async fn list_sessions(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
+    let request = idpb::ListSessionsRequest { user_id: session.user.id, session_token: session.token };
+    let sessions = state.identity.clone().list_sessions(request).await?.into_inner().sessions;
+    Ok(ok(sessions.iter().map(session_view).collect::<Vec<_>>()).into_response())
+}
+
+/// Ends one of the caller's sessions; ending the current one logs the caller out.
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let request = idpb::RevokeSessionRequest { user_id: session.user.id, session_id: id, session_token: session.token };
+    let revoked = state.identity.clone().revoke_session(request).await?.into_inner();
+    let response = ok(session_view(&revoked)).into_response();
+    Ok(if revoked.current { logged_out(response) } else { response })
 }
 
 pub async fn me(session: SessionUser) -> impl IntoResponse {

@@ -441,7 +441,34 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
 }
 
 /// The login or consent form's answer.
-pub async fn authorize_submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// The sign-in form's answer to a refused log-in: throttled and busy are said as such, with the
+/// status the dashboard API gives them, and every other refusal is the same wrong-credentials page.
+fn login_refused(code: ErrorCode, again: &str) -> Response {
+    let again = escape(again);
+    match code {
+        ErrorCode::RateLimitExceeded => page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "<p>Too many attempts to sign in. Wait a few minutes, then <a href=\"{again}\">try again</a>.</p>"
+            ),
+        ),
+        ErrorCode::ServiceUnavailable => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("<p>Signing in is busy right now. <a href=\"{again}\">Try again</a> shortly.</p>"),
+        ),
+        _ => page(
+            StatusCode::UNAUTHORIZED,
+            &format!("<p>Wrong email or password. <a href=\"{again}\">Try again</a>.</p>"),
+        ),
+    }
+}
+
+pub async fn authorize_submit(
+    State(state): State<AppState>,
+    client: crate::session::SigningIn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
     if let Some(field) = control_field(&form.all) {
         return control_character(field);
@@ -465,12 +492,15 @@ pub async fn authorize_submit(State(state): State<AppState>, headers: HeaderMap,
     let again = format!("/oauth/authorize?{}", p.oauth_query());
     match form.get("action") {
         "login" => {
-            let request = pb::LoginRequest { email: form.get("email").into(), password: form.get("password").into() };
-            let Ok(session) = state.identity.clone().login(request).await else {
-                return page(
-                    StatusCode::UNAUTHORIZED,
-                    &format!("<p>Wrong email or password. <a href=\"{}\">Try again</a>.</p>", escape(&again)),
-                );
+            let request = pb::LoginRequest {
+                email: form.get("email").into(),
+                password: form.get("password").into(),
+                client_address: client.address,
+                user_agent: client.user_agent,
+            };
+            let session = match state.identity.clone().login(request).await {
+                Ok(session) => session,
+                Err(status) => return login_refused(common::Error::from(status).code, &again),
             };
             let cookie = format!(
                 "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=2592000",

@@ -9,9 +9,23 @@ use tonic::{Request, Response, Status};
 
 use common::access::Role;
 
+use crate::login::Refusal;
 use crate::mcp::{McpConnection, McpConsent, McpTokens, OAuthClient};
-use crate::model::{ApiKey, AuditEntry, Member, Membership, Team, User};
-use crate::service::{Identity, NewApiKey};
+use crate::model::{ApiKey, AuditEntry, Member, Membership, Session, Team, User};
+use crate::service::{Client, Identity, NewApiKey};
+
+/// Metadata of a refused sign-in or sign-up: seconds until a retry may succeed.
+pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after";
+
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Self {
+        let mut status = Status::from(refusal.error);
+        if let Some(secs) = refusal.retry_after_secs {
+            status.metadata_mut().insert(RETRY_AFTER_METADATA_KEY, secs.into());
+        }
+        status
+    }
+}
 
 type Reply<T> = Result<Response<T>, Status>;
 
@@ -64,6 +78,17 @@ fn audit_entry(e: AuditEntry) -> pb::AuditEntry {
     }
 }
 
+fn session_view(s: Session) -> pb::Session {
+    pb::Session {
+        id: s.id,
+        created_at_unix_ms: s.created_at,
+        expires_at_unix_ms: s.expires_at,
+        last_used_at_unix_ms: s.last_used_at,
+        user_agent: s.user_agent,
+        current: s.current,
+    }
+}
+
 fn session((u, token): (User, String)) -> pb::SessionResponse {
     pb::SessionResponse { user: Some(user(u)), session_token: token }
 }
@@ -76,12 +101,14 @@ fn digest(bytes: &[u8]) -> Result<Digest, Status> {
 impl IdentityService for Identity {
     async fn signup(&self, req: Request<pb::SignupRequest>) -> Reply<pb::SessionResponse> {
         let r = req.into_inner();
-        Ok(Response::new(session(Identity::signup(self, &r.email, &r.password, &r.name).await?)))
+        let client = Client::parse(&r.client_address, &r.user_agent)?;
+        Ok(Response::new(session(self.signup_from(&client, &r.email, &r.password, &r.name).await?)))
     }
 
     async fn login(&self, req: Request<pb::LoginRequest>) -> Reply<pb::SessionResponse> {
         let r = req.into_inner();
-        Ok(Response::new(session(Identity::login(self, &r.email, &r.password).await?)))
+        let client = Client::parse(&r.client_address, &r.user_agent)?;
+        Ok(Response::new(session(Identity::login(self, &client, &r.email, &r.password).await?)))
     }
 
     async fn logout(&self, req: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
@@ -92,6 +119,19 @@ impl IdentityService for Identity {
     async fn authenticate_session(&self, req: Request<pb::AuthenticateSessionRequest>) -> Reply<pb::User> {
         let u = Identity::authenticate_session(self, &req.into_inner().session_token).await?;
         Ok(Response::new(user(u)))
+    }
+
+    async fn list_sessions(&self, req: Request<pb::ListSessionsRequest>) -> Reply<pb::ListSessionsResponse> {
+        let r = req.into_inner();
+        let sessions = Identity::list_sessions(self, &r.user_id, &r.session_token).await?;
+        Ok(Response::new(pb::ListSessionsResponse { sessions: sessions.into_iter().map(session_view).collect() }))
+    }
+
+    async fn revoke_session(&self, req: Request<pb::RevokeSessionRequest>) -> Reply<pb::Session> {
+        let r = req.into_inner();
+        Ok(Response::new(session_view(
+            Identity::revoke_session(self, &r.user_id, &r.session_id, &r.session_token).await?,
+        )))
     }
 
     async fn list_teams(&self, req: Request<pb::ListTeamsRequest>) -> Reply<pb::ListTeamsResponse> {

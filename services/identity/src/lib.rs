@@ -4,6 +4,7 @@
 
 pub mod grpc;
 pub mod keyhash;
+pub mod login;
 pub mod mcp;
 pub mod model;
 pub mod service;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 pub use keyhash::KeyHasher;
+pub use login::{Limit, LoginLimits};
 pub use service::Identity;
 
 #[derive(Debug, Clone)]

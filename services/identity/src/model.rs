@@ -55,3 +55,16 @@ pub struct AuditEntry {
     pub details: String,
     pub created_at: i64,
 }
+
+/// A session as its user sees it: never its token nor the token's digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Exact to the minute.
+    pub last_used_at: Option<i64>,
+    pub user_agent: String,
+    /// Whether this is the session of the caller's token.
+    pub current: bool,
+}

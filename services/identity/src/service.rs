@@ -1,10 +1,8 @@
 //! Identity's rules: account and session lifecycle, teams, and the life of API keys.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use common::access::{Grant, KeyTeams, Role, TeamRole};
 use common::bus::{Change, ChangeBus, announce};
 use common::db::{Backend, OpenError};
@@ -13,7 +11,8 @@ use common::time::now_ms;
 use common::{Error, ErrorCode, Result};
 
 use crate::keyhash::KeyHasher;
-use crate::model::{ApiKey, Membership, Team, User};
+use crate::login::{ClientAddress, Hashing, HashingStats, LoginLimits, Refusal, Throttle};
+use crate::model::{ApiKey, Membership, Session, Team, User};
 use crate::store::Store;
 
 const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -39,6 +38,48 @@ pub struct Identity {
     hasher: KeyHasher,
     /// Minute of the last `last_used_at` write per key: at most one write per key per minute.
     last_use_written: Arc<Mutex<HashMap<String, i64>>>,
+    throttle: Arc<Throttle>,
+    hashing: Hashing,
+}
+
+/// A sign-up as asked, checked before anything is counted or hashed.
+struct NewAccount {
+    email: String,
+    name: String,
+    password: String,
+}
+
+impl NewAccount {
+    fn parse(email: &str, password: &str, name: &str) -> Result<NewAccount> {
+        let email = normalize_email(email)?;
+        let name = trimmed_len(name, "name", 1, 100)?;
+        if !(8..=128).contains(&password.chars().count()) {
+            return Err(Error::validation("password must be 8–128 characters"));
+        }
+        Ok(NewAccount { email, name, password: password.to_owned() })
+    }
+}
+
+/// Where a sign-in comes from, as the gateway saw it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub address: ClientAddress,
+    /// The User-Agent, recorded with the session: printable, at most 256 characters.
+    pub user_agent: String,
+}
+
+impl Client {
+    /// A trusted caller inside the deployment (the demo, operator commands): no address.
+    pub fn internal() -> Client {
+        Client { address: ClientAddress::UNKNOWN, user_agent: String::new() }
+    }
+
+    pub fn parse(address: &str, user_agent: &str) -> Result<Client> {
+        Ok(Client {
+            address: ClientAddress::parse(address)?,
+            user_agent: user_agent.chars().filter(|c| !c.is_control()).take(256).collect(),
+        })
+    }
 }
 
 pub(crate) fn new_id() -> String {
@@ -47,6 +88,9 @@ pub(crate) fn new_id() -> String {
 
 pub(crate) fn trimmed_len(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
     let value = value.trim();
+    if value.chars().any(char::is_control) {
+        return Err(Error::validation(format!("{field} must not contain control characters")));
+    }
     let len = value.chars().count();
     if len < min || len > max {
         return Err(Error::validation(format!("{field} must be {min}–{max} characters")));
@@ -54,52 +98,35 @@ pub(crate) fn trimmed_len(value: &str, field: &str, min: usize, max: usize) -> R
     Ok(value.to_owned())
 }
 
+/// Characters no unquoted address has (quoted local parts are not accepted).
+fn email_char(c: char) -> bool {
+    !c.is_control() && !c.is_whitespace() && !"<>()[]\\,;:\"@`".contains(c)
+}
+
+/// One label of a domain: letters, digits (any script) and inner hyphens.
+fn domain_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
 pub(crate) fn normalize_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
+            (1..=64).contains(&local.len())
+                && local.chars().all(email_char)
+                && !local.starts_with('.')
+                && !local.ends_with('.')
+                && !local.contains("..")
                 && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains('@')
-        })
-        && !email.chars().any(char::is_whitespace);
+                && domain.split('.').all(domain_label)
+        });
     if !valid {
         return Err(Error::validation("email is not a valid email address"));
     }
     Ok(email)
-}
-
-async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
-    })
-    .await
-    .map_err(Error::internal)?
-    .map_err(Error::internal)
-}
-
-/// Verifies against `stored`, or against a fixed dummy hash when there is no user, so that
-/// an unknown email takes as long as a wrong password.
-async fn verify_password(password: String, stored: Option<String>) -> Result<bool> {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    tokio::task::spawn_blocking(move || {
-        let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| {
-            DUMMY
-                .get_or_init(|| {
-                    let salt = SaltString::generate(&mut OsRng);
-                    Argon2::default().hash_password(b"not a password", &salt).expect("hashing a constant").to_string()
-                })
-                .clone()
-        });
-        let hash = PasswordHash::new(&stored).map_err(Error::internal)?;
-        Ok(known && Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
-    })
-    .await
-    .map_err(Error::internal)?
 }
 
 impl Identity {
@@ -108,40 +135,88 @@ impl Identity {
         hasher: KeyHasher,
         changes: Option<Arc<dyn ChangeBus>>,
     ) -> Result<Identity, OpenError> {
-        Ok(Identity { store: Store::open(backend).await?, changes, hasher, last_use_written: Arc::default() })
+        let store = Store::open(backend).await?;
+        let limits = LoginLimits::default();
+        Ok(Identity {
+            throttle: Arc::new(Throttle::new(store.clone(), limits.clone())),
+            hashing: Hashing::new(&limits),
+            store,
+            changes,
+            hasher,
+            last_use_written: Arc::default(),
+        })
     }
 
-    async fn open_session(&self, user: User) -> Result<(User, String)> {
+    /// The same service with other sign-in limits (README.md lists the defaults).
+    pub fn with_login_limits(self, limits: LoginLimits) -> Identity {
+        Identity {
+            throttle: Arc::new(Throttle::new(self.store.clone(), limits.clone())),
+            hashing: Hashing::new(&limits),
+            ..self
+        }
+    }
+
+    /// What the bound on password hashing has seen in this process.
+    pub fn hashing_stats(&self) -> HashingStats {
+        self.hashing.stats()
+    }
+
+    async fn open_session(&self, user: User, client: &Client) -> Result<(User, String)> {
         let token = random_token("zvs_");
         let now = now_ms();
-        self.store.create_session(&Digest::of(&token), &user.id, now, now + SESSION_TTL_MS).await?;
+        let session = Session {
+            id: new_id(),
+            created_at: now,
+            expires_at: now + SESSION_TTL_MS,
+            last_used_at: None,
+            user_agent: client.user_agent.clone(),
+            current: true,
+        };
+        self.store.create_session(&session, &Digest::of(&token), &user.id).await?;
         Ok((user, token))
     }
 
-    pub async fn signup(&self, email: &str, password: &str, name: &str) -> Result<(User, String)> {
-        let email = normalize_email(email)?;
-        let name = trimmed_len(name, "name", 1, 100)?;
-        if !(8..=128).contains(&password.chars().count()) {
-            return Err(Error::validation("password must be 8–128 characters"));
-        }
+    async fn create_account(&self, account: NewAccount, client: &Client) -> Result<(User, String), Refusal> {
         let now = now_ms();
-        let user = User { id: new_id(), email, name, created_at: now };
+        let user = User { id: new_id(), email: account.email, name: account.name, created_at: now };
         let team = Team { id: new_id(), name: format!("{}'s team", user.name), created_at: now };
-        let hash = hash_password(password.to_owned()).await?;
+        let hash = self.hashing.hash(account.password).await?;
         self.store.create_user(&user, &hash, &team).await?;
-        self.open_session(user).await
+        Ok(self.open_session(user, client).await?)
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Result<(User, String)> {
-        let found = match normalize_email(email) {
-            Ok(email) => self.store.user_by_email(&email).await?,
-            Err(_) => None,
-        };
+    /// Signs up for a trusted caller inside the deployment: not counted against any address.
+    pub async fn signup(&self, email: &str, password: &str, name: &str) -> Result<(User, String)> {
+        let account = NewAccount::parse(email, password, name)?;
+        self.create_account(account, &Client::internal()).await.map_err(|refusal| refusal.error)
+    }
+
+    /// Signs up a client; sign-ups are counted per client address (README.md).
+    pub async fn signup_from(
+        &self,
+        client: &Client,
+        email: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<(User, String), Refusal> {
+        let account = NewAccount::parse(email, password, name)?;
+        self.throttle.signup(&client.address, now_ms()).await?;
+        self.create_account(account, client).await
+    }
+
+    /// Failed logins are counted per account and per client address before any password is
+    /// hashed; over either limit the attempt is refused without hashing (README.md).
+    pub async fn login(&self, client: &Client, email: &str, password: &str) -> Result<(User, String), Refusal> {
+        let email = normalize_email(email)?;
+        let (address, account) = self.throttle.login(&client.address, &email, now_ms()).await?;
+        let found = self.store.user_by_email(&email).await?;
         let (user, hash) = found.map_or((None, None), |(u, h)| (Some(u), Some(h)));
-        if !verify_password(password.to_owned(), hash).await? {
-            return Err(Error::unauthorized("wrong email or password"));
+        if !self.hashing.verify(password.to_owned(), hash).await? {
+            return Err(Error::unauthorized("wrong email or password").into());
         }
-        self.open_session(user.expect("verified only when the user exists")).await
+        self.throttle.succeeded(address, account).await?;
+        let user = user.expect("verified only when the user exists");
+        Ok(self.open_session(user, client).await?)
     }
 
     pub async fn logout(&self, token: &str) -> Result<()> {
@@ -149,10 +224,35 @@ impl Identity {
     }
 
     pub async fn authenticate_session(&self, token: &str) -> Result<User> {
-        self.store
-            .session_user(&Digest::of(token), now_ms())
+        let digest = Digest::of(token);
+        let now = now_ms();
+        let (user, last_used) = self
+            .store
+            .session_user(&digest, now)
             .await?
-            .ok_or_else(|| Error::unauthorized("session is invalid or expired"))
+            .ok_or_else(|| Error::unauthorized("session is invalid or expired"))?;
+        if last_used.is_none_or(|at| now - at >= MINUTE_MS) {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_session(&digest, now).await {
+                    tracing::warn!(error = %e, "could not record session use");
+                }
+            });
+        }
+        Ok(user)
+    }
+
+    pub async fn list_sessions(&self, user_id: &str, current_token: &str) -> Result<Vec<Session>> {
+        self.store.sessions_of(user_id, &Digest::of(current_token), now_ms()).await
+    }
+
+    /// Ends one of the user's sessions; it stops working at once (sessions are checked on every
+    /// request, never cached).
+    pub async fn revoke_session(&self, user_id: &str, session_id: &str, current_token: &str) -> Result<Session> {
+        self.store
+            .delete_user_session(user_id, session_id, &Digest::of(current_token))
+            .await?
+            .ok_or_else(|| Error::not_found("session"))
     }
 
     pub async fn list_teams(&self, user_id: &str) -> Result<Vec<Membership>> {

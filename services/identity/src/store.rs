@@ -11,7 +11,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::keyhash::Stored;
-use crate::model::{ApiKey, AuditEntry, Member, Membership, Team, User};
+use crate::model::{ApiKey, AuditEntry, Member, Membership, Session, Team, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -33,6 +33,18 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
 
 fn team_from_row(row: &AnyRow) -> Result<Team> {
     Ok(Team { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? })
+}
+
+fn session_from_row(row: &AnyRow, current_digest: &str) -> Result<Session> {
+    let digest: String = row.try_get("token_digest")?;
+    Ok(Session {
+        id: row.try_get("id")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        user_agent: row.try_get("user_agent")?,
+        current: digest == current_digest,
+    })
 }
 
 fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
@@ -90,14 +102,19 @@ impl Store {
         row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?))).transpose()
     }
 
-    pub async fn create_session(&self, digest: &Digest, user_id: &str, now: i64, expires_at: i64) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (token_digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(digest.to_hex())
-            .bind(user_id)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
+    pub async fn create_session(&self, session: &Session, digest: &Digest, user_id: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, token_digest, user_id, created_at, expires_at, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&session.id)
+        .bind(digest.to_hex())
+        .bind(user_id)
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .bind(&session.user_agent)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -106,16 +123,95 @@ impl Store {
         Ok(())
     }
 
-    pub async fn session_user(&self, digest: &Digest, now: i64) -> Result<Option<User>> {
+    /// The user of an unexpired session, and when the session was last used.
+    pub async fn session_user(&self, digest: &Digest, now: i64) -> Result<Option<(User, Option<i64>)>> {
         let row = sqlx::query(
-            "SELECT u.id, u.email, u.name, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT u.id, u.email, u.name, u.created_at, s.last_used_at FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_digest = $1 AND s.expires_at > $2",
         )
         .bind(digest.to_hex())
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(user_from_row).transpose()
+        row.map(|row| Ok((user_from_row(&row)?, row.try_get("last_used_at")?))).transpose()
+    }
+
+    pub async fn touch_session(&self, digest: &Digest, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE token_digest = $2")
+            .bind(now)
+            .bind(digest.to_hex())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The user's unexpired sessions, newest first, the one of `current` marked.
+    pub async fn sessions_of(&self, user_id: &str, current: &Digest, now: i64) -> Result<Vec<Session>> {
+        let rows = sqlx::query(
+            "SELECT id, token_digest, created_at, expires_at, last_used_at, user_agent FROM sessions \
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, id DESC",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let current = current.to_hex();
+        rows.iter().map(|row| session_from_row(row, &current)).collect()
+    }
+
+    /// Deletes one of the user's sessions; returns it, or `None` when the user has no such session.
+    pub async fn delete_user_session(&self, user_id: &str, id: &str, current: &Digest) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "DELETE FROM sessions WHERE id = $1 AND user_id = $2 \
+             RETURNING id, token_digest, created_at, expires_at, last_used_at, user_agent",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| session_from_row(&row, &current.to_hex())).transpose()
+    }
+
+    /// Counts one attempt in a bucket whose window, opened by its first attempt, lasts
+    /// `window_ms`; returns the attempts in the window, this one included, and when it opened.
+    /// One statement, so that concurrent attempts on any replica are each counted.
+    pub async fn count_attempt(&self, bucket: &str, now: i64, window_ms: i64) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "INSERT INTO login_attempts (bucket, window_start, attempts) VALUES ($1, $2, 1) \
+             ON CONFLICT (bucket) DO UPDATE SET \
+               attempts = CASE WHEN login_attempts.window_start <= $3 THEN 1 ELSE login_attempts.attempts + 1 END, \
+               window_start = CASE WHEN login_attempts.window_start <= $3 THEN $2 ELSE login_attempts.window_start END \
+             RETURNING attempts, window_start",
+        )
+        .bind(bucket)
+        .bind(now)
+        .bind(now - window_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("attempts")?, row.try_get("window_start")?))
+    }
+
+    /// Takes back one attempt counted in the window that opened at `window_start`.
+    pub async fn refund_attempt(&self, bucket: &str, window_start: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE login_attempts SET attempts = attempts - 1 WHERE bucket = $1 AND window_start = $2 AND attempts > 0",
+        )
+        .bind(bucket)
+        .bind(window_start)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn clear_attempts(&self, bucket: &str) -> Result<()> {
+        sqlx::query("DELETE FROM login_attempts WHERE bucket = $1").bind(bucket).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Deletes the buckets whose window opened at or before `cutoff`.
+    pub async fn forget_attempts_before(&self, cutoff: i64) -> Result<()> {
+        sqlx::query("DELETE FROM login_attempts WHERE window_start <= $1").bind(cutoff).execute(&self.pool).await?;
+        Ok(())
     }
 
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT memberships"))]
