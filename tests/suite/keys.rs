@@ -86,7 +86,7 @@ async fn creation_rules(env: &TestEnv) {
     add_member(env, &bob, &bob.team_id, &ann, "member").await;
     env.set_plan(&bob.team_id, "pro").await;
     let before = key_count(env, &ann).await;
-    for permissions in [json!("full"), json!(["admin"]), json!(["read", "admin"])] {
+    for permissions in [json!(["admin"]), json!(["read", "admin"])] {
         let (status, body) =
             key_attempt(env, &ann, json!({ "name": "k", "permissions": permissions, "teams": [bob.team_id] })).await;
         assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
@@ -409,7 +409,26 @@ async fn editing_and_audit(env: &TestEnv) {
     assert_eq!(one["data"].as_array().unwrap().len(), 1);
 }
 
-both_modes!(creation_rules, scopes, access_is_computed_per_request, members, editing_and_audit);
+async fn a_plain_member_may_create_a_full_key_for_a_selected_team(env: &TestEnv) {
+    let (ann, bob) = (env.user("ann").await, env.user("bob").await);
+    add_member(env, &bob, &bob.team_id, &ann, "member").await;
+    env.set_plan(&bob.team_id, "pro").await;
+    let body = json!({ "name": "k", "permissions": "full", "teams": [bob.team_id] });
+    let (key, _) = env.create_key(&ann, body).await;
+    // Read and write on the team, but admin only where ann is owner or admin, which she is not.
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    let (status, body) = env.api(Method::GET, &format!("/teams/{}/members", bob.team_id), &key, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+}
+
+both_modes!(
+    a_plain_member_may_create_a_full_key_for_a_selected_team,
+    creation_rules,
+    scopes,
+    access_is_computed_per_request,
+    members,
+    editing_and_audit
+);
 
 #[tokio::test]
 async fn a_backend_down_is_503_never_200() {

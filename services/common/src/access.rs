@@ -124,6 +124,12 @@ impl Grant {
         Ok(Grant::Scopes(set))
     }
 
+    /// Whether the key names `scope` itself. `full` names none: it reaches admin only where the
+    /// owner is owner or admin at request time, so any member may ask for it.
+    pub fn names(&self, scope: Scope) -> bool {
+        matches!(self, Grant::Scopes(set) if set.contains(&scope))
+    }
+
     pub fn allows(&self, scope: Scope) -> bool {
         match self {
             Grant::Full => true,

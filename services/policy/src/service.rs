@@ -117,7 +117,7 @@ impl Policy {
         selected: bool,
     ) -> Result<Option<Denial>> {
         if selected
-            && grant.allows(Scope::Admin)
+            && grant.names(Scope::Admin)
             && let Some(team) = teams.iter().find(|t| !t.role.is_admin())
         {
             return Ok(Some(deny(
