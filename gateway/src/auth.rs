@@ -145,6 +145,10 @@ impl Credentials {
                 verified
             }
         };
+        // A cached verification never outlives the key's expiry.
+        if verified.key.expires_at_unix_ms.is_some_and(|at| at <= common::time::now_ms()) {
+            return Err(Error::new(ErrorCode::ApiKeyExpired, "the API key has expired").into());
+        }
         tracing::Span::current().record("zenovay.key_id", verified.key.id.as_str());
         Ok(VerifiedKey { verified, slot: self.slot })
     }

@@ -47,7 +47,7 @@ impl IntoResponse for ApiError {
         });
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
-        if code == ErrorCode::Unauthorized {
+        if matches!(code, ErrorCode::Unauthorized | ErrorCode::ApiKeyExpired) {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"zenovay\""));
         }
         if let Some(secs) = self.retry_after_secs {

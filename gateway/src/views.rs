@@ -93,7 +93,22 @@ pub fn api_key(k: &idpb::ApiKey) -> Value {
         "last_used_at": k.last_used_at_unix_ms.map(rfc3339),
         "revoked_at": k.revoked_at_unix_ms.map(rfc3339),
         "revoked_reason": (!k.revoked_reason.is_empty()).then_some(&k.revoked_reason),
+        "expires_at": k.expires_at_unix_ms.map(rfc3339),
+        "status": key_status(k, common::time::now_ms()),
     })
+}
+
+/// How long before its expiry a key is listed as `expiring`.
+const EXPIRING_WITHIN_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// `active`, `expiring` (within 7 days), `expired` or `revoked`.
+fn key_status(k: &idpb::ApiKey, now: i64) -> &'static str {
+    match (k.revoked_at_unix_ms, k.expires_at_unix_ms) {
+        (Some(_), _) => "revoked",
+        (None, Some(at)) if at <= now => "expired",
+        (None, Some(at)) if at - now <= EXPIRING_WITHIN_MS => "expiring",
+        _ => "active",
+    }
 }
 
 pub fn website(w: &anpb::Website) -> Value {

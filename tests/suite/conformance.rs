@@ -44,6 +44,7 @@ async fn identity_store_conforms() {
                 teams: KeyTeams::Only(BTreeSet::from([acme.team.id.clone()])),
                 digest: secret.digest(),
                 hint: secret.hint(),
+                expires_at: None,
             })
             .await
             .unwrap();
@@ -316,6 +317,7 @@ async fn key_hash_secrets_rotate_without_breaking_keys() {
                 teams: KeyTeams::All,
                 digest: secret.digest(),
                 hint: secret.hint(),
+                expires_at: None,
             })
             .await
             .unwrap();

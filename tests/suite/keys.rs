@@ -421,7 +421,65 @@ async fn a_plain_member_may_create_a_full_key_for_a_selected_team(env: &TestEnv)
     assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
 }
 
+/// An RFC 3339 time `secs` seconds from now (negative: in the past).
+fn from_now(secs: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339()
+}
+
+async fn a_key_expiry_must_be_in_the_future_and_within_366_days(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    for expires_at in [json!(from_now(-60)), json!(from_now(367 * 86_400)), json!("tomorrow")] {
+        let body = json!({ "name": "k", "permissions": "full", "teams": "all", "expires_at": expires_at });
+        let (status, body) = key_attempt(env, &ann, body).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("expires_at: "), "{body}");
+    }
+    let body = json!({ "name": "k", "permissions": "full", "teams": "all", "expires_at": from_now(2 * 86_400) });
+    let (_, record) = env.create_key(&ann, body).await;
+    assert_eq!(record["status"], "expiring", "{record}");
+    assert!(record["expires_at"].is_string(), "{record}");
+    let body = json!({ "name": "k", "permissions": "full", "teams": "all", "expires_at": null });
+    let (_, record) = env.create_key(&ann, body).await;
+    assert_eq!((&record["status"], &record["expires_at"]), (&json!("active"), &Value::Null), "{record}");
+}
+
+async fn an_edit_sets_or_clears_the_expiry(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (_, record) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    let path = format!("/api/v1/account/api-keys/{}", record["id"].as_str().unwrap());
+    let set = json!({ "expires_at": from_now(30 * 86_400) });
+    let (status, edited) = env.session_json(Method::PATCH, &path, &ann.session, Some(set)).await;
+    assert_eq!((status, &edited["data"]["status"]), (StatusCode::OK, &json!("active")), "{edited}");
+    assert!(edited["data"]["expires_at"].is_string());
+    let (_, renamed) = env.session_json(Method::PATCH, &path, &ann.session, Some(json!({ "name": "n" }))).await;
+    assert_eq!(renamed["data"]["expires_at"], edited["data"]["expires_at"], "an edit without it keeps it");
+    let (_, cleared) = env.session_json(Method::PATCH, &path, &ann.session, Some(json!({ "expires_at": null }))).await;
+    assert_eq!(cleared["data"]["expires_at"], Value::Null, "{cleared}");
+}
+
+async fn an_expired_key_is_refused_with_its_own_code(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let body = json!({ "name": "k", "permissions": "full", "teams": "all", "expires_at": from_now(2) });
+    let (key, record) = env.create_key(&ann, body).await;
+    // Used once before it expires, so that the gateway holds it in its cache.
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let response = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+    assert!(response.headers().contains_key("www-authenticate"));
+    let (status, body) = crate::harness::into_json(response).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "API_KEY_EXPIRED");
+    let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None).await;
+    let listed = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == record["id"]).unwrap().clone();
+    assert_eq!(listed["status"], "expired", "{listed}");
+}
+
 both_modes!(
+    a_key_expiry_must_be_in_the_future_and_within_366_days,
+    an_edit_sets_or_clears_the_expiry,
+    an_expired_key_is_refused_with_its_own_code,
     a_plain_member_may_create_a_full_key_for_a_selected_team,
     creation_rules,
     scopes,

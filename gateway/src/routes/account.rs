@@ -336,6 +336,21 @@ pub struct CreateKeyBody {
     name: String,
     permissions: PermissionsBody,
     teams: TeamsBody,
+    /// RFC 3339; absent or null: the key never expires.
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+/// A key's expiry as sent (RFC 3339), in unix ms; identity judges whether it is allowed.
+fn expiry(text: &str) -> ApiResult<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| at.timestamp_millis())
+        .map_err(|_| Error::validation("expires_at: must be an RFC 3339 time such as 2027-01-31T00:00:00Z").into())
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 fn grant(permissions: PermissionsBody) -> ApiResult<idpb::KeyGrant> {
@@ -437,6 +452,7 @@ pub async fn create_key(
             teams: Some(teams),
             secret_digest: secret.digest().as_bytes().to_vec(),
             hint: secret.hint(),
+            expires_at_unix_ms: body.expires_at.as_deref().map(expiry).transpose()?,
         })
         .await?
         .into_inner();
@@ -454,6 +470,9 @@ pub struct UpdateKeyBody {
     permissions: Option<PermissionsBody>,
     #[serde(default)]
     teams: Option<TeamsBody>,
+    /// RFC 3339, or null for never; absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<String>>,
 }
 
 pub async fn update_key(
@@ -465,6 +484,10 @@ pub async fn update_key(
     if let Some(name) = &body.name {
         key_name(name)?;
     }
+    let new_expiry = match &body.expires_at {
+        None => None,
+        Some(at) => Some(idpb::KeyExpiry { at_unix_ms: at.as_deref().map(expiry).transpose()? }),
+    };
     let new_grant = body.permissions.map(grant).transpose()?;
     let new_teams = body.teams.map(key_teams).transpose()?;
     if new_grant.is_some() || new_teams.is_some() {
@@ -489,6 +512,7 @@ pub async fn update_key(
             name: body.name,
             grant: new_grant,
             teams: new_teams,
+            expiry: new_expiry,
         })
         .await?
         .into_inner();

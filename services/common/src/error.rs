@@ -41,6 +41,7 @@ macro_rules! error_codes {
 error_codes! {
     Validation           => "VALIDATION_ERROR",        400, InvalidArgument;
     Unauthorized         => "UNAUTHORIZED",            401, Unauthenticated;
+    ApiKeyExpired        => "API_KEY_EXPIRED",         401, Unauthenticated;
     ApiPaidPlanRequired  => "API_PAID_PLAN_REQUIRED",  403, PermissionDenied;
     InsufficientScope    => "INSUFFICIENT_SCOPE",      403, PermissionDenied;
     Forbidden            => "FORBIDDEN",               403, PermissionDenied;

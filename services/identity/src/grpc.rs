@@ -12,7 +12,7 @@ use common::access::Role;
 use crate::login::Refusal;
 use crate::mcp::{McpConnection, McpConsent, McpTokens, OAuthClient};
 use crate::model::{ApiKey, AuditEntry, Member, Membership, Session, Team, User};
-use crate::service::{Client, Identity, NewApiKey};
+use crate::service::{Client, Identity, KeyEdit, NewApiKey};
 
 /// Metadata of a refused sign-in or sign-up: seconds until a retry may succeed.
 pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after";
@@ -59,6 +59,7 @@ fn api_key(k: ApiKey) -> pb::ApiKey {
         last_used_at_unix_ms: k.last_used_at,
         revoked_at_unix_ms: k.revoked_at,
         revoked_reason: k.revoked_reason.unwrap_or_default(),
+        expires_at_unix_ms: k.expires_at,
     }
 }
 
@@ -157,6 +158,7 @@ impl IdentityService for Identity {
             teams: KeyTeams::from_proto(r.teams.as_ref())?,
             digest: digest(&r.secret_digest)?,
             hint: r.hint,
+            expires_at: r.expires_at_unix_ms,
         };
         Ok(Response::new(api_key(Identity::create_api_key(self, new).await?)))
     }
@@ -188,7 +190,8 @@ impl IdentityService for Identity {
         let r = req.into_inner();
         let grant = r.grant.as_ref().map(|g| Grant::from_proto(Some(g))).transpose()?;
         let teams = r.teams.as_ref().map(|t| KeyTeams::from_proto(Some(t))).transpose()?;
-        let key = Identity::update_api_key(self, &r.user_id, &r.key_id, r.name, grant, teams).await?;
+        let edit = KeyEdit { name: r.name, grant, teams, expires_at: r.expiry.map(|e| e.at_unix_ms) };
+        let key = Identity::update_api_key(self, &r.user_id, &r.key_id, edit).await?;
         Ok(Response::new(api_key(key)))
     }
 

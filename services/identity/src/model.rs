@@ -36,6 +36,8 @@ pub struct ApiKey {
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub revoked_reason: Option<String>,
+    /// When the key stops working (unix ms); None: never.
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

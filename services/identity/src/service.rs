@@ -28,6 +28,31 @@ pub struct NewApiKey {
     pub teams: KeyTeams,
     pub digest: Digest,
     pub hint: String,
+    /// When the key stops working (unix ms); None: never.
+    pub expires_at: Option<i64>,
+}
+
+/// An edit of a key: each field, when present, replaces the key's.
+#[derive(Default)]
+pub struct KeyEdit {
+    pub name: Option<String>,
+    pub grant: Option<Grant>,
+    pub teams: Option<KeyTeams>,
+    /// `Some(None)`: the key no longer expires.
+    pub expires_at: Option<Option<i64>>,
+}
+
+/// The longest a key may be set to live, from now.
+const MAX_KEY_LIFETIME_MS: i64 = 366 * 24 * 60 * 60 * 1000;
+
+/// An expiry a key may be given now: in the future and at most 366 days ahead.
+fn key_expiry(at: Option<i64>, now: i64) -> Result<Option<i64>> {
+    match at {
+        Some(at) if at <= now || at > now + MAX_KEY_LIFETIME_MS => {
+            Err(Error::validation("expires_at: must be in the future and at most 366 days ahead"))
+        }
+        at => Ok(at),
+    }
 }
 
 #[derive(Clone)]
@@ -304,6 +329,8 @@ impl Identity {
 
     pub async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey> {
         let name = trimmed_len(&new.name, "name", 1, 64)?;
+        let now = now_ms();
+        let expires_at = key_expiry(new.expires_at, now)?;
         self.key_team_ids(&new.user_id, &new.teams).await?;
         let key = ApiKey {
             id: new_id(),
@@ -312,10 +339,11 @@ impl Identity {
             hint: new.hint,
             grant: new.grant,
             teams: new.teams,
-            created_at: now_ms(),
+            created_at: now,
             last_used_at: None,
             revoked_at: None,
             revoked_reason: None,
+            expires_at,
         };
         self.store.insert_api_key(&key, &self.hasher.stored(&new.digest)).await?;
         self.audit_key(&key, "api_key.created").await?;
@@ -333,25 +361,21 @@ impl Identity {
         }
     }
 
-    pub async fn update_api_key(
-        &self,
-        user_id: &str,
-        key_id: &str,
-        name: Option<String>,
-        grant: Option<Grant>,
-        teams: Option<KeyTeams>,
-    ) -> Result<ApiKey> {
+    pub async fn update_api_key(&self, user_id: &str, key_id: &str, edit: KeyEdit) -> Result<ApiKey> {
         let mut key = self.own_key(user_id, key_id).await?;
         if key.revoked_at.is_some() {
             return Err(Error::new(ErrorCode::Conflict, "a revoked key cannot be edited"));
         }
-        if let Some(name) = name {
+        if let Some(name) = edit.name {
             key.name = trimmed_len(&name, "name", 1, 64)?;
         }
-        if let Some(grant) = grant {
+        if let Some(expires_at) = edit.expires_at {
+            key.expires_at = key_expiry(expires_at, now_ms())?;
+        }
+        if let Some(grant) = edit.grant {
             key.grant = grant;
         }
-        if let Some(teams) = teams {
+        if let Some(teams) = edit.teams {
             self.key_team_ids(user_id, &teams).await?;
             key.teams = teams;
         }
@@ -379,6 +403,11 @@ impl Identity {
             self.store.api_key_by_digest(&self.hasher.candidates(digest)).await?.ok_or_else(invalid)?;
         if key.revoked_at.is_some() {
             return Err(invalid());
+        }
+        // Only a holder of the whole secret gets this far, so telling them the key expired
+        // reveals nothing to anyone else.
+        if key.expires_at.is_some_and(|at| at <= now_ms()) {
+            return Err(Error::new(ErrorCode::ApiKeyExpired, "the API key has expired"));
         }
         if version != self.hasher.current_version() {
             self.store.rekey_api_key(&key.id, &self.hasher.stored(digest)).await?;

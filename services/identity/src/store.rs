@@ -60,11 +60,12 @@ fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
         last_used_at: row.try_get("last_used_at")?,
         revoked_at: row.try_get("revoked_at")?,
         revoked_reason: row.try_get("revoked_reason")?,
+        expires_at: row.try_get("expires_at")?,
     })
 }
 
 const KEY_COLUMNS: &str =
-    "id, user_id, name, hint, permissions, all_teams, created_at, last_used_at, revoked_at, revoked_reason";
+    "id, user_id, name, hint, permissions, all_teams, created_at, last_used_at, revoked_at, revoked_reason, expires_at";
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
@@ -249,7 +250,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, user_id, name, hint, secret_digest, hash_version, permissions, all_teams, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&key.id)
         .bind(&key.user_id)
@@ -260,6 +261,7 @@ impl Store {
         .bind(key.grant.encode())
         .bind(i64::from(key.teams == KeyTeams::All))
         .bind(key.created_at)
+        .bind(key.expires_at)
         .execute(&mut *tx)
         .await?;
         insert_key_teams(&mut tx, key).await?;
@@ -462,10 +464,11 @@ impl Store {
 
     pub async fn update_api_key(&self, key: &ApiKey) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE api_keys SET name = $1, permissions = $2, all_teams = $3 WHERE id = $4")
+        sqlx::query("UPDATE api_keys SET name = $1, permissions = $2, all_teams = $3, expires_at = $4 WHERE id = $5")
             .bind(&key.name)
             .bind(key.grant.encode())
             .bind(i64::from(key.teams == KeyTeams::All))
+            .bind(key.expires_at)
             .bind(&key.id)
             .execute(&mut *tx)
             .await?;

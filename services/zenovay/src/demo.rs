@@ -45,6 +45,7 @@ pub async fn seed(
         teams: KeyTeams::All,
         digest: secret.digest(),
         hint: secret.hint(),
+        expires_at: None,
     };
     identity.create_api_key(key).await?;
     println!("demo user: {EMAIL} / {password}");
