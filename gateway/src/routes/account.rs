@@ -33,8 +33,15 @@ pub struct LoginBody {
     password: String,
 }
 
-fn session_response(status_created: bool, session: idpb::SessionResponse) -> Response {
-    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=2592000", session.session_token);
+/// The session cookie's attributes: `Secure` only when the configured public URL is https, since
+/// browsers refuse a `Secure` cookie sent over plain http to any host but localhost.
+fn cookie_attributes(state: &AppState) -> &'static str {
+    let https = state.public_url.as_deref().is_some_and(|url| url.to_ascii_lowercase().starts_with("https://"));
+    if https { "Path=/; HttpOnly; Secure; SameSite=Lax" } else { "Path=/; HttpOnly; SameSite=Lax" }
+}
+
+fn session_response(state: &AppState, status_created: bool, session: idpb::SessionResponse) -> Response {
+    let cookie = format!("{COOKIE}={}; {}; Max-Age=2592000", session.session_token, cookie_attributes(state));
     let data = json!({
         "user": session.user.as_ref().map(views::user),
         "session_token": session.session_token,
@@ -55,7 +62,7 @@ pub async fn signup(State(state): State<AppState>, Body(body): Body<SignupBody>)
         .signup(idpb::SignupRequest { email: body.email, password: body.password, name: body.name })
         .await?
         .into_inner();
-    Ok(session_response(true, session))
+    Ok(session_response(&state, true, session))
 }
 
 pub async fn login(State(state): State<AppState>, Body(body): Body<LoginBody>) -> ApiResult<Response> {
@@ -65,16 +72,16 @@ pub async fn login(State(state): State<AppState>, Body(body): Body<LoginBody>) -
         .login(idpb::LoginRequest { email: body.email, password: body.password })
         .await?
         .into_inner();
-    Ok(session_response(false, session))
+    Ok(session_response(&state, false, session))
 }
 
 pub async fn logout(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
     state.identity.clone().logout(idpb::LogoutRequest { session_token: session.token }).await?;
     let mut response = ok(json!({ "logged_out": true })).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("zenovay_session=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0"),
-    );
+    let cookie = format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(&state));
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     Ok(response)
 }
 
