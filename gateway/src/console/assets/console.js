@@ -69,9 +69,10 @@ function td(label, ...children) {
 }
 
 function table(caption, columns, rows) {
+  // A wide table scrolls on its own; a keyboard user reaches it to scroll it.
   return h(
     "div",
-    { class: "table-wrap" },
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     h(
       "table",
       { class: "stack" },
