@@ -29,9 +29,8 @@ impl Asset {
 
 pub static CSS: LazyLock<Asset> =
     LazyLock::new(|| Asset::new("console", "css", "text/css; charset=utf-8", include_str!("assets/console.css")));
-pub static JS: LazyLock<Asset> = LazyLock::new(|| {
-    Asset::new("console", "js", "text/javascript; charset=utf-8", include_str!("assets/console.js"))
-});
+pub static JS: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new("console", "js", "text/javascript; charset=utf-8", include_str!("assets/console.js")));
 
 const TRACKER: &str = include_str!("assets/script.js");
 

@@ -159,7 +159,11 @@ fn field(label: &str, id: &str, input: &str) -> String {
 
 fn auth_form(action: &str, button: &str, with_name: bool) -> String {
     let name = if with_name {
-        field("Name", "name", r#"<input id="name" name="name" autocomplete="name" required maxlength="100" aria-describedby="name-error">"#)
+        field(
+            "Name",
+            "name",
+            r#"<input id="name" name="name" autocomplete="name" required maxlength="100" aria-describedby="name-error">"#,
+        )
     } else {
         String::new()
     };
