@@ -209,6 +209,19 @@ for (const mode of MODES) {
       await row.getByRole("cell", { name: "Write", exact: true }).waitFor();
     });
 
+    test("with the keyboard alone, focus moves into the confirmation dialog and back to its button", async () => {
+      const revoke = page.getByRole("row", { name: /Exporter v2/ }).getByRole("button", { name: "Revoke" });
+      await revoke.focus();
+      await page.keyboard.press("Enter");
+      const dialog = page.getByRole("dialog", { name: /Revoke/ });
+      await dialog.waitFor();
+      assert.ok(await dialog.evaluate((d) => d.contains(document.activeElement)), "focus is inside the dialog");
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "detached" });
+      assert.ok(await revoke.evaluate((b) => b === document.activeElement), "focus is back on the Revoke button");
+      await page.getByRole("row", { name: /Exporter v2/ }).getByText("active").waitFor();
+    });
+
     test("the team settings page saves the key policy and shows members and the audit log", async () => {
       await page.getByRole("link", { name: "Teams" }).click();
       await page.getByRole("heading", { name: "Teams", level: 1 }).waitFor();
@@ -226,6 +239,27 @@ for (const mode of MODES) {
       await page.getByText("team.api_key_policy_changed").first().waitFor();
       await accessible("/settings/teams/{id}");
       await screenshot("team-settings");
+    });
+
+    test("an owner adds a member by email in the page and changes their role", async () => {
+      const bob = `bob-${Date.now()}@example.com`;
+      const signup = await fetch(`${product.base}/api/v1/auth/signup`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ email: bob, password: PASSWORD, name: "Bob" }),
+      });
+      assert.equal(signup.status, 201);
+      const members = page.locator("#members");
+      await members.getByLabel("Email").fill(bob);
+      await members.getByRole("button", { name: "Add member" }).click();
+      const role = page.getByLabel(`Role of ${bob}`);
+      await role.waitFor();
+      await role.selectOption("admin");
+      await page.getByRole("heading", { name: "Members" }).waitFor();
+      await page.waitForFunction((email) => document.querySelector(`select[aria-label="Role of ${email}"]`)?.value === "admin", bob);
+      const [team] = await teamsOfMe();
+      const listed = await (await page.request.get(`${product.base}/api/v1/teams/${team.id}/members`)).json();
+      assert.equal(listed.data.find((m) => m.email === bob).role, "admin");
     });
 
     test("the connected apps page says how to connect an MCP client", async () => {
