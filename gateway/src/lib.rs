@@ -3,6 +3,7 @@
 
 mod auth;
 mod cache;
+mod console;
 mod envelope;
 mod error;
 mod ingest;
@@ -296,6 +297,7 @@ fn router(state: AppState) -> Router {
         .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
         .route("/account/sessions", get(account::list_sessions))
         .route("/account/sessions/{id}", delete(account::revoke_session))
+        .route("/websites", get(routes::websites::list).post(routes::websites::create))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
         .route_layer(middleware::from_fn(record_route));
@@ -372,6 +374,7 @@ fn router(state: AppState) -> Router {
         )
         .route_layer(middleware::from_fn(record_route))
         .merge(oauth)
+        .merge(console::router())
         .nest("/api/v1", dashboard)
         .nest("/api/external/v1", external)
         .fallback(not_found)

@@ -177,3 +177,16 @@ impl FromRequestParts<AppState> for SigningIn {
         })
     }
 }
+
+/// The attributes of a cookie of this gateway's at `path`: `Secure` only when the configured public
+/// URL is https, since browsers refuse a `Secure` cookie sent over plain http to any host but
+/// localhost.
+pub fn cookie_attributes_at(state: &AppState, path: &str) -> String {
+    let https = state.public_url.as_deref().is_some_and(|url| url.to_ascii_lowercase().starts_with("https://"));
+    format!("Path={path}; HttpOnly;{} SameSite=Lax", if https { " Secure;" } else { "" })
+}
+
+/// The session cookie's attributes (see [`cookie_attributes_at`]).
+pub fn cookie_attributes(state: &AppState) -> String {
+    cookie_attributes_at(state, "/")
+}

@@ -15,6 +15,7 @@ macro_rules! both_modes {
 }
 
 mod conformance;
+mod console;
 mod events;
 mod hardening;
 mod harness;

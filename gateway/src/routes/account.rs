@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::envelope::{Body, Path, created, ok, rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::session::{COOKIE, SessionUser, SigningIn};
+use crate::session::{COOKIE, SessionUser, SigningIn, cookie_attributes};
 use crate::state::AppState;
 use crate::views;
 
@@ -33,8 +33,8 @@ pub struct LoginBody {
     password: String,
 }
 
-fn session_response(status_created: bool, session: idpb::SessionResponse) -> Response {
-    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=2592000", session.session_token);
+fn session_response(state: &AppState, status_created: bool, session: idpb::SessionResponse) -> Response {
+    let cookie = format!("{COOKIE}={}; {}; Max-Age=2592000", session.session_token, cookie_attributes(state));
     let data = json!({
         "user": session.user.as_ref().map(views::user),
         "session_token": session.session_token,
@@ -67,7 +67,7 @@ pub async fn signup(
         user_agent: client.user_agent,
     };
     let session = state.identity.clone().signup(request).await.map_err(refused)?.into_inner();
-    Ok(session_response(true, session))
+    Ok(session_response(&state, true, session))
 }
 
 pub async fn login(
@@ -82,20 +82,20 @@ pub async fn login(
         user_agent: client.user_agent,
     };
     let session = state.identity.clone().login(request).await.map_err(refused)?.into_inner();
-    Ok(session_response(false, session))
+    Ok(session_response(&state, false, session))
 }
 
-fn logged_out(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("zenovay_session=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0"),
-    );
+fn logged_out(state: &AppState, mut response: Response) -> Response {
+    let cookie = format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(state));
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     response
 }
 
 pub async fn logout(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
     state.identity.clone().logout(idpb::LogoutRequest { session_token: session.token }).await?;
-    Ok(logged_out(ok(json!({ "logged_out": true })).into_response()))
+    Ok(logged_out(&state, ok(json!({ "logged_out": true })).into_response()))
 }
 
 /// A session as its user sees it: never its token.
@@ -125,7 +125,7 @@ pub async fn revoke_session(
     let request = idpb::RevokeSessionRequest { user_id: session.user.id, session_id: id, session_token: session.token };
     let revoked = state.identity.clone().revoke_session(request).await?.into_inner();
     let response = ok(session_view(&revoked)).into_response();
-    Ok(if revoked.current { logged_out(response) } else { response })
+    Ok(if revoked.current { logged_out(&state, response) } else { response })
 }
 
 pub async fn me(session: SessionUser) -> impl IntoResponse {

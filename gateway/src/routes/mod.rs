@@ -5,3 +5,4 @@ pub mod mcp;
 pub mod oauth;
 pub mod stats;
 pub mod teams;
+pub mod websites;

@@ -401,8 +401,8 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
                  <p><button>Sign in</button></p></form>"
             ),
         );
-        let cookie =
-            format!("{CSRF_COOKIE}={token}; Path=/oauth/authorize; HttpOnly; Secure; SameSite=Lax; Max-Age=3600");
+        let attributes = crate::session::cookie_attributes_at(&state, "/oauth/authorize");
+        let cookie = format!("{CSRF_COOKIE}={token}; {attributes}; Max-Age=3600");
         if let (None, Ok(value)) = (existing, HeaderValue::from_str(&cookie)) {
             response.headers_mut().insert(header::SET_COOKIE, value);
         }
@@ -502,10 +502,8 @@ pub async fn authorize_submit(
                 Ok(session) => session,
                 Err(status) => return login_refused(common::Error::from(status).code, &again),
             };
-            let cookie = format!(
-                "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=2592000",
-                session.into_inner().session_token
-            );
+            let attributes = crate::session::cookie_attributes(&state);
+            let cookie = format!("{COOKIE}={}; {attributes}; Max-Age=2592000", session.into_inner().session_token);
             let mut response = Redirect::to(&again).into_response();
             if let Ok(value) = HeaderValue::from_str(&cookie) {
                 response.headers_mut().insert(header::SET_COOKIE, value);

@@ -1,0 +1,779 @@
+// The console's one script. Each page is an HTML shell from the gateway; this fills it from the
+// dashboard API (/api/v1) with the session cookie and the page's CSRF token. DOM is built with
+// textContent only (no innerHTML), so nothing the API returns is ever parsed as HTML.
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+const page = document.body.dataset.page;
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+  const response = await fetch(`/api/v1${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  let json = null;
+  try {
+    json = await response.json();
+  } catch {
+    // An answer without a JSON body is reported by its status below.
+  }
+  if (response.status === 401 && csrf) {
+    // The session ended (logged out elsewhere, expired): start again.
+    location.assign("/login");
+  }
+  if (!response.ok || !json?.success) {
+    const error = json?.error ?? {};
+    throw new ApiError(response.status, error.code, error.message ?? `The server answered ${response.status}.`);
+  }
+  return json.data;
+}
+
+/** An element with attributes (`on…` are listeners) and children (nodes or text). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "text") el.textContent = value;
+    else if (name === "checked" || name === "disabled" || name === "selected") el[name] = true;
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+function when(iso) {
+  if (!iso) return "Never";
+  const date = new Date(iso);
+  return date.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}
+
+/** A cell that names its column on narrow screens (see `table.stack` in the stylesheet). */
+function td(label, ...children) {
+  return h("td", { "data-label": label }, ...children);
+}
+
+function table(caption, columns, rows) {
+  // A wide table scrolls on its own; a keyboard user reaches it to scroll it.
+  return h(
+    "div",
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
+    h(
+      "table",
+      { class: "stack" },
+      h("caption", { class: "muted", text: caption }),
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: c })))),
+      h("tbody", {}, rows),
+    ),
+  );
+}
+
+/** A labelled control with the place its error appears. */
+function field(label, id, control) {
+  control.id = id;
+  control.setAttribute("aria-describedby", `${id}-error`);
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: id, text: label }),
+    control,
+    h("p", { class: "error", id: `${id}-error`, hidden: true }),
+  );
+}
+
+function choice(type, name, value, label, id, extra = {}) {
+  const input = h("input", { type, name, value, id, ...extra });
+  const row = h("div", { class: "choice" }, input, h("label", { for: id, text: label }));
+  return { input, row };
+}
+
+/** Clears the errors a form shows. */
+function clearErrors(form) {
+  for (const p of form.querySelectorAll(".error")) {
+    p.hidden = true;
+    p.textContent = "";
+  }
+  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+/**
+ * Shows an API error next to the field it names: messages start with the field's name
+ * (`name: must be …`, `domain must be …`). `fields` maps API field names to control ids.
+ */
+function showError(form, error, fields) {
+  const match = /^([a-z_]+)/i.exec(error.message ?? "");
+  const id = match && fields[match[1]];
+  const slot = id && form.querySelector(`#${id}-error`);
+  if (slot) {
+    slot.textContent = error.message;
+    slot.hidden = false;
+    const control = form.querySelector(`#${id}`);
+    if (control && control.tagName !== "FIELDSET") control.setAttribute("aria-invalid", "true");
+    (control?.tagName === "FIELDSET" ? control.querySelector("input:not(:disabled)") : control)?.focus();
+    return;
+  }
+  const general = form.querySelector(".form-error");
+  general.textContent = error.message;
+  general.hidden = false;
+  general.focus?.();
+}
+
+/** A modal dialog: focus moves into it, and back to where it was when it closes. */
+function openDialog(dialog) {
+  const back = document.activeElement;
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    if (back && back.isConnected) back.focus();
+  });
+  dialog.showModal();
+  return dialog;
+}
+
+function confirmDialog({ title, text, confirm }) {
+  return new Promise((resolve) => {
+    let confirmed = false;
+    const dialog = h(
+      "dialog",
+      { "aria-labelledby": "confirm-title", "aria-describedby": "confirm-text" },
+      h("h2", { id: "confirm-title", text: title }),
+      h("p", { id: "confirm-text", text }),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", autofocus: true, onclick: () => dialog.close(), text: "Cancel" }),
+        h("button", { type: "button", class: "danger", onclick: () => ((confirmed = true), dialog.close()), text: confirm }),
+      ),
+    );
+    dialog.addEventListener("close", () => resolve(confirmed));
+    openDialog(dialog);
+  });
+}
+
+async function copy(text, status) {
+  try {
+    await navigator.clipboard.writeText(text);
+    status.textContent = "Copied.";
+  } catch {
+    status.textContent = "Copying is blocked here: select the text and copy it yourself.";
+  }
+}
+
+/** Marks `#app` as ready and puts `content` in it. */
+function show(...content) {
+  const app = document.getElementById("app");
+  app.replaceChildren(...content);
+  app.removeAttribute("aria-busy");
+}
+
+function failed(error) {
+  show(h("p", { class: "error", role: "alert", text: `Could not load this page: ${error.message}` }));
+}
+
+// Sign up, log in, log out.
+
+function authPage() {
+  const form = document.getElementById("auth-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const data = Object.fromEntries(new FormData(form));
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await api("POST", form.dataset.action.replace("/api/v1", ""), data);
+      location.assign("/websites");
+    } catch (error) {
+      showError(form, error, { email: "email", password: "password", name: "name" });
+      button.disabled = false;
+    }
+  });
+}
+
+function logoutButton() {
+  document.getElementById("logout")?.addEventListener("click", async () => {
+    try {
+      await api("POST", "/auth/logout");
+    } finally {
+      location.assign("/login");
+    }
+  });
+}
+
+// Websites.
+
+function snippet(website) {
+  const origin = location.origin;
+  return `<script defer data-domain="${website.domain}" data-api="${origin}/api/event" src="${origin}/js/script.js"></script>`;
+}
+
+function timezones() {
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  return zones.includes("UTC") ? zones : ["UTC", ...zones];
+}
+
+async function websitesPage() {
+  const [teams, websites] = await Promise.all([api("GET", "/teams"), api("GET", "/websites")]);
+  const teamName = new Map(teams.map((t) => [t.id, t.name]));
+  const list = h("section", { "aria-labelledby": "list-title", class: "card" }, h("h2", { id: "list-title", text: "Your websites" }));
+  if (websites.length === 0) {
+    list.append(
+      h("p", { class: "notice" }, "No websites yet. Add your first one below, then paste its tracking snippet into the ", h("code", { text: "<head>" }), " of your pages."),
+    );
+  }
+  for (const website of websites) {
+    const code = snippet(website);
+    const status = h("span", { class: "muted", role: "status" });
+    const snippetId = `snippet-${website.id}`;
+    list.append(
+      h(
+        "article",
+        { class: "card", "aria-labelledby": `site-${website.id}` },
+        h("h3", { id: `site-${website.id}`, tabindex: "-1", text: website.name }),
+        h("p", { class: "muted", text: `${website.domain} · ${teamName.get(website.team_id) ?? "team"} · ${website.timezone}` }),
+        h("p", { id: `${snippetId}-label`, text: "Tracking snippet: put it in the <head> of every page." }),
+        h("pre", { id: snippetId, "aria-labelledby": `${snippetId}-label`, tabindex: "0" }, h("code", { text: code })),
+        h("div", { class: "actions" }, h("button", { type: "button", "aria-describedby": `${snippetId}-label`, onclick: () => copy(code, status), text: "Copy" }), status),
+      ),
+    );
+  }
+
+  const team = h("select", { name: "team_id" }, teams.map((t) => h("option", { value: t.id, text: t.name })));
+  const zone = h("select", { name: "timezone" });
+  const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  for (const z of timezones()) zone.append(h("option", { value: z, selected: z === local, text: z }));
+  const form = h(
+    "form",
+    { novalidate: true },
+    field("Team", "site-team", team),
+    field("Domain", "site-domain", h("input", { name: "domain", placeholder: "example.com", autocomplete: "off", required: true })),
+    field("Name", "site-name", h("input", { name: "name", placeholder: "My blog", required: true, maxlength: "100" })),
+    field("Timezone", "site-timezone", zone),
+    h("p", { class: "error form-error", role: "alert", hidden: true }),
+    h("button", { type: "submit", class: "primary", text: "Add website" }),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    try {
+      const website = await api("POST", "/websites", Object.fromEntries(new FormData(form)));
+      await websitesPage();
+      document.getElementById(`site-${website.id}`)?.focus();
+    } catch (error) {
+      showError(form, error, { team_id: "site-team", domain: "site-domain", name: "site-name", timezone: "site-timezone" });
+    }
+  });
+  const add = h("section", { "aria-labelledby": "add-title", class: "card" }, h("h2", { id: "add-title", text: "Add a website" }), form);
+  show(h("div", { class: "grid two" }, list, add));
+}
+
+// API keys.
+
+const paid = (team) => team.plan !== "free";
+
+/** Why the key policy of `team` keeps me from using keys on it, or null. */
+function policyReason(team) {
+  if (team.api_key_policy === "nobody") return "Its key policy allows no one to use API keys.";
+  if (team.api_key_policy === "admins_only" && team.role === "member") return "Its key policy allows owners and admins only.";
+  return null;
+}
+
+function permissionsText(permissions) {
+  if (permissions === "full") return "Full access";
+  return permissions.map((p) => p[0].toUpperCase() + p.slice(1)).join(", ");
+}
+
+function teamsText(keyTeams, teamName) {
+  if (keyTeams === "all") return "All teams";
+  return keyTeams.map((id) => teamName.get(id) ?? id).join(", ");
+}
+
+function keyStatus(key) {
+  if (key.revoked_at) return "revoked";
+  return key.status ?? "active";
+}
+
+/**
+ * The create and edit form: name, permissions ("Full access" or "Select" with Read, Write,
+ * Admin) and team access ("All teams" or "Selected teams"), with what is unavailable disabled
+ * and the reason said next to it.
+ */
+function keyForm({ prefix, teams, key, submit, onSubmit }) {
+  const name = h("input", { name: "name", required: true, maxlength: "64", autocomplete: "off", value: key?.name ?? "" });
+  const full = choice("radio", `${prefix}perm`, "full", "Full access", `${prefix}perm-full`, { checked: !key || key.permissions === "full" });
+  const select = choice("radio", `${prefix}perm`, "select", "Select", `${prefix}perm-select`, { checked: key && key.permissions !== "full" });
+  const scopes = ["read", "write", "admin"].map((scope) =>
+    choice("checkbox", `${prefix}scope`, scope, scope[0].toUpperCase() + scope.slice(1), `${prefix}scope-${scope}`, {
+      checked: Array.isArray(key?.permissions) && key.permissions.includes(scope),
+    }),
+  );
+  const adminReason = h("span", { class: "reason", id: `${prefix}admin-reason` });
+  scopes[2].input.setAttribute("aria-describedby", adminReason.id);
+  scopes[2].row.append(adminReason);
+  const permissions = h(
+    "fieldset",
+    { id: `${prefix}permissions`, "aria-describedby": `${prefix}permissions-error` },
+    h("legend", { text: "Permissions" }),
+    full.row,
+    select.row,
+    h("div", { class: "sub" }, scopes.map((s) => s.row)),
+    h("p", { class: "error", id: `${prefix}permissions-error`, hidden: true }),
+  );
+
+  const all = choice("radio", `${prefix}teams`, "all", "All teams", `${prefix}teams-all`, { checked: !key || key.teams === "all" });
+  const some = choice("radio", `${prefix}teams`, "some", "Selected teams", `${prefix}teams-some`, { checked: key && key.teams !== "all" });
+  const teamBoxes = teams.map((team) => {
+    const reason = policyReason(team);
+    const box = choice("checkbox", `${prefix}team`, team.id, `${team.name} (${team.plan}, ${team.role})`, `${prefix}team-${team.id}`, {
+      checked: Array.isArray(key?.teams) && key.teams.includes(team.id),
+    });
+    box.blocked = reason;
+    box.team = team;
+    if (reason) {
+      const id = `${prefix}team-${team.id}-reason`;
+      box.row.append(h("span", { class: "reason", id, text: `Unavailable: ${reason}` }));
+      box.input.setAttribute("aria-describedby", id);
+    }
+    return box;
+  });
+  const teamAccess = h(
+    "fieldset",
+    { id: `${prefix}teams`, "aria-describedby": `${prefix}teams-error` },
+    h("legend", { text: "Team access" }),
+    all.row,
+    some.row,
+    h("div", { class: "sub" }, teamBoxes.map((b) => b.row)),
+    h("p", { class: "error", id: `${prefix}teams-error`, hidden: true }),
+  );
+
+  // Admin counts only on teams where I am owner or admin: it is unavailable when a selected
+  // team (or, with all teams, every team) has me as a plain member.
+  function refresh() {
+    for (const s of scopes) s.input.disabled = !select.input.checked;
+    for (const b of teamBoxes) {
+      b.input.disabled = !some.input.checked || Boolean(b.blocked);
+      if (b.blocked) b.input.checked = false;
+    }
+    const chosen = some.input.checked ? teamBoxes.filter((b) => b.input.checked).map((b) => b.team) : teams;
+    const plain = chosen.filter((t) => t.role === "member");
+    let reason = "";
+    if (some.input.checked && plain.length > 0) reason = `Unavailable: you are a plain member of ${plain.map((t) => t.name).join(", ")}.`;
+    else if (!some.input.checked && teams.every((t) => t.role === "member")) reason = "Unavailable: you are a plain member of every team.";
+    adminReason.textContent = reason;
+    if (reason) {
+      scopes[2].input.checked = false;
+      scopes[2].input.disabled = true;
+    }
+  }
+
+  const form = h(
+    "form",
+    { novalidate: true },
+    field("Name", `${prefix}name`, name),
+    permissions,
+    teamAccess,
+    h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: submit })),
+  );
+  form.addEventListener("change", refresh);
+  refresh();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const body = {
+      name: name.value,
+      permissions: full.input.checked ? "full" : scopes.filter((s) => s.input.checked).map((s) => s.input.value),
+      teams: all.input.checked ? "all" : teamBoxes.filter((b) => b.input.checked).map((b) => b.input.value),
+    };
+    try {
+      await onSubmit(body);
+    } catch (error) {
+      showError(form, error, { name: `${prefix}name`, permissions: `${prefix}permissions`, teams: `${prefix}teams` });
+    }
+  });
+  return form;
+}
+
+/** The new secret, once: a dialog with Copy; dismissing it removes the secret from the page. */
+function secretDialog(secret, onDone) {
+  const status = h("p", { class: "muted", role: "status" });
+  const dialog = h(
+    "dialog",
+    { "aria-labelledby": "secret-title", "aria-describedby": "secret-warning" },
+    h("h2", { id: "secret-title", text: "Your new API key" }),
+    h("p", { id: "secret-warning", class: "warning", text: "Copy it now: it will not be shown again." }),
+    h("code", { class: "secret", id: "secret-value", "aria-label": "API key secret", text: secret }),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "button", class: "primary", autofocus: true, onclick: () => copy(secret, status), text: "Copy" }),
+      h("button", { type: "button", onclick: () => dialog.close(), text: "Done" }),
+    ),
+    status,
+  );
+  dialog.addEventListener("close", onDone);
+  openDialog(dialog);
+}
+
+async function apiKeysPage(focusId) {
+  const [teams, keys] = await Promise.all([api("GET", "/teams"), api("GET", "/account/api-keys")]);
+  const teamName = new Map(teams.map((t) => [t.id, t.name]));
+  const list = h("section", { "aria-labelledby": "keys-title", class: "card" }, h("h2", { id: "keys-title", text: "Your keys" }));
+  if (keys.length === 0) {
+    list.append(h("p", { class: "notice", text: "No API keys yet. Create one to call the external API from your own code." }));
+  } else {
+    const rows = keys.map((key) => {
+      const status = keyStatus(key);
+      const live = status !== "revoked";
+      const actions = live
+        ? h(
+            "div",
+            { class: "actions" },
+            h("button", { type: "button", onclick: () => editKey(key, teams), text: "Edit" }),
+            h("button", { type: "button", class: "danger", onclick: () => revokeKey(key), text: "Revoke" }),
+          )
+        : "";
+      return h(
+        "tr",
+        { id: `key-${key.id}`, tabindex: "-1" },
+        td("Name", key.name),
+        td("Key", h("code", { text: key.hint })),
+        td("Permissions", permissionsText(key.permissions)),
+        td("Teams", teamsText(key.teams, teamName)),
+        td("Created", when(key.created_at)),
+        td("Last used", when(key.last_used_at)),
+        td("Status", h("span", { class: `badge ${status}`, text: status })),
+        td("Actions", actions),
+      );
+    });
+    list.append(table("Your API keys", ["Name", "Key", "Permissions", "Teams", "Created", "Last used", "Status", "Actions"], rows));
+  }
+
+  const create = h("section", { "aria-labelledby": "create-title", class: "card" }, h("h2", { id: "create-title", text: "New API key" }));
+  if (!teams.some(paid)) {
+    create.append(
+      h(
+        "p",
+        { class: "notice" },
+        "The external API needs a paid plan (Pro, Scale or Enterprise), and all your teams are on the Free plan. ",
+        "Once a team you belong to is on a paid plan, you can create keys here. The console and MCP clients work on every plan.",
+      ),
+    );
+  } else {
+    create.append(
+      keyForm({
+        prefix: "new-",
+        teams,
+        submit: "Create API key",
+        onSubmit: async (body) => {
+          const created = await api("POST", "/account/api-keys", body);
+          await apiKeysPage();
+          secretDialog(created.key, () => document.getElementById(`key-${created.api_key.id}`)?.focus());
+        },
+      }),
+    );
+  }
+  show(list, create);
+  if (focusId) document.getElementById(focusId)?.focus();
+}
+
+function editKey(key, teams) {
+  const dialog = h("dialog", { "aria-labelledby": "edit-title" }, h("h2", { id: "edit-title", text: `Edit “${key.name}”` }));
+  const form = keyForm({
+    prefix: "edit-",
+    teams,
+    key,
+    submit: "Save",
+    onSubmit: async (body) => {
+      await api("PATCH", `/account/api-keys/${encodeURIComponent(key.id)}`, body);
+      dialog.close();
+      await apiKeysPage(`key-${key.id}`);
+    },
+  });
+  form.querySelector(".actions").append(h("button", { type: "button", onclick: () => dialog.close(), text: "Cancel" }));
+  dialog.append(form);
+  openDialog(dialog);
+}
+
+async function revokeKey(key) {
+  const sure = await confirmDialog({
+    title: `Revoke “${key.name}”?`,
+    text: "Every program using this key stops working at once. This cannot be undone.",
+    confirm: "Revoke",
+  });
+  if (!sure) return;
+  try {
+    await api("DELETE", `/account/api-keys/${encodeURIComponent(key.id)}`);
+    await apiKeysPage("keys-title");
+  } catch (error) {
+    alertError(error);
+  }
+}
+
+function alertError(error) {
+  const app = document.getElementById("app");
+  app.prepend(h("p", { class: "error", role: "alert", text: error.message }));
+}
+
+// Teams.
+
+async function teamsPage() {
+  const teams = await api("GET", "/teams");
+  const rows = teams.map((team) =>
+    h(
+      "tr",
+      {},
+      td("Team", team.name),
+      td("Your role", team.role),
+      td("Plan", team.plan),
+      td(
+        "Settings",
+        team.role === "member"
+          ? h("span", { class: "muted", text: "Owners and admins manage this team." })
+          : h("a", { href: `/settings/teams/${encodeURIComponent(team.id)}`, text: `Settings of ${team.name}` }),
+      ),
+    ),
+  );
+  show(h("section", { class: "card" }, table("Your teams", ["Team", "Your role", "Plan", "Settings"], rows)));
+}
+
+const POLICIES = [
+  ["all_members", "All members"],
+  ["admins_only", "Owners and admins only"],
+  ["nobody", "No one"],
+];
+
+async function teamPage() {
+  const teamId = document.body.dataset.team;
+  const teams = await api("GET", "/teams");
+  const team = teams.find((t) => t.id === teamId);
+  if (!team) return show(h("p", { class: "notice", text: "You are not a member of this team." }));
+  document.getElementById("page-title").textContent = `Team settings: ${team.name}`;
+  document.title = `${team.name} · Zenovay`;
+  if (team.role === "member") return show(h("p", { class: "notice", text: "Only the team's owners and admins manage its settings." }));
+  const path = `/teams/${encodeURIComponent(team.id)}`;
+  const [members, audit] = await Promise.all([api("GET", `${path}/members`), api("GET", `${path}/audit-log?limit=1000`)]);
+  show(policySection(team, path), membersSection(team, members, path), auditSection(audit, members));
+}
+
+function policySection(team, path) {
+  const status = h("p", { class: "muted", role: "status" });
+  const form = h(
+    "form",
+    { novalidate: true },
+    h(
+      "fieldset",
+      { id: "policy" },
+      h("legend", { text: "Who may create and use API keys on this team" }),
+      POLICIES.map(([value, label]) => choice("radio", "policy", value, label, `policy-${value}`, { checked: team.api_key_policy === value }).row),
+      h("p", { class: "error", id: "policy-error", hidden: true }),
+    ),
+    h("p", { class: "error form-error", role: "alert", hidden: true }),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: "Save" }), status),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    status.textContent = "";
+    try {
+      const policy = new FormData(form).get("policy");
+      await api("PUT", `${path}/api-key-policy`, { policy });
+      team.api_key_policy = policy;
+      status.textContent = "Saved. It applies to every key at once.";
+    } catch (error) {
+      showError(form, error, { policy: "policy" });
+    }
+  });
+  return h("section", { class: "card", "aria-labelledby": "policy-title" }, h("h2", { id: "policy-title", text: "API key policy" }), form);
+}
+
+function roleSelect(id, value, label) {
+  return h(
+    "select",
+    { id, "aria-label": label },
+    ["owner", "admin", "member"].map((role) => h("option", { value: role, selected: role === value, text: role[0].toUpperCase() + role.slice(1) })),
+  );
+}
+
+function membersSection(team, members, path) {
+  const reload = async () => {
+    const fresh = await api("GET", `${path}/members`);
+    document.getElementById("members").replaceWith(membersSection(team, fresh, path));
+    document.getElementById("members-title").focus();
+  };
+  const rows = members.map((member) => {
+    const select = roleSelect(`role-${member.user_id}`, member.role, `Role of ${member.email}`);
+    select.addEventListener("change", async () => {
+      try {
+        await api("PATCH", `${path}/members/${encodeURIComponent(member.user_id)}`, { role: select.value });
+        await reload();
+      } catch (error) {
+        select.value = member.role;
+        alertError(error);
+      }
+    });
+    const remove = h("button", {
+      type: "button",
+      class: "danger",
+      "aria-label": `Remove ${member.email}`,
+      text: "Remove",
+      onclick: async () => {
+        const sure = await confirmDialog({ title: `Remove ${member.email}?`, text: "They lose access to this team and its websites at once.", confirm: "Remove" });
+        if (!sure) return;
+        try {
+          await api("DELETE", `${path}/members/${encodeURIComponent(member.user_id)}`);
+          await reload();
+        } catch (error) {
+          alertError(error);
+        }
+      },
+    });
+    return h("tr", {}, td("Email", member.email), td("Name", member.name), td("Role", select), td("Joined", when(member.joined_at)), td("Actions", remove));
+  });
+  const email = h("input", { name: "email", type: "email", autocomplete: "off", required: true });
+  const form = h(
+    "form",
+    { novalidate: true },
+    h("h3", { text: "Add a member" }),
+    h("p", { class: "muted", text: "They need an account already: ask them to sign up first." }),
+    field("Email", "member-email", email),
+    field("Role", "member-role", roleSelect("member-role", "member")),
+    h("p", { class: "error form-error", role: "alert", hidden: true }),
+    h("button", { type: "submit", text: "Add member" }),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    try {
+      await api("POST", `${path}/members`, { email: email.value, role: form.querySelector("#member-role").value });
+      await reload();
+    } catch (error) {
+      showError(form, error, { email: "member-email", role: "member-role" });
+    }
+  });
+  // The role select of the add form is labelled by its <label>, not by aria-label.
+  form.querySelector("#member-role").removeAttribute("aria-label");
+  return h(
+    "section",
+    { class: "card", id: "members", "aria-labelledby": "members-title" },
+    h("h2", { id: "members-title", tabindex: "-1", text: "Members" }),
+    table(`Members of ${team.name}`, ["Email", "Name", "Role", "Joined", "Actions"], rows),
+    form,
+  );
+}
+
+const AUDIT_PAGE = 20;
+
+function auditSection(entries, members) {
+  const who = new Map(members.map((m) => [m.user_id, m.email]));
+  const section = h("section", { class: "card", "aria-labelledby": "audit-title" }, h("h2", { id: "audit-title", text: "Audit log" }));
+  if (entries.length === 0) {
+    section.append(h("p", { class: "muted", text: "Nothing recorded yet. Changes to members, keys and the key policy appear here." }));
+    return section;
+  }
+  const pages = Math.ceil(entries.length / AUDIT_PAGE);
+  const body = h("div");
+  const draw = (n) => {
+    const rows = entries.slice(n * AUDIT_PAGE, (n + 1) * AUDIT_PAGE).map((e) =>
+      h(
+        "tr",
+        {},
+        td("When", when(e.created_at)),
+        td("Action", h("code", { text: e.action })),
+        td("By", who.get(e.actor_id) ?? e.actor_id),
+        td("Details", e.details && Object.keys(e.details).length ? JSON.stringify(e.details) : ""),
+      ),
+    );
+    const pager = h(
+      "nav",
+      { class: "pager", "aria-label": "Audit log pages" },
+      h("button", { type: "button", disabled: n === 0, onclick: () => draw(n - 1), text: "Previous" }),
+      h("span", { text: `Page ${n + 1} of ${pages}` }),
+      h("button", { type: "button", disabled: n + 1 >= pages, onclick: () => draw(n + 1), text: "Next" }),
+    );
+    body.replaceChildren(table("Newest first", ["When", "Action", "By", "Details"], rows), pages > 1 ? pager : "");
+  };
+  draw(0);
+  section.append(body);
+  return section;
+}
+
+// Connected apps.
+
+async function connectedAppsPage() {
+  const [teams, connections] = await Promise.all([api("GET", "/teams"), api("GET", "/account/mcp-connections")]);
+  const teamName = new Map(teams.map((t) => [t.id, t.name]));
+  const live = connections.filter((c) => !c.revoked_at);
+  const section = h("section", { class: "card", "aria-labelledby": "apps-title" }, h("h2", { id: "apps-title", tabindex: "-1", text: "MCP clients" }));
+  if (live.length === 0) {
+    section.append(
+      h("p", { class: "notice" }, "No connected apps. Point an MCP client such as Claude or Cursor at ", h("code", { text: `${location.origin}/mcp` }), " and approve it; it appears here."),
+    );
+  } else {
+    const rows = live.map((c) =>
+      h(
+        "tr",
+        {},
+        td("Client", c.client_name || c.client_id),
+        td("Team", teamName.get(c.team_id) ?? c.team_id),
+        td("Scopes", c.scopes.join(", ")),
+        td("Connected", when(c.created_at)),
+        td("Last used", when(c.last_used_at)),
+        td(
+          "Actions",
+          h("button", {
+            type: "button",
+            class: "danger",
+            text: "Revoke",
+            onclick: async () => {
+              const sure = await confirmDialog({ title: `Revoke ${c.client_name || "this client"}?`, text: "It loses access at once and must be approved again.", confirm: "Revoke" });
+              if (!sure) return;
+              try {
+                await api("DELETE", `/account/mcp-connections/${encodeURIComponent(c.id)}`);
+                await connectedAppsPage();
+                document.getElementById("apps-title")?.focus();
+              } catch (error) {
+                alertError(error);
+              }
+            },
+          }),
+        ),
+      ),
+    );
+    section.append(table("Apps you connected", ["Client", "Team", "Scopes", "Connected", "Last used", "Actions"], rows));
+  }
+  show(section);
+}
+
+const pages = {
+  login: authPage,
+  signup: authPage,
+  websites: websitesPage,
+  "api-keys": apiKeysPage,
+  teams: teamsPage,
+  team: teamPage,
+  "connected-apps": connectedAppsPage,
+};
+
+logoutButton();
+const run = pages[page];
+if (run) {
+  Promise.resolve()
+    .then(() => run())
+    .catch(failed);
+}

@@ -1,0 +1,246 @@
+//! The console's pages: server-rendered shells that the script fills from the dashboard API.
+//! A page that needs a session checks the cookie first and sends the visitor to `/login`
+//! without one, and puts the session's CSRF token where the script reads it.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use common::ErrorCode;
+use proto::identity::v1 as idpb;
+
+use super::assets::{CSS, JS};
+use crate::session::{cookie, csrf_token};
+use crate::state::AppState;
+
+/// Text made safe for HTML text and quoted attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Who is looking at a page that needs a session.
+struct Visitor {
+    user: idpb::User,
+    csrf: String,
+}
+
+/// One page: its title, the name the script knows it by, and its main content (HTML, already
+/// escaped).
+struct Shell<'a> {
+    title: &'a str,
+    page: &'a str,
+    visitor: Option<&'a Visitor>,
+    main: String,
+    /// `data-team` of the team settings page.
+    team_id: Option<&'a str>,
+}
+
+fn nav_link(href: &str, label: &str, current: &str) -> String {
+    let aria = if href == current { r#" aria-current="page""# } else { "" };
+    format!(r#"<li><a href="{href}"{aria}>{label}</a></li>"#)
+}
+
+fn render(shell: Shell<'_>) -> Response {
+    let (meta, header) = match shell.visitor {
+        Some(visitor) => {
+            let current = match shell.page {
+                "websites" => "/websites",
+                "api-keys" => "/settings/api-keys",
+                "teams" | "team" => "/settings/teams",
+                _ => "/settings/connected-apps",
+            };
+            let links = [
+                nav_link("/websites", "Websites", current),
+                nav_link("/settings/api-keys", "API keys", current),
+                nav_link("/settings/teams", "Teams", current),
+                nav_link("/settings/connected-apps", "Connected apps", current),
+            ]
+            .concat();
+            (
+                format!(r#"<meta name="csrf-token" content="{}">"#, escape(&visitor.csrf)),
+                format!(
+                    r#"<nav aria-label="Console"><ul>{links}</ul></nav><div class="account"><span class="who">{}</span><button type="button" id="logout">Log out</button></div>"#,
+                    escape(&visitor.user.email)
+                ),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
+    let team = shell.team_id.map(|id| format!(r#" data-team="{}""#, escape(id))).unwrap_or_default();
+    let html = format!(
+        r##"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Zenovay</title>
+{meta}
+<link rel="stylesheet" href="{css}">
+<script type="module" src="{js}"></script>
+</head>
+<body data-page="{page}"{team}>
+<a class="skip" href="#main">Skip to content</a>
+<header class="top"><a class="brand" href="/">Zenovay</a>{header}</header>
+<main id="main" tabindex="-1">
+{main}
+</main>
+</body>
+</html>
+"##,
+        title = escape(shell.title),
+        css = CSS.href(),
+        js = JS.href(),
+        page = shell.page,
+        main = shell.main,
+    );
+    let mut response = Html(html).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The session behind the request's cookie, if it is a live one.
+async fn visitor(state: &AppState, headers: &HeaderMap) -> Result<Option<Visitor>, Response> {
+    let Some(token) = cookie(headers).filter(|t| !t.is_empty()) else { return Ok(None) };
+    let request = idpb::AuthenticateSessionRequest { session_token: token.to_owned() };
+    match state.identity.clone().authenticate_session(request).await {
+        Ok(user) => Ok(Some(Visitor { user: user.into_inner(), csrf: csrf_token(token) })),
+        Err(status) => {
+            let error = common::Error::from(status);
+            if error.code == ErrorCode::Unauthorized {
+                return Ok(None);
+            }
+            Err(unavailable())
+        }
+    }
+}
+
+fn unavailable() -> Response {
+    let main = r#"<h1>Try again in a moment</h1><p>The service is unavailable right now.</p>"#.to_owned();
+    let mut response = render(Shell { title: "Unavailable", page: "error", visitor: None, main, team_id: None });
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+}
+
+fn to_login() -> Response {
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn to_websites() -> Response {
+    let mut response = Redirect::to("/websites").into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match visitor(&state, &headers).await {
+        Ok(Some(_)) => to_websites(),
+        Ok(None) => to_login(),
+        Err(response) => response,
+    }
+}
+
+fn field(label: &str, id: &str, input: &str) -> String {
+    format!(
+        r#"<div class="field"><label for="{id}">{label}</label>{input}<p class="error" id="{id}-error" hidden></p></div>"#
+    )
+}
+
+fn auth_form(action: &str, button: &str, with_name: bool) -> String {
+    let name = if with_name {
+        field(
+            "Name",
+            "name",
+            r#"<input id="name" name="name" autocomplete="name" required maxlength="100" aria-describedby="name-error">"#,
+        )
+    } else {
+        String::new()
+    };
+    let email = field(
+        "Email",
+        "email",
+        r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error">"#,
+    );
+    let autocomplete = if with_name { "new-password" } else { "current-password" };
+    let password = field(
+        "Password",
+        "password",
+        &format!(
+            r#"<input id="password" name="password" type="password" autocomplete="{autocomplete}" required aria-describedby="password-error">"#
+        ),
+    );
+    format!(
+        r#"<form class="card narrow" id="auth-form" data-action="{action}" method="post" novalidate>{name}{email}{password}<p class="error form-error" role="alert" hidden></p><button type="submit" class="primary">{button}</button></form>"#
+    )
+}
+
+pub async fn login(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match visitor(&state, &headers).await {
+        Ok(Some(_)) => return to_websites(),
+        Ok(None) => {}
+        Err(response) => return response,
+    }
+    let main = format!(
+        r#"<h1>Log in</h1>{}<p>New here? <a href="/signup">Sign up</a></p>"#,
+        auth_form("/api/v1/auth/login", "Log in", false)
+    );
+    render(Shell { title: "Log in", page: "login", visitor: None, main, team_id: None })
+}
+
+pub async fn signup(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match visitor(&state, &headers).await {
+        Ok(Some(_)) => return to_websites(),
+        Ok(None) => {}
+        Err(response) => return response,
+    }
+    let main = format!(
+        r#"<h1>Sign up</h1>{}<p>Already have an account? <a href="/login">Log in</a></p>"#,
+        auth_form("/api/v1/auth/signup", "Sign up", true)
+    );
+    render(Shell { title: "Sign up", page: "signup", visitor: None, main, team_id: None })
+}
+
+/// A page for a signed-in person; the script draws its content into `#app`.
+async fn signed_in(state: &AppState, headers: &HeaderMap, title: &str, page: &str, team_id: Option<&str>) -> Response {
+    let visitor = match visitor(state, headers).await {
+        Ok(Some(visitor)) => visitor,
+        Ok(None) => return to_login(),
+        Err(response) => return response,
+    };
+    let main = format!(
+        r#"<h1 id="page-title">{}</h1><div id="app" aria-busy="true"><p class="muted">Loading…</p></div>"#,
+        escape(title)
+    );
+    render(Shell { title, page, visitor: Some(&visitor), main, team_id })
+}
+
+pub async fn websites(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    signed_in(&state, &headers, "Websites", "websites", None).await
+}
+
+pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    signed_in(&state, &headers, "API keys", "api-keys", None).await
+}
+
+pub async fn teams(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    signed_in(&state, &headers, "Teams", "teams", None).await
+}
+
+pub async fn team(State(state): State<AppState>, headers: HeaderMap, Path(team_id): Path<String>) -> Response {
+    signed_in(&state, &headers, "Team settings", "team", Some(&team_id)).await
+}
+
+pub async fn connected_apps(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    signed_in(&state, &headers, "Connected apps", "connected-apps", None).await
+}

@@ -1,0 +1,322 @@
+// The console in a real browser (Debian's chromium), in both run modes, driven through roles and
+// labels as a person with a screen reader would find the controls. Set SCREENSHOTS=1 to refresh
+// docs/screenshots/ from the all-in-one run.
+
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import AxeBuilder from "@axe-core/playwright";
+import { chromium } from "playwright-core";
+
+import { CHROMIUM, OPERATOR_TOKEN, ROOT, startProduct } from "./harness.js";
+
+const SHOTS = path.join(ROOT, "docs/screenshots");
+const PASSWORD = "correct horse battery staple";
+
+const MODES = (process.env.MODES ?? "all-in-one,split").split(",");
+
+for (const mode of MODES) {
+  describe(`the console (${mode})`, () => {
+    let product;
+    let browser;
+    let context;
+    let page;
+    const foreignRequests = [];
+    const pageErrors = [];
+    const email = `ada-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+
+    const screenshot = async (name, options = {}) => {
+      if (process.env.SCREENSHOTS !== "1" || mode !== "all-in-one") return;
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true, ...options });
+    };
+
+    /** Axe on the page as it is now: no serious or critical violation. */
+    const accessible = async (where) => {
+      const results = await new AxeBuilder({ page }).analyze();
+      const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+      assert.deepEqual(
+        bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
+        [],
+        `accessibility violations on ${where}`,
+      );
+    };
+
+    const teamsOfMe = async () => {
+      const response = await page.request.get(`${product.base}/api/v1/teams`);
+      return (await response.json()).data;
+    };
+
+    before(async () => {
+      product = await startProduct(mode);
+      browser = await chromium.launch(CHROMIUM);
+      context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+      const origin = new URL(product.base).origin;
+      context.on("request", (request) => {
+        const url = request.url();
+        if (!url.startsWith("data:") && !url.startsWith("about:") && new URL(url).origin !== origin) foreignRequests.push(url);
+      });
+      // The browser reports a CSP violation both as an event and on the console.
+      await context.addInitScript(() => {
+        document.addEventListener("securitypolicyviolation", (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+      });
+      page = await context.newPage();
+      page.on("console", (message) => {
+        // A refused API call (a 4xx the test provokes) is logged by the browser; only script
+        // errors and policy violations count.
+        if (message.type() === "error" && !/Failed to load resource/.test(message.text())) pageErrors.push(message.text());
+      });
+      page.on("pageerror", (error) => pageErrors.push(String(error)));
+    });
+
+    after(async () => {
+      await browser?.close();
+      await product?.stop();
+    });
+
+    test("the root sends a visitor without a session to the log-in page", async () => {
+      await page.goto(`${product.base}/`);
+      assert.equal(new URL(page.url()).pathname, "/login");
+      await page.getByRole("heading", { name: "Log in" }).waitFor();
+      await accessible("/login");
+      await screenshot("login");
+    });
+
+    test("pages and assets carry the security and cache headers", async () => {
+      const response = await page.request.get(`${product.base}/login`);
+      const headers = response.headers();
+      assert.match(headers["content-security-policy"], /default-src 'self'; script-src 'self'/);
+      assert.match(headers["content-security-policy"], /frame-ancestors 'none'/);
+      assert.equal(headers["x-frame-options"], "DENY");
+      assert.equal(headers["x-content-type-options"], "nosniff");
+      assert.equal(headers["cache-control"], "no-store");
+      const script = await page.locator('script[type="module"]').getAttribute("src");
+      assert.match(script, /^\/assets\/console\.[0-9a-f]{12}\.js$/);
+      const asset = await page.request.get(`${product.base}${script}`);
+      assert.equal(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+    });
+
+    test("a newcomer signs up in the page and lands on the websites page", async () => {
+      await page.getByRole("link", { name: "Sign up" }).click();
+      await page.getByRole("heading", { name: "Sign up" }).waitFor();
+      await accessible("/signup");
+      await screenshot("signup");
+      await page.getByLabel("Name").fill("Ada");
+      await page.getByLabel("Email").fill(email);
+      await page.getByLabel("Password").fill(PASSWORD);
+      await page.getByRole("button", { name: "Sign up" }).click();
+      await page.waitForURL(`${product.base}/websites`);
+      await page.getByRole("heading", { name: "Websites", level: 1 }).waitFor();
+      await page.getByText("No websites yet").waitFor();
+      const cookie = (await context.cookies()).find((c) => c.name === "zenovay_session");
+      assert.equal(cookie.httpOnly, true);
+      assert.equal(cookie.sameSite, "Lax");
+      assert.equal(cookie.secure, false, "no Secure cookie without an https public URL");
+    });
+
+    test("an error from the API appears next to the field it names", async () => {
+      await page.getByLabel("Domain").fill("not a domain!");
+      await page.getByLabel("Name").fill("Blog");
+      await page.getByRole("button", { name: "Add website" }).click();
+      const error = page.locator("#site-domain-error");
+      await error.waitFor();
+      assert.match(await error.textContent(), /^domain/);
+      assert.equal(await page.getByLabel("Domain").getAttribute("aria-invalid"), "true");
+    });
+
+    test("a website added in the page shows its tracking snippet", async () => {
+      const domain = `blog-${Date.now()}.example.com`;
+      await page.getByLabel("Domain").fill(domain);
+      await page.getByLabel("Name").fill("Ada's blog");
+      await page.getByLabel("Timezone").selectOption("UTC");
+      await page.getByRole("button", { name: "Add website" }).click();
+      await page.getByRole("heading", { name: "Ada's blog" }).waitFor();
+      const snippet = await page.locator("pre code").first().textContent();
+      assert.equal(snippet, `<script defer data-domain="${domain}" data-api="${product.base}/api/event" src="${product.base}/js/script.js"></script>`);
+      assert.ok(await page.getByRole("button", { name: "Copy" }).first().isVisible());
+      const tracker = await page.request.get(`${product.base}/js/script.js`);
+      assert.equal(tracker.status(), 200);
+      await accessible("/websites");
+      await screenshot("websites");
+    });
+
+    test("on the Free plan the API keys page says the API needs a paid plan instead of a form", async () => {
+      await page.getByRole("link", { name: "API keys" }).click();
+      await page.getByRole("heading", { name: "API keys", level: 1 }).waitFor();
+      await page.getByText("needs a paid plan").waitFor();
+      assert.equal(await page.getByRole("button", { name: "Create API key" }).count(), 0);
+      await accessible("/settings/api-keys (free)");
+    });
+
+    test("a key created in the page works with an HTTP client and stops working once revoked in the page", async () => {
+      const [team] = await teamsOfMe();
+      const plan = await fetch(`${product.base}/api/v1/teams/${team.id}/plan`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json", "X-Operator-Token": OPERATOR_TOKEN },
+        body: JSON.stringify({ plan: "pro" }),
+      });
+      assert.equal(plan.status, 200);
+      await page.reload();
+      const form = page.locator("form", { has: page.getByRole("button", { name: "Create API key" }) });
+      await form.getByLabel("Name").fill("Reporting");
+      await form.getByLabel("Select", { exact: true }).check();
+      await form.getByLabel("Read").check();
+      await form.getByLabel("Selected teams").check();
+      await form.getByLabel(/^Ada/).check();
+      await accessible("/settings/api-keys (pro)");
+      await screenshot("api-keys-create");
+      await form.getByRole("button", { name: "Create API key" }).click();
+
+      const dialog = page.getByRole("dialog", { name: "Your new API key" });
+      await dialog.waitFor();
+      await dialog.getByText("it will not be shown again").waitFor();
+      const secret = (await dialog.locator("#secret-value").textContent()).trim();
+      assert.match(secret, /^zv_/);
+      assert.ok(await dialog.getByRole("button", { name: "Copy" }).isVisible());
+      await screenshot("api-keys-secret", { mask: [dialog.locator("#secret-value")] });
+      await dialog.getByRole("button", { name: "Done" }).click();
+      await dialog.waitFor({ state: "detached" });
+      assert.ok(!(await page.content()).includes(secret), "the secret is gone from the page once dismissed");
+
+      const call = () => fetch(`${product.base}/api/external/v1/websites`, { headers: { Authorization: `Bearer ${secret}` } });
+      assert.equal((await call()).status, 200);
+
+      const row = page.getByRole("row", { name: /Reporting/ });
+      await row.getByRole("cell", { name: "Read", exact: true }).waitFor();
+      await screenshot("api-keys");
+      await row.getByRole("button", { name: "Revoke" }).click();
+      const confirm = page.getByRole("dialog", { name: /Revoke/ });
+      await confirm.getByRole("button", { name: "Revoke" }).click();
+      await page.getByRole("row", { name: /Reporting/ }).getByText("revoked").waitFor();
+      assert.equal((await call()).status, 401);
+    });
+
+    test("a key edited in the page keeps its new name and permissions", async () => {
+      const form = page.locator("form", { has: page.getByRole("button", { name: "Create API key" }) });
+      await form.getByLabel("Name").fill("Exporter");
+      await form.getByRole("button", { name: "Create API key" }).click();
+      await page.getByRole("dialog", { name: "Your new API key" }).getByRole("button", { name: "Done" }).click();
+      await page.getByRole("row", { name: /Exporter/ }).getByRole("button", { name: "Edit" }).click();
+      const dialog = page.getByRole("dialog", { name: /Edit/ });
+      await dialog.getByLabel("Name").fill("Exporter v2");
+      await dialog.getByLabel("Select", { exact: true }).check();
+      await dialog.getByLabel("Write").check();
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await dialog.waitFor({ state: "detached" });
+      const row = page.getByRole("row", { name: /Exporter v2/ });
+      await row.getByRole("cell", { name: "Write", exact: true }).waitFor();
+    });
+
+    test("with the keyboard alone, focus moves into the confirmation dialog and back to its button", async () => {
+      const revoke = page.getByRole("row", { name: /Exporter v2/ }).getByRole("button", { name: "Revoke" });
+      await revoke.focus();
+      await page.keyboard.press("Enter");
+      const dialog = page.getByRole("dialog", { name: /Revoke/ });
+      await dialog.waitFor();
+      assert.ok(await dialog.evaluate((d) => d.contains(document.activeElement)), "focus is inside the dialog");
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "detached" });
+      assert.ok(await revoke.evaluate((b) => b === document.activeElement), "focus is back on the Revoke button");
+      await page.getByRole("row", { name: /Exporter v2/ }).getByText("active").waitFor();
+    });
+
+    test("the team settings page saves the key policy and shows members and the audit log", async () => {
+      await page.getByRole("link", { name: "Teams" }).click();
+      await page.getByRole("heading", { name: "Teams", level: 1 }).waitFor();
+      await accessible("/settings/teams");
+      await page.getByRole("link", { name: /^Settings of/ }).click();
+      await page.getByRole("heading", { name: "Members" }).waitFor();
+      await page.getByRole("heading", { name: "Audit log" }).waitFor();
+      await page.getByLabel("Owners and admins only").check();
+      await page.getByRole("button", { name: "Save" }).click();
+      await page.getByText("Saved.").waitFor();
+      const [team] = await teamsOfMe();
+      assert.equal(team.api_key_policy, "admins_only");
+      await page.reload();
+      assert.ok(await page.getByLabel("Owners and admins only").isChecked());
+      await page.getByText("team.api_key_policy_changed").first().waitFor();
+      await accessible("/settings/teams/{id}");
+      await screenshot("team-settings");
+    });
+
+    test("an owner adds a member by email in the page and changes their role", async () => {
+      const bob = `bob-${Date.now()}@example.com`;
+      const signup = await fetch(`${product.base}/api/v1/auth/signup`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ email: bob, password: PASSWORD, name: "Bob" }),
+      });
+      assert.equal(signup.status, 201);
+      const members = page.locator("#members");
+      await members.getByLabel("Email").fill(bob);
+      await members.getByRole("button", { name: "Add member" }).click();
+      const role = page.getByLabel(`Role of ${bob}`);
+      await role.waitFor();
+      await role.selectOption("admin");
+      await page.getByRole("heading", { name: "Members" }).waitFor();
+      await page.waitForFunction((email) => document.querySelector(`select[aria-label="Role of ${email}"]`)?.value === "admin", bob);
+      const [team] = await teamsOfMe();
+      const listed = await (await page.request.get(`${product.base}/api/v1/teams/${team.id}/members`)).json();
+      assert.equal(listed.data.find((m) => m.email === bob).role, "admin");
+    });
+
+    test("the connected apps page says how to connect an MCP client", async () => {
+      await page.getByRole("link", { name: "Connected apps" }).click();
+      await page.getByRole("heading", { name: "Connected apps", level: 1 }).waitFor();
+      await page.getByText("No connected apps").waitFor();
+      await accessible("/settings/connected-apps");
+      await screenshot("connected-apps");
+    });
+
+    test("a state-changing call with the session cookie is refused from another origin or without the CSRF token", async () => {
+      const session = (await context.cookies()).find((c) => c.name === "zenovay_session").value;
+      const post = (headers) =>
+        fetch(`${product.base}/api/v1/teams`, {
+          method: "POST",
+          headers: { Cookie: `zenovay_session=${session}`, "Content-Type": "application/json", ...headers },
+          body: JSON.stringify({ name: "Forged" }),
+        });
+      assert.equal((await post({ Origin: "http://evil.example" })).status, 403);
+      assert.equal((await post({ Origin: product.base })).status, 403, "no CSRF token");
+      const fromPage = await page.evaluate(async () => {
+        const response = await fetch("/api/v1/teams", { method: "POST", headers: { "Content-Type": "application/json" }, body: '{"name":"Forged"}' });
+        return response.status;
+      });
+      assert.equal(fromPage, 403);
+      const names = (await teamsOfMe()).map((t) => t.name);
+      assert.ok(!names.includes("Forged"));
+    });
+
+    test("the console works at a phone's width", async () => {
+      await page.setViewportSize({ width: 375, height: 800 });
+      await page.goto(`${product.base}/settings/api-keys`);
+      await page.getByRole("heading", { name: "API keys", level: 1 }).waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+      await accessible("/settings/api-keys at 375px");
+      await screenshot("api-keys-375");
+      await page.goto(`${product.base}/websites`);
+      await page.getByRole("heading", { name: "Websites", level: 1 }).waitFor();
+      await screenshot("websites-375");
+      await page.setViewportSize({ width: 1440, height: 900 });
+    });
+
+    test("log out ends the session", async () => {
+      await page.getByRole("button", { name: "Log out" }).click();
+      await page.waitForURL(`${product.base}/login`);
+      await page.goto(`${product.base}/websites`);
+      assert.equal(new URL(page.url()).pathname, "/login");
+      await page.getByLabel("Email").fill(email);
+      await page.getByLabel("Password").fill(PASSWORD);
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForURL(`${product.base}/websites`);
+    });
+
+    test("every request went to the product's own origin, with no script error or CSP violation", () => {
+      assert.deepEqual(foreignRequests, []);
+      assert.deepEqual(pageErrors, []);
+    });
+  });
+}
