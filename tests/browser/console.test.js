@@ -209,6 +209,23 @@ for (const mode of MODES) {
       await row.getByRole("cell", { name: "Write", exact: true }).waitFor();
     });
 
+    test("a key created with an expiry lists it and the API reports it", async () => {
+      const form = page.locator("form", { has: page.getByRole("button", { name: "Create API key" }) });
+      await form.getByLabel("Name").fill("Short-lived");
+      const day = new Date(Date.now() + 10 * 86_400_000);
+      const local = `${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, "0")}-${String(day.getDate()).padStart(2, "0")}`;
+      await form.getByLabel("Expires").fill(local);
+      await form.getByRole("button", { name: "Create API key" }).click();
+      await page.getByRole("dialog", { name: "Your new API key" }).getByRole("button", { name: "Done" }).click();
+      const row = page.getByRole("row", { name: /Short-lived/ });
+      await row.getByRole("cell", { name: "active", exact: true }).waitFor();
+      assert.notEqual(await row.locator('td[data-label="Expires"]').innerText(), "Never");
+      const keys = (await (await page.request.get(`${product.base}/api/v1/account/api-keys`)).json()).data;
+      const key = keys.find((k) => k.name === "Short-lived");
+      const expires = new Date(key.expires_at);
+      assert.equal(expires.getDate(), day.getDate(), "the key works through the chosen day");
+    });
+
     test("with the keyboard alone, focus moves into the confirmation dialog and back to its button", async () => {
       const revoke = page.getByRole("row", { name: /Exporter v2/ }).getByRole("button", { name: "Revoke" });
       await revoke.focus();

@@ -57,6 +57,12 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** `YYYY-MM-DD` of a time in the browser's time zone, as a date input takes it. */
+function localDate(iso) {
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
 function when(iso) {
   if (!iso) return "Never";
   const date = new Date(iso);
@@ -315,6 +321,9 @@ function keyStatus(key) {
  */
 function keyForm({ prefix, teams, key, submit, onSubmit }) {
   const name = h("input", { name: "name", required: true, maxlength: "64", autocomplete: "off", value: key?.name ?? "" });
+  // The last day the key works, in the browser's time zone; empty: it never expires.
+  const expires = h("input", { type: "date", name: "expires", value: key?.expires_at ? localDate(key.expires_at) : "" });
+  const expiresBefore = expires.value;
   const full = choice("radio", `${prefix}perm`, "full", "Full access", `${prefix}perm-full`, { checked: !key || key.permissions === "full" });
   const select = choice("radio", `${prefix}perm`, "select", "Select", `${prefix}perm-select`, { checked: key && key.permissions !== "full" });
   const scopes = ["read", "write", "admin"].map((scope) =>
@@ -387,6 +396,7 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
     field("Name", `${prefix}name`, name),
     permissions,
     teamAccess,
+    field("Expires", `${prefix}expires`, expires),
     h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: submit })),
   );
@@ -400,10 +410,21 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
       permissions: full.input.checked ? "full" : scopes.filter((s) => s.input.checked).map((s) => s.input.value),
       teams: all.input.checked ? "all" : teamBoxes.filter((b) => b.input.checked).map((b) => b.input.value),
     };
+    // Through the end of the chosen day. An edit sends it only when changed (emptied: never), so
+    // that an expiry set to the minute through the API is kept.
+    if (!key || expires.value !== expiresBefore) {
+      if (expires.value) body.expires_at = new Date(`${expires.value}T23:59:59`).toISOString();
+      else if (key) body.expires_at = null;
+    }
     try {
       await onSubmit(body);
     } catch (error) {
-      showError(form, error, { name: `${prefix}name`, permissions: `${prefix}permissions`, teams: `${prefix}teams` });
+      showError(form, error, {
+        name: `${prefix}name`,
+        permissions: `${prefix}permissions`,
+        teams: `${prefix}teams`,
+        expires_at: `${prefix}expires`,
+      });
     }
   });
   return form;
@@ -457,11 +478,12 @@ async function apiKeysPage(focusId) {
         td("Teams", teamsText(key.teams, teamName)),
         td("Created", when(key.created_at)),
         td("Last used", when(key.last_used_at)),
+        td("Expires", when(key.expires_at)),
         td("Status", h("span", { class: `badge ${status}`, text: status })),
         td("Actions", actions),
       );
     });
-    list.append(table("Your API keys", ["Name", "Key", "Permissions", "Teams", "Created", "Last used", "Status", "Actions"], rows));
+    list.append(table("Your API keys", ["Name", "Key", "Permissions", "Teams", "Created", "Last used", "Expires", "Status", "Actions"], rows));
   }
 
   const create = h("section", { "aria-labelledby": "create-title", class: "card" }, h("h2", { id: "create-title", text: "New API key" }));
