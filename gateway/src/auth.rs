@@ -145,8 +145,12 @@ impl Credentials {
                 verified
             }
         };
-        // A cached verification never outlives the key's expiry.
-        if verified.key.expires_at_unix_ms.is_some_and(|at| at <= common::time::now_ms()) {
+        // A cached verification never outlives the key's expiry, nor a rotated key's grace period.
+        let now = common::time::now_ms();
+        if verified.key.retires_at_unix_ms.is_some_and(|at| at <= now) {
+            return Err(unauthorized("the API key is invalid or revoked"));
+        }
+        if verified.key.expires_at_unix_ms.is_some_and(|at| at <= now) {
             return Err(Error::new(ErrorCode::ApiKeyExpired, "the API key has expired").into());
         }
         tracing::Span::current().record("zenovay.key_id", verified.key.id.as_str());

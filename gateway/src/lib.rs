@@ -293,6 +293,7 @@ fn router(state: AppState) -> Router {
         .route("/teams/{id}/audit-log", get(teams::get_audit_log))
         .route("/account/api-keys", get(account::list_keys).post(account::create_key))
         .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
+        .route("/account/api-keys/{id}/rotate", post(account::rotate_key))
         .route("/account/mcp-connections", get(oauth::list_connections))
         .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
         .route("/account/sessions", get(account::list_sessions))

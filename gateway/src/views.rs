@@ -94,6 +94,8 @@ pub fn api_key(k: &idpb::ApiKey) -> Value {
         "revoked_at": k.revoked_at_unix_ms.map(rfc3339),
         "revoked_reason": (!k.revoked_reason.is_empty()).then_some(&k.revoked_reason),
         "expires_at": k.expires_at_unix_ms.map(rfc3339),
+        "rotated_from": (!k.rotated_from.is_empty()).then_some(&k.rotated_from),
+        "rotated_to": (!k.rotated_to.is_empty()).then_some(&k.rotated_to),
         "status": key_status(k, common::time::now_ms()),
     })
 }

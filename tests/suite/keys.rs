@@ -476,7 +476,73 @@ async fn an_expired_key_is_refused_with_its_own_code(env: &TestEnv) {
     assert_eq!(listed["status"], "expired", "{listed}");
 }
 
+/// Rotates `record`'s key with a grace period; returns the new secret and record.
+async fn rotate(env: &TestEnv, user: &TestUser, record: &Value, body: Value) -> (StatusCode, Value) {
+    let path = format!("/api/v1/account/api-keys/{}/rotate", record["id"].as_str().unwrap());
+    env.session_json(Method::POST, &path, &user.session, Some(body)).await
+}
+
+async fn a_rotated_key_works_until_its_grace_period_ends(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let body =
+        json!({ "name": "deploy", "permissions": ["read"], "teams": "all", "expires_at": from_now(86_400 * 30) });
+    let (old_key, old) = env.create_key(&ann, body).await;
+    assert_eq!(env.api(Method::GET, "/websites", &old_key, None).await.0, StatusCode::OK, "cached before rotation");
+    let (status, rotated) = rotate(env, &ann, &old, json!({ "grace_period_seconds": 2 })).await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    let (new_key, new) = (rotated["data"]["key"].as_str().unwrap().to_owned(), &rotated["data"]["api_key"]);
+    assert_ne!(new_key, old_key);
+    for field in ["name", "permissions", "teams", "expires_at"] {
+        assert_eq!(new[field], old[field], "{field} carries over");
+    }
+    assert_eq!(new["rotated_from"], old["id"]);
+    // Both work during the grace period; the old one stops the moment it ends, on every replica.
+    assert_eq!(env.api(Method::GET, "/websites", &old_key, None).await.0, StatusCode::OK);
+    assert_eq!(env.api(Method::GET, "/websites", &new_key, None).await.0, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let (status, body) = env.api(Method::GET, "/websites", &old_key, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    for base in &env.gateways {
+        let response = env.http.get(format!("{base}/api/external/v1/websites")).bearer_auth(&old_key).send().await;
+        assert_eq!(response.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(env.api(Method::GET, "/websites", &new_key, None).await.0, StatusCode::OK);
+    let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None).await;
+    let listed = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == old["id"]).unwrap().clone();
+    assert_eq!((&listed["status"], &listed["revoked_reason"]), (&json!("revoked"), &json!("rotated")), "{listed}");
+    assert_eq!(listed["rotated_to"], new["id"]);
+    let (_, log) =
+        env.session_json(Method::GET, &format!("/api/v1/teams/{}/audit-log", ann.team_id), &ann.session, None).await;
+    assert!(log["data"].as_array().unwrap().iter().any(|e| e["action"] == "api_key.rotated"), "{log}");
+}
+
+async fn a_rotation_without_grace_retires_the_old_key_at_once(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (old_key, old) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    let (status, rotated) = rotate(env, &ann, &old, json!({ "grace_period_seconds": 0 })).await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    assert_eq!(env.api(Method::GET, "/websites", &old_key, None).await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = rotate(env, &ann, &old, json!({})).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
+}
+
+async fn a_grace_period_beyond_a_week_is_refused(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (_, old) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    for grace in [json!(604_801), json!(-1), json!("1d")] {
+        let (status, body) = rotate(env, &ann, &old, json!({ "grace_period_seconds": grace })).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("grace_period_seconds"), "{body}");
+    }
+}
+
 both_modes!(
+    a_rotated_key_works_until_its_grace_period_ends,
+    a_rotation_without_grace_retires_the_old_key_at_once,
+    a_grace_period_beyond_a_week_is_refused,
     a_key_expiry_must_be_in_the_future_and_within_366_days,
     an_edit_sets_or_clears_the_expiry,
     an_expired_key_is_refused_with_its_own_code,

@@ -12,7 +12,7 @@ use proto::policy::v1 as popb;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::envelope::{Body, Path, created, ok, rfc3339};
+use crate::envelope::{Body, Path, RawBody, created, ok, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::session::{COOKIE, SessionUser, SigningIn, cookie_attributes};
 use crate::state::AppState;
@@ -520,6 +520,62 @@ pub async fn update_key(
         cache.forget(Change::Key(key.id.clone()));
     }
     Ok(ok(views::api_key(&key)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyBody {
+    /// How long the old key keeps working; a day unless said.
+    #[serde(default = "a_day")]
+    grace_period_seconds: i64,
+}
+
+fn a_day() -> i64 {
+    86_400
+}
+
+/// A new secret for a key; the old one keeps working for the grace period (README, "API keys").
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(key_id): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    // The body is optional: none at all means every default.
+    let grace_period_seconds =
+        if body.is_empty() { a_day() } else { crate::envelope::parse::<RotateKeyBody>(&body)?.grace_period_seconds };
+    if !(0..=604_800).contains(&grace_period_seconds) {
+        return Err(Error::validation("grace_period_seconds: must be 0 to 604800").into());
+    }
+    let keys = state
+        .identity
+        .clone()
+        .list_api_keys(idpb::ListApiKeysRequest { user_id: session.user.id.clone() })
+        .await?
+        .into_inner()
+        .keys;
+    let old = keys.into_iter().find(|k| k.id == key_id).ok_or_else(|| Error::not_found("API key"))?;
+    // The new key reaches what the old one does: the team's rules are those of a new key.
+    check_key_rules(&state, &session.user.id, &old.grant.unwrap_or_default(), &old.teams.unwrap_or_default()).await?;
+    let secret = ApiKeySecret::generate();
+    let key = state
+        .identity
+        .clone()
+        .rotate_api_key(idpb::RotateApiKeyRequest {
+            user_id: session.user.id,
+            key_id,
+            grace_period_seconds,
+            secret_digest: secret.digest().as_bytes().to_vec(),
+            hint: secret.hint(),
+        })
+        .await?
+        .into_inner();
+    if let Some(cache) = &state.keys {
+        cache.forget(Change::Key(old.id));
+    }
+    let mut response = created(json!({ "key": secret.expose(), "api_key": views::api_key(&key) })).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 pub async fn revoke_key(

@@ -12,7 +12,7 @@ use common::access::Role;
 use crate::login::Refusal;
 use crate::mcp::{McpConnection, McpConsent, McpTokens, OAuthClient};
 use crate::model::{ApiKey, AuditEntry, Member, Membership, Session, Team, User};
-use crate::service::{Client, Identity, KeyEdit, NewApiKey};
+use crate::service::{Client, Identity, KeyEdit, KeyRotation, NewApiKey};
 
 /// Metadata of a refused sign-in or sign-up: seconds until a retry may succeed.
 pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after";
@@ -60,6 +60,9 @@ fn api_key(k: ApiKey) -> pb::ApiKey {
         revoked_at_unix_ms: k.revoked_at,
         revoked_reason: k.revoked_reason.unwrap_or_default(),
         expires_at_unix_ms: k.expires_at,
+        retires_at_unix_ms: k.retires_at,
+        rotated_from: k.rotated_from.unwrap_or_default(),
+        rotated_to: k.rotated_to.unwrap_or_default(),
     }
 }
 
@@ -193,6 +196,18 @@ impl IdentityService for Identity {
         let edit = KeyEdit { name: r.name, grant, teams, expires_at: r.expiry.map(|e| e.at_unix_ms) };
         let key = Identity::update_api_key(self, &r.user_id, &r.key_id, edit).await?;
         Ok(Response::new(api_key(key)))
+    }
+
+    async fn rotate_api_key(&self, req: Request<pb::RotateApiKeyRequest>) -> Reply<pb::ApiKey> {
+        let r = req.into_inner();
+        let rotation = KeyRotation {
+            user_id: r.user_id,
+            key_id: r.key_id,
+            grace_ms: r.grace_period_seconds.saturating_mul(1000),
+            digest: digest(&r.secret_digest)?,
+            hint: r.hint,
+        };
+        Ok(Response::new(api_key(Identity::rotate_api_key(self, rotation).await?)))
     }
 
     async fn get_membership(&self, req: Request<pb::GetMembershipRequest>) -> Reply<pb::Membership> {

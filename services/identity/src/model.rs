@@ -38,6 +38,10 @@ pub struct ApiKey {
     pub revoked_reason: Option<String>,
     /// When the key stops working (unix ms); None: never.
     pub expires_at: Option<i64>,
+    /// A rotated key's end of grace; past it the key reads as revoked (reason `rotated`).
+    pub retires_at: Option<i64>,
+    pub rotated_from: Option<String>,
+    pub rotated_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,4 +73,21 @@ pub struct Session {
     pub user_agent: String,
     /// Whether this is the session of the caller's token.
     pub current: bool,
+}
+
+/// Why a key was revoked when its rotation's grace period ended.
+pub const REVOKED_ROTATED: &str = "rotated";
+
+impl ApiKey {
+    /// The key as it stands at `now`: a rotated key past its grace period is revoked (reason
+    /// `rotated`) from that moment, without a write having to happen then.
+    pub fn retired_by(mut self, now: i64) -> ApiKey {
+        if let (None, Some(at)) = (self.revoked_at, self.retires_at)
+            && at <= now
+        {
+            self.revoked_at = Some(at);
+            self.revoked_reason = Some(REVOKED_ROTATED.to_owned());
+        }
+        self
+    }
 }

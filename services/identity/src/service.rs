@@ -32,6 +32,18 @@ pub struct NewApiKey {
     pub expires_at: Option<i64>,
 }
 
+/// A rotation of a key: the new secret's digest and hint, and the old key's grace period.
+pub struct KeyRotation {
+    pub user_id: String,
+    pub key_id: String,
+    pub grace_ms: i64,
+    pub digest: Digest,
+    pub hint: String,
+}
+
+/// The longest grace period of a rotated key: a week.
+const MAX_GRACE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
 /// An edit of a key: each field, when present, replaces the key's.
 #[derive(Default)]
 pub struct KeyEdit {
@@ -344,6 +356,9 @@ impl Identity {
             revoked_at: None,
             revoked_reason: None,
             expires_at,
+            retires_at: None,
+            rotated_from: None,
+            rotated_to: None,
         };
         self.store.insert_api_key(&key, &self.hasher.stored(&new.digest)).await?;
         self.audit_key(&key, "api_key.created").await?;
@@ -383,6 +398,40 @@ impl Identity {
         announce(self.changes.as_ref(), Change::Key(key.id.clone())).await;
         self.audit_key(&key, "api_key.updated").await?;
         Ok(key)
+    }
+
+    /// A new secret for a key: the new key takes the old one's name, grant, teams and expiry; the
+    /// old one keeps working for `grace_ms`, then reads as revoked (reason `rotated`). Returns the
+    /// new key.
+    pub async fn rotate_api_key(&self, rotation: KeyRotation) -> Result<ApiKey> {
+        if !(0..=MAX_GRACE_MS).contains(&rotation.grace_ms) {
+            return Err(Error::validation("grace_period_seconds: must be 0 to 604800"));
+        }
+        let mut old = self.own_key(&rotation.user_id, &rotation.key_id).await?;
+        if old.revoked_at.is_some() || old.rotated_to.is_some() {
+            return Err(Error::new(ErrorCode::Conflict, "only an active key that was not rotated yet can be rotated"));
+        }
+        let now = now_ms();
+        let new = ApiKey {
+            id: new_id(),
+            hint: rotation.hint,
+            created_at: now,
+            last_used_at: None,
+            rotated_from: Some(old.id.clone()),
+            ..old.clone()
+        };
+        let retires_at = now + rotation.grace_ms;
+        if !self.store.rotate_api_key(&old, &new, &self.hasher.stored(&rotation.digest), retires_at).await? {
+            return Err(Error::new(ErrorCode::Conflict, "the key was rotated or revoked meanwhile"));
+        }
+        // Gateways re-read the old key, and so learn when it retires.
+        announce(self.changes.as_ref(), Change::Key(old.id.clone())).await;
+        (old.rotated_to, old.retires_at) = (Some(new.id.clone()), Some(retires_at));
+        let details = serde_json::json!({ "name": old.name, "hint": old.hint, "new_key": new.id, "new_hint": new.hint, "retires_at": retires_at });
+        for team_id in self.key_team_ids(&old.user_id, &old.teams).await.unwrap_or_default() {
+            self.audit(&team_id, &old.user_id, "api_key.rotated", &old.id, &details).await?;
+        }
+        Ok(new)
     }
 
     pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<ApiKey> {

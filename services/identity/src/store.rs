@@ -6,6 +6,7 @@ use common::access::{Grant, KeyTeams, Role};
 use common::db::{AnyPool, Backend, OpenError};
 use common::error::is_unique_violation;
 use common::secret::Digest;
+use common::time::now_ms;
 use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -61,11 +62,15 @@ fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
         revoked_at: row.try_get("revoked_at")?,
         revoked_reason: row.try_get("revoked_reason")?,
         expires_at: row.try_get("expires_at")?,
-    })
+        retires_at: row.try_get("retires_at")?,
+        rotated_from: row.try_get("rotated_from")?,
+        rotated_to: row.try_get("rotated_to")?,
+    }
+    .retired_by(now_ms()))
 }
 
-const KEY_COLUMNS: &str =
-    "id, user_id, name, hint, permissions, all_teams, created_at, last_used_at, revoked_at, revoked_reason, expires_at";
+const KEY_COLUMNS: &str = "id, user_id, name, hint, permissions, all_teams, created_at, last_used_at, revoked_at, revoked_reason, expires_at, \
+     retires_at, rotated_from, rotated_to";
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
@@ -248,25 +253,30 @@ impl Store {
 
     pub async fn insert_api_key(&self, key: &ApiKey, stored: &Stored) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, hint, secret_digest, hash_version, permissions, all_teams, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&key.id)
-        .bind(&key.user_id)
-        .bind(&key.name)
-        .bind(&key.hint)
-        .bind(&stored.hex)
-        .bind(i64::from(stored.version))
-        .bind(key.grant.encode())
-        .bind(i64::from(key.teams == KeyTeams::All))
-        .bind(key.created_at)
-        .bind(key.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        insert_key_teams(&mut tx, key).await?;
+        insert_key(&mut tx, key, stored).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores `new` and marks `old` as rotated to it, retiring at `retires_at`; false (and nothing
+    /// stored) when `old` was rotated or revoked meanwhile.
+    pub async fn rotate_api_key(&self, old: &ApiKey, new: &ApiKey, stored: &Stored, retires_at: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let marked = sqlx::query(
+            "UPDATE api_keys SET rotated_to = $1, retires_at = $2 \
+             WHERE id = $3 AND rotated_to IS NULL AND revoked_at IS NULL",
+        )
+        .bind(&new.id)
+        .bind(retires_at)
+        .bind(&old.id)
+        .execute(&mut *tx)
+        .await?;
+        if marked.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_key(&mut tx, new, stored).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn key_teams(&self, key_id: &str) -> Result<BTreeSet<String>> {
@@ -336,7 +346,8 @@ impl Store {
     /// Marks a key revoked unless it already is; returns whether this call revoked it.
     pub async fn revoke_api_key(&self, key_id: &str, now: i64, reason: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+            "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 \
+             WHERE id = $3 AND revoked_at IS NULL AND (retires_at IS NULL OR retires_at > $1)",
         )
         .bind(now)
         .bind(reason)
@@ -549,4 +560,25 @@ async fn insert_team(tx: &mut sqlx::Transaction<'_, sqlx::Any>, owner_id: &str, 
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+async fn insert_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKey, stored: &Stored) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, user_id, name, hint, secret_digest, hash_version, permissions, all_teams, \
+         created_at, expires_at, rotated_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&key.id)
+    .bind(&key.user_id)
+    .bind(&key.name)
+    .bind(&key.hint)
+    .bind(&stored.hex)
+    .bind(i64::from(stored.version))
+    .bind(key.grant.encode())
+    .bind(i64::from(key.teams == KeyTeams::All))
+    .bind(key.created_at)
+    .bind(key.expires_at)
+    .bind(&key.rotated_from)
+    .execute(&mut **tx)
+    .await?;
+    insert_key_teams(tx, key).await
 }
