@@ -193,6 +193,30 @@ for (const mode of MODES) {
       assert.equal((await call()).status, 401);
     });
 
+    test("a key rotated in the page without grace gives a new secret and stops the old one", async () => {
+      const secretOf = async () => {
+        const dialog = page.getByRole("dialog", { name: "Your new API key" });
+        const secret = (await dialog.locator("#secret-value").textContent()).trim();
+        await dialog.getByRole("button", { name: "Done" }).click();
+        await dialog.waitFor({ state: "detached" });
+        return secret;
+      };
+      const call = (secret) => fetch(`${product.base}/api/external/v1/websites`, { headers: { Authorization: `Bearer ${secret}` } });
+      const form = page.locator("form", { has: page.getByRole("button", { name: "Create API key" }) });
+      await form.getByLabel("Name").fill("Rotating");
+      await form.getByRole("button", { name: "Create API key" }).click();
+      const old = await secretOf();
+      await page.getByRole("row", { name: /Rotating/ }).first().getByRole("button", { name: "Rotate" }).click();
+      const dialog = page.getByRole("dialog", { name: /Rotate/ });
+      await dialog.getByLabel("Grace period").selectOption("0");
+      await accessible("/settings/api-keys (rotate)");
+      await dialog.getByRole("button", { name: "Rotate" }).click();
+      const fresh = await secretOf();
+      assert.notEqual(fresh, old);
+      assert.equal((await call(fresh)).status, 200);
+      assert.equal((await call(old)).status, 401);
+    });
+
     test("a key edited in the page keeps its new name and permissions", async () => {
       const form = page.locator("form", { has: page.getByRole("button", { name: "Create API key" }) });
       await form.getByLabel("Name").fill("Exporter");

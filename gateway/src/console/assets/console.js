@@ -466,6 +466,7 @@ async function apiKeysPage(focusId) {
             "div",
             { class: "actions" },
             h("button", { type: "button", onclick: () => editKey(key, teams), text: "Edit" }),
+            key.rotated_to ? "" : h("button", { type: "button", onclick: () => rotateKey(key), text: "Rotate" }),
             h("button", { type: "button", class: "danger", onclick: () => revokeKey(key), text: "Revoke" }),
           )
         : "";
@@ -528,6 +529,54 @@ function editKey(key, teams) {
     },
   });
   form.querySelector(".actions").append(h("button", { type: "button", onclick: () => dialog.close(), text: "Cancel" }));
+  dialog.append(form);
+  openDialog(dialog);
+}
+
+/** A new secret for a key; the old one keeps working for the chosen grace period. */
+function rotateKey(key) {
+  const grace = h(
+    "select",
+    { name: "grace" },
+    [
+      ["0", "None: the old key stops at once"],
+      ["3600", "1 hour"],
+      ["86400", "1 day"],
+      ["604800", "7 days"],
+    ].map(([value, label]) => h("option", { value, text: label, selected: value === "86400" })),
+  );
+  const dialog = h(
+    "dialog",
+    { "aria-labelledby": "rotate-title", "aria-describedby": "rotate-text" },
+    h("h2", { id: "rotate-title", text: `Rotate “${key.name}”?` }),
+    h("p", { id: "rotate-text", text: "A new secret replaces this key. The old secret keeps working for the grace period, then stops." }),
+  );
+  const form = h(
+    "form",
+    { novalidate: true },
+    field("Grace period", "rotate-grace", grace),
+    h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "button", onclick: () => dialog.close(), text: "Cancel" }),
+      h("button", { type: "submit", class: "primary", text: "Rotate" }),
+    ),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    try {
+      const rotated = await api("POST", `/account/api-keys/${encodeURIComponent(key.id)}/rotate`, {
+        grace_period_seconds: Number(grace.value),
+      });
+      dialog.close();
+      await apiKeysPage();
+      secretDialog(rotated.key, () => document.getElementById(`key-${rotated.api_key.id}`)?.focus());
+    } catch (error) {
+      showError(form, error, { grace_period_seconds: "rotate-grace" });
+    }
+  });
   dialog.append(form);
   openDialog(dialog);
 }
