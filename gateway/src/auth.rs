@@ -75,6 +75,8 @@ pub async fn rate_limit_headers(State(state): State<AppState>, mut req: Request,
 pub struct Credentials {
     secret: ApiKeySecret,
     slot: RateSlot,
+    /// Where the request comes from, for the key's allowlist.
+    client_ip: Option<std::net::IpAddr>,
 }
 
 /// A key that identity recognised, with its owner's current memberships among its teams.
@@ -101,7 +103,7 @@ fn unauthorized(message: &str) -> ApiError {
 impl FromRequestParts<AppState> for Credentials {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> ApiResult<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         one_credential(&parts.headers, &[header::AUTHORIZATION, HeaderName::from_static("x-api-key")])?;
         let presented = bearer(&parts.headers).or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
         let presented = presented.ok_or_else(|| {
@@ -109,7 +111,7 @@ impl FromRequestParts<AppState> for Credentials {
         })?;
         let secret = ApiKeySecret::parse(presented.trim()).ok_or_else(|| unauthorized("the API key is malformed"))?;
         let slot = parts.extensions.get::<RateSlot>().cloned().unwrap_or_default();
-        Ok(Credentials { secret, slot })
+        Ok(Credentials { secret, slot, client_ip: crate::session::client_ip(state, parts) })
     }
 }
 
@@ -152,6 +154,10 @@ impl Credentials {
         }
         if verified.key.expires_at_unix_ms.is_some_and(|at| at <= now) {
             return Err(Error::new(ErrorCode::ApiKeyExpired, "the API key has expired").into());
+        }
+        // Before any decision, so that a request from elsewhere takes no slot.
+        if !allowed_from(&verified.key.allowed_ips, self.client_ip) {
+            return Err(Error::new(ErrorCode::IpNotAllowed, "this API key may not be used from this address").into());
         }
         tracing::Span::current().record("zenovay.key_id", verified.key.id.as_str());
         Ok(VerifiedKey { verified, slot: self.slot })
@@ -270,4 +276,16 @@ impl VerifiedKey {
         }
         Err(error)
     }
+}
+
+/// Whether a key limited to `allowed` (CIDR blocks; none: anywhere) may be used from `client`.
+fn allowed_from(allowed: &[String], client: Option<std::net::IpAddr>) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    // An IPv4 client reaching an IPv6 listener shows as ::ffff:a.b.c.d.
+    let client = client.map(|ip| ip.to_canonical());
+    client.is_some_and(|ip| {
+        allowed.iter().filter_map(|net| net.parse::<ipnet::IpNet>().ok()).any(|net| net.contains(&ip))
+    })
 }

@@ -153,6 +153,19 @@ fn check_cross_site(state: &AppState, method: &Method, headers: &HeaderMap) -> A
 /// Who signs in or up, as identity's throttling counts them: the client's address (the trusted
 /// client-address header's first entry when configured and an IP address, else the peer) and its
 /// User-Agent, recorded with the session.
+/// The client's address: the first entry of the trusted header when one is configured and it
+/// holds an address, else the connection's peer.
+pub fn client_ip(state: &AppState, parts: &Parts) -> Option<IpAddr> {
+    let forwarded = state
+        .client_ip_header
+        .as_deref()
+        .and_then(|name| parts.headers.get(name))
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .and_then(|first| first.trim().parse::<IpAddr>().ok());
+    forwarded.or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip()))
+}
+
 pub struct SigningIn {
     pub address: String,
     pub user_agent: String,
@@ -162,17 +175,9 @@ impl FromRequestParts<AppState> for SigningIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let forwarded = state
-            .client_ip_header
-            .as_deref()
-            .and_then(|name| parts.headers.get(name))
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(',').next())
-            .and_then(|first| first.trim().parse::<IpAddr>().ok());
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
         let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
         Ok(SigningIn {
-            address: forwarded.or(peer).map(|ip| ip.to_string()).unwrap_or_default(),
+            address: client_ip(state, parts).map(|ip| ip.to_string()).unwrap_or_default(),
             user_agent: user_agent.to_owned(),
         })
     }

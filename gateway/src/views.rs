@@ -96,6 +96,7 @@ pub fn api_key(k: &idpb::ApiKey) -> Value {
         "expires_at": k.expires_at_unix_ms.map(rfc3339),
         "rotated_from": (!k.rotated_from.is_empty()).then_some(&k.rotated_from),
         "rotated_to": (!k.rotated_to.is_empty()).then_some(&k.rotated_to),
+        "allowed_ips": k.allowed_ips,
         "status": key_status(k, common::time::now_ms()),
     })
 }

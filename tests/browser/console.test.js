@@ -250,6 +250,22 @@ for (const mode of MODES) {
       assert.equal(expires.getDate(), day.getDate(), "the key works through the chosen day");
     });
 
+    test("a key limited to other addresses is refused from here, and a bad entry is named next to the field", async () => {
+      const form = page.locator("form", { has: page.getByRole("button", { name: "Create API key" }) });
+      await form.getByLabel("Name").fill("Office only");
+      await form.getByLabel("Allowed IP addresses").fill("not-an-address");
+      await form.getByRole("button", { name: "Create API key" }).click();
+      await form.locator("#new-ips-error").getByText("allowed_ips").waitFor();
+      await form.getByLabel("Allowed IP addresses").fill("10.0.0.0/8\n2001:db8::/32");
+      await form.getByRole("button", { name: "Create API key" }).click();
+      const dialog = page.getByRole("dialog", { name: "Your new API key" });
+      const secret = (await dialog.locator("#secret-value").textContent()).trim();
+      await dialog.getByRole("button", { name: "Done" }).click();
+      const response = await fetch(`${product.base}/api/external/v1/websites`, { headers: { Authorization: `Bearer ${secret}` } });
+      assert.equal(response.status, 403);
+      assert.equal((await response.json()).error.code, "IP_NOT_ALLOWED");
+    });
+
     test("with the keyboard alone, focus moves into the confirmation dialog and back to its button", async () => {
       const revoke = page.getByRole("row", { name: /Exporter v2/ }).getByRole("button", { name: "Revoke" });
       await revoke.focus();

@@ -45,6 +45,7 @@ async fn identity_store_conforms() {
                 digest: secret.digest(),
                 hint: secret.hint(),
                 expires_at: None,
+                allowed_ips: vec![],
             })
             .await
             .unwrap();
@@ -318,6 +319,7 @@ async fn key_hash_secrets_rotate_without_breaking_keys() {
                 digest: secret.digest(),
                 hint: secret.hint(),
                 expires_at: None,
+                allowed_ips: vec![],
             })
             .await
             .unwrap();

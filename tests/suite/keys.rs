@@ -539,7 +539,55 @@ async fn a_grace_period_beyond_a_week_is_refused(env: &TestEnv) {
     }
 }
 
+async fn a_key_is_refused_from_outside_its_allowlist_and_takes_nothing(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let body =
+        json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": ["10.0.0.0/8", "2001:db8::/32"] });
+    let (key, record) = env.create_key(&ann, body).await;
+    let (status, body) = env.api(Method::GET, "/websites", &key, None).await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "IP_NOT_ALLOWED");
+    let path = format!("/api/v1/account/api-keys/{}", record["id"].as_str().unwrap());
+    let edit = json!({ "allowed_ips": ["127.0.0.1"] });
+    let (status, edited) = env.session_json(Method::PATCH, &path, &ann.session, Some(edit)).await;
+    assert_eq!((status, &edited["data"]["allowed_ips"]), (StatusCode::OK, &json!(["127.0.0.1/32"])), "{edited}");
+    let response = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-usage-monthly"], "1", "the refused request consumed nothing");
+}
+
+async fn an_allowlist_holds_at_most_20_valid_networks(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let many: Vec<String> = (0..21).map(|i| format!("10.0.{i}.0/24")).collect();
+    for allowed in [json!(["10.0.0.0/33"]), json!(["example.com"]), json!(many)] {
+        let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": allowed });
+        let (status, body) = key_attempt(env, &ann, body).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("allowed_ips: "), "{body}");
+    }
+    let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": ["10.1.2.3/8", "::1"] });
+    let (_, record) = env.create_key(&ann, body).await;
+    assert_eq!(record["allowed_ips"], json!(["10.0.0.0/8", "::1/128"]));
+}
+
+#[tokio::test]
+async fn the_allowlist_reads_the_trusted_client_address_header() {
+    let env = TestEnv::all_in_one_with(&["--client-ip-header", "x-forwarded-for"]).await;
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": ["203.0.113.0/24"] });
+    let (key, _) = env.create_key(&ann, body).await;
+    let from = |address: &'static str| {
+        env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).header("x-forwarded-for", address)
+    };
+    assert_eq!(from("203.0.113.9, 10.0.0.1").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(from("198.51.100.7").send().await.unwrap().status(), StatusCode::FORBIDDEN);
+}
+
 both_modes!(
+    a_key_is_refused_from_outside_its_allowlist_and_takes_nothing,
+    an_allowlist_holds_at_most_20_valid_networks,
     a_rotated_key_works_until_its_grace_period_ends,
     a_rotation_without_grace_retires_the_old_key_at_once,
     a_grace_period_beyond_a_week_is_refused,

@@ -339,6 +339,9 @@ pub struct CreateKeyBody {
     /// RFC 3339; absent or null: the key never expires.
     #[serde(default)]
     expires_at: Option<String>,
+    /// CIDR blocks or addresses; absent, null or empty: anywhere.
+    #[serde(default)]
+    allowed_ips: Option<Vec<String>>,
 }
 
 /// A key's expiry as sent (RFC 3339), in unix ms; identity judges whether it is allowed.
@@ -453,6 +456,7 @@ pub async fn create_key(
             secret_digest: secret.digest().as_bytes().to_vec(),
             hint: secret.hint(),
             expires_at_unix_ms: body.expires_at.as_deref().map(expiry).transpose()?,
+            allowed_ips: body.allowed_ips.unwrap_or_default(),
         })
         .await?
         .into_inner();
@@ -473,6 +477,9 @@ pub struct UpdateKeyBody {
     /// RFC 3339, or null for never; absent: unchanged.
     #[serde(default, deserialize_with = "present")]
     expires_at: Option<Option<String>>,
+    /// A new allowlist (null or empty: anywhere); absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    allowed_ips: Option<Option<Vec<String>>>,
 }
 
 pub async fn update_key(
@@ -513,6 +520,7 @@ pub async fn update_key(
             grant: new_grant,
             teams: new_teams,
             expiry: new_expiry,
+            allowed_ips: body.allowed_ips.map(|list| idpb::KeyAllowedIps { cidrs: list.unwrap_or_default() }),
         })
         .await?
         .into_inner();

@@ -43,6 +43,7 @@ error_codes! {
     Unauthorized         => "UNAUTHORIZED",            401, Unauthenticated;
     ApiKeyExpired        => "API_KEY_EXPIRED",         401, Unauthenticated;
     ApiPaidPlanRequired  => "API_PAID_PLAN_REQUIRED",  403, PermissionDenied;
+    IpNotAllowed         => "IP_NOT_ALLOWED",          403, PermissionDenied;
     InsufficientScope    => "INSUFFICIENT_SCOPE",      403, PermissionDenied;
     Forbidden            => "FORBIDDEN",               403, PermissionDenied;
     KeyPolicyForbids     => "KEY_POLICY_FORBIDS",      403, PermissionDenied;

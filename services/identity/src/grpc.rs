@@ -63,6 +63,7 @@ fn api_key(k: ApiKey) -> pb::ApiKey {
         retires_at_unix_ms: k.retires_at,
         rotated_from: k.rotated_from.unwrap_or_default(),
         rotated_to: k.rotated_to.unwrap_or_default(),
+        allowed_ips: k.allowed_ips,
     }
 }
 
@@ -162,6 +163,7 @@ impl IdentityService for Identity {
             digest: digest(&r.secret_digest)?,
             hint: r.hint,
             expires_at: r.expires_at_unix_ms,
+            allowed_ips: r.allowed_ips,
         };
         Ok(Response::new(api_key(Identity::create_api_key(self, new).await?)))
     }
@@ -193,7 +195,13 @@ impl IdentityService for Identity {
         let r = req.into_inner();
         let grant = r.grant.as_ref().map(|g| Grant::from_proto(Some(g))).transpose()?;
         let teams = r.teams.as_ref().map(|t| KeyTeams::from_proto(Some(t))).transpose()?;
-        let edit = KeyEdit { name: r.name, grant, teams, expires_at: r.expiry.map(|e| e.at_unix_ms) };
+        let edit = KeyEdit {
+            name: r.name,
+            grant,
+            teams,
+            expires_at: r.expiry.map(|e| e.at_unix_ms),
+            allowed_ips: r.allowed_ips.map(|a| a.cidrs),
+        };
         let key = Identity::update_api_key(self, &r.user_id, &r.key_id, edit).await?;
         Ok(Response::new(api_key(key)))
     }

@@ -42,6 +42,8 @@ pub struct ApiKey {
     pub retires_at: Option<i64>,
     pub rotated_from: Option<String>,
     pub rotated_to: Option<String>,
+    /// CIDR blocks the key may be used from, normalised; empty: anywhere.
+    pub allowed_ips: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,6 +30,8 @@ pub struct NewApiKey {
     pub hint: String,
     /// When the key stops working (unix ms); None: never.
     pub expires_at: Option<i64>,
+    /// CIDR blocks or addresses the key may be used from; empty: anywhere.
+    pub allowed_ips: Vec<String>,
 }
 
 /// A rotation of a key: the new secret's digest and hint, and the old key's grace period.
@@ -52,6 +54,29 @@ pub struct KeyEdit {
     pub teams: Option<KeyTeams>,
     /// `Some(None)`: the key no longer expires.
     pub expires_at: Option<Option<i64>>,
+    /// `Some(vec![])`: usable from anywhere.
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+/// The most networks one key may be limited to.
+const MAX_ALLOWED_IPS: usize = 20;
+
+/// An allowlist parsed once: CIDR blocks (a bare address is its own /32 or /128), host bits
+/// cleared, in their canonical text.
+fn allowed_ips(list: Vec<String>) -> Result<Vec<String>> {
+    if list.len() > MAX_ALLOWED_IPS {
+        return Err(Error::validation(format!("allowed_ips: at most {MAX_ALLOWED_IPS} entries")));
+    }
+    list.iter()
+        .map(|entry| {
+            let entry = entry.trim();
+            let net = entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| Error::validation(format!("allowed_ips: {entry:?} is not an IP address or CIDR block")))?;
+            Ok(net.trunc().to_string())
+        })
+        .collect()
 }
 
 /// The longest a key may be set to live, from now.
@@ -343,6 +368,7 @@ impl Identity {
         let name = trimmed_len(&new.name, "name", 1, 64)?;
         let now = now_ms();
         let expires_at = key_expiry(new.expires_at, now)?;
+        let allowed_ips = allowed_ips(new.allowed_ips)?;
         self.key_team_ids(&new.user_id, &new.teams).await?;
         let key = ApiKey {
             id: new_id(),
@@ -359,6 +385,7 @@ impl Identity {
             retires_at: None,
             rotated_from: None,
             rotated_to: None,
+            allowed_ips,
         };
         self.store.insert_api_key(&key, &self.hasher.stored(&new.digest)).await?;
         self.audit_key(&key, "api_key.created").await?;
@@ -383,6 +410,9 @@ impl Identity {
         }
         if let Some(name) = edit.name {
             key.name = trimmed_len(&name, "name", 1, 64)?;
+        }
+        if let Some(list) = edit.allowed_ips {
+            key.allowed_ips = allowed_ips(list)?;
         }
         if let Some(expires_at) = edit.expires_at {
             key.expires_at = key_expiry(expires_at, now_ms())?;

@@ -65,12 +65,18 @@ fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
         retires_at: row.try_get("retires_at")?,
         rotated_from: row.try_get("rotated_from")?,
         rotated_to: row.try_get("rotated_to")?,
+        allowed_ips: row
+            .try_get::<String, _>("allowed_ips")?
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
     }
     .retired_by(now_ms()))
 }
 
 const KEY_COLUMNS: &str = "id, user_id, name, hint, permissions, all_teams, created_at, last_used_at, revoked_at, revoked_reason, expires_at, \
-     retires_at, rotated_from, rotated_to";
+     retires_at, rotated_from, rotated_to, allowed_ips";
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
@@ -475,14 +481,18 @@ impl Store {
 
     pub async fn update_api_key(&self, key: &ApiKey) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE api_keys SET name = $1, permissions = $2, all_teams = $3, expires_at = $4 WHERE id = $5")
-            .bind(&key.name)
-            .bind(key.grant.encode())
-            .bind(i64::from(key.teams == KeyTeams::All))
-            .bind(key.expires_at)
-            .bind(&key.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE api_keys SET name = $1, permissions = $2, all_teams = $3, expires_at = $4, allowed_ips = $5 \
+             WHERE id = $6",
+        )
+        .bind(&key.name)
+        .bind(key.grant.encode())
+        .bind(i64::from(key.teams == KeyTeams::All))
+        .bind(key.expires_at)
+        .bind(key.allowed_ips.join(","))
+        .bind(&key.id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM api_key_teams WHERE key_id = $1").bind(&key.id).execute(&mut *tx).await?;
         insert_key_teams(&mut tx, key).await?;
         tx.commit().await?;
@@ -565,7 +575,7 @@ async fn insert_team(tx: &mut sqlx::Transaction<'_, sqlx::Any>, owner_id: &str, 
 async fn insert_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKey, stored: &Stored) -> Result<()> {
     sqlx::query(
         "INSERT INTO api_keys (id, user_id, name, hint, secret_digest, hash_version, permissions, all_teams, \
-         created_at, expires_at, rotated_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         created_at, expires_at, rotated_from, allowed_ips) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&key.id)
     .bind(&key.user_id)
@@ -578,6 +588,7 @@ async fn insert_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKey, sto
     .bind(key.created_at)
     .bind(key.expires_at)
     .bind(&key.rotated_from)
+    .bind(key.allowed_ips.join(","))
     .execute(&mut **tx)
     .await?;
     insert_key_teams(tx, key).await

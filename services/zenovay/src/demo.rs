@@ -46,6 +46,7 @@ pub async fn seed(
         digest: secret.digest(),
         hint: secret.hint(),
         expires_at: None,
+        allowed_ips: vec![],
     };
     identity.create_api_key(key).await?;
     println!("demo user: {EMAIL} / {password}");

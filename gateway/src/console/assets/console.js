@@ -324,6 +324,8 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
   // The last day the key works, in the browser's time zone; empty: it never expires.
   const expires = h("input", { type: "date", name: "expires", value: key?.expires_at ? localDate(key.expires_at) : "" });
   const expiresBefore = expires.value;
+  // One address or CIDR block per line (or separated by commas); empty: anywhere.
+  const ips = h("textarea", { name: "allowed_ips", rows: "2", placeholder: "203.0.113.0/24", text: (key?.allowed_ips ?? []).join("\n") });
   const full = choice("radio", `${prefix}perm`, "full", "Full access", `${prefix}perm-full`, { checked: !key || key.permissions === "full" });
   const select = choice("radio", `${prefix}perm`, "select", "Select", `${prefix}perm-select`, { checked: key && key.permissions !== "full" });
   const scopes = ["read", "write", "admin"].map((scope) =>
@@ -397,6 +399,7 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
     permissions,
     teamAccess,
     field("Expires", `${prefix}expires`, expires),
+    field("Allowed IP addresses", `${prefix}ips`, ips),
     h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: submit })),
   );
@@ -410,6 +413,7 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
       permissions: full.input.checked ? "full" : scopes.filter((s) => s.input.checked).map((s) => s.input.value),
       teams: all.input.checked ? "all" : teamBoxes.filter((b) => b.input.checked).map((b) => b.input.value),
     };
+    body.allowed_ips = ips.value.split(/[\s,]+/).filter(Boolean);
     // Through the end of the chosen day. An edit sends it only when changed (emptied: never), so
     // that an expiry set to the minute through the API is kept.
     if (!key || expires.value !== expiresBefore) {
@@ -424,6 +428,7 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
         permissions: `${prefix}permissions`,
         teams: `${prefix}teams`,
         expires_at: `${prefix}expires`,
+        allowed_ips: `${prefix}ips`,
       });
     }
   });
