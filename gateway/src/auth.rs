@@ -25,6 +25,11 @@ use crate::state::AppState;
 #[derive(Clone, Default)]
 struct RateSlot(Arc<Mutex<Option<Charge>>>);
 
+/// The key a request was verified with, filled by [`Credentials::verify`], so that its answer
+/// counts in the key's usage whatever it is.
+#[derive(Clone, Default)]
+struct UsedKey(Arc<Mutex<Option<String>>>);
+
 struct Charge {
     rate: pb::RateLimit,
     key_id: String,
@@ -36,8 +41,13 @@ struct Charge {
 /// consume nothing.
 pub async fn rate_limit_headers(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let slot = RateSlot::default();
+    let used = UsedKey::default();
     req.extensions_mut().insert(slot.clone());
+    req.extensions_mut().insert(used.clone());
     let mut response = next.run(req).await;
+    if let Some(key_id) = used.0.lock().expect("used key lock poisoned").take() {
+        state.usage.count(&key_id, response.status());
+    }
     let charge = slot.0.lock().expect("rate slot lock poisoned").take();
     let Some(Charge { mut rate, key_id, user_id }) = charge else { return response };
     let refused = matches!(response.status(), StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN);
@@ -77,6 +87,7 @@ pub struct Credentials {
     slot: RateSlot,
     /// Where the request comes from, for the key's allowlist.
     client_ip: Option<std::net::IpAddr>,
+    used: UsedKey,
 }
 
 /// A key that identity recognised, with its owner's current memberships among its teams.
@@ -111,7 +122,8 @@ impl FromRequestParts<AppState> for Credentials {
         })?;
         let secret = ApiKeySecret::parse(presented.trim()).ok_or_else(|| unauthorized("the API key is malformed"))?;
         let slot = parts.extensions.get::<RateSlot>().cloned().unwrap_or_default();
-        Ok(Credentials { secret, slot, client_ip: crate::session::client_ip(state, parts) })
+        let used = parts.extensions.get::<UsedKey>().cloned().unwrap_or_default();
+        Ok(Credentials { secret, slot, client_ip: crate::session::client_ip(state, parts), used })
     }
 }
 
@@ -147,6 +159,7 @@ impl Credentials {
                 verified
             }
         };
+        *self.used.0.lock().expect("used key lock poisoned") = Some(verified.key.id.clone());
         // A cached verification never outlives the key's expiry, nor a rotated key's grace period.
         let now = common::time::now_ms();
         if verified.key.retires_at_unix_ms.is_some_and(|at| at <= now) {

@@ -12,6 +12,7 @@ mod openapi;
 mod routes;
 mod session;
 mod state;
+mod usage;
 mod views;
 
 use std::net::SocketAddr;
@@ -73,6 +74,7 @@ pub struct Gateway {
     draining: Arc<AtomicBool>,
     drain: std::time::Duration,
     header_timeout: std::time::Duration,
+    usage: Arc<usage::UsageCounter>,
 }
 
 impl Gateway {
@@ -80,8 +82,9 @@ impl Gateway {
         let state = AppState::new(backends, config);
         let listener = TcpListener::bind(config.http_addr).await?;
         let draining = state.draining.clone();
+        let usage = state.usage.clone();
         let router = router(state).layer(RequestBodyTimeoutLayer::new(config.body_timeout));
-        Ok(Gateway { listener, router, draining, drain: config.drain, header_timeout: config.header_timeout })
+        Ok(Gateway { listener, router, draining, drain: config.drain, header_timeout: config.header_timeout, usage })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -140,6 +143,7 @@ impl Gateway {
         }
         drop(self.listener);
         connections.shutdown().await;
+        self.usage.flush().await;
         Ok(())
     }
 }
@@ -294,6 +298,7 @@ fn router(state: AppState) -> Router {
         .route("/account/api-keys", get(account::list_keys).post(account::create_key))
         .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
         .route("/account/api-keys/{id}/rotate", post(account::rotate_key))
+        .route("/account/api-keys/{id}/usage", get(account::key_usage))
         .route("/account/mcp-connections", get(oauth::list_connections))
         .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
         .route("/account/sessions", get(account::list_sessions))

@@ -56,12 +56,15 @@ pub struct Shared {
     pub reported_use: Arc<Mutex<HashMap<String, i64>>>,
     /// Set once a shutdown signal arrived.
     pub draining: Arc<AtomicBool>,
+    /// Requests answered per key, on their way to identity.
+    pub usage: Arc<crate::usage::UsageCounter>,
 }
 
 impl AppState {
     pub fn new(backends: Backends, config: &crate::Config) -> Self {
         AppState(Arc::new(Shared {
             keys: backends.changes.as_deref().map(KeyCache::follow),
+            usage: crate::usage::UsageCounter::spawn(IdentityServiceClient::new(backends.identity.clone())),
             identity: IdentityServiceClient::new(backends.identity),
             policy: PolicyServiceClient::new(backends.policy),
             events: EventBatcher::spawn(AnalyticsServiceClient::new(backends.analytics.clone())),

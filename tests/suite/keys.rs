@@ -585,7 +585,53 @@ async fn the_allowlist_reads_the_trusted_client_address_header() {
     assert_eq!(from("198.51.100.7").send().await.unwrap().status(), StatusCode::FORBIDDEN);
 }
 
+async fn a_keys_usage_is_counted_by_day_and_outcome(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan_with(&ann.team_id, "pro", json!({ "requests_per_minute": 3 })).await;
+    let (key, record) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    for path in ["/websites", "/websites", "/websites/no-such-site", "/websites"] {
+        env.api(Method::GET, path, &key, None).await;
+    }
+    let path = format!("/api/v1/account/api-keys/{}/usage", record["id"].as_str().unwrap());
+    let expected = json!({ "success": 2, "client_error": 1, "rate_limited": 1, "server_error": 0 });
+    // Gateways add their counts about once a second.
+    let mut today = Value::Null;
+    for _ in 0..50 {
+        let (status, body) = env.session_json(Method::GET, &path, &ann.session, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let days = body["data"].as_array().unwrap();
+        assert_eq!(days.len(), 30, "every day of the default range");
+        today = days.last().unwrap().clone();
+        if today["success"] == expected["success"] && today["rate_limited"] == expected["rate_limited"] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    for (field, count) in expected.as_object().unwrap() {
+        assert_eq!(&today[field], count, "{field}: {today}");
+    }
+    assert_eq!(today["date"], date);
+}
+
+async fn usage_covers_1_to_90_days_of_my_own_keys(env: &TestEnv) {
+    let (ann, bob) = (env.user("ann").await, env.user("bob").await);
+    env.set_plan(&ann.team_id, "pro").await;
+    let (_, record) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    let path = format!("/api/v1/account/api-keys/{}/usage", record["id"].as_str().unwrap());
+    for days in ["0", "91", "x"] {
+        let (status, body) = env.session_json(Method::GET, &format!("{path}?days={days}"), &ann.session, None).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    }
+    let (status, body) = env.session_json(Method::GET, &format!("{path}?days=90"), &ann.session, None).await;
+    assert_eq!((status, body["data"].as_array().unwrap().len()), (StatusCode::OK, 90));
+    let (status, body) = env.session_json(Method::GET, &path, &bob.session, None).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
 both_modes!(
+    a_keys_usage_is_counted_by_day_and_outcome,
+    usage_covers_1_to_90_days_of_my_own_keys,
     a_key_is_refused_from_outside_its_allowlist_and_takes_nothing,
     an_allowlist_holds_at_most_20_valid_networks,
     a_rotated_key_works_until_its_grace_period_ends,

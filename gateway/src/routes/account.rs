@@ -586,6 +586,45 @@ pub async fn rotate_key(
     Ok(response)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageParams {
+    #[serde(default = "thirty")]
+    days: i64,
+}
+
+fn thirty() -> i64 {
+    30
+}
+
+/// A key's requests per UTC day by outcome, oldest first, every day of the range listed.
+pub async fn key_usage(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(key_id): Path<String>,
+    crate::envelope::Params(params): crate::envelope::Params<UsageParams>,
+) -> ApiResult<Response> {
+    let request = idpb::GetKeyUsageRequest { user_id: session.user.id, key_id, days: params.days };
+    let counts = state.identity.clone().get_key_usage(request).await?.into_inner().counts;
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    let today = common::time::now_ms().div_euclid(DAY_MS);
+    let rows: Vec<_> = (today - params.days + 1..=today)
+        .map(|day| {
+            let of = |outcome: &str| {
+                counts.iter().filter(|c| c.day == day && c.outcome == outcome).map(|c| c.count).sum::<i64>()
+            };
+            json!({
+                "date": rfc3339(day * DAY_MS)[..10],
+                "success": of("success"),
+                "client_error": of("client_error"),
+                "rate_limited": of("rate_limited"),
+                "server_error": of("server_error"),
+            })
+        })
+        .collect();
+    Ok(ok(rows).into_response())
+}
+
 pub async fn revoke_key(
     State(state): State<AppState>,
     session: SessionUser,

@@ -11,7 +11,7 @@ use common::access::Role;
 
 use crate::login::Refusal;
 use crate::mcp::{McpConnection, McpConsent, McpTokens, OAuthClient};
-use crate::model::{ApiKey, AuditEntry, Member, Membership, Session, Team, User};
+use crate::model::{ApiKey, AuditEntry, KeyUsage, Member, Membership, Session, Team, User};
 use crate::service::{Client, Identity, KeyEdit, KeyRotation, NewApiKey};
 
 /// Metadata of a refused sign-in or sign-up: seconds until a retry may succeed.
@@ -216,6 +216,27 @@ impl IdentityService for Identity {
             hint: r.hint,
         };
         Ok(Response::new(api_key(Identity::rotate_api_key(self, rotation).await?)))
+    }
+
+    async fn record_key_usage(&self, req: Request<pb::RecordKeyUsageRequest>) -> Reply<pb::RecordKeyUsageResponse> {
+        let counts = req.into_inner().counts.into_iter().map(|c| KeyUsage {
+            key_id: c.key_id,
+            day: c.day,
+            outcome: c.outcome,
+            count: c.count,
+        });
+        Identity::record_key_usage(self, counts.collect()).await?;
+        Ok(Response::new(pb::RecordKeyUsageResponse {}))
+    }
+
+    async fn get_key_usage(&self, req: Request<pb::GetKeyUsageRequest>) -> Reply<pb::GetKeyUsageResponse> {
+        let r = req.into_inner();
+        let counts = Identity::key_usage(self, &r.user_id, &r.key_id, r.days).await?;
+        let counts = counts
+            .into_iter()
+            .map(|c| pb::KeyUsageCount { key_id: c.key_id, day: c.day, outcome: c.outcome, count: c.count })
+            .collect();
+        Ok(Response::new(pb::GetKeyUsageResponse { counts }))
     }
 
     async fn get_membership(&self, req: Request<pb::GetMembershipRequest>) -> Reply<pb::Membership> {

@@ -93,3 +93,15 @@ impl ApiKey {
         self
     }
 }
+
+/// Requests answered for a key on a UTC day (days since the epoch) with one outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub key_id: String,
+    pub day: i64,
+    pub outcome: String,
+    pub count: i64,
+}
+
+/// The outcomes usage is counted by.
+pub const USAGE_OUTCOMES: [&str; 4] = ["success", "client_error", "rate_limited", "server_error"];

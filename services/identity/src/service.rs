@@ -12,7 +12,7 @@ use common::{Error, ErrorCode, Result};
 
 use crate::keyhash::KeyHasher;
 use crate::login::{ClientAddress, Hashing, HashingStats, LoginLimits, Refusal, Throttle};
-use crate::model::{ApiKey, Membership, Session, Team, User};
+use crate::model::{ApiKey, KeyUsage, Membership, Session, Team, USAGE_OUTCOMES, User};
 use crate::store::Store;
 
 const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -57,6 +57,10 @@ pub struct KeyEdit {
     /// `Some(vec![])`: usable from anywhere.
     pub allowed_ips: Option<Vec<String>>,
 }
+
+/// How many UTC days of per-key usage are kept.
+pub const USAGE_DAYS_KEPT: i64 = 90;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The most networks one key may be limited to.
 const MAX_ALLOWED_IPS: usize = 20;
@@ -462,6 +466,25 @@ impl Identity {
             self.audit(&team_id, &old.user_id, "api_key.rotated", &old.id, &details).await?;
         }
         Ok(new)
+    }
+
+    /// Adds a gateway's counts; days past the kept 90 go.
+    pub async fn record_key_usage(&self, counts: Vec<KeyUsage>) -> Result<()> {
+        if let Some(bad) = counts.iter().find(|c| !USAGE_OUTCOMES.contains(&c.outcome.as_str()) || c.count < 0) {
+            return Err(Error::validation(format!("counts: unknown outcome {:?} or negative count", bad.outcome)));
+        }
+        let today = now_ms().div_euclid(DAY_MS);
+        self.store.add_key_usage(&counts, today - USAGE_DAYS_KEPT + 1).await
+    }
+
+    /// The owner's view of a key's usage over the last `days` UTC days (today included).
+    pub async fn key_usage(&self, user_id: &str, key_id: &str, days: i64) -> Result<Vec<KeyUsage>> {
+        if !(1..=USAGE_DAYS_KEPT).contains(&days) {
+            return Err(Error::validation(format!("days: must be 1 to {USAGE_DAYS_KEPT}")));
+        }
+        self.own_key(user_id, key_id).await?;
+        let today = now_ms().div_euclid(DAY_MS);
+        self.store.key_usage(key_id, today - days + 1).await
     }
 
     pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<ApiKey> {

@@ -12,7 +12,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::keyhash::Stored;
-use crate::model::{ApiKey, AuditEntry, Member, Membership, Session, Team, User};
+use crate::model::{ApiKey, AuditEntry, KeyUsage, Member, Membership, Session, Team, User};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -283,6 +283,47 @@ impl Store {
         insert_key(&mut tx, new, stored).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Adds counts of answered requests; forgets days older than `keep_from`.
+    pub async fn add_key_usage(&self, counts: &[KeyUsage], keep_from: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for c in counts {
+            sqlx::query(
+                "INSERT INTO key_usage (key_id, day, outcome, count) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (key_id, day, outcome) DO UPDATE SET count = key_usage.count + excluded.count",
+            )
+            .bind(&c.key_id)
+            .bind(c.day)
+            .bind(&c.outcome)
+            .bind(c.count)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM key_usage WHERE day < $1").bind(keep_from).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A key's counts from day `from` on.
+    pub async fn key_usage(&self, key_id: &str, from: i64) -> Result<Vec<KeyUsage>> {
+        let rows = sqlx::query(
+            "SELECT key_id, day, outcome, count FROM key_usage WHERE key_id = $1 AND day >= $2 ORDER BY day, outcome",
+        )
+        .bind(key_id)
+        .bind(from)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(KeyUsage {
+                    key_id: row.try_get("key_id")?,
+                    day: row.try_get("day")?,
+                    outcome: row.try_get("outcome")?,
+                    count: row.try_get("count")?,
+                })
+            })
+            .collect()
     }
 
     async fn key_teams(&self, key_id: &str) -> Result<BTreeSet<String>> {
