@@ -9,6 +9,7 @@ mod ingest;
 mod metrics;
 mod openapi;
 mod routes;
+mod rules;
 mod session;
 mod state;
 mod views;

@@ -13,13 +13,14 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Credentials;
-use crate::envelope::{Body, Params, Path, RawBody, created, ok, parse, parse_query};
+use crate::envelope::{Body, Params, Path, RawBody, created, ok, parse_query};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     AuditEntry, Forbidden, Member, ServiceUnavailable, Success, TeamSettings, TooManyRequests, Unauthorized,
     ValidationError,
 };
 use crate::routes::account::audit;
+use crate::rules;
 use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::views;
@@ -280,7 +281,7 @@ pub async fn external_put_policy(
 ) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
     key.authorize(&state, Scope::Admin, Some(&team_id)).await?;
-    let body: PolicyBody = parse(&body)?;
+    let body: PolicyBody = rules::parse_object(&body)?;
     set_policy(&state, team_id, key.user_id(), body.policy).await
 }
 
