@@ -28,6 +28,8 @@ for tool in curl jq python3; do
 done
 [ -x "$BIN" ] || cargo build --locked --bin zenovay
 BIN=$(realpath "$BIN")
+SCHEMATHESIS=$(command -v "$SCHEMATHESIS")
+HOOKS=$(realpath .ci/schemathesis_hooks.py)
 
 WORK=$(mktemp -d -t zenovay-schemathesis.XXXXXX)
 PIDS=()
@@ -180,14 +182,15 @@ run_schemathesis() {
   [ -z "${SCHEMATHESIS_SEED:-}" ] || seed=(--seed "$SCHEMATHESIS_SEED")
   echo "== schemathesis ($mode): $base"
   # The key is sent as a header here rather than named in the config, so that reports mask it.
-  SCHEMATHESIS_HOOKS=.ci/schemathesis_hooks.py "$SCHEMATHESIS" --config-file "$WORK/schemathesis.toml" run "$base/api/external/v1/openapi.json" \
+  # Run from the work directory: schemathesis keeps its cache in the current one.
+  (cd "$WORK" && SCHEMATHESIS_HOOKS="$HOOKS" "$SCHEMATHESIS" --config-file "$WORK/schemathesis.toml" run "$base/api/external/v1/openapi.json" \
     --header "Authorization: Bearer $key" \
     --checks all \
     --max-examples "$MAX_EXAMPLES" \
     --workers 2 \
     --request-timeout 30 \
     --no-color \
-    "${seed[@]}"
+    "${seed[@]}")
 }
 
 all_in_one() {
