@@ -6,7 +6,7 @@
 # Usage: .ci/schemathesis.sh [all-in-one|split]...   (default: both)
 # Environment:
 #   SCHEMATHESIS               the schemathesis command (default: `schemathesis` on PATH)
-#   ZENOVAY_BIN                the binary to run (default: target/debug/zenovay, built if absent)
+#   ZENOVAY_BIN                the binary to run (default: target/debug/zenovay, built first)
 #   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation and phase (default 25)
 #   SCHEMATHESIS_SEED          fixed seed, to reproduce a run
 #   ZENOVAY_TEST_DATABASE_URL  PostgreSQL to create the run's database in (default postgres://postgres@127.0.0.1:5432/postgres)
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS=${SCHEMATHESIS:-schemathesis}
-BIN=${ZENOVAY_BIN:-target/debug/zenovay}
+BIN=${ZENOVAY_BIN:-}
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-25}
 ADMIN_URL=${ZENOVAY_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 REDIS_URL=${ZENOVAY_TEST_REDIS_URL:-redis://127.0.0.1:6379}
@@ -26,9 +26,13 @@ command -v "$SCHEMATHESIS" >/dev/null || { echo "schemathesis: $SCHEMATHESIS not
 for tool in curl jq python3; do
   command -v "$tool" >/dev/null || { echo "schemathesis: $tool not found" >&2; exit 1; }
 done
-[ -x "$BIN" ] || cargo build --locked --bin zenovay
+if [ -z "$BIN" ]; then
+  # Built here (a no-op when up to date), so that a stale binary is never the one tested.
+  cargo build --locked --bin zenovay
+  BIN=target/debug/zenovay
+fi
 BIN=$(realpath "$BIN")
-SCHEMATHESIS=$(command -v "$SCHEMATHESIS")
+SCHEMATHESIS=$(realpath "$(command -v "$SCHEMATHESIS")")
 HOOKS=$(realpath .ci/schemathesis_hooks.py)
 
 WORK=$(mktemp -d -t zenovay-schemathesis.XXXXXX)

@@ -14,6 +14,10 @@ mod session;
 mod state;
 mod views;
 
+/// Entry points of the fuzz targets under `fuzz/`.
+#[doc(hidden)]
+pub mod fuzzing;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

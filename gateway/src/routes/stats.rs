@@ -238,6 +238,14 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<pb::Query
     Ok(request)
 }
 
+/// A v1 query string as each endpoint reads it (for the fuzz targets): how many take it.
+pub(crate) fn v1_requests(query: &str) -> ApiResult<usize> {
+    let params: V1Params = parse_query(Some(query))?;
+    let kinds = [V1::Aggregate, V1::Timeseries, V1::Breakdown];
+    let taken = kinds.into_iter().filter(|kind| v1_request(*kind, "site".into(), &params).is_ok()).count();
+    Ok(taken)
+}
+
 /// Plausible's v1 result body for `kind`, and for a breakdown where its page sits.
 async fn v1(
     state: &AppState,
@@ -443,7 +451,7 @@ pub struct V2Include {
     imports: bool,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 #[schema(as = QueryPagination)]
 pub struct V2Pagination {
@@ -528,6 +536,16 @@ pub(crate) fn v2_date_range(range: &Value) -> ApiResult<(String, String)> {
 
 /// Plausible's v2 result body, and where its page sits.
 async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<(Value, Pagination)> {
+    let (request, pagination) = v2_request(website.id.clone(), &body)?;
+    let answer =
+        run_named(state, request, &[("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")])
+            .await?;
+    Ok(v2_body(website, body, pagination, answer))
+}
+
+/// The analytics query a v2 body asks for, and its page; everything but the site's existence is
+/// checked here.
+pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(pb::QueryRequest, V2Pagination)> {
     let (period, date) = v2_date_range(&body.date_range)?;
     let order_by = body
         .order_by
@@ -548,7 +566,7 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<(
         return Err(invalid("metrics", format!("{twice:?} is given twice")));
     }
     let request = pb::QueryRequest {
-        website_id: website.id,
+        website_id,
         metrics: body.metrics.clone(),
         dimensions: body.dimensions.clone(),
         filters: body.filters.iter().map(v2_filter).collect::<ApiResult<_>>()?,
@@ -560,9 +578,16 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<(
         fill_time: false,
         previous_period: false,
     };
-    let answer =
-        run_named(state, request, &[("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")])
-            .await?;
+    Ok((request, pagination))
+}
+
+/// Continues [`v2`]: the answer as Plausible's body.
+fn v2_body(
+    website: pb::Website,
+    body: V2Body,
+    pagination: V2Pagination,
+    answer: pb::QueryResponse,
+) -> (Value, Pagination) {
     let page = Pagination {
         page: u64::from(pagination.offset / pagination.limit) + 1,
         per_page: u64::from(pagination.limit),
@@ -599,7 +624,7 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<(
             "pagination": { "limit": pagination.limit, "offset": pagination.offset },
         },
     });
-    Ok((data, page))
+    (data, page)
 }
 
 #[utoipa::path(
