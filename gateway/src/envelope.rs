@@ -95,7 +95,13 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// Every body of this API is a JSON object: serde would also fill a struct from an array of its
+/// fields in order (`[null, null]`), which no document allows.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(ApiError::new(ErrorCode::Validation, "invalid request body: must be a JSON object"));
+    }
     refuse_control_characters(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {

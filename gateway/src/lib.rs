@@ -10,10 +10,15 @@ mod ingest;
 mod metrics;
 mod openapi;
 mod routes;
+mod rules;
 mod session;
 mod state;
 mod usage;
 mod views;
+
+/// Entry points of the fuzz targets under `fuzz/`.
+#[doc(hidden)]
+pub mod fuzzing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -13,12 +13,14 @@ use axum::response::IntoResponse;
 use common::ErrorCode;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
-    AllOfBuilder, ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+    AllOfBuilder, AnyOfBuilder, ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
+    SchemaType, Type,
 };
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{KnownFormat, RefOr};
+use utoipa::openapi::{KnownFormat, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::routes::{external, stats, teams};
@@ -89,7 +91,7 @@ included; a 429 carries `Retry-After`.";
         serve,
     ),
     components(
-        schemas(ErrorEnvelope, PlausibleError, Range, Period, Interval, Metric, Property, Dimension, Compare),
+        schemas(ErrorEnvelope, PlausibleError, TimeZone, Range, Period, Interval, Metric, Property, Dimension, Compare),
         responses(
             ValidationError,
             Unauthorized,
@@ -146,9 +148,13 @@ impl Modify for Conventions {
                 "The same key in `X-API-Key: zv_…`.",
             ))),
         );
+        plausible_query_body(openapi);
         for item in openapi.paths.paths.values_mut() {
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    one_line(parameter);
+                }
                 // An operation without its own requirement takes the document's: a key.
                 let keyed = operation.security.is_none();
                 for (status, response) in operation.responses.responses.iter_mut() {
@@ -159,6 +165,44 @@ impl Modify for Conventions {
             }
         }
     }
+}
+
+/// A free-text parameter (an id, a domain) holds no control character: the server refuses one.
+fn one_line(parameter: &mut Parameter) {
+    if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+        && schema.schema_type == SchemaType::new(Type::String)
+        && schema.enum_values.is_none()
+        && schema.pattern.is_none()
+    {
+        schema.pattern = Some(crate::rules::LINE.into());
+    }
+}
+
+/// The Plausible mount takes the query body of `/query/{websiteId}` with `site_id` required (and
+/// not null): the site is named nowhere else.
+fn plausible_query_body(openapi: &mut utoipa::openapi::OpenApi) {
+    let components = openapi.components.get_or_insert_with(Default::default);
+    let Some(RefOr::T(Schema::Object(query))) = components.schemas.get("QueryBody") else {
+        panic!("QueryBody is a registered object schema");
+    };
+    let mut body = query.clone();
+    let site_id = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .pattern(Some(crate::rules::LINE))
+        .description(Some("Website id or domain."));
+    body.properties.insert("site_id".into(), site_id.into());
+    body.required.insert(0, "site_id".into());
+    components.schemas.insert("PlausibleQueryBody".into(), RefOr::T(Schema::Object(body)));
+    let body = openapi
+        .paths
+        .paths
+        .get_mut("/plausible/api/v2/query")
+        .and_then(|item| item.post.as_mut())
+        .and_then(|operation| operation.request_body.as_mut())
+        .and_then(|body| body.content.get_mut("application/json"))
+        .expect("the Plausible query operation has a JSON body");
+    body.schema = Some(schema_ref("PlausibleQueryBody"));
 }
 
 /// `x-request-id` on every response, and the headers of SPEC §4 on those of decided requests.
@@ -360,25 +404,65 @@ string_enum! {
     Role = ["owner", "admin", "member"];
 }
 
-/// The parameters every Stats API v1 endpoint takes (`/stats/*` and `/plausible/api/v1/stats/*`).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code, reason = "describes parameters that the handlers parse as `stats::V1Params`")]
-pub struct StatsParams {
-    /// The website: its id or its domain.
-    site_id: String,
-    /// Default `30d`.
-    period: Option<Period>,
-    /// `YYYY-MM-DD`, the last day of the period (default: today in the site's time zone); for
-    /// `period=custom`, `YYYY-MM-DD,YYYY-MM-DD`.
-    date: Option<String>,
-    /// Comma-separated; default `visitors`.
-    #[param(style = Form, explode = false)]
-    metrics: Option<Vec<Metric>>,
-    /// Filters joined by `;`, each `<property><op><values>` with `==`, `!=`, `~` (contains) or `!~`
-    /// and values separated by `|`; `*` in an `==` or `!=` value is a wildcard. Example:
-    /// `event:page==/blog/**;visit:country==US|DE`.
-    filters: Option<String>,
+/// The parameters every Stats API v1 endpoint takes (`/stats/*` and `/plausible/api/v1/stats/*`),
+/// parsed by the handlers as `stats::V1Params`.
+pub struct StatsParams;
+
+impl utoipa::IntoParams for StatsParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let query = |name: &str, required: bool, description: &str, schema: RefOr<Schema>| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(if required { Required::True } else { Required::False })
+                .description(Some(description))
+                .schema(Some(schema))
+        };
+        vec![
+            query(
+                "site_id",
+                true,
+                "The website: its id or its domain.",
+                ObjectBuilder::new().schema_type(Type::String).into(),
+            )
+            .build(),
+            query("period", false, "Default `30d`.", schema_ref("Period")).build(),
+            query(
+                "date",
+                false,
+                "`YYYY-MM-DD`, the last day of the period (default: today in the site's time zone); for \
+                 `period=custom` (and only then), `YYYY-MM-DD,YYYY-MM-DD`: the first and last day, the first not \
+                 after the last, at most 10 years (3,660 days) apart.",
+                v1_date().into(),
+            )
+            .build(),
+            query("metrics", false, "Comma-separated, each metric once; default `visitors`.", v1_metrics().into())
+                .style(Some(ParameterStyle::Form))
+                .explode(Some(false))
+                .build(),
+            query(
+                "filters",
+                false,
+                "Filters joined by `;`, each `<property><op><values>` with `==`, `!=`, `~` (contains) or `!~` and 1 \
+                 to 100 values separated by `|` (each at most 2,000 bytes of UTF-8); `*` in an `==` or `!=` value \
+                 is a wildcard. Example: `event:page==/blog/**;visit:country==US|DE`.",
+                v1_filters().into(),
+            )
+            .build(),
+        ]
+    }
+}
+
+fn v1_date() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::rules::V1_DATE.as_str()))
+}
+
+fn v1_metrics() -> ArrayBuilder {
+    ArrayBuilder::new().items(schema_ref("Metric")).min_items(Some(1)).unique_items(true)
+}
+
+fn v1_filters() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::rules::V1_FILTERS.as_str()))
 }
 
 // ---- Schemas ----
@@ -746,19 +830,102 @@ fn schema_ref(name: &str) -> RefOr<Schema> {
 pub fn date_range() -> OneOfBuilder {
     let period = string_of(Period::VALUES.iter().copied().filter(|p| *p != "custom"))
         .description(Some("A period, as `period` of the Stats API v1 (not `custom`)."));
-    let day = ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)));
+    let day = ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::rules::V2_DAY.as_str()));
+    let instant =
+        ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
     let days = ArrayBuilder::new()
-        .items(day)
+        .items(AnyOfBuilder::new().item(day).item(instant))
         .min_items(Some(2))
         .max_items(Some(2))
-        .description(Some("First and last day, `YYYY-MM-DD`; a longer date-time is cut to its day."));
+        .description(Some(
+            "First and last day, `YYYY-MM-DD` (an RFC 3339 date-time stands for its day): the first not after \
+             the last, at most 10 years (3,660 days) apart.",
+        ));
     OneOfBuilder::new().item(period).item(days)
+}
+
+/// `domain` of a new website.
+pub fn domain() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::rules::DOMAIN))
+        .max_length(Some(crate::rules::DOMAIN_MAX))
+        .description(Some(
+            "A host name of at least two labels (ASCII letters, digits and inner hyphens, 1–63 characters each; \
+             punycode for international names), optionally with `http://` or `https://`, a trailing dot, a port \
+             and a path; at most 253 characters in all. Stored normalised (lower case; scheme, port, path and \
+             trailing dot dropped); unique platform-wide.",
+        ))
+}
+
+/// `name` of a website: trimmed when stored.
+pub fn website_name() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::rules::NAME))
+        .min_length(Some(1))
+        .max_length(Some(crate::rules::NAME_MAX))
+        .description(Some("1 to 100 characters, not all white space; stored trimmed."))
+}
+
+/// `name` of a website update: absent or null keeps the name.
+pub fn website_name_or_null() -> OneOfBuilder {
+    OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null)).item(website_name())
+}
+
+/// An IANA time zone name, as the server's time-zone database knows them.
+pub struct TimeZone;
+
+impl PartialSchema for TimeZone {
+    fn schema() -> RefOr<Schema> {
+        string_of(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()))
+            .description(Some(
+                "An IANA time zone such as `Europe/Paris`; days and hours of the statistics are local to it.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for TimeZone {}
+
+/// `site_id` of a query body: may be absent or null on `/query/{websiteId}`.
+pub fn query_site_id() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .pattern(Some(crate::rules::LINE))
+        .description(Some(
+            "Website id or domain. `/query/{websiteId}` names the site in its path: there `site_id` may be left \
+             out (or null), and when given must name the same site. Required by the Plausible mount.",
+        ))
+}
+
+/// `metrics` of a query.
+pub fn query_metrics() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .items(schema_ref("Metric"))
+        .min_items(Some(1))
+        .unique_items(true)
+        .description(Some("Each metric once."))
+}
+
+/// `dimensions` of a query.
+pub fn query_dimensions() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .items(schema_ref("Dimension"))
+        .max_items(Some(4))
+        .unique_items(true)
+        .description(Some("Each dimension once, at most one of them time (`time:*`)."))
 }
 
 /// `filters` of a query: `[operator, dimension, [values]]`, all of them applying.
 pub fn filters() -> ArrayBuilder {
     let operator = string_of(["is", "is_not", "contains", "contains_not", "matches_wildcard", "matches_wildcard_not"]);
-    let values = ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String));
+    let values = ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::rules::LINE)))
+        .min_items(Some(1))
+        .max_items(Some(crate::rules::FILTER_VALUES_MAX))
+        .description(Some("Each at most 2,000 bytes of UTF-8."));
     let filter = ArrayBuilder::new()
         .prefix_items([
             Schema::from(operator.build()),
@@ -772,7 +939,8 @@ pub fn filters() -> ArrayBuilder {
 
 /// `order_by` of a query: `[metric or dimension, "asc" | "desc"]` pairs.
 pub fn order_by() -> ArrayBuilder {
-    let key = ObjectBuilder::new().schema_type(Type::String).description(Some("A requested metric or dimension."));
+    let key = string_of(Metric::VALUES.iter().chain(Dimension::VALUES).copied())
+        .description(Some("One of the query's `metrics` or `dimensions`."));
     let pair = ArrayBuilder::new()
         .prefix_items([Schema::from(key.build()), string_of(["asc", "desc"]).build().into()])
         .items(ArrayItems::False)

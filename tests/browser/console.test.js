@@ -215,6 +215,21 @@ for (const mode of MODES) {
       assert.notEqual(fresh, old);
       assert.equal((await call(fresh)).status, 200);
       assert.equal((await call(old)).status, 401);
+
+      // The new key's one request shows in its usage once the gateway has sent its counts.
+      const row = page.getByRole("row", { name: /Rotating/ }).first();
+      let summary = "";
+      for (let attempt = 0; attempt < 20 && !summary.startsWith("1 requests"); attempt++) {
+        await row.getByRole("button", { name: "Usage" }).click();
+        const usage = page.getByRole("dialog", { name: /Usage of/ });
+        await usage.getByRole("img").waitFor();
+        summary = await usage.locator("#usage-summary").innerText();
+        if (summary.startsWith("1 requests")) await accessible("/settings/api-keys (usage)");
+        await usage.getByRole("button", { name: "Close" }).click();
+        await usage.waitFor({ state: "detached" });
+        if (!summary.startsWith("1 requests")) await page.waitForTimeout(300);
+      }
+      assert.match(summary, /^1 requests/);
     });
 
     test("a key edited in the page keeps its new name and permissions", async () => {

@@ -511,3 +511,168 @@ async fn answers_match_the_document() {
     let (status, unauthorized) = crate::harness::into_json(response).await;
     check(&doc, "GET", "/usage", status, &unauthorized);
 }
+
+// ---- The document states what the server enforces, and the server enforces what it states ----
+
+both_modes!(
+    an_empty_metrics_list_is_outside_the_document_and_refused,
+    a_metric_given_twice_is_outside_the_document_and_refused,
+    the_plausible_query_body_requires_site_id_in_the_document_too,
+    the_ten_year_cap_of_a_custom_range_is_documented_and_enforced,
+    the_domain_format_is_documented_and_enforced,
+    integers_beyond_int32_are_refused_naming_the_field,
+    an_integral_float_is_an_integer_as_the_document_counts_them,
+    a_body_that_is_an_array_is_refused
+);
+
+/// A key on a paying team and a website of that team with one pageview: (key, website id).
+async fn keyed_site(env: &TestEnv) -> (String, String, String) {
+    let (user, key) = keyed_user(env).await;
+    let domain = format!("rules-{}.example", &user.user_id[..8]);
+    let body = json!({ "team_id": user.team_id, "domain": domain, "name": "Rules" });
+    let (status, created) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    pageview(env, &domain, "/").await;
+    (key, created["data"]["id"].as_str().unwrap().to_owned(), domain)
+}
+
+/// The schema of parameter `name` of `GET path`.
+fn parameter_schema(doc: &Value, path: &str, name: &str) -> Value {
+    let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+    let found = parameters.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{path}: no {name}"));
+    resolve(doc, &found["schema"]).clone()
+}
+
+fn assert_refused(status: StatusCode, answer: &Value, field: &str) {
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["code"], "VALIDATION_ERROR", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with(&format!("{field}: ")), "{message:?} does not name {field}");
+}
+
+async fn an_empty_metrics_list_is_outside_the_document_and_refused(env: &TestEnv) {
+    let doc = document(env).await;
+    for path in ["/stats/aggregate", "/plausible/api/v1/stats/aggregate"] {
+        assert_eq!(parameter_schema(&doc, path, "metrics")["minItems"], 1, "{path}");
+    }
+    let (key, site, _) = keyed_site(env).await;
+    let (status, answer) = env.api(Method::GET, &format!("/stats/aggregate?site_id={site}&metrics="), &key, None).await;
+    assert_refused(status, &answer, "metrics");
+}
+
+async fn a_metric_given_twice_is_outside_the_document_and_refused(env: &TestEnv) {
+    let doc = document(env).await;
+    assert_eq!(parameter_schema(&doc, "/stats/aggregate", "metrics")["uniqueItems"], true);
+    assert_eq!(doc["components"]["schemas"]["QueryBody"]["properties"]["metrics"]["uniqueItems"], true);
+    let (key, site, _) = keyed_site(env).await;
+    let path = format!("/stats/aggregate?site_id={site}&metrics=visitors,pageviews,visitors");
+    let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+    assert_refused(status, &answer, "metrics");
+    let body = json!({ "metrics": ["visits", "visits"], "date_range": "7d" });
+    let (status, answer) = env.api(Method::POST, &format!("/query/{site}"), &key, Some(body)).await;
+    assert_refused(status, &answer, "metrics");
+}
+
+async fn the_plausible_query_body_requires_site_id_in_the_document_too(env: &TestEnv) {
+    let doc = document(env).await;
+    let operation = &doc["paths"]["/plausible/api/v2/query"]["post"];
+    let body = resolve(&doc, &operation["requestBody"]["content"]["application/json"]["schema"]);
+    assert!(strings(&body["required"]).contains(&"site_id".to_owned()), "{body}");
+    assert_eq!(body["properties"]["site_id"]["type"], "string", "not nullable: {body}");
+    // `/query/{websiteId}` keeps it optional: the path names the site.
+    let ours = &doc["components"]["schemas"]["QueryBody"];
+    assert!(!strings(&ours["required"]).contains(&"site_id".to_owned()), "{ours}");
+
+    let (key, _, _) = keyed_site(env).await;
+    for body in [
+        json!({ "metrics": ["visitors"], "date_range": "7d" }),
+        json!({ "site_id": null, "metrics": ["visitors"], "date_range": "7d" }),
+    ] {
+        let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| e.starts_with("site_id: ")), "{answer}");
+    }
+}
+
+async fn the_ten_year_cap_of_a_custom_range_is_documented_and_enforced(env: &TestEnv) {
+    let doc = document(env).await;
+    let date = &doc["paths"]["/stats/aggregate"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "date")
+        .unwrap()
+        .clone();
+    assert!(date["description"].as_str().is_some_and(|d| d.contains("10 years")), "{date}");
+    assert!(date["schema"]["pattern"].is_string(), "{date}");
+    let range = doc["components"]["schemas"]["QueryBody"]["properties"]["date_range"].to_string();
+    assert!(range.contains("10 years"), "{range}");
+
+    let (key, site, _) = keyed_site(env).await;
+    let path = format!("/stats/aggregate?site_id={site}&period=custom&date=2010-01-01,2020-12-31");
+    let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+    assert_refused(status, &answer, "date");
+    let body = json!({ "metrics": ["visitors"], "date_range": ["2010-01-01", "2020-12-31"] });
+    let (status, answer) = env.api(Method::POST, &format!("/query/{site}"), &key, Some(body)).await;
+    assert_refused(status, &answer, "date_range");
+    // A day that does not exist is outside the documented pattern and refused.
+    let path = format!("/stats/aggregate?site_id={site}&date=2023-02-29");
+    let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+    assert_refused(status, &answer, "date");
+}
+
+async fn the_domain_format_is_documented_and_enforced(env: &TestEnv) {
+    let doc = document(env).await;
+    let domain = &doc["components"]["schemas"]["CreateWebsiteBody"]["properties"]["domain"];
+    assert!(domain["pattern"].is_string(), "{domain}");
+    assert_eq!(domain["maxLength"], 253, "{domain}");
+    assert!(domain["description"].as_str().is_some_and(|d| d.contains("two labels")), "{domain}");
+
+    let (user, key) = keyed_user(env).await;
+    let long = format!("{}.example", ["a"; 124].join("."));
+    for bad in ["localhost", "exa mple.com", "example.com?x=1", long.as_str()] {
+        let body = json!({ "team_id": user.team_id, "domain": bad, "name": "Bad" });
+        let (status, answer) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+        assert_refused(status, &answer, "domain");
+    }
+    let body = json!({ "team_id": user.team_id, "domain": "HTTPS://Docs.Example.org:8443/x", "name": "Good" });
+    let (status, answer) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["data"]["domain"], "docs.example.org");
+}
+
+async fn integers_beyond_int32_are_refused_naming_the_field(env: &TestEnv) {
+    let doc = document(env).await;
+    let offset = &doc["components"]["schemas"]["QueryPagination"]["properties"]["offset"];
+    assert_eq!(offset["maximum"], 2147483647, "{offset}");
+    assert_eq!(parameter_schema(&doc, "/stats/breakdown", "page")["maximum"], 2147483647);
+
+    let (key, site, _) = keyed_site(env).await;
+    let body =
+        json!({ "metrics": ["visitors"], "date_range": "7d", "pagination": { "limit": 1, "offset": 2147483648u64 } });
+    let (status, answer) = env.api(Method::POST, &format!("/query/{site}"), &key, Some(body)).await;
+    assert_refused(status, &answer, "pagination.offset");
+    let path = format!("/stats/breakdown?site_id={site}&property=event:page&page=2147483648");
+    let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+    assert_refused(status, &answer, "page");
+}
+
+async fn an_integral_float_is_an_integer_as_the_document_counts_them(env: &TestEnv) {
+    let (key, site, _) = keyed_site(env).await;
+    let body = json!({ "metrics": ["visitors"], "date_range": "7d", "pagination": { "limit": 10.0, "offset": 0.0 } });
+    let (status, answer) = env.api(Method::POST, &format!("/query/{site}"), &key, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["data"]["query"]["pagination"], json!({ "limit": 10, "offset": 0 }));
+    let body = json!({ "metrics": ["visitors"], "date_range": "7d", "pagination": { "limit": 10.5 } });
+    let (status, answer) = env.api(Method::POST, &format!("/query/{site}"), &key, Some(body)).await;
+    assert_refused(status, &answer, "pagination.limit");
+}
+
+async fn a_body_that_is_an_array_is_refused(env: &TestEnv) {
+    let (key, site, _) = keyed_site(env).await;
+    let (status, answer) = env.api(Method::PATCH, &format!("/websites/{site}"), &key, Some(json!([null, null]))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let body = json!([null, ["visitors"], "7d"]);
+    let (status, answer) = env.api(Method::POST, &format!("/query/{site}"), &key, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}

@@ -59,13 +59,10 @@ fn header_value(headers: &HeaderMap, name: Option<&str>) -> Option<String> {
     Some(value.split(',').next().unwrap_or_default().trim().to_owned())
 }
 
-pub async fn ingest(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> ApiResult<Response> {
-    let body: EventBody = parse(&body)?;
+/// The event a tracker's body describes, without what the request's headers say (user agent,
+/// client address, country).
+pub(crate) fn tracked_event(body: &[u8]) -> ApiResult<pb::TrackedEvent> {
+    let body: EventBody = parse(body)?;
     let domain = match (body.domain, body.tracking_code) {
         (Some(domain), _) if !domain.is_empty() => domain,
         (_, code) => required(code, "domain")?,
@@ -74,18 +71,30 @@ pub async fn ingest(
         Some(props) => object_json(Some(props), "props")?,
         None => object_json(body.meta, "props")?,
     };
-    let event = pb::TrackedEvent {
+    Ok(pb::TrackedEvent {
         domain,
         name: required(body.name, "name")?,
         url: required(body.url, "url")?,
         referrer: body.referrer.unwrap_or_default(),
         props_json: props,
         revenue_json: object_json(body.revenue, "revenue")?,
+        hash_mode: matches!(&body.hash_mode, Some(Value::Bool(true)))
+            || body.hash_mode.as_ref().and_then(Value::as_u64) == Some(1),
+        ..Default::default()
+    })
+}
+
+pub async fn ingest(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    let event = pb::TrackedEvent {
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
         client_ip: header_value(&headers, state.client_ip_header.as_deref()).unwrap_or_else(|| peer.ip().to_string()),
         country: header_value(&headers, state.country_header.as_deref()).unwrap_or_default(),
-        hash_mode: matches!(&body.hash_mode, Some(Value::Bool(true)))
-            || body.hash_mode.as_ref().and_then(Value::as_u64) == Some(1),
+        ..tracked_event(&body)?
     };
     if prost::Message::encoded_len(&event) > crate::ingest::MAX_EVENT_BYTES {
         let limit = crate::ingest::MAX_EVENT_BYTES / 1024;

@@ -9,12 +9,13 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::{Credentials, VerifiedKey};
-use crate::envelope::{Path, RawBody, created, ok, parse};
+use crate::envelope::{Path, RawBody, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     Conflict, DeletedWebsite, Forbidden, NotFound, ServiceUnavailable, Success, TooManyRequests, Unauthorized, Usage,
     ValidationError, Website,
 };
+use crate::rules;
 use crate::state::AppState;
 use crate::views;
 
@@ -50,13 +51,35 @@ pub async fn list_websites(State(state): State<AppState>, credentials: Credentia
 #[serde(deny_unknown_fields)]
 pub struct CreateWebsiteBody {
     /// A team the key reaches.
+    #[schema(pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     team_id: String,
-    /// Normalised (lower case; scheme, port, path and trailing dot dropped); unique platform-wide.
+    #[schema(schema_with = crate::openapi::domain)]
     domain: String,
+    #[schema(schema_with = crate::openapi::website_name)]
     name: String,
-    /// An IANA time zone; `UTC` when absent.
+    /// `UTC` when absent.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::TimeZone>)]
     timezone: Option<String>,
+}
+
+/// What the document states of a website's fields; the rest (uniqueness, the team) is the
+/// analytics service's to decide.
+fn check_website_fields(domain: Option<&str>, name: Option<&str>, timezone: Option<&str>) -> ApiResult<()> {
+    if domain.is_some_and(|d| !rules::is_domain(d)) {
+        return Err(Error::validation("domain: must be a host name such as example.com").into());
+    }
+    if name.is_some_and(|n| !rules::is_name(n)) {
+        return Err(Error::validation(format!(
+            "name: must be 1 to {} characters, not all white space",
+            rules::NAME_MAX
+        ))
+        .into());
+    }
+    if timezone.is_some_and(|tz| tz.parse::<chrono_tz::Tz>().is_err()) {
+        return Err(Error::validation("timezone: must be an IANA time zone such as Europe/Paris").into());
+    }
+    Ok(())
 }
 
 // Handlers of the external API authenticate before they judge a body or a query: a bad key is a
@@ -86,7 +109,10 @@ pub async fn create_website(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
-    let body: CreateWebsiteBody = key.validated(&state, Scope::Write, parse(&body)).await?;
+    let body: CreateWebsiteBody = key.validated(&state, Scope::Write, crate::envelope::parse(&body)).await?;
+    let checked = rules::check_line("team_id", &body.team_id)
+        .and_then(|()| check_website_fields(Some(&body.domain), Some(&body.name), body.timezone.as_deref()));
+    key.validated(&state, Scope::Write, checked).await?;
     key.authorize(&state, Scope::Write, Some(&body.team_id)).await?;
     let website = state
         .analytics
@@ -110,6 +136,10 @@ pub(crate) async fn authorized_website(
     website_id: String,
     scope: Scope,
 ) -> ApiResult<(VerifiedKey, pb::Website)> {
+    if let Err(invalid) = rules::check_line("id", &website_id) {
+        let key = key.await?;
+        return Err(key.validated(state, scope, Err::<(), _>(invalid)).await.unwrap_err());
+    }
     let lookup = async {
         let mut analytics = state.analytics.clone();
         analytics.get_website(pb::GetWebsiteRequest { website_id }).await.map_err(Error::from)
@@ -160,9 +190,10 @@ pub async fn get_website(
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebsiteBody {
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::website_name_or_null)]
     name: Option<String>,
-    /// An IANA time zone.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::TimeZone>)]
     timezone: Option<String>,
 }
 
@@ -192,7 +223,8 @@ pub async fn update_website(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
-    let body: UpdateWebsiteBody = parse(&body)?;
+    let body: UpdateWebsiteBody = crate::envelope::parse(&body)?;
+    check_website_fields(None, body.name.as_deref(), body.timezone.as_deref())?;
     let website = state
         .analytics
         .clone()

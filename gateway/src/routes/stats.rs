@@ -15,15 +15,16 @@ use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Credentials;
-use crate::envelope::{Pagination, Path, RawBody, ok, paged, parse, parse_query, rfc3339};
+use crate::envelope::{Pagination, Path, RawBody, ok, paged, parse_query, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
-    AggregateResult, BreakdownResult, Compare, CountryStats, Forbidden, Interval, Metric, NotFound, Overview,
-    PageStats, Paged, PlausibleForbidden, PlausibleNotFound, PlausibleServiceUnavailable, PlausibleTooManyRequests,
+    AggregateResult, BreakdownResult, Compare, CountryStats, Forbidden, Interval, NotFound, Overview, PageStats, Paged,
+    PlausibleForbidden, PlausibleNotFound, PlausibleServiceUnavailable, PlausibleTooManyRequests,
     PlausibleUnauthorized, PlausibleValidationError, Property, QueryResult, Range, Realtime, ServiceUnavailable,
     StatsParams, Success, Technology, TimeseriesResult, TooManyRequests, Unauthorized, ValidationError,
 };
 use crate::routes::external::authorized_website;
+use crate::rules;
 use crate::state::AppState;
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
@@ -107,14 +108,32 @@ enum V1 {
 }
 
 /// v1 filters: `event:page==/blog/**;visit:country==US|DE`, with `==`, `!=`, `~` (contains) and
-/// `!~`; `*` in an `==`/`!=` value makes it a wildcard match.
-fn v1_filters(text: &str) -> ApiResult<Vec<pb::Filter>> {
+/// `!~`; `*` in an `==`/`!=` value makes it a wildcard match. The grammar is the document's
+/// pattern ([`rules::V1_FILTERS`]), checked first; parsing then cannot fail.
+pub(crate) fn v1_filters(text: &str) -> ApiResult<Vec<pb::Filter>> {
+    if !rules::is_v1_filters(text) {
+        return Err(invalid(
+            "filters",
+            "must be <property><op><value>[|<value>…] joined by ;, with a property of the Stats API, \
+             an op among ==, !=, ~, !~ and at most 100 values",
+        ));
+    }
+    if text.is_empty() {
+        return Ok(vec![]);
+    }
     text.split(';')
-        .filter(|f| !f.trim().is_empty())
         .map(|f| {
-            let (dimension, op, values) = ["!=", "!~", "==", "~"]
+            let f = f.trim_start_matches(' ');
+            let property = Property::VALUES
                 .iter()
-                .find_map(|op| f.split_once(op).map(|(d, v)| (d.trim(), *op, v)))
+                .find(|p| {
+                    f.strip_prefix(**p).is_some_and(|rest| rest.trim_start_matches(' ').starts_with(['=', '!', '~']))
+                })
+                .ok_or_else(|| invalid("filters", format!("{f:?} has no property")))?;
+            let rest = f[property.len()..].trim_start_matches(' ');
+            let (op, values) = ["==", "!=", "!~", "~"]
+                .iter()
+                .find_map(|op| rest.strip_prefix(op).map(|values| (*op, values)))
                 .ok_or_else(|| invalid("filters", format!("{f:?} needs ==, !=, ~ or !~")))?;
             let values: Vec<String> = values.split('|').map(|v| v.trim().to_owned()).collect();
             let wildcard = values.iter().any(|v| v.contains('*'));
@@ -126,9 +145,14 @@ fn v1_filters(text: &str) -> ApiResult<Vec<pb::Filter>> {
                 ("~", _) => "contains",
                 _ => "contains_not",
             };
-            Ok(pb::Filter { operator: operator.into(), dimension: dimension.into(), values })
+            Ok(pb::Filter { operator: operator.into(), dimension: (*property).into(), values })
         })
         .collect()
+}
+
+/// The first value given twice, if any.
+fn repeated<T: PartialEq>(values: &[T]) -> Option<&T> {
+    values.iter().enumerate().find(|(i, v)| values[..*i].contains(v)).map(|(_, v)| v)
 }
 
 /// `visit:source` → `source`: how Plausible names a property in result rows.
@@ -140,6 +164,15 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<pb::Query
     let period = p.period.clone().unwrap_or_else(|| "30d".into());
     let metrics: Vec<String> =
         p.metrics.as_deref().unwrap_or("visitors").split(',').map(|m| m.trim().to_owned()).collect();
+    // As Plausible: each metric once.
+    if let Some(twice) = repeated(&metrics) {
+        return Err(invalid("metrics", format!("{twice:?} is given twice")));
+    }
+    if let Some(date) = &p.date
+        && !rules::is_v1_date(date)
+    {
+        return Err(invalid("date", "must be YYYY-MM-DD, or YYYY-MM-DD,YYYY-MM-DD for period=custom"));
+    }
     let mut request = pb::QueryRequest {
         website_id,
         metrics,
@@ -189,8 +222,8 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<pb::Query
                 return Err(invalid("limit", "must be 1 to 1000"));
             }
             let page = p.page.unwrap_or(1);
-            if page == 0 {
-                return Err(invalid("page", "starts at 1"));
+            if !(1..=rules::INT32_MAX).contains(&page) {
+                return Err(invalid("page", format!("must be 1 to {}", rules::INT32_MAX)));
             }
             request.dimensions = vec![property];
             request.limit = limit;
@@ -205,6 +238,14 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<pb::Query
     Ok(request)
 }
 
+/// A v1 query string as each endpoint reads it (for the fuzz targets): how many take it.
+pub(crate) fn v1_requests(query: &str) -> ApiResult<usize> {
+    let params: V1Params = parse_query(Some(query))?;
+    let kinds = [V1::Aggregate, V1::Timeseries, V1::Breakdown];
+    let taken = kinds.into_iter().filter(|kind| v1_request(*kind, "site".into(), &params).is_ok()).count();
+    Ok(taken)
+}
+
 /// Plausible's v1 result body for `kind`, and for a breakdown where its page sits.
 async fn v1(
     state: &AppState,
@@ -214,6 +255,7 @@ async fn v1(
 ) -> ApiResult<(Value, Option<Pagination>)> {
     let key = credentials.verify(state).await?;
     let params: V1Params = key.validated(state, Scope::Read, parse_query(query.as_deref())).await?;
+    key.validated(state, Scope::Read, rules::check_line("site_id", &params.site_id)).await?;
     let (_, website) = authorized_website(state, async { Ok(key) }, params.site_id.clone(), Scope::Read).await?;
     let request = v1_request(kind, website.id, &params)?;
     let metrics = request.metrics.clone();
@@ -342,7 +384,7 @@ pub async fn timeseries(
         StatsParams,
         ("property" = Property, Query, description = "The property to break down by."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows per page; default 100."),
-        ("page" = Option<u32>, Query, minimum = 1, description = "Default 1."),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 2147483647, description = "Default 1."),
     ),
     responses(
         (status = 200, description = "Plausible's breakdown body in the envelope, with where this page sits in the whole breakdown", body = Paged<BreakdownResult>),
@@ -369,16 +411,20 @@ pub async fn breakdown(
 #[serde(deny_unknown_fields)]
 #[schema(as = QueryBody)]
 pub struct V2Body {
-    /// Website id or domain. Required by the Plausible mount; our `/query/{websiteId}` names the
-    /// site in its path, and a `site_id` there must name the same site.
+    /// Website id or domain. `/query/{websiteId}` names the site in its path: there `site_id`
+    /// may be left out (or null), and when given must name the same site. Required by the
+    /// Plausible mount.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::query_site_id)]
     site_id: Option<String>,
-    #[schema(value_type = Vec<Metric>, min_items = 1)]
+    /// Each metric once.
+    #[schema(schema_with = crate::openapi::query_metrics)]
     metrics: Vec<String>,
     #[schema(schema_with = crate::openapi::date_range)]
     date_range: Value,
+    /// Each dimension once, at most one of them time (`time:*`).
     #[serde(default)]
-    #[schema(value_type = Vec<crate::openapi::Dimension>)]
+    #[schema(schema_with = crate::openapi::query_dimensions)]
     dimensions: Vec<String>,
     #[serde(default)]
     #[schema(schema_with = crate::openapi::filters)]
@@ -405,15 +451,28 @@ pub struct V2Include {
     imports: bool,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 #[schema(as = QueryPagination)]
 pub struct V2Pagination {
-    #[serde(default = "default_v2_limit")]
+    /// Default 10000.
+    #[serde(default = "default_v2_limit", deserialize_with = "json_integer")]
     #[schema(minimum = 1, maximum = 10000)]
     limit: u32,
-    #[serde(default)]
+    /// Rows to skip; default 0.
+    #[serde(default, deserialize_with = "json_integer")]
+    #[schema(minimum = 0, maximum = 2147483647)]
     offset: u32,
+}
+
+/// A JSON integer as JSON Schema counts them: `3` and `3.0` alike.
+fn json_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let integral =
+        number.as_u64().or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64));
+    integral
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not an integer from 0 to {}", u32::MAX)))
 }
 
 fn default_v2_limit() -> u32 {
@@ -437,6 +496,9 @@ fn v2_filter(filter: &Value) -> ApiResult<pb::Filter> {
         .and_then(Value::as_array)
         .and_then(|vs| vs.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
         .ok_or_else(|| invalid("filters", "values must be a list of strings"))?;
+    for value in &values {
+        rules::check_line("filters", value)?;
+    }
     if parts.len() > 3 {
         return Err(invalid("filters", "modifiers are not supported"));
     }
@@ -448,17 +510,25 @@ fn v2_filter(filter: &Value) -> ApiResult<pb::Filter> {
     Ok(pb::Filter { operator, dimension, values })
 }
 
+/// A day of a v2 `date_range`: `YYYY-MM-DD`, or an RFC 3339 date-time standing for its day.
+fn v2_day(value: &Value) -> ApiResult<&str> {
+    let text = value.as_str().unwrap_or_default();
+    if rules::is_day(text) {
+        return Ok(text);
+    }
+    let day = text.get(..10).filter(|day| rules::is_day(day));
+    match (chrono::DateTime::parse_from_rfc3339(text), day) {
+        (Ok(_), Some(day)) => Ok(day),
+        _ => Err(invalid("date_range", "days are YYYY-MM-DD or RFC 3339 date-times")),
+    }
+}
+
 /// `"7d"` or `["2024-01-01", "2024-01-31"]` → period and date.
-fn v2_date_range(range: &Value) -> ApiResult<(String, String)> {
+pub(crate) fn v2_date_range(range: &Value) -> ApiResult<(String, String)> {
     match range {
         Value::String(period) => Ok((period.clone(), String::new())),
         Value::Array(days) if days.len() == 2 => {
-            let day = |v: &Value| {
-                v.as_str()
-                    .map(|s| s.get(..10).unwrap_or(s).to_owned())
-                    .ok_or_else(|| invalid("date_range", "days are strings"))
-            };
-            Ok(("custom".into(), format!("{},{}", day(&days[0])?, day(&days[1])?)))
+            Ok(("custom".into(), format!("{},{}", v2_day(&days[0])?, v2_day(&days[1])?)))
         }
         _ => Err(invalid("date_range", "must be a period such as \"7d\" or [\"YYYY-MM-DD\", \"YYYY-MM-DD\"]")),
     }
@@ -466,6 +536,16 @@ fn v2_date_range(range: &Value) -> ApiResult<(String, String)> {
 
 /// Plausible's v2 result body, and where its page sits.
 async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<(Value, Pagination)> {
+    let (request, pagination) = v2_request(website.id.clone(), &body)?;
+    let answer =
+        run_named(state, request, &[("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")])
+            .await?;
+    Ok(v2_body(website, body, pagination, answer))
+}
+
+/// The analytics query a v2 body asks for, and its page; everything but the site's existence is
+/// checked here.
+pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(pb::QueryRequest, V2Pagination)> {
     let (period, date) = v2_date_range(&body.date_range)?;
     let order_by = body
         .order_by
@@ -479,8 +559,14 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<(
     if pagination.limit == 0 || pagination.limit > 10_000 {
         return Err(invalid("pagination.limit", "must be 1 to 10000"));
     }
+    if pagination.offset > rules::INT32_MAX {
+        return Err(invalid("pagination.offset", format!("must be 0 to {}", rules::INT32_MAX)));
+    }
+    if let Some(twice) = repeated(&body.metrics) {
+        return Err(invalid("metrics", format!("{twice:?} is given twice")));
+    }
     let request = pb::QueryRequest {
-        website_id: website.id,
+        website_id,
         metrics: body.metrics.clone(),
         dimensions: body.dimensions.clone(),
         filters: body.filters.iter().map(v2_filter).collect::<ApiResult<_>>()?,
@@ -492,7 +578,16 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<(
         fill_time: false,
         previous_period: false,
     };
-    let answer = run_named(state, request, &[("period", "date_range"), ("date", "date_range")]).await?;
+    Ok((request, pagination))
+}
+
+/// Continues [`v2`]: the answer as Plausible's body.
+fn v2_body(
+    website: pb::Website,
+    body: V2Body,
+    pagination: V2Pagination,
+    answer: pb::QueryResponse,
+) -> (Value, Pagination) {
     let page = Pagination {
         page: u64::from(pagination.offset / pagination.limit) + 1,
         per_page: u64::from(pagination.limit),
@@ -529,7 +624,7 @@ async fn v2(state: &AppState, website: pb::Website, body: V2Body) -> ApiResult<(
             "pagination": { "limit": pagination.limit, "offset": pagination.offset },
         },
     });
-    Ok((data, page))
+    (data, page)
 }
 
 #[utoipa::path(
@@ -558,7 +653,10 @@ pub async fn flexible_query(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     let website = site(&state, credentials, website_id).await?;
-    let body: V2Body = parse(&body)?;
+    let body: V2Body = crate::envelope::parse(&body)?;
+    if let Some(site_id) = &body.site_id {
+        rules::check_line("site_id", site_id)?;
+    }
     if body.site_id.as_ref().is_some_and(|id| *id != website.id && *id != website.domain) {
         return Err(invalid("site_id", "names another site than the path"));
     }
@@ -656,7 +754,7 @@ pub async fn plausible_timeseries(
         StatsParams,
         ("property" = Property, Query, description = "The property to break down by."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows per page; default 100."),
-        ("page" = Option<u32>, Query, minimum = 1, description = "Default 1."),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 2147483647, description = "Default 1."),
     ),
     responses(
         (status = 200, description = "Plausible's breakdown body", body = BreakdownResult),
@@ -704,6 +802,7 @@ pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keye
         async {
             let key = credentials?.verify(&state).await?;
             let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
+            key.validated(&state, Scope::Read, rules::check_line("site_id", &params.site_id)).await?;
             let (_, website) = authorized_website(&state, async { Ok(key) }, params.site_id, Scope::Read).await?;
             let answer = run(&state, query(&website.id, "realtime", &["visitors"])).await?;
             Ok(json!(answer.rows.first().and_then(|r| r.metrics.first()).copied().unwrap_or_default() as i64))
@@ -740,9 +839,10 @@ pub async fn plausible_query(
             // Too large a body is refused before the key is looked at, as on every other route.
             let RawBody(body) = body?;
             let key = credentials?.verify(&state).await?;
-            let body: V2Body = key.validated(&state, Scope::Read, parse(&body)).await?;
+            let body: V2Body = key.validated(&state, Scope::Read, crate::envelope::parse(&body)).await?;
             let site_id = body.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));
             let site_id = key.validated(&state, Scope::Read, site_id).await?;
+            key.validated(&state, Scope::Read, rules::check_line("site_id", &site_id)).await?;
             let (_, website) = authorized_website(&state, async { Ok(key) }, site_id, Scope::Read).await?;
             Ok(v2(&state, website, body).await?.0)
         }

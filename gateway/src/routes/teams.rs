@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Credentials;
-use crate::envelope::{Body, Params, Path, RawBody, created, ok, parse, parse_query};
+use crate::envelope::{Body, Params, Path, RawBody, created, ok, parse_query};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
     AuditEntry, Forbidden, Member, ServiceUnavailable, Success, TeamSettings, TooManyRequests, Unauthorized,
@@ -280,7 +280,7 @@ pub async fn external_put_policy(
 ) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
     key.authorize(&state, Scope::Admin, Some(&team_id)).await?;
-    let body: PolicyBody = parse(&body)?;
+    let body: PolicyBody = crate::envelope::parse(&body)?;
     set_policy(&state, team_id, key.user_id(), body.policy).await
 }
 

@@ -448,10 +448,16 @@ function secretDialog(secret, onDone) {
       "div",
       { class: "actions" },
       h("button", { type: "button", class: "primary", autofocus: true, onclick: () => copy(secret, status), text: "Copy" }),
-      h("button", { type: "button", onclick: () => dialog.close(), text: "Done" }),
+      h("button", { type: "button", onclick: () => forget(), text: "Done" }),
     ),
     status,
   );
+  // The secret leaves the page the moment the dialog is dismissed, not a task later when it closes.
+  const forget = () => {
+    dialog.querySelector("#secret-value").textContent = "";
+    dialog.close();
+  };
+  dialog.addEventListener("cancel", () => (dialog.querySelector("#secret-value").textContent = ""));
   dialog.addEventListener("close", onDone);
   openDialog(dialog);
 }
@@ -471,6 +477,7 @@ async function apiKeysPage(focusId) {
             "div",
             { class: "actions" },
             h("button", { type: "button", onclick: () => editKey(key, teams), text: "Edit" }),
+            h("button", { type: "button", onclick: () => keyUsage(key), text: "Usage" }),
             key.rotated_to ? "" : h("button", { type: "button", onclick: () => rotateKey(key), text: "Rotate" }),
             h("button", { type: "button", class: "danger", onclick: () => revokeKey(key), text: "Revoke" }),
           )
@@ -535,6 +542,66 @@ function editKey(key, teams) {
   });
   form.querySelector(".actions").append(h("button", { type: "button", onclick: () => dialog.close(), text: "Cancel" }));
   dialog.append(form);
+  openDialog(dialog);
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
+  for (const child of children.flat()) el.append(child);
+  return el;
+}
+
+/**
+ * A key's requests over the last 30 days: stacked bars per day (successes below, refusals and
+ * errors above), with the same figures in a table for screen readers and keyboard users.
+ */
+async function keyUsage(key) {
+  let days;
+  try {
+    days = await api("GET", `/account/api-keys/${encodeURIComponent(key.id)}/usage?days=30`);
+  } catch (error) {
+    alertError(error);
+    return;
+  }
+  const kinds = [
+    ["success", "Successful"],
+    ["client_error", "Client errors"],
+    ["rate_limited", "Rate limited"],
+    ["server_error", "Server errors"],
+  ];
+  const total = (d) => kinds.reduce((sum, [k]) => sum + d[k], 0);
+  const max = Math.max(1, ...days.map(total));
+  const [width, height, gap] = [600, 160, 2];
+  const bar = width / days.length;
+  const chart = svg(
+    "svg",
+    { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-labelledby": "usage-title usage-summary" },
+    days.map((d, i) => {
+      let y = height;
+      return kinds.map(([k]) => {
+        const h = (d[k] / max) * (height - 10);
+        y -= h;
+        return svg("rect", { x: i * bar + gap / 2, y, width: bar - gap, height: h, class: `bar ${k}` }, svg("title", {}, `${d.date}: ${d[k]} ${k.replace("_", " ")}`));
+      });
+    }),
+  );
+  const sum = days.reduce((s, d) => s + total(d), 0);
+  const rows = days
+    .filter((d) => total(d) > 0)
+    .map((d) => h("tr", {}, td("Day", d.date), kinds.map(([k, label]) => td(label, String(d[k])))));
+  const dialog = h(
+    "dialog",
+    { "aria-labelledby": "usage-title", class: "wide" },
+    h("h2", { id: "usage-title", text: `Usage of “${key.name}”, last 30 days` }),
+    h("p", { id: "usage-summary", text: `${sum} requests in all.` }),
+    chart,
+    h("p", { class: "legend" }, kinds.map(([k, label]) => h("span", { class: `key ${k}`, text: label }))),
+    rows.length ? table("Requests per day", ["Day", ...kinds.map(([, label]) => label)], rows) : h("p", { class: "muted", text: "No requests yet." }),
+    h("div", { class: "actions" }, h("button", { type: "button", autofocus: true, onclick: () => dialog.close(), text: "Close" })),
+  );
   openDialog(dialog);
 }
 
