@@ -71,6 +71,8 @@ pub struct Config {
     pub header_timeout: std::time::Duration,
     /// How long a client has to send a request's whole body (408 past it).
     pub body_timeout: std::time::Duration,
+    /// GitHub's published secret-scanning keys (JSON); unset: leak reports are refused.
+    pub secret_scanning_keys_file: Option<std::path::PathBuf>,
 }
 
 pub struct Gateway {
@@ -84,7 +86,11 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn build(config: &Config, backends: Backends) -> std::io::Result<Gateway> {
-        let state = AppState::new(backends, config);
+        let report_keys = match &config.secret_scanning_keys_file {
+            Some(path) => Some(routes::secret_scanning::ReportKeys::load(path)?),
+            None => None,
+        };
+        let state = AppState::new(backends, config, report_keys);
         let listener = TcpListener::bind(config.http_addr).await?;
         let draining = state.draining.clone();
         let usage = state.usage.clone();
@@ -304,6 +310,7 @@ fn router(state: AppState) -> Router {
         .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
         .route("/account/api-keys/{id}/rotate", post(account::rotate_key))
         .route("/account/api-keys/{id}/usage", get(account::key_usage))
+        .route("/secret-scanning/reports", post(routes::secret_scanning::reports))
         .route("/account/mcp-connections", get(oauth::list_connections))
         .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
         .route("/account/sessions", get(account::list_sessions))

@@ -58,10 +58,16 @@ pub struct Shared {
     pub draining: Arc<AtomicBool>,
     /// Requests answered per key, on their way to identity.
     pub usage: Arc<crate::usage::UsageCounter>,
+    /// Keys leak reports are signed with; None: reports are refused.
+    pub report_keys: Option<crate::routes::secret_scanning::ReportKeys>,
 }
 
 impl AppState {
-    pub fn new(backends: Backends, config: &crate::Config) -> Self {
+    pub fn new(
+        backends: Backends,
+        config: &crate::Config,
+        report_keys: Option<crate::routes::secret_scanning::ReportKeys>,
+    ) -> Self {
         AppState(Arc::new(Shared {
             keys: backends.changes.as_deref().map(KeyCache::follow),
             usage: crate::usage::UsageCounter::spawn(IdentityServiceClient::new(backends.identity.clone())),
@@ -75,6 +81,7 @@ impl AppState {
             public_url: config.public_url.clone(),
             reported_use: Arc::default(),
             draining: Arc::default(),
+            report_keys,
         }))
     }
 }

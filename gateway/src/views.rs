@@ -97,6 +97,7 @@ pub fn api_key(k: &idpb::ApiKey) -> Value {
         "rotated_from": (!k.rotated_from.is_empty()).then_some(&k.rotated_from),
         "rotated_to": (!k.rotated_to.is_empty()).then_some(&k.rotated_to),
         "allowed_ips": k.allowed_ips,
+        "leak_url": (!k.leak_url.is_empty()).then_some(&k.leak_url),
         "status": key_status(k, common::time::now_ms()),
     })
 }

@@ -224,6 +224,7 @@ async fn a_backend_that_dies_mid_call_is_a_503() {
         drain: Duration::ZERO,
         header_timeout: Duration::from_secs(10),
         body_timeout: Duration::from_secs(10),
+        secret_scanning_keys_file: None,
     };
     let gateway = gateway::Gateway::build(&config, backends).await.unwrap();
     let base = format!("http://{}", gateway.local_addr());

@@ -269,6 +269,23 @@ fn spawn(
     Ok((process, addr))
 }
 
+/// How a split topology is started: its gateways, Redis, log filter, trace export and flags of
+/// the gateways' own.
+struct SplitSetup<'a> {
+    gateways: usize,
+    redis: TestRedis,
+    log: &'a str,
+    otlp: Option<(&'a str, &'a str)>,
+    gateway_args: Vec<(&'static str, String)>,
+}
+
+impl SplitSetup<'_> {
+    /// Services logging at debug level, so that the secrets test reads everything they can say.
+    fn new(gateways: usize, redis: TestRedis) -> Self {
+        SplitSetup { gateways, redis, log: "debug,h2=info,hyper=info,tower=info", otlp: None, gateway_args: vec![] }
+    }
+}
+
 /// A whole deployment under test and an HTTP client for it.
 pub struct TestEnv {
     /// Base URL of each gateway, e.g. `http://127.0.0.1:40123`.
@@ -376,23 +393,36 @@ impl TestEnv {
     /// The split topology using a given Redis. The services log at debug level, so that the
     /// secrets test reads everything they can say.
     pub async fn split_on(gateways: usize, redis: TestRedis) -> TestEnv {
-        TestEnv::start_split(gateways, redis, "debug,h2=info,hyper=info,tower=info", None).await
+        TestEnv::start_split(SplitSetup::new(gateways, redis)).await
+    }
+
+    /// The split topology with flags of the gateways' own (e.g. `--secret-scanning-keys-file`).
+    pub async fn split_with_gateway_args(gateways: usize, args: &[(&'static str, String)]) -> TestEnv {
+        let setup = SplitSetup { gateway_args: args.to_vec(), ..SplitSetup::new(gateways, TestRedis::create().await) };
+        TestEnv::start_split(setup).await
     }
 
     /// The split topology exporting traces to an OTLP receiver over `protocol` (`grpc` or
     /// `http/protobuf`).
     pub async fn split_traced(gateways: usize, otlp_endpoint: &str, protocol: &str) -> TestEnv {
-        TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn", Some((otlp_endpoint, protocol)))
-            .await
+        let redis = TestRedis::create().await;
+        let setup = SplitSetup {
+            log: "info,sqlx=warn",
+            otlp: Some((otlp_endpoint, protocol)),
+            ..SplitSetup::new(gateways, redis)
+        };
+        TestEnv::start_split(setup).await
     }
 
     /// The split topology logging as in production (`info`), for benchmarks.
     #[allow(dead_code)] // used by tests/bench only
     pub async fn split_quiet(gateways: usize) -> TestEnv {
-        TestEnv::start_split(gateways, TestRedis::create().await, "info,sqlx=warn", None).await
+        let setup = SplitSetup { log: "info,sqlx=warn", ..SplitSetup::new(gateways, TestRedis::create().await) };
+        TestEnv::start_split(setup).await
     }
 
-    async fn start_split(gateways: usize, redis: TestRedis, log: &str, otlp: Option<(&str, &str)>) -> TestEnv {
+    async fn start_split(setup: SplitSetup<'_>) -> TestEnv {
+        let SplitSetup { gateways, redis, log, otlp, gateway_args: extra } = setup;
         let dir = tempfile::tempdir().expect("tempdir");
         let database = TestDatabase::create().await;
         let shared = vec![
@@ -426,6 +456,7 @@ impl TestEnv {
             ("--country-header", COUNTRY_HEADER.to_owned()),
             ("--shutdown-drain-ms", "1000".to_owned()),
         ]);
+        gateway_args.extend(extra);
         for _ in 0..gateways {
             let (process, addr) = spawn("gateway", &gateway_args, dir.path(), log, otlp).expect("gateway starts");
             processes.push(("gateway".to_owned(), process));

@@ -27,4 +27,5 @@ mod mcp;
 mod openapi;
 mod operations;
 mod propagation;
+mod secret_scanning;
 mod tracing;

@@ -3,6 +3,7 @@ pub mod events;
 pub mod external;
 pub mod mcp;
 pub mod oauth;
+pub mod secret_scanning;
 pub mod stats;
 pub mod teams;
 pub mod websites;

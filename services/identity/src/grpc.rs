@@ -64,6 +64,7 @@ fn api_key(k: ApiKey) -> pb::ApiKey {
         rotated_from: k.rotated_from.unwrap_or_default(),
         rotated_to: k.rotated_to.unwrap_or_default(),
         allowed_ips: k.allowed_ips,
+        leak_url: k.leak_url.unwrap_or_default(),
     }
 }
 
@@ -237,6 +238,12 @@ impl IdentityService for Identity {
             .map(|c| pb::KeyUsageCount { key_id: c.key_id, day: c.day, outcome: c.outcome, count: c.count })
             .collect();
         Ok(Response::new(pb::GetKeyUsageResponse { counts }))
+    }
+
+    async fn report_leaked_key(&self, req: Request<pb::ReportLeakedKeyRequest>) -> Reply<pb::ReportLeakedKeyResponse> {
+        let r = req.into_inner();
+        let revoked = Identity::report_leaked_key(self, &digest(&r.secret_digest)?, &r.url).await?;
+        Ok(Response::new(pb::ReportLeakedKeyResponse { revoked }))
     }
 
     async fn get_membership(&self, req: Request<pb::GetMembershipRequest>) -> Reply<pb::Membership> {

@@ -44,6 +44,8 @@ pub struct ApiKey {
     pub rotated_to: Option<String>,
     /// CIDR blocks the key may be used from, normalised; empty: anywhere.
     pub allowed_ips: Vec<String>,
+    /// For a key revoked as leaked: where it was found.
+    pub leak_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

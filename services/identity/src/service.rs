@@ -356,13 +356,18 @@ impl Identity {
     /// still a member of.
     async fn audit_key(&self, key: &ApiKey, action: &str) -> Result<()> {
         let details = serde_json::json!({ "name": key.name, "permissions": key.grant.encode(), "hint": key.hint });
+        self.audit_key_with(key, action, &details).await
+    }
+
+    /// [`Self::audit_key`] with details of the caller's.
+    async fn audit_key_with(&self, key: &ApiKey, action: &str, details: &serde_json::Value) -> Result<()> {
         for membership in self.store.memberships(&key.user_id).await? {
             let selected = match &key.teams {
                 KeyTeams::All => true,
                 KeyTeams::Only(ids) => ids.contains(&membership.team.id),
             };
             if selected {
-                self.audit(&membership.team.id, &key.user_id, action, &key.id, &details).await?;
+                self.audit(&membership.team.id, &key.user_id, action, &key.id, details).await?;
             }
         }
         Ok(())
@@ -390,6 +395,7 @@ impl Identity {
             rotated_from: None,
             rotated_to: None,
             allowed_ips,
+            leak_url: None,
         };
         self.store.insert_api_key(&key, &self.hasher.stored(&new.digest)).await?;
         self.audit_key(&key, "api_key.created").await?;
@@ -462,9 +468,7 @@ impl Identity {
         announce(self.changes.as_ref(), Change::Key(old.id.clone())).await;
         (old.rotated_to, old.retires_at) = (Some(new.id.clone()), Some(retires_at));
         let details = serde_json::json!({ "name": old.name, "hint": old.hint, "new_key": new.id, "new_hint": new.hint, "retires_at": retires_at });
-        for team_id in self.key_team_ids(&old.user_id, &old.teams).await.unwrap_or_default() {
-            self.audit(&team_id, &old.user_id, "api_key.rotated", &old.id, &details).await?;
-        }
+        self.audit_key_with(&old, "api_key.rotated", &details).await?;
         Ok(new)
     }
 
@@ -485,6 +489,21 @@ impl Identity {
         self.own_key(user_id, key_id).await?;
         let today = now_ms().div_euclid(DAY_MS);
         self.store.key_usage(key_id, today - days + 1).await
+    }
+
+    /// A secret reported as found in public: a live key with it is revoked at once, with the URL
+    /// in the key's record and its teams' audit logs. Whether there was one.
+    pub async fn report_leaked_key(&self, digest: &Digest, url: &str) -> Result<bool> {
+        let Some((key, _)) = self.store.api_key_by_digest(&self.hasher.candidates(digest)).await? else {
+            return Ok(false);
+        };
+        if key.revoked_at.is_some() || !self.store.revoke_leaked_key(&key.id, now_ms(), url).await? {
+            return Ok(false);
+        }
+        announce(self.changes.as_ref(), Change::Key(key.id.clone())).await;
+        let details = serde_json::json!({ "name": key.name, "hint": key.hint, "url": url });
+        self.audit_key_with(&key, "api_key.leaked", &details).await?;
+        Ok(true)
     }
 
     pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<ApiKey> {

@@ -65,6 +65,7 @@ fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
         retires_at: row.try_get("retires_at")?,
         rotated_from: row.try_get("rotated_from")?,
         rotated_to: row.try_get("rotated_to")?,
+        leak_url: row.try_get("leak_url")?,
         allowed_ips: row
             .try_get::<String, _>("allowed_ips")?
             .split(',')
@@ -76,7 +77,7 @@ fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
 }
 
 const KEY_COLUMNS: &str = "id, user_id, name, hint, permissions, all_teams, created_at, last_used_at, revoked_at, revoked_reason, expires_at, \
-     retires_at, rotated_from, rotated_to, allowed_ips";
+     retires_at, rotated_from, rotated_to, allowed_ips, leak_url";
 
 impl Store {
     pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
@@ -398,6 +399,20 @@ impl Store {
         )
         .bind(now)
         .bind(reason)
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes a live key as leaked, noting where it was found; whether it did.
+    pub async fn revoke_leaked_key(&self, key_id: &str, now: i64, url: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1, revoked_reason = 'leaked', leak_url = $2 \
+             WHERE id = $3 AND revoked_at IS NULL AND (retires_at IS NULL OR retires_at > $1)",
+        )
+        .bind(now)
+        .bind(url)
         .bind(key_id)
         .execute(&self.pool)
         .await?;

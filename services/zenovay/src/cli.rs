@@ -144,6 +144,10 @@ pub struct Settings {
     /// How long a client has to send a request's whole body, in milliseconds.
     #[arg(long, env = "ZENOVAY_HTTP_BODY_TIMEOUT_MS", default_value_t = 30_000, global = true)]
     pub http_body_timeout_ms: u64,
+    /// GitHub's secret-scanning public keys (their published JSON), which leak reports to
+    /// `/api/v1/secret-scanning/reports` must be signed with; unset: reports are refused.
+    #[arg(long, env = "ZENOVAY_SECRET_SCANNING_KEYS_FILE", global = true)]
+    pub secret_scanning_keys_file: Option<std::path::PathBuf>,
     /// Credential of the operator API (`X-Operator-Token`); unset turns the operator API off.
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
@@ -297,6 +301,7 @@ impl Settings {
             drain: std::time::Duration::from_millis(self.shutdown_drain_ms),
             header_timeout: std::time::Duration::from_millis(self.http_header_timeout_ms),
             body_timeout: std::time::Duration::from_millis(self.http_body_timeout_ms),
+            secret_scanning_keys_file: self.secret_scanning_keys_file.clone(),
         }
     }
 }

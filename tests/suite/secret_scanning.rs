@@ -1,0 +1,132 @@
+//! Leaked-key reports signed as GitHub's secret-scanning partner programme signs them.
+
+use base64::Engine;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::{EncodePublicKey, LineEnding};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use crate::harness::{TestEnv, into_json};
+
+const KEY_ID: &str = "test-key-1";
+
+/// A signing key and the published-keys file naming its public half.
+struct ReportSigner {
+    key: SigningKey,
+    _dir: tempfile::TempDir,
+    file: String,
+}
+
+fn signer() -> ReportSigner {
+    let key = SigningKey::random(&mut rand::rngs::OsRng);
+    let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    let published = json!({ "public_keys": [{ "key_identifier": KEY_ID, "key": pem, "is_current": true }] });
+    std::fs::write(&path, published.to_string()).unwrap();
+    ReportSigner { key, file: path.display().to_string(), _dir: dir }
+}
+
+async fn all_in_one(signer: &ReportSigner) -> TestEnv {
+    TestEnv::all_in_one_with(&["--secret-scanning-keys-file", &signer.file]).await
+}
+
+async fn split(signer: &ReportSigner) -> TestEnv {
+    TestEnv::split_with_gateway_args(1, &[("--secret-scanning-keys-file", signer.file.clone())]).await
+}
+
+async fn post_report(env: &TestEnv, body: &str, key_id: &str, signature: &str) -> (StatusCode, Value) {
+    let request = env
+        .request(Method::POST, "/api/v1/secret-scanning/reports")
+        .header("content-type", "application/json")
+        .header("github-public-key-identifier", key_id)
+        .header("github-public-key-signature", signature)
+        .body(body.to_owned());
+    into_json(request.send().await.unwrap()).await
+}
+
+fn sign(signer: &ReportSigner, body: &str) -> String {
+    let signature: Signature = signer.key.sign(body.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
+}
+
+/// A Pro user's live key: the secret and its record's id.
+async fn live_key(env: &TestEnv) -> (crate::harness::TestUser, String, String) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, record) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    (ann, key, record["id"].as_str().unwrap().to_owned())
+}
+
+async fn a_signed_report_revokes_a_live_key_and_says_so(env: TestEnv, signer: ReportSigner) {
+    let (ann, key, id) = live_key(&env).await;
+    let url = "https://github.com/someone/repo/blob/main/.env";
+    let body = json!([
+        { "token": key, "type": "zenovay_api_key", "url": url, "source": "content" },
+        { "token": "zv_notakey", "type": "zenovay_api_key", "url": url, "source": "content" },
+    ])
+    .to_string();
+    let (status, answer) = post_report(&env, &body, KEY_ID, &sign(&signer, &body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let hash = |token: &str| format!("{:x}", sha2::Sha256::digest(token.as_bytes()));
+    assert_eq!(
+        answer,
+        json!([
+            { "token_hash": hash(&key), "token_type": "zenovay_api_key", "label": "true_positive" },
+            { "token_hash": hash("zv_notakey"), "token_type": "zenovay_api_key", "label": "false_positive" },
+        ])
+    );
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::UNAUTHORIZED);
+    let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None).await;
+    let record = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == id.as_str()).unwrap().clone();
+    assert_eq!((&record["revoked_reason"], &record["leak_url"]), (&json!("leaked"), &json!(url)), "{record}");
+    // Reported again, it is no longer live.
+    let (_, again) = post_report(&env, &body, KEY_ID, &sign(&signer, &body)).await;
+    assert_eq!(again[0]["label"], "false_positive");
+}
+
+async fn an_unverifiable_report_is_a_401_and_changes_nothing(env: TestEnv, signer: ReportSigner) {
+    let (_, key, _) = live_key(&env).await;
+    let body = json!([{ "token": key, "type": "zenovay_api_key", "url": "https://x.example", "source": "content" }])
+        .to_string();
+    let other = format!("{body} ");
+    for (key_id, signature) in [
+        (KEY_ID, sign(&signer, &other)),
+        ("unknown-key", sign(&signer, &body)),
+        (KEY_ID, "bm90IGEgc2lnbmF0dXJl".into()),
+    ] {
+        let (status, answer) = post_report(&env, &body, key_id, &signature).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    }
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+}
+
+mod all_in_one {
+    #[tokio::test]
+    async fn a_signed_report_revokes_a_live_key_and_says_so() {
+        let signer = super::signer();
+        super::a_signed_report_revokes_a_live_key_and_says_so(super::all_in_one(&signer).await, signer).await;
+    }
+
+    #[tokio::test]
+    async fn an_unverifiable_report_is_a_401_and_changes_nothing() {
+        let signer = super::signer();
+        super::an_unverifiable_report_is_a_401_and_changes_nothing(super::all_in_one(&signer).await, signer).await;
+    }
+}
+
+mod split {
+    #[tokio::test]
+    async fn a_signed_report_revokes_a_live_key_and_says_so() {
+        let signer = super::signer();
+        super::a_signed_report_revokes_a_live_key_and_says_so(super::split(&signer).await, signer).await;
+    }
+
+    #[tokio::test]
+    async fn an_unverifiable_report_is_a_401_and_changes_nothing() {
+        let signer = super::signer();
+        super::an_unverifiable_report_is_a_401_and_changes_nothing(super::split(&signer).await, signer).await;
+    }
+}
