@@ -571,18 +571,83 @@ async fn an_allowlist_holds_at_most_20_valid_networks(env: &TestEnv) {
     assert_eq!(record["allowed_ips"], json!(["10.0.0.0/8", "::1/128"]));
 }
 
+/// A key's call on gateway `index`.
+async fn call_on(env: &TestEnv, index: usize, key: &str) -> (StatusCode, Value) {
+    let url = format!("{}/api/external/v1/websites", env.gateways[index]);
+    crate::harness::into_json(env.http.get(url).bearer_auth(key).send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_key_expires_on_another_replica_at_its_second() {
+    let env = TestEnv::split(2).await;
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let body = json!({ "name": "k", "permissions": "full", "teams": "all", "expires_at": from_now(2) });
+    let (key, _) = env.create_key(&ann, body).await;
+    // Cached on the second replica while it still works.
+    assert_eq!(call_on(&env, 1, &key).await.0, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let (status, body) = call_on(&env, 1, &key).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "API_KEY_EXPIRED");
+}
+
+#[tokio::test]
+async fn a_rotated_keys_grace_ends_on_another_replica() {
+    let env = TestEnv::split(2).await;
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (old_key, old) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    assert_eq!(call_on(&env, 1, &old_key).await.0, StatusCode::OK, "cached on the second replica");
+    let (status, _) = rotate(&env, &ann, &old, json!({ "grace_period_seconds": 2 })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(call_on(&env, 1, &old_key).await.0, StatusCode::OK, "in its grace period");
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let (status, body) = call_on(&env, 1, &old_key).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn usage_counts_every_request_across_replicas_and_a_graceful_restart() {
+    let mut env = TestEnv::split(2).await;
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, record) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    for i in 0..10 {
+        assert_eq!(call_on(&env, i % 2, &key).await.0, StatusCode::OK);
+    }
+    // Stopped right after its requests: its counts go out on the way down.
+    env.restart_gateway(0);
+    let path = format!("/api/v1/account/api-keys/{}/usage?days=1", record["id"].as_str().unwrap());
+    let mut success = Value::Null;
+    for _ in 0..50 {
+        let (_, body) = env.session_json(Method::GET, &path, &ann.session, None).await;
+        success = body["data"][0]["success"].clone();
+        if success == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(success, 10);
+}
+
 #[tokio::test]
 async fn the_allowlist_reads_the_trusted_client_address_header() {
     let env = TestEnv::all_in_one_with(&["--client-ip-header", "x-forwarded-for"]).await;
     let ann = env.user("ann").await;
     env.set_plan(&ann.team_id, "pro").await;
     let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": ["203.0.113.0/24"] });
-    let (key, _) = env.create_key(&ann, body).await;
+    let (key, record) = env.create_key(&ann, body).await;
     let from = |address: &'static str| {
         env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).header("x-forwarded-for", address)
     };
     assert_eq!(from("203.0.113.9, 10.0.0.1").send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(from("198.51.100.7").send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    // IPv6 alike.
+    let path = format!("/api/v1/account/api-keys/{}", record["id"].as_str().unwrap());
+    let edit = json!({ "allowed_ips": ["2001:db8::/32"] });
+    assert_eq!(env.session_json(Method::PATCH, &path, &ann.session, Some(edit)).await.0, StatusCode::OK);
+    assert_eq!(from("2001:db8::5").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(from("2001:db9::5").send().await.unwrap().status(), StatusCode::FORBIDDEN);
 }
 
 async fn a_keys_usage_is_counted_by_day_and_outcome(env: &TestEnv) {
