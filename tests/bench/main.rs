@@ -75,6 +75,46 @@ async fn revocation_to_401_across_replicas() {
     report("revocation → 401 on the other replica, from the DELETE answered", from_answered);
 }
 
+/// A leaked-key report through replica A (signed as GitHub signs them), then how long replica B
+/// (which had the key cached) keeps accepting it. Target (issue 18): p99 under 100 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn leak_report_to_401_across_replicas() {
+    const ROUNDS: usize = 200;
+    let signer = harness::ReportSigner::new();
+    let env = TestEnv::split_with_gateway_args(2, &[("--secret-scanning-keys-file", signer.file.clone())]).await;
+    let ann = env.user("bench").await;
+    env.set_plan(&ann.team_id, "enterprise").await;
+    let (a, b) = (&env.gateways[0], &env.gateways[1]);
+    let get = |base: &str, key: &str| {
+        env.http.get(format!("{base}/api/external/v1/websites")).bearer_auth(key.to_owned()).send()
+    };
+    let mut from_sent = Vec::new();
+    for _ in 0..ROUNDS {
+        let (key, _) = env.create_key(&ann, json!({ "name": "bench", "permissions": ["read"], "teams": "all" })).await;
+        for base in [a, b, a, b] {
+            assert_eq!(get(base, &key).await.unwrap().status(), StatusCode::OK);
+        }
+        let body =
+            json!([{ "token": key, "type": "zenovay_api_key", "url": "https://x.example", "source": "content" }])
+                .to_string();
+        let sent = Instant::now();
+        let reported = env
+            .http
+            .post(format!("{a}/api/v1/secret-scanning/reports"))
+            .header("github-public-key-identifier", harness::REPORT_KEY_ID)
+            .header("github-public-key-signature", signer.sign(&body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reported.status(), StatusCode::OK);
+        while get(b, &key).await.unwrap().status() != StatusCode::UNAUTHORIZED {}
+        from_sent.push(sent.elapsed());
+    }
+    report("leak report → 401 on the other replica, from the report sent", from_sent);
+}
+
 /// Runs `work` from `concurrency` tasks for `duration`; returns completed operations per second.
 async fn throughput<F, Fut>(concurrency: usize, duration: Duration, work: F) -> f64
 where

@@ -398,7 +398,9 @@ impl TestEnv {
 
     /// The split topology with flags of the gateways' own (e.g. `--secret-scanning-keys-file`).
     pub async fn split_with_gateway_args(gateways: usize, args: &[(&'static str, String)]) -> TestEnv {
-        let setup = SplitSetup { gateway_args: args.to_vec(), ..SplitSetup::new(gateways, TestRedis::create().await) };
+        let redis = TestRedis::create().await;
+        let setup =
+            SplitSetup { log: "info,sqlx=warn", gateway_args: args.to_vec(), ..SplitSetup::new(gateways, redis) };
         TestEnv::start_split(setup).await
     }
 
@@ -637,4 +639,36 @@ where
     check(common::db::Backend::Sqlite { data_dir: dir.path().to_owned() }).await;
     let database = TestDatabase::create().await;
     check(common::db::Backend::Postgres { url: database.url.clone() }).await;
+}
+
+/// The identifier of [`ReportSigner`]'s key in its published-keys file.
+pub const REPORT_KEY_ID: &str = "test-key-1";
+
+/// Signs leaked-key reports as GitHub's secret-scanning programme does, with the file of public
+/// keys (GitHub's shape) that a gateway is given to check them.
+pub struct ReportSigner {
+    key: p256::ecdsa::SigningKey,
+    pub file: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ReportSigner {
+    pub fn new() -> ReportSigner {
+        use p256::pkcs8::{EncodePublicKey, LineEnding};
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).expect("a PEM public key");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys.json");
+        let published = json!({ "public_keys": [{ "key_identifier": REPORT_KEY_ID, "key": pem, "is_current": true }] });
+        std::fs::write(&path, published.to_string()).expect("keys file");
+        ReportSigner { key, file: path.display().to_string(), _dir: dir }
+    }
+
+    /// The `Github-Public-Key-Signature` of `body`: base64 of the DER ECDSA signature.
+    pub fn sign(&self, body: &str) -> String {
+        use base64::Engine;
+        use p256::ecdsa::signature::Signer;
+        let signature: p256::ecdsa::Signature = self.key.sign(body.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
+    }
 }

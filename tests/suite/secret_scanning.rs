@@ -1,33 +1,12 @@
 //! Leaked-key reports signed as GitHub's secret-scanning partner programme signs them.
 
-use base64::Engine;
-use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{Signature, SigningKey};
-use p256::pkcs8::{EncodePublicKey, LineEnding};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::harness::{TestEnv, into_json};
+use crate::harness::{REPORT_KEY_ID, ReportSigner, TestEnv, into_json};
 
-const KEY_ID: &str = "test-key-1";
-
-/// A signing key and the published-keys file naming its public half.
-struct ReportSigner {
-    key: SigningKey,
-    _dir: tempfile::TempDir,
-    file: String,
-}
-
-fn signer() -> ReportSigner {
-    let key = SigningKey::random(&mut rand::rngs::OsRng);
-    let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.json");
-    let published = json!({ "public_keys": [{ "key_identifier": KEY_ID, "key": pem, "is_current": true }] });
-    std::fs::write(&path, published.to_string()).unwrap();
-    ReportSigner { key, file: path.display().to_string(), _dir: dir }
-}
+const KEY_ID: &str = REPORT_KEY_ID;
 
 async fn all_in_one(signer: &ReportSigner) -> TestEnv {
     TestEnv::all_in_one_with(&["--secret-scanning-keys-file", &signer.file]).await
@@ -48,8 +27,7 @@ async fn post_report(env: &TestEnv, body: &str, key_id: &str, signature: &str) -
 }
 
 fn sign(signer: &ReportSigner, body: &str) -> String {
-    let signature: Signature = signer.key.sign(body.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
+    signer.sign(body)
 }
 
 /// A Pro user's live key: the secret and its record's id.
@@ -104,29 +82,33 @@ async fn an_unverifiable_report_is_a_401_and_changes_nothing(env: TestEnv, signe
 }
 
 mod all_in_one {
+    use crate::harness::ReportSigner;
+
     #[tokio::test]
     async fn a_signed_report_revokes_a_live_key_and_says_so() {
-        let signer = super::signer();
+        let signer = ReportSigner::new();
         super::a_signed_report_revokes_a_live_key_and_says_so(super::all_in_one(&signer).await, signer).await;
     }
 
     #[tokio::test]
     async fn an_unverifiable_report_is_a_401_and_changes_nothing() {
-        let signer = super::signer();
+        let signer = ReportSigner::new();
         super::an_unverifiable_report_is_a_401_and_changes_nothing(super::all_in_one(&signer).await, signer).await;
     }
 }
 
 mod split {
+    use crate::harness::ReportSigner;
+
     #[tokio::test]
     async fn a_signed_report_revokes_a_live_key_and_says_so() {
-        let signer = super::signer();
+        let signer = ReportSigner::new();
         super::a_signed_report_revokes_a_live_key_and_says_so(super::split(&signer).await, signer).await;
     }
 
     #[tokio::test]
     async fn an_unverifiable_report_is_a_401_and_changes_nothing() {
-        let signer = super::signer();
+        let signer = ReportSigner::new();
         super::an_unverifiable_report_is_a_401_and_changes_nothing(super::split(&signer).await, signer).await;
     }
 }
