@@ -331,15 +331,15 @@ macro_rules! error_responses {
 
 error_responses! {
     ValidationError => Envelope, "A parameter or the body is invalid; the message names the field", [Validation];
-    Unauthorized => Envelope, "No key, or a malformed, unknown or revoked key", [Unauthorized];
-    Forbidden => Envelope, "The key may not do this", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids];
+    Unauthorized => Envelope, "No key, or a malformed, unknown or revoked key; or an expired one", [Unauthorized, ApiKeyExpired];
+    Forbidden => Envelope, "The key may not do this, or not from this address", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids, IpNotAllowed];
     NotFound => Envelope, "No such resource", [NotFound];
     Conflict => Envelope, "Another website already has this domain", [Conflict];
     TooManyRequests => Envelope, "Over the per-minute limit of the key or the monthly quota of its owner", [RateLimitExceeded, MonthlyLimitExceeded];
     ServiceUnavailable => Envelope, "A backend the answer needs is unavailable", [ServiceUnavailable];
     PlausibleValidationError => Plausible, "A parameter or the body is invalid", [Validation];
-    PlausibleUnauthorized => Plausible, "No key, or a malformed, unknown or revoked key", [Unauthorized];
-    PlausibleForbidden => Plausible, "The key may not do this", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids];
+    PlausibleUnauthorized => Plausible, "No key, or a malformed, unknown or revoked key; or an expired one", [Unauthorized, ApiKeyExpired];
+    PlausibleForbidden => Plausible, "The key may not do this, or not from this address", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids, IpNotAllowed];
     PlausibleNotFound => Plausible, "No such site", [NotFound];
     PlausibleTooManyRequests => Plausible, "Over the per-minute limit of the key or the monthly quota of its owner", [RateLimitExceeded, MonthlyLimitExceeded];
     PlausibleServiceUnavailable => Plausible, "A backend the answer needs is unavailable", [ServiceUnavailable];

@@ -492,7 +492,12 @@ async function apiKeysPage(focusId) {
         td("Created", when(key.created_at)),
         td("Last used", when(key.last_used_at)),
         td("Expires", when(key.expires_at)),
-        td("Status", h("span", { class: `badge ${status}`, text: status })),
+        td(
+          "Status",
+          h("span", { class: `badge ${status}`, text: status }),
+          key.revoked_reason ? h("span", { class: "muted", text: ` (${key.revoked_reason.replaceAll("_", " ")})` }) : "",
+          key.leak_url ? h("a", { href: key.leak_url, rel: "noreferrer noopener", class: "leak", text: " where it was found" }) : "",
+        ),
         td("Actions", actions),
       );
     });
