@@ -29,7 +29,7 @@ use axum::extract::{MatchedPath, OriginalUri};
 use axum::http::{Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::{any, delete, get, patch, post, put};
 use common::ErrorCode;
 use common::shutdown::Shutdown;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -320,6 +320,18 @@ fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
         .route_layer(middleware::from_fn(record_route));
 
+    // The Plausible drop-in answers in Plausible's own error shape everywhere under its mount,
+    // unknown routes and methods included.
+    let plausible = Router::new()
+        .route("/api/v1/stats/aggregate", get(stats::plausible_aggregate))
+        .route("/api/v1/stats/timeseries", get(stats::plausible_timeseries))
+        .route("/api/v1/stats/breakdown", get(stats::plausible_breakdown))
+        .route("/api/v1/stats/realtime/visitors", get(stats::plausible_realtime))
+        .route("/api/v2/query", post(stats::plausible_query))
+        // A fallback does not survive two levels of nesting; a catch-all route does.
+        .route("/{*rest}", any(stats::plausible_not_found))
+        .method_not_allowed_fallback(stats::plausible_method_not_allowed);
+
     let external = Router::new()
         .route("/openapi.json", get(openapi::serve))
         .route("/websites", get(external::list_websites).post(external::create_website))
@@ -337,11 +349,7 @@ fn router(state: AppState) -> Router {
         .route("/stats/breakdown", get(stats::breakdown))
         .route("/query/{id}", post(stats::flexible_query))
         .route("/realtime/{id}", get(stats::realtime))
-        .route("/plausible/api/v1/stats/aggregate", get(stats::plausible_aggregate))
-        .route("/plausible/api/v1/stats/timeseries", get(stats::plausible_timeseries))
-        .route("/plausible/api/v1/stats/breakdown", get(stats::plausible_breakdown))
-        .route("/plausible/api/v1/stats/realtime/visitors", get(stats::plausible_realtime))
-        .route("/plausible/api/v2/query", post(stats::plausible_query))
+        .nest("/plausible", plausible)
         .route("/teams/{id}/members", get(teams::external_members))
         .route("/teams/{id}/api-key-policy", put(teams::external_put_policy))
         .route("/teams/{id}/audit-log", get(teams::external_audit_log))

@@ -446,7 +446,21 @@ async fn a_page_is_named_by_its_decoded_path(env: &TestEnv) {
     assert_eq!(pages(env, &key, site_id).await, [("/café/a b".to_owned(), 1)]);
 }
 
+async fn the_drop_in_answers_unknown_routes_and_methods_in_plausibles_shape(env: &TestEnv) {
+    let cases = [
+        (Method::GET, "/api/external/v1/plausible/api/v1/sites", StatusCode::NOT_FOUND),
+        (Method::GET, "/api/external/v1/plausible/nothing/here", StatusCode::NOT_FOUND),
+        (Method::POST, "/api/external/v1/plausible/api/v1/stats/aggregate", StatusCode::METHOD_NOT_ALLOWED),
+    ];
+    for (method, path, expected) in cases {
+        let (status, body) = crate::harness::into_json(env.request(method, path).send().await.unwrap()).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(body["error"].is_string() && body.get("success").is_none(), "{path}: {body}");
+    }
+}
+
 both_modes!(
+    the_drop_in_answers_unknown_routes_and_methods_in_plausibles_shape,
     concurrent_events_get_their_own_answers,
     in_hash_mode_the_fragment_is_part_of_the_page,
     a_page_is_named_by_its_decoded_path

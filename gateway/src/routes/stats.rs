@@ -4,7 +4,7 @@
 //! analytics `Query`; only the parsing and the result bodies differ.
 
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use common::access::Scope;
@@ -670,6 +670,18 @@ pub async fn flexible_query(
 type Keyed = Result<Credentials, ApiError>;
 
 /// Plausible's error body: `{"error": "…"}` with the status.
+/// An unknown route under the drop-in's mount, in Plausible's error shape.
+pub async fn plausible_not_found(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> Response {
+    let message = format!("no route for {method} {}", uri.path());
+    plausible(Err(ApiError::new(common::ErrorCode::NotFound, message)))
+}
+
+/// A known drop-in route asked with another method, in Plausible's error shape.
+pub async fn plausible_method_not_allowed(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> Response {
+    let message = format!("{method} is not allowed on {}", uri.path());
+    plausible(Err(ApiError::new(common::ErrorCode::MethodNotAllowed, message)))
+}
+
 fn plausible(result: ApiResult<Value>) -> Response {
     match result {
         Ok(body) => Json(body).into_response(),
