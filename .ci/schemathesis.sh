@@ -191,7 +191,7 @@ run_schemathesis() {
     --header "Authorization: Bearer $key" \
     --checks all \
     --max-examples "$MAX_EXAMPLES" \
-    --workers 2 \
+    --workers 1 \
     --request-timeout 30 \
     --no-color \
     "${seed[@]}")

@@ -115,7 +115,10 @@ impl FromRequestParts<AppState> for Credentials {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        one_credential(&parts.headers, &[header::AUTHORIZATION, HeaderName::from_static("x-api-key")])?;
+        // Each header once; with both, `Authorization` is the credential (README, "Sessions in a
+        // browser, and untrusted input").
+        one_credential(&parts.headers, &[header::AUTHORIZATION])?;
+        one_credential(&parts.headers, &[HeaderName::from_static("x-api-key")])?;
         let presented = bearer(&parts.headers).or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
         let presented = presented.ok_or_else(|| {
             unauthorized("an API key is required: send `Authorization: Bearer zv_…` or `X-API-Key: zv_…`")

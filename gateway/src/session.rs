@@ -26,7 +26,7 @@ pub struct SessionUser {
 }
 
 /// Refuses a request that names more than one credential in the headers `names` (RFC 6750 §2:
-/// one method, once), instead of silently picking one of them.
+/// once), instead of silently picking one of them.
 pub fn one_credential(headers: &HeaderMap, names: &[header::HeaderName]) -> ApiResult<()> {
     let sent = names.iter().map(|name| headers.get_all(name).iter().count()).sum::<usize>();
     if sent > 1 {

@@ -168,12 +168,15 @@ async fn a_bearer_session_needs_no_csrf_token(env: &TestEnv) {
 
 async fn two_credentials_are_refused_rather_than_one_picked(env: &TestEnv) {
     let (user, key, _, _) = site(env).await;
-    let request = env
-        .request(Method::GET, "/api/external/v1/websites")
-        .header("authorization", format!("Bearer {key}"))
-        .header("x-api-key", &key);
-    let (status, body) = into_json(request.send().await.unwrap()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    for header in ["authorization", "x-api-key"] {
+        let value = |k: &str| if header == "authorization" { format!("Bearer {k}") } else { k.to_owned() };
+        let request = env
+            .request(Method::GET, "/api/external/v1/websites")
+            .header(header, value(&key))
+            .header(header, value("zv_someoneelse"));
+        let (status, body) = into_json(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{header}: {body}");
+    }
     let request = env
         .request(Method::GET, "/api/v1/me")
         .header("authorization", format!("Bearer {}", user.session))
