@@ -170,14 +170,14 @@ async fn the_website_page_figures_equal_the_external_aggregate(env: &TestEnv) {
     env.set_plan(&ann.team_id, "pro").await;
     let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
     let metrics = "visitors,visits,pageviews,bounce_rate,visit_duration";
-    let (status, api) = env
-        .api(Method::GET, &format!("/stats/aggregate?site_id={site_id}&period=7d&metrics={metrics}"), &key, None)
-        .await;
+    let query = format!("/stats/aggregate?site_id={site_id}&period=7d&metrics={metrics}&compare=previous_period");
+    let (status, api) = env.api(Method::GET, &query, &key, None).await;
     assert_eq!(status, StatusCode::OK, "{api}");
     let (status, page) = console_stats(env, &ann, &site_id, "period=7d").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     for metric in metrics.split(',') {
-        assert_eq!(page["data"]["figures"][metric]["value"], api["data"]["results"][metric]["value"], "{metric}");
+        let (ours, theirs) = (&page["data"]["figures"][metric], &api["data"]["results"][metric]);
+        assert_eq!((&ours["value"], &ours["change"]), (&theirs["value"], &theirs["change"]), "{metric}");
     }
     assert_eq!(page["data"]["figures"]["pageviews"]["value"], 3);
 }
@@ -220,6 +220,16 @@ async fn an_unknown_period_is_a_validation_error_naming_the_field(env: &TestEnv)
     assert!(refused["error"]["message"].as_str().unwrap().starts_with("period"), "{refused}");
 }
 
+async fn a_bad_website_page_filter_is_a_validation_error_naming_the_field(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    for filters in ["event:page", "visit:planet%3D%3DMars"] {
+        let (status, refused) = console_stats(env, &ann, &site_id, &format!("period=day&filters={filters}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        assert!(refused["error"]["message"].as_str().unwrap().starts_with("filters"), "{refused}");
+    }
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_secure_behind_an_https_public_url() {
     let env = TestEnv::all_in_one_with(&["--public-url", "https://zenovay.example.com"]).await;
@@ -249,5 +259,6 @@ both_modes!(
     a_free_team_sees_its_website_page,
     the_website_page_of_another_team_is_forbidden,
     the_website_page_of_an_unknown_website_is_not_found,
-    an_unknown_period_is_a_validation_error_naming_the_field
+    an_unknown_period_is_a_validation_error_naming_the_field,
+    a_bad_website_page_filter_is_a_validation_error_naming_the_field
 );
