@@ -230,6 +230,22 @@ async fn a_bad_website_page_filter_is_a_validation_error_naming_the_field(env: &
     }
 }
 
+async fn the_website_page_counts_the_visitors_right_now(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let path = format!("/api/v1/websites/{site_id}/realtime");
+    let (status, now) = env.session_json(Method::GET, &path, &ann.session, None).await;
+    assert_eq!((status, &now["data"]["visitors"]), (StatusCode::OK, &json!(2)), "{now}");
+}
+
+async fn the_visitors_right_now_of_another_team_are_forbidden(env: &TestEnv) {
+    let (ann, bob) = (env.user("ann").await, env.user("bob").await);
+    let site_id = site_with_visits(env, &ann).await;
+    let path = format!("/api/v1/websites/{site_id}/realtime");
+    let (status, refused) = env.session_json(Method::GET, &path, &bob.session, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_secure_behind_an_https_public_url() {
     let env = TestEnv::all_in_one_with(&["--public-url", "https://zenovay.example.com"]).await;
@@ -260,5 +276,7 @@ both_modes!(
     the_website_page_of_another_team_is_forbidden,
     the_website_page_of_an_unknown_website_is_not_found,
     an_unknown_period_is_a_validation_error_naming_the_field,
-    a_bad_website_page_filter_is_a_validation_error_naming_the_field
+    a_bad_website_page_filter_is_a_validation_error_naming_the_field,
+    the_website_page_counts_the_visitors_right_now,
+    the_visitors_right_now_of_another_team_are_forbidden
 );

@@ -198,3 +198,16 @@ pub async fn stats(
     }))
     .into_response())
 }
+
+/// `GET /api/v1/websites/{id}/realtime`: the visitors of the last 5 minutes, which the website's
+/// page refreshes on its own without asking for everything else again.
+pub async fn realtime(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(website_id): Path<String>,
+) -> ApiResult<Response> {
+    let website = member_website(&state, &session, website_id).await?;
+    let answer = stats::run(&state, stats::query(&website.id, "realtime", &["visitors"])).await?;
+    let visitors = answer.rows.first().and_then(|r| r.metrics.first()).copied().unwrap_or_default();
+    Ok(ok(json!({ "visitors": visitors as i64 })).into_response())
+}

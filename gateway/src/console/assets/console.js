@@ -1059,8 +1059,8 @@ async function websitePage() {
   // Visitors right now, without reloading the page.
   setInterval(async () => {
     try {
-      const data = await api("GET", query());
-      now.textContent = `${data.realtime_visitors} visitors right now`;
+      const data = await api("GET", `/websites/${encodeURIComponent(id)}/realtime`);
+      now.textContent = `${data.visitors} visitors right now`;
     } catch {
       // The next refresh tries again.
     }
