@@ -1000,7 +1000,7 @@ async function websitePage() {
         h("button", {
           type: "button",
           class: "chip",
-          text: `Remove filter: ${title} is ${value || "(none)"}`,
+          text: `Remove filter: ${title} is ${value}`,
           onclick: () => {
             state.filters.splice(i, 1);
             load().catch(failed);
@@ -1029,15 +1029,18 @@ async function websitePage() {
           {},
           td(
             title,
-            h("button", {
-              type: "button",
-              class: "link",
-              text: row.value || "(none)",
-              onclick: () => {
-                state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, row.value, title]]);
-                load().catch(failed);
-              },
-            }),
+            // A filter needs a value: the row of those without one only reads.
+            row.value
+              ? h("button", {
+                  type: "button",
+                  class: "link",
+                  text: row.value,
+                  onclick: () => {
+                    state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, row.value, title]]);
+                    load().catch(failed);
+                  },
+                })
+              : "(none)",
           ),
           td("Visitors", String(row.visitors)),
         ),
