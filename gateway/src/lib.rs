@@ -316,6 +316,8 @@ fn router(state: AppState) -> Router {
         .route("/account/sessions", get(account::list_sessions))
         .route("/account/sessions/{id}", delete(account::revoke_session))
         .route("/websites", get(routes::websites::list).post(routes::websites::create))
+        .route("/websites/{id}/stats", get(routes::websites::stats))
+        .route("/websites/{id}/realtime", get(routes::websites::realtime))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
         .route_layer(middleware::from_fn(record_route));

@@ -361,6 +361,48 @@ for (const mode of MODES) {
       assert.ok(!names.includes("Forged"));
     });
 
+    test("a website's page shows the figures the API answers, and a clicked page filters it", async () => {
+      await page.goto(`${product.base}/websites`);
+      await page.getByRole("heading", { name: "Websites", level: 1 }).waitFor();
+      const domain = `stats-${Date.now()}.example.com`;
+      await page.getByLabel("Domain").fill(domain);
+      await page.getByLabel("Name").fill("Ada's shop");
+      await page.getByRole("button", { name: "Add website" }).click();
+      await page.getByRole("heading", { name: "Ada's shop" }).waitFor();
+      // Two visitors (told apart by their browsers): one reads two pages, the other one.
+      const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+      const safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+      for (const [agent, path] of [[firefox, "/"], [firefox, "/pricing"], [safari, "/pricing"]]) {
+        const response = await page.request.post(`${product.base}/api/event`, {
+          headers: { "user-agent": agent, "content-type": "application/json" },
+          data: { domain, name: "pageview", url: `https://${domain}${path}` },
+        });
+        assert.equal(response.status(), 202);
+      }
+      await page.getByRole("link", { name: "Statistics of Ada's shop" }).click();
+      await page.getByRole("heading", { name: "Ada's shop · statistics", level: 1 }).waitFor();
+      const id = new URL(page.url()).pathname.split("/")[2];
+      const figure = (metric) => page.locator(`.figure[data-metric="${metric}"] .value`).textContent();
+      const answer = async (query) => (await (await page.request.get(`${product.base}/api/v1/websites/${id}/stats?${query}`)).json()).data;
+      const all = await answer("period=30d");
+      assert.equal(all.figures.pageviews.value, 3);
+      for (const metric of ["visitors", "visits", "pageviews"]) assert.equal(await figure(metric), String(all.figures[metric].value), metric);
+      await accessible(`/websites/${id}`);
+      await screenshot("website");
+
+      await page.locator('[data-breakdown="pages"]').getByRole("button", { name: "/pricing" }).click();
+      await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).waitFor();
+      const filtered = await answer("period=30d&filters=event:page%3D%3D/pricing");
+      assert.equal(filtered.figures.pageviews.value, 2);
+      await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "2" }).waitFor();
+      for (const metric of ["visitors", "visits", "pageviews"]) assert.equal(await figure(metric), String(filtered.figures[metric].value), metric);
+      await accessible(`/websites/${id} filtered`);
+
+      await page.getByLabel("Period").selectOption("day");
+      await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).click();
+      await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
+    });
+
     test("the console works at a phone's width", async () => {
       await page.setViewportSize({ width: 375, height: 800 });
       await page.goto(`${product.base}/settings/api-keys`);

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login))
         .route("/signup", get(pages::signup))
         .route("/websites", get(pages::websites))
+        .route("/websites/{id}", get(pages::website))
         .route("/settings/api-keys", get(pages::api_keys))
         .route("/settings/teams", get(pages::teams))
         .route("/settings/teams/{id}", get(pages::team))

@@ -54,7 +54,7 @@ fn render(shell: Shell<'_>) -> Response {
     let (meta, header) = match shell.visitor {
         Some(visitor) => {
             let current = match shell.page {
-                "websites" => "/websites",
+                "websites" | "website" => "/websites",
                 "api-keys" => "/settings/api-keys",
                 "teams" | "team" => "/settings/teams",
                 _ => "/settings/connected-apps",
@@ -227,6 +227,11 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, title: &str, page: &st
 
 pub async fn websites(State(state): State<AppState>, headers: HeaderMap) -> Response {
     signed_in(&state, &headers, "Websites", "websites", None).await
+}
+
+/// One website's statistics; the script reads the website's id from the address.
+pub async fn website(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    signed_in(&state, &headers, "Website statistics", "website", None).await
 }
 
 pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {

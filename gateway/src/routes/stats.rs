@@ -36,7 +36,7 @@ pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
     if metric == "views_per_visit" { json!(value) } else { json!(value as i64) }
 }
 
-async fn run(state: &AppState, request: pb::QueryRequest) -> ApiResult<pb::QueryResponse> {
+pub(crate) async fn run(state: &AppState, request: pb::QueryRequest) -> ApiResult<pb::QueryResponse> {
     Ok(state.analytics.clone().query(request).await?.into_inner())
 }
 
@@ -65,7 +65,7 @@ async fn site(state: &AppState, credentials: Credentials, site_id: String) -> Ap
     Ok(authorized_website(state, async { Ok(key) }, site_id, Scope::Read).await?.1)
 }
 
-fn query(website_id: &str, period: &str, metrics: &[&str]) -> pb::QueryRequest {
+pub(crate) fn query(website_id: &str, period: &str, metrics: &[&str]) -> pb::QueryRequest {
     pb::QueryRequest {
         website_id: website_id.to_owned(),
         metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
@@ -302,7 +302,7 @@ async fn v1(
 }
 
 /// Plausible's comparison: percentage change, or the difference in points for a rate.
-fn change(metric: &str, before: f64, now: f64) -> Value {
+pub(crate) fn change(metric: &str, before: f64, now: f64) -> Value {
     if metric == "bounce_rate" {
         return json!((now - before) as i64);
     }
@@ -913,7 +913,13 @@ pub(crate) fn top(answer: &pb::QueryResponse, name: &str, metrics: &[impl AsRef<
         .collect()
 }
 
-fn breakdown_of(website_id: &str, period: &str, dimension: &str, metrics: &[&str], limit: u32) -> pb::QueryRequest {
+pub(crate) fn breakdown_of(
+    website_id: &str,
+    period: &str,
+    dimension: &str,
+    metrics: &[&str],
+    limit: u32,
+) -> pb::QueryRequest {
     pb::QueryRequest { dimensions: vec![dimension.into()], limit, ..query(website_id, period, metrics) }
 }
 

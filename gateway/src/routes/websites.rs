@@ -2,14 +2,17 @@
 //! same records as the external API's `/websites`, reached through team membership instead of a
 //! key. Any member of a team may list and add its websites, as any member's write key may.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
 use serde::Deserialize;
+use serde_json::{Map, json};
 
-use crate::envelope::{Body, created, ok};
+use crate::envelope::{Body, Path, created, ok, parse_query, rfc3339};
 use crate::error::ApiResult;
+use crate::routes::stats;
+use crate::rules;
 use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::views;
@@ -68,4 +71,143 @@ pub async fn create(
         .await?
         .into_inner();
     Ok(created(views::website(&website)).into_response())
+}
+
+/// The periods the console's picker offers.
+const PERIODS: [&str; 6] = ["day", "24h", "7d", "30d", "90d", "12mo"];
+const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
+/// Each breakdown the website's page shows: its name in the answer and its dimension.
+const BREAKDOWNS: [(&str, &str); 10] = [
+    ("pages", "event:page"),
+    ("entry_pages", "visit:entry_page"),
+    ("exit_pages", "visit:exit_page"),
+    ("sources", "visit:source"),
+    ("utm_campaigns", "visit:utm_campaign"),
+    ("countries", "visit:country"),
+    ("devices", "visit:device"),
+    ("browsers", "visit:browser"),
+    ("operating_systems", "visit:os"),
+    ("events", "event:name"),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsParams {
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    date: Option<String>,
+    /// The Stats API v1 filter syntax (`event:page==/pricing;visit:country==DE`).
+    #[serde(default)]
+    filters: Option<String>,
+}
+
+/// The website, when the session's user belongs to its team (403 otherwise, 404 when unknown).
+async fn member_website(state: &AppState, session: &SessionUser, website_id: String) -> ApiResult<anpb::Website> {
+    rules::check_line("id", &website_id)?;
+    let website = state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id }).await?.into_inner();
+    state
+        .identity
+        .clone()
+        .get_membership(idpb::GetMembershipRequest {
+            team_id: website.team_id.clone(),
+            actor_user_id: session.user.id.clone(),
+        })
+        .await?;
+    Ok(website)
+}
+
+/// `GET /api/v1/websites/{id}/stats`: what the website's console page shows, for a member of its
+/// team on any plan: the headline figures with their change against the previous period, a
+/// series of visitors and pageviews, the top breakdowns and the visitors of the last 5 minutes.
+pub async fn stats(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params: StatsParams = parse_query(q.as_deref())?;
+    let period = params.period.unwrap_or_else(|| "30d".into());
+    if !PERIODS.contains(&period.as_str()) {
+        return Err(common::Error::validation(format!("period: must be one of {}", PERIODS.join(", "))).into());
+    }
+    if let Some(date) = &params.date
+        && !rules::is_v1_date(date)
+    {
+        return Err(common::Error::validation("date: must be YYYY-MM-DD").into());
+    }
+    let filters = stats::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    let website = member_website(&state, &session, website_id).await?;
+    let scoped = |request: anpb::QueryRequest| anpb::QueryRequest {
+        filters: filters.clone(),
+        date: params.date.clone().unwrap_or_default(),
+        ..request
+    };
+    let totals = scoped(stats::query(&website.id, &period, &TOTALS));
+    let previous = anpb::QueryRequest { previous_period: true, ..totals.clone() };
+    let interval = if matches!(period.as_str(), "day" | "24h") {
+        "time:hour"
+    } else if period == "12mo" {
+        "time:month"
+    } else {
+        "time:day"
+    };
+    let series = anpb::QueryRequest {
+        dimensions: vec![interval.into()],
+        fill_time: true,
+        ..scoped(stats::query(&website.id, &period, &["visitors", "pageviews"]))
+    };
+    let breakdowns = BREAKDOWNS.map(|(_, dimension)| {
+        stats::run(&state, scoped(stats::breakdown_of(&website.id, &period, dimension, &["visitors"], 10)))
+    });
+    let (now, before, series, breakdowns, realtime) = tokio::try_join!(
+        stats::run(&state, totals),
+        stats::run(&state, previous),
+        stats::run(&state, series),
+        futures::future::try_join_all(breakdowns),
+        stats::run(&state, stats::query(&website.id, "realtime", &["visitors"])),
+    )?;
+    let first = |answer: &anpb::QueryResponse| answer.rows.first().map(|r| r.metrics.clone()).unwrap_or_default();
+    let (now_values, before_values) = (first(&now), first(&before));
+    let mut figures = Map::new();
+    for (i, metric) in TOTALS.iter().enumerate() {
+        let (value, was) =
+            (now_values.get(i).copied().unwrap_or_default(), before_values.get(i).copied().unwrap_or_default());
+        figures.insert(
+            (*metric).into(),
+            json!({
+                "value": stats::metric_value(metric, value),
+                "previous": stats::metric_value(metric, was),
+                "change": stats::change(metric, was, value),
+            }),
+        );
+    }
+    let mut tops = Map::new();
+    for ((name, _), answer) in BREAKDOWNS.iter().zip(&breakdowns) {
+        tops.insert((*name).into(), json!(stats::top(answer, "value", &["visitors"])));
+    }
+    Ok(ok(json!({
+        "website": views::website(&website),
+        "period": period,
+        "from": rfc3339(now.from_unix_ms),
+        "to": rfc3339(now.to_unix_ms),
+        "figures": figures,
+        "series": stats::top(&series, "date", &["visitors", "pageviews"]),
+        "breakdowns": tops,
+        "realtime_visitors": first(&realtime).first().copied().unwrap_or_default() as i64,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/websites/{id}/realtime`: the visitors of the last 5 minutes, which the website's
+/// page refreshes on its own without asking for everything else again.
+pub async fn realtime(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(website_id): Path<String>,
+) -> ApiResult<Response> {
+    let website = member_website(&state, &session, website_id).await?;
+    let answer = stats::run(&state, stats::query(&website.id, "realtime", &["visitors"])).await?;
+    let visitors = answer.rows.first().and_then(|r| r.metrics.first()).copied().unwrap_or_default();
+    Ok(ok(json!({ "visitors": visitors as i64 })).into_response())
 }

@@ -255,6 +255,7 @@ async function websitesPage() {
         h("p", { id: `${snippetId}-label`, text: "Tracking snippet: put it in the <head> of every page." }),
         h("pre", { id: snippetId, "aria-labelledby": `${snippetId}-label`, tabindex: "0" }, h("code", { text: code })),
         h("div", { class: "actions" }, h("button", { type: "button", "aria-describedby": `${snippetId}-label`, onclick: () => copy(code, status), text: "Copy" }), status),
+        h("p", {}, h("a", { href: `/websites/${encodeURIComponent(website.id)}`, text: `Statistics of ${website.name}` })),
       ),
     );
   }
@@ -908,10 +909,172 @@ async function connectedAppsPage() {
   show(section);
 }
 
+// A website's statistics.
+
+const PERIODS = [
+  ["day", "Today"],
+  ["24h", "Last 24 hours"],
+  ["7d", "Last 7 days"],
+  ["30d", "Last 30 days"],
+  ["90d", "Last 90 days"],
+  ["12mo", "Last 12 months"],
+];
+const FIGURES = [
+  ["visitors", "Visitors"],
+  ["visits", "Visits"],
+  ["pageviews", "Pageviews"],
+  ["bounce_rate", "Bounce rate"],
+  ["visit_duration", "Visit duration"],
+];
+/** Each breakdown: its key in the answer, its title, and the dimension a click filters by. */
+const BREAKDOWNS = [
+  ["pages", "Top pages", "event:page"],
+  ["entry_pages", "Entry pages", "visit:entry_page"],
+  ["exit_pages", "Exit pages", "visit:exit_page"],
+  ["sources", "Sources", "visit:source"],
+  ["utm_campaigns", "UTM campaigns", "visit:utm_campaign"],
+  ["countries", "Countries", "visit:country"],
+  ["devices", "Devices", "visit:device"],
+  ["browsers", "Browsers", "visit:browser"],
+  ["operating_systems", "Operating systems", "visit:os"],
+  ["events", "Events", "event:name"],
+];
+
+function figureText(metric, value) {
+  if (metric === "bounce_rate") return `${value}%`;
+  if (metric === "visit_duration") return `${Math.floor(value / 60)}m ${value % 60}s`;
+  return String(value);
+}
+
+function changeText(metric, change) {
+  const unit = metric === "bounce_rate" ? " points" : "%";
+  return `${change > 0 ? "+" : ""}${change}${unit} vs previous period`;
+}
+
+/** Visitors and pageviews over the period as lines, with the same figures in a table. */
+function seriesChart(series) {
+  const [width, height] = [600, 160];
+  const max = Math.max(1, ...series.flatMap((p) => [p.visitors, p.pageviews]));
+  const step = series.length > 1 ? width / (series.length - 1) : 0;
+  const line = (metric) =>
+    svg("polyline", {
+      class: `line ${metric}`,
+      fill: "none",
+      points: series.map((p, i) => `${i * step},${height - (p[metric] / max) * (height - 10)}`).join(" "),
+    });
+  const chart = svg(
+    "svg",
+    { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": "Visitors and pageviews over time" },
+    line("pageviews"),
+    line("visitors"),
+  );
+  const rows = series.map((p) => h("tr", {}, td("Time", p.date), td("Visitors", String(p.visitors)), td("Pageviews", String(p.pageviews))));
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "series-title" },
+    h("h2", { id: "series-title", text: "Visitors and pageviews" }),
+    chart,
+    h("p", { class: "legend" }, h("span", { class: "key visitors", text: "Visitors" }), h("span", { class: "key pageviews", text: "Pageviews" })),
+    h("details", {}, h("summary", { text: "Figures as a table" }), table("Visitors and pageviews over time", ["Time", "Visitors", "Pageviews"], rows)),
+  );
+}
+
+async function websitePage() {
+  const id = decodeURIComponent(location.pathname.split("/")[2] ?? "");
+  const state = { period: "30d", filters: [] };
+  const period = h("select", { id: "period" }, PERIODS.map(([value, label]) => h("option", { value, selected: value === state.period, text: label })));
+  const now = h("p", { class: "realtime", role: "status", "aria-live": "polite" });
+  const chips = h("div", { class: "chips", "aria-label": "Filters", role: "group" });
+  const body = h("div", {});
+  const query = () => {
+    const params = new URLSearchParams({ period: state.period });
+    if (state.filters.length) params.set("filters", state.filters.map(([d, v]) => `${d}==${v}`).join(";"));
+    return `/websites/${encodeURIComponent(id)}/stats?${params}`;
+  };
+  const load = async () => {
+    const data = await api("GET", query());
+    document.getElementById("page-title").textContent = `${data.website.name} · statistics`;
+    now.textContent = `${data.realtime_visitors} visitors right now`;
+    chips.replaceChildren(
+      ...state.filters.map(([, value, title], i) =>
+        h("button", {
+          type: "button",
+          class: "chip",
+          text: `Remove filter: ${title} is ${value}`,
+          onclick: () => {
+            state.filters.splice(i, 1);
+            load().catch(failed);
+          },
+        }),
+      ),
+    );
+    const figures = h(
+      "dl",
+      { class: "figures" },
+      FIGURES.map(([metric, label]) => {
+        const f = data.figures[metric];
+        return h(
+          "div",
+          { class: "figure", "data-metric": metric },
+          h("dt", { text: label }),
+          h("dd", { class: "value", text: figureText(metric, f.value) }),
+          h("dd", { class: "change muted", text: changeText(metric, f.change) }),
+        );
+      }),
+    );
+    const breakdowns = BREAKDOWNS.map(([key, title, dimension]) => {
+      const rows = data.breakdowns[key].map((row) =>
+        h(
+          "tr",
+          {},
+          td(
+            title,
+            // A filter needs a value: the row of those without one only reads.
+            row.value
+              ? h("button", {
+                  type: "button",
+                  class: "link",
+                  text: row.value,
+                  onclick: () => {
+                    state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, row.value, title]]);
+                    load().catch(failed);
+                  },
+                })
+              : "(none)",
+          ),
+          td("Visitors", String(row.visitors)),
+        ),
+      );
+      return h(
+        "section",
+        { class: "card", "data-breakdown": key },
+        rows.length ? table(title, [title, "Visitors"], rows) : h("p", { class: "muted", text: `${title}: nothing yet.` }),
+      );
+    });
+    body.replaceChildren(figures, seriesChart(data.series), h("div", { class: "grid two" }, breakdowns));
+  };
+  period.addEventListener("change", () => {
+    state.period = period.value;
+    load().catch(failed);
+  });
+  await load();
+  show(h("div", { class: "toolbar" }, field("Period", "period-field", period), now), chips, body);
+  // Visitors right now, without reloading the page.
+  setInterval(async () => {
+    try {
+      const data = await api("GET", `/websites/${encodeURIComponent(id)}/realtime`);
+      now.textContent = `${data.visitors} visitors right now`;
+    } catch {
+      // The next refresh tries again.
+    }
+  }, 30_000);
+}
+
 const pages = {
   login: authPage,
   signup: authPage,
   websites: websitesPage,
+  website: websitePage,
   "api-keys": apiKeysPage,
   teams: teamsPage,
   team: teamPage,
