@@ -330,6 +330,7 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/stats/breakdown", get(stats::plausible_breakdown))
         .route("/api/v1/stats/realtime/visitors", get(stats::plausible_realtime))
         .route("/api/v2/query", post(stats::plausible_query))
+        .route("/api/v1/sites", get(stats::plausible_sites))
         // A fallback does not survive two levels of nesting; a catch-all route does.
         .route("/{*rest}", any(stats::plausible_not_found))
         .method_not_allowed_fallback(stats::plausible_method_not_allowed);

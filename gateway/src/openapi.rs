@@ -88,6 +88,7 @@ included; a 429 carries `Retry-After`.";
         stats::plausible_breakdown,
         stats::plausible_realtime,
         stats::plausible_query,
+        stats::plausible_sites,
         serve,
     ),
     components(

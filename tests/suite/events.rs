@@ -448,7 +448,7 @@ async fn a_page_is_named_by_its_decoded_path(env: &TestEnv) {
 
 async fn the_drop_in_answers_unknown_routes_and_methods_in_plausibles_shape(env: &TestEnv) {
     let cases = [
-        (Method::GET, "/api/external/v1/plausible/api/v1/sites", StatusCode::NOT_FOUND),
+        (Method::GET, "/api/external/v1/plausible/api/v1/nothing", StatusCode::NOT_FOUND),
         (Method::GET, "/api/external/v1/plausible/nothing/here", StatusCode::NOT_FOUND),
         (Method::POST, "/api/external/v1/plausible/api/v1/stats/aggregate", StatusCode::METHOD_NOT_ALLOWED),
     ];
@@ -459,7 +459,21 @@ async fn the_drop_in_answers_unknown_routes_and_methods_in_plausibles_shape(env:
     }
 }
 
+async fn the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api(env: &TestEnv) {
+    let (_, key, domain, _) = pro_site(env, "sites").await;
+    let path = "/api/external/v1/plausible/api/v1/sites";
+    let response = env.request(Method::GET, path).bearer_auth(&key).send().await.unwrap();
+    let (status, body) = crate::harness::into_json(response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sites"], json!([{ "domain": domain, "timezone": "UTC" }]));
+    assert_eq!(body["meta"]["after"], Value::Null);
+    let (status, body) = crate::harness::into_json(env.request(Method::GET, path).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].is_string(), "{body}");
+}
+
 both_modes!(
+    the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api,
     the_drop_in_answers_unknown_routes_and_methods_in_plausibles_shape,
     concurrent_events_get_their_own_answers,
     in_hash_mode_the_fragment_is_part_of_the_page,

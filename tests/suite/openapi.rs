@@ -33,6 +33,7 @@ const OPERATIONS: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/plausible/api/v1/stats/breakdown", Some("read")),
     ("GET", "/plausible/api/v1/stats/realtime/visitors", Some("read")),
     ("POST", "/plausible/api/v2/query", Some("read")),
+    ("GET", "/plausible/api/v1/sites", Some("read")),
     ("GET", "/openapi.json", None),
 ];
 

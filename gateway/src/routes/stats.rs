@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use common::access::Scope;
 use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
@@ -788,6 +788,60 @@ pub async fn plausible_breakdown(State(state): State<AppState>, credentials: Key
 pub struct SiteParam {
     /// Website id or domain.
     site_id: String,
+}
+
+/// A site as Plausible's Sites API lists it.
+#[derive(Serialize, ToSchema)]
+pub struct PlausibleSite {
+    domain: String,
+    timezone: String,
+}
+
+/// Where a page of Plausible's Sites API sits; every site fits in one page here.
+#[derive(Serialize, ToSchema)]
+pub struct PlausibleSitesMeta {
+    after: Option<String>,
+    before: Option<String>,
+    limit: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlausibleSites {
+    sites: Vec<PlausibleSite>,
+    meta: PlausibleSitesMeta,
+}
+
+/// The sites a key reaches, as Plausible's Sites API lists them (a call some clients make first).
+#[utoipa::path(
+    get,
+    path = "/plausible/api/v1/sites",
+    tag = "plausible",
+    operation_id = "plausibleSites",
+    summary = "Plausible Sites API list, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/sites`: every website of the teams the key reaches, by domain, in one page (`meta.after` is always null).",
+    responses(
+        (status = 200, description = "The sites", body = PlausibleSites),
+        (status = 401, response = PlausibleUnauthorized),
+        (status = 403, response = PlausibleForbidden),
+        (status = 429, response = PlausibleTooManyRequests),
+        (status = 503, response = PlausibleServiceUnavailable),
+    ),
+)]
+pub async fn plausible_sites(State(state): State<AppState>, credentials: Keyed) -> Response {
+    plausible(
+        async {
+            let key = credentials?.verify(&state).await?;
+            let authorized = key.authorize(&state, Scope::Read, None).await?;
+            let request = pb::ListWebsitesRequest { team_ids: authorized.reachable_team_ids().to_vec() };
+            let mut websites = state.analytics.clone().list_websites(request).await?.into_inner().websites;
+            websites.sort_by(|a, b| a.domain.cmp(&b.domain));
+            let limit = u32::try_from(websites.len()).unwrap_or(u32::MAX).max(1);
+            let sites = websites.into_iter().map(|w| PlausibleSite { domain: w.domain, timezone: w.timezone });
+            let meta = PlausibleSitesMeta { after: None, before: None, limit };
+            Ok(json!(PlausibleSites { sites: sites.collect(), meta }))
+        }
+        .await,
+    )
 }
 
 /// Plausible answers realtime visitors with a bare number.
