@@ -44,13 +44,18 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The session cookie a browser sent.
 pub fn cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie_named(headers, COOKIE)
+}
+
+/// A cookie a browser sent, by name.
+pub fn cookie_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(name, value)| (name == COOKIE).then_some(value))
+        .find_map(|(n, value)| (n == name).then_some(value))
 }
 
 impl FromRequestParts<AppState> for SessionUser {
@@ -110,8 +115,13 @@ pub async fn cross_site_guard(State(state): State<AppState>, req: Request, next:
     }
 }
 
+/// Whether a request names an `Origin` other than this gateway's own (see [`same_origin`]).
+pub fn foreign_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN) && !same_origin(state, headers)
+}
+
 fn check_origin(state: &AppState, method: &Method, headers: &HeaderMap) -> ApiResult<()> {
-    if !method.is_safe() && headers.contains_key(header::ORIGIN) && !same_origin(state, headers) {
+    if !method.is_safe() && foreign_origin(state, headers) {
         return Err(Error::forbidden("cross-origin requests are refused").into());
     }
     Ok(())

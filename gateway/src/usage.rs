@@ -12,7 +12,7 @@ use common::transport::GrpcTransport;
 use proto::identity::v1 as pb;
 use proto::identity::v1::identity_service_client::IdentityServiceClient;
 
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 type Counts = HashMap<(String, i64, &'static str), i64>;

@@ -498,14 +498,7 @@ pub async fn update_key(
     let new_grant = body.permissions.map(grant).transpose()?;
     let new_teams = body.teams.map(key_teams).transpose()?;
     if new_grant.is_some() || new_teams.is_some() {
-        let keys = state
-            .identity
-            .clone()
-            .list_api_keys(idpb::ListApiKeysRequest { user_id: session.user.id.clone() })
-            .await?
-            .into_inner()
-            .keys;
-        let current = keys.into_iter().find(|k| k.id == key_id).ok_or_else(|| Error::not_found("API key"))?;
+        let current = own_key(&state, &session.user.id, &key_id).await?;
         let grant = new_grant.clone().or(current.grant).unwrap_or_default();
         let teams = new_teams.clone().or(current.teams).unwrap_or_default();
         check_key_rules(&state, &session.user.id, &grant, &teams).await?;
@@ -528,6 +521,13 @@ pub async fn update_key(
         cache.forget(Change::Key(key.id.clone()));
     }
     Ok(ok(views::api_key(&key)).into_response())
+}
+
+/// One of the user's keys as it stands; NOT_FOUND for anyone else's.
+async fn own_key(state: &AppState, user_id: &str, key_id: &str) -> ApiResult<idpb::ApiKey> {
+    let request = idpb::ListApiKeysRequest { user_id: user_id.to_owned() };
+    let keys = state.identity.clone().list_api_keys(request).await?.into_inner().keys;
+    Ok(keys.into_iter().find(|k| k.id == key_id).ok_or_else(|| Error::not_found("API key"))?)
 }
 
 #[derive(Deserialize)]
@@ -555,14 +555,7 @@ pub async fn rotate_key(
     if !(0..=604_800).contains(&grace_period_seconds) {
         return Err(Error::validation("grace_period_seconds: must be 0 to 604800").into());
     }
-    let keys = state
-        .identity
-        .clone()
-        .list_api_keys(idpb::ListApiKeysRequest { user_id: session.user.id.clone() })
-        .await?
-        .into_inner()
-        .keys;
-    let old = keys.into_iter().find(|k| k.id == key_id).ok_or_else(|| Error::not_found("API key"))?;
+    let old = own_key(&state, &session.user.id, &key_id).await?;
     // The new key reaches what the old one does: the team's rules are those of a new key.
     check_key_rules(&state, &session.user.id, &old.grant.unwrap_or_default(), &old.teams.unwrap_or_default()).await?;
     let secret = ApiKeySecret::generate();
@@ -606,7 +599,7 @@ pub async fn key_usage(
 ) -> ApiResult<Response> {
     let request = idpb::GetKeyUsageRequest { user_id: session.user.id, key_id, days: params.days };
     let counts = state.identity.clone().get_key_usage(request).await?.into_inner().counts;
-    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    use crate::usage::DAY_MS;
     let today = common::time::now_ms().div_euclid(DAY_MS);
     let rows: Vec<_> = (today - params.days + 1..=today)
         .map(|day| {

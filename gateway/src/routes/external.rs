@@ -8,7 +8,7 @@ use proto::analytics::v1 as pb;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::{Credentials, VerifiedKey};
+use crate::auth::{Authorized, Credentials, VerifiedKey};
 use crate::envelope::{Path, RawBody, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
@@ -37,14 +37,14 @@ use crate::views;
 pub async fn list_websites(State(state): State<AppState>, credentials: Credentials) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
     let authorized = key.authorize(&state, Scope::Read, None).await?;
-    let websites = state
-        .analytics
-        .clone()
-        .list_websites(pb::ListWebsitesRequest { team_ids: authorized.reachable_team_ids().to_vec() })
-        .await?
-        .into_inner()
-        .websites;
+    let websites = reachable_websites(&state, &authorized).await?;
     Ok(ok(websites.iter().map(views::website).collect::<Vec<_>>()).into_response())
+}
+
+/// The websites of every team a decision lets the key reach.
+pub(crate) async fn reachable_websites(state: &AppState, authorized: &Authorized) -> ApiResult<Vec<pb::Website>> {
+    let request = pb::ListWebsitesRequest { team_ids: authorized.reachable_team_ids().to_vec() };
+    Ok(state.analytics.clone().list_websites(request).await?.into_inner().websites)
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -326,44 +326,22 @@ fn destination_line(redirect_uri: &str) -> String {
 
 const CSRF_COOKIE: &str = "zenovay_oauth_csrf";
 
-/// A cookie by name.
-fn cookie_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(n, value)| (n == name).then_some(value))
-}
-
-/// The consent form's CSRF token: derived from the session token (which scripts cannot read), so
-/// any replica checks it without storing anything, and it ends with the session.
-fn consent_token(session_token: &str) -> String {
-    Digest::of(&format!("zenovay oauth consent\n{session_token}")).to_hex()
-}
-
 /// The sign-in form's CSRF token, before there is a session: a random token, in a cookie and in
 /// the form (double submit). The cookie's token is reused so that two open tabs both work.
 fn sign_in_cookie(headers: &HeaderMap) -> Option<&str> {
-    cookie_named(headers, CSRF_COOKIE).filter(|t| t.len() >= 43 && t.bytes().all(|b| b.is_ascii_alphanumeric()))
+    crate::session::cookie_named(headers, CSRF_COOKIE)
+        .filter(|t| t.len() >= 43 && t.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Whether the form carries the token its action needs; compared as digests, so the time taken
 /// says nothing about the expected value.
 fn csrf_ok(form: &AuthorizeParams, headers: &HeaderMap) -> bool {
     let expected = match form.get("action") {
-        "login" => cookie_named(headers, CSRF_COOKIE).map(str::to_owned),
-        _ => crate::session::cookie(headers).map(consent_token),
+        "login" => crate::session::cookie_named(headers, CSRF_COOKIE).map(str::to_owned),
+        _ => crate::session::cookie(headers).map(crate::session::csrf_token),
     };
     let sent = form.get("csrf");
     expected.is_some_and(|expected| !sent.is_empty() && Digest::of(sent) == Digest::of(&expected))
-}
-
-/// A browser names the page a form was posted from; another origin's form is refused (a page
-/// on another port of this host would otherwise pass SameSite=Lax).
-fn foreign_origin(state: &AppState, headers: &HeaderMap) -> bool {
-    headers.get(header::ORIGIN).is_some_and(|sent| sent.to_str().ok() != Some(origin(state, headers).as_str()))
 }
 
 async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<pb::User> {
@@ -408,7 +386,7 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
         }
         return response;
     };
-    let csrf = consent_token(&session_token);
+    let csrf = crate::session::csrf_token(&session_token);
     let teams = match state.identity.clone().list_teams(pb::ListTeamsRequest { user_id: user.id.clone() }).await {
         Ok(teams) => teams.into_inner().memberships,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
@@ -473,7 +451,7 @@ pub async fn authorize_submit(
     if let Some(field) = control_field(&form.all) {
         return control_character(field);
     }
-    if foreign_origin(&state, &headers) {
+    if crate::session::foreign_origin(&state, &headers) {
         return page(StatusCode::FORBIDDEN, "<p>This form was sent from another site.</p>");
     }
     let p = AuthorizeParams::parse(form.get("oauth"));

@@ -832,8 +832,7 @@ pub async fn plausible_sites(State(state): State<AppState>, credentials: Keyed) 
         async {
             let key = credentials?.verify(&state).await?;
             let authorized = key.authorize(&state, Scope::Read, None).await?;
-            let request = pb::ListWebsitesRequest { team_ids: authorized.reachable_team_ids().to_vec() };
-            let mut websites = state.analytics.clone().list_websites(request).await?.into_inner().websites;
+            let mut websites = crate::routes::external::reachable_websites(&state, &authorized).await?;
             websites.sort_by(|a, b| a.domain.cmp(&b.domain));
             let limit = u32::try_from(websites.len()).unwrap_or(u32::MAX).max(1);
             let sites = websites.into_iter().map(|w| PlausibleSite { domain: w.domain, timezone: w.timezone });
