@@ -244,15 +244,8 @@ impl Store {
         format!("INSERT INTO {table} ({columns}) VALUES {}", rows.join(", "))
     }
 
-    /// A transaction that will write. SQLite's must take the write lock up front: a transaction
-    /// that reads first cannot upgrade once another connection (another process, say) has
-    /// written, and fails at once instead of waiting.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(if self.system == "sqlite" {
-            self.pool.begin_with("BEGIN IMMEDIATE").await?
-        } else {
-            self.pool.begin().await?
-        })
+        Ok(common::db::begin_write(&self.pool, self.system).await?)
     }
 
     /// `LIKE` that ignores ASCII case, as SQLite's does.

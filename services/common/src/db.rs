@@ -118,6 +118,13 @@ async fn connect(backend: &Backend, service: &'static str) -> Result<AnyPool, Op
     Ok(pool)
 }
 
+/// A transaction that will write. SQLite's must take the write lock up front: a deferred
+/// transaction that reads first cannot upgrade once another connection has written since, and
+/// fails at once with SQLITE_BUSY instead of waiting for the busy timeout.
+pub async fn begin_write(pool: &AnyPool, system: &str) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    if system == "sqlite" { pool.begin_with("BEGIN IMMEDIATE").await } else { pool.begin().await }
+}
+
 /// `$1, $2, … $n`, for an `IN (…)` list bound one value at a time.
 pub fn placeholders(n: usize) -> String {
     (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")

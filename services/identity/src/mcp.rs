@@ -343,7 +343,7 @@ impl Store {
         code_digest: &str,
         expires_at: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         sqlx::query(
             "INSERT INTO mcp_connections (id, user_id, client_id, team_id, scopes, created_at, resource) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -436,7 +436,7 @@ impl Store {
         refresh: (&str, i64),
         now: i64,
     ) -> Result<Option<Vec<String>>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         let scopes = sqlx::query("SELECT scopes FROM mcp_connections WHERE id = $1 AND revoked_at IS NULL")
             .bind(connection_id)
             .fetch_optional(&mut *tx)
@@ -512,7 +512,7 @@ impl Store {
 
     /// Revokes the user's connection and deletes its tokens; false when there is none.
     async fn revoke_mcp_connection(&self, user_id: &str, id: &str, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         let done = sqlx::query(
             "UPDATE mcp_connections SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id = $3",
         )
@@ -528,7 +528,7 @@ impl Store {
 
     /// Revokes a connection, whoever's it is, and deletes its tokens.
     async fn revoke_mcp_family(&self, id: &str, now: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         sqlx::query("UPDATE mcp_connections SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
             .bind(now)
             .bind(id)

@@ -20,7 +20,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Store {
     pub(crate) pool: AnyPool,
     /// `db.system` of the backend, for spans.
-    system: &'static str,
+    pub(crate) system: &'static str,
 }
 
 fn user_from_row(row: &AnyRow) -> Result<User> {
@@ -86,7 +86,7 @@ impl Store {
 
     /// Creates the user, their personal team and their owner membership, atomically.
     pub async fn create_user(&self, user: &User, password_hash: &str, team: &Team) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         let inserted =
             sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&user.id)
@@ -244,7 +244,7 @@ impl Store {
     }
 
     pub async fn create_team(&self, owner_id: &str, team: &Team) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         insert_team(&mut tx, owner_id, team).await?;
         tx.commit().await?;
         Ok(())
@@ -259,7 +259,7 @@ impl Store {
     }
 
     pub async fn insert_api_key(&self, key: &ApiKey, stored: &Stored) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         insert_key(&mut tx, key, stored).await?;
         tx.commit().await?;
         Ok(())
@@ -268,7 +268,7 @@ impl Store {
     /// Stores `new` and marks `old` as rotated to it, retiring at `retires_at`; false (and nothing
     /// stored) when `old` was rotated or revoked meanwhile.
     pub async fn rotate_api_key(&self, old: &ApiKey, new: &ApiKey, stored: &Stored, retires_at: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         let marked = sqlx::query(
             "UPDATE api_keys SET rotated_to = $1, retires_at = $2 \
              WHERE id = $3 AND rotated_to IS NULL AND revoked_at IS NULL",
@@ -288,7 +288,7 @@ impl Store {
 
     /// Adds counts of answered requests; forgets days older than `keep_from`.
     pub async fn add_key_usage(&self, counts: &[KeyUsage], keep_from: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         for c in counts {
             sqlx::query(
                 "INSERT INTO key_usage (key_id, day, outcome, count) VALUES ($1, $2, $3, $4) \
@@ -515,7 +515,7 @@ impl Store {
     /// A transaction holding the team's row lock (PostgreSQL) or the write lock (SQLite), so that
     /// two owners demoting or removing each other cannot both pass the last-owner check.
     async fn lock_team(&self, team_id: &str) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         sqlx::query("UPDATE teams SET name = name WHERE id = $1").bind(team_id).execute(&mut *tx).await?;
         Ok(tx)
     }
@@ -536,7 +536,7 @@ impl Store {
     }
 
     pub async fn update_api_key(&self, key: &ApiKey) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         sqlx::query(
             "UPDATE api_keys SET name = $1, permissions = $2, all_teams = $3, expires_at = $4, allowed_ips = $5 \
              WHERE id = $6",
