@@ -2,7 +2,7 @@
 //! itself and has a hint and a digest.
 #![no_main]
 
-use common::apikey::ApiKeySecret;
+use gateway::apikey::ApiKeySecret;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

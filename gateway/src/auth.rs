@@ -2,13 +2,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::apikey::ApiKeySecret;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use common::access::Scope;
-use common::apikey::ApiKeySecret;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as pb;

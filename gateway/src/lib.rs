@@ -1,6 +1,7 @@
 //! The HTTP edge. Per external request it verifies the key with identity, asks policy for the
 //! decision, then calls analytics. It holds no data of its own and never touches a database.
 
+pub mod apikey;
 mod auth;
 mod cache;
 mod console;

@@ -399,10 +399,6 @@ string_enum! {
     ];
     /// Comparison of an aggregate.
     Compare = ["previous_period"];
-    /// Plan of a team.
-    Plan = ["free", "pro", "scale", "enterprise"];
-    /// Role in a team.
-    Role = ["owner", "admin", "member"];
 }
 
 /// The parameters every Stats API v1 endpoint takes (`/stats/*` and `/plausible/api/v1/stats/*`),
@@ -479,8 +475,10 @@ mod shapes {
     use serde_json::Value;
     use utoipa::ToSchema;
 
-    use super::{Plan, Range, Role, always_false, always_true};
-    use crate::routes::teams::PolicyName;
+    use common::access::{Plan, Role};
+
+    use super::{Range, always_false, always_true};
+    use common::access::ApiKeyPolicy;
 
     /// The error envelope.
     #[derive(ToSchema)]
@@ -761,7 +759,7 @@ mod shapes {
     pub struct TeamSettings {
         team_id: String,
         plan: Plan,
-        api_key_policy: PolicyName,
+        api_key_policy: ApiKeyPolicy,
         /// The plan's limits with the overrides applied.
         limits: TeamLimits,
         overrides: LimitOverrides,

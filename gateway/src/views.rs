@@ -1,5 +1,6 @@
 //! The JSON shapes of SPEC §5 and §7, built from the services' proto types.
 
+use common::access::{ApiKeyPolicy, Plan, Role, Scope};
 use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
@@ -11,37 +12,22 @@ pub fn user(u: &idpb::User) -> Value {
     json!({ "id": u.id, "email": u.email, "name": u.name, "created_at": rfc3339(u.created_at_unix_ms) })
 }
 
+// A value a newer peer may send that this build does not know reads as the least it could be.
+
 pub fn role(value: i32) -> &'static str {
-    match idpb::Role::try_from(value) {
-        Ok(idpb::Role::Owner) => "owner",
-        Ok(idpb::Role::Admin) => "admin",
-        _ => "member",
-    }
+    Role::from_proto(value).unwrap_or(Role::Member).as_str()
 }
 
 pub fn scope(value: i32) -> &'static str {
-    match idpb::Scope::try_from(value) {
-        Ok(idpb::Scope::Write) => "write",
-        Ok(idpb::Scope::Admin) => "admin",
-        _ => "read",
-    }
+    Scope::from_proto(value).unwrap_or(Scope::Read).as_str()
 }
 
 pub fn plan(value: i32) -> &'static str {
-    match popb::Plan::try_from(value) {
-        Ok(popb::Plan::Pro) => "pro",
-        Ok(popb::Plan::Scale) => "scale",
-        Ok(popb::Plan::Enterprise) => "enterprise",
-        _ => "free",
-    }
+    Plan::from_proto(value).unwrap_or(Plan::Free).as_str()
 }
 
 pub fn api_key_policy(value: i32) -> &'static str {
-    match popb::ApiKeyPolicy::try_from(value) {
-        Ok(popb::ApiKeyPolicy::AdminsOnly) => "admins_only",
-        Ok(popb::ApiKeyPolicy::Nobody) => "nobody",
-        _ => "all_members",
-    }
+    ApiKeyPolicy::from_proto(value).unwrap_or_default().as_str()
 }
 
 pub fn team(m: &idpb::Membership, settings: Option<&popb::TeamSettings>) -> Value {

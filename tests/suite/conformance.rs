@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use common::ErrorCode;
 use common::access::{Grant, KeyTeams, Role, Scope};
-use common::apikey::ApiKeySecret;
 use common::bus::{Change, ChangeBus, MemoryBus, Notice, RedisBus};
 use common::db::Backend;
+use gateway::apikey::ApiKeySecret;
 use identity::service::NewApiKey;
 use policy::limiter::{Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, WINDOW_MS};
 use policy::plans::{ApiKeyPolicy, Overrides, Plan};

@@ -98,7 +98,7 @@ async fn hello_world(env: &TestEnv) {
 
     // Missing, malformed, mistyped and unknown keys: 401 with WWW-Authenticate.
     let mistyped = format!("{}{}", &key[..10], if &key[10..11] == "a" { "b" } else { "a" }) + &key[11..];
-    let unknown = common::apikey::ApiKeySecret::generate();
+    let unknown = gateway::apikey::ApiKeySecret::generate();
     for credential in [
         None,
         Some("Bearer nonsense"),

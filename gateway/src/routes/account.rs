@@ -1,9 +1,10 @@
 //! The dashboard API, `/api/v1` (SPEC §7): accounts, teams, plans and personal API keys.
 
+use crate::apikey::ApiKeySecret;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use common::apikey::ApiKeySecret;
+use common::access::{Grant, Plan, Scope};
 use common::bus::Change;
 use common::secret::Digest;
 use common::{Error, ErrorCode};
@@ -179,26 +180,6 @@ pub async fn create_team(
     Ok(created(views::team(&membership, settings.first())).into_response())
 }
 
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-pub enum PlanName {
-    Free,
-    Pro,
-    Scale,
-    Enterprise,
-}
-
-impl From<PlanName> for popb::Plan {
-    fn from(plan: PlanName) -> Self {
-        match plan {
-            PlanName::Free => popb::Plan::Free,
-            PlanName::Pro => popb::Plan::Pro,
-            PlanName::Scale => popb::Plan::Scale,
-            PlanName::Enterprise => popb::Plan::Enterprise,
-        }
-    }
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct OverridesBody {
@@ -210,7 +191,7 @@ pub struct OverridesBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetPlanBody {
-    plan: PlanName,
+    plan: Plan,
     #[serde(default)]
     overrides: Option<OverridesBody>,
 }
@@ -296,14 +277,6 @@ pub async fn list_keys(State(state): State<AppState>, session: SessionUser) -> A
     Ok(ok(keys.iter().map(views::api_key).collect::<Vec<_>>()).into_response())
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ScopeName {
-    Read,
-    Write,
-    Admin,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum FullLiteral {
@@ -320,7 +293,7 @@ enum AllLiteral {
 #[serde(untagged, expecting = "\"full\" or a non-empty list of \"read\", \"write\", \"admin\"")]
 enum PermissionsBody {
     Full(FullLiteral),
-    Scopes(Vec<ScopeName>),
+    Scopes(Vec<Scope>),
 }
 
 #[derive(Deserialize)]
@@ -357,24 +330,11 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 }
 
 fn grant(permissions: PermissionsBody) -> ApiResult<idpb::KeyGrant> {
-    match permissions {
-        PermissionsBody::Full(_) => Ok(idpb::KeyGrant { full: true, scopes: vec![] }),
-        PermissionsBody::Scopes(scopes) if scopes.is_empty() => Err(Error::validation(
-            "permissions: must be \"full\" or a non-empty list of \"read\", \"write\", \"admin\"",
-        )
-        .into()),
-        PermissionsBody::Scopes(scopes) => {
-            let scope = |s: ScopeName| match s {
-                ScopeName::Read => idpb::Scope::Read,
-                ScopeName::Write => idpb::Scope::Write,
-                ScopeName::Admin => idpb::Scope::Admin,
-            };
-            let mut scopes: Vec<i32> = scopes.into_iter().map(|s| scope(s) as i32).collect();
-            scopes.sort_unstable();
-            scopes.dedup();
-            Ok(idpb::KeyGrant { full: false, scopes })
-        }
-    }
+    let grant = match permissions {
+        PermissionsBody::Full(_) => Grant::Full,
+        PermissionsBody::Scopes(scopes) => Grant::scopes(scopes)?,
+    };
+    Ok(grant.to_proto())
 }
 
 fn key_name(name: &str) -> ApiResult<()> {

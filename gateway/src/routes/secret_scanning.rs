@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
+use crate::apikey::ApiKeySecret;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use common::Error;
-use common::apikey::ApiKeySecret;
 use common::secret::Digest;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};

@@ -3,7 +3,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use common::access::Scope;
+use common::access::{ApiKeyPolicy, Role, Scope};
 use common::bus::Change;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
@@ -24,49 +24,11 @@ use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::views;
 
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-pub enum RoleName {
-    Owner,
-    Admin,
-    Member,
-}
-
-impl From<RoleName> for idpb::Role {
-    fn from(role: RoleName) -> Self {
-        match role {
-            RoleName::Owner => idpb::Role::Owner,
-            RoleName::Admin => idpb::Role::Admin,
-            RoleName::Member => idpb::Role::Member,
-        }
-    }
-}
-
-/// Who may use API keys on the team: every member, owners and admins, or nobody.
-#[derive(Deserialize, Clone, Copy, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = ApiKeyPolicy)]
-pub enum PolicyName {
-    AllMembers,
-    AdminsOnly,
-    Nobody,
-}
-
-impl From<PolicyName> for popb::ApiKeyPolicy {
-    fn from(policy: PolicyName) -> Self {
-        match policy {
-            PolicyName::AllMembers => popb::ApiKeyPolicy::AllMembers,
-            PolicyName::AdminsOnly => popb::ApiKeyPolicy::AdminsOnly,
-            PolicyName::Nobody => popb::ApiKeyPolicy::Nobody,
-        }
-    }
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = ApiKeyPolicyBody)]
 pub struct PolicyBody {
-    policy: PolicyName,
+    policy: ApiKeyPolicy,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -90,7 +52,7 @@ async fn members(state: &AppState, team_id: String, actor: String) -> ApiResult<
     Ok(ok(members.iter().map(views::member).collect::<Vec<_>>()).into_response())
 }
 
-async fn set_policy(state: &AppState, team_id: String, actor: &str, policy: PolicyName) -> ApiResult<Response> {
+async fn set_policy(state: &AppState, team_id: String, actor: &str, policy: ApiKeyPolicy) -> ApiResult<Response> {
     let settings = state
         .policy
         .clone()
@@ -137,7 +99,7 @@ pub async fn list_members(
 #[serde(deny_unknown_fields)]
 pub struct AddMemberBody {
     email: String,
-    role: RoleName,
+    role: Role,
 }
 
 pub async fn add_member(
@@ -163,7 +125,7 @@ pub async fn add_member(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
-    role: RoleName,
+    role: Role,
 }
 
 pub async fn change_role(

@@ -1,15 +1,29 @@
-//! The vocabulary of access shared by identity, policy and the gateway: roles, scopes, what a key
-//! grants and which teams it selects. Converted from and to the proto types at each service edge.
+//! The vocabulary of access shared by identity, policy and the gateway: roles, scopes, plans, key
+//! policies, what a key grants and which teams it selects. One type per concept, with its JSON
+//! names (serde) and its proto conversions, used at each service edge.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use proto::identity::v1 as pb;
+use proto::identity::v1 as idpb;
+use proto::policy::v1 as popb;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Picks the value of `all` named `s`, or says which names there are.
+fn named<T: Copy>(all: &[T], name: fn(T) -> &'static str, what: &str, s: &str) -> Result<T, Error> {
+    all.iter().copied().find(|&v| name(v) == s).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|&v| name(v)).collect();
+        Error::validation(format!("{what} must be one of {}", names.join(", ")))
+    })
+}
+
+/// A member's role in a team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
     Admin,
@@ -17,6 +31,8 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 3] = [Role::Owner, Role::Admin, Role::Member];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Owner => "owner",
@@ -29,42 +45,38 @@ impl Role {
     pub fn is_admin(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
     }
-}
 
-impl FromStr for Role {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "owner" => Ok(Role::Owner),
-            "admin" => Ok(Role::Admin),
-            "member" => Ok(Role::Member),
-            _ => Err(Error::validation("role must be one of owner, admin, member")),
-        }
-    }
-}
-
-impl From<Role> for pb::Role {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Owner => pb::Role::Owner,
-            Role::Admin => pb::Role::Admin,
-            Role::Member => pb::Role::Member,
-        }
-    }
-}
-
-impl Role {
     pub fn from_proto(value: i32) -> Result<Role, Error> {
-        match pb::Role::try_from(value) {
-            Ok(pb::Role::Owner) => Ok(Role::Owner),
-            Ok(pb::Role::Admin) => Ok(Role::Admin),
-            Ok(pb::Role::Member) => Ok(Role::Member),
+        match idpb::Role::try_from(value) {
+            Ok(idpb::Role::Owner) => Ok(Role::Owner),
+            Ok(idpb::Role::Admin) => Ok(Role::Admin),
+            Ok(idpb::Role::Member) => Ok(Role::Member),
             _ => Err(Error::validation("role is missing or unknown")),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+impl FromStr for Role {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        named(&Role::ALL, Role::as_str, "role", s)
+    }
+}
+
+impl From<Role> for idpb::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Owner => idpb::Role::Owner,
+            Role::Admin => idpb::Role::Admin,
+            Role::Member => idpb::Role::Member,
+        }
+    }
+}
+
+/// What a key may do, one independent permission each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
 pub enum Scope {
     Read,
     Write,
@@ -83,10 +95,10 @@ impl Scope {
     }
 
     pub fn from_proto(value: i32) -> Result<Scope, Error> {
-        match pb::Scope::try_from(value) {
-            Ok(pb::Scope::Read) => Ok(Scope::Read),
-            Ok(pb::Scope::Write) => Ok(Scope::Write),
-            Ok(pb::Scope::Admin) => Ok(Scope::Admin),
+        match idpb::Scope::try_from(value) {
+            Ok(idpb::Scope::Read) => Ok(Scope::Read),
+            Ok(idpb::Scope::Write) => Ok(Scope::Write),
+            Ok(idpb::Scope::Admin) => Ok(Scope::Admin),
             _ => Err(Error::validation("scope is missing or unknown")),
         }
     }
@@ -98,12 +110,128 @@ impl fmt::Display for Scope {
     }
 }
 
-impl From<Scope> for pb::Scope {
+impl From<Scope> for idpb::Scope {
     fn from(scope: Scope) -> Self {
         match scope {
-            Scope::Read => pb::Scope::Read,
-            Scope::Write => pb::Scope::Write,
-            Scope::Admin => pb::Scope::Admin,
+            Scope::Read => idpb::Scope::Read,
+            Scope::Write => idpb::Scope::Write,
+            Scope::Admin => idpb::Scope::Admin,
+        }
+    }
+}
+
+/// A team's plan, ordered from lowest to highest: a key's plan is the highest among its
+/// reachable teams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    Free,
+    Pro,
+    Scale,
+    Enterprise,
+}
+
+impl Plan {
+    pub const ALL: [Plan; 4] = [Plan::Free, Plan::Pro, Plan::Scale, Plan::Enterprise];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Pro => "pro",
+            Plan::Scale => "scale",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn from_proto(value: i32) -> Result<Plan, Error> {
+        match popb::Plan::try_from(value) {
+            Ok(popb::Plan::Free) => Ok(Plan::Free),
+            Ok(popb::Plan::Pro) => Ok(Plan::Pro),
+            Ok(popb::Plan::Scale) => Ok(Plan::Scale),
+            Ok(popb::Plan::Enterprise) => Ok(Plan::Enterprise),
+            _ => Err(Error::validation("plan is missing or unknown")),
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Plan {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Plan, Error> {
+        named(&Plan::ALL, Plan::as_str, "plan", s)
+    }
+}
+
+impl From<Plan> for popb::Plan {
+    fn from(plan: Plan) -> Self {
+        match plan {
+            Plan::Free => popb::Plan::Free,
+            Plan::Pro => popb::Plan::Pro,
+            Plan::Scale => popb::Plan::Scale,
+            Plan::Enterprise => popb::Plan::Enterprise,
+        }
+    }
+}
+
+/// Who may use API keys on a team: every member, owners and admins, or nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyPolicy {
+    #[default]
+    AllMembers,
+    AdminsOnly,
+    Nobody,
+}
+
+impl ApiKeyPolicy {
+    pub const ALL: [ApiKeyPolicy; 3] = [ApiKeyPolicy::AllMembers, ApiKeyPolicy::AdminsOnly, ApiKeyPolicy::Nobody];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyPolicy::AllMembers => "all_members",
+            ApiKeyPolicy::AdminsOnly => "admins_only",
+            ApiKeyPolicy::Nobody => "nobody",
+        }
+    }
+
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            ApiKeyPolicy::AllMembers => true,
+            ApiKeyPolicy::AdminsOnly => role.is_admin(),
+            ApiKeyPolicy::Nobody => false,
+        }
+    }
+
+    pub fn from_proto(value: i32) -> Result<ApiKeyPolicy, Error> {
+        match popb::ApiKeyPolicy::try_from(value) {
+            Ok(popb::ApiKeyPolicy::AllMembers) => Ok(ApiKeyPolicy::AllMembers),
+            Ok(popb::ApiKeyPolicy::AdminsOnly) => Ok(ApiKeyPolicy::AdminsOnly),
+            Ok(popb::ApiKeyPolicy::Nobody) => Ok(ApiKeyPolicy::Nobody),
+            _ => Err(Error::validation("api_key_policy is missing or unknown")),
+        }
+    }
+}
+
+impl FromStr for ApiKeyPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ApiKeyPolicy, Error> {
+        named(&ApiKeyPolicy::ALL, ApiKeyPolicy::as_str, "policy", s)
+    }
+}
+
+impl From<ApiKeyPolicy> for popb::ApiKeyPolicy {
+    fn from(policy: ApiKeyPolicy) -> Self {
+        match policy {
+            ApiKeyPolicy::AllMembers => popb::ApiKeyPolicy::AllMembers,
+            ApiKeyPolicy::AdminsOnly => popb::ApiKeyPolicy::AdminsOnly,
+            ApiKeyPolicy::Nobody => popb::ApiKeyPolicy::Nobody,
         }
     }
 }
@@ -119,7 +247,9 @@ impl Grant {
     pub fn scopes(scopes: impl IntoIterator<Item = Scope>) -> Result<Grant, Error> {
         let set: BTreeSet<Scope> = scopes.into_iter().collect();
         if set.is_empty() {
-            return Err(Error::validation("permissions must be \"full\" or a non-empty list of read, write, admin"));
+            return Err(Error::validation(
+                r#"permissions: must be "full" or a non-empty list of "read", "write", "admin""#,
+            ));
         }
         Ok(Grant::Scopes(set))
     }
@@ -137,37 +267,16 @@ impl Grant {
         }
     }
 
-    /// Storage form: `full` or a comma-separated list such as `read,write`.
-    pub fn encode(&self) -> String {
+    pub fn to_proto(&self) -> idpb::KeyGrant {
         match self {
-            Grant::Full => "full".to_owned(),
-            Grant::Scopes(set) => set.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","),
-        }
-    }
-
-    pub fn decode(s: &str) -> Result<Grant, Error> {
-        if s == "full" {
-            return Ok(Grant::Full);
-        }
-        let scopes = s.split(',').map(|part| match part {
-            "read" => Ok(Scope::Read),
-            "write" => Ok(Scope::Write),
-            "admin" => Ok(Scope::Admin),
-            _ => Err(Error::internal(format_args!("stored grant has unknown scope {part:?}"))),
-        });
-        Grant::scopes(scopes.collect::<Result<Vec<_>, _>>()?)
-    }
-
-    pub fn to_proto(&self) -> pb::KeyGrant {
-        match self {
-            Grant::Full => pb::KeyGrant { full: true, scopes: vec![] },
+            Grant::Full => idpb::KeyGrant { full: true, scopes: vec![] },
             Grant::Scopes(set) => {
-                pb::KeyGrant { full: false, scopes: set.iter().map(|s| pb::Scope::from(*s) as i32).collect() }
+                idpb::KeyGrant { full: false, scopes: set.iter().map(|s| idpb::Scope::from(*s) as i32).collect() }
             }
         }
     }
 
-    pub fn from_proto(grant: Option<&pb::KeyGrant>) -> Result<Grant, Error> {
+    pub fn from_proto(grant: Option<&idpb::KeyGrant>) -> Result<Grant, Error> {
         let grant = grant.ok_or_else(|| Error::validation("grant is missing"))?;
         if grant.full {
             return Ok(Grant::Full);
@@ -184,14 +293,14 @@ pub enum KeyTeams {
 }
 
 impl KeyTeams {
-    pub fn to_proto(&self) -> pb::KeyTeams {
+    pub fn to_proto(&self) -> idpb::KeyTeams {
         match self {
-            KeyTeams::All => pb::KeyTeams { all: true, team_ids: vec![] },
-            KeyTeams::Only(ids) => pb::KeyTeams { all: false, team_ids: ids.iter().cloned().collect() },
+            KeyTeams::All => idpb::KeyTeams { all: true, team_ids: vec![] },
+            KeyTeams::Only(ids) => idpb::KeyTeams { all: false, team_ids: ids.iter().cloned().collect() },
         }
     }
 
-    pub fn from_proto(teams: Option<&pb::KeyTeams>) -> Result<KeyTeams, Error> {
+    pub fn from_proto(teams: Option<&idpb::KeyTeams>) -> Result<KeyTeams, Error> {
         let teams = teams.ok_or_else(|| Error::validation("teams is missing"))?;
         if teams.all {
             return Ok(KeyTeams::All);
@@ -211,15 +320,15 @@ pub struct TeamRole {
 }
 
 impl TeamRole {
-    pub fn to_proto(&self) -> pb::TeamRole {
-        pb::TeamRole { team_id: self.team_id.clone(), role: pb::Role::from(self.role) as i32 }
+    pub fn to_proto(&self) -> idpb::TeamRole {
+        idpb::TeamRole { team_id: self.team_id.clone(), role: idpb::Role::from(self.role) as i32 }
     }
 
-    pub fn from_proto(team: &pb::TeamRole) -> Result<TeamRole, Error> {
+    pub fn from_proto(team: &idpb::TeamRole) -> Result<TeamRole, Error> {
         Ok(TeamRole { team_id: team.team_id.clone(), role: Role::from_proto(team.role)? })
     }
 
-    pub fn list_from_proto(teams: &[pb::TeamRole]) -> Result<Vec<TeamRole>, Error> {
+    pub fn list_from_proto(teams: &[idpb::TeamRole]) -> Result<Vec<TeamRole>, Error> {
         teams.iter().map(TeamRole::from_proto).collect()
     }
 }
@@ -229,14 +338,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grants_round_trip_through_storage_and_proto() {
+    fn grants_round_trip_through_proto() {
         for grant in [
             Grant::Full,
             Grant::scopes([Scope::Read]).unwrap(),
             Grant::scopes([Scope::Write, Scope::Admin]).unwrap(),
             Grant::scopes(Scope::ALL).unwrap(),
         ] {
-            assert_eq!(Grant::decode(&grant.encode()).unwrap(), grant);
             assert_eq!(Grant::from_proto(Some(&grant.to_proto())).unwrap(), grant);
         }
         assert!(Grant::scopes([]).is_err());

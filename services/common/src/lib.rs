@@ -1,7 +1,6 @@
 //! Shared building blocks of the Zenovay services.
 
 pub mod access;
-pub mod apikey;
 pub mod bus;
 pub mod db;
 pub mod error;

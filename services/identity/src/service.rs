@@ -355,7 +355,7 @@ impl Identity {
     /// Records a key event in the audit log of every team the key selects that its owner is
     /// still a member of.
     async fn audit_key(&self, key: &ApiKey, action: &str) -> Result<()> {
-        let details = serde_json::json!({ "name": key.name, "permissions": key.grant.encode(), "hint": key.hint });
+        let details = serde_json::json!({ "name": key.name, "permissions": crate::store::encode_grant(&key.grant), "hint": key.hint });
         self.audit_key_with(key, action, &details).await
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use common::access::{Grant, KeyTeams, Role};
+use common::access::{Grant, KeyTeams, Role, Scope};
 use common::db::{AnyPool, Backend, OpenError};
 use common::error::is_unique_violation;
 use common::secret::Digest;
@@ -48,6 +48,28 @@ fn session_from_row(row: &AnyRow, current_digest: &str) -> Result<Session> {
     })
 }
 
+/// A grant as stored (and shown in the audit log): `full` or a comma-separated list such as
+/// `read,write`.
+pub(crate) fn encode_grant(grant: &Grant) -> String {
+    match grant {
+        Grant::Full => "full".to_owned(),
+        Grant::Scopes(set) => set.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","),
+    }
+}
+
+fn decode_grant(s: &str) -> Result<Grant> {
+    if s == "full" {
+        return Ok(Grant::Full);
+    }
+    let scope = |part: &str| match part {
+        "read" => Ok(Scope::Read),
+        "write" => Ok(Scope::Write),
+        "admin" => Ok(Scope::Admin),
+        _ => Err(Error::internal(format_args!("stored grant has unknown scope {part:?}"))),
+    };
+    Grant::scopes(s.split(',').map(scope).collect::<Result<Vec<_>>>()?)
+}
+
 fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
     let all_teams: i64 = row.try_get("all_teams")?;
     Ok(ApiKey {
@@ -55,7 +77,7 @@ fn key_from_row(row: &AnyRow, team_ids: BTreeSet<String>) -> Result<ApiKey> {
         user_id: row.try_get("user_id")?,
         name: row.try_get("name")?,
         hint: row.try_get("hint")?,
-        grant: Grant::decode(&row.try_get::<String, _>("permissions")?)?,
+        grant: decode_grant(&row.try_get::<String, _>("permissions")?)?,
         teams: if all_teams != 0 { KeyTeams::All } else { KeyTeams::Only(team_ids) },
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
@@ -542,7 +564,7 @@ impl Store {
              WHERE id = $6",
         )
         .bind(&key.name)
-        .bind(key.grant.encode())
+        .bind(encode_grant(&key.grant))
         .bind(i64::from(key.teams == KeyTeams::All))
         .bind(key.expires_at)
         .bind(key.allowed_ips.join(","))
@@ -639,7 +661,7 @@ async fn insert_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKey, sto
     .bind(&key.hint)
     .bind(&stored.hex)
     .bind(i64::from(stored.version))
-    .bind(key.grant.encode())
+    .bind(encode_grant(&key.grant))
     .bind(i64::from(key.teams == KeyTeams::All))
     .bind(key.created_at)
     .bind(key.expires_at)
@@ -648,4 +670,17 @@ async fn insert_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKey, sto
     .execute(&mut **tx)
     .await?;
     insert_key_teams(tx, key).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_round_trip_through_storage() {
+        for grant in [Grant::Full, Grant::scopes([Scope::Read]).unwrap(), Grant::scopes(Scope::ALL).unwrap()] {
+            assert_eq!(decode_grant(&encode_grant(&grant)).unwrap(), grant);
+        }
+        assert!(decode_grant("read,root").is_err());
+    }
 }

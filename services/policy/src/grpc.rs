@@ -1,6 +1,5 @@
 //! The gRPC edge: proto types in, domain calls, proto types out.
 
-use common::Error;
 use common::access::{Grant, Scope, TeamRole};
 use proto::policy::v1 as pb;
 use proto::policy::v1::policy_service_server::{PolicyService, PolicyServiceServer};
@@ -14,42 +13,6 @@ type Reply<T> = Result<Response<T>, Status>;
 impl Policy {
     pub fn into_grpc(self) -> PolicyServiceServer<Policy> {
         PolicyServiceServer::new(self)
-    }
-}
-
-pub fn plan_to_proto(plan: Plan) -> pb::Plan {
-    match plan {
-        Plan::Free => pb::Plan::Free,
-        Plan::Pro => pb::Plan::Pro,
-        Plan::Scale => pb::Plan::Scale,
-        Plan::Enterprise => pb::Plan::Enterprise,
-    }
-}
-
-fn plan_from_proto(value: i32) -> Result<Plan, Error> {
-    match pb::Plan::try_from(value) {
-        Ok(pb::Plan::Free) => Ok(Plan::Free),
-        Ok(pb::Plan::Pro) => Ok(Plan::Pro),
-        Ok(pb::Plan::Scale) => Ok(Plan::Scale),
-        Ok(pb::Plan::Enterprise) => Ok(Plan::Enterprise),
-        _ => Err(Error::validation("plan is missing or unknown")),
-    }
-}
-
-fn policy_to_proto(policy: ApiKeyPolicy) -> pb::ApiKeyPolicy {
-    match policy {
-        ApiKeyPolicy::AllMembers => pb::ApiKeyPolicy::AllMembers,
-        ApiKeyPolicy::AdminsOnly => pb::ApiKeyPolicy::AdminsOnly,
-        ApiKeyPolicy::Nobody => pb::ApiKeyPolicy::Nobody,
-    }
-}
-
-fn policy_from_proto(value: i32) -> Result<ApiKeyPolicy, Error> {
-    match pb::ApiKeyPolicy::try_from(value) {
-        Ok(pb::ApiKeyPolicy::AllMembers) => Ok(ApiKeyPolicy::AllMembers),
-        Ok(pb::ApiKeyPolicy::AdminsOnly) => Ok(ApiKeyPolicy::AdminsOnly),
-        Ok(pb::ApiKeyPolicy::Nobody) => Ok(ApiKeyPolicy::Nobody),
-        _ => Err(Error::validation("api_key_policy is missing or unknown")),
     }
 }
 
@@ -94,8 +57,8 @@ impl Policy {
         let limits = self.limits(&s);
         pb::TeamSettings {
             team_id: s.team_id,
-            plan: plan_to_proto(s.plan) as i32,
-            api_key_policy: policy_to_proto(s.api_key_policy) as i32,
+            plan: pb::Plan::from(s.plan) as i32,
+            api_key_policy: pb::ApiKeyPolicy::from(s.api_key_policy) as i32,
             limits: Some(limits_to_proto(limits)),
             overrides: Some(pb::LimitOverrides {
                 requests_per_minute: s.overrides.requests_per_minute,
@@ -118,13 +81,14 @@ impl PolicyService for Policy {
     async fn set_plan(&self, req: Request<pb::SetPlanRequest>) -> Reply<pb::TeamSettings> {
         let r = req.into_inner();
         let settings =
-            Policy::set_plan(self, &r.team_id, plan_from_proto(r.plan)?, overrides_from_proto(r.overrides)).await?;
+            Policy::set_plan(self, &r.team_id, Plan::from_proto(r.plan)?, overrides_from_proto(r.overrides)).await?;
         Ok(Response::new(self.settings_to_proto(settings)))
     }
 
     async fn set_api_key_policy(&self, req: Request<pb::SetApiKeyPolicyRequest>) -> Reply<pb::TeamSettings> {
         let r = req.into_inner();
-        let settings = Policy::set_api_key_policy(self, &r.team_id, policy_from_proto(r.api_key_policy)?).await?;
+        let settings =
+            Policy::set_api_key_policy(self, &r.team_id, ApiKeyPolicy::from_proto(r.api_key_policy)?).await?;
         Ok(Response::new(self.settings_to_proto(settings)))
     }
 
@@ -150,7 +114,7 @@ impl PolicyService for Policy {
         Ok(Response::new(pb::AuthorizeResponse {
             decision: Some(decision(auth.denial)),
             reachable_team_ids: auth.reachable_team_ids,
-            plan: plan_to_proto(auth.plan) as i32,
+            plan: pb::Plan::from(auth.plan) as i32,
             rate_limit: auth.rate.map(|r| pb::RateLimit {
                 limit: r.limit,
                 remaining: r.remaining,

@@ -4,9 +4,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::sync::Arc;
 
+use common::access::Plan;
 use common::bus::ChangeBus;
 use common::db::Backend;
 use identity::KeyHasher;
@@ -44,8 +46,8 @@ pub enum AdminCommand {
     SetPlan {
         /// Team id.
         team_id: String,
-        #[arg(value_enum)]
-        plan: PlanArg,
+        #[arg(value_parser = PossibleValuesParser::new(Plan::ALL.map(Plan::as_str)).try_map(|name| name.parse::<Plan>()))]
+        plan: Plan,
         #[arg(long)]
         requests_per_minute: Option<u32>,
         #[arg(long)]
@@ -68,14 +70,6 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy)]
-pub enum PlanArg {
-    Free,
-    Pro,
-    Scale,
-    Enterprise,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, Default)]

@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use common::access::{Grant, KeyTeams};
-use common::apikey::ApiKeySecret;
 use common::secret::random_token;
+use gateway::apikey::ApiKeySecret;
 use identity::service::NewApiKey;
 use indicatif::{ProgressBar, ProgressStyle};
 use policy::plans::{Overrides, Plan};

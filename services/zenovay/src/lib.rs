@@ -128,19 +128,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Result<()> {
-    use policy::plans::{Overrides, Plan};
+    use policy::plans::Overrides;
     match command {
         cli::AdminCommand::SetPlan { team_id, plan, requests_per_minute, requests_per_month, mcp_calls_per_day } => {
             let backend = settings.backend();
             let identity = identity::Identity::open(&backend, settings.key_hasher()?, settings.change_bus()?).await?;
             identity.get_team(&team_id).await.context("no such team")?;
             let policy = settings.policy()?.open(None).await?;
-            let plan = match plan {
-                cli::PlanArg::Free => Plan::Free,
-                cli::PlanArg::Pro => Plan::Pro,
-                cli::PlanArg::Scale => Plan::Scale,
-                cli::PlanArg::Enterprise => Plan::Enterprise,
-            };
             let overrides = Overrides { requests_per_minute, requests_per_month, mcp_calls_per_day };
             let settings = policy.set_plan(&team_id, plan, overrides).await?;
             let limits = policy.limits(&settings);

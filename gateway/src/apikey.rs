@@ -6,7 +6,7 @@ use std::fmt;
 
 use rand::{Rng, distributions::Alphanumeric};
 
-use crate::secret::Digest;
+use common::secret::Digest;
 
 pub const PREFIX: &str = "zv_";
 const RANDOM_LEN: usize = 32;
