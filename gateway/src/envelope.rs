@@ -110,7 +110,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if path == "." {
             ApiError::new(ErrorCode::Validation, format!("invalid request body: {message}"))
         } else {
-            ApiError::new(ErrorCode::Validation, format!("{path}: {message}"))
+            ApiError::from(common::Error::invalid(path, message))
         }
     })?;
     de.end().map_err(|e| ApiError::new(ErrorCode::Validation, format!("invalid request body: {}", describe(&e))))?;
@@ -218,6 +218,6 @@ pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiErr
     let de = serde_urlencoded::Deserializer::new(pairs);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
-        ApiError::new(ErrorCode::Validation, format!("{path}: {}", err.into_inner()))
+        ApiError::from(common::Error::invalid(path.to_string(), err.into_inner()))
     })
 }

@@ -43,7 +43,7 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = json!({
             "success": false,
-            "error": { "code": code.as_str(), "message": self.error.message, "timestamp": timestamp() },
+            "error": { "code": code.as_str(), "message": self.error.text(), "timestamp": timestamp() },
         });
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();

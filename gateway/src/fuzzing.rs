@@ -6,7 +6,7 @@ use crate::routes::{events, stats};
 
 /// The v1 `filters` parameter: how many filters it holds.
 pub fn v1_filters(text: &str) -> Result<usize, String> {
-    let filters = stats::v1_filters(text).map_err(|e| e.error.message)?;
+    let filters = stats::v1_filters(text).map_err(|e| e.error.text())?;
     for filter in &filters {
         // What the parser promises the query engine.
         assert!(crate::openapi::Property::VALUES.contains(&filter.dimension.as_str()), "{filter:?}");
@@ -18,20 +18,20 @@ pub fn v1_filters(text: &str) -> Result<usize, String> {
 /// A whole v1 query string, as each of aggregate, timeseries and breakdown reads it: how many of
 /// the three take it.
 pub fn v1_query(query: &str) -> Result<usize, String> {
-    stats::v1_requests(query).map_err(|e| e.error.message)
+    stats::v1_requests(query).map_err(|e| e.error.text())
 }
 
 /// A v2 query body (Plausible's `POST /api/v2/query`): the number of filters of the analytics
 /// query it asks for.
 pub fn v2_query(body: &[u8]) -> Result<usize, String> {
-    let body: stats::V2Body = crate::envelope::parse(body).map_err(|e| e.error.message)?;
-    let (request, _) = stats::v2_request("site".into(), &body).map_err(|e| e.error.message)?;
+    let body: stats::V2Body = crate::envelope::parse(body).map_err(|e| e.error.text())?;
+    let (request, _) = stats::v2_request("site".into(), &body).map_err(|e| e.error.text())?;
     Ok(request.filters.len())
 }
 
 /// A tracker's event body: the domain it names.
 pub fn event_body(body: &[u8]) -> Result<String, String> {
-    let event = events::tracked_event(body).map_err(|e| e.error.message)?;
+    let event = events::tracked_event(body).map_err(|e| e.error.text())?;
     assert!(!event.domain.is_empty() && !event.name.is_empty() && !event.url.is_empty(), "{event:?}");
     Ok(event.domain)
 }

@@ -128,16 +128,20 @@ pub struct RegistrationBody {
     response_types: Option<Vec<String>>,
 }
 
+/// RFC 7591 §3.2.2 names a bad redirect URI apart from other bad metadata.
+fn names_redirect_uris(error: &common::Error) -> bool {
+    error.field.as_deref().is_some_and(|field| field.split(['[', '.']).next() == Some("redirect_uris"))
+}
+
 /// RFC 7591 dynamic registration of a public client. Other metadata fields are ignored, as the
 /// RFC allows.
 pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
     let body: RegistrationBody = match parse(&body) {
         Ok(body) => body,
-        // RFC 7591 §3.2.2 names a bad redirect URI apart from other bad metadata.
-        Err(e) if e.error.message.starts_with("redirect_uris") => {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &e.error.message);
+        Err(e) if names_redirect_uris(&e.error) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &e.error.text());
         }
-        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &e.error.message),
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &e.error.text()),
     };
     if body.token_endpoint_auth_method.as_deref().is_some_and(|m| m != "none") {
         return oauth_error(
@@ -173,12 +177,10 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
         Err(status) => {
             let error = common::Error::from(status);
             match error.code {
-                ErrorCode::Validation if error.message.starts_with("redirect_uris") => {
-                    oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &error.message)
+                ErrorCode::Validation if names_redirect_uris(&error) => {
+                    oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &error.text())
                 }
-                ErrorCode::Validation => {
-                    oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &error.message)
-                }
+                ErrorCode::Validation => oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &error.text()),
                 _ => crate::error::ApiError::from(error).into_response(),
             }
         }

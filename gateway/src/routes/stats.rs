@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use common::Error;
 use common::access::Scope;
-use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -48,12 +48,10 @@ async fn run_named(
     names: &[(&str, &str)],
 ) -> ApiResult<pb::QueryResponse> {
     run(state, request).await.map_err(|mut e| {
-        let renamed = e.error.message.split_once(": ").and_then(|(field, rest)| {
-            let (_, ours) = names.iter().find(|(theirs, _)| *theirs == field)?;
-            Some(format!("{ours}: {rest}"))
-        });
-        if let (ErrorCode::Validation, Some(message)) = (e.error.code, renamed) {
-            e.error.message = message;
+        if let Some(field) = &mut e.error.field
+            && let Some((_, ours)) = names.iter().find(|(theirs, _)| theirs == field)
+        {
+            *field = (*ours).to_owned();
         }
         e
     })
@@ -687,7 +685,7 @@ fn plausible(result: ApiResult<Value>) -> Response {
         Ok(body) => Json(body).into_response(),
         Err(e) => {
             let status = StatusCode::from_u16(e.error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut response = (status, Json(json!({ "error": e.error.message.clone() }))).into_response();
+            let mut response = (status, Json(json!({ "error": e.error.text() }))).into_response();
             // Keep Retry-After and WWW-Authenticate from our own rendering.
             let ours = e.into_response();
             for name in [axum::http::header::RETRY_AFTER, axum::http::header::WWW_AUTHENTICATE] {

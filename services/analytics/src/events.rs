@@ -39,7 +39,7 @@ pub struct Incoming {
 }
 
 fn field(name: &str, message: &str) -> Error {
-    Error::validation(format!("{name}: {message}"))
+    Error::invalid(name, message)
 }
 
 fn props(json: &str) -> Result<String> {

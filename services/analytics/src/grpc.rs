@@ -106,6 +106,6 @@ fn incoming(e: pb::TrackedEvent) -> Incoming {
 fn outcome(result: common::Result<bool>) -> pb::IngestOutcome {
     match result {
         Ok(stored) => pb::IngestOutcome { stored, ..Default::default() },
-        Err(e) => pb::IngestOutcome { stored: false, error_code: e.code.as_str().to_owned(), error_message: e.message },
+        Err(e) => pb::IngestOutcome { stored: false, error_code: e.code.as_str().to_owned(), error_message: e.text() },
     }
 }

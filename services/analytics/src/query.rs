@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 use common::{Error, Result};
 
 fn field(name: &str, message: impl std::fmt::Display) -> Error {
-    Error::validation(format!("{name}: {message}"))
+    Error::invalid(name, message)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

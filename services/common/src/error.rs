@@ -6,6 +6,9 @@ use std::fmt;
 
 /// gRPC metadata key carrying the envelope code across service boundaries.
 const CODE_METADATA_KEY: &str = "zenovay-error-code";
+/// gRPC metadata key carrying the field an error names (binary: a field may be a custom property
+/// name in any script).
+const FIELD_METADATA_KEY: &str = "zenovay-error-field-bin";
 
 macro_rules! error_codes {
     ($($variant:ident => $name:literal, $http:literal, $grpc:ident;)*) => {
@@ -67,9 +70,13 @@ impl fmt::Display for ErrorCode {
 /// An error a client may see: a code from the table and a message safe to show
 /// (never a secret, never a detail of another team's resources).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{code}: {}", self.text())]
 pub struct Error {
     pub code: ErrorCode,
+    /// The input field the error is about, when there is one, as the service calls it: a caller
+    /// that names the field otherwise renames it here instead of editing the message.
+    pub field: Option<String>,
+    /// What is wrong, without the field.
     pub message: String,
 }
 
@@ -77,7 +84,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into() }
+        Error { code, field: None, message: message.into() }
+    }
+
+    /// A value of `field` is not acceptable; `message` says why.
+    pub fn invalid(field: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error { code: ErrorCode::Validation, field: Some(field.into()), message: message.to_string() }
+    }
+
+    /// The message as a client reads it: the field first, when there is one.
+    pub fn text(&self) -> String {
+        match &self.field {
+            Some(field) => format!("{field}: {}", self.message),
+            None => self.message.clone(),
+        }
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
@@ -111,6 +131,9 @@ impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         let mut metadata = tonic::metadata::MetadataMap::new();
         metadata.insert(CODE_METADATA_KEY, tonic::metadata::MetadataValue::from_static(err.code.as_str()));
+        if let Some(field) = &err.field {
+            metadata.insert_bin(FIELD_METADATA_KEY, tonic::metadata::MetadataValue::from_bytes(field.as_bytes()));
+        }
         tonic::Status::with_metadata(err.code.grpc_code(), err.message, metadata)
     }
 }
@@ -119,7 +142,11 @@ impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
         let code = status.metadata().get(CODE_METADATA_KEY).and_then(|v| v.to_str().ok()).and_then(ErrorCode::parse);
         match code {
-            Some(code) => Error::new(code, status.message()),
+            Some(code) => {
+                let field = status.metadata().get_bin(FIELD_METADATA_KEY).and_then(|v| v.to_bytes().ok());
+                let field = field.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+                Error { code, field, message: status.message().to_owned() }
+            }
             // No code: no Zenovay handler answered. Either the call never reached one (connection
             // refused, timeout, a method the peer does not have yet, as during a rolling upgrade)
             // or it was cut on the way (the peer died mid-call, a reset stream: `Unknown` or
@@ -229,6 +256,14 @@ mod tests {
             assert_eq!(back, Error::new(code, "m"));
             assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
         }
+    }
+
+    #[test]
+    fn the_field_an_error_names_crosses_grpc_apart_from_its_message() {
+        let err = Error::invalid("event:props:Größe", "unknown dimension");
+        let back = Error::from(tonic::Status::from(err.clone()));
+        assert_eq!(back, err);
+        assert_eq!(back.text(), "event:props:Größe: unknown dimension");
     }
 
     #[test]

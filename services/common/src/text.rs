@@ -30,7 +30,7 @@ pub fn check_line(field: &str, value: &str) -> Result<()> {
 
 /// The refusal of a value holding a control character it may not hold.
 pub fn refused(field: &str) -> Error {
-    Error::validation(format!("{field}: must not contain control characters"))
+    Error::invalid(field, "must not contain control characters")
 }
 
 #[cfg(test)]
@@ -42,7 +42,7 @@ mod tests {
         assert!(check_text("props", "a\tb\r\nc").is_ok());
         for bad in ["a\0b", "\u{1}", "\u{7f}", "\u{1b}[31m"] {
             let err = check_text("props", bad).unwrap_err();
-            assert_eq!(err.message, "props: must not contain control characters");
+            assert_eq!(err.text(), "props: must not contain control characters");
         }
     }
 

@@ -145,10 +145,13 @@ fn connection(row: &AnyRow) -> Result<McpConnection> {
 impl Identity {
     pub async fn register_oauth_client(&self, name: &str, redirect_uris: &[String]) -> Result<OAuthClient> {
         if redirect_uris.is_empty() || redirect_uris.len() > 10 {
-            return Err(invalid("redirect_uris: give 1 to 10 redirect URIs"));
+            return Err(Error::invalid("redirect_uris", "give 1 to 10 redirect URIs"));
         }
         if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect(u)) {
-            return Err(invalid(format!("redirect_uris: {bad:?} must be https, http on localhost, or an app scheme")));
+            return Err(Error::invalid(
+                "redirect_uris",
+                format!("{bad:?} must be https, http on localhost, or an app scheme"),
+            ));
         }
         let name = name.trim();
         let name = if name.is_empty() { "MCP client" } else { name };
