@@ -1,4 +1,4 @@
-//! API-key authentication and the authorization decision of SPEC §3, once per external request.
+//! API-key authentication and the per-request authorization decision (docs/behaviour.md#authorization-of-a-request).
 
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +36,7 @@ struct Charge {
     user_id: String,
 }
 
-/// Sets the rate-limit and usage headers of SPEC §4 and the IETF `RateLimit` fields, and gives
+/// Sets the rate-limit and usage headers (docs/behaviour.md#plans-limits-and-quotas, IETF fields included), and gives
 /// back the slot of a request that was refused after its decision (400, 403): refused requests
 /// consume nothing.
 pub async fn rate_limit_headers(State(state): State<AppState>, mut req: Request, next: Next) -> Response {

@@ -23,7 +23,7 @@ use proto::identity::v1 as pb;
 use proto::policy::v1 as pb_policy;
 
 /// How long an entry may serve at most. Notifications evict within milliseconds; this bound keeps
-/// the 1-second promise of SPEC §2 even when a notification is lost without the channel noticing
+/// the 1-second promise (docs/behaviour.md#effective-access) even if a notification is lost unnoticed by the channel
 /// (a failed publish, a half-open connection). One identity call per key per second per replica
 /// is the price.
 const TTL: Duration = Duration::from_secs(1);

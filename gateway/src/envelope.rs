@@ -1,4 +1,4 @@
-//! The success envelope of SPEC §5, JSON bodies in, and time as the API shows it.
+//! The success envelope (docs/behaviour.md#external-rest-api), JSON bodies in, and time as the API shows it.
 
 use axum::Json;
 use axum::extract::{FromRequest, Request};
@@ -31,7 +31,7 @@ pub struct Envelope<T> {
     pagination: Option<Pagination>,
 }
 
-/// Where a page sits in its whole list (SPEC §5).
+/// Where a page sits in its whole list (docs/behaviour.md#external-rest-api).
 #[derive(Serialize, Clone, Copy, Debug, PartialEq)]
 pub struct Pagination {
     /// From 1.

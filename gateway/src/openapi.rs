@@ -1,9 +1,9 @@
-//! The OpenAPI 3.1 document of the external REST API (SPEC §5), `GET /api/external/v1/openapi.json`.
+//! `GET /api/external/v1/openapi.json`: the OpenAPI 3.1 document of docs/behaviour.md#external-rest-api.
 //!
 //! Operations come from the `#[utoipa::path]` attributes on the handlers themselves, so a handler
 //! and its description are read and changed together; this module adds what every operation
-//! shares: the envelopes, the error responses of SPEC §3, the security schemes and the rate-limit
-//! headers of SPEC §4. The response bodies below are schemas only: the handlers build their JSON
+//! shares: the envelopes, the error responses, the security schemes and the rate-limit
+//! headers (all in docs/behaviour.md). The response bodies below are schemas only: the handlers build their JSON
 //! with `views` and `json!`, and the suite compares real responses with these schemas.
 
 use std::sync::LazyLock;
@@ -206,7 +206,7 @@ fn plausible_query_body(openapi: &mut utoipa::openapi::OpenApi) {
     body.schema = Some(schema_ref("PlausibleQueryBody"));
 }
 
-/// `x-request-id` on every response, and the headers of SPEC §4 on those of decided requests.
+/// `x-request-id` on every response, and on decided requests the headers of docs/behaviour.md#plans-limits-and-quotas.
 fn add_headers(response: &mut Response, rate_limited: bool) {
     response.headers.insert(
         "x-request-id".into(),
@@ -267,7 +267,7 @@ fn always_false() -> ObjectBuilder {
     always(false)
 }
 
-// ---- Error responses (SPEC §3 and §5) ----
+// ---- Error responses (docs/behaviour.md#authorization-of-a-request and #external-rest-api) ----
 
 /// The two shapes an error takes: ours, and Plausible's under `/plausible`.
 enum Shape {

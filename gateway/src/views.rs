@@ -1,4 +1,4 @@
-//! The JSON shapes of SPEC §5 and §7, built from the services' proto types.
+//! The JSON shapes of the external and dashboard APIs (docs/behaviour.md), built from the services' proto types.
 
 use common::access::{ApiKeyPolicy, Plan, Role, Scope};
 use proto::analytics::v1 as anpb;

@@ -336,7 +336,7 @@ async fn key_hash_secrets_rotate_without_breaking_keys() {
     .await;
 }
 
-/// Hand-computed statistics over a fixed set of events, on each backend (SPEC §5 metrics).
+/// Hand-computed statistics over a fixed set of events, on each backend (metrics: README.md#events-and-statistics).
 #[tokio::test]
 async fn analytics_queries_conform() {
     use analytics::events::Incoming;

@@ -1,4 +1,4 @@
-//! Public ingestion (SPEC §6) and the aggregate metrics computed from it, in both modes.
+//! Public ingestion (docs/behaviour.md#public-tracking) and the aggregate metrics computed from it, in both modes.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -155,7 +155,7 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
 
-    // POST /query is a read (SPEC §3): a read-only key may, a write-only key may not.
+    // POST /query is a read (docs/behaviour.md#authorization-of-a-request): a read-only key may, a write-only one not.
     let (read_only, _) = env.create_key(&ann, json!({ "name": "r", "permissions": ["read"], "teams": "all" })).await;
     let (write_only, _) = env.create_key(&ann, json!({ "name": "w", "permissions": ["write"], "teams": "all" })).await;
     let body = json!({ "metrics": ["visitors"], "date_range": "day" });
@@ -190,7 +190,7 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
         pages["results"],
         json!([{ "page": "/pricing", "visitors": 2, "pageviews": 2 }, { "page": "/", "visitors": 1, "pageviews": 1 }])
     );
-    // A page of a breakdown says where it sits (SPEC §5: a paged list adds `pagination`).
+    // A page of a breakdown says where it sits: a paged list adds `pagination` (docs/behaviour.md#external-rest-api).
     let path = format!("/stats/breakdown?site_id={site_id}&period=day&property=event:page&limit=1&page=2");
     let (status, second) = env.api(Method::GET, &path, key, None).await;
     assert_eq!(status, StatusCode::OK, "{second}");

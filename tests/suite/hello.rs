@@ -285,7 +285,7 @@ async fn accounts_split() {
     accounts(&TestEnv::split(1).await).await;
 }
 
-/// `zenovay --help` lists the configuration of SPEC §9.
+/// `zenovay --help` lists the configuration (docs/behaviour.md#how-it-runs).
 #[test]
 fn help_lists_the_configuration() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay")).arg("--help").output().unwrap();
@@ -324,7 +324,7 @@ fn help_lists_the_configuration() {
     }
 }
 
-/// `zenovay --demo` (SPEC §9): seeds a user, a Pro team and a website with 30 days of traffic,
+/// `zenovay --demo` (docs/behaviour.md#how-it-runs): seeds a user, a Pro team and a website with 30 days of traffic,
 /// and prints a key and a curl line that work.
 #[tokio::test]
 async fn demo_prints_a_working_key_and_curl_line() {

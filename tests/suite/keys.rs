@@ -1,4 +1,4 @@
-//! API keys and access rules (SPEC §2, §3) and teams (§7), through the gateway, in both modes.
+//! API keys, access rules and teams (docs/behaviour.md), through the gateway, in both modes.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! Plans, per-minute limits and monthly quotas (SPEC §4), through the gateway.
+//! Plans, per-minute limits and monthly quotas (docs/behaviour.md#plans-limits-and-quotas), through the gateway.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -121,7 +121,7 @@ async fn monthly_quota(env: &TestEnv) {
 }
 
 /// The highest plan among a key's teams applies, with that team's override: a lower plan's
-/// larger override does not carry over (SPEC §4).
+/// larger override does not carry over (docs/behaviour.md#plans-limits-and-quotas).
 async fn the_highest_plan_applies(env: &TestEnv) {
     let (user, key) = keyed_user(env, json!({ "requests_per_minute": 500 }), json!(["read"])).await;
     let limit = || async {

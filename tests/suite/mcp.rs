@@ -1,6 +1,6 @@
-//! MCP (SPEC §8) end to end, in both modes: metadata discovery, dynamic registration, sign-in and
+//! MCP (docs/behaviour.md#mcp) end to end, in both modes: metadata discovery, dynamic registration, sign-in and
 //! consent, the code exchange with PKCE, tools over Streamable HTTP, the daily quota, and
-//! listing and revoking connections (SPEC §7).
+//! listing and revoking connections (docs/behaviour.md#dashboard-api).
 
 use base64::Engine;
 use reqwest::{Method, StatusCode};

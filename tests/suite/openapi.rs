@@ -1,4 +1,4 @@
-//! `GET /api/external/v1/openapi.json` (SPEC §5): the document describes the router as it is, its
+//! The OpenAPI document (docs/behaviour.md#external-rest-api) describes the router as it is, its
 //! enumerations are the values the API accepts, and real answers have the documented shapes.
 
 use std::collections::BTreeSet;
@@ -37,7 +37,7 @@ const OPERATIONS: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/openapi.json", None),
 ];
 
-/// The error codes of SPEC §3 and §5 by status.
+/// The error codes by status (docs/behaviour.md#authorization-of-a-request, #external-rest-api).
 const ERRORS: &[(&str, &str)] = &[
     ("400", "VALIDATION_ERROR"),
     ("401", "UNAUTHORIZED"),
@@ -135,7 +135,7 @@ async fn document_describes_the_router() {
         resolve(&doc, reference);
     }
 
-    // Exactly the operations of SPEC §5, no more, no fewer.
+    // Exactly the operations of docs/behaviour.md#external-rest-api, no more, no fewer.
     let documented: BTreeSet<(String, String)> =
         operations(&doc).into_iter().map(|(method, path, _)| (method, path)).collect();
     let expected: BTreeSet<(String, String)> =

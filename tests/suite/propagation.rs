@@ -1,4 +1,4 @@
-//! Changes reach every gateway replica (SPEC §2: within 1 second), caches notwithstanding.
+//! Changes reach every gateway replica within 1 second (docs/behaviour.md#effective-access), caches notwithstanding.
 
 use std::time::{Duration, Instant};
 

@@ -1,4 +1,4 @@
-//! The dashboard API, `/api/v1` (SPEC §7): accounts, teams, plans and personal API keys.
+//! The dashboard API, `/api/v1` (docs/behaviour.md#dashboard-api): accounts, teams, plans and personal API keys.
 
 use crate::apikey::ApiKeySecret;
 use axum::extract::State;
@@ -358,7 +358,7 @@ fn key_teams(teams: TeamsBody) -> ApiResult<idpb::KeyTeams> {
     }
 }
 
-/// The rules of SPEC §2 for a key's grant and teams, at creation and at every edit.
+/// The rules for a key's grant and teams (docs/behaviour.md#api-keys), at creation and at every edit.
 async fn check_key_rules(
     state: &AppState,
     user_id: &str,

@@ -1,4 +1,4 @@
-//! Public event ingestion, `POST /api/event` (SPEC §6): Plausible's Events API body, or the
+//! Public event ingestion, `POST /api/event` (docs/behaviour.md#public-tracking): Plausible's Events API body, or the
 //! abbreviated form Plausible's browser script sends as `text/plain`. No key.
 
 use std::net::SocketAddr;

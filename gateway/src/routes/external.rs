@@ -1,4 +1,4 @@
-//! The external REST API, `/api/external/v1` (SPEC §5), authenticated by personal API keys.
+//! The external REST API, `/api/external/v1` (docs/behaviour.md#external-rest-api), authenticated by personal API keys.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -261,7 +261,7 @@ pub async fn delete_website(
     Ok(ok(serde_json::json!({ "id": website.id, "deleted": true })).into_response())
 }
 
-/// Plan, limits and this month's usage of the key's owner (SPEC §5 `GET /usage`).
+/// Plan, limits and this month's usage of the key's owner (`GET /usage`, docs/behaviour.md#external-rest-api).
 #[utoipa::path(
     get,
     path = "/usage",

@@ -1,4 +1,4 @@
-//! The MCP endpoint (SPEC §8): Model Context Protocol over Streamable HTTP (rmcp), stateless so
+//! The MCP endpoint (docs/behaviour.md#mcp): Model Context Protocol over Streamable HTTP (rmcp), stateless so
 //! that any gateway replica serves any request. Every request carries an OAuth access token,
 //! checked with identity each time, so a revoked connection stops at once. Tools reach only the
 //! connection's team, by the categories the user granted; each `tools/call` counts against the

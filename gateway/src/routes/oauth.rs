@@ -1,4 +1,4 @@
-//! OAuth 2.1 for MCP clients (SPEC §8): protected-resource and authorization-server metadata,
+//! OAuth 2.1 for MCP clients (docs/behaviour.md#mcp): protected-resource and authorization-server metadata,
 //! dynamic client registration, the consent page (authorization code + PKCE S256), the token
 //! endpoint, and the dashboard's list and revocation of connections. No API key is involved.
 //! README.md ("MCP") says what a client and a user can count on: code and refresh-token replay,

@@ -1,4 +1,4 @@
-//! Statistics (SPEC §5): the overview and breakdowns of `/analytics`, Plausible's Stats API v1
+//! Statistics (docs/behaviour.md#external-rest-api): the overview and breakdowns of `/analytics`, Plausible's v1
 //! (`/stats/*`) and v2 (`/query`) inside our envelope, the same without envelope under
 //! `/plausible` for existing Plausible clients, and realtime. Each request shape becomes one
 //! analytics `Query`; only the parsing and the result bodies differ.

@@ -1,5 +1,5 @@
-//! Team management: the dashboard's member and key-policy routes (session, SPEC §7) and the
-//! external admin routes under `/teams/{teamId}/` (API key with admin scope, SPEC §5).
+//! Team management: the dashboard's member and key-policy routes (session, docs/behaviour.md#dashboard-api) and the
+//! external admin routes under `/teams/{teamId}/` (API key with admin scope, docs/behaviour.md#external-rest-api).
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};

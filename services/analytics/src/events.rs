@@ -1,4 +1,4 @@
-//! Public event ingestion (SPEC §6): validation and the cookieless visitor hash. Accepted
+//! Public event ingestion (docs/behaviour.md#public-tracking): validation and the cookieless visitor hash. Accepted
 //! events go to the writers (`writer.rs`), which answer once they are committed.
 
 use std::collections::HashMap;

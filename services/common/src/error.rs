@@ -1,6 +1,6 @@
 //! The one table of error codes. Every service returns [`Error`]; it crosses gRPC as a
 //! `tonic::Status` carrying the code in metadata, and the gateway turns it into the HTTP status
-//! and envelope code of SPEC §3 and §5.
+//! and envelope code (docs/behaviour.md#authorization-of-a-request, #external-rest-api).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! OAuth 2.1 for MCP clients (SPEC §8): dynamically registered public clients, connections
+//! OAuth 2.1 for MCP clients (docs/behaviour.md#mcp): dynamically registered public clients, connections
 //! (the user's consent: one client, one team, some tool categories), one-time authorization
 //! codes bound to a PKCE S256 challenge, and access and refresh tokens. Codes and tokens are
 //! stored as SHA-256 digests; revoking a connection deletes its tokens, so the next request with

@@ -1,4 +1,4 @@
-//! Team membership rules (SPEC §7) and the audit log.
+//! Team membership rules and the audit log (docs/behaviour.md#teams-and-members).
 
 use common::access::Role;
 use common::bus::{Change, announce};
@@ -99,7 +99,7 @@ impl Identity {
         Ok(())
     }
 
-    /// Revokes the user's keys that selected teams and reach none of them now (SPEC §2), so
+    /// Revokes the user's keys that selected teams and reach none of them now (docs/behaviour.md#effective-access), so
     /// that their key list says so at once. Best effort: the removal has happened, and
     /// verification revokes such a key the first time it is presented.
     async fn revoke_keys_without_teams(&self, user_id: &str) {

@@ -1,4 +1,4 @@
-//! The plan catalogue (SPEC §4) and a team's effective settings.
+//! The plan catalogue (docs/behaviour.md#plans-limits-and-quotas) and a team's effective settings.
 
 pub use common::access::{ApiKeyPolicy, Plan};
 
@@ -18,7 +18,7 @@ pub struct Overrides {
     pub mcp_calls_per_day: Option<u32>,
 }
 
-/// Limits of each plan. The default is the SPEC §4 table.
+/// Limits of each plan. The default is the table of docs/behaviour.md#plans-limits-and-quotas.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     pub free: Limits,
@@ -46,7 +46,7 @@ impl Default for Catalogue {
 
 impl Catalogue {
     /// A catalogue from JSON such as `{"pro": {"api_access": true, "requests_per_minute": 40,
-    /// "requests_per_month": 20000, "mcp_calls_per_day": 800}}`; plans left out keep the SPEC §4
+    /// "requests_per_month": 20000, "mcp_calls_per_day": 800}}`; plans left out keep the built-in
     /// values.
     pub fn from_json(text: &str) -> Result<Catalogue, String> {
         #[derive(serde::Deserialize)]

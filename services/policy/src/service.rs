@@ -1,4 +1,4 @@
-//! The authorization decision (SPEC §2, §3) and team settings.
+//! The authorization decision (docs/behaviour.md#effective-access, #authorization-of-a-request) and team settings.
 
 use std::sync::Arc;
 
@@ -108,7 +108,7 @@ impl Policy {
         Ok(teams.iter().zip(settings).filter(|(team, settings)| settings.api_key_policy.allows(team.role)).collect())
     }
 
-    /// Whether this user may create a key with this grant over these teams (SPEC §2).
+    /// Whether this user may create a key with this grant over these teams (docs/behaviour.md#api-keys).
     /// `selected` is false for an `all` key, whose teams are every current membership.
     pub async fn check_key_creation(
         &self,
@@ -165,7 +165,7 @@ impl Policy {
             limits: None,
             rate: None,
         };
-        // The highest plan among the reachable teams applies (SPEC §4), as its team's override
+        // The reachable teams' highest plan applies (docs/behaviour.md#plans-limits-and-quotas), as its team's override
         // sets it; several teams on that plan give the most generous of their limits. A plan
         // catalogue may deny a higher plan API access: the highest plan with it applies then,
         // as key creation asks only for one such team.
@@ -189,7 +189,7 @@ impl Policy {
                     "API access needs a paid plan (pro, scale or enterprise) on a team this key reaches",
                 )
             });
-            // Every answer to a verified key carries its budget (SPEC §4): without API access
+            // Answers to verified keys carry a budget (docs/behaviour.md#plans-limits-and-quotas): without API access
             // that is no request at all, beside what the user used this month through others.
             let none = Budget { key: &req.key_id, per_minute: 0, user: &req.user_id, per_month: 0 };
             auth.rate = Some(self.limiter.peek(&none).await?);

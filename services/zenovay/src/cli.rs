@@ -111,7 +111,7 @@ pub struct Settings {
     pub redis_timeout_ms: u64,
     /// JSON file of plan limits (`{"pro": {"api_access": true, "requests_per_minute": 30,
     /// "requests_per_month": 10000, "mcp_calls_per_day": 500}, …}`); plans left out, or no file,
-    /// keep the SPEC §4 table.
+    /// keep the built-in table (docs/behaviour.md#plans-limits-and-quotas).
     #[arg(long, env = "ZENOVAY_PLANS_FILE", global = true)]
     pub plans_file: Option<PathBuf>,
     /// Trusted header naming the tracker's client address (e.g. `x-forwarded-for` behind a proxy

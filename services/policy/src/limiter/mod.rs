@@ -88,7 +88,7 @@ pub trait Limiter: Send + Sync + 'static {
     /// Gives back what `acquire` took for a request that ended up refused (400, 403).
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()>;
     /// Counts one MCP tool call of `user` against `per_day` for the current UTC day, if any are
-    /// left (SPEC §4, for the MCP endpoint).
+    /// left (the MCP endpoint's daily quota, docs/behaviour.md#plans-limits-and-quotas).
     async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision>;
 }
 
