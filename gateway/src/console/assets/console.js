@@ -892,7 +892,7 @@ function membersSection(team, members, path) {
   const email = h("input", { name: "email", type: "email", autocomplete: "off", required: true });
   const form = h(
     "form",
-    { novalidate: true },
+    { novalidate: true, class: "compact" },
     h("h3", { text: "Add a member" }),
     h("p", { class: "muted", text: "They need an account already: ask them to sign up first." }),
     field("Email", "member-email", email),
@@ -921,6 +921,20 @@ function membersSection(team, members, path) {
   );
 }
 
+/** An audit entry's details as `name: value` pairs, nested ones by their path, unset ones left out. */
+function detailsText(details, prefix = "") {
+  if (!details || typeof details !== "object") return "";
+  return Object.entries(details)
+    .filter(([, value]) => value !== null && value !== undefined)
+    .map(([name, value]) => {
+      if (Array.isArray(value)) return `${prefix}${name}: ${value.join(", ")}`;
+      if (typeof value === "object") return detailsText(value, `${prefix}${name}.`);
+      return `${prefix}${name}: ${value}`;
+    })
+    .filter(Boolean)
+    .join(" · ");
+}
+
 function auditSection(entries, members) {
   const who = new Map(members.map((m) => [m.user_id, m.email]));
   const section = h("section", { class: "card", "aria-labelledby": "audit-title" }, h("h2", { id: "audit-title", text: "Audit log" }));
@@ -935,7 +949,7 @@ function auditSection(entries, members) {
       td("When", when(e.created_at)),
       td("Action", h("code", { text: e.action })),
       td("By", who.get(e.actor_id) ?? e.actor_id),
-      td("Details", e.details && Object.keys(e.details).length ? JSON.stringify(e.details) : ""),
+      td("Details", detailsText(e.details)),
     ),
   );
   section.append(pagedTable({ caption: "Newest first", columns: ["When", "Action", "By", "Details"], rows, label: "Audit log pages" }));
@@ -1055,6 +1069,10 @@ function seriesChart(series) {
     { class: "card", "aria-labelledby": "series-title" },
     h("h2", { id: "series-title", text: "Visitors and pageviews" }),
     chart,
+    // The chart's ends and its top, for reading it without the table.
+    series.length
+      ? h("p", { class: "axis muted", "aria-hidden": "true" }, h("span", { text: series[0].date }), h("span", { text: `top: ${max}` }), h("span", { text: series[series.length - 1].date }))
+      : "",
     h("p", { class: "legend" }, h("span", { class: "key visitors", text: "Visitors" }), h("span", { class: "key pageviews", text: "Pageviews" })),
     h("details", {}, h("summary", { text: "Figures as a table" }), table("Visitors and pageviews over time", ["Time", "Visitors", "Pageviews"], rows, { stack: false })),
   );
