@@ -29,15 +29,15 @@ for (const mode of MODES) {
     /** The website the statistics tests add: its id and domain. */
     const shop = {};
 
-    const screenshot = async (name, options = {}) => {
+    const screenshot = async (name, options = {}, on = page) => {
       if (process.env.SCREENSHOTS !== "1" || mode !== "all-in-one") return;
       mkdirSync(SHOTS, { recursive: true });
-      await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true, ...options });
+      await on.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true, ...options });
     };
 
-    /** Axe on the page as it is now: no serious or critical violation. */
-    const accessible = async (where) => {
-      const results = await new AxeBuilder({ page }).analyze();
+    /** Axe on the page as it is now (`on`, by default the signed-in tab): no serious or critical violation. */
+    const accessible = async (where, on = page) => {
+      const results = await new AxeBuilder({ page: on }).analyze();
       const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
       assert.deepEqual(
         bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
@@ -327,8 +327,10 @@ for (const mode of MODES) {
       await members.getByRole("button", { name: "Add member" }).click();
       const role = page.getByLabel(`Role of ${bob}`);
       await role.waitFor();
+      // A change redraws the members once saved: wait for the drawn section to be replaced.
+      const drawn = await members.elementHandle();
       await role.selectOption("admin");
-      await page.getByRole("heading", { name: "Members" }).waitFor();
+      await page.waitForFunction((section) => !section.isConnected, drawn);
       await page.waitForFunction((email) => document.querySelector(`select[aria-label="Role of ${email}"]`)?.value === "admin", bob);
       const [team] = await teamsOfMe();
       const listed = await (await page.request.get(`${product.base}/api/v1/teams/${team.id}/members`)).json();
@@ -587,17 +589,10 @@ for (const mode of MODES) {
         assert.match(response.headers()["content-security-policy"], /default-src 'self'; script-src 'self'/);
         await other.getByRole("heading", { name: "Sign in to connect Claude" }).waitFor();
         assert.equal(await other.locator("link[rel=stylesheet]").getAttribute("href"), await page.locator("link[rel=stylesheet]").getAttribute("href"));
-        const axeOn = async (where) => {
-          const results = await new AxeBuilder({ page: other }).analyze();
-          const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-          assert.deepEqual(bad.map((v) => v.id), [], `accessibility violations on ${where}`);
-        };
         for (const width of [1440, 375]) {
           await other.setViewportSize({ width, height: 900 });
-          await axeOn(`OAuth sign-in at ${width}px`);
-          if (process.env.SCREENSHOTS === "1" && mode === "all-in-one") {
-            await other.screenshot({ path: path.join(SHOTS, `oauth-sign-in${width === 375 ? "-375" : ""}.png`), fullPage: true });
-          }
+          await accessible(`OAuth sign-in at ${width}px`, other);
+          await screenshot(`oauth-sign-in${width === 375 ? "-375" : ""}`, {}, other);
         }
         await other.setViewportSize({ width: 1440, height: 900 });
         await other.getByLabel("Email").fill(email);
@@ -608,10 +603,8 @@ for (const mode of MODES) {
         await other.getByRole("group", { name: "What it may do" }).waitFor();
         for (const width of [1440, 375]) {
           await other.setViewportSize({ width, height: 900 });
-          await axeOn(`OAuth consent at ${width}px`);
-          if (process.env.SCREENSHOTS === "1" && mode === "all-in-one") {
-            await other.screenshot({ path: path.join(SHOTS, `oauth-consent${width === 375 ? "-375" : ""}.png`), fullPage: true });
-          }
+          await accessible(`OAuth consent at ${width}px`, other);
+          await screenshot(`oauth-consent${width === 375 ? "-375" : ""}`, {}, other);
         }
         await other.getByRole("button", { name: "Allow" }).click();
         await other.waitForURL(`${callback}**`);
@@ -619,6 +612,29 @@ for (const mode of MODES) {
         assert.equal(back.searchParams.get("state"), "xyz");
         assert.ok(back.searchParams.get("code"), "the code goes back to the app");
         assert.deepEqual(oauthErrors, []);
+      } finally {
+        await fresh.close();
+      }
+    });
+
+    test("the log-in and sign-up pages, at 375 and at 1440 px wide, have no sideways scroll and no serious accessibility violation", async () => {
+      // Someone without a session: a browser of their own.
+      const fresh = await browser.newContext();
+      fresh.on("request", (request) => {
+        if (!request.url().startsWith(product.base)) foreignRequests.push(request.url());
+      });
+      const other = await fresh.newPage();
+      try {
+        for (const width of [375, 1440]) {
+          await other.setViewportSize({ width, height: 800 });
+          for (const [where, heading] of [["/login", "Log in"], ["/signup", "Sign up"]]) {
+            await other.goto(`${product.base}${where}`);
+            await other.getByRole("heading", { name: heading, level: 1 }).waitFor();
+            const overflow = await other.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+            assert.ok(overflow <= 0, `${where} at ${width}px scrolls sideways by ${overflow}px`);
+            await accessible(`${where} at ${width}px`, other);
+          }
+        }
       } finally {
         await fresh.close();
       }

@@ -723,7 +723,7 @@ async function teamsPage() {
       {},
       td("Team", team.name),
       td("Your role", team.role),
-      td("Plan", team.plan),
+      td("Plan", PLAN_NAMES[team.plan] ?? team.plan),
       td(
         "Settings",
         team.role === "member"
