@@ -483,6 +483,34 @@ for (const mode of MODES) {
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
     });
 
+    test("the visitors right now are refreshed in place, without reloading the page", async () => {
+      // A tab of its own whose clock the test moves on, so that the 30-second refresh comes now.
+      const viewer = await context.newPage();
+      try {
+        await viewer.clock.install();
+        await viewer.goto(`${product.base}/websites/${shop.id}`);
+        const now = viewer.getByRole("status").filter({ hasText: "visitors right now" });
+        await now.getByText("2 visitors right now").waitFor();
+        await viewer.evaluate(() => (window.notReloaded = true));
+        const chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        const sent = await viewer.request.post(`${product.base}/api/event`, {
+          headers: { "user-agent": chrome, "content-type": "application/json" },
+          data: { domain: shop.domain, name: "pageview", url: `https://${shop.domain}/` },
+        });
+        assert.equal(sent.status(), 202);
+        let text = "";
+        for (let attempt = 0; attempt < 20 && !text.startsWith("3 "); attempt++) {
+          await viewer.clock.runFor(30_000);
+          await viewer.waitForTimeout(200);
+          text = await now.textContent();
+        }
+        assert.equal(text, "3 visitors right now");
+        assert.equal(await viewer.evaluate(() => window.notReloaded), true, "the page was not reloaded");
+      } finally {
+        await viewer.close();
+      }
+    });
+
     test("a custom range is checked next to its fields, then shows what the Stats API answers for those days", async () => {
       const key = await readKey("Custom range check");
       const day = (offset) => {
@@ -508,11 +536,10 @@ for (const mode of MODES) {
       await page.getByLabel("From", { exact: true }).fill(day(-3));
       await page.getByLabel("To", { exact: true }).fill(day(0));
       await page.getByLabel("To", { exact: true }).press("Enter");
-      await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
+      // One point a day in the chart's table of figures: the range is shown.
+      await page.waitForFunction(() => document.querySelectorAll("details table tbody tr").length === 4);
       assert.equal(await range.locator(".error:not([hidden])").count(), 0);
       assert.deepEqual(await shown(), await statsApi(key, `period=custom&date=${day(-3)},${day(0)}`));
-      // One point a day in the chart's table of figures.
-      await page.waitForFunction(() => document.querySelectorAll("details table tbody tr").length === 4);
       await screenshot("website-custom-range");
     });
 
