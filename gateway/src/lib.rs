@@ -307,6 +307,7 @@ fn router(state: AppState) -> Router {
         .route("/teams/{id}/members/{user_id}", patch(teams::change_role).delete(teams::remove_member))
         .route("/teams/{id}/api-key-policy", put(teams::put_policy))
         .route("/teams/{id}/audit-log", get(teams::get_audit_log))
+        .route("/teams/{id}/usage", get(teams::get_usage))
         .route("/account/api-keys", get(account::list_keys).post(account::create_key))
         .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
         .route("/account/api-keys/{id}/rotate", post(account::rotate_key))

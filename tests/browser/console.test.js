@@ -26,16 +26,18 @@ for (const mode of MODES) {
     const foreignRequests = [];
     const pageErrors = [];
     const email = `ada-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+    /** The website the statistics tests add: its id and domain. */
+    const shop = {};
 
-    const screenshot = async (name, options = {}) => {
+    const screenshot = async (name, options = {}, on = page) => {
       if (process.env.SCREENSHOTS !== "1" || mode !== "all-in-one") return;
       mkdirSync(SHOTS, { recursive: true });
-      await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true, ...options });
+      await on.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true, ...options });
     };
 
-    /** Axe on the page as it is now: no serious or critical violation. */
-    const accessible = async (where) => {
-      const results = await new AxeBuilder({ page }).analyze();
+    /** Axe on the page as it is now (`on`, by default the signed-in tab): no serious or critical violation. */
+    const accessible = async (where, on = page) => {
+      const results = await new AxeBuilder({ page: on }).analyze();
       const bad = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
       assert.deepEqual(
         bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
@@ -310,7 +312,6 @@ for (const mode of MODES) {
       assert.ok(await page.getByLabel("Owners and admins only").isChecked());
       await page.getByText("team.api_key_policy_changed").first().waitFor();
       await accessible("/settings/teams/{id}");
-      await screenshot("team-settings");
     });
 
     test("an owner adds a member by email in the page and changes their role", async () => {
@@ -326,12 +327,22 @@ for (const mode of MODES) {
       await members.getByRole("button", { name: "Add member" }).click();
       const role = page.getByLabel(`Role of ${bob}`);
       await role.waitFor();
+      // A change redraws the members once saved: wait for the drawn section to be replaced.
+      const drawn = await members.elementHandle();
       await role.selectOption("admin");
-      await page.getByRole("heading", { name: "Members" }).waitFor();
+      await page.waitForFunction((section) => !section.isConnected, drawn);
       await page.waitForFunction((email) => document.querySelector(`select[aria-label="Role of ${email}"]`)?.value === "admin", bob);
       const [team] = await teamsOfMe();
       const listed = await (await page.request.get(`${product.base}/api/v1/teams/${team.id}/members`)).json();
       assert.equal(listed.data.find((m) => m.email === bob).role, "admin");
+
+      // The team's only owner cannot step down: the refusal is said next to their role.
+      const mine = page.getByLabel(`Role of ${email}`);
+      await mine.selectOption("member");
+      const refusal = mine.locator("xpath=following-sibling::p[@role='alert']");
+      await refusal.getByText(/owner/).waitFor();
+      assert.equal(await mine.inputValue(), "owner");
+      await accessible("/settings/teams/{id} (role refused)");
     });
 
     test("the connected apps page says how to connect an MCP client", async () => {
@@ -382,6 +393,7 @@ for (const mode of MODES) {
       await page.getByRole("link", { name: "Statistics of Ada's shop" }).click();
       await page.getByRole("heading", { name: "Ada's shop · statistics", level: 1 }).waitFor();
       const id = new URL(page.url()).pathname.split("/")[2];
+      Object.assign(shop, { id, domain });
       const figure = (metric) => page.locator(`.figure[data-metric="${metric}"] .value`).textContent();
       const answer = async (query) => (await (await page.request.get(`${product.base}/api/v1/websites/${id}/stats?${query}`)).json()).data;
       const all = await answer("period=30d");
@@ -403,18 +415,281 @@ for (const mode of MODES) {
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
     });
 
-    test("the console works at a phone's width", async () => {
-      await page.setViewportSize({ width: 375, height: 800 });
+    /** A call of the dashboard API with the page's session cookie and CSRF token. */
+    const dashboard = async (method, path, data) => {
+      const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+      const response = await page.request.fetch(`${product.base}/api/v1${path}`, {
+        method,
+        headers: { "X-CSRF-Token": csrf, Origin: product.base },
+        data,
+      });
+      return { status: response.status(), body: await response.json() };
+    };
+
+    /** A read key of the signed-in person, made through the dashboard API. */
+    const readKey = async (name) => {
+      const created = await dashboard("POST", "/account/api-keys", { name, permissions: ["read"], teams: "all" });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      return created.body.data.key;
+    };
+
+    /** What the page shows for each headline figure, and for each top page. */
+    const shown = async () => {
+      const figures = {};
+      for (const metric of ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"]) {
+        figures[metric] = await page.locator(`.figure[data-metric="${metric}"] .value`).textContent();
+      }
+      const pages = await page.locator('[data-breakdown="pages"] tbody tr').evaluateAll((rows) =>
+        rows.map((row) => [...row.querySelectorAll("td")].map((cell) => cell.textContent)),
+      );
+      return { figures, pages };
+    };
+
+    /** The Stats API's answer to the same question, written as the page writes it. */
+    const statsApi = async (key, query) => {
+      const get = async (path) => {
+        const response = await fetch(`${product.base}/api/external/v1/stats/${path}&${query}`, { headers: { Authorization: `Bearer ${key}` } });
+        assert.equal(response.status, 200, path);
+        return (await response.json()).data;
+      };
+      const aggregate = await get(`aggregate?site_id=${shop.id}&metrics=visitors,visits,pageviews,bounce_rate,visit_duration`);
+      const breakdown = await get(`breakdown?site_id=${shop.id}&property=event:page&metrics=visitors&limit=10`);
+      const r = aggregate.results;
+      const d = r.visit_duration.value;
+      return {
+        figures: {
+          visitors: String(r.visitors.value),
+          visits: String(r.visits.value),
+          pageviews: String(r.pageviews.value),
+          bounce_rate: `${r.bounce_rate.value}%`,
+          visit_duration: `${Math.floor(d / 60)}m ${d % 60}s`,
+        },
+        pages: breakdown.results.map((row) => [row.page, String(row.visitors)]),
+      };
+    };
+
+    test("the statistics page shows exactly what the Stats API answers for the same site, period and filter", async () => {
+      const key = await readKey("Stats check");
+      await page.goto(`${product.base}/websites/${shop.id}`);
+      await page.getByRole("heading", { name: "Ada's shop · statistics", level: 1 }).waitFor();
+      await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
+      assert.deepEqual(await shown(), await statsApi(key, "period=30d"));
+
+      await page.locator('[data-breakdown="pages"]').getByRole("button", { name: "/pricing" }).click();
+      await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).waitFor();
+      await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "2" }).waitFor();
+      assert.deepEqual(await shown(), await statsApi(key, `period=30d&filters=${encodeURIComponent("event:page==/pricing")}`));
+      await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).click();
+      await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
+    });
+
+    test("the visitors right now are refreshed in place, without reloading the page", async () => {
+      // A tab of its own whose clock the test moves on, so that the 30-second refresh comes now.
+      const viewer = await context.newPage();
+      try {
+        await viewer.clock.install();
+        await viewer.goto(`${product.base}/websites/${shop.id}`);
+        const now = viewer.getByRole("status").filter({ hasText: "visitors right now" });
+        await now.getByText("2 visitors right now").waitFor();
+        await viewer.evaluate(() => (window.notReloaded = true));
+        const chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        const sent = await viewer.request.post(`${product.base}/api/event`, {
+          headers: { "user-agent": chrome, "content-type": "application/json" },
+          data: { domain: shop.domain, name: "pageview", url: `https://${shop.domain}/` },
+        });
+        assert.equal(sent.status(), 202);
+        let text = "";
+        for (let attempt = 0; attempt < 20 && !text.startsWith("3 "); attempt++) {
+          await viewer.clock.runFor(30_000);
+          await viewer.waitForTimeout(200);
+          text = await now.textContent();
+        }
+        assert.equal(text, "3 visitors right now");
+        assert.equal(await viewer.evaluate(() => window.notReloaded), true, "the page was not reloaded");
+      } finally {
+        await viewer.close();
+      }
+    });
+
+    test("a custom range is checked next to its fields, then shows what the Stats API answers for those days", async () => {
+      const key = await readKey("Custom range check");
+      const day = (offset) => {
+        const d = new Date(Date.now() + offset * 86_400_000);
+        return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}-${String(d.getUTCDate()).padStart(2, "0")}`;
+      };
+      // The two days are sent with Enter from either field.
+      await page.getByLabel("Period").focus();
+      await page.getByLabel("Period").selectOption("custom");
+      const range = page.getByRole("form", { name: "Custom range" });
+      await range.waitFor();
+      assert.ok(await page.getByLabel("From", { exact: true }).evaluate((el) => el === document.activeElement), "focus moves to the first day");
+      await page.getByLabel("To", { exact: true }).fill("");
+      await page.keyboard.press("Enter");
+      await range.locator("#range-from-error").getByText("From:").waitFor();
+      assert.equal(await page.getByLabel("From", { exact: true }).getAttribute("aria-invalid"), "true");
+      await page.getByLabel("From", { exact: true }).fill(day(0));
+      await page.getByLabel("To", { exact: true }).fill(day(-3));
+      await page.getByLabel("To", { exact: true }).press("Enter");
+      await range.locator("#range-to-error").getByText("must not be before").waitFor();
+      await accessible(`/websites/${shop.id} (custom range refused)`);
+
+      await page.getByLabel("From", { exact: true }).fill(day(-3));
+      await page.getByLabel("To", { exact: true }).fill(day(0));
+      await page.getByLabel("To", { exact: true }).press("Enter");
+      // One point a day in the chart's table of figures: the range is shown.
+      await page.waitForFunction(() => document.querySelectorAll("details table tbody tr").length === 4);
+      assert.equal(await range.locator(".error:not([hidden])").count(), 0);
+      assert.deepEqual(await shown(), await statsApi(key, `period=custom&date=${day(-3)},${day(0)}`));
+      await screenshot("website-custom-range");
+    });
+
+    test("the team settings page shows the plan, its limits and this month's usage the API reports", async () => {
+      const key = await readKey("Usage check");
+      const usage = await fetch(`${product.base}/api/external/v1/usage`, { headers: { Authorization: `Bearer ${key}` } });
+      assert.equal(usage.status, 200);
+      const reported = (await usage.json()).data;
+      const [team] = await teamsOfMe();
+      await page.goto(`${product.base}/settings/teams/${team.id}`);
+      const plan = page.getByRole("region", { name: "Plan and usage" });
+      await plan.waitFor();
+      await plan.getByText("Pro", { exact: true }).waitFor();
+      await plan.getByText(reported.limits.requests_per_month.toLocaleString("en-US"), { exact: true }).first().waitFor();
+      const meter = page.getByRole("meter", { name: `API requests this month by ${email}` });
+      assert.equal(Number(await meter.getAttribute("value")), reported.usage.requests_this_month);
+      assert.equal(Number(await meter.getAttribute("max")), reported.limits.requests_per_month);
+      await page.getByRole("meter", { name: `MCP tool calls today by ${email}` }).waitFor();
+      await accessible("/settings/teams/{id} (plan and usage)");
+      await screenshot("team-settings");
+    });
+
+    test("a long list of keys is paged, and paging with the keyboard keeps focus on the pager", async () => {
+      for (let i = 0; i < 10; i++) await readKey(`Batch ${i}`);
       await page.goto(`${product.base}/settings/api-keys`);
-      await page.getByRole("heading", { name: "API keys", level: 1 }).waitFor();
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-      assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
-      await accessible("/settings/api-keys at 375px");
-      await screenshot("api-keys-375");
-      await page.goto(`${product.base}/websites`);
-      await page.getByRole("heading", { name: "Websites", level: 1 }).waitFor();
-      await screenshot("websites-375");
-      await page.setViewportSize({ width: 1440, height: 900 });
+      const pager = page.getByRole("navigation", { name: "API key pages" });
+      await pager.getByText(/^Page 1 of \d+$/).waitFor();
+      assert.equal(await page.getByRole("table", { name: "Your API keys" }).locator("tbody tr").count(), 10);
+      const pages = Number((await pager.getByRole("status").textContent()).split(" of ")[1]);
+      await pager.getByRole("button", { name: "Next" }).focus();
+      for (let n = 2; n <= pages; n++) {
+        await page.keyboard.press("Enter");
+        await pager.getByText(`Page ${n} of ${pages}`).waitFor();
+      }
+      assert.ok(await pager.getByRole("button", { name: "Previous" }).evaluate((b) => b === document.activeElement), "focus moves to Previous once Next is disabled");
+      await accessible("/settings/api-keys (last page)");
+    });
+
+    test("the OAuth sign-in and consent pages look like the console, pass the accessibility check and send the code back", async () => {
+      // The app's callback: another origin than the console's (so the consent page's policy must
+      // let its form lead there), yet on this machine (the product's own port, which answers 404).
+      const port = new URL(product.base).port;
+      const callback = `http://localhost:${port}/callback`;
+      const registered = await fetch(`${product.base}/oauth/register`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ client_name: "Claude", redirect_uris: [callback] }),
+      });
+      assert.equal(registered.status, 201);
+      const { client_id: clientId } = await registered.json();
+      const query = new URLSearchParams({
+        response_type: "code",
+        client_id: clientId,
+        redirect_uri: callback,
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        code_challenge_method: "S256",
+        state: "xyz",
+      });
+      // A person signing in from the app: a browser without the console's session.
+      const fresh = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+      const oauthErrors = [];
+      fresh.on("request", (request) => {
+        const url = request.url();
+        if (!url.startsWith(product.base) && !url.startsWith(callback)) foreignRequests.push(url);
+      });
+      const other = await fresh.newPage();
+      other.on("console", (message) => {
+        // As on the console's pages, a refused request is not a script error.
+        if (message.type() === "error" && !/Failed to load resource/.test(message.text())) oauthErrors.push(message.text());
+      });
+      other.on("pageerror", (error) => oauthErrors.push(String(error)));
+      try {
+        const response = await other.goto(`${product.base}/oauth/authorize?${query}`);
+        assert.match(response.headers()["content-security-policy"], /default-src 'self'; script-src 'self'/);
+        await other.getByRole("heading", { name: "Sign in to connect Claude" }).waitFor();
+        assert.equal(await other.locator("link[rel=stylesheet]").getAttribute("href"), await page.locator("link[rel=stylesheet]").getAttribute("href"));
+        for (const width of [1440, 375]) {
+          await other.setViewportSize({ width, height: 900 });
+          await accessible(`OAuth sign-in at ${width}px`, other);
+          await screenshot(`oauth-sign-in${width === 375 ? "-375" : ""}`, {}, other);
+        }
+        await other.setViewportSize({ width: 1440, height: 900 });
+        await other.getByLabel("Email").fill(email);
+        await other.getByLabel("Password").fill(PASSWORD);
+        await other.getByRole("button", { name: "Sign in" }).click();
+        await other.getByRole("heading", { name: "Connect Claude to Zenovay" }).waitFor();
+        await other.getByLabel("Team").waitFor();
+        await other.getByRole("group", { name: "What it may do" }).waitFor();
+        for (const width of [1440, 375]) {
+          await other.setViewportSize({ width, height: 900 });
+          await accessible(`OAuth consent at ${width}px`, other);
+          await screenshot(`oauth-consent${width === 375 ? "-375" : ""}`, {}, other);
+        }
+        await other.getByRole("button", { name: "Allow" }).click();
+        await other.waitForURL(`${callback}**`);
+        const back = new URL(other.url());
+        assert.equal(back.searchParams.get("state"), "xyz");
+        assert.ok(back.searchParams.get("code"), "the code goes back to the app");
+        assert.deepEqual(oauthErrors, []);
+      } finally {
+        await fresh.close();
+      }
+    });
+
+    test("the log-in and sign-up pages, at 375 and at 1440 px wide, have no sideways scroll and no serious accessibility violation", async () => {
+      // Someone without a session: a browser of their own.
+      const fresh = await browser.newContext();
+      fresh.on("request", (request) => {
+        if (!request.url().startsWith(product.base)) foreignRequests.push(request.url());
+      });
+      const other = await fresh.newPage();
+      try {
+        for (const width of [375, 1440]) {
+          await other.setViewportSize({ width, height: 800 });
+          for (const [where, heading] of [["/login", "Log in"], ["/signup", "Sign up"]]) {
+            await other.goto(`${product.base}${where}`);
+            await other.getByRole("heading", { name: heading, level: 1 }).waitFor();
+            const overflow = await other.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+            assert.ok(overflow <= 0, `${where} at ${width}px scrolls sideways by ${overflow}px`);
+            await accessible(`${where} at ${width}px`, other);
+          }
+        }
+      } finally {
+        await fresh.close();
+      }
+    });
+
+    test("every page, at 375 and at 1440 px wide, has no sideways scroll and no serious accessibility violation", async () => {
+      const [team] = await teamsOfMe();
+      const pages = [
+        ["websites", "/websites", "Websites"],
+        ["website", `/websites/${shop.id}`, "Ada's shop · statistics"],
+        ["api-keys", "/settings/api-keys", "API keys"],
+        ["teams", "/settings/teams", "Teams"],
+        ["team-settings", `/settings/teams/${team.id}`, /^Team settings/],
+        ["connected-apps", "/settings/connected-apps", "Connected apps"],
+      ];
+      for (const width of [375, 1440]) {
+        await page.setViewportSize({ width, height: width === 375 ? 800 : 900 });
+        for (const [name, where, heading] of pages) {
+          await page.goto(`${product.base}${where}`);
+          await page.getByRole("heading", { name: heading, level: 1 }).waitFor();
+          await page.locator("#app:not([aria-busy])").waitFor();
+          const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+          assert.ok(overflow <= 0, `${where} at ${width}px scrolls sideways by ${overflow}px`);
+          await accessible(`${where} at ${width}px`);
+          if (width === 375) await screenshot(`${name}-375`);
+          else if (name === "teams") await screenshot(name);
+        }
+      }
     });
 
     test("log out ends the session", async () => {

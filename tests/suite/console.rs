@@ -5,7 +5,7 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, SET_COOK
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{TestEnv, TestUser};
+use crate::harness::{TestEnv, TestUser, add_member};
 
 async fn a_member_adds_a_website_with_a_session_and_finds_it_in_the_list(env: &TestEnv) {
     let ann = env.user("ann").await;
@@ -182,6 +182,54 @@ async fn the_website_page_figures_equal_the_external_aggregate(env: &TestEnv) {
     assert_eq!(page["data"]["figures"]["pageviews"]["value"], 3);
 }
 
+/// Today's day in UTC (the sites of these tests are in UTC), as `YYYY-MM-DD`.
+fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+async fn a_custom_period_on_the_website_page_equals_the_external_aggregate_for_the_same_days(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    let earlier = (chrono::Utc::now() - chrono::Duration::days(3)).format("%Y-%m-%d").to_string();
+    let (date, filters) = (format!("{earlier},{}", today()), "event:page%3D%3D/pricing");
+    let metrics = "visitors,visits,pageviews,bounce_rate,visit_duration";
+    let query = format!(
+        "/stats/aggregate?site_id={site_id}&period=custom&date={date}&filters={filters}&metrics={metrics}&compare=previous_period"
+    );
+    let (status, api) = env.api(Method::GET, &query, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{api}");
+    let (status, page) =
+        console_stats(env, &ann, &site_id, &format!("period=custom&date={date}&filters={filters}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    for metric in metrics.split(',') {
+        let (ours, theirs) = (&page["data"]["figures"][metric], &api["data"]["results"][metric]);
+        assert_eq!((&ours["value"], &ours["change"]), (&theirs["value"], &theirs["change"]), "{metric}");
+    }
+    assert_eq!(page["data"]["figures"]["pageviews"]["value"], 2);
+    assert_eq!(page["data"]["series"].as_array().unwrap().len(), 4, "one point a day: {page}");
+}
+
+async fn a_custom_period_of_one_day_is_charted_by_the_hour(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let (status, page) = console_stats(env, &ann, &site_id, &format!("period=custom&date={0},{0}", today())).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["data"]["series"].as_array().unwrap().len(), 24, "{page}");
+    assert_eq!(page["data"]["figures"]["pageviews"]["value"], 3);
+}
+
+async fn a_custom_period_without_two_ordered_days_is_a_validation_error_naming_the_date(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    for date in ["", "&date=2026-01-01", "&date=2026-02-01,2026-01-01", "&date=2026-01-01,soon"] {
+        let (status, refused) = console_stats(env, &ann, &site_id, &format!("period=custom{date}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{date}: {refused}");
+        assert!(refused["error"]["message"].as_str().unwrap().starts_with("date:"), "{refused}");
+    }
+}
+
 async fn the_website_page_breakdowns_follow_a_filter(env: &TestEnv) {
     let ann = env.user("ann").await;
     let site_id = site_with_visits(env, &ann).await;
@@ -246,6 +294,103 @@ async fn the_visitors_right_now_of_another_team_are_forbidden(env: &TestEnv) {
     assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
 }
 
+async fn team_usage(env: &TestEnv, user: &TestUser, team_id: &str) -> (StatusCode, Value) {
+    env.session_json(Method::GET, &format!("/api/v1/teams/{team_id}/usage"), &user.session, None).await
+}
+
+async fn the_team_usage_shows_the_plan_limits_and_each_members_requests_this_month(env: &TestEnv) {
+    let (ann, bob) = (env.user("ann").await, env.user("bob").await);
+    env.set_plan_with(&ann.team_id, "pro", json!({ "requests_per_minute": 7 })).await;
+    add_member(env, &ann, &ann.team_id, &bob, "member").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    for _ in 0..2 {
+        assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    }
+    let (status, usage) = team_usage(env, &ann, &ann.team_id).await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let data = &usage["data"];
+    assert_eq!(data["plan"], "pro");
+    assert_eq!(
+        data["limits"],
+        json!({ "api_access": true, "requests_per_minute": 7, "requests_per_month": 10_000, "mcp_calls_per_day": 500 })
+    );
+    let used = |email: &str| data["members"].as_array().unwrap().iter().find(|m| m["email"] == email).cloned().unwrap();
+    assert_eq!(
+        (&used(&ann.email)["requests_this_month"], &used(&ann.email)["mcp_calls_today"]),
+        (&json!(2), &json!(0))
+    );
+    assert_eq!(used(&bob.email)["requests_this_month"], 0);
+    let (_, again) = team_usage(env, &ann, &ann.team_id).await;
+    assert_eq!(again["data"]["members"], data["members"], "reading the usage takes nothing");
+}
+
+async fn a_plain_member_cannot_read_the_team_usage(env: &TestEnv) {
+    let (ann, bob) = (env.user("ann").await, env.user("bob").await);
+    add_member(env, &ann, &ann.team_id, &bob, "member").await;
+    let (status, refused) = team_usage(env, &bob, &ann.team_id).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")), "{refused}");
+}
+
+/// The OAuth authorization page for a client registered with `redirect_uri`, with `cookie`.
+async fn oauth_page(env: &TestEnv, redirect_uri: &str, cookie: &str) -> reqwest::Response {
+    let registered = env
+        .request(Method::POST, "/oauth/register")
+        .json(&json!({ "client_name": "Claude", "redirect_uris": [redirect_uri] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let client_id = registered.json::<Value>().await.unwrap()["client_id"].as_str().unwrap().to_owned();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", redirect_uri),
+            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ("code_challenge_method", "S256"),
+        ])
+        .finish();
+    env.request(Method::GET, &format!("/oauth/authorize?{query}")).header("cookie", cookie).send().await.unwrap()
+}
+
+async fn the_oauth_sign_in_page_has_the_console_look_and_policy(env: &TestEnv) {
+    let page = oauth_page(env, "http://127.0.0.1:9/callback", "").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    assert!(csp.starts_with("default-src 'self'; script-src 'self'; style-src 'self';"), "{csp}");
+    assert!(csp.ends_with("frame-ancestors 'none'; base-uri 'none'; form-action 'self'"), "{csp}");
+    assert_eq!(page.headers()[X_FRAME_OPTIONS], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<link rel="stylesheet" href="/assets/console."#), "{html}");
+    assert!(
+        html.contains(r#"<label for="email">Email</label>"#)
+            && html.contains(r#"<label for="password">Password</label>"#)
+    );
+    assert!(!html.contains("style="), "no inline style, which the policy would block: {html}");
+}
+
+async fn the_oauth_consent_form_may_lead_only_here_and_to_the_clients_redirect_origin(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let page =
+        oauth_page(env, "http://127.0.0.1:9/callback?from=claude", &format!("zenovay_session={}", ann.session)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    assert!(csp.ends_with("form-action 'self' http://127.0.0.1:9"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"<label for="team">Team</label>"#) && html.contains("<legend>What it may do</legend>"),
+        "{html}"
+    );
+    let app = oauth_page(
+        env,
+        "cursor://anysphere.cursor-retrieval/oauth/callback",
+        &format!("zenovay_session={}", ann.session),
+    )
+    .await;
+    let csp = app.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    assert!(csp.ends_with("form-action 'self' cursor:"), "an app's own scheme: {csp}");
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_secure_behind_an_https_public_url() {
     let env = TestEnv::all_in_one_with(&["--public-url", "https://zenovay.example.com"]).await;
@@ -272,11 +417,18 @@ both_modes!(
     the_session_cookie_is_not_secure_without_an_https_public_url,
     the_website_page_figures_equal_the_external_aggregate,
     the_website_page_breakdowns_follow_a_filter,
+    a_custom_period_on_the_website_page_equals_the_external_aggregate_for_the_same_days,
+    a_custom_period_of_one_day_is_charted_by_the_hour,
+    a_custom_period_without_two_ordered_days_is_a_validation_error_naming_the_date,
     a_free_team_sees_its_website_page,
     the_website_page_of_another_team_is_forbidden,
     the_website_page_of_an_unknown_website_is_not_found,
     an_unknown_period_is_a_validation_error_naming_the_field,
     a_bad_website_page_filter_is_a_validation_error_naming_the_field,
     the_website_page_counts_the_visitors_right_now,
-    the_visitors_right_now_of_another_team_are_forbidden
+    the_visitors_right_now_of_another_team_are_forbidden,
+    the_team_usage_shows_the_plan_limits_and_each_members_requests_this_month,
+    a_plain_member_cannot_read_the_team_usage,
+    the_oauth_sign_in_page_has_the_console_look_and_policy,
+    the_oauth_consent_form_may_lead_only_here_and_to_the_clients_redirect_origin
 );

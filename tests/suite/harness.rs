@@ -622,6 +622,20 @@ pub struct TestUser {
     pub team_id: String,
 }
 
+/// `owner` adds `who` to `team_id` with `role`, through the dashboard API.
+pub async fn add_member(env: &TestEnv, owner: &TestUser, team_id: &str, who: &TestUser, role: &str) {
+    let (status, body) = env
+        .session_json(
+            Method::POST,
+            &format!("/api/v1/teams/{team_id}/members"),
+            &owner.session,
+            Some(json!({ "email": who.email, "role": role })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["data"]["role"], role);
+}
+
 pub async fn into_json(response: Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.unwrap();

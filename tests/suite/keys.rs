@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{KEY_HASH_SECRETS, TcpProxy, TestDatabase, TestEnv, TestUser};
+use crate::harness::{KEY_HASH_SECRETS, TcpProxy, TestDatabase, TestEnv, TestUser, add_member};
 
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!((status, body["error"]["code"].as_str()), (expected, Some(code)), "{body}");
@@ -17,19 +17,6 @@ async fn key_attempt(env: &TestEnv, user: &TestUser, body: Value) -> (StatusCode
 async fn key_count(env: &TestEnv, user: &TestUser) -> usize {
     let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &user.session, None).await;
     keys["data"].as_array().unwrap().len()
-}
-
-async fn add_member(env: &TestEnv, owner: &TestUser, team_id: &str, who: &TestUser, role: &str) {
-    let (status, body) = env
-        .session_json(
-            Method::POST,
-            &format!("/api/v1/teams/{team_id}/members"),
-            &owner.session,
-            Some(json!({ "email": who.email, "role": role })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["data"]["role"], role);
 }
 
 async fn new_team(env: &TestEnv, owner: &TestUser, name: &str, plan: &str) -> String {

@@ -5,6 +5,8 @@
 mod assets;
 mod pages;
 
+pub(crate) use pages::{escape, field, oauth_page};
+
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
@@ -36,10 +38,29 @@ pub fn router() -> Router<AppState> {
 
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
+    secure(&mut response, HeaderValue::from_static(CSP));
+    response
+}
+
+/// The console's headers on a page: its policy `csp`, no framing, no sniffing, and no address
+/// sent to another site.
+fn secure(response: &mut Response, csp: HeaderValue) {
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    response
+}
+
+/// The console's policy, letting a form also lead to `target` (an origin such as
+/// `http://127.0.0.1:33418`, or a scheme such as `cursor:`): the OAuth consent form answers with
+/// a redirect to the client, which browsers check against `form-action`. A target holding
+/// anything but the characters of an origin is left out. `form-action` is the policy's last
+/// directive, so the target is appended to it.
+fn csp_with_form_target(target: Option<&str>) -> HeaderValue {
+    let origin_chars = |t: &str| t.bytes().all(|b| b.is_ascii_alphanumeric() || b".+-:/[]".contains(&b));
+    match target.filter(|t| !t.is_empty() && origin_chars(t)) {
+        Some(target) => HeaderValue::from_str(&format!("{CSP} {target}")).unwrap_or(HeaderValue::from_static(CSP)),
+        None => HeaderValue::from_static(CSP),
+    }
 }

@@ -13,7 +13,7 @@ use crate::session::{cookie, csrf_token};
 use crate::state::AppState;
 
 /// Text made safe for HTML text and quoted attribute values.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -108,6 +108,16 @@ fn render(shell: Shell<'_>) -> Response {
     response
 }
 
+/// A page of the OAuth flow (sign-in, consent, refusals) in the console's look and under its
+/// policy; `form_target` is where its form may lead besides this origin (see
+/// [`super::csp_with_form_target`]).
+pub(crate) fn oauth_page(status: StatusCode, title: &str, main: String, form_target: Option<&str>) -> Response {
+    let mut response = render(Shell { title, page: "oauth", visitor: None, main, team_id: None });
+    *response.status_mut() = status;
+    super::secure(&mut response, super::csp_with_form_target(form_target));
+    response
+}
+
 /// The session behind the request's cookie, if it is a live one.
 async fn visitor(state: &AppState, headers: &HeaderMap) -> Result<Option<Visitor>, Response> {
     let Some(token) = cookie(headers).filter(|t| !t.is_empty()) else { return Ok(None) };
@@ -151,7 +161,9 @@ pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-fn field(label: &str, id: &str, input: &str) -> String {
+/// A labelled control (`input`, whose id is `id` and which names `{id}-error` in
+/// `aria-describedby`) with the place its error appears.
+pub(crate) fn field(label: &str, id: &str, input: &str) -> String {
     format!(
         r#"<div class="field"><label for="{id}">{label}</label>{input}<p class="error" id="{id}-error" hidden></p></div>"#
     )

@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use bytes::Bytes;
 use common::ErrorCode;
 use common::secret::{Digest, random_token};
@@ -15,6 +15,7 @@ use proto::identity::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::console::{escape, field, oauth_page};
 use crate::envelope::{Path, ok, parse, rfc3339};
 use crate::error::ApiResult;
 use crate::session::{COOKIE, SessionUser};
@@ -229,23 +230,11 @@ impl AuthorizeParams {
     }
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
+const TITLE: &str = "Connect an MCP client";
 
+/// A page of the flow without a form: the console's look, its policy, and never cached.
 fn page(status: StatusCode, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Zenovay — connect an MCP client</title>\
-         <meta name=\"viewport\" content=\"width=device-width\"></head>\
-         <body style=\"font-family:sans-serif;max-width:32rem;margin:3rem auto\">{body}</body></html>"
-    );
-    let mut response = (status, Html(html)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // The consent page must not be framed by another site (clickjacking).
-    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
-    response
+    oauth_page(status, TITLE, format!("<h1>{TITLE}</h1><div class=\"card narrow\">{body}</div>"), None)
 }
 
 /// Where to send the user back with `params`, when the client and redirect URI are valid.
@@ -370,16 +359,27 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
     let Some((user, session_token)) = session_user_and_token(&state, &headers).await else {
         let existing = sign_in_cookie(&headers);
         let token = existing.map_or_else(|| random_token(""), str::to_owned);
-        let mut response = page(
+        let email = field(
+            "Email",
+            "email",
+            r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error">"#,
+        );
+        let password = field(
+            "Password",
+            "password",
+            r#"<input id="password" name="password" type="password" autocomplete="current-password" required aria-describedby="password-error">"#,
+        );
+        let mut response = oauth_page(
             StatusCode::OK,
-            &format!(
-                "<h1>Sign in to connect {name}</h1>{goes_to}<form method=\"post\" action=\"/oauth/authorize\">{hidden}\
+            "Sign in",
+            format!(
+                "<h1>Sign in to connect {name}</h1><form class=\"card narrow\" method=\"post\" action=\"/oauth/authorize\">\
+                 {goes_to}{hidden}\
                  <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
                  <input type=\"hidden\" name=\"action\" value=\"login\">\
-                 <p><label>Email <input name=\"email\" type=\"email\" required></label></p>\
-                 <p><label>Password <input name=\"password\" type=\"password\" required></label></p>\
-                 <p><button>Sign in</button></p></form>"
+                 {email}{password}<button type=\"submit\" class=\"primary\">Sign in</button></form>"
             ),
+            None,
         );
         let attributes = crate::session::cookie_attributes_at(&state, "/oauth/authorize");
         let cookie = format!("{CSRF_COOKIE}={token}; {attributes}; Max-Age=3600");
@@ -401,23 +401,45 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
     let asked: Vec<&str> = p.get("scope").split(' ').filter(|s| !s.is_empty()).collect();
     let boxes: String = SCOPES
         .iter()
-        .map(|(scope, what)| {
+        .enumerate()
+        .map(|(i, (scope, what))| {
             let checked = if asked.is_empty() || asked.contains(scope) { " checked" } else { "" };
-            format!("<p><label><input type=\"checkbox\" name=\"scope\" value=\"{scope}\"{checked}> <b>{scope}</b> — {what}</label></p>")
+            format!(
+                "<div class=\"choice\"><input type=\"checkbox\" id=\"scope-{i}\" name=\"scope\" value=\"{scope}\"{checked}>\
+                 <label for=\"scope-{i}\"><code>{scope}</code>: {what}</label></div>"
+            )
         })
         .collect();
-    page(
+    let team = field(
+        "Team",
+        "team",
+        &format!("<select id=\"team\" name=\"team_id\" aria-describedby=\"team-error\">{options}</select>"),
+    );
+    let target = form_target(p.get("redirect_uri"));
+    oauth_page(
         StatusCode::OK,
-        &format!(
-            "<h1>Connect {name} to Zenovay</h1><p>Signed in as {}.</p>{goes_to}\
-             <form method=\"post\" action=\"/oauth/authorize\">{hidden}\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-             <p><label>Team <select name=\"team_id\">{options}</select></label></p>{boxes}\
-             <p><button name=\"action\" value=\"allow\">Allow</button> \
-             <button name=\"action\" value=\"deny\">Deny</button></p></form>",
+        "Connect an app",
+        format!(
+            "<h1>Connect {name} to Zenovay</h1><form class=\"card narrow\" method=\"post\" action=\"/oauth/authorize\">\
+             <p>Signed in as {}.</p>{goes_to}{hidden}\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{team}\
+             <fieldset><legend>What it may do</legend>{boxes}</fieldset>\
+             <div class=\"actions\"><button type=\"submit\" class=\"primary\" name=\"action\" value=\"allow\">Allow</button>\
+             <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></div></form>",
             escape(&user.email)
         ),
+        target.as_deref(),
     )
+}
+
+/// What the consent form's redirect leads to, for the page's `form-action`: the redirect URI's
+/// origin, or the scheme of an app's own URI (which has no host).
+fn form_target(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    match url.origin() {
+        origin @ url::Origin::Tuple(..) => Some(origin.ascii_serialization()),
+        url::Origin::Opaque(_) => Some(format!("{}:", url.scheme())),
+    }
 }
 
 /// The login or consent form's answer.

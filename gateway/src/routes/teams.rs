@@ -167,16 +167,71 @@ pub async fn put_policy(
     Path(team_id): Path<String>,
     Body(body): Body<PolicyBody>,
 ) -> ApiResult<Response> {
+    owner_or_admin(&state, &team_id, &session.user.id).await?;
+    set_policy(&state, team_id, &session.user.id, body.policy).await
+}
+
+/// Refuses (403) anyone but the team's owners and admins.
+async fn owner_or_admin(state: &AppState, team_id: &str, user_id: &str) -> ApiResult<()> {
     let membership = state
         .identity
         .clone()
-        .get_membership(idpb::GetMembershipRequest { team_id: team_id.clone(), actor_user_id: session.user.id.clone() })
+        .get_membership(idpb::GetMembershipRequest { team_id: team_id.to_owned(), actor_user_id: user_id.to_owned() })
         .await?
         .into_inner();
     if !matches!(idpb::Role::try_from(membership.role), Ok(idpb::Role::Owner | idpb::Role::Admin)) {
         return Err(ApiError::new(ErrorCode::Forbidden, "only owners and admins of this team may do this"));
     }
-    set_policy(&state, team_id, &session.user.id, body.policy).await
+    Ok(())
+}
+
+/// `GET /api/v1/teams/{id}/usage` (owners and admins): the team's plan and limits, and what each
+/// member has used of the per-user quotas: API requests this UTC month and MCP tool calls today.
+pub async fn get_usage(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(team_id): Path<String>,
+) -> ApiResult<Response> {
+    owner_or_admin(&state, &team_id, &session.user.id).await?;
+    let members = state
+        .identity
+        .clone()
+        .list_members(idpb::ListMembersRequest { team_id: team_id.clone(), actor_user_id: session.user.id })
+        .await?
+        .into_inner()
+        .members;
+    let users: Vec<idpb::User> = members.into_iter().filter_map(|m| m.user).collect();
+    let user_ids = users.iter().map(|u| u.id.clone()).collect();
+    let (mut settings_client, mut usage_client) = (state.policy.clone(), state.policy.clone());
+    let (settings, usage) = tokio::try_join!(
+        settings_client.get_team_settings(popb::GetTeamSettingsRequest { team_ids: vec![team_id] }),
+        usage_client.get_usage(popb::GetUsageRequest { user_ids }),
+    )?;
+    let settings = settings.into_inner().teams.into_iter().next().unwrap_or_default();
+    let usage = usage.into_inner();
+    let used: std::collections::HashMap<&str, &popb::UserUsage> =
+        usage.users.iter().map(|u| (u.user_id.as_str(), u)).collect();
+    let rows: Vec<Value> = users
+        .iter()
+        .map(|m| {
+            let u = used.get(m.id.as_str()).copied().cloned().unwrap_or_default();
+            json!({
+                "user_id": m.id,
+                "email": m.email,
+                "requests_this_month": u.requests_this_month,
+                "mcp_calls_today": u.mcp_calls_today,
+            })
+        })
+        .collect();
+    let settings = views::team_settings(&settings);
+    Ok(ok(json!({
+        "plan": settings["plan"],
+        "limits": settings["limits"],
+        "members": rows,
+        "month_resets_at": crate::envelope::rfc3339(usage.month_reset_at_unix_ms),
+        "day_resets_at": crate::envelope::rfc3339(usage.day_reset_at_unix_ms),
+    }))
+    .into_response())
 }
 
 pub async fn get_audit_log(

@@ -4,6 +4,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use chrono::{Months, NaiveDate};
 use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
 use serde::Deserialize;
@@ -73,8 +74,8 @@ pub async fn create(
     Ok(created(views::website(&website)).into_response())
 }
 
-/// The periods the console's picker offers.
-const PERIODS: [&str; 6] = ["day", "24h", "7d", "30d", "90d", "12mo"];
+/// The periods the console's picker offers; `custom` takes its two days from `date`.
+const PERIODS: [&str; 7] = ["day", "24h", "7d", "30d", "90d", "12mo", "custom"];
 const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
 /// Each breakdown the website's page shows: its name in the answer and its dimension.
 const BREAKDOWNS: [(&str, &str); 10] = [
@@ -100,6 +101,47 @@ pub struct StatsParams {
     /// The Stats API v1 filter syntax (`event:page==/pricing;visit:country==DE`).
     #[serde(default)]
     filters: Option<String>,
+}
+
+/// The two days of a custom period, first and last included.
+#[derive(Clone, Copy)]
+struct CustomRange {
+    first: NaiveDate,
+    last: NaiveDate,
+}
+
+impl CustomRange {
+    /// The series' step, as Plausible picks it for a range: hours for one day, months once the
+    /// range spans a month or more, days otherwise.
+    fn interval(self) -> &'static str {
+        if self.first == self.last {
+            "time:hour"
+        } else if self.first.checked_add_months(Months::new(1)).is_some_and(|month| month <= self.last) {
+            "time:month"
+        } else {
+            "time:day"
+        }
+    }
+}
+
+/// `date` as the period needs it: two days `YYYY-MM-DD,YYYY-MM-DD`, in order, for `custom`; one
+/// day (the period's last) or none otherwise.
+fn custom_range(period: &str, date: Option<&str>) -> ApiResult<Option<CustomRange>> {
+    let day = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
+    if period != "custom" {
+        return match date {
+            Some(date) if day(date).is_none() => Err(common::Error::validation("date: must be YYYY-MM-DD").into()),
+            _ => Ok(None),
+        };
+    }
+    let (first, last) = date
+        .and_then(|d| d.split_once(','))
+        .and_then(|(a, b)| Some((day(a)?, day(b)?)))
+        .ok_or_else(|| common::Error::validation("date: a custom period needs two days, YYYY-MM-DD,YYYY-MM-DD"))?;
+    if first > last {
+        return Err(common::Error::validation("date: the first day must not be after the last").into());
+    }
+    Ok(Some(CustomRange { first, last }))
 }
 
 /// The website, when the session's user belongs to its team (403 otherwise, 404 when unknown).
@@ -131,11 +173,7 @@ pub async fn stats(
     if !PERIODS.contains(&period.as_str()) {
         return Err(common::Error::validation(format!("period: must be one of {}", PERIODS.join(", "))).into());
     }
-    if let Some(date) = &params.date
-        && !rules::is_v1_date(date)
-    {
-        return Err(common::Error::validation("date: must be YYYY-MM-DD").into());
-    }
+    let custom = custom_range(&period, params.date.as_deref())?;
     let filters = stats::v1_filters(params.filters.as_deref().unwrap_or_default())?;
     let website = member_website(&state, &session, website_id).await?;
     let scoped = |request: anpb::QueryRequest| anpb::QueryRequest {
@@ -145,12 +183,11 @@ pub async fn stats(
     };
     let totals = scoped(stats::query(&website.id, &period, &TOTALS));
     let previous = anpb::QueryRequest { previous_period: true, ..totals.clone() };
-    let interval = if matches!(period.as_str(), "day" | "24h") {
-        "time:hour"
-    } else if period == "12mo" {
-        "time:month"
-    } else {
-        "time:day"
+    let interval = match (period.as_str(), custom) {
+        (_, Some(range)) => range.interval(),
+        ("day" | "24h", _) => "time:hour",
+        ("12mo", _) => "time:month",
+        _ => "time:day",
     };
     let series = anpb::QueryRequest {
         dimensions: vec![interval.into()],

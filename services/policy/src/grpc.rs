@@ -136,6 +136,23 @@ impl PolicyService for Policy {
         Ok(Response::new(pb::ReleaseResponse {}))
     }
 
+    async fn get_usage(&self, req: Request<pb::GetUsageRequest>) -> Reply<pb::GetUsageResponse> {
+        let usage = Policy::usage(self, &req.into_inner().user_ids).await?;
+        Ok(Response::new(pb::GetUsageResponse {
+            users: usage
+                .users
+                .into_iter()
+                .map(|u| pb::UserUsage {
+                    user_id: u.user_id,
+                    requests_this_month: u.requests_this_month,
+                    mcp_calls_today: u.mcp_calls_today,
+                })
+                .collect(),
+            month_reset_at_unix_ms: usage.month_reset_at_ms,
+            day_reset_at_unix_ms: usage.day_reset_at_ms,
+        }))
+    }
+
     async fn charge_mcp_call(&self, req: Request<pb::ChargeMcpCallRequest>) -> Reply<pb::ChargeMcpCallResponse> {
         let r = req.into_inner();
         let d = Policy::charge_mcp_call(self, &r.user_id, &r.team_id).await?;

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use common::Result;
 use common::access::{Grant, Scope, TeamRole};
 use common::bus::{Change, ChangeBus, announce};
 use common::db::{Backend, OpenError};
+use common::{Error, Result};
 
 use crate::limiter::{Budget, Exceeded, Limiter, RateDecision};
 use crate::plans::{ApiKeyPolicy, Catalogue, Limits, Overrides, Plan, TeamSettings};
@@ -51,6 +51,25 @@ pub struct Authorization {
     /// The limits that apply, once the plan allows API access.
     pub limits: Option<Limits>,
     pub rate: Option<RateDecision>,
+}
+
+/// How many users one usage read may name.
+const MAX_USAGE_USERS: usize = 1000;
+
+/// What one user has used of the quotas so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserUsage {
+    pub user_id: String,
+    pub requests_this_month: u64,
+    pub mcp_calls_today: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub users: Vec<UserUsage>,
+    /// Start of the next UTC month and of the next UTC day (unix ms).
+    pub month_reset_at_ms: i64,
+    pub day_reset_at_ms: i64,
 }
 
 #[derive(Clone)]
@@ -234,6 +253,34 @@ impl Policy {
     pub async fn charge_mcp_call(&self, user_id: &str, team_id: &str) -> Result<crate::limiter::DailyDecision> {
         let limits = self.limits(&self.one(team_id).await?);
         self.limiter.take_daily(user_id, limits.mcp_calls_per_day).await
+    }
+
+    /// Each user's requests this month and MCP tool calls today, taking nothing: a budget of
+    /// none only reads the counters.
+    pub async fn usage(&self, user_ids: &[String]) -> Result<Usage> {
+        if user_ids.len() > MAX_USAGE_USERS {
+            return Err(Error::validation(format!("user_ids: at most {MAX_USAGE_USERS}")));
+        }
+        let read = user_ids.iter().map(|user| async move {
+            let none = Budget { key: "", per_minute: 0, user, per_month: 0 };
+            let (month, day) = tokio::try_join!(self.limiter.peek(&none), self.limiter.take_daily(user, 0))?;
+            Ok::<_, common::Error>((month, day))
+        });
+        let read = futures::future::try_join_all(read).await?;
+        let now = common::time::now_ms();
+        let mut usage = Usage {
+            users: Vec::with_capacity(read.len()),
+            month_reset_at_ms: crate::limiter::month_of(now).1,
+            day_reset_at_ms: crate::limiter::day_of(now).1,
+        };
+        for (user, (month, day)) in user_ids.iter().zip(read) {
+            usage.users.push(UserUsage {
+                user_id: user.clone(),
+                requests_this_month: month.month_used,
+                mcp_calls_today: day.used,
+            });
+        }
+        Ok(usage)
     }
 
     pub async fn release(&self, key_id: &str, user_id: &str, slot: &str) -> Result<()> {

@@ -74,19 +74,49 @@ function td(label, ...children) {
   return h("td", { "data-label": label }, ...children);
 }
 
-function table(caption, columns, rows) {
+/** A table; `stack` (the default) turns its rows into blocks on a phone, for wide tables. */
+function table(caption, columns, rows, { stack = true } = {}) {
   // A wide table scrolls on its own; a keyboard user reaches it to scroll it.
   return h(
     "div",
     { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     h(
       "table",
-      { class: "stack" },
+      { class: stack ? "stack" : "narrow-table" },
       h("caption", { class: "muted", text: caption }),
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: c })))),
       h("tbody", {}, rows),
     ),
   );
+}
+
+const PAGE_SIZE = 20;
+
+/**
+ * `items` a page at a time, drawn by `render`, with "Previous" and "Next" when there is more
+ * than one page. `start` is the index of an item whose page to show first. Paging keeps focus
+ * on the button pressed (or on the other one once it is disabled).
+ */
+function paged({ items, label, render, size = PAGE_SIZE, start = 0 }) {
+  const box = h("div", { class: "paged" });
+  const pages = Math.max(1, Math.ceil(items.length / size));
+  const draw = (n, pressed) => {
+    const prev = h("button", { type: "button", disabled: n === 0, onclick: () => draw(n - 1, "prev"), text: "Previous" });
+    const next = h("button", { type: "button", disabled: n + 1 >= pages, onclick: () => draw(n + 1, "next"), text: "Next" });
+    const where = h("span", { role: "status", text: `Page ${n + 1} of ${pages}` });
+    const pager = pages > 1 ? h("nav", { class: "pager", "aria-label": label }, prev, where, next) : "";
+    box.replaceChildren(...[render(items.slice(n * size, (n + 1) * size))].flat(), pager);
+    if (pressed) {
+      const [same, other] = pressed === "prev" ? [prev, next] : [next, prev];
+      (same.disabled ? other : same).focus();
+    }
+  };
+  draw(Math.min(Math.floor(Math.max(start, 0) / size), pages - 1));
+  return box;
+}
+
+function pagedTable({ caption, columns, rows, label, size, start }) {
+  return paged({ items: rows, label, size, start, render: (slice) => table(caption, columns, slice) });
 }
 
 /** A labelled control with the place its error appears. */
@@ -233,31 +263,33 @@ function timezones() {
   return zones.includes("UTC") ? zones : ["UTC", ...zones];
 }
 
-async function websitesPage() {
+async function websitesPage(focusId) {
   const [teams, websites] = await Promise.all([api("GET", "/teams"), api("GET", "/websites")]);
   const teamName = new Map(teams.map((t) => [t.id, t.name]));
   const list = h("section", { "aria-labelledby": "list-title", class: "card" }, h("h2", { id: "list-title", text: "Your websites" }));
   if (websites.length === 0) {
     list.append(
-      h("p", { class: "notice" }, "No websites yet. Add your first one below, then paste its tracking snippet into the ", h("code", { text: "<head>" }), " of your pages."),
+      h("p", { class: "notice" }, "No websites yet. Add your first one with the form, then paste its tracking snippet into the ", h("code", { text: "<head>" }), " of your pages."),
     );
   }
-  for (const website of websites) {
+  const card = (website) => {
     const code = snippet(website);
     const status = h("span", { class: "muted", role: "status" });
     const snippetId = `snippet-${website.id}`;
-    list.append(
-      h(
-        "article",
-        { class: "card", "aria-labelledby": `site-${website.id}` },
-        h("h3", { id: `site-${website.id}`, tabindex: "-1", text: website.name }),
-        h("p", { class: "muted", text: `${website.domain} · ${teamName.get(website.team_id) ?? "team"} · ${website.timezone}` }),
-        h("p", { id: `${snippetId}-label`, text: "Tracking snippet: put it in the <head> of every page." }),
-        h("pre", { id: snippetId, "aria-labelledby": `${snippetId}-label`, tabindex: "0" }, h("code", { text: code })),
-        h("div", { class: "actions" }, h("button", { type: "button", "aria-describedby": `${snippetId}-label`, onclick: () => copy(code, status), text: "Copy" }), status),
-        h("p", {}, h("a", { href: `/websites/${encodeURIComponent(website.id)}`, text: `Statistics of ${website.name}` })),
-      ),
+    return h(
+      "article",
+      { class: "card", "aria-labelledby": `site-${website.id}` },
+      h("h3", { id: `site-${website.id}`, tabindex: "-1", text: website.name }),
+      h("p", { class: "muted", text: `${website.domain} · ${teamName.get(website.team_id) ?? "team"} · ${website.timezone}` }),
+      h("p", { id: `${snippetId}-label`, text: "Tracking snippet: put it in the <head> of every page." }),
+      h("pre", { id: snippetId, "aria-labelledby": `${snippetId}-label`, tabindex: "0" }, h("code", { text: code })),
+      h("div", { class: "actions" }, h("button", { type: "button", "aria-describedby": `${snippetId}-label`, onclick: () => copy(code, status), text: "Copy" }), status),
+      h("p", {}, h("a", { href: `/websites/${encodeURIComponent(website.id)}`, text: `Statistics of ${website.name}` })),
     );
+  };
+  if (websites.length > 0) {
+    const start = websites.findIndex((w) => `site-${w.id}` === focusId);
+    list.append(paged({ items: websites, label: "Website pages", size: 10, start, render: (slice) => slice.map(card) }));
   }
 
   const team = h("select", { name: "team_id" }, teams.map((t) => h("option", { value: t.id, text: t.name })));
@@ -279,7 +311,7 @@ async function websitesPage() {
     clearErrors(form);
     try {
       const website = await api("POST", "/websites", Object.fromEntries(new FormData(form)));
-      await websitesPage();
+      await websitesPage(`site-${website.id}`);
       document.getElementById(`site-${website.id}`)?.focus();
     } catch (error) {
       showError(form, error, { team_id: "site-team", domain: "site-domain", name: "site-name", timezone: "site-timezone" });
@@ -466,7 +498,7 @@ function secretDialog(secret, onDone) {
 async function apiKeysPage(focusId) {
   const [teams, keys] = await Promise.all([api("GET", "/teams"), api("GET", "/account/api-keys")]);
   const teamName = new Map(teams.map((t) => [t.id, t.name]));
-  const list = h("section", { "aria-labelledby": "keys-title", class: "card" }, h("h2", { id: "keys-title", text: "Your keys" }));
+  const list = h("section", { "aria-labelledby": "keys-title", class: "card" }, h("h2", { id: "keys-title", tabindex: "-1", text: "Your keys" }));
   if (keys.length === 0) {
     list.append(h("p", { class: "notice", text: "No API keys yet. Create one to call the external API from your own code." }));
   } else {
@@ -502,7 +534,9 @@ async function apiKeysPage(focusId) {
         td("Actions", actions),
       );
     });
-    list.append(table("Your API keys", ["Name", "Key", "Permissions", "Teams", "Created", "Last used", "Expires", "Status", "Actions"], rows));
+    const columns = ["Name", "Key", "Permissions", "Teams", "Created", "Last used", "Expires", "Status", "Actions"];
+    const start = keys.findIndex((k) => `key-${k.id}` === focusId);
+    list.append(pagedTable({ caption: "Your API keys", columns, rows, label: "API key pages", size: 10, start }));
   }
 
   const create = h("section", { "aria-labelledby": "create-title", class: "card" }, h("h2", { id: "create-title", text: "New API key" }));
@@ -523,7 +557,7 @@ async function apiKeysPage(focusId) {
         submit: "Create API key",
         onSubmit: async (body) => {
           const created = await api("POST", "/account/api-keys", body);
-          await apiKeysPage();
+          await apiKeysPage(`key-${created.api_key.id}`);
           secretDialog(created.key, () => document.getElementById(`key-${created.api_key.id}`)?.focus());
         },
       }),
@@ -649,7 +683,7 @@ function rotateKey(key) {
         grace_period_seconds: Number(grace.value),
       });
       dialog.close();
-      await apiKeysPage();
+      await apiKeysPage(`key-${rotated.api_key.id}`);
       secretDialog(rotated.key, () => document.getElementById(`key-${rotated.api_key.id}`)?.focus());
     } catch (error) {
       showError(form, error, { grace_period_seconds: "rotate-grace" });
@@ -689,7 +723,7 @@ async function teamsPage() {
       {},
       td("Team", team.name),
       td("Your role", team.role),
-      td("Plan", team.plan),
+      td("Plan", PLAN_NAMES[team.plan] ?? team.plan),
       td(
         "Settings",
         team.role === "member"
@@ -716,8 +750,64 @@ async function teamPage() {
   document.title = `${team.name} · Zenovay`;
   if (team.role === "member") return show(h("p", { class: "notice", text: "Only the team's owners and admins manage its settings." }));
   const path = `/teams/${encodeURIComponent(team.id)}`;
-  const [members, audit] = await Promise.all([api("GET", `${path}/members`), api("GET", `${path}/audit-log?limit=1000`)]);
-  show(policySection(team, path), membersSection(team, members, path), auditSection(audit, members));
+  const [members, audit, usage] = await Promise.all([
+    api("GET", `${path}/members`),
+    api("GET", `${path}/audit-log?limit=1000`),
+    api("GET", `${path}/usage`),
+  ]);
+  show(policySection(team, path), planSection(usage), membersSection(team, members, path), auditSection(audit, members));
+}
+
+const PLAN_NAMES = { free: "Free", pro: "Pro", scale: "Scale", enterprise: "Enterprise" };
+
+/** A labelled meter of `used` against `limit`, with the figures said in words too. */
+function meter(label, id, used, limit) {
+  const text = `${used.toLocaleString()} of ${limit.toLocaleString()}`;
+  return h(
+    "div",
+    { class: "meter-row" },
+    h("span", { id, class: "sr-only", text: label }),
+    h("meter", { min: "0", max: String(Math.max(limit, 1)), low: String(limit * 0.75), high: String(limit * 0.9), optimum: "0", value: String(Math.min(used, limit)), "aria-labelledby": id, "aria-valuetext": text }),
+    h("span", { class: "meter-text", text }),
+  );
+}
+
+/**
+ * The plan, its limits and this month's usage: the monthly quota and the daily MCP calls are
+ * per person, so each member has their own meters.
+ */
+function planSection(usage) {
+  const limits = usage.limits;
+  const section = h(
+    "section",
+    { class: "card", "aria-labelledby": "plan-title" },
+    h("h2", { id: "plan-title", text: "Plan and usage" }),
+    h(
+      "dl",
+      { class: "limits" },
+      h("div", {}, h("dt", { text: "Plan" }), h("dd", { text: PLAN_NAMES[usage.plan] ?? usage.plan })),
+      h("div", {}, h("dt", { text: "API requests per minute, per key" }), h("dd", { text: limits.api_access ? limits.requests_per_minute.toLocaleString() : "No API access" })),
+      h("div", {}, h("dt", { text: "API requests per month, per person" }), h("dd", { text: limits.api_access ? limits.requests_per_month.toLocaleString() : "No API access" })),
+      h("div", {}, h("dt", { text: "MCP tool calls per day, per person" }), h("dd", { text: limits.mcp_calls_per_day.toLocaleString() })),
+    ),
+  );
+  if (!limits.api_access) {
+    section.append(h("p", { class: "notice", text: "The external API needs a paid plan (Pro, Scale or Enterprise). MCP clients work on every plan." }));
+  }
+  const rows = usage.members.map((m, i) =>
+    h(
+      "tr",
+      {},
+      td("Member", m.email),
+      td("API requests this month", limits.api_access ? meter(`API requests this month by ${m.email}`, `usage-month-${i}`, m.requests_this_month, limits.requests_per_month) : String(m.requests_this_month)),
+      td("MCP tool calls today", meter(`MCP tool calls today by ${m.email}`, `usage-mcp-${i}`, m.mcp_calls_today, limits.mcp_calls_per_day)),
+    ),
+  );
+  section.append(
+    h("p", { class: "muted", text: `Monthly counts start again on ${when(usage.month_resets_at)}, daily ones at ${when(usage.day_resets_at)}. A person's count covers all their keys.` }),
+    pagedTable({ caption: "Usage by member", columns: ["Member", "API requests this month", "MCP tool calls today"], rows, label: "Usage pages" }),
+  );
+  return section;
 }
 
 function policySection(team, path) {
@@ -767,13 +857,18 @@ function membersSection(team, members, path) {
   };
   const rows = members.map((member) => {
     const select = roleSelect(`role-${member.user_id}`, member.role, `Role of ${member.email}`);
+    // A refused change (the last owner, an admin making an owner) is said next to the role.
+    const refused = h("p", { class: "error", id: `role-${member.user_id}-error`, role: "alert", hidden: true });
+    select.setAttribute("aria-describedby", refused.id);
     select.addEventListener("change", async () => {
+      refused.hidden = true;
       try {
         await api("PATCH", `${path}/members/${encodeURIComponent(member.user_id)}`, { role: select.value });
         await reload();
       } catch (error) {
         select.value = member.role;
-        alertError(error);
+        refused.textContent = error.message;
+        refused.hidden = false;
       }
     });
     const remove = h("button", {
@@ -792,12 +887,12 @@ function membersSection(team, members, path) {
         }
       },
     });
-    return h("tr", {}, td("Email", member.email), td("Name", member.name), td("Role", select), td("Joined", when(member.joined_at)), td("Actions", remove));
+    return h("tr", {}, td("Email", member.email), td("Name", member.name), td("Role", h("div", {}, select, refused)), td("Joined", when(member.joined_at)), td("Actions", remove));
   });
   const email = h("input", { name: "email", type: "email", autocomplete: "off", required: true });
   const form = h(
     "form",
-    { novalidate: true },
+    { novalidate: true, class: "compact" },
     h("h3", { text: "Add a member" }),
     h("p", { class: "muted", text: "They need an account already: ask them to sign up first." }),
     field("Email", "member-email", email),
@@ -821,12 +916,24 @@ function membersSection(team, members, path) {
     "section",
     { class: "card", id: "members", "aria-labelledby": "members-title" },
     h("h2", { id: "members-title", tabindex: "-1", text: "Members" }),
-    table(`Members of ${team.name}`, ["Email", "Name", "Role", "Joined", "Actions"], rows),
+    pagedTable({ caption: `Members of ${team.name}`, columns: ["Email", "Name", "Role", "Joined", "Actions"], rows, label: "Member pages" }),
     form,
   );
 }
 
-const AUDIT_PAGE = 20;
+/** An audit entry's details as `name: value` pairs, nested ones by their path, unset ones left out. */
+function detailsText(details, prefix = "") {
+  if (!details || typeof details !== "object") return "";
+  return Object.entries(details)
+    .filter(([, value]) => value !== null && value !== undefined)
+    .map(([name, value]) => {
+      if (Array.isArray(value)) return `${prefix}${name}: ${value.join(", ")}`;
+      if (typeof value === "object") return detailsText(value, `${prefix}${name}.`);
+      return `${prefix}${name}: ${value}`;
+    })
+    .filter(Boolean)
+    .join(" · ");
+}
 
 function auditSection(entries, members) {
   const who = new Map(members.map((m) => [m.user_id, m.email]));
@@ -835,30 +942,17 @@ function auditSection(entries, members) {
     section.append(h("p", { class: "muted", text: "Nothing recorded yet. Changes to members, keys and the key policy appear here." }));
     return section;
   }
-  const pages = Math.ceil(entries.length / AUDIT_PAGE);
-  const body = h("div");
-  const draw = (n) => {
-    const rows = entries.slice(n * AUDIT_PAGE, (n + 1) * AUDIT_PAGE).map((e) =>
-      h(
-        "tr",
-        {},
-        td("When", when(e.created_at)),
-        td("Action", h("code", { text: e.action })),
-        td("By", who.get(e.actor_id) ?? e.actor_id),
-        td("Details", e.details && Object.keys(e.details).length ? JSON.stringify(e.details) : ""),
-      ),
-    );
-    const pager = h(
-      "nav",
-      { class: "pager", "aria-label": "Audit log pages" },
-      h("button", { type: "button", disabled: n === 0, onclick: () => draw(n - 1), text: "Previous" }),
-      h("span", { text: `Page ${n + 1} of ${pages}` }),
-      h("button", { type: "button", disabled: n + 1 >= pages, onclick: () => draw(n + 1), text: "Next" }),
-    );
-    body.replaceChildren(table("Newest first", ["When", "Action", "By", "Details"], rows), pages > 1 ? pager : "");
-  };
-  draw(0);
-  section.append(body);
+  const rows = entries.map((e) =>
+    h(
+      "tr",
+      {},
+      td("When", when(e.created_at)),
+      td("Action", h("code", { text: e.action })),
+      td("By", who.get(e.actor_id) ?? e.actor_id),
+      td("Details", detailsText(e.details)),
+    ),
+  );
+  section.append(pagedTable({ caption: "Newest first", columns: ["When", "Action", "By", "Details"], rows, label: "Audit log pages" }));
   return section;
 }
 
@@ -918,6 +1012,7 @@ const PERIODS = [
   ["30d", "Last 30 days"],
   ["90d", "Last 90 days"],
   ["12mo", "Last 12 months"],
+  ["custom", "Custom range"],
 ];
 const FIGURES = [
   ["visitors", "Visitors"],
@@ -974,20 +1069,66 @@ function seriesChart(series) {
     { class: "card", "aria-labelledby": "series-title" },
     h("h2", { id: "series-title", text: "Visitors and pageviews" }),
     chart,
+    // The chart's ends and its top, for reading it without the table.
+    series.length
+      ? h("p", { class: "axis muted", "aria-hidden": "true" }, h("span", { text: series[0].date }), h("span", { text: `top: ${max}` }), h("span", { text: series[series.length - 1].date }))
+      : "",
     h("p", { class: "legend" }, h("span", { class: "key visitors", text: "Visitors" }), h("span", { class: "key pageviews", text: "Pageviews" })),
-    h("details", {}, h("summary", { text: "Figures as a table" }), table("Visitors and pageviews over time", ["Time", "Visitors", "Pageviews"], rows)),
+    h("details", {}, h("summary", { text: "Figures as a table" }), table("Visitors and pageviews over time", ["Time", "Visitors", "Pageviews"], rows, { stack: false })),
   );
+}
+
+/**
+ * The custom period's two days, checked here first (both given, in order) and then by the
+ * server, whose refusal names `date`: each error appears next to the day it concerns.
+ */
+function customRange(apply) {
+  const from = h("input", { type: "date", name: "from", required: true });
+  const to = h("input", { type: "date", name: "to", required: true, value: localDate(new Date().toISOString()) });
+  const form = h(
+    "form",
+    { class: "range", novalidate: true, hidden: true, "aria-label": "Custom range" },
+    field("From", "range-from", from),
+    field("To", "range-to", to),
+    h("p", { class: "error form-error", role: "alert", hidden: true }),
+    h("button", { type: "submit", text: "Apply" }),
+  );
+  const refuse = (message) => showError(form, { message }, { From: "range-from", To: "range-to" });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!from.value) return refuse("From: choose the first day of the range.");
+    if (!to.value) return refuse("To: choose the last day of the range.");
+    if (from.value > to.value) return refuse("To: the last day must not be before the first.");
+    try {
+      await apply(`${from.value},${to.value}`);
+    } catch (error) {
+      showError(form, error, { date: "range-from" });
+    }
+  });
+  return form;
 }
 
 async function websitePage() {
   const id = decodeURIComponent(location.pathname.split("/")[2] ?? "");
-  const state = { period: "30d", filters: [] };
+  const state = { period: "30d", date: "", filters: [] };
   const period = h("select", { id: "period" }, PERIODS.map(([value, label]) => h("option", { value, selected: value === state.period, text: label })));
+  const range = customRange(async (date) => {
+    const before = { period: state.period, date: state.date };
+    Object.assign(state, { period: "custom", date });
+    try {
+      await load();
+    } catch (error) {
+      Object.assign(state, before);
+      throw error;
+    }
+  });
   const now = h("p", { class: "realtime", role: "status", "aria-live": "polite" });
   const chips = h("div", { class: "chips", "aria-label": "Filters", role: "group" });
   const body = h("div", {});
   const query = () => {
     const params = new URLSearchParams({ period: state.period });
+    if (state.period === "custom") params.set("date", state.date);
     if (state.filters.length) params.set("filters", state.filters.map(([d, v]) => `${d}==${v}`).join(";"));
     return `/websites/${encodeURIComponent(id)}/stats?${params}`;
   };
@@ -1048,17 +1189,31 @@ async function websitePage() {
       return h(
         "section",
         { class: "card", "data-breakdown": key },
-        rows.length ? table(title, [title, "Visitors"], rows) : h("p", { class: "muted", text: `${title}: nothing yet.` }),
+        rows.length ? table(title, [title, "Visitors"], rows, { stack: false }) : h("p", { class: "muted", text: `${title}: nothing yet.` }),
       );
     });
-    body.replaceChildren(figures, seriesChart(data.series), h("div", { class: "grid two" }, breakdowns));
+    // Nothing at all in the period: say what makes figures appear.
+    const empty =
+      data.figures.pageviews.value === 0 && state.filters.length === 0
+        ? h(
+            "p",
+            { class: "notice" },
+            "No visits in this period yet. Once the tracking snippet from the ",
+            h("a", { href: "/websites", text: "Websites page" }),
+            ` is in the <head> of ${data.website.domain}'s pages, visits appear here within seconds.`,
+          )
+        : "";
+    body.replaceChildren(empty, figures, seriesChart(data.series), h("div", { class: "grid two" }, breakdowns));
   };
   period.addEventListener("change", () => {
+    // A custom range applies once its two days are chosen.
+    range.hidden = period.value !== "custom";
+    if (period.value === "custom") return range.querySelector("input").focus();
     state.period = period.value;
     load().catch(failed);
   });
   await load();
-  show(h("div", { class: "toolbar" }, field("Period", "period-field", period), now), chips, body);
+  show(h("div", { class: "toolbar" }, field("Period", "period-field", period), range, now), chips, body);
   // Visitors right now, without reloading the page.
   setInterval(async () => {
     try {
