@@ -70,10 +70,11 @@ async fn engagement_events_are_neither_events_nor_lengthen_visits(env: &TestEnv)
     // 5 pageviews and a signup; durations 2700 s (A), 60 s (B), 0 and 0: engagement after a
     // visit's last event does not lengthen it.
     assert_eq!(v2(env, &key, body).await["results"], json!([{ "metrics": [4, 4, 5, 6, 690], "dimensions": [] }]));
-    let names = v2(env, &key, on_the_10th(&domain, &["visitors", "events"], &["event:name"])).await;
+    // No `engagement` row, not even with a metric computed from engagement events.
+    let names = v2(env, &key, on_the_10th(&domain, &["visitors", "events", "scroll_depth"], &["event:name"])).await;
     assert_eq!(
         names["results"],
-        json!([{ "metrics": [1, 1], "dimensions": ["Signup"] }, { "metrics": [4, 5], "dimensions": ["pageview"] }])
+        json!([{ "metrics": [1, 1, null], "dimensions": ["Signup"] }, { "metrics": [4, 5, null], "dimensions": ["pageview"] }])
     );
 }
 

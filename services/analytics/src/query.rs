@@ -506,9 +506,12 @@ impl Query {
             let t = groups.entry(key).or_default();
             (t.visits, t.bounces, t.duration, t.views) = (c[0], c[1], c[2], c[3]);
         }
+        // Engagement adds to the groups of other events only: it never makes a row of its own
+        // (no `engagement` row in a breakdown by event name).
         for (key, c) in parts.engagement {
-            let t = groups.entry(key).or_default();
-            (t.engaged_ms, t.engaged_visits, t.scroll_total, t.scroll_visits) = (c[0], c[1], c[2], c[3]);
+            if let Some(t) = groups.get_mut(&key) {
+                (t.engaged_ms, t.engaged_visits, t.scroll_total, t.scroll_visits) = (c[0], c[1], c[2], c[3]);
+            }
         }
         if let (Some(buckets), true, [Dim::Time(_)]) = (buckets, self.fill_time, self.dims.as_slice()) {
             for i in 0..buckets.labels.len() {
