@@ -129,7 +129,8 @@ fn plausible_v1(name: &str, end: NaiveDate) -> Option<Result<(NaiveDate, NaiveDa
     })
 }
 
-/// Plausible's v2 days: `Nd` (1–5000) and `Nmo` (1–100) end before the current day or month.
+/// Plausible's v2 days: `Nd` (1–5000) and `Nmo` (1–100) end before the current day or month;
+/// names that are not Plausible's (`1y`) keep our meaning.
 fn plausible_v2(name: &str, today: NaiveDate) -> Option<Result<(NaiveDate, NaiveDate)>> {
     Some(match (name, count_and_unit(name)) {
         ("day", _) => Ok((today, today)),
@@ -139,13 +140,15 @@ fn plausible_v2(name: &str, today: NaiveDate) -> Option<Result<(NaiveDate, Naive
         (_, Some((n, "mo"))) if n <= 100 => {
             months_back(today, n).and_then(|first| Ok((first, last_of_month(months_back(today, 1)?)?)))
         }
-        _ => return None,
+        _ => return ours(name, today),
     })
 }
 
 fn unknown(meaning: Meaning) -> Error {
     let names = match meaning {
-        Meaning::PlausibleV2 => "day, month, year, all, 7d (any 1–5000 days), 6mo (any 1–100 months), 24h, realtime",
+        Meaning::PlausibleV2 => {
+            "day, month, year, all, 7d (any 1–5000 days), 6mo (any 1–100 months), 24h, 1y, realtime"
+        }
         _ => "day, 24h, 7d, 28d, 30d, 90d, 91d, month, 6mo, 12mo, year, 1y, all, realtime, custom",
     };
     field("period", format!("must be one of {names}"))
@@ -219,6 +222,7 @@ mod tests {
         assert_eq!(v2("12mo"), ("2025-03-01".into(), "2026-02-28".into()));
         assert_eq!(v2("year"), ("2026-01-01".into(), "2026-12-31".into()));
         assert_eq!(v2("1mo"), ("2026-02-01".into(), "2026-02-28".into()));
+        assert_eq!(v2("1y"), ("2025-03-16".into(), "2026-03-15".into()), "ours");
         let ours = |name| days(Meaning::Ours, name, "", now);
         assert_eq!(ours("7d"), ("2026-03-09".into(), "2026-03-15".into()));
         assert_eq!(ours("month"), ("2026-03-01".into(), "2026-03-15".into()));
