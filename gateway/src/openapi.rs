@@ -380,12 +380,14 @@ string_enum! {
     Range = ["24h", "7d", "30d", "90d", "1y"];
     /// Plausible's period; `24h` and `1y` are ours. `custom` takes `date=YYYY-MM-DD,YYYY-MM-DD`;
     /// `realtime` is the last 5 minutes.
-    Period = ["day", "24h", "7d", "28d", "30d", "90d", "91d", "month", "6mo", "12mo", "year", "1y", "realtime", "custom"];
+    /// `all` runs from the site's first day with an event to today.
+    Period = ["day", "24h", "7d", "28d", "30d", "90d", "91d", "month", "6mo", "12mo", "year", "1y", "all", "realtime", "custom"];
     /// Bucket of a time series (`date` and `day` are the same).
     Interval = ["hour", "date", "day", "week", "month"];
     /// A metric: `visitors` are distinct daily visitors, `bounce_rate` a percentage,
     /// `visit_duration` seconds, `views_per_visit` has two decimals.
-    Metric = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events"];
+    /// `time_on_page` seconds and `scroll_depth` percent come from engagement events, null without.
+    Metric = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "time_on_page", "scroll_depth"];
     /// A property to break down by.
     Property = [
         "event:page", "event:name", "visit:entry_page", "visit:exit_page", "visit:source", "visit:utm_source",
@@ -690,7 +692,8 @@ mod shapes {
 
     #[derive(ToSchema)]
     pub struct AggregateValue {
-        value: f64,
+        /// Null for `time_on_page` and `scroll_depth` without engagement.
+        value: Option<f64>,
         /// With `compare=previous_period`: percent change, or points for `bounce_rate`.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[schema(nullable = false)]
@@ -724,8 +727,9 @@ mod shapes {
 
     #[derive(ToSchema)]
     pub struct QueryRow {
-        /// In the order of the requested metrics.
-        metrics: Vec<f64>,
+        /// In the order of the requested metrics; null for `time_on_page` and `scroll_depth`
+        /// without engagement.
+        metrics: Vec<Option<f64>>,
         /// In the order of the requested dimensions.
         dimensions: Vec<String>,
     }
@@ -826,9 +830,15 @@ fn schema_ref(name: &str) -> RefOr<Schema> {
 }
 
 /// `date_range` of a query: a period, or two days.
-pub fn date_range() -> OneOfBuilder {
-    let period = string_of(Period::VALUES.iter().copied().filter(|p| *p != "custom"))
-        .description(Some("A period, as `period` of the Stats API v1 (not `custom`)."));
+pub fn date_range() -> AnyOfBuilder {
+    let period = string_of(Period::VALUES.iter().copied().filter(|p| *p != "custom")).description(Some(
+        "A period, with Plausible v2's days: `Nd` and `Nmo` end before the current day or month, `month` and \
+         `year` are the whole current month or year, `all` starts on the site's first day with an event.",
+    ));
+    let last_n = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::rules::V2_LAST_N))
+        .description(Some("The last 1–5000 whole days (`30d`) or 1–100 whole months (`6mo`) before the current one."));
     let day = ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::rules::V2_DAY.as_str()));
     let instant =
         ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
@@ -840,7 +850,8 @@ pub fn date_range() -> OneOfBuilder {
             "First and last day, `YYYY-MM-DD` (an RFC 3339 date-time stands for its day): the first not after \
              the last, at most 10 years (3,660 days) apart.",
         ));
-    OneOfBuilder::new().item(period).item(days)
+    // Any of: `7d` is both a listed period and a `Nd`.
+    AnyOfBuilder::new().item(period).item(last_n).item(days)
 }
 
 /// `domain` of a new website.

@@ -22,6 +22,9 @@ pub static V1_DATE: LazyLock<String> = LazyLock::new(|| format!("^{DAY}(?:,{DAY}
 /// One day, as an item of a v2 `date_range`.
 pub static V2_DAY: LazyLock<String> = LazyLock::new(|| format!("^{DAY}$"));
 
+/// Plausible v2's relative `date_range`: 1 to 5000 days (`30d`) or 1 to 100 months (`6mo`).
+pub const V2_LAST_N: &str = "^(?:(?:[1-9][0-9]{0,2}|[1-4][0-9]{3}|5000)d|(?:[1-9][0-9]?|100)mo)$";
+
 /// A website's domain as given: a host name of at least two labels (letters, digits, inner
 /// hyphens, 1–63 characters each), optionally with `http://` or `https://`, a trailing dot, a
 /// port and a path, which are dropped.

@@ -359,6 +359,8 @@ async fn analytics_queries_conform() {
             client_ip: ip.into(),
             country: country.into(),
             hash_mode: false,
+            scroll_depth: None,
+            engagement_ms: None,
         };
         (at(ts), incoming)
     };
@@ -560,6 +562,8 @@ fn pageview(website_id: &str, minutes: i64, path: &str) -> analytics::store::New
         props: "{}".into(),
         revenue_amount: None,
         revenue_currency: None,
+        scroll_depth: None,
+        engagement_ms: 0,
         visit_id: String::new(),
         visit: analytics::store::VisitAttributes { source: "Direct / None".into(), ..Default::default() },
     }
@@ -661,8 +665,10 @@ async fn todays_events_are_rolled_up_once_the_day_ends() {
     .await;
 }
 
-/// Rollups answer exactly as raw events do, for generated traffic, every query shape rollups
-/// serve, and a site in UTC and one in another zone, on each backend.
+/// Rollups answer exactly as raw events do, for generated traffic (engagement events and custom
+/// events after pageviews included), every query shape rollups serve, every metric (time on page
+/// and scroll depth too), and a site in UTC and sites in other zones, whose local days visits
+/// straddle, on each backend.
 #[tokio::test]
 async fn rollups_answer_as_raw_events_do() {
     use analytics::service::QueryRequest;
@@ -671,10 +677,13 @@ async fn rollups_answer_as_raw_events_do() {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T15:30:00Z").unwrap().timestamp_millis();
         let mut shapes = Vec::new();
-        for (domain, tz) in [("utc.example", "UTC"), ("tokyo.example", "Asia/Tokyo")] {
+        for (domain, tz) in
+            [("utc.example", "UTC"), ("tokyo.example", "Asia/Tokyo"), ("newyork.example", "America/New_York")]
+        {
             let site = analytics.create_website("t", domain, "G", Some(tz)).await.unwrap();
             analytics.import(analytics::generate::traffic(domain, end, 20, 4_000, 3)).await.unwrap();
-            let all = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
+            let all =
+                "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events,time_on_page,scroll_depth";
             for dims in [
                 vec![],
                 vec!["event:page"],
@@ -703,15 +712,24 @@ async fn rollups_answer_as_raw_events_do() {
                 let what = format!("{:?} {}", shape.dimensions, shape.date);
                 let (answer, _) = analytics.query(shape).await.unwrap_or_else(|e| panic!("{what}: {e:?}"));
                 rolled_up_days += answer.rolled_up_days;
-                all.push(answer.rows);
+                // No value (NaN) compares equal to no value.
+                let rows: Vec<_> = answer
+                    .rows
+                    .into_iter()
+                    .map(|(dims, values)| {
+                        (dims, values.into_iter().map(|v| if v.is_nan() { -1.0 } else { v }).collect())
+                    })
+                    .collect::<Vec<(Vec<String>, Vec<f64>)>>();
+                all.push(rows);
             }
             (all, rolled_up_days)
         };
         let (raw, none) = answers(analytics.clone(), shapes.clone()).await;
         assert_eq!(none, 0, "nothing is rolled up yet");
         assert!(raw[0][0].1[0] > 100.0, "traffic was generated: {:?}", raw[0]);
+        assert!(raw[0][0].1[7] > 0.0 && raw[0][0].1[8] > 0.0, "with engagement: {:?}", raw[0]);
         let rolled = analytics.roll_up(end).await.unwrap();
-        assert!(rolled >= 38, "two sites, 20 closed days each: {rolled}");
+        assert!(rolled >= 57, "three sites, 20 closed days each: {rolled}");
         let (from_rollups, used) = answers(analytics.clone(), shapes.clone()).await;
         assert!(used > 200, "most shapes read rollups: {used} days");
         for ((shape, raw), rolled) in shapes.iter().zip(&raw).zip(&from_rollups) {

@@ -170,7 +170,11 @@ async fn the_website_page_figures_equal_the_external_aggregate(env: &TestEnv) {
     env.set_plan(&ann.team_id, "pro").await;
     let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
     let metrics = "visitors,visits,pageviews,bounce_rate,visit_duration";
-    let query = format!("/stats/aggregate?site_id={site_id}&period=7d&metrics={metrics}&compare=previous_period");
+    // Plausible's v1 `7d` ends the day before `date`; ours ends today.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%d");
+    let query = format!(
+        "/stats/aggregate?site_id={site_id}&period=7d&date={tomorrow}&metrics={metrics}&compare=previous_period"
+    );
     let (status, api) = env.api(Method::GET, &query, &key, None).await;
     assert_eq!(status, StatusCode::OK, "{api}");
     let (status, page) = console_stats(env, &ann, &site_id, "period=7d").await;

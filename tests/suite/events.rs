@@ -175,10 +175,13 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
         body["data"].clone()
     };
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let now = chrono::Utc::now();
+    let today = now.format("%Y-%m-%d").to_string();
+    let tomorrow = (now + chrono::Duration::days(1)).format("%Y-%m-%d");
 
-    // Plausible v1 inside the envelope.
-    let series = get(format!("/stats/timeseries?site_id={site_id}&period=7d&metrics=visitors,pageviews")).await;
+    // Plausible v1 inside the envelope. Its `7d` ends the day before `date`: tomorrow, to end today.
+    let series =
+        get(format!("/stats/timeseries?site_id={site_id}&period=7d&date={tomorrow}&metrics=visitors,pageviews")).await;
     let series = series["results"].as_array().unwrap().clone();
     assert_eq!(series.len(), 7, "zero-filled days");
     assert_eq!(series[6], json!({ "date": today, "visitors": 2, "pageviews": 3 }));
@@ -201,8 +204,10 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     ))
     .await;
     assert_eq!(filtered["results"], json!([{ "browser": "Firefox", "visitors": 1 }]));
-    let countries =
-        get(format!("/stats/breakdown?site_id={site_id}&property=visit:country&filters=visit:country!%3DUS")).await;
+    let countries = get(format!(
+        "/stats/breakdown?site_id={site_id}&period=day&property=visit:country&filters=visit:country!%3DUS"
+    ))
+    .await;
     assert_eq!(countries["results"], json!([{ "country": "DE", "visitors": 1 }]));
     let compared = get(format!(
         "/stats/aggregate?site_id={site_id}&period=day&compare=previous_period&metrics=visitors,bounce_rate"
@@ -235,7 +240,7 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     // Plausible v2 at /query/{websiteId}.
     let body = json!({
         "metrics": ["visitors", "pageviews"],
-        "date_range": "7d",
+        "date_range": "day",
         "dimensions": ["event:page"],
         "order_by": [["pageviews", "desc"]],
         "include": { "total_rows": true },
@@ -331,10 +336,11 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
         plausible(Method::GET, &format!("/api/v1/stats/timeseries?site_id={domain}&period=7d")).send().await.unwrap();
     let (_, body) = crate::harness::into_json(response).await;
     assert_eq!(body["results"].as_array().unwrap().len(), 7);
-    let response = plausible(Method::GET, &format!("/api/v1/stats/breakdown?site_id={domain}&property=visit:device"))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        plausible(Method::GET, &format!("/api/v1/stats/breakdown?site_id={domain}&period=day&property=visit:device"))
+            .send()
+            .await
+            .unwrap();
     let (_, body) = crate::harness::into_json(response).await;
     assert_eq!(body["results"][0]["device"], "Desktop");
     let response =

@@ -615,6 +615,30 @@ impl TestEnv {
     }
 }
 
+/// A Pro user's website in `timezone` and a read-write key that reaches it: (key, website id,
+/// domain).
+pub async fn site_with_key(env: &TestEnv, prefix: &str, timezone: &str) -> (String, String, String) {
+    let owner = env.user("owner").await;
+    env.set_plan(&owner.team_id, "pro").await;
+    let (key, _) =
+        env.create_key(&owner, json!({ "name": "k", "permissions": ["read", "write"], "teams": "all" })).await;
+    let domain = format!("{prefix}-{}.example", &owner.user_id[..8]);
+    let body = json!({ "team_id": owner.team_id, "domain": domain, "name": "S", "timezone": timezone });
+    let (status, site) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{site}");
+    (key, site["data"]["id"].as_str().unwrap().to_owned(), domain)
+}
+
+/// Stores past events for a website through `zenovay admin import-events`, each a JSON object
+/// with its time (`at`) as that command takes it.
+pub fn import_events(env: &TestEnv, website_id: &str, events: &[Value]) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(file.path(), lines.join("\n")).unwrap();
+    let out = env.admin(&["import-events", website_id, file.path().to_str().unwrap()]);
+    assert!(out.contains("stored"), "{out}");
+}
+
 pub struct TestUser {
     pub email: String,
     pub session: String,

@@ -17,6 +17,7 @@ macro_rules! both_modes {
 mod conformance;
 mod console;
 mod events;
+mod fidelity;
 mod hardening;
 mod harness;
 mod hello;

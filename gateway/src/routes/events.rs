@@ -37,6 +37,22 @@ pub struct EventBody {
     /// Plausible's hash mode: `1` (or `true`) when the site routes by the URL's fragment.
     #[serde(alias = "h", alias = "hashMode")]
     hash_mode: Option<Value>,
+    /// An `engagement` event's scroll depth, percent.
+    #[serde(rename = "sd")]
+    scroll_depth: Option<Value>,
+    /// An `engagement` event's engaged time, milliseconds.
+    #[serde(rename = "e")]
+    engagement_ms: Option<Value>,
+}
+
+/// An integer, or a string holding one, as Plausible reads `sd` and `e`; anything else is as if
+/// not sent.
+fn integer(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
 }
 
 fn required(value: Option<String>, name: &str) -> ApiResult<String> {
@@ -80,6 +96,8 @@ pub(crate) fn tracked_event(body: &[u8]) -> ApiResult<pb::TrackedEvent> {
         revenue_json: object_json(body.revenue, "revenue")?,
         hash_mode: matches!(&body.hash_mode, Some(Value::Bool(true)))
             || body.hash_mode.as_ref().and_then(Value::as_u64) == Some(1),
+        scroll_depth: integer(body.scroll_depth.as_ref()),
+        engagement_ms: integer(body.engagement_ms.as_ref()),
         ..Default::default()
     })
 }

@@ -188,7 +188,7 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
         json!({ "type": "string", "description": "day, 7d, 30d, month, 6mo, 12mo, 90d, 1y or custom (default 30d)" });
     let date = json!({ "type": "string", "description": "YYYY-MM-DD the period ends on, or YYYY-MM-DD,YYYY-MM-DD for custom" });
     let metrics = json!({ "type": "array", "items": { "type": "string" },
-        "description": "visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events" });
+        "description": "visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, time_on_page, scroll_depth" });
     let read: &[&str] = &[ANALYTICS_READ];
     vec![
         (

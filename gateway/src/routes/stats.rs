@@ -31,9 +31,14 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
     Error::validation(format!("{field}: {message}")).into()
 }
 
-/// Counts are integers; only `views_per_visit` has decimals.
+/// Counts are integers; only `views_per_visit` has decimals. A metric with no value (time on
+/// page or scroll depth without engagement) is null, as in Plausible.
 pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
-    if metric == "views_per_visit" { json!(value) } else { json!(value as i64) }
+    match metric {
+        _ if value.is_nan() => Value::Null,
+        "views_per_visit" => json!(value),
+        _ => json!(value as i64),
+    }
 }
 
 pub(crate) async fn run(state: &AppState, request: pb::QueryRequest) -> ApiResult<pb::QueryResponse> {
@@ -177,6 +182,7 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<pb::Query
         filters: v1_filters(p.filters.as_deref().unwrap_or_default())?,
         period,
         date: p.date.clone().unwrap_or_default(),
+        period_meaning: pb::PeriodMeaning::PlausibleV1.into(),
         ..Default::default()
     };
     let only = |name: &str, given: bool| {
@@ -575,6 +581,7 @@ pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(pb::Qu
         offset: pagination.offset,
         fill_time: false,
         previous_period: false,
+        period_meaning: pb::PeriodMeaning::PlausibleV2.into(),
     };
     Ok((request, pagination))
 }

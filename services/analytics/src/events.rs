@@ -36,6 +36,32 @@ pub struct Incoming {
     pub country: String,
     /// The page is the URL's path and fragment (`/app/#/settings`), not its path alone.
     pub hash_mode: bool,
+    /// An `engagement` event's scroll depth (Plausible's `sd`), as sent.
+    pub scroll_depth: Option<i64>,
+    /// An `engagement` event's engaged time in milliseconds (Plausible's `e`), as sent.
+    pub engagement_ms: Option<i64>,
+}
+
+/// Plausible's tracker sends this event as a page is left; it is not an event of the visit.
+pub const ENGAGEMENT: &str = "engagement";
+
+/// Engaged times from 30 days up are dropped, as Plausible drops them (an old tracker sent
+/// such values).
+const MAX_ENGAGEMENT_MS: i64 = 30 * 86_400_000;
+
+/// What an engagement event says, as Plausible reads it: a scroll depth of 0–100 (more is
+/// 100), an engaged time under 30 days; a value out of range is as if not sent, and at least
+/// one must be sent. Other events carry neither.
+fn engagement(event: &Incoming, name: &str) -> Result<(Option<i64>, i64)> {
+    if name != ENGAGEMENT {
+        return Ok((None, 0));
+    }
+    let scroll_depth = event.scroll_depth.filter(|sd| *sd >= 0).map(|sd| sd.min(100));
+    let engaged = event.engagement_ms.filter(|ms| (0..MAX_ENGAGEMENT_MS).contains(ms));
+    if scroll_depth.is_none() && engaged.is_none() {
+        return Err(field("sd", "an engagement event needs an integer sd (scroll depth) or e (engaged ms)"));
+    }
+    Ok((scroll_depth, engaged.unwrap_or(0)))
 }
 
 fn field(name: &str, message: &str) -> Error {
@@ -103,7 +129,7 @@ impl Analytics {
         let mut outcomes = Vec::with_capacity(queued.len());
         for queued in queued {
             outcomes.push(match queued {
-                Ok(Some(stored)) => committed(stored).await.map(|()| true),
+                Ok(Some(stored)) => committed(stored).await,
                 Ok(None) => Ok(false),
                 Err(e) => Err(e),
             });
@@ -114,7 +140,7 @@ impl Analytics {
 
     /// Validates an event of time `ts` and hands it to its writer: the receiver answers once it
     /// is stored. None for a bot, which is not stored.
-    async fn queue(&self, event: &Incoming, ts: i64, salt: &str) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+    async fn queue(&self, event: &Incoming, ts: i64, salt: &str) -> Result<Option<oneshot::Receiver<Result<bool>>>> {
         // Before the site lookup and long before the writer: a value no store can hold must cost
         // the events batched with it nothing.
         for (name, value) in [("domain", &event.domain), ("name", &event.name), ("url", &event.url)] {
@@ -161,6 +187,7 @@ impl Analytics {
             .filter(|u| matches!(u.scheme(), "http" | "https") && event.url.len() <= 2048)
             .ok_or_else(|| field("url", "must be an absolute http(s) URL"))?;
         let props = props(&event.props_json)?;
+        let (scroll_depth, engagement_ms) = engagement(event, name)?;
         let (revenue_amount, revenue_currency) = revenue(&event.revenue_json)?;
         let Some(client) = self.client_of(&event.user_agent) else {
             return Ok(None);
@@ -194,6 +221,8 @@ impl Analytics {
             props,
             revenue_amount,
             revenue_currency,
+            scroll_depth,
+            engagement_ms,
             visit_id: String::new(),
             visit: VisitAttributes {
                 entry_page: url.path().to_owned(),
@@ -264,19 +293,21 @@ impl Analytics {
     }
 }
 
-/// Waits for a queued event's commit. A writer that went away took the event with it.
-async fn committed(stored: oneshot::Receiver<Result<()>>) -> Result<()> {
+/// Waits for a queued event's commit: whether it was stored (an engagement event outside any
+/// visit is not). A writer that went away took the event with it.
+async fn committed(stored: oneshot::Receiver<Result<bool>>) -> Result<bool> {
     stored.await.unwrap_or_else(|_| Err(Error::unavailable("event storage")))
 }
 
 /// Waits for queued events to be stored; returns how many were, or the first refusal once all
 /// have been answered.
-async fn settle(queued: &mut Vec<oneshot::Receiver<Result<()>>>) -> Result<u64> {
-    let count = queued.len() as u64;
+async fn settle(queued: &mut Vec<oneshot::Receiver<Result<bool>>>) -> Result<u64> {
+    let mut count = 0;
     let mut first_error = None;
     for stored in queued.drain(..) {
-        if let Err(e) = committed(stored).await {
-            first_error.get_or_insert(e);
+        match committed(stored).await {
+            Ok(stored) => count += u64::from(stored),
+            Err(e) => drop(first_error.get_or_insert(e)),
         }
     }
     first_error.map_or(Ok(count), Err)

@@ -2,8 +2,8 @@
 //!
 //! Visits arrive with a daily rhythm (quiet at night, busy in the afternoon, slower weekends);
 //! each views 1–8 pages chosen with a long-tailed popularity, a few seconds to minutes apart,
-//! sometimes ends in a custom event; sources, countries and browsers follow fixed weights. The
-//! same seed gives the same events.
+//! mostly with an engagement event as each page is left, and sometimes ends in a custom event;
+//! sources, countries and browsers follow fixed weights. The same seed gives the same events.
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -95,8 +95,8 @@ pub fn traffic(domain: &str, end_ms: i64, days: u32, events: u64, seed: u64) -> 
     let mut rng = StdRng::seed_from_u64(seed);
     let domain = domain.to_owned();
     let start = end_ms - i64::from(days) * 86_400_000;
-    // About 3.2 events per visit on average.
-    let visits = (events as f64 / 3.2).ceil() as u64;
+    // About 5.1 events per visit on average: 3.2 pageviews, and engagement after most.
+    let visits = (events as f64 / 5.1).ceil() as u64;
     let hour_total: u32 = HOURLY.iter().sum();
     let mut starts: Vec<i64> = (0..visits)
         .map(|_| {
@@ -144,12 +144,24 @@ pub fn traffic(domain: &str, end_ms: i64, days: u32, events: u64, seed: u64) -> 
                     client_ip: format!("10.{}.{}.{}", visitor >> 16 & 255, visitor >> 8 & 255, visitor & 255),
                     country: country.clone(),
                     hash_mode: false,
+                    scroll_depth: None,
+                    engagement_ms: None,
                 };
                 pending.push((t, event("pageview")));
                 if path == "/signup" && rng.gen_bool(0.4) {
                     pending.push((t + 5_000, event("Signup")));
                 }
-                t += rng.gen_range(5_000..240_000);
+                let next = t + rng.gen_range(5_000..240_000);
+                // As Plausible's tracker, mostly: an engagement event as the page is left.
+                if rng.gen_bool(0.6) {
+                    let engagement = Incoming {
+                        scroll_depth: Some(rng.gen_range(0..=100)),
+                        engagement_ms: Some(rng.gen_range(500..(next - t))),
+                        ..event("engagement")
+                    };
+                    pending.push((next - 1_000, engagement));
+                }
+                t = next;
             }
             pending.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
         }

@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 
 use crate::events::Incoming;
 use crate::model::Website;
+use crate::period::Meaning;
 use crate::service::{Analytics, QueryRequest, WebsiteChanges};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -64,6 +65,11 @@ impl AnalyticsService for Analytics {
 
     async fn query(&self, req: Request<pb::QueryRequest>) -> Reply<pb::QueryResponse> {
         let r = req.into_inner();
+        let meaning = match r.period_meaning() {
+            pb::PeriodMeaning::Ours => Meaning::Ours,
+            pb::PeriodMeaning::PlausibleV1 => Meaning::PlausibleV1,
+            pb::PeriodMeaning::PlausibleV2 => Meaning::PlausibleV2,
+        };
         let request = QueryRequest {
             website_id: r.website_id,
             metrics: r.metrics,
@@ -71,6 +77,7 @@ impl AnalyticsService for Analytics {
             filters: r.filters.into_iter().map(|f| (f.operator, f.dimension, f.values)).collect(),
             period: r.period,
             date: r.date,
+            meaning,
             order_by: r.order_by.into_iter().map(|o| (o.key, o.descending)).collect(),
             limit: r.limit as usize,
             offset: r.offset as usize,
@@ -100,6 +107,8 @@ fn incoming(e: pb::TrackedEvent) -> Incoming {
         client_ip: e.client_ip,
         country: e.country,
         hash_mode: e.hash_mode,
+        scroll_depth: e.scroll_depth,
+        engagement_ms: e.engagement_ms,
     }
 }
 

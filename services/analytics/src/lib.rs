@@ -2,14 +2,16 @@
 //!
 //! `service.rs` holds the rules, `model.rs` the field rules, `store.rs` the SQL (but the
 //! writers'), `grpc.rs` the proto edge, `events.rs` ingestion, `writer.rs` the event writers and
-//! their statements, `query.rs` the query engine, `parse.rs` what an event's user agent,
+//! their statements, `query.rs` the query engine, `period.rs` the days a period covers, `parse.rs` what an event's user agent,
 //! referrer and URL say.
 
+pub mod backfill;
 pub mod events;
 pub mod generate;
 pub mod grpc;
 pub mod model;
 pub mod parse;
+pub mod period;
 pub mod query;
 pub mod rollup;
 pub mod service;

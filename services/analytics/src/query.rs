@@ -16,7 +16,9 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Timelike, Utc};
+
+use crate::period::midnight;
 use chrono_tz::Tz;
 use common::{Error, Result};
 
@@ -33,10 +35,20 @@ pub enum Metric {
     BounceRate,
     VisitDuration,
     Events,
+    TimeOnPage,
+    ScrollDepth,
+}
+
+/// Which part of a query computes a metric: event rows, visit rows, or engagement event rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Events,
+    Visits,
+    Engagement,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 9] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -44,6 +56,8 @@ impl Metric {
         Metric::BounceRate,
         Metric::VisitDuration,
         Metric::Events,
+        Metric::TimeOnPage,
+        Metric::ScrollDepth,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +69,8 @@ impl Metric {
             Metric::BounceRate => "bounce_rate",
             Metric::VisitDuration => "visit_duration",
             Metric::Events => "events",
+            Metric::TimeOnPage => "time_on_page",
+            Metric::ScrollDepth => "scroll_depth",
         }
     }
 
@@ -65,9 +81,12 @@ impl Metric {
         })
     }
 
-    /// Counted over events rather than over visits.
-    fn counted_over_events(self) -> bool {
-        matches!(self, Metric::Visitors | Metric::Pageviews | Metric::Events)
+    fn part(self) -> Part {
+        match self {
+            Metric::Visitors | Metric::Pageviews | Metric::Events => Part::Events,
+            Metric::TimeOnPage | Metric::ScrollDepth => Part::Engagement,
+            _ => Part::Visits,
+        }
     }
 }
 
@@ -303,12 +322,18 @@ impl Query {
         Query { from, to, ..self.clone() }
     }
 
+    /// Also with engagement metrics: the groups are those of the period's events, as in
+    /// Plausible (a page without engagement has no time on page, rather than no row).
     pub fn needs_events(&self) -> bool {
-        self.metrics.iter().any(|m| m.counted_over_events())
+        self.metrics.iter().any(|m| matches!(m.part(), Part::Events | Part::Engagement))
     }
 
     pub fn needs_visits(&self) -> bool {
-        !self.metrics.iter().all(|m| m.counted_over_events())
+        self.metrics.iter().any(|m| m.part() == Part::Visits)
+    }
+
+    pub fn needs_engagement(&self) -> bool {
+        self.metrics.iter().any(|m| m.part() == Part::Engagement)
     }
 
     /// Whether daily rollups can answer this query, and with which dimension's rows (None: the
@@ -334,12 +359,15 @@ impl Query {
         self.time_dim().map(|(_, interval)| Buckets::new(self.tz, interval, self.from, self.to)).transpose()
     }
 
-    /// The SQL of the events part, when a metric needs it.
-    pub fn event_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
-        if !self.needs_events() {
-            return None;
-        }
-        let mut sql = Sql::default();
+    /// Event rows of the period matching the filters, engagement events or the others: the
+    /// dimensions' columns and the `FROM … WHERE …` that selects them.
+    fn event_rows(
+        &self,
+        sql: &mut Sql,
+        like: &str,
+        buckets: Option<&Buckets>,
+        engagement: bool,
+    ) -> (Vec<String>, String) {
         let (site, from, to) = sql.range(self);
         let join_visits = self.dims.contains(&Dim::ExitPage) || self.filters.iter().any(|f| f.dim == Dim::ExitPage);
         let column = |dim: Dim| match dim {
@@ -347,74 +375,116 @@ impl Query {
             Dim::Time(_) => buckets.expect("buckets of a time dimension").case("e.ts"),
             other => format!("e.{}", other.event_column().expect("events carry every other dimension")),
         };
-        let mut conditions = vec![format!("e.website_id = {site} AND e.ts >= {from} AND e.ts < {to}")];
+        let name = if engagement { "e.name = 'engagement'" } else { "e.name <> 'engagement'" };
+        let mut conditions = vec![format!("e.website_id = {site} AND e.ts >= {from} AND e.ts < {to} AND {name}")];
         for filter in &self.filters {
             conditions.push(sql.condition(&column(filter.dim), filter, like));
         }
-        let dims: Vec<String> = self.dims.iter().map(|d| column(*d)).collect();
+        let dims = self.dims.iter().map(|d| column(*d)).collect();
+        let join = if join_visits { " JOIN visits v ON v.id = e.visit_id" } else { "" };
+        (dims, format!("FROM events e{join} WHERE {}", conditions.join(" AND ")))
+    }
+
+    /// The SQL of the events part, when a metric needs it. Engagement events are not events.
+    pub fn event_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
+        if !self.needs_events() {
+            return None;
+        }
+        let mut sql = Sql::default();
+        let (dims, rows) = self.event_rows(&mut sql, like, buckets, false);
         sql.text = format!(
             "SELECT {}CAST(COUNT(DISTINCT e.visitor_id) AS BIGINT) AS visitors, \
              CAST(COALESCE(SUM(CASE WHEN e.name = 'pageview' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pageviews, \
-             CAST(COUNT(*) AS BIGINT) AS events \
-             FROM events e{} WHERE {}{}",
+             CAST(COUNT(*) AS BIGINT) AS events {rows}{}",
             select_dims(&dims),
-            if join_visits { " JOIN visits v ON v.id = e.visit_id" } else { "" },
-            conditions.join(" AND "),
             group_by(dims.len()),
         );
         Some(sql)
     }
 
-    /// The SQL of the visits part, when a metric needs it.
+    /// The SQL of the engagement part, when a metric needs it: per group, the engaged
+    /// milliseconds and the visits they belong to, and the sum of each visit's deepest scroll
+    /// with the visits that sent one.
+    pub fn engagement_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
+        if !self.needs_engagement() {
+            return None;
+        }
+        let mut sql = Sql::default();
+        let (dims, rows) = self.event_rows(&mut sql, like, buckets, true);
+        let outer: Vec<String> = (0..dims.len()).map(|i| format!("x.d{i}")).collect();
+        sql.text = format!(
+            "SELECT {}CAST(COALESCE(SUM(x.ms), 0) AS BIGINT) AS engaged_ms, CAST(COUNT(*) AS BIGINT) AS engaged_visits, \
+             CAST(COALESCE(SUM(x.sd), 0) AS BIGINT) AS scroll_total, CAST(COUNT(x.sd) AS BIGINT) AS scroll_visits \
+             FROM (SELECT {}e.visit_id AS visit, SUM(e.engagement_ms) AS ms, MAX(e.scroll_depth) AS sd {rows}{}) x{}",
+            select_dims(&outer),
+            select_dims(&dims),
+            group_by(dims.len() + 1),
+            group_by(dims.len()),
+        );
+        Some(sql)
+    }
+
+    /// How visits meet events filtered or grouped by a page or event name: the join (grouped, a
+    /// visit counts once per distinct value it includes) or the condition (filtered, a visit
+    /// counts when one of its events in the period matches).
+    fn visit_events(&self, sql: &mut Sql, like: &str) -> (String, Option<String>) {
+        let (site, from, to) = sql.range(self);
+        let event_dims: Vec<Dim> =
+            self.dims.iter().copied().filter(|d| d.visit_column().is_none() && !matches!(d, Dim::Time(_))).collect();
+        let event_filters: Vec<&Filter> = self.filters.iter().filter(|f| f.dim.visit_column().is_none()).collect();
+        let mut inner = vec![format!("website_id = {site} AND ts >= {from} AND ts < {to} AND name <> 'engagement'")];
+        for filter in &event_filters {
+            inner.push(sql.condition(filter.dim.event_column().expect("an event dimension"), filter, like));
+        }
+        if !event_dims.is_empty() {
+            let columns: Vec<&str> = event_dims.iter().map(|d| d.event_column().expect("an event dimension")).collect();
+            let join = format!(
+                " JOIN (SELECT DISTINCT visit_id, {} FROM events WHERE {}) x ON x.visit_id = v.id",
+                columns.join(", "),
+                inner.join(" AND ")
+            );
+            return (join, None);
+        }
+        let condition = (!event_filters.is_empty())
+            .then(|| format!("v.id IN (SELECT visit_id FROM events WHERE {})", inner.join(" AND ")));
+        (String::new(), condition)
+    }
+
+    /// The SQL of the visits part, when a metric needs it. A visit counts in the period, and in
+    /// each time bucket, that its first to last event overlaps.
     pub fn visit_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
         if !self.needs_visits() {
             return None;
         }
         let mut sql = Sql::default();
         let (site, from, to) = sql.range(self);
-        // Pages and event names live on events: grouped by them, a visit counts once per distinct
-        // value it includes; filtered by them, a visit counts when one of its events matches.
-        let event_dims: Vec<Dim> =
-            self.dims.iter().copied().filter(|d| d.visit_column().is_none() && !matches!(d, Dim::Time(_))).collect();
-        let event_filters: Vec<&Filter> = self.filters.iter().filter(|f| f.dim.visit_column().is_none()).collect();
-        let mut inner = vec![format!("website_id = {site} AND ts >= {from} AND ts < {to}")];
-        for filter in &event_filters {
-            inner.push(sql.condition(filter.dim.event_column().expect("an event dimension"), filter, like));
-        }
-        let mut conditions = vec![format!("v.website_id = {site} AND v.start_ts >= {from} AND v.start_ts < {to}")];
+        let mut conditions = vec![format!("v.website_id = {site} AND v.last_ts >= {from} AND v.start_ts < {to}")];
         for filter in self.filters.iter().filter(|f| f.dim.visit_column().is_some()) {
             let column = format!("v.{}", filter.dim.visit_column().expect("a visit dimension"));
             conditions.push(sql.condition(&column, filter, like));
         }
-        let join = if !event_dims.is_empty() {
-            let columns: Vec<String> =
-                event_dims.iter().map(|d| d.event_column().expect("an event dimension").to_owned()).collect();
-            format!(
-                " JOIN (SELECT DISTINCT visit_id, {} FROM events WHERE {}) x ON x.visit_id = v.id",
-                columns.join(", "),
-                inner.join(" AND ")
-            )
-        } else {
-            if !event_filters.is_empty() {
-                conditions.push(format!("v.id IN (SELECT visit_id FROM events WHERE {})", inner.join(" AND ")));
-            }
-            String::new()
+        let (join, condition) = self.visit_events(&mut sql, like);
+        conditions.extend(condition);
+        let (with, spans) = match (self.time_dim(), buckets) {
+            (Some(_), Some(buckets)) => (buckets.values(), " JOIN b ON v.start_ts < b.e AND v.last_ts >= b.s"),
+            _ => (String::new(), ""),
         };
         let dims: Vec<String> = self
             .dims
             .iter()
             .map(|d| match d {
-                Dim::Time(_) => buckets.expect("buckets of a time dimension").case("v.start_ts"),
+                Dim::Time(_) => "CAST(b.i AS BIGINT)".to_owned(),
                 Dim::Page | Dim::Name => format!("x.{}", d.event_column().expect("an event dimension")),
                 other => format!("v.{}", other.visit_column().expect("a visit dimension")),
             })
             .collect();
+        // Durations in whole seconds between second-truncated times, as Plausible keeps them.
         sql.text = format!(
-            "SELECT {}CAST(COUNT(*) AS BIGINT) AS visits, \
-             CAST(COALESCE(SUM(CASE WHEN v.pageviews <= 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
-             CAST(COALESCE(SUM(v.last_ts - v.start_ts), 0) AS BIGINT) AS duration, \
+            "{with}SELECT {}CAST(COUNT(*) AS BIGINT) AS visits, \
+             CAST(COALESCE(SUM(CASE WHEN v.events = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
+             CAST(COALESCE(SUM(v.last_ts / 1000 - v.start_ts / 1000), 0) AS BIGINT) AS duration, \
              CAST(COALESCE(SUM(v.pageviews), 0) AS BIGINT) AS views \
-             FROM visits v{join} WHERE {}{}",
+             FROM visits v{spans}{join} WHERE {}{}",
             select_dims(&dims),
             conditions.join(" AND "),
             group_by(dims.len()),
@@ -422,56 +492,40 @@ impl Query {
         Some(sql)
     }
 
-    /// Joins both parts' rows on their dimension values, computes the metrics, orders and pages.
-    pub fn answer(&self, events: Vec<Counted>, visits: Vec<Counted>, buckets: Option<&Buckets>) -> Answer {
-        #[derive(Default, Clone, Copy)]
-        struct Totals {
-            visitors: i64,
-            pageviews: i64,
-            events: i64,
-            visits: i64,
-            bounces: i64,
-            duration: i64,
-            views: i64,
-        }
+    /// Joins the parts' rows on their dimension values, computes the metrics, orders and pages.
+    pub fn answer(&self, parts: Parts, buckets: Option<&Buckets>) -> Answer {
         let mut groups: HashMap<Vec<String>, Totals> = HashMap::new();
         if self.dims.is_empty() {
             groups.insert(vec![], Totals::default());
         }
-        for (key, counts) in events {
+        for (key, c) in parts.events {
             let t = groups.entry(key).or_default();
-            (t.visitors, t.pageviews, t.events) = (counts[0], counts[1], counts[2]);
+            (t.visitors, t.pageviews, t.events) = (c[0], c[1], c[2]);
         }
-        for (key, counts) in visits {
+        for (key, c) in parts.visits {
             let t = groups.entry(key).or_default();
-            (t.visits, t.bounces, t.duration, t.views) = (counts[0], counts[1], counts[2], counts[3]);
+            (t.visits, t.bounces, t.duration, t.views) = (c[0], c[1], c[2], c[3]);
         }
-        let time = self.time_dim();
+        // Engagement adds to the groups of other events only: it never makes a row of its own
+        // (no `engagement` row in a breakdown by event name).
+        for (key, c) in parts.engagement {
+            if let Some(t) = groups.get_mut(&key) {
+                (t.engaged_ms, t.engaged_visits, t.scroll_total, t.scroll_visits) = (c[0], c[1], c[2], c[3]);
+            }
+        }
         if let (Some(buckets), true, [Dim::Time(_)]) = (buckets, self.fill_time, self.dims.as_slice()) {
             for i in 0..buckets.labels.len() {
                 groups.entry(vec![i.to_string()]).or_default();
             }
         }
-        let per_visit = |t: &Totals, x: i64| if t.visits == 0 { 0.0 } else { x as f64 / t.visits as f64 };
-        let mut rows: Vec<(Vec<String>, Vec<f64>)> = groups
-            .into_iter()
-            .map(|(key, t)| {
-                let values = self
-                    .metrics
-                    .iter()
-                    .map(|m| match m {
-                        Metric::Visitors => t.visitors as f64,
-                        Metric::Visits => t.visits as f64,
-                        Metric::Pageviews => t.pageviews as f64,
-                        Metric::Events => t.events as f64,
-                        Metric::ViewsPerVisit => (per_visit(&t, t.views) * 100.0).round() / 100.0,
-                        Metric::BounceRate => (per_visit(&t, t.bounces) * 100.0).round(),
-                        Metric::VisitDuration => (per_visit(&t, t.duration) / 1000.0).round(),
-                    })
-                    .collect();
-                (key, values)
-            })
-            .collect();
+        let rows: Vec<(Vec<String>, Vec<f64>)> =
+            groups.into_iter().map(|(key, t)| (key, self.metrics.iter().map(|m| t.value(*m)).collect())).collect();
+        self.ordered(rows, buckets)
+    }
+
+    /// Orders and pages the rows, and names their time buckets.
+    fn ordered(&self, mut rows: Vec<(Vec<String>, Vec<f64>)>, buckets: Option<&Buckets>) -> Answer {
+        let time = self.time_dim();
         let bucket_of = |key: &[String], i: usize| key[i].parse::<usize>().unwrap_or(usize::MAX);
         let mut order = self.order.clone();
         if order.is_empty() {
@@ -517,6 +571,52 @@ impl Query {
 
 /// One row of a part: dimension values (a bucket index for time) and its counters.
 pub type Counted = (Vec<String>, Vec<i64>);
+
+/// A query's rows from each of its parts: events (visitors, pageviews, events), visits (visits,
+/// bounces, duration in seconds, pageviews) and engagement (engaged ms, their visits, scroll
+/// total, its visits).
+#[derive(Default)]
+pub struct Parts {
+    pub events: Vec<Counted>,
+    pub visits: Vec<Counted>,
+    pub engagement: Vec<Counted>,
+}
+
+/// Every counter of one group.
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    visitors: i64,
+    pageviews: i64,
+    events: i64,
+    visits: i64,
+    bounces: i64,
+    duration: i64,
+    views: i64,
+    engaged_ms: i64,
+    engaged_visits: i64,
+    scroll_total: i64,
+    scroll_visits: i64,
+}
+
+impl Totals {
+    /// A metric of the group, rounded as Plausible rounds it (ClickHouse rounds a tie to even).
+    /// NaN when it has no value: time on page and scroll depth with no engagement.
+    fn value(&self, metric: Metric) -> f64 {
+        let ratio = |x: i64, of: i64| if of == 0 { 0.0 } else { x as f64 / of as f64 };
+        let or_none = |x: i64, of: i64| if of == 0 { f64::NAN } else { x as f64 / of as f64 };
+        match metric {
+            Metric::Visitors => self.visitors as f64,
+            Metric::Visits => self.visits as f64,
+            Metric::Pageviews => self.pageviews as f64,
+            Metric::Events => self.events as f64,
+            Metric::ViewsPerVisit => (ratio(self.views, self.visits) * 100.0).round() / 100.0,
+            Metric::BounceRate => (ratio(self.bounces, self.visits) * 100.0).round_ties_even(),
+            Metric::VisitDuration => ratio(self.duration, self.visits).round_ties_even(),
+            Metric::TimeOnPage => (or_none(self.engaged_ms, self.engaged_visits) / 1000.0).round_ties_even(),
+            Metric::ScrollDepth => or_none(self.scroll_total, self.scroll_visits).round_ties_even(),
+        }
+    }
+}
 
 fn select_dims(dims: &[String]) -> String {
     dims.iter().enumerate().map(|(i, d)| format!("{d} AS d{i}, ")).collect()
@@ -597,6 +697,8 @@ fn escape_like(value: &str) -> String {
 /// Time buckets of a period in the site's zone: each bucket's first instant and its label.
 pub struct Buckets {
     starts: Vec<i64>,
+    /// The end of the last bucket: the period's.
+    end: i64,
     pub labels: Vec<String>,
 }
 
@@ -642,12 +744,21 @@ impl Buckets {
                 }
             }
         }
-        Ok(Buckets { starts, labels })
+        Ok(Buckets { starts, end: to, labels })
     }
 
     /// The bucket holding instant `ts` of the period.
     pub fn index_of(&self, ts: i64) -> usize {
         self.starts.partition_point(|start| *start <= ts).saturating_sub(1)
+    }
+
+    /// A `WITH` clause naming the buckets `b (i, s, e)`: index, first instant, end. The bounds
+    /// are integers we computed, so they are written inline rather than bound.
+    fn values(&self) -> String {
+        let ends = self.starts.iter().skip(1).chain(std::iter::once(&self.end));
+        let rows: Vec<String> =
+            self.starts.iter().zip(ends).enumerate().map(|(i, (s, e))| format!("({i}, {s}, {e})")).collect();
+        format!("WITH b (i, s, e) AS (VALUES {}) ", rows.join(", "))
     }
 
     /// SQL mapping `column` to its bucket index. The bounds are integers we computed, so they
@@ -665,69 +776,17 @@ impl Buckets {
     }
 }
 
-/// The day's first instant: midnight, or the end of a DST gap that swallowed it.
-fn midnight(tz: Tz, d: NaiveDate) -> Result<i64> {
-    (0..=3)
-        .find_map(|hour| tz.from_local_datetime(&d.and_hms_opt(hour, 0, 0)?).earliest())
-        .map(|t| t.timestamp_millis())
-        .ok_or_else(|| Error::internal("no first instant of the local day"))
-}
-
-/// `[from, to)` in unix ms for a period ending on `date` (default today) in the site's zone.
-pub fn period_range(tz: Tz, period: &str, date: &str, now: DateTime<Utc>) -> Result<(i64, i64)> {
-    let day = |text: &str| {
-        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-            .map_err(|_| field("date", "must be YYYY-MM-DD (or two, for custom)"))
-    };
-    let now_ms = now.timestamp_millis();
-    match period {
-        "realtime" => return Ok((now_ms - 5 * 60_000, now_ms + 1)),
-        "24h" => return Ok((now_ms - 86_400_000, now_ms + 1)),
-        _ => {}
-    }
-    let end = if date.is_empty() || period == "custom" { now.with_timezone(&tz).date_naive() } else { day(date)? };
-    let out_of_range = || field("date", "out of range");
-    let back = |days: u64| end.checked_sub_days(Days::new(days)).ok_or_else(out_of_range);
-    let (first, last) = match period {
-        "day" => (end, end),
-        "7d" => (back(6)?, end),
-        "28d" => (back(27)?, end),
-        "30d" => (back(29)?, end),
-        "90d" => (back(89)?, end),
-        "91d" => (back(90)?, end),
-        "1y" => (back(364)?, end),
-        "month" => (end.with_day(1).expect("day 1 exists"), end),
-        "year" => (end.with_ordinal(1).expect("day 1 exists"), end),
-        "6mo" | "12mo" => {
-            let n = if period == "6mo" { 5 } else { 11 };
-            let start = end.with_day(1).expect("day 1 exists").checked_sub_months(Months::new(n));
-            (start.ok_or_else(out_of_range)?, end)
-        }
-        "custom" => {
-            let (a, b) = date.split_once(',').ok_or_else(|| field("date", "custom needs YYYY-MM-DD,YYYY-MM-DD"))?;
-            let (a, b) = (day(a)?, day(b)?);
-            if a > b {
-                return Err(field("date", "the first day must not be after the second"));
-            }
-            if b.signed_duration_since(a) > Duration::days(3660) {
-                return Err(field("date", "a custom period spans at most 10 years"));
-            }
-            (a, b)
-        }
-        _ => {
-            return Err(field(
-                "period",
-                "must be one of day, 24h, 7d, 28d, 30d, 90d, 91d, month, 6mo, 12mo, year, 1y, realtime, custom",
-            ));
-        }
-    };
-    let after = last.checked_add_days(Days::new(1)).ok_or_else(out_of_range)?;
-    Ok((midnight(tz, first)?, midnight(tz, after)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+
+    /// A period as our own endpoints name it.
+    fn period_range(tz: Tz, name: &str, date: &str, now: DateTime<Utc>) -> Result<(i64, i64)> {
+        let period =
+            crate::period::Period { meaning: crate::period::Meaning::Ours, name, date, now, first_event: None };
+        crate::period::resolve(tz, &period)
+    }
 
     #[test]
     fn periods_are_whole_local_days() {

@@ -12,8 +12,9 @@ use std::collections::{BTreeSet, HashMap};
 use chrono_tz::Tz;
 use common::Result;
 
-use crate::query::{Buckets, Counted, Dim, Metric, Query, ROLLUP_DIMS};
+use crate::query::{Buckets, Dim, Metric, Parts, Query, ROLLUP_DIMS};
 use crate::service::Analytics;
+use crate::store::COUNTERS_PER_ROW;
 use crate::store::{DAY_MS, RollupRow, day_of};
 
 /// Adds `counters` into the row of `key`, so that parts computed separately merge.
@@ -68,16 +69,18 @@ impl Analytics {
                 (0, 0),
                 false,
             )?;
-            let (events, visits) = self.read_events(&query, None).await?;
+            let parts = self.read_events(&query, None).await?;
             let mut counters: HashMap<Vec<String>, Vec<i64>> = HashMap::new();
-            for (key, c) in events {
-                add(&mut counters, key, &[c[0], c[1], c[2], 0, 0, 0, 0]);
-            }
-            for (key, c) in visits {
-                add(&mut counters, key, &[0, 0, 0, c[0], c[1], c[2], c[3]]);
+            // Each part's counters at their place in a rollup row (see `RollupRow`).
+            for (rows, at) in [(parts.events, 0), (parts.visits, 3), (parts.engagement, 7)] {
+                for (key, c) in rows {
+                    let mut row = [0; COUNTERS_PER_ROW];
+                    row[at..at + c.len()].copy_from_slice(&c);
+                    add(&mut counters, key, &row);
+                }
             }
             for (key, c) in counters {
-                let counters = [c[0], c[1], c[2], c[3], c[4], c[5], c[6]];
+                let counters: [i64; COUNTERS_PER_ROW] = c.try_into().expect("rows of every counter");
                 let value = key.into_iter().next().unwrap_or_default();
                 rows.push(RollupRow { dim: dim.map_or("", Dim::name).to_owned(), value, counters });
             }
@@ -91,7 +94,7 @@ impl Analytics {
         &self,
         query: &Query,
         buckets: Option<&Buckets>,
-    ) -> Result<Option<(Vec<Counted>, Vec<Counted>, usize)>> {
+    ) -> Result<Option<(Parts, usize)>> {
         let Some(dim) = query.rollup_dim() else { return Ok(None) };
         let (first, last) = (day_of(query.from + DAY_MS - 1), day_of(query.to));
         if first >= last {
@@ -106,7 +109,7 @@ impl Analytics {
         if rolled.is_empty() || buckets.is_some_and(splits_a_day) {
             return Ok(None);
         }
-        let (mut events, mut visits) = (HashMap::new(), HashMap::new());
+        let (mut events, mut visits, mut engagement) = (HashMap::new(), HashMap::new(), HashMap::new());
         for (day, row) in rows.iter().filter(|(_, r)| r.dim == wanted) {
             let key: Vec<String> = query
                 .dims
@@ -121,7 +124,10 @@ impl Analytics {
                 add(&mut events, key.clone(), &c[..3]);
             }
             if query.needs_visits() && c[3] > 0 {
-                add(&mut visits, key, &c[3..]);
+                add(&mut visits, key.clone(), &c[3..7]);
+            }
+            if query.needs_engagement() && c[8] > 0 {
+                add(&mut engagement, key, &c[7..]);
             }
         }
         let mut start = query.from;
@@ -136,10 +142,16 @@ impl Analytics {
             segments.push((start, query.to));
         }
         for (from, to) in segments {
-            let (e, v) = self.read_events(&query.with_range(from, to), buckets).await?;
-            e.into_iter().for_each(|(key, c)| add(&mut events, key, &c));
-            v.into_iter().for_each(|(key, c)| add(&mut visits, key, &c));
+            let raw = self.read_events(&query.with_range(from, to), buckets).await?;
+            raw.events.into_iter().for_each(|(key, c)| add(&mut events, key, &c));
+            raw.visits.into_iter().for_each(|(key, c)| add(&mut visits, key, &c));
+            raw.engagement.into_iter().for_each(|(key, c)| add(&mut engagement, key, &c));
         }
-        Ok(Some((events.into_iter().collect(), visits.into_iter().collect(), rolled.len())))
+        let parts = Parts {
+            events: events.into_iter().collect(),
+            visits: visits.into_iter().collect(),
+            engagement: engagement.into_iter().collect(),
+        };
+        Ok(Some((parts, rolled.len())))
     }
 }

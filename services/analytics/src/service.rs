@@ -13,7 +13,8 @@ use common::time::now_ms;
 use common::{Error, Result};
 
 use crate::model::{Website, normalize_domain, validate_name, validate_timezone};
-use crate::query::{Answer, Buckets, Counted, Filter, Query, period_range};
+use crate::period::{Meaning, Period};
+use crate::query::{Answer, Buckets, Filter, Parts, Query};
 use crate::store::Store;
 use crate::writer::Writer;
 
@@ -40,6 +41,8 @@ pub struct QueryRequest {
     pub filters: Vec<(String, String, Vec<String>)>,
     pub period: String,
     pub date: String,
+    /// Whose days `period` names.
+    pub meaning: Meaning,
     /// (metric or dimension, descending)
     pub order_by: Vec<(String, bool)>,
     pub limit: usize,
@@ -130,7 +133,16 @@ impl Analytics {
     pub async fn query(&self, request: QueryRequest) -> Result<(Answer, (i64, i64))> {
         let website = self.get_website(&request.website_id).await?;
         let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
-        let mut range = period_range(tz, &request.period, &request.date, Utc::now())?;
+        // Only `all` needs the site's first event.
+        let first_event = if request.period == "all" { self.store.first_event(&website.id).await? } else { None };
+        let period = Period {
+            meaning: request.meaning,
+            name: &request.period,
+            date: &request.date,
+            now: Utc::now(),
+            first_event,
+        };
+        let mut range = crate::period::resolve(tz, &period)?;
         if request.previous_period {
             range = (range.0 - (range.1 - range.0), range.0);
         }
@@ -151,36 +163,28 @@ impl Analytics {
             request.fill_time,
         )?;
         let buckets = query.buckets()?;
-        let (events, visits, rolled_up_days) = match self.read_rollups(&query, buckets.as_ref()).await? {
+        let (parts, rolled_up_days) = match self.read_rollups(&query, buckets.as_ref()).await? {
             Some(parts) => parts,
-            None => {
-                let (events, visits) = self.read_events(&query, buckets.as_ref()).await?;
-                (events, visits, 0)
-            }
+            None => (self.read_events(&query, buckets.as_ref()).await?, 0),
         };
-        let answer = query.answer(events, visits, buckets.as_ref());
+        let answer = query.answer(parts, buckets.as_ref());
         Ok((Answer { rolled_up_days, ..answer }, range))
     }
 
-    /// Both parts of a query, computed from raw events and visits.
-    pub(crate) async fn read_events(
-        &self,
-        query: &Query,
-        buckets: Option<&Buckets>,
-    ) -> Result<(Vec<Counted>, Vec<Counted>)> {
+    /// Every part of a query, computed from raw events and visits.
+    pub(crate) async fn read_events(&self, query: &Query, buckets: Option<&Buckets>) -> Result<Parts> {
         let like = self.store.like();
-        let events = async {
-            match query.event_sql(like, buckets) {
-                Some(sql) => self.store.counted(&sql, &query.dims, 3).await,
+        let part = |sql: Option<crate::query::Sql>, counters: usize| async move {
+            match sql {
+                Some(sql) => self.store.counted(&sql, &query.dims, counters).await,
                 None => Ok(vec![]),
             }
         };
-        let visits = async {
-            match query.visit_sql(like, buckets) {
-                Some(sql) => self.store.counted(&sql, &query.dims, 4).await,
-                None => Ok(vec![]),
-            }
-        };
-        tokio::try_join!(events, visits)
+        let (events, visits, engagement) = tokio::try_join!(
+            part(query.event_sql(like, buckets), 3),
+            part(query.visit_sql(like, buckets), 4),
+            part(query.engagement_sql(like, buckets), 4),
+        )?;
+        Ok(Parts { events, visits, engagement })
     }
 }

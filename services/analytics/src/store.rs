@@ -127,6 +127,15 @@ impl Store {
         row.as_ref().map(website).transpose()
     }
 
+    /// When the site's first event happened, if it has any.
+    pub async fn first_event(&self, website_id: &str) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MIN(ts) AS first FROM events WHERE website_id = $1")
+            .bind(website_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("first")?)
+    }
+
     /// Days with events not rolled up yet, before `before` (a day start): (site, day, version).
     pub async fn pending_days(&self, before: i64) -> Result<Vec<(String, i64, i64)>> {
         let rows = sqlx::query("SELECT website_id, day, version FROM rollup_pending WHERE day < $1 ORDER BY day")
@@ -191,7 +200,7 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let mut counters = [0; 7];
+                let mut counters = [0; COUNTERS_PER_ROW];
                 for (i, counter) in counters.iter_mut().enumerate() {
                     *counter = r.try_get(3 + i)?;
                 }
@@ -278,6 +287,10 @@ pub struct NewEvent {
     pub props: String,
     pub revenue_amount: Option<String>,
     pub revenue_currency: Option<String>,
+    /// An engagement event's scroll depth (0–100), if it sent one.
+    pub scroll_depth: Option<i64>,
+    /// An engagement event's engaged time; 0 for other events.
+    pub engagement_ms: i64,
     /// Set when the event is stored.
     pub visit_id: String,
     /// The event's own attributes on arrival; its visit's once stored.
@@ -291,27 +304,34 @@ pub fn day_of(ts: i64) -> i64 {
     ts - ts.rem_euclid(DAY_MS)
 }
 
-const COUNTERS: &str = "visitors, pageviews, events, visits, bounces, duration, views";
-const ROLLUP_COLUMNS: &str =
-    "website_id, day, dim, value, visitors, pageviews, events, visits, bounces, duration, views";
+const COUNTERS: &str = "visitors, pageviews, events, visits, bounces, duration, views, \
+     engaged_ms, engaged_visits, scroll_total, scroll_visits";
+const ROLLUP_COLUMNS: &str = "website_id, day, dim, value, visitors, pageviews, events, visits, bounces, duration, views, \
+     engaged_ms, engaged_visits, scroll_total, scroll_visits";
+
+/// Counters of a rollup row.
+pub const COUNTERS_PER_ROW: usize = 11;
 
 /// One dimension value's counters for a day: visitors, pageviews, events (over the day's
-/// events), then visits, bounces, duration, views (over visits that started that day).
+/// events but engagement), then visits, bounces, duration (seconds), views (over the day's
+/// visits), then engaged ms and their visits, scroll total and its visits (over engagement
+/// events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupRow {
     pub dim: String,
     pub value: String,
-    pub counters: [i64; 7],
+    pub counters: [i64; COUNTERS_PER_ROW],
 }
 
 /// Events of one visit more than this apart belong to two visits.
 pub const VISIT_GAP_MS: i64 = 30 * 60_000;
 
 pub(crate) const EVENT_COLUMNS: &str = "id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
-     revenue_amount, revenue_currency, visit_id, entry_page, source, utm_source, utm_medium, utm_campaign, browser, os, device";
+     revenue_amount, revenue_currency, visit_id, entry_page, source, utm_source, utm_medium, utm_campaign, browser, os, device, \
+     scroll_depth, engagement_ms";
 
 pub(crate) const VISIT_COLUMNS: &str = "id, website_id, visitor_id, start_ts, last_ts, pageviews, events, entry_page, exit_page, \
-     source, utm_source, utm_medium, utm_campaign, country, browser, os, device";
+     source, utm_source, utm_medium, utm_campaign, country, browser, os, device, alive_ts";
 
 /// What a visit's first event says about the whole visit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

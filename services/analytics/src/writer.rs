@@ -18,6 +18,7 @@ use common::time::now_ms;
 use common::{Error, ErrorCode, Result};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::events::ENGAGEMENT;
 use crate::store::{DAY_MS, NewEvent, VISIT_GAP_MS, VisitAttributes, day_of};
 
 /// Most events written in one transaction.
@@ -33,7 +34,8 @@ const POSTGRES_WRITERS: usize = 2;
 /// Visits kept per generation of a writer's cache; see [`VisitCache`].
 const CACHED_VISITS: usize = 32_768;
 
-type Pending = (NewEvent, oneshot::Sender<Result<()>>);
+/// An event and where to answer whether it was stored.
+type Pending = (NewEvent, oneshot::Sender<Result<bool>>);
 
 /// The sending side of the writer tasks.
 #[derive(Clone)]
@@ -66,7 +68,7 @@ impl Writer {
     /// Queues an event with the writer of its visitor; the receiver answers once it is stored.
     /// The event must be valid already (see `Analytics::ingest` and `import`); public for tests
     /// that play several replicas' writers.
-    pub async fn enqueue(&self, event: NewEvent) -> Result<oneshot::Receiver<Result<()>>> {
+    pub async fn enqueue(&self, event: NewEvent) -> Result<oneshot::Receiver<Result<bool>>> {
         // Visitor ids are hex digests: their first character spreads visitors evenly.
         let shard = usize::from(event.visitor_id.bytes().next().unwrap_or_default()) % self.0.len();
         let (reply, stored) = oneshot::channel();
@@ -82,7 +84,13 @@ pub(crate) struct Visit {
     pub website_id: String,
     pub visitor_id: String,
     pub start_ts: i64,
+    /// The last event's time, engagement events left out: the end of the visit's duration.
     pub last_ts: i64,
+    /// The last event's time, engagement events included: the next event within 30 minutes of
+    /// it continues the visit.
+    pub alive_ts: i64,
+    /// Whether this batch changed the visit, so that it is written.
+    pub touched: bool,
     /// Pageviews and events this batch adds: all of them for a visit it starts. Stored as
     /// increments, so that a visit extended meanwhile by another replica keeps its counts.
     pub pageviews: i64,
@@ -99,6 +107,8 @@ impl Visit {
             visitor_id: event.visitor_id.clone(),
             start_ts: event.ts,
             last_ts: event.ts,
+            alive_ts: event.ts,
+            touched: false,
             pageviews: 0,
             events: 0,
             exit_page: event.pathname.clone(),
@@ -106,16 +116,22 @@ impl Visit {
         }
     }
 
-    /// Counts the event in the visit, and gives the event the visit's attributes.
+    /// Counts the event in the visit, and gives the event the visit's attributes. An engagement
+    /// event only keeps the visit open.
     fn add(&mut self, event: &mut NewEvent) {
+        self.touched = true;
+        self.alive_ts = self.alive_ts.max(event.ts);
+        event.visit_id = self.id.clone();
+        event.visit = self.attributes.clone();
+        if event.name == ENGAGEMENT {
+            return;
+        }
         self.last_ts = self.last_ts.max(event.ts);
         self.events += 1;
         if event.name == "pageview" {
             self.pageviews += 1;
             self.exit_page = event.pathname.clone();
         }
-        event.visit_id = self.id.clone();
-        event.visit = self.attributes.clone();
     }
 
     /// A stored visit from its row, by column index in `VISIT_COLUMNS` order; its counts are
@@ -130,6 +146,8 @@ impl Visit {
             visitor_id: text(2)?,
             start_ts: int(3)?,
             last_ts: int(4)?,
+            alive_ts: int(17)?,
+            touched: false,
             pageviews: 0,
             events: 0,
             exit_page: text(8)?,
@@ -156,7 +174,7 @@ impl Visit {
 /// the site-days they change (sorted, so that two writers lock shared rows in the same order):
 /// closed ones, whose rollup they make stale, and open ones (see [`open_day`]).
 pub(crate) struct Rows<'a> {
-    pub events: &'a [NewEvent],
+    pub events: &'a [&'a NewEvent],
     pub visits: &'a [Visit],
     pub closed_days: Vec<(&'a str, i64)>,
     pub open_days: Vec<(&'a str, i64)>,
@@ -200,7 +218,7 @@ impl Db {
         })
     }
 
-    /// Visits of these visitors whose last event is at or after `since`.
+    /// Visits of these visitors with an event at or after `since`.
     async fn visits(&mut self, visitors: &[&str], since: i64) -> Result<Vec<Visit>> {
         match self {
             Db::Sqlite(db) => db.visits(visitors, since),
@@ -279,7 +297,7 @@ impl BatchWriter {
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             let (mut events, replies): (Vec<NewEvent>, Vec<_>) = batch.drain(..).unzip();
             match self.store(&mut events).await {
-                Ok(()) => replies.into_iter().for_each(|reply| drop(reply.send(Ok(())))),
+                Ok(stored) => replies.into_iter().zip(stored).for_each(|(reply, stored)| drop(reply.send(Ok(stored)))),
                 // One bad event (its site deleted meanwhile, say) must not fail the rest, and a
                 // lone event gets a second try: the connection is not checked before use, so its
                 // first statement after a database restart fails and the retry reconnects. Once
@@ -290,7 +308,7 @@ impl BatchWriter {
                     for (event, reply) in events.into_iter().zip(replies) {
                         let stored = match &down {
                             Some(e) => Err(e.clone()),
-                            None => self.store(&mut [event]).await,
+                            None => self.store(&mut [event]).await.map(|stored| stored[0]),
                         };
                         if let Err(e) = &stored
                             && e.code == ErrorCode::ServiceUnavailable
@@ -305,9 +323,10 @@ impl BatchWriter {
     }
 
     /// Stores a batch of events in one transaction, each joined to its visitor's open visit or
-    /// starting a new one. Events are taken in time order.
+    /// starting a new one; returns, for each, whether it was stored (an engagement event outside
+    /// any visit is not). Events are taken in time order.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.db.system(), db.operation.name = "INSERT events", batch = events.len()))]
-    async fn store(&mut self, events: &mut [NewEvent]) -> Result<()> {
+    async fn store(&mut self, events: &mut [NewEvent]) -> Result<Vec<bool>> {
         self.db.begin().await?;
         // A failed COMMIT may leave the transaction open (SQLite says to roll back then), and
         // an open one would fail every later BEGIN.
@@ -318,7 +337,7 @@ impl BatchWriter {
         match written {
             Ok(visits) => {
                 visits.into_iter().for_each(|visit| self.cache.put(visit));
-                Ok(())
+                Ok(events.iter().map(|e| !e.visit_id.is_empty()).collect())
             }
             Err(e) => {
                 self.db.rollback().await;
@@ -327,26 +346,27 @@ impl BatchWriter {
         }
     }
 
-    /// The batch's writes, in the open transaction; returns the visits it wrote.
-    async fn write(&mut self, events: &mut [NewEvent]) -> Result<Vec<Visit>> {
-        let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by_key(|&i| events[i].ts);
-        // Every visit the batch may touch; `current` points at each visitor's latest.
+    /// The visits a batch may touch: `visits`, with `current` pointing at each visitor's latest.
+    async fn open_visits(
+        &mut self,
+        events: &[NewEvent],
+        order: &[usize],
+    ) -> Result<(Vec<Visit>, HashMap<(String, String), usize>)> {
         let mut visits: Vec<Visit> = vec![];
         let mut current: HashMap<(String, String), usize> = HashMap::new();
         let mut unknown: Vec<&str> = vec![];
         let mut since = i64::MAX;
         let mut seen = HashSet::new();
-        for &i in &order {
+        for &i in order {
             let event = &events[i];
             if !seen.insert((event.website_id.as_str(), event.visitor_id.as_str())) {
                 continue;
             }
             let key = (event.website_id.clone(), event.visitor_id.clone());
             match self.cache.take(&key) {
-                Some(visit) if event.ts - visit.last_ts <= VISIT_GAP_MS => {
+                Some(visit) if event.ts - visit.alive_ts <= VISIT_GAP_MS => {
                     current.insert(key, visits.len());
-                    visits.push(Visit { pageviews: 0, events: 0, ..visit });
+                    visits.push(Visit { pageviews: 0, events: 0, touched: false, ..visit });
                 }
                 _ => {
                     unknown.push(event.visitor_id.as_str());
@@ -357,16 +377,26 @@ impl BatchWriter {
         let found = if unknown.is_empty() { vec![] } else { self.db.visits(&unknown, since - VISIT_GAP_MS).await? };
         for visit in found {
             let key = visit.key();
-            if current.get(&key).is_none_or(|&i| visits[i].last_ts < visit.last_ts) {
+            if current.get(&key).is_none_or(|&i| visits[i].alive_ts < visit.alive_ts) {
                 current.insert(key, visits.len());
                 visits.push(visit);
             }
         }
+        Ok((visits, current))
+    }
+
+    /// The batch's writes, in the open transaction; returns the visits it wrote. An engagement
+    /// event with no open visit is not written (its `visit_id` stays empty), as Plausible drops it.
+    async fn write(&mut self, events: &mut [NewEvent]) -> Result<Vec<Visit>> {
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|&i| events[i].ts);
+        let (mut visits, mut current) = self.open_visits(events, &order).await?;
         for i in order {
             let event = &mut events[i];
             let key = (event.website_id.clone(), event.visitor_id.clone());
             let index = match current.get(&key) {
-                Some(&i) if event.ts - visits[i].last_ts <= VISIT_GAP_MS => i,
+                Some(&i) if event.ts - visits[i].alive_ts <= VISIT_GAP_MS => i,
+                _ if event.name == ENGAGEMENT => continue,
                 _ => {
                     current.insert(key, visits.len());
                     visits.push(Visit::start(event));
@@ -375,16 +405,17 @@ impl BatchWriter {
             };
             visits[index].add(event);
         }
-        visits.retain(|visit| visit.events > 0);
+        visits.retain(|visit| visit.touched);
         // In one order for every writer, so that two replicas' batches sharing visits take their
         // row locks in the same order.
         visits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        let mut days: Vec<(&str, i64)> = events.iter().map(|e| (e.website_id.as_str(), day_of(e.ts))).collect();
+        let kept: Vec<&NewEvent> = events.iter().filter(|e| !e.visit_id.is_empty()).collect();
+        let mut days: Vec<(&str, i64)> = kept.iter().map(|e| (e.website_id.as_str(), day_of(e.ts))).collect();
         days.sort_unstable();
         days.dedup();
         let now = now_ms();
         let (open_days, closed_days) = days.into_iter().partition(|&(_, day)| open_day(day, now));
-        self.db.write(&Rows { events, visits: &visits, closed_days, open_days }).await?;
+        self.db.write(&Rows { events: &kept, visits: &visits, closed_days, open_days }).await?;
         Ok(visits)
     }
 }
@@ -396,6 +427,7 @@ impl BatchWriter {
 /// and a pageview of one visit reach two replicas within one batch time.
 const VISIT_UPDATE: &str = "ON CONFLICT (id) DO UPDATE SET \
      last_ts = CASE WHEN excluded.last_ts > visits.last_ts THEN excluded.last_ts ELSE visits.last_ts END, \
+     alive_ts = CASE WHEN excluded.alive_ts > visits.alive_ts THEN excluded.alive_ts ELSE visits.alive_ts END, \
      pageviews = visits.pageviews + excluded.pageviews, events = visits.events + excluded.events, \
      exit_page = CASE WHEN excluded.pageviews > 0 AND excluded.last_ts >= visits.last_ts \
      THEN excluded.exit_page ELSE visits.exit_page END";

@@ -70,6 +70,15 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Stores past events, each with its own time, through the same validation and visits as
+    /// live ones: one JSON object per line, `{"at": RFC 3339, "name", "url", "referrer"?,
+    /// "props"?, "user_agent", "ip", "country"?, "h"?, "sd"?, "e"?}`.
+    ImportEvents {
+        /// Website id or domain.
+        website: String,
+        /// The file of events, one per line.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, Default)]

@@ -160,5 +160,23 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
             );
             Ok(())
         }
+        cli::AdminCommand::ImportEvents { website, file } => import_events(settings, &website, &file).await,
     }
+}
+
+/// `zenovay admin import-events`: the file's events, then a rollup of the closed days they touch.
+async fn import_events(settings: &Settings, website: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    let analytics = analytics::Analytics::open(&settings.backend()).await?;
+    let site = analytics.find_website(website).await.context("no such website")?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let events = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| analytics::backfill::event(&site.domain, line).with_context(|| format!("line {}", i + 1)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let stored = analytics.import(events).await?;
+    let rolled = analytics.roll_up(common::time::now_ms()).await?;
+    println!("{}: stored {stored} events, rolled up {rolled} days", site.domain);
+    Ok(())
 }

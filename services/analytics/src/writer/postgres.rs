@@ -82,11 +82,13 @@ impl Db {
     pub async fn visits(&mut self, visitors: &[&str], since: i64) -> Result<Vec<Visit>> {
         let rows = self
             .with(async |conn| {
-                sqlx::query(&format!("SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id = ANY($1) AND last_ts >= $2"))
-                    .bind(visitors)
-                    .bind(since)
-                    .fetch_all(conn)
-                    .await
+                sqlx::query(&format!(
+                    "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id = ANY($1) AND alive_ts >= $2"
+                ))
+                .bind(visitors)
+                .bind(since)
+                .fetch_all(conn)
+                .await
             })
             .await?;
         rows.iter()
@@ -98,9 +100,9 @@ impl Db {
     pub async fn write(&mut self, rows: &Rows<'_>) -> Result<()> {
         self.with(async |conn| {
             let events = rows.events;
-            let text = |f: fn(&crate::store::NewEvent) -> &str| events.iter().map(f).collect::<Vec<_>>();
+            let text = |f: fn(&crate::store::NewEvent) -> &str| events.iter().map(|e| f(e)).collect::<Vec<_>>();
             sqlx::query(&format!(
-                "INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM UNNEST({})",
+                "INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM UNNEST({}, $21::int8[], $22::int8[])",
                 casts(&["text", "text", "int8"], 17)
             ))
             .bind(text(|e| &e.id))
@@ -123,13 +125,15 @@ impl Db {
             .bind(text(|e| &e.visit.browser))
             .bind(text(|e| &e.visit.os))
             .bind(text(|e| &e.visit.device))
+            .bind(events.iter().map(|e| e.scroll_depth).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.engagement_ms).collect::<Vec<_>>())
             .execute(&mut *conn)
             .await?;
             let visits = rows.visits;
             let text = |f: fn(&Visit) -> &str| visits.iter().map(f).collect::<Vec<_>>();
             let int = |f: fn(&Visit) -> i64| visits.iter().map(f).collect::<Vec<_>>();
             sqlx::query(&format!(
-                "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}) {VISIT_UPDATE}",
+                "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}, $18::int8[]) {VISIT_UPDATE}",
                 casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 10)
             ))
             .bind(text(|v| &v.id))
@@ -149,6 +153,7 @@ impl Db {
             .bind(text(|v| &v.attributes.browser))
             .bind(text(|v| &v.attributes.os))
             .bind(text(|v| &v.attributes.device))
+            .bind(int(|v| v.alive_ts))
             .execute(&mut *conn)
             .await?;
             // In the order given (sorted), so that two writers lock shared rows in the same order.

@@ -63,7 +63,7 @@ impl Db {
     pub fn visits(&self, visitors: &[&str], since: i64) -> Result<Vec<Visit>> {
         let read = || -> rusqlite::Result<Vec<Visit>> {
             let mut select = self.0.prepare_cached(&format!(
-                "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id = ?1 AND last_ts >= ?2"
+                "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id = ?1 AND alive_ts >= ?2"
             ))?;
             let mut visits = vec![];
             for visitor in visitors {
@@ -82,7 +82,7 @@ impl Db {
         let write = || -> rusqlite::Result<()> {
             let mut insert = self.0.prepare_cached(&format!(
                 "INSERT INTO events ({EVENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
             ))?;
             for e in rows.events {
                 let v = &e.visit;
@@ -107,11 +107,13 @@ impl Db {
                     v.browser,
                     v.os,
                     v.device,
+                    e.scroll_depth,
+                    e.engagement_ms,
                 ])?;
             }
             let mut upsert = self.0.prepare_cached(&format!(
                 "INSERT INTO visits ({VISIT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) {VISIT_UPDATE}"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) {VISIT_UPDATE}"
             ))?;
             for visit in rows.visits {
                 let a = &visit.attributes;
@@ -133,6 +135,7 @@ impl Db {
                     a.browser,
                     a.os,
                     a.device,
+                    visit.alive_ts,
                 ])?;
             }
             for (days, on_conflict) in [(&rows.closed_days, PENDING_CLOSED), (&rows.open_days, PENDING_OPEN)] {
