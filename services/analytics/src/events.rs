@@ -59,13 +59,9 @@ fn engagement(event: &Incoming, name: &str) -> Result<(Option<i64>, i64)> {
     let scroll_depth = event.scroll_depth.filter(|sd| *sd >= 0).map(|sd| sd.min(100));
     let engaged = event.engagement_ms.filter(|ms| (0..MAX_ENGAGEMENT_MS).contains(ms));
     if scroll_depth.is_none() && engaged.is_none() {
-        return Err(field("sd", "an engagement event needs an integer sd (scroll depth) or e (engaged ms)"));
+        return Err(Error::invalid("sd", "an engagement event needs an integer sd (scroll depth) or e (engaged ms)"));
     }
     Ok((scroll_depth, engaged.unwrap_or(0)))
-}
-
-fn field(name: &str, message: &str) -> Error {
-    Error::invalid(name, message)
 }
 
 fn props(json: &str) -> Result<String> {
@@ -74,7 +70,7 @@ fn props(json: &str) -> Result<String> {
     }
     let map = match serde_json::from_str::<serde_json::Value>(json) {
         Ok(serde_json::Value::Object(map)) if map.len() <= 30 && json.len() <= 4096 => map,
-        _ => return Err(field("props", "must be a JSON object of at most 30 properties")),
+        _ => return Err(Error::invalid("props", "must be a JSON object of at most 30 properties")),
     };
     for (name, value) in &map {
         check_line("props", name)?;
@@ -89,14 +85,16 @@ fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
     if json.is_empty() {
         return Ok((None, None));
     }
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|_| field("revenue", "must be an object"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|_| Error::invalid("revenue", "must be an object"))?;
     let amount = match &value["amount"] {
         serde_json::Value::String(s) if s.parse::<f64>().is_ok() => s.clone(),
         serde_json::Value::Number(n) => n.to_string(),
-        _ => return Err(field("revenue", "amount must be a number")),
+        _ => return Err(Error::invalid("revenue", "amount must be a number")),
     };
     let currency = value["currency"].as_str().filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()));
-    let currency = currency.ok_or_else(|| field("revenue", "currency must be an ISO 4217 code such as EUR"))?;
+    let currency =
+        currency.ok_or_else(|| Error::invalid("revenue", "currency must be an ISO 4217 code such as EUR"))?;
     Ok((Some(amount), Some(currency.to_owned())))
 }
 
@@ -180,12 +178,12 @@ impl Analytics {
     fn prepare(&self, event: &Incoming, website_id: &str, ts: i64, salt: &str) -> Result<Option<NewEvent>> {
         let name = event.name.trim();
         if name.is_empty() || name.chars().count() > 120 {
-            return Err(field("name", "must be 1–120 characters"));
+            return Err(Error::invalid("name", "must be 1–120 characters"));
         }
         let url = url::Url::parse(&event.url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && event.url.len() <= 2048)
-            .ok_or_else(|| field("url", "must be an absolute http(s) URL"))?;
+            .ok_or_else(|| Error::invalid("url", "must be an absolute http(s) URL"))?;
         let props = props(&event.props_json)?;
         let (scroll_depth, engagement_ms) = engagement(event, name)?;
         let (revenue_amount, revenue_currency) = revenue(&event.revenue_json)?;
@@ -263,11 +261,11 @@ impl Analytics {
         let website = match self.store.website_by_tracking_code(name).await? {
             Some(website) => website,
             None => {
-                let domain = normalize_domain(name).map_err(|_| field("domain", "is not a site's domain"))?;
+                let domain = normalize_domain(name).map_err(|_| Error::invalid("domain", "is not a site's domain"))?;
                 self.store
                     .website_by_domain(&domain)
                     .await?
-                    .ok_or_else(|| field("domain", "no site has this domain"))?
+                    .ok_or_else(|| Error::invalid("domain", "no site has this domain"))?
             }
         };
         let mut sites = self.sites.lock().expect("sites lock poisoned");

@@ -6,10 +6,6 @@ use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, TimeZone, Ut
 use chrono_tz::Tz;
 use common::{Error, Result};
 
-fn field(name: &str, message: impl std::fmt::Display) -> Error {
-    Error::validation(format!("{name}: {message}"))
-}
-
 /// Whose meaning a period name has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Meaning {
@@ -44,12 +40,12 @@ pub fn midnight(tz: Tz, d: NaiveDate) -> Result<i64> {
 }
 
 fn out_of_range() -> Error {
-    field("date", "out of range")
+    Error::invalid("date", "out of range")
 }
 
 fn day(text: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| field("date", "must be YYYY-MM-DD (or two, for custom)"))
+        .map_err(|_| Error::invalid("date", "must be YYYY-MM-DD (or two, for custom)"))
 }
 
 fn back(end: NaiveDate, days: u64) -> Result<NaiveDate> {
@@ -76,13 +72,13 @@ fn whole_year(d: NaiveDate) -> Result<(NaiveDate, NaiveDate)> {
 }
 
 fn custom(date: &str) -> Result<(NaiveDate, NaiveDate)> {
-    let (a, b) = date.split_once(',').ok_or_else(|| field("date", "custom needs YYYY-MM-DD,YYYY-MM-DD"))?;
+    let (a, b) = date.split_once(',').ok_or_else(|| Error::invalid("date", "custom needs YYYY-MM-DD,YYYY-MM-DD"))?;
     let (a, b) = (day(a)?, day(b)?);
     if a > b {
-        return Err(field("date", "the first day must not be after the second"));
+        return Err(Error::invalid("date", "the first day must not be after the second"));
     }
     if b.signed_duration_since(a) > Duration::days(3660) {
-        return Err(field("date", "a custom period spans at most 10 years"));
+        return Err(Error::invalid("date", "a custom period spans at most 10 years"));
     }
     Ok((a, b))
 }
@@ -151,7 +147,7 @@ fn unknown(meaning: Meaning) -> Error {
         }
         _ => "day, 24h, 7d, 28d, 30d, 90d, 91d, month, 6mo, 12mo, year, 1y, all, realtime, custom",
     };
-    field("period", format!("must be one of {names}"))
+    Error::invalid("period", format!("must be one of {names}"))
 }
 
 /// `[from, to)` in unix ms of `period` in the site's zone.

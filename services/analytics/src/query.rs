@@ -22,10 +22,6 @@ use crate::period::midnight;
 use chrono_tz::Tz;
 use common::{Error, Result};
 
-fn field(name: &str, message: impl std::fmt::Display) -> Error {
-    Error::invalid(name, message)
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Visitors,
@@ -77,7 +73,7 @@ impl Metric {
     pub fn parse(name: &str) -> Result<Metric> {
         Metric::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| {
             let known: Vec<_> = Metric::ALL.iter().map(|m| m.name()).collect();
-            field("metrics", format!("unknown metric {name:?}; use {}", known.join(", ")))
+            Error::invalid("metrics", format!("unknown metric {name:?}; use {}", known.join(", ")))
         })
     }
 
@@ -162,7 +158,7 @@ impl Dim {
     pub fn parse(name: &str, what: &str) -> Result<Dim> {
         Dim::all().find(|d| d.name() == name).ok_or_else(|| {
             let known: Vec<_> = Dim::all().map(|d| d.name()).collect();
-            field(what, format!("unknown dimension {name:?}; use {}", known.join(", ")))
+            Error::invalid(what, format!("unknown dimension {name:?}; use {}", known.join(", ")))
         })
     }
 
@@ -214,7 +210,7 @@ impl Op {
             "matches" | "matches_wildcard" => Op::Matches,
             "matches_not" | "matches_wildcard_not" => Op::MatchesNot,
             other => {
-                return Err(field(
+                return Err(Error::invalid(
                     "filters",
                     format!("unknown operator {other:?}; use is, is_not, contains, contains_not, matches, matches_not"),
                 ));
@@ -234,10 +230,10 @@ impl Filter {
     pub fn new(op: &str, dim: &str, values: Vec<String>) -> Result<Filter> {
         let dim = Dim::parse(dim, "filters")?;
         if matches!(dim, Dim::Time(_)) {
-            return Err(field("filters", "time is chosen by the period, not by a filter"));
+            return Err(Error::invalid("filters", "time is chosen by the period, not by a filter"));
         }
         if values.is_empty() || values.len() > 100 || values.iter().any(|v| v.len() > 2000) {
-            return Err(field("filters", "each filter needs 1 to 100 values"));
+            return Err(Error::invalid("filters", "each filter needs 1 to 100 values"));
         }
         for value in &values {
             common::text::check_line("filters", value)?;
@@ -291,15 +287,15 @@ impl Query {
         fill_time: bool,
     ) -> Result<Query> {
         if metrics.is_empty() {
-            return Err(field("metrics", "at least one metric is required"));
+            return Err(Error::invalid("metrics", "at least one metric is required"));
         }
         let metrics = metrics.iter().map(|m| Metric::parse(m)).collect::<Result<Vec<_>>>()?;
         let dims = dims.iter().map(|d| Dim::parse(d, "dimensions")).collect::<Result<Vec<_>>>()?;
         if dims.iter().filter(|d| matches!(d, Dim::Time(_))).count() > 1 {
-            return Err(field("dimensions", "at most one time dimension"));
+            return Err(Error::invalid("dimensions", "at most one time dimension"));
         }
         if dims.len() > 4 || (1..dims.len()).any(|i| dims[..i].contains(&dims[i])) {
-            return Err(field("dimensions", "at most 4 distinct dimensions"));
+            return Err(Error::invalid("dimensions", "at most 4 distinct dimensions"));
         }
         let order = order
             .iter()
@@ -309,7 +305,10 @@ impl Query {
                 } else if let Some(i) = dims.iter().position(|d| d.name() == key) {
                     OrderKey::Dim(i)
                 } else {
-                    return Err(field("order_by", format!("{key:?} is neither a queried metric nor a dimension")));
+                    return Err(Error::invalid(
+                        "order_by",
+                        format!("{key:?} is neither a queried metric nor a dimension"),
+                    ));
                 };
                 Ok((key, *descending))
             })
@@ -710,7 +709,7 @@ impl Buckets {
         let local = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&tz);
         let mut starts = vec![];
         let mut labels = vec![];
-        let too_many = || field("interval", "too fine for this period; use a coarser one");
+        let too_many = || Error::invalid("interval", "too fine for this period; use a coarser one");
         if interval == Interval::Hour {
             let first = local(from);
             let mut t = from - (first.minute() as i64 * 60_000 + first.second() as i64 * 1000);
@@ -738,7 +737,7 @@ impl Buckets {
                     _ => day,
                 };
                 labels.push(label_day.format("%Y-%m-%d").to_string());
-                day = step(day).ok_or_else(|| field("date", "out of range"))?;
+                day = step(day).ok_or_else(|| Error::invalid("date", "out of range"))?;
                 if starts.len() > MAX_BUCKETS {
                     return Err(too_many());
                 }
