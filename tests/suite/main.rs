@@ -17,6 +17,7 @@ macro_rules! both_modes {
 mod conformance;
 mod console;
 mod events;
+mod goals;
 mod hardening;
 mod harness;
 mod hello;
@@ -27,5 +28,6 @@ mod mcp;
 mod openapi;
 mod operations;
 mod propagation;
+mod properties;
 mod secret_scanning;
 mod tracing;

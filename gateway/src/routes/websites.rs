@@ -103,7 +103,11 @@ pub struct StatsParams {
 }
 
 /// The website, when the session's user belongs to its team (403 otherwise, 404 when unknown).
-async fn member_website(state: &AppState, session: &SessionUser, website_id: String) -> ApiResult<anpb::Website> {
+pub(crate) async fn member_website(
+    state: &AppState,
+    session: &SessionUser,
+    website_id: String,
+) -> ApiResult<anpb::Website> {
     rules::check_line("id", &website_id)?;
     let website = state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id }).await?.into_inner();
     state

@@ -20,6 +20,8 @@ use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, TimeZone, Ti
 use chrono_tz::Tz;
 use common::{Error, Result};
 
+use crate::model::{Goal, GoalTarget};
+
 fn field(name: &str, message: impl std::fmt::Display) -> Error {
     Error::validation(format!("{name}: {message}"))
 }
@@ -33,10 +35,12 @@ pub enum Metric {
     BounceRate,
     VisitDuration,
     Events,
+    ConversionRate,
+    Percentage,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 9] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -44,6 +48,8 @@ impl Metric {
         Metric::BounceRate,
         Metric::VisitDuration,
         Metric::Events,
+        Metric::ConversionRate,
+        Metric::Percentage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +61,8 @@ impl Metric {
             Metric::BounceRate => "bounce_rate",
             Metric::VisitDuration => "visit_duration",
             Metric::Events => "events",
+            Metric::ConversionRate => "conversion_rate",
+            Metric::Percentage => "percentage",
         }
     }
 
@@ -65,9 +73,12 @@ impl Metric {
         })
     }
 
-    /// Counted over events rather than over visits.
+    /// Counted over events rather than over visits (shares are of visitors).
     fn counted_over_events(self) -> bool {
-        matches!(self, Metric::Visitors | Metric::Pageviews | Metric::Events)
+        matches!(
+            self,
+            Metric::Visitors | Metric::Pageviews | Metric::Events | Metric::ConversionRate | Metric::Percentage
+        )
     }
 }
 
@@ -79,7 +90,7 @@ pub enum Interval {
     Month,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dim {
     Page,
     Name,
@@ -93,6 +104,10 @@ pub enum Dim {
     Device,
     Browser,
     Os,
+    /// A custom property of the event (`event:props:<name>`); `(none)` where the event has none.
+    Prop(String),
+    /// The goals of the site an event completes (`event:goal`), by display name.
+    Goal,
     Time(Interval),
 }
 
@@ -112,15 +127,21 @@ pub const ROLLUP_DIMS: [Dim; 12] = [
     Dim::Os,
 ];
 
+/// Prefix of a custom property's dimension.
+pub const PROPS: &str = "event:props:";
+
+/// The value of a custom property an event does not have, as Plausible shows it.
+pub const NO_PROP: &str = "(none)";
+
 impl Dim {
-    /// Every dimension: the rolled-up ones and time.
+    /// Every dimension of a fixed name: the rolled-up ones, goals and time.
     fn all() -> impl Iterator<Item = Dim> {
         let times = [Interval::Hour, Interval::Day, Interval::Week, Interval::Month].map(Dim::Time);
-        ROLLUP_DIMS.into_iter().chain(times)
+        ROLLUP_DIMS.into_iter().chain([Dim::Goal]).chain(times)
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
+    pub fn name(&self) -> String {
+        let name = match self {
             Dim::Page => "event:page",
             Dim::Name => "event:name",
             Dim::EntryPage => "visit:entry_page",
@@ -133,32 +154,44 @@ impl Dim {
             Dim::Device => "visit:device",
             Dim::Browser => "visit:browser",
             Dim::Os => "visit:os",
+            Dim::Prop(name) => return format!("{PROPS}{name}"),
+            Dim::Goal => "event:goal",
             Dim::Time(Interval::Hour) => "time:hour",
             Dim::Time(Interval::Day) => "time:day",
             Dim::Time(Interval::Week) => "time:week",
             Dim::Time(Interval::Month) => "time:month",
-        }
+        };
+        name.to_owned()
     }
 
     pub fn parse(name: &str, what: &str) -> Result<Dim> {
+        if let Some(prop) = name.strip_prefix(PROPS) {
+            // Property names go into a JSON path on SQLite, where a quote would end the name.
+            if prop.is_empty() || prop.chars().count() > 300 || prop.contains('"') {
+                return Err(field(what, format!("{name:?}: a property name is 1 to 300 characters, without \"")));
+            }
+            common::text::check_line(what, prop)?;
+            return Ok(Dim::Prop(prop.to_owned()));
+        }
         Dim::all().find(|d| d.name() == name).ok_or_else(|| {
             let known: Vec<_> = Dim::all().map(|d| d.name()).collect();
-            field(what, format!("unknown dimension {name:?}; use {}", known.join(", ")))
+            field(what, format!("unknown dimension {name:?}; use {}, or {PROPS}<name>", known.join(", ")))
         })
     }
 
-    /// Its column on `events`; the exit page is known only to the visit.
-    fn event_column(self) -> Option<&'static str> {
+    /// Its column on `events`; the exit page is known only to the visit, and properties and
+    /// goals are expressions over several columns.
+    fn event_column(&self) -> Option<&'static str> {
         Some(match self {
             Dim::Page => "pathname",
             Dim::Name => "name",
-            Dim::ExitPage | Dim::Time(_) => return None,
+            Dim::ExitPage | Dim::Time(_) | Dim::Prop(_) | Dim::Goal => return None,
             other => other.visit_column()?,
         })
     }
 
-    /// Its column on `visits`; pages and event names belong to events.
-    fn visit_column(self) -> Option<&'static str> {
+    /// Its column on `visits`; pages, event names, properties and goals belong to events.
+    fn visit_column(&self) -> Option<&'static str> {
         Some(match self {
             Dim::EntryPage => "entry_page",
             Dim::ExitPage => "exit_page",
@@ -170,8 +203,13 @@ impl Dim {
             Dim::Device => "device",
             Dim::Browser => "browser",
             Dim::Os => "os",
-            Dim::Page | Dim::Name | Dim::Time(_) => return None,
+            Dim::Page | Dim::Name | Dim::Prop(_) | Dim::Goal | Dim::Time(_) => return None,
         })
+    }
+
+    /// Whether it belongs to events rather than to visits.
+    fn of_events(&self) -> bool {
+        self.visit_column().is_none() && !matches!(self, Dim::Time(_))
     }
 }
 
@@ -225,6 +263,17 @@ impl Filter {
         }
         Ok(Filter { dim, op: Op::parse(op)?, values })
     }
+
+    /// Whether a value satisfies the filter's positive form, as the SQL of [`Sql::condition`]
+    /// decides (contains and wildcards ignore ASCII case).
+    fn picks(&self, value: &str) -> bool {
+        let lower = value.to_ascii_lowercase();
+        self.values.iter().any(|v| match self.op {
+            Op::Is | Op::IsNot => v == value,
+            Op::Contains | Op::ContainsNot => lower.contains(&v.to_ascii_lowercase()),
+            Op::Matches | Op::MatchesNot => wildcard_match(&v.to_ascii_lowercase(), &lower),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +296,48 @@ pub struct Query {
     pub limit: usize,
     pub offset: usize,
     pub fill_time: bool,
+    /// The site's goals, when a dimension or filter names `event:goal`.
+    pub goals: Vec<Goal>,
+}
+
+/// Visitors of the whole period that shares are of: for `conversion_rate`, with every filter
+/// but those on goals and properties; for `percentage`, with every filter.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Shares {
+    pub conversion_base: i64,
+    pub percentage_base: i64,
+}
+
+/// The backend's SQL dialect, where the two differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `LIKE` that ignores ASCII case, as SQLite's does.
+    pub fn like(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "LIKE",
+            Dialect::Postgres => "ILIKE",
+        }
+    }
+
+    /// The text of custom property `name` of the event in `props` (a JSON object whose values
+    /// are strings), or `(none)`.
+    fn prop(self, sql: &mut Sql, props: &str, name: &str) -> String {
+        match self {
+            Dialect::Sqlite => {
+                let path = sql.bind(Bind::Text(format!("$.\"{name}\"")));
+                format!("COALESCE(CAST(json_extract({props}, {path}) AS TEXT), '{NO_PROP}')")
+            }
+            Dialect::Postgres => {
+                let key = sql.bind(Bind::Text(name.to_owned()));
+                format!("COALESCE(CAST({props} AS jsonb) ->> {key}, '{NO_PROP}')")
+            }
+        }
+    }
 }
 
 pub struct Answer {
@@ -287,7 +378,7 @@ impl Query {
             .map(|(key, descending)| {
                 let key = if let Some(i) = metrics.iter().position(|m| m.name() == key) {
                     OrderKey::Metric(i)
-                } else if let Some(i) = dims.iter().position(|d| d.name() == key) {
+                } else if let Some(i) = dims.iter().position(|d| d.name() == *key) {
                     OrderKey::Dim(i)
                 } else {
                     return Err(field("order_by", format!("{key:?} is neither a queried metric nor a dimension")));
@@ -295,7 +386,50 @@ impl Query {
                 Ok((key, *descending))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Query { website_id, tz, from, to, metrics, dims, filters, order, limit, offset, fill_time })
+        Ok(Query { website_id, tz, from, to, metrics, dims, filters, order, limit, offset, fill_time, goals: vec![] })
+    }
+
+    /// Whether a dimension or filter names `event:goal`.
+    pub fn uses_goals(&self) -> bool {
+        self.dims.contains(&Dim::Goal) || self.filters.iter().any(|f| f.dim == Dim::Goal)
+    }
+
+    /// Gives the query the site's goals, and checks what needs them: a goal named by an `is`
+    /// filter exists, and `conversion_rate` comes with a goal dimension or filter. Also checks
+    /// that `percentage` comes with a dimension.
+    pub fn with_goals(self, goals: Vec<Goal>) -> Result<Query> {
+        for filter in self.filters.iter().filter(|f| f.dim == Dim::Goal && f.op == Op::Is) {
+            if let Some(unknown) = filter.values.iter().find(|v| !goals.iter().any(|g| &g.display_name == *v)) {
+                return Err(field("filters", format!("the goal {unknown:?} is not configured for this site")));
+            }
+        }
+        if self.metrics.contains(&Metric::ConversionRate) && !self.uses_goals() {
+            return Err(field("metrics", "conversion_rate needs an event:goal dimension or filter"));
+        }
+        if self.metrics.contains(&Metric::Percentage) && self.dims.is_empty() {
+            return Err(field("metrics", "percentage needs a dimension"));
+        }
+        Ok(Query { goals, ..self })
+    }
+
+    /// The queries of the visitors that shares are of (see [`Shares`]), when a metric is a share.
+    pub fn share_queries(&self) -> (Option<Query>, Option<Query>) {
+        let base = |keep: &dyn Fn(&Filter) -> bool| Query {
+            metrics: vec![Metric::Visitors],
+            dims: vec![],
+            filters: self.filters.iter().filter(|f| keep(f)).cloned().collect(),
+            order: vec![],
+            limit: 0,
+            offset: 0,
+            fill_time: false,
+            ..self.clone()
+        };
+        let conversion = self
+            .metrics
+            .contains(&Metric::ConversionRate)
+            .then(|| base(&|f| !matches!(f.dim, Dim::Goal | Dim::Prop(_))));
+        let percentage = self.metrics.contains(&Metric::Percentage).then(|| base(&|_| true));
+        (conversion, percentage)
     }
 
     /// The same query over a part of its period (time buckets stay those of the whole).
@@ -315,11 +449,11 @@ impl Query {
     /// totals). They keep one dimension per row, whole days and no filters.
     pub fn rollup_dim(&self) -> Option<Option<Dim>> {
         let mut other = self.dims.iter().filter(|d| !matches!(d, Dim::Time(_)));
-        let dim = other.next().copied();
+        let dim = other.next().cloned();
         let fits = self.filters.is_empty()
             && other.next().is_none()
             && !self.dims.contains(&Dim::Time(Interval::Hour))
-            && dim.is_none_or(|d| ROLLUP_DIMS.contains(&d));
+            && dim.as_ref().is_none_or(|d| ROLLUP_DIMS.contains(d));
         fits.then_some(dim)
     }
 
@@ -334,78 +468,172 @@ impl Query {
         self.time_dim().map(|(_, interval)| Buckets::new(self.tz, interval, self.from, self.to)).transpose()
     }
 
+    /// The goal each part of a query's SQL is about: with `event:goal` as a dimension, one part
+    /// per goal of the site (none without goals), else one part about no goal.
+    fn goal_parts(&self) -> Vec<Option<&Goal>> {
+        if self.dims.contains(&Dim::Goal) { self.goals.iter().map(Some).collect() } else { vec![None] }
+    }
+
+    /// SQL true for an event (columns prefixed by `t`) that satisfies `filter`, a filter on an
+    /// event's own dimension.
+    fn event_condition(&self, sql: &mut Sql, filter: &Filter, t: &str, dialect: Dialect) -> String {
+        match &filter.dim {
+            Dim::Goal => {
+                // The filter picks goals by name; the event completes one of them.
+                let mut named = Filter { dim: Dim::Goal, op: filter.op, values: filter.values.clone() };
+                let negated = matches!(filter.op, Op::IsNot | Op::ContainsNot | Op::MatchesNot);
+                named.op = match filter.op {
+                    Op::IsNot => Op::Is,
+                    Op::ContainsNot => Op::Contains,
+                    Op::MatchesNot => Op::Matches,
+                    op => op,
+                };
+                let chosen: Vec<String> = self
+                    .goals
+                    .iter()
+                    .filter(|g| named.picks(&g.display_name))
+                    .map(|g| goal_condition(sql, g, t, dialect))
+                    .collect();
+                let any = if chosen.is_empty() { "1 = 0".to_owned() } else { format!("({})", chosen.join(" OR ")) };
+                if negated { format!("NOT {any}") } else { any }
+            }
+            Dim::Prop(name) => {
+                let column = dialect.prop(sql, &format!("{t}props"), name);
+                sql.condition(&column, filter, dialect.like())
+            }
+            dim => {
+                let column = format!("{t}{}", dim.event_column().expect("an event dimension"));
+                sql.condition(&column, filter, dialect.like())
+            }
+        }
+    }
+
+    /// An event's value of dimension `dim` (columns prefixed by `t`), about goal `goal`.
+    fn event_value(sql: &mut Sql, dim: &Dim, t: &str, goal: Option<&Goal>, dialect: Dialect) -> String {
+        match dim {
+            Dim::Goal => {
+                let name = goal.map(|g| g.display_name.clone()).unwrap_or_default();
+                format!("CAST({} AS TEXT)", sql.bind(Bind::Text(name)))
+            }
+            Dim::Prop(name) => dialect.prop(sql, &format!("{t}props"), name),
+            other => format!("{t}{}", other.event_column().expect("events carry every other dimension")),
+        }
+    }
+
     /// The SQL of the events part, when a metric needs it.
-    pub fn event_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
-        if !self.needs_events() {
+    pub fn event_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Option<Sql> {
+        let parts = self.goal_parts();
+        if !self.needs_events() || parts.is_empty() {
             return None;
         }
         let mut sql = Sql::default();
         let (site, from, to) = sql.range(self);
         let join_visits = self.dims.contains(&Dim::ExitPage) || self.filters.iter().any(|f| f.dim == Dim::ExitPage);
-        let column = |dim: Dim| match dim {
-            Dim::ExitPage => "v.exit_page".to_owned(),
-            Dim::Time(_) => buckets.expect("buckets of a time dimension").case("e.ts"),
-            other => format!("e.{}", other.event_column().expect("events carry every other dimension")),
-        };
         let mut conditions = vec![format!("e.website_id = {site} AND e.ts >= {from} AND e.ts < {to}")];
         for filter in &self.filters {
-            conditions.push(sql.condition(&column(filter.dim), filter, like));
+            let condition = match filter.dim {
+                Dim::ExitPage => sql.condition("v.exit_page", filter, dialect.like()),
+                _ => self.event_condition(&mut sql, filter, "e.", dialect),
+            };
+            conditions.push(condition);
         }
-        let dims: Vec<String> = self.dims.iter().map(|d| column(*d)).collect();
-        sql.text = format!(
-            "SELECT {}CAST(COUNT(DISTINCT e.visitor_id) AS BIGINT) AS visitors, \
-             CAST(COALESCE(SUM(CASE WHEN e.name = 'pageview' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pageviews, \
-             CAST(COUNT(*) AS BIGINT) AS events \
-             FROM events e{} WHERE {}{}",
-            select_dims(&dims),
-            if join_visits { " JOIN visits v ON v.id = e.visit_id" } else { "" },
-            conditions.join(" AND "),
-            group_by(dims.len()),
-        );
+        let mut selects = Vec::with_capacity(parts.len());
+        for goal in parts {
+            let mut part_conditions = conditions.clone();
+            if let Some(goal) = goal {
+                part_conditions.push(goal_condition(&mut sql, goal, "e.", dialect));
+            }
+            let dims: Vec<String> = self
+                .dims
+                .iter()
+                .map(|dim| match dim {
+                    Dim::ExitPage => "v.exit_page".to_owned(),
+                    Dim::Time(_) => buckets.expect("buckets of a time dimension").case("e.ts"),
+                    other => Query::event_value(&mut sql, other, "e.", goal, dialect),
+                })
+                .collect();
+            selects.push(format!(
+                "SELECT {}CAST(COUNT(DISTINCT e.visitor_id) AS BIGINT) AS visitors, \
+                 CAST(COALESCE(SUM(CASE WHEN e.name = 'pageview' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pageviews, \
+                 CAST(COUNT(*) AS BIGINT) AS events \
+                 FROM events e{} WHERE {}{}",
+                select_dims(&dims),
+                if join_visits { " JOIN visits v ON v.id = e.visit_id" } else { "" },
+                part_conditions.join(" AND "),
+                group_by(dims.len()),
+            ));
+        }
+        sql.text = selects.join(" UNION ALL ");
         Some(sql)
     }
 
+    /// The visits that include an event of the period matching the query's event filters, as a
+    /// derived table `x` of `visit_id` and the event dimensions' values `x0`, `x1`, …: one row per
+    /// visit and distinct values. None when no dimension and no filter is the events'.
+    fn visit_events(&self, sql: &mut Sql, dialect: Dialect) -> Option<String> {
+        let event_dims: Vec<&Dim> = self.dims.iter().filter(|d| d.of_events()).collect();
+        let event_filters: Vec<&Filter> = self.filters.iter().filter(|f| f.dim.of_events()).collect();
+        if event_dims.is_empty() && event_filters.is_empty() {
+            return None;
+        }
+        let (site, from, to) = sql.range(self);
+        let mut inner = vec![format!("website_id = {site} AND ts >= {from} AND ts < {to}")];
+        for filter in event_filters {
+            inner.push(self.event_condition(sql, filter, "", dialect));
+        }
+        let mut selects = vec![];
+        for goal in self.goal_parts() {
+            let mut conditions = inner.clone();
+            if let Some(goal) = goal {
+                conditions.push(goal_condition(sql, goal, "", dialect));
+            }
+            let values: Vec<String> = event_dims
+                .iter()
+                .enumerate()
+                .map(|(i, d)| format!(", {} AS x{i}", Query::event_value(sql, d, "", goal, dialect)))
+                .collect();
+            selects.push(format!(
+                "SELECT DISTINCT visit_id{} FROM events WHERE {}",
+                values.concat(),
+                conditions.join(" AND ")
+            ));
+        }
+        Some(selects.join(" UNION ALL "))
+    }
+
     /// The SQL of the visits part, when a metric needs it.
-    pub fn visit_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
-        if !self.needs_visits() {
+    pub fn visit_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Option<Sql> {
+        if !self.needs_visits() || self.goal_parts().is_empty() {
             return None;
         }
         let mut sql = Sql::default();
         let (site, from, to) = sql.range(self);
-        // Pages and event names live on events: grouped by them, a visit counts once per distinct
-        // value it includes; filtered by them, a visit counts when one of its events matches.
-        let event_dims: Vec<Dim> =
-            self.dims.iter().copied().filter(|d| d.visit_column().is_none() && !matches!(d, Dim::Time(_))).collect();
-        let event_filters: Vec<&Filter> = self.filters.iter().filter(|f| f.dim.visit_column().is_none()).collect();
-        let mut inner = vec![format!("website_id = {site} AND ts >= {from} AND ts < {to}")];
-        for filter in &event_filters {
-            inner.push(sql.condition(filter.dim.event_column().expect("an event dimension"), filter, like));
-        }
         let mut conditions = vec![format!("v.website_id = {site} AND v.start_ts >= {from} AND v.start_ts < {to}")];
-        for filter in self.filters.iter().filter(|f| f.dim.visit_column().is_some()) {
+        for filter in self.filters.iter().filter(|f| !f.dim.of_events()) {
             let column = format!("v.{}", filter.dim.visit_column().expect("a visit dimension"));
-            conditions.push(sql.condition(&column, filter, like));
+            conditions.push(sql.condition(&column, filter, dialect.like()));
         }
-        let join = if !event_dims.is_empty() {
-            let columns: Vec<String> =
-                event_dims.iter().map(|d| d.event_column().expect("an event dimension").to_owned()).collect();
-            format!(
-                " JOIN (SELECT DISTINCT visit_id, {} FROM events WHERE {}) x ON x.visit_id = v.id",
-                columns.join(", "),
-                inner.join(" AND ")
-            )
-        } else {
-            if !event_filters.is_empty() {
-                conditions.push(format!("v.id IN (SELECT visit_id FROM events WHERE {})", inner.join(" AND ")));
+        // Events' dimensions live on events: grouped by them, a visit counts once per distinct
+        // value it includes; filtered by them, a visit counts when one of its events matches.
+        let grouped_by_events = self.dims.iter().any(Dim::of_events);
+        let join = match self.visit_events(&mut sql, dialect) {
+            Some(x) if grouped_by_events => format!(" JOIN ({x}) x ON x.visit_id = v.id"),
+            Some(x) => {
+                conditions.push(format!("v.id IN ({x})"));
+                String::new()
             }
-            String::new()
+            None => String::new(),
         };
+        let mut event_dim = 0;
         let dims: Vec<String> = self
             .dims
             .iter()
             .map(|d| match d {
                 Dim::Time(_) => buckets.expect("buckets of a time dimension").case("v.start_ts"),
-                Dim::Page | Dim::Name => format!("x.{}", d.event_column().expect("an event dimension")),
+                d if d.of_events() => {
+                    event_dim += 1;
+                    format!("x.x{}", event_dim - 1)
+                }
                 other => format!("v.{}", other.visit_column().expect("a visit dimension")),
             })
             .collect();
@@ -423,7 +651,13 @@ impl Query {
     }
 
     /// Joins both parts' rows on their dimension values, computes the metrics, orders and pages.
-    pub fn answer(&self, events: Vec<Counted>, visits: Vec<Counted>, buckets: Option<&Buckets>) -> Answer {
+    pub fn answer(
+        &self,
+        events: Vec<Counted>,
+        visits: Vec<Counted>,
+        buckets: Option<&Buckets>,
+        shares: Shares,
+    ) -> Answer {
         #[derive(Default, Clone, Copy)]
         struct Totals {
             visitors: i64,
@@ -453,6 +687,10 @@ impl Query {
             }
         }
         let per_visit = |t: &Totals, x: i64| if t.visits == 0 { 0.0 } else { x as f64 / t.visits as f64 };
+        // Plausible's shares: percent with one decimal, 0 of nobody.
+        let share = |t: &Totals, base: i64| {
+            if base == 0 { 0.0 } else { (t.visitors as f64 / base as f64 * 1000.0).round() / 10.0 }
+        };
         let mut rows: Vec<(Vec<String>, Vec<f64>)> = groups
             .into_iter()
             .map(|(key, t)| {
@@ -467,6 +705,8 @@ impl Query {
                         Metric::ViewsPerVisit => (per_visit(&t, t.views) * 100.0).round() / 100.0,
                         Metric::BounceRate => (per_visit(&t, t.bounces) * 100.0).round(),
                         Metric::VisitDuration => (per_visit(&t, t.duration) / 1000.0).round(),
+                        Metric::ConversionRate => share(&t, shares.conversion_base),
+                        Metric::Percentage => share(&t, shares.percentage_base),
                     })
                     .collect();
                 (key, values)
@@ -581,6 +821,38 @@ impl Sql {
             Op::MatchesNot => format!("NOT {}", any(self, &wildcard)),
         }
     }
+}
+
+/// SQL true for an event (columns prefixed by `t`) that completes `goal`. Page paths match as
+/// filters' wildcards do: `*` is any characters, ASCII case ignored.
+fn goal_condition(sql: &mut Sql, goal: &Goal, t: &str, dialect: Dialect) -> String {
+    match &goal.target {
+        GoalTarget::Event(name) => format!("{t}name = {}", sql.bind(Bind::Text(name.clone()))),
+        GoalTarget::Page(path) => {
+            let pattern = sql.bind(Bind::Text(escape_like(path).replace("\\*", "%")));
+            format!("({t}name = 'pageview' AND {t}pathname {} {pattern} ESCAPE '\\')", dialect.like())
+        }
+    }
+}
+
+/// Whether `text` matches `pattern`, whose `*` stands for any characters (none included).
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 fn escape_like(value: &str) -> String {

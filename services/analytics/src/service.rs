@@ -12,8 +12,8 @@ use common::secret::random_token;
 use common::time::now_ms;
 use common::{Error, Result};
 
-use crate::model::{Website, normalize_domain, validate_name, validate_timezone};
-use crate::query::{Answer, Buckets, Counted, Filter, Query, period_range};
+use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_name, validate_timezone};
+use crate::query::{Answer, Buckets, Counted, Filter, Query, Shares, period_range};
 use crate::store::Store;
 use crate::writer::Writer;
 
@@ -150,16 +150,60 @@ impl Analytics {
             (request.limit, request.offset),
             request.fill_time,
         )?;
+        let goals = if query.uses_goals() { self.store.goals(&query.website_id).await? } else { vec![] };
+        let query = query.with_goals(goals)?;
         let buckets = query.buckets()?;
-        let (events, visits, rolled_up_days) = match self.read_rollups(&query, buckets.as_ref()).await? {
-            Some(parts) => parts,
-            None => {
-                let (events, visits) = self.read_events(&query, buckets.as_ref()).await?;
-                (events, visits, 0)
-            }
+        let (events, visits, rolled_up_days) = self.counted(&query, buckets.as_ref()).await?;
+        let visitors_of = |(events, _, _): (Vec<Counted>, Vec<Counted>, usize)| {
+            events.first().and_then(|(_, counts)| counts.first()).copied().unwrap_or_default()
         };
-        let answer = query.answer(events, visits, buckets.as_ref());
+        let mut shares = Shares::default();
+        let (conversion, percentage) = query.share_queries();
+        if let Some(base) = conversion {
+            shares.conversion_base = visitors_of(self.counted(&base, None).await?);
+        }
+        if let Some(base) = percentage {
+            shares.percentage_base = visitors_of(self.counted(&base, None).await?);
+        }
+        let answer = query.answer(events, visits, buckets.as_ref(), shares);
         Ok((Answer { rolled_up_days, ..answer }, range))
+    }
+
+    /// Both parts of a query, from rollups where they can answer, and how many days they did.
+    async fn counted(&self, query: &Query, buckets: Option<&Buckets>) -> Result<(Vec<Counted>, Vec<Counted>, usize)> {
+        if let Some(parts) = self.read_rollups(query, buckets).await? {
+            return Ok(parts);
+        }
+        let (events, visits) = self.read_events(query, buckets).await?;
+        Ok((events, visits, 0))
+    }
+
+    /// The website's goals, oldest first.
+    pub async fn list_goals(&self, website_id: &str) -> Result<Vec<Goal>> {
+        let website = self.get_website(website_id).await?;
+        self.store.goals(&website.id).await
+    }
+
+    /// Adds a goal of a custom event or of pages; a conflict when the site has one of that name.
+    pub async fn create_goal(&self, website_id: &str, target: GoalTarget) -> Result<Goal> {
+        let website = self.get_website(website_id).await?;
+        let goal = Goal {
+            id: uuid::Uuid::now_v7().to_string(),
+            website_id: website.id,
+            display_name: target.display_name(),
+            target,
+            created_at: now_ms(),
+        };
+        self.store.insert_goal(&goal).await?;
+        Ok(goal)
+    }
+
+    pub async fn delete_goal(&self, website_id: &str, goal_id: &str) -> Result<()> {
+        let website = self.get_website(website_id).await?;
+        if !self.store.delete_goal(&website.id, goal_id).await? {
+            return Err(Error::not_found("goal"));
+        }
+        Ok(())
     }
 
     /// Both parts of a query, computed from raw events and visits.
@@ -168,15 +212,15 @@ impl Analytics {
         query: &Query,
         buckets: Option<&Buckets>,
     ) -> Result<(Vec<Counted>, Vec<Counted>)> {
-        let like = self.store.like();
+        let dialect = self.store.dialect();
         let events = async {
-            match query.event_sql(like, buckets) {
+            match query.event_sql(dialect, buckets) {
                 Some(sql) => self.store.counted(&sql, &query.dims, 3).await,
                 None => Ok(vec![]),
             }
         };
         let visits = async {
-            match query.visit_sql(like, buckets) {
+            match query.visit_sql(dialect, buckets) {
                 Some(sql) => self.store.counted(&sql, &query.dims, 4).await,
                 None => Ok(vec![]),
             }
