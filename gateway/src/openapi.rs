@@ -415,16 +415,19 @@ string_enum! {
     ];
     /// A property to break down by; custom properties are `event:props:<name>` besides these.
     Property = [
-        "event:page", "event:name", "event:goal", "visit:entry_page", "visit:exit_page", "visit:source",
-        "visit:utm_source", "visit:utm_medium", "visit:utm_campaign", "visit:country", "visit:device",
-        "visit:browser", "visit:os",
+        "event:page", "event:name", "event:goal", "event:hostname", "visit:entry_page", "visit:exit_page",
+        "visit:source", "visit:referrer", "visit:channel", "visit:utm_source", "visit:utm_medium",
+        "visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:country", "visit:device",
+        "visit:browser", "visit:browser_version", "visit:os", "visit:os_version",
     ];
     /// A dimension of a query: a property, or time; custom properties are `event:props:<name>`
     /// besides these.
     Dimension = [
-        "event:page", "event:name", "event:goal", "visit:entry_page", "visit:exit_page", "visit:source",
-        "visit:utm_source", "visit:utm_medium", "visit:utm_campaign", "visit:country", "visit:device",
-        "visit:browser", "visit:os", "time:hour", "time:day", "time:week", "time:month",
+        "event:page", "event:name", "event:goal", "event:hostname", "visit:entry_page", "visit:exit_page",
+        "visit:source", "visit:referrer", "visit:channel", "visit:utm_source", "visit:utm_medium",
+        "visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:country", "visit:device",
+        "visit:browser", "visit:browser_version", "visit:os", "visit:os_version", "time:hour", "time:day",
+        "time:week", "time:month",
     ];
     /// Comparison of an aggregate.
     Compare = ["previous_period"];

@@ -90,4 +90,66 @@ async fn custom_properties_are_a_dimension_and_a_filter_in_every_query_shape(env
     assert!(body["error"]["message"].as_str().unwrap().starts_with("dimensions"), "{body}");
 }
 
-both_modes!(custom_properties_are_a_dimension_and_a_filter_in_every_query_shape);
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.126 Safari/537.36";
+
+async fn referrer_channel_utm_content_term_hostname_and_versions_are_dimensions_and_filters(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "dims").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let campaign =
+        format!("https://www.{domain}/?utm_source=newsletter&utm_medium=email&utm_content=header&utm_term=stats");
+    let events = [
+        (CHROME.to_owned(), json!({ "domain": domain, "name": "pageview", "url": campaign })),
+        (
+            browser(120),
+            json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/a"), "referrer": "https://www.google.com/search?q=x" }),
+        ),
+        (
+            browser(121),
+            json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/b"), "referrer": "https://news.example/post/" }),
+        ),
+    ];
+    for (user_agent, event) in events {
+        assert_eq!(track(env, &user_agent, event).await, StatusCode::ACCEPTED);
+    }
+    let expected = [
+        ("visit:channel", json!([["Email", 1], ["Organic Search", 1], ["Referral", 1]])),
+        ("visit:referrer", json!([["Direct / None", 1], ["google.com/search", 1], ["news.example/post", 1]])),
+        ("visit:utm_content", json!([["", 2], ["header", 1]])),
+        ("visit:utm_term", json!([["", 2], ["stats", 1]])),
+        ("event:hostname", json!([[domain, 3]])),
+        ("visit:browser_version", json!([["120.0", 1], ["121.0", 1], ["126.0", 1]])),
+        ("visit:os_version", json!([["Unknown", 2], ["10", 1]])),
+    ];
+    for (dimension, rows) in expected {
+        let query = json!({ "metrics": ["visitors"], "date_range": "day", "dimensions": [dimension] });
+        let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query)).await;
+        assert_eq!(status, StatusCode::OK, "{dimension}: {body}");
+        let found: Vec<Value> = body["data"]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| json!([r["dimensions"][0], r["metrics"][0]]))
+            .collect();
+        assert_eq!(json!(found), rows, "{dimension}");
+        // The same through v1: a breakdown keyed by the short name, and a filter on the first value.
+        let short = dimension.split_once(':').unwrap().1;
+        let v1 = format!("/plausible/api/v1/stats/breakdown?site_id={domain}&period=day&property={dimension}");
+        let (status, body) = env.api(Method::GET, &v1, &key, None).await;
+        assert_eq!((status, &body["results"][0][short]), (StatusCode::OK, &rows[0][0]), "{dimension}: {body}");
+        let value = rows[0][0].as_str().unwrap();
+        if !value.is_empty() {
+            let filter = format!("/stats/aggregate?site_id={site_id}&period=day&filters={dimension}=={value}");
+            let (status, body) = env.api(Method::GET, &filter, &key, None).await;
+            assert_eq!(
+                (status, &body["data"]["results"]["visitors"]["value"]),
+                (StatusCode::OK, &rows[0][1]),
+                "{filter}"
+            );
+        }
+    }
+}
+
+both_modes!(
+    custom_properties_are_a_dimension_and_a_filter_in_every_query_shape,
+    referrer_channel_utm_content_term_hostname_and_versions_are_dimensions_and_filters
+);

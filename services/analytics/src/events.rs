@@ -203,16 +203,26 @@ impl Analytics {
             revenue_amount,
             revenue_currency,
             visit_id: String::new(),
+            hostname: parse::hostname(&url),
             visit: VisitAttributes {
                 entry_page: url.path().to_owned(),
+                referrer: match parse::referrer(&event.referrer, &url) {
+                    direct if direct.is_empty() => DIRECT.to_owned(),
+                    referrer => referrer,
+                },
+                channel: parse::channel(if source == DIRECT { "" } else { &source }, &utm).to_owned(),
                 source,
                 utm_source: utm.source,
                 utm_medium: utm.medium,
                 utm_campaign: utm.campaign,
+                utm_content: utm.content,
+                utm_term: utm.term,
                 country,
                 browser: client.browser,
                 os: client.os,
                 device: client.device,
+                browser_version: client.browser_version,
+                os_version: client.os_version,
             },
         }))
     }

@@ -104,6 +104,13 @@ pub enum Dim {
     Device,
     Browser,
     Os,
+    Referrer,
+    Channel,
+    UtmContent,
+    UtmTerm,
+    Hostname,
+    BrowserVersion,
+    OsVersion,
     /// A custom property of the event (`event:props:<name>`); `(none)` where the event has none.
     Prop(String),
     /// The goals of the site an event completes (`event:goal`), by display name.
@@ -112,7 +119,7 @@ pub enum Dim {
 }
 
 /// The dimensions kept in daily rollups (with the day's totals).
-pub const ROLLUP_DIMS: [Dim; 12] = [
+pub const ROLLUP_DIMS: [Dim; 19] = [
     Dim::Page,
     Dim::Name,
     Dim::EntryPage,
@@ -125,6 +132,13 @@ pub const ROLLUP_DIMS: [Dim; 12] = [
     Dim::Device,
     Dim::Browser,
     Dim::Os,
+    Dim::Referrer,
+    Dim::Channel,
+    Dim::UtmContent,
+    Dim::UtmTerm,
+    Dim::Hostname,
+    Dim::BrowserVersion,
+    Dim::OsVersion,
 ];
 
 /// Prefix of a custom property's dimension.
@@ -154,6 +168,13 @@ impl Dim {
             Dim::Device => "visit:device",
             Dim::Browser => "visit:browser",
             Dim::Os => "visit:os",
+            Dim::Referrer => "visit:referrer",
+            Dim::Channel => "visit:channel",
+            Dim::UtmContent => "visit:utm_content",
+            Dim::UtmTerm => "visit:utm_term",
+            Dim::Hostname => "event:hostname",
+            Dim::BrowserVersion => "visit:browser_version",
+            Dim::OsVersion => "visit:os_version",
             Dim::Prop(name) => return format!("{PROPS}{name}"),
             Dim::Goal => "event:goal",
             Dim::Time(Interval::Hour) => "time:hour",
@@ -185,6 +206,7 @@ impl Dim {
         Some(match self {
             Dim::Page => "pathname",
             Dim::Name => "name",
+            Dim::Hostname => "hostname",
             Dim::ExitPage | Dim::Time(_) | Dim::Prop(_) | Dim::Goal => return None,
             other => other.visit_column()?,
         })
@@ -203,7 +225,13 @@ impl Dim {
             Dim::Device => "device",
             Dim::Browser => "browser",
             Dim::Os => "os",
-            Dim::Page | Dim::Name | Dim::Prop(_) | Dim::Goal | Dim::Time(_) => return None,
+            Dim::Referrer => "referrer",
+            Dim::Channel => "channel",
+            Dim::UtmContent => "utm_content",
+            Dim::UtmTerm => "utm_term",
+            Dim::BrowserVersion => "browser_version",
+            Dim::OsVersion => "os_version",
+            Dim::Page | Dim::Name | Dim::Hostname | Dim::Prop(_) | Dim::Goal | Dim::Time(_) => return None,
         })
     }
 

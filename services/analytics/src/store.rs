@@ -341,6 +341,8 @@ pub struct NewEvent {
     pub props: String,
     pub revenue_amount: Option<String>,
     pub revenue_currency: Option<String>,
+    /// The page's host without `www.`.
+    pub hostname: String,
     /// Set when the event is stored.
     pub visit_id: String,
     /// The event's own attributes on arrival; its visit's once stored.
@@ -371,10 +373,12 @@ pub struct RollupRow {
 pub const VISIT_GAP_MS: i64 = 30 * 60_000;
 
 pub(crate) const EVENT_COLUMNS: &str = "id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
-     revenue_amount, revenue_currency, visit_id, entry_page, source, utm_source, utm_medium, utm_campaign, browser, os, device";
+     revenue_amount, revenue_currency, visit_id, entry_page, source, utm_source, utm_medium, utm_campaign, browser, os, device, \
+     hostname, referrer, channel, utm_content, utm_term, browser_version, os_version";
 
 pub(crate) const VISIT_COLUMNS: &str = "id, website_id, visitor_id, start_ts, last_ts, pageviews, events, entry_page, exit_page, \
-     source, utm_source, utm_medium, utm_campaign, country, browser, os, device";
+     source, utm_source, utm_medium, utm_campaign, country, browser, os, device, \
+     referrer, channel, utm_content, utm_term, browser_version, os_version";
 
 /// What a visit's first event says about the whole visit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -388,4 +392,12 @@ pub struct VisitAttributes {
     pub browser: String,
     pub os: String,
     pub device: String,
+    /// The referrer's host and path (see `parse::referrer`), `Direct / None` without one.
+    pub referrer: String,
+    /// The acquisition channel (see `parse::channel`).
+    pub channel: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    pub browser_version: String,
+    pub os_version: String,
 }

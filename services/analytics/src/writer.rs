@@ -143,6 +143,12 @@ impl Visit {
                 browser: text(14)?,
                 os: text(15)?,
                 device: text(16)?,
+                referrer: text(17)?,
+                channel: text(18)?,
+                utm_content: text(19)?,
+                utm_term: text(20)?,
+                browser_version: text(21)?,
+                os_version: text(22)?,
             },
         })
     }

@@ -101,7 +101,7 @@ impl Db {
             let text = |f: fn(&crate::store::NewEvent) -> &str| events.iter().map(f).collect::<Vec<_>>();
             sqlx::query(&format!(
                 "INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM UNNEST({})",
-                casts(&["text", "text", "int8"], 17)
+                casts(&["text", "text", "int8"], 24)
             ))
             .bind(text(|e| &e.id))
             .bind(text(|e| &e.website_id))
@@ -123,6 +123,13 @@ impl Db {
             .bind(text(|e| &e.visit.browser))
             .bind(text(|e| &e.visit.os))
             .bind(text(|e| &e.visit.device))
+            .bind(text(|e| &e.hostname))
+            .bind(text(|e| &e.visit.referrer))
+            .bind(text(|e| &e.visit.channel))
+            .bind(text(|e| &e.visit.utm_content))
+            .bind(text(|e| &e.visit.utm_term))
+            .bind(text(|e| &e.visit.browser_version))
+            .bind(text(|e| &e.visit.os_version))
             .execute(&mut *conn)
             .await?;
             let visits = rows.visits;
@@ -130,7 +137,7 @@ impl Db {
             let int = |f: fn(&Visit) -> i64| visits.iter().map(f).collect::<Vec<_>>();
             sqlx::query(&format!(
                 "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}) {VISIT_UPDATE}",
-                casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 10)
+                casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 16)
             ))
             .bind(text(|v| &v.id))
             .bind(text(|v| &v.website_id))
@@ -149,6 +156,12 @@ impl Db {
             .bind(text(|v| &v.attributes.browser))
             .bind(text(|v| &v.attributes.os))
             .bind(text(|v| &v.attributes.device))
+            .bind(text(|v| &v.attributes.referrer))
+            .bind(text(|v| &v.attributes.channel))
+            .bind(text(|v| &v.attributes.utm_content))
+            .bind(text(|v| &v.attributes.utm_term))
+            .bind(text(|v| &v.attributes.browser_version))
+            .bind(text(|v| &v.attributes.os_version))
             .execute(&mut *conn)
             .await?;
             // In the order given (sorted), so that two writers lock shared rows in the same order.
