@@ -178,6 +178,10 @@ async fn the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health(env:
     let (status, body) = env.api(Method::DELETE, &delete, &key, None).await;
     assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({ "error": "Goal could not be found" })));
 
+    // An id that does not decode is refused in Plausible's shape too.
+    let (status, body) = env.api(Method::GET, "/plausible/api/v1/sites/%FF", &key, None).await;
+    assert!(status == StatusCode::BAD_REQUEST && body["error"].is_string(), "{body}");
+
     // The health checks clients probe need no key.
     for (path, expected) in [
         ("/api/external/v1/plausible/api/health", json!({ "analytics": "ok" })),

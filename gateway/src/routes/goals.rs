@@ -199,10 +199,11 @@ pub struct PlausibleSiteDetails {
 pub async fn plausible_site(
     State(state): State<AppState>,
     credentials: Keyed,
-    Path(site_id): Path<String>,
+    site_id: Result<Path<String>, ApiError>,
 ) -> Response {
     plausible(
         async {
+            let Path(site_id) = site_id?;
             let key = credentials?.verify(&state);
             let (_, website) = authorized_website(&state, key, site_id, Scope::Read).await.map_err(site_not_found)?;
             let site =
@@ -437,13 +438,13 @@ pub async fn plausible_delete_goal(
     State(state): State<AppState>,
     credentials: Keyed,
     headers: HeaderMap,
-    Path(goal_id): Path<String>,
+    goal_id: Result<Path<String>, ApiError>,
     RawQuery(q): RawQuery,
     body: Result<RawBody, ApiError>,
 ) -> Response {
     plausible(
         async {
-            let RawBody(body) = body?;
+            let (Path(goal_id), RawBody(body)) = (goal_id?, body?);
             let key = credentials?.verify(&state).await?;
             let params: GoalsParams =
                 key.validated(&state, Scope::Write, sites_api_params(&headers, &body, q.as_deref())).await?;
