@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::Credentials;
+use crate::auth::{Credentials, VerifiedKey};
 use crate::envelope::{Path, RawBody, created, ok, parse_query, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
@@ -267,6 +267,19 @@ fn required_site_id(site_id: Option<String>, action: &str) -> ApiResult<String> 
     Ok(site_id)
 }
 
+/// The site a Sites API call names by `site_id` (required to `action`), read with `scope`.
+async fn named_site(
+    state: &AppState,
+    key: VerifiedKey,
+    scope: Scope,
+    site_id: Option<String>,
+    action: &str,
+) -> ApiResult<pb::Website> {
+    let site_id = key.validated(state, scope, required_site_id(site_id, action)).await?;
+    let (_, website) = authorized_website(state, async { Ok(key) }, site_id, scope).await.map_err(site_not_found)?;
+    Ok(website)
+}
+
 #[utoipa::path(
     get,
     path = "/plausible/api/v1/sites/goals",
@@ -290,9 +303,7 @@ pub async fn plausible_goals(State(state): State<AppState>, credentials: Keyed, 
         async {
             let key = credentials?.verify(&state).await?;
             let params: GoalsParams = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
-            let site_id = key.validated(&state, Scope::Read, required_site_id(params.site_id, "list goals")).await?;
-            let (_, website) =
-                authorized_website(&state, async { Ok(key) }, site_id, Scope::Read).await.map_err(site_not_found)?;
+            let website = named_site(&state, key, Scope::Read, params.site_id, "list goals").await?;
             let goals: Vec<PlausibleGoal> =
                 goals_of(&state, website.id).await?.into_iter().map(PlausibleGoal::of).collect();
             let limit = u32::try_from(goals.len()).unwrap_or(u32::MAX).max(1);
@@ -340,6 +351,16 @@ fn sites_api_params<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The event name or page path a `PUT /api/v1/sites/goals` asks for, by its `goal_type`.
+fn goal_target(params: &PlausibleGoalBody) -> ApiResult<(Option<String>, Option<String>)> {
+    match params.goal_type.as_deref() {
+        Some("event") => Ok((Some(params.event_name.clone().unwrap_or_default()), None)),
+        Some("page") => Ok((None, Some(params.page_path.clone().unwrap_or_default()))),
+        Some(_) => Err(invalid("goal_type", "must be event or page")),
+        None => Err(invalid("goal_type", "Parameter `goal_type` is required to create a goal")),
+    }
+}
+
 /// A goal as Plausible's `PUT /api/v1/sites/goals` answers it.
 #[derive(Serialize, ToSchema)]
 pub struct PlausibleCreatedGoal {
@@ -383,19 +404,11 @@ pub async fn plausible_put_goal(
             let key = credentials?.verify(&state).await?;
             let params: PlausibleGoalBody =
                 key.validated(&state, Scope::Write, sites_api_params(&headers, &body, q.as_deref())).await?;
-            let site_id =
-                key.validated(&state, Scope::Write, required_site_id(params.site_id, "create a goal")).await?;
-            let (event_name, page_path) = match params.goal_type.as_deref() {
-                Some("event") => (Some(params.event_name.unwrap_or_default()), None),
-                Some("page") => (None, Some(params.page_path.unwrap_or_default())),
-                Some(_) => return Err(invalid("goal_type", "must be event or page")),
-                None => return Err(invalid("goal_type", "Parameter `goal_type` is required to create a goal")),
-            };
-            let (_, website) =
-                authorized_website(&state, async { Ok(key) }, site_id, Scope::Write).await.map_err(site_not_found)?;
+            let (event_name, page_path) = key.validated(&state, Scope::Write, goal_target(&params)).await?;
+            let website = named_site(&state, key, Scope::Write, params.site_id, "create a goal").await?;
             let wanted = match (&event_name, &page_path) {
                 (Some(name), _) => name.trim().to_owned(),
-                (_, path) => format!("Visit {}", path.as_deref().unwrap_or_default().trim()),
+                (_, path) => format!("Visit {}", path.as_deref().unwrap_or_default()),
             };
             let existing = goals_of(&state, website.id.clone()).await?.into_iter().find(|g| g.display_name == wanted);
             let goal = match existing {
@@ -448,10 +461,7 @@ pub async fn plausible_delete_goal(
             let key = credentials?.verify(&state).await?;
             let params: GoalsParams =
                 key.validated(&state, Scope::Write, sites_api_params(&headers, &body, q.as_deref())).await?;
-            let site_id =
-                key.validated(&state, Scope::Write, required_site_id(params.site_id, "delete a goal")).await?;
-            let (_, website) =
-                authorized_website(&state, async { Ok(key) }, site_id, Scope::Write).await.map_err(site_not_found)?;
+            let website = named_site(&state, key, Scope::Write, params.site_id, "delete a goal").await?;
             let request = pb::DeleteGoalRequest { website_id: website.id, goal_id };
             state.analytics.clone().delete_goal(request).await.map_err(|e| {
                 let mut e = ApiError::from(Error::from(e));
