@@ -57,6 +57,13 @@ async fn goals_are_created_listed_and_deleted_with_the_write_scope(env: &TestEnv
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")), "{body}");
     let (_, list) = env.api(Method::GET, &goals, &key, None).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+
+    // The console reads them with a session, as a member of the website's team; others get 403.
+    let console = format!("/api/v1{goals}");
+    let (status, list) = env.session_json(Method::GET, &console, &ann.session, None).await;
+    assert_eq!((status, &list["data"][0]["display_name"]), (StatusCode::OK, &json!("Visit /blog/*")), "{list}");
+    let bob = env.user("bob").await;
+    assert_eq!(env.session_json(Method::GET, &console, &bob.session, None).await.0, StatusCode::FORBIDDEN);
 }
 
 /// Five visitors: A reads a blog post and signs up, B reads two posts, C one, D signs up twice,

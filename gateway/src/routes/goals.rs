@@ -60,6 +60,7 @@ async fn goals_of(state: &AppState, website_id: String) -> ApiResult<Vec<pb::Goa
     params(("id" = String, Path, description = "Website id or domain")),
     responses(
         (status = 200, description = "The goals", body = Success<Vec<GoalView>>),
+        (status = 400, response = ValidationError),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -149,6 +150,7 @@ async fn create_goal(
     ),
     responses(
         (status = 200, description = "Deleted", body = Success<crate::openapi::DeletedGoal>),
+        (status = 400, response = ValidationError),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -354,8 +356,16 @@ fn sites_api_params<T: serde::de::DeserializeOwned>(
 /// The event name or page path a `PUT /api/v1/sites/goals` asks for, by its `goal_type`.
 fn goal_target(params: &PlausibleGoalBody) -> ApiResult<(Option<String>, Option<String>)> {
     match params.goal_type.as_deref() {
-        Some("event") => Ok((Some(params.event_name.clone().unwrap_or_default()), None)),
-        Some("page") => Ok((None, Some(params.page_path.clone().unwrap_or_default()))),
+        Some("event") => {
+            let name =
+                params.event_name.clone().ok_or_else(|| invalid("event_name", "is required with goal_type event"))?;
+            Ok((Some(name), None))
+        }
+        Some("page") => {
+            let path =
+                params.page_path.clone().ok_or_else(|| invalid("page_path", "is required with goal_type page"))?;
+            Ok((None, Some(path)))
+        }
         Some(_) => Err(invalid("goal_type", "must be event or page")),
         None => Err(invalid("goal_type", "Parameter `goal_type` is required to create a goal")),
     }
