@@ -321,12 +321,13 @@ pub async fn plausible_goals(State(state): State<AppState>, credentials: Keyed, 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlausibleGoalBody {
-    /// Website id or domain.
+    /// Website id or domain. Required, as Plausible requires it.
     #[serde(default)]
+    #[schema(value_type = String, required = true, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     site_id: Option<String>,
-    /// `event` or `page`.
+    /// `event` (give `event_name`) or `page` (give `page_path`). Required.
     #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = "^(event|page)$")]
+    #[schema(value_type = String, required = true, pattern = "^(event|page)$")]
     goal_type: Option<String>,
     #[serde(default)]
     #[schema(schema_with = crate::openapi::goal_event_name)]
