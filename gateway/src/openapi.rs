@@ -408,10 +408,12 @@ string_enum! {
     /// `visit_duration` seconds, `views_per_visit` has two decimals. `conversion_rate` (percent of
     /// the period's visitors, goal and property filters aside, with one decimal) needs an
     /// `event:goal` dimension or filter; `percentage` (percent of the period's visitors, one
-    /// decimal) needs a dimension.
+    /// decimal) needs a dimension. `total_revenue` and `average_revenue` (of revenue goals'
+    /// events, as `{short, long, value}` in the goals' currency, null where none applies) need
+    /// an `event:goal` dimension or filter.
     Metric = [
         "visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events",
-        "conversion_rate", "percentage",
+        "conversion_rate", "percentage", "total_revenue", "average_revenue",
     ];
     /// A property to break down by; custom properties are `event:props:<name>` besides these.
     Property = [
@@ -632,6 +634,9 @@ mod shapes {
         /// Set for a `page` goal; `*` stands for any characters.
         #[schema(required = true)]
         page_path: Option<String>,
+        /// A revenue goal's currency (ISO 4217).
+        #[schema(required = true)]
+        currency: Option<String>,
         #[schema(format = DateTime)]
         created_at: String,
     }
@@ -788,6 +793,7 @@ mod shapes {
 
     #[derive(ToSchema)]
     pub struct AggregateValue {
+        #[schema(schema_with = super::metric_figure)]
         value: f64,
         /// With `compare=previous_period`: percent change, or points for `bounce_rate`.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -823,6 +829,7 @@ mod shapes {
     #[derive(ToSchema)]
     pub struct QueryRow {
         /// In the order of the requested metrics.
+        #[schema(schema_with = super::metric_figures)]
         metrics: Vec<f64>,
         /// In the order of the requested dimensions.
         dimensions: Vec<String>,
@@ -950,6 +957,35 @@ pub fn goal_event_name() -> OneOfBuilder {
         .max_length(Some(120))
         .description(Some("A custom event's name, 1 to 120 characters (not `pageview` or `engagement`)."));
     OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null)).item(name)
+}
+
+/// A metric's figure: a number, or for revenue `{short, long, value}` (null where no currency
+/// applies).
+pub fn metric_figure() -> AnyOfBuilder {
+    let number = ObjectBuilder::new().schema_type(Type::Number);
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    let revenue = ObjectBuilder::new()
+        .property("short", text())
+        .property("long", text())
+        .property("value", ObjectBuilder::new().schema_type(Type::Number))
+        .required("short")
+        .required("long")
+        .required("value");
+    AnyOfBuilder::new().item(number).item(revenue).item(ObjectBuilder::new().schema_type(Type::Null))
+}
+
+/// The figures of a row, in the order of the requested metrics.
+pub fn metric_figures() -> ArrayBuilder {
+    ArrayBuilder::new().items(metric_figure()).description(Some("In the order of the requested metrics."))
+}
+
+/// `currency` of a new goal.
+pub fn goal_currency() -> OneOfBuilder {
+    let code = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Z]{3}$"))
+        .description(Some("ISO 4217, such as `EUR`: makes a custom event goal a revenue goal."));
+    OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null)).item(code)
 }
 
 /// `page_path` of a new goal.

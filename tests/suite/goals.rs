@@ -141,6 +141,61 @@ async fn goal_conversions_and_conversion_rates_match_a_hand_computation(env: &Te
     assert_invalid(status, &body, "metrics");
 }
 
+async fn revenue_goals_sum_their_events_revenue_in_their_currency(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "revenue").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let goals = format!("/websites/{site_id}/goals");
+    for goal in [json!({ "event_name": "Purchase", "currency": "EUR" }), json!({ "event_name": "Signup" })] {
+        let (status, body) = env.api(Method::POST, &goals, &key, Some(goal)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for (body, field) in [
+        (json!({ "page_path": "/thanks", "currency": "EUR" }), "currency"),
+        (json!({ "event_name": "Buy", "currency": "eur" }), "currency"),
+    ] {
+        let (status, answer) = env.api(Method::POST, &goals, &key, Some(body)).await;
+        assert_invalid(status, &answer, field);
+    }
+    let purchase = |amount: Value, currency: &str| {
+        json!({ "domain": domain, "name": "Purchase", "url": format!("https://{domain}/checkout"),
+                "revenue": { "amount": amount, "currency": currency } })
+    };
+    // Two purchases in euros count; one in dollars is not the goal's currency.
+    let events = [
+        (1, purchase(json!("10.50"), "EUR")),
+        (2, purchase(json!(20.1), "EUR")),
+        (3, purchase(json!(5), "USD")),
+        (4, json!({ "domain": domain, "name": "Signup", "url": format!("https://{domain}/") })),
+    ];
+    for (visitor, event) in events {
+        assert_eq!(track(env, &browser(130 + visitor), event).await, StatusCode::ACCEPTED);
+    }
+    let query = json!({
+        "metrics": ["visitors", "total_revenue", "average_revenue"],
+        "date_range": "day",
+        "dimensions": ["event:goal"],
+    });
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["results"],
+        json!([
+            { "dimensions": ["Purchase"], "metrics": [
+                3,
+                { "short": "€30.6", "long": "€30.60", "value": 30.6 },
+                { "short": "€15.3", "long": "€15.30", "value": 15.3 },
+            ] },
+            { "dimensions": ["Signup"], "metrics": [1, null, null] },
+        ])
+    );
+    let v1 = format!(
+        "/plausible/api/v1/stats/aggregate?site_id={domain}&period=day&metrics=total_revenue&filters=event:goal==Purchase"
+    );
+    let (status, body) = env.api(Method::GET, &v1, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["results"]["total_revenue"]["value"]["long"], "€30.60");
+}
+
 async fn the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health(env: &TestEnv) {
     let (ann, key, domain, _) = pro_site(env, "sitesapi").await;
     let (status, body) = env.api(Method::GET, &format!("/plausible/api/v1/sites/{domain}"), &key, None).await;
@@ -202,5 +257,6 @@ async fn the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health(env:
 both_modes!(
     goals_are_created_listed_and_deleted_with_the_write_scope,
     goal_conversions_and_conversion_rates_match_a_hand_computation,
+    revenue_goals_sum_their_events_revenue_in_their_currency,
     the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health
 );

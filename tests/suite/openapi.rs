@@ -478,7 +478,7 @@ async fn answers_match_the_document() {
         probes.push((format!("/stats/aggregate?site_id={site}&period={period}{date}"), None));
     }
     // Shares need a dimension (percentage) or a goal (conversion_rate): asked with both.
-    let shares = ["conversion_rate", "percentage"];
+    let shares = ["conversion_rate", "percentage", "total_revenue", "average_revenue"];
     let metrics = enumeration(&doc, "Metric");
     let plain: Vec<&str> = metrics.iter().map(String::as_str).filter(|m| !shares.contains(m)).collect();
     probes.push((format!("/stats/aggregate?site_id={site}&metrics={}", plain.join(",")), None));

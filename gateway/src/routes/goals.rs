@@ -42,6 +42,7 @@ pub fn goal_view(g: &pb::Goal) -> Value {
         "goal_type": goal_type(g),
         "event_name": g.event_name,
         "page_path": g.page_path,
+        "currency": g.currency,
         "created_at": rfc3339(g.created_at_unix_ms),
     })
 }
@@ -90,6 +91,11 @@ pub struct CreateGoalBody {
     #[serde(default)]
     #[schema(schema_with = crate::openapi::goal_page_path)]
     page_path: Option<String>,
+    /// Makes an event goal a revenue goal: its events' revenue in this currency (ISO 4217)
+    /// counts in `total_revenue` and `average_revenue`.
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::goal_currency)]
+    currency: Option<String>,
 }
 
 #[utoipa::path(
@@ -120,20 +126,20 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
     let body: CreateGoalBody = crate::envelope::parse(&body)?;
-    let goal = create_goal(&state, website.id, body.event_name, body.page_path).await?;
+    let request = pb::CreateGoalRequest {
+        website_id: website.id,
+        event_name: body.event_name,
+        page_path: body.page_path,
+        currency: body.currency,
+    };
+    let goal = create_goal(&state, request).await?;
     Ok(created(goal_view(&goal)).into_response())
 }
 
-async fn create_goal(
-    state: &AppState,
-    website_id: String,
-    event_name: Option<String>,
-    page_path: Option<String>,
-) -> ApiResult<pb::Goal> {
-    if event_name.is_some() == page_path.is_some() {
+async fn create_goal(state: &AppState, request: pb::CreateGoalRequest) -> ApiResult<pb::Goal> {
+    if request.event_name.is_some() == request.page_path.is_some() {
         return Err(invalid("event_name", "give either event_name or page_path"));
     }
-    let request = pb::CreateGoalRequest { website_id, event_name, page_path };
     Ok(state.analytics.clone().create_goal(request).await?.into_inner())
 }
 
@@ -335,6 +341,10 @@ pub struct PlausibleGoalBody {
     #[serde(default)]
     #[schema(schema_with = crate::openapi::goal_page_path)]
     page_path: Option<String>,
+    /// A revenue goal's currency (ISO 4217), with `goal_type` `event`.
+    #[serde(default)]
+    #[schema(schema_with = crate::openapi::goal_currency)]
+    currency: Option<String>,
 }
 
 /// Parameters from a JSON body, a form body, or (with no body) the query string.
@@ -424,7 +434,15 @@ pub async fn plausible_put_goal(
             let existing = goals_of(&state, website.id.clone()).await?.into_iter().find(|g| g.display_name == wanted);
             let goal = match existing {
                 Some(goal) => goal,
-                None => create_goal(&state, website.id, event_name, page_path).await?,
+                None => {
+                    let request = pb::CreateGoalRequest {
+                        website_id: website.id,
+                        event_name,
+                        page_path,
+                        currency: params.currency,
+                    };
+                    create_goal(&state, request).await?
+                }
             };
             let PlausibleGoal { id, display_name, goal_type, event_name, page_path } = PlausibleGoal::of(goal);
             Ok(json!(PlausibleCreatedGoal {

@@ -31,10 +31,20 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
     Error::validation(format!("{field}: {message}")).into()
 }
 
+/// A metric of a result row: revenue as Plausible's `{short, long, value}` in the row's
+/// currency, the rest as [`metric_value`].
+pub(crate) fn row_metric(metric: &str, value: f64, currency: &str) -> Value {
+    match metric {
+        "total_revenue" | "average_revenue" => crate::views::revenue(value, currency),
+        _ => metric_value(metric, value),
+    }
+}
+
 /// Counts are integers; `views_per_visit` and the shares (`conversion_rate`, `percentage`) have
 /// decimals.
 pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
     match metric {
+        "total_revenue" | "average_revenue" => json!(value),
         "views_per_visit" | "conversion_rate" | "percentage" => json!(value),
         _ => json!(value as i64),
     }
@@ -290,6 +300,7 @@ async fn v1(
     let data = match kind {
         V1::Aggregate => {
             let values = answer.rows.first().map(|r| r.metrics.clone()).unwrap_or_default();
+            let currency = answer.rows.first().map(|r| r.currency.clone()).unwrap_or_default();
             let before = match previous {
                 Some(previous) => {
                     Some(run(state, previous).await?.rows.first().map(|r| r.metrics.clone()).unwrap_or_default())
@@ -299,7 +310,7 @@ async fn v1(
             let mut results = Map::new();
             for (i, metric) in metrics.iter().enumerate() {
                 let value = values.get(i).copied().unwrap_or_default();
-                let mut entry = json!({ "value": metric_value(metric, value) });
+                let mut entry = json!({ "value": row_metric(metric, value, &currency) });
                 if let Some(before) = &before {
                     entry["change"] = json!(change(metric, before.get(i).copied().unwrap_or_default(), value));
                 }
@@ -611,7 +622,8 @@ fn v2_body(
         .rows
         .iter()
         .map(|row| {
-            let metrics: Vec<Value> = body.metrics.iter().zip(&row.metrics).map(|(m, v)| metric_value(m, *v)).collect();
+            let metrics: Vec<Value> =
+                body.metrics.iter().zip(&row.metrics).map(|(m, v)| row_metric(m, *v, &row.currency)).collect();
             json!({ "metrics": metrics, "dimensions": row.dimensions })
         })
         .collect();
@@ -980,7 +992,7 @@ pub(crate) fn top(answer: &pb::QueryResponse, name: &str, metrics: &[impl AsRef<
                 entry.insert(name.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
             }
             for (metric, value) in metrics.iter().zip(&row.metrics) {
-                entry.insert(metric.as_ref().to_owned(), metric_value(metric.as_ref(), *value));
+                entry.insert(metric.as_ref().to_owned(), row_metric(metric.as_ref(), *value, &row.currency));
             }
             Value::Object(entry)
         })

@@ -40,6 +40,7 @@ fn goal(g: Goal) -> pb::Goal {
         event_name,
         page_path,
         created_at_unix_ms: g.created_at,
+        currency: g.currency,
     }
 }
 
@@ -53,7 +54,8 @@ impl AnalyticsService for Analytics {
     async fn create_goal(&self, req: Request<pb::CreateGoalRequest>) -> Reply<pb::Goal> {
         let r = req.into_inner();
         let target = GoalTarget::new(r.event_name.as_deref(), r.page_path.as_deref())?;
-        Ok(Response::new(goal(Analytics::create_goal(self, &r.website_id, target).await?)))
+        let created = Analytics::create_goal(self, &r.website_id, target, r.currency.as_deref()).await?;
+        Ok(Response::new(goal(created)))
     }
 
     async fn delete_goal(&self, req: Request<pb::DeleteGoalRequest>) -> Reply<pb::DeleteGoalResponse> {
@@ -111,7 +113,12 @@ impl AnalyticsService for Analytics {
         };
         let (answer, (from, to)) = Analytics::query(self, request).await?;
         Ok(Response::new(pb::QueryResponse {
-            rows: answer.rows.into_iter().map(|(dimensions, metrics)| pb::Row { dimensions, metrics }).collect(),
+            rows: answer
+                .rows
+                .into_iter()
+                .zip(answer.currencies)
+                .map(|((dimensions, metrics), currency)| pb::Row { dimensions, metrics, currency })
+                .collect(),
             total_rows: answer.total_rows as u64,
             from_unix_ms: from,
             to_unix_ms: to,

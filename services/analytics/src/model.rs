@@ -21,7 +21,21 @@ pub struct Goal {
     /// How results name it: the event's name, or `Visit <path>`.
     pub display_name: String,
     pub target: GoalTarget,
+    /// A revenue goal's currency (ISO 4217); only event goals have one.
+    pub currency: Option<String>,
     pub created_at: i64,
+}
+
+/// A revenue goal's currency: three capital letters, for an event goal only.
+pub fn validate_currency(currency: Option<&str>, target: &GoalTarget) -> Result<Option<String>> {
+    let Some(currency) = currency else { return Ok(None) };
+    if !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())) {
+        return Err(Error::validation("currency must be an ISO 4217 code such as EUR"));
+    }
+    if matches!(target, GoalTarget::Page(_)) {
+        return Err(Error::validation("currency: only a custom event goal has revenue"));
+    }
+    Ok(Some(currency.to_owned()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,10 +37,12 @@ pub enum Metric {
     Events,
     ConversionRate,
     Percentage,
+    TotalRevenue,
+    AverageRevenue,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 11] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -50,6 +52,8 @@ impl Metric {
         Metric::Events,
         Metric::ConversionRate,
         Metric::Percentage,
+        Metric::TotalRevenue,
+        Metric::AverageRevenue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +67,8 @@ impl Metric {
             Metric::Events => "events",
             Metric::ConversionRate => "conversion_rate",
             Metric::Percentage => "percentage",
+            Metric::TotalRevenue => "total_revenue",
+            Metric::AverageRevenue => "average_revenue",
         }
     }
 
@@ -77,7 +83,13 @@ impl Metric {
     fn counted_over_events(self) -> bool {
         matches!(
             self,
-            Metric::Visitors | Metric::Pageviews | Metric::Events | Metric::ConversionRate | Metric::Percentage
+            Metric::Visitors
+                | Metric::Pageviews
+                | Metric::Events
+                | Metric::ConversionRate
+                | Metric::Percentage
+                | Metric::TotalRevenue
+                | Metric::AverageRevenue
         )
     }
 }
@@ -370,6 +382,9 @@ impl Dialect {
 
 pub struct Answer {
     pub rows: Vec<(Vec<String>, Vec<f64>)>,
+    /// Per row, the currency of its revenue metrics; empty where none applies (their values
+    /// are then NaN).
+    pub currencies: Vec<String>,
     pub total_rows: usize,
     pub time_labels: Vec<String>,
     /// Days read from rollups rather than raw events.
@@ -431,13 +446,90 @@ impl Query {
                 return Err(field("filters", format!("the goal {unknown:?} is not configured for this site")));
             }
         }
-        if self.metrics.contains(&Metric::ConversionRate) && !self.uses_goals() {
-            return Err(field("metrics", "conversion_rate needs an event:goal dimension or filter"));
+        for metric in [Metric::ConversionRate, Metric::TotalRevenue, Metric::AverageRevenue] {
+            if self.metrics.contains(&metric) && !self.uses_goals() {
+                return Err(field("metrics", format!("{} needs an event:goal dimension or filter", metric.name())));
+            }
         }
         if self.metrics.contains(&Metric::Percentage) && self.dims.is_empty() {
             return Err(field("metrics", "percentage needs a dimension"));
         }
         Ok(Query { goals, ..self })
+    }
+
+    /// Whether a metric is revenue: the events part then also sums revenue.
+    pub fn needs_revenue(&self) -> bool {
+        self.metrics.iter().any(|m| matches!(m, Metric::TotalRevenue | Metric::AverageRevenue))
+    }
+
+    /// Counters of a row of the events part: visitors, pageviews, events, and with revenue the
+    /// revenue in cents and the events that carried it.
+    pub fn event_counters(&self) -> usize {
+        if self.needs_revenue() { 5 } else { 3 }
+    }
+
+    /// The revenue goals whose events' revenue counts, as Plausible picks them: every goal with a
+    /// currency when grouped by goal, else those with a currency that the goal filters pick.
+    fn revenue_goals(&self) -> Vec<&Goal> {
+        let picked = |g: &Goal| {
+            self.dims.contains(&Dim::Goal)
+                || self.filters.iter().any(|f| {
+                    f.dim == Dim::Goal
+                        && matches!(f.op, Op::Is | Op::Contains | Op::Matches)
+                        && f.picks(&g.display_name)
+                })
+        };
+        self.goals.iter().filter(|g| g.currency.is_some() && picked(g)).collect()
+    }
+
+    /// The currency of a row's revenue: its goal's, grouped by goal; else the one currency of
+    /// the revenue goals picked, if they have one.
+    pub fn revenue_currency(&self, key: &[String]) -> Option<String> {
+        if let Some(i) = self.dims.iter().position(|d| *d == Dim::Goal) {
+            let goal = self.goals.iter().find(|g| Some(&g.display_name) == key.get(i));
+            return goal.and_then(|g| g.currency.clone());
+        }
+        let goals = self.revenue_goals();
+        let first = goals.first().and_then(|g| g.currency.clone());
+        goals.iter().all(|g| g.currency == first).then_some(first).flatten()
+    }
+
+    /// Each row's revenue currency (by its dimension values, before time buckets become labels);
+    /// revenue metrics of a row without one become NaN, as Plausible has no figure for them.
+    fn row_currencies(&self, rows: &mut [(Vec<String>, Vec<f64>)]) -> Vec<String> {
+        if !self.needs_revenue() {
+            return vec![String::new(); rows.len()];
+        }
+        rows.iter_mut()
+            .map(|(key, values)| {
+                let currency = self.revenue_currency(key);
+                if currency.is_none() {
+                    for (metric, value) in self.metrics.iter().zip(values.iter_mut()) {
+                        if matches!(metric, Metric::TotalRevenue | Metric::AverageRevenue) {
+                            *value = f64::NAN;
+                        }
+                    }
+                }
+                currency.unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// SQL true for an event (columns prefixed by `t`) whose revenue counts: it completes a
+    /// revenue goal of the part (`goal`, grouped by goal) or of the filters, in its currency.
+    fn revenue_condition(&self, sql: &mut Sql, goal: Option<&Goal>, t: &str, dialect: Dialect) -> String {
+        let goals: Vec<&Goal> = match goal {
+            Some(goal) => vec![goal],
+            None => self.revenue_goals(),
+        };
+        let conditions: Vec<String> = goals
+            .into_iter()
+            .filter_map(|g| {
+                let currency = sql.bind(Bind::Text(g.currency.clone()?));
+                Some(format!("({} AND {t}revenue_currency = {currency})", goal_condition(sql, g, t, dialect)))
+            })
+            .collect();
+        if conditions.is_empty() { "1 = 0".to_owned() } else { format!("({})", conditions.join(" OR ")) }
     }
 
     /// The queries of the visitors that shares are of (see [`Shares`]), when a metric is a share.
@@ -580,10 +672,20 @@ impl Query {
                     other => Query::event_value(&mut sql, other, "e.", goal, dialect),
                 })
                 .collect();
+            // Revenue in cents, so that it adds up exactly as an integer.
+            let revenue = if self.needs_revenue() {
+                let paid = self.revenue_condition(&mut sql, goal, "e.", dialect);
+                format!(
+                    ", CAST(COALESCE(SUM(CASE WHEN {paid} THEN CAST(ROUND(CAST(e.revenue_amount AS DOUBLE PRECISION) * 100) AS BIGINT) ELSE 0 END), 0) AS BIGINT) AS revenue, \
+                     CAST(COALESCE(SUM(CASE WHEN {paid} THEN 1 ELSE 0 END), 0) AS BIGINT) AS revenue_events"
+                )
+            } else {
+                String::new()
+            };
             selects.push(format!(
                 "SELECT {}CAST(COUNT(DISTINCT e.visitor_id) AS BIGINT) AS visitors, \
                  CAST(COALESCE(SUM(CASE WHEN e.name = 'pageview' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pageviews, \
-                 CAST(COUNT(*) AS BIGINT) AS events \
+                 CAST(COUNT(*) AS BIGINT) AS events{revenue} \
                  FROM events e{} WHERE {}{}",
                 select_dims(&dims),
                 if join_visits { " JOIN visits v ON v.id = e.visit_id" } else { "" },
@@ -695,6 +797,8 @@ impl Query {
             bounces: i64,
             duration: i64,
             views: i64,
+            revenue: i64,
+            revenue_events: i64,
         }
         let mut groups: HashMap<Vec<String>, Totals> = HashMap::new();
         if self.dims.is_empty() {
@@ -703,6 +807,8 @@ impl Query {
         for (key, counts) in events {
             let t = groups.entry(key).or_default();
             (t.visitors, t.pageviews, t.events) = (counts[0], counts[1], counts[2]);
+            let extra = |i: usize| counts.get(i).copied().unwrap_or_default();
+            (t.revenue, t.revenue_events) = (extra(3), extra(4));
         }
         for (key, counts) in visits {
             let t = groups.entry(key).or_default();
@@ -735,6 +841,9 @@ impl Query {
                         Metric::VisitDuration => (per_visit(&t, t.duration) / 1000.0).round(),
                         Metric::ConversionRate => share(&t, shares.conversion_base),
                         Metric::Percentage => share(&t, shares.percentage_base),
+                        Metric::TotalRevenue => t.revenue as f64 / 100.0,
+                        Metric::AverageRevenue if t.revenue_events == 0 => 0.0,
+                        Metric::AverageRevenue => (t.revenue as f64 / t.revenue_events as f64).round() / 100.0,
                     })
                     .collect();
                 (key, values)
@@ -774,8 +883,10 @@ impl Query {
                 key[i] = buckets.labels.get(bucket_of(key, i)).cloned().unwrap_or_default();
             }
         }
+        let currencies = self.row_currencies(&mut rows);
         Answer {
             rows,
+            currencies,
             total_rows,
             time_labels: buckets.map(|b| b.labels.clone()).unwrap_or_default(),
             rolled_up_days: 0,

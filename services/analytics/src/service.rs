@@ -12,7 +12,7 @@ use common::secret::random_token;
 use common::time::now_ms;
 use common::{Error, Result};
 
-use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_name, validate_timezone};
+use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
 use crate::query::{Answer, Buckets, Counted, Filter, Query, Shares, period_range};
 use crate::store::Store;
 use crate::writer::Writer;
@@ -185,13 +185,15 @@ impl Analytics {
     }
 
     /// Adds a goal of a custom event or of pages; a conflict when the site has one of that name.
-    pub async fn create_goal(&self, website_id: &str, target: GoalTarget) -> Result<Goal> {
+    pub async fn create_goal(&self, website_id: &str, target: GoalTarget, currency: Option<&str>) -> Result<Goal> {
+        let currency = validate_currency(currency, &target)?;
         let website = self.get_website(website_id).await?;
         let goal = Goal {
             id: uuid::Uuid::now_v7().to_string(),
             website_id: website.id,
             display_name: target.display_name(),
             target,
+            currency,
             created_at: now_ms(),
         };
         self.store.insert_goal(&goal).await?;
@@ -215,7 +217,7 @@ impl Analytics {
         let dialect = self.store.dialect();
         let events = async {
             match query.event_sql(dialect, buckets) {
-                Some(sql) => self.store.counted(&sql, &query.dims, 3).await,
+                Some(sql) => self.store.counted(&sql, &query.dims, query.event_counters()).await,
                 None => Ok(vec![]),
             }
         };

@@ -13,7 +13,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const COLUMNS: &str = "id, team_id, domain, name, timezone, tracking_code, created_at";
 
-const GOAL_COLUMNS: &str = "id, website_id, display_name, event_name, page_path, created_at";
+const GOAL_COLUMNS: &str = "id, website_id, display_name, event_name, page_path, currency, created_at";
 
 fn goal(row: &AnyRow) -> Result<Goal> {
     let event_name: Option<String> = row.try_get("event_name")?;
@@ -28,6 +28,7 @@ fn goal(row: &AnyRow) -> Result<Goal> {
         website_id: row.try_get("website_id")?,
         display_name: row.try_get("display_name")?,
         target,
+        currency: row.try_get("currency")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -277,12 +278,13 @@ impl Store {
             GoalTarget::Event(name) => (Some(name.as_str()), None),
             GoalTarget::Page(path) => (None, Some(path.as_str())),
         };
-        let inserted = sqlx::query(&format!("INSERT INTO goals ({GOAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+        let inserted = sqlx::query(&format!("INSERT INTO goals ({GOAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(&goal.id)
             .bind(&goal.website_id)
             .bind(&goal.display_name)
             .bind(event_name)
             .bind(page_path)
+            .bind(goal.currency.as_deref())
             .bind(goal.created_at)
             .execute(&self.pool)
             .await;
