@@ -29,6 +29,16 @@ CROSS_FIELD_RULES = [
         r'order_by: ".*" is neither a queried metric nor a dimension',
         # `/query/{websiteId}`: a `site_id` in the body names the site of the path.
         r"site_id: names another site than the path",
+        # Shares: `conversion_rate` with a goal dimension or filter, `percentage` with a dimension.
+        r"metrics: (conversion_rate|total_revenue|average_revenue) needs an event:goal dimension or filter",
+        r"metrics: percentage needs a dimension",
+        # A goal filter names goals the site has (as a path names a website that exists).
+        r'filters: the goal ".*" is not configured for this site',
+        # A goal is of an event or of pages: one of `event_name` and `page_path`, by `goal_type`.
+        r"event_name: give either event_name or page_path",
+        r"currency: only a custom event goal has revenue",
+        r"(event_name|page_path): is required with goal_type (event|page)",
+        r"(site_id|goal_type): Parameter `(site_id|goal_type)` is required to .*",
     )
 ]
 

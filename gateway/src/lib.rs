@@ -207,7 +207,7 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
 
 /// Whether a probe call was answered within a second; NOT_FOUND is an answer from a service whose
 /// database responded.
-async fn reachable(call: impl std::future::Future<Output = Result<(), tonic::Status>>) -> bool {
+pub(crate) async fn reachable(call: impl std::future::Future<Output = Result<(), tonic::Status>>) -> bool {
     match tokio::time::timeout(std::time::Duration::from_secs(1), call).await {
         Ok(Ok(())) => true,
         Ok(Err(status)) => status.code() == tonic::Code::NotFound,
@@ -294,7 +294,7 @@ async fn close_when_draining(
 }
 
 fn router(state: AppState) -> Router {
-    use routes::{account, events, external, mcp, oauth, stats, teams};
+    use routes::{account, events, external, goals, mcp, oauth, stats, teams};
 
     let dashboard = Router::new()
         .route("/auth/signup", post(account::signup))
@@ -320,6 +320,7 @@ fn router(state: AppState) -> Router {
         .route("/websites", get(routes::websites::list).post(routes::websites::create))
         .route("/websites/{id}/stats", get(routes::websites::stats))
         .route("/websites/{id}/realtime", get(routes::websites::realtime))
+        .route("/websites/{id}/goals", get(routes::goals::session_list))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
         .route_layer(middleware::from_fn(record_route));
@@ -333,6 +334,12 @@ fn router(state: AppState) -> Router {
         .route("/api/v1/stats/realtime/visitors", get(stats::plausible_realtime))
         .route("/api/v2/query", post(stats::plausible_query))
         .route("/api/v1/sites", get(stats::plausible_sites))
+        .route("/api/v1/sites/goals", get(goals::plausible_goals).put(goals::plausible_put_goal))
+        .route("/api/v1/sites/goals/{goal_id}", delete(goals::plausible_delete_goal))
+        .route("/api/v1/sites/{site_id}", get(goals::plausible_site))
+        .route("/api/health", get(goals::plausible_health))
+        .route("/api/system/health/ready", get(goals::plausible_health))
+        .route("/api/system/health/live", get(goals::plausible_live))
         // A fallback does not survive two levels of nesting; a catch-all route does.
         .route("/{*rest}", any(stats::plausible_not_found))
         .method_not_allowed_fallback(stats::plausible_method_not_allowed);
@@ -344,6 +351,8 @@ fn router(state: AppState) -> Router {
             "/websites/{id}",
             get(external::get_website).patch(external::update_website).delete(external::delete_website),
         )
+        .route("/websites/{id}/goals", get(goals::list).post(goals::create))
+        .route("/websites/{id}/goals/{goal_id}", delete(goals::delete))
         .route("/usage", get(external::usage))
         .route("/analytics/{id}", get(stats::overview))
         .route("/analytics/{id}/pages", get(stats::pages))

@@ -23,7 +23,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{KnownFormat, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
-use crate::routes::{external, stats, teams};
+use crate::routes::{external, goals, stats, teams};
 
 static DOCUMENT: LazyLock<String> =
     LazyLock::new(|| ApiDoc::openapi().to_json().expect("the OpenAPI document serialises"));
@@ -70,6 +70,9 @@ included; a 429 carries `Retry-After`.";
         external::get_website,
         external::update_website,
         external::delete_website,
+        goals::list,
+        goals::create,
+        goals::delete,
         stats::overview,
         stats::pages,
         stats::countries,
@@ -89,10 +92,28 @@ included; a 429 carries `Retry-After`.";
         stats::plausible_realtime,
         stats::plausible_query,
         stats::plausible_sites,
+        goals::plausible_site,
+        goals::plausible_goals,
+        goals::plausible_put_goal,
+        goals::plausible_delete_goal,
+        goals::plausible_health,
         serve,
     ),
     components(
-        schemas(ErrorEnvelope, PlausibleError, TimeZone, Range, Period, Interval, Metric, Property, Dimension, Compare),
+        schemas(
+            ErrorEnvelope,
+            PlausibleError,
+            TimeZone,
+            Range,
+            Period,
+            Interval,
+            Metric,
+            Property,
+            Dimension,
+            AnyProperty,
+            AnyDimension,
+            Compare
+        ),
         responses(
             ValidationError,
             Unauthorized,
@@ -385,23 +406,66 @@ string_enum! {
     /// Bucket of a time series (`date` and `day` are the same).
     Interval = ["hour", "date", "day", "week", "month"];
     /// A metric: `visitors` are distinct daily visitors, `bounce_rate` a percentage,
-    /// `visit_duration` seconds, `views_per_visit` has two decimals.
-    /// `time_on_page` seconds and `scroll_depth` percent come from engagement events, null without.
-    Metric = ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events", "time_on_page", "scroll_depth"];
-    /// A property to break down by.
-    Property = [
-        "event:page", "event:name", "visit:entry_page", "visit:exit_page", "visit:source", "visit:utm_source",
-        "visit:utm_medium", "visit:utm_campaign", "visit:country", "visit:device", "visit:browser", "visit:os",
+    /// `visit_duration` seconds, `views_per_visit` has two decimals. `conversion_rate` (percent of
+    /// the period's visitors, goal and property filters aside, with one decimal) needs an
+    /// `event:goal` dimension or filter; `percentage` (percent of the period's visitors, one
+    /// decimal) needs a dimension. `total_revenue` and `average_revenue` (of revenue goals'
+    /// events, as `{short, long, value}` in the goals' currency, null where none applies) need
+    /// an `event:goal` dimension or filter. `time_on_page` seconds and `scroll_depth` percent come
+    /// from engagement events, null without.
+    Metric = [
+        "visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration", "events",
+        "time_on_page", "scroll_depth", "conversion_rate", "percentage", "total_revenue", "average_revenue",
     ];
-    /// A dimension of a query: a property, or time.
+    /// A property to break down by; custom properties are `event:props:<name>` besides these.
+    Property = [
+        "event:page", "event:name", "event:goal", "event:hostname", "visit:entry_page", "visit:exit_page",
+        "visit:source", "visit:referrer", "visit:channel", "visit:utm_source", "visit:utm_medium",
+        "visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:country", "visit:device",
+        "visit:browser", "visit:browser_version", "visit:os", "visit:os_version",
+    ];
+    /// A dimension of a query: a property, or time; custom properties are `event:props:<name>`
+    /// besides these.
     Dimension = [
-        "event:page", "event:name", "visit:entry_page", "visit:exit_page", "visit:source", "visit:utm_source",
-        "visit:utm_medium", "visit:utm_campaign", "visit:country", "visit:device", "visit:browser", "visit:os",
-        "time:hour", "time:day", "time:week", "time:month",
+        "event:page", "event:name", "event:goal", "event:hostname", "visit:entry_page", "visit:exit_page",
+        "visit:source", "visit:referrer", "visit:channel", "visit:utm_source", "visit:utm_medium",
+        "visit:utm_campaign", "visit:utm_content", "visit:utm_term", "visit:country", "visit:device",
+        "visit:browser", "visit:browser_version", "visit:os", "visit:os_version", "time:hour", "time:day",
+        "time:week", "time:month",
     ];
     /// Comparison of an aggregate.
     Compare = ["previous_period"];
 }
+
+/// `event:props:<name>`, a custom property.
+fn custom_property() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::rules::CUSTOM_PROPERTY))
+        .description(Some("A custom property: `event:props:` and its name (1 to 300 characters, no `\"`)."))
+}
+
+/// A property of `Property`, or a custom property.
+pub struct AnyProperty;
+
+impl PartialSchema for AnyProperty {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new().item(schema_ref("Property")).item(custom_property()).into()
+    }
+}
+
+impl ToSchema for AnyProperty {}
+
+/// A dimension of `Dimension`, or a custom property.
+pub struct AnyDimension;
+
+impl PartialSchema for AnyDimension {
+    fn schema() -> RefOr<Schema> {
+        AnyOfBuilder::new().item(schema_ref("Dimension")).item(custom_property()).into()
+    }
+}
+
+impl ToSchema for AnyDimension {}
 
 /// The parameters every Stats API v1 endpoint takes (`/stats/*` and `/plausible/api/v1/stats/*`),
 /// parsed by the handlers as `stats::V1Params`.
@@ -554,6 +618,43 @@ mod shapes {
         created_at: String,
     }
 
+    /// A goal of a website.
+    #[derive(ToSchema)]
+    #[schema(as = Goal)]
+    pub struct GoalView {
+        id: String,
+        website_id: String,
+        /// How `event:goal` names it: the event's name, or `Visit <page_path>`.
+        display_name: String,
+        #[schema(pattern = "^(event|page)$")]
+        goal_type: String,
+        /// Set for an `event` goal.
+        #[schema(required = true)]
+        event_name: Option<String>,
+        /// Set for a `page` goal; `*` stands for any characters.
+        #[schema(required = true)]
+        page_path: Option<String>,
+        /// A revenue goal's currency (ISO 4217).
+        #[schema(required = true)]
+        currency: Option<String>,
+        #[schema(format = DateTime)]
+        created_at: String,
+    }
+
+    #[derive(ToSchema)]
+    pub struct DeletedGoal {
+        id: String,
+        #[schema(schema_with = always_true)]
+        deleted: bool,
+    }
+
+    /// Plausible's answer to a deletion.
+    #[derive(ToSchema)]
+    pub struct PlausibleDeleted {
+        #[schema(schema_with = always_true)]
+        deleted: bool,
+    }
+
     #[derive(ToSchema)]
     pub struct DeletedWebsite {
         id: String,
@@ -693,7 +794,8 @@ mod shapes {
     #[derive(ToSchema)]
     pub struct AggregateValue {
         /// Null for `time_on_page` and `scroll_depth` without engagement.
-        value: Option<f64>,
+        #[schema(schema_with = super::metric_figure)]
+        value: f64,
         /// With `compare=previous_period`: percent change, or points for `bounce_rate`.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[schema(nullable = false)]
@@ -729,7 +831,8 @@ mod shapes {
     pub struct QueryRow {
         /// In the order of the requested metrics; null for `time_on_page` and `scroll_depth`
         /// without engagement.
-        metrics: Vec<Option<f64>>,
+        #[schema(schema_with = super::metric_figures)]
+        metrics: Vec<f64>,
         /// In the order of the requested dimensions.
         dimensions: Vec<String>,
     }
@@ -854,6 +957,56 @@ pub fn date_range() -> AnyOfBuilder {
     AnyOfBuilder::new().item(period).item(last_n).item(days)
 }
 
+/// `event_name` of a new goal.
+pub fn goal_event_name() -> OneOfBuilder {
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::rules::NAME))
+        .min_length(Some(1))
+        .max_length(Some(120))
+        .description(Some("A custom event's name, 1 to 120 characters (not `pageview` or `engagement`)."));
+    OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null)).item(name)
+}
+
+/// A metric's figure: a number, or for revenue `{short, long, value}` (null where no currency
+/// applies).
+pub fn metric_figure() -> AnyOfBuilder {
+    let number = ObjectBuilder::new().schema_type(Type::Number);
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    let revenue = ObjectBuilder::new()
+        .property("short", text())
+        .property("long", text())
+        .property("value", ObjectBuilder::new().schema_type(Type::Number))
+        .required("short")
+        .required("long")
+        .required("value");
+    AnyOfBuilder::new().item(number).item(revenue).item(ObjectBuilder::new().schema_type(Type::Null))
+}
+
+/// The figures of a row, in the order of the requested metrics.
+pub fn metric_figures() -> ArrayBuilder {
+    ArrayBuilder::new().items(metric_figure()).description(Some("In the order of the requested metrics."))
+}
+
+/// `currency` of a new goal.
+pub fn goal_currency() -> OneOfBuilder {
+    let code = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Z]{3}$"))
+        .description(Some("ISO 4217, such as `EUR`: makes a custom event goal a revenue goal."));
+    OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null)).item(code)
+}
+
+/// `page_path` of a new goal.
+pub fn goal_page_path() -> OneOfBuilder {
+    let path = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(crate::rules::PAGE_PATH))
+        .max_length(Some(2000))
+        .description(Some("A page path starting with `/`; `*` stands for any characters."));
+    OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null)).item(path)
+}
+
 /// `domain` of a new website.
 pub fn domain() -> ObjectBuilder {
     ObjectBuilder::new()
@@ -922,7 +1075,7 @@ pub fn query_metrics() -> ArrayBuilder {
 /// `dimensions` of a query.
 pub fn query_dimensions() -> ArrayBuilder {
     ArrayBuilder::new()
-        .items(schema_ref("Dimension"))
+        .items(schema_ref("AnyDimension"))
         .max_items(Some(4))
         .unique_items(true)
         .description(Some("Each dimension once, at most one of them time (`time:*`)."))
@@ -937,11 +1090,7 @@ pub fn filters() -> ArrayBuilder {
         .max_items(Some(crate::rules::FILTER_VALUES_MAX))
         .description(Some("Each at most 2,000 bytes of UTF-8."));
     let filter = ArrayBuilder::new()
-        .prefix_items([
-            Schema::from(operator.build()),
-            string_of(Property::VALUES.iter().copied()).build().into(),
-            values.build().into(),
-        ])
+        .prefix_items([Schema::from(operator.build()), AnyProperty::schema().into(), values.build().into()])
         .items(ArrayItems::False)
         .min_items(Some(3));
     ArrayBuilder::new().items(filter)
@@ -949,7 +1098,9 @@ pub fn filters() -> ArrayBuilder {
 
 /// `order_by` of a query: `[metric or dimension, "asc" | "desc"]` pairs.
 pub fn order_by() -> ArrayBuilder {
-    let key = string_of(Metric::VALUES.iter().chain(Dimension::VALUES).copied())
+    let key = AnyOfBuilder::new()
+        .item(string_of(Metric::VALUES.iter().chain(Dimension::VALUES).copied()))
+        .item(custom_property())
         .description(Some("One of the query's `metrics` or `dimensions`."));
     let pair = ArrayBuilder::new()
         .prefix_items([Schema::from(key.build()), string_of(["asc", "desc"]).build().into()])

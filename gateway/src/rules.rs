@@ -61,6 +61,13 @@ pub const NAME: &str = concat!(
     "]*$",
 );
 
+/// A custom property as a dimension, `event:props:<name>`: a name of 1 to 300 characters,
+/// without control characters or `"`.
+pub const CUSTOM_PROPERTY: &str = concat!("^event:props:[^\"", controls!(), "]{1,300}$");
+
+/// A goal's page path: `/` then one line.
+pub const PAGE_PATH: &str = concat!("^/[^", controls!(), "]*$");
+
 /// Characters of a website's name, before trimming.
 pub const NAME_MAX: usize = 100;
 
@@ -70,7 +77,9 @@ pub const FILTER_VALUES_MAX: usize = 100;
 /// `filters` of the Stats API v1: `<property><op><value>[|<value>…]` joined by `;`, spaces allowed
 /// around the property and the operator.
 pub static V1_FILTERS: LazyLock<String> = LazyLock::new(|| {
-    let properties = Property::VALUES.join("|");
+    // A custom property's name here also leaves out what the grammar separates with.
+    let custom = concat!("event:props:[^ \"=!~;|", controls!(), "]{1,300}");
+    let properties = format!("{}|{custom}", Property::VALUES.join("|"));
     let more = FILTER_VALUES_MAX - 1;
     let value = concat!("[^;|", controls!(), "]*");
     let filter = format!(" *(?:{properties}) *(?:==|!=|!~|~){value}(?:\\|{value}){{0,{more}}}");
@@ -90,6 +99,11 @@ static DOMAIN_RE: LazyLock<Regex> = LazyLock::new(|| compiled(DOMAIN));
 static NAME_RE: LazyLock<Regex> = LazyLock::new(|| compiled(NAME));
 static LINE_RE: LazyLock<Regex> = LazyLock::new(|| compiled(LINE));
 static V1_FILTERS_RE: LazyLock<Regex> = LazyLock::new(|| compiled(&V1_FILTERS));
+static CUSTOM_PROPERTY_RE: LazyLock<Regex> = LazyLock::new(|| compiled(CUSTOM_PROPERTY));
+
+pub fn is_custom_property(text: &str) -> bool {
+    CUSTOM_PROPERTY_RE.is_match(text)
+}
 
 pub fn is_v1_date(text: &str) -> bool {
     V1_DATE_RE.is_match(text)
@@ -171,7 +185,13 @@ mod tests {
 
     #[test]
     fn v1_filters_follow_the_grammar() {
-        for good in ["", "event:page==/blog/**", "visit:country==US|DE;event:page~pricing", " visit:os != Linux"] {
+        for good in [
+            "",
+            "event:page==/blog/**",
+            "visit:country==US|DE;event:page~pricing",
+            " visit:os != Linux",
+            "event:props:plan==pro|team;event:goal==Signup",
+        ] {
             assert!(is_v1_filters(good), "{good:?}");
         }
         let many = format!("visit:country=={}", ["x"; FILTER_VALUES_MAX + 1].join("|"));

@@ -135,3 +135,70 @@ pub fn audit_entry(e: &idpb::AuditEntry) -> Value {
         "created_at": rfc3339(e.created_at_unix_ms),
     })
 }
+
+/// The symbol a currency's amounts are written with in English, as Plausible writes them (the
+/// code and a no-break space for currencies without one), and its decimals.
+fn currency_symbol(code: &str) -> (String, usize) {
+    let symbol = match code {
+        "USD" => "$",
+        "EUR" => "€",
+        "GBP" => "£",
+        "JPY" => "¥",
+        "INR" => "₹",
+        "CNY" => "CN¥",
+        "CAD" => "CA$",
+        "AUD" => "A$",
+        "BRL" => "R$",
+        "KRW" => "₩",
+        "MXN" => "MX$",
+        "NZD" => "NZ$",
+        "HKD" => "HK$",
+        "ILS" => "₪",
+        other => return (format!("{other}\u{a0}"), 2),
+    };
+    (symbol.to_owned(), if matches!(code, "JPY" | "KRW") { 0 } else { 2 })
+}
+
+/// `1234567.5` → `1,234,567.50` with `decimals` decimals.
+fn grouped(value: f64, decimals: usize) -> String {
+    let text = format!("{:.*}", decimals, value.abs());
+    let (whole, fraction) = text.split_once('.').map_or((text.as_str(), ""), |(w, f)| (w, f));
+    let mut out = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    let sign = if value < 0.0 { "-" } else { "" };
+    if fraction.is_empty() { format!("{sign}{out}") } else { format!("{sign}{out}.{fraction}") }
+}
+
+/// A revenue figure as Plausible answers one: `{short, long, value}` (`€1.2K`, `€1,234.50`,
+/// `1234.5`); null where no currency applies.
+pub fn revenue(value: f64, currency: &str) -> Value {
+    if currency.is_empty() || !value.is_finite() {
+        return Value::Null;
+    }
+    let (symbol, decimals) = currency_symbol(currency);
+    let short = match value.abs() {
+        v if v >= 1e9 => format!("{symbol}{:.1}B", value / 1e9),
+        v if v >= 1e6 => format!("{symbol}{:.1}M", value / 1e6),
+        v if v >= 1e3 => format!("{symbol}{:.1}K", value / 1e3),
+        _ => format!("{symbol}{value:.1}"),
+    };
+    json!({ "short": short, "long": format!("{symbol}{}", grouped(value, decimals)), "value": value })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn revenue_is_written_as_plausible_writes_it() {
+        let figure = super::revenue(1234.5, "EUR");
+        assert_eq!(figure, serde_json::json!({ "short": "€1.2K", "long": "€1,234.50", "value": 1234.5 }));
+        assert_eq!(super::revenue(30.0, "USD")["short"], "$30.0");
+        assert_eq!(super::revenue(1500.0, "JPY")["long"], "¥1,500");
+        assert_eq!(super::revenue(12.5, "CHF")["long"], "CHF\u{a0}12.50");
+        assert!(super::revenue(f64::NAN, "EUR").is_null() && super::revenue(3.0, "").is_null());
+    }
+}

@@ -389,7 +389,7 @@ async fn analytics_queries_conform() {
                 "3.3.3.3",
                 "us",
                 "pageview",
-                "/?utm_source=newsletter&utm_medium=email",
+                "/?utm_source=newsletter&utm_medium=email&utm_content=header&utm_term=stats",
                 "",
             ),
             event("2026-01-11T09:00:00Z", GOOGLEBOT, "4.4.4.4", "US", "pageview", "/", ""),
@@ -487,6 +487,37 @@ async fn analytics_queries_conform() {
                 .await,
                 [("/US".to_owned(), vec![1.0]), ("email/US".to_owned(), vec![1.0])]
             );
+            // Channels by Plausible's rules; referrers as host and path; the page's host.
+            assert_eq!(
+                query("visits", &["visit:channel"], vec![], both_days.0, both_days.1).await,
+                [
+                    ("Direct".to_owned(), vec![2.0]),
+                    ("Email".to_owned(), vec![1.0]),
+                    ("Organic Search".to_owned(), vec![1.0]),
+                    ("Organic Social".to_owned(), vec![1.0]),
+                ]
+            );
+            assert_eq!(
+                query("visits,percentage", &["visit:referrer"], vec![], both_days.0, both_days.1).await,
+                [
+                    ("Direct / None".to_owned(), vec![3.0, 75.0]),
+                    ("google.com".to_owned(), vec![1.0, 25.0]),
+                    ("news.ycombinator.com".to_owned(), vec![1.0, 25.0]),
+                ]
+            );
+            assert_eq!(
+                query("pageviews", &["event:hostname"], vec![], both_days.0, both_days.1).await,
+                [("fixture.example".to_owned(), vec![6.0])]
+            );
+            assert_eq!(
+                query("visits", &["visit:utm_content", "visit:utm_term"], vec![], both_days.0, both_days.1).await,
+                [("/".to_owned(), vec![4.0]), ("header/stats".to_owned(), vec![1.0])]
+            );
+            let windows = vec![("is", "visit:os_version", "10"), ("is", "visit:browser_version", "126.0")];
+            assert_eq!(
+                query("visitors,visits", &[], windows, both_days.0, both_days.1).await,
+                [(String::new(), vec![1.0, 2.0])]
+            );
             // Filters: an event filter narrows events and the visits that include them.
             let pricing = vec![("is", "event:page", "/pricing")];
             assert_eq!(
@@ -564,6 +595,7 @@ fn pageview(website_id: &str, minutes: i64, path: &str) -> analytics::store::New
         revenue_currency: None,
         scroll_depth: None,
         engagement_ms: 0,
+        hostname: String::new(),
         visit_id: String::new(),
         visit: analytics::store::VisitAttributes { source: "Direct / None".into(), ..Default::default() },
     }
@@ -692,7 +724,16 @@ async fn rollups_answer_as_raw_events_do() {
                 vec!["time:day"],
                 vec!["time:week", "visit:country"],
                 vec!["time:month"],
+                vec!["visit:referrer"],
+                vec!["visit:channel"],
+                vec!["visit:utm_content"],
+                vec!["visit:utm_term"],
+                vec!["event:hostname"],
+                vec!["visit:browser_version"],
+                vec!["time:day", "visit:os_version"],
             ] {
+                // A share needs a dimension.
+                let all = if dims.is_empty() { all.to_owned() } else { format!("{all},percentage") };
                 for date in ["2026-03-10,2026-03-19", "2026-03-01,2026-03-20", "2026-03-19,2026-03-19"] {
                     shapes.push(QueryRequest {
                         website_id: site.id.clone(),

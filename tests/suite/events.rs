@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{TestEnv, TestUser};
+use crate::harness::{TestEnv, pro_site};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
@@ -21,20 +21,6 @@ async fn send(env: &TestEnv, user_agent: &str, content_type: &str, body: &str) -
         .await
         .unwrap();
     crate::harness::into_json(response).await
-}
-
-/// A Pro user "ann" with a read-write key and a website `{prefix}-….example`: the user, the key,
-/// the domain and the website as created.
-async fn pro_site(env: &TestEnv, prefix: &str) -> (TestUser, String, String, Value) {
-    let ann = env.user("ann").await;
-    env.set_plan(&ann.team_id, "pro").await;
-    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read", "write"], "teams": "all" })).await;
-    let domain = format!("{prefix}-{}.example", &ann.user_id[..8]);
-    let (status, site) = env
-        .api(Method::POST, "/websites", &key, Some(json!({ "team_id": ann.team_id, "domain": domain, "name": "S" })))
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    (ann, key, domain, site)
 }
 
 async fn ingestion_and_aggregate(env: &TestEnv) {

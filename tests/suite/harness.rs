@@ -710,3 +710,36 @@ impl ReportSigner {
         base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes())
     }
 }
+
+/// A Pro user "ann" with a read-write key and a website `{prefix}-….example`: the user, the key,
+/// the domain and the website as created.
+pub async fn pro_site(env: &TestEnv, prefix: &str) -> (TestUser, String, String, Value) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read", "write"], "teams": "all" })).await;
+    let domain = format!("{prefix}-{}.example", &ann.user_id[..8]);
+    let (status, site) = env
+        .api(Method::POST, "/websites", &key, Some(json!({ "team_id": ann.team_id, "domain": domain, "name": "S" })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    (ann, key, domain, site)
+}
+
+/// Sends one event to the public endpoint as a browser with `user_agent` would (from the test's
+/// address, so the user agent tells visitors apart); returns the status.
+pub async fn track(env: &TestEnv, user_agent: &str, event: Value) -> StatusCode {
+    let response = env
+        .request(Method::POST, "/api/event")
+        .header("user-agent", user_agent)
+        .header(COUNTRY_HEADER, "US")
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    response.status()
+}
+
+/// A browser's user agent, one per `n`: distinct visitors from one address.
+pub fn browser(n: u32) -> String {
+    format!("Mozilla/5.0 (X11; Linux x86_64; rv:{n}.0) Gecko/20100101 Firefox/{n}.0")
+}

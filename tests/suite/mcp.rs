@@ -280,7 +280,7 @@ async fn mcp_end_to_end(env: &TestEnv) {
     let (failed, created) = call(env, &access, "create_website", json!({ "domain": domain, "name": "Via MCP" })).await;
     assert!(!failed, "{created}");
     let website: Value = serde_json::from_str(&created).unwrap();
-    let event = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/") });
+    let event = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "props": { "plan": "pro" } });
     let sent = env
         .request(Method::POST, "/api/event")
         .header("user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
@@ -300,6 +300,13 @@ async fn mcp_end_to_end(env: &TestEnv) {
         serde_json::from_str::<Value>(&countries).unwrap(),
         json!([{ "country": "FR", "visitors": 1, "pageviews": 1 }])
     );
+    // Custom properties too, named by the property's name.
+    let by_plan = json!({ "website_id": website["id"], "property": "event:props:plan" });
+    let (_, plans) = call(env, &access, "get_breakdown", by_plan).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&plans).unwrap(),
+        json!([{ "plan": "pro", "visitors": 1, "pageviews": 1 }])
+    );
     let (failed, message) = call(env, &access, "get_overview", json!({ "website_id": "someone-elses" })).await;
     assert!(failed && message.contains("not found"), "{message}");
 
@@ -311,11 +318,11 @@ async fn mcp_end_to_end(env: &TestEnv) {
         rpc(env, &read_only, "tools/call", json!({ "name": "create_website", "arguments": { "name": "X" } })).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a tool outside the grant is a step-up challenge");
 
-    // The daily quota of the team's plan counts every tools/call made (4 so far; the refused
+    // The daily quota of the team's plan counts every tools/call made (5 so far; the refused
     // create_website never ran).
-    env.set_plan_with(&ann.team_id, "free", json!({ "mcp_calls_per_day": 5 })).await;
+    env.set_plan_with(&ann.team_id, "free", json!({ "mcp_calls_per_day": 6 })).await;
     let (failed, _) = call(env, &access, "list_websites", json!({})).await;
-    assert!(!failed, "the fifth call is within the quota");
+    assert!(!failed, "the sixth call is within the quota");
     let (failed, message) = call(env, &access, "list_websites", json!({})).await;
     assert!(failed && message.contains("quota"), "{message}");
 

@@ -15,6 +15,9 @@ const OPERATIONS: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/websites/{id}", Some("read")),
     ("PATCH", "/websites/{id}", Some("write")),
     ("DELETE", "/websites/{id}", Some("write")),
+    ("GET", "/websites/{id}/goals", Some("read")),
+    ("POST", "/websites/{id}/goals", Some("write")),
+    ("DELETE", "/websites/{id}/goals/{goalId}", Some("write")),
     ("GET", "/analytics/{websiteId}", Some("read")),
     ("GET", "/analytics/{websiteId}/pages", Some("read")),
     ("GET", "/analytics/{websiteId}/countries", Some("read")),
@@ -34,6 +37,11 @@ const OPERATIONS: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/plausible/api/v1/stats/realtime/visitors", Some("read")),
     ("POST", "/plausible/api/v2/query", Some("read")),
     ("GET", "/plausible/api/v1/sites", Some("read")),
+    ("GET", "/plausible/api/v1/sites/{site_id}", Some("read")),
+    ("GET", "/plausible/api/v1/sites/goals", Some("read")),
+    ("PUT", "/plausible/api/v1/sites/goals", Some("write")),
+    ("DELETE", "/plausible/api/v1/sites/goals/{goal_id}", Some("write")),
+    ("GET", "/plausible/api/health", None),
     ("GET", "/openapi.json", None),
 ];
 
@@ -210,17 +218,23 @@ async fn document_describes_the_router() {
         ("/analytics/{websiteId}/pages", "range"),
         ("/stats/aggregate", "period"),
         ("/stats/timeseries", "interval"),
-        ("/stats/breakdown", "property"),
-        ("/plausible/api/v1/stats/breakdown", "property"),
     ] {
         assert!(!strings(&parameter(path, name)["enum"]).is_empty(), "{path} {name}");
+    }
+    // A property is one of the enumeration, or a custom property by pattern.
+    for path in ["/stats/breakdown", "/plausible/api/v1/stats/breakdown"] {
+        let any = parameter(path, "property");
+        assert!(!strings(&resolve(&doc, &any["anyOf"][0])["enum"]).is_empty(), "{path}: {any}");
+        assert!(any["anyOf"][1]["pattern"].as_str().unwrap().starts_with("^event:props:"), "{path}: {any}");
     }
     let metrics = parameter("/stats/aggregate", "metrics");
     assert_eq!(resolve(&doc, &metrics["items"])["enum"], doc["components"]["schemas"]["Metric"]["enum"]);
 
     // The router agrees: each documented operation reaches its handler, which asks for a key.
     for (method, path, _) in operations(&doc) {
-        let concrete = path.replace("{id}", "dummy").replace("{websiteId}", "dummy").replace("{teamId}", "dummy");
+        let concrete = ["{id}", "{websiteId}", "{teamId}", "{goalId}", "{goal_id}", "{site_id}"]
+            .iter()
+            .fold(path.clone(), |path, parameter| path.replace(parameter, "dummy"));
         assert!(!concrete.contains('{'), "unfilled parameter in {path}");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = env.request(method.clone(), &format!("/api/external/v1{concrete}"));
@@ -228,7 +242,8 @@ async fn document_describes_the_router() {
             request = request.json(&json!({}));
         }
         let status = request.send().await.unwrap().status();
-        let expected = if path == "/openapi.json" { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+        let keyless = OPERATIONS.iter().any(|(m, p, scope)| *m == method.as_str() && *p == path && scope.is_none());
+        let expected = if keyless { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
         assert_eq!(status, expected, "{method} {concrete}");
     }
     // The probe tells a missing route and a wrong method apart from a handler.
@@ -462,8 +477,12 @@ async fn answers_match_the_document() {
         let date = if period == "custom" { "&date=2026-01-01,2026-01-31" } else { "" };
         probes.push((format!("/stats/aggregate?site_id={site}&period={period}{date}"), None));
     }
-    let metrics = enumeration(&doc, "Metric").join(",");
-    probes.push((format!("/stats/aggregate?site_id={site}&metrics={metrics}"), None));
+    // Shares need a dimension (percentage) or a goal (conversion_rate): asked with both.
+    let shares = ["conversion_rate", "percentage", "total_revenue", "average_revenue"];
+    let metrics = enumeration(&doc, "Metric");
+    let plain: Vec<&str> = metrics.iter().map(String::as_str).filter(|m| !shares.contains(m)).collect();
+    probes.push((format!("/stats/aggregate?site_id={site}&metrics={}", plain.join(",")), None));
+    probes.push((format!("/stats/breakdown?site_id={site}&property=event:goal&metrics={}", metrics.join(",")), None));
     for interval in enumeration(&doc, "Interval") {
         probes.push((format!("/stats/timeseries?site_id={site}&period=7d&interval={interval}"), None));
     }

@@ -232,7 +232,7 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
         (
             Tool::new(
                 "get_breakdown",
-                "Metrics per value of a property (event:page, visit:source, visit:country, visit:browser, …)",
+                "Metrics per value of a property (event:page, visit:source, visit:country, visit:browser, event:goal, event:props:<name>, …)",
                 schema(
                     json!({ "website_id": site, "property": { "type": "string" }, "period": period, "date": date,
                         "metrics": metrics, "limit": { "type": "integer", "minimum": 1, "maximum": 1000 } }),
@@ -385,7 +385,7 @@ impl McpServer {
                         let property = arg(args, "property").ok_or("property is required")?;
                         request.dimensions = vec![property.to_owned()];
                         request.limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 1000) as u32;
-                        property.split_once(':').map_or(property, |(_, p)| p)
+                        crate::routes::stats::short_name(property)
                     }
                 };
                 let answer = self.query(request).await?;

@@ -18,8 +18,8 @@ use crate::auth::Credentials;
 use crate::envelope::{Pagination, Path, RawBody, ok, paged, parse_query, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi::{
-    AggregateResult, BreakdownResult, Compare, CountryStats, Forbidden, Interval, NotFound, Overview, PageStats, Paged,
-    PlausibleForbidden, PlausibleNotFound, PlausibleServiceUnavailable, PlausibleTooManyRequests,
+    AggregateResult, AnyProperty, BreakdownResult, Compare, CountryStats, Forbidden, Interval, NotFound, Overview,
+    PageStats, Paged, PlausibleForbidden, PlausibleNotFound, PlausibleServiceUnavailable, PlausibleTooManyRequests,
     PlausibleUnauthorized, PlausibleValidationError, Property, QueryResult, Range, Realtime, ServiceUnavailable,
     StatsParams, Success, Technology, TimeseriesResult, TooManyRequests, Unauthorized, ValidationError,
 };
@@ -31,12 +31,23 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
     Error::validation(format!("{field}: {message}")).into()
 }
 
-/// Counts are integers; only `views_per_visit` has decimals. A metric with no value (time on
-/// page or scroll depth without engagement) is null, as in Plausible.
+/// A metric of a result row: revenue as Plausible's `{short, long, value}` in the row's
+/// currency, the rest as [`metric_value`].
+pub(crate) fn row_metric(metric: &str, value: f64, currency: &str) -> Value {
+    match metric {
+        "total_revenue" | "average_revenue" => crate::views::revenue(value, currency),
+        _ => metric_value(metric, value),
+    }
+}
+
+/// Counts are integers; `views_per_visit` and the shares (`conversion_rate`, `percentage`) have
+/// decimals. A metric with no value (time on page or scroll depth without engagement) is null,
+/// as in Plausible.
 pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
     match metric {
         _ if value.is_nan() => Value::Null,
-        "views_per_visit" => json!(value),
+        "total_revenue" | "average_revenue" => json!(value),
+        "views_per_visit" | "conversion_rate" | "percentage" => json!(value),
         _ => json!(value as i64),
     }
 }
@@ -127,12 +138,15 @@ pub(crate) fn v1_filters(text: &str) -> ApiResult<Vec<pb::Filter>> {
     text.split(';')
         .map(|f| {
             let f = f.trim_start_matches(' ');
-            let property = Property::VALUES
-                .iter()
-                .find(|p| {
-                    f.strip_prefix(**p).is_some_and(|rest| rest.trim_start_matches(' ').starts_with(['=', '!', '~']))
-                })
-                .ok_or_else(|| invalid("filters", format!("{f:?} has no property")))?;
+            let fixed = Property::VALUES.iter().find(|p| {
+                f.strip_prefix(**p).is_some_and(|rest| rest.trim_start_matches(' ').starts_with(['=', '!', '~']))
+            });
+            // A custom property's name runs up to the operator (the grammar keeps spaces out).
+            let custom = || f.strip_prefix(PROPS)?.find([' ', '=', '!', '~']).map(|end| &f[..PROPS.len() + end]);
+            let property = match fixed {
+                Some(property) => *property,
+                None => custom().ok_or_else(|| invalid("filters", format!("{f:?} has no property")))?,
+            };
             let rest = f[property.len()..].trim_start_matches(' ');
             let (op, values) = ["==", "!=", "!~", "~"]
                 .iter()
@@ -158,10 +172,17 @@ fn repeated<T: PartialEq>(values: &[T]) -> Option<&T> {
     values.iter().enumerate().find(|(i, v)| values[..*i].contains(v)).map(|(_, v)| v)
 }
 
-/// `visit:source` → `source`: how Plausible names a property in result rows.
-fn short_name(dimension: &str) -> &str {
-    dimension.split_once(':').map_or(dimension, |(_, name)| name)
+/// `visit:source` → `source`, `event:props:plan` → `plan`: how Plausible names a property in
+/// result rows.
+pub(crate) fn short_name(dimension: &str) -> &str {
+    match dimension.strip_prefix(PROPS) {
+        Some(name) => name,
+        None => dimension.split_once(':').map_or(dimension, |(_, name)| name),
+    }
 }
+
+/// Prefix of a custom property.
+const PROPS: &str = "event:props:";
 
 fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<pb::QueryRequest> {
     let period = p.period.clone().unwrap_or_else(|| "30d".into());
@@ -280,6 +301,7 @@ async fn v1(
     let data = match kind {
         V1::Aggregate => {
             let values = answer.rows.first().map(|r| r.metrics.clone()).unwrap_or_default();
+            let currency = answer.rows.first().map(|r| r.currency.clone()).unwrap_or_default();
             let before = match previous {
                 Some(previous) => {
                     Some(run(state, previous).await?.rows.first().map(|r| r.metrics.clone()).unwrap_or_default())
@@ -289,7 +311,7 @@ async fn v1(
             let mut results = Map::new();
             for (i, metric) in metrics.iter().enumerate() {
                 let value = values.get(i).copied().unwrap_or_default();
-                let mut entry = json!({ "value": metric_value(metric, value) });
+                let mut entry = json!({ "value": row_metric(metric, value, &currency) });
                 if let Some(before) = &before {
                     entry["change"] = json!(change(metric, before.get(i).copied().unwrap_or_default(), value));
                 }
@@ -386,7 +408,7 @@ pub async fn timeseries(
     description = "Scope: `read`. The metrics per value of a property; `data` is Plausible's breakdown body.",
     params(
         StatsParams,
-        ("property" = Property, Query, description = "The property to break down by."),
+        ("property" = AnyProperty, Query, description = "The property to break down by: one of `Property`, or `event:props:<name>`."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows per page; default 100."),
         ("page" = Option<u32>, Query, minimum = 1, maximum = 2147483647, description = "Default 1."),
     ),
@@ -602,7 +624,8 @@ fn v2_body(
         .rows
         .iter()
         .map(|row| {
-            let metrics: Vec<Value> = body.metrics.iter().zip(&row.metrics).map(|(m, v)| metric_value(m, *v)).collect();
+            let metrics: Vec<Value> =
+                body.metrics.iter().zip(&row.metrics).map(|(m, v)| row_metric(m, *v, &row.currency)).collect();
             json!({ "metrics": metrics, "dimensions": row.dimensions })
         })
         .collect();
@@ -672,7 +695,7 @@ pub async fn flexible_query(
 // ---- Plausible drop-in: the same, with Plausible's bodies and errors ----
 
 /// Credentials whose absence is answered in Plausible's error shape too.
-type Keyed = Result<Credentials, ApiError>;
+pub(crate) type Keyed = Result<Credentials, ApiError>;
 
 /// Plausible's error body: `{"error": "…"}` with the status.
 /// An unknown route under the drop-in's mount, in Plausible's error shape.
@@ -687,7 +710,7 @@ pub async fn plausible_method_not_allowed(method: axum::http::Method, OriginalUr
     plausible(Err(ApiError::new(common::ErrorCode::MethodNotAllowed, message)))
 }
 
-fn plausible(result: ApiResult<Value>) -> Response {
+pub(crate) fn plausible(result: ApiResult<Value>) -> Response {
     match result {
         Ok(body) => Json(body).into_response(),
         Err(e) => {
@@ -769,7 +792,7 @@ pub async fn plausible_timeseries(
     description = "Scope: `read`. As Plausible's `GET /api/v1/stats/breakdown`: no envelope.",
     params(
         StatsParams,
-        ("property" = Property, Query, description = "The property to break down by."),
+        ("property" = AnyProperty, Query, description = "The property to break down by: one of `Property`, or `event:props:<name>`."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows per page; default 100."),
         ("page" = Option<u32>, Query, minimum = 1, maximum = 2147483647, description = "Default 1."),
     ),
@@ -810,6 +833,13 @@ pub struct PlausibleSitesMeta {
     limit: u32,
 }
 
+impl PlausibleSitesMeta {
+    /// The only page, of `limit` rows.
+    pub(crate) fn one_page(limit: u32) -> PlausibleSitesMeta {
+        PlausibleSitesMeta { after: None, before: None, limit }
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct PlausibleSites {
     sites: Vec<PlausibleSite>,
@@ -841,7 +871,7 @@ pub async fn plausible_sites(State(state): State<AppState>, credentials: Keyed) 
             websites.sort_by(|a, b| a.domain.cmp(&b.domain));
             let limit = u32::try_from(websites.len()).unwrap_or(u32::MAX).max(1);
             let sites = websites.into_iter().map(|w| PlausibleSite { domain: w.domain, timezone: w.timezone });
-            let meta = PlausibleSitesMeta { after: None, before: None, limit };
+            let meta = PlausibleSitesMeta::one_page(limit);
             Ok(json!(PlausibleSites { sites: sites.collect(), meta }))
         }
         .await,
@@ -964,7 +994,7 @@ pub(crate) fn top(answer: &pb::QueryResponse, name: &str, metrics: &[impl AsRef<
                 entry.insert(name.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
             }
             for (metric, value) in metrics.iter().zip(&row.metrics) {
-                entry.insert(metric.as_ref().to_owned(), metric_value(metric.as_ref(), *value));
+                entry.insert(metric.as_ref().to_owned(), row_metric(metric.as_ref(), *value, &row.currency));
             }
             Value::Object(entry)
         })

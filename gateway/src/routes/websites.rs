@@ -145,7 +145,11 @@ fn custom_range(period: &str, date: Option<&str>) -> ApiResult<Option<CustomRang
 }
 
 /// The website, when the session's user belongs to its team (403 otherwise, 404 when unknown).
-async fn member_website(state: &AppState, session: &SessionUser, website_id: String) -> ApiResult<anpb::Website> {
+pub(crate) async fn member_website(
+    state: &AppState,
+    session: &SessionUser,
+    website_id: String,
+) -> ApiResult<anpb::Website> {
     rules::check_line("id", &website_id)?;
     let website = state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id }).await?.into_inner();
     state

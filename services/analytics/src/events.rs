@@ -72,13 +72,21 @@ fn props(json: &str) -> Result<String> {
         Ok(serde_json::Value::Object(map)) if map.len() <= 30 && json.len() <= 4096 => map,
         _ => return Err(Error::invalid("props", "must be a JSON object of at most 30 properties")),
     };
-    for (name, value) in &map {
-        check_line("props", name)?;
-        if let Some(text) = value.as_str() {
-            check_text(&format!("props.{name}"), text)?;
-        }
+    // Values are kept as text, as Plausible keeps them: numbers and booleans as written, and
+    // what is not a scalar (null, lists, objects) dropped. Queries then read one type.
+    let mut kept = serde_json::Map::new();
+    for (name, value) in map {
+        check_line("props", &name)?;
+        let text = match value {
+            serde_json::Value::String(text) => text,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => continue,
+        };
+        check_text(&format!("props.{name}"), &text)?;
+        kept.insert(name, serde_json::Value::String(text));
     }
-    Ok(json.to_owned())
+    Ok(serde_json::Value::Object(kept).to_string())
 }
 
 fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
@@ -222,16 +230,26 @@ impl Analytics {
             scroll_depth,
             engagement_ms,
             visit_id: String::new(),
+            hostname: parse::hostname(&url),
             visit: VisitAttributes {
                 entry_page: url.path().to_owned(),
+                referrer: match parse::referrer(&event.referrer, &url) {
+                    direct if direct.is_empty() => DIRECT.to_owned(),
+                    referrer => referrer,
+                },
+                channel: parse::channel(if source == DIRECT { "" } else { &source }, &utm).to_owned(),
                 source,
                 utm_source: utm.source,
                 utm_medium: utm.medium,
                 utm_campaign: utm.campaign,
+                utm_content: utm.content,
+                utm_term: utm.term,
                 country,
                 browser: client.browser,
                 os: client.os,
                 device: client.device,
+                browser_version: client.browser_version,
+                os_version: client.os_version,
             },
         }))
     }

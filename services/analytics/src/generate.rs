@@ -126,7 +126,9 @@ pub fn traffic(domain: &str, end_ms: i64, days: u32, events: u64, seed: u64) -> 
             let visitor = rng.gen_range(0..(visits / 2).max(1));
             let user_agent = weighted(&mut rng, &USER_AGENTS).to_owned();
             let referrer = weighted(&mut rng, &REFERRERS);
-            let campaign = rng.gen_bool(0.05).then_some("?utm_source=newsletter&utm_medium=email&utm_campaign=autumn");
+            let campaign = rng.gen_bool(0.05).then_some(
+                "?utm_source=newsletter&utm_medium=email&utm_campaign=autumn&utm_content=header&utm_term=analytics",
+            );
             let country = weighted(&mut rng, &COUNTRIES).to_owned();
             let views = 1 + (rng.r#gen::<f64>().powi(2) * 8.0) as u32;
             let mut t = at;

@@ -5,7 +5,7 @@ use proto::analytics::v1::analytics_service_server::{AnalyticsService, Analytics
 use tonic::{Request, Response, Status};
 
 use crate::events::Incoming;
-use crate::model::Website;
+use crate::model::{Goal, GoalTarget, Website};
 use crate::period::Meaning;
 use crate::service::{Analytics, QueryRequest, WebsiteChanges};
 
@@ -29,8 +29,42 @@ fn website(w: Website) -> pb::Website {
     }
 }
 
+fn goal(g: Goal) -> pb::Goal {
+    let (event_name, page_path) = match g.target {
+        GoalTarget::Event(name) => (Some(name), None),
+        GoalTarget::Page(path) => (None, Some(path)),
+    };
+    pb::Goal {
+        id: g.id,
+        website_id: g.website_id,
+        display_name: g.display_name,
+        event_name,
+        page_path,
+        created_at_unix_ms: g.created_at,
+        currency: g.currency,
+    }
+}
+
 #[tonic::async_trait]
 impl AnalyticsService for Analytics {
+    async fn list_goals(&self, req: Request<pb::ListGoalsRequest>) -> Reply<pb::ListGoalsResponse> {
+        let goals = Analytics::list_goals(self, &req.into_inner().website_id).await?;
+        Ok(Response::new(pb::ListGoalsResponse { goals: goals.into_iter().map(goal).collect() }))
+    }
+
+    async fn create_goal(&self, req: Request<pb::CreateGoalRequest>) -> Reply<pb::Goal> {
+        let r = req.into_inner();
+        let target = GoalTarget::new(r.event_name.as_deref(), r.page_path.as_deref())?;
+        let created = Analytics::create_goal(self, &r.website_id, target, r.currency.as_deref()).await?;
+        Ok(Response::new(goal(created)))
+    }
+
+    async fn delete_goal(&self, req: Request<pb::DeleteGoalRequest>) -> Reply<pb::DeleteGoalResponse> {
+        let r = req.into_inner();
+        Analytics::delete_goal(self, &r.website_id, &r.goal_id).await?;
+        Ok(Response::new(pb::DeleteGoalResponse {}))
+    }
+
     async fn create_website(&self, req: Request<pb::CreateWebsiteRequest>) -> Reply<pb::Website> {
         let r = req.into_inner();
         let w = Analytics::create_website(self, &r.team_id, &r.domain, &r.name, r.timezone.as_deref()).await?;
@@ -86,7 +120,12 @@ impl AnalyticsService for Analytics {
         };
         let (answer, (from, to)) = Analytics::query(self, request).await?;
         Ok(Response::new(pb::QueryResponse {
-            rows: answer.rows.into_iter().map(|(dimensions, metrics)| pb::Row { dimensions, metrics }).collect(),
+            rows: answer
+                .rows
+                .into_iter()
+                .zip(answer.currencies)
+                .map(|((dimensions, metrics), currency)| pb::Row { dimensions, metrics, currency })
+                .collect(),
             total_rows: answer.total_rows as u64,
             from_unix_ms: from,
             to_unix_ms: to,

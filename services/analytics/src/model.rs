@@ -13,6 +13,77 @@ pub struct Website {
     pub created_at: i64,
 }
 
+/// A goal of a website: a custom event by name, or pageviews of the pages a path matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Goal {
+    pub id: String,
+    pub website_id: String,
+    /// How results name it: the event's name, or `Visit <path>`.
+    pub display_name: String,
+    pub target: GoalTarget,
+    /// A revenue goal's currency (ISO 4217); only event goals have one.
+    pub currency: Option<String>,
+    pub created_at: i64,
+}
+
+/// A revenue goal's currency: three capital letters, for an event goal only.
+pub fn validate_currency(currency: Option<&str>, target: &GoalTarget) -> Result<Option<String>> {
+    let Some(currency) = currency else { return Ok(None) };
+    if !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())) {
+        return Err(Error::validation("currency must be an ISO 4217 code such as EUR"));
+    }
+    if matches!(target, GoalTarget::Page(_)) {
+        return Err(Error::validation("currency: only a custom event goal has revenue"));
+    }
+    Ok(Some(currency.to_owned()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoalTarget {
+    /// A custom event's name.
+    Event(String),
+    /// A page path, `*` standing for any characters (`/blog/*`, `/docs/**`).
+    Page(String),
+}
+
+impl GoalTarget {
+    /// Validates what a goal is of: exactly one of an event name and a page path.
+    pub fn new(event_name: Option<&str>, page_path: Option<&str>) -> Result<GoalTarget> {
+        match (event_name, page_path) {
+            (Some(name), None) => {
+                common::text::check_line("event_name", name)?;
+                // Counted before trimming, as the API document states it.
+                let (length, name) = (name.chars().count(), name.trim());
+                if name.is_empty() || length > 120 {
+                    return Err(Error::validation("event_name must be 1–120 characters"));
+                }
+                if matches!(name, "pageview" | "engagement") {
+                    return Err(Error::validation(format!(
+                        "event_name: {name:?} is not a custom event; use page_path"
+                    )));
+                }
+                Ok(GoalTarget::Event(name.to_owned()))
+            }
+            (None, Some(path)) => {
+                common::text::check_line("page_path", path)?;
+                if !path.starts_with('/') || path.chars().count() > 2000 {
+                    return Err(Error::validation("page_path must start with / and be at most 2000 characters"));
+                }
+                Ok(GoalTarget::Page(path.to_owned()))
+            }
+            _ => Err(Error::validation("event_name: give either event_name or page_path")),
+        }
+    }
+
+    /// The name results show, as Plausible names goals.
+    pub fn display_name(&self) -> String {
+        match self {
+            GoalTarget::Event(name) => name.clone(),
+            GoalTarget::Page(path) => format!("Visit {path}"),
+        }
+    }
+}
+
 /// Accepts a bare host or a URL and keeps the host: lower case, no scheme, port, path or
 /// trailing dot. Only ASCII host names (punycode for international ones).
 pub fn normalize_domain(input: &str) -> Result<String> {

@@ -9,19 +9,42 @@ use url::Url;
 
 const UNKNOWN: &str = "Unknown";
 
-/// Browser, operating system and device class of a user agent.
+/// Browser, operating system and device class of a user agent, and the versions of the first two.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub browser: String,
     pub os: String,
     pub device: String,
+    pub browser_version: String,
+    pub os_version: String,
+}
+
+/// `major.minor` of a version such as `126.0.6478.126` or `10_15_7`; Unknown without one.
+fn major_minor(version: &str) -> String {
+    let parts: Vec<&str> = version.split(['.', '_']).filter(|p| !p.is_empty()).take(2).collect();
+    match parts.first() {
+        Some(major) if major.bytes().all(|b| b.is_ascii_digit()) => parts.join("."),
+        _ => UNKNOWN.into(),
+    }
 }
 
 pub fn client(user_agent: &str) -> Client {
     // woothee compiles its rules once into its own statics, so a parser costs nothing to make.
     let Some(parsed) = woothee::parser::Parser::new().parse(user_agent) else {
-        return Client { browser: UNKNOWN.into(), os: UNKNOWN.into(), device: UNKNOWN.into() };
+        return Client {
+            browser: UNKNOWN.into(),
+            os: UNKNOWN.into(),
+            device: UNKNOWN.into(),
+            browser_version: UNKNOWN.into(),
+            os_version: UNKNOWN.into(),
+        };
     };
+    // Windows is versioned by release ("Windows 10"), the others by number.
+    let os_version = match parsed.os.strip_prefix("Windows ") {
+        Some(release) if parsed.os != "Windows Phone OS" => release.trim_start_matches("NT ").to_owned(),
+        _ => major_minor(&parsed.os_version),
+    };
+    let browser_version = major_minor(parsed.version);
     let browser = match parsed.name {
         "SamsungBrowser" => "Samsung Internet",
         "UNKNOWN" | "" => UNKNOWN,
@@ -45,7 +68,7 @@ pub fn client(user_agent: &str) -> Client {
         "smartphone" | "mobilephone" => "Mobile",
         _ => UNKNOWN,
     };
-    Client { browser: browser.into(), os: os.into(), device: device.into() }
+    Client { browser: browser.into(), os: os.into(), device: device.into(), browser_version, os_version }
 }
 
 /// Well-known referrers and the source name shown for them. An entry matches its host and that
@@ -116,26 +139,185 @@ fn without_country_ending(host: &str) -> &str {
     rest.strip_suffix(".co").or_else(|| rest.strip_suffix(".com")).unwrap_or(rest)
 }
 
-/// `utm_source`, `utm_medium`, `utm_campaign` of a page URL; empty when absent, trimmed, and cut
-/// to 200 characters so that a hostile link cannot bloat every row of its visit.
+/// The UTM parameters of a page URL; empty when absent, trimmed, and cut to 200 characters so
+/// that a hostile link cannot bloat every row of its visit. Also which ad click id it carries.
+#[derive(Default)]
 pub struct Utm {
     pub source: String,
     pub medium: String,
     pub campaign: String,
+    pub content: String,
+    pub term: String,
+    /// `gclid` or `msclkid` when the URL has one: an ad click of Google or Bing.
+    pub click_id: &'static str,
 }
 
 pub fn utm(page: &Url) -> Utm {
-    let mut utm = Utm { source: String::new(), medium: String::new(), campaign: String::new() };
+    let mut utm = Utm::default();
     for (name, value) in page.query_pairs() {
         let slot = match name.as_ref() {
             "utm_source" => &mut utm.source,
             "utm_medium" => &mut utm.medium,
             "utm_campaign" => &mut utm.campaign,
+            "utm_content" => &mut utm.content,
+            "utm_term" => &mut utm.term,
+            "gclid" => {
+                utm.click_id = "gclid";
+                continue;
+            }
+            "msclkid" => {
+                utm.click_id = "msclkid";
+                continue;
+            }
             _ => continue,
         };
         *slot = value.trim().chars().take(200).collect();
     }
     utm
+}
+
+/// The referrer as Plausible shows it: host without `www.` and path without a trailing slash
+/// (`news.ycombinator.com/item`); empty with none, or one on the site itself.
+pub fn referrer(referrer: &str, page: &Url) -> String {
+    let Some(url) = Url::parse(referrer).ok() else { return String::new() };
+    let Some(host) = url.host_str().map(|h| h.trim_start_matches("www.")) else { return String::new() };
+    if host.is_empty() || Some(host) == page.host_str().map(|own| own.trim_start_matches("www.")) {
+        return String::new();
+    }
+    let path = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy();
+    format!("{host}{}", path.trim_end_matches('/')).chars().take(2000).collect()
+}
+
+/// The page's host as Plausible's `event:hostname` names it: without `www.`.
+pub fn hostname(page: &Url) -> String {
+    page.host_str().unwrap_or_default().trim_start_matches("www.").to_owned()
+}
+
+/// Categories of well-known sources (by lower-case name), as Plausible's channels use them: a
+/// subset of Google Analytics' source categories holding the names `source` gives and the
+/// commonest `utm_source` values.
+const SOURCE_CATEGORIES: &[(&str, Category)] = &[
+    ("google", Category::Search),
+    ("bing", Category::Search),
+    ("duckduckgo", Category::Search),
+    ("yahoo!", Category::Search),
+    ("yahoo", Category::Search),
+    ("baidu", Category::Search),
+    ("yandex", Category::Search),
+    ("ecosia", Category::Search),
+    ("qwant", Category::Search),
+    ("brave", Category::Search),
+    ("startpage", Category::Search),
+    ("naver", Category::Search),
+    ("sogou", Category::Search),
+    ("facebook", Category::Social),
+    ("instagram", Category::Social),
+    ("threads", Category::Social),
+    ("twitter", Category::Social),
+    ("x (twitter)", Category::Social),
+    ("linkedin", Category::Social),
+    ("reddit", Category::Social),
+    ("hacker news", Category::Social),
+    ("github", Category::Social),
+    ("pinterest", Category::Social),
+    ("tiktok", Category::Social),
+    ("mastodon", Category::Social),
+    ("discord", Category::Social),
+    ("telegram", Category::Social),
+    ("slack", Category::Social),
+    ("producthunt", Category::Social),
+    ("bluesky", Category::Social),
+    ("vkontakte", Category::Social),
+    ("youtube", Category::Video),
+    ("vimeo", Category::Video),
+    ("twitch", Category::Video),
+    ("gmail", Category::Email),
+    ("amazon", Category::Shopping),
+    ("ebay", Category::Shopping),
+    ("etsy", Category::Shopping),
+    ("shopify", Category::Shopping),
+    ("temu.com", Category::Shopping),
+    ("chatgpt", Category::Ai),
+    ("chatgpt.com", Category::Ai),
+    ("perplexity", Category::Ai),
+    ("claude", Category::Ai),
+    ("copilot", Category::Ai),
+    ("deepseek", Category::Ai),
+    ("phind", Category::Ai),
+    ("grok", Category::Ai),
+    ("google gemini", Category::Ai),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Category {
+    Search,
+    Social,
+    Video,
+    Email,
+    Shopping,
+    Ai,
+}
+
+/// The acquisition channel of a visit, by Plausible's rules, from its source (empty: direct)
+/// and UTM parameters, tried in order.
+pub fn channel(source: &str, utm: &Utm) -> &'static str {
+    let (source, medium, campaign, utm_source) =
+        (source.to_lowercase(), utm.medium.to_lowercase(), utm.campaign.to_lowercase(), utm.source.to_lowercase());
+    let category = SOURCE_CATEGORIES.iter().find(|(name, _)| *name == source).map(|(_, c)| *c);
+    let is = |c: Category| category == Some(c);
+    let paid = medium.contains("cp") || medium == "ppc" || medium == "retargeting" || medium.starts_with("paid");
+    let shopping_campaign = campaign.contains("shopping") || shop_word(&campaign);
+    let email_tags = ["email", "e-mail", "e_mail", "e mail", "newsletter"];
+    let rules: [(bool, &'static str); 18] = [
+        (campaign.contains("cross-network"), "Cross-network"),
+        ((is(Category::Shopping) || shopping_campaign) && paid, "Paid Shopping"),
+        (
+            (is(Category::Search) && paid)
+                || (source == "google" && utm.click_id == "gclid")
+                || (source == "bing" && utm.click_id == "msclkid"),
+            "Paid Search",
+        ),
+        (is(Category::Social) && paid, "Paid Social"),
+        (is(Category::Video) && paid, "Paid Video"),
+        (["display", "banner", "expandable", "interstitial", "cpm"].contains(&medium.as_str()), "Display"),
+        (paid, "Paid Other"),
+        (is(Category::Shopping) || shopping_campaign, "Organic Shopping"),
+        (
+            is(Category::Social)
+                || ["social", "social-network", "social-media", "sm", "social network", "social media"]
+                    .contains(&medium.as_str()),
+            "Organic Social",
+        ),
+        (is(Category::Video) || medium.contains("video"), "Organic Video"),
+        (is(Category::Ai), "AI Assistants"),
+        (is(Category::Search), "Organic Search"),
+        (
+            is(Category::Email)
+                || email_tags.iter().any(|t| utm_source.contains(t))
+                || email_tags.iter().any(|t| medium.contains(t)),
+            "Email",
+        ),
+        (medium == "affiliate", "Affiliates"),
+        (medium == "audio", "Audio"),
+        (utm_source == "sms" || medium == "sms", "SMS"),
+        (
+            medium.ends_with("push")
+                || medium.contains("mobile")
+                || medium.contains("notification")
+                || source == "firebase",
+            "Mobile Push Notifications",
+        ),
+        (["referral", "app", "link"].contains(&medium.as_str()) || !source.is_empty(), "Referral"),
+    ];
+    rules.into_iter().find(|(applies, _)| *applies).map_or("Direct", |(_, channel)| channel)
+}
+
+/// Whether a campaign names a shop: "shop" at its start or after a character that is not a
+/// letter other than `e` (so "shop", "eshop", "summer_shop", but not "workshop").
+fn shop_word(campaign: &str) -> bool {
+    campaign
+        .match_indices("shop")
+        .any(|(at, _)| campaign[..at].chars().next_back().is_none_or(|c| !c.is_ascii_lowercase() || c == 'e'))
 }
 
 #[cfg(test)]
@@ -220,6 +402,42 @@ mod tests {
         assert_eq!(source("https://notgoogle.com/", ""), "notgoogle.com");
         assert_eq!(source("https://google.evil.example/", ""), "google.evil.example");
         assert_eq!(source("https://box.com/", ""), "box.com");
+    }
+
+    #[test]
+    fn channels_follow_plausibles_rules() {
+        let with = |medium: &str, campaign: &str, source: &str| Utm {
+            medium: medium.into(),
+            campaign: campaign.into(),
+            source: source.into(),
+            ..Utm::default()
+        };
+        assert_eq!(channel("", &Utm::default()), "Direct");
+        assert_eq!(channel("Google", &Utm::default()), "Organic Search");
+        assert_eq!(channel("Google", &Utm { click_id: "gclid", ..Utm::default() }), "Paid Search");
+        assert_eq!(channel("Facebook", &with("cpc", "", "facebook")), "Paid Social");
+        assert_eq!(channel("Hacker News", &Utm::default()), "Organic Social");
+        assert_eq!(channel("YouTube", &Utm::default()), "Organic Video");
+        assert_eq!(channel("ChatGPT", &Utm::default()), "AI Assistants");
+        assert_eq!(channel("newsletter", &with("email", "autumn", "newsletter")), "Email");
+        assert_eq!(channel("news.example", &Utm::default()), "Referral");
+        assert_eq!(channel("x", &with("banner", "", "x")), "Display");
+        assert_eq!(channel("x", &with("", "summer-shop", "x")), "Organic Shopping");
+        assert_eq!(channel("x", &with("", "workshop", "x")), "Referral");
+        assert_eq!(channel("", &with("", "cross-network-q3", "")), "Cross-network");
+    }
+
+    #[test]
+    fn versions_and_referrers_are_named_as_plausible_names_them() {
+        let c = client(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.126 Safari/537.36",
+        );
+        assert_eq!((c.browser_version.as_str(), c.os_version.as_str()), ("126.0", "10"));
+        let page = Url::parse("https://www.shop.example/a").unwrap();
+        assert_eq!(referrer("https://www.news.example/item/?id=1", &page), "news.example/item");
+        assert_eq!(referrer("https://shop.example/b", &page), "");
+        assert_eq!(referrer("", &page), "");
+        assert_eq!(hostname(&page), "shop.example");
     }
 
     #[test]

@@ -22,6 +22,8 @@ use crate::period::midnight;
 use chrono_tz::Tz;
 use common::{Error, Result};
 
+use crate::model::{Goal, GoalTarget};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Visitors,
@@ -33,6 +35,10 @@ pub enum Metric {
     Events,
     TimeOnPage,
     ScrollDepth,
+    ConversionRate,
+    Percentage,
+    TotalRevenue,
+    AverageRevenue,
 }
 
 /// Which part of a query computes a metric: event rows, visit rows, or engagement event rows.
@@ -44,7 +50,7 @@ enum Part {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 13] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -54,6 +60,10 @@ impl Metric {
         Metric::Events,
         Metric::TimeOnPage,
         Metric::ScrollDepth,
+        Metric::ConversionRate,
+        Metric::Percentage,
+        Metric::TotalRevenue,
+        Metric::AverageRevenue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +77,10 @@ impl Metric {
             Metric::Events => "events",
             Metric::TimeOnPage => "time_on_page",
             Metric::ScrollDepth => "scroll_depth",
+            Metric::ConversionRate => "conversion_rate",
+            Metric::Percentage => "percentage",
+            Metric::TotalRevenue => "total_revenue",
+            Metric::AverageRevenue => "average_revenue",
         }
     }
 
@@ -77,9 +91,16 @@ impl Metric {
         })
     }
 
+    /// Shares are of visitors and revenue is the events', so they come from the events part.
     fn part(self) -> Part {
         match self {
-            Metric::Visitors | Metric::Pageviews | Metric::Events => Part::Events,
+            Metric::Visitors
+            | Metric::Pageviews
+            | Metric::Events
+            | Metric::ConversionRate
+            | Metric::Percentage
+            | Metric::TotalRevenue
+            | Metric::AverageRevenue => Part::Events,
             Metric::TimeOnPage | Metric::ScrollDepth => Part::Engagement,
             _ => Part::Visits,
         }
@@ -94,7 +115,7 @@ pub enum Interval {
     Month,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dim {
     Page,
     Name,
@@ -108,11 +129,22 @@ pub enum Dim {
     Device,
     Browser,
     Os,
+    Referrer,
+    Channel,
+    UtmContent,
+    UtmTerm,
+    Hostname,
+    BrowserVersion,
+    OsVersion,
+    /// A custom property of the event (`event:props:<name>`); `(none)` where the event has none.
+    Prop(String),
+    /// The goals of the site an event completes (`event:goal`), by display name.
+    Goal,
     Time(Interval),
 }
 
 /// The dimensions kept in daily rollups (with the day's totals).
-pub const ROLLUP_DIMS: [Dim; 12] = [
+pub const ROLLUP_DIMS: [Dim; 19] = [
     Dim::Page,
     Dim::Name,
     Dim::EntryPage,
@@ -125,17 +157,30 @@ pub const ROLLUP_DIMS: [Dim; 12] = [
     Dim::Device,
     Dim::Browser,
     Dim::Os,
+    Dim::Referrer,
+    Dim::Channel,
+    Dim::UtmContent,
+    Dim::UtmTerm,
+    Dim::Hostname,
+    Dim::BrowserVersion,
+    Dim::OsVersion,
 ];
 
+/// Prefix of a custom property's dimension.
+pub const PROPS: &str = "event:props:";
+
+/// The value of a custom property an event does not have, as Plausible shows it.
+pub const NO_PROP: &str = "(none)";
+
 impl Dim {
-    /// Every dimension: the rolled-up ones and time.
+    /// Every dimension of a fixed name: the rolled-up ones, goals and time.
     fn all() -> impl Iterator<Item = Dim> {
         let times = [Interval::Hour, Interval::Day, Interval::Week, Interval::Month].map(Dim::Time);
-        ROLLUP_DIMS.into_iter().chain(times)
+        ROLLUP_DIMS.into_iter().chain([Dim::Goal]).chain(times)
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
+    pub fn name(&self) -> String {
+        let name = match self {
             Dim::Page => "event:page",
             Dim::Name => "event:name",
             Dim::EntryPage => "visit:entry_page",
@@ -148,32 +193,55 @@ impl Dim {
             Dim::Device => "visit:device",
             Dim::Browser => "visit:browser",
             Dim::Os => "visit:os",
+            Dim::Referrer => "visit:referrer",
+            Dim::Channel => "visit:channel",
+            Dim::UtmContent => "visit:utm_content",
+            Dim::UtmTerm => "visit:utm_term",
+            Dim::Hostname => "event:hostname",
+            Dim::BrowserVersion => "visit:browser_version",
+            Dim::OsVersion => "visit:os_version",
+            Dim::Prop(name) => return format!("{PROPS}{name}"),
+            Dim::Goal => "event:goal",
             Dim::Time(Interval::Hour) => "time:hour",
             Dim::Time(Interval::Day) => "time:day",
             Dim::Time(Interval::Week) => "time:week",
             Dim::Time(Interval::Month) => "time:month",
-        }
+        };
+        name.to_owned()
     }
 
     pub fn parse(name: &str, what: &str) -> Result<Dim> {
+        if let Some(prop) = name.strip_prefix(PROPS) {
+            // Property names go into a JSON path on SQLite, where a quote would end the name.
+            if prop.is_empty() || prop.chars().count() > 300 || prop.contains('"') {
+                return Err(Error::invalid(
+                    what,
+                    format!("{name:?}: a property name is 1 to 300 characters, without \""),
+                ));
+            }
+            common::text::check_line(what, prop)?;
+            return Ok(Dim::Prop(prop.to_owned()));
+        }
         Dim::all().find(|d| d.name() == name).ok_or_else(|| {
             let known: Vec<_> = Dim::all().map(|d| d.name()).collect();
-            Error::invalid(what, format!("unknown dimension {name:?}; use {}", known.join(", ")))
+            Error::invalid(what, format!("unknown dimension {name:?}; use {}, or {PROPS}<name>", known.join(", ")))
         })
     }
 
-    /// Its column on `events`; the exit page is known only to the visit.
-    fn event_column(self) -> Option<&'static str> {
+    /// Its column on `events`; the exit page is known only to the visit, and properties and
+    /// goals are expressions over several columns.
+    fn event_column(&self) -> Option<&'static str> {
         Some(match self {
             Dim::Page => "pathname",
             Dim::Name => "name",
-            Dim::ExitPage | Dim::Time(_) => return None,
+            Dim::Hostname => "hostname",
+            Dim::ExitPage | Dim::Time(_) | Dim::Prop(_) | Dim::Goal => return None,
             other => other.visit_column()?,
         })
     }
 
-    /// Its column on `visits`; pages and event names belong to events.
-    fn visit_column(self) -> Option<&'static str> {
+    /// Its column on `visits`; pages, event names, properties and goals belong to events.
+    fn visit_column(&self) -> Option<&'static str> {
         Some(match self {
             Dim::EntryPage => "entry_page",
             Dim::ExitPage => "exit_page",
@@ -185,8 +253,19 @@ impl Dim {
             Dim::Device => "device",
             Dim::Browser => "browser",
             Dim::Os => "os",
-            Dim::Page | Dim::Name | Dim::Time(_) => return None,
+            Dim::Referrer => "referrer",
+            Dim::Channel => "channel",
+            Dim::UtmContent => "utm_content",
+            Dim::UtmTerm => "utm_term",
+            Dim::BrowserVersion => "browser_version",
+            Dim::OsVersion => "os_version",
+            Dim::Page | Dim::Name | Dim::Hostname | Dim::Prop(_) | Dim::Goal | Dim::Time(_) => return None,
         })
+    }
+
+    /// Whether it belongs to events rather than to visits.
+    fn of_events(&self) -> bool {
+        self.visit_column().is_none() && !matches!(self, Dim::Time(_))
     }
 }
 
@@ -240,6 +319,17 @@ impl Filter {
         }
         Ok(Filter { dim, op: Op::parse(op)?, values })
     }
+
+    /// Whether a value satisfies the filter's positive form, as the SQL of [`Sql::condition`]
+    /// decides (contains and wildcards ignore ASCII case).
+    fn picks(&self, value: &str) -> bool {
+        let lower = value.to_ascii_lowercase();
+        self.values.iter().any(|v| match self.op {
+            Op::Is | Op::IsNot => v == value,
+            Op::Contains | Op::ContainsNot => lower.contains(&v.to_ascii_lowercase()),
+            Op::Matches | Op::MatchesNot => wildcard_match(&v.to_ascii_lowercase(), &lower),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,10 +352,55 @@ pub struct Query {
     pub limit: usize,
     pub offset: usize,
     pub fill_time: bool,
+    /// The site's goals, when a dimension or filter names `event:goal`.
+    pub goals: Vec<Goal>,
+}
+
+/// Visitors of the whole period that shares are of: for `conversion_rate`, with every filter
+/// but those on goals and properties; for `percentage`, with every filter.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Shares {
+    pub conversion_base: i64,
+    pub percentage_base: i64,
+}
+
+/// The backend's SQL dialect, where the two differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `LIKE` that ignores ASCII case, as SQLite's does.
+    pub fn like(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "LIKE",
+            Dialect::Postgres => "ILIKE",
+        }
+    }
+
+    /// The text of custom property `name` of the event in `props` (a JSON object whose values
+    /// are strings), or `(none)`.
+    fn prop(self, sql: &mut Sql, props: &str, name: &str) -> String {
+        match self {
+            Dialect::Sqlite => {
+                let path = sql.bind(Bind::Text(format!("$.\"{name}\"")));
+                format!("COALESCE(CAST(json_extract({props}, {path}) AS TEXT), '{NO_PROP}')")
+            }
+            Dialect::Postgres => {
+                let key = sql.bind(Bind::Text(name.to_owned()));
+                format!("COALESCE(CAST({props} AS jsonb) ->> {key}, '{NO_PROP}')")
+            }
+        }
+    }
 }
 
 pub struct Answer {
     pub rows: Vec<(Vec<String>, Vec<f64>)>,
+    /// Per row, the currency of its revenue metrics; empty where none applies (their values
+    /// are then NaN).
+    pub currencies: Vec<String>,
     pub total_rows: usize,
     pub time_labels: Vec<String>,
     /// Days read from rollups rather than raw events.
@@ -302,7 +437,7 @@ impl Query {
             .map(|(key, descending)| {
                 let key = if let Some(i) = metrics.iter().position(|m| m.name() == key) {
                     OrderKey::Metric(i)
-                } else if let Some(i) = dims.iter().position(|d| d.name() == key) {
+                } else if let Some(i) = dims.iter().position(|d| d.name() == *key) {
                     OrderKey::Dim(i)
                 } else {
                     return Err(Error::invalid(
@@ -313,7 +448,130 @@ impl Query {
                 Ok((key, *descending))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Query { website_id, tz, from, to, metrics, dims, filters, order, limit, offset, fill_time })
+        Ok(Query { website_id, tz, from, to, metrics, dims, filters, order, limit, offset, fill_time, goals: vec![] })
+    }
+
+    /// Whether a dimension or filter names `event:goal`.
+    pub fn uses_goals(&self) -> bool {
+        self.dims.contains(&Dim::Goal) || self.filters.iter().any(|f| f.dim == Dim::Goal)
+    }
+
+    /// Gives the query the site's goals, and checks what needs them: a goal named by an `is`
+    /// filter exists, and `conversion_rate` comes with a goal dimension or filter. Also checks
+    /// that `percentage` comes with a dimension.
+    pub fn with_goals(self, goals: Vec<Goal>) -> Result<Query> {
+        for filter in self.filters.iter().filter(|f| f.dim == Dim::Goal && f.op == Op::Is) {
+            if let Some(unknown) = filter.values.iter().find(|v| !goals.iter().any(|g| &g.display_name == *v)) {
+                return Err(Error::invalid("filters", format!("the goal {unknown:?} is not configured for this site")));
+            }
+        }
+        for metric in [Metric::ConversionRate, Metric::TotalRevenue, Metric::AverageRevenue] {
+            if self.metrics.contains(&metric) && !self.uses_goals() {
+                return Err(Error::invalid(
+                    "metrics",
+                    format!("{} needs an event:goal dimension or filter", metric.name()),
+                ));
+            }
+        }
+        if self.metrics.contains(&Metric::Percentage) && self.dims.is_empty() {
+            return Err(Error::invalid("metrics", "percentage needs a dimension"));
+        }
+        Ok(Query { goals, ..self })
+    }
+
+    /// Whether a metric is revenue: the events part then also sums revenue.
+    pub fn needs_revenue(&self) -> bool {
+        self.metrics.iter().any(|m| matches!(m, Metric::TotalRevenue | Metric::AverageRevenue))
+    }
+
+    /// Counters of a row of the events part: visitors, pageviews, events, and with revenue the
+    /// revenue in cents and the events that carried it.
+    pub fn event_counters(&self) -> usize {
+        if self.needs_revenue() { 5 } else { 3 }
+    }
+
+    /// The revenue goals whose events' revenue counts, as Plausible picks them: every goal with a
+    /// currency when grouped by goal, else those with a currency that the goal filters pick.
+    fn revenue_goals(&self) -> Vec<&Goal> {
+        let picked = |g: &Goal| {
+            self.dims.contains(&Dim::Goal)
+                || self.filters.iter().any(|f| {
+                    f.dim == Dim::Goal
+                        && matches!(f.op, Op::Is | Op::Contains | Op::Matches)
+                        && f.picks(&g.display_name)
+                })
+        };
+        self.goals.iter().filter(|g| g.currency.is_some() && picked(g)).collect()
+    }
+
+    /// The currency of a row's revenue: its goal's, grouped by goal; else the one currency of
+    /// the revenue goals picked, if they have one.
+    pub fn revenue_currency(&self, key: &[String]) -> Option<String> {
+        if let Some(i) = self.dims.iter().position(|d| *d == Dim::Goal) {
+            let goal = self.goals.iter().find(|g| Some(&g.display_name) == key.get(i));
+            return goal.and_then(|g| g.currency.clone());
+        }
+        let goals = self.revenue_goals();
+        let first = goals.first().and_then(|g| g.currency.clone());
+        goals.iter().all(|g| g.currency == first).then_some(first).flatten()
+    }
+
+    /// Each row's revenue currency (by its dimension values, before time buckets become labels);
+    /// revenue metrics of a row without one become NaN, as Plausible has no figure for them.
+    fn row_currencies(&self, rows: &mut [(Vec<String>, Vec<f64>)]) -> Vec<String> {
+        if !self.needs_revenue() {
+            return vec![String::new(); rows.len()];
+        }
+        rows.iter_mut()
+            .map(|(key, values)| {
+                let currency = self.revenue_currency(key);
+                if currency.is_none() {
+                    for (metric, value) in self.metrics.iter().zip(values.iter_mut()) {
+                        if matches!(metric, Metric::TotalRevenue | Metric::AverageRevenue) {
+                            *value = f64::NAN;
+                        }
+                    }
+                }
+                currency.unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// SQL true for an event (columns prefixed by `t`) whose revenue counts: it completes a
+    /// revenue goal of the part (`goal`, grouped by goal) or of the filters, in its currency.
+    fn revenue_condition(&self, sql: &mut Sql, goal: Option<&Goal>, t: &str, dialect: Dialect) -> String {
+        let goals: Vec<&Goal> = match goal {
+            Some(goal) => vec![goal],
+            None => self.revenue_goals(),
+        };
+        let conditions: Vec<String> = goals
+            .into_iter()
+            .filter_map(|g| {
+                let currency = sql.bind(Bind::Text(g.currency.clone()?));
+                Some(format!("({} AND {t}revenue_currency = {currency})", goal_condition(sql, g, t, dialect)))
+            })
+            .collect();
+        if conditions.is_empty() { "1 = 0".to_owned() } else { format!("({})", conditions.join(" OR ")) }
+    }
+
+    /// The queries of the visitors that shares are of (see [`Shares`]), when a metric is a share.
+    pub fn share_queries(&self) -> (Option<Query>, Option<Query>) {
+        let base = |keep: &dyn Fn(&Filter) -> bool| Query {
+            metrics: vec![Metric::Visitors],
+            dims: vec![],
+            filters: self.filters.iter().filter(|f| keep(f)).cloned().collect(),
+            order: vec![],
+            limit: 0,
+            offset: 0,
+            fill_time: false,
+            ..self.clone()
+        };
+        let conversion = self
+            .metrics
+            .contains(&Metric::ConversionRate)
+            .then(|| base(&|f| !matches!(f.dim, Dim::Goal | Dim::Prop(_))));
+        let percentage = self.metrics.contains(&Metric::Percentage).then(|| base(&|_| true));
+        (conversion, percentage)
     }
 
     /// The same query over a part of its period (time buckets stay those of the whole).
@@ -339,11 +597,11 @@ impl Query {
     /// totals). They keep one dimension per row, whole days and no filters.
     pub fn rollup_dim(&self) -> Option<Option<Dim>> {
         let mut other = self.dims.iter().filter(|d| !matches!(d, Dim::Time(_)));
-        let dim = other.next().copied();
+        let dim = other.next().cloned();
         let fits = self.filters.is_empty()
             && other.next().is_none()
             && !self.dims.contains(&Dim::Time(Interval::Hour))
-            && dim.is_none_or(|d| ROLLUP_DIMS.contains(&d));
+            && dim.as_ref().is_none_or(|d| ROLLUP_DIMS.contains(d));
         fits.then_some(dim)
     }
 
@@ -358,122 +616,226 @@ impl Query {
         self.time_dim().map(|(_, interval)| Buckets::new(self.tz, interval, self.from, self.to)).transpose()
     }
 
-    /// Event rows of the period matching the filters, engagement events or the others: the
-    /// dimensions' columns and the `FROM … WHERE …` that selects them.
-    fn event_rows(
-        &self,
-        sql: &mut Sql,
-        like: &str,
-        buckets: Option<&Buckets>,
-        engagement: bool,
-    ) -> (Vec<String>, String) {
+    /// The goal each part of a query's SQL is about: with `event:goal` as a dimension, one part
+    /// per goal of the site (none without goals), else one part about no goal.
+    fn goal_parts(&self) -> Vec<Option<&Goal>> {
+        if self.dims.contains(&Dim::Goal) { self.goals.iter().map(Some).collect() } else { vec![None] }
+    }
+
+    /// SQL true for an event (columns prefixed by `t`) that satisfies `filter`, a filter on an
+    /// event's own dimension.
+    fn event_condition(&self, sql: &mut Sql, filter: &Filter, t: &str, dialect: Dialect) -> String {
+        match &filter.dim {
+            Dim::Goal => {
+                // The filter picks goals by name; the event completes one of them.
+                let mut named = Filter { dim: Dim::Goal, op: filter.op, values: filter.values.clone() };
+                let negated = matches!(filter.op, Op::IsNot | Op::ContainsNot | Op::MatchesNot);
+                named.op = match filter.op {
+                    Op::IsNot => Op::Is,
+                    Op::ContainsNot => Op::Contains,
+                    Op::MatchesNot => Op::Matches,
+                    op => op,
+                };
+                let chosen: Vec<String> = self
+                    .goals
+                    .iter()
+                    .filter(|g| named.picks(&g.display_name))
+                    .map(|g| goal_condition(sql, g, t, dialect))
+                    .collect();
+                let any = if chosen.is_empty() { "1 = 0".to_owned() } else { format!("({})", chosen.join(" OR ")) };
+                if negated { format!("NOT {any}") } else { any }
+            }
+            Dim::Prop(name) => {
+                let column = dialect.prop(sql, &format!("{t}props"), name);
+                sql.condition(&column, filter, dialect.like())
+            }
+            dim => {
+                let column = format!("{t}{}", dim.event_column().expect("an event dimension"));
+                sql.condition(&column, filter, dialect.like())
+            }
+        }
+    }
+
+    /// An event's value of dimension `dim` (columns prefixed by `t`), about goal `goal`.
+    fn event_value(sql: &mut Sql, dim: &Dim, t: &str, goal: Option<&Goal>, dialect: Dialect) -> String {
+        match dim {
+            Dim::Goal => {
+                let name = goal.map(|g| g.display_name.clone()).unwrap_or_default();
+                format!("CAST({} AS TEXT)", sql.bind(Bind::Text(name)))
+            }
+            Dim::Prop(name) => dialect.prop(sql, &format!("{t}props"), name),
+            other => format!("{t}{}", other.event_column().expect("events carry every other dimension")),
+        }
+    }
+
+    /// The period's events matching the filters and about `part.goal`, engagement events or the
+    /// others: the dimensions' values and the `FROM … WHERE …` that selects them.
+    fn event_rows(&self, sql: &mut Sql, part: EventPart<'_>, buckets: Option<&Buckets>) -> (Vec<String>, String) {
+        let dialect = part.dialect;
         let (site, from, to) = sql.range(self);
         let join_visits = self.dims.contains(&Dim::ExitPage) || self.filters.iter().any(|f| f.dim == Dim::ExitPage);
-        let column = |dim: Dim| match dim {
-            Dim::ExitPage => "v.exit_page".to_owned(),
-            Dim::Time(_) => buckets.expect("buckets of a time dimension").case("e.ts"),
-            other => format!("e.{}", other.event_column().expect("events carry every other dimension")),
+        let name = match part.kind {
+            EventKind::Engagement => "e.name = 'engagement'",
+            EventKind::Others => "e.name <> 'engagement'",
         };
-        let name = if engagement { "e.name = 'engagement'" } else { "e.name <> 'engagement'" };
         let mut conditions = vec![format!("e.website_id = {site} AND e.ts >= {from} AND e.ts < {to} AND {name}")];
         for filter in &self.filters {
-            conditions.push(sql.condition(&column(filter.dim), filter, like));
+            let condition = match filter.dim {
+                Dim::ExitPage => sql.condition("v.exit_page", filter, dialect.like()),
+                _ => self.event_condition(sql, filter, "e.", dialect),
+            };
+            conditions.push(condition);
         }
-        let dims = self.dims.iter().map(|d| column(*d)).collect();
+        if let Some(goal) = part.goal {
+            conditions.push(goal_condition(sql, goal, "e.", dialect));
+        }
+        let dims = self
+            .dims
+            .iter()
+            .map(|dim| match dim {
+                Dim::ExitPage => "v.exit_page".to_owned(),
+                Dim::Time(_) => buckets.expect("buckets of a time dimension").case("e.ts"),
+                other => Query::event_value(sql, other, "e.", part.goal, dialect),
+            })
+            .collect();
         let join = if join_visits { " JOIN visits v ON v.id = e.visit_id" } else { "" };
         (dims, format!("FROM events e{join} WHERE {}", conditions.join(" AND ")))
     }
 
     /// The SQL of the events part, when a metric needs it. Engagement events are not events.
-    pub fn event_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
-        if !self.needs_events() {
+    pub fn event_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Option<Sql> {
+        let parts = self.goal_parts();
+        if !self.needs_events() || parts.is_empty() {
             return None;
         }
         let mut sql = Sql::default();
-        let (dims, rows) = self.event_rows(&mut sql, like, buckets, false);
-        sql.text = format!(
-            "SELECT {}CAST(COUNT(DISTINCT e.visitor_id) AS BIGINT) AS visitors, \
-             CAST(COALESCE(SUM(CASE WHEN e.name = 'pageview' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pageviews, \
-             CAST(COUNT(*) AS BIGINT) AS events {rows}{}",
-            select_dims(&dims),
-            group_by(dims.len()),
-        );
+        let mut selects = Vec::with_capacity(parts.len());
+        for goal in parts {
+            let part = EventPart { dialect, goal, kind: EventKind::Others };
+            let (dims, rows) = self.event_rows(&mut sql, part, buckets);
+            // Revenue in cents, so that it adds up exactly as an integer.
+            let revenue = if self.needs_revenue() {
+                let paid = self.revenue_condition(&mut sql, goal, "e.", dialect);
+                format!(
+                    ", CAST(COALESCE(SUM(CASE WHEN {paid} THEN CAST(ROUND(CAST(e.revenue_amount AS DOUBLE PRECISION) * 100) AS BIGINT) ELSE 0 END), 0) AS BIGINT) AS revenue, \
+                     CAST(COALESCE(SUM(CASE WHEN {paid} THEN 1 ELSE 0 END), 0) AS BIGINT) AS revenue_events"
+                )
+            } else {
+                String::new()
+            };
+            selects.push(format!(
+                "SELECT {}CAST(COUNT(DISTINCT e.visitor_id) AS BIGINT) AS visitors, \
+                 CAST(COALESCE(SUM(CASE WHEN e.name = 'pageview' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pageviews, \
+                 CAST(COUNT(*) AS BIGINT) AS events{revenue} {rows}{}",
+                select_dims(&dims),
+                group_by(dims.len()),
+            ));
+        }
+        sql.text = selects.join(" UNION ALL ");
         Some(sql)
     }
 
     /// The SQL of the engagement part, when a metric needs it: per group, the engaged
     /// milliseconds and the visits they belong to, and the sum of each visit's deepest scroll
     /// with the visits that sent one.
-    pub fn engagement_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
-        if !self.needs_engagement() {
+    pub fn engagement_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Option<Sql> {
+        let parts = self.goal_parts();
+        if !self.needs_engagement() || parts.is_empty() {
             return None;
         }
         let mut sql = Sql::default();
-        let (dims, rows) = self.event_rows(&mut sql, like, buckets, true);
-        let outer: Vec<String> = (0..dims.len()).map(|i| format!("x.d{i}")).collect();
-        sql.text = format!(
-            "SELECT {}CAST(COALESCE(SUM(x.ms), 0) AS BIGINT) AS engaged_ms, CAST(COUNT(*) AS BIGINT) AS engaged_visits, \
-             CAST(COALESCE(SUM(x.sd), 0) AS BIGINT) AS scroll_total, CAST(COUNT(x.sd) AS BIGINT) AS scroll_visits \
-             FROM (SELECT {}e.visit_id AS visit, SUM(e.engagement_ms) AS ms, MAX(e.scroll_depth) AS sd {rows}{}) x{}",
-            select_dims(&outer),
-            select_dims(&dims),
-            group_by(dims.len() + 1),
-            group_by(dims.len()),
-        );
+        let mut selects = Vec::with_capacity(parts.len());
+        for goal in parts {
+            let part = EventPart { dialect, goal, kind: EventKind::Engagement };
+            let (dims, rows) = self.event_rows(&mut sql, part, buckets);
+            let outer: Vec<String> = (0..dims.len()).map(|i| format!("x.d{i}")).collect();
+            selects.push(format!(
+                "SELECT {}CAST(COALESCE(SUM(x.ms), 0) AS BIGINT) AS engaged_ms, CAST(COUNT(*) AS BIGINT) AS engaged_visits, \
+                 CAST(COALESCE(SUM(x.sd), 0) AS BIGINT) AS scroll_total, CAST(COUNT(x.sd) AS BIGINT) AS scroll_visits \
+                 FROM (SELECT {}e.visit_id AS visit, SUM(e.engagement_ms) AS ms, MAX(e.scroll_depth) AS sd {rows}{}) x{}",
+                select_dims(&outer),
+                select_dims(&dims),
+                group_by(dims.len() + 1),
+                group_by(dims.len()),
+            ));
+        }
+        sql.text = selects.join(" UNION ALL ");
         Some(sql)
     }
 
-    /// How visits meet events filtered or grouped by a page or event name: the join (grouped, a
-    /// visit counts once per distinct value it includes) or the condition (filtered, a visit
-    /// counts when one of its events in the period matches).
-    fn visit_events(&self, sql: &mut Sql, like: &str) -> (String, Option<String>) {
+    /// The visits that include an event of the period (engagement aside) matching the query's
+    /// event filters, as a derived table `x` of `visit_id` and the event dimensions' values `x0`,
+    /// `x1`, …: one row per visit and distinct values. None when no dimension and no filter is
+    /// the events'.
+    fn visit_events(&self, sql: &mut Sql, dialect: Dialect) -> Option<String> {
+        let event_dims: Vec<&Dim> = self.dims.iter().filter(|d| d.of_events()).collect();
+        let event_filters: Vec<&Filter> = self.filters.iter().filter(|f| f.dim.of_events()).collect();
+        if event_dims.is_empty() && event_filters.is_empty() {
+            return None;
+        }
         let (site, from, to) = sql.range(self);
-        let event_dims: Vec<Dim> =
-            self.dims.iter().copied().filter(|d| d.visit_column().is_none() && !matches!(d, Dim::Time(_))).collect();
-        let event_filters: Vec<&Filter> = self.filters.iter().filter(|f| f.dim.visit_column().is_none()).collect();
         let mut inner = vec![format!("website_id = {site} AND ts >= {from} AND ts < {to} AND name <> 'engagement'")];
-        for filter in &event_filters {
-            inner.push(sql.condition(filter.dim.event_column().expect("an event dimension"), filter, like));
+        for filter in event_filters {
+            inner.push(self.event_condition(sql, filter, "", dialect));
         }
-        if !event_dims.is_empty() {
-            let columns: Vec<&str> = event_dims.iter().map(|d| d.event_column().expect("an event dimension")).collect();
-            let join = format!(
-                " JOIN (SELECT DISTINCT visit_id, {} FROM events WHERE {}) x ON x.visit_id = v.id",
-                columns.join(", "),
-                inner.join(" AND ")
-            );
-            return (join, None);
+        let mut selects = vec![];
+        for goal in self.goal_parts() {
+            let mut conditions = inner.clone();
+            if let Some(goal) = goal {
+                conditions.push(goal_condition(sql, goal, "", dialect));
+            }
+            let values: Vec<String> = event_dims
+                .iter()
+                .enumerate()
+                .map(|(i, d)| format!(", {} AS x{i}", Query::event_value(sql, d, "", goal, dialect)))
+                .collect();
+            selects.push(format!(
+                "SELECT DISTINCT visit_id{} FROM events WHERE {}",
+                values.concat(),
+                conditions.join(" AND ")
+            ));
         }
-        let condition = (!event_filters.is_empty())
-            .then(|| format!("v.id IN (SELECT visit_id FROM events WHERE {})", inner.join(" AND ")));
-        (String::new(), condition)
+        Some(selects.join(" UNION ALL "))
     }
 
     /// The SQL of the visits part, when a metric needs it. A visit counts in the period, and in
     /// each time bucket, that its first to last event overlaps.
-    pub fn visit_sql(&self, like: &str, buckets: Option<&Buckets>) -> Option<Sql> {
-        if !self.needs_visits() {
+    pub fn visit_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Option<Sql> {
+        if !self.needs_visits() || self.goal_parts().is_empty() {
             return None;
         }
         let mut sql = Sql::default();
         let (site, from, to) = sql.range(self);
         let mut conditions = vec![format!("v.website_id = {site} AND v.last_ts >= {from} AND v.start_ts < {to}")];
-        for filter in self.filters.iter().filter(|f| f.dim.visit_column().is_some()) {
+        for filter in self.filters.iter().filter(|f| !f.dim.of_events()) {
             let column = format!("v.{}", filter.dim.visit_column().expect("a visit dimension"));
-            conditions.push(sql.condition(&column, filter, like));
+            conditions.push(sql.condition(&column, filter, dialect.like()));
         }
-        let (join, condition) = self.visit_events(&mut sql, like);
-        conditions.extend(condition);
+        // Events' dimensions live on events: grouped by them, a visit counts once per distinct
+        // value it includes; filtered by them, a visit counts when one of its events matches.
+        let grouped_by_events = self.dims.iter().any(Dim::of_events);
+        let join = match self.visit_events(&mut sql, dialect) {
+            Some(x) if grouped_by_events => format!(" JOIN ({x}) x ON x.visit_id = v.id"),
+            Some(x) => {
+                conditions.push(format!("v.id IN ({x})"));
+                String::new()
+            }
+            None => String::new(),
+        };
         let (with, spans) = match (self.time_dim(), buckets) {
             (Some(_), Some(buckets)) => (buckets.values(), " JOIN b ON v.start_ts < b.e AND v.last_ts >= b.s"),
             _ => (String::new(), ""),
         };
+        let mut event_dim = 0;
         let dims: Vec<String> = self
             .dims
             .iter()
             .map(|d| match d {
                 Dim::Time(_) => "CAST(b.i AS BIGINT)".to_owned(),
-                Dim::Page | Dim::Name => format!("x.{}", d.event_column().expect("an event dimension")),
+                d if d.of_events() => {
+                    event_dim += 1;
+                    format!("x.x{}", event_dim - 1)
+                }
                 other => format!("v.{}", other.visit_column().expect("a visit dimension")),
             })
             .collect();
@@ -492,7 +854,7 @@ impl Query {
     }
 
     /// Joins the parts' rows on their dimension values, computes the metrics, orders and pages.
-    pub fn answer(&self, parts: Parts, buckets: Option<&Buckets>) -> Answer {
+    pub fn answer(&self, parts: Parts, buckets: Option<&Buckets>, shares: Shares) -> Answer {
         let mut groups: HashMap<Vec<String>, Totals> = HashMap::new();
         if self.dims.is_empty() {
             groups.insert(vec![], Totals::default());
@@ -500,6 +862,8 @@ impl Query {
         for (key, c) in parts.events {
             let t = groups.entry(key).or_default();
             (t.visitors, t.pageviews, t.events) = (c[0], c[1], c[2]);
+            let extra = |i: usize| c.get(i).copied().unwrap_or_default();
+            (t.revenue, t.revenue_events) = (extra(3), extra(4));
         }
         for (key, c) in parts.visits {
             let t = groups.entry(key).or_default();
@@ -517,8 +881,10 @@ impl Query {
                 groups.entry(vec![i.to_string()]).or_default();
             }
         }
-        let rows: Vec<(Vec<String>, Vec<f64>)> =
-            groups.into_iter().map(|(key, t)| (key, self.metrics.iter().map(|m| t.value(*m)).collect())).collect();
+        let rows: Vec<(Vec<String>, Vec<f64>)> = groups
+            .into_iter()
+            .map(|(key, t)| (key, self.metrics.iter().map(|m| t.value(*m, &shares)).collect()))
+            .collect();
         self.ordered(rows, buckets)
     }
 
@@ -559,13 +925,32 @@ impl Query {
                 key[i] = buckets.labels.get(bucket_of(key, i)).cloned().unwrap_or_default();
             }
         }
+        let currencies = self.row_currencies(&mut rows);
         Answer {
             rows,
+            currencies,
             total_rows,
             time_labels: buckets.map(|b| b.labels.clone()).unwrap_or_default(),
             rolled_up_days: 0,
         }
     }
+}
+
+/// Which events a part of a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventKind {
+    /// `engagement` events, which only feed time on page and scroll depth.
+    Engagement,
+    /// Every other event.
+    Others,
+}
+
+/// One part of a query's SQL over events: which events, about which goal, in which dialect.
+#[derive(Clone, Copy)]
+struct EventPart<'a> {
+    dialect: Dialect,
+    goal: Option<&'a Goal>,
+    kind: EventKind,
 }
 
 /// One row of a part: dimension values (a bucket index for time) and its counters.
@@ -595,14 +980,19 @@ struct Totals {
     engaged_visits: i64,
     scroll_total: i64,
     scroll_visits: i64,
+    /// Cents of revenue, and the events that carried it.
+    revenue: i64,
+    revenue_events: i64,
 }
 
 impl Totals {
     /// A metric of the group, rounded as Plausible rounds it (ClickHouse rounds a tie to even).
     /// NaN when it has no value: time on page and scroll depth with no engagement.
-    fn value(&self, metric: Metric) -> f64 {
+    fn value(&self, metric: Metric, shares: &Shares) -> f64 {
         let ratio = |x: i64, of: i64| if of == 0 { 0.0 } else { x as f64 / of as f64 };
         let or_none = |x: i64, of: i64| if of == 0 { f64::NAN } else { x as f64 / of as f64 };
+        // Plausible's shares: percent with one decimal, 0 of nobody.
+        let share = |base: i64| (ratio(self.visitors, base) * 1000.0).round() / 10.0;
         match metric {
             Metric::Visitors => self.visitors as f64,
             Metric::Visits => self.visits as f64,
@@ -613,6 +1003,10 @@ impl Totals {
             Metric::VisitDuration => ratio(self.duration, self.visits).round_ties_even(),
             Metric::TimeOnPage => (or_none(self.engaged_ms, self.engaged_visits) / 1000.0).round_ties_even(),
             Metric::ScrollDepth => or_none(self.scroll_total, self.scroll_visits).round_ties_even(),
+            Metric::ConversionRate => share(shares.conversion_base),
+            Metric::Percentage => share(shares.percentage_base),
+            Metric::TotalRevenue => self.revenue as f64 / 100.0,
+            Metric::AverageRevenue => ratio(self.revenue, self.revenue_events).round() / 100.0,
         }
     }
 }
@@ -680,6 +1074,38 @@ impl Sql {
             Op::MatchesNot => format!("NOT {}", any(self, &wildcard)),
         }
     }
+}
+
+/// SQL true for an event (columns prefixed by `t`) that completes `goal`. Page paths match as
+/// filters' wildcards do: `*` is any characters, ASCII case ignored.
+fn goal_condition(sql: &mut Sql, goal: &Goal, t: &str, dialect: Dialect) -> String {
+    match &goal.target {
+        GoalTarget::Event(name) => format!("{t}name = {}", sql.bind(Bind::Text(name.clone()))),
+        GoalTarget::Page(path) => {
+            let pattern = sql.bind(Bind::Text(escape_like(path).replace("\\*", "%")));
+            format!("({t}name = 'pageview' AND {t}pathname {} {pattern} ESCAPE '\\')", dialect.like())
+        }
+    }
+}
+
+/// Whether `text` matches `pattern`, whose `*` stands for any characters (none included).
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 fn escape_like(value: &str) -> String {

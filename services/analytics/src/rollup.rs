@@ -57,7 +57,7 @@ impl Analytics {
         let metrics: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_owned()).collect();
         let mut rows = Vec::new();
         for dim in std::iter::once(None).chain(ROLLUP_DIMS.into_iter().map(Some)) {
-            let dims: Vec<String> = dim.map(|d| d.name().to_owned()).into_iter().collect();
+            let dims: Vec<String> = dim.as_ref().map(Dim::name).into_iter().collect();
             let query = Query::new(
                 website_id.to_owned(),
                 Tz::UTC,
@@ -82,7 +82,7 @@ impl Analytics {
             for (key, c) in counters {
                 let counters: [i64; COUNTERS_PER_ROW] = c.try_into().expect("rows of every counter");
                 let value = key.into_iter().next().unwrap_or_default();
-                rows.push(RollupRow { dim: dim.map_or("", Dim::name).to_owned(), value, counters });
+                rows.push(RollupRow { dim: dim.as_ref().map(Dim::name).unwrap_or_default(), value, counters });
             }
         }
         Ok(rows)
@@ -100,8 +100,8 @@ impl Analytics {
         if first >= last {
             return Ok(None);
         }
-        let wanted = dim.map_or("", Dim::name);
-        let rows = self.store.rollup_rows(&query.website_id, wanted, first, last).await?;
+        let wanted = dim.as_ref().map(Dim::name).unwrap_or_default();
+        let rows = self.store.rollup_rows(&query.website_id, &wanted, first, last).await?;
         let rolled: BTreeSet<i64> = rows.iter().filter(|(_, r)| r.dim.is_empty()).map(|(day, _)| *day).collect();
         // Each rolled-up day must fall in one time bucket: days of the site's zone that are not
         // UTC days are computed from raw events.

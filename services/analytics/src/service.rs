@@ -12,9 +12,9 @@ use common::secret::random_token;
 use common::time::now_ms;
 use common::{Error, Result};
 
-use crate::model::{Website, normalize_domain, validate_name, validate_timezone};
+use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
 use crate::period::{Meaning, Period};
-use crate::query::{Answer, Buckets, Filter, Parts, Query};
+use crate::query::{Answer, Buckets, Filter, Parts, Query, Shares};
 use crate::store::Store;
 use crate::writer::Writer;
 
@@ -162,18 +162,66 @@ impl Analytics {
             (request.limit, request.offset),
             request.fill_time,
         )?;
+        let goals = if query.uses_goals() { self.store.goals(&query.website_id).await? } else { vec![] };
+        let query = query.with_goals(goals)?;
         let buckets = query.buckets()?;
-        let (parts, rolled_up_days) = match self.read_rollups(&query, buckets.as_ref()).await? {
-            Some(parts) => parts,
-            None => (self.read_events(&query, buckets.as_ref()).await?, 0),
+        let (parts, rolled_up_days) = self.counted(&query, buckets.as_ref()).await?;
+        let visitors_of = |(parts, _): (Parts, usize)| {
+            parts.events.first().and_then(|(_, counts)| counts.first()).copied().unwrap_or_default()
         };
-        let answer = query.answer(parts, buckets.as_ref());
+        let mut shares = Shares::default();
+        let (conversion, percentage) = query.share_queries();
+        if let Some(base) = conversion {
+            shares.conversion_base = visitors_of(self.counted(&base, None).await?);
+        }
+        if let Some(base) = percentage {
+            shares.percentage_base = visitors_of(self.counted(&base, None).await?);
+        }
+        let answer = query.answer(parts, buckets.as_ref(), shares);
         Ok((Answer { rolled_up_days, ..answer }, range))
+    }
+
+    /// Every part of a query, from rollups where they can answer, and how many days they did.
+    async fn counted(&self, query: &Query, buckets: Option<&Buckets>) -> Result<(Parts, usize)> {
+        if let Some(parts) = self.read_rollups(query, buckets).await? {
+            return Ok(parts);
+        }
+        Ok((self.read_events(query, buckets).await?, 0))
+    }
+
+    /// The website's goals, oldest first.
+    pub async fn list_goals(&self, website_id: &str) -> Result<Vec<Goal>> {
+        let website = self.get_website(website_id).await?;
+        self.store.goals(&website.id).await
+    }
+
+    /// Adds a goal of a custom event or of pages; a conflict when the site has one of that name.
+    pub async fn create_goal(&self, website_id: &str, target: GoalTarget, currency: Option<&str>) -> Result<Goal> {
+        let currency = validate_currency(currency, &target)?;
+        let website = self.get_website(website_id).await?;
+        let goal = Goal {
+            id: uuid::Uuid::now_v7().to_string(),
+            website_id: website.id,
+            display_name: target.display_name(),
+            target,
+            currency,
+            created_at: now_ms(),
+        };
+        self.store.insert_goal(&goal).await?;
+        Ok(goal)
+    }
+
+    pub async fn delete_goal(&self, website_id: &str, goal_id: &str) -> Result<()> {
+        let website = self.get_website(website_id).await?;
+        if !self.store.delete_goal(&website.id, goal_id).await? {
+            return Err(Error::not_found("goal"));
+        }
+        Ok(())
     }
 
     /// Every part of a query, computed from raw events and visits.
     pub(crate) async fn read_events(&self, query: &Query, buckets: Option<&Buckets>) -> Result<Parts> {
-        let like = self.store.like();
+        let dialect = self.store.dialect();
         let part = |sql: Option<crate::query::Sql>, counters: usize| async move {
             match sql {
                 Some(sql) => self.store.counted(&sql, &query.dims, counters).await,
@@ -181,9 +229,9 @@ impl Analytics {
             }
         };
         let (events, visits, engagement) = tokio::try_join!(
-            part(query.event_sql(like, buckets), 3),
-            part(query.visit_sql(like, buckets), 4),
-            part(query.engagement_sql(like, buckets), 4),
+            part(query.event_sql(dialect, buckets), query.event_counters()),
+            part(query.visit_sql(dialect, buckets), 4),
+            part(query.engagement_sql(dialect, buckets), 4),
         )?;
         Ok(Parts { events, visits, engagement })
     }

@@ -6,12 +6,32 @@ use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::model::Website;
-use crate::query::{Bind, Counted, Dim, Sql};
+use crate::model::{Goal, GoalTarget, Website};
+use crate::query::{Bind, Counted, Dialect, Dim, Sql};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const COLUMNS: &str = "id, team_id, domain, name, timezone, tracking_code, created_at";
+
+const GOAL_COLUMNS: &str = "id, website_id, display_name, event_name, page_path, currency, created_at";
+
+fn goal(row: &AnyRow) -> Result<Goal> {
+    let event_name: Option<String> = row.try_get("event_name")?;
+    let page_path: Option<String> = row.try_get("page_path")?;
+    let target = match (event_name, page_path) {
+        (Some(name), _) => GoalTarget::Event(name),
+        (None, Some(path)) => GoalTarget::Page(path),
+        (None, None) => return Err(Error::internal("a goal of neither an event nor a page")),
+    };
+    Ok(Goal {
+        id: row.try_get("id")?,
+        website_id: row.try_get("website_id")?,
+        display_name: row.try_get("display_name")?,
+        target,
+        currency: row.try_get("currency")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -257,9 +277,54 @@ impl Store {
         Ok(common::db::begin_write(&self.pool, self.system).await?)
     }
 
-    /// `LIKE` that ignores ASCII case, as SQLite's does.
-    pub fn like(&self) -> &'static str {
-        if self.system == "postgresql" { "ILIKE" } else { "LIKE" }
+    pub fn dialect(&self) -> Dialect {
+        if self.system == "postgresql" { Dialect::Postgres } else { Dialect::Sqlite }
+    }
+
+    /// Stores a goal; a conflict when the site has a goal of that name.
+    pub async fn insert_goal(&self, goal: &Goal) -> Result<()> {
+        let (event_name, page_path) = match &goal.target {
+            GoalTarget::Event(name) => (Some(name.as_str()), None),
+            GoalTarget::Page(path) => (None, Some(path.as_str())),
+        };
+        let inserted = sqlx::query(&format!("INSERT INTO goals ({GOAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+            .bind(&goal.id)
+            .bind(&goal.website_id)
+            .bind(&goal.display_name)
+            .bind(event_name)
+            .bind(page_path)
+            .bind(goal.currency.as_deref())
+            .bind(goal.created_at)
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => Err(Error::new(
+                ErrorCode::Conflict,
+                format!("the website already has the goal {:?}", goal.display_name),
+            )),
+            other => other.map(drop).map_err(Error::from),
+        }
+    }
+
+    /// The site's goals, oldest first.
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT goals"))]
+    pub async fn goals(&self, website_id: &str) -> Result<Vec<Goal>> {
+        let rows =
+            sqlx::query(&format!("SELECT {GOAL_COLUMNS} FROM goals WHERE website_id = $1 ORDER BY created_at, id"))
+                .bind(website_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(goal).collect()
+    }
+
+    /// Deletes a goal of the site; false when it has none of that id.
+    pub async fn delete_goal(&self, website_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM goals WHERE website_id = $1 AND id = $2")
+            .bind(website_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The salt of `day`, storing `candidate` if the day has none yet (the first replica wins).
@@ -291,6 +356,8 @@ pub struct NewEvent {
     pub scroll_depth: Option<i64>,
     /// An engagement event's engaged time; 0 for other events.
     pub engagement_ms: i64,
+    /// The page's host without `www.`.
+    pub hostname: String,
     /// Set when the event is stored.
     pub visit_id: String,
     /// The event's own attributes on arrival; its visit's once stored.
@@ -328,10 +395,11 @@ pub const VISIT_GAP_MS: i64 = 30 * 60_000;
 
 pub(crate) const EVENT_COLUMNS: &str = "id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
      revenue_amount, revenue_currency, visit_id, entry_page, source, utm_source, utm_medium, utm_campaign, browser, os, device, \
-     scroll_depth, engagement_ms";
+     hostname, referrer, channel, utm_content, utm_term, browser_version, os_version, scroll_depth, engagement_ms";
 
 pub(crate) const VISIT_COLUMNS: &str = "id, website_id, visitor_id, start_ts, last_ts, pageviews, events, entry_page, exit_page, \
-     source, utm_source, utm_medium, utm_campaign, country, browser, os, device, alive_ts";
+     source, utm_source, utm_medium, utm_campaign, country, browser, os, device, \
+     referrer, channel, utm_content, utm_term, browser_version, os_version, alive_ts";
 
 /// What a visit's first event says about the whole visit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -345,4 +413,12 @@ pub struct VisitAttributes {
     pub browser: String,
     pub os: String,
     pub device: String,
+    /// The referrer's host and path (see `parse::referrer`), `Direct / None` without one.
+    pub referrer: String,
+    /// The acquisition channel (see `parse::channel`).
+    pub channel: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    pub browser_version: String,
+    pub os_version: String,
 }

@@ -146,7 +146,7 @@ impl Visit {
             visitor_id: text(2)?,
             start_ts: int(3)?,
             last_ts: int(4)?,
-            alive_ts: int(17)?,
+            alive_ts: int(23)?,
             touched: false,
             pageviews: 0,
             events: 0,
@@ -161,6 +161,12 @@ impl Visit {
                 browser: text(14)?,
                 os: text(15)?,
                 device: text(16)?,
+                referrer: text(17)?,
+                channel: text(18)?,
+                utm_content: text(19)?,
+                utm_term: text(20)?,
+                browser_version: text(21)?,
+                os_version: text(22)?,
             },
         })
     }

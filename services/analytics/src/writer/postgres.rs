@@ -102,8 +102,8 @@ impl Db {
             let events = rows.events;
             let text = |f: fn(&crate::store::NewEvent) -> &str| events.iter().map(|e| f(e)).collect::<Vec<_>>();
             sqlx::query(&format!(
-                "INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM UNNEST({}, $21::int8[], $22::int8[])",
-                casts(&["text", "text", "int8"], 17)
+                "INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM UNNEST({}, $28::int8[], $29::int8[])",
+                casts(&["text", "text", "int8"], 24)
             ))
             .bind(text(|e| &e.id))
             .bind(text(|e| &e.website_id))
@@ -125,6 +125,13 @@ impl Db {
             .bind(text(|e| &e.visit.browser))
             .bind(text(|e| &e.visit.os))
             .bind(text(|e| &e.visit.device))
+            .bind(text(|e| &e.hostname))
+            .bind(text(|e| &e.visit.referrer))
+            .bind(text(|e| &e.visit.channel))
+            .bind(text(|e| &e.visit.utm_content))
+            .bind(text(|e| &e.visit.utm_term))
+            .bind(text(|e| &e.visit.browser_version))
+            .bind(text(|e| &e.visit.os_version))
             .bind(events.iter().map(|e| e.scroll_depth).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.engagement_ms).collect::<Vec<_>>())
             .execute(&mut *conn)
@@ -133,8 +140,8 @@ impl Db {
             let text = |f: fn(&Visit) -> &str| visits.iter().map(f).collect::<Vec<_>>();
             let int = |f: fn(&Visit) -> i64| visits.iter().map(f).collect::<Vec<_>>();
             sqlx::query(&format!(
-                "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}, $18::int8[]) {VISIT_UPDATE}",
-                casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 10)
+                "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}, $24::int8[]) {VISIT_UPDATE}",
+                casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 16)
             ))
             .bind(text(|v| &v.id))
             .bind(text(|v| &v.website_id))
@@ -153,6 +160,12 @@ impl Db {
             .bind(text(|v| &v.attributes.browser))
             .bind(text(|v| &v.attributes.os))
             .bind(text(|v| &v.attributes.device))
+            .bind(text(|v| &v.attributes.referrer))
+            .bind(text(|v| &v.attributes.channel))
+            .bind(text(|v| &v.attributes.utm_content))
+            .bind(text(|v| &v.attributes.utm_term))
+            .bind(text(|v| &v.attributes.browser_version))
+            .bind(text(|v| &v.attributes.os_version))
             .bind(int(|v| v.alive_ts))
             .execute(&mut *conn)
             .await?;

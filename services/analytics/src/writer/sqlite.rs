@@ -82,7 +82,8 @@ impl Db {
         let write = || -> rusqlite::Result<()> {
             let mut insert = self.0.prepare_cached(&format!(
                 "INSERT INTO events ({EVENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+                 ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
             ))?;
             for e in rows.events {
                 let v = &e.visit;
@@ -107,13 +108,21 @@ impl Db {
                     v.browser,
                     v.os,
                     v.device,
+                    e.hostname,
+                    v.referrer,
+                    v.channel,
+                    v.utm_content,
+                    v.utm_term,
+                    v.browser_version,
+                    v.os_version,
                     e.scroll_depth,
                     e.engagement_ms,
                 ])?;
             }
             let mut upsert = self.0.prepare_cached(&format!(
                 "INSERT INTO visits ({VISIT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) {VISIT_UPDATE}"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+                 ?18, ?19, ?20, ?21, ?22, ?23, ?24) {VISIT_UPDATE}"
             ))?;
             for visit in rows.visits {
                 let a = &visit.attributes;
@@ -135,6 +144,12 @@ impl Db {
                     a.browser,
                     a.os,
                     a.device,
+                    a.referrer,
+                    a.channel,
+                    a.utm_content,
+                    a.utm_term,
+                    a.browser_version,
+                    a.os_version,
                     visit.alive_ts,
                 ])?;
             }

@@ -1,0 +1,155 @@
+//! Custom properties (`event:props:<name>`) as a dimension and as a filter, in every query shape:
+//! ours, Plausible v1 and v2 in the envelope, and the drop-in.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{TestEnv, browser, pro_site, track};
+
+/// Three visitors: one on the `pro` plan (a pageview and a Signup event carrying the property), one
+/// on `free` (a numeric property too), and one whose event has no properties.
+async fn site_with_properties(env: &TestEnv) -> (String, String, String) {
+    let (_, key, domain, site) = pro_site(env, "props").await;
+    let url = |path: &str| format!("https://{domain}{path}");
+    let events = [
+        (1, json!({ "domain": domain, "name": "pageview", "url": url("/"), "props": { "plan": "pro" } })),
+        (1, json!({ "domain": domain, "name": "Signup", "url": url("/"), "props": { "plan": "pro" } })),
+        (
+            2,
+            json!({ "domain": domain, "name": "pageview", "url": url("/pricing"), "props": { "plan": "free", "seats": 3 } }),
+        ),
+        (3, json!({ "domain": domain, "name": "pageview", "url": url("/") })),
+    ];
+    for (visitor, event) in events {
+        assert_eq!(track(env, &browser(100 + visitor), event).await, StatusCode::ACCEPTED);
+    }
+    (key, domain, site["data"]["id"].as_str().unwrap().to_owned())
+}
+
+fn rows(body: &Value) -> Vec<(Value, Value)> {
+    body["results"].as_array().unwrap().iter().map(|r| (r["dimensions"].clone(), r["metrics"].clone())).collect()
+}
+
+async fn custom_properties_are_a_dimension_and_a_filter_in_every_query_shape(env: &TestEnv) {
+    let (key, domain, site_id) = site_with_properties(env).await;
+    // Ours (v2 in the envelope): grouped by the property, `(none)` for the event without it.
+    let query = json!({ "metrics": ["visitors", "events"], "date_range": "day", "dimensions": ["event:props:plan"] });
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let expected =
+        vec![(json!(["(none)"]), json!([1, 1])), (json!(["free"]), json!([1, 1])), (json!(["pro"]), json!([1, 2]))];
+    assert_eq!(rows(&body["data"]), expected, "{body}");
+    // The drop-in's v2, the same.
+    let dropin = json!({ "site_id": domain, "metrics": ["visitors", "events"], "date_range": "day", "dimensions": ["event:props:plan"] });
+    let (status, body) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(dropin)).await;
+    assert_eq!((status, rows(&body)), (StatusCode::OK, expected), "{body}");
+    // A filter: the pro visitor's pageview and event, and their one visit.
+    let filtered = json!({
+        "metrics": ["visitors", "visits", "pageviews", "events"],
+        "date_range": "day",
+        "filters": [["is", "event:props:plan", ["pro"]]],
+    });
+    let (_, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(filtered)).await;
+    assert_eq!(rows(&body["data"]), vec![(json!([]), json!([1, 1, 1, 2]))], "{body}");
+    // Numbers are kept as text, as Plausible keeps them.
+    let seats =
+        json!({ "metrics": ["visitors"], "date_range": "day", "filters": [["is", "event:props:seats", ["3"]]] });
+    let (_, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(seats)).await;
+    assert_eq!(rows(&body["data"]), vec![(json!([]), json!([1]))], "{body}");
+
+    // v1: breakdown by the property, named by its name in the rows; a filter on it.
+    let breakdown =
+        format!("/stats/breakdown?site_id={site_id}&period=day&property=event:props:plan&metrics=visitors,events");
+    let (status, body) = env.api(Method::GET, &breakdown, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["results"],
+        json!([
+            { "plan": "(none)", "visitors": 1, "events": 1 },
+            { "plan": "free", "visitors": 1, "events": 1 },
+            { "plan": "pro", "visitors": 1, "events": 2 },
+        ])
+    );
+    let dropin = format!("/plausible/api/v1/stats/breakdown?site_id={domain}&period=day&property=event:props:plan");
+    let (status, body) = env.api(Method::GET, &dropin, &key, None).await;
+    assert_eq!((status, body["results"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{body}");
+    for (filters, visitors) in [("event:props:plan==free", 1), ("event:props:plan!=pro", 2), ("event:props:plan~r", 2)]
+    {
+        let aggregate = format!("/plausible/api/v1/stats/aggregate?site_id={domain}&period=day&filters={filters}");
+        let (status, body) = env.api(Method::GET, &aggregate, &key, None).await;
+        assert_eq!(
+            (status, &body["results"]["visitors"]["value"]),
+            (StatusCode::OK, &json!(visitors)),
+            "{filters}: {body}"
+        );
+    }
+    // A property name no store can hold is a 400 naming the field.
+    let bad = json!({ "metrics": ["visitors"], "date_range": "day", "dimensions": ["event:props:"] });
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(bad)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")));
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("dimensions"), "{body}");
+}
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.126 Safari/537.36";
+
+async fn referrer_channel_utm_content_term_hostname_and_versions_are_dimensions_and_filters(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "dims").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let campaign =
+        format!("https://www.{domain}/?utm_source=newsletter&utm_medium=email&utm_content=header&utm_term=stats");
+    let events = [
+        (CHROME.to_owned(), json!({ "domain": domain, "name": "pageview", "url": campaign })),
+        (
+            browser(120),
+            json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/a"), "referrer": "https://www.google.com/search?q=x" }),
+        ),
+        (
+            browser(121),
+            json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/b"), "referrer": "https://news.example/post/" }),
+        ),
+    ];
+    for (user_agent, event) in events {
+        assert_eq!(track(env, &user_agent, event).await, StatusCode::ACCEPTED);
+    }
+    let expected = [
+        ("visit:channel", json!([["Email", 1], ["Organic Search", 1], ["Referral", 1]])),
+        ("visit:referrer", json!([["Direct / None", 1], ["google.com/search", 1], ["news.example/post", 1]])),
+        ("visit:utm_content", json!([["", 2], ["header", 1]])),
+        ("visit:utm_term", json!([["", 2], ["stats", 1]])),
+        ("event:hostname", json!([[domain, 3]])),
+        ("visit:browser_version", json!([["120.0", 1], ["121.0", 1], ["126.0", 1]])),
+        ("visit:os_version", json!([["Unknown", 2], ["10", 1]])),
+    ];
+    for (dimension, rows) in expected {
+        let query = json!({ "metrics": ["visitors"], "date_range": "day", "dimensions": [dimension] });
+        let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query)).await;
+        assert_eq!(status, StatusCode::OK, "{dimension}: {body}");
+        let found: Vec<Value> = body["data"]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| json!([r["dimensions"][0], r["metrics"][0]]))
+            .collect();
+        assert_eq!(json!(found), rows, "{dimension}");
+        // The same through v1: a breakdown keyed by the short name, and a filter on the first value.
+        let short = dimension.split_once(':').unwrap().1;
+        let v1 = format!("/plausible/api/v1/stats/breakdown?site_id={domain}&period=day&property={dimension}");
+        let (status, body) = env.api(Method::GET, &v1, &key, None).await;
+        assert_eq!((status, &body["results"][0][short]), (StatusCode::OK, &rows[0][0]), "{dimension}: {body}");
+        let value = rows[0][0].as_str().unwrap();
+        if !value.is_empty() {
+            let filter = format!("/stats/aggregate?site_id={site_id}&period=day&filters={dimension}=={value}");
+            let (status, body) = env.api(Method::GET, &filter, &key, None).await;
+            assert_eq!(
+                (status, &body["data"]["results"]["visitors"]["value"]),
+                (StatusCode::OK, &rows[0][1]),
+                "{filter}"
+            );
+        }
+    }
+}
+
+both_modes!(
+    custom_properties_are_a_dimension_and_a_filter_in_every_query_shape,
+    referrer_channel_utm_content_term_hostname_and_versions_are_dimensions_and_filters
+);
