@@ -68,6 +68,23 @@ async fn goals_are_created_listed_and_deleted_with_the_write_scope(env: &TestEnv
 
 /// Five visitors: A reads a blog post and signs up, B reads two posts, C one, D signs up twice,
 /// E sees the home page. Goals: Signup, and pageviews of /blog/*.
+async fn a_goal_may_be_posted_in_plausibles_shape_with_goal_type(env: &TestEnv) {
+    let (_, key, _, site) = pro_site(env, "goal-types").await;
+    let goals = format!("/websites/{}/goals", site["data"]["id"].as_str().unwrap());
+    let event = json!({ "goal_type": "event", "event_name": "Signup" });
+    let (status, body) = env.api(Method::POST, &goals, &key, Some(event)).await;
+    assert_eq!((status, &body["data"]["goal_type"]), (StatusCode::CREATED, &json!("event")), "{body}");
+    let page = json!({ "goal_type": "page", "page_path": "/thanks" });
+    let (status, body) = env.api(Method::POST, &goals, &key, Some(page)).await;
+    assert_eq!((status, &body["data"]["display_name"]), (StatusCode::CREATED, &json!("Visit /thanks")), "{body}");
+    let (status, body) =
+        env.api(Method::POST, &goals, &key, Some(json!({ "goal_type": "page", "event_name": "A" }))).await;
+    assert_invalid(status, &body, "page_path");
+    let (status, body) =
+        env.api(Method::POST, &goals, &key, Some(json!({ "goal_type": "visit", "page_path": "/" }))).await;
+    assert_invalid(status, &body, "goal_type");
+}
+
 async fn site_with_conversions(env: &TestEnv) -> (String, String, String) {
     let (_, key, domain, site) = pro_site(env, "conversions").await;
     let site_id = site["data"]["id"].as_str().unwrap().to_owned();
@@ -256,6 +273,7 @@ async fn the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health(env:
 
 both_modes!(
     goals_are_created_listed_and_deleted_with_the_write_scope,
+    a_goal_may_be_posted_in_plausibles_shape_with_goal_type,
     goal_conversions_and_conversion_rates_match_a_hand_computation,
     revenue_goals_sum_their_events_revenue_in_their_currency,
     the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health

@@ -79,9 +79,21 @@ pub async fn list(
     Ok(ok(goals.iter().map(goal_view).collect::<Vec<_>>()).into_response())
 }
 
+/// What a goal counts, as Plausible's Sites API names it.
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum GoalType {
+    Event,
+    Page,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGoalBody {
+    /// Optional, as Plausible's clients send it: `event` with `event_name`, `page` with
+    /// `page_path`.
+    #[serde(default)]
+    goal_type: Option<GoalType>,
     /// A custom event's name (1 to 120 characters, not `pageview` or `engagement`). Give this
     /// or `page_path`, not both.
     #[serde(default)]
@@ -104,7 +116,7 @@ pub struct CreateGoalBody {
     tag = "websites",
     operation_id = "createGoal",
     summary = "Add a goal to a website",
-    description = "Scope: `write`. A custom event goal (`event_name`, named by it) or a pageview goal (`page_path`, named `Visit <path>`). A site's goal names are unique: 409 for a second goal of the same name.",
+    description = "Scope: `write`. A custom event goal (`event_name`, named by it) or a pageview goal (`page_path`, named `Visit <path>`); `goal_type` (`event` or `page`) may say which, as Plausible's clients send it. A site's goal names are unique: 409 for a second goal of the same name.",
     params(("id" = String, Path, description = "Website id or domain")),
     request_body = CreateGoalBody,
     responses(
@@ -126,6 +138,15 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
     let body: CreateGoalBody = crate::envelope::parse(&body)?;
+    match body.goal_type {
+        Some(GoalType::Event) if body.event_name.is_none() => {
+            return Err(invalid("event_name", "is required with goal_type event"));
+        }
+        Some(GoalType::Page) if body.page_path.is_none() => {
+            return Err(invalid("page_path", "is required with goal_type page"));
+        }
+        _ => {}
+    }
     let request = pb::CreateGoalRequest {
         website_id: website.id,
         event_name: body.event_name,
