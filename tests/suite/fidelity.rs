@@ -97,6 +97,29 @@ async fn a_visit_bounces_with_exactly_one_event_other_than_engagement(env: &Test
     assert_eq!((status, &answer["results"]["bounce_rate"]["value"]), (StatusCode::OK, &json!(50)));
 }
 
+async fn by_page_bounce_rate_and_duration_are_of_the_visits_that_entered_there(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    // Visits are those that include the page; bounce rate and duration those of the visits that
+    // entered on it: A (45 min) and B (1 min) entered on `/`, nobody on `/b`, which A reached.
+    let metrics = ["visits", "bounce_rate", "visit_duration"];
+    let pages = v2(env, &key, on_the_10th(&domain, &metrics, &["event:page"])).await;
+    assert_eq!(
+        pages["results"],
+        json!([
+            { "metrics": [2, 0, 1380], "dimensions": ["/"] },
+            { "metrics": [1, 0, 0], "dimensions": ["/b"] },
+            { "metrics": [1, 100, 0], "dimensions": ["/c"] },
+            { "metrics": [1, 100, 0], "dimensions": ["/d"] },
+        ])
+    );
+    let v1 = format!(
+        "/plausible/api/v1/stats/breakdown?site_id={domain}&period=day&date=2026-01-10&property=event:page\
+         &metrics=visit_duration&filters=event:page%3D%3D%2Fb"
+    );
+    let (status, answer) = env.api(Method::GET, &v1, &key, None).await;
+    assert_eq!((status, &answer["results"]), (StatusCode::OK, &json!([{ "page": "/b", "visit_duration": 0 }])));
+}
+
 async fn time_on_page_and_scroll_depth_are_computed_as_plausible_does(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     // Engaged seconds over the visits that sent engagement, and the mean of each visit's
@@ -243,6 +266,7 @@ both_modes!(
     an_engagement_event_keeps_its_visit_open,
     a_visit_bounces_with_exactly_one_event_other_than_engagement,
     time_on_page_and_scroll_depth_are_computed_as_plausible_does,
+    by_page_bounce_rate_and_duration_are_of_the_visits_that_entered_there,
     the_trackers_engagement_events_are_accepted_as_plausible_accepts_them,
     v1_periods_cover_plausibles_days,
     v2_date_ranges_cover_plausibles_days,

@@ -354,6 +354,10 @@ pub struct Query {
     pub fill_time: bool,
     /// The site's goals, when a dimension or filter names `event:goal`.
     pub goals: Vec<Goal>,
+    /// Grouped by page, `bounce_rate`, `visit_duration` and `views_per_visit` are those of the
+    /// visits that entered on the page, as Plausible computes them (`visits` stays the visits
+    /// that include it). Set for Plausible-shaped queries.
+    pub sessions_by_entry_page: bool,
 }
 
 /// Visitors of the whole period that shares are of: for `conversion_rate`, with every filter
@@ -448,7 +452,21 @@ impl Query {
                 Ok((key, *descending))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Query { website_id, tz, from, to, metrics, dims, filters, order, limit, offset, fill_time, goals: vec![] })
+        Ok(Query {
+            website_id,
+            tz,
+            from,
+            to,
+            metrics,
+            dims,
+            filters,
+            order,
+            limit,
+            offset,
+            fill_time,
+            goals: vec![],
+            sessions_by_entry_page: false,
+        })
     }
 
     /// Whether a dimension or filter names `event:goal`.
@@ -572,6 +590,28 @@ impl Query {
             .then(|| base(&|f| !matches!(f.dim, Dim::Goal | Dim::Prop(_))));
         let percentage = self.metrics.contains(&Metric::Percentage).then(|| base(&|_| true));
         (conversion, percentage)
+    }
+
+    /// With `sessions_by_entry_page`, the query of the entering visits' figures: grouped and
+    /// filtered by entry page where this one is by page.
+    pub fn entry_page_query(&self) -> Option<Query> {
+        let session_metrics = [Metric::BounceRate, Metric::VisitDuration, Metric::ViewsPerVisit];
+        let wanted = self.metrics.iter().any(|m| session_metrics.contains(m));
+        if !(self.sessions_by_entry_page && wanted && self.dims.contains(&Dim::Page)) {
+            return None;
+        }
+        let entry = |dim: &Dim| if *dim == Dim::Page { Dim::EntryPage } else { dim.clone() };
+        Some(Query {
+            metrics: vec![Metric::BounceRate],
+            dims: self.dims.iter().map(entry).collect(),
+            filters: self.filters.iter().map(|f| Filter { dim: entry(&f.dim), ..f.clone() }).collect(),
+            order: vec![],
+            limit: 0,
+            offset: 0,
+            fill_time: false,
+            sessions_by_entry_page: false,
+            ..self.clone()
+        })
     }
 
     /// The same query over a part of its period (time buckets stay those of the whole).
@@ -876,6 +916,16 @@ impl Query {
                 (t.engaged_ms, t.engaged_visits, t.scroll_total, t.scroll_visits) = (c[0], c[1], c[2], c[3]);
             }
         }
+        if self.entry_page_query().is_some() {
+            for t in groups.values_mut() {
+                t.sessions = Some([0; 4]);
+            }
+            for (key, c) in parts.entries {
+                if let Some(t) = groups.get_mut(&key) {
+                    t.sessions = Some([c[0], c[1], c[2], c[3]]);
+                }
+            }
+        }
         if let (Some(buckets), true, [Dim::Time(_)]) = (buckets, self.fill_time, self.dims.as_slice()) {
             for i in 0..buckets.labels.len() {
                 groups.entry(vec![i.to_string()]).or_default();
@@ -964,6 +1014,8 @@ pub struct Parts {
     pub events: Vec<Counted>,
     pub visits: Vec<Counted>,
     pub engagement: Vec<Counted>,
+    /// With `sessions_by_entry_page`: the visits part of the entering visits, by entry page.
+    pub entries: Vec<Counted>,
 }
 
 /// Every counter of one group.
@@ -983,6 +1035,9 @@ struct Totals {
     /// Cents of revenue, and the events that carried it.
     revenue: i64,
     revenue_events: i64,
+    /// Visits, bounces, duration and pageviews that bounce rate, visit duration and views per
+    /// visit are of, when not those of `visits`: the visits that entered on the page.
+    sessions: Option<[i64; 4]>,
 }
 
 impl Totals {
@@ -993,14 +1048,16 @@ impl Totals {
         let or_none = |x: i64, of: i64| if of == 0 { f64::NAN } else { x as f64 / of as f64 };
         // Plausible's shares: percent with one decimal, 0 of nobody.
         let share = |base: i64| (ratio(self.visitors, base) * 1000.0).round() / 10.0;
+        let [visits, bounces, duration, views] =
+            self.sessions.unwrap_or([self.visits, self.bounces, self.duration, self.views]);
         match metric {
             Metric::Visitors => self.visitors as f64,
             Metric::Visits => self.visits as f64,
             Metric::Pageviews => self.pageviews as f64,
             Metric::Events => self.events as f64,
-            Metric::ViewsPerVisit => (ratio(self.views, self.visits) * 100.0).round() / 100.0,
-            Metric::BounceRate => (ratio(self.bounces, self.visits) * 100.0).round_ties_even(),
-            Metric::VisitDuration => ratio(self.duration, self.visits).round_ties_even(),
+            Metric::ViewsPerVisit => (ratio(views, visits) * 100.0).round() / 100.0,
+            Metric::BounceRate => (ratio(bounces, visits) * 100.0).round_ties_even(),
+            Metric::VisitDuration => ratio(duration, visits).round_ties_even(),
             Metric::TimeOnPage => (or_none(self.engaged_ms, self.engaged_visits) / 1000.0).round_ties_even(),
             Metric::ScrollDepth => or_none(self.scroll_total, self.scroll_visits).round_ties_even(),
             Metric::ConversionRate => share(shares.conversion_base),

@@ -151,6 +151,7 @@ impl Analytics {
             events: events.into_iter().collect(),
             visits: visits.into_iter().collect(),
             engagement: engagement.into_iter().collect(),
+            entries: vec![],
         };
         Ok(Some((parts, rolled.len())))
     }

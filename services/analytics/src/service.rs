@@ -162,6 +162,8 @@ impl Analytics {
             (request.limit, request.offset),
             request.fill_time,
         )?;
+        // Plausible computes a page's session figures over the visits that entered there.
+        let query = Query { sessions_by_entry_page: request.meaning != Meaning::Ours, ..query };
         let goals = if query.uses_goals() { self.store.goals(&query.website_id).await? } else { vec![] };
         let query = query.with_goals(goals)?;
         let buckets = query.buckets()?;
@@ -183,6 +185,14 @@ impl Analytics {
 
     /// Every part of a query, from rollups where they can answer, and how many days they did.
     async fn counted(&self, query: &Query, buckets: Option<&Buckets>) -> Result<(Parts, usize)> {
+        let (mut parts, days) = self.parts(query, buckets).await?;
+        if let Some(entry) = query.entry_page_query() {
+            parts.entries = self.parts(&entry, buckets).await?.0.visits;
+        }
+        Ok((parts, days))
+    }
+
+    async fn parts(&self, query: &Query, buckets: Option<&Buckets>) -> Result<(Parts, usize)> {
         if let Some(parts) = self.read_rollups(query, buckets).await? {
             return Ok(parts);
         }
@@ -233,6 +243,6 @@ impl Analytics {
             part(query.visit_sql(dialect, buckets), 4),
             part(query.engagement_sql(dialect, buckets), 4),
         )?;
-        Ok(Parts { events, visits, engagement })
+        Ok(Parts { events, visits, engagement, entries: vec![] })
     }
 }
