@@ -27,5 +27,6 @@ mod mcp;
 mod openapi;
 mod operations;
 mod propagation;
+mod redis_cluster;
 mod secret_scanning;
 mod tracing;
