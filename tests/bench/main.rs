@@ -5,6 +5,9 @@
 #[path = "../suite/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "../suite/postgres_pair.rs"]
+#[allow(dead_code)]
+mod postgres_pair;
 #[path = "../suite/redis_cluster.rs"]
 #[allow(dead_code)]
 mod redis_cluster;

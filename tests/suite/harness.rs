@@ -20,6 +20,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
+pub use crate::postgres_pair::PostgresPair;
 pub use crate::redis_cluster::RedisCluster;
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
@@ -380,6 +381,24 @@ impl TestEnv {
             _redis: None,
             _dir: dir,
         }
+    }
+
+    /// The all-in-one binary on a PostgreSQL primary of `pair`, reading statistics from its
+    /// streaming replica while that is no more than `max_lag_ms` behind (a process of its own, so
+    /// that its `/metrics` has every service's); returns the name of the database too.
+    pub async fn all_in_one_on_replica(pair: &PostgresPair, max_lag_ms: u64) -> (TestEnv, String) {
+        let database = TestDatabase::create_on(pair.primary_url()).await;
+        let replica = format!("{}/{}", pair.replica_url().rsplit_once('/').unwrap().0, database.name);
+        let args = [
+            ("--database-url", database.url.clone()),
+            ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned()),
+            ("--analytics-read-database-url", replica),
+            ("--analytics-replica-max-lag-ms", max_lag_ms.to_string()),
+        ];
+        let mut env = TestEnv::all_in_one_process_with(&args).await;
+        let name = database.name.clone();
+        env._database = Some(database);
+        (env, name)
     }
 
     /// The all-in-one binary as its own process, as a newcomer runs it, logging at `info`: for

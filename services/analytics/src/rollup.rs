@@ -14,7 +14,7 @@ use common::Result;
 
 use crate::query::{Buckets, Counted, Dim, Metric, Query, ROLLUP_DIMS};
 use crate::service::Analytics;
-use crate::store::{DAY_MS, RollupRow, day_of};
+use crate::store::{DAY_MS, ReadFrom, RollupRow, day_of};
 
 /// Adds `counters` into the row of `key`, so that parts computed separately merge.
 fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[i64]) {
@@ -38,19 +38,6 @@ impl Analytics {
         Ok(done)
     }
 
-    /// Rolls up closed days now and then, for as long as the service runs.
-    pub fn spawn_rollups(&self, every: std::time::Duration) {
-        let analytics = self.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = analytics.roll_up(common::time::now_ms()).await {
-                    tracing::warn!(error = %e, "rollup failed; queries read raw events meanwhile");
-                }
-                tokio::time::sleep(every).await;
-            }
-        });
-    }
-
     /// The rows of one day: totals, and every rolled-up dimension's values.
     async fn day_rows(&self, website_id: &str, day: i64) -> Result<Vec<RollupRow>> {
         let metrics: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_owned()).collect();
@@ -68,7 +55,8 @@ impl Analytics {
                 (0, 0),
                 false,
             )?;
-            let (events, visits) = self.read_events(&query, None).await?;
+            // A rollup marked current must hold every event of its day: read what was written.
+            let (events, visits) = self.read_events(&query, None, ReadFrom::Primary).await?;
             let mut counters: HashMap<Vec<String>, Vec<i64>> = HashMap::new();
             for (key, c) in events {
                 add(&mut counters, key, &[c[0], c[1], c[2], 0, 0, 0, 0]);
@@ -136,7 +124,7 @@ impl Analytics {
             segments.push((start, query.to));
         }
         for (from, to) in segments {
-            let (e, v) = self.read_events(&query.with_range(from, to), buckets).await?;
+            let (e, v) = self.read_events(&query.with_range(from, to), buckets, ReadFrom::Replica).await?;
             e.into_iter().for_each(|(key, c)| add(&mut events, key, &c));
             v.into_iter().for_each(|(key, c)| add(&mut visits, key, &c));
         }

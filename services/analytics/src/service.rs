@@ -14,7 +14,7 @@ use common::{Error, Result};
 
 use crate::model::{Website, normalize_domain, validate_name, validate_timezone};
 use crate::query::{Answer, Buckets, Counted, Filter, Query, period_range};
-use crate::store::Store;
+use crate::store::{ReadFrom, Store};
 use crate::writer::Writer;
 
 #[derive(Clone)]
@@ -55,7 +55,12 @@ pub struct WebsiteChanges {
 
 impl Analytics {
     pub async fn open(backend: &Backend) -> Result<Analytics, OpenError> {
-        let store = Store::open(backend).await?;
+        Analytics::open_with(backend, &crate::Storage::default()).await
+    }
+
+    /// Opens the service with a read replica for statistics and event retention, when set.
+    pub async fn open_with(backend: &Backend, storage: &crate::Storage) -> Result<Analytics, OpenError> {
+        let store = Store::open(backend, storage.read_replica.as_ref()).await?;
         Ok(Analytics {
             writer: Writer::spawn(backend).await?,
             store,
@@ -154,7 +159,7 @@ impl Analytics {
         let (events, visits, rolled_up_days) = match self.read_rollups(&query, buckets.as_ref()).await? {
             Some(parts) => parts,
             None => {
-                let (events, visits) = self.read_events(&query, buckets.as_ref()).await?;
+                let (events, visits) = self.read_events(&query, buckets.as_ref(), ReadFrom::Replica).await?;
                 (events, visits, 0)
             }
         };
@@ -167,17 +172,18 @@ impl Analytics {
         &self,
         query: &Query,
         buckets: Option<&Buckets>,
+        from: ReadFrom,
     ) -> Result<(Vec<Counted>, Vec<Counted>)> {
         let like = self.store.like();
         let events = async {
             match query.event_sql(like, buckets) {
-                Some(sql) => self.store.counted(&sql, &query.dims, 3).await,
+                Some(sql) => self.store.counted(&sql, &query.dims, 3, from).await,
                 None => Ok(vec![]),
             }
         };
         let visits = async {
             match query.visit_sql(like, buckets) {
-                Some(sql) => self.store.counted(&sql, &query.dims, 4).await,
+                Some(sql) => self.store.counted(&sql, &query.dims, 4, from).await,
                 None => Ok(vec![]),
             }
         };

@@ -104,6 +104,17 @@ pub struct Settings {
     /// Redis URL; when set, limiter state and change notifications go through Redis.
     #[arg(long, env = "ZENOVAY_REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<String>,
+    /// A PostgreSQL streaming replica of `ZENOVAY_DATABASE_URL` that statistics queries are read
+    /// from; writes, and reads that must see them, stay on the primary.
+    #[arg(long, env = "ZENOVAY_ANALYTICS_READ_DATABASE_URL", hide_env_values = true, global = true)]
+    pub analytics_read_database_url: Option<String>,
+    /// Past this replication lag (milliseconds) statistics are read from the primary instead.
+    #[arg(long, env = "ZENOVAY_ANALYTICS_REPLICA_MAX_LAG_MS", default_value_t = 5000, global = true)]
+    pub analytics_replica_max_lag_ms: u64,
+    /// Days of raw events kept; older ones are dropped once their days are rolled up (the
+    /// daily totals stay). Unset keeps every event.
+    #[arg(long, env = "ZENOVAY_EVENT_RETENTION_DAYS", global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_retention_days: Option<u32>,
     /// Redis Cluster seed nodes, `redis://host:port,redis://host:port,…`; when set, used instead
     /// of `ZENOVAY_REDIS_URL` (limiter state and change notifications go to the cluster).
     #[arg(long, env = "ZENOVAY_REDIS_CLUSTER_NODES", hide_env_values = true, global = true)]
@@ -196,6 +207,14 @@ impl Settings {
             return Err("ZENOVAY_DATABASE_URL must be a postgres:// URL".into());
         }
         let redis = self.redis().map_err(|e| e.to_string())?;
+        if let Some(url) = &self.analytics_read_database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err("ZENOVAY_ANALYTICS_READ_DATABASE_URL must be a postgres:// URL".into());
+            }
+            if self.database_url.is_none() {
+                return Err("ZENOVAY_ANALYTICS_READ_DATABASE_URL needs ZENOVAY_DATABASE_URL (a replica of it)".into());
+            }
+        }
         if self.redis_prefix.is_empty() {
             return Err("ZENOVAY_REDIS_PREFIX must not be empty".into());
         }
@@ -298,7 +317,17 @@ impl Settings {
     }
 
     pub fn analytics(&self) -> analytics::Config {
-        analytics::Config { listen: self.analytics_listen, backend: self.backend() }
+        analytics::Config { listen: self.analytics_listen, backend: self.backend(), storage: self.analytics_storage() }
+    }
+
+    pub fn analytics_storage(&self) -> analytics::Storage {
+        let read_replica = self.analytics_read_database_url.clone().map(|url| analytics::replica::ReadReplica {
+            url,
+            max_lag: std::time::Duration::from_millis(self.analytics_replica_max_lag_ms),
+        });
+        let retention =
+            self.event_retention_days.and_then(std::num::NonZeroU32::new).map(analytics::retention::Retention);
+        analytics::Storage { read_replica, retention }
     }
 
     pub fn gateway(&self) -> gateway::Config {
