@@ -118,6 +118,12 @@ impl RedisCluster {
         self.nodes.iter().filter(|n| n.process.is_some()).map(|n| n.port)
     }
 
+    /// The process ids of the running nodes.
+    #[allow(dead_code)] // used by tests/bench only
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(|n| n.process.as_ref().map(Child::id)).collect()
+    }
+
     /// `redis://…` of every node, comma-separated: the seed list a service is given.
     pub fn seeds(&self) -> String {
         self.nodes.iter().map(|n| format!("redis://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
