@@ -5,6 +5,12 @@
 #[path = "../suite/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "../suite/postgres_pair.rs"]
+#[allow(dead_code)]
+mod postgres_pair;
+#[path = "../suite/redis_cluster.rs"]
+#[allow(dead_code)]
+mod redis_cluster;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,31 +184,62 @@ fn redis_benchmark_evalsha(prefix: &str, requests: u32, concurrency: u32) -> f64
     rate.unwrap_or_else(|| panic!("cannot read redis-benchmark output: {text}"))
 }
 
-/// Limiter decisions per second (Redis implementation, as policy replicas make them) next to
-/// redis-benchmark's raw EVALSHA rate of the same script on this machine.
+/// Decisions per second of a limiter on `target`, `in_flight` at a time, over 10,000 keys of as
+/// many users (so that a cluster spreads them over its slots).
+async fn decisions_per_second(target: &common::redis_link::Target, prefix: &str, in_flight: usize) -> f64 {
+    use policy::limiter::{Budget, Limiter, RedisLimiter};
+    let limiter = Arc::new(RedisLimiter::new(target, prefix, Duration::from_secs(2)).unwrap());
+    let keys: Arc<Vec<String>> = Arc::new((0..10_000).map(|i| format!("key-{i}")).collect());
+    let decide = move |n: usize| {
+        let (limiter, keys) = (limiter.clone(), keys.clone());
+        async move {
+            let key = &keys[n % keys.len()];
+            let budget = Budget { key, per_minute: 120, user: key, per_month: 1_000_000_000 };
+            limiter.acquire(&budget).await.unwrap();
+        }
+    };
+    throughput(in_flight, Duration::from_secs(1), decide.clone()).await; // warm-up
+    throughput(in_flight, Duration::from_secs(5), decide).await
+}
+
+/// Limiter decisions per second (Redis implementation, as policy replicas make them) on one
+/// Redis beside a 3-master Redis Cluster, both started here with the same settings, in one run;
+/// then redis-benchmark's raw EVALSHA rate of the same script on the shared Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn limiter_decisions_per_second() {
-    use policy::limiter::{Budget, Limiter, RedisLimiter};
-    let redis = harness::TestRedis::create().await;
-    let limiter = std::sync::Arc::new(RedisLimiter::new(&redis.url, &redis.prefix, Duration::from_secs(2)).unwrap());
-    let keys: Vec<String> = (0..10_000).map(|i| format!("key-{i}")).collect();
-    let keys = std::sync::Arc::new(keys);
-    let decide = {
-        let (limiter, keys) = (limiter.clone(), keys.clone());
-        move |n: usize| {
-            let (limiter, keys) = (limiter.clone(), keys.clone());
-            async move {
-                let key = &keys[n % keys.len()];
-                let budget = Budget { key, per_minute: 120, user: key, per_month: 1_000_000_000 };
-                limiter.acquire(&budget).await.unwrap();
-            }
-        }
+    use common::redis_link::Target;
+    let single = harness::RedisServer::start();
+    let cluster = harness::RedisCluster::start(0);
+    let nodes: Vec<String> = cluster.seeds().split(',').map(str::to_owned).collect();
+    // The busiest Redis process's share of a core says how close each setup is to its ceiling
+    // (one Redis thread per server), whatever this machine's client can send.
+    let busiest = |pids: &[u32], before: &[f64], seconds: f64| {
+        pids.iter().zip(before).map(|(pid, b)| (cpu_seconds(&[*pid]) - b) / seconds).fold(0.0, f64::max)
     };
-    throughput(64, Duration::from_secs(1), decide.clone()).await; // warm-up
-    let ours = throughput(64, Duration::from_secs(5), decide).await;
+    for in_flight in [64, 256] {
+        let single_pids = [single.pid().unwrap()];
+        let cluster_pids = cluster.pids();
+        let before: Vec<f64> = single_pids.iter().map(|p| cpu_seconds(&[*p])).collect();
+        let start = Instant::now();
+        let one = decisions_per_second(&Target::Single(single.url()), "bench:", in_flight).await;
+        let one_cpu = busiest(&single_pids, &before, start.elapsed().as_secs_f64());
+        let before: Vec<f64> = cluster_pids.iter().map(|p| cpu_seconds(&[*p])).collect();
+        let start = Instant::now();
+        let three = decisions_per_second(&Target::Cluster(nodes.clone()), "bench:", in_flight).await;
+        let three_cpu = busiest(&cluster_pids, &before, start.elapsed().as_secs_f64());
+        println!(
+            "limiter decisions/s, {in_flight} in flight: one Redis {one:.0} (its thread {:.0}% busy), \
+             3-master cluster {three:.0} (busiest master {:.0}% busy), {:.2}x",
+            one_cpu * 100.0,
+            three_cpu * 100.0,
+            three / one
+        );
+    }
+    let redis = harness::TestRedis::create().await;
+    let ours = decisions_per_second(&Target::Single(redis.url.clone()), &redis.prefix, 64).await;
     let raw = redis_benchmark_evalsha(&redis.prefix, 200_000, 64);
-    println!("limiter decisions/s (RedisLimiter, 64 in flight): {ours:.0}");
+    println!("limiter decisions/s on the shared Redis (64 in flight): {ours:.0}");
     println!("redis-benchmark EVALSHA/s of the same script (64 clients): {raw:.0}");
     println!("ratio: {:.2}", ours / raw);
 }

@@ -8,12 +8,13 @@ use common::ErrorCode;
 use common::access::{Grant, KeyTeams, Role, Scope};
 use common::bus::{Change, ChangeBus, MemoryBus, Notice, RedisBus};
 use common::db::Backend;
+use common::redis_link::Target;
 use gateway::apikey::ApiKeySecret;
 use identity::service::NewApiKey;
 use policy::limiter::{Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, WINDOW_MS};
 use policy::plans::{ApiKeyPolicy, Overrides, Plan};
 
-use crate::harness::{TestDatabase, TestRedis, on_each_backend};
+use crate::harness::{RedisCluster, TestDatabase, TestRedis, on_each_backend};
 
 #[tokio::test]
 async fn identity_store_conforms() {
@@ -193,9 +194,23 @@ async fn memory_limiter_conforms() {
 async fn redis_limiter_conforms() {
     let redis = TestRedis::create().await;
     limiter_conforms(Arc::new(
-        RedisLimiter::new(&redis.url, &redis.prefix, std::time::Duration::from_secs(2)).unwrap(),
+        RedisLimiter::new(&Target::Single(redis.url.clone()), &redis.prefix, std::time::Duration::from_secs(2))
+            .unwrap(),
     ))
     .await;
+}
+
+#[tokio::test]
+async fn redis_limiter_conforms_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(0);
+    limiter_conforms(Arc::new(
+        RedisLimiter::new(&cluster_target(&cluster), "zvtest:", std::time::Duration::from_secs(2)).unwrap(),
+    ))
+    .await;
+}
+
+fn cluster_target(cluster: &RedisCluster) -> Target {
+    Target::Cluster(cluster.seeds().split(',').map(str::to_owned).collect())
 }
 
 #[tokio::test]
@@ -293,7 +308,13 @@ async fn memory_bus_conforms() {
 #[tokio::test]
 async fn redis_bus_conforms() {
     let redis = TestRedis::create().await;
-    bus_conforms(Arc::new(RedisBus::new(&redis.url, &redis.prefix).unwrap())).await;
+    bus_conforms(Arc::new(RedisBus::new(&Target::Single(redis.url.clone()), &redis.prefix).unwrap())).await;
+}
+
+#[tokio::test]
+async fn redis_bus_conforms_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(0);
+    bus_conforms(Arc::new(RedisBus::new(&cluster_target(&cluster), "zvtest:").unwrap())).await;
 }
 
 #[tokio::test]

@@ -20,6 +20,9 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
+pub use crate::postgres_pair::PostgresPair;
+pub use crate::redis_cluster::RedisCluster;
+
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 /// The trusted header carrying the visitor's country, as a CDN would set it.
 pub const COUNTRY_HEADER: &str = "x-test-country";
@@ -41,24 +44,29 @@ fn random_suffix() -> String {
 pub struct TestDatabase {
     pub url: String,
     name: String,
+    admin: String,
 }
 
 impl TestDatabase {
     pub async fn create() -> TestDatabase {
-        let admin = postgres_admin_url();
+        TestDatabase::create_on(postgres_admin_url()).await
+    }
+
+    /// A database on the server of `admin` (a URL of a database there to connect to).
+    pub async fn create_on(admin: String) -> TestDatabase {
         let name = format!("zv_test_{}", random_suffix());
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL is required for the test suite ({admin}): {e}"));
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
         let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
-        TestDatabase { url: format!("{base}/{name}"), name }
+        TestDatabase { url: format!("{base}/{name}"), name, admin }
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let (admin, name) = (postgres_admin_url(), self.name.clone());
+        let (admin, name) = (self.admin.clone(), self.name.clone());
         // Drop runs outside async context; a small runtime of its own does the cleanup.
         let _ = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -131,6 +139,12 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id, while it runs.
+    #[allow(dead_code)] // used by tests/bench only
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut process) = self.process.take() {
             let _ = process.kill();
@@ -164,6 +178,8 @@ impl Drop for RedisServer {
 pub struct TestRedis {
     pub url: String,
     pub prefix: String,
+    /// Seed nodes of a Redis Cluster of the test's own, used instead of `url`.
+    pub cluster_nodes: Option<String>,
 }
 
 impl TestRedis {
@@ -178,12 +194,30 @@ impl TestRedis {
             .await
             .unwrap_or_else(|e| panic!("Redis is required for the test suite ({url}): {e}"));
         let _: String = redis::cmd("PING").query_async(&mut conn).await.expect("redis ping");
-        TestRedis { url, prefix: format!("zvtest:{}:", random_suffix()) }
+        TestRedis { url, prefix: format!("zvtest:{}:", random_suffix()), cluster_nodes: None }
+    }
+
+    /// A prefix on a cluster of the test's own (which goes with its keys).
+    pub fn on_cluster(cluster: &RedisCluster) -> TestRedis {
+        let prefix = format!("zvtest:{}:", random_suffix());
+        TestRedis { url: String::new(), prefix, cluster_nodes: Some(cluster.seeds()) }
+    }
+
+    /// The flags naming this Redis to a service.
+    fn args(&self) -> Vec<(&'static str, String)> {
+        let target = match &self.cluster_nodes {
+            Some(nodes) => ("--redis-cluster-nodes", nodes.clone()),
+            None => ("--redis-url", self.url.clone()),
+        };
+        vec![target, ("--redis-prefix", self.prefix.clone())]
     }
 }
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
+        if self.cluster_nodes.is_some() {
+            return;
+        }
         let (url, pattern) = (self.url.clone(), format!("{}*", self.prefix));
         let _ = std::thread::spawn(move || {
             let Ok(client) = redis::Client::open(url.as_str()) else {
@@ -355,18 +389,42 @@ impl TestEnv {
         }
     }
 
+    /// The all-in-one binary on a PostgreSQL primary of `pair`, reading statistics from its
+    /// streaming replica while that is no more than `max_lag_ms` behind (a process of its own, so
+    /// that its `/metrics` has every service's); returns the name of the database too.
+    pub async fn all_in_one_on_replica(pair: &PostgresPair, max_lag_ms: u64) -> (TestEnv, String) {
+        let database = TestDatabase::create_on(pair.primary_url()).await;
+        let replica = format!("{}/{}", pair.replica_url().rsplit_once('/').unwrap().0, database.name);
+        let args = [
+            ("--database-url", database.url.clone()),
+            ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned()),
+            ("--analytics-read-database-url", replica),
+            ("--analytics-replica-max-lag-ms", max_lag_ms.to_string()),
+        ];
+        let mut env = TestEnv::all_in_one_process_with(&args).await;
+        let name = database.name.clone();
+        env._database = Some(database);
+        (env, name)
+    }
+
     /// The all-in-one binary as its own process, as a newcomer runs it, logging at `info`: for
     /// benchmarks, whose load generator must not share the server's runtime.
     #[allow(dead_code)] // used by tests/bench only
     pub async fn all_in_one_process() -> TestEnv {
+        TestEnv::all_in_one_process_with(&[]).await
+    }
+
+    /// The all-in-one binary as its own process, with extra flags.
+    pub async fn all_in_one_process_with(extra: &[(&'static str, String)]) -> TestEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data").display().to_string();
-        let args = [
+        let mut args = vec![
             ("--http-addr", "127.0.0.1:0".to_owned()),
             ("--data-dir", data_dir.clone()),
             ("--operator-token", OPERATOR_TOKEN.to_owned()),
             ("--country-header", COUNTRY_HEADER.to_owned()),
         ];
+        args.extend(extra.iter().cloned());
         let log = "info,sqlx=warn";
         let (process, addr) = spawn("all", &args, dir.path(), log, None).expect("zenovay starts");
         TestEnv {
@@ -427,15 +485,14 @@ impl TestEnv {
         let SplitSetup { gateways, redis, log, otlp, gateway_args: extra } = setup;
         let dir = tempfile::tempdir().expect("tempdir");
         let database = TestDatabase::create().await;
-        let shared = vec![
+        let mut shared = vec![
             ("--database-url", database.url.clone()),
             ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned()),
-            ("--redis-url", redis.url.clone()),
-            ("--redis-prefix", redis.prefix.clone()),
             // The CI machine runs many processes on two cores: a slow answer there is load on the
             // client side, not an outage (the outage test stops Redis outright).
             ("--redis-timeout-ms", "2000".to_owned()),
         ];
+        shared.extend(redis.args());
         let mut processes = Vec::new();
         let mut urls = Vec::new();
         for (role, flag) in

@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{TestEnv, TestUser};
+use crate::harness::{RedisCluster, TestEnv, TestRedis, TestUser};
 
 async fn keyed_user(env: &TestEnv, overrides: Value, permissions: Value) -> (TestUser, String) {
     let user = env.user("limits").await;
@@ -145,8 +145,18 @@ both_modes!(headers_and_refunds, per_minute_limit, monthly_quota, the_highest_pl
 /// 200 concurrent requests on one key through three replicas: exactly the limit gets through.
 #[tokio::test]
 async fn the_limit_is_exact_across_replicas() {
-    let env = TestEnv::split(3).await;
-    let (_, key) = keyed_user(&env, json!({ "requests_per_minute": 50 }), json!(["read"])).await;
+    exactly_the_limit_passes(&TestEnv::split(3).await).await;
+}
+
+/// The same on a 3-master Redis Cluster: one decision is still one atomic script.
+#[tokio::test]
+async fn the_limit_is_exact_across_replicas_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(0);
+    exactly_the_limit_passes(&TestEnv::split_on(3, TestRedis::on_cluster(&cluster)).await).await;
+}
+
+async fn exactly_the_limit_passes(env: &TestEnv) {
+    let (_, key) = keyed_user(env, json!({ "requests_per_minute": 50 }), json!(["read"])).await;
     let calls = (0..200).map(|i| {
         let request = env.http.get(format!("{}/api/external/v1/websites", env.gateways[i % 3])).bearer_auth(&key);
         async move { request.send().await.unwrap().status() }
@@ -215,4 +225,50 @@ async fn a_redis_outage_degrades_to_local_limits_and_recovers() {
         assert!(std::time::Instant::now() < deadline, "decisions never went back to Redis");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// The master holding a user's counters dies: decisions go on in-process as in an outage (never
+/// an error, never unlimited) until its replica takes over, then they are shared again, on the
+/// promoted replica, which kept the month's count.
+#[tokio::test]
+async fn a_redis_cluster_failover_is_survived_like_an_outage() {
+    let mut cluster = RedisCluster::start(1);
+    let redis = TestRedis::on_cluster(&cluster);
+    let prefix = redis.prefix.clone();
+    let env = TestEnv::split_on(1, redis).await;
+    let (user, key) = keyed_user(&env, json!({ "requests_per_minute": 4 }), json!(["read"])).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    let month = chrono::Utc::now().format("%Y-%m");
+    let counter = format!("{prefix}mq:{{{}}}:{month}", user.user_id);
+    // The count as the cluster has it; None while the cluster cannot tell (mid-failover).
+    let used = |cluster: &RedisCluster| cluster.get(&counter).and_then(|n| n.parse::<u64>().ok());
+    assert_eq!(used(&cluster), Some(1), "the decision was made on the cluster");
+
+    let master = cluster.master_of(&format!("{{{}}}", user.user_id));
+    cluster.kill(master);
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(env.api(Method::GET, "/websites", &key, None).await.0);
+    }
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert!(statuses.ends_with(&[StatusCode::TOO_MANY_REQUESTS]), "never unlimited: {statuses:?}");
+
+    cluster.wait_for_failover(master);
+    // Room in the window whoever decided so far, so that a request the cluster decides counts.
+    env.set_plan_with(&user.team_id, "pro", json!({ "requests_per_minute": 1000 })).await;
+    // The promoted replica kept the month's count; a request the cluster decides raises it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut before = None;
+    loop {
+        let (status, _) = env.api(Method::GET, "/websites", &key, None).await;
+        assert!(status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS, "{status}");
+        match (before, used(&cluster)) {
+            (None, Some(now)) => before = Some(now),
+            (Some(then), Some(now)) if now > then => break,
+            _ => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "decisions never went back to the cluster");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(before.is_some_and(|n| n >= 1), "the promoted replica kept the month's count");
 }

@@ -22,7 +22,18 @@ pub async fn until_refused(env: &TestEnv, base: &str, key: &str) -> Duration {
 
 #[tokio::test]
 async fn revocation_reaches_every_replica() {
-    let env = TestEnv::split(2).await;
+    revoked_keys_are_refused_everywhere(&TestEnv::split(2).await).await;
+}
+
+/// The same through sharded pub/sub on a 3-master Redis Cluster.
+#[tokio::test]
+async fn revocation_reaches_every_replica_through_a_redis_cluster() {
+    let cluster = crate::harness::RedisCluster::start(0);
+    let env = TestEnv::split_on(2, crate::harness::TestRedis::on_cluster(&cluster)).await;
+    revoked_keys_are_refused_everywhere(&env).await;
+}
+
+async fn revoked_keys_are_refused_everywhere(env: &TestEnv) {
     let ann = env.user("ann").await;
     env.set_plan(&ann.team_id, "enterprise").await;
     for _ in 0..3 {
@@ -55,6 +66,6 @@ async fn revocation_reaches_every_replica() {
             .unwrap()
             .status();
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        until_refused(&env, &env.gateways[1], &key).await;
+        until_refused(env, &env.gateways[1], &key).await;
     }
 }

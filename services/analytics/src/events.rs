@@ -169,7 +169,12 @@ impl Analytics {
         let mut queued = Vec::with_capacity(4 * MAX_BATCH);
         let mut stored = 0;
         for (ts, event) in events {
-            let salt = salts.entry(ts.div_euclid(86_400_000)).or_insert_with(|| random_token(""));
+            let day = ts.div_euclid(86_400_000);
+            if !salts.contains_key(&day) {
+                // A past day's events need its partition (PostgreSQL).
+                self.store.ensure_partitions(day * 86_400_000, day * 86_400_000).await?;
+            }
+            let salt = salts.entry(day).or_insert_with(|| random_token(""));
             if let Some(stored) = self.queue(&event, ts, salt).await? {
                 queued.push(stored);
             }

@@ -13,6 +13,8 @@ pub mod model;
 pub mod parse;
 pub mod period;
 pub mod query;
+pub mod replica;
+pub mod retention;
 pub mod rollup;
 pub mod service;
 pub mod store;
@@ -28,13 +30,23 @@ use tonic::service::Routes;
 
 pub use service::Analytics;
 
-/// How often closed days are rolled up.
+/// How often closed days are rolled up (and partitions made ahead, old events expired).
 pub const ROLLUP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub backend: Backend,
+    pub storage: Storage,
+}
+
+/// Optional storage settings beyond the backend.
+#[derive(Debug, Clone, Default)]
+pub struct Storage {
+    /// A PostgreSQL streaming replica that statistics are read from.
+    pub read_replica: Option<replica::ReadReplica>,
+    /// How long raw events are kept; unset keeps them.
+    pub retention: Option<retention::Retention>,
 }
 
 /// The analytics service bound to its listener, ready to `run`.
@@ -45,8 +57,8 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
-        let analytics = Analytics::open(&config.backend).await?;
-        analytics.spawn_rollups(ROLLUP_EVERY);
+        let analytics = Analytics::open_with(&config.backend, &config.storage).await?;
+        analytics.spawn_upkeep(ROLLUP_EVERY, config.storage.retention);
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server { listener, analytics })
     }

@@ -15,7 +15,7 @@ use common::Result;
 use crate::query::{Buckets, Dim, Metric, Parts, Query, ROLLUP_DIMS};
 use crate::service::Analytics;
 use crate::store::COUNTERS_PER_ROW;
-use crate::store::{DAY_MS, RollupRow, day_of};
+use crate::store::{DAY_MS, ReadFrom, RollupRow, day_of};
 
 /// Adds `counters` into the row of `key`, so that parts computed separately merge.
 fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[i64]) {
@@ -39,19 +39,6 @@ impl Analytics {
         Ok(done)
     }
 
-    /// Rolls up closed days now and then, for as long as the service runs.
-    pub fn spawn_rollups(&self, every: std::time::Duration) {
-        let analytics = self.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = analytics.roll_up(common::time::now_ms()).await {
-                    tracing::warn!(error = %e, "rollup failed; queries read raw events meanwhile");
-                }
-                tokio::time::sleep(every).await;
-            }
-        });
-    }
-
     /// The rows of one day: totals, and every rolled-up dimension's values.
     async fn day_rows(&self, website_id: &str, day: i64) -> Result<Vec<RollupRow>> {
         let metrics: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_owned()).collect();
@@ -69,7 +56,8 @@ impl Analytics {
                 (0, 0),
                 false,
             )?;
-            let parts = self.read_events(&query, None).await?;
+            // A rollup marked current must hold every event of its day: read what was written.
+            let parts = self.read_events(&query, None, ReadFrom::Primary).await?;
             let mut counters: HashMap<Vec<String>, Vec<i64>> = HashMap::new();
             // Each part's counters at their place in a rollup row (see `RollupRow`).
             for (rows, at) in [(parts.events, 0), (parts.visits, 3), (parts.engagement, 7)] {
@@ -142,7 +130,7 @@ impl Analytics {
             segments.push((start, query.to));
         }
         for (from, to) in segments {
-            let raw = self.read_events(&query.with_range(from, to), buckets).await?;
+            let raw = self.read_events(&query.with_range(from, to), buckets, ReadFrom::Replica).await?;
             raw.events.into_iter().for_each(|(key, c)| add(&mut events, key, &c));
             raw.visits.into_iter().for_each(|(key, c)| add(&mut visits, key, &c));
             raw.engagement.into_iter().for_each(|(key, c)| add(&mut engagement, key, &c));

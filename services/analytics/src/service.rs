@@ -15,7 +15,7 @@ use common::{Error, Result};
 use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
 use crate::period::{Meaning, Period};
 use crate::query::{Answer, Buckets, Filter, Parts, Query, Shares};
-use crate::store::Store;
+use crate::store::{ReadFrom, Store};
 use crate::writer::Writer;
 
 #[derive(Clone)]
@@ -58,7 +58,12 @@ pub struct WebsiteChanges {
 
 impl Analytics {
     pub async fn open(backend: &Backend) -> Result<Analytics, OpenError> {
-        let store = Store::open(backend).await?;
+        Analytics::open_with(backend, &crate::Storage::default()).await
+    }
+
+    /// Opens the service with a read replica for statistics and event retention, when set.
+    pub async fn open_with(backend: &Backend, storage: &crate::Storage) -> Result<Analytics, OpenError> {
+        let store = Store::open(backend, storage.read_replica.as_ref()).await?;
         Ok(Analytics {
             writer: Writer::spawn(backend).await?,
             store,
@@ -196,7 +201,7 @@ impl Analytics {
         if let Some(parts) = self.read_rollups(query, buckets).await? {
             return Ok(parts);
         }
-        Ok((self.read_events(query, buckets).await?, 0))
+        Ok((self.read_events(query, buckets, ReadFrom::Replica).await?, 0))
     }
 
     /// The website's goals, oldest first.
@@ -230,11 +235,11 @@ impl Analytics {
     }
 
     /// Every part of a query, computed from raw events and visits.
-    pub(crate) async fn read_events(&self, query: &Query, buckets: Option<&Buckets>) -> Result<Parts> {
+    pub(crate) async fn read_events(&self, query: &Query, buckets: Option<&Buckets>, from: ReadFrom) -> Result<Parts> {
         let dialect = self.store.dialect();
         let part = |sql: Option<crate::query::Sql>, counters: usize| async move {
             match sql {
-                Some(sql) => self.store.counted(&sql, &query.dims, counters).await,
+                Some(sql) => self.store.counted(&sql, &query.dims, counters, from).await,
                 None => Ok(vec![]),
             }
         };

@@ -1,4 +1,6 @@
 //! Analytics' storage: portable SQL over `sqlx::Any`, the same on SQLite and PostgreSQL.
+//! Statistics may be read from a PostgreSQL replica (`replica.rs`); everything else uses the
+//! primary.
 
 use common::db::{AnyPool, Backend, OpenError};
 use common::error::is_unique_violation;
@@ -6,10 +8,15 @@ use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use std::sync::Arc;
+
 use crate::model::{Goal, GoalTarget, Website};
 use crate::query::{Bind, Counted, Dialect, Dim, Sql};
+use crate::replica::{ReadReplica, Replica};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// PostgreSQL's own text of some migrations (see `migrations/postgres`).
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const COLUMNS: &str = "id, team_id, domain, name, timezone, tracking_code, created_at";
 
@@ -38,6 +45,15 @@ pub struct Store {
     pool: AnyPool,
     /// `db.system` of the backend, for spans.
     system: &'static str,
+    replica: Option<Arc<Replica>>,
+}
+
+/// Where a read goes: statistics may come from the replica, which may lag; reads that must see
+/// this service's own writes come from the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    Replica,
+    Primary,
 }
 
 fn website(row: &AnyRow) -> Result<Website> {
@@ -53,8 +69,38 @@ fn website(row: &AnyRow) -> Result<Website> {
 }
 
 impl Store {
-    pub async fn open(backend: &Backend) -> Result<Store, OpenError> {
-        Ok(Store { pool: common::db::open(backend, "analytics", &MIGRATOR).await?, system: backend.system() })
+    pub async fn open(backend: &Backend, read_replica: Option<&ReadReplica>) -> Result<Store, OpenError> {
+        let pool =
+            common::db::open_with_postgres_variants(backend, "analytics", &MIGRATOR, &POSTGRES_MIGRATIONS).await?;
+        let replica = read_replica.map(Replica::connect).transpose()?;
+        if let Some(replica) = &replica {
+            replica.spawn_probe(pool.clone());
+        }
+        let store = Store { pool, system: backend.system(), replica };
+        // Today's events need their partition before the first one arrives.
+        let today = day_of(common::time::now_ms());
+        store
+            .create_partitions(today, today + crate::retention::DAYS_AHEAD * DAY_MS)
+            .await
+            .map_err(|source| OpenError::Connect { service: "analytics", source })?;
+        Ok(store)
+    }
+
+    /// Runs a read on the replica when `from` allows it and the replica is usable, else (and
+    /// when it fails there) on the primary: a replica's trouble is never the query's.
+    async fn reading<'a, T, Fut>(&'a self, from: ReadFrom, op: impl Fn(&'a AnyPool) -> Fut) -> Result<T>
+    where
+        Fut: Future<Output = std::result::Result<T, sqlx::Error>> + Send + 'a,
+    {
+        if from == ReadFrom::Replica
+            && let Some(replica) = self.replica.as_ref().filter(|r| r.usable())
+        {
+            match op(&replica.pool).await {
+                Ok(value) => return Ok(value),
+                Err(e) => replica.failed(&e),
+            }
+        }
+        Ok(op(&self.pool).await?)
     }
 
     pub async fn insert_website(&self, w: &Website) -> Result<()> {
@@ -156,6 +202,75 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>("first")?)
     }
 
+    /// Makes the day partitions of `events` for the days in `[from, to]` that have none
+    /// (PostgreSQL; SQLite has one table). A day inside the partition of events stored before
+    /// partitioning is left to it.
+    pub async fn ensure_partitions(&self, from: i64, to: i64) -> Result<()> {
+        Ok(self.create_partitions(from, to).await?)
+    }
+
+    async fn create_partitions(&self, from: i64, to: i64) -> std::result::Result<(), sqlx::Error> {
+        if self.system != "postgresql" {
+            return Ok(());
+        }
+        let mut day = day_of(from);
+        while day <= to {
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ({day}) TO ({})",
+                crate::retention::partition_name(day),
+                day + DAY_MS
+            );
+            match sqlx::raw_sql(&sql).execute(&self.pool).await {
+                // 42P17: the day overlaps the partition of events stored before partitioning;
+                // 23514: the default partition holds events of the day already. Either keeps it.
+                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P17" | "23514")) => {}
+                // 42P07, 23505: another replica made it meanwhile.
+                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P07" | "23505")) => {}
+                other => {
+                    other?;
+                }
+            }
+            day += DAY_MS;
+        }
+        Ok(())
+    }
+
+    /// Whether any day before `horizon` has events not rolled up yet.
+    pub async fn pending_before(&self, horizon: i64) -> Result<bool> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM rollup_pending WHERE day < $1")
+            .bind(horizon)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Removes events before `horizon` (a day start): whole day partitions on PostgreSQL, rows
+    /// on SQLite; and the visits that started before it.
+    pub async fn expire_before(&self, horizon: i64) -> Result<crate::retention::Expired> {
+        let mut expired = crate::retention::Expired::default();
+        if self.system == "postgresql" {
+            let rows = sqlx::query(
+                "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = 'events'::regclass",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                let name: String = row.try_get("name")?;
+                if crate::retention::partition_day(&name).is_some_and(|day| day + DAY_MS <= horizon) {
+                    sqlx::raw_sql(&format!("DROP TABLE {name}")).execute(&self.pool).await?;
+                    expired.partitions += 1;
+                }
+            }
+        }
+        // On PostgreSQL only the partition of events stored before partitioning, and the default
+        // one, still hold any.
+        let events = sqlx::query("DELETE FROM events WHERE ts < $1").bind(horizon).execute(&self.pool).await?;
+        let visits = sqlx::query("DELETE FROM visits WHERE start_ts < $1").bind(horizon).execute(&self.pool).await?;
+        expired.rows = events.rows_affected() + visits.rows_affected();
+        Ok(expired)
+    }
+
     /// Days with events not rolled up yet, before `before` (a day start): (site, day, version).
     pub async fn pending_days(&self, before: i64) -> Result<Vec<(String, i64, i64)>> {
         let rows = sqlx::query("SELECT website_id, day, version FROM rollup_pending WHERE day < $1 ORDER BY day")
@@ -207,17 +322,13 @@ impl Store {
     /// statement so that both come from the same state.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollups"))]
     pub async fn rollup_rows(&self, website_id: &str, dim: &str, from: i64, to: i64) -> Result<Vec<(i64, RollupRow)>> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT r.day, r.dim, r.value, {COUNTERS} FROM rollups r \
              JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day \
              WHERE r.website_id = $1 AND r.dim IN ('', $2) AND r.day >= $3 AND r.day < $4"
-        ))
-        .bind(website_id)
-        .bind(dim)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let read = |pool| sqlx::query(&sql).bind(website_id).bind(dim).bind(from).bind(to).fetch_all(pool);
+        let rows = self.reading(ReadFrom::Replica, read).await?;
         rows.iter()
             .map(|r| {
                 let mut counters = [0; COUNTERS_PER_ROW];
@@ -231,15 +342,18 @@ impl Store {
 
     /// Rows of one part of a query: its dimension values (time buckets as indexes) and counters.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT events"))]
-    pub async fn counted(&self, sql: &Sql, dims: &[Dim], counters: usize) -> Result<Vec<Counted>> {
-        let mut query = sqlx::query(&sql.text);
-        for bind in &sql.binds {
-            query = match bind {
-                Bind::Text(text) => query.bind(text.as_str()),
-                Bind::Int(n) => query.bind(*n),
-            };
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+    pub async fn counted(&self, sql: &Sql, dims: &[Dim], counters: usize, from: ReadFrom) -> Result<Vec<Counted>> {
+        let read = |pool| {
+            let mut query = sqlx::query(&sql.text);
+            for bind in &sql.binds {
+                query = match bind {
+                    Bind::Text(text) => query.bind(text.as_str()),
+                    Bind::Int(n) => query.bind(*n),
+                };
+            }
+            query.fetch_all(pool)
+        };
+        let rows = self.reading(from, read).await?;
         rows.iter()
             .map(|row| {
                 let key = dims

@@ -1,15 +1,17 @@
 //! Change notifications: identity announces that a key or a user's memberships changed, policy
 //! that a team's plan or key policy changed, and every gateway evicts what it cached about them. In-process in the all-in-one mode,
-//! Redis pub/sub across processes. A subscriber is told when its channel is lost and when it is
+//! Redis pub/sub across processes (sharded pub/sub on a Redis Cluster, where a plain PUBLISH
+//! would be copied to every node). A subscriber is told when its channel is lost and when it is
 //! back, so that it can stop trusting its cache in between.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{PushInfo, PushKind};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::redis_link::{Link, Target, Timeouts};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -115,22 +117,26 @@ impl ChangeBus for MemoryBus {
     }
 }
 
-/// Redis pub/sub on the channel `<prefix>changes`.
+/// Bounds on publishing: a change is committed already, its announcement must not hold the
+/// answer long.
+const TIMEOUTS: Timeouts =
+    Timeouts { connect: Duration::from_millis(250), response: Duration::from_millis(250), retries: 1 };
+
+/// Redis pub/sub on the channel `<prefix>changes`; on a cluster, sharded pub/sub on that
+/// channel, which lives on the master of its hash slot.
 pub struct RedisBus {
-    client: redis::Client,
-    publisher: ConnectionManager,
+    target: Target,
+    publisher: Link,
     channel: String,
 }
 
 impl RedisBus {
-    pub fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(250)))
-            .set_response_timeout(Some(Duration::from_millis(250)))
-            .set_number_of_retries(1);
-        let publisher = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
-        Ok(RedisBus { client, publisher, channel: format!("{prefix}changes") })
+    pub fn new(target: &Target, prefix: &str) -> Result<Self, redis::RedisError> {
+        Ok(RedisBus {
+            target: target.clone(),
+            publisher: Link::open(target, TIMEOUTS)?,
+            channel: format!("{prefix}changes"),
+        })
     }
 }
 
@@ -138,7 +144,8 @@ impl RedisBus {
 impl ChangeBus for RedisBus {
     async fn publish(&self, change: Change) -> Result<()> {
         let mut conn = self.publisher.clone();
-        redis::cmd("PUBLISH")
+        let command = if self.target.is_cluster() { "SPUBLISH" } else { "PUBLISH" };
+        redis::cmd(command)
             .arg(&self.channel)
             .arg(change.encode())
             .query_async::<i64>(&mut conn)
@@ -152,43 +159,110 @@ impl ChangeBus for RedisBus {
 
     fn subscribe(&self) -> mpsc::UnboundedReceiver<Notice> {
         let (out, rx) = mpsc::unbounded_channel();
-        let (client, channel) = (self.client.clone(), self.channel.clone());
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(50);
-            while !out.is_closed() {
-                if let Ok(mut pubsub) = client.get_async_pubsub().await
-                    && pubsub.subscribe(&channel).await.is_ok()
-                {
-                    backoff = Duration::from_millis(50);
-                    if out.send(Notice::Connected).is_err() {
-                        return;
-                    }
-                    let mut messages = pubsub.into_on_message();
-                    while let Some(message) = messages.next().await {
-                        let payload: String = message.get_payload().unwrap_or_default();
-                        if let Some(change) = Change::decode(&payload)
-                            && out.send(Notice::Change(change)).is_err()
-                        {
-                            return;
-                        }
-                    }
-                    tracing::warn!("change notifications lost; reconnecting");
-                    if out.send(Notice::Lost).is_err() {
-                        return;
-                    }
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        });
+        let channel = self.channel.clone();
+        match &self.target {
+            Target::Single(url) => match redis::Client::open(url.as_str()) {
+                Ok(client) => drop(tokio::spawn(follow_single(client, channel, out))),
+                Err(e) => tracing::error!(error = %e, "change notifications unavailable"),
+            },
+            Target::Cluster(nodes) => drop(tokio::spawn(follow_cluster(nodes.clone(), channel, out))),
+        }
         rx
     }
 }
 
+/// Waits before the next attempt, longer each time up to a second.
+async fn backoff(delay: &mut Duration) {
+    tokio::time::sleep(*delay).await;
+    *delay = (*delay * 2).min(Duration::from_secs(1));
+}
+
+async fn follow_single(client: redis::Client, channel: String, out: mpsc::UnboundedSender<Notice>) {
+    let mut delay = Duration::from_millis(50);
+    while !out.is_closed() {
+        if let Ok(mut pubsub) = client.get_async_pubsub().await
+            && pubsub.subscribe(&channel).await.is_ok()
+        {
+            delay = Duration::from_millis(50);
+            if out.send(Notice::Connected).is_err() {
+                return;
+            }
+            let mut messages = pubsub.into_on_message();
+            while let Some(message) = messages.next().await {
+                let payload: String = message.get_payload().unwrap_or_default();
+                if let Some(change) = Change::decode(&payload)
+                    && out.send(Notice::Change(change)).is_err()
+                {
+                    return;
+                }
+            }
+            tracing::warn!("change notifications lost; reconnecting");
+            if out.send(Notice::Lost).is_err() {
+                return;
+            }
+        }
+        backoff(&mut delay).await;
+    }
+}
+
+/// Sharded pub/sub on a cluster. The cluster connection hears pushes from every node; a
+/// disconnection from any of them, or the channel's slot moving away, may have cost messages, so
+/// the subscriber is told and the channel subscribed again at its slot's current master.
+async fn follow_cluster(nodes: Vec<String>, channel: String, out: mpsc::UnboundedSender<Notice>) {
+    let (pushes_tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
+    let client = match Target::cluster_client(&nodes, TIMEOUTS, true) {
+        Ok(client) => client,
+        Err(e) => return tracing::error!(error = %e, "change notifications unavailable"),
+    };
+    let config = TIMEOUTS.cluster_config().set_push_sender(pushes_tx);
+    let mut delay = Duration::from_millis(50);
+    let mut conn = loop {
+        if out.is_closed() {
+            return;
+        }
+        match client.get_async_connection_with_config(config.clone()).await {
+            Ok(conn) => break conn,
+            Err(_) => backoff(&mut delay).await,
+        }
+    };
+    loop {
+        while conn.ssubscribe(&channel).await.is_err() {
+            if out.is_closed() {
+                return;
+            }
+            backoff(&mut delay).await;
+        }
+        delay = Duration::from_millis(50);
+        if out.send(Notice::Connected).is_err() {
+            return;
+        }
+        loop {
+            // The connection owns the sender: no more pushes means no more connection.
+            let Some(push) = pushes.recv().await else { return };
+            match push.kind {
+                PushKind::SMessage => {
+                    let payload = push.data.get(1).and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
+                    if let Some(change) = payload.as_deref().and_then(Change::decode)
+                        && out.send(Notice::Change(change)).is_err()
+                    {
+                        return;
+                    }
+                }
+                PushKind::Disconnection | PushKind::SUnsubscribe => break,
+                _ => {}
+            }
+        }
+        tracing::warn!("change notifications lost; subscribing again");
+        if out.send(Notice::Lost).is_err() {
+            return;
+        }
+    }
+}
+
 /// The bus of a process: Redis when configured, else none (nothing to tell other processes).
-pub fn redis(url: Option<&str>, prefix: &str) -> Result<Option<Arc<dyn ChangeBus>>, redis::RedisError> {
-    Ok(match url {
-        Some(url) => Some(Arc::new(RedisBus::new(url, prefix)?)),
+pub fn redis(target: Option<&Target>, prefix: &str) -> Result<Option<Arc<dyn ChangeBus>>, redis::RedisError> {
+    Ok(match target {
+        Some(target) => Some(Arc::new(RedisBus::new(target, prefix)?)),
         None => None,
     })
 }

@@ -60,6 +60,22 @@ pub async fn open(backend: &Backend, service: &'static str, migrator: &Migrator)
     Ok(pool)
 }
 
+/// As [`open`], with PostgreSQL's own text of the migrations that `postgres` holds: DDL that
+/// SQLite has no form of (partitioning) keeps its place in the one numbered sequence, and each
+/// database records the text it ran.
+pub async fn open_with_postgres_variants(
+    backend: &Backend,
+    service: &'static str,
+    shared: &Migrator,
+    postgres: &Migrator,
+) -> Result<AnyPool, OpenError> {
+    let Backend::Postgres { .. } = backend else { return open(backend, service, shared).await };
+    let migrations: Vec<_> =
+        shared.iter().map(|m| postgres.iter().find(|p| p.version == m.version).unwrap_or(m).clone()).collect();
+    let migrator = Migrator { migrations: std::borrow::Cow::Owned(migrations), ..Migrator::DEFAULT };
+    open(backend, service, &migrator).await
+}
+
 /// The SQLite file of `service` under `data_dir`.
 pub fn sqlite_file(data_dir: &Path, service: &str) -> PathBuf {
     data_dir.join(format!("{service}.db"))
@@ -116,6 +132,25 @@ async fn connect(backend: &Backend, service: &'static str) -> Result<AnyPool, Op
         }
     };
     Ok(pool)
+}
+
+/// A pool on a read replica of a PostgreSQL database: no schema creation, no migrations (a
+/// standby refuses writes, and the primary's reach it by replication). Connections are made on
+/// use, and a replica that does not answer within a second is reported at once, so that the
+/// caller can turn to the primary.
+pub fn connect_reader(url: &str, service: &'static str) -> Result<AnyPool, OpenError> {
+    install_default_drivers();
+    AnyPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(1))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(format!("SET search_path TO {service}").as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect_lazy(url)
+        .map_err(|source| OpenError::Connect { service, source })
 }
 
 /// A transaction that will write. SQLite's must take the write lock up front: a deferred

@@ -5,6 +5,7 @@ pub mod bus;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod redis_link;
 pub mod secret;
 pub mod shutdown;
 pub mod text;

@@ -28,7 +28,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub backend: Backend,
     /// Changes are announced on Redis pub/sub when set.
-    pub redis_url: Option<String>,
+    pub redis: Option<common::redis_link::Target>,
     pub redis_prefix: String,
     /// Server secrets keying the stored digests of API keys.
     pub key_hasher: KeyHasher,
@@ -42,7 +42,7 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
-        let changes = common::bus::redis(config.redis_url.as_deref(), &config.redis_prefix)
+        let changes = common::bus::redis(config.redis.as_ref(), &config.redis_prefix)
             .map_err(|e| BuildError::Redis(e.to_string()))?;
         let identity = Identity::open(&config.backend, config.key_hasher.clone(), changes).await?;
         let listener = TcpListener::bind(config.listen).await?;

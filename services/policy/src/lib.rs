@@ -29,8 +29,8 @@ use crate::plans::Catalogue;
 pub struct Config {
     pub listen: SocketAddr,
     pub backend: Backend,
-    /// Limiter state goes to Redis when set, stays in-process otherwise.
-    pub redis_url: Option<String>,
+    /// Limiter state goes to Redis (one, or a cluster) when set, stays in-process otherwise.
+    pub redis: Option<common::redis_link::Target>,
     /// Prefix of every Redis key this service writes.
     pub redis_prefix: String,
     /// Bound on each Redis call of the limiter; past it the decision is made in-process.
@@ -40,9 +40,9 @@ pub struct Config {
 
 impl Config {
     pub fn limiter(&self) -> Result<Arc<dyn Limiter>, BuildError> {
-        Ok(match &self.redis_url {
-            Some(url) => ResilientLimiter::new(
-                RedisLimiter::new(url, &self.redis_prefix, self.redis_timeout)
+        Ok(match &self.redis {
+            Some(target) => ResilientLimiter::new(
+                RedisLimiter::new(target, &self.redis_prefix, self.redis_timeout)
                     .map_err(|e| BuildError::Redis(e.to_string()))?,
             ),
             None => Arc::new(MemoryLimiter::default()),
@@ -53,7 +53,7 @@ impl Config {
     pub async fn open(&self, changes: Option<Arc<dyn ChangeBus>>) -> Result<Policy, BuildError> {
         let changes = match changes {
             Some(bus) => Some(bus),
-            None => common::bus::redis(self.redis_url.as_deref(), &self.redis_prefix)
+            None => common::bus::redis(self.redis.as_ref(), &self.redis_prefix)
                 .map_err(|e| BuildError::Redis(e.to_string()))?,
         };
         Ok(Policy::open(&self.backend, self.catalogue.clone(), self.limiter()?, changes).await?)

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use common::access::Plan;
 use common::bus::ChangeBus;
 use common::db::Backend;
+use common::redis_link::Target;
 use identity::KeyHasher;
 use policy::plans::Catalogue;
 
@@ -106,6 +107,21 @@ pub struct Settings {
     /// Redis URL; when set, limiter state and change notifications go through Redis.
     #[arg(long, env = "ZENOVAY_REDIS_URL", hide_env_values = true, global = true)]
     pub redis_url: Option<String>,
+    /// A PostgreSQL streaming replica of `ZENOVAY_DATABASE_URL` that statistics queries are read
+    /// from; writes, and reads that must see them, stay on the primary.
+    #[arg(long, env = "ZENOVAY_ANALYTICS_READ_DATABASE_URL", hide_env_values = true, global = true)]
+    pub analytics_read_database_url: Option<String>,
+    /// Past this replication lag (milliseconds) statistics are read from the primary instead.
+    #[arg(long, env = "ZENOVAY_ANALYTICS_REPLICA_MAX_LAG_MS", default_value_t = 5000, global = true)]
+    pub analytics_replica_max_lag_ms: u64,
+    /// Days of raw events kept; older ones are dropped once their days are rolled up (the
+    /// daily totals stay). Unset keeps every event.
+    #[arg(long, env = "ZENOVAY_EVENT_RETENTION_DAYS", global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_retention_days: Option<u32>,
+    /// Redis Cluster seed nodes, `redis://host:port,redis://host:port,…`; when set, used instead
+    /// of `ZENOVAY_REDIS_URL` (limiter state and change notifications go to the cluster).
+    #[arg(long, env = "ZENOVAY_REDIS_CLUSTER_NODES", hide_env_values = true, global = true)]
+    pub redis_cluster_nodes: Option<String>,
     /// Prefix of every Redis key, so that several deployments can share one Redis.
     #[arg(long, env = "ZENOVAY_REDIS_PREFIX", default_value = "zenovay:", global = true)]
     pub redis_prefix: String,
@@ -193,13 +209,21 @@ impl Settings {
         {
             return Err("ZENOVAY_DATABASE_URL must be a postgres:// URL".into());
         }
-        if let Some(url) = &self.redis_url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err("ZENOVAY_REDIS_URL must be a redis:// or rediss:// URL".into());
+        let redis = self.redis().map_err(|e| e.to_string())?;
+        if let Some(url) = &self.analytics_read_database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err("ZENOVAY_ANALYTICS_READ_DATABASE_URL must be a postgres:// URL".into());
+            }
+            if self.database_url.is_none() {
+                return Err("ZENOVAY_ANALYTICS_READ_DATABASE_URL needs ZENOVAY_DATABASE_URL (a replica of it)".into());
+            }
         }
         if self.redis_prefix.is_empty() {
             return Err("ZENOVAY_REDIS_PREFIX must not be empty".into());
+        }
+        // Braces in a key name choose its hash slot; the limiter's keys choose their own.
+        if redis.is_some_and(|r| r.is_cluster()) && self.redis_prefix.contains(['{', '}']) {
+            return Err("ZENOVAY_REDIS_PREFIX must not contain { or } with a Redis Cluster".into());
         }
         if self.operator_token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err("ZENOVAY_OPERATOR_TOKEN must be at least 16 characters".into());
@@ -223,6 +247,11 @@ impl Settings {
         Ok(())
     }
 
+    /// The Redis deployment: the cluster when seed nodes are given, else the single URL.
+    pub fn redis(&self) -> Result<Option<Target>, common::redis_link::TargetError> {
+        Target::from_settings(self.redis_url.as_deref(), self.redis_cluster_nodes.as_deref())
+    }
+
     pub fn backend(&self) -> Backend {
         Backend::from_config(self.data_dir.clone(), self.database_url.clone())
     }
@@ -231,7 +260,7 @@ impl Settings {
         Ok(identity::Config {
             listen: self.identity_listen,
             backend: self.backend(),
-            redis_url: self.redis_url.clone(),
+            redis: self.redis()?,
             redis_prefix: self.redis_prefix.clone(),
             key_hasher: self.key_hasher()?,
         })
@@ -272,7 +301,7 @@ impl Settings {
 
     /// Redis pub/sub when Redis is configured.
     pub fn change_bus(&self) -> anyhow::Result<Option<Arc<dyn ChangeBus>>> {
-        Ok(common::bus::redis(self.redis_url.as_deref(), &self.redis_prefix)?)
+        Ok(common::bus::redis(self.redis()?.as_ref(), &self.redis_prefix)?)
     }
 
     pub fn policy(&self) -> anyhow::Result<policy::Config> {
@@ -284,14 +313,24 @@ impl Settings {
             catalogue,
             listen: self.policy_listen,
             backend: self.backend(),
-            redis_url: self.redis_url.clone(),
+            redis: self.redis()?,
             redis_prefix: self.redis_prefix.clone(),
             redis_timeout: std::time::Duration::from_millis(self.redis_timeout_ms),
         })
     }
 
     pub fn analytics(&self) -> analytics::Config {
-        analytics::Config { listen: self.analytics_listen, backend: self.backend() }
+        analytics::Config { listen: self.analytics_listen, backend: self.backend(), storage: self.analytics_storage() }
+    }
+
+    pub fn analytics_storage(&self) -> analytics::Storage {
+        let read_replica = self.analytics_read_database_url.clone().map(|url| analytics::replica::ReadReplica {
+            url,
+            max_lag: std::time::Duration::from_millis(self.analytics_replica_max_lag_ms),
+        });
+        let retention =
+            self.event_retention_days.and_then(std::num::NonZeroU32::new).map(analytics::retention::Retention);
+        analytics::Storage { read_replica, retention }
     }
 
     pub fn gateway(&self) -> gateway::Config {

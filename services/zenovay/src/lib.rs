@@ -34,8 +34,9 @@ impl AllInOne {
         };
         let identity = identity::Identity::open(&backend, settings.key_hasher()?, Some(changes.clone())).await?;
         let policy = settings.policy()?.open(Some(changes.clone())).await?;
-        let analytics = analytics::Analytics::open(&backend).await?;
-        analytics.spawn_rollups(analytics::ROLLUP_EVERY);
+        let storage = settings.analytics_storage();
+        let analytics = analytics::Analytics::open_with(&backend, &storage).await?;
+        analytics.spawn_upkeep(analytics::ROLLUP_EVERY, storage.retention);
         let backends = Backends {
             identity: in_process(identity.clone().into_grpc()),
             policy: in_process(policy.clone().into_grpc()),

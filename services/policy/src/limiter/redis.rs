@@ -1,8 +1,8 @@
 use std::time::Duration;
 
+use common::redis_link::{Link, Target, Timeouts};
 use common::{Error, Result};
 use redis::Script;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Budget, DailyDecision, Limiter, Observed, RateDecision, WINDOW_MS, day_of, decide, month_of};
 
@@ -62,9 +62,11 @@ redis.call('PEXPIRE', KEYS[1], 60000)
 return redis.call('ZCARD', KEYS[1])
 ";
 
-/// Sliding-window logs and monthly counters in Redis, shared by every replica.
+/// Sliding-window logs and monthly counters in Redis, shared by every replica. A decision's keys
+/// (the key's window, its user's month) carry the user as hash tag, so that on a Redis Cluster
+/// they share a slot and the script stays one atomic step on one node.
 pub struct RedisLimiter {
-    conn: ConnectionManager,
+    conn: Link,
     decide: Script,
     release: Script,
     heartbeat: Script,
@@ -76,15 +78,10 @@ impl RedisLimiter {
     /// Connects lazily: the process starts without Redis, and decisions fail with
     /// SERVICE_UNAVAILABLE until it is reachable.
     /// `timeout` bounds every call; past it the decision is made without Redis.
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
+    pub fn new(target: &Target, prefix: &str, timeout: Duration) -> Result<Self, redis::RedisError> {
+        let timeouts = Timeouts { connect: timeout, response: timeout, retries: 1 };
         Ok(RedisLimiter {
-            conn: ConnectionManager::new_lazy_with_config(client, config)?,
+            conn: Link::open(target, timeouts)?,
             decide: Script::new(DECIDE_SCRIPT),
             release: Script::new(RELEASE),
             heartbeat: Script::new(HEARTBEAT),
@@ -105,7 +102,8 @@ impl RedisLimiter {
     }
 
     fn keys(&self, budget: &Budget<'_>, month: &str) -> (String, String) {
-        (format!("{}rl:{}", self.prefix, budget.key), format!("{}mq:{}:{month}", self.prefix, budget.user))
+        let tag = format!("{{{}}}", budget.user);
+        (format!("{}rl:{tag}:{}", self.prefix, budget.key), format!("{}mq:{tag}:{month}", self.prefix))
     }
 
     #[tracing::instrument(name = "redis.evalsha", skip_all, fields(otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]

@@ -1,0 +1,187 @@
+//! Where the shared Redis state lives: one Redis, or a Redis Cluster named by seed nodes. Both
+//! are reached through [`Link`], a connection that scripts and commands run on unchanged: on a
+//! cluster each command goes to the master of its keys' hash slot, follows a failover, and is
+//! bounded by the same timeouts as on one Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use tokio::sync::OnceCell;
+
+/// The configured Redis deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Single(String),
+    /// Seed nodes: any reachable one tells the client the rest of the cluster.
+    Cluster(Vec<String>),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TargetError {
+    #[error("ZENOVAY_REDIS_URL must be a redis:// or rediss:// URL")]
+    Url,
+    #[error("ZENOVAY_REDIS_CLUSTER_NODES must be a comma-separated list of redis:// or rediss:// URLs")]
+    ClusterNodes,
+}
+
+fn is_redis_url(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
+}
+
+impl Target {
+    /// The cluster's seed nodes when given (they win over a single URL), else the single URL.
+    pub fn from_settings(url: Option<&str>, cluster_nodes: Option<&str>) -> Result<Option<Target>, TargetError> {
+        if let Some(nodes) = cluster_nodes {
+            let nodes: Vec<String> = nodes.split(',').map(str::trim).map(str::to_owned).collect();
+            if nodes.iter().any(|node| !is_redis_url(node)) {
+                return Err(TargetError::ClusterNodes);
+            }
+            return Ok(Some(Target::Cluster(nodes)));
+        }
+        match url {
+            Some(url) if is_redis_url(url) => Ok(Some(Target::Single(url.to_owned()))),
+            Some(_) => Err(TargetError::Url),
+            None => Ok(None),
+        }
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Target::Cluster(_))
+    }
+
+    /// A cluster client of these seed nodes, with every call bounded by `timeouts`.
+    /// Sharded pub/sub needs RESP3 to hear pushes on the cluster connection.
+    pub(crate) fn cluster_client(nodes: &[String], timeouts: Timeouts, resp3: bool) -> RedisResult<ClusterClient> {
+        let mut builder = ClusterClientBuilder::new(nodes.to_vec())
+            .connection_timeout(timeouts.connect)
+            .response_timeout(timeouts.response)
+            .retries(timeouts.retries);
+        if resp3 {
+            builder = builder.use_protocol(redis::ProtocolVersion::RESP3);
+        }
+        builder.build()
+    }
+}
+
+/// Bounds on each call to Redis.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub response: Duration,
+    /// Attempts after the first, e.g. after a MOVED during a failover.
+    pub retries: u32,
+}
+
+impl Timeouts {
+    pub fn cluster_config(&self) -> ClusterConfig {
+        ClusterConfig::new().set_connection_timeout(self.connect).set_response_timeout(self.response)
+    }
+}
+
+/// A connection to the configured Redis, made on first use: a process starts while Redis is
+/// down, and its calls fail until it is up.
+#[derive(Clone)]
+pub enum Link {
+    Single(ConnectionManager),
+    Cluster(Arc<LazyCluster>),
+}
+
+/// A cluster connection, made on the first call that finds none and shared afterwards. Once
+/// made it follows the cluster's topology (failovers, resharding) by itself.
+pub struct LazyCluster {
+    client: ClusterClient,
+    config: ClusterConfig,
+    conn: OnceCell<ClusterConnection>,
+    /// Bound on discovering the cluster: the client bounds each node's connection, not the
+    /// whole discovery.
+    discovery: Duration,
+}
+
+impl LazyCluster {
+    async fn get(&self) -> RedisResult<ClusterConnection> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let connect = self.client.get_async_connection_with_config(self.config.clone());
+                tokio::time::timeout(self.discovery, connect)
+                    .await
+                    .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "cluster connection timed out")))?
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+}
+
+impl Link {
+    pub fn open(target: &Target, timeouts: Timeouts) -> RedisResult<Link> {
+        Ok(match target {
+            Target::Single(url) => {
+                let client = redis::Client::open(url.as_str())?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeouts.connect))
+                    .set_response_timeout(Some(timeouts.response))
+                    .set_number_of_retries(timeouts.retries as usize)
+                    .set_max_delay(Duration::from_millis(200));
+                Link::Single(ConnectionManager::new_lazy_with_config(client, config)?)
+            }
+            Target::Cluster(nodes) => Link::Cluster(Arc::new(LazyCluster {
+                client: Target::cluster_client(nodes, timeouts, false)?,
+                config: timeouts.cluster_config(),
+                conn: OnceCell::new(),
+                discovery: timeouts.connect + timeouts.response,
+            })),
+        })
+    }
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Link::Single(conn) => conn.req_packed_command(cmd),
+            Link::Cluster(lazy) => Box::pin(async move { lazy.get().await?.req_packed_command(cmd).await }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(lazy) => {
+                Box::pin(async move { lazy.get().await?.req_packed_commands(pipeline, offset, count).await })
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Single(conn) => conn.get_db(),
+            Link::Cluster(_) => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_nodes_win_over_a_single_url() {
+        let target = Target::from_settings(Some("redis://a:1"), Some("redis://b:1, redis://c:2")).unwrap();
+        assert_eq!(target, Some(Target::Cluster(vec!["redis://b:1".into(), "redis://c:2".into()])));
+        assert_eq!(
+            Target::from_settings(Some("redis://a:1"), None).unwrap(),
+            Some(Target::Single("redis://a:1".into()))
+        );
+        assert_eq!(Target::from_settings(None, None).unwrap(), None);
+        assert_eq!(Target::from_settings(None, Some("redis://b:1,http://c")), Err(TargetError::ClusterNodes));
+        assert_eq!(Target::from_settings(Some("http://a"), None), Err(TargetError::Url));
+    }
+}
