@@ -593,7 +593,37 @@ async fn the_properties_of_another_teams_website_are_forbidden(env: &TestEnv) {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
+async fn the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let path = format!("/api/v1/websites/{site_id}/goals");
+    let body = json!({ "event_name": "Purchase", "currency": "EUR" });
+    let (status, goal) = env.session_json(Method::POST, &path, &ann.session, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{goal}");
+    let domain = format!("stats-{}.example", &ann.user_id[..8]);
+    for (agent, amount) in [(FIREFOX, "10.50"), (SAFARI, "4.50")] {
+        let event = json!({ "domain": domain, "name": "Purchase", "url": format!("https://{domain}/"), "revenue": { "amount": amount, "currency": "EUR" } });
+        let response =
+            env.request(Method::POST, "/api/event").header("user-agent", agent).json(&event).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    let path = format!(
+        "/stats/breakdown?site_id={site_id}&period=day&property=event:goal&metrics=visitors,events,conversion_rate,total_revenue,average_revenue"
+    );
+    let (status, api) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{api}");
+    let (_, page) = console_stats(env, &ann, &site_id, "period=day").await;
+    let (ours, theirs) = (&page["data"]["goals"][0], &api["data"]["results"][0]);
+    for metric in ["visitors", "events", "conversion_rate", "total_revenue", "average_revenue"] {
+        assert_eq!(ours[metric], theirs[metric], "{metric}");
+    }
+    assert_eq!(ours["total_revenue"]["value"], 15.0, "{ours}");
+}
+
 both_modes!(
+    the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does,
     the_website_page_lists_a_custom_events_properties_and_breaks_one_down_as_the_stats_api_does,
     an_event_without_properties_lists_none,
     the_properties_need_an_event_named_in_a_validation_error,
