@@ -507,6 +507,7 @@ for (const mode of MODES) {
       await page.getByLabel("Event name").fill("Signup");
       await page.getByRole("button", { name: "Add goal" }).click();
       await page.getByText("Manage goals (1)").waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "goals-title", "focus moves to the redrawn section");
       // The same two visitors as before (same browsers): one signs up twice, the other once.
       const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
       const safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
@@ -565,6 +566,13 @@ for (const mode of MODES) {
       assert.equal(await page.locator('.figure[data-metric="visitors"] .value').textContent(), String(filtered.visitors.value));
       await page.getByRole("button", { name: "Remove filter: Goal is Signup" }).click();
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
+
+      // A goal is deleted after a confirmation; its events stay.
+      await page.getByText("Manage goals (1)").click();
+      await page.getByRole("button", { name: "Delete goal Signup" }).click();
+      await page.getByRole("dialog", { name: "Delete goal?" }).getByRole("button", { name: "Delete" }).click();
+      await page.getByText("No goals yet.").waitFor();
+      assert.deepEqual((await sectionRows("custom-events")).map(([name]) => name), ["Signup"]);
     });
 
     test("the visitors right now are refreshed in place, without reloading the page", async () => {

@@ -1176,7 +1176,7 @@ function goalsSection({ rows, goals, websiteId, filterBy, reload }) {
   return h(
     "section",
     { class: "card", "aria-labelledby": "goals-title", "data-section": "goals" },
-    h("h2", { id: "goals-title", text: "Goals" }),
+    h("h2", { id: "goals-title", tabindex: "-1", text: "Goals" }),
     summary,
     list,
     goalForm(websiteId, reload),
@@ -1207,7 +1207,8 @@ function goalForm(websiteId, reload) {
     try {
       await api("POST", `/websites/${encodeURIComponent(websiteId)}/goals`, body);
       await reload();
-      document.getElementById("goals-title")?.focus?.();
+      // The section is drawn anew: focus its heading, as the form it was in is gone.
+      document.getElementById("goals-title")?.focus();
     } catch (error) {
       showError(form, error, { event_name: "goal-event", page_path: "goal-page", currency: "goal-currency" });
     }
@@ -1232,7 +1233,7 @@ function customEventsSection(rows, filterBy) {
     h("h2", { id: "events-title", text: "Custom events" }),
     lines.length
       ? table("Custom events", ["Event", "Visitors", "Events"], lines, { stack: false })
-      : h("p", { class: "muted", text: "No custom events in this period. Send one from your site with plausible('Signup', {props: {plan: 'pro'}}) and it appears here." }),
+      : h("p", { class: "muted", text: "No custom events in this period. Send one from your site, as in zenovay('Signup', {props: {plan: 'pro'}}) with the snippet's script (or plausible(…) with Plausible's), and it appears here." }),
   );
 }
 
@@ -1245,7 +1246,7 @@ function propertiesSection({ props, filterBy, pick }) {
     h("section", { class: "card", "aria-labelledby": "properties-title", "data-section": "properties" }, h("h2", { id: "properties-title", text: "Properties" }), ...content);
   if (!props) return section(h("p", { class: "muted", text: "Choose a custom event above to see the breakdown of its properties." }));
   if (!props.keys.length) {
-    return section(h("p", { class: "muted", text: `${props.event} has no properties in this period. Send them with the event, as in plausible('${props.event}', {props: {plan: 'pro'}}).` }));
+    return section(h("p", { class: "muted", text: `${props.event} has no properties in this period. Send them with the event, as in zenovay('${props.event}', {props: {plan: 'pro'}}).` }));
   }
   const select = h(
     "select",
