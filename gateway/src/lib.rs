@@ -320,7 +320,9 @@ fn router(state: AppState) -> Router {
         .route("/websites", get(routes::websites::list).post(routes::websites::create))
         .route("/websites/{id}/stats", get(routes::websites::stats))
         .route("/websites/{id}/realtime", get(routes::websites::realtime))
-        .route("/websites/{id}/goals", get(routes::goals::session_list))
+        .route("/websites/{id}/properties", get(routes::websites::properties))
+        .route("/websites/{id}/goals", get(routes::goals::session_list).post(routes::goals::session_create))
+        .route("/websites/{id}/goals/{goal_id}", delete(routes::goals::session_delete))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
         .route_layer(middleware::from_fn(record_route));

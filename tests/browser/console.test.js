@@ -445,10 +445,17 @@ for (const mode of MODES) {
       return { figures, pages };
     };
 
+    /** A Stats API v1 query for a period like the page's: v1's `30d` ends the day before `date`, the page's today. */
+    const withEnd = (query) => {
+      if (!/(^|[?&])period=30d(&|$)/.test(query)) return query;
+      const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+      return `${query}&date=${tomorrow}`;
+    };
+
     /** The Stats API's answer to the same question, written as the page writes it. */
     const statsApi = async (key, query) => {
       const get = async (path) => {
-        const response = await fetch(`${product.base}/api/external/v1/stats/${path}&${query}`, { headers: { Authorization: `Bearer ${key}` } });
+        const response = await fetch(`${product.base}/api/external/v1/stats/${path}&${withEnd(query)}`, { headers: { Authorization: `Bearer ${key}` } });
         assert.equal(response.status, 200, path);
         return (await response.json()).data;
       };
@@ -470,21 +477,102 @@ for (const mode of MODES) {
 
     test("the statistics page shows exactly what the Stats API answers for the same site, period and filter", async () => {
       const key = await readKey("Stats check");
-      // The page's "Last 30 days" end today; the Stats API's `30d` ends yesterday, as Plausible's
-      // does, so the same days are asked for as a custom range (the site is on UTC).
-      const utcDay = (offset) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
-      const last30 = `period=custom&date=${utcDay(-29)},${utcDay(0)}`;
       await page.goto(`${product.base}/websites/${shop.id}`);
       await page.getByRole("heading", { name: "Ada's shop · statistics", level: 1 }).waitFor();
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
-      assert.deepEqual(await shown(), await statsApi(key, last30));
+      assert.deepEqual(await shown(), await statsApi(key, "period=30d"));
 
       await page.locator('[data-breakdown="pages"]').getByRole("button", { name: "/pricing" }).click();
       await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).waitFor();
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "2" }).waitFor();
-      assert.deepEqual(await shown(), await statsApi(key, `${last30}&filters=${encodeURIComponent("event:page==/pricing")}`));
+      assert.deepEqual(await shown(), await statsApi(key, `period=30d&filters=${encodeURIComponent("event:page==/pricing")}`));
       await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).click();
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
+    });
+
+    /** The rows of a section's table on the page, cell by cell. */
+    const sectionRows = (section) =>
+      page.locator(`[data-section="${section}"] tbody tr`).evaluateAll((rows) =>
+        rows.map((row) => [...row.querySelectorAll("td")].map((cell) => cell.textContent)),
+      );
+
+    test("goals added in the page and custom events show what the Stats API's breakdowns answer", async () => {
+      const key = await readKey("Goals check");
+      await page.goto(`${product.base}/websites/${shop.id}`);
+      await page.getByRole("heading", { name: "Goals", level: 2 }).waitFor();
+      await page.getByText("No goals yet.").waitFor();
+      // A form error appears next to the field it names.
+      await page.getByRole("button", { name: "Add goal" }).click();
+      await page.locator("#goal-event-error:not([hidden])").waitFor();
+      await page.getByLabel("Event name").fill("Signup");
+      await page.getByRole("button", { name: "Add goal" }).click();
+      await page.getByText("Manage goals (1)").waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "goals-title", "focus moves to the redrawn section");
+      // The same two visitors as before (same browsers): one signs up twice, the other once.
+      const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+      const safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+      for (const [agent, plan] of [[firefox, "pro"], [firefox, "pro"], [safari, "free"]]) {
+        const response = await page.request.post(`${product.base}/api/event`, {
+          headers: { "user-agent": agent, "content-type": "application/json" },
+          data: { domain: shop.domain, name: "Signup", url: `https://${shop.domain}/pricing`, props: { plan } },
+        });
+        assert.equal(response.status(), 202);
+      }
+      await page.reload();
+      await page.locator('[data-section="goals"] tbody tr').first().waitFor();
+      const get = async (path) => {
+        const response = await fetch(`${product.base}/api/external/v1/stats/${withEnd(path)}`, { headers: { Authorization: `Bearer ${key}` } });
+        assert.equal(response.status, 200, path);
+        return (await response.json()).data.results;
+      };
+      const goals = await get(`breakdown?period=30d&site_id=${shop.id}&property=event:goal&metrics=visitors,events,conversion_rate`);
+      assert.deepEqual(
+        await sectionRows("goals"),
+        goals.map((row) => [row.goal, String(row.visitors), String(row.events), `${row.conversion_rate}%`]),
+      );
+      assert.deepEqual(await sectionRows("goals"), [["Signup", "2", "3", "100%"]]);
+      const events = await get(`breakdown?period=30d&site_id=${shop.id}&property=event:name&metrics=visitors,events`);
+      assert.deepEqual(
+        await sectionRows("custom-events"),
+        events.filter((row) => row.name !== "pageview").map((row) => [row.name, String(row.visitors), String(row.events)]),
+      );
+      await page.getByText("Choose a custom event above").waitFor();
+
+      // Choosing a custom event shows its properties, as the Stats API breaks them down.
+      await page.locator('[data-section="custom-events"]').getByRole("button", { name: "Signup" }).click();
+      await page.getByRole("button", { name: "Remove filter: Event is Signup" }).waitFor();
+      await page.getByLabel("Property", { exact: true }).waitFor();
+      assert.equal(await page.getByLabel("Property", { exact: true }).inputValue(), "plan");
+      const props = await get(`breakdown?period=30d&site_id=${shop.id}&property=event:props:plan&metrics=visitors,events&filters=${encodeURIComponent("event:name==Signup")}`);
+      assert.deepEqual(
+        await sectionRows("properties"),
+        props.map((row) => [row.plan, String(row.visitors), String(row.events)]),
+      );
+      assert.deepEqual((await sectionRows("properties")).sort(), [["free", "1", "1"], ["pro", "1", "2"]]);
+      await accessible(`/websites/${shop.id} with goals and properties`);
+      await screenshot("website-goals");
+      await page.locator('[data-section="properties"]').getByRole("button", { name: "free" }).click();
+      await page.getByRole("button", { name: "Remove filter: plan is free" }).waitFor();
+      const free = await get(`aggregate?period=30d&site_id=${shop.id}&metrics=visitors&filters=${encodeURIComponent("event:name==Signup;event:props:plan==free")}`);
+      await page.locator('.figure[data-metric="visitors"] .value', { hasText: String(free.visitors.value) }).waitFor();
+      await page.getByRole("button", { name: "Remove filter: plan is free" }).click();
+      await page.getByRole("button", { name: "Remove filter: Event is Signup" }).click();
+      await page.getByText("Choose a custom event above").waitFor();
+
+      // A goal row filters the whole page like other rows do.
+      await page.locator('[data-section="goals"]').getByRole("button", { name: "Signup" }).click();
+      await page.getByRole("button", { name: "Remove filter: Goal is Signup" }).waitFor();
+      const filtered = await get(`aggregate?period=30d&site_id=${shop.id}&metrics=visitors&filters=${encodeURIComponent("event:goal==Signup")}`);
+      assert.equal(await page.locator('.figure[data-metric="visitors"] .value').textContent(), String(filtered.visitors.value));
+      await page.getByRole("button", { name: "Remove filter: Goal is Signup" }).click();
+      await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
+
+      // A goal is deleted after a confirmation; its events stay.
+      await page.getByText("Manage goals (1)").click();
+      await page.getByRole("button", { name: "Delete goal Signup" }).click();
+      await page.getByRole("dialog", { name: "Delete goal?" }).getByRole("button", { name: "Delete" }).click();
+      await page.getByText("No goals yet.").waitFor();
+      assert.deepEqual((await sectionRows("custom-events")).map(([name]) => name), ["Signup"]);
     });
 
     test("the visitors right now are refreshed in place, without reloading the page", async () => {

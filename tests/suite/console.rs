@@ -409,7 +409,231 @@ async fn the_session_cookie_is_secure_behind_an_https_public_url() {
     assert!(cookie.contains("; Secure;"), "{cookie}");
 }
 
+/// A website of `user`'s with a goal "Signup" added through the session route: the site's id.
+async fn site_with_signup_goal(env: &TestEnv, user: &TestUser) -> String {
+    let site_id = site_with_visits(env, user).await;
+    let path = format!("/api/v1/websites/{site_id}/goals");
+    let (status, goal) =
+        env.session_json(Method::POST, &path, &user.session, Some(json!({ "event_name": "Signup" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{goal}");
+    assert_eq!(goal["data"]["display_name"], "Signup");
+    site_id
+}
+
+async fn goals_of(env: &TestEnv, user: &TestUser, site_id: &str) -> Value {
+    let path = format!("/api/v1/websites/{site_id}/goals");
+    let (status, goals) = env.session_json(Method::GET, &path, &user.session, None).await;
+    assert_eq!(status, StatusCode::OK, "{goals}");
+    goals["data"].clone()
+}
+
+async fn a_member_adds_a_goal_with_a_session_and_deletes_it(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_signup_goal(env, &ann).await;
+    let goals = goals_of(env, &ann, &site_id).await;
+    assert_eq!(goals.as_array().unwrap().len(), 1, "{goals}");
+    let path = format!("/api/v1/websites/{site_id}/goals/{}", goals[0]["id"].as_str().unwrap());
+    let (status, deleted) = env.session_json(Method::DELETE, &path, &ann.session, None).await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(goals_of(env, &ann, &site_id).await, json!([]));
+}
+
+async fn a_goal_without_an_event_name_or_page_path_is_a_validation_error_naming_the_field(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let path = format!("/api/v1/websites/{site_id}/goals");
+    let (status, refused) = env.session_json(Method::POST, &path, &ann.session, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().starts_with("event_name"), "{refused}");
+}
+
+async fn a_goal_added_with_the_session_cookie_needs_the_csrf_token(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let forged = env
+        .request(Method::POST, &format!("/api/v1/websites/{site_id}/goals"))
+        .header("cookie", format!("zenovay_session={}", ann.session))
+        .json(&json!({ "event_name": "Forged" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(goals_of(env, &ann, &site_id).await, json!([]));
+}
+
+async fn the_goals_of_another_teams_website_can_be_neither_added_nor_deleted(env: &TestEnv) {
+    let (ann, bob) = (env.user("ann").await, env.user("bob").await);
+    let site_id = site_with_signup_goal(env, &ann).await;
+    let goal_id = goals_of(env, &ann, &site_id).await[0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/websites/{site_id}/goals");
+    let (status, refused) =
+        env.session_json(Method::POST, &path, &bob.session, Some(json!({ "event_name": "X" }))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, refused) = env.session_json(Method::DELETE, &format!("{path}/{goal_id}"), &bob.session, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let (status, refused) = env.session_json(Method::GET, &path, &bob.session, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(goals_of(env, &ann, &site_id).await.as_array().unwrap().len(), 1);
+}
+
+async fn the_goal_endpoints_need_a_session(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let path = format!("/api/v1/websites/{site_id}/goals");
+    let response = env.request(Method::POST, &path).json(&json!({ "event_name": "X" })).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = env.request(Method::DELETE, &format!("{path}/any")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn the_website_page_goals_and_custom_events_equal_the_stats_api_breakdowns(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_signup_goal(env, &ann).await;
+    let domain = format!("stats-{}.example", &ann.user_id[..8]);
+    for agent in [FIREFOX, FIREFOX, SAFARI] {
+        let event = json!({ "domain": domain, "name": "Signup", "url": format!("https://{domain}/"), "props": { "plan": "pro" } });
+        let response =
+            env.request(Method::POST, "/api/event").header("user-agent", agent).json(&event).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    let (_, page) = console_stats(env, &ann, &site_id, "period=day").await;
+    let breakdown = |property: &str, metrics: &str| {
+        format!("/stats/breakdown?site_id={site_id}&period=day&property={property}&metrics={metrics}")
+    };
+    let (status, goals) =
+        env.api(Method::GET, &breakdown("event:goal", "visitors,events,conversion_rate"), &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{goals}");
+    let row = &page["data"]["goals"][0];
+    let theirs = &goals["data"]["results"][0];
+    assert_eq!(
+        (&row["value"], &row["visitors"], &row["events"]),
+        (&theirs["goal"], &theirs["visitors"], &theirs["events"])
+    );
+    assert_eq!(row["conversion_rate"], theirs["conversion_rate"]);
+    assert_eq!((row["visitors"].as_i64(), row["events"].as_i64()), (Some(2), Some(3)));
+    let (_, events) = env.api(Method::GET, &breakdown("event:name", "visitors,events"), &key, None).await;
+    let custom: Vec<Value> = events["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] != "pageview")
+        .map(|r| json!({ "value": r["name"], "visitors": r["visitors"], "events": r["events"] }))
+        .collect();
+    assert_eq!(page["data"]["custom_events"], json!(custom));
+}
+
+/// Sends `name` with `props` from the browser `agent` to `user`'s site of [`site_with_visits`].
+async fn send_custom_event(env: &TestEnv, user: &TestUser, agent: &str, name: &str, props: Value) {
+    let domain = format!("stats-{}.example", &user.user_id[..8]);
+    let event = json!({ "domain": domain, "name": name, "url": format!("https://{domain}/"), "props": props });
+    let response =
+        env.request(Method::POST, "/api/event").header("user-agent", agent).json(&event).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+}
+
+async fn console_properties(env: &TestEnv, user: &TestUser, site_id: &str, query: &str) -> (StatusCode, Value) {
+    let path = format!("/api/v1/websites/{site_id}/properties?{query}");
+    env.session_json(Method::GET, &path, &user.session, None).await
+}
+
+async fn the_website_page_lists_a_custom_events_properties_and_breaks_one_down_as_the_stats_api_does(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    send_custom_event(env, &ann, FIREFOX, "Signup", json!({ "plan": "pro", "source": "ad" })).await;
+    send_custom_event(env, &ann, FIREFOX, "Signup", json!({ "plan": "pro" })).await;
+    send_custom_event(env, &ann, SAFARI, "Signup", json!({ "plan": "free" })).await;
+    send_custom_event(env, &ann, SAFARI, "Click", json!({ "button": "buy" })).await;
+    let (status, page) = console_properties(env, &ann, &site_id, "period=day&event=Signup").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["data"]["keys"], json!(["plan", "source"]));
+    assert_eq!(page["data"]["property"], "plan");
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    let path = format!(
+        "/stats/breakdown?site_id={site_id}&period=day&property=event:props:plan&metrics=visitors,events&filters=event:name%3D%3DSignup"
+    );
+    let (status, api) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{api}");
+    let theirs: Vec<Value> = api["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({ "value": r["plan"], "visitors": r["visitors"], "events": r["events"] }))
+        .collect();
+    assert_eq!(page["data"]["rows"], json!(theirs));
+    assert_eq!(theirs.len(), 2, "{api}");
+}
+
+async fn an_event_without_properties_lists_none(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    send_custom_event(env, &ann, FIREFOX, "Signup", json!({})).await;
+    let (status, page) = console_properties(env, &ann, &site_id, "period=day&event=Signup").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!((&page["data"]["keys"], &page["data"]["rows"]), (&json!([]), &json!([])));
+}
+
+async fn the_properties_need_an_event_named_in_a_validation_error(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let (status, refused) = console_properties(env, &ann, &site_id, "period=day").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().starts_with("event"), "{refused}");
+}
+
+async fn the_properties_of_another_teams_website_are_forbidden(env: &TestEnv) {
+    let (ann, bob) = (env.user("ann").await, env.user("bob").await);
+    let site_id = site_with_visits(env, &ann).await;
+    let (status, refused) = console_properties(env, &bob, &site_id, "period=day&event=Signup").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    let response =
+        env.request(Method::GET, &format!("/api/v1/websites/{site_id}/properties?event=Signup")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let path = format!("/api/v1/websites/{site_id}/goals");
+    let body = json!({ "event_name": "Purchase", "currency": "EUR" });
+    let (status, goal) = env.session_json(Method::POST, &path, &ann.session, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{goal}");
+    let domain = format!("stats-{}.example", &ann.user_id[..8]);
+    for (agent, amount) in [(FIREFOX, "10.50"), (SAFARI, "4.50")] {
+        let event = json!({ "domain": domain, "name": "Purchase", "url": format!("https://{domain}/"), "revenue": { "amount": amount, "currency": "EUR" } });
+        let response =
+            env.request(Method::POST, "/api/event").header("user-agent", agent).json(&event).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    let path = format!(
+        "/stats/breakdown?site_id={site_id}&period=day&property=event:goal&metrics=visitors,events,conversion_rate,total_revenue,average_revenue"
+    );
+    let (status, api) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{api}");
+    let (_, page) = console_stats(env, &ann, &site_id, "period=day").await;
+    let (ours, theirs) = (&page["data"]["goals"][0], &api["data"]["results"][0]);
+    for metric in ["visitors", "events", "conversion_rate", "total_revenue", "average_revenue"] {
+        assert_eq!(ours[metric], theirs[metric], "{metric}");
+    }
+    assert_eq!(ours["total_revenue"]["value"], 15.0, "{ours}");
+}
+
 both_modes!(
+    the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does,
+    the_website_page_lists_a_custom_events_properties_and_breaks_one_down_as_the_stats_api_does,
+    an_event_without_properties_lists_none,
+    the_properties_need_an_event_named_in_a_validation_error,
+    the_properties_of_another_teams_website_are_forbidden,
+    a_member_adds_a_goal_with_a_session_and_deletes_it,
+    a_goal_without_an_event_name_or_page_path_is_a_validation_error_naming_the_field,
+    a_goal_added_with_the_session_cookie_needs_the_csrf_token,
+    the_goals_of_another_teams_website_can_be_neither_added_nor_deleted,
+    the_goal_endpoints_need_a_session,
+    the_website_page_goals_and_custom_events_equal_the_stats_api_breakdowns,
     a_member_adds_a_website_with_a_session_and_finds_it_in_the_list,
     a_website_is_not_added_to_a_team_i_do_not_belong_to,
     a_bad_website_domain_is_a_validation_error_naming_the_field,

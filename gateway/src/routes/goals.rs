@@ -566,3 +566,36 @@ pub async fn session_list(
     let goals = goals_of(&state, website.id).await?;
     Ok(ok(goals.iter().map(goal_view).collect::<Vec<_>>()).into_response())
 }
+
+/// `POST /api/v1/websites/{id}/goals` (session): adds a goal, for any member of the website's
+/// team (as any member may add its websites), in the body the external route takes.
+pub async fn session_create(
+    State(state): State<AppState>,
+    session: crate::session::SessionUser,
+    Path(website_id): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    let website = crate::routes::websites::member_website(&state, &session, website_id).await?;
+    let body: CreateGoalBody = crate::envelope::parse(&body)?;
+    let request = pb::CreateGoalRequest {
+        website_id: website.id,
+        event_name: body.event_name.filter(|name| !name.is_empty()),
+        page_path: body.page_path.filter(|path| !path.is_empty()),
+        currency: body.currency.filter(|currency| !currency.is_empty()),
+    };
+    let goal = create_goal(&state, request).await?;
+    Ok(created(goal_view(&goal)).into_response())
+}
+
+/// `DELETE /api/v1/websites/{id}/goals/{goal_id}` (session): removes a goal, for any member of
+/// the website's team.
+pub async fn session_delete(
+    State(state): State<AppState>,
+    session: crate::session::SessionUser,
+    Path((website_id, goal_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let website = crate::routes::websites::member_website(&state, &session, website_id).await?;
+    let request = pb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
+    state.analytics.clone().delete_goal(request).await?;
+    Ok(ok(json!({ "id": goal_id, "deleted": true })).into_response())
+}

@@ -78,7 +78,7 @@ pub async fn create(
 const PERIODS: [&str; 7] = ["day", "24h", "7d", "30d", "90d", "12mo", "custom"];
 const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
 /// Each breakdown the website's page shows: its name in the answer and its dimension.
-const BREAKDOWNS: [(&str, &str); 10] = [
+const BREAKDOWNS: [(&str, &str); 9] = [
     ("pages", "event:page"),
     ("entry_pages", "visit:entry_page"),
     ("exit_pages", "visit:exit_page"),
@@ -88,8 +88,11 @@ const BREAKDOWNS: [(&str, &str); 10] = [
     ("devices", "visit:device"),
     ("browsers", "visit:browser"),
     ("operating_systems", "visit:os"),
-    ("events", "event:name"),
 ];
+/// The goals' figures, as the Stats API's `event:goal` breakdown gives them.
+const GOAL_METRICS: [&str; 5] = ["visitors", "events", "conversion_rate", "total_revenue", "average_revenue"];
+/// Event names that are not custom events: the page's own.
+const NOT_CUSTOM: [&str; 2] = ["pageview", "engagement"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,11 +176,7 @@ pub async fn stats(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let params: StatsParams = parse_query(q.as_deref())?;
-    let period = params.period.unwrap_or_else(|| "30d".into());
-    if !PERIODS.contains(&period.as_str()) {
-        return Err(common::Error::validation(format!("period: must be one of {}", PERIODS.join(", "))).into());
-    }
-    let custom = custom_range(&period, params.date.as_deref())?;
+    let (period, custom) = console_period(params.period, params.date.as_deref())?;
     let filters = stats::v1_filters(params.filters.as_deref().unwrap_or_default())?;
     let website = member_website(&state, &session, website_id).await?;
     let scoped = |request: anpb::QueryRequest| anpb::QueryRequest {
@@ -201,12 +200,16 @@ pub async fn stats(
     let breakdowns = BREAKDOWNS.map(|(_, dimension)| {
         stats::run(&state, scoped(stats::breakdown_of(&website.id, &period, dimension, &["visitors"], 10)))
     });
-    let (now, before, series, breakdowns, realtime) = tokio::try_join!(
+    let goals = scoped(stats::breakdown_of(&website.id, &period, "event:goal", &GOAL_METRICS, 100));
+    let events = scoped(stats::breakdown_of(&website.id, &period, "event:name", &["visitors", "events"], 100));
+    let (now, before, series, breakdowns, realtime, goals, events) = tokio::try_join!(
         stats::run(&state, totals),
         stats::run(&state, previous),
         stats::run(&state, series),
         futures::future::try_join_all(breakdowns),
         stats::run(&state, stats::query(&website.id, "realtime", &["visitors"])),
+        stats::run(&state, goals),
+        stats::run(&state, events),
     )?;
     let first = |answer: &anpb::QueryResponse| answer.rows.first().map(|r| r.metrics.clone()).unwrap_or_default();
     let (now_values, before_values) = (first(&now), first(&before));
@@ -235,9 +238,91 @@ pub async fn stats(
         "figures": figures,
         "series": stats::top(&series, "date", &["visitors", "pageviews"]),
         "breakdowns": tops,
+        "goals": stats::top(&goals, "value", &GOAL_METRICS),
+        "custom_events": custom_events(&events),
         "realtime_visitors": first(&realtime).first().copied().unwrap_or_default() as i64,
     }))
     .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PropertiesParams {
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    date: Option<String>,
+    #[serde(default)]
+    filters: Option<String>,
+    /// The custom event whose properties to show.
+    #[serde(default)]
+    event: Option<String>,
+    /// The property to break down by, one of the names seen; default the first.
+    #[serde(default)]
+    property: Option<String>,
+}
+
+/// The period of a console request, checked: its name and `date`.
+fn console_period(period: Option<String>, date: Option<&str>) -> ApiResult<(String, Option<CustomRange>)> {
+    let period = period.unwrap_or_else(|| "30d".into());
+    if !PERIODS.contains(&period.as_str()) {
+        return Err(common::Error::validation(format!("period: must be one of {}", PERIODS.join(", "))).into());
+    }
+    let custom = custom_range(&period, date)?;
+    Ok((period, custom))
+}
+
+/// `GET /api/v1/websites/{id}/properties`: the custom property names seen on one custom event
+/// in the period, and the breakdown of one of them (`event:props:<name>`, visitors and
+/// events) over that event's events, under the page's filters.
+pub async fn properties(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let params: PropertiesParams = parse_query(q.as_deref())?;
+    let (period, _) = console_period(params.period, params.date.as_deref())?;
+    let event =
+        params.event.filter(|e| !e.is_empty()).ok_or_else(|| common::Error::validation("event: is required"))?;
+    rules::check_line("event", &event)?;
+    let mut filters = stats::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    filters.push(anpb::Filter { operator: "is".into(), dimension: "event:name".into(), values: vec![event.clone()] });
+    let website = member_website(&state, &session, website_id).await?;
+    let date = params.date.unwrap_or_default();
+    let request = anpb::ListPropertyKeysRequest {
+        website_id: website.id.clone(),
+        period: period.clone(),
+        date: date.clone(),
+        event_name: event.clone(),
+    };
+    let keys = state.analytics.clone().list_property_keys(request).await?.into_inner().keys;
+    let Some(property) = params.property.filter(|p| keys.contains(p)).or_else(|| keys.first().cloned()) else {
+        return Ok(ok(json!({ "event": event, "keys": keys, "property": null, "rows": [] })).into_response());
+    };
+    let dimension = format!("event:props:{property}");
+    let breakdown = anpb::QueryRequest {
+        filters,
+        date,
+        ..stats::breakdown_of(&website.id, &period, &dimension, &["visitors", "events"], 100)
+    };
+    let answer = stats::run(&state, breakdown).await?;
+    let rows = stats::top(&answer, "value", &["visitors", "events"]);
+    Ok(ok(json!({ "event": event, "keys": keys, "property": property, "rows": rows })).into_response())
+}
+
+/// The rows of an `event:name` breakdown that are custom events.
+fn custom_events(answer: &anpb::QueryResponse) -> Vec<serde_json::Value> {
+    let custom = anpb::QueryResponse {
+        rows: answer
+            .rows
+            .iter()
+            .filter(|row| row.dimensions.first().is_none_or(|name| !NOT_CUSTOM.contains(&name.as_str())))
+            .cloned()
+            .collect(),
+        ..answer.clone()
+    };
+    stats::top(&custom, "value", &["visitors", "events"])
 }
 
 /// `GET /api/v1/websites/{id}/realtime`: the visitors of the last 5 minutes, which the website's

@@ -97,6 +97,15 @@ impl AnalyticsService for Analytics {
         Ok(Response::new(pb::IngestEventsResponse { outcomes }))
     }
 
+    async fn list_property_keys(
+        &self,
+        req: Request<pb::ListPropertyKeysRequest>,
+    ) -> Reply<pb::ListPropertyKeysResponse> {
+        let r = req.into_inner();
+        let keys = Analytics::property_keys(self, &r.website_id, &r.period, &r.date, &r.event_name).await?;
+        Ok(Response::new(pb::ListPropertyKeysResponse { keys }))
+    }
+
     async fn query(&self, req: Request<pb::QueryRequest>) -> Reply<pb::QueryResponse> {
         let r = req.into_inner();
         let meaning = match r.period_meaning() {

@@ -188,6 +188,24 @@ impl Analytics {
         Ok((Answer { rolled_up_days, ..answer }, range))
     }
 
+    /// The custom property names on the site's events of `period` (our meaning, ending on
+    /// `date`), of the events named `event_name` when given.
+    pub async fn property_keys(
+        &self,
+        website_id: &str,
+        period: &str,
+        date: &str,
+        event_name: &str,
+    ) -> Result<Vec<String>> {
+        let website = self.get_website(website_id).await?;
+        let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
+        let first_event = if period == "all" { self.store.first_event(&website.id).await? } else { None };
+        let period = Period { meaning: Meaning::Ours, name: period, date, now: Utc::now(), first_event };
+        let range = crate::period::resolve(tz, &period)?;
+        common::text::check_line("event_name", event_name)?;
+        self.store.property_keys(&website.id, range, event_name).await
+    }
+
     /// Every part of a query, from rollups where they can answer, and how many days they did.
     async fn counted(&self, query: &Query, buckets: Option<&Buckets>) -> Result<(Parts, usize)> {
         let (mut parts, days) = self.parts(query, buckets).await?;

@@ -271,6 +271,29 @@ impl Store {
         Ok(expired)
     }
 
+    /// Distinct property names on the site's events in `[from, to)` (of one name, unless
+    /// `event_name` is empty), alphabetical, at most 100.
+    pub async fn property_keys(
+        &self,
+        website_id: &str,
+        (from, to): (i64, i64),
+        event_name: &str,
+    ) -> Result<Vec<String>> {
+        let keys = match self.dialect() {
+            Dialect::Sqlite => "SELECT DISTINCT j.key AS key FROM events, json_each(events.props) AS j",
+            Dialect::Postgres => "SELECT DISTINCT jsonb_object_keys(CAST(props AS jsonb)) AS key FROM events",
+        };
+        let named = if event_name.is_empty() { "name <> 'engagement'" } else { "name = $4" };
+        let sql = format!(
+            "SELECT key FROM ({keys} WHERE website_id = $1 AND ts >= $2 AND ts < $3 AND {named}) AS k \
+             ORDER BY key LIMIT 100"
+        );
+        let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
+        let query = if event_name.is_empty() { query } else { query.bind(event_name) };
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok(row.try_get::<String, _>("key")?)).collect()
+    }
+
     /// Days with events not rolled up yet, before `before` (a day start): (site, day, version).
     pub async fn pending_days(&self, before: i64) -> Result<Vec<(String, i64, i64)>> {
         let rows = sqlx::query("SELECT website_id, day, version FROM rollup_pending WHERE day < $1 ORDER BY day")

@@ -1032,7 +1032,6 @@ const BREAKDOWNS = [
   ["devices", "Devices", "visit:device"],
   ["browsers", "Browsers", "visit:browser"],
   ["operating_systems", "Operating systems", "visit:os"],
-  ["events", "Events", "event:name"],
 ];
 
 function figureText(metric, value) {
@@ -1109,6 +1108,170 @@ function customRange(apply) {
   return form;
 }
 
+/** A row's value as a button that filters the page by it. */
+function filterButton(value, onclick) {
+  return h("button", { type: "button", class: "link", text: value, onclick });
+}
+
+function revenueText(revenue) {
+  return revenue ? revenue.short : "";
+}
+
+/**
+ * Goals: each one's unique and total conversions and conversion rate in the period (revenue for
+ * revenue goals), the goals themselves with "Delete", and a form to add one.
+ */
+function goalsSection({ rows, goals, websiteId, filterBy, reload }) {
+  const withRevenue = rows.some((row) => row.total_revenue);
+  const columns = ["Goal", "Uniques", "Total", "Conversion rate"].concat(withRevenue ? ["Revenue"] : []);
+  const lines = rows.map((row) =>
+    h(
+      "tr",
+      {},
+      td("Goal", filterButton(row.value, () => filterBy("event:goal", row.value, "Goal"))),
+      td("Uniques", String(row.visitors)),
+      td("Total", String(row.events)),
+      td("Conversion rate", `${row.conversion_rate}%`),
+      withRevenue ? td("Revenue", revenueText(row.total_revenue)) : "",
+    ),
+  );
+  const summary = goals.length
+    ? lines.length
+      ? table("Goals", columns, lines, { stack: false })
+      : h("p", { class: "muted", text: "Goals: no conversions in this period." })
+    : h("p", { class: "muted", text: "No goals yet. Add one below: a custom event's name (such as Signup) or a page path (such as /thank-you)." });
+  const list = goals.length
+    ? h(
+        "details",
+        {},
+        h("summary", { text: `Manage goals (${goals.length})` }),
+        h(
+          "ul",
+          { class: "goal-list" },
+          goals.map((goal) =>
+            h(
+              "li",
+              {},
+              h("span", { text: goal.currency ? `${goal.display_name} (${goal.currency})` : goal.display_name }),
+              h("button", {
+                type: "button",
+                text: "Delete",
+                "aria-label": `Delete goal ${goal.display_name}`,
+                onclick: async () => {
+                  const yes = await confirmDialog({ title: "Delete goal?", text: `The goal "${goal.display_name}" goes; its events stay.`, confirm: "Delete" });
+                  if (!yes) return;
+                  try {
+                    await api("DELETE", `/websites/${encodeURIComponent(websiteId)}/goals/${encodeURIComponent(goal.id)}`);
+                    await reload();
+                  } catch (error) {
+                    alertError(error);
+                  }
+                },
+              }),
+            ),
+          ),
+        ),
+      )
+    : "";
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "goals-title", "data-section": "goals" },
+    h("h2", { id: "goals-title", tabindex: "-1", text: "Goals" }),
+    summary,
+    list,
+    goalForm(websiteId, reload),
+  );
+}
+
+/** "Add goal": a custom event's name or a page path, and a currency for a revenue goal. */
+function goalForm(websiteId, reload) {
+  const eventName = h("input", { name: "event_name", maxlength: "120" });
+  const pagePath = h("input", { name: "page_path", placeholder: "/thank-you" });
+  const currency = h("input", { name: "currency", maxlength: "3", placeholder: "EUR" });
+  const form = h(
+    "form",
+    { class: "goal-form", novalidate: true, "aria-label": "Add goal" },
+    field("Event name", "goal-event", eventName),
+    field("Page path", "goal-page", pagePath),
+    field("Currency (revenue goals)", "goal-currency", currency),
+    h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
+    h("button", { type: "submit", class: "primary", text: "Add goal" }),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const body = {};
+    if (eventName.value.trim()) body.event_name = eventName.value.trim();
+    if (pagePath.value.trim()) body.page_path = pagePath.value.trim();
+    if (currency.value.trim()) body.currency = currency.value.trim().toUpperCase();
+    try {
+      await api("POST", `/websites/${encodeURIComponent(websiteId)}/goals`, body);
+      await reload();
+      // The section is drawn anew: focus its heading, as the form it was in is gone.
+      document.getElementById("goals-title")?.focus();
+    } catch (error) {
+      showError(form, error, { event_name: "goal-event", page_path: "goal-page", currency: "goal-currency" });
+    }
+  });
+  return form;
+}
+
+/** Custom events with their visitors and events; choosing one filters the page by it. */
+function customEventsSection(rows, filterBy) {
+  const lines = rows.map((row) =>
+    h(
+      "tr",
+      {},
+      td("Event", filterButton(row.value, () => filterBy("event:name", row.value, "Event"))),
+      td("Visitors", String(row.visitors)),
+      td("Events", String(row.events)),
+    ),
+  );
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "events-title", "data-section": "custom-events" },
+    h("h2", { id: "events-title", text: "Custom events" }),
+    lines.length
+      ? table("Custom events", ["Event", "Visitors", "Events"], lines, { stack: false })
+      : h("p", { class: "muted", text: "No custom events in this period. Send one from your site, as in zenovay('Signup', {props: {plan: 'pro'}}) with the snippet's script (or plausible(…) with Plausible's), and it appears here." }),
+  );
+}
+
+/**
+ * The custom properties of the chosen custom event: a property to break down by and its values'
+ * visitors and events; a value filters the page by it.
+ */
+function propertiesSection({ props, filterBy, pick }) {
+  const section = (...content) =>
+    h("section", { class: "card", "aria-labelledby": "properties-title", "data-section": "properties" }, h("h2", { id: "properties-title", text: "Properties" }), ...content);
+  if (!props) return section(h("p", { class: "muted", text: "Choose a custom event above to see the breakdown of its properties." }));
+  if (!props.keys.length) {
+    return section(h("p", { class: "muted", text: `${props.event} has no properties in this period. Send them with the event, as in zenovay('${props.event}', {props: {plan: 'pro'}}).` }));
+  }
+  const select = h(
+    "select",
+    { onchange: (event) => pick(event.target.value).catch(failed) },
+    props.keys.map((key) => h("option", { value: key, selected: key === props.property, text: key })),
+  );
+  const dimension = `event:props:${props.property}`;
+  const lines = props.rows.map((row) =>
+    h(
+      "tr",
+      {},
+      td(props.property, filterButton(row.value, () => filterBy(dimension, row.value, props.property))),
+      td("Visitors", String(row.visitors)),
+      td("Events", String(row.events)),
+    ),
+  );
+  return section(
+    h("p", { class: "muted", text: `Properties of ${props.event} events.` }),
+    h("div", { class: "properties-pick" }, field("Property", "property-pick", select)),
+    lines.length
+      ? table(`Property ${props.property} of ${props.event}`, [props.property, "Visitors", "Events"], lines, { stack: false })
+      : h("p", { class: "muted", text: "Nothing with this property under these filters." }),
+  );
+}
+
 async function websitePage() {
   const id = decodeURIComponent(location.pathname.split("/")[2] ?? "");
   const state = { period: "30d", date: "", filters: [] };
@@ -1131,6 +1294,12 @@ async function websitePage() {
     if (state.period === "custom") params.set("date", state.date);
     if (state.filters.length) params.set("filters", state.filters.map(([d, v]) => `${d}==${v}`).join(";"));
     return `/websites/${encodeURIComponent(id)}/stats?${params}`;
+  };
+  const propertiesQuery = (event) => {
+    const params = new URLSearchParams(query().split("?")[1]);
+    params.set("event", event);
+    if (state.property) params.set("property", state.property);
+    return `/websites/${encodeURIComponent(id)}/properties?${params}`;
   };
   const load = async () => {
     const data = await api("GET", query());
@@ -1203,7 +1372,28 @@ async function websitePage() {
             ` is in the <head> of ${data.website.domain}'s pages, visits appear here within seconds.`,
           )
         : "";
-    body.replaceChildren(empty, figures, seriesChart(data.series), h("div", { class: "grid two" }, breakdowns));
+    const filterBy = (dimension, value, title) => {
+      if (dimension === "event:name") state.property = undefined;
+      state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, value, title]]);
+      load().catch(failed);
+    };
+    const goals = await api("GET", `/websites/${encodeURIComponent(id)}/goals`);
+    // Choosing a custom event (filtering by it) shows its properties.
+    const chosen = state.filters.find(([d]) => d === "event:name")?.[1];
+    const props = chosen ? await api("GET", propertiesQuery(chosen)) : null;
+    body.replaceChildren(
+      empty,
+      figures,
+      seriesChart(data.series),
+      h("div", { class: "grid two" }, breakdowns),
+      h("div", { class: "grid two" }, goalsSection({ rows: data.goals, goals, websiteId: id, filterBy, reload: () => load() }), h(
+          "div",
+          {},
+          customEventsSection(data.custom_events, filterBy),
+          propertiesSection({ props, filterBy, pick: (property) => ((state.property = property), load()) }),
+        ),
+      ),
+    );
   };
   period.addEventListener("change", () => {
     // A custom range applies once its two days are chosen.
