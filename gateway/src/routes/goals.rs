@@ -138,14 +138,8 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
     let body: CreateGoalBody = crate::envelope::parse(&body)?;
-    match body.goal_type {
-        Some(GoalType::Event) if body.event_name.is_none() => {
-            return Err(invalid("event_name", "is required with goal_type event"));
-        }
-        Some(GoalType::Page) if body.page_path.is_none() => {
-            return Err(invalid("page_path", "is required with goal_type page"));
-        }
-        _ => {}
+    if let Some(kind) = body.goal_type {
+        target_of(kind, &body.event_name, &body.page_path)?;
     }
     let request = pb::CreateGoalRequest {
         website_id: website.id,
@@ -385,22 +379,33 @@ fn sites_api_params<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// The event name or page path a `PUT /api/v1/sites/goals` asks for, by its `goal_type`.
-fn goal_target(params: &PlausibleGoalBody) -> ApiResult<(Option<String>, Option<String>)> {
-    match params.goal_type.as_deref() {
-        Some("event") => {
-            let name =
-                params.event_name.clone().ok_or_else(|| invalid("event_name", "is required with goal_type event"))?;
+/// The event name or page path a goal of `kind` counts; refused when the one it needs is missing.
+fn target_of(
+    kind: GoalType,
+    event_name: &Option<String>,
+    page_path: &Option<String>,
+) -> ApiResult<(Option<String>, Option<String>)> {
+    match kind {
+        GoalType::Event => {
+            let name = event_name.clone().ok_or_else(|| invalid("event_name", "is required with goal_type event"))?;
             Ok((Some(name), None))
         }
-        Some("page") => {
-            let path =
-                params.page_path.clone().ok_or_else(|| invalid("page_path", "is required with goal_type page"))?;
+        GoalType::Page => {
+            let path = page_path.clone().ok_or_else(|| invalid("page_path", "is required with goal_type page"))?;
             Ok((None, Some(path)))
         }
-        Some(_) => Err(invalid("goal_type", "must be event or page")),
-        None => Err(invalid("goal_type", "Parameter `goal_type` is required to create a goal")),
     }
+}
+
+/// The event name or page path a `PUT /api/v1/sites/goals` asks for, by its `goal_type`.
+fn goal_target(params: &PlausibleGoalBody) -> ApiResult<(Option<String>, Option<String>)> {
+    let kind = match params.goal_type.as_deref() {
+        Some("event") => GoalType::Event,
+        Some("page") => GoalType::Page,
+        Some(_) => return Err(invalid("goal_type", "must be event or page")),
+        None => return Err(invalid("goal_type", "Parameter `goal_type` is required to create a goal")),
+    };
+    target_of(kind, &params.event_name, &params.page_path)
 }
 
 /// A goal as Plausible's `PUT /api/v1/sites/goals` answers it.
