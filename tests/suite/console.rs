@@ -5,7 +5,7 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, SET_COOK
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{TestEnv, TestUser, add_member};
+use crate::harness::{GatewayFlags, TestEnv, TestUser, add_member};
 
 async fn a_member_adds_a_website_with_a_session_and_finds_it_in_the_list(env: &TestEnv) {
     let ann = env.user("ann").await;
@@ -395,9 +395,7 @@ async fn the_oauth_consent_form_may_lead_only_here_and_to_the_clients_redirect_o
     assert!(csp.ends_with("form-action 'self' cursor:"), "an app's own scheme: {csp}");
 }
 
-#[tokio::test]
-async fn the_session_cookie_is_secure_behind_an_https_public_url() {
-    let env = TestEnv::all_in_one_with(&["--public-url", "https://zenovay.example.com"]).await;
+async fn the_session_cookie_is_secure_behind_an_https_public_url(env: &TestEnv) {
     let response = env
         .request(Method::POST, "/api/v1/auth/signup")
         .json(&json!({ "email": "secure@example.com", "password": "correct horse battery", "name": "S" }))
@@ -622,6 +620,8 @@ async fn the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does(en
     assert_eq!(ours["total_revenue"]["value"], 15.0, "{ours}");
 }
 
+const HTTPS_PUBLIC_URL: GatewayFlags = &[("--public-url", "https://zenovay.example.com")];
+
 both_modes!(
     the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does,
     the_website_page_lists_a_custom_events_properties_and_breaks_one_down_as_the_stats_api_does,
@@ -658,5 +658,6 @@ both_modes!(
     the_team_usage_shows_the_plan_limits_and_each_members_requests_this_month,
     a_plain_member_cannot_read_the_team_usage,
     the_oauth_sign_in_page_has_the_console_look_and_policy,
-    the_oauth_consent_form_may_lead_only_here_and_to_the_clients_redirect_origin
+    the_oauth_consent_form_may_lead_only_here_and_to_the_clients_redirect_origin;
+    gateway HTTPS_PUBLIC_URL => the_session_cookie_is_secure_behind_an_https_public_url
 );

@@ -23,11 +23,19 @@ async fn send(env: &TestEnv, user_agent: &str, content_type: &str, body: &str) -
     crate::harness::into_json(response).await
 }
 
-async fn ingestion_and_aggregate(env: &TestEnv) {
-    let (ann, key, domain, site) = pro_site(env, "site").await;
+/// Ann's Pro website with two visitors today: A (Firefox, US) viewed / (from news.example) and
+/// /pricing and signed up (12.50 EUR); B (Safari on iPhone, DE) viewed /pricing. A bot's pageview
+/// was answered and dropped.
+struct TwoVisitors {
+    key: String,
+    domain: String,
+    site_id: String,
+}
+
+async fn two_visitors(env: &TestEnv) -> TwoVisitors {
+    let (_, key, domain, site) = pro_site(env, "site").await;
     let site_id = site["data"]["id"].as_str().unwrap().to_owned();
     let tracking_code = site["data"]["tracking_code"].as_str().unwrap().to_owned();
-
     // Visitor A (Firefox): two pageviews and a custom event, the long form and the tracker's.
     let long = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "referrer": "https://news.example/item" });
     assert_eq!(send(env, FIREFOX, "application/json", &long.to_string()).await.0, StatusCode::ACCEPTED);
@@ -42,54 +50,11 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
     let (status, body) = send(env, GOOGLEBOT, "application/json", &long.to_string()).await;
     assert_eq!((status, &body["data"]["stored"]), (StatusCode::ACCEPTED, &json!(false)));
 
-    // Bad payloads: 400 naming the field, nothing stored.
-    for (body, field) in [
-        (json!({ "domain": domain, "url": format!("https://{domain}/") }), "name"),
-        (json!({ "domain": domain, "name": "pageview" }), "url"),
-        (json!({ "domain": domain, "name": "pageview", "url": "/relative" }), "url"),
-        (json!({ "domain": "nobody.example", "name": "pageview", "url": "https://nobody.example/" }), "domain"),
-        (
-            json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "props": [1, 2] }),
-            "props",
-        ),
-        (
-            json!({ "domain": domain, "name": "Buy", "url": format!("https://{domain}/"), "revenue": { "amount": "x", "currency": "EUR" } }),
-            "revenue",
-        ),
-    ] {
-        let (status, error) = send(env, FIREFOX, "application/json", &body.to_string()).await;
-        assert_eq!(
-            (status, error["error"]["code"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")),
-            "{body}"
-        );
-        assert!(error["error"]["message"].as_str().unwrap().contains(field), "{error}");
-    }
-    assert_eq!(send(env, FIREFOX, "text/plain", "{not json").await.0, StatusCode::BAD_REQUEST);
-    // Events travel to analytics in batches: one far over any real event's size is refused alone.
-    let huge = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "p": { "k": "x".repeat(20_000) } });
-    let (status, error) = send(env, FIREFOX, "application/json", &huge.to_string()).await;
-    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE")));
-    // Past the 2 MiB every body may have, the answer is still the envelope, here and on the keyed
-    // routes that read their body before judging it. The server answers as soon as the body
-    // passes the limit, without reading the rest, and closes the connection: each request goes
-    // on a connection of its own, and the body is barely over, so that nothing is left unread
-    // (unread data would make the server's close a reset that may overtake its answer).
-    let body =
-        format!(r#"{{"domain":"{domain}","name":"pageview","url":"https://{domain}/","p":"{}"}}"#, "x".repeat(2 << 20));
-    for path in ["/api/event", "/api/external/v1/websites"] {
-        let request = env.request(Method::POST, path).bearer_auth(&key).header("connection", "close");
-        let response = request.header("content-type", "application/json").body(body.clone()).send().await;
-        let (status, error) = crate::harness::into_json(response.unwrap()).await;
-        assert_eq!(
-            (status, error["error"]["code"].as_str()),
-            (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE"))
-        );
-    }
-    // An id that does not decode is refused in the envelope too.
-    let (status, error) = env.api(Method::GET, "/websites/%FF", &key, None).await;
-    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")));
+    TwoVisitors { key, domain, site_id }
+}
 
+async fn what_was_tracked_is_counted_as_computed_by_hand(env: &TestEnv) {
+    let TwoVisitors { key, site_id, .. } = two_visitors(env).await;
     // Hand-computed: 2 visitors, 2 visits (B bounced), 3 pageviews, 4 events.
     let metrics = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
     let (status, body) = env
@@ -114,7 +79,77 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
         )
         .await;
     assert_eq!(month["data"]["results"]["visitors"]["value"], 0.0, "nothing then");
+}
 
+async fn a_bad_event_is_a_400_naming_the_field_and_stores_nothing(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "bad").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    for (body, field) in [
+        (json!({ "domain": domain, "url": format!("https://{domain}/") }), "name"),
+        (json!({ "domain": domain, "name": "pageview" }), "url"),
+        (json!({ "domain": domain, "name": "pageview", "url": "/relative" }), "url"),
+        (json!({ "domain": "nobody.example", "name": "pageview", "url": "https://nobody.example/" }), "domain"),
+        (
+            json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "props": [1, 2] }),
+            "props",
+        ),
+        (
+            json!({ "domain": domain, "name": "Buy", "url": format!("https://{domain}/"), "revenue": { "amount": "x", "currency": "EUR" } }),
+            "revenue",
+        ),
+    ] {
+        let (status, error) = send(env, FIREFOX, "application/json", &body.to_string()).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")),
+            "{body}"
+        );
+        assert!(error["error"]["message"].as_str().unwrap().contains(field), "{error}");
+    }
+    assert_eq!(send(env, FIREFOX, "text/plain", "{not json").await.0, StatusCode::BAD_REQUEST);
+    let path = format!("/stats/aggregate?site_id={site_id}&period=day&metrics=events");
+    let (_, stored) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(stored["data"]["results"]["events"]["value"], 0, "{stored}");
+}
+
+async fn an_event_over_16_kib_is_refused_alone_with_413(env: &TestEnv) {
+    let (_, _, domain, _) = pro_site(env, "huge").await;
+    // Events travel to analytics in batches: one far over any real event's size is refused alone.
+    let huge = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "p": { "k": "x".repeat(20_000) } });
+    let (status, error) = send(env, FIREFOX, "application/json", &huge.to_string()).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE")));
+}
+
+async fn a_body_past_2_mib_is_a_413_in_the_envelope(env: &TestEnv) {
+    let (_, key, domain, _) = pro_site(env, "big").await;
+    // Past the 2 MiB every body may have, the answer is still the envelope, here and on the keyed
+    // routes that read their body before judging it. The server answers as soon as the body
+    // passes the limit, without reading the rest, and closes the connection: each request goes
+    // on a connection of its own, and the body is barely over, so that nothing is left unread
+    // (unread data would make the server's close a reset that may overtake its answer).
+    let body =
+        format!(r#"{{"domain":"{domain}","name":"pageview","url":"https://{domain}/","p":"{}"}}"#, "x".repeat(2 << 20));
+    for path in ["/api/event", "/api/external/v1/websites"] {
+        let request = env.request(Method::POST, path).bearer_auth(&key).header("connection", "close");
+        let response = request.header("content-type", "application/json").body(body.clone()).send().await;
+        let (status, error) = crate::harness::into_json(response.unwrap()).await;
+        assert_eq!(
+            (status, error["error"]["code"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE"))
+        );
+    }
+}
+
+async fn an_id_that_does_not_decode_is_a_400_in_the_envelope(env: &TestEnv) {
+    let (_, key, _, _) = pro_site(env, "id").await;
+    // An id that does not decode is refused in the envelope too.
+    let (status, error) = env.api(Method::GET, "/websites/%FF", &key, None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")));
+}
+
+async fn a_bad_aggregate_query_is_a_400_and_an_unknown_site_a_404(env: &TestEnv) {
+    let (_, key, _, site) = pro_site(env, "agg").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
     for query in ["metrics=visitors,sessions", "period=week", "period=custom&date=2020-02-02", "colour=blue"] {
         let (status, body) =
             env.api(Method::GET, &format!("/stats/aggregate?site_id={site_id}&{query}"), &key, None).await;
@@ -126,7 +161,11 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
     }
     let (status, _) = env.api(Method::GET, "/stats/aggregate?site_id=nope", &key, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
 
+async fn a_strangers_key_reads_no_statistics_by_any_route(env: &TestEnv) {
+    let (_, _, domain, site) = pro_site(env, "private").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
     // A stranger's key cannot read them, by any route.
     let bob = env.user("bob").await;
     env.set_plan(&bob.team_id, "pro").await;
@@ -140,7 +179,11 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
         let (status, _) = env.api(Method::GET, &path, &bob_key, None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
+}
 
+async fn a_read_only_key_may_post_a_query_and_a_write_only_one_may_not(env: &TestEnv) {
+    let (ann, _, _, site) = pro_site(env, "scopes").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
     // POST /query is a read (docs/behaviour.md#authorization-of-a-request): a read-only key may, a write-only one not.
     let (read_only, _) = env.create_key(&ann, json!({ "name": "r", "permissions": ["read"], "teams": "all" })).await;
     let (write_only, _) = env.create_key(&ann, json!({ "name": "w", "permissions": ["write"], "teams": "all" })).await;
@@ -149,13 +192,11 @@ async fn ingestion_and_aggregate(env: &TestEnv) {
     assert_eq!(status, StatusCode::OK);
     let (status, error) = env.api(Method::POST, &format!("/query/{site_id}"), &write_only, Some(body)).await;
     assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("INSUFFICIENT_SCOPE")));
-
-    stats_endpoints(env, &key, &site_id, &domain).await;
 }
 
-/// Every statistics shape over the events above: A (Firefox, US) viewed / and /pricing and
-/// signed up; B (Safari on iPhone, DE) viewed /pricing.
-async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) {
+async fn plausible_v1_shapes_answer_in_the_envelope(env: &TestEnv) {
+    let TwoVisitors { key, domain, site_id, .. } = two_visitors(env).await;
+    let key = key.as_str();
     let get = |path: String| async move {
         let (status, body) = env.api(Method::GET, &path, key, None).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
@@ -201,6 +242,11 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     .await;
     assert_eq!(compared["results"]["visitors"], json!({ "value": 2, "change": 100 }));
     assert_eq!(compared["results"]["bounce_rate"], json!({ "value": 50, "change": 50 }));
+}
+
+async fn a_bad_v1_parameter_is_a_400_naming_it(env: &TestEnv) {
+    let (_, key, _, site) = pro_site(env, "v1").await;
+    let (key, site_id) = (key.as_str(), site["data"]["id"].as_str().unwrap());
     // Each 400 names the parameter the caller sent.
     for (query, field) in [
         ("property=event:page&metrics=visitors&interval=month", "interval"),
@@ -222,7 +268,12 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     let (status, _) =
         env.api(Method::GET, &format!("/stats/timeseries?site_id={site_id}&interval=minute"), key, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
 
+async fn plausible_v2_queries_answer_at_query_website_id(env: &TestEnv) {
+    let TwoVisitors { key, site_id, .. } = two_visitors(env).await;
+    let key = key.as_str();
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     // Plausible v2 at /query/{websiteId}.
     let body = json!({
         "metrics": ["visitors", "pageviews"],
@@ -244,6 +295,11 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     });
     let (_, answer) = env.api(Method::POST, &format!("/query/{site_id}"), key, Some(body)).await;
     assert_eq!(answer["data"]["results"], json!([{ "metrics": [1, 2], "dimensions": [] }]), "{answer}");
+}
+
+async fn a_bad_v2_body_is_a_400_naming_the_field(env: &TestEnv) {
+    let (_, key, _, site) = pro_site(env, "v2").await;
+    let (key, site_id) = (key.as_str(), site["data"]["id"].as_str().unwrap());
     for (body, field) in [
         (
             json!({ "metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page", ["^/p"]]] }),
@@ -263,7 +319,16 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
         );
         assert!(error["error"]["message"].as_str().unwrap().starts_with(field), "{body}: {error}");
     }
+}
 
+async fn our_overview_breakdowns_and_realtime_answer(env: &TestEnv) {
+    let TwoVisitors { key, site_id, .. } = two_visitors(env).await;
+    let key = key.as_str();
+    let get = |path: String| async move {
+        let (status, body) = env.api(Method::GET, &path, key, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body["data"].clone()
+    };
     // Zenovay's own overview and breakdowns.
     let overview = get(format!("/analytics/{site_id}?range=7d")).await;
     assert_eq!((overview["visitors"].clone(), overview["pageviews"].clone()), (json!(2), json!(3)), "{overview}");
@@ -296,11 +361,19 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     );
     let realtime = get(format!("/realtime/{site_id}")).await;
     assert_eq!((realtime["visitors"].clone(), realtime["pageviews"].clone()), (json!(2), json!(3)), "{realtime}");
+}
+
+async fn a_bad_overview_parameter_is_a_400(env: &TestEnv) {
+    let (_, key, _, site) = pro_site(env, "ours").await;
+    let (key, site_id) = (key.as_str(), site["data"]["id"].as_str().unwrap());
     for path in [format!("/analytics/{site_id}?range=2w"), format!("/analytics/{site_id}/pages?limit=500")] {
         let (status, _) = env.api(Method::GET, &path, key, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
     }
+}
 
+async fn the_drop_in_answers_plausibles_bodies_without_the_envelope(env: &TestEnv) {
+    let TwoVisitors { key, domain, .. } = two_visitors(env).await;
     // The Plausible drop-in: Plausible's bodies, no envelope, Plausible's error shape.
     let plausible = |method: Method, path: &str| {
         env.request(method, &format!("/api/external/v1/plausible{path}"))
@@ -342,6 +415,14 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
         json!([{ "metrics": [1], "dimensions": ["Linux"] }, { "metrics": [1], "dimensions": ["iOS"] }])
     );
     assert_eq!(body["query"]["site_id"], domain);
+}
+
+async fn the_drop_in_answers_errors_in_plausibles_shape(env: &TestEnv) {
+    let (_, key, domain, _) = pro_site(env, "dropin").await;
+    let plausible = |method: Method, path: &str| {
+        env.request(method, &format!("/api/external/v1/plausible{path}"))
+            .header("authorization", format!("Bearer {key}"))
+    };
     let response =
         plausible(Method::GET, &format!("/api/v1/stats/aggregate?site_id={domain}&period=week")).send().await.unwrap();
     let (status, body) = crate::harness::into_json(response).await;
@@ -356,16 +437,6 @@ async fn stats_endpoints(env: &TestEnv, key: &str, site_id: &str, domain: &str) 
     let (status, body) = crate::harness::into_json(response).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["error"].is_string(), "{body}");
-}
-
-#[tokio::test]
-async fn ingestion_and_aggregate_all_in_one() {
-    ingestion_and_aggregate(&TestEnv::all_in_one().await).await;
-}
-
-#[tokio::test]
-async fn ingestion_and_aggregate_split() {
-    ingestion_and_aggregate(&TestEnv::split(1).await).await;
 }
 
 /// Concurrent senders share batches (gateway to analytics, analytics to its database); each
@@ -465,6 +536,22 @@ async fn the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api(env: 
 }
 
 both_modes!(
+    what_was_tracked_is_counted_as_computed_by_hand,
+    a_bad_event_is_a_400_naming_the_field_and_stores_nothing,
+    an_event_over_16_kib_is_refused_alone_with_413,
+    a_body_past_2_mib_is_a_413_in_the_envelope,
+    an_id_that_does_not_decode_is_a_400_in_the_envelope,
+    a_bad_aggregate_query_is_a_400_and_an_unknown_site_a_404,
+    a_strangers_key_reads_no_statistics_by_any_route,
+    a_read_only_key_may_post_a_query_and_a_write_only_one_may_not,
+    plausible_v1_shapes_answer_in_the_envelope,
+    a_bad_v1_parameter_is_a_400_naming_it,
+    plausible_v2_queries_answer_at_query_website_id,
+    a_bad_v2_body_is_a_400_naming_the_field,
+    our_overview_breakdowns_and_realtime_answer,
+    a_bad_overview_parameter_is_a_400,
+    the_drop_in_answers_plausibles_bodies_without_the_envelope,
+    the_drop_in_answers_errors_in_plausibles_shape,
     the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api,
     the_drop_in_answers_unknown_routes_and_methods_in_plausibles_shape,
     concurrent_events_get_their_own_answers,

@@ -7,16 +7,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{TestEnv, TestUser, into_json};
+use crate::harness::{GatewayFlags, TestEnv, TestUser, assert_refused, into_json};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-
-fn assert_refused(status: StatusCode, body: &Value, field: &str) {
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["error"]["code"], "VALIDATION_ERROR", "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.starts_with(&format!("{field}: ")), "{message} does not name {field}");
-}
 
 async fn post_json(env: &TestEnv, path: &str, body: &str) -> (StatusCode, Value) {
     let request = env.request(Method::POST, path).header("content-type", "application/json").body(body.to_owned());
@@ -185,6 +178,8 @@ async fn two_credentials_are_refused_rather_than_one_picked(env: &TestEnv) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
+const SHORT_HEADER_TIMEOUT: GatewayFlags = &[("--http-header-timeout-ms", "300")];
+
 both_modes!(
     a_nul_in_a_login_or_signup_field_is_a_400_naming_it,
     a_nul_in_a_tracker_event_is_a_400_and_costs_its_neighbours_nothing,
@@ -193,7 +188,8 @@ both_modes!(
     a_cookie_session_change_from_another_origin_is_refused,
     a_cookie_session_change_with_a_text_plain_body_is_refused,
     a_bearer_session_needs_no_csrf_token,
-    two_credentials_are_refused_rather_than_one_picked
+    two_credentials_are_refused_rather_than_one_picked;
+    gateway SHORT_HEADER_TIMEOUT => an_idle_or_trickling_connection_is_closed
 );
 
 /// A gRPC peer that takes each call and dies before answering it, as a crashed service does.
@@ -239,9 +235,7 @@ async fn a_backend_that_dies_mid_call_is_a_503() {
     assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
 }
 
-#[tokio::test]
-async fn an_idle_or_trickling_connection_is_closed() {
-    let env = TestEnv::all_in_one_with(&["--http-header-timeout-ms", "300"]).await;
+async fn an_idle_or_trickling_connection_is_closed(env: &TestEnv) {
     let addr = env.base().trim_start_matches("http://").to_owned();
     // Idle after one request (keep-alive), and headers sent a byte at a time, never finished.
     let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();

@@ -320,6 +320,10 @@ impl SplitSetup<'_> {
     }
 }
 
+/// Flags of the gateway's own (`--public-url`, `--client-ip-header`, …) as (flag, value) pairs:
+/// the same in both modes, as the all-in-one process takes every gateway flag.
+pub type GatewayFlags = &'static [(&'static str, &'static str)];
+
 /// A whole deployment under test and an HTTP client for it.
 pub struct TestEnv {
     /// Base URL of each gateway, e.g. `http://127.0.0.1:40123`.
@@ -355,6 +359,19 @@ impl TestEnv {
     /// Every service in this process, SQLite under a temporary directory, in-process limiter.
     pub async fn all_in_one() -> TestEnv {
         TestEnv::all_in_one_with(&[]).await
+    }
+
+    /// The all-in-one process with flags of the gateway's own.
+    pub async fn all_in_one_with_gateway(flags: GatewayFlags) -> TestEnv {
+        let args: Vec<&str> = flags.iter().flat_map(|(flag, value)| [*flag, *value]).collect();
+        TestEnv::all_in_one_with(&args).await
+    }
+
+    /// The split topology with one gateway given flags of its own.
+    pub async fn split_with_gateway(flags: GatewayFlags) -> TestEnv {
+        let args: Vec<(&'static str, String)> =
+            flags.iter().map(|(flag, value)| (*flag, (*value).to_owned())).collect();
+        TestEnv::split_with_gateway_args(1, &args).await
     }
 
     /// The all-in-one process with extra flags (e.g. `--database-url`).
@@ -715,6 +732,22 @@ pub async fn add_member(env: &TestEnv, owner: &TestUser, team_id: &str, who: &Te
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["data"]["role"], role);
+}
+
+/// An error answer in the envelope: the status, `success: false`, the code, a message and a
+/// timestamp.
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!((status, body["error"]["code"].as_str()), (expected, Some(code)), "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(body["error"]["timestamp"].is_string(), "{body}");
+}
+
+/// A 400 `VALIDATION_ERROR` whose message starts with the field it names.
+pub fn assert_refused(status: StatusCode, body: &Value, field: &str) {
+    assert_error(status, body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with(&format!("{field}: ")), "{message:?} does not name {field}");
 }
 
 pub async fn into_json(response: Response) -> (StatusCode, Value) {

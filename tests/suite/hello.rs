@@ -3,15 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::TestEnv;
-
-fn assert_error(status: StatusCode, body: &Value, expected_status: StatusCode, code: &str) {
-    assert_eq!(status, expected_status, "{body}");
-    assert_eq!(body["success"], false, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert!(body["error"]["timestamp"].as_str().is_some(), "{body}");
-}
+use crate::harness::{TestEnv, TestUser, assert_error, pro_site};
 
 async fn hello_world(env: &TestEnv) {
     let ann = env.user("ann").await;
@@ -75,7 +67,16 @@ async fn hello_world(env: &TestEnv) {
     let (status, one) = env.api(Method::GET, &format!("/websites/{}", site["id"].as_str().unwrap()), &key, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(&one["data"], site);
+}
 
+/// Ann (Pro) with a full key and a website: the user, the key and the website's id.
+async fn ann_with_a_website(env: &TestEnv) -> (TestUser, String, String) {
+    let (ann, key, _, site) = pro_site(env, "hello").await;
+    (ann, key, site["data"]["id"].as_str().unwrap().to_owned())
+}
+
+async fn another_users_key_can_neither_see_nor_touch_a_website(env: &TestEnv) {
+    let (ann, _, site_id) = ann_with_a_website(env).await;
     // Another user's key cannot see or touch Ann's website.
     let bob = env.user("bob").await;
     env.set_plan(&bob.team_id, "scale").await;
@@ -83,8 +84,7 @@ async fn hello_world(env: &TestEnv) {
         env.create_key(&bob, json!({ "name": "bob", "permissions": ["read", "write"], "teams": [bob.team_id] })).await;
     let (status, body) = env.api(Method::GET, "/websites", &bob_key, None).await;
     assert_eq!((status, &body["data"]), (StatusCode::OK, &json!([])));
-    let (status, body) =
-        env.api(Method::GET, &format!("/websites/{}", site["id"].as_str().unwrap()), &bob_key, None).await;
+    let (status, body) = env.api(Method::GET, &format!("/websites/{}", site_id), &bob_key, None).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
     let (status, body) = env
         .api(
@@ -95,7 +95,10 @@ async fn hello_world(env: &TestEnv) {
         )
         .await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+}
 
+async fn missing_malformed_mistyped_and_unknown_keys_are_a_401_with_a_challenge(env: &TestEnv) {
+    let (_, key, _) = ann_with_a_website(env).await;
     // Missing, malformed, mistyped and unknown keys: 401 with WWW-Authenticate.
     let mistyped = format!("{}{}", &key[..10], if &key[10..11] == "a" { "b" } else { "a" }) + &key[11..];
     let unknown = gateway::apikey::ApiKeySecret::generate();
@@ -115,11 +118,17 @@ async fn hello_world(env: &TestEnv) {
         let (status, body) = crate::harness::into_json(response).await;
         assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     }
+}
 
+async fn an_unknown_key_with_a_bad_body_is_a_401(env: &TestEnv) {
+    let unknown = gateway::apikey::ApiKeySecret::generate();
     // Authentication comes first: an unknown key with a bad body is a 401.
     let (status, body) = env.api(Method::POST, "/websites", unknown.expose(), Some(json!({ "colour": 1 }))).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+}
 
+async fn a_malformed_website_body_is_a_400_naming_the_field_and_creates_nothing(env: &TestEnv) {
+    let (ann, key, _) = ann_with_a_website(env).await;
     // Malformed bodies: 400 naming the field, nothing created.
     for (body, field) in [
         (json!({ "team_id": ann.team_id, "domain": "x.example", "name": "x", "colour": "red" }), "colour"),
@@ -144,7 +153,11 @@ async fn hello_world(env: &TestEnv) {
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
     let (_, list) = env.api(Method::GET, "/websites", &key, None).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
 
+async fn a_revoked_key_stops_at_once_and_looks_unknown(env: &TestEnv) {
+    let (ann, key, _) = ann_with_a_website(env).await;
+    let unknown = gateway::apikey::ApiKeySecret::generate();
     // Listing keys never shows a secret; revoking makes the key stop working at once.
     let (status, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -161,14 +174,16 @@ async fn hello_world(env: &TestEnv) {
     let (status, unknown_body) = env.api(Method::GET, "/websites", unknown.expose(), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"]["message"], unknown_body["error"]["message"], "revoked and unknown look alike");
+}
 
+async fn unknown_routes_answer_in_the_envelope(env: &TestEnv) {
     // Unknown routes and methods answer in the envelope too.
     let (status, body) =
         crate::harness::into_json(env.request(Method::GET, "/api/external/v1/nope").send().await.unwrap()).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
 }
 
-async fn accounts(env: &TestEnv) {
+async fn a_signup_with_a_taken_email_is_a_conflict(env: &TestEnv) {
     let ann = env.user("ann").await;
     let (status, body) = env
         .session_json(
@@ -179,65 +194,61 @@ async fn accounts(env: &TestEnv) {
         )
         .await;
     assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
+}
 
-    let login = |email: String, password: &'static str| async move {
-        env.session_json(Method::POST, "/api/v1/auth/login", "", Some(json!({ "email": email, "password": password })))
-            .await
-    };
-    let (status, ok) = login(ann.email.to_uppercase(), "correct horse battery").await;
+async fn login(env: &TestEnv, email: &str, password: &str) -> (StatusCode, Value) {
+    env.session_json(Method::POST, "/api/v1/auth/login", "", Some(json!({ "email": email, "password": password })))
+        .await
+}
+
+async fn a_login_ignores_the_emails_case(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let (status, ok) = login(env, &ann.email.to_uppercase(), "correct horse battery").await;
     assert_eq!(status, StatusCode::OK, "{ok}");
-    let session = ok["data"]["session_token"].as_str().unwrap().to_owned();
-    let (wrong_status, wrong) = login(ann.email.clone(), "wrong password!").await;
-    let (unknown_status, unknown) = login("nobody@example.com".into(), "wrong password!").await;
-    assert_error(wrong_status, &wrong, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
-    assert_eq!((wrong_status, &wrong["error"]["message"]), (unknown_status, &unknown["error"]["message"]));
-
-    let (status, me) = env.session_json(Method::GET, "/api/v1/me", &session, None).await;
+    let session = ok["data"]["session_token"].as_str().unwrap();
+    let (status, me) = env.session_json(Method::GET, "/api/v1/me", session, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["data"]["id"], ann.user_id.as_str());
+}
 
+async fn a_wrong_password_and_an_unknown_email_look_alike(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let (wrong_status, wrong) = login(env, &ann.email, "wrong password!").await;
+    let (unknown_status, unknown) = login(env, "nobody@example.com", "wrong password!").await;
+    assert_error(wrong_status, &wrong, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert_eq!((wrong_status, &wrong["error"]["message"]), (unknown_status, &unknown["error"]["message"]));
+}
+
+async fn a_new_team_is_owned_by_its_creator_on_the_free_plan(env: &TestEnv) {
+    let ann = env.user("ann").await;
     let (status, team) =
-        env.session_json(Method::POST, "/api/v1/teams", &session, Some(json!({ "name": "Acme" }))).await;
+        env.session_json(Method::POST, "/api/v1/teams", &ann.session, Some(json!({ "name": "Acme" }))).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!((team["data"]["role"].as_str(), team["data"]["plan"].as_str()), (Some("owner"), Some("free")));
-    let (_, teams) = env.session_json(Method::GET, "/api/v1/teams", &session, None).await;
+    let (_, teams) = env.session_json(Method::GET, "/api/v1/teams", &ann.session, None).await;
     assert_eq!(teams["data"].as_array().unwrap().len(), 2);
+}
 
-    // Operator API: needs the token.
-    let (status, body) = crate::harness::into_json(
-        env.request(Method::PUT, &format!("/api/v1/teams/{}/plan", ann.team_id))
-            .header("x-operator-token", "wrong-token-wrong-token")
-            .json(&json!({ "plan": "pro" }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+async fn set_plan_as_operator(env: &TestEnv, token: &str, team_id: &str, plan: &str) -> (StatusCode, Value) {
+    let request = env.request(Method::PUT, &format!("/api/v1/teams/{team_id}/plan")).header("x-operator-token", token);
+    crate::harness::into_json(request.json(&json!({ "plan": plan })).send().await.unwrap()).await
+}
+
+async fn the_operator_api_needs_its_token_a_known_team_and_a_known_plan(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let (status, body) = set_plan_as_operator(env, "wrong-token-wrong-token", &ann.team_id, "pro").await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
-    let (status, body) = crate::harness::into_json(
-        env.request(Method::PUT, "/api/v1/teams/no-such-team/plan")
-            .header("x-operator-token", crate::harness::OPERATOR_TOKEN)
-            .json(&json!({ "plan": "pro" }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = set_plan_as_operator(env, crate::harness::OPERATOR_TOKEN, "no-such-team", "pro").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
-    let (status, body) = crate::harness::into_json(
-        env.request(Method::PUT, &format!("/api/v1/teams/{}/plan", ann.team_id))
-            .header("x-operator-token", crate::harness::OPERATOR_TOKEN)
-            .json(&json!({ "plan": "platinum" }))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = set_plan_as_operator(env, crate::harness::OPERATOR_TOKEN, &ann.team_id, "platinum").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+}
 
-    let (status, _) = env.session_json(Method::POST, "/api/v1/auth/logout", &session, None).await;
+async fn a_logout_ends_the_session(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let (status, _) = env.session_json(Method::POST, "/api/v1/auth/logout", &ann.session, None).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = env.session_json(Method::GET, "/api/v1/me", &session, None).await;
+    let (status, body) = env.session_json(Method::GET, "/api/v1/me", &ann.session, None).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
 }
 
@@ -255,77 +266,23 @@ async fn admin_set_plan(env: &TestEnv) {
     assert_eq!(response.headers()["x-ratelimit-remaining"], "6");
 }
 
-#[tokio::test]
-async fn admin_set_plan_all_in_one() {
-    admin_set_plan(&TestEnv::all_in_one().await).await;
-}
+both_modes!(
+    hello_world,
+    another_users_key_can_neither_see_nor_touch_a_website,
+    missing_malformed_mistyped_and_unknown_keys_are_a_401_with_a_challenge,
+    an_unknown_key_with_a_bad_body_is_a_401,
+    a_malformed_website_body_is_a_400_naming_the_field_and_creates_nothing,
+    a_revoked_key_stops_at_once_and_looks_unknown,
+    unknown_routes_answer_in_the_envelope,
+    a_signup_with_a_taken_email_is_a_conflict,
+    a_login_ignores_the_emails_case,
+    a_wrong_password_and_an_unknown_email_look_alike,
+    a_new_team_is_owned_by_its_creator_on_the_free_plan,
+    the_operator_api_needs_its_token_a_known_team_and_a_known_plan,
+    a_logout_ends_the_session,
+    admin_set_plan
+);
 
-#[tokio::test]
-async fn admin_set_plan_split() {
-    admin_set_plan(&TestEnv::split(1).await).await;
-}
-
-#[tokio::test]
-async fn hello_world_all_in_one() {
-    hello_world(&TestEnv::all_in_one().await).await;
-}
-
-#[tokio::test]
-async fn hello_world_split() {
-    hello_world(&TestEnv::split(1).await).await;
-}
-
-#[tokio::test]
-async fn accounts_all_in_one() {
-    accounts(&TestEnv::all_in_one().await).await;
-}
-
-#[tokio::test]
-async fn accounts_split() {
-    accounts(&TestEnv::split(1).await).await;
-}
-
-/// `zenovay --help` lists the configuration (docs/behaviour.md#how-it-runs).
-#[test]
-fn help_lists_the_configuration() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay")).arg("--help").output().unwrap();
-    assert!(output.status.success());
-    let help = String::from_utf8(output.stdout).unwrap();
-    for variable in [
-        "ZENOVAY_HTTP_ADDR",
-        "ZENOVAY_DATA_DIR",
-        "ZENOVAY_DATABASE_URL",
-        "ZENOVAY_REDIS_URL",
-        "ZENOVAY_OPERATOR_TOKEN",
-        "ZENOVAY_IDENTITY_LISTEN",
-        "ZENOVAY_POLICY_LISTEN",
-        "ZENOVAY_ANALYTICS_LISTEN",
-        "ZENOVAY_IDENTITY_URL",
-        "ZENOVAY_POLICY_URL",
-        "ZENOVAY_ANALYTICS_URL",
-        "ZENOVAY_PUBLIC_URL",
-    ] {
-        assert!(help.contains(variable), "{variable} missing from --help");
-    }
-    for command in ["all", "gateway", "identity", "policy", "analytics", "admin"] {
-        assert!(help.contains(command), "{command} missing from --help");
-    }
-    // Invalid configuration is refused before anything starts, naming the setting.
-    for (flag, value, variable) in [
-        ("--database-url", "mysql://nope", "ZENOVAY_DATABASE_URL"),
-        ("--public-url", "https://api.example.com/base", "ZENOVAY_PUBLIC_URL"),
-    ] {
-        let bad = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay"))
-            .args([flag, value, "admin", "set-plan", "t", "pro"])
-            .output()
-            .unwrap();
-        assert!(!bad.status.success());
-        assert!(String::from_utf8_lossy(&bad.stderr).contains(variable), "{variable}");
-    }
-}
-
-/// `zenovay --demo` (docs/behaviour.md#how-it-runs): seeds a user, a Pro team and a website with 30 days of traffic,
-/// and prints a key and a curl line that work.
 #[tokio::test]
 async fn demo_prints_a_working_key_and_curl_line() {
     use std::io::{BufRead, BufReader};

@@ -3,12 +3,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{KEY_HASH_SECRETS, TcpProxy, TestDatabase, TestEnv, TestUser, add_member};
-
-fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!((status, body["error"]["code"].as_str()), (expected, Some(code)), "{body}");
-    assert_eq!(body["success"], false);
-}
+use crate::harness::{
+    GatewayFlags, KEY_HASH_SECRETS, TcpProxy, TestDatabase, TestEnv, TestUser, add_member, assert_error,
+};
 
 async fn key_attempt(env: &TestEnv, user: &TestUser, body: Value) -> (StatusCode, Value) {
     env.session_json(Method::POST, "/api/v1/account/api-keys", &user.session, Some(body)).await
@@ -617,9 +614,7 @@ async fn usage_counts_every_request_across_replicas_and_a_graceful_restart() {
     assert_eq!(success, 10);
 }
 
-#[tokio::test]
-async fn the_allowlist_reads_the_trusted_client_address_header() {
-    let env = TestEnv::all_in_one_with(&["--client-ip-header", "x-forwarded-for"]).await;
+async fn the_allowlist_reads_the_trusted_client_address_header(env: &TestEnv) {
     let ann = env.user("ann").await;
     env.set_plan(&ann.team_id, "pro").await;
     let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": ["203.0.113.0/24"] });
@@ -681,6 +676,8 @@ async fn usage_covers_1_to_90_days_of_my_own_keys(env: &TestEnv) {
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
 }
 
+const TRUSTED_HEADER: GatewayFlags = &[("--client-ip-header", "x-forwarded-for")];
+
 both_modes!(
     a_keys_usage_is_counted_by_day_and_outcome,
     usage_covers_1_to_90_days_of_my_own_keys,
@@ -697,7 +694,8 @@ both_modes!(
     scopes,
     access_is_computed_per_request,
     members,
-    editing_and_audit
+    editing_and_audit;
+    gateway TRUSTED_HEADER => the_allowlist_reads_the_trusted_client_address_header
 );
 
 #[tokio::test]

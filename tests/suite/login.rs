@@ -12,15 +12,9 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::harness::{TestEnv, TestUser, into_json, on_each_backend};
+use crate::harness::{TestEnv, TestUser, assert_error, into_json, on_each_backend};
 
 const PASSWORD: &str = "correct horse battery";
-
-fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!((status, body["error"]["code"].as_str()), (expected, Some(code)), "{body}");
-    assert_eq!(body["success"], false, "{body}");
-    assert!(body["error"]["timestamp"].is_string(), "{body}");
-}
 
 async fn login_at(env: &TestEnv, base: &str, email: &str, password: &str) -> Response {
     env.http

@@ -2,14 +2,22 @@
 //! and in the split mode (separate processes, PostgreSQL, Redis).
 
 /// Runs each named scenario `async fn(&TestEnv)` once per mode: `all_in_one::<name>` and
-/// `split::<name>`.
+/// `split::<name>`. Scenarios after `; gateway FLAGS =>` run with the gateway's own flags, a
+/// `harness::GatewayFlags` constant of the module, given to the all-in-one process and to the
+/// split mode's gateway.
 macro_rules! both_modes {
-    ($($scenario:ident),*) => {
+    ($($scenario:ident),* $(,)? $(; gateway $flags:ident => $($configured:ident),+ $(,)?)*) => {
         mod all_in_one {
             $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::all_in_one().await).await; })*
+            $($(#[tokio::test] async fn $configured() {
+                super::$configured(&crate::harness::TestEnv::all_in_one_with_gateway(super::$flags).await).await;
+            })+)*
         }
         mod split {
             $(#[tokio::test] async fn $scenario() { super::$scenario(&crate::harness::TestEnv::split(1).await).await; })*
+            $($(#[tokio::test] async fn $configured() {
+                super::$configured(&crate::harness::TestEnv::split_with_gateway(super::$flags).await).await;
+            })+)*
         }
     };
 }

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::harness::{COUNTRY_HEADER, TestEnv, TestUser, into_json};
+use crate::harness::{COUNTRY_HEADER, GatewayFlags, TestEnv, TestUser, into_json};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
@@ -658,6 +658,8 @@ async fn the_sign_in_form_is_throttled_like_the_api(env: &TestEnv) {
     assert!(throttled.text().await.unwrap().contains("Too many attempts"));
 }
 
+const PUBLIC_URL: GatewayFlags = &[("--public-url", "https://api.example.com/")];
+
 both_modes!(
     the_sign_in_form_is_throttled_like_the_api,
     mcp_end_to_end,
@@ -674,14 +676,13 @@ both_modes!(
     the_challenge_names_every_scope,
     a_tool_outside_the_grant_is_a_step_up_challenge,
     malformed_json_is_a_json_rpc_parse_error,
-    malformed_tool_call_params_are_invalid_params
+    malformed_tool_call_params_are_invalid_params;
+    gateway PUBLIC_URL => oauth_metadata_names_the_configured_public_url
 );
 
 /// Behind a proxy the `Host` header is the proxy's business: with `ZENOVAY_PUBLIC_URL` set, the
 /// metadata and the challenge name the configured origin whatever `Host` a request carries.
-#[tokio::test]
-async fn oauth_metadata_names_the_configured_public_url() {
-    let env = TestEnv::all_in_one_with(&["--public-url", "https://api.example.com/"]).await;
+async fn oauth_metadata_names_the_configured_public_url(env: &TestEnv) {
     let get = |path: &'static str| env.request(Method::GET, path).header("host", "attacker.example").send();
     let (status, resource) = into_json(get("/.well-known/oauth-protected-resource").await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
