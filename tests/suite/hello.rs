@@ -306,11 +306,25 @@ async fn demo_prints_a_working_key_and_curl_line() {
     let (key, url) = curl.split_once("' '").unwrap();
     let url = url.trim_end_matches('\'');
     assert!(key.starts_with("zv_"), "{lines:?}");
-    let response = reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap();
+    let http = reqwest::Client::new();
+    let response = http.get(url).bearer_auth(key).send().await.unwrap();
     let (status, body) = crate::harness::into_json(response).await;
+    // The console's line: its log-in page, and an e-mail and password that log in there.
+    let console = lines.iter().find_map(|l| l.strip_prefix("console: ")).expect("a console line");
+    let (login_page, credentials) = console.split_once(" (log in as ").unwrap();
+    let (email, password) = credentials.trim_end_matches(')').split_once(" with password ").unwrap();
+    let page = http.get(login_page).send().await.unwrap();
+    let page_status = page.status();
+    let page_text = page.text().await.unwrap();
+    let base = login_page.trim_end_matches("/login");
+    let login = json!({ "email": email, "password": password });
+    let signed_in = http.post(format!("{base}/api/v1/auth/login")).json(&login).send().await.unwrap().status();
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["data"]["visitors"].as_u64().unwrap() > 1000, "{body}");
     assert_eq!(body["data"]["series"].as_array().unwrap().len(), 30);
+    assert_eq!(page_status, StatusCode::OK);
+    assert!(page_text.contains("Log in"), "{page_text}");
+    assert_eq!(signed_in, StatusCode::OK, "the printed e-mail and password log in");
 }

@@ -1,5 +1,6 @@
 //! `--demo`: a user with a Pro team, a website with 30 days of generated traffic, and a key to
-//! try the API with, all seeded through the services' own rules before the server starts.
+//! try the API with, all seeded through the services' own rules before the server starts; it
+//! prints the console's address with the demo user's e-mail and password, the key and a curl line.
 
 use anyhow::Context;
 use common::access::{Grant, KeyTeams};
@@ -49,7 +50,7 @@ pub async fn seed(
         allowed_ips: vec![],
     };
     identity.create_api_key(key).await?;
-    println!("demo user: {EMAIL} / {password}");
+    println!("console: {base_url}/login (log in as {EMAIL} with password {password})");
     println!("demo API key (shown once): {}", secret.expose());
     println!(
         "try: curl -H 'Authorization: Bearer {}' '{base_url}/api/external/v1/analytics/{}?range=30d'",
