@@ -50,7 +50,7 @@ function h(tag, attrs = {}, ...children) {
     else if (name === "checked" || name === "disabled" || name === "selected") el[name] = true;
     else el.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : String(child));
   }
@@ -355,7 +355,13 @@ function keyStatus(key) {
 function keyForm({ prefix, teams, key, submit, onSubmit }) {
   const name = h("input", { name: "name", required: true, maxlength: "64", autocomplete: "off", value: key?.name ?? "" });
   // The last day the key works, in the browser's time zone; empty: it never expires.
-  const expires = h("input", { type: "date", name: "expires", value: key?.expires_at ? localDate(key.expires_at) : "" });
+  const expires = h("input", {
+    type: "date",
+    name: "expires",
+    value: key?.expires_at ? localDate(key.expires_at) : "",
+    // No min: an expired key's form must still save its other fields.
+    max: localDate(Date.now() + 366 * 86400e3),
+  });
   const expiresBefore = expires.value;
   // One address or CIDR block per line (or separated by commas); empty: anywhere.
   const ips = h("textarea", { name: "allowed_ips", rows: "2", placeholder: "203.0.113.0/24", text: (key?.allowed_ips ?? []).join("\n") });
@@ -450,7 +456,10 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
     // Through the end of the chosen day. An edit sends it only when changed (emptied: never), so
     // that an expiry set to the minute through the API is kept.
     if (!key || expires.value !== expiresBefore) {
-      if (expires.value) body.expires_at = new Date(`${expires.value}T23:59:59`).toISOString();
+      // The end of the 366th day ahead lies past the 366 days a key may live: such a key
+      // lives the 366 days (less a minute for the request's way to the server).
+      const latest = Date.now() + 366 * 86400e3 - 60e3;
+      if (expires.value) body.expires_at = new Date(Math.min(new Date(`${expires.value}T23:59:59`).getTime(), latest)).toISOString();
       else if (key) body.expires_at = null;
     }
     try {
@@ -590,7 +599,8 @@ const SVG = "http://www.w3.org/2000/svg";
 function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
-  for (const child of children.flat()) el.append(child);
+  // Children may come as nested lists (a bar per kind per day); every one is an element.
+  for (const child of children.flat(Infinity)) el.append(child);
   return el;
 }
 
