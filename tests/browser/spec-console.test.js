@@ -489,6 +489,75 @@ for (const mode of MODES) {
       assert.equal(answer.body.error.code, "UNAUTHORIZED");
     });
 
+    uiTest("Edit then Save of Allowed IP addresses applies to the next request: one from elsewhere gets 403 IP_NOT_ALLOWED", async ({ track }) => {
+      const { page, created, row } = await withKey(track);
+      assert.equal((await external("/websites", created.key)).status, 200);
+      await row.getByRole("button", { name: /^Edit/ }).click();
+      const dialog = page.getByRole("dialog");
+      await dialog.getByLabel("Allowed IP addresses", { exact: true }).fill("203.0.113.0/24");
+      await dialog.getByRole("button", { name: "Save", exact: true }).click();
+      await eventually(async () => assert.equal(await dialog.isVisible(), false));
+      await eventually(async () => {
+        const answer = await external("/websites", created.key);
+        assert.equal(answer.status, 403);
+        assert.equal(answer.body.error.code, "IP_NOT_ALLOWED");
+      });
+    });
+
+    uiTest("rotating with no grace period lists the old key as revoked because it was rotated", async ({ track }) => {
+      const { page, created, row } = await withKey(track);
+      await row.getByRole("button", { name: /^Rotate/ }).click();
+      const dialog = page.getByRole("dialog");
+      const grace = dialog.getByLabel(/grace period/i);
+      const options = await grace.locator("option").allTextContents();
+      const none = options.find((option) => /^(none|no grace|now|immediately|0\b)/i.test(option.trim()));
+      assert.ok(none, `a choice for no grace period among ${options}`);
+      await grace.selectOption({ label: none });
+      await dialog.getByRole("button", { name: "Rotate", exact: true }).click();
+      await shownSecret(page);
+      await eventually(async () => assert.equal((await external("/websites", created.key)).status, 401));
+      await page.reload();
+      const oldRow = page.getByRole("row").filter({ hasText: created.api_key.hint });
+      await eventually(async () => assert.match(await oldRow.innerText(), /revoked/i));
+      assert.match(await oldRow.innerText(), /rotat/i);
+    });
+
+    uiTest("creating a key that reaches only a Free team says why instead of failing silently", async ({ track }) => {
+      const user = await newUser("Ben");
+      await ok("POST", `/api/v1/teams/${ann.teamId}/members`, { token: ann.token, body: { email: user.email, role: "member" } });
+      const { page } = track(await logIn(user));
+      await go(page, "API keys");
+      await page.getByLabel("Name", { exact: true }).fill("free only");
+      await page.getByRole("radio", { name: "Selected teams", exact: true }).check();
+      await page.getByRole("checkbox", { name: new RegExp(`^${user.teamName}`) }).check();
+      await page.getByRole("button", { name: "Create API key", exact: true }).click();
+      await page.getByText(/paid plan/i).first().waitFor();
+      assert.deepEqual(await keysOf(user), []);
+    });
+
+    uiTest("Revoke and its confirmation work with the keyboard alone", async ({ track }) => {
+      const { page, created, row } = await withKey(track);
+      await row.getByRole("button", { name: /^Usage/ }).focus();
+      await page.keyboard.press("Tab");
+      for (let i = 0; i < 3 && !(await page.evaluate(() => document.activeElement?.textContent?.trim() === "Revoke")); i++) await page.keyboard.press("Tab");
+      assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), "Revoke");
+      await page.keyboard.press("Enter");
+      const dialog = page.getByRole("dialog").or(page.getByRole("alertdialog"));
+      await dialog.waitFor();
+      // Escape closes the confirmation and revokes nothing.
+      await page.keyboard.press("Escape");
+      await eventually(async () => assert.equal(await dialog.isVisible(), false));
+      assert.equal((await external("/websites", created.key)).status, 200);
+      await row.getByRole("button", { name: "Revoke", exact: true }).focus();
+      await page.keyboard.press("Enter");
+      await dialog.waitFor();
+      for (let i = 0; i < 5 && !(await page.evaluate(() => document.activeElement?.closest("dialog") && document.activeElement.textContent.trim() === "Revoke")); i++) {
+        await page.keyboard.press("Tab");
+      }
+      await page.keyboard.press("Enter");
+      await eventually(async () => assert.equal((await external("/websites", created.key)).status, 401));
+    });
+
     uiTest("each key's usage over the last 30 days is a chart whose total equals the usage API's", async ({ track }) => {
       const created = await createKeyByApi(ann, { name: `used ${unique()}` });
       for (let i = 0; i < 3; i++) assert.equal((await external("/websites", created.key)).status, 200);
@@ -1049,6 +1118,30 @@ for (const mode of MODES) {
         headers: { cookie: `${cookie.name}=${cookie.value}`, origin: "https://evil.example", ...(token ? { "x-csrf-token": token } : {}) },
       });
       assert.equal(answer.status, 403, JSON.stringify(answer.body));
+    });
+
+    uiTest("a state-changing request with the session cookie and a wrong CSRF token is refused with 403", async ({ track }) => {
+      const { page } = track(await logIn(ann));
+      const status = await page.evaluate(async () => {
+        const response = await fetch("/api/v1/teams", { method: "POST", headers: { "content-type": "application/json", "x-csrf-token": "0".repeat(64) }, body: JSON.stringify({ name: "wrong token" }) });
+        return response.status;
+      });
+      assert.equal(status, 403);
+    });
+
+    uiTest("Log in says the same for a wrong password and for an unknown email", async ({ track }) => {
+      const messages = [];
+      for (const email of [ann.email, `nobody-${unique()}@example.com`]) {
+        const { page } = track(await openBrowser());
+        await page.goto(`${product.base}/`);
+        await page.getByLabel("Email", { exact: true }).fill(email);
+        await page.getByLabel("Password", { exact: true }).fill("not the password at all");
+        await page.getByRole("button", { name: "Log in", exact: true }).click();
+        const alert = page.getByRole("alert").filter({ hasText: /./ }).first();
+        await alert.waitFor();
+        messages.push((await alert.textContent()).trim());
+      }
+      assert.equal(messages[0], messages[1]);
     });
 
     test("a state-changing request with a Bearer session token needs no CSRF token", async () => {
