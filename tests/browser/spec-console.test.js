@@ -829,6 +829,41 @@ for (const mode of MODES) {
       });
     });
 
+    uiTest("the Goals table equals the Stats API's event:goal breakdown", async ({ track }) => {
+      const { key } = await createKeyByApi(ann, {});
+      const goals = await api("GET", `/api/external/v1/websites/${site.id}/goals`, { headers: { authorization: `Bearer ${key}` } });
+      if (!goals.body.data?.some((goal) => goal.event_name === "Signup")) {
+        const made = await api("POST", `/api/external/v1/websites/${site.id}/goals`, { headers: { authorization: `Bearer ${key}` }, body: { goal_type: "event", event_name: "Signup" } });
+        assert.equal(made.status, 201, JSON.stringify(made.body));
+      }
+      const expected = (await breakdown(key, "event:goal", { metrics: "visitors,events,conversion_rate" })).map((row) => [row.goal, row.visitors, row.events, row.conversion_rate]);
+      assert.equal(expected.length, 1);
+      const { page } = await statsPage(track);
+      await pick(page, /30 ?d/i);
+      const region = page.getByRole("region", { name: /^Goals/ });
+      await eventually(async () => {
+        const shown = [];
+        for (const row of await region.getByRole("row").all()) {
+          const cells = (await row.getByRole("cell").allTextContents()).map((cell) => cell.trim());
+          if (cells.length >= 2 && /Signup/.test(cells[0])) shown.push(cells);
+        }
+        assert.equal(shown.length, 1, JSON.stringify(shown));
+        const [label, ...figures] = shown[0];
+        assert.match(label, /Signup/);
+        assert.deepEqual(figures.filter((cell) => /\d/.test(cell)).map(figure).sort(), expected[0].slice(1).sort(), JSON.stringify({ shown, expected }));
+      });
+    });
+
+    uiTest("a breakdown row filters the page from the keyboard too", async ({ track }) => {
+      const { key } = await createKeyByApi(ann, {});
+      const expected = await aggregate(key, { period: "custom", date: `${daysAgo(29)},${daysAgo(0)}`, filters: "visit:browser==Firefox" });
+      const { page } = await statsPage(track);
+      await pick(page, /30 ?d/i);
+      await page.getByRole("table", { name: "Browsers", exact: true }).getByRole("button", { name: "Firefox", exact: true }).focus();
+      await page.keyboard.press("Enter");
+      await eventually(async () => assert.deepEqual(await headline(page), expected));
+    });
+
     uiTest("the chart's figures, also given as a table, equal the Stats API's timeseries", async ({ track }) => {
       const { key } = await createKeyByApi(ann, {});
       const query = new URLSearchParams({ site_id: site.id, metrics: "visitors,pageviews", period: "custom", date: `${daysAgo(6)},${daysAgo(0)}`, interval: "date" });
