@@ -338,6 +338,50 @@ for (const mode of MODES) {
       await eventually(async () => assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret));
     });
 
+    uiTest("dismissing the new secret removes it from the page", async ({ track }) => {
+      const { page } = await keysPage(track, ann);
+      await page.getByLabel("Name", { exact: true }).fill(`dismissed ${unique()}`);
+      await page.getByRole("button", { name: "Create API key", exact: true }).click();
+      const secret = await shownSecret(page);
+      await page.keyboard.press("Escape");
+      await eventually(async () => assert.ok(!(await page.content()).includes(secret), "the secret is still in the page"));
+    });
+
+    /** Submits the creation form with one bad field; the page must say so next to it and make nothing. */
+    const refusedCreation = async (track, fill, field) => {
+      const user = await newUser("Val");
+      await setPlan(user.teamId, "pro");
+      const { page } = await keysPage(track, user);
+      await page.getByLabel("Name", { exact: true }).fill("valid name");
+      await fill(page);
+      await page.getByRole("button", { name: "Create API key", exact: true }).click();
+      const input = page.getByLabel(field, { exact: true });
+      await eventually(async () => {
+        const invalid = (await input.getAttribute("aria-invalid")) === "true";
+        const described = await input.evaluate((el) =>
+          (el.getAttribute("aria-describedby") ?? "").split(/\s+/).filter(Boolean).map((id) => document.getElementById(id)?.textContent?.trim() ?? "").join(" "));
+        assert.ok(invalid && described, `${field}: aria-invalid ${invalid}, description ${JSON.stringify(described)}`);
+      });
+      assert.deepEqual(await keysOf(user), []);
+    };
+
+    uiTest("a blank Name is refused next to the field and makes no key", async ({ track }) => {
+      await refusedCreation(track, (page) => page.getByLabel("Name", { exact: true }).fill("   "), "Name");
+    });
+
+    uiTest("an expiry more than 366 days ahead is refused next to Expires and makes no key", async ({ track }) => {
+      await refusedCreation(track, async (page) => {
+        const expires = page.getByLabel("Expires", { exact: true });
+        const day = daysAgo(-400);
+        const type = await expires.getAttribute("type");
+        await expires.fill(type === "datetime-local" ? `${day}T12:00` : type === "date" ? day : `${day}T12:00:00Z`);
+      }, "Expires");
+    });
+
+    uiTest("an address that is not a CIDR block is refused next to Allowed IP addresses and makes no key", async ({ track }) => {
+      await refusedCreation(track, (page) => page.getByLabel("Allowed IP addresses", { exact: true }).fill("not-an-address"), "Allowed IP addresses");
+    });
+
     uiTest("a key created in the console works against GET /api/external/v1/websites", async ({ track }) => {
       const { page } = await keysPage(track, ann);
       await page.getByLabel("Name", { exact: true }).fill(`hello ${unique()}`);
