@@ -699,6 +699,16 @@ for (const mode of MODES) {
       assert.equal(made?.team_id, ann.teamId);
     });
 
+    uiTest("a website's Copy puts its tracking snippet on the clipboard", async ({ track }) => {
+      const session = track(await logIn(ann));
+      const { page, context } = session;
+      await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: product.base });
+      const card = page.getByRole("article").filter({ hasText: site.domain }).or(page.getByRole("listitem").filter({ hasText: site.domain })).first();
+      const snippet = (await card.getByText(/<script/).first().textContent()).trim();
+      await card.getByRole("button", { name: "Copy", exact: true }).click();
+      await eventually(async () => assert.equal((await page.evaluate(() => navigator.clipboard.readText())).trim(), snippet));
+    });
+
     /** The headline figures the statistics page shows. */
     const headline = async (page) => {
       const out = {};
@@ -1053,6 +1063,56 @@ for (const mode of MODES) {
       });
       const members = page.getByRole("region", { name: "Members", exact: true });
       await eventually(async () => assert.equal(await members.getByRole("cell", { name: other.email, exact: true }).count(), 0));
+    });
+
+    uiTest("an admin of a team is offered its key policy and member controls", async ({ track }) => {
+      const owner = await newUser("Ola");
+      const admin = await newUser("Adi");
+      await ok("POST", `/api/v1/teams/${owner.teamId}/members`, { token: owner.token, body: { email: admin.email, role: "admin" } });
+      const { page } = track(await logIn(admin));
+      await go(page, "Teams");
+      await page.getByRole("link", { name: new RegExp(owner.teamName) }).last().click();
+      await page.getByRole("heading", { name: "Members", exact: true }).waitFor();
+      await page.getByRole("radio", { name: "No one", exact: true }).waitFor();
+      await page.getByRole("heading", { name: "Audit log", exact: true }).waitFor();
+    });
+
+    uiTest("an admin cannot make anyone an owner: only an owner makes owners", async ({ track }) => {
+      const owner = await newUser("Oren");
+      const admin = await newUser("Ari");
+      const member = await newUser("Moe");
+      await ok("POST", `/api/v1/teams/${owner.teamId}/members`, { token: owner.token, body: { email: admin.email, role: "admin" } });
+      await ok("POST", `/api/v1/teams/${owner.teamId}/members`, { token: owner.token, body: { email: member.email, role: "member" } });
+      const { page } = track(await logIn(admin));
+      await go(page, "Teams");
+      await page.getByRole("link", { name: new RegExp(owner.teamName) }).last().click();
+      const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name: member.email, exact: true }) });
+      const role = row.getByRole("combobox");
+      const ownerOption = role.locator("option", { hasText: "Owner" });
+      if ((await ownerOption.count()) && !(await ownerOption.isDisabled())) {
+        await role.selectOption({ label: "Owner" });
+        const save = row.getByRole("button", { name: "Save", exact: true });
+        if (await save.count()) await save.click();
+        await page.getByRole("alert").filter({ hasText: /./ }).first().waitFor();
+      }
+      const list = await ok("GET", `/api/v1/teams/${owner.teamId}/members`, { token: owner.token });
+      assert.equal(list.find((m) => m.email === member.email)?.role, "member");
+    });
+
+    uiTest("the last owner cannot remove themselves, and the page says why", async ({ track }) => {
+      const owner = await newUser("Lone");
+      const { page } = await teamPage(track, owner);
+      page.on("dialog", (dialog) => dialog.accept());
+      const row = page.getByRole("region", { name: "Members", exact: true }).getByRole("row").filter({ has: page.getByRole("cell", { name: owner.email, exact: true }) });
+      const remove = row.getByRole("button", { name: /Remove/ });
+      if ((await remove.count()) && !(await remove.isDisabled())) {
+        await remove.click();
+        const confirm = page.getByRole("dialog").getByRole("button", { name: /Remove/ });
+        if (await confirm.count()) await confirm.click();
+        await page.getByRole("alert").filter({ hasText: /owner/i }).first().waitFor();
+      }
+      const list = await ok("GET", `/api/v1/teams/${owner.teamId}/members`, { token: owner.token });
+      assert.equal(list.find((m) => m.email === owner.email)?.role, "owner");
     });
 
     uiTest("the team page shows the plan's limits and this month's usage as meters equal to the API's", async ({ track }) => {
