@@ -264,6 +264,18 @@ for (const mode of MODES) {
       assert.equal(me.body.data.email, user.email);
     });
 
+    uiTest("signing up with an email already taken opens no session and says so", async ({ track }) => {
+      const { page, context } = track(await openBrowser());
+      await page.goto(`${product.base}/`);
+      await page.getByRole("link", { name: "Sign up", exact: true }).click();
+      await page.getByLabel("Name", { exact: true }).fill("Ann again");
+      await page.getByLabel("Email", { exact: true }).fill(ann.email);
+      await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+      await page.getByRole("button", { name: "Sign up", exact: true }).click();
+      await page.getByRole("alert").filter({ hasText: /./ }).first().waitFor();
+      assert.deepEqual((await context.cookies()).filter((c) => c.httpOnly), []);
+    });
+
     uiTest("a wrong password on Log in opens no session and says so", async ({ track }) => {
       const user = await newUser("Wes");
       const { page, context } = track(await openBrowser());
@@ -602,6 +614,35 @@ for (const mode of MODES) {
       await eventually(async () => assert.equal((await external("/websites", created.key)).status, 401));
     });
 
+    uiTest("a rotation made in the console is in the team's Audit log", async ({ track }) => {
+      const { page, row, created } = await withKey(track);
+      await row.getByRole("button", { name: /^Rotate/ }).click();
+      await page.getByRole("dialog").getByRole("button", { name: "Rotate", exact: true }).click();
+      await shownSecret(page);
+      await page.goto(`${product.base}/`);
+      await go(page, "Teams");
+      await page.getByRole("link", { name: new RegExp(ann.teamName) }).last().click();
+      const log = page.getByRole("region", { name: "Audit log", exact: true });
+      await eventually(async () => {
+        const rows = await log.getByRole("row").allInnerTexts();
+        assert.ok(rows.some((text) => /rotat/i.test(text) && text.includes(created.api_key.name)), rows.slice(0, 5).join("\n"));
+      });
+    });
+
+    uiTest("a key whose selected teams are all lost is listed as revoked, with that reason", async ({ track }) => {
+      const member = await newUser("Lex");
+      await ok("POST", `/api/v1/teams/${ann.teamId}/members`, { token: ann.token, body: { email: member.email, role: "member" } });
+      const created = await createKeyByApi(member, { name: "on ann's team", teams: [ann.teamId] });
+      assert.equal((await external("/websites", created.key)).status, 200);
+      await ok("DELETE", `/api/v1/teams/${ann.teamId}/members/${member.id}`, { token: ann.token, headers: { origin: product.base } });
+      await eventually(async () => assert.equal((await external("/websites", created.key)).status, 401));
+      const { page } = track(await logIn(member));
+      await go(page, "API keys");
+      const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name: "on ann's team", exact: true }) });
+      await eventually(async () => assert.match(await row.innerText(), /revoked/i));
+      assert.match(await row.innerText(), /team.access.lost|lost (its|access)|no longer/i);
+    });
+
     uiTest("each key's usage over the last 30 days is a chart whose total equals the usage API's", async ({ track }) => {
       const created = await createKeyByApi(ann, { name: `used ${unique()}` });
       for (let i = 0; i < 3; i++) assert.equal((await external("/websites", created.key)).status, 200);
@@ -779,12 +820,12 @@ for (const mode of MODES) {
 
     uiTest("the change against the previous period equals the Stats API's comparison", async ({ track }) => {
       const { key } = await createKeyByApi(ann, {});
-      const query = new URLSearchParams({ site_id: site.id, metrics: "visitors,pageviews", period: "custom", date: `${daysAgo(6)},${daysAgo(0)}`, compare: "previous_period" });
+      const query = new URLSearchParams({ site_id: site.id, metrics: "visitors,visits,pageviews,bounce_rate,visit_duration", period: "custom", date: `${daysAgo(6)},${daysAgo(0)}`, compare: "previous_period" });
       const answer = await external(`/stats/aggregate?${query}`, key);
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
       const { page } = await statsPage(track);
       await pick(page, /7 ?d/i);
-      for (const [metric, label] of [["visitors", "Visitors"], ["pageviews", "Pageviews"]]) {
+      for (const [metric, label] of [["visitors", "Visitors"], ["visits", "Visits"], ["pageviews", "Pageviews"], ["bounce_rate", "Bounce rate"], ["visit_duration", "Visit duration"]]) {
         const change = answer.body.data.results[metric].change;
         await eventually(async () => {
           const shown = await page.locator("main dt", { hasText: new RegExp(`^${label}$`) }).first().locator("xpath=following-sibling::dd[2]").textContent();
