@@ -803,6 +803,34 @@ for (const mode of MODES) {
       });
     }
 
+    uiTest("Today on a website far ahead of UTC covers the website's own day, as the Stats API does for that date", async ({ track }) => {
+      const timezone = "Pacific/Kiritimati";
+      const domain = `atoll-${unique()}.example`;
+      const atoll = await ok("POST", "/api/v1/websites", { token: ann.token, headers: { origin: product.base }, body: { team_id: ann.teamId, domain, name: `Atoll ${unique()}`, timezone } });
+      for (const agent of [AGENTS.firefox, AGENTS.safari]) {
+        const response = await fetch(`${product.base}/api/event`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "user-agent": agent },
+          body: JSON.stringify({ domain, name: "pageview", url: `https://${domain}/` }),
+        });
+        assert.equal(response.status, 202);
+      }
+      const localToday = new Intl.DateTimeFormat("en-CA", { timeZone: timezone }).format(new Date());
+      const { key } = await createKeyByApi(ann, {});
+      const query = new URLSearchParams({ site_id: atoll.id, metrics: "visitors,visits,pageviews,bounce_rate,visit_duration", period: "day", date: localToday });
+      const answer = await eventually(async () => {
+        const result = await external(`/stats/aggregate?${query}`, key);
+        assert.equal(result.body.data?.results?.visitors?.value, 2, JSON.stringify(result.body));
+        return result;
+      });
+      const expected = Object.fromEntries(Object.entries(answer.body.data.results).map(([metric, { value }]) => [metric, value]));
+      const { page } = track(await logIn(ann));
+      await page.getByRole("link", { name: new RegExp(atoll.name) }).first().click();
+      await page.getByLabel(/period/i).first().waitFor();
+      await pick(page, /today/i);
+      await eventually(async () => assert.deepEqual(await headline(page), expected));
+    });
+
     uiTest("a custom range shows the Stats API's figures for those days", async ({ track }) => {
       const { key } = await createKeyByApi(ann, {});
       const expected = await aggregate(key, { period: "custom", date: `${daysAgo(2)},${daysAgo(0)}` });
