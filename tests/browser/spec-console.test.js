@@ -1038,9 +1038,19 @@ for (const mode of MODES) {
     uiTest("a breakdown row filters the page from the keyboard too", async ({ track }) => {
       const { key } = await createKeyByApi(ann, {});
       const expected = await aggregate(key, { period: "custom", date: `${daysAgo(29)},${daysAgo(0)}`, filters: "visit:browser==Firefox" });
+      const all = await aggregate(key, { period: "custom", date: `${daysAgo(29)},${daysAgo(0)}` });
       const { page } = await statsPage(track);
       await pick(page, /30 ?d/i);
-      await page.getByRole("table", { name: "Browsers", exact: true }).getByRole("button", { name: "Firefox", exact: true }).focus();
+      // The tables are drawn anew for the period picked; the row is focused once they are.
+      await eventually(async () => assert.deepEqual(await headline(page), all));
+      // Wait for a row button that outlives a moment: picking a period draws the tables anew.
+      const button = page.getByRole("table", { name: "Browsers", exact: true }).getByRole("button", { name: "Firefox", exact: true });
+      await eventually(async () => {
+        const handle = await button.elementHandle();
+        await sleep(1_500);
+        assert.ok(await handle.evaluate((el) => el.isConnected));
+        await handle.focus();
+      });
       await page.keyboard.press("Enter");
       await eventually(async () => assert.deepEqual(await headline(page), expected));
     });
