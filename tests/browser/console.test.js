@@ -86,6 +86,22 @@ for (const mode of MODES) {
       await screenshot("login");
     });
 
+    test("a page's own requests all succeed, the tab's icon included", async () => {
+      const failed = [];
+      const listener = (response) => {
+        if (!new URL(response.url()).pathname.startsWith("/api/") && response.status() >= 400) failed.push(`${response.status()} ${response.url()}`);
+      };
+      page.on("response", listener);
+      await page.goto(`${product.base}/login`);
+      await page.waitForLoadState("networkidle");
+      page.off("response", listener);
+      assert.deepEqual(failed, []);
+      const icon = await page.locator('link[rel="icon"]').getAttribute("href");
+      assert.match(icon, /^\/assets\/icon\.[0-9a-f]{12}\.svg$/);
+      const served = await page.request.get(`${product.base}${icon}`);
+      assert.equal(served.headers()["content-type"], "image/svg+xml");
+    });
+
     test("pages and assets carry the security and cache headers", async () => {
       const response = await page.request.get(`${product.base}/login`);
       const headers = response.headers();

@@ -1,4 +1,4 @@
-//! The console's stylesheet and script, compiled in and named by a hash of their content so that
+//! The console's stylesheet, script and icon, compiled in and named by a hash of their content so that
 //! browsers may keep them forever; and the public tracker script the snippet loads.
 
 use std::sync::LazyLock;
@@ -32,10 +32,14 @@ pub static CSS: LazyLock<Asset> =
 pub static JS: LazyLock<Asset> =
     LazyLock::new(|| Asset::new("console", "js", "text/javascript; charset=utf-8", include_str!("assets/console.js")));
 
+/// The tab's icon: without one every page's first load logs a failed `/favicon.ico`.
+pub static ICON: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new("icon", "svg", "image/svg+xml", include_str!("assets/icon.svg")));
+
 const TRACKER: &str = include_str!("assets/script.js");
 
 pub async fn serve(Path(file): Path<String>) -> Response {
-    let Some(asset) = [&*CSS, &*JS].into_iter().find(|a| a.file == file) else {
+    let Some(asset) = [&*CSS, &*JS, &*ICON].into_iter().find(|a| a.file == file) else {
         return (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-store")], "not found").into_response();
     };
     let mut response = asset.body.into_response();

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use common::ErrorCode;
 use proto::identity::v1 as idpb;
 
-use super::assets::{CSS, JS};
+use super::assets::{CSS, ICON, JS};
 use crate::session::{cookie, csrf_token};
 use crate::state::AppState;
 
@@ -85,6 +85,7 @@ fn render(shell: Shell<'_>) -> Response {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Zenovay</title>
 {meta}
+<link rel="icon" href="{icon}" type="image/svg+xml">
 <link rel="stylesheet" href="{css}">
 <script type="module" src="{js}"></script>
 </head>
@@ -98,6 +99,7 @@ fn render(shell: Shell<'_>) -> Response {
 </html>
 "##,
         title = escape(shell.title),
+        icon = ICON.href(),
         css = CSS.href(),
         js = JS.href(),
         page = shell.page,

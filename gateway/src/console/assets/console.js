@@ -760,12 +760,20 @@ async function teamPage() {
   document.title = `${team.name} · Zenovay`;
   if (team.role === "member") return show(h("p", { class: "notice", text: "Only the team's owners and admins manage its settings." }));
   const path = `/teams/${encodeURIComponent(team.id)}`;
-  const [members, audit, usage] = await Promise.all([
-    api("GET", `${path}/members`),
-    api("GET", `${path}/audit-log?limit=1000`),
-    api("GET", `${path}/usage`),
-  ]);
-  show(policySection(team, path), planSection(usage), membersSection(team, members, path), auditSection(audit, members));
+  const draw = async () => {
+    const [members, audit, usage] = await Promise.all([
+      api("GET", `${path}/members`),
+      api("GET", `${path}/audit-log?limit=1000`),
+      api("GET", `${path}/usage`),
+    ]);
+    show(policySection(team, path), planSection(usage), membersSection(team, members, path, redraw), auditSection(audit, members));
+  };
+  // A change of members shows in the usage by member and the audit log too.
+  const redraw = async () => {
+    await draw();
+    document.getElementById("members-title").focus();
+  };
+  await draw();
 }
 
 const PLAN_NAMES = { free: "Free", pro: "Pro", scale: "Scale", enterprise: "Enterprise" };
@@ -859,12 +867,7 @@ function roleSelect(id, value, label) {
   );
 }
 
-function membersSection(team, members, path) {
-  const reload = async () => {
-    const fresh = await api("GET", `${path}/members`);
-    document.getElementById("members").replaceWith(membersSection(team, fresh, path));
-    document.getElementById("members-title").focus();
-  };
+function membersSection(team, members, path, reload) {
   const rows = members.map((member) => {
     const select = roleSelect(`role-${member.user_id}`, member.role, `Role of ${member.email}`);
     // A refused change (the last owner, an admin making an owner) is said next to the role.
