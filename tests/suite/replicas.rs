@@ -53,6 +53,29 @@ async fn until_pageviews(env: &TestEnv, key: &str, site_id: &str, expected: f64)
     start.elapsed()
 }
 
+/// A website with one pageview, counted: (key, site id, domain).
+async fn site_with_one_pageview(env: &TestEnv) -> (String, String, String) {
+    let (key, site_id, domain) = site(env).await;
+    pageview(env, &domain, 1).await;
+    until_pageviews(env, &key, &site_id, 1.0).await;
+    (key, site_id, domain)
+}
+
+/// With the replica's replay paused (and statistics read there), a second pageview is not
+/// counted at first, then is, from the primary, once the replica is further behind than
+/// allowed (at least 2 s later for the limits these tests set). Replay stays paused.
+async fn a_second_pageview_counts_only_past_the_lag(
+    env: &TestEnv,
+    replica: &mut sqlx::PgConnection,
+    (key, site_id, domain): (&str, &str, &str),
+) {
+    sqlx::query("SELECT pg_wal_replay_pause()").execute(&mut *replica).await.unwrap();
+    pageview(env, domain, 2).await;
+    assert_eq!(pageviews(env, key, site_id).await, 1.0, "read from the replica, which has not replayed it");
+    let waited = until_pageviews(env, key, site_id, 2.0).await;
+    assert!(waited >= Duration::from_secs(2), "the primary answered only past the allowed lag: {waited:?}");
+}
+
 /// A gauge of the process's `/metrics`.
 async fn gauge(env: &TestEnv, name: &str) -> f64 {
     let text = env.request(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
@@ -80,17 +103,11 @@ async fn replica_connection(pair: &PostgresPair, database: &str) -> sqlx::PgConn
 async fn statistics_are_read_from_the_replica_until_it_lags_too_far() {
     let pair = PostgresPair::start();
     let (env, database) = TestEnv::all_in_one_on_replica(&pair, 3000).await;
-    let (key, site_id, domain) = site(&env).await;
-    pageview(&env, &domain, 1).await;
-    until_pageviews(&env, &key, &site_id, 1.0).await;
+    let (key, site_id, domain) = site_with_one_pageview(&env).await;
     until_gauge(&env, "zenovay_analytics_replica_in_use", |v| v == 1.0).await;
 
     let mut replica = replica_connection(&pair, &database).await;
-    sqlx::query("SELECT pg_wal_replay_pause()").execute(&mut replica).await.unwrap();
-    pageview(&env, &domain, 2).await;
-    assert_eq!(pageviews(&env, &key, &site_id).await, 1.0, "read from the replica, which has not replayed it");
-    let waited = until_pageviews(&env, &key, &site_id, 2.0).await;
-    assert!(waited >= Duration::from_secs(2), "the primary answered only past the allowed lag: {waited:?}");
+    a_second_pageview_counts_only_past_the_lag(&env, &mut replica, (&key, &site_id, &domain)).await;
     assert_eq!(gauge(&env, "zenovay_analytics_replica_in_use").await, 0.0);
     assert!(gauge(&env, "zenovay_analytics_replica_lag").await >= 3.0);
 
@@ -106,9 +123,7 @@ async fn statistics_are_read_from_the_replica_until_it_lags_too_far() {
 async fn a_replica_stopped_mid_load_leaves_statistics_to_the_primary() {
     let pair = PostgresPair::start();
     let (env, _) = TestEnv::all_in_one_on_replica(&pair, 5000).await;
-    let (key, site_id, domain) = site(&env).await;
-    pageview(&env, &domain, 1).await;
-    until_pageviews(&env, &key, &site_id, 1.0).await;
+    let (key, site_id, _) = site_with_one_pageview(&env).await;
     until_gauge(&env, "zenovay_analytics_replica_in_use", |v| v == 1.0).await;
 
     stop_replica_under_load(&env, &pair, &key, &site_id).await;
@@ -160,17 +175,11 @@ async fn until_replica_usable(env: &TestEnv, times: usize) {
 async fn split_statistics_are_read_from_the_replica_until_it_lags_too_far() {
     let pair = PostgresPair::start();
     let (env, database) = TestEnv::split_on_replica(&pair, 3000).await;
-    let (key, site_id, domain) = site(&env).await;
-    pageview(&env, &domain, 1).await;
-    until_pageviews(&env, &key, &site_id, 1.0).await;
+    let (key, site_id, domain) = site_with_one_pageview(&env).await;
     until_replica_usable(&env, 1).await;
 
     let mut replica = replica_connection(&pair, &database).await;
-    sqlx::query("SELECT pg_wal_replay_pause()").execute(&mut replica).await.unwrap();
-    pageview(&env, &domain, 2).await;
-    assert_eq!(pageviews(&env, &key, &site_id).await, 1.0, "read from the replica, which has not replayed it");
-    let waited = until_pageviews(&env, &key, &site_id, 2.0).await;
-    assert!(waited >= Duration::from_secs(2), "the primary answered only past the allowed lag: {waited:?}");
+    a_second_pageview_counts_only_past_the_lag(&env, &mut replica, (&key, &site_id, &domain)).await;
 
     sqlx::query("SELECT pg_wal_replay_resume()").execute(&mut replica).await.unwrap();
     until_replica_usable(&env, 2).await;
@@ -184,9 +193,7 @@ async fn split_statistics_are_read_from_the_replica_until_it_lags_too_far() {
 async fn split_statistics_survive_a_replica_stopped_mid_load() {
     let pair = PostgresPair::start();
     let (env, _) = TestEnv::split_on_replica(&pair, 5000).await;
-    let (key, site_id, domain) = site(&env).await;
-    pageview(&env, &domain, 1).await;
-    until_pageviews(&env, &key, &site_id, 1.0).await;
+    let (key, site_id, _) = site_with_one_pageview(&env).await;
     until_replica_usable(&env, 1).await;
 
     stop_replica_under_load(&env, &pair, &key, &site_id).await;
