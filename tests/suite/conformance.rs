@@ -601,7 +601,7 @@ async fn analytics_queries_conform() {
 }
 
 /// A pageview of one visitor `minutes` after 2026-01-10 10:00 UTC, as the writers take it.
-fn pageview(website_id: &str, minutes: i64, path: &str) -> analytics::store::NewEvent {
+pub(crate) fn pageview(website_id: &str, minutes: i64, path: &str) -> analytics::store::NewEvent {
     let start = chrono::DateTime::parse_from_rfc3339("2026-01-10T10:00:00Z").unwrap().timestamp_millis();
     analytics::store::NewEvent {
         id: uuid::Uuid::now_v7().to_string(),

@@ -303,26 +303,51 @@ fn spawn(
     Ok((process, addr))
 }
 
-/// How a split topology is started: its gateways, Redis, log filter, trace export and flags of
-/// the gateways' own.
+/// How a split topology is started: its gateways, Redis, log filter, trace export, flags of
+/// the gateways' own, and the PostgreSQL pair it runs on instead of the shared server.
 struct SplitSetup<'a> {
     gateways: usize,
     redis: TestRedis,
     log: &'a str,
     otlp: Option<(&'a str, &'a str)>,
     gateway_args: Vec<(&'static str, String)>,
+    replica: Option<ReplicaSetup<'a>>,
+}
+
+/// A database on `pair`'s primary, analytics reading statistics from its replica while that is
+/// no more than `max_lag_ms` behind.
+struct ReplicaSetup<'a> {
+    pair: &'a PostgresPair,
+    max_lag_ms: u64,
 }
 
 impl SplitSetup<'_> {
     /// Services logging at debug level, so that the secrets test reads everything they can say.
     fn new(gateways: usize, redis: TestRedis) -> Self {
-        SplitSetup { gateways, redis, log: "debug,h2=info,hyper=info,tower=info", otlp: None, gateway_args: vec![] }
+        SplitSetup {
+            gateways,
+            redis,
+            log: "debug,h2=info,hyper=info,tower=info",
+            otlp: None,
+            gateway_args: vec![],
+            replica: None,
+        }
     }
 }
 
 /// Flags of the gateway's own (`--public-url`, `--client-ip-header`, …) as (flag, value) pairs:
 /// the same in both modes, as the all-in-one process takes every gateway flag.
 pub type GatewayFlags = &'static [(&'static str, &'static str)];
+
+/// The database of an environment on `pair`'s primary, and the flags that give analytics its
+/// replica.
+async fn database_on_replica(pair: &PostgresPair, max_lag_ms: u64) -> (TestDatabase, [(&'static str, String); 2]) {
+    let database = TestDatabase::create_on(pair.primary_url()).await;
+    let replica = format!("{}/{}", pair.replica_url().rsplit_once('/').unwrap().0, database.name);
+    let flags =
+        [("--analytics-read-database-url", replica), ("--analytics-replica-max-lag-ms", max_lag_ms.to_string())];
+    (database, flags)
+}
 
 /// A whole deployment under test and an HTTP client for it.
 pub struct TestEnv {
@@ -410,14 +435,10 @@ impl TestEnv {
     /// streaming replica while that is no more than `max_lag_ms` behind (a process of its own, so
     /// that its `/metrics` has every service's); returns the name of the database too.
     pub async fn all_in_one_on_replica(pair: &PostgresPair, max_lag_ms: u64) -> (TestEnv, String) {
-        let database = TestDatabase::create_on(pair.primary_url()).await;
-        let replica = format!("{}/{}", pair.replica_url().rsplit_once('/').unwrap().0, database.name);
-        let args = [
-            ("--database-url", database.url.clone()),
-            ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned()),
-            ("--analytics-read-database-url", replica),
-            ("--analytics-replica-max-lag-ms", max_lag_ms.to_string()),
-        ];
+        let (database, replica) = database_on_replica(pair, max_lag_ms).await;
+        let mut args =
+            vec![("--database-url", database.url.clone()), ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned())];
+        args.extend(replica);
         let mut env = TestEnv::all_in_one_process_with(&args).await;
         let name = database.name.clone();
         env._database = Some(database);
@@ -491,6 +512,21 @@ impl TestEnv {
         TestEnv::start_split(setup).await
     }
 
+    /// The split topology on a PostgreSQL primary of `pair`, analytics reading statistics from
+    /// its streaming replica while that is no more than `max_lag_ms` behind, logging at `info`;
+    /// returns the name of the database too.
+    pub async fn split_on_replica(pair: &PostgresPair, max_lag_ms: u64) -> (TestEnv, String) {
+        let redis = TestRedis::create().await;
+        let setup = SplitSetup {
+            log: "info,sqlx=warn",
+            replica: Some(ReplicaSetup { pair, max_lag_ms }),
+            ..SplitSetup::new(1, redis)
+        };
+        let env = TestEnv::start_split(setup).await;
+        let name = env._database.as_ref().expect("a database").name.clone();
+        (env, name)
+    }
+
     /// The split topology logging as in production (`info`), for benchmarks.
     #[allow(dead_code)] // used by tests/bench only
     pub async fn split_quiet(gateways: usize) -> TestEnv {
@@ -499,9 +535,15 @@ impl TestEnv {
     }
 
     async fn start_split(setup: SplitSetup<'_>) -> TestEnv {
-        let SplitSetup { gateways, redis, log, otlp, gateway_args: extra } = setup;
+        let SplitSetup { gateways, redis, log, otlp, gateway_args: extra, replica } = setup;
         let dir = tempfile::tempdir().expect("tempdir");
-        let database = TestDatabase::create().await;
+        let (database, analytics_args) = match replica {
+            Some(ReplicaSetup { pair, max_lag_ms }) => {
+                let (database, flags) = database_on_replica(pair, max_lag_ms).await;
+                (database, flags.to_vec())
+            }
+            None => (TestDatabase::create().await, vec![]),
+        };
         let mut shared = vec![
             ("--database-url", database.url.clone()),
             ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned()),
@@ -517,6 +559,9 @@ impl TestEnv {
         {
             let mut args = shared.clone();
             args.push((flag, "127.0.0.1:0".into()));
+            if role == "analytics" {
+                args.extend(analytics_args.iter().cloned());
+            }
             let (process, addr) = spawn(role, &args, dir.path(), log, otlp).expect("service starts");
             processes.push((role.to_owned(), process));
             urls.push(format!("http://{addr}"));

@@ -36,6 +36,7 @@ mod login;
 mod mcp;
 mod openapi;
 mod operations;
+mod partitions;
 mod postgres_pair;
 mod propagation;
 mod properties;

@@ -1,9 +1,9 @@
-//! Event retention and PostgreSQL's day partitions of `events`.
+//! Event retention and PostgreSQL's day partitions of `events` and `visits`.
 //!
-//! On PostgreSQL `events` is partitioned by UTC day: the partitions of the coming days are made
-//! ahead of time, and past the retention a day's partition is dropped whole. On SQLite old events
-//! are deleted. Either way a day's raw events go only once the day is rolled up, so the daily
-//! totals stay; visits that started before the horizon are deleted on both.
+//! On PostgreSQL `events` is partitioned by UTC day of `ts`, and `visits` by UTC day of
+//! `start_ts`: the partitions of the coming days are made ahead of time, and past the retention
+//! a day's partitions are dropped whole. On SQLite old events and visits are deleted. Either way
+//! a day's raw events and visits go only once the day is rolled up, so the daily totals stay.
 
 use std::num::NonZeroU32;
 
@@ -24,27 +24,33 @@ pub struct Retention(pub NonZeroU32);
 /// What one pass of retention removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expired {
-    /// Day partitions dropped (PostgreSQL).
+    /// Day partitions dropped, of events and of visits (PostgreSQL).
     pub partitions: u64,
-    /// Rows deleted one by one (SQLite's events; visits, and events stored before partitioning).
+    /// Rows deleted one by one (SQLite's events and visits; on PostgreSQL those stored before
+    /// partitioning, or in a default partition).
     pub rows: u64,
 }
 
-/// The name of a day's partition, from the day's first instant: `events_d20261201`.
-pub(crate) fn partition_name(day: i64) -> String {
+/// The tables partitioned by UTC day on PostgreSQL: `events` by `ts` (migration 0010), `visits`
+/// by `start_ts` (0012).
+pub(crate) const PARTITIONED: [&str; 2] = ["events", "visits"];
+
+/// The name of a table's partition of a day, from the day's first instant: `events_d20261201`.
+pub fn partition_name(table: &str, day: i64) -> String {
     let date = DateTime::from_timestamp_millis(day).unwrap_or_default();
-    format!("events_d{}", date.format("%Y%m%d"))
+    format!("{table}_d{}", date.format("%Y%m%d"))
 }
 
-/// The first instant of the day a partition holds, from its name.
-pub(crate) fn partition_day(name: &str) -> Option<i64> {
-    let digits = name.strip_prefix("events_d")?;
+/// The first instant of the day a partition of `table` holds, from its name.
+pub(crate) fn partition_day(table: &str, name: &str) -> Option<i64> {
+    let digits = name.strip_prefix(table)?.strip_prefix("_d")?;
     let date = chrono::NaiveDate::parse_from_str(digits, "%Y%m%d").ok()?;
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
 }
 
 impl Analytics {
-    /// Makes the partitions of today and the coming days (PostgreSQL; nothing on SQLite).
+    /// Makes the partitions of today and the coming days, of events and visits (PostgreSQL;
+    /// nothing on SQLite).
     pub async fn make_partitions_ahead(&self, now: i64) -> Result<()> {
         let today = day_of(now);
         self.store.ensure_partitions(today, today + DAYS_AHEAD * DAY_MS).await
@@ -97,8 +103,12 @@ mod tests {
     #[test]
     fn partitions_are_named_by_their_utc_day() {
         let day = 1_764_547_200_000; // 2025-12-01T00:00:00Z
-        assert_eq!(partition_name(day), "events_d20251201");
-        assert_eq!(partition_day("events_d20251201"), Some(day));
-        assert_eq!(partition_day("events_before_partitioning"), None);
+        assert_eq!(partition_name("events", day), "events_d20251201");
+        assert_eq!(partition_name("visits", day), "visits_d20251201");
+        assert_eq!(partition_day("events", "events_d20251201"), Some(day));
+        assert_eq!(partition_day("visits", "visits_d20251201"), Some(day));
+        assert_eq!(partition_day("events", "visits_d20251201"), None);
+        assert_eq!(partition_day("events", "events_before_partitioning"), None);
+        assert_eq!(partition_day("visits", "visits_default"), None);
     }
 }

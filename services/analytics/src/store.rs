@@ -77,7 +77,7 @@ impl Store {
             replica.spawn_probe(pool.clone());
         }
         let store = Store { pool, system: backend.system(), replica };
-        // Today's events need their partition before the first one arrives.
+        // Today's events and visits need their partitions before the first one arrives.
         let today = day_of(common::time::now_ms());
         store
             .create_partitions(today, today + crate::retention::DAYS_AHEAD * DAY_MS)
@@ -202,9 +202,9 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>("first")?)
     }
 
-    /// Makes the day partitions of `events` for the days in `[from, to]` that have none
-    /// (PostgreSQL; SQLite has one table). A day inside the partition of events stored before
-    /// partitioning is left to it.
+    /// Makes the day partitions of `events` and `visits` for the days in `[from, to]` that have
+    /// none (PostgreSQL; SQLite has one table of each). A day inside the partition of rows stored
+    /// before partitioning is left to it.
     pub async fn ensure_partitions(&self, from: i64, to: i64) -> Result<()> {
         Ok(self.create_partitions(from, to).await?)
     }
@@ -215,19 +215,21 @@ impl Store {
         }
         let mut day = day_of(from);
         while day <= to {
-            let sql = format!(
-                "CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ({day}) TO ({})",
-                crate::retention::partition_name(day),
-                day + DAY_MS
-            );
-            match sqlx::raw_sql(&sql).execute(&self.pool).await {
-                // 42P17: the day overlaps the partition of events stored before partitioning;
-                // 23514: the default partition holds events of the day already. Either keeps it.
-                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P17" | "23514")) => {}
-                // 42P07, 23505: another replica made it meanwhile.
-                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P07" | "23505")) => {}
-                other => {
-                    other?;
+            for table in crate::retention::PARTITIONED {
+                let sql = format!(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF {table} FOR VALUES FROM ({day}) TO ({})",
+                    crate::retention::partition_name(table, day),
+                    day + DAY_MS
+                );
+                match sqlx::raw_sql(&sql).execute(&self.pool).await {
+                    // 42P17: the day overlaps the partition of rows stored before partitioning;
+                    // 23514: the default partition holds rows of the day already. Either keeps it.
+                    Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P17" | "23514")) => {}
+                    // 42P07, 23505: another replica made it meanwhile.
+                    Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P07" | "23505")) => {}
+                    other => {
+                        other?;
+                    }
                 }
             }
             day += DAY_MS;
@@ -244,27 +246,30 @@ impl Store {
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 
-    /// Removes events before `horizon` (a day start): whole day partitions on PostgreSQL, rows
-    /// on SQLite; and the visits that started before it.
+    /// Removes events before `horizon` (a day start), and the visits that started before it:
+    /// whole day partitions on PostgreSQL, rows on SQLite.
     pub async fn expire_before(&self, horizon: i64) -> Result<crate::retention::Expired> {
         let mut expired = crate::retention::Expired::default();
         if self.system == "postgresql" {
-            let rows = sqlx::query(
-                "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-                 WHERE i.inhparent = 'events'::regclass",
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            for row in rows {
-                let name: String = row.try_get("name")?;
-                if crate::retention::partition_day(&name).is_some_and(|day| day + DAY_MS <= horizon) {
-                    sqlx::raw_sql(&format!("DROP TABLE {name}")).execute(&self.pool).await?;
-                    expired.partitions += 1;
+            for table in crate::retention::PARTITIONED {
+                let rows = sqlx::query(
+                    "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                     WHERE i.inhparent = to_regclass($1)",
+                )
+                .bind(table)
+                .fetch_all(&self.pool)
+                .await?;
+                for row in rows {
+                    let name: String = row.try_get("name")?;
+                    if crate::retention::partition_day(table, &name).is_some_and(|day| day + DAY_MS <= horizon) {
+                        sqlx::raw_sql(&format!("DROP TABLE {name}")).execute(&self.pool).await?;
+                        expired.partitions += 1;
+                    }
                 }
             }
         }
-        // On PostgreSQL only the partition of events stored before partitioning, and the default
-        // one, still hold any.
+        // On PostgreSQL only the partitions of rows stored before partitioning, and the default
+        // ones, still hold any.
         let events = sqlx::query("DELETE FROM events WHERE ts < $1").bind(horizon).execute(&self.pool).await?;
         let visits = sqlx::query("DELETE FROM visits WHERE start_ts < $1").bind(horizon).execute(&self.pool).await?;
         expired.rows = events.rows_affected() + visits.rows_affected();

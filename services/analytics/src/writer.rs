@@ -426,12 +426,13 @@ impl BatchWriter {
     }
 }
 
-/// `SET` of a visit written again: the batch's counts are increments, and its exit page stands
-/// unless the stored visit has a later event (from another replica). With one writer per
-/// visitor that is exact; across replicas the exit page is the last pageview of the batch
-/// that wrote the latest event, which may differ from the latest pageview when a custom event
-/// and a pageview of one visit reach two replicas within one batch time.
-const VISIT_UPDATE: &str = "ON CONFLICT (id) DO UPDATE SET \
+/// `SET` of a visit written again, after each backend's conflict target: the batch's counts are
+/// increments, and its exit page stands unless the stored visit has a later event (from another
+/// replica). With one writer per visitor that is exact; across replicas the exit page is the
+/// last pageview of the batch that wrote the latest event, which may differ from the latest
+/// pageview when a custom event and a pageview of one visit reach two replicas within one batch
+/// time.
+const VISIT_UPDATE: &str = "DO UPDATE SET \
      last_ts = CASE WHEN excluded.last_ts > visits.last_ts THEN excluded.last_ts ELSE visits.last_ts END, \
      alive_ts = CASE WHEN excluded.alive_ts > visits.alive_ts THEN excluded.alive_ts ELSE visits.alive_ts END, \
      pageviews = visits.pageviews + excluded.pageviews, events = visits.events + excluded.events, \

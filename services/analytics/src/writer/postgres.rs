@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
 use super::{PENDING_CLOSED, PENDING_OPEN, Rows, VISIT_UPDATE, Visit};
-use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
+use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS, day_of};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// As the gateway's call timeout: past it no sender waits for the batch any more, and a writer
@@ -79,14 +79,18 @@ impl Db {
         }
     }
 
+    /// A visitor hash is salted by UTC day, so a visitor's visits start on the day of its events,
+    /// which is the day of `since` or later: the lookup reads the day partitions of `visits` from
+    /// that day on, not one per day kept.
     pub async fn visits(&mut self, visitors: &[&str], since: i64) -> Result<Vec<Visit>> {
         let rows = self
             .with(async |conn| {
                 sqlx::query(&format!(
-                    "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id = ANY($1) AND alive_ts >= $2"
+                    "SELECT {VISIT_COLUMNS} FROM visits WHERE visitor_id = ANY($1) AND alive_ts >= $2 AND start_ts >= $3"
                 ))
                 .bind(visitors)
                 .bind(since)
+                .bind(day_of(since))
                 .fetch_all(conn)
                 .await
             })
@@ -140,7 +144,10 @@ impl Db {
             let text = |f: fn(&Visit) -> &str| visits.iter().map(f).collect::<Vec<_>>();
             let int = |f: fn(&Visit) -> i64| visits.iter().map(f).collect::<Vec<_>>();
             sqlx::query(&format!(
-                "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}, $24::int8[]) {VISIT_UPDATE}",
+                // The key holds the start, the partition key (migration 0012): the visit's
+                // partition is the only one searched for the conflict.
+                "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}, $24::int8[]) \
+                 ON CONFLICT (id, start_ts) {VISIT_UPDATE}",
                 casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 16)
             ))
             .bind(text(|v| &v.id))

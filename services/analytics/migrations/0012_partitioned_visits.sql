@@ -1,0 +1,3 @@
+-- Migration 0012 partitions `visits` by UTC day of `start_ts` on PostgreSQL, in its own text there
+-- (postgres/0012_partitioned_visits.sql). SQLite keeps one table, and nothing changes here:
+-- retention deletes its old visits row by row through `visits_by_start` (0011).

@@ -1,0 +1,170 @@
+//! Upgrades of stores written before the PostgreSQL partitioning of `events` (migration 0010)
+//! and of `visits` (0012): what was stored before is kept and answers as before, and a visit
+//! open before the upgrade is continued after it. On SQLite the same migrations only index, and
+//! the same checks hold.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use analytics::service::QueryRequest;
+use analytics::store::{DAY_MS, day_of};
+use common::db::{AnyPool, Backend};
+use sqlx::Row;
+use sqlx::migrate::Migrator;
+
+use crate::conformance::pageview;
+use crate::harness::on_each_backend;
+
+/// 2026-01-10T00:00:00Z, the day the stores below were written.
+const DAY: i64 = 1_768_003_200_000;
+
+/// Analytics' database on `backend` with the migrations up to `version` applied, as a release
+/// of that time left it (each backend's text, as the service picks them).
+async fn analytics_migrated_to(backend: &Backend, version: i64) -> AnyPool {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("services/analytics/migrations");
+    let up_to = |migrator: Migrator| Migrator {
+        migrations: Cow::Owned(migrator.iter().filter(|m| m.version <= version).cloned().collect()),
+        ..Migrator::DEFAULT
+    };
+    let shared = up_to(Migrator::new(dir.as_path()).await.unwrap());
+    let postgres = up_to(Migrator::new(dir.join("postgres").as_path()).await.unwrap());
+    common::db::open_with_postgres_variants(backend, "analytics", &shared, &postgres).await.unwrap()
+}
+
+async fn count(pool: &AnyPool, sql: &str) -> i64 {
+    sqlx::query(sql).fetch_one(pool).await.unwrap().try_get(0).unwrap()
+}
+
+async fn figures(analytics: &analytics::Analytics, website_id: &str, metrics: &str) -> Vec<f64> {
+    let request = QueryRequest {
+        website_id: website_id.into(),
+        metrics: metrics.split(',').map(str::to_owned).collect(),
+        period: "day".into(),
+        date: "2026-01-10".into(),
+        ..Default::default()
+    };
+    analytics.query(request).await.unwrap().0.rows[0].1.clone()
+}
+
+async fn insert_website(pool: &AnyPool, id: &str) {
+    sqlx::query(
+        "INSERT INTO websites (id, team_id, domain, name, timezone, tracking_code, created_at) \
+         VALUES ($1, 't1', $2, 'S', 'UTC', $3, 0)",
+    )
+    .bind(id)
+    .bind(format!("{id}.example"))
+    .bind(format!("code-{id}"))
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// A large `events` table written before migration 0010 (which rebuilds it as the first
+/// partition of a partitioned table on PostgreSQL) keeps every event, each found by its key,
+/// and the statistics count them all.
+#[tokio::test]
+async fn events_stored_before_partitioning_are_all_kept() {
+    const EVENTS: i64 = 50_000;
+    on_each_backend(|backend| async move {
+        let pool = analytics_migrated_to(&backend, 9).await;
+        insert_website(&pool, "before").await;
+        // One statement for both backends: 50,000 pageviews of 500 visitors over ten pages, one
+        // a second from midnight.
+        sqlx::query(
+            "WITH RECURSIVE n (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $1 - 1) \
+             INSERT INTO events (id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props) \
+             SELECT 'e' || i, 'before', $2 + i * 1000, 'pageview', '/p' || (i % 10), '', 'v' || (i % 500), 'FR', '{}' \
+             FROM n",
+        )
+        .bind(EVENTS)
+        .bind(DAY)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let pool = analytics_migrated_to(&backend, i64::MAX).await;
+        assert_eq!(count(&pool, "SELECT COUNT(DISTINCT id) FROM events").await, EVENTS);
+        let last =
+            format!("SELECT COUNT(*) FROM events WHERE id = 'e{}' AND ts = {}", EVENTS - 1, DAY + (EVENTS - 1) * 1000);
+        assert_eq!(count(&pool, &last).await, 1, "found by its key");
+        assert_eq!(figures(&analytics, "before", "visitors,pageviews").await, [500.0, EVENTS as f64]);
+        if let Backend::Postgres { .. } = backend {
+            let old = count(&pool, "SELECT COUNT(*) FROM events_before_partitioning").await;
+            assert_eq!(old, EVENTS, "the old table is the first partition");
+        }
+    })
+    .await;
+}
+
+/// One visit as the writer before migration 0012 stored it, with its pageviews (minutes after
+/// 10:00 on `DAY`), each pageview with the visit's attributes.
+async fn insert_visit(pool: &AnyPool, id: &str, visitor: &str, minutes: &[i64]) {
+    let at = |m: i64| DAY + 10 * 3_600_000 + m * 60_000;
+    let (start, last) = (at(minutes[0]), at(*minutes.last().unwrap()));
+    sqlx::query(
+        "INSERT INTO visits (id, website_id, visitor_id, start_ts, last_ts, alive_ts, pageviews, events, \
+         entry_page, exit_page, source, utm_source, utm_medium, utm_campaign, country, browser, os, device) \
+         VALUES ($1, 'before', $2, $3, $4, $4, $5, $5, '/', '/', 'Direct / None', '', '', '', '', '', '', '')",
+    )
+    .bind(id)
+    .bind(visitor)
+    .bind(start)
+    .bind(last)
+    .bind(minutes.len() as i64)
+    .execute(pool)
+    .await
+    .unwrap();
+    for &m in minutes {
+        sqlx::query(
+            "INSERT INTO events (id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
+             visit_id, entry_page, source) VALUES ($1, 'before', $2, 'pageview', '/', '', $3, '', '{}', $4, '/', 'Direct / None')",
+        )
+        .bind(format!("{id}-{m}"))
+        .bind(at(m))
+        .bind(visitor)
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+/// Visits written before migration 0012 (which partitions `visits` on PostgreSQL) keep their
+/// figures, and an event after the upgrade continues the visit that was open: its counts and
+/// duration grow in place, no second visit starts. A visit of a later day goes to that day's
+/// partition, made ahead of time.
+#[tokio::test]
+async fn visits_stored_before_partitioning_keep_their_figures_and_stay_open() {
+    use analytics::writer::Writer;
+
+    on_each_backend(|backend| async move {
+        let pool = analytics_migrated_to(&backend, 11).await;
+        insert_website(&pool, "before").await;
+        // `pageview`'s visitor, at 10:00 and 10:05: the visit the writer continues below.
+        insert_visit(&pool, "visit-a", &pageview("", 0, "").visitor_id, &[0, 5]).await;
+        insert_visit(&pool, "visit-b", "fedcba9876543210fedcba9876543210", &[60]).await;
+        pool.close().await;
+
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let all = "visits,pageviews,visit_duration,bounce_rate";
+        assert_eq!(figures(&analytics, "before", all).await, [2.0, 3.0, 150.0, 50.0]);
+
+        // Fifteen minutes after its last event, read back from the store by a fresh writer.
+        let writer = Writer::spawn(&backend).await.unwrap();
+        writer.enqueue(pageview("before", 20, "/c")).await.unwrap().await.unwrap().unwrap();
+        assert_eq!(figures(&analytics, "before", all).await, [2.0, 4.0, 600.0, 50.0]);
+        let pool = analytics_migrated_to(&backend, i64::MAX).await;
+        assert_eq!(count(&pool, "SELECT COUNT(*) FROM visits").await, 2, "no visit started again");
+
+        if let Backend::Postgres { .. } = backend {
+            let today = day_of(common::time::now_ms()) + DAY_MS / 2;
+            let event = analytics::store::NewEvent { ts: today, ..pageview("before", 0, "/") };
+            writer.enqueue(event).await.unwrap().await.unwrap().unwrap();
+            let partition = analytics::retention::partition_name("visits", today);
+            assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {partition}")).await, 1, "today's partition");
+        }
+    })
+    .await;
+}
