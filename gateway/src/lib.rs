@@ -12,10 +12,13 @@ mod metrics;
 mod openapi;
 mod routes;
 mod rules;
+mod schema;
 mod session;
 mod state;
+mod time;
 mod usage;
 mod views;
+mod vocabulary;
 
 /// Entry points of the fuzz targets under `fuzz/`.
 #[doc(hidden)]
@@ -293,8 +296,38 @@ async fn close_when_draining(
     response
 }
 
+/// The external API, `/api/external/v1`: each operation registered with its OpenAPI description,
+/// and the document they make published at `/openapi.json`.
+fn external_router() -> Router<AppState> {
+    use routes::{external, goals, stats, teams};
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+
+    // The Plausible drop-in answers in Plausible's own error shape everywhere under its mount,
+    // unknown routes and methods included.
+    let (plausible, plausible_api) = stats::dropin::routes()
+        .merge(goals::dropin_routes())
+        // A fallback does not survive two levels of nesting; a catch-all route does.
+        .route("/{*rest}", any(stats::dropin::plausible_not_found))
+        .split_for_parts();
+    let mut plausible =
+        OpenApiRouter::from(plausible.method_not_allowed_fallback(stats::dropin::plausible_method_not_allowed));
+    *plausible.get_openapi_mut() = plausible_api;
+
+    let (router, api) = OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(openapi::serve))
+        .merge(external::routes())
+        .merge(goals::routes())
+        .merge(stats::routes())
+        .merge(teams::routes())
+        .nest("/plausible", plausible)
+        .split_for_parts();
+    openapi::publish(api);
+    router
+}
+
 fn router(state: AppState) -> Router {
-    use routes::{account, events, external, goals, mcp, oauth, stats, teams};
+    use routes::{account, events, mcp, oauth, teams};
 
     let dashboard = Router::new()
         .route("/auth/signup", post(account::signup))
@@ -327,48 +360,7 @@ fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
         .route_layer(middleware::from_fn(record_route));
 
-    // The Plausible drop-in answers in Plausible's own error shape everywhere under its mount,
-    // unknown routes and methods included.
-    let plausible = Router::new()
-        .route("/api/v1/stats/aggregate", get(stats::plausible_aggregate))
-        .route("/api/v1/stats/timeseries", get(stats::plausible_timeseries))
-        .route("/api/v1/stats/breakdown", get(stats::plausible_breakdown))
-        .route("/api/v1/stats/realtime/visitors", get(stats::plausible_realtime))
-        .route("/api/v2/query", post(stats::plausible_query))
-        .route("/api/v1/sites", get(stats::plausible_sites))
-        .route("/api/v1/sites/goals", get(goals::plausible_goals).put(goals::plausible_put_goal))
-        .route("/api/v1/sites/goals/{goal_id}", delete(goals::plausible_delete_goal))
-        .route("/api/v1/sites/{site_id}", get(goals::plausible_site))
-        .route("/api/health", get(goals::plausible_health))
-        .route("/api/system/health/ready", get(goals::plausible_health))
-        .route("/api/system/health/live", get(goals::plausible_live))
-        // A fallback does not survive two levels of nesting; a catch-all route does.
-        .route("/{*rest}", any(stats::plausible_not_found))
-        .method_not_allowed_fallback(stats::plausible_method_not_allowed);
-
-    let external = Router::new()
-        .route("/openapi.json", get(openapi::serve))
-        .route("/websites", get(external::list_websites).post(external::create_website))
-        .route(
-            "/websites/{id}",
-            get(external::get_website).patch(external::update_website).delete(external::delete_website),
-        )
-        .route("/websites/{id}/goals", get(goals::list).post(goals::create))
-        .route("/websites/{id}/goals/{goal_id}", delete(goals::delete))
-        .route("/usage", get(external::usage))
-        .route("/analytics/{id}", get(stats::overview))
-        .route("/analytics/{id}/pages", get(stats::pages))
-        .route("/analytics/{id}/countries", get(stats::countries))
-        .route("/analytics/{id}/technology", get(stats::technology))
-        .route("/stats/aggregate", get(stats::aggregate))
-        .route("/stats/timeseries", get(stats::timeseries))
-        .route("/stats/breakdown", get(stats::breakdown))
-        .route("/query/{id}", post(stats::flexible_query))
-        .route("/realtime/{id}", get(stats::realtime))
-        .nest("/plausible", plausible)
-        .route("/teams/{id}/members", get(teams::external_members))
-        .route("/teams/{id}/api-key-policy", put(teams::external_put_policy))
-        .route("/teams/{id}/audit-log", get(teams::external_audit_log))
+    let external = external_router()
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit_headers))
         .route_layer(middleware::from_fn(record_route));

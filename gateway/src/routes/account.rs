@@ -13,10 +13,11 @@ use proto::policy::v1 as popb;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::envelope::{Body, Path, RawBody, created, ok, rfc3339};
+use crate::envelope::{Body, Path, RawBody, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::session::{COOKIE, SessionUser, SigningIn, cookie_attributes};
 use crate::state::AppState;
+use crate::time::rfc3339;
 use crate::views;
 
 #[derive(Deserialize)]
@@ -235,8 +236,7 @@ pub async fn set_plan(
         })
         .await?
         .into_inner();
-    let details =
-        json!({ "plan": views::plan(settings.plan), "overrides": views::team_settings(&settings)["overrides"] });
+    let details = json!({ "plan": views::plan(settings.plan), "overrides": views::team_settings(&settings).overrides });
     if let Some(cache) = &state.keys {
         cache.forget(Change::Team(settings.team_id.clone()));
     }

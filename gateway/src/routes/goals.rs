@@ -9,21 +9,21 @@ use common::Error;
 use common::access::Scope;
 use proto::analytics::v1 as pb;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Credentials, VerifiedKey};
-use crate::envelope::{Path, RawBody, created, ok, parse_query, rfc3339};
+use crate::envelope::{Path, RawBody, created, ok, parse_query};
+use crate::envelope::{Success, plausible};
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::{
-    Forbidden, GoalView, NotFound, PlausibleForbidden, PlausibleNotFound, PlausibleServiceUnavailable,
-    PlausibleTooManyRequests, PlausibleUnauthorized, PlausibleValidationError, ServiceUnavailable, Success,
-    TooManyRequests, Unauthorized, ValidationError,
-};
 use crate::routes::external::authorized_website;
-use crate::routes::stats::{Keyed, plausible};
+use crate::routes::stats::dropin::{Keyed, PlausibleSitesMeta};
 use crate::rules;
+use crate::schema::always_true;
 use crate::state::AppState;
+use crate::time::rfc3339;
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
     Error::validation(format!("{field}: {message}")).into()
@@ -33,18 +33,70 @@ fn goal_type(g: &pb::Goal) -> &'static str {
     if g.event_name.is_some() { "event" } else { "page" }
 }
 
+/// Goals in the envelope.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(delete))
+}
+
+/// Plausible's Sites API under the drop-in's mount.
+pub fn dropin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(plausible_site))
+        .routes(routes!(plausible_goals, plausible_put_goal))
+        .routes(routes!(plausible_delete_goal))
+        .routes(routes!(plausible_health))
+        .route("/api/system/health/ready", axum::routing::get(plausible_health))
+        .route("/api/system/health/live", axum::routing::get(plausible_live))
+}
+
+/// A goal of a website.
+#[derive(Serialize, ToSchema)]
+pub struct Goal {
+    id: String,
+    website_id: String,
+    /// How `event:goal` names it: the event's name, or `Visit <page_path>`.
+    display_name: String,
+    #[schema(pattern = "^(event|page)$")]
+    goal_type: &'static str,
+    /// Set for an `event` goal.
+    #[schema(required = true)]
+    event_name: Option<String>,
+    /// Set for a `page` goal; `*` stands for any characters.
+    #[schema(required = true)]
+    page_path: Option<String>,
+    /// A revenue goal's currency (ISO 4217).
+    #[schema(required = true)]
+    currency: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
 /// A goal in the envelope's shape.
-pub fn goal_view(g: &pb::Goal) -> Value {
-    json!({
-        "id": g.id,
-        "website_id": g.website_id,
-        "display_name": g.display_name,
-        "goal_type": goal_type(g),
-        "event_name": g.event_name,
-        "page_path": g.page_path,
-        "currency": g.currency,
-        "created_at": rfc3339(g.created_at_unix_ms),
-    })
+pub fn goal_view(g: &pb::Goal) -> Goal {
+    Goal {
+        id: g.id.clone(),
+        website_id: g.website_id.clone(),
+        display_name: g.display_name.clone(),
+        goal_type: goal_type(g),
+        event_name: g.event_name.clone(),
+        page_path: g.page_path.clone(),
+        currency: g.currency.clone(),
+        created_at: rfc3339(g.created_at_unix_ms),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeletedGoal {
+    id: String,
+    #[schema(schema_with = always_true)]
+    deleted: bool,
+}
+
+/// Plausible's answer to a deletion.
+#[derive(Serialize, ToSchema)]
+pub struct PlausibleDeleted {
+    #[schema(schema_with = always_true)]
+    deleted: bool,
 }
 
 async fn goals_of(state: &AppState, website_id: String) -> ApiResult<Vec<pb::Goal>> {
@@ -60,13 +112,8 @@ async fn goals_of(state: &AppState, website_id: String) -> ApiResult<Vec<pb::Goa
     description = "Scope: `read`. Oldest first. `event:goal` names them by `display_name`.",
     params(("id" = String, Path, description = "Website id or domain")),
     responses(
-        (status = 200, description = "The goals", body = Success<Vec<GoalView>>),
-        (status = 400, response = ValidationError),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
+        (status = 200, description = "The goals", body = Success<Vec<Goal>>),
+        (status = 404, response = crate::openapi::NotFound),
     ),
 )]
 pub async fn list(
@@ -97,16 +144,16 @@ pub struct CreateGoalBody {
     /// A custom event's name (1 to 120 characters, not `pageview` or `engagement`). Give this
     /// or `page_path`, not both.
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::goal_event_name)]
+    #[schema(schema_with = crate::schema::goal_event_name)]
     event_name: Option<String>,
     /// A page path starting with `/`; `*` stands for any characters (`/blog/*`).
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::goal_page_path)]
+    #[schema(schema_with = crate::schema::goal_page_path)]
     page_path: Option<String>,
     /// Makes an event goal a revenue goal: its events' revenue in this currency (ISO 4217)
     /// counts in `total_revenue` and `average_revenue`.
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::goal_currency)]
+    #[schema(schema_with = crate::schema::goal_currency)]
     currency: Option<String>,
 }
 
@@ -120,14 +167,9 @@ pub struct CreateGoalBody {
     params(("id" = String, Path, description = "Website id or domain")),
     request_body = CreateGoalBody,
     responses(
-        (status = 201, description = "The new goal", body = Success<GoalView>),
-        (status = 400, response = ValidationError),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
+        (status = 201, description = "The new goal", body = Success<Goal>),
+        (status = 404, response = crate::openapi::NotFound),
         (status = 409, response = crate::openapi::Conflict),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
     ),
 )]
 pub async fn create(
@@ -170,13 +212,8 @@ async fn create_goal(state: &AppState, request: pb::CreateGoalRequest) -> ApiRes
         ("goalId" = String, Path, description = "The goal's id"),
     ),
     responses(
-        (status = 200, description = "Deleted", body = Success<crate::openapi::DeletedGoal>),
-        (status = 400, response = ValidationError),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
+        (status = 200, description = "Deleted", body = Success<DeletedGoal>),
+        (status = 404, response = crate::openapi::NotFound),
     ),
 )]
 pub async fn delete(
@@ -187,7 +224,7 @@ pub async fn delete(
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
     let request = pb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
     state.analytics.clone().delete_goal(request).await?;
-    Ok(ok(json!({ "id": goal_id, "deleted": true })).into_response())
+    Ok(ok(DeletedGoal { id: goal_id, deleted: true }).into_response())
 }
 
 // ---- Plausible's Sites API, drop-in ----
@@ -203,7 +240,7 @@ pub struct PlausibleSiteDetails {
 
 #[utoipa::path(
     get,
-    path = "/plausible/api/v1/sites/{site_id}",
+    path = "/api/v1/sites/{site_id}",
     tag = "plausible",
     operation_id = "plausibleSite",
     summary = "Plausible Sites API site, drop-in",
@@ -211,12 +248,7 @@ pub struct PlausibleSiteDetails {
     params(("site_id" = String, Path, description = "Website id or domain")),
     responses(
         (status = 200, description = "The site", body = PlausibleSiteDetails),
-        (status = 400, response = PlausibleValidationError),
-        (status = 401, response = PlausibleUnauthorized),
-        (status = 403, response = PlausibleForbidden),
-        (status = 404, response = PlausibleNotFound),
-        (status = 429, response = PlausibleTooManyRequests),
-        (status = 503, response = PlausibleServiceUnavailable),
+        (status = 404, response = crate::openapi::PlausibleNotFound),
     ),
 )]
 pub async fn plausible_site(
@@ -231,7 +263,7 @@ pub async fn plausible_site(
             let (_, website) = authorized_website(&state, key, site_id, Scope::Read).await.map_err(site_not_found)?;
             let site =
                 PlausibleSiteDetails { domain: website.domain, timezone: website.timezone, custom_properties: vec![] };
-            Ok(json!(site))
+            Ok(site)
         }
         .await,
     )
@@ -280,7 +312,7 @@ impl PlausibleGoal {
 #[derive(Serialize, ToSchema)]
 pub struct PlausibleGoals {
     goals: Vec<PlausibleGoal>,
-    meta: crate::routes::stats::PlausibleSitesMeta,
+    meta: PlausibleSitesMeta,
 }
 
 /// `site_id` of a Sites API call, which Plausible requires by name.
@@ -305,7 +337,7 @@ async fn named_site(
 
 #[utoipa::path(
     get,
-    path = "/plausible/api/v1/sites/goals",
+    path = "/api/v1/sites/goals",
     tag = "plausible",
     operation_id = "plausibleGoals",
     summary = "Plausible Sites API goals, drop-in",
@@ -313,12 +345,7 @@ async fn named_site(
     params(GoalsParams),
     responses(
         (status = 200, description = "The goals", body = PlausibleGoals),
-        (status = 400, response = PlausibleValidationError),
-        (status = 401, response = PlausibleUnauthorized),
-        (status = 403, response = PlausibleForbidden),
-        (status = 404, response = PlausibleNotFound),
-        (status = 429, response = PlausibleTooManyRequests),
-        (status = 503, response = PlausibleServiceUnavailable),
+        (status = 404, response = crate::openapi::PlausibleNotFound),
     ),
 )]
 pub async fn plausible_goals(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
@@ -330,8 +357,8 @@ pub async fn plausible_goals(State(state): State<AppState>, credentials: Keyed, 
             let goals: Vec<PlausibleGoal> =
                 goals_of(&state, website.id).await?.into_iter().map(PlausibleGoal::of).collect();
             let limit = u32::try_from(goals.len()).unwrap_or(u32::MAX).max(1);
-            let meta = crate::routes::stats::PlausibleSitesMeta::one_page(limit);
-            Ok(json!(PlausibleGoals { goals, meta }))
+            let meta = PlausibleSitesMeta::one_page(limit);
+            Ok(PlausibleGoals { goals, meta })
         }
         .await,
     )
@@ -351,14 +378,14 @@ pub struct PlausibleGoalBody {
     #[schema(value_type = String, required = true, pattern = "^(event|page)$")]
     goal_type: Option<String>,
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::goal_event_name)]
+    #[schema(schema_with = crate::schema::goal_event_name)]
     event_name: Option<String>,
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::goal_page_path)]
+    #[schema(schema_with = crate::schema::goal_page_path)]
     page_path: Option<String>,
     /// A revenue goal's currency (ISO 4217), with `goal_type` `event`.
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::goal_currency)]
+    #[schema(schema_with = crate::schema::goal_currency)]
     currency: Option<String>,
 }
 
@@ -422,7 +449,7 @@ pub struct PlausibleCreatedGoal {
 
 #[utoipa::path(
     put,
-    path = "/plausible/api/v1/sites/goals",
+    path = "/api/v1/sites/goals",
     tag = "plausible",
     operation_id = "plausiblePutGoal",
     summary = "Plausible Sites API find-or-create goal, drop-in",
@@ -430,12 +457,7 @@ pub struct PlausibleCreatedGoal {
     request_body = PlausibleGoalBody,
     responses(
         (status = 200, description = "The goal", body = PlausibleCreatedGoal),
-        (status = 400, response = PlausibleValidationError),
-        (status = 401, response = PlausibleUnauthorized),
-        (status = 403, response = PlausibleForbidden),
-        (status = 404, response = PlausibleNotFound),
-        (status = 429, response = PlausibleTooManyRequests),
-        (status = 503, response = PlausibleServiceUnavailable),
+        (status = 404, response = crate::openapi::PlausibleNotFound),
     ),
 )]
 pub async fn plausible_put_goal(
@@ -471,14 +493,7 @@ pub async fn plausible_put_goal(
                 }
             };
             let PlausibleGoal { id, display_name, goal_type, event_name, page_path } = PlausibleGoal::of(goal);
-            Ok(json!(PlausibleCreatedGoal {
-                id,
-                display_name,
-                goal_type,
-                event_name,
-                page_path,
-                domain: website.domain
-            }))
+            Ok(PlausibleCreatedGoal { id, display_name, goal_type, event_name, page_path, domain: website.domain })
         }
         .await,
     )
@@ -486,20 +501,15 @@ pub async fn plausible_put_goal(
 
 #[utoipa::path(
     delete,
-    path = "/plausible/api/v1/sites/goals/{goal_id}",
+    path = "/api/v1/sites/goals/{goal_id}",
     tag = "plausible",
     operation_id = "plausibleDeleteGoal",
     summary = "Plausible Sites API delete goal, drop-in",
     description = "Scope: `write`. As Plausible's `DELETE /api/v1/sites/goals/{goal_id}`, `site_id` in the query string or the body.",
     params(("goal_id" = String, Path, description = "The goal's id"), GoalsParams),
     responses(
-        (status = 200, description = "Deleted", body = crate::openapi::PlausibleDeleted),
-        (status = 400, response = PlausibleValidationError),
-        (status = 401, response = PlausibleUnauthorized),
-        (status = 403, response = PlausibleForbidden),
-        (status = 404, response = PlausibleNotFound),
-        (status = 429, response = PlausibleTooManyRequests),
-        (status = 503, response = PlausibleServiceUnavailable),
+        (status = 200, description = "Deleted", body = PlausibleDeleted),
+        (status = 404, response = crate::openapi::PlausibleNotFound),
     ),
 )]
 pub async fn plausible_delete_goal(
@@ -525,7 +535,7 @@ pub async fn plausible_delete_goal(
                 }
                 e
             })?;
-            Ok(json!({ "deleted": true }))
+            Ok(PlausibleDeleted { deleted: true })
         }
         .await,
     )
@@ -535,7 +545,7 @@ pub async fn plausible_delete_goal(
 /// statistics backend answers.
 #[utoipa::path(
     get,
-    path = "/plausible/api/health",
+    path = "/api/health",
     tag = "plausible",
     operation_id = "plausibleHealth",
     summary = "Plausible health check, drop-in",
@@ -543,7 +553,7 @@ pub async fn plausible_delete_goal(
     security(),
     responses(
         (status = 200, description = "Ready", body = Object, content_type = "application/json"),
-        (status = 503, response = PlausibleServiceUnavailable),
+        (status = 503, response = crate::openapi::PlausibleServiceUnavailable),
     ),
 )]
 pub async fn plausible_health(State(state): State<AppState>) -> Response {
@@ -602,5 +612,5 @@ pub async fn session_delete(
     let website = crate::routes::websites::member_website(&state, &session, website_id).await?;
     let request = pb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
     state.analytics.clone().delete_goal(request).await?;
-    Ok(ok(json!({ "id": goal_id, "deleted": true })).into_response())
+    Ok(ok(DeletedGoal { id: goal_id, deleted: true }).into_response())
 }

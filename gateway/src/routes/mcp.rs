@@ -358,7 +358,7 @@ impl McpServer {
                         ..base.clone()
                     }),
                 )?;
-                let mut overview = top(&t, "", &totals).into_iter().next().unwrap_or_default();
+                let mut overview = Value::Object(top(&t, "", &totals).into_iter().next().unwrap_or_default());
                 overview["series"] = json!(top(&s, "date", &series_metrics));
                 overview["top_countries"] = json!(top(&c, "country", &["visitors".to_owned()]));
                 Ok(overview)
@@ -390,7 +390,11 @@ impl McpServer {
                 };
                 let answer = self.query(request).await?;
                 let found = top(&answer, key, &metrics);
-                Ok(if key.is_empty() { found.into_iter().next().unwrap_or_default() } else { json!(found) })
+                Ok(if key.is_empty() {
+                    Value::Object(found.into_iter().next().unwrap_or_default())
+                } else {
+                    json!(found)
+                })
             }
             "get_realtime" => {
                 let website = self.website(grant, args).await?;
@@ -401,7 +405,7 @@ impl McpServer {
                     period: "realtime".into(),
                     ..Default::default()
                 };
-                Ok(top(&self.query(request).await?, "", &metrics).into_iter().next().unwrap_or_default())
+                Ok(Value::Object(top(&self.query(request).await?, "", &metrics).into_iter().next().unwrap_or_default()))
             }
             "create_website" | "update_website" => {
                 // The role is the user's now: a demoted admin's connection stops writing.
@@ -426,7 +430,7 @@ impl McpServer {
                     };
                     analytics.update_website(request).await
                 };
-                Ok(crate::views::website(&website.map_err(|s| s.message().to_owned())?.into_inner()))
+                Ok(json!(crate::views::website(&website.map_err(|s| s.message().to_owned())?.into_inner())))
             }
             _ => Err(format!("unknown tool {name}")),
         }
@@ -474,7 +478,7 @@ impl ServerHandler for McpServer {
             let message = format!(
                 "daily MCP quota of {} calls reached; it resets at {}",
                 charge.limit,
-                crate::envelope::rfc3339(charge.reset_at_unix_ms)
+                crate::time::rfc3339(charge.reset_at_unix_ms)
             );
             return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
         }

@@ -16,10 +16,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::console::{escape, field, oauth_page};
-use crate::envelope::{Path, ok, parse, rfc3339};
+use crate::envelope::{Path, ok, parse};
 use crate::error::ApiResult;
 use crate::session::{COOKIE, SessionUser};
 use crate::state::AppState;
+use crate::time::rfc3339;
 
 /// Tool categories, as OAuth scopes.
 const SCOPES: [(&str, &str); 3] = [

@@ -10,12 +10,13 @@ use proto::identity::v1 as idpb;
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-use crate::envelope::{Body, Path, created, ok, parse_query, rfc3339};
+use crate::envelope::{Body, Path, created, ok, parse_query};
 use crate::error::ApiResult;
 use crate::routes::stats;
 use crate::rules;
 use crate::session::SessionUser;
 use crate::state::AppState;
+use crate::time::rfc3339;
 use crate::views;
 
 /// `GET /api/v1/websites`: the websites of every team I belong to.
@@ -177,7 +178,7 @@ pub async fn stats(
 ) -> ApiResult<Response> {
     let params: StatsParams = parse_query(q.as_deref())?;
     let (period, custom) = console_period(params.period, params.date.as_deref())?;
-    let filters = stats::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    let filters = stats::plausible_v1::v1_filters(params.filters.as_deref().unwrap_or_default())?;
     let website = member_website(&state, &session, website_id).await?;
     let scoped = |request: anpb::QueryRequest| anpb::QueryRequest {
         filters: filters.clone(),
@@ -286,7 +287,7 @@ pub async fn properties(
     let event =
         params.event.filter(|e| !e.is_empty()).ok_or_else(|| common::Error::validation("event: is required"))?;
     rules::check_line("event", &event)?;
-    let mut filters = stats::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    let mut filters = stats::plausible_v1::v1_filters(params.filters.as_deref().unwrap_or_default())?;
     filters.push(anpb::Filter { operator: "is".into(), dimension: "event:name".into(), values: vec![event.clone()] });
     let website = member_website(&state, &session, website_id).await?;
     let date = params.date.unwrap_or_default();
@@ -312,7 +313,7 @@ pub async fn properties(
 }
 
 /// The rows of an `event:name` breakdown that are custom events.
-fn custom_events(answer: &anpb::QueryResponse) -> Vec<serde_json::Value> {
+fn custom_events(answer: &anpb::QueryResponse) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let custom = anpb::QueryResponse {
         rows: answer
             .rows
