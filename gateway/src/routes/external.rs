@@ -2,18 +2,19 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use common::Error;
 use common::access::{Plan, Scope};
-use common::{Error, ErrorCode};
 use proto::analytics::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Authorized, Credentials, VerifiedKey};
+use crate::auth::Credentials;
 use crate::envelope::Success;
 use crate::envelope::{Path, RawBody, created, ok};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
+use crate::flows::access::{authorized_website, reachable_websites};
 use crate::rules;
 use crate::schema::{TimeZone, always_true};
 use crate::state::AppState;
@@ -42,12 +43,6 @@ pub async fn list_websites(State(state): State<AppState>, credentials: Credentia
     let authorized = key.authorize(&state, Scope::Read, None).await?;
     let websites = reachable_websites(&state, &authorized).await?;
     Ok(ok(websites.iter().map(views::website).collect::<Vec<_>>()).into_response())
-}
-
-/// The websites of every team a decision lets the key reach.
-pub(crate) async fn reachable_websites(state: &AppState, authorized: &Authorized) -> ApiResult<Vec<pb::Website>> {
-    let request = pb::ListWebsitesRequest { team_ids: authorized.reachable_team_ids().to_vec() };
-    Ok(state.analytics.clone().list_websites(request).await?.into_inner().websites)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -124,38 +119,6 @@ pub async fn create_website(
         .await?
         .into_inner();
     Ok(created(views::website(&website)).into_response())
-}
-
-/// Verifies the key and looks the website up at the same time, then decides with the
-/// website's team. A missing website is a 404 only for a caller allowed to ask.
-pub(crate) async fn authorized_website(
-    state: &AppState,
-    key: impl std::future::Future<Output = ApiResult<VerifiedKey>>,
-    website_id: String,
-    scope: Scope,
-) -> ApiResult<(VerifiedKey, pb::Website)> {
-    if let Err(invalid) = rules::check_line("id", &website_id) {
-        let key = key.await?;
-        return Err(key.validated(state, scope, Err::<(), _>(invalid)).await.unwrap_err());
-    }
-    let lookup = async {
-        let mut analytics = state.analytics.clone();
-        analytics.get_website(pb::GetWebsiteRequest { website_id }).await.map_err(Error::from)
-    };
-    let (key, website) = tokio::join!(key, lookup);
-    let key = key?;
-    match website {
-        Ok(website) => {
-            let website = website.into_inner();
-            key.authorize(state, scope, Some(&website.team_id)).await?;
-            Ok((key, website))
-        }
-        Err(e) if e.code == ErrorCode::NotFound => {
-            key.authorize(state, scope, None).await?;
-            Err(ApiError::from(e))
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[utoipa::path(

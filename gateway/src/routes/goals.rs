@@ -18,7 +18,7 @@ use crate::auth::{Credentials, VerifiedKey};
 use crate::envelope::{Path, RawBody, created, ok, parse_query};
 use crate::envelope::{Success, plausible};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::external::authorized_website;
+use crate::flows::access::authorized_website;
 use crate::routes::stats::dropin::{Keyed, PlausibleSitesMeta};
 use crate::rules;
 use crate::schema::always_true;

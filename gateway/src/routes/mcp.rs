@@ -26,8 +26,9 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::{Value, json};
 
-use crate::routes::stats::top;
+use crate::flows::stats::{self, short_name, top};
 use crate::state::AppState;
+use crate::vocabulary;
 
 const ANALYTICS_READ: &str = "analytics:read";
 const MANAGEMENT_READ: &str = "management:read";
@@ -200,7 +201,7 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
                 "get_overview",
                 "Visitors, pageviews, bounce rate, visit duration, a daily series and top countries",
                 schema(
-                    json!({ "website_id": site, "range": { "type": "string", "enum": ["24h", "7d", "30d", "90d", "1y"] } }),
+                    json!({ "website_id": site, "range": { "type": "string", "enum": vocabulary::RANGES } }),
                     &["website_id"],
                 ),
             ),
@@ -334,33 +335,18 @@ impl McpServer {
             "get_overview" => {
                 let website = self.website(grant, args).await?;
                 let range = arg(args, "range").unwrap_or("30d");
-                if !["24h", "7d", "30d", "90d", "1y"].contains(&range) {
-                    return Err("range must be one of 24h, 7d, 30d, 90d, 1y".into());
+                if !vocabulary::RANGES.contains(&range) {
+                    return Err(format!("range must be one of {}", vocabulary::RANGES.join(", ")));
                 }
-                let totals: Vec<String> =
-                    ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"].map(str::to_owned).to_vec();
-                let series_metrics = vec!["visitors".to_owned(), "pageviews".to_owned()];
-                let base =
-                    apb::QueryRequest { website_id: website.id.clone(), period: range.into(), ..Default::default() };
-                let interval = if range == "24h" { "time:hour" } else { "time:day" };
-                let (t, s, c) = tokio::try_join!(
-                    self.query(apb::QueryRequest { metrics: totals.clone(), ..base.clone() }),
-                    self.query(apb::QueryRequest {
-                        metrics: series_metrics.clone(),
-                        dimensions: vec![interval.into()],
-                        fill_time: true,
-                        ..base.clone()
-                    }),
-                    self.query(apb::QueryRequest {
-                        metrics: vec!["visitors".into()],
-                        dimensions: vec!["visit:country".into()],
-                        limit: 10,
-                        ..base.clone()
-                    }),
-                )?;
-                let mut overview = Value::Object(top(&t, "", &totals).into_iter().next().unwrap_or_default());
-                overview["series"] = json!(top(&s, "date", &series_metrics));
-                overview["top_countries"] = json!(top(&c, "country", &["visitors".to_owned()]));
+                let overview =
+                    stats::overview(&self.state, &website.id, range, 10).await.map_err(|e| e.error.text())?;
+                // The tool answers the figures alone: the caller named the site and range.
+                let mut overview = json!(overview);
+                if let Some(fields) = overview.as_object_mut() {
+                    for named in ["website_id", "range", "from", "to"] {
+                        fields.remove(named);
+                    }
+                }
                 Ok(overview)
             }
             "get_aggregate" | "get_timeseries" | "get_breakdown" => {
@@ -385,7 +371,7 @@ impl McpServer {
                         let property = arg(args, "property").ok_or("property is required")?;
                         request.dimensions = vec![property.to_owned()];
                         request.limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 1000) as u32;
-                        crate::routes::stats::short_name(property)
+                        short_name(property)
                     }
                 };
                 let answer = self.query(request).await?;
@@ -398,14 +384,8 @@ impl McpServer {
             }
             "get_realtime" => {
                 let website = self.website(grant, args).await?;
-                let metrics = vec!["visitors".to_owned(), "pageviews".to_owned()];
-                let request = apb::QueryRequest {
-                    website_id: website.id,
-                    metrics: metrics.clone(),
-                    period: "realtime".into(),
-                    ..Default::default()
-                };
-                Ok(Value::Object(top(&self.query(request).await?, "", &metrics).into_iter().next().unwrap_or_default()))
+                let totals = stats::realtime_totals(&self.state, &website.id).await.map_err(|e| e.error.text())?;
+                Ok(json!({ "visitors": totals.visitors, "pageviews": totals.pageviews }))
             }
             "create_website" | "update_website" => {
                 // The role is the user's now: a demoted admin's connection stops writing.

@@ -9,13 +9,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::invalid;
 use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, v1};
 use super::plausible_v2::{QueryResult, V2Body, v2};
-use super::{invalid, query, run};
 use crate::auth::Credentials;
 use crate::envelope::{RawBody, parse_query, plausible};
 use crate::error::ApiError;
-use crate::routes::external::{authorized_website, reachable_websites};
+use crate::flows::access::{authorized_website, reachable_websites};
+use crate::flows::stats;
 use crate::rules;
 use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;
@@ -197,8 +198,7 @@ pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keye
             let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
             key.validated(&state, Scope::Read, rules::check_line("site_id", &params.site_id)).await?;
             let (_, website) = authorized_website(&state, async { Ok(key) }, params.site_id, Scope::Read).await?;
-            let answer = run(&state, query(&website.id, "realtime", &["visitors"])).await?;
-            Ok(answer.rows.first().and_then(|r| r.metrics.first()).copied().unwrap_or_default() as i64)
+            Ok(stats::realtime_totals(&state, &website.id).await?.visitors)
         }
         .await,
     )

@@ -10,14 +10,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{breakdown_of, invalid, query, run, totals};
+use super::invalid;
 use crate::auth::Credentials;
 use crate::envelope::{Path, Success, ok, parse_query};
 use crate::error::ApiResult;
-use crate::routes::external::authorized_website;
+use crate::flows::access::authorized_website;
+use crate::flows::stats::{self, Overview, Realtime, breakdown_of, count, label, run};
 use crate::schema::Range;
 use crate::state::AppState;
-use crate::time::rfc3339;
 use crate::vocabulary;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -65,54 +65,6 @@ impl RangeParams {
     }
 }
 
-/// A count of a row; counts are whole.
-fn count(row: &anpb::Row, i: usize) -> u64 {
-    row.metrics.get(i).copied().unwrap_or_default() as u64
-}
-
-/// The value of a row's only dimension.
-fn label(row: &anpb::Row) -> String {
-    row.dimensions.first().cloned().unwrap_or_default()
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Overview {
-    website_id: String,
-    #[schema(value_type = Range)]
-    range: String,
-    #[schema(format = DateTime)]
-    from: String,
-    /// Exclusive.
-    #[schema(format = DateTime)]
-    to: String,
-    visitors: u64,
-    visits: u64,
-    pageviews: u64,
-    /// Percent of visits with at most one pageview.
-    bounce_rate: u64,
-    /// Mean seconds from a visit's first to its last event.
-    visit_duration: u64,
-    /// Hourly for `24h`, else daily; zero-filled.
-    series: Vec<SeriesPoint>,
-    /// The top 10.
-    top_countries: Vec<CountryVisitors>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SeriesPoint {
-    /// `YYYY-MM-DD`, or `YYYY-MM-DD HH:00:00` for hours, in the site's time zone.
-    date: String,
-    visitors: u64,
-    pageviews: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CountryVisitors {
-    /// ISO 3166-1 alpha-2 code.
-    country: String,
-    visitors: u64,
-}
-
 /// Overview: totals, a series (hourly over 24h, else daily) and the top countries.
 #[utoipa::path(
     get,
@@ -135,43 +87,8 @@ pub async fn overview(
 ) -> ApiResult<Response> {
     let website = site(&state, credentials, website_id).await?;
     let params: RangeParams = parse_query(q.as_deref())?;
-    let period = params.period()?;
-    const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
-    let interval = if period == "24h" { "time:hour" } else { "time:day" };
-    let series = anpb::QueryRequest {
-        dimensions: vec![interval.into()],
-        fill_time: true,
-        ..query(&website.id, &period, &["visitors", "pageviews"])
-    };
-    let (answer, series, countries) = tokio::try_join!(
-        run(&state, query(&website.id, &period, &TOTALS)),
-        run(&state, series),
-        run(&state, breakdown_of(&website.id, &period, "visit:country", &["visitors"], params.limit()?)),
-    )?;
-    let values = totals(&answer);
-    let value = |i: usize| values.get(i).copied().unwrap_or_default() as u64;
-    Ok(ok(Overview {
-        website_id: website.id,
-        range: period,
-        from: rfc3339(answer.from_unix_ms),
-        to: rfc3339(answer.to_unix_ms),
-        visitors: value(0),
-        visits: value(1),
-        pageviews: value(2),
-        bounce_rate: value(3),
-        visit_duration: value(4),
-        series: series
-            .rows
-            .iter()
-            .map(|r| SeriesPoint { date: label(r), visitors: count(r, 0), pageviews: count(r, 1) })
-            .collect(),
-        top_countries: countries
-            .rows
-            .iter()
-            .map(|r| CountryVisitors { country: label(r), visitors: count(r, 0) })
-            .collect(),
-    })
-    .into_response())
+    let overview = stats::overview(&state, &website.id, &params.period()?, params.limit()?).await?;
+    Ok(ok(overview).into_response())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -312,25 +229,6 @@ pub async fn technology(
     .into_response())
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Realtime {
-    /// Of the last 5 minutes.
-    visitors: u64,
-    pageviews: u64,
-    #[schema(format = DateTime)]
-    from: String,
-    #[schema(format = DateTime)]
-    to: String,
-    /// The top 10.
-    top_pages: Vec<PageVisitors>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PageVisitors {
-    page: String,
-    visitors: u64,
-}
-
 /// Visitors and pageviews of the last 5 minutes, and their pages.
 #[utoipa::path(
     get,
@@ -351,18 +249,5 @@ pub async fn realtime(
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
     let website = site(&state, credentials, website_id).await?;
-    let (answer, pages) = tokio::try_join!(
-        run(&state, query(&website.id, "realtime", &["visitors", "pageviews"])),
-        run(&state, breakdown_of(&website.id, "realtime", "event:page", &["visitors"], 10)),
-    )?;
-    let values = totals(&answer);
-    let value = |i: usize| values.get(i).copied().unwrap_or_default() as u64;
-    Ok(ok(Realtime {
-        visitors: value(0),
-        pageviews: value(1),
-        from: rfc3339(answer.from_unix_ms),
-        to: rfc3339(answer.to_unix_ms),
-        top_pages: pages.rows.iter().map(|r| PageVisitors { page: label(r), visitors: count(r, 0) }).collect(),
-    })
-    .into_response())
+    Ok(ok(stats::realtime(&state, &website.id).await?).into_response())
 }

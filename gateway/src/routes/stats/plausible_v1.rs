@@ -11,11 +11,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{change, invalid, repeated, row_metric, run, run_named, short_name, top, totals};
+use super::{invalid, repeated, run_named};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Success, paged, parse_query};
 use crate::error::ApiResult;
-use crate::routes::external::authorized_website;
+use crate::flows::access::authorized_website;
+use crate::flows::stats::{change, row_metric, run, short_name, top, totals};
 use crate::rules;
 use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;

@@ -11,11 +11,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{invalid, repeated, row_metric, run_named};
+use super::{invalid, repeated, run_named};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
 use crate::error::ApiResult;
-use crate::routes::external::authorized_website;
+use crate::flows::access::authorized_website;
+use crate::flows::stats::row_metric;
 use crate::rules;
 use crate::state::AppState;
 use crate::time::rfc3339;
