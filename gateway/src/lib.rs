@@ -300,14 +300,14 @@ async fn close_when_draining(
 /// The external API, `/api/external/v1`: each operation registered with its OpenAPI description,
 /// and the document they make published at `/openapi.json`.
 fn external_router() -> Router<AppState> {
-    use routes::{external, goals, stats, teams};
+    use routes::{external, goals, sites_api, stats, teams};
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
 
     // The Plausible drop-in answers in Plausible's own error shape everywhere under its mount,
     // unknown routes and methods included.
     let (plausible, plausible_api) = stats::dropin::routes()
-        .merge(goals::dropin_routes())
+        .merge(sites_api::routes())
         // A fallback does not survive two levels of nesting; a catch-all route does.
         .route("/{*rest}", any(stats::dropin::plausible_not_found))
         .split_for_parts();
@@ -327,10 +327,46 @@ fn external_router() -> Router<AppState> {
     router
 }
 
-fn router(state: AppState) -> Router {
-    use routes::{account, events, mcp, oauth, teams};
+/// OAuth for MCP clients and `/mcp` itself.
+fn oauth_router(state: &AppState) -> Router<AppState> {
+    use routes::{mcp, oauth};
 
-    let dashboard = Router::new()
+    // MCP clients may run in a browser: the OAuth endpoints and /mcp take bearer tokens, never
+    // cookies, so any origin may call them.
+    let open_cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("mcp-protocol-version"),
+            header::HeaderName::from_static("mcp-session-id"),
+        ])
+        // A browser client reads the challenge to find the metadata and the scopes to ask for.
+        .expose_headers([header::WWW_AUTHENTICATE, header::HeaderName::from_static("mcp-session-id")]);
+    let mcp_service = tower::ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(state.clone(), mcp::require_token))
+        .service(mcp::service(state.clone()));
+    Router::new()
+        .route("/.well-known/oauth-protected-resource", get(oauth::protected_resource))
+        .route("/.well-known/oauth-protected-resource/mcp", get(oauth::protected_resource))
+        .route("/.well-known/oauth-authorization-server", get(oauth::authorization_server))
+        .route("/oauth/register", post(oauth::register))
+        .route("/oauth/token", post(oauth::token))
+        .route_service("/mcp", mcp_service)
+        // Set before the CORS layer so that it wraps this fallback too; set after, by the outer
+        // router, it would answer preflights (OPTIONS) with 405.
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(open_cors)
+        // The consent page is a same-site form: no CORS.
+        .route("/oauth/authorize", get(oauth::authorize_page).post(oauth::authorize_submit))
+}
+
+/// The dashboard's API, `/api/v1`, for sessions (the console's among them).
+fn dashboard_router(state: &AppState) -> Router<AppState> {
+    use routes::{account, goals, oauth, teams, websites};
+
+    Router::new()
         .route("/auth/signup", post(account::signup))
         .route("/auth/login", post(account::login))
         .route("/auth/logout", post(account::logout))
@@ -351,50 +387,28 @@ fn router(state: AppState) -> Router {
         .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
         .route("/account/sessions", get(account::list_sessions))
         .route("/account/sessions/{id}", delete(account::revoke_session))
-        .route("/websites", get(routes::websites::list).post(routes::websites::create))
-        .route("/websites/{id}/stats", get(routes::websites::stats))
-        .route("/websites/{id}/realtime", get(routes::websites::realtime))
-        .route("/websites/{id}/properties", get(routes::websites::properties))
-        .route("/websites/{id}/goals", get(routes::goals::session_list).post(routes::goals::session_create))
-        .route("/websites/{id}/goals/{goal_id}", delete(routes::goals::session_delete))
+        .route("/websites", get(websites::list).post(websites::create))
+        .route("/websites/{id}/stats", get(websites::stats))
+        .route("/websites/{id}/realtime", get(websites::realtime))
+        .route("/websites/{id}/properties", get(websites::properties))
+        .route("/websites/{id}/goals", get(goals::session_list).post(goals::session_create))
+        .route("/websites/{id}/goals/{goal_id}", delete(goals::session_delete))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
-        .route_layer(middleware::from_fn(record_route));
+        .route_layer(middleware::from_fn(record_route))
+}
+
+fn router(state: AppState) -> Router {
+    use routes::events;
+
+    let dashboard = dashboard_router(&state);
 
     let external = external_router()
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit_headers))
         .route_layer(middleware::from_fn(record_route));
 
-    // MCP clients may run in a browser: the OAuth endpoints and /mcp take bearer tokens, never
-    // cookies, so any origin may call them.
-    let open_cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::HeaderName::from_static("mcp-protocol-version"),
-            header::HeaderName::from_static("mcp-session-id"),
-        ])
-        // A browser client reads the challenge to find the metadata and the scopes to ask for.
-        .expose_headers([header::WWW_AUTHENTICATE, header::HeaderName::from_static("mcp-session-id")]);
-    let mcp_service = tower::ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(state.clone(), mcp::require_token))
-        .service(mcp::service(state.clone()));
-    let oauth = Router::new()
-        .route("/.well-known/oauth-protected-resource", get(oauth::protected_resource))
-        .route("/.well-known/oauth-protected-resource/mcp", get(oauth::protected_resource))
-        .route("/.well-known/oauth-authorization-server", get(oauth::authorization_server))
-        .route("/oauth/register", post(oauth::register))
-        .route("/oauth/token", post(oauth::token))
-        .route_service("/mcp", mcp_service)
-        // Set before the CORS layer so that it wraps this fallback too; set after, by the outer
-        // router, it would answer preflights (OPTIONS) with 405.
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(open_cors)
-        // The consent page is a same-site form: no CORS.
-        .route("/oauth/authorize", get(oauth::authorize_page).post(oauth::authorize_submit));
+    let oauth = oauth_router(&state);
 
     Router::new()
         .route("/healthz", get(healthz))

@@ -3,4 +3,5 @@
 //! Plausible drop-in, MCP, the console's session routes) parse, call a flow and render.
 
 pub mod access;
+pub mod goals;
 pub mod stats;

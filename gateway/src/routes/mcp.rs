@@ -191,10 +191,11 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
     let metrics = json!({ "type": "array", "items": { "type": "string" },
         "description": "visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, time_on_page, scroll_depth" });
     let read: &[&str] = &[ANALYTICS_READ];
+    let list_categories: &[&str] = &[ANALYTICS_READ, MANAGEMENT_READ];
     vec![
         (
             Tool::new("list_websites", "Websites of the connected team", schema(json!({}), &[])),
-            &[ANALYTICS_READ, MANAGEMENT_READ],
+            list_categories,
         ),
         (
             Tool::new(
@@ -250,6 +251,15 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
             ),
             read,
         ),
+    ]
+    .into_iter()
+    .chain(management_tools(&site))
+    .collect()
+}
+
+/// The tools that change the team's websites.
+fn management_tools(site: &Value) -> Vec<(Tool, &'static [&'static str])> {
+    vec![
         (
             Tool::new(
                 "create_website",
@@ -323,8 +333,6 @@ impl McpServer {
     }
 
     async fn run(&self, grant: &pb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
-        let period = arg(args, "period").unwrap_or("30d").to_owned();
-        let date = arg(args, "date").unwrap_or_default().to_owned();
         match name {
             "list_websites" => {
                 let request = apb::ListWebsitesRequest { team_ids: vec![grant.team_id.clone()] };
@@ -349,71 +357,70 @@ impl McpServer {
                 }
                 Ok(overview)
             }
-            "get_aggregate" | "get_timeseries" | "get_breakdown" => {
-                let website = self.website(grant, args).await?;
-                let metrics = metrics_arg(args, &["visitors", "pageviews"]);
-                let mut request = apb::QueryRequest {
-                    website_id: website.id,
-                    metrics: metrics.clone(),
-                    period,
-                    date,
-                    ..Default::default()
-                };
-                let key = match name {
-                    "get_aggregate" => "",
-                    "get_timeseries" => {
-                        let interval = arg(args, "interval").unwrap_or("day");
-                        request.dimensions = vec![format!("time:{interval}")];
-                        request.fill_time = true;
-                        "date"
-                    }
-                    _ => {
-                        let property = arg(args, "property").ok_or("property is required")?;
-                        request.dimensions = vec![property.to_owned()];
-                        request.limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 1000) as u32;
-                        short_name(property)
-                    }
-                };
-                let answer = self.query(request).await?;
-                let found = top(&answer, key, &metrics);
-                Ok(if key.is_empty() {
-                    Value::Object(found.into_iter().next().unwrap_or_default())
-                } else {
-                    json!(found)
-                })
-            }
+            "get_aggregate" | "get_timeseries" | "get_breakdown" => self.query_tool(grant, name, args).await,
             "get_realtime" => {
                 let website = self.website(grant, args).await?;
                 let totals = stats::realtime_totals(&self.state, &website.id).await.map_err(|e| e.error.text())?;
                 Ok(json!({ "visitors": totals.visitors, "pageviews": totals.pageviews }))
             }
-            "create_website" | "update_website" => {
-                // The role is the user's now: a demoted admin's connection stops writing.
-                if !Role::from_proto(grant.role).is_ok_and(Role::is_admin) {
-                    return Err("only owners and admins of the team may change websites".into());
-                }
-                let mut analytics = self.state.analytics.clone();
-                let website = if name == "create_website" {
-                    let request = apb::CreateWebsiteRequest {
-                        team_id: grant.team_id.clone(),
-                        domain: arg(args, "domain").unwrap_or_default().into(),
-                        name: arg(args, "name").unwrap_or_default().into(),
-                        timezone: arg(args, "timezone").map(str::to_owned),
-                    };
-                    analytics.create_website(request).await
-                } else {
-                    let website = self.website(grant, args).await?;
-                    let request = apb::UpdateWebsiteRequest {
-                        website_id: website.id,
-                        name: arg(args, "name").map(str::to_owned),
-                        timezone: arg(args, "timezone").map(str::to_owned),
-                    };
-                    analytics.update_website(request).await
-                };
-                Ok(json!(crate::views::website(&website.map_err(|s| s.message().to_owned())?.into_inner())))
-            }
+            "create_website" | "update_website" => self.write_website(grant, name, args).await,
             _ => Err(format!("unknown tool {name}")),
         }
+    }
+
+    /// `get_aggregate`, `get_timeseries` and `get_breakdown`: one query each.
+    async fn query_tool(&self, grant: &pb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
+        let period = arg(args, "period").unwrap_or("30d").to_owned();
+        let date = arg(args, "date").unwrap_or_default().to_owned();
+        let website = self.website(grant, args).await?;
+        let metrics = metrics_arg(args, &["visitors", "pageviews"]);
+        let mut request =
+            apb::QueryRequest { website_id: website.id, metrics: metrics.clone(), period, date, ..Default::default() };
+        let key = match name {
+            "get_aggregate" => "",
+            "get_timeseries" => {
+                let interval = arg(args, "interval").unwrap_or("day");
+                request.dimensions = vec![format!("time:{interval}")];
+                request.fill_time = true;
+                "date"
+            }
+            _ => {
+                let property = arg(args, "property").ok_or("property is required")?;
+                request.dimensions = vec![property.to_owned()];
+                request.limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 1000) as u32;
+                short_name(property)
+            }
+        };
+        let answer = self.query(request).await?;
+        let found = top(&answer, key, &metrics);
+        Ok(if key.is_empty() { Value::Object(found.into_iter().next().unwrap_or_default()) } else { json!(found) })
+    }
+
+    /// `create_website` and `update_website`, for owners and admins of the team.
+    async fn write_website(&self, grant: &pb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
+        // The role is the user's now: a demoted admin's connection stops writing.
+        if !Role::from_proto(grant.role).is_ok_and(Role::is_admin) {
+            return Err("only owners and admins of the team may change websites".into());
+        }
+        let mut analytics = self.state.analytics.clone();
+        let website = if name == "create_website" {
+            let request = apb::CreateWebsiteRequest {
+                team_id: grant.team_id.clone(),
+                domain: arg(args, "domain").unwrap_or_default().into(),
+                name: arg(args, "name").unwrap_or_default().into(),
+                timezone: arg(args, "timezone").map(str::to_owned),
+            };
+            analytics.create_website(request).await
+        } else {
+            let website = self.website(grant, args).await?;
+            let request = apb::UpdateWebsiteRequest {
+                website_id: website.id,
+                name: arg(args, "name").map(str::to_owned),
+                timezone: arg(args, "timezone").map(str::to_owned),
+            };
+            analytics.update_website(request).await
+        };
+        Ok(json!(crate::views::website(&website.map_err(|s| s.message().to_owned())?.into_inner())))
     }
 }
 

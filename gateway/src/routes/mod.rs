@@ -5,6 +5,7 @@ pub mod goals;
 pub mod mcp;
 pub mod oauth;
 pub mod secret_scanning;
+pub mod sites_api;
 pub mod stats;
 pub mod teams;
 pub mod websites;

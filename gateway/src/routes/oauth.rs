@@ -347,6 +347,40 @@ async fn session_user_and_token(state: &AppState, headers: &HeaderMap) -> Option
     Some((user, token))
 }
 
+/// The sign-in form that comes before the consent form, with its CSRF cookie.
+fn sign_in_page(state: &AppState, headers: &HeaderMap, name: &str, goes_to: &str, hidden: &str) -> Response {
+    let existing = sign_in_cookie(headers);
+    let token = existing.map_or_else(|| random_token(""), str::to_owned);
+    let email = field(
+        "Email",
+        "email",
+        r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error">"#,
+    );
+    let password = field(
+        "Password",
+        "password",
+        r#"<input id="password" name="password" type="password" autocomplete="current-password" required aria-describedby="password-error">"#,
+    );
+    let mut response = oauth_page(
+        StatusCode::OK,
+        "Sign in",
+        format!(
+            "<h1>Sign in to connect {name}</h1><form class=\"card narrow\" method=\"post\" action=\"/oauth/authorize\">\
+             {goes_to}{hidden}\
+             <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
+             <input type=\"hidden\" name=\"action\" value=\"login\">\
+             {email}{password}<button type=\"submit\" class=\"primary\">Sign in</button></form>"
+        ),
+        None,
+    );
+    let attributes = crate::session::cookie_attributes_at(state, "/oauth/authorize");
+    let cookie = format!("{CSRF_COOKIE}={token}; {attributes}; Max-Age=3600");
+    if let (None, Ok(value)) = (existing, HeaderValue::from_str(&cookie)) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
 /// The login form, or the consent form for a signed-in user.
 pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     let p = AuthorizeParams::parse(q.as_deref().unwrap_or_default());
@@ -358,36 +392,7 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
     let name = escape(&client.client_name);
     let goes_to = destination_line(p.get("redirect_uri"));
     let Some((user, session_token)) = session_user_and_token(&state, &headers).await else {
-        let existing = sign_in_cookie(&headers);
-        let token = existing.map_or_else(|| random_token(""), str::to_owned);
-        let email = field(
-            "Email",
-            "email",
-            r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error">"#,
-        );
-        let password = field(
-            "Password",
-            "password",
-            r#"<input id="password" name="password" type="password" autocomplete="current-password" required aria-describedby="password-error">"#,
-        );
-        let mut response = oauth_page(
-            StatusCode::OK,
-            "Sign in",
-            format!(
-                "<h1>Sign in to connect {name}</h1><form class=\"card narrow\" method=\"post\" action=\"/oauth/authorize\">\
-                 {goes_to}{hidden}\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
-                 <input type=\"hidden\" name=\"action\" value=\"login\">\
-                 {email}{password}<button type=\"submit\" class=\"primary\">Sign in</button></form>"
-            ),
-            None,
-        );
-        let attributes = crate::session::cookie_attributes_at(&state, "/oauth/authorize");
-        let cookie = format!("{CSRF_COOKIE}={token}; {attributes}; Max-Age=3600");
-        if let (None, Ok(value)) = (existing, HeaderValue::from_str(&cookie)) {
-            response.headers_mut().insert(header::SET_COOKIE, value);
-        }
-        return response;
+        return sign_in_page(&state, &headers, &name, &goes_to, &hidden);
     };
     let csrf = crate::session::csrf_token(&session_token);
     let teams = match state.identity.clone().list_teams(pb::ListTeamsRequest { user_id: user.id.clone() }).await {
