@@ -364,7 +364,7 @@ fn oauth_router(state: &AppState) -> Router<AppState> {
 
 /// The dashboard's API, `/api/v1`, for sessions (the console's among them).
 fn dashboard_router(state: &AppState) -> Router<AppState> {
-    use routes::{account, goals, oauth, teams, websites};
+    use routes::{account, goals, keys, oauth, teams, websites};
 
     Router::new()
         .route("/auth/signup", post(account::signup))
@@ -378,10 +378,10 @@ fn dashboard_router(state: &AppState) -> Router<AppState> {
         .route("/teams/{id}/api-key-policy", put(teams::put_policy))
         .route("/teams/{id}/audit-log", get(teams::get_audit_log))
         .route("/teams/{id}/usage", get(teams::get_usage))
-        .route("/account/api-keys", get(account::list_keys).post(account::create_key))
-        .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
-        .route("/account/api-keys/{id}/rotate", post(account::rotate_key))
-        .route("/account/api-keys/{id}/usage", get(account::key_usage))
+        .route("/account/api-keys", get(keys::list_keys).post(keys::create_key))
+        .route("/account/api-keys/{id}", patch(keys::update_key).delete(keys::revoke_key))
+        .route("/account/api-keys/{id}/rotate", post(keys::rotate_key))
+        .route("/account/api-keys/{id}/usage", get(keys::key_usage))
         .route("/secret-scanning/reports", post(routes::secret_scanning::reports))
         .route("/account/mcp-connections", get(oauth::list_connections))
         .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))

@@ -5,3 +5,4 @@
 pub mod access;
 pub mod goals;
 pub mod stats;
+pub mod teams;

@@ -2,6 +2,7 @@ pub mod account;
 pub mod events;
 pub mod external;
 pub mod goals;
+pub mod keys;
 pub mod mcp;
 pub mod oauth;
 pub mod secret_scanning;

@@ -18,7 +18,7 @@ use crate::auth::Credentials;
 use crate::envelope::Success;
 use crate::envelope::{Body, Params, Path, RawBody, created, ok, parse_query};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::account::audit;
+use crate::flows::teams::audit;
 use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::views::{self, AuditEntry, Member, TeamSettings};
