@@ -126,10 +126,10 @@ pub fn is_line(text: &str) -> bool {
 }
 
 /// [`is_line`], or a 400 naming `field`.
-pub fn check_line(field: &str, text: &str) -> Result<(), crate::error::ApiError> {
+pub fn check_line(field: &str, text: &str) -> Result<(), common::Error> {
     match is_line(text) {
         true => Ok(()),
-        false => Err(common::Error::validation(format!("{field}: must not contain control characters")).into()),
+        false => Err(common::Error::validation(format!("{field}: must not contain control characters"))),
     }
 }
 

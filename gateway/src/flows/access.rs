@@ -26,7 +26,7 @@ pub(crate) async fn authorized_website(
 ) -> ApiResult<(VerifiedKey, anpb::Website)> {
     if let Err(invalid) = rules::check_line("id", &website_id) {
         let key = key.await?;
-        return Err(key.validated(state, scope, Err::<(), _>(invalid)).await.unwrap_err());
+        return Err(key.validated(state, scope, Err::<(), ApiError>(invalid.into())).await.unwrap_err());
     }
     let lookup = async {
         let mut analytics = state.analytics.clone();

@@ -104,6 +104,7 @@ pub async fn create_website(
     let key = credentials.verify(&state).await?;
     let body: CreateWebsiteBody = key.validated(&state, Scope::Write, crate::envelope::parse(&body)).await?;
     let checked = rules::check_line("team_id", &body.team_id)
+        .map_err(crate::error::ApiError::from)
         .and_then(|()| check_website_fields(Some(&body.domain), Some(&body.name), body.timezone.as_deref()));
     key.validated(&state, Scope::Write, checked).await?;
     key.authorize(&state, Scope::Write, Some(&body.team_id)).await?;

@@ -196,7 +196,8 @@ pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keye
         async {
             let key = credentials?.verify(&state).await?;
             let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
-            key.validated(&state, Scope::Read, rules::check_line("site_id", &params.site_id)).await?;
+            key.validated(&state, Scope::Read, rules::check_line("site_id", &params.site_id).map_err(Into::into))
+                .await?;
             let (_, website) = authorized_website(&state, async { Ok(key) }, params.site_id, Scope::Read).await?;
             Ok(stats::realtime_totals(&state, &website.id).await?.visitors)
         }
@@ -230,7 +231,7 @@ pub async fn plausible_query(
             let body: V2Body = key.validated(&state, Scope::Read, crate::envelope::parse(&body)).await?;
             let site_id = body.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));
             let site_id = key.validated(&state, Scope::Read, site_id).await?;
-            key.validated(&state, Scope::Read, rules::check_line("site_id", &site_id)).await?;
+            key.validated(&state, Scope::Read, rules::check_line("site_id", &site_id).map_err(Into::into)).await?;
             let (_, website) = authorized_website(&state, async { Ok(key) }, site_id, Scope::Read).await?;
             Ok(v2(&state, website, body).await?.0)
         }

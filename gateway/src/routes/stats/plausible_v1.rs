@@ -260,7 +260,7 @@ pub(crate) async fn v1(
 ) -> ApiResult<(V1Result, Option<Pagination>)> {
     let key = credentials.verify(state).await?;
     let params: V1Params = key.validated(state, Scope::Read, parse_query(query.as_deref())).await?;
-    key.validated(state, Scope::Read, rules::check_line("site_id", &params.site_id)).await?;
+    key.validated(state, Scope::Read, rules::check_line("site_id", &params.site_id).map_err(Into::into)).await?;
     let (_, website) = authorized_website(state, async { Ok(key) }, params.site_id.clone(), Scope::Read).await?;
     let request = v1_request(kind, website.id, &params)?;
     let metrics = request.metrics.clone();
