@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use common::Error;
 use common::access::{Plan, Scope};
-use proto::analytics::v1 as pb;
+use proto::analytics::v1 as anpb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -111,7 +111,7 @@ pub async fn create_website(
     let website = state
         .analytics
         .clone()
-        .create_website(pb::CreateWebsiteRequest {
+        .create_website(anpb::CreateWebsiteRequest {
             team_id: body.team_id,
             domain: body.domain,
             name: body.name,
@@ -181,7 +181,7 @@ pub async fn update_website(
     let website = state
         .analytics
         .clone()
-        .update_website(pb::UpdateWebsiteRequest { website_id: website.id, name: body.name, timezone: body.timezone })
+        .update_website(anpb::UpdateWebsiteRequest { website_id: website.id, name: body.name, timezone: body.timezone })
         .await?
         .into_inner();
     Ok(ok(views::website(&website)).into_response())
@@ -206,7 +206,7 @@ pub async fn delete_website(
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
-    state.analytics.clone().delete_website(pb::DeleteWebsiteRequest { website_id: website.id.clone() }).await?;
+    state.analytics.clone().delete_website(anpb::DeleteWebsiteRequest { website_id: website.id.clone() }).await?;
     Ok(ok(DeletedWebsite { id: website.id, deleted: true }).into_response())
 }
 

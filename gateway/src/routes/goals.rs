@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use common::access::Scope;
-use proto::analytics::v1 as pb;
+use proto::analytics::v1 as anpb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,7 +48,7 @@ pub struct Goal {
 }
 
 /// A goal in the envelope's shape.
-pub fn goal_view(g: &pb::Goal) -> Goal {
+pub fn goal_view(g: &anpb::Goal) -> Goal {
     Goal {
         id: g.id.clone(),
         website_id: g.website_id.clone(),
@@ -140,7 +140,7 @@ pub async fn create(
     if let Some(kind) = body.goal_type {
         goals::target_of(kind, &body.event_name, &body.page_path)?;
     }
-    let request = pb::CreateGoalRequest {
+    let request = anpb::CreateGoalRequest {
         website_id: website.id,
         event_name: body.event_name,
         page_path: body.page_path,
@@ -172,7 +172,7 @@ pub async fn delete(
     Path((website_id, goal_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
-    let request = pb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
+    let request = anpb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
     state.analytics.clone().delete_goal(request).await?;
     Ok(ok(DeletedGoal { id: goal_id, deleted: true }).into_response())
 }
@@ -198,7 +198,7 @@ pub async fn session_create(
 ) -> ApiResult<Response> {
     let website = crate::routes::websites::member_website(&state, &session, website_id).await?;
     let body: CreateGoalBody = crate::envelope::parse(&body)?;
-    let request = pb::CreateGoalRequest {
+    let request = anpb::CreateGoalRequest {
         website_id: website.id,
         event_name: body.event_name.filter(|name| !name.is_empty()),
         page_path: body.page_path.filter(|path| !path.is_empty()),
@@ -216,7 +216,7 @@ pub async fn session_delete(
     Path((website_id, goal_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let website = crate::routes::websites::member_website(&state, &session, website_id).await?;
-    let request = pb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
+    let request = anpb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
     state.analytics.clone().delete_goal(request).await?;
     Ok(ok(DeletedGoal { id: goal_id, deleted: true }).into_response())
 }
