@@ -14,11 +14,11 @@ use proto::identity::v1 as idpb;
 use proto::policy::v1 as pb;
 
 use crate::cache::{Lookup, Refusal, Verified};
-use crate::envelope::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::metrics;
 use crate::session::{bearer, one_credential};
 use crate::state::AppState;
+use crate::time::rfc3339;
 
 /// What the decision charged the current request, filled by [`VerifiedKey::authorize`] and
 /// turned into headers by [`rate_limit_headers`] on every response, errors included.

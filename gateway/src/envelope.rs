@@ -1,27 +1,19 @@
-//! The success envelope (docs/behaviour.md#external-rest-api), JSON bodies in, and time as the API shows it.
+//! The success envelope (docs/behaviour.md#external-rest-api), Plausible's bare bodies, and JSON
+//! bodies, path and query parameters in.
 
 use axum::Json;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
 use common::ErrorCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
-
-/// Now, as RFC 3339 UTC with milliseconds.
-pub fn timestamp() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// A stored unix-millisecond time as RFC 3339.
-pub fn rfc3339(unix_ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(unix_ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use crate::error::{ApiError, ApiResult};
+use crate::schema::always_true;
+use crate::time::timestamp;
 
 /// `{"success": true, "data": …, "timestamp": …}` with a status, and `pagination` for a page of
 /// a paged list.
@@ -31,8 +23,31 @@ pub struct Envelope<T> {
     pagination: Option<Pagination>,
 }
 
-/// Where a page sits in its whole list (docs/behaviour.md#external-rest-api).
-#[derive(Serialize, Clone, Copy, Debug, PartialEq)]
+/// The success envelope.
+#[derive(Serialize, ToSchema)]
+pub struct Success<T> {
+    #[schema(schema_with = always_true)]
+    success: bool,
+    data: T,
+    /// When the answer was made (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    timestamp: String,
+}
+
+/// The success envelope of a paged list.
+#[derive(Serialize, ToSchema)]
+pub struct Paged<T> {
+    #[schema(schema_with = always_true)]
+    success: bool,
+    data: T,
+    pagination: Pagination,
+    /// When the answer was made (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    timestamp: String,
+}
+
+/// Where this page sits in the whole list.
+#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq)]
 pub struct Pagination {
     /// From 1.
     pub page: u64,
@@ -55,11 +70,19 @@ pub fn created<T: Serialize>(data: T) -> Envelope<T> {
 
 impl<T: Serialize> IntoResponse for Envelope<T> {
     fn into_response(self) -> Response {
-        let mut body = json!({ "success": true, "data": self.data, "timestamp": timestamp() });
-        if let Some(pagination) = self.pagination {
-            body["pagination"] = json!(pagination);
+        let (success, data, timestamp) = (true, self.data, timestamp());
+        match self.pagination {
+            Some(pagination) => (self.status, Json(Paged { success, data, pagination, timestamp })).into_response(),
+            None => (self.status, Json(Success { success, data, timestamp })).into_response(),
         }
-        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The Plausible drop-in's answer: the bare body, or the error in Plausible's shape.
+pub fn plausible<T: Serialize>(result: ApiResult<T>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.into_plausible_response(),
     }
 }
 

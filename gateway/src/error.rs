@@ -1,12 +1,15 @@
-//! The HTTP face of the error table: status, envelope, and the headers some errors carry.
+//! The HTTP face of the error table: status, body (our envelope, or Plausible's under the
+//! drop-in's mount), and the headers some errors carry.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::{Error, ErrorCode};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::envelope::timestamp;
+use crate::schema::{ErrorCodeName, always_false};
+use crate::time::timestamp;
 
 /// Every error a handler returns. Wraps the shared [`Error`] so that gRPC errors from the
 /// services convert with `?`.
@@ -23,6 +26,28 @@ impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError { error: Error::new(code, message), retry_after_secs: None }
     }
+
+    fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// `WWW-Authenticate` and `Retry-After`, whichever body the error is rendered in.
+    fn add_headers(&self, response: &mut Response) {
+        let headers = response.headers_mut();
+        if matches!(self.error.code, ErrorCode::Unauthorized | ErrorCode::ApiKeyExpired) {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"zenovay\""));
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+    }
+
+    /// The error in Plausible's body, `{"error": "…"}`, with the same status and headers.
+    pub fn into_plausible_response(self) -> Response {
+        let mut response = (self.status(), Json(PlausibleError { error: self.error.text() })).into_response();
+        self.add_headers(&mut response);
+        response
+    }
 }
 
 impl From<Error> for ApiError {
@@ -37,22 +62,39 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
+/// The error envelope.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorEnvelope {
+    #[schema(schema_with = always_false)]
+    success: bool,
+    error: ErrorBody,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(value_type = ErrorCodeName)]
+    code: &'static str,
+    /// Safe to show; names the field for a `VALIDATION_ERROR`.
+    message: String,
+    #[schema(format = DateTime)]
+    timestamp: String,
+}
+
+/// Plausible's error body, under `/plausible`.
+#[derive(Serialize, ToSchema)]
+pub struct PlausibleError {
+    error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let code = self.error.code;
-        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = json!({
-            "success": false,
-            "error": { "code": code.as_str(), "message": self.error.text(), "timestamp": timestamp() },
-        });
-        let mut response = (status, Json(body)).into_response();
-        let headers = response.headers_mut();
-        if matches!(code, ErrorCode::Unauthorized | ErrorCode::ApiKeyExpired) {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"zenovay\""));
-        }
-        if let Some(secs) = self.retry_after_secs {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
+        let body = ErrorEnvelope {
+            success: false,
+            error: ErrorBody { code: self.error.code.as_str(), message: self.error.text(), timestamp: timestamp() },
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        self.add_headers(&mut response);
         response
     }
 }

@@ -6,12 +6,11 @@ use crate::routes::{events, stats};
 
 /// The v1 `filters` parameter: how many filters it holds.
 pub fn v1_filters(text: &str) -> Result<usize, String> {
-    let filters = stats::v1_filters(text).map_err(|e| e.error.text())?;
+    let filters = stats::plausible_v1::v1_filters(text).map_err(|e| e.error.text())?;
     for filter in &filters {
         // What the parser promises the query engine.
         let dimension = filter.dimension.as_str();
-        let known =
-            crate::openapi::Property::VALUES.contains(&dimension) || crate::rules::is_custom_property(dimension);
+        let known = crate::vocabulary::PROPERTIES.contains(&dimension) || crate::rules::is_custom_property(dimension);
         assert!(known, "{filter:?}");
         assert!((1..=crate::rules::FILTER_VALUES_MAX).contains(&filter.values.len()), "{filter:?}");
     }
@@ -21,14 +20,14 @@ pub fn v1_filters(text: &str) -> Result<usize, String> {
 /// A whole v1 query string, as each of aggregate, timeseries and breakdown reads it: how many of
 /// the three take it.
 pub fn v1_query(query: &str) -> Result<usize, String> {
-    stats::v1_requests(query).map_err(|e| e.error.text())
+    stats::plausible_v1::v1_requests(query).map_err(|e| e.error.text())
 }
 
 /// A v2 query body (Plausible's `POST /api/v2/query`): the number of filters of the analytics
 /// query it asks for.
 pub fn v2_query(body: &[u8]) -> Result<usize, String> {
-    let body: stats::V2Body = crate::envelope::parse(body).map_err(|e| e.error.text())?;
-    let (request, _) = stats::v2_request("site".into(), &body).map_err(|e| e.error.text())?;
+    let body: stats::plausible_v2::V2Body = crate::envelope::parse(body).map_err(|e| e.error.text())?;
+    let (request, _) = stats::plausible_v2::v2_request("site".into(), &body).map_err(|e| e.error.text())?;
     Ok(request.filters.len())
 }
 

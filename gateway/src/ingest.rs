@@ -13,7 +13,7 @@ use std::sync::Arc;
 use common::transport::GrpcTransport;
 use common::{Error, ErrorCode, Result};
 use opentelemetry::trace::{SpanContext, TraceContextExt as _};
-use proto::analytics::v1 as pb;
+use proto::analytics::v1 as anpb;
 use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument as _;
@@ -31,7 +31,7 @@ const _: () = assert!(MAX_BATCH * (MAX_EVENT_BYTES + 16) < 4 * 1024 * 1024);
 const IN_FLIGHT: usize = 4;
 
 /// An event, the span of the request that sent it, and where its outcome goes.
-type Pending = (pb::TrackedEvent, SpanContext, oneshot::Sender<Result<bool>>);
+type Pending = (anpb::TrackedEvent, SpanContext, oneshot::Sender<Result<bool>>);
 
 /// The sending side of the batching task.
 #[derive(Clone)]
@@ -46,7 +46,7 @@ impl EventBatcher {
     }
 
     /// Whether analytics stored the event (false for a bot), once it is durable.
-    pub async fn ingest(&self, event: pb::TrackedEvent) -> Result<bool> {
+    pub async fn ingest(&self, event: anpb::TrackedEvent) -> Result<bool> {
         let origin = tracing::Span::current().context().span().span_context().clone();
         let (reply, outcome) = oneshot::channel();
         self.0.send((event, origin, reply)).await.map_err(|_| Error::unavailable("event ingestion"))?;
@@ -75,7 +75,7 @@ async fn send_batches(analytics: AnalyticsServiceClient<GrpcTransport>, mut rx: 
         let mut analytics = analytics.clone();
         let call = async move {
             let _permit = permit;
-            let answer = analytics.ingest_events(pb::IngestEventsRequest { events }).await;
+            let answer = analytics.ingest_events(anpb::IngestEventsRequest { events }).await;
             match answer.map(|a| a.into_inner().outcomes) {
                 Ok(outcomes) if outcomes.len() == replies.len() => {
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -96,7 +96,7 @@ async fn send_batches(analytics: AnalyticsServiceClient<GrpcTransport>, mut rx: 
     }
 }
 
-fn result(outcome: pb::IngestOutcome) -> Result<bool> {
+fn result(outcome: anpb::IngestOutcome) -> Result<bool> {
     if outcome.error_code.is_empty() {
         return Ok(outcome.stored);
     }

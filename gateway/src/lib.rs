@@ -7,15 +7,19 @@ mod cache;
 mod console;
 mod envelope;
 mod error;
+mod flows;
 mod ingest;
 mod metrics;
 mod openapi;
 mod routes;
 mod rules;
+mod schema;
 mod session;
 mod state;
+mod time;
 mod usage;
 mod views;
+mod vocabulary;
 
 /// Entry points of the fuzz targets under `fuzz/`.
 #[doc(hidden)]
@@ -293,85 +297,39 @@ async fn close_when_draining(
     response
 }
 
-fn router(state: AppState) -> Router {
-    use routes::{account, events, external, goals, mcp, oauth, stats, teams};
-
-    let dashboard = Router::new()
-        .route("/auth/signup", post(account::signup))
-        .route("/auth/login", post(account::login))
-        .route("/auth/logout", post(account::logout))
-        .route("/me", get(account::me))
-        .route("/teams", get(account::list_teams).post(account::create_team))
-        .route("/teams/{id}/plan", put(account::set_plan))
-        .route("/teams/{id}/members", get(teams::list_members).post(teams::add_member))
-        .route("/teams/{id}/members/{user_id}", patch(teams::change_role).delete(teams::remove_member))
-        .route("/teams/{id}/api-key-policy", put(teams::put_policy))
-        .route("/teams/{id}/audit-log", get(teams::get_audit_log))
-        .route("/teams/{id}/usage", get(teams::get_usage))
-        .route("/account/api-keys", get(account::list_keys).post(account::create_key))
-        .route("/account/api-keys/{id}", patch(account::update_key).delete(account::revoke_key))
-        .route("/account/api-keys/{id}/rotate", post(account::rotate_key))
-        .route("/account/api-keys/{id}/usage", get(account::key_usage))
-        .route("/secret-scanning/reports", post(routes::secret_scanning::reports))
-        .route("/account/mcp-connections", get(oauth::list_connections))
-        .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
-        .route("/account/sessions", get(account::list_sessions))
-        .route("/account/sessions/{id}", delete(account::revoke_session))
-        .route("/websites", get(routes::websites::list).post(routes::websites::create))
-        .route("/websites/{id}/stats", get(routes::websites::stats))
-        .route("/websites/{id}/realtime", get(routes::websites::realtime))
-        .route("/websites/{id}/properties", get(routes::websites::properties))
-        .route("/websites/{id}/goals", get(routes::goals::session_list).post(routes::goals::session_create))
-        .route("/websites/{id}/goals/{goal_id}", delete(routes::goals::session_delete))
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
-        .route_layer(middleware::from_fn(record_route));
+/// The external API, `/api/external/v1`: each operation registered with its OpenAPI description,
+/// and the document they make published at `/openapi.json`.
+fn external_router() -> Router<AppState> {
+    use routes::{external, goals, sites_api, stats, teams};
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
 
     // The Plausible drop-in answers in Plausible's own error shape everywhere under its mount,
     // unknown routes and methods included.
-    let plausible = Router::new()
-        .route("/api/v1/stats/aggregate", get(stats::plausible_aggregate))
-        .route("/api/v1/stats/timeseries", get(stats::plausible_timeseries))
-        .route("/api/v1/stats/breakdown", get(stats::plausible_breakdown))
-        .route("/api/v1/stats/realtime/visitors", get(stats::plausible_realtime))
-        .route("/api/v2/query", post(stats::plausible_query))
-        .route("/api/v1/sites", get(stats::plausible_sites))
-        .route("/api/v1/sites/goals", get(goals::plausible_goals).put(goals::plausible_put_goal))
-        .route("/api/v1/sites/goals/{goal_id}", delete(goals::plausible_delete_goal))
-        .route("/api/v1/sites/{site_id}", get(goals::plausible_site))
-        .route("/api/health", get(goals::plausible_health))
-        .route("/api/system/health/ready", get(goals::plausible_health))
-        .route("/api/system/health/live", get(goals::plausible_live))
+    let (plausible, plausible_api) = stats::dropin::routes()
+        .merge(sites_api::routes())
         // A fallback does not survive two levels of nesting; a catch-all route does.
-        .route("/{*rest}", any(stats::plausible_not_found))
-        .method_not_allowed_fallback(stats::plausible_method_not_allowed);
+        .route("/{*rest}", any(stats::dropin::plausible_not_found))
+        .split_for_parts();
+    let mut plausible =
+        OpenApiRouter::from(plausible.method_not_allowed_fallback(stats::dropin::plausible_method_not_allowed));
+    *plausible.get_openapi_mut() = plausible_api;
 
-    let external = Router::new()
-        .route("/openapi.json", get(openapi::serve))
-        .route("/websites", get(external::list_websites).post(external::create_website))
-        .route(
-            "/websites/{id}",
-            get(external::get_website).patch(external::update_website).delete(external::delete_website),
-        )
-        .route("/websites/{id}/goals", get(goals::list).post(goals::create))
-        .route("/websites/{id}/goals/{goal_id}", delete(goals::delete))
-        .route("/usage", get(external::usage))
-        .route("/analytics/{id}", get(stats::overview))
-        .route("/analytics/{id}/pages", get(stats::pages))
-        .route("/analytics/{id}/countries", get(stats::countries))
-        .route("/analytics/{id}/technology", get(stats::technology))
-        .route("/stats/aggregate", get(stats::aggregate))
-        .route("/stats/timeseries", get(stats::timeseries))
-        .route("/stats/breakdown", get(stats::breakdown))
-        .route("/query/{id}", post(stats::flexible_query))
-        .route("/realtime/{id}", get(stats::realtime))
+    let (router, api) = OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(openapi::serve))
+        .merge(external::routes())
+        .merge(goals::routes())
+        .merge(stats::routes())
+        .merge(teams::routes())
         .nest("/plausible", plausible)
-        .route("/teams/{id}/members", get(teams::external_members))
-        .route("/teams/{id}/api-key-policy", put(teams::external_put_policy))
-        .route("/teams/{id}/audit-log", get(teams::external_audit_log))
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit_headers))
-        .route_layer(middleware::from_fn(record_route));
+        .split_for_parts();
+    openapi::publish(api);
+    router
+}
+
+/// OAuth for MCP clients and `/mcp` itself.
+fn oauth_router(state: &AppState) -> Router<AppState> {
+    use routes::{mcp, oauth};
 
     // MCP clients may run in a browser: the OAuth endpoints and /mcp take bearer tokens, never
     // cookies, so any origin may call them.
@@ -389,7 +347,7 @@ fn router(state: AppState) -> Router {
     let mcp_service = tower::ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(state.clone(), mcp::require_token))
         .service(mcp::service(state.clone()));
-    let oauth = Router::new()
+    Router::new()
         .route("/.well-known/oauth-protected-resource", get(oauth::protected_resource))
         .route("/.well-known/oauth-protected-resource/mcp", get(oauth::protected_resource))
         .route("/.well-known/oauth-authorization-server", get(oauth::authorization_server))
@@ -401,7 +359,56 @@ fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(open_cors)
         // The consent page is a same-site form: no CORS.
-        .route("/oauth/authorize", get(oauth::authorize_page).post(oauth::authorize_submit));
+        .route("/oauth/authorize", get(oauth::authorize_page).post(oauth::authorize_submit))
+}
+
+/// The dashboard's API, `/api/v1`, for sessions (the console's among them).
+fn dashboard_router(state: &AppState) -> Router<AppState> {
+    use routes::{account, goals, keys, oauth, teams, websites};
+
+    Router::new()
+        .route("/auth/signup", post(account::signup))
+        .route("/auth/login", post(account::login))
+        .route("/auth/logout", post(account::logout))
+        .route("/me", get(account::me))
+        .route("/teams", get(account::list_teams).post(account::create_team))
+        .route("/teams/{id}/plan", put(account::set_plan))
+        .route("/teams/{id}/members", get(teams::list_members).post(teams::add_member))
+        .route("/teams/{id}/members/{user_id}", patch(teams::change_role).delete(teams::remove_member))
+        .route("/teams/{id}/api-key-policy", put(teams::put_policy))
+        .route("/teams/{id}/audit-log", get(teams::get_audit_log))
+        .route("/teams/{id}/usage", get(teams::get_usage))
+        .route("/account/api-keys", get(keys::list_keys).post(keys::create_key))
+        .route("/account/api-keys/{id}", patch(keys::update_key).delete(keys::revoke_key))
+        .route("/account/api-keys/{id}/rotate", post(keys::rotate_key))
+        .route("/account/api-keys/{id}/usage", get(keys::key_usage))
+        .route("/secret-scanning/reports", post(routes::secret_scanning::reports))
+        .route("/account/mcp-connections", get(oauth::list_connections))
+        .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
+        .route("/account/sessions", get(account::list_sessions))
+        .route("/account/sessions/{id}", delete(account::revoke_session))
+        .route("/websites", get(websites::list).post(websites::create))
+        .route("/websites/{id}/stats", get(websites::stats))
+        .route("/websites/{id}/realtime", get(websites::realtime))
+        .route("/websites/{id}/properties", get(websites::properties))
+        .route("/websites/{id}/goals", get(goals::session_list).post(goals::session_create))
+        .route("/websites/{id}/goals/{goal_id}", delete(goals::session_delete))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
+        .route_layer(middleware::from_fn(record_route))
+}
+
+fn router(state: AppState) -> Router {
+    use routes::events;
+
+    let dashboard = dashboard_router(&state);
+
+    let external = external_router()
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::rate_limit_headers))
+        .route_layer(middleware::from_fn(record_route));
+
+    let oauth = oauth_router(&state);
 
     Router::new()
         .route("/healthz", get(healthz))

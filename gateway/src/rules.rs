@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::openapi::Property;
+use crate::vocabulary::PROPERTIES;
 
 /// A day of the proleptic Gregorian calendar, `YYYY-MM-DD` with years 0000–9999: months and
 /// days that exist, February 29 in leap years only.
@@ -79,7 +79,7 @@ pub const FILTER_VALUES_MAX: usize = 100;
 pub static V1_FILTERS: LazyLock<String> = LazyLock::new(|| {
     // A custom property's name here also leaves out what the grammar separates with.
     let custom = concat!("event:props:[^ \"=!~;|", controls!(), "]{1,300}");
-    let properties = format!("{}|{custom}", Property::VALUES.join("|"));
+    let properties = format!("{}|{custom}", PROPERTIES.join("|"));
     let more = FILTER_VALUES_MAX - 1;
     let value = concat!("[^;|", controls!(), "]*");
     let filter = format!(" *(?:{properties}) *(?:==|!=|!~|~){value}(?:\\|{value}){{0,{more}}}");
@@ -126,10 +126,10 @@ pub fn is_line(text: &str) -> bool {
 }
 
 /// [`is_line`], or a 400 naming `field`.
-pub fn check_line(field: &str, text: &str) -> Result<(), crate::error::ApiError> {
+pub fn check_line(field: &str, text: &str) -> Result<(), common::Error> {
     match is_line(text) {
         true => Ok(()),
-        false => Err(common::Error::validation(format!("{field}: must not contain control characters")).into()),
+        false => Err(common::Error::validation(format!("{field}: must not contain control characters"))),
     }
 }
 

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use common::secret::Digest;
 use common::{Error, ErrorCode};
-use proto::identity::v1 as pb;
+use proto::identity::v1 as idpb;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -21,7 +21,7 @@ pub const COOKIE: &str = "zenovay_session";
 
 /// The user behind the request's session.
 pub struct SessionUser {
-    pub user: pb::User,
+    pub user: idpb::User,
     pub token: String,
 }
 
@@ -70,7 +70,7 @@ impl FromRequestParts<AppState> for SessionUser {
         let user = state
             .identity
             .clone()
-            .authenticate_session(pb::AuthenticateSessionRequest { session_token: token.clone() })
+            .authenticate_session(idpb::AuthenticateSessionRequest { session_token: token.clone() })
             .await?
             .into_inner();
         Ok(SessionUser { user, token })

@@ -1,12 +1,15 @@
-//! The JSON shapes of the external and dashboard APIs (docs/behaviour.md), built from the services' proto types.
+//! The JSON shapes of the external and dashboard APIs (docs/behaviour.md), built from the services' proto types;
+//! those of the external API are documented by the same types.
 
 use common::access::{ApiKeyPolicy, Plan, Role, Scope};
 use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use crate::envelope::rfc3339;
+use crate::time::rfc3339;
 
 pub fn user(u: &idpb::User) -> Value {
     json!({ "id": u.id, "email": u.email, "name": u.name, "created_at": rfc3339(u.created_at_unix_ms) })
@@ -42,25 +45,54 @@ pub fn team(m: &idpb::Membership, settings: Option<&popb::TeamSettings>) -> Valu
     })
 }
 
-pub fn team_settings(s: &popb::TeamSettings) -> Value {
+#[derive(Serialize, ToSchema)]
+pub struct TeamSettings {
+    team_id: String,
+    pub plan: Plan,
+    api_key_policy: ApiKeyPolicy,
+    /// The plan's limits with the overrides applied.
+    pub limits: TeamLimits,
+    pub overrides: LimitOverrides,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TeamLimits {
+    api_access: bool,
+    requests_per_minute: u32,
+    requests_per_month: u64,
+    mcp_calls_per_day: u32,
+}
+
+/// An operator's overrides of the plan's limits; null keeps the plan's.
+#[derive(Serialize, ToSchema)]
+pub struct LimitOverrides {
+    #[schema(required = true)]
+    requests_per_minute: Option<u32>,
+    #[schema(required = true)]
+    requests_per_month: Option<u64>,
+    #[schema(required = true)]
+    mcp_calls_per_day: Option<u32>,
+}
+
+pub fn team_settings(s: &popb::TeamSettings) -> TeamSettings {
     let limits = s.limits.unwrap_or_default();
     let overrides = s.overrides.unwrap_or_default();
-    json!({
-        "team_id": s.team_id,
-        "plan": plan(s.plan),
-        "api_key_policy": api_key_policy(s.api_key_policy),
-        "limits": {
-            "api_access": limits.api_access,
-            "requests_per_minute": limits.requests_per_minute,
-            "requests_per_month": limits.requests_per_month,
-            "mcp_calls_per_day": limits.mcp_calls_per_day,
+    TeamSettings {
+        team_id: s.team_id.clone(),
+        plan: Plan::from_proto(s.plan).unwrap_or(Plan::Free),
+        api_key_policy: ApiKeyPolicy::from_proto(s.api_key_policy).unwrap_or_default(),
+        limits: TeamLimits {
+            api_access: limits.api_access,
+            requests_per_minute: limits.requests_per_minute,
+            requests_per_month: limits.requests_per_month,
+            mcp_calls_per_day: limits.mcp_calls_per_day,
         },
-        "overrides": {
-            "requests_per_minute": overrides.requests_per_minute,
-            "requests_per_month": overrides.requests_per_month,
-            "mcp_calls_per_day": overrides.mcp_calls_per_day,
+        overrides: LimitOverrides {
+            requests_per_minute: overrides.requests_per_minute,
+            requests_per_month: overrides.requests_per_month,
+            mcp_calls_per_day: overrides.mcp_calls_per_day,
         },
-    })
+    }
 }
 
 pub fn api_key(k: &idpb::ApiKey) -> Value {
@@ -101,39 +133,78 @@ fn key_status(k: &idpb::ApiKey, now: i64) -> &'static str {
     }
 }
 
-pub fn website(w: &anpb::Website) -> Value {
-    json!({
-        "id": w.id,
-        "team_id": w.team_id,
-        "domain": w.domain,
-        "name": w.name,
-        "timezone": w.timezone,
-        "tracking_code": w.tracking_code,
-        "created_at": rfc3339(w.created_at_unix_ms),
-    })
+#[derive(Serialize, ToSchema)]
+pub struct Website {
+    id: String,
+    team_id: String,
+    domain: String,
+    name: String,
+    /// IANA time zone; days and hours of the statistics are local to it.
+    timezone: String,
+    /// Names the site to the tracker, as the domain does.
+    tracking_code: String,
+    #[schema(format = DateTime)]
+    created_at: String,
 }
 
-pub fn member(m: &idpb::Member) -> Value {
+pub fn website(w: &anpb::Website) -> Website {
+    Website {
+        id: w.id.clone(),
+        team_id: w.team_id.clone(),
+        domain: w.domain.clone(),
+        name: w.name.clone(),
+        timezone: w.timezone.clone(),
+        tracking_code: w.tracking_code.clone(),
+        created_at: rfc3339(w.created_at_unix_ms),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Member {
+    user_id: String,
+    email: String,
+    name: String,
+    role: Role,
+    #[schema(format = DateTime)]
+    joined_at: String,
+}
+
+pub fn member(m: &idpb::Member) -> Member {
     let user = m.user.clone().unwrap_or_default();
-    json!({
-        "user_id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "role": role(m.role),
-        "joined_at": rfc3339(m.joined_at_unix_ms),
-    })
+    Member {
+        user_id: user.id,
+        email: user.email,
+        name: user.name,
+        role: Role::from_proto(m.role).unwrap_or(Role::Member),
+        joined_at: rfc3339(m.joined_at_unix_ms),
+    }
 }
 
-pub fn audit_entry(e: &idpb::AuditEntry) -> Value {
-    json!({
-        "id": e.id,
-        "team_id": e.team_id,
-        "actor_id": e.actor_user_id,
-        "action": e.action,
-        "target": e.target,
-        "details": serde_json::from_str::<Value>(&e.details_json).unwrap_or(Value::Null),
-        "created_at": rfc3339(e.created_at_unix_ms),
-    })
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntry {
+    id: String,
+    team_id: String,
+    /// The user who acted.
+    actor_id: String,
+    /// `api_key.created|updated|revoked`, `member.added|removed|role_changed`,
+    /// `team.api_key_policy_changed`, `team.plan_changed`.
+    action: String,
+    target: String,
+    details: Value,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+pub fn audit_entry(e: &idpb::AuditEntry) -> AuditEntry {
+    AuditEntry {
+        id: e.id.clone(),
+        team_id: e.team_id.clone(),
+        actor_id: e.actor_user_id.clone(),
+        action: e.action.clone(),
+        target: e.target.clone(),
+        details: serde_json::from_str::<Value>(&e.details_json).unwrap_or(Value::Null),
+        created_at: rfc3339(e.created_at_unix_ms),
+    }
 }
 
 /// The symbol a currency's amounts are written with in English, as Plausible writes them (the

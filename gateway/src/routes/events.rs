@@ -7,7 +7,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::{Error, ErrorCode};
-use proto::analytics::v1 as pb;
+use proto::analytics::v1 as anpb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -77,7 +77,7 @@ fn header_value(headers: &HeaderMap, name: Option<&str>) -> Option<String> {
 
 /// The event a tracker's body describes, without what the request's headers say (user agent,
 /// client address, country).
-pub(crate) fn tracked_event(body: &[u8]) -> ApiResult<pb::TrackedEvent> {
+pub(crate) fn tracked_event(body: &[u8]) -> ApiResult<anpb::TrackedEvent> {
     let body: EventBody = parse(body)?;
     let domain = match (body.domain, body.tracking_code) {
         (Some(domain), _) if !domain.is_empty() => domain,
@@ -87,7 +87,7 @@ pub(crate) fn tracked_event(body: &[u8]) -> ApiResult<pb::TrackedEvent> {
         Some(props) => object_json(Some(props), "props")?,
         None => object_json(body.meta, "props")?,
     };
-    Ok(pb::TrackedEvent {
+    Ok(anpb::TrackedEvent {
         domain,
         name: required(body.name, "name")?,
         url: required(body.url, "url")?,
@@ -108,7 +108,7 @@ pub async fn ingest(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let event = pb::TrackedEvent {
+    let event = anpb::TrackedEvent {
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
         client_ip: header_value(&headers, state.client_ip_header.as_deref()).unwrap_or_else(|| peer.ip().to_string()),
         country: header_value(&headers, state.country_header.as_deref()).unwrap_or_default(),

@@ -2,22 +2,30 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use common::access::Scope;
-use common::{Error, ErrorCode};
-use proto::analytics::v1 as pb;
-use serde::Deserialize;
+use common::Error;
+use common::access::{Plan, Scope};
+use proto::analytics::v1 as anpb;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::auth::{Authorized, Credentials, VerifiedKey};
+use crate::auth::Credentials;
+use crate::envelope::Success;
 use crate::envelope::{Path, RawBody, created, ok};
-use crate::error::{ApiError, ApiResult};
-use crate::openapi::{
-    Conflict, DeletedWebsite, Forbidden, NotFound, ServiceUnavailable, Success, TooManyRequests, Unauthorized, Usage,
-    ValidationError, Website,
-};
+use crate::error::ApiResult;
+use crate::flows::access::{authorized_website, reachable_websites};
 use crate::rules;
+use crate::schema::{TimeZone, always_true};
 use crate::state::AppState;
-use crate::views;
+use crate::views::{self, Website};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_websites, create_website))
+        .routes(routes!(get_website, update_website, delete_website))
+        .routes(routes!(usage))
+}
 
 #[utoipa::path(
     get,
@@ -28,10 +36,6 @@ use crate::views;
     description = "Scope: `read`. The websites of every team the key reaches.",
     responses(
         (status = 200, description = "The websites", body = Success<Vec<Website>>),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
     ),
 )]
 pub async fn list_websites(State(state): State<AppState>, credentials: Credentials) -> ApiResult<Response> {
@@ -41,25 +45,19 @@ pub async fn list_websites(State(state): State<AppState>, credentials: Credentia
     Ok(ok(websites.iter().map(views::website).collect::<Vec<_>>()).into_response())
 }
 
-/// The websites of every team a decision lets the key reach.
-pub(crate) async fn reachable_websites(state: &AppState, authorized: &Authorized) -> ApiResult<Vec<pb::Website>> {
-    let request = pb::ListWebsitesRequest { team_ids: authorized.reachable_team_ids().to_vec() };
-    Ok(state.analytics.clone().list_websites(request).await?.into_inner().websites)
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebsiteBody {
     /// A team the key reaches.
     #[schema(pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     team_id: String,
-    #[schema(schema_with = crate::openapi::domain)]
+    #[schema(schema_with = crate::schema::domain)]
     domain: String,
-    #[schema(schema_with = crate::openapi::website_name)]
+    #[schema(schema_with = crate::schema::website_name)]
     name: String,
     /// `UTC` when absent.
     #[serde(default)]
-    #[schema(value_type = Option<crate::openapi::TimeZone>)]
+    #[schema(value_type = Option<TimeZone>)]
     timezone: Option<String>,
 }
 
@@ -95,12 +93,7 @@ fn check_website_fields(domain: Option<&str>, name: Option<&str>, timezone: Opti
     request_body = CreateWebsiteBody,
     responses(
         (status = 201, description = "The new website", body = Success<Website>),
-        (status = 400, response = ValidationError),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
+        (status = 409, response = crate::openapi::Conflict),
     ),
 )]
 pub async fn create_website(
@@ -111,13 +104,14 @@ pub async fn create_website(
     let key = credentials.verify(&state).await?;
     let body: CreateWebsiteBody = key.validated(&state, Scope::Write, crate::envelope::parse(&body)).await?;
     let checked = rules::check_line("team_id", &body.team_id)
+        .map_err(crate::error::ApiError::from)
         .and_then(|()| check_website_fields(Some(&body.domain), Some(&body.name), body.timezone.as_deref()));
     key.validated(&state, Scope::Write, checked).await?;
     key.authorize(&state, Scope::Write, Some(&body.team_id)).await?;
     let website = state
         .analytics
         .clone()
-        .create_website(pb::CreateWebsiteRequest {
+        .create_website(anpb::CreateWebsiteRequest {
             team_id: body.team_id,
             domain: body.domain,
             name: body.name,
@@ -126,38 +120,6 @@ pub async fn create_website(
         .await?
         .into_inner();
     Ok(created(views::website(&website)).into_response())
-}
-
-/// Verifies the key and looks the website up at the same time, then decides with the
-/// website's team. A missing website is a 404 only for a caller allowed to ask.
-pub(crate) async fn authorized_website(
-    state: &AppState,
-    key: impl std::future::Future<Output = ApiResult<VerifiedKey>>,
-    website_id: String,
-    scope: Scope,
-) -> ApiResult<(VerifiedKey, pb::Website)> {
-    if let Err(invalid) = rules::check_line("id", &website_id) {
-        let key = key.await?;
-        return Err(key.validated(state, scope, Err::<(), _>(invalid)).await.unwrap_err());
-    }
-    let lookup = async {
-        let mut analytics = state.analytics.clone();
-        analytics.get_website(pb::GetWebsiteRequest { website_id }).await.map_err(Error::from)
-    };
-    let (key, website) = tokio::join!(key, lookup);
-    let key = key?;
-    match website {
-        Ok(website) => {
-            let website = website.into_inner();
-            key.authorize(state, scope, Some(&website.team_id)).await?;
-            Ok((key, website))
-        }
-        Err(e) if e.code == ErrorCode::NotFound => {
-            key.authorize(state, scope, None).await?;
-            Err(ApiError::from(e))
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 #[utoipa::path(
@@ -170,11 +132,7 @@ pub(crate) async fn authorized_website(
     params(("id" = String, Path, description = "Website id or domain")),
     responses(
         (status = 200, description = "The website", body = Success<Website>),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
+        (status = 404, response = crate::openapi::NotFound),
     ),
 )]
 pub async fn get_website(
@@ -190,10 +148,10 @@ pub async fn get_website(
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebsiteBody {
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::website_name_or_null)]
+    #[schema(schema_with = crate::schema::website_name_or_null)]
     name: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Option<crate::openapi::TimeZone>)]
+    #[schema(value_type = Option<TimeZone>)]
     timezone: Option<String>,
 }
 
@@ -208,12 +166,7 @@ pub struct UpdateWebsiteBody {
     request_body = UpdateWebsiteBody,
     responses(
         (status = 200, description = "The updated website", body = Success<Website>),
-        (status = 400, response = ValidationError),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
+        (status = 404, response = crate::openapi::NotFound),
     ),
 )]
 pub async fn update_website(
@@ -228,7 +181,7 @@ pub async fn update_website(
     let website = state
         .analytics
         .clone()
-        .update_website(pb::UpdateWebsiteRequest { website_id: website.id, name: body.name, timezone: body.timezone })
+        .update_website(anpb::UpdateWebsiteRequest { website_id: website.id, name: body.name, timezone: body.timezone })
         .await?
         .into_inner();
     Ok(ok(views::website(&website)).into_response())
@@ -244,11 +197,7 @@ pub async fn update_website(
     params(("id" = String, Path, description = "Website id or domain")),
     responses(
         (status = 200, description = "Deleted", body = Success<DeletedWebsite>),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
+        (status = 404, response = crate::openapi::NotFound),
     ),
 )]
 pub async fn delete_website(
@@ -257,8 +206,40 @@ pub async fn delete_website(
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
-    state.analytics.clone().delete_website(pb::DeleteWebsiteRequest { website_id: website.id.clone() }).await?;
-    Ok(ok(serde_json::json!({ "id": website.id, "deleted": true })).into_response())
+    state.analytics.clone().delete_website(anpb::DeleteWebsiteRequest { website_id: website.id.clone() }).await?;
+    Ok(ok(DeletedWebsite { id: website.id, deleted: true }).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeletedWebsite {
+    id: String,
+    #[schema(schema_with = always_true)]
+    deleted: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Usage {
+    plan: Plan,
+    limits: UsageLimits,
+    usage: UsageCounters,
+}
+
+/// The limits that apply to the key: those of its most generous team.
+#[derive(Serialize, ToSchema)]
+pub struct UsageLimits {
+    requests_per_minute: u32,
+    requests_per_month: u64,
+    mcp_calls_per_day: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageCounters {
+    /// This call included.
+    requests_this_month: u64,
+    requests_left_this_month: u64,
+    requests_left_this_minute: u32,
+    #[schema(format = DateTime)]
+    month_resets_at: String,
 }
 
 /// Plan, limits and this month's usage of the key's owner (`GET /usage`, docs/behaviour.md#external-rest-api).
@@ -272,10 +253,6 @@ pub async fn delete_website(
                    this call counts.",
     responses(
         (status = 200, description = "Plan, limits and usage", body = Success<Usage>),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
     ),
 )]
 pub async fn usage(State(state): State<AppState>, credentials: Credentials) -> ApiResult<Response> {
@@ -284,19 +261,19 @@ pub async fn usage(State(state): State<AppState>, credentials: Credentials) -> A
     let decision = &authorized.decision;
     let limits = decision.limits.unwrap_or_default();
     let rate = decision.rate_limit.clone().unwrap_or_default();
-    Ok(ok(serde_json::json!({
-        "plan": views::plan(decision.plan),
-        "limits": {
-            "requests_per_minute": limits.requests_per_minute,
-            "requests_per_month": limits.requests_per_month,
-            "mcp_calls_per_day": limits.mcp_calls_per_day,
+    Ok(ok(Usage {
+        plan: Plan::from_proto(decision.plan).unwrap_or(Plan::Free),
+        limits: UsageLimits {
+            requests_per_minute: limits.requests_per_minute,
+            requests_per_month: limits.requests_per_month,
+            mcp_calls_per_day: limits.mcp_calls_per_day,
         },
-        "usage": {
-            "requests_this_month": rate.month_used,
-            "requests_left_this_month": rate.month_limit.saturating_sub(rate.month_used),
-            "requests_left_this_minute": rate.remaining,
-            "month_resets_at": crate::envelope::rfc3339(rate.month_reset_at_unix_ms),
+        usage: UsageCounters {
+            requests_this_month: rate.month_used,
+            requests_left_this_month: rate.month_limit.saturating_sub(rate.month_used),
+            requests_left_this_minute: rate.remaining,
+            month_resets_at: crate::time::rfc3339(rate.month_reset_at_unix_ms),
         },
-    }))
+    })
     .into_response())
 }

@@ -12,9 +12,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use common::access::Role;
 use common::secret::Digest;
-use proto::analytics::v1 as apb;
-use proto::identity::v1 as pb;
-use proto::policy::v1 as ppb;
+use proto::analytics::v1 as anpb;
+use proto::identity::v1 as idpb;
+use proto::policy::v1 as popb;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ClientRequest, ContentBlock,
     Implementation, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
@@ -26,8 +26,9 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::{Value, json};
 
-use crate::routes::stats::top;
+use crate::flows::stats::{self, short_name, top};
 use crate::state::AppState;
+use crate::vocabulary;
 
 const ANALYTICS_READ: &str = "analytics:read";
 const MANAGEMENT_READ: &str = "management:read";
@@ -65,7 +66,7 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
         response
     };
     let Some(token) = token else { return unauthorized(&req, "") };
-    let request = pb::VerifyMcpTokenRequest { token_digest: Digest::of(&token).as_bytes().to_vec() };
+    let request = idpb::VerifyMcpTokenRequest { token_digest: Digest::of(&token).as_bytes().to_vec() };
     let grant = match state.identity.clone().verify_mcp_token(request).await {
         Ok(grant) => grant.into_inner(),
         Err(status) if status.code() == tonic::Code::Unauthenticated => {
@@ -97,7 +98,7 @@ fn rpc_error(status: StatusCode, id: Value, code: i32, message: &str) -> Box<Res
 /// parameters that do not fit a known method are -32602; and a tool outside the grant's scopes
 /// is a 403 `insufficient_scope` challenge, so that the client can ask the user for more (the
 /// MCP authorization specification's step-up), not a tool error. Gives the request back whole.
-async fn check_message(state: &AppState, grant: &pb::McpGrant, req: Request) -> Result<Request, Box<Response>> {
+async fn check_message(state: &AppState, grant: &idpb::McpGrant, req: Request) -> Result<Request, Box<Response>> {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await.map_err(|_| {
         rpc_error(StatusCode::PAYLOAD_TOO_LARGE, Value::Null, -32600, "Invalid Request: the message is too large")
@@ -144,7 +145,7 @@ async fn check_message(state: &AppState, grant: &pb::McpGrant, req: Request) -> 
 fn insufficient_scope(
     state: &AppState,
     headers: &axum::http::HeaderMap,
-    grant: &pb::McpGrant,
+    grant: &idpb::McpGrant,
     categories: &[&str],
 ) -> Box<Response> {
     let mut scopes: Vec<&str> = grant.scopes.iter().map(String::as_str).collect();
@@ -190,17 +191,18 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
     let metrics = json!({ "type": "array", "items": { "type": "string" },
         "description": "visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, time_on_page, scroll_depth" });
     let read: &[&str] = &[ANALYTICS_READ];
+    let list_categories: &[&str] = &[ANALYTICS_READ, MANAGEMENT_READ];
     vec![
         (
             Tool::new("list_websites", "Websites of the connected team", schema(json!({}), &[])),
-            &[ANALYTICS_READ, MANAGEMENT_READ],
+            list_categories,
         ),
         (
             Tool::new(
                 "get_overview",
                 "Visitors, pageviews, bounce rate, visit duration, a daily series and top countries",
                 schema(
-                    json!({ "website_id": site, "range": { "type": "string", "enum": ["24h", "7d", "30d", "90d", "1y"] } }),
+                    json!({ "website_id": site, "range": { "type": "string", "enum": vocabulary::RANGES } }),
                     &["website_id"],
                 ),
             ),
@@ -249,6 +251,15 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
             ),
             read,
         ),
+    ]
+    .into_iter()
+    .chain(management_tools(&site))
+    .collect()
+}
+
+/// The tools that change the team's websites.
+fn management_tools(site: &Value) -> Vec<(Tool, &'static [&'static str])> {
+    vec![
         (
             Tool::new(
                 "create_website",
@@ -274,16 +285,16 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
     ]
 }
 
-fn grant_of(context: &RequestContext<RoleServer>) -> Result<pb::McpGrant, McpError> {
+fn grant_of(context: &RequestContext<RoleServer>) -> Result<idpb::McpGrant, McpError> {
     context
         .extensions
         .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<pb::McpGrant>())
+        .and_then(|parts| parts.extensions.get::<idpb::McpGrant>())
         .cloned()
         .ok_or_else(|| McpError::invalid_request("an OAuth access token is required", None))
 }
 
-fn allowed(grant: &pb::McpGrant, categories: &[&str]) -> bool {
+fn allowed(grant: &idpb::McpGrant, categories: &[&str]) -> bool {
     grant.scopes.iter().any(|s| categories.contains(&s.as_str()))
 }
 
@@ -307,9 +318,9 @@ fn metrics_arg(args: &JsonObject, default: &[&str]) -> Vec<String> {
 
 impl McpServer {
     /// A website of the connection's team; another team's is "not found", as if it did not exist.
-    async fn website(&self, grant: &pb::McpGrant, args: &JsonObject) -> Result<apb::Website, String> {
+    async fn website(&self, grant: &idpb::McpGrant, args: &JsonObject) -> Result<anpb::Website, String> {
         let id = arg(args, "website_id").ok_or("website_id is required")?.to_owned();
-        let website = self.state.analytics.clone().get_website(apb::GetWebsiteRequest { website_id: id }).await;
+        let website = self.state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id: id }).await;
         match website {
             Ok(w) if w.get_ref().team_id == grant.team_id => Ok(w.into_inner()),
             Ok(_) => Err("website not found".into()),
@@ -317,16 +328,14 @@ impl McpServer {
         }
     }
 
-    async fn query(&self, request: apb::QueryRequest) -> Result<apb::QueryResponse, String> {
+    async fn query(&self, request: anpb::QueryRequest) -> Result<anpb::QueryResponse, String> {
         self.state.analytics.clone().query(request).await.map(|r| r.into_inner()).map_err(|s| s.message().to_owned())
     }
 
-    async fn run(&self, grant: &pb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
-        let period = arg(args, "period").unwrap_or("30d").to_owned();
-        let date = arg(args, "date").unwrap_or_default().to_owned();
+    async fn run(&self, grant: &idpb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
         match name {
             "list_websites" => {
-                let request = apb::ListWebsitesRequest { team_ids: vec![grant.team_id.clone()] };
+                let request = anpb::ListWebsitesRequest { team_ids: vec![grant.team_id.clone()] };
                 let sites =
                     self.state.analytics.clone().list_websites(request).await.map_err(|s| s.message().to_owned())?;
                 Ok(json!(sites.into_inner().websites.iter().map(crate::views::website).collect::<Vec<_>>()))
@@ -334,102 +343,84 @@ impl McpServer {
             "get_overview" => {
                 let website = self.website(grant, args).await?;
                 let range = arg(args, "range").unwrap_or("30d");
-                if !["24h", "7d", "30d", "90d", "1y"].contains(&range) {
-                    return Err("range must be one of 24h, 7d, 30d, 90d, 1y".into());
+                if !vocabulary::RANGES.contains(&range) {
+                    return Err(format!("range must be one of {}", vocabulary::RANGES.join(", ")));
                 }
-                let totals: Vec<String> =
-                    ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"].map(str::to_owned).to_vec();
-                let series_metrics = vec!["visitors".to_owned(), "pageviews".to_owned()];
-                let base =
-                    apb::QueryRequest { website_id: website.id.clone(), period: range.into(), ..Default::default() };
-                let interval = if range == "24h" { "time:hour" } else { "time:day" };
-                let (t, s, c) = tokio::try_join!(
-                    self.query(apb::QueryRequest { metrics: totals.clone(), ..base.clone() }),
-                    self.query(apb::QueryRequest {
-                        metrics: series_metrics.clone(),
-                        dimensions: vec![interval.into()],
-                        fill_time: true,
-                        ..base.clone()
-                    }),
-                    self.query(apb::QueryRequest {
-                        metrics: vec!["visitors".into()],
-                        dimensions: vec!["visit:country".into()],
-                        limit: 10,
-                        ..base.clone()
-                    }),
-                )?;
-                let mut overview = top(&t, "", &totals).into_iter().next().unwrap_or_default();
-                overview["series"] = json!(top(&s, "date", &series_metrics));
-                overview["top_countries"] = json!(top(&c, "country", &["visitors".to_owned()]));
+                let overview =
+                    stats::overview(&self.state, &website.id, range, 10).await.map_err(|e| e.error.text())?;
+                // The tool answers the figures alone: the caller named the site and range.
+                let mut overview = json!(overview);
+                if let Some(fields) = overview.as_object_mut() {
+                    for named in ["website_id", "range", "from", "to"] {
+                        fields.remove(named);
+                    }
+                }
                 Ok(overview)
             }
-            "get_aggregate" | "get_timeseries" | "get_breakdown" => {
-                let website = self.website(grant, args).await?;
-                let metrics = metrics_arg(args, &["visitors", "pageviews"]);
-                let mut request = apb::QueryRequest {
-                    website_id: website.id,
-                    metrics: metrics.clone(),
-                    period,
-                    date,
-                    ..Default::default()
-                };
-                let key = match name {
-                    "get_aggregate" => "",
-                    "get_timeseries" => {
-                        let interval = arg(args, "interval").unwrap_or("day");
-                        request.dimensions = vec![format!("time:{interval}")];
-                        request.fill_time = true;
-                        "date"
-                    }
-                    _ => {
-                        let property = arg(args, "property").ok_or("property is required")?;
-                        request.dimensions = vec![property.to_owned()];
-                        request.limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 1000) as u32;
-                        crate::routes::stats::short_name(property)
-                    }
-                };
-                let answer = self.query(request).await?;
-                let found = top(&answer, key, &metrics);
-                Ok(if key.is_empty() { found.into_iter().next().unwrap_or_default() } else { json!(found) })
-            }
+            "get_aggregate" | "get_timeseries" | "get_breakdown" => self.query_tool(grant, name, args).await,
             "get_realtime" => {
                 let website = self.website(grant, args).await?;
-                let metrics = vec!["visitors".to_owned(), "pageviews".to_owned()];
-                let request = apb::QueryRequest {
-                    website_id: website.id,
-                    metrics: metrics.clone(),
-                    period: "realtime".into(),
-                    ..Default::default()
-                };
-                Ok(top(&self.query(request).await?, "", &metrics).into_iter().next().unwrap_or_default())
+                let totals = stats::realtime_totals(&self.state, &website.id).await.map_err(|e| e.error.text())?;
+                Ok(json!({ "visitors": totals.visitors, "pageviews": totals.pageviews }))
             }
-            "create_website" | "update_website" => {
-                // The role is the user's now: a demoted admin's connection stops writing.
-                if !Role::from_proto(grant.role).is_ok_and(Role::is_admin) {
-                    return Err("only owners and admins of the team may change websites".into());
-                }
-                let mut analytics = self.state.analytics.clone();
-                let website = if name == "create_website" {
-                    let request = apb::CreateWebsiteRequest {
-                        team_id: grant.team_id.clone(),
-                        domain: arg(args, "domain").unwrap_or_default().into(),
-                        name: arg(args, "name").unwrap_or_default().into(),
-                        timezone: arg(args, "timezone").map(str::to_owned),
-                    };
-                    analytics.create_website(request).await
-                } else {
-                    let website = self.website(grant, args).await?;
-                    let request = apb::UpdateWebsiteRequest {
-                        website_id: website.id,
-                        name: arg(args, "name").map(str::to_owned),
-                        timezone: arg(args, "timezone").map(str::to_owned),
-                    };
-                    analytics.update_website(request).await
-                };
-                Ok(crate::views::website(&website.map_err(|s| s.message().to_owned())?.into_inner()))
-            }
+            "create_website" | "update_website" => self.write_website(grant, name, args).await,
             _ => Err(format!("unknown tool {name}")),
         }
+    }
+
+    /// `get_aggregate`, `get_timeseries` and `get_breakdown`: one query each.
+    async fn query_tool(&self, grant: &idpb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
+        let period = arg(args, "period").unwrap_or("30d").to_owned();
+        let date = arg(args, "date").unwrap_or_default().to_owned();
+        let website = self.website(grant, args).await?;
+        let metrics = metrics_arg(args, &["visitors", "pageviews"]);
+        let mut request =
+            anpb::QueryRequest { website_id: website.id, metrics: metrics.clone(), period, date, ..Default::default() };
+        let key = match name {
+            "get_aggregate" => "",
+            "get_timeseries" => {
+                let interval = arg(args, "interval").unwrap_or("day");
+                request.dimensions = vec![format!("time:{interval}")];
+                request.fill_time = true;
+                "date"
+            }
+            _ => {
+                let property = arg(args, "property").ok_or("property is required")?;
+                request.dimensions = vec![property.to_owned()];
+                request.limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 1000) as u32;
+                short_name(property)
+            }
+        };
+        let answer = self.query(request).await?;
+        let found = top(&answer, key, &metrics);
+        Ok(if key.is_empty() { Value::Object(found.into_iter().next().unwrap_or_default()) } else { json!(found) })
+    }
+
+    /// `create_website` and `update_website`, for owners and admins of the team.
+    async fn write_website(&self, grant: &idpb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
+        // The role is the user's now: a demoted admin's connection stops writing.
+        if !Role::from_proto(grant.role).is_ok_and(Role::is_admin) {
+            return Err("only owners and admins of the team may change websites".into());
+        }
+        let mut analytics = self.state.analytics.clone();
+        let website = if name == "create_website" {
+            let request = anpb::CreateWebsiteRequest {
+                team_id: grant.team_id.clone(),
+                domain: arg(args, "domain").unwrap_or_default().into(),
+                name: arg(args, "name").unwrap_or_default().into(),
+                timezone: arg(args, "timezone").map(str::to_owned),
+            };
+            analytics.create_website(request).await
+        } else {
+            let website = self.website(grant, args).await?;
+            let request = anpb::UpdateWebsiteRequest {
+                website_id: website.id,
+                name: arg(args, "name").map(str::to_owned),
+                timezone: arg(args, "timezone").map(str::to_owned),
+            };
+            analytics.update_website(request).await
+        };
+        Ok(json!(crate::views::website(&website.map_err(|s| s.message().to_owned())?.into_inner())))
     }
 }
 
@@ -465,7 +456,7 @@ impl ServerHandler for McpServer {
             let message = format!("this connection was not granted {}", categories.join(" or "));
             return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
         }
-        let charge = ppb::ChargeMcpCallRequest { user_id: grant.user_id.clone(), team_id: grant.team_id.clone() };
+        let charge = popb::ChargeMcpCallRequest { user_id: grant.user_id.clone(), team_id: grant.team_id.clone() };
         let charge = match self.state.policy.clone().charge_mcp_call(charge).await {
             Ok(charge) => charge.into_inner(),
             Err(status) => return Err(McpError::internal_error(status.message().to_owned(), None)),
@@ -474,7 +465,7 @@ impl ServerHandler for McpServer {
             let message = format!(
                 "daily MCP quota of {} calls reached; it resets at {}",
                 charge.limit,
-                crate::envelope::rfc3339(charge.reset_at_unix_ms)
+                crate::time::rfc3339(charge.reset_at_unix_ms)
             );
             return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
         }

@@ -11,15 +11,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use bytes::Bytes;
 use common::ErrorCode;
 use common::secret::{Digest, random_token};
-use proto::identity::v1 as pb;
+use proto::identity::v1 as idpb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::console::{escape, field, oauth_page};
-use crate::envelope::{Path, ok, parse, rfc3339};
+use crate::envelope::{Path, ok, parse};
 use crate::error::ApiResult;
 use crate::session::{COOKIE, SessionUser};
 use crate::state::AppState;
+use crate::time::rfc3339;
 
 /// Tool categories, as OAuth scopes.
 const SCOPES: [(&str, &str); 3] = [
@@ -157,7 +158,7 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
     {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", "only the code flow is supported");
     }
-    let request = pb::RegisterMcpClientRequest {
+    let request = idpb::RegisterMcpClientRequest {
         client_name: body.client_name.unwrap_or_default(),
         redirect_uris: body.redirect_uris,
     };
@@ -253,11 +254,11 @@ async fn check_request(
     state: &AppState,
     headers: &HeaderMap,
     p: &AuthorizeParams,
-) -> Result<pb::McpClient, Box<Response>> {
+) -> Result<idpb::McpClient, Box<Response>> {
     if let Some(field) = control_field(&p.all) {
         return Err(Box::new(control_character(field)));
     }
-    let request = pb::GetMcpClientRequest { client_id: p.get("client_id").into() };
+    let request = idpb::GetMcpClientRequest { client_id: p.get("client_id").into() };
     let client = match state.identity.clone().get_mcp_client(request).await {
         Ok(client) => client.into_inner(),
         Err(_) => return Err(Box::new(page(StatusCode::BAD_REQUEST, "<p>Unknown client. Register it first.</p>"))),
@@ -335,15 +336,49 @@ fn csrf_ok(form: &AuthorizeParams, headers: &HeaderMap) -> bool {
     expected.is_some_and(|expected| !sent.is_empty() && Digest::of(sent) == Digest::of(&expected))
 }
 
-async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<pb::User> {
+async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<idpb::User> {
     session_user_and_token(state, headers).await.map(|(user, _)| user)
 }
 
-async fn session_user_and_token(state: &AppState, headers: &HeaderMap) -> Option<(pb::User, String)> {
+async fn session_user_and_token(state: &AppState, headers: &HeaderMap) -> Option<(idpb::User, String)> {
     let token = crate::session::cookie(headers)?.to_owned();
-    let request = pb::AuthenticateSessionRequest { session_token: token.clone() };
+    let request = idpb::AuthenticateSessionRequest { session_token: token.clone() };
     let user = state.identity.clone().authenticate_session(request).await.ok()?.into_inner();
     Some((user, token))
+}
+
+/// The sign-in form that comes before the consent form, with its CSRF cookie.
+fn sign_in_page(state: &AppState, headers: &HeaderMap, name: &str, goes_to: &str, hidden: &str) -> Response {
+    let existing = sign_in_cookie(headers);
+    let token = existing.map_or_else(|| random_token(""), str::to_owned);
+    let email = field(
+        "Email",
+        "email",
+        r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error">"#,
+    );
+    let password = field(
+        "Password",
+        "password",
+        r#"<input id="password" name="password" type="password" autocomplete="current-password" required aria-describedby="password-error">"#,
+    );
+    let mut response = oauth_page(
+        StatusCode::OK,
+        "Sign in",
+        format!(
+            "<h1>Sign in to connect {name}</h1><form class=\"card narrow\" method=\"post\" action=\"/oauth/authorize\">\
+             {goes_to}{hidden}\
+             <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
+             <input type=\"hidden\" name=\"action\" value=\"login\">\
+             {email}{password}<button type=\"submit\" class=\"primary\">Sign in</button></form>"
+        ),
+        None,
+    );
+    let attributes = crate::session::cookie_attributes_at(state, "/oauth/authorize");
+    let cookie = format!("{CSRF_COOKIE}={token}; {attributes}; Max-Age=3600");
+    if let (None, Ok(value)) = (existing, HeaderValue::from_str(&cookie)) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// The login form, or the consent form for a signed-in user.
@@ -357,39 +392,10 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
     let name = escape(&client.client_name);
     let goes_to = destination_line(p.get("redirect_uri"));
     let Some((user, session_token)) = session_user_and_token(&state, &headers).await else {
-        let existing = sign_in_cookie(&headers);
-        let token = existing.map_or_else(|| random_token(""), str::to_owned);
-        let email = field(
-            "Email",
-            "email",
-            r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error">"#,
-        );
-        let password = field(
-            "Password",
-            "password",
-            r#"<input id="password" name="password" type="password" autocomplete="current-password" required aria-describedby="password-error">"#,
-        );
-        let mut response = oauth_page(
-            StatusCode::OK,
-            "Sign in",
-            format!(
-                "<h1>Sign in to connect {name}</h1><form class=\"card narrow\" method=\"post\" action=\"/oauth/authorize\">\
-                 {goes_to}{hidden}\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
-                 <input type=\"hidden\" name=\"action\" value=\"login\">\
-                 {email}{password}<button type=\"submit\" class=\"primary\">Sign in</button></form>"
-            ),
-            None,
-        );
-        let attributes = crate::session::cookie_attributes_at(&state, "/oauth/authorize");
-        let cookie = format!("{CSRF_COOKIE}={token}; {attributes}; Max-Age=3600");
-        if let (None, Ok(value)) = (existing, HeaderValue::from_str(&cookie)) {
-            response.headers_mut().insert(header::SET_COOKIE, value);
-        }
-        return response;
+        return sign_in_page(&state, &headers, &name, &goes_to, &hidden);
     };
     let csrf = crate::session::csrf_token(&session_token);
-    let teams = match state.identity.clone().list_teams(pb::ListTeamsRequest { user_id: user.id.clone() }).await {
+    let teams = match state.identity.clone().list_teams(idpb::ListTeamsRequest { user_id: user.id.clone() }).await {
         Ok(teams) => teams.into_inner().memberships,
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };
@@ -494,7 +500,7 @@ pub async fn authorize_submit(
     let again = format!("/oauth/authorize?{}", p.oauth_query());
     match form.get("action") {
         "login" => {
-            let request = pb::LoginRequest {
+            let request = idpb::LoginRequest {
                 email: form.get("email").into(),
                 password: form.get("password").into(),
                 client_address: client.address,
@@ -518,7 +524,7 @@ pub async fn authorize_submit(
         ),
         "allow" => {
             let Some(user) = session_user(&state, &headers).await else { return Redirect::to(&again).into_response() };
-            let request = pb::CreateMcpAuthorizationRequest {
+            let request = idpb::CreateMcpAuthorizationRequest {
                 user_id: user.id,
                 client_id: p.get("client_id").into(),
                 team_id: form.get("team_id").into(),
@@ -558,7 +564,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
     let result = match form.get("grant_type") {
         "authorization_code" => {
-            let request = pb::ExchangeMcpCodeRequest {
+            let request = idpb::ExchangeMcpCodeRequest {
                 code: form.get("code").into(),
                 client_id,
                 redirect_uri: form.get("redirect_uri").into(),
@@ -567,7 +573,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             state.identity.clone().exchange_mcp_code(request).await
         }
         "refresh_token" => {
-            let request = pb::RefreshMcpTokenRequest { refresh_token: form.get("refresh_token").into(), client_id };
+            let request = idpb::RefreshMcpTokenRequest { refresh_token: form.get("refresh_token").into(), client_id };
             state.identity.clone().refresh_mcp_token(request).await
         }
         _ => {
@@ -599,7 +605,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
 }
 
-fn connection_view(c: &pb::McpConnection) -> Value {
+fn connection_view(c: &idpb::McpConnection) -> Value {
     json!({
         "id": c.id,
         "client_id": c.client_id,
@@ -614,7 +620,7 @@ fn connection_view(c: &pb::McpConnection) -> Value {
 
 /// `GET /api/v1/account/mcp-connections`
 pub async fn list_connections(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
-    let request = pb::ListMcpConnectionsRequest { user_id: session.user.id };
+    let request = idpb::ListMcpConnectionsRequest { user_id: session.user.id };
     let connections = state.identity.clone().list_mcp_connections(request).await?.into_inner().connections;
     Ok(ok(connections.iter().map(connection_view).collect::<Vec<_>>()).into_response())
 }
@@ -625,7 +631,7 @@ pub async fn revoke_connection(
     session: SessionUser,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let request = pb::RevokeMcpConnectionRequest { user_id: session.user.id, connection_id: id };
+    let request = idpb::RevokeMcpConnectionRequest { user_id: session.user.id, connection_id: id };
     let connection = state.identity.clone().revoke_mcp_connection(request).await?.into_inner();
     Ok(ok(connection_view(&connection)).into_response())
 }

@@ -11,18 +11,25 @@ use proto::policy::v1 as popb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Credentials;
+use crate::envelope::Success;
 use crate::envelope::{Body, Params, Path, RawBody, created, ok, parse_query};
 use crate::error::{ApiError, ApiResult};
-use crate::openapi::{
-    AuditEntry, Forbidden, Member, ServiceUnavailable, Success, TeamSettings, TooManyRequests, Unauthorized,
-    ValidationError,
-};
-use crate::routes::account::audit;
+use crate::flows::teams::audit;
 use crate::session::SessionUser;
 use crate::state::AppState;
-use crate::views;
+use crate::views::{self, AuditEntry, Member, TeamSettings};
+
+/// The team administration of the external API.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(external_members))
+        .routes(routes!(external_put_policy))
+        .routes(routes!(external_audit_log))
+}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,7 +89,7 @@ async fn audit_log(state: &AppState, team_id: String, actor: String, limit: Opti
         .await?
         .into_inner()
         .entries;
-    Ok(ok(entries.iter().map(views::audit_entry).collect::<Vec<Value>>()).into_response())
+    Ok(ok(entries.iter().map(views::audit_entry).collect::<Vec<_>>()).into_response())
 }
 
 // Dashboard (session).
@@ -225,11 +232,11 @@ pub async fn get_usage(
         .collect();
     let settings = views::team_settings(&settings);
     Ok(ok(json!({
-        "plan": settings["plan"],
-        "limits": settings["limits"],
+        "plan": settings.plan,
+        "limits": settings.limits,
         "members": rows,
-        "month_resets_at": crate::envelope::rfc3339(usage.month_reset_at_unix_ms),
-        "day_resets_at": crate::envelope::rfc3339(usage.day_reset_at_unix_ms),
+        "month_resets_at": crate::time::rfc3339(usage.month_reset_at_unix_ms),
+        "day_resets_at": crate::time::rfc3339(usage.day_reset_at_unix_ms),
     }))
     .into_response())
 }
@@ -255,10 +262,6 @@ pub async fn get_audit_log(
     params(("teamId" = String, Path, description = "Team id")),
     responses(
         (status = 200, description = "The members", body = Success<Vec<Member>>),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
     ),
 )]
 pub async fn external_members(
@@ -282,11 +285,6 @@ pub async fn external_members(
     request_body = PolicyBody,
     responses(
         (status = 200, description = "The team's settings", body = Success<TeamSettings>),
-        (status = 400, response = ValidationError),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
     ),
 )]
 pub async fn external_put_policy(
@@ -311,11 +309,6 @@ pub async fn external_put_policy(
     params(("teamId" = String, Path, description = "Team id"), AuditParams),
     responses(
         (status = 200, description = "The entries", body = Success<Vec<AuditEntry>>),
-        (status = 400, response = ValidationError),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 429, response = TooManyRequests),
-        (status = 503, response = ServiceUnavailable),
     ),
 )]
 pub async fn external_audit_log(

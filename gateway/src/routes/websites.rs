@@ -10,12 +10,13 @@ use proto::identity::v1 as idpb;
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-use crate::envelope::{Body, Path, created, ok, parse_query, rfc3339};
+use crate::envelope::{Body, Path, created, ok, parse_query};
 use crate::error::ApiResult;
-use crate::routes::stats;
+use crate::flows::stats;
 use crate::rules;
 use crate::session::SessionUser;
 use crate::state::AppState;
+use crate::time::rfc3339;
 use crate::views;
 
 /// `GET /api/v1/websites`: the websites of every team I belong to.
@@ -177,7 +178,7 @@ pub async fn stats(
 ) -> ApiResult<Response> {
     let params: StatsParams = parse_query(q.as_deref())?;
     let (period, custom) = console_period(params.period, params.date.as_deref())?;
-    let filters = stats::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    let filters = crate::routes::stats::plausible_v1::v1_filters(params.filters.as_deref().unwrap_or_default())?;
     let website = member_website(&state, &session, website_id).await?;
     let scoped = |request: anpb::QueryRequest| anpb::QueryRequest {
         filters: filters.clone(),
@@ -286,7 +287,7 @@ pub async fn properties(
     let event =
         params.event.filter(|e| !e.is_empty()).ok_or_else(|| common::Error::validation("event: is required"))?;
     rules::check_line("event", &event)?;
-    let mut filters = stats::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    let mut filters = crate::routes::stats::plausible_v1::v1_filters(params.filters.as_deref().unwrap_or_default())?;
     filters.push(anpb::Filter { operator: "is".into(), dimension: "event:name".into(), values: vec![event.clone()] });
     let website = member_website(&state, &session, website_id).await?;
     let date = params.date.unwrap_or_default();
@@ -312,7 +313,7 @@ pub async fn properties(
 }
 
 /// The rows of an `event:name` breakdown that are custom events.
-fn custom_events(answer: &anpb::QueryResponse) -> Vec<serde_json::Value> {
+fn custom_events(answer: &anpb::QueryResponse) -> Vec<serde_json::Map<String, serde_json::Value>> {
     let custom = anpb::QueryResponse {
         rows: answer
             .rows
@@ -333,7 +334,6 @@ pub async fn realtime(
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
     let website = member_website(&state, &session, website_id).await?;
-    let answer = stats::run(&state, stats::query(&website.id, "realtime", &["visitors"])).await?;
-    let visitors = answer.rows.first().and_then(|r| r.metrics.first()).copied().unwrap_or_default();
-    Ok(ok(json!({ "visitors": visitors as i64 })).into_response())
+    let visitors = stats::realtime_totals(&state, &website.id).await?.visitors;
+    Ok(ok(json!({ "visitors": visitors })).into_response())
 }

@@ -1,0 +1,49 @@
+//! Which resources a key reaches: the decision of policy combined with what analytics knows of
+//! the resource, for every face that takes an API key.
+
+use common::access::Scope;
+use common::{Error, ErrorCode};
+use proto::analytics::v1 as anpb;
+
+use crate::auth::{Authorized, VerifiedKey};
+use crate::error::{ApiError, ApiResult};
+use crate::rules;
+use crate::state::AppState;
+
+/// The websites of every team a decision lets the key reach.
+pub(crate) async fn reachable_websites(state: &AppState, authorized: &Authorized) -> ApiResult<Vec<anpb::Website>> {
+    let request = anpb::ListWebsitesRequest { team_ids: authorized.reachable_team_ids().to_vec() };
+    Ok(state.analytics.clone().list_websites(request).await?.into_inner().websites)
+}
+
+/// Verifies the key and looks the website up at the same time, then decides with the
+/// website's team. A missing website is a 404 only for a caller allowed to ask.
+pub(crate) async fn authorized_website(
+    state: &AppState,
+    key: impl std::future::Future<Output = ApiResult<VerifiedKey>>,
+    website_id: String,
+    scope: Scope,
+) -> ApiResult<(VerifiedKey, anpb::Website)> {
+    if let Err(invalid) = rules::check_line("id", &website_id) {
+        let key = key.await?;
+        return Err(key.validated(state, scope, Err::<(), ApiError>(invalid.into())).await.unwrap_err());
+    }
+    let lookup = async {
+        let mut analytics = state.analytics.clone();
+        analytics.get_website(anpb::GetWebsiteRequest { website_id }).await.map_err(Error::from)
+    };
+    let (key, website) = tokio::join!(key, lookup);
+    let key = key?;
+    match website {
+        Ok(website) => {
+            let website = website.into_inner();
+            key.authorize(state, scope, Some(&website.team_id)).await?;
+            Ok((key, website))
+        }
+        Err(e) if e.code == ErrorCode::NotFound => {
+            key.authorize(state, scope, None).await?;
+            Err(ApiError::from(e))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

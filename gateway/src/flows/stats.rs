@@ -1,0 +1,243 @@
+//! Statistics use cases over analytics' `Query`: the overview and realtime that every face shows
+//! (REST, the drop-in, MCP, the console), and the helpers that turn rows into figures.
+
+use proto::analytics::v1 as anpb;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use crate::error::ApiResult;
+use crate::schema::Range;
+use crate::state::AppState;
+use crate::time::rfc3339;
+use crate::vocabulary::PROPS;
+
+pub(crate) async fn run(state: &AppState, request: anpb::QueryRequest) -> ApiResult<anpb::QueryResponse> {
+    Ok(state.analytics.clone().query(request).await?.into_inner())
+}
+
+pub(crate) fn query(website_id: &str, period: &str, metrics: &[&str]) -> anpb::QueryRequest {
+    anpb::QueryRequest {
+        website_id: website_id.to_owned(),
+        metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+        period: period.to_owned(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn breakdown_of(
+    website_id: &str,
+    period: &str,
+    dimension: &str,
+    metrics: &[&str],
+    limit: u32,
+) -> anpb::QueryRequest {
+    anpb::QueryRequest { dimensions: vec![dimension.into()], limit, ..query(website_id, period, metrics) }
+}
+
+/// A metric of a result row: revenue as Plausible's `{short, long, value}` in the row's
+/// currency, the rest as [`metric_value`].
+pub(crate) fn row_metric(metric: &str, value: f64, currency: &str) -> Value {
+    match metric {
+        "total_revenue" | "average_revenue" => crate::views::revenue(value, currency),
+        _ => metric_value(metric, value),
+    }
+}
+
+/// Counts are integers; `views_per_visit` and the shares (`conversion_rate`, `percentage`) have
+/// decimals. A metric with no value (time on page or scroll depth without engagement) is null,
+/// as in Plausible.
+pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
+    match metric {
+        _ if value.is_nan() => Value::Null,
+        "total_revenue" | "average_revenue" => json!(value),
+        "views_per_visit" | "conversion_rate" | "percentage" => json!(value),
+        _ => json!(value as i64),
+    }
+}
+
+/// `visit:source` → `source`, `event:props:plan` → `plan`: how Plausible names a property in
+/// result rows.
+pub(crate) fn short_name(dimension: &str) -> &str {
+    match dimension.strip_prefix(PROPS) {
+        Some(name) => name,
+        None => dimension.split_once(':').map_or(dimension, |(_, name)| name),
+    }
+}
+
+/// Plausible's comparison: percentage change, or the difference in points for a rate.
+pub(crate) fn change(metric: &str, before: f64, now: f64) -> i64 {
+    if metric == "bounce_rate" {
+        return (now - before) as i64;
+    }
+    if before == 0.0 {
+        return if now > 0.0 { 100 } else { 0 };
+    }
+    ((now - before) / before * 100.0).round() as i64
+}
+
+/// Rows of a query of at most one dimension as `[{"<name>": value, "<metric>": n, …}]`; with an
+/// empty `name`, metrics only (totals).
+pub(crate) fn top(answer: &anpb::QueryResponse, name: &str, metrics: &[impl AsRef<str>]) -> Vec<Map<String, Value>> {
+    answer
+        .rows
+        .iter()
+        .map(|row| {
+            let mut entry = Map::new();
+            if !name.is_empty() {
+                entry.insert(name.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
+            }
+            for (metric, value) in metrics.iter().zip(&row.metrics) {
+                entry.insert(metric.as_ref().to_owned(), row_metric(metric.as_ref(), *value, &row.currency));
+            }
+            entry
+        })
+        .collect()
+}
+
+/// The first row's figures: totals of a query without dimensions.
+pub(crate) fn totals(answer: &anpb::QueryResponse) -> Vec<f64> {
+    answer.rows.first().map(|r| r.metrics.clone()).unwrap_or_default()
+}
+
+/// A count of a row; counts are whole.
+pub(crate) fn count(row: &anpb::Row, i: usize) -> u64 {
+    row.metrics.get(i).copied().unwrap_or_default() as u64
+}
+
+/// The value of a row's only dimension.
+pub(crate) fn label(row: &anpb::Row) -> String {
+    row.dimensions.first().cloned().unwrap_or_default()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Overview {
+    website_id: String,
+    #[schema(value_type = Range)]
+    range: String,
+    #[schema(format = DateTime)]
+    from: String,
+    /// Exclusive.
+    #[schema(format = DateTime)]
+    to: String,
+    visitors: u64,
+    visits: u64,
+    pageviews: u64,
+    /// Percent of visits with at most one pageview.
+    bounce_rate: u64,
+    /// Mean seconds from a visit's first to its last event.
+    visit_duration: u64,
+    /// Hourly for `24h`, else daily; zero-filled.
+    series: Vec<SeriesPoint>,
+    /// The top 10.
+    top_countries: Vec<CountryVisitors>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeriesPoint {
+    /// `YYYY-MM-DD`, or `YYYY-MM-DD HH:00:00` for hours, in the site's time zone.
+    date: String,
+    visitors: u64,
+    pageviews: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CountryVisitors {
+    /// ISO 3166-1 alpha-2 code.
+    country: String,
+    visitors: u64,
+}
+
+/// Totals over `period` (a range of `/analytics`, already checked), a zero-filled series (hourly
+/// over 24h, else daily) and the top `limit` countries.
+pub async fn overview(state: &AppState, website_id: &str, period: &str, limit: u32) -> ApiResult<Overview> {
+    const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
+    let interval = if period == "24h" { "time:hour" } else { "time:day" };
+    let series = anpb::QueryRequest {
+        dimensions: vec![interval.into()],
+        fill_time: true,
+        ..query(website_id, period, &["visitors", "pageviews"])
+    };
+    let (answer, series, countries) = tokio::try_join!(
+        run(state, query(website_id, period, &TOTALS)),
+        run(state, series),
+        run(state, breakdown_of(website_id, period, "visit:country", &["visitors"], limit)),
+    )?;
+    let values = totals(&answer);
+    let value = |i: usize| values.get(i).copied().unwrap_or_default() as u64;
+    Ok(Overview {
+        website_id: website_id.to_owned(),
+        range: period.to_owned(),
+        from: rfc3339(answer.from_unix_ms),
+        to: rfc3339(answer.to_unix_ms),
+        visitors: value(0),
+        visits: value(1),
+        pageviews: value(2),
+        bounce_rate: value(3),
+        visit_duration: value(4),
+        series: series
+            .rows
+            .iter()
+            .map(|r| SeriesPoint { date: label(r), visitors: count(r, 0), pageviews: count(r, 1) })
+            .collect(),
+        top_countries: countries
+            .rows
+            .iter()
+            .map(|r| CountryVisitors { country: label(r), visitors: count(r, 0) })
+            .collect(),
+    })
+}
+
+/// Visitors and pageviews of the last 5 minutes.
+pub struct RealtimeTotals {
+    pub visitors: u64,
+    pub pageviews: u64,
+    from_unix_ms: i64,
+    to_unix_ms: i64,
+}
+
+pub async fn realtime_totals(state: &AppState, website_id: &str) -> ApiResult<RealtimeTotals> {
+    let answer = run(state, query(website_id, "realtime", &["visitors", "pageviews"])).await?;
+    let values = totals(&answer);
+    let value = |i: usize| values.get(i).copied().unwrap_or_default() as u64;
+    Ok(RealtimeTotals {
+        visitors: value(0),
+        pageviews: value(1),
+        from_unix_ms: answer.from_unix_ms,
+        to_unix_ms: answer.to_unix_ms,
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Realtime {
+    /// Of the last 5 minutes.
+    visitors: u64,
+    pageviews: u64,
+    #[schema(format = DateTime)]
+    from: String,
+    #[schema(format = DateTime)]
+    to: String,
+    /// The top 10.
+    top_pages: Vec<PageVisitors>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PageVisitors {
+    page: String,
+    visitors: u64,
+}
+
+/// The last 5 minutes: totals and the top 10 pages.
+pub async fn realtime(state: &AppState, website_id: &str) -> ApiResult<Realtime> {
+    let (totals, pages) = tokio::try_join!(
+        realtime_totals(state, website_id),
+        run(state, breakdown_of(website_id, "realtime", "event:page", &["visitors"], 10)),
+    )?;
+    Ok(Realtime {
+        visitors: totals.visitors,
+        pageviews: totals.pageviews,
+        from: rfc3339(totals.from_unix_ms),
+        to: rfc3339(totals.to_unix_ms),
+        top_pages: pages.rows.iter().map(|r| PageVisitors { page: label(r), visitors: count(r, 0) }).collect(),
+    })
+}

@@ -1,0 +1,240 @@
+//! The Plausible drop-in's statistics and sites list under `/plausible`: Plausible's exact
+//! requests and bodies, errors as `{"error": "…"}`, for existing Plausible clients.
+
+use axum::extract::{OriginalUri, RawQuery, State};
+use axum::response::Response;
+use common::access::Scope;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::invalid;
+use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, v1};
+use super::plausible_v2::{QueryResult, V2Body, v2};
+use crate::auth::Credentials;
+use crate::envelope::{RawBody, parse_query, plausible};
+use crate::error::ApiError;
+use crate::flows::access::{authorized_website, reachable_websites};
+use crate::flows::stats;
+use crate::rules;
+use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
+use crate::state::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(plausible_aggregate))
+        .routes(routes!(plausible_timeseries))
+        .routes(routes!(plausible_breakdown))
+        .routes(routes!(plausible_realtime))
+        .routes(routes!(plausible_query))
+        .routes(routes!(plausible_sites))
+}
+
+/// Credentials whose absence is answered in Plausible's error shape too.
+pub(crate) type Keyed = Result<Credentials, ApiError>;
+
+/// An unknown route under the drop-in's mount, in Plausible's error shape.
+pub async fn plausible_not_found(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> Response {
+    let message = format!("no route for {method} {}", uri.path());
+    ApiError::new(common::ErrorCode::NotFound, message).into_plausible_response()
+}
+
+/// A known drop-in route asked with another method, in Plausible's error shape.
+pub async fn plausible_method_not_allowed(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> Response {
+    let message = format!("{method} is not allowed on {}", uri.path());
+    ApiError::new(common::ErrorCode::MethodNotAllowed, message).into_plausible_response()
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/aggregate",
+    tag = "plausible",
+    operation_id = "plausibleAggregate",
+    summary = "Plausible v1 aggregate, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/aggregate`: no envelope.",
+    params(StatsParams, ("compare" = Option<Compare>, Query, description = "Adds each metric's `change`.")),
+    responses(
+        (status = 200, description = "Plausible's aggregate body", body = AggregateResult),
+        (status = 404, response = crate::openapi::PlausibleNotFound),
+    ),
+)]
+pub async fn plausible_aggregate(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
+    plausible(async { Ok(v1(&state, credentials?, q, V1::Aggregate).await?.0) }.await)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/timeseries",
+    tag = "plausible",
+    operation_id = "plausibleTimeseries",
+    summary = "Plausible v1 timeseries, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/timeseries`: no envelope.",
+    params(
+        StatsParams,
+        (
+            "interval" = Option<Interval>,
+            Query,
+            description = "Default: `hour` for `day` and `24h`, `month` for `6mo`, `12mo` and `year`, else `date`."
+        ),
+    ),
+    responses(
+        (status = 200, description = "Plausible's timeseries body", body = TimeseriesResult),
+        (status = 404, response = crate::openapi::PlausibleNotFound),
+    ),
+)]
+pub async fn plausible_timeseries(
+    State(state): State<AppState>,
+    credentials: Keyed,
+    RawQuery(q): RawQuery,
+) -> Response {
+    plausible(async { Ok(v1(&state, credentials?, q, V1::Timeseries).await?.0) }.await)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/breakdown",
+    tag = "plausible",
+    operation_id = "plausibleBreakdown",
+    summary = "Plausible v1 breakdown, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/breakdown`: no envelope.",
+    params(
+        StatsParams,
+        ("property" = AnyProperty, Query, description = "The property to break down by: one of `Property`, or `event:props:<name>`."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Rows per page; default 100."),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 2147483647, description = "Default 1."),
+    ),
+    responses(
+        (status = 200, description = "Plausible's breakdown body", body = BreakdownResult),
+        (status = 404, response = crate::openapi::PlausibleNotFound),
+    ),
+)]
+pub async fn plausible_breakdown(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
+    plausible(async { Ok(v1(&state, credentials?, q, V1::Breakdown).await?.0) }.await)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SiteParam {
+    /// Website id or domain.
+    site_id: String,
+}
+
+/// A site as Plausible's Sites API lists it.
+#[derive(Serialize, ToSchema)]
+pub struct PlausibleSite {
+    domain: String,
+    timezone: String,
+}
+
+/// Where a page of Plausible's Sites API sits; every site fits in one page here.
+#[derive(Serialize, ToSchema)]
+pub struct PlausibleSitesMeta {
+    after: Option<String>,
+    before: Option<String>,
+    limit: u32,
+}
+
+impl PlausibleSitesMeta {
+    /// The only page, of `limit` rows.
+    pub(crate) fn one_page(limit: u32) -> PlausibleSitesMeta {
+        PlausibleSitesMeta { after: None, before: None, limit }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlausibleSites {
+    sites: Vec<PlausibleSite>,
+    meta: PlausibleSitesMeta,
+}
+
+/// The sites a key reaches, as Plausible's Sites API lists them (a call some clients make first).
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites",
+    tag = "plausible",
+    operation_id = "plausibleSites",
+    summary = "Plausible Sites API list, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/sites`: every website of the teams the key reaches, by domain, in one page (`meta.after` is always null).",
+    responses(
+        (status = 200, description = "The sites", body = PlausibleSites),
+    ),
+)]
+pub async fn plausible_sites(State(state): State<AppState>, credentials: Keyed) -> Response {
+    plausible(
+        async {
+            let key = credentials?.verify(&state).await?;
+            let authorized = key.authorize(&state, Scope::Read, None).await?;
+            let mut websites = reachable_websites(&state, &authorized).await?;
+            websites.sort_by(|a, b| a.domain.cmp(&b.domain));
+            let limit = u32::try_from(websites.len()).unwrap_or(u32::MAX).max(1);
+            let sites = websites.into_iter().map(|w| PlausibleSite { domain: w.domain, timezone: w.timezone });
+            let meta = PlausibleSitesMeta::one_page(limit);
+            Ok(PlausibleSites { sites: sites.collect(), meta })
+        }
+        .await,
+    )
+}
+
+/// Plausible answers realtime visitors with a bare number.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/realtime/visitors",
+    tag = "plausible",
+    operation_id = "plausibleRealtimeVisitors",
+    summary = "Plausible v1 realtime visitors, drop-in",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/realtime/visitors`: the visitors of the last 5 minutes as a bare number.",
+    params(SiteParam),
+    responses(
+        (status = 200, description = "Visitors of the last 5 minutes", body = u64, content_type = "application/json"),
+        (status = 404, response = crate::openapi::PlausibleNotFound),
+    ),
+)]
+pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
+    plausible(
+        async {
+            let key = credentials?.verify(&state).await?;
+            let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
+            key.validated(&state, Scope::Read, rules::check_line("site_id", &params.site_id).map_err(Into::into))
+                .await?;
+            let (_, website) = authorized_website(&state, async { Ok(key) }, params.site_id, Scope::Read).await?;
+            Ok(stats::realtime_totals(&state, &website.id).await?.visitors)
+        }
+        .await,
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v2/query",
+    tag = "plausible",
+    operation_id = "plausibleQuery",
+    summary = "Plausible v2 query, drop-in",
+    description = "Scope: `read` (the query only reads). As Plausible's `POST /api/v2/query`, `site_id` required: no envelope.",
+    request_body = V2Body,
+    responses(
+        (status = 200, description = "Plausible's query body", body = QueryResult),
+        (status = 404, response = crate::openapi::PlausibleNotFound),
+    ),
+)]
+pub async fn plausible_query(
+    State(state): State<AppState>,
+    credentials: Keyed,
+    body: Result<RawBody, ApiError>,
+) -> Response {
+    plausible(
+        async {
+            // Too large a body is refused before the key is looked at, as on every other route.
+            let RawBody(body) = body?;
+            let key = credentials?.verify(&state).await?;
+            let body: V2Body = key.validated(&state, Scope::Read, crate::envelope::parse(&body)).await?;
+            let site_id = body.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));
+            let site_id = key.validated(&state, Scope::Read, site_id).await?;
+            key.validated(&state, Scope::Read, rules::check_line("site_id", &site_id).map_err(Into::into)).await?;
+            let (_, website) = authorized_website(&state, async { Ok(key) }, site_id, Scope::Read).await?;
+            Ok(v2(&state, website, body).await?.0)
+        }
+        .await,
+    )
+}

@@ -1,0 +1,253 @@
+//! Zenovay's own statistics shapes: `/analytics/{websiteId}` (overview, pages, countries,
+//! technology) and `/realtime/{websiteId}`.
+
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use common::access::Scope;
+use proto::analytics::v1 as anpb;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::invalid;
+use crate::auth::Credentials;
+use crate::envelope::{Path, Success, ok, parse_query};
+use crate::error::ApiResult;
+use crate::flows::access::authorized_website;
+use crate::flows::stats::{self, Overview, Realtime, breakdown_of, count, label, run};
+use crate::schema::Range;
+use crate::state::AppState;
+use crate::vocabulary;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(overview))
+        .routes(routes!(pages))
+        .routes(routes!(countries))
+        .routes(routes!(technology))
+        .routes(routes!(realtime))
+}
+
+/// Verifies the key, then reads the site it names (id or domain) with read scope.
+async fn site(state: &AppState, credentials: Credentials, site_id: String) -> ApiResult<anpb::Website> {
+    let key = credentials.verify(state).await?;
+    Ok(authorized_website(state, async { Ok(key) }, site_id, Scope::Read).await?.1)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RangeParams {
+    /// Default `30d`.
+    #[serde(default)]
+    #[param(value_type = Option<Range>)]
+    range: Option<String>,
+    /// Rows per list; default 10.
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+}
+
+impl RangeParams {
+    fn period(&self) -> ApiResult<String> {
+        match self.range.as_deref().unwrap_or("30d") {
+            range if vocabulary::RANGES.contains(&range) => Ok(range.to_owned()),
+            other => Err(invalid("range", format!("{other:?} is not one of {}", vocabulary::RANGES.join(", ")))),
+        }
+    }
+
+    fn limit(&self) -> ApiResult<u32> {
+        match self.limit.unwrap_or(10) {
+            limit @ 1..=100 => Ok(limit),
+            _ => Err(invalid("limit", "must be 1 to 100")),
+        }
+    }
+}
+
+/// Overview: totals, a series (hourly over 24h, else daily) and the top countries.
+#[utoipa::path(
+    get,
+    path = "/analytics/{websiteId}",
+    tag = "analytics",
+    operation_id = "getAnalyticsOverview",
+    summary = "Overview of a website",
+    description = "Scope: `read`. Visitors, visits, pageviews, bounce rate and visit duration over the range, a zero-filled series (hourly for `24h`, else daily) and the top countries (`limit`, default 10).",
+    params(("websiteId" = String, Path, description = "Website id or domain"), RangeParams),
+    responses(
+        (status = 200, description = "The overview", body = Success<Overview>),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
+pub async fn overview(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let website = site(&state, credentials, website_id).await?;
+    let params: RangeParams = parse_query(q.as_deref())?;
+    let overview = stats::overview(&state, &website.id, &params.period()?, params.limit()?).await?;
+    Ok(ok(overview).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PageStats {
+    /// Path of the page.
+    page: String,
+    visitors: u64,
+    pageviews: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CountryStats {
+    /// ISO 3166-1 alpha-2 code.
+    country: String,
+    visitors: u64,
+    pageviews: u64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/analytics/{websiteId}/pages",
+    tag = "analytics",
+    operation_id = "getTopPages",
+    summary = "Top pages",
+    description = "Scope: `read`. Pages by visitors over the range.",
+    params(("websiteId" = String, Path, description = "Website id or domain"), RangeParams),
+    responses(
+        (status = 200, description = "The top pages", body = Success<Vec<PageStats>>),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
+pub async fn pages(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let rows = breakdown_list(state, credentials, website_id, q, "event:page").await?;
+    let pages = rows.iter().map(|r| PageStats { page: label(r), visitors: count(r, 0), pageviews: count(r, 1) });
+    Ok(ok(pages.collect::<Vec<_>>()).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/analytics/{websiteId}/countries",
+    tag = "analytics",
+    operation_id = "getTopCountries",
+    summary = "Top countries",
+    description = "Scope: `read`. Countries by visitors over the range.",
+    params(("websiteId" = String, Path, description = "Website id or domain"), RangeParams),
+    responses(
+        (status = 200, description = "The top countries", body = Success<Vec<CountryStats>>),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
+pub async fn countries(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let rows = breakdown_list(state, credentials, website_id, q, "visit:country").await?;
+    let countries =
+        rows.iter().map(|r| CountryStats { country: label(r), visitors: count(r, 0), pageviews: count(r, 1) });
+    Ok(ok(countries.collect::<Vec<_>>()).into_response())
+}
+
+/// Rows of visitors and pageviews by `dimension` over the range.
+async fn breakdown_list(
+    state: AppState,
+    credentials: Credentials,
+    website_id: String,
+    q: Option<String>,
+    dimension: &str,
+) -> ApiResult<Vec<anpb::Row>> {
+    let website = site(&state, credentials, website_id).await?;
+    let params: RangeParams = parse_query(q.as_deref())?;
+    const METRICS: [&str; 2] = ["visitors", "pageviews"];
+    let request = breakdown_of(&website.id, &params.period()?, dimension, &METRICS, params.limit()?);
+    Ok(run(&state, request).await?.rows)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Technology {
+    browsers: Vec<BrowserVisitors>,
+    operating_systems: Vec<OsVisitors>,
+    devices: Vec<DeviceVisitors>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BrowserVisitors {
+    browser: String,
+    visitors: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OsVisitors {
+    os: String,
+    visitors: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceVisitors {
+    device: String,
+    visitors: u64,
+}
+
+/// Browsers, operating systems and devices, each its own top list.
+#[utoipa::path(
+    get,
+    path = "/analytics/{websiteId}/technology",
+    tag = "analytics",
+    operation_id = "getTechnology",
+    summary = "Top browsers, operating systems and devices",
+    description = "Scope: `read`. Three top lists by visitors over the range, each of at most `limit` rows.",
+    params(("websiteId" = String, Path, description = "Website id or domain"), RangeParams),
+    responses(
+        (status = 200, description = "The top lists", body = Success<Technology>),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
+pub async fn technology(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Response> {
+    let website = site(&state, credentials, website_id).await?;
+    let params: RangeParams = parse_query(q.as_deref())?;
+    let (period, limit) = (params.period()?, params.limit()?);
+    let list = |dimension| run(&state, breakdown_of(&website.id, &period, dimension, &["visitors"], limit));
+    let (browsers, os, devices) = tokio::try_join!(list("visit:browser"), list("visit:os"), list("visit:device"))?;
+    Ok(ok(Technology {
+        browsers: browsers.rows.iter().map(|r| BrowserVisitors { browser: label(r), visitors: count(r, 0) }).collect(),
+        operating_systems: os.rows.iter().map(|r| OsVisitors { os: label(r), visitors: count(r, 0) }).collect(),
+        devices: devices.rows.iter().map(|r| DeviceVisitors { device: label(r), visitors: count(r, 0) }).collect(),
+    })
+    .into_response())
+}
+
+/// Visitors and pageviews of the last 5 minutes, and their pages.
+#[utoipa::path(
+    get,
+    path = "/realtime/{websiteId}",
+    tag = "analytics",
+    operation_id = "getRealtime",
+    summary = "Visitors right now",
+    description = "Scope: `read`. Visitors and pageviews of the last 5 minutes and their top 10 pages.",
+    params(("websiteId" = String, Path, description = "Website id or domain")),
+    responses(
+        (status = 200, description = "The last 5 minutes", body = Success<Realtime>),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
+pub async fn realtime(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+) -> ApiResult<Response> {
+    let website = site(&state, credentials, website_id).await?;
+    Ok(ok(stats::realtime(&state, &website.id).await?).into_response())
+}

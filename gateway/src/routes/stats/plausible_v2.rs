@@ -1,0 +1,319 @@
+//! Plausible's Stats API v2 query (`POST /query/{websiteId}`) inside our envelope; [`v2`] also
+//! answers the drop-in's `POST /api/v2/query`.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use common::access::Scope;
+use proto::analytics::v1 as anpb;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{invalid, repeated, run_named};
+use crate::auth::Credentials;
+use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
+use crate::error::ApiResult;
+use crate::flows::access::authorized_website;
+use crate::flows::stats::row_metric;
+use crate::rules;
+use crate::state::AppState;
+use crate::time::rfc3339;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(flexible_query))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = QueryBody)]
+pub struct V2Body {
+    /// Website id or domain. `/query/{websiteId}` names the site in its path: there `site_id`
+    /// may be left out (or null), and when given must name the same site. Required by the
+    /// Plausible mount.
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::query_site_id)]
+    pub(crate) site_id: Option<String>,
+    /// Each metric once.
+    #[schema(schema_with = crate::schema::query_metrics)]
+    metrics: Vec<String>,
+    #[schema(schema_with = crate::schema::date_range)]
+    date_range: Value,
+    /// Each dimension once, at most one of them time (`time:*`).
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::query_dimensions)]
+    dimensions: Vec<String>,
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::filters)]
+    filters: Vec<Value>,
+    #[serde(default)]
+    #[schema(schema_with = crate::schema::order_by)]
+    order_by: Vec<(String, String)>,
+    #[serde(default)]
+    include: V2Include,
+    #[serde(default)]
+    pagination: Option<V2Pagination>,
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = QueryInclude)]
+pub struct V2Include {
+    #[serde(default)]
+    time_labels: bool,
+    #[serde(default)]
+    total_rows: bool,
+    /// Plausible's imported data; we have none to include.
+    #[serde(default)]
+    imports: bool,
+}
+
+#[derive(Deserialize, Serialize, ToSchema, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+#[schema(as = QueryPagination)]
+pub struct V2Pagination {
+    /// Default 10000.
+    #[serde(default = "default_v2_limit", deserialize_with = "json_integer")]
+    #[schema(minimum = 1, maximum = 10000)]
+    limit: u32,
+    /// Rows to skip; default 0.
+    #[serde(default, deserialize_with = "json_integer")]
+    #[schema(minimum = 0, maximum = 2147483647)]
+    offset: u32,
+}
+
+/// A JSON integer as JSON Schema counts them: `3` and `3.0` alike.
+fn json_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let integral =
+        number.as_u64().or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64));
+    integral
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not an integer from 0 to {}", u32::MAX)))
+}
+
+fn default_v2_limit() -> u32 {
+    10_000
+}
+
+fn v2_filter(filter: &Value) -> ApiResult<anpb::Filter> {
+    let parts =
+        filter.as_array().ok_or_else(|| invalid("filters", "each filter is [operator, dimension, [values]]"))?;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let operator = text(parts.first()).ok_or_else(|| invalid("filters", "an operator is required"))?;
+    if matches!(operator.as_str(), "and" | "or" | "not" | "has_done" | "has_not_done") {
+        return Err(invalid("filters", format!("{operator:?} is not supported; filters combine with and")));
+    }
+    if matches!(operator.as_str(), "matches" | "matches_not") {
+        return Err(invalid("filters", "regular expressions are not supported; use matches_wildcard"));
+    }
+    let dimension = text(parts.get(1)).ok_or_else(|| invalid("filters", "a dimension is required"))?;
+    let values = parts
+        .get(2)
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| invalid("filters", "values must be a list of strings"))?;
+    for value in &values {
+        rules::check_line("filters", value)?;
+    }
+    if parts.len() > 3 {
+        return Err(invalid("filters", "modifiers are not supported"));
+    }
+    let operator = match operator.as_str() {
+        "matches_wildcard" => "matches".to_owned(),
+        "matches_wildcard_not" => "matches_not".to_owned(),
+        _ => operator,
+    };
+    Ok(anpb::Filter { operator, dimension, values })
+}
+
+/// A day of a v2 `date_range`: `YYYY-MM-DD`, or an RFC 3339 date-time standing for its day.
+fn v2_day(value: &Value) -> ApiResult<&str> {
+    let text = value.as_str().unwrap_or_default();
+    if rules::is_day(text) {
+        return Ok(text);
+    }
+    let day = text.get(..10).filter(|day| rules::is_day(day));
+    match (chrono::DateTime::parse_from_rfc3339(text), day) {
+        (Ok(_), Some(day)) => Ok(day),
+        _ => Err(invalid("date_range", "days are YYYY-MM-DD or RFC 3339 date-times")),
+    }
+}
+
+/// `"7d"` or `["2024-01-01", "2024-01-31"]` → period and date.
+pub(crate) fn v2_date_range(range: &Value) -> ApiResult<(String, String)> {
+    match range {
+        Value::String(period) => Ok((period.clone(), String::new())),
+        Value::Array(days) if days.len() == 2 => {
+            Ok(("custom".into(), format!("{},{}", v2_day(&days[0])?, v2_day(&days[1])?)))
+        }
+        _ => Err(invalid("date_range", "must be a period such as \"7d\" or [\"YYYY-MM-DD\", \"YYYY-MM-DD\"]")),
+    }
+}
+
+/// Plausible's v2 result body, and where its page sits.
+pub(crate) async fn v2(state: &AppState, website: anpb::Website, body: V2Body) -> ApiResult<(QueryResult, Pagination)> {
+    let (request, pagination) = v2_request(website.id.clone(), &body)?;
+    let answer =
+        run_named(state, request, &[("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")])
+            .await?;
+    Ok(v2_body(website, body, pagination, answer))
+}
+
+/// The analytics query a v2 body asks for, and its page; everything but the site's existence is
+/// checked here.
+pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::QueryRequest, V2Pagination)> {
+    let (period, date) = v2_date_range(&body.date_range)?;
+    let order_by = body
+        .order_by
+        .iter()
+        .map(|(key, direction)| match direction.as_str() {
+            "asc" | "desc" => Ok(anpb::Order { key: key.clone(), descending: direction == "desc" }),
+            other => Err(invalid("order_by", format!("{other:?} is not asc or desc"))),
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let pagination = body.pagination.unwrap_or(V2Pagination { limit: default_v2_limit(), offset: 0 });
+    if pagination.limit == 0 || pagination.limit > 10_000 {
+        return Err(invalid("pagination.limit", "must be 1 to 10000"));
+    }
+    if pagination.offset > rules::INT32_MAX {
+        return Err(invalid("pagination.offset", format!("must be 0 to {}", rules::INT32_MAX)));
+    }
+    if let Some(twice) = repeated(&body.metrics) {
+        return Err(invalid("metrics", format!("{twice:?} is given twice")));
+    }
+    let request = anpb::QueryRequest {
+        website_id,
+        metrics: body.metrics.clone(),
+        dimensions: body.dimensions.clone(),
+        filters: body.filters.iter().map(v2_filter).collect::<ApiResult<_>>()?,
+        period,
+        date,
+        order_by,
+        limit: pagination.limit,
+        offset: pagination.offset,
+        fill_time: false,
+        previous_period: false,
+        period_meaning: anpb::PeriodMeaning::PlausibleV2.into(),
+    };
+    Ok((request, pagination))
+}
+
+/// Plausible's v2 query body.
+#[derive(Serialize, ToSchema)]
+pub struct QueryResult {
+    results: Vec<QueryRow>,
+    meta: QueryMeta,
+    /// The query as understood: `site_id` (the domain), `metrics`, `dimensions`, `date_range`
+    /// (two RFC 3339 instants), `filters`, `order_by`, `pagination`.
+    #[schema(value_type = std::collections::BTreeMap<String, Value>)]
+    query: QueryEcho,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct QueryRow {
+    /// In the order of the requested metrics; null for `time_on_page` and `scroll_depth`
+    /// without engagement.
+    #[schema(schema_with = crate::schema::metric_figures)]
+    metrics: Vec<Value>,
+    /// In the order of the requested dimensions.
+    dimensions: Vec<String>,
+}
+
+/// What `include` asked for.
+#[derive(Serialize, ToSchema)]
+pub struct QueryMeta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    time_labels: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    total_rows: Option<u64>,
+    /// Always false: there is no imported data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    imports_included: Option<bool>,
+}
+
+/// The query as understood.
+#[derive(Serialize)]
+pub struct QueryEcho {
+    site_id: String,
+    metrics: Vec<String>,
+    dimensions: Vec<String>,
+    date_range: [String; 2],
+    filters: Vec<Value>,
+    order_by: Vec<(String, String)>,
+    pagination: V2Pagination,
+}
+
+/// Continues [`v2`]: the answer as Plausible's body.
+fn v2_body(
+    website: anpb::Website,
+    body: V2Body,
+    pagination: V2Pagination,
+    answer: anpb::QueryResponse,
+) -> (QueryResult, Pagination) {
+    let page = Pagination {
+        page: u64::from(pagination.offset / pagination.limit) + 1,
+        per_page: u64::from(pagination.limit),
+        total: answer.total_rows,
+    };
+    let results = answer
+        .rows
+        .iter()
+        .map(|row| QueryRow {
+            metrics: body.metrics.iter().zip(&row.metrics).map(|(m, v)| row_metric(m, *v, &row.currency)).collect(),
+            dimensions: row.dimensions.clone(),
+        })
+        .collect();
+    let meta = QueryMeta {
+        time_labels: body.include.time_labels.then(|| answer.time_labels.clone()),
+        total_rows: body.include.total_rows.then_some(answer.total_rows),
+        imports_included: body.include.imports.then_some(false),
+    };
+    let query = QueryEcho {
+        site_id: website.domain,
+        metrics: body.metrics,
+        dimensions: body.dimensions,
+        date_range: [rfc3339(answer.from_unix_ms), rfc3339(answer.to_unix_ms - 1)],
+        filters: body.filters,
+        order_by: body.order_by,
+        pagination,
+    };
+    (QueryResult { results, meta, query }, page)
+}
+
+#[utoipa::path(
+    post,
+    path = "/query/{websiteId}",
+    tag = "stats",
+    operation_id = "query",
+    summary = "Query (Plausible Stats API v2)",
+    description = "Scope: `read` (the query only reads). Plausible v2's query; `site_id` may be left out, the path names the site. Regular expressions and `and`/`or`/`not` filter groups are a 400.",
+    params(("websiteId" = String, Path, description = "Website id or domain")),
+    request_body = V2Body,
+    responses(
+        (status = 200, description = "Plausible's query body in the envelope, with where this page sits in all rows (`page` counts whole pages of `limit` before `offset`)", body = Paged<QueryResult>),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
+pub async fn flexible_query(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path(website_id): Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    let key = credentials.verify(&state).await?;
+    let (_, website) = authorized_website(&state, async { Ok(key) }, website_id, Scope::Read).await?;
+    let body: V2Body = crate::envelope::parse(&body)?;
+    if let Some(site_id) = &body.site_id {
+        rules::check_line("site_id", site_id)?;
+    }
+    if body.site_id.as_ref().is_some_and(|id| *id != website.id && *id != website.domain) {
+        return Err(invalid("site_id", "names another site than the path"));
+    }
+    let (data, pagination) = v2(&state, website, body).await?;
+    Ok(paged(data, Some(pagination)).into_response())
+}
