@@ -594,7 +594,10 @@ async fn large_site() {
         let env = TestEnv::split_quiet(1).await;
         table.extend(large_site_on("PostgreSQL", &env, events, rounds as usize).await);
     }
-    println!("\n{events} events over 90 days on one site; p50 / p99 in ms, CPU ms per query (server and database)");
+    println!(
+        "\n{events} events over 90 days on one site; p50 / p99 ms (CPU ms per query, server and database), and p50 \
+         (CPU) of the same question read from raw events"
+    );
     let columns: Vec<&String> = table.iter().map(|(column, _)| column).collect();
     println!("| shape | {} |", columns.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" | "));
     println!("|---|{}", "---|".repeat(columns.len()));
@@ -723,28 +726,47 @@ async fn large_site_on(
         println!("{backend}, {zone}: {} ({:.0} events/s with the rollup)", output.trim(), events as f64 / secs);
         let mut cells = Vec::new();
         for (name, method, path, body) in large_site_shapes(&id) {
-            let mut samples = Vec::with_capacity(rounds);
-            let mut cpu = 0.0;
-            for round in 0..rounds + rounds / 10 {
-                let before = cpu_seconds(&servers());
-                let sent = Instant::now();
-                let (status, answer) = env.api(method.clone(), &path, &key, body.clone()).await;
-                let took = sent.elapsed();
-                assert_eq!(status, StatusCode::OK, "{name}: {answer}");
-                // The first rounds warm caches and connections.
-                if round >= rounds / 10 {
-                    samples.push(took);
-                    cpu += cpu_seconds(&servers()) - before;
+            let time = |path: String, rounds: usize| {
+                let (method, body, key) = (method.clone(), body.clone(), key.clone());
+                let name = name.clone();
+                let servers = &servers;
+                async move {
+                    let mut samples = Vec::with_capacity(rounds);
+                    let mut cpu = 0.0;
+                    for round in 0..rounds + rounds.div_ceil(10) {
+                        let before = cpu_seconds(&servers());
+                        let sent = Instant::now();
+                        let (status, answer) = env.api(method.clone(), &path, &key, body.clone()).await;
+                        let took = sent.elapsed();
+                        assert_eq!(status, StatusCode::OK, "{name}: {answer}");
+                        // The first rounds warm caches and connections.
+                        if round >= rounds.div_ceil(10) {
+                            samples.push(took);
+                            cpu += cpu_seconds(&servers()) - before;
+                        }
+                    }
+                    samples.sort();
+                    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+                    let cpu = cpu * 1000.0 / samples.len() as f64;
+                    (ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.99)), cpu)
                 }
-            }
-            samples.sort();
-            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-            let cell = format!(
-                "{:.1} / {:.1} ({:.1})",
-                ms(percentile(&samples, 0.5)),
-                ms(percentile(&samples, 0.99)),
-                cpu * 1000.0 / samples.len() as f64
-            );
+            };
+            let (p50, p99, cpu) = time(path.clone(), rounds).await;
+            // The same question with a filter that excludes nothing, which rollups never answer:
+            // what reading raw events costs, in the same run.
+            let raw = match path.contains("/stats/") {
+                true if path.contains("filters=") => Some(format!("{path};visit:country!%3DZZ")),
+                true => Some(format!("{path}&filters=visit:country!%3DZZ")),
+                false => None,
+            };
+            let raw = match raw {
+                Some(raw) => {
+                    let (raw50, _, raw_cpu) = time(raw, rounds.min(10)).await;
+                    format!(", raw {raw50:.1} ({raw_cpu:.1})")
+                }
+                None => String::new(),
+            };
+            let cell = format!("{p50:.1} / {p99:.1} ({cpu:.1}){raw}");
             println!("{backend}, {zone}, {name}: {cell}");
             cells.push((name, cell));
         }
