@@ -369,15 +369,7 @@ impl Store {
         );
         let read = |pool| sqlx::query(&sql).bind(website_id).bind(dim).bind(from).bind(to).fetch_all(pool);
         let rows = self.reading(ReadFrom::Replica, read).await?;
-        rows.iter()
-            .map(|r| {
-                let mut counters = [0; COUNTERS_PER_ROW];
-                for (i, counter) in counters.iter_mut().enumerate() {
-                    *counter = r.try_get(3 + i)?;
-                }
-                Ok((r.try_get("day")?, RollupRow { dim: r.try_get("dim")?, value: r.try_get("value")?, counters }))
-            })
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("day")?, rollup_row(r, 3)?))).collect()
     }
 
     /// Rollup pieces of `dim` and the totals ('') of the current days in `[from, to)`, in one
@@ -393,12 +385,7 @@ impl Store {
         let rows = self.reading(ReadFrom::Replica, read).await?;
         rows.iter()
             .map(|r| {
-                let mut counters = [0; COUNTERS_PER_ROW];
-                for (i, counter) in counters.iter_mut().enumerate() {
-                    *counter = r.try_get(4 + i)?;
-                }
-                let row = RollupRow { dim: r.try_get("dim")?, value: r.try_get("value")?, counters };
-                Ok(RollupPiece { start: r.try_get("start_ts")?, end: r.try_get("end_ts")?, row })
+                Ok(RollupPiece { start: r.try_get("start_ts")?, end: r.try_get("end_ts")?, row: rollup_row(r, 4)? })
             })
             .collect()
     }
@@ -572,6 +559,15 @@ const PIECE_COLUMNS: &str = "website_id, day, start_ts, end_ts, dim, value, visi
 
 /// Counters of a rollup row.
 pub const COUNTERS_PER_ROW: usize = 11;
+
+/// A rollup row read from `r`, whose counters start at column `first`.
+fn rollup_row(r: &AnyRow, first: usize) -> Result<RollupRow> {
+    let mut counters = [0; COUNTERS_PER_ROW];
+    for (i, counter) in counters.iter_mut().enumerate() {
+        *counter = r.try_get(first + i)?;
+    }
+    Ok(RollupRow { dim: r.try_get("dim")?, value: r.try_get("value")?, counters })
+}
 
 /// A row of a part of a UTC day, `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
