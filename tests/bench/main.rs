@@ -571,3 +571,216 @@ async fn ingestion() {
         }
     }
 }
+
+/// Issue 17's figures for one large site: `ZENOVAY_BENCH_EVENTS` (default 10M) generated events
+/// over 90 days on one site in America/New_York and as many on one in UTC, on SQLite (the
+/// `zenovay` binary) then PostgreSQL (split; `ZENOVAY_BENCH_BACKEND=sqlite|postgres` runs one).
+/// Times p50/p99 of every query shape the console and the Plausible API make, over
+/// `ZENOVAY_BENCH_ROUNDS` (default 50) rounds each, with the CPU each query cost the server's
+/// processes (PostgreSQL included), then ingestion with the data stored. Targets: every shape
+/// p50 ≤ 100 ms and p99 ≤ 300 ms; ingestion at least 20,000 events/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn large_site() {
+    let setting = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (events, rounds) = (setting("ZENOVAY_BENCH_EVENTS", 10_000_000), setting("ZENOVAY_BENCH_ROUNDS", 50));
+    let only = std::env::var("ZENOVAY_BENCH_BACKEND").unwrap_or_default();
+    let mut table = Vec::new();
+    if only != "postgres" {
+        let env = TestEnv::all_in_one_process().await;
+        table.extend(large_site_on("SQLite", &env, events, rounds as usize).await);
+    }
+    if only != "sqlite" {
+        let env = TestEnv::split_quiet(1).await;
+        table.extend(large_site_on("PostgreSQL", &env, events, rounds as usize).await);
+    }
+    println!(
+        "\n{events} events over 90 days on one site; p50 / p99 ms (CPU ms per query, server and database), and p50 \
+         (CPU) of the same question read from raw events"
+    );
+    let columns: Vec<&String> = table.iter().map(|(column, _)| column).collect();
+    println!("| shape | {} |", columns.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(" | "));
+    println!("|---|{}", "---|".repeat(columns.len()));
+    for (i, (shape, _)) in table[0].1.iter().enumerate() {
+        let cells: Vec<String> = table.iter().map(|(_, rows)| rows[i].1.clone()).collect();
+        println!("| {shape} | {} |", cells.join(" | "));
+    }
+}
+
+/// Every query shape the console and the Plausible API make, for a site: (name, request).
+fn large_site_shapes(id: &str) -> Vec<(String, Method, String, Option<serde_json::Value>)> {
+    let day = |days_ago: i64| (chrono::Utc::now() - chrono::Duration::days(days_ago)).format("%Y-%m-%d").to_string();
+    let get = |name: &str, path: String| (name.to_owned(), Method::GET, path, None);
+    let metrics = "visitors,visits,pageviews,bounce_rate,visit_duration";
+    let mut shapes = vec![
+        get("overview 30d", format!("/analytics/{id}?range=30d")),
+        get("overview 24h (partial hours at both ends)", format!("/analytics/{id}?range=24h")),
+        get("aggregate 30d", format!("/stats/aggregate?site_id={id}&period=30d&metrics={metrics}")),
+        get("timeseries daily 30d", format!("/stats/timeseries?site_id={id}&period=30d&metrics=visitors,pageviews")),
+        get(
+            "timeseries hourly, a closed day",
+            format!("/stats/timeseries?site_id={id}&period=day&date={}&metrics=visitors,pageviews", day(2)),
+        ),
+        get(
+            "aggregate custom range (partial UTC days at the ends)",
+            format!("/stats/aggregate?site_id={id}&period=custom&date={},{}&metrics={metrics}", day(40), day(3)),
+        ),
+    ];
+    for property in [
+        "visit:source",
+        "event:page",
+        "visit:entry_page",
+        "visit:exit_page",
+        "visit:country",
+        "visit:device",
+        "visit:browser",
+        "visit:os",
+        "visit:utm_source",
+    ] {
+        let query =
+            format!("site_id={id}&period=30d&property={property}&metrics=visitors,pageviews,bounce_rate&limit=10");
+        shapes.push(get(&format!("breakdown {property}"), format!("/stats/breakdown?{query}")));
+    }
+    for (by, filter) in [("source", "visit:source%3D%3DGoogle"), ("page", "event:page%3D%3D/pricing")] {
+        let filters = format!("filters={filter}");
+        shapes.push(get(
+            &format!("aggregate by {by}"),
+            format!("/stats/aggregate?site_id={id}&period=30d&metrics={metrics}&{filters}"),
+        ));
+        shapes.push(get(
+            &format!("timeseries daily by {by}"),
+            format!("/stats/timeseries?site_id={id}&period=30d&metrics=visitors,pageviews&{filters}"),
+        ));
+        let other = if by == "page" { "visit:source" } else { "event:page" };
+        shapes.push(get(
+            &format!("breakdown {other} by {by}"),
+            format!("/stats/breakdown?site_id={id}&period=30d&property={other}&metrics=visitors,pageviews&limit=10&{filters}"),
+        ));
+    }
+    shapes.push((
+        "v2 query, two dimensions".to_owned(),
+        Method::POST,
+        format!("/query/{id}"),
+        Some(json!({
+            "metrics": ["visitors", "pageviews", "bounce_rate"],
+            "date_range": "30d",
+            "dimensions": ["visit:source", "event:page"],
+            "pagination": { "limit": 10 },
+        })),
+    ));
+    shapes.push(get(
+        "breakdown event:goal",
+        format!("/stats/breakdown?site_id={id}&period=30d&property=event:goal&metrics=visitors,events,conversion_rate"),
+    ));
+    shapes.push(get(
+        "breakdown of a custom property",
+        format!(
+            "/stats/breakdown?site_id={id}&period=30d&property=event:props:plan&metrics=visitors,events&filters=event:name%3D%3DSignup"
+        ),
+    ));
+    shapes.push(get("realtime", format!("/realtime/{id}")));
+    shapes
+}
+
+/// The large-site figures on one backend: per (site's zone), a column of cells per shape.
+async fn large_site_on(
+    backend: &str,
+    env: &TestEnv,
+    events: u64,
+    rounds: usize,
+) -> Vec<(String, Vec<(String, String)>)> {
+    let user = env.user("bench").await;
+    let overrides = json!({ "requests_per_minute": 1_000_000, "requests_per_month": 1_000_000_000u64 });
+    env.set_plan_with(&user.team_id, "enterprise", overrides).await;
+    let (key, _) =
+        env.create_key(&user, json!({ "name": "b", "permissions": ["read", "write"], "teams": "all" })).await;
+    let servers = || {
+        let mut pids = env.pids();
+        if backend == "PostgreSQL" {
+            pids.extend(postgres_pids());
+        }
+        pids
+    };
+    let mut columns = Vec::new();
+    for (i, zone) in ["America/New_York", "UTC"].into_iter().enumerate() {
+        let body = json!({ "team_id": user.team_id, "domain": format!("site{i}.bench.example"), "name": "B", "timezone": zone });
+        let (status, site) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{site}");
+        let id = site["data"]["id"].as_str().unwrap().to_owned();
+        for goal in [json!({ "event_name": "Signup" }), json!({ "page_path": "/pricing" })] {
+            let (status, answer) = env.api(Method::POST, &format!("/websites/{id}/goals"), &key, Some(goal)).await;
+            assert_eq!(status, StatusCode::CREATED, "{answer}");
+        }
+        let started = Instant::now();
+        let output = env.admin(&[
+            "generate-events",
+            &id,
+            "--events",
+            &events.to_string(),
+            "--days",
+            "90",
+            "--seed",
+            &i.to_string(),
+        ]);
+        let secs = started.elapsed().as_secs_f64();
+        println!("{backend}, {zone}: {} ({:.0} events/s with the rollup)", output.trim(), events as f64 / secs);
+        let mut cells = Vec::new();
+        for (name, method, path, body) in large_site_shapes(&id) {
+            let time = |path: String, rounds: usize| {
+                let (method, body, key) = (method.clone(), body.clone(), key.clone());
+                let name = name.clone();
+                let servers = &servers;
+                async move {
+                    let mut samples = Vec::with_capacity(rounds);
+                    let mut cpu = 0.0;
+                    for round in 0..rounds + rounds.div_ceil(10) {
+                        let before = cpu_seconds(&servers());
+                        let sent = Instant::now();
+                        let (status, answer) = env.api(method.clone(), &path, &key, body.clone()).await;
+                        let took = sent.elapsed();
+                        assert_eq!(status, StatusCode::OK, "{name}: {answer}");
+                        // The first rounds warm caches and connections.
+                        if round >= rounds.div_ceil(10) {
+                            samples.push(took);
+                            cpu += cpu_seconds(&servers()) - before;
+                        }
+                    }
+                    samples.sort();
+                    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+                    let cpu = cpu * 1000.0 / samples.len() as f64;
+                    (ms(percentile(&samples, 0.5)), ms(percentile(&samples, 0.99)), cpu)
+                }
+            };
+            let (p50, p99, cpu) = time(path.clone(), rounds).await;
+            // The same question with a filter that excludes nothing, which rollups never answer:
+            // what reading raw events costs, in the same run.
+            let raw = match path.contains("/stats/") {
+                true if path.contains("filters=") => Some(format!("{path};visit:country!%3DZZ")),
+                true => Some(format!("{path}&filters=visit:country!%3DZZ")),
+                false => None,
+            };
+            let raw = match raw {
+                Some(raw) => {
+                    let (raw50, _, raw_cpu) = time(raw, rounds.min(10)).await;
+                    format!(", raw {raw50:.1} ({raw_cpu:.1})")
+                }
+                None => String::new(),
+            };
+            let cell = format!("{p50:.1} / {p99:.1} ({cpu:.1}){raw}");
+            println!("{backend}, {zone}, {name}: {cell}");
+            cells.push((name, cell));
+        }
+        columns.push((format!("{backend}, {zone}"), cells));
+    }
+    settle_writes().await;
+    let cost = ingestion_rate_with(env, 2, 1024).await;
+    println!(
+        "{backend} ingestion with {} events stored: {:.0} events/s (1,024 connections); CPU per event {:.0} µs in \
+         Zenovay + {:.0} µs in PostgreSQL",
+        events * 2,
+        cost.rate,
+        cost.zenovay_us,
+        cost.postgres_us
+    );
+    columns
+}

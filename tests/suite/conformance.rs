@@ -829,3 +829,118 @@ async fn passing_database_refusals_are_unavailable() {
     let wrong = other.execute("INSERT INTO nowhere VALUES (2)").await.unwrap_err();
     assert_eq!(code(wrong), ErrorCode::Internal);
 }
+
+/// A query's rows with NaN (no value) as -1, so that no value compares equal to no value; and
+/// how many days rollups served.
+async fn rows_of(
+    analytics: &analytics::Analytics,
+    request: analytics::service::QueryRequest,
+) -> (Vec<(Vec<String>, Vec<f64>)>, usize) {
+    let what = format!("{:?} {:?} {}", request.dimensions, request.filters, request.date);
+    let (answer, _) = analytics.query(request).await.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    let rows = answer
+        .rows
+        .into_iter()
+        .map(|(dims, values)| (dims, values.into_iter().map(|v| if v.is_nan() { -1.0 } else { v }).collect()))
+        .collect();
+    (rows, answer.rolled_up_days)
+}
+
+/// Each shape's answer equals raw events' (the same query with a filter that excludes nothing,
+/// which rollups never answer); returns how many days rollups served in all.
+async fn answers_equal_raw(analytics: &analytics::Analytics, shapes: &[analytics::service::QueryRequest]) -> usize {
+    let mut served = 0;
+    for shape in shapes {
+        let (rows, days) = rows_of(analytics, shape.clone()).await;
+        let mut raw = shape.clone();
+        raw.filters.push(("is_not".into(), "visit:country".into(), vec!["ZZ".into()]));
+        let (expected, none) = rows_of(analytics, raw).await;
+        assert_eq!(none, 0, "a filter rollups do not keep reads raw events");
+        assert_eq!(rows, expected, "{:?} {:?} {}", shape.dimensions, shape.filters, shape.date);
+        served += days;
+    }
+    served
+}
+
+/// Rollup pieces (a UTC day cut at the site's local midnights and hours) and rows chosen by a
+/// filter answer exactly as raw events do: daily and hourly series, totals and breakdowns,
+/// filtered by one source or one page, over periods whose first and last local days are parts
+/// of UTC days, in America/New_York across its DST change, in Asia/Kolkata (a half-hour zone)
+/// and in UTC; after the site changes its time zone, before and after its days are cut again;
+/// and after a late event lands in a rolled-up day.
+#[tokio::test]
+async fn rollup_pieces_and_filters_answer_as_raw_events_do() {
+    use analytics::service::{QueryRequest, WebsiteChanges};
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T15:30:00Z").unwrap().timestamp_millis();
+        let all =
+            "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events,time_on_page,scroll_depth";
+        let shapes_of = |site: &str| {
+            let mut shapes = Vec::new();
+            let filters: [Vec<(String, String, Vec<String>)>; 3] = [
+                vec![],
+                vec![("is".into(), "visit:source".into(), vec!["Google".into()])],
+                vec![("is".into(), "event:page".into(), vec!["/pricing".into()])],
+            ];
+            for filters in filters {
+                for dims in
+                    [vec![], vec!["time:day"], vec!["time:hour"], vec!["event:page"], vec!["time:day", "visit:source"]]
+                {
+                    // US clocks moved forward on 2026-03-08: a 23-hour local day.
+                    for date in ["2026-03-08,2026-03-08", "2026-03-07,2026-03-09", "2026-03-10,2026-03-19"] {
+                        if dims.len() > 1 && !filters.is_empty() {
+                            continue;
+                        }
+                        shapes.push(QueryRequest {
+                            website_id: site.to_owned(),
+                            metrics: all.split(',').map(str::to_owned).collect(),
+                            dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                            filters: filters.clone(),
+                            period: "custom".into(),
+                            date: date.into(),
+                            fill_time: true,
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+            shapes
+        };
+        let mut sites = Vec::new();
+        for (domain, tz) in
+            [("ny.example", "America/New_York"), ("kolkata.example", "Asia/Kolkata"), ("zulu.example", "UTC")]
+        {
+            let site = analytics.create_website("t", domain, "P", Some(tz)).await.unwrap();
+            analytics.import(analytics::generate::traffic(domain, end, 20, 3_000, 5)).await.unwrap();
+            sites.push(site.id);
+        }
+        let shapes: Vec<QueryRequest> = sites.iter().flat_map(|site| shapes_of(site)).collect();
+        assert_eq!(answers_equal_raw(&analytics, &shapes).await, 0, "nothing is rolled up yet");
+        assert!(analytics.roll_up(end).await.unwrap() >= 57, "three sites, 20 closed days each");
+        for site in &sites {
+            let served = answers_equal_raw(&analytics, &shapes_of(site)).await;
+            // Rollups keep hours as totals only and one dimension per row: 9 shapes of each
+            // period (1, 3 and 10 local days, 14 in all) read them for the closed days.
+            assert!(served >= 9 * 14, "rollups served {served} days");
+        }
+
+        // New York moves to Kolkata's zone: its pieces no longer fit until cut again.
+        let kolkata = WebsiteChanges { name: None, timezone: Some("Asia/Kolkata".into()) };
+        analytics.update_website(&sites[0], kolkata).await.unwrap();
+        answers_equal_raw(&analytics, &shapes_of(&sites[0])).await;
+        assert!(analytics.roll_up(end).await.unwrap() >= 20, "its days are cut again");
+        assert!(answers_equal_raw(&analytics, &shapes_of(&sites[0])).await >= 9 * 14);
+
+        // A late event in a rolled-up day: raw events answer for that day until it is rolled up again.
+        let late = chrono::DateTime::parse_from_rfc3339("2026-03-12T18:00:00Z").unwrap().timestamp_millis();
+        let mut event = analytics::generate::traffic("ny.example", late, 1, 10, 9).last().unwrap();
+        event.0 = late;
+        assert_eq!(analytics.import(vec![event]).await.unwrap(), 1);
+        answers_equal_raw(&analytics, &shapes_of(&sites[0])).await;
+        assert_eq!(analytics.roll_up(end).await.unwrap(), 1, "the day written to");
+        answers_equal_raw(&analytics, &shapes_of(&sites[0])).await;
+    })
+    .await;
+}

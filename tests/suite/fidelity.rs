@@ -261,7 +261,34 @@ async fn a_visit_across_local_midnight_counts_in_both_days(env: &TestEnv) {
     assert_eq!(v2(env, &key, both).await["results"][0]["metrics"], json!([1]), "once over both days");
 }
 
+/// A site in New York whose closed days are rolled up: its local days, hours and filtered
+/// figures, which rollup pieces and filtered rows answer, equal what raw events answer (the same
+/// queries with a filter that excludes nothing, which rollups never serve).
+async fn rolled_up_local_days_and_filters_answer_as_raw_events(env: &TestEnv) {
+    let (key, id, _) = site_with_key(env, "pieces", "America/New_York").await;
+    let out = env.admin(&["generate-events", &id, "--events", "4000", "--days", "10", "--seed", "4"]);
+    assert!(out.contains("rolled up"), "{out}");
+    let day = (Utc::now() - Duration::days(3)).format("%Y-%m-%d");
+    let metrics = "visitors,visits,pageviews,bounce_rate,visit_duration";
+    for (path, filters) in [
+        (format!("/stats/timeseries?site_id={id}&period=7d&metrics={metrics}"), ""),
+        (format!("/stats/timeseries?site_id={id}&period=day&date={day}&metrics=visitors,pageviews"), ""),
+        (format!("/stats/aggregate?site_id={id}&period=7d&metrics={metrics}"), "visit:source%3D%3DGoogle"),
+        (format!("/stats/timeseries?site_id={id}&period=7d&metrics={metrics}"), "event:page%3D%3D/pricing"),
+    ] {
+        let rolled = if filters.is_empty() { path.clone() } else { format!("{path}&filters={filters}") };
+        let (status, answer) = env.api(Method::GET, &rolled, &key, None).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let separator = if filters.is_empty() { "" } else { ";" };
+        let raw = format!("{path}&filters={filters}{separator}visit:country!%3DZZ");
+        let (status, expected) = env.api(Method::GET, &raw, &key, None).await;
+        assert_eq!(status, StatusCode::OK, "{expected}");
+        assert_eq!(answer["data"], expected["data"], "{rolled}");
+    }
+}
+
 both_modes!(
+    rolled_up_local_days_and_filters_answer_as_raw_events,
     engagement_events_are_neither_events_nor_lengthen_visits,
     an_engagement_event_keeps_its_visit_open,
     a_visit_bounces_with_exactly_one_event_other_than_engagement,

@@ -338,6 +338,14 @@ pub enum OrderKey {
     Dim(usize),
 }
 
+/// The rollup rows that answer a query: one dimension's (None: the totals), and only those of
+/// one value when the query is filtered by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupRows {
+    pub dim: Option<Dim>,
+    pub value: Option<String>,
+}
+
 /// A validated query over `[from, to)`.
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -633,16 +641,29 @@ impl Query {
         self.metrics.iter().any(|m| m.part() == Part::Engagement)
     }
 
-    /// Whether daily rollups can answer this query, and with which dimension's rows (None: the
-    /// totals). They keep one dimension per row, whole days and no filters.
-    pub fn rollup_dim(&self) -> Option<Option<Dim>> {
+    /// Which rollup rows can answer this query, if any. They keep one dimension per row, and
+    /// hours only as totals. Filtered by one value of a rolled-up dimension, a query counts what
+    /// grouping by that dimension counts in its row of that value: the same events, visits and
+    /// engagement, by the same column.
+    pub fn rollup_rows(&self) -> Option<RollupRows> {
         let mut other = self.dims.iter().filter(|d| !matches!(d, Dim::Time(_)));
         let dim = other.next().cloned();
-        let fits = self.filters.is_empty()
-            && other.next().is_none()
-            && !self.dims.contains(&Dim::Time(Interval::Hour))
-            && dim.as_ref().is_none_or(|d| ROLLUP_DIMS.contains(d));
-        fits.then_some(dim)
+        if other.next().is_some() {
+            return None;
+        }
+        let rows = match (dim, self.filters.as_slice()) {
+            (dim, []) => RollupRows { dim, value: None },
+            (None, [Filter { dim, op: Op::Is, values }]) if values.len() == 1 => {
+                RollupRows { dim: Some(dim.clone()), value: Some(values[0].clone()) }
+            }
+            _ => return None,
+        };
+        let hourly = self.dims.contains(&Dim::Time(Interval::Hour));
+        let fits = match &rows.dim {
+            Some(dim) => ROLLUP_DIMS.contains(dim) && !hourly,
+            None => true,
+        };
+        fits.then_some(rows)
     }
 
     fn time_dim(&self) -> Option<(usize, Interval)> {
@@ -863,7 +884,9 @@ impl Query {
             None => String::new(),
         };
         let (with, spans) = match (self.time_dim(), buckets) {
-            (Some(_), Some(buckets)) => (buckets.values(), " JOIN b ON v.start_ts < b.e AND v.last_ts >= b.s"),
+            (Some(_), Some(buckets)) => {
+                (buckets.values(self.from, self.to), " JOIN b ON v.start_ts < b.e AND v.last_ts >= b.s")
+            }
             _ => (String::new(), ""),
         };
         let mut event_dim = 0;
@@ -1234,13 +1257,46 @@ impl Buckets {
         self.starts.partition_point(|start| *start <= ts).saturating_sub(1)
     }
 
-    /// A `WITH` clause naming the buckets `b (i, s, e)`: index, first instant, end. The bounds
-    /// are integers we computed, so they are written inline rather than bound.
-    fn values(&self) -> String {
-        let ends = self.starts.iter().skip(1).chain(std::iter::once(&self.end));
-        let rows: Vec<String> =
-            self.starts.iter().zip(ends).enumerate().map(|(i, (s, e))| format!("({i}, {s}, {e})")).collect();
-        format!("WITH b (i, s, e) AS (VALUES {}) ", rows.join(", "))
+    /// Bucket `i`'s first instant and end.
+    pub fn span(&self, i: usize) -> (i64, i64) {
+        (self.starts[i], self.starts.get(i + 1).copied().unwrap_or(self.end))
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// `[from, to)` cut where buckets start: ranges that each lie in one bucket.
+    pub fn cut(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        let mut ranges = Vec::new();
+        let mut start = from;
+        for at in self.starts.iter().filter(|at| **at > from && **at < to) {
+            ranges.push((start, *at));
+            start = *at;
+        }
+        ranges.push((start, to));
+        ranges
+    }
+
+    /// A `WITH` clause naming the buckets' parts within `[from, to)` as `b (i, s, e)`: index,
+    /// first instant, end; a query over part of its buckets' period (next to rollups) counts a
+    /// visit only in the buckets it overlaps there. The bounds are integers we computed, so they
+    /// are written inline rather than bound.
+    fn values(&self, from: i64, to: i64) -> String {
+        let rows: Vec<String> = (0..self.starts.len())
+            .map(|i| self.span(i))
+            .enumerate()
+            .map(|(i, (s, e))| (i, s.max(from), e.min(to)))
+            .filter(|(_, s, e)| s < e)
+            .map(|(i, s, e)| format!("({i}, {s}, {e})"))
+            .collect();
+        // No part: a row no visit overlaps keeps the clause valid.
+        let rows = if rows.is_empty() { "(0, 0, 0)".to_owned() } else { rows.join(", ") };
+        format!("WITH b (i, s, e) AS (VALUES {rows}) ")
     }
 
     /// SQL mapping `column` to its bucket index. The bounds are integers we computed, so they

@@ -1,21 +1,24 @@
-//! Daily rollups: what they hold, how closed days are rolled up, and how a query reads them.
+//! Rollups: what they hold, how closed days are rolled up, and how a query reads them.
 //!
 //! A visitor hash is salted per UTC day, so no visitor and no visit spans two UTC days. Every
-//! counter of a UTC day therefore adds up across days exactly, distinct visitors included. A
-//! query reads the rolled-up days of its period from `rollups` and computes the rest (partial
-//! days at the edges, today, days written to since their rollup) from raw events, then adds
-//! both. The rollup of a day is the query engine's own answer for that day, so both paths share
-//! one definition of every metric.
+//! counter of a UTC day therefore adds up across days exactly, distinct visitors included, and
+//! so do the counters of parts of different UTC days. A closed UTC day is rolled up whole (per
+//! rolled-up dimension), and cut into pieces at the site's local midnights (per dimension) and
+//! local hours (totals): a local day, an hour or a period's first and last local days are then
+//! made of at most one piece of each UTC day. A query reads, for each UTC day of its period, the
+//! whole day where it lies in one time bucket, else the pieces each bucket needs, and computes
+//! the rest (today, days written to since their rollup, pieces not cut in the site's present
+//! zone) from raw events, then adds everything. Every row is the query engine's own answer for
+//! its day or piece, so both paths share one definition of every metric.
 
 use std::collections::{BTreeSet, HashMap};
 
 use chrono_tz::Tz;
-use common::Result;
+use common::{Error, Result};
 
-use crate::query::{Buckets, Dim, Metric, Parts, Query, ROLLUP_DIMS};
+use crate::query::{Buckets, Dim, Interval, Metric, Parts, Query, ROLLUP_DIMS};
 use crate::service::Analytics;
-use crate::store::COUNTERS_PER_ROW;
-use crate::store::{DAY_MS, ReadFrom, RollupRow, day_of};
+use crate::store::{COUNTERS_PER_ROW, DAY_MS, DayRollup, ReadFrom, RollupPiece, RollupRow, day_of};
 
 /// Adds `counters` into the row of `key`, so that parts computed separately merge.
 fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[i64]) {
@@ -25,85 +28,182 @@ fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[
     }
 }
 
+/// Appends `[from, to)` to ranges in time order, joined to the last one when they touch.
+fn push_range(ranges: &mut Vec<(i64, i64)>, (from, to): (i64, i64)) {
+    match ranges.last_mut() {
+        Some(last) if last.1 == from => last.1 = to,
+        _ => ranges.push((from, to)),
+    }
+}
+
+/// Where each part of a query's period is read from.
+#[derive(Default)]
+struct Plan {
+    /// UTC days read whole from `rollups`.
+    days: BTreeSet<i64>,
+    /// Pieces read from `rollup_pieces`, by bounds.
+    pieces: BTreeSet<(i64, i64)>,
+    /// Ranges read from raw events.
+    raw: Vec<(i64, i64)>,
+}
+
+impl Plan {
+    /// For each UTC day of the period: the whole day when it is rolled up and lies in one time
+    /// bucket; else, if it is rolled up, the piece of each bucket where one was cut with exactly
+    /// those bounds, raw events where not; raw events for a day not rolled up.
+    fn new(query: &Query, buckets: Option<&Buckets>, days: &BTreeSet<i64>, pieces: &BTreeSet<(i64, i64)>) -> Plan {
+        let mut plan = Plan::default();
+        let mut day = day_of(query.from);
+        while day < query.to {
+            let part = (day.max(query.from), (day + DAY_MS).min(query.to));
+            let ranges = buckets.map_or_else(|| vec![part], |b| b.cut(part.0, part.1));
+            if !days.contains(&day) {
+                push_range(&mut plan.raw, part);
+            } else if ranges == [(day, day + DAY_MS)] {
+                plan.days.insert(day);
+            } else {
+                for range in ranges {
+                    if pieces.contains(&range) {
+                        plan.pieces.insert(range);
+                    } else {
+                        push_range(&mut plan.raw, range);
+                    }
+                }
+            }
+            day += DAY_MS;
+        }
+        plan
+    }
+}
+
 impl Analytics {
     /// Rolls up every closed UTC day (before the day of `now`) written to since its last rollup;
     /// returns how many days were rolled up.
     pub async fn roll_up(&self, now: i64) -> Result<usize> {
         let mut done = 0;
         for (website_id, day, version) in self.store.pending_days(day_of(now)).await? {
-            let rows = self.day_rows(&website_id, day).await?;
-            if self.store.write_rollup(&website_id, day, version, &rows).await? {
+            // A site deleted meanwhile takes its pending days with it.
+            let Some(website) = self.store.website(&website_id).await? else { continue };
+            let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
+            let rollup = self.day_rollup(&website_id, tz, day).await?;
+            if self.store.write_rollup(&website_id, day, version, &rollup).await? {
                 done += 1;
             }
         }
         Ok(done)
     }
 
-    /// The rows of one day: totals, and every rolled-up dimension's values.
-    async fn day_rows(&self, website_id: &str, day: i64) -> Result<Vec<RollupRow>> {
-        let metrics: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_owned()).collect();
-        let mut rows = Vec::new();
-        for dim in std::iter::once(None).chain(ROLLUP_DIMS.into_iter().map(Some)) {
-            let dims: Vec<String> = dim.as_ref().map(Dim::name).into_iter().collect();
-            let query = Query::new(
-                website_id.to_owned(),
-                Tz::UTC,
-                (day, day + DAY_MS),
-                &metrics,
-                &dims,
-                vec![],
-                &[],
-                (0, 0),
-                false,
-            )?;
-            // A rollup marked current must hold every event of its day: read what was written.
-            let parts = self.read_events(&query, None, ReadFrom::Primary).await?;
-            let mut counters: HashMap<Vec<String>, Vec<i64>> = HashMap::new();
-            // Each part's counters at their place in a rollup row (see `RollupRow`).
-            for (rows, at) in [(parts.events, 0), (parts.visits, 3), (parts.engagement, 7)] {
-                for (key, c) in rows {
-                    let mut row = [0; COUNTERS_PER_ROW];
-                    row[at..at + c.len()].copy_from_slice(&c);
-                    add(&mut counters, key, &row);
-                }
-            }
-            for (key, c) in counters {
-                let counters: [i64; COUNTERS_PER_ROW] = c.try_into().expect("rows of every counter");
-                let value = key.into_iter().next().unwrap_or_default();
-                rows.push(RollupRow { dim: dim.as_ref().map(Dim::name).unwrap_or_default(), value, counters });
-            }
-        }
-        Ok(rows)
+    /// A site's time zone changed: its days are cut into pieces again at the next rollup, and
+    /// read from raw events where a query needs a piece meanwhile.
+    pub(crate) async fn zone_changed(&self, website_id: &str) -> Result<()> {
+        self.store.pend_rolled_days(website_id).await
     }
 
-    /// Both parts of a query from the rolled-up days of its period plus raw events for the rest,
-    /// and how many days came from rollups; or None when rollups cannot answer it (filters, two dimensions, hours, nothing rolled up).
+    /// The rows of one UTC day: totals and every rolled-up dimension's values, of the whole day
+    /// and of its pieces between the site's local midnights; and the totals of its pieces
+    /// between the site's local hours.
+    async fn day_rollup(&self, website_id: &str, tz: Tz, day: i64) -> Result<DayRollup> {
+        let dims = || std::iter::once(None).chain(ROLLUP_DIMS.into_iter().map(Some));
+        let mut rollup = DayRollup::default();
+        for dim in dims() {
+            let rows = self.piece_rows(website_id, Tz::UTC, day, None, dim.as_ref()).await?;
+            rollup.rows.extend(rows.into_iter().map(|piece| piece.row));
+        }
+        // A day the site's zone does not cut at midnight is one piece, the whole day.
+        let midnights = Buckets::new(tz, Interval::Day, day, day + DAY_MS)?;
+        if midnights.len() > 1 {
+            for dim in dims() {
+                rollup.pieces.extend(self.piece_rows(website_id, tz, day, Some(Interval::Day), dim.as_ref()).await?);
+            }
+        }
+        let hours = self.piece_rows(website_id, tz, day, Some(Interval::Hour), None).await?;
+        // An hour that is also a piece between midnights has the same totals: keep one.
+        let cut: BTreeSet<(i64, i64, String)> =
+            rollup.pieces.iter().map(|p| (p.start, p.end, p.row.dim.clone())).collect();
+        rollup.pieces.extend(hours.into_iter().filter(|p| !cut.contains(&(p.start, p.end, p.row.dim.clone()))));
+        Ok(rollup)
+    }
+
+    /// One dimension's rows (None: the totals) of UTC day `day` in zone `tz`, per time bucket of
+    /// `interval` (None: the whole day); the totals have a row for every bucket, events or not.
+    async fn piece_rows(
+        &self,
+        website_id: &str,
+        tz: Tz,
+        day: i64,
+        interval: Option<Interval>,
+        dim: Option<&Dim>,
+    ) -> Result<Vec<RollupPiece>> {
+        let metrics: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_owned()).collect();
+        let dims: Vec<String> = interval.map(Dim::Time).iter().chain(dim).map(Dim::name).collect();
+        let query =
+            Query::new(website_id.to_owned(), tz, (day, day + DAY_MS), &metrics, &dims, vec![], &[], (0, 0), false)?;
+        let buckets = query.buckets()?;
+        // A rollup marked current must hold every event of its day: read what was written.
+        let parts = self.read_events(&query, buckets.as_ref(), ReadFrom::Primary).await?;
+        let mut counters: HashMap<Vec<String>, [i64; COUNTERS_PER_ROW]> = HashMap::new();
+        if dim.is_none() {
+            let count = buckets.as_ref().map_or(1, Buckets::len);
+            for i in 0..count {
+                counters.insert(buckets.as_ref().map(|_| i.to_string()).into_iter().collect(), [0; COUNTERS_PER_ROW]);
+            }
+        }
+        // Each part's counters at their place in a rollup row (see `RollupRow`).
+        for (rows, at, width) in [(parts.events, 0, 3), (parts.visits, 3, 4), (parts.engagement, 7, 4)] {
+            for (key, c) in rows {
+                let row = counters.entry(key).or_insert([0; COUNTERS_PER_ROW]);
+                for (total, n) in row[at..at + width].iter_mut().zip(&c) {
+                    *total += n;
+                }
+            }
+        }
+        let name = dim.map(Dim::name).unwrap_or_default();
+        Ok(counters
+            .into_iter()
+            .map(|(key, counters)| {
+                let mut key = key.into_iter();
+                let (start, end) = match &buckets {
+                    Some(b) => b.span(key.next().and_then(|i| i.parse().ok()).unwrap_or_default()),
+                    None => (day, day + DAY_MS),
+                };
+                let row = RollupRow { dim: name.clone(), value: key.next().unwrap_or_default(), counters };
+                RollupPiece { start, end, row }
+            })
+            .collect())
+    }
+
+    /// Both parts of a query from the rolled-up days and pieces of its period plus raw events
+    /// for the rest, and how many UTC days rollups served (in whole or in part); or None when
+    /// rollups cannot answer it (see [`Query::rollup_rows`]) or nothing is rolled up.
     pub(crate) async fn read_rollups(
         &self,
         query: &Query,
         buckets: Option<&Buckets>,
     ) -> Result<Option<(Parts, usize)>> {
-        let Some(dim) = query.rollup_dim() else { return Ok(None) };
-        let (first, last) = (day_of(query.from + DAY_MS - 1), day_of(query.to));
-        if first >= last {
-            return Ok(None);
-        }
-        let wanted = dim.as_ref().map(Dim::name).unwrap_or_default();
-        let rows = self.store.rollup_rows(&query.website_id, &wanted, first, last).await?;
+        let Some(shape) = query.rollup_rows() else { return Ok(None) };
+        let (first, last) = (day_of(query.from), day_of(query.to - 1) + DAY_MS);
+        let wanted = shape.dim.as_ref().map(Dim::name).unwrap_or_default();
+        let (rows, pieces) = tokio::try_join!(
+            self.store.rollup_rows(&query.website_id, &wanted, first, last),
+            self.store.rollup_pieces(&query.website_id, &wanted, first, last),
+        )?;
         let rolled: BTreeSet<i64> = rows.iter().filter(|(_, r)| r.dim.is_empty()).map(|(day, _)| *day).collect();
-        // Each rolled-up day must fall in one time bucket: days of the site's zone that are not
-        // UTC days are computed from raw events.
-        let splits_a_day = |b: &Buckets| rolled.iter().any(|day| b.index_of(*day) != b.index_of(day + DAY_MS - 1));
-        if rolled.is_empty() || buckets.is_some_and(splits_a_day) {
+        let cut: BTreeSet<(i64, i64)> =
+            pieces.iter().filter(|p| p.row.dim.is_empty()).map(|p| (p.start, p.end)).collect();
+        let plan = Plan::new(query, buckets, &rolled, &cut);
+        if plan.days.is_empty() && plan.pieces.is_empty() {
             return Ok(None);
         }
+        let picked = |row: &RollupRow| row.dim == wanted && shape.value.as_ref().is_none_or(|v| *v == row.value);
+        let whole = rows.iter().filter(|(day, row)| plan.days.contains(day) && picked(row));
+        let parts = pieces.iter().filter(|p| plan.pieces.contains(&(p.start, p.end)) && picked(&p.row));
         let (mut events, mut visits, mut engagement) = (HashMap::new(), HashMap::new(), HashMap::new());
-        for (day, row) in rows.iter().filter(|(_, r)| r.dim == wanted) {
+        for (start, row) in whole.map(|(day, row)| (*day, row)).chain(parts.map(|p| (p.start, &p.row))) {
             let key: Vec<String> = query
                 .dims
                 .iter()
                 .map(|d| match (d, buckets) {
-                    (Dim::Time(_), Some(b)) => b.index_of(*day).to_string(),
+                    (Dim::Time(_), Some(b)) => b.index_of(start).to_string(),
                     _ => row.value.clone(),
                 })
                 .collect();
@@ -118,29 +218,20 @@ impl Analytics {
                 add(&mut engagement, key, &c[7..]);
             }
         }
-        let mut start = query.from;
-        let mut segments = Vec::new();
-        for day in &rolled {
-            if *day > start {
-                segments.push((start, *day));
-            }
-            start = day + DAY_MS;
-        }
-        if start < query.to {
-            segments.push((start, query.to));
-        }
-        for (from, to) in segments {
+        for (from, to) in plan.raw {
             let raw = self.read_events(&query.with_range(from, to), buckets, ReadFrom::Replica).await?;
             raw.events.into_iter().for_each(|(key, c)| add(&mut events, key, &c));
             raw.visits.into_iter().for_each(|(key, c)| add(&mut visits, key, &c));
             raw.engagement.into_iter().for_each(|(key, c)| add(&mut engagement, key, &c));
         }
+        let served: BTreeSet<i64> =
+            plan.days.iter().copied().chain(plan.pieces.iter().map(|(s, _)| day_of(*s))).collect();
         let parts = Parts {
             events: events.into_iter().collect(),
             visits: visits.into_iter().collect(),
             engagement: engagement.into_iter().collect(),
             entries: vec![],
         };
-        Ok(Some((parts, rolled.len())))
+        Ok(Some((parts, served.len())))
     }
 }

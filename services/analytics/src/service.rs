@@ -119,10 +119,14 @@ impl Analytics {
         if let Some(name) = changes.name {
             website.name = validate_name(&name)?;
         }
+        let old_zone = website.timezone.clone();
         if let Some(tz) = changes.timezone {
             website.timezone = validate_timezone(&tz)?;
         }
         self.store.update_website(&website).await?;
+        if website.timezone != old_zone {
+            self.zone_changed(&website.id).await?;
+        }
         Ok(website)
     }
 

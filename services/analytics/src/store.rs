@@ -310,7 +310,7 @@ impl Store {
 
     /// Replaces a day's rollup, and marks it current unless the day was written to since
     /// `version` was read. Returns whether it was marked current.
-    pub async fn write_rollup(&self, website_id: &str, day: i64, version: i64, rows: &[RollupRow]) -> Result<bool> {
+    pub async fn write_rollup(&self, website_id: &str, day: i64, version: i64, rollup: &DayRollup) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let claimed = sqlx::query("DELETE FROM rollup_pending WHERE website_id = $1 AND day = $2 AND version = $3")
             .bind(website_id)
@@ -326,12 +326,29 @@ impl Store {
             .bind(day)
             .execute(&mut *tx)
             .await?;
-        for chunk in rows.chunks(200) {
+        sqlx::query("DELETE FROM rollup_pieces WHERE website_id = $1 AND day = $2")
+            .bind(website_id)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        for chunk in rollup.rows.chunks(200) {
             let sql = self.insert_rows("rollups", ROLLUP_COLUMNS, chunk.len());
             let mut insert = sqlx::query(&sql);
             for row in chunk {
                 insert = insert.bind(website_id).bind(day).bind(&row.dim).bind(&row.value);
                 for counter in row.counters {
+                    insert = insert.bind(counter);
+                }
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        for chunk in rollup.pieces.chunks(200) {
+            let sql = self.insert_rows("rollup_pieces", PIECE_COLUMNS, chunk.len());
+            let mut insert = sqlx::query(&sql);
+            for piece in chunk {
+                insert = insert.bind(website_id).bind(day).bind(piece.start).bind(piece.end);
+                insert = insert.bind(&piece.row.dim).bind(&piece.row.value);
+                for counter in piece.row.counters {
                     insert = insert.bind(counter);
                 }
             }
@@ -357,15 +374,39 @@ impl Store {
         );
         let read = |pool| sqlx::query(&sql).bind(website_id).bind(dim).bind(from).bind(to).fetch_all(pool);
         let rows = self.reading(ReadFrom::Replica, read).await?;
+        rows.iter().map(|r| Ok((r.try_get("day")?, rollup_row(r, 3)?))).collect()
+    }
+
+    /// Rollup pieces of `dim` and the totals ('') of the current days in `[from, to)`, in one
+    /// statement so that both come from the same state.
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollup_pieces"))]
+    pub async fn rollup_pieces(&self, website_id: &str, dim: &str, from: i64, to: i64) -> Result<Vec<RollupPiece>> {
+        let sql = format!(
+            "SELECT r.start_ts, r.end_ts, r.dim, r.value, {COUNTERS} FROM rollup_pieces r \
+             JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day \
+             WHERE r.website_id = $1 AND r.dim IN ('', $2) AND r.start_ts >= $3 AND r.start_ts < $4"
+        );
+        let read = |pool| sqlx::query(&sql).bind(website_id).bind(dim).bind(from).bind(to).fetch_all(pool);
+        let rows = self.reading(ReadFrom::Replica, read).await?;
         rows.iter()
             .map(|r| {
-                let mut counters = [0; COUNTERS_PER_ROW];
-                for (i, counter) in counters.iter_mut().enumerate() {
-                    *counter = r.try_get(3 + i)?;
-                }
-                Ok((r.try_get("day")?, RollupRow { dim: r.try_get("dim")?, value: r.try_get("value")?, counters }))
+                Ok(RollupPiece { start: r.try_get("start_ts")?, end: r.try_get("end_ts")?, row: rollup_row(r, 4)? })
             })
             .collect()
+    }
+
+    /// Marks every rolled-up day of a site pending, so that the next rollup cuts its pieces
+    /// again (its time zone changed). Its days' rollups stay current meanwhile.
+    pub async fn pend_rolled_days(&self, website_id: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rollup_pending (website_id, day, version) \
+             SELECT website_id, day, 1 FROM rollup_days WHERE website_id = $1 \
+             ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
+        )
+        .bind(website_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Rows of one part of a query: its dimension values (time buckets as indexes) and counters.
@@ -518,8 +559,35 @@ const COUNTERS: &str = "visitors, pageviews, events, visits, bounces, duration, 
 const ROLLUP_COLUMNS: &str = "website_id, day, dim, value, visitors, pageviews, events, visits, bounces, duration, views, \
      engaged_ms, engaged_visits, scroll_total, scroll_visits";
 
+const PIECE_COLUMNS: &str = "website_id, day, start_ts, end_ts, dim, value, visitors, pageviews, events, visits, bounces, \
+     duration, views, engaged_ms, engaged_visits, scroll_total, scroll_visits";
+
 /// Counters of a rollup row.
 pub const COUNTERS_PER_ROW: usize = 11;
+
+/// A rollup row read from `r`, whose counters start at column `first`.
+fn rollup_row(r: &AnyRow, first: usize) -> Result<RollupRow> {
+    let mut counters = [0; COUNTERS_PER_ROW];
+    for (i, counter) in counters.iter_mut().enumerate() {
+        *counter = r.try_get(first + i)?;
+    }
+    Ok(RollupRow { dim: r.try_get("dim")?, value: r.try_get("value")?, counters })
+}
+
+/// A row of a part of a UTC day, `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupPiece {
+    pub start: i64,
+    pub end: i64,
+    pub row: RollupRow,
+}
+
+/// Everything rolled up of one UTC day: its rows and its pieces' (see `rollup.rs`).
+#[derive(Debug, Default)]
+pub struct DayRollup {
+    pub rows: Vec<RollupRow>,
+    pub pieces: Vec<RollupPiece>,
+}
 
 /// One dimension value's counters for a day: visitors, pageviews, events (over the day's
 /// events but engagement), then visits, bounces, duration (seconds), views (over the day's
