@@ -1,0 +1,291 @@
+//! OAuth 2.1 for MCP clients (docs/behaviour.md#mcp): protected-resource and authorization-server metadata,
+//! dynamic client registration, the consent page (authorization code + PKCE S256), the token
+//! endpoint, and the dashboard's list and revocation of connections. No API key is involved.
+//! README.md ("MCP") says what a client and a user can count on: code and refresh-token replay,
+//! resource binding (RFC 8707), and the consent form's CSRF and Origin checks.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use common::ErrorCode;
+use proto::identity::v1 as idpb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::envelope::parse;
+use crate::state::AppState;
+
+mod authorize;
+mod connections;
+
+pub use authorize::{authorize_page, authorize_submit};
+pub use connections::{list_connections, revoke_connection};
+
+
+/// Tool categories, as OAuth scopes.
+const SCOPES: [(&str, &str); 3] = [
+    ("analytics:read", "Read statistics: overview, aggregate, timeseries, breakdowns, realtime"),
+    ("management:read", "List websites"),
+    ("management:write", "Create and update websites"),
+];
+
+/// The origin clients reach us at, which metadata documents name: the configured public URL,
+/// or else the one this request came in at.
+pub(crate) fn origin(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let https = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
+/// This server's MCP endpoint as a resource (RFC 8707, RFC 9728): what its tokens are for.
+pub(crate) fn resource_url(state: &AppState, headers: &HeaderMap) -> String {
+    format!("{}/mcp", origin(state, headers))
+}
+
+/// Whether a `resource` parameter names `ours`, with or without a trailing slash; scheme and host
+/// compare as URLs do (case-insensitively, default port implied).
+fn names_this_server(asked: &str, ours: &str) -> bool {
+    let canonical = |text: &str| {
+        let mut url = url::Url::parse(text).ok()?;
+        if url.fragment().is_some() {
+            return None;
+        }
+        let path = url.path().strip_suffix('/').unwrap_or(url.path()).to_owned();
+        url.set_path(&path);
+        Some(url)
+    };
+    matches!((canonical(asked), canonical(ours)), (Some(a), Some(b)) if a == b)
+}
+
+/// The resource the request's tokens are bound to: `ours` when the client named it, "" when it
+/// named none, `None` when it named another server (`invalid_target`).
+fn bound_resource(p: &AuthorizeParams, ours: &str) -> Option<String> {
+    let asked = p.every("resource");
+    if asked.iter().all(|r| names_this_server(r, ours)) {
+        Some(if asked.is_empty() { String::new() } else { ours.to_owned() })
+    } else {
+        None
+    }
+}
+
+/// The first field, if any, holding a control character (a NUL would fail a PostgreSQL write and
+/// none has a meaning in these forms). Passwords never reach a database and may hold anything.
+fn control_field(fields: &[(String, String)]) -> Option<&str> {
+    fields
+        .iter()
+        .find(|(name, value)| {
+            name != "password" && (name.chars().any(char::is_control) || value.chars().any(char::is_control))
+        })
+        .map(|(name, _)| name.as_str())
+}
+
+/// RFC 9728: where `/mcp`'s tokens come from.
+pub async fn protected_resource(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let origin = origin(&state, &headers);
+    Json(json!({
+        "resource": resource_url(&state, &headers),
+        "authorization_servers": [origin],
+        "scopes_supported": SCOPES.map(|s| s.0),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Zenovay MCP",
+    }))
+}
+
+/// RFC 8414.
+pub async fn authorization_server(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let origin = origin(&state, &headers);
+    Json(json!({
+        "issuer": origin,
+        "authorization_endpoint": format!("{origin}/oauth/authorize"),
+        "token_endpoint": format!("{origin}/oauth/token"),
+        "registration_endpoint": format!("{origin}/oauth/register"),
+        "scopes_supported": SCOPES.map(|s| s.0),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+    }))
+}
+
+/// An OAuth error body (RFC 6749 §5.2), with the status it goes with.
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response = (status, Json(json!({ "error": error, "error_description": description }))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct RegistrationBody {
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    client_name: Option<String>,
+    #[serde(default)]
+    token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    response_types: Option<Vec<String>>,
+}
+
+/// RFC 7591 §3.2.2 names a bad redirect URI apart from other bad metadata.
+fn names_redirect_uris(error: &common::Error) -> bool {
+    error.field.as_deref().is_some_and(|field| field.split(['[', '.']).next() == Some("redirect_uris"))
+}
+
+/// RFC 7591 dynamic registration of a public client. Other metadata fields are ignored, as the
+/// RFC allows.
+pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
+    let body: RegistrationBody = match parse(&body) {
+        Ok(body) => body,
+        Err(e) if names_redirect_uris(&e.error) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &e.error.text());
+        }
+        Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &e.error.text()),
+    };
+    if body.token_endpoint_auth_method.as_deref().is_some_and(|m| m != "none") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_metadata",
+            "only public clients (none) are supported",
+        );
+    }
+    let grants = body.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    if grants.iter().any(|g| g != "authorization_code" && g != "refresh_token")
+        || body.response_types.as_ref().is_some_and(|r| r.iter().any(|t| t != "code"))
+    {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", "only the code flow is supported");
+    }
+    let request = idpb::RegisterMcpClientRequest {
+        client_name: body.client_name.unwrap_or_default(),
+        redirect_uris: body.redirect_uris,
+    };
+    match state.identity.clone().register_mcp_client(request).await {
+        Ok(client) => {
+            let client = client.into_inner();
+            let body = json!({
+                "client_id": client.client_id,
+                "client_id_issued_at": client.created_at_unix_ms / 1000,
+                "client_name": client.client_name,
+                "redirect_uris": client.redirect_uris,
+                "grant_types": grants,
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            });
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(status) => {
+            let error = common::Error::from(status);
+            match error.code {
+                ErrorCode::Validation if names_redirect_uris(&error) => {
+                    oauth_error(StatusCode::BAD_REQUEST, "invalid_redirect_uri", &error.text())
+                }
+                ErrorCode::Validation => oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", &error.text()),
+                _ => crate::error::ApiError::from(error).into_response(),
+            }
+        }
+    }
+}
+
+/// The authorization request's parameters, as the client sent them.
+#[derive(Default)]
+struct AuthorizeParams {
+    all: Vec<(String, String)>,
+}
+
+impl AuthorizeParams {
+    fn parse(text: &str) -> Self {
+        AuthorizeParams { all: form_urlencoded::parse(text.as_bytes()).into_owned().collect() }
+    }
+
+    fn get(&self, name: &str) -> &str {
+        self.all.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    fn every(&self, name: &str) -> Vec<String> {
+        self.all.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+
+    /// The OAuth parameters only, to carry through the login and consent forms.
+    fn oauth_query(&self) -> String {
+        const OAUTH: [&str; 8] = [
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "code_challenge",
+            "code_challenge_method",
+            "state",
+            "scope",
+            "resource",
+        ];
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for name in OAUTH {
+            let value = self.get(name);
+            if !value.is_empty() {
+                query.append_pair(name, value);
+            }
+        }
+        query.finish()
+    }
+}
+
+/// The token endpoint: `authorization_code` with the PKCE verifier, or `refresh_token`.
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
+    if let Some(field) = control_field(&form.all) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("{field} holds a control character"));
+    }
+    let client_id = form.get("client_id").to_owned();
+    if client_id.is_empty() {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is required");
+    }
+    let ours = resource_url(&state, &headers);
+    if bound_resource(&form, &ours).is_none() {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_target", &format!("resource must be {ours}"));
+    }
+    let result = match form.get("grant_type") {
+        "authorization_code" => {
+            let request = idpb::ExchangeMcpCodeRequest {
+                code: form.get("code").into(),
+                client_id,
+                redirect_uri: form.get("redirect_uri").into(),
+                code_verifier: form.get("code_verifier").into(),
+            };
+            state.identity.clone().exchange_mcp_code(request).await
+        }
+        "refresh_token" => {
+            let request = idpb::RefreshMcpTokenRequest { refresh_token: form.get("refresh_token").into(), client_id };
+            state.identity.clone().refresh_mcp_token(request).await
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token",
+            );
+        }
+    };
+    match result {
+        Ok(tokens) => {
+            let t = tokens.into_inner();
+            let mut response = Json(json!({
+                "access_token": t.access_token,
+                "token_type": "Bearer",
+                "expires_in": t.expires_in_seconds,
+                "refresh_token": t.refresh_token,
+                "scope": t.scopes.join(" "),
+            }))
+            .into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(status) if status.code() == tonic::Code::Unauthenticated => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", status.message())
+        }
+        Err(status) => crate::error::ApiError::from(status).into_response(),
+    }
+}
