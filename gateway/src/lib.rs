@@ -11,6 +11,7 @@ mod flows;
 mod ingest;
 mod metrics;
 mod openapi;
+mod report_keys;
 mod routes;
 mod rules;
 mod schema;
@@ -92,7 +93,7 @@ pub struct Gateway {
 impl Gateway {
     pub async fn build(config: &Config, backends: Backends) -> std::io::Result<Gateway> {
         let report_keys = match &config.secret_scanning_keys_file {
-            Some(path) => Some(routes::secret_scanning::ReportKeys::load(path)?),
+            Some(path) => Some(report_keys::ReportKeys::load(path)?),
             None => None,
         };
         let state = AppState::new(backends, config, report_keys);

@@ -59,14 +59,14 @@ pub struct Shared {
     /// Requests answered per key, on their way to identity.
     pub usage: Arc<crate::usage::UsageCounter>,
     /// Keys leak reports are signed with; None: reports are refused.
-    pub report_keys: Option<crate::routes::secret_scanning::ReportKeys>,
+    pub report_keys: Option<crate::report_keys::ReportKeys>,
 }
 
 impl AppState {
     pub fn new(
         backends: Backends,
         config: &crate::Config,
-        report_keys: Option<crate::routes::secret_scanning::ReportKeys>,
+        report_keys: Option<crate::report_keys::ReportKeys>,
     ) -> Self {
         AppState(Arc::new(Shared {
             keys: backends.changes.as_deref().map(KeyCache::follow),

@@ -4,10 +4,12 @@
 use common::access::Scope;
 use common::{Error, ErrorCode};
 use proto::analytics::v1 as anpb;
+use proto::identity::v1 as idpb;
 
 use crate::auth::{Authorized, VerifiedKey};
 use crate::error::{ApiError, ApiResult};
 use crate::rules;
+use crate::session::SessionUser;
 use crate::state::AppState;
 
 /// The websites of every team a decision lets the key reach.
@@ -46,4 +48,23 @@ pub(crate) async fn authorized_website(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The website, when the session's user belongs to its team (403 otherwise, 404 when unknown).
+pub(crate) async fn member_website(
+    state: &AppState,
+    session: &SessionUser,
+    website_id: String,
+) -> ApiResult<anpb::Website> {
+    rules::check_line("id", &website_id)?;
+    let website = state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id }).await?.into_inner();
+    state
+        .identity
+        .clone()
+        .get_membership(idpb::GetMembershipRequest {
+            team_id: website.team_id.clone(),
+            actor_user_id: session.user.id.clone(),
+        })
+        .await?;
+    Ok(website)
 }

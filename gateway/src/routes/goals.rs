@@ -183,7 +183,7 @@ pub async fn session_list(
     session: crate::session::SessionUser,
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
-    let website = crate::routes::websites::member_website(&state, &session, website_id).await?;
+    let website = crate::flows::access::member_website(&state, &session, website_id).await?;
     let goals = goals::list(&state, website.id).await?;
     Ok(ok(goals.iter().map(goal_view).collect::<Vec<_>>()).into_response())
 }
@@ -196,7 +196,7 @@ pub async fn session_create(
     Path(website_id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let website = crate::routes::websites::member_website(&state, &session, website_id).await?;
+    let website = crate::flows::access::member_website(&state, &session, website_id).await?;
     let body: CreateGoalBody = crate::envelope::parse(&body)?;
     let request = anpb::CreateGoalRequest {
         website_id: website.id,
@@ -215,7 +215,7 @@ pub async fn session_delete(
     session: crate::session::SessionUser,
     Path((website_id, goal_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let website = crate::routes::websites::member_website(&state, &session, website_id).await?;
+    let website = crate::flows::access::member_website(&state, &session, website_id).await?;
     let request = anpb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
     state.analytics.clone().delete_goal(request).await?;
     Ok(ok(DeletedGoal { id: goal_id, deleted: true }).into_response())

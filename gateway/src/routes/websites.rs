@@ -148,25 +148,6 @@ fn custom_range(period: &str, date: Option<&str>) -> ApiResult<Option<CustomRang
     Ok(Some(CustomRange { first, last }))
 }
 
-/// The website, when the session's user belongs to its team (403 otherwise, 404 when unknown).
-pub(crate) async fn member_website(
-    state: &AppState,
-    session: &SessionUser,
-    website_id: String,
-) -> ApiResult<anpb::Website> {
-    rules::check_line("id", &website_id)?;
-    let website = state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id }).await?.into_inner();
-    state
-        .identity
-        .clone()
-        .get_membership(idpb::GetMembershipRequest {
-            team_id: website.team_id.clone(),
-            actor_user_id: session.user.id.clone(),
-        })
-        .await?;
-    Ok(website)
-}
-
 /// `GET /api/v1/websites/{id}/stats`: what the website's console page shows, for a member of its
 /// team on any plan: the headline figures with their change against the previous period, a
 /// series of visitors and pageviews, the top breakdowns and the visitors of the last 5 minutes.
@@ -179,7 +160,7 @@ pub async fn stats(
     let params: StatsParams = parse_query(q.as_deref())?;
     let (period, custom) = console_period(params.period, params.date.as_deref())?;
     let filters = crate::routes::stats::plausible_v1::v1_filters(params.filters.as_deref().unwrap_or_default())?;
-    let website = member_website(&state, &session, website_id).await?;
+    let website = crate::flows::access::member_website(&state, &session, website_id).await?;
     let scoped = |request: anpb::QueryRequest| anpb::QueryRequest {
         filters: filters.clone(),
         date: params.date.clone().unwrap_or_default(),
@@ -289,7 +270,7 @@ pub async fn properties(
     rules::check_line("event", &event)?;
     let mut filters = crate::routes::stats::plausible_v1::v1_filters(params.filters.as_deref().unwrap_or_default())?;
     filters.push(anpb::Filter { operator: "is".into(), dimension: "event:name".into(), values: vec![event.clone()] });
-    let website = member_website(&state, &session, website_id).await?;
+    let website = crate::flows::access::member_website(&state, &session, website_id).await?;
     let date = params.date.unwrap_or_default();
     let request = anpb::ListPropertyKeysRequest {
         website_id: website.id.clone(),
@@ -333,7 +314,7 @@ pub async fn realtime(
     session: SessionUser,
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
-    let website = member_website(&state, &session, website_id).await?;
+    let website = crate::flows::access::member_website(&state, &session, website_id).await?;
     let visitors = stats::realtime_totals(&state, &website.id).await?.visitors;
     Ok(ok(json!({ "visitors": visitors })).into_response())
 }
