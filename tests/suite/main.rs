@@ -14,6 +14,7 @@ macro_rules! both_modes {
     };
 }
 
+mod caches;
 mod conformance;
 mod console;
 mod events;
