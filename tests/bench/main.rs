@@ -281,10 +281,11 @@ async fn authorized_paths_on(env: &TestEnv) {
     for _ in 0..CONNECTIONS {
         keys.push(env.create_key(&user, json!({ "name": "b", "permissions": ["read"], "teams": "all" })).await.0);
     }
+    let (writer, _) = env.create_key(&user, json!({ "name": "w", "permissions": ["write"], "teams": "all" })).await;
     let mut site = String::new();
     for i in 0..3 {
         let body = json!({ "team_id": user.team_id, "domain": format!("s{i}-{}.bench.example", &user.user_id[..8]), "name": "B" });
-        let (status, created) = env.api(Method::POST, "/websites", &keys[0], Some(body)).await;
+        let (status, created) = env.api(Method::POST, "/websites", &writer, Some(body)).await;
         assert_eq!(status, StatusCode::CREATED);
         site = created["data"]["id"].as_str().unwrap().to_owned();
     }
@@ -349,7 +350,7 @@ async fn authorized_paths_on(env: &TestEnv) {
     let events: u64 = std::env::var("ZENOVAY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     env.admin(&["generate-events", &site, "--events", &events.to_string(), "--days", "30"]);
     let queries: Vec<Vec<u8>> =
-        ["/analytics/{id}?period=30d", "/stats/breakdown?site_id={id}&property=event:page&period=30d"]
+        ["/analytics/{id}?range=30d", "/stats/breakdown?site_id={id}&property=event:page&period=30d&metrics=visitors"]
             .iter()
             .flat_map(|path| {
                 let path = format!("/api/external/v1{}", path.replace("{id}", &site));
