@@ -259,13 +259,8 @@ async fn limiter_decisions_per_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn authorized_paths() {
-    let only = std::env::var("ZENOVAY_BENCH_MODE").unwrap_or_default();
-    for split in [false, true].into_iter().filter(|&split| only.is_empty() || (only == "postgres") == split) {
-        let (label, env) = if split {
-            ("PostgreSQL + Redis, split", TestEnv::split_quiet(1).await)
-        } else {
-            ("SQLite, all-in-one", TestEnv::all_in_one_process().await)
-        };
+    for split in modes() {
+        let (label, env) = environment(split).await;
         println!("== {label}");
         authorized_paths_on(&env).await;
     }
@@ -366,6 +361,22 @@ async fn authorized_paths_on(env: &TestEnv) {
         done as f64 / seconds,
         processes.memory()
     );
+}
+
+/// Which modes to run, as `ZENOVAY_BENCH_MODE` (`sqlite` or `postgres`) says; both by default:
+/// false for the all-in-one mode, true for the split mode.
+fn modes() -> Vec<bool> {
+    let only = std::env::var("ZENOVAY_BENCH_MODE").unwrap_or_default();
+    [false, true].into_iter().filter(|&split| only.is_empty() || (only == "postgres") == split).collect()
+}
+
+/// The environment of a mode, as its own processes, and its name.
+async fn environment(split: bool) -> (&'static str, TestEnv) {
+    if split {
+        ("PostgreSQL + Redis, split", TestEnv::split_quiet(1).await)
+    } else {
+        ("SQLite, all-in-one", TestEnv::all_in_one_process().await)
+    }
 }
 
 /// The processes serving one environment, by name, for their CPU time and memory: Zenovay's,
@@ -783,14 +794,8 @@ async fn ingestion_rate_with(env: &TestEnv, sites: usize, connections: usize) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn ingestion() {
-    // `ZENOVAY_BENCH_MODE=sqlite` or `postgres` runs one of the two.
-    let only = std::env::var("ZENOVAY_BENCH_MODE").unwrap_or_default();
-    for split in [false, true].into_iter().filter(|&split| only.is_empty() || (only == "postgres") == split) {
-        let (label, env) = if split {
-            ("PostgreSQL, split", TestEnv::split_quiet(1).await)
-        } else {
-            ("SQLite, all-in-one", TestEnv::all_in_one_process().await)
-        };
+    for split in modes() {
+        let (label, env) = environment(split).await;
         let user = env.user("bench").await;
         env.set_plan(&user.team_id, "enterprise").await;
         let (key, _) = env.create_key(&user, json!({ "name": "b", "permissions": ["write"], "teams": "all" })).await;

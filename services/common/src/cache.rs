@@ -122,7 +122,6 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::MemoryBus;
 
     fn by_team(change: &Change, id: &str, _: &u32) -> bool {
         matches!(change, Change::Team(team) if team == id)
@@ -132,34 +131,28 @@ mod tests {
         ids.iter().map(|id| id.to_string()).collect()
     }
 
-    async fn settle() {
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
+    fn connected() -> NoticeCache<u32> {
+        let cache = NoticeCache::new(10, by_team);
+        cache.apply(&Notice::Connected);
+        cache
     }
 
-    #[tokio::test]
-    async fn a_change_evicts_what_it_names_and_nothing_else() {
-        let bus = MemoryBus::default();
-        let cache = NoticeCache::follow(&bus, 10, by_team);
-        settle().await;
+    #[test]
+    fn a_change_evicts_what_it_names_and_nothing_else() {
+        let cache = connected();
         let Cached::Miss(generation) = cache.get(&ids(&["a", "b"])) else { panic!("trusted and empty") };
         cache.insert(generation, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
         assert!(matches!(cache.get(&ids(&["b", "a"])), Cached::All(v) if v == [2, 1]));
-        bus.publish(Change::Team("a".into())).await.unwrap();
-        settle().await;
+        cache.apply(&Notice::Change(Change::Team("a".into())));
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
         assert!(matches!(cache.get(&ids(&["b"])), Cached::All(_)));
     }
 
-    #[tokio::test]
-    async fn a_read_that_started_before_a_change_cannot_insert_after_it() {
-        let bus = MemoryBus::default();
-        let cache = NoticeCache::follow(&bus, 10, by_team);
-        settle().await;
+    #[test]
+    fn a_read_that_started_before_a_change_cannot_insert_after_it() {
+        let cache = connected();
         let Cached::Miss(generation) = cache.get(&ids(&["a"])) else { panic!("trusted and empty") };
-        bus.publish(Change::Key("unrelated".into())).await.unwrap();
-        settle().await;
+        cache.apply(&Notice::Change(Change::Key("unrelated".into())));
         cache.insert(generation, [("a".to_owned(), 1)]);
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
     }
