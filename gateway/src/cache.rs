@@ -174,6 +174,8 @@ impl KeyCache {
             }
             // Limits may have grown: every refusal is re-decided by policy.
             Notice::Change(Change::Team(_)) => state.refusals.clear(),
+            // Nothing cached here names websites.
+            Notice::Change(Change::Websites(_)) => {}
         }
     }
 }

@@ -19,6 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use harness::TestEnv;
+use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 
 /// The all-in-one benchmarks run the product in this process: same allocator as the binary.
 #[global_allocator]
@@ -244,48 +245,342 @@ async fn limiter_decisions_per_second() {
     println!("ratio: {:.2}", ours / raw);
 }
 
-/// Requests per second through one gateway of the split topology: allowed requests (key
-/// verified from cache, policy decision with the Redis script, analytics query) against refused
-/// ones (429 from the gateway's deny cache).
+/// Issue 17's figures for `GET /api/external/v1/websites` with an Enterprise key whose limits
+/// operator overrides lift, in both modes, each in one run: the most requests/s of the full chain
+/// beside the same gateway's `/healthz` and the 429 path (deny cache); p50/p99 at half the
+/// measured maximum, paced (open loop), of the full chain and of the analytics call alone
+/// (`ListWebsites` through gRPC, in-process in the all-in-one mode); CPU µs per request by
+/// process from `/proc`; resident memory per process idle, under the authorized load and under
+/// a statistics query load over `ZENOVAY_BENCH_EVENTS` (default 100,000) generated events.
+/// `ZENOVAY_BENCH_MODE=sqlite|postgres` runs one mode. Targets: full chain ≥ 0.25× `/healthz`
+/// (split), ≥ 0.4× (all-in-one); ≤ 120 µs CPU per request in all; authorization overhead (full
+/// chain minus the analytics call) p99 ≤ 2 ms; idle RSS ≤ 30 MB per service (60 MB all-in-one),
+/// ≤ 200 MB under query load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
-async fn allowed_and_refused_paths() {
-    let env = TestEnv::split_quiet(1).await;
+async fn authorized_paths() {
+    for split in modes() {
+        let (label, env) = environment(split).await;
+        println!("== {label}");
+        authorized_paths_on(&env).await;
+    }
+}
+
+async fn authorized_paths_on(env: &TestEnv) {
+    const CONNECTIONS: usize = 32;
+    let idle = Processes::of(env).await.memory();
     let user = env.user("bench").await;
-    let overrides = json!({ "requests_per_minute": 1_000_000, "requests_per_month": 1_000_000_000u64 });
+    let overrides = json!({ "requests_per_minute": 100_000_000, "requests_per_month": 100_000_000_000u64 });
     env.set_plan_with(&user.team_id, "enterprise", overrides).await;
     let mut keys = Vec::new();
-    for _ in 0..32 {
+    for _ in 0..CONNECTIONS {
         keys.push(env.create_key(&user, json!({ "name": "b", "permissions": ["read"], "teams": "all" })).await.0);
     }
-    let url = format!("{}/api/external/v1/websites", env.base());
-    let run = |keys: Vec<String>, expect: StatusCode| {
-        let (http, url) = (env.http.clone(), url.clone());
-        let keys = std::sync::Arc::new(keys);
-        move |n: usize| {
-            let (http, url, keys) = (http.clone(), url.clone(), keys.clone());
-            async move {
-                let key = &keys[n / 1_000_000 % keys.len()];
-                let status = http.get(url).bearer_auth(key).send().await.unwrap().status();
-                assert_eq!(status, expect);
-            }
-        }
+    let (writer, _) = env.create_key(&user, json!({ "name": "w", "permissions": ["write"], "teams": "all" })).await;
+    let mut site = String::new();
+    for i in 0..3 {
+        let body = json!({ "team_id": user.team_id, "domain": format!("s{i}-{}.bench.example", &user.user_id[..8]), "name": "B" });
+        let (status, created) = env.api(Method::POST, "/websites", &writer, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED);
+        site = created["data"]["id"].as_str().unwrap().to_owned();
+    }
+    let addr = env.base().trim_start_matches("http://").to_owned();
+    let get = |path: &str, key: Option<&str>| {
+        let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+        format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}\r\n").into_bytes()
     };
-    let allowed = run(keys.clone(), StatusCode::OK);
-    throughput(32, Duration::from_secs(1), allowed.clone()).await;
-    let allowed_rate = throughput(32, Duration::from_secs(5), allowed).await;
+    let websites: Vec<Vec<u8>> = keys.iter().map(|k| get("/api/external/v1/websites", Some(k))).collect();
+    let healthz = vec![get("/healthz", None)];
 
-    // One key over a limit of 1 per minute.
+    // The most each path answers, one after the other in this run.
+    let full = http_lanes(&addr, &websites, 200, CONNECTIONS).await;
+    closed_loop(full, Duration::from_secs(1), exchange).await;
+    let full = http_lanes(&addr, &websites, 200, CONNECTIONS).await;
+    let processes = Processes::of(env).await;
+    let before = processes.cpu();
+    let (done, seconds) = closed_loop(full, Duration::from_secs(5), exchange).await;
+    let cpu = processes.cpu_since(&before, done);
+    let under_load = processes.memory();
+    let full_rate = done as f64 / seconds;
+    let lanes = http_lanes(&addr, &healthz, 200, CONNECTIONS).await;
+    let (done, seconds) = closed_loop(lanes, Duration::from_secs(5), exchange).await;
+    let healthz_rate = done as f64 / seconds;
+
+    // One key over a limit of 1 per minute: the 429 path.
     let limited = env.user("limited").await;
     env.set_plan_with(&limited.team_id, "pro", json!({ "requests_per_minute": 1 })).await;
     let (key, _) = env.create_key(&limited, json!({ "name": "l", "permissions": ["read"], "teams": "all" })).await;
-    assert_eq!(env.http.get(&url).bearer_auth(&key).send().await.unwrap().status(), StatusCode::OK);
-    let refused = run(vec![key], StatusCode::TOO_MANY_REQUESTS);
-    throughput(32, Duration::from_secs(1), refused.clone()).await;
-    let refused_rate = throughput(32, Duration::from_secs(5), refused).await;
-    println!("allowed path: {allowed_rate:.0} requests/s (32 in flight, 32 keys)");
-    println!("429 path:     {refused_rate:.0} requests/s (32 in flight, one key over its limit)");
-    println!("ratio 429/allowed: {:.2}", refused_rate / allowed_rate);
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    let refused = vec![get("/api/external/v1/websites", Some(&key))];
+    let lanes = http_lanes(&addr, &refused, 429, CONNECTIONS).await;
+    let (done, seconds) = closed_loop(lanes, Duration::from_secs(5), exchange).await;
+    let refused_rate = done as f64 / seconds;
+
+    // Latency at half the maximum, paced; then the analytics call alone at the same rate.
+    let half = full_rate / 2.0;
+    let lanes = http_lanes(&addr, &websites, 200, CONNECTIONS).await;
+    let full_latency = paced(lanes, half, Duration::from_secs(5), exchange).await;
+    let team_ids = vec![user.team_id.clone()];
+    let analytics = analytics_client(env).await;
+    let lanes: Vec<_> = (0..CONNECTIONS).map(|_| (analytics.clone(), team_ids.clone())).collect();
+    let alone = paced(lanes, half, Duration::from_secs(5), list_websites).await;
+
+    println!(
+        "full chain: {full_rate:.0} requests/s; /healthz {healthz_rate:.0} requests/s; ratio {:.2} \
+         ({CONNECTIONS} connections, {CONNECTIONS} keys, 3 websites, load generator on the same cores)",
+        full_rate / healthz_rate
+    );
+    println!("429 path (deny cache): {refused_rate:.0} requests/s, {:.1}× the full chain", refused_rate / full_rate);
+    println!("CPU per authorized request: {cpu}");
+    let (full_p50, full_p99) = (percentile(&full_latency, 0.5), percentile(&full_latency, 0.99));
+    let (alone_p50, alone_p99) = (percentile(&alone, 0.5), percentile(&alone, 0.99));
+    println!(
+        "at {half:.0} requests/s (half the maximum, paced): full chain p50 {full_p50:.2?} p99 {full_p99:.2?}; \
+         analytics ListWebsites alone p50 {alone_p50:.2?} p99 {alone_p99:.2?}; authorization overhead p50 {:.2?} p99 {:.2?}",
+        full_p50.saturating_sub(alone_p50),
+        full_p99.saturating_sub(alone_p99)
+    );
+
+    // A statistics query load: the console's overview and a breakdown, over generated traffic.
+    let events: u64 = std::env::var("ZENOVAY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    env.admin(&["generate-events", &site, "--events", &events.to_string(), "--days", "30"]);
+    let queries: Vec<Vec<u8>> =
+        ["/analytics/{id}?range=30d", "/stats/breakdown?site_id={id}&property=event:page&period=30d&metrics=visitors"]
+            .iter()
+            .flat_map(|path| {
+                let path = format!("/api/external/v1{}", path.replace("{id}", &site));
+                keys.iter().map(move |k| get(&path, Some(k))).collect::<Vec<_>>()
+            })
+            .collect();
+    let lanes = http_lanes(&addr, &queries, 200, 8).await;
+    let (done, seconds) = closed_loop(lanes, Duration::from_secs(10), exchange).await;
+    println!("memory, idle: {idle}");
+    println!("memory, under the authorized load: {under_load}");
+    println!(
+        "memory, under a statistics query load ({events} events, {:.0} queries/s from 8 connections): {}",
+        done as f64 / seconds,
+        processes.memory()
+    );
+}
+
+/// Which modes to run, as `ZENOVAY_BENCH_MODE` (`sqlite` or `postgres`) says; both by default:
+/// false for the all-in-one mode, true for the split mode.
+fn modes() -> Vec<bool> {
+    let only = std::env::var("ZENOVAY_BENCH_MODE").unwrap_or_default();
+    [false, true].into_iter().filter(|&split| only.is_empty() || (only == "postgres") == split).collect()
+}
+
+/// The environment of a mode, as its own processes, and its name.
+async fn environment(split: bool) -> (&'static str, TestEnv) {
+    if split {
+        ("PostgreSQL + Redis, split", TestEnv::split_quiet(1).await)
+    } else {
+        ("SQLite, all-in-one", TestEnv::all_in_one_process().await)
+    }
+}
+
+/// The processes serving one environment, by name, for their CPU time and memory: Zenovay's,
+/// PostgreSQL's backends of this environment's database (those open when it is called: call it
+/// once the pools are warm), the shared Redis, and this process (the load generator).
+struct Processes(Vec<(String, Vec<u32>)>);
+
+const LOAD_GENERATOR: &str = "load generator";
+
+impl Processes {
+    async fn of(env: &TestEnv) -> Processes {
+        let mut all: Vec<(String, Vec<u32>)> =
+            env.pids_by_role().into_iter().map(|(role, pid)| (role, vec![pid])).collect();
+        if let Some(database) = env.database_name() {
+            use sqlx::Connection as _;
+            let mut admin = sqlx::PgConnection::connect(&harness::postgres_admin_url()).await.unwrap();
+            let backends: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = $1")
+                .bind(database)
+                .fetch_all(&mut admin)
+                .await
+                .unwrap();
+            all.push(("postgres".into(), backends.into_iter().map(|pid| pid as u32).collect()));
+            all.push(("redis".into(), redis_pids()));
+        }
+        all.push((LOAD_GENERATOR.into(), vec![std::process::id()]));
+        Processes(all)
+    }
+
+    fn cpu(&self) -> Vec<f64> {
+        self.0.iter().map(|(_, pids)| cpu_seconds(pids)).collect()
+    }
+
+    /// CPU µs per operation by process since `before`, `done` operations later; the total leaves
+    /// the load generator out.
+    fn cpu_since(&self, before: &[f64], done: u64) -> String {
+        let mut total = 0.0;
+        let mut parts = Vec::new();
+        for ((name, _), (now, then)) in self.0.iter().zip(self.cpu().iter().zip(before)) {
+            let us = (now - then) * 1e6 / done as f64;
+            if name != LOAD_GENERATOR {
+                total += us;
+            }
+            parts.push(format!("{name} {us:.0} µs"));
+        }
+        format!("{}; {total:.0} µs in all but the load generator", parts.join(", "))
+    }
+
+    /// Resident memory of Zenovay's processes now, and the most they held so far.
+    fn memory(&self) -> String {
+        let status = |pid: u32, field: &str| -> f64 {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let line = text.lines().find(|l| l.starts_with(field)).unwrap_or_default();
+            line.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()).unwrap_or_default() / 1024.0
+        };
+        let zenovay = self.0.iter().filter(|(name, _)| !matches!(name.as_str(), "postgres" | "redis" | LOAD_GENERATOR));
+        let parts: Vec<String> = zenovay
+            .map(|(name, pids)| {
+                format!("{name} {:.1} MB (peak {:.1} MB)", status(pids[0], "VmRSS:"), status(pids[0], "VmHWM:"))
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// The shared Redis server's process.
+fn redis_pids() -> Vec<u32> {
+    let url = harness::redis_url();
+    let port = format!(":{}", url.rsplit(':').next().unwrap_or("6379").trim_end_matches('/'));
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "redis-server"))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&port))
+        })
+        .collect()
+}
+
+/// A client of the environment's analytics service: its gRPC port in the split mode; in the
+/// all-in-one mode the same service opened here on the same SQLite files and called in-process,
+/// as the all-in-one gateway calls it.
+async fn analytics_client(env: &TestEnv) -> AnalyticsServiceClient<common::transport::GrpcTransport> {
+    if let Some((_, url)) = env.services.iter().find(|(role, _)| role == "analytics") {
+        return AnalyticsServiceClient::new(common::transport::remote(url).unwrap());
+    }
+    let data_dir = env.storage_flag("--data-dir").expect("an all-in-one environment has a data directory");
+    let backend = common::db::Backend::Sqlite { data_dir: data_dir.into() };
+    let analytics = analytics::Analytics::open(&backend).await.unwrap();
+    AnalyticsServiceClient::new(common::transport::in_process(analytics.into_grpc()))
+}
+
+type AnalyticsLane = (AnalyticsServiceClient<common::transport::GrpcTransport>, Vec<String>);
+
+async fn list_websites((mut client, team_ids): AnalyticsLane) -> AnalyticsLane {
+    let request = proto::analytics::v1::ListWebsitesRequest { team_ids: team_ids.clone() };
+    client.list_websites(request).await.unwrap();
+    (client, team_ids)
+}
+
+/// One keep-alive HTTP/1.1 connection sending prebuilt requests in turn, each answer expected
+/// with one status. A bare socket: a full HTTP client costs more CPU than the server it
+/// measures, and here both share two cores.
+struct HttpLane {
+    stream: tokio::net::TcpStream,
+    requests: Arc<Vec<Vec<u8>>>,
+    next: usize,
+    expect: &'static [u8],
+    buf: Vec<u8>,
+    answer: Vec<u8>,
+}
+
+/// `connections` lanes over `requests`, each starting at its own place in them.
+async fn http_lanes(addr: &str, requests: &[Vec<u8>], expect: u16, connections: usize) -> Vec<HttpLane> {
+    let requests = Arc::new(requests.to_vec());
+    let expect: &'static [u8] = format!("HTTP/1.1 {expect} ").into_bytes().leak();
+    let mut lanes = Vec::new();
+    for connection in 0..connections {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (buf, answer) = (vec![0u8; 4096], Vec::with_capacity(4096));
+        lanes.push(HttpLane { stream, requests: requests.clone(), next: connection * 997, expect, buf, answer });
+    }
+    lanes
+}
+
+/// Sends the lane's next request and reads its whole answer.
+async fn exchange(mut lane: HttpLane) -> HttpLane {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = &lane.requests[lane.next % lane.requests.len()];
+    lane.next += 1;
+    lane.stream.write_all(request).await.unwrap();
+    lane.answer.clear();
+    loop {
+        let read = lane.stream.read(&mut lane.buf).await.unwrap();
+        assert!(read > 0, "the gateway closed the connection");
+        lane.answer.extend_from_slice(&lane.buf[..read]);
+        let Some(end) = lane.answer.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let length = lane.answer[..end]
+            .split(|&b| b == b'\n')
+            .find_map(|line| {
+                let (name, value) = line.split_at_checked(15)?;
+                name.eq_ignore_ascii_case(b"content-length:").then(|| String::from_utf8_lossy(value).trim().parse())
+            })
+            .map_or(0, Result::unwrap);
+        if lane.answer.len() >= end + 4 + length {
+            assert!(lane.answer.starts_with(lane.expect), "{}", String::from_utf8_lossy(&lane.answer));
+            return lane;
+        }
+    }
+}
+
+/// Each lane calls `call` again as soon as it returns, for `duration`; returns the calls made
+/// and the seconds they took.
+async fn closed_loop<S, F, Fut>(lanes: Vec<S>, duration: Duration, call: F) -> (u64, f64)
+where
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = S> + Send,
+{
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let tasks = lanes.into_iter().map(|mut lane| {
+        tokio::spawn(async move {
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                lane = call(lane).await;
+                done += 1;
+            }
+            done
+        })
+    });
+    let total: u64 = futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).sum();
+    (total, started.elapsed().as_secs_f64())
+}
+
+/// Calls at `rate` per second in all, spread evenly over the lanes, for `duration`: each call is
+/// timed from when it was due, not from when it was sent, so that a slow answer delaying the
+/// next call counts against the latency (open loop). Returns the latencies, sorted.
+async fn paced<S, F, Fut>(lanes: Vec<S>, rate: f64, duration: Duration, call: F) -> Vec<Duration>
+where
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = S> + Send,
+{
+    let count = lanes.len();
+    let interval = Duration::from_secs_f64(count as f64 / rate);
+    let start = Instant::now() + Duration::from_millis(10);
+    let end = start + duration;
+    let tasks = lanes.into_iter().enumerate().map(|(i, mut lane)| {
+        tokio::spawn(async move {
+            let mut due = start + interval.mul_f64(i as f64 / count as f64);
+            let mut samples = Vec::new();
+            while due < end {
+                tokio::time::sleep_until(due.into()).await;
+                lane = call(lane).await;
+                samples.push(due.elapsed());
+                due += interval;
+            }
+            samples
+        })
+    });
+    let mut all: Vec<Duration> = futures::future::join_all(tasks).await.into_iter().flat_map(Result::unwrap).collect();
+    all.sort();
+    all
 }
 
 /// Issue 5's figures: ingestion events/s through the gateway, and p50/p99 of each query shape
@@ -407,7 +702,7 @@ async fn settle_writes() {
 /// three moduli are coprime enough for 7 sites: 7,000 distinct requests).
 /// `ZENOVAY_BENCH_BOTS=1` sends them as a crawler: the whole path runs, analytics included, but
 /// nothing is stored, which measures what storage costs.
-fn event_requests(sites: usize) -> Arc<Vec<Vec<u8>>> {
+fn event_requests(sites: usize) -> Vec<Vec<u8>> {
     let bots = std::env::var("ZENOVAY_BENCH_BOTS").is_ok_and(|v| v == "1");
     let requests = (0..sites * 1000).map(|n| {
         let domain = format!("site{}.bench.example", n % sites);
@@ -424,41 +719,7 @@ fn event_requests(sites: usize) -> Arc<Vec<Vec<u8>>> {
         )
         .into_bytes()
     });
-    Arc::new(requests.collect())
-}
-
-/// One keep-alive HTTP/1.1 connection posting events as fast as the gateway answers, until
-/// `deadline`; returns how many were accepted. Written on a bare socket with prebuilt requests:
-/// a full HTTP client costs more CPU than the server it measures, and here both share two cores.
-async fn post_events(addr: String, requests: Arc<Vec<Vec<u8>>>, connection: usize, deadline: Instant) -> u64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (mut sent, mut buf, mut answer) = (0u64, vec![0u8; 4096], Vec::with_capacity(4096));
-    while Instant::now() < deadline {
-        let request = &requests[(connection * 997 + sent as usize) % requests.len()];
-        stream.write_all(request).await.unwrap();
-        answer.clear();
-        loop {
-            let read = stream.read(&mut buf).await.unwrap();
-            assert!(read > 0, "the gateway closed the connection");
-            answer.extend_from_slice(&buf[..read]);
-            let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-            let length = answer[..end]
-                .split(|&b| b == b'\n')
-                .find_map(|line| {
-                    let (name, value) = line.split_at_checked(15)?;
-                    name.eq_ignore_ascii_case(b"content-length:").then(|| String::from_utf8_lossy(value).trim().parse())
-                })
-                .map_or(0, Result::unwrap);
-            if answer.len() >= end + 4 + length {
-                assert!(answer.starts_with(b"HTTP/1.1 202"), "{}", String::from_utf8_lossy(&answer));
-                break;
-            }
-        }
-        sent += 1;
-    }
-    sent
+    requests.collect()
 }
 
 /// Concurrent tracker connections: `ZENOVAY_BENCH_CONNECTIONS`, 64 by default.
@@ -506,13 +767,10 @@ async fn ingestion_rate_with(env: &TestEnv, sites: usize, connections: usize) ->
     let addr = env.base().trim_start_matches("http://").to_owned();
     let requests = event_requests(sites);
     let run = |secs: u64| {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let connections: Vec<_> =
-            (0..connections).map(|c| tokio::spawn(post_events(addr.clone(), requests.clone(), c, deadline))).collect();
+        let (addr, requests) = (addr.clone(), requests.clone());
         async move {
-            let started = Instant::now();
-            let total: u64 = futures::future::join_all(connections).await.into_iter().map(Result::unwrap).sum();
-            (total, started.elapsed().as_secs_f64())
+            let lanes = http_lanes(&addr, &requests, 202, connections).await;
+            closed_loop(lanes, Duration::from_secs(secs), exchange).await
         }
     };
     run(2).await;
@@ -536,14 +794,8 @@ async fn ingestion_rate_with(env: &TestEnv, sites: usize, connections: usize) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn ingestion() {
-    // `ZENOVAY_BENCH_MODE=sqlite` or `postgres` runs one of the two.
-    let only = std::env::var("ZENOVAY_BENCH_MODE").unwrap_or_default();
-    for split in [false, true].into_iter().filter(|&split| only.is_empty() || (only == "postgres") == split) {
-        let (label, env) = if split {
-            ("PostgreSQL, split", TestEnv::split_quiet(1).await)
-        } else {
-            ("SQLite, all-in-one", TestEnv::all_in_one_process().await)
-        };
+    for split in modes() {
+        let (label, env) = environment(split).await;
         let user = env.user("bench").await;
         env.set_plan(&user.team_id, "enterprise").await;
         let (key, _) = env.create_key(&user, json!({ "name": "b", "permissions": ["write"], "teams": "all" })).await;

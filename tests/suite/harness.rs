@@ -307,6 +307,8 @@ fn spawn(
 /// the gateways' own, and the PostgreSQL pair it runs on instead of the shared server.
 struct SplitSetup<'a> {
     gateways: usize,
+    /// Replicas of policy and of analytics: gateway `i` calls replica `i` modulo their number.
+    replicas: usize,
     redis: TestRedis,
     log: &'a str,
     otlp: Option<(&'a str, &'a str)>,
@@ -324,14 +326,8 @@ struct ReplicaSetup<'a> {
 impl SplitSetup<'_> {
     /// Services logging at debug level, so that the secrets test reads everything they can say.
     fn new(gateways: usize, redis: TestRedis) -> Self {
-        SplitSetup {
-            gateways,
-            redis,
-            log: "debug,h2=info,hyper=info,tower=info",
-            otlp: None,
-            gateway_args: vec![],
-            replica: None,
-        }
+        let log = "debug,h2=info,hyper=info,tower=info";
+        SplitSetup { gateways, replicas: 1, redis, log, otlp: None, gateway_args: vec![], replica: None }
     }
 }
 
@@ -527,6 +523,19 @@ impl TestEnv {
         (env, name)
     }
 
+    /// Two gateways, each calling replicas of policy and analytics of its own (identity is
+    /// shared): what one replica caches, another changes.
+    #[allow(dead_code)] // not every test binary uses it
+    pub async fn split_replicas() -> TestEnv {
+        TestEnv::split_replicas_on(TestRedis::create().await).await
+    }
+
+    /// The same on a given Redis.
+    #[allow(dead_code)] // not every test binary uses it
+    pub async fn split_replicas_on(redis: TestRedis) -> TestEnv {
+        TestEnv::start_split(SplitSetup { replicas: 2, log: "info,sqlx=warn", ..SplitSetup::new(2, redis) }).await
+    }
+
     /// The split topology logging as in production (`info`), for benchmarks.
     #[allow(dead_code)] // used by tests/bench only
     pub async fn split_quiet(gateways: usize) -> TestEnv {
@@ -535,7 +544,7 @@ impl TestEnv {
     }
 
     async fn start_split(setup: SplitSetup<'_>) -> TestEnv {
-        let SplitSetup { gateways, redis, log, otlp, gateway_args: extra, replica } = setup;
+        let SplitSetup { gateways, replicas, redis, log, otlp, gateway_args: extra, replica } = setup;
         let dir = tempfile::tempdir().expect("tempdir");
         let (database, analytics_args) = match replica {
             Some(ReplicaSetup { pair, max_lag_ms }) => {
@@ -553,37 +562,45 @@ impl TestEnv {
         ];
         shared.extend(redis.args());
         let mut processes = Vec::new();
-        let mut urls = Vec::new();
-        for (role, flag) in
-            [("identity", "--identity-listen"), ("policy", "--policy-listen"), ("analytics", "--analytics-listen")]
-        {
-            let mut args = shared.clone();
-            args.push((flag, "127.0.0.1:0".into()));
-            if role == "analytics" {
-                args.extend(analytics_args.iter().cloned());
+        let mut services: Vec<(String, String)> = Vec::new();
+        let roles = [("identity", "--identity-listen", 1), ("policy", "--policy-listen", replicas)];
+        for (role, flag, count) in roles.into_iter().chain([("analytics", "--analytics-listen", replicas)]) {
+            for _ in 0..count {
+                let mut args = shared.clone();
+                args.push((flag, "127.0.0.1:0".into()));
+                if role == "analytics" {
+                    args.extend(analytics_args.iter().cloned());
+                }
+                let (process, addr) = spawn(role, &args, dir.path(), log, otlp).expect("service starts");
+                processes.push((role.to_owned(), process));
+                services.push((role.to_owned(), format!("http://{addr}")));
             }
-            let (process, addr) = spawn(role, &args, dir.path(), log, otlp).expect("service starts");
-            processes.push((role.to_owned(), process));
-            urls.push(format!("http://{addr}"));
         }
+        let url = |role: &str, n: usize| {
+            let of_role: Vec<&String> = services.iter().filter(|(r, _)| r == role).map(|(_, url)| url).collect();
+            of_role[n % of_role.len()].clone()
+        };
         let mut bases = Vec::new();
-        let mut gateway_args = shared.clone();
-        gateway_args.extend([
-            ("--http-addr", "127.0.0.1:0".to_owned()),
-            ("--identity-url", urls[0].clone()),
-            ("--policy-url", urls[1].clone()),
-            ("--analytics-url", urls[2].clone()),
-            ("--operator-token", OPERATOR_TOKEN.to_owned()),
-            ("--country-header", COUNTRY_HEADER.to_owned()),
-            ("--shutdown-drain-ms", "1000".to_owned()),
-        ]);
-        gateway_args.extend(extra);
-        for _ in 0..gateways {
-            let (process, addr) = spawn("gateway", &gateway_args, dir.path(), log, otlp).expect("gateway starts");
+        let args_of = |n: usize| {
+            let mut args = shared.clone();
+            args.extend([
+                ("--http-addr", "127.0.0.1:0".to_owned()),
+                ("--identity-url", url("identity", n)),
+                ("--policy-url", url("policy", n)),
+                ("--analytics-url", url("analytics", n)),
+                ("--operator-token", OPERATOR_TOKEN.to_owned()),
+                ("--country-header", COUNTRY_HEADER.to_owned()),
+                ("--shutdown-drain-ms", "1000".to_owned()),
+            ]);
+            args.extend(extra.iter().cloned());
+            args
+        };
+        for n in 0..gateways {
+            let (process, addr) = spawn("gateway", &args_of(n), dir.path(), log, otlp).expect("gateway starts");
             processes.push(("gateway".to_owned(), process));
             bases.push(format!("http://{addr}"));
         }
-        let services = ["identity", "policy", "analytics"].iter().map(|r| r.to_string()).zip(urls).collect();
+        let gateway_args = args_of(0);
         let env = TestEnv {
             gateways: bases,
             http: http_client(),
@@ -624,6 +641,25 @@ impl TestEnv {
     #[allow(dead_code)] // used by tests/bench only
     pub fn pids(&self) -> Vec<u32> {
         self.processes.iter().map(|(_, p)| p.child.id()).collect()
+    }
+
+    /// Each process this environment started, by role (`all` for the all-in-one binary).
+    #[allow(dead_code)] // used by tests/bench only
+    pub fn pids_by_role(&self) -> Vec<(String, u32)> {
+        self.processes.iter().map(|(role, p)| (role.clone(), p.child.id())).collect()
+    }
+
+    /// The PostgreSQL database of this environment, when it has one.
+    #[allow(dead_code)] // used by tests/bench only
+    pub fn database_name(&self) -> Option<&str> {
+        self._database.as_ref().map(|d| d.name.as_str())
+    }
+
+    /// The value of one of the flags naming this environment's storage (`--data-dir`,
+    /// `--database-url`).
+    #[allow(dead_code)] // used by tests/bench only
+    pub fn storage_flag(&self, flag: &str) -> Option<&str> {
+        self.storage.iter().find(|(f, _)| *f == flag).map(|(_, value)| value.as_str())
     }
 
     /// Stops every process of a role (split mode), as a crash would.

@@ -22,6 +22,7 @@ macro_rules! both_modes {
     };
 }
 
+mod caches;
 mod conformance;
 mod console;
 mod events;

@@ -38,6 +38,11 @@ pub struct Config {
     pub listen: SocketAddr,
     pub backend: Backend,
     pub storage: Storage,
+    /// Website changes are announced on Redis (one, or a cluster) when set; without it other
+    /// replicas cannot hear them, and none keeps website lists.
+    pub redis: Option<common::redis_link::Target>,
+    /// Prefix of every Redis key and channel this service uses.
+    pub redis_prefix: String,
 }
 
 /// Optional storage settings beyond the backend.
@@ -57,7 +62,12 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
-        let analytics = Analytics::open_with(&config.backend, &config.storage).await?;
+        let mut analytics = Analytics::open_with(&config.backend, &config.storage).await?;
+        if let Some(bus) = common::bus::redis(config.redis.as_ref(), &config.redis_prefix)
+            .map_err(|e| BuildError::Redis(e.to_string()))?
+        {
+            analytics = analytics.announcing(bus);
+        }
         analytics.spawn_upkeep(ROLLUP_EVERY, config.storage.retention);
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server { listener, analytics })

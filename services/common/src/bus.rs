@@ -1,5 +1,6 @@
 //! Change notifications: identity announces that a key or a user's memberships changed, policy
-//! that a team's plan or key policy changed, and every gateway evicts what it cached about them. In-process in the all-in-one mode,
+//! that a team's plan or key policy changed, analytics that a team's websites changed; every
+//! gateway, and policy and analytics themselves, evict what they cached about them. In-process in the all-in-one mode,
 //! Redis pub/sub across processes (sharded pub/sub on a Redis Cluster, where a plain PUBLISH
 //! would be copied to every node). A subscriber is told when its channel is lost and when it is
 //! back, so that it can stop trusting its cache in between.
@@ -22,6 +23,8 @@ pub enum Change {
     User(String),
     /// A team's plan, limit overrides or key policy changed.
     Team(String),
+    /// A website of the team was created, changed or deleted.
+    Websites(String),
 }
 
 impl Change {
@@ -30,6 +33,7 @@ impl Change {
             Change::Key(id) => format!("key:{id}"),
             Change::User(id) => format!("user:{id}"),
             Change::Team(id) => format!("team:{id}"),
+            Change::Websites(id) => format!("websites:{id}"),
         }
     }
 
@@ -40,6 +44,7 @@ impl Change {
             "key" => Some(Change::Key(id)),
             "user" => Some(Change::User(id)),
             "team" => Some(Change::Team(id)),
+            "websites" => Some(Change::Websites(id)),
             _ => None,
         }
     }
@@ -273,7 +278,12 @@ mod tests {
 
     #[test]
     fn changes_round_trip_as_text() {
-        for change in [Change::Key("k:1".into()), Change::User("u".into()), Change::Team("t".into())] {
+        for change in [
+            Change::Key("k:1".into()),
+            Change::User("u".into()),
+            Change::Team("t".into()),
+            Change::Websites("t".into()),
+        ] {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }
         assert_eq!(Change::decode("nonsense"), None);

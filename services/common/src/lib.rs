@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod bus;
+pub mod cache;
 pub mod db;
 pub mod error;
 pub mod grpc;

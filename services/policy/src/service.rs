@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use common::access::{Grant, Scope, TeamRole};
 use common::bus::{Change, ChangeBus, announce};
+use common::cache::{Cached, NoticeCache};
 use common::db::{Backend, OpenError};
 use common::{Error, Result};
 
@@ -79,6 +80,16 @@ pub struct Policy {
     limiter: Arc<dyn Limiter>,
     /// Where plan and key-policy changes are announced (gateways drop cached refusals).
     changes: Option<Arc<dyn ChangeBus>>,
+    /// Team settings for decisions, evicted by `Team` notices; none without a bus to hear them.
+    settings: Option<Arc<NoticeCache<TeamSettings>>>,
+}
+
+/// Teams whose settings one policy replica keeps for its decisions: those of the keys used in
+/// the last second (README, "Configuration"), a few hundred bytes each.
+const CACHED_TEAMS: usize = 10_000;
+
+fn evicts(change: &Change, team_id: &str, _: &TeamSettings) -> bool {
+    matches!(change, Change::Team(changed) if changed == team_id)
 }
 
 impl Policy {
@@ -88,7 +99,8 @@ impl Policy {
         limiter: Arc<dyn Limiter>,
         changes: Option<Arc<dyn ChangeBus>>,
     ) -> Result<Policy, OpenError> {
-        Ok(Policy { store: Store::open(backend).await?, catalogue: Arc::new(catalogue), limiter, changes })
+        let settings = changes.as_deref().map(|bus| NoticeCache::follow(bus, CACHED_TEAMS, evicts));
+        Ok(Policy { store: Store::open(backend).await?, catalogue: Arc::new(catalogue), limiter, changes, settings })
     }
 
     pub fn catalogue(&self) -> &Catalogue {
@@ -105,14 +117,38 @@ impl Policy {
 
     pub async fn set_plan(&self, team_id: &str, plan: Plan, overrides: Overrides) -> Result<TeamSettings> {
         self.store.set_plan(team_id, plan, &overrides).await?;
-        announce(self.changes.as_ref(), Change::Team(team_id.to_owned())).await;
+        self.changed(team_id).await;
         self.one(team_id).await
     }
 
     pub async fn set_api_key_policy(&self, team_id: &str, policy: ApiKeyPolicy) -> Result<TeamSettings> {
         self.store.set_api_key_policy(team_id, policy).await?;
-        announce(self.changes.as_ref(), Change::Team(team_id.to_owned())).await;
+        self.changed(team_id).await;
         self.one(team_id).await
+    }
+
+    /// Tells every replica, this one first, that the team's settings changed.
+    async fn changed(&self, team_id: &str) {
+        if let Some(cache) = &self.settings {
+            cache.forget(Change::Team(team_id.to_owned()));
+        }
+        announce(self.changes.as_ref(), Change::Team(team_id.to_owned())).await;
+    }
+
+    /// Settings for a decision: from the cache when it holds them all, else from the store.
+    /// Reads that answer people (settings pages, key creation) go to the store.
+    async fn decision_settings(&self, team_ids: &[String]) -> Result<Vec<TeamSettings>> {
+        let Some(cache) = &self.settings else { return self.store.settings(team_ids).await };
+        let generation = match cache.get(team_ids) {
+            Cached::All(settings) => return Ok(settings),
+            Cached::Miss(generation) => Some(generation),
+            Cached::Untrusted => None,
+        };
+        let settings = self.store.settings(team_ids).await?;
+        if let Some(generation) = generation {
+            cache.insert(generation, settings.iter().map(|s| (s.team_id.clone(), s.clone())));
+        }
+        Ok(settings)
     }
 
     async fn one(&self, team_id: &str) -> Result<TeamSettings> {
@@ -123,7 +159,7 @@ impl Policy {
     /// The teams among `teams` whose key policy admits the member, with their settings.
     async fn reachable<'a>(&self, teams: &'a [TeamRole]) -> Result<Vec<(&'a TeamRole, TeamSettings)>> {
         let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
-        let settings = self.store.settings(&ids).await?;
+        let settings = self.decision_settings(&ids).await?;
         Ok(teams.iter().zip(settings).filter(|(team, settings)| settings.api_key_policy.allows(team.role)).collect())
     }
 

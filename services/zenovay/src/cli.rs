@@ -319,8 +319,14 @@ impl Settings {
         })
     }
 
-    pub fn analytics(&self) -> analytics::Config {
-        analytics::Config { listen: self.analytics_listen, backend: self.backend(), storage: self.analytics_storage() }
+    pub fn analytics(&self) -> anyhow::Result<analytics::Config> {
+        Ok(analytics::Config {
+            listen: self.analytics_listen,
+            backend: self.backend(),
+            storage: self.analytics_storage(),
+            redis: self.redis()?,
+            redis_prefix: self.redis_prefix.clone(),
+        })
     }
 
     pub fn analytics_storage(&self) -> analytics::Storage {

@@ -35,7 +35,7 @@ impl AllInOne {
         let identity = identity::Identity::open(&backend, settings.key_hasher()?, Some(changes.clone())).await?;
         let policy = settings.policy()?.open(Some(changes.clone())).await?;
         let storage = settings.analytics_storage();
-        let analytics = analytics::Analytics::open_with(&backend, &storage).await?;
+        let analytics = analytics::Analytics::open_with(&backend, &storage).await?.announcing(changes.clone());
         analytics.spawn_upkeep(analytics::ROLLUP_EVERY, storage.retention);
         let backends = Backends {
             identity: in_process(identity.clone().into_grpc()),
@@ -120,7 +120,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(server.run(shutdown).await?)
         }
         Command::Analytics => {
-            let server = analytics::Server::build(&settings.analytics()).await?;
+            let server = analytics::Server::build(&settings.analytics()?).await?;
             announce("analytics", server.local_addr());
             Ok(server.run(shutdown).await?)
         }

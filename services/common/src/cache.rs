@@ -1,0 +1,182 @@
+//! What a service read from its store, kept until a change notification says it may be stale:
+//! the rules of the gateway's key cache (ARCHITECTURE.md, "Change notifications") for services,
+//! so that a decision on the hot path reads no database while every replica still sees a change
+//! within a second (docs/behaviour.md#effective-access).
+//! - a notice evicts the entries it names (the service says which, by [`Evicts`]);
+//! - every notice bumps a generation, and a read that started before it cannot insert its
+//!   (possibly stale) answer afterwards;
+//! - while the channel is down the cache is neither read nor written, and it is emptied;
+//! - no entry serves longer than [`TTL`], in case a notification is lost unnoticed (a failed
+//!   publish, a write by a process that announces nothing, such as an operator command on SQLite).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crate::bus::{Change, ChangeBus, Notice};
+
+/// How long an entry may serve at most.
+pub const TTL: Duration = Duration::from_secs(1);
+
+/// Whether a change makes the entry of this id stale.
+pub type Evicts<V> = fn(&Change, &str, &V) -> bool;
+
+struct State<V> {
+    trusted: bool,
+    generation: u64,
+    entries: HashMap<String, (V, Instant)>,
+}
+
+pub struct NoticeCache<V> {
+    state: Mutex<State<V>>,
+    evicts: Evicts<V>,
+    /// Past this many entries the cache starts again empty: a bound on memory that costs one
+    /// store read per entry when it is reached.
+    capacity: usize,
+}
+
+/// What a read found: every value asked for, or the generation to insert a fresh read with.
+pub enum Cached<V> {
+    All(Vec<V>),
+    /// Some are missing; read them and `insert` with this generation.
+    Miss(u64),
+    /// The channel is down: read the store and keep nothing.
+    Untrusted,
+}
+
+impl<V: Clone + Send + 'static> NoticeCache<V> {
+    /// A cache that follows `bus` for as long as the cache lives.
+    pub fn follow(bus: &dyn ChangeBus, capacity: usize, evicts: Evicts<V>) -> Arc<NoticeCache<V>> {
+        let cache = Arc::new(NoticeCache::new(capacity, evicts));
+        let mut notices = bus.subscribe();
+        let weak: Weak<NoticeCache<V>> = Arc::downgrade(&cache);
+        tokio::spawn(async move {
+            while let Some(notice) = notices.recv().await {
+                let Some(cache) = weak.upgrade() else { return };
+                cache.apply(&notice);
+            }
+        });
+        cache
+    }
+
+    /// A cache that trusts nothing until told `Connected`.
+    fn new(capacity: usize, evicts: Evicts<V>) -> NoticeCache<V> {
+        let state = State { trusted: false, generation: 0, entries: HashMap::new() };
+        NoticeCache { state: Mutex::new(state), evicts, capacity }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State<V>> {
+        self.state.lock().expect("cache lock poisoned")
+    }
+
+    /// The values of `ids`, in their order, when every one is cached and fresh.
+    pub fn get(&self, ids: &[String]) -> Cached<V> {
+        let state = self.state();
+        if !state.trusted {
+            return Cached::Untrusted;
+        }
+        let fresh = |id: &String| state.entries.get(id).filter(|(_, at)| at.elapsed() < TTL).map(|(v, _)| v.clone());
+        match ids.iter().map(fresh).collect() {
+            Some(all) => Cached::All(all),
+            None => Cached::Miss(state.generation),
+        }
+    }
+
+    /// Keeps what a read that started at `generation` found, unless a notice came since.
+    pub fn insert(&self, generation: u64, entries: impl IntoIterator<Item = (String, V)>) {
+        let mut state = self.state();
+        if !state.trusted || state.generation != generation {
+            return;
+        }
+        let now = Instant::now();
+        for (id, value) in entries {
+            if state.entries.len() >= self.capacity {
+                state.entries.clear();
+            }
+            state.entries.insert(id, (value, now));
+        }
+    }
+
+    /// Applies a change this replica made itself, without waiting for its notification.
+    pub fn forget(&self, change: Change) {
+        self.apply(&Notice::Change(change));
+    }
+
+    fn apply(&self, notice: &Notice) {
+        let mut state = self.state();
+        state.generation += 1;
+        match notice {
+            Notice::Connected => state.trusted = true,
+            Notice::Lost => {
+                state.trusted = false;
+                state.entries.clear();
+            }
+            Notice::Change(change) => {
+                let evicts = self.evicts;
+                state.entries.retain(|id, (value, _)| !evicts(change, id, value));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_team(change: &Change, id: &str, _: &u32) -> bool {
+        matches!(change, Change::Team(team) if team == id)
+    }
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| id.to_string()).collect()
+    }
+
+    fn connected() -> NoticeCache<u32> {
+        let cache = NoticeCache::new(10, by_team);
+        cache.apply(&Notice::Connected);
+        cache
+    }
+
+    #[test]
+    fn a_change_evicts_what_it_names_and_nothing_else() {
+        let cache = connected();
+        let Cached::Miss(generation) = cache.get(&ids(&["a", "b"])) else { panic!("trusted and empty") };
+        cache.insert(generation, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        assert!(matches!(cache.get(&ids(&["b", "a"])), Cached::All(v) if v == [2, 1]));
+        cache.apply(&Notice::Change(Change::Team("a".into())));
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
+        assert!(matches!(cache.get(&ids(&["b"])), Cached::All(_)));
+    }
+
+    #[test]
+    fn a_read_that_started_before_a_change_cannot_insert_after_it() {
+        let cache = connected();
+        let Cached::Miss(generation) = cache.get(&ids(&["a"])) else { panic!("trusted and empty") };
+        cache.apply(&Notice::Change(Change::Key("unrelated".into())));
+        cache.insert(generation, [("a".to_owned(), 1)]);
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
+    }
+
+    #[test]
+    fn a_lost_channel_empties_and_disables_the_cache_until_it_is_back() {
+        let cache = NoticeCache::new(10, by_team);
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::Untrusted), "untrusted before the first Connected");
+        cache.apply(&Notice::Connected);
+        let Cached::Miss(generation) = cache.get(&ids(&["a"])) else { panic!() };
+        cache.insert(generation, [("a".to_owned(), 1)]);
+        cache.apply(&Notice::Lost);
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::Untrusted));
+        cache.apply(&Notice::Connected);
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)), "emptied while lost");
+    }
+
+    #[test]
+    fn a_full_cache_starts_again_empty() {
+        let cache = NoticeCache::new(2, by_team);
+        cache.apply(&Notice::Connected);
+        let Cached::Miss(generation) = cache.get(&ids(&["a"])) else { panic!() };
+        cache.insert(generation, [("a".to_owned(), 1), ("b".to_owned(), 2), ("c".to_owned(), 3)]);
+        assert!(matches!(cache.get(&ids(&["c"])), Cached::All(_)));
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
+    }
+}
