@@ -23,7 +23,6 @@ mod connections;
 pub use authorize::{authorize_page, authorize_submit};
 pub use connections::{list_connections, revoke_connection};
 
-
 /// Tool categories, as OAuth scopes.
 const SCOPES: [(&str, &str); 3] = [
     ("analytics:read", "Read statistics: overview, aggregate, timeseries, breakdowns, realtime"),
