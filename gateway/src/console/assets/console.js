@@ -456,10 +456,12 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
     // Through the end of the chosen day. An edit sends it only when changed (emptied: never), so
     // that an expiry set to the minute through the API is kept.
     if (!key || expires.value !== expiresBefore) {
-      // The end of the 366th day ahead lies past the 366 days a key may live: such a key
-      // lives the 366 days (less a minute for the request's way to the server).
+      // The end of the 366th day ahead lies past the 366 days a key may live: chosen through
+      // that day, a key lives the 366 days (less a minute for the request's way to the server).
+      // A later day is sent as chosen, for the server to refuse.
       const latest = Date.now() + 366 * 86400e3 - 60e3;
-      if (expires.value) body.expires_at = new Date(Math.min(new Date(`${expires.value}T23:59:59`).getTime(), latest)).toISOString();
+      const end = new Date(`${expires.value}T23:59:59`).getTime();
+      if (expires.value) body.expires_at = new Date(end > latest && end - latest < 86400e3 + 60e3 ? latest : end).toISOString();
       else if (key) body.expires_at = null;
     }
     try {
