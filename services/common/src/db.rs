@@ -101,8 +101,10 @@ async fn connect(backend: &Backend, service: &'static str) -> Result<AnyPool, Op
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // Pages read through a memory map instead of one read(2) each.
-                        conn.execute("PRAGMA mmap_size = 268435456").await?;
+                        // No memory map: each of the pool's connections would map the file
+                        // anew, and every page a query touches would count once per connection
+                        // in the process's resident memory (README, "Benchmarks"). Pages come
+                        // from the kernel's page cache into SQLite's default 2 MB per connection.
                         Ok(())
                     })
                 })
