@@ -184,17 +184,17 @@ async fn healthz() -> &'static str {
 
 /// Ready when every service answers a call that reaches its database, within a second each.
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    use proto::{analytics::v1 as an, identity::v1 as id, policy::v1 as po};
+    use proto::{analytics::v1 as anpb, identity::v1 as idpb, policy::v1 as popb};
     let probe = || "readyz-probe".to_owned();
     let (mut identity, mut policy, mut analytics) =
         (state.identity.clone(), state.policy.clone(), state.analytics.clone());
     let (identity, policy, analytics) = tokio::join!(
-        reachable(async move { identity.get_team(id::GetTeamRequest { team_id: probe() }).await.map(drop) }),
+        reachable(async move { identity.get_team(idpb::GetTeamRequest { team_id: probe() }).await.map(drop) }),
         reachable(async move {
-            policy.get_team_settings(po::GetTeamSettingsRequest { team_ids: vec![probe()] }).await.map(drop)
+            policy.get_team_settings(popb::GetTeamSettingsRequest { team_ids: vec![probe()] }).await.map(drop)
         }),
         reachable(async move {
-            analytics.list_websites(an::ListWebsitesRequest { team_ids: vec![probe()] }).await.map(drop)
+            analytics.list_websites(anpb::ListWebsitesRequest { team_ids: vec![probe()] }).await.map(drop)
         }),
     );
     let down: Vec<&str> = [("identity", identity), ("policy", policy), ("analytics", analytics)]

@@ -13,12 +13,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::Keyed;
 use crate::auth::VerifiedKey;
 use crate::envelope::{Path, RawBody, parse_query, plausible};
 use crate::error::{ApiError, ApiResult};
 use crate::flows::access::authorized_website;
 use crate::flows::goals::{self, GoalType};
-use crate::routes::stats::dropin::{Keyed, PlausibleSitesMeta};
+use crate::routes::stats::dropin::PlausibleSitesMeta;
 use crate::rules;
 use crate::schema::always_true;
 use crate::state::AppState;
