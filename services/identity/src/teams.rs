@@ -22,9 +22,7 @@ impl Identity {
 
     async fn admin_role_in(&self, team_id: &str, actor: &str) -> Result<Role> {
         let role = self.role_in(team_id, actor).await?;
-        if !role.is_admin() {
-            return Err(Error::forbidden("only owners and admins of this team may do this"));
-        }
+        role.require_admin()?;
         Ok(role)
     }
 
