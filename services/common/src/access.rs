@@ -432,6 +432,30 @@ impl GracePeriod {
     }
 }
 
+/// How many audit-log entries to read: 1 to 1000, 100 unless asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditLimit(u32);
+
+impl AuditLimit {
+    pub const MAX: u32 = 1000;
+
+    pub fn parse(asked: Option<u32>) -> Result<AuditLimit, Error> {
+        match asked.unwrap_or(100) {
+            limit @ 1..=Self::MAX => Ok(AuditLimit(limit)),
+            _ => Err(Error::invalid("limit", "must be between 1 and 1000")),
+        }
+    }
+
+    /// A limit from a caller that was not checked (a gRPC request): brought into the range.
+    pub fn clamped(limit: u32) -> AuditLimit {
+        AuditLimit(limit.clamp(1, Self::MAX))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,5 +523,14 @@ mod tests {
         assert!(Role::Owner.require_admin().is_ok());
         assert!(Role::Admin.require_admin().is_ok());
         assert_eq!(Role::Member.require_admin().unwrap_err().code, crate::ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn an_audit_limit_is_1_to_1000_and_100_unless_asked() {
+        assert_eq!(AuditLimit::parse(None).unwrap().get(), 100);
+        assert_eq!(AuditLimit::parse(Some(1000)).unwrap().get(), 1000);
+        assert!(AuditLimit::parse(Some(0)).is_err());
+        assert!(AuditLimit::parse(Some(1001)).is_err());
+        assert_eq!(AuditLimit::clamped(5000).get(), 1000);
     }
 }

@@ -1,6 +1,6 @@
 //! Team membership rules and the audit log (docs/behaviour.md#teams-and-members).
 
-use common::access::Role;
+use common::access::{AuditLimit, Role};
 use common::bus::{Change, announce};
 use common::time::now_ms;
 use common::{Error, ErrorCode, Result};
@@ -149,6 +149,6 @@ impl Identity {
 
     pub async fn list_audit(&self, team_id: &str, actor: &str, limit: u32) -> Result<Vec<AuditEntry>> {
         self.admin_role_in(team_id, actor).await?;
-        self.store.audit(team_id, limit.clamp(1, 1000)).await
+        self.store.audit(team_id, AuditLimit::clamped(limit).get()).await
     }
 }
