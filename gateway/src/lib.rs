@@ -9,12 +9,14 @@ mod console;
 mod envelope;
 mod error;
 mod flows;
+mod health;
 mod ingest;
 mod metrics;
 #[cfg(test)]
 mod module_graph;
 mod openapi;
 mod report_keys;
+mod request_log;
 mod routes;
 mod rules;
 mod schema;
@@ -57,6 +59,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use crate::config::Config;
 use crate::error::ApiError;
+use crate::health::reachable;
 use crate::state::AppState;
 pub use crate::state::Backends;
 
@@ -189,16 +192,6 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
     ApiError::new(ErrorCode::ServiceUnavailable, format!("not ready: {} unreachable", down.join(", "))).into_response()
 }
 
-/// Whether a probe call was answered within a second; NOT_FOUND is an answer from a service whose
-/// database responded.
-pub(crate) async fn reachable(call: impl std::future::Future<Output = Result<(), tonic::Status>>) -> bool {
-    match tokio::time::timeout(std::time::Duration::from_secs(1), call).await {
-        Ok(Ok(())) => true,
-        Ok(Err(status)) => status.code() == tonic::Code::NotFound,
-        Err(_) => false,
-    }
-}
-
 /// The span of one HTTP request: a child of the caller's `traceparent` when there is one, with its
 /// route recorded once routing knows it. Holds the request id and, once verified, the key id; never
 /// a header value or a secret.
@@ -221,23 +214,6 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
         span.record("trace_id", trace_id.to_string());
     }
     span
-}
-
-/// Marks a response whose log line is written at debug level: accepted tracker events, which
-/// arrive by the thousand per second and are counted by the request metric anyway.
-#[derive(Clone, Copy)]
-pub(crate) struct QuietLog;
-
-/// One log line per request.
-fn log_response(res: &axum::http::Response<axum::body::Body>, latency: std::time::Duration, span: &tracing::Span) {
-    let status = res.status().as_u16();
-    span.record("http.response.status_code", status);
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    if res.extensions().get::<QuietLog>().is_some() {
-        tracing::debug!(status, latency_ms, "request");
-    } else {
-        tracing::info!(status, latency_ms, "request");
-    }
 }
 
 /// Records the matched route on the request's span and the request's duration by route.
@@ -412,6 +388,6 @@ fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(log_response))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(request_log::log_response))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -76,50 +76,72 @@ fn expand(tree: &str, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-/// The tree of a `use` declaration that starts a line of `statement`, if one does.
-fn use_tree(statement: &str) -> Option<&str> {
+/// Where the `use` declaration that starts a line of `statement` begins, and its tree.
+fn use_tree(statement: &str) -> Option<(usize, &str)> {
     let mut offset = 0;
     for line in statement.split_inclusive('\n') {
         let code = line.trim_start();
         let start = offset + line.len() - code.len();
         offset += line.len();
         let rest = code.strip_prefix("pub(crate) ").or_else(|| code.strip_prefix("pub ")).unwrap_or(code);
-        if rest.starts_with("use ") {
-            let tree_at = start + (code.len() - rest.len()) + "use ".len();
-            return Some(&statement[tree_at..]);
+        if let Some(tree) = rest.strip_prefix("use ") {
+            return Some((start, tree));
         }
     }
     None
 }
 
-/// Every `crate::…` and `super::…` path a module's code names, as written.
-fn named_paths(code: &str) -> Vec<String> {
-    let mut paths = Vec::new();
-    for tree in code.split(';').filter_map(use_tree) {
-        expand(tree, "", &mut paths);
-    }
-    let word = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
-    for (at, _) in code.match_indices("crate::").chain(code.match_indices("super::")) {
-        if code[..at].ends_with(word) {
+/// Every path of two segments or more that code outside `use` declarations names, as written:
+/// `crate::…`, `super::…`, and relative ones (`routes::…` in the crate root), which
+/// [`target`] keeps only when they lead into a module.
+fn inline_paths(code: &str, paths: &mut Vec<String>) {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut at = 0;
+    while let Some(found) = code[at..].find("::") {
+        let sep = at + found;
+        let start = code[..sep].rfind(|c: char| !word(c)).map_or(0, |i| i + 1);
+        at = sep + 2;
+        // Only where a path starts: not in the middle of one, nor a turbofish or `<T as …>::`.
+        if start == sep || code[..start].ends_with(|c: char| c == ':' || word(c)) {
             continue;
         }
-        let end = code[at..].find(|c: char| !word(c)).map_or(code.len(), |e| at + e);
-        // A brace opens a use tree, expanded above.
-        if !code[end..].starts_with('{') {
-            paths.push(code[at..end].trim_end_matches(':').to_owned());
+        let end = code[start..].find(|c: char| !(word(c) || c == ':')).map_or(code.len(), |e| start + e);
+        paths.push(code[start..end].trim_end_matches(':').to_owned());
+        at = end.max(at);
+    }
+}
+
+/// Every path into the crate a module's code may name, as written.
+fn named_paths(code: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    for statement in code.split(';') {
+        match use_tree(statement) {
+            Some((start, tree)) => {
+                inline_paths(&statement[..start], &mut paths);
+                expand(tree, "", &mut paths);
+            }
+            None => inline_paths(statement, &mut paths),
         }
     }
     paths
 }
 
-/// The module a path leads into: its longest prefix that is a module.
+/// The module a path leads into: its longest prefix that is a module. A path that starts
+/// elsewhere than `crate`, `super` or `self` leads into the crate only through a child of `from`.
 fn target(from: &Module, path: &str, modules: &BTreeMap<Module, String>) -> Option<Module> {
-    let mut segments = path.split("::").map(str::trim).filter(|s| !s.is_empty());
-    let mut module: Module = match segments.next()? {
+    let mut segments = path.split("::").map(str::trim).filter(|s| !s.is_empty()).peekable();
+    let mut module: Module = match *segments.peek()? {
         "crate" => vec![],
         "super" => from[..from.len().saturating_sub(1)].to_vec(),
+        "self" => from.clone(),
+        child if modules.contains_key(&[from.as_slice(), &[child.to_owned()]].concat()) => {
+            let mut module = from.clone();
+            module.push(child.to_owned());
+            module
+        }
         _ => return None,
     };
+    segments.next();
     for segment in segments {
         match segment {
             "super" => {
@@ -196,20 +218,46 @@ fn name(module: &Module) -> String {
     if module.is_empty() { "crate".to_owned() } else { module.join("::") }
 }
 
+/// Cycles found in modules this check's author did not own when it was written (parent
+/// `mod.rs` files whose helpers their children use while the parent names the children). They
+/// are tolerated until their owners break them: delete a line once its cycle is gone. A new
+/// cycle, or one of these growing, fails.
+const KNOWN_CYCLES: &[&str] = &[
+    "console ⇄ console::pages",
+    "openapi ⇄ openapi::responses",
+    "routes::oauth ⇄ routes::oauth::authorize",
+    "routes::stats ⇄ routes::stats::ours ⇄ routes::stats::plausible_v1 ⇄ routes::stats::plausible_v2",
+];
+
+/// A cycle as one line: its modules in order, then the dependencies that close it.
+fn describe(cycle: &[Module], graph: &BTreeMap<Module, BTreeSet<Module>>) -> (String, String) {
+    let mut names: Vec<String> = cycle.iter().map(name).collect();
+    names.sort();
+    let edges = cycle
+        .iter()
+        .flat_map(|from| graph[from].iter().filter(|to| cycle.contains(to)).map(move |to| (from, to)))
+        .map(|(from, to)| format!("{} → {}", name(from), name(to)));
+    (names.join(" ⇄ "), edges.collect::<Vec<_>>().join(", "))
+}
+
 #[test]
 fn no_two_gateway_modules_depend_on_each_other() {
     let modules = modules();
     assert!(modules.contains_key(&vec!["flows".to_owned(), "keys".to_owned()]), "the crate's modules were found");
     let graph = dependencies(&modules);
-    let found: Vec<String> =
-        cycles(&graph).iter().map(|c| c.iter().map(name).collect::<Vec<_>>().join(" ⇄ ")).collect();
-    assert!(found.is_empty(), "import cycles among the gateway's modules: {found:#?}");
+    let new: Vec<String> = cycles(&graph)
+        .iter()
+        .map(|cycle| describe(cycle, &graph))
+        .filter(|(names, _)| !KNOWN_CYCLES.contains(&names.as_str()))
+        .map(|(names, edges)| format!("{names}: {edges}"))
+        .collect();
+    assert!(new.is_empty(), "import cycles among the gateway's modules: {new:#?}");
 }
 
 #[test]
 fn the_cycle_check_follows_use_trees_and_inline_paths() {
     let modules: BTreeMap<Module, String> = [
-        (vec![], String::new()),
+        (vec![], "mod a;\nfn main() { std::process::exit(c::h().into()) }".to_owned()),
         (vec!["a".to_owned()], "use crate::{b::{Thing, other}, c};".to_owned()),
         (vec!["b".to_owned()], "fn f() { super::a::g() }".to_owned()),
         (vec!["c".to_owned()], "fn h() -> u8 { 0 }".to_owned()),
@@ -217,6 +265,7 @@ fn the_cycle_check_follows_use_trees_and_inline_paths() {
     .into();
     let graph = dependencies(&modules);
     assert_eq!(graph[&vec!["a".to_owned()]].len(), 2);
+    assert_eq!(graph[&vec![]], [vec!["c".to_owned()]].into());
     let found = cycles(&graph);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].iter().map(name).collect::<BTreeSet<_>>(), ["a".to_owned(), "b".to_owned()].into());

@@ -359,7 +359,7 @@ pub async fn plausible_delete_goal(
 pub async fn plausible_health(State(state): State<AppState>) -> Response {
     let mut analytics = state.analytics.clone();
     let probe = anpb::ListWebsitesRequest { team_ids: vec!["health-probe".to_owned()] };
-    let up = crate::reachable(async move { analytics.list_websites(probe).await.map(drop) }).await;
+    let up = crate::health::reachable(async move { analytics.list_websites(probe).await.map(drop) }).await;
     plausible(match up {
         true => Ok(json!({ "analytics": "ok" })),
         false => Err(Error::unavailable("analytics").into()),
