@@ -11,7 +11,7 @@ use axum::response::Response;
 use common::access::Scope;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
-use proto::policy::v1 as pb;
+use proto::policy::v1 as popb;
 
 use crate::cache::{Lookup, Refusal, Verified};
 use crate::error::{ApiError, ApiResult};
@@ -31,7 +31,7 @@ struct RateSlot(Arc<Mutex<Option<Charge>>>);
 struct UsedKey(Arc<Mutex<Option<String>>>);
 
 struct Charge {
-    rate: pb::RateLimit,
+    rate: popb::RateLimit,
     key_id: String,
     user_id: String,
 }
@@ -52,7 +52,7 @@ pub async fn rate_limit_headers(State(state): State<AppState>, mut req: Request,
     let Some(Charge { mut rate, key_id, user_id }) = charge else { return response };
     let refused = matches!(response.status(), StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN);
     if refused && !rate.slot.is_empty() {
-        let release = pb::ReleaseRequest { key_id, user_id, slot: std::mem::take(&mut rate.slot) };
+        let release = popb::ReleaseRequest { key_id, user_id, slot: std::mem::take(&mut rate.slot) };
         match state.policy.clone().release(release).await {
             Ok(_) => {
                 rate.remaining += 1;
@@ -90,6 +90,10 @@ pub struct Credentials {
     used: UsedKey,
 }
 
+/// Credentials whose absence the handler answers itself: the Plausible drop-in and sites API
+/// answer it in Plausible's error shape.
+pub(crate) type Keyed = Result<Credentials, ApiError>;
+
 /// A key that identity recognised, with its owner's current memberships among its teams.
 pub struct VerifiedKey {
     verified: Arc<Verified>,
@@ -98,7 +102,7 @@ pub struct VerifiedKey {
 
 /// A positive decision.
 pub struct Authorized {
-    pub decision: pb::AuthorizeResponse,
+    pub decision: popb::AuthorizeResponse,
 }
 
 impl Authorized {
@@ -240,7 +244,7 @@ impl VerifiedKey {
         let response = state
             .policy
             .clone()
-            .authorize(pb::AuthorizeRequest {
+            .authorize(popb::AuthorizeRequest {
                 key_id: self.verified.key.id.clone(),
                 grant: self.verified.key.grant.clone(),
                 teams: self.verified.teams.clone(),
@@ -261,13 +265,13 @@ impl VerifiedKey {
             metrics::decision("allowed", "policy");
             return Ok(Authorized { decision: response });
         }
-        let code = match pb::DenyReason::try_from(decision.reason) {
-            Ok(pb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
-            Ok(pb::DenyReason::InsufficientScope) => ErrorCode::InsufficientScope,
-            Ok(pb::DenyReason::Forbidden) => ErrorCode::Forbidden,
-            Ok(pb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
-            Ok(pb::DenyReason::RateLimitExceeded) => ErrorCode::RateLimitExceeded,
-            Ok(pb::DenyReason::MonthlyLimitExceeded) => ErrorCode::MonthlyLimitExceeded,
+        let code = match popb::DenyReason::try_from(decision.reason) {
+            Ok(popb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
+            Ok(popb::DenyReason::InsufficientScope) => ErrorCode::InsufficientScope,
+            Ok(popb::DenyReason::Forbidden) => ErrorCode::Forbidden,
+            Ok(popb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
+            Ok(popb::DenyReason::RateLimitExceeded) => ErrorCode::RateLimitExceeded,
+            Ok(popb::DenyReason::MonthlyLimitExceeded) => ErrorCode::MonthlyLimitExceeded,
             // Never allow on a decision we do not understand.
             _ => ErrorCode::Forbidden,
         };

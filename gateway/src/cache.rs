@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use common::ErrorCode;
 use common::bus::{Change, ChangeBus, Notice};
 use common::secret::Digest;
-use proto::identity::v1 as pb;
-use proto::policy::v1 as pb_policy;
+use proto::identity::v1 as idpb;
+use proto::policy::v1 as popb;
 
 /// How long an entry may serve at most. Notifications evict within milliseconds; this bound keeps
 /// the 1-second promise (docs/behaviour.md#effective-access) even if a notification is lost unnoticed by the channel
@@ -34,8 +34,8 @@ const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Clone)]
 pub struct Verified {
-    pub key: pb::ApiKey,
-    pub teams: Vec<pb::TeamRole>,
+    pub key: idpb::ApiKey,
+    pub teams: Vec<idpb::TeamRole>,
 }
 
 struct Entry {
@@ -48,7 +48,7 @@ struct Entry {
 pub struct Refusal {
     pub user_id: String,
     pub until_ms: i64,
-    pub rate: pb_policy::RateLimit,
+    pub rate: popb::RateLimit,
     pub code: ErrorCode,
     pub message: String,
 }
@@ -186,7 +186,10 @@ mod tests {
     use common::bus::MemoryBus;
 
     fn verified(key_id: &str, user_id: &str) -> Verified {
-        Verified { key: pb::ApiKey { id: key_id.into(), user_id: user_id.into(), ..Default::default() }, teams: vec![] }
+        Verified {
+            key: idpb::ApiKey { id: key_id.into(), user_id: user_id.into(), ..Default::default() },
+            teams: vec![],
+        }
     }
 
     async fn settle() {

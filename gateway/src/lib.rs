@@ -4,14 +4,19 @@
 pub mod apikey;
 mod auth;
 mod cache;
+mod config;
 mod console;
 mod envelope;
 mod error;
 mod flows;
+mod health;
 mod ingest;
 mod metrics;
+#[cfg(test)]
+mod module_graph;
 mod openapi;
 mod report_keys;
+mod request_log;
 mod routes;
 mod rules;
 mod schema;
@@ -52,34 +57,11 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+pub use crate::config::Config;
 use crate::error::ApiError;
+use crate::health::reachable;
 use crate::state::AppState;
 pub use crate::state::Backends;
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub http_addr: SocketAddr,
-    /// Credential of the operator API; `None` turns it off.
-    pub operator_token: Option<String>,
-    /// Trusted header naming the tracker's client address; unset = the peer address.
-    pub client_ip_header: Option<String>,
-    /// Trusted header carrying the client's ISO country code; unset = no country.
-    pub country_header: Option<String>,
-    /// The origin clients reach the gateway at (`https://api.example.com`, no trailing slash),
-    /// named by the OAuth metadata and `/mcp`'s challenge; unset = taken from each request's
-    /// `Host` header.
-    pub public_url: Option<String>,
-    /// After a shutdown signal, how long to keep answering (readiness 503, `Connection: close` on
-    /// every response) so that load balancers move away before the listener closes.
-    pub drain: std::time::Duration,
-    /// How long a client has to send a request's headers; also how long an idle keep-alive
-    /// connection is kept. Slow or silent clients cannot hold connections open.
-    pub header_timeout: std::time::Duration,
-    /// How long a client has to send a request's whole body (408 past it).
-    pub body_timeout: std::time::Duration,
-    /// GitHub's published secret-scanning keys (JSON); unset: leak reports are refused.
-    pub secret_scanning_keys_file: Option<std::path::PathBuf>,
-}
 
 pub struct Gateway {
     listener: TcpListener,
@@ -184,17 +166,17 @@ async fn healthz() -> &'static str {
 
 /// Ready when every service answers a call that reaches its database, within a second each.
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    use proto::{analytics::v1 as an, identity::v1 as id, policy::v1 as po};
+    use proto::{analytics::v1 as anpb, identity::v1 as idpb, policy::v1 as popb};
     let probe = || "readyz-probe".to_owned();
     let (mut identity, mut policy, mut analytics) =
         (state.identity.clone(), state.policy.clone(), state.analytics.clone());
     let (identity, policy, analytics) = tokio::join!(
-        reachable(async move { identity.get_team(id::GetTeamRequest { team_id: probe() }).await.map(drop) }),
+        reachable(async move { identity.get_team(idpb::GetTeamRequest { team_id: probe() }).await.map(drop) }),
         reachable(async move {
-            policy.get_team_settings(po::GetTeamSettingsRequest { team_ids: vec![probe()] }).await.map(drop)
+            policy.get_team_settings(popb::GetTeamSettingsRequest { team_ids: vec![probe()] }).await.map(drop)
         }),
         reachable(async move {
-            analytics.list_websites(an::ListWebsitesRequest { team_ids: vec![probe()] }).await.map(drop)
+            analytics.list_websites(anpb::ListWebsitesRequest { team_ids: vec![probe()] }).await.map(drop)
         }),
     );
     let down: Vec<&str> = [("identity", identity), ("policy", policy), ("analytics", analytics)]
@@ -208,16 +190,6 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
         return envelope::ok(serde_json::json!({ "status": "ready" })).into_response();
     }
     ApiError::new(ErrorCode::ServiceUnavailable, format!("not ready: {} unreachable", down.join(", "))).into_response()
-}
-
-/// Whether a probe call was answered within a second; NOT_FOUND is an answer from a service whose
-/// database responded.
-pub(crate) async fn reachable(call: impl std::future::Future<Output = Result<(), tonic::Status>>) -> bool {
-    match tokio::time::timeout(std::time::Duration::from_secs(1), call).await {
-        Ok(Ok(())) => true,
-        Ok(Err(status)) => status.code() == tonic::Code::NotFound,
-        Err(_) => false,
-    }
 }
 
 /// The span of one HTTP request: a child of the caller's `traceparent` when there is one, with its
@@ -242,23 +214,6 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
         span.record("trace_id", trace_id.to_string());
     }
     span
-}
-
-/// Marks a response whose log line is written at debug level: accepted tracker events, which
-/// arrive by the thousand per second and are counted by the request metric anyway.
-#[derive(Clone, Copy)]
-pub(crate) struct QuietLog;
-
-/// One log line per request.
-fn log_response(res: &axum::http::Response<axum::body::Body>, latency: std::time::Duration, span: &tracing::Span) {
-    let status = res.status().as_u16();
-    span.record("http.response.status_code", status);
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    if res.extensions().get::<QuietLog>().is_some() {
-        tracing::debug!(status, latency_ms, "request");
-    } else {
-        tracing::info!(status, latency_ms, "request");
-    }
 }
 
 /// Records the matched route on the request's span and the request's duration by route.
@@ -433,6 +388,6 @@ fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(log_response))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(request_log::log_response))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -65,7 +65,7 @@ pub struct Shared {
 impl AppState {
     pub fn new(
         backends: Backends,
-        config: &crate::Config,
+        config: &crate::config::Config,
         report_keys: Option<crate::report_keys::ReportKeys>,
     ) -> Self {
         AppState(Arc::new(Shared {

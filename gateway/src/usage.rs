@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::transport::GrpcTransport;
-use proto::identity::v1 as pb;
+use proto::identity::v1 as idpb;
 use proto::identity::v1::identity_service_client::IdentityServiceClient;
 
 pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -64,14 +64,14 @@ impl UsageCounter {
         }
         let counts = taken
             .iter()
-            .map(|((key_id, day, outcome), count)| pb::KeyUsageCount {
+            .map(|((key_id, day, outcome), count)| idpb::KeyUsageCount {
                 key_id: key_id.clone(),
                 day: *day,
                 outcome: (*outcome).to_owned(),
                 count: *count,
             })
             .collect();
-        if let Err(status) = self.identity.clone().record_key_usage(pb::RecordKeyUsageRequest { counts }).await {
+        if let Err(status) = self.identity.clone().record_key_usage(idpb::RecordKeyUsageRequest { counts }).await {
             tracing::warn!(grpc.code = ?status.code(), "could not record key usage; keeping it for the next attempt");
             let mut counts = self.counts.lock().expect("usage lock poisoned");
             for (key, count) in taken {

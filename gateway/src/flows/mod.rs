@@ -4,5 +4,6 @@
 
 pub mod access;
 pub mod goals;
+pub mod keys;
 pub mod stats;
 pub mod teams;

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use common::access::Plan;
-use common::bus::Change;
 use common::secret::Digest;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
@@ -14,7 +13,7 @@ use serde_json::json;
 
 use crate::envelope::{Body, Path, created, ok};
 use crate::error::{ApiError, ApiResult};
-use crate::flows::teams::{memberships, team_id};
+use crate::flows::teams::{self, TeamOfUser};
 use crate::session::{COOKIE, SessionUser, SigningIn, cookie_attributes};
 use crate::state::AppState;
 use crate::time::rfc3339;
@@ -134,16 +133,13 @@ pub async fn me(session: SessionUser) -> impl IntoResponse {
     ok(views::user(&session.user))
 }
 
-async fn settings(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<popb::TeamSettings>> {
-    Ok(state.policy.clone().get_team_settings(popb::GetTeamSettingsRequest { team_ids }).await?.into_inner().teams)
+fn team_view(team: &TeamOfUser) -> serde_json::Value {
+    views::team(&team.membership, team.settings.as_ref())
 }
 
 pub async fn list_teams(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
-    let memberships = memberships(&state, &session.user.id).await?;
-    let settings = settings(&state, memberships.iter().map(|m| team_id(m).to_owned()).collect()).await?;
-    let teams: Vec<_> =
-        memberships.iter().map(|m| views::team(m, settings.iter().find(|s| s.team_id == team_id(m)))).collect();
-    Ok(ok(teams).into_response())
+    let teams = teams::teams_of(&state, &session.user.id).await?;
+    Ok(ok(teams.iter().map(team_view).collect::<Vec<_>>()).into_response())
 }
 
 #[derive(Deserialize)]
@@ -157,14 +153,8 @@ pub async fn create_team(
     session: SessionUser,
     Body(body): Body<CreateTeamBody>,
 ) -> ApiResult<Response> {
-    let membership = state
-        .identity
-        .clone()
-        .create_team(idpb::CreateTeamRequest { user_id: session.user.id, name: body.name })
-        .await?
-        .into_inner();
-    let settings = settings(&state, vec![team_id(&membership).to_owned()]).await?;
-    Ok(created(views::team(&membership, settings.first())).into_response())
+    let team = teams::create_team(&state, session.user.id, body.name).await?;
+    Ok(created(team_view(&team)).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -207,25 +197,11 @@ pub async fn set_plan(
     if overrides.requests_per_minute == Some(0) {
         return Err(Error::validation("overrides.requests_per_minute must be at least 1").into());
     }
-    state.identity.clone().get_team(idpb::GetTeamRequest { team_id: team_id.clone() }).await?;
-    let settings = state
-        .policy
-        .clone()
-        .set_plan(popb::SetPlanRequest {
-            team_id,
-            plan: popb::Plan::from(body.plan) as i32,
-            overrides: Some(popb::LimitOverrides {
-                requests_per_minute: overrides.requests_per_minute,
-                requests_per_month: overrides.requests_per_month,
-                mcp_calls_per_day: overrides.mcp_calls_per_day,
-            }),
-        })
-        .await?
-        .into_inner();
-    let details = json!({ "plan": views::plan(settings.plan), "overrides": views::team_settings(&settings).overrides });
-    if let Some(cache) = &state.keys {
-        cache.forget(Change::Team(settings.team_id.clone()));
-    }
-    crate::flows::teams::audit(&state, &settings.team_id, "operator", "team.plan_changed", &details).await?;
+    let overrides = popb::LimitOverrides {
+        requests_per_minute: overrides.requests_per_minute,
+        requests_per_month: overrides.requests_per_month,
+        mcp_calls_per_day: overrides.mcp_calls_per_day,
+    };
+    let settings = teams::set_plan(&state, team_id, body.plan, overrides).await?;
     Ok(ok(views::team_settings(&settings)).into_response())
 }

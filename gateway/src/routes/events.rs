@@ -121,6 +121,6 @@ pub async fn ingest(
     let stored = state.events.ingest(event).await?;
     let mut response = ok(json!({ "stored": stored })).into_response();
     *response.status_mut() = StatusCode::ACCEPTED;
-    response.extensions_mut().insert(crate::QuietLog);
+    response.extensions_mut().insert(crate::request_log::QuietLog);
     Ok(response)
 }

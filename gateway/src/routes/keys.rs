@@ -1,32 +1,23 @@
-//! The dashboard's API keys: list, create, edit, rotate, revoke, and each key's usage.
+//! The dashboard's API keys: list, create, edit, rotate, revoke, and each key's usage. Parses
+//! the bodies into `common::access` types, calls `flows::keys`, renders.
 
-use crate::apikey::ApiKeySecret;
-use crate::envelope::{Body, Path, RawBody, created, ok};
-use crate::error::{ApiError, ApiResult};
-use crate::flows::teams::{memberships, team_id};
-use crate::session::SessionUser;
-use crate::state::AppState;
-use crate::time::rfc3339;
-use crate::views;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use common::access::{Grant, Scope};
-use common::bus::Change;
-use common::{Error, ErrorCode};
-use proto::identity::v1 as idpb;
-use proto::policy::v1 as popb;
+use common::Error;
+use common::access::{GracePeriod, Grant, KeyName, KeyTeams, Scope};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::envelope::{Body, Params, Path, RawBody, created, ok};
+use crate::error::ApiResult;
+use crate::flows::keys::{self, IssuedKey, KeyChange, NewKey};
+use crate::session::SessionUser;
+use crate::state::AppState;
+use crate::views;
+
 pub async fn list_keys(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
-    let keys = state
-        .identity
-        .clone()
-        .list_api_keys(idpb::ListApiKeysRequest { user_id: session.user.id })
-        .await?
-        .into_inner()
-        .keys;
+    let keys = keys::list(&state, session.user.id).await?;
     Ok(ok(keys.iter().map(views::api_key).collect::<Vec<_>>()).into_response())
 }
 
@@ -82,70 +73,26 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn grant(permissions: PermissionsBody) -> ApiResult<idpb::KeyGrant> {
-    let grant = match permissions {
+fn grant(permissions: PermissionsBody) -> ApiResult<Grant> {
+    Ok(match permissions {
         PermissionsBody::Full(_) => Grant::Full,
         PermissionsBody::Scopes(scopes) => Grant::scopes(scopes)?,
-    };
-    Ok(grant.to_proto())
+    })
 }
 
-fn key_name(name: &str) -> ApiResult<()> {
-    if !(1..=64).contains(&name.trim().chars().count()) {
-        return Err(Error::validation("name: must be 1–64 characters after trimming").into());
-    }
-    Ok(())
+fn key_teams(teams: TeamsBody) -> ApiResult<KeyTeams> {
+    Ok(match teams {
+        TeamsBody::All(_) => KeyTeams::All,
+        TeamsBody::Only(ids) => KeyTeams::only(ids)?,
+    })
 }
 
-fn key_teams(teams: TeamsBody) -> ApiResult<idpb::KeyTeams> {
-    match teams {
-        TeamsBody::All(_) => Ok(idpb::KeyTeams { all: true, team_ids: vec![] }),
-        TeamsBody::Only(ids) if ids.is_empty() => {
-            Err(Error::validation("teams: must be \"all\" or a non-empty list of team ids").into())
-        }
-        TeamsBody::Only(mut ids) => {
-            ids.sort();
-            ids.dedup();
-            Ok(idpb::KeyTeams { all: false, team_ids: ids })
-        }
-    }
-}
-
-/// The rules for a key's grant and teams (docs/behaviour.md#api-keys), at creation and at every edit.
-async fn check_key_rules(
-    state: &AppState,
-    user_id: &str,
-    grant: &idpb::KeyGrant,
-    teams: &idpb::KeyTeams,
-) -> ApiResult<()> {
-    let memberships = memberships(state, user_id).await?;
-    let team_roles: Vec<idpb::TeamRole> = memberships
-        .iter()
-        .filter(|m| teams.all || teams.team_ids.iter().any(|id| id == team_id(m)))
-        .map(|m| idpb::TeamRole { team_id: team_id(m).to_owned(), role: m.role })
-        .collect();
-    if let Some(missing) = teams.team_ids.iter().find(|id| !team_roles.iter().any(|t| &t.team_id == *id)) {
-        return Err(Error::forbidden(format!("you are not a member of team {missing}")).into());
-    }
-    let decision = state
-        .policy
-        .clone()
-        .check_key_creation(popb::CheckKeyCreationRequest {
-            grant: Some(grant.clone()),
-            teams: team_roles,
-            teams_selected: !teams.all,
-        })
-        .await?
-        .into_inner();
-    if decision.allowed {
-        return Ok(());
-    }
-    let code = match popb::DenyReason::try_from(decision.reason) {
-        Ok(popb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
-        Ok(popb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
-        _ => ErrorCode::Forbidden,
-    };
-    Err(ApiError::new(code, decision.message))
+/// A new secret, shown this once and never cached.
+fn issued(issued: IssuedKey) -> Response {
+    let body = json!({ "key": issued.secret.expose(), "api_key": views::api_key(&issued.key) });
+    let mut response = created(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 pub async fn create_key(
@@ -153,29 +100,14 @@ pub async fn create_key(
     session: SessionUser,
     Body(body): Body<CreateKeyBody>,
 ) -> ApiResult<Response> {
-    key_name(&body.name)?;
-    let grant = grant(body.permissions)?;
-    let teams = key_teams(body.teams)?;
-    check_key_rules(&state, &session.user.id, &grant, &teams).await?;
-    let secret = ApiKeySecret::generate();
-    let key = state
-        .identity
-        .clone()
-        .create_api_key(idpb::CreateApiKeyRequest {
-            user_id: session.user.id,
-            name: body.name,
-            grant: Some(grant),
-            teams: Some(teams),
-            secret_digest: secret.digest().as_bytes().to_vec(),
-            hint: secret.hint(),
-            expires_at_unix_ms: body.expires_at.as_deref().map(expiry).transpose()?,
-            allowed_ips: body.allowed_ips.unwrap_or_default(),
-        })
-        .await?
-        .into_inner();
-    let mut response = created(json!({ "key": secret.expose(), "api_key": views::api_key(&key) })).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    let new = NewKey {
+        name: KeyName::parse(&body.name)?,
+        grant: grant(body.permissions)?,
+        teams: key_teams(body.teams)?,
+        expires_at: body.expires_at.as_deref().map(expiry).transpose()?,
+        allowed_ips: body.allowed_ips.unwrap_or_default(),
+    };
+    Ok(issued(keys::create(&state, session.user.id, new).await?))
 }
 
 #[derive(Deserialize)]
@@ -201,46 +133,15 @@ pub async fn update_key(
     Path(key_id): Path<String>,
     Body(body): Body<UpdateKeyBody>,
 ) -> ApiResult<Response> {
-    if let Some(name) = &body.name {
-        key_name(name)?;
-    }
-    let new_expiry = match &body.expires_at {
-        None => None,
-        Some(at) => Some(idpb::KeyExpiry { at_unix_ms: at.as_deref().map(expiry).transpose()? }),
+    let change = KeyChange {
+        name: body.name.as_deref().map(KeyName::parse).transpose()?,
+        expires_at: body.expires_at.map(|at| at.as_deref().map(expiry).transpose()).transpose()?,
+        grant: body.permissions.map(grant).transpose()?,
+        teams: body.teams.map(key_teams).transpose()?,
+        allowed_ips: body.allowed_ips.map(Option::unwrap_or_default),
     };
-    let new_grant = body.permissions.map(grant).transpose()?;
-    let new_teams = body.teams.map(key_teams).transpose()?;
-    if new_grant.is_some() || new_teams.is_some() {
-        let current = own_key(&state, &session.user.id, &key_id).await?;
-        let grant = new_grant.clone().or(current.grant).unwrap_or_default();
-        let teams = new_teams.clone().or(current.teams).unwrap_or_default();
-        check_key_rules(&state, &session.user.id, &grant, &teams).await?;
-    }
-    let key = state
-        .identity
-        .clone()
-        .update_api_key(idpb::UpdateApiKeyRequest {
-            user_id: session.user.id,
-            key_id,
-            name: body.name,
-            grant: new_grant,
-            teams: new_teams,
-            expiry: new_expiry,
-            allowed_ips: body.allowed_ips.map(|list| idpb::KeyAllowedIps { cidrs: list.unwrap_or_default() }),
-        })
-        .await?
-        .into_inner();
-    if let Some(cache) = &state.keys {
-        cache.forget(Change::Key(key.id.clone()));
-    }
+    let key = keys::edit(&state, session.user.id, key_id, change).await?;
     Ok(ok(views::api_key(&key)).into_response())
-}
-
-/// One of the user's keys as it stands; NOT_FOUND for anyone else's.
-async fn own_key(state: &AppState, user_id: &str, key_id: &str) -> ApiResult<idpb::ApiKey> {
-    let request = idpb::ListApiKeysRequest { user_id: user_id.to_owned() };
-    let keys = state.identity.clone().list_api_keys(request).await?.into_inner().keys;
-    Ok(keys.into_iter().find(|k| k.id == key_id).ok_or_else(|| Error::not_found("API key"))?)
 }
 
 #[derive(Deserialize)]
@@ -252,7 +153,7 @@ pub struct RotateKeyBody {
 }
 
 fn a_day() -> i64 {
-    86_400
+    GracePeriod::A_DAY.seconds()
 }
 
 /// A new secret for a key; the old one keeps working for the grace period (README, "API keys").
@@ -263,33 +164,11 @@ pub async fn rotate_key(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     // The body is optional: none at all means every default.
-    let grace_period_seconds =
-        if body.is_empty() { a_day() } else { crate::envelope::parse::<RotateKeyBody>(&body)?.grace_period_seconds };
-    if !(0..=604_800).contains(&grace_period_seconds) {
-        return Err(Error::validation("grace_period_seconds: must be 0 to 604800").into());
-    }
-    let old = own_key(&state, &session.user.id, &key_id).await?;
-    // The new key reaches what the old one does: the team's rules are those of a new key.
-    check_key_rules(&state, &session.user.id, &old.grant.unwrap_or_default(), &old.teams.unwrap_or_default()).await?;
-    let secret = ApiKeySecret::generate();
-    let key = state
-        .identity
-        .clone()
-        .rotate_api_key(idpb::RotateApiKeyRequest {
-            user_id: session.user.id,
-            key_id,
-            grace_period_seconds,
-            secret_digest: secret.digest().as_bytes().to_vec(),
-            hint: secret.hint(),
-        })
-        .await?
-        .into_inner();
-    if let Some(cache) = &state.keys {
-        cache.forget(Change::Key(old.id));
-    }
-    let mut response = created(json!({ "key": secret.expose(), "api_key": views::api_key(&key) })).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    let grace = match body.is_empty() {
+        true => GracePeriod::A_DAY,
+        false => GracePeriod::from_seconds(crate::envelope::parse::<RotateKeyBody>(&body)?.grace_period_seconds)?,
+    };
+    Ok(issued(keys::rotate(&state, session.user.id, key_id, grace).await?))
 }
 
 #[derive(Deserialize)]
@@ -308,27 +187,9 @@ pub async fn key_usage(
     State(state): State<AppState>,
     session: SessionUser,
     Path(key_id): Path<String>,
-    crate::envelope::Params(params): crate::envelope::Params<UsageParams>,
+    Params(params): Params<UsageParams>,
 ) -> ApiResult<Response> {
-    let request = idpb::GetKeyUsageRequest { user_id: session.user.id, key_id, days: params.days };
-    let counts = state.identity.clone().get_key_usage(request).await?.into_inner().counts;
-    use crate::usage::DAY_MS;
-    let today = common::time::now_ms().div_euclid(DAY_MS);
-    let rows: Vec<_> = (today - params.days + 1..=today)
-        .map(|day| {
-            let of = |outcome: &str| {
-                counts.iter().filter(|c| c.day == day && c.outcome == outcome).map(|c| c.count).sum::<i64>()
-            };
-            json!({
-                "date": rfc3339(day * DAY_MS)[..10],
-                "success": of("success"),
-                "client_error": of("client_error"),
-                "rate_limited": of("rate_limited"),
-                "server_error": of("server_error"),
-            })
-        })
-        .collect();
-    Ok(ok(rows).into_response())
+    Ok(ok(keys::usage(&state, session.user.id, key_id, params.days).await?).into_response())
 }
 
 pub async fn revoke_key(
@@ -336,15 +197,6 @@ pub async fn revoke_key(
     session: SessionUser,
     Path(key_id): Path<String>,
 ) -> ApiResult<Response> {
-    let key = state
-        .identity
-        .clone()
-        .revoke_api_key(idpb::RevokeApiKeyRequest { user_id: session.user.id, key_id })
-        .await?
-        .into_inner();
-    // This replica forgets the key before answering; the others hear of it from identity.
-    if let Some(cache) = &state.keys {
-        cache.forget(Change::Key(key.id.clone()));
-    }
+    let key = keys::revoke(&state, session.user.id, key_id).await?;
     Ok(ok(views::api_key(&key)).into_response())
 }

@@ -13,12 +13,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::Keyed;
 use crate::auth::VerifiedKey;
 use crate::envelope::{Path, RawBody, parse_query, plausible};
 use crate::error::{ApiError, ApiResult};
 use crate::flows::access::authorized_website;
 use crate::flows::goals::{self, GoalType};
-use crate::routes::stats::dropin::{Keyed, PlausibleSitesMeta};
+use crate::routes::stats::dropin::PlausibleSitesMeta;
 use crate::rules;
 use crate::schema::always_true;
 use crate::state::AppState;
@@ -358,7 +359,7 @@ pub async fn plausible_delete_goal(
 pub async fn plausible_health(State(state): State<AppState>) -> Response {
     let mut analytics = state.analytics.clone();
     let probe = anpb::ListWebsitesRequest { team_ids: vec!["health-probe".to_owned()] };
-    let up = crate::reachable(async move { analytics.list_websites(probe).await.map(drop) }).await;
+    let up = crate::health::reachable(async move { analytics.list_websites(probe).await.map(drop) }).await;
     plausible(match up {
         true => Ok(json!({ "analytics": "ok" })),
         false => Err(Error::unavailable("analytics").into()),

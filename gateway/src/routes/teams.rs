@@ -3,11 +3,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use common::access::{ApiKeyPolicy, Role, Scope};
-use common::bus::Change;
-use common::{Error, ErrorCode};
-use proto::identity::v1 as idpb;
-use proto::policy::v1 as popb;
+use common::access::{ApiKeyPolicy, AuditLimit, Role, Scope};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -17,8 +13,8 @@ use utoipa_axum::routes;
 use crate::auth::Credentials;
 use crate::envelope::Success;
 use crate::envelope::{Body, Params, Path, RawBody, created, ok, parse_query};
-use crate::error::{ApiError, ApiResult};
-use crate::flows::teams::audit;
+use crate::error::ApiResult;
+use crate::flows::teams::{self, OtherMember};
 use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::views::{self, AuditEntry, Member, TeamSettings};
@@ -49,46 +45,17 @@ pub struct AuditParams {
 }
 
 async fn members(state: &AppState, team_id: String, actor: String) -> ApiResult<Response> {
-    let members = state
-        .identity
-        .clone()
-        .list_members(idpb::ListMembersRequest { team_id, actor_user_id: actor })
-        .await?
-        .into_inner()
-        .members;
+    let members = teams::members(state, team_id, actor).await?;
     Ok(ok(members.iter().map(views::member).collect::<Vec<_>>()).into_response())
 }
 
 async fn set_policy(state: &AppState, team_id: String, actor: &str, policy: ApiKeyPolicy) -> ApiResult<Response> {
-    let settings = state
-        .policy
-        .clone()
-        .set_api_key_policy(popb::SetApiKeyPolicyRequest {
-            team_id: team_id.clone(),
-            api_key_policy: popb::ApiKeyPolicy::from(policy) as i32,
-        })
-        .await?
-        .into_inner();
-    if let Some(cache) = &state.keys {
-        cache.forget(Change::Team(team_id.clone()));
-    }
-    let details = json!({ "api_key_policy": views::api_key_policy(settings.api_key_policy) });
-    audit(state, &team_id, actor, "team.api_key_policy_changed", &details).await?;
+    let settings = teams::set_key_policy(state, team_id, actor, policy).await?;
     Ok(ok(views::team_settings(&settings)).into_response())
 }
 
 async fn audit_log(state: &AppState, team_id: String, actor: String, limit: Option<u32>) -> ApiResult<Response> {
-    let limit = limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Error::validation("limit: must be between 1 and 1000").into());
-    }
-    let entries = state
-        .identity
-        .clone()
-        .list_audit(idpb::ListAuditRequest { team_id, actor_user_id: actor, limit })
-        .await?
-        .into_inner()
-        .entries;
+    let entries = teams::audit_log(state, team_id, actor, AuditLimit::parse(limit)?).await?;
     Ok(ok(entries.iter().map(views::audit_entry).collect::<Vec<_>>()).into_response())
 }
 
@@ -115,17 +82,7 @@ pub async fn add_member(
     Path(team_id): Path<String>,
     Body(body): Body<AddMemberBody>,
 ) -> ApiResult<Response> {
-    let member = state
-        .identity
-        .clone()
-        .add_member(idpb::AddMemberRequest {
-            team_id,
-            actor_user_id: session.user.id,
-            email: body.email,
-            role: idpb::Role::from(body.role) as i32,
-        })
-        .await?
-        .into_inner();
+    let member = teams::add_member(&state, team_id, session.user.id, body.email, body.role).await?;
     Ok(created(views::member(&member)).into_response())
 }
 
@@ -141,17 +98,7 @@ pub async fn change_role(
     Path((team_id, user_id)): Path<(String, String)>,
     Body(body): Body<RoleBody>,
 ) -> ApiResult<Response> {
-    let member = state
-        .identity
-        .clone()
-        .change_role(idpb::ChangeRoleRequest {
-            team_id,
-            actor_user_id: session.user.id,
-            user_id,
-            role: idpb::Role::from(body.role) as i32,
-        })
-        .await?
-        .into_inner();
+    let member = teams::change_role(&state, OtherMember { team_id, user_id }, session.user.id, body.role).await?;
     Ok(ok(views::member(&member)).into_response())
 }
 
@@ -160,11 +107,7 @@ pub async fn remove_member(
     session: SessionUser,
     Path((team_id, user_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    state
-        .identity
-        .clone()
-        .remove_member(idpb::RemoveMemberRequest { team_id, actor_user_id: session.user.id, user_id: user_id.clone() })
-        .await?;
+    teams::remove_member(&state, OtherMember { team_id, user_id: user_id.clone() }, session.user.id).await?;
     Ok(ok(json!({ "user_id": user_id, "removed": true })).into_response())
 }
 
@@ -174,22 +117,8 @@ pub async fn put_policy(
     Path(team_id): Path<String>,
     Body(body): Body<PolicyBody>,
 ) -> ApiResult<Response> {
-    owner_or_admin(&state, &team_id, &session.user.id).await?;
+    teams::owner_or_admin(&state, &team_id, &session.user.id).await?;
     set_policy(&state, team_id, &session.user.id, body.policy).await
-}
-
-/// Refuses (403) anyone but the team's owners and admins.
-async fn owner_or_admin(state: &AppState, team_id: &str, user_id: &str) -> ApiResult<()> {
-    let membership = state
-        .identity
-        .clone()
-        .get_membership(idpb::GetMembershipRequest { team_id: team_id.to_owned(), actor_user_id: user_id.to_owned() })
-        .await?
-        .into_inner();
-    if !matches!(idpb::Role::try_from(membership.role), Ok(idpb::Role::Owner | idpb::Role::Admin)) {
-        return Err(ApiError::new(ErrorCode::Forbidden, "only owners and admins of this team may do this"));
-    }
-    Ok(())
 }
 
 /// `GET /api/v1/teams/{id}/usage` (owners and admins): the team's plan and limits, and what each
@@ -199,38 +128,20 @@ pub async fn get_usage(
     session: SessionUser,
     Path(team_id): Path<String>,
 ) -> ApiResult<Response> {
-    owner_or_admin(&state, &team_id, &session.user.id).await?;
-    let members = state
-        .identity
-        .clone()
-        .list_members(idpb::ListMembersRequest { team_id: team_id.clone(), actor_user_id: session.user.id })
-        .await?
-        .into_inner()
-        .members;
-    let users: Vec<idpb::User> = members.into_iter().filter_map(|m| m.user).collect();
-    let user_ids = users.iter().map(|u| u.id.clone()).collect();
-    let (mut settings_client, mut usage_client) = (state.policy.clone(), state.policy.clone());
-    let (settings, usage) = tokio::try_join!(
-        settings_client.get_team_settings(popb::GetTeamSettingsRequest { team_ids: vec![team_id] }),
-        usage_client.get_usage(popb::GetUsageRequest { user_ids }),
-    )?;
-    let settings = settings.into_inner().teams.into_iter().next().unwrap_or_default();
-    let usage = usage.into_inner();
-    let used: std::collections::HashMap<&str, &popb::UserUsage> =
-        usage.users.iter().map(|u| (u.user_id.as_str(), u)).collect();
-    let rows: Vec<Value> = users
+    let usage = teams::usage(&state, team_id, session.user.id).await?;
+    let rows: Vec<Value> = usage
+        .members
         .iter()
         .map(|m| {
-            let u = used.get(m.id.as_str()).copied().cloned().unwrap_or_default();
             json!({
-                "user_id": m.id,
-                "email": m.email,
-                "requests_this_month": u.requests_this_month,
-                "mcp_calls_today": u.mcp_calls_today,
+                "user_id": m.user.id,
+                "email": m.user.email,
+                "requests_this_month": m.usage.requests_this_month,
+                "mcp_calls_today": m.usage.mcp_calls_today,
             })
         })
         .collect();
-    let settings = views::team_settings(&settings);
+    let settings = views::team_settings(&usage.settings);
     Ok(ok(json!({
         "plan": settings.plan,
         "limits": settings.limits,

@@ -46,6 +46,15 @@ impl Role {
         matches!(self, Role::Owner | Role::Admin)
     }
 
+    /// Refuses (403) a role that does not manage the team: identity's member rules and the
+    /// gateway's team-settings routes give the same answer.
+    pub fn require_admin(self) -> Result<(), Error> {
+        match self.is_admin() {
+            true => Ok(()),
+            false => Err(Error::forbidden("only owners and admins of this team may do this")),
+        }
+    }
+
     pub fn from_proto(value: i32) -> Result<Role, Error> {
         match idpb::Role::try_from(value) {
             Ok(idpb::Role::Owner) => Ok(Role::Owner),
@@ -293,6 +302,33 @@ pub enum KeyTeams {
 }
 
 impl KeyTeams {
+    /// A fixed list of teams: at least one; a team named twice counts once.
+    pub fn only(team_ids: impl IntoIterator<Item = String>) -> Result<KeyTeams, Error> {
+        let ids: BTreeSet<String> = team_ids.into_iter().collect();
+        if ids.is_empty() {
+            return Err(Error::invalid("teams", "must be \"all\" or a non-empty list of team ids"));
+        }
+        Ok(KeyTeams::Only(ids))
+    }
+
+    /// Whether the key selects the team.
+    pub fn selects(&self, team_id: &str) -> bool {
+        match self {
+            KeyTeams::All => true,
+            KeyTeams::Only(ids) => ids.contains(team_id),
+        }
+    }
+
+    /// Refuses (403) a fixed list that names a team the key's owner is not a member of.
+    pub fn check_member_of(&self, is_member: impl Fn(&str) -> bool) -> Result<(), Error> {
+        if let KeyTeams::Only(ids) = self
+            && let Some(missing) = ids.iter().find(|id| !is_member(id))
+        {
+            return Err(Error::forbidden(format!("you are not a member of team {missing}")));
+        }
+        Ok(())
+    }
+
     pub fn to_proto(&self) -> idpb::KeyTeams {
         match self {
             KeyTeams::All => idpb::KeyTeams { all: true, team_ids: vec![] },
@@ -305,10 +341,7 @@ impl KeyTeams {
         if teams.all {
             return Ok(KeyTeams::All);
         }
-        if teams.team_ids.is_empty() {
-            return Err(Error::validation("teams must be \"all\" or a non-empty list of team ids"));
-        }
-        Ok(KeyTeams::Only(teams.team_ids.iter().cloned().collect()))
+        KeyTeams::only(teams.team_ids.iter().cloned())
     }
 }
 
@@ -330,6 +363,96 @@ impl TeamRole {
 
     pub fn list_from_proto(teams: &[idpb::TeamRole]) -> Result<Vec<TeamRole>, Error> {
         teams.iter().map(TeamRole::from_proto).collect()
+    }
+}
+
+/// A key's name: 1–64 characters once trimmed, on one line. The dashboard's routes parse it
+/// before any other check (a bad name is a 400 before a policy's 403), identity again before it
+/// stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName(String);
+
+impl KeyName {
+    pub fn parse(name: &str) -> Result<KeyName, Error> {
+        let name = name.trim();
+        crate::text::check_line("name", name)?;
+        if !(1..=64).contains(&name.chars().count()) {
+            return Err(Error::invalid("name", "must be 1–64 characters after trimming"));
+        }
+        Ok(KeyName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The longest a key may be set to live, from now.
+pub const MAX_KEY_LIFETIME_MS: i64 = 366 * 24 * 60 * 60 * 1000;
+
+/// An expiry a key may be given at `now` (unix ms): in the future and at most 366 days ahead;
+/// `None` is never.
+pub fn key_expiry(at: Option<i64>, now: i64) -> Result<Option<i64>, Error> {
+    match at {
+        Some(at) if at <= now || at > now + MAX_KEY_LIFETIME_MS => {
+            Err(Error::invalid("expires_at", "must be in the future and at most 366 days ahead"))
+        }
+        at => Ok(at),
+    }
+}
+
+/// How long a rotated key keeps working: 0 to 604800 seconds (a week).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GracePeriod {
+    seconds: i64,
+}
+
+impl GracePeriod {
+    /// The grace period of a rotation that names none.
+    pub const A_DAY: GracePeriod = GracePeriod { seconds: 86_400 };
+    const MAX_SECONDS: i64 = 7 * 86_400;
+
+    pub fn from_seconds(seconds: i64) -> Result<GracePeriod, Error> {
+        if !(0..=Self::MAX_SECONDS).contains(&seconds) {
+            return Err(Error::invalid("grace_period_seconds", "must be 0 to 604800"));
+        }
+        Ok(GracePeriod { seconds })
+    }
+
+    pub fn seconds(self) -> i64 {
+        self.seconds
+    }
+
+    pub fn millis(self) -> i64 {
+        self.seconds * 1000
+    }
+}
+
+/// How many audit-log entries to read: 1 to 1000, 100 unless asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditLimit(u32);
+
+impl AuditLimit {
+    pub const MAX: u32 = 1000;
+
+    pub fn parse(asked: Option<u32>) -> Result<AuditLimit, Error> {
+        match asked.unwrap_or(100) {
+            limit @ 1..=Self::MAX => Ok(AuditLimit(limit)),
+            _ => Err(Error::invalid("limit", "must be between 1 and 1000")),
+        }
+    }
+
+    /// A limit from a caller that was not checked (a gRPC request): brought into the range.
+    pub fn clamped(limit: u32) -> AuditLimit {
+        AuditLimit(limit.clamp(1, Self::MAX))
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
     }
 }
 
@@ -357,5 +480,57 @@ mod tests {
         assert!(write_only.allows(Scope::Write));
         assert!(!write_only.allows(Scope::Read));
         assert!(!write_only.allows(Scope::Admin));
+    }
+
+    #[test]
+    fn a_key_name_is_trimmed_and_holds_1_to_64_characters_on_one_line() {
+        assert_eq!(KeyName::parse("  ci  ").unwrap().as_str(), "ci");
+        assert_eq!(KeyName::parse(&"é".repeat(64)).unwrap().as_str().chars().count(), 64);
+        for bad in ["", "   ", &"a".repeat(65), "a\tb"] {
+            assert_eq!(KeyName::parse(bad).unwrap_err().field.as_deref(), Some("name"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_fixed_team_list_is_not_empty_and_names_only_the_owners_teams() {
+        assert!(KeyTeams::only(Vec::new()).is_err());
+        let teams = KeyTeams::only(["t2".to_owned(), "t1".to_owned(), "t2".to_owned()]).unwrap();
+        assert_eq!(teams.to_proto().team_ids, ["t1", "t2"]);
+        assert!(teams.check_member_of(|id| id != "t3").is_ok());
+        let refused = teams.check_member_of(|id| id == "t1").unwrap_err();
+        assert_eq!(refused.message, "you are not a member of team t2");
+        assert!(KeyTeams::All.check_member_of(|_| false).is_ok());
+    }
+
+    #[test]
+    fn an_expiry_is_in_the_future_and_at_most_366_days_ahead() {
+        let now = 1_000_000;
+        assert_eq!(key_expiry(None, now).unwrap(), None);
+        assert_eq!(key_expiry(Some(now + MAX_KEY_LIFETIME_MS), now).unwrap(), Some(now + MAX_KEY_LIFETIME_MS));
+        assert!(key_expiry(Some(now), now).is_err());
+        assert!(key_expiry(Some(now + MAX_KEY_LIFETIME_MS + 1), now).is_err());
+    }
+
+    #[test]
+    fn a_grace_period_lasts_at_most_a_week() {
+        assert_eq!(GracePeriod::from_seconds(604_800).unwrap().millis(), 604_800_000);
+        assert!(GracePeriod::from_seconds(604_801).is_err());
+        assert!(GracePeriod::from_seconds(-1).is_err());
+    }
+
+    #[test]
+    fn only_owners_and_admins_manage_a_team() {
+        assert!(Role::Owner.require_admin().is_ok());
+        assert!(Role::Admin.require_admin().is_ok());
+        assert_eq!(Role::Member.require_admin().unwrap_err().code, crate::ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn an_audit_limit_is_1_to_1000_and_100_unless_asked() {
+        assert_eq!(AuditLimit::parse(None).unwrap().get(), 100);
+        assert_eq!(AuditLimit::parse(Some(1000)).unwrap().get(), 1000);
+        assert!(AuditLimit::parse(Some(0)).is_err());
+        assert!(AuditLimit::parse(Some(1001)).is_err());
+        assert_eq!(AuditLimit::clamped(5000).get(), 1000);
     }
 }

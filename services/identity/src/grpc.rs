@@ -1,7 +1,7 @@
 //! The gRPC edge: proto types in, domain calls, proto types out.
 
 use common::Error;
-use common::access::{Grant, KeyTeams};
+use common::access::{GracePeriod, Grant, KeyTeams};
 use common::secret::Digest;
 use proto::identity::v1 as pb;
 use proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
@@ -212,7 +212,7 @@ impl IdentityService for Identity {
         let rotation = KeyRotation {
             user_id: r.user_id,
             key_id: r.key_id,
-            grace_ms: r.grace_period_seconds.saturating_mul(1000),
+            grace: GracePeriod::from_seconds(r.grace_period_seconds)?,
             digest: digest(&r.secret_digest)?,
             hint: r.hint,
         };

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use common::access::{Grant, KeyTeams, Role, TeamRole};
+use common::access::{GracePeriod, Grant, KeyName, KeyTeams, Role, TeamRole, key_expiry};
 use common::bus::{Change, ChangeBus, announce};
 use common::db::{Backend, OpenError};
 use common::secret::{Digest, random_token};
@@ -38,13 +38,10 @@ pub struct NewApiKey {
 pub struct KeyRotation {
     pub user_id: String,
     pub key_id: String,
-    pub grace_ms: i64,
+    pub grace: GracePeriod,
     pub digest: Digest,
     pub hint: String,
 }
-
-/// The longest grace period of a rotated key: a week.
-const MAX_GRACE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 /// An edit of a key: each field, when present, replaces the key's.
 #[derive(Default)]
@@ -81,19 +78,6 @@ fn allowed_ips(list: Vec<String>) -> Result<Vec<String>> {
             Ok(net.trunc().to_string())
         })
         .collect()
-}
-
-/// The longest a key may be set to live, from now.
-const MAX_KEY_LIFETIME_MS: i64 = 366 * 24 * 60 * 60 * 1000;
-
-/// An expiry a key may be given now: in the future and at most 366 days ahead.
-fn key_expiry(at: Option<i64>, now: i64) -> Result<Option<i64>> {
-    match at {
-        Some(at) if at <= now || at > now + MAX_KEY_LIFETIME_MS => {
-            Err(Error::validation("expires_at: must be in the future and at most 366 days ahead"))
-        }
-        at => Ok(at),
-    }
 }
 
 #[derive(Clone)]
@@ -337,19 +321,10 @@ impl Identity {
         self.store.team(team_id).await?.ok_or_else(|| Error::not_found("team"))
     }
 
-    /// The user's teams a key selects, after checking that a fixed list names only the user's
-    /// teams.
-    async fn key_team_ids(&self, user_id: &str, teams: &KeyTeams) -> Result<Vec<String>> {
+    /// Refuses a fixed list of teams that names one the user is not a member of.
+    async fn check_key_teams(&self, user_id: &str, teams: &KeyTeams) -> Result<()> {
         let memberships = self.store.memberships(user_id).await?;
-        match teams {
-            KeyTeams::All => Ok(memberships.into_iter().map(|m| m.team.id).collect()),
-            KeyTeams::Only(ids) => {
-                if let Some(missing) = ids.iter().find(|id| !memberships.iter().any(|m| &&m.team.id == id)) {
-                    return Err(Error::forbidden(format!("you are not a member of team {missing}")));
-                }
-                Ok(ids.iter().cloned().collect())
-            }
-        }
+        teams.check_member_of(|id| memberships.iter().any(|m| m.team.id == id))
     }
 
     /// Records a key event in the audit log of every team the key selects that its owner is
@@ -362,11 +337,7 @@ impl Identity {
     /// [`Self::audit_key`] with details of the caller's.
     async fn audit_key_with(&self, key: &ApiKey, action: &str, details: &serde_json::Value) -> Result<()> {
         for membership in self.store.memberships(&key.user_id).await? {
-            let selected = match &key.teams {
-                KeyTeams::All => true,
-                KeyTeams::Only(ids) => ids.contains(&membership.team.id),
-            };
-            if selected {
+            if key.teams.selects(&membership.team.id) {
                 self.audit(&membership.team.id, &key.user_id, action, &key.id, details).await?;
             }
         }
@@ -374,11 +345,11 @@ impl Identity {
     }
 
     pub async fn create_api_key(&self, new: NewApiKey) -> Result<ApiKey> {
-        let name = trimmed_len(&new.name, "name", 1, 64)?;
+        let name = KeyName::parse(&new.name)?.into_string();
         let now = now_ms();
         let expires_at = key_expiry(new.expires_at, now)?;
         let allowed_ips = allowed_ips(new.allowed_ips)?;
-        self.key_team_ids(&new.user_id, &new.teams).await?;
+        self.check_key_teams(&new.user_id, &new.teams).await?;
         let key = ApiKey {
             id: new_id(),
             user_id: new.user_id,
@@ -419,7 +390,7 @@ impl Identity {
             return Err(Error::new(ErrorCode::Conflict, "a revoked key cannot be edited"));
         }
         if let Some(name) = edit.name {
-            key.name = trimmed_len(&name, "name", 1, 64)?;
+            key.name = KeyName::parse(&name)?.into_string();
         }
         if let Some(list) = edit.allowed_ips {
             key.allowed_ips = allowed_ips(list)?;
@@ -431,7 +402,7 @@ impl Identity {
             key.grant = grant;
         }
         if let Some(teams) = edit.teams {
-            self.key_team_ids(user_id, &teams).await?;
+            self.check_key_teams(user_id, &teams).await?;
             key.teams = teams;
         }
         self.store.update_api_key(&key).await?;
@@ -441,12 +412,9 @@ impl Identity {
     }
 
     /// A new secret for a key: the new key takes the old one's name, grant, teams and expiry; the
-    /// old one keeps working for `grace_ms`, then reads as revoked (reason `rotated`). Returns the
+    /// old one keeps working for its grace period, then reads as revoked (reason `rotated`). Returns the
     /// new key.
     pub async fn rotate_api_key(&self, rotation: KeyRotation) -> Result<ApiKey> {
-        if !(0..=MAX_GRACE_MS).contains(&rotation.grace_ms) {
-            return Err(Error::validation("grace_period_seconds: must be 0 to 604800"));
-        }
         let mut old = self.own_key(&rotation.user_id, &rotation.key_id).await?;
         if old.revoked_at.is_some() || old.rotated_to.is_some() {
             return Err(Error::new(ErrorCode::Conflict, "only an active key that was not rotated yet can be rotated"));
@@ -460,7 +428,7 @@ impl Identity {
             rotated_from: Some(old.id.clone()),
             ..old.clone()
         };
-        let retires_at = now + rotation.grace_ms;
+        let retires_at = now + rotation.grace.millis();
         if !self.store.rotate_api_key(&old, &new, &self.hasher.stored(&rotation.digest), retires_at).await? {
             return Err(Error::new(ErrorCode::Conflict, "the key was rotated or revoked meanwhile"));
         }

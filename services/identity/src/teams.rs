@@ -1,6 +1,6 @@
 //! Team membership rules and the audit log (docs/behaviour.md#teams-and-members).
 
-use common::access::Role;
+use common::access::{AuditLimit, Role};
 use common::bus::{Change, announce};
 use common::time::now_ms;
 use common::{Error, ErrorCode, Result};
@@ -22,9 +22,7 @@ impl Identity {
 
     async fn admin_role_in(&self, team_id: &str, actor: &str) -> Result<Role> {
         let role = self.role_in(team_id, actor).await?;
-        if !role.is_admin() {
-            return Err(Error::forbidden("only owners and admins of this team may do this"));
-        }
+        role.require_admin()?;
         Ok(role)
     }
 
@@ -151,6 +149,6 @@ impl Identity {
 
     pub async fn list_audit(&self, team_id: &str, actor: &str, limit: u32) -> Result<Vec<AuditEntry>> {
         self.admin_role_in(team_id, actor).await?;
-        self.store.audit(team_id, limit.clamp(1, 1000)).await
+        self.store.audit(team_id, AuditLimit::clamped(limit).get()).await
     }
 }

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::invalid;
 use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, v1};
 use super::plausible_v2::{QueryResult, V2Body, v2};
-use crate::auth::Credentials;
+use crate::auth::Keyed;
 use crate::envelope::{RawBody, parse_query, plausible};
 use crate::error::ApiError;
 use crate::flows::access::{authorized_website, reachable_websites};
@@ -30,9 +30,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plausible_query))
         .routes(routes!(plausible_sites))
 }
-
-/// Credentials whose absence is answered in Plausible's error shape too.
-pub(crate) type Keyed = Result<Credentials, ApiError>;
 
 /// An unknown route under the drop-in's mount, in Plausible's error shape.
 pub async fn plausible_not_found(method: axum::http::Method, OriginalUri(uri): OriginalUri) -> Response {

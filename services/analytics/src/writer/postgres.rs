@@ -101,111 +101,128 @@ impl Db {
             .map_err(Error::internal)
     }
 
+    /// The batch's events, visits and pending roll-ups, in the caller's transaction.
     pub async fn write(&mut self, rows: &Rows<'_>) -> Result<()> {
         self.with(async |conn| {
-            let events = rows.events;
-            let text = |f: fn(&crate::store::NewEvent) -> &str| events.iter().map(|e| f(e)).collect::<Vec<_>>();
-            sqlx::query(&format!(
-                "INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM UNNEST({}, $28::int8[], $29::int8[])",
-                casts(&["text", "text", "int8"], 24)
-            ))
-            .bind(text(|e| &e.id))
-            .bind(text(|e| &e.website_id))
-            .bind(events.iter().map(|e| e.ts).collect::<Vec<_>>())
-            .bind(text(|e| &e.name))
-            .bind(text(|e| &e.pathname))
-            .bind(text(|e| &e.referrer_host))
-            .bind(text(|e| &e.visitor_id))
-            .bind(text(|e| &e.visit.country))
-            .bind(text(|e| &e.props))
-            .bind(events.iter().map(|e| e.revenue_amount.as_deref()).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.revenue_currency.as_deref()).collect::<Vec<_>>())
-            .bind(text(|e| &e.visit_id))
-            .bind(text(|e| &e.visit.entry_page))
-            .bind(text(|e| &e.visit.source))
-            .bind(text(|e| &e.visit.utm_source))
-            .bind(text(|e| &e.visit.utm_medium))
-            .bind(text(|e| &e.visit.utm_campaign))
-            .bind(text(|e| &e.visit.browser))
-            .bind(text(|e| &e.visit.os))
-            .bind(text(|e| &e.visit.device))
-            .bind(text(|e| &e.hostname))
-            .bind(text(|e| &e.visit.referrer))
-            .bind(text(|e| &e.visit.channel))
-            .bind(text(|e| &e.visit.utm_content))
-            .bind(text(|e| &e.visit.utm_term))
-            .bind(text(|e| &e.visit.browser_version))
-            .bind(text(|e| &e.visit.os_version))
-            .bind(events.iter().map(|e| e.scroll_depth).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.engagement_ms).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-            let visits = rows.visits;
-            let text = |f: fn(&Visit) -> &str| visits.iter().map(f).collect::<Vec<_>>();
-            let int = |f: fn(&Visit) -> i64| visits.iter().map(f).collect::<Vec<_>>();
-            sqlx::query(&format!(
-                // The key holds the start, the partition key (migration 0012): the visit's
-                // partition is the only one searched for the conflict.
-                "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}, $24::int8[]) \
-                 ON CONFLICT (id, start_ts) {VISIT_UPDATE}",
-                casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 16)
-            ))
-            .bind(text(|v| &v.id))
-            .bind(text(|v| &v.website_id))
-            .bind(text(|v| &v.visitor_id))
-            .bind(int(|v| v.start_ts))
-            .bind(int(|v| v.last_ts))
-            .bind(int(|v| v.pageviews))
-            .bind(int(|v| v.events))
-            .bind(text(|v| &v.attributes.entry_page))
-            .bind(text(|v| &v.exit_page))
-            .bind(text(|v| &v.attributes.source))
-            .bind(text(|v| &v.attributes.utm_source))
-            .bind(text(|v| &v.attributes.utm_medium))
-            .bind(text(|v| &v.attributes.utm_campaign))
-            .bind(text(|v| &v.attributes.country))
-            .bind(text(|v| &v.attributes.browser))
-            .bind(text(|v| &v.attributes.os))
-            .bind(text(|v| &v.attributes.device))
-            .bind(text(|v| &v.attributes.referrer))
-            .bind(text(|v| &v.attributes.channel))
-            .bind(text(|v| &v.attributes.utm_content))
-            .bind(text(|v| &v.attributes.utm_term))
-            .bind(text(|v| &v.attributes.browser_version))
-            .bind(text(|v| &v.attributes.os_version))
-            .bind(int(|v| v.alive_ts))
-            .execute(&mut *conn)
-            .await?;
-            // In the order given (sorted), so that two writers lock shared rows in the same order.
-            for (days, on_conflict) in [(&rows.closed_days, PENDING_CLOSED), (&rows.open_days, PENDING_OPEN)] {
-                let (sites, days) = columns(days);
-                if sites.is_empty() {
-                    continue;
-                }
-                sqlx::query(&format!(
-                    "INSERT INTO rollup_pending (website_id, day, version) \
-                     SELECT website_id, day, 1 FROM UNNEST($1::text[], $2::int8[]) AS t (website_id, day) {on_conflict}"
-                ))
-                .bind(&sites)
-                .bind(&days)
-                .execute(&mut *conn)
-                .await?;
-            }
-            let (sites, days) = columns(&rows.closed_days);
-            if !sites.is_empty() {
-                sqlx::query(
-                    "DELETE FROM rollup_days WHERE (website_id, day) IN \
-                     (SELECT * FROM UNNEST($1::text[], $2::int8[]))",
-                )
-                .bind(&sites)
-                .bind(&days)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Ok(())
+            insert_events(conn, rows.events).await?;
+            upsert_visits(conn, rows.visits).await?;
+            mark_pending(conn, rows).await
         })
         .await
     }
+}
+
+async fn insert_events(
+    conn: &mut PgConnection,
+    events: &[&crate::store::NewEvent],
+) -> std::result::Result<(), sqlx::Error> {
+    let text = |f: fn(&crate::store::NewEvent) -> &str| events.iter().map(|e| f(e)).collect::<Vec<_>>();
+    sqlx::query(&format!(
+        "INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM UNNEST({}, $28::int8[], $29::int8[])",
+        casts(&["text", "text", "int8"], 24)
+    ))
+    .bind(text(|e| &e.id))
+    .bind(text(|e| &e.website_id))
+    .bind(events.iter().map(|e| e.ts).collect::<Vec<_>>())
+    .bind(text(|e| &e.name))
+    .bind(text(|e| &e.pathname))
+    .bind(text(|e| &e.referrer_host))
+    .bind(text(|e| &e.visitor_id))
+    .bind(text(|e| &e.visit.country))
+    .bind(text(|e| &e.props))
+    .bind(events.iter().map(|e| e.revenue_amount.as_deref()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.revenue_currency.as_deref()).collect::<Vec<_>>())
+    .bind(text(|e| &e.visit_id))
+    .bind(text(|e| &e.visit.entry_page))
+    .bind(text(|e| &e.visit.source))
+    .bind(text(|e| &e.visit.utm_source))
+    .bind(text(|e| &e.visit.utm_medium))
+    .bind(text(|e| &e.visit.utm_campaign))
+    .bind(text(|e| &e.visit.browser))
+    .bind(text(|e| &e.visit.os))
+    .bind(text(|e| &e.visit.device))
+    .bind(text(|e| &e.hostname))
+    .bind(text(|e| &e.visit.referrer))
+    .bind(text(|e| &e.visit.channel))
+    .bind(text(|e| &e.visit.utm_content))
+    .bind(text(|e| &e.visit.utm_term))
+    .bind(text(|e| &e.visit.browser_version))
+    .bind(text(|e| &e.visit.os_version))
+    .bind(events.iter().map(|e| e.scroll_depth).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.engagement_ms).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_visits(conn: &mut PgConnection, visits: &[Visit]) -> std::result::Result<(), sqlx::Error> {
+    let text = |f: fn(&Visit) -> &str| visits.iter().map(f).collect::<Vec<_>>();
+    let int = |f: fn(&Visit) -> i64| visits.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(&format!(
+        // The key holds the start, the partition key (migration 0012): the visit's
+        // partition is the only one searched for the conflict.
+        "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}, $24::int8[]) \
+         ON CONFLICT (id, start_ts) {VISIT_UPDATE}",
+        casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 16)
+    ))
+    .bind(text(|v| &v.id))
+    .bind(text(|v| &v.website_id))
+    .bind(text(|v| &v.visitor_id))
+    .bind(int(|v| v.start_ts))
+    .bind(int(|v| v.last_ts))
+    .bind(int(|v| v.pageviews))
+    .bind(int(|v| v.events))
+    .bind(text(|v| &v.attributes.entry_page))
+    .bind(text(|v| &v.exit_page))
+    .bind(text(|v| &v.attributes.source))
+    .bind(text(|v| &v.attributes.utm_source))
+    .bind(text(|v| &v.attributes.utm_medium))
+    .bind(text(|v| &v.attributes.utm_campaign))
+    .bind(text(|v| &v.attributes.country))
+    .bind(text(|v| &v.attributes.browser))
+    .bind(text(|v| &v.attributes.os))
+    .bind(text(|v| &v.attributes.device))
+    .bind(text(|v| &v.attributes.referrer))
+    .bind(text(|v| &v.attributes.channel))
+    .bind(text(|v| &v.attributes.utm_content))
+    .bind(text(|v| &v.attributes.utm_term))
+    .bind(text(|v| &v.attributes.browser_version))
+    .bind(text(|v| &v.attributes.os_version))
+    .bind(int(|v| v.alive_ts))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks the batch's days for the roll-up, and drops the stale roll-ups of closed days.
+async fn mark_pending(conn: &mut PgConnection, rows: &Rows<'_>) -> std::result::Result<(), sqlx::Error> {
+    // In the order given (sorted), so that two writers lock shared rows in the same order.
+    for (days, on_conflict) in [(&rows.closed_days, PENDING_CLOSED), (&rows.open_days, PENDING_OPEN)] {
+        let (sites, days) = columns(days);
+        if sites.is_empty() {
+            continue;
+        }
+        sqlx::query(&format!(
+            "INSERT INTO rollup_pending (website_id, day, version) \
+             SELECT website_id, day, 1 FROM UNNEST($1::text[], $2::int8[]) AS t (website_id, day) {on_conflict}"
+        ))
+        .bind(&sites)
+        .bind(&days)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let (sites, days) = columns(&rows.closed_days);
+    if !sites.is_empty() {
+        sqlx::query(
+            "DELETE FROM rollup_days WHERE (website_id, day) IN \
+             (SELECT * FROM UNNEST($1::text[], $2::int8[]))",
+        )
+        .bind(&sites)
+        .bind(&days)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Site-days as the two arrays `UNNEST` takes.

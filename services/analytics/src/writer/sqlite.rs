@@ -78,96 +78,112 @@ impl Db {
         read().map_err(failed)
     }
 
+    /// The batch's events, visits and pending roll-ups, in the caller's transaction.
     pub fn write(&self, rows: &Rows<'_>) -> Result<()> {
         let write = || -> rusqlite::Result<()> {
-            let mut insert = self.0.prepare_cached(&format!(
-                "INSERT INTO events ({EVENT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
-                 ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
-            ))?;
-            for e in rows.events {
-                let v = &e.visit;
-                insert.execute(params![
-                    e.id,
-                    e.website_id,
-                    e.ts,
-                    e.name,
-                    e.pathname,
-                    e.referrer_host,
-                    e.visitor_id,
-                    v.country,
-                    e.props,
-                    e.revenue_amount,
-                    e.revenue_currency,
-                    e.visit_id,
-                    v.entry_page,
-                    v.source,
-                    v.utm_source,
-                    v.utm_medium,
-                    v.utm_campaign,
-                    v.browser,
-                    v.os,
-                    v.device,
-                    e.hostname,
-                    v.referrer,
-                    v.channel,
-                    v.utm_content,
-                    v.utm_term,
-                    v.browser_version,
-                    v.os_version,
-                    e.scroll_depth,
-                    e.engagement_ms,
-                ])?;
-            }
-            let mut upsert = self.0.prepare_cached(&format!(
-                "INSERT INTO visits ({VISIT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-                 ?18, ?19, ?20, ?21, ?22, ?23, ?24) ON CONFLICT (id) {VISIT_UPDATE}"
-            ))?;
-            for visit in rows.visits {
-                let a = &visit.attributes;
-                upsert.execute(params![
-                    visit.id,
-                    visit.website_id,
-                    visit.visitor_id,
-                    visit.start_ts,
-                    visit.last_ts,
-                    visit.pageviews,
-                    visit.events,
-                    a.entry_page,
-                    visit.exit_page,
-                    a.source,
-                    a.utm_source,
-                    a.utm_medium,
-                    a.utm_campaign,
-                    a.country,
-                    a.browser,
-                    a.os,
-                    a.device,
-                    a.referrer,
-                    a.channel,
-                    a.utm_content,
-                    a.utm_term,
-                    a.browser_version,
-                    a.os_version,
-                    visit.alive_ts,
-                ])?;
-            }
-            for (days, on_conflict) in [(&rows.closed_days, PENDING_CLOSED), (&rows.open_days, PENDING_OPEN)] {
-                let mut pending = self.0.prepare_cached(&format!(
-                    "INSERT INTO rollup_pending (website_id, day, version) VALUES (?1, ?2, 1) {on_conflict}"
-                ))?;
-                for (website_id, day) in days {
-                    pending.execute(params![website_id, day])?;
-                }
-            }
-            let mut stale = self.0.prepare_cached("DELETE FROM rollup_days WHERE website_id = ?1 AND day = ?2")?;
-            for (website_id, day) in &rows.closed_days {
-                stale.execute(params![website_id, day])?;
-            }
-            Ok(())
+            self.insert_events(rows.events)?;
+            self.upsert_visits(rows.visits)?;
+            self.mark_pending(rows)
         };
         write().map_err(failed)
+    }
+
+    fn insert_events(&self, events: &[&crate::store::NewEvent]) -> rusqlite::Result<()> {
+        let mut insert = self.0.prepare_cached(&format!(
+            "INSERT INTO events ({EVENT_COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+             ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
+        ))?;
+        for e in events {
+            let v = &e.visit;
+            insert.execute(params![
+                e.id,
+                e.website_id,
+                e.ts,
+                e.name,
+                e.pathname,
+                e.referrer_host,
+                e.visitor_id,
+                v.country,
+                e.props,
+                e.revenue_amount,
+                e.revenue_currency,
+                e.visit_id,
+                v.entry_page,
+                v.source,
+                v.utm_source,
+                v.utm_medium,
+                v.utm_campaign,
+                v.browser,
+                v.os,
+                v.device,
+                e.hostname,
+                v.referrer,
+                v.channel,
+                v.utm_content,
+                v.utm_term,
+                v.browser_version,
+                v.os_version,
+                e.scroll_depth,
+                e.engagement_ms,
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn upsert_visits(&self, visits: &[Visit]) -> rusqlite::Result<()> {
+        let mut upsert = self.0.prepare_cached(&format!(
+            "INSERT INTO visits ({VISIT_COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18, ?19, ?20, ?21, ?22, ?23, ?24) ON CONFLICT (id) {VISIT_UPDATE}"
+        ))?;
+        for visit in visits {
+            let a = &visit.attributes;
+            upsert.execute(params![
+                visit.id,
+                visit.website_id,
+                visit.visitor_id,
+                visit.start_ts,
+                visit.last_ts,
+                visit.pageviews,
+                visit.events,
+                a.entry_page,
+                visit.exit_page,
+                a.source,
+                a.utm_source,
+                a.utm_medium,
+                a.utm_campaign,
+                a.country,
+                a.browser,
+                a.os,
+                a.device,
+                a.referrer,
+                a.channel,
+                a.utm_content,
+                a.utm_term,
+                a.browser_version,
+                a.os_version,
+                visit.alive_ts,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Marks the batch's days for the roll-up, and drops the stale roll-ups of closed days.
+    fn mark_pending(&self, rows: &Rows<'_>) -> rusqlite::Result<()> {
+        for (days, on_conflict) in [(&rows.closed_days, PENDING_CLOSED), (&rows.open_days, PENDING_OPEN)] {
+            let mut pending = self.0.prepare_cached(&format!(
+                "INSERT INTO rollup_pending (website_id, day, version) VALUES (?1, ?2, 1) {on_conflict}"
+            ))?;
+            for (website_id, day) in days {
+                pending.execute(params![website_id, day])?;
+            }
+        }
+        let mut stale = self.0.prepare_cached("DELETE FROM rollup_days WHERE website_id = ?1 AND day = ?2")?;
+        for (website_id, day) in &rows.closed_days {
+            stale.execute(params![website_id, day])?;
+        }
+        Ok(())
     }
 }
 
