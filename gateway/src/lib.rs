@@ -7,6 +7,7 @@ mod cache;
 mod console;
 mod envelope;
 mod error;
+mod filters;
 mod flows;
 mod ingest;
 mod metrics;

@@ -69,8 +69,9 @@ named!(NamedPeriod, "NAMED_PERIOD_", |name| name);
 impl Interval {
     /// Its time dimension: `time:` and its name.
     pub fn dimension(self) -> &'static str {
-        static NAMES: LazyLock<Vec<String>> =
-            LazyLock::new(|| std::iter::once(String::new()).chain(Interval::names().map(|n| format!("{TIME}{n}"))).collect());
+        static NAMES: LazyLock<Vec<String>> = LazyLock::new(|| {
+            std::iter::once(String::new()).chain(Interval::names().map(|n| format!("{TIME}{n}"))).collect()
+        });
         &NAMES[self as usize]
     }
 
