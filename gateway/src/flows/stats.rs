@@ -17,6 +17,36 @@ pub(crate) async fn run(state: &AppState, request: anpb::QueryRequest) -> ApiRes
     Ok(state.analytics.clone().query(request).await?.into_inner())
 }
 
+/// Whether a query's totals are compared with the period before (Plausible v1's `compare`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Comparison {
+    Nothing,
+    PreviousPeriod,
+}
+
+/// A query's answer, with the totals of the period before when compared.
+pub(crate) struct Compared {
+    pub(crate) answer: anpb::QueryResponse,
+    pub(crate) before: Option<Vec<f64>>,
+}
+
+/// A Stats API query (Plausible's v1 and v2, in the envelope and the drop-in), parsed by its
+/// face: the answer, then, when compared, the totals of the period of the same length before.
+pub(crate) async fn stats_query(
+    state: &AppState,
+    request: anpb::QueryRequest,
+    compare: Comparison,
+) -> ApiResult<Compared> {
+    let previous = (compare == Comparison::PreviousPeriod)
+        .then(|| anpb::QueryRequest { previous_period: true, ..request.clone() });
+    let answer = run(state, request).await?;
+    let before = match previous {
+        Some(previous) => Some(totals(&run(state, previous).await?)),
+        None => None,
+    };
+    Ok(Compared { answer, before })
+}
+
 pub(crate) fn query(website_id: &str, period: &anpb::Period, metrics: &[&str]) -> anpb::QueryRequest {
     anpb::QueryRequest {
         website_id: website_id.to_owned(),

@@ -11,13 +11,13 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{invalid, repeated, run_named};
+use super::{invalid, renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Success, paged, parse_query};
 use crate::error::ApiResult;
 use crate::filters::v1_filters;
 use crate::flows::access::authorized_website;
-use crate::flows::stats::{change, row_metric, run, short_name, top, totals};
+use crate::flows::stats::{Compared, Comparison, change, row_metric, short_name, stats_query, top, totals};
 use crate::rules;
 use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;
@@ -228,7 +228,6 @@ pub(crate) async fn v1(
     let (_, website) = authorized_website(state, async { Ok(key) }, params.site_id.clone(), Scope::Read).await?;
     let request = v1_request(kind, website.id, &params)?;
     let metrics = request.metrics.clone();
-    let previous = params.compare.is_some().then(|| anpb::QueryRequest { previous_period: true, ..request.clone() });
     let dimension = request.dimensions.first().cloned().unwrap_or_default();
     let per_page = u64::from(request.limit);
     let names: &[(&str, &str)] = match kind {
@@ -236,20 +235,19 @@ pub(crate) async fn v1(
         V1::Timeseries => &[("dimensions", "interval")],
         V1::Breakdown => &[("dimensions", "property")],
     };
-    let answer = run_named(state, request, names).await?;
+    // Only an aggregate shows the comparison.
+    let compare = match params.compare {
+        Some(_) if kind == V1::Aggregate => Comparison::PreviousPeriod,
+        _ => Comparison::Nothing,
+    };
+    let Compared { answer, before } = stats_query(state, request, compare).await.map_err(renamed(names))?;
     let pagination = (kind == V1::Breakdown).then(|| Pagination {
         page: params.page.map_or(1, u64::from),
         per_page,
         total: answer.total_rows,
     });
     let data = match kind {
-        V1::Aggregate => {
-            let before = match previous {
-                Some(previous) => Some(totals(&run(state, previous).await?)),
-                None => None,
-            };
-            V1Result::Aggregate(aggregate_result(&answer, &metrics, before.as_deref()))
-        }
+        V1::Aggregate => V1Result::Aggregate(aggregate_result(&answer, &metrics, before.as_deref())),
         V1::Timeseries => V1Result::Timeseries(TimeseriesResult { results: top(&answer, "date", &metrics) }),
         V1::Breakdown => {
             V1Result::Breakdown(BreakdownResult { results: top(&answer, short_name(&dimension), &metrics) })

@@ -11,12 +11,12 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{invalid, repeated, run_named};
+use super::{invalid, renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
 use crate::error::ApiResult;
 use crate::flows::access::authorized_website;
-use crate::flows::stats::row_metric;
+use crate::flows::stats::{Compared, Comparison, row_metric, stats_query};
 use crate::rules;
 use crate::state::AppState;
 use crate::time::rfc3339;
@@ -161,9 +161,8 @@ pub(crate) fn v2_date_range(range: &Value) -> ApiResult<(anpb::Period, String)> 
 /// Plausible's v2 result body, and where its page sits.
 pub(crate) async fn v2(state: &AppState, website: anpb::Website, body: V2Body) -> ApiResult<(QueryResult, Pagination)> {
     let (request, pagination) = v2_request(website.id.clone(), &body)?;
-    let answer =
-        run_named(state, request, &[("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")])
-            .await?;
+    let names = [("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")];
+    let Compared { answer, .. } = stats_query(state, request, Comparison::Nothing).await.map_err(renamed(&names))?;
     Ok(v2_body(website, body, pagination, answer))
 }
 
