@@ -6,7 +6,7 @@ use crate::routes::{events, stats};
 
 /// The v1 `filters` parameter: how many filters it holds.
 pub fn v1_filters(text: &str) -> Result<usize, String> {
-    let filters = stats::plausible_v1::v1_filters(text).map_err(|e| e.error.text())?;
+    let filters = crate::filters::v1_filters(text).map_err(|e| e.error.text())?;
     for filter in &filters {
         // What the parser promises the query engine.
         let dimension = filter.dimension.as_str();

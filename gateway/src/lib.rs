@@ -8,6 +8,7 @@ mod config;
 mod console;
 mod envelope;
 mod error;
+mod filters;
 mod flows;
 mod health;
 mod ingest;

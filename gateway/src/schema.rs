@@ -197,10 +197,11 @@ pub fn schema_ref(name: &str) -> RefOr<Schema> {
 
 /// `date_range` of a query: a period, or two days.
 pub fn date_range() -> AnyOfBuilder {
-    let period = string_of(vocabulary::PERIODS.iter().copied().filter(|p| *p != "custom")).description(Some(
-        "A period, with Plausible v2's days: `Nd` and `Nmo` end before the current day or month, `month` and \
+    let period = string_of(vocabulary::PERIODS.iter().copied().filter(|p| *p != vocabulary::CUSTOM_PERIOD))
+        .description(Some(
+            "A period, with Plausible v2's days: `Nd` and `Nmo` end before the current day or month, `month` and \
          `year` are the whole current month or year, `all` starts on the site's first day with an event.",
-    ));
+        ));
     let last_n = ObjectBuilder::new()
         .schema_type(Type::String)
         .pattern(Some(crate::rules::V2_LAST_N))

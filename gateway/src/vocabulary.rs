@@ -1,67 +1,132 @@
 //! The names of the statistics vocabulary the external API accepts (docs/behaviour.md#external-rest-api):
-//! the handlers validate against these lists and the OpenAPI document enumerates them.
+//! the handlers validate against these lists and the OpenAPI document enumerates them. They are
+//! built from the contract's enums (`proto::vocabulary`), which alone write the names.
 
-/// Range of `/analytics`.
-pub const RANGES: &[&str] = &["24h", "7d", "30d", "90d", "1y"];
+use std::sync::LazyLock;
 
-/// Plausible's periods, with ours (`24h`, `1y`).
-pub const PERIODS: &[&str] = &[
-    "day", "24h", "7d", "28d", "30d", "90d", "91d", "month", "6mo", "12mo", "year", "1y", "all", "realtime", "custom",
-];
+use common::Error;
+use proto::analytics::v1::period::Kind;
+use proto::analytics::v1::{self as anpb, Interval, Metric, NamedPeriod, PeriodMeaning, Property};
+pub use proto::vocabulary::{CUSTOM_PERIOD, PROPS};
 
-/// Buckets of a v1 time series.
-pub const INTERVALS: &[&str] = &["hour", "date", "day", "week", "month"];
+type Names = LazyLock<Vec<&'static str>>;
 
-pub const METRICS: &[&str] = &[
-    "visitors",
-    "visits",
-    "pageviews",
-    "views_per_visit",
-    "bounce_rate",
-    "visit_duration",
-    "events",
-    "time_on_page",
-    "scroll_depth",
-    "conversion_rate",
-    "percentage",
-    "total_revenue",
-    "average_revenue",
-];
+/// Range of `/analytics`: the periods up to today that the overview offers.
+pub static RANGES: Names = LazyLock::new(|| {
+    use NamedPeriod as P;
+    [P::NamedPeriod24h, P::NamedPeriod7d, P::NamedPeriod30d, P::NamedPeriod90d, P::NamedPeriod1y].map(P::name).to_vec()
+});
+
+/// A range of `/analytics` by name.
+pub fn range(name: &str) -> Option<NamedPeriod> {
+    NamedPeriod::from_name(name).filter(|_| RANGES.contains(&name))
+}
+
+/// Plausible's periods, with ours (`24h`, `1y`), and `custom`.
+pub static PERIODS: Names = LazyLock::new(|| NamedPeriod::names().chain([CUSTOM_PERIOD]).collect());
+
+/// Plausible v1's name of the `day` interval besides `day`.
+pub const V1_DAY: &str = "date";
+
+/// Buckets of a v1 time series: the intervals, with `date` for `day`.
+pub static INTERVALS: Names = LazyLock::new(|| {
+    Interval::all().flat_map(|i| if i == Interval::Day { vec![V1_DAY, i.name()] } else { vec![i.name()] }).collect()
+});
+
+pub static METRICS: Names = LazyLock::new(|| Metric::names().collect());
 
 /// Properties to break down or filter by; custom properties are `event:props:<name>` besides.
-pub const PROPERTIES: &[&str] = &[
-    "event:page",
-    "event:name",
-    "event:goal",
-    "event:hostname",
-    "visit:entry_page",
-    "visit:exit_page",
-    "visit:source",
-    "visit:referrer",
-    "visit:channel",
-    "visit:utm_source",
-    "visit:utm_medium",
-    "visit:utm_campaign",
-    "visit:utm_content",
-    "visit:utm_term",
-    "visit:country",
-    "visit:device",
-    "visit:browser",
-    "visit:browser_version",
-    "visit:os",
-    "visit:os_version",
-];
-
-/// Time dimensions of a query, besides the properties.
-pub const TIME_DIMENSIONS: &[&str] = &["time:hour", "time:day", "time:week", "time:month"];
+pub static PROPERTIES: Names = LazyLock::new(|| Property::names().collect());
 
 /// Dimensions of a query: the properties, then time.
 pub fn dimensions() -> impl Iterator<Item = &'static str> {
-    PROPERTIES.iter().chain(TIME_DIMENSIONS).copied()
+    proto::vocabulary::dimensions()
 }
 
 /// Comparisons of an aggregate.
 pub const COMPARISONS: &[&str] = &["previous_period"];
 
-/// Prefix of a custom property.
-pub const PROPS: &str = "event:props:";
+/// A period by name, as the contract carries it.
+pub fn named(period: NamedPeriod) -> anpb::Period {
+    anpb::Period { kind: Some(Kind::Named(period.into())) }
+}
+
+/// A period and its `date` as clients send them (`7d` and the day it ends on; `custom` and
+/// `YYYY-MM-DD,YYYY-MM-DD`), as the contract's period and the day it ends on. Plausible v2 also
+/// takes any `Nd` (1–5000) and `Nmo` (1–100). Errors name `period` or `date`; analytics checks
+/// the days themselves.
+pub fn period(name: &str, date: &str, meaning: PeriodMeaning) -> Result<(anpb::Period, String), Error> {
+    if name == CUSTOM_PERIOD {
+        let (first, last) =
+            date.split_once(',').ok_or_else(|| Error::invalid("date", "custom needs YYYY-MM-DD,YYYY-MM-DD"))?;
+        let range = anpb::DateRange { first_day: first.to_owned(), last_day: last.to_owned() };
+        return Ok((anpb::Period { kind: Some(Kind::Custom(range)) }, String::new()));
+    }
+    let kind = match NamedPeriod::from_name(name) {
+        Some(named) => Kind::Named(named.into()),
+        None if meaning == PeriodMeaning::PlausibleV2 => counted(name).ok_or_else(|| unknown_period(meaning))?,
+        None => return Err(unknown_period(meaning)),
+    };
+    Ok((anpb::Period { kind: Some(kind) }, date.to_owned()))
+}
+
+/// Plausible v2's `Nd` and `Nmo`.
+fn counted(name: &str) -> Option<Kind> {
+    let digits = name.find(|c: char| !c.is_ascii_digit())?;
+    let n: u32 = name[..digits].parse().ok()?;
+    match &name[digits..] {
+        "d" if (1..=5000).contains(&n) => Some(Kind::LastDays(n)),
+        "mo" if (1..=100).contains(&n) => Some(Kind::LastMonths(n)),
+        _ => None,
+    }
+}
+
+fn unknown_period(meaning: PeriodMeaning) -> Error {
+    let names = match meaning {
+        PeriodMeaning::PlausibleV2 => {
+            "day, month, year, all, 7d (any 1–5000 days), 6mo (any 1–100 months), 24h, 1y, realtime".to_owned()
+        }
+        _ => PERIODS.join(", "),
+    };
+    Error::invalid("period", format!("must be one of {names}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(name: &str, date: &str, meaning: PeriodMeaning) -> Option<Kind> {
+        period(name, date, meaning).unwrap().0.kind
+    }
+
+    #[test]
+    fn a_custom_period_crosses_as_a_date_range() {
+        let (period, end_day) = period("custom", "2026-01-01,2026-01-31", PeriodMeaning::Ours).unwrap();
+        let range = anpb::DateRange { first_day: "2026-01-01".into(), last_day: "2026-01-31".into() };
+        assert_eq!(period.kind, Some(Kind::Custom(range)));
+        assert_eq!(end_day, "");
+        let error = super::period("custom", "2026-01-01", PeriodMeaning::Ours).unwrap_err();
+        assert_eq!(error.text(), "date: custom needs YYYY-MM-DD,YYYY-MM-DD");
+    }
+
+    #[test]
+    fn only_plausible_v2_counts_days_and_months() {
+        assert_eq!(kind("7d", "2026-01-10", PeriodMeaning::Ours), Some(Kind::Named(NamedPeriod::NamedPeriod7d.into())));
+        assert_eq!(kind("45d", "", PeriodMeaning::PlausibleV2), Some(Kind::LastDays(45)));
+        assert_eq!(kind("3mo", "", PeriodMeaning::PlausibleV2), Some(Kind::LastMonths(3)));
+        assert!(period("45d", "", PeriodMeaning::PlausibleV1).is_err());
+        for name in ["0d", "5001d", "101mo", "7w"] {
+            let error = period(name, "", PeriodMeaning::PlausibleV2).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some("period"), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_period_lists_the_names() {
+        let error = period("week", "", PeriodMeaning::Ours).unwrap_err();
+        assert_eq!(
+            error.text(),
+            "period: must be one of day, 24h, 7d, 28d, 30d, 90d, 91d, month, 6mo, 12mo, year, 1y, all, realtime, custom"
+        );
+    }
+}

@@ -21,3 +21,5 @@ pub mod analytics {
 
 /// Encoded descriptors of every service, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("zenovay_descriptor");
+
+pub mod vocabulary;

@@ -14,7 +14,7 @@ use identity::service::NewApiKey;
 use policy::limiter::{Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, WINDOW_MS};
 use policy::plans::{ApiKeyPolicy, Overrides, Plan};
 
-use crate::harness::{RedisCluster, TestDatabase, TestRedis, on_each_backend};
+use crate::harness::{RedisCluster, TestDatabase, TestRedis, asked_period, on_each_backend};
 
 #[tokio::test]
 async fn identity_store_conforms() {
@@ -421,6 +421,7 @@ async fn analytics_queries_conform() {
         let site = analytics.create_website("t1", "fixture.example", "Fixture", None).await.unwrap();
         assert_eq!(analytics.import(fixture()).await.unwrap(), 7, "the bot is not stored");
         let query = |metrics: &str, dims: &[&str], filters: Vec<(&str, &str, &str)>, period: &str, date: &str| {
+            let (period, end_day) = asked_period(period, date);
             let request = QueryRequest {
                 website_id: site.id.clone(),
                 metrics: metrics.split(',').map(str::to_owned).collect(),
@@ -431,8 +432,8 @@ async fn analytics_queries_conform() {
                         (op.to_owned(), dim.to_owned(), value.split('|').map(str::to_owned).collect())
                     })
                     .collect(),
-                period: period.into(),
-                date: date.into(),
+                period,
+                end_day,
                 fill_time: true,
                 ..Default::default()
             };
@@ -590,7 +591,7 @@ async fn analytics_queries_conform() {
                 website_id: site.id.clone(),
                 metrics: vec![metrics.into()],
                 dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                period: "day".into(),
+                period: asked_period("day", "").0,
                 ..Default::default()
             };
             let error = analytics.query(request).await.err().unwrap();
@@ -640,12 +641,13 @@ async fn visit_figures(
     website_id: &str,
     filters: Vec<(String, String, Vec<String>)>,
 ) -> Vec<f64> {
+    let (period, end_day) = asked_period("day", "2026-01-10");
     let request = analytics::service::QueryRequest {
         website_id: website_id.into(),
         metrics: ["visits", "pageviews", "visit_duration", "bounce_rate"].map(str::to_owned).to_vec(),
         filters,
-        period: "day".into(),
-        date: "2026-01-10".into(),
+        period,
+        end_day,
         ..Default::default()
     };
     analytics.query(request).await.unwrap().0.rows[0].1.clone()
@@ -760,8 +762,7 @@ async fn rollups_answer_as_raw_events_do() {
                         website_id: site.id.clone(),
                         metrics: all.split(',').map(str::to_owned).collect(),
                         dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                        period: "custom".into(),
-                        date: date.into(),
+                        period: asked_period("custom", date).0,
                         fill_time: true,
                         ..Default::default()
                     });
@@ -771,7 +772,7 @@ async fn rollups_answer_as_raw_events_do() {
         let answers = |analytics: analytics::Analytics, shapes: Vec<QueryRequest>| async move {
             let (mut all, mut rolled_up_days) = (Vec::new(), 0);
             for shape in shapes {
-                let what = format!("{:?} {}", shape.dimensions, shape.date);
+                let what = format!("{:?} {:?}", shape.dimensions, shape.period);
                 let (answer, _) = analytics.query(shape).await.unwrap_or_else(|e| panic!("{what}: {e:?}"));
                 rolled_up_days += answer.rolled_up_days;
                 // No value (NaN) compares equal to no value.
@@ -795,7 +796,7 @@ async fn rollups_answer_as_raw_events_do() {
         let (from_rollups, used) = answers(analytics.clone(), shapes.clone()).await;
         assert!(used > 200, "most shapes read rollups: {used} days");
         for ((shape, raw), rolled) in shapes.iter().zip(&raw).zip(&from_rollups) {
-            assert_eq!(raw, rolled, "{:?} {}", shape.dimensions, shape.date);
+            assert_eq!(raw, rolled, "{:?} {:?}", shape.dimensions, shape.period);
         }
     })
     .await;
@@ -836,7 +837,7 @@ async fn rows_of(
     analytics: &analytics::Analytics,
     request: analytics::service::QueryRequest,
 ) -> (Vec<(Vec<String>, Vec<f64>)>, usize) {
-    let what = format!("{:?} {:?} {}", request.dimensions, request.filters, request.date);
+    let what = format!("{:?} {:?} {:?}", request.dimensions, request.filters, request.period);
     let (answer, _) = analytics.query(request).await.unwrap_or_else(|e| panic!("{what}: {e:?}"));
     let rows = answer
         .rows
@@ -856,7 +857,7 @@ async fn answers_equal_raw(analytics: &analytics::Analytics, shapes: &[analytics
         raw.filters.push(("is_not".into(), "visit:country".into(), vec!["ZZ".into()]));
         let (expected, none) = rows_of(analytics, raw).await;
         assert_eq!(none, 0, "a filter rollups do not keep reads raw events");
-        assert_eq!(rows, expected, "{:?} {:?} {}", shape.dimensions, shape.filters, shape.date);
+        assert_eq!(rows, expected, "{:?} {:?} {:?}", shape.dimensions, shape.filters, shape.period);
         served += days;
     }
     served
@@ -898,8 +899,7 @@ async fn rollup_pieces_and_filters_answer_as_raw_events_do() {
                             metrics: all.split(',').map(str::to_owned).collect(),
                             dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
                             filters: filters.clone(),
-                            period: "custom".into(),
-                            date: date.into(),
+                            period: asked_period("custom", date).0,
                             fill_time: true,
                             ..Default::default()
                         });

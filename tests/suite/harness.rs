@@ -914,3 +914,15 @@ pub async fn track(env: &TestEnv, user_agent: &str, event: Value) -> StatusCode 
 pub fn browser(n: u32) -> String {
     format!("Mozilla/5.0 (X11; Linux x86_64; rv:{n}.0) Gecko/20100101 Firefox/{n}.0")
 }
+
+/// A period as clients name it (`day`, `30d`, or `custom` with `YYYY-MM-DD,YYYY-MM-DD`) and its
+/// `date`, as analytics' own requests carry them: the period asked and the day it ends on.
+pub fn asked_period(name: &str, date: &str) -> (analytics::period::Asked, String) {
+    use analytics::period::Asked;
+    if name == proto::vocabulary::CUSTOM_PERIOD {
+        let (first, last) = date.split_once(',').expect("a custom period has two days");
+        return (Asked::Custom { first_day: first.into(), last_day: last.into() }, String::new());
+    }
+    let named = proto::analytics::v1::NamedPeriod::from_name(name).expect("a period's name");
+    (Asked::Named(named), date.into())
+}

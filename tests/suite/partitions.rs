@@ -13,6 +13,7 @@ use sqlx::Row;
 use sqlx::migrate::Migrator;
 
 use crate::conformance::pageview;
+use crate::harness::asked_period;
 use crate::harness::on_each_backend;
 
 /// 2026-01-10T00:00:00Z, the day the stores below were written.
@@ -36,11 +37,12 @@ async fn count(pool: &AnyPool, sql: &str) -> i64 {
 }
 
 async fn figures(analytics: &analytics::Analytics, website_id: &str, metrics: &str) -> Vec<f64> {
+    let (period, end_day) = asked_period("day", "2026-01-10");
     let request = QueryRequest {
         website_id: website_id.into(),
         metrics: metrics.split(',').map(str::to_owned).collect(),
-        period: "day".into(),
-        date: "2026-01-10".into(),
+        period,
+        end_day,
         ..Default::default()
     };
     analytics.query(request).await.unwrap().0.rows[0].1.clone()

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Connection;
 
-use crate::harness::{PostgresPair, TestEnv, on_each_backend};
+use crate::harness::{PostgresPair, TestEnv, asked_period, on_each_backend};
 
 /// A key allowed far more than the polling below asks, and a website: (key, site id, domain).
 async fn site(env: &TestEnv) -> (String, String, String) {
@@ -221,7 +221,7 @@ async fn retention_drops_old_events_while_rollups_keep_the_totals() {
                 website_id: site.id.clone(),
                 metrics: vec!["visitors".into(), "pageviews".into(), "visits".into()],
                 filters,
-                period: "30d".into(),
+                period: asked_period("30d", "").0,
                 ..Default::default()
             };
             let analytics = analytics.clone();

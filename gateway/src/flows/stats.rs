@@ -10,24 +10,55 @@ use crate::error::ApiResult;
 use crate::schema::Range;
 use crate::state::AppState;
 use crate::time::rfc3339;
-use crate::vocabulary::PROPS;
+use crate::vocabulary::{PROPS, named};
+use anpb::{Interval, NamedPeriod};
 
 pub(crate) async fn run(state: &AppState, request: anpb::QueryRequest) -> ApiResult<anpb::QueryResponse> {
     Ok(state.analytics.clone().query(request).await?.into_inner())
 }
 
-pub(crate) fn query(website_id: &str, period: &str, metrics: &[&str]) -> anpb::QueryRequest {
+/// Whether a query's totals are compared with the period before (Plausible v1's `compare`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Comparison {
+    Nothing,
+    PreviousPeriod,
+}
+
+/// A query's answer, with the totals of the period before when compared.
+pub(crate) struct Compared {
+    pub(crate) answer: anpb::QueryResponse,
+    pub(crate) before: Option<Vec<f64>>,
+}
+
+/// A Stats API query (Plausible's v1 and v2, in the envelope and the drop-in), parsed by its
+/// face: the answer, then, when compared, the totals of the period of the same length before.
+pub(crate) async fn stats_query(
+    state: &AppState,
+    request: anpb::QueryRequest,
+    compare: Comparison,
+) -> ApiResult<Compared> {
+    let previous = (compare == Comparison::PreviousPeriod)
+        .then(|| anpb::QueryRequest { previous_period: true, ..request.clone() });
+    let answer = run(state, request).await?;
+    let before = match previous {
+        Some(previous) => Some(totals(&run(state, previous).await?)),
+        None => None,
+    };
+    Ok(Compared { answer, before })
+}
+
+pub(crate) fn query(website_id: &str, period: &anpb::Period, metrics: &[&str]) -> anpb::QueryRequest {
     anpb::QueryRequest {
         website_id: website_id.to_owned(),
         metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
-        period: period.to_owned(),
+        period: Some(period.clone()),
         ..Default::default()
     }
 }
 
 pub(crate) fn breakdown_of(
     website_id: &str,
-    period: &str,
+    period: &anpb::Period,
     dimension: &str,
     metrics: &[&str],
     limit: u32,
@@ -148,13 +179,14 @@ pub struct CountryVisitors {
     visitors: u64,
 }
 
-/// Totals over `period` (a range of `/analytics`, already checked), a zero-filled series (hourly
-/// over 24h, else daily) and the top `limit` countries.
-pub async fn overview(state: &AppState, website_id: &str, period: &str, limit: u32) -> ApiResult<Overview> {
+/// Totals over `range` (a range of `/analytics`), a zero-filled series (hourly over 24h, else
+/// daily) and the top `limit` countries.
+pub async fn overview(state: &AppState, website_id: &str, range: NamedPeriod, limit: u32) -> ApiResult<Overview> {
     const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
-    let interval = if period == "24h" { "time:hour" } else { "time:day" };
+    let interval = if range == NamedPeriod::NamedPeriod24h { Interval::Hour } else { Interval::Day };
+    let period = &named(range);
     let series = anpb::QueryRequest {
-        dimensions: vec![interval.into()],
+        dimensions: vec![interval.dimension().into()],
         fill_time: true,
         ..query(website_id, period, &["visitors", "pageviews"])
     };
@@ -167,7 +199,7 @@ pub async fn overview(state: &AppState, website_id: &str, period: &str, limit: u
     let value = |i: usize| values.get(i).copied().unwrap_or_default() as u64;
     Ok(Overview {
         website_id: website_id.to_owned(),
-        range: period.to_owned(),
+        range: range.name().to_owned(),
         from: rfc3339(answer.from_unix_ms),
         to: rfc3339(answer.to_unix_ms),
         visitors: value(0),
@@ -197,7 +229,7 @@ pub struct RealtimeTotals {
 }
 
 pub async fn realtime_totals(state: &AppState, website_id: &str) -> ApiResult<RealtimeTotals> {
-    let answer = run(state, query(website_id, "realtime", &["visitors", "pageviews"])).await?;
+    let answer = run(state, query(website_id, &named(NamedPeriod::Realtime), &["visitors", "pageviews"])).await?;
     let values = totals(&answer);
     let value = |i: usize| values.get(i).copied().unwrap_or_default() as u64;
     Ok(RealtimeTotals {
@@ -231,7 +263,7 @@ pub struct PageVisitors {
 pub async fn realtime(state: &AppState, website_id: &str) -> ApiResult<Realtime> {
     let (totals, pages) = tokio::try_join!(
         realtime_totals(state, website_id),
-        run(state, breakdown_of(website_id, "realtime", "event:page", &["visitors"], 10)),
+        run(state, breakdown_of(website_id, &named(NamedPeriod::Realtime), "event:page", &["visitors"], 10)),
     )?;
     Ok(Realtime {
         visitors: totals.visitors,

@@ -29,6 +29,8 @@ use serde_json::{Value, json};
 use crate::flows::stats::{self, short_name, top};
 use crate::state::AppState;
 use crate::vocabulary;
+use anpb::{Interval, NamedPeriod};
+use proto::vocabulary::TIME;
 
 const ANALYTICS_READ: &str = "analytics:read";
 const MANAGEMENT_READ: &str = "management:read";
@@ -202,7 +204,7 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
                 "get_overview",
                 "Visitors, pageviews, bounce rate, visit duration, a daily series and top countries",
                 schema(
-                    json!({ "website_id": site, "range": { "type": "string", "enum": vocabulary::RANGES } }),
+                    json!({ "website_id": site, "range": { "type": "string", "enum": *vocabulary::RANGES } }),
                     &["website_id"],
                 ),
             ),
@@ -225,7 +227,7 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
                 "Metrics per hour, day, week or month over a period",
                 schema(
                     json!({ "website_id": site, "period": period, "date": date, "metrics": metrics,
-                        "interval": { "type": "string", "enum": ["hour", "day", "week", "month"] } }),
+                        "interval": { "type": "string", "enum": Interval::names().collect::<Vec<_>>() } }),
                     &["website_id"],
                 ),
             ),
@@ -342,10 +344,10 @@ impl McpServer {
             }
             "get_overview" => {
                 let website = self.website(grant, args).await?;
-                let range = arg(args, "range").unwrap_or("30d");
-                if !vocabulary::RANGES.contains(&range) {
+                let range = arg(args, "range").unwrap_or(NamedPeriod::NamedPeriod30d.name());
+                let Some(range) = vocabulary::range(range) else {
                     return Err(format!("range must be one of {}", vocabulary::RANGES.join(", ")));
-                }
+                };
                 let overview =
                     stats::overview(&self.state, &website.id, range, 10).await.map_err(|e| e.error.text())?;
                 // The tool answers the figures alone: the caller named the site and range.
@@ -370,17 +372,24 @@ impl McpServer {
 
     /// `get_aggregate`, `get_timeseries` and `get_breakdown`: one query each.
     async fn query_tool(&self, grant: &idpb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
-        let period = arg(args, "period").unwrap_or("30d").to_owned();
-        let date = arg(args, "date").unwrap_or_default().to_owned();
+        let period = arg(args, "period").unwrap_or(NamedPeriod::NamedPeriod30d.name());
+        let date = arg(args, "date").unwrap_or_default();
         let website = self.website(grant, args).await?;
         let metrics = metrics_arg(args, &["visitors", "pageviews"]);
-        let mut request =
-            anpb::QueryRequest { website_id: website.id, metrics: metrics.clone(), period, date, ..Default::default() };
+        // As analytics' own errors reach the tool: the message without the field.
+        let (period, end_day) = vocabulary::period(period, date, anpb::PeriodMeaning::Ours).map_err(|e| e.message)?;
+        let mut request = anpb::QueryRequest {
+            website_id: website.id,
+            metrics: metrics.clone(),
+            period: Some(period),
+            end_day,
+            ..Default::default()
+        };
         let key = match name {
             "get_aggregate" => "",
             "get_timeseries" => {
-                let interval = arg(args, "interval").unwrap_or("day");
-                request.dimensions = vec![format!("time:{interval}")];
+                let interval = arg(args, "interval").unwrap_or(Interval::Day.name());
+                request.dimensions = vec![format!("{TIME}{interval}")];
                 request.fill_time = true;
                 "date"
             }

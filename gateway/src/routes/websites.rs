@@ -18,6 +18,8 @@ use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::time::rfc3339;
 use crate::views;
+use crate::vocabulary::{self, CUSTOM_PERIOD, PROPS, named};
+use anpb::{Interval, NamedPeriod, PeriodMeaning};
 
 /// `GET /api/v1/websites`: the websites of every team I belong to.
 pub async fn list(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
@@ -75,8 +77,16 @@ pub async fn create(
     Ok(created(views::website(&website)).into_response())
 }
 
-/// The periods the console's picker offers; `custom` takes its two days from `date`.
-const PERIODS: [&str; 7] = ["day", "24h", "7d", "30d", "90d", "12mo", "custom"];
+/// The periods the console's picker offers, besides `custom`, which takes its two days from
+/// `date`.
+const PERIODS: [NamedPeriod; 6] = [
+    NamedPeriod::Day,
+    NamedPeriod::NamedPeriod24h,
+    NamedPeriod::NamedPeriod7d,
+    NamedPeriod::NamedPeriod30d,
+    NamedPeriod::NamedPeriod90d,
+    NamedPeriod::NamedPeriod12mo,
+];
 const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
 /// Each breakdown the website's page shows: its name in the answer and its dimension.
 const BREAKDOWNS: [(&str, &str); 9] = [
@@ -117,13 +127,13 @@ struct CustomRange {
 impl CustomRange {
     /// The series' step, as Plausible picks it for a range: hours for one day, months once the
     /// range spans a month or more, days otherwise.
-    fn interval(self) -> &'static str {
+    fn interval(self) -> Interval {
         if self.first == self.last {
-            "time:hour"
+            Interval::Hour
         } else if self.first.checked_add_months(Months::new(1)).is_some_and(|month| month <= self.last) {
-            "time:month"
+            Interval::Month
         } else {
-            "time:day"
+            Interval::Day
         }
     }
 }
@@ -132,7 +142,7 @@ impl CustomRange {
 /// day (the period's last) or none otherwise.
 fn custom_range(period: &str, date: Option<&str>) -> ApiResult<Option<CustomRange>> {
     let day = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
-    if period != "custom" {
+    if period != CUSTOM_PERIOD {
         return match date {
             Some(date) if day(date).is_none() => Err(common::Error::validation("date: must be YYYY-MM-DD").into()),
             _ => Ok(None),
@@ -158,38 +168,39 @@ pub async fn stats(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let params: StatsParams = parse_query(q.as_deref())?;
-    let (period, custom) = console_period(params.period, params.date.as_deref())?;
-    let filters = crate::routes::stats::plausible_v1::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    let asked = console_period(params.period, params.date.as_deref())?;
+    let filters = crate::filters::v1_filters(params.filters.as_deref().unwrap_or_default())?;
     let website = crate::flows::access::member_website(&state, &session, website_id).await?;
+    let period = &asked.period;
     let scoped = |request: anpb::QueryRequest| anpb::QueryRequest {
         filters: filters.clone(),
-        date: params.date.clone().unwrap_or_default(),
+        end_day: asked.end_day.clone(),
         ..request
     };
-    let totals = scoped(stats::query(&website.id, &period, &TOTALS));
+    let totals = scoped(stats::query(&website.id, period, &TOTALS));
     let previous = anpb::QueryRequest { previous_period: true, ..totals.clone() };
-    let interval = match (period.as_str(), custom) {
+    let interval = match (NamedPeriod::from_name(&asked.name), asked.custom) {
         (_, Some(range)) => range.interval(),
-        ("day" | "24h", _) => "time:hour",
-        ("12mo", _) => "time:month",
-        _ => "time:day",
+        (Some(NamedPeriod::Day | NamedPeriod::NamedPeriod24h), _) => Interval::Hour,
+        (Some(NamedPeriod::NamedPeriod12mo), _) => Interval::Month,
+        _ => Interval::Day,
     };
     let series = anpb::QueryRequest {
-        dimensions: vec![interval.into()],
+        dimensions: vec![interval.dimension().into()],
         fill_time: true,
-        ..scoped(stats::query(&website.id, &period, &["visitors", "pageviews"]))
+        ..scoped(stats::query(&website.id, period, &["visitors", "pageviews"]))
     };
     let breakdowns = BREAKDOWNS.map(|(_, dimension)| {
-        stats::run(&state, scoped(stats::breakdown_of(&website.id, &period, dimension, &["visitors"], 10)))
+        stats::run(&state, scoped(stats::breakdown_of(&website.id, period, dimension, &["visitors"], 10)))
     });
-    let goals = scoped(stats::breakdown_of(&website.id, &period, "event:goal", &GOAL_METRICS, 100));
-    let events = scoped(stats::breakdown_of(&website.id, &period, "event:name", &["visitors", "events"], 100));
+    let goals = scoped(stats::breakdown_of(&website.id, period, "event:goal", &GOAL_METRICS, 100));
+    let events = scoped(stats::breakdown_of(&website.id, period, "event:name", &["visitors", "events"], 100));
     let (now, before, series, breakdowns, realtime, goals, events) = tokio::try_join!(
         stats::run(&state, totals),
         stats::run(&state, previous),
         stats::run(&state, series),
         futures::future::try_join_all(breakdowns),
-        stats::run(&state, stats::query(&website.id, "realtime", &["visitors"])),
+        stats::run(&state, stats::query(&website.id, &named(NamedPeriod::Realtime), &["visitors"])),
         stats::run(&state, goals),
         stats::run(&state, events),
     )?;
@@ -214,7 +225,7 @@ pub async fn stats(
     }
     Ok(ok(json!({
         "website": views::website(&website),
-        "period": period,
+        "period": asked.name,
         "from": rfc3339(now.from_unix_ms),
         "to": rfc3339(now.to_unix_ms),
         "figures": figures,
@@ -244,14 +255,25 @@ pub struct PropertiesParams {
     property: Option<String>,
 }
 
+/// The period of a console request, checked.
+struct ConsolePeriod {
+    /// As asked.
+    name: String,
+    period: anpb::Period,
+    end_day: String,
+    custom: Option<CustomRange>,
+}
+
 /// The period of a console request, checked: its name and `date`.
-fn console_period(period: Option<String>, date: Option<&str>) -> ApiResult<(String, Option<CustomRange>)> {
-    let period = period.unwrap_or_else(|| "30d".into());
-    if !PERIODS.contains(&period.as_str()) {
-        return Err(common::Error::validation(format!("period: must be one of {}", PERIODS.join(", "))).into());
+fn console_period(period: Option<String>, date: Option<&str>) -> ApiResult<ConsolePeriod> {
+    let name = period.unwrap_or_else(|| NamedPeriod::NamedPeriod30d.name().into());
+    let offered: Vec<&str> = PERIODS.iter().map(|p| p.name()).chain([CUSTOM_PERIOD]).collect();
+    if !offered.contains(&name.as_str()) {
+        return Err(common::Error::validation(format!("period: must be one of {}", offered.join(", "))).into());
     }
-    let custom = custom_range(&period, date)?;
-    Ok((period, custom))
+    let custom = custom_range(&name, date)?;
+    let (period, end_day) = vocabulary::period(&name, date.unwrap_or_default(), PeriodMeaning::Ours)?;
+    Ok(ConsolePeriod { name, period, end_day, custom })
 }
 
 /// `GET /api/v1/websites/{id}/properties`: the custom property names seen on one custom event
@@ -264,29 +286,28 @@ pub async fn properties(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let params: PropertiesParams = parse_query(q.as_deref())?;
-    let (period, _) = console_period(params.period, params.date.as_deref())?;
+    let asked = console_period(params.period, params.date.as_deref())?;
     let event =
         params.event.filter(|e| !e.is_empty()).ok_or_else(|| common::Error::validation("event: is required"))?;
     rules::check_line("event", &event)?;
-    let mut filters = crate::routes::stats::plausible_v1::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    let mut filters = crate::filters::v1_filters(params.filters.as_deref().unwrap_or_default())?;
     filters.push(anpb::Filter { operator: "is".into(), dimension: "event:name".into(), values: vec![event.clone()] });
     let website = crate::flows::access::member_website(&state, &session, website_id).await?;
-    let date = params.date.unwrap_or_default();
     let request = anpb::ListPropertyKeysRequest {
         website_id: website.id.clone(),
-        period: period.clone(),
-        date: date.clone(),
+        period: Some(asked.period.clone()),
+        end_day: asked.end_day.clone(),
         event_name: event.clone(),
     };
     let keys = state.analytics.clone().list_property_keys(request).await?.into_inner().keys;
     let Some(property) = params.property.filter(|p| keys.contains(p)).or_else(|| keys.first().cloned()) else {
         return Ok(ok(json!({ "event": event, "keys": keys, "property": null, "rows": [] })).into_response());
     };
-    let dimension = format!("event:props:{property}");
+    let dimension = format!("{PROPS}{property}");
     let breakdown = anpb::QueryRequest {
         filters,
-        date,
-        ..stats::breakdown_of(&website.id, &period, &dimension, &["visitors", "events"], 100)
+        end_day: asked.end_day,
+        ..stats::breakdown_of(&website.id, &asked.period, &dimension, &["visitors", "events"], 100)
     };
     let answer = stats::run(&state, breakdown).await?;
     let rows = stats::top(&answer, "value", &["visitors", "events"]);

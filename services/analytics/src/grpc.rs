@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use crate::events::Incoming;
 use crate::model::{Goal, GoalTarget, Website};
-use crate::period::Meaning;
+use crate::period::{Asked, Meaning};
 use crate::service::{Analytics, QueryRequest, WebsiteChanges};
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -102,7 +102,8 @@ impl AnalyticsService for Analytics {
         req: Request<pb::ListPropertyKeysRequest>,
     ) -> Reply<pb::ListPropertyKeysResponse> {
         let r = req.into_inner();
-        let keys = Analytics::property_keys(self, &r.website_id, &r.period, &r.date, &r.event_name).await?;
+        let period = asked(r.period)?;
+        let keys = Analytics::property_keys(self, &r.website_id, &period, &r.end_day, &r.event_name).await?;
         Ok(Response::new(pb::ListPropertyKeysResponse { keys }))
     }
 
@@ -118,8 +119,8 @@ impl AnalyticsService for Analytics {
             metrics: r.metrics,
             dimensions: r.dimensions,
             filters: r.filters.into_iter().map(|f| (f.operator, f.dimension, f.values)).collect(),
-            period: r.period,
-            date: r.date,
+            period: asked(r.period)?,
+            end_day: r.end_day,
             meaning,
             order_by: r.order_by.into_iter().map(|o| (o.key, o.descending)).collect(),
             limit: r.limit as usize,
@@ -141,6 +142,18 @@ impl AnalyticsService for Analytics {
             time_labels: answer.time_labels,
         }))
     }
+}
+
+/// The contract's period as analytics resolves it.
+fn asked(period: Option<pb::Period>) -> common::Result<Asked> {
+    use pb::period::Kind;
+    Ok(match period.and_then(|p| p.kind) {
+        Some(Kind::Named(named)) => Asked::Named(pb::NamedPeriod::try_from(named).unwrap_or_default()),
+        Some(Kind::LastDays(n)) => Asked::LastDays(n),
+        Some(Kind::LastMonths(n)) => Asked::LastMonths(n),
+        Some(Kind::Custom(range)) => Asked::Custom { first_day: range.first_day, last_day: range.last_day },
+        None => return Err(common::Error::invalid("period", "is required")),
+    })
 }
 
 fn incoming(e: pb::TrackedEvent) -> Incoming {

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use common::{Error, Result};
+use proto::analytics::v1::NamedPeriod as Named;
 
 /// Whose meaning a period name has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,12 +21,41 @@ pub enum Meaning {
     PlausibleV2,
 }
 
-/// A period as asked, before it is resolved.
+/// A period as asked, before it is resolved: the contract's kinds of period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    Named(Named),
+    /// Plausible v2's `Nd`: whole days before the current one.
+    LastDays(u32),
+    /// Plausible v2's `Nmo`: whole months before the current one.
+    LastMonths(u32),
+    /// Two days (`YYYY-MM-DD`), both included.
+    Custom {
+        first_day: String,
+        last_day: String,
+    },
+}
+
+impl Default for Asked {
+    /// Names no period: resolving it is an error.
+    fn default() -> Asked {
+        Asked::Named(Named::Unspecified)
+    }
+}
+
+impl Asked {
+    /// Only `all` needs the site's first event.
+    pub fn is_all(&self) -> bool {
+        *self == Asked::Named(Named::All)
+    }
+}
+
+/// A period as asked, with what resolving it depends on.
 pub struct Period<'a> {
     pub meaning: Meaning,
-    pub name: &'a str,
-    /// The day the period is relative to (`YYYY-MM-DD`, default today), or two days for `custom`.
-    pub date: &'a str,
+    pub asked: &'a Asked,
+    /// The day a named or counted period ends on (`YYYY-MM-DD`), empty for today.
+    pub end_day: &'a str,
     pub now: DateTime<Utc>,
     /// When the site's first event happened, for `all`.
     pub first_event: Option<i64>,
@@ -71,9 +101,8 @@ fn whole_year(d: NaiveDate) -> Result<(NaiveDate, NaiveDate)> {
     Ok((first, last))
 }
 
-fn custom(date: &str) -> Result<(NaiveDate, NaiveDate)> {
-    let (a, b) = date.split_once(',').ok_or_else(|| Error::invalid("date", "custom needs YYYY-MM-DD,YYYY-MM-DD"))?;
-    let (a, b) = (day(a)?, day(b)?);
+fn custom(first_day: &str, last_day: &str) -> Result<(NaiveDate, NaiveDate)> {
+    let (a, b) = (day(first_day)?, day(last_day)?);
     if a > b {
         return Err(Error::invalid("date", "the first day must not be after the second"));
     }
@@ -91,96 +120,101 @@ fn count_and_unit(name: &str) -> Option<(u32, &str)> {
 }
 
 /// First and last day of a period named as our endpoints name them: up to `end` included.
-fn ours(name: &str, end: NaiveDate) -> Option<Result<(NaiveDate, NaiveDate)>> {
+fn ours(period: Named, end: NaiveDate) -> Option<Result<(NaiveDate, NaiveDate)>> {
     let last_days = |n: u64| back(end, n - 1).map(|first| (first, end));
-    Some(match name {
-        "day" => Ok((end, end)),
-        "7d" => last_days(7),
-        "28d" => last_days(28),
-        "30d" => last_days(30),
-        "90d" => last_days(90),
-        "91d" => last_days(91),
-        "1y" => last_days(365),
-        "month" => Ok((first_of_month(end), end)),
-        "year" => Ok((end.with_ordinal(1).expect("day 1 exists"), end)),
-        "6mo" => months_back(end, 5).map(|first| (first, end)),
-        "12mo" => months_back(end, 11).map(|first| (first, end)),
-        _ => return None,
+    Some(match period {
+        Named::Day => Ok((end, end)),
+        Named::NamedPeriod7d => last_days(7),
+        Named::NamedPeriod28d => last_days(28),
+        Named::NamedPeriod30d => last_days(30),
+        Named::NamedPeriod90d => last_days(90),
+        Named::NamedPeriod91d => last_days(91),
+        Named::NamedPeriod1y => last_days(365),
+        Named::Month => Ok((first_of_month(end), end)),
+        Named::Year => Ok((end.with_ordinal(1).expect("day 1 exists"), end)),
+        Named::NamedPeriod6mo => months_back(end, 5).map(|first| (first, end)),
+        Named::NamedPeriod12mo => months_back(end, 11).map(|first| (first, end)),
+        Named::NamedPeriod24h | Named::All | Named::Realtime | Named::Unspecified => return None,
     })
 }
 
 /// Plausible's v1 days: its `Nd` are the `n` days before `end`; months and years are whole.
-fn plausible_v1(name: &str, end: NaiveDate) -> Option<Result<(NaiveDate, NaiveDate)>> {
+fn plausible_v1(period: Named, end: NaiveDate) -> Option<Result<(NaiveDate, NaiveDate)>> {
     let whole_months = |n: u32| Ok((months_back(end, n - 1)?, last_of_month(end)?));
-    Some(match name {
-        "7d" | "28d" | "30d" | "90d" => {
-            let (n, _) = count_and_unit(name)?;
+    Some(match period {
+        Named::NamedPeriod7d | Named::NamedPeriod28d | Named::NamedPeriod30d | Named::NamedPeriod90d => {
+            let (n, _) = count_and_unit(period.name())?;
             back(end, u64::from(n)).and_then(|first| Ok((first, back(end, 1)?)))
         }
-        "month" => whole_months(1),
-        "6mo" => whole_months(6),
-        "12mo" => whole_months(12),
-        "year" => whole_year(end),
-        _ => return ours(name, end),
+        Named::Month => whole_months(1),
+        Named::NamedPeriod6mo => whole_months(6),
+        Named::NamedPeriod12mo => whole_months(12),
+        Named::Year => whole_year(end),
+        _ => return ours(period, end),
     })
 }
 
-/// Plausible's v2 days: `Nd` (1–5000) and `Nmo` (1–100) end before the current day or month;
-/// names that are not Plausible's (`1y`) keep our meaning.
-fn plausible_v2(name: &str, today: NaiveDate) -> Option<Result<(NaiveDate, NaiveDate)>> {
-    Some(match (name, count_and_unit(name)) {
-        ("day", _) => Ok((today, today)),
-        ("month", _) => last_of_month(today).map(|last| (first_of_month(today), last)),
-        ("year", _) => whole_year(today),
-        (_, Some((n, "d"))) if n <= 5000 => back(today, u64::from(n)).and_then(|first| Ok((first, back(today, 1)?))),
-        (_, Some((n, "mo"))) if n <= 100 => {
-            months_back(today, n).and_then(|first| Ok((first, last_of_month(months_back(today, 1)?)?)))
-        }
-        _ => return ours(name, today),
+/// Plausible's v2 days: `Nd` (1–5000) and `Nmo` (1–100), asked as counts or by name, end
+/// before the current day or month; names that are not Plausible's (`1y`) keep our meaning.
+fn plausible_v2(asked: &Asked, today: NaiveDate) -> Option<Result<(NaiveDate, NaiveDate)>> {
+    let days_before = |n: u32| back(today, u64::from(n)).and_then(|first| Ok((first, back(today, 1)?)));
+    let months_before =
+        |n: u32| months_back(today, n).and_then(|first| Ok((first, last_of_month(months_back(today, 1)?)?)));
+    let counted = |named: Named| count_and_unit(named.name());
+    Some(match asked {
+        Asked::Named(Named::Day) => Ok((today, today)),
+        Asked::Named(Named::Month) => last_of_month(today).map(|last| (first_of_month(today), last)),
+        Asked::Named(Named::Year) => whole_year(today),
+        Asked::LastDays(n @ 1..=5000) => days_before(*n),
+        Asked::LastMonths(n @ 1..=100) => months_before(*n),
+        Asked::Named(named) => match counted(*named) {
+            Some((n, "d")) => days_before(n),
+            Some((n, "mo")) => months_before(n),
+            _ => return ours(*named, today),
+        },
+        _ => return None,
     })
 }
 
-fn unknown(meaning: Meaning) -> Error {
-    let names = match meaning {
-        Meaning::PlausibleV2 => {
-            "day, month, year, all, 7d (any 1–5000 days), 6mo (any 1–100 months), 24h, 1y, realtime"
-        }
-        _ => "day, 24h, 7d, 28d, 30d, 90d, 91d, month, 6mo, 12mo, year, 1y, all, realtime, custom",
-    };
-    Error::invalid("period", format!("must be one of {names}"))
+/// The first and last day of a named or counted period ending on `end`, in `meaning`.
+fn days(meaning: Meaning, asked: &Asked, end: NaiveDate) -> Option<Result<(NaiveDate, NaiveDate)>> {
+    match (meaning, asked) {
+        (Meaning::Ours, Asked::Named(named)) => ours(*named, end),
+        (Meaning::PlausibleV1, Asked::Named(named)) => plausible_v1(*named, end),
+        (Meaning::PlausibleV2, asked) => plausible_v2(asked, end),
+        _ => None,
+    }
+}
+
+/// A period the meaning has no days for: the gateway sends only those it has.
+fn unknown(meaning: Meaning, asked: &Asked) -> Error {
+    Error::invalid("period", format!("{asked:?} has no days in {meaning:?}'s meaning"))
 }
 
 /// `[from, to)` in unix ms of `period` in the site's zone.
 pub fn resolve(tz: Tz, period: &Period<'_>) -> Result<(i64, i64)> {
     let now_ms = period.now.timestamp_millis();
-    match period.name {
-        "realtime" => return Ok((now_ms - 5 * 60_000, now_ms + 1)),
-        "24h" => return Ok((now_ms - 86_400_000, now_ms + 1)),
+    match period.asked {
+        Asked::Named(Named::Realtime) => return Ok((now_ms - 5 * 60_000, now_ms + 1)),
+        Asked::Named(Named::NamedPeriod24h) => return Ok((now_ms - 86_400_000, now_ms + 1)),
         _ => {}
     }
     let local_today = period.now.with_timezone(&tz).date_naive();
     // Plausible's v1 takes "today" from the server's UTC clock, not the site's zone.
     let today = if period.meaning == Meaning::PlausibleV1 { period.now.date_naive() } else { local_today };
-    let end = match period.name {
-        "custom" | "all" => today,
-        _ if period.date.is_empty() => today,
-        _ => day(period.date)?,
+    let end = match period.asked {
+        Asked::Custom { .. } | Asked::Named(Named::All) => today,
+        _ if period.end_day.is_empty() => today,
+        _ => day(period.end_day)?,
     };
-    let (first, last) = match period.name {
-        "custom" => custom(period.date)?,
-        "all" => {
+    let (first, last) = match period.asked {
+        Asked::Custom { first_day, last_day } => custom(first_day, last_day)?,
+        Asked::Named(Named::All) => {
             let start = period.first_event.and_then(DateTime::<Utc>::from_timestamp_millis);
             let start = start.map_or(today, |t| t.with_timezone(&tz).date_naive());
             (start.min(today), today)
         }
-        name => {
-            let days = match period.meaning {
-                Meaning::Ours => ours(name, end),
-                Meaning::PlausibleV1 => plausible_v1(name, end),
-                Meaning::PlausibleV2 => plausible_v2(name, end),
-            };
-            days.ok_or_else(|| unknown(period.meaning))??
-        }
+        asked => days(period.meaning, asked, end).ok_or_else(|| unknown(period.meaning, asked))??,
     };
     let after = last.checked_add_days(Days::new(1)).ok_or_else(out_of_range)?;
     Ok((midnight(tz, first)?, midnight(tz, after)?))
@@ -190,8 +224,19 @@ pub fn resolve(tz: Tz, period: &Period<'_>) -> Result<(i64, i64)> {
 mod tests {
     use super::*;
 
-    fn days(meaning: Meaning, name: &str, date: &str, now: DateTime<Utc>) -> (String, String) {
-        let period = Period { meaning, name, date, now, first_event: None };
+    /// A period as clients name it: a name, or `Nd`/`Nmo` counted.
+    fn asked(name: &str) -> Asked {
+        match (Named::from_name(name), count_and_unit(name)) {
+            (Some(named), _) => Asked::Named(named),
+            (None, Some((n, "d"))) => Asked::LastDays(n),
+            (None, Some((n, "mo"))) => Asked::LastMonths(n),
+            _ => Asked::default(),
+        }
+    }
+
+    fn days(meaning: Meaning, name: &str, end_day: &str, now: DateTime<Utc>) -> (String, String) {
+        let asked = asked(name);
+        let period = Period { meaning, asked: &asked, end_day, now, first_event: None };
         let (from, to) = resolve(Tz::UTC, &period).unwrap();
         let day = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap().format("%Y-%m-%d").to_string();
         (day(from), day(to - 1))
@@ -225,7 +270,8 @@ mod tests {
         for (meaning, name) in
             [(Meaning::PlausibleV2, "0d"), (Meaning::PlausibleV2, "5001d"), (Meaning::PlausibleV2, "101mo")]
         {
-            let period = Period { meaning, name, date: "", now, first_event: None };
+            let asked = asked(name);
+            let period = Period { meaning, asked: &asked, end_day: "", now, first_event: None };
             assert!(resolve(Tz::UTC, &period).is_err(), "{name}");
         }
     }
@@ -240,13 +286,16 @@ mod tests {
         };
         let resolve_in = |meaning, name| {
             let first_event = Some(Utc.with_ymd_and_hms(2026, 1, 20, 3, 0, 0).unwrap().timestamp_millis());
-            let (from, to) = resolve(new_york, &Period { meaning, name, date: "", now, first_event }).unwrap();
+            let asked = asked(name);
+            let (from, to) =
+                resolve(new_york, &Period { meaning, asked: &asked, end_day: "", now, first_event }).unwrap();
             (local_day(from), local_day(to - 1))
         };
         assert_eq!(resolve_in(Meaning::PlausibleV1, "day"), ("2026-03-15".into(), "2026-03-15".into()));
         assert_eq!(resolve_in(Meaning::PlausibleV2, "day"), ("2026-03-14".into(), "2026-03-14".into()));
         assert_eq!(resolve_in(Meaning::PlausibleV2, "all"), ("2026-01-19".into(), "2026-03-14".into()));
-        let none = Period { meaning: Meaning::PlausibleV2, name: "all", date: "", now, first_event: None };
+        let all = Asked::Named(Named::All);
+        let none = Period { meaning: Meaning::PlausibleV2, asked: &all, end_day: "", now, first_event: None };
         let (from, to) = resolve(new_york, &none).unwrap();
         assert_eq!((local_day(from), local_day(to - 1)), ("2026-03-14".into(), "2026-03-14".into()));
     }

@@ -23,6 +23,7 @@ use chrono_tz::Tz;
 use common::{Error, Result};
 
 use crate::model::{Goal, GoalTarget};
+use proto::analytics::v1 as pb;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -66,22 +67,27 @@ impl Metric {
         Metric::AverageRevenue,
     ];
 
-    pub fn name(self) -> &'static str {
+    /// The contract's value, which names it.
+    fn contract(self) -> pb::Metric {
         match self {
-            Metric::Visitors => "visitors",
-            Metric::Visits => "visits",
-            Metric::Pageviews => "pageviews",
-            Metric::ViewsPerVisit => "views_per_visit",
-            Metric::BounceRate => "bounce_rate",
-            Metric::VisitDuration => "visit_duration",
-            Metric::Events => "events",
-            Metric::TimeOnPage => "time_on_page",
-            Metric::ScrollDepth => "scroll_depth",
-            Metric::ConversionRate => "conversion_rate",
-            Metric::Percentage => "percentage",
-            Metric::TotalRevenue => "total_revenue",
-            Metric::AverageRevenue => "average_revenue",
+            Metric::Visitors => pb::Metric::Visitors,
+            Metric::Visits => pb::Metric::Visits,
+            Metric::Pageviews => pb::Metric::Pageviews,
+            Metric::ViewsPerVisit => pb::Metric::ViewsPerVisit,
+            Metric::BounceRate => pb::Metric::BounceRate,
+            Metric::VisitDuration => pb::Metric::VisitDuration,
+            Metric::Events => pb::Metric::Events,
+            Metric::TimeOnPage => pb::Metric::TimeOnPage,
+            Metric::ScrollDepth => pb::Metric::ScrollDepth,
+            Metric::ConversionRate => pb::Metric::ConversionRate,
+            Metric::Percentage => pb::Metric::Percentage,
+            Metric::TotalRevenue => pb::Metric::TotalRevenue,
+            Metric::AverageRevenue => pb::Metric::AverageRevenue,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.contract().name()
     }
 
     pub fn parse(name: &str) -> Result<Metric> {
@@ -113,6 +119,18 @@ pub enum Interval {
     Day,
     Week,
     Month,
+}
+
+impl Interval {
+    /// The contract's value, which names it.
+    fn contract(self) -> pb::Interval {
+        match self {
+            Interval::Hour => pb::Interval::Hour,
+            Interval::Day => pb::Interval::Day,
+            Interval::Week => pb::Interval::Week,
+            Interval::Month => pb::Interval::Month,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,8 +184,7 @@ pub const ROLLUP_DIMS: [Dim; 19] = [
     Dim::OsVersion,
 ];
 
-/// Prefix of a custom property's dimension.
-pub const PROPS: &str = "event:props:";
+pub use proto::vocabulary::PROPS;
 
 /// The value of a custom property an event does not have, as Plausible shows it.
 pub const NO_PROP: &str = "(none)";
@@ -179,35 +196,39 @@ impl Dim {
         ROLLUP_DIMS.into_iter().chain([Dim::Goal]).chain(times)
     }
 
+    /// The contract's value, which names it; None for a custom property or time.
+    fn property(&self) -> Option<pb::Property> {
+        Some(match self {
+            Dim::Page => pb::Property::EventPage,
+            Dim::Name => pb::Property::EventName,
+            Dim::EntryPage => pb::Property::VisitEntryPage,
+            Dim::ExitPage => pb::Property::VisitExitPage,
+            Dim::Source => pb::Property::VisitSource,
+            Dim::UtmSource => pb::Property::VisitUtmSource,
+            Dim::UtmMedium => pb::Property::VisitUtmMedium,
+            Dim::UtmCampaign => pb::Property::VisitUtmCampaign,
+            Dim::Country => pb::Property::VisitCountry,
+            Dim::Device => pb::Property::VisitDevice,
+            Dim::Browser => pb::Property::VisitBrowser,
+            Dim::Os => pb::Property::VisitOs,
+            Dim::Referrer => pb::Property::VisitReferrer,
+            Dim::Channel => pb::Property::VisitChannel,
+            Dim::UtmContent => pb::Property::VisitUtmContent,
+            Dim::UtmTerm => pb::Property::VisitUtmTerm,
+            Dim::Hostname => pb::Property::EventHostname,
+            Dim::BrowserVersion => pb::Property::VisitBrowserVersion,
+            Dim::OsVersion => pb::Property::VisitOsVersion,
+            Dim::Goal => pb::Property::EventGoal,
+            Dim::Prop(_) | Dim::Time(_) => return None,
+        })
+    }
+
     pub fn name(&self) -> String {
-        let name = match self {
-            Dim::Page => "event:page",
-            Dim::Name => "event:name",
-            Dim::EntryPage => "visit:entry_page",
-            Dim::ExitPage => "visit:exit_page",
-            Dim::Source => "visit:source",
-            Dim::UtmSource => "visit:utm_source",
-            Dim::UtmMedium => "visit:utm_medium",
-            Dim::UtmCampaign => "visit:utm_campaign",
-            Dim::Country => "visit:country",
-            Dim::Device => "visit:device",
-            Dim::Browser => "visit:browser",
-            Dim::Os => "visit:os",
-            Dim::Referrer => "visit:referrer",
-            Dim::Channel => "visit:channel",
-            Dim::UtmContent => "visit:utm_content",
-            Dim::UtmTerm => "visit:utm_term",
-            Dim::Hostname => "event:hostname",
-            Dim::BrowserVersion => "visit:browser_version",
-            Dim::OsVersion => "visit:os_version",
-            Dim::Prop(name) => return format!("{PROPS}{name}"),
-            Dim::Goal => "event:goal",
-            Dim::Time(Interval::Hour) => "time:hour",
-            Dim::Time(Interval::Day) => "time:day",
-            Dim::Time(Interval::Week) => "time:week",
-            Dim::Time(Interval::Month) => "time:month",
-        };
-        name.to_owned()
+        match self {
+            Dim::Prop(name) => format!("{PROPS}{name}"),
+            Dim::Time(interval) => interval.contract().dimension().to_owned(),
+            fixed => fixed.property().map(pb::Property::name).unwrap_or_default().to_owned(),
+        }
     }
 
     pub fn parse(name: &str, what: &str) -> Result<Dim> {
@@ -1321,8 +1342,17 @@ mod tests {
 
     /// A period as our own endpoints name it.
     fn period_range(tz: Tz, name: &str, date: &str, now: DateTime<Utc>) -> Result<(i64, i64)> {
-        let period =
-            crate::period::Period { meaning: crate::period::Meaning::Ours, name, date, now, first_event: None };
+        use crate::period::Asked;
+        // As the gateway sends them; an unknown name is the unspecified period.
+        let (asked, end_day) = match (name, date.split_once(',')) {
+            ("custom", range) => {
+                let (first, last) = range.unwrap_or((date, ""));
+                (Asked::Custom { first_day: first.into(), last_day: last.into() }, "")
+            }
+            _ => (pb::NamedPeriod::from_name(name).map(Asked::Named).unwrap_or_default(), date),
+        };
+        let meaning = crate::period::Meaning::Ours;
+        let period = crate::period::Period { meaning, asked: &asked, end_day, now, first_event: None };
         crate::period::resolve(tz, &period)
     }
 

@@ -15,7 +15,7 @@ use common::time::now_ms;
 use common::{Error, Result};
 
 use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
-use crate::period::{Meaning, Period};
+use crate::period::{Asked, Meaning, Period};
 use crate::query::{Answer, Buckets, Filter, Parts, Query, Shares};
 use crate::store::{ReadFrom, Store};
 use crate::writer::Writer;
@@ -53,8 +53,9 @@ pub struct QueryRequest {
     pub dimensions: Vec<String>,
     /// (operator, dimension, values)
     pub filters: Vec<(String, String, Vec<String>)>,
-    pub period: String,
-    pub date: String,
+    pub period: Asked,
+    /// The day a named or counted period ends on (`YYYY-MM-DD`), empty for today.
+    pub end_day: String,
     /// Whose days `period` names.
     pub meaning: Meaning,
     /// (metric or dimension, descending)
@@ -195,11 +196,11 @@ impl Analytics {
         let website = self.get_website(&request.website_id).await?;
         let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
         // Only `all` needs the site's first event.
-        let first_event = if request.period == "all" { self.store.first_event(&website.id).await? } else { None };
+        let first_event = if request.period.is_all() { self.store.first_event(&website.id).await? } else { None };
         let period = Period {
             meaning: request.meaning,
-            name: &request.period,
-            date: &request.date,
+            asked: &request.period,
+            end_day: &request.end_day,
             now: Utc::now(),
             first_event,
         };
@@ -245,18 +246,18 @@ impl Analytics {
     }
 
     /// The custom property names on the site's events of `period` (our meaning, ending on
-    /// `date`), of the events named `event_name` when given.
+    /// `end_day`), of the events named `event_name` when given.
     pub async fn property_keys(
         &self,
         website_id: &str,
-        period: &str,
-        date: &str,
+        period: &Asked,
+        end_day: &str,
         event_name: &str,
     ) -> Result<Vec<String>> {
         let website = self.get_website(website_id).await?;
         let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
-        let first_event = if period == "all" { self.store.first_event(&website.id).await? } else { None };
-        let period = Period { meaning: Meaning::Ours, name: period, date, now: Utc::now(), first_event };
+        let first_event = if period.is_all() { self.store.first_event(&website.id).await? } else { None };
+        let period = Period { meaning: Meaning::Ours, asked: period, end_day, now: Utc::now(), first_event };
         let range = crate::period::resolve(tz, &period)?;
         common::text::check_line("event_name", event_name)?;
         self.store.property_keys(&website.id, range, event_name).await

@@ -10,11 +10,9 @@ pub mod plausible_v1;
 pub mod plausible_v2;
 
 use common::Error;
-use proto::analytics::v1 as anpb;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::{ApiError, ApiResult};
-use crate::flows::stats::run;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The statistics operations of the envelope's mount.
@@ -26,21 +24,17 @@ pub(crate) fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError 
     Error::validation(format!("{field}: {message}")).into()
 }
 
-/// [`run`] for a request built from parameters the caller's API names differently from
-/// analytics (`names`: analytics' field, the caller's): a 400 names the field the caller sent.
-async fn run_named(
-    state: &AppState,
-    request: anpb::QueryRequest,
-    names: &[(&str, &str)],
-) -> ApiResult<anpb::QueryResponse> {
-    run(state, request).await.map_err(|mut e| {
+/// For a request built from parameters the caller's API names differently from analytics
+/// (`names`: analytics' field, the caller's): a 400 names the field the caller sent.
+fn renamed<'a>(names: &'a [(&'static str, &'static str)]) -> impl Fn(ApiError) -> ApiError + 'a {
+    move |mut e| {
         if let Some(field) = &mut e.error.field
             && let Some((_, ours)) = names.iter().find(|(theirs, _)| theirs == field)
         {
             *field = (*ours).to_owned();
         }
         e
-    })
+    }
 }
 
 /// The first value given twice, if any.

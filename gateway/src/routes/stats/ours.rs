@@ -19,6 +19,7 @@ use crate::flows::stats::{self, Overview, Realtime, breakdown_of, count, label, 
 use crate::schema::Range;
 use crate::state::AppState;
 use crate::vocabulary;
+use anpb::NamedPeriod;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -50,11 +51,14 @@ pub struct RangeParams {
 }
 
 impl RangeParams {
-    fn period(&self) -> ApiResult<String> {
-        match self.range.as_deref().unwrap_or("30d") {
-            range if vocabulary::RANGES.contains(&range) => Ok(range.to_owned()),
-            other => Err(invalid("range", format!("{other:?} is not one of {}", vocabulary::RANGES.join(", ")))),
-        }
+    fn range(&self) -> ApiResult<NamedPeriod> {
+        let name = self.range.as_deref().unwrap_or(NamedPeriod::NamedPeriod30d.name());
+        vocabulary::range(name)
+            .ok_or_else(|| invalid("range", format!("{name:?} is not one of {}", vocabulary::RANGES.join(", "))))
+    }
+
+    fn period(&self) -> ApiResult<anpb::Period> {
+        Ok(vocabulary::named(self.range()?))
     }
 
     fn limit(&self) -> ApiResult<u32> {
@@ -87,7 +91,7 @@ pub async fn overview(
 ) -> ApiResult<Response> {
     let website = site(&state, credentials, website_id).await?;
     let params: RangeParams = parse_query(q.as_deref())?;
-    let overview = stats::overview(&state, &website.id, &params.period()?, params.limit()?).await?;
+    let overview = stats::overview(&state, &website.id, params.range()?, params.limit()?).await?;
     Ok(ok(overview).into_response())
 }
 

@@ -11,16 +11,18 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{invalid, repeated, run_named};
+use super::{invalid, renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Success, paged, parse_query};
 use crate::error::ApiResult;
+use crate::filters::v1_filters;
 use crate::flows::access::authorized_website;
-use crate::flows::stats::{change, row_metric, run, short_name, top, totals};
+use crate::flows::stats::{Compared, Comparison, change, row_metric, short_name, stats_query, top, totals};
 use crate::rules;
 use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;
-use crate::vocabulary::{PROPERTIES, PROPS};
+use crate::vocabulary::{self, INTERVALS, V1_DAY};
+use proto::vocabulary::TIME;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(aggregate)).routes(routes!(timeseries)).routes(routes!(breakdown))
@@ -57,53 +59,6 @@ pub(crate) enum V1 {
     Breakdown,
 }
 
-/// v1 filters: `event:page==/blog/**;visit:country==US|DE`, with `==`, `!=`, `~` (contains) and
-/// `!~`; `*` in an `==`/`!=` value makes it a wildcard match. The grammar is the document's
-/// pattern ([`rules::V1_FILTERS`]), checked first; parsing then cannot fail.
-pub(crate) fn v1_filters(text: &str) -> ApiResult<Vec<anpb::Filter>> {
-    if !rules::is_v1_filters(text) {
-        return Err(invalid(
-            "filters",
-            "must be <property><op><value>[|<value>…] joined by ;, with a property of the Stats API, \
-             an op among ==, !=, ~, !~ and at most 100 values",
-        ));
-    }
-    if text.is_empty() {
-        return Ok(vec![]);
-    }
-    text.split(';').map(v1_filter).collect()
-}
-
-/// One filter of a text that matches the grammar.
-fn v1_filter(f: &str) -> ApiResult<anpb::Filter> {
-    let f = f.trim_start_matches(' ');
-    let fixed = PROPERTIES
-        .iter()
-        .find(|p| f.strip_prefix(**p).is_some_and(|rest| rest.trim_start_matches(' ').starts_with(['=', '!', '~'])));
-    // A custom property's name runs up to the operator (the grammar keeps spaces out).
-    let custom = || f.strip_prefix(PROPS)?.find([' ', '=', '!', '~']).map(|end| &f[..PROPS.len() + end]);
-    let property = match fixed {
-        Some(property) => *property,
-        None => custom().ok_or_else(|| invalid("filters", format!("{f:?} has no property")))?,
-    };
-    let rest = f[property.len()..].trim_start_matches(' ');
-    let (op, values) = ["==", "!=", "!~", "~"]
-        .iter()
-        .find_map(|op| rest.strip_prefix(op).map(|values| (*op, values)))
-        .ok_or_else(|| invalid("filters", format!("{f:?} needs ==, !=, ~ or !~")))?;
-    let values: Vec<String> = values.split('|').map(|v| v.trim().to_owned()).collect();
-    let wildcard = values.iter().any(|v| v.contains('*'));
-    let operator = match (op, wildcard) {
-        ("==", false) => "is",
-        ("==", true) => "matches",
-        ("!=", false) => "is_not",
-        ("!=", true) => "matches_not",
-        ("~", _) => "contains",
-        _ => "contains_not",
-    };
-    Ok(anpb::Filter { operator: operator.into(), dimension: property.into(), values })
-}
-
 /// What every v1 endpoint reads the same way: site, metrics, date, filters and period.
 fn v1_common(website_id: String, p: &V1Params) -> ApiResult<anpb::QueryRequest> {
     let metrics: Vec<String> =
@@ -117,15 +72,23 @@ fn v1_common(website_id: String, p: &V1Params) -> ApiResult<anpb::QueryRequest> 
     {
         return Err(invalid("date", "must be YYYY-MM-DD, or YYYY-MM-DD,YYYY-MM-DD for period=custom"));
     }
+    let filters = v1_filters(p.filters.as_deref().unwrap_or_default())?;
+    let meaning = anpb::PeriodMeaning::PlausibleV1;
+    let (period, end_day) = vocabulary::period(period_name(p), p.date.as_deref().unwrap_or_default(), meaning)?;
     Ok(anpb::QueryRequest {
         website_id,
         metrics,
-        filters: v1_filters(p.filters.as_deref().unwrap_or_default())?,
-        period: p.period.clone().unwrap_or_else(|| "30d".into()),
-        date: p.date.clone().unwrap_or_default(),
-        period_meaning: anpb::PeriodMeaning::PlausibleV1.into(),
+        filters,
+        period: Some(period),
+        end_day,
+        period_meaning: meaning.into(),
         ..Default::default()
     })
+}
+
+/// The period asked for; Plausible's default is 30 days.
+fn period_name(p: &V1Params) -> &str {
+    p.period.as_deref().unwrap_or(anpb::NamedPeriod::NamedPeriod30d.name())
 }
 
 fn not_here(name: &str, given: bool) -> ApiResult<()> {
@@ -144,14 +107,14 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<anpb::Que
         V1::Timeseries => {
             not_here("property", p.property.is_some())?;
             not_here("compare", p.compare.is_some())?;
-            request.dimensions = vec![time_dimension(&request.period, p.interval.as_deref())?.into()];
+            request.dimensions = vec![time_dimension(period_name(p), p.interval.as_deref())?.into()];
             request.fill_time = true;
         }
         V1::Breakdown => {
             not_here("compare", p.compare.is_some())?;
             not_here("interval", p.interval.is_some())?;
             let property = p.property.clone().ok_or_else(|| invalid("property", "is required"))?;
-            if property.starts_with("time:") {
+            if property.starts_with(TIME) {
                 return Err(invalid("property", "use /stats/timeseries for time"));
             }
             let limit = p.limit.unwrap_or(100);
@@ -177,19 +140,20 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<anpb::Que
 
 /// The time dimension of a time series: the interval asked for, or the period's default.
 fn time_dimension(period: &str, interval: Option<&str>) -> ApiResult<&'static str> {
+    use anpb::{Interval, NamedPeriod as P};
     let interval = match interval {
-        Some(interval) => interval,
-        None if period == "day" || period == "24h" => "hour",
-        None if matches!(period, "6mo" | "12mo" | "year") => "month",
-        None => "date",
+        Some(V1_DAY) => Interval::Day,
+        Some(name) => Interval::from_name(name).ok_or_else(|| {
+            let known: Vec<_> = INTERVALS.iter().copied().filter(|i| *i != Interval::Day.name()).collect();
+            invalid("interval", format!("{name:?} is not one of {}", known.join(", ")))
+        })?,
+        None => match P::from_name(period) {
+            Some(P::Day | P::NamedPeriod24h) => Interval::Hour,
+            Some(P::NamedPeriod6mo | P::NamedPeriod12mo | P::Year) => Interval::Month,
+            _ => Interval::Day,
+        },
     };
-    match interval {
-        "hour" => Ok("time:hour"),
-        "date" | "day" => Ok("time:day"),
-        "week" => Ok("time:week"),
-        "month" => Ok("time:month"),
-        other => Err(invalid("interval", format!("{other:?} is not one of hour, date, week, month"))),
-    }
+    Ok(interval.dimension())
 }
 
 /// A v1 query string as each endpoint reads it (for the fuzz targets): how many take it.
@@ -264,7 +228,6 @@ pub(crate) async fn v1(
     let (_, website) = authorized_website(state, async { Ok(key) }, params.site_id.clone(), Scope::Read).await?;
     let request = v1_request(kind, website.id, &params)?;
     let metrics = request.metrics.clone();
-    let previous = params.compare.is_some().then(|| anpb::QueryRequest { previous_period: true, ..request.clone() });
     let dimension = request.dimensions.first().cloned().unwrap_or_default();
     let per_page = u64::from(request.limit);
     let names: &[(&str, &str)] = match kind {
@@ -272,20 +235,19 @@ pub(crate) async fn v1(
         V1::Timeseries => &[("dimensions", "interval")],
         V1::Breakdown => &[("dimensions", "property")],
     };
-    let answer = run_named(state, request, names).await?;
+    // Only an aggregate shows the comparison.
+    let compare = match params.compare {
+        Some(_) if kind == V1::Aggregate => Comparison::PreviousPeriod,
+        _ => Comparison::Nothing,
+    };
+    let Compared { answer, before } = stats_query(state, request, compare).await.map_err(renamed(names))?;
     let pagination = (kind == V1::Breakdown).then(|| Pagination {
         page: params.page.map_or(1, u64::from),
         per_page,
         total: answer.total_rows,
     });
     let data = match kind {
-        V1::Aggregate => {
-            let before = match previous {
-                Some(previous) => Some(totals(&run(state, previous).await?)),
-                None => None,
-            };
-            V1Result::Aggregate(aggregate_result(&answer, &metrics, before.as_deref()))
-        }
+        V1::Aggregate => V1Result::Aggregate(aggregate_result(&answer, &metrics, before.as_deref())),
         V1::Timeseries => V1Result::Timeseries(TimeseriesResult { results: top(&answer, "date", &metrics) }),
         V1::Breakdown => {
             V1Result::Breakdown(BreakdownResult { results: top(&answer, short_name(&dimension), &metrics) })
@@ -381,29 +343,4 @@ pub async fn breakdown(
 ) -> ApiResult<Response> {
     let (data, pagination) = v1(&state, credentials, q, V1::Breakdown).await?;
     Ok(paged(data, pagination).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use common::ErrorCode;
-
-    use super::*;
-
-    #[test]
-    fn v1_filters_parse() {
-        let filters =
-            v1_filters("event:page==/blog/**;visit:country==US|DE;visit:source!=Google;event:page~pricing").unwrap();
-        let ops: Vec<_> = filters.iter().map(|f| (f.operator.as_str(), f.dimension.as_str(), f.values.len())).collect();
-        assert_eq!(
-            ops,
-            [
-                ("matches", "event:page", 1),
-                ("is", "visit:country", 2),
-                ("is_not", "visit:source", 1),
-                ("contains", "event:page", 1)
-            ]
-        );
-        assert!(v1_filters("event:page").is_err());
-        assert_eq!(ErrorCode::Validation, v1_filters("x").unwrap_err().error.code);
-    }
 }

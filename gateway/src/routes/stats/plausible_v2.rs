@@ -11,15 +11,16 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{invalid, repeated, run_named};
+use super::{invalid, renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
 use crate::error::ApiResult;
 use crate::flows::access::authorized_website;
-use crate::flows::stats::row_metric;
+use crate::flows::stats::{Compared, Comparison, row_metric, stats_query};
 use crate::rules;
 use crate::state::AppState;
 use crate::time::rfc3339;
+use crate::vocabulary::{self, CUSTOM_PERIOD};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(flexible_query))
@@ -141,30 +142,34 @@ fn v2_day(value: &Value) -> ApiResult<&str> {
     }
 }
 
-/// `"7d"` or `["2024-01-01", "2024-01-31"]` → period and date.
-pub(crate) fn v2_date_range(range: &Value) -> ApiResult<(String, String)> {
-    match range {
-        Value::String(period) => Ok((period.clone(), String::new())),
+/// `"7d"` or `["2024-01-01", "2024-01-31"]` → the period and the day it ends on (today).
+pub(crate) fn v2_date_range(range: &Value) -> ApiResult<(anpb::Period, String)> {
+    let (name, date) = match range {
+        Value::String(period) => (period.as_str(), String::new()),
         Value::Array(days) if days.len() == 2 => {
-            Ok(("custom".into(), format!("{},{}", v2_day(&days[0])?, v2_day(&days[1])?)))
+            (CUSTOM_PERIOD, format!("{},{}", v2_day(&days[0])?, v2_day(&days[1])?))
         }
-        _ => Err(invalid("date_range", "must be a period such as \"7d\" or [\"YYYY-MM-DD\", \"YYYY-MM-DD\"]")),
-    }
+        _ => return Err(invalid("date_range", "must be a period such as \"7d\" or [\"YYYY-MM-DD\", \"YYYY-MM-DD\"]")),
+    };
+    vocabulary::period(name, &date, anpb::PeriodMeaning::PlausibleV2).map_err(|mut e| {
+        // Both the period and its days are `date_range` to v2's clients.
+        e.field = Some("date_range".into());
+        e.into()
+    })
 }
 
 /// Plausible's v2 result body, and where its page sits.
 pub(crate) async fn v2(state: &AppState, website: anpb::Website, body: V2Body) -> ApiResult<(QueryResult, Pagination)> {
     let (request, pagination) = v2_request(website.id.clone(), &body)?;
-    let answer =
-        run_named(state, request, &[("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")])
-            .await?;
+    let names = [("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")];
+    let Compared { answer, .. } = stats_query(state, request, Comparison::Nothing).await.map_err(renamed(&names))?;
     Ok(v2_body(website, body, pagination, answer))
 }
 
 /// The analytics query a v2 body asks for, and its page; everything but the site's existence is
 /// checked here.
 pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::QueryRequest, V2Pagination)> {
-    let (period, date) = v2_date_range(&body.date_range)?;
+    let (period, end_day) = v2_date_range(&body.date_range)?;
     let order_by = body
         .order_by
         .iter()
@@ -188,8 +193,8 @@ pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::
         metrics: body.metrics.clone(),
         dimensions: body.dimensions.clone(),
         filters: body.filters.iter().map(v2_filter).collect::<ApiResult<_>>()?,
-        period,
-        date,
+        period: Some(period),
+        end_day,
         order_by,
         limit: pagination.limit,
         offset: pagination.offset,

@@ -1,0 +1,84 @@
+//! Plausible's v1 filter text (`event:page==/blog/**;visit:country==US|DE`), which the Stats
+//! API v1, the drop-in and the console's website pages all take.
+
+use proto::analytics::v1 as anpb;
+
+use crate::error::{ApiError, ApiResult};
+use crate::rules;
+use crate::vocabulary::{PROPERTIES, PROPS};
+
+/// v1 filters: `event:page==/blog/**;visit:country==US|DE`, with `==`, `!=`, `~` (contains) and
+/// `!~`; `*` in an `==`/`!=` value makes it a wildcard match. The grammar is the document's
+/// pattern ([`rules::V1_FILTERS`]), checked first; parsing then cannot fail.
+pub fn v1_filters(text: &str) -> ApiResult<Vec<anpb::Filter>> {
+    if !rules::is_v1_filters(text) {
+        return Err(invalid(
+            "must be <property><op><value>[|<value>…] joined by ;, with a property of the Stats API, \
+             an op among ==, !=, ~, !~ and at most 100 values",
+        ));
+    }
+    if text.is_empty() {
+        return Ok(vec![]);
+    }
+    text.split(';').map(v1_filter).collect()
+}
+
+/// A 400 naming `filters`.
+fn invalid(message: impl std::fmt::Display) -> ApiError {
+    common::Error::validation(format!("filters: {message}")).into()
+}
+
+/// One filter of a text that matches the grammar.
+fn v1_filter(f: &str) -> ApiResult<anpb::Filter> {
+    let f = f.trim_start_matches(' ');
+    let fixed = PROPERTIES
+        .iter()
+        .find(|p| f.strip_prefix(**p).is_some_and(|rest| rest.trim_start_matches(' ').starts_with(['=', '!', '~'])));
+    // A custom property's name runs up to the operator (the grammar keeps spaces out).
+    let custom = || f.strip_prefix(PROPS)?.find([' ', '=', '!', '~']).map(|end| &f[..PROPS.len() + end]);
+    let property = match fixed {
+        Some(property) => *property,
+        None => custom().ok_or_else(|| invalid(format!("{f:?} has no property")))?,
+    };
+    let rest = f[property.len()..].trim_start_matches(' ');
+    let (op, values) = ["==", "!=", "!~", "~"]
+        .iter()
+        .find_map(|op| rest.strip_prefix(op).map(|values| (*op, values)))
+        .ok_or_else(|| invalid(format!("{f:?} needs ==, !=, ~ or !~")))?;
+    let values: Vec<String> = values.split('|').map(|v| v.trim().to_owned()).collect();
+    let wildcard = values.iter().any(|v| v.contains('*'));
+    let operator = match (op, wildcard) {
+        ("==", false) => "is",
+        ("==", true) => "matches",
+        ("!=", false) => "is_not",
+        ("!=", true) => "matches_not",
+        ("~", _) => "contains",
+        _ => "contains_not",
+    };
+    Ok(anpb::Filter { operator: operator.into(), dimension: property.into(), values })
+}
+
+#[cfg(test)]
+mod tests {
+    use common::ErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn v1_filters_parse() {
+        let filters =
+            v1_filters("event:page==/blog/**;visit:country==US|DE;visit:source!=Google;event:page~pricing").unwrap();
+        let ops: Vec<_> = filters.iter().map(|f| (f.operator.as_str(), f.dimension.as_str(), f.values.len())).collect();
+        assert_eq!(
+            ops,
+            [
+                ("matches", "event:page", 1),
+                ("is", "visit:country", 2),
+                ("is_not", "visit:source", 1),
+                ("contains", "event:page", 1)
+            ]
+        );
+        assert!(v1_filters("event:page").is_err());
+        assert_eq!(ErrorCode::Validation, v1_filters("x").unwrap_err().error.code);
+    }
+}
