@@ -44,6 +44,7 @@ impl ApiError {
 
     /// The error in Plausible's body, `{"error": "…"}`, with the same status and headers.
     pub fn into_plausible_response(self) -> Response {
+        self.error.log_cause();
         let mut response = (self.status(), Json(PlausibleError { error: self.error.text() })).into_response();
         self.add_headers(&mut response);
         response
@@ -89,6 +90,7 @@ pub struct PlausibleError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.error.log_cause();
         let body = ErrorEnvelope {
             success: false,
             error: ErrorBody { code: self.error.code.as_str(), message: self.error.text(), timestamp: timestamp() },

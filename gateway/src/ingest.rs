@@ -83,7 +83,7 @@ async fn send_batches(analytics: AnalyticsServiceClient<GrpcTransport>, mut rx: 
                     }
                 }
                 Ok(outcomes) => {
-                    let e = Error::internal(format_args!("{} outcomes for {} events", outcomes.len(), replies.len()));
+                    let e = Error::internal(format!("{} outcomes for {} events", outcomes.len(), replies.len()));
                     replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone()))));
                 }
                 Err(status) => {
@@ -102,6 +102,6 @@ fn result(outcome: anpb::IngestOutcome) -> Result<bool> {
     }
     match ErrorCode::parse(&outcome.error_code) {
         Some(code) => Err(Error::new(code, outcome.error_message)),
-        None => Err(Error::internal(format_args!("unknown error code {}", outcome.error_code))),
+        None => Err(Error::internal(format!("unknown error code {}", outcome.error_code))),
     }
 }

@@ -3,6 +3,7 @@
 //! and envelope code (docs/behaviour.md#authorization-of-a-request, #external-rest-api).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// gRPC metadata key carrying the envelope code across service boundaries.
 const CODE_METADATA_KEY: &str = "zenovay-error-code";
@@ -69,8 +70,7 @@ impl fmt::Display for ErrorCode {
 
 /// An error a client may see: a code from the table and a message safe to show
 /// (never a secret, never a detail of another team's resources).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {}", self.text())]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub code: ErrorCode,
     /// The input field the error is about, when there is one, as the service calls it: a caller
@@ -78,18 +78,42 @@ pub struct Error {
     pub field: Option<String>,
     /// What is wrong, without the field.
     pub message: String,
+    /// What caused an internal error: never shown, logged once where the error leaves the
+    /// process ([`Error::log_cause`]), so that the log has it beside the answer's status.
+    cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PartialEq for Error {
+    /// What a client sees: code, field and message; the cause is not part of the answer.
+    fn eq(&self, other: &Self) -> bool {
+        (self.code, &self.field, &self.message) == (other.code, &other.field, &other.message)
+    }
+}
+
+impl Eq for Error {}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.text())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, field: None, message: message.into() }
+        Error { code, field: None, message: message.into(), cause: None }
     }
 
     /// A value of `field` is not acceptable; `message` says why.
     pub fn invalid(field: impl Into<String>, message: impl fmt::Display) -> Self {
-        Error { code: ErrorCode::Validation, field: Some(field.into()), message: message.to_string() }
+        Error { code: ErrorCode::Validation, field: Some(field.into()), message: message.to_string(), cause: None }
     }
 
     /// The message as a client reads it: the field first, when there is one.
@@ -120,15 +144,29 @@ impl Error {
         Error::new(ErrorCode::ServiceUnavailable, format!("{what} is unavailable, try again shortly"))
     }
 
-    /// An unexpected failure: the cause is logged here, the client sees a generic message.
-    pub fn internal(cause: impl fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        Error::new(ErrorCode::Internal, "internal error")
+    /// An unexpected failure: the client sees a generic message, the cause is kept for the log.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error { cause: Some(Arc::from(cause.into())), ..Error::new(ErrorCode::Internal, "internal error") }
+    }
+
+    /// Logs an internal error's cause with its chain of sources; called where an error leaves the
+    /// process (a gRPC status, an HTTP response), so each cause is logged once.
+    pub fn log_cause(&self) {
+        let Some(cause) = &self.cause else { return };
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(next) = source {
+            chain.push_str(": ");
+            chain.push_str(&next.to_string());
+            source = next.source();
+        }
+        tracing::error!(error = %chain, "internal error");
     }
 }
 
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
+        err.log_cause();
         let mut metadata = tonic::metadata::MetadataMap::new();
         metadata.insert(CODE_METADATA_KEY, tonic::metadata::MetadataValue::from_static(err.code.as_str()));
         if let Some(field) = &err.field {
@@ -145,7 +183,7 @@ impl From<tonic::Status> for Error {
             Some(code) => {
                 let field = status.metadata().get_bin(FIELD_METADATA_KEY).and_then(|v| v.to_bytes().ok());
                 let field = field.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
-                Error { code, field, message: status.message().to_owned() }
+                Error { code, field, message: status.message().to_owned(), cause: None }
             }
             // No code: no Zenovay handler answered. Either the call never reached one (connection
             // refused, timeout, a method the peer does not have yet, as during a rolling upgrade)
@@ -163,7 +201,7 @@ impl From<tonic::Status> for Error {
                     tracing::warn!(grpc.code = ?status.code(), grpc.message = status.message(), "backend call failed");
                     Error::unavailable("a backend service")
                 }
-                _ => Error::internal(format_args!("{:?}: {}", status.code(), status.message())),
+                _ => Error::internal(format!("{:?}: {}", status.code(), status.message())),
             },
         }
     }
@@ -246,6 +284,18 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_for_the_log_and_shows_none_of_it() {
+        let cause = std::io::Error::other("disk on fire at /var/lib/secret");
+        let error = Error::internal(cause);
+        let source = std::error::Error::source(&error).expect("the cause is the source");
+        assert_eq!(source.to_string(), "disk on fire at /var/lib/secret");
+        assert_eq!(error, Error::new(ErrorCode::Internal, "internal error"));
+        let status = tonic::Status::from(error);
+        assert_eq!(status.message(), "internal error");
+        assert_eq!(Error::from(status).code, ErrorCode::Internal);
+    }
 
     #[test]
     fn every_code_round_trips_through_grpc() {

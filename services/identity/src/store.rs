@@ -65,7 +65,7 @@ fn decode_grant(s: &str) -> Result<Grant> {
         "read" => Ok(Scope::Read),
         "write" => Ok(Scope::Write),
         "admin" => Ok(Scope::Admin),
-        _ => Err(Error::internal(format_args!("stored grant has unknown scope {part:?}"))),
+        _ => Err(Error::internal(format!("stored grant has unknown scope {part:?}"))),
     };
     Grant::scopes(s.split(',').map(scope).collect::<Result<Vec<_>>>()?)
 }
