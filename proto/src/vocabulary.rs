@@ -58,6 +58,13 @@ macro_rules! named {
                 $ty::all().map($ty::name)
             }
         }
+
+        /// Its external name, so lists of values and of names render alike.
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                self.name()
+            }
+        }
     };
 }
 
@@ -130,6 +137,14 @@ mod tests {
         for period in NamedPeriod::all() {
             assert_eq!(NamedPeriod::from_name(period.name()), Some(period));
         }
+    }
+
+    #[test]
+    fn a_list_of_values_reads_as_their_names() {
+        let metrics = [Metric::Visitors, Metric::BounceRate];
+        let names: Vec<&str> = metrics.iter().map(AsRef::as_ref).collect();
+        assert_eq!(names, ["visitors", "bounce_rate"]);
+        assert_eq!(Property::VisitCountry.as_ref(), "visit:country");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::schema::Range;
 use crate::state::AppState;
 use crate::time::rfc3339;
 use crate::vocabulary::{PROPS, named};
-use anpb::{Interval, NamedPeriod};
+use anpb::{Interval, Metric, NamedPeriod, Property};
 
 pub(crate) async fn run(state: &AppState, request: anpb::QueryRequest) -> ApiResult<anpb::QueryResponse> {
     Ok(state.analytics.clone().query(request).await?.into_inner())
@@ -47,10 +47,10 @@ pub(crate) async fn stats_query(
     Ok(Compared { answer, before })
 }
 
-pub(crate) fn query(website_id: &str, period: &anpb::Period, metrics: &[&str]) -> anpb::QueryRequest {
+pub(crate) fn query(website_id: &str, period: &anpb::Period, metrics: &[Metric]) -> anpb::QueryRequest {
     anpb::QueryRequest {
         website_id: website_id.to_owned(),
-        metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+        metrics: metrics.iter().map(|m| m.name().to_owned()).collect(),
         period: Some(period.clone()),
         ..Default::default()
     }
@@ -60,7 +60,7 @@ pub(crate) fn breakdown_of(
     website_id: &str,
     period: &anpb::Period,
     dimension: &str,
-    metrics: &[&str],
+    metrics: &[Metric],
     limit: u32,
 ) -> anpb::QueryRequest {
     anpb::QueryRequest { dimensions: vec![dimension.into()], limit, ..query(website_id, period, metrics) }
@@ -69,8 +69,8 @@ pub(crate) fn breakdown_of(
 /// A metric of a result row: revenue as Plausible's `{short, long, value}` in the row's
 /// currency, the rest as [`metric_value`].
 pub(crate) fn row_metric(metric: &str, value: f64, currency: &str) -> Value {
-    match metric {
-        "total_revenue" | "average_revenue" => crate::views::revenue(value, currency),
+    match Metric::from_name(metric) {
+        Some(Metric::TotalRevenue | Metric::AverageRevenue) => crate::views::revenue(value, currency),
         _ => metric_value(metric, value),
     }
 }
@@ -79,10 +79,11 @@ pub(crate) fn row_metric(metric: &str, value: f64, currency: &str) -> Value {
 /// decimals. A metric with no value (time on page or scroll depth without engagement) is null,
 /// as in Plausible.
 pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
-    match metric {
+    use Metric as M;
+    match Metric::from_name(metric) {
         _ if value.is_nan() => Value::Null,
-        "total_revenue" | "average_revenue" => json!(value),
-        "views_per_visit" | "conversion_rate" | "percentage" => json!(value),
+        Some(M::TotalRevenue | M::AverageRevenue) => json!(value),
+        Some(M::ViewsPerVisit | M::ConversionRate | M::Percentage) => json!(value),
         _ => json!(value as i64),
     }
 }
@@ -98,7 +99,7 @@ pub(crate) fn short_name(dimension: &str) -> &str {
 
 /// Plausible's comparison: percentage change, or the difference in points for a rate.
 pub(crate) fn change(metric: &str, before: f64, now: f64) -> i64 {
-    if metric == "bounce_rate" {
+    if Metric::from_name(metric) == Some(Metric::BounceRate) {
         return (now - before) as i64;
     }
     if before == 0.0 {
@@ -182,18 +183,19 @@ pub struct CountryVisitors {
 /// Totals over `range` (a range of `/analytics`), a zero-filled series (hourly over 24h, else
 /// daily) and the top `limit` countries.
 pub async fn overview(state: &AppState, website_id: &str, range: NamedPeriod, limit: u32) -> ApiResult<Overview> {
-    const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
+    use Metric as M;
+    const TOTALS: [Metric; 5] = [M::Visitors, M::Visits, M::Pageviews, M::BounceRate, M::VisitDuration];
     let interval = if range == NamedPeriod::NamedPeriod24h { Interval::Hour } else { Interval::Day };
     let period = &named(range);
     let series = anpb::QueryRequest {
         dimensions: vec![interval.dimension().into()],
         fill_time: true,
-        ..query(website_id, period, &["visitors", "pageviews"])
+        ..query(website_id, period, &[Metric::Visitors, Metric::Pageviews])
     };
     let (answer, series, countries) = tokio::try_join!(
         run(state, query(website_id, period, &TOTALS)),
         run(state, series),
-        run(state, breakdown_of(website_id, period, "visit:country", &["visitors"], limit)),
+        run(state, breakdown_of(website_id, period, Property::VisitCountry.name(), &[Metric::Visitors], limit)),
     )?;
     let values = totals(&answer);
     let value = |i: usize| values.get(i).copied().unwrap_or_default() as u64;
@@ -229,7 +231,8 @@ pub struct RealtimeTotals {
 }
 
 pub async fn realtime_totals(state: &AppState, website_id: &str) -> ApiResult<RealtimeTotals> {
-    let answer = run(state, query(website_id, &named(NamedPeriod::Realtime), &["visitors", "pageviews"])).await?;
+    let answer =
+        run(state, query(website_id, &named(NamedPeriod::Realtime), &[Metric::Visitors, Metric::Pageviews])).await?;
     let values = totals(&answer);
     let value = |i: usize| values.get(i).copied().unwrap_or_default() as u64;
     Ok(RealtimeTotals {
@@ -263,7 +266,16 @@ pub struct PageVisitors {
 pub async fn realtime(state: &AppState, website_id: &str) -> ApiResult<Realtime> {
     let (totals, pages) = tokio::try_join!(
         realtime_totals(state, website_id),
-        run(state, breakdown_of(website_id, &named(NamedPeriod::Realtime), "event:page", &["visitors"], 10)),
+        run(
+            state,
+            breakdown_of(
+                website_id,
+                &named(NamedPeriod::Realtime),
+                Property::EventPage.name(),
+                &[Metric::Visitors],
+                10
+            )
+        ),
     )?;
     Ok(Realtime {
         visitors: totals.visitors,

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use crate::flows::stats::{self, short_name, top};
 use crate::state::AppState;
 use crate::vocabulary;
-use anpb::{Interval, NamedPeriod};
+use anpb::{Interval, Metric, NamedPeriod};
 use proto::vocabulary::TIME;
 
 const ANALYTICS_READ: &str = "analytics:read";
@@ -311,10 +311,10 @@ fn arg<'a>(args: &'a JsonObject, name: &str) -> Option<&'a str> {
     args.get(name).and_then(Value::as_str)
 }
 
-fn metrics_arg(args: &JsonObject, default: &[&str]) -> Vec<String> {
+fn metrics_arg(args: &JsonObject, default: &[Metric]) -> Vec<String> {
     match args.get("metrics").and_then(Value::as_array) {
         Some(list) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        None => default.iter().map(|m| (*m).to_owned()).collect(),
+        None => default.iter().map(|m| m.name().to_owned()).collect(),
     }
 }
 
@@ -375,7 +375,7 @@ impl McpServer {
         let period = arg(args, "period").unwrap_or(NamedPeriod::NamedPeriod30d.name());
         let date = arg(args, "date").unwrap_or_default();
         let website = self.website(grant, args).await?;
-        let metrics = metrics_arg(args, &["visitors", "pageviews"]);
+        let metrics = metrics_arg(args, &[Metric::Visitors, Metric::Pageviews]);
         // As analytics' own errors reach the tool: the message without the field.
         let (period, end_day) = vocabulary::period(period, date, anpb::PeriodMeaning::Ours).map_err(|e| e.message)?;
         let mut request = anpb::QueryRequest {

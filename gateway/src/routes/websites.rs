@@ -19,7 +19,7 @@ use crate::state::AppState;
 use crate::time::rfc3339;
 use crate::views;
 use crate::vocabulary::{self, CUSTOM_PERIOD, PROPS, named};
-use anpb::{Interval, NamedPeriod, PeriodMeaning};
+use anpb::{Interval, Metric, NamedPeriod, PeriodMeaning, Property};
 
 /// `GET /api/v1/websites`: the websites of every team I belong to.
 pub async fn list(State(state): State<AppState>, session: SessionUser) -> ApiResult<Response> {
@@ -87,21 +87,25 @@ const PERIODS: [NamedPeriod; 6] = [
     NamedPeriod::NamedPeriod90d,
     NamedPeriod::NamedPeriod12mo,
 ];
-const TOTALS: [&str; 5] = ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"];
+const TOTALS: [Metric; 5] =
+    [Metric::Visitors, Metric::Visits, Metric::Pageviews, Metric::BounceRate, Metric::VisitDuration];
 /// Each breakdown the website's page shows: its name in the answer and its dimension.
-const BREAKDOWNS: [(&str, &str); 9] = [
-    ("pages", "event:page"),
-    ("entry_pages", "visit:entry_page"),
-    ("exit_pages", "visit:exit_page"),
-    ("sources", "visit:source"),
-    ("utm_campaigns", "visit:utm_campaign"),
-    ("countries", "visit:country"),
-    ("devices", "visit:device"),
-    ("browsers", "visit:browser"),
-    ("operating_systems", "visit:os"),
+const BREAKDOWNS: [(&str, Property); 9] = [
+    ("pages", Property::EventPage),
+    ("entry_pages", Property::VisitEntryPage),
+    ("exit_pages", Property::VisitExitPage),
+    ("sources", Property::VisitSource),
+    ("utm_campaigns", Property::VisitUtmCampaign),
+    ("countries", Property::VisitCountry),
+    ("devices", Property::VisitDevice),
+    ("browsers", Property::VisitBrowser),
+    ("operating_systems", Property::VisitOs),
 ];
 /// The goals' figures, as the Stats API's `event:goal` breakdown gives them.
-const GOAL_METRICS: [&str; 5] = ["visitors", "events", "conversion_rate", "total_revenue", "average_revenue"];
+const GOAL_METRICS: [Metric; 5] =
+    [Metric::Visitors, Metric::Events, Metric::ConversionRate, Metric::TotalRevenue, Metric::AverageRevenue];
+/// The figures of a custom event or property: its visitors and its events.
+const EVENT_METRICS: [Metric; 2] = [Metric::Visitors, Metric::Events];
 /// Event names that are not custom events: the page's own.
 const NOT_CUSTOM: [&str; 2] = ["pageview", "engagement"];
 
@@ -188,19 +192,19 @@ pub async fn stats(
     let series = anpb::QueryRequest {
         dimensions: vec![interval.dimension().into()],
         fill_time: true,
-        ..scoped(stats::query(&website.id, period, &["visitors", "pageviews"]))
+        ..scoped(stats::query(&website.id, period, &[Metric::Visitors, Metric::Pageviews]))
     };
     let breakdowns = BREAKDOWNS.map(|(_, dimension)| {
-        stats::run(&state, scoped(stats::breakdown_of(&website.id, period, dimension, &["visitors"], 10)))
+        stats::run(&state, scoped(stats::breakdown_of(&website.id, period, dimension.name(), &[Metric::Visitors], 10)))
     });
-    let goals = scoped(stats::breakdown_of(&website.id, period, "event:goal", &GOAL_METRICS, 100));
-    let events = scoped(stats::breakdown_of(&website.id, period, "event:name", &["visitors", "events"], 100));
+    let goals = scoped(stats::breakdown_of(&website.id, period, Property::EventGoal.name(), &GOAL_METRICS, 100));
+    let events = scoped(stats::breakdown_of(&website.id, period, Property::EventName.name(), &EVENT_METRICS, 100));
     let (now, before, series, breakdowns, realtime, goals, events) = tokio::try_join!(
         stats::run(&state, totals),
         stats::run(&state, previous),
         stats::run(&state, series),
         futures::future::try_join_all(breakdowns),
-        stats::run(&state, stats::query(&website.id, &named(NamedPeriod::Realtime), &["visitors"])),
+        stats::run(&state, stats::query(&website.id, &named(NamedPeriod::Realtime), &[Metric::Visitors])),
         stats::run(&state, goals),
         stats::run(&state, events),
     )?;
@@ -211,17 +215,17 @@ pub async fn stats(
         let (value, was) =
             (now_values.get(i).copied().unwrap_or_default(), before_values.get(i).copied().unwrap_or_default());
         figures.insert(
-            (*metric).into(),
+            metric.name().into(),
             json!({
-                "value": stats::metric_value(metric, value),
-                "previous": stats::metric_value(metric, was),
-                "change": stats::change(metric, was, value),
+                "value": stats::metric_value(metric.name(), value),
+                "previous": stats::metric_value(metric.name(), was),
+                "change": stats::change(metric.name(), was, value),
             }),
         );
     }
     let mut tops = Map::new();
     for ((name, _), answer) in BREAKDOWNS.iter().zip(&breakdowns) {
-        tops.insert((*name).into(), json!(stats::top(answer, "value", &["visitors"])));
+        tops.insert((*name).into(), json!(stats::top(answer, "value", &[Metric::Visitors])));
     }
     Ok(ok(json!({
         "website": views::website(&website),
@@ -229,7 +233,7 @@ pub async fn stats(
         "from": rfc3339(now.from_unix_ms),
         "to": rfc3339(now.to_unix_ms),
         "figures": figures,
-        "series": stats::top(&series, "date", &["visitors", "pageviews"]),
+        "series": stats::top(&series, "date", &[Metric::Visitors, Metric::Pageviews]),
         "breakdowns": tops,
         "goals": stats::top(&goals, "value", &GOAL_METRICS),
         "custom_events": custom_events(&events),
@@ -291,7 +295,11 @@ pub async fn properties(
         params.event.filter(|e| !e.is_empty()).ok_or_else(|| common::Error::validation("event: is required"))?;
     rules::check_line("event", &event)?;
     let mut filters = crate::filters::v1_filters(params.filters.as_deref().unwrap_or_default())?;
-    filters.push(anpb::Filter { operator: "is".into(), dimension: "event:name".into(), values: vec![event.clone()] });
+    filters.push(anpb::Filter {
+        operator: "is".into(),
+        dimension: Property::EventName.name().into(),
+        values: vec![event.clone()],
+    });
     let website = crate::flows::access::member_website(&state, &session, website_id).await?;
     let request = anpb::ListPropertyKeysRequest {
         website_id: website.id.clone(),
@@ -307,10 +315,10 @@ pub async fn properties(
     let breakdown = anpb::QueryRequest {
         filters,
         end_day: asked.end_day,
-        ..stats::breakdown_of(&website.id, &asked.period, &dimension, &["visitors", "events"], 100)
+        ..stats::breakdown_of(&website.id, &asked.period, &dimension, &EVENT_METRICS, 100)
     };
     let answer = stats::run(&state, breakdown).await?;
-    let rows = stats::top(&answer, "value", &["visitors", "events"]);
+    let rows = stats::top(&answer, "value", &EVENT_METRICS);
     Ok(ok(json!({ "event": event, "keys": keys, "property": property, "rows": rows })).into_response())
 }
 
@@ -325,7 +333,7 @@ fn custom_events(answer: &anpb::QueryResponse) -> Vec<serde_json::Map<String, se
             .collect(),
         ..answer.clone()
     };
-    stats::top(&custom, "value", &["visitors", "events"])
+    stats::top(&custom, "value", &EVENT_METRICS)
 }
 
 /// `GET /api/v1/websites/{id}/realtime`: the visitors of the last 5 minutes, which the website's

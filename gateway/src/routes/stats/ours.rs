@@ -19,7 +19,7 @@ use crate::flows::stats::{self, Overview, Realtime, breakdown_of, count, label, 
 use crate::schema::Range;
 use crate::state::AppState;
 use crate::vocabulary;
-use anpb::NamedPeriod;
+use anpb::{Metric, NamedPeriod, Property};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -130,7 +130,7 @@ pub async fn pages(
     Path(website_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let rows = breakdown_list(state, credentials, website_id, q, "event:page").await?;
+    let rows = breakdown_list(state, credentials, website_id, q, Property::EventPage).await?;
     let pages = rows.iter().map(|r| PageStats { page: label(r), visitors: count(r, 0), pageviews: count(r, 1) });
     Ok(ok(pages.collect::<Vec<_>>()).into_response())
 }
@@ -154,7 +154,7 @@ pub async fn countries(
     Path(website_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let rows = breakdown_list(state, credentials, website_id, q, "visit:country").await?;
+    let rows = breakdown_list(state, credentials, website_id, q, Property::VisitCountry).await?;
     let countries =
         rows.iter().map(|r| CountryStats { country: label(r), visitors: count(r, 0), pageviews: count(r, 1) });
     Ok(ok(countries.collect::<Vec<_>>()).into_response())
@@ -166,12 +166,12 @@ async fn breakdown_list(
     credentials: Credentials,
     website_id: String,
     q: Option<String>,
-    dimension: &str,
+    dimension: Property,
 ) -> ApiResult<Vec<anpb::Row>> {
     let website = site(&state, credentials, website_id).await?;
     let params: RangeParams = parse_query(q.as_deref())?;
-    const METRICS: [&str; 2] = ["visitors", "pageviews"];
-    let request = breakdown_of(&website.id, &params.period()?, dimension, &METRICS, params.limit()?);
+    const METRICS: [Metric; 2] = [Metric::Visitors, Metric::Pageviews];
+    let request = breakdown_of(&website.id, &params.period()?, dimension.name(), &METRICS, params.limit()?);
     Ok(run(&state, request).await?.rows)
 }
 
@@ -223,8 +223,11 @@ pub async fn technology(
     let website = site(&state, credentials, website_id).await?;
     let params: RangeParams = parse_query(q.as_deref())?;
     let (period, limit) = (params.period()?, params.limit()?);
-    let list = |dimension| run(&state, breakdown_of(&website.id, &period, dimension, &["visitors"], limit));
-    let (browsers, os, devices) = tokio::try_join!(list("visit:browser"), list("visit:os"), list("visit:device"))?;
+    let list = |dimension: Property| {
+        run(&state, breakdown_of(&website.id, &period, dimension.name(), &[Metric::Visitors], limit))
+    };
+    let (browsers, os, devices) =
+        tokio::try_join!(list(Property::VisitBrowser), list(Property::VisitOs), list(Property::VisitDevice))?;
     Ok(ok(Technology {
         browsers: browsers.rows.iter().map(|r| BrowserVisitors { browser: label(r), visitors: count(r, 0) }).collect(),
         operating_systems: os.rows.iter().map(|r| OsVisitors { os: label(r), visitors: count(r, 0) }).collect(),

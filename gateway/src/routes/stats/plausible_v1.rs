@@ -62,7 +62,7 @@ pub(crate) enum V1 {
 /// What every v1 endpoint reads the same way: site, metrics, date, filters and period.
 fn v1_common(website_id: String, p: &V1Params) -> ApiResult<anpb::QueryRequest> {
     let metrics: Vec<String> =
-        p.metrics.as_deref().unwrap_or("visitors").split(',').map(|m| m.trim().to_owned()).collect();
+        p.metrics.as_deref().unwrap_or(anpb::Metric::Visitors.name()).split(',').map(|m| m.trim().to_owned()).collect();
     // As Plausible: each metric once.
     if let Some(twice) = repeated(&metrics) {
         return Err(invalid("metrics", format!("{twice:?} is given twice")));
