@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::invalid;
+use super::input::invalid;
 use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, v1};
 use super::plausible_v2::{QueryResult, V2Body, v2};
 use crate::auth::Keyed;

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::invalid;
+use super::input::invalid;
 use crate::auth::Credentials;
 use crate::envelope::{Path, Success, ok, parse_query};
 use crate::error::ApiResult;

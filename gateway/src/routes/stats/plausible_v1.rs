@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{invalid, renamed, repeated};
+use super::input::{invalid, renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Success, paged, parse_query};
 use crate::error::ApiResult;
