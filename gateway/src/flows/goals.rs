@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
+/// A validation error naming the request's `field`, as goals and Plausible's Sites API word them.
+pub(crate) fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
     Error::validation(format!("{field}: {message}")).into()
 }
 
@@ -55,4 +56,10 @@ pub async fn create(state: &AppState, request: anpb::CreateGoalRequest) -> ApiRe
         return Err(invalid("event_name", "give either event_name or page_path"));
     }
     Ok(state.analytics.clone().create_goal(request).await?.into_inner())
+}
+
+/// Deletes a goal of a website; not found when the website has no goal of that id.
+pub async fn delete(state: &AppState, website_id: String, goal_id: String) -> ApiResult<()> {
+    state.analytics.clone().delete_goal(anpb::DeleteGoalRequest { website_id, goal_id }).await?;
+    Ok(())
 }
