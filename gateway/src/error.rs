@@ -51,6 +51,11 @@ impl ApiError {
     }
 }
 
+/// A validation error naming the request's `field` as the caller spelled it.
+pub fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
+    Error::invalid(field, message).into()
+}
+
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         ApiError { error, retry_after_secs: None }

@@ -218,13 +218,6 @@ fn name(module: &Module) -> String {
     if module.is_empty() { "crate".to_owned() } else { module.join("::") }
 }
 
-/// Cycles found in modules this check's author did not own when it was written (parent
-/// `mod.rs` files whose helpers their children use while the parent names the children). They
-/// are tolerated until their owners break them: delete a line once its cycle is gone. A new
-/// cycle, or one of these growing, fails.
-const KNOWN_CYCLES: &[&str] =
-    &["console ⇄ console::pages", "openapi ⇄ openapi::responses", "routes::oauth ⇄ routes::oauth::authorize"];
-
 /// A cycle as one line: its modules in order, then the dependencies that close it.
 fn describe(cycle: &[Module], graph: &BTreeMap<Module, BTreeSet<Module>>) -> (String, String) {
     let mut names: Vec<String> = cycle.iter().map(name).collect();
@@ -241,13 +234,12 @@ fn no_two_gateway_modules_depend_on_each_other() {
     let modules = modules();
     assert!(modules.contains_key(&vec!["flows".to_owned(), "keys".to_owned()]), "the crate's modules were found");
     let graph = dependencies(&modules);
-    let new: Vec<String> = cycles(&graph)
+    let found: Vec<String> = cycles(&graph)
         .iter()
         .map(|cycle| describe(cycle, &graph))
-        .filter(|(names, _)| !KNOWN_CYCLES.contains(&names.as_str()))
         .map(|(names, edges)| format!("{names}: {edges}"))
         .collect();
-    assert!(new.is_empty(), "import cycles among the gateway's modules: {new:#?}");
+    assert!(found.is_empty(), "import cycles among the gateway's modules: {found:#?}");
 }
 
 #[test]

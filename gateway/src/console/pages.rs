@@ -9,6 +9,7 @@ use common::ErrorCode;
 use proto::identity::v1 as idpb;
 
 use super::assets::{CSS, ICON, JS};
+use super::headers;
 use crate::session::{cookie, csrf_token};
 use crate::state::AppState;
 
@@ -112,11 +113,11 @@ fn render(shell: Shell<'_>) -> Response {
 
 /// A page of the OAuth flow (sign-in, consent, refusals) in the console's look and under its
 /// policy; `form_target` is where its form may lead besides this origin (see
-/// [`super::csp_with_form_target`]).
+/// [`headers::csp_with_form_target`]).
 pub(crate) fn oauth_page(status: StatusCode, title: &str, main: String, form_target: Option<&str>) -> Response {
     let mut response = render(Shell { title, page: "oauth", visitor: None, main, team_id: None });
     *response.status_mut() = status;
-    super::secure(&mut response, super::csp_with_form_target(form_target));
+    headers::secure(&mut response, headers::csp_with_form_target(form_target));
     response
 }
 

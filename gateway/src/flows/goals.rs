@@ -1,17 +1,12 @@
 //! Goals of a website (README, "Events and statistics"): listed, created and deleted the same way
 //! for the envelope, the console and Plausible's Sites API.
 
-use common::Error;
 use proto::analytics::v1 as anpb;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, invalid};
 use crate::state::AppState;
-
-fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
-    Error::validation(format!("{field}: {message}")).into()
-}
 
 /// What a goal counts, as Plausible's Sites API names it.
 #[derive(Deserialize, ToSchema, Clone, Copy)]
@@ -55,4 +50,10 @@ pub async fn create(state: &AppState, request: anpb::CreateGoalRequest) -> ApiRe
         return Err(invalid("event_name", "give either event_name or page_path"));
     }
     Ok(state.analytics.clone().create_goal(request).await?.into_inner())
+}
+
+/// Deletes a goal of a website; not found when the website has no goal of that id.
+pub async fn delete(state: &AppState, website_id: String, goal_id: String) -> ApiResult<()> {
+    state.analytics.clone().delete_goal(anpb::DeleteGoalRequest { website_id, goal_id }).await?;
+    Ok(())
 }

@@ -5,27 +5,26 @@
 //! module adds what every operation shares: the standard error responses, the security schemes and
 //! the rate-limit headers (all in docs/behaviour.md).
 
+mod headers;
 mod responses;
 
 use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{Operation, Parameter};
-use utoipa::openapi::response::Response;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::schema::{
-    AnyDimension, AnyProperty, Compare, Dimension, Interval, Metric, Period, Property, Range, TimeZone, date_time,
-    schema_ref,
+    AnyDimension, AnyProperty, Compare, Dimension, Interval, Metric, Period, Property, Range, TimeZone, schema_ref,
 };
 pub use responses::*;
 
 use crate::error::{ErrorEnvelope, PlausibleError};
+use headers::add_headers;
 
 /// The document, published once the router that declares its operations is built.
 static DOCUMENT: OnceLock<String> = OnceLock::new();
@@ -224,44 +223,4 @@ fn plausible_query_body(openapi: &mut utoipa::openapi::OpenApi) {
         .and_then(|body| body.content.get_mut("application/json"))
         .expect("the Plausible query operation has a JSON body");
     body.schema = Some(schema_ref("PlausibleQueryBody"));
-}
-
-/// `x-request-id` on every response, and on decided requests the headers of docs/behaviour.md#plans-limits-and-quotas.
-fn add_headers(response: &mut Response, rate_limited: bool) {
-    response.headers.insert(
-        "x-request-id".into(),
-        string_header("The request's id, also in the gateway's logs; the caller's own when it sent one."),
-    );
-    if !rate_limited {
-        return;
-    }
-    let integer = |description: &str| {
-        HeaderBuilder::new()
-            .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
-            .description(Some(description))
-            .build()
-    };
-    let headers = [
-        ("X-RateLimit-Limit", integer("Requests per minute this key may make.")),
-        ("X-RateLimit-Remaining", integer("Requests left in the current 60-second window.")),
-        ("X-RateLimit-Reset", integer("When a slot frees up, in unix seconds.")),
-        ("X-Usage-Monthly", integer("Requests of the key's owner this UTC month.")),
-        ("X-Usage-Limit", integer("Requests the key's owner may make per UTC month.")),
-        (
-            "X-Usage-Reset",
-            HeaderBuilder::new()
-                .schema(date_time())
-                .description(Some("When the monthly quota resets (ISO 8601)."))
-                .build(),
-        ),
-        ("RateLimit-Policy", string_header("IETF RateLimit policy: `\"per-minute\";q=<limit>;w=60`.")),
-        ("RateLimit", string_header("IETF RateLimit fields: `\"per-minute\";r=<remaining>;t=<seconds to reset>`.")),
-    ];
-    for (name, header) in headers {
-        response.headers.insert(name.into(), header);
-    }
-}
-
-fn string_header(description: &str) -> Header {
-    HeaderBuilder::new().schema(ObjectBuilder::new().schema_type(Type::String)).description(Some(description)).build()
 }

@@ -10,7 +10,7 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
 
-use super::{add_headers, string_header};
+use super::headers::{add_headers, string_header};
 use crate::schema::{error_code_schema, schema_ref};
 
 /// The two shapes an error takes: ours, and Plausible's under `/plausible`.

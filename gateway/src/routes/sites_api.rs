@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use crate::auth::Keyed;
 use crate::auth::VerifiedKey;
 use crate::envelope::{Path, RawBody, parse_query, plausible};
+use crate::error::invalid;
 use crate::error::{ApiError, ApiResult};
 use crate::flows::access::authorized_website;
 use crate::flows::goals::{self, GoalType};
@@ -23,10 +24,6 @@ use crate::routes::stats::dropin::PlausibleSitesMeta;
 use crate::rules;
 use crate::schema::always_true;
 use crate::state::AppState;
-
-fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
-    Error::validation(format!("{field}: {message}")).into()
-}
 
 /// Plausible's Sites API under the drop-in's mount.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -327,9 +324,7 @@ pub async fn plausible_delete_goal(
             let params: GoalsParams =
                 key.validated(&state, Scope::Write, sites_api_params(&headers, &body, q.as_deref())).await?;
             let website = named_site(&state, key, Scope::Write, params.site_id, "delete a goal").await?;
-            let request = anpb::DeleteGoalRequest { website_id: website.id, goal_id };
-            state.analytics.clone().delete_goal(request).await.map_err(|e| {
-                let mut e = ApiError::from(Error::from(e));
+            goals::delete(&state, website.id, goal_id).await.map_err(|mut e| {
                 if e.error.code == common::ErrorCode::NotFound {
                     e.error.message = "Goal could not be found".into();
                 }

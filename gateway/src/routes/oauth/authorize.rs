@@ -9,7 +9,7 @@ use common::ErrorCode;
 use common::secret::{Digest, random_token};
 use proto::identity::v1 as idpb;
 
-use super::{AuthorizeParams, SCOPES, bound_resource, control_field, resource_url};
+use super::params::{AuthorizeParams, SCOPES, bound_resource, control_field, resource_url};
 use crate::console::{escape, field, oauth_page};
 use crate::session::COOKIE;
 use crate::state::AppState;

@@ -19,69 +19,12 @@ use crate::state::AppState;
 
 mod authorize;
 mod connections;
+mod params;
 
 pub use authorize::{authorize_page, authorize_submit};
 pub use connections::{list_connections, revoke_connection};
-
-/// Tool categories, as OAuth scopes.
-const SCOPES: [(&str, &str); 3] = [
-    ("analytics:read", "Read statistics: overview, aggregate, timeseries, breakdowns, realtime"),
-    ("management:read", "List websites"),
-    ("management:write", "Create and update websites"),
-];
-
-/// The origin clients reach us at, which metadata documents name: the configured public URL,
-/// or else the one this request came in at.
-pub(crate) fn origin(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.public_url {
-        return url.clone();
-    }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let https = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");
-    format!("{}://{host}", if https { "https" } else { "http" })
-}
-
-/// This server's MCP endpoint as a resource (RFC 8707, RFC 9728): what its tokens are for.
-pub(crate) fn resource_url(state: &AppState, headers: &HeaderMap) -> String {
-    format!("{}/mcp", origin(state, headers))
-}
-
-/// Whether a `resource` parameter names `ours`, with or without a trailing slash; scheme and host
-/// compare as URLs do (case-insensitively, default port implied).
-fn names_this_server(asked: &str, ours: &str) -> bool {
-    let canonical = |text: &str| {
-        let mut url = url::Url::parse(text).ok()?;
-        if url.fragment().is_some() {
-            return None;
-        }
-        let path = url.path().strip_suffix('/').unwrap_or(url.path()).to_owned();
-        url.set_path(&path);
-        Some(url)
-    };
-    matches!((canonical(asked), canonical(ours)), (Some(a), Some(b)) if a == b)
-}
-
-/// The resource the request's tokens are bound to: `ours` when the client named it, "" when it
-/// named none, `None` when it named another server (`invalid_target`).
-fn bound_resource(p: &AuthorizeParams, ours: &str) -> Option<String> {
-    let asked = p.every("resource");
-    if asked.iter().all(|r| names_this_server(r, ours)) {
-        Some(if asked.is_empty() { String::new() } else { ours.to_owned() })
-    } else {
-        None
-    }
-}
-
-/// The first field, if any, holding a control character (a NUL would fail a PostgreSQL write and
-/// none has a meaning in these forms). Passwords never reach a database and may hold anything.
-fn control_field(fields: &[(String, String)]) -> Option<&str> {
-    fields
-        .iter()
-        .find(|(name, value)| {
-            name != "password" && (name.chars().any(char::is_control) || value.chars().any(char::is_control))
-        })
-        .map(|(name, _)| name.as_str())
-}
+use params::{AuthorizeParams, SCOPES, bound_resource, control_field};
+pub(crate) use params::{origin, resource_url};
 
 /// RFC 9728: where `/mcp`'s tokens come from.
 pub async fn protected_resource(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
@@ -187,48 +130,6 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
                 _ => crate::error::ApiError::from(error).into_response(),
             }
         }
-    }
-}
-
-/// The authorization request's parameters, as the client sent them.
-#[derive(Default)]
-struct AuthorizeParams {
-    all: Vec<(String, String)>,
-}
-
-impl AuthorizeParams {
-    fn parse(text: &str) -> Self {
-        AuthorizeParams { all: form_urlencoded::parse(text.as_bytes()).into_owned().collect() }
-    }
-
-    fn get(&self, name: &str) -> &str {
-        self.all.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
-    }
-
-    fn every(&self, name: &str) -> Vec<String> {
-        self.all.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
-    }
-
-    /// The OAuth parameters only, to carry through the login and consent forms.
-    fn oauth_query(&self) -> String {
-        const OAUTH: [&str; 8] = [
-            "response_type",
-            "client_id",
-            "redirect_uri",
-            "code_challenge",
-            "code_challenge_method",
-            "state",
-            "scope",
-            "resource",
-        ];
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        for name in OAUTH {
-            let value = self.get(name);
-            if !value.is_empty() {
-                query.append_pair(name, value);
-            }
-        }
-        query.finish()
     }
 }
 

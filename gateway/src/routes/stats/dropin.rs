@@ -9,12 +9,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::input::invalid;
 use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, v1};
 use super::plausible_v2::{QueryResult, V2Body, v2};
 use crate::auth::Keyed;
 use crate::envelope::{RawBody, parse_query, plausible};
 use crate::error::ApiError;
+use crate::error::invalid;
 use crate::flows::access::{authorized_website, reachable_websites};
 use crate::flows::stats;
 use crate::rules;

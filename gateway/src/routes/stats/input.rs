@@ -1,12 +1,6 @@
 //! What the statistics faces share while reading a request: errors that name the caller's field.
 
-use common::Error;
-
 use crate::error::ApiError;
-
-pub(super) fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
-    Error::invalid(field, message).into()
-}
 
 /// For a request built from parameters the caller's API names differently from analytics
 /// (`names`: analytics' field, the caller's): a 400 names the field the caller sent.

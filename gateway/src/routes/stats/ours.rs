@@ -10,10 +10,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::input::invalid;
 use crate::auth::Credentials;
 use crate::envelope::{Path, Success, ok, parse_query};
 use crate::error::ApiResult;
+use crate::error::invalid;
 use crate::flows::access::authorized_website;
 use crate::flows::stats::{self, Overview, Realtime, breakdown_of, count, label, run};
 use crate::schema::Range;

@@ -11,10 +11,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::input::{invalid, renamed, repeated};
+use super::input::{renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Success, paged, parse_query};
 use crate::error::ApiResult;
+use crate::error::invalid;
 use crate::filters::v1_filters;
 use crate::flows::access::authorized_website;
 use crate::flows::stats::{Compared, Comparison, change, row_metric, short_name, stats_query, top, totals};

@@ -11,10 +11,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::input::{invalid, renamed, repeated};
+use super::input::{renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
 use crate::error::ApiResult;
+use crate::error::invalid;
 use crate::flows::access::authorized_website;
 use crate::flows::stats::{Compared, Comparison, row_metric, stats_query};
 use crate::rules;
