@@ -172,8 +172,7 @@ pub async fn delete(
     Path((website_id, goal_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
-    let request = anpb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
-    state.analytics.clone().delete_goal(request).await?;
+    goals::delete(&state, website.id, goal_id.clone()).await?;
     Ok(ok(DeletedGoal { id: goal_id, deleted: true }).into_response())
 }
 
@@ -216,7 +215,6 @@ pub async fn session_delete(
     Path((website_id, goal_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let website = crate::flows::access::member_website(&state, &session, website_id).await?;
-    let request = anpb::DeleteGoalRequest { website_id: website.id, goal_id: goal_id.clone() };
-    state.analytics.clone().delete_goal(request).await?;
+    goals::delete(&state, website.id, goal_id.clone()).await?;
     Ok(ok(DeletedGoal { id: goal_id, deleted: true }).into_response())
 }
