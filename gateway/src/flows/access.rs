@@ -14,8 +14,21 @@ use crate::state::AppState;
 
 /// The websites of every team a decision lets the key reach.
 pub(crate) async fn reachable_websites(state: &AppState, authorized: &Authorized) -> ApiResult<Vec<anpb::Website>> {
-    let request = anpb::ListWebsitesRequest { team_ids: authorized.reachable_team_ids().to_vec() };
-    Ok(state.analytics.clone().list_websites(request).await?.into_inner().websites)
+    team_websites(state, authorized.reachable_team_ids().to_vec()).await
+}
+
+/// The websites of these teams.
+pub(crate) async fn team_websites(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
+    Ok(state.analytics.clone().list_websites(anpb::ListWebsitesRequest { team_ids }).await?.into_inner().websites)
+}
+
+/// A website of this team; another team's is "not found", as if it did not exist.
+pub(crate) async fn team_website(state: &AppState, team_id: &str, website_id: String) -> ApiResult<anpb::Website> {
+    let website = state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id }).await?.into_inner();
+    if website.team_id != team_id {
+        return Err(Error::not_found("website").into());
+    }
+    Ok(website)
 }
 
 /// Verifies the key and looks the website up at the same time, then decides with the

@@ -26,6 +26,8 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::{Value, json};
 
+use crate::error::ApiError;
+use crate::flows::access;
 use crate::flows::stats::{self, short_name, top};
 use crate::state::AppState;
 use crate::vocabulary;
@@ -307,6 +309,12 @@ fn text(value: &Value) -> ContentBlock {
 /// A tool's failure, shown to the user.
 type ToolResult = Result<Value, String>;
 
+/// A failed call as a tool shows it: the message without the field, as analytics words it.
+fn tool_error(e: ApiError) -> String {
+    e.error.log_cause();
+    e.error.message
+}
+
 fn arg<'a>(args: &'a JsonObject, name: &str) -> Option<&'a str> {
     args.get(name).and_then(Value::as_str)
 }
@@ -322,25 +330,15 @@ impl McpServer {
     /// A website of the connection's team; another team's is "not found", as if it did not exist.
     async fn website(&self, grant: &idpb::McpGrant, args: &JsonObject) -> Result<anpb::Website, String> {
         let id = arg(args, "website_id").ok_or("website_id is required")?.to_owned();
-        let website = self.state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id: id }).await;
-        match website {
-            Ok(w) if w.get_ref().team_id == grant.team_id => Ok(w.into_inner()),
-            Ok(_) => Err("website not found".into()),
-            Err(status) => Err(status.message().to_owned()),
-        }
-    }
-
-    async fn query(&self, request: anpb::QueryRequest) -> Result<anpb::QueryResponse, String> {
-        self.state.analytics.clone().query(request).await.map(|r| r.into_inner()).map_err(|s| s.message().to_owned())
+        access::team_website(&self.state, &grant.team_id, id).await.map_err(tool_error)
     }
 
     async fn run(&self, grant: &idpb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
         match name {
             "list_websites" => {
-                let request = anpb::ListWebsitesRequest { team_ids: vec![grant.team_id.clone()] };
                 let sites =
-                    self.state.analytics.clone().list_websites(request).await.map_err(|s| s.message().to_owned())?;
-                Ok(json!(sites.into_inner().websites.iter().map(crate::views::website).collect::<Vec<_>>()))
+                    access::team_websites(&self.state, vec![grant.team_id.clone()]).await.map_err(tool_error)?;
+                Ok(json!(sites.iter().map(crate::views::website).collect::<Vec<_>>()))
             }
             "get_overview" => {
                 let website = self.website(grant, args).await?;
@@ -400,7 +398,7 @@ impl McpServer {
                 short_name(property)
             }
         };
-        let answer = self.query(request).await?;
+        let answer = stats::run(&self.state, request).await.map_err(tool_error)?;
         let found = top(&answer, key, &metrics);
         Ok(if key.is_empty() { Value::Object(found.into_iter().next().unwrap_or_default()) } else { json!(found) })
     }
@@ -429,7 +427,8 @@ impl McpServer {
             };
             analytics.update_website(request).await
         };
-        Ok(json!(crate::views::website(&website.map_err(|s| s.message().to_owned())?.into_inner())))
+        let website = website.map_err(|status| tool_error(status.into()))?.into_inner();
+        Ok(json!(crate::views::website(&website)))
     }
 }
 
