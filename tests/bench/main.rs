@@ -424,7 +424,8 @@ impl Processes {
         format!("{}; {total:.0} µs in all but the load generator", parts.join(", "))
     }
 
-    /// Resident memory of Zenovay's processes now, and the most they held so far.
+    /// Resident memory of Zenovay's processes now (of it, pages of files mapped into memory,
+    /// which the kernel may drop), and the most they held so far.
     fn memory(&self) -> String {
         let status = |pid: u32, field: &str| -> f64 {
             let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -434,7 +435,9 @@ impl Processes {
         let zenovay = self.0.iter().filter(|(name, _)| !matches!(name.as_str(), "postgres" | "redis" | LOAD_GENERATOR));
         let parts: Vec<String> = zenovay
             .map(|(name, pids)| {
-                format!("{name} {:.1} MB (peak {:.1} MB)", status(pids[0], "VmRSS:"), status(pids[0], "VmHWM:"))
+                let (rss, file, peak) =
+                    (status(pids[0], "VmRSS:"), status(pids[0], "RssFile:"), status(pids[0], "VmHWM:"));
+                format!("{name} {rss:.1} MB ({file:.1} MB of files; peak {peak:.1} MB)")
             })
             .collect();
         parts.join(", ")
