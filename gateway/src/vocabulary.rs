@@ -39,9 +39,7 @@ pub static METRICS: Names = LazyLock::new(|| Metric::names().collect());
 pub static PROPERTIES: Names = LazyLock::new(|| Property::names().collect());
 
 /// Dimensions of a query: the properties, then time.
-pub fn dimensions() -> impl Iterator<Item = &'static str> {
-    proto::vocabulary::dimensions()
-}
+pub use proto::vocabulary::dimensions;
 
 /// Comparisons of an aggregate.
 pub const COMPARISONS: &[&str] = &["previous_period"];
@@ -70,13 +68,17 @@ pub fn period(name: &str, date: &str, meaning: PeriodMeaning) -> Result<(anpb::P
     Ok((anpb::Period { kind: Some(kind) }, date.to_owned()))
 }
 
+/// The most days and months Plausible v2's `Nd` and `Nmo` count.
+const MOST_DAYS: u32 = 5000;
+const MOST_MONTHS: u32 = 100;
+
 /// Plausible v2's `Nd` and `Nmo`.
 fn counted(name: &str) -> Option<Kind> {
     let digits = name.find(|c: char| !c.is_ascii_digit())?;
     let n: u32 = name[..digits].parse().ok()?;
     match &name[digits..] {
-        "d" if (1..=5000).contains(&n) => Some(Kind::LastDays(n)),
-        "mo" if (1..=100).contains(&n) => Some(Kind::LastMonths(n)),
+        "d" if (1..=MOST_DAYS).contains(&n) => Some(Kind::LastDays(n)),
+        "mo" if (1..=MOST_MONTHS).contains(&n) => Some(Kind::LastMonths(n)),
         _ => None,
     }
 }
@@ -84,7 +86,23 @@ fn counted(name: &str) -> Option<Kind> {
 fn unknown_period(meaning: PeriodMeaning) -> Error {
     let names = match meaning {
         PeriodMeaning::PlausibleV2 => {
-            "day, month, year, all, 7d (any 1–5000 days), 6mo (any 1–100 months), 24h, 1y, realtime".to_owned()
+            use NamedPeriod as P;
+            let [day, month, year, all, days, months, hours, one_year, realtime] = [
+                P::Day,
+                P::Month,
+                P::Year,
+                P::All,
+                P::NamedPeriod7d,
+                P::NamedPeriod6mo,
+                P::NamedPeriod24h,
+                P::NamedPeriod1y,
+                P::Realtime,
+            ]
+            .map(P::name);
+            format!(
+                "{day}, {month}, {year}, {all}, {days} (any 1–{MOST_DAYS} days), \
+                 {months} (any 1–{MOST_MONTHS} months), {hours}, {one_year}, {realtime}"
+            )
         }
         _ => PERIODS.join(", "),
     };
@@ -127,6 +145,15 @@ mod tests {
         assert_eq!(
             error.text(),
             "period: must be one of day, 24h, 7d, 28d, 30d, 90d, 91d, month, 6mo, 12mo, year, 1y, all, realtime, custom"
+        );
+    }
+
+    #[test]
+    fn an_unknown_v2_period_says_days_and_months_are_counted() {
+        let error = period("8w", "", PeriodMeaning::PlausibleV2).unwrap_err();
+        assert_eq!(
+            error.text(),
+            "period: must be one of day, month, year, all, 7d (any 1–5000 days), 6mo (any 1–100 months), 24h, 1y, realtime"
         );
     }
 }
