@@ -100,6 +100,18 @@ pub struct VerifiedKey {
     slot: RateSlot,
 }
 
+/// The error code of a policy refusal; one this gateway does not know is a 403, never an allow.
+pub(crate) fn refusal_code(reason: i32) -> ErrorCode {
+    match popb::DenyReason::try_from(reason) {
+        Ok(popb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
+        Ok(popb::DenyReason::InsufficientScope) => ErrorCode::InsufficientScope,
+        Ok(popb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
+        Ok(popb::DenyReason::RateLimitExceeded) => ErrorCode::RateLimitExceeded,
+        Ok(popb::DenyReason::MonthlyLimitExceeded) => ErrorCode::MonthlyLimitExceeded,
+        Ok(popb::DenyReason::Forbidden | popb::DenyReason::Unspecified) | Err(_) => ErrorCode::Forbidden,
+    }
+}
+
 /// A positive decision.
 pub struct Authorized {
     pub decision: popb::AuthorizeResponse,
@@ -265,16 +277,7 @@ impl VerifiedKey {
             metrics::decision("allowed", "policy");
             return Ok(Authorized { decision: response });
         }
-        let code = match popb::DenyReason::try_from(decision.reason) {
-            Ok(popb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
-            Ok(popb::DenyReason::InsufficientScope) => ErrorCode::InsufficientScope,
-            Ok(popb::DenyReason::Forbidden) => ErrorCode::Forbidden,
-            Ok(popb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
-            Ok(popb::DenyReason::RateLimitExceeded) => ErrorCode::RateLimitExceeded,
-            Ok(popb::DenyReason::MonthlyLimitExceeded) => ErrorCode::MonthlyLimitExceeded,
-            // Never allow on a decision we do not understand.
-            _ => ErrorCode::Forbidden,
-        };
+        let code = refusal_code(decision.reason);
         metrics::decision(code.as_str(), "policy");
         let mut error = ApiError::new(code, decision.message.clone());
         if matches!(code, ErrorCode::RateLimitExceeded | ErrorCode::MonthlyLimitExceeded) {

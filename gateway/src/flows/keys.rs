@@ -4,9 +4,9 @@
 //! memberships (identity) against the teams' key policies and plans (policy), before identity
 //! stores anything.
 
+use common::Error;
 use common::access::{GracePeriod, Grant, KeyName, KeyTeams};
 use common::bus::Change;
-use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
 use serde::Serialize;
@@ -92,12 +92,7 @@ async fn check_key_rules(state: &AppState, user_id: &str, grant: &Grant, teams: 
     if decision.allowed {
         return Ok(());
     }
-    let code = match popb::DenyReason::try_from(decision.reason) {
-        Ok(popb::DenyReason::ApiPaidPlanRequired) => ErrorCode::ApiPaidPlanRequired,
-        Ok(popb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
-        _ => ErrorCode::Forbidden,
-    };
-    Err(ApiError::new(code, decision.message))
+    Err(ApiError::new(crate::auth::refusal_code(decision.reason), decision.message))
 }
 
 /// This replica forgets the key before answering; the others hear of it from identity.
