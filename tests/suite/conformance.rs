@@ -944,3 +944,129 @@ async fn rollup_pieces_and_filters_answer_as_raw_events_do() {
     })
     .await;
 }
+
+/// Pairs of dimensions answer exactly as raw events do once a query has asked for them: two
+/// dimensions, one dimension filtered by one value of another (a custom property by event name
+/// included), with a daily series, in America/New_York, Asia/Kolkata and UTC. A pair asked for
+/// after the days were rolled up is added to them by the next rollup; a late event sends its day
+/// back to raw events until it is rolled up again.
+#[tokio::test]
+async fn pairs_of_dimensions_answer_as_raw_events_do_once_asked_for() {
+    use analytics::service::QueryRequest;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T15:30:00Z").unwrap().timestamp_millis();
+        let all =
+            "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events,time_on_page,scroll_depth";
+        let is = |dim: &str, value: &str| vec![("is".to_owned(), dim.to_owned(), vec![value.to_owned()])];
+        let shapes_of = |site: &str| {
+            let asked: [(Vec<&str>, Vec<(String, String, Vec<String>)>); 6] = [
+                (vec!["visit:source", "event:page"], vec![]),
+                (vec!["event:page", "visit:source"], vec![]),
+                (vec!["time:day", "visit:country", "visit:device"], vec![]),
+                (vec!["event:page"], is("visit:source", "Google")),
+                (vec!["time:day", "visit:source"], is("event:page", "/pricing")),
+                (vec!["event:props:plan"], is("event:name", "Signup")),
+            ];
+            let mut shapes = Vec::new();
+            for (dims, filters) in asked {
+                for date in ["2026-03-08,2026-03-08", "2026-03-10,2026-03-19"] {
+                    shapes.push(QueryRequest {
+                        website_id: site.to_owned(),
+                        metrics: all.split(',').map(str::to_owned).collect(),
+                        dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                        filters: filters.clone(),
+                        period: asked_period("custom", date).0,
+                        fill_time: true,
+                        ..Default::default()
+                    });
+                }
+            }
+            shapes
+        };
+        let mut sites = Vec::new();
+        for (domain, tz) in
+            [("ny.example", "America/New_York"), ("kolkata.example", "Asia/Kolkata"), ("z.example", "UTC")]
+        {
+            let site = analytics.create_website("t", domain, "P", Some(tz)).await.unwrap();
+            analytics.import(analytics::generate::traffic(domain, end, 20, 3_000, 5)).await.unwrap();
+            sites.push(site.id);
+        }
+        assert!(analytics.roll_up(end).await.unwrap() >= 57, "three sites, 20 closed days each");
+        for site in &sites {
+            // Asked for the first time: raw events answer, and the pairs are recorded.
+            assert_eq!(answers_equal_raw(&analytics, &shapes_of(site)).await, 0, "no pair is rolled up yet");
+        }
+        assert_eq!(analytics.roll_up(end).await.unwrap(), 0, "no day is pending");
+        for site in &sites {
+            // Every shape over 1 and 10 local days, 11 UTC days at least.
+            let served = answers_equal_raw(&analytics, &shapes_of(site)).await;
+            assert!(served >= 6 * 11, "pairs served {served} days");
+        }
+        let (rows, _) = rows_of(&analytics, shapes_of(&sites[2])[11].clone()).await;
+        let plans: Vec<&str> = rows.iter().map(|(dims, _)| dims[0].as_str()).collect();
+        assert!(plans.contains(&"business") && plans.contains(&"starter"), "a property broken down: {plans:?}");
+
+        let late = chrono::DateTime::parse_from_rfc3339("2026-03-12T18:00:00Z").unwrap().timestamp_millis();
+        let mut event = analytics::generate::traffic("ny.example", late, 1, 10, 9).last().unwrap();
+        event.0 = late;
+        assert_eq!(analytics.import(vec![event]).await.unwrap(), 1);
+        answers_equal_raw(&analytics, &shapes_of(&sites[0])).await;
+        assert_eq!(analytics.roll_up(end).await.unwrap(), 1, "the day written to, with its pairs");
+        assert!(answers_equal_raw(&analytics, &shapes_of(&sites[0])).await >= 6 * 11);
+    })
+    .await;
+}
+
+/// A site keeps at most 32 pairs of dimensions in its rollups; a query of another pair still
+/// answers, from raw events.
+#[tokio::test]
+async fn a_site_keeps_at_most_32_pairs_and_answers_the_others_from_raw_events() {
+    use analytics::service::QueryRequest;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T15:30:00Z").unwrap().timestamp_millis();
+        let site = analytics.create_website("t", "many.example", "P", Some("UTC")).await.unwrap();
+        analytics.import(analytics::generate::traffic("many.example", end, 3, 300, 5)).await.unwrap();
+        analytics.roll_up(end).await.unwrap();
+        let dims = [
+            "event:page",
+            "visit:source",
+            "visit:country",
+            "visit:device",
+            "visit:browser",
+            "visit:os",
+            "visit:entry_page",
+        ];
+        let props: Vec<String> = (0..4).map(|i| format!("event:props:p{i}")).collect();
+        let mut pairs = Vec::new();
+        for (i, a) in dims.iter().map(|d| d.to_string()).chain(props).enumerate() {
+            for b in &dims[..i.min(dims.len())] {
+                pairs.push(vec![a.clone(), b.to_string()]);
+            }
+        }
+        assert!(pairs.len() > 33, "{}", pairs.len());
+        let shape = |dims: &Vec<String>| QueryRequest {
+            website_id: site.id.clone(),
+            metrics: vec!["visitors".into(), "visits".into()],
+            dimensions: dims.clone(),
+            period: asked_period("custom", "2026-03-18,2026-03-19").0,
+            ..Default::default()
+        };
+        for dims in &pairs {
+            rows_of(&analytics, shape(dims)).await;
+        }
+        analytics.roll_up(end).await.unwrap();
+        let mut served = 0;
+        for dims in &pairs {
+            let shapes = [shape(dims)];
+            if answers_equal_raw(&analytics, &shapes).await > 0 {
+                served += 1;
+            }
+        }
+        assert_eq!(served, 32, "of {} pairs asked for", pairs.len());
+    })
+    .await;
+}

@@ -151,7 +151,10 @@ pub fn traffic(domain: &str, end_ms: i64, days: u32, events: u64, seed: u64) -> 
                 };
                 pending.push((t, event("pageview")));
                 if path == "/signup" && rng.gen_bool(0.4) {
-                    pending.push((t + 5_000, event("Signup")));
+                    // A plan by visitor, so that a custom property has values to break down.
+                    let plan = ["starter", "business", "enterprise"][(visitor % 3) as usize];
+                    let props_json = format!(r#"{{"plan":"{plan}"}}"#);
+                    pending.push((t + 5_000, Incoming { props_json, ..event("Signup") }));
                 }
                 let next = t + rng.gen_range(5_000..240_000);
                 // As Plausible's tracker, mostly: an engagement event as the page is left.

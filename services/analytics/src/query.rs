@@ -359,12 +359,92 @@ pub enum OrderKey {
     Dim(usize),
 }
 
-/// The rollup rows that answer a query: one dimension's (None: the totals), and only those of
-/// one value when the query is filtered by it.
+/// What a set of rollup rows is kept of: the day's totals, one dimension's values, or the
+/// value pairs of two dimensions (see [`Pair`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rolled {
+    Totals,
+    One(Dim),
+    Pair(Pair),
+}
+
+impl Rolled {
+    /// The rows' `dim` column: '' for the totals, a dimension's name, or a pair's.
+    pub fn name(&self) -> String {
+        match self {
+            Rolled::Totals => String::new(),
+            Rolled::One(dim) => dim.name(),
+            Rolled::Pair(pair) => pair.name(),
+        }
+    }
+
+    /// The dimensions a query over these rows groups by.
+    pub fn dims(&self) -> Vec<Dim> {
+        match self {
+            Rolled::Totals => vec![],
+            Rolled::One(dim) => vec![dim.clone()],
+            Rolled::Pair(Pair(a, b)) => vec![a.clone(), b.clone()],
+        }
+    }
+
+    /// A row's `value` column from the values of its group, in [`Rolled::dims`] order.
+    pub fn value(&self, values: &[String]) -> String {
+        match self {
+            Rolled::Pair(_) => serde_json::to_string(values).expect("strings serialise"),
+            _ => values.first().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The values of a row's group, in [`Rolled::dims`] order; None for a pair's marker row.
+    pub fn values(&self, value: &str) -> Option<Vec<String>> {
+        match self {
+            Rolled::Pair(_) => serde_json::from_str(value).ok(),
+            _ => Some(vec![value.to_owned()]),
+        }
+    }
+}
+
+/// Two dimensions rolled up together, in the order of their names, so that a site asks for
+/// (a, b) and (b, a) once. Kept for a site only once its queries need them (see `rollup.rs`):
+/// every pair of every day would multiply what a rollup costs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair(Dim, Dim);
+
+impl Pair {
+    /// A pair of two different dimensions that rollups can keep: the rolled-up ones and custom
+    /// properties.
+    fn new(a: &Dim, b: &Dim) -> Option<Pair> {
+        let kept = |d: &Dim| ROLLUP_DIMS.contains(d) || matches!(d, Dim::Prop(_));
+        if a == b || !kept(a) || !kept(b) {
+            return None;
+        }
+        Some(if a.name() <= b.name() { Pair(a.clone(), b.clone()) } else { Pair(b.clone(), a.clone()) })
+    }
+
+    /// The rows' `dim` column: both names as a JSON array, which no single name is.
+    pub fn name(&self) -> String {
+        serde_json::to_string(&[self.0.name(), self.1.name()]).expect("strings serialise")
+    }
+
+    pub fn parse(name: &str) -> Result<Pair> {
+        let names: [String; 2] = serde_json::from_str(name).map_err(Error::internal)?;
+        let (a, b) = (Dim::parse(&names[0], "dimensions")?, Dim::parse(&names[1], "dimensions")?);
+        Pair::new(&a, &b).ok_or_else(|| Error::internal(format!("{name} is not a pair rollups keep")))
+    }
+
+    fn position(&self, dim: &Dim) -> usize {
+        usize::from(self.1 == *dim)
+    }
+}
+
+/// The rollup rows that answer a query: which rows, the values a filter by one value picks
+/// (at its place among a row's values), and where each of the query's dimensions but time
+/// finds its value among a row's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupRows {
-    pub dim: Option<Dim>,
-    pub value: Option<String>,
+    pub rolled: Rolled,
+    pub pick: Option<(usize, String)>,
+    pub places: Vec<usize>,
 }
 
 /// A validated query over `[from, to)`.
@@ -662,29 +742,40 @@ impl Query {
         self.metrics.iter().any(|m| m.part() == Part::Engagement)
     }
 
-    /// Which rollup rows can answer this query, if any. They keep one dimension per row, and
-    /// hours only as totals. Filtered by one value of a rolled-up dimension, a query counts what
-    /// grouping by that dimension counts in its row of that value: the same events, visits and
-    /// engagement, by the same column.
+    /// Which rollup rows can answer this query, if any. They keep one dimension or a pair per
+    /// row, and hours only as totals. Filtered by one value of a dimension, a query counts what
+    /// grouping by that dimension counts in its rows of that value: the same events, visits
+    /// and engagement, by the same column. So a query grouped by one dimension and filtered by
+    /// one value of another is answered by the pair's rows of that value.
     pub fn rollup_rows(&self) -> Option<RollupRows> {
-        let mut other = self.dims.iter().filter(|d| !matches!(d, Dim::Time(_)));
-        let dim = other.next().cloned();
-        if other.next().is_some() {
-            return None;
-        }
-        let rows = match (dim, self.filters.as_slice()) {
-            (dim, []) => RollupRows { dim, value: None },
-            (None, [Filter { dim, op: Op::Is, values }]) if values.len() == 1 => {
-                RollupRows { dim: Some(dim.clone()), value: Some(values[0].clone()) }
+        let grouped: Vec<&Dim> = self.dims.iter().filter(|d| !matches!(d, Dim::Time(_))).collect();
+        let filter = match self.filters.as_slice() {
+            [] => None,
+            [Filter { dim, op: Op::Is, values }] if values.len() == 1 => Some((dim, values[0].clone())),
+            _ => return None,
+        };
+        let rows = match (grouped.as_slice(), filter) {
+            ([], None) => RollupRows { rolled: Rolled::Totals, pick: None, places: vec![] },
+            ([dim], None) if ROLLUP_DIMS.contains(dim) => {
+                RollupRows { rolled: Rolled::One((*dim).clone()), pick: None, places: vec![0] }
+            }
+            ([], Some((dim, value))) if ROLLUP_DIMS.contains(dim) => {
+                RollupRows { rolled: Rolled::One(dim.clone()), pick: Some((0, value)), places: vec![] }
+            }
+            ([a, b], None) => {
+                let pair = Pair::new(a, b)?;
+                let places = vec![pair.position(a), pair.position(b)];
+                RollupRows { rolled: Rolled::Pair(pair), pick: None, places }
+            }
+            ([dim], Some((by, value))) => {
+                let pair = Pair::new(dim, by)?;
+                let (place, pick) = (pair.position(dim), pair.position(by));
+                RollupRows { rolled: Rolled::Pair(pair), pick: Some((pick, value)), places: vec![place] }
             }
             _ => return None,
         };
         let hourly = self.dims.contains(&Dim::Time(Interval::Hour));
-        let fits = match &rows.dim {
-            Some(dim) => ROLLUP_DIMS.contains(dim) && !hourly,
-            None => true,
-        };
-        fits.then_some(rows)
+        (rows.rolled == Rolled::Totals || !hourly).then_some(rows)
     }
 
     fn time_dim(&self) -> Option<(usize, Interval)> {

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono_tz::Tz;
 use common::{Error, Result};
 
-use crate::query::{Buckets, Dim, Interval, Metric, Parts, Query, ROLLUP_DIMS};
+use crate::query::{Buckets, Dim, Interval, Metric, Pair, Parts, Query, ROLLUP_DIMS, Rolled};
 use crate::service::Analytics;
 use crate::store::{COUNTERS_PER_ROW, DAY_MS, DayRollup, ReadFrom, RollupPiece, RollupRow, day_of};
 
@@ -85,12 +85,52 @@ impl Analytics {
             // A site deleted meanwhile takes its pending days with it.
             let Some(website) = self.store.website(&website_id).await? else { continue };
             let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
-            let rollup = self.day_rollup(&website_id, tz, day).await?;
+            let pairs = self.pairs_of(&website_id).await?;
+            let rollup = self.day_rollup(&website_id, tz, day, &pairs).await?;
             if self.store.write_rollup(&website_id, day, version, &rollup).await? {
                 done += 1;
             }
         }
+        self.roll_up_new_pairs().await?;
         Ok(done)
+    }
+
+    /// The pairs a site's queries asked for (see [`Analytics::want_pair`]).
+    async fn pairs_of(&self, website_id: &str) -> Result<Vec<Pair>> {
+        self.store.pairs(website_id).await?.iter().map(|name| Pair::parse(name)).collect()
+    }
+
+    /// Adds the rows of a pair asked for since its site's days were rolled up to each of those
+    /// days that is still current; a day written to meanwhile gets them with its next rollup.
+    async fn roll_up_new_pairs(&self) -> Result<()> {
+        for (website_id, name) in self.store.all_pairs().await? {
+            let days = self.store.days_without(&website_id, &name).await?;
+            if days.is_empty() {
+                continue;
+            }
+            let Some(website) = self.store.website(&website_id).await? else { continue };
+            let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
+            let rolled = Rolled::Pair(Pair::parse(&name)?);
+            for day in days {
+                let mut rollup = DayRollup::default();
+                self.roll_up_rows(&website_id, tz, day, &rolled, &mut rollup).await?;
+                self.store.add_rows(&website_id, day, &name, &rollup).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers from rollups the pairs a site asks for from now on: records that its queries
+    /// need `pair`, which the next rollup then computes for every rolled-up day. A site keeps
+    /// at most [`crate::store::MAX_PAIRS`] of them.
+    async fn want_pair(&self, website_id: &str, pair: &Pair) -> Result<()> {
+        let key = (website_id.to_owned(), pair.name());
+        if self.pairs.lock().expect("pairs lock poisoned").contains(&key) {
+            return Ok(());
+        }
+        self.store.want_pair(website_id, &key.1).await?;
+        self.pairs.lock().expect("pairs lock poisoned").insert(key);
+        Ok(())
     }
 
     /// A site's time zone changed: its days are cut into pieces again at the next rollup, and
@@ -99,24 +139,18 @@ impl Analytics {
         self.store.pend_rolled_days(website_id).await
     }
 
-    /// The rows of one UTC day: totals and every rolled-up dimension's values, of the whole day
-    /// and of its pieces between the site's local midnights; and the totals of its pieces
-    /// between the site's local hours.
-    async fn day_rollup(&self, website_id: &str, tz: Tz, day: i64) -> Result<DayRollup> {
-        let dims = || std::iter::once(None).chain(ROLLUP_DIMS.into_iter().map(Some));
+    /// The rows of one UTC day: totals, every rolled-up dimension's values and the site's
+    /// pairs', of the whole day and of its pieces between the site's local midnights; and the
+    /// totals of its pieces between the site's local hours.
+    async fn day_rollup(&self, website_id: &str, tz: Tz, day: i64, pairs: &[Pair]) -> Result<DayRollup> {
+        let rolled = std::iter::once(Rolled::Totals)
+            .chain(ROLLUP_DIMS.into_iter().map(Rolled::One))
+            .chain(pairs.iter().cloned().map(Rolled::Pair));
         let mut rollup = DayRollup::default();
-        for dim in dims() {
-            let rows = self.piece_rows(website_id, Tz::UTC, day, None, dim.as_ref()).await?;
-            rollup.rows.extend(rows.into_iter().map(|piece| piece.row));
+        for rolled in rolled {
+            self.roll_up_rows(website_id, tz, day, &rolled, &mut rollup).await?;
         }
-        // A day the site's zone does not cut at midnight is one piece, the whole day.
-        let midnights = Buckets::new(tz, Interval::Day, day, day + DAY_MS)?;
-        if midnights.len() > 1 {
-            for dim in dims() {
-                rollup.pieces.extend(self.piece_rows(website_id, tz, day, Some(Interval::Day), dim.as_ref()).await?);
-            }
-        }
-        let hours = self.piece_rows(website_id, tz, day, Some(Interval::Hour), None).await?;
+        let hours = self.piece_rows(website_id, tz, day, Some(Interval::Hour), &Rolled::Totals).await?;
         // An hour that is also a piece between midnights has the same totals: keep one.
         let cut: BTreeSet<(i64, i64, String)> =
             rollup.pieces.iter().map(|p| (p.start, p.end, p.row.dim.clone())).collect();
@@ -124,28 +158,49 @@ impl Analytics {
         Ok(rollup)
     }
 
-    /// One dimension's rows (None: the totals) of UTC day `day` in zone `tz`, per time bucket of
-    /// `interval` (None: the whole day); the totals have a row for every bucket, events or not.
+    /// Adds one kind of rows of UTC day `day` to `rollup`: the whole day's, and, when the
+    /// site's zone cuts the day at a local midnight, its pieces'.
+    async fn roll_up_rows(
+        &self,
+        website_id: &str,
+        tz: Tz,
+        day: i64,
+        rolled: &Rolled,
+        rollup: &mut DayRollup,
+    ) -> Result<()> {
+        let rows = self.piece_rows(website_id, Tz::UTC, day, None, rolled).await?;
+        rollup.rows.extend(rows.into_iter().map(|piece| piece.row));
+        // A day the site's zone does not cut at midnight is one piece, the whole day.
+        if Buckets::new(tz, Interval::Day, day, day + DAY_MS)?.len() > 1 {
+            rollup.pieces.extend(self.piece_rows(website_id, tz, day, Some(Interval::Day), rolled).await?);
+        }
+        Ok(())
+    }
+
+    /// One kind of rows of UTC day `day` in zone `tz`, per time bucket of `interval` (None: the
+    /// whole day). The totals, and a pair's marker (a row of no values, which says the pair was
+    /// rolled up), have a row for every bucket, events or not.
     async fn piece_rows(
         &self,
         website_id: &str,
         tz: Tz,
         day: i64,
         interval: Option<Interval>,
-        dim: Option<&Dim>,
+        rolled: &Rolled,
     ) -> Result<Vec<RollupPiece>> {
         let metrics: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_owned()).collect();
-        let dims: Vec<String> = interval.map(Dim::Time).iter().chain(dim).map(Dim::name).collect();
+        let dims: Vec<String> = interval.map(Dim::Time).into_iter().chain(rolled.dims()).map(|d| d.name()).collect();
         let query =
             Query::new(website_id.to_owned(), tz, (day, day + DAY_MS), &metrics, &dims, vec![], &[], (0, 0), false)?;
         let buckets = query.buckets()?;
         // A rollup marked current must hold every event of its day: read what was written.
         let parts = self.read_events(&query, buckets.as_ref(), ReadFrom::Primary).await?;
+        let bucket_key = |i: usize| buckets.as_ref().map(|_| i.to_string());
         let mut counters: HashMap<Vec<String>, [i64; COUNTERS_PER_ROW]> = HashMap::new();
-        if dim.is_none() {
-            let count = buckets.as_ref().map_or(1, Buckets::len);
-            for i in 0..count {
-                counters.insert(buckets.as_ref().map(|_| i.to_string()).into_iter().collect(), [0; COUNTERS_PER_ROW]);
+        let marked = matches!(rolled, Rolled::Totals | Rolled::Pair(_));
+        for i in 0..buckets.as_ref().map_or(1, Buckets::len) {
+            if marked {
+                counters.insert(bucket_key(i).into_iter().collect(), [0; COUNTERS_PER_ROW]);
             }
         }
         // Each part's counters at their place in a rollup row (see `RollupRow`).
@@ -157,17 +212,19 @@ impl Analytics {
                 }
             }
         }
-        let name = dim.map(Dim::name).unwrap_or_default();
+        let name = rolled.name();
         Ok(counters
             .into_iter()
             .map(|(key, counters)| {
-                let mut key = key.into_iter();
+                let bucketed = usize::from(buckets.is_some());
                 let (start, end) = match &buckets {
-                    Some(b) => b.span(key.next().and_then(|i| i.parse().ok()).unwrap_or_default()),
+                    Some(b) => b.span(key.first().and_then(|i| i.parse().ok()).unwrap_or_default()),
                     None => (day, day + DAY_MS),
                 };
-                let row = RollupRow { dim: name.clone(), value: key.next().unwrap_or_default(), counters };
-                RollupPiece { start, end, row }
+                let values = &key[bucketed..];
+                // The totals' row and a pair's marker have no values; a pair's value is never empty.
+                let value = if values.is_empty() { String::new() } else { rolled.value(values) };
+                RollupPiece { start, end, row: RollupRow { dim: name.clone(), value, counters } }
             })
             .collect())
     }
@@ -181,30 +238,50 @@ impl Analytics {
         buckets: Option<&Buckets>,
     ) -> Result<Option<(Parts, usize)>> {
         let Some(shape) = query.rollup_rows() else { return Ok(None) };
+        if let Rolled::Pair(pair) = &shape.rolled {
+            self.want_pair(&query.website_id, pair).await?;
+        }
         let (first, last) = (day_of(query.from), day_of(query.to - 1) + DAY_MS);
-        let wanted = shape.dim.as_ref().map(Dim::name).unwrap_or_default();
+        let wanted = shape.rolled.name();
         let (rows, pieces) = tokio::try_join!(
             self.store.rollup_rows(&query.website_id, &wanted, first, last),
             self.store.rollup_pieces(&query.website_id, &wanted, first, last),
         )?;
-        let rolled: BTreeSet<i64> = rows.iter().filter(|(_, r)| r.dim.is_empty()).map(|(day, _)| *day).collect();
-        let cut: BTreeSet<(i64, i64)> =
-            pieces.iter().filter(|p| p.row.dim.is_empty()).map(|p| (p.start, p.end)).collect();
+        // A day or piece has these rows once it has their marker: the totals' row, or a pair's.
+        let marker = match shape.rolled {
+            Rolled::Pair(_) => wanted.as_str(),
+            _ => "",
+        };
+        let marks = |row: &RollupRow| row.dim == marker && row.value.is_empty();
+        let rolled: BTreeSet<i64> = rows.iter().filter(|(_, r)| marks(r)).map(|(day, _)| *day).collect();
+        let cut: BTreeSet<(i64, i64)> = pieces.iter().filter(|p| marks(&p.row)).map(|p| (p.start, p.end)).collect();
         let plan = Plan::new(query, buckets, &rolled, &cut);
         if plan.days.is_empty() && plan.pieces.is_empty() {
             return Ok(None);
         }
-        let picked = |row: &RollupRow| row.dim == wanted && shape.value.as_ref().is_none_or(|v| *v == row.value);
-        let whole = rows.iter().filter(|(day, row)| plan.days.contains(day) && picked(row));
-        let parts = pieces.iter().filter(|p| plan.pieces.contains(&(p.start, p.end)) && picked(&p.row));
+        // The values of a row this query reads, in the rows' order.
+        let values = |row: &RollupRow| -> Option<Vec<String>> {
+            if row.dim != wanted {
+                return None;
+            }
+            let values = shape.rolled.values(&row.value)?;
+            match &shape.pick {
+                Some((at, value)) if values.get(*at) != Some(value) => None,
+                _ => Some(values),
+            }
+        };
+        let whole = rows.iter().filter(|(day, _)| plan.days.contains(day)).map(|(day, row)| (*day, row));
+        let parts = pieces.iter().filter(|p| plan.pieces.contains(&(p.start, p.end))).map(|p| (p.start, &p.row));
         let (mut events, mut visits, mut engagement) = (HashMap::new(), HashMap::new(), HashMap::new());
-        for (start, row) in whole.map(|(day, row)| (*day, row)).chain(parts.map(|p| (p.start, &p.row))) {
+        for (start, row) in whole.chain(parts) {
+            let Some(values) = values(row) else { continue };
+            let mut places = shape.places.iter();
             let key: Vec<String> = query
                 .dims
                 .iter()
                 .map(|d| match (d, buckets) {
                     (Dim::Time(_), Some(b)) => b.index_of(start).to_string(),
-                    _ => row.value.clone(),
+                    _ => places.next().and_then(|at| values.get(*at)).cloned().unwrap_or_default(),
                 })
                 .collect();
             let c = &row.counters;

@@ -1,6 +1,6 @@
 //! Analytics' rules for websites.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -35,6 +35,8 @@ pub struct Analytics {
     changes: Option<Arc<dyn ChangeBus>>,
     /// Each team's websites, oldest first, evicted by `Websites` notices; none without a bus.
     lists: Option<Arc<NoticeCache<Arc<Vec<Website>>>>>,
+    /// Pairs of dimensions known to be recorded for rollups, as (site, pair name).
+    pub(crate) pairs: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 /// Teams whose website lists one analytics replica keeps: those asked for in the last second
@@ -88,6 +90,7 @@ impl Analytics {
             clients: Arc::default(),
             changes: None,
             lists: None,
+            pairs: Arc::default(),
         })
     }
 

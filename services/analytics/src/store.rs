@@ -331,6 +331,23 @@ impl Store {
             .bind(day)
             .execute(&mut *tx)
             .await?;
+        self.insert_rollup(&mut tx, website_id, day, rollup).await?;
+        sqlx::query("INSERT INTO rollup_days (website_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(website_id)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn insert_rollup(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        website_id: &str,
+        day: i64,
+        rollup: &DayRollup,
+    ) -> Result<()> {
         for chunk in rollup.rows.chunks(200) {
             let sql = self.insert_rows("rollups", ROLLUP_COLUMNS, chunk.len());
             let mut insert = sqlx::query(&sql);
@@ -340,7 +357,7 @@ impl Store {
                     insert = insert.bind(counter);
                 }
             }
-            insert.execute(&mut *tx).await?;
+            insert.execute(&mut **tx).await?;
         }
         for chunk in rollup.pieces.chunks(200) {
             let sql = self.insert_rows("rollup_pieces", PIECE_COLUMNS, chunk.len());
@@ -352,13 +369,81 @@ impl Store {
                     insert = insert.bind(counter);
                 }
             }
-            insert.execute(&mut *tx).await?;
+            insert.execute(&mut **tx).await?;
         }
-        sqlx::query("INSERT INTO rollup_days (website_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        Ok(())
+    }
+
+    /// Records that a site's queries need the rows of a pair (its name), unless the site has
+    /// [`MAX_PAIRS`] already.
+    pub async fn want_pair(&self, website_id: &str, pair: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rollup_pairs (website_id, pair) SELECT $1, $2 \
+             WHERE (SELECT COUNT(*) FROM rollup_pairs WHERE website_id = $1) < $3 ON CONFLICT DO NOTHING",
+        )
+        .bind(website_id)
+        .bind(pair)
+        .bind(MAX_PAIRS)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The names of the pairs a site's days are rolled up with.
+    pub async fn pairs(&self, website_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT pair FROM rollup_pairs WHERE website_id = $1 ORDER BY pair")
             .bind(website_id)
-            .bind(day)
-            .execute(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
+        rows.iter().map(|r| Ok(r.try_get("pair")?)).collect()
+    }
+
+    /// Every site's pairs: (site, pair name).
+    pub async fn all_pairs(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT website_id, pair FROM rollup_pairs ORDER BY website_id, pair")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("website_id")?, r.try_get("pair")?))).collect()
+    }
+
+    /// The current days of a site without the marker row of `dim`.
+    pub async fn days_without(&self, website_id: &str, dim: &str) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT d.day FROM rollup_days d WHERE d.website_id = $1 AND NOT EXISTS \
+             (SELECT 1 FROM rollups r WHERE r.website_id = d.website_id AND r.day = d.day AND r.dim = $2 AND r.value = '') \
+             ORDER BY d.day",
+        )
+        .bind(website_id)
+        .bind(dim)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("day")?)).collect()
+    }
+
+    /// Adds the rows of `dim` to a day's rollup if the day is still current (not written to
+    /// since); returns whether it was.
+    pub async fn add_rows(&self, website_id: &str, day: i64, dim: &str, rollup: &DayRollup) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let current: Option<i64> = sqlx::query_scalar(
+            "SELECT d.day FROM rollup_days d WHERE d.website_id = $1 AND d.day = $2 AND NOT EXISTS \
+             (SELECT 1 FROM rollup_pending p WHERE p.website_id = d.website_id AND p.day = d.day)",
+        )
+        .bind(website_id)
+        .bind(day)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if current.is_none() {
+            return Ok(false);
+        }
+        for table in ["rollups", "rollup_pieces"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE website_id = $1 AND day = $2 AND dim = $3"))
+                .bind(website_id)
+                .bind(day)
+                .bind(dim)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.insert_rollup(&mut tx, website_id, day, rollup).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -548,6 +633,10 @@ pub struct NewEvent {
 }
 
 pub const DAY_MS: i64 = 86_400_000;
+
+/// The most pairs of dimensions rolled up for one site: each costs its days' rollups one more
+/// pass over their events.
+pub const MAX_PAIRS: i64 = 32;
 
 /// The first instant of the UTC day of `ts`.
 pub fn day_of(ts: i64) -> i64 {
