@@ -945,6 +945,9 @@ async fn rollup_pieces_and_filters_answer_as_raw_events_do() {
     .await;
 }
 
+/// A query's filters: (operator, dimension, values).
+type Filters = Vec<(String, String, Vec<String>)>;
+
 /// Pairs of dimensions answer exactly as raw events do once a query has asked for them: two
 /// dimensions, one dimension filtered by one value of another (a custom property by event name
 /// included), with a daily series, in America/New_York, Asia/Kolkata and UTC. A pair asked for
@@ -961,7 +964,7 @@ async fn pairs_of_dimensions_answer_as_raw_events_do_once_asked_for() {
             "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events,time_on_page,scroll_depth";
         let is = |dim: &str, value: &str| vec![("is".to_owned(), dim.to_owned(), vec![value.to_owned()])];
         let shapes_of = |site: &str| {
-            let asked: [(Vec<&str>, Vec<(String, String, Vec<String>)>); 6] = [
+            let asked: [(Vec<&str>, Filters); 6] = [
                 (vec!["visit:source", "event:page"], vec![]),
                 (vec!["event:page", "visit:source"], vec![]),
                 (vec!["time:day", "visit:country", "visit:device"], vec![]),
@@ -1067,6 +1070,76 @@ async fn a_site_keeps_at_most_32_pairs_and_answers_the_others_from_raw_events() 
             }
         }
         assert_eq!(served, 32, "of {} pairs asked for", pairs.len());
+    })
+    .await;
+}
+
+/// Goals answer from rollups exactly as from raw events: conversions by goal (custom events,
+/// a page and a page pattern) with their conversion rates, and one goal's over days, in
+/// America/New_York, Asia/Kolkata and UTC. A goal made after the days were rolled up is added
+/// to them by the next rollup; until then its figures come from raw events.
+#[tokio::test]
+async fn goals_answer_from_rollups_as_raw_events_do() {
+    use analytics::model::GoalTarget;
+    use analytics::service::QueryRequest;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T15:30:00Z").unwrap().timestamp_millis();
+        let shapes_of = |site: &str| {
+            let metrics = "visitors,visits,events,conversion_rate,bounce_rate,time_on_page";
+            let asked: [(Vec<&str>, Filters); 3] = [
+                (vec!["event:goal"], vec![]),
+                (vec!["time:day", "event:goal"], vec![]),
+                (vec!["time:day"], vec![("is".into(), "event:goal".into(), vec!["Visit /pricing".into()])]),
+            ];
+            let mut shapes = Vec::new();
+            for (dims, filters) in asked {
+                for date in ["2026-03-08,2026-03-08", "2026-03-10,2026-03-19"] {
+                    shapes.push(QueryRequest {
+                        website_id: site.to_owned(),
+                        metrics: metrics.split(',').map(str::to_owned).collect(),
+                        dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                        filters: filters.clone(),
+                        period: asked_period("custom", date).0,
+                        fill_time: true,
+                        ..Default::default()
+                    });
+                }
+            }
+            shapes
+        };
+        let mut sites = Vec::new();
+        for (domain, tz) in
+            [("ny.example", "America/New_York"), ("kolkata.example", "Asia/Kolkata"), ("z.example", "UTC")]
+        {
+            let site = analytics.create_website("t", domain, "P", Some(tz)).await.unwrap();
+            analytics.import(analytics::generate::traffic(domain, end, 20, 3_000, 5)).await.unwrap();
+            for target in [GoalTarget::Event("Signup".into()), GoalTarget::Page("/pricing".into())] {
+                analytics.create_goal(&site.id, target, None).await.unwrap();
+            }
+            sites.push(site.id);
+        }
+        assert!(analytics.roll_up(end).await.unwrap() >= 57, "three sites, 20 closed days each");
+        for site in &sites {
+            // Three shapes over 1 and 10 local days, 11 UTC days at least.
+            let served = answers_equal_raw(&analytics, &shapes_of(site)).await;
+            assert!(served >= 3 * 11, "goals served {served} days");
+        }
+        let (rows, _) = rows_of(&analytics, shapes_of(&sites[2])[1].clone()).await;
+        assert_eq!(rows.len(), 2, "both goals converted: {rows:?}");
+
+        // A goal made now: raw events answer for it until the next rollup adds it.
+        for site in &sites {
+            analytics.create_goal(site, GoalTarget::Page("/blog*".into()), None).await.unwrap();
+            assert_eq!(answers_equal_raw(&analytics, &shapes_of(site)[..2]).await, 0, "not rolled up with it yet");
+        }
+        assert_eq!(analytics.roll_up(end).await.unwrap(), 0, "no day is pending");
+        for site in &sites {
+            assert!(answers_equal_raw(&analytics, &shapes_of(site)).await >= 3 * 11);
+        }
+        let (rows, _) = rows_of(&analytics, shapes_of(&sites[2])[1].clone()).await;
+        assert_eq!(rows.len(), 3, "the new goal converted too: {rows:?}");
     })
     .await;
 }

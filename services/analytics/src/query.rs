@@ -366,6 +366,9 @@ pub enum Rolled {
     Totals,
     One(Dim),
     Pair(Pair),
+    /// The events that complete a goal (by its name), and their visitors, visits and
+    /// engagement: one row per day or piece, of no values.
+    Goal(String),
 }
 
 impl Rolled {
@@ -375,13 +378,24 @@ impl Rolled {
             Rolled::Totals => String::new(),
             Rolled::One(dim) => dim.name(),
             Rolled::Pair(pair) => pair.name(),
+            Rolled::Goal(name) => serde_json::to_string(&[Dim::Goal.name(), name.clone()]).expect("strings serialise"),
+        }
+    }
+
+    /// Whether its rows say which days and pieces have them: rows that are there for every day
+    /// or piece, events or not (the totals', a goal's), or a pair's marker. The days of a
+    /// dimension's rows are the totals'.
+    pub fn marker(&self) -> String {
+        match self {
+            Rolled::One(_) => String::new(),
+            other => other.name(),
         }
     }
 
     /// The dimensions a query over these rows groups by.
     pub fn dims(&self) -> Vec<Dim> {
         match self {
-            Rolled::Totals => vec![],
+            Rolled::Totals | Rolled::Goal(_) => vec![],
             Rolled::One(dim) => vec![dim.clone()],
             Rolled::Pair(Pair(a, b)) => vec![a.clone(), b.clone()],
         }
@@ -399,6 +413,7 @@ impl Rolled {
     pub fn values(&self, value: &str) -> Option<Vec<String>> {
         match self {
             Rolled::Pair(_) => serde_json::from_str(value).ok(),
+            Rolled::Goal(name) => Some(vec![name.clone()]),
             _ => Some(vec![value.to_owned()]),
         }
     }
@@ -442,7 +457,8 @@ impl Pair {
 /// finds its value among a row's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupRows {
-    pub rolled: Rolled,
+    /// Of one kind, or a goal's each for a query grouped by goal.
+    pub rolled: Vec<Rolled>,
     pub pick: Option<(usize, String)>,
     pub places: Vec<usize>,
 }
@@ -754,28 +770,35 @@ impl Query {
             [Filter { dim, op: Op::Is, values }] if values.len() == 1 => Some((dim, values[0].clone())),
             _ => return None,
         };
+        let one = |rolled: Rolled, pick, places| RollupRows { rolled: vec![rolled], pick, places };
         let rows = match (grouped.as_slice(), filter) {
-            ([], None) => RollupRows { rolled: Rolled::Totals, pick: None, places: vec![] },
-            ([dim], None) if ROLLUP_DIMS.contains(dim) => {
-                RollupRows { rolled: Rolled::One((*dim).clone()), pick: None, places: vec![0] }
-            }
+            ([], None) => one(Rolled::Totals, None, vec![]),
+            ([dim], None) if ROLLUP_DIMS.contains(dim) => one(Rolled::One((*dim).clone()), None, vec![0]),
             ([], Some((dim, value))) if ROLLUP_DIMS.contains(dim) => {
-                RollupRows { rolled: Rolled::One(dim.clone()), pick: Some((0, value)), places: vec![] }
+                one(Rolled::One(dim.clone()), Some((0, value)), vec![])
             }
+            ([Dim::Goal], None) if !self.goals.is_empty() => RollupRows {
+                rolled: self.goals.iter().map(|g| Rolled::Goal(g.display_name.clone())).collect(),
+                pick: None,
+                places: vec![0],
+            },
+            ([], Some((Dim::Goal, name))) => one(Rolled::Goal(name), None, vec![]),
             ([a, b], None) => {
                 let pair = Pair::new(a, b)?;
                 let places = vec![pair.position(a), pair.position(b)];
-                RollupRows { rolled: Rolled::Pair(pair), pick: None, places }
+                one(Rolled::Pair(pair), None, places)
             }
             ([dim], Some((by, value))) => {
                 let pair = Pair::new(dim, by)?;
                 let (place, pick) = (pair.position(dim), pair.position(by));
-                RollupRows { rolled: Rolled::Pair(pair), pick: Some((pick, value)), places: vec![place] }
+                one(Rolled::Pair(pair), Some((pick, value)), vec![place])
             }
             _ => return None,
         };
+        // Rollups keep hours as totals only, and no revenue.
         let hourly = self.dims.contains(&Dim::Time(Interval::Hour));
-        (rows.rolled == Rolled::Totals || !hourly).then_some(rows)
+        let fits = !self.needs_revenue() && (rows.rolled == [Rolled::Totals] || !hourly);
+        fits.then_some(rows)
     }
 
     fn time_dim(&self) -> Option<(usize, Interval)> {

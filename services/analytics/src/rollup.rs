@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono_tz::Tz;
 use common::{Error, Result};
 
-use crate::query::{Buckets, Dim, Interval, Metric, Pair, Parts, Query, ROLLUP_DIMS, Rolled};
+use crate::query::{Buckets, Dim, Filter, Interval, Metric, Pair, Parts, Query, ROLLUP_DIMS, Rolled};
 use crate::service::Analytics;
 use crate::store::{COUNTERS_PER_ROW, DAY_MS, DayRollup, ReadFrom, RollupPiece, RollupRow, day_of};
 
@@ -85,13 +85,15 @@ impl Analytics {
             // A site deleted meanwhile takes its pending days with it.
             let Some(website) = self.store.website(&website_id).await? else { continue };
             let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
-            let pairs = self.pairs_of(&website_id).await?;
-            let rollup = self.day_rollup(&website_id, tz, day, &pairs).await?;
+            let mut kept: Vec<Rolled> = self.pairs_of(&website_id).await?.into_iter().map(Rolled::Pair).collect();
+            let goals = self.store.goals(&website_id).await?;
+            kept.extend(goals.into_iter().map(|g| Rolled::Goal(g.display_name)));
+            let rollup = self.day_rollup(&website_id, tz, day, &kept).await?;
             if self.store.write_rollup(&website_id, day, version, &rollup).await? {
                 done += 1;
             }
         }
-        self.roll_up_new_pairs().await?;
+        self.roll_up_new_kinds().await?;
         Ok(done)
     }
 
@@ -100,17 +102,25 @@ impl Analytics {
         self.store.pairs(website_id).await?.iter().map(|name| Pair::parse(name)).collect()
     }
 
-    /// Adds the rows of a pair asked for since its site's days were rolled up to each of those
-    /// days that is still current; a day written to meanwhile gets them with its next rollup.
-    async fn roll_up_new_pairs(&self) -> Result<()> {
+    /// Adds the rows of a pair asked for, or of a goal made, since its site's days were rolled
+    /// up to each of those days that is still current; a day written to meanwhile gets them
+    /// with its next rollup.
+    async fn roll_up_new_kinds(&self) -> Result<()> {
+        let mut kinds = Vec::new();
         for (website_id, name) in self.store.all_pairs().await? {
+            kinds.push((website_id, Rolled::Pair(Pair::parse(&name)?)));
+        }
+        for goal in self.store.all_goals().await? {
+            kinds.push((goal.website_id, Rolled::Goal(goal.display_name)));
+        }
+        for (website_id, rolled) in kinds {
+            let name = rolled.name();
             let days = self.store.days_without(&website_id, &name).await?;
             if days.is_empty() {
                 continue;
             }
             let Some(website) = self.store.website(&website_id).await? else { continue };
             let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
-            let rolled = Rolled::Pair(Pair::parse(&name)?);
             for day in days {
                 let mut rollup = DayRollup::default();
                 self.roll_up_rows(&website_id, tz, day, &rolled, &mut rollup).await?;
@@ -139,13 +149,12 @@ impl Analytics {
         self.store.pend_rolled_days(website_id).await
     }
 
-    /// The rows of one UTC day: totals, every rolled-up dimension's values and the site's
-    /// pairs', of the whole day and of its pieces between the site's local midnights; and the
-    /// totals of its pieces between the site's local hours.
-    async fn day_rollup(&self, website_id: &str, tz: Tz, day: i64, pairs: &[Pair]) -> Result<DayRollup> {
-        let rolled = std::iter::once(Rolled::Totals)
-            .chain(ROLLUP_DIMS.into_iter().map(Rolled::One))
-            .chain(pairs.iter().cloned().map(Rolled::Pair));
+    /// The rows of one UTC day: totals, every rolled-up dimension's values and those of the
+    /// site's pairs and goals (`kept`), of the whole day and of its pieces between the site's
+    /// local midnights; and the totals of its pieces between the site's local hours.
+    async fn day_rollup(&self, website_id: &str, tz: Tz, day: i64, kept: &[Rolled]) -> Result<DayRollup> {
+        let rolled =
+            std::iter::once(Rolled::Totals).chain(ROLLUP_DIMS.into_iter().map(Rolled::One)).chain(kept.iter().cloned());
         let mut rollup = DayRollup::default();
         for rolled in rolled {
             self.roll_up_rows(website_id, tz, day, &rolled, &mut rollup).await?;
@@ -190,14 +199,21 @@ impl Analytics {
     ) -> Result<Vec<RollupPiece>> {
         let metrics: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_owned()).collect();
         let dims: Vec<String> = interval.map(Dim::Time).into_iter().chain(rolled.dims()).map(|d| d.name()).collect();
+        let (filters, goals) = match rolled {
+            Rolled::Goal(name) => {
+                (vec![Filter::new("is", &Dim::Goal.name(), vec![name.clone()])?], self.store.goals(website_id).await?)
+            }
+            _ => (vec![], vec![]),
+        };
         let query =
-            Query::new(website_id.to_owned(), tz, (day, day + DAY_MS), &metrics, &dims, vec![], &[], (0, 0), false)?;
+            Query::new(website_id.to_owned(), tz, (day, day + DAY_MS), &metrics, &dims, filters, &[], (0, 0), false)?;
+        let query = Query { goals, ..query };
         let buckets = query.buckets()?;
         // A rollup marked current must hold every event of its day: read what was written.
         let parts = self.read_events(&query, buckets.as_ref(), ReadFrom::Primary).await?;
         let bucket_key = |i: usize| buckets.as_ref().map(|_| i.to_string());
         let mut counters: HashMap<Vec<String>, [i64; COUNTERS_PER_ROW]> = HashMap::new();
-        let marked = matches!(rolled, Rolled::Totals | Rolled::Pair(_));
+        let marked = !rolled.marker().is_empty() || *rolled == Rolled::Totals;
         for i in 0..buckets.as_ref().map_or(1, Buckets::len) {
             if marked {
                 counters.insert(bucket_key(i).into_iter().collect(), [0; COUNTERS_PER_ROW]);
@@ -238,33 +254,40 @@ impl Analytics {
         buckets: Option<&Buckets>,
     ) -> Result<Option<(Parts, usize)>> {
         let Some(shape) = query.rollup_rows() else { return Ok(None) };
-        if let Rolled::Pair(pair) = &shape.rolled {
-            self.want_pair(&query.website_id, pair).await?;
+        for rolled in &shape.rolled {
+            if let Rolled::Pair(pair) = rolled {
+                self.want_pair(&query.website_id, pair).await?;
+            }
         }
         let (first, last) = (day_of(query.from), day_of(query.to - 1) + DAY_MS);
-        let wanted = shape.rolled.name();
+        let wanted: HashMap<String, &Rolled> = shape.rolled.iter().map(|r| (r.name(), r)).collect();
+        let names: Vec<String> = wanted.keys().filter(|name| !name.is_empty()).cloned().collect();
         let (rows, pieces) = tokio::try_join!(
-            self.store.rollup_rows(&query.website_id, &wanted, first, last),
-            self.store.rollup_pieces(&query.website_id, &wanted, first, last),
+            self.store.rollup_rows(&query.website_id, &names, first, last),
+            self.store.rollup_pieces(&query.website_id, &names, first, last),
         )?;
-        // A day or piece has these rows once it has their marker: the totals' row, or a pair's.
-        let marker = match shape.rolled {
-            Rolled::Pair(_) => wanted.as_str(),
-            _ => "",
+        // A day or piece has the rows once it has the marker of each kind read (see
+        // `Rolled::marker`).
+        let markers: BTreeSet<String> = shape.rolled.iter().map(Rolled::marker).collect();
+        let marked = |rows: &mut dyn Iterator<Item = (&RollupRow, (i64, i64))>| {
+            let mut found: HashMap<(i64, i64), usize> = HashMap::new();
+            for (row, at) in rows {
+                if row.value.is_empty() && markers.contains(&row.dim) {
+                    *found.entry(at).or_default() += 1;
+                }
+            }
+            found.into_iter().filter(|(_, n)| *n == markers.len()).map(|(at, _)| at).collect::<BTreeSet<_>>()
         };
-        let marks = |row: &RollupRow| row.dim == marker && row.value.is_empty();
-        let rolled: BTreeSet<i64> = rows.iter().filter(|(_, r)| marks(r)).map(|(day, _)| *day).collect();
-        let cut: BTreeSet<(i64, i64)> = pieces.iter().filter(|p| marks(&p.row)).map(|p| (p.start, p.end)).collect();
+        let rolled: BTreeSet<i64> =
+            marked(&mut rows.iter().map(|(day, row)| (row, (*day, 0)))).into_iter().map(|(day, _)| day).collect();
+        let cut = marked(&mut pieces.iter().map(|p| (&p.row, (p.start, p.end))));
         let plan = Plan::new(query, buckets, &rolled, &cut);
         if plan.days.is_empty() && plan.pieces.is_empty() {
             return Ok(None);
         }
         // The values of a row this query reads, in the rows' order.
         let values = |row: &RollupRow| -> Option<Vec<String>> {
-            if row.dim != wanted {
-                return None;
-            }
-            let values = shape.rolled.values(&row.value)?;
+            let values = wanted.get(&row.dim)?.values(&row.value)?;
             match &shape.pick {
                 Some((at, value)) if values.get(*at) != Some(value) => None,
                 _ => Some(values),

@@ -448,30 +448,50 @@ impl Store {
         Ok(true)
     }
 
-    /// Rollup rows of `dim` and the totals ('') of the current days in `[from, to)`, in one
+    /// Rollup rows of `dims` and the totals ('') of the current days in `[from, to)`, in one
     /// statement so that both come from the same state.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollups"))]
-    pub async fn rollup_rows(&self, website_id: &str, dim: &str, from: i64, to: i64) -> Result<Vec<(i64, RollupRow)>> {
+    pub async fn rollup_rows(
+        &self,
+        website_id: &str,
+        dims: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, RollupRow)>> {
         let sql = format!(
             "SELECT r.day, r.dim, r.value, {COUNTERS} FROM rollups r \
              JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day \
-             WHERE r.website_id = $1 AND r.dim IN ('', $2) AND r.day >= $3 AND r.day < $4"
+             WHERE r.website_id = $1 AND r.day >= $2 AND r.day < $3 AND r.dim IN ({})",
+            dims_in(dims.len())
         );
-        let read = |pool| sqlx::query(&sql).bind(website_id).bind(dim).bind(from).bind(to).fetch_all(pool);
+        let read = |pool| {
+            let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
+            dims.iter().fold(query, |query, dim| query.bind(dim.as_str())).fetch_all(pool)
+        };
         let rows = self.reading(ReadFrom::Replica, read).await?;
         rows.iter().map(|r| Ok((r.try_get("day")?, rollup_row(r, 3)?))).collect()
     }
 
-    /// Rollup pieces of `dim` and the totals ('') of the current days in `[from, to)`, in one
+    /// Rollup pieces of `dims` and the totals ('') of the current days in `[from, to)`, in one
     /// statement so that both come from the same state.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollup_pieces"))]
-    pub async fn rollup_pieces(&self, website_id: &str, dim: &str, from: i64, to: i64) -> Result<Vec<RollupPiece>> {
+    pub async fn rollup_pieces(
+        &self,
+        website_id: &str,
+        dims: &[String],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<RollupPiece>> {
         let sql = format!(
             "SELECT r.start_ts, r.end_ts, r.dim, r.value, {COUNTERS} FROM rollup_pieces r \
              JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day \
-             WHERE r.website_id = $1 AND r.dim IN ('', $2) AND r.start_ts >= $3 AND r.start_ts < $4"
+             WHERE r.website_id = $1 AND r.start_ts >= $2 AND r.start_ts < $3 AND r.dim IN ({})",
+            dims_in(dims.len())
         );
-        let read = |pool| sqlx::query(&sql).bind(website_id).bind(dim).bind(from).bind(to).fetch_all(pool);
+        let read = |pool| {
+            let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
+            dims.iter().fold(query, |query, dim| query.bind(dim.as_str())).fetch_all(pool)
+        };
         let rows = self.reading(ReadFrom::Replica, read).await?;
         rows.iter()
             .map(|r| {
@@ -585,6 +605,14 @@ impl Store {
         rows.iter().map(goal).collect()
     }
 
+    /// Every site's goals.
+    pub async fn all_goals(&self) -> Result<Vec<Goal>> {
+        let rows = sqlx::query(&format!("SELECT {GOAL_COLUMNS} FROM goals ORDER BY website_id, created_at, id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(goal).collect()
+    }
+
     /// Deletes a goal of the site; false when it has none of that id.
     pub async fn delete_goal(&self, website_id: &str, id: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM goals WHERE website_id = $1 AND id = $2")
@@ -655,6 +683,11 @@ const PIECE_COLUMNS: &str = "website_id, day, start_ts, end_ts, dim, value, visi
 pub const COUNTERS_PER_ROW: usize = 11;
 
 /// A rollup row read from `r`, whose counters start at column `first`.
+/// The totals' dimension ('') and `n` more as parameters from `$4` on.
+fn dims_in(n: usize) -> String {
+    std::iter::once("''".to_owned()).chain((4..4 + n).map(|i| format!("${i}"))).collect::<Vec<_>>().join(", ")
+}
+
 fn rollup_row(r: &AnyRow, first: usize) -> Result<RollupRow> {
     let mut counters = [0; COUNTERS_PER_ROW];
     for (i, counter) in counters.iter_mut().enumerate() {
