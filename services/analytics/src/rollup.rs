@@ -18,7 +18,7 @@ use common::{Error, Result};
 
 use crate::query::{Buckets, Dim, Filter, Interval, Metric, Pair, Parts, Query, ROLLUP_DIMS, Rolled};
 use crate::service::Analytics;
-use crate::store::{COUNTERS_PER_ROW, DAY_MS, DayRollup, ReadFrom, RollupPiece, RollupRow, day_of};
+use crate::store::{COUNTERS_PER_ROW, DAY_MS, DayRollup, ReadFrom, RollupPiece, RollupReads, RollupRow, day_of};
 
 /// Adds `counters` into the row of `key`, so that parts computed separately merge.
 fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[i64]) {
@@ -261,30 +261,29 @@ impl Analytics {
         }
         let (first, last) = (day_of(query.from), day_of(query.to - 1) + DAY_MS);
         let wanted: HashMap<String, &Rolled> = shape.rolled.iter().map(|r| (r.name(), r)).collect();
-        let names: Vec<String> = wanted.keys().filter(|name| !name.is_empty()).cloned().collect();
-        let (rows, pieces) = tokio::try_join!(
-            self.store.rollup_rows(&query.website_id, &names, first, last),
-            self.store.rollup_pieces(&query.website_id, &names, first, last),
-        )?;
         // A day or piece has the rows once it has the marker of each kind read (see
         // `Rolled::marker`).
         let markers: BTreeSet<String> = shape.rolled.iter().map(Rolled::marker).collect();
-        let marked = |rows: &mut dyn Iterator<Item = (&RollupRow, (i64, i64))>| {
-            let mut found: HashMap<(i64, i64), usize> = HashMap::new();
-            for (row, at) in rows {
-                if row.value.is_empty() && markers.contains(&row.dim) {
-                    *found.entry(at).or_default() += 1;
-                }
-            }
-            found.into_iter().filter(|(_, n)| *n == markers.len()).map(|(at, _)| at).collect::<BTreeSet<_>>()
+        let listed: Vec<String> = markers.iter().cloned().collect();
+        let marks = self.store.rollup_marks(&query.website_id, &listed, (first, last)).await?;
+        let complete = |found: &[(i64, i64)]| {
+            let mut counts: HashMap<(i64, i64), usize> = HashMap::new();
+            found.iter().for_each(|at| *counts.entry(*at).or_default() += 1);
+            counts.into_iter().filter(|(_, n)| *n == markers.len()).map(|(at, _)| at).collect::<BTreeSet<_>>()
         };
-        let rolled: BTreeSet<i64> =
-            marked(&mut rows.iter().map(|(day, row)| (row, (*day, 0)))).into_iter().map(|(day, _)| day).collect();
-        let cut = marked(&mut pieces.iter().map(|p| (&p.row, (p.start, p.end))));
-        let plan = Plan::new(query, buckets, &rolled, &cut);
+        let days: Vec<(i64, i64)> = marks.days.iter().map(|(day, _)| (*day, 0)).collect();
+        let rolled: BTreeSet<i64> = complete(&days).into_iter().map(|(day, _)| day).collect();
+        let pieces: Vec<(i64, i64)> = marks.pieces.iter().map(|(start, end, _)| (*start, *end)).collect();
+        let plan = Plan::new(query, buckets, &rolled, &complete(&pieces));
         if plan.days.is_empty() && plan.pieces.is_empty() {
             return Ok(None);
         }
+        let mut runs = Vec::new();
+        plan.days.iter().for_each(|day| push_range(&mut runs, (*day, day + DAY_MS)));
+        let names: Vec<String> = wanted.keys().cloned().collect();
+        let pieces: Vec<(i64, i64)> = plan.pieces.iter().copied().collect();
+        let reads = RollupReads { dims: &names, days: &runs, pieces: &pieces, summed: buckets.is_none() };
+        let rows = self.store.rollup_reads(&query.website_id, &reads).await?;
         // The values of a row this query reads, in the rows' order.
         let values = |row: &RollupRow| -> Option<Vec<String>> {
             let values = wanted.get(&row.dim)?.values(&row.value)?;
@@ -293,10 +292,9 @@ impl Analytics {
                 _ => Some(values),
             }
         };
-        let whole = rows.iter().filter(|(day, _)| plan.days.contains(day)).map(|(day, row)| (*day, row));
-        let parts = pieces.iter().filter(|p| plan.pieces.contains(&(p.start, p.end))).map(|p| (p.start, &p.row));
         let (mut events, mut visits, mut engagement) = (HashMap::new(), HashMap::new(), HashMap::new());
-        for (start, row) in whole.chain(parts) {
+        for (start, row) in &rows {
+            let start = *start;
             let Some(values) = values(row) else { continue };
             let mut places = shape.places.iter();
             let key: Vec<String> = query

@@ -448,56 +448,93 @@ impl Store {
         Ok(true)
     }
 
-    /// Rollup rows of `dims` and the totals ('') of the current days in `[from, to)`, in one
-    /// statement so that both come from the same state.
-    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollups"))]
-    pub async fn rollup_rows(
-        &self,
-        website_id: &str,
-        dims: &[String],
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, RollupRow)>> {
-        let sql = format!(
-            "SELECT r.day, r.dim, r.value, {COUNTERS} FROM rollups r \
-             JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day \
-             WHERE r.website_id = $1 AND r.day >= $2 AND r.day < $3 AND r.dim IN ({})",
-            dims_in(dims.len())
-        );
-        let read = |pool| {
-            let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
-            dims.iter().fold(query, |query, dim| query.bind(dim.as_str())).fetch_all(pool)
+    /// The markers (see `Rolled::marker`) of a site's current days and pieces that start in
+    /// `[from, to)`, among `markers`: (day, marker) and (start, end, marker).
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollup markers"))]
+    pub async fn rollup_marks(&self, website_id: &str, markers: &[String], (from, to): (i64, i64)) -> Result<Marks> {
+        let sql = |table: &str, start: &str, end: &str| {
+            format!(
+                "SELECT r.{start} AS s, {end} AS e, r.dim FROM {table} r \
+                 JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day \
+                 WHERE r.website_id = $1 AND r.{start} >= $2 AND r.{start} < $3 AND r.value = '' AND r.dim IN ({})",
+                numbered(4, markers.len())
+            )
         };
-        let rows = self.reading(ReadFrom::Replica, read).await?;
-        rows.iter().map(|r| Ok((r.try_get("day")?, rollup_row(r, 3)?))).collect()
+        let (days, pieces) = (sql("rollups", "day", "0"), sql("rollup_pieces", "start_ts", "r.end_ts"));
+        let read = |sql: &str| {
+            let sql = sql.to_owned();
+            move |pool| {
+                let sql = sql.clone();
+                async move {
+                    let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
+                    markers.iter().fold(query, |query, m| query.bind(m.as_str())).fetch_all(pool).await
+                }
+            }
+        };
+        let (days, pieces) = tokio::try_join!(
+            self.reading(ReadFrom::Replica, read(&days)),
+            self.reading(ReadFrom::Replica, read(&pieces))
+        )?;
+        let marks = |rows: Vec<AnyRow>| -> Result<Vec<(i64, i64, String)>> {
+            rows.iter().map(|r| Ok((r.try_get("s")?, r.try_get("e")?, r.try_get("dim")?))).collect()
+        };
+        Ok(Marks { days: marks(days)?.into_iter().map(|(day, _, dim)| (day, dim)).collect(), pieces: marks(pieces)? })
     }
 
-    /// Rollup pieces of `dims` and the totals ('') of the current days in `[from, to)`, in one
-    /// statement so that both come from the same state.
-    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollup_pieces"))]
-    pub async fn rollup_pieces(
-        &self,
-        website_id: &str,
-        dims: &[String],
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<RollupPiece>> {
-        let sql = format!(
-            "SELECT r.start_ts, r.end_ts, r.dim, r.value, {COUNTERS} FROM rollup_pieces r \
-             JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day \
-             WHERE r.website_id = $1 AND r.start_ts >= $2 AND r.start_ts < $3 AND r.dim IN ({})",
-            dims_in(dims.len())
+    /// The rollup rows of `dims` of whole days in `days` (runs `[first, end)`) and of the pieces
+    /// in `pieces` (exact bounds), each with the start of its day or piece; or, `summed`, their
+    /// sums by dimension and value (start 0), which is what a query without time buckets adds.
+    /// The days and pieces were current when their markers were read: a day rolled up again
+    /// since is read as now rolled up (its rows change in one transaction).
+    #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollups"))]
+    pub async fn rollup_reads(&self, website_id: &str, reads: &RollupReads<'_>) -> Result<Vec<(i64, RollupRow)>> {
+        let mut binds: Vec<i64> = Vec::new();
+        let param = |value: i64, binds: &mut Vec<i64>| {
+            binds.push(value);
+            format!("${}", 1 + reads.dims.len() + binds.len())
+        };
+        let dims = numbered(2, reads.dims.len());
+        let mut days: Vec<String> = reads
+            .days
+            .iter()
+            .map(|&(a, b)| format!("(r.day >= {} AND r.day < {})", param(a, &mut binds), param(b, &mut binds)))
+            .collect();
+        let mut pieces: Vec<String> = reads
+            .pieces
+            .iter()
+            .map(|&(a, b)| format!("(r.start_ts = {} AND r.end_ts = {})", param(a, &mut binds), param(b, &mut binds)))
+            .collect();
+        // An empty list picks nothing.
+        for list in [&mut days, &mut pieces] {
+            if list.is_empty() {
+                list.push("1 = 0".to_owned());
+            }
+        }
+        let rows = format!(
+            "SELECT r.day AS s, r.dim, r.value, {COUNTERS} FROM rollups r \
+             WHERE r.website_id = $1 AND r.dim IN ({dims}) AND ({}) \
+             UNION ALL SELECT r.start_ts AS s, r.dim, r.value, {COUNTERS} FROM rollup_pieces r \
+             WHERE r.website_id = $1 AND r.dim IN ({dims}) AND ({})",
+            days.join(" OR "),
+            pieces.join(" OR ")
         );
+        let sql = if reads.summed {
+            let sums: Vec<String> =
+                COUNTERS.split(',').map(|c| format!("CAST(SUM(x.{0}) AS BIGINT) AS {0}", c.trim())).collect();
+            format!(
+                "SELECT CAST(0 AS BIGINT) AS s, x.dim, x.value, {} FROM ({rows}) x GROUP BY x.dim, x.value",
+                sums.join(", ")
+            )
+        } else {
+            rows
+        };
         let read = |pool| {
-            let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
-            dims.iter().fold(query, |query, dim| query.bind(dim.as_str())).fetch_all(pool)
+            let query = sqlx::query(&sql).bind(website_id);
+            let query = reads.dims.iter().fold(query, |query, dim| query.bind(dim.as_str()));
+            binds.iter().fold(query, |query, n| query.bind(*n)).fetch_all(pool)
         };
         let rows = self.reading(ReadFrom::Replica, read).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RollupPiece { start: r.try_get("start_ts")?, end: r.try_get("end_ts")?, row: rollup_row(r, 4)? })
-            })
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("s")?, rollup_row(r, 3)?))).collect()
     }
 
     /// Marks every rolled-up day of a site pending, so that the next rollup cuts its pieces
@@ -683,9 +720,23 @@ const PIECE_COLUMNS: &str = "website_id, day, start_ts, end_ts, dim, value, visi
 pub const COUNTERS_PER_ROW: usize = 11;
 
 /// A rollup row read from `r`, whose counters start at column `first`.
-/// The totals' dimension ('') and `n` more as parameters from `$4` on.
-fn dims_in(n: usize) -> String {
-    std::iter::once("''".to_owned()).chain((4..4 + n).map(|i| format!("${i}"))).collect::<Vec<_>>().join(", ")
+/// `n` parameters numbered from `$first` on.
+fn numbered(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Which days and pieces have which markers (see [`Store::rollup_marks`]).
+pub struct Marks {
+    pub days: Vec<(i64, String)>,
+    pub pieces: Vec<(i64, i64, String)>,
+}
+
+/// What [`Store::rollup_reads`] reads.
+pub struct RollupReads<'a> {
+    pub dims: &'a [String],
+    pub days: &'a [(i64, i64)],
+    pub pieces: &'a [(i64, i64)],
+    pub summed: bool,
 }
 
 fn rollup_row(r: &AnyRow, first: usize) -> Result<RollupRow> {
