@@ -829,7 +829,8 @@ async fn ingestion() {
 
 /// Issue 17's figures for one large site: `ZENOVAY_BENCH_EVENTS` (default 10M) generated events
 /// over 90 days on one site in America/New_York and as many on one in UTC, on SQLite (the
-/// `zenovay` binary) then PostgreSQL (split; `ZENOVAY_BENCH_BACKEND=sqlite|postgres` runs one).
+/// `zenovay` binary) then PostgreSQL (split; `ZENOVAY_BENCH_BACKEND=sqlite|postgres` runs one;
+/// `ZENOVAY_BENCH_ZONES`, comma-separated, other zones).
 /// Times p50/p99 of every query shape the console and the Plausible API make, over
 /// `ZENOVAY_BENCH_ROUNDS` (default 50) rounds each, with the CPU each query cost the server's
 /// processes (PostgreSQL included), then ingestion with the data stored. Targets: every shape
@@ -957,7 +958,8 @@ async fn large_site_on(
         pids
     };
     let mut columns = Vec::new();
-    for (i, zone) in ["America/New_York", "UTC"].into_iter().enumerate() {
+    let zones = std::env::var("ZENOVAY_BENCH_ZONES").unwrap_or_else(|_| "America/New_York,UTC".to_owned());
+    for (i, zone) in zones.split(',').enumerate() {
         let body = json!({ "team_id": user.team_id, "domain": format!("site{i}.bench.example"), "name": "B", "timezone": zone });
         let (status, site) = env.api(Method::POST, "/websites", &key, Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{site}");

@@ -720,6 +720,29 @@ async fn todays_events_are_rolled_up_once_the_day_ends() {
     .await;
 }
 
+/// A pending day that another process (a replica, an import beside the server) claimed is left
+/// to it, so that two processes do not compute the same day; once the claim lapses, it is
+/// rolled up.
+#[tokio::test]
+async fn a_day_another_process_claimed_is_left_to_it_until_the_claim_lapses() {
+    use analytics::store::{DAY_MS, day_of};
+
+    on_each_backend(|backend| async move {
+        let (analytics, site, writer) = with_writer(&backend, "claimed.example").await;
+        let now = common::time::now_ms();
+        let yesterday = day_of(now) - DAY_MS;
+        store(&writer, analytics::store::NewEvent { ts: yesterday + DAY_MS / 2, ..pageview(&site, 0, "/") }).await;
+        let other = analytics::store::Store::open(&backend, None).await.unwrap();
+        let [(_, day, version)] = other.pending_days(day_of(now)).await.unwrap()[..] else { panic!("one pending day") };
+        assert_eq!(day, yesterday);
+        assert!(other.claim_day(&site, day, version, now + 1_000).await.unwrap(), "the other process claims it");
+        assert_eq!(analytics.roll_up(now).await.unwrap(), 0, "left to the other process");
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        assert_eq!(analytics.roll_up(now).await.unwrap(), 1, "the claim lapsed");
+    })
+    .await;
+}
+
 /// Rollups answer exactly as raw events do, for generated traffic (engagement events and custom
 /// events after pageviews included), every query shape rollups serve, every metric (time on page
 /// and scroll depth too), and a site in UTC and sites in other zones, whose local days visits

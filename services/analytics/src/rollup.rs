@@ -20,6 +20,10 @@ use crate::query::{Buckets, Dim, Filter, Interval, Metric, Pair, Parts, Query, R
 use crate::service::Analytics;
 use crate::store::{COUNTERS_PER_ROW, DAY_MS, DayRollup, ReadFrom, RollupPiece, RollupReads, RollupRow, day_of};
 
+/// How long a process may take to roll up one day before others may take it over: far more
+/// than a day of 10M events takes.
+const CLAIM: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Adds `counters` into the row of `key`, so that parts computed separately merge.
 fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[i64]) {
     let row = rows.entry(key).or_insert_with(|| vec![0; counters.len()]);
@@ -82,6 +86,11 @@ impl Analytics {
     pub async fn roll_up(&self, now: i64) -> Result<usize> {
         let mut done = 0;
         for (website_id, day, version) in self.store.pending_days(day_of(now)).await? {
+            // Another process rolling up (a replica, an import beside the server) takes other days.
+            let until = common::time::now_ms() + CLAIM.as_millis() as i64;
+            if !self.store.claim_day(&website_id, day, version, until).await? {
+                continue;
+            }
             // A site deleted meanwhile takes its pending days with it.
             let Some(website) = self.store.website(&website_id).await? else { continue };
             let tz: Tz = website.timezone.parse().map_err(Error::internal)?;

@@ -308,6 +308,24 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("website_id")?, r.try_get("day")?, r.try_get("version")?))).collect()
     }
 
+    /// Claims a pending day's `version` until `until` (unix ms), unless another process holds
+    /// an unexpired claim on it (see migration 0015); returns whether this one has it now.
+    pub async fn claim_day(&self, website_id: &str, day: i64, version: i64, until: i64) -> Result<bool> {
+        let now = common::time::now_ms();
+        let claimed = sqlx::query(
+            "UPDATE rollup_pending SET claimed_until = $4 \
+             WHERE website_id = $1 AND day = $2 AND version = $3 AND claimed_until <= $5",
+        )
+        .bind(website_id)
+        .bind(day)
+        .bind(version)
+        .bind(until)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
     /// Replaces a day's rollup, and marks it current unless the day was written to since
     /// `version` was read. Returns whether it was marked current.
     pub async fn write_rollup(&self, website_id: &str, day: i64, version: i64, rollup: &DayRollup) -> Result<bool> {
@@ -543,7 +561,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO rollup_pending (website_id, day, version) \
              SELECT website_id, day, 1 FROM rollup_days WHERE website_id = $1 \
-             ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1",
+             ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1, claimed_until = 0",
         )
         .bind(website_id)
         .execute(&self.pool)

@@ -441,7 +441,8 @@ const VISIT_UPDATE: &str = "DO UPDATE SET \
 
 /// Conflict clauses of a site-day's pending-rollup row: a write to a closed day makes its rollup
 /// stale, one to an open day only makes sure the day is pending (see [`open_day`]).
-const PENDING_CLOSED: &str = "ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1";
+const PENDING_CLOSED: &str =
+    "ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1, claimed_until = 0";
 const PENDING_OPEN: &str = "ON CONFLICT (website_id, day) DO NOTHING";
 
 #[cfg(test)]
