@@ -830,7 +830,8 @@ async fn ingestion() {
 /// Issue 17's figures for one large site: `ZENOVAY_BENCH_EVENTS` (default 10M) generated events
 /// over 90 days on one site in America/New_York and as many on one in UTC, on SQLite (the
 /// `zenovay` binary) then PostgreSQL (split; `ZENOVAY_BENCH_BACKEND=sqlite|postgres` runs one;
-/// `ZENOVAY_BENCH_ZONES`, comma-separated, other zones).
+/// `ZENOVAY_BENCH_ZONES`, comma-separated, other zones; `ZENOVAY_BENCH_RAW_ROUNDS`, default 10,
+/// the rounds of each raw-events figure).
 /// Times p50/p99 of every query shape the console and the Plausible API make, over
 /// `ZENOVAY_BENCH_ROUNDS` (default 50) rounds each, with the CPU each query cost the server's
 /// processes (PostgreSQL included), then ingestion with the data stored. Targets: every shape
@@ -840,15 +841,16 @@ async fn ingestion() {
 async fn large_site() {
     let setting = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (events, rounds) = (setting("ZENOVAY_BENCH_EVENTS", 10_000_000), setting("ZENOVAY_BENCH_ROUNDS", 50));
+    let raw_rounds = setting("ZENOVAY_BENCH_RAW_ROUNDS", 10).max(1) as usize;
     let only = std::env::var("ZENOVAY_BENCH_BACKEND").unwrap_or_default();
     let mut table = Vec::new();
     if only != "postgres" {
         let env = TestEnv::all_in_one_process().await;
-        table.extend(large_site_on("SQLite", &env, events, rounds as usize).await);
+        table.extend(large_site_on("SQLite", &env, events, (rounds as usize, raw_rounds)).await);
     }
     if only != "sqlite" {
         let env = TestEnv::split_quiet(1).await;
-        table.extend(large_site_on("PostgreSQL", &env, events, rounds as usize).await);
+        table.extend(large_site_on("PostgreSQL", &env, events, (rounds as usize, raw_rounds)).await);
     }
     println!(
         "\n{events} events over 90 days on one site; p50 / p99 ms (CPU ms per query, server and database), and p50 \
@@ -943,7 +945,7 @@ async fn large_site_on(
     backend: &str,
     env: &TestEnv,
     events: u64,
-    rounds: usize,
+    (rounds, raw_rounds): (usize, usize),
 ) -> Vec<(String, Vec<(String, String)>)> {
     let user = env.user("bench").await;
     let overrides = json!({ "requests_per_minute": 1_000_000, "requests_per_month": 1_000_000_000u64 });
@@ -1025,7 +1027,7 @@ async fn large_site_on(
             };
             let raw = match raw {
                 Some(raw) => {
-                    let (raw50, _, raw_cpu) = time(raw, rounds.min(10)).await;
+                    let (raw50, _, raw_cpu) = time(raw, raw_rounds).await;
                     format!(", raw {raw50:.1} ({raw_cpu:.1})")
                 }
                 None => String::new(),

@@ -10,6 +10,11 @@
 //! the rest (today, days written to since their rollup, pieces not cut in the site's present
 //! zone) from raw events, then adds everything. Every row is the query engine's own answer for
 //! its day or piece, so both paths share one definition of every metric.
+//!
+//! Besides the totals and the rolled-up dimensions, a site's days keep the pairs of dimensions
+//! its queries asked for and its goals (see [`Rolled`]). Those can come after a day was rolled
+//! up, so each has marker rows that say which days and pieces hold it: a query reads the
+//! markers of its period first, plans, then reads only the rows it needs.
 
 use std::collections::{BTreeSet, HashMap};
 
