@@ -111,6 +111,18 @@ impl Analytics {
         Ok(done)
     }
 
+    /// Rolls up every closed UTC day, and waits for those another process claimed (see
+    /// [`Analytics::roll_up`]): on return, every day before the day of `now` is rolled up,
+    /// as an import command promises. Returns how many days this process rolled up.
+    pub async fn roll_up_closed(&self, now: i64) -> Result<usize> {
+        let mut done = self.roll_up(now).await?;
+        while self.store.pending_before(day_of(now)).await? {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            done += self.roll_up(now).await?;
+        }
+        Ok(done)
+    }
+
     /// The pairs a site's queries asked for (see [`Analytics::want_pair`]).
     async fn pairs_of(&self, website_id: &str) -> Result<Vec<Pair>> {
         self.store.pairs(website_id).await?.iter().map(|name| Pair::parse(name)).collect()

@@ -36,7 +36,7 @@ pub async fn seed(
     let traffic = analytics::generate::traffic(DOMAIN, common::time::now_ms(), 30, EVENTS, 42).inspect(|_| bar.inc(1));
     analytics.import(traffic).await?;
     bar.finish();
-    analytics.roll_up(common::time::now_ms()).await?;
+    analytics.roll_up_closed(common::time::now_ms()).await?;
 
     let secret = ApiKeySecret::generate();
     let key = NewApiKey {

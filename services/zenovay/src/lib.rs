@@ -153,7 +153,7 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
             let stored = analytics.import(traffic).await?;
             let secs = started.elapsed().as_secs_f64();
             let started = std::time::Instant::now();
-            let rolled = analytics.roll_up(common::time::now_ms()).await?;
+            let rolled = analytics.roll_up_closed(common::time::now_ms()).await?;
             let rollup_secs = started.elapsed().as_secs_f64();
             println!(
                 "{}: stored {stored} events over {days} days in {secs:.1} s, rolled up {rolled} days in {rollup_secs:.1} s",
@@ -177,7 +177,7 @@ async fn import_events(settings: &Settings, website: &str, file: &std::path::Pat
         .map(|(i, line)| analytics::backfill::event(&site.domain, line).with_context(|| format!("line {}", i + 1)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let stored = analytics.import(events).await?;
-    let rolled = analytics.roll_up(common::time::now_ms()).await?;
+    let rolled = analytics.roll_up_closed(common::time::now_ms()).await?;
     println!("{}: stored {stored} events, rolled up {rolled} days", site.domain);
     Ok(())
 }
