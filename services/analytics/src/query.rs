@@ -382,9 +382,9 @@ impl Rolled {
         }
     }
 
-    /// Whether its rows say which days and pieces have them: rows that are there for every day
-    /// or piece, events or not (the totals', a goal's), or a pair's marker. The days of a
-    /// dimension's rows are the totals'.
+    /// The `dim` of the rows (of an empty value) that say which days and pieces hold these
+    /// rows: rows there for every day or piece, events or not (the totals', a goal's), or a
+    /// pair's marker. A dimension's rows are in every day and piece the totals are.
     pub fn marker(&self) -> String {
         match self {
             Rolled::One(_) => String::new(),
