@@ -931,14 +931,7 @@ async fn rollup_pieces_and_filters_answer_as_raw_events_do() {
             }
             shapes
         };
-        let mut sites = Vec::new();
-        for (domain, tz) in
-            [("ny.example", "America/New_York"), ("kolkata.example", "Asia/Kolkata"), ("zulu.example", "UTC")]
-        {
-            let site = analytics.create_website("t", domain, "P", Some(tz)).await.unwrap();
-            analytics.import(analytics::generate::traffic(domain, end, 20, 3_000, 5)).await.unwrap();
-            sites.push(site.id);
-        }
+        let sites = sites_in_three_zones(&analytics, end).await;
         let shapes: Vec<QueryRequest> = sites.iter().flat_map(|site| shapes_of(site)).collect();
         assert_eq!(answers_equal_raw(&analytics, &shapes).await, 0, "nothing is rolled up yet");
         assert!(analytics.roll_up(end).await.unwrap() >= 57, "three sites, 20 closed days each");
@@ -978,8 +971,6 @@ type Filters = Vec<(String, String, Vec<String>)>;
 /// back to raw events until it is rolled up again.
 #[tokio::test]
 async fn pairs_of_dimensions_answer_as_raw_events_do_once_asked_for() {
-    use analytics::service::QueryRequest;
-
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T15:30:00Z").unwrap().timestamp_millis();
@@ -995,30 +986,9 @@ async fn pairs_of_dimensions_answer_as_raw_events_do_once_asked_for() {
                 (vec!["time:day", "visit:source"], is("event:page", "/pricing")),
                 (vec!["event:props:plan"], is("event:name", "Signup")),
             ];
-            let mut shapes = Vec::new();
-            for (dims, filters) in asked {
-                for date in ["2026-03-08,2026-03-08", "2026-03-10,2026-03-19"] {
-                    shapes.push(QueryRequest {
-                        website_id: site.to_owned(),
-                        metrics: all.split(',').map(str::to_owned).collect(),
-                        dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                        filters: filters.clone(),
-                        period: asked_period("custom", date).0,
-                        fill_time: true,
-                        ..Default::default()
-                    });
-                }
-            }
-            shapes
+            custom_shapes(site, all, &asked)
         };
-        let mut sites = Vec::new();
-        for (domain, tz) in
-            [("ny.example", "America/New_York"), ("kolkata.example", "Asia/Kolkata"), ("z.example", "UTC")]
-        {
-            let site = analytics.create_website("t", domain, "P", Some(tz)).await.unwrap();
-            analytics.import(analytics::generate::traffic(domain, end, 20, 3_000, 5)).await.unwrap();
-            sites.push(site.id);
-        }
+        let sites = sites_in_three_zones(&analytics, end).await;
         assert!(analytics.roll_up(end).await.unwrap() >= 57, "three sites, 20 closed days each");
         for site in &sites {
             // Asked for the first time: raw events answer, and the pairs are recorded.
@@ -1104,7 +1074,6 @@ async fn a_site_keeps_at_most_32_pairs_and_answers_the_others_from_raw_events() 
 #[tokio::test]
 async fn goals_answer_from_rollups_as_raw_events_do() {
     use analytics::model::GoalTarget;
-    use analytics::service::QueryRequest;
 
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
@@ -1116,32 +1085,13 @@ async fn goals_answer_from_rollups_as_raw_events_do() {
                 (vec!["time:day", "event:goal"], vec![]),
                 (vec!["time:day"], vec![("is".into(), "event:goal".into(), vec!["Visit /pricing".into()])]),
             ];
-            let mut shapes = Vec::new();
-            for (dims, filters) in asked {
-                for date in ["2026-03-08,2026-03-08", "2026-03-10,2026-03-19"] {
-                    shapes.push(QueryRequest {
-                        website_id: site.to_owned(),
-                        metrics: metrics.split(',').map(str::to_owned).collect(),
-                        dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                        filters: filters.clone(),
-                        period: asked_period("custom", date).0,
-                        fill_time: true,
-                        ..Default::default()
-                    });
-                }
-            }
-            shapes
+            custom_shapes(site, metrics, &asked)
         };
-        let mut sites = Vec::new();
-        for (domain, tz) in
-            [("ny.example", "America/New_York"), ("kolkata.example", "Asia/Kolkata"), ("z.example", "UTC")]
-        {
-            let site = analytics.create_website("t", domain, "P", Some(tz)).await.unwrap();
-            analytics.import(analytics::generate::traffic(domain, end, 20, 3_000, 5)).await.unwrap();
+        let sites = sites_in_three_zones(&analytics, end).await;
+        for site in &sites {
             for target in [GoalTarget::Event("Signup".into()), GoalTarget::Page("/pricing".into())] {
-                analytics.create_goal(&site.id, target, None).await.unwrap();
+                analytics.create_goal(site, target, None).await.unwrap();
             }
-            sites.push(site.id);
         }
         assert!(analytics.roll_up(end).await.unwrap() >= 57, "three sites, 20 closed days each");
         for site in &sites {
@@ -1165,4 +1115,37 @@ async fn goals_answer_from_rollups_as_raw_events_do() {
         assert_eq!(rows.len(), 3, "the new goal converted too: {rows:?}");
     })
     .await;
+}
+
+/// Three sites with 20 days of generated traffic before `end`, in America/New_York (a DST change
+/// on 2026-03-08), Asia/Kolkata (a half-hour zone) and UTC: their ids.
+async fn sites_in_three_zones(analytics: &analytics::Analytics, end: i64) -> Vec<String> {
+    let mut sites = Vec::new();
+    for (domain, tz) in [("ny.example", "America/New_York"), ("kolkata.example", "Asia/Kolkata"), ("z.example", "UTC")]
+    {
+        let site = analytics.create_website("t", domain, "P", Some(tz)).await.unwrap();
+        analytics.import(analytics::generate::traffic(domain, end, 20, 3_000, 5)).await.unwrap();
+        sites.push(site.id);
+    }
+    sites
+}
+
+/// A query of `metrics` for each (dimensions, filters) asked, over one local day across New
+/// York's DST change and over ten days.
+fn custom_shapes(site: &str, metrics: &str, asked: &[(Vec<&str>, Filters)]) -> Vec<analytics::service::QueryRequest> {
+    let mut shapes = Vec::new();
+    for (dims, filters) in asked {
+        for date in ["2026-03-08,2026-03-08", "2026-03-10,2026-03-19"] {
+            shapes.push(analytics::service::QueryRequest {
+                website_id: site.to_owned(),
+                metrics: metrics.split(',').map(str::to_owned).collect(),
+                dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                filters: filters.clone(),
+                period: asked_period("custom", date).0,
+                fill_time: true,
+                ..Default::default()
+            });
+        }
+    }
+    shapes
 }
