@@ -1039,11 +1039,11 @@ async fn large_site_on(
         columns.push((format!("{backend}, {zone}"), cells));
     }
     settle_writes().await;
-    let cost = ingestion_rate_with(env, 2, 1024).await;
+    let cost = ingestion_rate_with(env, zones.split(',').count(), 1024).await;
     println!(
         "{backend} ingestion with {} events stored: {:.0} events/s (1,024 connections); CPU per event {:.0} µs in \
          Zenovay + {:.0} µs in PostgreSQL",
-        events * 2,
+        events * zones.split(',').count() as u64,
         cost.rate,
         cost.zenovay_us,
         cost.postgres_us
