@@ -1523,6 +1523,51 @@ mod tests {
         assert!(Buckets::new(paris, Interval::Hour, from - 86_400_000 * 60, to).is_err());
     }
 
+    /// A query of `dims` filtered by `filters` (operator, dimension, value), for its rollup shape.
+    fn shaped(metrics: &[&str], dims: &[&str], filters: &[(&str, &str, &str)]) -> Query {
+        let filters = filters.iter().map(|(op, dim, v)| Filter::new(op, dim, vec![(*v).to_owned()]).unwrap()).collect();
+        let metrics: Vec<String> = metrics.iter().map(|m| (*m).to_owned()).collect();
+        let dims: Vec<String> = dims.iter().map(|d| (*d).to_owned()).collect();
+        Query::new("s".into(), Tz::UTC, (0, DAY), &metrics, &dims, filters, &[], (0, 0), false).unwrap()
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn two_dimensions_or_one_filtered_by_another_read_the_pairs_rows() {
+        let pair = Rolled::Pair(Pair(Dim::Page, Dim::Source));
+        let both = shaped(&["visitors"], &["visit:source", "event:page"], &[]).rollup_rows().unwrap();
+        assert_eq!((both.rolled, both.pick, both.places), (vec![pair.clone()], None, vec![1, 0]));
+        let filtered =
+            shaped(&["visitors"], &["event:page"], &[("is", "visit:source", "Google")]).rollup_rows().unwrap();
+        assert_eq!(
+            (filtered.rolled, filtered.pick, filtered.places),
+            (vec![pair], Some((1, "Google".into())), vec![0])
+        );
+        assert_eq!(Pair::parse(&Pair(Dim::Page, Dim::Source).name()).unwrap(), Pair(Dim::Page, Dim::Source));
+    }
+
+    #[test]
+    fn rollups_answer_no_hours_by_dimension_no_revenue_and_no_other_filter() {
+        assert!(shaped(&["visitors"], &["time:hour", "visit:source", "event:page"], &[]).rollup_rows().is_none());
+        assert!(
+            shaped(&["visitors"], &["event:page"], &[("is_not", "visit:source", "Google")]).rollup_rows().is_none()
+        );
+        assert!(shaped(&["visitors"], &["event:page"], &[("is", "event:page", "/")]).rollup_rows().is_none());
+        assert!(shaped(&["visitors"], &["event:page", "visit:source", "visit:os"], &[]).rollup_rows().is_none());
+        let goal = Goal {
+            id: "g".into(),
+            website_id: "s".into(),
+            display_name: "Signup".into(),
+            target: GoalTarget::Event("Signup".into()),
+            currency: Some("EUR".into()),
+            created_at: 0,
+        };
+        let by_goal = |metrics: &[&str]| Query { goals: vec![goal.clone()], ..shaped(metrics, &["event:goal"], &[]) };
+        assert_eq!(by_goal(&["visitors"]).rollup_rows().unwrap().rolled, vec![Rolled::Goal("Signup".into())]);
+        assert!(by_goal(&["total_revenue"]).rollup_rows().is_none());
+    }
+
     #[test]
     fn filters_escape_their_values() {
         let filter = Filter::new("contains", "event:page", vec!["50%_off".into()]).unwrap();
