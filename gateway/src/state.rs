@@ -11,7 +11,10 @@ use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use proto::identity::v1::identity_service_client::IdentityServiceClient;
 use proto::policy::v1::policy_service_client::PolicyServiceClient;
 
+use common::cache::NoticeCache;
+
 use crate::cache::KeyCache;
+use crate::flows::websites::{self, CACHED_TEAMS, WebsiteLists};
 use crate::ingest::EventBatcher;
 
 /// Where the gateway reaches each service.
@@ -46,6 +49,8 @@ pub struct Shared {
     /// Digest of the operator token; `None` turns the operator API off.
     pub operator_token: Option<Arc<Digest>>,
     pub keys: Option<Arc<KeyCache>>,
+    /// Each team's websites, evicted by `Websites` notices; none without a bus.
+    pub websites: Option<Arc<WebsiteLists>>,
     /// Trusted header naming the tracker's client address (e.g. `x-forwarded-for`).
     pub client_ip_header: Option<String>,
     /// Trusted header carrying the client's country (e.g. `cf-ipcountry`).
@@ -70,6 +75,7 @@ impl AppState {
     ) -> Self {
         AppState(Arc::new(Shared {
             keys: backends.changes.as_deref().map(KeyCache::follow),
+            websites: backends.changes.as_deref().map(|bus| NoticeCache::follow(bus, CACHED_TEAMS, websites::evicts)),
             usage: crate::usage::UsageCounter::spawn(IdentityServiceClient::new(backends.identity.clone())),
             identity: IdentityServiceClient::new(backends.identity),
             policy: PolicyServiceClient::new(backends.policy),

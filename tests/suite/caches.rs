@@ -1,4 +1,4 @@
-//! Policy keeps team settings and analytics keeps website lists, evicted by change notifications
+//! Policy keeps team settings and gateways keep website lists, evicted by change notifications
 //! (ARCHITECTURE.md, "Change notifications"): a change applies to the next request on the
 //! replica that made it and reaches every other replica within a second, a lost channel
 //! included (docs/behaviour.md#effective-access).
@@ -87,10 +87,10 @@ async fn a_key_policy_change_reaches_every_policy_replica() {
     .await;
 }
 
-/// Both analytics replicas have listed the team's websites; websites created, renamed and
-/// deleted through one are listed so at once there and soon on the other.
+/// Both gateways have listed the team's websites; websites created, renamed and deleted through
+/// one are listed so at once there and soon on the other.
 #[tokio::test]
-async fn website_changes_reach_every_analytics_replica() {
+async fn website_changes_reach_every_gateway() {
     let env = TestEnv::split_replicas().await;
     let (ann, key) = keyed(&env, 1000).await;
     for gateway in 0..2 {

@@ -19,7 +19,7 @@ pub(crate) async fn reachable_websites(state: &AppState, authorized: &Authorized
 
 /// The websites of these teams.
 pub(crate) async fn team_websites(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
-    Ok(state.analytics.clone().list_websites(anpb::ListWebsitesRequest { team_ids }).await?.into_inner().websites)
+    super::websites::of_teams(state, team_ids).await
 }
 
 /// A website of this team; another team's is "not found", as if it did not exist.

@@ -7,3 +7,4 @@ pub mod goals;
 pub mod keys;
 pub mod stats;
 pub mod teams;
+pub mod websites;

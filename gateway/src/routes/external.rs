@@ -15,6 +15,7 @@ use crate::envelope::Success;
 use crate::envelope::{Path, RawBody, created, ok};
 use crate::error::ApiResult;
 use crate::flows::access::{authorized_website, reachable_websites};
+use crate::flows::websites;
 use crate::rules;
 use crate::schema::{TimeZone, always_true};
 use crate::state::AppState;
@@ -108,17 +109,13 @@ pub async fn create_website(
         .and_then(|()| check_website_fields(Some(&body.domain), Some(&body.name), body.timezone.as_deref()));
     key.validated(&state, Scope::Write, checked).await?;
     key.authorize(&state, Scope::Write, Some(&body.team_id)).await?;
-    let website = state
-        .analytics
-        .clone()
-        .create_website(anpb::CreateWebsiteRequest {
-            team_id: body.team_id,
-            domain: body.domain,
-            name: body.name,
-            timezone: body.timezone,
-        })
-        .await?
-        .into_inner();
+    let request = anpb::CreateWebsiteRequest {
+        team_id: body.team_id,
+        domain: body.domain,
+        name: body.name,
+        timezone: body.timezone,
+    };
+    let website = websites::create(&state, request).await?;
     Ok(created(views::website(&website)).into_response())
 }
 
@@ -178,12 +175,7 @@ pub async fn update_website(
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
     let body: UpdateWebsiteBody = crate::envelope::parse(&body)?;
     check_website_fields(None, body.name.as_deref(), body.timezone.as_deref())?;
-    let website = state
-        .analytics
-        .clone()
-        .update_website(anpb::UpdateWebsiteRequest { website_id: website.id, name: body.name, timezone: body.timezone })
-        .await?
-        .into_inner();
+    let website = websites::update(&state, &website, body.name, body.timezone).await?;
     Ok(ok(views::website(&website)).into_response())
 }
 
@@ -206,7 +198,7 @@ pub async fn delete_website(
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
-    state.analytics.clone().delete_website(anpb::DeleteWebsiteRequest { website_id: website.id.clone() }).await?;
+    websites::delete(&state, &website).await?;
     Ok(ok(DeletedWebsite { id: website.id, deleted: true }).into_response())
 }
 

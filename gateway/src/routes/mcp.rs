@@ -27,8 +27,8 @@ use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::flows::access;
 use crate::flows::stats::{self, short_name, top};
+use crate::flows::{access, websites};
 use crate::state::AppState;
 use crate::vocabulary;
 use anpb::{Interval, Metric, NamedPeriod};
@@ -409,7 +409,6 @@ impl McpServer {
         if !Role::from_proto(grant.role).is_ok_and(Role::is_admin) {
             return Err("only owners and admins of the team may change websites".into());
         }
-        let mut analytics = self.state.analytics.clone();
         let website = if name == "create_website" {
             let request = anpb::CreateWebsiteRequest {
                 team_id: grant.team_id.clone(),
@@ -417,17 +416,13 @@ impl McpServer {
                 name: arg(args, "name").unwrap_or_default().into(),
                 timezone: arg(args, "timezone").map(str::to_owned),
             };
-            analytics.create_website(request).await
+            websites::create(&self.state, request).await
         } else {
             let website = self.website(grant, args).await?;
-            let request = anpb::UpdateWebsiteRequest {
-                website_id: website.id,
-                name: arg(args, "name").map(str::to_owned),
-                timezone: arg(args, "timezone").map(str::to_owned),
-            };
-            analytics.update_website(request).await
+            let (name, timezone) = (arg(args, "name").map(str::to_owned), arg(args, "timezone").map(str::to_owned));
+            websites::update(&self.state, &website, name, timezone).await
         };
-        let website = website.map_err(|status| tool_error(status.into()))?.into_inner();
+        let website = website.map_err(tool_error)?;
         Ok(json!(crate::views::website(&website)))
     }
 }

@@ -34,8 +34,7 @@ pub async fn list(State(state): State<AppState>, session: SessionUser) -> ApiRes
     if team_ids.is_empty() {
         return Ok(ok(Vec::<serde_json::Value>::new()).into_response());
     }
-    let websites =
-        state.analytics.clone().list_websites(anpb::ListWebsitesRequest { team_ids }).await?.into_inner().websites;
+    let websites = crate::flows::websites::of_teams(&state, team_ids).await?;
     Ok(ok(websites.iter().map(views::website).collect::<Vec<_>>()).into_response())
 }
 
@@ -63,17 +62,13 @@ pub async fn create(
         .clone()
         .get_membership(idpb::GetMembershipRequest { team_id: body.team_id.clone(), actor_user_id: session.user.id })
         .await?;
-    let website = state
-        .analytics
-        .clone()
-        .create_website(anpb::CreateWebsiteRequest {
-            team_id: body.team_id,
-            domain: body.domain,
-            name: body.name,
-            timezone: body.timezone.filter(|t| !t.is_empty()),
-        })
-        .await?
-        .into_inner();
+    let request = anpb::CreateWebsiteRequest {
+        team_id: body.team_id,
+        domain: body.domain,
+        name: body.name,
+        timezone: body.timezone.filter(|t| !t.is_empty()),
+    };
+    let website = crate::flows::websites::create(&state, request).await?;
     Ok(created(views::website(&website)).into_response())
 }
 

@@ -8,7 +8,6 @@ use chrono::Utc;
 use chrono_tz::Tz;
 
 use common::bus::{Change, ChangeBus, announce};
-use common::cache::{Cached, NoticeCache};
 use common::db::{Backend, OpenError};
 use common::secret::random_token;
 use common::time::now_ms;
@@ -31,20 +30,10 @@ pub struct Analytics {
     pub(crate) sites: Arc<Mutex<HashMap<String, (Website, Instant)>>>,
     /// User agents seen lately: what they say, or None for bots.
     pub(crate) clients: Arc<Mutex<HashMap<String, Option<crate::parse::Client>>>>,
-    /// Where website changes are announced (other replicas evict their lists).
+    /// Where website changes are announced (gateways evict their lists).
     changes: Option<Arc<dyn ChangeBus>>,
-    /// Each team's websites, oldest first, evicted by `Websites` notices; none without a bus.
-    lists: Option<Arc<NoticeCache<Arc<Vec<Website>>>>>,
     /// Pairs of dimensions known to be recorded for rollups, as (site, pair name).
     pub(crate) pairs: Arc<Mutex<HashSet<(String, String)>>>,
-}
-
-/// Teams whose website lists one analytics replica keeps: those asked for in the last second
-/// (README, "Configuration"), a few hundred bytes per website.
-const CACHED_TEAMS: usize = 10_000;
-
-fn evicts(change: &Change, team_id: &str, _: &Arc<Vec<Website>>) -> bool {
-    matches!(change, Change::Websites(changed) if changed == team_id)
 }
 
 /// A statistics query as asked, before validation (see `query.rs` for the names).
@@ -89,22 +78,17 @@ impl Analytics {
             sites: Arc::default(),
             clients: Arc::default(),
             changes: None,
-            lists: None,
             pairs: Arc::default(),
         })
     }
 
-    /// Announces website changes on `bus`, and keeps website lists while it hears them.
+    /// Announces website changes on `bus`.
     pub fn announcing(self, bus: Arc<dyn ChangeBus>) -> Analytics {
-        let lists = Some(NoticeCache::follow(bus.as_ref(), CACHED_TEAMS, evicts));
-        Analytics { changes: Some(bus), lists, ..self }
+        Analytics { changes: Some(bus), ..self }
     }
 
-    /// Tells every replica, this one first, that a website of the team changed.
+    /// Tells every gateway that a website of the team changed.
     async fn changed(&self, team_id: &str) {
-        if let Some(lists) = &self.lists {
-            lists.forget(Change::Websites(team_id.to_owned()));
-        }
         announce(self.changes.as_ref(), Change::Websites(team_id.to_owned())).await;
     }
 
@@ -147,24 +131,7 @@ impl Analytics {
 
     /// The websites of these teams, oldest first.
     pub async fn list_websites(&self, team_ids: &[String]) -> Result<Vec<Website>> {
-        let Some(lists) = &self.lists else { return self.store.websites_of(team_ids).await };
-        let generation = match lists.get(team_ids) {
-            Cached::All(lists) => {
-                let mut all: Vec<Website> = lists.iter().flat_map(|list| list.iter().cloned()).collect();
-                if lists.len() > 1 {
-                    all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-                }
-                return Ok(all);
-            }
-            Cached::Miss(generation) => Some(generation),
-            Cached::Untrusted => None,
-        };
-        let all = self.store.websites_of(team_ids).await?;
-        if let Some(generation) = generation {
-            let of = |team: &String| Arc::new(all.iter().filter(|w| &w.team_id == team).cloned().collect());
-            lists.insert(generation, team_ids.iter().map(|team| (team.clone(), of(team))));
-        }
-        Ok(all)
+        self.store.websites_of(team_ids).await
     }
 
     pub async fn update_website(&self, id: &str, changes: WebsiteChanges) -> Result<Website> {

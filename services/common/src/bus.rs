@@ -1,6 +1,6 @@
 //! Change notifications: identity announces that a key or a user's memberships changed, policy
 //! that a team's plan or key policy changed, analytics that a team's websites changed; every
-//! gateway, and policy and analytics themselves, evict what they cached about them. In-process in the all-in-one mode,
+//! gateway, and policy itself, evict what they cached about them. In-process in the all-in-one mode,
 //! Redis pub/sub across processes (sharded pub/sub on a Redis Cluster, where a plain PUBLISH
 //! would be copied to every node). A subscriber is told when its channel is lost and when it is
 //! back, so that it can stop trusting its cache in between.

@@ -1,0 +1,82 @@
+//! Websites as every face reads and writes them. A team's list is kept in this gateway's memory
+//! under the rules of the other caches (README, "API keys, access and limits"): evicted by
+//! analytics' `Websites` notices, at most a second old, nothing kept while the channel is down.
+//! Listing a key's websites then costs no call to analytics. Writes go to analytics, and this
+//! gateway forgets the team's list at once, so that the next request here lists the change.
+
+use std::sync::Arc;
+
+use common::bus::Change;
+use common::cache::{Cached, NoticeCache};
+use proto::analytics::v1 as anpb;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+pub(crate) type WebsiteLists = NoticeCache<Arc<Vec<anpb::Website>>>;
+
+/// Teams whose lists one gateway keeps: those asked for in the last second (README,
+/// "Configuration"), a few hundred bytes per website.
+pub(crate) const CACHED_TEAMS: usize = 10_000;
+
+pub(crate) fn evicts(change: &Change, team_id: &str, _: &Arc<Vec<anpb::Website>>) -> bool {
+    matches!(change, Change::Websites(changed) if changed == team_id)
+}
+
+/// The websites of these teams, oldest first.
+pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
+    let generation = match state.websites.as_ref().map(|lists| lists.get(&team_ids)) {
+        Some(Cached::All(lists)) => {
+            let mut all: Vec<anpb::Website> = lists.iter().flat_map(|list| list.iter().cloned()).collect();
+            if lists.len() > 1 {
+                all.sort_by(|a, b| (a.created_at_unix_ms, &a.id).cmp(&(b.created_at_unix_ms, &b.id)));
+            }
+            return Ok(all);
+        }
+        Some(Cached::Miss(generation)) => Some(generation),
+        Some(Cached::Untrusted) | None => None,
+    };
+    let request = anpb::ListWebsitesRequest { team_ids: team_ids.clone() };
+    let all = state.analytics.clone().list_websites(request).await?.into_inner().websites;
+    if let (Some(lists), Some(generation)) = (&state.websites, generation) {
+        let of = |team: &String| Arc::new(all.iter().filter(|w| &w.team_id == team).cloned().collect());
+        lists.insert(generation, team_ids.iter().map(|team| (team.clone(), of(team))));
+    }
+    Ok(all)
+}
+
+pub(crate) async fn create(state: &AppState, request: anpb::CreateWebsiteRequest) -> ApiResult<anpb::Website> {
+    let team_id = request.team_id.clone();
+    let created = state.analytics.clone().create_website(request).await;
+    changed(state, team_id);
+    Ok(created?.into_inner())
+}
+
+/// Renames `website` or changes its time zone.
+pub(crate) async fn update(
+    state: &AppState,
+    website: &anpb::Website,
+    name: Option<String>,
+    timezone: Option<String>,
+) -> ApiResult<anpb::Website> {
+    let request = anpb::UpdateWebsiteRequest { website_id: website.id.clone(), name, timezone };
+    let updated = state.analytics.clone().update_website(request).await;
+    changed(state, website.team_id.clone());
+    Ok(updated?.into_inner())
+}
+
+pub(crate) async fn delete(state: &AppState, website: &anpb::Website) -> ApiResult<()> {
+    let request = anpb::DeleteWebsiteRequest { website_id: website.id.clone() };
+    let deleted = state.analytics.clone().delete_website(request).await;
+    changed(state, website.team_id.clone());
+    deleted?;
+    Ok(())
+}
+
+/// Forgets the team's list whatever the answer: a call that failed on the way may still have
+/// changed it.
+fn changed(state: &AppState, team_id: String) {
+    if let Some(lists) = &state.websites {
+        lists.forget(Change::Websites(team_id));
+    }
+}
