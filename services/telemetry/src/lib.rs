@@ -32,11 +32,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Log lines waiting for the writer thread at most. The queue's slots are allocated up front
+/// (tracing-appender's default of 128,000 took 4 MB of every process's idle memory); past this,
+/// loggers wait for the writer.
+const LINES_WAITING: usize = 4096;
+
 /// Keeps telemetry alive; dropping it exports what is buffered.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct Guard {
     provider: Option<SdkTracerProvider>,
     meters: Option<SdkMeterProvider>,
+    /// Writes what is left of the log lines when dropped.
+    _lines: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Drop for Guard {
@@ -164,15 +171,19 @@ pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal: escape codes cost time per line and clutter files.
     let ansi = std::io::stderr().is_terminal();
+    // Lines are written by a thread of their own, as many at once as are waiting, then flushed:
+    // one `write` per line on the serving threads cost the gateway a twentieth of its CPU under
+    // load (README, "Benchmarks"). Nothing is dropped: a full queue makes loggers wait. Lines
+    // still queued when the process is killed outright are lost.
+    let (stderr, lines) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LINES_WAITING)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = match format {
         LogFormat::Text => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(ansi)
-                    .with_writer(std::io::stderr)
-                    .with_filter(filter_fn(logged)),
-            )
+            .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(stderr).with_filter(filter_fn(logged)))
             .try_init(),
         LogFormat::Json => registry
             .with(
@@ -180,19 +191,19 @@ pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_writer(std::io::stderr)
+                    .with_writer(stderr)
                     .with_filter(filter_fn(logged)),
             )
             .try_init(),
     };
     if installed.is_err() {
-        return Guard { provider: None, meters: None };
+        return Guard { provider: None, meters: None, _lines: None };
     }
     let meters = meters(service);
     if let Some(meters) = &meters {
         global::set_meter_provider(meters.clone());
     }
-    Guard { provider, meters }
+    Guard { provider, meters, _lines: Some(lines) }
 }
 
 /// What the log lines carry: every event, and of the spans only those that frame a request as
