@@ -1,7 +1,9 @@
 use clap::Parser;
 
 /// glibc's allocator took a fifth of the CPU of event ingestion in a profile (many small
-/// allocations freed on other threads); mimalloc is made for that.
+/// allocations freed on other threads); mimalloc is made for that. It is built without
+/// transparent huge pages (`no_thp`): each 2 MiB page it asked for was resident as a whole, which
+/// made 13–22 MB of every idle process's memory (README, "Benchmarks").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
