@@ -15,8 +15,8 @@ use crate::state::AppState;
 
 pub(crate) type WebsiteLists = NoticeCache<Arc<Vec<anpb::Website>>>;
 
-/// Teams whose lists one gateway keeps: those asked for in the last second (README,
-/// "Configuration"), a few hundred bytes per website.
+/// Teams whose lists one gateway keeps: those asked for in the last second (README, "API keys,
+/// access and limits"), a few hundred bytes per website.
 pub(crate) const CACHED_TEAMS: usize = 10_000;
 
 pub(crate) fn evicts(change: &Change, team_id: &str, _: &Arc<Vec<anpb::Website>>) -> bool {

@@ -85,7 +85,7 @@ pub struct Policy {
 }
 
 /// Teams whose settings one policy replica keeps for its decisions: those of the keys used in
-/// the last second (README, "Configuration"), a few hundred bytes each.
+/// the last second (README, "API keys, access and limits"), a few hundred bytes each.
 const CACHED_TEAMS: usize = 10_000;
 
 fn evicts(change: &Change, team_id: &str, _: &TeamSettings) -> bool {
