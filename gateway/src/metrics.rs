@@ -13,6 +13,8 @@ pub struct Metrics {
     pub decisions: Counter<u64>,
     /// Verified-key cache lookups by result (`hit`, `miss`, `untrusted`).
     pub key_cache: Counter<u64>,
+    /// Website-list cache lookups by result (`hit`, `miss`, `untrusted`).
+    pub website_cache: Counter<u64>,
 }
 
 /// Made on first use, after telemetry is set up.
@@ -33,6 +35,10 @@ pub fn metrics() -> &'static Metrics {
             key_cache: meter
                 .u64_counter("zenovay.key_cache.lookups")
                 .with_description("Verified-key cache lookups")
+                .build(),
+            website_cache: meter
+                .u64_counter("zenovay.website_cache.lookups")
+                .with_description("Website-list cache lookups")
                 .build(),
         }
     })

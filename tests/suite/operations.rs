@@ -149,5 +149,7 @@ async fn metrics_are_exposed() {
     );
     assert!(line(&["zenovay_authorization_decisions_total", "outcome=\"allowed\""]), "{text}");
     assert!(line(&["zenovay_key_cache_lookups_total", "result=\"hit\""]), "{text}");
+    // The second listing came from the gateway's own copy of the team's websites.
+    assert!(line(&["zenovay_website_cache_lookups_total", "result=\"hit\""]), "{text}");
     assert!(!text.contains(&key[3..]), "no secret in metrics");
 }

@@ -11,6 +11,7 @@ use common::cache::{Cached, NoticeCache};
 use proto::analytics::v1 as anpb;
 
 use crate::error::ApiResult;
+use crate::metrics;
 use crate::state::AppState;
 
 pub(crate) type WebsiteLists = NoticeCache<Arc<Vec<anpb::Website>>>;
@@ -25,7 +26,14 @@ pub(crate) fn evicts(change: &Change, team_id: &str, _: &Arc<Vec<anpb::Website>>
 
 /// The websites of these teams, oldest first.
 pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
-    let generation = match state.websites.as_ref().map(|lists| lists.get(&team_ids)) {
+    let cached = state.websites.as_ref().map(|lists| lists.get(&team_ids));
+    let result = match cached {
+        Some(Cached::All(_)) => "hit",
+        Some(Cached::Miss(_)) => "miss",
+        Some(Cached::Untrusted) | None => "untrusted",
+    };
+    metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", result)]);
+    let generation = match cached {
         Some(Cached::All(lists)) => {
             let mut all: Vec<anpb::Website> = lists.iter().flat_map(|list| list.iter().cloned()).collect();
             if lists.len() > 1 {
