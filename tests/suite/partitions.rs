@@ -1,7 +1,7 @@
 //! Upgrades of stores written before the PostgreSQL partitioning of `events` (migration 0010)
 //! and of `visits` (0012): what was stored before is kept and answers as before, and a visit
 //! open before the upgrade is continued after it. On SQLite the same migrations only index, and
-//! the same checks hold.
+//! the same checks hold. Making a partition never holds up writes behind a long query.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -169,4 +169,46 @@ async fn visits_stored_before_partitioning_keep_their_figures_and_stay_open() {
         }
     })
     .await;
+}
+
+/// Making a day's partition takes an exclusive lock on `events`. While a long query holds the
+/// table, the partition waits for it a moment at a time instead of queueing every write behind
+/// its request: today's events are stored meanwhile, and the partition is made once the query
+/// ends.
+#[tokio::test]
+async fn a_partition_waiting_for_a_long_query_holds_up_no_write() {
+    use sqlx::Connection as _;
+
+    let database = crate::harness::TestDatabase::create().await;
+    let backend = Backend::Postgres { url: database.url.clone() };
+    let analytics = analytics::Analytics::open(&backend).await.unwrap();
+    let site = analytics.create_website("t1", "locked.example", "S", None).await.unwrap();
+    let writer = analytics::writer::Writer::spawn(&backend).await.unwrap();
+
+    let mut reader = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    sqlx::raw_sql("SET search_path TO analytics; BEGIN; SELECT COUNT(*) FROM events")
+        .execute(&mut reader)
+        .await
+        .unwrap();
+    let other = analytics::store::Store::open(&backend, None).await.unwrap();
+    let making = tokio::spawn(async move { other.ensure_partitions(DAY - 400 * DAY_MS, DAY - 400 * DAY_MS).await });
+    let mut watcher = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let waiting = "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'";
+    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut watcher).await.unwrap() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+
+    let now = common::time::now_ms();
+    let today = analytics::store::NewEvent { ts: now, ..pageview(&site.id, 0, "/") };
+    writer.enqueue(today).await.unwrap().await.unwrap().unwrap();
+    assert!(!making.is_finished(), "the partition still waits for the query");
+
+    sqlx::raw_sql("COMMIT").execute(&mut reader).await.unwrap();
+    making.await.unwrap().unwrap();
+    let name = analytics::retention::partition_name("events", day_of(DAY - 400 * DAY_MS));
+    let made: Option<String> = sqlx::query_scalar(&format!("SELECT to_regclass('analytics.{name}')::text"))
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+    assert!(made.is_some(), "{name} was made");
 }

@@ -221,7 +221,7 @@ impl Store {
                     crate::retention::partition_name(table, day),
                     day + DAY_MS
                 );
-                match sqlx::raw_sql(&sql).execute(&self.pool).await {
+                match self.partition_ddl(&sql).await {
                     // 42P17: the day overlaps the partition of rows stored before partitioning;
                     // 23514: the default partition holds rows of the day already. Either keeps it.
                     Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P17" | "23514")) => {}
@@ -235,6 +235,30 @@ impl Store {
             day += DAY_MS;
         }
         Ok(())
+    }
+
+    /// Runs a statement that makes a partition. It needs an exclusive lock on the partitioned
+    /// table, and while it waits for one, every insert and query queues behind it: waiting for a
+    /// statistics query or a rollup of a large site stalled ingestion for as long as they ran,
+    /// past the statement timeout. So it waits a moment at a time, and lets the queue through in
+    /// between, for up to [`PARTITION_PATIENCE`].
+    async fn partition_ddl(&self, sql: &str) -> std::result::Result<(), sqlx::Error> {
+        // One simple query of two statements is one transaction: the timeout ends with it.
+        let bounded = format!("SET LOCAL lock_timeout = '100ms'; {sql}");
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            match sqlx::raw_sql(&bounded).execute(&self.pool).await {
+                // 55P03: the lock was not granted in time.
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some("55P03") && started.elapsed() < PARTITION_PATIENCE =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+                other => return other.map(drop),
+            }
+        }
     }
 
     /// Whether any day before `horizon` has events not rolled up yet.
@@ -716,6 +740,9 @@ pub struct NewEvent {
 }
 
 pub const DAY_MS: i64 = 86_400_000;
+
+/// How long making a partition keeps asking for its lock before the caller gets "unavailable".
+const PARTITION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The most pairs of dimensions rolled up for one site: each costs its days' rollups one more
 /// pass over their events.
