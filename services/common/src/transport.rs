@@ -29,8 +29,8 @@ pub struct TransportError(BoxError);
 /// breaks, and a call answers within 10 s. A call that fails on the way surfaces as a status
 /// without a Zenovay code, which callers treat as "may not have completed" (the gateway answers
 /// 503). Requests go straight to the HTTP/2 connection: tonic's own channel would first pass
-/// each through a buffer and its task, a thread hop that cost the gateway a tenth of its time
-/// on the authorized path (README, "Benchmarks").
+/// each through a buffer and the buffer's task, one more hand-over between tasks (often between
+/// threads) per call on the authorized path (README, "Benchmarks").
 pub fn remote(url: &str) -> Result<GrpcTransport, RemoteError> {
     let origin: Uri = url.parse()?;
     let (Some(scheme), Some(authority)) = (origin.scheme().cloned(), origin.authority().cloned()) else {
