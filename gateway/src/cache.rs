@@ -1,4 +1,5 @@
-//! Verified keys and rate-limit refusals, cached per gateway and evicted by change notifications.
+//! Verified keys and rate-limit refusals, cached per gateway and evicted by change notifications,
+//! and each team's website list (kept by `common::cache`'s rules, used by `flows::websites`).
 //!
 //! A key over its limit is refused here until the moment a slot frees (known from the log), or
 //! for a second at most, with no call to policy or Redis; allowed requests are never cached, so this never lets an extra
@@ -18,9 +19,24 @@ use std::time::{Duration, Instant};
 
 use common::ErrorCode;
 use common::bus::{Change, ChangeBus, Notice};
+use common::cache::NoticeCache;
 use common::secret::Digest;
+use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
+
+/// Each team's websites, oldest first, evicted by `Websites` notices.
+pub type WebsiteLists = NoticeCache<Arc<Vec<anpb::Website>>>;
+
+/// Teams whose lists one gateway keeps: those asked for in the last second (README, "API keys,
+/// access and limits"), a few hundred bytes per website.
+const CACHED_TEAMS: usize = 10_000;
+
+/// Website lists that follow `bus` for as long as they live.
+pub fn website_lists(bus: &dyn ChangeBus) -> Arc<WebsiteLists> {
+    let evicts = |change: &Change, team_id: &str, _: &Arc<Vec<anpb::Website>>| matches!(change, Change::Websites(changed) if changed == team_id);
+    NoticeCache::follow(bus, CACHED_TEAMS, evicts)
+}
 
 /// How long an entry may serve at most. Notifications evict within milliseconds; this bound keeps
 /// the 1-second promise (docs/behaviour.md#effective-access) even if a notification is lost unnoticed by the channel

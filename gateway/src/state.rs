@@ -11,10 +11,7 @@ use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use proto::identity::v1::identity_service_client::IdentityServiceClient;
 use proto::policy::v1::policy_service_client::PolicyServiceClient;
 
-use common::cache::NoticeCache;
-
-use crate::cache::KeyCache;
-use crate::flows::websites::{self, CACHED_TEAMS, WebsiteLists};
+use crate::cache::{KeyCache, WebsiteLists};
 use crate::ingest::EventBatcher;
 
 /// Where the gateway reaches each service.
@@ -75,7 +72,7 @@ impl AppState {
     ) -> Self {
         AppState(Arc::new(Shared {
             keys: backends.changes.as_deref().map(KeyCache::follow),
-            websites: backends.changes.as_deref().map(|bus| NoticeCache::follow(bus, CACHED_TEAMS, websites::evicts)),
+            websites: backends.changes.as_deref().map(crate::cache::website_lists),
             usage: crate::usage::UsageCounter::spawn(IdentityServiceClient::new(backends.identity.clone())),
             identity: IdentityServiceClient::new(backends.identity),
             policy: PolicyServiceClient::new(backends.policy),

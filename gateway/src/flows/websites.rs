@@ -7,22 +7,12 @@
 use std::sync::Arc;
 
 use common::bus::Change;
-use common::cache::{Cached, NoticeCache};
+use common::cache::Cached;
 use proto::analytics::v1 as anpb;
 
 use crate::error::ApiResult;
 use crate::metrics;
 use crate::state::AppState;
-
-pub(crate) type WebsiteLists = NoticeCache<Arc<Vec<anpb::Website>>>;
-
-/// Teams whose lists one gateway keeps: those asked for in the last second (README, "API keys,
-/// access and limits"), a few hundred bytes per website.
-pub(crate) const CACHED_TEAMS: usize = 10_000;
-
-pub(crate) fn evicts(change: &Change, team_id: &str, _: &Arc<Vec<anpb::Website>>) -> bool {
-    matches!(change, Change::Websites(changed) if changed == team_id)
-}
 
 /// The websites of these teams, oldest first.
 pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
