@@ -254,7 +254,8 @@ async fn limiter_decisions_per_second() {
 /// a statistics query load over `ZENOVAY_BENCH_EVENTS` (default 100,000) generated events.
 /// `ZENOVAY_BENCH_MODE=sqlite|postgres` runs one mode. Targets: full chain ≥ 0.25× `/healthz`
 /// (split), ≥ 0.4× (all-in-one); ≤ 120 µs CPU per request in all; authorization overhead (full
-/// chain minus the analytics call) p99 ≤ 2 ms; idle RSS ≤ 30 MB per service (60 MB all-in-one),
+/// chain minus the analytics call, which the chain no longer makes since gateways keep website
+/// lists: the full chain's p99 bounds it) p99 ≤ 2 ms; idle RSS ≤ 30 MB per service (60 MB all-in-one),
 /// ≤ 200 MB under query load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]

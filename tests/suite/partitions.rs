@@ -193,8 +193,12 @@ async fn a_partition_waiting_for_a_long_query_holds_up_no_write() {
     let other = analytics::store::Store::open(&backend, None).await.unwrap();
     let making = tokio::spawn(async move { other.ensure_partitions(DAY - 400 * DAY_MS, DAY - 400 * DAY_MS).await });
     let mut watcher = sqlx::PgConnection::connect(&database.url).await.unwrap();
-    let waiting = "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'";
+    // The partition's request for the lock on this database's `events`, seen waiting once.
+    let waiting = "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock' \
+                   AND relation = 'analytics.events'::regclass \
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
     while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut watcher).await.unwrap() == 0 {
+        assert!(!making.is_finished(), "the partition was made or failed without waiting for the query");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 

@@ -14,12 +14,7 @@ use crate::state::AppState;
 
 /// The websites of every team a decision lets the key reach.
 pub(crate) async fn reachable_websites(state: &AppState, authorized: &Authorized) -> ApiResult<Vec<anpb::Website>> {
-    team_websites(state, authorized.reachable_team_ids().to_vec()).await
-}
-
-/// The websites of these teams.
-pub(crate) async fn team_websites(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
-    super::websites::of_teams(state, team_ids).await
+    super::websites::of_teams(state, authorized.reachable_team_ids().to_vec()).await
 }
 
 /// A website of this team; another team's is "not found", as if it did not exist.

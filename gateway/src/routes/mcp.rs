@@ -336,8 +336,7 @@ impl McpServer {
     async fn run(&self, grant: &idpb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
         match name {
             "list_websites" => {
-                let sites =
-                    access::team_websites(&self.state, vec![grant.team_id.clone()]).await.map_err(tool_error)?;
+                let sites = websites::of_teams(&self.state, vec![grant.team_id.clone()]).await.map_err(tool_error)?;
                 Ok(json!(sites.iter().map(crate::views::website).collect::<Vec<_>>()))
             }
             "get_overview" => {

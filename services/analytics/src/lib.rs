@@ -38,8 +38,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub backend: Backend,
     pub storage: Storage,
-    /// Website changes are announced on Redis (one, or a cluster) when set; without it gateways
-    /// cannot hear them, and keep no website lists.
+    /// Website changes are announced on Redis (one, or a cluster) when set. Without it, gateways
+    /// hear no change made through another gateway, and may list a website up to a second late.
     pub redis: Option<common::redis_link::Target>,
     /// Prefix of every Redis key and channel this service uses.
     pub redis_prefix: String,

@@ -741,8 +741,10 @@ pub struct NewEvent {
 
 pub const DAY_MS: i64 = 86_400_000;
 
-/// How long making a partition keeps asking for its lock before the caller gets "unavailable".
-const PARTITION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+/// How long making a partition keeps asking for its lock before the caller gets "unavailable":
+/// an import needs its days' partitions and has no later try, and rolling up the days of a site
+/// with 10M events took about 10 minutes.
+const PARTITION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The most pairs of dimensions rolled up for one site: each costs its days' rollups one more
 /// pass over their events.

@@ -1,4 +1,5 @@
-//! What a service read from its store, kept until a change notification says it may be stale:
+//! What a process read from its store or from another service (policy's team settings, a
+//! gateway's website lists), kept until a change notification says it may be stale:
 //! the rules of the gateway's key cache (ARCHITECTURE.md, "Change notifications") for services,
 //! so that a decision on the hot path reads no database while every replica still sees a change
 //! within a second (docs/behaviour.md#effective-access).

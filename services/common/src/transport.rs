@@ -36,6 +36,9 @@ pub fn remote(url: &str) -> Result<GrpcTransport, RemoteError> {
     let (Some(scheme), Some(authority)) = (origin.scheme().cloned(), origin.authority().cloned()) else {
         return Err(RemoteError::NotAnOrigin(url.to_owned()));
     };
+    if scheme != http::uri::Scheme::HTTP {
+        return Err(RemoteError::NotAnOrigin(url.to_owned()));
+    }
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(1)));
@@ -43,11 +46,15 @@ pub fn remote(url: &str) -> Result<GrpcTransport, RemoteError> {
         .http2_only(true)
         .timer(TokioTimer::new())
         .http2_keep_alive_interval(Duration::from_secs(30))
+        // Kept however long no call comes, as tonic's channel did: a reconnect would cost the
+        // first request after a quiet spell.
+        .pool_idle_timeout(None)
         .build::<_, Body>(connector);
     let to_origin = move |mut req: http::Request<Body>| {
         let mut parts = req.uri().clone().into_parts();
         parts.scheme = Some(scheme.clone());
         parts.authority = Some(authority.clone());
+        // A gRPC path with a valid origin always makes a valid URI.
         if let Ok(uri) = Uri::from_parts(parts) {
             *req.uri_mut() = uri;
         }
@@ -68,7 +75,7 @@ pub fn remote(url: &str) -> Result<GrpcTransport, RemoteError> {
 pub enum RemoteError {
     #[error("invalid service URL: {0}")]
     Invalid(#[from] http::uri::InvalidUri),
-    #[error("a service URL names a scheme and a host, as http://127.0.0.1:50051: {0}")]
+    #[error("a service URL is http:// and a host, as http://127.0.0.1:50051: {0}")]
     NotAnOrigin(String),
 }
 

@@ -174,7 +174,8 @@ pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
     // Lines are written by a thread of their own, as many at once as are waiting, then flushed:
     // one `write` per line on the serving threads cost the gateway a twentieth of its CPU under
     // load (README, "Benchmarks"). Nothing is dropped: a full queue makes loggers wait. Lines
-    // still queued when the process is killed outright are lost.
+    // still queued when the process is killed outright are lost, and so are lines logged after
+    // the returned guard is dropped (it is held until the process's work is done).
     let (stderr, lines) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(LINES_WAITING)
