@@ -16,24 +16,19 @@ use crate::state::AppState;
 
 /// The websites of these teams, oldest first.
 pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
-    let cached = state.websites.as_ref().map(|lists| lists.get(&team_ids));
-    let result = match cached {
-        Some(Cached::All(_)) => "hit",
-        Some(Cached::Miss(_)) => "miss",
-        Some(Cached::Untrusted) | None => "untrusted",
-    };
-    metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", result)]);
-    let generation = match cached {
+    let (result, generation) = match state.websites.as_ref().map(|lists| lists.get(&team_ids)) {
         Some(Cached::All(lists)) => {
+            metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", "hit")]);
             let mut all: Vec<anpb::Website> = lists.iter().flat_map(|list| list.iter().cloned()).collect();
             if lists.len() > 1 {
                 all.sort_by(|a, b| (a.created_at_unix_ms, &a.id).cmp(&(b.created_at_unix_ms, &b.id)));
             }
             return Ok(all);
         }
-        Some(Cached::Miss(generation)) => Some(generation),
-        Some(Cached::Untrusted) | None => None,
+        Some(Cached::Miss(generation)) => ("miss", Some(generation)),
+        Some(Cached::Untrusted) | None => ("untrusted", None),
     };
+    metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", result)]);
     let request = anpb::ListWebsitesRequest { team_ids: team_ids.clone() };
     let all = state.analytics.clone().list_websites(request).await?.into_inner().websites;
     if let (Some(lists), Some(generation)) = (&state.websites, generation) {
