@@ -216,3 +216,36 @@ async fn a_partition_waiting_for_a_long_query_holds_up_no_write() {
         .unwrap();
     assert!(made.is_some(), "{name} was made");
 }
+
+/// PostgreSQL plans a partition it never analyzed as empty: a day written in one go and rolled
+/// up at once (an import, with the server's upkeep beside it) joined tens of thousands of visits
+/// to their events by nested loops. A rollup gives such a day's partitions their statistics first.
+#[tokio::test]
+async fn a_day_rolled_up_before_autovacuum_reached_it_is_planned_with_its_size() {
+    let database = crate::harness::TestDatabase::create().await;
+    let backend = Backend::Postgres { url: database.url.clone() };
+    let analytics = analytics::Analytics::open(&backend).await.unwrap();
+    let site = analytics.create_website("t1", "fresh.example", "S", None).await.unwrap();
+    analytics.prepare_import(DAY, DAY).await.unwrap();
+    let writer = analytics::writer::Writer::spawn(&backend).await.unwrap();
+    for minute in 0..200 {
+        let event = analytics::store::NewEvent {
+            visitor_id: format!("{minute:032x}"),
+            ..pageview(&site.id, minute, &format!("/p{}", minute % 7))
+        };
+        writer.enqueue(event).await.unwrap().await.unwrap().unwrap();
+    }
+    let pool = analytics_migrated_to(&backend, i64::MAX).await;
+    let tuples = |table: &str| {
+        let name = analytics::retention::partition_name(table, DAY);
+        let pool = pool.clone();
+        async move {
+            count(&pool, &format!("SELECT CAST(reltuples AS BIGINT) FROM pg_class WHERE oid = to_regclass('{name}')"))
+                .await
+        }
+    };
+    assert_eq!((tuples("events").await, tuples("visits").await), (-1, -1), "not analyzed yet");
+
+    assert_eq!(analytics.roll_up(DAY + 2 * DAY_MS).await.unwrap(), 1);
+    assert_eq!((tuples("events").await, tuples("visits").await), (200, 200));
+}

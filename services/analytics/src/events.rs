@@ -160,6 +160,13 @@ impl Analytics {
         }
     }
 
+    /// Makes the day partitions of an import of events in `[from, to]` before it writes any
+    /// (PostgreSQL). Made as the import reaches each day, a partition waited for its lock behind
+    /// the server's rollups of the days imported before it, which read the same table.
+    pub async fn prepare_import(&self, from: i64, to: i64) -> Result<()> {
+        self.store.ensure_partitions(from, to).await
+    }
+
     /// Stores past events (an import, or generated traffic) with their own times, through the
     /// same validation as live ones. Visitor hashes get a fresh salt per day of this import.
     /// Returns how many were stored (bots are not).

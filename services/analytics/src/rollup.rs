@@ -102,6 +102,7 @@ impl Analytics {
             let mut kept: Vec<Rolled> = self.pairs_of(&website_id).await?.into_iter().map(Rolled::Pair).collect();
             let goals = self.store.goals(&website_id).await?;
             kept.extend(goals.into_iter().map(|g| Rolled::Goal(g.display_name)));
+            self.store.analyze_day_once(day).await?;
             let rollup = self.day_rollup(&website_id, tz, day, &kept).await?;
             if self.store.write_rollup(&website_id, day, version, &rollup).await? {
                 done += 1;

@@ -33,7 +33,9 @@ pub async fn seed(
         ProgressStyle::with_template("seeding 30 days of traffic {bar:40} {pos}/{len} events")
             .expect("a valid template"),
     );
-    let traffic = analytics::generate::traffic(DOMAIN, common::time::now_ms(), 30, EVENTS, 42).inspect(|_| bar.inc(1));
+    let now = common::time::now_ms();
+    analytics.prepare_import(now - 30 * 86_400_000, now).await?;
+    let traffic = analytics::generate::traffic(DOMAIN, now, 30, EVENTS, 42).inspect(|_| bar.inc(1));
     analytics.import(traffic).await?;
     bar.finish();
     analytics.roll_up_closed(common::time::now_ms()).await?;

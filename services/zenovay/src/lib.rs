@@ -149,7 +149,9 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
             let analytics = analytics::Analytics::open(&settings.backend()).await?;
             let site = analytics.find_website(&website).await.context("no such website")?;
             let started = std::time::Instant::now();
-            let traffic = analytics::generate::traffic(&site.domain, common::time::now_ms(), days, events, seed);
+            let now = common::time::now_ms();
+            analytics.prepare_import(now - i64::from(days) * 86_400_000, now).await?;
+            let traffic = analytics::generate::traffic(&site.domain, now, days, events, seed);
             let stored = analytics.import(traffic).await?;
             let secs = started.elapsed().as_secs_f64();
             let started = std::time::Instant::now();
@@ -176,6 +178,9 @@ async fn import_events(settings: &Settings, website: &str, file: &std::path::Pat
         .enumerate()
         .map(|(i, line)| analytics::backfill::event(&site.domain, line).with_context(|| format!("line {}", i + 1)))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let (Some(from), Some(to)) = (events.iter().map(|(ts, _)| *ts).min(), events.iter().map(|(ts, _)| *ts).max()) {
+        analytics.prepare_import(from, to).await?;
+    }
     let stored = analytics.import(events).await?;
     let rolled = analytics.roll_up_closed(common::time::now_ms()).await?;
     println!("{}: stored {stored} events, rolled up {rolled} days", site.domain);
