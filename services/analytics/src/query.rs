@@ -894,12 +894,14 @@ impl Query {
                 other => Query::event_value(sql, other, "e.", part.goal, dialect),
             })
             .collect();
-        // An event's visit started on the event's UTC day (no visit spans two): bounding its
-        // start lets PostgreSQL look it up in the period's day partitions of `visits` only,
-        // instead of probing every day's (README, "Benchmarks": the exit-page breakdown).
+        // An event's visit started on the event's UTC day (no visit spans two; it may start
+        // after an event that arrived out of order): bounding its start by the period's UTC days
+        // lets PostgreSQL look it up in those day partitions of `visits` only, instead of
+        // probing every day's (README, "Benchmarks": the exit-page breakdown).
         let join = if join_visits {
             let first_day = sql.bind(Bind::Int(crate::store::day_of(self.from)));
-            format!(" JOIN visits v ON v.id = e.visit_id AND v.start_ts >= {first_day} AND v.start_ts < {to}")
+            let end_day = sql.bind(Bind::Int(crate::store::day_of(self.to - 1) + crate::store::DAY_MS));
+            format!(" JOIN visits v ON v.id = e.visit_id AND v.start_ts >= {first_day} AND v.start_ts < {end_day}")
         } else {
             String::new()
         };

@@ -178,8 +178,10 @@ async fn import_events(settings: &Settings, website: &str, file: &std::path::Pat
         .enumerate()
         .map(|(i, line)| analytics::backfill::event(&site.domain, line).with_context(|| format!("line {}", i + 1)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if let (Some(from), Some(to)) = (events.iter().map(|(ts, _)| *ts).min(), events.iter().map(|(ts, _)| *ts).max()) {
-        analytics.prepare_import(from, to).await?;
+    // Only the days with events: a sparse file may span years.
+    let days: std::collections::BTreeSet<i64> = events.iter().map(|(ts, _)| ts.div_euclid(86_400_000)).collect();
+    for day in days {
+        analytics.prepare_import(day * 86_400_000, day * 86_400_000).await?;
     }
     let stored = analytics.import(events).await?;
     let rolled = analytics.roll_up_closed(common::time::now_ms()).await?;
