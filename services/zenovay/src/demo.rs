@@ -34,7 +34,7 @@ pub async fn seed(
             .expect("a valid template"),
     );
     let now = common::time::now_ms();
-    analytics.prepare_import(now - 30 * 86_400_000, now).await?;
+    analytics.prepare_import(now - 30 * analytics::store::DAY_MS, now).await?;
     let traffic = analytics::generate::traffic(DOMAIN, now, 30, EVENTS, 42).inspect(|_| bar.inc(1));
     analytics.import(traffic).await?;
     bar.finish();

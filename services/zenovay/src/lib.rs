@@ -150,7 +150,7 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
             let site = analytics.find_website(&website).await.context("no such website")?;
             let started = std::time::Instant::now();
             let now = common::time::now_ms();
-            analytics.prepare_import(now - i64::from(days) * 86_400_000, now).await?;
+            analytics.prepare_import(now - i64::from(days) * analytics::store::DAY_MS, now).await?;
             let traffic = analytics::generate::traffic(&site.domain, now, days, events, seed);
             let stored = analytics.import(traffic).await?;
             let secs = started.elapsed().as_secs_f64();
@@ -179,9 +179,9 @@ async fn import_events(settings: &Settings, website: &str, file: &std::path::Pat
         .map(|(i, line)| analytics::backfill::event(&site.domain, line).with_context(|| format!("line {}", i + 1)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Only the days with events: a sparse file may span years.
-    let days: std::collections::BTreeSet<i64> = events.iter().map(|(ts, _)| ts.div_euclid(86_400_000)).collect();
+    let days: std::collections::BTreeSet<i64> = events.iter().map(|(ts, _)| analytics::store::day_of(*ts)).collect();
     for day in days {
-        analytics.prepare_import(day * 86_400_000, day * 86_400_000).await?;
+        analytics.prepare_import(day, day).await?;
     }
     let stored = analytics.import(events).await?;
     let rolled = analytics.roll_up_closed(common::time::now_ms()).await?;
