@@ -624,6 +624,125 @@ pub(crate) fn pageview(website_id: &str, minutes: i64, path: &str) -> analytics:
 }
 
 /// An analytics service on `backend` with one website (its id), and an event writer of its own.
+/// The UTC day of now, and a time of it given as `HH:MM`, `-1 HH:MM` for the day before or
+/// `+1 HH:MM` for the day after, in unix ms.
+fn today_at(at: &str) -> (chrono::NaiveDate, i64) {
+    let today = chrono::Utc::now().date_naive();
+    let (days, time) = match at.split_once(' ') {
+        Some((days, time)) => (days.parse::<i64>().unwrap(), time),
+        None => (0, at),
+    };
+    let time = chrono::NaiveTime::parse_from_str(time, "%H:%M").unwrap();
+    let day = today + chrono::Duration::days(days);
+    (today, day.and_time(time).and_utc().timestamp_millis())
+}
+
+/// Today's events, which no rollup holds yet, are counted from the day's visits where a query
+/// needs no event's own dimension: every shape over today and over the days up to it equals raw
+/// events', in UTC, America/New_York and Asia/Kolkata (whose days are parts of two UTC days).
+#[tokio::test]
+async fn todays_figures_read_from_visits_equal_raw_events() {
+    use analytics::service::QueryRequest;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let (today, tomorrow) = today_at("+1 00:00");
+        let sites = sites_in_three_zones(&analytics, tomorrow).await;
+        let day = |n: i64| (today + chrono::Duration::days(n)).format("%Y-%m-%d").to_string();
+        let all = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
+        let google = vec![("is".to_owned(), "visit:source".to_owned(), vec!["Google".to_owned()])];
+        let mut shapes = Vec::new();
+        for site in &sites {
+            for (dims, filters) in [
+                (vec![], vec![]),
+                (vec!["time:day"], vec![]),
+                (vec!["time:hour"], vec![]),
+                (vec!["visit:country"], vec![]),
+                (vec!["visit:exit_page"], vec![]),
+                (vec![], google.clone()),
+                (vec!["time:day", "visit:device"], google.clone()),
+            ] {
+                for date in [format!("{},{}", day(0), day(0)), format!("{},{}", day(-3), day(0))] {
+                    shapes.push(QueryRequest {
+                        website_id: site.clone(),
+                        metrics: all.split(',').map(str::to_owned).collect(),
+                        dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                        filters: filters.clone(),
+                        period: asked_period("custom", &date).0,
+                        fill_time: true,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        answers_equal_raw(&analytics, &shapes).await;
+        analytics.roll_up(tomorrow).await.unwrap();
+        answers_equal_raw(&analytics, &shapes).await;
+    })
+    .await;
+}
+
+/// A period that ends within a UTC day is counted from events as soon as one of that day's
+/// visits goes on past its end: a site in Asia/Kolkata, whose days end at 18:30 UTC, with a
+/// visit today from 18:00 to 18:40 UTC, one earlier today and one the evening before (its local
+/// day, not its UTC day).
+#[tokio::test]
+async fn a_visit_going_on_past_the_end_of_a_period_counts_only_its_events_within() {
+    use analytics::events::Incoming;
+    use analytics::service::QueryRequest;
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    let event = |at: &str, ip: &str, path: &str| {
+        let incoming = Incoming {
+            domain: "kolkata.example".into(),
+            name: "pageview".into(),
+            url: format!("https://kolkata.example{path}"),
+            referrer: String::new(),
+            props_json: String::new(),
+            revenue_json: String::new(),
+            user_agent: CHROME.into(),
+            client_ip: ip.into(),
+            country: "IN".into(),
+            hash_mode: false,
+            scroll_depth: None,
+            engagement_ms: None,
+        };
+        (today_at(at).1, incoming)
+    };
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics.create_website("t1", "kolkata.example", "K", Some("Asia/Kolkata")).await.unwrap();
+        let events = vec![
+            event("-1 20:00", "3.3.3.3", "/evening"),
+            event("10:00", "2.2.2.2", "/"),
+            event("18:00", "1.1.1.1", "/"),
+            event("18:20", "1.1.1.1", "/a"),
+            event("18:40", "1.1.1.1", "/b"),
+        ];
+        assert_eq!(analytics.import(events).await.unwrap(), 5);
+        let (today, _) = today_at("00:00");
+        let query = |day: chrono::NaiveDate, dims: &[&str]| {
+            let day = day.format("%Y-%m-%d");
+            QueryRequest {
+                website_id: site.id.clone(),
+                metrics: vec!["visitors".into(), "pageviews".into(), "events".into(), "visits".into()],
+                dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                period: asked_period("custom", &format!("{day},{day}")).0,
+                ..Default::default()
+            }
+        };
+        // Kolkata's day of today's UTC date is 18:30 UTC the day before to 18:30 UTC today.
+        let (totals, _) = rows_of(&analytics, query(today, &[])).await;
+        assert_eq!(totals, [(vec![], vec![3.0, 4.0, 4.0, 3.0])]);
+        let (countries, _) = rows_of(&analytics, query(today, &["visit:country"])).await;
+        assert_eq!(countries, [(vec!["IN".to_owned()], vec![3.0, 4.0, 4.0, 3.0])]);
+        // The next local day holds the visit's last pageview, and the visit.
+        let next = query(today + chrono::Duration::days(1), &[]);
+        assert_eq!(rows_of(&analytics, next).await.0, [(vec![], vec![1.0, 1.0, 1.0, 1.0])]);
+    })
+    .await;
+}
+
 async fn with_writer(backend: &Backend, domain: &str) -> (analytics::Analytics, String, analytics::writer::Writer) {
     let analytics = analytics::Analytics::open(backend).await.unwrap();
     let site = analytics.create_website("t1", domain, "Site", None).await.unwrap();
@@ -870,14 +989,14 @@ async fn rows_of(
     (rows, answer.rolled_up_days)
 }
 
-/// Each shape's answer equals raw events' (the same query with a filter that excludes nothing,
-/// which rollups never answer); returns how many days rollups served in all.
+/// Each shape's answer equals raw events' (the same query with a filter on events that excludes
+/// nothing, which neither rollups nor visits answer); returns how many days rollups served in all.
 async fn answers_equal_raw(analytics: &analytics::Analytics, shapes: &[analytics::service::QueryRequest]) -> usize {
     let mut served = 0;
     for shape in shapes {
         let (rows, days) = rows_of(analytics, shape.clone()).await;
         let mut raw = shape.clone();
-        raw.filters.push(("is_not".into(), "visit:country".into(), vec!["ZZ".into()]));
+        raw.filters.push(("is_not".into(), "event:name".into(), vec!["no such event".into()]));
         let (expected, none) = rows_of(analytics, raw).await;
         assert_eq!(none, 0, "a filter rollups do not keep reads raw events");
         assert_eq!(rows, expected, "{:?} {:?} {:?}", shape.dimensions, shape.filters, shape.period);

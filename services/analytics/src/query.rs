@@ -890,7 +890,7 @@ impl Query {
             .iter()
             .map(|dim| match dim {
                 Dim::ExitPage => "v.exit_page".to_owned(),
-                Dim::Time(_) => buckets.expect("buckets of a time dimension").case("e.ts"),
+                Dim::Time(_) => buckets.expect("buckets of a time dimension").case("e.ts", (self.from, self.to)),
                 other => Query::event_value(sql, other, "e.", part.goal, dialect),
             })
             .collect();
@@ -939,6 +939,71 @@ impl Query {
         }
         sql.text = selects.join(" UNION ALL ");
         Some(sql)
+    }
+
+    /// Where the events part of this query can be read from visits instead of events: the first
+    /// UTC midnight of the period from `today` (the current UTC day's start) on, from which on
+    /// every day lies in one time bucket; None when the part needs events themselves (an
+    /// event's dimension, filter, goal or revenue) or no such day starts in the period.
+    ///
+    /// A visit holds its day's visitor and counts its pageviews and events (engagement aside),
+    /// and no visit spans two UTC days. So over days read from their start, the events part is
+    /// their visits' (see [`Query::day_visits_sql`]): a sixth of the rows, for today's events,
+    /// which no rollup holds yet. Past days are left to events: those kept from before visits
+    /// existed have none.
+    pub fn day_visits_from(&self, buckets: Option<&Buckets>, today: i64) -> Option<i64> {
+        let of_visits = |d: &Dim| matches!(d, Dim::Time(_)) || d.visit_column().is_some();
+        let fits = self.needs_events()
+            && !self.needs_revenue()
+            && self.dims.iter().all(of_visits)
+            && self.filters.iter().all(|f| f.dim.visit_column().is_some());
+        let first = (crate::store::day_of(self.from - 1) + crate::store::DAY_MS).max(today);
+        if !fits || first >= self.to {
+            return None;
+        }
+        let mut day = first;
+        while day < self.to {
+            if buckets.is_some_and(|b| b.cut(day, (day + crate::store::DAY_MS).min(self.to)).len() > 1) {
+                return None;
+            }
+            day += crate::store::DAY_MS;
+        }
+        Some(first)
+    }
+
+    /// The events part of a period that starts at a UTC midnight (see
+    /// [`Query::day_visits_from`]), from the visits of its days, with a fourth counter: the
+    /// last event's time among them (engagement aside). The period holds all their events when
+    /// that is before its end, which only a period ending within a day needs to check.
+    pub fn day_visits_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Sql {
+        let mut sql = Sql::default();
+        let site = sql.bind(Bind::Text(self.website_id.clone()));
+        let from = sql.bind(Bind::Int(self.from));
+        let end = sql.bind(Bind::Int(crate::store::day_of(self.to - 1) + crate::store::DAY_MS));
+        let mut conditions = vec![format!("v.website_id = {site} AND v.start_ts >= {from} AND v.start_ts < {end}")];
+        for filter in &self.filters {
+            let column = format!("v.{}", filter.dim.visit_column().expect("a visit dimension"));
+            conditions.push(sql.condition(&column, filter, dialect.like()));
+        }
+        let dims: Vec<String> = self
+            .dims
+            .iter()
+            .map(|d| match d {
+                Dim::Time(_) => buckets.expect("buckets of a time dimension").case("v.start_ts", (self.from, self.to)),
+                other => format!("v.{}", other.visit_column().expect("a visit dimension")),
+            })
+            .collect();
+        sql.text = format!(
+            "SELECT {}CAST(COUNT(DISTINCT v.visitor_id) AS BIGINT) AS visitors, \
+             CAST(COALESCE(SUM(v.pageviews), 0) AS BIGINT) AS pageviews, \
+             CAST(COALESCE(SUM(v.events), 0) AS BIGINT) AS events, \
+             CAST(COALESCE(MAX(v.last_ts), 0) AS BIGINT) AS last_event \
+             FROM visits v WHERE {}{}",
+            select_dims(&dims),
+            conditions.join(" AND "),
+            group_by(dims.len()),
+        );
+        sql
     }
 
     /// The SQL of the engagement part, when a metric needs it: per group, the engaged
@@ -1450,17 +1515,32 @@ impl Buckets {
         format!("WITH b (i, s, e) AS (VALUES {rows}) ")
     }
 
-    /// SQL mapping `column` to its bucket index. The bounds are integers we computed, so they
-    /// are written inline rather than bound.
-    fn case(&self, column: &str) -> String {
-        if self.starts.len() < 2 {
-            return "CAST(0 AS BIGINT)".to_owned();
+    /// SQL mapping `column`, an instant within `[from, to)`, to its bucket index. Only the
+    /// buckets that range overlaps are tested: a query reading today's raw events next to the
+    /// rollups of a month's days would otherwise test every day's bound for each event. The
+    /// bounds are integers we computed, so they are written inline rather than bound.
+    fn case(&self, column: &str, (from, to): (i64, i64)) -> String {
+        let first = self.index_of(from);
+        let bounds: Vec<(usize, i64)> =
+            self.starts.iter().copied().enumerate().skip(first + 1).take_while(|(_, start)| *start < to).collect();
+        let Some(&(last, last_start)) = bounds.last() else {
+            return format!("CAST({first} AS BIGINT)");
+        };
+        // Hours (and UTC days) start at a fixed step: the index is then arithmetic, where a
+        // `CASE` would test up to one bound per bucket for each row.
+        let (i1, s1) = bounds[0];
+        let step = bounds.get(1).map_or(self.span(i1).1 - s1, |(_, s2)| s2 - s1);
+        let even = bounds.windows(2).all(|w| w[1].1 - w[0].1 == step);
+        if even && self.span(last).1 - last_start <= step {
+            return format!(
+                "CAST(CASE WHEN {column} < {s1} THEN {first} ELSE {i1} + ({column} - {s1}) / {step} END AS BIGINT)"
+            );
         }
         let mut case = String::from("CAST(CASE");
-        for (i, start) in self.starts.iter().enumerate().skip(1) {
+        for (i, start) in &bounds {
             case.push_str(&format!(" WHEN {column} < {start} THEN {}", i - 1));
         }
-        case.push_str(&format!(" ELSE {} END AS BIGINT)", self.starts.len().saturating_sub(1)));
+        case.push_str(&format!(" ELSE {last} END AS BIGINT)"));
         case
     }
 }
@@ -1531,6 +1611,52 @@ mod tests {
         let hours = Buckets::new(paris, Interval::Hour, from, to).unwrap();
         assert_eq!(hours.labels.len(), 23);
         assert!(Buckets::new(paris, Interval::Hour, from - 86_400_000 * 60, to).is_err());
+    }
+
+    #[test]
+    fn a_part_of_the_period_tests_only_the_bounds_of_its_buckets() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+        // March 2026 in Paris: the 29th is 23 hours long, so its days are unevenly spaced.
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        let (from, to) = period_range(paris, "custom", "2026-03-01,2026-03-31", now).unwrap();
+        let days = Buckets::new(paris, Interval::Day, from, to).unwrap();
+        assert_eq!(days.case("ts", days.span(30)), "CAST(30 AS BIGINT)");
+        let start = |i: usize| days.span(i).0;
+        assert_eq!(
+            days.case("ts", (start(27) + 5, to)),
+            format!(
+                "CAST(CASE WHEN ts < {} THEN 27 WHEN ts < {} THEN 28 WHEN ts < {} THEN 29 ELSE 30 END AS BIGINT)",
+                start(28),
+                start(29),
+                start(30)
+            )
+        );
+        let whole = days.case("ts", (from, to));
+        assert_eq!(whole.matches("WHEN").count(), 30);
+        assert!(whole.ends_with("ELSE 30 END AS BIGINT)"));
+    }
+
+    #[test]
+    fn evenly_spaced_buckets_are_indexed_by_arithmetic() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+        let (from, to) = period_range(Tz::UTC, "30d", "2026-11-26", now).unwrap();
+        let days = Buckets::new(Tz::UTC, Interval::Day, from, to).unwrap();
+        let second = days.span(1).0;
+        assert_eq!(
+            days.case("ts", (from, to)),
+            format!("CAST(CASE WHEN ts < {second} THEN 0 ELSE 1 + (ts - {second}) / 86400000 END AS BIGINT)")
+        );
+        // Hours are an hour apart in Paris across its DST change too, from the first whole one.
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        let (from, _) = period_range(paris, "day", "2026-03-29", now).unwrap();
+        let (from, to) = (from + 1_800_000, from + 30 * 3_600_000);
+        let hours = Buckets::new(paris, Interval::Hour, from, to).unwrap();
+        let whole = hours.span(1).0;
+        assert_eq!(whole, from + 1_800_000);
+        assert_eq!(
+            hours.case("ts", (from, to)),
+            format!("CAST(CASE WHEN ts < {whole} THEN 0 ELSE 1 + (ts - {whole}) / 3600000 END AS BIGINT)")
+        );
     }
 
     /// A query of `dims` filtered by `filters` (operator, dimension, value), for its rollup shape.

@@ -15,7 +15,7 @@ use common::{Error, Result};
 
 use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
 use crate::period::{Asked, Meaning, Period};
-use crate::query::{Answer, Buckets, Filter, Parts, Query, Shares};
+use crate::query::{Answer, Buckets, Counted, Filter, Parts, Query, Shares};
 use crate::store::{ReadFrom, Store};
 use crate::writer::Writer;
 
@@ -289,10 +289,42 @@ impl Analytics {
             }
         };
         let (events, visits, engagement) = tokio::try_join!(
-            part(query.event_sql(dialect, buckets), query.event_counters()),
+            self.events_part(query, buckets, from),
             part(query.visit_sql(dialect, buckets), 4),
             part(query.engagement_sql(dialect, buckets), 4),
         )?;
         Ok(Parts { events, visits, engagement, entries: vec![] })
+    }
+
+    /// The events part from raw events, or, where the period has days from today on read from
+    /// their start (see [`Query::day_visits_from`]), from events before the first of them and
+    /// from those days' visits. Those visits answer only when no event of theirs lies past the
+    /// period's end (a period ending now, as an event arrives): else the events do.
+    async fn events_part(&self, query: &Query, buckets: Option<&Buckets>, from: ReadFrom) -> Result<Vec<Counted>> {
+        let dialect = self.store.dialect();
+        let dims = &query.dims;
+        if let Some(first) = query.day_visits_from(buckets, crate::store::day_of(now_ms())) {
+            let days = query.with_range(first, query.to).day_visits_sql(dialect, buckets);
+            let head = (first > query.from).then(|| query.with_range(query.from, first).event_sql(dialect, buckets));
+            let (mut rows, head) = tokio::try_join!(self.store.counted(&days, dims, 4, from), async {
+                match head.flatten() {
+                    Some(sql) => self.store.counted(&sql, dims, 3, from).await,
+                    None => Ok(vec![]),
+                }
+            })?;
+            if rows.iter().all(|(_, c)| c[3] < query.to) {
+                // One row per group, as the parts' readers expect.
+                let mut groups: HashMap<Vec<String>, Vec<i64>> = HashMap::new();
+                for (key, c) in rows.drain(..).chain(head) {
+                    let group = groups.entry(key).or_insert_with(|| vec![0; 3]);
+                    group.iter_mut().zip(&c).for_each(|(total, n)| *total += n);
+                }
+                return Ok(groups.into_iter().collect());
+            }
+        }
+        match query.event_sql(dialect, buckets) {
+            Some(sql) => self.store.counted(&sql, dims, query.event_counters(), from).await,
+            None => Ok(vec![]),
+        }
     }
 }
