@@ -638,8 +638,9 @@ fn today_at(at: &str) -> (chrono::NaiveDate, i64) {
 }
 
 /// Today's events, which no rollup holds yet, are counted from the day's visits where a query
-/// needs no event's own dimension: every shape over today and over the days up to it equals raw
-/// events', in UTC, America/New_York and Asia/Kolkata (whose days are parts of two UTC days).
+/// needs no event's own dimension, and visitors alone from the visits with an event since the
+/// period's start: every shape over today and over the days up to it equals raw events', in
+/// UTC, America/New_York and Asia/Kolkata (whose days are parts of two UTC days).
 #[tokio::test]
 async fn todays_figures_read_from_visits_equal_raw_events() {
     use analytics::service::QueryRequest;
@@ -663,15 +664,18 @@ async fn todays_figures_read_from_visits_equal_raw_events() {
                 (vec!["time:day", "visit:device"], google.clone()),
             ] {
                 for date in [format!("{},{}", day(0), day(0)), format!("{},{}", day(-3), day(0))] {
-                    shapes.push(QueryRequest {
-                        website_id: site.clone(),
-                        metrics: all.split(',').map(str::to_owned).collect(),
-                        dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                        filters: filters.clone(),
-                        period: asked_period("custom", &date).0,
-                        fill_time: true,
-                        ..Default::default()
-                    });
+                    // Visitors alone are read from visits from any point of a day on.
+                    for metrics in [all, "visitors,visits,bounce_rate"] {
+                        shapes.push(QueryRequest {
+                            website_id: site.clone(),
+                            metrics: metrics.split(',').map(str::to_owned).collect(),
+                            dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                            filters: filters.clone(),
+                            period: asked_period("custom", &date).0,
+                            fill_time: true,
+                            ..Default::default()
+                        });
+                    }
                 }
             }
         }
@@ -738,7 +742,10 @@ async fn a_visit_going_on_past_the_end_of_a_period_counts_only_its_events_within
         assert_eq!(countries, [(vec!["IN".to_owned()], vec![3.0, 4.0, 4.0, 3.0])]);
         // The next local day holds the visit's last pageview, and the visit.
         let next = query(today + chrono::Duration::days(1), &[]);
-        assert_eq!(rows_of(&analytics, next).await.0, [(vec![], vec![1.0, 1.0, 1.0, 1.0])]);
+        assert_eq!(rows_of(&analytics, next.clone()).await.0, [(vec![], vec![1.0, 1.0, 1.0, 1.0])]);
+        // Its visitor, counted from the visits with an event since 18:30 UTC.
+        let visitors = QueryRequest { metrics: vec!["visitors".into(), "visits".into()], ..next };
+        assert_eq!(rows_of(&analytics, visitors).await.0, [(vec![], vec![1.0, 1.0])]);
     })
     .await;
 }

@@ -184,7 +184,10 @@ pub struct CountryVisitors {
 /// daily) and the top `limit` countries.
 pub async fn overview(state: &AppState, website_id: &str, range: NamedPeriod, limit: u32) -> ApiResult<Overview> {
     use Metric as M;
-    const TOTALS: [Metric; 5] = [M::Visitors, M::Visits, M::Pageviews, M::BounceRate, M::VisitDuration];
+    // Pageviews add up across time buckets, so their total is the series': the totals then
+    // need no count of events, which analytics answers from visits alone (README, "Events and
+    // statistics").
+    const TOTALS: [Metric; 4] = [M::Visitors, M::Visits, M::BounceRate, M::VisitDuration];
     let interval = if range == NamedPeriod::NamedPeriod24h { Interval::Hour } else { Interval::Day };
     let period = &named(range);
     let series = anpb::QueryRequest {
@@ -199,6 +202,7 @@ pub async fn overview(state: &AppState, website_id: &str, range: NamedPeriod, li
     )?;
     let values = totals(&answer);
     let value = |i: usize| values.get(i).copied().unwrap_or_default() as u64;
+    let pageviews = series.rows.iter().map(|r| count(r, 1)).sum();
     Ok(Overview {
         website_id: website_id.to_owned(),
         range: range.name().to_owned(),
@@ -206,9 +210,9 @@ pub async fn overview(state: &AppState, website_id: &str, range: NamedPeriod, li
         to: rfc3339(answer.to_unix_ms),
         visitors: value(0),
         visits: value(1),
-        pageviews: value(2),
-        bounce_rate: value(3),
-        visit_duration: value(4),
+        pageviews,
+        bounce_rate: value(2),
+        visit_duration: value(3),
         series: series
             .rows
             .iter()

@@ -941,50 +941,58 @@ impl Query {
         Some(sql)
     }
 
-    /// Where the events part of this query can be read from visits instead of events: the first
-    /// UTC midnight of the period from `today` (the current UTC day's start) on, from which on
-    /// every day lies in one time bucket; None when the part needs events themselves (an
-    /// event's dimension, filter, goal or revenue) or no such day starts in the period.
+    /// Where the events part of this query can be read from visits instead of events, with
+    /// every day from there on in one time bucket: the period's first UTC midnight from
+    /// `visits_from` (the first day whose events all have visits) on; or its start, when the
+    /// query needs no count of events but visitors. None when the part needs events themselves
+    /// (an event's dimension, filter, goal or revenue) or no such day is in the period.
     ///
-    /// A visit holds its day's visitor and counts its pageviews and events (engagement aside),
-    /// and no visit spans two UTC days. So over days read from their start, the events part is
-    /// their visits' (see [`Query::day_visits_sql`]): a sixth of the rows, for today's events,
-    /// which no rollup holds yet. Past days are left to events: those kept from before visits
-    /// existed have none.
-    pub fn day_visits_from(&self, buckets: Option<&Buckets>, today: i64) -> Option<i64> {
+    /// A visit holds its UTC day's visitor and counts its pageviews and events (engagement
+    /// aside), its last event's time bounds them, and no visit spans two UTC days. So over days
+    /// read from their start the events part is their visits' (see [`Query::day_visits_sql`]):
+    /// a sixth of the rows, for today's events, which no rollup holds yet. From within a day,
+    /// a visit with an event since then holds a visitor of the period, but its counts may
+    /// include events before it.
+    pub fn day_visits_from(&self, buckets: Option<&Buckets>, visits_from: i64) -> Option<i64> {
         let of_visits = |d: &Dim| matches!(d, Dim::Time(_)) || d.visit_column().is_some();
         let fits = self.needs_events()
             && !self.needs_revenue()
             && self.dims.iter().all(of_visits)
             && self.filters.iter().all(|f| f.dim.visit_column().is_some());
-        let first = (crate::store::day_of(self.from - 1) + crate::store::DAY_MS).max(today);
+        let counts_events = self.metrics.iter().any(|m| matches!(m, Metric::Pageviews | Metric::Events));
+        let first = if counts_events { crate::store::day_of(self.from - 1) + crate::store::DAY_MS } else { self.from };
+        let first = first.max(visits_from);
         if !fits || first >= self.to {
             return None;
         }
         let mut day = first;
         while day < self.to {
-            if buckets.is_some_and(|b| b.cut(day, (day + crate::store::DAY_MS).min(self.to)).len() > 1) {
+            let end = (crate::store::day_of(day) + crate::store::DAY_MS).min(self.to);
+            if buckets.is_some_and(|b| b.cut(day, end).len() > 1) {
                 return None;
             }
-            day += crate::store::DAY_MS;
+            day = end;
         }
         Some(first)
     }
 
-    /// The events part of a period that starts at a UTC midnight (see
-    /// [`Query::day_visits_from`]), from the visits of its days, with a fourth counter: the
-    /// last event's time among them (engagement aside). The period holds all their events when
-    /// that is before its end, which only a period ending within a day needs to check.
+    /// The events part of this query's period from the visits of its UTC days that have an
+    /// event in it (see [`Query::day_visits_from`]), with a fourth counter: the last event's
+    /// time among them (engagement aside). They hold all the period's events when that is
+    /// before its end, which only a period ending within a day needs to check.
     pub fn day_visits_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Sql {
         let mut sql = Sql::default();
-        let site = sql.bind(Bind::Text(self.website_id.clone()));
-        let from = sql.bind(Bind::Int(self.from));
+        let (site, from, _) = sql.range(self);
+        let first_day = sql.bind(Bind::Int(crate::store::day_of(self.from)));
         let end = sql.bind(Bind::Int(crate::store::day_of(self.to - 1) + crate::store::DAY_MS));
-        let mut conditions = vec![format!("v.website_id = {site} AND v.start_ts >= {from} AND v.start_ts < {end}")];
+        let mut conditions = vec![format!(
+            "v.website_id = {site} AND v.start_ts >= {first_day} AND v.start_ts < {end} AND v.last_ts >= {from}"
+        )];
         for filter in &self.filters {
             let column = format!("v.{}", filter.dim.visit_column().expect("a visit dimension"));
             conditions.push(sql.condition(&column, filter, dialect.like()));
         }
+        // A visit from before the period's start lies in its first bucket.
         let dims: Vec<String> = self
             .dims
             .iter()

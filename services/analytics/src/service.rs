@@ -296,14 +296,14 @@ impl Analytics {
         Ok(Parts { events, visits, engagement, entries: vec![] })
     }
 
-    /// The events part from raw events, or, where the period has days from today on read from
-    /// their start (see [`Query::day_visits_from`]), from events before the first of them and
-    /// from those days' visits. Those visits answer only when no event of theirs lies past the
-    /// period's end (a period ending now, as an event arrives): else the events do.
+    /// The events part from raw events, or, where visits can answer for the period from some
+    /// point on (see [`Query::day_visits_from`]), from events before it and visits from there.
+    /// Those visits answer only when no event of theirs lies past the period's end (a period
+    /// ending now, as an event arrives; a local day ending within a UTC day): else the events do.
     async fn events_part(&self, query: &Query, buckets: Option<&Buckets>, from: ReadFrom) -> Result<Vec<Counted>> {
         let dialect = self.store.dialect();
         let dims = &query.dims;
-        if let Some(first) = query.day_visits_from(buckets, crate::store::day_of(now_ms())) {
+        if let Some(first) = query.day_visits_from(buckets, self.store.visits_from()) {
             let days = query.with_range(first, query.to).day_visits_sql(dialect, buckets);
             let head = (first > query.from).then(|| query.with_range(query.from, first).event_sql(dialect, buckets));
             let (mut rows, head) = tokio::try_join!(self.store.counted(&days, dims, 4, from), async {

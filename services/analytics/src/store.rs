@@ -46,6 +46,8 @@ pub struct Store {
     /// `db.system` of the backend, for spans.
     system: &'static str,
     replica: Option<Arc<Replica>>,
+    /// The first UTC day from which every event has a visit (see migration 0016).
+    visits_from: i64,
 }
 
 /// Where a read goes: statistics may come from the replica, which may lag; reads that must see
@@ -76,7 +78,12 @@ impl Store {
         if let Some(replica) = &replica {
             replica.spawn_probe(pool.clone());
         }
-        let store = Store { pool, system: backend.system(), replica };
+        let last_visitless: i64 = sqlx::query_scalar("SELECT last_ts FROM visitless_events")
+            .fetch_one(&pool)
+            .await
+            .map_err(|source| OpenError::Connect { service: "analytics", source })?;
+        let visits_from = if last_visitless < 0 { i64::MIN } else { day_of(last_visitless) + DAY_MS };
+        let store = Store { pool, system: backend.system(), replica, visits_from };
         // Today's events and visits need their partitions before the first one arrives.
         let today = day_of(common::time::now_ms());
         store
@@ -667,6 +674,12 @@ impl Store {
 
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(common::db::begin_write(&self.pool, self.system).await?)
+    }
+
+    /// The first UTC day from which every event has a visit: events kept from before visits
+    /// existed have none.
+    pub fn visits_from(&self) -> i64 {
+        self.visits_from
     }
 
     pub fn dialect(&self) -> Dialect {
