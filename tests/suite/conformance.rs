@@ -623,18 +623,15 @@ pub(crate) fn pageview(website_id: &str, minutes: i64, path: &str) -> analytics:
     }
 }
 
-/// An analytics service on `backend` with one website (its id), and an event writer of its own.
-/// The UTC day of now, and a time of it given as `HH:MM`, `-1 HH:MM` for the day before or
-/// `+1 HH:MM` for the day after, in unix ms.
-fn today_at(at: &str) -> (chrono::NaiveDate, i64) {
-    let today = chrono::Utc::now().date_naive();
+/// A time of `day` (UTC) given as `HH:MM`, `-1 HH:MM` for the day before or `+1 HH:MM` for the
+/// day after, in unix ms.
+fn time_of(day: chrono::NaiveDate, at: &str) -> i64 {
     let (days, time) = match at.split_once(' ') {
         Some((days, time)) => (days.parse::<i64>().unwrap(), time),
         None => (0, at),
     };
     let time = chrono::NaiveTime::parse_from_str(time, "%H:%M").unwrap();
-    let day = today + chrono::Duration::days(days);
-    (today, day.and_time(time).and_utc().timestamp_millis())
+    (day + chrono::Duration::days(days)).and_time(time).and_utc().timestamp_millis()
 }
 
 /// Today's events, which no rollup holds yet, are counted from the day's visits where a query
@@ -647,8 +644,8 @@ async fn todays_figures_read_from_visits_equal_raw_events() {
 
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
-        let (today, tomorrow) = today_at("+1 00:00");
-        let sites = sites_in_three_zones(&analytics, tomorrow).await;
+        let today = chrono::Utc::now().date_naive();
+        let sites = sites_in_three_zones(&analytics, time_of(today, "+1 00:00")).await;
         let day = |n: i64| (today + chrono::Duration::days(n)).format("%Y-%m-%d").to_string();
         let all = "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events";
         let google = vec![("is".to_owned(), "visit:source".to_owned(), vec!["Google".to_owned()])];
@@ -680,8 +677,44 @@ async fn todays_figures_read_from_visits_equal_raw_events() {
             }
         }
         answers_equal_raw(&analytics, &shapes).await;
-        analytics.roll_up(tomorrow).await.unwrap();
+        analytics.roll_up(time_of(today, "+1 00:00")).await.unwrap();
         answers_equal_raw(&analytics, &shapes).await;
+    })
+    .await;
+}
+
+/// Today's totals are read from its visits, not its events, where a query needs no event's own
+/// dimension: a change made to the visits behind the service's back shows in them, and not in
+/// the same question filtered by an event name.
+#[tokio::test]
+async fn todays_totals_are_read_from_its_visits() {
+    use analytics::service::QueryRequest;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics.create_website("t1", "z.example", "Z", Some("UTC")).await.unwrap();
+        let today = chrono::Utc::now().date_naive();
+        analytics
+            .import(analytics::generate::traffic("z.example", time_of(today, "+1 00:00"), 1, 300, 3))
+            .await
+            .unwrap();
+        let day = today.format("%Y-%m-%d").to_string();
+        let totals = |filters: Filters| QueryRequest {
+            website_id: site.id.clone(),
+            metrics: vec!["visitors".into(), "pageviews".into()],
+            filters,
+            period: asked_period("custom", &format!("{day},{day}")).0,
+            ..Default::default()
+        };
+        let (before, _) = rows_of(&analytics, totals(vec![])).await;
+        assert!(before[0].1[1] > 0.0, "today has pageviews");
+        let pool = crate::partitions::analytics_migrated_to(&backend, i64::MAX).await;
+        let visits: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM visits").fetch_one(&pool).await.unwrap();
+        sqlx::query("UPDATE visits SET pageviews = pageviews + 1").execute(&pool).await.unwrap();
+        let (after, _) = rows_of(&analytics, totals(vec![])).await;
+        assert_eq!(after[0].1, [before[0].1[0], before[0].1[1] + visits as f64]);
+        let events = vec![("is_not".to_owned(), "event:name".to_owned(), vec!["zz".to_owned()])];
+        assert_eq!(rows_of(&analytics, totals(events)).await.0, before);
     })
     .await;
 }
@@ -696,6 +729,7 @@ async fn a_visit_going_on_past_the_end_of_a_period_counts_only_its_events_within
     use analytics::service::QueryRequest;
 
     const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    let today = chrono::Utc::now().date_naive();
     let event = |at: &str, ip: &str, path: &str| {
         let incoming = Incoming {
             domain: "kolkata.example".into(),
@@ -711,7 +745,7 @@ async fn a_visit_going_on_past_the_end_of_a_period_counts_only_its_events_within
             scroll_depth: None,
             engagement_ms: None,
         };
-        (today_at(at).1, incoming)
+        (time_of(today, at), incoming)
     };
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
@@ -724,7 +758,6 @@ async fn a_visit_going_on_past_the_end_of_a_period_counts_only_its_events_within
             event("18:40", "1.1.1.1", "/b"),
         ];
         assert_eq!(analytics.import(events).await.unwrap(), 5);
-        let (today, _) = today_at("00:00");
         let query = |day: chrono::NaiveDate, dims: &[&str]| {
             let day = day.format("%Y-%m-%d");
             QueryRequest {
@@ -750,6 +783,7 @@ async fn a_visit_going_on_past_the_end_of_a_period_counts_only_its_events_within
     .await;
 }
 
+/// An analytics service on `backend` with one website (its id), and an event writer of its own.
 async fn with_writer(backend: &Backend, domain: &str) -> (analytics::Analytics, String, analytics::writer::Writer) {
     let analytics = analytics::Analytics::open(backend).await.unwrap();
     let site = analytics.create_website("t1", domain, "Site", None).await.unwrap();

@@ -21,7 +21,7 @@ const DAY: i64 = 1_768_003_200_000;
 
 /// Analytics' database on `backend` with the migrations up to `version` applied, as a release
 /// of that time left it (each backend's text, as the service picks them).
-async fn analytics_migrated_to(backend: &Backend, version: i64) -> AnyPool {
+pub(crate) async fn analytics_migrated_to(backend: &Backend, version: i64) -> AnyPool {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("services/analytics/migrations");
     let up_to = |migrator: Migrator| Migrator {
         migrations: Cow::Owned(migrator.iter().filter(|m| m.version <= version).cloned().collect()),

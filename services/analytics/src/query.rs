@@ -943,17 +943,19 @@ impl Query {
 
     /// Where the events part of this query can be read from visits instead of events, with
     /// every day from there on in one time bucket: the period's first UTC midnight from
-    /// `visits_from` (the first day whose events all have visits) on; or its start, when the
-    /// query needs no count of events but visitors. None when the part needs events themselves
-    /// (an event's dimension, filter, goal or revenue) or no such day is in the period.
+    /// `visits_from` (the first day whose events their visits all count) on; or its start, when
+    /// the query needs no count of events but visitors. None when the part needs events
+    /// themselves (an event's dimension, filter, goal or revenue), when no such day is in the
+    /// period, or when the period ended (before `now`) within a day: that day's visits have
+    /// most likely gone on past its end.
     ///
     /// A visit holds its UTC day's visitor and counts its pageviews and events (engagement
     /// aside), its last event's time bounds them, and no visit spans two UTC days. So over days
     /// read from their start the events part is their visits' (see [`Query::day_visits_sql`]):
-    /// a sixth of the rows, for today's events, which no rollup holds yet. From within a day,
-    /// a visit with an event since then holds a visitor of the period, but its counts may
+    /// several times fewer rows, for today's events, which no rollup holds yet. From within a
+    /// day, a visit with an event since then holds a visitor of the period, but its counts may
     /// include events before it.
-    pub fn day_visits_from(&self, buckets: Option<&Buckets>, visits_from: i64) -> Option<i64> {
+    pub fn day_visits_from(&self, buckets: Option<&Buckets>, visits_from: i64, now: i64) -> Option<i64> {
         let of_visits = |d: &Dim| matches!(d, Dim::Time(_)) || d.visit_column().is_some();
         let fits = self.needs_events()
             && !self.needs_revenue()
@@ -962,7 +964,8 @@ impl Query {
         let counts_events = self.metrics.iter().any(|m| matches!(m, Metric::Pageviews | Metric::Events));
         let first = if counts_events { crate::store::day_of(self.from - 1) + crate::store::DAY_MS } else { self.from };
         let first = first.max(visits_from);
-        if !fits || first >= self.to {
+        let ended_within_a_day = self.to <= now && self.to != crate::store::day_of(self.to);
+        if !fits || first >= self.to || ended_within_a_day {
             return None;
         }
         let mut day = first;
@@ -982,7 +985,8 @@ impl Query {
     /// before its end, which only a period ending within a day needs to check.
     pub fn day_visits_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Sql {
         let mut sql = Sql::default();
-        let (site, from, _) = sql.range(self);
+        let site = sql.bind(Bind::Text(self.website_id.clone()));
+        let from = sql.bind(Bind::Int(self.from));
         let first_day = sql.bind(Bind::Int(crate::store::day_of(self.from)));
         let end = sql.bind(Bind::Int(crate::store::day_of(self.to - 1) + crate::store::DAY_MS));
         let mut conditions = vec![format!(
@@ -1523,7 +1527,8 @@ impl Buckets {
         format!("WITH b (i, s, e) AS (VALUES {rows}) ")
     }
 
-    /// SQL mapping `column`, an instant within `[from, to)`, to its bucket index. Only the
+    /// SQL mapping `column`, an instant of the rows of `[from, to)`, to its bucket index (an
+    /// instant before `from` to the first bucket: a visit that began before). Only the
     /// buckets that range overlaps are tested: a query reading today's raw events next to the
     /// rollups of a month's days would otherwise test every day's bound for each event. The
     /// bounds are integers we computed, so they are written inline rather than bound.

@@ -303,7 +303,7 @@ impl Analytics {
     async fn events_part(&self, query: &Query, buckets: Option<&Buckets>, from: ReadFrom) -> Result<Vec<Counted>> {
         let dialect = self.store.dialect();
         let dims = &query.dims;
-        if let Some(first) = query.day_visits_from(buckets, self.store.visits_from()) {
+        if let Some(first) = query.day_visits_from(buckets, self.store.visits_from(), now_ms()) {
             let days = query.with_range(first, query.to).day_visits_sql(dialect, buckets);
             let head = (first > query.from).then(|| query.with_range(query.from, first).event_sql(dialect, buckets));
             let (mut rows, head) = tokio::try_join!(self.store.counted(&days, dims, 4, from), async {

@@ -46,7 +46,8 @@ pub struct Store {
     /// `db.system` of the backend, for spans.
     system: &'static str,
     replica: Option<Arc<Replica>>,
-    /// The first UTC day from which every event has a visit (see migration 0016).
+    /// The first UTC day whose events this version stored, so that their visits count them
+    /// (see migration 0016).
     visits_from: i64,
 }
 
@@ -78,11 +79,11 @@ impl Store {
         if let Some(replica) = &replica {
             replica.spawn_probe(pool.clone());
         }
-        let last_visitless: i64 = sqlx::query_scalar("SELECT last_ts FROM visitless_events")
+        let last_legacy: i64 = sqlx::query_scalar("SELECT last_ts FROM legacy_events")
             .fetch_one(&pool)
             .await
             .map_err(|source| OpenError::Connect { service: "analytics", source })?;
-        let visits_from = if last_visitless < 0 { i64::MIN } else { day_of(last_visitless) + DAY_MS };
+        let visits_from = if last_legacy < 0 { i64::MIN } else { day_of(last_legacy) + DAY_MS };
         let store = Store { pool, system: backend.system(), replica, visits_from };
         // Today's events and visits need their partitions before the first one arrives.
         let today = day_of(common::time::now_ms());
@@ -676,8 +677,8 @@ impl Store {
         Ok(common::db::begin_write(&self.pool, self.system).await?)
     }
 
-    /// The first UTC day from which every event has a visit: events kept from before visits
-    /// existed have none.
+    /// The first UTC day whose events are all counted by their visits: events stored by
+    /// versions before migration 0016 may not be.
     pub fn visits_from(&self) -> i64 {
         self.visits_from
     }
