@@ -725,28 +725,10 @@ async fn todays_totals_are_read_from_its_visits() {
 /// day, not its UTC day).
 #[tokio::test]
 async fn a_visit_going_on_past_the_end_of_a_period_counts_only_its_events_within() {
-    use analytics::events::Incoming;
     use analytics::service::QueryRequest;
 
-    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
     let today = chrono::Utc::now().date_naive();
-    let event = |at: &str, ip: &str, path: &str| {
-        let incoming = Incoming {
-            domain: "kolkata.example".into(),
-            name: "pageview".into(),
-            url: format!("https://kolkata.example{path}"),
-            referrer: String::new(),
-            props_json: String::new(),
-            revenue_json: String::new(),
-            user_agent: CHROME.into(),
-            client_ip: ip.into(),
-            country: "IN".into(),
-            hash_mode: false,
-            scroll_depth: None,
-            engagement_ms: None,
-        };
-        (time_of(today, at), incoming)
-    };
+    let event = |at: &str, ip: &str, path: &str| chrome_pageview("kolkata.example", time_of(today, at), ip, path);
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let site = analytics.create_website("t1", "kolkata.example", "K", Some("Asia/Kolkata")).await.unwrap();
@@ -779,6 +761,147 @@ async fn a_visit_going_on_past_the_end_of_a_period_counts_only_its_events_within
         // Its visitor, counted from the visits with an event since 18:30 UTC.
         let visitors = QueryRequest { metrics: vec!["visitors".into(), "visits".into()], ..next };
         assert_eq!(rows_of(&analytics, visitors).await.0, [(vec![], vec![1.0, 1.0])]);
+    })
+    .await;
+}
+
+/// A pageview at `ts` from a Chrome on Windows at `ip` in India, as a tracker sends it.
+fn chrome_pageview(domain: &str, ts: i64, ip: &str, path: &str) -> (i64, analytics::events::Incoming) {
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+    let incoming = analytics::events::Incoming {
+        domain: domain.into(),
+        name: "pageview".into(),
+        url: format!("https://{domain}{path}"),
+        referrer: String::new(),
+        props_json: String::new(),
+        revenue_json: String::new(),
+        user_agent: CHROME.into(),
+        client_ip: ip.into(),
+        country: "IN".into(),
+        hash_mode: false,
+        scroll_depth: None,
+        engagement_ms: None,
+    };
+    (ts, incoming)
+}
+
+/// A query of the site's hours on `day` (`YYYY-MM-DD`), every hour listed.
+fn hours_of(site: &str, day: &str, metrics: &str) -> analytics::service::QueryRequest {
+    analytics::service::QueryRequest {
+        website_id: site.to_owned(),
+        metrics: metrics.split(',').map(str::to_owned).collect(),
+        dimensions: vec!["time:hour".into()],
+        period: asked_period("custom", &format!("{day},{day}")).0,
+        fill_time: true,
+        ..Default::default()
+    }
+}
+
+/// The part of today that no more event can enter is rolled up before the day ends: its local
+/// hours that ended, and the part before the site's local midnight once no visit of it can go
+/// on. Hours, local days and breakdowns that read them answer as raw events do, in New York,
+/// Kolkata and UTC, with the rollup's clock at 15:30 UTC; a late event sends the day back to raw
+/// events until it is rolled up again.
+#[tokio::test]
+async fn todays_closed_part_answers_from_rollups_as_raw_events_do() {
+    use analytics::service::QueryRequest;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T15:30:00Z").unwrap().timestamp_millis();
+        let sites = sites_in_three_zones(&analytics, end).await;
+        let all =
+            "visitors,visits,pageviews,views_per_visit,bounce_rate,visit_duration,events,time_on_page,scroll_depth";
+        let google = vec![("is".to_owned(), "visit:source".to_owned(), vec!["Google".to_owned()])];
+        let mut shapes = Vec::new();
+        for site in &sites {
+            for metrics in ["visitors,pageviews,events", all] {
+                for (dims, filters) in [
+                    (vec![], vec![]),
+                    (vec!["time:hour"], vec![]),
+                    (vec!["visit:country"], vec![]),
+                    (vec!["event:page"], vec![]),
+                    (vec!["time:hour"], google.clone()),
+                ] {
+                    for date in ["2026-03-19,2026-03-19", "2026-03-20,2026-03-20"] {
+                        shapes.push(QueryRequest {
+                            website_id: site.clone(),
+                            metrics: metrics.split(',').map(str::to_owned).collect(),
+                            dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                            filters: filters.clone(),
+                            period: asked_period("custom", date).0,
+                            fill_time: true,
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+        }
+        let (ny, utc) = (&sites[0], &sites[2]);
+        let today_hours = hours_of(utc, "2026-03-20", "visitors,pageviews");
+        assert_eq!(rows_of(&analytics, today_hours.clone()).await.1, 0, "nothing of today is rolled up yet");
+        analytics.roll_up(end).await.unwrap();
+        answers_equal_raw(&analytics, &shapes).await;
+        assert_eq!(rows_of(&analytics, today_hours.clone()).await.1, 1, "today's closed hours are rolled up");
+        // New York's local day of the 19th ends at 04:00 UTC on the 20th.
+        let mut pages = hours_of(ny, "2026-03-19", all);
+        pages.dimensions = vec!["event:page".into()];
+        assert_eq!(rows_of(&analytics, pages).await.1, 2, "the 20th's part before New York's midnight");
+
+        analytics.import([chrome_pageview("z.example", end - 5 * 3_600_000, "9.9.9.9", "/late")]).await.unwrap();
+        assert_eq!(rows_of(&analytics, today_hours.clone()).await.1, 0, "a late event: today is read raw");
+        answers_equal_raw(&analytics, &shapes).await;
+        analytics.roll_up(end).await.unwrap();
+        assert_eq!(rows_of(&analytics, today_hours).await.1, 1, "until it is rolled up again");
+        answers_equal_raw(&analytics, &shapes).await;
+    })
+    .await;
+}
+
+/// Today's closed hours hold their events at once, and their visits only once no visit that
+/// overlaps them can go on: a visit from 14:40 to 15:20 UTC, which a rollup at 15:30 sees as one
+/// that may go on, leaves the hour from 14:00 to the events alone. Shown by changing the
+/// rolled-up rows behind the service's back: the change shows where the rows are read.
+#[tokio::test]
+async fn todays_closed_hours_hold_visits_once_none_of_them_can_go_on() {
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics.create_website("t1", "z.example", "Z", Some("UTC")).await.unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339("2026-03-20T15:30:00Z").unwrap().timestamp_millis();
+        let at = |time: &str| chrono::DateTime::parse_from_rfc3339(&format!("2026-03-20T{time}:00Z")).unwrap();
+        let events = [
+            ("09:10", "1.1.1.1"),
+            ("12:00", "2.2.2.2"),
+            ("14:40", "3.3.3.3"),
+            ("15:00", "3.3.3.3"),
+            ("15:20", "3.3.3.3"),
+        ]
+        .map(|(time, ip)| chrome_pageview("z.example", at(time).timestamp_millis(), ip, "/"));
+        assert_eq!(analytics.import(events).await.unwrap(), 5);
+        analytics.roll_up(end).await.unwrap();
+        let pool = crate::partitions::analytics_migrated_to(&backend, i64::MAX).await;
+        let (events_until, visits_until): (i64, i64) =
+            sqlx::query_as("SELECT events_until, visits_until FROM rollup_open_days").fetch_one(&pool).await.unwrap();
+        assert_eq!(events_until, at("15:00").timestamp_millis(), "hours that ended two minutes ago");
+        assert_eq!(visits_until, at("14:00").timestamp_millis(), "hours before the visit that may go on");
+
+        let (events, visits) =
+            (hours_of(&site.id, "2026-03-20", "pageviews"), hours_of(&site.id, "2026-03-20", "visits"));
+        let (events_before, visits_before) =
+            (rows_of(&analytics, events.clone()).await, rows_of(&analytics, visits.clone()).await);
+        assert_eq!(visits_before.0[14].1, [1.0], "the visit that began at 14:40");
+        sqlx::query(
+            "UPDATE rollup_pieces SET pageviews = pageviews + 1000, events = events + 1000, visits = visits + 1000",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let changed = |before: &[(Vec<String>, Vec<f64>)], after: &[(Vec<String>, Vec<f64>)]| -> Vec<usize> {
+            (0..24).filter(|h| after[*h].1[0] == before[*h].1[0] + 1000.0).collect()
+        };
+        let (events_after, visits_after) = (rows_of(&analytics, events).await, rows_of(&analytics, visits).await);
+        assert_eq!(changed(&events_before.0, &events_after.0), (0..15).collect::<Vec<_>>(), "events: until 15:00");
+        assert_eq!(changed(&visits_before.0, &visits_after.0), (0..14).collect::<Vec<_>>(), "visits: until 14:00");
     })
     .await;
 }

@@ -985,17 +985,8 @@ impl Query {
     /// before its end, which only a period ending within a day needs to check.
     pub fn day_visits_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Sql {
         let mut sql = Sql::default();
-        let site = sql.bind(Bind::Text(self.website_id.clone()));
-        let from = sql.bind(Bind::Int(self.from));
-        let first_day = sql.bind(Bind::Int(crate::store::day_of(self.from)));
-        let end = sql.bind(Bind::Int(crate::store::day_of(self.to - 1) + crate::store::DAY_MS));
-        let mut conditions = vec![format!(
-            "v.website_id = {site} AND v.start_ts >= {first_day} AND v.start_ts < {end} AND v.last_ts >= {from}"
-        )];
-        for filter in &self.filters {
-            let column = format!("v.{}", filter.dim.visit_column().expect("a visit dimension"));
-            conditions.push(sql.condition(&column, filter, dialect.like()));
-        }
+        let end = crate::store::day_of(self.to - 1) + crate::store::DAY_MS;
+        let conditions = self.visit_conditions(&mut sql, dialect, end);
         // A visit from before the period's start lies in its first bucket.
         let dims: Vec<String> = self
             .dims
@@ -1081,6 +1072,26 @@ impl Query {
         Some(selects.join(" UNION ALL "))
     }
 
+    /// Conditions on the site's visits `v` that started before `start_before` and have an event
+    /// at the period's start or later, matching the query's filters on visit dimensions.
+    fn visit_conditions(&self, sql: &mut Sql, dialect: Dialect, start_before: i64) -> Vec<String> {
+        let site = sql.bind(Bind::Text(self.website_id.clone()));
+        let from = sql.bind(Bind::Int(self.from));
+        // No visit spans two UTC days (visitor hashes are salted per day), so one that reaches
+        // the period started on its first UTC day at the earliest: bounding the start lets the
+        // index on it read that range rather than every earlier visit of the site.
+        let first_day = sql.bind(Bind::Int(crate::store::day_of(self.from)));
+        let end = sql.bind(Bind::Int(start_before));
+        let mut conditions = vec![format!(
+            "v.website_id = {site} AND v.start_ts >= {first_day} AND v.start_ts < {end} AND v.last_ts >= {from}"
+        )];
+        for filter in self.filters.iter().filter(|f| !f.dim.of_events()) {
+            let column = format!("v.{}", filter.dim.visit_column().expect("a visit dimension"));
+            conditions.push(sql.condition(&column, filter, dialect.like()));
+        }
+        conditions
+    }
+
     /// The SQL of the visits part, when a metric needs it. A visit counts in the period, and in
     /// each time bucket, that its first to last event overlaps.
     pub fn visit_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Option<Sql> {
@@ -1088,18 +1099,7 @@ impl Query {
             return None;
         }
         let mut sql = Sql::default();
-        let (site, from, to) = sql.range(self);
-        // No visit spans two UTC days (visitor hashes are salted per day), so one that reaches
-        // the period started on its first UTC day at the earliest: bounding the start lets the
-        // index on it read that range rather than every earlier visit of the site.
-        let first_day = sql.bind(Bind::Int(crate::store::day_of(self.from)));
-        let mut conditions = vec![format!(
-            "v.website_id = {site} AND v.start_ts >= {first_day} AND v.start_ts < {to} AND v.last_ts >= {from}"
-        )];
-        for filter in self.filters.iter().filter(|f| !f.dim.of_events()) {
-            let column = format!("v.{}", filter.dim.visit_column().expect("a visit dimension"));
-            conditions.push(sql.condition(&column, filter, dialect.like()));
-        }
+        let mut conditions = self.visit_conditions(&mut sql, dialect, self.to);
         // Events' dimensions live on events: grouped by them, a visit counts once per distinct
         // value it includes; filtered by them, a visit counts when one of its events matches.
         let grouped_by_events = self.dims.iter().any(Dim::of_events);
@@ -1496,6 +1496,13 @@ impl Buckets {
 
     pub fn is_empty(&self) -> bool {
         self.starts.is_empty()
+    }
+
+    /// The latest bound between buckets (or the period's start or end) at or before `at`; the
+    /// period's start when `at` is before it.
+    pub fn bound_before(&self, at: i64) -> i64 {
+        let bounds = self.starts.iter().copied().chain([self.end]);
+        bounds.filter(|bound| *bound <= at).max().unwrap_or(self.starts.first().copied().unwrap_or(self.end))
     }
 
     /// `[from, to)` cut where buckets start: ranges that each lie in one bucket.

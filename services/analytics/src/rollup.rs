@@ -23,14 +23,23 @@ use common::{Error, Result};
 
 use crate::query::{Buckets, Dim, Filter, Interval, Metric, Pair, Parts, Query, ROLLUP_DIMS, Rolled};
 use crate::service::Analytics;
-use crate::store::{COUNTERS_PER_ROW, DAY_MS, DayRollup, ReadFrom, RollupPiece, RollupReads, RollupRow, day_of};
+use crate::store::{
+    COUNTERS_PER_ROW, DAY_MS, DayRollup, OpenRollup, OpenWrite, ReadFrom, RollupPiece, RollupReads, RollupRow,
+    VISIT_GAP_MS, day_of,
+};
+use crate::writer::LATE_MS;
 
 /// How long a process may take to roll up one day before others may take it over: far more
 /// than a day of 10M events takes.
 const CLAIM: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// How long after its end a part of today is rolled up: an event reaches the store within
+/// [`LATE_MS`] of its instant, or it bumps the day's version (see `writer.rs`); the rest covers
+/// clocks that differ between replicas.
+const OPEN_DELAY_MS: i64 = 2 * LATE_MS;
+
 /// Adds `counters` into the row of `key`, so that parts computed separately merge.
-fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[i64]) {
+pub(crate) fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[i64]) {
     let row = rows.entry(key).or_insert_with(|| vec![0; counters.len()]);
     for (total, n) in row.iter_mut().zip(counters) {
         *total += n;
@@ -43,6 +52,13 @@ fn push_range(ranges: &mut Vec<(i64, i64)>, (from, to): (i64, i64)) {
         Some(last) if last.1 == from => last.1 = to,
         _ => ranges.push((from, to)),
     }
+}
+
+/// Adds the totals of local hours to the pieces cut at local midnights, but an hour that is also
+/// such a piece: it has the same totals.
+fn add_hours(pieces: &mut Vec<RollupPiece>, hours: Vec<RollupPiece>) {
+    let cut: BTreeSet<(i64, i64, String)> = pieces.iter().map(|p| (p.start, p.end, p.row.dim.clone())).collect();
+    pieces.extend(hours.into_iter().filter(|p| !cut.contains(&(p.start, p.end, p.row.dim.clone()))));
 }
 
 /// Where each part of a query's period is read from.
@@ -58,17 +74,15 @@ struct Plan {
 
 impl Plan {
     /// For each UTC day of the period: the whole day when it is rolled up and lies in one time
-    /// bucket; else, if it is rolled up, the piece of each bucket where one was cut with exactly
-    /// those bounds, raw events where not; raw events for a day not rolled up.
+    /// bucket; else the piece of each bucket where one was cut with exactly those bounds (of a
+    /// rolled-up day, or of today's closed part), raw events where not.
     fn new(query: &Query, buckets: Option<&Buckets>, days: &BTreeSet<i64>, pieces: &BTreeSet<(i64, i64)>) -> Plan {
         let mut plan = Plan::default();
         let mut day = day_of(query.from);
         while day < query.to {
             let part = (day.max(query.from), (day + DAY_MS).min(query.to));
             let ranges = buckets.map_or_else(|| vec![part], |b| b.cut(part.0, part.1));
-            if !days.contains(&day) {
-                push_range(&mut plan.raw, part);
-            } else if ranges == [(day, day + DAY_MS)] {
+            if days.contains(&day) && ranges == [(day, day + DAY_MS)] {
                 plan.days.insert(day);
             } else {
                 for range in ranges {
@@ -99,9 +113,7 @@ impl Analytics {
             // A site deleted meanwhile takes its pending days with it.
             let Some(website) = self.store.website(&website_id).await? else { continue };
             let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
-            let mut kept: Vec<Rolled> = self.pairs_of(&website_id).await?.into_iter().map(Rolled::Pair).collect();
-            let goals = self.store.goals(&website_id).await?;
-            kept.extend(goals.into_iter().map(|g| Rolled::Goal(g.display_name)));
+            let kept = self.kept(&website_id).await?;
             // Statistics only speed the rollup up: without them it is still right.
             if let Err(e) = self.store.analyze_day_once(day).await {
                 tracing::warn!(error = %e, "could not analyze a day's partitions before its rollup");
@@ -112,7 +124,63 @@ impl Analytics {
             }
         }
         self.roll_up_new_kinds().await?;
+        self.roll_up_open_days(now).await?;
         Ok(done)
+    }
+
+    /// Rolls up, for each site written to today, the part of the day that no more event can
+    /// enter: the site's local hours that ended [`OPEN_DELAY_MS`] ago (totals), and, once no
+    /// visit of it can go on, the part before the site's local midnight (every kind of row).
+    /// Queries then read today's closed hours as they read a closed day's (see migration 0017).
+    async fn roll_up_open_days(&self, now: i64) -> Result<()> {
+        let day = day_of(now);
+        for (website_id, version, recorded) in self.store.open_days(day).await? {
+            let Some(website) = self.store.website(&website_id).await? else { continue };
+            let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
+            let hours = Buckets::new(tz, Interval::Hour, day, day + DAY_MS)?;
+            let events_until = hours.bound_before(now - OPEN_DELAY_MS);
+            let current = recorded.filter(|r| r.version == version);
+            if current.is_some_and(|r| r.visits_until == events_until) {
+                continue;
+            }
+            // A visit that may still go on changes the pieces it overlaps.
+            let open_visit = self.store.first_open_visit(&website_id, day, now - VISIT_GAP_MS - OPEN_DELAY_MS).await?;
+            let visits_until = hours.bound_before(open_visit.map_or(events_until, |start| start.min(events_until)));
+            let rolled = OpenRollup { version, events_until, visits_until };
+            // Pieces of an earlier version are all computed again.
+            let from = current.map_or(day, |r| r.visits_until);
+            if recorded == Some(rolled) || events_until <= from {
+                continue;
+            }
+            let mut pieces =
+                self.piece_rows(&website_id, tz, (from, events_until), Some(Interval::Hour), &Rolled::Totals).await?;
+            let midnights = Buckets::new(tz, Interval::Day, day, day + DAY_MS)?;
+            let midnight = midnights.span(0).1;
+            if midnights.len() > 1 && from < midnight && midnight <= visits_until {
+                let kinds = std::iter::once(Rolled::Totals)
+                    .chain(ROLLUP_DIMS.into_iter().map(Rolled::One))
+                    .chain(self.kept(&website_id).await?);
+                let mut before = Vec::new();
+                for rolled in kinds {
+                    let rows = self.piece_rows(&website_id, tz, (day, midnight), Some(Interval::Day), &rolled).await?;
+                    before.extend(rows);
+                }
+                add_hours(&mut before, pieces);
+                pieces = before;
+            }
+            let write = OpenWrite { day, recorded, rolled, from, pieces };
+            self.store.write_open_rollup(&website_id, &write).await?;
+        }
+        Ok(())
+    }
+
+    /// The kinds of rows a site's days keep besides the totals and the rolled-up dimensions:
+    /// the pairs its queries asked for and its goals.
+    async fn kept(&self, website_id: &str) -> Result<Vec<Rolled>> {
+        let mut kept: Vec<Rolled> = self.pairs_of(website_id).await?.into_iter().map(Rolled::Pair).collect();
+        let goals = self.store.goals(website_id).await?;
+        kept.extend(goals.into_iter().map(|g| Rolled::Goal(g.display_name)));
+        Ok(kept)
     }
 
     /// Rolls up every closed UTC day, and waits for those another process claimed (see
@@ -189,11 +257,8 @@ impl Analytics {
         for rolled in rolled {
             self.roll_up_rows(website_id, tz, day, &rolled, &mut rollup).await?;
         }
-        let hours = self.piece_rows(website_id, tz, day, Some(Interval::Hour), &Rolled::Totals).await?;
-        // An hour that is also a piece between midnights has the same totals: keep one.
-        let cut: BTreeSet<(i64, i64, String)> =
-            rollup.pieces.iter().map(|p| (p.start, p.end, p.row.dim.clone())).collect();
-        rollup.pieces.extend(hours.into_iter().filter(|p| !cut.contains(&(p.start, p.end, p.row.dim.clone()))));
+        let hours = self.piece_rows(website_id, tz, (day, day + DAY_MS), Some(Interval::Hour), &Rolled::Totals).await?;
+        add_hours(&mut rollup.pieces, hours);
         Ok(rollup)
     }
 
@@ -207,23 +272,24 @@ impl Analytics {
         rolled: &Rolled,
         rollup: &mut DayRollup,
     ) -> Result<()> {
-        let rows = self.piece_rows(website_id, Tz::UTC, day, None, rolled).await?;
+        let rows = self.piece_rows(website_id, Tz::UTC, (day, day + DAY_MS), None, rolled).await?;
         rollup.rows.extend(rows.into_iter().map(|piece| piece.row));
         // A day the site's zone does not cut at midnight is one piece, the whole day.
         if Buckets::new(tz, Interval::Day, day, day + DAY_MS)?.len() > 1 {
-            rollup.pieces.extend(self.piece_rows(website_id, tz, day, Some(Interval::Day), rolled).await?);
+            let pieces = self.piece_rows(website_id, tz, (day, day + DAY_MS), Some(Interval::Day), rolled).await?;
+            rollup.pieces.extend(pieces);
         }
         Ok(())
     }
 
-    /// One kind of rows of UTC day `day` in zone `tz`, per time bucket of `interval` (None: the
-    /// whole day). The totals, and a pair's marker (a row of no values, which says the pair was
-    /// rolled up), have a row for every bucket, events or not.
+    /// One kind of rows of `[from, to)`, part of one UTC day, in zone `tz`, per time bucket of
+    /// `interval` (None: the whole range). The totals, and a pair's marker (a row of no values,
+    /// which says the pair was rolled up), have a row for every bucket, events or not.
     async fn piece_rows(
         &self,
         website_id: &str,
         tz: Tz,
-        day: i64,
+        (from, to): (i64, i64),
         interval: Option<Interval>,
         rolled: &Rolled,
     ) -> Result<Vec<RollupPiece>> {
@@ -235,8 +301,7 @@ impl Analytics {
             }
             _ => (vec![], vec![]),
         };
-        let query =
-            Query::new(website_id.to_owned(), tz, (day, day + DAY_MS), &metrics, &dims, filters, &[], (0, 0), false)?;
+        let query = Query::new(website_id.to_owned(), tz, (from, to), &metrics, &dims, filters, &[], (0, 0), false)?;
         let query = Query { goals, ..query };
         let buckets = query.buckets()?;
         // A rollup marked current must hold every event of its day: read what was written.
@@ -265,7 +330,7 @@ impl Analytics {
                 let bucketed = usize::from(buckets.is_some());
                 let (start, end) = match &buckets {
                     Some(b) => b.span(key.first().and_then(|i| i.parse().ok()).unwrap_or_default()),
-                    None => (day, day + DAY_MS),
+                    None => (from, to),
                 };
                 let values = &key[bucketed..];
                 // The totals' row and a pair's marker have no values; a pair's value is never empty.
@@ -303,7 +368,16 @@ impl Analytics {
         };
         let days: Vec<(i64, i64)> = marks.days.iter().map(|(day, _)| (*day, 0)).collect();
         let rolled: BTreeSet<i64> = complete(&days).into_iter().map(|(day, _)| day).collect();
-        let pieces: Vec<(i64, i64)> = marks.pieces.iter().map(|(start, end, _)| (*start, *end)).collect();
+        let mut pieces: BTreeSet<(i64, i64, &str)> =
+            marks.pieces.iter().map(|(s, e, dim)| (*s, *e, dim.as_str())).collect();
+        // Today's closed pieces hold their events; a query of visits or engagement reads only
+        // those that hold their visits whole too. The others are totals of hours (the part
+        // before midnight is rolled up only whole), which no later event of a visit changes,
+        // as a visit dimension (its exit page) could.
+        let events_only = !query.needs_visits() && !query.needs_engagement();
+        let open = marks.open.iter().filter(|(.., whole)| *whole || events_only);
+        pieces.extend(open.map(|(s, e, dim, _)| (*s, *e, dim.as_str())));
+        let pieces: Vec<(i64, i64)> = pieces.into_iter().map(|(s, e, _)| (s, e)).collect();
         let plan = Plan::new(query, buckets, &rolled, &complete(&pieces));
         if plan.days.is_empty() && plan.pieces.is_empty() {
             return Ok(None);

@@ -314,10 +314,9 @@ impl Analytics {
             })?;
             if rows.iter().all(|(_, c)| c[3] < query.to) {
                 // One row per group, as the parts' readers expect.
-                let mut groups: HashMap<Vec<String>, Vec<i64>> = HashMap::new();
+                let mut groups = HashMap::new();
                 for (key, c) in rows.drain(..).chain(head) {
-                    let group = groups.entry(key).or_insert_with(|| vec![0; 3]);
-                    group.iter_mut().zip(&c).for_each(|(total, n)| *total += n);
+                    crate::rollup::add(&mut groups, key, &c[..3]);
                 }
                 return Ok(groups.into_iter().collect());
             }

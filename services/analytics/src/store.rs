@@ -8,6 +8,7 @@ use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::model::{Goal, GoalTarget, Website};
@@ -401,11 +402,13 @@ impl Store {
             .bind(day)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM rollup_pieces WHERE website_id = $1 AND day = $2")
-            .bind(website_id)
-            .bind(day)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["rollup_pieces", "rollup_open_days"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE website_id = $1 AND day = $2"))
+                .bind(website_id)
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+        }
         self.insert_rollup(&mut tx, website_id, day, rollup).await?;
         sqlx::query("INSERT INTO rollup_days (website_id, day) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(website_id)
@@ -447,6 +450,103 @@ impl Store {
             insert.execute(&mut **tx).await?;
         }
         Ok(())
+    }
+
+    /// Sites written to on `day` (today), each with the day's version and what is rolled up of
+    /// it (see migration 0017).
+    pub async fn open_days(&self, day: i64) -> Result<Vec<(String, i64, Option<OpenRollup>)>> {
+        let rows = sqlx::query(
+            "SELECT p.website_id, p.version, o.version AS rolled_version, o.events_until, o.visits_until \
+             FROM rollup_pending p LEFT JOIN rollup_open_days o ON o.website_id = p.website_id AND o.day = p.day \
+             WHERE p.day = $1 ORDER BY p.website_id",
+        )
+        .bind(day)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let rolled = match r.try_get::<Option<i64>, _>("rolled_version")? {
+                    Some(version) => Some(OpenRollup {
+                        version,
+                        events_until: r.try_get("events_until")?,
+                        visits_until: r.try_get("visits_until")?,
+                    }),
+                    None => None,
+                };
+                Ok((r.try_get("website_id")?, r.try_get("version")?, rolled))
+            })
+            .collect()
+    }
+
+    /// The earliest start of a visit of UTC day `day` with an event at `alive_since` or later:
+    /// a visit that may still go on.
+    pub async fn first_open_visit(&self, website_id: &str, day: i64, alive_since: i64) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(start_ts) FROM visits \
+             WHERE website_id = $1 AND start_ts >= $2 AND start_ts < $3 AND alive_ts >= $4",
+        )
+        .bind(website_id)
+        .bind(day)
+        .bind(day + DAY_MS)
+        .bind(alive_since)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Writes pieces of an open day and records what is rolled up of it, unless another process
+    /// wrote since the record was read; returns whether it wrote. Every piece of the day from
+    /// `write.from` on is replaced, so none computed at an earlier version is left to count.
+    pub async fn write_open_rollup(&self, website_id: &str, write: &OpenWrite) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let rolled = &write.rolled;
+        // The record is compared and set first: of two processes writing the same day, the
+        // second waits for the first's commit, then finds the record changed.
+        let statement = match write.recorded {
+            None => sqlx::query(
+                "INSERT INTO rollup_open_days (website_id, day, version, events_until, visits_until) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(website_id)
+            .bind(write.day)
+            .bind(rolled.version)
+            .bind(rolled.events_until)
+            .bind(rolled.visits_until),
+            Some(was) => sqlx::query(
+                "UPDATE rollup_open_days SET version = $3, events_until = $4, visits_until = $5 \
+                 WHERE website_id = $1 AND day = $2 AND version = $6 AND events_until = $7 AND visits_until = $8",
+            )
+            .bind(website_id)
+            .bind(write.day)
+            .bind(rolled.version)
+            .bind(rolled.events_until)
+            .bind(rolled.visits_until)
+            .bind(was.version)
+            .bind(was.events_until)
+            .bind(was.visits_until),
+        };
+        if statement.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let earlier: BTreeSet<(i64, i64)> =
+            write.pieces.iter().filter(|p| p.start < write.from).map(|p| (p.start, p.end)).collect();
+        sqlx::query("DELETE FROM rollup_pieces WHERE website_id = $1 AND day = $2 AND start_ts >= $3")
+            .bind(website_id)
+            .bind(write.day)
+            .bind(write.from)
+            .execute(&mut *tx)
+            .await?;
+        for (start, end) in earlier {
+            sqlx::query("DELETE FROM rollup_pieces WHERE website_id = $1 AND start_ts = $2 AND end_ts = $3")
+                .bind(website_id)
+                .bind(start)
+                .bind(end)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let rollup = DayRollup { rows: vec![], pieces: write.pieces.clone() };
+        self.insert_rollup(&mut tx, website_id, write.day, &rollup).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Records that a site's queries need the rows of a pair (its name), unless the site has
@@ -527,15 +627,26 @@ impl Store {
     /// `[from, to)`, among `markers`: (day, marker) and (start, end, marker).
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollup markers"))]
     pub async fn rollup_marks(&self, website_id: &str, markers: &[String], (from, to): (i64, i64)) -> Result<Marks> {
-        let sql = |table: &str, start: &str, end: &str| {
+        // `whole`: whether the piece holds its visits whole.
+        let sql = |table: &str, (start, end): (&str, &str), whole: &str, joins: &str| {
             format!(
-                "SELECT r.{start} AS s, {end} AS e, r.dim FROM {table} r \
-                 JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day \
+                "SELECT r.{start} AS s, {end} AS e, r.dim, CAST({whole} AS BIGINT) AS whole FROM {table} r {joins} \
                  WHERE r.website_id = $1 AND r.{start} >= $2 AND r.{start} < $3 AND r.value = '' AND r.dim IN ({})",
                 numbered(4, markers.len())
             )
         };
-        let (days, pieces) = (sql("rollups", "day", "0"), sql("rollup_pieces", "start_ts", "r.end_ts"));
+        let rolled = "JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day";
+        let days = sql("rollups", ("day", "0"), "1", rolled);
+        let pieces = sql("rollup_pieces", ("start_ts", "r.end_ts"), "1", rolled);
+        // A piece of a day not rolled up counts while the day's version is the one it was
+        // computed at: for its events until `events_until`, whole until `visits_until`.
+        let open = sql(
+            "rollup_pieces",
+            ("start_ts", "r.end_ts"),
+            "CASE WHEN r.end_ts <= o.visits_until THEN 1 ELSE 0 END",
+            "JOIN rollup_open_days o ON o.website_id = r.website_id AND o.day = r.day AND r.end_ts <= o.events_until \
+             JOIN rollup_pending p ON p.website_id = o.website_id AND p.day = o.day AND p.version = o.version",
+        );
         let read = |sql: &str| {
             let sql = sql.to_owned();
             move |pool| {
@@ -546,14 +657,21 @@ impl Store {
                 }
             }
         };
-        let (days, pieces) = tokio::try_join!(
+        let (days, pieces, open) = tokio::try_join!(
             self.reading(ReadFrom::Replica, read(&days)),
-            self.reading(ReadFrom::Replica, read(&pieces))
+            self.reading(ReadFrom::Replica, read(&pieces)),
+            self.reading(ReadFrom::Replica, read(&open))
         )?;
-        let marks = |rows: Vec<AnyRow>| -> Result<Vec<(i64, i64, String)>> {
-            rows.iter().map(|r| Ok((r.try_get("s")?, r.try_get("e")?, r.try_get("dim")?))).collect()
+        let marks = |rows: Vec<AnyRow>| -> Result<Vec<(i64, i64, String, bool)>> {
+            rows.iter()
+                .map(|r| Ok((r.try_get("s")?, r.try_get("e")?, r.try_get("dim")?, r.try_get::<i64, _>("whole")? == 1)))
+                .collect()
         };
-        Ok(Marks { days: marks(days)?.into_iter().map(|(day, _, dim)| (day, dim)).collect(), pieces: marks(pieces)? })
+        Ok(Marks {
+            days: marks(days)?.into_iter().map(|(day, _, dim, _)| (day, dim)).collect(),
+            pieces: marks(pieces)?.into_iter().map(|(s, e, dim, _)| (s, e, dim)).collect(),
+            open: marks(open)?,
+        })
     }
 
     /// The rollup rows of `dims` of whole days in `days` (runs `[first, end)`) and of the pieces
@@ -615,6 +733,8 @@ impl Store {
     /// Marks every rolled-up day of a site pending, so that the next rollup cuts its pieces
     /// again (its time zone changed). Its days' rollups stay current meanwhile.
     pub async fn pend_rolled_days(&self, website_id: &str) -> Result<()> {
+        // Today's pieces are cut again from its start too.
+        sqlx::query("DELETE FROM rollup_open_days WHERE website_id = $1").bind(website_id).execute(&self.pool).await?;
         sqlx::query(
             "INSERT INTO rollup_pending (website_id, day, version) \
              SELECT website_id, day, 1 FROM rollup_days WHERE website_id = $1 \
@@ -815,6 +935,29 @@ fn numbered(first: usize, n: usize) -> String {
 pub struct Marks {
     pub days: Vec<(i64, String)>,
     pub pieces: Vec<(i64, i64, String)>,
+    /// Pieces of days not closed or not rolled up yet, each with whether it holds its visits
+    /// whole (see migration 0017).
+    pub open: Vec<(i64, i64, String, bool)>,
+}
+
+/// What is rolled up of an open day (see migration 0017).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenRollup {
+    /// The day's `rollup_pending.version` its pieces were computed at.
+    pub version: i64,
+    pub events_until: i64,
+    pub visits_until: i64,
+}
+
+/// What [`Store::write_open_rollup`] writes.
+pub struct OpenWrite {
+    pub day: i64,
+    /// The record as read before computing, if there was one.
+    pub recorded: Option<OpenRollup>,
+    pub rolled: OpenRollup,
+    /// Where the recomputed pieces start (besides those of `pieces` that start earlier).
+    pub from: i64,
+    pub pieces: Vec<RollupPiece>,
 }
 
 /// What [`Store::rollup_reads`] reads.

@@ -178,11 +178,12 @@ impl Visit {
 
 /// What a batch writes, in one transaction: its events, the visits they start or extend, and
 /// the site-days they change (sorted, so that two writers lock shared rows in the same order):
-/// closed ones, whose rollup they make stale, and open ones (see [`open_day`]).
+/// stale ones, whose rollup (or rolled-up closed part of today) they change, and open ones,
+/// written to only now (see [`open_write`]).
 pub(crate) struct Rows<'a> {
     pub events: &'a [&'a NewEvent],
     pub visits: &'a [Visit],
-    pub closed_days: Vec<(&'a str, i64)>,
+    pub stale_days: Vec<(&'a str, i64)>,
     pub open_days: Vec<(&'a str, i64)>,
 }
 
@@ -198,6 +199,18 @@ const OPEN_DAY_MARGIN_MS: i64 = 10 * 60_000;
 fn open_day(day: i64, now: i64) -> bool {
     day == day_of(now) && now < day + DAY_MS - OPEN_DAY_MARGIN_MS
 }
+
+/// Whether an event of instant `ts` written at `now` only adds to the open part of today: its
+/// day is open and it is at most [`LATE_MS`] old. Today's part that ended before is rolled up
+/// meanwhile (see `rollup.rs`), and an older event changes it: it bumps the day's version like
+/// a write to a closed day, so that those pieces stop counting.
+fn open_write(ts: i64, now: i64) -> bool {
+    open_day(day_of(ts), now) && ts >= now - LATE_MS
+}
+
+/// How old an event may be when written and still count as live: it covers the time a batch
+/// waits and clocks that differ between replicas.
+pub(crate) const LATE_MS: i64 = 60_000;
 
 /// One writer's database connection, in the dialect of its backend.
 enum Db {
@@ -416,12 +429,19 @@ impl BatchWriter {
         // row locks in the same order.
         visits.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let kept: Vec<&NewEvent> = events.iter().filter(|e| !e.visit_id.is_empty()).collect();
-        let mut days: Vec<(&str, i64)> = kept.iter().map(|e| (e.website_id.as_str(), day_of(e.ts))).collect();
-        days.sort_unstable();
-        days.dedup();
         let now = now_ms();
-        let (open_days, closed_days) = days.into_iter().partition(|&(_, day)| open_day(day, now));
-        self.db.write(&Rows { events: &kept, visits: &visits, closed_days, open_days }).await?;
+        let (mut open_days, mut stale_days) = (Vec::new(), Vec::new());
+        for e in &kept {
+            let days = if open_write(e.ts, now) { &mut open_days } else { &mut stale_days };
+            days.push((e.website_id.as_str(), day_of(e.ts)));
+        }
+        for days in [&mut open_days, &mut stale_days] {
+            days.sort_unstable();
+            days.dedup();
+        }
+        // A day written both ways is stale.
+        open_days.retain(|day| stale_days.binary_search(day).is_err());
+        self.db.write(&Rows { events: &kept, visits: &visits, stale_days, open_days }).await?;
         Ok(visits)
     }
 }
@@ -439,9 +459,9 @@ const VISIT_UPDATE: &str = "DO UPDATE SET \
      exit_page = CASE WHEN excluded.pageviews > 0 AND excluded.last_ts >= visits.last_ts \
      THEN excluded.exit_page ELSE visits.exit_page END";
 
-/// Conflict clauses of a site-day's pending-rollup row: a write to a closed day makes its rollup
-/// stale, one to an open day only makes sure the day is pending (see [`open_day`]).
-const PENDING_CLOSED: &str =
+/// Conflict clauses of a site-day's pending-rollup row: a stale write bumps the day's version,
+/// an open one only makes sure the day is pending (see [`open_write`]).
+const PENDING_STALE: &str =
     "ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1, claimed_until = 0";
 const PENDING_OPEN: &str = "ON CONFLICT (website_id, day) DO NOTHING";
 
@@ -457,5 +477,14 @@ mod tests {
         assert!(!open_day(day, day + DAY_MS - OPEN_DAY_MARGIN_MS), "the last ten minutes");
         assert!(!open_day(day, day + DAY_MS), "yesterday");
         assert!(!open_day(day + DAY_MS, day + DAY_MS / 2), "tomorrow, by a clock behind");
+    }
+
+    #[test]
+    fn an_event_of_today_older_than_a_minute_is_a_stale_write() {
+        let noon = 20_000 * DAY_MS + DAY_MS / 2;
+        assert!(open_write(noon, noon));
+        assert!(open_write(noon - LATE_MS, noon));
+        assert!(!open_write(noon - LATE_MS - 1, noon), "older than a minute");
+        assert!(!open_write(noon - DAY_MS, noon), "yesterday");
     }
 }

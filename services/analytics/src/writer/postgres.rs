@@ -11,7 +11,7 @@ use common::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
-use super::{PENDING_CLOSED, PENDING_OPEN, Rows, VISIT_UPDATE, Visit};
+use super::{PENDING_OPEN, PENDING_STALE, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS, day_of};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -194,10 +194,10 @@ async fn upsert_visits(conn: &mut PgConnection, visits: &[Visit]) -> std::result
     Ok(())
 }
 
-/// Marks the batch's days for the roll-up, and drops the stale roll-ups of closed days.
+/// Marks the batch's days for the roll-up, and drops the rollups of the days it makes stale.
 async fn mark_pending(conn: &mut PgConnection, rows: &Rows<'_>) -> std::result::Result<(), sqlx::Error> {
     // In the order given (sorted), so that two writers lock shared rows in the same order.
-    for (days, on_conflict) in [(&rows.closed_days, PENDING_CLOSED), (&rows.open_days, PENDING_OPEN)] {
+    for (days, on_conflict) in [(&rows.stale_days, PENDING_STALE), (&rows.open_days, PENDING_OPEN)] {
         let (sites, days) = columns(days);
         if sites.is_empty() {
             continue;
@@ -211,7 +211,7 @@ async fn mark_pending(conn: &mut PgConnection, rows: &Rows<'_>) -> std::result::
         .execute(&mut *conn)
         .await?;
     }
-    let (sites, days) = columns(&rows.closed_days);
+    let (sites, days) = columns(&rows.stale_days);
     if !sites.is_empty() {
         sqlx::query(
             "DELETE FROM rollup_days WHERE (website_id, day) IN \

@@ -10,7 +10,7 @@ use common::db::OpenError;
 use common::{Error, Result};
 use rusqlite::{Connection, params};
 
-use super::{PENDING_CLOSED, PENDING_OPEN, Rows, VISIT_UPDATE, Visit};
+use super::{PENDING_OPEN, PENDING_STALE, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
 
 pub struct Db(Connection);
@@ -169,9 +169,9 @@ impl Db {
         Ok(())
     }
 
-    /// Marks the batch's days for the roll-up, and drops the stale roll-ups of closed days.
+    /// Marks the batch's days for the roll-up, and drops the rollups of the days it makes stale.
     fn mark_pending(&self, rows: &Rows<'_>) -> rusqlite::Result<()> {
-        for (days, on_conflict) in [(&rows.closed_days, PENDING_CLOSED), (&rows.open_days, PENDING_OPEN)] {
+        for (days, on_conflict) in [(&rows.stale_days, PENDING_STALE), (&rows.open_days, PENDING_OPEN)] {
             let mut pending = self.0.prepare_cached(&format!(
                 "INSERT INTO rollup_pending (website_id, day, version) VALUES (?1, ?2, 1) {on_conflict}"
             ))?;
@@ -180,7 +180,7 @@ impl Db {
             }
         }
         let mut stale = self.0.prepare_cached("DELETE FROM rollup_days WHERE website_id = ?1 AND day = ?2")?;
-        for (website_id, day) in &rows.closed_days {
+        for (website_id, day) in &rows.stale_days {
             stale.execute(params![website_id, day])?;
         }
         Ok(())
