@@ -858,6 +858,46 @@ async fn todays_closed_part_answers_from_rollups_as_raw_events_do() {
     .await;
 }
 
+/// The last 24 hours, which start at a millisecond of now, are read as whole hours from the
+/// rollups of yesterday and today's closed part, and their totals and countries from visits: all
+/// as raw events answer. The events lie minutes away from the period's ends.
+#[tokio::test]
+async fn the_last_24_hours_answer_from_rollups_as_raw_events_do() {
+    use analytics::service::QueryRequest;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics.create_website("t1", "z.example", "Z", Some("UTC")).await.unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        let events = [(30.0, "1.1.1.1"), (23.5, "2.2.2.2"), (20.0, "3.3.3.3"), (12.0, "2.2.2.2"), (6.0, "4.4.4.4")]
+            .into_iter()
+            .chain([(3.0, "5.5.5.5"), (2.9, "5.5.5.5"), (1.5, "6.6.6.6"), (0.5, "1.1.1.1")])
+            .enumerate()
+            .map(|(i, (hours, ip))| {
+                chrome_pageview("z.example", now - (hours * 3_600_000.0) as i64, ip, &format!("/{}", i % 3))
+            });
+        assert_eq!(analytics.import(events).await.unwrap(), 9);
+        analytics.roll_up(now).await.unwrap();
+        let shape = |metrics: &str, dims: &[&str]| QueryRequest {
+            website_id: site.id.clone(),
+            metrics: metrics.split(',').map(str::to_owned).collect(),
+            dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+            period: asked_period("24h", "").0,
+            fill_time: true,
+            ..Default::default()
+        };
+        let series = shape("visitors,pageviews", &["time:hour"]);
+        let shapes = [
+            series.clone(),
+            shape("visitors,visits,pageviews,bounce_rate,visit_duration", &[]),
+            shape("visitors", &["visit:country"]),
+        ];
+        answers_equal_raw(&analytics, &shapes).await;
+        assert!(rows_of(&analytics, series).await.1 >= 1, "yesterday's hours are read from rollups");
+    })
+    .await;
+}
+
 /// Today's closed hours hold their events at once, and their visits only once no visit that
 /// overlaps them can go on: a visit from 14:40 to 15:20 UTC, which a rollup at 15:30 sees as one
 /// that may go on, leaves the hour from 14:00 to the events alone. Shown by changing the

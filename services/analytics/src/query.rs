@@ -964,7 +964,8 @@ impl Query {
         let counts_events = self.metrics.iter().any(|m| matches!(m, Metric::Pageviews | Metric::Events));
         let first = if counts_events { crate::store::day_of(self.from - 1) + crate::store::DAY_MS } else { self.from };
         let first = first.max(visits_from);
-        let ended_within_a_day = self.to <= now && self.to != crate::store::day_of(self.to);
+        // A period that ends now (`24h`, resolved a moment ago) has not ended yet for this.
+        let ended_within_a_day = self.to < now - ENDED_MS && self.to != crate::store::day_of(self.to);
         if !fits || first >= self.to || ended_within_a_day {
             return None;
         }
@@ -1435,6 +1436,10 @@ pub struct Buckets {
     pub labels: Vec<String>,
 }
 
+/// How long ago a period must have ended for its last day's visits to be taken as gone on past
+/// it (see [`Query::day_visits_from`]).
+const ENDED_MS: i64 = 60_000;
+
 /// Enough for hours over a month or days over two years, small enough for one SQL `CASE`.
 const MAX_BUCKETS: usize = 800;
 
@@ -1446,7 +1451,10 @@ impl Buckets {
         let too_many = || Error::invalid("interval", "too fine for this period; use a coarser one");
         if interval == Interval::Hour {
             let first = local(from);
-            let mut t = from - (first.minute() as i64 * 60_000 + first.second() as i64 * 1000);
+            // Milliseconds too: `24h` starts at a millisecond of now, and its later buckets must
+            // start on the hour to be the hours rollups keep.
+            let into_hour = first.minute() as i64 * 60_000 + first.second() as i64 * 1000;
+            let mut t = from - into_hour - i64::from(first.timestamp_subsec_millis());
             while t < to {
                 starts.push(t.max(from));
                 labels.push(local(t.max(from)).format("%Y-%m-%d %H:00:00").to_string());
@@ -1631,6 +1639,28 @@ mod tests {
         let hours = Buckets::new(paris, Interval::Hour, from, to).unwrap();
         assert_eq!(hours.labels.len(), 23);
         assert!(Buckets::new(paris, Interval::Hour, from - 86_400_000 * 60, to).is_err());
+    }
+
+    #[test]
+    fn the_hours_of_a_period_starting_within_a_second_start_on_the_hour() {
+        let kolkata: Tz = "Asia/Kolkata".parse().unwrap();
+        let from = Utc.with_ymd_and_hms(2026, 11, 26, 12, 5, 7).unwrap().timestamp_millis() + 345;
+        let hours = Buckets::new(kolkata, Interval::Hour, from, from + DAY).unwrap();
+        assert_eq!(hours.span(0), (from, Utc.with_ymd_and_hms(2026, 11, 26, 12, 30, 0).unwrap().timestamp_millis()));
+        assert_eq!(hours.len(), 25, "a partial hour at each end");
+    }
+
+    #[test]
+    fn a_period_ending_now_reads_visits_and_one_that_ended_earlier_today_does_not() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 26, 12, 5, 7).unwrap().timestamp_millis();
+        let query = |to: i64| {
+            let metrics = ["visitors".to_owned(), "pageviews".to_owned()];
+            Query::new("s".into(), Tz::UTC, (to - DAY, to), &metrics, &[], vec![], &[], (0, 0), false).unwrap()
+        };
+        let today = now - now.rem_euclid(DAY);
+        assert_eq!(query(now - 5).day_visits_from(None, i64::MIN, now), Some(today), "24h, resolved a moment ago");
+        assert_eq!(query(now - 2 * ENDED_MS).day_visits_from(None, i64::MIN, now), None, "ended two minutes ago");
+        assert_eq!(query(today).day_visits_from(None, i64::MIN, now), Some(today - DAY), "yesterday, whole");
     }
 
     #[test]
