@@ -840,6 +840,25 @@ async fn todays_closed_part_answers_from_rollups_as_raw_events_do() {
         let (ny, utc) = (&sites[0], &sites[2]);
         let today_hours = hours_of(utc, "2026-03-20", "visitors,pageviews");
         assert_eq!(rows_of(&analytics, today_hours.clone()).await.1, 0, "nothing of today is rolled up yet");
+
+        // Cape Verde's local day (UTC-1) ends at 01:00 UTC, the end of the first UTC hour, which a
+        // rollup at 01:10 finds with a visit that goes on: that hour holds its totals alone then.
+        let cape = analytics.create_website("t", "cape.example", "C", Some("Atlantic/Cape_Verde")).await.unwrap();
+        let at = |time: &str| chrono::DateTime::parse_from_rfc3339(time).unwrap().timestamp_millis();
+        let visits = [("2026-03-19T12:00:00Z", "1.1.1.1", "/e"), ("2026-03-20T00:10:00Z", "2.2.2.2", "/a")]
+            .into_iter()
+            .chain([("2026-03-20T00:40:00Z", "3.3.3.3", "/b"), ("2026-03-20T01:00:00Z", "3.3.3.3", "/c")])
+            .chain([("2026-03-20T01:20:00Z", "3.3.3.3", "/d")])
+            .map(|(time, ip, path)| chrome_pageview("cape.example", at(time), ip, path));
+        assert_eq!(analytics.import(visits).await.unwrap(), 5);
+        for (metrics, dims) in [("visitors,pageviews,events", vec!["event:page"]), ("visitors,pageviews", vec![])] {
+            let mut shape = hours_of(&cape.id, "2026-03-19", metrics);
+            shape.dimensions = dims.into_iter().map(str::to_owned).collect();
+            shapes.push(shape);
+        }
+        analytics.roll_up(at("2026-03-20T01:10:00Z")).await.unwrap();
+        answers_equal_raw(&analytics, &shapes).await;
+
         analytics.roll_up(end).await.unwrap();
         answers_equal_raw(&analytics, &shapes).await;
         assert_eq!(rows_of(&analytics, today_hours.clone()).await.1, 1, "today's closed hours are rolled up");
@@ -939,9 +958,29 @@ async fn todays_closed_hours_hold_visits_once_none_of_them_can_go_on() {
         let changed = |before: &[(Vec<String>, Vec<f64>)], after: &[(Vec<String>, Vec<f64>)]| -> Vec<usize> {
             (0..24).filter(|h| after[*h].1[0] == before[*h].1[0] + 1000.0).collect()
         };
-        let (events_after, visits_after) = (rows_of(&analytics, events).await, rows_of(&analytics, visits).await);
+        let (events_after, visits_after) =
+            (rows_of(&analytics, events.clone()).await, rows_of(&analytics, visits.clone()).await);
         assert_eq!(changed(&events_before.0, &events_after.0), (0..15).collect::<Vec<_>>(), "events: until 15:00");
         assert_eq!(changed(&visits_before.0, &visits_after.0), (0..14).collect::<Vec<_>>(), "visits: until 14:00");
+
+        // 40 minutes later the visit is over: the hours from 14:00 are rolled up again, whole, and
+        // the earlier ones are left as they were.
+        analytics.roll_up(end + 40 * 60_000).await.unwrap();
+        let (events_until, visits_until): (i64, i64) =
+            sqlx::query_as("SELECT events_until, visits_until FROM rollup_open_days").fetch_one(&pool).await.unwrap();
+        assert_eq!((events_until, visits_until), (at("16:00").timestamp_millis(), at("16:00").timestamp_millis()));
+        let (events_later, visits_later) =
+            (rows_of(&analytics, events).await, rows_of(&analytics, visits.clone()).await);
+        assert_eq!(changed(&events_before.0, &events_later.0), (0..14).collect::<Vec<_>>(), "earlier hours kept");
+        assert_eq!(events_later.0[14..], events_before.0[14..], "the hours from 14:00 as raw events count them");
+        assert_eq!(visits_later.0[14..], visits_before.0[14..]);
+        sqlx::query("UPDATE rollup_pieces SET visits = visits + 1000 WHERE start_ts >= $1")
+            .bind(at("14:00").timestamp_millis())
+            .execute(&pool)
+            .await
+            .unwrap();
+        let visits_whole = rows_of(&analytics, visits).await;
+        assert_eq!(changed(&visits_before.0, &visits_whole.0), (0..16).collect::<Vec<_>>(), "visits: until 16:00");
     })
     .await;
 }
@@ -1023,22 +1062,59 @@ async fn a_failed_batch_loses_no_event_and_no_visit() {
     .await;
 }
 
-/// Today's events, written while the day is open (so without bumping its pending version), still
-/// mark the day pending: it is rolled up once it has ended, and only then.
+/// Today's events, written as they happen (so without bumping the day's pending version), still
+/// mark the day pending: it is rolled up whole once it has ended, and only then.
 #[tokio::test]
 async fn todays_events_are_rolled_up_once_the_day_ends() {
-    use analytics::store::{DAY_MS, day_of};
+    use analytics::store::DAY_MS;
 
     on_each_backend(|backend| async move {
         let (analytics, site, writer) = with_writer(&backend, "today.example").await;
-        // Noon today, UTC: open whatever the time of the test.
-        let noon = day_of(common::time::now_ms()) + DAY_MS / 2;
-        for minutes in [0, 1] {
-            store(&writer, analytics::store::NewEvent { ts: noon + minutes * 60_000, ..pageview(&site, 0, "/") }).await;
+        let now = common::time::now_ms();
+        for visitor in ["0", "1"] {
+            let event = pageview(&site, 0, "/");
+            let visitor_id = format!("{visitor}{}", &event.visitor_id[1..]);
+            store(&writer, analytics::store::NewEvent { ts: common::time::now_ms(), visitor_id, ..event }).await;
         }
-        assert_eq!(analytics.roll_up(noon).await.unwrap(), 0, "today is not rolled up");
-        assert_eq!(analytics.roll_up(noon + DAY_MS).await.unwrap(), 1, "once it has ended, it is");
-        assert_eq!(analytics.roll_up(noon + DAY_MS).await.unwrap(), 0, "and then it is current");
+        assert_eq!(analytics.roll_up(now).await.unwrap(), 0, "today is not rolled up");
+        assert_eq!(analytics.roll_up(now + DAY_MS).await.unwrap(), 1, "once it has ended, it is");
+        assert_eq!(analytics.roll_up(now + DAY_MS).await.unwrap(), 0, "and then it is current");
+    })
+    .await;
+}
+
+/// An event of today stored more than a minute after its instant (an import, a stalled writer)
+/// bumps the day's pending version, so that the rolled-up closed part of today stops counting;
+/// an event stored as it happens does not, but in the day's last 10 minutes.
+#[tokio::test]
+async fn an_event_of_today_stored_late_bumps_the_days_version_and_a_live_one_does_not() {
+    use analytics::store::{DAY_MS, day_of};
+
+    on_each_backend(|backend| async move {
+        let (analytics, site, writer) = with_writer(&backend, "late.example").await;
+        let now = common::time::now_ms();
+        let day = day_of(now);
+        let pool = crate::partitions::analytics_migrated_to(&backend, i64::MAX).await;
+        let version = || {
+            let query = sqlx::query_scalar::<_, i64>("SELECT version FROM rollup_pending WHERE day = $1").bind(day);
+            let pool = pool.clone();
+            async move { query.fetch_one(&pool).await.unwrap() }
+        };
+        let event = |visitor: &str, ts: i64| {
+            let event = pageview(&site, 0, "/");
+            analytics::store::NewEvent { ts, visitor_id: format!("{visitor}{}", &event.visitor_id[1..]), ..event }
+        };
+        store(&writer, event("0", now)).await;
+        let first = version().await;
+        let last_minutes = now >= day + DAY_MS - 10 * 60_000;
+        store(&writer, event("1", common::time::now_ms())).await;
+        assert_eq!(version().await, first + i64::from(last_minutes), "a live event");
+        // Two minutes ago, or the day's first instant when that was yesterday.
+        let late = (now - 2 * 60_000).max(day);
+        store(&writer, event("2", late)).await;
+        let bumped = late < common::time::now_ms() - 60_000 || last_minutes;
+        assert_eq!(version().await, first + i64::from(last_minutes) + i64::from(bumped), "a late event");
+        drop(analytics);
     })
     .await;
 }

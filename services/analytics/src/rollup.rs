@@ -7,8 +7,9 @@
 //! local hours (totals): a local day, an hour or a period's first and last local days are then
 //! made of at most one piece of each UTC day. A query reads, for each UTC day of its period, the
 //! whole day where it lies in one time bucket, else the pieces each bucket needs, and computes
-//! the rest (today, days written to since their rollup, pieces not cut in the site's present
-//! zone) from raw events, then adds everything. Every row is the query engine's own answer for
+//! the rest (today but its closed hours, see [`Analytics::roll_up_open_days`]; days written to
+//! since their rollup; pieces not cut in the site's present zone) from raw events, then adds
+//! everything. Every row is the query engine's own answer for
 //! its day or piece, so both paths share one definition of every metric.
 //!
 //! Besides the totals and the rolled-up dimensions, a site's days keep the pairs of dimensions
@@ -27,15 +28,15 @@ use crate::store::{
     COUNTERS_PER_ROW, DAY_MS, DayRollup, OpenRollup, OpenWrite, ReadFrom, RollupPiece, RollupReads, RollupRow,
     VISIT_GAP_MS, day_of,
 };
-use crate::writer::LATE_MS;
+use crate::writer::{LATE_MS, open_day};
 
 /// How long a process may take to roll up one day before others may take it over: far more
 /// than a day of 10M events takes.
 const CLAIM: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// How long after its end a part of today is rolled up: an event reaches the store within
-/// [`LATE_MS`] of its instant, or it bumps the day's version (see `writer.rs`); the rest covers
-/// clocks that differ between replicas.
+/// How long after its end a part of today is rolled up: an event committed more than [`LATE_MS`]
+/// after its instant bumps the day's version (see `writer.rs`); the rest covers clocks that
+/// differ between replicas.
 const OPEN_DELAY_MS: i64 = 2 * LATE_MS;
 
 /// Adds `counters` into the row of `key`, so that parts computed separately merge.
@@ -59,6 +60,17 @@ fn push_range(ranges: &mut Vec<(i64, i64)>, (from, to): (i64, i64)) {
 fn add_hours(pieces: &mut Vec<RollupPiece>, hours: Vec<RollupPiece>) {
     let cut: BTreeSet<(i64, i64, String)> = pieces.iter().map(|p| (p.start, p.end, p.row.dim.clone())).collect();
     pieces.extend(hours.into_iter().filter(|p| !cut.contains(&(p.start, p.end, p.row.dim.clone()))));
+}
+
+/// A site written to today, as [`Analytics::roll_up_open_days`] found it.
+#[derive(Clone, Copy)]
+struct OpenSite<'a> {
+    website_id: &'a str,
+    day: i64,
+    /// The day's version.
+    version: i64,
+    /// What was rolled up of it, when read.
+    recorded: Option<OpenRollup>,
 }
 
 /// Where each part of a query's period is read from.
@@ -124,7 +136,10 @@ impl Analytics {
             }
         }
         self.roll_up_new_kinds().await?;
-        self.roll_up_open_days(now).await?;
+        // Only a speed-up: queries read today raw without it.
+        if let Err(e) = self.roll_up_open_days(now).await {
+            tracing::warn!(error = %e, "could not roll up today's closed part");
+        }
         Ok(done)
     }
 
@@ -134,43 +149,58 @@ impl Analytics {
     /// Queries then read today's closed hours as they read a closed day's (see migration 0017).
     async fn roll_up_open_days(&self, now: i64) -> Result<()> {
         let day = day_of(now);
-        for (website_id, version, recorded) in self.store.open_days(day).await? {
-            let Some(website) = self.store.website(&website_id).await? else { continue };
-            let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
-            let hours = Buckets::new(tz, Interval::Hour, day, day + DAY_MS)?;
-            let events_until = hours.bound_before(now - OPEN_DELAY_MS);
-            let current = recorded.filter(|r| r.version == version);
-            if current.is_some_and(|r| r.visits_until == events_until) {
-                continue;
-            }
-            // A visit that may still go on changes the pieces it overlaps.
-            let open_visit = self.store.first_open_visit(&website_id, day, now - VISIT_GAP_MS - OPEN_DELAY_MS).await?;
-            let visits_until = hours.bound_before(open_visit.map_or(events_until, |start| start.min(events_until)));
-            let rolled = OpenRollup { version, events_until, visits_until };
-            // Pieces of an earlier version are all computed again.
-            let from = current.map_or(day, |r| r.visits_until);
-            if recorded == Some(rolled) || events_until <= from {
-                continue;
-            }
-            let mut pieces =
-                self.piece_rows(&website_id, tz, (from, events_until), Some(Interval::Hour), &Rolled::Totals).await?;
-            let midnights = Buckets::new(tz, Interval::Day, day, day + DAY_MS)?;
-            let midnight = midnights.span(0).1;
-            if midnights.len() > 1 && from < midnight && midnight <= visits_until {
-                let kinds = std::iter::once(Rolled::Totals)
-                    .chain(ROLLUP_DIMS.into_iter().map(Rolled::One))
-                    .chain(self.kept(&website_id).await?);
-                let mut before = Vec::new();
-                for rolled in kinds {
-                    let rows = self.piece_rows(&website_id, tz, (day, midnight), Some(Interval::Day), &rolled).await?;
-                    before.extend(rows);
-                }
-                add_hours(&mut before, pieces);
-                pieces = before;
-            }
-            let write = OpenWrite { day, recorded, rolled, from, pieces };
-            self.store.write_open_rollup(&website_id, &write).await?;
+        // In a day's last minutes every write bumps its version (see `writer::open_day`): the
+        // work would be lost.
+        if !open_day(day, now) {
+            return Ok(());
         }
+        for (website_id, version, recorded) in self.store.open_days(day).await? {
+            let site = OpenSite { website_id: &website_id, day, version, recorded };
+            if let Err(e) = self.roll_up_open_day(&site, now).await {
+                tracing::warn!(error = %e, "could not roll up a site's closed part of today");
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Analytics::roll_up_open_days`] for one site.
+    async fn roll_up_open_day(&self, site: &OpenSite<'_>, now: i64) -> Result<()> {
+        let OpenSite { website_id, day, version, recorded } = *site;
+        let Some(website) = self.store.website(website_id).await? else { return Ok(()) };
+        let tz: Tz = website.timezone.parse().map_err(Error::internal)?;
+        let hours = Buckets::new(tz, Interval::Hour, day, day + DAY_MS)?;
+        let events_until = hours.bound_before(now - OPEN_DELAY_MS);
+        let current = recorded.filter(|r| r.version == version);
+        if current.is_some_and(|r| r.visits_until == events_until) {
+            return Ok(());
+        }
+        // Pieces of an earlier version are all computed again.
+        let from = current.map_or(day, |r| r.visits_until);
+        // A visit that may still go on changes the pieces it overlaps; one that began before
+        // `from` could not, or the version would have changed.
+        let open_visit = self.store.first_open_visit(website_id, from, now - VISIT_GAP_MS - OPEN_DELAY_MS).await?;
+        let visits_until = hours.bound_before(open_visit.map_or(events_until, |start| start.min(events_until)));
+        let rolled = OpenRollup { version, events_until, visits_until };
+        if recorded == Some(rolled) || events_until <= from {
+            return Ok(());
+        }
+        let mut pieces =
+            self.piece_rows(website_id, tz, (from, events_until), Some(Interval::Hour), &Rolled::Totals).await?;
+        let midnights = Buckets::new(tz, Interval::Day, day, day + DAY_MS)?;
+        let midnight = midnights.span(0).1;
+        if midnights.len() > 1 && from < midnight && midnight <= visits_until {
+            let kinds = std::iter::once(Rolled::Totals)
+                .chain(ROLLUP_DIMS.into_iter().map(Rolled::One))
+                .chain(self.kept(website_id).await?);
+            let mut before = Vec::new();
+            for rolled in kinds {
+                before.extend(self.piece_rows(website_id, tz, (day, midnight), Some(Interval::Day), &rolled).await?);
+            }
+            add_hours(&mut before, pieces);
+            pieces = before;
+        }
+        let write = OpenWrite { day, recorded, rolled, from, pieces };
+        self.store.write_open_rollup(website_id, &write).await?;
         Ok(())
     }
 
@@ -371,10 +401,13 @@ impl Analytics {
         let mut pieces: BTreeSet<(i64, i64, &str)> =
             marks.pieces.iter().map(|(s, e, dim)| (*s, *e, dim.as_str())).collect();
         // Today's closed pieces hold their events; a query of visits or engagement reads only
-        // those that hold their visits whole too. The others are totals of hours (the part
-        // before midnight is rolled up only whole), which no later event of a visit changes,
-        // as a visit dimension (its exit page) could.
-        let events_only = !query.needs_visits() && !query.needs_engagement();
+        // those that hold their visits whole too. The others are hours, which hold totals alone
+        // (the part before midnight is rolled up only whole): only a query of totals reads them.
+        // No later event of a visit changes an hour's totals, as it could a visit dimension's
+        // rows (its exit page).
+        let events_only = !query.needs_visits()
+            && !query.needs_engagement()
+            && shape.rolled.iter().all(|rolled| *rolled == Rolled::Totals);
         let open = marks.open.iter().filter(|(.., whole)| *whole || events_only);
         pieces.extend(open.map(|(s, e, dim, _)| (*s, *e, dim.as_str())));
         let pieces: Vec<(i64, i64)> = pieces.into_iter().map(|(s, e, _)| (s, e)).collect();

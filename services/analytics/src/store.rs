@@ -478,16 +478,16 @@ impl Store {
             .collect()
     }
 
-    /// The earliest start of a visit of UTC day `day` with an event at `alive_since` or later:
-    /// a visit that may still go on.
-    pub async fn first_open_visit(&self, website_id: &str, day: i64, alive_since: i64) -> Result<Option<i64>> {
+    /// The earliest start, from `started_from` on within its UTC day, of a visit with an event
+    /// at `alive_since` or later: a visit that may still go on.
+    pub async fn first_open_visit(&self, website_id: &str, started_from: i64, alive_since: i64) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar(
             "SELECT MIN(start_ts) FROM visits \
              WHERE website_id = $1 AND start_ts >= $2 AND start_ts < $3 AND alive_ts >= $4",
         )
         .bind(website_id)
-        .bind(day)
-        .bind(day + DAY_MS)
+        .bind(started_from)
+        .bind(day_of(started_from) + DAY_MS)
         .bind(alive_since)
         .fetch_one(&self.pool)
         .await?)
@@ -525,6 +525,24 @@ impl Store {
             .bind(was.visits_until),
         };
         if statement.execute(&mut *tx).await?.rows_affected() != 1 {
+            return Ok(false);
+        }
+        // The day must still be pending at the version the pieces were computed at, and not
+        // rolled up whole: on PostgreSQL the row is held against a whole day's rollup (which
+        // deletes it) until this commits, not against a writer's bump.
+        let hold = if self.dialect() == Dialect::Postgres { " FOR KEY SHARE" } else { "" };
+        let pending: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT version FROM rollup_pending WHERE website_id = $1 AND day = $2{hold}"))
+                .bind(website_id)
+                .bind(write.day)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let whole: Option<i64> = sqlx::query_scalar("SELECT day FROM rollup_days WHERE website_id = $1 AND day = $2")
+            .bind(website_id)
+            .bind(write.day)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if pending != Some(rolled.version) || whole.is_some() {
             return Ok(false);
         }
         let earlier: BTreeSet<(i64, i64)> =
@@ -730,19 +748,33 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("s")?, rollup_row(r, 3)?))).collect()
     }
 
-    /// Marks every rolled-up day of a site pending, so that the next rollup cuts its pieces
-    /// again (its time zone changed). Its days' rollups stay current meanwhile.
+    /// Marks every day of a site pending, so that the next rollup cuts its pieces again (its
+    /// time zone changed), and drops the pieces cut in the zone it left. Its days' rollups stay
+    /// current meanwhile; a query that needs a piece reads raw events until it is cut again. A
+    /// piece holds totals (an hour) or every kind of row (a part between midnights), which its
+    /// markers do not tell apart: one of the old zone could have the bounds a query of the new
+    /// zone needs, and lack its rows.
     pub async fn pend_rolled_days(&self, website_id: &str) -> Result<()> {
-        // Today's pieces are cut again from its start too.
-        sqlx::query("DELETE FROM rollup_open_days WHERE website_id = $1").bind(website_id).execute(&self.pool).await?;
+        let mut tx = self.begin_write().await?;
+        for table in ["rollup_open_days", "rollup_pieces"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE website_id = $1"))
+                .bind(website_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // A rollup under way, of a closed day or of today, is then not marked current.
+        sqlx::query("UPDATE rollup_pending SET version = version + 1, claimed_until = 0 WHERE website_id = $1")
+            .bind(website_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO rollup_pending (website_id, day, version) \
-             SELECT website_id, day, 1 FROM rollup_days WHERE website_id = $1 \
-             ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1, claimed_until = 0",
+             SELECT website_id, day, 1 FROM rollup_days WHERE website_id = $1 ON CONFLICT (website_id, day) DO NOTHING",
         )
         .bind(website_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

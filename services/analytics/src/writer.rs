@@ -26,8 +26,8 @@ pub const MAX_BATCH: usize = 1000;
 
 /// Writers per process on PostgreSQL. Each owns a connection and a share of the visitors, so
 /// their transactions never touch the same visit: one reads and inserts while the other waits on
-/// its round trips or commits. They meet only on the pending-rollup row of a closed day they
-/// both write (late events, imports), where the second waits for the first's commit. SQLite
+/// its round trips or commits. They meet only on the pending-rollup row of a day whose version
+/// they both bump (late events, imports), where the second waits for the first's commit. SQLite
 /// takes one writer at a time.
 const POSTGRES_WRITERS: usize = 2;
 
@@ -185,18 +185,30 @@ pub(crate) struct Rows<'a> {
     pub visits: &'a [Visit],
     pub stale_days: Vec<(&'a str, i64)>,
     pub open_days: Vec<(&'a str, i64)>,
+    /// When the days were told apart (unix ms).
+    pub classified_at: i64,
+}
+
+impl Rows<'_> {
+    /// The conflict clause of the open days' pending rows, at the end of the transaction: a
+    /// batch that took so long that its open events may now be late (a stalled database) bumps
+    /// their days' versions too, as a rollup of today's closed part may have missed them.
+    pub fn open_conflict(&self) -> &'static str {
+        if now_ms() - self.classified_at > LATE_MS / 2 { PENDING_STALE } else { PENDING_OPEN }
+    }
 }
 
 /// How long before its end a UTC day stops counting as open.
 const OPEN_DAY_MARGIN_MS: i64 = 10 * 60_000;
 
-/// Whether `day` is today, with more than 10 minutes left. Rollups start only once a day has
-/// ended, so no rollup of an open day can be under way: a write to it need only make sure the
-/// day is pending, not bump its version. That spares the day's pending row an update in every
-/// transaction, which on PostgreSQL was a new row version per batch and a lock that made the
-/// two writers wait for each other's commits. The margin covers clocks that differ between
-/// replicas and a transaction that takes long to commit.
-fn open_day(day: i64, now: i64) -> bool {
+/// Whether `day` is today, with more than 10 minutes left. A day is rolled up whole only once it
+/// has ended, and its closed part only up to two minutes before now (see [`open_write`]), so a
+/// live event of an open day need only make sure the day is pending, not bump its version. That
+/// spares the day's pending row an update in every transaction, which on PostgreSQL was a new
+/// row version per batch and a lock that made the two writers wait for each other's commits.
+/// The margin covers clocks that differ between replicas and a transaction that takes long to
+/// commit.
+pub(crate) fn open_day(day: i64, now: i64) -> bool {
     day == day_of(now) && now < day + DAY_MS - OPEN_DAY_MARGIN_MS
 }
 
@@ -441,7 +453,7 @@ impl BatchWriter {
         }
         // A day written both ways is stale.
         open_days.retain(|day| stale_days.binary_search(day).is_err());
-        self.db.write(&Rows { events: &kept, visits: &visits, stale_days, open_days }).await?;
+        self.db.write(&Rows { events: &kept, visits: &visits, stale_days, open_days, classified_at: now }).await?;
         Ok(visits)
     }
 }
@@ -460,7 +472,9 @@ const VISIT_UPDATE: &str = "DO UPDATE SET \
      THEN excluded.exit_page ELSE visits.exit_page END";
 
 /// Conflict clauses of a site-day's pending-rollup row: a stale write bumps the day's version,
-/// an open one only makes sure the day is pending (see [`open_write`]).
+/// an open one only makes sure the day is pending (see [`open_write`]). Open rows are written
+/// first: an open insert waits for another writer's uncommitted bump of the row, so a writer
+/// waiting there must hold no bumped row of its own, or two writers could wait for each other.
 const PENDING_STALE: &str =
     "ON CONFLICT (website_id, day) DO UPDATE SET version = rollup_pending.version + 1, claimed_until = 0";
 const PENDING_OPEN: &str = "ON CONFLICT (website_id, day) DO NOTHING";

@@ -11,7 +11,7 @@ use common::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
-use super::{PENDING_OPEN, PENDING_STALE, Rows, VISIT_UPDATE, Visit};
+use super::{PENDING_STALE, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS, day_of};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -197,7 +197,7 @@ async fn upsert_visits(conn: &mut PgConnection, visits: &[Visit]) -> std::result
 /// Marks the batch's days for the roll-up, and drops the rollups of the days it makes stale.
 async fn mark_pending(conn: &mut PgConnection, rows: &Rows<'_>) -> std::result::Result<(), sqlx::Error> {
     // In the order given (sorted), so that two writers lock shared rows in the same order.
-    for (days, on_conflict) in [(&rows.stale_days, PENDING_STALE), (&rows.open_days, PENDING_OPEN)] {
+    for (days, on_conflict) in [(&rows.open_days, rows.open_conflict()), (&rows.stale_days, PENDING_STALE)] {
         let (sites, days) = columns(days);
         if sites.is_empty() {
             continue;

@@ -10,7 +10,7 @@ use common::db::OpenError;
 use common::{Error, Result};
 use rusqlite::{Connection, params};
 
-use super::{PENDING_OPEN, PENDING_STALE, Rows, VISIT_UPDATE, Visit};
+use super::{PENDING_STALE, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
 
 pub struct Db(Connection);
@@ -171,7 +171,7 @@ impl Db {
 
     /// Marks the batch's days for the roll-up, and drops the rollups of the days it makes stale.
     fn mark_pending(&self, rows: &Rows<'_>) -> rusqlite::Result<()> {
-        for (days, on_conflict) in [(&rows.stale_days, PENDING_STALE), (&rows.open_days, PENDING_OPEN)] {
+        for (days, on_conflict) in [(&rows.open_days, rows.open_conflict()), (&rows.stale_days, PENDING_STALE)] {
             let mut pending = self.0.prepare_cached(&format!(
                 "INSERT INTO rollup_pending (website_id, day, version) VALUES (?1, ?2, 1) {on_conflict}"
             ))?;
