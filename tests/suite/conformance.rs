@@ -719,6 +719,34 @@ async fn todays_totals_are_read_from_its_visits() {
     .await;
 }
 
+/// A local day that starts within a UTC day (New York's today) is counted from the visits that
+/// started since its start, and the events since of those that go on across it: a change made
+/// to the visits behind the service's back shows in its totals.
+#[tokio::test]
+async fn a_local_day_starting_within_a_utc_day_is_read_from_its_visits() {
+    use analytics::service::QueryRequest;
+
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics.create_website("t1", "ny.example", "NY", Some("America/New_York")).await.unwrap();
+        let now = chrono::Utc::now();
+        analytics.import(analytics::generate::traffic("ny.example", now.timestamp_millis(), 2, 600, 3)).await.unwrap();
+        let totals = QueryRequest {
+            website_id: site.id.clone(),
+            metrics: vec!["visitors".into(), "pageviews".into()],
+            period: asked_period("day", "").0,
+            ..Default::default()
+        };
+        answers_equal_raw(&analytics, std::slice::from_ref(&totals)).await;
+        let (before, _) = rows_of(&analytics, totals.clone()).await;
+        let pool = crate::partitions::analytics_migrated_to(&backend, i64::MAX).await;
+        sqlx::query("UPDATE visits SET pageviews = pageviews + 1000").execute(&pool).await.unwrap();
+        let (after, _) = rows_of(&analytics, totals).await;
+        assert!(after[0].1[1] >= before[0].1[1] + 1000.0, "{before:?} then {after:?}");
+    })
+    .await;
+}
+
 /// A period that ends within a UTC day is counted from events as soon as one of that day's
 /// visits goes on past its end: a site in Asia/Kolkata, whose days end at 18:30 UTC, with a
 /// visit today from 18:00 to 18:40 UTC, one earlier today and one the evening before (its local

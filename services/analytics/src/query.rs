@@ -954,15 +954,21 @@ impl Query {
     /// read from their start the events part is their visits' (see [`Query::day_visits_sql`]):
     /// several times fewer rows, for today's events, which no rollup holds yet. From within a
     /// day, a visit with an event since then holds a visitor of the period, but its counts may
-    /// include events before it.
+    /// include events before it: a query of totals or time buckets alone (a site's local day
+    /// that starts within a UTC day, New York's today) then counts the events of those visits
+    /// since then from events, the few that go on across that instant.
     pub fn day_visits_from(&self, buckets: Option<&Buckets>, visits_from: i64, now: i64) -> Option<i64> {
         let of_visits = |d: &Dim| matches!(d, Dim::Time(_)) || d.visit_column().is_some();
         let fits = self.needs_events()
             && !self.needs_revenue()
             && self.dims.iter().all(of_visits)
             && self.filters.iter().all(|f| f.dim.visit_column().is_some());
-        let counts_events = self.metrics.iter().any(|m| matches!(m, Metric::Pageviews | Metric::Events));
-        let first = if counts_events { crate::store::day_of(self.from - 1) + crate::store::DAY_MS } else { self.from };
+        let within_a_day = self.filters.is_empty() && self.dims.iter().all(|d| matches!(d, Dim::Time(_)));
+        let first = if self.counts_events() && !within_a_day {
+            crate::store::day_of(self.from - 1) + crate::store::DAY_MS
+        } else {
+            self.from
+        };
         let first = first.max(visits_from);
         // A period that ends now (`24h`, resolved a moment ago) has not ended yet for this.
         let ended_within_a_day = self.to < now - ENDED_MS && self.to != crate::store::day_of(self.to);
@@ -980,13 +986,21 @@ impl Query {
         Some(first)
     }
 
+    /// Whether a metric counts events (pageviews or events), not visitors alone.
+    fn counts_events(&self) -> bool {
+        self.metrics.iter().any(|m| matches!(m, Metric::Pageviews | Metric::Events))
+    }
+
     /// The events part of this query's period from the visits of its UTC days that have an
     /// event in it (see [`Query::day_visits_from`]), with a fourth counter: the last event's
     /// time among them (engagement aside). They hold all the period's events when that is
     /// before its end, which only a period ending within a day needs to check.
     pub fn day_visits_sql(&self, dialect: Dialect, buckets: Option<&Buckets>) -> Sql {
-        let mut sql = Sql::default();
         let end = crate::store::day_of(self.to - 1) + crate::store::DAY_MS;
+        if self.counts_events() && self.from != crate::store::day_of(self.from) {
+            return self.visits_from_within_a_day(buckets, end);
+        }
+        let mut sql = Sql::default();
         let conditions = self.visit_conditions(&mut sql, dialect, end);
         // A visit from before the period's start lies in its first bucket.
         let dims: Vec<String> = self
@@ -1005,6 +1019,39 @@ impl Query {
              FROM visits v WHERE {}{}",
             select_dims(&dims),
             conditions.join(" AND "),
+            group_by(dims.len()),
+        );
+        sql
+    }
+
+    /// [`Query::day_visits_sql`] of a period that starts within a UTC day, for totals or time
+    /// buckets alone: the visits that started since, and the events since of those that began
+    /// before and go on (few: a visit ends 30 minutes after its last event). Those events are
+    /// read between the period's start and the last of those visits' last events, the one range
+    /// of the events' index it needs.
+    fn visits_from_within_a_day(&self, buckets: Option<&Buckets>, end: i64) -> Sql {
+        let mut sql = Sql::default();
+        let site = sql.bind(Bind::Text(self.website_id.clone()));
+        let from = sql.bind(Bind::Int(self.from));
+        let end = sql.bind(Bind::Int(end));
+        let day = sql.bind(Bind::Int(crate::store::day_of(self.from)));
+        let going_on =
+            format!("c.website_id = {site} AND c.start_ts >= {day} AND c.start_ts < {from} AND c.last_ts >= {from}");
+        let dims: Vec<String> = self
+            .dims
+            .iter()
+            .map(|_| buckets.expect("buckets of a time dimension").case("x.at", (self.from, self.to)))
+            .collect();
+        sql.text = format!(
+            "SELECT {}CAST(COUNT(DISTINCT x.visitor_id) AS BIGINT) AS visitors, \
+             CAST(COALESCE(SUM(x.pv), 0) AS BIGINT) AS pageviews, CAST(COALESCE(SUM(x.ev), 0) AS BIGINT) AS events, \
+             CAST(COALESCE(MAX(x.last), 0) AS BIGINT) AS last_event FROM (\
+             SELECT v.visitor_id, v.pageviews AS pv, v.events AS ev, v.last_ts AS last, v.start_ts AS at FROM visits v \
+             WHERE v.website_id = {site} AND v.start_ts >= {from} AND v.start_ts < {end} \
+             UNION ALL SELECT e.visitor_id, CASE WHEN e.name = 'pageview' THEN 1 ELSE 0 END, 1, e.ts, e.ts FROM events e \
+             WHERE e.website_id = {site} AND e.ts >= {from} AND e.ts <= (SELECT MAX(c.last_ts) FROM visits c WHERE {going_on}) \
+             AND e.name <> 'engagement' AND e.visit_id IN (SELECT c.id FROM visits c WHERE {going_on})) x{}",
+            select_dims(&dims),
             group_by(dims.len()),
         );
         sql
@@ -1653,14 +1700,18 @@ mod tests {
     #[test]
     fn a_period_ending_now_reads_visits_and_one_that_ended_earlier_today_does_not() {
         let now = Utc.with_ymd_and_hms(2026, 11, 26, 12, 5, 7).unwrap().timestamp_millis();
-        let query = |to: i64| {
+        let query = |to: i64, dims: &[&str]| {
             let metrics = ["visitors".to_owned(), "pageviews".to_owned()];
-            Query::new("s".into(), Tz::UTC, (to - DAY, to), &metrics, &[], vec![], &[], (0, 0), false).unwrap()
+            let dims: Vec<String> = dims.iter().map(|d| (*d).to_owned()).collect();
+            Query::new("s".into(), Tz::UTC, (to - DAY, to), &metrics, &dims, vec![], &[], (0, 0), false).unwrap()
         };
         let today = now - now.rem_euclid(DAY);
-        assert_eq!(query(now - 5).day_visits_from(None, i64::MIN, now), Some(today), "24h, resolved a moment ago");
-        assert_eq!(query(now - 2 * ENDED_MS).day_visits_from(None, i64::MIN, now), None, "ended two minutes ago");
-        assert_eq!(query(today).day_visits_from(None, i64::MIN, now), Some(today - DAY), "yesterday, whole");
+        let countries = query(now - 5, &["visit:country"]);
+        assert_eq!(countries.day_visits_from(None, i64::MIN, now), Some(today), "24h, resolved a moment ago");
+        let totals = query(now - 5, &[]);
+        assert_eq!(totals.day_visits_from(None, i64::MIN, now), Some(now - 5 - DAY), "totals from within a day");
+        assert_eq!(query(now - 2 * ENDED_MS, &[]).day_visits_from(None, i64::MIN, now), None, "ended two minutes ago");
+        assert_eq!(query(today, &[]).day_visits_from(None, i64::MIN, now), Some(today - DAY), "yesterday, whole");
     }
 
     #[test]
