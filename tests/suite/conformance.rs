@@ -663,15 +663,8 @@ async fn todays_figures_read_from_visits_equal_raw_events() {
                 for date in [format!("{},{}", day(0), day(0)), format!("{},{}", day(-3), day(0))] {
                     // Visitors alone are read from visits from any point of a day on.
                     for metrics in [all, "visitors,visits,bounce_rate"] {
-                        shapes.push(QueryRequest {
-                            website_id: site.clone(),
-                            metrics: metrics.split(',').map(str::to_owned).collect(),
-                            dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                            filters: filters.clone(),
-                            period: asked_period("custom", &date).0,
-                            fill_time: true,
-                            ..Default::default()
-                        });
+                        let shape = shape(site, metrics, &dims, asked_period("custom", &date).0);
+                        shapes.push(QueryRequest { filters: filters.clone(), ..shape });
                     }
                 }
             }
@@ -813,16 +806,26 @@ fn chrome_pageview(domain: &str, ts: i64, ip: &str, path: &str) -> (i64, analyti
     (ts, incoming)
 }
 
-/// A query of the site's hours on `day` (`YYYY-MM-DD`), every hour listed.
-fn hours_of(site: &str, day: &str, metrics: &str) -> analytics::service::QueryRequest {
+/// A query of `metrics` (comma-separated) by `dims` over `period`, every time bucket listed.
+fn shape(
+    site: &str,
+    metrics: &str,
+    dims: &[&str],
+    period: analytics::period::Asked,
+) -> analytics::service::QueryRequest {
     analytics::service::QueryRequest {
         website_id: site.to_owned(),
         metrics: metrics.split(',').map(str::to_owned).collect(),
-        dimensions: vec!["time:hour".into()],
-        period: asked_period("custom", &format!("{day},{day}")).0,
+        dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+        period,
         fill_time: true,
         ..Default::default()
     }
+}
+
+/// A query of the site's hours on `day` (`YYYY-MM-DD`), every hour listed.
+fn hours_of(site: &str, day: &str, metrics: &str) -> analytics::service::QueryRequest {
+    shape(site, metrics, &["time:hour"], asked_period("custom", &format!("{day},{day}")).0)
 }
 
 /// The part of today that no more event can enter is rolled up before the day ends: its local
@@ -852,15 +855,8 @@ async fn todays_closed_part_answers_from_rollups_as_raw_events_do() {
                     (vec!["time:hour"], google.clone()),
                 ] {
                     for date in ["2026-03-19,2026-03-19", "2026-03-20,2026-03-20"] {
-                        shapes.push(QueryRequest {
-                            website_id: site.clone(),
-                            metrics: metrics.split(',').map(str::to_owned).collect(),
-                            dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                            filters: filters.clone(),
-                            period: asked_period("custom", date).0,
-                            fill_time: true,
-                            ..Default::default()
-                        });
+                        let shape = shape(site, metrics, &dims, asked_period("custom", date).0);
+                        shapes.push(QueryRequest { filters: filters.clone(), ..shape });
                     }
                 }
             }
@@ -910,8 +906,6 @@ async fn todays_closed_part_answers_from_rollups_as_raw_events_do() {
 /// as raw events answer. The events lie minutes away from the period's ends.
 #[tokio::test]
 async fn the_last_24_hours_answer_from_rollups_as_raw_events_do() {
-    use analytics::service::QueryRequest;
-
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let site = analytics.create_website("t1", "z.example", "Z", Some("UTC")).await.unwrap();
@@ -925,14 +919,7 @@ async fn the_last_24_hours_answer_from_rollups_as_raw_events_do() {
             });
         assert_eq!(analytics.import(events).await.unwrap(), 9);
         analytics.roll_up(now).await.unwrap();
-        let shape = |metrics: &str, dims: &[&str]| QueryRequest {
-            website_id: site.id.clone(),
-            metrics: metrics.split(',').map(str::to_owned).collect(),
-            dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-            period: asked_period("24h", "").0,
-            fill_time: true,
-            ..Default::default()
-        };
+        let shape = |metrics: &str, dims: &[&str]| shape(&site.id, metrics, dims, asked_period("24h", "").0);
         let series = shape("visitors,pageviews", &["time:hour"]);
         let shapes = [
             series.clone(),
@@ -1563,15 +1550,8 @@ fn custom_shapes(site: &str, metrics: &str, asked: &[(Vec<&str>, Filters)]) -> V
     let mut shapes = Vec::new();
     for (dims, filters) in asked {
         for date in ["2026-03-08,2026-03-08", "2026-03-10,2026-03-19"] {
-            shapes.push(analytics::service::QueryRequest {
-                website_id: site.to_owned(),
-                metrics: metrics.split(',').map(str::to_owned).collect(),
-                dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                filters: filters.clone(),
-                period: asked_period("custom", date).0,
-                fill_time: true,
-                ..Default::default()
-            });
+            let shape = shape(site, metrics, dims, asked_period("custom", date).0);
+            shapes.push(analytics::service::QueryRequest { filters: filters.clone(), ..shape });
         }
     }
     shapes

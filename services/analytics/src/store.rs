@@ -501,29 +501,20 @@ impl Store {
         let rolled = &write.rolled;
         // The record is compared and set first: of two processes writing the same day, the
         // second waits for the first's commit, then finds the record changed.
-        let statement = match write.recorded {
-            None => sqlx::query(
+        let sql = match write.recorded {
+            None => {
                 "INSERT INTO rollup_open_days (website_id, day, version, events_until, visits_until) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .bind(website_id)
-            .bind(write.day)
-            .bind(rolled.version)
-            .bind(rolled.events_until)
-            .bind(rolled.visits_until),
-            Some(was) => sqlx::query(
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+            }
+            Some(_) => {
                 "UPDATE rollup_open_days SET version = $3, events_until = $4, visits_until = $5 \
-                 WHERE website_id = $1 AND day = $2 AND version = $6 AND events_until = $7 AND visits_until = $8",
-            )
-            .bind(website_id)
-            .bind(write.day)
-            .bind(rolled.version)
-            .bind(rolled.events_until)
-            .bind(rolled.visits_until)
-            .bind(was.version)
-            .bind(was.events_until)
-            .bind(was.visits_until),
+                 WHERE website_id = $1 AND day = $2 AND version = $6 AND events_until = $7 AND visits_until = $8"
+            }
         };
+        let mut statement = sqlx::query(sql).bind(website_id).bind(write.day);
+        for record in std::iter::once(rolled).chain(write.recorded.as_ref()) {
+            statement = statement.bind(record.version).bind(record.events_until).bind(record.visits_until);
+        }
         if statement.execute(&mut *tx).await?.rows_affected() != 1 {
             return Ok(false);
         }
