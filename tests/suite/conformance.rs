@@ -786,6 +786,66 @@ async fn a_visit_going_on_past_the_end_of_a_period_counts_only_its_events_within
     .await;
 }
 
+/// Filtered by a page, a visit counts in each time bucket where it viewed the page, so every
+/// bucket of a series answers as its own period does: a New York visit that viewed `/pricing`
+/// just before local midnight and went on to another page after it counts on the first day
+/// only, in a daily series as in each day asked alone, from raw events and from rollups.
+#[tokio::test]
+async fn a_visit_across_a_bucket_bound_matches_an_event_filter_only_in_the_buckets_where_it_does() {
+    use analytics::service::QueryRequest;
+
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 1, 14).unwrap();
+    let event = |at: &str, ip: &str, path: &str| chrome_pageview("ny.example", time_of(day, at), ip, path);
+    on_each_backend(|backend| async move {
+        let analytics = analytics::Analytics::open(&backend).await.unwrap();
+        let site = analytics.create_website("t1", "ny.example", "N", Some("America/New_York")).await.unwrap();
+        // New York's midnight is 05:00 UTC in January.
+        let events = vec![
+            event("04:50", "1.1.1.1", "/pricing"),
+            event("05:10", "1.1.1.1", "/docs"),
+            event("06:00", "2.2.2.2", "/pricing"),
+        ];
+        assert_eq!(analytics.import(events).await.unwrap(), 3);
+        let pricing = vec![("is".to_owned(), "event:page".to_owned(), vec!["/pricing".to_owned()])];
+        let query = |dates: &str, dims: &[&str], filters: &Filters| QueryRequest {
+            filters: filters.clone(),
+            ..shape(&site.id, "visits,visitors,pageviews", dims, asked_period("custom", dates).0)
+        };
+        let answers = || async {
+            let mut answers = Vec::new();
+            for (dates, dims, filters) in [
+                ("2026-01-13,2026-01-13", &[][..], &pricing),
+                ("2026-01-14,2026-01-14", &[], &pricing),
+                ("2026-01-13,2026-01-14", &["time:day"], &pricing),
+                ("2026-01-14,2026-01-14", &["time:hour"], &pricing),
+                ("2026-01-14,2026-01-14", &[], &vec![]),
+            ] {
+                answers.push(rows_of(&analytics, query(dates, dims, filters)).await);
+            }
+            answers
+        };
+        let raw = answers().await;
+        let one = vec![1.0, 1.0, 1.0];
+        assert_eq!(raw[0].0, [(vec![], one.clone())], "the evening it viewed /pricing");
+        assert_eq!(raw[1].0, [(vec![], one.clone())], "the next day: the other visit alone");
+        let days: Vec<Vec<f64>> = raw[2].0.iter().map(|(_, values)| values.clone()).collect();
+        assert_eq!(days, [one.clone(), one.clone()], "each day of the series as asked alone");
+        let hours: Vec<f64> = raw[3].0.iter().map(|(_, values)| values[0]).collect();
+        assert_eq!(hours[..2], [0.0, 1.0], "00:00 local holds no /pricing, 01:00 local does");
+        assert_eq!(raw[4].0, [(vec![], vec![2.0, 2.0, 2.0])], "unfiltered, the visit counts on both days");
+        assert!(raw.iter().all(|(_, served)| *served == 0));
+
+        assert_eq!(analytics.roll_up(time_of(day, "+3 00:00")).await.unwrap(), 1, "one UTC day");
+        let rolled = answers().await;
+        for (i, ((rows, served), (expected, _))) in rolled.iter().zip(&raw).enumerate() {
+            assert_eq!(rows, expected);
+            // Hours keep totals alone: the filtered hours are read raw.
+            assert_eq!(*served > 0, i != 3, "rollups served {rows:?}");
+        }
+    })
+    .await;
+}
+
 /// A pageview at `ts` from a Chrome on Windows at `ip` in India, as a tracker sends it.
 fn chrome_pageview(domain: &str, ts: i64, ip: &str, path: &str) -> (i64, analytics::events::Incoming) {
     const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";

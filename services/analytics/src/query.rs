@@ -1086,10 +1086,10 @@ impl Query {
     }
 
     /// The visits that include an event of the period (engagement aside) matching the query's
-    /// event filters, as a derived table `x` of `visit_id` and the event dimensions' values `x0`,
-    /// `x1`, …: one row per visit and distinct values. None when no dimension and no filter is
-    /// the events'.
-    fn visit_events(&self, sql: &mut Sql, dialect: Dialect) -> Option<String> {
+    /// event filters, as a derived table `x` of `visit_id`, the event's time bucket `xb` when
+    /// `buckets` are given, and the event dimensions' values `x0`, `x1`, …: one row per visit and
+    /// distinct values. None when no dimension and no filter is the events'.
+    fn visit_events(&self, sql: &mut Sql, dialect: Dialect, buckets: Option<&Buckets>) -> Option<String> {
         let event_dims: Vec<&Dim> = self.dims.iter().filter(|d| d.of_events()).collect();
         let event_filters: Vec<&Filter> = self.filters.iter().filter(|f| f.dim.of_events()).collect();
         if event_dims.is_empty() && event_filters.is_empty() {
@@ -1106,10 +1106,15 @@ impl Query {
             if let Some(goal) = goal {
                 conditions.push(goal_condition(sql, goal, "", dialect));
             }
-            let values: Vec<String> = event_dims
-                .iter()
-                .enumerate()
-                .map(|(i, d)| format!(", {} AS x{i}", Query::event_value(sql, d, "", goal, dialect)))
+            let bucket = buckets.map(|b| format!(", {} AS xb", b.case("ts", (self.from, self.to))));
+            let values: Vec<String> = bucket
+                .into_iter()
+                .chain(
+                    event_dims
+                        .iter()
+                        .enumerate()
+                        .map(|(i, d)| format!(", {} AS x{i}", Query::event_value(sql, d, "", goal, dialect))),
+                )
                 .collect();
             selects.push(format!(
                 "SELECT DISTINCT visit_id{} FROM events WHERE {}",
@@ -1148,22 +1153,25 @@ impl Query {
         }
         let mut sql = Sql::default();
         let mut conditions = self.visit_conditions(&mut sql, dialect, self.to);
+        let buckets = self.time_dim().and(buckets);
         // Events' dimensions live on events: grouped by them, a visit counts once per distinct
         // value it includes; filtered by them, a visit counts when one of its events matches.
+        // In a time series, both within each bucket: every bucket answers as its own period
+        // would, so a rolled-up piece of a day (see `rollup.rs`) holds what it holds in any
+        // period.
         let grouped_by_events = self.dims.iter().any(Dim::of_events);
-        let join = match self.visit_events(&mut sql, dialect) {
-            Some(x) if grouped_by_events => format!(" JOIN ({x}) x ON x.visit_id = v.id"),
-            Some(x) => {
+        let join = match (self.visit_events(&mut sql, dialect, buckets), buckets) {
+            (Some(x), Some(_)) => format!(" JOIN ({x}) x ON x.visit_id = v.id AND x.xb = b.i"),
+            (Some(x), None) if grouped_by_events => format!(" JOIN ({x}) x ON x.visit_id = v.id"),
+            (Some(x), None) => {
                 conditions.push(format!("v.id IN ({x})"));
                 String::new()
             }
-            None => String::new(),
+            (None, _) => String::new(),
         };
-        let (with, spans) = match (self.time_dim(), buckets) {
-            (Some(_), Some(buckets)) => {
-                (buckets.values(self.from, self.to), " JOIN b ON v.start_ts < b.e AND v.last_ts >= b.s")
-            }
-            _ => (String::new(), ""),
+        let (with, spans) = match buckets {
+            Some(buckets) => (buckets.values(self.from, self.to), " JOIN b ON v.start_ts < b.e AND v.last_ts >= b.s"),
+            None => (String::new(), ""),
         };
         let mut event_dim = 0;
         let dims: Vec<String> = self
