@@ -254,8 +254,7 @@ impl VerifiedKey {
             return Err(error);
         }
         let response = state
-            .policy
-            .clone()
+            .decisions
             .authorize(popb::AuthorizeRequest {
                 key_id: self.verified.key.id.clone(),
                 grant: self.verified.key.grant.clone(),
@@ -264,8 +263,7 @@ impl VerifiedKey {
                 resource_team_id: resource_team.map(str::to_owned),
                 user_id: self.verified.key.user_id.clone(),
             })
-            .await?
-            .into_inner();
+            .await?;
         let retry_after_ms = response.rate_limit.as_ref().map(|r| r.retry_after_ms);
         *self.slot.0.lock().expect("rate slot lock poisoned") = response.rate_limit.clone().map(|rate| Charge {
             rate,

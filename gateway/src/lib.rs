@@ -3,9 +3,11 @@
 
 pub mod apikey;
 mod auth;
+mod batches;
 mod cache;
 mod config;
 mod console;
+mod decisions;
 mod envelope;
 mod error;
 mod filters;

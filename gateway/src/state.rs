@@ -12,6 +12,7 @@ use proto::identity::v1::identity_service_client::IdentityServiceClient;
 use proto::policy::v1::policy_service_client::PolicyServiceClient;
 
 use crate::cache::{KeyCache, WebsiteLists};
+use crate::decisions::Decisions;
 use crate::ingest::EventBatcher;
 
 /// Where the gateway reaches each service.
@@ -40,6 +41,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub identity: IdentityServiceClient<GrpcTransport>,
     pub policy: PolicyServiceClient<GrpcTransport>,
+    /// Authorization decisions on their way to policy, in batches.
+    pub decisions: Decisions,
     pub analytics: AnalyticsServiceClient<GrpcTransport>,
     /// Tracker events on their way to analytics, in batches.
     pub events: EventBatcher,
@@ -75,6 +78,7 @@ impl AppState {
             websites: backends.changes.as_deref().map(crate::cache::website_lists),
             usage: crate::usage::UsageCounter::spawn(IdentityServiceClient::new(backends.identity.clone())),
             identity: IdentityServiceClient::new(backends.identity),
+            decisions: Decisions::spawn(PolicyServiceClient::new(backends.policy.clone())),
             policy: PolicyServiceClient::new(backends.policy),
             events: EventBatcher::spawn(AnalyticsServiceClient::new(backends.analytics.clone())),
             analytics: AnalyticsServiceClient::new(backends.analytics),

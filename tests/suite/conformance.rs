@@ -100,6 +100,74 @@ async fn policy_store_conforms() {
     .await;
 }
 
+/// `AuthorizeMany` makes each decision as `Authorize` does and answers them in the order asked:
+/// a per-minute limit of 2 lets two of three calls of one key through, as it would three calls
+/// at once; a call that cannot be decided fails alone, with the error table's code; more than
+/// 256 calls are refused whole.
+#[tokio::test]
+async fn many_decisions_in_one_call_are_each_made_as_one_alone() {
+    use proto::identity::v1 as idpb;
+    use proto::policy::v1 as popb;
+    use proto::policy::v1::policy_service_server::PolicyService;
+
+    on_each_backend(|backend| async move {
+        let policy =
+            policy::Policy::open(&backend, Default::default(), Arc::new(MemoryLimiter::default()), None).await.unwrap();
+        let two = Overrides { requests_per_minute: Some(2), ..Overrides::default() };
+        policy.set_plan("t1", Plan::Pro, two).await.unwrap();
+        let request = |key: &str, scope: idpb::Scope| popb::AuthorizeRequest {
+            key_id: key.into(),
+            grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
+            teams: vec![idpb::TeamRole { team_id: "t1".into(), role: idpb::Role::Owner as i32 }],
+            required_scope: scope as i32,
+            resource_team_id: None,
+            user_id: "u1".into(),
+        };
+        let alone =
+            PolicyService::authorize(&policy, tonic::Request::new(request("k0", idpb::Scope::Read))).await.unwrap();
+        let calls = [
+            ("k1", idpb::Scope::Read),
+            ("k1", idpb::Scope::Unspecified),
+            ("k1", idpb::Scope::Read),
+            ("k1", idpb::Scope::Read),
+        ]
+        .into_iter()
+        .map(|(key, scope)| popb::AuthorizeCall { request: Some(request(key, scope)), traceparent: String::new() })
+        .collect();
+        let outcomes = policy
+            .authorize_many(tonic::Request::new(popb::AuthorizeManyRequest { calls }))
+            .await
+            .unwrap()
+            .into_inner()
+            .outcomes;
+        let allowed: Vec<Option<bool>> =
+            outcomes.iter().map(|o| o.response.as_ref().and_then(|r| r.decision.as_ref()).map(|d| d.allowed)).collect();
+        assert_eq!(allowed[1], None, "{outcomes:?}");
+        let decided: Vec<bool> = [0, 2, 3].iter().filter_map(|i| allowed[*i]).collect();
+        assert_eq!((decided.len(), decided.iter().filter(|a| **a).count()), (3, 2), "{outcomes:?}");
+        assert_eq!(
+            (outcomes[1].error_code.as_str(), outcomes[1].error_message.as_str()),
+            ("VALIDATION_ERROR", "scope is missing or unknown")
+        );
+        let remaining: BTreeSet<u32> = [0, 2, 3]
+            .iter()
+            .filter_map(|i| outcomes[*i].response.as_ref()?.rate_limit.as_ref().map(|l| l.remaining))
+            .collect();
+        assert_eq!(remaining, BTreeSet::from([1, 0]), "{outcomes:?}");
+        let first_alone = alone.get_ref().rate_limit.as_ref().map(|l| (l.limit, l.remaining));
+        assert_eq!(first_alone, Some((2, 1)), "another key's first request, made alone");
+
+        let many = (0..257).map(|_| popb::AuthorizeCall {
+            request: Some(request("k2", idpb::Scope::Read)),
+            traceparent: String::new(),
+        });
+        let refused =
+            policy.authorize_many(tonic::Request::new(popb::AuthorizeManyRequest { calls: many.collect() })).await;
+        assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn analytics_store_conforms() {
     on_each_backend(|backend| async move {

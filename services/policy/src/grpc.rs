@@ -1,9 +1,12 @@
 //! The gRPC edge: proto types in, domain calls, proto types out.
 
+use common::Error;
 use common::access::{Grant, Scope, TeamRole};
 use proto::policy::v1 as pb;
 use proto::policy::v1::policy_service_server::{PolicyService, PolicyServiceServer};
+use telemetry::propagation::GrpcTraceLayer;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::plans::{ApiKeyPolicy, Limits, Overrides, Plan, TeamSettings};
 use crate::service::{self, Denial, DenyReason, Policy};
@@ -67,6 +70,36 @@ impl Policy {
             }),
         }
     }
+
+    /// One decision, as `Authorize` answers it.
+    async fn authorize_one(&self, r: pb::AuthorizeRequest) -> common::Result<pb::AuthorizeResponse> {
+        let request = service::Request {
+            key_id: r.key_id,
+            grant: Grant::from_proto(r.grant.as_ref())?,
+            teams: TeamRole::list_from_proto(&r.teams)?,
+            scope: Scope::from_proto(r.required_scope)?,
+            resource_team: r.resource_team_id,
+            user_id: r.user_id,
+        };
+        let auth = Policy::authorize(self, &request).await?;
+        Ok(pb::AuthorizeResponse {
+            decision: Some(decision(auth.denial)),
+            reachable_team_ids: auth.reachable_team_ids,
+            plan: pb::Plan::from(auth.plan) as i32,
+            rate_limit: auth.rate.map(|r| pb::RateLimit {
+                limit: r.limit,
+                remaining: r.remaining,
+                reset_at_unix_ms: r.reset_at_ms,
+                retry_after_ms: r.retry_after_ms(),
+                month_used: r.month_used,
+                month_limit: r.month_limit,
+                month_reset_at_unix_ms: r.month_reset_at_ms,
+                slot: r.slot.unwrap_or_default(),
+                degraded: r.degraded,
+            }),
+            limits: auth.limits.map(limits_to_proto),
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -101,33 +134,22 @@ impl PolicyService for Policy {
     }
 
     async fn authorize(&self, req: Request<pb::AuthorizeRequest>) -> Reply<pb::AuthorizeResponse> {
-        let r = req.into_inner();
-        let request = service::Request {
-            key_id: r.key_id,
-            grant: Grant::from_proto(r.grant.as_ref())?,
-            teams: TeamRole::list_from_proto(&r.teams)?,
-            scope: Scope::from_proto(r.required_scope)?,
-            resource_team: r.resource_team_id,
-            user_id: r.user_id,
-        };
-        let auth = Policy::authorize(self, &request).await?;
-        Ok(Response::new(pb::AuthorizeResponse {
-            decision: Some(decision(auth.denial)),
-            reachable_team_ids: auth.reachable_team_ids,
-            plan: pb::Plan::from(auth.plan) as i32,
-            rate_limit: auth.rate.map(|r| pb::RateLimit {
-                limit: r.limit,
-                remaining: r.remaining,
-                reset_at_unix_ms: r.reset_at_ms,
-                retry_after_ms: r.retry_after_ms(),
-                month_used: r.month_used,
-                month_limit: r.month_limit,
-                month_reset_at_unix_ms: r.month_reset_at_ms,
-                slot: r.slot.unwrap_or_default(),
-                degraded: r.degraded,
-            }),
-            limits: auth.limits.map(limits_to_proto),
-        }))
+        Ok(Response::new(self.authorize_one(req.into_inner()).await?))
+    }
+
+    async fn authorize_many(&self, req: Request<pb::AuthorizeManyRequest>) -> Reply<pb::AuthorizeManyResponse> {
+        let calls = req.into_inner().calls;
+        if calls.len() > MAX_CALLS {
+            return Err(Error::invalid("calls", format_args!("at most {MAX_CALLS}")).into());
+        }
+        // Together, so that their Redis calls leave in one write and come back in one read.
+        let decisions = calls.into_iter().map(|call| {
+            let span = GrpcTraceLayer::SERVER.span(AUTHORIZE);
+            telemetry::propagation::follow(&span, &call.traceparent);
+            self.authorize_one(call.request.unwrap_or_default()).instrument(span)
+        });
+        let outcomes = futures::future::join_all(decisions).await.into_iter().map(outcome).collect();
+        Ok(Response::new(pb::AuthorizeManyResponse { outcomes }))
     }
 
     async fn release(&self, req: Request<pb::ReleaseRequest>) -> Reply<pb::ReleaseResponse> {
@@ -162,5 +184,27 @@ impl PolicyService for Policy {
             limit: d.limit,
             reset_at_unix_ms: d.reset_at_ms,
         }))
+    }
+}
+
+/// The method each decision of `AuthorizeMany` is traced as.
+pub const AUTHORIZE: &str = "/zenovay.policy.v1.PolicyService/Authorize";
+
+/// At most this many decisions in one `AuthorizeMany` call.
+pub const MAX_CALLS: usize = 256;
+
+/// A decision, or why it could not be made, as `AuthorizeMany` answers it.
+fn outcome(decision: common::Result<pb::AuthorizeResponse>) -> pb::AuthorizeOutcome {
+    match decision {
+        Ok(response) => pb::AuthorizeOutcome { response: Some(response), ..Default::default() },
+        Err(e) => {
+            e.log_cause();
+            pb::AuthorizeOutcome {
+                response: None,
+                error_code: e.code.as_str().to_owned(),
+                error_message: e.message,
+                error_field: e.field,
+            }
+        }
     }
 }

@@ -24,6 +24,26 @@ pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
     global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
 }
 
+/// The W3C `traceparent` of `span`, for a context carried in a message rather than in headers
+/// (one call carrying the work of several requests); empty when tracing is off.
+pub fn traceparent_of(span: &tracing::Span) -> String {
+    let mut carrier = std::collections::HashMap::new();
+    let context = span.context();
+    global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent").unwrap_or_default()
+}
+
+/// Makes `span` a child of the context `traceparent` names (see [`traceparent_of`]); a missing or
+/// malformed one leaves it where it is.
+pub fn follow(span: &tracing::Span, traceparent: &str) {
+    use opentelemetry::trace::TraceContextExt;
+    let carrier = std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+    if parent.span().span_context().is_valid() {
+        drop(span.set_parent(parent));
+    }
+}
+
 /// Which end of a call a [`GrpcTraceLayer`] wraps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Side {
@@ -39,6 +59,30 @@ pub struct GrpcTraceLayer(Side);
 impl GrpcTraceLayer {
     pub const CLIENT: GrpcTraceLayer = GrpcTraceLayer(Side::Client);
     pub const SERVER: GrpcTraceLayer = GrpcTraceLayer(Side::Server);
+
+    /// The span of this end of a call to `path` (`/package.Service/Method`); also of a call
+    /// carried inside another (one decision of `AuthorizeMany`), which is traced as if made alone.
+    pub fn span(&self, path: &str) -> tracing::Span {
+        let (name, service, method) = rpc_names(path);
+        match self.0 {
+            Side::Client => tracing::info_span!(
+                "grpc.client",
+                otel.name = name,
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+            ),
+            Side::Server => tracing::info_span!(
+                "grpc.server",
+                otel.name = name,
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+            ),
+        }
+    }
 }
 
 impl<S> tower::Layer<S> for GrpcTraceLayer {
@@ -67,25 +111,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let (name, service, method) = rpc_names(req.uri().path());
-        let span = match self.side {
-            Side::Client => tracing::info_span!(
-                "grpc.client",
-                otel.name = name,
-                otel.kind = "client",
-                rpc.system = "grpc",
-                rpc.service = service,
-                rpc.method = method,
-            ),
-            Side::Server => tracing::info_span!(
-                "grpc.server",
-                otel.name = name,
-                otel.kind = "server",
-                rpc.system = "grpc",
-                rpc.service = service,
-                rpc.method = method,
-            ),
-        };
+        let span = GrpcTraceLayer(self.side).span(req.uri().path());
         match self.side {
             Side::Client => {
                 let context = span.context();

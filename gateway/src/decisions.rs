@@ -1,0 +1,59 @@
+//! Authorization decisions leave the gateway in batches (`batches.rs`), as tracker events do:
+//! under load one `AuthorizeMany` call with policy, and in policy one write to Redis, carry
+//! several decisions. Each decision is still made exactly as `Authorize` makes it: one atomic
+//! script in Redis per request.
+//!
+//! A decision is traced as a part of its own request: its client span here and its server span
+//! in policy are those of an `Authorize` call, joined by the `traceparent` each decision
+//! carries. The batch call is a trace of its own (`policy.batch`).
+
+use common::Result;
+use common::transport::GrpcTransport;
+use futures::FutureExt as _;
+use proto::policy::v1 as popb;
+use proto::policy::v1::policy_service_client::PolicyServiceClient;
+use telemetry::propagation::{GrpcTraceLayer, traceparent_of};
+use tracing::Instrument as _;
+
+use crate::batches::{Batches, Shape, outcome_error};
+
+/// Policy takes up to 256 decisions in a call; two calls in flight.
+const SHAPE: Shape = Shape { to: "policy", max_batch: 64, in_flight: 2 };
+/// The method each decision is traced as.
+const AUTHORIZE: &str = "/zenovay.policy.v1.PolicyService/Authorize";
+
+/// The sending side of the batching task.
+pub struct Decisions(Batches<popb::AuthorizeCall, popb::AuthorizeResponse>);
+
+impl Decisions {
+    /// Starts the batching task, which stops once the `Decisions` is dropped.
+    pub fn spawn(policy: PolicyServiceClient<GrpcTransport>) -> Decisions {
+        Decisions(Batches::spawn(
+            SHAPE,
+            Box::new(move |calls: Vec<popb::AuthorizeCall>| {
+                let span = tracing::info_span!("policy.batch", decisions = calls.len());
+                let mut policy = policy.clone();
+                async move {
+                    let answer = policy.authorize_many(popb::AuthorizeManyRequest { calls }).await?;
+                    Ok(answer.into_inner().outcomes.into_iter().map(result).collect())
+                }
+                .instrument(span)
+                .boxed()
+            }),
+        ))
+    }
+
+    /// Policy's decision for one request, as `Authorize` answers it.
+    pub async fn authorize(&self, request: popb::AuthorizeRequest) -> Result<popb::AuthorizeResponse> {
+        let span = GrpcTraceLayer::CLIENT.span(AUTHORIZE);
+        let call = popb::AuthorizeCall { request: Some(request), traceparent: traceparent_of(&span) };
+        self.0.ask(call).instrument(span).await
+    }
+}
+
+fn result(outcome: popb::AuthorizeOutcome) -> Result<popb::AuthorizeResponse> {
+    match outcome_error(&outcome.error_code, outcome.error_message, outcome.error_field) {
+        None => outcome.response.ok_or_else(|| common::Error::internal("policy returned no decision")),
+        Some(e) => Err(e),
+    }
+}
