@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use common::transport::CALL_TIMEOUT;
 use common::{Error, ErrorCode, Result};
 use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -20,6 +21,19 @@ pub struct Shape {
     /// Calls in flight at once: more than one, so that the next batch gathers while the other
     /// end answers one.
     pub in_flight: usize,
+    /// What becomes of an item whose asker stopped waiting before it left.
+    pub abandoned: Abandoned,
+}
+
+/// What becomes of an item whose asker stopped waiting (its request was cancelled, or it waited
+/// [`CALL_TIMEOUT`]) before its batch left.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Abandoned {
+    /// Sent all the same: an event answered 503 may still be stored, as after a call that timed
+    /// out.
+    Sent,
+    /// Left out: a decision nobody waits for would take a rate-limit slot no answer gives back.
+    Dropped,
 }
 
 /// One call with a batch of items: an outcome per item, in their order.
@@ -41,11 +55,15 @@ impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
         Batches { queue, to: shape.to }
     }
 
-    /// The outcome of `item`, once its batch is answered.
+    /// The outcome of `item`, once its batch is answered; unavailable after [`CALL_TIMEOUT`],
+    /// waiting in the queue included, as a call made alone would be.
     pub async fn ask(&self, item: T) -> Result<R> {
         let (reply, outcome) = oneshot::channel();
-        self.queue.send((item, reply)).await.map_err(|_| Error::unavailable(self.to))?;
-        outcome.await.map_err(|_| Error::unavailable(self.to))?
+        let asked = async {
+            self.queue.send((item, reply)).await.map_err(|_| Error::unavailable(self.to))?;
+            outcome.await.map_err(|_| Error::unavailable(self.to))?
+        };
+        tokio::time::timeout(CALL_TIMEOUT, asked).await.map_err(|_| Error::unavailable(self.to))?
     }
 }
 
@@ -62,8 +80,15 @@ async fn send<T: Send + 'static, R: Send + 'static>(
         if rx.recv_many(&mut batch, shape.max_batch).await == 0 {
             return;
         }
+        if shape.abandoned == Abandoned::Dropped {
+            batch.retain(|(_, reply)| !reply.is_closed());
+            if batch.is_empty() {
+                continue;
+            }
+        }
         let (items, replies): (Vec<T>, Vec<_>) = batch.drain(..).unzip();
         let answer = call(items);
+        let to = shape.to;
         tokio::spawn(async move {
             let _permit = permit;
             match answer.await {
@@ -72,8 +97,14 @@ async fn send<T: Send + 'static, R: Send + 'static>(
                         drop(reply.send(outcome));
                     }
                 }
+                // Some items may have been acted on: as after a call cut short.
                 Ok(outcomes) => {
-                    let e = Error::internal(format!("{} outcomes for {} items", outcomes.len(), replies.len()));
+                    tracing::error!(
+                        outcomes = outcomes.len(),
+                        items = replies.len(),
+                        "a batch call answered out of shape"
+                    );
+                    let e = Error::unavailable(to);
                     replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone()))));
                 }
                 Err(e) => replies.into_iter().for_each(|reply| drop(reply.send(Err(e.clone())))),
@@ -82,13 +113,13 @@ async fn send<T: Send + 'static, R: Send + 'static>(
     }
 }
 
-/// An item's error as a batch call's outcome carries it: the error table's code (empty when
-/// there is none), its message and, for a validation error, the field.
-pub fn outcome_error(code: &str, message: String, field: Option<String>) -> Option<Error> {
+/// Whether an item succeeded, as a batch call's outcome says: the error table's code (empty
+/// when it did), the error's message and, for a validation error, its field.
+pub fn succeeded(code: &str, message: String, field: Option<String>) -> Result<()> {
     if code.is_empty() {
-        return None;
+        return Ok(());
     }
-    Some(match ErrorCode::parse(code) {
+    Err(match ErrorCode::parse(code) {
         Some(code) => {
             let mut error = Error::new(code, message);
             error.field = field;
@@ -96,4 +127,107 @@ pub fn outcome_error(code: &str, message: String, field: Option<String>) -> Opti
         }
         None => Error::internal(format!("unknown error code {code}")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use futures::FutureExt as _;
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    /// One call at a time, of at most four items, each answered with its double once `gate`
+    /// lets the call through; every batch sent is recorded in `seen`.
+    fn doubling(abandoned: Abandoned, seen: &Seen, gate: &Arc<Semaphore>) -> Batches<u32, u32> {
+        let shape = Shape { to: "test", max_batch: 4, in_flight: 1, abandoned };
+        let (seen, gate) = (seen.clone(), gate.clone());
+        Batches::spawn(
+            shape,
+            Box::new(move |items: Vec<u32>| {
+                seen.lock().unwrap().push(items.clone());
+                let gate = gate.clone();
+                async move {
+                    gate.acquire().await.unwrap().forget();
+                    Ok(items.into_iter().map(|i| Ok(i * 2)).collect())
+                }
+                .boxed()
+            }),
+        )
+    }
+
+    /// Waits until `seen` holds `n` batches.
+    async fn sent(seen: &Seen, n: usize) {
+        while seen.lock().unwrap().len() < n {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn items_asked_while_a_call_is_on_its_way_go_out_together_each_with_its_own_outcome() {
+        let (seen, gate) = (Seen::default(), Arc::new(Semaphore::new(0)));
+        let batches = Arc::new(doubling(Abandoned::Sent, &seen, &gate));
+        let ask = |item: u32| {
+            let batches = batches.clone();
+            tokio::spawn(async move { batches.ask(item).await.unwrap() })
+        };
+        let first = ask(1);
+        sent(&seen, 1).await;
+        let later: Vec<_> = (2..=4).map(ask).collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gate.add_permits(2);
+        assert_eq!(first.await.unwrap(), 2, "a lone item left at once");
+        assert_eq!(
+            futures::future::join_all(later).await.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            [4, 6, 8]
+        );
+        assert_eq!(*seen.lock().unwrap(), [vec![1], vec![2, 3, 4]]);
+    }
+
+    #[tokio::test]
+    async fn an_item_its_asker_stopped_waiting_for_is_left_out_when_abandoned_items_are_dropped() {
+        let (seen, gate) = (Seen::default(), Arc::new(Semaphore::new(0)));
+        let batches = Arc::new(doubling(Abandoned::Dropped, &seen, &gate));
+        let first = tokio::spawn({
+            let batches = batches.clone();
+            async move { batches.ask(1).await }
+        });
+        sent(&seen, 1).await;
+        let cancelled = tokio::spawn({
+            let batches = batches.clone();
+            async move { batches.ask(2).await }
+        });
+        let kept = tokio::spawn({
+            let batches = batches.clone();
+            async move { batches.ask(3).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        cancelled.abort();
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        gate.add_permits(2);
+        assert_eq!(first.await.unwrap().unwrap(), 2);
+        assert_eq!(kept.await.unwrap().unwrap(), 6);
+        assert_eq!(*seen.lock().unwrap(), [vec![1], vec![3]]);
+    }
+
+    #[tokio::test]
+    async fn a_call_answering_out_of_shape_leaves_each_item_unavailable() {
+        let shape = Shape { to: "test", max_batch: 4, in_flight: 1, abandoned: Abandoned::Sent };
+        let batches: Batches<u32, u32> = Batches::spawn(shape, Box::new(|_| async { Ok(vec![]) }.boxed()));
+        assert_eq!(batches.ask(1).await.unwrap_err().code, ErrorCode::ServiceUnavailable);
+    }
+
+    #[test]
+    fn an_outcome_carries_the_error_tables_code_and_field() {
+        assert_eq!(succeeded("", String::new(), None), Ok(()));
+        let error = succeeded("VALIDATION_ERROR", "bad".into(), Some("request".into())).unwrap_err();
+        assert_eq!(
+            (error.code, error.field.as_deref(), error.message.as_str()),
+            (ErrorCode::Validation, Some("request"), "bad")
+        );
+        assert_eq!(succeeded("NO_SUCH_CODE", String::new(), None).unwrap_err().code, ErrorCode::Internal);
+    }
 }

@@ -15,12 +15,13 @@ use proto::policy::v1::policy_service_client::PolicyServiceClient;
 use telemetry::propagation::{GrpcTraceLayer, traceparent_of};
 use tracing::Instrument as _;
 
-use crate::batches::{Batches, Shape, outcome_error};
+use crate::batches::{Abandoned, Batches, Shape, succeeded};
 
-/// Policy takes up to 256 decisions in a call; two calls in flight.
-const SHAPE: Shape = Shape { to: "policy", max_batch: 64, in_flight: 2 };
-/// The method each decision is traced as.
-const AUTHORIZE: &str = "/zenovay.policy.v1.PolicyService/Authorize";
+/// Policy takes up to 256 decisions in a call; a quarter of that keeps one slow decision from
+/// holding up many others (a call answers once all of its decisions are made). Four calls in
+/// flight, as for events.
+const SHAPE: Shape = Shape { to: "authorization", max_batch: 64, in_flight: 4, abandoned: Abandoned::Dropped };
+const _: () = assert!(SHAPE.max_batch <= popb::MAX_AUTHORIZE_CALLS);
 
 /// The sending side of the batching task.
 pub struct Decisions(Batches<popb::AuthorizeCall, popb::AuthorizeResponse>);
@@ -45,15 +46,13 @@ impl Decisions {
 
     /// Policy's decision for one request, as `Authorize` answers it.
     pub async fn authorize(&self, request: popb::AuthorizeRequest) -> Result<popb::AuthorizeResponse> {
-        let span = GrpcTraceLayer::CLIENT.span(AUTHORIZE);
+        let span = GrpcTraceLayer::CLIENT.span(popb::AUTHORIZE_PATH);
         let call = popb::AuthorizeCall { request: Some(request), traceparent: traceparent_of(&span) };
         self.0.ask(call).instrument(span).await
     }
 }
 
 fn result(outcome: popb::AuthorizeOutcome) -> Result<popb::AuthorizeResponse> {
-    match outcome_error(&outcome.error_code, outcome.error_message, outcome.error_field) {
-        None => outcome.response.ok_or_else(|| common::Error::internal("policy returned no decision")),
-        Some(e) => Err(e),
-    }
+    succeeded(&outcome.error_code, outcome.error_message, outcome.error_field)?;
+    outcome.response.ok_or_else(|| common::Error::internal("policy returned no decision"))
 }

@@ -15,7 +15,7 @@ use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::batches::{Batches, Shape, outcome_error};
+use crate::batches::{Abandoned, Batches, Shape, succeeded};
 
 /// Most events in one call.
 const MAX_BATCH: usize = 200;
@@ -25,7 +25,7 @@ const MAX_BATCH: usize = 200;
 pub const MAX_EVENT_BYTES: usize = 16 * 1024;
 const _: () = assert!(MAX_BATCH * (MAX_EVENT_BYTES + 16) < 4 * 1024 * 1024);
 /// Four calls in flight, so that analytics always has the next batch at hand while it writes one.
-const SHAPE: Shape = Shape { to: "event ingestion", max_batch: MAX_BATCH, in_flight: 4 };
+const SHAPE: Shape = Shape { to: "event ingestion", max_batch: MAX_BATCH, in_flight: 4, abandoned: Abandoned::Sent };
 
 /// An event and the span of the request that sent it.
 type Tracked = (anpb::TrackedEvent, SpanContext);
@@ -66,8 +66,5 @@ impl EventBatcher {
 }
 
 fn result(outcome: anpb::IngestOutcome) -> Result<bool> {
-    match outcome_error(&outcome.error_code, outcome.error_message, None) {
-        None => Ok(outcome.stored),
-        Some(e) => Err(e),
-    }
+    succeeded(&outcome.error_code, outcome.error_message, None).map(|()| outcome.stored)
 }

@@ -10,6 +10,11 @@ pub mod identity {
 pub mod policy {
     pub mod v1 {
         tonic::include_proto!("zenovay.policy.v1");
+
+        /// The method each decision of `AuthorizeMany` is traced as, as if made alone.
+        pub const AUTHORIZE_PATH: &str = "/zenovay.policy.v1.PolicyService/Authorize";
+        /// Most decisions in one `AuthorizeMany` call (policy.proto).
+        pub const MAX_AUTHORIZE_CALLS: usize = 256;
     }
 }
 

@@ -63,13 +63,16 @@ pub fn remote(url: &str) -> Result<GrpcTransport, RemoteError> {
     let service = tower::ServiceBuilder::new()
         .layer(GrpcTraceLayer::CLIENT)
         .map_err(TransportError)
-        .timeout(Duration::from_secs(10))
+        .timeout(CALL_TIMEOUT)
         .map_request(to_origin)
         .map_response(|response: http::Response<Incoming>| response.map(Body::new))
         .service(client);
     Ok(BoxCloneSyncService::new(service))
 }
 
+/// How long a call to another service may take before it fails as unavailable (503): it may or
+/// may not have completed.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A service address that cannot be called.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {

@@ -139,14 +139,18 @@ impl PolicyService for Policy {
 
     async fn authorize_many(&self, req: Request<pb::AuthorizeManyRequest>) -> Reply<pb::AuthorizeManyResponse> {
         let calls = req.into_inner().calls;
-        if calls.len() > MAX_CALLS {
-            return Err(Error::invalid("calls", format_args!("at most {MAX_CALLS}")).into());
+        if calls.len() > pb::MAX_AUTHORIZE_CALLS {
+            return Err(Error::invalid("calls", format_args!("at most {}", pb::MAX_AUTHORIZE_CALLS)).into());
         }
         // Together, so that their Redis calls leave in one write and come back in one read.
         let decisions = calls.into_iter().map(|call| {
-            let span = GrpcTraceLayer::SERVER.span(AUTHORIZE);
+            let span = GrpcTraceLayer::SERVER.span(pb::AUTHORIZE_PATH);
             telemetry::propagation::follow(&span, &call.traceparent);
-            self.authorize_one(call.request.unwrap_or_default()).instrument(span)
+            let decision = async move {
+                let request = call.request.ok_or_else(|| Error::invalid("request", "missing"))?;
+                self.authorize_one(request).await
+            };
+            decision.instrument(span)
         });
         let outcomes = futures::future::join_all(decisions).await.into_iter().map(outcome).collect();
         Ok(Response::new(pb::AuthorizeManyResponse { outcomes }))
@@ -186,12 +190,6 @@ impl PolicyService for Policy {
         }))
     }
 }
-
-/// The method each decision of `AuthorizeMany` is traced as.
-pub const AUTHORIZE: &str = "/zenovay.policy.v1.PolicyService/Authorize";
-
-/// At most this many decisions in one `AuthorizeMany` call.
-pub const MAX_CALLS: usize = 256;
 
 /// A decision, or why it could not be made, as `AuthorizeMany` answers it.
 fn outcome(decision: common::Result<pb::AuthorizeResponse>) -> pb::AuthorizeOutcome {
