@@ -15,7 +15,9 @@
 //! Besides the totals and the rolled-up dimensions, a site's days keep the pairs of dimensions
 //! its queries asked for and its goals (see [`Rolled`]). Those can come after a day was rolled
 //! up, so each has marker rows that say which days and pieces hold it: a query reads the
-//! markers of its period first, plans, then reads only the rows it needs.
+//! markers of its period first, plans, then reads only the rows it needs, with the marker rows
+//! of what it planned: a day or piece whose rows went in between is not read as zero (raw
+//! events answer the query then).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -25,7 +27,7 @@ use common::{Error, Result};
 use crate::query::{Buckets, Dim, Filter, Interval, Metric, Pair, Parts, Query, ROLLUP_DIMS, Rolled};
 use crate::service::Analytics;
 use crate::store::{
-    COUNTERS_PER_ROW, DAY_MS, DayRollup, OpenRollup, OpenWrite, ReadFrom, RollupPiece, RollupReads, RollupRow,
+    COUNTERS_PER_ROW, DAY_MS, DayRollup, OpenRollup, OpenWrite, ReadFrom, ReadRow, RollupPiece, RollupReads, RollupRow,
     VISIT_GAP_MS, day_of,
 };
 use crate::writer::{LATE_MS, open_day};
@@ -45,6 +47,14 @@ pub(crate) fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, c
     for (total, n) in row.iter_mut().zip(counters) {
         *total += n;
     }
+}
+
+/// Whether `rows` hold, for each of `markers`, the marker rows of all `read` days and pieces.
+fn all_read(markers: &[String], read: usize, rows: &[ReadRow]) -> bool {
+    markers.iter().all(|marker| {
+        let marked = rows.iter().filter(|r| r.row.dim == *marker && r.row.value.is_empty());
+        marked.map(|r| r.rows).sum::<i64>() == read as i64
+    })
 }
 
 /// Appends `[from, to)` to ranges in time order, joined to the last one when they touch.
@@ -419,8 +429,16 @@ impl Analytics {
         plan.days.iter().for_each(|day| push_range(&mut runs, (*day, day + DAY_MS)));
         let names: Vec<String> = wanted.keys().cloned().collect();
         let pieces: Vec<(i64, i64)> = plan.pieces.iter().copied().collect();
-        let reads = RollupReads { dims: &names, days: &runs, pieces: &pieces, summed: buckets.is_none() };
+        let reads =
+            RollupReads { dims: &names, markers: &listed, days: &runs, pieces: &pieces, summed: buckets.is_none() };
         let rows = self.store.rollup_reads(&query.website_id, &reads).await?;
+        // Markers and rows are read in two statements: a zone change (which drops pieces) or a
+        // replica failing over to the primary in between could leave a planned piece without
+        // rows, which would count as zero. Raw events answer then.
+        if !all_read(&listed, plan.days.len() + plan.pieces.len(), &rows) {
+            tracing::debug!("rollups changed while read; reading raw events");
+            return Ok(None);
+        }
         // The values of a row this query reads, in the rows' order.
         let values = |row: &RollupRow| -> Option<Vec<String>> {
             let values = wanted.get(&row.dim)?.values(&row.value)?;
@@ -430,7 +448,7 @@ impl Analytics {
             }
         };
         let (mut events, mut visits, mut engagement) = (HashMap::new(), HashMap::new(), HashMap::new());
-        for (start, row) in &rows {
+        for ReadRow { start, row, .. } in &rows {
             let start = *start;
             let Some(values) = values(row) else { continue };
             let mut places = shape.places.iter();
@@ -468,5 +486,33 @@ impl Analytics {
             entries: vec![],
         };
         Ok(Some((parts, served.len())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(start: i64, dim: &str, value: &str, rows: i64) -> ReadRow {
+        let row = RollupRow { dim: dim.into(), value: value.into(), counters: [1; COUNTERS_PER_ROW] };
+        ReadRow { start, row, rows }
+    }
+
+    #[test]
+    fn a_day_or_piece_whose_rows_went_between_its_markers_and_its_rows_is_not_read() {
+        let pair = r#"["visit:source","event:page"]"#;
+        let markers = vec![String::new(), pair.to_owned()];
+        let rows = vec![
+            read(0, "", "", 1),
+            read(0, pair, "", 1),
+            read(0, "visit:source", "Google", 1),
+            read(9, "", "", 1),
+            read(9, pair, "", 1),
+        ];
+        assert!(all_read(&markers, 2, &rows));
+        assert!(!all_read(&markers, 3, &rows), "a third day or piece planned lost its rows");
+        let summed = vec![read(0, "", "", 3), read(0, pair, "", 2), read(0, "visit:source", "Google", 3)];
+        assert!(!all_read(&markers, 3, &summed), "summed: one day or piece lost the pair's rows");
+        assert!(all_read(&markers[..1], 3, &summed));
     }
 }

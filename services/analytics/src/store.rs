@@ -687,15 +687,17 @@ impl Store {
     /// in `pieces` (exact bounds), each with the start of its day or piece; or, `summed`, their
     /// sums by dimension and value (start 0), which is what a query without time buckets adds.
     /// The days and pieces were current when their markers were read: a day rolled up again
-    /// since is read as now rolled up (its rows change in one transaction).
+    /// since is read as now rolled up (its rows change in one transaction); one whose rows went
+    /// (a zone change drops pieces) lacks its marker rows, which are read too.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollups"))]
-    pub async fn rollup_reads(&self, website_id: &str, reads: &RollupReads<'_>) -> Result<Vec<(i64, RollupRow)>> {
+    pub async fn rollup_reads(&self, website_id: &str, reads: &RollupReads<'_>) -> Result<Vec<ReadRow>> {
+        let names: BTreeSet<&String> = reads.dims.iter().chain(reads.markers).collect();
         let mut binds: Vec<i64> = Vec::new();
         let param = |value: i64, binds: &mut Vec<i64>| {
             binds.push(value);
-            format!("${}", 1 + reads.dims.len() + binds.len())
+            format!("${}", 1 + names.len() + binds.len())
         };
-        let dims = numbered(2, reads.dims.len());
+        let dims = numbered(2, names.len());
         let mut days: Vec<String> = reads
             .days
             .iter()
@@ -713,9 +715,9 @@ impl Store {
             }
         }
         let rows = format!(
-            "SELECT r.day AS s, r.dim, r.value, {COUNTERS} FROM rollups r \
+            "SELECT r.day AS s, r.dim, r.value, {COUNTERS}, CAST(1 AS BIGINT) AS n FROM rollups r \
              WHERE r.website_id = $1 AND r.dim IN ({dims}) AND ({}) \
-             UNION ALL SELECT r.start_ts AS s, r.dim, r.value, {COUNTERS} FROM rollup_pieces r \
+             UNION ALL SELECT r.start_ts AS s, r.dim, r.value, {COUNTERS}, CAST(1 AS BIGINT) AS n FROM rollup_pieces r \
              WHERE r.website_id = $1 AND r.dim IN ({dims}) AND ({})",
             days.join(" OR "),
             pieces.join(" OR ")
@@ -724,7 +726,8 @@ impl Store {
             let sums: Vec<String> =
                 COUNTERS.split(',').map(|c| format!("CAST(SUM(x.{0}) AS BIGINT) AS {0}", c.trim())).collect();
             format!(
-                "SELECT CAST(0 AS BIGINT) AS s, x.dim, x.value, {} FROM ({rows}) x GROUP BY x.dim, x.value",
+                "SELECT CAST(0 AS BIGINT) AS s, x.dim, x.value, {}, CAST(SUM(x.n) AS BIGINT) AS n FROM ({rows}) x \
+                 GROUP BY x.dim, x.value",
                 sums.join(", ")
             )
         } else {
@@ -732,11 +735,13 @@ impl Store {
         };
         let read = |pool| {
             let query = sqlx::query(&sql).bind(website_id);
-            let query = reads.dims.iter().fold(query, |query, dim| query.bind(dim.as_str()));
+            let query = names.iter().fold(query, |query, dim| query.bind(dim.as_str()));
             binds.iter().fold(query, |query, n| query.bind(*n)).fetch_all(pool)
         };
         let rows = self.reading(ReadFrom::Replica, read).await?;
-        rows.iter().map(|r| Ok((r.try_get("s")?, rollup_row(r, 3)?))).collect()
+        rows.iter()
+            .map(|r| Ok(ReadRow { start: r.try_get("s")?, row: rollup_row(r, 3)?, rows: r.try_get("n")? }))
+            .collect()
     }
 
     /// Marks every day of a site pending, so that the next rollup cuts its pieces again (its
@@ -986,9 +991,20 @@ pub struct OpenWrite {
 /// What [`Store::rollup_reads`] reads.
 pub struct RollupReads<'a> {
     pub dims: &'a [String],
+    /// The markers (see `Rolled::marker`) that made these days and pieces current: their rows
+    /// are read too, so that the caller can tell that none went meanwhile.
+    pub markers: &'a [String],
     pub days: &'a [(i64, i64)],
     pub pieces: &'a [(i64, i64)],
     pub summed: bool,
+}
+
+/// A rollup row read, with the start of its day or piece (0 when summed) and how many rows of
+/// days and pieces it sums (1 unless summed).
+pub struct ReadRow {
+    pub start: i64,
+    pub row: RollupRow,
+    pub rows: i64,
 }
 
 fn rollup_row(r: &AnyRow, first: usize) -> Result<RollupRow> {
