@@ -790,8 +790,10 @@ async fn a_local_day_starting_within_a_utc_day_is_read_from_its_visits() {
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let site = analytics.create_website("t1", "ny.example", "NY", Some("America/New_York")).await.unwrap();
-        let now = chrono::Utc::now();
-        analytics.import(analytics::generate::traffic("ny.example", now.timestamp_millis(), 2, 600, 3)).await.unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        analytics.import(analytics::generate::traffic("ny.example", now, 2, 600, 3)).await.unwrap();
+        // Soon after New York's midnight the generated traffic may have no visit started today.
+        analytics.import(vec![chrome_pageview("ny.example", now, "9.9.9.9", "/")]).await.unwrap();
         let totals = QueryRequest {
             website_id: site.id.clone(),
             metrics: vec!["visitors".into(), "pageviews".into()],
