@@ -4,15 +4,15 @@
 //! script in Redis per request.
 //!
 //! A decision is traced as a part of its own request: its client span here and its server span
-//! in policy are those of an `Authorize` call, joined by the `traceparent` each decision
-//! carries. The batch call is a trace of its own (`policy.batch`).
+//! in policy are those of an `Authorize` call, joined by the trace context (`traceparent` and
+//! `tracestate`) each decision carries. The batch call is a trace of its own (`policy.batch`).
 
 use common::Result;
 use common::transport::GrpcTransport;
 use futures::FutureExt as _;
 use proto::policy::v1 as popb;
 use proto::policy::v1::policy_service_client::PolicyServiceClient;
-use telemetry::propagation::{GrpcTraceLayer, traceparent_of};
+use telemetry::propagation::{Carried, GrpcTraceLayer};
 use tracing::Instrument as _;
 
 use crate::batches::{Abandoned, Batches, Shape, succeeded};
@@ -47,7 +47,8 @@ impl Decisions {
     /// Policy's decision for one request, as `Authorize` answers it.
     pub async fn authorize(&self, request: popb::AuthorizeRequest) -> Result<popb::AuthorizeResponse> {
         let span = GrpcTraceLayer::CLIENT.span(popb::AUTHORIZE_PATH);
-        let call = popb::AuthorizeCall { request: Some(request), traceparent: traceparent_of(&span) };
+        let Carried { traceparent, tracestate } = Carried::of(&span);
+        let call = popb::AuthorizeCall { request: Some(request), traceparent, tracestate };
         self.0.ask(call).instrument(span).await
     }
 }

@@ -132,7 +132,7 @@ async fn many_decisions_in_one_call_are_each_made_as_one_alone() {
             ("k1", idpb::Scope::Read),
         ]
         .into_iter()
-        .map(|(key, scope)| popb::AuthorizeCall { request: Some(request(key, scope)), traceparent: String::new() })
+        .map(|(key, scope)| popb::AuthorizeCall { request: Some(request(key, scope)), ..Default::default() })
         .collect();
         let outcomes = policy
             .authorize_many(tonic::Request::new(popb::AuthorizeManyRequest { calls }))
@@ -157,10 +157,8 @@ async fn many_decisions_in_one_call_are_each_made_as_one_alone() {
         let first_alone = alone.get_ref().rate_limit.as_ref().map(|l| (l.limit, l.remaining));
         assert_eq!(first_alone, Some((2, 1)), "another key's first request, made alone");
 
-        let many = (0..257).map(|_| popb::AuthorizeCall {
-            request: Some(request("k2", idpb::Scope::Read)),
-            traceparent: String::new(),
-        });
+        let many = (0..257)
+            .map(|_| popb::AuthorizeCall { request: Some(request("k2", idpb::Scope::Read)), ..Default::default() });
         let refused =
             policy.authorize_many(tonic::Request::new(popb::AuthorizeManyRequest { calls: many.collect() })).await;
         assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);

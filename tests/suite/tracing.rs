@@ -114,6 +114,7 @@ async fn one_trace(receiver: Receiver, env: TestEnv) {
         .get(format!("{}/api/external/v1/websites", env.base()))
         .bearer_auth(&key)
         .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
+        .header("tracestate", "zv=t1,other=2")
         .send()
         .await
         .unwrap();
@@ -157,6 +158,10 @@ async fn one_trace(receiver: Receiver, env: TestEnv) {
                 span.name
             );
         }
+    }
+    // The caller's tracestate passes on unchanged, to the spans of every service.
+    for (service, span) in &trace {
+        assert_eq!(span.trace_state, "zv=t1,other=2", "{service} span {}", span.name);
     }
     // Each service's server span is the child of a gateway client span for the same method.
     for service in &wanted[1..] {

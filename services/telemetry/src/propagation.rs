@@ -24,23 +24,41 @@ pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
     global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
 }
 
-/// The W3C `traceparent` of `span`, for a context carried in a message rather than in headers
-/// (one call carrying the work of several requests); empty when tracing is off.
-pub fn traceparent_of(span: &tracing::Span) -> String {
-    let mut carrier = std::collections::HashMap::new();
-    let context = span.context();
-    global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut carrier));
-    carrier.remove("traceparent").unwrap_or_default()
+/// The W3C trace context of a span, carried in a message rather than in headers (one call
+/// carrying the work of several requests); both empty when tracing is off.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Carried {
+    pub traceparent: String,
+    /// The vendors' entries of the caller's context, passed on unchanged.
+    pub tracestate: String,
 }
 
-/// Makes `span` a child of the context `traceparent` names (see [`traceparent_of`]); a missing or
-/// malformed one leaves it where it is.
-pub fn follow(span: &tracing::Span, traceparent: &str) {
-    use opentelemetry::trace::TraceContextExt;
-    let carrier = std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
-    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
-    if parent.span().span_context().is_valid() {
-        drop(span.set_parent(parent));
+impl Carried {
+    /// The context of `span`, to carry.
+    pub fn of(span: &tracing::Span) -> Carried {
+        let mut carrier = std::collections::HashMap::new();
+        let context = span.context();
+        global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut carrier));
+        Carried {
+            traceparent: carrier.remove("traceparent").unwrap_or_default(),
+            tracestate: carrier.remove("tracestate").unwrap_or_default(),
+        }
+    }
+
+    /// Makes `span` a child of this context; a missing or malformed one leaves it where it is.
+    pub fn follow(self, span: &tracing::Span) {
+        use opentelemetry::trace::TraceContextExt;
+        if self.traceparent.is_empty() {
+            return;
+        }
+        let carrier = std::collections::HashMap::from([
+            ("traceparent".to_owned(), self.traceparent),
+            ("tracestate".to_owned(), self.tracestate),
+        ]);
+        let parent = global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+        if parent.span().span_context().is_valid() {
+            drop(span.set_parent(parent));
+        }
     }
 }
 
