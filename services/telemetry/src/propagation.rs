@@ -26,7 +26,7 @@ pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
 
 /// The W3C trace context of a span, carried in a message rather than in headers (one call
 /// carrying the work of several requests); both empty when tracing is off.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Carried {
     pub traceparent: String,
     /// The vendors' entries of the caller's context, passed on unchanged.
