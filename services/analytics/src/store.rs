@@ -636,51 +636,47 @@ impl Store {
     /// `[from, to)`, among `markers`: (day, marker) and (start, end, marker).
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollup markers"))]
     pub async fn rollup_marks(&self, website_id: &str, markers: &[String], (from, to): (i64, i64)) -> Result<Marks> {
-        // `whole`: whether the piece holds its visits whole.
-        let sql = |table: &str, (start, end): (&str, &str), whole: &str, joins: &str| {
+        // `kind`: 0 a rolled-up day, 1 a piece of one, 2 a piece of a day not rolled up (see
+        // below); `whole`: whether the piece holds its visits whole.
+        let sql = |kind: u8, table: &str, (start, end): (&str, &str), whole: &str, joins: &str| {
             format!(
-                "SELECT r.{start} AS s, {end} AS e, r.dim, CAST({whole} AS BIGINT) AS whole FROM {table} r {joins} \
+                "SELECT CAST({kind} AS BIGINT) AS kind, r.{start} AS s, {end} AS e, r.dim, CAST({whole} AS BIGINT) AS whole FROM {table} r {joins} \
                  WHERE r.website_id = $1 AND r.{start} >= $2 AND r.{start} < $3 AND r.value = '' AND r.dim IN ({})",
                 numbered(4, markers.len())
             )
         };
         let rolled = "JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day";
-        let days = sql("rollups", ("day", "0"), "1", rolled);
-        let pieces = sql("rollup_pieces", ("start_ts", "r.end_ts"), "1", rolled);
+        let days = sql(0, "rollups", ("day", "CAST(0 AS BIGINT)"), "1", rolled);
+        let pieces = sql(1, "rollup_pieces", ("start_ts", "r.end_ts"), "1", rolled);
         // A piece of a day not rolled up counts while the day's version is the one it was
         // computed at: for its events until `events_until`, whole until `visits_until`.
         let open = sql(
+            2,
             "rollup_pieces",
             ("start_ts", "r.end_ts"),
             "CASE WHEN r.end_ts <= o.visits_until THEN 1 ELSE 0 END",
             "JOIN rollup_open_days o ON o.website_id = r.website_id AND o.day = r.day AND r.end_ts <= o.events_until \
              JOIN rollup_pending p ON p.website_id = o.website_id AND p.day = o.day AND p.version = o.version",
         );
-        let read = |sql: &str| {
-            let sql = sql.to_owned();
-            move |pool| {
-                let sql = sql.clone();
-                async move {
-                    let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
-                    markers.iter().fold(query, |query, m| query.bind(m.as_str())).fetch_all(pool).await
-                }
+        // One statement, one round trip and one snapshot: read apart, a day rolled up between the
+        // reads could show as both open and rolled up, or as neither.
+        let sql = format!("{days} UNION ALL {pieces} UNION ALL {open}");
+        let rows = self
+            .reading(ReadFrom::Replica, |pool| {
+                let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
+                markers.iter().fold(query, |query, m| query.bind(m.as_str())).fetch_all(pool)
+            })
+            .await?;
+        let mut marks = Marks { days: Vec::new(), pieces: Vec::new(), open: Vec::new() };
+        for r in &rows {
+            let (start, end, dim): (i64, i64, String) = (r.try_get("s")?, r.try_get("e")?, r.try_get("dim")?);
+            match r.try_get::<i64, _>("kind")? {
+                0 => marks.days.push((start, dim)),
+                1 => marks.pieces.push((start, end, dim)),
+                _ => marks.open.push((start, end, dim, r.try_get::<i64, _>("whole")? == 1)),
             }
-        };
-        let (days, pieces, open) = tokio::try_join!(
-            self.reading(ReadFrom::Replica, read(&days)),
-            self.reading(ReadFrom::Replica, read(&pieces)),
-            self.reading(ReadFrom::Replica, read(&open))
-        )?;
-        let marks = |rows: Vec<AnyRow>| -> Result<Vec<(i64, i64, String, bool)>> {
-            rows.iter()
-                .map(|r| Ok((r.try_get("s")?, r.try_get("e")?, r.try_get("dim")?, r.try_get::<i64, _>("whole")? == 1)))
-                .collect()
-        };
-        Ok(Marks {
-            days: marks(days)?.into_iter().map(|(day, _, dim, _)| (day, dim)).collect(),
-            pieces: marks(pieces)?.into_iter().map(|(s, e, dim, _)| (s, e, dim)).collect(),
-            open: marks(open)?,
-        })
+        }
+        Ok(marks)
     }
 
     /// The rollup rows of `dims` of whole days in `days` (runs `[first, end)`) and of the pieces
