@@ -658,8 +658,7 @@ impl Store {
             "JOIN rollup_open_days o ON o.website_id = r.website_id AND o.day = r.day AND r.end_ts <= o.events_until \
              JOIN rollup_pending p ON p.website_id = o.website_id AND p.day = o.day AND p.version = o.version",
         );
-        // One statement, one round trip and one snapshot: read apart, a day rolled up between the
-        // reads could show as both open and rolled up, or as neither.
+        // One statement: one round trip, and one snapshot for the three.
         let sql = format!("{days} UNION ALL {pieces} UNION ALL {open}");
         let rows = self
             .reading(ReadFrom::Replica, |pool| {
