@@ -636,9 +636,12 @@ impl Store {
     /// `[from, to)`, among `markers`: (day, marker) and (start, end, marker).
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollup markers"))]
     pub async fn rollup_marks(&self, website_id: &str, markers: &[String], (from, to): (i64, i64)) -> Result<Marks> {
-        // `kind`: 0 a rolled-up day, 1 a piece of one, 2 a piece of a day not rolled up (see
-        // below); `whole`: whether the piece holds its visits whole.
-        let sql = |kind: u8, table: &str, (start, end): (&str, &str), whole: &str, joins: &str| {
+        // `kind`: a rolled-up day, a piece of one, or a piece of a day not rolled up (see below);
+        // `whole`: whether the piece holds its visits whole.
+        const DAY: i64 = 0;
+        const PIECE: i64 = 1;
+        const OPEN: i64 = 2;
+        let sql = |kind: i64, table: &str, (start, end): (&str, &str), whole: &str, joins: &str| {
             format!(
                 "SELECT CAST({kind} AS BIGINT) AS kind, r.{start} AS s, {end} AS e, r.dim, CAST({whole} AS BIGINT) AS whole FROM {table} r {joins} \
                  WHERE r.website_id = $1 AND r.{start} >= $2 AND r.{start} < $3 AND r.value = '' AND r.dim IN ({})",
@@ -646,12 +649,12 @@ impl Store {
             )
         };
         let rolled = "JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day";
-        let days = sql(0, "rollups", ("day", "CAST(0 AS BIGINT)"), "1", rolled);
-        let pieces = sql(1, "rollup_pieces", ("start_ts", "r.end_ts"), "1", rolled);
+        let days = sql(DAY, "rollups", ("day", "CAST(0 AS BIGINT)"), "1", rolled);
+        let pieces = sql(PIECE, "rollup_pieces", ("start_ts", "r.end_ts"), "1", rolled);
         // A piece of a day not rolled up counts while the day's version is the one it was
         // computed at: for its events until `events_until`, whole until `visits_until`.
         let open = sql(
-            2,
+            OPEN,
             "rollup_pieces",
             ("start_ts", "r.end_ts"),
             "CASE WHEN r.end_ts <= o.visits_until THEN 1 ELSE 0 END",
@@ -670,8 +673,8 @@ impl Store {
         for r in &rows {
             let (start, end, dim): (i64, i64, String) = (r.try_get("s")?, r.try_get("e")?, r.try_get("dim")?);
             match r.try_get::<i64, _>("kind")? {
-                0 => marks.days.push((start, dim)),
-                1 => marks.pieces.push((start, end, dim)),
+                DAY => marks.days.push((start, dim)),
+                PIECE => marks.pieces.push((start, end, dim)),
                 _ => marks.open.push((start, end, dim, r.try_get::<i64, _>("whole")? == 1)),
             }
         }
