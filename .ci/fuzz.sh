@@ -5,6 +5,7 @@
 # Usage: .ci/fuzz.sh [target]...   (default: every target)
 # Environment:
 #   FUZZ_SECONDS  how long each target runs (default 30)
+#   FUZZ_JOBS     how many targets run at once (default: one per core)
 #
 # Only stable Rust is at hand: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its unstable flags, and
 # `--sanitizer none` leaves out AddressSanitizer, which safe Rust does not need to find panics.
@@ -31,17 +32,28 @@ start=$(date +%s)
 cargo fuzz build "${FLAGS[@]}"
 echo "fuzz targets built in $(( $(date +%s) - start )) s"
 
-for target in "${TARGETS[@]}"; do
-  echo "== fuzz $target (${SECONDS_PER_TARGET} s)"
+# One target per core at a time: each libFuzzer process runs on one thread for a fixed time.
+JOBS=${FUZZ_JOBS:-$(nproc)}
+run_target() {
+  local target=$1 log="$SCRATCH/$1.log" status=0
   mkdir -p "$SCRATCH/$target"
   # New inputs go to the scratch directory (the first one); the committed corpus only seeds.
-  log="$SCRATCH/$target.log"
-  if ! cargo fuzz run "${FLAGS[@]}" "$target" "$SCRATCH/$target" "fuzz/corpus/$target" -- \
-    -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+  cargo fuzz run "${FLAGS[@]}" "$target" "$SCRATCH/$target" "fuzz/corpus/$target" -- \
+    -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || status=$?
+  echo "== fuzz $target (${SECONDS_PER_TARGET} s)"
+  if [ "$status" -ne 0 ]; then
     tail -n 60 "$log" >&2
     echo "fuzz: $target failed; the input is under fuzz/artifacts/$target" >&2
-    exit 1
+    return 1
   fi
   grep -E '^(Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
+}
+
+failed=0
+for target in "${TARGETS[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || failed=1; done
+  run_target "$target" &
 done
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+[ "$failed" -eq 0 ] || exit 1
 echo "fuzzing took $(( $(date +%s) - start )) s"
