@@ -1325,15 +1325,13 @@ for (const mode of MODES) {
         response_type: "code", client_id: clientId, redirect_uri: redirectUri, code_challenge: challenge,
         code_challenge_method: "S256", state: "s", scope: "analytics:read", resource: `${product.base}/mcp`,
       });
-      let sentBack;
-      await page.route("http://127.0.0.1:9/**", (route) => {
-        sentBack = route.request().url();
-        return route.fulfill({ status: 200, body: "done" });
-      });
+      await page.route("http://127.0.0.1:9/**", (route) => route.fulfill({ status: 200, body: "done" }));
       await page.goto(`${product.base}/oauth/authorize?${query}`);
       await page.getByRole("button", { name: "Allow", exact: true }).click();
-      await eventually(async () => assert.ok(sentBack));
-      const code = new URL(sentBack).searchParams.get("code");
+      // Wait for the redirect to finish loading, not just to be requested: a later page.goto
+      // would otherwise race it and be interrupted.
+      await page.waitForURL((url) => url.href.startsWith(`${redirectUri}?`));
+      const code = new URL(page.url()).searchParams.get("code");
       const response = await fetch(`${product.base}/oauth/token`, {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded" },
