@@ -4,7 +4,7 @@ use common::Error;
 use common::access::{Grant, Scope, TeamRole};
 use proto::policy::v1 as pb;
 use proto::policy::v1::policy_service_server::{PolicyService, PolicyServiceServer};
-use telemetry::propagation::{Carried, GrpcTraceLayer};
+use telemetry::propagation::Carried;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -144,7 +144,7 @@ impl PolicyService for Policy {
         }
         // Together, so that their Redis calls leave in one write and come back in one read.
         let decisions = calls.into_iter().map(|call| {
-            let span = GrpcTraceLayer::SERVER.span(pb::AUTHORIZE_PATH);
+            let span = Carried::server_span(pb::AUTHORIZE_PATH);
             Carried { traceparent: call.traceparent, tracestate: call.tracestate }.follow(&span);
             let decision = async move {
                 let request = call.request.ok_or_else(|| Error::invalid("request", "missing"))?;

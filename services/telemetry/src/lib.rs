@@ -216,5 +216,25 @@ fn logged(metadata: &tracing::Metadata<'_>) -> bool {
     metadata.is_event() || !CALL_SPANS.contains(&metadata.name())
 }
 
-/// Spans of calls made while serving a request.
-const CALL_SPANS: &[&str] = &["grpc.client", "db.query", "redis.evalsha"];
+/// Spans of calls made while serving a request, and of calls carried inside another.
+const CALL_SPANS: &[&str] = &["grpc.client", "db.query", "redis.evalsha", propagation::CARRIED_SERVER_SPAN];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::propagation::{Carried, GrpcTraceLayer};
+
+    fn is_logged(make: impl FnOnce() -> tracing::Span) -> bool {
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            logged(make().metadata().expect("the registry enables every span"))
+        })
+    }
+
+    #[test]
+    fn log_lines_name_a_call_s_server_span_but_not_its_client_span_or_a_carried_decision() {
+        let path = "/zenovay.policy.v1.PolicyService/Authorize";
+        assert!(is_logged(|| GrpcTraceLayer::SERVER.span(path)));
+        assert!(!is_logged(|| GrpcTraceLayer::CLIENT.span(path)));
+        assert!(!is_logged(|| Carried::server_span(path)));
+    }
+}
