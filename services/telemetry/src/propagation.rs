@@ -19,6 +19,22 @@ fn rpc_names(path: &str) -> (&str, &str, &str) {
     (path, service, method)
 }
 
+/// A span named `$name` for a call to `$path`, with the semantic conventions' RPC fields. A
+/// span's name is fixed where it is made, so each kind of span needs its own call of this.
+macro_rules! rpc_span {
+    ($name:expr, $kind:literal, $path:expr) => {{
+        let (name, service, method) = rpc_names($path);
+        tracing::info_span!(
+            $name,
+            otel.name = name,
+            otel.kind = $kind,
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = method,
+        )
+    }};
+}
+
 /// Reads a `traceparent` from HTTP headers, for a span about to be made the child of the caller.
 pub fn remote_parent(headers: &http::HeaderMap) -> opentelemetry::Context {
     global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)))
@@ -52,15 +68,7 @@ impl Carried {
     /// `AuthorizeMany`): traced as if made alone, under a name of its own so that log lines,
     /// which the carrying call's span already frames, skip it (see `telemetry::init`).
     pub fn server_span(path: &str) -> tracing::Span {
-        let (name, service, method) = rpc_names(path);
-        tracing::info_span!(
-            CARRIED_SERVER_SPAN,
-            otel.name = name,
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.service = service,
-            rpc.method = method,
-        )
+        rpc_span!(CARRIED_SERVER_SPAN, "server", path)
     }
 
     /// Makes `span` a child of this context; a missing or malformed one leaves it where it is.
@@ -98,24 +106,9 @@ impl GrpcTraceLayer {
 
     /// The span of this end of a call to `path` (`/package.Service/Method`).
     pub fn span(&self, path: &str) -> tracing::Span {
-        let (name, service, method) = rpc_names(path);
         match self.0 {
-            Side::Client => tracing::info_span!(
-                "grpc.client",
-                otel.name = name,
-                otel.kind = "client",
-                rpc.system = "grpc",
-                rpc.service = service,
-                rpc.method = method,
-            ),
-            Side::Server => tracing::info_span!(
-                "grpc.server",
-                otel.name = name,
-                otel.kind = "server",
-                rpc.system = "grpc",
-                rpc.service = service,
-                rpc.method = method,
-            ),
+            Side::Client => rpc_span!("grpc.client", "client", path),
+            Side::Server => rpc_span!("grpc.server", "server", path),
         }
     }
 }
