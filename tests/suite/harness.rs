@@ -655,6 +655,24 @@ impl TestEnv {
         self._database.as_ref().map(|d| d.name.as_str())
     }
 
+    /// The keys this environment keeps in Redis that have no expiry (split mode; empty without
+    /// Redis of its own).
+    pub async fn redis_keys_without_expiry(&self) -> Vec<String> {
+        let Some(redis) = self._redis.as_ref().filter(|r| r.cluster_nodes.is_none()) else { return Vec::new() };
+        let client = redis::Client::open(redis.url.as_str()).expect("redis URL");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}*", redis.prefix)).query_async(&mut conn).await.expect("KEYS");
+        let mut persistent = Vec::new();
+        for key in keys {
+            let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.expect("PTTL");
+            if ttl == -1 {
+                persistent.push(key);
+            }
+        }
+        persistent
+    }
+
     /// The value of one of the flags naming this environment's storage (`--data-dir`,
     /// `--database-url`).
     #[allow(dead_code)] // used by tests/bench only

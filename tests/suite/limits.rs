@@ -118,6 +118,9 @@ async fn monthly_quota(env: &TestEnv) {
     assert_eq!(header(&spent, "x-usage-monthly"), "2");
     let body: Value = spent.json().await.unwrap();
     assert_eq!(body["error"]["code"], "MONTHLY_LIMIT_EXCEEDED");
+    let again = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&other).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&again, "x-usage-monthly"), "2", "a refusal consumes none of the month");
 }
 
 /// The highest plan among a key's teams applies, with that team's override: a lower plan's
@@ -141,6 +144,23 @@ async fn the_highest_plan_applies(env: &TestEnv) {
 }
 
 both_modes!(headers_and_refunds, per_minute_limit, monthly_quota, the_highest_plan_applies);
+
+/// The window logs and monthly counters the limiter keeps in Redis all expire, those made by
+/// admitted requests and by refused ones alike.
+#[tokio::test]
+async fn every_counter_the_limiter_keeps_in_redis_expires() {
+    let env = TestEnv::split(1).await;
+    let (_, key) = keyed_user(&env, json!({ "requests_per_minute": 2, "requests_per_month": 3 }), json!("full")).await;
+    let statuses = futures::future::join_all((0..4).map(|_| async {
+        env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap().status()
+    }))
+    .await;
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 2, "{statuses:?}");
+    let (_, spent) = keyed_user(&env, json!({ "requests_per_month": 0 }), json!("full")).await;
+    let refused = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&spent).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(env.redis_keys_without_expiry().await, Vec::<String>::new());
+}
 
 /// 200 concurrent requests on one key through three replicas: exactly the limit gets through.
 #[tokio::test]
