@@ -6,6 +6,7 @@
 //! W3C `traceparent` crosses every gRPC call through the tower layers in [`propagation`]. `init`
 //! returns a guard that flushes pending spans and metrics when dropped.
 
+mod lines;
 pub mod propagation;
 
 use std::sync::OnceLock;
@@ -32,18 +33,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// Log lines waiting for the writer thread at most. The queue's slots are allocated up front
-/// (tracing-appender's default of 128,000 took 4 MB of every process's idle memory); past this,
-/// loggers wait for the writer.
-const LINES_WAITING: usize = 4096;
-
 /// Keeps telemetry alive; dropping it exports what is buffered.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct Guard {
     provider: Option<SdkTracerProvider>,
     meters: Option<SdkMeterProvider>,
     /// Writes what is left of the log lines when dropped.
-    _lines: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _lines: Option<lines::Guard>,
 }
 
 impl Drop for Guard {
@@ -171,16 +167,8 @@ pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal: escape codes cost time per line and clutter files.
     let ansi = std::io::stderr().is_terminal();
-    // Lines are written by a thread of their own, as many at once as are waiting, then flushed:
-    // one `write` per line on the serving threads cost the gateway a twentieth of its CPU under
-    // load (README, "Benchmarks"). Nothing is dropped: a full queue makes loggers wait. Lines
-    // still queued when the process is killed outright are lost, and so are lines logged after
-    // the returned guard is dropped (it is held until the process's work is done).
-    let (stderr, lines) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(LINES_WAITING)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    // Lines are written by a thread of their own, a few milliseconds' worth at once (`lines`).
+    let (stderr, lines) = lines::start(std::io::stderr());
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = match format {
         LogFormat::Text => registry
