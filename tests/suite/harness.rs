@@ -655,22 +655,20 @@ impl TestEnv {
         self._database.as_ref().map(|d| d.name.as_str())
     }
 
-    /// The keys this environment keeps in Redis that have no expiry (split mode; empty without
-    /// Redis of its own).
-    pub async fn redis_keys_without_expiry(&self) -> Vec<String> {
+    /// The keys this environment keeps in Redis, each with its time to live in milliseconds (-1:
+    /// none), in split mode on a single Redis; empty otherwise.
+    pub async fn redis_keys_and_ttls(&self) -> Vec<(String, i64)> {
         let Some(redis) = self._redis.as_ref().filter(|r| r.cluster_nodes.is_none()) else { return Vec::new() };
         let client = redis::Client::open(redis.url.as_str()).expect("redis URL");
         let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
         let keys: Vec<String> =
             redis::cmd("KEYS").arg(format!("{}*", redis.prefix)).query_async(&mut conn).await.expect("KEYS");
-        let mut persistent = Vec::new();
+        let mut with_ttls = Vec::new();
         for key in keys {
             let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.expect("PTTL");
-            if ttl == -1 {
-                persistent.push(key);
-            }
+            with_ttls.push((key, ttl));
         }
-        persistent
+        with_ttls
     }
 
     /// The value of one of the flags naming this environment's storage (`--data-dir`,

@@ -12,7 +12,8 @@ use super::{Budget, DailyDecision, Limiter, Observed, RateDecision, WINDOW_MS, d
 /// encoding. The month is named by the caller; its counter expires a day after the month, a
 /// time set when the counter is made. An admitted request reads and counts the month in one
 /// `INCR` (given back by `DECR` when the month turns out spent): each command a script calls
-/// costs Redis about a microsecond of the script's 12 or so (README, "Benchmarks").
+/// costs Redis about a microsecond of the script's 12 or so (README, "Benchmarks"). A refusal
+/// by the month thus writes twice, but gateways repeat a refusal until its reset without asking.
 pub const DECIDE_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
