@@ -141,9 +141,12 @@ mod tests {
     use super::*;
     use std::thread::ThreadId;
 
+    /// One write: by which thread, and what.
+    type OneWrite = (ThreadId, Vec<u8>);
+
     /// An output the test reads back, with the thread of each write.
     #[derive(Clone, Default)]
-    struct Written(Arc<Mutex<Vec<(ThreadId, Vec<u8>)>>>);
+    struct Written(Arc<Mutex<Vec<OneWrite>>>);
 
     impl Write for Written {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
