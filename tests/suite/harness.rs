@@ -203,6 +203,11 @@ impl TestRedis {
         TestRedis { url: String::new(), prefix, cluster_nodes: Some(cluster.seeds()) }
     }
 
+    /// The keys under this prefix (a single Redis only).
+    fn keys(&self, conn: &mut redis::Connection) -> Vec<String> {
+        redis::cmd("KEYS").arg(format!("{}*", self.prefix)).query(conn).unwrap_or_default()
+    }
+
     /// The flags naming this Redis to a service.
     fn args(&self) -> Vec<(&'static str, String)> {
         let target = match &self.cluster_nodes {
@@ -218,18 +223,18 @@ impl Drop for TestRedis {
         if self.cluster_nodes.is_some() {
             return;
         }
-        let (url, pattern) = (self.url.clone(), format!("{}*", self.prefix));
-        let _ = std::thread::spawn(move || {
-            let Ok(client) = redis::Client::open(url.as_str()) else {
-                return;
-            };
-            let Ok(mut conn) = client.get_connection() else { return };
-            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut conn).unwrap_or_default();
-            if !keys.is_empty() {
-                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
-            }
-        })
-        .join();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let Ok(client) = redis::Client::open(self.url.as_str()) else {
+                    return;
+                };
+                let Ok(mut conn) = client.get_connection() else { return };
+                let keys = self.keys(&mut conn);
+                if !keys.is_empty() {
+                    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+                }
+            });
+        });
     }
 }
 
@@ -657,18 +662,16 @@ impl TestEnv {
 
     /// The keys this environment keeps in Redis, each with its time to live in milliseconds (-1:
     /// none), in split mode on a single Redis; empty otherwise.
-    pub async fn redis_keys_and_ttls(&self) -> Vec<(String, i64)> {
+    pub fn redis_keys_and_ttls(&self) -> Vec<(String, i64)> {
         let Some(redis) = self._redis.as_ref().filter(|r| r.cluster_nodes.is_none()) else { return Vec::new() };
-        let client = redis::Client::open(redis.url.as_str()).expect("redis URL");
-        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-        let keys: Vec<String> =
-            redis::cmd("KEYS").arg(format!("{}*", redis.prefix)).query_async(&mut conn).await.expect("KEYS");
-        let mut with_ttls = Vec::new();
-        for key in keys {
-            let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.expect("PTTL");
-            with_ttls.push((key, ttl));
-        }
-        with_ttls
+        let mut conn = redis::Client::open(redis.url.as_str()).and_then(|c| c.get_connection()).expect("redis");
+        let keys = redis.keys(&mut conn);
+        keys.into_iter()
+            .map(|key| {
+                let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).expect("PTTL");
+                (key, ttl)
+            })
+            .collect()
     }
 
     /// The value of one of the flags naming this environment's storage (`--data-dir`,

@@ -159,7 +159,7 @@ async fn every_counter_the_limiter_keeps_in_redis_expires() {
     let (_, spent) = keyed_user(&env, json!({ "requests_per_month": 0 }), json!("full")).await;
     let refused = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&spent).send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    let keys = env.redis_keys_and_ttls().await;
+    let keys = env.redis_keys_and_ttls();
     for kind in [":rl:", ":mq:"] {
         assert!(keys.iter().any(|(key, _)| key.contains(kind)), "no {kind} key in {keys:?}");
     }

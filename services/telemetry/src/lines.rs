@@ -12,7 +12,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
@@ -33,8 +33,6 @@ struct Shared {
     /// Held while a batch is taken and written, so that batches are written in their order.
     out: Mutex<Output>,
     stopped: AtomicBool,
-    /// The writing thread, woken by the first line of a batch.
-    writer: OnceLock<Thread>,
 }
 
 impl Shared {
@@ -57,7 +55,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Where the log layer writes.
 #[derive(Clone)]
-pub struct Lines(Arc<Shared>);
+pub struct Lines {
+    shared: Arc<Shared>,
+    /// The writing thread, woken by the first line of a batch; none if it could not start.
+    writer: Option<Thread>,
+}
 
 /// Stops the writing thread and writes what is pending, when dropped.
 pub struct Guard {
@@ -71,7 +73,6 @@ pub fn start(out: impl Write + Send + 'static) -> (Lines, Guard) {
         pending: Mutex::new(Vec::new()),
         out: Mutex::new(Output { to: Box::new(out), spare: Vec::new() }),
         stopped: AtomicBool::new(false),
-        writer: OnceLock::new(),
     });
     let writer = shared.clone();
     let thread = std::thread::Builder::new().name("log-writer".into()).spawn(move || {
@@ -84,16 +85,14 @@ pub fn start(out: impl Write + Send + 'static) -> (Lines, Guard) {
         }
     });
     let thread = thread
-        .inspect(|thread| {
-            let _ = shared.writer.set(thread.thread().clone());
-        })
         .inspect_err(|e| {
             // Every line is then written by the thread that logs it.
             eprintln!("telemetry: cannot start the log writer, lines are written as they come: {e}");
             shared.stopped.store(true, Ordering::Release);
         })
         .ok();
-    (Lines(shared.clone()), Guard { shared, thread })
+    let writer = thread.as_ref().map(|t| t.thread().clone());
+    (Lines { shared: shared.clone(), writer }, Guard { shared, thread })
 }
 
 impl Drop for Guard {
@@ -109,15 +108,16 @@ impl Drop for Guard {
 
 impl Write for &Lines {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let shared = &self.shared;
         let (first, full) = {
-            let mut pending = lock(&self.0.pending);
+            let mut pending = lock(&shared.pending);
             let first = pending.is_empty();
             pending.extend_from_slice(line);
             (first, pending.len() >= MOST_PENDING)
         };
-        if full || self.0.stopped.load(Ordering::Acquire) {
-            self.0.write_pending();
-        } else if first && let Some(writer) = self.0.writer.get() {
+        if full || shared.stopped.load(Ordering::Acquire) {
+            shared.write_pending();
+        } else if first && let Some(writer) = &self.writer {
             writer.unpark();
         }
         Ok(line.len())
@@ -222,7 +222,7 @@ mod tests {
     fn lines_pending_are_written_by_the_time_the_guard_has_dropped_and_later_ones_as_they_come() {
         let written = Written::default();
         let (lines, guard) = start(written.clone());
-        lock(&lines.0.pending).extend_from_slice(b"pending\n");
+        lock(&lines.shared.pending).extend_from_slice(b"pending\n");
         drop(guard);
         assert_eq!(written.text(), "pending\n");
         (&lines).write_all(b"after\n").unwrap();
