@@ -310,7 +310,9 @@ async fn authorized_paths_on(env: &TestEnv) {
     let under_load = processes.memory();
     let full_rate = done as f64 / seconds;
     let lanes = http_lanes(&addr, &healthz, 200, CONNECTIONS).await;
+    let before = processes.cpu();
     let (done, seconds) = closed_loop(lanes, Duration::from_secs(5), exchange).await;
+    let healthz_cpu = processes.cpu_since(&before, done);
     let healthz_rate = done as f64 / seconds;
 
     // One key over a limit of 1 per minute: the 429 path.
@@ -339,6 +341,7 @@ async fn authorized_paths_on(env: &TestEnv) {
     );
     println!("429 path (deny cache): {refused_rate:.0} requests/s, {:.1}× the full chain", refused_rate / full_rate);
     println!("CPU per authorized request: {cpu}");
+    println!("CPU per /healthz request: {healthz_cpu}");
     let (full_p50, full_p99) = (percentile(&full_latency, 0.5), percentile(&full_latency, 0.99));
     let (alone_p50, alone_p99) = (percentile(&alone, 0.5), percentile(&alone, 0.99));
     println!(
