@@ -9,6 +9,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use common::access::Scope;
+use common::secret::Digest;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
@@ -154,6 +155,7 @@ impl Credentials {
         let lookup = state.keys.as_ref().map_or(Lookup::Untrusted, |cache| cache.lookup(&digest));
         let result = match lookup {
             Lookup::Hit(_) => "hit",
+            Lookup::Refresh(..) => "refresh",
             Lookup::Miss(_) => "miss",
             Lookup::Untrusted => "untrusted",
         };
@@ -163,20 +165,18 @@ impl Credentials {
                 report_use(state, &verified.key.id);
                 verified
             }
-            Lookup::Miss(_) | Lookup::Untrusted => {
-                let answer = state
-                    .identity
-                    .clone()
-                    .verify_api_key(idpb::VerifyApiKeyRequest { secret_digest: digest.as_bytes().to_vec() })
-                    .await?
-                    .into_inner();
-                let key = answer.key.ok_or_else(|| Error::internal("identity returned no key"))?;
-                let verified = Arc::new(Verified { key, teams: answer.teams });
-                if let (Lookup::Miss(generation), Some(cache)) = (lookup, &state.keys) {
-                    cache.insert(digest, generation, verified.clone());
-                }
+            Lookup::Refresh(verified, generation) => {
+                report_use(state, &verified.key.id);
+                let state = state.clone();
+                // A verification that fails leaves the entry to expire; the request after it
+                // asks identity itself and answers what identity says.
+                tokio::spawn(async move {
+                    let _ = verify_with_identity(&state, digest, Some(generation)).await;
+                });
                 verified
             }
+            Lookup::Miss(generation) => verify_with_identity(state, digest, Some(generation)).await?,
+            Lookup::Untrusted => verify_with_identity(state, digest, None).await?,
         };
         *self.used.0.lock().expect("used key lock poisoned") = Some(verified.key.id.clone());
         // A cached verification never outlives the key's expiry, nor a rotated key's grace period.
@@ -194,6 +194,22 @@ impl Credentials {
         tracing::Span::current().record("zenovay.key_id", verified.key.id.as_str());
         Ok(VerifiedKey { verified, slot: self.slot })
     }
+}
+
+/// The key of `digest` as identity knows it, kept when `generation` says the cache may take it.
+async fn verify_with_identity(state: &AppState, digest: Digest, generation: Option<u64>) -> ApiResult<Arc<Verified>> {
+    let answer = state
+        .identity
+        .clone()
+        .verify_api_key(idpb::VerifyApiKeyRequest { secret_digest: digest.as_bytes().to_vec() })
+        .await?
+        .into_inner();
+    let key = answer.key.ok_or_else(|| Error::internal("identity returned no key"))?;
+    let verified = Arc::new(Verified { key, teams: answer.teams });
+    if let (Some(generation), Some(cache)) = (generation, &state.keys) {
+        cache.insert(digest, generation, verified.clone());
+    }
+    Ok(verified)
 }
 
 /// Tells identity a cached key was used, once per key per minute, without waiting.

@@ -12,6 +12,9 @@
 //!   its (possibly stale) answer afterwards;
 //! - while the notification channel is down the cache is neither read nor written, and it is
 //!   emptied, because changes made meanwhile would go unheard.
+//!
+//! Like `common::cache`, an entry past `REFRESH_AFTER` still serves and asks one request to
+//! verify its key again without waiting, so that a key in steady use never waits for identity.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::ErrorCode;
 use common::bus::{Change, ChangeBus, Notice};
-use common::cache::NoticeCache;
+use common::cache::{NoticeCache, REFRESH_AFTER};
 use common::secret::Digest;
 use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
@@ -57,6 +60,8 @@ pub struct Verified {
 struct Entry {
     verified: Arc<Verified>,
     at: Instant,
+    /// A request past `REFRESH_AFTER` was asked to verify the key again: no other is.
+    refreshing: bool,
 }
 
 /// A refusal (429) to repeat until `until_ms` on this gateway's clock.
@@ -80,6 +85,8 @@ struct State {
 
 pub enum Lookup {
     Hit(Arc<Verified>),
+    /// Serve this, and verify the key again without waiting: insert with this generation.
+    Refresh(Arc<Verified>, u64),
     /// Not cached; insert the answer with this generation.
     Miss(u64),
     /// The channel is down: ask identity and keep nothing.
@@ -110,13 +117,20 @@ impl KeyCache {
     }
 
     pub fn lookup(&self, digest: &Digest) -> Lookup {
-        let state = self.state();
+        let mut state = self.state();
         if !state.trusted {
             return Lookup::Untrusted;
         }
-        match state.entries.get(digest) {
-            Some(entry) if entry.at.elapsed() < TTL => Lookup::Hit(entry.verified.clone()),
-            _ => Lookup::Miss(state.generation),
+        let generation = state.generation;
+        let Some(entry) = state.entries.get_mut(digest) else { return Lookup::Miss(generation) };
+        let age = entry.at.elapsed();
+        if age >= TTL {
+            Lookup::Miss(generation)
+        } else if age >= REFRESH_AFTER && !entry.refreshing {
+            entry.refreshing = true;
+            Lookup::Refresh(entry.verified.clone(), generation)
+        } else {
+            Lookup::Hit(entry.verified.clone())
         }
     }
 
@@ -162,7 +176,7 @@ impl KeyCache {
         if state.entries.len() >= MAX_ENTRIES {
             state.entries.clear();
         }
-        state.entries.insert(digest, Entry { verified, at: Instant::now() });
+        state.entries.insert(digest, Entry { verified, at: Instant::now(), refreshing: false });
     }
 
     /// Applies a change this replica made itself, without waiting for its notification.
@@ -257,6 +271,22 @@ mod tests {
         assert!(matches!(cache.lookup(&Digest::of("a")), Lookup::Untrusted));
         cache.apply(Notice::Connected);
         assert!(matches!(cache.lookup(&Digest::of("a")), Lookup::Miss(_)), "emptied while lost");
+    }
+
+    #[tokio::test]
+    async fn a_key_past_half_its_life_asks_one_request_to_verify_it_again() {
+        let bus = MemoryBus::default();
+        let cache = KeyCache::follow(&bus);
+        settle().await;
+        let digest = Digest::of("a");
+        let Lookup::Miss(generation) = cache.lookup(&digest) else { panic!("trusted and empty") };
+        cache.insert(digest, generation, Arc::new(verified("k", "u")));
+        cache.state().entries.get_mut(&digest).unwrap().at -= REFRESH_AFTER;
+        let Lookup::Refresh(_, generation) = cache.lookup(&digest) else { panic!("due") };
+        assert!(matches!(cache.lookup(&digest), Lookup::Hit(_)), "one refresh at a time");
+        cache.insert(digest, generation, Arc::new(verified("k", "u")));
+        cache.state().entries.get_mut(&digest).unwrap().at -= TTL - Duration::from_millis(1);
+        assert!(matches!(cache.lookup(&digest), Lookup::Refresh(..)), "the refreshed entry lives on");
     }
 
     fn refusal(user: &str) -> Refusal {

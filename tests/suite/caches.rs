@@ -160,3 +160,37 @@ async fn website_changes_are_listed_at_once(env: &TestEnv) {
 }
 
 both_modes!(website_changes_are_listed_at_once);
+
+/// The sum of a counter's series with `result` in the gateway's `/metrics`.
+async fn lookups(env: &TestEnv, counter: &str, result: &str) -> f64 {
+    let text = env.request(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    let label = format!("result=\"{result}\"");
+    let series = text.lines().filter(|l| l.starts_with(counter) && l.contains(&label));
+    series.map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap()).sum()
+}
+
+/// A key and its team's websites in steady use are read again in the background from half their
+/// second of life: only the first request waits for identity and analytics.
+async fn a_key_in_steady_use_waits_only_for_its_first_verification(env: &TestEnv) {
+    let (_, key) = keyed(env, 100_000).await;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(2_500) {
+        assert_eq!(list(env, 0, &key).await.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for counter in ["zenovay_key_cache_lookups_total", "zenovay_website_cache_lookups_total"] {
+        assert_eq!(lookups(env, counter, "miss").await, 1.0, "{counter}: only the first request missed");
+        assert!(lookups(env, counter, "refresh").await >= 2.0, "{counter}: refreshed while it served");
+    }
+}
+
+// Processes of their own, whose metrics no other test adds to.
+#[tokio::test]
+async fn a_key_in_steady_use_waits_only_for_its_first_verification_all_in_one() {
+    a_key_in_steady_use_waits_only_for_its_first_verification(&TestEnv::all_in_one_process().await).await;
+}
+
+#[tokio::test]
+async fn a_key_in_steady_use_waits_only_for_its_first_verification_split() {
+    a_key_in_steady_use_waits_only_for_its_first_verification(&TestEnv::split(1).await).await;
+}

@@ -447,8 +447,8 @@ impl TestEnv {
     }
 
     /// The all-in-one binary as its own process, as a newcomer runs it, logging at `info`: for
-    /// benchmarks, whose load generator must not share the server's runtime.
-    #[allow(dead_code)] // used by tests/bench only
+    /// benchmarks, whose load generator must not share the server's runtime, and for tests that
+    /// read its `/metrics`, which no other test adds to.
     pub async fn all_in_one_process() -> TestEnv {
         TestEnv::all_in_one_process_with(&[]).await
     }

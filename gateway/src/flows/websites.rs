@@ -19,16 +19,35 @@ pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResu
     let (result, generation) = match state.websites.as_ref().map(|lists| lists.get(&team_ids)) {
         Some(Cached::All(lists)) => {
             metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", "hit")]);
-            let mut all: Vec<anpb::Website> = lists.iter().flat_map(|list| list.iter().cloned()).collect();
-            if lists.len() > 1 {
-                all.sort_by(|a, b| (a.created_at_unix_ms, &a.id).cmp(&(b.created_at_unix_ms, &b.id)));
-            }
-            return Ok(all);
+            return Ok(merged(lists));
+        }
+        Some(Cached::Refresh(lists, generation)) => {
+            metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", "refresh")]);
+            let state = state.clone();
+            // A read that fails leaves the lists to expire; the request after them asks
+            // analytics itself and answers its error.
+            tokio::spawn(async move {
+                let _ = read(&state, team_ids, Some(generation)).await;
+            });
+            return Ok(merged(lists));
         }
         Some(Cached::Miss(generation)) => ("miss", Some(generation)),
         Some(Cached::Untrusted) | None => ("untrusted", None),
     };
     metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", result)]);
+    read(state, team_ids, generation).await
+}
+
+fn merged(lists: Vec<Arc<Vec<anpb::Website>>>) -> Vec<anpb::Website> {
+    let mut all: Vec<anpb::Website> = lists.iter().flat_map(|list| list.iter().cloned()).collect();
+    if lists.len() > 1 {
+        all.sort_by(|a, b| (a.created_at_unix_ms, &a.id).cmp(&(b.created_at_unix_ms, &b.id)));
+    }
+    all
+}
+
+/// The teams' websites from analytics, kept when `generation` says the cache may take them.
+async fn read(state: &AppState, team_ids: Vec<String>, generation: Option<u64>) -> ApiResult<Vec<anpb::Website>> {
     let request = anpb::ListWebsitesRequest { team_ids: team_ids.clone() };
     let all = state.analytics.clone().list_websites(request).await?.into_inner().websites;
     if let (Some(lists), Some(generation)) = (&state.websites, generation) {

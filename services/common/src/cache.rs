@@ -8,7 +8,10 @@
 //!   (possibly stale) answer afterwards;
 //! - while the channel is down the cache is neither read nor written, and it is emptied;
 //! - no entry serves longer than [`TTL`], in case a notification is lost unnoticed (a failed
-//!   publish, a write by a process that announces nothing, such as an operator command on SQLite).
+//!   publish, a write by a process that announces nothing, such as an operator command on SQLite);
+//! - past [`REFRESH_AFTER`] an entry still serves, and the first read to find it is asked to read
+//!   it again without waiting ([`Cached::Refresh`]), so that an entry in steady use is replaced
+//!   before it expires and no request waits for the store once a second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -18,6 +21,8 @@ use crate::bus::{Change, ChangeBus, Notice};
 
 /// How long an entry may serve at most.
 pub const TTL: Duration = Duration::from_secs(1);
+/// The age from which an entry is read again in the background.
+pub const REFRESH_AFTER: Duration = Duration::from_millis(500);
 
 /// Whether a change makes the entry of this id stale.
 pub type Evicts<V> = fn(&Change, &str, &V) -> bool;
@@ -25,7 +30,15 @@ pub type Evicts<V> = fn(&Change, &str, &V) -> bool;
 struct State<V> {
     trusted: bool,
     generation: u64,
-    entries: HashMap<String, (V, Instant)>,
+    entries: HashMap<String, Entry<V>>,
+}
+
+struct Entry<V> {
+    value: V,
+    at: Instant,
+    /// A read past [`REFRESH_AFTER`] was asked to refresh it: no other is. A refresh that fails
+    /// or comes too late to insert leaves the entry to expire at [`TTL`].
+    refreshing: bool,
 }
 
 pub struct NoticeCache<V> {
@@ -39,6 +52,9 @@ pub struct NoticeCache<V> {
 /// What a read found: every value asked for, or the generation to insert a fresh read with.
 pub enum Cached<V> {
     All(Vec<V>),
+    /// Every value, to serve now; some are past [`REFRESH_AFTER`]: read them all again without
+    /// waiting, and `insert` with this generation. One read per entry is asked.
+    Refresh(Vec<V>, u64),
     /// Some are missing; read them and `insert` with this generation.
     Miss(u64),
     /// The channel is down: read the store and keep nothing.
@@ -72,15 +88,30 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
 
     /// The values of `ids`, in their order, when every one is cached and fresh.
     pub fn get(&self, ids: &[String]) -> Cached<V> {
-        let state = self.state();
+        let mut state = self.state();
         if !state.trusted {
             return Cached::Untrusted;
         }
-        let fresh = |id: &String| state.entries.get(id).filter(|(_, at)| at.elapsed() < TTL).map(|(v, _)| v.clone());
-        match ids.iter().map(fresh).collect() {
-            Some(all) => Cached::All(all),
-            None => Cached::Miss(state.generation),
+        let mut all = Vec::with_capacity(ids.len());
+        let mut refresh = false;
+        for id in ids {
+            let Some(entry) = state.entries.get(id) else { return Cached::Miss(state.generation) };
+            let age = entry.at.elapsed();
+            if age >= TTL {
+                return Cached::Miss(state.generation);
+            }
+            refresh |= age >= REFRESH_AFTER && !entry.refreshing;
+            all.push(entry.value.clone());
         }
+        if !refresh {
+            return Cached::All(all);
+        }
+        for id in ids {
+            if let Some(entry) = state.entries.get_mut(id) {
+                entry.refreshing = true;
+            }
+        }
+        Cached::Refresh(all, state.generation)
     }
 
     /// Keeps what a read that started at `generation` found, unless a notice came since.
@@ -94,7 +125,7 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
             if state.entries.len() >= self.capacity {
                 state.entries.clear();
             }
-            state.entries.insert(id, (value, now));
+            state.entries.insert(id, Entry { value, at: now, refreshing: false });
         }
     }
 
@@ -114,7 +145,7 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
             }
             Notice::Change(change) => {
                 let evicts = self.evicts;
-                state.entries.retain(|id, (value, _)| !evicts(change, id, value));
+                state.entries.retain(|id, entry| !evicts(change, id, &entry.value));
             }
         }
     }
@@ -169,6 +200,38 @@ mod tests {
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Untrusted));
         cache.apply(&Notice::Connected);
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)), "emptied while lost");
+    }
+
+    fn age(cache: &NoticeCache<u32>, id: &str, by: Duration) {
+        cache.state().entries.get_mut(id).expect("cached").at -= by;
+    }
+
+    #[test]
+    fn an_entry_past_half_its_life_asks_one_read_to_refresh_it_and_keeps_serving() {
+        let cache = connected();
+        let Cached::Miss(generation) = cache.get(&ids(&["a", "b"])) else { panic!() };
+        cache.insert(generation, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        age(&cache, "b", REFRESH_AFTER);
+        let Cached::Refresh(values, generation) = cache.get(&ids(&["a", "b"])) else { panic!("b is due") };
+        assert_eq!(values, [1, 2], "served while it is refreshed");
+        assert!(matches!(cache.get(&ids(&["b"])), Cached::All(v) if v == [2]), "one refresh at a time");
+        cache.insert(generation, [("a".to_owned(), 1), ("b".to_owned(), 3)]);
+        age(&cache, "b", TTL - Duration::from_millis(1));
+        assert!(matches!(cache.get(&ids(&["b"])), Cached::Refresh(v, _) if v == [3]), "the refreshed entry lives on");
+    }
+
+    #[test]
+    fn an_entry_whose_refresh_never_lands_expires_as_before() {
+        let cache = connected();
+        let Cached::Miss(generation) = cache.get(&ids(&["a"])) else { panic!() };
+        cache.insert(generation, [("a".to_owned(), 1)]);
+        age(&cache, "a", REFRESH_AFTER);
+        let Cached::Refresh(_, generation) = cache.get(&ids(&["a"])) else { panic!("a is due") };
+        cache.apply(&Notice::Change(Change::Key("unrelated".into())));
+        cache.insert(generation, [("a".to_owned(), 2)]);
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::All(v) if v == [1]), "a late refresh is not kept");
+        age(&cache, "a", TTL - REFRESH_AFTER);
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
     }
 
     #[test]

@@ -139,16 +139,26 @@ impl Policy {
     /// Reads that answer people (settings pages, key creation) go to the store.
     async fn decision_settings(&self, team_ids: &[String]) -> Result<Vec<TeamSettings>> {
         let Some(cache) = &self.settings else { return self.store.settings(team_ids).await };
-        let generation = match cache.get(team_ids) {
-            Cached::All(settings) => return Ok(settings),
-            Cached::Miss(generation) => Some(generation),
-            Cached::Untrusted => None,
-        };
-        let settings = self.store.settings(team_ids).await?;
-        if let Some(generation) = generation {
-            cache.insert(generation, settings.iter().map(|s| (s.team_id.clone(), s.clone())));
+        match cache.get(team_ids) {
+            Cached::All(settings) => Ok(settings),
+            Cached::Refresh(settings, generation) => {
+                let (store, cache, team_ids) = (self.store.clone(), cache.clone(), team_ids.to_vec());
+                // A read that fails leaves the entries to expire; the decision after them reads
+                // the store itself and answers its error.
+                tokio::spawn(async move {
+                    if let Ok(settings) = store.settings(&team_ids).await {
+                        cache.insert(generation, settings.into_iter().map(|s| (s.team_id.clone(), s)));
+                    }
+                });
+                Ok(settings)
+            }
+            Cached::Miss(generation) => {
+                let settings = self.store.settings(team_ids).await?;
+                cache.insert(generation, settings.iter().map(|s| (s.team_id.clone(), s.clone())));
+                Ok(settings)
+            }
+            Cached::Untrusted => self.store.settings(team_ids).await,
         }
-        Ok(settings)
     }
 
     async fn one(&self, team_id: &str) -> Result<TeamSettings> {
