@@ -9,10 +9,12 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use common::access::Scope;
+use common::cache::{Read, refresh_failed};
 use common::secret::Digest;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
+use tracing::Instrument as _;
 
 use crate::cache::{Lookup, Refusal, Verified};
 use crate::error::{ApiError, ApiResult};
@@ -165,17 +167,20 @@ impl Credentials {
                 report_use(state, &verified.key.id);
                 verified
             }
-            Lookup::Refresh(verified, generation) => {
+            Lookup::Refresh(verified, read) => {
                 report_use(state, &verified.key.id);
                 let state = state.clone();
-                // A verification that fails leaves the entry to expire; the request after it
-                // asks identity itself and answers what identity says.
-                tokio::spawn(async move {
-                    let _ = verify_with_identity(&state, digest, Some(generation)).await;
-                });
+                // A verification that fails leaves the entry to expire; the first request after
+                // that asks identity itself and answers what identity says.
+                let refresh = async move {
+                    if let Err(failed) = verify_with_identity(&state, digest, Some(read)).await {
+                        refresh_failed(&failed.error);
+                    }
+                };
+                tokio::spawn(refresh.instrument(tracing::info_span!("cache.refresh")));
                 verified
             }
-            Lookup::Miss(generation) => verify_with_identity(state, digest, Some(generation)).await?,
+            Lookup::Miss(read) => verify_with_identity(state, digest, Some(read)).await?,
             Lookup::Untrusted => verify_with_identity(state, digest, None).await?,
         };
         *self.used.0.lock().expect("used key lock poisoned") = Some(verified.key.id.clone());
@@ -196,8 +201,8 @@ impl Credentials {
     }
 }
 
-/// The key of `digest` as identity knows it, kept when `generation` says the cache may take it.
-async fn verify_with_identity(state: &AppState, digest: Digest, generation: Option<u64>) -> ApiResult<Arc<Verified>> {
+/// The key of `digest` as identity knows it, kept when `read` says the cache may take it.
+async fn verify_with_identity(state: &AppState, digest: Digest, read: Option<Read>) -> ApiResult<Arc<Verified>> {
     let answer = state
         .identity
         .clone()
@@ -206,8 +211,8 @@ async fn verify_with_identity(state: &AppState, digest: Digest, generation: Opti
         .into_inner();
     let key = answer.key.ok_or_else(|| Error::internal("identity returned no key"))?;
     let verified = Arc::new(Verified { key, teams: answer.teams });
-    if let (Some(generation), Some(cache)) = (generation, &state.keys) {
-        cache.insert(digest, generation, verified.clone());
+    if let (Some(read), Some(cache)) = (read, &state.keys) {
+        cache.insert(digest, read, verified.clone());
     }
     Ok(verified)
 }

@@ -169,18 +169,21 @@ async fn lookups(env: &TestEnv, counter: &str, result: &str) -> f64 {
     series.map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap()).sum()
 }
 
-/// A key and its team's websites in steady use are read again in the background from half their
-/// second of life: only the first request waits for identity and analytics.
+/// A key and its team's websites in steady use are read again in the background before they
+/// expire: after the first request, requests do not wait for identity and analytics. (Without
+/// refreshes, four seconds of use would miss at least four times; a second miss is allowed for a
+/// notice or a slow read of a busy machine.)
 async fn a_key_in_steady_use_waits_only_for_its_first_verification(env: &TestEnv) {
     let (_, key) = keyed(env, 100_000).await;
     let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(2_500) {
+    while start.elapsed() < Duration::from_secs(4) {
         assert_eq!(list(env, 0, &key).await.status(), StatusCode::OK);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for counter in ["zenovay_key_cache_lookups_total", "zenovay_website_cache_lookups_total"] {
-        assert_eq!(lookups(env, counter, "miss").await, 1.0, "{counter}: only the first request missed");
-        assert!(lookups(env, counter, "refresh").await >= 2.0, "{counter}: refreshed while it served");
+        let misses = lookups(env, counter, "miss").await;
+        assert!((1.0..=2.0).contains(&misses), "{counter}: {misses} misses");
+        assert!(lookups(env, counter, "refresh").await >= 3.0, "{counter}: refreshed while it served");
     }
 }
 

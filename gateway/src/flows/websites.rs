@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use common::bus::Change;
-use common::cache::Cached;
+use common::cache::{Cached, Read, refresh_failed};
 use proto::analytics::v1 as anpb;
+use tracing::Instrument as _;
 
 use crate::error::ApiResult;
 use crate::metrics;
@@ -16,26 +17,29 @@ use crate::state::AppState;
 
 /// The websites of these teams, oldest first.
 pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
-    let (result, generation) = match state.websites.as_ref().map(|lists| lists.get(&team_ids)) {
+    let (result, read) = match state.websites.as_ref().map(|lists| lists.get(&team_ids)) {
         Some(Cached::All(lists)) => {
             metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", "hit")]);
             return Ok(merged(lists));
         }
-        Some(Cached::Refresh(lists, generation)) => {
+        Some(Cached::Refresh(lists, read)) => {
             metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", "refresh")]);
             let state = state.clone();
-            // A read that fails leaves the lists to expire; the request after them asks
+            // A read that fails leaves the lists to expire; the first request after that asks
             // analytics itself and answers its error.
-            tokio::spawn(async move {
-                let _ = read(&state, team_ids, Some(generation)).await;
-            });
+            let refresh = async move {
+                if let Err(failed) = read_lists(&state, team_ids, Some(read)).await {
+                    refresh_failed(&failed.error);
+                }
+            };
+            tokio::spawn(refresh.instrument(tracing::info_span!("cache.refresh")));
             return Ok(merged(lists));
         }
-        Some(Cached::Miss(generation)) => ("miss", Some(generation)),
+        Some(Cached::Miss(read)) => ("miss", Some(read)),
         Some(Cached::Untrusted) | None => ("untrusted", None),
     };
     metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", result)]);
-    read(state, team_ids, generation).await
+    read_lists(state, team_ids, read).await
 }
 
 fn merged(lists: Vec<Arc<Vec<anpb::Website>>>) -> Vec<anpb::Website> {
@@ -46,13 +50,13 @@ fn merged(lists: Vec<Arc<Vec<anpb::Website>>>) -> Vec<anpb::Website> {
     all
 }
 
-/// The teams' websites from analytics, kept when `generation` says the cache may take them.
-async fn read(state: &AppState, team_ids: Vec<String>, generation: Option<u64>) -> ApiResult<Vec<anpb::Website>> {
+/// The teams' websites from analytics, kept when `read` says the cache may take them.
+async fn read_lists(state: &AppState, team_ids: Vec<String>, read: Option<Read>) -> ApiResult<Vec<anpb::Website>> {
     let request = anpb::ListWebsitesRequest { team_ids: team_ids.clone() };
     let all = state.analytics.clone().list_websites(request).await?.into_inner().websites;
-    if let (Some(lists), Some(generation)) = (&state.websites, generation) {
+    if let (Some(lists), Some(read)) = (&state.websites, read) {
         let of = |team: &String| Arc::new(all.iter().filter(|w| &w.team_id == team).cloned().collect());
-        lists.insert(generation, team_ids.iter().map(|team| (team.clone(), of(team))));
+        lists.insert(read, team_ids.iter().map(|team| (team.clone(), of(team))));
     }
     Ok(all)
 }

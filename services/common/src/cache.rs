@@ -7,11 +7,14 @@
 //! - every notice bumps a generation, and a read that started before it cannot insert its
 //!   (possibly stale) answer afterwards;
 //! - while the channel is down the cache is neither read nor written, and it is emptied;
-//! - no entry serves longer than [`TTL`], in case a notification is lost unnoticed (a failed
-//!   publish, a write by a process that announces nothing, such as an operator command on SQLite);
-//! - past [`REFRESH_AFTER`] an entry still serves, and the first read to find it is asked to read
-//!   it again without waiting ([`Cached::Refresh`]), so that an entry in steady use is replaced
-//!   before it expires and no request waits for the store once a second.
+//! - no entry serves longer than [`TTL`] after the read that found it began, in case a
+//!   notification is lost unnoticed (a failed publish, a write by a process that announces
+//!   nothing, such as an operator command on SQLite), and a read never replaces one that began
+//!   after it;
+//! - past [`REFRESH_AFTER`] an entry still serves, and the first lookup to find it is asked to
+//!   read it again without waiting ([`Cached::Refresh`]), so that an entry in steady use is
+//!   normally replaced before it expires and no request waits for the store once a second. The
+//!   price: an entry in steady use is read about 1.3 times a second instead of once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -21,8 +24,30 @@ use crate::bus::{Change, ChangeBus, Notice};
 
 /// How long an entry may serve at most.
 pub const TTL: Duration = Duration::from_secs(1);
-/// The age from which an entry is read again in the background.
-pub const REFRESH_AFTER: Duration = Duration::from_millis(500);
+/// The age from which an entry is read again in the background: a quarter of its life left
+/// for the read, which takes a millisecond or two.
+pub const REFRESH_AFTER: Duration = Duration::from_millis(750);
+
+/// A read of the store that may fill the cache: the generation it began at, and when.
+#[derive(Clone, Copy, Debug)]
+pub struct Read {
+    pub generation: u64,
+    pub started: Instant,
+}
+
+impl Read {
+    /// A read beginning now, at `generation`.
+    pub fn now(generation: u64) -> Read {
+        Read { generation, started: Instant::now() }
+    }
+}
+
+/// Logs a background refresh that failed, whose error no request answers; the entry it was to
+/// replace expires as if no refresh had been asked.
+pub fn refresh_failed(error: &crate::Error) {
+    tracing::warn!(code = error.code.as_str(), "a cache refresh failed");
+    error.log_cause();
+}
 
 /// Whether a change makes the entry of this id stale.
 pub type Evicts<V> = fn(&Change, &str, &V) -> bool;
@@ -35,9 +60,10 @@ struct State<V> {
 
 struct Entry<V> {
     value: V,
+    /// When the read that found it began.
     at: Instant,
-    /// A read past [`REFRESH_AFTER`] was asked to refresh it: no other is. A refresh that fails
-    /// or comes too late to insert leaves the entry to expire at [`TTL`].
+    /// A lookup past [`REFRESH_AFTER`] was asked to refresh it: no other is. A refresh that fails
+    /// or that a notice overtakes leaves the entry to expire at [`TTL`].
     refreshing: bool,
 }
 
@@ -49,14 +75,14 @@ pub struct NoticeCache<V> {
     capacity: usize,
 }
 
-/// What a read found: every value asked for, or the generation to insert a fresh read with.
+/// What a lookup found: every value asked for, or the read to insert a fresh answer with.
 pub enum Cached<V> {
     All(Vec<V>),
     /// Every value, to serve now; some are past [`REFRESH_AFTER`]: read them all again without
-    /// waiting, and `insert` with this generation. One read per entry is asked.
-    Refresh(Vec<V>, u64),
-    /// Some are missing; read them and `insert` with this generation.
-    Miss(u64),
+    /// waiting, and `insert` with this read. Only the first lookup to find an entry due is asked.
+    Refresh(Vec<V>, Read),
+    /// Some are missing; read them and `insert` with this read.
+    Miss(Read),
     /// The channel is down: read the store and keep nothing.
     Untrusted,
 }
@@ -95,10 +121,10 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
         let mut all = Vec::with_capacity(ids.len());
         let mut refresh = false;
         for id in ids {
-            let Some(entry) = state.entries.get(id) else { return Cached::Miss(state.generation) };
+            let Some(entry) = state.entries.get(id) else { return Cached::Miss(Read::now(state.generation)) };
             let age = entry.at.elapsed();
             if age >= TTL {
-                return Cached::Miss(state.generation);
+                return Cached::Miss(Read::now(state.generation));
             }
             refresh |= age >= REFRESH_AFTER && !entry.refreshing;
             all.push(entry.value.clone());
@@ -111,21 +137,24 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
                 entry.refreshing = true;
             }
         }
-        Cached::Refresh(all, state.generation)
+        Cached::Refresh(all, Read::now(state.generation))
     }
 
-    /// Keeps what a read that started at `generation` found, unless a notice came since.
-    pub fn insert(&self, generation: u64, entries: impl IntoIterator<Item = (String, V)>) {
+    /// Keeps what `read` found, unless a notice came since it began; an entry that a later read
+    /// found stays.
+    pub fn insert(&self, read: Read, entries: impl IntoIterator<Item = (String, V)>) {
         let mut state = self.state();
-        if !state.trusted || state.generation != generation {
+        if !state.trusted || state.generation != read.generation {
             return;
         }
-        let now = Instant::now();
         for (id, value) in entries {
+            if state.entries.get(&id).is_some_and(|entry| entry.at > read.started) {
+                continue;
+            }
             if state.entries.len() >= self.capacity {
                 state.entries.clear();
             }
-            state.entries.insert(id, Entry { value, at: now, refreshing: false });
+            state.entries.insert(id, Entry { value, at: read.started, refreshing: false });
         }
     }
 
@@ -172,8 +201,8 @@ mod tests {
     #[test]
     fn a_change_evicts_what_it_names_and_nothing_else() {
         let cache = connected();
-        let Cached::Miss(generation) = cache.get(&ids(&["a", "b"])) else { panic!("trusted and empty") };
-        cache.insert(generation, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        let Cached::Miss(read) = cache.get(&ids(&["a", "b"])) else { panic!("trusted and empty") };
+        cache.insert(read, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
         assert!(matches!(cache.get(&ids(&["b", "a"])), Cached::All(v) if v == [2, 1]));
         cache.apply(&Notice::Change(Change::Team("a".into())));
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
@@ -183,9 +212,9 @@ mod tests {
     #[test]
     fn a_read_that_started_before_a_change_cannot_insert_after_it() {
         let cache = connected();
-        let Cached::Miss(generation) = cache.get(&ids(&["a"])) else { panic!("trusted and empty") };
+        let Cached::Miss(read) = cache.get(&ids(&["a"])) else { panic!("trusted and empty") };
         cache.apply(&Notice::Change(Change::Key("unrelated".into())));
-        cache.insert(generation, [("a".to_owned(), 1)]);
+        cache.insert(read, [("a".to_owned(), 1)]);
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
     }
 
@@ -194,8 +223,8 @@ mod tests {
         let cache = NoticeCache::new(10, by_team);
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Untrusted), "untrusted before the first Connected");
         cache.apply(&Notice::Connected);
-        let Cached::Miss(generation) = cache.get(&ids(&["a"])) else { panic!() };
-        cache.insert(generation, [("a".to_owned(), 1)]);
+        let Cached::Miss(read) = cache.get(&ids(&["a"])) else { panic!() };
+        cache.insert(read, [("a".to_owned(), 1)]);
         cache.apply(&Notice::Lost);
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Untrusted));
         cache.apply(&Notice::Connected);
@@ -207,39 +236,59 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_past_half_its_life_asks_one_read_to_refresh_it_and_keeps_serving() {
+    fn an_entry_due_asks_one_lookup_to_read_it_again_and_keeps_serving() {
         let cache = connected();
-        let Cached::Miss(generation) = cache.get(&ids(&["a", "b"])) else { panic!() };
-        cache.insert(generation, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        let Cached::Miss(read) = cache.get(&ids(&["a", "b"])) else { panic!() };
+        cache.insert(read, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
         age(&cache, "b", REFRESH_AFTER);
-        let Cached::Refresh(values, generation) = cache.get(&ids(&["a", "b"])) else { panic!("b is due") };
+        let Cached::Refresh(values, read) = cache.get(&ids(&["a", "b"])) else { panic!("b is due") };
         assert_eq!(values, [1, 2], "served while it is refreshed");
         assert!(matches!(cache.get(&ids(&["b"])), Cached::All(v) if v == [2]), "one refresh at a time");
-        cache.insert(generation, [("a".to_owned(), 1), ("b".to_owned(), 3)]);
-        age(&cache, "b", TTL - Duration::from_millis(1));
+        cache.insert(read, [("a".to_owned(), 1), ("b".to_owned(), 3)]);
+        // Due again, where the entry it replaced would have expired.
+        age(&cache, "b", REFRESH_AFTER + (TTL - REFRESH_AFTER) / 2);
         assert!(matches!(cache.get(&ids(&["b"])), Cached::Refresh(v, _) if v == [3]), "the refreshed entry lives on");
     }
 
     #[test]
     fn an_entry_whose_refresh_never_lands_expires_as_before() {
         let cache = connected();
-        let Cached::Miss(generation) = cache.get(&ids(&["a"])) else { panic!() };
-        cache.insert(generation, [("a".to_owned(), 1)]);
+        let Cached::Miss(read) = cache.get(&ids(&["a"])) else { panic!() };
+        cache.insert(read, [("a".to_owned(), 1)]);
         age(&cache, "a", REFRESH_AFTER);
-        let Cached::Refresh(_, generation) = cache.get(&ids(&["a"])) else { panic!("a is due") };
+        let Cached::Refresh(_, read) = cache.get(&ids(&["a"])) else { panic!("a is due") };
         cache.apply(&Notice::Change(Change::Key("unrelated".into())));
-        cache.insert(generation, [("a".to_owned(), 2)]);
+        cache.insert(read, [("a".to_owned(), 2)]);
         assert!(matches!(cache.get(&ids(&["a"])), Cached::All(v) if v == [1]), "a late refresh is not kept");
         age(&cache, "a", TTL - REFRESH_AFTER);
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
     }
 
     #[test]
+    fn a_read_never_replaces_what_a_later_read_found() {
+        let cache = connected();
+        let Cached::Miss(later) = cache.get(&ids(&["a"])) else { panic!() };
+        let earlier = Read { started: later.started - Duration::from_millis(1), ..later };
+        cache.insert(later, [("a".to_owned(), 2)]);
+        cache.insert(earlier, [("a".to_owned(), 1)]);
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::All(v) if v == [2]));
+    }
+
+    #[test]
+    fn an_entry_ages_from_when_its_read_began() {
+        let cache = connected();
+        let Cached::Miss(read) = cache.get(&ids(&["a"])) else { panic!() };
+        let slow = Read { started: read.started - TTL, ..read };
+        cache.insert(slow, [("a".to_owned(), 1)]);
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)), "a read that took a second serves no longer");
+    }
+
+    #[test]
     fn a_full_cache_starts_again_empty() {
         let cache = NoticeCache::new(2, by_team);
         cache.apply(&Notice::Connected);
-        let Cached::Miss(generation) = cache.get(&ids(&["a"])) else { panic!() };
-        cache.insert(generation, [("a".to_owned(), 1), ("b".to_owned(), 2), ("c".to_owned(), 3)]);
+        let Cached::Miss(read) = cache.get(&ids(&["a"])) else { panic!() };
+        cache.insert(read, [("a".to_owned(), 1), ("b".to_owned(), 2), ("c".to_owned(), 3)]);
         assert!(matches!(cache.get(&ids(&["c"])), Cached::All(_)));
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
     }

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use common::access::{Grant, Scope, TeamRole};
 use common::bus::{Change, ChangeBus, announce};
-use common::cache::{Cached, NoticeCache};
+use common::cache::{Cached, NoticeCache, refresh_failed};
 use common::db::{Backend, OpenError};
 use common::{Error, Result};
+use tracing::Instrument as _;
 
 use crate::limiter::{Budget, Exceeded, Limiter, RateDecision};
 use crate::plans::{ApiKeyPolicy, Catalogue, Limits, Overrides, Plan, TeamSettings};
@@ -141,20 +142,22 @@ impl Policy {
         let Some(cache) = &self.settings else { return self.store.settings(team_ids).await };
         match cache.get(team_ids) {
             Cached::All(settings) => Ok(settings),
-            Cached::Refresh(settings, generation) => {
+            Cached::Refresh(settings, read) => {
                 let (store, cache, team_ids) = (self.store.clone(), cache.clone(), team_ids.to_vec());
-                // A read that fails leaves the entries to expire; the decision after them reads
-                // the store itself and answers its error.
-                tokio::spawn(async move {
-                    if let Ok(settings) = store.settings(&team_ids).await {
-                        cache.insert(generation, settings.into_iter().map(|s| (s.team_id.clone(), s)));
+                // A read that fails leaves the entries to expire; the first decision after that
+                // reads the store itself and answers its error.
+                let refresh = async move {
+                    match store.settings(&team_ids).await {
+                        Ok(settings) => cache.insert(read, settings.into_iter().map(|s| (s.team_id.clone(), s))),
+                        Err(error) => refresh_failed(&error),
                     }
-                });
+                };
+                tokio::spawn(refresh.instrument(tracing::info_span!("cache.refresh")));
                 Ok(settings)
             }
-            Cached::Miss(generation) => {
+            Cached::Miss(read) => {
                 let settings = self.store.settings(team_ids).await?;
-                cache.insert(generation, settings.iter().map(|s| (s.team_id.clone(), s.clone())));
+                cache.insert(read, settings.iter().map(|s| (s.team_id.clone(), s.clone())));
                 Ok(settings)
             }
             Cached::Untrusted => self.store.settings(team_ids).await,
