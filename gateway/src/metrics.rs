@@ -11,9 +11,9 @@ pub struct Metrics {
     pub requests: Histogram<f64>,
     /// Authorization decisions by outcome (`allowed` or the error code) and source.
     pub decisions: Counter<u64>,
-    /// Verified-key cache lookups by result (`hit`, `miss`, `untrusted`).
+    /// Verified-key cache lookups by result (`hit`, `refresh`, `miss`, `untrusted`).
     pub key_cache: Counter<u64>,
-    /// Website-list cache lookups by result (`hit`, `miss`, `untrusted`).
+    /// Website-list cache lookups by result (`hit`, `refresh`, `miss`, `untrusted`).
     pub website_cache: Counter<u64>,
 }
 

@@ -1,12 +1,14 @@
 //! The authorization decision (docs/behaviour.md#effective-access, #authorization-of-a-request) and team settings.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use common::access::{Grant, Scope, TeamRole};
 use common::bus::{Change, ChangeBus, announce};
 use common::cache::{Cached, NoticeCache, refresh_failed};
 use common::db::{Backend, OpenError};
 use common::{Error, Result};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
 use tracing::Instrument as _;
 
 use crate::limiter::{Budget, Exceeded, Limiter, RateDecision};
@@ -89,6 +91,17 @@ pub struct Policy {
 /// the last second (README, "API keys, access and limits"), a few hundred bytes each.
 const CACHED_TEAMS: usize = 10_000;
 
+/// Counts a lookup of team settings for a decision by its result, in
+/// `zenovay.settings_cache.lookups`; the counter is made on first use, after telemetry is set up.
+fn settings_lookup(result: &'static str) {
+    static LOOKUPS: OnceLock<Counter<u64>> = OnceLock::new();
+    let lookups = LOOKUPS.get_or_init(|| {
+        let meter = opentelemetry::global::meter("zenovay-policy");
+        meter.u64_counter("zenovay.settings_cache.lookups").with_description("Team-settings cache lookups").build()
+    });
+    lookups.add(1, &[KeyValue::new("result", result)]);
+}
+
 fn evicts(change: &Change, team_id: &str, _: &TeamSettings) -> bool {
     matches!(change, Change::Team(changed) if changed == team_id)
 }
@@ -140,7 +153,14 @@ impl Policy {
     /// Reads that answer people (settings pages, key creation) go to the store.
     async fn decision_settings(&self, team_ids: &[String]) -> Result<Vec<TeamSettings>> {
         let Some(cache) = &self.settings else { return self.store.settings(team_ids).await };
-        match cache.get(team_ids) {
+        let cached = cache.get(team_ids);
+        settings_lookup(match cached {
+            Cached::All(_) => "hit",
+            Cached::Refresh(..) => "refresh",
+            Cached::Miss(_) => "miss",
+            Cached::Untrusted => "untrusted",
+        });
+        match cached {
             Cached::All(settings) => Ok(settings),
             Cached::Refresh(settings, read) => {
                 let (store, cache, team_ids) = (self.store.clone(), cache.clone(), team_ids.to_vec());
