@@ -333,6 +333,10 @@ async fn authorized_paths_on(env: &TestEnv) {
     let analytics = analytics_client(env).await;
     let lanes: Vec<_> = (0..CONNECTIONS).map(|_| (analytics.clone(), team_ids.clone())).collect();
     let alone = paced(lanes, half, Duration::from_secs(5), list_websites).await;
+    // The same pace on `/healthz`: what the machine itself adds to a request's tail, with the
+    // load generator on the same cores.
+    let lanes = http_lanes(&addr, &healthz, 200, CONNECTIONS).await;
+    let floor = paced(lanes, half, Duration::from_secs(5), exchange).await;
 
     println!(
         "full chain: {full_rate:.0} requests/s; /healthz {healthz_rate:.0} requests/s; ratio {:.2} \
@@ -350,6 +354,11 @@ async fn authorized_paths_on(env: &TestEnv) {
          p99 {:+.2}ms (below zero when the call alone came out slower in this run)",
         difference_ms(full_p50, alone_p50),
         difference_ms(full_p99, alone_p99)
+    );
+    println!(
+        "/healthz at the same pace: p50 {:.2?} p99 {:.2?}",
+        percentile(&floor, 0.5),
+        percentile(&floor, 0.99)
     );
 
     // A statistics query load: the console's overview and a breakdown, over generated traffic.
