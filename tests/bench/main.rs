@@ -355,11 +355,7 @@ async fn authorized_paths_on(env: &TestEnv) {
         difference_ms(full_p50, alone_p50),
         difference_ms(full_p99, alone_p99)
     );
-    println!(
-        "/healthz at the same pace: p50 {:.2?} p99 {:.2?}",
-        percentile(&floor, 0.5),
-        percentile(&floor, 0.99)
-    );
+    println!("/healthz at the same pace: p50 {:.2?} p99 {:.2?}", percentile(&floor, 0.5), percentile(&floor, 0.99));
 
     // A statistics query load: the console's overview and a breakdown, over generated traffic.
     let events: u64 = std::env::var("ZENOVAY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
