@@ -17,13 +17,11 @@ use crate::state::AppState;
 
 /// The websites of these teams, oldest first.
 pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
-    let (result, read) = match state.websites.as_ref().map(|lists| lists.get(&team_ids)) {
-        Some(Cached::All(lists)) => {
-            metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", "hit")]);
-            return Ok(merged(lists));
-        }
-        Some(Cached::Refresh(lists, read)) => {
-            metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", "refresh")]);
+    let cached = state.websites.as_ref().map_or(Cached::Untrusted, |lists| lists.get(&team_ids));
+    metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", cached.result())]);
+    match cached {
+        Cached::All(lists) => Ok(merged(lists)),
+        Cached::Refresh(lists, read) => {
             let state = state.clone();
             // A read that fails leaves the lists to expire; the first request after that asks
             // analytics itself and answers its error.
@@ -33,13 +31,11 @@ pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResu
                 }
             };
             tokio::spawn(refresh.instrument(tracing::info_span!("cache.refresh")));
-            return Ok(merged(lists));
+            Ok(merged(lists))
         }
-        Some(Cached::Miss(read)) => ("miss", Some(read)),
-        Some(Cached::Untrusted) | None => ("untrusted", None),
-    };
-    metrics::metrics().website_cache.add(1, &[opentelemetry::KeyValue::new("result", result)]);
-    read_lists(state, team_ids, read).await
+        Cached::Miss(read) => read_lists(state, team_ids, Some(read)).await,
+        Cached::Untrusted => read_lists(state, team_ids, None).await,
+    }
 }
 
 fn merged(lists: Vec<Arc<Vec<anpb::Website>>>) -> Vec<anpb::Website> {

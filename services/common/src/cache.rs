@@ -87,6 +87,18 @@ pub enum Cached<V> {
     Untrusted,
 }
 
+impl<V> Cached<V> {
+    /// The lookup's result as the caches' metrics name it (`*_cache.lookups`).
+    pub fn result(&self) -> &'static str {
+        match self {
+            Cached::All(_) => "hit",
+            Cached::Refresh(..) => "refresh",
+            Cached::Miss(_) => "miss",
+            Cached::Untrusted => "untrusted",
+        }
+    }
+}
+
 impl<V: Clone + Send + 'static> NoticeCache<V> {
     /// A cache that follows `bus` for as long as the cache lives.
     pub fn follow(bus: &dyn ChangeBus, capacity: usize, evicts: Evicts<V>) -> Arc<NoticeCache<V>> {

@@ -154,12 +154,7 @@ impl Policy {
     async fn decision_settings(&self, team_ids: &[String]) -> Result<Vec<TeamSettings>> {
         let Some(cache) = &self.settings else { return self.store.settings(team_ids).await };
         let cached = cache.get(team_ids);
-        settings_lookup(match cached {
-            Cached::All(_) => "hit",
-            Cached::Refresh(..) => "refresh",
-            Cached::Miss(_) => "miss",
-            Cached::Untrusted => "untrusted",
-        });
+        settings_lookup(cached.result());
         match cached {
             Cached::All(settings) => Ok(settings),
             Cached::Refresh(settings, read) => {
