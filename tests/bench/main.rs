@@ -304,15 +304,19 @@ async fn authorized_paths_on(env: &TestEnv) {
     closed_loop(full, Duration::from_secs(1), exchange).await;
     let full = http_lanes(&addr, &websites, 200, CONNECTIONS).await;
     let processes = Processes::of(env).await;
-    let before = processes.cpu();
+    let (before, scheduled, machine) = (processes.cpu(), processes.scheduling(), machine_ticks());
     let (done, seconds) = closed_loop(full, Duration::from_secs(5), exchange).await;
     let cpu = processes.cpu_since(&before, done);
+    let scheduling = processes.scheduling_since(&scheduled, done);
+    let full_steal = steal_since(machine);
     let under_load = processes.memory();
     let full_rate = done as f64 / seconds;
     let lanes = http_lanes(&addr, &healthz, 200, CONNECTIONS).await;
-    let before = processes.cpu();
+    let (before, scheduled, machine) = (processes.cpu(), processes.scheduling(), machine_ticks());
     let (done, seconds) = closed_loop(lanes, Duration::from_secs(5), exchange).await;
     let healthz_cpu = processes.cpu_since(&before, done);
+    let healthz_scheduling = processes.scheduling_since(&scheduled, done);
+    let healthz_steal = steal_since(machine);
     let healthz_rate = done as f64 / seconds;
 
     // One key over a limit of 1 per minute: the 429 path.
@@ -343,9 +347,15 @@ async fn authorized_paths_on(env: &TestEnv) {
          ({CONNECTIONS} connections, {CONNECTIONS} keys, 3 websites, load generator on the same cores)",
         full_rate / healthz_rate
     );
+    println!(
+        "time the hypervisor took from this machine (steal): {full_steal:.0} % during the full chain, \
+         {healthz_steal:.0} % during /healthz"
+    );
     println!("429 path (deny cache): {refused_rate:.0} requests/s, {:.1}× the full chain", refused_rate / full_rate);
     println!("CPU per authorized request: {cpu}");
     println!("CPU per /healthz request: {healthz_cpu}");
+    println!("scheduling per authorized request: {scheduling}");
+    println!("scheduling per /healthz request: {healthz_scheduling}");
     let (full_p50, full_p99) = (percentile(&full_latency, 0.5), percentile(&full_latency, 0.99));
     let (alone_p50, alone_p99) = (percentile(&alone, 0.5), percentile(&alone, 0.99));
     println!(
@@ -438,6 +448,29 @@ impl Processes {
             parts.push(format!("{name} {us:.0} µs"));
         }
         format!("{}; {total:.0} µs in all but the load generator", parts.join(", "))
+    }
+
+    /// Per process, the time its threads have waited for a core and the times they were given
+    /// one, from `/proc/<pid>/task/*/schedstat` (threads that ended since are not counted).
+    fn scheduling(&self) -> Vec<(f64, f64)> {
+        self.0.iter().map(|(_, pids)| pids.iter().map(|pid| schedstat(*pid)).fold((0.0, 0.0), add)).collect()
+    }
+
+    /// Per operation since `before`, `done` operations later: how often each process was given a
+    /// core (each time a thread woke, or was put back after its share ran out) and how long its
+    /// threads waited for one. Both CPU time cannot show: the hand-offs on a request's way, and
+    /// the queue for the cores behind its tail.
+    fn scheduling_since(&self, before: &[(f64, f64)], done: u64) -> String {
+        let per = |x: f64| x / done as f64;
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .zip(self.scheduling().iter().zip(before))
+            .map(|((name, _), (now, then))| {
+                format!("{name} {:.1} runs, {:.0} µs waiting", per(now.1 - then.1), per(now.0 - then.0) / 1e3)
+            })
+            .collect();
+        parts.join(", ")
     }
 
     /// Resident memory of Zenovay's processes now (of it, pages of files mapped into memory,
@@ -699,9 +732,8 @@ async fn analytics_on(label: &str, env: &TestEnv, events: u64, sites: u64) {
     for connections in [64, 1024] {
         let cost = ingestion_rate_with(env, sites.min(7) as usize, connections).await;
         println!(
-            "{label} ingestion through the gateway: {:.0} events/s ({connections} connections, load generator on the \
-             same 2 cores); CPU per event: {:.0} µs in Zenovay + {:.0} µs in PostgreSQL",
-            cost.rate, cost.zenovay_us, cost.postgres_us
+            "{label} ingestion through the gateway ({connections} connections, load generator on the same 2 cores): \
+             {cost}"
         );
     }
 }
@@ -758,6 +790,39 @@ fn cpu_seconds(pids: &[u32]) -> f64 {
     pids.iter().map(ticks).sum::<u64>() as f64 / 100.0
 }
 
+/// The machine's CPU time so far, in clock ticks: all of it, and what the hypervisor took for
+/// other guests (`steal` in `/proc/stat`), during which no process here ran.
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let line = stat.lines().next().unwrap_or_default();
+    let fields: Vec<f64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user, nice, system, idle, iowait, irq, softirq, steal; guest time is counted in user.
+    (fields.iter().take(8).sum(), fields.get(7).copied().unwrap_or_default())
+}
+
+/// The share of the machine's time the hypervisor took since `before`, in per cent.
+fn steal_since(before: (f64, f64)) -> f64 {
+    let now = machine_ticks();
+    let all = now.0 - before.0;
+    if all > 0.0 { (now.1 - before.1) * 100.0 / all } else { 0.0 }
+}
+
+/// Nanoseconds the threads of `pid` have waited on a run queue, and the times they were given a
+/// core: the second and third fields of each thread's `schedstat`.
+fn schedstat(pid: u32) -> (f64, f64) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    let each = tasks.map(|task| {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        let fields: Vec<f64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        (fields.get(1).copied().unwrap_or_default(), fields.get(2).copied().unwrap_or_default())
+    });
+    each.fold((0.0, 0.0), add)
+}
+
+fn add(a: (f64, f64), b: (f64, f64)) -> (f64, f64) {
+    (a.0 + b.0, a.1 + b.1)
+}
+
 /// Every PostgreSQL process on the machine (the benchmark's database is the only busy one).
 fn postgres_pids() -> Vec<u32> {
     let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
@@ -777,6 +842,24 @@ struct Cost {
     postgres_us: f64,
     /// CPU microseconds per event in this process: the load generator, which shares the cores.
     loader_us: f64,
+    /// The share of the machine's time the hypervisor took meanwhile, in per cent.
+    steal: f64,
+}
+
+impl std::fmt::Display for Cost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} events/s; CPU per event: {:.0} µs in Zenovay + {:.0} µs in PostgreSQL = {:.0} events/s per core \
+             (and {:.0} µs in the load generator); the hypervisor took {:.0} % of the machine's time (steal)",
+            self.rate,
+            self.zenovay_us,
+            self.postgres_us,
+            1e6 / (self.zenovay_us + self.postgres_us),
+            self.loader_us,
+            self.steal
+        )
+    }
 }
 
 /// Events per second accepted through the first gateway from `connections` connections, spread
@@ -795,13 +878,16 @@ async fn ingestion_rate_with(env: &TestEnv, sites: usize, connections: usize) ->
     run(2).await;
     let (zenovay, postgres, loader) = (env.pids(), postgres_pids(), [std::process::id()]);
     let before = (cpu_seconds(&zenovay), cpu_seconds(&postgres), cpu_seconds(&loader));
+    let machine = machine_ticks();
     let (events, seconds) = run(10).await;
+    let steal = steal_since(machine);
     let per_event = |now: f64, then: f64| (now - then) * 1e6 / events as f64;
     Cost {
         rate: events as f64 / seconds,
         zenovay_us: per_event(cpu_seconds(&zenovay), before.0),
         postgres_us: per_event(cpu_seconds(&postgres), before.1),
         loader_us: per_event(cpu_seconds(&loader), before.2),
+        steal,
     }
 }
 
@@ -828,16 +914,9 @@ async fn ingestion() {
         };
         for connections in counts {
             let cost = ingestion_rate_with(&env, 7, connections).await;
-            let server_us = cost.zenovay_us + cost.postgres_us;
             println!(
-                "{label} ingestion through the gateway: {:.0} events/s ({connections} connections, load generator on the \
-                 same 2 cores); CPU per event: {:.0} µs in Zenovay + {:.0} µs in PostgreSQL = {:.0} events/s per core \
-                 (and {:.0} µs in the load generator)",
-                cost.rate,
-                cost.zenovay_us,
-                cost.postgres_us,
-                1e6 / server_us,
-                cost.loader_us
+                "{label} ingestion through the gateway ({connections} connections, load generator on the same 2 \
+                 cores): {cost}"
             );
         }
     }
@@ -1061,12 +1140,8 @@ async fn large_site_on(
     settle_writes().await;
     let cost = ingestion_rate_with(env, zones.split(',').count(), 1024).await;
     println!(
-        "{backend} ingestion with {} events stored: {:.0} events/s (1,024 connections); CPU per event {:.0} µs in \
-         Zenovay + {:.0} µs in PostgreSQL",
-        events * zones.split(',').count() as u64,
-        cost.rate,
-        cost.zenovay_us,
-        cost.postgres_us
+        "{backend} ingestion with {} events stored (1,024 connections): {cost}",
+        events * zones.split(',').count() as u64
     );
     columns
 }
