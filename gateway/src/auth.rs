@@ -67,21 +67,31 @@ pub async fn rate_limit_headers(State(state): State<AppState>, mut req: Request,
     let reset_secs = (rate.reset_at_unix_ms + 999).div_euclid(1000);
     let reset_in = (rate.reset_at_unix_ms - common::time::now_ms()).max(0).div_euclid(1000) + 1;
     let headers = response.headers_mut();
-    let mut set = |name: &'static str, value: String| {
+    // Names made once rather than parsed from text on every response.
+    headers.insert(X_RATELIMIT_LIMIT, rate.limit.into());
+    headers.insert(X_RATELIMIT_REMAINING, rate.remaining.into());
+    headers.insert(X_RATELIMIT_RESET, reset_secs.into());
+    headers.insert(X_USAGE_MONTHLY, rate.month_used.into());
+    headers.insert(X_USAGE_LIMIT, rate.month_limit.into());
+    let mut set = |name: HeaderName, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
     };
-    set("x-ratelimit-limit", rate.limit.to_string());
-    set("x-ratelimit-remaining", rate.remaining.to_string());
-    set("x-ratelimit-reset", reset_secs.to_string());
-    set("x-usage-monthly", rate.month_used.to_string());
-    set("x-usage-limit", rate.month_limit.to_string());
-    set("x-usage-reset", rfc3339(rate.month_reset_at_unix_ms));
-    set("ratelimit-policy", format!("\"per-minute\";q={};w=60", rate.limit));
-    set("ratelimit", format!("\"per-minute\";r={};t={reset_in}", rate.remaining));
+    set(X_USAGE_RESET, rfc3339(rate.month_reset_at_unix_ms));
+    set(RATELIMIT_POLICY, format!("\"per-minute\";q={};w=60", rate.limit));
+    set(RATELIMIT, format!("\"per-minute\";r={};t={reset_in}", rate.remaining));
     response
 }
+
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const X_USAGE_MONTHLY: HeaderName = HeaderName::from_static("x-usage-monthly");
+const X_USAGE_LIMIT: HeaderName = HeaderName::from_static("x-usage-limit");
+const X_USAGE_RESET: HeaderName = HeaderName::from_static("x-usage-reset");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// A well-formed key presented by the caller, not yet looked up. Extracting it costs no I/O:
 /// a missing, malformed or mistyped key is refused here.
@@ -196,7 +206,7 @@ impl Credentials {
         if !allowed_from(&verified.key.allowed_ips, self.client_ip) {
             return Err(Error::new(ErrorCode::IpNotAllowed, "this API key may not be used from this address").into());
         }
-        tracing::Span::current().record("zenovay.key_id", verified.key.id.as_str());
+        tracing::Span::current().record("zenovay.key_id", tracing::field::display(&verified.key.id));
         Ok(VerifiedKey { verified, slot: self.slot })
     }
 }

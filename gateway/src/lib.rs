@@ -72,6 +72,7 @@ pub struct Gateway {
     draining: Arc<AtomicBool>,
     drain: std::time::Duration,
     header_timeout: std::time::Duration,
+    body_timeout: std::time::Duration,
     usage: Arc<usage::UsageCounter>,
 }
 
@@ -85,8 +86,16 @@ impl Gateway {
         let listener = TcpListener::bind(config.http_addr).await?;
         let draining = state.draining.clone();
         let usage = state.usage.clone();
-        let router = router(state).layer(RequestBodyTimeoutLayer::new(config.body_timeout));
-        Ok(Gateway { listener, router, draining, drain: config.drain, header_timeout: config.header_timeout, usage })
+        let router = router(state);
+        Ok(Gateway {
+            listener,
+            router,
+            draining,
+            drain: config.drain,
+            header_timeout: config.header_timeout,
+            body_timeout: config.body_timeout,
+            usage,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -96,7 +105,7 @@ impl Gateway {
     /// Serves until `shutdown` fires; drains for the configured time, then stops accepting and
     /// finishes in-flight requests.
     pub async fn run(self, shutdown: Shutdown) -> std::io::Result<()> {
-        let (draining, drain) = (self.draining, self.drain);
+        let (draining, drain) = (self.draining.clone(), self.drain);
         let stop = async move {
             shutdown.wait().await;
             draining.store(true, Ordering::Relaxed);
@@ -112,6 +121,7 @@ impl Gateway {
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(self.header_timeout))
             .keep_alive_timeout(self.header_timeout);
+        let edge = edge(self.router, self.body_timeout, self.draining.clone());
         let connections = GracefulShutdown::new();
         loop {
             let (tcp, peer) = tokio::select! {
@@ -130,7 +140,7 @@ impl Gateway {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
-            let service = self.router.clone().map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+            let service = edge.clone().map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
                 let mut req = req.map(axum::body::Body::new);
                 req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 req
@@ -202,9 +212,11 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let span = tracing::info_span!(
         "http.server",
         otel.name = %req.method(),
-        otel.kind = "server",
+        otel.kind = %"server",
         http.request.method = %req.method(),
-        url.path = req.uri().path(),
+        // Displayed, not escaped: a path holds no quote, space or control character; the request
+        // id, which a client may choose, is escaped.
+        url.path = %req.uri().path(),
         http.route = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
@@ -224,7 +236,7 @@ async fn record_route(matched: Option<MatchedPath>, req: axum::extract::Request,
     let route = matched.map(|m| m.as_str().to_owned()).unwrap_or_default();
     // The span is already started, so its name stays the method (as the semantic conventions
     // allow); the route goes into `http.route`.
-    tracing::Span::current().record("http.route", route.as_str());
+    tracing::Span::current().record("http.route", tracing::field::display(&route));
     let method = req.method().to_string();
     let started = std::time::Instant::now();
     let response = next.run(req).await;
@@ -242,18 +254,40 @@ async fn prometheus() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::prometheus_text())
 }
 
-/// While draining, every response asks the client to close its connection, so that no client
-/// holds an idle connection the closing listener would cut.
-async fn close_when_draining(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: middleware::Next,
-) -> Response {
-    let mut response = next.run(req).await;
-    if state.draining.load(Ordering::Relaxed) {
-        response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-    }
-    response
+/// What every request passes through, around the routes: its id, its span and log line, a
+/// panic turned into a 500, a bound on how slowly its body may arrive, and, while draining, a
+/// request to close the connection (so that no client holds an idle connection the closing
+/// listener would cut). Layers of the `Router` itself would wrap each route anew, so that axum
+/// clones every one of them for every request (README, "Benchmarks").
+fn edge(
+    router: Router,
+    body_timeout: std::time::Duration,
+    draining: Arc<AtomicBool>,
+) -> impl tower::Service<
+    axum::http::Request<axum::body::Body>,
+    Response = axum::http::Response<
+        impl axum::body::HttpBody<Data = axum::body::Bytes, Error = impl Into<tower::BoxError>> + Send + 'static,
+    >,
+    Error = std::convert::Infallible,
+    Future = impl Send + 'static,
+> + Clone
++ Send
++ 'static {
+    let close_when_draining = move |mut response: Response| {
+        if draining.load(Ordering::Relaxed) {
+            response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
+    };
+    tower::ServiceBuilder::new()
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(request_log::log_response))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(CatchPanicLayer::custom(panicked))
+        .map_response(close_when_draining)
+        .service(router)
 }
 
 /// The external API, `/api/external/v1`: each operation registered with its OpenAPI description,
@@ -387,10 +421,5 @@ fn router(state: AppState) -> Router {
         .nest("/api/external/v1", external)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), close_when_draining))
         .with_state(state)
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(request_log::log_response))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -7,11 +7,7 @@
 pub(crate) struct QuietLog;
 
 /// One log line per request.
-pub(crate) fn log_response(
-    res: &axum::http::Response<axum::body::Body>,
-    latency: std::time::Duration,
-    span: &tracing::Span,
-) {
+pub(crate) fn log_response<B>(res: &axum::http::Response<B>, latency: std::time::Duration, span: &tracing::Span) {
     let status = res.status().as_u16();
     span.record("http.response.status_code", status);
     let latency_ms = latency.as_secs_f64() * 1000.0;
