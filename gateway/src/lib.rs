@@ -140,8 +140,7 @@ impl Gateway {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY");
             }
-            let service = edge.clone().map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
-                let mut req = req.map(axum::body::Body::new);
+            let service = edge.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 req
             });
@@ -214,9 +213,7 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
         otel.name = %req.method(),
         otel.kind = %"server",
         http.request.method = %req.method(),
-        // Displayed, not escaped: a path holds no quote, space or control character; the request
-        // id, which a client may choose, is escaped.
-        url.path = %req.uri().path(),
+        url.path = req.uri().path(),
         http.route = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
@@ -254,8 +251,8 @@ async fn prometheus() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::prometheus_text())
 }
 
-/// What every request passes through, around the routes: its id, its span and log line, a
-/// panic turned into a 500, a bound on how slowly its body may arrive, and, while draining, a
+/// What every request passes through, around the routes: a bound on how slowly its body may
+/// arrive, its id, its span and log line, a panic turned into a 500, and, while draining, a
 /// request to close the connection (so that no client holds an idle connection the closing
 /// listener would cut). Layers of the `Router` itself would wrap each route anew, so that axum
 /// clones every one of them for every request (README, "Benchmarks").
@@ -264,7 +261,7 @@ fn edge(
     body_timeout: std::time::Duration,
     draining: Arc<AtomicBool>,
 ) -> impl tower::Service<
-    axum::http::Request<axum::body::Body>,
+    axum::http::Request<hyper::body::Incoming>,
     Response = axum::http::Response<
         impl axum::body::HttpBody<Data = axum::body::Bytes, Error = impl Into<tower::BoxError>> + Send + 'static,
     >,
@@ -273,21 +270,23 @@ fn edge(
 > + Clone
 + Send
 + 'static {
-    let close_when_draining = move |mut response: Response| {
-        if draining.load(Ordering::Relaxed) {
-            response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-        }
-        response
-    };
     tower::ServiceBuilder::new()
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(request_log::log_response))
         .layer(PropagateRequestIdLayer::x_request_id())
+        .map_response(move |response| close_when_draining(&draining, response))
         .layer(CatchPanicLayer::custom(panicked))
-        .map_response(close_when_draining)
         .service(router)
+}
+
+/// Asks the client to close its connection while the gateway drains, whatever the answer.
+fn close_when_draining<B>(draining: &AtomicBool, mut response: axum::http::Response<B>) -> axum::http::Response<B> {
+    if draining.load(Ordering::Relaxed) {
+        response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The external API, `/api/external/v1`: each operation registered with its OpenAPI description,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions the all-in-one process executes per authorized request and per `/healthz`
-# request, counted by valgrind's callgrind: unlike CPU time, the count is the same from run to
-# run and from machine to machine, so two builds compare exactly (README, "Benchmarks").
+# request, counted by valgrind's callgrind: unlike CPU time, the count hardly moves from run to
+# run (within 0.5 % on one machine), so two builds compare closely (README, "Benchmarks").
 #
 #   tests/bench/instructions.sh [path/to/zenovay] [requests]
 #
@@ -15,23 +15,26 @@ set -euo pipefail
 bin=$(realpath "${1:-target/release/zenovay}")
 requests=${2:-2000}
 dir=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base=http://127.0.0.1:$port
-valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" "$bin" --http-addr "127.0.0.1:$port" \
+valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" "$bin" --http-addr 127.0.0.1:0 \
   --data-dir "$dir/data" >"$dir/stdout.log" 2>"$dir/stderr.log" &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 1 600); do grep -q "listening on" "$dir/stdout.log" && break; sleep 0.5; done
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
+until grep -q "listening on" "$dir/stdout.log"; do
+  kill -0 "$server" 2>/dev/null || { cat "$dir/stderr.log" >&2; echo "zenovay did not start" >&2; exit 1; }
+  sleep 0.5
+done
+base=http://$(sed -n 's/.*listening on //p' "$dir/stdout.log" | head -1)
+port=${base##*:}
 
 field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
-token=$(curl -sf "$base/api/v1/auth/signup" -H 'content-type: application/json' \
+token=$(curl -sSf "$base/api/v1/auth/signup" -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"correct horse battery","name":"Bench"}' | field session_token)
-team=$(curl -sf "$base/api/v1/teams" -H "Authorization: Bearer $token" | field id)
+team=$(curl -sSf "$base/api/v1/teams" -H "Authorization: Bearer $token" | field id)
 "$bin" admin --data-dir "$dir/data" set-plan "$team" enterprise --requests-per-minute 100000000 >/dev/null
-key=$(curl -sf "$base/api/v1/account/api-keys" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+key=$(curl -sSf "$base/api/v1/account/api-keys" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
   -d '{"name":"bench","permissions":"full","teams":"all"}' | field key)
 for site in a b c; do
-  curl -sf "$base/api/external/v1/websites" -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+  curl -sSf "$base/api/external/v1/websites" -H "Authorization: Bearer $key" -H 'content-type: application/json' \
     -d "{\"team_id\":\"$team\",\"domain\":\"$site.bench.example\",\"name\":\"B\"}" >/dev/null
 done
 
@@ -50,17 +53,23 @@ for _ in range(n):
         sys.exit(f"{path}: {answer.status}")
 PY
 }
-# Counted from the next call on: `zero` before, `dump` after each phase.
+# Counts one phase into `callgrind.out.<n>`: zeroed before, dumped after. callgrind_control
+# exits 0 even when it finds no process, so the dump's file is what says it worked.
 counted() {
-  callgrind_control --zero $server >/dev/null 2>&1
+  local n=$1
+  shift
+  callgrind_control --zero "$server" >/dev/null
   send "$@"
-  callgrind_control --dump $server >/dev/null 2>&1
+  callgrind_control --dump "$server" >/dev/null
+  for _ in $(seq 1 100); do [[ -s "$dir/callgrind.out.$n" ]] && return; sleep 0.1; done
+  echo "callgrind wrote no profile for phase $n" >&2
+  exit 1
 }
 send 300 /api/external/v1/websites "$key"
-counted "$requests" /api/external/v1/websites "$key"
-counted "$requests" /healthz
-total() { grep -h '^summary:' "$dir"/callgrind.out.* | sed -n "${1}p" | cut -d' ' -f2; }
-if [[ -n "${KEEP:-}" ]]; then mkdir -p "$KEEP" && cp "$dir"/callgrind.out.* "$KEEP"; fi
+counted 1 "$requests" /api/external/v1/websites "$key"
+counted 2 "$requests" /healthz
+if [[ -n "${KEEP:-}" ]]; then mkdir -p "$KEEP" && cp "$dir"/callgrind.out.[12] "$KEEP"; fi
+total() { grep '^summary:' "$dir/callgrind.out.$1" | cut -d' ' -f2; }
 chain=$(total 1)
 healthz=$(total 2)
 echo "instructions per authorized request (GET /api/external/v1/websites): $((chain / requests))"

@@ -451,7 +451,9 @@ impl Processes {
     }
 
     /// Per process, the time its threads have waited for a core and the times they were given
-    /// one, from `/proc/<pid>/task/*/schedstat` (threads that ended since are not counted).
+    /// one, from `/proc/<pid>/task/*/schedstat`. A thread that ends between two readings takes
+    /// its counts with it and lowers the difference (the runtime's blocking threads end after
+    /// 10 s idle); the serving threads live as long as the process.
     fn scheduling(&self) -> Vec<(f64, f64)> {
         self.0.iter().map(|(_, pids)| pids.iter().map(|pid| schedstat(*pid)).fold((0.0, 0.0), add)).collect()
     }

@@ -198,8 +198,7 @@ pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
 /// What the log lines carry: every event, and of the spans only those that frame a request as
 /// this process sees it (`http.server`, `grpc.server`, a tracker batch), which each line names.
 /// The spans inside a request (gRPC and database calls) are for traces; formatting their fields
-/// for lines that never show them cost about a third of an authorized request's CPU (see
-/// README, "Benchmarks").
+/// for lines that never show them was 5 % of policy's CPU samples (README, "Benchmarks").
 fn logged(metadata: &tracing::Metadata<'_>) -> bool {
     metadata.is_event() || !CALL_SPANS.contains(&metadata.name())
 }

@@ -21,18 +21,18 @@ fn rpc_names(path: &str) -> (&str, &str, &str) {
 
 /// A span named `$name` for a call to `$path`, with the semantic conventions' RPC fields. A
 /// span's name is fixed where it is made, so each kind of span needs its own call of this.
-/// The fields are recorded for display: they are names of ours, with nothing to escape, and a
-/// log line escapes a text recorded plainly character by character.
+/// The constants are recorded for display, which a log line copies as they are; the names come
+/// from the path a caller sent, and a log line escapes them.
 macro_rules! rpc_span {
     ($name:expr, $kind:literal, $path:expr) => {{
         let (name, service, method) = rpc_names($path);
         tracing::info_span!(
             $name,
-            otel.name = %name,
+            otel.name = name,
             otel.kind = %$kind,
             rpc.system = %"grpc",
-            rpc.service = %service,
-            rpc.method = %method,
+            rpc.service = service,
+            rpc.method = method,
         )
     }};
 }
