@@ -121,7 +121,7 @@ impl Gateway {
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(self.header_timeout))
             .keep_alive_timeout(self.header_timeout);
-        let edge = edge(self.router, self.body_timeout, self.draining.clone());
+        let edge = edge(self.router, self.body_timeout, self.draining);
         let connections = GracefulShutdown::new();
         loop {
             let (tcp, peer) = tokio::select! {

@@ -304,19 +304,15 @@ async fn authorized_paths_on(env: &TestEnv) {
     closed_loop(full, Duration::from_secs(1), exchange).await;
     let full = http_lanes(&addr, &websites, 200, CONNECTIONS).await;
     let processes = Processes::of(env).await;
-    let (before, scheduled, machine) = (processes.cpu(), processes.scheduling(), machine_ticks());
+    let before = processes.reading();
     let (done, seconds) = closed_loop(full, Duration::from_secs(5), exchange).await;
-    let cpu = processes.cpu_since(&before, done);
-    let scheduling = processes.scheduling_since(&scheduled, done);
-    let full_steal = steal_since(machine);
+    let chain = processes.per_operation(&before, done);
     let under_load = processes.memory();
     let full_rate = done as f64 / seconds;
     let lanes = http_lanes(&addr, &healthz, 200, CONNECTIONS).await;
-    let (before, scheduled, machine) = (processes.cpu(), processes.scheduling(), machine_ticks());
+    let before = processes.reading();
     let (done, seconds) = closed_loop(lanes, Duration::from_secs(5), exchange).await;
-    let healthz_cpu = processes.cpu_since(&before, done);
-    let healthz_scheduling = processes.scheduling_since(&scheduled, done);
-    let healthz_steal = steal_since(machine);
+    let healthz_cost = processes.per_operation(&before, done);
     let healthz_rate = done as f64 / seconds;
 
     // One key over a limit of 1 per minute: the 429 path.
@@ -348,14 +344,14 @@ async fn authorized_paths_on(env: &TestEnv) {
         full_rate / healthz_rate
     );
     println!(
-        "time the hypervisor took from this machine (steal): {full_steal:.0} % during the full chain, \
-         {healthz_steal:.0} % during /healthz"
+        "time the hypervisor took from this machine (steal): {:.0} % during the full chain, {:.0} % during /healthz",
+        chain.steal, healthz_cost.steal
     );
     println!("429 path (deny cache): {refused_rate:.0} requests/s, {:.1}× the full chain", refused_rate / full_rate);
-    println!("CPU per authorized request: {cpu}");
-    println!("CPU per /healthz request: {healthz_cpu}");
-    println!("scheduling per authorized request: {scheduling}");
-    println!("scheduling per /healthz request: {healthz_scheduling}");
+    println!("CPU per authorized request: {}", chain.cpu);
+    println!("CPU per /healthz request: {}", healthz_cost.cpu);
+    println!("scheduling per authorized request: {}", chain.scheduling);
+    println!("scheduling per /healthz request: {}", healthz_cost.scheduling);
     let (full_p50, full_p99) = (percentile(&full_latency, 0.5), percentile(&full_latency, 0.99));
     let (alone_p50, alone_p99) = (percentile(&alone, 0.5), percentile(&alone, 0.99));
     println!(
@@ -431,6 +427,20 @@ impl Processes {
         Processes(all)
     }
 
+    /// What the processes and the machine have used so far, for [`Processes::per_operation`].
+    fn reading(&self) -> Reading {
+        Reading { cpu: self.cpu(), scheduling: self.scheduling(), machine: machine_ticks() }
+    }
+
+    /// What `done` operations cost since `before`.
+    fn per_operation(&self, before: &Reading, done: u64) -> PerOperation {
+        PerOperation {
+            cpu: self.cpu_since(&before.cpu, done),
+            scheduling: self.scheduling_since(&before.scheduling, done),
+            steal: steal_since(before.machine),
+        }
+    }
+
     fn cpu(&self) -> Vec<f64> {
         self.0.iter().map(|(_, pids)| cpu_seconds(pids)).collect()
     }
@@ -493,6 +503,23 @@ impl Processes {
             .collect();
         parts.join(", ")
     }
+}
+
+/// The counters [`Processes::reading`] takes.
+struct Reading {
+    cpu: Vec<f64>,
+    scheduling: Vec<(f64, f64)>,
+    machine: (f64, f64),
+}
+
+/// Per operation, as [`Processes::per_operation`] reports it.
+struct PerOperation {
+    /// CPU µs by process.
+    cpu: String,
+    /// Runs given a core and µs waiting for one, by process.
+    scheduling: String,
+    /// The machine's time the hypervisor took meanwhile, in per cent.
+    steal: f64,
 }
 
 /// The shared Redis server's process.
