@@ -6,6 +6,7 @@
 //! W3C `traceparent` crosses every gRPC call through the tower layers in [`propagation`]. `init`
 //! returns a guard that flushes pending spans and metrics when dropped.
 
+mod fields;
 mod lines;
 pub mod propagation;
 
@@ -172,7 +173,13 @@ pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = match format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(stderr).with_filter(filter_fn(logged)))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(fields::TextFields)
+                    .with_ansi(ansi)
+                    .with_writer(stderr)
+                    .with_filter(filter_fn(logged)),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
