@@ -171,7 +171,7 @@ impl Credentials {
             Lookup::Miss(_) => "miss",
             Lookup::Untrusted => "untrusted",
         };
-        metrics::metrics().key_cache.add(1, &[opentelemetry::KeyValue::new("result", result)]);
+        metrics::metrics().key_cache.add(result);
         let verified = match lookup {
             Lookup::Hit(verified) => {
                 report_use(state, &verified.key.id);

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use opentelemetry::KeyValue;
 use opentelemetry::global;
 use opentelemetry::metrics::{Counter, Histogram};
+use telemetry::Tally;
 
 pub struct Metrics {
     /// `http.server.request.duration`, seconds, by route, method and status.
@@ -12,9 +13,9 @@ pub struct Metrics {
     /// Authorization decisions by outcome (`allowed` or the error code) and source.
     pub decisions: Counter<u64>,
     /// Verified-key cache lookups by result (`hit`, `refresh`, `miss`, `untrusted`).
-    pub key_cache: Counter<u64>,
+    pub key_cache: Tally,
     /// Website-list cache lookups by result (`hit`, `refresh`, `miss`, `untrusted`).
-    pub website_cache: Counter<u64>,
+    pub website_cache: Tally,
 }
 
 /// Made on first use, after telemetry is set up.
@@ -32,18 +33,22 @@ pub fn metrics() -> &'static Metrics {
                 .u64_counter("zenovay.authorization.decisions")
                 .with_description("Authorization decisions")
                 .build(),
-            key_cache: meter
-                .u64_counter("zenovay.key_cache.lookups")
-                .with_description("Verified-key cache lookups")
-                .build(),
-            website_cache: meter
-                .u64_counter("zenovay.website_cache.lookups")
-                .with_description("Website-list cache lookups")
-                .build(),
+            key_cache: Tally::build(
+                meter.u64_observable_counter("zenovay.key_cache.lookups").with_description("Verified-key cache lookups"),
+                "result",
+                common::cache::LOOKUP_RESULTS,
+            ),
+            website_cache: Tally::build(
+                meter
+                    .u64_observable_counter("zenovay.website_cache.lookups")
+                    .with_description("Website-list cache lookups"),
+                "result",
+                common::cache::LOOKUP_RESULTS,
+            ),
         }
     })
 }
 
-pub fn decision(outcome: &str, source: &'static str) {
-    metrics().decisions.add(1, &[KeyValue::new("outcome", outcome.to_owned()), KeyValue::new("source", source)]);
+pub fn decision(outcome: &'static str, source: &'static str) {
+    metrics().decisions.add(1, &[KeyValue::new("outcome", outcome), KeyValue::new("source", source)]);
 }

@@ -87,8 +87,12 @@ pub enum Cached<V> {
     Untrusted,
 }
 
+/// Every result a lookup can have, as [`Cached::result`] names them.
+pub const LOOKUP_RESULTS: &[&str] = &["hit", "refresh", "miss", "untrusted"];
+
 impl<V> Cached<V> {
-    /// The lookup's result as the caches' metrics name it (`*_cache.lookups`).
+    /// The lookup's result as the caches' metrics name it (`*_cache.lookups`), one of
+    /// [`LOOKUP_RESULTS`].
     pub fn result(&self) -> &'static str {
         match self {
             Cached::All(_) => "hit",

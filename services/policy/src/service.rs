@@ -7,8 +7,6 @@ use common::bus::{Change, ChangeBus, announce};
 use common::cache::{Cached, NoticeCache, refresh_failed};
 use common::db::{Backend, OpenError};
 use common::{Error, Result};
-use opentelemetry::KeyValue;
-use opentelemetry::metrics::Counter;
 use tracing::Instrument as _;
 
 use crate::limiter::{Budget, Exceeded, Limiter, RateDecision};
@@ -94,12 +92,15 @@ const CACHED_TEAMS: usize = 10_000;
 /// Counts a lookup of team settings for a decision by its result, in
 /// `zenovay.settings_cache.lookups`; the counter is made on first use, after telemetry is set up.
 fn settings_lookup(result: &'static str) {
-    static LOOKUPS: OnceLock<Counter<u64>> = OnceLock::new();
-    let lookups = LOOKUPS.get_or_init(|| {
-        let meter = opentelemetry::global::meter("zenovay-policy");
-        meter.u64_counter("zenovay.settings_cache.lookups").with_description("Team-settings cache lookups").build()
-    });
-    lookups.add(1, &[KeyValue::new("result", result)]);
+    static LOOKUPS: OnceLock<telemetry::Tally> = OnceLock::new();
+    LOOKUPS
+        .get_or_init(|| {
+            let meter = opentelemetry::global::meter("zenovay-policy");
+            let counter =
+                meter.u64_observable_counter("zenovay.settings_cache.lookups").with_description("Team-settings cache lookups");
+            telemetry::Tally::build(counter, "result", common::cache::LOOKUP_RESULTS)
+        })
+        .add(result);
 }
 
 fn evicts(change: &Change, team_id: &str, _: &TeamSettings) -> bool {
@@ -334,7 +335,7 @@ impl Policy {
         let now = common::time::now_ms();
         let mut usage = Usage {
             users: Vec::with_capacity(read.len()),
-            month_reset_at_ms: crate::limiter::month_of(now).1,
+            month_reset_at_ms: crate::limiter::Month::of(now).next_start_ms(),
             day_reset_at_ms: crate::limiter::day_of(now).1,
         };
         for (user, (month, day)) in user_ids.iter().zip(read) {

@@ -67,11 +67,16 @@ impl<'writer> TextVisitor<'writer> {
     }
 
     fn write_named(&mut self, name: &str, value: fmt::Arguments<'_>) {
-        if self.result.is_ok() && name != "message" {
-            self.result = self.writer.write_str(name).and_then(|()| self.writer.write_char('='));
-        }
+        self.write_name(name);
         if self.result.is_ok() {
             self.result = Sanitized(&mut self.writer).write_fmt(value);
+        }
+    }
+
+    /// `name=`, or nothing for a message.
+    fn write_name(&mut self, name: &str) {
+        if self.result.is_ok() && name != "message" {
+            self.result = self.writer.write_str(name).and_then(|()| self.writer.write_char('='));
         }
     }
 }
@@ -80,10 +85,15 @@ impl Visit for TextVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let Some(name) = self.start(field) else { return };
         if name == "message" {
-            self.write_named(name, format_args!("{value}"));
+            self.result = Sanitized(&mut self.writer).write_str(value);
         } else if value.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
             // What `{:?}` writes for such a text, without its walk through every character.
-            self.write_named(name, format_args!("\"{value}\""));
+            self.write_name(name);
+            for part in ["\"", value, "\""] {
+                if self.result.is_ok() {
+                    self.result = self.writer.write_str(part);
+                }
+            }
         } else {
             self.write_named(name, format_args!("{value:?}"));
         }

@@ -9,6 +9,9 @@
 mod fields;
 mod lines;
 pub mod propagation;
+mod tally;
+
+pub use tally::Tally;
 
 use std::sync::OnceLock;
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use common::Result;
 
 use super::{
-    Budget, DailyDecision, Limiter, Observed, RateDecision, WINDOW_MS, day_of, decide, decide_daily, month_of,
+    Budget, DailyDecision, Limiter, Month, Observed, RateDecision, WINDOW_MS, day_of, decide, decide_daily,
 };
 
 pub trait Clock: Send + Sync + 'static {
@@ -44,8 +44,8 @@ impl Clock for ManualClock {
 struct State {
     /// Per key: (timestamp, slot id) of each request in the window.
     windows: HashMap<String, VecDeque<(i64, u64)>>,
-    /// Per (user, month): requests so far.
-    months: HashMap<(String, String), u64>,
+    /// Per user: the month counted and its requests so far; a new month starts from 0.
+    months: HashMap<String, (Month, u64)>,
     /// Per (user, UTC day): MCP tool calls so far.
     days: HashMap<(String, String), u32>,
 }
@@ -73,26 +73,36 @@ impl<C: Clock> MemoryLimiter<C> {
 
     fn decide(&self, budget: &Budget<'_>, take: bool) -> RateDecision {
         let now = self.clock.now_ms();
-        let (month, _) = month_of(now);
+        let month = Month::of(now);
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock().expect("limiter lock poisoned");
         if slot % SWEEP_EVERY == SWEEP_EVERY - 1 {
             state.windows.retain(|_, log| log.back().is_some_and(|&(last, _)| last > now - WINDOW_MS));
-            state.months.retain(|(_, m), _| *m == month);
+            state.months.retain(|_, (m, _)| *m == month);
             let today = day_of(now).0;
             state.days.retain(|(_, d), _| *d == today);
         }
-        let month_key = (budget.user.to_owned(), month);
-        let month_used = state.months.get(&month_key).copied().unwrap_or(0);
-        let log = state.windows.entry(budget.key.to_owned()).or_default();
+        let State { windows, months, .. } = &mut *state;
+        let counted = months.get_mut(budget.user).filter(|(m, _)| *m == month);
+        let month_used = counted.as_ref().map_or(0, |(_, used)| *used);
+        // Looked up by reference first: a key is copied once, when its window starts.
+        if !windows.contains_key(budget.key) {
+            windows.insert(budget.key.to_owned(), VecDeque::new());
+        }
+        let log = windows.get_mut(budget.key).expect("inserted above");
         while log.front().is_some_and(|&(t, _)| t <= now - WINDOW_MS) {
             log.pop_front();
         }
         let seen = Observed { count: log.len() as u32, oldest: log.front().map(|&(t, _)| t), month_used, now };
         let mut decision = decide(&seen, budget, take);
         if take && decision.allowed() {
-            state.windows.entry(budget.key.to_owned()).or_default().push_back((now, slot));
-            *state.months.entry(month_key).or_default() += 1;
+            log.push_back((now, slot));
+            match counted {
+                Some((_, used)) => *used += 1,
+                None => {
+                    months.insert(budget.user.to_owned(), (month, 1));
+                }
+            }
             decision.slot = Some(slot.to_string());
         }
         decision
@@ -124,7 +134,9 @@ impl<C: Clock> Limiter for MemoryLimiter<C> {
         let Some(log) = state.windows.get_mut(budget.key) else { return Ok(()) };
         let Some(position) = log.iter().position(|&(_, s)| s == slot) else { return Ok(()) };
         let (at, _) = log.remove(position).expect("position is in range");
-        if let Some(used) = state.months.get_mut(&(budget.user.to_owned(), month_of(at).0)) {
+        if let Some((month, used)) = state.months.get_mut(budget.user)
+            && *month == Month::of(at)
+        {
             *used = used.saturating_sub(1);
         }
         Ok(())

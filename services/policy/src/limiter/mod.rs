@@ -116,12 +116,31 @@ pub(crate) fn decide_daily(used_before: u32, per_day: u32, reset_at_ms: i64) -> 
     DailyDecision { allowed, used: used_before + u32::from(allowed), limit: per_day, reset_at_ms }
 }
 
-/// `YYYY-MM` of a unix-ms time, and the start of the following month.
-pub(crate) fn month_of(now_ms: i64) -> (String, i64) {
-    let now: DateTime<Utc> = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-    let (year, month) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
-    let next = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single().unwrap_or(now);
-    (format!("{:04}-{:02}", now.year(), now.month()), next.timestamp_millis())
+/// A UTC month, which the monthly quota counts; shown as `YYYY-MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Month {
+    year: i32,
+    month: u32,
+}
+
+impl Month {
+    /// The month of a unix-ms time.
+    pub(crate) fn of(now_ms: i64) -> Month {
+        let now: DateTime<Utc> = DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+        Month { year: now.year(), month: now.month() }
+    }
+
+    /// The start of the following month (unix ms), when this month's quota resets.
+    pub(crate) fn next_start_ms(self) -> i64 {
+        let (year, month) = if self.month == 12 { (self.year + 1, 1) } else { (self.year, self.month + 1) };
+        Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single().map_or(i64::MAX, |next| next.timestamp_millis())
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
 }
 
 /// What both implementations observe before deciding.
@@ -154,7 +173,7 @@ pub(crate) fn decide(seen: &Observed, budget: &Budget<'_>, take: bool) -> RateDe
         now_ms: seen.now,
         month_used: seen.month_used + u64::from(took),
         month_limit: budget.per_month,
-        month_reset_at_ms: month_of(seen.now).1,
+        month_reset_at_ms: Month::of(seen.now).next_start_ms(),
         slot: None,
         degraded: false,
     }
@@ -167,11 +186,9 @@ mod tests {
     #[test]
     fn months_roll_over_in_utc() {
         let nov = Utc.with_ymd_and_hms(2026, 11, 30, 23, 59, 59).unwrap().timestamp_millis();
-        assert_eq!(
-            month_of(nov),
-            ("2026-11".into(), Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().timestamp_millis())
-        );
+        assert_eq!(Month::of(nov).to_string(), "2026-11");
+        assert_eq!(Month::of(nov).next_start_ms(), Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().timestamp_millis());
         let dec = Utc.with_ymd_and_hms(2026, 12, 31, 12, 0, 0).unwrap().timestamp_millis();
-        assert_eq!(month_of(dec).1, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap().timestamp_millis());
+        assert_eq!(Month::of(dec).next_start_ms(), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap().timestamp_millis());
     }
 }

@@ -4,7 +4,7 @@ use common::redis_link::{Link, Target, Timeouts};
 use common::{Error, Result};
 use redis::Script;
 
-use super::{Budget, DailyDecision, Limiter, Observed, RateDecision, WINDOW_MS, day_of, decide, month_of};
+use super::{Budget, DailyDecision, Limiter, Observed, RateDecision, WINDOW_MS, Month, day_of, decide};
 
 /// Trim the window, read both counters, and take from both or neither: one atomic script per
 /// decision, on Redis's own clock so that every replica agrees on time. The sorted set holds at
@@ -112,15 +112,16 @@ impl RedisLimiter {
             .map_err(unavailable)
     }
 
-    fn keys(&self, budget: &Budget<'_>, month: &str) -> (String, String) {
+    fn keys(&self, budget: &Budget<'_>, month: Month) -> (String, String) {
         let tag = format!("{{{}}}", budget.user);
         (format!("{}rl:{tag}:{}", self.prefix, budget.key), format!("{}mq:{tag}:{month}", self.prefix))
     }
 
     #[tracing::instrument(name = "redis.evalsha", skip_all, fields(otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA"))]
     async fn run(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
-        let (month, month_reset) = month_of(common::time::now_ms());
-        let (window_key, month_key) = self.keys(budget, &month);
+        let month = Month::of(common::time::now_ms());
+        let month_reset = month.next_start_ms();
+        let (window_key, month_key) = self.keys(budget, month);
         let mut conn = self.conn.clone();
         let nonce: u64 = rand::random();
         // The month counter outlives its month by a day, for clocks that disagree a little.
@@ -178,7 +179,7 @@ impl Limiter for RedisLimiter {
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {
         // The slot is "<ms>-<nonce>": its month is the one it was taken in.
         let at: i64 = slot.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or_default();
-        let (window_key, month_key) = self.keys(budget, &month_of(at).0);
+        let (window_key, month_key) = self.keys(budget, Month::of(at));
         let mut conn = self.conn.clone();
         self.release
             .key(window_key)
