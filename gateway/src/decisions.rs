@@ -32,7 +32,7 @@ impl Decisions {
         Decisions(Batches::spawn(
             SHAPE,
             Box::new(move |calls: Vec<popb::AuthorizeCall>| {
-                let span = tracing::info_span!("policy.batch", decisions = calls.len());
+                let span = tracing::info_span!(telemetry::POLICY_BATCH_SPAN, decisions = calls.len());
                 let mut policy = policy.clone();
                 async move {
                     let answer = policy.authorize_many(popb::AuthorizeManyRequest { calls }).await?;

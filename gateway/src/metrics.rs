@@ -34,7 +34,9 @@ pub fn metrics() -> &'static Metrics {
                 .with_description("Authorization decisions")
                 .build(),
             key_cache: Tally::build(
-                meter.u64_observable_counter("zenovay.key_cache.lookups").with_description("Verified-key cache lookups"),
+                meter
+                    .u64_observable_counter("zenovay.key_cache.lookups")
+                    .with_description("Verified-key cache lookups"),
                 "result",
                 common::cache::LOOKUP_RESULTS,
             ),

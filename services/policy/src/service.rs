@@ -96,8 +96,9 @@ fn settings_lookup(result: &'static str) {
     LOOKUPS
         .get_or_init(|| {
             let meter = opentelemetry::global::meter("zenovay-policy");
-            let counter =
-                meter.u64_observable_counter("zenovay.settings_cache.lookups").with_description("Team-settings cache lookups");
+            let counter = meter
+                .u64_observable_counter("zenovay.settings_cache.lookups")
+                .with_description("Team-settings cache lookups");
             telemetry::Tally::build(counter, "result", common::cache::LOOKUP_RESULTS)
         })
         .add(result);

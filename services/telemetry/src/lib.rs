@@ -213,8 +213,13 @@ fn logged(metadata: &tracing::Metadata<'_>) -> bool {
     metadata.is_event() || !CALL_SPANS.contains(&metadata.name())
 }
 
-/// Spans of calls made while serving a request, and of calls carried inside another.
-const CALL_SPANS: &[&str] = &["grpc.client", "db.query", "redis.evalsha", propagation::CARRIED_SERVER_SPAN];
+/// Spans of calls made while serving a request, of calls carried inside another, and of the
+/// gateway's batched call to policy, whose failure each request's own line reports.
+const CALL_SPANS: &[&str] =
+    &["grpc.client", "db.query", "redis.evalsha", POLICY_BATCH_SPAN, propagation::CARRIED_SERVER_SPAN];
+
+/// The span of the gateway's batched call to policy's `AuthorizeMany`.
+pub const POLICY_BATCH_SPAN: &str = "policy.batch";
 
 #[cfg(test)]
 mod tests {
@@ -233,5 +238,11 @@ mod tests {
         assert!(is_logged(|| GrpcTraceLayer::SERVER.span(path)));
         assert!(!is_logged(|| GrpcTraceLayer::CLIENT.span(path)));
         assert!(!is_logged(|| Carried::server_span(path)));
+    }
+
+    #[test]
+    fn log_lines_leave_out_the_batched_call_to_policy_but_name_a_tracker_batch() {
+        assert!(!is_logged(|| tracing::info_span!(POLICY_BATCH_SPAN, decisions = 1)));
+        assert!(is_logged(|| tracing::info_span!("ingest.batch", events = 1)));
     }
 }

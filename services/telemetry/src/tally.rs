@@ -56,7 +56,8 @@ mod tests {
     #[test]
     fn counts_are_reported_by_value_with_zero_for_values_not_yet_counted() {
         let exporter = InMemoryMetricExporter::default();
-        let provider = SdkMeterProvider::builder().with_reader(PeriodicReader::builder(exporter.clone()).build()).build();
+        let provider =
+            SdkMeterProvider::builder().with_reader(PeriodicReader::builder(exporter.clone()).build()).build();
         let tally = Tally::build(provider.meter("t").u64_observable_counter("lookups"), "result", &["hit", "miss"]);
         tally.add("hit");
         tally.add("hit");

@@ -4,9 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use common::Result;
 
-use super::{
-    Budget, DailyDecision, Limiter, Month, Observed, RateDecision, WINDOW_MS, day_of, decide, decide_daily,
-};
+use super::{Budget, DailyDecision, Limiter, Month, Observed, RateDecision, WINDOW_MS, day_of, decide, decide_daily};
 
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64;

@@ -187,8 +187,14 @@ mod tests {
     fn months_roll_over_in_utc() {
         let nov = Utc.with_ymd_and_hms(2026, 11, 30, 23, 59, 59).unwrap().timestamp_millis();
         assert_eq!(Month::of(nov).to_string(), "2026-11");
-        assert_eq!(Month::of(nov).next_start_ms(), Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().timestamp_millis());
+        assert_eq!(
+            Month::of(nov).next_start_ms(),
+            Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().timestamp_millis()
+        );
         let dec = Utc.with_ymd_and_hms(2026, 12, 31, 12, 0, 0).unwrap().timestamp_millis();
-        assert_eq!(Month::of(dec).next_start_ms(), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap().timestamp_millis());
+        assert_eq!(
+            Month::of(dec).next_start_ms(),
+            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap().timestamp_millis()
+        );
     }
 }

@@ -4,7 +4,7 @@ use common::redis_link::{Link, Target, Timeouts};
 use common::{Error, Result};
 use redis::Script;
 
-use super::{Budget, DailyDecision, Limiter, Observed, RateDecision, WINDOW_MS, Month, day_of, decide};
+use super::{Budget, DailyDecision, Limiter, Month, Observed, RateDecision, WINDOW_MS, day_of, decide};
 
 /// Trim the window, read both counters, and take from both or neither: one atomic script per
 /// decision, on Redis's own clock so that every replica agrees on time. The sorted set holds at
