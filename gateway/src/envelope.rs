@@ -78,12 +78,13 @@ impl<T: Serialize> IntoResponse for Envelope<T> {
     }
 }
 
-/// A JSON answer. Written into a `Vec` sized for a page of websites: axum's `Json` writes
-/// through a `BytesMut` writer, whose bookkeeping per write (a dozen per field) and growth from
-/// 128 bytes cost about a tenth of an authorized request's instructions (README, "Benchmarks").
+/// A JSON answer, written into a `Vec` of 2 KiB, which holds a page of a few websites without
+/// growing. axum's `Json` writes through a `BytesMut` writer, whose bookkeeping runs for each of
+/// the dozen pieces serde writes per field, from 128 bytes that grow as they fill (README,
+/// "Benchmarks").
 fn json<T: Serialize>(status: StatusCode, body: &T) -> ApiResult<Response> {
     let mut buf = Vec::with_capacity(2048);
-    // Only a map whose keys are not texts fails, and none of our answers holds one.
+    // Only a map with keys JSON cannot hold, or a failing `Serialize`, fails: none of ours.
     serde_json::to_writer(&mut buf, body).map_err(common::Error::internal)?;
     Ok((status, [(axum::http::header::CONTENT_TYPE, JSON)], buf).into_response())
 }

@@ -2,6 +2,7 @@
 
 use std::sync::OnceLock;
 
+use common::cache::LookupResult;
 use opentelemetry::KeyValue;
 use opentelemetry::global;
 use opentelemetry::metrics::{Counter, Histogram};
@@ -38,14 +39,14 @@ pub fn metrics() -> &'static Metrics {
                     .u64_observable_counter("zenovay.key_cache.lookups")
                     .with_description("Verified-key cache lookups"),
                 "result",
-                common::cache::LOOKUP_RESULTS,
+                LookupResult::NAMES,
             ),
             website_cache: Tally::build(
                 meter
                     .u64_observable_counter("zenovay.website_cache.lookups")
                     .with_description("Website-list cache lookups"),
                 "result",
-                common::cache::LOOKUP_RESULTS,
+                LookupResult::NAMES,
             ),
         }
     })

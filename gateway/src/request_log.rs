@@ -10,7 +10,8 @@ pub(crate) struct QuietLog;
 pub(crate) fn log_response<B>(res: &axum::http::Response<B>, latency: std::time::Duration, span: &tracing::Span) {
     let status = res.status().as_u16();
     span.record("http.response.status_code", status);
-    let latency_ms = latency.as_secs_f64() * 1000.0;
+    // Whole microseconds, so that a line shows `0.099`, not `0.09943800000000001`.
+    let latency_ms = latency.as_micros() as f64 / 1000.0;
     if res.extensions().get::<QuietLog>().is_some() {
         tracing::debug!(status, latency_ms, "request");
     } else {

@@ -347,6 +347,20 @@ async fn the_monthly_quota_resets_at_the_start_of_the_utc_month() {
     assert_eq!(fresh.month_used, 1);
 }
 
+#[tokio::test]
+async fn a_slot_given_back_in_the_next_month_leaves_the_new_month_s_count_alone() {
+    // 2026-11-30 23:59:30 UTC
+    let clock = ManualClock::at(1_796_083_170_000);
+    let limiter = MemoryLimiter::with_clock(clock.clone());
+    let b = budget("k", 100, 1_000);
+    let november = limiter.acquire(&b).await.unwrap();
+    clock.advance(60_000);
+    assert_eq!(limiter.acquire(&b).await.unwrap().month_used, 1, "December starts from nothing");
+    limiter.release(&b, november.slot.as_deref().unwrap()).await.unwrap();
+    assert_eq!(limiter.peek(&b).await.unwrap().month_used, 1, "November's slot is not December's");
+    assert_eq!(limiter.peek(&b).await.unwrap().remaining, 99, "it left the window all the same");
+}
+
 /// What every change bus must do.
 async fn bus_conforms(bus: Arc<dyn ChangeBus>) {
     let mut first = bus.subscribe();

@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// The websites of these teams, oldest first.
 pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
     let cached = state.websites.as_ref().map_or(Cached::Untrusted, |lists| lists.get(&team_ids));
-    metrics::metrics().website_cache.add(cached.result());
+    metrics::metrics().website_cache.add(cached.result().name());
     match cached {
         Cached::All(lists) => Ok(merged(lists)),
         Cached::Refresh(lists, read) => {

@@ -87,18 +87,31 @@ pub enum Cached<V> {
     Untrusted,
 }
 
-/// Every result a lookup can have, as [`Cached::result`] names them.
-pub const LOOKUP_RESULTS: &[&str] = &["hit", "refresh", "miss", "untrusted"];
+/// A lookup's result, as the caches' metrics count it (`*_cache.lookups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupResult {
+    Hit,
+    Refresh,
+    Miss,
+    Untrusted,
+}
+
+impl LookupResult {
+    /// The metrics' names of the results, in the order of the variants.
+    pub const NAMES: &[&str] = &["hit", "refresh", "miss", "untrusted"];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
 
 impl<V> Cached<V> {
-    /// The lookup's result as the caches' metrics name it (`*_cache.lookups`), one of
-    /// [`LOOKUP_RESULTS`].
-    pub fn result(&self) -> &'static str {
+    pub fn result(&self) -> LookupResult {
         match self {
-            Cached::All(_) => "hit",
-            Cached::Refresh(..) => "refresh",
-            Cached::Miss(_) => "miss",
-            Cached::Untrusted => "untrusted",
+            Cached::All(_) => LookupResult::Hit,
+            Cached::Refresh(..) => LookupResult::Refresh,
+            Cached::Miss(_) => LookupResult::Miss,
+            Cached::Untrusted => LookupResult::Untrusted,
         }
     }
 }

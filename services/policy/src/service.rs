@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use common::access::{Grant, Scope, TeamRole};
 use common::bus::{Change, ChangeBus, announce};
-use common::cache::{Cached, NoticeCache, refresh_failed};
+use common::cache::{Cached, LookupResult, NoticeCache, refresh_failed};
 use common::db::{Backend, OpenError};
 use common::{Error, Result};
 use tracing::Instrument as _;
@@ -91,7 +91,7 @@ const CACHED_TEAMS: usize = 10_000;
 
 /// Counts a lookup of team settings for a decision by its result, in
 /// `zenovay.settings_cache.lookups`; the counter is made on first use, after telemetry is set up.
-fn settings_lookup(result: &'static str) {
+fn settings_lookup(result: LookupResult) {
     static LOOKUPS: OnceLock<telemetry::Tally> = OnceLock::new();
     LOOKUPS
         .get_or_init(|| {
@@ -99,9 +99,9 @@ fn settings_lookup(result: &'static str) {
             let counter = meter
                 .u64_observable_counter("zenovay.settings_cache.lookups")
                 .with_description("Team-settings cache lookups");
-            telemetry::Tally::build(counter, "result", common::cache::LOOKUP_RESULTS)
+            telemetry::Tally::build(counter, "result", LookupResult::NAMES)
         })
-        .add(result);
+        .add(result.name());
 }
 
 fn evicts(change: &Change, team_id: &str, _: &TeamSettings) -> bool {

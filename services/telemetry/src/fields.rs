@@ -2,17 +2,21 @@
 //! default does, with three differences.
 //!
 //! - No control character reaches a line from a value: messages, errors and `%`-displayed
-//!   values are written with control characters escaped (`\n`, `\u{1b}`), so a value cannot
-//!   start a forged line or send a terminal escape. Strings (`field = text`) are quoted and
-//!   escaped as Rust's `{:?}` does. The default escaped terminal escapes in messages and errors
-//!   only, and left line breaks alone.
+//!   values are written with control characters, line and paragraph separators and
+//!   bidirectional overrides escaped as `{:?}` of a `char` writes them (`\n`, `\u{1b}`,
+//!   `\u{202e}`), so a value cannot start a forged line, send a terminal escape or reorder what a
+//!   reader sees. Strings (`field = text`) are quoted and escaped as Rust's `{:?}` does. The
+//!   default escaped terminal escapes in messages and errors only, and left line breaks alone.
+//!   A backslash is written as it is outside quotes, so a value may show `\n` without holding a
+//!   line break.
 //! - `otel.*` fields are left out: they name a span for trace exporters, and repeat on a line
-//!   what its other fields say.
-//! - Names and `=` are written as they are, never through a colour style: the default's styling
-//!   cost about an eighth of the instructions of an authorized request even with colours off
-//!   (README, "Benchmarks").
+//!   what its other fields say. JSON lines keep them.
+//! - Names and `=` are written as they are, never through a colour style, which the default ran
+//!   per field even with colours off.
 //!
-//! JSON lines are written by tracing-subscriber's JSON formatter, which escapes as JSON does.
+//! With the default, writing fields was about a twentieth of the instructions of an authorized
+//! request in the all-in-one mode (README, "Benchmarks"). JSON lines are written by
+//! tracing-subscriber's JSON formatter, which escapes as JSON does.
 
 use std::error::Error;
 use std::fmt::{self, Write as _};
@@ -68,6 +72,10 @@ impl<'writer> TextVisitor<'writer> {
 
     fn write_named(&mut self, name: &str, value: fmt::Arguments<'_>) {
         self.write_name(name);
+        self.write_value(value);
+    }
+
+    fn write_value(&mut self, value: fmt::Arguments<'_>) {
         if self.result.is_ok() {
             self.result = Sanitized(&mut self.writer).write_fmt(value);
         }
@@ -110,12 +118,14 @@ impl Visit for TextVisitor<'_> {
     fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
         let Some(name) = self.start(field) else { return };
         self.write_named(name, format_args!("{value}"));
-        if value.source().is_some() && self.result.is_ok() {
-            // The default's list of sources, which begins with the error itself.
+        if let Some(source) = value.source()
+            && self.result.is_ok()
+        {
+            // As the default writes them: the sources without the error itself.
             self.result = write!(self.writer, " {name}.sources=[");
-            for (i, error) in std::iter::successors(Some(value), |&e| e.source()).enumerate() {
+            for (i, error) in std::iter::successors(Some(source), |&e| e.source()).enumerate() {
                 let separator = if i == 0 { "" } else { ", " };
-                self.write_named("message", format_args!("{separator}{error}"));
+                self.write_value(format_args!("{separator}{error}"));
             }
             if self.result.is_ok() {
                 self.result = self.writer.write_char(']');
@@ -142,18 +152,20 @@ impl Visit for TextVisitor<'_> {
     }
 }
 
-/// Writes through, escaping control characters as `{:?}` of a `char` does (`\n`, `\u{1b}`).
+/// Writes through, escaping what could break or disguise a line (see the module's comment) as
+/// `{:?}` of a `char` does.
 struct Sanitized<'a, W>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for Sanitized<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // C0 controls and DEL are single bytes; C1 controls start with 0xC2 (as does Latin-1,
-        // which then takes the slower walk).
-        if !s.bytes().any(|b| b < b' ' || b == 0x7f || b == 0xc2) {
+        // C0 controls and DEL are single bytes; C1 controls are encoded from 0xC2 and the
+        // separators and bidirectional controls from 0xE2, which other characters share (such
+        // as `©` and `€`): those take the slower walk.
+        if !s.bytes().any(|b| b < b' ' || b == 0x7f || b == 0xc2 || b == 0xe2) {
             return self.0.write_str(s);
         }
         for c in s.chars() {
-            if c.is_control() {
+            if escaped(c) {
                 write!(self.0, "{}", c.escape_debug())?;
             } else {
                 self.0.write_char(c)?;
@@ -163,41 +175,30 @@ impl<W: fmt::Write> fmt::Write for Sanitized<'_, W> {
     }
 }
 
+fn escaped(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The fields of one event at INFO, formatted as a text line's fields.
     fn line(event: impl FnOnce()) -> String {
-        use std::sync::{Arc, Mutex};
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let writer = {
-            let out = Arc::clone(&out);
-            move || Capture(Arc::clone(&out))
-        };
-        let subscriber = tracing_subscriber::fmt()
-            .fmt_fields(TextFields)
-            .without_time()
-            .with_level(false)
-            .with_target(false)
-            .with_ansi(false)
-            .with_writer(writer)
-            .finish();
-        tracing::subscriber::with_default(subscriber, event);
-        let bytes = out.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap().trim_end_matches('\n').to_owned()
-    }
-
-    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+        let text = crate::capture::written(
+            |writer| {
+                tracing_subscriber::fmt()
+                    .fmt_fields(TextFields)
+                    .without_time()
+                    .with_level(false)
+                    .with_target(false)
+                    .with_ansi(false)
+                    .with_writer(writer)
+                    .finish()
+            },
+            event,
+        );
+        text.trim_end_matches('\n').to_owned()
     }
 
     #[derive(Debug)]
@@ -236,8 +237,14 @@ mod tests {
     }
 
     #[test]
-    fn latin_text_is_written_unchanged() {
-        assert_eq!(line(|| tracing::info!(who = %"Zoë ©", "hi")), "hi who=Zoë ©");
+    fn separators_and_bidirectional_overrides_are_escaped() {
+        let text = line(|| tracing::info!(who = %"a\u{2028}b\u{202e}c\u{2067}", "x"));
+        assert_eq!(text, r"x who=a\u{2028}b\u{202e}c\u{2067}");
+    }
+
+    #[test]
+    fn other_non_ascii_text_is_written_unchanged() {
+        assert_eq!(line(|| tracing::info!(who = %"Zoë © – €", "hi")), "hi who=Zoë © – €");
     }
 
     #[test]
@@ -266,6 +273,6 @@ mod tests {
     fn an_error_is_written_with_its_sources() {
         let error = Failure("outer", Some(Box::new(Failure("inner\n", None))));
         let text = line(|| tracing::info!(error = &error as &(dyn Error + 'static), "failed"));
-        assert_eq!(text, r"failed error=outer error.sources=[outer, inner\n]");
+        assert_eq!(text, r"failed error=outer error.sources=[inner\n]");
     }
 }

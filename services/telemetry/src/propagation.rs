@@ -21,8 +21,8 @@ fn rpc_names(path: &str) -> (&str, &str, &str) {
 
 /// A span named `$name` for a call to `$path`, with the semantic conventions' RPC fields. A
 /// span's name is fixed where it is made, so each kind of span needs its own call of this.
-/// The constants are recorded for display, which a log line copies as they are; the names come
-/// from the path a caller sent, and a log line escapes them.
+/// The constants are recorded for display, which a log line writes unquoted; the names come
+/// from the path a caller sent, and a log line quotes and escapes them.
 macro_rules! rpc_span {
     ($name:expr, $kind:literal, $path:expr) => {{
         let (name, service, method) = rpc_names($path);
