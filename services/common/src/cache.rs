@@ -97,15 +97,22 @@ pub enum LookupResult {
 }
 
 impl LookupResult {
-    /// The metrics' names of the results, in the order of the variants.
-    pub const NAMES: &[&str] = &["hit", "refresh", "miss", "untrusted"];
+    /// The metrics' names of the results.
+    pub const NAMES: &[&str; 4] = &["hit", "refresh", "miss", "untrusted"];
 
     pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
+        let [hit, refresh, miss, untrusted] = Self::NAMES;
+        match self {
+            LookupResult::Hit => hit,
+            LookupResult::Refresh => refresh,
+            LookupResult::Miss => miss,
+            LookupResult::Untrusted => untrusted,
+        }
     }
 }
 
 impl<V> Cached<V> {
+    /// The lookup's result, as the caches' metrics count it.
     pub fn result(&self) -> LookupResult {
         match self {
             Cached::All(_) => LookupResult::Hit,

@@ -170,19 +170,21 @@ pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = provider(service);
     let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("zenovay")));
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let directives = filter;
+    let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal: escape codes cost time per line and clutter files.
     let ansi = std::io::stderr().is_terminal();
     // Lines are written by a thread of their own, a few milliseconds' worth at once (`lines`).
     let (stderr, lines) = lines::start(std::io::stderr());
-    let installed = match otel {
+    let installed = if makes_call_spans(otel.is_some(), directives) {
         // Spans are made for traces, and the log lines skip those of calls.
-        Some(otel) => tracing_subscriber::registry()
+        tracing_subscriber::registry()
             .with(filter)
             .with(otel)
             .with(lines_layer(format, ansi, stderr).with_filter(filter_fn(logged)))
-            .try_init(),
-        None => untraced(filter, format, ansi, stderr).try_init(),
+            .try_init()
+    } else {
+        untraced(filter, format, ansi, stderr).try_init()
     };
     if installed.is_err() {
         return Guard { provider: None, meters: None, _lines: None };
@@ -192,6 +194,12 @@ pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
         global::set_meter_provider(meters.clone());
     }
     Guard { provider, meters, _lines: Some(lines) }
+}
+
+/// Whether the spans of calls are made: for traces, or for a log directive that names one
+/// (`[db.query]=debug`).
+fn makes_call_spans(traced: bool, directives: &str) -> bool {
+    traced || CALL_SPANS.iter().any(|name| directives.contains(name))
 }
 
 /// The log lines' layer, in `format`.
@@ -207,11 +215,11 @@ where
     }
 }
 
-/// Without traces, nothing reads the spans of calls, so they are not made at all: the filter
-/// is the whole subscriber's, not the log lines' alone. A filter of one layer costs a lookup of
-/// the span for every time a span is entered, left or closed: with the spans of calls made and
-/// filtered, a tenth of the all-in-one's instructions per authorized request (README,
-/// "Benchmarks").
+/// Without traces (and without a log directive that names a call's span), nothing reads the
+/// spans of calls, so they are not made at all: the filter is the whole subscriber's, not the
+/// log lines' alone. A filter of one layer costs a lookup of the span for every time a span is
+/// entered, left or closed: with the spans of calls made and filtered, 9 % of the all-in-one's
+/// instructions per authorized request (README, "Benchmarks").
 fn untraced<W>(filter: EnvFilter, format: LogFormat, ansi: bool, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -229,7 +237,8 @@ fn logged(metadata: &tracing::Metadata<'_>) -> bool {
 }
 
 /// Spans of calls made while serving a request, of calls carried inside another, and of the
-/// gateway's batched call to policy, whose failure each request's own line reports.
+/// gateway's batched call to policy, whose failure each request's own line reports. Without
+/// traces, a span named here is not made at all (`untraced`).
 const CALL_SPANS: &[&str] =
     &["grpc.client", "db.query", "redis.evalsha", POLICY_BATCH_SPAN, propagation::CARRIED_SERVER_SPAN];
 
@@ -308,6 +317,13 @@ mod tests {
         assert!(text.contains("rpc.method=\"AuthorizeMany\""), "{text}");
         assert!(text.contains("rate-limit decision failed"), "{text}");
         assert!(!text.contains("redis"), "{text}");
+    }
+
+    #[test]
+    fn the_spans_of_calls_are_made_for_traces_or_for_a_directive_that_names_one() {
+        assert!(!makes_call_spans(false, "info,sqlx=warn"));
+        assert!(makes_call_spans(true, "info,sqlx=warn"));
+        assert!(makes_call_spans(false, "info,[db.query]=debug"));
     }
 
     #[test]
