@@ -9,7 +9,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use common::access::Scope;
-use common::cache::{LookupResult, Read, refresh_failed};
+use common::cache::{Read, refresh_failed};
 use common::secret::Digest;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
@@ -165,13 +165,7 @@ impl Credentials {
     pub async fn verify(self, state: &AppState) -> ApiResult<VerifiedKey> {
         let digest = self.secret.digest();
         let lookup = state.keys.as_ref().map_or(Lookup::Untrusted, |cache| cache.lookup(&digest));
-        let result = match lookup {
-            Lookup::Hit(_) => LookupResult::Hit,
-            Lookup::Refresh(..) => LookupResult::Refresh,
-            Lookup::Miss(_) => LookupResult::Miss,
-            Lookup::Untrusted => LookupResult::Untrusted,
-        };
-        metrics::metrics().key_cache.add(result.name());
+        metrics::metrics().key_cache.add(lookup.result().name());
         let verified = match lookup {
             Lookup::Hit(verified) => {
                 report_use(state, &verified.key.id);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use common::ErrorCode;
 use common::bus::{Change, ChangeBus, Notice};
-use common::cache::{NoticeCache, REFRESH_AFTER, Read};
+use common::cache::{LookupResult, NoticeCache, REFRESH_AFTER, Read};
 use common::secret::Digest;
 use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
@@ -93,6 +93,18 @@ pub enum Lookup {
     Miss(Read),
     /// The channel is down: ask identity and keep nothing.
     Untrusted,
+}
+
+impl Lookup {
+    /// The lookup's result, as the cache's metrics count it.
+    pub fn result(&self) -> LookupResult {
+        match self {
+            Lookup::Hit(_) => LookupResult::Hit,
+            Lookup::Refresh(..) => LookupResult::Refresh,
+            Lookup::Miss(_) => LookupResult::Miss,
+            Lookup::Untrusted => LookupResult::Untrusted,
+        }
+    }
 }
 
 pub struct KeyCache {

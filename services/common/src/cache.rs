@@ -98,15 +98,14 @@ pub enum LookupResult {
 
 impl LookupResult {
     /// The metrics' names of the results.
-    pub const NAMES: &[&str; 4] = &["hit", "refresh", "miss", "untrusted"];
+    pub const NAMES: &[&str] = &[Self::Hit.name(), Self::Refresh.name(), Self::Miss.name(), Self::Untrusted.name()];
 
-    pub fn name(self) -> &'static str {
-        let [hit, refresh, miss, untrusted] = Self::NAMES;
+    pub const fn name(self) -> &'static str {
         match self {
-            LookupResult::Hit => hit,
-            LookupResult::Refresh => refresh,
-            LookupResult::Miss => miss,
-            LookupResult::Untrusted => untrusted,
+            LookupResult::Hit => "hit",
+            LookupResult::Refresh => "refresh",
+            LookupResult::Miss => "miss",
+            LookupResult::Untrusted => "untrusted",
         }
     }
 }

@@ -163,14 +163,13 @@ fn provider(service: &str) -> Option<SdkTracerProvider> {
     Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource(service)).build())
 }
 
-/// `filter` is an `EnvFilter` directive such as `info,sqlx=warn`. Logs go to stderr so that
+/// `directives` are an `EnvFilter`'s, such as `info,sqlx=warn`. Logs go to stderr so that
 /// stdout carries only what the process announces (its listening addresses). A second call in
 /// one process (tests start several services in one) keeps the first set-up.
-pub fn init(service: &str, filter: &str, format: LogFormat) -> Guard {
+pub fn init(service: &str, directives: &str, format: LogFormat) -> Guard {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = provider(service);
     let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("zenovay")));
-    let directives = filter;
     let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal: escape codes cost time per line and clutter files.
     let ansi = std::io::stderr().is_terminal();
