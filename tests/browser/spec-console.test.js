@@ -1121,6 +1121,37 @@ for (const mode of MODES) {
       });
     }
 
+    uiTest("an answer for an earlier choice that arrives late does not replace the filtered figures", async ({ track }) => {
+      const { key } = await createKeyByApi(ann, {});
+      const week = { period: "custom", date: `${daysAgo(6)},${daysAgo(0)}` };
+      const expected = await aggregate(key, { ...week, filters: "event:page==/pricing" });
+      assert.notDeepEqual(expected, await aggregate(key, week));
+      const { page } = await statsPage(track);
+      // Hold back the answer for the unfiltered week until the filtered one has been drawn.
+      let release;
+      const held = new Promise((resolve) => (release = resolve));
+      let heldRequest;
+      await page.route(
+        (url) => url.pathname.endsWith("/stats") && url.searchParams.get("period") === "7d" && !url.searchParams.has("filters"),
+        async (route) => {
+          heldRequest ??= route.request();
+          await held;
+          await route.continue();
+        },
+      );
+      await pick(page, /7 ?d/i);
+      await eventually(async () => assert.ok(heldRequest, "the unfiltered week was not asked for"));
+      await page.getByRole("table", { name: "Top pages" }).getByRole("button", { name: "/pricing", exact: true }).click();
+      await eventually(async () => assert.deepEqual(await headline(page), expected));
+      const finished = page.waitForEvent("requestfinished", (request) => request === heldRequest);
+      release();
+      await finished;
+      // Let the page's handlers of the late answer run before reading again.
+      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 200)));
+      assert.deepEqual(await headline(page), expected);
+      await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).waitFor();
+    });
+
     uiTest("visitors right now refresh without reloading the page", { timeout: 120_000 }, async ({ track }) => {
       const { page } = await statsPage(track);
       const now = page.getByText(/visitors? right now/i).first();

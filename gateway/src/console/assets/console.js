@@ -1316,8 +1316,25 @@ async function websitePage() {
     if (state.property) params.set("property", state.property);
     return `/websites/${encodeURIComponent(id)}/properties?${params}`;
   };
+  // Loads overlap when the period or a filter changes before the last answer came; only the
+  // newest one draws, so an older answer arriving late cannot put back what the reader left.
+  let latest = 0;
   const load = async () => {
-    const data = await api("GET", query());
+    const mine = ++latest;
+    // Choosing a custom event (filtering by it) shows its properties.
+    const chosen = state.filters.find(([d]) => d === "event:name")?.[1];
+    let data, goals, props;
+    try {
+      [data, goals, props] = await Promise.all([
+        api("GET", query()),
+        api("GET", `/websites/${encodeURIComponent(id)}/goals`),
+        chosen ? api("GET", propertiesQuery(chosen)) : null,
+      ]);
+    } catch (error) {
+      if (mine === latest) throw error;
+      return;
+    }
+    if (mine !== latest) return;
     document.getElementById("page-title").textContent = `${data.website.name} · statistics`;
     now.textContent = `${data.realtime_visitors} visitors right now`;
     chips.replaceChildren(
@@ -1392,10 +1409,6 @@ async function websitePage() {
       state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, value, title]]);
       load().catch(failed);
     };
-    const goals = await api("GET", `/websites/${encodeURIComponent(id)}/goals`);
-    // Choosing a custom event (filtering by it) shows its properties.
-    const chosen = state.filters.find(([d]) => d === "event:name")?.[1];
-    const props = chosen ? await api("GET", propertiesQuery(chosen)) : null;
     body.replaceChildren(
       empty,
       figures,
