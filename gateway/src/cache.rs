@@ -25,12 +25,13 @@ use common::ErrorCode;
 use common::bus::{Change, ChangeBus, Notice};
 use common::cache::{LookupResult, NoticeCache, REFRESH_AFTER, Read};
 use common::secret::Digest;
-use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
 
+use crate::flows::websites::Listed;
+
 /// Each team's websites, oldest first, evicted by `Websites` notices.
-pub type WebsiteLists = NoticeCache<Arc<Vec<anpb::Website>>>;
+pub type WebsiteLists = NoticeCache<Arc<Vec<Arc<Listed>>>>;
 
 /// Teams whose lists one gateway keeps: those asked for in the last second (README, "API keys,
 /// access and limits"), a few hundred bytes per website.
@@ -38,7 +39,7 @@ const CACHED_TEAMS: usize = 10_000;
 
 /// Website lists that follow `bus` for as long as they live.
 pub fn website_lists(bus: &dyn ChangeBus) -> Arc<WebsiteLists> {
-    let evicts = |change: &Change, team_id: &str, _: &Arc<Vec<anpb::Website>>| matches!(change, Change::Websites(changed) if changed == team_id);
+    let evicts = |change: &Change, team_id: &str, _: &Arc<Vec<Arc<Listed>>>| matches!(change, Change::Websites(changed) if changed == team_id);
     NoticeCache::follow(bus, CACHED_TEAMS, evicts)
 }
 

@@ -1,11 +1,14 @@
 //! Which resources a key reaches: the decision of policy combined with what analytics knows of
 //! the resource, for every face that takes an API key.
 
+use std::sync::Arc;
+
 use common::access::Scope;
 use common::{Error, ErrorCode};
 use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
 
+use super::websites::Listed;
 use crate::auth::{Authorized, VerifiedKey};
 use crate::error::{ApiError, ApiResult};
 use crate::rules;
@@ -13,7 +16,7 @@ use crate::session::SessionUser;
 use crate::state::AppState;
 
 /// The websites of every team a decision lets the key reach.
-pub(crate) async fn reachable_websites(state: &AppState, authorized: &Authorized) -> ApiResult<Vec<anpb::Website>> {
+pub(crate) async fn reachable_websites(state: &AppState, authorized: &Authorized) -> ApiResult<Vec<Arc<Listed>>> {
     super::websites::of_teams(state, authorized.reachable_team_ids().to_vec()).await
 }
 

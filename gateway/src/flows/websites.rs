@@ -9,14 +9,32 @@ use std::sync::Arc;
 use common::bus::Change;
 use common::cache::{Cached, Read, refresh_failed};
 use proto::analytics::v1 as anpb;
+use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use crate::error::ApiResult;
 use crate::metrics;
 use crate::state::AppState;
+use crate::views;
+
+/// A website as lists hold it: the record, and its JSON in the API's shape, written once when
+/// the list is read from analytics rather than for every request that lists it (README,
+/// "Benchmarks").
+pub(crate) struct Listed {
+    pub website: anpb::Website,
+    pub json: Box<RawValue>,
+}
+
+impl Listed {
+    fn new(website: anpb::Website) -> Arc<Listed> {
+        // A website's view is strings only: it always serializes.
+        let json = serde_json::value::to_raw_value(&views::website(&website)).expect("a website serializes");
+        Arc::new(Listed { website, json })
+    }
+}
 
 /// The websites of these teams, oldest first.
-pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<anpb::Website>> {
+pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<Arc<Listed>>> {
     let cached = state.websites.as_ref().map_or(Cached::Untrusted, |lists| lists.get(&team_ids));
     metrics::metrics().website_cache.add(cached.result().name());
     match cached {
@@ -38,20 +56,24 @@ pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResu
     }
 }
 
-fn merged(lists: Vec<Arc<Vec<anpb::Website>>>) -> Vec<anpb::Website> {
-    let mut all: Vec<anpb::Website> = lists.iter().flat_map(|list| list.iter().cloned()).collect();
+fn merged(lists: Vec<Arc<Vec<Arc<Listed>>>>) -> Vec<Arc<Listed>> {
+    let mut all: Vec<Arc<Listed>> = lists.iter().flat_map(|list| list.iter().cloned()).collect();
     if lists.len() > 1 {
-        all.sort_by(|a, b| (a.created_at_unix_ms, &a.id).cmp(&(b.created_at_unix_ms, &b.id)));
+        all.sort_by(|a, b| {
+            let (a, b) = (&a.website, &b.website);
+            (a.created_at_unix_ms, &a.id).cmp(&(b.created_at_unix_ms, &b.id))
+        });
     }
     all
 }
 
 /// The teams' websites from analytics, kept when `read` says the cache may take them.
-async fn read_lists(state: &AppState, team_ids: Vec<String>, read: Option<Read>) -> ApiResult<Vec<anpb::Website>> {
+async fn read_lists(state: &AppState, team_ids: Vec<String>, read: Option<Read>) -> ApiResult<Vec<Arc<Listed>>> {
     let request = anpb::ListWebsitesRequest { team_ids: team_ids.clone() };
-    let all = state.analytics.clone().list_websites(request).await?.into_inner().websites;
+    let websites = state.analytics.clone().list_websites(request).await?.into_inner().websites;
+    let all: Vec<Arc<Listed>> = websites.into_iter().map(Listed::new).collect();
     if let (Some(lists), Some(read)) = (&state.websites, read) {
-        let of = |team: &String| Arc::new(all.iter().filter(|w| &w.team_id == team).cloned().collect());
+        let of = |team: &String| Arc::new(all.iter().filter(|l| &l.website.team_id == team).cloned().collect());
         lists.insert(read, team_ids.iter().map(|team| (team.clone(), of(team))));
     }
     Ok(all)
