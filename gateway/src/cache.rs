@@ -25,16 +25,34 @@ use common::ErrorCode;
 use common::bus::{Change, ChangeBus, Notice};
 use common::cache::{LookupResult, NoticeCache, REFRESH_AFTER, Read};
 use common::secret::Digest;
+use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
+use serde_json::value::RawValue;
 
-use crate::flows::websites::Listed;
+use crate::views;
+
+/// A website as lists hold it: the record, and its JSON in the API's shape, written once when
+/// the list is read from analytics rather than for every request that lists it (README,
+/// "Instructions per request").
+pub struct Listed {
+    pub website: anpb::Website,
+    pub json: Box<RawValue>,
+}
+
+impl Listed {
+    pub fn new(website: anpb::Website) -> Arc<Listed> {
+        // A website's view is texts only: it always serializes.
+        let json = serde_json::value::to_raw_value(&views::website(&website)).expect("a website serializes");
+        Arc::new(Listed { website, json })
+    }
+}
 
 /// Each team's websites, oldest first, evicted by `Websites` notices.
 pub type WebsiteLists = NoticeCache<Arc<Vec<Arc<Listed>>>>;
 
 /// Teams whose lists one gateway keeps: those asked for in the last second (README, "API keys,
-/// access and limits"), a few hundred bytes per website.
+/// access and limits"), under a kilobyte per website with its JSON.
 const CACHED_TEAMS: usize = 10_000;
 
 /// Website lists that follow `bus` for as long as they live.

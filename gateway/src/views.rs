@@ -147,7 +147,7 @@ pub struct Website<'a> {
     created_at: String,
 }
 
-/// Borrows what it can: a list of websites is the answer of the most frequent request.
+/// Borrows what it can: the gateway writes it for every website it reads from analytics.
 pub fn website(w: &anpb::Website) -> Website<'_> {
     Website {
         id: &w.id,

@@ -1143,13 +1143,64 @@ for (const mode of MODES) {
       await eventually(async () => assert.ok(heldRequest, "the unfiltered week was not asked for"));
       await page.getByRole("table", { name: "Top pages" }).getByRole("button", { name: "/pricing", exact: true }).click();
       await eventually(async () => assert.deepEqual(await headline(page), expected));
+      // Once the late answer is in, let every request it leads to finish before reading again.
+      const pending = new Set();
+      page.on("request", (request) => pending.add(request));
+      for (const done of ["requestfinished", "requestfailed"]) page.on(done, (request) => pending.delete(request));
       const finished = page.waitForEvent("requestfinished", (request) => request === heldRequest);
       release();
       await finished;
-      // Let the page's handlers of the late answer run before reading again.
-      await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 200)));
+      for (let settled = 0; settled < 2; settled++) {
+        await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 200)));
+        await eventually(async () => assert.equal(pending.size, 0, "requests still on their way"));
+      }
       assert.deepEqual(await headline(page), expected);
       await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).waitFor();
+    });
+
+    uiTest("a refused custom range puts back the earlier choice and shows it, filter included", async ({ track }) => {
+      const { key } = await createKeyByApi(ann, {});
+      const month = { period: "custom", date: `${daysAgo(29)},${daysAgo(0)}` };
+      const expected = await aggregate(key, { ...month, filters: "event:page==/pricing" });
+      const all = await aggregate(key, month);
+      assert.notDeepEqual(expected, all);
+      const { page } = await statsPage(track);
+      await eventually(async () => assert.deepEqual(await headline(page), all));
+      // The filter's answer waits until the range has been refused; the server's refusal of the
+      // range is played by the test, as the page receives it.
+      let release;
+      const held = new Promise((resolve) => (release = resolve));
+      let heldRequest;
+      await page.route(
+        (url) => url.pathname.endsWith("/stats") && url.searchParams.has("filters"),
+        async (route) => {
+          if (!heldRequest) {
+            heldRequest = route.request();
+            await held;
+          }
+          await route.continue();
+        },
+      );
+      await page.route(
+        (url) => url.pathname.endsWith("/stats") && url.searchParams.get("period") === "custom",
+        (route) =>
+          route.fulfill({
+            status: 400,
+            contentType: "application/json",
+            body: JSON.stringify({ success: false, error: { code: "VALIDATION_ERROR", message: "date: the first day must not be after the last" } }),
+          }),
+      );
+      await page.getByRole("table", { name: "Top pages" }).getByRole("button", { name: "/pricing", exact: true }).click();
+      await eventually(async () => assert.ok(heldRequest, "the filtered figures were not asked for"));
+      await page.getByLabel(/period/i).first().selectOption("custom");
+      await page.getByLabel("From", { exact: true }).fill(daysAgo(3));
+      await page.getByLabel("To", { exact: true }).fill(daysAgo(0));
+      await page.getByLabel("To", { exact: true }).press("Enter");
+      await page.getByRole("form", { name: "Custom range" }).getByText("first day must not be after the last").waitFor();
+      // The choice before the range, the filter included, is drawn again.
+      await eventually(async () => assert.deepEqual(await headline(page), expected));
+      await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).waitFor();
+      release();
     });
 
     uiTest("visitors right now refresh without reloading the page", { timeout: 120_000 }, async ({ track }) => {

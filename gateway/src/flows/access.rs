@@ -8,8 +8,8 @@ use common::{Error, ErrorCode};
 use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
 
-use super::websites::Listed;
 use crate::auth::{Authorized, VerifiedKey};
+use crate::cache::Listed;
 use crate::error::{ApiError, ApiResult};
 use crate::rules;
 use crate::session::SessionUser;

@@ -9,29 +9,12 @@ use std::sync::Arc;
 use common::bus::Change;
 use common::cache::{Cached, Read, refresh_failed};
 use proto::analytics::v1 as anpb;
-use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
+use crate::cache::Listed;
 use crate::error::ApiResult;
 use crate::metrics;
 use crate::state::AppState;
-use crate::views;
-
-/// A website as lists hold it: the record, and its JSON in the API's shape, written once when
-/// the list is read from analytics rather than for every request that lists it (README,
-/// "Benchmarks").
-pub(crate) struct Listed {
-    pub website: anpb::Website,
-    pub json: Box<RawValue>,
-}
-
-impl Listed {
-    fn new(website: anpb::Website) -> Arc<Listed> {
-        // A website's view is strings only: it always serializes.
-        let json = serde_json::value::to_raw_value(&views::website(&website)).expect("a website serializes");
-        Arc::new(Listed { website, json })
-    }
-}
 
 /// The websites of these teams, oldest first.
 pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<Arc<Listed>>> {

@@ -1298,6 +1298,9 @@ async function websitePage() {
       await load();
     } catch (error) {
       Object.assign(state, before);
+      // This range overtook any load still on its way, whose answer was dropped: draw the
+      // choice put back, so that the page shows what the next change builds on.
+      load().catch(failed);
       throw error;
     }
   });

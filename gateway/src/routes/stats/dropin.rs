@@ -163,12 +163,13 @@ pub async fn plausible_sites(State(state): State<AppState>, credentials: Keyed) 
         async {
             let key = credentials?.verify(&state).await?;
             let authorized = key.authorize(&state, Scope::Read, None).await?;
-            let listed = reachable_websites(&state, &authorized).await?;
-            let mut websites: Vec<&proto::analytics::v1::Website> = listed.iter().map(|l| &l.website).collect();
-            websites.sort_by(|a, b| a.domain.cmp(&b.domain));
+            let mut websites = reachable_websites(&state, &authorized).await?;
+            websites.sort_by(|a, b| a.website.domain.cmp(&b.website.domain));
             let limit = u32::try_from(websites.len()).unwrap_or(u32::MAX).max(1);
-            let sites =
-                websites.into_iter().map(|w| PlausibleSite { domain: w.domain.clone(), timezone: w.timezone.clone() });
+            let sites = websites.iter().map(|listed| {
+                let w = &listed.website;
+                PlausibleSite { domain: w.domain.clone(), timezone: w.timezone.clone() }
+            });
             let meta = PlausibleSitesMeta::one_page(limit);
             Ok(PlausibleSites { sites: sites.collect(), meta })
         }
