@@ -18,9 +18,10 @@ use tracing::Instrument as _;
 use crate::batches::{Abandoned, Batches, Shape, succeeded};
 
 /// Policy takes up to 256 decisions in a call; a quarter of that keeps one slow decision from
-/// holding up many others (a call answers once all of its decisions are made). Four calls in
-/// flight, as for events.
-const SHAPE: Shape = Shape { to: "authorization", max_batch: 64, in_flight: 4, abandoned: Abandoned::Dropped };
+/// holding up many others (a call answers once all of its decisions are made). Two calls in
+/// flight: the next batch gathers while policy answers one, and batches stay larger than with
+/// four, which cost policy more per decision (README, "The authorized request").
+const SHAPE: Shape = Shape { to: "authorization", max_batch: 64, in_flight: 2, abandoned: Abandoned::Dropped };
 const _: () = assert!(SHAPE.max_batch <= popb::MAX_AUTHORIZE_CALLS);
 
 /// The sending side of the batching task.
