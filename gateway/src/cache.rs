@@ -48,8 +48,18 @@ impl Listed {
     }
 }
 
-/// Each team's websites, oldest first, evicted by `Websites` notices.
-pub type WebsiteLists = NoticeCache<Arc<Vec<Arc<Listed>>>>;
+/// A listed website serializes as its JSON, as written when it was listed.
+impl serde::Serialize for Listed {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(serializer)
+    }
+}
+
+/// One team's websites, oldest first.
+pub type WebsiteList = Arc<Vec<Arc<Listed>>>;
+
+/// Each team's websites, evicted by `Websites` notices.
+pub type WebsiteLists = NoticeCache<WebsiteList>;
 
 /// Teams whose lists one gateway keeps: those asked for in the last second (README, "API keys,
 /// access and limits"), under a kilobyte per website with its JSON.
@@ -57,7 +67,7 @@ const CACHED_TEAMS: usize = 10_000;
 
 /// Website lists that follow `bus` for as long as they live.
 pub fn website_lists(bus: &dyn ChangeBus) -> Arc<WebsiteLists> {
-    let evicts = |change: &Change, team_id: &str, _: &Arc<Vec<Arc<Listed>>>| matches!(change, Change::Websites(changed) if changed == team_id);
+    let evicts = |change: &Change, team_id: &str, _: &WebsiteList| matches!(change, Change::Websites(changed) if changed == team_id);
     NoticeCache::follow(bus, CACHED_TEAMS, evicts)
 }
 

@@ -11,7 +11,7 @@ use common::cache::{Cached, Read, refresh_failed};
 use proto::analytics::v1 as anpb;
 use tracing::Instrument as _;
 
-use crate::cache::Listed;
+use crate::cache::{Listed, WebsiteList};
 use crate::error::ApiResult;
 use crate::metrics;
 use crate::state::AppState;
@@ -39,7 +39,7 @@ pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResu
     }
 }
 
-fn merged(lists: Vec<Arc<Vec<Arc<Listed>>>>) -> Vec<Arc<Listed>> {
+fn merged(lists: Vec<WebsiteList>) -> Vec<Arc<Listed>> {
     let mut all: Vec<Arc<Listed>> = lists.iter().flat_map(|list| list.iter().cloned()).collect();
     if lists.len() > 1 {
         all.sort_by(|a, b| {

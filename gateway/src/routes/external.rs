@@ -43,7 +43,7 @@ pub async fn list_websites(State(state): State<AppState>, credentials: Credentia
     let key = credentials.verify(&state).await?;
     let authorized = key.authorize(&state, Scope::Read, None).await?;
     let websites = reachable_websites(&state, &authorized).await?;
-    Ok(ok(websites.iter().map(|listed| &listed.json).collect::<Vec<_>>()).into_response())
+    Ok(ok(websites).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

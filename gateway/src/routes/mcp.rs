@@ -337,7 +337,7 @@ impl McpServer {
         match name {
             "list_websites" => {
                 let sites = websites::of_teams(&self.state, vec![grant.team_id.clone()]).await.map_err(tool_error)?;
-                Ok(json!(sites.iter().map(|listed| crate::views::website(&listed.website)).collect::<Vec<_>>()))
+                Ok(json!(sites))
             }
             "get_overview" => {
                 let website = self.website(grant, args).await?;

@@ -35,7 +35,7 @@ pub async fn list(State(state): State<AppState>, session: SessionUser) -> ApiRes
         return Ok(ok(Vec::<serde_json::Value>::new()).into_response());
     }
     let websites = crate::flows::websites::of_teams(&state, team_ids).await?;
-    Ok(ok(websites.iter().map(|listed| &listed.json).collect::<Vec<_>>()).into_response())
+    Ok(ok(websites).into_response())
 }
 
 #[derive(Deserialize)]
