@@ -102,68 +102,77 @@ async fn policy_store_conforms() {
 
 /// `AuthorizeMany` makes each decision as `Authorize` does and answers them in the order asked:
 /// a per-minute limit of 2 lets two of three calls of one key through, as it would three calls
-/// at once; a call that cannot be decided fails alone, with the error table's code; more than
-/// 256 calls are refused whole.
+/// at once (the calls of one key take from its budget together); a call that cannot be decided
+/// fails alone, with the error table's code; more than 256 calls are refused whole. With the
+/// in-process limiter and with Redis.
 #[tokio::test]
 async fn many_decisions_in_one_call_are_each_made_as_one_alone() {
+    on_each_backend(|backend| async move {
+        let redis = TestRedis::create().await;
+        let shared =
+            RedisLimiter::new(&Target::Single(redis.url.clone()), &redis.prefix, std::time::Duration::from_secs(2));
+        let limiters: [Arc<dyn Limiter>; 2] = [Arc::new(MemoryLimiter::default()), Arc::new(shared.unwrap())];
+        for limiter in limiters {
+            many_decisions_in_one_call(&backend, limiter).await;
+        }
+    })
+    .await;
+}
+
+async fn many_decisions_in_one_call(backend: &Backend, limiter: Arc<dyn Limiter>) {
     use proto::identity::v1 as idpb;
     use proto::policy::v1 as popb;
     use proto::policy::v1::policy_service_server::PolicyService;
 
-    on_each_backend(|backend| async move {
-        let policy =
-            policy::Policy::open(&backend, Default::default(), Arc::new(MemoryLimiter::default()), None).await.unwrap();
-        let two = Overrides { requests_per_minute: Some(2), ..Overrides::default() };
-        policy.set_plan("t1", Plan::Pro, two).await.unwrap();
-        let request = |key: &str, scope: idpb::Scope| popb::AuthorizeRequest {
-            key_id: key.into(),
-            grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
-            teams: vec![idpb::TeamRole { team_id: "t1".into(), role: idpb::Role::Owner as i32 }],
-            required_scope: scope as i32,
-            resource_team_id: None,
-            user_id: "u1".into(),
-        };
-        let alone =
-            PolicyService::authorize(&policy, tonic::Request::new(request("k0", idpb::Scope::Read))).await.unwrap();
-        let calls = [
-            ("k1", idpb::Scope::Read),
-            ("k1", idpb::Scope::Unspecified),
-            ("k1", idpb::Scope::Read),
-            ("k1", idpb::Scope::Read),
-        ]
-        .into_iter()
-        .map(|(key, scope)| popb::AuthorizeCall { request: Some(request(key, scope)), ..Default::default() })
+    let policy = policy::Policy::open(backend, Default::default(), limiter, None).await.unwrap();
+    let two = Overrides { requests_per_minute: Some(2), ..Overrides::default() };
+    policy.set_plan("t1", Plan::Pro, two).await.unwrap();
+    let request = |key: &str, scope: idpb::Scope| popb::AuthorizeRequest {
+        key_id: key.into(),
+        grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
+        teams: vec![idpb::TeamRole { team_id: "t1".into(), role: idpb::Role::Owner as i32 }],
+        required_scope: scope as i32,
+        resource_team_id: None,
+        user_id: "u1".into(),
+    };
+    let alone = PolicyService::authorize(&policy, tonic::Request::new(request("k0", idpb::Scope::Read))).await.unwrap();
+    let calls = [
+        ("k1", idpb::Scope::Read),
+        ("k1", idpb::Scope::Unspecified),
+        ("k1", idpb::Scope::Read),
+        ("k1", idpb::Scope::Read),
+    ]
+    .into_iter()
+    .map(|(key, scope)| popb::AuthorizeCall { request: Some(request(key, scope)), ..Default::default() })
+    .collect();
+    let outcomes = policy
+        .authorize_many(tonic::Request::new(popb::AuthorizeManyRequest { calls }))
+        .await
+        .unwrap()
+        .into_inner()
+        .outcomes;
+    let allowed: Vec<Option<bool>> =
+        outcomes.iter().map(|o| o.response.as_ref().and_then(|r| r.decision.as_ref()).map(|d| d.allowed)).collect();
+    assert_eq!(allowed[1], None, "{outcomes:?}");
+    let decided: Vec<bool> = [0, 2, 3].iter().filter_map(|i| allowed[*i]).collect();
+    assert_eq!((decided.len(), decided.iter().filter(|a| **a).count()), (3, 2), "{outcomes:?}");
+    assert_eq!(
+        (outcomes[1].error_code.as_str(), outcomes[1].error_message.as_str()),
+        ("VALIDATION_ERROR", "scope is missing or unknown")
+    );
+    let remaining: BTreeSet<u32> = [0, 2, 3]
+        .iter()
+        .filter_map(|i| outcomes[*i].response.as_ref()?.rate_limit.as_ref().map(|l| l.remaining))
         .collect();
-        let outcomes = policy
-            .authorize_many(tonic::Request::new(popb::AuthorizeManyRequest { calls }))
-            .await
-            .unwrap()
-            .into_inner()
-            .outcomes;
-        let allowed: Vec<Option<bool>> =
-            outcomes.iter().map(|o| o.response.as_ref().and_then(|r| r.decision.as_ref()).map(|d| d.allowed)).collect();
-        assert_eq!(allowed[1], None, "{outcomes:?}");
-        let decided: Vec<bool> = [0, 2, 3].iter().filter_map(|i| allowed[*i]).collect();
-        assert_eq!((decided.len(), decided.iter().filter(|a| **a).count()), (3, 2), "{outcomes:?}");
-        assert_eq!(
-            (outcomes[1].error_code.as_str(), outcomes[1].error_message.as_str()),
-            ("VALIDATION_ERROR", "scope is missing or unknown")
-        );
-        let remaining: BTreeSet<u32> = [0, 2, 3]
-            .iter()
-            .filter_map(|i| outcomes[*i].response.as_ref()?.rate_limit.as_ref().map(|l| l.remaining))
-            .collect();
-        assert_eq!(remaining, BTreeSet::from([1, 0]), "{outcomes:?}");
-        let first_alone = alone.get_ref().rate_limit.as_ref().map(|l| (l.limit, l.remaining));
-        assert_eq!(first_alone, Some((2, 1)), "another key's first request, made alone");
+    assert_eq!(remaining, BTreeSet::from([1, 0]), "{outcomes:?}");
+    let first_alone = alone.get_ref().rate_limit.as_ref().map(|l| (l.limit, l.remaining));
+    assert_eq!(first_alone, Some((2, 1)), "another key's first request, made alone");
 
-        let many = (0..257)
-            .map(|_| popb::AuthorizeCall { request: Some(request("k2", idpb::Scope::Read)), ..Default::default() });
-        let refused =
-            policy.authorize_many(tonic::Request::new(popb::AuthorizeManyRequest { calls: many.collect() })).await;
-        assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
-    })
-    .await;
+    let many =
+        (0..257).map(|_| popb::AuthorizeCall { request: Some(request("k2", idpb::Scope::Read)), ..Default::default() });
+    let refused =
+        policy.authorize_many(tonic::Request::new(popb::AuthorizeManyRequest { calls: many.collect() })).await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
 }
 
 #[tokio::test]
@@ -231,6 +240,31 @@ async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
     assert_eq!((spent.month_used, spent.month_limit), (3, 3));
     assert!(spent.retry_after_ms() > 0, "until the next month");
     assert_eq!(limiter.peek(&month("m4")).await.unwrap().remaining, 100, "a refusal takes no slot");
+
+    // Requests of one budget decided in one call are decided as one after another: the first
+    // take while the window has room, each its own slot, then the month runs out first.
+    let together = limiter.acquire_many(&budget("k4", 3, 1000), 5).await.unwrap();
+    let seen: Vec<(bool, u32, bool)> = together.iter().map(|d| (d.allowed(), d.remaining, d.slot.is_some())).collect();
+    assert_eq!(seen, [(true, 2, true), (true, 1, true), (true, 0, true), (false, 0, false), (false, 0, false)]);
+    let slots: BTreeSet<&str> = together.iter().filter_map(|d| d.slot.as_deref()).collect();
+    assert_eq!(slots.len(), 3, "{together:?}");
+    let month_used: Vec<u64> = together.iter().map(|d| d.month_used - together[0].month_used).collect();
+    assert_eq!(month_used, [0, 1, 2, 2, 2]);
+    assert_eq!(together[3].exceeded, Some(Exceeded::Minute));
+    limiter.release(&budget("k4", 3, 1000), together[1].slot.as_deref().unwrap()).await.unwrap();
+    assert_eq!(
+        limiter.peek(&budget("k4", 3, 1000)).await.unwrap().remaining,
+        1,
+        "a slot taken together gives back alone"
+    );
+    let month = |key| Budget { key, per_minute: 100, user: "thrifty", per_month: 2 };
+    let together = limiter.acquire_many(&month("m5"), 3).await.unwrap();
+    let seen: Vec<(Option<Exceeded>, u64)> = together.iter().map(|d| (d.exceeded, d.month_used)).collect();
+    assert_eq!(seen, [(None, 1), (None, 2), (Some(Exceeded::Month), 2)]);
+    let busy = Budget { key: "k5", per_minute: 300, user: "busy", per_month: 1000 };
+    let most = limiter.acquire_many(&busy, proto::policy::v1::MAX_AUTHORIZE_CALLS as u32).await.unwrap();
+    let slots: BTreeSet<&str> = most.iter().filter_map(|d| d.slot.as_deref()).collect();
+    assert_eq!((slots.len(), most.last().map(|d| d.remaining)), (256, Some(44)), "the most one call asks at once");
 
     // The MCP daily quota: per user, counted until spent.
     for used in 1..=3 {

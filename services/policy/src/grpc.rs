@@ -71,34 +71,37 @@ impl Policy {
         }
     }
 
-    /// One decision, as `Authorize` answers it.
-    async fn authorize_one(&self, r: pb::AuthorizeRequest) -> common::Result<pb::AuthorizeResponse> {
-        let request = service::Request {
+    /// One request to decide, as `Authorize` asks it.
+    fn request(r: pb::AuthorizeRequest) -> common::Result<service::Request> {
+        Ok(service::Request {
             key_id: r.key_id,
             grant: Grant::from_proto(r.grant.as_ref())?,
             teams: TeamRole::list_from_proto(&r.teams)?,
             scope: Scope::from_proto(r.required_scope)?,
             resource_team: r.resource_team_id,
             user_id: r.user_id,
-        };
-        let auth = Policy::authorize(self, &request).await?;
-        Ok(pb::AuthorizeResponse {
-            decision: Some(decision(auth.denial)),
-            reachable_team_ids: auth.reachable_team_ids,
-            plan: pb::Plan::from(auth.plan) as i32,
-            rate_limit: auth.rate.map(|r| pb::RateLimit {
-                limit: r.limit,
-                remaining: r.remaining,
-                reset_at_unix_ms: r.reset_at_ms,
-                retry_after_ms: r.retry_after_ms(),
-                month_used: r.month_used,
-                month_limit: r.month_limit,
-                month_reset_at_unix_ms: r.month_reset_at_ms,
-                slot: r.slot.unwrap_or_default(),
-                degraded: r.degraded,
-            }),
-            limits: auth.limits.map(limits_to_proto),
         })
+    }
+}
+
+/// A decision, as `Authorize` answers it.
+fn response(auth: service::Authorization) -> pb::AuthorizeResponse {
+    pb::AuthorizeResponse {
+        decision: Some(decision(auth.denial)),
+        reachable_team_ids: auth.reachable_team_ids,
+        plan: pb::Plan::from(auth.plan) as i32,
+        rate_limit: auth.rate.map(|r| pb::RateLimit {
+            limit: r.limit,
+            remaining: r.remaining,
+            reset_at_unix_ms: r.reset_at_ms,
+            retry_after_ms: r.retry_after_ms(),
+            month_used: r.month_used,
+            month_limit: r.month_limit,
+            month_reset_at_unix_ms: r.month_reset_at_ms,
+            slot: r.slot.unwrap_or_default(),
+            degraded: r.degraded,
+        }),
+        limits: auth.limits.map(limits_to_proto),
     }
 }
 
@@ -134,7 +137,8 @@ impl PolicyService for Policy {
     }
 
     async fn authorize(&self, req: Request<pb::AuthorizeRequest>) -> Reply<pb::AuthorizeResponse> {
-        Ok(Response::new(self.authorize_one(req.into_inner()).await?))
+        let request = Policy::request(req.into_inner())?;
+        Ok(Response::new(response(Policy::authorize(self, request).await?)))
     }
 
     async fn authorize_many(&self, req: Request<pb::AuthorizeManyRequest>) -> Reply<pb::AuthorizeManyResponse> {
@@ -142,17 +146,20 @@ impl PolicyService for Policy {
         if calls.len() > pb::MAX_AUTHORIZE_CALLS {
             return Err(Error::invalid("calls", format_args!("at most {}", pb::MAX_AUTHORIZE_CALLS)).into());
         }
-        // Together, so that their Redis calls leave in one write and come back in one read.
-        let decisions = calls.into_iter().map(|call| {
+        // Together, so that their Redis calls leave in one write and come back in one read, and
+        // calls of one key take from its budget in one script.
+        let prepared = calls.into_iter().map(|call| {
             let span = Carried::server_span(pb::AUTHORIZE_PATH);
             Carried { traceparent: call.traceparent, tracestate: call.tracestate }.follow(&span);
-            let decision = async move {
+            let prepared = async move {
                 let request = call.request.ok_or_else(|| Error::invalid("request", "missing"))?;
-                self.authorize_one(request).await
+                self.prepare(Policy::request(request)?).await
             };
-            decision.instrument(span)
+            prepared.instrument(span)
         });
-        let outcomes = futures::future::join_all(decisions).await.into_iter().map(outcome).collect();
+        let prepared = futures::future::join_all(prepared).await;
+        let decisions = self.authorize_together(prepared).await;
+        let outcomes = decisions.into_iter().map(|d| outcome(d.map(response))).collect();
         Ok(Response::new(pb::AuthorizeManyResponse { outcomes }))
     }
 

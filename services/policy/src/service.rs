@@ -7,6 +7,7 @@ use common::bus::{Change, ChangeBus, announce};
 use common::cache::{Cached, LookupResult, NoticeCache, refresh_failed};
 use common::db::{Backend, OpenError};
 use common::{Error, Result};
+use futures::future::join_all;
 use tracing::Instrument as _;
 
 use crate::limiter::{Budget, Exceeded, Limiter, RateDecision};
@@ -53,6 +54,58 @@ pub struct Authorization {
     /// The limits that apply, once the plan allows API access.
     pub limits: Option<Limits>,
     pub rate: Option<RateDecision>,
+}
+
+/// A decision made up to the limiter: what it still has to draw on, and the answer so far.
+pub struct Prepared {
+    req: Request,
+    auth: Authorization,
+    draw: Draw,
+    /// The span the decision was prepared in, which its call to the limiter continues.
+    span: tracing::Span,
+}
+
+enum Draw {
+    /// Refused by a rule: the budget's state, taking nothing.
+    Peek(Limits),
+    /// A slot and a request of the month, or a refusal by either.
+    Take(Limits),
+}
+
+impl Prepared {
+    fn new(req: Request, auth: Authorization, draw: Draw) -> Prepared {
+        Prepared { req, auth, draw, span: tracing::Span::current() }
+    }
+
+    fn budget(&self, limits: Limits) -> Budget<'_> {
+        Budget {
+            key: &self.req.key_id,
+            per_minute: limits.requests_per_minute,
+            user: &self.req.user_id,
+            per_month: limits.requests_per_month,
+        }
+    }
+
+    /// The answer, with the limiter's decision.
+    fn conclude(self, rate: RateDecision) -> Authorization {
+        let mut auth = self.auth;
+        if matches!(self.draw, Draw::Take(_)) {
+            let retry_in = rate.retry_after_ms().div_ceil(1000);
+            auth.denial = match rate.exceeded {
+                None => None,
+                Some(Exceeded::Minute) => Some(deny(
+                    DenyReason::RateLimitExceeded,
+                    format!("rate limit of {} requests per minute exceeded; retry in {retry_in} s", rate.limit),
+                )),
+                Some(Exceeded::Month) => Some(deny(
+                    DenyReason::MonthlyLimitExceeded,
+                    format!("monthly quota of {} requests used up; it resets in {retry_in} s", rate.month_limit),
+                )),
+            };
+        }
+        auth.rate = Some(rate);
+        auth
+    }
 }
 
 /// How many users one usage read may name.
@@ -240,7 +293,57 @@ impl Policy {
     /// The decision for one API request: rules first, then one slot of the per-minute limit and
     /// one request of the monthly quota, so that a refused request costs nothing. Once the plan
     /// is known every decision carries the budget's state, refusals included.
-    pub async fn authorize(&self, req: &Request) -> Result<Authorization> {
+    pub async fn authorize(&self, req: Request) -> Result<Authorization> {
+        let prepared = self.prepare(req).await?;
+        let rate = match prepared.draw {
+            Draw::Peek(limits) => self.limiter.peek(&prepared.budget(limits)).await?,
+            Draw::Take(limits) => self.limiter.acquire(&prepared.budget(limits)).await?,
+        };
+        Ok(prepared.conclude(rate))
+    }
+
+    /// Decisions for requests asked together, each made as [`Policy::authorize`] makes it alone
+    /// and answered in the order asked. Requests that take from one budget (one key, one user,
+    /// the same limits) take from the limiter in one call, in the order asked, as they would one
+    /// after another; its span is a child of the first one's decision.
+    pub async fn authorize_together(&self, prepared: Vec<Result<Prepared>>) -> Vec<Result<Authorization>> {
+        let mut takers: Vec<(Budget<'_>, &tracing::Span, Vec<usize>)> = Vec::new();
+        for (i, p) in prepared.iter().enumerate() {
+            let Ok(p @ Prepared { draw: Draw::Take(limits), .. }) = p else { continue };
+            let budget = p.budget(*limits);
+            match takers.iter_mut().find(|(b, _, _)| *b == budget) {
+                Some((_, _, members)) => members.push(i),
+                None => takers.push((budget, &p.span, vec![i])),
+            }
+        }
+        let takes = takers.iter().map(|(budget, span, members)| {
+            self.limiter.acquire_many(budget, members.len() as u32).instrument((*span).clone())
+        });
+        let peeks = prepared.iter().map(|p| async move {
+            match p {
+                Ok(p @ Prepared { draw: Draw::Peek(limits), .. }) => {
+                    Some(self.limiter.peek(&p.budget(*limits)).instrument(p.span.clone()).await)
+                }
+                _ => None,
+            }
+        });
+        let (takes, peeks) = futures::future::join(join_all(takes), join_all(peeks)).await;
+        let mut rates: Vec<Option<Result<RateDecision>>> = peeks;
+        for ((_, _, members), taken) in takers.iter().zip(takes) {
+            match taken {
+                Ok(decisions) => members.iter().zip(decisions).for_each(|(i, d)| rates[*i] = Some(Ok(d))),
+                Err(e) => members.iter().for_each(|i| rates[*i] = Some(Err(e.clone()))),
+            }
+        }
+        prepared
+            .into_iter()
+            .zip(rates)
+            .map(|(p, rate)| Ok(p?.conclude(rate.ok_or_else(|| Error::internal("a decision drew nothing"))??)))
+            .collect()
+    }
+
+    /// Everything a decision needs but the limiter: the teams, the plan and the rules.
+    pub async fn prepare(&self, req: Request) -> Result<Prepared> {
         let reachable = self.reachable(&req.teams).await?;
         let plan = reachable.iter().map(|(_, s)| s.plan).max().unwrap_or(Plan::Free);
         let mut auth = Authorization {
@@ -276,41 +379,18 @@ impl Policy {
             });
             // Answers to verified keys carry a budget (docs/behaviour.md#plans-limits-and-quotas): without API access
             // that is no request at all, beside what the user used this month through others.
-            let none = Budget { key: &req.key_id, per_minute: 0, user: &req.user_id, per_month: 0 };
-            auth.rate = Some(self.limiter.peek(&none).await?);
-            return Ok(auth);
+            let none =
+                Limits { api_access: false, requests_per_minute: 0, requests_per_month: 0, mcp_calls_per_day: 0 };
+            return Ok(Prepared::new(req, auth, Draw::Peek(none)));
         };
         auth.limits = Some(limits);
         if req.scope == Scope::Admin {
             auth.reachable_team_ids =
                 reachable.iter().filter(|(t, _)| t.role.is_admin()).map(|(t, _)| t.team_id.clone()).collect();
         }
-        auth.denial = rule_denial(req, &reachable, &auth.reachable_team_ids);
-        let budget = Budget {
-            key: &req.key_id,
-            per_minute: limits.requests_per_minute,
-            user: &req.user_id,
-            per_month: limits.requests_per_month,
-        };
-        if auth.denial.is_some() {
-            auth.rate = Some(self.limiter.peek(&budget).await?);
-            return Ok(auth);
-        }
-        let rate = self.limiter.acquire(&budget).await?;
-        let retry_in = rate.retry_after_ms().div_ceil(1000);
-        auth.denial = match rate.exceeded {
-            None => None,
-            Some(Exceeded::Minute) => Some(deny(
-                DenyReason::RateLimitExceeded,
-                format!("rate limit of {} requests per minute exceeded; retry in {retry_in} s", rate.limit),
-            )),
-            Some(Exceeded::Month) => Some(deny(
-                DenyReason::MonthlyLimitExceeded,
-                format!("monthly quota of {} requests used up; it resets in {retry_in} s", rate.month_limit),
-            )),
-        };
-        auth.rate = Some(rate);
-        Ok(auth)
+        auth.denial = rule_denial(&req, &reachable, &auth.reachable_team_ids);
+        let draw = if auth.denial.is_some() { Draw::Peek(limits) } else { Draw::Take(limits) };
+        Ok(Prepared::new(req, auth, draw))
     }
 
     /// Gives back a slot taken by a request that was refused after all.

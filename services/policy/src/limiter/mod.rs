@@ -26,7 +26,7 @@ pub const WINDOW_MS: i64 = 60_000;
 
 /// What one request draws on. The limits are passed on every call so that a plan change
 /// applies to the very next request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget<'a> {
     pub key: &'a str,
     pub per_minute: u32,
@@ -83,6 +83,15 @@ impl RateDecision {
 pub trait Limiter: Send + Sync + 'static {
     /// Takes a slot of the window and one request of the month, or neither.
     async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision>;
+    /// Decides `n` requests of one budget as `n` calls of `acquire` one after another would,
+    /// answering in that order; a shared limiter makes them in one round trip.
+    async fn acquire_many(&self, budget: &Budget<'_>, n: u32) -> Result<Vec<RateDecision>> {
+        let mut decisions = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            decisions.push(self.acquire(budget).await?);
+        }
+        Ok(decisions)
+    }
     /// The budget's state, taking nothing.
     async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision>;
     /// Gives back what `acquire` took for a request that ended up refused (400, 403).
@@ -177,6 +186,35 @@ pub(crate) fn decide(seen: &Observed, budget: &Budget<'_>, take: bool) -> RateDe
         slot: None,
         degraded: false,
     }
+}
+
+/// The decisions for `wanted` requests of one budget made at one instant, as that many calls
+/// one after another would make them: each sees those before it that took, and takes one of
+/// `slots` when it is allowed.
+pub(crate) fn decide_in_turn(
+    seen: &Observed,
+    budget: &Budget<'_>,
+    wanted: u32,
+    slots: Vec<String>,
+) -> Vec<RateDecision> {
+    let mut slots = slots.into_iter();
+    let mut took = 0;
+    (0..wanted)
+        .map(|_| {
+            let now = Observed {
+                count: seen.count + took,
+                oldest: seen.oldest.or((took > 0).then_some(seen.now)),
+                month_used: seen.month_used + u64::from(took),
+                now: seen.now,
+            };
+            let mut decision = decide(&now, budget, true);
+            if decision.allowed() {
+                took += 1;
+                decision.slot = slots.next();
+            }
+            decision
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -142,6 +142,17 @@ impl Limiter for ResilientLimiter {
         self.decide(budget, true).await
     }
 
+    async fn acquire_many(&self, budget: &Budget<'_>, n: u32) -> Result<Vec<RateDecision>> {
+        if let Some(decisions) = self.shared(self.redis.acquire_many(budget, n)).await? {
+            return Ok(decisions);
+        }
+        let mut decisions = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            decisions.push(self.locally(budget, true).await?);
+        }
+        Ok(decisions)
+    }
+
     async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
         self.decide(budget, false).await
     }
