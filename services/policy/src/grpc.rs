@@ -2,6 +2,7 @@
 
 use common::Error;
 use common::access::{Grant, Scope, TeamRole};
+use futures::FutureExt as _;
 use proto::policy::v1 as pb;
 use proto::policy::v1::policy_service_server::{PolicyService, PolicyServiceServer};
 use telemetry::propagation::Carried;
@@ -146,19 +147,25 @@ impl PolicyService for Policy {
         if calls.len() > pb::MAX_AUTHORIZE_CALLS {
             return Err(Error::invalid("calls", format_args!("at most {}", pb::MAX_AUTHORIZE_CALLS)).into());
         }
-        // Together, so that their Redis calls leave in one write and come back in one read, and
-        // calls of one key take from its budget in one script.
-        let prepared = calls.into_iter().map(|call| {
-            let span = Carried::server_span(pb::AUTHORIZE_PATH);
-            Carried { traceparent: call.traceparent, tracestate: call.tracestate }.follow(&span);
-            let prepared = async move {
-                let request = call.request.ok_or_else(|| Error::invalid("request", "missing"))?;
-                self.prepare(Policy::request(request)?).await
-            };
-            prepared.instrument(span)
-        });
-        let prepared = futures::future::join_all(prepared).await;
-        let decisions = self.authorize_together(prepared).await;
+        let decisions = match <[_; 1]>::try_from(calls) {
+            // A lone decision is made as `Authorize` makes it, without the gathering below.
+            Ok([mut call]) => {
+                let span = decision_span(&mut call);
+                let decision = async { Policy::authorize(self, requested(call)?).await };
+                vec![decision.instrument(span).await]
+            }
+            // Together, so that their Redis calls leave in one write and come back in one read,
+            // and calls of one key take from its budget in one script.
+            Err(calls) => {
+                let prepared = calls.into_iter().map(|mut call| {
+                    let span = decision_span(&mut call);
+                    let prepared = async { self.prepare(requested(call)?).await };
+                    prepared.instrument(span.clone()).map(|prepared| (prepared, span))
+                });
+                let prepared = futures::future::join_all(prepared).await;
+                self.authorize_together(prepared).await
+            }
+        };
         let outcomes = decisions.into_iter().map(|d| outcome(d.map(response))).collect();
         Ok(Response::new(pb::AuthorizeManyResponse { outcomes }))
     }
@@ -196,6 +203,22 @@ impl PolicyService for Policy {
             reset_at_unix_ms: d.reset_at_ms,
         }))
     }
+}
+
+/// A decision's own span in `AuthorizeMany`, in the trace its request carries.
+fn decision_span(call: &mut pb::AuthorizeCall) -> tracing::Span {
+    let span = Carried::server_span(pb::AUTHORIZE_PATH);
+    let carried = Carried {
+        traceparent: std::mem::take(&mut call.traceparent),
+        tracestate: std::mem::take(&mut call.tracestate),
+    };
+    carried.follow(&span);
+    span
+}
+
+/// The request an `AuthorizeMany` call asks to decide.
+fn requested(call: pb::AuthorizeCall) -> common::Result<service::Request> {
+    Policy::request(call.request.ok_or_else(|| Error::invalid("request", "missing"))?)
 }
 
 /// A decision, or why it could not be made, as `AuthorizeMany` answers it.

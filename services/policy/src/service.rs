@@ -61,8 +61,6 @@ pub struct Prepared {
     req: Request,
     auth: Authorization,
     draw: Draw,
-    /// The span the decision was prepared in, which its call to the limiter continues.
-    span: tracing::Span,
 }
 
 enum Draw {
@@ -74,7 +72,7 @@ enum Draw {
 
 impl Prepared {
     fn new(req: Request, auth: Authorization, draw: Draw) -> Prepared {
-        Prepared { req, auth, draw, span: tracing::Span::current() }
+        Prepared { req, auth, draw }
     }
 
     fn budget(&self, limits: Limits) -> Budget<'_> {
@@ -106,6 +104,17 @@ impl Prepared {
         auth.rate = Some(rate);
         auth
     }
+}
+
+/// One call to the limiter for decisions made together: a peek for one, or the takes of those
+/// that draw on one budget, in the order asked.
+struct LimiterCall<'a> {
+    budget: Budget<'a>,
+    take: bool,
+    /// The span of the first decision, which the call continues.
+    span: &'a tracing::Span,
+    /// The decisions it is for, by position.
+    members: Vec<usize>,
 }
 
 /// How many users one usage read may name.
@@ -305,34 +314,41 @@ impl Policy {
     /// Decisions for requests asked together, each made as [`Policy::authorize`] makes it alone
     /// and answered in the order asked. Requests that take from one budget (one key, one user,
     /// the same limits) take from the limiter in one call, in the order asked, as they would one
-    /// after another; its span is a child of the first one's decision.
-    pub async fn authorize_together(&self, prepared: Vec<Result<Prepared>>) -> Vec<Result<Authorization>> {
-        let mut takers: Vec<(Budget<'_>, &tracing::Span, Vec<usize>)> = Vec::new();
-        for (i, p) in prepared.iter().enumerate() {
-            let Ok(p @ Prepared { draw: Draw::Take(limits), .. }) = p else { continue };
-            let budget = p.budget(*limits);
-            match takers.iter_mut().find(|(b, _, _)| *b == budget) {
-                Some((_, _, members)) => members.push(i),
-                None => takers.push((budget, &p.span, vec![i])),
+    /// after another. Each decision comes with its span, which its call to the limiter
+    /// continues; a call for several is a child of the first one's.
+    pub async fn authorize_together(
+        &self,
+        decisions: Vec<(Result<Prepared>, tracing::Span)>,
+    ) -> Vec<Result<Authorization>> {
+        let (prepared, spans): (Vec<Result<Prepared>>, Vec<tracing::Span>) = decisions.into_iter().unzip();
+        // What each draws on: a peek alone, takes from one budget together.
+        let mut calls: Vec<LimiterCall<'_>> = Vec::with_capacity(prepared.len());
+        for (i, (p, span)) in prepared.iter().zip(&spans).enumerate() {
+            let Ok(p) = p else { continue };
+            let (budget, take) = match p.draw {
+                Draw::Peek(limits) => (p.budget(limits), false),
+                Draw::Take(limits) => (p.budget(limits), true),
+            };
+            match calls.iter_mut().find(|c| take && c.take && c.budget == budget) {
+                Some(call) => call.members.push(i),
+                None => calls.push(LimiterCall { budget, take, span, members: vec![i] }),
             }
         }
-        let takes = takers.iter().map(|(budget, span, members)| {
-            self.limiter.acquire_many(budget, members.len() as u32).instrument((*span).clone())
-        });
-        let peeks = prepared.iter().map(|p| async move {
-            match p {
-                Ok(p @ Prepared { draw: Draw::Peek(limits), .. }) => {
-                    Some(self.limiter.peek(&p.budget(*limits)).instrument(p.span.clone()).await)
+        let drawn = calls.iter().map(|call| {
+            let draw = async move {
+                if call.take {
+                    self.limiter.acquire_many(&call.budget, call.members.len() as u32).await
+                } else {
+                    self.limiter.peek(&call.budget).await.map(|rate| vec![rate])
                 }
-                _ => None,
-            }
+            };
+            draw.instrument(call.span.clone())
         });
-        let (takes, peeks) = futures::future::join(join_all(takes), join_all(peeks)).await;
-        let mut rates: Vec<Option<Result<RateDecision>>> = peeks;
-        for ((_, _, members), taken) in takers.iter().zip(takes) {
-            match taken {
-                Ok(decisions) => members.iter().zip(decisions).for_each(|(i, d)| rates[*i] = Some(Ok(d))),
-                Err(e) => members.iter().for_each(|i| rates[*i] = Some(Err(e.clone()))),
+        let mut rates: Vec<Option<Result<RateDecision>>> = (0..prepared.len()).map(|_| None).collect();
+        for (call, drawn) in calls.iter().zip(join_all(drawn).await) {
+            match drawn {
+                Ok(drawn) => call.members.iter().zip(drawn).for_each(|(i, rate)| rates[*i] = Some(Ok(rate))),
+                Err(e) => call.members.iter().for_each(|i| rates[*i] = Some(Err(e.clone()))),
             }
         }
         prepared
