@@ -11,7 +11,9 @@ use common::db::Backend;
 use common::redis_link::Target;
 use gateway::apikey::ApiKeySecret;
 use identity::service::NewApiKey;
-use policy::limiter::{Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, WINDOW_MS};
+use policy::limiter::{
+    Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, ResilientLimiter, WINDOW_MS,
+};
 use policy::plans::{ApiKeyPolicy, Overrides, Plan};
 
 use crate::harness::{RedisCluster, TestDatabase, TestRedis, asked_period, on_each_backend};
@@ -101,10 +103,11 @@ async fn policy_store_conforms() {
 }
 
 /// `AuthorizeMany` makes each decision as `Authorize` does and answers them in the order asked:
-/// a per-minute limit of 2 lets two of three calls of one key through, as it would three calls
-/// at once (the calls of one key take from its budget together); a call that cannot be decided
-/// fails alone, with the error table's code; more than 256 calls are refused whole. With the
-/// in-process limiter and with Redis.
+/// a per-minute limit of 2 lets the first two of three calls of one key through, as it would
+/// three calls one after another (the calls of one key take from its budget together), beside
+/// another key's call and a call refused by a rule; a call that cannot be decided fails alone,
+/// with the error table's code; more than 256 calls are refused whole. With the in-process
+/// limiter and with Redis.
 #[tokio::test]
 async fn many_decisions_in_one_call_are_each_made_as_one_alone() {
     on_each_backend(|backend| async move {
@@ -136,14 +139,17 @@ async fn many_decisions_in_one_call(backend: &Backend, limiter: Arc<dyn Limiter>
         user_id: "u1".into(),
     };
     let alone = PolicyService::authorize(&policy, tonic::Request::new(request("k0", idpb::Scope::Read))).await.unwrap();
+    let elsewhere = popb::AuthorizeRequest { resource_team_id: Some("t9".into()), ..request("k1", idpb::Scope::Read) };
     let calls = [
-        ("k1", idpb::Scope::Read),
-        ("k1", idpb::Scope::Unspecified),
-        ("k1", idpb::Scope::Read),
-        ("k1", idpb::Scope::Read),
+        request("k1", idpb::Scope::Read),
+        request("k1", idpb::Scope::Unspecified),
+        request("k3", idpb::Scope::Read),
+        elsewhere,
+        request("k1", idpb::Scope::Read),
+        request("k1", idpb::Scope::Read),
     ]
     .into_iter()
-    .map(|(key, scope)| popb::AuthorizeCall { request: Some(request(key, scope)), ..Default::default() })
+    .map(|request| popb::AuthorizeCall { request: Some(request), ..Default::default() })
     .collect();
     let outcomes = policy
         .authorize_many(tonic::Request::new(popb::AuthorizeManyRequest { calls }))
@@ -151,20 +157,32 @@ async fn many_decisions_in_one_call(backend: &Backend, limiter: Arc<dyn Limiter>
         .unwrap()
         .into_inner()
         .outcomes;
-    let allowed: Vec<Option<bool>> =
-        outcomes.iter().map(|o| o.response.as_ref().and_then(|r| r.decision.as_ref()).map(|d| d.allowed)).collect();
-    assert_eq!(allowed[1], None, "{outcomes:?}");
-    let decided: Vec<bool> = [0, 2, 3].iter().filter_map(|i| allowed[*i]).collect();
-    assert_eq!((decided.len(), decided.iter().filter(|a| **a).count()), (3, 2), "{outcomes:?}");
+    let decided: Vec<Option<(bool, i32)>> = outcomes
+        .iter()
+        .map(|o| o.response.as_ref().and_then(|r| r.decision.as_ref()).map(|d| (d.allowed, d.reason)))
+        .collect();
+    let refused = |reason: popb::DenyReason| Some((false, reason as i32));
+    let allowed = Some((true, popb::DenyReason::Unspecified as i32));
+    assert_eq!(
+        decided,
+        [
+            allowed,
+            None,
+            allowed,
+            refused(popb::DenyReason::Forbidden),
+            allowed,
+            refused(popb::DenyReason::RateLimitExceeded)
+        ],
+        "{outcomes:?}"
+    );
     assert_eq!(
         (outcomes[1].error_code.as_str(), outcomes[1].error_message.as_str()),
         ("VALIDATION_ERROR", "scope is missing or unknown")
     );
-    let remaining: BTreeSet<u32> = [0, 2, 3]
-        .iter()
-        .filter_map(|i| outcomes[*i].response.as_ref()?.rate_limit.as_ref().map(|l| l.remaining))
-        .collect();
-    assert_eq!(remaining, BTreeSet::from([1, 0]), "{outcomes:?}");
+    let remaining: Vec<Option<u32>> =
+        outcomes.iter().map(|o| o.response.as_ref()?.rate_limit.as_ref().map(|l| l.remaining)).collect();
+    assert_eq!([remaining[0], remaining[2], remaining[4], remaining[5]], [Some(1), Some(1), Some(0), Some(0)]);
+    assert!(remaining[3].is_some(), "a refusal by a rule carries the budget's state");
     let first_alone = alone.get_ref().rate_limit.as_ref().map(|l| (l.limit, l.remaining));
     assert_eq!(first_alone, Some((2, 1)), "another key's first request, made alone");
 
@@ -242,7 +260,7 @@ async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
     assert_eq!(limiter.peek(&month("m4")).await.unwrap().remaining, 100, "a refusal takes no slot");
 
     // Requests of one budget decided in one call are decided as one after another: the first
-    // take while the window has room, each its own slot, then the month runs out first.
+    // take while the window has room, each its own slot, and the rest are refused.
     let together = limiter.acquire_many(&budget("k4", 3, 1000), 5).await.unwrap();
     let seen: Vec<(bool, u32, bool)> = together.iter().map(|d| (d.allowed(), d.remaining, d.slot.is_some())).collect();
     assert_eq!(seen, [(true, 2, true), (true, 1, true), (true, 0, true), (false, 0, false), (false, 0, false)]);
@@ -251,20 +269,33 @@ async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
     let month_used: Vec<u64> = together.iter().map(|d| d.month_used - together[0].month_used).collect();
     assert_eq!(month_used, [0, 1, 2, 2, 2]);
     assert_eq!(together[3].exceeded, Some(Exceeded::Minute));
+    let kept = limiter.peek(&budget("k4", 3, 1000)).await.unwrap();
+    assert_eq!((kept.remaining, kept.month_used), (0, together[2].month_used), "the limiter kept what it answered");
     limiter.release(&budget("k4", 3, 1000), together[1].slot.as_deref().unwrap()).await.unwrap();
+    let given_back = limiter.peek(&budget("k4", 3, 1000)).await.unwrap();
     assert_eq!(
-        limiter.peek(&budget("k4", 3, 1000)).await.unwrap().remaining,
-        1,
+        (given_back.remaining, given_back.month_used),
+        (1, kept.month_used - 1),
         "a slot taken together gives back alone"
     );
+    // The month runs out within a call: the window's room is not taken.
     let month = |key| Budget { key, per_minute: 100, user: "thrifty", per_month: 2 };
     let together = limiter.acquire_many(&month("m5"), 3).await.unwrap();
     let seen: Vec<(Option<Exceeded>, u64)> = together.iter().map(|d| (d.exceeded, d.month_used)).collect();
     assert_eq!(seen, [(None, 1), (None, 2), (Some(Exceeded::Month), 2)]);
+    let kept = limiter.peek(&month("m5")).await.unwrap();
+    assert_eq!((kept.remaining, kept.month_used), (98, 2));
+    // A call that finds the window partly filled: each decision's reset is the oldest slot's.
+    let first = limiter.acquire(&budget("k6", 5, 1000)).await.unwrap();
+    let after = limiter.acquire_many(&budget("k6", 5, 1000), 3).await.unwrap();
+    let seen: Vec<(u32, i64)> = after.iter().map(|d| (d.remaining, d.reset_at_ms)).collect();
+    assert_eq!(seen, [(3, first.reset_at_ms), (2, first.reset_at_ms), (1, first.reset_at_ms)]);
     let busy = Budget { key: "k5", per_minute: 300, user: "busy", per_month: 1000 };
     let most = limiter.acquire_many(&busy, proto::policy::v1::MAX_AUTHORIZE_CALLS as u32).await.unwrap();
     let slots: BTreeSet<&str> = most.iter().filter_map(|d| d.slot.as_deref()).collect();
     assert_eq!((slots.len(), most.last().map(|d| d.remaining)), (256, Some(44)), "the most one call asks at once");
+    let kept = limiter.peek(&busy).await.unwrap();
+    assert_eq!((kept.remaining, kept.month_used), (44, 256));
 
     // The MCP daily quota: per user, counted until spent.
     for used in 1..=3 {
@@ -298,6 +329,29 @@ async fn redis_limiter_conforms() {
             .unwrap(),
     ))
     .await;
+}
+
+#[tokio::test]
+async fn resilient_limiter_conforms() {
+    let redis = TestRedis::create().await;
+    let shared =
+        RedisLimiter::new(&Target::Single(redis.url.clone()), &redis.prefix, std::time::Duration::from_secs(2))
+            .unwrap();
+    limiter_conforms(ResilientLimiter::new(shared)).await;
+}
+
+#[tokio::test]
+async fn without_redis_decisions_made_together_are_made_in_process_one_after_another() {
+    let nowhere = Target::Single("redis://127.0.0.1:1".into());
+    let limiter =
+        ResilientLimiter::new(RedisLimiter::new(&nowhere, "zvtest:", std::time::Duration::from_millis(200)).unwrap());
+    let b = budget("k", 2, 1000);
+    let decisions = limiter.acquire_many(&b, 3).await.unwrap();
+    let local = |d: &policy::limiter::RateDecision| d.slot.as_deref().is_some_and(|s| s.starts_with("local:"));
+    let seen: Vec<(bool, bool, bool)> = decisions.iter().map(|d| (d.allowed(), d.degraded, local(d))).collect();
+    assert_eq!(seen, [(true, true, true), (true, true, true), (false, true, false)]);
+    limiter.release(&b, decisions[0].slot.as_deref().unwrap()).await.unwrap();
+    assert_eq!(limiter.peek(&b).await.unwrap().remaining, 1, "given back to the in-process limiter");
 }
 
 #[tokio::test]

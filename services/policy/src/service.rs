@@ -71,10 +71,6 @@ enum Draw {
 }
 
 impl Prepared {
-    fn new(req: Request, auth: Authorization, draw: Draw) -> Prepared {
-        Prepared { req, auth, draw }
-    }
-
     fn budget(&self, limits: Limits) -> Budget<'_> {
         Budget {
             key: &self.req.key_id,
@@ -110,11 +106,17 @@ impl Prepared {
 /// that draw on one budget, in the order asked.
 struct LimiterCall<'a> {
     budget: Budget<'a>,
-    take: bool,
+    want: Want,
     /// The span of the first decision, which the call continues.
     span: &'a tracing::Span,
     /// The decisions it is for, by position.
     members: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Peek,
+    Take,
 }
 
 /// How many users one usage read may name.
@@ -314,8 +316,9 @@ impl Policy {
     /// Decisions for requests asked together, each made as [`Policy::authorize`] makes it alone
     /// and answered in the order asked. Requests that take from one budget (one key, one user,
     /// the same limits) take from the limiter in one call, in the order asked, as they would one
-    /// after another. Each decision comes with its span, which its call to the limiter
-    /// continues; a call for several is a child of the first one's.
+    /// after another. The limiter is asked once every decision is prepared (team settings read),
+    /// so that one budget's takes are known together. Each decision comes with its span, which
+    /// its call to the limiter continues; a call for several is a child of the first one's.
     pub async fn authorize_together(
         &self,
         decisions: Vec<(Result<Prepared>, tracing::Span)>,
@@ -325,21 +328,21 @@ impl Policy {
         let mut calls: Vec<LimiterCall<'_>> = Vec::with_capacity(prepared.len());
         for (i, (p, span)) in prepared.iter().zip(&spans).enumerate() {
             let Ok(p) = p else { continue };
-            let (budget, take) = match p.draw {
-                Draw::Peek(limits) => (p.budget(limits), false),
-                Draw::Take(limits) => (p.budget(limits), true),
+            let (budget, want) = match p.draw {
+                Draw::Peek(limits) => (p.budget(limits), Want::Peek),
+                Draw::Take(limits) => (p.budget(limits), Want::Take),
             };
-            match calls.iter_mut().find(|c| take && c.take && c.budget == budget) {
+            let shared = calls.iter_mut().find(|c| want == Want::Take && c.want == want && c.budget == budget);
+            match shared {
                 Some(call) => call.members.push(i),
-                None => calls.push(LimiterCall { budget, take, span, members: vec![i] }),
+                None => calls.push(LimiterCall { budget, want, span, members: vec![i] }),
             }
         }
         let drawn = calls.iter().map(|call| {
             let draw = async move {
-                if call.take {
-                    self.limiter.acquire_many(&call.budget, call.members.len() as u32).await
-                } else {
-                    self.limiter.peek(&call.budget).await.map(|rate| vec![rate])
+                match call.want {
+                    Want::Take => self.limiter.acquire_many(&call.budget, call.members.len() as u32).await,
+                    Want::Peek => self.limiter.peek(&call.budget).await.map(|rate| vec![rate]),
                 }
             };
             draw.instrument(call.span.clone())
@@ -397,7 +400,7 @@ impl Policy {
             // that is no request at all, beside what the user used this month through others.
             let none =
                 Limits { api_access: false, requests_per_minute: 0, requests_per_month: 0, mcp_calls_per_day: 0 };
-            return Ok(Prepared::new(req, auth, Draw::Peek(none)));
+            return Ok(Prepared { req, auth, draw: Draw::Peek(none) });
         };
         auth.limits = Some(limits);
         if req.scope == Scope::Admin {
@@ -406,10 +409,9 @@ impl Policy {
         }
         auth.denial = rule_denial(&req, &reachable, &auth.reachable_team_ids);
         let draw = if auth.denial.is_some() { Draw::Peek(limits) } else { Draw::Take(limits) };
-        Ok(Prepared::new(req, auth, draw))
+        Ok(Prepared { req, auth, draw })
     }
 
-    /// Gives back a slot taken by a request that was refused after all.
     /// Counts one MCP tool call of `user_id` against the daily quota of the plan of `team_id`,
     /// the team their MCP connection reaches.
     pub async fn charge_mcp_call(&self, user_id: &str, team_id: &str) -> Result<crate::limiter::DailyDecision> {
@@ -445,6 +447,7 @@ impl Policy {
         Ok(usage)
     }
 
+    /// Gives back a slot taken by a request that was refused after all.
     pub async fn release(&self, key_id: &str, user_id: &str, slot: &str) -> Result<()> {
         // Limits do not matter to a release; the budget only names the counters.
         let budget = Budget { key: key_id, per_minute: 0, user: user_id, per_month: 0 };

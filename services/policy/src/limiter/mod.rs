@@ -84,7 +84,8 @@ pub trait Limiter: Send + Sync + 'static {
     /// Takes a slot of the window and one request of the month, or neither.
     async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision>;
     /// Decides `n` requests of one budget as `n` calls of `acquire` one after another would,
-    /// answering in that order; a shared limiter makes them in one round trip.
+    /// answering in that order; a shared limiter makes them in one round trip. Policy asks for
+    /// at most `MAX_AUTHORIZE_CALLS` (256) at once.
     async fn acquire_many(&self, budget: &Budget<'_>, n: u32) -> Result<Vec<RateDecision>> {
         let mut decisions = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -211,6 +212,7 @@ pub(crate) fn decide_in_turn(
             if decision.allowed() {
                 took += 1;
                 decision.slot = slots.next();
+                debug_assert!(decision.slot.is_some(), "the limiter admitted fewer than its counts allow");
             }
             decision
         })
