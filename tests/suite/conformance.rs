@@ -1157,7 +1157,12 @@ async fn the_last_24_hours_answer_from_rollups_as_raw_events_do() {
             shape("visitors", &["visit:country"]),
         ];
         answers_equal_raw(&analytics, &shapes).await;
-        assert!(rows_of(&analytics, series).await.1 >= 1, "yesterday's hours are read from rollups");
+        // In a day's last minutes today's closed part is not rolled up (see `writer::open_day`), and
+        // yesterday's part of the period may be a piece of an hour, which raw events answer.
+        let today = now - now.rem_euclid(86_400_000);
+        if analytics::writer::open_day(today, now) {
+            assert!(rows_of(&analytics, series).await.1 >= 1, "yesterday's hours are read from rollups");
+        }
     })
     .await;
 }

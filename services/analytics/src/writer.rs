@@ -208,7 +208,7 @@ const OPEN_DAY_MARGIN_MS: i64 = 10 * 60_000;
 /// row version per batch and a lock that made the two writers wait for each other's commits.
 /// The margin covers clocks that differ between replicas and a transaction that takes long to
 /// commit.
-pub(crate) fn open_day(day: i64, now: i64) -> bool {
+pub fn open_day(day: i64, now: i64) -> bool {
     day == day_of(now) && now < day + DAY_MS - OPEN_DAY_MARGIN_MS
 }
 
