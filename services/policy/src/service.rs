@@ -64,7 +64,8 @@ pub struct Prepared {
 }
 
 enum Draw {
-    /// Refused by a rule: the budget's state, taking nothing.
+    /// Refused before the limiter (by a rule, or without API access): the budget's state,
+    /// taking nothing.
     Peek(Limits),
     /// A slot and a request of the month, or a refusal by either.
     Take(Limits),
