@@ -8,9 +8,9 @@ use super::{Budget, DailyDecision, Limiter, Month, Observed, RateDecision, WINDO
 
 /// Trim the window, read both counters, and take from both or neither: one atomic script per
 /// decision (or per batch of one budget's decisions, below), on Redis's own clock so that every
-/// replica agrees on time. The sorted set holds at most `limit` members (120 on the largest plan), small enough for Redis's compact listpack
-/// encoding. The month is named by the caller; its counter expires a day after the month, a
-/// time set when the counter is made. Admitted requests read and count the month in one
+/// replica agrees on time. The sorted set holds at most `limit` members (120 on the largest
+/// plan), small enough for Redis's compact listpack encoding. The month is named by the caller;
+/// its counter expires a day after the month, a time set when the counter is made. Admitted requests read and count the month in one
 /// `INCRBY` (the excess given back by `DECRBY` when the month turns out spent): each command a
 /// script calls costs Redis about a microsecond of the script's 12 or so (README,
 /// "Benchmarks"). A refusal by the month thus writes twice, but gateways repeat a refusal until

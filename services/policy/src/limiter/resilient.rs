@@ -99,14 +99,11 @@ impl ResilientLimiter {
         }
     }
 
-    async fn locally(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
+    /// This replica's share of a budget, for decisions made in-process.
+    fn share<'a>(&self, budget: &Budget<'a>) -> Budget<'a> {
         let replicas = self.replicas.load(Ordering::Relaxed).max(1);
         // At least one request per replica, except for a budget of none (no API access).
-        let share = Budget { per_minute: (budget.per_minute / replicas).max(budget.per_minute.min(1)), ..*budget };
-        let mut decision = if take { self.local.acquire(&share).await? } else { self.local.peek(&share).await? };
-        decision.slot = decision.slot.map(|slot| format!("{LOCAL}{slot}"));
-        decision.degraded = true;
-        Ok(decision)
+        Budget { per_minute: (budget.per_minute / replicas).max(budget.per_minute.min(1)), ..*budget }
     }
 
     /// Runs a Redis call unless the breaker is open; `None` means: decide in-process.
@@ -126,35 +123,36 @@ impl ResilientLimiter {
             Err(e) => Err(e),
         }
     }
+}
 
-    async fn decide(&self, budget: &Budget<'_>, take: bool) -> Result<RateDecision> {
-        let shared = async { if take { self.redis.acquire(budget).await } else { self.redis.peek(budget).await } };
-        match self.shared(shared).await? {
-            Some(decision) => Ok(decision),
-            None => self.locally(budget, take).await,
-        }
-    }
+/// A decision made in-process, named so.
+fn degraded(mut decision: RateDecision) -> RateDecision {
+    decision.slot = decision.slot.map(|slot| format!("{LOCAL}{slot}"));
+    decision.degraded = true;
+    decision
 }
 
 #[async_trait::async_trait]
 impl Limiter for ResilientLimiter {
     async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision> {
-        self.decide(budget, true).await
+        match self.shared(self.redis.acquire(budget)).await? {
+            Some(decision) => Ok(decision),
+            None => Ok(degraded(self.local.acquire(&self.share(budget)).await?)),
+        }
     }
 
     async fn acquire_many(&self, budget: &Budget<'_>, n: u32) -> Result<Vec<RateDecision>> {
-        if let Some(decisions) = self.shared(self.redis.acquire_many(budget, n)).await? {
-            return Ok(decisions);
+        match self.shared(self.redis.acquire_many(budget, n)).await? {
+            Some(decisions) => Ok(decisions),
+            None => Ok(self.local.acquire_many(&self.share(budget), n).await?.into_iter().map(degraded).collect()),
         }
-        let mut decisions = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            decisions.push(self.locally(budget, true).await?);
-        }
-        Ok(decisions)
     }
 
     async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
-        self.decide(budget, false).await
+        match self.shared(self.redis.peek(budget)).await? {
+            Some(decision) => Ok(decision),
+            None => Ok(degraded(self.local.peek(&self.share(budget)).await?)),
+        }
     }
 
     async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision> {
