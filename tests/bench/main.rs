@@ -170,9 +170,9 @@ fn redis_benchmark_evalsha(prefix: &str, requests: u32, concurrency: u32) -> f64
             "-q",
         ])
         .args(["EVALSHA", &sha, "2"])
-        .arg(format!("{prefix}raw:rl:__rand_int__"))
         .arg(format!("{prefix}raw:mq:__rand_int__"))
-        .args(["120", "60000", "1000000000", "1", "2678400000", "7"])
+        .arg(format!("{prefix}raw:rl:__rand_int__"))
+        .args(["60000", "1000000000", "2678400000", "1", "0", "120", "7"])
         .output()
         .expect("redis-benchmark");
     let text = String::from_utf8_lossy(&output.stdout).to_string();

@@ -12,7 +12,7 @@ use common::redis_link::Target;
 use gateway::apikey::ApiKeySecret;
 use identity::service::NewApiKey;
 use policy::limiter::{
-    Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, ResilientLimiter, WINDOW_MS,
+    Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, ResilientLimiter, Takes, WINDOW_MS,
 };
 use policy::plans::{ApiKeyPolicy, Overrides, Plan};
 
@@ -104,8 +104,8 @@ async fn policy_store_conforms() {
 
 /// `AuthorizeMany` makes each decision as `Authorize` does and answers them in the order asked:
 /// a per-minute limit of 2 lets the first two of three calls of one key through, as it would
-/// three calls one after another (the calls of one key take from its budget together), beside
-/// another key's call and a call refused by a rule; a call that cannot be decided fails alone,
+/// three calls one after another (the calls of one user's keys take together), beside
+/// another key of the user and a call refused by a rule; a call that cannot be decided fails alone,
 /// with the error table's code; more than 256 calls are refused whole. With the in-process
 /// limiter and with Redis.
 #[tokio::test]
@@ -183,6 +183,14 @@ async fn many_decisions_in_one_call(backend: &Backend, limiter: Arc<dyn Limiter>
         outcomes.iter().map(|o| o.response.as_ref()?.rate_limit.as_ref().map(|l| l.remaining)).collect();
     assert_eq!([remaining[0], remaining[2], remaining[4], remaining[5]], [Some(1), Some(1), Some(0), Some(0)]);
     assert!(remaining[3].is_some(), "a refusal by a rule carries the budget's state");
+    let month_used: Vec<Option<u64>> =
+        outcomes.iter().map(|o| o.response.as_ref()?.rate_limit.as_ref().map(|l| l.month_used)).collect();
+    assert_eq!(
+        month_used,
+        [Some(2), None, Some(3), Some(4), Some(4), Some(4)],
+        "the user's month counts the calls of both keys in order, after the first call made alone; \
+         a refusal by a rule takes nothing and sees the takes of its call, made beside it"
+    );
     let first_alone = alone.get_ref().rate_limit.as_ref().map(|l| (l.limit, l.remaining));
     assert_eq!(first_alone, Some((2, 1)), "another key's first request, made alone");
 
@@ -217,6 +225,20 @@ async fn analytics_store_conforms() {
 
 fn budget(key: &str, per_minute: u32, per_month: u64) -> Budget<'_> {
     Budget { key, per_minute, user: "user-of-the-key", per_month }
+}
+
+/// `n` requests of one budget, to decide together.
+fn times(budget: Budget<'_>, n: usize) -> Takes<'_> {
+    in_one_call(&vec![budget; n])
+}
+
+/// Requests of one user's month, to decide together in this order.
+fn in_one_call<'a>(budgets: &[Budget<'a>]) -> Takes<'a> {
+    let mut takes = Takes::of(budgets[0]);
+    for budget in &budgets[1..] {
+        takes.push(*budget).expect("the same user's month");
+    }
+    takes
 }
 
 /// What every limiter must do, whatever its clock.
@@ -261,7 +283,7 @@ async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
 
     // Requests of one budget decided in one call are decided as one after another: the first
     // take while the window has room, each its own slot, and the rest are refused.
-    let together = limiter.acquire_many(&budget("k4", 3, 1000), 5).await.unwrap();
+    let together = limiter.acquire_many(&times(budget("k4", 3, 1000), 5)).await.unwrap();
     let seen: Vec<(bool, u32, bool)> = together.iter().map(|d| (d.allowed(), d.remaining, d.slot.is_some())).collect();
     assert_eq!(seen, [(true, 2, true), (true, 1, true), (true, 0, true), (false, 0, false), (false, 0, false)]);
     let slots: BTreeSet<&str> = together.iter().filter_map(|d| d.slot.as_deref()).collect();
@@ -280,22 +302,51 @@ async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
     );
     // The month runs out within a call: the window's room is not taken.
     let month = |key| Budget { key, per_minute: 100, user: "thrifty", per_month: 2 };
-    let together = limiter.acquire_many(&month("m5"), 3).await.unwrap();
+    let together = limiter.acquire_many(&times(month("m5"), 3)).await.unwrap();
     let seen: Vec<(Option<Exceeded>, u64)> = together.iter().map(|d| (d.exceeded, d.month_used)).collect();
     assert_eq!(seen, [(None, 1), (None, 2), (Some(Exceeded::Month), 2)]);
     let kept = limiter.peek(&month("m5")).await.unwrap();
     assert_eq!((kept.remaining, kept.month_used), (98, 2));
     // A call that finds the window partly filled: each decision's reset is the oldest slot's.
     let first = limiter.acquire(&budget("k6", 5, 1000)).await.unwrap();
-    let after = limiter.acquire_many(&budget("k6", 5, 1000), 3).await.unwrap();
+    let after = limiter.acquire_many(&times(budget("k6", 5, 1000), 3)).await.unwrap();
     let seen: Vec<(u32, i64)> = after.iter().map(|d| (d.remaining, d.reset_at_ms)).collect();
     assert_eq!(seen, [(3, first.reset_at_ms), (2, first.reset_at_ms), (1, first.reset_at_ms)]);
     let busy = Budget { key: "k5", per_minute: 300, user: "busy", per_month: 1000 };
-    let most = limiter.acquire_many(&busy, proto::policy::v1::MAX_AUTHORIZE_CALLS as u32).await.unwrap();
+    let most = limiter.acquire_many(&times(busy, proto::policy::v1::MAX_AUTHORIZE_CALLS)).await.unwrap();
     let slots: BTreeSet<&str> = most.iter().filter_map(|d| d.slot.as_deref()).collect();
     assert_eq!((slots.len(), most.last().map(|d| d.remaining)), (256, Some(44)), "the most one call asks at once");
     let kept = limiter.peek(&busy).await.unwrap();
     assert_eq!((kept.remaining, kept.month_used), (44, 256));
+    // Requests through several keys of one user, in one call: each key's window is its own,
+    // the month is theirs together, and the month runs out within the call.
+    let of = |key, per_minute| Budget { key, per_minute, user: "several", per_month: 5 };
+    let asked = [of("s1", 2), of("s2", 9), of("s1", 2), of("s1", 2), of("s2", 9), of("s3", 9), of("s2", 9)];
+    let decided = limiter.acquire_many(&in_one_call(&asked)).await.unwrap();
+    let seen: Vec<(Option<Exceeded>, u32, u64)> =
+        decided.iter().map(|d| (d.exceeded, d.remaining, d.month_used)).collect();
+    let (minute, month) = (Some(Exceeded::Minute), Some(Exceeded::Month));
+    assert_eq!(
+        seen,
+        [(None, 1, 1), (None, 8, 2), (None, 0, 3), (minute, 0, 3), (None, 7, 4), (None, 8, 5), (month, 7, 5)]
+    );
+    let slots: BTreeSet<&str> = decided.iter().filter_map(|d| d.slot.as_deref()).collect();
+    assert_eq!(slots.len(), 5, "{decided:?}");
+    let mut kept = Vec::new();
+    for b in [of("s1", 2), of("s2", 9), of("s3", 9)] {
+        let d = limiter.peek(&b).await.unwrap();
+        kept.push((d.remaining, d.month_used));
+    }
+    assert_eq!(kept, [(0, 5), (7, 5), (8, 5)], "the limiter kept what it answered");
+    limiter.release(&of("s2", 9), decided[4].slot.as_deref().unwrap()).await.unwrap();
+    let given_back = limiter.peek(&of("s2", 9)).await.unwrap();
+    assert_eq!((given_back.remaining, given_back.month_used), (8, 4), "one key's slot gives back alone");
+    // One key under two limits in one call (its plan changed in between): each request is
+    // decided under its own.
+    let of = |per_minute| Budget { key: "s4", per_minute, user: "changed", per_month: 100 };
+    let decided = limiter.acquire_many(&in_one_call(&[of(3), of(3), of(1)])).await.unwrap();
+    let seen: Vec<(bool, u32)> = decided.iter().map(|d| (d.allowed(), d.limit)).collect();
+    assert_eq!(seen, [(true, 3), (true, 3), (false, 1)]);
 
     // The MCP daily quota: per user, counted until spent.
     for used in 1..=3 {
@@ -346,7 +397,7 @@ async fn without_redis_decisions_made_together_are_made_in_process_one_after_ano
     let limiter =
         ResilientLimiter::new(RedisLimiter::new(&nowhere, "zvtest:", std::time::Duration::from_millis(200)).unwrap());
     let b = budget("k", 2, 1000);
-    let decisions = limiter.acquire_many(&b, 3).await.unwrap();
+    let decisions = limiter.acquire_many(&times(b, 3)).await.unwrap();
     let local = |d: &policy::limiter::RateDecision| d.slot.as_deref().is_some_and(|s| s.starts_with("local:"));
     let seen: Vec<(bool, bool, bool)> = decisions.iter().map(|d| (d.allowed(), d.degraded, local(d))).collect();
     assert_eq!(seen, [(true, true, true), (true, true, true), (false, true, false)]);

@@ -155,7 +155,7 @@ impl PolicyService for Policy {
                 vec![decision.instrument(span).await]
             }
             // Together, so that their Redis calls leave in one write and come back in one read,
-            // and calls of one key take from its budget in one script.
+            // and calls of one user's keys (under one monthly limit) take in one script.
             Err(calls) => {
                 let prepared = calls.into_iter().map(|mut call| {
                     let span = decision_span(&mut call);

@@ -10,7 +10,7 @@ use common::{Error, Result};
 use futures::future::join_all;
 use tracing::Instrument as _;
 
-use crate::limiter::{Budget, Exceeded, Limiter, RateDecision};
+use crate::limiter::{Budget, Exceeded, Limiter, RateDecision, Takes};
 use crate::plans::{ApiKeyPolicy, Catalogue, Limits, Overrides, Plan, TeamSettings};
 use crate::store::Store;
 
@@ -104,20 +104,34 @@ impl Prepared {
 }
 
 /// One call to the limiter for decisions made together: a peek for one, or the takes of those
-/// that draw on one budget, in the order asked.
+/// that draw on one user's month, in the order asked.
 struct LimiterCall<'a> {
-    budget: Budget<'a>,
-    want: Want,
+    draws: Draws<'a>,
     /// The span of the first decision, which the call continues.
     span: &'a tracing::Span,
     /// The decisions it is for, by position.
     members: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
-    Peek,
-    Take,
+enum Draws<'a> {
+    Peek(Budget<'a>),
+    Take(Takes<'a>),
+}
+
+/// Adds a take to the call of its user's month, or gives it back when there is none yet.
+fn join<'c, 'a>(
+    calls: &'c mut [LimiterCall<'a>],
+    mut budget: Budget<'a>,
+) -> Result<&'c mut LimiterCall<'a>, Budget<'a>> {
+    for call in calls.iter_mut() {
+        if let Draws::Take(takes) = &mut call.draws {
+            match takes.push(budget) {
+                Ok(()) => return Ok(call),
+                Err(other) => budget = other,
+            }
+        }
+    }
+    Err(budget)
 }
 
 /// How many users one usage read may name.
@@ -315,35 +329,37 @@ impl Policy {
     }
 
     /// Decisions for requests asked together, each made as [`Policy::authorize`] makes it alone
-    /// and answered in the order asked. Requests that take from one budget (one key, one user,
-    /// the same limits) take from the limiter in one call, in the order asked, as they would one
-    /// after another. The limiter is asked once every decision is prepared (team settings read),
-    /// so that one budget's takes are known together. Each decision comes with its span, which
+    /// and answered in the order asked. Requests that take from one user's month (through any of
+    /// their keys, under the same monthly limit) take from the limiter in one call, in the order
+    /// asked, as they would one after another. The limiter is asked once every decision is
+    /// prepared (team settings read), so that one month's takes are known together. Each decision comes with its span, which
     /// its call to the limiter continues; a call for several is a child of the first one's.
     pub async fn authorize_together(
         &self,
         decisions: Vec<(Result<Prepared>, tracing::Span)>,
     ) -> Vec<Result<Authorization>> {
         let (prepared, spans): (Vec<Result<Prepared>>, Vec<tracing::Span>) = decisions.into_iter().unzip();
-        // What each draws on: a peek alone, takes from one budget together.
+        // What each draws on: a peek alone, takes from one user's month together.
         let mut calls: Vec<LimiterCall<'_>> = Vec::with_capacity(prepared.len());
         for (i, (p, span)) in prepared.iter().zip(&spans).enumerate() {
             let Ok(p) = p else { continue };
-            let (budget, want) = match p.draw {
-                Draw::Peek(limits) => (p.budget(limits), Want::Peek),
-                Draw::Take(limits) => (p.budget(limits), Want::Take),
+            let draws = match p.draw {
+                Draw::Peek(limits) => Draws::Peek(p.budget(limits)),
+                Draw::Take(limits) => match join(&mut calls, p.budget(limits)) {
+                    Ok(call) => {
+                        call.members.push(i);
+                        continue;
+                    }
+                    Err(budget) => Draws::Take(Takes::of(budget)),
+                },
             };
-            let shared = calls.iter_mut().find(|c| want == Want::Take && c.want == want && c.budget == budget);
-            match shared {
-                Some(call) => call.members.push(i),
-                None => calls.push(LimiterCall { budget, want, span, members: vec![i] }),
-            }
+            calls.push(LimiterCall { draws, span, members: vec![i] });
         }
         let drawn = calls.iter().map(|call| {
             let draw = async move {
-                match call.want {
-                    Want::Take => self.limiter.acquire_many(&call.budget, call.members.len() as u32).await,
-                    Want::Peek => self.limiter.peek(&call.budget).await.map(|rate| vec![rate]),
+                match &call.draws {
+                    Draws::Take(takes) => self.limiter.acquire_many(takes).await,
+                    Draws::Peek(budget) => self.limiter.peek(budget).await.map(|rate| vec![rate]),
                 }
             };
             draw.instrument(call.span.clone())

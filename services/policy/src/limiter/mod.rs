@@ -34,6 +34,83 @@ pub struct Budget<'a> {
     pub per_month: u64,
 }
 
+impl<'a> Budget<'a> {
+    pub(crate) fn quota(&self) -> Quota<'a> {
+        Quota { user: self.user, per_month: self.per_month }
+    }
+}
+
+/// A user's monthly quota: what requests of their keys have in common.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quota<'a> {
+    pub user: &'a str,
+    pub per_month: u64,
+}
+
+/// Requests that draw on one user's month, through one or more of their keys, to decide
+/// together in the order asked. Only such requests can share a decision: the month is their
+/// one counter in common, and on a Redis Cluster their keys share a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Takes<'a> {
+    quota: Quota<'a>,
+    /// Each request's key and per-minute limit, in the order asked.
+    requests: Vec<(&'a str, u32)>,
+}
+
+impl<'a> Takes<'a> {
+    pub fn of(budget: Budget<'a>) -> Takes<'a> {
+        Takes { quota: budget.quota(), requests: vec![(budget.key, budget.per_minute)] }
+    }
+
+    /// Adds a request after the others, or gives it back when it draws on another month (another
+    /// user's, or the same user's under other limits).
+    pub fn push(&mut self, budget: Budget<'a>) -> Result<(), Budget<'a>> {
+        if budget.quota() != self.quota {
+            return Err(budget);
+        }
+        self.requests.push((budget.key, budget.per_minute));
+        Ok(())
+    }
+
+    pub fn count(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Each request's budget, in the order asked.
+    pub fn budgets(&self) -> impl Iterator<Item = Budget<'a>> + '_ {
+        let Quota { user, per_month } = self.quota;
+        self.requests.iter().map(move |&(key, per_minute)| Budget { key, per_minute, user, per_month })
+    }
+
+    /// The same requests under other per-minute limits.
+    pub fn with_per_minute(&self, limit: impl Fn(&Budget<'a>) -> u32) -> Takes<'a> {
+        let requests = self.budgets().map(|budget| (budget.key, limit(&budget))).collect();
+        Takes { quota: self.quota, requests }
+    }
+
+    pub(crate) fn quota(&self) -> Quota<'a> {
+        self.quota
+    }
+
+    /// The keys whose windows the requests take from, in the order first asked, and each
+    /// request's window among them with its limit.
+    pub(crate) fn windows(&self) -> (Vec<&'a str>, Vec<(usize, u32)>) {
+        let mut keys: Vec<&'a str> = Vec::new();
+        let requests = self
+            .requests
+            .iter()
+            .map(|&(key, per_minute)| {
+                let window = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                    keys.push(key);
+                    keys.len() - 1
+                });
+                (window, per_minute)
+            })
+            .collect();
+        (keys, requests)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exceeded {
     Minute,
@@ -83,13 +160,13 @@ impl RateDecision {
 pub trait Limiter: Send + Sync + 'static {
     /// Takes a slot of the window and one request of the month, or neither.
     async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision>;
-    /// Decides `n` requests of one budget as `n` calls of `acquire` one after another would,
+    /// Decides requests of one user's month as calls of `acquire` one after another would,
     /// answering in that order; a shared limiter makes them in one round trip. Policy asks for
     /// at most `MAX_AUTHORIZE_CALLS` (256) at once.
-    async fn acquire_many(&self, budget: &Budget<'_>, n: u32) -> Result<Vec<RateDecision>> {
-        let mut decisions = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            decisions.push(self.acquire(budget).await?);
+    async fn acquire_many(&self, takes: &Takes<'_>) -> Result<Vec<RateDecision>> {
+        let mut decisions = Vec::with_capacity(takes.count());
+        for budget in takes.budgets() {
+            decisions.push(self.acquire(&budget).await?);
         }
         Ok(decisions)
     }
@@ -189,27 +266,44 @@ pub(crate) fn decide(seen: &Observed, budget: &Budget<'_>, take: bool) -> RateDe
     }
 }
 
-/// The decisions for `wanted` requests of one budget made at one instant, as that many calls
-/// one after another would make them: each sees those before it that took, and takes one of
-/// `slots` when it is allowed.
-pub(crate) fn decide_in_turn(
-    seen: &Observed,
-    budget: &Budget<'_>,
-    wanted: u32,
-    slots: Vec<String>,
-) -> Vec<RateDecision> {
+/// What a shared limiter saw, at one instant, before a call's requests, and the slots they took
+/// in order.
+pub(crate) struct Seen {
+    /// Each window the call read, in the order of [`Takes::windows`].
+    pub windows: Vec<WindowSeen>,
+    pub month_used: u64,
+    pub now: i64,
+    pub slots: Vec<String>,
+}
+
+pub(crate) struct WindowSeen {
+    pub count: u32,
+    pub oldest: Option<i64>,
+}
+
+/// The decisions for requests of one month made at one instant, as that many calls one after
+/// another would make them: each sees those before it that took, in its window and in the
+/// month, and takes the next slot when it is allowed.
+pub(crate) fn decide_in_turn(seen: Seen, takes: &Takes<'_>) -> Vec<RateDecision> {
+    let Seen { windows, month_used, now, slots } = seen;
+    let (_, requests) = takes.windows();
     let mut slots = slots.into_iter();
+    let mut took_in = vec![0; windows.len()];
     let mut took = 0;
-    (0..wanted)
-        .map(|_| {
-            let now = Observed {
-                count: seen.count + took,
-                oldest: seen.oldest.or((took > 0).then_some(seen.now)),
-                month_used: seen.month_used + u64::from(took),
-                now: seen.now,
+    requests
+        .iter()
+        .zip(takes.budgets())
+        .map(|(&(window, _), budget)| {
+            let seen = &windows[window];
+            let before = Observed {
+                count: seen.count + took_in[window],
+                oldest: seen.oldest.or((took_in[window] > 0).then_some(now)),
+                month_used: month_used + took,
+                now,
             };
-            let mut decision = decide(&now, budget, true);
+            let mut decision = decide(&before, &budget, true);
             if decision.allowed() {
+                took_in[window] += 1;
                 took += 1;
                 decision.slot = slots.next();
                 debug_assert!(decision.slot.is_some(), "the limiter admitted fewer than its counts allow");

@@ -4,55 +4,81 @@ use common::redis_link::{Link, Target, Timeouts};
 use common::{Error, Result};
 use redis::Script;
 
-use super::{Budget, DailyDecision, Limiter, Month, Observed, RateDecision, WINDOW_MS, day_of, decide, decide_in_turn};
+use super::{
+    Budget, DailyDecision, Limiter, Month, Observed, Quota, RateDecision, Seen, Takes, WINDOW_MS, WindowSeen, day_of,
+    decide, decide_in_turn,
+};
 
-/// Trim the window, read both counters, and take from both or neither: one atomic script per
-/// decision (or per batch of one budget's decisions, below), on Redis's own clock so that every
-/// replica agrees on time. The sorted set holds at most `limit` members (120 on the largest
-/// plan), small enough for Redis's compact listpack encoding. The month is named by the caller;
-/// its counter expires a day after the month, a time set when the counter is made. Admitted requests read and count the month in one
-/// `INCRBY` (the excess given back by `DECRBY` when the month turns out spent): each command a
-/// script calls costs Redis about a microsecond of the script's 12 or so (README,
-/// "Benchmarks"). A refusal by the month thus writes twice, but gateways repeat a refusal until
-/// its reset without asking.
+/// Trim the windows, read the counters, and take from both a window and the month or from
+/// neither: one atomic script per decision, or per batch of one user's decisions (below), on
+/// Redis's own clock so that every replica agrees on time. A sorted set holds at most `limit`
+/// members (120 on the largest plan), small enough for Redis's compact listpack encoding. The
+/// month is named by the caller; its counter expires a day after the month, a time set when the
+/// counter is made. Admitted requests read and count the month in one `INCRBY` (the excess
+/// given back by `DECRBY` when the month turns out spent): each command a script calls costs
+/// Redis about a microsecond of the script's 12 or so (README, "Benchmarks"). A refusal by the
+/// month thus writes twice, but gateways repeat a refusal until its reset without asking.
 ///
-/// One call decides `ARGV[4]` requests of the budget, as that many calls one after another
-/// would: the first ones take while both the window and the month have room, each with its own
-/// slot named by one of the nonces that follow. Zero takes nothing (a peek). The answer holds
-/// the counts before this call's requests, Redis's time and the slots taken.
+/// `KEYS[1]` is the user's month and the others the windows of their keys. One call decides
+/// `ARGV[4]` requests, as that many calls one after another would: each names its window (from
+/// 0), its per-minute limit and a nonce for its slot. The windows admit requests in order while
+/// they have room; the month then grants the first of those while it has room, which is what
+/// the calls one after another would have taken, since a request the month refuses takes
+/// nothing and every one after it is refused too. Each request taken gets its own slot
+/// (`<ms>-<nonce>`), which `RELEASE` gives back alone. Zero requests take nothing (a peek).
+/// The answer holds the month's count before this call, Redis's time, each window's count and
+/// oldest entry before it, and the slots taken, in order.
 pub const DECIDE_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local per_minute = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local per_month = tonumber(ARGV[3])
+local window = tonumber(ARGV[1])
+local per_month = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local oldest = -1
-if count > 0 then oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]) end
-local room = math.min(wanted, per_minute - count)
+local seen, count = {}, {}
+for w = 2, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[w], '-inf', now - window)
+  local c = redis.call('ZCARD', KEYS[w])
+  local oldest = -1
+  if c > 0 then oldest = tonumber(redis.call('ZRANGE', KEYS[w], 0, 0, 'WITHSCORES')[2]) end
+  seen[w - 1] = {c, oldest}
+  count[w] = c
+end
+local admitted = {}
+for i = 0, wanted - 1 do
+  local w = tonumber(ARGV[5 + 3 * i]) + 2
+  if count[w] < tonumber(ARGV[6 + 3 * i]) then
+    count[w] = count[w] + 1
+    admitted[#admitted + 1] = i
+  end
+end
+local room = #admitted
 local used
 local slots = {}
 if room > 0 then
-  used = redis.call('INCRBY', KEYS[2], room) - room
-  if used == 0 then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end
+  used = redis.call('INCRBY', KEYS[1], room) - room
+  if used == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
   local granted = math.max(0, math.min(room, per_month - used))
-  if granted < room then redis.call('DECRBY', KEYS[2], room - granted) end
-  if granted > 0 then
-    local members = {}
-    for i = 1, granted do
-      slots[i] = now .. '-' .. ARGV[5 + i]
-      members[2 * i - 1] = now
-      members[2 * i] = slots[i]
+  if granted < room then redis.call('DECRBY', KEYS[1], room - granted) end
+  local members = {}
+  for g = 1, granted do
+    local i = admitted[g]
+    local w = tonumber(ARGV[5 + 3 * i]) + 2
+    slots[g] = now .. '-' .. ARGV[7 + 3 * i]
+    local m = members[w] or {}
+    m[#m + 1] = now
+    m[#m + 1] = slots[g]
+    members[w] = m
+  end
+  for w = 2, #KEYS do
+    if members[w] then
+      redis.call('ZADD', KEYS[w], unpack(members[w]))
+      redis.call('PEXPIRE', KEYS[w], window)
     end
-    redis.call('ZADD', KEYS[1], unpack(members))
-    redis.call('PEXPIRE', KEYS[1], window)
   end
 else
-  used = tonumber(redis.call('GET', KEYS[2]) or '0')
+  used = tonumber(redis.call('GET', KEYS[1]) or '0')
 end
-return {count, oldest, used, now, slots}
+return {used, now, seen, slots}
 ";
 
 /// Gives back a slot: it leaves the window and the month's count.
@@ -125,28 +151,39 @@ impl RedisLimiter {
     }
 
     fn keys(&self, budget: &Budget<'_>, month: Month) -> (String, String) {
-        let tag = format!("{{{}}}", budget.user);
-        (format!("{}rl:{tag}:{}", self.prefix, budget.key), format!("{}mq:{tag}:{month}", self.prefix))
+        (self.window_key(budget.user, budget.key), self.month_key(budget.user, month))
     }
 
-    /// Takes for `wanted` requests of the budget in one script call (none for a peek): what the
-    /// script saw before them, and the slots they took.
-    #[tracing::instrument(name = "redis.evalsha", skip_all, fields(otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA", decisions = wanted))]
-    async fn run(&self, budget: &Budget<'_>, wanted: u32) -> Result<(Observed, Vec<String>)> {
-        let month = Month::of(common::time::now_ms());
-        let month_reset = month.next_start_ms();
-        let (window_key, month_key) = self.keys(budget, month);
-        let mut conn = self.conn.clone();
+    fn window_key(&self, user: &str, key: &str) -> String {
+        format!("{}rl:{{{user}}}:{key}", self.prefix)
+    }
+
+    fn month_key(&self, user: &str, month: Month) -> String {
+        format!("{}mq:{{{user}}}:{month}", self.prefix)
+    }
+
+    /// Takes for requests of one user's month in one script call, each from the window it names
+    /// among `windows` under its per-minute limit; none for a peek.
+    #[tracing::instrument(name = "redis.evalsha", skip_all, fields(otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA", decisions = requests.len()))]
+    async fn run(&self, quota: Quota<'_>, windows: &[&str], requests: &[(usize, u32)]) -> Result<Seen> {
+        let now = common::time::now_ms();
+        let this_month = Month::of(now);
         // The month counter outlives its month by a day, for clocks that disagree a little.
-        let month_ttl_ms = (month_reset - common::time::now_ms()).max(0) + 86_400_000;
-        let mut call = self.decide.key(window_key);
-        call.key(month_key).arg(budget.per_minute).arg(WINDOW_MS).arg(budget.per_month).arg(wanted).arg(month_ttl_ms);
-        for _ in 0..wanted {
-            call.arg(rand::random::<u64>());
+        let month_ttl_ms = (this_month.next_start_ms() - now).max(0) + 86_400_000;
+        let mut call = self.decide.key(self.month_key(quota.user, this_month));
+        for key in windows {
+            call.key(self.window_key(quota.user, key));
         }
-        let (count, oldest, used, now, slots): (u32, i64, u64, i64, Vec<String>) =
+        call.arg(WINDOW_MS).arg(quota.per_month).arg(month_ttl_ms).arg(requests.len());
+        for &(window, per_minute) in requests {
+            call.arg(window).arg(per_minute).arg(rand::random::<u64>());
+        }
+        let mut conn = self.conn.clone();
+        let (month_used, now, windows, slots): (u64, i64, Vec<(u32, i64)>, Vec<String>) =
             call.invoke_async(&mut conn).await.map_err(unavailable)?;
-        Ok((Observed { count, oldest: (oldest >= 0).then_some(oldest), month_used: used, now }, slots))
+        let windows =
+            windows.into_iter().map(|(count, oldest)| WindowSeen { count, oldest: (oldest >= 0).then_some(oldest) });
+        Ok(Seen { windows: windows.collect(), month_used, now, slots })
     }
 }
 
@@ -158,18 +195,21 @@ fn unavailable(e: redis::RedisError) -> Error {
 #[async_trait::async_trait]
 impl Limiter for RedisLimiter {
     async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision> {
-        let (seen, slots) = self.run(budget, 1).await?;
-        Ok(decide_in_turn(&seen, budget, 1, slots).remove(0))
+        Ok(self.acquire_many(&Takes::of(*budget)).await?.remove(0))
     }
 
-    async fn acquire_many(&self, budget: &Budget<'_>, n: u32) -> Result<Vec<RateDecision>> {
-        let (seen, slots) = self.run(budget, n).await?;
-        Ok(decide_in_turn(&seen, budget, n, slots))
+    async fn acquire_many(&self, takes: &Takes<'_>) -> Result<Vec<RateDecision>> {
+        let (keys, requests) = takes.windows();
+        let seen = self.run(takes.quota(), &keys, &requests).await?;
+        Ok(decide_in_turn(seen, takes))
     }
 
     async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
-        let (seen, _) = self.run(budget, 0).await?;
-        Ok(decide(&seen, budget, false))
+        let seen = self.run(budget.quota(), &[budget.key], &[]).await?;
+        let window = seen.windows.first().ok_or_else(|| Error::internal("Redis answered no window"))?;
+        let observed =
+            Observed { count: window.count, oldest: window.oldest, month_used: seen.month_used, now: seen.now };
+        Ok(decide(&observed, budget, false))
     }
 
     async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::time::now_ms;
 use common::{ErrorCode, Result};
 
-use super::{Budget, DailyDecision, Limiter, MemoryLimiter, RateDecision, RedisLimiter};
+use super::{Budget, DailyDecision, Limiter, MemoryLimiter, RateDecision, RedisLimiter, Takes};
 
 const FAILURES_TO_OPEN: u32 = 3;
 const OPEN_FOR_MS: i64 = 500;
@@ -141,10 +141,13 @@ impl Limiter for ResilientLimiter {
         }
     }
 
-    async fn acquire_many(&self, budget: &Budget<'_>, n: u32) -> Result<Vec<RateDecision>> {
-        match self.shared(self.redis.acquire_many(budget, n)).await? {
+    async fn acquire_many(&self, takes: &Takes<'_>) -> Result<Vec<RateDecision>> {
+        match self.shared(self.redis.acquire_many(takes)).await? {
             Some(decisions) => Ok(decisions),
-            None => Ok(self.local.acquire_many(&self.share(budget), n).await?.into_iter().map(degraded).collect()),
+            None => {
+                let shares = takes.with_per_minute(|budget| self.share(budget).per_minute);
+                Ok(self.local.acquire_many(&shares).await?.into_iter().map(degraded).collect())
+            }
         }
     }
 
