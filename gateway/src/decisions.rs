@@ -1,8 +1,8 @@
 //! Authorization decisions leave the gateway in batches (`batches.rs`), as tracker events do:
 //! under load one `AuthorizeMany` call with policy, and in policy one write to Redis, carry
 //! several decisions. Each decision is still made exactly as `Authorize` makes it; those of one
-//! user's keys in a call take from their windows and month in one atomic script, as they would
-//! one after another.
+//! user's keys under one monthly limit in a call take from their windows and month in one
+//! atomic script, as they would one after another.
 //!
 //! A decision is traced as a part of its own request: its client span here and its server span
 //! in policy are those of an `Authorize` call, joined by the trace context (`traceparent` and

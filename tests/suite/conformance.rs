@@ -12,7 +12,8 @@ use common::redis_link::Target;
 use gateway::apikey::ApiKeySecret;
 use identity::service::NewApiKey;
 use policy::limiter::{
-    Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RedisLimiter, ResilientLimiter, Takes, WINDOW_MS,
+    Budget, Exceeded, Limiter, ManualClock, MemoryLimiter, RateDecision, RedisLimiter, ResilientLimiter, Takes,
+    WINDOW_MS,
 };
 use policy::plans::{ApiKeyPolicy, Overrides, Plan};
 
@@ -183,13 +184,14 @@ async fn many_decisions_in_one_call(backend: &Backend, limiter: Arc<dyn Limiter>
         outcomes.iter().map(|o| o.response.as_ref()?.rate_limit.as_ref().map(|l| l.remaining)).collect();
     assert_eq!([remaining[0], remaining[2], remaining[4], remaining[5]], [Some(1), Some(1), Some(0), Some(0)]);
     assert!(remaining[3].is_some(), "a refusal by a rule carries the budget's state");
+    // A refusal by a rule (the fourth) reads the budget beside the takes of its call, so what it
+    // sees of them is not in any order.
     let month_used: Vec<Option<u64>> =
         outcomes.iter().map(|o| o.response.as_ref()?.rate_limit.as_ref().map(|l| l.month_used)).collect();
     assert_eq!(
-        month_used,
-        [Some(2), None, Some(3), Some(4), Some(4), Some(4)],
-        "the user's month counts the calls of both keys in order, after the first call made alone; \
-         a refusal by a rule takes nothing and sees the takes of its call, made beside it"
+        [month_used[0], month_used[1], month_used[2], month_used[4], month_used[5]],
+        [Some(2), None, Some(3), Some(4), Some(4)],
+        "the user's month counts the calls of both keys in order, after the first call made alone"
     );
     let first_alone = alone.get_ref().rate_limit.as_ref().map(|l| (l.limit, l.remaining));
     assert_eq!(first_alone, Some((2, 1)), "another key's first request, made alone");
@@ -345,8 +347,34 @@ async fn limiter_conforms(limiter: Arc<dyn Limiter>) {
     // decided under its own.
     let of = |per_minute| Budget { key: "s4", per_minute, user: "changed", per_month: 100 };
     let decided = limiter.acquire_many(&in_one_call(&[of(3), of(3), of(1)])).await.unwrap();
-    let seen: Vec<(bool, u32)> = decided.iter().map(|d| (d.allowed(), d.limit)).collect();
-    assert_eq!(seen, [(true, 3), (true, 3), (false, 1)]);
+    let seen: Vec<(bool, u32, u32, u64)> =
+        decided.iter().map(|d| (d.allowed(), d.limit, d.remaining, d.month_used)).collect();
+    assert_eq!(seen, [(true, 3, 2, 1), (true, 3, 1, 2), (false, 1, 0, 2)]);
+    // Any mix decided together answers as the same requests one after another, here on another
+    // user whose counters start alike: windows partly filled, a month partly used that runs out,
+    // a limit that rises and one that falls within the call.
+    // (Key ids are unique to their user, as in the product: each user has keys of their own.)
+    let names = |user: &str| ["x", "y", "z"].map(|key| format!("{user}-{key}"));
+    let (alone_keys, together_keys) = (names("one-by-one"), names("in-one-call"));
+    fn request<'a>(user: &'a str, keys: &'a [String; 3], (key, per_minute): (usize, u32)) -> Budget<'a> {
+        Budget { key: &keys[key], per_minute, user, per_month: 8 }
+    }
+    for (user, keys) in [("one-by-one", &alone_keys), ("in-one-call", &together_keys)] {
+        limiter.acquire(&request(user, keys, (0, 2))).await.unwrap();
+        limiter.acquire(&request(user, keys, (1, 3))).await.unwrap();
+    }
+    let mix = [(0, 2), (1, 3), (0, 2), (0, 3), (2, 1), (1, 1), (0, 3), (2, 2), (1, 3), (0, 9)];
+    let mut one_by_one = Vec::new();
+    for asked in mix {
+        one_by_one.push(limiter.acquire(&request("one-by-one", &alone_keys, asked)).await.unwrap());
+    }
+    let asked: Vec<Budget<'_>> = mix.iter().map(|asked| request("in-one-call", &together_keys, *asked)).collect();
+    let in_one = limiter.acquire_many(&in_one_call(&asked)).await.unwrap();
+    let answer = |d: &RateDecision| (d.exceeded, d.limit, d.remaining, d.month_used, d.slot.is_some());
+    let expected: Vec<_> = one_by_one.iter().map(answer).collect();
+    assert_eq!(in_one.iter().map(answer).collect::<Vec<_>>(), expected);
+    let refusals: BTreeSet<String> = one_by_one.iter().filter_map(|d| d.exceeded).map(|e| format!("{e:?}")).collect();
+    assert_eq!(refusals.len(), 2, "the mix meets both limits: {expected:?}");
 
     // The MCP daily quota: per user, counted until spent.
     for used in 1..=3 {

@@ -47,67 +47,69 @@ pub(crate) struct Quota<'a> {
     pub per_month: u64,
 }
 
-/// Requests that draw on one user's month, through one or more of their keys, to decide
-/// together in the order asked. Only such requests can share a decision: the month is their
-/// one counter in common, and on a Redis Cluster their keys share a slot.
+/// Requests that draw on one user's month (under one monthly limit), through one or more of
+/// their keys, to decide together in the order asked. Only such requests can share a decision:
+/// the month is their one counter in common, and on a Redis Cluster their keys share a slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Takes<'a> {
     quota: Quota<'a>,
-    /// Each request's key and per-minute limit, in the order asked.
-    requests: Vec<(&'a str, u32)>,
+    /// The keys whose windows the requests take from, in the order first asked.
+    keys: Vec<&'a str>,
+    /// Each request's window among `keys` and its per-minute limit, in the order asked.
+    requests: Vec<(usize, u32)>,
 }
 
 impl<'a> Takes<'a> {
     pub fn of(budget: Budget<'a>) -> Takes<'a> {
-        Takes { quota: budget.quota(), requests: vec![(budget.key, budget.per_minute)] }
+        Takes { quota: budget.quota(), keys: vec![budget.key], requests: vec![(0, budget.per_minute)] }
     }
 
     /// Adds a request after the others, or gives it back when it draws on another month (another
-    /// user's, or the same user's under other limits).
+    /// user's, or the same user's under another monthly limit).
     pub fn push(&mut self, budget: Budget<'a>) -> Result<(), Budget<'a>> {
         if budget.quota() != self.quota {
             return Err(budget);
         }
-        self.requests.push((budget.key, budget.per_minute));
+        let window = self.keys.iter().position(|key| *key == budget.key).unwrap_or_else(|| {
+            self.keys.push(budget.key);
+            self.keys.len() - 1
+        });
+        self.requests.push((window, budget.per_minute));
         Ok(())
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.requests.len()
     }
 
     /// Each request's budget, in the order asked.
     pub fn budgets(&self) -> impl Iterator<Item = Budget<'a>> + '_ {
         let Quota { user, per_month } = self.quota;
-        self.requests.iter().map(move |&(key, per_minute)| Budget { key, per_minute, user, per_month })
+        self.requests.iter().map(move |&(window, per_minute)| Budget {
+            key: self.keys[window],
+            per_minute,
+            user,
+            per_month,
+        })
     }
 
     /// The same requests under other per-minute limits.
-    pub fn with_per_minute(&self, limit: impl Fn(&Budget<'a>) -> u32) -> Takes<'a> {
-        let requests = self.budgets().map(|budget| (budget.key, limit(&budget))).collect();
-        Takes { quota: self.quota, requests }
+    pub(crate) fn with_per_minute(&self, limit: impl Fn(&Budget<'a>) -> u32) -> Takes<'a> {
+        let requests = self.requests.iter().zip(self.budgets()).map(|(&(window, _), b)| (window, limit(&b))).collect();
+        Takes { quota: self.quota, keys: self.keys.clone(), requests }
     }
 
     pub(crate) fn quota(&self) -> Quota<'a> {
         self.quota
     }
 
-    /// The keys whose windows the requests take from, in the order first asked, and each
-    /// request's window among them with its limit.
-    pub(crate) fn windows(&self) -> (Vec<&'a str>, Vec<(usize, u32)>) {
-        let mut keys: Vec<&'a str> = Vec::new();
-        let requests = self
-            .requests
-            .iter()
-            .map(|&(key, per_minute)| {
-                let window = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
-                    keys.push(key);
-                    keys.len() - 1
-                });
-                (window, per_minute)
-            })
-            .collect();
-        (keys, requests)
+    pub(crate) fn keys(&self) -> &[&'a str] {
+        &self.keys
+    }
+
+    /// Each request's window among [`Takes::keys`] and its per-minute limit, in the order asked.
+    pub(crate) fn requests(&self) -> &[(usize, u32)] {
+        &self.requests
     }
 }
 
@@ -164,7 +166,7 @@ pub trait Limiter: Send + Sync + 'static {
     /// answering in that order; a shared limiter makes them in one round trip. Policy asks for
     /// at most `MAX_AUTHORIZE_CALLS` (256) at once.
     async fn acquire_many(&self, takes: &Takes<'_>) -> Result<Vec<RateDecision>> {
-        let mut decisions = Vec::with_capacity(takes.count());
+        let mut decisions = Vec::with_capacity(takes.len());
         for budget in takes.budgets() {
             decisions.push(self.acquire(&budget).await?);
         }
@@ -269,7 +271,7 @@ pub(crate) fn decide(seen: &Observed, budget: &Budget<'_>, take: bool) -> RateDe
 /// What a shared limiter saw, at one instant, before a call's requests, and the slots they took
 /// in order.
 pub(crate) struct Seen {
-    /// Each window the call read, in the order of [`Takes::windows`].
+    /// Each window the call read, in the order of [`Takes::keys`].
     pub windows: Vec<WindowSeen>,
     pub month_used: u64,
     pub now: i64,
@@ -281,27 +283,33 @@ pub(crate) struct WindowSeen {
     pub oldest: Option<i64>,
 }
 
+impl Seen {
+    /// What the next request of `window` observes once `took_there` requests before it took from
+    /// that window and `took` from the month.
+    pub(crate) fn before(&self, window: &WindowSeen, took_there: u32, took: u64) -> Observed {
+        Observed {
+            count: window.count + took_there,
+            oldest: window.oldest.or((took_there > 0).then_some(self.now)),
+            month_used: self.month_used + took,
+            now: self.now,
+        }
+    }
+}
+
 /// The decisions for requests of one month made at one instant, as that many calls one after
 /// another would make them: each sees those before it that took, in its window and in the
-/// month, and takes the next slot when it is allowed.
+/// month, and takes the next slot when it is allowed. `seen` holds one window per key of
+/// `takes`.
 pub(crate) fn decide_in_turn(seen: Seen, takes: &Takes<'_>) -> Vec<RateDecision> {
-    let Seen { windows, month_used, now, slots } = seen;
-    let (_, requests) = takes.windows();
-    let mut slots = slots.into_iter();
-    let mut took_in = vec![0; windows.len()];
+    let mut slots = seen.slots.iter().cloned();
+    let mut took_in = vec![0; seen.windows.len()];
     let mut took = 0;
-    requests
+    takes
+        .requests()
         .iter()
         .zip(takes.budgets())
         .map(|(&(window, _), budget)| {
-            let seen = &windows[window];
-            let before = Observed {
-                count: seen.count + took_in[window],
-                oldest: seen.oldest.or((took_in[window] > 0).then_some(now)),
-                month_used: month_used + took,
-                now,
-            };
-            let mut decision = decide(&before, &budget, true);
+            let mut decision = decide(&seen.before(&seen.windows[window], took_in[window], took), &budget, true);
             if decision.allowed() {
                 took_in[window] += 1;
                 took += 1;

@@ -5,18 +5,20 @@ use common::{Error, Result};
 use redis::Script;
 
 use super::{
-    Budget, DailyDecision, Limiter, Month, Observed, Quota, RateDecision, Seen, Takes, WINDOW_MS, WindowSeen, day_of,
-    decide, decide_in_turn,
+    Budget, DailyDecision, Limiter, Month, Quota, RateDecision, Seen, Takes, WINDOW_MS, WindowSeen, day_of, decide,
+    decide_in_turn,
 };
 
 /// Trim the windows, read the counters, and take from both a window and the month or from
-/// neither: one atomic script per decision, or per batch of one user's decisions (below), on
+/// neither: one atomic script per decision, or per batch of one user's decisions under one
+/// monthly limit (below), on
 /// Redis's own clock so that every replica agrees on time. A sorted set holds at most `limit`
 /// members (120 on the largest plan), small enough for Redis's compact listpack encoding. The
 /// month is named by the caller; its counter expires a day after the month, a time set when the
 /// counter is made. Admitted requests read and count the month in one `INCRBY` (the excess
 /// given back by `DECRBY` when the month turns out spent): each command a script calls costs
-/// Redis about a microsecond of the script's 12 or so (README, "Benchmarks"). A refusal by the
+/// Redis about a microsecond, of the 12 or so a lone decision's script costs (README,
+/// "Benchmarks"). A refusal by the
 /// month thus writes twice, but gateways repeat a refusal until its reset without asking.
 ///
 /// `KEYS[1]` is the user's month and the others the windows of their keys. One call decides
@@ -48,7 +50,7 @@ for i = 0, wanted - 1 do
   local w = tonumber(ARGV[5 + 3 * i]) + 2
   if count[w] < tonumber(ARGV[6 + 3 * i]) then
     count[w] = count[w] + 1
-    admitted[#admitted + 1] = i
+    admitted[#admitted + 1] = {w, ARGV[7 + 3 * i]}
   end
 end
 local room = #admitted
@@ -61,9 +63,8 @@ if room > 0 then
   if granted < room then redis.call('DECRBY', KEYS[1], room - granted) end
   local members = {}
   for g = 1, granted do
-    local i = admitted[g]
-    local w = tonumber(ARGV[5 + 3 * i]) + 2
-    slots[g] = now .. '-' .. ARGV[7 + 3 * i]
+    local w = admitted[g][1]
+    slots[g] = now .. '-' .. admitted[g][2]
     local m = members[w] or {}
     m[#m + 1] = now
     m[#m + 1] = slots[g]
@@ -165,13 +166,13 @@ impl RedisLimiter {
     /// Takes for requests of one user's month in one script call, each from the window it names
     /// among `windows` under its per-minute limit; none for a peek.
     #[tracing::instrument(name = "redis.evalsha", skip_all, fields(otel.kind = "client", db.system = "redis", db.operation.name = "EVALSHA", decisions = requests.len()))]
-    async fn run(&self, quota: Quota<'_>, windows: &[&str], requests: &[(usize, u32)]) -> Result<Seen> {
+    async fn run(&self, quota: Quota<'_>, keys: &[&str], requests: &[(usize, u32)]) -> Result<Seen> {
         let now = common::time::now_ms();
         let this_month = Month::of(now);
         // The month counter outlives its month by a day, for clocks that disagree a little.
         let month_ttl_ms = (this_month.next_start_ms() - now).max(0) + 86_400_000;
         let mut call = self.decide.key(self.month_key(quota.user, this_month));
-        for key in windows {
+        for key in keys {
             call.key(self.window_key(quota.user, key));
         }
         call.arg(WINDOW_MS).arg(quota.per_month).arg(month_ttl_ms).arg(requests.len());
@@ -179,10 +180,13 @@ impl RedisLimiter {
             call.arg(window).arg(per_minute).arg(rand::random::<u64>());
         }
         let mut conn = self.conn.clone();
-        let (month_used, now, windows, slots): (u64, i64, Vec<(u32, i64)>, Vec<String>) =
+        let (month_used, now, seen, slots): (u64, i64, Vec<(u32, i64)>, Vec<String>) =
             call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        if seen.len() != keys.len() {
+            return Err(Error::internal(format!("Redis answered {} windows for {}", seen.len(), keys.len())));
+        }
         let windows =
-            windows.into_iter().map(|(count, oldest)| WindowSeen { count, oldest: (oldest >= 0).then_some(oldest) });
+            seen.into_iter().map(|(count, oldest)| WindowSeen { count, oldest: (oldest >= 0).then_some(oldest) });
         Ok(Seen { windows: windows.collect(), month_used, now, slots })
     }
 }
@@ -199,17 +203,13 @@ impl Limiter for RedisLimiter {
     }
 
     async fn acquire_many(&self, takes: &Takes<'_>) -> Result<Vec<RateDecision>> {
-        let (keys, requests) = takes.windows();
-        let seen = self.run(takes.quota(), &keys, &requests).await?;
+        let seen = self.run(takes.quota(), takes.keys(), takes.requests()).await?;
         Ok(decide_in_turn(seen, takes))
     }
 
     async fn peek(&self, budget: &Budget<'_>) -> Result<RateDecision> {
         let seen = self.run(budget.quota(), &[budget.key], &[]).await?;
-        let window = seen.windows.first().ok_or_else(|| Error::internal("Redis answered no window"))?;
-        let observed =
-            Observed { count: window.count, oldest: window.oldest, month_used: seen.month_used, now: seen.now };
-        Ok(decide(&observed, budget, false))
+        Ok(decide(&seen.before(&seen.windows[0], 0, 0), budget, false))
     }
 
     async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision> {
