@@ -332,8 +332,9 @@ impl Policy {
     /// and answered in the order asked. Requests that take from one user's month (through any of
     /// their keys, under the same monthly limit) take from the limiter in one call, in the order
     /// asked, as they would one after another. The limiter is asked once every decision is
-    /// prepared (team settings read), so that one month's takes are known together. Each decision comes with its span, which
-    /// its call to the limiter continues; a call for several is a child of the first one's.
+    /// prepared (team settings read), so that one month's takes are known together. Each
+    /// decision comes with its span, which its call to the limiter continues; a call for several
+    /// is a child of the first one's.
     pub async fn authorize_together(
         &self,
         decisions: Vec<(Result<Prepared>, tracing::Span)>,
@@ -343,17 +344,14 @@ impl Policy {
         let mut calls: Vec<LimiterCall<'_>> = Vec::with_capacity(prepared.len());
         for (i, (p, span)) in prepared.iter().zip(&spans).enumerate() {
             let Ok(p) = p else { continue };
-            let draws = match p.draw {
-                Draw::Peek(limits) => Draws::Peek(p.budget(limits)),
+            let new_call = |draws| LimiterCall { draws, span, members: vec![i] };
+            match p.draw {
+                Draw::Peek(limits) => calls.push(new_call(Draws::Peek(p.budget(limits)))),
                 Draw::Take(limits) => match join(&mut calls, p.budget(limits)) {
-                    Ok(call) => {
-                        call.members.push(i);
-                        continue;
-                    }
-                    Err(budget) => Draws::Take(Takes::of(budget)),
+                    Ok(call) => call.members.push(i),
+                    Err(budget) => calls.push(new_call(Draws::Take(Takes::of(budget)))),
                 },
-            };
-            calls.push(LimiterCall { draws, span, members: vec![i] });
+            }
         }
         let drawn = calls.iter().map(|call| {
             let draw = async move {

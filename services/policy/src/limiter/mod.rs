@@ -26,7 +26,7 @@ pub const WINDOW_MS: i64 = 60_000;
 
 /// What one request draws on. The limits are passed on every call so that a plan change
 /// applies to the very next request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Budget<'a> {
     pub key: &'a str,
     pub per_minute: u32,
@@ -300,8 +300,8 @@ impl Seen {
 /// another would make them: each sees those before it that took, in its window and in the
 /// month, and takes the next slot when it is allowed. `seen` holds one window per key of
 /// `takes`.
-pub(crate) fn decide_in_turn(seen: Seen, takes: &Takes<'_>) -> Vec<RateDecision> {
-    let mut slots = seen.slots.iter().cloned();
+pub(crate) fn decide_in_turn(mut seen: Seen, takes: &Takes<'_>) -> Vec<RateDecision> {
+    let mut slots = std::mem::take(&mut seen.slots).into_iter();
     let mut took_in = vec![0; seen.windows.len()];
     let mut took = 0;
     takes

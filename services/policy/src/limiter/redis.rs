@@ -11,15 +11,14 @@ use super::{
 
 /// Trim the windows, read the counters, and take from both a window and the month or from
 /// neither: one atomic script per decision, or per batch of one user's decisions under one
-/// monthly limit (below), on
-/// Redis's own clock so that every replica agrees on time. A sorted set holds at most `limit`
-/// members (120 on the largest plan), small enough for Redis's compact listpack encoding. The
-/// month is named by the caller; its counter expires a day after the month, a time set when the
-/// counter is made. Admitted requests read and count the month in one `INCRBY` (the excess
-/// given back by `DECRBY` when the month turns out spent): each command a script calls costs
-/// Redis about a microsecond, of the 12 or so a lone decision's script costs (README,
-/// "Benchmarks"). A refusal by the
-/// month thus writes twice, but gateways repeat a refusal until its reset without asking.
+/// monthly limit (below), on Redis's own clock so that every replica agrees on time. A sorted
+/// set holds at most `limit` members (120 on the largest plan), small enough for Redis's compact
+/// listpack encoding. The month is named by the caller; its counter expires a day after the
+/// month, a time set when the counter is made. Admitted requests read and count the month in one
+/// `INCRBY` (the excess given back by `DECRBY` when the month turns out spent): each command a
+/// script calls costs Redis about a microsecond, of the 12 or so a lone decision's script costs
+/// (README, "Benchmarks"). A refusal by the month thus writes twice, but gateways repeat a
+/// refusal until its reset without asking.
 ///
 /// `KEYS[1]` is the user's month and the others the windows of their keys. One call decides
 /// `ARGV[4]` requests, as that many calls one after another would: each names its window (from
