@@ -246,6 +246,51 @@ async fn limiter_decisions_per_second() {
     println!("ratio: {:.2}", ours / raw);
 }
 
+/// Redis's CPU per decision script when one user's seven keys, each with a lifted limit, decide
+/// together over windows of `ZENOVAY_BENCH_WINDOW` entries (default 40,000: a minute of the
+/// authorized benchmark's traffic per key), as policy sends a batch of the split chain: the
+/// windows are filled by the script itself, then it runs for five seconds, 16 calls at a time,
+/// on a Redis of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn decision_script_over_large_windows() {
+    use common::redis_link::Target;
+    use futures::StreamExt as _;
+    use policy::limiter::{Budget, Limiter, RedisLimiter, Takes};
+    const KEYS: usize = 7;
+    let entries: usize = std::env::var("ZENOVAY_BENCH_WINDOW").ok().and_then(|v| v.parse().ok()).unwrap_or(40_000);
+    let redis = harness::RedisServer::start();
+    let limiter = Arc::new(RedisLimiter::new(&Target::Single(redis.url()), "bench:", Duration::from_secs(2)).unwrap());
+    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("key-{i}")).collect());
+    let decide = move |_: usize| {
+        let (limiter, keys) = (limiter.clone(), keys.clone());
+        async move {
+            let budget = |key| Budget { key, per_minute: 100_000_000, user: "user", per_month: 100_000_000_000 };
+            let mut takes = Takes::of(budget(&keys[0]));
+            for key in &keys[1..] {
+                takes.push(budget(key)).unwrap();
+            }
+            let decisions = limiter.acquire_many(&takes).await.unwrap();
+            assert!(decisions.iter().all(|d| d.allowed()));
+        }
+    };
+    let fill = Instant::now();
+    futures::stream::iter(0..entries).for_each_concurrent(16, decide.clone()).await;
+    assert!(fill.elapsed() < Duration::from_secs(50), "the windows must still hold every entry");
+    let pid = [redis.pid().unwrap()];
+    let before = cpu_seconds(&pid);
+    let start = Instant::now();
+    let rate = throughput(16, Duration::from_secs(5), decide).await;
+    let busy = (cpu_seconds(&pid) - before) / start.elapsed().as_secs_f64();
+    let per_script = busy * 1e6 / rate;
+    println!(
+        "decision script, {KEYS} keys of one user over windows of {entries}+ entries: {rate:.0} calls/s, \
+         Redis {per_script:.1} µs per call ({:.2} µs per decision; its thread {:.0}% busy)",
+        per_script / KEYS as f64,
+        busy * 100.0
+    );
+}
+
 /// Issue 17's figures for `GET /api/external/v1/websites` with an Enterprise key whose limits
 /// operator overrides lift, in both modes, each in one run: the most requests/s of the full chain
 /// beside the same gateway's `/healthz` and the 429 path (deny cache); p50/p99 at half the

@@ -29,18 +29,25 @@ use super::{
 /// (`<ms>-<nonce>`), which `RELEASE` gives back alone. Zero requests take nothing (a peek).
 /// The answer holds the month's count before this call, Redis's time, each window's count and
 /// oldest entry before it, and the slots taken, in order.
+///
+/// Numbers cross between Lua and Redis as text, and a double is costly to write: Lua writes
+/// each number it passes, and Redis writes each score it answers with up to 17 digits. So the
+/// script writes Redis's time and the window's start once, passes the window's length as it
+/// came, and reads a window's oldest entry as its member, whose `<ms>` is its score, rather than
+/// `WITHSCORES`: a fifth of the script's cost over large windows (README, "Benchmarks").
 pub const DECIDE_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[1])
+local at = tostring(now)
+local start = tostring(now - tonumber(ARGV[1]))
 local per_month = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[4])
 local seen, count = {}, {}
 for w = 2, #KEYS do
-  redis.call('ZREMRANGEBYSCORE', KEYS[w], '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', KEYS[w], '-inf', start)
   local c = redis.call('ZCARD', KEYS[w])
-  local oldest = -1
-  if c > 0 then oldest = tonumber(redis.call('ZRANGE', KEYS[w], 0, 0, 'WITHSCORES')[2]) end
+  local oldest = ''
+  if c > 0 then oldest = redis.call('ZRANGE', KEYS[w], 0, 0)[1] end
   seen[w - 1] = {c, oldest}
   count[w] = c
 end
@@ -63,16 +70,16 @@ if room > 0 then
   local members = {}
   for g = 1, granted do
     local w = admitted[g][1]
-    slots[g] = now .. '-' .. admitted[g][2]
+    slots[g] = at .. '-' .. admitted[g][2]
     local m = members[w] or {}
-    m[#m + 1] = now
+    m[#m + 1] = at
     m[#m + 1] = slots[g]
     members[w] = m
   end
   for w = 2, #KEYS do
     if members[w] then
       redis.call('ZADD', KEYS[w], unpack(members[w]))
-      redis.call('PEXPIRE', KEYS[w], window)
+      redis.call('PEXPIRE', KEYS[w], ARGV[1])
     end
   end
 else
@@ -179,15 +186,26 @@ impl RedisLimiter {
             call.arg(window).arg(per_minute).arg(rand::random::<u64>());
         }
         let mut conn = self.conn.clone();
-        let (month_used, now, seen, slots): (u64, i64, Vec<(u32, i64)>, Vec<String>) =
+        let (month_used, now, seen, slots): (u64, i64, Vec<(u32, String)>, Vec<String>) =
             call.invoke_async(&mut conn).await.map_err(unavailable)?;
         if seen.len() != keys.len() {
             return Err(Error::internal(format!("Redis answered {} windows for {}", seen.len(), keys.len())));
         }
-        let windows =
-            seen.into_iter().map(|(count, oldest)| WindowSeen { count, oldest: (oldest >= 0).then_some(oldest) });
-        Ok(Seen { windows: windows.collect(), month_used, now, slots })
+        let windows = seen
+            .into_iter()
+            .map(|(count, oldest)| match (count, taken_at(&oldest)) {
+                (0, _) => Ok(WindowSeen { count, oldest: None }),
+                (_, Some(at)) => Ok(WindowSeen { count, oldest: Some(at) }),
+                (_, None) => Err(Error::internal("a window's oldest entry is not a slot")),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Seen { windows, month_used, now, slots })
     }
+}
+
+/// When a slot (`<ms>-<nonce>`, a window's member) was taken: its score, in unix ms.
+fn taken_at(slot: &str) -> Option<i64> {
+    slot.split_once('-')?.0.parse().ok()
 }
 
 fn unavailable(e: redis::RedisError) -> Error {
@@ -227,8 +245,8 @@ impl Limiter for RedisLimiter {
     }
 
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {
-        // The slot is "<ms>-<nonce>": its month is the one it was taken in.
-        let at: i64 = slot.split('-').next().and_then(|ms| ms.parse().ok()).unwrap_or_default();
+        // Its month is the one it was taken in.
+        let at = taken_at(slot).unwrap_or_default();
         let (window_key, month_key) = self.keys(budget, Month::of(at));
         let mut conn = self.conn.clone();
         self.release
