@@ -191,15 +191,10 @@ impl RedisLimiter {
         if seen.len() != keys.len() {
             return Err(Error::internal(format!("Redis answered {} windows for {}", seen.len(), keys.len())));
         }
-        let windows = seen
-            .into_iter()
-            .map(|(count, oldest)| match (count, taken_at(&oldest)) {
-                (0, _) => Ok(WindowSeen { count, oldest: None }),
-                (_, Some(at)) => Ok(WindowSeen { count, oldest: Some(at) }),
-                (_, None) => Err(Error::internal("a window's oldest entry is not a slot")),
-            })
-            .collect::<Result<_>>()?;
-        Ok(Seen { windows, month_used, now, slots })
+        // Only this script writes windows, so the oldest member is a slot; were it not, the
+        // window would still count it and report its reset as a window from now.
+        let windows = seen.into_iter().map(|(count, oldest)| WindowSeen { count, oldest: taken_at(&oldest) });
+        Ok(Seen { windows: windows.collect(), month_used, now, slots })
     }
 }
 
