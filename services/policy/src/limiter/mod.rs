@@ -50,7 +50,7 @@ pub(crate) struct Quota<'a> {
 /// Requests that draw on one user's month (under one monthly limit), through one or more of
 /// their keys, to decide together in the order asked. Only such requests can share a decision:
 /// the month is their one counter in common, and on a Redis Cluster their keys share a slot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Takes<'a> {
     quota: Quota<'a>,
     /// The keys whose windows the requests take from, in the order first asked.
