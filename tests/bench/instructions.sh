@@ -13,26 +13,91 @@
 # Kernel work (system calls, the loopback) is not counted. Needs valgrind, curl and python3. With
 # `KEEP=dir`, the three profiles are copied there (`callgrind_annotate dir/callgrind.out.1`
 # shows where the authorized request's instructions go).
+#
+# `SPLIT=gateway` or `SPLIT=policy` counts that process of the split mode instead: identity,
+# policy and analytics run as processes of their own on a new PostgreSQL database
+# (`ZENOVAY_BENCH_POSTGRES`, default postgres://postgres@127.0.0.1:5432) and Redis
+# (`ZENOVAY_BENCH_REDIS`, default redis://127.0.0.1:6379, under a prefix of its own), and only
+# the one named runs under callgrind. The gateway's events' phase counts its part alone; policy
+# prints its instructions per authorized request (a decision call each) only.
 set -euo pipefail
 bin=$(realpath "${1:-target/release/zenovay}")
 requests=${2:-2000}
 dir=$(mktemp -d)
-valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" "$bin" --http-addr 127.0.0.1:0 \
-  --data-dir "$dir/data" >"$dir/stdout.log" 2>"$dir/stderr.log" &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$dir"' EXIT
-until grep -q "listening on" "$dir/stdout.log"; do
-  kill -0 "$server" 2>/dev/null || { cat "$dir/stderr.log" >&2; echo "zenovay did not start" >&2; exit 1; }
-  sleep 0.5
-done
-base=http://$(sed -n 's/.*listening on //p' "$dir/stdout.log" | head -1)
-port=${base##*:}
+pids=()
+database=""
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [[ -n "$database" ]]; then
+    psql -q "$postgres/postgres" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
+  fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+# Waits for `zenovay <role>`'s "listening on" line in `$dir/<role>.out` and prints the address.
+listening() {
+  for _ in $(seq 1 600); do
+    local addr
+    addr=$(sed -n "s/.*listening on //p" "$dir/$1.out" | head -1)
+    [[ -n "$addr" ]] && { echo "$addr"; return; }
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$dir/$1.err" >&2
+  echo "zenovay $1 did not start" >&2
+  exit 1
+}
+# Starts `zenovay <role> args…` (`all`: the all-in-one), under callgrind when it is the one
+# counted, and sets `addr` to where it listens (not a subshell: `server` and `pids` must stay).
+start() {
+  local role=$1
+  shift
+  local command=("$bin" "$role" "$@")
+  if [[ "$role" == all ]]; then command=("$bin" "$@"); fi
+  if [[ "$role" == "${SPLIT:-all}" ]]; then
+    valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" "${command[@]}" >"$dir/$role.out" 2>"$dir/$role.err" &
+    server=$!
+  else
+    "${command[@]}" >"$dir/$role.out" 2>"$dir/$role.err" &
+  fi
+  pids+=($!)
+  addr=$(listening "$role")
+}
+case "${SPLIT:-}" in
+  "")
+    storage=(--data-dir "$dir/data")
+    start all --http-addr 127.0.0.1:0 "${storage[@]}"
+    ;;
+  gateway | policy)
+    postgres=${ZENOVAY_BENCH_POSTGRES:-postgres://postgres@127.0.0.1:5432}
+    database=zenovay_instructions_$$
+    psql -q "$postgres/postgres" -c "CREATE DATABASE $database"
+    # Every process, and the admin command that sets the plan, on the same storage and Redis.
+    storage=(--database-url "$postgres/$database" --redis-url "${ZENOVAY_BENCH_REDIS:-redis://127.0.0.1:6379}"
+      --redis-prefix "instructions-$$:" --key-hash-secrets "1:instructions-key-hash-secret-0123456789")
+    urls=()
+    for role in identity policy analytics; do
+      start "$role" "${storage[@]}" "--$role-listen" 127.0.0.1:0
+      urls+=("--$role-url" "http://$addr")
+    done
+    start gateway "${storage[@]}" "${urls[@]}" --http-addr 127.0.0.1:0
+    ;;
+  *)
+    echo "SPLIT is gateway or policy" >&2
+    exit 1
+    ;;
+esac
+base=http://$addr
+port=${addr##*:}
 
 field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
 token=$(curl -sSf "$base/api/v1/auth/signup" -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"correct horse battery","name":"Bench"}' | field session_token)
 team=$(curl -sSf "$base/api/v1/teams" -H "Authorization: Bearer $token" | field id)
-"$bin" admin --data-dir "$dir/data" set-plan "$team" enterprise --requests-per-minute 100000000 >/dev/null
+"$bin" admin "${storage[@]}" set-plan "$team" enterprise --requests-per-minute 100000000 >/dev/null
+# Policy's caches hear of the change through Redis in the split mode; give them its second.
+if [[ -n "${SPLIT:-}" ]]; then sleep 1.5; fi
 key=$(curl -sSf "$base/api/v1/account/api-keys" -H "Authorization: Bearer $token" -H 'content-type: application/json' \
   -d '{"name":"bench","permissions":"full","teams":"all"}' | field key)
 for site in a b c; do
@@ -102,7 +167,20 @@ if [[ -n "${KEEP:-}" ]]; then mkdir -p "$KEEP" && cp "$dir"/callgrind.out.[123] 
 total() { grep '^summary:' "$dir/callgrind.out.$1" | cut -d' ' -f2; }
 chain=$(total 1)
 healthz=$(total 2)
-echo "instructions per authorized request (GET /api/external/v1/websites): $((chain / requests))"
-echo "instructions per /healthz request: $((healthz / requests))"
-echo "ratio: $(python3 -c "print(f'{$chain / $healthz:.2f}')")"
-echo "instructions per tracked event (POST /api/event, the writer's work included): $(($(total 3) / requests))"
+case "${SPLIT:-}" in
+  "")
+    echo "instructions per authorized request (GET /api/external/v1/websites): $((chain / requests))"
+    echo "instructions per /healthz request: $((healthz / requests))"
+    echo "ratio: $(python3 -c "print(f'{$chain / $healthz:.2f}')")"
+    echo "instructions per tracked event (POST /api/event, the writer's work included): $(($(total 3) / requests))"
+    ;;
+  gateway)
+    echo "instructions per authorized request in the gateway (GET /api/external/v1/websites): $((chain / requests))"
+    echo "instructions per /healthz request in the gateway: $((healthz / requests))"
+    echo "ratio: $(python3 -c "print(f'{$chain / $healthz:.2f}')")"
+    echo "instructions per tracked event in the gateway (POST /api/event): $(($(total 3) / requests))"
+    ;;
+  policy)
+    echo "instructions per authorized request in policy (one decision call each): $((chain / requests))"
+    ;;
+esac

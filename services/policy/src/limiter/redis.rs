@@ -28,7 +28,9 @@ use super::{
 /// nothing and every one after it is refused too. Each request taken gets its own slot
 /// (`<ms>-<nonce>`), which `RELEASE` gives back alone. Zero requests take nothing (a peek).
 /// The answer holds the month's count before this call, Redis's time, each window's count and
-/// oldest entry before it, and the slots taken, in order.
+/// oldest entry before it, and the slots taken, in order, as one text of space-separated fields:
+/// the client parses each value of an answer at a cost, and the nested arrays this answer once
+/// was cost policy more to read than the rest of a decision (README, "Benchmarks").
 ///
 /// Numbers cross between Lua and Redis as text, and a double is costly to write: Lua writes
 /// each number it passes, and Redis writes each score it answers with up to 17 digits. So the
@@ -42,13 +44,14 @@ local at = tostring(now)
 local start = tostring(now - tonumber(ARGV[1]))
 local per_month = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[4])
-local seen, count = {}, {}
+local out, count = {'', at}, {}
 for w = 2, #KEYS do
   redis.call('ZREMRANGEBYSCORE', KEYS[w], '-inf', start)
   local c = redis.call('ZCARD', KEYS[w])
   local oldest = ''
   if c > 0 then oldest = redis.call('ZRANGE', KEYS[w], 0, 0)[1] end
-  seen[w - 1] = {c, oldest}
+  out[#out + 1] = c
+  out[#out + 1] = oldest
   count[w] = c
 end
 local admitted = {}
@@ -61,7 +64,6 @@ for i = 0, wanted - 1 do
 end
 local room = #admitted
 local used
-local slots = {}
 if room > 0 then
   used = redis.call('INCRBY', KEYS[1], room) - room
   if used == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
@@ -70,10 +72,11 @@ if room > 0 then
   local members = {}
   for g = 1, granted do
     local w = admitted[g][1]
-    slots[g] = at .. '-' .. admitted[g][2]
+    local slot = at .. '-' .. admitted[g][2]
+    out[#out + 1] = slot
     local m = members[w] or {}
     m[#m + 1] = at
-    m[#m + 1] = slots[g]
+    m[#m + 1] = slot
     members[w] = m
   end
   for w = 2, #KEYS do
@@ -85,7 +88,8 @@ if room > 0 then
 else
   used = tonumber(redis.call('GET', KEYS[1]) or '0')
 end
-return {used, now, seen, slots}
+out[1] = string.format('%d', used)
+return table.concat(out, ' ')
 ";
 
 /// Gives back a slot: it leaves the window and the month's count.
@@ -186,16 +190,28 @@ impl RedisLimiter {
             call.arg(window).arg(per_minute).arg(rand::random::<u64>());
         }
         let mut conn = self.conn.clone();
-        let (month_used, now, seen, slots): (u64, i64, Vec<(u32, String)>, Vec<String>) =
-            call.invoke_async(&mut conn).await.map_err(unavailable)?;
-        if seen.len() != keys.len() {
-            return Err(Error::internal(format!("Redis answered {} windows for {}", seen.len(), keys.len())));
-        }
-        // Only this script writes windows, so the oldest member is a slot; were it not, the
-        // window would still count it and report its reset as a window from now.
-        let windows = seen.into_iter().map(|(count, oldest)| WindowSeen { count, oldest: taken_at(&oldest) });
-        Ok(Seen { windows: windows.collect(), month_used, now, slots })
+        let answer: String = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        seen(&answer, keys.len())
+            .ok_or_else(|| Error::internal(format!("Redis answered {answer:?} for {} windows", keys.len())))
     }
+}
+
+/// The decision script's answer: the month's count, Redis's time, each of `windows` windows'
+/// count and oldest member (empty for none), then the slots taken, separated by spaces.
+fn seen(answer: &str, windows: usize) -> Option<Seen> {
+    let mut parts = answer.split(' ');
+    let month_used = parts.next()?.parse().ok()?;
+    let now = parts.next()?.parse().ok()?;
+    let windows = (0..windows)
+        .map(|_| {
+            let count = parts.next()?.parse().ok()?;
+            // Only this script writes windows, so the oldest member is a slot; were it not,
+            // the window would still count it and report its reset as a window from now.
+            Some(WindowSeen { count, oldest: taken_at(parts.next()?) })
+        })
+        .collect::<Option<_>>()?;
+    let slots = parts.map(str::to_owned).collect();
+    Some(Seen { windows, month_used, now, slots })
 }
 
 /// When a slot (`<ms>-<nonce>`, a window's member) was taken: its score, in unix ms.
@@ -252,5 +268,32 @@ impl Limiter for RedisLimiter {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_gives_each_window_its_count_and_oldest_slot_then_the_slots_taken() {
+        let seen = seen("7 1733390000123 2 1733389990000-41 0  1733390000123-5 1733390000123-6", 2).unwrap();
+        assert_eq!((seen.month_used, seen.now), (7, 1_733_390_000_123));
+        let windows: Vec<(u32, Option<i64>)> = seen.windows.iter().map(|w| (w.count, w.oldest)).collect();
+        assert_eq!(windows, [(2, Some(1_733_389_990_000)), (0, None)]);
+        assert_eq!(seen.slots, ["1733390000123-5", "1733390000123-6"]);
+    }
+
+    #[test]
+    fn an_empty_last_window_and_no_slots_leave_no_slot() {
+        let seen = seen("0 1733390000123 0 ", 1).unwrap();
+        assert!(seen.slots.is_empty());
+        assert_eq!((seen.windows[0].count, seen.windows[0].oldest), (0, None));
+    }
+
+    #[test]
+    fn an_answer_with_fewer_windows_than_asked_is_refused() {
+        assert!(seen("0 1733390000123 1 1733389990000-41", 2).is_none());
+        assert!(seen("zero 1733390000123 0 ", 1).is_none());
     }
 }
