@@ -36,7 +36,9 @@ use super::{
 /// each number it passes, and Redis writes each score it answers with up to 17 digits. So the
 /// script writes Redis's time and the window's start once, passes the window's length as it
 /// came, and reads a window's oldest entry as its member, whose `<ms>` is its score, rather than
-/// `WITHSCORES`: a fifth of the script's cost over large windows (README, "Benchmarks").
+/// `WITHSCORES`: a fifth of the script's cost over large windows (README, "Benchmarks"). The
+/// answer's text costs Lua one formatted number per window (its count); measured over seven
+/// windows, that cost Redis no more than the arrays it replaced.
 pub const DECIDE_SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
