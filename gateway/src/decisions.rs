@@ -19,10 +19,11 @@ use tracing::Instrument as _;
 use crate::batches::{Abandoned, Batches, Shape, succeeded};
 
 /// Policy takes up to 256 decisions in a call; a quarter of that keeps one slow decision from
-/// holding up many others (a call answers once all of its decisions are made). Two calls in
-/// flight: the next batch gathers while policy answers one, and batches stay larger than with
-/// four, which cost policy more per decision (README, "The authorized request").
-const SHAPE: Shape = Shape { to: "authorization", max_batch: 64, in_flight: 2, abandoned: Abandoned::Dropped };
+/// holding up many others (a call answers once all of its decisions are made). One call in
+/// flight: the next batch gathers while policy answers it, so batches are as large as the load
+/// makes them, and each decision costs both ends least; two or four in flight split the same
+/// decisions into smaller calls (README, "The authorized request").
+const SHAPE: Shape = Shape { to: "authorization", max_batch: 64, in_flight: 1, abandoned: Abandoned::Dropped };
 const _: () = assert!(SHAPE.max_batch <= popb::MAX_AUTHORIZE_CALLS);
 
 /// The sending side of the batching task.
