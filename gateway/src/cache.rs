@@ -13,9 +13,10 @@
 //! - while the notification channel is down the cache is neither read nor written, and it is
 //!   emptied, because changes made meanwhile would go unheard.
 //!
-//! Like `common::cache`, an entry ages from when its verification began, and past
-//! `REFRESH_AFTER` it still serves and asks one request to verify its key again without waiting,
-//! so that a key in steady use normally never waits for identity.
+//! Like `common::cache`, an entry ages from when its verification began, and past its refresh
+//! age (`common::cache::refresh_age`, random so that keys used together are not verified again
+//! together) it still serves and asks one request to verify its key again without waiting, so
+//! that a key in steady use normally never waits for identity.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::ErrorCode;
 use common::bus::{Change, ChangeBus, Notice};
-use common::cache::{LookupResult, NoticeCache, REFRESH_AFTER, Read};
+use common::cache::{LookupResult, NoticeCache, Read, refresh_age};
 use common::secret::Digest;
 use proto::analytics::v1 as anpb;
 use proto::identity::v1 as idpb;
@@ -74,7 +75,7 @@ pub fn website_lists(bus: &dyn ChangeBus) -> Arc<WebsiteLists> {
 /// How long an entry may serve at most. Notifications evict within milliseconds; this bound keeps
 /// the 1-second promise (docs/behaviour.md#effective-access) even if a notification is lost unnoticed by the channel
 /// (a failed publish, a half-open connection). About 1.3 identity calls per key in steady use per
-/// second per replica is the price (refreshed from `REFRESH_AFTER`).
+/// second per replica is the price (refreshed from `refresh_age`).
 const TTL: Duration = Duration::from_secs(1);
 /// The same bound for refusals, so that an upgrade whose notification was lost applies within a
 /// second too.
@@ -91,7 +92,9 @@ struct Entry {
     verified: Arc<Verified>,
     /// When the verification that found it began.
     at: Instant,
-    /// A lookup past `REFRESH_AFTER` was asked to verify the key again: no other is.
+    /// From this age (`refresh_age`) its key is verified again.
+    refresh: Duration,
+    /// A lookup past `refresh` was asked to verify the key again: no other is.
     refreshing: bool,
 }
 
@@ -169,7 +172,7 @@ impl KeyCache {
         let age = entry.at.elapsed();
         if age >= TTL {
             Lookup::Miss(read)
-        } else if age >= REFRESH_AFTER && !entry.refreshing {
+        } else if age >= entry.refresh && !entry.refreshing {
             entry.refreshing = true;
             Lookup::Refresh(entry.verified.clone(), read)
         } else {
@@ -224,7 +227,7 @@ impl KeyCache {
         if state.entries.len() >= MAX_ENTRIES {
             state.entries.clear();
         }
-        state.entries.insert(digest, Entry { verified, at: read.started, refreshing: false });
+        state.entries.insert(digest, Entry { verified, at: read.started, refresh: refresh_age(), refreshing: false });
     }
 
     /// Applies a change this replica made itself, without waiting for its notification.
@@ -262,6 +265,7 @@ impl KeyCache {
 mod tests {
     use super::*;
     use common::bus::MemoryBus;
+    use common::cache::REFRESH_AFTER;
 
     fn verified(key_id: &str, user_id: &str) -> Verified {
         Verified {

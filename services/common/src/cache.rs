@@ -11,10 +11,11 @@
 //!   notification is lost unnoticed (a failed publish, a write by a process that announces
 //!   nothing, such as an operator command on SQLite), and a read never replaces one that began
 //!   after it;
-//! - past [`REFRESH_AFTER`] an entry still serves, and the first lookup to find it is asked to
-//!   read it again without waiting ([`Cached::Refresh`]), so that an entry in steady use is
-//!   normally replaced before it expires and no request waits for the store once a second. The
-//!   price: an entry in steady use is read about 1.3 times a second instead of once.
+//! - past its refresh age ([`refresh_age`], at most [`REFRESH_AFTER`]) an entry still serves,
+//!   and the first lookup to find it is asked to read it again without waiting
+//!   ([`Cached::Refresh`]), so that an entry in steady use is normally replaced before it
+//!   expires and no request waits for the store once a second. The price: an entry in steady
+//!   use is read about 1.3 times a second instead of once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -24,9 +25,21 @@ use crate::bus::{Change, ChangeBus, Notice};
 
 /// How long an entry may serve at most.
 pub const TTL: Duration = Duration::from_secs(1);
-/// The age from which an entry is read again in the background: a quarter of its life left
+/// The age by which an entry is read again in the background: at least 150 ms of its life left
 /// for the read, which takes a millisecond or two.
-pub const REFRESH_AFTER: Duration = Duration::from_millis(750);
+pub const REFRESH_AFTER: Duration = Duration::from_millis(850);
+/// How much earlier than [`REFRESH_AFTER`] an entry may be read again, at random ([`refresh_age`]).
+pub const REFRESH_SPREAD: Duration = Duration::from_millis(200);
+
+/// The age from which a new entry is read again: a random one between `REFRESH_AFTER -
+/// REFRESH_SPREAD` and `REFRESH_AFTER`, 750 ms on average. At one fixed age, entries found
+/// together (keys first used at once, a cache filled again after its channel came back) were
+/// read again together every time, and their reads took the cores at once: with 32 keys in use
+/// the gateway's slowest requests waited 9–14 ms behind them (README, "The
+/// authorized request"). A random age spreads them apart from the first refresh on.
+pub fn refresh_age() -> Duration {
+    REFRESH_AFTER - REFRESH_SPREAD.mul_f64(rand::random::<f64>())
+}
 
 /// A read of the store that may fill the cache: the generation it began at, and when.
 #[derive(Clone, Copy, Debug)]
@@ -62,8 +75,10 @@ struct Entry<V> {
     value: V,
     /// When the read that found it began.
     at: Instant,
-    /// A lookup past [`REFRESH_AFTER`] was asked to refresh it: no other is. A refresh that fails
-    /// or that a notice overtakes leaves the entry to expire at [`TTL`].
+    /// From this age ([`refresh_age`]) it is read again.
+    refresh: Duration,
+    /// A lookup past `refresh` was asked to refresh it: no other is. A refresh that fails or
+    /// that a notice overtakes leaves the entry to expire at [`TTL`].
     refreshing: bool,
 }
 
@@ -78,7 +93,7 @@ pub struct NoticeCache<V> {
 /// What a lookup found: every value asked for, or the read to insert a fresh answer with.
 pub enum Cached<V> {
     All(Vec<V>),
-    /// Every value, to serve now; some are past [`REFRESH_AFTER`]: read them all again without
+    /// Every value, to serve now; some are past their refresh age: read them all again without
     /// waiting, and `insert` with this read. Only the first lookup to find an entry due is asked.
     Refresh(Vec<V>, Read),
     /// Some are missing; read them and `insert` with this read.
@@ -161,7 +176,7 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
             if age >= TTL {
                 return Cached::Miss(Read::now(state.generation));
             }
-            refresh |= age >= REFRESH_AFTER && !entry.refreshing;
+            refresh |= age >= entry.refresh && !entry.refreshing;
             all.push(entry.value.clone());
         }
         if !refresh {
@@ -189,7 +204,7 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
             if state.entries.len() >= self.capacity {
                 state.entries.clear();
             }
-            state.entries.insert(id, Entry { value, at: read.started, refreshing: false });
+            state.entries.insert(id, Entry { value, at: read.started, refresh: refresh_age(), refreshing: false });
         }
     }
 
@@ -283,6 +298,17 @@ mod tests {
         // Due again, where the entry it replaced would have expired.
         age(&cache, "b", REFRESH_AFTER + (TTL - REFRESH_AFTER) / 2);
         assert!(matches!(cache.get(&ids(&["b"])), Cached::Refresh(v, _) if v == [3]), "the refreshed entry lives on");
+    }
+
+    #[test]
+    fn entries_found_together_are_read_again_at_different_ages_within_the_spread() {
+        let cache = connected();
+        let names: Vec<String> = (0..32).map(|i| i.to_string()).collect();
+        let Cached::Miss(read) = cache.get(&names) else { panic!() };
+        cache.insert(read, names.iter().map(|id| (id.clone(), 1)));
+        let ages: Vec<Duration> = cache.state().entries.values().map(|entry| entry.refresh).collect();
+        assert!(ages.iter().all(|age| (REFRESH_AFTER - REFRESH_SPREAD..=REFRESH_AFTER).contains(age)), "{ages:?}");
+        assert!(ages.iter().any(|age| *age != ages[0]), "32 entries drew one age: {ages:?}");
     }
 
     #[test]
