@@ -18,8 +18,8 @@ pub struct Shape {
     pub to: &'static str,
     /// Most items in one call.
     pub max_batch: usize,
-    /// Calls in flight at once: more than one, so that the next batch gathers while the other
-    /// end answers one.
+    /// Calls in flight at once. The next batch gathers while they are answered, since the task
+    /// waits for a free call before it takes the items waiting.
     pub in_flight: usize,
     /// What becomes of an item whose asker stopped waiting before it left.
     pub abandoned: Abandoned,
@@ -91,7 +91,12 @@ async fn send<T: Send + 'static, R: Send + 'static>(
         let to = shape.to;
         tokio::spawn(async move {
             let _permit = permit;
-            match answer.await {
+            // Bounded here as well as in the transport, which in the all-in-one mode has no
+            // timeout of its own: a call that hangs must give its place back, or with one call in
+            // flight every later item would wait for it.
+            let answer =
+                tokio::time::timeout(CALL_TIMEOUT, answer).await.unwrap_or_else(|_| Err(Error::unavailable(to)));
+            match answer {
                 Ok(outcomes) if outcomes.len() == replies.len() => {
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
                         drop(reply.send(outcome));

@@ -338,7 +338,7 @@ mod tests {
         assert!(matches!(cache.lookup(&digest), Lookup::Hit(_)), "one refresh at a time");
         cache.insert(digest, read, Arc::new(verified("k", "u")));
         // Due again, where the entry it replaced would have expired.
-        cache.state().entries.get_mut(&digest).unwrap().at -= REFRESH_AFTER + (TTL - REFRESH_AFTER) / 2;
+        cache.state().entries.get_mut(&digest).unwrap().at -= REFRESH_AFTER;
         assert!(matches!(cache.lookup(&digest), Lookup::Refresh(..)), "the refreshed entry lives on");
     }
 
