@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use common::bus::Change;
-use common::cache::{Cached, Read, refresh_failed};
+use common::cache::LookupResult;
+use common::transport::GrpcTransport;
 use proto::analytics::v1 as anpb;
-use tracing::Instrument as _;
+use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 
 use crate::cache::{Listed, WebsiteList};
 use crate::error::ApiResult;
@@ -18,25 +19,13 @@ use crate::state::AppState;
 
 /// The websites of these teams, oldest first.
 pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<Arc<Listed>>> {
-    let cached = state.websites.as_ref().map_or(Cached::Untrusted, |lists| lists.get(&team_ids));
-    metrics::metrics().website_cache.add(cached.result().name());
-    match cached {
-        Cached::All(lists) => Ok(merged(lists)),
-        Cached::Refresh(lists, read) => {
-            let state = state.clone();
-            // A read that fails leaves the lists to expire; the first request after that asks
-            // analytics itself and answers its error.
-            let refresh = async move {
-                if let Err(failed) = read_lists(&state, team_ids, Some(read)).await {
-                    refresh_failed(&failed.error);
-                }
-            };
-            tokio::spawn(refresh.instrument(tracing::info_span!("cache.refresh")));
-            Ok(merged(lists))
-        }
-        Cached::Miss(read) => read_lists(state, team_ids, Some(read)).await,
-        Cached::Untrusted => read_lists(state, team_ids, None).await,
-    }
+    let read = |team_ids: Vec<String>| read_lists(state.analytics.clone(), team_ids);
+    let counted = |found: LookupResult| metrics::metrics().website_cache.add(found.name());
+    let lists = match &state.websites {
+        Some(lists) => lists.read_through(&team_ids, counted, read).await?,
+        None => read(team_ids).await?.into_iter().map(|(_, list)| list).collect(),
+    };
+    Ok(merged(lists))
 }
 
 fn merged(lists: Vec<WebsiteList>) -> Vec<Arc<Listed>> {
@@ -50,16 +39,16 @@ fn merged(lists: Vec<WebsiteList>) -> Vec<Arc<Listed>> {
     all
 }
 
-/// The teams' websites from analytics, kept when `read` says the cache may take them.
-async fn read_lists(state: &AppState, team_ids: Vec<String>, read: Option<Read>) -> ApiResult<Vec<Arc<Listed>>> {
+/// Each team's websites, from analytics.
+async fn read_lists(
+    mut analytics: AnalyticsServiceClient<GrpcTransport>,
+    team_ids: Vec<String>,
+) -> common::Result<Vec<(String, WebsiteList)>> {
     let request = anpb::ListWebsitesRequest { team_ids: team_ids.clone() };
-    let websites = state.analytics.clone().list_websites(request).await?.into_inner().websites;
+    let websites = analytics.list_websites(request).await?.into_inner().websites;
     let all: Vec<Arc<Listed>> = websites.into_iter().map(Listed::new).collect();
-    if let (Some(lists), Some(read)) = (&state.websites, read) {
-        let of = |team: &String| Arc::new(all.iter().filter(|l| &l.website.team_id == team).cloned().collect());
-        lists.insert(read, team_ids.iter().map(|team| (team.clone(), of(team))));
-    }
-    Ok(all)
+    let of = |team: &String| Arc::new(all.iter().filter(|l| &l.website.team_id == team).cloned().collect());
+    Ok(team_ids.iter().map(|team| (team.clone(), of(team))).collect())
 }
 
 pub(crate) async fn create(state: &AppState, request: anpb::CreateWebsiteRequest) -> ApiResult<anpb::Website> {

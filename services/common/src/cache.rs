@@ -213,6 +213,47 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
         }
     }
 
+    /// The values of `ids`, in their order: from the cache while it holds them all, else from
+    /// `read`, whose answer the cache keeps when it may. `read` is given ids and answers a value
+    /// for each. An entry past its refresh age still serves, and `read` runs in the background
+    /// to replace it; a background read that fails is logged and leaves its entries to expire, so
+    /// that the first lookup after that reads itself and answers the error. `counted` learns what
+    /// each lookup found, for the cache's metrics.
+    pub async fn read_through<F, Fut>(
+        self: &Arc<Self>,
+        ids: &[String],
+        counted: fn(LookupResult),
+        read: F,
+    ) -> crate::Result<Vec<V>>
+    where
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: std::future::Future<Output = crate::Result<Vec<(String, V)>>> + Send + 'static,
+    {
+        let cached = self.get(ids);
+        counted(cached.result());
+        match cached {
+            Cached::All(values) => Ok(values),
+            Cached::Refresh(values, started) => {
+                let (cache, answer) = (self.clone(), read(ids.to_vec()));
+                let refresh = async move {
+                    match answer.await {
+                        Ok(found) => cache.insert(started, found),
+                        Err(error) => refresh_failed(&error),
+                    }
+                };
+                tokio::spawn(tracing::Instrument::instrument(refresh, tracing::info_span!("cache.refresh")));
+                Ok(values)
+            }
+            Cached::Miss(started) => {
+                let found = read(ids.to_vec()).await?;
+                let values = in_order(ids, &found)?;
+                self.insert(started, found);
+                Ok(values)
+            }
+            Cached::Untrusted => in_order(ids, &read(ids.to_vec()).await?),
+        }
+    }
+
     /// Applies a change this replica made itself, without waiting for its notification.
     pub fn forget(&self, change: Change) {
         self.apply(&Notice::Change(change));
@@ -233,6 +274,15 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
             }
         }
     }
+}
+
+/// The values of `ids` in their order, from what a read found.
+fn in_order<V: Clone>(ids: &[String], found: &[(String, V)]) -> crate::Result<Vec<V>> {
+    let by_id: HashMap<&str, &V> = found.iter().map(|(id, value)| (id.as_str(), value)).collect();
+    ids.iter()
+        .map(|id| by_id.get(id.as_str()).map(|value| (*value).clone()))
+        .collect::<Option<Vec<V>>>()
+        .ok_or_else(|| crate::Error::internal("a read answered no value for an id asked"))
 }
 
 #[cfg(test)]
@@ -349,6 +399,56 @@ mod tests {
         let slow = Read { started: read.started - TTL, ..read };
         cache.insert(slow, [("a".to_owned(), 1)]);
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)), "a read that took a second serves no longer");
+    }
+
+    /// A read answering `value` for each id, counting its calls in `reads`.
+    fn reading(
+        value: u32,
+        reads: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> impl FnOnce(Vec<String>) -> futures::future::Ready<crate::Result<Vec<(String, u32)>>> {
+        let reads = reads.clone();
+        move |ids| {
+            reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            futures::future::ready(Ok(ids.into_iter().map(|id| (id, value)).collect()))
+        }
+    }
+
+    fn uncounted(_: LookupResult) {}
+
+    #[tokio::test]
+    async fn read_through_reads_what_it_misses_and_serves_it_from_then_on() {
+        let (cache, reads) = (Arc::new(connected()), Arc::default());
+        let first = cache.read_through(&ids(&["a", "b"]), uncounted, reading(1, &reads)).await;
+        assert_eq!(first.unwrap(), [1, 1]);
+        let again = cache.read_through(&ids(&["b"]), uncounted, reading(2, &reads)).await.unwrap();
+        assert_eq!((again, reads.load(std::sync::atomic::Ordering::SeqCst)), (vec![1], 1));
+    }
+
+    #[tokio::test]
+    async fn read_through_serves_a_value_due_and_replaces_it_in_the_background() {
+        let (cache, reads) = (Arc::new(connected()), Arc::default());
+        cache.read_through(&ids(&["a"]), uncounted, reading(1, &reads)).await.unwrap();
+        age(&cache, "a", REFRESH_AFTER);
+        let due = cache.read_through(&ids(&["a"]), uncounted, reading(2, &reads)).await.unwrap();
+        assert_eq!(due, [1], "served while it is read again");
+        tokio::task::yield_now().await;
+        assert_eq!(cache.read_through(&ids(&["a"]), uncounted, reading(3, &reads)).await.unwrap(), [2]);
+    }
+
+    #[tokio::test]
+    async fn read_through_keeps_nothing_while_the_channel_is_down() {
+        let (cache, reads) = (Arc::new(NoticeCache::new(10, by_team)), Arc::default());
+        for value in [1, 2] {
+            assert_eq!(cache.read_through(&ids(&["a"]), uncounted, reading(value, &reads)).await.unwrap(), [value]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_answering_no_value_for_an_id_asked_is_an_internal_error() {
+        let cache = Arc::new(connected());
+        let read = |_| futures::future::ready(Ok(vec![("a".to_owned(), 1)]));
+        let error = cache.read_through(&ids(&["a", "b"]), uncounted, read).await.unwrap_err();
+        assert_eq!(error.code, crate::ErrorCode::Internal);
     }
 
     #[test]

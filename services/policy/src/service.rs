@@ -4,7 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use common::access::{Grant, Scope, TeamRole};
 use common::bus::{Change, ChangeBus, announce};
-use common::cache::{Cached, LookupResult, NoticeCache, refresh_failed};
+use common::cache::{LookupResult, NoticeCache};
 use common::db::{Backend, OpenError};
 use common::{Error, Result};
 use futures::future::join_all;
@@ -234,30 +234,11 @@ impl Policy {
     /// Reads that answer people (settings pages, key creation) go to the store.
     async fn decision_settings(&self, team_ids: &[String]) -> Result<Vec<TeamSettings>> {
         let Some(cache) = &self.settings else { return self.store.settings(team_ids).await };
-        let cached = cache.get(team_ids);
-        settings_lookup(cached.result());
-        match cached {
-            Cached::All(settings) => Ok(settings),
-            Cached::Refresh(settings, read) => {
-                let (store, cache, team_ids) = (self.store.clone(), cache.clone(), team_ids.to_vec());
-                // A read that fails leaves the entries to expire; the first decision after that
-                // reads the store itself and answers its error.
-                let refresh = async move {
-                    match store.settings(&team_ids).await {
-                        Ok(settings) => cache.insert(read, settings.into_iter().map(|s| (s.team_id.clone(), s))),
-                        Err(error) => refresh_failed(&error),
-                    }
-                };
-                tokio::spawn(refresh.instrument(tracing::info_span!("cache.refresh")));
-                Ok(settings)
-            }
-            Cached::Miss(read) => {
-                let settings = self.store.settings(team_ids).await?;
-                cache.insert(read, settings.iter().map(|s| (s.team_id.clone(), s.clone())));
-                Ok(settings)
-            }
-            Cached::Untrusted => self.store.settings(team_ids).await,
-        }
+        let read = |team_ids: Vec<String>| {
+            let store = self.store.clone();
+            async move { Ok(store.settings(&team_ids).await?.into_iter().map(|s| (s.team_id.clone(), s)).collect()) }
+        };
+        cache.read_through(team_ids, settings_lookup, read).await
     }
 
     async fn one(&self, team_id: &str) -> Result<TeamSettings> {
