@@ -378,6 +378,8 @@ async fn authorized_paths_on(env: &TestEnv) {
     let refused_rate = done as f64 / seconds;
 
     // Latency at half the maximum, paced; then the analytics call alone at the same rate.
+    let (reclaim, paced_since) = (pids_named(RECLAIM_THREADS), Instant::now());
+    let reclaim_before = cpu_seconds(&reclaim);
     let half = full_rate / 2.0;
     let lanes = http_lanes(&addr, &websites, 200, CONNECTIONS).await;
     let full_latency = paced(lanes, half, Duration::from_secs(5), exchange).await;
@@ -389,6 +391,7 @@ async fn authorized_paths_on(env: &TestEnv) {
     // load generator on the same cores.
     let lanes = http_lanes(&addr, &healthz, 200, CONNECTIONS).await;
     let floor = paced(lanes, half, Duration::from_secs(5), exchange).await;
+    let reclaim_ms = (cpu_seconds(&reclaim) - reclaim_before) * 1e3 / paced_since.elapsed().as_secs_f64();
 
     println!(
         "full chain: {full_rate:.0} requests/s; /healthz {healthz_rate:.0} requests/s; ratio {:.2} \
@@ -419,6 +422,10 @@ async fn authorized_paths_on(env: &TestEnv) {
         difference_ms(full_p99, alone_p99)
     );
     println!("/healthz at the same pace: p50 {:.2?} p99 {:.2?}", percentile(&floor, 0.5), percentile(&floor, 0.99));
+    println!(
+        "the kernel's memory reclaim ({}) during the paced runs: {reclaim_ms:.1} ms of CPU per second",
+        RECLAIM_THREADS.join(", ")
+    );
 
     // A statistics query load: the console's overview and a breakdown, over generated traffic.
     let events: u64 = std::env::var("ZENOVAY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
@@ -583,15 +590,26 @@ struct PerOperation {
 fn redis_pids() -> Vec<u32> {
     let url = harness::redis_url();
     let port = format!(":{}", url.rsplit(':').next().unwrap_or("6379").trim_end_matches('/'));
-    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
-    entries
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "redis-server"))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&port))
-        })
-        .collect()
+    let of_port = |pid: &u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&port))
+    };
+    pids_named(&["redis-server"]).into_iter().filter(of_port).collect()
 }
+
+/// The machine's processes whose command name begins with one of `names`.
+fn pids_named(names: &[&str]) -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    let named = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| names.iter().any(|n| c.starts_with(n)))
+    };
+    entries.filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter(named).collect()
+}
+
+/// The kernel's memory-reclaim threads: `kswapd`, and `kdamond` where DAMON watches memory (on
+/// the machines of this project's sessions it samples every half second, for 3–15 ms of a core
+/// each time, and the slowest `/healthz` answers came in bursts at that pace: README, "The
+/// authorized request").
+const RECLAIM_THREADS: &[&str] = &["kdamond", "kswapd"];
 
 /// A client of the environment's analytics service: its gRPC port in the split mode; in the
 /// all-in-one mode the same service opened here on the same SQLite files and called in-process,
