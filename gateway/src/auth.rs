@@ -316,6 +316,7 @@ impl VerifiedKey {
                     rate,
                     code,
                     message: decision.message,
+                    settings_read_ms: now.saturating_sub_unsigned(response.settings_age_ms),
                 };
                 cache.refuse(&key.id, generation, refusal);
             }

@@ -77,8 +77,9 @@ pub fn website_lists(bus: &dyn ChangeBus) -> Arc<WebsiteLists> {
 /// (a failed publish, a half-open connection). About 1.3 identity calls per key in steady use per
 /// second per replica is the price (refreshed from `refresh_age`).
 const TTL: Duration = Duration::from_secs(1);
-/// The same bound for refusals, so that an upgrade whose notification was lost applies within a
-/// second too.
+/// The same bound for refusals, from when policy's read of the team settings behind the refusal
+/// began (policy keeps them up to a second too), so that an upgrade whose notification was lost
+/// applies within a second too.
 const REFUSAL_TTL_MS: i64 = 1_000;
 const MAX_ENTRIES: usize = 100_000;
 
@@ -106,6 +107,9 @@ pub struct Refusal {
     pub rate: popb::RateLimit,
     pub code: ErrorCode,
     pub message: String,
+    /// When policy's read of the team settings the refusal was decided on began, on this
+    /// gateway's clock.
+    pub settings_read_ms: i64,
 }
 
 #[derive(Default)]
@@ -210,7 +214,10 @@ impl KeyCache {
         if state.refusals.len() >= MAX_ENTRIES {
             state.refusals.clear();
         }
-        let until_ms = refusal.until_ms.min(common::time::now_ms() + REFUSAL_TTL_MS);
+        let until_ms = refusal.until_ms.min(refusal.settings_read_ms + REFUSAL_TTL_MS);
+        if until_ms <= common::time::now_ms() {
+            return;
+        }
         state.refusals.insert(key_id.to_owned(), Refusal { until_ms, ..refusal });
     }
 
@@ -345,10 +352,11 @@ mod tests {
     fn refusal(user: &str) -> Refusal {
         Refusal {
             user_id: user.into(),
-            until_ms: 2_000,
+            until_ms: common::time::now_ms() + 500,
             rate: Default::default(),
             code: ErrorCode::RateLimitExceeded,
             message: "m".into(),
+            settings_read_ms: common::time::now_ms(),
         }
     }
 
@@ -356,20 +364,33 @@ mod tests {
     fn refusals_last_until_a_slot_frees_and_plan_changes_drop_them() {
         let cache = Arc::new(KeyCache { state: Mutex::default() });
         cache.apply(Notice::Connected);
-        let generation = cache.generation().unwrap();
-        cache.refuse("k", generation, refusal("u"));
-        assert!(cache.refusal("k", 1_999).is_some());
-        assert!(cache.refusal("k", 2_000).is_none(), "the slot is free at until_ms");
+        let (now, generation) = (common::time::now_ms(), cache.generation().unwrap());
+        cache.refuse("k", generation, Refusal { until_ms: now + 500, ..refusal("u") });
+        assert!(cache.refusal("k", now + 499).is_some());
+        assert!(cache.refusal("k", now + 500).is_none(), "the slot is free at until_ms");
         cache.refuse("k", generation, refusal("u"));
         cache.apply(Notice::Change(Change::Team("any".into())));
         assert!(cache.refusal("k", 0).is_none(), "limits may have grown");
         let stale = cache.generation().unwrap() - 1;
         cache.refuse("k", stale, refusal("u"));
         assert!(cache.refusal("k", 0).is_none(), "a decision older than a change is not kept");
-        let now = common::time::now_ms();
         let generation = cache.generation().unwrap();
         cache.refuse("k", generation, Refusal { until_ms: now + 3_600_000, ..refusal("u") });
         assert!(cache.refusal("k", now + 500).is_some());
         assert!(cache.refusal("k", now + 1_500).is_none(), "a month-long refusal is re-asked within a second");
+    }
+
+    #[test]
+    fn a_refusal_is_repeated_for_a_second_after_policy_read_the_settings_behind_it_at_most() {
+        let cache = Arc::new(KeyCache { state: Mutex::default() });
+        cache.apply(Notice::Connected);
+        let (now, generation) = (common::time::now_ms(), cache.generation().unwrap());
+        let read_earlier = Refusal { until_ms: now + 3_600_000, settings_read_ms: now - 800, ..refusal("u") };
+        cache.refuse("k", generation, read_earlier);
+        assert!(cache.refusal("k", now + 150).is_some());
+        assert!(cache.refusal("k", now + 250).is_none(), "settings read 800 ms before leave 200 ms");
+        let read_long_ago = Refusal { until_ms: now + 3_600_000, settings_read_ms: now - 1_000, ..refusal("u") };
+        cache.refuse("k", generation, read_long_ago);
+        assert!(cache.refusal("k", now).is_none(), "settings a second old are asked again");
     }
 }

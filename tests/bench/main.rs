@@ -422,10 +422,12 @@ async fn authorized_paths_on(env: &TestEnv) {
         difference_ms(full_p99, alone_p99)
     );
     println!("/healthz at the same pace: p50 {:.2?} p99 {:.2?}", percentile(&floor, 0.5), percentile(&floor, 0.99));
-    println!(
-        "the kernel's memory reclaim ({}) during the paced runs: {reclaim_ms:.1} ms of CPU per second",
-        RECLAIM_THREADS.join(", ")
-    );
+    let reclaim_ms = if reclaim.is_empty() {
+        "none of its threads found".to_owned()
+    } else {
+        format!("{reclaim_ms:.1} ms of CPU per second")
+    };
+    println!("the kernel's memory reclaim ({}) during the paced runs: {reclaim_ms}", RECLAIM_THREADS.join(", "));
 
     // A statistics query load: the console's overview and a breakdown, over generated traffic.
     let events: u64 = std::env::var("ZENOVAY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
@@ -605,10 +607,9 @@ fn pids_named(names: &[&str]) -> Vec<u32> {
     entries.filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter(named).collect()
 }
 
-/// The kernel's memory-reclaim threads: `kswapd`, and `kdamond` where DAMON watches memory (on
-/// the machines of this project's sessions it samples every half second, for 3–15 ms of a core
-/// each time, and the slowest `/healthz` answers came in bursts at that pace: README, "The
-/// authorized request").
+/// The kernel's memory-reclaim threads: `kswapd`, and `kdamond` where DAMON watches memory,
+/// whose passes showed in `/healthz`'s slowest answers (README, "Where the split chain's slowest
+/// answers come from").
 const RECLAIM_THREADS: &[&str] = &["kdamond", "kswapd"];
 
 /// A client of the environment's analytics service: its gRPC port in the split mode; in the

@@ -103,6 +103,42 @@ async fn policy_store_conforms() {
     .await;
 }
 
+/// A decision made on team settings policy kept says how long ago it read them, so that a
+/// gateway repeating its refusal stops within a second of that read; a change read afresh
+/// starts again from nothing.
+#[tokio::test]
+async fn a_decision_says_how_old_the_team_settings_it_used_are() {
+    use proto::identity::v1 as idpb;
+    use proto::policy::v1::policy_service_server::PolicyService;
+
+    on_each_backend(|backend| async move {
+        let bus: Arc<dyn ChangeBus> = Arc::new(MemoryBus::default());
+        let limiter = Arc::new(MemoryLimiter::default());
+        let policy = policy::Policy::open(&backend, Default::default(), limiter, Some(bus)).await.unwrap();
+        policy.set_plan("t1", Plan::Pro, Overrides::default()).await.unwrap();
+        let age = || async {
+            let request = proto::policy::v1::AuthorizeRequest {
+                key_id: "k1".into(),
+                grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
+                teams: vec![idpb::TeamRole { team_id: "t1".into(), role: idpb::Role::Owner as i32 }],
+                required_scope: idpb::Scope::Read as i32,
+                resource_team_id: None,
+                user_id: "u1".into(),
+            };
+            PolicyService::authorize(&policy, tonic::Request::new(request)).await.unwrap().into_inner().settings_age_ms
+        };
+        // The cache trusts the bus once its subscription is confirmed.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        age().await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let kept = age().await;
+        assert!((300..1000).contains(&kept), "settings kept 300 ms and more: {kept} ms");
+        policy.set_plan("t1", Plan::Scale, Overrides::default()).await.unwrap();
+        assert!(age().await < 300, "read again after the change");
+    })
+    .await;
+}
+
 /// `AuthorizeMany` makes each decision as `Authorize` does and answers them in the order asked:
 /// a per-minute limit of 2 lets the first two of three calls of one key through, as it would
 /// three calls one after another (the calls of one user's keys take together), beside

@@ -22,8 +22,11 @@ pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResu
     let read = |team_ids: Vec<String>| read_lists(state.analytics.clone(), team_ids);
     let counted = |found: LookupResult| metrics::metrics().website_cache.add(found.name());
     let lists = match &state.websites {
-        Some(lists) => lists.read_through(&team_ids, counted, read).await?,
-        None => read(team_ids).await?.into_iter().map(|(_, list)| list).collect(),
+        Some(lists) => lists.read_through(&team_ids, counted, read).await?.values,
+        None => {
+            counted(LookupResult::Untrusted);
+            read(team_ids).await?.into_iter().map(|(_, list)| list).collect()
+        }
     };
     Ok(merged(lists))
 }

@@ -94,10 +94,12 @@ pub struct NoticeCache<V> {
 
 /// What a lookup found: every value asked for, or the read to insert a fresh answer with.
 pub enum Cached<V> {
-    All(Vec<V>),
-    /// Every value, to serve now; some are past their refresh age: read them all again without
-    /// waiting, and `insert` with this read. Only the first lookup to find an entry due is asked.
-    Refresh(Vec<V>, Read),
+    /// Every value, and when the read that found the oldest of them began.
+    All(Vec<V>, Instant),
+    /// Every value and the oldest one's read, as `All`, to serve now; some are past their
+    /// refresh age: read them all again without waiting, and `insert` with this read. Only the
+    /// first lookup to find an entry due is asked.
+    Refresh(Vec<V>, Instant, Read),
     /// Some are missing; read them and `insert` with this read.
     Miss(Read),
     /// The channel is down: read the store and keep nothing.
@@ -131,7 +133,7 @@ impl<V> Cached<V> {
     /// The lookup's result, as the caches' metrics count it.
     pub fn result(&self) -> LookupResult {
         match self {
-            Cached::All(_) => LookupResult::Hit,
+            Cached::All(..) => LookupResult::Hit,
             Cached::Refresh(..) => LookupResult::Refresh,
             Cached::Miss(_) => LookupResult::Miss,
             Cached::Untrusted => LookupResult::Untrusted,
@@ -172,24 +174,27 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
         }
         let mut all = Vec::with_capacity(ids.len());
         let mut refresh = false;
+        let now = Instant::now();
+        let mut oldest = now;
         for id in ids {
             let Some(entry) = state.entries.get(id) else { return Cached::Miss(Read::now(state.generation)) };
-            let age = entry.at.elapsed();
+            let age = now.saturating_duration_since(entry.at);
             if age >= TTL {
                 return Cached::Miss(Read::now(state.generation));
             }
             refresh |= age >= entry.refresh && !entry.refreshing;
+            oldest = oldest.min(entry.at);
             all.push(entry.value.clone());
         }
         if !refresh {
-            return Cached::All(all);
+            return Cached::All(all, oldest);
         }
         for id in ids {
             if let Some(entry) = state.entries.get_mut(id) {
                 entry.refreshing = true;
             }
         }
-        Cached::Refresh(all, Read::now(state.generation))
+        Cached::Refresh(all, oldest, Read::now(state.generation))
     }
 
     /// Keeps what `read` found, unless a notice came since it began; an entry that a later read
@@ -213,18 +218,19 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
         }
     }
 
-    /// The values of `ids`, in their order: from the cache while it holds them all, else from
-    /// `read`, whose answer the cache keeps when it may. `read` is given ids and answers a value
-    /// for each. An entry past its refresh age still serves, and `read` runs in the background
-    /// to replace it; a background read that fails is logged and leaves its entries to expire, so
-    /// that the first lookup after that reads itself and answers the error. `counted` learns what
-    /// each lookup found, for the cache's metrics.
+    /// The values of `ids`, in their order, and when the read of the store behind the oldest of
+    /// them began: from the cache while it holds them all, else from `read`, whose answer the
+    /// cache keeps when it may. `read` is given ids and answers a value for each. An entry past
+    /// its refresh age still serves, and `read` runs in the background to replace it; a
+    /// background read that fails is logged and leaves its entries to expire, so that the first
+    /// lookup after that reads itself and answers the error. `counted` learns what each lookup
+    /// found, for the cache's metrics.
     pub async fn read_through<F, Fut>(
         self: &Arc<Self>,
         ids: &[String],
         counted: fn(LookupResult),
         read: F,
-    ) -> crate::Result<Vec<V>>
+    ) -> crate::Result<Found<V>>
     where
         F: FnOnce(Vec<String>) -> Fut,
         Fut: std::future::Future<Output = crate::Result<Vec<(String, V)>>> + Send + 'static,
@@ -232,8 +238,8 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
         let cached = self.get(ids);
         counted(cached.result());
         match cached {
-            Cached::All(values) => Ok(values),
-            Cached::Refresh(values, started) => {
+            Cached::All(values, since) => Ok(Found { values, since }),
+            Cached::Refresh(values, since, started) => {
                 let (cache, answer) = (self.clone(), read(ids.to_vec()));
                 let refresh = async move {
                     match answer.await {
@@ -242,15 +248,18 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
                     }
                 };
                 tokio::spawn(tracing::Instrument::instrument(refresh, tracing::info_span!("cache.refresh")));
-                Ok(values)
+                Ok(Found { values, since })
             }
             Cached::Miss(started) => {
                 let found = read(ids.to_vec()).await?;
                 let values = in_order(ids, &found)?;
                 self.insert(started, found);
-                Ok(values)
+                Ok(Found { values, since: started.started })
             }
-            Cached::Untrusted => in_order(ids, &read(ids.to_vec()).await?),
+            Cached::Untrusted => {
+                let since = Instant::now();
+                Ok(Found { values: in_order(ids, &read(ids.to_vec()).await?)?, since })
+            }
         }
     }
 
@@ -274,6 +283,14 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
             }
         }
     }
+}
+
+/// Values a lookup found, and when the read of the store behind the oldest of them began: a
+/// second before now at most, for what a cache serves.
+#[derive(Debug)]
+pub struct Found<V> {
+    pub values: Vec<V>,
+    pub since: Instant,
 }
 
 /// The values of `ids` in their order, from what a read found.
@@ -308,10 +325,10 @@ mod tests {
         let cache = connected();
         let Cached::Miss(read) = cache.get(&ids(&["a", "b"])) else { panic!("trusted and empty") };
         cache.insert(read, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
-        assert!(matches!(cache.get(&ids(&["b", "a"])), Cached::All(v) if v == [2, 1]));
+        assert!(matches!(cache.get(&ids(&["b", "a"])), Cached::All(v, _) if v == [2, 1]));
         cache.apply(&Notice::Change(Change::Team("a".into())));
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
-        assert!(matches!(cache.get(&ids(&["b"])), Cached::All(_)));
+        assert!(matches!(cache.get(&ids(&["b"])), Cached::All(..)));
     }
 
     #[test]
@@ -346,13 +363,13 @@ mod tests {
         let Cached::Miss(read) = cache.get(&ids(&["a", "b"])) else { panic!() };
         cache.insert(read, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
         age(&cache, "b", REFRESH_AFTER);
-        let Cached::Refresh(values, read) = cache.get(&ids(&["a", "b"])) else { panic!("b is due") };
+        let Cached::Refresh(values, _, read) = cache.get(&ids(&["a", "b"])) else { panic!("b is due") };
         assert_eq!(values, [1, 2], "served while it is refreshed");
-        assert!(matches!(cache.get(&ids(&["b"])), Cached::All(v) if v == [2]), "one refresh at a time");
+        assert!(matches!(cache.get(&ids(&["b"])), Cached::All(v, _) if v == [2]), "one refresh at a time");
         cache.insert(read, [("a".to_owned(), 1), ("b".to_owned(), 3)]);
         // Due again, where the entry it replaced would have expired.
         age(&cache, "b", REFRESH_AFTER);
-        assert!(matches!(cache.get(&ids(&["b"])), Cached::Refresh(v, _) if v == [3]), "the refreshed entry lives on");
+        assert!(matches!(cache.get(&ids(&["b"])), Cached::Refresh(v, ..) if v == [3]), "the refreshed entry lives on");
     }
 
     #[test]
@@ -374,10 +391,10 @@ mod tests {
         let Cached::Miss(read) = cache.get(&ids(&["a"])) else { panic!() };
         cache.insert(read, [("a".to_owned(), 1)]);
         age(&cache, "a", REFRESH_AFTER);
-        let Cached::Refresh(_, read) = cache.get(&ids(&["a"])) else { panic!("a is due") };
+        let Cached::Refresh(_, _, read) = cache.get(&ids(&["a"])) else { panic!("a is due") };
         cache.apply(&Notice::Change(Change::Key("unrelated".into())));
         cache.insert(read, [("a".to_owned(), 2)]);
-        assert!(matches!(cache.get(&ids(&["a"])), Cached::All(v) if v == [1]), "a late refresh is not kept");
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::All(v, _) if v == [1]), "a late refresh is not kept");
         age(&cache, "a", TTL - REFRESH_AFTER);
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
     }
@@ -389,7 +406,7 @@ mod tests {
         let earlier = Read { started: later.started - Duration::from_millis(1), ..later };
         cache.insert(later, [("a".to_owned(), 2)]);
         cache.insert(earlier, [("a".to_owned(), 1)]);
-        assert!(matches!(cache.get(&ids(&["a"])), Cached::All(v) if v == [2]));
+        assert!(matches!(cache.get(&ids(&["a"])), Cached::All(v, _) if v == [2]));
     }
 
     #[test]
@@ -418,10 +435,11 @@ mod tests {
     #[tokio::test]
     async fn read_through_reads_what_it_misses_and_serves_it_from_then_on() {
         let (cache, reads) = (Arc::new(connected()), Arc::default());
-        let first = cache.read_through(&ids(&["a", "b"]), uncounted, reading(1, &reads)).await;
-        assert_eq!(first.unwrap(), [1, 1]);
+        let first = cache.read_through(&ids(&["a", "b"]), uncounted, reading(1, &reads)).await.unwrap();
+        assert_eq!(first.values, [1, 1]);
         let again = cache.read_through(&ids(&["b"]), uncounted, reading(2, &reads)).await.unwrap();
-        assert_eq!((again, reads.load(std::sync::atomic::Ordering::SeqCst)), (vec![1], 1));
+        assert_eq!((again.values, reads.load(std::sync::atomic::Ordering::SeqCst)), (vec![1], 1));
+        assert_eq!(again.since, first.since, "served as of the read that found it");
     }
 
     #[tokio::test]
@@ -430,17 +448,30 @@ mod tests {
         cache.read_through(&ids(&["a"]), uncounted, reading(1, &reads)).await.unwrap();
         age(&cache, "a", REFRESH_AFTER);
         let due = cache.read_through(&ids(&["a"]), uncounted, reading(2, &reads)).await.unwrap();
-        assert_eq!(due, [1], "served while it is read again");
+        assert_eq!(due.values, [1], "served while it is read again");
+        assert!(due.since.elapsed() >= REFRESH_AFTER, "as old as it is");
         tokio::task::yield_now().await;
-        assert_eq!(cache.read_through(&ids(&["a"]), uncounted, reading(3, &reads)).await.unwrap(), [2]);
+        let refreshed = cache.read_through(&ids(&["a"]), uncounted, reading(3, &reads)).await.unwrap();
+        assert_eq!(refreshed.values, [2]);
     }
 
     #[tokio::test]
     async fn read_through_keeps_nothing_while_the_channel_is_down() {
         let (cache, reads) = (Arc::new(NoticeCache::new(10, by_team)), Arc::default());
         for value in [1, 2] {
-            assert_eq!(cache.read_through(&ids(&["a"]), uncounted, reading(value, &reads)).await.unwrap(), [value]);
+            let read = cache.read_through(&ids(&["a"]), uncounted, reading(value, &reads)).await.unwrap();
+            assert_eq!(read.values, [value]);
         }
+    }
+
+    #[tokio::test]
+    async fn read_through_answers_a_failed_read_s_error_and_keeps_nothing() {
+        let (cache, reads) = (Arc::new(connected()), Arc::default());
+        let failing = |_| futures::future::ready(Err::<Vec<(String, u32)>, _>(crate::Error::unavailable("store")));
+        let error = cache.read_through(&ids(&["a"]), uncounted, failing).await.unwrap_err();
+        assert_eq!(error.code, crate::ErrorCode::ServiceUnavailable);
+        cache.read_through(&ids(&["a"]), uncounted, reading(1, &reads)).await.unwrap();
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1, "the next lookup read again");
     }
 
     #[tokio::test]
@@ -457,7 +488,7 @@ mod tests {
         cache.apply(&Notice::Connected);
         let Cached::Miss(read) = cache.get(&ids(&["a"])) else { panic!() };
         cache.insert(read, [("a".to_owned(), 1), ("b".to_owned(), 2), ("c".to_owned(), 3)]);
-        assert!(matches!(cache.get(&ids(&["c"])), Cached::All(_)));
+        assert!(matches!(cache.get(&ids(&["c"])), Cached::All(..)));
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)));
     }
 }

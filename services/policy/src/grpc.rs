@@ -103,6 +103,7 @@ fn response(auth: service::Authorization) -> pb::AuthorizeResponse {
             degraded: r.degraded,
         }),
         limits: auth.limits.map(limits_to_proto),
+        settings_age_ms: u64::try_from(auth.settings_read.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
 }
 

@@ -1,10 +1,11 @@
 //! The authorization decision (docs/behaviour.md#effective-access, #authorization-of-a-request) and team settings.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use common::access::{Grant, Scope, TeamRole};
 use common::bus::{Change, ChangeBus, announce};
-use common::cache::{LookupResult, NoticeCache};
+use common::cache::{Found, LookupResult, NoticeCache};
 use common::db::{Backend, OpenError};
 use common::{Error, Result};
 use futures::future::join_all;
@@ -54,6 +55,9 @@ pub struct Authorization {
     /// The limits that apply, once the plan allows API access.
     pub limits: Option<Limits>,
     pub rate: Option<RateDecision>,
+    /// When the read of the team settings the decision used began: a cached read may be up to
+    /// a second old, and a refusal repeated from it must not outlive that second.
+    pub settings_read: Instant,
 }
 
 /// A decision made up to the limiter: what it still has to draw on, and the answer so far.
@@ -232,8 +236,11 @@ impl Policy {
 
     /// Settings for a decision: from the cache when it holds them all, else from the store.
     /// Reads that answer people (settings pages, key creation) go to the store.
-    async fn decision_settings(&self, team_ids: &[String]) -> Result<Vec<TeamSettings>> {
-        let Some(cache) = &self.settings else { return self.store.settings(team_ids).await };
+    async fn decision_settings(&self, team_ids: &[String]) -> Result<Found<TeamSettings>> {
+        let Some(cache) = &self.settings else {
+            let since = Instant::now();
+            return Ok(Found { values: self.store.settings(team_ids).await?, since });
+        };
         let read = |team_ids: Vec<String>| {
             let store = self.store.clone();
             async move { Ok(store.settings(&team_ids).await?.into_iter().map(|s| (s.team_id.clone(), s)).collect()) }
@@ -247,10 +254,13 @@ impl Policy {
     }
 
     /// The teams among `teams` whose key policy admits the member, with their settings.
-    async fn reachable<'a>(&self, teams: &'a [TeamRole]) -> Result<Vec<(&'a TeamRole, TeamSettings)>> {
+    /// The teams whose key policy admits their member now, with their settings, and when the
+    /// read of the oldest of those settings began.
+    async fn reachable<'a>(&self, teams: &'a [TeamRole]) -> Result<(Vec<(&'a TeamRole, TeamSettings)>, Instant)> {
         let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
-        let settings = self.decision_settings(&ids).await?;
-        Ok(teams.iter().zip(settings).filter(|(team, settings)| settings.api_key_policy.allows(team.role)).collect())
+        let Found { values, since } = self.decision_settings(&ids).await?;
+        let admitted = teams.iter().zip(values).filter(|(team, settings)| settings.api_key_policy.allows(team.role));
+        Ok((admitted.collect(), since))
     }
 
     /// Whether this user may create a key with this grant over these teams (docs/behaviour.md#api-keys).
@@ -359,7 +369,7 @@ impl Policy {
 
     /// Everything a decision needs but the limiter: the teams, the plan and the rules.
     pub async fn prepare(&self, req: Request) -> Result<Prepared> {
-        let reachable = self.reachable(&req.teams).await?;
+        let (reachable, settings_read) = self.reachable(&req.teams).await?;
         let plan = reachable.iter().map(|(_, s)| s.plan).max().unwrap_or(Plan::Free);
         let mut auth = Authorization {
             denial: None,
@@ -367,6 +377,7 @@ impl Policy {
             plan,
             limits: None,
             rate: None,
+            settings_read,
         };
         // The reachable teams' highest plan applies (docs/behaviour.md#plans-limits-and-quotas), as its team's override
         // sets it; several teams on that plan give the most generous of their limits. A plan
