@@ -418,11 +418,10 @@ mod tests {
         assert!(matches!(cache.get(&ids(&["a"])), Cached::Miss(_)), "a read that took a second serves no longer");
     }
 
+    type Answer = futures::future::Ready<crate::Result<Vec<(String, u32)>>>;
+
     /// A read answering `value` for each id, counting its calls in `reads`.
-    fn reading(
-        value: u32,
-        reads: &Arc<std::sync::atomic::AtomicUsize>,
-    ) -> impl FnOnce(Vec<String>) -> futures::future::Ready<crate::Result<Vec<(String, u32)>>> {
+    fn reading(value: u32, reads: &Arc<std::sync::atomic::AtomicUsize>) -> impl FnOnce(Vec<String>) -> Answer {
         let reads = reads.clone();
         move |ids| {
             reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
