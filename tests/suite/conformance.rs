@@ -99,6 +99,8 @@ async fn policy_store_conforms() {
         );
         let both = policy.settings(&ids).await.unwrap();
         assert_eq!((both[0].plan, both[1].plan), (Plan::Pro, Plan::Free));
+        let twice = policy.settings(&["t1".to_owned(), "t1".to_owned()]).await.unwrap();
+        assert_eq!((twice[0].plan, twice[1].plan), (Plan::Pro, Plan::Pro), "an id asked twice");
     })
     .await;
 }

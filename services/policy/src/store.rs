@@ -52,7 +52,8 @@ impl Store {
             };
             found.insert(settings.team_id.clone(), settings);
         }
-        Ok(team_ids.iter().map(|id| found.remove(id).unwrap_or_else(|| TeamSettings::defaults(id))).collect())
+        // An id asked twice gets its settings twice, not defaults the second time.
+        Ok(team_ids.iter().map(|id| found.get(id).cloned().unwrap_or_else(|| TeamSettings::defaults(id))).collect())
     }
 
     /// Sets plan and overrides, leaving the key policy as it is.
