@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use common::bus::Change;
-use common::cache::LookupResult;
+use common::cache::{LookupResult, NoticeCache};
 use common::transport::GrpcTransport;
 use proto::analytics::v1 as anpb;
 use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
@@ -21,14 +21,8 @@ use crate::state::AppState;
 pub(crate) async fn of_teams(state: &AppState, team_ids: Vec<String>) -> ApiResult<Vec<Arc<Listed>>> {
     let read = |team_ids: Vec<String>| read_lists(state.analytics.clone(), team_ids);
     let counted = |found: LookupResult| metrics::metrics().website_cache.add(found.name());
-    let lists = match &state.websites {
-        Some(lists) => lists.read_through(&team_ids, counted, read).await?.values,
-        None => {
-            counted(LookupResult::Untrusted);
-            read(team_ids).await?.into_iter().map(|(_, list)| list).collect()
-        }
-    };
-    Ok(merged(lists))
+    let lists = NoticeCache::read_through(state.websites.as_ref(), &team_ids, counted, read).await?;
+    Ok(merged(lists.values))
 }
 
 fn merged(lists: Vec<WebsiteList>) -> Vec<Arc<Listed>> {

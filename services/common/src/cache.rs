@@ -219,14 +219,15 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
     }
 
     /// The values of `ids`, in their order, and when the read of the store behind the oldest of
-    /// them began: from the cache while it holds them all, else from `read`, whose answer the
+    /// them began: from `cache` while it holds them all, else from `read`, whose answer the
     /// cache keeps when it may. `read` is given ids and answers a value for each. An entry past
     /// its refresh age still serves, and `read` runs in the background to replace it; a
     /// background read that fails is logged and leaves its entries to expire, so that the first
-    /// lookup after that reads itself and answers the error. `counted` learns what each lookup
-    /// found, for the cache's metrics.
+    /// lookup after that reads itself and answers the error. Without a cache (a process that
+    /// hears no change notifications) every lookup reads, as while the channel is down.
+    /// `counted` learns what each lookup found, for the cache's metrics.
     pub async fn read_through<F, Fut>(
-        self: &Arc<Self>,
+        cache: Option<&Arc<Self>>,
         ids: &[String],
         counted: fn(LookupResult),
         read: F,
@@ -235,12 +236,12 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
         F: FnOnce(Vec<String>) -> Fut,
         Fut: std::future::Future<Output = crate::Result<Vec<(String, V)>>> + Send + 'static,
     {
-        let cached = self.get(ids);
+        let cached = cache.map_or(Cached::Untrusted, |cache| cache.get(ids));
         counted(cached.result());
-        match cached {
-            Cached::All(values, since) => Ok(Found { values, since }),
-            Cached::Refresh(values, since, started) => {
-                let (cache, answer) = (self.clone(), read(ids.to_vec()));
+        match (cached, cache) {
+            (Cached::All(values, since), _) => Ok(Found { values, since }),
+            (Cached::Refresh(values, since, started), Some(cache)) => {
+                let (cache, answer) = (cache.clone(), read(ids.to_vec()));
                 let refresh = async move {
                     match answer.await {
                         Ok(found) => cache.insert(started, found),
@@ -250,13 +251,14 @@ impl<V: Clone + Send + 'static> NoticeCache<V> {
                 tokio::spawn(tracing::Instrument::instrument(refresh, tracing::info_span!("cache.refresh")));
                 Ok(Found { values, since })
             }
-            Cached::Miss(started) => {
+            (Cached::Miss(started), Some(cache)) => {
                 let found = read(ids.to_vec()).await?;
                 let values = in_order(ids, &found)?;
-                self.insert(started, found);
+                cache.insert(started, found);
                 Ok(Found { values, since: started.started })
             }
-            Cached::Untrusted => {
+            // Untrusted; a refresh or a miss comes only from a cache.
+            _ => {
                 let since = Instant::now();
                 Ok(Found { values: in_order(ids, &read(ids.to_vec()).await?)?, since })
             }
@@ -434,9 +436,10 @@ mod tests {
     #[tokio::test]
     async fn read_through_reads_what_it_misses_and_serves_it_from_then_on() {
         let (cache, reads) = (Arc::new(connected()), Arc::default());
-        let first = cache.read_through(&ids(&["a", "b"]), uncounted, reading(1, &reads)).await.unwrap();
+        let first =
+            NoticeCache::read_through(Some(&cache), &ids(&["a", "b"]), uncounted, reading(1, &reads)).await.unwrap();
         assert_eq!(first.values, [1, 1]);
-        let again = cache.read_through(&ids(&["b"]), uncounted, reading(2, &reads)).await.unwrap();
+        let again = NoticeCache::read_through(Some(&cache), &ids(&["b"]), uncounted, reading(2, &reads)).await.unwrap();
         assert_eq!((again.values, reads.load(std::sync::atomic::Ordering::SeqCst)), (vec![1], 1));
         assert_eq!(again.since, first.since, "served as of the read that found it");
     }
@@ -444,13 +447,14 @@ mod tests {
     #[tokio::test]
     async fn read_through_serves_a_value_due_and_replaces_it_in_the_background() {
         let (cache, reads) = (Arc::new(connected()), Arc::default());
-        cache.read_through(&ids(&["a"]), uncounted, reading(1, &reads)).await.unwrap();
+        NoticeCache::read_through(Some(&cache), &ids(&["a"]), uncounted, reading(1, &reads)).await.unwrap();
         age(&cache, "a", REFRESH_AFTER);
-        let due = cache.read_through(&ids(&["a"]), uncounted, reading(2, &reads)).await.unwrap();
+        let due = NoticeCache::read_through(Some(&cache), &ids(&["a"]), uncounted, reading(2, &reads)).await.unwrap();
         assert_eq!(due.values, [1], "served while it is read again");
         assert!(due.since.elapsed() >= REFRESH_AFTER, "as old as it is");
         tokio::task::yield_now().await;
-        let refreshed = cache.read_through(&ids(&["a"]), uncounted, reading(3, &reads)).await.unwrap();
+        let refreshed =
+            NoticeCache::read_through(Some(&cache), &ids(&["a"]), uncounted, reading(3, &reads)).await.unwrap();
         assert_eq!(refreshed.values, [2]);
     }
 
@@ -458,7 +462,8 @@ mod tests {
     async fn read_through_keeps_nothing_while_the_channel_is_down() {
         let (cache, reads) = (Arc::new(NoticeCache::new(10, by_team)), Arc::default());
         for value in [1, 2] {
-            let read = cache.read_through(&ids(&["a"]), uncounted, reading(value, &reads)).await.unwrap();
+            let read =
+                NoticeCache::read_through(Some(&cache), &ids(&["a"]), uncounted, reading(value, &reads)).await.unwrap();
             assert_eq!(read.values, [value]);
         }
     }
@@ -467,9 +472,9 @@ mod tests {
     async fn read_through_answers_a_failed_read_s_error_and_keeps_nothing() {
         let (cache, reads) = (Arc::new(connected()), Arc::default());
         let failing = |_| futures::future::ready(Err::<Vec<(String, u32)>, _>(crate::Error::unavailable("store")));
-        let error = cache.read_through(&ids(&["a"]), uncounted, failing).await.unwrap_err();
+        let error = NoticeCache::read_through(Some(&cache), &ids(&["a"]), uncounted, failing).await.unwrap_err();
         assert_eq!(error.code, crate::ErrorCode::ServiceUnavailable);
-        cache.read_through(&ids(&["a"]), uncounted, reading(1, &reads)).await.unwrap();
+        NoticeCache::read_through(Some(&cache), &ids(&["a"]), uncounted, reading(1, &reads)).await.unwrap();
         assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1, "the next lookup read again");
     }
 
@@ -477,7 +482,7 @@ mod tests {
     async fn a_read_answering_no_value_for_an_id_asked_is_an_internal_error() {
         let cache = Arc::new(connected());
         let read = |_| futures::future::ready(Ok(vec![("a".to_owned(), 1)]));
-        let error = cache.read_through(&ids(&["a", "b"]), uncounted, read).await.unwrap_err();
+        let error = NoticeCache::read_through(Some(&cache), &ids(&["a", "b"]), uncounted, read).await.unwrap_err();
         assert_eq!(error.code, crate::ErrorCode::Internal);
     }
 

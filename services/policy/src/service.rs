@@ -237,15 +237,11 @@ impl Policy {
     /// Settings for a decision: from the cache when it holds them all, else from the store.
     /// Reads that answer people (settings pages, key creation) go to the store.
     async fn decision_settings(&self, team_ids: &[String]) -> Result<Found<TeamSettings>> {
-        let Some(cache) = &self.settings else {
-            let since = Instant::now();
-            return Ok(Found { values: self.store.settings(team_ids).await?, since });
-        };
         let read = |team_ids: Vec<String>| {
             let store = self.store.clone();
             async move { Ok(store.settings(&team_ids).await?.into_iter().map(|s| (s.team_id.clone(), s)).collect()) }
         };
-        cache.read_through(team_ids, settings_lookup, read).await
+        NoticeCache::read_through(self.settings.as_ref(), team_ids, settings_lookup, read).await
     }
 
     async fn one(&self, team_id: &str) -> Result<TeamSettings> {
