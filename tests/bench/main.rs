@@ -736,16 +736,38 @@ where
                 tokio::time::sleep_until(due.into()).await;
                 lane = call(lane).await;
                 if due >= counted {
-                    samples.push(due.elapsed());
+                    samples.push((due.duration_since(start), due.elapsed()));
                 }
                 due += interval;
             }
             samples
         })
     });
-    let mut all: Vec<Duration> = futures::future::join_all(tasks).await.into_iter().flat_map(Result::unwrap).collect();
+    let samples: Vec<(Duration, Duration)> =
+        futures::future::join_all(tasks).await.into_iter().flat_map(Result::unwrap).collect();
+    if let Ok(dir) = std::env::var("ZENOVAY_BENCH_DUMP") {
+        dump_paced(&dir, start, &samples);
+    }
+    let mut all: Vec<Duration> = samples.into_iter().map(|(_, latency)| latency).collect();
     all.sort();
     all
+}
+
+/// With `ZENOVAY_BENCH_DUMP=<dir>`, each paced run writes `<dir>/paced-<n>.txt`, `n` counting
+/// this process's paced runs from 0: a first line with the run's start as Rust prints an
+/// `Instant` (on Linux the seconds and nanoseconds of `CLOCK_MONOTONIC`, the clock of `perf
+/// record -k CLOCK_MONOTONIC`), then for each request when it was due after the start and how
+/// long it took, in µs. It shows when the slowest requests came (README, "Where the split
+/// chain's slowest answers come from").
+fn dump_paced(dir: &str, start: Instant, samples: &[(Duration, Duration)]) {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut text = format!("{start:?}\n");
+    for (due, latency) in samples {
+        text += &format!("{} {}\n", due.as_micros(), latency.as_micros());
+    }
+    let path = format!("{dir}/paced-{run}.txt");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {path}: {e}"));
 }
 
 /// Issue 5's figures: ingestion events/s through the gateway, and p50/p99 of each query shape
