@@ -234,8 +234,9 @@ impl Policy {
         announce(self.changes.as_ref(), Change::Team(team_id.to_owned())).await;
     }
 
-    /// Settings for a decision: from the cache when it holds them all, else from the store.
-    /// Reads that answer people (settings pages, key creation) go to the store.
+    /// Settings for a decision, and when their oldest read began: from the cache when it holds
+    /// them all, else from the store. Reads that answer people (settings pages, key creation)
+    /// go to the store.
     async fn decision_settings(&self, team_ids: &[String]) -> Result<Found<TeamSettings>> {
         let read = |team_ids: Vec<String>| {
             let store = self.store.clone();
@@ -249,9 +250,8 @@ impl Policy {
         Ok(all.remove(0))
     }
 
-    /// The teams among `teams` whose key policy admits the member, with their settings.
-    /// The teams whose key policy admits their member now, with their settings, and when the
-    /// read of the oldest of those settings began.
+    /// The teams among `teams` whose key policy admits their member now, with their settings,
+    /// and when the read of the oldest of those settings began.
     async fn reachable<'a>(&self, teams: &'a [TeamRole]) -> Result<(Vec<(&'a TeamRole, TeamSettings)>, Instant)> {
         let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
         let Found { values, since } = self.decision_settings(&ids).await?;
