@@ -301,7 +301,8 @@ async fn decision_script_over_large_windows() {
 /// `ZENOVAY_BENCH_MODE=sqlite|postgres` runs one mode. Targets: full chain ≥ 0.25× `/healthz`
 /// (split), ≥ 0.4× (all-in-one); ≤ 120 µs CPU per request in all; authorization overhead (full
 /// chain minus the analytics call, which the chain no longer makes since gateways keep website
-/// lists: the full chain's p99 bounds it) p99 ≤ 2 ms; idle RSS ≤ 30 MB per service (60 MB all-in-one),
+/// lists: printed as such, and against `/healthz` at the same pace, which takes the machine's own
+/// tail out) p99 ≤ 2 ms; idle RSS ≤ 30 MB per service (60 MB all-in-one),
 /// ≤ 200 MB under query load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
@@ -421,7 +422,16 @@ async fn authorized_paths_on(env: &TestEnv) {
         difference_ms(full_p50, alone_p50),
         difference_ms(full_p99, alone_p99)
     );
-    println!("/healthz at the same pace: p50 {:.2?} p99 {:.2?}", percentile(&floor, 0.5), percentile(&floor, 0.99));
+    let (floor_p50, floor_p99) = (percentile(&floor, 0.5), percentile(&floor, 0.99));
+    println!("/healthz at the same pace: p50 {floor_p50:.2?} p99 {floor_p99:.2?}");
+    // The chain's time above a request that needs no authorization, on the same gateway at the
+    // same pace: the overhead with the machine's own tail taken out, which holds whether or
+    // not the call alone keeps up with the pace (README, "The authorized request").
+    println!(
+        "authorization overhead against /healthz at the same pace: p50 {:+.2}ms p99 {:+.2}ms",
+        difference_ms(full_p50, floor_p50),
+        difference_ms(full_p99, floor_p99)
+    );
     let reclaim_ms = if reclaim.is_empty() {
         "none of its threads found".to_owned()
     } else {
