@@ -8,7 +8,7 @@ use rand::{Rng, distributions::Alphanumeric};
 
 use common::secret::Digest;
 
-pub const PREFIX: &str = "zv_";
+pub const PREFIX: &str = common::secret::KEY_PREFIX;
 const RANDOM_LEN: usize = 32;
 const CHECKSUM_LEN: usize = 6;
 /// Length of every well-formed key.

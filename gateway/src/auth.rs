@@ -270,7 +270,7 @@ impl VerifiedKey {
         let generation = state.keys.as_ref().and_then(|cache| cache.generation());
         if let Some(refusal) = state.keys.as_ref().and_then(|cache| cache.refusal(&key.id, now)) {
             let mut rate = refusal.rate;
-            rate.retry_after_ms = (refusal.until_ms - now) as u64;
+            rate.retry_after_ms = (refusal.until_ms - now).max(0) as u64;
             metrics::decision(refusal.code.as_str(), "cache");
             let mut error = ApiError::new(refusal.code, refusal.message);
             error.retry_after_secs = Some(rate.retry_after_ms.div_ceil(1000).max(1));

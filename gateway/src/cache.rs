@@ -99,10 +99,11 @@ struct Entry {
     refreshing: bool,
 }
 
-/// A refusal (429) to repeat until `until_ms` on this gateway's clock.
+/// A refusal (429) of a key whose slot frees at `until_ms` on this gateway's clock.
 #[derive(Clone)]
 pub struct Refusal {
     pub user_id: String,
+    /// When a slot frees: what `Retry-After` counts down to, however long the cache repeats it.
     pub until_ms: i64,
     pub rate: popb::RateLimit,
     pub code: ErrorCode,
@@ -117,8 +118,8 @@ struct State {
     trusted: bool,
     generation: u64,
     entries: HashMap<Digest, Entry>,
-    /// By key id.
-    refusals: HashMap<String, Refusal>,
+    /// By key id, each with when the cache stops repeating it (`refuse`).
+    refusals: HashMap<String, (i64, Refusal)>,
 }
 
 pub enum Lookup {
@@ -197,7 +198,7 @@ impl KeyCache {
             return None;
         }
         match state.refusals.get(key_id) {
-            Some(refusal) if refusal.until_ms > now_ms => Some(refusal.clone()),
+            Some((repeat_until_ms, refusal)) if *repeat_until_ms > now_ms => Some(refusal.clone()),
             Some(_) => {
                 state.refusals.remove(key_id);
                 None
@@ -214,11 +215,11 @@ impl KeyCache {
         if state.refusals.len() >= MAX_ENTRIES {
             state.refusals.clear();
         }
-        let until_ms = refusal.until_ms.min(refusal.settings_read_ms + REFUSAL_TTL_MS);
-        if until_ms <= common::time::now_ms() {
+        let repeat_until_ms = refusal.until_ms.min(refusal.settings_read_ms + REFUSAL_TTL_MS);
+        if repeat_until_ms <= common::time::now_ms() {
             return;
         }
-        state.refusals.insert(key_id.to_owned(), Refusal { until_ms, ..refusal });
+        state.refusals.insert(key_id.to_owned(), (repeat_until_ms, refusal));
     }
 
     /// Keeps what `read` found, unless a notice came since it began or a later read's answer is
@@ -258,7 +259,7 @@ impl KeyCache {
             }
             Notice::Change(Change::User(id)) => {
                 state.entries.retain(|_, e| e.verified.key.user_id != id);
-                state.refusals.retain(|_, r| r.user_id != id);
+                state.refusals.retain(|_, (_, r)| r.user_id != id);
             }
             // Limits may have grown: every refusal is re-decided by policy.
             Notice::Change(Change::Team(_)) => state.refusals.clear(),
@@ -378,6 +379,15 @@ mod tests {
         cache.refuse("k", generation, Refusal { until_ms: now + 3_600_000, ..refusal("u") });
         assert!(cache.refusal("k", now + 500).is_some());
         assert!(cache.refusal("k", now + 1_500).is_none(), "a month-long refusal is re-asked within a second");
+    }
+
+    #[test]
+    fn a_refusal_repeated_for_a_second_still_says_when_its_slot_frees() {
+        let cache = Arc::new(KeyCache { state: Mutex::default() });
+        cache.apply(Notice::Connected);
+        let (now, generation) = (common::time::now_ms(), cache.generation().unwrap());
+        cache.refuse("k", generation, Refusal { until_ms: now + 60_000, ..refusal("u") });
+        assert_eq!(cache.refusal("k", now + 10).map(|r| r.until_ms), Some(now + 60_000));
     }
 
     #[test]

@@ -31,6 +31,12 @@ impl ApiError {
         StatusCode::from_u16(self.error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// The message to show. It may quote what the client sent (a path, a field, an id), and a
+    /// key sent in the wrong place is cut to its hint there (docs/behaviour.md#api-keys).
+    fn message(&self) -> String {
+        common::secret::redact_keys(&self.error.text()).into_owned()
+    }
+
     /// `WWW-Authenticate` and `Retry-After`, whichever body the error is rendered in.
     fn add_headers(&self, response: &mut Response) {
         let headers = response.headers_mut();
@@ -45,7 +51,7 @@ impl ApiError {
     /// The error in Plausible's body, `{"error": "…"}`, with the same status and headers.
     pub fn into_plausible_response(self) -> Response {
         self.error.log_cause();
-        let mut response = (self.status(), Json(PlausibleError { error: self.error.text() })).into_response();
+        let mut response = (self.status(), Json(PlausibleError { error: self.message() })).into_response();
         self.add_headers(&mut response);
         response
     }
@@ -98,7 +104,7 @@ impl IntoResponse for ApiError {
         self.error.log_cause();
         let body = ErrorEnvelope {
             success: false,
-            error: ErrorBody { code: self.error.code.as_str(), message: self.error.text(), timestamp: timestamp() },
+            error: ErrorBody { code: self.error.code.as_str(), message: self.message(), timestamp: timestamp() },
         };
         let mut response = (self.status(), Json(body)).into_response();
         self.add_headers(&mut response);

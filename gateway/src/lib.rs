@@ -206,17 +206,20 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
 
 /// The span of one HTTP request: a child of the caller's `traceparent` when there is one, with its
 /// route recorded once routing knows it. Holds the request id and, once verified, the key id; never
-/// a header value or a secret.
+/// a header value or a secret (a key sent as part of the path or as the request id is cut to its
+/// hint).
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let span = tracing::info_span!(
         "http.server",
         otel.name = %req.method(),
         otel.kind = %"server",
         http.request.method = %req.method(),
-        url.path = req.uri().path(),
+        url.path = &*common::secret::redact_keys(req.uri().path()),
         http.route = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
-        request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
+        request_id = &*common::secret::redact_keys(
+            req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default()
+        ),
         trace_id = tracing::field::Empty,
         zenovay.key_id = tracing::field::Empty,
     );

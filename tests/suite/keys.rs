@@ -344,9 +344,13 @@ async fn editing_and_audit(env: &TestEnv) {
         StatusCode::CREATED,
         "rights apply at once"
     );
-    for bad in [json!({ "name": "" }), json!({ "permissions": [] }), json!({ "teams": [] }), json!({ "colour": 1 })] {
-        let (status, body) = edit(bad).await;
+    let nulls = [json!({ "name": null }), json!({ "permissions": null }), json!({ "teams": null })];
+    let bad = [json!({ "name": "" }), json!({ "permissions": [] }), json!({ "teams": [] }), json!({ "colour": 1 })];
+    for bad in bad.into_iter().chain(nulls) {
+        let (status, body) = edit(bad.clone()).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        let field = bad.as_object().unwrap().keys().next().unwrap().clone();
+        assert!(body["error"]["message"].as_str().unwrap().starts_with(&field), "{bad}: {body}");
     }
     let (status, body) = edit(json!({ "teams": ["someone-elses"] })).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
@@ -360,6 +364,13 @@ async fn editing_and_audit(env: &TestEnv) {
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
     env.session_json(Method::DELETE, &format!("/api/v1/account/api-keys/{id}"), &ann.session, None).await;
+    let (status, again) =
+        env.session_json(Method::DELETE, &format!("/api/v1/account/api-keys/{id}"), &ann.session, None).await;
+    assert_eq!(
+        (status, &again["data"]["status"]),
+        (StatusCode::OK, &json!("revoked")),
+        "revoking again changes nothing"
+    );
     let (status, body) = edit(json!({ "name": "late" })).await;
     assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
 
@@ -379,6 +390,7 @@ async fn editing_and_audit(env: &TestEnv) {
         assert!(actions.contains(&expected), "{expected} missing from {actions:?}");
     }
     assert_eq!(actions[0], "team.api_key_policy_changed", "newest first");
+    assert_eq!(actions.iter().filter(|a| **a == "api_key.revoked").count(), 1, "revoked once, logged once");
     assert!(!log.to_string().contains(&key), "no secret in the audit log");
     let (status, body) =
         env.session_json(Method::GET, &format!("/api/v1/teams/{}/audit-log", ann.team_id), &bob.session, None).await;
@@ -458,6 +470,9 @@ async fn an_expired_key_is_refused_with_its_own_code(env: &TestEnv) {
     let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None).await;
     let listed = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == record["id"]).unwrap().clone();
     assert_eq!(listed["status"], "expired", "{listed}");
+    // Its successor would take its expiry and be born expired.
+    let (status, body) = rotate(env, &ann, &record, json!({ "grace_period_seconds": 0 })).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
 }
 
 /// Rotates `record`'s key with a grace period; returns the new secret and record.
@@ -550,9 +565,12 @@ async fn an_allowlist_holds_at_most_20_valid_networks(env: &TestEnv) {
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert!(body["error"]["message"].as_str().unwrap().starts_with("allowed_ips: "), "{body}");
     }
-    let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": ["10.1.2.3/8", "::1"] });
-    let (_, record) = env.create_key(&ann, body).await;
-    assert_eq!(record["allowed_ips"], json!(["10.0.0.0/8", "::1/128"]));
+    let allowed = ["10.1.2.3/8", "::1", "::ffff:127.0.0.1", "::ffff:192.168.0.0/112"];
+    let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": allowed });
+    let (key, record) = env.create_key(&ann, body).await;
+    // IPv4 in IPv6's mapped form is kept as the IPv4 network it is, which clients match.
+    assert_eq!(record["allowed_ips"], json!(["10.0.0.0/8", "::1/128", "127.0.0.1/32", "192.168.0.0/16"]));
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK, "from 127.0.0.1");
 }
 
 /// A key's call on gateway `index`.
@@ -774,4 +792,36 @@ async fn no_secret_reaches_the_logs() {
         // The random part alone would give a key away.
         assert!(!logs.contains(&secret[3..]), "a secret reached the logs");
     }
+}
+
+/// A key sent where something else belongs (the path, a team id, a field name, the request id)
+/// is shown as its hint in the error message, and the logs never hold it.
+#[tokio::test]
+async fn a_key_sent_in_the_wrong_place_is_shown_as_its_hint_and_kept_out_of_the_logs() {
+    let env = TestEnv::split(1).await;
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    let hint = format!("{}…{}", &key[..7], &key[key.len() - 4..]);
+    let messages = [
+        env.api(Method::GET, &format!("/{key}"), &key, None).await,
+        env.api(Method::POST, "/websites", &key, Some(json!({ key.clone(): 1 }))).await,
+        env.session_json(
+            Method::POST,
+            "/api/v1/account/api-keys",
+            &ann.session,
+            Some(json!({ "name": "x", "permissions": "full", "teams": [key] })),
+        )
+        .await,
+    ];
+    for (status, body) in messages {
+        assert!(status.is_client_error(), "{status} {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&hint) && !message.contains(&key[3..]), "{message}");
+    }
+    let response = env.request(Method::GET, "/healthz").header("x-request-id", &key).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let logs = env.logs();
+    assert!(logs.contains(&hint), "the requests were logged");
+    assert!(!logs.contains(&key[3..]), "a key reached the logs");
 }

@@ -99,6 +99,12 @@ async fn per_minute_limit(env: &TestEnv) {
     assert_eq!(header(&limited, "x-usage-monthly"), "3", "a 429 consumes nothing");
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"]["code"], "RATE_LIMIT_EXCEEDED");
+    // Repeated without asking policy (the gateway's refusal cache), it still counts down to the
+    // slot that frees.
+    let again = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_again: u64 = header(&again, "retry-after").parse().unwrap();
+    assert!(retry_again + 1 >= retry, "Retry-After {retry_again} after {retry}");
 
     // An upgrade applies to the next request.
     env.set_plan_with(&user.team_id, "pro", json!({ "requests_per_minute": 4 })).await;
@@ -114,7 +120,11 @@ async fn monthly_quota(env: &TestEnv) {
     assert_eq!(env.api(Method::GET, "/websites", &other, None).await.0, StatusCode::OK);
     let spent = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
     assert_eq!(spent.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(header(&spent, "retry-after").parse::<u64>().unwrap() > 0);
+    let retry: u64 = header(&spent, "retry-after").parse().unwrap();
+    assert!(retry > 0);
+    let spent_again = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+    let retry_again: u64 = header(&spent_again, "retry-after").parse().unwrap();
+    assert!(retry_again + 1 >= retry, "a repeated refusal waits for the month too: {retry_again} after {retry}");
     assert_eq!(header(&spent, "x-usage-monthly"), "2");
     let body: Value = spent.json().await.unwrap();
     assert_eq!(body["error"]["code"], "MONTHLY_LIMIT_EXCEEDED");

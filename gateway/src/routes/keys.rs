@@ -73,6 +73,11 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A field that may be left out but, as at creation, not sent as `null`.
+fn given<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 fn grant(permissions: PermissionsBody) -> ApiResult<Grant> {
     Ok(match permissions {
         PermissionsBody::Full(_) => Grant::Full,
@@ -113,11 +118,11 @@ pub async fn create_key(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "given")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "given")]
     permissions: Option<PermissionsBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "given")]
     teams: Option<TeamsBody>,
     /// RFC 3339, or null for never; absent: unchanged.
     #[serde(default, deserialize_with = "present")]

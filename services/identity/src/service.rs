@@ -75,9 +75,23 @@ fn allowed_ips(list: Vec<String>) -> Result<Vec<String>> {
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
                 .map_err(|_| Error::validation(format!("allowed_ips: {entry:?} is not an IP address or CIDR block")))?;
-            Ok(net.trunc().to_string())
+            Ok(unmapped(net).trunc().to_string())
         })
         .collect()
+}
+
+/// An IPv4 network written in IPv6's mapped form (`::ffff:10.0.0.0/104`) as the IPv4 network it
+/// is (`10.0.0.0/8`): gateways compare a client's address in its canonical form, IPv4 for a
+/// mapped one, so the mapped form would never match.
+fn unmapped(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => v6
+            .addr()
+            .to_ipv4_mapped()
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).ok())
+            .map_or(net, ipnet::IpNet::V4),
+        _ => net,
+    }
 }
 
 #[derive(Clone)]
@@ -420,6 +434,13 @@ impl Identity {
             return Err(Error::new(ErrorCode::Conflict, "only an active key that was not rotated yet can be rotated"));
         }
         let now = now_ms();
+        // Its successor would take its expiry, and be born expired.
+        if old.expires_at.is_some_and(|at| at <= now) {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                "the key has expired: give it a new expiry (PATCH expires_at) before rotating it, or create a new key",
+            ));
+        }
         let new = ApiKey {
             id: new_id(),
             hint: rotation.hint,
@@ -476,11 +497,16 @@ impl Identity {
 
     pub async fn revoke_api_key(&self, user_id: &str, key_id: &str) -> Result<ApiKey> {
         self.own_key(user_id, key_id).await?;
-        if self.store.revoke_api_key(key_id, now_ms(), REVOKED_BY_USER).await? {
+        let revoked = self.store.revoke_api_key(key_id, now_ms(), REVOKED_BY_USER).await?;
+        if revoked {
             announce(self.changes.as_ref(), Change::Key(key_id.to_owned())).await;
         }
         let key = self.own_key(user_id, key_id).await?;
-        self.audit_key(&key, "api_key.revoked").await?;
+        // Revoking a key that is revoked already (or retired by its rotation) changes nothing,
+        // answers it as it is, and leaves no second event in the audit log.
+        if revoked {
+            self.audit_key(&key, "api_key.revoked").await?;
+        }
         Ok(key)
     }
 
