@@ -309,10 +309,11 @@ fn text(value: &Value) -> ContentBlock {
 /// A tool's failure, shown to the user.
 type ToolResult = Result<Value, String>;
 
-/// A failed call as a tool shows it: the message without the field, as analytics words it.
+/// A failed call as a tool shows it: the message without the field, as analytics words it, a
+/// key among what it quotes cut to its hint (docs/behaviour.md#api-keys).
 fn tool_error(e: ApiError) -> String {
     e.error.log_cause();
-    e.error.message
+    common::secret::redact_keys(&e.error.message).into_owned()
 }
 
 fn arg<'a>(args: &'a JsonObject, name: &str) -> Option<&'a str> {
