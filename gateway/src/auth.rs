@@ -166,13 +166,9 @@ impl Credentials {
         let digest = self.secret.digest();
         let lookup = state.keys.as_ref().map_or(Lookup::Untrusted, |cache| cache.lookup(&digest));
         metrics::metrics().key_cache.add(lookup.result().name());
-        let verified = match lookup {
-            Lookup::Hit(verified) => {
-                report_use(state, &verified.key.id);
-                verified
-            }
+        let (verified, cached) = match lookup {
+            Lookup::Hit(verified) => (verified, true),
             Lookup::Refresh(verified, read) => {
-                report_use(state, &verified.key.id);
                 let state = state.clone();
                 // A verification that fails leaves the entry to expire; the first request after
                 // that asks identity itself and answers what identity says.
@@ -182,19 +178,25 @@ impl Credentials {
                     }
                 };
                 tokio::spawn(refresh.instrument(tracing::info_span!("cache.refresh")));
-                verified
+                (verified, true)
             }
-            Lookup::Miss(read) => verify_with_identity(state, digest, Some(read)).await?,
-            Lookup::Untrusted => verify_with_identity(state, digest, None).await?,
+            Lookup::Miss(read) => (verify_with_identity(state, digest, Some(read)).await?, false),
+            Lookup::Untrusted => (verify_with_identity(state, digest, None).await?, false),
         };
+        // Counted in the key's usage from here on, refusals included.
         *self.used.0.lock().expect("used key lock poisoned") = Some(verified.key.id.clone());
         // A cached verification never outlives the key's expiry, nor a rotated key's grace period.
         let now = common::time::now_ms();
         if verified.key.retires_at_unix_ms.is_some_and(|at| at <= now) {
             return Err(unauthorized("the API key is invalid or revoked"));
         }
+        // Identity answers an expired key too, for this refusal to be counted against it.
         if verified.key.expires_at_unix_ms.is_some_and(|at| at <= now) {
             return Err(Error::new(ErrorCode::ApiKeyExpired, "the API key has expired").into());
+        }
+        // Identity notes the uses it verifies itself.
+        if cached {
+            report_use(state, &verified.key.id);
         }
         // Before any decision, so that a request from elsewhere takes no slot.
         if !allowed_from(&verified.key.allowed_ips, self.client_ip) {

@@ -473,6 +473,19 @@ async fn an_expired_key_is_refused_with_its_own_code(env: &TestEnv) {
     // Its successor would take its expiry and be born expired.
     let (status, body) = rotate(env, &ann, &record, json!({ "grace_period_seconds": 0 })).await;
     assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
+    // The refusals are requests of the key, counted in its usage.
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::UNAUTHORIZED);
+    let path = format!("/api/v1/account/api-keys/{}/usage?days=1", record["id"].as_str().unwrap());
+    let mut today = Value::Null;
+    for _ in 0..50 {
+        let (_, body) = env.session_json(Method::GET, &path, &ann.session, None).await;
+        today = body["data"][0].clone();
+        if today["client_error"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!((&today["success"], &today["client_error"]), (&json!(1), &json!(2)), "{today}");
 }
 
 /// Rotates `record`'s key with a grace period; returns the new secret and record.

@@ -511,7 +511,9 @@ impl Identity {
     }
 
     /// The key behind a digest and its owner's current memberships among the key's teams.
-    /// Unknown and revoked keys give the same error, after the same single lookup.
+    /// Unknown and revoked keys give the same error, after the same single lookup. An expired
+    /// key is answered, with its `expires_at`: the gateway refuses it with its own code, which
+    /// only a holder of the whole secret gets to see, and counts the refusal in its usage.
     pub async fn verify_api_key(&self, digest: &Digest) -> Result<(ApiKey, Vec<TeamRole>)> {
         let invalid = || Error::unauthorized("the API key is invalid or revoked");
         let (key, version) =
@@ -519,11 +521,7 @@ impl Identity {
         if key.revoked_at.is_some() {
             return Err(invalid());
         }
-        // Only a holder of the whole secret gets this far, so telling them the key expired
-        // reveals nothing to anyone else.
-        if key.expires_at.is_some_and(|at| at <= now_ms()) {
-            return Err(Error::new(ErrorCode::ApiKeyExpired, "the API key has expired"));
-        }
+        let expired = key.expires_at.is_some_and(|at| at <= now_ms());
         if version != self.hasher.current_version() {
             self.store.rekey_api_key(&key.id, &self.hasher.stored(digest)).await?;
         }
@@ -544,7 +542,9 @@ impl Identity {
             announce(self.changes.as_ref(), Change::Key(key.id.clone())).await;
             return Err(invalid());
         }
-        self.record_use(&key.id);
+        if !expired {
+            self.record_use(&key.id);
+        }
         Ok((key, teams))
     }
 
