@@ -121,6 +121,7 @@ pub(crate) fn refusal_code(reason: i32) -> ErrorCode {
         Ok(popb::DenyReason::KeyPolicyForbids) => ErrorCode::KeyPolicyForbids,
         Ok(popb::DenyReason::RateLimitExceeded) => ErrorCode::RateLimitExceeded,
         Ok(popb::DenyReason::MonthlyLimitExceeded) => ErrorCode::MonthlyLimitExceeded,
+        Ok(popb::DenyReason::IpNotAllowed) => ErrorCode::IpNotAllowed,
         Ok(popb::DenyReason::Forbidden | popb::DenyReason::Unspecified) | Err(_) => ErrorCode::Forbidden,
     }
 }
@@ -198,8 +199,26 @@ impl Credentials {
         if cached {
             report_use(state, &verified.key.id);
         }
-        // Before any decision, so that a request from elsewhere takes no slot.
+        // Refused here whatever policy says, so that no route can use the key from elsewhere;
+        // policy only reads the key's budget for the answer's headers, taking nothing.
         if !allowed_from(&verified.key.allowed_ips, self.client_ip) {
+            let budget = state.decisions.authorize(popb::AuthorizeRequest {
+                key_id: verified.key.id.clone(),
+                grant: verified.key.grant.clone(),
+                teams: verified.teams.clone(),
+                required_scope: idpb::Scope::Read as i32,
+                resource_team_id: None,
+                user_id: verified.key.user_id.clone(),
+                address_refused: true,
+            });
+            // Without policy the refusal stands, without the budget's headers.
+            if let Ok(rate) = budget.await.map(|answer| answer.rate_limit) {
+                *self.slot.0.lock().expect("rate slot lock poisoned") = rate.map(|rate| Charge {
+                    rate,
+                    key_id: verified.key.id.clone(),
+                    user_id: verified.key.user_id.clone(),
+                });
+            }
             return Err(Error::new(ErrorCode::IpNotAllowed, "this API key may not be used from this address").into());
         }
         tracing::Span::current().record("zenovay.key_id", tracing::field::display(&verified.key.id));
@@ -289,6 +308,7 @@ impl VerifiedKey {
                 required_scope: idpb::Scope::from(scope) as i32,
                 resource_team_id: resource_team.map(str::to_owned),
                 user_id: self.verified.key.user_id.clone(),
+                address_refused: false,
             })
             .await?;
         let retry_after_ms = response.rate_limit.as_ref().map(|r| r.retry_after_ms);

@@ -126,6 +126,7 @@ async fn a_decision_says_how_old_the_team_settings_it_used_are() {
                 required_scope: idpb::Scope::Read as i32,
                 resource_team_id: None,
                 user_id: "u1".into(),
+                address_refused: false,
             };
             PolicyService::authorize(&policy, tonic::Request::new(request)).await.unwrap().into_inner().settings_age_ms
         };
@@ -176,6 +177,7 @@ async fn many_decisions_in_one_call(backend: &Backend, limiter: Arc<dyn Limiter>
         required_scope: scope as i32,
         resource_team_id: None,
         user_id: "u1".into(),
+        address_refused: false,
     };
     let alone = PolicyService::authorize(&policy, tonic::Request::new(request("k0", idpb::Scope::Read))).await.unwrap();
     let elsewhere = popb::AuthorizeRequest { resource_team_id: Some("t9".into()), ..request("k1", idpb::Scope::Read) };

@@ -945,3 +945,8 @@ pub fn asked_period(name: &str, date: &str) -> (analytics::period::Asked, String
     let named = proto::analytics::v1::NamedPeriod::from_name(name).expect("a period's name");
     (Asked::Named(named), date.into())
 }
+
+/// A response header that must be there, as text.
+pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response.headers().get(name).unwrap_or_else(|| panic!("{name} missing")).to_str().unwrap()
+}

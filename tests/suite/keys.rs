@@ -4,7 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    GatewayFlags, KEY_HASH_SECRETS, TcpProxy, TestDatabase, TestEnv, TestUser, add_member, assert_error,
+    GatewayFlags, KEY_HASH_SECRETS, TcpProxy, TestDatabase, TestEnv, TestUser, add_member, assert_error, header,
 };
 
 async fn key_attempt(env: &TestEnv, user: &TestUser, body: Value) -> (StatusCode, Value) {
@@ -557,7 +557,11 @@ async fn a_key_is_refused_from_outside_its_allowlist_and_takes_nothing(env: &Tes
     let body =
         json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": ["10.0.0.0/8", "2001:db8::/32"] });
     let (key, record) = env.create_key(&ann, body).await;
-    let (status, body) = env.api(Method::GET, "/websites", &key, None).await;
+    let refused = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+    // Like every answer to a recognised key, it carries the key's budget, untouched.
+    let budget = ["x-ratelimit-limit", "x-ratelimit-remaining", "x-usage-monthly"].map(|h| header(&refused, h));
+    assert_eq!(budget, ["30", "30", "0"]);
+    let (status, body) = crate::harness::into_json(refused).await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "IP_NOT_ALLOWED");
     let path = format!("/api/v1/account/api-keys/{}", record["id"].as_str().unwrap());
     let edit = json!({ "allowed_ips": ["127.0.0.1"] });

@@ -3,17 +3,13 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{RedisCluster, TestEnv, TestRedis, TestUser};
+use crate::harness::{RedisCluster, TestEnv, TestRedis, TestUser, header};
 
 async fn keyed_user(env: &TestEnv, overrides: Value, permissions: Value) -> (TestUser, String) {
     let user = env.user("limits").await;
     env.set_plan_with(&user.team_id, "pro", overrides).await;
     let (key, _) = env.create_key(&user, json!({ "name": "k", "permissions": permissions, "teams": "all" })).await;
     (user, key)
-}
-
-fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
-    response.headers().get(name).unwrap_or_else(|| panic!("{name} missing")).to_str().unwrap()
 }
 
 async fn headers_and_refunds(env: &TestEnv) {

@@ -28,6 +28,7 @@ fn reason_to_proto(reason: DenyReason) -> pb::DenyReason {
         DenyReason::KeyPolicyForbids => pb::DenyReason::KeyPolicyForbids,
         DenyReason::RateLimitExceeded => pb::DenyReason::RateLimitExceeded,
         DenyReason::MonthlyLimitExceeded => pb::DenyReason::MonthlyLimitExceeded,
+        DenyReason::IpNotAllowed => pb::DenyReason::IpNotAllowed,
     }
 }
 
@@ -81,6 +82,7 @@ impl Policy {
             scope: Scope::from_proto(r.required_scope)?,
             resource_team: r.resource_team_id,
             user_id: r.user_id,
+            address_refused: r.address_refused,
         })
     }
 }

@@ -23,6 +23,7 @@ pub enum DenyReason {
     KeyPolicyForbids,
     RateLimitExceeded,
     MonthlyLimitExceeded,
+    IpNotAllowed,
 }
 
 /// A refusal and the rule behind it, in words safe to show the caller.
@@ -45,6 +46,8 @@ pub struct Request {
     pub resource_team: Option<String>,
     /// The key's owner, whose monthly quota the request draws on.
     pub user_id: String,
+    /// The client's address is outside the key's allowlist (the gateway knows the address).
+    pub address_refused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,7 +394,9 @@ impl Policy {
         });
         let Some(limits) = limits else {
             let excluded_by_policy = reachable.is_empty() && !req.teams.is_empty();
-            auth.denial = Some(if excluded_by_policy {
+            auth.denial = Some(if req.address_refused {
+                address_denial()
+            } else if excluded_by_policy {
                 deny(DenyReason::Forbidden, "the API-key policy of every team this key selects now excludes you")
             } else {
                 deny(
@@ -410,7 +415,11 @@ impl Policy {
             auth.reachable_team_ids =
                 reachable.iter().filter(|(t, _)| t.role.is_admin()).map(|(t, _)| t.team_id.clone()).collect();
         }
-        auth.denial = rule_denial(&req, &reachable, &auth.reachable_team_ids);
+        auth.denial = if req.address_refused {
+            Some(address_denial())
+        } else {
+            rule_denial(&req, &reachable, &auth.reachable_team_ids)
+        };
         let draw = if auth.denial.is_some() { Draw::Peek(limits) } else { Draw::Take(limits) };
         Ok(Prepared { req, auth, draw })
     }
@@ -456,6 +465,12 @@ impl Policy {
         let budget = Budget { key: key_id, per_minute: 0, user: user_id, per_month: 0 };
         self.limiter.release(&budget, slot).await
     }
+}
+
+/// A request from outside its key's allowlist, refused before any other rule
+/// (docs/behaviour.md#authorization-of-a-request).
+fn address_denial() -> Denial {
+    deny(DenyReason::IpNotAllowed, "this API key may not be used from this address")
 }
 
 /// Scope and resource rules, once the plan allows API access.
