@@ -162,6 +162,41 @@ async fn many_decisions_in_one_call_are_each_made_as_one_alone() {
     .await;
 }
 
+/// A request from outside its key's allowlist is refused by policy with `IP_NOT_ALLOWED`, takes
+/// nothing, and its answer carries the key's budget as it stands: on a paid plan and on a team
+/// without API access alike.
+#[tokio::test]
+async fn a_request_from_a_refused_address_takes_nothing_and_reads_the_budget() {
+    use proto::identity::v1 as idpb;
+    use proto::policy::v1 as popb;
+    use proto::policy::v1::policy_service_server::PolicyService;
+
+    on_each_backend(|backend| async move {
+        let limiter = Arc::new(MemoryLimiter::default());
+        let policy = policy::Policy::open(&backend, Default::default(), limiter, None).await.unwrap();
+        policy.set_plan("t1", Plan::Pro, Overrides::default()).await.unwrap();
+        let request = |team: &str| popb::AuthorizeRequest {
+            key_id: "k1".into(),
+            grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
+            teams: vec![idpb::TeamRole { team_id: team.into(), role: idpb::Role::Owner as i32 }],
+            required_scope: idpb::Scope::Read as i32,
+            resource_team_id: None,
+            user_id: "u1".into(),
+            address_refused: true,
+        };
+        for team in ["t1", "t1", "free-team"] {
+            let answer = PolicyService::authorize(&policy, tonic::Request::new(request(team))).await.unwrap();
+            let answer = answer.into_inner();
+            let decision = answer.decision.unwrap();
+            assert_eq!((decision.allowed, decision.reason), (false, popb::DenyReason::IpNotAllowed as i32), "{team}");
+            let rate = answer.rate_limit.unwrap();
+            let expected = if team == "t1" { 30 } else { 0 };
+            assert_eq!((rate.slot.as_str(), rate.remaining, rate.month_used), ("", expected, 0), "{team}");
+        }
+    })
+    .await;
+}
+
 async fn many_decisions_in_one_call(backend: &Backend, limiter: Arc<dyn Limiter>) {
     use proto::identity::v1 as idpb;
     use proto::policy::v1 as popb;

@@ -100,7 +100,7 @@ async fn per_minute_limit(env: &TestEnv) {
     let again = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_again: u64 = header(&again, "retry-after").parse().unwrap();
-    assert!(retry_again + 1 >= retry, "Retry-After {retry_again} after {retry}");
+    assert!(retry_again <= retry && retry_again + 1 >= retry, "Retry-After {retry_again} after {retry}");
 
     // An upgrade applies to the next request.
     env.set_plan_with(&user.team_id, "pro", json!({ "requests_per_minute": 4 })).await;
@@ -120,7 +120,10 @@ async fn monthly_quota(env: &TestEnv) {
     assert!(retry > 0);
     let spent_again = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
     let retry_again: u64 = header(&spent_again, "retry-after").parse().unwrap();
-    assert!(retry_again + 1 >= retry, "a repeated refusal waits for the month too: {retry_again} after {retry}");
+    assert!(
+        retry_again <= retry && retry_again + 1 >= retry,
+        "a repeated refusal waits for the month too: {retry_again} after {retry}"
+    );
     assert_eq!(header(&spent, "x-usage-monthly"), "2");
     let body: Value = spent.json().await.unwrap();
     assert_eq!(body["error"]["code"], "MONTHLY_LIMIT_EXCEEDED");

@@ -364,7 +364,7 @@ impl McpServer {
                 Ok(json!({ "visitors": totals.visitors, "pageviews": totals.pageviews }))
             }
             "create_website" | "update_website" => self.write_website(grant, name, args).await,
-            _ => Err(format!("unknown tool {name}")),
+            _ => Err(format!("unknown tool {}", common::secret::redact_keys(name))),
         }
     }
 
@@ -452,7 +452,8 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, McpError> {
         let grant = grant_of(&context)?;
         let Some((_, categories)) = tools().into_iter().find(|(t, _)| t.name == request.name) else {
-            return Err(McpError::invalid_params(format!("unknown tool {}", request.name), None));
+            let name = common::secret::redact_keys(&request.name);
+            return Err(McpError::invalid_params(format!("unknown tool {name}"), None));
         };
         // `check_message` answers this with a step-up challenge before rmcp sees the call.
         if !allowed(&grant, categories) {

@@ -521,7 +521,10 @@ impl Identity {
         if key.revoked_at.is_some() {
             return Err(invalid());
         }
-        let expired = key.expires_at.is_some_and(|at| at <= now_ms());
+        let now = now_ms();
+        // Expired, or rotated and past its grace period: the gateway refuses it, and it was not
+        // used.
+        let refused = key.expires_at.is_some_and(|at| at <= now) || key.retires_at.is_some_and(|at| at <= now);
         if version != self.hasher.current_version() {
             self.store.rekey_api_key(&key.id, &self.hasher.stored(digest)).await?;
         }
@@ -542,7 +545,7 @@ impl Identity {
             announce(self.changes.as_ref(), Change::Key(key.id.clone())).await;
             return Err(invalid());
         }
-        if !expired {
+        if !refused {
             self.record_use(&key.id);
         }
         Ok((key, teams))

@@ -9,6 +9,7 @@
 mod fields;
 mod lines;
 pub mod propagation;
+pub mod redact;
 mod tally;
 
 pub use tally::Tally;

@@ -42,8 +42,15 @@ impl Shared {
         spare.clear();
         std::mem::swap(&mut *lock(&self.pending), spare);
         if !spare.is_empty() {
+            // Lines are text; what quotes a key (a client's path, a library's message) leaves
+            // with the key cut to its hint.
+            let redacted = std::str::from_utf8(spare).map(crate::redact::keys);
+            let batch = match &redacted {
+                Ok(text) => text.as_bytes(),
+                Err(_) => spare.as_slice(),
+            };
             // A log line that cannot be written has nowhere else to go.
-            let _ = to.write_all(spare).and_then(|()| to.flush());
+            let _ = to.write_all(batch).and_then(|()| to.flush());
         }
     }
 }
