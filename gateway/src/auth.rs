@@ -199,30 +199,13 @@ impl Credentials {
         if cached {
             report_use(state, &verified.key.id);
         }
-        // Refused here whatever policy says, so that no route can use the key from elsewhere;
-        // policy only reads the key's budget for the answer's headers, taking nothing.
-        if !allowed_from(&verified.key.allowed_ips, self.client_ip) {
-            let budget = state.decisions.authorize(popb::AuthorizeRequest {
-                key_id: verified.key.id.clone(),
-                grant: verified.key.grant.clone(),
-                teams: verified.teams.clone(),
-                required_scope: idpb::Scope::Read as i32,
-                resource_team_id: None,
-                user_id: verified.key.user_id.clone(),
-                address_refused: true,
-            });
-            // Without policy the refusal stands, without the budget's headers.
-            if let Ok(rate) = budget.await.map(|answer| answer.rate_limit) {
-                *self.slot.0.lock().expect("rate slot lock poisoned") = rate.map(|rate| Charge {
-                    rate,
-                    key_id: verified.key.id.clone(),
-                    user_id: verified.key.user_id.clone(),
-                });
-            }
-            return Err(Error::new(ErrorCode::IpNotAllowed, "this API key may not be used from this address").into());
+        let client_allowed = allowed_from(&verified.key.allowed_ips, self.client_ip);
+        let key = VerifiedKey { verified, slot: self.slot };
+        if !client_allowed {
+            return Err(key.refuse_address(state).await);
         }
-        tracing::Span::current().record("zenovay.key_id", tracing::field::display(&verified.key.id));
-        Ok(VerifiedKey { verified, slot: self.slot })
+        tracing::Span::current().record("zenovay.key_id", tracing::field::display(&key.verified.key.id));
+        Ok(key)
     }
 }
 
@@ -278,6 +261,37 @@ impl VerifiedKey {
         }
     }
 
+    /// What policy is asked for this key's request.
+    fn decision_request(&self, scope: Scope, resource_team: Option<&str>) -> popb::AuthorizeRequest {
+        popb::AuthorizeRequest {
+            key_id: self.verified.key.id.clone(),
+            grant: self.verified.key.grant.clone(),
+            teams: self.verified.teams.clone(),
+            required_scope: idpb::Scope::from(scope) as i32,
+            resource_team_id: resource_team.map(str::to_owned),
+            user_id: self.verified.key.user_id.clone(),
+            address_refused: false,
+        }
+    }
+
+    /// The budget the answer reports in its headers (and the slot to give back if it failed).
+    fn charge(&self, rate: Option<popb::RateLimit>) {
+        let key = &self.verified.key;
+        *self.slot.0.lock().expect("rate slot lock poisoned") =
+            rate.map(|rate| Charge { rate, key_id: key.id.clone(), user_id: key.user_id.clone() });
+    }
+
+    /// The refusal of a request from outside the key's allowlist, made here whatever policy says
+    /// so that no route can use the key from elsewhere; policy only reads the key's budget for
+    /// the answer's headers, taking nothing. Without policy the refusal stands, without them.
+    async fn refuse_address(&self, state: &AppState) -> ApiError {
+        let request = popb::AuthorizeRequest { address_refused: true, ..self.decision_request(Scope::Read, None) };
+        if let Ok(answer) = state.decisions.authorize(request).await {
+            self.charge(answer.rate_limit);
+        }
+        Error::new(ErrorCode::IpNotAllowed, "this API key may not be used from this address").into()
+    }
+
     /// Asks policy for the decision. Only an allowed request takes a rate-limit slot. A key
     /// already refused for its limit is refused again from the cache until a slot frees.
     pub async fn authorize(
@@ -295,28 +309,12 @@ impl VerifiedKey {
             metrics::decision(refusal.code.as_str(), "cache");
             let mut error = ApiError::new(refusal.code, refusal.message);
             error.retry_after_secs = Some(rate.retry_after_ms.div_ceil(1000).max(1));
-            *self.slot.0.lock().expect("rate slot lock poisoned") =
-                Some(Charge { rate, key_id: key.id.clone(), user_id: key.user_id.clone() });
+            self.charge(Some(rate));
             return Err(error);
         }
-        let response = state
-            .decisions
-            .authorize(popb::AuthorizeRequest {
-                key_id: self.verified.key.id.clone(),
-                grant: self.verified.key.grant.clone(),
-                teams: self.verified.teams.clone(),
-                required_scope: idpb::Scope::from(scope) as i32,
-                resource_team_id: resource_team.map(str::to_owned),
-                user_id: self.verified.key.user_id.clone(),
-                address_refused: false,
-            })
-            .await?;
+        let response = state.decisions.authorize(self.decision_request(scope, resource_team)).await?;
         let retry_after_ms = response.rate_limit.as_ref().map(|r| r.retry_after_ms);
-        *self.slot.0.lock().expect("rate slot lock poisoned") = response.rate_limit.clone().map(|rate| Charge {
-            rate,
-            key_id: self.verified.key.id.clone(),
-            user_id: self.verified.key.user_id.clone(),
-        });
+        self.charge(response.rate_limit.clone());
         let decision = response.decision.clone().ok_or_else(|| Error::internal("policy returned no decision"))?;
         if decision.allowed {
             metrics::decision("allowed", "policy");

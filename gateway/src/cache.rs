@@ -350,6 +350,14 @@ mod tests {
         assert!(matches!(cache.lookup(&digest), Lookup::Refresh(..)), "the refreshed entry lives on");
     }
 
+    /// A cache whose channel is up, the time now and its generation.
+    fn connected() -> (Arc<KeyCache>, i64, u64) {
+        let cache = Arc::new(KeyCache { state: Mutex::default() });
+        cache.apply(Notice::Connected);
+        let generation = cache.generation().unwrap();
+        (cache, common::time::now_ms(), generation)
+    }
+
     fn refusal(user: &str) -> Refusal {
         Refusal {
             user_id: user.into(),
@@ -363,9 +371,7 @@ mod tests {
 
     #[test]
     fn refusals_last_until_a_slot_frees_and_plan_changes_drop_them() {
-        let cache = Arc::new(KeyCache { state: Mutex::default() });
-        cache.apply(Notice::Connected);
-        let (now, generation) = (common::time::now_ms(), cache.generation().unwrap());
+        let (cache, now, generation) = connected();
         cache.refuse("k", generation, Refusal { until_ms: now + 500, ..refusal("u") });
         assert!(cache.refusal("k", now + 499).is_some());
         assert!(cache.refusal("k", now + 500).is_none(), "the slot is free at until_ms");
@@ -383,18 +389,14 @@ mod tests {
 
     #[test]
     fn a_refusal_repeated_for_a_second_still_says_when_its_slot_frees() {
-        let cache = Arc::new(KeyCache { state: Mutex::default() });
-        cache.apply(Notice::Connected);
-        let (now, generation) = (common::time::now_ms(), cache.generation().unwrap());
+        let (cache, now, generation) = connected();
         cache.refuse("k", generation, Refusal { until_ms: now + 60_000, ..refusal("u") });
         assert_eq!(cache.refusal("k", now + 10).map(|r| r.until_ms), Some(now + 60_000));
     }
 
     #[test]
     fn a_refusal_is_repeated_for_a_second_after_policy_read_the_settings_behind_it_at_most() {
-        let cache = Arc::new(KeyCache { state: Mutex::default() });
-        cache.apply(Notice::Connected);
-        let (now, generation) = (common::time::now_ms(), cache.generation().unwrap());
+        let (cache, now, generation) = connected();
         let read_earlier = Refusal { until_ms: now + 3_600_000, settings_read_ms: now - 800, ..refusal("u") };
         cache.refuse("k", generation, read_earlier);
         assert!(cache.refusal("k", now + 150).is_some());

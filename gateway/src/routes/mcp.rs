@@ -364,7 +364,7 @@ impl McpServer {
                 Ok(json!({ "visitors": totals.visitors, "pageviews": totals.pageviews }))
             }
             "create_website" | "update_website" => self.write_website(grant, name, args).await,
-            _ => Err(format!("unknown tool {}", common::secret::redact_keys(name))),
+            _ => Err(format!("unknown tool {name}")),
         }
     }
 
