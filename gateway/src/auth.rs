@@ -350,9 +350,57 @@ fn allowed_from(allowed: &[String], client: Option<std::net::IpAddr>) -> bool {
     if allowed.is_empty() {
         return true;
     }
-    // An IPv4 client reaching an IPv6 listener shows as ::ffff:a.b.c.d.
-    let client = client.map(|ip| ip.to_canonical());
-    client.is_some_and(|ip| {
-        allowed.iter().filter_map(|net| net.parse::<ipnet::IpNet>().ok()).any(|net| net.contains(&ip))
-    })
+    // An IPv4 client reaching an IPv6 listener shows as ::ffff:a.b.c.d. Identity stores mapped
+    // entries as IPv4 blocks, but entries stored before it did so are still in the mapped form,
+    // so an IPv4 client is compared in both forms.
+    let Some(ip) = client.map(|ip| ip.to_canonical()) else {
+        return false;
+    };
+    let mapped = match ip {
+        std::net::IpAddr::V4(v4) => Some(std::net::IpAddr::V6(v4.to_ipv6_mapped())),
+        std::net::IpAddr::V6(_) => None,
+    };
+    allowed
+        .iter()
+        .filter_map(|net| net.parse::<ipnet::IpNet>().ok())
+        .any(|net| net.contains(&ip) || mapped.is_some_and(|mapped| net.contains(&mapped)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed_from;
+
+    fn allows(entries: &[&str], client: &str) -> bool {
+        let entries: Vec<String> = entries.iter().map(|entry| entry.to_string()).collect();
+        allowed_from(&entries, Some(client.parse().unwrap()))
+    }
+
+    #[test]
+    fn a_key_without_an_allowlist_is_allowed_from_anywhere() {
+        assert!(allows(&[], "203.0.113.9"));
+    }
+
+    #[test]
+    fn an_ipv4_client_reaching_an_ipv6_listener_matches_an_ipv4_block() {
+        assert!(allows(&["192.0.2.0/24"], "::ffff:192.0.2.7"));
+        assert!(!allows(&["192.0.2.0/24"], "::ffff:198.51.100.7"));
+    }
+
+    #[test]
+    fn an_entry_stored_in_the_mapped_form_matches_its_ipv4_client() {
+        assert!(allows(&["::ffff:192.0.2.0/120"], "192.0.2.7"));
+        assert!(allows(&["::ffff:192.0.2.7/128"], "::ffff:192.0.2.7"));
+        assert!(!allows(&["::ffff:192.0.2.0/120"], "198.51.100.7"));
+    }
+
+    #[test]
+    fn an_ipv6_client_matches_only_ipv6_blocks() {
+        assert!(allows(&["2001:db8::/32"], "2001:db8::1"));
+        assert!(!allows(&["192.0.2.0/24"], "2001:db8::1"));
+    }
+
+    #[test]
+    fn a_request_without_a_client_address_is_refused_by_an_allowlist() {
+        assert!(!allowed_from(&["192.0.2.0/24".to_string()], None));
+    }
 }

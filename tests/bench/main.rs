@@ -405,7 +405,12 @@ async fn authorized_paths_on(env: &TestEnv) {
     );
     println!(
         "time the hypervisor took from this machine (steal): {:.0} % during the full chain, {:.0} % during /healthz",
-        chain.steal, healthz_cost.steal
+        chain.machine.steal, healthz_cost.machine.steal
+    );
+    println!(
+        "the machine's cores idle: {:.0} % during the full chain, {:.0} % during /healthz; in interrupts and \
+         softirqs: {:.0} % and {:.0} %",
+        chain.machine.idle, healthz_cost.machine.idle, chain.machine.interrupts, healthz_cost.machine.interrupts
     );
     println!("429 path (deny cache): {refused_rate:.0} requests/s, {:.1}× the full chain", refused_rate / full_rate);
     println!("CPU per authorized request: {}", chain.cpu);
@@ -513,7 +518,7 @@ impl Processes {
         PerOperation {
             cpu: self.cpu_since(&before.cpu, done),
             scheduling: self.scheduling_since(&before.scheduling, done),
-            steal: steal_since(before.machine),
+            machine: machine_since(before.machine),
         }
     }
 
@@ -585,7 +590,7 @@ impl Processes {
 struct Reading {
     cpu: Vec<f64>,
     scheduling: Vec<(f64, f64)>,
-    machine: (f64, f64),
+    machine: MachineTicks,
 }
 
 /// Per operation, as [`Processes::per_operation`] reports it.
@@ -594,8 +599,8 @@ struct PerOperation {
     cpu: String,
     /// Runs given a core and µs waiting for one, by process.
     scheduling: String,
-    /// The machine's time the hypervisor took meanwhile, in per cent.
-    steal: f64,
+    /// Shares of the machine's time meanwhile, in per cent.
+    machine: MachineTicks,
 }
 
 /// The shared Redis server's process.
@@ -935,21 +940,44 @@ fn cpu_seconds(pids: &[u32]) -> f64 {
     pids.iter().map(ticks).sum::<u64>() as f64 / 100.0
 }
 
-/// The machine's CPU time so far, in clock ticks: all of it, and what the hypervisor took for
-/// other guests (`steal` in `/proc/stat`), during which no process here ran.
-fn machine_ticks() -> (f64, f64) {
+/// The machine's CPU time so far, in clock ticks, from the first line of `/proc/stat`.
+#[derive(Clone, Copy, Default)]
+struct MachineTicks {
+    all: f64,
+    /// What the hypervisor took for other guests, during which no process here ran.
+    steal: f64,
+    /// No task to run (`idle` and `iowait`).
+    idle: f64,
+    /// Interrupts and softirqs, which on the loopback carry the receiving side's network work
+    /// and are charged to no process when they run outside one.
+    interrupts: f64,
+}
+
+fn machine_ticks() -> MachineTicks {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let line = stat.lines().next().unwrap_or_default();
     let fields: Vec<f64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
     // user, nice, system, idle, iowait, irq, softirq, steal; guest time is counted in user.
-    (fields.iter().take(8).sum(), fields.get(7).copied().unwrap_or_default())
+    let field = |i: usize| fields.get(i).copied().unwrap_or_default();
+    MachineTicks {
+        all: fields.iter().take(8).sum(),
+        steal: field(7),
+        idle: field(3) + field(4),
+        interrupts: field(5) + field(6),
+    }
 }
 
-/// The share of the machine's time the hypervisor took since `before`, in per cent.
-fn steal_since(before: (f64, f64)) -> f64 {
+/// The shares of the machine's time since `before`, in per cent.
+fn machine_since(before: MachineTicks) -> MachineTicks {
     let now = machine_ticks();
-    let all = now.0 - before.0;
-    if all > 0.0 { (now.1 - before.1) * 100.0 / all } else { 0.0 }
+    let all = now.all - before.all;
+    let share = |now: f64, then: f64| if all > 0.0 { (now - then) * 100.0 / all } else { 0.0 };
+    MachineTicks {
+        all: 100.0,
+        steal: share(now.steal, before.steal),
+        idle: share(now.idle, before.idle),
+        interrupts: share(now.interrupts, before.interrupts),
+    }
 }
 
 /// Nanoseconds the threads of `pid` have waited on a run queue, and the times they were given a
@@ -1025,7 +1053,7 @@ async fn ingestion_rate_with(env: &TestEnv, sites: usize, connections: usize) ->
     let before = (cpu_seconds(&zenovay), cpu_seconds(&postgres), cpu_seconds(&loader));
     let machine = machine_ticks();
     let (events, seconds) = run(10).await;
-    let steal = steal_since(machine);
+    let steal = machine_since(machine).steal;
     let per_event = |now: f64, then: f64| (now - then) * 1e6 / events as f64;
     Cost {
         rate: events as f64 / seconds,
