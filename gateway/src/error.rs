@@ -34,7 +34,7 @@ impl ApiError {
     /// The message to show. It may quote what the client sent (a path, a field, an id), and a
     /// key sent in the wrong place is cut to its hint there (docs/behaviour.md#api-keys).
     fn message(&self) -> String {
-        common::secret::redact_keys(&self.error.text()).into_owned()
+        common::secret::redact_secrets(&self.error.text()).into_owned()
     }
 
     /// `WWW-Authenticate` and `Retry-After`, whichever body the error is rendered in.

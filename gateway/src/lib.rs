@@ -214,10 +214,10 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
         otel.name = %req.method(),
         otel.kind = %"server",
         http.request.method = %req.method(),
-        url.path = &*common::secret::redact_keys(req.uri().path()),
+        url.path = &*common::secret::redact_secrets(req.uri().path()),
         http.route = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
-        request_id = &*common::secret::redact_keys(
+        request_id = &*common::secret::redact_secrets(
             req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default()
         ),
         trace_id = tracing::field::Empty,

@@ -128,19 +128,28 @@ fn check_origin(state: &AppState, method: &Method, headers: &HeaderMap) -> ApiRe
 }
 
 fn check_cross_site(state: &AppState, method: &Method, headers: &HeaderMap) -> ApiResult<()> {
+    // A browser never adds an `Authorization` header of its own accord, so a page of another
+    // site cannot send one in the user's name: such requests (API clients with a `Bearer`
+    // session token) are not cross-site forgeries, whatever `Origin` they name.
+    if headers.contains_key(header::AUTHORIZATION) {
+        return Ok(());
+    }
     check_origin(state, method, headers)?;
     if method.is_safe() {
         return Ok(());
     }
-    let Some(session) = cookie(headers).filter(|_| !headers.contains_key(header::AUTHORIZATION)) else {
+    let Some(session) = cookie(headers) else {
         return Ok(());
     };
     let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if Digest::of(presented) != Digest::of(&csrf_token(session)) {
+    if presented.is_empty() {
         return Err(Error::forbidden(format!(
             "a request authenticated by the session cookie needs the `{CSRF_HEADER}` header"
         ))
         .into());
+    }
+    if Digest::of(presented) != Digest::of(&csrf_token(session)) {
+        return Err(Error::forbidden(format!("the `{CSRF_HEADER}` header does not match this session")).into());
     }
     let has_body = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_none_or(|len| len != "0");
     let json =
@@ -160,22 +169,24 @@ fn check_cross_site(state: &AppState, method: &Method, headers: &HeaderMap) -> A
     Ok(())
 }
 
-/// Who signs in or up, as identity's throttling counts them: the client's address (the trusted
-/// client-address header's first entry when configured and an IP address, else the peer) and its
-/// User-Agent, recorded with the session.
-/// The client's address: the first entry of the trusted header when one is configured and it
-/// holds an address, else the connection's peer.
+/// The client's address: the trusted header's address when one is configured and holds one,
+/// else the connection's peer.
 pub fn client_ip(state: &AppState, parts: &Parts) -> Option<IpAddr> {
-    let forwarded = state
-        .client_ip_header
-        .as_deref()
-        .and_then(|name| parts.headers.get(name))
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(',').next())
-        .and_then(|first| first.trim().parse::<IpAddr>().ok());
-    forwarded.or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip()))
+    trusted_address(&parts.headers, state.client_ip_header.as_deref())
+        .or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip()))
 }
 
+/// The address in the trusted client-address header `name`. In a list (`X-Forwarded-For`), the
+/// last entry: the one the proxy in front of the gateway added for the peer it saw. The entries
+/// before it are whatever the client sent, so an allowlist or a sign-in limit that believed the
+/// first could be passed by sending an allowed address (docs/behaviour.md#api-keys).
+pub fn trusted_address(headers: &axum::http::HeaderMap, name: Option<&str>) -> Option<IpAddr> {
+    let value = headers.get(name?)?.to_str().ok()?;
+    value.rsplit(',').next()?.trim().parse().ok()
+}
+
+/// Who signs in or up, as identity's throttling counts them: the client's address
+/// ([`client_ip`]) and its User-Agent, recorded with the session.
 pub struct SigningIn {
     pub address: String,
     pub user_agent: String,

@@ -203,9 +203,23 @@ pub fn audit_entry(e: &idpb::AuditEntry) -> AuditEntry {
         actor_id: e.actor_user_id.clone(),
         action: e.action.clone(),
         target: e.target.clone(),
-        details: serde_json::from_str::<Value>(&e.details_json).unwrap_or(Value::Null),
+        details: audit_details(&e.details_json),
         created_at: rfc3339(e.created_at_unix_ms),
     }
+}
+
+/// An audit entry's details as the API shows them: identity records times (`retires_at`, …) as
+/// unix milliseconds, and the API writes every time in RFC 3339.
+fn audit_details(json: &str) -> Value {
+    let mut details = serde_json::from_str::<Value>(json).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut details {
+        for (name, value) in fields.iter_mut() {
+            if let (true, Some(ms)) = (name.ends_with("_at"), value.as_i64()) {
+                *value = Value::String(rfc3339(ms));
+            }
+        }
+    }
+    details
 }
 
 /// The symbol a currency's amounts are written with in English, as Plausible writes them (the

@@ -159,6 +159,28 @@ async fn a_bearer_session_needs_no_csrf_token(env: &TestEnv) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
+async fn a_bearer_session_is_not_refused_for_the_origin_it_names(env: &TestEnv) {
+    let user = env.user("bearer").await;
+    let request = env
+        .request(Method::POST, "/api/v1/teams")
+        .bearer_auth(&user.session)
+        .header("origin", "https://evil.example")
+        .json(&json!({ "name": "T" }));
+    let (status, body) = into_json(request.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+async fn a_wrong_csrf_token_is_told_apart_from_a_missing_one(env: &TestEnv) {
+    let user = env.user("csrf").await;
+    let (session, _) = browser_session(env, &user).await;
+    let request = with_cookie(env, Method::POST, "/api/v1/teams", &session)
+        .header("x-csrf-token", "not-this-sessions")
+        .json(&json!({ "name": "T" }));
+    let (status, body) = into_json(request.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("does not match"), "{body}");
+}
+
 async fn two_credentials_are_refused_rather_than_one_picked(env: &TestEnv) {
     let (user, key, _, _) = site(env).await;
     for header in ["authorization", "x-api-key"] {
@@ -188,6 +210,8 @@ both_modes!(
     a_cookie_session_change_from_another_origin_is_refused,
     a_cookie_session_change_with_a_text_plain_body_is_refused,
     a_bearer_session_needs_no_csrf_token,
+    a_bearer_session_is_not_refused_for_the_origin_it_names,
+    a_wrong_csrf_token_is_told_apart_from_a_missing_one,
     two_credentials_are_refused_rather_than_one_picked;
     gateway SHORT_HEADER_TIMEOUT => an_idle_or_trickling_connection_is_closed
 );

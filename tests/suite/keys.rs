@@ -226,6 +226,15 @@ async fn access_is_computed_per_request(env: &TestEnv) {
     let record = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == admin_record["id"]).unwrap().clone();
     assert_eq!(record["revoked_reason"], "team_access_lost");
     assert!(record["revoked_at"].as_str().is_some());
+    // And Acme's audit log says so, beside the removal.
+    let (_, log) = env.session_json(Method::GET, &format!("/api/v1/teams/{acme}/audit-log"), &ann.session, None).await;
+    let revoked = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "api_key.revoked" && e["target"] == admin_record["id"]);
+    let revoked = revoked.unwrap_or_else(|| panic!("no api_key.revoked for the key in {log}"));
+    assert!(revoked.to_string().contains("team_access_lost"), "{revoked}");
     let (status, body) = env.api(Method::GET, &format!("/websites/{site_id}"), &admin_key, None).await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     // The "all" key lives on, without Acme, and cannot see Acme's website.
@@ -526,7 +535,36 @@ async fn a_rotated_key_works_until_its_grace_period_ends(env: &TestEnv) {
     assert_eq!(listed["rotated_to"], new["id"]);
     let (_, log) =
         env.session_json(Method::GET, &format!("/api/v1/teams/{}/audit-log", ann.team_id), &ann.session, None).await;
-    assert!(log["data"].as_array().unwrap().iter().any(|e| e["action"] == "api_key.rotated"), "{log}");
+    let entry = log["data"].as_array().unwrap().iter().find(|e| e["action"] == "api_key.rotated").unwrap().clone();
+    let retires_at = entry["details"]["retires_at"].as_str().unwrap_or_else(|| panic!("a time, as text: {entry}"));
+    assert!(chrono::DateTime::parse_from_rfc3339(retires_at).is_ok(), "{retires_at}");
+}
+
+async fn the_audit_log_is_paged(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    for name in ["a", "b", "c", "d"] {
+        env.create_key(&ann, json!({ "name": name, "permissions": "full", "teams": "all" })).await;
+    }
+    let ann = &ann;
+    let log = |query: &'static str| {
+        let path = format!("/api/v1/teams/{}/audit-log{query}", ann.team_id);
+        async move { env.session_json(Method::GET, &path, &ann.session, None).await }
+    };
+    let (status, all) = log("").await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let total = all["data"].as_array().unwrap().len();
+    assert!(total >= 5, "the plan change and four keys: {all}");
+    assert_eq!(all["pagination"], json!({ "page": 1, "per_page": 100, "total": total }));
+    let (_, second) = log("?per_page=2&page=2").await;
+    assert_eq!(second["pagination"], json!({ "page": 2, "per_page": 2, "total": total }));
+    assert_eq!(second["data"], json!(all["data"].as_array().unwrap()[2..4]), "newest first, two pages in");
+    let (_, beyond) = log("?per_page=2&page=100").await;
+    assert_eq!(beyond["data"], json!([]));
+    for query in ["?page=0", "?per_page=1001", "?per_page=2&limit=2", "?cursor=x"] {
+        let (status, body) = log(query).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    }
 }
 
 async fn a_rotation_without_grace_retires_the_old_key_at_once(env: &TestEnv) {
@@ -649,6 +687,8 @@ async fn usage_counts_every_request_across_replicas_and_a_graceful_restart() {
     assert_eq!(success, 10);
 }
 
+/// The proxy in front of the gateway appends the peer it saw, so the last entry is the client and
+/// the ones before it are whatever the client sent.
 async fn the_allowlist_reads_the_trusted_client_address_header(env: &TestEnv) {
     let ann = env.user("ann").await;
     env.set_plan(&ann.team_id, "pro").await;
@@ -657,8 +697,10 @@ async fn the_allowlist_reads_the_trusted_client_address_header(env: &TestEnv) {
     let from = |address: &'static str| {
         env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).header("x-forwarded-for", address)
     };
-    assert_eq!(from("203.0.113.9, 10.0.0.1").send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(from("10.0.0.1, 203.0.113.9").send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(from("198.51.100.7").send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let forged = from("203.0.113.9, 198.51.100.7").send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN, "an allowed address the client put first is not believed");
     // IPv6 alike.
     let path = format!("/api/v1/account/api-keys/{}", record["id"].as_str().unwrap());
     let edit = json!({ "allowed_ips": ["2001:db8::/32"] });
@@ -719,6 +761,7 @@ both_modes!(
     a_key_is_refused_from_outside_its_allowlist_and_takes_nothing,
     an_allowlist_holds_at_most_20_valid_networks,
     a_rotated_key_works_until_its_grace_period_ends,
+    the_audit_log_is_paged,
     a_rotation_without_grace_retires_the_old_key_at_once,
     a_grace_period_beyond_a_week_is_refused,
     a_key_expiry_must_be_in_the_future_and_within_366_days,
@@ -841,4 +884,30 @@ async fn a_key_sent_in_the_wrong_place_is_shown_as_its_hint_and_kept_out_of_the_
     let logs = env.logs();
     assert!(logs.contains(&hint), "the requests were logged");
     assert!(!logs.contains(&key[3..]), "a key reached the logs");
+}
+
+/// Session tokens (and the OAuth tokens, which share the cut) have no hint: a run after their
+/// prefix is cut whole, in answers and in the logs.
+#[tokio::test]
+async fn a_session_token_sent_in_the_wrong_place_is_cut_from_answers_and_logs() {
+    let env = TestEnv::split(1).await;
+    let ann = env.user("ann").await;
+    let secret = &ann.session[4..];
+    let (status, body) =
+        env.session_json(Method::GET, &format!("/api/v1/websites/{}", ann.session), &ann.session, None).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    assert!(!body.to_string().contains(secret), "{body}");
+    let response = env.request(Method::GET, "/healthz").header("x-request-id", &ann.session).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Lines leave through a writer that flushes every few milliseconds.
+    let mut logs = env.logs();
+    for _ in 0..50 {
+        if logs.contains("zvs_…") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        logs = env.logs();
+    }
+    assert!(logs.contains("zvs_…"), "the requests were logged");
+    assert!(!logs.contains(secret), "a session token reached the logs");
 }

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::harness::{COUNTRY_HEADER, GatewayFlags, TestEnv, TestUser, into_json};
+use crate::harness::{COUNTRY_HEADER, GatewayFlags, TestEnv, TestUser, add_member, into_json};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
@@ -395,6 +395,28 @@ async fn a_refresh_token_replay_revokes_the_family(env: &TestEnv) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "the newest refresh token stops working too");
 }
 
+async fn leaving_the_team_ends_its_connections_for_good(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read"]).await;
+    let bob = env.user("bob").await;
+    add_member(env, &ann, &ann.team_id, &bob, "owner").await;
+    let leave = format!("/api/v1/teams/{}/members/{}", ann.team_id, ann.user_id);
+    assert_eq!(env.session_json(Method::DELETE, &leave, &ann.session, None).await.0, StatusCode::OK);
+
+    assert_eq!(list_status(env, &tokens["access_token"]).await, StatusCode::UNAUTHORIZED);
+    let (status, body) = client.refresh(&tokens["refresh_token"]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    let (_, connections) = env.session_json(Method::GET, "/api/v1/account/mcp-connections", &ann.session, None).await;
+    assert!(connections["data"][0]["revoked_at"].is_string(), "{connections}");
+
+    add_member(env, &bob, &ann.team_id, &ann, "member").await;
+    assert_eq!(
+        list_status(env, &tokens["access_token"]).await,
+        StatusCode::UNAUTHORIZED,
+        "rejoining brings nothing back"
+    );
+}
+
 async fn a_replayed_code_revokes_the_tokens_it_issued(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let (code, verifier) = client.authorize(&ann, &["analytics:read"]).await;
@@ -634,6 +656,17 @@ async fn malformed_tool_call_params_are_invalid_params(env: &TestEnv) {
     }
 }
 
+async fn an_unknown_method_is_not_found_and_a_secret_sent_as_one_is_not_echoed(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read"]).await;
+    let message = json!({ "jsonrpc": "2.0", "id": 3, "method": ann.session });
+    let (status, body) = post_raw(env, &tokens, &message.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((&body["id"], &body["error"]["code"]), (&json!(3), &json!(-32601)), "{body}");
+    let text = body["error"]["message"].as_str().unwrap();
+    assert!(text.starts_with("Method not found: zvs_") && !text.contains(&ann.session[4..]), "{text}");
+}
+
 async fn the_sign_in_form_is_throttled_like_the_api(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let request = client.request(&["analytics:read"], &[]);
@@ -664,6 +697,7 @@ both_modes!(
     the_sign_in_form_is_throttled_like_the_api,
     mcp_end_to_end,
     a_refresh_token_replay_revokes_the_family,
+    leaving_the_team_ends_its_connections_for_good,
     a_replayed_code_revokes_the_tokens_it_issued,
     a_resource_other_than_this_server_is_an_invalid_target,
     a_token_asked_for_this_server_works_here_only,
@@ -676,7 +710,8 @@ both_modes!(
     the_challenge_names_every_scope,
     a_tool_outside_the_grant_is_a_step_up_challenge,
     malformed_json_is_a_json_rpc_parse_error,
-    malformed_tool_call_params_are_invalid_params;
+    malformed_tool_call_params_are_invalid_params,
+    an_unknown_method_is_not_found_and_a_secret_sent_as_one_is_not_echoed;
     gateway PUBLIC_URL => oauth_metadata_names_the_configured_public_url
 );
 

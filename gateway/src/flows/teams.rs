@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use common::access::{ApiKeyPolicy, AuditLimit, Plan, Role};
+use common::access::{ApiKeyPolicy, AuditPage, Plan, Role};
 use common::bus::Change;
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
@@ -170,14 +170,17 @@ pub async fn remove_member(state: &AppState, member: OtherMember, actor: String)
 }
 
 /// The team's key and membership events, newest first.
+/// A page of the team's audit log, newest first, and how many entries the whole log holds.
 pub async fn audit_log(
     state: &AppState,
     team_id: String,
     actor: String,
-    limit: AuditLimit,
-) -> ApiResult<Vec<idpb::AuditEntry>> {
-    let request = idpb::ListAuditRequest { team_id, actor_user_id: actor, limit: limit.get() };
-    Ok(state.identity.clone().list_audit(request).await?.into_inner().entries)
+    page: AuditPage,
+) -> ApiResult<(Vec<idpb::AuditEntry>, u64)> {
+    let request =
+        idpb::ListAuditRequest { team_id, actor_user_id: actor, limit: page.per_page.get(), offset: page.offset() };
+    let answer = state.identity.clone().list_audit(request).await?.into_inner();
+    Ok((answer.entries, answer.total))
 }
 
 /// What one member has used of the per-user quotas.

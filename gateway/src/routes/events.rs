@@ -70,9 +70,7 @@ fn object_json(value: Option<Value>, name: &str) -> ApiResult<String> {
 }
 
 fn header_value(headers: &HeaderMap, name: Option<&str>) -> Option<String> {
-    let value = headers.get(name?)?.to_str().ok()?;
-    // X-Forwarded-For style lists: the first entry is the client.
-    Some(value.split(',').next().unwrap_or_default().trim().to_owned())
+    Some(headers.get(name?)?.to_str().ok()?.trim().to_owned())
 }
 
 /// The event a tracker's body describes, without what the request's headers say (user agent,
@@ -110,7 +108,9 @@ pub async fn ingest(
 ) -> ApiResult<Response> {
     let event = anpb::TrackedEvent {
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
-        client_ip: header_value(&headers, state.client_ip_header.as_deref()).unwrap_or_else(|| peer.ip().to_string()),
+        client_ip: crate::session::trusted_address(&headers, state.client_ip_header.as_deref())
+            .unwrap_or(peer.ip())
+            .to_string(),
         country: header_value(&headers, state.country_header.as_deref()).unwrap_or_default(),
         ..tracked_event(&body)?
     };

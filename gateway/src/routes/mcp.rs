@@ -132,6 +132,12 @@ async fn check_message(state: &AppState, grant: &idpb::McpGrant, req: Request) -
     if let ClientJsonRpcMessage::Request(request) = &message {
         match &request.request {
             ClientRequest::CustomRequest(_) if known => return Err(invalid_params()),
+            // rmcp answers a method it does not know with the method's name as the whole message,
+            // which may be a secret a client sent in the wrong place.
+            ClientRequest::CustomRequest(_) => {
+                let text = format!("Method not found: {}", common::secret::redact_secrets(&method));
+                return Err(rpc_error(StatusCode::OK, id, -32601, &text));
+            }
             ClientRequest::CallToolRequest(call) => {
                 let needed = tools().into_iter().find(|(t, _)| t.name == call.params.name).map(|(_, c)| c);
                 if let Some(categories) = needed.filter(|c| !allowed(grant, c)) {
@@ -313,7 +319,7 @@ type ToolResult = Result<Value, String>;
 /// key among what it quotes cut to its hint (docs/behaviour.md#api-keys).
 fn tool_error(e: ApiError) -> String {
     e.error.log_cause();
-    common::secret::redact_keys(&e.error.message).into_owned()
+    common::secret::redact_secrets(&e.error.message).into_owned()
 }
 
 fn arg<'a>(args: &'a JsonObject, name: &str) -> Option<&'a str> {
@@ -452,7 +458,7 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, McpError> {
         let grant = grant_of(&context)?;
         let Some((_, categories)) = tools().into_iter().find(|(t, _)| t.name == request.name) else {
-            let name = common::secret::redact_keys(&request.name);
+            let name = common::secret::redact_secrets(&request.name);
             return Err(McpError::invalid_params(format!("unknown tool {name}"), None));
         };
         // `check_message` answers this with a step-up challenge before rmcp sees the call.

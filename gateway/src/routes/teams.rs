@@ -3,7 +3,8 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use common::access::{ApiKeyPolicy, AuditLimit, Role, Scope};
+use common::Error;
+use common::access::{ApiKeyPolicy, AuditLimit, AuditPage, Role, Scope};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -11,8 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Credentials;
-use crate::envelope::Success;
-use crate::envelope::{Body, Params, Path, RawBody, created, ok, parse_query};
+use crate::envelope::{Body, Pagination, Params, Path, RawBody, created, ok, paged, parse_query};
+use crate::envelope::{Paged, Success};
 use crate::error::ApiResult;
 use crate::flows::teams::{self, OtherMember};
 use crate::session::SessionUser;
@@ -38,10 +39,29 @@ pub struct PolicyBody {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    /// Entries, newest first; default 100.
+    /// Entries on a page, newest first; default 100.
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    per_page: Option<u32>,
+    /// The page, from 1; default 1.
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000000)]
+    page: Option<u32>,
+    /// `per_page` by its earlier name: the newest entries, on the first page unless `page` says.
     #[serde(default)]
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+}
+
+impl AuditParams {
+    fn page(&self) -> ApiResult<AuditPage> {
+        let per_page = match (self.per_page, self.limit) {
+            (Some(_), Some(_)) => return Err(Error::invalid("limit", "give per_page or limit, not both").into()),
+            (Some(per_page), None) => AuditLimit::parse(Some(per_page), "per_page")?,
+            (None, limit) => AuditLimit::parse(limit, "limit")?,
+        };
+        Ok(AuditPage::parse(per_page, self.page)?)
+    }
 }
 
 async fn members(state: &AppState, team_id: String, actor: String) -> ApiResult<Response> {
@@ -54,9 +74,11 @@ async fn set_policy(state: &AppState, team_id: String, actor: &str, policy: ApiK
     Ok(ok(views::team_settings(&settings)).into_response())
 }
 
-async fn audit_log(state: &AppState, team_id: String, actor: String, limit: Option<u32>) -> ApiResult<Response> {
-    let entries = teams::audit_log(state, team_id, actor, AuditLimit::parse(limit)?).await?;
-    Ok(ok(entries.iter().map(views::audit_entry).collect::<Vec<_>>()).into_response())
+async fn audit_log(state: &AppState, team_id: String, actor: String, params: &AuditParams) -> ApiResult<Response> {
+    let page = params.page()?;
+    let (entries, total) = teams::audit_log(state, team_id, actor, page).await?;
+    let pagination = Pagination { page: page.page.into(), per_page: page.per_page.get().into(), total };
+    Ok(paged(entries.iter().map(views::audit_entry).collect::<Vec<_>>(), Some(pagination)).into_response())
 }
 
 // Dashboard (session).
@@ -158,7 +180,7 @@ pub async fn get_audit_log(
     Path(team_id): Path<String>,
     Params(params): Params<AuditParams>,
 ) -> ApiResult<Response> {
-    audit_log(&state, team_id, session.user.id, params.limit).await
+    audit_log(&state, team_id, session.user.id, &params).await
 }
 
 // External API (admin scope).
@@ -219,7 +241,7 @@ pub async fn external_put_policy(
     description = "Scope: `admin`, on a team where the key's owner is an owner or admin. Newest first.",
     params(("teamId" = String, Path, description = "Team id"), AuditParams),
     responses(
-        (status = 200, description = "The entries", body = Success<Vec<AuditEntry>>),
+        (status = 200, description = "The entries", body = Paged<Vec<AuditEntry>>),
     ),
 )]
 pub async fn external_audit_log(
@@ -231,5 +253,5 @@ pub async fn external_audit_log(
     let key = credentials.verify(&state).await?;
     key.authorize(&state, Scope::Admin, Some(&team_id)).await?;
     let params: AuditParams = parse_query(query.as_deref())?;
-    audit_log(&state, team_id, key.user_id().to_owned(), params.limit).await
+    audit_log(&state, team_id, key.user_id().to_owned(), &params).await
 }

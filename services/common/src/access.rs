@@ -439,10 +439,11 @@ pub struct AuditLimit(u32);
 impl AuditLimit {
     pub const MAX: u32 = 1000;
 
-    pub fn parse(asked: Option<u32>) -> Result<AuditLimit, Error> {
+    /// `field` names the parameter the caller asked with, for the error.
+    pub fn parse(asked: Option<u32>, field: &str) -> Result<AuditLimit, Error> {
         match asked.unwrap_or(100) {
             limit @ 1..=Self::MAX => Ok(AuditLimit(limit)),
-            _ => Err(Error::invalid("limit", "must be between 1 and 1000")),
+            _ => Err(Error::invalid(field, "must be between 1 and 1000")),
         }
     }
 
@@ -453,6 +454,30 @@ impl AuditLimit {
 
     pub fn get(self) -> u32 {
         self.0
+    }
+}
+
+/// A page of a team's audit log, newest first: `per_page` entries from page `page` (from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPage {
+    pub per_page: AuditLimit,
+    pub page: u32,
+}
+
+impl AuditPage {
+    /// Pages beyond this would skip more entries than a `u32` counts; no team's log is that long.
+    pub const MAX_PAGE: u32 = 1_000_000;
+
+    pub fn parse(per_page: AuditLimit, page: Option<u32>) -> Result<AuditPage, Error> {
+        match page.unwrap_or(1) {
+            page @ 1..=Self::MAX_PAGE => Ok(AuditPage { per_page, page }),
+            _ => Err(Error::invalid("page", "must be between 1 and 1000000")),
+        }
+    }
+
+    /// Newer entries skipped before this page.
+    pub fn offset(self) -> u32 {
+        (self.page - 1).saturating_mul(self.per_page.get())
     }
 }
 

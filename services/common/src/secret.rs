@@ -39,7 +39,7 @@ pub fn random_token(prefix: &str) -> String {
     format!("{prefix}{body}")
 }
 
-pub use telemetry::redact::{KEY_PREFIX, keys as redact_keys};
+pub use telemetry::redact::{KEY_PREFIX, secrets as redact_secrets};
 
 /// Lower-case hex, the form digests are stored in.
 pub fn to_hex(bytes: &[u8]) -> String {

@@ -285,8 +285,9 @@ impl IdentityService for Identity {
 
     async fn list_audit(&self, req: Request<pb::ListAuditRequest>) -> Reply<pb::ListAuditResponse> {
         let r = req.into_inner();
-        let entries = Identity::list_audit(self, &r.team_id, &r.actor_user_id, r.limit).await?;
-        Ok(Response::new(pb::ListAuditResponse { entries: entries.into_iter().map(audit_entry).collect() }))
+        let page = crate::teams::LogPage { limit: r.limit, offset: r.offset };
+        let (entries, total) = Identity::list_audit(self, &r.team_id, &r.actor_user_id, page).await?;
+        Ok(Response::new(pb::ListAuditResponse { entries: entries.into_iter().map(audit_entry).collect(), total }))
     }
 
     async fn register_mcp_client(&self, req: Request<pb::RegisterMcpClientRequest>) -> Reply<pb::McpClient> {

@@ -440,10 +440,16 @@ impl Store {
         now: i64,
     ) -> Result<Option<Vec<String>>> {
         let mut tx = common::db::begin_write(&self.pool, self.system).await?;
-        let scopes = sqlx::query("SELECT scopes FROM mcp_connections WHERE id = $1 AND revoked_at IS NULL")
-            .bind(connection_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        // Its user must still be a member of its team: removal revokes the connection, but only
+        // at best, and a refresh must not outlive the membership it was granted under.
+        let scopes = sqlx::query(
+            "SELECT c.scopes FROM mcp_connections c \
+             JOIN memberships m ON m.team_id = c.team_id AND m.user_id = c.user_id \
+             WHERE c.id = $1 AND c.revoked_at IS NULL",
+        )
+        .bind(connection_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(scopes) = scopes else { return Ok(None) };
         let scopes: String = scopes.try_get("scopes")?;
         sqlx::query("DELETE FROM mcp_tokens WHERE connection_id = $1 AND expires_at <= $2")
@@ -527,6 +533,29 @@ impl Store {
         sqlx::query("DELETE FROM mcp_tokens WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Revokes the user's connections to a team, which they have left, and deletes their tokens.
+    pub(crate) async fn revoke_mcp_connections_to_team(&self, user_id: &str, team_id: &str, now: i64) -> Result<()> {
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
+        sqlx::query(
+            "DELETE FROM mcp_tokens WHERE connection_id IN \
+             (SELECT id FROM mcp_connections WHERE user_id = $1 AND team_id = $2)",
+        )
+        .bind(user_id)
+        .bind(team_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE mcp_connections SET revoked_at = COALESCE(revoked_at, $1) WHERE user_id = $2 AND team_id = $3",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(team_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Revokes a connection, whoever's it is, and deletes its tokens.

@@ -594,16 +594,23 @@ impl Store {
         Ok(())
     }
 
-    pub async fn audit(&self, team_id: &str, limit: u32) -> Result<Vec<AuditEntry>> {
+    /// `limit` entries of the team's log after the `offset` newest, and the log's length.
+    pub async fn audit(&self, team_id: &str, limit: u32, offset: u32) -> Result<(Vec<AuditEntry>, u64)> {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE team_id = $1")
+            .bind(team_id)
+            .fetch_one(&self.pool)
+            .await?;
         let rows = sqlx::query(
             "SELECT id, team_id, actor_id, action, target, details, created_at FROM audit_log \
-             WHERE team_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+             WHERE team_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
         )
         .bind(team_id)
         .bind(i64::from(limit))
+        .bind(i64::from(offset))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let entries = rows
+            .iter()
             .map(|row| {
                 Ok(AuditEntry {
                     id: row.try_get("id")?,
@@ -615,7 +622,8 @@ impl Store {
                     created_at: row.try_get("created_at")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok((entries, total.try_into().unwrap_or_default()))
     }
 }
 

@@ -91,23 +91,51 @@ impl Identity {
             return Err(Error::new(ErrorCode::Conflict, "the last owner cannot leave the team"));
         }
         announce(self.changes.as_ref(), Change::User(user_id.to_owned())).await;
-        self.revoke_keys_without_teams(user_id).await;
         let details = json!({ "email": target.user.email, "role": target.role.as_str() });
         self.audit(team_id, actor, "member.removed", user_id, &details).await?;
+        self.revoke_keys_without_teams(&Removal { team_id, actor, user_id }).await;
+        self.revoke_mcp_connections(team_id, user_id).await;
         Ok(())
     }
 
     /// Revokes the user's keys that selected teams and reach none of them now (docs/behaviour.md#effective-access), so
-    /// that their key list says so at once. Best effort: the removal has happened, and
-    /// verification revokes such a key the first time it is presented.
-    async fn revoke_keys_without_teams(&self, user_id: &str) {
-        match self.store.revoke_keys_without_teams(user_id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await {
-            Ok(revoked) => {
-                for key_id in revoked {
-                    announce(self.changes.as_ref(), Change::Key(key_id)).await;
+    /// that their key list says so at once, and records each in the audit log of the team whose
+    /// loss revoked it. Best effort: the removal has happened, and verification revokes such a
+    /// key the first time it is presented.
+    async fn revoke_keys_without_teams(&self, removal: &Removal<'_>) {
+        let revoked =
+            match self.store.revoke_keys_without_teams(removal.user_id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await {
+                Ok(revoked) => revoked,
+                Err(e) => return tracing::warn!(error = %e, "could not revoke the keys a removal left without teams"),
+            };
+        for key_id in revoked {
+            announce(self.changes.as_ref(), Change::Key(key_id.clone())).await;
+            let key = match self.store.api_key(&key_id).await {
+                Ok(Some(key)) => key,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read a key revoked by a removal for the audit log");
+                    continue;
                 }
+            };
+            let details = json!({
+                "name": key.name,
+                "permissions": crate::store::encode_grant(&key.grant),
+                "hint": key.hint,
+                "reason": REVOKED_TEAM_ACCESS_LOST,
+            });
+            if let Err(e) = self.audit(removal.team_id, removal.actor, "api_key.revoked", &key_id, &details).await {
+                tracing::warn!(error = %e, "could not record a key revoked by a removal in the audit log");
             }
-            Err(e) => tracing::warn!(error = %e, "could not revoke the keys a removal left without teams"),
+        }
+    }
+
+    /// Revokes the user's MCP connections to the team they left: a connection is granted for one
+    /// team, and rejoining later must not bring it back (docs/behaviour.md#mcp). Best effort, as
+    /// above: a refresh also needs the membership.
+    async fn revoke_mcp_connections(&self, team_id: &str, user_id: &str) {
+        if let Err(e) = self.store.revoke_mcp_connections_to_team(user_id, team_id, now_ms()).await {
+            tracing::warn!(error = %e, "could not revoke the MCP connections of a removed member");
         }
     }
 
@@ -147,8 +175,22 @@ impl Identity {
         self.audit(team_id, actor, action, target, &details).await
     }
 
-    pub async fn list_audit(&self, team_id: &str, actor: &str, limit: u32) -> Result<Vec<AuditEntry>> {
+    /// A page of the team's audit log, newest first, and how many entries the whole log holds.
+    pub async fn list_audit(&self, team_id: &str, actor: &str, page: LogPage) -> Result<(Vec<AuditEntry>, u64)> {
         self.admin_role_in(team_id, actor).await?;
-        self.store.audit(team_id, AuditLimit::clamped(limit).get()).await
+        self.store.audit(team_id, AuditLimit::clamped(page.limit).get(), page.offset).await
     }
+}
+
+/// Which entries of an audit log a caller asked for.
+pub struct LogPage {
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// A membership ended: in which team, by whom, of whom.
+struct Removal<'a> {
+    team_id: &'a str,
+    actor: &'a str,
+    user_id: &'a str,
 }

@@ -44,7 +44,7 @@ impl Shared {
         if !spare.is_empty() {
             // Lines are text; what quotes a key (a client's path, a library's message) leaves
             // with the key cut to its hint.
-            let redacted = std::str::from_utf8(spare).map(crate::redact::keys);
+            let redacted = std::str::from_utf8(spare).map(crate::redact::secrets);
             let batch = match &redacted {
                 Ok(text) => text.as_bytes(),
                 Err(_) => spare.as_slice(),

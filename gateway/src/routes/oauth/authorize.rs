@@ -19,7 +19,7 @@ const TITLE: &str = "Connect an MCP client";
 /// A page of the flow without a form: the console's look, its policy, and never cached.
 fn page(status: StatusCode, body: &str) -> Response {
     // A refusal may quote what the client sent, where a key never shows whole.
-    let body = common::secret::redact_keys(body);
+    let body = common::secret::redact_secrets(body);
     oauth_page(status, TITLE, format!("<h1>{TITLE}</h1><div class=\"card narrow\">{body}</div>"), None)
 }
 
