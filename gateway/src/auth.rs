@@ -303,7 +303,9 @@ impl VerifiedKey {
         let key = &self.verified.key;
         let now = common::time::now_ms();
         let generation = state.keys.as_ref().and_then(|cache| cache.generation());
-        if let Some(refusal) = state.keys.as_ref().and_then(|cache| cache.refusal(&key.id, now)) {
+        let asked = (scope, resource_team.map(str::to_owned));
+        let cached = state.keys.as_ref().and_then(|cache| cache.refusal(&key.id, now));
+        if let Some(refusal) = cached.filter(|refusal| refusal.asked == asked) {
             let mut rate = refusal.rate;
             rate.retry_after_ms = (refusal.until_ms - now).max(0) as u64;
             metrics::decision(refusal.code.as_str(), "cache");
@@ -332,6 +334,7 @@ impl VerifiedKey {
             {
                 let refusal = Refusal {
                     user_id: key.user_id.clone(),
+                    asked,
                     until_ms: now + rate.retry_after_ms as i64,
                     rate,
                     code,

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use common::ErrorCode;
+use common::access::Scope;
 use common::bus::{Change, ChangeBus, Notice};
 use common::cache::{LookupResult, NoticeCache, Read, refresh_age};
 use common::secret::Digest;
@@ -103,6 +104,10 @@ struct Entry {
 #[derive(Clone)]
 pub struct Refusal {
     pub user_id: String,
+    /// The request refused: the scope it needed and the team of its resource. The checks before
+    /// the limits (scope, the team's reach) may refuse another request of the key for another
+    /// reason, so only a request asking the same is refused from here.
+    pub asked: (Scope, Option<String>),
     /// When a slot frees: what `Retry-After` counts down to, however long the cache repeats it.
     pub until_ms: i64,
     pub rate: popb::RateLimit,
@@ -361,6 +366,7 @@ mod tests {
     fn refusal(user: &str) -> Refusal {
         Refusal {
             user_id: user.into(),
+            asked: (Scope::Read, None),
             until_ms: common::time::now_ms() + 500,
             rate: Default::default(),
             code: ErrorCode::RateLimitExceeded,

@@ -108,6 +108,17 @@ async fn per_minute_limit(env: &TestEnv) {
     assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// The scope is checked before the limits (docs/behaviour.md#authorization-of-a-request), also
+/// once the key is over its limit and the gateway repeats the refusal itself.
+async fn a_key_over_its_limit_is_still_refused_for_a_scope_it_lacks(env: &TestEnv) {
+    let (user, key) = keyed_user(env, json!({ "requests_per_minute": 1 }), json!(["read"])).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::TOO_MANY_REQUESTS);
+    let body = json!({ "team_id": user.team_id, "domain": "scope.example", "name": "S" });
+    let (status, body) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::FORBIDDEN, &json!("INSUFFICIENT_SCOPE")), "{body}");
+}
+
 async fn monthly_quota(env: &TestEnv) {
     let (user, key) = keyed_user(env, json!({ "requests_per_month": 2 }), json!("full")).await;
     // The quota is the user's: a second key shares it.
@@ -152,7 +163,13 @@ async fn the_highest_plan_applies(env: &TestEnv) {
     assert_eq!(limit().await, "7");
 }
 
-both_modes!(headers_and_refunds, per_minute_limit, monthly_quota, the_highest_plan_applies);
+both_modes!(
+    headers_and_refunds,
+    per_minute_limit,
+    a_key_over_its_limit_is_still_refused_for_a_scope_it_lacks,
+    monthly_quota,
+    the_highest_plan_applies
+);
 
 /// The window logs and monthly counters the limiter keeps in Redis all expire, those made by
 /// admitted requests and by refused ones alike.

@@ -417,6 +417,33 @@ async fn leaving_the_team_ends_its_connections_for_good(env: &TestEnv) {
     );
 }
 
+async fn a_loopback_redirect_may_come_back_on_another_port(env: &TestEnv) {
+    let (client, _) = registered(env, "Native app", REDIRECT).await;
+    let asked = |redirect: &'static str| {
+        let request = client.request(&["analytics:read"], &[]);
+        request.oauth.replace(&form(&[("redirect_uri", REDIRECT)]), &form(&[("redirect_uri", redirect)]))
+    };
+    let page = client.page(&asked("http://127.0.0.1:51004/callback"), "").await;
+    assert_eq!(page.status(), StatusCode::OK, "another port of the registered loopback address");
+    let page = client.page(&asked("http://127.0.0.1:51004/elsewhere"), "").await;
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST, "another path");
+}
+
+async fn a_client_authenticating_with_basic_is_told_the_scheme_it_failed(env: &TestEnv) {
+    let response = env
+        .request(Method::POST, "/oauth/token")
+        .basic_auth("someone", Some("secret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=refresh_token&refresh_token=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+    assert!(challenge.as_deref().is_some_and(|c| c.starts_with("Basic ")), "{challenge:?}");
+    assert_eq!(into_json(response).await.1["error"], "invalid_client");
+}
+
 async fn a_replayed_code_revokes_the_tokens_it_issued(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let (code, verifier) = client.authorize(&ann, &["analytics:read"]).await;
@@ -698,6 +725,8 @@ both_modes!(
     mcp_end_to_end,
     a_refresh_token_replay_revokes_the_family,
     leaving_the_team_ends_its_connections_for_good,
+    a_loopback_redirect_may_come_back_on_another_port,
+    a_client_authenticating_with_basic_is_told_the_scheme_it_failed,
     a_replayed_code_revokes_the_tokens_it_issued,
     a_resource_other_than_this_server_is_an_invalid_target,
     a_token_asked_for_this_server_works_here_only,

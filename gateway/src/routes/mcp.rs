@@ -62,8 +62,11 @@ fn challenge(state: &AppState, headers: &axum::http::HeaderMap, error: &str, sco
 pub async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let token = crate::session::bearer(req.headers()).map(str::to_owned);
     let unauthorized = |req: &Request, error: &str| {
-        let body =
-            axum::Json(json!({ "error": "invalid_token", "error_description": "an OAuth access token is required" }));
+        let description = match error {
+            "" => "an OAuth access token is required",
+            _ => "the access token is invalid, expired or revoked",
+        };
+        let body = axum::Json(json!({ "error": "invalid_token", "error_description": description }));
         let mut response = (StatusCode::UNAUTHORIZED, body).into_response();
         let all = [ANALYTICS_READ, MANAGEMENT_READ, MANAGEMENT_WRITE];
         response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge(&state, req.headers(), error, &all));

@@ -552,10 +552,20 @@ mod tests {
 
     #[test]
     fn an_audit_limit_is_1_to_1000_and_100_unless_asked() {
-        assert_eq!(AuditLimit::parse(None).unwrap().get(), 100);
-        assert_eq!(AuditLimit::parse(Some(1000)).unwrap().get(), 1000);
-        assert!(AuditLimit::parse(Some(0)).is_err());
-        assert!(AuditLimit::parse(Some(1001)).is_err());
+        assert_eq!(AuditLimit::parse(None, "limit").unwrap().get(), 100);
+        assert_eq!(AuditLimit::parse(Some(1000), "limit").unwrap().get(), 1000);
+        assert!(AuditLimit::parse(Some(0), "limit").is_err());
+        assert_eq!(AuditLimit::parse(Some(1001), "per_page").unwrap_err().field.as_deref(), Some("per_page"));
         assert_eq!(AuditLimit::clamped(5000).get(), 1000);
+    }
+
+    #[test]
+    fn an_audit_page_counts_from_1_and_skips_the_pages_before_it() {
+        let per_page = AuditLimit::parse(Some(20), "per_page").unwrap();
+        assert_eq!(AuditPage::parse(per_page, None).unwrap().offset(), 0);
+        assert_eq!(AuditPage::parse(per_page, Some(3)).unwrap().offset(), 40);
+        assert!(AuditPage::parse(per_page, Some(0)).is_err());
+        let last = AuditPage::parse(AuditLimit::parse(Some(1000), "per_page").unwrap(), Some(AuditPage::MAX_PAGE));
+        assert_eq!(last.unwrap().offset(), 999_999_000);
     }
 }

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod db;
 pub mod error;
 pub mod grpc;
+pub mod oauth;
 pub mod redis_link;
 pub mod secret;
 pub mod shutdown;

@@ -178,7 +178,7 @@ impl Identity {
     /// The user's consent, as the consent page posts it; returns the one-time code.
     pub async fn create_mcp_authorization(&self, consent: McpConsent<'_>) -> Result<String> {
         let client = self.oauth_client(consent.client_id).await?;
-        if !client.redirect_uris.iter().any(|u| u == consent.redirect_uri) {
+        if !common::oauth::redirect_uri_registered(&client.redirect_uris, consent.redirect_uri) {
             return Err(invalid("redirect_uri: not registered for this client"));
         }
         let scopes = consent.scopes;

@@ -48,7 +48,7 @@ async fn check_request(
         Ok(client) => client.into_inner(),
         Err(_) => return Err(Box::new(page(StatusCode::BAD_REQUEST, "<p>Unknown client. Register it first.</p>"))),
     };
-    if !client.redirect_uris.iter().any(|u| u == p.get("redirect_uri")) {
+    if !common::oauth::redirect_uri_registered(&client.redirect_uris, p.get("redirect_uri")) {
         return Err(Box::new(page(
             StatusCode::BAD_REQUEST,
             "<p>This redirect URI is not registered for the client.</p>",

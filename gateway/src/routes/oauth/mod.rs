@@ -143,7 +143,13 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
     let client_id = form.get("client_id").to_owned();
     if client_id.is_empty() {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is required");
+        let mut refused = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is required");
+        // A client that authenticated with the Authorization header is told which scheme the
+        // server takes (RFC 6749 §5.2); public clients send their id in the form.
+        if headers.contains_key(header::AUTHORIZATION) {
+            refused.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"zenovay\""));
+        }
+        return refused;
     }
     let ours = resource_url(&state, &headers);
     if bound_resource(&form, &ours).is_none() {
