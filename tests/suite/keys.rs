@@ -614,16 +614,17 @@ async fn an_allowlist_holds_at_most_20_valid_networks(env: &TestEnv) {
     let ann = env.user("ann").await;
     env.set_plan(&ann.team_id, "pro").await;
     let many: Vec<String> = (0..21).map(|i| format!("10.0.{i}.0/24")).collect();
-    for allowed in [json!(["10.0.0.0/33"]), json!(["example.com"]), json!(many)] {
+    for allowed in [json!(["10.0.0.0/33"]), json!(["example.com"]), json!(["010.0.0.0/8"]), json!(many)] {
         let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": allowed });
         let (status, body) = key_attempt(env, &ann, body).await;
         assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert!(body["error"]["message"].as_str().unwrap().starts_with("allowed_ips: "), "{body}");
     }
-    let allowed = ["10.1.2.3/8", "::1", "::ffff:127.0.0.1", "::ffff:192.168.0.0/112"];
+    let allowed = ["10.1.2.3/8", "::1", "::ffff:127.0.0.1", "::ffff:192.168.0.0/112", "10.0.0.0/8", "127.0.0.1"];
     let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": allowed });
     let (key, record) = env.create_key(&ann, body).await;
-    // IPv4 in IPv6's mapped form is kept as the IPv4 network it is, which clients match.
+    // IPv4 in IPv6's mapped form is kept as the IPv4 network it is, which clients match; a
+    // network given twice, in whatever form, is kept once.
     assert_eq!(record["allowed_ips"], json!(["10.0.0.0/8", "::1/128", "127.0.0.1/32", "192.168.0.0/16"]));
     assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK, "from 127.0.0.1");
 }
