@@ -444,6 +444,23 @@ async fn a_client_authenticating_with_basic_is_told_the_scheme_it_failed(env: &T
     assert_eq!(into_json(response).await.1["error"], "invalid_client");
 }
 
+async fn a_repeated_parameter_or_a_malformed_challenge_is_an_invalid_request(env: &TestEnv) {
+    let (client, _) = registered(env, "Test client", REDIRECT).await;
+    for extra in [&[("response_type", "code")][..], &[("state", "other")][..]] {
+        let page = client.page(&client.request(&["analytics:read"], extra).oauth, "").await;
+        let location = page.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+        assert_eq!(query_value(&location, "error").as_deref(), Some("invalid_request"), "{extra:?}: {location}");
+    }
+    let request = client.request(&["analytics:read"], &[]);
+    let challenge = query_value(&format!("?{}", request.oauth), "code_challenge").unwrap();
+    let short = request.oauth.replace(&challenge, "abc");
+    let page = client.page(&short, "").await;
+    let location = page.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert_eq!(query_value(&location, "error").as_deref(), Some("invalid_request"), "{location}");
+    let twice = format!("{}&{}", client.request(&["analytics:read"], &[]).oauth, form(&[("redirect_uri", REDIRECT)]));
+    assert_eq!(client.page(&twice, "").await.status(), StatusCode::BAD_REQUEST, "never redirected to a doubtful URI");
+}
+
 async fn a_replayed_code_revokes_the_tokens_it_issued(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let (code, verifier) = client.authorize(&ann, &["analytics:read"]).await;
@@ -727,6 +744,7 @@ both_modes!(
     leaving_the_team_ends_its_connections_for_good,
     a_loopback_redirect_may_come_back_on_another_port,
     a_client_authenticating_with_basic_is_told_the_scheme_it_failed,
+    a_repeated_parameter_or_a_malformed_challenge_is_an_invalid_request,
     a_replayed_code_revokes_the_tokens_it_issued,
     a_resource_other_than_this_server_is_an_invalid_target,
     a_token_asked_for_this_server_works_here_only,

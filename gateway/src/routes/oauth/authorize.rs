@@ -43,6 +43,12 @@ async fn check_request(
     if let Some(field) = control_field(&p.all) {
         return Err(Box::new(control_character(field)));
     }
+    if let Some(name) = p.repeated(&["client_id", "redirect_uri"]) {
+        return Err(Box::new(page(
+            StatusCode::BAD_REQUEST,
+            &format!("<p>The request names its {name} more than once.</p>"),
+        )));
+    }
     let request = idpb::GetMcpClientRequest { client_id: p.get("client_id").into() };
     let client = match state.identity.clone().get_mcp_client(request).await {
         Ok(client) => client.into_inner(),
@@ -61,11 +67,20 @@ async fn check_request(
             &[("error", error), ("error_description", description), ("state", state_param)],
         )))
     };
+    let single = ["response_type", "code_challenge", "code_challenge_method", "state", "scope"];
+    if let Some(name) = p.repeated(&single) {
+        return fail("invalid_request", &format!("{name} must be given once"));
+    }
     if p.get("response_type") != "code" {
         return fail("unsupported_response_type", "response_type must be code");
     }
     if p.get("code_challenge").is_empty() || p.get("code_challenge_method") != "S256" {
         return fail("invalid_request", "PKCE with code_challenge_method=S256 is required");
+    }
+    // An S256 challenge is a SHA-256 digest in unpadded base64url (RFC 7636 §4.2): no other
+    // value can ever be matched by a verifier.
+    if p.get("code_challenge").len() != 43 {
+        return fail("invalid_request", "code_challenge must be an S256 challenge of 43 characters");
     }
     let ours = resource_url(state, headers);
     if bound_resource(p, &ours).is_none() {

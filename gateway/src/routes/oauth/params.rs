@@ -81,6 +81,12 @@ impl AuthorizeParams {
         self.all.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
     }
 
+    /// The first of `names` the request holds more than once: RFC 6749 §3.1 allows each
+    /// parameter once, and which of two values was meant cannot be told.
+    pub(super) fn repeated<'a>(&self, names: &[&'a str]) -> Option<&'a str> {
+        names.iter().copied().find(|name| self.all.iter().filter(|(k, _)| k == name).count() > 1)
+    }
+
     pub(super) fn every(&self, name: &str) -> Vec<String> {
         self.all.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
