@@ -8,7 +8,7 @@ use crate::state::AppState;
 
 /// Tool categories, as OAuth scopes.
 pub(super) const SCOPES: [(&str, &str); 3] = [
-    ("analytics:read", "Read statistics: overview, aggregate, timeseries, breakdowns, realtime"),
+    ("analytics:read", "Read statistics: list websites, overview, aggregate, timeseries, breakdowns, realtime"),
     ("management:read", "List websites"),
     ("management:write", "Create and update websites"),
 ];
