@@ -114,6 +114,7 @@ pub fn api_key(k: &idpb::ApiKey) -> Value {
         "expires_at": k.expires_at_unix_ms.map(rfc3339),
         "rotated_from": (!k.rotated_from.is_empty()).then_some(&k.rotated_from),
         "rotated_to": (!k.rotated_to.is_empty()).then_some(&k.rotated_to),
+        "retires_at": k.retires_at_unix_ms.map(rfc3339),
         "allowed_ips": k.allowed_ips,
         "leak_url": (!k.leak_url.is_empty()).then_some(&k.leak_url),
         "status": key_status(k, common::time::now_ms()),

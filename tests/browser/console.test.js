@@ -134,6 +134,17 @@ for (const mode of MODES) {
       assert.equal(cookie.secure, false, "no Secure cookie without an https public URL");
     });
 
+    test("every empty required field of a form is named next to it at once", async () => {
+      await page.getByLabel("Domain").fill("");
+      await page.getByLabel("Name").fill("");
+      await page.getByRole("button", { name: "Add website" }).click();
+      for (const [label, id] of [["Domain", "site-domain"], ["Name", "site-name"]]) {
+        await page.locator(`#${id}-error`).getByText(`${label} is required.`).waitFor();
+        assert.equal(await page.getByLabel(label).getAttribute("aria-invalid"), "true", label);
+      }
+      await page.waitForFunction(() => document.activeElement?.id === "site-domain");
+    });
+
     test("an error from the API appears next to the field it names", async () => {
       await page.getByLabel("Domain").fill("not a domain!");
       await page.getByLabel("Name").fill("Blog");
@@ -352,6 +363,12 @@ for (const mode of MODES) {
       const listed = await (await page.request.get(`${product.base}/api/v1/teams/${team.id}/members`)).json();
       assert.equal(listed.data.find((m) => m.email === bob).role, "admin");
 
+      // An address without an account is said next to the Email field.
+      await members.getByLabel("Email").fill(`nobody-${Date.now()}@example.com`);
+      await members.getByRole("button", { name: "Add member" }).click();
+      await page.locator("#member-email-error").getByText(/not found/).waitFor();
+      assert.equal(await page.locator("#members").getByLabel("Email").getAttribute("aria-invalid"), "true");
+
       // The team's only owner cannot step down: the refusal is said next to their role.
       const mine = page.getByLabel(`Role of ${email}`);
       await mine.selectOption("member");
@@ -418,8 +435,13 @@ for (const mode of MODES) {
       await accessible(`/websites/${id}`);
       await screenshot("website");
 
-      await page.locator('[data-breakdown="pages"]').getByRole("button", { name: "/pricing" }).click();
-      await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).waitFor();
+      // With the keyboard: the pressed row goes with the redraw, and focus moves to the new
+      // filter's chip rather than to the top of the page.
+      await page.locator('[data-breakdown="pages"]').getByRole("button", { name: "/pricing" }).focus();
+      await page.keyboard.press("Enter");
+      const chip = page.getByRole("button", { name: "Remove filter: Top pages is /pricing" });
+      await chip.waitFor();
+      await page.waitForFunction(() => document.activeElement?.textContent === "Remove filter: Top pages is /pricing");
       const filtered = await answer("period=30d&filters=event:page%3D%3D/pricing");
       assert.equal(filtered.figures.pageviews.value, 2);
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "2" }).waitFor();
@@ -427,8 +449,12 @@ for (const mode of MODES) {
       await accessible(`/websites/${id} filtered`);
 
       await page.getByLabel("Period").selectOption("day");
-      await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).click();
+      await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).focus();
+      await page.keyboard.press("Enter");
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
+      // No filter left: focus goes to the period picker.
+      const picker = await page.getByLabel("Period").elementHandle();
+      await page.waitForFunction((element) => document.activeElement === element, picker);
     });
 
     /** A call of the dashboard API with the page's session cookie and CSRF token. */

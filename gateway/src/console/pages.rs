@@ -168,7 +168,7 @@ pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response
 /// `aria-describedby`) with the place its error appears.
 pub(crate) fn field(label: &str, id: &str, input: &str) -> String {
     format!(
-        r#"<div class="field"><label for="{id}">{label}</label>{input}<p class="error" id="{id}-error" hidden></p></div>"#
+        r#"<div class="field"><label for="{id}">{label}</label>{input}<p class="error" id="{id}-error" role="alert" hidden></p></div>"#
     )
 }
 

@@ -128,7 +128,7 @@ function field(label, id, control) {
     { class: "field" },
     h("label", { for: id, text: label }),
     control,
-    h("p", { class: "error", id: `${id}-error`, hidden: true }),
+    h("p", { class: "error", id: `${id}-error`, role: "alert", hidden: true }),
   );
 }
 
@@ -149,11 +149,12 @@ function clearErrors(form) {
 
 /**
  * Shows an API error next to the field it names: messages start with the field's name
- * (`name: must be …`, `domain must be …`). `fields` maps API field names to control ids.
+ * (`name: must be …`, `domain must be …`). `fields` maps API field names to control ids, and
+ * may map an error code to the control it is about (`CONFLICT: "email"` on sign-up).
  */
 function showError(form, error, fields) {
   const match = /^([a-z_]+)/i.exec(error.message ?? "");
-  const id = match && fields[match[1]];
+  const id = (match && fields[match[1]]) || fields[error.code];
   const slot = id && form.querySelector(`#${id}-error`);
   if (slot) {
     slot.textContent = error.message;
@@ -167,6 +168,22 @@ function showError(form, error, fields) {
   general.textContent = error.message;
   general.hidden = false;
   general.focus?.();
+}
+
+/**
+ * Marks every empty control of `required` (control ids and their labels) at once, next to each,
+ * and focuses the first: the server names one wrong field at a time. Whether any was empty.
+ */
+function missing(form, required) {
+  const empty = required.filter(([id]) => !form.querySelector(`#${id}`).value.trim());
+  for (const [id, label] of empty) {
+    const slot = form.querySelector(`#${id}-error`);
+    slot.textContent = `${label} is required.`;
+    slot.hidden = false;
+    form.querySelector(`#${id}`).setAttribute("aria-invalid", "true");
+  }
+  if (empty.length) form.querySelector(`#${empty[0][0]}`).focus();
+  return empty.length > 0;
 }
 
 /** A modal dialog: focus moves into it, and back to where it was when it closes. */
@@ -228,6 +245,8 @@ function authPage() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
+    const required = [["name", "Name"], ["email", "Email"], ["password", "Password"]].filter(([id]) => form.querySelector(`#${id}`));
+    if (missing(form, required)) return;
     const data = Object.fromEntries(new FormData(form));
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
@@ -235,7 +254,7 @@ function authPage() {
       await api("POST", form.dataset.action.replace("/api/v1", ""), data);
       location.assign("/websites");
     } catch (error) {
-      showError(form, error, { email: "email", password: "password", name: "name" });
+      showError(form, error, { email: "email", password: "password", name: "name", CONFLICT: "email" });
       button.disabled = false;
     }
   });
@@ -309,6 +328,7 @@ async function websitesPage(focusId) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
+    if (missing(form, [["site-domain", "Domain"], ["site-name", "Name"]])) return;
     try {
       const website = await api("POST", "/websites", Object.fromEntries(new FormData(form)));
       await websitesPage(`site-${website.id}`);
@@ -382,7 +402,7 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
     full.row,
     select.row,
     h("div", { class: "sub" }, scopes.map((s) => s.row)),
-    h("p", { class: "error", id: `${prefix}permissions-error`, hidden: true }),
+    h("p", { class: "error", id: `${prefix}permissions-error`, role: "alert", hidden: true }),
   );
 
   const all = choice("radio", `${prefix}teams`, "all", "All teams", `${prefix}teams-all`, { checked: !key || key.teams === "all" });
@@ -408,7 +428,7 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
     all.row,
     some.row,
     h("div", { class: "sub" }, teamBoxes.map((b) => b.row)),
-    h("p", { class: "error", id: `${prefix}teams-error`, hidden: true }),
+    h("p", { class: "error", id: `${prefix}teams-error`, role: "alert", hidden: true }),
   );
 
   // Admin counts only on teams where I am owner or admin: it is unavailable when a selected
@@ -540,6 +560,7 @@ async function apiKeysPage(focusId) {
           "Status",
           h("span", { class: `badge ${status}`, text: status }),
           key.revoked_reason ? h("span", { class: "muted", text: ` (${key.revoked_reason.replaceAll("_", " ")})` }) : "",
+          live && key.rotated_to && key.retires_at ? h("span", { class: "muted", text: ` (rotated: works until ${when(key.retires_at)})` }) : "",
           key.leak_url ? h("a", { href: key.leak_url, rel: "noreferrer noopener", class: "leak", text: " where it was found" }) : "",
         ),
         td("Actions", actions),
@@ -788,7 +809,8 @@ function meter(label, id, used, limit) {
     { class: "meter-row" },
     h("span", { id, class: "sr-only", text: label }),
     h("meter", { min: "0", max: String(Math.max(limit, 1)), low: String(limit * 0.75), high: String(limit * 0.9), optimum: "0", value: String(Math.min(used, limit)), "aria-labelledby": id, "aria-valuetext": text }),
-    h("span", { class: "meter-text", text }),
+    // Said by the meter's value text already; shown for the eye.
+    h("span", { class: "meter-text", "aria-hidden": "true", text }),
   );
 }
 
@@ -840,7 +862,7 @@ function policySection(team, path) {
       { id: "policy" },
       h("legend", { text: "Who may create and use API keys on this team" }),
       POLICIES.map(([value, label]) => choice("radio", "policy", value, label, `policy-${value}`, { checked: team.api_key_policy === value }).row),
-      h("p", { class: "error", id: "policy-error", hidden: true }),
+      h("p", { class: "error", id: "policy-error", role: "alert", hidden: true }),
     ),
     h("p", { class: "error form-error", role: "alert", hidden: true }),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: "Save" }), status),
@@ -918,11 +940,12 @@ function membersSection(team, members, path, reload) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
+    if (missing(form, [["member-email", "Email"]])) return;
     try {
       await api("POST", `${path}/members`, { email: email.value, role: form.querySelector("#member-role").value });
       await reload();
     } catch (error) {
-      showError(form, error, { email: "member-email", role: "member-role" });
+      showError(form, error, { email: "member-email", role: "member-role", NOT_FOUND: "member-email", CONFLICT: "member-email" });
     }
   });
   // The role select of the add form is labelled by its <label>, not by aria-label.
@@ -1190,7 +1213,9 @@ function goalsSection({ rows, goals, websiteId, filterBy, reload }) {
     : "";
   return h(
     "section",
-    { class: "card", "aria-labelledby": "goals-title", "data-section": "goals" },
+    // The table is the region named "Goals", as each breakdown's table is; the section naming
+    // itself too would make two regions of one name.
+    { class: "card", "data-section": "goals" },
     h("h2", { id: "goals-title", tabindex: "-1", text: "Goals" }),
     summary,
     list,
@@ -1244,7 +1269,7 @@ function customEventsSection(rows, filterBy) {
   );
   return h(
     "section",
-    { class: "card", "aria-labelledby": "events-title", "data-section": "custom-events" },
+    { class: "card", "data-section": "custom-events" },
     h("h2", { id: "events-title", text: "Custom events" }),
     lines.length
       ? table("Custom events", ["Event", "Visitors", "Events"], lines, { stack: false })
@@ -1285,6 +1310,10 @@ function propertiesSection({ props, filterBy, pick }) {
       ? table(`Property ${props.property} of ${props.event}`, [props.property, "Visitors", "Events"], lines, { stack: false })
       : h("p", { class: "muted", text: "Nothing with this property under these filters." }),
   );
+}
+
+function rightNow(visitors) {
+  return `${visitors} ${visitors === 1 ? "visitor" : "visitors"} right now`;
 }
 
 async function websitePage() {
@@ -1339,16 +1368,17 @@ async function websitePage() {
     }
     if (mine !== latest) return;
     document.getElementById("page-title").textContent = `${data.website.name} · statistics`;
-    now.textContent = `${data.realtime_visitors} visitors right now`;
+    now.textContent = rightNow(data.realtime_visitors);
     chips.replaceChildren(
-      ...state.filters.map(([, value, title], i) =>
+      ...state.filters.map(([dimension, value, title], i) =>
         h("button", {
           type: "button",
           class: "chip",
+          "data-dimension": dimension,
           text: `Remove filter: ${title} is ${value}`,
           onclick: () => {
             state.filters.splice(i, 1);
-            load().catch(failed);
+            refilter(state.filters[Math.min(i, state.filters.length - 1)]?.[0]);
           },
         }),
       ),
@@ -1382,7 +1412,7 @@ async function websitePage() {
                   text: row.value,
                   onclick: () => {
                     state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, row.value, title]]);
-                    load().catch(failed);
+                    refilter(dimension);
                   },
                 })
               : "(none)",
@@ -1410,7 +1440,7 @@ async function websitePage() {
     const filterBy = (dimension, value, title) => {
       if (dimension === "event:name") state.property = undefined;
       state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, value, title]]);
-      load().catch(failed);
+      refilter(dimension);
     };
     body.replaceChildren(
       empty,
@@ -1426,6 +1456,17 @@ async function websitePage() {
       ),
     );
   };
+  // The button pressed to add or remove a filter goes with the redraw: focus moves to the chip of
+  // the filter `dimension` (the one added, or the next one left), else to the period picker.
+  const refilter = async (dimension) => {
+    try {
+      await load();
+    } catch (error) {
+      return failed(error);
+    }
+    const chip = [...chips.children].find((c) => c.dataset.dimension === dimension);
+    (chip ?? period).focus();
+  };
   period.addEventListener("change", () => {
     // A custom range applies once its two days are chosen.
     range.hidden = period.value !== "custom";
@@ -1439,7 +1480,7 @@ async function websitePage() {
   setInterval(async () => {
     try {
       const data = await api("GET", `/websites/${encodeURIComponent(id)}/realtime`);
-      now.textContent = `${data.visitors} visitors right now`;
+      now.textContent = rightNow(data.visitors);
     } catch {
       // The next refresh tries again.
     }
