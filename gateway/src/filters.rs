@@ -55,7 +55,7 @@ fn v1_filter(f: &str) -> ApiResult<anpb::Filter> {
         ("~", _) => "contains",
         _ => "contains_not",
     };
-    Ok(anpb::Filter { operator: operator.into(), dimension: property.into(), values })
+    Ok(anpb::Filter { operator: operator.into(), dimension: property.into(), values, ignore_case: false })
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use common::ErrorCode;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
 use utoipa::openapi::schema::{
-    AnyOfBuilder, ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
+    SchemaType, Type,
 };
 use utoipa::openapi::{KnownFormat, RefOr, Required};
 use utoipa::{PartialSchema, ToSchema};
@@ -214,8 +215,9 @@ pub fn date_range() -> AnyOfBuilder {
         .min_items(Some(2))
         .max_items(Some(2))
         .description(Some(
-            "First and last day, `YYYY-MM-DD` (an RFC 3339 date-time stands for its day): the first not after \
-             the last, at most 10 years (3,660 days) apart.",
+            "First and last day, `YYYY-MM-DD`, the first not after the last, at most 10 years (3,660 days) \
+             apart; or two RFC 3339 date-times, exactly those instants, the last whole second included (beside a \
+             day, a date-time stands for its day).",
         ));
     // Any of: `7d` is both a listed period and a `Nd`.
     AnyOfBuilder::new().item(period).item(last_n).item(days)
@@ -353,8 +355,17 @@ pub fn filters() -> ArrayBuilder {
         .min_items(Some(1))
         .max_items(Some(crate::rules::FILTER_VALUES_MAX))
         .description(Some("Each at most 2,000 bytes of UTF-8."));
+    let modifiers = ObjectBuilder::new()
+        .property("case_sensitive", ObjectBuilder::new().schema_type(Type::Boolean))
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .description(Some("Plausible's modifier: `false` makes `is` and `contains` ignore case (default `true`)."));
     let filter = ArrayBuilder::new()
-        .prefix_items([Schema::from(operator.build()), AnyProperty::schema().into(), values.build().into()])
+        .prefix_items([
+            Schema::from(operator.build()),
+            AnyProperty::schema().into(),
+            values.build().into(),
+            modifiers.build().into(),
+        ])
         .items(ArrayItems::False)
         .min_items(Some(3));
     ArrayBuilder::new().items(filter)

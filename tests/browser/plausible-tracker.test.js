@@ -488,8 +488,10 @@ for (const mode of MODES) {
       const series = await v1("timeseries", { metrics: metrics.join(","), interval: "date" });
       const day = pick(series.results.find((row) => row.date === days[0]), metrics);
       assert.deepEqual({ ...day, visit_duration: within(day.visit_duration, want.visit_duration) }, labelled(want), "v1");
-      const row = v2Rows(await v2({ metrics, dimensions: ["time:day"] }), metrics).get(days[0]);
-      assert.deepEqual({ ...row, visit_duration: within(row?.visit_duration, want.visit_duration) }, labelled(want), "v2");
+      // Plausible's v2 gives views_per_visit by no dimension, time included.
+      const byDay = metrics.filter((m) => m !== "views_per_visit");
+      const row = v2Rows(await v2({ metrics: byDay, dimensions: ["time:day"] }), byDay).get(days[0]);
+      assert.deepEqual({ ...row, visit_duration: within(row?.visit_duration, want.visit_duration) }, pick(labelled(want), byDay), "v2");
     });
 
     test("breakdown by event:page lists hash pages with their visitors, visits, pageviews and events", async () => {

@@ -919,6 +919,8 @@ for (const mode of MODES) {
       await pick(page, /7 ?d/i);
       for (const [metric, label] of [["visitors", "Visitors"], ["visits", "Visits"], ["pageviews", "Pageviews"], ["bounce_rate", "Bounce rate"], ["visit_duration", "Visit duration"]]) {
         const change = answer.body.data.results[metric].change;
+        // Plausible's v1 gives no bounce-rate change when there was none before; the console still shows points.
+        if (change === null) continue;
         await eventually(async () => {
           const shown = await page.locator("main dt", { hasText: new RegExp(`^${label}$`) }).first().locator("xpath=following-sibling::dd[2]").textContent();
           assert.equal(figure(shown), change, `${label}: ${shown}`);
@@ -976,12 +978,16 @@ for (const mode of MODES) {
         const expected = (await breakdown(key, property)).map((row) => [String(row[property.split(":")[1]] ?? ""), row.visitors]);
         const { page } = await statsPage(track);
         await pick(page, /30 ?d/i);
+        // v1 breakdowns leave out the empty entry and exit pages, UTM values and countries, as Plausible's do.
+        const leftOut = ["visit:entry_page", "visit:exit_page", "visit:utm_campaign", "visit:country"].includes(property);
         await eventually(async () => {
-          const shown = (await tableRows(page, table)).map(([label, ...figures]) => [label, figures.at(-1)]);
+          const shown = (await tableRows(page, table))
+            .map(([label, ...figures]) => [label, figures.at(-1)])
+            .filter(([label]) => !(leftOut && label === "(none)"));
           assert.deepEqual(shown.map(([, visitors]) => visitors), expected.map(([, visitors]) => visitors), JSON.stringify({ shown, expected }));
-          // Labels may be written for people (a country's name for its code, "(none)" for none).
+          // Labels may be written for people (a country's name for its code, "(none)" for none, which v1 says "(not set)").
           for (const [i, [label]] of expected.entries()) {
-            if (label && property !== "visit:country") assert.equal(shown[i][0], label);
+            if (label && label !== "(not set)" && property !== "visit:country") assert.equal(shown[i][0], label);
           }
         });
       });

@@ -765,6 +765,31 @@ async fn analytics_queries_conform() {
                 answer.rows.into_iter().map(|(dims, values)| (dims.join("/"), values)).collect::<Vec<_>>()
             }
         };
+        // Plausible's v1 meaning, over both days: conversion rates of each row's group, bounce
+        // rates of the visits that entered on a filtered page.
+        analytics.create_goal(&site.id, analytics::model::GoalTarget::Event("Signup".into()), None).await.unwrap();
+        let plausible = |meaning, metrics: &str, dims: &[&str], filters: Vec<(&str, &str, &str)>| {
+            let (period, end_day) = asked_period("custom", "2026-01-10,2026-01-11");
+            let request = QueryRequest {
+                website_id: site.id.clone(),
+                metrics: metrics.split(',').map(str::to_owned).collect(),
+                dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                filters: filters
+                    .into_iter()
+                    .map(|(op, dim, value)| (op.into(), dim.into(), vec![value.into()]))
+                    .collect(),
+                period,
+                end_day,
+                meaning,
+                fill_time: true,
+                ..Default::default()
+            };
+            let analytics = analytics.clone();
+            async move {
+                let (answer, _) = analytics.query(request).await.unwrap();
+                answer.rows.into_iter().map(|(dims, values)| (dims.join("/"), values)).collect::<Vec<_>>()
+            }
+        };
         // Every answer twice: from raw events, then from the days' rollups (and raw events for
         // what rollups cannot answer): they must be the same.
         for rolled_up in [false, true] {
@@ -882,6 +907,44 @@ async fn analytics_queries_conform() {
                 query("visitors,visits", &[], not_de, both_days.0, both_days.1).await,
                 [(String::new(), vec![2.0, 2.0])]
             );
+            use analytics::period::Meaning::{PlausibleV1, PlausibleV2};
+            let v1 = |metrics, dims, filters| plausible(PlausibleV1, metrics, dims, filters);
+            // A converted on the 10th: 1 of the 2 US visitors (A, C) and of the 10th's 2 (A, B).
+            let signup = || vec![("is", "event:goal", "Signup")];
+            assert_eq!(
+                v1("visitors,conversion_rate", &["visit:country"], signup()).await,
+                [("US".to_owned(), vec![1.0, 50.0])]
+            );
+            assert_eq!(
+                v1("visitors,conversion_rate", &["time:day"], signup()).await,
+                [("2026-01-10".to_owned(), vec![1.0, 50.0]), ("2026-01-11".to_owned(), vec![0.0, 0.0])]
+            );
+            // A1 includes `/pricing` but entered on `/`: no visit is left to bounce. All three
+            // visits that include `/` entered there, and two bounced.
+            let pricing = vec![("is", "event:page", "/pricing")];
+            assert_eq!(v1("visits,bounce_rate", &[], pricing).await, [(String::new(), vec![1.0, 0.0])]);
+            let home = vec![("is", "event:page", "/")];
+            assert_eq!(
+                v1("visits,bounce_rate", &["visit:country"], home).await,
+                [("US".to_owned(), vec![2.0, 50.0]), ("DE".to_owned(), vec![1.0, 100.0])]
+            );
+            // Empty UTM values: `(not set)` in v2, left out of v1's breakdowns, picked by their label.
+            assert_eq!(
+                plausible(PlausibleV2, "visitors", &["visit:utm_medium"], vec![]).await,
+                [("(not set)".to_owned(), vec![3.0]), ("email".to_owned(), vec![1.0])]
+            );
+            assert_eq!(v1("visitors", &["visit:utm_medium"], vec![]).await, [("email".to_owned(), vec![1.0])]);
+            let not_set = vec![("is", "visit:utm_medium", "(not set)")];
+            assert_eq!(
+                plausible(PlausibleV2, "visitors", &["visit:source"], not_set).await,
+                [
+                    ("Direct / None".to_owned(), vec![2.0]),
+                    ("Google".to_owned(), vec![1.0]),
+                    ("Hacker News".to_owned(), vec![1.0])
+                ]
+            );
+            // Plausible's filters respect case.
+            assert_eq!(v1("events", &[], vec![("contains", "event:page", "PRIC")]).await, [(String::new(), vec![0.0])]);
             // The site's time zone decides the days: in New York, both of B's visits fall on the 10th
             // (and rollups, whose UTC days straddle New York's, step aside).
             let changes = analytics::service::WebsiteChanges { name: None, timezone: Some("America/New_York".into()) };

@@ -240,8 +240,9 @@ async fn plausible_v1_shapes_answer_in_the_envelope(env: &TestEnv) {
         "/stats/aggregate?site_id={site_id}&period=day&compare=previous_period&metrics=visitors,bounce_rate"
     ))
     .await;
-    assert_eq!(compared["results"]["visitors"], json!({ "value": 2, "change": 100 }));
-    assert_eq!(compared["results"]["bounce_rate"], json!({ "value": 50, "change": 50 }));
+    assert_eq!(compared["results"]["visitors"], json!({ "value": 2, "comparison_value": 0, "change": 100 }));
+    // As Plausible's: no bounce-rate change without a bounce rate before.
+    assert_eq!(compared["results"]["bounce_rate"], json!({ "value": 50, "comparison_value": 0, "change": null }));
 }
 
 async fn a_bad_v1_parameter_is_a_400_naming_it(env: &TestEnv) {

@@ -70,19 +70,21 @@ async fn engagement_events_are_neither_events_nor_lengthen_visits(env: &TestEnv)
     // 5 pageviews and a signup; durations 2700 s (A), 60 s (B), 0 and 0: engagement after a
     // visit's last event does not lengthen it.
     assert_eq!(v2(env, &key, body).await["results"], json!([{ "metrics": [4, 4, 5, 6, 690], "dimensions": [] }]));
-    // No `engagement` row, not even with a metric computed from engagement events.
-    let names = v2(env, &key, on_the_10th(&domain, &["visitors", "events", "scroll_depth"], &["event:name"])).await;
+    // No `engagement` row (Plausible takes no `scroll_depth` by event name: docs/behaviour.md,
+    // "Plausible fidelity").
+    let names = v2(env, &key, on_the_10th(&domain, &["visitors", "events"], &["event:name"])).await;
     assert_eq!(
         names["results"],
-        json!([{ "metrics": [1, 1, null], "dimensions": ["Signup"] }, { "metrics": [4, 5, null], "dimensions": ["pageview"] }])
+        json!([{ "metrics": [1, 1], "dimensions": ["Signup"] }, { "metrics": [4, 5], "dimensions": ["pageview"] }])
     );
 }
 
 async fn an_engagement_event_keeps_its_visit_open(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     // A's second pageview is 45 minutes after the first but 25 after an engagement event.
-    let entries = v2(env, &key, on_the_10th(&domain, &["visits", "pageviews"], &["visit:entry_page"])).await;
-    assert_eq!(entries["results"][0], json!({ "metrics": [2, 3], "dimensions": ["/"] }));
+    // (Plausible takes no `pageviews` by entry page: docs/behaviour.md, "Plausible fidelity".)
+    let entries = v2(env, &key, on_the_10th(&domain, &["visits"], &["visit:entry_page"])).await;
+    assert_eq!(entries["results"][0], json!({ "metrics": [2], "dimensions": ["/"] }));
 }
 
 async fn a_visit_bounces_with_exactly_one_event_other_than_engagement(env: &TestEnv) {
@@ -124,7 +126,9 @@ async fn time_on_page_and_scroll_depth_are_computed_as_plausible_does(env: &Test
     let (key, domain) = site_with_visits(env).await;
     // Engaged seconds over the visits that sent engagement, and the mean of each visit's
     // deepest scroll: (90 + 100 + 5) / 3 and (80 + 75 + 100) / 3.
-    let body = json!({ "site_id": domain, "metrics": ["time_on_page", "scroll_depth"], "date_range": ["2026-01-10", "2026-01-10"] });
+    // Plausible gives them only of pages (docs/behaviour.md, "Plausible fidelity"): of every page.
+    let body = json!({ "site_id": domain, "metrics": ["time_on_page", "scroll_depth"], "date_range": ["2026-01-10", "2026-01-10"],
+                       "filters": [["contains", "event:page", ["/"]]] });
     assert_eq!(v2(env, &key, body).await["results"][0]["metrics"], json!([65, 85]));
     // Per page: on `/`, (60 + 100) / 2 s and (50 + 75) / 2 %, a tie rounded to even; `/c` had
     // no engagement.

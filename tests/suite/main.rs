@@ -38,6 +38,7 @@ mod mcp;
 mod openapi;
 mod operations;
 mod partitions;
+mod plausible_semantics;
 mod postgres_pair;
 mod propagation;
 mod properties;

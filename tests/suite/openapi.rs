@@ -399,7 +399,7 @@ async fn answers_match_the_document() {
             Some(json!({
                 "metrics": ["visitors", "pageviews"],
                 "date_range": "7d",
-                "dimensions": ["event:page"],
+                "dimensions": ["time:day", "event:page"],
                 "filters": [["contains", "event:page", ["/"]]],
                 "order_by": [["visitors", "desc"]],
                 "include": { "total_rows": true, "time_labels": true },
@@ -466,9 +466,16 @@ async fn answers_match_the_document() {
     // Shares need a dimension (percentage) or a goal (conversion_rate): asked with both.
     let shares = ["conversion_rate", "percentage", "total_revenue", "average_revenue"];
     let metrics = enumeration(&doc, "Metric");
-    let plain: Vec<&str> = metrics.iter().map(String::as_str).filter(|m| !shares.contains(m)).collect();
+    // As in Plausible, `time_on_page` is of pages, and a visit's metrics are not of goals
+    // (docs/behaviour.md, "Plausible fidelity").
+    let of_pages = ["time_on_page"];
+    let of_visits = ["visits", "bounce_rate", "visit_duration", "views_per_visit", "time_on_page"];
+    let plain: Vec<&str> =
+        metrics.iter().map(String::as_str).filter(|m| !shares.contains(m) && !of_pages.contains(m)).collect();
     probes.push((format!("/stats/aggregate?site_id={site}&metrics={}", plain.join(",")), None));
-    probes.push((format!("/stats/breakdown?site_id={site}&property=event:goal&metrics={}", metrics.join(",")), None));
+    probes.push((format!("/stats/aggregate?site_id={site}&metrics=time_on_page&filters=event:page%3D%3D/"), None));
+    let by_goal: Vec<&str> = metrics.iter().map(String::as_str).filter(|m| !of_visits.contains(m)).collect();
+    probes.push((format!("/stats/breakdown?site_id={site}&property=event:goal&metrics={}", by_goal.join(",")), None));
     for interval in enumeration(&doc, "Interval") {
         probes.push((format!("/stats/timeseries?site_id={site}&period=7d&interval={interval}"), None));
     }
@@ -596,7 +603,8 @@ async fn the_plausible_query_body_requires_site_id_in_the_document_too(env: &Tes
     ] {
         let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-        assert!(answer["error"].as_str().is_some_and(|e| e.starts_with("site_id: ")), "{answer}");
+        // In Plausible's words (docs/behaviour.md, "Plausible fidelity").
+        assert!(answer["error"].as_str().is_some_and(|e| e.starts_with("Missing site ID.")), "{answer}");
     }
 }
 

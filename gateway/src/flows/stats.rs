@@ -111,13 +111,23 @@ pub(crate) fn change(metric: &str, before: f64, now: f64) -> i64 {
 /// Rows of a query of at most one dimension as `[{"<name>": value, "<metric>": n, …}]`; with an
 /// empty `name`, metrics only (totals).
 pub(crate) fn top(answer: &anpb::QueryResponse, name: &str, metrics: &[impl AsRef<str>]) -> Vec<Map<String, Value>> {
+    let names: &[&str] = if name.is_empty() { &[] } else { &[name] };
+    rows_named(answer, names, metrics)
+}
+
+/// Rows as `[{"<name>": value, …, "<metric>": n, …}]`, the dimensions' values under `names`.
+pub(crate) fn rows_named(
+    answer: &anpb::QueryResponse,
+    names: &[&str],
+    metrics: &[impl AsRef<str>],
+) -> Vec<Map<String, Value>> {
     answer
         .rows
         .iter()
         .map(|row| {
             let mut entry = Map::new();
-            if !name.is_empty() {
-                entry.insert(name.to_owned(), json!(row.dimensions.first().cloned().unwrap_or_default()));
+            for (i, name) in names.iter().enumerate() {
+                entry.insert((*name).to_owned(), json!(row.dimensions.get(i).cloned().unwrap_or_default()));
             }
             for (metric, value) in metrics.iter().zip(&row.metrics) {
                 entry.insert(metric.as_ref().to_owned(), row_metric(metric.as_ref(), *value, &row.currency));

@@ -83,7 +83,7 @@ error_responses! {
     TooManyRequests => Envelope, "Over the per-minute limit of the key or the monthly quota of its owner", [RateLimitExceeded, MonthlyLimitExceeded];
     ServiceUnavailable => Envelope, "A backend the answer needs is unavailable", [ServiceUnavailable];
     PlausibleValidationError => Plausible, "A parameter or the body is invalid", [Validation];
-    PlausibleUnauthorized => Plausible, "No key, or a malformed, unknown or revoked key; or an expired one", [Unauthorized, ApiKeyExpired];
+    PlausibleUnauthorized => Plausible, "No key, or a malformed, unknown or revoked key; or an expired one; for statistics, also a site unknown or out of the key's reach", [Unauthorized, ApiKeyExpired];
     PlausibleForbidden => Plausible, "The key may not do this, or not from this address", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids, IpNotAllowed];
     PlausibleNotFound => Plausible, "No such site", [NotFound];
     PlausibleTooManyRequests => Plausible, "Over the per-minute limit of the key or the monthly quota of its owner", [RateLimitExceeded, MonthlyLimitExceeded];

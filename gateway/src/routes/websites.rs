@@ -294,6 +294,7 @@ pub async fn properties(
         operator: "is".into(),
         dimension: Property::EventName.name().into(),
         values: vec![event.clone()],
+        ignore_case: false,
     });
     let website = crate::flows::access::member_website(&state, &session, website_id).await?;
     let request = anpb::ListPropertyKeysRequest {

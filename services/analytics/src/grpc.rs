@@ -118,6 +118,7 @@ impl AnalyticsService for Analytics {
             website_id: r.website_id,
             metrics: r.metrics,
             dimensions: r.dimensions,
+            ignore_case: r.filters.iter().map(|f| f.ignore_case).collect(),
             filters: r.filters.into_iter().map(|f| (f.operator, f.dimension, f.values)).collect(),
             period: asked(r.period)?,
             end_day: r.end_day,
@@ -152,6 +153,7 @@ fn asked(period: Option<pb::Period>) -> common::Result<Asked> {
         Some(Kind::LastDays(n)) => Asked::LastDays(n),
         Some(Kind::LastMonths(n)) => Asked::LastMonths(n),
         Some(Kind::Custom(range)) => Asked::Custom { first_day: range.first_day, last_day: range.last_day },
+        Some(Kind::Instants(range)) => Asked::Instants { from: range.from_unix_ms, to: range.to_unix_ms },
         None => return Err(common::Error::invalid("period", "is required")),
     })
 }

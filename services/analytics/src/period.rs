@@ -34,6 +34,11 @@ pub enum Asked {
         first_day: String,
         last_day: String,
     },
+    /// Plausible v2's two date-times: `[from, to)` in unix milliseconds, exactly.
+    Instants {
+        from: i64,
+        to: i64,
+    },
 }
 
 impl Default for Asked {
@@ -197,6 +202,15 @@ pub fn resolve(tz: Tz, period: &Period<'_>) -> Result<(i64, i64)> {
     match period.asked {
         Asked::Named(Named::Realtime) => return Ok((now_ms - 5 * 60_000, now_ms + 1)),
         Asked::Named(Named::NamedPeriod24h) => return Ok((now_ms - 86_400_000, now_ms + 1)),
+        Asked::Instants { from, to } => {
+            if from >= to {
+                return Err(Error::invalid("date", "the first instant must be before the second"));
+            }
+            if to - from > 3661 * 86_400_000 {
+                return Err(Error::invalid("date", "a period spans at most 10 years"));
+            }
+            return Ok((*from, *to));
+        }
         _ => {}
     }
     let local_today = period.now.with_timezone(&tz).date_naive();
@@ -218,6 +232,26 @@ pub fn resolve(tz: Tz, period: &Period<'_>) -> Result<(i64, i64)> {
     };
     let after = last.checked_add_days(Days::new(1)).ok_or_else(out_of_range)?;
     Ok((midnight(tz, first)?, midnight(tz, after)?))
+}
+
+/// The period of the same length just before `(from, to)`, a period `resolve` gave, that a
+/// comparison is with. A period of whole local days is first cut at the end of today (v1's
+/// today is UTC's), as Plausible cuts it: `month` on the 5th compares the 1st to the 5th with the
+/// 5 days before. Other periods (`24h`, instants) move back by their length.
+pub fn previous(tz: Tz, period: &Period<'_>, (from, to): (i64, i64)) -> Result<(i64, i64)> {
+    let local_day = |at: i64| DateTime::<Utc>::from_timestamp_millis(at).map(|t| t.with_timezone(&tz).date_naive());
+    let (Some(first), Some(end)) = (local_day(from), local_day(to)) else {
+        return Err(out_of_range());
+    };
+    let whole_days = midnight(tz, first)? == from && midnight(tz, end)? == to;
+    if !whole_days {
+        return Ok((from - (to - from), from));
+    }
+    let local_today = period.now.with_timezone(&tz).date_naive();
+    let today = if period.meaning == Meaning::PlausibleV1 { period.now.date_naive() } else { local_today };
+    let after_today = today.checked_add_days(Days::new(1)).ok_or_else(out_of_range)?;
+    let days = (end.min(after_today) - first).num_days().max(1) as u64;
+    Ok((midnight(tz, back(first, days)?)?, from))
 }
 
 #[cfg(test)]
@@ -274,6 +308,25 @@ mod tests {
             let period = Period { meaning, asked: &asked, end_day: "", now, first_event: None };
             assert!(resolve(Tz::UTC, &period).is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_comparison_is_with_the_days_before_the_period_cut_at_today() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap();
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        let compared = |meaning, name: &str| {
+            let asked = asked(name);
+            let period = Period { meaning, asked: &asked, end_day: "", now, first_event: None };
+            let (from, to) = previous(paris, &period, resolve(paris, &period).unwrap()).unwrap();
+            let day = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap().with_timezone(&paris).date_naive();
+            (day(from).to_string(), day(to - 1).to_string())
+        };
+        // v1's December, cut at the 5th, is compared with the 5 days before.
+        assert_eq!(compared(Meaning::PlausibleV1, "month"), ("2026-11-26".into(), "2026-11-30".into()));
+        assert_eq!(compared(Meaning::PlausibleV1, "7d"), ("2026-11-21".into(), "2026-11-27".into()));
+        let day = Period { meaning: Meaning::Ours, asked: &asked("24h"), end_day: "", now, first_event: None };
+        let range = resolve(paris, &day).unwrap();
+        assert_eq!(previous(paris, &day, range).unwrap(), (range.0 - (range.1 - range.0), range.0));
     }
 
     #[test]

@@ -284,6 +284,39 @@ impl Dim {
         })
     }
 
+    /// How Plausible shows the empty value of this visit attribute, where it does not show it
+    /// empty. (Source and referrer are kept as `Direct / None` when empty.)
+    fn blank_label(&self) -> Option<&'static str> {
+        match self {
+            Dim::UtmSource
+            | Dim::UtmMedium
+            | Dim::UtmCampaign
+            | Dim::UtmContent
+            | Dim::UtmTerm
+            | Dim::Device
+            | Dim::Browser
+            | Dim::BrowserVersion
+            | Dim::Os
+            | Dim::OsVersion => Some(NOT_SET),
+            _ => None,
+        }
+    }
+
+    /// Whether Plausible's v1 breakdowns leave out its empty value.
+    fn blank_dropped_in_v1(&self) -> bool {
+        matches!(
+            self,
+            Dim::UtmSource
+                | Dim::UtmMedium
+                | Dim::UtmCampaign
+                | Dim::UtmContent
+                | Dim::UtmTerm
+                | Dim::EntryPage
+                | Dim::ExitPage
+                | Dim::Country
+        )
+    }
+
     /// Whether it belongs to events rather than to visits.
     fn of_events(&self) -> bool {
         self.visit_column().is_none() && !matches!(self, Dim::Time(_))
@@ -319,12 +352,29 @@ impl Op {
     }
 }
 
+/// How a filter compares text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Matching {
+    /// Ours: `is` exactly; `contains` and wildcards ignoring ASCII case.
+    #[default]
+    Ours,
+    /// Plausible's default: every operator respects case.
+    Exact,
+    /// Plausible's `case_sensitive: false` modifier: `is` and `contains` ignore case, wildcards
+    /// still respect it.
+    IgnoreCase,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
     pub dim: Dim,
     pub op: Op,
     pub values: Vec<String>,
+    pub matching: Matching,
 }
+
+/// The label Plausible gives a visit attribute left empty.
+pub const NOT_SET: &str = "(not set)";
 
 impl Filter {
     pub fn new(op: &str, dim: &str, values: Vec<String>) -> Result<Filter> {
@@ -338,17 +388,52 @@ impl Filter {
         for value in &values {
             common::text::check_line("filters", value)?;
         }
-        Ok(Filter { dim, op: Op::parse(op)?, values })
+        Ok(Filter { dim, op: Op::parse(op)?, values, matching: Matching::Ours })
+    }
+
+    /// The filter as Plausible means it: with `matching`, and with an `is` or `is_not` value
+    /// that is the label of an empty attribute (see [`Dim::blank_label`]) naming the empty ones.
+    pub fn plausibles(self, matching: Matching) -> Filter {
+        let blank = |value: String| match (&self.dim, value.as_str()) {
+            (Dim::Source | Dim::Referrer, NOT_SET) => crate::events::DIRECT.to_owned(),
+            (
+                Dim::UtmSource | Dim::UtmMedium | Dim::UtmCampaign | Dim::UtmContent | Dim::UtmTerm,
+                crate::events::DIRECT,
+            ) => String::new(),
+            (Dim::Prop(_) | Dim::Goal, _) => value,
+            (_, NOT_SET) => String::new(),
+            _ => value,
+        };
+        let values = match self.op {
+            Op::Is | Op::IsNot => self.values.clone().into_iter().map(blank).collect(),
+            _ => self.values.clone(),
+        };
+        Filter { values, matching, ..self }
+    }
+
+    /// Whether `is` picks values by equality, as rollups keep them.
+    fn exact_is(&self) -> bool {
+        self.op == Op::Is && self.matching != Matching::IgnoreCase
     }
 
     /// Whether a value satisfies the filter's positive form, as the SQL of [`Sql::condition`]
-    /// decides (contains and wildcards ignore ASCII case).
+    /// decides.
     fn picks(&self, value: &str) -> bool {
         let lower = value.to_ascii_lowercase();
-        self.values.iter().any(|v| match self.op {
-            Op::Is | Op::IsNot => v == value,
-            Op::Contains | Op::ContainsNot => lower.contains(&v.to_ascii_lowercase()),
-            Op::Matches | Op::MatchesNot => wildcard_match(&v.to_ascii_lowercase(), &lower),
+        let ignore_case = |op: Op| match self.matching {
+            Matching::Ours => op != Op::Is,
+            Matching::Exact => false,
+            Matching::IgnoreCase => op != Op::Matches,
+        };
+        self.values.iter().any(|v| {
+            match (self.op, ignore_case(Op::Is), ignore_case(Op::Contains), ignore_case(Op::Matches)) {
+                (Op::Is | Op::IsNot, true, _, _) => lower == v.to_ascii_lowercase(),
+                (Op::Is | Op::IsNot, false, _, _) => v == value,
+                (Op::Contains | Op::ContainsNot, _, true, _) => lower.contains(&v.to_ascii_lowercase()),
+                (Op::Contains | Op::ContainsNot, _, false, _) => value.contains(v.as_str()),
+                (Op::Matches | Op::MatchesNot, _, _, true) => wildcard_match(&v.to_ascii_lowercase(), &lower),
+                (Op::Matches | Op::MatchesNot, _, _, false) => wildcard_match(v, value),
+            }
         })
     }
 }
@@ -483,14 +568,36 @@ pub struct Query {
     /// visits that entered on the page, as Plausible computes them (`visits` stays the visits
     /// that include it). Set for Plausible-shaped queries.
     pub sessions_by_entry_page: bool,
+    /// `conversion_rate` is of each row's own group (its dimension values) rather than of the
+    /// whole period, as Plausible's v1 breakdowns (but by goal or property) and time series
+    /// compute it. Set for v1 queries.
+    pub conversion_by_group: bool,
+    /// Rows show an empty attribute by Plausible's label for it (see [`Dim::blank_label`]). Set
+    /// for Plausible-shaped queries.
+    pub blank_labels: bool,
+    /// Rows of an empty UTM value, entry or exit page or country are left out, as Plausible's
+    /// v1 breakdowns leave them. Set for v1 queries.
+    pub drops_blank: bool,
 }
 
-/// Visitors of the whole period that shares are of: for `conversion_rate`, with every filter
-/// but those on goals and properties; for `percentage`, with every filter.
-#[derive(Debug, Default, Clone, Copy)]
+/// Visitors that shares are of: for `conversion_rate`, with every filter but those on goals and
+/// properties, of the whole period or, by group, of each row's group (by its dimension values);
+/// for `percentage`, of the whole period with every filter.
+#[derive(Debug, Default, Clone)]
 pub struct Shares {
     pub conversion_base: i64,
+    pub conversion_groups: Option<HashMap<Vec<String>, i64>>,
     pub percentage_base: i64,
+}
+
+impl Shares {
+    /// The visitors a row's conversion rate is of.
+    fn conversion_base_of(&self, key: &[String]) -> i64 {
+        match &self.conversion_groups {
+            Some(groups) => groups.get(key).copied().unwrap_or_default(),
+            None => self.conversion_base,
+        }
+    }
 }
 
 /// The backend's SQL dialect, where the two differ.
@@ -591,6 +698,9 @@ impl Query {
             fill_time,
             goals: vec![],
             sessions_by_entry_page: false,
+            conversion_by_group: false,
+            blank_labels: false,
+            drops_blank: false,
         })
     }
 
@@ -697,11 +807,21 @@ impl Query {
         if conditions.is_empty() { "1 = 0".to_owned() } else { format!("({})", conditions.join(" OR ")) }
     }
 
-    /// The queries of the visitors that shares are of (see [`Shares`]), when a metric is a share.
+    /// Whether `conversion_rate` is of each row's group (see [`Query::conversion_by_group`]):
+    /// grouped, but not by goal or property.
+    pub fn converts_by_group(&self) -> bool {
+        self.conversion_by_group
+            && !self.dims.is_empty()
+            && !self.dims.iter().any(|d| matches!(d, Dim::Goal | Dim::Prop(_)))
+    }
+
+    /// The queries of the visitors that shares are of (see [`Shares`]), when a metric is a share;
+    /// by group, the conversion's keeps the dimensions.
     pub fn share_queries(&self) -> (Option<Query>, Option<Query>) {
-        let base = |keep: &dyn Fn(&Filter) -> bool| Query {
+        let by_group = self.converts_by_group();
+        let base = |keep: &dyn Fn(&Filter) -> bool, dims: Vec<Dim>| Query {
             metrics: vec![Metric::Visitors],
-            dims: vec![],
+            dims,
             filters: self.filters.iter().filter(|f| keep(f)).cloned().collect(),
             order: vec![],
             limit: 0,
@@ -709,34 +829,53 @@ impl Query {
             fill_time: false,
             ..self.clone()
         };
-        let conversion = self
-            .metrics
-            .contains(&Metric::ConversionRate)
-            .then(|| base(&|f| !matches!(f.dim, Dim::Goal | Dim::Prop(_))));
-        let percentage = self.metrics.contains(&Metric::Percentage).then(|| base(&|_| true));
+        let conversion = self.metrics.contains(&Metric::ConversionRate).then(|| {
+            base(&|f| !matches!(f.dim, Dim::Goal | Dim::Prop(_)), if by_group { self.dims.clone() } else { vec![] })
+        });
+        let percentage = self.metrics.contains(&Metric::Percentage).then(|| base(&|_| true, vec![]));
         (conversion, percentage)
     }
 
-    /// With `sessions_by_entry_page`, the query of the entering visits' figures: grouped and
-    /// filtered by entry page where this one is by page.
+    /// The query of the entering visits' figures. With `sessions_by_entry_page`, grouped by
+    /// page: grouped and filtered by entry page where this one is by page. Not grouped by page
+    /// but filtered by it (on every face, so that the console and the Stats API agree): only
+    /// `bounce_rate` is of the entering visits, those whose entry page matches the first page
+    /// filter, as in Plausible (README, "Events and statistics").
     pub fn entry_page_query(&self) -> Option<Query> {
         let session_metrics = [Metric::BounceRate, Metric::VisitDuration, Metric::ViewsPerVisit];
         let wanted = self.metrics.iter().any(|m| session_metrics.contains(m));
-        if !(self.sessions_by_entry_page && wanted && self.dims.contains(&Dim::Page)) {
-            return None;
-        }
         let entry = |dim: &Dim| if *dim == Dim::Page { Dim::EntryPage } else { dim.clone() };
+        let filters: Vec<Filter> = if self.sessions_by_entry_page && self.dims.contains(&Dim::Page) && wanted {
+            self.filters.iter().map(|f| Filter { dim: entry(&f.dim), ..f.clone() }).collect()
+        } else if self.bounces_by_entry_page() {
+            let first = self.filters.iter().position(|f| f.dim == Dim::Page)?;
+            let mut filters = self.filters.clone();
+            filters.push(Filter { dim: Dim::EntryPage, ..self.filters[first].clone() });
+            filters
+        } else {
+            return None;
+        };
         Some(Query {
             metrics: vec![Metric::BounceRate],
             dims: self.dims.iter().map(entry).collect(),
-            filters: self.filters.iter().map(|f| Filter { dim: entry(&f.dim), ..f.clone() }).collect(),
+            filters,
             order: vec![],
             limit: 0,
             offset: 0,
             fill_time: false,
             sessions_by_entry_page: false,
+            conversion_by_group: false,
+            blank_labels: false,
+            drops_blank: false,
             ..self.clone()
         })
+    }
+
+    /// Whether only `bounce_rate` is of the entering visits (see [`Query::entry_page_query`]).
+    fn bounces_by_entry_page(&self) -> bool {
+        !self.dims.contains(&Dim::Page)
+            && self.metrics.contains(&Metric::BounceRate)
+            && self.filters.iter().any(|f| f.dim == Dim::Page)
     }
 
     /// The same query over a part of its period (time buckets stay those of the whole).
@@ -767,7 +906,9 @@ impl Query {
         let grouped: Vec<&Dim> = self.dims.iter().filter(|d| !matches!(d, Dim::Time(_))).collect();
         let filter = match self.filters.as_slice() {
             [] => None,
-            [Filter { dim, op: Op::Is, values }] if values.len() == 1 => Some((dim, values[0].clone())),
+            [filter @ Filter { dim, values, .. }] if filter.exact_is() && values.len() == 1 => {
+                Some((dim, values[0].clone()))
+            }
             _ => return None,
         };
         let one = |rolled: Rolled, pick, places| RollupRows { rolled: vec![rolled], pick, places };
@@ -824,7 +965,7 @@ impl Query {
         match &filter.dim {
             Dim::Goal => {
                 // The filter picks goals by name; the event completes one of them.
-                let mut named = Filter { dim: Dim::Goal, op: filter.op, values: filter.values.clone() };
+                let mut named = filter.clone();
                 let negated = matches!(filter.op, Op::IsNot | Op::ContainsNot | Op::MatchesNot);
                 named.op = match filter.op {
                     Op::IsNot => Op::Is,
@@ -843,11 +984,11 @@ impl Query {
             }
             Dim::Prop(name) => {
                 let column = dialect.prop(sql, &format!("{t}props"), name);
-                sql.condition(&column, filter, dialect.like())
+                sql.condition(&column, filter, dialect)
             }
             dim => {
                 let column = format!("{t}{}", dim.event_column().expect("an event dimension"));
-                sql.condition(&column, filter, dialect.like())
+                sql.condition(&column, filter, dialect)
             }
         }
     }
@@ -877,7 +1018,7 @@ impl Query {
         let mut conditions = vec![format!("e.website_id = {site} AND e.ts >= {from} AND e.ts < {to} AND {name}")];
         for filter in &self.filters {
             let condition = match filter.dim {
-                Dim::ExitPage => sql.condition("v.exit_page", filter, dialect.like()),
+                Dim::ExitPage => sql.condition("v.exit_page", filter, dialect),
                 _ => self.event_condition(sql, filter, "e.", dialect),
             };
             conditions.push(condition);
@@ -1140,7 +1281,7 @@ impl Query {
         )];
         for filter in self.filters.iter().filter(|f| !f.dim.of_events()) {
             let column = format!("v.{}", filter.dim.visit_column().expect("a visit dimension"));
-            conditions.push(sql.condition(&column, filter, dialect.like()));
+            conditions.push(sql.condition(&column, filter, dialect));
         }
         conditions
     }
@@ -1224,8 +1365,10 @@ impl Query {
             }
         }
         if self.entry_page_query().is_some() {
+            let bounces_only = self.bounces_by_entry_page();
             for t in groups.values_mut() {
                 t.sessions = Some([0; 4]);
+                t.bounces_only = bounces_only;
             }
             for (key, c) in parts.entries {
                 if let Some(t) = groups.get_mut(&key) {
@@ -1238,11 +1381,30 @@ impl Query {
                 groups.entry(vec![i.to_string()]).or_default();
             }
         }
+        let dropped = |key: &[String]| {
+            self.drops_blank && self.dims.iter().zip(key).any(|(d, v)| v.is_empty() && d.blank_dropped_in_v1())
+        };
         let rows: Vec<(Vec<String>, Vec<f64>)> = groups
             .into_iter()
-            .map(|(key, t)| (key, self.metrics.iter().map(|m| t.value(*m, &shares)).collect()))
+            .filter(|(key, _)| !dropped(key))
+            .map(|(key, t)| {
+                let bases = (shares.conversion_base_of(&key), shares.percentage_base);
+                (self.labelled(key), self.metrics.iter().map(|m| t.value(*m, bases)).collect())
+            })
             .collect();
         self.ordered(rows, buckets)
+    }
+
+    /// A row's dimension values, empty ones by Plausible's label where it has one.
+    fn labelled(&self, mut key: Vec<String>) -> Vec<String> {
+        if self.blank_labels {
+            for (dim, value) in self.dims.iter().zip(key.iter_mut()) {
+                if let (true, Some(label)) = (value.is_empty(), dim.blank_label()) {
+                    *value = label.to_owned();
+                }
+            }
+        }
+        key
     }
 
     /// Orders and pages the rows, and names their time buckets.
@@ -1345,30 +1507,35 @@ struct Totals {
     /// Visits, bounces, duration and pageviews that bounce rate, visit duration and views per
     /// visit are of, when not those of `visits`: the visits that entered on the page.
     sessions: Option<[i64; 4]>,
+    /// Whether `sessions` are only for `bounce_rate` (filtered by page, not grouped by it).
+    bounces_only: bool,
 }
 
 impl Totals {
     /// A metric of the group, rounded as Plausible rounds it (ClickHouse rounds a tie to even).
     /// NaN when it has no value: time on page and scroll depth with no engagement.
-    fn value(&self, metric: Metric, shares: &Shares) -> f64 {
+    /// `bases`: the visitors that its conversion rate and its percentage are of.
+    fn value(&self, metric: Metric, (conversion_base, percentage_base): (i64, i64)) -> f64 {
         let ratio = |x: i64, of: i64| if of == 0 { 0.0 } else { x as f64 / of as f64 };
         let or_none = |x: i64, of: i64| if of == 0 { f64::NAN } else { x as f64 / of as f64 };
         // Plausible's shares: percent with one decimal, 0 of nobody.
         let share = |base: i64| (ratio(self.visitors, base) * 1000.0).round() / 10.0;
-        let [visits, bounces, duration, views] =
-            self.sessions.unwrap_or([self.visits, self.bounces, self.duration, self.views]);
+        let own = [self.visits, self.bounces, self.duration, self.views];
+        let sessions = self.sessions.unwrap_or(own);
+        let [visits, _, duration, views] = if self.bounces_only { own } else { sessions };
+        let [entered, bounces, _, _] = sessions;
         match metric {
             Metric::Visitors => self.visitors as f64,
             Metric::Visits => self.visits as f64,
             Metric::Pageviews => self.pageviews as f64,
             Metric::Events => self.events as f64,
             Metric::ViewsPerVisit => (ratio(views, visits) * 100.0).round() / 100.0,
-            Metric::BounceRate => (ratio(bounces, visits) * 100.0).round_ties_even(),
+            Metric::BounceRate => (ratio(bounces, entered) * 100.0).round_ties_even(),
             Metric::VisitDuration => ratio(duration, visits).round_ties_even(),
             Metric::TimeOnPage => (or_none(self.engaged_ms, self.engaged_visits) / 1000.0).round_ties_even(),
             Metric::ScrollDepth => or_none(self.scroll_total, self.scroll_visits).round_ties_even(),
-            Metric::ConversionRate => share(shares.conversion_base),
-            Metric::Percentage => share(shares.percentage_base),
+            Metric::ConversionRate => share(conversion_base),
+            Metric::Percentage => share(percentage_base),
             Metric::TotalRevenue => self.revenue as f64 / 100.0,
             Metric::AverageRevenue => ratio(self.revenue, self.revenue_events).round() / 100.0,
         }
@@ -1413,29 +1580,50 @@ impl Sql {
         )
     }
 
-    /// `column` satisfies `filter`. Text matching ignores ASCII case on both backends (SQLite's
-    /// LIKE does; PostgreSQL is given ILIKE).
-    fn condition(&mut self, column: &str, filter: &Filter, like: &str) -> String {
-        let any = |sql: &mut Sql, pattern: &dyn Fn(&str) -> String| {
-            let parts: Vec<String> = filter
-                .values
-                .iter()
-                .map(|v| format!("{column} {like} {} ESCAPE '\\'", sql.bind(Bind::Text(pattern(v)))))
-                .collect();
+    /// `column` satisfies `filter`. Where text matching ignores case (see [`Matching`]), it
+    /// ignores ASCII case on both backends (SQLite's LIKE does; PostgreSQL is given ILIKE); where
+    /// it respects case, `contains` finds the text (`instr`, `strpos`) and wildcards are SQLite's
+    /// GLOB or PostgreSQL's LIKE.
+    fn condition(&mut self, column: &str, filter: &Filter, dialect: Dialect) -> String {
+        let any = |sql: &mut Sql, test: &dyn Fn(&mut Sql, &str) -> String| {
+            let parts: Vec<String> = filter.values.iter().map(|v| test(sql, v)).collect();
             format!("({})", parts.join(" OR "))
+        };
+        let like = |sql: &mut Sql, pattern: String| {
+            format!("{column} {} {} ESCAPE '\\'", dialect.like(), sql.bind(Bind::Text(pattern)))
         };
         let contains = |v: &str| format!("%{}%", escape_like(v));
         let wildcard = |v: &str| escape_like(v).replace("\\*", "%");
-        match filter.op {
+        let found = |sql: &mut Sql, v: &str| {
+            let v = sql.bind(Bind::Text(v.to_owned()));
+            match dialect {
+                Dialect::Sqlite => format!("instr({column}, {v}) > 0"),
+                Dialect::Postgres => format!("strpos({column}, {v}) > 0"),
+            }
+        };
+        let glob = |sql: &mut Sql, v: &str| match dialect {
+            Dialect::Sqlite => format!("{column} GLOB {}", sql.bind(Bind::Text(escape_glob(v)))),
+            Dialect::Postgres => format!("{column} LIKE {} ESCAPE '\\'", sql.bind(Bind::Text(wildcard(v)))),
+        };
+        let (is_ignores, contains_ignores, wildcard_ignores) = match filter.matching {
+            Matching::Ours => (false, true, true),
+            Matching::Exact => (false, false, false),
+            Matching::IgnoreCase => (true, true, false),
+        };
+        let positive = match filter.op {
+            Op::Is | Op::IsNot if is_ignores => any(self, &|sql, v| like(sql, escape_like(v))),
             Op::Is | Op::IsNot => {
                 let values: Vec<String> = filter.values.iter().map(|v| self.bind(Bind::Text(v.clone()))).collect();
-                let not = if filter.op == Op::IsNot { "NOT " } else { "" };
-                format!("{column} {not}IN ({})", values.join(", "))
+                format!("{column} IN ({})", values.join(", "))
             }
-            Op::Contains => any(self, &contains),
-            Op::ContainsNot => format!("NOT {}", any(self, &contains)),
-            Op::Matches => any(self, &wildcard),
-            Op::MatchesNot => format!("NOT {}", any(self, &wildcard)),
+            Op::Contains | Op::ContainsNot if contains_ignores => any(self, &|sql, v| like(sql, contains(v))),
+            Op::Contains | Op::ContainsNot => any(self, &found),
+            Op::Matches | Op::MatchesNot if wildcard_ignores => any(self, &|sql, v| like(sql, wildcard(v))),
+            Op::Matches | Op::MatchesNot => any(self, &glob),
+        };
+        match filter.op {
+            Op::IsNot | Op::ContainsNot | Op::MatchesNot => format!("NOT {positive}"),
+            _ => positive,
         }
     }
 }
@@ -1470,6 +1658,20 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
         }
     }
     true
+}
+
+/// A wildcard pattern as SQLite's GLOB takes it: `*` stays, the GLOB's other special characters
+/// stand for themselves.
+fn escape_glob(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '?' => escaped.push_str("[?]"),
+            '[' => escaped.push_str("[[]"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 fn escape_like(value: &str) -> String {
@@ -1817,12 +2019,26 @@ mod tests {
     fn filters_escape_their_values() {
         let filter = Filter::new("contains", "event:page", vec!["50%_off".into()]).unwrap();
         let mut sql = Sql::default();
-        assert_eq!(sql.condition("e.pathname", &filter, "LIKE"), "(e.pathname LIKE $1 ESCAPE '\\')");
+        assert_eq!(sql.condition("e.pathname", &filter, Dialect::Sqlite), "(e.pathname LIKE $1 ESCAPE '\\')");
         assert!(matches!(&sql.binds[0], Bind::Text(p) if p == "%50\\%\\_off%"));
         let filter = Filter::new("matches", "event:page", vec!["/blog/*".into()]).unwrap();
         let mut sql = Sql::default();
-        sql.condition("e.pathname", &filter, "ILIKE");
+        sql.condition("e.pathname", &filter, Dialect::Postgres);
         assert!(matches!(&sql.binds[0], Bind::Text(p) if p == "/blog/%"));
+        // Respecting case, as Plausible does: text found, or SQLite's GLOB.
+        let exact = |op: &str, value: &str| {
+            Filter::new(op, "event:page", vec![value.into()]).unwrap().plausibles(Matching::Exact)
+        };
+        let mut sql = Sql::default();
+        assert_eq!(
+            sql.condition("e.pathname", &exact("contains", "50%"), Dialect::Postgres),
+            "(strpos(e.pathname, $1) > 0)"
+        );
+        assert_eq!(
+            sql.condition("e.pathname", &exact("matches_not", "/b?[*"), Dialect::Sqlite),
+            "NOT (e.pathname GLOB $2)"
+        );
+        assert!(matches!(&sql.binds[1], Bind::Text(p) if p == "/b[?][[]*"));
         assert!(Filter::new("is", "time:day", vec!["x".into()]).is_err());
         assert!(Filter::new("like", "event:page", vec!["x".into()]).is_err());
     }

@@ -15,7 +15,7 @@ use common::{Error, Result};
 
 use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
 use crate::period::{Asked, Meaning, Period};
-use crate::query::{Answer, Buckets, Counted, Filter, Parts, Query, Shares};
+use crate::query::{Answer, Buckets, Counted, Filter, Matching, Parts, Query, Shares};
 use crate::store::{ReadFrom, Store};
 use crate::writer::Writer;
 
@@ -44,6 +44,9 @@ pub struct QueryRequest {
     pub dimensions: Vec<String>,
     /// (operator, dimension, values)
     pub filters: Vec<(String, String, Vec<String>)>,
+    /// Per filter, whether it carries Plausible's `case_sensitive: false` modifier (a missing
+    /// entry: no).
+    pub ignore_case: Vec<bool>,
     pub period: Asked,
     /// The day a named or counted period ends on (`YYYY-MM-DD`), empty for today.
     pub end_day: String,
@@ -176,12 +179,23 @@ impl Analytics {
         };
         let mut range = crate::period::resolve(tz, &period)?;
         if request.previous_period {
-            range = (range.0 - (range.1 - range.0), range.0);
+            range = crate::period::previous(tz, &period, range)?;
         }
+        let plausibles = request.meaning != Meaning::Ours;
         let filters = request
             .filters
             .into_iter()
-            .map(|(op, dim, values)| Filter::new(&op, &dim, values))
+            .enumerate()
+            .map(|(i, (op, dim, values))| {
+                let filter = Filter::new(&op, &dim, values)?;
+                // Plausible's text matching and labels of empty attributes (README, "Events and statistics").
+                let ignore_case = request.ignore_case.get(i).copied().unwrap_or_default();
+                Ok(match (plausibles, ignore_case) {
+                    (false, _) => filter,
+                    (true, false) => filter.plausibles(Matching::Exact),
+                    (true, true) => filter.plausibles(Matching::IgnoreCase),
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let query = Query::new(
             website.id,
@@ -195,7 +209,13 @@ impl Analytics {
             request.fill_time,
         )?;
         // Plausible computes a page's session figures over the visits that entered there.
-        let query = Query { sessions_by_entry_page: request.meaning != Meaning::Ours, ..query };
+        let query = Query {
+            sessions_by_entry_page: request.meaning != Meaning::Ours,
+            conversion_by_group: request.meaning == Meaning::PlausibleV1,
+            blank_labels: plausibles,
+            drops_blank: request.meaning == Meaning::PlausibleV1,
+            ..query
+        };
         let goals = if query.uses_goals() { self.store.goals(&query.website_id).await? } else { vec![] };
         let query = query.with_goals(goals)?;
         let buckets = query.buckets()?;
@@ -206,7 +226,14 @@ impl Analytics {
         let mut shares = Shares::default();
         let (conversion, percentage) = query.share_queries();
         if let Some(base) = conversion {
-            shares.conversion_base = visitors_of(self.counted(&base, None).await?);
+            if base.dims.is_empty() {
+                shares.conversion_base = visitors_of(self.counted(&base, None).await?);
+            } else {
+                // Each group's visitors, by the same keys as the query's rows.
+                let (parts, _) = self.counted(&base, buckets.as_ref()).await?;
+                let groups = parts.events.into_iter().map(|(key, counts)| (key, counts[0]));
+                shares.conversion_groups = Some(groups.collect());
+            }
         }
         if let Some(base) = percentage {
             shares.percentage_base = visitors_of(self.counted(&base, None).await?);

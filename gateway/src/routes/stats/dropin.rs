@@ -2,22 +2,23 @@
 //! requests and bodies, errors as `{"error": "…"}`, for existing Plausible clients.
 
 use axum::extract::{OriginalUri, RawQuery, State};
+use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use common::access::Scope;
+use common::{Error, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::input::{Face, INVALID_KEY_OR_SITE, plausible_website};
 use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, v1};
 use super::plausible_v2::{QueryResult, V2Body, v2};
 use crate::auth::Keyed;
 use crate::envelope::{RawBody, parse_query, plausible};
 use crate::error::ApiError;
-use crate::error::invalid;
-use crate::flows::access::{authorized_website, reachable_websites};
+use crate::flows::access::reachable_websites;
 use crate::flows::stats;
-use crate::rules;
 use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;
 
@@ -29,6 +30,42 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plausible_realtime))
         .routes(routes!(plausible_query))
         .routes(routes!(plausible_sites))
+}
+
+/// Plausible's words for a request without a key (docs/behaviour.md, "Plausible fidelity").
+const MISSING_KEY: &str = "Missing API key. Please use a valid Plausible API key as a Bearer Token.";
+/// The same for the Sites API, which names no site.
+const INVALID_KEY: &str =
+    "Invalid API key. Please make sure you're using a valid API key with access to the resource you've requested.";
+
+/// Whether the request carries no key at all (rather than a wrong one): as for Plausible, an
+/// `Authorization` of another scheme than Bearer carries none.
+fn without_key(headers: &HeaderMap) -> bool {
+    let authorization = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let bearer = authorization.is_some_and(|v| v.get(..7).is_some_and(|s| s.eq_ignore_ascii_case(b"bearer ")));
+    !bearer && !headers.contains_key("x-api-key")
+}
+
+/// A refusal of the key or of the site in Plausible's status and words (docs/behaviour.md,
+/// "Plausible fidelity"): 401 for a missing, unknown or revoked key and for a site out of reach.
+/// The product's own refusals (expired key, address, plan, scope, limits) keep their status,
+/// words and headers.
+fn in_plausibles_words(e: ApiError, no_key: bool, refused: &'static str) -> ApiError {
+    match e.error.code {
+        ErrorCode::Unauthorized if no_key => Error::unauthorized(MISSING_KEY).into(),
+        ErrorCode::Unauthorized | ErrorCode::Forbidden => Error::unauthorized(refused).into(),
+        _ => e,
+    }
+}
+
+/// A v1 statistics answer of the drop-in: Plausible's body, or the refusal in Plausible's words.
+async fn v1_answer(state: &AppState, headers: &HeaderMap, credentials: Keyed, q: Option<String>, kind: V1) -> Response {
+    let no_key = without_key(headers);
+    plausible(
+        async { Ok(v1(state, credentials?, q, kind, Face::Plausible).await?.0) }
+            .await
+            .map_err(|e| in_plausibles_words(e, no_key, INVALID_KEY_OR_SITE)),
+    )
 }
 
 /// An unknown route under the drop-in's mount, in Plausible's error shape.
@@ -53,11 +90,15 @@ pub async fn plausible_method_not_allowed(method: axum::http::Method, OriginalUr
     params(StatsParams, ("compare" = Option<Compare>, Query, description = "Adds each metric's `change`.")),
     responses(
         (status = 200, description = "Plausible's aggregate body", body = AggregateResult),
-        (status = 404, response = crate::openapi::PlausibleNotFound),
     ),
 )]
-pub async fn plausible_aggregate(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
-    plausible(async { Ok(v1(&state, credentials?, q, V1::Aggregate).await?.0) }.await)
+pub async fn plausible_aggregate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    credentials: Keyed,
+    RawQuery(q): RawQuery,
+) -> Response {
+    v1_answer(&state, &headers, credentials, q, V1::Aggregate).await
 }
 
 #[utoipa::path(
@@ -77,15 +118,15 @@ pub async fn plausible_aggregate(State(state): State<AppState>, credentials: Key
     ),
     responses(
         (status = 200, description = "Plausible's timeseries body", body = TimeseriesResult),
-        (status = 404, response = crate::openapi::PlausibleNotFound),
     ),
 )]
 pub async fn plausible_timeseries(
     State(state): State<AppState>,
+    headers: HeaderMap,
     credentials: Keyed,
     RawQuery(q): RawQuery,
 ) -> Response {
-    plausible(async { Ok(v1(&state, credentials?, q, V1::Timeseries).await?.0) }.await)
+    v1_answer(&state, &headers, credentials, q, V1::Timeseries).await
 }
 
 #[utoipa::path(
@@ -103,11 +144,15 @@ pub async fn plausible_timeseries(
     ),
     responses(
         (status = 200, description = "Plausible's breakdown body", body = BreakdownResult),
-        (status = 404, response = crate::openapi::PlausibleNotFound),
     ),
 )]
-pub async fn plausible_breakdown(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
-    plausible(async { Ok(v1(&state, credentials?, q, V1::Breakdown).await?.0) }.await)
+pub async fn plausible_breakdown(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    credentials: Keyed,
+    RawQuery(q): RawQuery,
+) -> Response {
+    v1_answer(&state, &headers, credentials, q, V1::Breakdown).await
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -115,7 +160,9 @@ pub async fn plausible_breakdown(State(state): State<AppState>, credentials: Key
 #[into_params(parameter_in = Query)]
 pub struct SiteParam {
     /// Website id or domain.
-    site_id: String,
+    #[serde(default)]
+    #[param(required = true)]
+    site_id: Option<String>,
 }
 
 /// A site as Plausible's Sites API lists it.
@@ -158,7 +205,8 @@ pub struct PlausibleSites {
         (status = 200, description = "The sites", body = PlausibleSites),
     ),
 )]
-pub async fn plausible_sites(State(state): State<AppState>, credentials: Keyed) -> Response {
+pub async fn plausible_sites(State(state): State<AppState>, headers: HeaderMap, credentials: Keyed) -> Response {
+    let no_key = without_key(&headers);
     plausible(
         async {
             let key = credentials?.verify(&state).await?;
@@ -173,7 +221,8 @@ pub async fn plausible_sites(State(state): State<AppState>, credentials: Keyed) 
             let meta = PlausibleSitesMeta::one_page(limit);
             Ok(PlausibleSites { sites: sites.collect(), meta })
         }
-        .await,
+        .await
+        .map_err(|e| in_plausibles_words(e, no_key, INVALID_KEY)),
     )
 }
 
@@ -188,20 +237,24 @@ pub async fn plausible_sites(State(state): State<AppState>, credentials: Keyed) 
     params(SiteParam),
     responses(
         (status = 200, description = "Visitors of the last 5 minutes", body = u64, content_type = "application/json"),
-        (status = 404, response = crate::openapi::PlausibleNotFound),
     ),
 )]
-pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keyed, RawQuery(q): RawQuery) -> Response {
+pub async fn plausible_realtime(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    credentials: Keyed,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let no_key = without_key(&headers);
     plausible(
         async {
             let key = credentials?.verify(&state).await?;
             let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
-            key.validated(&state, Scope::Read, rules::check_line("site_id", &params.site_id).map_err(Into::into))
-                .await?;
-            let (_, website) = authorized_website(&state, async { Ok(key) }, params.site_id, Scope::Read).await?;
+            let website = plausible_website(&state, &key, params.site_id).await?;
             Ok(stats::realtime_totals(&state, &website.id).await?.visitors)
         }
-        .await,
+        .await
+        .map_err(|e| in_plausibles_words(e, no_key, INVALID_KEY_OR_SITE)),
     )
 }
 
@@ -215,26 +268,25 @@ pub async fn plausible_realtime(State(state): State<AppState>, credentials: Keye
     request_body = V2Body,
     responses(
         (status = 200, description = "Plausible's query body", body = QueryResult),
-        (status = 404, response = crate::openapi::PlausibleNotFound),
     ),
 )]
 pub async fn plausible_query(
     State(state): State<AppState>,
+    headers: HeaderMap,
     credentials: Keyed,
     body: Result<RawBody, ApiError>,
 ) -> Response {
+    let no_key = without_key(&headers);
     plausible(
         async {
             // Too large a body is refused before the key is looked at, as on every other route.
             let RawBody(body) = body?;
             let key = credentials?.verify(&state).await?;
             let body: V2Body = key.validated(&state, Scope::Read, crate::envelope::parse(&body)).await?;
-            let site_id = body.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));
-            let site_id = key.validated(&state, Scope::Read, site_id).await?;
-            key.validated(&state, Scope::Read, rules::check_line("site_id", &site_id).map_err(Into::into)).await?;
-            let (_, website) = authorized_website(&state, async { Ok(key) }, site_id, Scope::Read).await?;
-            Ok(v2(&state, website, body).await?.0)
+            let website = plausible_website(&state, &key, body.site_id.clone()).await?;
+            Ok(v2(&state, website, body, Face::Plausible).await?.0)
         }
-        .await,
+        .await
+        .map_err(|e| in_plausibles_words(e, no_key, INVALID_KEY_OR_SITE)),
     )
 }

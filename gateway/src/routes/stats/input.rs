@@ -1,6 +1,49 @@
-//! What the statistics faces share while reading a request: errors that name the caller's field.
+//! What the statistics faces share while reading a request: which face asks, the drop-in's site
+//! in Plausible's words, and errors that name the caller's field.
 
-use crate::error::ApiError;
+use common::access::Scope;
+use common::{Error, ErrorCode};
+use proto::analytics::v1 as anpb;
+
+use crate::auth::VerifiedKey;
+use crate::error::{ApiError, ApiResult};
+use crate::rules;
+use crate::state::AppState;
+
+/// Which face asks: ours answers in our words, the drop-in in Plausible's (docs/behaviour.md,
+/// "Plausible fidelity").
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Face {
+    Ours,
+    Plausible,
+}
+
+/// Plausible's words for a statistics request whose key or site it refuses: it does not tell
+/// an unknown site from one the key cannot reach, nor either from an unknown key.
+pub(super) const INVALID_KEY_OR_SITE: &str = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";
+const MISSING_SITE: &str = "Missing site ID. Please provide the required site_id parameter with your request.";
+
+/// The drop-in's site: `site_id` (an id or a domain) when the key may read it. A missing one is
+/// Plausible's 400; an unknown one is refused as a site of a team out of reach, by policy, so
+/// that it takes no rate-limit slot, as no 401 does.
+pub(super) async fn plausible_website(
+    state: &AppState,
+    key: &VerifiedKey,
+    site_id: Option<String>,
+) -> ApiResult<anpb::Website> {
+    let missing = || ApiError::new(ErrorCode::Validation, MISSING_SITE);
+    let site_id = key.validated(state, Scope::Read, site_id.ok_or_else(missing)).await?;
+    key.validated(state, Scope::Read, rules::check_line("site_id", &site_id).map_err(Into::into)).await?;
+    let lookup = state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id: site_id }).await;
+    let website = match lookup.map_err(Error::from) {
+        Ok(website) => Some(website.into_inner()),
+        Err(e) if e.code == ErrorCode::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    // No team is named "": policy refuses it as out of reach.
+    key.authorize(state, Scope::Read, Some(website.as_ref().map_or("", |w| w.team_id.as_str()))).await?;
+    website.ok_or_else(|| Error::unauthorized(INVALID_KEY_OR_SITE).into())
+}
 
 /// For a request built from parameters the caller's API names differently from analytics
 /// (`names`: analytics' field, the caller's): a 400 names the field the caller sent.

@@ -11,19 +11,20 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::input::{renamed, repeated};
+use super::input::{Face, plausible_website, renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Success, paged, parse_query};
-use crate::error::ApiResult;
 use crate::error::invalid;
+use crate::error::{ApiError, ApiResult};
 use crate::filters::v1_filters;
 use crate::flows::access::authorized_website;
-use crate::flows::stats::{Compared, Comparison, change, row_metric, short_name, stats_query, top, totals};
+use crate::flows::stats::{Compared, Comparison, change, row_metric, rows_named, short_name, stats_query, top, totals};
 use crate::rules;
 use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;
 use crate::vocabulary::{self, INTERVALS, V1_DAY};
-use proto::vocabulary::TIME;
+use common::ErrorCode;
+use proto::vocabulary::{PROPS, TIME};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(aggregate)).routes(routes!(timeseries)).routes(routes!(breakdown))
@@ -32,7 +33,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct V1Params {
-    site_id: String,
+    #[serde(default)]
+    site_id: Option<String>,
     #[serde(default)]
     period: Option<String>,
     #[serde(default)]
@@ -96,8 +98,19 @@ fn not_here(name: &str, given: bool) -> ApiResult<()> {
     if given { Err(invalid(name, "is not a parameter of this endpoint")) } else { Ok(()) }
 }
 
-fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<anpb::QueryRequest> {
+fn v1_request(kind: V1, website_id: String, p: &V1Params, face: Face) -> ApiResult<anpb::QueryRequest> {
+    if face == Face::Plausible
+        && let Some(text) = plausible_refusal(kind, p)
+    {
+        return Err(ApiError::new(ErrorCode::Validation, text));
+    }
     let mut request = v1_common(website_id, p)?;
+    if let Err(text) = metric_rules(kind, p, &request.filters, &request.metrics) {
+        return Err(match face {
+            Face::Plausible => ApiError::new(ErrorCode::Validation, text),
+            Face::Ours => invalid("metrics", text),
+        });
+    }
     match kind {
         V1::Aggregate => {
             not_here("property", p.property.is_some())?;
@@ -126,7 +139,12 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<anpb::Que
             if !(1..=rules::INT32_MAX).contains(&page) {
                 return Err(invalid("page", format!("must be 1 to {}", rules::INT32_MAX)));
             }
-            request.dimensions = vec![property];
+            request.dimensions = with_family(property.clone());
+            if request.dimensions.len() > 1 {
+                // Plausible orders by the version alone after the metric.
+                let by = |key: &str, descending| anpb::Order { key: key.to_owned(), descending };
+                request.order_by = vec![by(&request.metrics[0], true), by(&property, false)];
+            }
             request.limit = limit;
             request.offset = (page - 1).saturating_mul(limit);
         }
@@ -137,6 +155,120 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params) -> ApiResult<anpb::Que
         return Err(invalid("compare", "only previous_period is supported"));
     }
     Ok(request)
+}
+
+/// What Plausible's v1 refuses before anything else, in its order and words (docs/behaviour.md,
+/// "Plausible fidelity"): period, property, metrics, limit.
+fn plausible_refusal(kind: V1, p: &V1Params) -> Option<String> {
+    const DOCS: &str = "https://plausible.io/docs/stats-api";
+    if let Some(period) = &p.period {
+        let known = vocabulary::period(period, p.date.as_deref().unwrap_or_default(), anpb::PeriodMeaning::PlausibleV1);
+        if known.is_err_and(|e| e.field.as_deref() == Some("period")) {
+            return Some(format!(
+                "Error parsing `period` parameter: invalid period `{period}`. \
+                 Please find accepted values in our docs: {DOCS}#time-periods"
+            ));
+        }
+    }
+    if kind == V1::Breakdown {
+        let Some(property) = &p.property else {
+            return Some(
+                "The `property` parameter is required. Please provide at least one property to show a breakdown by."
+                    .into(),
+            );
+        };
+        let custom = property.strip_prefix(PROPS).is_some_and(|name| !name.is_empty());
+        if !custom && anpb::Property::from_name(property).is_none() {
+            return Some(format!(
+                "Invalid property '{property}'. Please provide a valid property for the breakdown endpoint: \
+                 {DOCS}#properties"
+            ));
+        }
+    }
+    let metrics: Vec<&str> = p.metrics.as_deref().unwrap_or(anpb::Metric::Visitors.name()).split(',').collect();
+    if repeated(&metrics).is_some() {
+        return Some("Metrics cannot be queried multiple times.".into());
+    }
+    if let Some(unknown) = metrics.iter().find(|m| anpb::Metric::from_name(m).is_none()) {
+        return Some(format!(
+            "The metric `{unknown}` is not recognized. Find valid metrics from the documentation: {DOCS}#metrics"
+        ));
+    }
+    if kind == V1::Breakdown && p.limit.is_some_and(|limit| !(1..=1000).contains(&limit)) {
+        return Some("Please provide limit as a number between 1 and 1000.".into());
+    }
+    None
+}
+
+/// Plausible's v1 rules on which metrics go with which filters and breakdowns, in its words
+/// (docs/behaviour.md, "Plausible fidelity"): a visit's metrics have no meaning for one event's
+/// name, goal or property; `views_per_visit` none by page; `time_on_page` only of pages.
+fn metric_rules(kind: V1, p: &V1Params, filters: &[anpb::Filter], metrics: &[String]) -> Result<(), String> {
+    let property = p.property.as_deref().filter(|_| kind == V1::Breakdown);
+    let filtered = |dimension: &str| filters.iter().any(|f| f.dimension == dimension);
+    let goal = anpb::Property::EventGoal.name();
+    let event_only = |d: &str| d == anpb::Property::EventName.name() || d == goal || d.starts_with(PROPS);
+    let page = anpb::Property::EventPage.name();
+    let of_visits = |metric: &str| {
+        if let Some(property) = property.filter(|d| event_only(d)) {
+            return Err(format!("Session metric `{metric}` cannot be queried for breakdown by `{property}`."));
+        }
+        match filters.iter().find(|f| event_only(&f.dimension)) {
+            Some(f) => {
+                Err(format!("Session metric `{metric}` cannot be queried when using a filter on `{}`.", f.dimension))
+            }
+            None => Ok(()),
+        }
+    };
+    for metric in metrics {
+        match anpb::Metric::from_name(metric) {
+            Some(anpb::Metric::TimeOnPage) => {
+                for dimension in [goal, anpb::Property::EventName.name()] {
+                    if filtered(dimension) {
+                        return Err(format!("Metric `{metric}` cannot be queried when filtering by `{dimension}`"));
+                    }
+                }
+                match property {
+                    Some(property) if property == page => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "Metric `{metric}` is not supported in breakdown queries (except `{page}` breakdown)"
+                        ));
+                    }
+                    None if filtered(page) => {}
+                    None => {
+                        return Err(format!(
+                            "Metric `{metric}` can only be queried in a page breakdown or with a page filter."
+                        ));
+                    }
+                }
+            }
+            Some(anpb::Metric::ViewsPerVisit) => {
+                if filtered(page) {
+                    return Err(format!("Metric `{metric}` cannot be queried with a filter on `{page}`."));
+                }
+                if property.is_some() {
+                    return Err(format!("Metric `{metric}` is not supported in breakdown queries."));
+                }
+                of_visits(metric)?;
+            }
+            Some(anpb::Metric::Visits | anpb::Metric::BounceRate | anpb::Metric::VisitDuration) => of_visits(metric)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A breakdown's dimensions: a browser's or OS's version comes with its browser or OS, whose row
+/// shows both, as in Plausible (docs/behaviour.md, "Plausible fidelity").
+fn with_family(property: String) -> Vec<String> {
+    use anpb::Property as P;
+    let family = match P::from_name(&property) {
+        Some(P::VisitBrowserVersion) => P::VisitBrowser,
+        Some(P::VisitOsVersion) => P::VisitOs,
+        _ => return vec![property],
+    };
+    vec![family.name().to_owned(), property]
 }
 
 /// The time dimension of a time series: the interval asked for, or the period's default.
@@ -161,7 +293,7 @@ fn time_dimension(period: &str, interval: Option<&str>) -> ApiResult<&'static st
 pub(crate) fn v1_requests(query: &str) -> ApiResult<usize> {
     let params: V1Params = parse_query(Some(query))?;
     let kinds = [V1::Aggregate, V1::Timeseries, V1::Breakdown];
-    let taken = kinds.into_iter().filter(|kind| v1_request(*kind, "site".into(), &params).is_ok()).count();
+    let taken = kinds.into_iter().filter(|kind| v1_request(*kind, "site".into(), &params, Face::Ours).is_ok()).count();
     Ok(taken)
 }
 
@@ -184,10 +316,16 @@ pub struct AggregateValue {
     /// Null for `time_on_page` and `scroll_depth` without engagement.
     #[schema(schema_with = crate::schema::metric_figure)]
     value: Value,
-    /// With `compare=previous_period`: percent change, or points for `bounce_rate`.
+    /// With `compare=previous_period` (but `period=all`): the figure of the period before.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    change: Option<i64>,
+    #[schema(schema_with = crate::schema::metric_figure)]
+    comparison_value: Option<Value>,
+    /// With `compare=previous_period` (but `period=all`): percent change; for `bounce_rate`
+    /// points, null when the period before had no bounce rate; for `conversion_rate` points with
+    /// one decimal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    change: Option<Value>,
 }
 
 /// Plausible's timeseries body.
@@ -222,23 +360,33 @@ pub(crate) async fn v1(
     credentials: Credentials,
     query: Option<String>,
     kind: V1,
+    face: Face,
 ) -> ApiResult<(V1Result, Option<Pagination>)> {
     let key = credentials.verify(state).await?;
     let params: V1Params = key.validated(state, Scope::Read, parse_query(query.as_deref())).await?;
-    key.validated(state, Scope::Read, rules::check_line("site_id", &params.site_id).map_err(Into::into)).await?;
-    let (_, website) = authorized_website(state, async { Ok(key) }, params.site_id.clone(), Scope::Read).await?;
-    let request = v1_request(kind, website.id, &params)?;
+    let website = match face {
+        Face::Ours => {
+            let site_id = params.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));
+            let site_id = key.validated(state, Scope::Read, site_id).await?;
+            key.validated(state, Scope::Read, rules::check_line("site_id", &site_id).map_err(Into::into)).await?;
+            authorized_website(state, async { Ok(key) }, site_id, Scope::Read).await?.1
+        }
+        Face::Plausible => plausible_website(state, &key, params.site_id.clone()).await?,
+    };
+    let request = v1_request(kind, website.id, &params, face)?;
     let metrics = request.metrics.clone();
-    let dimension = request.dimensions.first().cloned().unwrap_or_default();
+    let dimensions = request.dimensions.clone();
     let per_page = u64::from(request.limit);
     let names: &[(&str, &str)] = match kind {
         V1::Aggregate => &[],
         V1::Timeseries => &[("dimensions", "interval")],
         V1::Breakdown => &[("dimensions", "property")],
     };
-    // Only an aggregate shows the comparison.
+    // Only an aggregate shows the comparison, and not of `all`, which has no period before.
     let compare = match params.compare {
-        Some(_) if kind == V1::Aggregate => Comparison::PreviousPeriod,
+        Some(_) if kind == V1::Aggregate && period_name(&params) != anpb::NamedPeriod::All.name() => {
+            Comparison::PreviousPeriod
+        }
         _ => Comparison::Nothing,
     };
     let Compared { answer, before } = stats_query(state, request, compare).await.map_err(renamed(names))?;
@@ -251,7 +399,8 @@ pub(crate) async fn v1(
         V1::Aggregate => V1Result::Aggregate(aggregate_result(&answer, &metrics, before.as_deref())),
         V1::Timeseries => V1Result::Timeseries(TimeseriesResult { results: top(&answer, "date", &metrics) }),
         V1::Breakdown => {
-            V1Result::Breakdown(BreakdownResult { results: top(&answer, short_name(&dimension), &metrics) })
+            let names: Vec<&str> = dimensions.iter().map(|d| short_name(d)).collect();
+            V1Result::Breakdown(BreakdownResult { results: rows_named(&answer, &names, &metrics) })
         }
     };
     Ok((data, pagination))
@@ -262,10 +411,26 @@ fn aggregate_result(answer: &anpb::QueryResponse, metrics: &[String], before: Op
     let currency = answer.rows.first().map(|r| r.currency.clone()).unwrap_or_default();
     let results = metrics.iter().enumerate().map(|(i, metric)| {
         let value = values.get(i).copied().unwrap_or_default();
-        let change = before.map(|before| change(metric, before.get(i).copied().unwrap_or_default(), value));
-        (metric.clone(), AggregateValue { value: row_metric(metric, value, &currency), change })
+        let was = before.map(|before| before.get(i).copied().unwrap_or_default());
+        let aggregate = AggregateValue {
+            value: row_metric(metric, value, &currency),
+            comparison_value: was.map(|was| row_metric(metric, was, &currency)),
+            change: was.map(|was| plausible_change(metric, was, value)),
+        };
+        (metric.clone(), aggregate)
     });
     AggregateResult { results: results.collect() }
+}
+
+/// Plausible's change of a figure against the period before: points for `bounce_rate` (none
+/// when there was no bounce rate before) and for `conversion_rate` (one decimal), else the
+/// percent change.
+fn plausible_change(metric: &str, before: f64, now: f64) -> Value {
+    match anpb::Metric::from_name(metric) {
+        Some(anpb::Metric::BounceRate) if before <= 0.0 => Value::Null,
+        Some(anpb::Metric::ConversionRate) => serde_json::json!(((now - before) * 10.0).round() / 10.0),
+        _ => serde_json::json!(change(metric, before, now)),
+    }
 }
 
 #[utoipa::path(
@@ -286,7 +451,7 @@ pub async fn aggregate(
     credentials: Credentials,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let (data, pagination) = v1(&state, credentials, q, V1::Aggregate).await?;
+    let (data, pagination) = v1(&state, credentials, q, V1::Aggregate, Face::Ours).await?;
     Ok(paged(data, pagination).into_response())
 }
 
@@ -315,7 +480,7 @@ pub async fn timeseries(
     credentials: Credentials,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let (data, pagination) = v1(&state, credentials, q, V1::Timeseries).await?;
+    let (data, pagination) = v1(&state, credentials, q, V1::Timeseries, Face::Ours).await?;
     Ok(paged(data, pagination).into_response())
 }
 
@@ -342,6 +507,6 @@ pub async fn breakdown(
     credentials: Credentials,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let (data, pagination) = v1(&state, credentials, q, V1::Breakdown).await?;
+    let (data, pagination) = v1(&state, credentials, q, V1::Breakdown, Face::Ours).await?;
     Ok(paged(data, pagination).into_response())
 }

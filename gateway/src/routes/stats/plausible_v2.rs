@@ -11,17 +11,19 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::input::{renamed, repeated};
+use super::input::{Face, renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
-use crate::error::ApiResult;
 use crate::error::invalid;
+use crate::error::{ApiError, ApiResult};
 use crate::flows::access::authorized_website;
 use crate::flows::stats::{Compared, Comparison, row_metric, stats_query};
 use crate::rules;
 use crate::state::AppState;
 use crate::time::rfc3339;
 use crate::vocabulary::{self, CUSTOM_PERIOD};
+use common::ErrorCode;
+use proto::vocabulary::TIME;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(flexible_query))
@@ -119,18 +121,32 @@ fn v2_filter(filter: &Value) -> ApiResult<anpb::Filter> {
     for value in &values {
         rules::check_line("filters", value)?;
     }
-    if parts.len() > 3 {
-        return Err(invalid("filters", "modifiers are not supported"));
-    }
+    // Plausible's one modifier of a filter: `{"case_sensitive": false}` makes `is` and
+    // `contains` ignore case.
+    let ignore_case = match parts.get(3) {
+        None => false,
+        Some(Value::Object(modifiers)) if parts.len() == 4 => {
+            let mut ignore_case = false;
+            for (name, value) in modifiers {
+                match (name.as_str(), value) {
+                    ("case_sensitive", Value::Bool(sensitive)) => ignore_case = !sensitive,
+                    _ => return Err(invalid("filters", "the only modifier is {\"case_sensitive\": true|false}")),
+                }
+            }
+            ignore_case
+        }
+        Some(_) => return Err(invalid("filters", "a filter is [operator, dimension, [values], {modifiers}]")),
+    };
     let operator = match operator.as_str() {
         "matches_wildcard" => "matches".to_owned(),
         "matches_wildcard_not" => "matches_not".to_owned(),
         _ => operator,
     };
-    Ok(anpb::Filter { operator, dimension, values })
+    Ok(anpb::Filter { operator, dimension, values, ignore_case })
 }
 
-/// A day of a v2 `date_range`: `YYYY-MM-DD`, or an RFC 3339 date-time standing for its day.
+/// A day of a v2 `date_range`: `YYYY-MM-DD`, or an RFC 3339 date-time beside a day standing for
+/// its day.
 fn v2_day(value: &Value) -> ApiResult<&str> {
     let text = value.as_str().unwrap_or_default();
     if rules::is_day(text) {
@@ -143,8 +159,30 @@ fn v2_day(value: &Value) -> ApiResult<&str> {
     }
 }
 
-/// `"7d"` or `["2024-01-01", "2024-01-31"]` → the period and the day it ends on (today).
+/// Where a v2 `date_range` of two date-times begins and ends: `[from, to)` in unix milliseconds,
+/// the second one's whole second included (Plausible counts events up to it, in whole seconds).
+fn v2_instants(first: &Value, last: &Value) -> Option<anpb::Instants> {
+    let instant = |value: &Value| {
+        let text = value.as_str()?;
+        let at = chrono::DateTime::parse_from_rfc3339(text).ok()?.timestamp_millis();
+        (!rules::is_day(text)).then_some(at - at.rem_euclid(1000))
+    };
+    Some(anpb::Instants { from_unix_ms: instant(first)?, to_unix_ms: instant(last)? + 1000 })
+}
+
+/// `"7d"`, `["2024-01-01", "2024-01-31"]` or two date-times → the period and the day it ends
+/// on (today).
 pub(crate) fn v2_date_range(range: &Value) -> ApiResult<(anpb::Period, String)> {
+    use anpb::period::Kind;
+    if let Value::Array(ends) = range
+        && let [first, last] = ends.as_slice()
+        && let Some(instants) = v2_instants(first, last)
+    {
+        if instants.from_unix_ms >= instants.to_unix_ms {
+            return Err(invalid("date_range", "the first date-time must not be after the second"));
+        }
+        return Ok((anpb::Period { kind: Some(Kind::Instants(instants)) }, String::new()));
+    }
     let (name, date) = match range {
         Value::String(period) => (period.as_str(), String::new()),
         Value::Array(days) if days.len() == 2 => {
@@ -160,8 +198,19 @@ pub(crate) fn v2_date_range(range: &Value) -> ApiResult<(anpb::Period, String)> 
 }
 
 /// Plausible's v2 result body, and where its page sits.
-pub(crate) async fn v2(state: &AppState, website: anpb::Website, body: V2Body) -> ApiResult<(QueryResult, Pagination)> {
+pub(crate) async fn v2(
+    state: &AppState,
+    website: anpb::Website,
+    body: V2Body,
+    face: Face,
+) -> ApiResult<(QueryResult, Pagination)> {
     let (request, pagination) = v2_request(website.id.clone(), &body)?;
+    if let Err((field, text)) = v2_rules(&request, body.include.time_labels) {
+        return Err(match face {
+            Face::Plausible => ApiError::new(ErrorCode::Validation, text),
+            Face::Ours => invalid(field, text),
+        });
+    }
     let names = [("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")];
     let Compared { answer, .. } = stats_query(state, request, Comparison::Nothing).await.map_err(renamed(&names))?;
     Ok(v2_body(website, body, pagination, answer))
@@ -204,6 +253,77 @@ pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::
         period_meaning: anpb::PeriodMeaning::PlausibleV2.into(),
     };
     Ok((request, pagination))
+}
+
+/// Plausible v2's rules on which filters, metrics, dimensions and includes go together, in its
+/// words, with the field each is about (docs/behaviour.md, "Plausible fidelity"): countries are
+/// filtered by their 2-letter code; `time_on_page` and `scroll_depth` are of pages;
+/// `views_per_visit` is of whole visits, by no dimension; a metric of visits does not go with a dimension of
+/// events (but the page), nor one of events with a visit's entry or exit page.
+fn v2_rules(request: &anpb::QueryRequest, time_labels: bool) -> Result<(), (&'static str, String)> {
+    use anpb::{Metric as M, Property as P};
+    let page = P::EventPage.name();
+    let page_filter = request.filters.iter().any(|f| f.dimension == page);
+    let by_page = request.dimensions.iter().any(|d| d == page);
+    let country = P::VisitCountry.name();
+    let not_a_code = |f: &anpb::Filter| f.values.iter().any(|v| v.chars().count() != 2);
+    if request
+        .filters
+        .iter()
+        .any(|f| f.dimension == country && matches!(f.operator.as_str(), "is" | "is_not") && not_a_code(f))
+    {
+        return Err((
+            "filters",
+            format!("Invalid {country} filter, {country} needs to be a valid 2-letter country code."),
+        ));
+    }
+    for metric in &request.metrics {
+        let text = match M::from_name(metric) {
+            Some(M::TimeOnPage | M::ScrollDepth) if !by_page && !page_filter => {
+                format!("Metric `{metric}` can only be queried with {page} filters or dimensions.")
+            }
+            Some(M::ViewsPerVisit) if page_filter => {
+                format!("Metric `{metric}` cannot be queried with a filter on `{page}`.")
+            }
+            Some(M::ViewsPerVisit) if !request.dimensions.is_empty() => {
+                format!("Metric `{metric}` cannot be queried with `dimensions`.")
+            }
+            _ => continue,
+        };
+        return Err(("metrics", text));
+    }
+    let listed = |names: Vec<&String>| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let metrics_of = |kinds: &[M]| -> Vec<&String> {
+        request.metrics.iter().filter(|m| M::from_name(m).is_some_and(|m| kinds.contains(&m))).collect()
+    };
+    let of_visits = metrics_of(&[M::BounceRate, M::VisitDuration, M::ViewsPerVisit]);
+    let of_events = metrics_of(&[M::Pageviews, M::Events, M::ScrollDepth, M::TotalRevenue, M::AverageRevenue]);
+    let event_dimensions: Vec<_> = request.dimensions.iter().filter(|d| d.starts_with("event:")).collect();
+    let visit_pages = [P::VisitEntryPage.name(), P::VisitExitPage.name()];
+    let visit_dimensions: Vec<_> = request.dimensions.iter().filter(|d| visit_pages.contains(&d.as_str())).collect();
+    // By the page alone, a visit's metrics are those of the visits that entered there.
+    if event_dimensions != [page] {
+        if !of_visits.is_empty() && !event_dimensions.is_empty() {
+            let text = format!(
+                "Session metric(s) {} cannot be queried along with event dimension(s) {}",
+                listed(of_visits),
+                listed(event_dimensions)
+            );
+            return Err(("metrics", text));
+        }
+        if !of_events.is_empty() && !visit_dimensions.is_empty() {
+            let text = format!(
+                "Event metric(s) {} cannot be queried along with session dimension(s) {}",
+                listed(of_events),
+                listed(visit_dimensions)
+            );
+            return Err(("metrics", text));
+        }
+    }
+    if time_labels && !request.dimensions.iter().any(|d| d.starts_with(TIME)) {
+        return Err(("include.time_labels", "Invalid include.time_labels: requires a time dimension.".into()));
+    }
+    Ok(())
 }
 
 /// Plausible's v2 query body.
@@ -320,6 +440,6 @@ pub async fn flexible_query(
     if body.site_id.as_ref().is_some_and(|id| *id != website.id && *id != website.domain) {
         return Err(invalid("site_id", "names another site than the path"));
     }
-    let (data, pagination) = v2(&state, website, body).await?;
+    let (data, pagination) = v2(&state, website, body, Face::Ours).await?;
     Ok(paged(data, Some(pagination)).into_response())
 }

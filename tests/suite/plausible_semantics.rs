@@ -1,0 +1,477 @@
+//! Plausible's meaning of the Stats API's figures where it is not the obvious one: conversion
+//! rates of each row's group in v1, bounce rates of the visits that entered on a filtered page,
+//! a version's row naming its browser or OS, empty UTM values, case in filters, date ranges of
+//! two date-times, and v1's comparison.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::harness::{TestEnv, import_events, site_with_key};
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// An event line for `admin import-events`, from a US visitor unless `country` says otherwise.
+fn line(domain: &str, at: &str, ip: &str, country: &str, name: &str, path: &str) -> Value {
+    json!({ "at": format!("2026-01-10T{at}:00Z"), "name": name, "url": format!("https://{domain}{path}"),
+            "user_agent": FIREFOX, "ip": ip, "country": country })
+}
+
+/// Six visits on 2026-01-10 (UTC), one visitor each: 1 (US) bounces on `/pricing`; 2 (US)
+/// enters on `/pricing`, views `/` and signs up; 3 (DE) enters on `/` and views `/pricing`; 4
+/// (US) views `/` and signs up; 5 (US) and 6 (DE) bounce on `/about`.
+fn visits(domain: &str) -> Vec<Value> {
+    vec![
+        line(domain, "10:00", "1.1.1.1", "US", "pageview", "/pricing"),
+        line(domain, "10:00", "2.2.2.2", "US", "pageview", "/pricing"),
+        line(domain, "10:01", "2.2.2.2", "US", "pageview", "/"),
+        line(domain, "10:02", "2.2.2.2", "US", "Signup", "/"),
+        line(domain, "11:00", "3.3.3.3", "DE", "pageview", "/"),
+        line(domain, "11:01", "3.3.3.3", "DE", "pageview", "/pricing"),
+        line(domain, "12:00", "4.4.4.4", "US", "pageview", "/"),
+        line(domain, "12:01", "4.4.4.4", "US", "Signup", "/"),
+        line(domain, "13:00", "5.5.5.5", "US", "pageview", "/about"),
+        line(domain, "13:00", "6.6.6.6", "DE", "pageview", "/about"),
+    ]
+}
+
+/// A site holding [`visits`] and a `Signup` goal: its key and domain.
+async fn site_with_visits(env: &TestEnv) -> (String, String) {
+    let (key, site_id, domain) = site_with_key(env, "semantics", "UTC").await;
+    import_events(env, &site_id, &visits(&domain));
+    let goals = format!("/websites/{site_id}/goals");
+    let (status, goal) = env.api(Method::POST, &goals, &key, Some(json!({ "event_name": "Signup" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{goal}");
+    (key, domain)
+}
+
+/// A v1 call through the drop-in on the 10th; the body.
+async fn v1(env: &TestEnv, key: &str, endpoint: &str, domain: &str, rest: &str) -> Value {
+    let path = format!("/plausible/api/v1/stats/{endpoint}?site_id={domain}&period=day&date=2026-01-10&{rest}");
+    let (status, answer) = env.api(Method::GET, &path, key, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+/// A v2 query through the drop-in on the 10th; the body's results.
+async fn v2(env: &TestEnv, key: &str, domain: &str, body: Value) -> Value {
+    let mut body = body;
+    body["site_id"] = json!(domain);
+    body["date_range"] = json!(["2026-01-10", "2026-01-10"]);
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", key, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer["results"].clone()
+}
+
+async fn a_v1_breakdowns_conversion_rate_is_of_its_rows_own_visitors(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    // 2 of the 4 US visitors signed up; DE has no conversion, so no row.
+    let rest = "property=visit:country&metrics=visitors,conversion_rate&filters=event:goal%3D%3DSignup";
+    let answer = v1(env, &key, "breakdown", &domain, rest).await;
+    assert_eq!(answer["results"], json!([{ "country": "US", "visitors": 2, "conversion_rate": 50.0 }]));
+    // Our own envelope's v1 breakdown says the same.
+    let path = format!("/stats/breakdown?site_id={domain}&period=day&date=2026-01-10&{rest}");
+    let (status, ours) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!((status, &ours["data"]["results"]), (StatusCode::OK, &answer["results"]));
+    // By goal, it stays of the whole period's 6 visitors.
+    let by_goal = v1(env, &key, "breakdown", &domain, "property=event:goal&metrics=visitors,conversion_rate").await;
+    assert_eq!(by_goal["results"], json!([{ "goal": "Signup", "visitors": 2, "conversion_rate": 33.3 }]));
+}
+
+async fn a_v1_time_series_conversion_rate_is_of_each_buckets_visitors(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let rest = "metrics=visitors,conversion_rate&filters=event:goal%3D%3DSignup";
+    let answer = v1(env, &key, "timeseries", &domain, rest).await;
+    let hour = |h: usize| answer["results"][h].clone();
+    // At 10:00, 1 of 2 visitors converted; at 11:00, none of 1; at 12:00, 1 of 1.
+    assert_eq!(hour(10), json!({ "date": "2026-01-10 10:00:00", "visitors": 1, "conversion_rate": 50.0 }));
+    assert_eq!(hour(11), json!({ "date": "2026-01-10 11:00:00", "visitors": 0, "conversion_rate": 0.0 }));
+    assert_eq!(hour(12), json!({ "date": "2026-01-10 12:00:00", "visitors": 1, "conversion_rate": 100.0 }));
+}
+
+async fn v2s_conversion_rate_stays_of_the_whole_periods_visitors(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let body = json!({ "metrics": ["visitors", "conversion_rate"], "dimensions": ["visit:country"],
+                       "filters": [["is", "event:goal", ["Signup"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [2, 33.3], "dimensions": ["US"] }]));
+}
+
+async fn filtered_by_page_bounce_rate_is_of_the_visits_that_entered_there(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    // Visits 1, 2 and 3 include `/pricing`; 1 and 2 entered there, and 1 bounced. Visits stay
+    // all three, and so does the duration.
+    let rest = "metrics=visits,bounce_rate,visit_duration&filters=event:page%3D%3D%2Fpricing";
+    let answer = v1(env, &key, "aggregate", &domain, rest).await;
+    assert_eq!(
+        answer["results"],
+        json!({ "visits": { "value": 3 }, "bounce_rate": { "value": 50 }, "visit_duration": { "value": 60 } })
+    );
+    let body = json!({ "metrics": ["visits", "bounce_rate"], "filters": [["is", "event:page", ["/pricing"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [3, 50], "dimensions": [] }]));
+    // By country too: in DE, visit 3 did not enter there, so no visit is left to bounce.
+    let body = json!({ "metrics": ["visits", "bounce_rate"], "dimensions": ["visit:country"],
+                       "filters": [["is", "event:page", ["/pricing"]]], "order_by": [["visit:country", "asc"]] });
+    assert_eq!(
+        v2(env, &key, &domain, body).await,
+        json!([{ "metrics": [1, 0], "dimensions": ["DE"] }, { "metrics": [2, 50], "dimensions": ["US"] }])
+    );
+}
+
+async fn a_v1_version_breakdown_names_the_browser_or_os_of_each_version(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let browsers = v1(env, &key, "breakdown", &domain, "property=visit:browser_version").await;
+    assert_eq!(browsers["results"], json!([{ "browser": "Firefox", "browser_version": "128.0", "visitors": 6 }]));
+    let systems = v1(env, &key, "breakdown", &domain, "property=visit:os_version").await;
+    let row = &systems["results"][0];
+    assert_eq!((&row["os"], &row["visitors"]), (&json!("Linux"), &json!(6)), "{systems}");
+    // v2 names its dimensions as asked.
+    let body = json!({ "metrics": ["visitors"], "dimensions": ["visit:browser_version"] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [6], "dimensions": ["128.0"] }]));
+}
+
+async fn a_v1_comparison_gives_the_figure_before_and_the_change(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let rest = "metrics=visitors,bounce_rate&compare=previous_period";
+    let answer = v1(env, &key, "aggregate", &domain, rest).await;
+    // Nobody came on the 9th: no bounce rate to compare with.
+    assert_eq!(
+        answer["results"],
+        json!({ "visitors": { "value": 6, "comparison_value": 0, "change": 100 },
+                "bounce_rate": { "value": 50, "comparison_value": 0, "change": null } })
+    );
+    // `all` has no period before: the comparison is left out.
+    let path = format!("/plausible/api/v1/stats/aggregate?site_id={domain}&period=all&{rest}");
+    let (status, all) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!((status, &all["results"]["visitors"]), (StatusCode::OK, &json!({ "value": 6 })));
+}
+
+/// Three visitors on 2026-01-10 (UTC): one from `utm_source=news`, two with no UTM.
+async fn site_with_utm(env: &TestEnv) -> (String, String) {
+    let (key, site_id, domain) = site_with_key(env, "utm", "UTC").await;
+    let events = [
+        line(&domain, "10:00", "1.1.1.1", "US", "pageview", "/?utm_source=news"),
+        line(&domain, "10:00", "2.2.2.2", "US", "pageview", "/"),
+        line(&domain, "11:00", "3.3.3.3", "US", "pageview", "/"),
+    ];
+    import_events(env, &site_id, &events);
+    (key, domain)
+}
+
+async fn an_empty_utm_value_is_left_out_of_v1_breakdowns_and_not_set_in_v2(env: &TestEnv) {
+    let (key, domain) = site_with_utm(env).await;
+    let v1_rows = v1(env, &key, "breakdown", &domain, "property=visit:utm_source").await;
+    assert_eq!(v1_rows["results"], json!([{ "utm_source": "news", "visitors": 1 }]));
+    let body = json!({ "metrics": ["visitors"], "dimensions": ["visit:utm_source"] });
+    assert_eq!(
+        v2(env, &key, &domain, body).await,
+        json!([{ "metrics": [2], "dimensions": ["(not set)"] }, { "metrics": [1], "dimensions": ["news"] }])
+    );
+}
+
+async fn a_filter_on_plausibles_label_of_an_empty_utm_value_picks_the_empty_ones(env: &TestEnv) {
+    let (key, domain) = site_with_utm(env).await;
+    let answer = v1(env, &key, "aggregate", &domain, "filters=visit:utm_source%3D%3DDirect%20%2F%20None").await;
+    assert_eq!(answer["results"]["visitors"]["value"], json!(2));
+    let body = json!({ "metrics": ["visitors"], "filters": [["is", "visit:utm_source", ["(not set)"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [2], "dimensions": [] }]));
+    let body = json!({ "metrics": ["visitors"], "filters": [["is_not", "visit:utm_source", ["(not set)"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [1], "dimensions": [] }]));
+}
+
+async fn v2s_contains_respects_case_unless_told_not_to(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let contains = |modifiers: Option<Value>| {
+        let mut filter = json!(["contains", "event:page", ["PRIC"]]);
+        if let Some(modifiers) = modifiers {
+            filter.as_array_mut().unwrap().push(modifiers);
+        }
+        json!({ "metrics": ["visitors"], "filters": [filter] })
+    };
+    assert_eq!(v2(env, &key, &domain, contains(None)).await, json!([{ "metrics": [0], "dimensions": [] }]));
+    let ignoring = contains(Some(json!({ "case_sensitive": false })));
+    assert_eq!(v2(env, &key, &domain, ignoring).await, json!([{ "metrics": [3], "dimensions": [] }]));
+    let respecting = contains(Some(json!({ "case_sensitive": true })));
+    assert_eq!(v2(env, &key, &domain, respecting).await, json!([{ "metrics": [0], "dimensions": [] }]));
+    // `is` ignores case too with the modifier; wildcards never do.
+    let body = json!({ "metrics": ["visitors"], "filters": [["is", "event:page", ["/PRICING"], { "case_sensitive": false }]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [3], "dimensions": [] }]));
+    let body = json!({ "metrics": ["visitors"], "filters": [["matches_wildcard", "event:page", ["/PRIC*"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [0], "dimensions": [] }]));
+    // Any other modifier is refused.
+    let body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "day",
+                       "filters": [["contains", "event:page", ["p"], { "case": false }]] });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
+
+async fn a_v2_date_range_of_two_date_times_covers_exactly_those_instants(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    // Visits 1 to 4 started from 10:00 to 12:01; 5 and 6 at 13:00.
+    let body = json!({ "site_id": domain, "metrics": ["visitors"],
+                       "date_range": ["2026-01-10T10:00:00Z", "2026-01-10T12:30:00Z"] });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"], json!([{ "metrics": [4], "dimensions": [] }]));
+    assert_eq!(answer["query"]["date_range"][0], json!("2026-01-10T10:00:00.000Z"));
+    // From 11:30 UTC, the last second included as Plausible includes it: visitors 4, 5 and 6.
+    let body = json!({ "site_id": domain, "metrics": ["visitors"],
+                       "date_range": ["2026-01-10T12:30:00+01:00", "2026-01-10T13:00:00Z"] });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!((status, &answer["results"]), (StatusCode::OK, &json!([{ "metrics": [3], "dimensions": [] }])));
+}
+
+const INVALID_KEY_OR_SITE: &str = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";
+
+/// A drop-in call with `key` (none if empty): status, `X-RateLimit-Remaining` and body.
+async fn dropin(
+    env: &TestEnv,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Option<u64>, Value) {
+    let mut request = env.request(method, &format!("/api/external/v1/plausible{path}"));
+    if !key.is_empty() {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let remaining = response.headers().get("x-ratelimit-remaining").map(|v| v.to_str().unwrap().parse().unwrap());
+    let (status, body) = crate::harness::into_json(response).await;
+    (status, remaining, body)
+}
+
+async fn an_unknown_site_or_one_out_of_reach_is_plausibles_401_and_takes_no_slot(env: &TestEnv) {
+    let (key, _, domain) = site_with_key(env, "mine", "UTC").await;
+    let (_, _, theirs) = site_with_key(env, "theirs", "UTC").await;
+    let aggregate = |site: &str| format!("/api/v1/stats/aggregate?site_id={site}&period=day");
+    let (status, before, _) = dropin(env, &key, Method::GET, &aggregate(&domain), None).await;
+    assert_eq!(status, StatusCode::OK);
+    for site in ["nowhere.example", theirs.as_str()] {
+        let v2 = json!({ "site_id": site, "metrics": ["visitors"], "date_range": "day" });
+        for (method, path, body) in [
+            (Method::GET, aggregate(site), None),
+            (Method::GET, format!("/api/v1/stats/realtime/visitors?site_id={site}"), None),
+            (Method::POST, "/api/v2/query".to_owned(), Some(v2)),
+        ] {
+            let (status, remaining, answer) = dropin(env, &key, method, &path, body).await;
+            assert_eq!((status, answer), (StatusCode::UNAUTHORIZED, json!({ "error": INVALID_KEY_OR_SITE })), "{path}");
+            // The budget's headers are there, and the refusal took nothing from it.
+            assert_eq!(remaining, before, "{path}");
+        }
+    }
+    // Our own endpoints keep our words: an unknown website is a 404 in the envelope.
+    let (status, ours) = env.api(Method::GET, "/stats/aggregate?site_id=nowhere.example&period=day", &key, None).await;
+    assert_eq!((status, ours["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")), "{ours}");
+}
+
+async fn a_drop_in_request_without_a_key_or_site_id_is_refused_in_plausibles_words(env: &TestEnv) {
+    let (key, _, domain) = site_with_key(env, "words", "UTC").await;
+    let (status, _, answer) =
+        dropin(env, "", Method::GET, &format!("/api/v1/stats/aggregate?site_id={domain}"), None).await;
+    let missing_key = "Missing API key. Please use a valid Plausible API key as a Bearer Token.";
+    assert_eq!((status, answer), (StatusCode::UNAUTHORIZED, json!({ "error": missing_key })));
+    // Another scheme than Bearer carries no key either.
+    let path = format!("/api/external/v1/plausible/api/v1/stats/aggregate?site_id={domain}");
+    let basic = env.request(Method::GET, &path).header("authorization", "Basic dXNlcjpwYXNz").send().await.unwrap();
+    let (status, answer) = crate::harness::into_json(basic).await;
+    assert_eq!((status, answer), (StatusCode::UNAUTHORIZED, json!({ "error": missing_key })));
+    let wrong = "zv_live_0000000000000000000000000000000000000000";
+    let (status, _, answer) =
+        dropin(env, wrong, Method::GET, &format!("/api/v1/stats/aggregate?site_id={domain}"), None).await;
+    assert_eq!((status, answer), (StatusCode::UNAUTHORIZED, json!({ "error": INVALID_KEY_OR_SITE })));
+    let missing_site =
+        json!({ "error": "Missing site ID. Please provide the required site_id parameter with your request." });
+    let (status, _, answer) = dropin(env, &key, Method::GET, "/api/v1/stats/aggregate?period=day", None).await;
+    assert_eq!((status, answer), (StatusCode::BAD_REQUEST, missing_site.clone()));
+    let body = json!({ "metrics": ["visitors"], "date_range": "day" });
+    let (status, _, answer) = dropin(env, &key, Method::POST, "/api/v2/query", Some(body)).await;
+    assert_eq!((status, answer), (StatusCode::BAD_REQUEST, missing_site));
+}
+
+/// A v1 call through the drop-in that Plausible refuses: its error text.
+async fn v1_refused(env: &TestEnv, key: &str, endpoint: &str, domain: &str, rest: &str) -> String {
+    let path = format!("/plausible/api/v1/stats/{endpoint}?site_id={domain}&date=2026-01-10&{rest}");
+    let (status, answer) = env.api(Method::GET, &path, key, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{rest}: {answer}");
+    answer["error"].as_str().unwrap().to_owned()
+}
+
+async fn v1_refuses_an_unknown_period_metric_or_property_in_plausibles_words(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=foo").await,
+        "Error parsing `period` parameter: invalid period `foo`. \
+         Please find accepted values in our docs: https://plausible.io/docs/stats-api#time-periods"
+    );
+    assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=day&metrics=visitors,foo").await,
+        "The metric `foo` is not recognized. Find valid metrics from the documentation: \
+         https://plausible.io/docs/stats-api#metrics"
+    );
+    assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=day&metrics=visitors,visitors").await,
+        "Metrics cannot be queried multiple times."
+    );
+    assert_eq!(
+        v1_refused(env, &key, "breakdown", &domain, "period=day&property=visit:foo").await,
+        "Invalid property 'visit:foo'. Please provide a valid property for the breakdown endpoint: \
+         https://plausible.io/docs/stats-api#properties"
+    );
+    assert_eq!(
+        v1_refused(env, &key, "breakdown", &domain, "period=day").await,
+        "The `property` parameter is required. Please provide at least one property to show a breakdown by."
+    );
+}
+
+async fn v1_refuses_a_visits_metric_with_an_event_names_filter_or_breakdown(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=day&metrics=bounce_rate&filters=event:name%3D%3DSignup")
+            .await,
+        "Session metric `bounce_rate` cannot be queried when using a filter on `event:name`."
+    );
+    assert_eq!(
+        v1_refused(env, &key, "breakdown", &domain, "period=day&metrics=visit_duration&property=event:name").await,
+        "Session metric `visit_duration` cannot be queried for breakdown by `event:name`."
+    );
+    // Our own envelope's v1 says the same, naming the field.
+    let path =
+        format!("/stats/aggregate?site_id={domain}&period=day&metrics=bounce_rate&filters=event:name%3D%3DSignup");
+    let (status, ours) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{ours}");
+    assert!(ours["error"]["message"].as_str().unwrap().starts_with("metrics: Session metric"), "{ours}");
+}
+
+async fn v1_refuses_views_per_visit_by_page(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=day&metrics=views_per_visit&filters=event:page%3D%3D/")
+            .await,
+        "Metric `views_per_visit` cannot be queried with a filter on `event:page`."
+    );
+    assert_eq!(
+        v1_refused(env, &key, "breakdown", &domain, "period=day&metrics=views_per_visit&property=event:page").await,
+        "Metric `views_per_visit` is not supported in breakdown queries."
+    );
+}
+
+async fn v1_gives_time_on_page_only_of_pages(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=day&metrics=time_on_page").await,
+        "Metric `time_on_page` can only be queried in a page breakdown or with a page filter."
+    );
+    assert_eq!(
+        v1_refused(env, &key, "breakdown", &domain, "period=day&metrics=time_on_page&property=visit:country").await,
+        "Metric `time_on_page` is not supported in breakdown queries (except `event:page` breakdown)"
+    );
+    v1(env, &key, "aggregate", &domain, "metrics=time_on_page&filters=event:page%3D%3D/").await;
+    v1(env, &key, "breakdown", &domain, "metrics=time_on_page&property=event:page").await;
+}
+
+/// A v2 query through the drop-in that Plausible refuses: its error text.
+async fn v2_refused(env: &TestEnv, key: &str, domain: &str, body: Value) -> String {
+    let mut body = body;
+    body["site_id"] = json!(domain);
+    body["date_range"] = json!(["2026-01-10", "2026-01-10"]);
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", key, Some(body.clone())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+    answer["error"].as_str().unwrap().to_owned()
+}
+
+async fn v2_gives_time_on_page_and_scroll_depth_only_of_pages(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    for metric in ["time_on_page", "scroll_depth"] {
+        let text = v2_refused(env, &key, &domain, json!({ "metrics": [metric] })).await;
+        assert_eq!(text, format!("Metric `{metric}` can only be queried with event:page filters or dimensions."));
+        v2(env, &key, &domain, json!({ "metrics": [metric], "dimensions": ["event:page"] })).await;
+        v2(env, &key, &domain, json!({ "metrics": [metric], "filters": [["is", "event:page", ["/"]]] })).await;
+    }
+}
+
+async fn v2_gives_views_per_visit_only_of_whole_visits(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let by_page = json!({ "metrics": ["views_per_visit"], "filters": [["is", "event:page", ["/"]]] });
+    assert_eq!(
+        v2_refused(env, &key, &domain, by_page).await,
+        "Metric `views_per_visit` cannot be queried with a filter on `event:page`."
+    );
+    let by_country = json!({ "metrics": ["views_per_visit"], "dimensions": ["visit:country"] });
+    assert_eq!(
+        v2_refused(env, &key, &domain, by_country).await,
+        "Metric `views_per_visit` cannot be queried with `dimensions`."
+    );
+    // A time dimension too.
+    let by_day = json!({ "metrics": ["views_per_visit"], "dimensions": ["time:day"] });
+    assert_eq!(
+        v2_refused(env, &key, &domain, by_day).await,
+        "Metric `views_per_visit` cannot be queried with `dimensions`."
+    );
+    // Our own `/query` refuses it too, naming the field.
+    let (site_id, body) = (
+        domain.clone(),
+        json!({ "metrics": ["views_per_visit"], "dimensions": ["visit:country"], "date_range": "day" }),
+    );
+    let (status, ours) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{ours}");
+    assert!(ours["error"]["message"].as_str().unwrap().starts_with("metrics: Metric `views_per_visit`"), "{ours}");
+}
+
+async fn v2_refuses_a_visits_metric_by_event_and_an_events_metric_by_entry_page(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let body = json!({ "metrics": ["visitors", "bounce_rate"], "dimensions": ["event:name"] });
+    assert_eq!(
+        v2_refused(env, &key, &domain, body).await,
+        "Session metric(s) `bounce_rate` cannot be queried along with event dimension(s) `event:name`"
+    );
+    let body = json!({ "metrics": ["pageviews"], "dimensions": ["visit:entry_page"] });
+    assert_eq!(
+        v2_refused(env, &key, &domain, body).await,
+        "Event metric(s) `pageviews` cannot be queried along with session dimension(s) `visit:entry_page`"
+    );
+    // By the page alone, the bounce rate is that of the visits that entered there.
+    v2(env, &key, &domain, json!({ "metrics": ["bounce_rate"], "dimensions": ["event:page"] })).await;
+}
+
+async fn v2_refuses_time_labels_without_a_time_dimension(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let body = json!({ "metrics": ["visitors"], "include": { "time_labels": true } });
+    assert_eq!(v2_refused(env, &key, &domain, body).await, "Invalid include.time_labels: requires a time dimension.");
+}
+
+async fn v2_filters_countries_by_their_two_letter_code_only(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let body = json!({ "metrics": ["visitors"], "filters": [["is", "visit:country", ["USA"]]] });
+    assert_eq!(
+        v2_refused(env, &key, &domain, body).await,
+        "Invalid visit:country filter, visit:country needs to be a valid 2-letter country code."
+    );
+    let body = json!({ "metrics": ["visitors"], "filters": [["is", "visit:country", ["US"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [4], "dimensions": [] }]));
+}
+
+both_modes!(
+    a_v1_breakdowns_conversion_rate_is_of_its_rows_own_visitors,
+    a_v1_time_series_conversion_rate_is_of_each_buckets_visitors,
+    v2s_conversion_rate_stays_of_the_whole_periods_visitors,
+    filtered_by_page_bounce_rate_is_of_the_visits_that_entered_there,
+    a_v1_version_breakdown_names_the_browser_or_os_of_each_version,
+    an_empty_utm_value_is_left_out_of_v1_breakdowns_and_not_set_in_v2,
+    a_filter_on_plausibles_label_of_an_empty_utm_value_picks_the_empty_ones,
+    v2s_contains_respects_case_unless_told_not_to,
+    a_v2_date_range_of_two_date_times_covers_exactly_those_instants,
+    a_v1_comparison_gives_the_figure_before_and_the_change,
+    an_unknown_site_or_one_out_of_reach_is_plausibles_401_and_takes_no_slot,
+    a_drop_in_request_without_a_key_or_site_id_is_refused_in_plausibles_words,
+    v1_refuses_an_unknown_period_metric_or_property_in_plausibles_words,
+    v1_refuses_a_visits_metric_with_an_event_names_filter_or_breakdown,
+    v1_refuses_views_per_visit_by_page,
+    v1_gives_time_on_page_only_of_pages,
+    v2_gives_time_on_page_and_scroll_depth_only_of_pages,
+    v2_gives_views_per_visit_only_of_whole_visits,
+    v2_refuses_a_visits_metric_by_event_and_an_events_metric_by_entry_page,
+    v2_refuses_time_labels_without_a_time_dimension,
+    v2_filters_countries_by_their_two_letter_code_only,
+);
