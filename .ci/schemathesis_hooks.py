@@ -21,8 +21,8 @@ CROSS_FIELD_RULES = [
         # `date` with `period`: two days for `custom` only, in order, at most 10 years apart.
         r"date: custom needs YYYY-MM-DD,YYYY-MM-DD",
         r"date: must be YYYY-MM-DD \(or two, for custom\)",
-        r"date(_range)?: the first day must not be after the second",
-        r"date(_range)?: a custom period spans at most 10 years",
+        r"date(_range)?: the first (day|date-time) must not be after the second",
+        r"date(_range)?: a (custom )?period spans at most 10 years",
         # Time buckets: at most 800 per answer (hours over a year are too many).
         r"(interval|dimensions): too fine for this period; use a coarser one",
         # A query's dimensions: at most one of time; its order keys among its metrics and dimensions.
@@ -40,6 +40,23 @@ CROSS_FIELD_RULES = [
         r"currency: only a custom event goal has revenue",
         r"(event_name|page_path): is required with goal_type (event|page)",
         r"(site_id|goal_type): Parameter `(site_id|goal_type)` is required to .*",
+        # Which metrics go with which filters, dimensions and includes, as Plausible rules on its
+        # shapes (v1 and v2, ours naming the field first): stated in `metrics`' description.
+        r"(\w+: )?Metric `\w+` can only be queried in a page breakdown or with a page filter\.",
+        r"(\w+: )?Metric `\w+` can only be queried with event:page filters or dimensions\.",
+        r"(\w+: )?Metric `\w+` cannot be queried when filtering by `[^`]+`",
+        r"(\w+: )?Metric `\w+` cannot be queried with `dimensions`\.",
+        r"(\w+: )?Metric `\w+` cannot be queried with a filter on `event:page`\.",
+        r"(\w+: )?Metric `\w+` is not supported in breakdown queries( \(except `event:page` breakdown\))?\.?",
+        r"(\w+: )?Metrics cannot be queried multiple times\.",
+        r"(\w+: )?Session metric `\w+` cannot be queried for breakdown by `[^`]+`\.",
+        r"(\w+: )?Session metric `\w+` cannot be queried when using a filter on `[^`]+`\.",
+        r"(\w+: )?Session metric\(s\) .* cannot be queried along with event dimension\(s\) .*",
+        r"(\w+: )?Event metric\(s\) .* cannot be queried along with session dimension\(s\) .*",
+        r"(\w+: )?Invalid include\.time_labels: requires a time dimension\.",
+        r"(\w+: )?Invalid visit:country filter, visit:country needs to be a valid 2-letter country code\.",
+        # The audit log's page size by its name or its earlier name, not both.
+        r"limit: give per_page or limit, not both",
     )
 ]
 

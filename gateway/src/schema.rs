@@ -144,10 +144,19 @@ impl utoipa::IntoParams for StatsParams {
                 v1_date().into(),
             )
             .build(),
-            query("metrics", false, "Comma-separated, each metric once; default `visitors`.", v1_metrics().into())
-                .style(Some(ParameterStyle::Form))
-                .explode(Some(false))
-                .build(),
+            query(
+                "metrics",
+                false,
+                "Comma-separated, each metric once; default `visitors`. Which metrics go with which filters and \
+                 breakdowns is Plausible's: `time_on_page` only with a page filter or by `event:page`; \
+                 `views_per_visit` not by page, nor with a page filter; a visit's metrics (`visits`, `bounce_rate`, \
+                 `visit_duration`, `views_per_visit`) not by or filtered on `event:name`, `event:goal` or a \
+                 property (README, \"Events and statistics\").",
+                v1_metrics().into(),
+            )
+            .style(Some(ParameterStyle::Form))
+            .explode(Some(false))
+            .build(),
             query(
                 "filters",
                 false,
@@ -217,7 +226,7 @@ pub fn date_range() -> AnyOfBuilder {
         .description(Some(
             "First and last day, `YYYY-MM-DD`, the first not after the last, at most 10 years (3,660 days) \
              apart; or two RFC 3339 date-times, exactly those instants, the last whole second included (beside a \
-             day, a date-time stands for its day).",
+             day, a date-time stands for its day), in order and at most 10 years apart too.",
         ));
     // Any of: `7d` is both a listed period and a `Nd`.
     AnyOfBuilder::new().item(period).item(last_n).item(days)
@@ -331,11 +340,14 @@ pub fn query_site_id() -> ObjectBuilder {
 
 /// `metrics` of a query.
 pub fn query_metrics() -> ArrayBuilder {
-    ArrayBuilder::new()
-        .items(schema_ref("Metric"))
-        .min_items(Some(1))
-        .unique_items(true)
-        .description(Some("Each metric once."))
+    ArrayBuilder::new().items(schema_ref("Metric")).min_items(Some(1)).unique_items(true).description(Some(
+        "Each metric once. Which metrics go with which filters, dimensions and includes is Plausible's: \
+             `time_on_page` and `scroll_depth` only with an `event:page` filter or dimension; `views_per_visit` \
+             with no dimension and no page filter; a visit's metrics (`bounce_rate`, `visit_duration`, \
+             `views_per_visit`) not by an `event:*` dimension but `event:page` alone; an event's metrics not by \
+             `visit:entry_page` or `visit:exit_page`; `include.time_labels` only with a time dimension; a \
+             `visit:country` filter with 2-letter codes (README, \"Events and statistics\").",
+    ))
 }
 
 /// `dimensions` of a query.

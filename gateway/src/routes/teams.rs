@@ -47,7 +47,8 @@ pub struct AuditParams {
     #[serde(default)]
     #[param(minimum = 1, maximum = 1000000)]
     page: Option<u32>,
-    /// `per_page` by its earlier name: the newest entries, on the first page unless `page` says.
+    /// `per_page` by its earlier name (give one of the two, not both): the newest entries, on the
+    /// first page unless `page` says.
     #[serde(default)]
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
