@@ -303,9 +303,10 @@ impl VerifiedKey {
         let key = &self.verified.key;
         let now = common::time::now_ms();
         let generation = state.keys.as_ref().and_then(|cache| cache.generation());
-        let asked = (scope, resource_team.map(str::to_owned));
         let cached = state.keys.as_ref().and_then(|cache| cache.refusal(&key.id, now));
-        if let Some(refusal) = cached.filter(|refusal| refusal.asked == asked) {
+        // Compared borrowed: the request's team is copied only into a refusal kept.
+        let same_request = |refusal: &Refusal| refusal.asked.0 == scope && refusal.asked.1.as_deref() == resource_team;
+        if let Some(refusal) = cached.filter(same_request) {
             let mut rate = refusal.rate;
             rate.retry_after_ms = (refusal.until_ms - now).max(0) as u64;
             metrics::decision(refusal.code.as_str(), "cache");
@@ -334,7 +335,7 @@ impl VerifiedKey {
             {
                 let refusal = Refusal {
                     user_id: key.user_id.clone(),
-                    asked,
+                    asked: (scope, resource_team.map(str::to_owned)),
                     until_ms: now + rate.retry_after_ms as i64,
                     rate,
                     code,
