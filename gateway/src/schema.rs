@@ -356,7 +356,7 @@ pub fn query_dimensions() -> ArrayBuilder {
         .items(schema_ref("AnyDimension"))
         .max_items(Some(4))
         .unique_items(true)
-        .description(Some("Each dimension once, at most one of them time (`time:*`)."))
+        .description(Some("Each dimension once, at most one of them time (`time:*`, or `time` for the interval Plausible chooses for the period: hours up to 48 hours, days up to 40 days, weeks up to 52 weeks, else months)."))
 }
 
 /// `filters` of a query: `[operator, dimension, [values]]`, all of them applying.

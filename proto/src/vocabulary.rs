@@ -17,6 +17,9 @@ pub const PROPS: &str = "event:props:";
 /// Prefix of a time dimension (`time:day`).
 pub const TIME: &str = "time:";
 
+/// The time dimension whose interval the period chooses (Plausible v2's `time`).
+pub const AUTO_TIME: &str = "time";
+
 /// The period that takes two days instead of a name.
 pub const CUSTOM_PERIOD: &str = "custom";
 
@@ -86,11 +89,30 @@ impl Interval {
     pub fn from_dimension(name: &str) -> Option<Interval> {
         Interval::from_name(name.strip_prefix(TIME)?)
     }
+
+    /// The interval [`AUTO_TIME`] stands for over `[from, to)` (unix milliseconds), as Plausible
+    /// chooses it from the period's first and last second: hours up to 48 whole hours apart,
+    /// days up to 40 whole days, weeks up to 52 whole weeks, months beyond.
+    pub fn for_period(from_ms: i64, to_ms: i64) -> Interval {
+        const HOUR: i64 = 3_600_000;
+        const DAY: i64 = 24 * HOUR;
+        let apart = (to_ms - 1000 - from_ms).max(0);
+        if apart / HOUR <= 48 {
+            Interval::Hour
+        } else if apart / DAY <= 40 {
+            Interval::Day
+        } else if apart / (7 * DAY) <= 52 {
+            Interval::Week
+        } else {
+            Interval::Month
+        }
+    }
 }
 
-/// The dimensions of a fixed name: the properties, then time.
+/// The dimensions of a fixed name: the properties, then time (each interval's, then
+/// [`AUTO_TIME`]).
 pub fn dimensions() -> impl Iterator<Item = &'static str> {
-    Property::names().chain(Interval::all().map(Interval::dimension))
+    Property::names().chain(Interval::all().map(Interval::dimension)).chain([AUTO_TIME])
 }
 
 #[cfg(test)]
@@ -158,8 +180,23 @@ mod tests {
     #[test]
     fn dimensions_are_the_properties_then_time() {
         let dimensions: Vec<_> = dimensions().collect();
-        assert_eq!(dimensions.len(), 24);
+        assert_eq!(dimensions.len(), 25);
         assert_eq!(dimensions[0], "event:page");
-        assert_eq!(dimensions[20..], ["time:hour", "time:day", "time:week", "time:month"]);
+        assert_eq!(dimensions[20..], ["time:hour", "time:day", "time:week", "time:month", "time"]);
+    }
+
+    #[test]
+    fn time_stands_for_the_interval_plausible_chooses_for_the_period() {
+        const DAY: i64 = 86_400_000;
+        let from = 1_700_000_000_000 - 1_700_000_000_000 % DAY;
+        let days = |n: i64| Interval::for_period(from, from + n * DAY);
+        assert_eq!(days(1), Interval::Hour);
+        assert_eq!(days(2), Interval::Hour, "47 whole hours apart");
+        assert_eq!(days(3), Interval::Day);
+        assert_eq!(days(41), Interval::Day, "40 whole days apart");
+        assert_eq!(days(42), Interval::Week);
+        assert_eq!(days(366), Interval::Week, "52 whole weeks apart");
+        assert_eq!(days(372), Interval::Month);
+        assert_eq!(Interval::for_period(from, from + 1000), Interval::Hour);
     }
 }

@@ -452,7 +452,27 @@ async fn v2_filters_countries_by_their_two_letter_code_only(env: &TestEnv) {
     assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [4], "dimensions": [] }]));
 }
 
+async fn v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let body = json!({ "site_id": domain, "metrics": ["visitors"], "dimensions": ["time"],
+                       "date_range": ["2026-01-10", "2026-01-10"], "order_by": [["time", "desc"]] });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["query"]["dimensions"], json!(["time:hour"]));
+    assert_eq!(answer["query"]["order_by"], json!([["time:hour", "desc"]]));
+    let hours: Vec<&Value> = answer["results"].as_array().unwrap().iter().map(|r| &r["dimensions"][0]).collect();
+    assert_eq!(hours, ["2026-01-10 13:00:00", "2026-01-10 12:00:00", "2026-01-10 11:00:00", "2026-01-10 10:00:00"]);
+    let body = json!({ "site_id": domain, "metrics": ["visitors"], "dimensions": ["time"],
+                       "date_range": ["2026-01-04", "2026-01-10"], "include": { "time_labels": true } });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["query"]["dimensions"], json!(["time:day"]));
+    assert_eq!(answer["results"], json!([{ "metrics": [6], "dimensions": ["2026-01-10"] }]));
+    assert_eq!(answer["meta"]["time_labels"].as_array().map(Vec::len), Some(7));
+}
+
 both_modes!(
+    v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week,
     a_v1_breakdowns_conversion_rate_is_of_its_rows_own_visitors,
     a_v1_time_series_conversion_rate_is_of_each_buckets_visitors,
     v2s_conversion_rate_stays_of_the_whole_periods_visitors,

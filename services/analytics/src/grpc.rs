@@ -141,6 +141,7 @@ impl AnalyticsService for Analytics {
             from_unix_ms: from,
             to_unix_ms: to,
             time_labels: answer.time_labels,
+            dimensions: answer.dimensions,
         }))
     }
 }

@@ -633,6 +633,8 @@ impl Dialect {
 }
 
 pub struct Answer {
+    /// The query's dimensions by name, `time` resolved to its interval's.
+    pub dimensions: Vec<String>,
     pub rows: Vec<(Vec<String>, Vec<f64>)>,
     /// Per row, the currency of its revenue metrics; empty where none applies (their values
     /// are then NaN).
@@ -1446,6 +1448,7 @@ impl Query {
         }
         let currencies = self.row_currencies(&mut rows);
         Answer {
+            dimensions: self.dims.iter().map(Dim::name).collect(),
             rows,
             currencies,
             total_rows,

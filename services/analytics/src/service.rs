@@ -12,6 +12,7 @@ use common::db::{Backend, OpenError};
 use common::secret::random_token;
 use common::time::now_ms;
 use common::{Error, Result};
+use proto::vocabulary::AUTO_TIME;
 
 use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
 use crate::period::{Asked, Meaning, Period};
@@ -197,14 +198,19 @@ impl Analytics {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        // `time` is the interval Plausible chooses for the period (README, "Events and statistics").
+        let time = proto::analytics::v1::Interval::for_period(range.0, range.1).dimension();
+        let resolved = |name: &String| if name == AUTO_TIME { time.to_owned() } else { name.clone() };
+        let dimensions: Vec<String> = request.dimensions.iter().map(resolved).collect();
+        let order_by: Vec<(String, bool)> = request.order_by.iter().map(|(key, d)| (resolved(key), *d)).collect();
         let query = Query::new(
             website.id,
             tz,
             range,
             &request.metrics,
-            &request.dimensions,
+            &dimensions,
             filters,
-            &request.order_by,
+            &order_by,
             (request.limit, request.offset),
             request.fill_time,
         )?;

@@ -23,7 +23,7 @@ use crate::state::AppState;
 use crate::time::rfc3339;
 use crate::vocabulary::{self, CUSTOM_PERIOD};
 use common::ErrorCode;
-use proto::vocabulary::TIME;
+use proto::vocabulary::{AUTO_TIME, TIME};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(flexible_query))
@@ -320,7 +320,7 @@ fn v2_rules(request: &anpb::QueryRequest, time_labels: bool) -> Result<(), (&'st
             return Err(("metrics", text));
         }
     }
-    if time_labels && !request.dimensions.iter().any(|d| d.starts_with(TIME)) {
+    if time_labels && !request.dimensions.iter().any(|d| d.starts_with(TIME) || d == AUTO_TIME) {
         return Err(("include.time_labels", "Invalid include.time_labels: requires a time dimension.".into()));
     }
     Ok(())
@@ -399,13 +399,20 @@ fn v2_body(
         total_rows: body.include.total_rows.then_some(answer.total_rows),
         imports_included: body.include.imports.then_some(false),
     };
+    // As Plausible echoes it: `time` named as the interval the period chose.
+    let time = answer.dimensions.iter().find(|d| d.starts_with(TIME));
+    let resolved = |name: String| match time {
+        Some(time) if name == AUTO_TIME => time.clone(),
+        _ => name,
+    };
+    let order_by = body.order_by.into_iter().map(|(key, direction)| (resolved(key), direction)).collect();
     let query = QueryEcho {
         site_id: website.domain,
         metrics: body.metrics,
-        dimensions: body.dimensions,
+        dimensions: body.dimensions.into_iter().map(resolved).collect(),
         date_range: [rfc3339(answer.from_unix_ms), rfc3339(answer.to_unix_ms - 1)],
         filters: body.filters,
-        order_by: body.order_by,
+        order_by,
         pagination,
     };
     (QueryResult { results, meta, query }, page)
