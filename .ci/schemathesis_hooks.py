@@ -43,6 +43,7 @@ CROSS_FIELD_RULES = [
         # Which metrics go with which filters, dimensions and includes, as Plausible rules on its
         # shapes (v1 and v2, ours naming the field first): stated in `metrics`' description.
         r"(\w+: )?Metric `\w+` can only be queried in a page breakdown or with a page filter\.",
+        r"(\w+: )?Metric `\w+` can only be queried in a goal breakdown or with a goal filter",
         r"(\w+: )?Metric `\w+` can only be queried with event:page filters or dimensions\.",
         r"(\w+: )?Metric `\w+` cannot be queried when filtering by `[^`]+`",
         r"(\w+: )?Metric `\w+` cannot be queried with `dimensions`\.",

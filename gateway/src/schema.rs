@@ -151,7 +151,8 @@ impl utoipa::IntoParams for StatsParams {
                  breakdowns is Plausible's: `time_on_page` only with a page filter or by `event:page`; \
                  `views_per_visit` not by page, nor with a page filter; a visit's metrics (`visits`, `bounce_rate`, \
                  `visit_duration`, `views_per_visit`) not by or filtered on `event:name`, `event:goal` or a \
-                 property (README, \"Events and statistics\").",
+                 property; `conversion_rate` only by `event:goal` or with a goal filter (README, \"Events and \
+                 statistics\").",
                 v1_metrics().into(),
             )
             .style(Some(ParameterStyle::Form))

@@ -357,6 +357,18 @@ async fn v1_refuses_views_per_visit_by_page(env: &TestEnv) {
     );
 }
 
+async fn v1_gives_conversion_rate_only_by_or_of_goals(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let words = "Metric `conversion_rate` can only be queried in a goal breakdown or with a goal filter";
+    for (endpoint, rest) in [
+        ("aggregate", "period=day&metrics=conversion_rate"),
+        ("timeseries", "period=day&metrics=visitors,conversion_rate"),
+        ("breakdown", "period=day&metrics=conversion_rate&property=visit:country"),
+    ] {
+        assert_eq!(v1_refused(env, &key, endpoint, &domain, rest).await, words, "{endpoint}");
+    }
+}
+
 async fn v1_gives_time_on_page_only_of_pages(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     assert_eq!(
@@ -472,6 +484,7 @@ async fn v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week(env: &T
 }
 
 both_modes!(
+    v1_gives_conversion_rate_only_by_or_of_goals,
     v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week,
     a_v1_breakdowns_conversion_rate_is_of_its_rows_own_visitors,
     a_v1_time_series_conversion_rate_is_of_each_buckets_visitors,

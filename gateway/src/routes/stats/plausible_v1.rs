@@ -202,7 +202,8 @@ fn plausible_refusal(kind: V1, p: &V1Params) -> Option<String> {
 
 /// Plausible's v1 rules on which metrics go with which filters and breakdowns, in its words
 /// (docs/behaviour.md, "Plausible fidelity"): a visit's metrics have no meaning for one event's
-/// name, goal or property; `views_per_visit` none by page; `time_on_page` only of pages.
+/// name, goal or property; `views_per_visit` none by page; `time_on_page` only of pages;
+/// `conversion_rate` only by or of goals.
 fn metric_rules(kind: V1, p: &V1Params, filters: &[anpb::Filter], metrics: &[String]) -> Result<(), String> {
     let property = p.property.as_deref().filter(|_| kind == V1::Breakdown);
     let filtered = |dimension: &str| filters.iter().any(|f| f.dimension == dimension);
@@ -253,6 +254,9 @@ fn metric_rules(kind: V1, p: &V1Params, filters: &[anpb::Filter], metrics: &[Str
                 of_visits(metric)?;
             }
             Some(anpb::Metric::Visits | anpb::Metric::BounceRate | anpb::Metric::VisitDuration) => of_visits(metric)?,
+            Some(anpb::Metric::ConversionRate) if property != Some(goal) && !filtered(goal) => {
+                return Err(format!("Metric `{metric}` can only be queried in a goal breakdown or with a goal filter"));
+            }
             _ => {}
         }
     }
