@@ -742,53 +742,40 @@ async fn analytics_queries_conform() {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let site = analytics.create_website("t1", "fixture.example", "Fixture", None).await.unwrap();
         assert_eq!(analytics.import(fixture()).await.unwrap(), 7, "the bot is not stored");
-        let query = |metrics: &str, dims: &[&str], filters: Vec<(&str, &str, &str)>, period: &str, date: &str| {
-            let (period, end_day) = asked_period(period, date);
-            let request = QueryRequest {
-                website_id: site.id.clone(),
-                metrics: metrics.split(',').map(str::to_owned).collect(),
-                dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                filters: filters
-                    .into_iter()
-                    .map(|(op, dim, value)| {
-                        (op.to_owned(), dim.to_owned(), value.split('|').map(str::to_owned).collect())
-                    })
-                    .collect(),
-                period,
-                end_day,
-                fill_time: true,
-                ..Default::default()
+        // A query of `meaning`; a filter's values are separated by `|`.
+        let asked =
+            |meaning, metrics: &str, dims: &[&str], filters: Vec<(&str, &str, &str)>, (period, date): (&str, &str)| {
+                let (period, end_day) = asked_period(period, date);
+                let request = QueryRequest {
+                    website_id: site.id.clone(),
+                    metrics: metrics.split(',').map(str::to_owned).collect(),
+                    dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
+                    filters: filters
+                        .into_iter()
+                        .map(|(op, dim, value)| {
+                            (op.to_owned(), dim.to_owned(), value.split('|').map(str::to_owned).collect())
+                        })
+                        .collect(),
+                    period,
+                    end_day,
+                    meaning,
+                    fill_time: true,
+                    ..Default::default()
+                };
+                let analytics = analytics.clone();
+                async move {
+                    let (answer, _) = analytics.query(request).await.unwrap();
+                    answer.rows.into_iter().map(|(dims, values)| (dims.join("/"), values)).collect::<Vec<_>>()
+                }
             };
-            let analytics = analytics.clone();
-            async move {
-                let (answer, _) = analytics.query(request).await.unwrap();
-                answer.rows.into_iter().map(|(dims, values)| (dims.join("/"), values)).collect::<Vec<_>>()
-            }
+        let query = |metrics: &str, dims: &[&str], filters: Vec<(&str, &str, &str)>, period: &str, date: &str| {
+            asked(analytics::period::Meaning::Ours, metrics, dims, filters, (period, date))
         };
         // Plausible's v1 meaning, over both days: conversion rates of each row's group, bounce
         // rates of the visits that entered on a filtered page.
         analytics.create_goal(&site.id, analytics::model::GoalTarget::Event("Signup".into()), None).await.unwrap();
         let plausible = |meaning, metrics: &str, dims: &[&str], filters: Vec<(&str, &str, &str)>| {
-            let (period, end_day) = asked_period("custom", "2026-01-10,2026-01-11");
-            let request = QueryRequest {
-                website_id: site.id.clone(),
-                metrics: metrics.split(',').map(str::to_owned).collect(),
-                dimensions: dims.iter().map(|d| (*d).to_owned()).collect(),
-                filters: filters
-                    .into_iter()
-                    .map(|(op, dim, value)| (op.into(), dim.into(), vec![value.into()]))
-                    .collect(),
-                period,
-                end_day,
-                meaning,
-                fill_time: true,
-                ..Default::default()
-            };
-            let analytics = analytics.clone();
-            async move {
-                let (answer, _) = analytics.query(request).await.unwrap();
-                answer.rows.into_iter().map(|(dims, values)| (dims.join("/"), values)).collect::<Vec<_>>()
-            }
+            asked(meaning, metrics, dims, filters, ("custom", "2026-01-10,2026-01-11"))
         };
         // Every answer twice: from raw events, then from the days' rollups (and raw events for
         // what rollups cannot answer): they must be the same.

@@ -393,22 +393,23 @@ impl Filter {
 
     /// The filter as Plausible means it: with `matching`, and with an `is` or `is_not` value
     /// that is the label of an empty attribute (see [`Dim::blank_label`]) naming the empty ones.
-    pub fn plausibles(self, matching: Matching) -> Filter {
-        let blank = |value: String| match (&self.dim, value.as_str()) {
-            (Dim::Source | Dim::Referrer, NOT_SET) => crate::events::DIRECT.to_owned(),
-            (
-                Dim::UtmSource | Dim::UtmMedium | Dim::UtmCampaign | Dim::UtmContent | Dim::UtmTerm,
-                crate::events::DIRECT,
-            ) => String::new(),
-            (Dim::Prop(_) | Dim::Goal, _) => value,
-            (_, NOT_SET) => String::new(),
-            _ => value,
-        };
-        let values = match self.op {
-            Op::Is | Op::IsNot => self.values.clone().into_iter().map(blank).collect(),
-            _ => self.values.clone(),
-        };
-        Filter { values, matching, ..self }
+    pub fn plausibles(mut self, matching: Matching) -> Filter {
+        if matches!(self.op, Op::Is | Op::IsNot) {
+            for value in &mut self.values {
+                let blank = match (&self.dim, value.as_str()) {
+                    (Dim::Prop(_) | Dim::Goal, _) => continue,
+                    (Dim::Source | Dim::Referrer, NOT_SET) => crate::events::DIRECT,
+                    (
+                        Dim::UtmSource | Dim::UtmMedium | Dim::UtmCampaign | Dim::UtmContent | Dim::UtmTerm,
+                        crate::events::DIRECT,
+                    )
+                    | (_, NOT_SET) => "",
+                    _ => continue,
+                };
+                *value = blank.to_owned();
+            }
+        }
+        Filter { matching, ..self }
     }
 
     /// Whether `is` picks values by equality, as rollups keep them.
@@ -416,24 +417,28 @@ impl Filter {
         self.op == Op::Is && self.matching != Matching::IgnoreCase
     }
 
+    /// Whether the filter compares text ignoring ASCII case (see [`Matching`]).
+    fn ignores_case(&self) -> bool {
+        match (self.matching, self.op) {
+            (Matching::Ours, Op::Is | Op::IsNot) | (Matching::Exact, _) => false,
+            (Matching::IgnoreCase, Op::Matches | Op::MatchesNot) => false,
+            (Matching::Ours | Matching::IgnoreCase, _) => true,
+        }
+    }
+
     /// Whether a value satisfies the filter's positive form, as the SQL of [`Sql::condition`]
     /// decides.
     fn picks(&self, value: &str) -> bool {
-        let lower = value.to_ascii_lowercase();
-        let ignore_case = |op: Op| match self.matching {
-            Matching::Ours => op != Op::Is,
-            Matching::Exact => false,
-            Matching::IgnoreCase => op != Op::Matches,
-        };
-        self.values.iter().any(|v| {
-            match (self.op, ignore_case(Op::Is), ignore_case(Op::Contains), ignore_case(Op::Matches)) {
-                (Op::Is | Op::IsNot, true, _, _) => lower == v.to_ascii_lowercase(),
-                (Op::Is | Op::IsNot, false, _, _) => v == value,
-                (Op::Contains | Op::ContainsNot, _, true, _) => lower.contains(&v.to_ascii_lowercase()),
-                (Op::Contains | Op::ContainsNot, _, false, _) => value.contains(v.as_str()),
-                (Op::Matches | Op::MatchesNot, _, _, true) => wildcard_match(&v.to_ascii_lowercase(), &lower),
-                (Op::Matches | Op::MatchesNot, _, _, false) => wildcard_match(v, value),
-            }
+        fn folded(text: &str, ignores: bool) -> std::borrow::Cow<'_, str> {
+            if ignores { text.to_ascii_lowercase().into() } else { text.into() }
+        }
+        let ignores = self.ignores_case();
+        let fold = |text| folded(text, ignores);
+        let value = fold(value);
+        self.values.iter().any(|v| match self.op {
+            Op::Is | Op::IsNot => fold(v) == value,
+            Op::Contains | Op::ContainsNot => value.contains(&*fold(v)),
+            Op::Matches | Op::MatchesNot => wildcard_match(&fold(v), &value),
         })
     }
 }
@@ -1608,20 +1613,16 @@ impl Sql {
             Dialect::Sqlite => format!("{column} GLOB {}", sql.bind(Bind::Text(escape_glob(v)))),
             Dialect::Postgres => format!("{column} LIKE {} ESCAPE '\\'", sql.bind(Bind::Text(wildcard(v)))),
         };
-        let (is_ignores, contains_ignores, wildcard_ignores) = match filter.matching {
-            Matching::Ours => (false, true, true),
-            Matching::Exact => (false, false, false),
-            Matching::IgnoreCase => (true, true, false),
-        };
+        let ignores = filter.ignores_case();
         let positive = match filter.op {
-            Op::Is | Op::IsNot if is_ignores => any(self, &|sql, v| like(sql, escape_like(v))),
+            Op::Is | Op::IsNot if ignores => any(self, &|sql, v| like(sql, escape_like(v))),
             Op::Is | Op::IsNot => {
                 let values: Vec<String> = filter.values.iter().map(|v| self.bind(Bind::Text(v.clone()))).collect();
                 format!("{column} IN ({})", values.join(", "))
             }
-            Op::Contains | Op::ContainsNot if contains_ignores => any(self, &|sql, v| like(sql, contains(v))),
+            Op::Contains | Op::ContainsNot if ignores => any(self, &|sql, v| like(sql, contains(v))),
             Op::Contains | Op::ContainsNot => any(self, &found),
-            Op::Matches | Op::MatchesNot if wildcard_ignores => any(self, &|sql, v| like(sql, wildcard(v))),
+            Op::Matches | Op::MatchesNot if ignores => any(self, &|sql, v| like(sql, wildcard(v))),
             Op::Matches | Op::MatchesNot => any(self, &glob),
         };
         match filter.op {

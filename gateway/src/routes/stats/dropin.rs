@@ -58,14 +58,21 @@ fn in_plausibles_words(e: ApiError, no_key: bool, refused: &'static str) -> ApiE
     }
 }
 
-/// A v1 statistics answer of the drop-in: Plausible's body, or the refusal in Plausible's words.
-async fn v1_answer(state: &AppState, headers: &HeaderMap, credentials: Keyed, q: Option<String>, kind: V1) -> Response {
+/// A drop-in answer: Plausible's body, or the refusal in Plausible's words, `refused` being its
+/// words for a key or site it refuses.
+async fn answered<T: Serialize>(
+    headers: &HeaderMap,
+    refused: &'static str,
+    answer: impl Future<Output = Result<T, ApiError>>,
+) -> Response {
     let no_key = without_key(headers);
-    plausible(
-        async { Ok(v1(state, credentials?, q, kind, Face::Plausible).await?.0) }
-            .await
-            .map_err(|e| in_plausibles_words(e, no_key, INVALID_KEY_OR_SITE)),
-    )
+    plausible(answer.await.map_err(|e| in_plausibles_words(e, no_key, refused)))
+}
+
+/// A v1 statistics answer of the drop-in.
+async fn v1_answer(state: &AppState, headers: &HeaderMap, credentials: Keyed, q: Option<String>, kind: V1) -> Response {
+    answered(headers, INVALID_KEY_OR_SITE, async { Ok(v1(state, credentials?, q, kind, Face::Plausible).await?.0) })
+        .await
 }
 
 /// An unknown route under the drop-in's mount, in Plausible's error shape.
@@ -206,24 +213,20 @@ pub struct PlausibleSites {
     ),
 )]
 pub async fn plausible_sites(State(state): State<AppState>, headers: HeaderMap, credentials: Keyed) -> Response {
-    let no_key = without_key(&headers);
-    plausible(
-        async {
-            let key = credentials?.verify(&state).await?;
-            let authorized = key.authorize(&state, Scope::Read, None).await?;
-            let mut websites = reachable_websites(&state, &authorized).await?;
-            websites.sort_by(|a, b| a.website.domain.cmp(&b.website.domain));
-            let limit = u32::try_from(websites.len()).unwrap_or(u32::MAX).max(1);
-            let sites = websites.iter().map(|listed| {
-                let w = &listed.website;
-                PlausibleSite { domain: w.domain.clone(), timezone: w.timezone.clone() }
-            });
-            let meta = PlausibleSitesMeta::one_page(limit);
-            Ok(PlausibleSites { sites: sites.collect(), meta })
-        }
-        .await
-        .map_err(|e| in_plausibles_words(e, no_key, INVALID_KEY)),
-    )
+    answered(&headers, INVALID_KEY, async {
+        let key = credentials?.verify(&state).await?;
+        let authorized = key.authorize(&state, Scope::Read, None).await?;
+        let mut websites = reachable_websites(&state, &authorized).await?;
+        websites.sort_by(|a, b| a.website.domain.cmp(&b.website.domain));
+        let limit = u32::try_from(websites.len()).unwrap_or(u32::MAX).max(1);
+        let sites = websites.iter().map(|listed| {
+            let w = &listed.website;
+            PlausibleSite { domain: w.domain.clone(), timezone: w.timezone.clone() }
+        });
+        let meta = PlausibleSitesMeta::one_page(limit);
+        Ok(PlausibleSites { sites: sites.collect(), meta })
+    })
+    .await
 }
 
 /// Plausible answers realtime visitors with a bare number.
@@ -245,17 +248,13 @@ pub async fn plausible_realtime(
     credentials: Keyed,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let no_key = without_key(&headers);
-    plausible(
-        async {
-            let key = credentials?.verify(&state).await?;
-            let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
-            let website = plausible_website(&state, &key, params.site_id).await?;
-            Ok(stats::realtime_totals(&state, &website.id).await?.visitors)
-        }
-        .await
-        .map_err(|e| in_plausibles_words(e, no_key, INVALID_KEY_OR_SITE)),
-    )
+    answered(&headers, INVALID_KEY_OR_SITE, async {
+        let key = credentials?.verify(&state).await?;
+        let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
+        let website = plausible_website(&state, &key, params.site_id).await?;
+        Ok(stats::realtime_totals(&state, &website.id).await?.visitors)
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -276,17 +275,13 @@ pub async fn plausible_query(
     credentials: Keyed,
     body: Result<RawBody, ApiError>,
 ) -> Response {
-    let no_key = without_key(&headers);
-    plausible(
-        async {
-            // Too large a body is refused before the key is looked at, as on every other route.
-            let RawBody(body) = body?;
-            let key = credentials?.verify(&state).await?;
-            let body: V2Body = key.validated(&state, Scope::Read, crate::envelope::parse(&body)).await?;
-            let website = plausible_website(&state, &key, body.site_id.clone()).await?;
-            Ok(v2(&state, website, body, Face::Plausible).await?.0)
-        }
-        .await
-        .map_err(|e| in_plausibles_words(e, no_key, INVALID_KEY_OR_SITE)),
-    )
+    answered(&headers, INVALID_KEY_OR_SITE, async {
+        // Too large a body is refused before the key is looked at, as on every other route.
+        let RawBody(body) = body?;
+        let key = credentials?.verify(&state).await?;
+        let body: V2Body = key.validated(&state, Scope::Read, crate::envelope::parse(&body)).await?;
+        let website = plausible_website(&state, &key, body.site_id.clone()).await?;
+        Ok(v2(&state, website, body, Face::Plausible).await?.0)
+    })
+    .await
 }

@@ -18,6 +18,17 @@ pub(crate) enum Face {
     Plausible,
 }
 
+impl Face {
+    /// A request refused by one of Plausible's rules, in its words: alone on the drop-in, after
+    /// the field it is about on ours.
+    pub(super) fn refused(self, field: &str, text: String) -> ApiError {
+        match self {
+            Face::Plausible => ApiError::new(ErrorCode::Validation, text),
+            Face::Ours => crate::error::invalid(field, text),
+        }
+    }
+}
+
 /// Plausible's words for a statistics request whose key or site it refuses: it does not tell
 /// an unknown site from one the key cannot reach, nor either from an unknown key.
 pub(super) const INVALID_KEY_OR_SITE: &str = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";

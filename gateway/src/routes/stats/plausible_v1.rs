@@ -105,12 +105,7 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params, face: Face) -> ApiResu
         return Err(ApiError::new(ErrorCode::Validation, text));
     }
     let mut request = v1_common(website_id, p)?;
-    if let Err(text) = metric_rules(kind, p, &request.filters, &request.metrics) {
-        return Err(match face {
-            Face::Plausible => ApiError::new(ErrorCode::Validation, text),
-            Face::Ours => invalid("metrics", text),
-        });
-    }
+    metric_rules(kind, p, &request.filters, &request.metrics).map_err(|text| face.refused("metrics", text))?;
     match kind {
         V1::Aggregate => {
             not_here("property", p.property.is_some())?;

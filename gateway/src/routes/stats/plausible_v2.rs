@@ -14,15 +14,14 @@ use utoipa_axum::routes;
 use super::input::{Face, renamed, repeated};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
+use crate::error::ApiResult;
 use crate::error::invalid;
-use crate::error::{ApiError, ApiResult};
 use crate::flows::access::authorized_website;
 use crate::flows::stats::{Compared, Comparison, row_metric, stats_query};
 use crate::rules;
 use crate::state::AppState;
 use crate::time::rfc3339;
 use crate::vocabulary::{self, CUSTOM_PERIOD};
-use common::ErrorCode;
 use proto::vocabulary::{AUTO_TIME, TIME};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -205,12 +204,7 @@ pub(crate) async fn v2(
     face: Face,
 ) -> ApiResult<(QueryResult, Pagination)> {
     let (request, pagination) = v2_request(website.id.clone(), &body)?;
-    if let Err((field, text)) = v2_rules(&request, body.include.time_labels) {
-        return Err(match face {
-            Face::Plausible => ApiError::new(ErrorCode::Validation, text),
-            Face::Ours => invalid(field, text),
-        });
-    }
+    v2_rules(&request, body.include.time_labels).map_err(|(field, text)| face.refused(field, text))?;
     let names = [("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")];
     let Compared { answer, .. } = stats_query(state, request, Comparison::Nothing).await.map_err(renamed(&names))?;
     Ok(v2_body(website, body, pagination, answer))
@@ -303,21 +297,16 @@ fn v2_rules(request: &anpb::QueryRequest, time_labels: bool) -> Result<(), (&'st
     let visit_dimensions: Vec<_> = request.dimensions.iter().filter(|d| visit_pages.contains(&d.as_str())).collect();
     // By the page alone, a visit's metrics are those of the visits that entered there.
     if event_dimensions != [page] {
-        if !of_visits.is_empty() && !event_dimensions.is_empty() {
-            let text = format!(
-                "Session metric(s) {} cannot be queried along with event dimension(s) {}",
-                listed(of_visits),
-                listed(event_dimensions)
-            );
-            return Err(("metrics", text));
-        }
-        if !of_events.is_empty() && !visit_dimensions.is_empty() {
-            let text = format!(
-                "Event metric(s) {} cannot be queried along with session dimension(s) {}",
-                listed(of_events),
-                listed(visit_dimensions)
-            );
-            return Err(("metrics", text));
+        let clashes =
+            [("Session", of_visits, "event", event_dimensions), ("Event", of_events, "session", visit_dimensions)];
+        for (kind, metrics, other, dimensions) in clashes {
+            if !metrics.is_empty() && !dimensions.is_empty() {
+                let (metrics, dimensions) = (listed(metrics), listed(dimensions));
+                let text = format!(
+                    "{kind} metric(s) {metrics} cannot be queried along with {other} dimension(s) {dimensions}"
+                );
+                return Err(("metrics", text));
+            }
         }
     }
     if time_labels && !request.dimensions.iter().any(|d| d.starts_with(TIME) || d == AUTO_TIME) {
