@@ -361,7 +361,8 @@ pub struct TestEnv {
     storage: Vec<(&'static str, String)>,
     /// Where each gRPC service listens (split mode), by role.
     pub services: Vec<(String, String)>,
-    /// How a gateway of this environment is started (split mode), for restarts.
+    /// How a gateway of this environment is started (split mode), or the all-in-one process
+    /// (`all_in_one_process`), for restarts.
     gateway_args: Vec<(&'static str, String)>,
     log_filter: String,
     _database: Option<TestDatabase>,
@@ -432,6 +433,17 @@ impl TestEnv {
         }
     }
 
+    /// The all-in-one binary as its own process on a fresh PostgreSQL database, without Redis:
+    /// its limiter in-process, as on SQLite.
+    pub async fn all_in_one_process_on_postgres() -> TestEnv {
+        let database = TestDatabase::create().await;
+        let args =
+            [("--database-url", database.url.clone()), ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned())];
+        let mut env = TestEnv::all_in_one_process_with(&args).await;
+        env._database = Some(database);
+        env
+    }
+
     /// The all-in-one binary on a PostgreSQL primary of `pair`, reading statistics from its
     /// streaming replica while that is no more than `max_lag_ms` behind (a process of its own, so
     /// that its `/metrics` has every service's); returns the name of the database too.
@@ -473,7 +485,7 @@ impl TestEnv {
             processes: vec![("all".to_owned(), process)],
             storage: vec![("--data-dir", data_dir)],
             services: vec![],
-            gateway_args: vec![],
+            gateway_args: args,
             log_filter: log.to_owned(),
             _database: None,
             _redis: None,
@@ -701,6 +713,22 @@ impl TestEnv {
         self.processes.push(("gateway".to_owned(), process));
         self.gateways[index] = format!("http://{addr}");
         self.gateways[index].clone()
+    }
+
+    /// Stops the all-in-one process (`all_in_one_process`) with `signal` (`TERM`, as an
+    /// orchestrator stops it, or `KILL`, as a crash would), then starts it again on the same
+    /// storage; returns the new base URL.
+    pub fn restart_all_in_one(&mut self, signal: &str) -> String {
+        let position = self.processes.iter().position(|(r, _)| r == "all").expect("an all-in-one process");
+        let (_, mut process) = self.processes.remove(position);
+        let pid = process.child.id().to_string();
+        assert!(Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill").success());
+        process.child.wait().expect("zenovay exits");
+        let (process, addr) =
+            spawn("all", &self.gateway_args, self._dir.path(), &self.log_filter, None).expect("zenovay restarts");
+        self.processes.push(("all".to_owned(), process));
+        self.gateways[0] = format!("http://{addr}");
+        self.gateways[0].clone()
     }
 
     /// Everything the processes of a split environment have logged so far.

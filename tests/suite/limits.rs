@@ -323,3 +323,39 @@ async fn a_redis_cluster_failover_is_survived_like_an_outage() {
     }
     assert!(before.is_some_and(|n| n >= 1), "the promoted replica kept the month's count");
 }
+
+/// The all-in-one process on each backend, its limiter in-process.
+async fn all_in_one_processes() -> [TestEnv; 2] {
+    [TestEnv::all_in_one_process().await, TestEnv::all_in_one_process_on_postgres().await]
+}
+
+/// Uses up a key's minute (3) of a month of 5, then stops the process with `signal` and starts
+/// it again: the next request is still refused for the minute, and the month still counts 3.
+async fn the_limits_outlive_a_restart(signal: &str) {
+    for mut env in all_in_one_processes().await {
+        let overrides = json!({ "requests_per_minute": 3, "requests_per_month": 5 });
+        let (_, key) = keyed_user(&env, overrides, json!(["read"])).await;
+        for _ in 0..3 {
+            assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+        }
+        let (status, body) = env.api(Method::GET, "/websites", &key, None).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMIT_EXCEEDED")));
+        // The kept state is written about once a second: a crash forgets at most that much.
+        tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+        env.restart_all_in_one(signal);
+        let refused = env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "the minute's window outlives the restart");
+        assert_eq!(header(&refused, "x-usage-monthly"), "3", "so does the month's count");
+        assert_eq!(header(&refused, "x-ratelimit-remaining"), "0");
+    }
+}
+
+#[tokio::test]
+async fn the_in_process_limits_outlive_a_graceful_restart() {
+    the_limits_outlive_a_restart("TERM").await;
+}
+
+#[tokio::test]
+async fn the_in_process_limits_outlive_a_crash() {
+    the_limits_outlive_a_restart("KILL").await;
+}

@@ -78,6 +78,9 @@ impl Server {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
-        common::grpc::serve(self.listener, Routes::new(self.policy.into_grpc()), <proto::policy::v1::policy_service_server::PolicyServiceServer<Policy> as tonic::server::NamedService>::NAME, shutdown).await
+        let policy = self.policy.clone();
+        common::grpc::serve(self.listener, Routes::new(self.policy.into_grpc()), <proto::policy::v1::policy_service_server::PolicyServiceServer<Policy> as tonic::server::NamedService>::NAME, shutdown).await?;
+        policy.keep_limiter().await;
+        Ok(())
     }
 }

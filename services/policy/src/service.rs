@@ -194,6 +194,51 @@ fn evicts(change: &Change, team_id: &str, _: &TeamSettings) -> bool {
     matches!(change, Change::Team(changed) if changed == team_id)
 }
 
+/// How often the in-process limiter's state is kept while it changes: a process killed outright
+/// forgets at most this much of it (README, "API keys, access and limits").
+const KEEP_LIMITER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Takes back the in-process limiter's kept state, if any. A state that cannot be read is
+/// logged and left: the limiter then starts empty rather than the service not at all.
+async fn restore_limiter(store: &Store, limiter: &dyn Limiter) {
+    let kept = match store.limiter_state().await {
+        Ok(Some(text)) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        Ok(None) => return,
+        Err(e) => Err(e.to_string()),
+    };
+    match kept {
+        Ok(kept) => limiter.restore(kept),
+        Err(error) => tracing::warn!(%error, "could not read the limiter's kept state; it starts empty"),
+    }
+}
+
+/// Saves the limiter's state unless it is still `saved`'s generation; the generation saved.
+async fn keep_limiter(store: &Store, limiter: &dyn Limiter, saved: u64) -> u64 {
+    let Some((generation, kept)) = limiter.kept_since(saved) else { return saved };
+    let text = serde_json::to_string(&kept).expect("the kept state is plain data");
+    match store.save_limiter_state(&text).await {
+        Ok(()) => generation,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not keep the limiter's state; tried again in a second");
+            saved
+        }
+    }
+}
+
+/// Keeps the limiter's state every [`KEEP_LIMITER_EVERY`] while it changes, until the limiter is
+/// dropped.
+fn spawn_limiter_keeper(store: Store, limiter: &Arc<dyn Limiter>) {
+    let limiter = Arc::downgrade(limiter);
+    tokio::spawn(async move {
+        let mut saved = 0;
+        loop {
+            tokio::time::sleep(KEEP_LIMITER_EVERY).await;
+            let Some(limiter) = limiter.upgrade() else { return };
+            saved = keep_limiter(&store, limiter.as_ref(), saved).await;
+        }
+    });
+}
+
 impl Policy {
     pub async fn open(
         backend: &Backend,
@@ -202,7 +247,15 @@ impl Policy {
         changes: Option<Arc<dyn ChangeBus>>,
     ) -> Result<Policy, OpenError> {
         let settings = changes.as_deref().map(|bus| NoticeCache::follow(bus, CACHED_TEAMS, evicts));
-        Ok(Policy { store: Store::open(backend).await?, catalogue: Arc::new(catalogue), limiter, changes, settings })
+        let store = Store::open(backend).await?;
+        restore_limiter(&store, limiter.as_ref()).await;
+        spawn_limiter_keeper(store.clone(), &limiter);
+        Ok(Policy { store, catalogue: Arc::new(catalogue), limiter, changes, settings })
+    }
+
+    /// Keeps the in-process limiter's state now, if it changed since the start: at shutdown.
+    pub async fn keep_limiter(&self) {
+        keep_limiter(&self.store, self.limiter.as_ref(), 0).await;
     }
 
     pub fn catalogue(&self) -> &Catalogue {

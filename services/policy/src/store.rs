@@ -56,6 +56,25 @@ impl Store {
         Ok(team_ids.iter().map(|id| found.get(id).cloned().unwrap_or_else(|| TeamSettings::defaults(id))).collect())
     }
 
+    /// The in-process limiter's kept state, if one was saved.
+    pub async fn limiter_state(&self) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT state FROM limiter_state WHERE name = 'memory'").fetch_optional(&self.pool).await?;
+        Ok(row.map(|row| row.try_get("state")).transpose()?)
+    }
+
+    /// Saves the in-process limiter's state in place of the last one.
+    pub async fn save_limiter_state(&self, state: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO limiter_state (name, state, saved_at) VALUES ('memory', $1, $2) \
+             ON CONFLICT (name) DO UPDATE SET state = excluded.state, saved_at = excluded.saved_at",
+        )
+        .bind(state)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Sets plan and overrides, leaving the key policy as it is.
     pub async fn set_plan(&self, team_id: &str, plan: Plan, overrides: &Overrides) -> Result<()> {
         sqlx::query(

@@ -59,7 +59,9 @@ impl AllInOne {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        Ok(self.gateway.run(shutdown).await?)
+        self.gateway.run(shutdown).await?;
+        self.policy.keep_limiter().await;
+        Ok(())
     }
 }
 

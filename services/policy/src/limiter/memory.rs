@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::Result;
+use serde::{Deserialize, Serialize};
 
 use super::{Budget, DailyDecision, Limiter, Month, Observed, RateDecision, WINDOW_MS, day_of, decide, decide_daily};
 
@@ -53,6 +54,24 @@ pub struct MemoryLimiter<C = SystemClock> {
     clock: C,
     state: Mutex<State>,
     next_slot: AtomicU64,
+    /// Counts the changes of `state` that its kept copy must hold (README, "API keys, access
+    /// and limits").
+    generation: AtomicU64,
+}
+
+/// What the in-process limiter keeps across a restart, in its service's database: each key's
+/// window, each user's month and MCP day. A window's entries are counted by second, each at
+/// the last millisecond of its second, so that a restored entry leaves the window no earlier
+/// than the request it stands for would have, and the copy stays at most 60 numbers per key
+/// whatever the limit.
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    /// Per key: (millisecond, entries) of its window, oldest first.
+    windows: Vec<(String, Vec<(i64, u32)>)>,
+    /// Per user: year, month, and the requests counted in it.
+    months: Vec<(String, i32, u32, u64)>,
+    /// Per user and UTC day (`YYYY-MM-DD`): MCP tool calls.
+    days: Vec<(String, String, u32)>,
 }
 
 /// How often the whole state is swept of idle keys, in calls.
@@ -66,7 +85,11 @@ impl Default for MemoryLimiter<SystemClock> {
 
 impl<C: Clock> MemoryLimiter<C> {
     pub fn with_clock(clock: C) -> Self {
-        MemoryLimiter { clock, state: Mutex::default(), next_slot: AtomicU64::new(0) }
+        MemoryLimiter { clock, state: Mutex::default(), next_slot: AtomicU64::new(0), generation: AtomicU64::new(0) }
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     fn decide(&self, budget: &Budget<'_>, take: bool) -> RateDecision {
@@ -102,6 +125,7 @@ impl<C: Clock> MemoryLimiter<C> {
                 }
             }
             decision.slot = Some(slot.to_string());
+            self.changed();
         }
         decision
     }
@@ -109,6 +133,58 @@ impl<C: Clock> MemoryLimiter<C> {
 
 #[async_trait::async_trait]
 impl<C: Clock> Limiter for MemoryLimiter<C> {
+    /// The state to keep, with its generation, unless it is still `generation`.
+    fn kept_since(&self, generation: u64) -> Option<(u64, Kept)> {
+        let now = self.clock.now_ms();
+        let state = self.state.lock().expect("limiter lock poisoned");
+        let current = self.generation.load(Ordering::Relaxed);
+        if current == generation {
+            return None;
+        }
+        let mut windows = Vec::new();
+        for (key, log) in &state.windows {
+            let mut seconds: Vec<(i64, u32)> = Vec::new();
+            for &(at, _) in log.iter().filter(|&&(at, _)| at > now - WINDOW_MS) {
+                let last_ms = at.div_euclid(1000) * 1000 + 999;
+                match seconds.last_mut() {
+                    Some((ms, count)) if *ms == last_ms => *count += 1,
+                    _ => seconds.push((last_ms, 1)),
+                }
+            }
+            if !seconds.is_empty() {
+                windows.push((key.clone(), seconds));
+            }
+        }
+        let months =
+            state.months.iter().map(|(user, (m, used))| (user.clone(), m.year, m.month, *used)).collect();
+        let days = state.days.iter().map(|((user, day), calls)| (user.clone(), day.clone(), *calls)).collect();
+        Some((current, Kept { windows, months, days }))
+    }
+
+    /// Takes back a kept state, before the first decision: the window entries still within a
+    /// minute, this month's counts and today's.
+    fn restore(&self, kept: Kept) {
+        let now = self.clock.now_ms();
+        let (month, today) = (Month::of(now), day_of(now).0);
+        let mut state = self.state.lock().expect("limiter lock poisoned");
+        for (key, seconds) in kept.windows {
+            let log = state.windows.entry(key).or_default();
+            for (at, count) in seconds.into_iter().filter(|&(at, _)| at > now - WINDOW_MS) {
+                for _ in 0..count {
+                    log.push_back((at, self.next_slot.fetch_add(1, Ordering::Relaxed)));
+                }
+            }
+        }
+        for (user, year, m, used) in kept.months {
+            if (Month { year, month: m }) == month {
+                state.months.insert(user, (month, used));
+            }
+        }
+        for (user, day, calls) in kept.days.into_iter().filter(|(_, day, _)| *day == today) {
+            state.days.insert((user, day), calls);
+        }
+    }
+
     async fn acquire(&self, budget: &Budget<'_>) -> Result<RateDecision> {
         Ok(self.decide(budget, true))
     }
@@ -123,6 +199,7 @@ impl<C: Clock> Limiter for MemoryLimiter<C> {
         let used = state.days.entry((user.to_owned(), day)).or_default();
         let decision = decide_daily(*used, per_day, reset_at_ms);
         *used = decision.used;
+        self.changed();
         Ok(decision)
     }
 
@@ -137,6 +214,35 @@ impl<C: Clock> Limiter for MemoryLimiter<C> {
         {
             *used = used.saturating_sub(1);
         }
+        self.changed();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUDGET: Budget<'static> = Budget { key: "k", per_minute: 3, user: "u", per_month: 5 };
+
+    #[tokio::test]
+    async fn a_kept_window_holds_each_entry_until_the_end_of_its_second_a_minute_later() {
+        let clock = ManualClock::at(1_800_000_000_200);
+        let before = MemoryLimiter::with_clock(clock.clone());
+        for _ in 0..3 {
+            assert!(before.acquire(&BUDGET).await.unwrap().allowed());
+        }
+        let (generation, kept) = before.kept_since(0).expect("changed");
+        assert!(before.kept_since(generation).is_none(), "unchanged since");
+        let after = MemoryLimiter::with_clock(clock.clone());
+        after.restore(serde_json::from_str(&serde_json::to_string(&kept).unwrap()).unwrap());
+        let refused = after.peek(&BUDGET).await.unwrap();
+        assert_eq!((refused.remaining, refused.month_used), (0, 3));
+        clock.advance(WINDOW_MS - 200);
+        assert_eq!(after.peek(&BUDGET).await.unwrap().remaining, 0, "the second's last millisecond counts");
+        clock.advance(998);
+        assert_eq!(after.peek(&BUDGET).await.unwrap().remaining, 0);
+        clock.advance(1);
+        assert_eq!(after.peek(&BUDGET).await.unwrap().remaining, 3);
     }
 }

@@ -14,7 +14,7 @@ mod memory;
 mod redis;
 mod resilient;
 
-pub use self::memory::{Clock, ManualClock, MemoryLimiter, SystemClock};
+pub use self::memory::{Clock, Kept, ManualClock, MemoryLimiter, SystemClock};
 pub use self::redis::{DECIDE_SCRIPT, RedisLimiter};
 pub use self::resilient::ResilientLimiter;
 
@@ -179,6 +179,13 @@ pub trait Limiter: Send + Sync + 'static {
     /// Counts one MCP tool call of `user` against `per_day` for the current UTC day, if any are
     /// left (the MCP endpoint's daily quota, docs/behaviour.md#plans-limits-and-quotas).
     async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision>;
+    /// What an in-process limiter keeps across a restart, with its generation, unless it is
+    /// still `generation`; none where the state lives in Redis.
+    fn kept_since(&self, _generation: u64) -> Option<(u64, Kept)> {
+        None
+    }
+    /// Takes back a kept state, before the first decision.
+    fn restore(&self, _kept: Kept) {}
 }
 
 /// The state of a user's daily MCP quota after one attempt.
