@@ -265,6 +265,29 @@ async fn a_visit_across_local_midnight_counts_in_both_days(env: &TestEnv) {
     assert_eq!(v2(env, &key, both).await["results"][0]["metrics"], json!([1]), "once over both days");
 }
 
+/// Plausible's endpoints read their own parameters and ignore the rest (`with_imported`, an
+/// aggregate's `interval`, …); the drop-in does too, where our own face refuses them.
+async fn the_drop_in_ignores_parameters_its_endpoint_does_not_read(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let on_the_10th = format!("site_id={domain}&period=day&date=2026-01-10&with_imported=true");
+    let ask = |path: String| {
+        let key = key.clone();
+        async move {
+            let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+            answer["results"].clone()
+        }
+    };
+    let aggregate = ask(format!("/plausible/api/v1/stats/aggregate?{on_the_10th}&interval=date&limit=5")).await;
+    assert_eq!(aggregate["visitors"]["value"], 4);
+    let series = ask(format!("/plausible/api/v1/stats/timeseries?{on_the_10th}&compare=previous_period")).await;
+    assert_eq!(series.as_array().unwrap().len(), 24, "hours of the day");
+    let pages = ask(format!("/plausible/api/v1/stats/breakdown?{on_the_10th}&property=event:page&interval=date")).await;
+    assert_eq!(pages[0], json!({ "page": "/", "visitors": 2 }));
+    let (status, refused) = env.api(Method::GET, &format!("/stats/aggregate?{on_the_10th}"), &key, None).await;
+    assert_eq!((status, &refused["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("VALIDATION_ERROR")));
+}
+
 /// A site in New York whose closed days are rolled up: its local days, hours and filtered
 /// figures, which rollup pieces and filtered rows answer, equal what raw events answer (the same
 /// queries with a filter that excludes nothing, which rollups never serve).
@@ -292,6 +315,7 @@ async fn rolled_up_local_days_and_filters_answer_as_raw_events(env: &TestEnv) {
 }
 
 both_modes!(
+    the_drop_in_ignores_parameters_its_endpoint_does_not_read,
     rolled_up_local_days_and_filters_answer_as_raw_events,
     engagement_events_are_neither_events_nor_lengthen_visits,
     an_engagement_event_keeps_its_visit_open,

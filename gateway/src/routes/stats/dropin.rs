@@ -93,7 +93,7 @@ pub async fn plausible_method_not_allowed(method: axum::http::Method, OriginalUr
     tag = "plausible",
     operation_id = "plausibleAggregate",
     summary = "Plausible v1 aggregate, drop-in",
-    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/aggregate`: no envelope.",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/aggregate`: no envelope; parameters it does not read (`with_imported`, …) are ignored, as Plausible ignores them.",
     params(StatsParams, ("compare" = Option<Compare>, Query, description = "Adds each metric's `change`.")),
     responses(
         (status = 200, description = "Plausible's aggregate body", body = AggregateResult),
@@ -114,7 +114,7 @@ pub async fn plausible_aggregate(
     tag = "plausible",
     operation_id = "plausibleTimeseries",
     summary = "Plausible v1 timeseries, drop-in",
-    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/timeseries`: no envelope.",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/timeseries`: no envelope; parameters it does not read (`with_imported`, …) are ignored, as Plausible ignores them.",
     params(
         StatsParams,
         (
@@ -142,7 +142,7 @@ pub async fn plausible_timeseries(
     tag = "plausible",
     operation_id = "plausibleBreakdown",
     summary = "Plausible v1 breakdown, drop-in",
-    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/breakdown`: no envelope.",
+    description = "Scope: `read`. As Plausible's `GET /api/v1/stats/breakdown`: no envelope; parameters it does not read (`with_imported`, …) are ignored, as Plausible ignores them.",
     params(
         StatsParams,
         ("property" = AnyProperty, Query, description = "The property to break down by: one of `Property`, or `event:props:<name>`."),

@@ -288,6 +288,21 @@ fn time_dimension(period: &str, interval: Option<&str>) -> ApiResult<&'static st
     Ok(interval.dimension())
 }
 
+/// The parameters of `query` that Plausible's endpoint `kind` reads. Plausible ignores the
+/// others (`with_imported`, an aggregate's `interval`, a breakdown's `compare`, …), and so
+/// does the drop-in, where ours refuses them.
+fn read_by(kind: V1, query: &str) -> String {
+    let read: &[&str] = match kind {
+        V1::Aggregate => &["compare"],
+        V1::Timeseries => &["interval"],
+        V1::Breakdown => &["property", "limit", "page"],
+    };
+    let common = ["site_id", "period", "date", "metrics", "filters"];
+    let pairs = form_urlencoded::parse(query.as_bytes());
+    let kept = pairs.filter(|(name, _)| common.contains(&name.as_ref()) || read.contains(&name.as_ref()));
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish()
+}
+
 /// A v1 query string as each endpoint reads it (for the fuzz targets): how many take it.
 pub(crate) fn v1_requests(query: &str) -> ApiResult<usize> {
     let params: V1Params = parse_query(Some(query))?;
@@ -362,6 +377,10 @@ pub(crate) async fn v1(
     face: Face,
 ) -> ApiResult<(V1Result, Option<Pagination>)> {
     let key = credentials.verify(state).await?;
+    let query = match face {
+        Face::Ours => query,
+        Face::Plausible => query.map(|q| read_by(kind, &q)),
+    };
     let params: V1Params = key.validated(state, Scope::Read, parse_query(query.as_deref())).await?;
     let website = match face {
         Face::Ours => {
