@@ -510,6 +510,91 @@ async fn a_page_is_named_by_its_decoded_path(env: &TestEnv) {
     assert_eq!(pages(env, &key, site_id).await, [("/café/a b".to_owned(), 1)]);
 }
 
+/// Today's visitors by `property` (v1, ours), sorted by value.
+async fn visitors_by(env: &TestEnv, key: &str, site_id: &str, property: &str) -> Vec<(String, u64)> {
+    let path = format!("/stats/breakdown?site_id={site_id}&period=day&property={property}&metrics=visitors");
+    let (status, body) = env.api(Method::GET, &path, key, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let short = property.split_once(':').unwrap().1;
+    let mut rows: Vec<(String, u64)> = body["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row[short].as_str().unwrap().to_owned(), row["visitors"].as_u64().unwrap()))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Visitor 1 starts with a custom event on `/a`, then views `/b`; visitor 2 sends a custom
+/// event on `/c` only. As Plausible's, a visit's entry and exit pages are its pageviews': `/b`
+/// both, and none for the visit without a pageview (which v1 leaves out).
+async fn a_visit_enters_and_exits_on_its_first_and_last_pageview(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "entry").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let url = |path: &str| format!("https://{domain}{path}");
+    for (visitor, name, path) in [(1, "Download", "/a"), (1, "pageview", "/b"), (2, "Only", "/c")] {
+        let event = json!({ "domain": domain, "name": name, "url": url(path) });
+        assert_eq!(crate::harness::track(env, &crate::harness::browser(visitor), event).await, StatusCode::ACCEPTED);
+    }
+    let on_b = vec![("/b".to_owned(), 1)];
+    assert_eq!(visitors_by(env, &key, site_id, "visit:entry_page").await, on_b);
+    assert_eq!(visitors_by(env, &key, site_id, "visit:exit_page").await, on_b);
+}
+
+/// A page's `ref` or `source` parameter tags its visit's source when `utm_source` does not, and
+/// a tag naming a known source (in any case, or by Plausible's shorthands) is that source.
+async fn a_pages_tag_names_the_source_as_plausible_names_it(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "tags").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    for (visitor, query) in
+        [(1, "ref=producthunt"), (2, "source=hn&ref=x"), (3, "utm_source=GOOGLE"), (4, "utm_source=ig")]
+    {
+        let event = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/?{query}") });
+        assert_eq!(crate::harness::track(env, &crate::harness::browser(visitor), event).await, StatusCode::ACCEPTED);
+    }
+    let sources = visitors_by(env, &key, site_id, "visit:source").await;
+    let expected = [("Google", 1), ("Instagram", 1), ("hn", 1), ("producthunt", 1)];
+    assert_eq!(sources, expected.map(|(s, n)| (s.to_owned(), n)));
+    let tags = visitors_by(env, &key, site_id, "visit:utm_source").await;
+    let expected = [("GOOGLE", 1), ("hn", 1), ("ig", 1), ("producthunt", 1)];
+    assert_eq!(tags, expected.map(|(s, n)| (s.to_owned(), n)), "the tag as given");
+}
+
+/// Plausible's tracker may name several sites, comma-separated, or a site with `www.`, or none
+/// (the page's host then names it), and an event by a number (`404`).
+async fn the_trackers_domain_forms_and_numeric_names_are_taken(env: &TestEnv) {
+    let (ann, key, domain, site) = pro_site(env, "forms").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let other = format!("other-{domain}");
+    let (status, second) = env
+        .api(Method::POST, "/websites", &key, Some(json!({ "team_id": ann.team_id, "domain": other, "name": "O" })))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let events = [
+        json!({ "domain": format!("{domain}, {other}"), "name": "pageview", "url": format!("https://{domain}/both") }),
+        json!({ "domain": format!("www.{domain}"), "name": "pageview", "url": format!("https://www.{domain}/www") }),
+        json!({ "name": "pageview", "url": format!("https://www.{domain}/host") }),
+        json!({ "domain": domain, "name": 404, "url": format!("https://{domain}/gone") }),
+        json!({ "domain": format!("{domain},unknown.example"), "name": "pageview", "url": format!("https://{domain}/one") }),
+    ];
+    for event in events {
+        let (status, body) = send(env, FIREFOX, "application/json", &event.to_string()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{event}: {body}");
+    }
+    let pages = pages(env, &key, site_id).await;
+    let expected = [("/both", 1), ("/gone", 0), ("/host", 1), ("/one", 1), ("/www", 1)];
+    assert_eq!(pages, expected.map(|(p, n)| (p.to_owned(), n)), "pageviews by page");
+    let second_id = second["data"]["id"].as_str().unwrap();
+    assert_eq!(self::pages(env, &key, second_id).await, [("/both".to_owned(), 1)]);
+    let names = visitors_by(env, &key, site_id, "event:name").await;
+    assert!(names.contains(&("404".to_owned(), 1)), "{names:?}");
+    let nowhere =
+        json!({ "domain": "unknown.example,nobody.example", "name": "pageview", "url": "https://unknown.example/" });
+    let (status, body) = send(env, FIREFOX, "application/json", &nowhere.to_string()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")), "{body}");
+}
+
 async fn the_drop_in_answers_unknown_routes_and_methods_in_plausibles_shape(env: &TestEnv) {
     let cases = [
         (Method::GET, "/api/external/v1/plausible/api/v1/nothing", StatusCode::NOT_FOUND),
@@ -557,5 +642,8 @@ both_modes!(
     the_drop_in_answers_unknown_routes_and_methods_in_plausibles_shape,
     concurrent_events_get_their_own_answers,
     in_hash_mode_the_fragment_is_part_of_the_page,
-    a_page_is_named_by_its_decoded_path
+    a_page_is_named_by_its_decoded_path,
+    a_visit_enters_and_exits_on_its_first_and_last_pageview,
+    a_pages_tag_names_the_source_as_plausible_names_it,
+    the_trackers_domain_forms_and_numeric_names_are_taken
 );

@@ -437,8 +437,7 @@ impl TestEnv {
     /// its limiter in-process, as on SQLite.
     pub async fn all_in_one_process_on_postgres() -> TestEnv {
         let database = TestDatabase::create().await;
-        let args =
-            [("--database-url", database.url.clone()), ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned())];
+        let args = [("--database-url", database.url.clone()), ("--key-hash-secrets", KEY_HASH_SECRETS.to_owned())];
         let mut env = TestEnv::all_in_one_process_with(&args).await;
         env._database = Some(database);
         env

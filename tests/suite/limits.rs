@@ -339,7 +339,10 @@ async fn the_limits_outlive_a_restart(signal: &str) {
             assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
         }
         let (status, body) = env.api(Method::GET, "/websites", &key, None).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMIT_EXCEEDED")));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMIT_EXCEEDED"))
+        );
         // The kept state is written about once a second: a crash forgets at most that much.
         tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
         env.restart_all_in_one(signal);

@@ -18,7 +18,8 @@ use crate::state::AppState;
 /// Unknown fields are ignored: trackers send more than we use (`h`, `i`, …).
 #[derive(Deserialize)]
 pub struct EventBody {
-    #[serde(alias = "n")]
+    /// An integer is taken as its digits, as Plausible takes it (a `404` event).
+    #[serde(alias = "n", default, deserialize_with = "text_or_integer")]
     name: Option<String>,
     #[serde(alias = "u")]
     url: Option<String>,
@@ -43,6 +44,21 @@ pub struct EventBody {
     /// An `engagement` event's engaged time, milliseconds.
     #[serde(rename = "e")]
     engagement_ms: Option<Value>,
+}
+
+fn text_or_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrInteger {
+        Text(String),
+        Integer(i64),
+    }
+    Ok(Option::<TextOrInteger>::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom("must be a string or an integer"))?
+        .map(|name| match name {
+            TextOrInteger::Text(text) => text,
+            TextOrInteger::Integer(number) => number.to_string(),
+        }))
 }
 
 /// An integer, or a string holding one, as Plausible reads `sd` and `e`; anything else is as if
@@ -77,9 +93,15 @@ fn header_value(headers: &HeaderMap, name: Option<&str>) -> Option<String> {
 /// client address, country).
 pub(crate) fn tracked_event(body: &[u8]) -> ApiResult<anpb::TrackedEvent> {
     let body: EventBody = parse(body)?;
-    let domain = match (body.domain, body.tracking_code) {
-        (Some(domain), _) if !domain.is_empty() => domain,
-        (_, code) => required(code, "domain")?,
+    // Without a domain or tracking code, Plausible takes the page's host (`www.` aside).
+    let host = || {
+        let url = url::Url::parse(body.url.as_deref()?).ok()?;
+        Some(url.host_str()?.trim_start_matches("www.").to_owned())
+    };
+    let domain = match (body.domain.as_deref().map(str::trim), body.tracking_code.clone()) {
+        (Some(domain), _) if !domain.is_empty() => domain.to_owned(),
+        (_, Some(code)) if !code.is_empty() => code,
+        _ => required(host(), "domain")?,
     };
     let props = match body.props {
         Some(props) => object_json(Some(props), "props")?,
@@ -118,9 +140,35 @@ pub async fn ingest(
         let limit = crate::ingest::MAX_EVENT_BYTES / 1024;
         return Err(Error::new(ErrorCode::PayloadTooLarge, format!("an event may be at most {limit} KiB")).into());
     }
-    let stored = state.events.ingest(event).await?;
+    let stored = ingest_for_each_domain(&state, event).await?;
     let mut response = ok(json!({ "stored": stored })).into_response();
     *response.status_mut() = StatusCode::ACCEPTED;
     response.extensions_mut().insert(crate::request_log::QuietLog);
     Ok(response)
+}
+
+/// Stores `event` for each site its `domain` names: Plausible's tracker may name several,
+/// comma-separated, to count one page view on several dashboards. Sites not found are passed
+/// over as Plausible passes them over; the first refusal is the answer when none took it.
+/// Whether the event was stored for any.
+async fn ingest_for_each_domain(state: &AppState, event: anpb::TrackedEvent) -> ApiResult<bool> {
+    if !event.domain.contains(',') {
+        return Ok(state.events.ingest(event).await?);
+    }
+    let domains: Vec<String> = event.domain.split(',').map(|d| d.trim().to_owned()).collect();
+    let (mut stored, mut found, mut first_refusal) = (false, false, None);
+    for domain in domains.into_iter().filter(|d| !d.is_empty()) {
+        match state.events.ingest(anpb::TrackedEvent { domain, ..event.clone() }).await {
+            Ok(this) => (stored, found) = (stored || this, true),
+            // An unknown site; a fault of the event itself is refused for every site alike.
+            Err(e) if e.code == ErrorCode::Validation => {
+                first_refusal.get_or_insert(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match first_refusal {
+        Some(refusal) if !found => Err(refusal.into()),
+        _ => Ok(stored),
+    }
 }

@@ -7,7 +7,9 @@
 
 use url::Url;
 
-const UNKNOWN: &str = "Unknown";
+/// What a user agent does not tell: stored empty, as Plausible stores it, and shown as
+/// `(not set)`.
+const UNKNOWN: &str = "";
 
 /// Browser, operating system and device class of a user agent, and the versions of the first two.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +21,7 @@ pub struct Client {
     pub os_version: String,
 }
 
-/// `major.minor` of a version such as `126.0.6478.126` or `10_15_7`; Unknown without one.
+/// `major.minor` of a version such as `126.0.6478.126` or `10_15_7`; empty without one.
 fn major_minor(version: &str) -> String {
     let parts: Vec<&str> = version.split(['.', '_']).filter(|p| !p.is_empty()).take(2).collect();
     match parts.first() {
@@ -109,14 +111,62 @@ const SOURCES: &[(&str, &str)] = &[
     ("chatgpt.com", "ChatGPT"),
     ("chat.openai.com", "ChatGPT"),
     ("perplexity.ai", "Perplexity"),
+    ("discord.com", "Discord"),
+    ("discordapp.com", "Discord"),
+    ("linktr.ee", "Linktree"),
+    ("sogou.com", "Sogou"),
+    ("ntp.msn.com", "Bing"),
+    ("t.me", "Telegram"),
+    ("webk.telegram.org", "Telegram"),
+    ("statics.teams.cdn.office.net", "Microsoft Teams"),
 ];
 
-/// Where a visit came from: `utm_source` when present, else a well-known source's name, else the
+/// `utm_source` shorthands that Plausible maps to a source, as its custom sources do; other
+/// tags are matched to the well-known sources by name or host, regardless of case.
+const TAGS: &[(&str, &str)] = &[
+    ("fb", "Facebook"),
+    ("fb-ads", "Facebook"),
+    ("fbads", "Facebook"),
+    ("fbad", "Facebook"),
+    ("facebook-ads", "Facebook"),
+    ("facebook_ads", "Facebook"),
+    ("fcb", "Facebook"),
+    ("facebook_ad", "Facebook"),
+    ("facebook_feed_ad", "Facebook"),
+    ("ig", "Instagram"),
+    ("yt", "Youtube"),
+    ("yt-ads", "Youtube"),
+    ("youtube", "Youtube"),
+    ("reddit-ads", "Reddit"),
+    ("google_ads", "Google"),
+    ("google-ads", "Google"),
+    ("googleads", "Google"),
+    ("gads", "Google"),
+    ("google ads", "Google"),
+    ("adwords", "Google"),
+    ("twitter-ads", "Twitter"),
+    ("tiktokads", "TikTok"),
+    ("tik.tok", "TikTok"),
+    ("perplexity", "Perplexity"),
+    ("linktree", "Linktree"),
+];
+
+/// The source a tag (`utm_source`, `source` or `ref`) names: a shorthand's or a well-known
+/// source's name, else the tag as given.
+fn tagged_source(tag: &str) -> String {
+    let tag_lower = tag.to_lowercase();
+    let shorthand = TAGS.iter().find(|(t, _)| *t == tag_lower).map(|(_, name)| name);
+    let known = || SOURCES.iter().find(|(host, name)| *host == tag_lower || name.to_lowercase() == tag_lower);
+    shorthand.or_else(|| known().map(|(_, name)| name)).map_or_else(|| tag.to_owned(), |name| (*name).to_owned())
+}
+
+/// Where a visit came from: its tag (`utm_source`, else `source`, else `ref`, see [`utm`]) when
+/// present, named as [`tagged_source`] names it, else a well-known source's name, else the
 /// referrer's host without `www.`; empty (direct) with no referrer, or one on the site itself.
 pub fn source(referrer: &str, page: &Url, utm_source: &str) -> String {
     let utm_source = utm_source.trim();
     if !utm_source.is_empty() {
-        return utm_source.to_owned();
+        return tagged_source(utm_source);
     }
     let Some(referrer) = Url::parse(referrer).ok() else { return String::new() };
     let Some(host) = referrer.host_str().map(|h| h.trim_start_matches("www.")) else { return String::new() };
@@ -152,11 +202,16 @@ pub struct Utm {
     pub click_id: &'static str,
 }
 
+/// The UTM parameters of a page URL. Plausible takes a `source` or `ref` parameter for the
+/// `utm_source` when there is none (`?ref=producthunt`).
 pub fn utm(page: &Url) -> Utm {
     let mut utm = Utm::default();
+    let (mut source, mut reference) = (String::new(), String::new());
     for (name, value) in page.query_pairs() {
         let slot = match name.as_ref() {
             "utm_source" => &mut utm.source,
+            "source" => &mut source,
+            "ref" => &mut reference,
             "utm_medium" => &mut utm.medium,
             "utm_campaign" => &mut utm.campaign,
             "utm_content" => &mut utm.content,
@@ -172,6 +227,9 @@ pub fn utm(page: &Url) -> Utm {
             _ => continue,
         };
         *slot = value.trim().chars().take(200).collect();
+    }
+    if utm.source.is_empty() {
+        utm.source = if source.is_empty() { reference } else { source };
     }
     utm
 }
@@ -373,8 +431,8 @@ mod tests {
                 "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
                 ("Chrome", "ChromeOS", "Desktop"),
             ),
-            ("", ("Unknown", "Unknown", "Unknown")),
-            ("something-unheard-of", ("Unknown", "Unknown", "Unknown")),
+            ("", ("", "", "")),
+            ("something-unheard-of", ("", "", "")),
         ];
         for (ua, (browser, os, device)) in cases {
             assert_eq!(triple(ua), (browser.to_owned(), os.to_owned(), device.to_owned()), "{ua}");
@@ -402,6 +460,20 @@ mod tests {
         assert_eq!(source("https://notgoogle.com/", ""), "notgoogle.com");
         assert_eq!(source("https://google.evil.example/", ""), "google.evil.example");
         assert_eq!(source("https://box.com/", ""), "box.com");
+        assert_eq!(source("https://t.me/channel", ""), "Telegram");
+    }
+
+    #[test]
+    fn tags_name_known_sources_as_plausible_does() {
+        let page = Url::parse("https://shop.example/").unwrap();
+        let source = |utm: &str| super::source("https://news.example/", &page, utm);
+        assert_eq!(source("GOOGLE"), "Google");
+        assert_eq!(source("ig"), "Instagram");
+        assert_eq!(source("adwords"), "Google");
+        assert_eq!(source("hacker news"), "Hacker News");
+        assert_eq!(source("baidu.com"), "Baidu");
+        assert_eq!(source("YT"), "Youtube", "Plausible's custom name, not the referrer's");
+        assert_eq!(source("Newsletter"), "Newsletter", "an unknown tag as given");
     }
 
     #[test]
@@ -433,6 +505,8 @@ mod tests {
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.126 Safari/537.36",
         );
         assert_eq!((c.browser_version.as_str(), c.os_version.as_str()), ("126.0", "10"));
+        let linux = client("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
+        assert_eq!(linux.os_version, "", "no version: empty, shown (not set)");
         let page = Url::parse("https://www.shop.example/a").unwrap();
         assert_eq!(referrer("https://www.news.example/item/?id=1", &page), "news.example/item");
         assert_eq!(referrer("https://shop.example/b", &page), "");
@@ -452,5 +526,10 @@ mod tests {
 
         let long = super::utm(&Url::parse(&format!("https://a.example/?utm_campaign={}", "é".repeat(300))).unwrap());
         assert_eq!(long.campaign, "é".repeat(200));
+
+        let tag = |query: &str| super::utm(&Url::parse(&format!("https://a.example/?{query}")).unwrap()).source;
+        assert_eq!(tag("ref=producthunt"), "producthunt");
+        assert_eq!(tag("ref=producthunt&source=hn"), "hn", "source before ref");
+        assert_eq!(tag("source=hn&utm_source=news"), "news", "utm_source first");
     }
 }

@@ -100,7 +100,10 @@ pub(crate) struct Visit {
 }
 
 impl Visit {
+    /// A visit from its first event. Its entry and exit pages are its first and last pageview's,
+    /// as Plausible's: empty while it has none (a visit begun by a custom event).
     fn start(event: &NewEvent) -> Visit {
+        let page = if event.name == "pageview" { event.pathname.clone() } else { String::new() };
         Visit {
             id: uuid::Uuid::now_v7().to_string(),
             website_id: event.website_id.clone(),
@@ -111,8 +114,8 @@ impl Visit {
             touched: false,
             pageviews: 0,
             events: 0,
-            exit_page: event.pathname.clone(),
-            attributes: VisitAttributes { entry_page: event.pathname.clone(), ..event.visit.clone() },
+            exit_page: page.clone(),
+            attributes: VisitAttributes { entry_page: page, ..event.visit.clone() },
         }
     }
 
@@ -121,6 +124,9 @@ impl Visit {
     fn add(&mut self, event: &mut NewEvent) {
         self.touched = true;
         self.alive_ts = self.alive_ts.max(event.ts);
+        if event.name == "pageview" && self.attributes.entry_page.is_empty() {
+            self.attributes.entry_page = event.pathname.clone();
+        }
         event.visit_id = self.id.clone();
         event.visit = self.attributes.clone();
         if event.name == ENGAGEMENT {
@@ -459,8 +465,8 @@ impl BatchWriter {
 }
 
 /// `SET` of a visit written again, after each backend's conflict target: the batch's counts are
-/// increments, and its exit page stands unless the stored visit has a later event (from another
-/// replica). With one writer per visitor that is exact; across replicas the exit page is the
+/// increments, its exit page stands unless the stored visit has a later event (from another
+/// replica), and its entry page fills one still empty (a visit whose first pageview came late). With one writer per visitor that is exact; across replicas the exit page is the
 /// last pageview of the batch that wrote the latest event, which may differ from the latest
 /// pageview when a custom event and a pageview of one visit reach two replicas within one batch
 /// time.
@@ -469,7 +475,8 @@ const VISIT_UPDATE: &str = "DO UPDATE SET \
      alive_ts = CASE WHEN excluded.alive_ts > visits.alive_ts THEN excluded.alive_ts ELSE visits.alive_ts END, \
      pageviews = visits.pageviews + excluded.pageviews, events = visits.events + excluded.events, \
      exit_page = CASE WHEN excluded.pageviews > 0 AND excluded.last_ts >= visits.last_ts \
-     THEN excluded.exit_page ELSE visits.exit_page END";
+     THEN excluded.exit_page ELSE visits.exit_page END, \
+     entry_page = CASE WHEN visits.entry_page = '' THEN excluded.entry_page ELSE visits.entry_page END";
 
 /// Conflict clauses of a site-day's pending-rollup row: a stale write bumps the day's version,
 /// an open one only makes sure the day is pending (see [`open_write`]). Open rows are written

@@ -58,7 +58,8 @@ impl Store {
 
     /// The in-process limiter's kept state, if one was saved.
     pub async fn limiter_state(&self) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT state FROM limiter_state WHERE name = 'memory'").fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT state FROM limiter_state WHERE name = 'memory'").fetch_optional(&self.pool).await?;
         Ok(row.map(|row| row.try_get("state")).transpose()?)
     }
 

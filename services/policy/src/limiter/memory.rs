@@ -155,8 +155,7 @@ impl<C: Clock> Limiter for MemoryLimiter<C> {
                 windows.push((key.clone(), seconds));
             }
         }
-        let months =
-            state.months.iter().map(|(user, (m, used))| (user.clone(), m.year, m.month, *used)).collect();
+        let months = state.months.iter().map(|(user, (m, used))| (user.clone(), m.year, m.month, *used)).collect();
         let days = state.days.iter().map(|((user, day), calls)| (user.clone(), day.clone(), *calls)).collect();
         Some((current, Kept { windows, months, days }))
     }
