@@ -288,6 +288,21 @@ async fn the_drop_in_ignores_parameters_its_endpoint_does_not_read(env: &TestEnv
     assert_eq!((status, &refused["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("VALIDATION_ERROR")));
 }
 
+/// v2's answer echoes the query as Plausible's does: the period's first and last second in the
+/// site's time zone, the default order filled in, and the includes asked for.
+async fn v2_echoes_the_query_as_plausible_does(env: &TestEnv) {
+    let (key, _, domain) = site_with_key(env, "echo", "America/Los_Angeles").await;
+    let body = json!({ "site_id": domain, "metrics": ["pageviews", "visitors"], "dimensions": ["time:day"],
+                       "date_range": ["2026-11-30", "2026-12-05"], "include": { "total_rows": true } });
+    let query = v2(env, &key, body).await["query"].clone();
+    assert_eq!(query["date_range"], json!(["2026-11-30T00:00:00-08:00", "2026-12-05T23:59:59-08:00"]));
+    assert_eq!(query["order_by"], json!([["time:day", "asc"], ["pageviews", "desc"]]));
+    assert_eq!(query["include"], json!({ "total_rows": true }));
+    let body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "day" });
+    let query = v2(env, &key, body).await["query"].clone();
+    assert_eq!((&query["order_by"], &query["include"]), (&json!([["visitors", "desc"]]), &json!({})));
+}
+
 /// A site in New York whose closed days are rolled up: its local days, hours and filtered
 /// figures, which rollup pieces and filtered rows answer, equal what raw events answer (the same
 /// queries with a filter that excludes nothing, which rollups never serve).
@@ -316,6 +331,7 @@ async fn rolled_up_local_days_and_filters_answer_as_raw_events(env: &TestEnv) {
 
 both_modes!(
     the_drop_in_ignores_parameters_its_endpoint_does_not_read,
+    v2_echoes_the_query_as_plausible_does,
     rolled_up_local_days_and_filters_answer_as_raw_events,
     engagement_events_are_neither_events_nor_lengthen_visits,
     an_engagement_event_keeps_its_visit_open,

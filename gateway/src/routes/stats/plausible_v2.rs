@@ -20,7 +20,7 @@ use crate::flows::access::authorized_website;
 use crate::flows::stats::{Compared, Comparison, row_metric, stats_query};
 use crate::rules;
 use crate::state::AppState;
-use crate::time::rfc3339;
+use crate::time::in_zone;
 use crate::vocabulary::{self, CUSTOM_PERIOD};
 use proto::vocabulary::{AUTO_TIME, TIME};
 
@@ -320,8 +320,10 @@ fn v2_rules(request: &anpb::QueryRequest, time_labels: bool) -> Result<(), (&'st
 pub struct QueryResult {
     results: Vec<QueryRow>,
     meta: QueryMeta,
-    /// The query as understood: `site_id` (the domain), `metrics`, `dimensions`, `date_range`
-    /// (two RFC 3339 instants), `filters`, `order_by`, `pagination`.
+    /// The query as understood, as Plausible echoes it: `site_id` (the domain), `metrics`,
+    /// `date_range` (the period's first and last second, RFC 3339 in the site's time zone),
+    /// `filters`, `dimensions` (`time` as the interval chosen), `order_by` (the default filled
+    /// in), `include` (what was asked), `pagination`.
     #[schema(value_type = std::collections::BTreeMap<String, Value>)]
     query: QueryEcho,
 }
@@ -351,15 +353,20 @@ pub struct QueryMeta {
     imports_included: Option<bool>,
 }
 
-/// The query as understood.
+/// The query as understood, as Plausible echoes it.
 #[derive(Serialize)]
 pub struct QueryEcho {
     site_id: String,
     metrics: Vec<String>,
-    dimensions: Vec<String>,
+    /// The period's first and last second in the site's time zone.
     date_range: [String; 2],
     filters: Vec<Value>,
+    dimensions: Vec<String>,
+    /// As asked, or the order the rows came in: by time first, then by the first metric, most
+    /// first.
     order_by: Vec<(String, String)>,
+    /// The includes asked for.
+    include: serde_json::Map<String, Value>,
     pagination: V2Pagination,
 }
 
@@ -394,14 +401,30 @@ fn v2_body(
         Some(time) if name == AUTO_TIME => time.clone(),
         _ => name,
     };
-    let order_by = body.order_by.into_iter().map(|(key, direction)| (resolved(key), direction)).collect();
+    let dimensions: Vec<String> = body.dimensions.into_iter().map(resolved).collect();
+    let order_by = if body.order_by.is_empty() {
+        let by_time = dimensions.iter().find(|d| d.starts_with(TIME)).map(|time| (time.clone(), "asc".to_owned()));
+        by_time.into_iter().chain(body.metrics.first().map(|first| (first.clone(), "desc".to_owned()))).collect()
+    } else {
+        body.order_by.into_iter().map(|(key, direction)| (resolved(key), direction)).collect()
+    };
+    let asked = [
+        ("imports", body.include.imports),
+        ("time_labels", body.include.time_labels),
+        ("total_rows", body.include.total_rows),
+    ];
+    let include = asked.into_iter().filter(|(_, asked)| *asked).map(|(name, _)| (name.to_owned(), Value::Bool(true)));
     let query = QueryEcho {
         site_id: website.domain,
         metrics: body.metrics,
-        dimensions: body.dimensions.into_iter().map(resolved).collect(),
-        date_range: [rfc3339(answer.from_unix_ms), rfc3339(answer.to_unix_ms - 1)],
+        date_range: [
+            in_zone(answer.from_unix_ms, &website.timezone),
+            in_zone(answer.to_unix_ms - 1, &website.timezone),
+        ],
         filters: body.filters,
+        dimensions,
         order_by,
+        include: include.collect(),
         pagination,
     };
     (QueryResult { results, meta, query }, page)
