@@ -383,6 +383,7 @@ fn dashboard_router(state: &AppState) -> Router<AppState> {
         .route("/account/sessions", get(account::list_sessions))
         .route("/account/sessions/{id}", delete(account::revoke_session))
         .route("/websites", get(websites::list).post(websites::create))
+        .route("/websites/{id}", patch(websites::update).delete(websites::delete))
         .route("/websites/{id}/stats", get(websites::stats))
         .route("/websites/{id}/realtime", get(websites::realtime))
         .route("/websites/{id}/properties", get(websites::properties))

@@ -5,7 +5,7 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, SET_COOK
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{GatewayFlags, TestEnv, TestUser, add_member};
+use crate::harness::{GatewayFlags, TestEnv, TestUser, add_member, assert_error};
 
 async fn a_member_adds_a_website_with_a_session_and_finds_it_in_the_list(env: &TestEnv) {
     let ann = env.user("ann").await;
@@ -58,6 +58,112 @@ async fn a_website_added_with_the_session_cookie_needs_the_csrf_token(env: &Test
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     let (_, list) = env.session_json(Method::GET, "/api/v1/websites", &ann.session, None).await;
     assert_eq!(list["data"], json!([]));
+}
+
+/// A Pro team's website added with `owner`'s session, and a read key of `owner`'s to see it
+/// through the external API: (website id, key).
+async fn site_and_read_key(env: &TestEnv, owner: &TestUser) -> (String, String) {
+    env.set_plan(&owner.team_id, "pro").await;
+    let (key, _) = env.create_key(owner, json!({ "name": "reader", "permissions": ["read"], "teams": "all" })).await;
+    let domain = format!("edit-{}.example", &owner.user_id[..8]);
+    let body = json!({ "team_id": owner.team_id, "domain": domain, "name": "Before", "timezone": "UTC" });
+    let (status, site) = env.session_json(Method::POST, "/api/v1/websites", &owner.session, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{site}");
+    (site["data"]["id"].as_str().unwrap().to_owned(), key)
+}
+
+async fn a_plain_member_renames_rezones_and_deletes_a_website_with_a_session(env: &TestEnv) {
+    let (ann, bob) = (env.user("ann").await, env.user("bob").await);
+    let (site_id, key) = site_and_read_key(env, &ann).await;
+    add_member(env, &ann, &ann.team_id, &bob, "member").await;
+    let path = format!("/api/v1/websites/{site_id}");
+
+    let body = json!({ "name": "After", "timezone": "Europe/Berlin" });
+    let (status, updated) = env.session_json(Method::PATCH, &path, &bob.session, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        (updated["data"]["name"].as_str(), updated["data"]["timezone"].as_str()),
+        (Some("After"), Some("Europe/Berlin"))
+    );
+    let (status, seen) = env.api(Method::GET, &format!("/websites/{site_id}"), &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(
+        (seen["data"]["name"].as_str(), seen["data"]["timezone"].as_str()),
+        (Some("After"), Some("Europe/Berlin"))
+    );
+
+    // An absent field keeps its value.
+    let (status, renamed) =
+        env.session_json(Method::PATCH, &path, &ann.session, Some(json!({ "name": "Again" }))).await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    assert_eq!(renamed["data"]["timezone"], "Europe/Berlin");
+    let (_, listed) = env.api(Method::GET, "/websites", &key, None).await;
+    assert_eq!(listed["data"][0]["name"], "Again", "{listed}");
+
+    let (status, deleted) = env.session_json(Method::DELETE, &path, &bob.session, None).await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["data"], json!({ "id": site_id, "deleted": true }));
+    let (status, gone) = env.api(Method::GET, &format!("/websites/{site_id}"), &key, None).await;
+    assert_error(status, &gone, StatusCode::NOT_FOUND, "NOT_FOUND");
+    let (_, mine) = env.session_json(Method::GET, "/api/v1/websites", &ann.session, None).await;
+    assert_eq!(mine["data"], json!([]));
+    let (status, again) = env.session_json(Method::DELETE, &path, &ann.session, None).await;
+    assert_error(status, &again, StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+async fn another_teams_website_can_be_neither_changed_nor_deleted_with_a_session(env: &TestEnv) {
+    let (ann, eve) = (env.user("ann").await, env.user("eve").await);
+    let (site_id, key) = site_and_read_key(env, &ann).await;
+    let path = format!("/api/v1/websites/{site_id}");
+    let (status, refused) = env.session_json(Method::PATCH, &path, &eve.session, Some(json!({ "name": "Mine" }))).await;
+    assert_error(status, &refused, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, refused) = env.session_json(Method::DELETE, &path, &eve.session, None).await;
+    assert_error(status, &refused, StatusCode::FORBIDDEN, "FORBIDDEN");
+    let (status, seen) = env.api(Method::GET, &format!("/websites/{site_id}"), &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["data"]["name"], "Before");
+}
+
+async fn a_bad_website_change_is_a_validation_error_naming_the_field(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let (site_id, key) = site_and_read_key(env, &ann).await;
+    let path = format!("/api/v1/websites/{site_id}");
+    for (body, field) in [
+        (json!({ "name": "x", "domain": "other.example" }), "domain"),
+        (json!({ "timezone": "Mars/Olympus" }), "timezone"),
+        (json!({ "name": "   " }), "name"),
+        (json!({ "name": 7 }), "name"),
+    ] {
+        let (status, refused) = env.session_json(Method::PATCH, &path, &ann.session, Some(body.clone())).await;
+        assert_error(status, &refused, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(refused["error"]["message"].as_str().unwrap().contains(field), "{body}: {refused}");
+    }
+    let (status, seen) = env.api(Method::GET, &format!("/websites/{site_id}"), &key, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((seen["data"]["name"].as_str(), seen["data"]["timezone"].as_str()), (Some("Before"), Some("UTC")));
+    let (status, unknown) = env
+        .session_json(Method::PATCH, "/api/v1/websites/no-such-site", &ann.session, Some(json!({ "name": "X" })))
+        .await;
+    assert_error(status, &unknown, StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+async fn a_website_change_needs_a_session_and_with_the_cookie_the_csrf_token(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let (site_id, key) = site_and_read_key(env, &ann).await;
+    let path = format!("/api/v1/websites/{site_id}");
+    let anonymous = env.request(Method::PATCH, &path).json(&json!({ "name": "X" })).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let anonymous = env.request(Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let cookie = format!("zenovay_session={}", ann.session);
+    let forged =
+        env.request(Method::PATCH, &path).header("cookie", &cookie).json(&json!({ "name": "X" })).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let forged = env.request(Method::DELETE, &path).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let (status, seen) = env.api(Method::GET, &format!("/websites/{site_id}"), &key, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen["data"]["name"], "Before");
 }
 
 /// A client that does not follow redirects, to see where the console sends a visitor.
@@ -651,6 +757,10 @@ both_modes!(
     a_bad_website_domain_is_a_validation_error_naming_the_field,
     the_website_endpoints_need_a_session,
     a_website_added_with_the_session_cookie_needs_the_csrf_token,
+    a_plain_member_renames_rezones_and_deletes_a_website_with_a_session,
+    another_teams_website_can_be_neither_changed_nor_deleted_with_a_session,
+    a_bad_website_change_is_a_validation_error_naming_the_field,
+    a_website_change_needs_a_session_and_with_the_cookie_the_csrf_token,
     the_root_sends_a_visitor_to_log_in_without_a_session_and_to_websites_with_one,
     a_console_page_carries_the_csrf_token_and_refuses_framing_and_foreign_scripts,
     the_console_assets_are_cached_for_good_under_their_content_hash,

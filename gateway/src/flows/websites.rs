@@ -15,6 +15,7 @@ use proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use crate::cache::{Listed, WebsiteList};
 use crate::error::ApiResult;
 use crate::metrics;
+use crate::rules;
 use crate::state::AppState;
 
 /// The websites of these teams, oldest first.
@@ -46,6 +47,25 @@ async fn read_lists(
     let all: Vec<Arc<Listed>> = websites.into_iter().map(Listed::new).collect();
     let of = |team: &String| Arc::new(all.iter().filter(|l| &l.website.team_id == team).cloned().collect());
     Ok(team_ids.iter().map(|team| (team.clone(), of(team))).collect())
+}
+
+/// What the external API's document states of a website's fields, checked the same way for the
+/// console's session writes; the rest (uniqueness, the team) is the analytics service's to decide.
+pub(crate) fn check_fields(domain: Option<&str>, name: Option<&str>, timezone: Option<&str>) -> ApiResult<()> {
+    if domain.is_some_and(|d| !rules::is_domain(d)) {
+        return Err(common::Error::validation("domain: must be a host name such as example.com").into());
+    }
+    if name.is_some_and(|n| !rules::is_name(n)) {
+        return Err(common::Error::validation(format!(
+            "name: must be 1 to {} characters, not all white space",
+            rules::NAME_MAX
+        ))
+        .into());
+    }
+    if timezone.is_some_and(|tz| tz.parse::<chrono_tz::Tz>().is_err()) {
+        return Err(common::Error::validation("timezone: must be an IANA time zone such as Europe/Paris").into());
+    }
+    Ok(())
 }
 
 pub(crate) async fn create(state: &AppState, request: anpb::CreateWebsiteRequest) -> ApiResult<anpb::Website> {

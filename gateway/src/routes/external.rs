@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use common::Error;
 use common::access::{Plan, Scope};
 use proto::analytics::v1 as anpb;
 use serde::{Deserialize, Serialize};
@@ -62,25 +61,6 @@ pub struct CreateWebsiteBody {
     timezone: Option<String>,
 }
 
-/// What the document states of a website's fields; the rest (uniqueness, the team) is the
-/// analytics service's to decide.
-fn check_website_fields(domain: Option<&str>, name: Option<&str>, timezone: Option<&str>) -> ApiResult<()> {
-    if domain.is_some_and(|d| !rules::is_domain(d)) {
-        return Err(Error::validation("domain: must be a host name such as example.com").into());
-    }
-    if name.is_some_and(|n| !rules::is_name(n)) {
-        return Err(Error::validation(format!(
-            "name: must be 1 to {} characters, not all white space",
-            rules::NAME_MAX
-        ))
-        .into());
-    }
-    if timezone.is_some_and(|tz| tz.parse::<chrono_tz::Tz>().is_err()) {
-        return Err(Error::validation("timezone: must be an IANA time zone such as Europe/Paris").into());
-    }
-    Ok(())
-}
-
 // Handlers of the external API authenticate before they judge a body or a query: a bad key is a
 // 401 whatever else is wrong.
 
@@ -106,7 +86,7 @@ pub async fn create_website(
     let body: CreateWebsiteBody = key.validated(&state, Scope::Write, crate::envelope::parse(&body)).await?;
     let checked = rules::check_line("team_id", &body.team_id)
         .map_err(crate::error::ApiError::from)
-        .and_then(|()| check_website_fields(Some(&body.domain), Some(&body.name), body.timezone.as_deref()));
+        .and_then(|()| websites::check_fields(Some(&body.domain), Some(&body.name), body.timezone.as_deref()));
     key.validated(&state, Scope::Write, checked).await?;
     key.authorize(&state, Scope::Write, Some(&body.team_id)).await?;
     let request = anpb::CreateWebsiteRequest {
@@ -174,7 +154,7 @@ pub async fn update_website(
 ) -> ApiResult<Response> {
     let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
     let body: UpdateWebsiteBody = crate::envelope::parse(&body)?;
-    check_website_fields(None, body.name.as_deref(), body.timezone.as_deref())?;
+    websites::check_fields(None, body.name.as_deref(), body.timezone.as_deref())?;
     let website = websites::update(&state, &website, body.name, body.timezone).await?;
     Ok(ok(views::website(&website)).into_response())
 }

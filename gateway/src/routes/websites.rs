@@ -1,6 +1,7 @@
-//! The dashboard's websites (`/api/v1/websites`, session): what the console lists and adds. The
-//! same records as the external API's `/websites`, reached through team membership instead of a
-//! key. Any member of a team may list and add its websites, as any member's write key may.
+//! The dashboard's websites (`/api/v1/websites`, session): what the console lists, adds, renames,
+//! re-zones and deletes. The same records as the external API's `/websites`, reached through team
+//! membership instead of a key. Any member of a team may list, add, change and delete its
+//! websites, as any member's write key may.
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -70,6 +71,42 @@ pub async fn create(
     };
     let website = crate::flows::websites::create(&state, request).await?;
     Ok(created(views::website(&website)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+}
+
+/// `PATCH /api/v1/websites/{id}`: renames a website of a team I belong to or changes its time
+/// zone, as the external `PATCH /websites/{id}` does with a write key; absent fields keep their
+/// value. The body is judged first, as `create`'s is (400 whoever asks), then membership (403).
+pub async fn update(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(website_id): Path<String>,
+    Body(body): Body<UpdateBody>,
+) -> ApiResult<Response> {
+    crate::flows::websites::check_fields(None, body.name.as_deref(), body.timezone.as_deref())?;
+    let website = crate::flows::access::member_website(&state, &session, website_id).await?;
+    let website = crate::flows::websites::update(&state, &website, body.name, body.timezone).await?;
+    Ok(ok(views::website(&website)).into_response())
+}
+
+/// `DELETE /api/v1/websites/{id}`: deletes a website of a team I belong to with its data, as the
+/// external `DELETE /websites/{id}` does with a write key.
+pub async fn delete(
+    State(state): State<AppState>,
+    session: SessionUser,
+    Path(website_id): Path<String>,
+) -> ApiResult<Response> {
+    let website = crate::flows::access::member_website(&state, &session, website_id).await?;
+    crate::flows::websites::delete(&state, &website).await?;
+    Ok(ok(json!({ "id": website.id, "deleted": true })).into_response())
 }
 
 /// The periods the console's picker offers, besides `custom`, which takes its two days from
