@@ -109,6 +109,29 @@ async fn site_with_conversions(env: &TestEnv) -> (String, String, String) {
     (key, domain, site_id)
 }
 
+/// As Plausible's, a page goal's path matches the whole page, `*` for any characters (`/`
+/// included), and respects case.
+async fn a_page_goal_matches_the_whole_page_and_respects_case(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "casegoal").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    for goal in [json!({ "page_path": "/pricing" }), json!({ "page_path": "/docs/*" })] {
+        let (status, body) = env.api(Method::POST, &format!("/websites/{site_id}/goals"), &key, Some(goal)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for (visitor, path) in [(1, "/pricing"), (2, "/PriCing"), (3, "/pricing/team"), (4, "/docs/api/keys"), (5, "/Docs/a")] {
+        let event = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}{path}") });
+        assert_eq!(track(env, &browser(130 + visitor), event).await, StatusCode::ACCEPTED);
+    }
+    let breakdown = json!({ "metrics": ["visitors"], "date_range": "day", "dimensions": ["event:goal"] });
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(breakdown)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let expected = json!([
+        { "dimensions": ["Visit /docs/*"], "metrics": [1] },
+        { "dimensions": ["Visit /pricing"], "metrics": [1] },
+    ]);
+    assert_eq!(body["data"]["results"], expected);
+}
+
 async fn goal_conversions_and_conversion_rates_match_a_hand_computation(env: &TestEnv) {
     let (key, domain, site_id) = site_with_conversions(env).await;
     // Blog: A, B, C (4 pageviews) of 5 visitors; Signup: A and D (3 events).
@@ -275,6 +298,7 @@ both_modes!(
     goals_are_created_listed_and_deleted_with_the_write_scope,
     a_goal_may_be_posted_in_plausibles_shape_with_goal_type,
     goal_conversions_and_conversion_rates_match_a_hand_computation,
+    a_page_goal_matches_the_whole_page_and_respects_case,
     revenue_goals_sum_their_events_revenue_in_their_currency,
     the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health
 );

@@ -1632,14 +1632,21 @@ impl Sql {
     }
 }
 
-/// SQL true for an event (columns prefixed by `t`) that completes `goal`. Page paths match as
-/// filters' wildcards do: `*` is any characters, ASCII case ignored.
+/// SQL true for an event (columns prefixed by `t`) that completes `goal`. A page goal's path
+/// matches the whole page, `*` standing for any characters, and respects case, as Plausible's
+/// does: SQLite's GLOB, PostgreSQL's LIKE.
 fn goal_condition(sql: &mut Sql, goal: &Goal, t: &str, dialect: Dialect) -> String {
     match &goal.target {
         GoalTarget::Event(name) => format!("{t}name = {}", sql.bind(Bind::Text(name.clone()))),
         GoalTarget::Page(path) => {
-            let pattern = sql.bind(Bind::Text(escape_like(path).replace("\\*", "%")));
-            format!("({t}name = 'pageview' AND {t}pathname {} {pattern} ESCAPE '\\')", dialect.like())
+            let matched = match dialect {
+                Dialect::Sqlite => format!("{t}pathname GLOB {}", sql.bind(Bind::Text(escape_glob(path)))),
+                Dialect::Postgres => {
+                    let pattern = sql.bind(Bind::Text(escape_like(path).replace("\\*", "%")));
+                    format!("{t}pathname LIKE {pattern} ESCAPE '\\'")
+                }
+            };
+            format!("({t}name = 'pageview' AND {matched})")
         }
     }
 }
