@@ -354,14 +354,29 @@ for (const mode of MODES) {
       await members.getByRole("button", { name: "Add member" }).click();
       const role = page.getByLabel(`Role of ${bob}`);
       await role.waitFor();
+      const row = page.getByRole("row").filter({ has: role });
+      const save = row.getByRole("button", { name: "Save", exact: true });
+      // Nothing to save yet: no Save in the row (the key policy's is the page's only one).
+      assert.equal(await save.count(), 0);
+      assert.equal(await page.getByRole("button", { name: "Save", exact: true }).count(), 1);
+      // An arrow key on the focused select only chooses: nothing is sent until Save.
+      const [team] = await teamsOfMe();
+      const roleOf = async (who) => (await (await page.request.get(`${product.base}/api/v1/teams/${team.id}/members`)).json()).data.find((m) => m.email === who).role;
+      await role.focus();
+      await page.keyboard.press("ArrowUp");
+      assert.equal(await role.inputValue(), "admin", "ArrowUp chose the role above");
+      await save.waitFor();
+      await page.waitForTimeout(300);
+      assert.equal(await roleOf(bob), "member", "choosing a role sent nothing");
+      await accessible("/settings/teams/{id} (role chosen, not saved)");
       // A change redraws the members once saved: wait for the drawn section to be replaced.
       const drawn = await members.elementHandle();
-      await role.selectOption("admin");
+      await page.keyboard.press("Tab");
+      assert.ok(await save.evaluate((b) => b === document.activeElement), "Save follows the select in tab order");
+      await page.keyboard.press("Enter");
       await page.waitForFunction((section) => !section.isConnected, drawn);
       await page.waitForFunction((email) => document.querySelector(`select[aria-label="Role of ${email}"]`)?.value === "admin", bob);
-      const [team] = await teamsOfMe();
-      const listed = await (await page.request.get(`${product.base}/api/v1/teams/${team.id}/members`)).json();
-      assert.equal(listed.data.find((m) => m.email === bob).role, "admin");
+      assert.equal(await roleOf(bob), "admin");
 
       // An address without an account is said next to the Email field.
       await members.getByLabel("Email").fill(`nobody-${Date.now()}@example.com`);
@@ -372,9 +387,12 @@ for (const mode of MODES) {
       // The team's only owner cannot step down: the refusal is said next to their role.
       const mine = page.getByLabel(`Role of ${email}`);
       await mine.selectOption("member");
+      await page.getByRole("row").filter({ has: mine }).getByRole("button", { name: "Save", exact: true }).click();
       const refusal = mine.locator("xpath=following-sibling::p[@role='alert']");
       await refusal.getByText(/owner/).waitFor();
       assert.equal(await mine.inputValue(), "owner");
+      assert.ok(await mine.evaluate((s) => s === document.activeElement), "focus goes to the role the refusal is about");
+      assert.equal(await page.getByRole("row").filter({ has: mine }).getByRole("button", { name: "Save", exact: true }).count(), 0);
       await accessible("/settings/teams/{id} (role refused)");
     });
 
@@ -710,6 +728,233 @@ for (const mode of MODES) {
       }
       assert.ok(await pager.getByRole("button", { name: "Previous" }).evaluate((b) => b === document.activeElement), "focus moves to Previous once Next is disabled");
       await accessible("/settings/api-keys (last page)");
+    });
+
+    /** A dashboard call with a session token, as an API client makes it. */
+    const asClient = async (token, method, path, body) => {
+      const response = await fetch(`${product.base}/api/v1${path}`, {
+        method,
+        headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: response.status, body: await response.json() };
+    };
+
+    /**
+     * Someone else, signed up through the API and logged in through the page in a browser of
+     * their own, whose requests and errors are watched as the main tab's are.
+     */
+    const someone = async (name) => {
+      const address = `${name.toLowerCase()}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
+      const signup = await asClient(null, "POST", "/auth/signup", { email: address, password: PASSWORD, name });
+      assert.equal(signup.status, 201, JSON.stringify(signup.body));
+      const own = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+      own.on("request", (request) => {
+        const url = request.url();
+        if (!url.startsWith("data:") && !url.startsWith("about:") && new URL(url).origin !== new URL(product.base).origin) foreignRequests.push(url);
+      });
+      await own.addInitScript(() => {
+        document.addEventListener("securitypolicyviolation", (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+      });
+      const tab = await own.newPage();
+      tab.on("console", (message) => {
+        if (message.type() === "error" && !/Failed to load resource/.test(message.text())) pageErrors.push(`${name}: ${message.text()}`);
+      });
+      tab.on("pageerror", (error) => pageErrors.push(`${name}: ${error}`));
+      await tab.goto(`${product.base}/login`);
+      await tab.getByLabel("Email").fill(address);
+      await tab.getByLabel("Password").fill(PASSWORD);
+      await tab.getByRole("button", { name: "Log in" }).click();
+      await tab.waitForURL(`${product.base}/websites`);
+      const teams = (await asClient(signup.body.data.session_token, "GET", "/teams")).body.data;
+      return { page: tab, context: own, email: address, token: signup.body.data.session_token, teamId: teams[0].id };
+    };
+
+    test("the header groups its links: Settings holds API keys and Teams, Account holds Connected apps", async () => {
+      await page.goto(`${product.base}/websites`);
+      const nav = page.getByRole("navigation", { name: "Console" });
+      const settings = nav.getByRole("list", { name: "Settings", exact: true });
+      assert.deepEqual(await settings.getByRole("link").allTextContents(), ["API keys", "Teams"]);
+      const account = nav.getByRole("list", { name: "Account", exact: true });
+      assert.deepEqual(await account.getByRole("link").allTextContents(), ["Connected apps"]);
+      // The groups' names are on screen, not only said.
+      assert.ok(await nav.getByText("Settings", { exact: true }).isVisible());
+      assert.ok(await nav.getByText("Account", { exact: true }).isVisible());
+      await settings.getByRole("link", { name: "Teams" }).click();
+      await page.getByRole("heading", { name: "Teams", level: 1 }).waitFor();
+      assert.equal(await settings.getByRole("link", { name: "Teams" }).getAttribute("aria-current"), "page");
+    });
+
+    test("the team settings page puts the key policy, plan, members and audit log under Security & access", async () => {
+      const [team] = await teamsOfMe();
+      await page.goto(`${product.base}/settings/teams/${team.id}`);
+      const security = page.getByRole("region", { name: "Security & access" });
+      await security.getByRole("heading", { name: "Security & access", level: 2 }).waitFor();
+      for (const name of ["API key policy", "Plan and usage", "Members", "Audit log"]) {
+        await security.getByRole("heading", { name, level: 3, exact: true }).waitFor();
+      }
+    });
+
+    test("a website is renamed and moved to another time zone with Edit, and deleted after a confirmation", async () => {
+      const key = await readKey("Website edit check");
+      await page.goto(`${product.base}/websites`);
+      const domain = `edit-${Date.now()}.example.com`;
+      await page.getByLabel("Domain").fill(domain);
+      await page.getByLabel("Name").fill("Temporary site");
+      await page.getByLabel("Timezone").selectOption("UTC");
+      await page.getByRole("button", { name: "Add website" }).click();
+      const card = page.getByRole("article", { name: "Temporary site" });
+      await card.waitFor();
+      const id = (await (await page.request.get(`${product.base}/api/v1/websites`)).json()).data.find((w) => w.domain === domain).id;
+      const external = async () => {
+        const response = await fetch(`${product.base}/api/external/v1/websites/${id}`, { headers: { Authorization: `Bearer ${key}` } });
+        return { status: response.status, data: (await response.json()).data };
+      };
+
+      // Edit: focus moves into the dialog; a missing name is said next to its field; Save.
+      await card.getByRole("button", { name: "Edit", exact: true }).click();
+      const dialog = page.getByRole("dialog", { name: "Edit “Temporary site”" });
+      await dialog.waitFor();
+      assert.ok(await dialog.evaluate((d) => d.contains(document.activeElement)), "focus is inside the dialog");
+      assert.equal(await dialog.getByLabel("Timezone").inputValue(), "UTC");
+      await dialog.getByLabel("Name").fill("");
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await dialog.getByText("Name is required.").waitFor();
+      assert.equal(await dialog.getByLabel("Name").getAttribute("aria-invalid"), "true");
+      await dialog.getByLabel("Name").fill("Renamed site");
+      await dialog.getByLabel("Timezone").selectOption("Europe/Berlin");
+      await accessible("/websites (edit a website)");
+      await dialog.getByRole("button", { name: "Save" }).click();
+      await dialog.waitFor({ state: "detached" });
+      const renamed = page.getByRole("article", { name: "Renamed site" });
+      await renamed.getByText(/Europe\/Berlin/).waitFor();
+      await page.waitForFunction(() => document.activeElement?.textContent === "Renamed site");
+      const seen = await external();
+      assert.equal(seen.status, 200);
+      assert.equal(seen.data.name, "Renamed site");
+      assert.equal(seen.data.timezone, "Europe/Berlin");
+
+      // Delete: Escape keeps the website and gives focus back; confirming deletes it.
+      const remove = renamed.getByRole("button", { name: "Delete", exact: true });
+      await remove.focus();
+      await page.keyboard.press("Enter");
+      const confirm = page.getByRole("dialog", { name: "Delete “Renamed site”?" });
+      await confirm.waitFor();
+      await page.keyboard.press("Escape");
+      await confirm.waitFor({ state: "detached" });
+      assert.ok(await remove.evaluate((b) => b === document.activeElement), "focus is back on Delete");
+      assert.equal((await external()).status, 200);
+      await remove.click();
+      await confirm.getByRole("button", { name: "Delete" }).click();
+      await page.getByRole("article", { name: "Renamed site" }).waitFor({ state: "detached" });
+      await page.waitForFunction(() => document.activeElement?.id === "list-title");
+      assert.equal(new URL(page.url()).pathname, "/websites");
+      assert.equal((await external()).status, 404);
+    });
+
+    test("a team is created on the Teams page; a plain member leaves it, and its last owner is told why they cannot", async () => {
+      const carol = await someone("Carol");
+      const dan = await someone("Dan");
+      try {
+        // Carol creates a team: its link is focused in the list drawn anew.
+        await carol.page.getByRole("link", { name: "Teams" }).click();
+        await carol.page.getByRole("heading", { name: "Create a team" }).waitFor();
+        await carol.page.getByRole("button", { name: "Create team" }).click();
+        await carol.page.getByText("Name is required.").waitFor();
+        await carol.page.getByLabel("Name").fill("Carol's studio");
+        await carol.page.getByRole("button", { name: "Create team" }).click();
+        const link = carol.page.getByRole("link", { name: "Settings of Carol's studio" });
+        await link.waitFor();
+        await carol.page.waitForFunction(() => document.activeElement?.textContent === "Settings of Carol's studio");
+        await accessible("/settings/teams (team created)", carol.page);
+        const studio = (await asClient(carol.token, "GET", "/teams")).body.data.find((t) => t.name === "Carol's studio");
+        assert.equal(studio.role, "owner");
+        const added = await asClient(carol.token, "POST", `/teams/${studio.id}/members`, { email: dan.email, role: "member" });
+        assert.equal(added.status, 201, JSON.stringify(added.body));
+
+        // Dan, a plain member, reaches the team's page from his teams and leaves it.
+        await dan.page.getByRole("link", { name: "Teams" }).click();
+        await dan.page.getByRole("link", { name: "Settings of Carol's studio" }).click();
+        await dan.page.getByText("Only the team's owners and admins manage its settings.").waitFor();
+        assert.equal(await dan.page.getByRole("heading", { name: "Members" }).count(), 0);
+        await accessible("/settings/teams/{id} (plain member)", dan.page);
+        await dan.page.getByRole("button", { name: "Leave team" }).click();
+        const leave = dan.page.getByRole("dialog", { name: "Leave Carol's studio?" });
+        await leave.waitFor();
+        assert.ok(await leave.evaluate((d) => d.contains(document.activeElement)), "focus is inside the dialog");
+        await leave.getByRole("button", { name: "Leave" }).click();
+        await dan.page.waitForURL(`${product.base}/settings/teams`);
+        await dan.page.getByRole("table", { name: "Your teams" }).waitFor();
+        assert.equal(await dan.page.getByRole("link", { name: "Settings of Carol's studio" }).count(), 0);
+        const members = (await asClient(carol.token, "GET", `/teams/${studio.id}/members`)).body.data;
+        assert.deepEqual(members.map((m) => m.email), [carol.email]);
+
+        // Carol, its last owner, is refused with the API's reason next to the button.
+        await link.click();
+        await carol.page.getByRole("heading", { name: "Members" }).waitFor();
+        const button = carol.page.getByRole("button", { name: "Leave team" });
+        await button.click();
+        await carol.page.getByRole("dialog", { name: "Leave Carol's studio?" }).getByRole("button", { name: "Leave" }).click();
+        const refusal = carol.page.locator("#leave-error");
+        await refusal.getByText(/last owner/).waitFor();
+        assert.equal(await refusal.getAttribute("role"), "alert");
+        assert.ok(await button.evaluate((b) => b === document.activeElement), "focus is back on Leave team");
+        assert.equal(new URL(carol.page.url()).pathname, `/settings/teams/${studio.id}`);
+        await accessible("/settings/teams/{id} (last owner refused)", carol.page);
+      } finally {
+        await carol.context.close();
+        await dan.context.close();
+      }
+    });
+
+    test("without a paid team, existing keys offer Usage and Revoke but not Edit and Rotate", async () => {
+      const erin = await someone("Erin");
+      try {
+        const plan = (name) =>
+          fetch(`${product.base}/api/v1/teams/${erin.teamId}/plan`, {
+            method: "PUT",
+            headers: { "Content-Type": "application/json", "X-Operator-Token": OPERATOR_TOKEN },
+            body: JSON.stringify({ plan: name }),
+          });
+        assert.equal((await plan("pro")).status, 200);
+        const created = await asClient(erin.token, "POST", "/account/api-keys", { name: "Left over", permissions: "full", teams: "all" });
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+        assert.equal((await plan("free")).status, 200);
+        await erin.page.getByRole("link", { name: "API keys" }).click();
+        await erin.page.getByText("needs a paid plan").waitFor();
+        const row = erin.page.getByRole("row", { name: /Left over/ });
+        await row.getByRole("button", { name: "Usage" }).waitFor();
+        assert.equal(await row.getByRole("button", { name: "Revoke" }).count(), 1);
+        assert.equal(await row.getByRole("button", { name: "Edit" }).count(), 0);
+        assert.equal(await row.getByRole("button", { name: "Rotate" }).count(), 0);
+        await accessible("/settings/api-keys (free, with a key)", erin.page);
+        await row.getByRole("button", { name: "Revoke" }).click();
+        await erin.page.getByRole("dialog", { name: /Revoke/ }).getByRole("button", { name: "Revoke" }).click();
+        await erin.page.getByRole("row", { name: /Left over/ }).getByText("revoked").waitFor();
+      } finally {
+        await erin.context.close();
+      }
+    });
+
+    test("after a refused log-in the error is said and focus is on the Email field", async () => {
+      const fresh = await browser.newContext();
+      const other = await fresh.newPage();
+      try {
+        await other.goto(`${product.base}/login`);
+        await other.getByLabel("Email").fill(email);
+        await other.getByLabel("Password").fill("not the password at all");
+        await other.getByRole("button", { name: "Log in" }).click();
+        await other.getByRole("alert").filter({ hasText: /./ }).waitFor();
+        await other.waitForFunction(() => document.activeElement?.id === "email");
+        // The field's description carries the refusal, so that it is said with the field.
+        const description = await other.getByLabel("Email").evaluate((input) =>
+          input.getAttribute("aria-describedby").split(" ").map((id) => document.getElementById(id)?.textContent ?? "").join(" ").trim(),
+        );
+        assert.ok(description.length > 0, "the Email field is described by the refusal");
+        await accessible("/login (refused)", other);
+      } finally {
+        await fresh.close();
+      }
     });
 
     test("the OAuth sign-in and consent pages look like the console, pass the accessibility check and send the code back", async () => {

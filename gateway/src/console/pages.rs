@@ -51,6 +51,16 @@ fn nav_link(href: &str, label: &str, current: &str) -> String {
     format!(r#"<li><a href="{href}"{aria}>{label}</a></li>"#)
 }
 
+/// A group of the header's links under a visible label ("Settings", "Account"), as the contract
+/// names its paths ("Settings → API keys"): a nested list that the label names, so that a screen
+/// reader says the group with its links.
+fn nav_group(id: &str, label: &str, links: &[String]) -> String {
+    format!(
+        r#"<li class="nav-group"><span class="nav-group-label" id="{id}">{label}</span><ul aria-labelledby="{id}">{}</ul></li>"#,
+        links.concat()
+    )
+}
+
 fn render(shell: Shell<'_>) -> Response {
     let (meta, header) = match shell.visitor {
         Some(visitor) => {
@@ -62,9 +72,15 @@ fn render(shell: Shell<'_>) -> Response {
             };
             let links = [
                 nav_link("/websites", "Websites", current),
-                nav_link("/settings/api-keys", "API keys", current),
-                nav_link("/settings/teams", "Teams", current),
-                nav_link("/settings/connected-apps", "Connected apps", current),
+                nav_group(
+                    "nav-settings",
+                    "Settings",
+                    &[
+                        nav_link("/settings/api-keys", "API keys", current),
+                        nav_link("/settings/teams", "Teams", current),
+                    ],
+                ),
+                nav_group("nav-account", "Account", &[nav_link("/settings/connected-apps", "Connected apps", current)]),
             ]
             .concat();
             (
@@ -185,7 +201,9 @@ fn auth_form(action: &str, button: &str, with_name: bool) -> String {
     let email = field(
         "Email",
         "email",
-        r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error">"#,
+        // A refusal that names no field (a wrong email or password) is said in `auth-error`, and
+        // focus then returns to this field, which it describes.
+        r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error auth-error">"#,
     );
     let autocomplete = if with_name { "new-password" } else { "current-password" };
     let password = field(
@@ -196,7 +214,7 @@ fn auth_form(action: &str, button: &str, with_name: bool) -> String {
         ),
     );
     format!(
-        r#"<form class="card narrow" id="auth-form" data-action="{action}" method="post" novalidate>{name}{email}{password}<p class="error form-error" role="alert" hidden></p><button type="submit" class="primary">{button}</button></form>"#
+        r#"<form class="card narrow" id="auth-form" data-action="{action}" method="post" novalidate>{name}{email}{password}<p class="error form-error" id="auth-error" role="alert" hidden></p><button type="submit" class="primary">{button}</button></form>"#
     )
 }
 

@@ -256,6 +256,10 @@ function authPage() {
     } catch (error) {
       showError(form, error, { email: "email", password: "password", name: "name", CONFLICT: "email" });
       button.disabled = false;
+      // A refusal that names no field (a wrong email or password, too many attempts) is said
+      // above the button, which was disabled with the focus on it: focus goes back to Email,
+      // which that message describes, rather than being left on the page's body.
+      if (!form.querySelector(".form-error").hidden) form.querySelector("#email").focus();
     }
   });
 }
@@ -285,7 +289,7 @@ function timezones() {
 async function websitesPage(focusId) {
   const [teams, websites] = await Promise.all([api("GET", "/teams"), api("GET", "/websites")]);
   const teamName = new Map(teams.map((t) => [t.id, t.name]));
-  const list = h("section", { "aria-labelledby": "list-title", class: "card" }, h("h2", { id: "list-title", text: "Your websites" }));
+  const list = h("section", { "aria-labelledby": "list-title", class: "card" }, h("h2", { id: "list-title", tabindex: "-1", text: "Your websites" }));
   if (websites.length === 0) {
     list.append(
       h("p", { class: "notice" }, "No websites yet. Add your first one with the form, then paste its tracking snippet into the ", h("code", { text: "<head>" }), " of your pages."),
@@ -304,6 +308,14 @@ async function websitesPage(focusId) {
       h("pre", { id: snippetId, "aria-labelledby": `${snippetId}-label`, tabindex: "0" }, h("code", { text: code })),
       h("div", { class: "actions" }, h("button", { type: "button", "aria-describedby": `${snippetId}-label`, onclick: () => copy(code, status), text: "Copy" }), status),
       h("p", {}, h("a", { href: `/websites/${encodeURIComponent(website.id)}`, text: `Statistics of ${website.name}` })),
+      // Each card is named by its website; the buttons are described by that name too, for
+      // someone who reaches them by moving from button to button.
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", "aria-describedby": `site-${website.id}`, onclick: () => editWebsite(website), text: "Edit" }),
+        h("button", { type: "button", class: "danger", "aria-describedby": `site-${website.id}`, onclick: () => deleteWebsite(website), text: "Delete" }),
+      ),
     );
   };
   if (websites.length > 0) {
@@ -339,6 +351,62 @@ async function websitesPage(focusId) {
   });
   const add = h("section", { "aria-labelledby": "add-title", class: "card" }, h("h2", { id: "add-title", text: "Add a website" }), form);
   show(h("div", { class: "grid two" }, list, add));
+}
+
+/** "Edit": the website's name and time zone in a dialog, saved with "Save". */
+function editWebsite(website) {
+  const name = h("input", { name: "name", required: true, maxlength: "100", autocomplete: "off", value: website.name });
+  const zones = timezones();
+  // A zone this browser does not list (an older alias set through the API) stays choosable.
+  if (!zones.includes(website.timezone)) zones.unshift(website.timezone);
+  const zone = h("select", { name: "timezone" }, zones.map((z) => h("option", { value: z, selected: z === website.timezone, text: z })));
+  const dialog = h("dialog", { "aria-labelledby": "site-edit-title" }, h("h2", { id: "site-edit-title", text: `Edit “${website.name}”` }));
+  const form = h(
+    "form",
+    { novalidate: true },
+    field("Name", "edit-site-name", name),
+    field("Timezone", "edit-site-timezone", zone),
+    h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "submit", class: "primary", text: "Save" }),
+      h("button", { type: "button", onclick: () => dialog.close(), text: "Cancel" }),
+    ),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (missing(form, [["edit-site-name", "Name"]])) return;
+    try {
+      await api("PATCH", `/websites/${encodeURIComponent(website.id)}`, { name: name.value, timezone: zone.value });
+      dialog.close();
+      // The list is drawn anew, the button pressed with it: focus goes to the website's name.
+      await websitesPage(`site-${website.id}`);
+      document.getElementById(`site-${website.id}`)?.focus();
+    } catch (error) {
+      showError(form, error, { name: "edit-site-name", timezone: "edit-site-timezone" });
+    }
+  });
+  dialog.append(form);
+  openDialog(dialog);
+}
+
+/** "Delete", after a confirmation: the website goes with its data, and the list is shown again. */
+async function deleteWebsite(website) {
+  const sure = await confirmDialog({
+    title: `Delete “${website.name}”?`,
+    text: `${website.domain} and all its statistics, goals and events are deleted at once. This cannot be undone.`,
+    confirm: "Delete",
+  });
+  if (!sure) return;
+  try {
+    await api("DELETE", `/websites/${encodeURIComponent(website.id)}`);
+    await websitesPage();
+    document.getElementById("list-title")?.focus();
+  } catch (error) {
+    alertError(error);
+  }
 }
 
 // API keys.
@@ -529,6 +597,9 @@ function secretDialog(secret, onDone) {
 async function apiKeysPage(focusId) {
   const [teams, keys] = await Promise.all([api("GET", "/teams"), api("GET", "/account/api-keys")]);
   const teamName = new Map(teams.map((t) => [t.id, t.name]));
+  // Without a paid team the API refuses an edit or a rotation (403), as it refuses a new key:
+  // only what still works is offered (the usage, revoking).
+  const anyPaid = teams.some(paid);
   const list = h("section", { "aria-labelledby": "keys-title", class: "card" }, h("h2", { id: "keys-title", tabindex: "-1", text: "Your keys" }));
   if (keys.length === 0) {
     list.append(h("p", { class: "notice", text: "No API keys yet. Create one to call the external API from your own code." }));
@@ -540,9 +611,9 @@ async function apiKeysPage(focusId) {
         ? h(
             "div",
             { class: "actions" },
-            h("button", { type: "button", onclick: () => editKey(key, teams), text: "Edit" }),
+            anyPaid ? h("button", { type: "button", onclick: () => editKey(key, teams), text: "Edit" }) : "",
             h("button", { type: "button", onclick: () => keyUsage(key), text: "Usage" }),
-            key.rotated_to ? "" : h("button", { type: "button", onclick: () => rotateKey(key), text: "Rotate" }),
+            !anyPaid || key.rotated_to ? "" : h("button", { type: "button", onclick: () => rotateKey(key), text: "Rotate" }),
             h("button", { type: "button", class: "danger", onclick: () => revokeKey(key), text: "Revoke" }),
           )
         : "";
@@ -572,7 +643,7 @@ async function apiKeysPage(focusId) {
   }
 
   const create = h("section", { "aria-labelledby": "create-title", class: "card" }, h("h2", { id: "create-title", text: "New API key" }));
-  if (!teams.some(paid)) {
+  if (!anyPaid) {
     create.append(
       h(
         "p",
@@ -748,7 +819,8 @@ function alertError(error) {
 
 // Teams.
 
-async function teamsPage() {
+/** My teams, each with a link to its settings page, and "Create team". */
+async function teamsPage(focusId) {
   const teams = await api("GET", "/teams");
   const rows = teams.map((team) =>
     h(
@@ -757,15 +829,39 @@ async function teamsPage() {
       td("Team", team.name),
       td("Your role", team.role),
       td("Plan", PLAN_NAMES[team.plan] ?? team.plan),
-      td(
-        "Settings",
-        team.role === "member"
-          ? h("span", { class: "muted", text: "Owners and admins manage this team." })
-          : h("a", { href: `/settings/teams/${encodeURIComponent(team.id)}`, text: `Settings of ${team.name}` }),
-      ),
+      // Every member has a settings page: owners and admins manage the team there, and anyone
+      // may leave it.
+      td("Settings", h("a", { id: `team-link-${team.id}`, href: `/settings/teams/${encodeURIComponent(team.id)}`, text: `Settings of ${team.name}` })),
     ),
   );
-  show(h("section", { class: "card" }, table("Your teams", ["Team", "Your role", "Plan", "Settings"], rows)));
+  const name = h("input", { name: "name", required: true, maxlength: "100", autocomplete: "off" });
+  const form = h(
+    "form",
+    { novalidate: true, class: "compact" },
+    h("p", { class: "muted", text: "You will be its owner. Add members, websites and a plan to it afterwards." }),
+    field("Name", "team-name", name),
+    h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
+    h("button", { type: "submit", class: "primary", text: "Create team" }),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (missing(form, [["team-name", "Name"]])) return;
+    try {
+      const team = await api("POST", "/teams", { name: name.value });
+      // The page is drawn anew with the new team: focus goes to its link.
+      await teamsPage(`team-link-${team.id}`);
+    } catch (error) {
+      showError(form, error, { name: "team-name" });
+    }
+  });
+  show(
+    // The table is the region named "Your teams"; the section naming itself too would make two
+    // regions of one name.
+    h("section", { class: "card" }, h("h2", { text: "Your teams" }), table("Your teams", ["Team", "Your role", "Plan", "Settings"], rows)),
+    h("section", { class: "card", "aria-labelledby": "create-team-title" }, h("h2", { id: "create-team-title", text: "Create a team" }), form),
+  );
+  if (focusId) document.getElementById(focusId)?.focus();
 }
 
 const POLICIES = [
@@ -776,20 +872,32 @@ const POLICIES = [
 
 async function teamPage() {
   const teamId = document.body.dataset.team;
-  const teams = await api("GET", "/teams");
+  const [teams, me] = await Promise.all([api("GET", "/teams"), api("GET", "/me")]);
   const team = teams.find((t) => t.id === teamId);
   if (!team) return show(h("p", { class: "notice", text: "You are not a member of this team." }));
   document.getElementById("page-title").textContent = `Team settings: ${team.name}`;
   document.title = `${team.name} · Zenovay`;
-  if (team.role === "member") return show(h("p", { class: "notice", text: "Only the team's owners and admins manage its settings." }));
   const path = `/teams/${encodeURIComponent(team.id)}`;
+  const leave = leaveSection(team, path, me);
+  if (team.role === "member") return show(h("p", { class: "notice", text: "Only the team's owners and admins manage its settings." }), leave);
   const draw = async () => {
     const [members, audit, usage] = await Promise.all([
       api("GET", `${path}/members`),
       api("GET", `${path}/audit-log?limit=1000`),
       api("GET", `${path}/usage`),
     ]);
-    show(policySection(team, path), planSection(usage), membersSection(team, members, path, redraw), auditSection(audit, members));
+    // "Security & access" as the contract names this part of a team's settings: who may use
+    // keys, the plan and its usage, who is in the team, and what was done.
+    const security = h(
+      "section",
+      { class: "security", "aria-labelledby": "security-title" },
+      h("h2", { id: "security-title", text: "Security & access" }),
+      policySection(team, path),
+      planSection(usage),
+      membersSection(team, members, path, redraw),
+      auditSection(audit, members),
+    );
+    show(security, leave);
   };
   // A change of members shows in the usage by member and the audit log too.
   const redraw = async () => {
@@ -797,6 +905,46 @@ async function teamPage() {
     document.getElementById("members-title").focus();
   };
   await draw();
+}
+
+/**
+ * "Leave team", for any member, after a confirmation; the team's last owner is refused by the
+ * API (409), whose message is said next to the button. Having left, the person goes back to
+ * their teams.
+ */
+function leaveSection(team, path, me) {
+  const refused = h("p", { class: "error", id: "leave-error", role: "alert", hidden: true });
+  const button = h("button", {
+    type: "button",
+    class: "danger",
+    "aria-describedby": "leave-error",
+    text: "Leave team",
+    onclick: async () => {
+      refused.hidden = true;
+      refused.textContent = "";
+      const sure = await confirmDialog({
+        title: `Leave ${team.name}?`,
+        text: "You lose access to this team and its websites at once, and so do your API keys and connected apps. Only its owners and admins can add you back.",
+        confirm: "Leave",
+      });
+      if (!sure) return;
+      try {
+        await api("DELETE", `${path}/members/${encodeURIComponent(me.id)}`);
+        location.assign("/settings/teams");
+      } catch (error) {
+        refused.textContent = error.message;
+        refused.hidden = false;
+      }
+    },
+  });
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "leave-title" },
+    h("h2", { id: "leave-title", text: "Leave this team" }),
+    h("p", { text: `You are ${team.role === "admin" || team.role === "owner" ? "an" : "a"} ${team.role} of ${team.name}.` }),
+    h("div", { class: "actions" }, button),
+    refused,
+  );
 }
 
 const PLAN_NAMES = { free: "Free", pro: "Pro", scale: "Scale", enterprise: "Enterprise" };
@@ -823,7 +971,7 @@ function planSection(usage) {
   const section = h(
     "section",
     { class: "card", "aria-labelledby": "plan-title" },
-    h("h2", { id: "plan-title", text: "Plan and usage" }),
+    h("h3", { id: "plan-title", text: "Plan and usage" }),
     h(
       "dl",
       { class: "limits" },
@@ -880,7 +1028,7 @@ function policySection(team, path) {
       showError(form, error, { policy: "policy" });
     }
   });
-  return h("section", { class: "card", "aria-labelledby": "policy-title" }, h("h2", { id: "policy-title", text: "API key policy" }), form);
+  return h("section", { class: "card", "aria-labelledby": "policy-title" }, h("h3", { id: "policy-title", text: "API key policy" }), form);
 }
 
 function roleSelect(id, value, label) {
@@ -897,15 +1045,28 @@ function membersSection(team, members, path, reload) {
     // A refused change (the last owner, an admin making an owner) is said next to the role.
     const refused = h("p", { class: "error", id: `role-${member.user_id}-error`, role: "alert", hidden: true });
     select.setAttribute("aria-describedby", refused.id);
-    select.addEventListener("change", async () => {
+    // Choosing a role only chooses it (arrow keys on a select change its value at once); "Save"
+    // makes the change. It shows while the choice differs from the member's role, so that a row
+    // offers it only when there is something to save, and it follows the select in tab order.
+    const save = h("button", { type: "button", class: "primary", hidden: true, text: "Save" });
+    select.addEventListener("change", () => {
       refused.hidden = true;
+      save.hidden = select.value === member.role;
+    });
+    save.addEventListener("click", async () => {
+      refused.hidden = true;
+      save.disabled = true;
       try {
         await api("PATCH", `${path}/members/${encodeURIComponent(member.user_id)}`, { role: select.value });
         await reload();
       } catch (error) {
         select.value = member.role;
+        save.hidden = true;
+        save.disabled = false;
         refused.textContent = error.message;
         refused.hidden = false;
+        // The button pressed is gone with the choice put back: focus goes to the role it concerns.
+        select.focus();
       }
     });
     const remove = h("button", {
@@ -924,13 +1085,13 @@ function membersSection(team, members, path, reload) {
         }
       },
     });
-    return h("tr", {}, td("Email", member.email), td("Name", member.name), td("Role", h("div", {}, select, refused)), td("Joined", when(member.joined_at)), td("Actions", remove));
+    return h("tr", {}, td("Email", member.email), td("Name", member.name), td("Role", h("div", { class: "role-pick" }, select, save, refused)), td("Joined", when(member.joined_at)), td("Actions", remove));
   });
   const email = h("input", { name: "email", type: "email", autocomplete: "off", required: true });
   const form = h(
     "form",
     { novalidate: true, class: "compact" },
-    h("h3", { text: "Add a member" }),
+    h("h4", { text: "Add a member" }),
     h("p", { class: "muted", text: "They need an account already: ask them to sign up first." }),
     field("Email", "member-email", email),
     field("Role", "member-role", roleSelect("member-role", "member")),
@@ -953,7 +1114,7 @@ function membersSection(team, members, path, reload) {
   return h(
     "section",
     { class: "card", id: "members", "aria-labelledby": "members-title" },
-    h("h2", { id: "members-title", tabindex: "-1", text: "Members" }),
+    h("h3", { id: "members-title", tabindex: "-1", text: "Members" }),
     pagedTable({ caption: `Members of ${team.name}`, columns: ["Email", "Name", "Role", "Joined", "Actions"], rows, label: "Member pages" }),
     form,
   );
@@ -975,7 +1136,7 @@ function detailsText(details, prefix = "") {
 
 function auditSection(entries, members) {
   const who = new Map(members.map((m) => [m.user_id, m.email]));
-  const section = h("section", { class: "card", "aria-labelledby": "audit-title" }, h("h2", { id: "audit-title", text: "Audit log" }));
+  const section = h("section", { class: "card", "aria-labelledby": "audit-title" }, h("h3", { id: "audit-title", text: "Audit log" }));
   if (entries.length === 0) {
     section.append(h("p", { class: "muted", text: "Nothing recorded yet. Changes to members, keys and the key policy appear here." }));
     return section;
