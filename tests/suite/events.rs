@@ -430,6 +430,27 @@ async fn the_drop_in_answers_errors_in_plausibles_shape(env: &TestEnv) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("period"), "{body}");
     assert!(body.get("success").is_none());
+    // Plausible's words for its dates and intervals.
+    let docs = "See https://plausible.io/docs/stats-api#time-periods";
+    for (query, words) in [
+        ("aggregate?period=custom", format!("The `date` parameter is required when using a custom period. {docs}")),
+        (
+            "aggregate?period=custom&date=2026-13-01,2026-12-01",
+            format!("Invalid format for `date` parameter. When using a custom period, please include two ISO-8601 formatted dates joined by a comma. {docs}"),
+        ),
+        (
+            "aggregate?period=day&date=notadate",
+            "Error parsing `date` parameter: invalid_format. Please specify a valid date in ISO-8601 format.".to_owned(),
+        ),
+        (
+            "timeseries?interval=bogus",
+            "Error parsing `interval` parameter: invalid interval `bogus`. Valid intervals are `date`, `hour`, `week`, `month`".to_owned(),
+        ),
+    ] {
+        let path = format!("/api/v1/stats/{query}&site_id={domain}");
+        let (status, body) = crate::harness::into_json(plausible(Method::GET, &path).send().await.unwrap()).await;
+        assert_eq!((status, body), (StatusCode::BAD_REQUEST, json!({ "error": words })), "{query}");
+    }
     let response = env
         .request(Method::GET, &format!("/api/external/v1/plausible/api/v1/stats/aggregate?site_id={domain}"))
         .send()

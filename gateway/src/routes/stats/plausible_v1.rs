@@ -22,7 +22,7 @@ use crate::flows::stats::{Compared, Comparison, change, row_metric, rows_named, 
 use crate::rules;
 use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;
-use crate::vocabulary::{self, INTERVALS, V1_DAY};
+use crate::vocabulary::{self, CUSTOM_PERIOD, INTERVALS, V1_DAY};
 use common::ErrorCode;
 use proto::vocabulary::{PROPS, TIME};
 
@@ -164,6 +164,38 @@ fn plausible_refusal(kind: V1, p: &V1Params) -> Option<String> {
                  Please find accepted values in our docs: {DOCS}#time-periods"
             ));
         }
+    }
+    let custom = p.period.as_deref() == Some(CUSTOM_PERIOD);
+    let two_days = |date: &str| date.split_once(',').is_some_and(|(a, b)| rules::is_day(a) && rules::is_day(b));
+    match p.date.as_deref() {
+        None if custom => {
+            return Some(format!(
+                "The `date` parameter is required when using a custom period. See {DOCS}#time-periods"
+            ));
+        }
+        Some(date) if custom && !two_days(date) => {
+            return Some(format!(
+                "Invalid format for `date` parameter. When using a custom period, please include two ISO-8601 \
+                 formatted dates joined by a comma. See {DOCS}#time-periods"
+            ));
+        }
+        Some(date) if !custom && !rules::is_day(date) => {
+            return Some(
+                "Error parsing `date` parameter: invalid_format. Please specify a valid date in ISO-8601 format."
+                    .into(),
+            );
+        }
+        _ => {}
+    }
+    if kind == V1::Timeseries
+        && let Some(interval) = &p.interval
+        && time_dimension(period_name(p), Some(interval)).is_err()
+    {
+        let known: Vec<String> = [V1_DAY, "hour", "week", "month"].iter().map(|i| format!("`{i}`")).collect();
+        return Some(format!(
+            "Error parsing `interval` parameter: invalid interval `{interval}`. Valid intervals are {}",
+            known.join(", ")
+        ));
     }
     if kind == V1::Breakdown {
         let Some(property) = &p.property else {
