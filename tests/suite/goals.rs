@@ -118,7 +118,9 @@ async fn a_page_goal_matches_the_whole_page_and_respects_case(env: &TestEnv) {
         let (status, body) = env.api(Method::POST, &format!("/websites/{site_id}/goals"), &key, Some(goal)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
-    for (visitor, path) in [(1, "/pricing"), (2, "/PriCing"), (3, "/pricing/team"), (4, "/docs/api/keys"), (5, "/Docs/a")] {
+    for (visitor, path) in
+        [(1, "/pricing"), (2, "/PriCing"), (3, "/pricing/team"), (4, "/docs/api/keys"), (5, "/Docs/a")]
+    {
         let event = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}{path}") });
         assert_eq!(track(env, &browser(130 + visitor), event).await, StatusCode::ACCEPTED);
     }
