@@ -222,6 +222,23 @@ for (const mode of MODES) {
       assert.equal((await call()).status, 401);
     });
 
+    test("revoked keys are listed after the keys that still work", async () => {
+      for (const name of ["Still here", "Thrown away"]) {
+        const created = await dashboard("POST", "/account/api-keys", { name, permissions: ["read"], teams: "all" });
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+        if (name === "Thrown away") assert.equal((await dashboard("DELETE", `/account/api-keys/${created.body.data.api_key.id}`)).status, 200);
+      }
+      await page.goto(`${product.base}/settings/api-keys`);
+      await page.getByRole("row", { name: /Thrown away/ }).getByText("revoked").waitFor();
+      const rows = await page.locator("table tbody tr").evaluateAll((trs) =>
+        trs.map((tr) => [tr.querySelector("td")?.textContent ?? "", tr.textContent.includes("revoked")]),
+      );
+      const firstRevoked = rows.findIndex(([, revoked]) => revoked);
+      assert.ok(firstRevoked > 0, JSON.stringify(rows));
+      assert.ok(rows.slice(firstRevoked).every(([, revoked]) => revoked), JSON.stringify(rows));
+      assert.ok(rows.slice(0, firstRevoked).some(([name]) => name.includes("Still here")), JSON.stringify(rows));
+    });
+
     test("a key rotated in the page without grace gives a new secret and stops the old one", async () => {
       const secretOf = async () => {
         const dialog = page.getByRole("dialog", { name: "Your new API key" });
@@ -548,6 +565,43 @@ for (const mode of MODES) {
       assert.deepEqual(await shown(), await statsApi(key, `period=30d&filters=${encodeURIComponent("event:page==/pricing")}`));
       await page.getByRole("button", { name: "Remove filter: Top pages is /pricing" }).click();
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
+    });
+
+    test("the page's address keeps its period and filters, so a reload and Back show the same view", async () => {
+      const pageviews = (count) => page.locator('.figure[data-metric="pageviews"] .value', { hasText: String(count) }).waitFor();
+      const address = () => new URL(page.url()).searchParams;
+      const chip = page.getByRole("button", { name: "Remove filter: Top pages is /pricing" });
+      await page.goto(`${product.base}/websites/${shop.id}`);
+      await pageviews(3);
+      await page.getByLabel("Period").selectOption("7d");
+      await page.waitForURL((url) => url.searchParams.get("period") === "7d");
+      await page.locator('[data-breakdown="pages"]').getByRole("button", { name: "/pricing" }).click();
+      await page.waitForURL((url) => url.searchParams.getAll("filter").join() === "event:page==/pricing");
+      await pageviews(2);
+      assert.equal(address().get("period"), "7d");
+
+      await page.reload();
+      await chip.waitFor();
+      await pageviews(2);
+      assert.equal(await page.getByLabel("Period").inputValue(), "7d");
+
+      await page.goBack();
+      await pageviews(3);
+      assert.equal(await chip.count(), 0);
+      assert.equal(await page.getByLabel("Period").inputValue(), "7d");
+      await page.goBack();
+      await page.waitForURL((url) => !url.searchParams.has("period"));
+      assert.equal(await page.getByLabel("Period").inputValue(), "30d");
+      await page.goForward();
+      await page.waitForURL((url) => url.searchParams.get("period") === "7d");
+      assert.equal(await page.getByLabel("Period").inputValue(), "7d");
+
+      // What the page would not offer is dropped, the rest kept.
+      await page.goto(`${product.base}/websites/${shop.id}?period=bogus&filter=visit:nowhere==x&filter=${encodeURIComponent("event:page==/pricing")}`);
+      await chip.waitFor();
+      await pageviews(2);
+      assert.equal(await page.getByLabel("Period").inputValue(), "30d");
+      assert.deepEqual([...address().entries()], [["filter", "event:page==/pricing"]]);
     });
 
     /** The rows of a section's table on the page, cell by cell. */

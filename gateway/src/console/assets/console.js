@@ -595,7 +595,9 @@ function secretDialog(secret, onDone) {
 }
 
 async function apiKeysPage(focusId) {
-  const [teams, keys] = await Promise.all([api("GET", "/teams"), api("GET", "/account/api-keys")]);
+  const [teams, listed] = await Promise.all([api("GET", "/teams"), api("GET", "/account/api-keys")]);
+  // Keys that still work first, in the API's order; revoked ones after them.
+  const keys = [...listed].sort((a, b) => (keyStatus(a) === "revoked") - (keyStatus(b) === "revoked"));
   const teamName = new Map(teams.map((t) => [t.id, t.name]));
   // Without a paid team the API refuses an edit or a rotation (403), as it refuses a new key:
   // only what still works is offered (the usage, revoking).
@@ -1477,9 +1479,51 @@ function rightNow(visitors) {
   return `${visitors} ${visitors === 1 ? "visitor" : "visitors"} right now`;
 }
 
+/** The title a filter's chip gives its dimension: its breakdown's, or the section's it is chosen in. */
+function filterTitle(dimension) {
+  const breakdown = BREAKDOWNS.find(([, , d]) => d === dimension);
+  if (breakdown) return breakdown[1];
+  if (dimension === "event:goal") return "Goal";
+  if (dimension === "event:name") return "Event";
+  if (dimension.startsWith("event:props:") && dimension.length > "event:props:".length) return dimension.slice("event:props:".length);
+  return null;
+}
+
+/**
+ * The view a website page's address asks for (`?period=7d&filter=visit:source==Google`, docs/behaviour.md
+ * "Console"), so that a reload, a shared link and Back show what the reader saw. What the page
+ * itself would not have offered (an unknown period, a malformed range, a dimension no section
+ * filters by) is left out rather than refused.
+ */
+function viewOfAddress(search) {
+  const params = new URLSearchParams(search);
+  const asked = params.get("period");
+  const range = params.get("date") ?? "";
+  const customOk = /^\d{4}-\d{2}-\d{2},\d{4}-\d{2}-\d{2}$/.test(range) && range.slice(0, 10) <= range.slice(11);
+  const known = PERIODS.some(([value]) => value === asked) && (asked !== "custom" || customOk);
+  const filters = [];
+  for (const filter of params.getAll("filter")) {
+    const at = filter.indexOf("==");
+    const [dimension, value] = at > 0 ? [filter.slice(0, at), filter.slice(at + 2)] : [filter, ""];
+    const title = filterTitle(dimension);
+    if (title && value && !filters.some(([d]) => d === dimension)) filters.push([dimension, value, title]);
+  }
+  return { period: known ? asked : "30d", date: known && asked === "custom" ? range : "", filters };
+}
+
+/** The address of a website page showing `view`, the inverse of {@link viewOfAddress}. */
+function addressOfView(view) {
+  const params = new URLSearchParams();
+  if (view.period !== "30d") params.set("period", view.period);
+  if (view.period === "custom") params.set("date", view.date);
+  for (const [dimension, value] of view.filters) params.append("filter", `${dimension}==${value}`);
+  const search = params.toString();
+  return `${location.pathname}${search ? `?${search}` : ""}`;
+}
+
 async function websitePage() {
   const id = decodeURIComponent(location.pathname.split("/")[2] ?? "");
-  const state = { period: "30d", date: "", filters: [] };
+  const state = viewOfAddress(location.search);
   const period = h("select", { id: "period" }, PERIODS.map(([value, label]) => h("option", { value, selected: value === state.period, text: label })));
   const range = customRange(async (date) => {
     const before = { period: state.period, date: state.date };
@@ -1528,6 +1572,10 @@ async function websitePage() {
       return;
     }
     if (mine !== latest) return;
+    // Each view drawn gets its own entry in the tab's history; one drawn from the address
+    // (the first, or Back and Forward) is already there.
+    const address = addressOfView(state);
+    if (address !== `${location.pathname}${location.search}`) history.pushState(null, "", address);
     document.getElementById("page-title").textContent = `${data.website.name} · statistics`;
     now.textContent = rightNow(data.realtime_visitors);
     chips.replaceChildren(
@@ -1635,6 +1683,25 @@ async function websitePage() {
     state.period = period.value;
     load().catch(failed);
   });
+  // The picker and the custom range show the view the address holds.
+  const showChoice = () => {
+    period.value = state.period;
+    range.hidden = state.period !== "custom";
+    if (state.period === "custom") {
+      const [first, last] = state.date.split(",");
+      range.querySelector('input[name="from"]').value = first;
+      range.querySelector('input[name="to"]').value = last;
+    }
+  };
+  window.addEventListener("popstate", () => {
+    Object.assign(state, viewOfAddress(location.search), { property: undefined });
+    showChoice();
+    load().catch(failed);
+  });
+  // The address written as the page would write it, so that the first view drawn is not a second
+  // entry in the history.
+  history.replaceState(null, "", addressOfView(state));
+  showChoice();
   await load();
   show(h("div", { class: "toolbar" }, field("Period", "period-field", period), range, now), chips, body);
   // Visitors right now, without reloading the page.
