@@ -151,7 +151,39 @@ async fn referrer_channel_utm_content_term_hostname_and_versions_are_dimensions_
     }
 }
 
+async fn an_event_keeps_its_first_thirty_properties_and_drops_blank_ones(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "many-props").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let mut props = serde_json::Map::new();
+    props.insert("blank".into(), json!("  "));
+    props.insert(" ".into(), json!("no name"));
+    props.insert("nothing".into(), Value::Null);
+    for n in 0..35 {
+        props.insert(format!("p{n:02}"), json!(format!("v{n}")));
+    }
+    let event = json!({ "domain": domain, "name": "Signup", "url": format!("https://{domain}/"), "props": props });
+    assert_eq!(track(env, &browser(140), event).await, StatusCode::ACCEPTED);
+    let visitors = |filters: Value| {
+        let query = json!({ "metrics": ["visitors"], "date_range": "day", "filters": filters });
+        let path = format!("/query/{site_id}");
+        let key = key.clone();
+        async move {
+            let (status, body) = env.api(Method::POST, &path, &key, Some(query)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["data"]["results"][0]["metrics"][0].clone()
+        }
+    };
+    // The 30 properties kept are the first 30 that are not blank: p00 to p29.
+    assert_eq!(visitors(json!([["is", "event:props:p29", ["v29"]]])).await, 1);
+    assert_eq!(visitors(json!([["is", "event:props:p30", ["v30"]]])).await, 0);
+    assert_eq!(visitors(json!([["is", "event:props:blank", ["  "]]])).await, 0);
+    let by_name = json!({ "metrics": ["visitors"], "date_range": "day", "dimensions": ["event:props:blank"] });
+    let (_, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(by_name)).await;
+    assert_eq!(rows(&body["data"]), vec![(json!(["(none)"]), json!([1]))], "{body}");
+}
+
 both_modes!(
+    an_event_keeps_its_first_thirty_properties_and_drops_blank_ones,
     custom_properties_are_a_dimension_and_a_filter_in_every_query_shape,
     referrer_channel_utm_content_term_hostname_and_versions_are_dimensions_and_filters
 );

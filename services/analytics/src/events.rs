@@ -64,25 +64,37 @@ fn engagement(event: &Incoming, name: &str) -> Result<(Option<i64>, i64)> {
     Ok((scroll_depth, engaged.unwrap_or(0)))
 }
 
+/// Most properties an event keeps, as Plausible keeps them; it drops the others.
+const MAX_PROPS: usize = 30;
+/// Largest `props` object taken, encoded: Plausible's tracker sends a few short values.
+const MAX_PROPS_BYTES: usize = 4096;
+
 fn props(json: &str) -> Result<String> {
     if json.is_empty() {
         return Ok("{}".into());
     }
     let map = match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(serde_json::Value::Object(map)) if map.len() <= 30 && json.len() <= 4096 => map,
-        _ => return Err(Error::invalid("props", "must be a JSON object of at most 30 properties")),
+        Ok(serde_json::Value::Object(map)) if json.len() <= MAX_PROPS_BYTES => map,
+        _ => return Err(Error::invalid("props", "must be a JSON object of at most 4 KiB")),
     };
     // Values are kept as text, as Plausible keeps them: numbers and booleans as written, and
-    // what is not a scalar (null, lists, objects) dropped. Queries then read one type.
+    // what is not a scalar (null, lists, objects) or is blank dropped, as is every property
+    // past the 30th. Queries then read one type.
     let mut kept = serde_json::Map::new();
     for (name, value) in map {
-        check_line("props", &name)?;
         let text = match value {
             serde_json::Value::String(text) => text,
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
             _ => continue,
         };
+        if name.trim_start().is_empty() || text.trim_start().is_empty() {
+            continue;
+        }
+        if kept.len() == MAX_PROPS {
+            break;
+        }
+        check_line("props", &name)?;
         check_text(&format!("props.{name}"), &text)?;
         kept.insert(name, serde_json::Value::String(text));
     }
