@@ -925,6 +925,16 @@ for (const mode of MODES) {
         assert.equal(studio.role, "owner");
         const added = await asClient(carol.token, "POST", `/teams/${studio.id}/members`, { email: dan.email, role: "member" });
         assert.equal(added.status, 201, JSON.stringify(added.body));
+        // Dan's key for his own team and Carol's: once he has left hers, his list says so
+        // rather than showing her team's id.
+        const plan = await fetch(`${product.base}/api/v1/teams/${dan.teamId}/plan`, {
+          method: "PUT",
+          headers: { "Content-Type": "application/json", "X-Operator-Token": OPERATOR_TOKEN },
+          body: JSON.stringify({ plan: "pro" }),
+        });
+        assert.equal(plan.status, 200);
+        const key = await asClient(dan.token, "POST", "/account/api-keys", { name: "Both teams", permissions: ["read"], teams: [dan.teamId, studio.id] });
+        assert.equal(key.status, 201, JSON.stringify(key.body));
 
         // Dan, a plain member, reaches the team's page from his teams and leaves it.
         await dan.page.getByRole("link", { name: "Teams" }).click();
@@ -942,6 +952,10 @@ for (const mode of MODES) {
         assert.equal(await dan.page.getByRole("link", { name: "Settings of Carol's studio" }).count(), 0);
         const members = (await asClient(carol.token, "GET", `/teams/${studio.id}/members`)).body.data;
         assert.deepEqual(members.map((m) => m.email), [carol.email]);
+        await dan.page.getByRole("link", { name: "API keys" }).click();
+        const teamsCell = dan.page.getByRole("row", { name: /Both teams/ }).locator('td[data-label="Teams"]');
+        await teamsCell.getByText("a team you left").waitFor();
+        assert.ok(!(await teamsCell.textContent()).includes(studio.id), await teamsCell.textContent());
 
         // Carol, its last owner, is refused with the API's reason next to the button.
         await link.click();

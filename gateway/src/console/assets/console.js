@@ -427,7 +427,8 @@ function permissionsText(permissions) {
 
 function teamsText(keyTeams, teamName) {
   if (keyTeams === "all") return "All teams";
-  return keyTeams.map((id) => teamName.get(id) ?? id).join(", ");
+  // A team the key names but I no longer belong to: its name is no longer mine to see.
+  return keyTeams.map((id) => teamName.get(id) ?? "a team you left").join(", ");
 }
 
 function keyStatus(key) {
