@@ -281,8 +281,40 @@ function snippet(website) {
   return `<script defer data-domain="${website.domain}" data-api="${origin}/api/event" src="${origin}/js/script.js"></script>`;
 }
 
+/**
+ * Zones the browser's ICU still lists by a name the IANA database has since replaced, under
+ * their current names (both name the same zone to the product): a person looks for Kolkata or
+ * Kyiv, not Calcutta or Kiev.
+ */
+const CURRENT_ZONE_NAMES = {
+  "Africa/Asmera": "Africa/Asmara",
+  "America/Buenos_Aires": "America/Argentina/Buenos_Aires",
+  "America/Catamarca": "America/Argentina/Catamarca",
+  "America/Coral_Harbour": "America/Atikokan",
+  "America/Cordoba": "America/Argentina/Cordoba",
+  "America/Godthab": "America/Nuuk",
+  "America/Indianapolis": "America/Indiana/Indianapolis",
+  "America/Jujuy": "America/Argentina/Jujuy",
+  "America/Louisville": "America/Kentucky/Louisville",
+  "America/Mendoza": "America/Argentina/Mendoza",
+  "Asia/Calcutta": "Asia/Kolkata",
+  "Asia/Katmandu": "Asia/Kathmandu",
+  "Asia/Rangoon": "Asia/Yangon",
+  "Asia/Saigon": "Asia/Ho_Chi_Minh",
+  "Atlantic/Faeroe": "Atlantic/Faroe",
+  "Europe/Kiev": "Europe/Kyiv",
+  "Pacific/Enderbury": "Pacific/Kanton",
+  "Pacific/Ponape": "Pacific/Pohnpei",
+  "Pacific/Truk": "Pacific/Chuuk",
+};
+
+function currentZoneName(zone) {
+  return CURRENT_ZONE_NAMES[zone] ?? zone;
+}
+
 function timezones() {
-  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const listed = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const zones = [...new Set(listed.map(currentZoneName))].sort();
   return zones.includes("UTC") ? zones : ["UTC", ...zones];
 }
 
@@ -325,7 +357,7 @@ async function websitesPage(focusId) {
 
   const team = h("select", { name: "team_id" }, teams.map((t) => h("option", { value: t.id, text: t.name })));
   const zone = h("select", { name: "timezone" });
-  const local = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const local = currentZoneName(Intl.DateTimeFormat().resolvedOptions().timeZone);
   for (const z of timezones()) zone.append(h("option", { value: z, selected: z === local, text: z }));
   const form = h(
     "form",
@@ -596,9 +628,7 @@ function secretDialog(secret, onDone) {
 }
 
 async function apiKeysPage(focusId) {
-  const [teams, listed] = await Promise.all([api("GET", "/teams"), api("GET", "/account/api-keys")]);
-  // Keys that still work first, in the API's order; revoked ones after them.
-  const keys = [...listed].sort((a, b) => (keyStatus(a) === "revoked") - (keyStatus(b) === "revoked"));
+  const [teams, keys] = await Promise.all([api("GET", "/teams"), api("GET", "/account/api-keys")]);
   const teamName = new Map(teams.map((t) => [t.id, t.name]));
   // Without a paid team the API refuses an edit or a rotation (403), as it refuses a new key:
   // only what still works is offered (the usage, revoking).
