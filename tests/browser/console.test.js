@@ -35,6 +35,15 @@ for (const mode of MODES) {
       await on.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true, ...options });
     };
 
+    /** Adds a website with the Websites page's form, on that page, and waits for its card. */
+    const addWebsite = async ({ domain, name, timezone }) => {
+      await page.getByLabel("Domain").fill(domain);
+      await page.getByLabel("Name").fill(name);
+      if (timezone) await page.getByLabel("Timezone").selectOption(timezone);
+      await page.getByRole("button", { name: "Add website" }).click();
+      await page.getByRole("heading", { name }).waitFor();
+    };
+
     /** Axe on the page as it is now (`on`, by default the signed-in tab): no serious or critical violation. */
     const accessible = async (where, on = page) => {
       const results = await new AxeBuilder({ page: on }).analyze();
@@ -157,11 +166,7 @@ for (const mode of MODES) {
 
     test("a website added in the page shows its tracking snippet", async () => {
       const domain = `blog-${Date.now()}.example.com`;
-      await page.getByLabel("Domain").fill(domain);
-      await page.getByLabel("Name").fill("Ada's blog");
-      await page.getByLabel("Timezone").selectOption("UTC");
-      await page.getByRole("button", { name: "Add website" }).click();
-      await page.getByRole("heading", { name: "Ada's blog" }).waitFor();
+      await addWebsite({ domain, name: "Ada's blog", timezone: "UTC" });
       const snippet = await page.locator("pre code").first().textContent();
       assert.equal(snippet, `<script defer data-domain="${domain}" data-api="${product.base}/api/event" src="${product.base}/js/script.js"></script>`);
       assert.ok(await page.getByRole("button", { name: "Copy" }).first().isVisible());
@@ -178,11 +183,7 @@ for (const mode of MODES) {
       for (const current of ["Asia/Kolkata", "Europe/Kyiv", "America/Argentina/Buenos_Aires", "UTC"]) assert.ok(options.includes(current), current);
       for (const old of ["Asia/Calcutta", "Europe/Kiev", "America/Buenos_Aires"]) assert.ok(!options.includes(old), old);
       const domain = `zone-${Date.now()}.example.com`;
-      await page.getByLabel("Domain").fill(domain);
-      await page.getByLabel("Name").fill("Ada's Kyiv shop");
-      await page.getByLabel("Timezone").selectOption("Europe/Kyiv");
-      await page.getByRole("button", { name: "Add website" }).click();
-      await page.getByRole("heading", { name: "Ada's Kyiv shop" }).waitFor();
+      await addWebsite({ domain, name: "Ada's Kyiv shop", timezone: "Europe/Kyiv" });
       const listed = await page.request.get(`${product.base}/api/v1/websites`);
       const website = (await listed.json()).data.find((w) => w.domain === domain);
       assert.equal(website.timezone, "Europe/Kyiv");
@@ -444,10 +445,7 @@ for (const mode of MODES) {
       await page.goto(`${product.base}/websites`);
       await page.getByRole("heading", { name: "Websites", level: 1 }).waitFor();
       const domain = `stats-${Date.now()}.example.com`;
-      await page.getByLabel("Domain").fill(domain);
-      await page.getByLabel("Name").fill("Ada's shop");
-      await page.getByRole("button", { name: "Add website" }).click();
-      await page.getByRole("heading", { name: "Ada's shop" }).waitFor();
+      await addWebsite({ domain, name: "Ada's shop" });
       // Two visitors (told apart by their browsers): one reads two pages, the other one.
       const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
       const safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
