@@ -494,19 +494,9 @@ async fn concurrent_events_get_their_own_answers(env: &TestEnv) {
     assert_eq!(body["data"]["results"]["pageviews"]["value"], 20, "{body}");
 }
 
-/// Pages of a breakdown by `event:page`, most viewed first, as `(page, pageviews)`.
+/// Today's pageviews by page (v1, ours), sorted by page.
 async fn pages(env: &TestEnv, key: &str, site_id: &str) -> Vec<(String, u64)> {
-    let path = format!("/stats/breakdown?site_id={site_id}&period=day&property=event:page&metrics=pageviews");
-    let (status, body) = env.api(Method::GET, &path, key, None).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let mut rows: Vec<(String, u64)> = body["data"]["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| (row["page"].as_str().unwrap().to_owned(), row["pageviews"].as_u64().unwrap()))
-        .collect();
-    rows.sort();
-    rows
+    breakdown(env, key, site_id, "event:page", "pageviews").await
 }
 
 async fn in_hash_mode_the_fragment_is_part_of_the_page(env: &TestEnv) {
@@ -533,7 +523,12 @@ async fn a_page_is_named_by_its_decoded_path(env: &TestEnv) {
 
 /// Today's visitors by `property` (v1, ours), sorted by value.
 async fn visitors_by(env: &TestEnv, key: &str, site_id: &str, property: &str) -> Vec<(String, u64)> {
-    let path = format!("/stats/breakdown?site_id={site_id}&period=day&property={property}&metrics=visitors");
+    breakdown(env, key, site_id, property, "visitors").await
+}
+
+/// Today's `metric` by `property` (v1, ours), as `(value, figure)` sorted by value.
+async fn breakdown(env: &TestEnv, key: &str, site_id: &str, property: &str, metric: &str) -> Vec<(String, u64)> {
+    let path = format!("/stats/breakdown?site_id={site_id}&period=day&property={property}&metrics={metric}");
     let (status, body) = env.api(Method::GET, &path, key, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let short = property.split_once(':').unwrap().1;
@@ -541,7 +536,7 @@ async fn visitors_by(env: &TestEnv, key: &str, site_id: &str, property: &str) ->
         .as_array()
         .unwrap()
         .iter()
-        .map(|row| (row[short].as_str().unwrap().to_owned(), row["visitors"].as_u64().unwrap()))
+        .map(|row| (row[short].as_str().unwrap().to_owned(), row[metric].as_u64().unwrap()))
         .collect();
     rows.sort();
     rows
