@@ -61,6 +61,11 @@ CROSS_FIELD_RULES = [
         r"([\w.]+: )?Event metric\(s\) .* cannot be queried along with session dimension\(s\) .*",
         r"([\w.]+: )?Invalid include\.time_labels: requires a time dimension\.",
         r"([\w.]+: )?Invalid visit:country filter, visit:country needs to be a valid 2-letter country code\.",
+        # Filter groups that do not come to conditions that all hold, and an `or` whose values
+        # together pass 100: stated in `filters`' description.
+        r'(filters: )?an "or" group \(or a "not" of an "and"\) takes conditions on one dimension with one of '
+        r"is, contains, matches_wildcard; other groups are not supported",
+        r"(filters: )?each filter needs 1 to 100 values",
         # The audit log's page size by its name or its earlier name, not both.
         r"limit: give per_page or limit, not both",
     )

@@ -18,12 +18,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use crate::batches::{Abandoned, Batches, Shape, succeeded};
 
 /// Most events in one call.
-const MAX_BATCH: usize = 200;
-/// Largest event, encoded, that the gateway forwards. Real events are a few hundred bytes
-/// (props are limited to 4 KiB, URLs to 2 KiB); the cap keeps a full batch under the 4 MiB a
-/// gRPC server decodes, so one sender cannot make a batch, and its neighbours, fail.
-pub const MAX_EVENT_BYTES: usize = 16 * 1024;
-const _: () = assert!(MAX_BATCH * (MAX_EVENT_BYTES + 16) < 4 * 1024 * 1024);
+const MAX_BATCH: usize = anpb::MAX_INGEST_EVENTS;
+/// Largest event, encoded, that the gateway forwards. Real events are a few hundred bytes; the
+/// cap admits the largest Plausible takes and keeps a full batch within what analytics decodes,
+/// so one sender cannot make a batch, and its neighbours, fail.
+pub const MAX_EVENT_BYTES: usize = anpb::MAX_EVENT_BYTES;
 /// Four calls in flight, so that analytics always has the next batch at hand while it writes one.
 const SHAPE: Shape = Shape { to: "event ingestion", max_batch: MAX_BATCH, in_flight: 4, abandoned: Abandoned::Sent };
 

@@ -5,8 +5,8 @@
 use common::ErrorCode;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
 use utoipa::openapi::schema::{
-    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
-    SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, ArrayItems, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{KnownFormat, RefOr, Required};
 use utoipa::{PartialSchema, ToSchema};
@@ -360,29 +360,62 @@ pub fn query_dimensions() -> ArrayBuilder {
         .description(Some("Each dimension once, at most one of them time (`time:*`, or `time` for the interval Plausible chooses for the period: hours up to 48 hours, days up to 40 days, weeks up to 52 weeks, else months)."))
 }
 
-/// `filters` of a query: `[operator, dimension, [values]]`, all of them applying.
+/// `filters` of a query: each a [`QueryFilter`], all of them applying.
 pub fn filters() -> ArrayBuilder {
-    let operator = string_of(["is", "is_not", "contains", "contains_not", "matches_wildcard", "matches_wildcard_not"]);
-    let values = ArrayBuilder::new()
-        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::rules::LINE)))
-        .min_items(Some(1))
-        .max_items(Some(crate::rules::FILTER_VALUES_MAX))
-        .description(Some("Each at most 2,000 bytes of UTF-8."));
-    let modifiers = ObjectBuilder::new()
-        .property("case_sensitive", ObjectBuilder::new().schema_type(Type::Boolean))
-        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-        .description(Some("Plausible's modifier: `false` makes `is` and `contains` ignore case (default `true`)."));
-    let filter = ArrayBuilder::new()
-        .prefix_items([
-            Schema::from(operator.build()),
-            AnyProperty::schema().into(),
-            values.build().into(),
-            modifiers.build().into(),
-        ])
-        .items(ArrayItems::False)
-        .min_items(Some(3));
-    ArrayBuilder::new().items(filter)
+    ArrayBuilder::new().items(schema_ref("QueryFilter")).description(Some(
+        "All of them apply. Groups are rewritten into conditions that all apply (README, \"Events and \
+         statistics\"): an `and` adds its filters, a `not` turns its conditions into their opposites, and an `or` \
+         (or a `not` of an `and`) of conditions on one dimension with one of `is`, `contains`, \
+         `matches_wildcard` becomes one condition with all their values (at most 100); any other `or` is a \
+         400.",
+    ))
 }
+
+/// One of a query's `filters`: a condition `[operator, dimension, [values], {modifiers}?]`, a
+/// group `["and" | "or", [filters]]`, or `["not", filter]`.
+pub struct QueryFilter;
+
+impl PartialSchema for QueryFilter {
+    fn schema() -> RefOr<Schema> {
+        let operator =
+            string_of(["is", "is_not", "contains", "contains_not", "matches_wildcard", "matches_wildcard_not"]);
+        let values = ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::rules::LINE)))
+            .min_items(Some(1))
+            .max_items(Some(crate::rules::FILTER_VALUES_MAX))
+            .description(Some("Each at most 2,000 bytes of UTF-8."));
+        let modifiers = ObjectBuilder::new()
+            .property("case_sensitive", ObjectBuilder::new().schema_type(Type::Boolean))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .description(Some("Plausible's modifier: `false` makes `is` and `contains` ignore case (default `true`)."));
+        let condition = ArrayBuilder::new()
+            .prefix_items([
+                Schema::from(operator.build()),
+                AnyProperty::schema().into(),
+                values.build().into(),
+                modifiers.build().into(),
+            ])
+            .items(ArrayItems::False)
+            .min_items(Some(3));
+        let group = ArrayBuilder::new()
+            .prefix_items([
+                Schema::from(string_of(["and", "or"]).build()),
+                ArrayBuilder::new().items(schema_ref("QueryFilter")).min_items(Some(1)).build().into(),
+            ])
+            .items(ArrayItems::False)
+            .min_items(Some(2));
+        let negation = ArrayBuilder::new()
+            .prefix_items([
+                Schema::from(string_of(["not"]).build()),
+                AllOfBuilder::new().item(schema_ref("QueryFilter")).into(),
+            ])
+            .items(ArrayItems::False)
+            .min_items(Some(2));
+        OneOfBuilder::new().item(condition).item(group).item(negation).into()
+    }
+}
+
+impl ToSchema for QueryFilter {}
 
 /// `order_by` of a query: `[metric or dimension, "asc" | "desc"]` pairs.
 pub fn order_by() -> ArrayBuilder {

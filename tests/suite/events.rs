@@ -112,10 +112,10 @@ async fn a_bad_event_is_a_400_naming_the_field_and_stores_nothing(env: &TestEnv)
     assert_eq!(stored["data"]["results"]["events"]["value"], 0, "{stored}");
 }
 
-async fn an_event_over_16_kib_is_refused_alone_with_413(env: &TestEnv) {
+async fn an_event_over_80_kib_is_refused_alone_with_413(env: &TestEnv) {
     let (_, _, domain, _) = pro_site(env, "huge").await;
     // Events travel to analytics in batches: one far over any real event's size is refused alone.
-    let huge = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "p": { "k": "x".repeat(20_000) } });
+    let huge = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "p": { "k": "x".repeat(90_000) } });
     let (status, error) = send(env, FIREFOX, "application/json", &huge.to_string()).await;
     assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE")));
 }
@@ -640,7 +640,7 @@ async fn the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api(env: 
 both_modes!(
     what_was_tracked_is_counted_as_computed_by_hand,
     a_bad_event_is_a_400_naming_the_field_and_stores_nothing,
-    an_event_over_16_kib_is_refused_alone_with_413,
+    an_event_over_80_kib_is_refused_alone_with_413,
     a_body_past_2_mib_is_a_413_in_the_envelope,
     an_id_that_does_not_decode_is_a_400_in_the_envelope,
     a_bad_aggregate_query_is_a_400_and_an_unknown_site_a_404,

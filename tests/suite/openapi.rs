@@ -489,10 +489,17 @@ async fn answers_match_the_document() {
         ));
     }
     let query = &doc["components"]["schemas"]["QueryBody"]["properties"];
-    let operators = strings(&query["filters"]["items"]["prefixItems"][0]["enum"]);
+    let forms = &resolve(&doc, &query["filters"]["items"])["oneOf"];
+    let operators = strings(&forms[0]["prefixItems"][0]["enum"]);
     assert!(operators.len() >= 6, "{operators:?}");
-    for operator in operators {
-        let filter = json!([operator, "event:page", ["/pri*"]]);
+    let mut filters: Vec<Value> = operators.iter().map(|op| json!([op, "event:page", ["/pri*"]])).collect();
+    // Each group of the document, of conditions that come to ones that all hold.
+    let condition = json!(["contains", "event:page", ["pri"]]);
+    for group in strings(&forms[1]["prefixItems"][0]["enum"]) {
+        filters.push(json!([group, [condition, ["contains", "event:page", ["ing"]]]]));
+    }
+    filters.push(json!([strings(&forms[2]["prefixItems"][0]["enum"])[0], condition]));
+    for filter in filters {
         probes.push((
             format!("/query/{site}"),
             Some(json!({ "metrics": ["visitors"], "date_range": "30d", "filters": [filter] })),

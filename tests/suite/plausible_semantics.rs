@@ -203,6 +203,40 @@ async fn v2s_contains_respects_case_unless_told_not_to(env: &TestEnv) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
 
+async fn v2s_and_or_not_groups_count_what_they_say(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let visitors = |filter: Value| json!({ "metrics": ["visitors"], "filters": [filter] });
+    let count = |n: i64| json!([{ "metrics": [n], "dimensions": [] }]);
+    // Visits 1, 2, 3 saw /pricing; 5 and 6 /about.
+    let either_page = json!(["or", [["is", "event:page", ["/pricing"]], ["is", "event:page", ["/about"]]]]);
+    assert_eq!(v2(env, &key, &domain, visitors(either_page)).await, count(5));
+    // Visits 1 and 2 are from the US and saw /pricing.
+    let both = json!(["and", [["is", "visit:country", ["US"]], ["is", "event:page", ["/pricing"]]]]);
+    assert_eq!(v2(env, &key, &domain, visitors(both)).await, count(2));
+    // Four visitors are not from Germany; none is from neither the US nor Germany.
+    let not_de = json!(["not", ["is", "visit:country", ["DE"]]]);
+    assert_eq!(v2(env, &key, &domain, visitors(not_de)).await, count(4));
+    let neither = json!(["not", ["or", [["is", "visit:country", ["US"]], ["is", "visit:country", ["DE"]]]]]);
+    assert_eq!(v2(env, &key, &domain, visitors(neither)).await, count(0));
+    let twice_not = json!(["not", ["not", ["contains", "event:page", ["abo"]]]]);
+    assert_eq!(v2(env, &key, &domain, visitors(twice_not)).await, count(2));
+}
+
+async fn a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let groups = [
+        json!(["or", [["is", "visit:country", ["US"]], ["is", "event:page", ["/about"]]]]),
+        json!(["or", [["is_not", "event:page", ["/"]], ["is_not", "event:page", ["/about"]]]]),
+        json!(["not", ["and", [["is", "event:page", ["/"]], ["is", "visit:country", ["US"]]]]]),
+    ];
+    for group in groups {
+        let body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "day", "filters": [group] });
+        let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("\"or\" group"), "{answer}");
+    }
+}
+
 async fn a_v2_date_range_of_two_date_times_covers_exactly_those_instants(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     // Visits 1 to 4 started from 10:00 to 12:01; 5 and 6 at 13:00.
@@ -494,6 +528,8 @@ both_modes!(
     an_empty_utm_value_is_left_out_of_v1_breakdowns_and_not_set_in_v2,
     a_filter_on_plausibles_label_of_an_empty_utm_value_picks_the_empty_ones,
     v2s_contains_respects_case_unless_told_not_to,
+    v2s_and_or_not_groups_count_what_they_say,
+    a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken,
     a_v2_date_range_of_two_date_times_covers_exactly_those_instants,
     a_v1_comparison_gives_the_figure_before_and_the_change,
     an_unknown_site_or_one_out_of_reach_is_plausibles_401_and_takes_no_slot,

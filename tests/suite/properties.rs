@@ -182,8 +182,28 @@ async fn an_event_keeps_its_first_thirty_properties_and_drops_blank_ones(env: &T
     assert_eq!(rows(&body["data"]), vec![(json!(["(none)"]), json!([1]))], "{body}");
 }
 
+async fn an_event_takes_thirty_properties_of_plausibles_longest_names_and_values_and_no_longer(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "long-props").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    // Thirty names of 300 bytes and values of 2,000: some 68 KB of properties, as Plausible takes.
+    let name = |n: usize| format!("{n:02}{}", "n".repeat(298));
+    let props: serde_json::Map<String, Value> =
+        (0..30).map(|n| (name(n), json!(format!("{n:02}{}", "v".repeat(1998))))).collect();
+    let event = |props: Value| json!({ "domain": domain, "name": "Signup", "url": format!("https://{domain}/"), "props": props });
+    assert_eq!(track(env, &browser(140), event(Value::Object(props))).await, StatusCode::ACCEPTED);
+    let query = json!({ "metrics": ["visitors"], "date_range": "day",
+                        "filters": [["contains", format!("event:props:{}", name(29)), ["29v"]]] });
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query)).await;
+    assert_eq!((status, &body["data"]["results"][0]["metrics"][0]), (StatusCode::OK, &json!(1)), "{body}");
+    // A name of 301 bytes, or a value of 2,001, is refused, as Plausible refuses it.
+    for props in [json!({ "x".repeat(301): "v" }), json!({ "k": "v".repeat(2001) })] {
+        assert_eq!(track(env, &browser(140), event(props)).await, StatusCode::BAD_REQUEST);
+    }
+}
+
 both_modes!(
     an_event_keeps_its_first_thirty_properties_and_drops_blank_ones,
+    an_event_takes_thirty_properties_of_plausibles_longest_names_and_values_and_no_longer,
     custom_properties_are_a_dimension_and_a_filter_in_every_query_shape,
     referrer_channel_utm_content_term_hostname_and_versions_are_dimensions_and_filters
 );

@@ -19,7 +19,8 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::schema::{
-    AnyDimension, AnyProperty, Compare, Dimension, Interval, Metric, Period, Property, Range, TimeZone, schema_ref,
+    AnyDimension, AnyProperty, Compare, Dimension, Interval, Metric, Period, Property, QueryFilter, Range, TimeZone,
+    schema_ref,
 };
 pub use responses::*;
 
@@ -87,6 +88,7 @@ included; a 429 carries `Retry-After`.";
             Dimension,
             AnyProperty,
             AnyDimension,
+            QueryFilter,
             Compare
         ),
         responses(

@@ -66,16 +66,18 @@ fn engagement(event: &Incoming, name: &str) -> Result<(Option<i64>, i64)> {
 
 /// Most properties an event keeps, as Plausible keeps them; it drops the others.
 const MAX_PROPS: usize = 30;
-/// Largest `props` object taken, encoded: Plausible's tracker sends a few short values.
-const MAX_PROPS_BYTES: usize = 4096;
+/// Longest name and value of a property kept, in bytes, as Plausible's: an event with a longer
+/// one is refused.
+const MAX_PROP_NAME_BYTES: usize = 300;
+const MAX_PROP_VALUE_BYTES: usize = 2000;
 
 fn props(json: &str) -> Result<String> {
     if json.is_empty() {
         return Ok("{}".into());
     }
     let map = match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(serde_json::Value::Object(map)) if json.len() <= MAX_PROPS_BYTES => map,
-        _ => return Err(Error::invalid("props", "must be a JSON object of at most 4 KiB")),
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(Error::invalid("props", "must be a JSON object")),
     };
     // Values are kept as text, as Plausible keeps them: numbers and booleans as written, and
     // what is not a scalar (null, lists, objects) or is blank dropped, as is every property
@@ -93,6 +95,12 @@ fn props(json: &str) -> Result<String> {
         }
         if kept.len() == MAX_PROPS {
             break;
+        }
+        if name.len() > MAX_PROP_NAME_BYTES || text.len() > MAX_PROP_VALUE_BYTES {
+            return Err(Error::invalid(
+                "props",
+                format!("keys should have at most {MAX_PROP_NAME_BYTES} bytes and values {MAX_PROP_VALUE_BYTES} bytes"),
+            ));
         }
         check_line("props", &name)?;
         check_text(&format!("props.{name}"), &text)?;

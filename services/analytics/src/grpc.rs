@@ -13,7 +13,7 @@ type Reply<T> = Result<Response<T>, Status>;
 
 impl Analytics {
     pub fn into_grpc(self) -> AnalyticsServiceServer<Analytics> {
-        AnalyticsServiceServer::new(self)
+        AnalyticsServiceServer::new(self).max_decoding_message_size(pb::MAX_CALL_BYTES)
     }
 }
 

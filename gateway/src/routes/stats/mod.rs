@@ -10,6 +10,7 @@ pub mod plausible_v1;
 pub mod plausible_v2;
 
 mod input;
+mod v2_filters;
 
 use utoipa_axum::router::OpenApiRouter;
 

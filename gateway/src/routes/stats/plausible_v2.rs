@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::input::{Face, renamed, repeated};
+use super::v2_filters;
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
 use crate::error::ApiResult;
@@ -98,50 +99,6 @@ fn json_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32
 
 fn default_v2_limit() -> u32 {
     10_000
-}
-
-fn v2_filter(filter: &Value) -> ApiResult<anpb::Filter> {
-    let parts =
-        filter.as_array().ok_or_else(|| invalid("filters", "each filter is [operator, dimension, [values]]"))?;
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-    let operator = text(parts.first()).ok_or_else(|| invalid("filters", "an operator is required"))?;
-    if matches!(operator.as_str(), "and" | "or" | "not" | "has_done" | "has_not_done") {
-        return Err(invalid("filters", format!("{operator:?} is not supported; filters combine with and")));
-    }
-    if matches!(operator.as_str(), "matches" | "matches_not") {
-        return Err(invalid("filters", "regular expressions are not supported; use matches_wildcard"));
-    }
-    let dimension = text(parts.get(1)).ok_or_else(|| invalid("filters", "a dimension is required"))?;
-    let values = parts
-        .get(2)
-        .and_then(Value::as_array)
-        .and_then(|vs| vs.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
-        .ok_or_else(|| invalid("filters", "values must be a list of strings"))?;
-    for value in &values {
-        rules::check_line("filters", value)?;
-    }
-    // Plausible's one modifier of a filter: `{"case_sensitive": false}` makes `is` and
-    // `contains` ignore case.
-    let ignore_case = match parts.get(3) {
-        None => false,
-        Some(Value::Object(modifiers)) if parts.len() == 4 => {
-            let mut ignore_case = false;
-            for (name, value) in modifiers {
-                match (name.as_str(), value) {
-                    ("case_sensitive", Value::Bool(sensitive)) => ignore_case = !sensitive,
-                    _ => return Err(invalid("filters", "the only modifier is {\"case_sensitive\": true|false}")),
-                }
-            }
-            ignore_case
-        }
-        Some(_) => return Err(invalid("filters", "a filter is [operator, dimension, [values], {modifiers}]")),
-    };
-    let operator = match operator.as_str() {
-        "matches_wildcard" => "matches".to_owned(),
-        "matches_wildcard_not" => "matches_not".to_owned(),
-        _ => operator,
-    };
-    Ok(anpb::Filter { operator, dimension, values, ignore_case })
 }
 
 /// A day of a v2 `date_range`: `YYYY-MM-DD`, or an RFC 3339 date-time beside a day standing for
@@ -236,7 +193,7 @@ pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::
         website_id,
         metrics: body.metrics.clone(),
         dimensions: body.dimensions.clone(),
-        filters: body.filters.iter().map(v2_filter).collect::<ApiResult<_>>()?,
+        filters: v2_filters::conjunction(&body.filters)?,
         period: Some(period),
         end_day,
         order_by,

@@ -1,0 +1,186 @@
+//! v2 `filters` (README, "Events and statistics"): conditions `[operator, dimension, [values],
+//! {modifiers}?]`, and Plausible's groups `["and", [filters]]`, `["or", [filters]]` and
+//! `["not", filter]`. Analytics takes a list of conditions that all hold, so each group is
+//! rewritten into that form where it has one: an `and` adds its conditions to the list, a `not`
+//! turns its conditions into their opposites (and an `and` under it into an `or`, an `or` into an
+//! `and`), and an `or` of conditions on one dimension with one operator becomes one condition
+//! with all their values. An `or` of anything else has no such form and is refused.
+
+use proto::analytics::v1 as anpb;
+use serde_json::Value;
+
+use crate::error::{ApiResult, invalid};
+use crate::rules;
+
+/// The conditions that hold exactly when every filter of `filters` does.
+pub(crate) fn conjunction(filters: &[Value]) -> ApiResult<Vec<anpb::Filter>> {
+    let mut all = Vec::new();
+    for filter in filters {
+        all.extend(holding(parse(filter)?, Sense::Holds)?);
+    }
+    Ok(all)
+}
+
+/// A filter as given.
+enum Given {
+    Condition(anpb::Filter),
+    And(Vec<Given>),
+    Or(Vec<Given>),
+    Not(Box<Given>),
+}
+
+/// Whether a filter is wanted to hold, or (under a `not`) to fail.
+#[derive(Clone, Copy)]
+enum Sense {
+    Holds,
+    Fails,
+}
+
+impl Sense {
+    fn opposite(self) -> Sense {
+        match self {
+            Sense::Holds => Sense::Fails,
+            Sense::Fails => Sense::Holds,
+        }
+    }
+}
+
+/// The conditions that all hold exactly when `given` is as `sense` says.
+fn holding(given: Given, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
+    match (given, sense) {
+        (Given::Condition(condition), Sense::Holds) => Ok(vec![condition]),
+        (Given::Condition(condition), Sense::Fails) => Ok(vec![opposite(condition)]),
+        (Given::Not(inner), sense) => holding(*inner, sense.opposite()),
+        (Given::And(items), Sense::Holds) | (Given::Or(items), Sense::Fails) => {
+            let mut all = Vec::new();
+            for item in items {
+                all.extend(holding(item, sense)?);
+            }
+            Ok(all)
+        }
+        (Given::Or(items), Sense::Holds) | (Given::And(items), Sense::Fails) => any_of(items, sense),
+    }
+}
+
+/// The conditions that hold exactly when any of `items` is as `sense` says: the one item's, or
+/// one condition with the values of several of one dimension and one operator that picks values
+/// (`is`, `contains`, `matches_wildcard`), whose union that is.
+fn any_of(items: Vec<Given>, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
+    let refused = || invalid("filters", OR_REFUSED);
+    if items.len() == 1 {
+        return holding(items.into_iter().next().expect("one item"), sense);
+    }
+    let mut union: Option<anpb::Filter> = None;
+    for item in items {
+        let [condition] = <[anpb::Filter; 1]>::try_from(holding(item, sense)?).map_err(|_| refused())?;
+        if !matches!(condition.operator.as_str(), "is" | "contains" | "matches") {
+            return Err(refused());
+        }
+        match &mut union {
+            None => union = Some(condition),
+            Some(union)
+                if union.dimension == condition.dimension
+                    && union.operator == condition.operator
+                    && union.ignore_case == condition.ignore_case =>
+            {
+                union.values.extend(condition.values);
+            }
+            Some(_) => return Err(refused()),
+        }
+    }
+    Ok(union.into_iter().collect())
+}
+
+/// Why an `or` was refused; the OpenAPI document's description of `filters` says the same.
+pub(crate) const OR_REFUSED: &str = "an \"or\" group (or a \"not\" of an \"and\") takes conditions on one dimension \
+with one of is, contains, matches_wildcard; other groups are not supported";
+
+/// The condition that holds exactly when `condition` fails.
+fn opposite(mut condition: anpb::Filter) -> anpb::Filter {
+    condition.operator = match condition.operator.as_str() {
+        "is" => "is_not",
+        "is_not" => "is",
+        "contains" => "contains_not",
+        "contains_not" => "contains",
+        "matches" => "matches_not",
+        "matches_not" => "matches",
+        other => unreachable!("{other:?} is not an operator parse gives"),
+    }
+    .to_owned();
+    condition
+}
+
+fn parse(filter: &Value) -> ApiResult<Given> {
+    let parts =
+        filter.as_array().ok_or_else(|| invalid("filters", "each filter is [operator, dimension, [values]]"))?;
+    let operator =
+        parts.first().and_then(Value::as_str).ok_or_else(|| invalid("filters", "an operator is required"))?;
+    match operator {
+        "and" | "or" => {
+            let items = match parts.as_slice() {
+                [_, Value::Array(items)] if !items.is_empty() => items,
+                _ => return Err(invalid("filters", format!("{operator:?} takes a non-empty list of filters"))),
+            };
+            let items = items.iter().map(parse).collect::<ApiResult<Vec<_>>>()?;
+            Ok(if operator == "and" { Given::And(items) } else { Given::Or(items) })
+        }
+        "not" => match parts.as_slice() {
+            [_, inner] => Ok(Given::Not(Box::new(parse(inner)?))),
+            _ => Err(invalid("filters", "\"not\" takes one filter")),
+        },
+        "has_done" | "has_not_done" => {
+            Err(invalid("filters", format!("{operator:?} is not supported; filters combine with and, or, not")))
+        }
+        "matches" | "matches_not" => {
+            Err(invalid("filters", "regular expressions are not supported; use matches_wildcard"))
+        }
+        _ => condition(operator, parts).map(Given::Condition),
+    }
+}
+
+fn condition(operator: &str, parts: &[Value]) -> ApiResult<anpb::Filter> {
+    let dimension = parts
+        .get(1)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| invalid("filters", "a dimension is required"))?;
+    let values = parts
+        .get(2)
+        .and_then(Value::as_array)
+        .and_then(|vs| vs.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| invalid("filters", "values must be a list of strings"))?;
+    for value in &values {
+        rules::check_line("filters", value)?;
+    }
+    // Plausible's one modifier of a filter: `{"case_sensitive": false}` makes `is` and
+    // `contains` ignore case.
+    let ignore_case = match parts.get(3) {
+        None => false,
+        Some(Value::Object(modifiers)) if parts.len() == 4 => {
+            let mut ignore_case = false;
+            for (name, value) in modifiers {
+                match (name.as_str(), value) {
+                    ("case_sensitive", Value::Bool(sensitive)) => ignore_case = !sensitive,
+                    _ => return Err(invalid("filters", "the only modifier is {\"case_sensitive\": true|false}")),
+                }
+            }
+            ignore_case
+        }
+        Some(_) => return Err(invalid("filters", "a filter is [operator, dimension, [values], {modifiers}]")),
+    };
+    let operator = match operator {
+        "matches_wildcard" => "matches",
+        "matches_wildcard_not" => "matches_not",
+        "is" | "is_not" | "contains" | "contains_not" => operator,
+        other => {
+            return Err(invalid(
+                "filters",
+                format!(
+                    "unknown operator {other:?}; use is, is_not, contains, contains_not, matches_wildcard, \
+                     matches_wildcard_not, and, or, not"
+                ),
+            ));
+        }
+    };
+    Ok(anpb::Filter { operator: operator.to_owned(), dimension, values, ignore_case })
+}
