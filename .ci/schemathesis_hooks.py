@@ -66,6 +66,9 @@ CROSS_FIELD_RULES = [
         r'(filters: )?an "or" group \(or a "not" of an "and"\) takes conditions on one dimension with one of '
         r"is, contains, matches_wildcard; other groups are not supported",
         r"(filters: )?each filter needs 1 to 100 values",
+        r"(filters: )?Invalid filters\. Dimension `.+` can only be filtered at the top level\.",
+        r"(filters: )?Invalid filters\. When `conversion_rate` or `group_conversion_rate` metrics are used, custom "
+        r"property filters can only be used on top level\.",
         # The audit log's page size by its name or its earlier name, not both.
         r"limit: give per_page or limit, not both",
     )

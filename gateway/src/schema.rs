@@ -367,7 +367,8 @@ pub fn filters() -> ArrayBuilder {
          statistics\"): an `and` adds its filters, a `not` turns its conditions into their opposites, and an `or` \
          (or a `not` of an `and`) of conditions on one dimension with one of `is`, `contains`, \
          `matches_wildcard` becomes one condition with all their values (at most 100); any other `or` is a \
-         400.",
+         400. As Plausible, `event:goal` and `event:hostname` are filtered only at the top level, and \
+         custom properties too when `metrics` has `conversion_rate`.",
     ))
 }
 

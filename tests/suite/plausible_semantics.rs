@@ -237,6 +237,35 @@ async fn a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken(env:
     }
 }
 
+async fn v2_takes_goals_and_hostnames_only_at_the_top_level_as_plausible_does(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let refused = |metrics: Value, group: Value| {
+        let body = json!({ "site_id": domain, "metrics": metrics, "date_range": "day", "filters": [group] });
+        let key = key.clone();
+        async move {
+            let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            answer["error"].as_str().unwrap().to_owned()
+        }
+    };
+    let group = json!(["and", [["is", "visit:country", ["US"]], ["is", "event:goal", ["Signup"]]]]);
+    assert_eq!(
+        refused(json!(["visitors"]), group).await,
+        "Invalid filters. Dimension `visit:country` can only be filtered at the top level."
+    );
+    let group = json!(["not", ["is", "event:hostname", ["example.com"]]]);
+    assert_eq!(
+        refused(json!(["visitors"]), group).await,
+        "Invalid filters. Dimension `event:hostname` can only be filtered at the top level."
+    );
+    let group = json!(["not", ["is", "event:props:plan", ["free"]]]);
+    let answer = refused(json!(["visitors", "conversion_rate"]), group).await;
+    assert!(answer.contains("custom property filters can only be used on top level"), "{answer}");
+    // At the top level, the goal filters as before: visits 2 and 4 signed up.
+    let body = json!({ "metrics": ["visitors"], "filters": [["is", "event:goal", ["Signup"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [2], "dimensions": [] }]));
+}
+
 async fn a_v2_date_range_of_two_date_times_covers_exactly_those_instants(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     // Visits 1 to 4 started from 10:00 to 12:01; 5 and 6 at 13:00.
@@ -530,6 +559,7 @@ both_modes!(
     v2s_contains_respects_case_unless_told_not_to,
     v2s_and_or_not_groups_count_what_they_say,
     a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken,
+    v2_takes_goals_and_hostnames_only_at_the_top_level_as_plausible_does,
     a_v2_date_range_of_two_date_times_covers_exactly_those_instants,
     a_v1_comparison_gives_the_figure_before_and_the_change,
     an_unknown_site_or_one_out_of_reach_is_plausibles_401_and_takes_no_slot,

@@ -9,6 +9,8 @@
 use proto::analytics::v1 as anpb;
 use serde_json::Value;
 
+use proto::vocabulary::PROPS;
+
 use crate::error::{ApiResult, invalid};
 use crate::rules;
 
@@ -19,6 +21,50 @@ pub(crate) fn conjunction(filters: &[Value]) -> ApiResult<Vec<anpb::Filter>> {
         all.extend(holding(parse(filter)?, Sense::Holds)?);
     }
     Ok(all)
+}
+
+/// Plausible's rules on what a group may hold, in its words, for `filters` that
+/// [`conjunction`] took: goals and hostnames are filtered only at the top level, and custom
+/// properties too with `conversion_rate`. Plausible names the first dimension filtered inside a
+/// group, whichever broke the rule.
+pub(crate) fn top_level_rules(filters: &[Value], metrics: &[String]) -> Result<(), (&'static str, String)> {
+    let mut nested = Vec::new();
+    for filter in filters {
+        nested_dimensions(filter, Depth::Top, &mut nested);
+    }
+    if nested.iter().any(|d| d == "event:goal" || d == "event:hostname") {
+        let text = format!("Invalid filters. Dimension `{}` can only be filtered at the top level.", nested[0]);
+        return Err(("filters", text));
+    }
+    if metrics.iter().any(|m| m == "conversion_rate") && nested.iter().any(|d| d.starts_with(PROPS)) {
+        let text = "Invalid filters. When `conversion_rate` or `group_conversion_rate` metrics are used, custom \
+                    property filters can only be used on top level.";
+        return Err(("filters", text.to_owned()));
+    }
+    Ok(())
+}
+
+/// Where a filter sits: in the query's list, or inside a group.
+#[derive(Clone, Copy, PartialEq)]
+enum Depth {
+    Top,
+    Nested,
+}
+
+/// Adds to `nested` the dimensions of the conditions of `filter` that sit inside a group, each
+/// once, in order.
+fn nested_dimensions(filter: &Value, depth: Depth, nested: &mut Vec<String>) {
+    let parts = filter.as_array().map(Vec::as_slice).unwrap_or_default();
+    match parts {
+        [Value::String(group), Value::Array(items)] if group == "and" || group == "or" => {
+            items.iter().for_each(|item| nested_dimensions(item, Depth::Nested, nested));
+        }
+        [Value::String(not), inner] if not == "not" => nested_dimensions(inner, Depth::Nested, nested),
+        [_, Value::String(dimension), ..] if depth == Depth::Nested && !nested.contains(dimension) => {
+            nested.push(dimension.clone());
+        }
+        _ => {}
+    }
 }
 
 /// A filter as given.
