@@ -67,6 +67,7 @@ CROSS_FIELD_RULES = [
         r"is, contains, matches_wildcard; other groups are not supported",
         r"(filters: )?each filter needs 1 to 100 values",
         r"(filters: )?Invalid filters\. Dimension `.+` can only be filtered at the top level\.",
+        r"(filters: )?Invalid filters\. The case_sensitive modifier is not allowed with pattern operators \(.*\)",
         r"(filters: )?Invalid filters\. When `conversion_rate` or `group_conversion_rate` metrics are used, custom "
         r"property filters can only be used on top level\.",
         # The audit log's page size by its name or its earlier name, not both.

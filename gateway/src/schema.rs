@@ -368,7 +368,8 @@ pub fn filters() -> ArrayBuilder {
          (or a `not` of an `and`) of conditions on one dimension with one of `is`, `contains`, \
          `matches_wildcard` becomes one condition with all their values (at most 100); any other `or` is a \
          400. As Plausible, `event:goal` and `event:hostname` are filtered only at the top level, and \
-         custom properties too when `metrics` has `conversion_rate`.",
+         custom properties too when `metrics` has `conversion_rate`; `{\"case_sensitive\": false}` does not \
+         go with `matches_wildcard` or `matches_wildcard_not`.",
     ))
 }
 
@@ -388,7 +389,10 @@ impl PartialSchema for QueryFilter {
         let modifiers = ObjectBuilder::new()
             .property("case_sensitive", ObjectBuilder::new().schema_type(Type::Boolean))
             .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-            .description(Some("Plausible's modifier: `false` makes `is` and `contains` ignore case (default `true`)."));
+            .description(Some(
+                "Plausible's modifier: `false` makes `is` and `contains` ignore case (default `true`); not with \
+                 `matches_wildcard` or `matches_wildcard_not`.",
+            ));
         let condition = ArrayBuilder::new()
             .prefix_items([
                 Schema::from(operator.build()),

@@ -251,7 +251,7 @@ async fn v2_takes_goals_and_hostnames_only_at_the_top_level_as_plausible_does(en
     let group = json!(["and", [["is", "visit:country", ["US"]], ["is", "event:goal", ["Signup"]]]]);
     assert_eq!(
         refused(json!(["visitors"]), group).await,
-        "Invalid filters. Dimension `visit:country` can only be filtered at the top level."
+        "Invalid filters. Dimension `event:goal` can only be filtered at the top level."
     );
     let group = json!(["not", ["is", "event:hostname", ["example.com"]]]);
     assert_eq!(
@@ -264,6 +264,19 @@ async fn v2_takes_goals_and_hostnames_only_at_the_top_level_as_plausible_does(en
     // At the top level, the goal filters as before: visits 2 and 4 signed up.
     let body = json!({ "metrics": ["visitors"], "filters": [["is", "event:goal", ["Signup"]]] });
     assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [2], "dimensions": [] }]));
+}
+
+async fn v2_refuses_a_case_modifier_on_a_pattern_operator_in_plausibles_words(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let filter = json!(["matches_wildcard", "event:page", ["/PRIC*"], { "case_sensitive": false }]);
+    let body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "day", "filters": [filter] });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["error"],
+        "Invalid filters. The case_sensitive modifier is not allowed with pattern operators \
+         ([:matches_wildcard, \"event:page\", [\"/PRIC*\"], %{case_sensitive: false}])"
+    );
 }
 
 async fn a_v2_date_range_of_two_date_times_covers_exactly_those_instants(env: &TestEnv) {
@@ -560,6 +573,7 @@ both_modes!(
     v2s_and_or_not_groups_count_what_they_say,
     a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken,
     v2_takes_goals_and_hostnames_only_at_the_top_level_as_plausible_does,
+    v2_refuses_a_case_modifier_on_a_pattern_operator_in_plausibles_words,
     a_v2_date_range_of_two_date_times_covers_exactly_those_instants,
     a_v1_comparison_gives_the_figure_before_and_the_change,
     an_unknown_site_or_one_out_of_reach_is_plausibles_401_and_takes_no_slot,

@@ -161,7 +161,7 @@ pub(crate) async fn v2(
     face: Face,
 ) -> ApiResult<(QueryResult, Pagination)> {
     let (request, pagination) = v2_request(website.id.clone(), &body)?;
-    v2_filters::top_level_rules(&body.filters, &body.metrics)
+    v2_filters::plausible_rules(&body.filters, &body.metrics)
         .and_then(|()| v2_rules(&request, body.include.time_labels))
         .map_err(|(field, text)| face.refused(field, text))?;
     let names = [("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")];

@@ -23,17 +23,36 @@ pub(crate) fn conjunction(filters: &[Value]) -> ApiResult<Vec<anpb::Filter>> {
     Ok(all)
 }
 
-/// Plausible's rules on what a group may hold, in its words, for `filters` that
-/// [`conjunction`] took: goals and hostnames are filtered only at the top level, and custom
-/// properties too with `conversion_rate`. Plausible names the first dimension filtered inside a
-/// group, whichever broke the rule.
-pub(crate) fn top_level_rules(filters: &[Value], metrics: &[String]) -> Result<(), (&'static str, String)> {
-    let mut nested = Vec::new();
+/// Plausible's rules on filters that [`conjunction`] took, in its words: goals and hostnames are
+/// filtered only at the top level, custom properties too with `conversion_rate`, and a pattern
+/// operator takes no case modifier.
+pub(crate) fn plausible_rules(filters: &[Value], metrics: &[String]) -> Result<(), (&'static str, String)> {
+    let mut nested: Vec<&str> = Vec::new();
+    let mut patterned_ignoring_case = None;
     for filter in filters {
-        nested_dimensions(filter, Depth::Top, &mut nested);
+        conditions(filter, Depth::Top, &mut |parts, depth| {
+            if let [Value::String(operator), Value::String(dimension), values, Value::Object(modifiers)] = parts {
+                let pattern = operator.starts_with("matches");
+                if pattern && modifiers.get("case_sensitive") == Some(&Value::Bool(false)) {
+                    patterned_ignoring_case.get_or_insert((operator, dimension, values));
+                }
+            }
+            if let (Depth::Nested, Some(dimension)) = (depth, parts.get(1).and_then(Value::as_str)) {
+                nested.push(dimension);
+            }
+        });
     }
-    if nested.iter().any(|d| d == "event:goal" || d == "event:hostname") {
-        let text = format!("Invalid filters. Dimension `{}` can only be filtered at the top level.", nested[0]);
+    if let Some((operator, dimension, values)) = patterned_ignoring_case {
+        // Plausible shows the filter as Elixir writes it.
+        let text = format!(
+            "Invalid filters. The case_sensitive modifier is not allowed with pattern operators \
+             ([:{operator}, {}, {values}, %{{case_sensitive: false}}])",
+            Value::String(dimension.clone()),
+        );
+        return Err(("filters", text));
+    }
+    if let Some(only_top) = nested.iter().find(|d| **d == "event:goal" || **d == "event:hostname") {
+        let text = format!("Invalid filters. Dimension `{only_top}` can only be filtered at the top level.");
         return Err(("filters", text));
     }
     if metrics.iter().any(|m| m == "conversion_rate") && nested.iter().any(|d| d.starts_with(PROPS)) {
@@ -51,19 +70,15 @@ enum Depth {
     Nested,
 }
 
-/// Adds to `nested` the dimensions of the conditions of `filter` that sit inside a group, each
-/// once, in order.
-fn nested_dimensions(filter: &Value, depth: Depth, nested: &mut Vec<String>) {
+/// Calls `visit` with each condition of `filter` and where it sits.
+fn conditions<'a>(filter: &'a Value, depth: Depth, visit: &mut impl FnMut(&'a [Value], Depth)) {
     let parts = filter.as_array().map(Vec::as_slice).unwrap_or_default();
     match parts {
         [Value::String(group), Value::Array(items)] if group == "and" || group == "or" => {
-            items.iter().for_each(|item| nested_dimensions(item, Depth::Nested, nested));
+            items.iter().for_each(|item| conditions(item, Depth::Nested, visit));
         }
-        [Value::String(not), inner] if not == "not" => nested_dimensions(inner, Depth::Nested, nested),
-        [_, Value::String(dimension), ..] if depth == Depth::Nested && !nested.contains(dimension) => {
-            nested.push(dimension.clone());
-        }
-        _ => {}
+        [Value::String(not), inner] if not == "not" => conditions(inner, Depth::Nested, visit),
+        parts => visit(parts, depth),
     }
 }
 
