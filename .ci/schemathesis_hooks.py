@@ -36,7 +36,9 @@ CROSS_FIELD_RULES = [
         # `/query/{websiteId}`: a `site_id` in the body names the site of the path.
         r"site_id: names another site than the path",
         # Shares: `conversion_rate` with a goal dimension or filter, `percentage` with a dimension.
-        r"metrics: (conversion_rate|total_revenue|average_revenue) needs an event:goal dimension or filter",
+        r"metrics: (conversion_rate|group_conversion_rate|total_revenue|average_revenue) needs an event:goal "
+        r"dimension or filter",
+        r"([\w.]+: )?Metric `\w+` can only be queried with event:goal filters or dimensions\.",
         r"metrics: percentage needs a dimension",
         # A goal filter names goals the site has (as a path names a website that exists).
         r'filters: the goal ".*" is not configured for this site',

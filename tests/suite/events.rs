@@ -112,6 +112,22 @@ async fn a_bad_event_is_a_400_naming_the_field_and_stores_nothing(env: &TestEnv)
     assert_eq!(stored["data"]["results"]["events"]["value"], 0, "{stored}");
 }
 
+async fn a_dropped_bots_event_says_so_in_plausibles_header(env: &TestEnv) {
+    let (_, _, domain, _) = pro_site(env, "dropped").await;
+    let body = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/") }).to_string();
+    let dropped = |user_agent: &'static str| {
+        let body = body.clone();
+        async move {
+            let request = env.request(Method::POST, "/api/event").header("user-agent", user_agent).body(body);
+            let response = request.header("content-type", "text/plain").send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::ACCEPTED);
+            response.headers().get("x-plausible-dropped").map(|v| v.to_str().unwrap().to_owned())
+        }
+    };
+    assert_eq!(dropped(GOOGLEBOT).await.as_deref(), Some("1"));
+    assert_eq!(dropped(FIREFOX).await, None);
+}
+
 async fn an_event_over_80_kib_is_refused_alone_with_413(env: &TestEnv) {
     let (_, _, domain, _) = pro_site(env, "huge").await;
     // Events travel to analytics in batches: one far over any real event's size is refused alone.
@@ -641,6 +657,7 @@ both_modes!(
     what_was_tracked_is_counted_as_computed_by_hand,
     a_bad_event_is_a_400_naming_the_field_and_stores_nothing,
     an_event_over_80_kib_is_refused_alone_with_413,
+    a_dropped_bots_event_says_so_in_plausibles_header,
     a_body_past_2_mib_is_a_413_in_the_envelope,
     an_id_that_does_not_decode_is_a_400_in_the_envelope,
     a_bad_aggregate_query_is_a_400_and_an_unknown_site_a_404,

@@ -464,7 +464,7 @@ async fn answers_match_the_document() {
         probes.push((format!("/stats/aggregate?site_id={site}&period={period}{date}"), None));
     }
     // Shares need a dimension (percentage) or a goal (conversion_rate): asked with both.
-    let shares = ["conversion_rate", "percentage", "total_revenue", "average_revenue"];
+    let shares = ["conversion_rate", "group_conversion_rate", "percentage", "total_revenue", "average_revenue"];
     let metrics = enumeration(&doc, "Metric");
     // As in Plausible, `time_on_page` is of pages, and a visit's metrics are not of goals
     // (docs/behaviour.md, "Plausible fidelity").

@@ -95,6 +95,25 @@ async fn v2s_conversion_rate_stays_of_the_whole_periods_visitors(env: &TestEnv) 
     assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [2, 33.3], "dimensions": ["US"] }]));
 }
 
+async fn v2s_group_conversion_rate_is_of_each_rows_own_visitors(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    // 2 of the 4 US visitors signed up: 50 % of the group, 33.3 % of the day's 6 visitors.
+    let body = json!({ "metrics": ["visitors", "conversion_rate", "group_conversion_rate"],
+                       "dimensions": ["visit:country"], "filters": [["is", "event:goal", ["Signup"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [2, 33.3, 50.0], "dimensions": ["US"] }]));
+    // Not grouped, or by goal, it is of all the visitors.
+    let body = json!({ "metrics": ["group_conversion_rate"], "dimensions": ["event:goal"] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [33.3], "dimensions": ["Signup"] }]));
+    // Without a goal it is refused, in Plausible's words.
+    let body = json!({ "site_id": domain, "metrics": ["group_conversion_rate"], "date_range": "day" });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(
+        answer["error"],
+        "Metric `group_conversion_rate` can only be queried with event:goal filters or dimensions."
+    );
+}
+
 async fn filtered_by_page_bounce_rate_is_of_the_visits_that_entered_there(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     // Visits 1, 2 and 3 include `/pricing`; 1 and 2 entered there, and 1 bounced. Visits stay
@@ -276,6 +295,25 @@ async fn v2_refuses_a_case_modifier_on_a_pattern_operator_in_plausibles_words(en
         answer["error"],
         "Invalid filters. The case_sensitive modifier is not allowed with pattern operators \
          ([:matches_wildcard, \"event:page\", [\"/PRIC*\"], %{case_sensitive: false}])"
+    );
+}
+
+async fn a_v1_time_series_gives_an_hour_without_visits_no_visit_duration(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let metrics = "metrics=visitors,visits,pageviews,visit_duration,bounce_rate";
+    let answer = v1(env, &key, "timeseries", &domain, metrics).await;
+    let hours = answer["results"].as_array().unwrap();
+    assert_eq!(hours.len(), 24, "{answer}");
+    // Nothing happened at 09:00; visit 2 (10:00–10:02) lasted two minutes, visit 1 bounced.
+    assert_eq!(
+        hours[9],
+        json!({ "date": "2026-01-10 09:00:00", "visitors": 0, "visits": 0, "pageviews": 0,
+                "visit_duration": null, "bounce_rate": 0 })
+    );
+    assert_eq!(
+        hours[10],
+        json!({ "date": "2026-01-10 10:00:00", "visitors": 2, "visits": 2, "pageviews": 3,
+                "visit_duration": 60, "bounce_rate": 50 })
     );
 }
 
@@ -564,7 +602,9 @@ both_modes!(
     v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week,
     a_v1_breakdowns_conversion_rate_is_of_its_rows_own_visitors,
     a_v1_time_series_conversion_rate_is_of_each_buckets_visitors,
+    a_v1_time_series_gives_an_hour_without_visits_no_visit_duration,
     v2s_conversion_rate_stays_of_the_whole_periods_visitors,
+    v2s_group_conversion_rate_is_of_each_rows_own_visitors,
     filtered_by_page_bounce_rate_is_of_the_visits_that_entered_there,
     a_v1_version_breakdown_names_the_browser_or_os_of_each_version,
     an_empty_utm_value_is_left_out_of_v1_breakdowns_and_not_set_in_v2,

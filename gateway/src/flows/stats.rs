@@ -75,7 +75,8 @@ pub(crate) fn row_metric(metric: &str, value: f64, currency: &str) -> Value {
     }
 }
 
-/// Counts are integers; `views_per_visit` and the shares (`conversion_rate`, `percentage`) have
+/// Counts are integers; `views_per_visit` and the shares (`conversion_rate`,
+/// `group_conversion_rate`, `percentage`) have
 /// decimals. A metric with no value (time on page or scroll depth without engagement) is null,
 /// as in Plausible.
 pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
@@ -83,7 +84,7 @@ pub(crate) fn metric_value(metric: &str, value: f64) -> Value {
     match Metric::from_name(metric) {
         _ if value.is_nan() => Value::Null,
         Some(M::TotalRevenue | M::AverageRevenue) => json!(value),
-        Some(M::ViewsPerVisit | M::ConversionRate | M::Percentage) => json!(value),
+        Some(M::ViewsPerVisit | M::ConversionRate | M::GroupConversionRate | M::Percentage) => json!(value),
         _ => json!(value as i64),
     }
 }

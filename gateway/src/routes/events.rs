@@ -143,6 +143,10 @@ pub async fn ingest(
     let stored = ingest_for_each_domain(&state, event).await?;
     let mut response = ok(json!({ "stored": stored })).into_response();
     *response.status_mut() = StatusCode::ACCEPTED;
+    if !stored {
+        // How Plausible tells a sender that it dropped the event (a bot's, here).
+        response.headers_mut().insert("x-plausible-dropped", http::HeaderValue::from_static("1"));
+    }
     response.extensions_mut().insert(crate::request_log::QuietLog);
     Ok(response)
 }

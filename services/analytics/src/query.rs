@@ -37,6 +37,7 @@ pub enum Metric {
     TimeOnPage,
     ScrollDepth,
     ConversionRate,
+    GroupConversionRate,
     Percentage,
     TotalRevenue,
     AverageRevenue,
@@ -51,7 +52,7 @@ enum Part {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 13] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -62,6 +63,7 @@ impl Metric {
         Metric::TimeOnPage,
         Metric::ScrollDepth,
         Metric::ConversionRate,
+        Metric::GroupConversionRate,
         Metric::Percentage,
         Metric::TotalRevenue,
         Metric::AverageRevenue,
@@ -80,6 +82,7 @@ impl Metric {
             Metric::TimeOnPage => pb::Metric::TimeOnPage,
             Metric::ScrollDepth => pb::Metric::ScrollDepth,
             Metric::ConversionRate => pb::Metric::ConversionRate,
+            Metric::GroupConversionRate => pb::Metric::GroupConversionRate,
             Metric::Percentage => pb::Metric::Percentage,
             Metric::TotalRevenue => pb::Metric::TotalRevenue,
             Metric::AverageRevenue => pb::Metric::AverageRevenue,
@@ -104,6 +107,7 @@ impl Metric {
             | Metric::Pageviews
             | Metric::Events
             | Metric::ConversionRate
+            | Metric::GroupConversionRate
             | Metric::Percentage
             | Metric::TotalRevenue
             | Metric::AverageRevenue => Part::Events,
@@ -585,24 +589,30 @@ pub struct Query {
     pub drops_blank: bool,
 }
 
-/// Visitors that shares are of: for `conversion_rate`, with every filter but those on goals and
-/// properties, of the whole period or, by group, of each row's group (by its dimension values);
-/// for `percentage`, of the whole period with every filter.
+/// Visitors that shares are of: for `conversion_rate` and `group_conversion_rate`, with every
+/// filter but those on goals and properties, of the whole period or of each row's group (by its
+/// dimension values); for `percentage`, of the whole period with every filter.
 #[derive(Debug, Default, Clone)]
 pub struct Shares {
     pub conversion_base: i64,
-    pub conversion_groups: Option<HashMap<Vec<String>, i64>>,
+    pub conversion_groups: HashMap<Vec<String>, i64>,
     pub percentage_base: i64,
 }
 
-impl Shares {
-    /// The visitors a row's conversion rate is of.
-    fn conversion_base_of(&self, key: &[String]) -> i64 {
-        match &self.conversion_groups {
-            Some(groups) => groups.get(key).copied().unwrap_or_default(),
-            None => self.conversion_base,
-        }
-    }
+/// The visitors each share of a row is of.
+#[derive(Debug, Clone, Copy)]
+struct Bases {
+    conversion: i64,
+    group_conversion: i64,
+    percentage: i64,
+}
+
+/// The queries of the visitors that shares are of (see [`Shares`]), those the metrics need.
+pub struct ShareQueries {
+    pub conversion: Option<Query>,
+    /// Grouped as the query is.
+    pub conversion_by_group: Option<Query>,
+    pub percentage: Option<Query>,
 }
 
 /// The backend's SQL dialect, where the two differ.
@@ -725,7 +735,9 @@ impl Query {
                 return Err(Error::invalid("filters", format!("the goal {unknown:?} is not configured for this site")));
             }
         }
-        for metric in [Metric::ConversionRate, Metric::TotalRevenue, Metric::AverageRevenue] {
+        for metric in
+            [Metric::ConversionRate, Metric::GroupConversionRate, Metric::TotalRevenue, Metric::AverageRevenue]
+        {
             if self.metrics.contains(&metric) && !self.uses_goals() {
                 return Err(Error::invalid(
                     "metrics",
@@ -814,18 +826,19 @@ impl Query {
         if conditions.is_empty() { "1 = 0".to_owned() } else { format!("({})", conditions.join(" OR ")) }
     }
 
-    /// Whether `conversion_rate` is of each row's group (see [`Query::conversion_by_group`]):
-    /// grouped, but not by goal or property.
-    pub fn converts_by_group(&self) -> bool {
-        self.conversion_by_group
-            && !self.dims.is_empty()
-            && !self.dims.iter().any(|d| matches!(d, Dim::Goal | Dim::Prop(_)))
+    /// Whether a group conversion rate is of each row's group: grouped, but not by goal or
+    /// property (those rows' are of the whole period's visitors).
+    fn groups_conversion(&self) -> bool {
+        !self.dims.is_empty() && !self.dims.iter().any(|d| matches!(d, Dim::Goal | Dim::Prop(_)))
     }
 
-    /// The queries of the visitors that shares are of (see [`Shares`]), when a metric is a share;
-    /// by group, the conversion's keeps the dimensions.
-    pub fn share_queries(&self) -> (Option<Query>, Option<Query>) {
-        let by_group = self.converts_by_group();
+    /// Whether `conversion_rate` is of each row's group (see [`Query::conversion_by_group`]).
+    pub fn converts_by_group(&self) -> bool {
+        self.conversion_by_group && self.groups_conversion()
+    }
+
+    /// The queries of the visitors that the metrics' shares are of.
+    pub fn share_queries(&self) -> ShareQueries {
         let base = |keep: &dyn Fn(&Filter) -> bool, dims: Vec<Dim>| Query {
             metrics: vec![Metric::Visitors],
             dims,
@@ -836,11 +849,16 @@ impl Query {
             fill_time: false,
             ..self.clone()
         };
-        let conversion = self.metrics.contains(&Metric::ConversionRate).then(|| {
-            base(&|f| !matches!(f.dim, Dim::Goal | Dim::Prop(_)), if by_group { self.dims.clone() } else { vec![] })
-        });
-        let percentage = self.metrics.contains(&Metric::Percentage).then(|| base(&|_| true, vec![]));
-        (conversion, percentage)
+        let converting = |f: &Filter| !matches!(f.dim, Dim::Goal | Dim::Prop(_));
+        let asks = |metric| self.metrics.contains(&metric);
+        let (conversion, group) = (asks(Metric::ConversionRate), asks(Metric::GroupConversionRate));
+        let by_group = (conversion && self.converts_by_group()) || (group && self.groups_conversion());
+        let whole = (conversion && !self.converts_by_group()) || (group && !self.groups_conversion());
+        ShareQueries {
+            conversion: whole.then(|| base(&converting, vec![])),
+            conversion_by_group: by_group.then(|| base(&converting, self.dims.clone())),
+            percentage: asks(Metric::Percentage).then(|| base(&|_| true, vec![])),
+        }
     }
 
     /// The query of the entering visits' figures. With `sessions_by_entry_page`, grouped by
@@ -1395,7 +1413,12 @@ impl Query {
             .into_iter()
             .filter(|(key, _)| !dropped(key))
             .map(|(key, t)| {
-                let bases = (shares.conversion_base_of(&key), shares.percentage_base);
+                let group = shares.conversion_groups.get(&key).copied().unwrap_or_default();
+                let bases = Bases {
+                    conversion: if self.converts_by_group() { group } else { shares.conversion_base },
+                    group_conversion: if self.groups_conversion() { group } else { shares.conversion_base },
+                    percentage: shares.percentage_base,
+                };
                 (self.labelled(key), self.metrics.iter().map(|m| t.value(*m, bases)).collect())
             })
             .collect();
@@ -1523,7 +1546,7 @@ impl Totals {
     /// A metric of the group, rounded as Plausible rounds it (ClickHouse rounds a tie to even).
     /// NaN when it has no value: time on page and scroll depth with no engagement.
     /// `bases`: the visitors that its conversion rate and its percentage are of.
-    fn value(&self, metric: Metric, (conversion_base, percentage_base): (i64, i64)) -> f64 {
+    fn value(&self, metric: Metric, bases: Bases) -> f64 {
         let ratio = |x: i64, of: i64| if of == 0 { 0.0 } else { x as f64 / of as f64 };
         let or_none = |x: i64, of: i64| if of == 0 { f64::NAN } else { x as f64 / of as f64 };
         // Plausible's shares: percent with one decimal, 0 of nobody.
@@ -1542,8 +1565,9 @@ impl Totals {
             Metric::VisitDuration => ratio(duration, visits).round_ties_even(),
             Metric::TimeOnPage => (or_none(self.engaged_ms, self.engaged_visits) / 1000.0).round_ties_even(),
             Metric::ScrollDepth => or_none(self.scroll_total, self.scroll_visits).round_ties_even(),
-            Metric::ConversionRate => share(conversion_base),
-            Metric::Percentage => share(percentage_base),
+            Metric::ConversionRate => share(bases.conversion),
+            Metric::GroupConversionRate => share(bases.group_conversion),
+            Metric::Percentage => share(bases.percentage),
             Metric::TotalRevenue => self.revenue as f64 / 100.0,
             Metric::AverageRevenue => ratio(self.revenue, self.revenue_events).round() / 100.0,
         }

@@ -230,18 +230,16 @@ impl Analytics {
             parts.events.first().and_then(|(_, counts)| counts.first()).copied().unwrap_or_default()
         };
         let mut shares = Shares::default();
-        let (conversion, percentage) = query.share_queries();
-        if let Some(base) = conversion {
-            if base.dims.is_empty() {
-                shares.conversion_base = visitors_of(self.counted(&base, None).await?);
-            } else {
-                // Each group's visitors, by the same keys as the query's rows.
-                let (parts, _) = self.counted(&base, buckets.as_ref()).await?;
-                let groups = parts.events.into_iter().map(|(key, counts)| (key, counts[0]));
-                shares.conversion_groups = Some(groups.collect());
-            }
+        let bases = query.share_queries();
+        if let Some(base) = bases.conversion {
+            shares.conversion_base = visitors_of(self.counted(&base, None).await?);
         }
-        if let Some(base) = percentage {
+        if let Some(base) = bases.conversion_by_group {
+            // Each group's visitors, by the same keys as the query's rows.
+            let (parts, _) = self.counted(&base, buckets.as_ref()).await?;
+            shares.conversion_groups = parts.events.into_iter().map(|(key, counts)| (key, counts[0])).collect();
+        }
+        if let Some(base) = bases.percentage {
             shares.percentage_base = visitors_of(self.counted(&base, None).await?);
         }
         let answer = query.answer(parts, buckets.as_ref(), shares);

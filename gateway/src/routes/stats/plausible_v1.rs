@@ -1,12 +1,14 @@
 //! Plausible's Stats API v1 (`/stats/aggregate`, `/stats/timeseries`, `/stats/breakdown`) inside
 //! our envelope; [`v1`] also answers the drop-in's bodies.
 
+use std::collections::HashMap;
+
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use common::access::Scope;
 use proto::analytics::v1 as anpb;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,7 +20,9 @@ use crate::error::invalid;
 use crate::error::{ApiError, ApiResult};
 use crate::filters::v1_filters;
 use crate::flows::access::authorized_website;
-use crate::flows::stats::{Compared, Comparison, change, row_metric, rows_named, short_name, stats_query, top, totals};
+use crate::flows::stats::{
+    Compared, Comparison, change, metric_value, row_metric, rows_named, short_name, stats_query, top, totals,
+};
 use crate::rules;
 use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;
@@ -116,8 +120,8 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params, face: Face) -> ApiResu
         V1::Timeseries => {
             not_here("property", p.property.is_some())?;
             not_here("compare", p.compare.is_some())?;
+            // Buckets without events are filled here, as Plausible fills them (`timeseries_rows`).
             request.dimensions = vec![time_dimension(period_name(p), p.interval.as_deref())?.into()];
-            request.fill_time = true;
         }
         V1::Breakdown => {
             not_here("compare", p.compare.is_some())?;
@@ -281,7 +285,9 @@ fn metric_rules(kind: V1, p: &V1Params, filters: &[anpb::Filter], metrics: &[Str
                 of_visits(metric)?;
             }
             Some(anpb::Metric::Visits | anpb::Metric::BounceRate | anpb::Metric::VisitDuration) => of_visits(metric)?,
-            Some(anpb::Metric::ConversionRate) if property != Some(goal) && !filtered(goal) => {
+            Some(anpb::Metric::ConversionRate | anpb::Metric::GroupConversionRate)
+                if property != Some(goal) && !filtered(goal) =>
+            {
                 return Err(format!("Metric `{metric}` can only be queried in a goal breakdown or with a goal filter"));
             }
             _ => {}
@@ -447,13 +453,45 @@ pub(crate) async fn v1(
     });
     let data = match kind {
         V1::Aggregate => V1Result::Aggregate(aggregate_result(&answer, &metrics, before.as_deref())),
-        V1::Timeseries => V1Result::Timeseries(TimeseriesResult { results: top(&answer, "date", &metrics) }),
+        V1::Timeseries => V1Result::Timeseries(TimeseriesResult { results: timeseries_rows(&answer, &metrics) }),
         V1::Breakdown => {
             let names: Vec<&str> = dimensions.iter().map(|d| short_name(d)).collect();
             V1Result::Breakdown(BreakdownResult { results: rows_named(&answer, &names, &metrics) })
         }
     };
     Ok((data, pagination))
+}
+
+/// A row for each bucket of the period: the answer's, or for a bucket without events the row
+/// Plausible gives it, whose counts and rates are 0 and whose averages (visit duration, scroll
+/// depth, time on page, revenue) are null.
+fn timeseries_rows(answer: &anpb::QueryResponse, metrics: &[String]) -> Vec<Map<String, Value>> {
+    let rows = top(answer, "date", metrics);
+    let mut by_label: HashMap<&str, &Map<String, Value>> =
+        rows.iter().filter_map(|row| Some((row.get("date")?.as_str()?, row))).collect();
+    let empty = |label: &str| {
+        let mut row = Map::new();
+        row.insert("date".into(), json!(label));
+        for metric in metrics {
+            let value = match anpb::Metric::from_name(metric) {
+                Some(
+                    anpb::Metric::VisitDuration
+                    | anpb::Metric::ScrollDepth
+                    | anpb::Metric::TimeOnPage
+                    | anpb::Metric::TotalRevenue
+                    | anpb::Metric::AverageRevenue,
+                ) => Value::Null,
+                _ => metric_value(metric, 0.0),
+            };
+            row.insert(metric.clone(), value);
+        }
+        row
+    };
+    answer
+        .time_labels
+        .iter()
+        .map(|label| by_label.remove(label.as_str()).cloned().unwrap_or_else(|| empty(label)))
+        .collect()
 }
 
 fn aggregate_result(answer: &anpb::QueryResponse, metrics: &[String], before: Option<&[f64]>) -> AggregateResult {

@@ -218,6 +218,8 @@ fn v2_rules(request: &anpb::QueryRequest, time_labels: bool) -> Result<(), (&'st
     let page = P::EventPage.name();
     let page_filter = request.filters.iter().any(|f| f.dimension == page);
     let by_page = request.dimensions.iter().any(|d| d == page);
+    let goal = P::EventGoal.name();
+    let of_goals = request.dimensions.iter().any(|d| d == goal) || request.filters.iter().any(|f| f.dimension == goal);
     let country = P::VisitCountry.name();
     let not_a_code = |f: &anpb::Filter| f.values.iter().any(|v| v.chars().count() != 2);
     if request
@@ -232,6 +234,9 @@ fn v2_rules(request: &anpb::QueryRequest, time_labels: bool) -> Result<(), (&'st
     }
     for metric in &request.metrics {
         let text = match M::from_name(metric) {
+            Some(M::ConversionRate | M::GroupConversionRate) if !of_goals => {
+                format!("Metric `{metric}` can only be queried with {goal} filters or dimensions.")
+            }
             Some(M::TimeOnPage | M::ScrollDepth) if !by_page && !page_filter => {
                 format!("Metric `{metric}` can only be queried with {page} filters or dimensions.")
             }

@@ -24,7 +24,7 @@ pub(crate) fn conjunction(filters: &[Value]) -> ApiResult<Vec<anpb::Filter>> {
 }
 
 /// Plausible's rules on filters that [`conjunction`] took, in its words: goals and hostnames are
-/// filtered only at the top level, custom properties too with `conversion_rate`, and a pattern
+/// filtered only at the top level, custom properties too with a conversion rate, and a pattern
 /// operator takes no case modifier.
 pub(crate) fn plausible_rules(filters: &[Value], metrics: &[String]) -> Result<(), (&'static str, String)> {
     let mut nested: Vec<&str> = Vec::new();
@@ -55,7 +55,8 @@ pub(crate) fn plausible_rules(filters: &[Value], metrics: &[String]) -> Result<(
         let text = format!("Invalid filters. Dimension `{only_top}` can only be filtered at the top level.");
         return Err(("filters", text));
     }
-    if metrics.iter().any(|m| m == "conversion_rate") && nested.iter().any(|d| d.starts_with(PROPS)) {
+    let converts = metrics.iter().any(|m| m == "conversion_rate" || m == "group_conversion_rate");
+    if converts && nested.iter().any(|d| d.starts_with(PROPS)) {
         let text = "Invalid filters. When `conversion_rate` or `group_conversion_rate` metrics are used, custom \
                     property filters can only be used on top level.";
         return Err(("filters", text.to_owned()));
