@@ -33,6 +33,8 @@ CROSS_FIELD_RULES = [
         # A query's dimensions: at most one of time; its order keys among its metrics and dimensions.
         r"dimensions: at most one time dimension",
         r'order_by: ".*" is neither a queried metric nor a dimension',
+        r"Invalid order_by entry '\{.+, :\w+\}'\. Entry is not a queried metric or dimension\.",
+        r"#/date_range: Invalid date range .+",
         # `/query/{websiteId}`: a `site_id` in the body names the site of the path.
         r"site_id: names another site than the path",
         # Shares: `conversion_rate` with a goal dimension or filter, `percentage` with a dimension.

@@ -317,6 +317,32 @@ async fn a_v1_time_series_gives_an_hour_without_visits_no_visit_duration(env: &T
     );
 }
 
+async fn v2_refuses_a_malformed_query_in_plausibles_words(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let cases = [
+        (json!({ "dimensions": ["badproperty"] }), "#/dimensions/0: Invalid dimension \"badproperty\""),
+        (json!({ "dimensions": ["event:props:"] }), "#/dimensions/0: Invalid dimension \"event:props:\""),
+        (json!({ "date_range": "bad_period" }), "#/date_range: Invalid date range \"bad_period\""),
+        (json!({ "metrics": ["visitors", "baa"] }), "#/metrics/1: Invalid metric \"baa\""),
+        (
+            json!({ "metrics": ["views_per_visit", "visitors", "visitors"] }),
+            "#/metrics: Expected items to be unique but they were not.",
+        ),
+        (
+            json!({ "order_by": [["pageviews", "desc"]] }),
+            "Invalid order_by entry '{:pageviews, :desc}'. Entry is not a queried metric or dimension.",
+        ),
+    ];
+    for (change, error) in cases {
+        let mut body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "all" });
+        for (field, value) in change.as_object().unwrap() {
+            body[field] = value.clone();
+        }
+        let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+        assert_eq!((status, &answer), (StatusCode::BAD_REQUEST, &json!({ "error": error })));
+    }
+}
+
 async fn a_v2_date_range_of_two_date_times_covers_exactly_those_instants(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     // Visits 1 to 4 started from 10:00 to 12:01; 5 and 6 at 13:00.
@@ -614,6 +640,7 @@ both_modes!(
     a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken,
     v2_takes_goals_and_hostnames_only_at_the_top_level_as_plausible_does,
     v2_refuses_a_case_modifier_on_a_pattern_operator_in_plausibles_words,
+    v2_refuses_a_malformed_query_in_plausibles_words,
     a_v2_date_range_of_two_date_times_covers_exactly_those_instants,
     a_v1_comparison_gives_the_figure_before_and_the_change,
     an_unknown_site_or_one_out_of_reach_is_plausibles_401_and_takes_no_slot,

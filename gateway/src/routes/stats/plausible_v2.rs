@@ -23,7 +23,7 @@ use crate::rules;
 use crate::state::AppState;
 use crate::time::in_zone;
 use crate::vocabulary::{self, CUSTOM_PERIOD};
-use proto::vocabulary::{AUTO_TIME, TIME};
+use proto::vocabulary::{AUTO_TIME, PROPS, TIME};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(flexible_query))
@@ -160,6 +160,9 @@ pub(crate) async fn v2(
     body: V2Body,
     face: Face,
 ) -> ApiResult<(QueryResult, Pagination)> {
+    if face == Face::Plausible {
+        schema_rules(&body).map_err(|text| face.refused("", text))?;
+    }
     let (request, pagination) = v2_request(website.id.clone(), &body)?;
     v2_filters::plausible_rules(&body.filters, &body.metrics)
         .and_then(|()| v2_rules(&request, body.include.time_labels))
@@ -167,6 +170,42 @@ pub(crate) async fn v2(
     let names = [("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")];
     let Compared { answer, .. } = stats_query(state, request, Comparison::Nothing).await.map_err(renamed(&names))?;
     Ok(v2_body(website, body, pagination, answer))
+}
+
+/// What Plausible refuses of a query's shape, in its words (its schema's path in the body
+/// first): an unknown metric or dimension, a metric asked twice, an unknown period, an order by
+/// what is not queried. Ours words them after the field instead, where the request is made.
+fn schema_rules(body: &V2Body) -> Result<(), String> {
+    if let Some((i, metric)) = body.metrics.iter().enumerate().find(|(_, m)| !vocabulary::METRICS.contains(&m.as_str()))
+    {
+        return Err(format!("#/metrics/{i}: Invalid metric {}", Value::from(metric.as_str())));
+    }
+    if repeated(&body.metrics).is_some() {
+        return Err("#/metrics: Expected items to be unique but they were not.".to_owned());
+    }
+    let known = |d: &str| {
+        vocabulary::dimensions().any(|name| name == d) || d.strip_prefix(PROPS).is_some_and(|name| !name.is_empty())
+    };
+    if let Some((i, dimension)) = body.dimensions.iter().enumerate().find(|(_, d)| !known(d)) {
+        return Err(format!("#/dimensions/{i}: Invalid dimension {}", Value::from(dimension.as_str())));
+    }
+    if let Value::String(_) = &body.date_range
+        && v2_date_range(&body.date_range).is_err()
+    {
+        return Err(format!("#/date_range: Invalid date range {}", body.date_range));
+    }
+    let queried = |key: &String| body.metrics.contains(key) || body.dimensions.contains(key);
+    if let Some((key, direction)) = body.order_by.iter().find(|(key, _)| !queried(key)) {
+        // As Elixir shows the entry: a metric and the direction as atoms, a dimension as text.
+        let key = match vocabulary::METRICS.contains(&key.as_str()) {
+            true => format!(":{key}"),
+            false => Value::from(key.as_str()).to_string(),
+        };
+        return Err(format!(
+            "Invalid order_by entry '{{{key}, :{direction}}}'. Entry is not a queried metric or dimension."
+        ));
+    }
+    Ok(())
 }
 
 /// The analytics query a v2 body asks for, and its page; everything but the site's existence is
