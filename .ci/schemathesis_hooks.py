@@ -44,6 +44,8 @@ CROSS_FIELD_RULES = [
         r"metrics: percentage needs a dimension",
         # A goal filter names goals the site has (as a path names a website that exists).
         r'filters: the goal ".*" is not configured for this site',
+        r"(Invalid filters\. )?The (pageview )?goal (for the pathname )?`.*` is not configured for this site\. "
+        r"Find out how to configure goals here: https://plausible\.io/docs/stats-api#filtering-by-goals",
         # A goal is of an event or of pages: one of `event_name` and `page_path`, by `goal_type`.
         r"event_name: give either event_name or page_path",
         r"currency: only a custom event goal has revenue",

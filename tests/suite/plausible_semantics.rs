@@ -438,6 +438,34 @@ async fn v1_refused(env: &TestEnv, key: &str, endpoint: &str, domain: &str, rest
     answer["error"].as_str().unwrap().to_owned()
 }
 
+async fn v1_refuses_a_bad_page_filter_property_or_goal_in_plausibles_words(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    assert_eq!(
+        v1_refused(env, &key, "breakdown", &domain, "period=day&property=event:page&page=0").await,
+        "Please provide page as a positive number."
+    );
+    assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=day&filters=foo%3D%3Dbar").await,
+        "Invalid filter property 'foo'. Please provide a valid filter property: \
+         https://plausible.io/docs/stats-api#properties"
+    );
+    let goals = "Find out how to configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals";
+    assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=day&filters=event:goal%3D%3DNope").await,
+        format!("The goal `Nope` is not configured for this site. {goals}")
+    );
+    assert_eq!(
+        v1_refused(env, &key, "timeseries", &domain, "period=day&filters=event:goal%3D%3DVisit%20/register").await,
+        format!("The pageview goal for the pathname `/register` is not configured for this site. {goals}")
+    );
+    // v2 words it its way.
+    let body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "all",
+                       "filters": [["is", "event:goal", ["Signup", "Nope"]]] });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"], format!("Invalid filters. The goal `Nope` is not configured for this site. {goals}"));
+}
+
 async fn v1_refuses_an_unknown_period_metric_or_property_in_plausibles_words(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     assert_eq!(
@@ -646,6 +674,7 @@ both_modes!(
     an_unknown_site_or_one_out_of_reach_is_plausibles_401_and_takes_no_slot,
     a_drop_in_request_without_a_key_or_site_id_is_refused_in_plausibles_words,
     v1_refuses_an_unknown_period_metric_or_property_in_plausibles_words,
+    v1_refuses_a_bad_page_filter_property_or_goal_in_plausibles_words,
     v1_refuses_a_visits_metric_with_an_event_names_filter_or_breakdown,
     v1_refuses_views_per_visit_by_page,
     v1_gives_time_on_page_only_of_pages,

@@ -56,6 +56,36 @@ pub(super) async fn plausible_website(
     website.ok_or_else(|| Error::unauthorized(INVALID_KEY_OR_SITE).into())
 }
 
+/// The first goal that an `is` filter on goals names and the site does not have, for Plausible's
+/// words on the drop-in; analytics refuses it too, in ours.
+pub(super) async fn unconfigured_goal(
+    state: &AppState,
+    website_id: &str,
+    filters: &[anpb::Filter],
+) -> ApiResult<Option<String>> {
+    let goal = anpb::Property::EventGoal.name();
+    let named: Vec<&String> = filters
+        .iter()
+        .filter(|f| f.dimension == goal && f.operator == "is" && !f.ignore_case)
+        .flat_map(|f| &f.values)
+        .collect();
+    if named.is_empty() {
+        return Ok(None);
+    }
+    let goals = crate::flows::goals::list(state, website_id.to_owned()).await?;
+    Ok(named.into_iter().find(|name| !goals.iter().any(|g| &g.display_name == *name)).cloned())
+}
+
+/// Plausible v1's words for a goal filter naming `goal`, which the site does not have; it tells a
+/// page's goal (`Visit /path`) apart.
+pub(super) fn goal_not_configured(goal: &str) -> String {
+    let what = match goal.strip_prefix("Visit ") {
+        Some(path) => format!("The pageview goal for the pathname `{path}` is not configured for this site."),
+        None => format!("The goal `{goal}` is not configured for this site."),
+    };
+    format!("{what} Find out how to configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals")
+}
+
 /// For a request built from parameters the caller's API names differently from analytics
 /// (`names`: analytics' field, the caller's): a 400 names the field the caller sent.
 pub(super) fn renamed<'a>(names: &'a [(&'static str, &'static str)]) -> impl Fn(ApiError) -> ApiError + 'a {

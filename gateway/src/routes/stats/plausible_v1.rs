@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::input::{Face, plausible_website, renamed, repeated};
+use super::input::{Face, goal_not_configured, plausible_website, renamed, repeated, unconfigured_goal};
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Success, paged, parse_query};
 use crate::error::invalid;
@@ -216,6 +216,16 @@ fn plausible_refusal(kind: V1, p: &V1Params) -> Option<String> {
             ));
         }
     }
+    // A filter's property is what comes before its operator.
+    let filters = p.filters.as_deref().unwrap_or_default().split(';').filter(|f| !f.trim().is_empty());
+    for property in filters.filter_map(|f| f.find(['=', '!', '~']).map(|end| f[..end].trim())) {
+        let custom = property.strip_prefix(PROPS).is_some_and(|name| !name.is_empty());
+        if !custom && anpb::Property::from_name(property).is_none() {
+            return Some(format!(
+                "Invalid filter property '{property}'. Please provide a valid filter property: {DOCS}#properties"
+            ));
+        }
+    }
     let metrics: Vec<&str> = p.metrics.as_deref().unwrap_or(anpb::Metric::Visitors.name()).split(',').collect();
     if repeated(&metrics).is_some() {
         return Some("Metrics cannot be queried multiple times.".into());
@@ -227,6 +237,9 @@ fn plausible_refusal(kind: V1, p: &V1Params) -> Option<String> {
     }
     if kind == V1::Breakdown && p.limit.is_some_and(|limit| !(1..=1000).contains(&limit)) {
         return Some("Please provide limit as a number between 1 and 1000.".into());
+    }
+    if kind == V1::Breakdown && p.page.is_some_and(|page| page < 1) {
+        return Some("Please provide page as a positive number.".into());
     }
     None
 }
@@ -430,6 +443,11 @@ pub(crate) async fn v1(
         Face::Plausible => plausible_website(state, &key, params.site_id.clone()).await?,
     };
     let request = v1_request(kind, website.id, &params, face)?;
+    if face == Face::Plausible
+        && let Some(goal) = unconfigured_goal(state, &request.website_id, &request.filters).await?
+    {
+        return Err(ApiError::new(ErrorCode::Validation, goal_not_configured(&goal)));
+    }
     let metrics = request.metrics.clone();
     let dimensions = request.dimensions.clone();
     let per_page = u64::from(request.limit);

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::input::{Face, renamed, repeated};
+use super::input::{Face, renamed, repeated, unconfigured_goal};
 use super::v2_filters;
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
@@ -164,6 +164,15 @@ pub(crate) async fn v2(
         schema_rules(&body).map_err(|text| face.refused("", text))?;
     }
     let (request, pagination) = v2_request(website.id.clone(), &body)?;
+    if face == Face::Plausible
+        && let Some(goal) = unconfigured_goal(state, &website.id, &request.filters).await?
+    {
+        let text = format!(
+            "Invalid filters. The goal `{goal}` is not configured for this site. Find out how to configure goals \
+             here: https://plausible.io/docs/stats-api#filtering-by-goals"
+        );
+        return Err(face.refused("filters", text));
+    }
     v2_filters::plausible_rules(&body.filters, &body.metrics)
         .and_then(|()| v2_rules(&request, body.include.time_labels))
         .map_err(|(field, text)| face.refused(field, text))?;
