@@ -578,6 +578,20 @@ async fn a_rotation_without_grace_retires_the_old_key_at_once(env: &TestEnv) {
     assert_error(status, &body, StatusCode::CONFLICT, "CONFLICT");
 }
 
+async fn a_null_grace_period_is_the_days_default(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (_, old) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    let (status, rotated) = rotate(env, &ann, &old, json!({ "grace_period_seconds": null })).await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    let (_, listed) = env.session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None).await;
+    let keys = listed["data"].as_array().unwrap_or_else(|| panic!("a list: {listed}"));
+    let old = keys.iter().find(|k| k["id"] == old["id"]).unwrap_or_else(|| panic!("the old key: {listed}"));
+    let retires_at = old["retires_at"].as_str().unwrap_or_else(|| panic!("a time: {old}"));
+    let left = chrono::DateTime::parse_from_rfc3339(retires_at).unwrap().timestamp() - chrono::Utc::now().timestamp();
+    assert!((86_300..=86_400).contains(&left), "{left} s left");
+}
+
 async fn a_grace_period_beyond_a_week_is_refused(env: &TestEnv) {
     let ann = env.user("ann").await;
     env.set_plan(&ann.team_id, "pro").await;
@@ -765,6 +779,7 @@ both_modes!(
     the_audit_log_is_paged,
     a_rotation_without_grace_retires_the_old_key_at_once,
     a_grace_period_beyond_a_week_is_refused,
+    a_null_grace_period_is_the_days_default,
     a_key_expiry_must_be_in_the_future_and_within_366_days,
     an_edit_sets_or_clears_the_expiry,
     an_expired_key_is_refused_with_its_own_code,

@@ -152,13 +152,9 @@ pub async fn update_key(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKeyBody {
-    /// How long the old key keeps working; a day unless said.
-    #[serde(default = "a_day")]
-    grace_period_seconds: i64,
-}
-
-fn a_day() -> i64 {
-    GracePeriod::A_DAY.seconds()
+    /// How long the old key keeps working; a day unless said (absent or null).
+    #[serde(default)]
+    grace_period_seconds: Option<i64>,
 }
 
 /// A new secret for a key; the old one keeps working for the grace period (README, "API keys").
@@ -169,10 +165,11 @@ pub async fn rotate_key(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     // The body is optional: none at all means every default.
-    let grace = match body.is_empty() {
-        true => GracePeriod::A_DAY,
-        false => GracePeriod::from_seconds(crate::envelope::parse::<RotateKeyBody>(&body)?.grace_period_seconds)?,
+    let seconds = match body.is_empty() {
+        true => None,
+        false => crate::envelope::parse::<RotateKeyBody>(&body)?.grace_period_seconds,
     };
+    let grace = seconds.map(GracePeriod::from_seconds).transpose()?.unwrap_or(GracePeriod::A_DAY);
     Ok(issued(keys::rotate(&state, session.user.id, key_id, grace).await?))
 }
 

@@ -7,9 +7,8 @@
 //! with all their values. An `or` of anything else has no such form and is refused.
 
 use proto::analytics::v1 as anpb;
-use serde_json::Value;
-
 use proto::vocabulary::PROPS;
+use serde_json::Value;
 
 use crate::error::{ApiResult, invalid};
 use crate::rules;
@@ -127,10 +126,10 @@ fn holding(given: Given, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
 /// The conditions that hold exactly when any of `items` is as `sense` says: the one item's, or
 /// one condition with the values of several of one dimension and one operator that picks values
 /// (`is`, `contains`, `matches_wildcard`), whose union that is.
-fn any_of(items: Vec<Given>, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
+fn any_of(mut items: Vec<Given>, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
     let refused = || invalid("filters", OR_REFUSED);
     if items.len() == 1 {
-        return holding(items.into_iter().next().expect("one item"), sense);
+        return holding(items.remove(0), sense);
     }
     let mut union: Option<anpb::Filter> = None;
     for item in items {
