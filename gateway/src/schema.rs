@@ -177,7 +177,8 @@ fn v1_date() -> ObjectBuilder {
 }
 
 fn v1_metrics() -> ArrayBuilder {
-    ArrayBuilder::new().items(schema_ref("Metric")).min_items(Some(1)).unique_items(true)
+    let metric = string_of(vocabulary::V1_METRICS.iter().copied());
+    ArrayBuilder::new().items(metric).min_items(Some(1)).unique_items(true)
 }
 
 fn v1_filters() -> ObjectBuilder {

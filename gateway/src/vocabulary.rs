@@ -35,6 +35,11 @@ pub static INTERVALS: Names = LazyLock::new(|| {
 
 pub static METRICS: Names = LazyLock::new(|| Metric::names().collect());
 
+/// The metrics of the Stats API v1: all but v2's `group_conversion_rate` (v1's `conversion_rate`
+/// is of each row's group already).
+pub static V1_METRICS: Names =
+    LazyLock::new(|| Metric::all().filter(|m| *m != Metric::GroupConversionRate).map(Metric::name).collect());
+
 /// Properties to break down or filter by; custom properties are `event:props:<name>` besides.
 pub static PROPERTIES: Names = LazyLock::new(|| Property::names().collect());
 

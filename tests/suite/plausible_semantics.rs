@@ -479,6 +479,11 @@ async fn v1_refuses_an_unknown_period_metric_or_property_in_plausibles_words(env
          https://plausible.io/docs/stats-api#metrics"
     );
     assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=day&metrics=group_conversion_rate").await,
+        "The metric `group_conversion_rate` is not recognized. Find valid metrics from the documentation: \
+         https://plausible.io/docs/stats-api#metrics"
+    );
+    assert_eq!(
         v1_refused(env, &key, "aggregate", &domain, "period=day&metrics=visitors,visitors").await,
         "Metrics cannot be queried multiple times."
     );

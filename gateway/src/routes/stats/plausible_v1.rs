@@ -74,6 +74,12 @@ fn v1_common(website_id: String, p: &V1Params) -> ApiResult<anpb::QueryRequest> 
     if let Some(twice) = repeated(&metrics) {
         return Err(invalid("metrics", format!("{twice:?} is given twice")));
     }
+    if let Some(unknown) = metrics.iter().find(|m| !vocabulary::V1_METRICS.contains(&m.as_str())) {
+        return Err(invalid(
+            "metrics",
+            format!("unknown metric {unknown:?}; use {}", vocabulary::V1_METRICS.join(", ")),
+        ));
+    }
     if let Some(date) = &p.date
         && !rules::is_v1_date(date)
     {
@@ -230,7 +236,7 @@ fn plausible_refusal(kind: V1, p: &V1Params) -> Option<String> {
     if repeated(&metrics).is_some() {
         return Some("Metrics cannot be queried multiple times.".into());
     }
-    if let Some(unknown) = metrics.iter().find(|m| anpb::Metric::from_name(m).is_none()) {
+    if let Some(unknown) = metrics.iter().find(|m| !vocabulary::V1_METRICS.contains(m)) {
         return Some(format!(
             "The metric `{unknown}` is not recognized. Find valid metrics from the documentation: {DOCS}#metrics"
         ));
