@@ -69,7 +69,7 @@ CROSS_FIELD_RULES = [
         r"([\w.]+: )?Invalid visit:country filter, visit:country needs to be a valid 2-letter country code\.",
         # Filter groups that do not come to conditions that all hold, and an `or` whose values
         # together pass 100: stated in `filters`' description.
-        r'(filters: )?an "or" group \(or a "not" of an "and"\) takes conditions on one dimension with one of '
+        r'(filters: )?an "or" group \(or a "not" of an "and"\) takes conditions on one dimension with '
         r"is, contains, matches_wildcard; other groups are not supported",
         r"(filters: )?each filter needs 1 to 100 values",
         r"(filters: )?Invalid filters\. Dimension `.+` can only be filtered at the top level\.",

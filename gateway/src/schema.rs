@@ -367,9 +367,10 @@ pub fn filters() -> ArrayBuilder {
     ArrayBuilder::new().items(schema_ref("QueryFilter")).description(Some(
         "All of them apply. Groups are rewritten into conditions that all apply (README, \"Events and \
          statistics\"): an `and` adds its filters, a `not` turns its conditions into their opposites, and an `or` \
-         (or a `not` of an `and`) of conditions on one dimension with one of `is`, `contains`, \
-         `matches_wildcard` becomes one condition with all their values (at most 100); any other `or` is a \
-         400. As Plausible, `event:goal` and `event:hostname` are filtered only at the top level, and \
+         (or a `not` of an `and`) of conditions on one dimension with `is`, `contains`, `matches_wildcard` \
+         becomes one condition with all their values (at most 100; of several of those operators, as \
+         wildcards, without the case modifier, `*` in a value or an empty value's label); any other `or` is \
+         a 400. As Plausible, `event:goal` and `event:hostname` are filtered only at the top level, and \
          custom properties too when `metrics` has `conversion_rate`; `{\"case_sensitive\": false}` does not \
          go with `matches_wildcard` or `matches_wildcard_not`.",
     ))

@@ -239,6 +239,12 @@ async fn v2s_and_or_not_groups_count_what_they_say(env: &TestEnv) {
     assert_eq!(v2(env, &key, &domain, visitors(neither)).await, count(0));
     let twice_not = json!(["not", ["not", ["contains", "event:page", ["abo"]]]]);
     assert_eq!(v2(env, &key, &domain, visitors(twice_not)).await, count(2));
+    // Operators of one dimension mixed: /pricing exactly, or a page holding "bou" (visits 5, 6).
+    let mixed = json!(["or", [["is", "event:page", ["/pricing"]], ["contains", "event:page", ["bou"]]]]);
+    assert_eq!(v2(env, &key, &domain, visitors(mixed)).await, count(5));
+    let elsewhere = json!(["not", ["or", [["is", "event:page", ["/"]], ["matches_wildcard", "event:page", ["/a*"]]]]]);
+    // As a page filter does, it counts the visitors with a pageview elsewhere: /pricing's 1, 2, 3.
+    assert_eq!(v2(env, &key, &domain, visitors(elsewhere)).await, count(3));
 }
 
 async fn a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken(env: &TestEnv) {

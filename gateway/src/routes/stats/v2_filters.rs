@@ -3,7 +3,7 @@
 //! `["not", filter]`. Analytics takes a list of conditions that all hold, so each group is
 //! rewritten into that form where it has one: an `and` adds its conditions to the list, a `not`
 //! turns its conditions into their opposites (and an `and` under it into an `or`, an `or` into an
-//! `and`), and an `or` of conditions on one dimension with one operator becomes one condition
+//! `and`), and an `or` of conditions on one dimension that pick values becomes one condition
 //! with all their values. An `or` of anything else has no such form and is refused.
 
 use proto::analytics::v1 as anpb;
@@ -124,37 +124,54 @@ fn holding(given: Given, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
 }
 
 /// The conditions that hold exactly when any of `items` is as `sense` says: the one item's, or
-/// one condition with the values of several of one dimension and one operator that picks values
-/// (`is`, `contains`, `matches_wildcard`), whose union that is.
+/// one condition of the values of several on one dimension whose operators pick values (`is`,
+/// `contains`, `matches_wildcard`), whose union that is: of one operator, with all their values;
+/// of several, as wildcards (`is v` is `v`, `contains v` is `*v*`), where each value can be one.
 fn any_of(mut items: Vec<Given>, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
     let refused = || invalid("filters", OR_REFUSED);
     if items.len() == 1 {
         return holding(items.remove(0), sense);
     }
-    let mut union: Option<anpb::Filter> = None;
+    let mut conditions = Vec::new();
     for item in items {
         let [condition] = <[anpb::Filter; 1]>::try_from(holding(item, sense)?).map_err(|_| refused())?;
-        if !matches!(condition.operator.as_str(), "is" | "contains" | "matches") {
+        let picks = matches!(condition.operator.as_str(), "is" | "contains" | "matches");
+        let first: &anpb::Filter = conditions.first().unwrap_or(&condition);
+        if !picks || first.dimension != condition.dimension || first.ignore_case != condition.ignore_case {
             return Err(refused());
         }
-        match &mut union {
-            None => union = Some(condition),
-            Some(union)
-                if union.dimension == condition.dimension
-                    && union.operator == condition.operator
-                    && union.ignore_case == condition.ignore_case =>
-            {
-                union.values.extend(condition.values);
-            }
-            Some(_) => return Err(refused()),
+        conditions.push(condition);
+    }
+    let mut union = conditions[0].clone();
+    union.values.clear();
+    if conditions.iter().all(|c| c.operator == union.operator) {
+        conditions.into_iter().for_each(|c| union.values.extend(c.values));
+        return Ok(vec![union]);
+    }
+    // A wildcard ignores no case, and its `*` cannot stand for itself; the labels of empty values
+    // (`(not set)`) are names `is` gives to what a wildcard cannot find.
+    if union.ignore_case {
+        return Err(refused());
+    }
+    union.operator = "matches".to_owned();
+    for condition in conditions {
+        for value in condition.values {
+            let blank_label = matches!(value.as_str(), "(not set)" | "Direct / None");
+            let pattern = match condition.operator.as_str() {
+                "is" if !value.contains('*') && !blank_label => value,
+                "contains" if !value.contains('*') => format!("*{value}*"),
+                "matches" => value,
+                _ => return Err(refused()),
+            };
+            union.values.push(pattern);
         }
     }
-    Ok(union.into_iter().collect())
+    Ok(vec![union])
 }
 
 /// Why an `or` was refused; the OpenAPI document's description of `filters` says the same.
 pub(crate) const OR_REFUSED: &str = "an \"or\" group (or a \"not\" of an \"and\") takes conditions on one dimension \
-with one of is, contains, matches_wildcard; other groups are not supported";
+with is, contains, matches_wildcard; other groups are not supported";
 
 /// The condition that holds exactly when `condition` fails.
 fn opposite(mut condition: anpb::Filter) -> anpb::Filter {
