@@ -46,7 +46,8 @@ fn v1_filter(f: &str) -> ApiResult<anpb::Filter> {
         .find_map(|op| rest.strip_prefix(op).map(|values| (*op, values)))
         .ok_or_else(|| invalid(format!("{f:?} needs ==, !=, ~ or !~")))?;
     let values: Vec<String> = values.split('|').map(|v| v.trim().to_owned()).collect();
-    let wildcard = values.iter().any(|v| v.contains('*'));
+    // A goal is named, `*` included (`Visit /blog**`), as Plausible's v1 names it.
+    let wildcard = property != "event:goal" && values.iter().any(|v| v.contains('*'));
     let operator = match (op, wildcard) {
         ("==", false) => "is",
         ("==", true) => "matches",

@@ -68,7 +68,7 @@ string_enum! {
     /// `visit_duration` seconds, `views_per_visit` has two decimals. `conversion_rate` (percent of
     /// the period's visitors, goal and property filters aside, with one decimal) needs an
     /// `event:goal` dimension or filter, as does `group_conversion_rate` (percent of each row's
-    /// group's visitors; of the period's by goal or property); `percentage` (percent of the period's visitors, one
+    /// group's visitors; of the period's by goal); `percentage` (percent of the period's visitors, one
     /// decimal) needs a dimension. `total_revenue` and `average_revenue` (of revenue goals'
     /// events, as `{short, long, value}` in the goals' currency, null where none applies) need
     /// an `event:goal` dimension or filter. `time_on_page` seconds and `scroll_depth` percent come

@@ -25,8 +25,9 @@ pub mod analytics {
         /// Most events in one `IngestEvents` call.
         pub const MAX_INGEST_EVENTS: usize = 200;
         /// Largest event, encoded, that a gateway forwards: room for the largest one Plausible
-        /// takes (30 properties of a 300-byte name and a 2,000-byte value, 2 KiB URLs).
-        pub const MAX_EVENT_BYTES: usize = 80 * 1024;
+        /// takes (30 properties of a 300-byte name and a 2,000-byte value, each character
+        /// escaped, 2 KiB URLs) and for properties it drops (past the 30th, lists, objects).
+        pub const MAX_EVENT_BYTES: usize = 160 * 1024;
         /// Largest call the analytics server decodes: a full `IngestEvents` batch of the largest
         /// events, with room for each event's framing.
         pub const MAX_CALL_BYTES: usize = MAX_INGEST_EVENTS * (MAX_EVENT_BYTES + 16) + 64 * 1024;

@@ -128,10 +128,10 @@ async fn a_dropped_bots_event_says_so_in_plausibles_header(env: &TestEnv) {
     assert_eq!(dropped(FIREFOX).await, None);
 }
 
-async fn an_event_over_80_kib_is_refused_alone_with_413(env: &TestEnv) {
+async fn an_event_over_160_kib_is_refused_alone_with_413(env: &TestEnv) {
     let (_, _, domain, _) = pro_site(env, "huge").await;
     // Events travel to analytics in batches: one far over any real event's size is refused alone.
-    let huge = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "p": { "k": "x".repeat(90_000) } });
+    let huge = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "p": { "k": "x".repeat(200_000) } });
     let (status, error) = send(env, FIREFOX, "application/json", &huge.to_string()).await;
     assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("PAYLOAD_TOO_LARGE")));
 }
@@ -656,7 +656,7 @@ async fn the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api(env: 
 both_modes!(
     what_was_tracked_is_counted_as_computed_by_hand,
     a_bad_event_is_a_400_naming_the_field_and_stores_nothing,
-    an_event_over_80_kib_is_refused_alone_with_413,
+    an_event_over_160_kib_is_refused_alone_with_413,
     a_dropped_bots_event_says_so_in_plausibles_header,
     a_body_past_2_mib_is_a_413_in_the_envelope,
     an_id_that_does_not_decode_is_a_400_in_the_envelope,

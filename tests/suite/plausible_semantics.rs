@@ -114,6 +114,35 @@ async fn v2s_group_conversion_rate_is_of_each_rows_own_visitors(env: &TestEnv) {
     );
 }
 
+async fn v2s_group_conversion_rate_by_a_property_is_of_each_values_visitors(env: &TestEnv) {
+    let (key, site_id, domain) = site_with_key(env, "group-props", "UTC").await;
+    let event = |at: &str, ip: &str, name: &str, author: Option<&str>| {
+        let mut line = line(&domain, at, ip, "US", name, "/post");
+        if let Some(author) = author {
+            line["props"] = json!({ "author": author });
+        }
+        line
+    };
+    import_events(
+        env,
+        &site_id,
+        &[
+            event("10:00", "1.1.1.1", "pageview", Some("Uku")),
+            event("10:01", "1.1.1.1", "Signup", Some("Uku")),
+            event("11:00", "2.2.2.2", "pageview", Some("Uku")),
+            event("12:00", "3.3.3.3", "pageview", Some("Ann")),
+            event("13:00", "4.4.4.4", "pageview", None),
+        ],
+    );
+    let goals = format!("/websites/{site_id}/goals");
+    let (status, goal) = env.api(Method::POST, &goals, &key, Some(json!({ "event_name": "Signup" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{goal}");
+    // One of Uku's two visitors signed up: 50 % of them, 25 % of the day's 4.
+    let body = json!({ "metrics": ["visitors", "conversion_rate", "group_conversion_rate"],
+                       "dimensions": ["event:props:author"], "filters": [["is", "event:goal", ["Signup"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [1, 25.0, 50.0], "dimensions": ["Uku"] }]));
+}
+
 async fn filtered_by_page_bounce_rate_is_of_the_visits_that_entered_there(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     // Visits 1, 2 and 3 include `/pricing`; 1 and 2 entered there, and 1 bounced. Visits stay
@@ -349,6 +378,29 @@ async fn v2_refuses_a_malformed_query_in_plausibles_words(env: &TestEnv) {
     }
 }
 
+async fn a_v1_time_series_keeps_both_hours_named_alike_when_the_clocks_go_back(env: &TestEnv) {
+    let (key, site_id, domain) = site_with_key(env, "dst", "Europe/Paris").await;
+    // 02:30 in Paris twice on 2026-10-25: at 00:30 UTC (summer time), then at 01:30 UTC.
+    let at = |utc: &str, ip: &str| {
+        json!({ "at": format!("2026-10-25T{utc}:00Z"), "name": "pageview", "url": format!("https://{domain}/"),
+                "user_agent": FIREFOX, "ip": ip, "country": "FR" })
+    };
+    import_events(env, &site_id, &[at("00:30", "1.1.1.1"), at("01:30", "2.2.2.2"), at("01:40", "3.3.3.3")]);
+    let path =
+        format!("/plausible/api/v1/stats/timeseries?site_id={domain}&period=day&date=2026-10-25&metrics=pageviews");
+    let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let at_two: Vec<&Value> =
+        answer["results"].as_array().unwrap().iter().filter(|r| r["date"] == "2026-10-25 02:00:00").collect();
+    assert_eq!(
+        at_two,
+        [
+            &json!({ "date": "2026-10-25 02:00:00", "pageviews": 1 }),
+            &json!({ "date": "2026-10-25 02:00:00", "pageviews": 2 })
+        ]
+    );
+}
+
 async fn a_v2_date_range_of_two_date_times_covers_exactly_those_instants(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     // Visits 1 to 4 started from 10:00 to 12:01; 5 and 6 at 13:00.
@@ -461,8 +513,12 @@ async fn v1_refuses_a_bad_page_filter_property_or_goal_in_plausibles_words(env: 
         format!("The goal `Nope` is not configured for this site. {goals}")
     );
     assert_eq!(
-        v1_refused(env, &key, "timeseries", &domain, "period=day&filters=event:goal%3D%3DVisit%20/register").await,
-        format!("The pageview goal for the pathname `/register` is not configured for this site. {goals}")
+        v1_refused(env, &key, "timeseries", &domain, "period=day&filters=event:goal%3D%3DVisit%20/register**").await,
+        format!("The pageview goal for the pathname `/register**` is not configured for this site. {goals}")
+    );
+    assert_eq!(
+        v1_refused(env, &key, "aggregate", &domain, "period=day&filters=event:goal!%3DNope").await,
+        format!("The goal `Nope` is not configured for this site. {goals}")
     );
     // v2 words it its way.
     let body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "all",
@@ -668,8 +724,10 @@ both_modes!(
     a_v1_breakdowns_conversion_rate_is_of_its_rows_own_visitors,
     a_v1_time_series_conversion_rate_is_of_each_buckets_visitors,
     a_v1_time_series_gives_an_hour_without_visits_no_visit_duration,
+    a_v1_time_series_keeps_both_hours_named_alike_when_the_clocks_go_back,
     v2s_conversion_rate_stays_of_the_whole_periods_visitors,
     v2s_group_conversion_rate_is_of_each_rows_own_visitors,
+    v2s_group_conversion_rate_by_a_property_is_of_each_values_visitors,
     filtered_by_page_bounce_rate_is_of_the_visits_that_entered_there,
     a_v1_version_breakdown_names_the_browser_or_os_of_each_version,
     an_empty_utm_value_is_left_out_of_v1_breakdowns_and_not_set_in_v2,

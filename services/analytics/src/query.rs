@@ -826,15 +826,16 @@ impl Query {
         if conditions.is_empty() { "1 = 0".to_owned() } else { format!("({})", conditions.join(" OR ")) }
     }
 
-    /// Whether a group conversion rate is of each row's group: grouped, but not by goal or
-    /// property (those rows' are of the whole period's visitors).
+    /// Whether `group_conversion_rate` is of each row's group: grouped, but not by goal (rows of
+    /// goals are of the whole period's visitors).
     fn groups_conversion(&self) -> bool {
-        !self.dims.is_empty() && !self.dims.iter().any(|d| matches!(d, Dim::Goal | Dim::Prop(_)))
+        !self.dims.is_empty() && !self.dims.contains(&Dim::Goal)
     }
 
-    /// Whether `conversion_rate` is of each row's group (see [`Query::conversion_by_group`]).
+    /// Whether `conversion_rate` is of each row's group (see [`Query::conversion_by_group`]):
+    /// grouped, but not by goal or property, as Plausible's v1.
     pub fn converts_by_group(&self) -> bool {
-        self.conversion_by_group && self.groups_conversion()
+        self.conversion_by_group && self.groups_conversion() && !self.dims.iter().any(|d| matches!(d, Dim::Prop(_)))
     }
 
     /// The queries of the visitors that the metrics' shares are of.

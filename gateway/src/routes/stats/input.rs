@@ -56,17 +56,18 @@ pub(super) async fn plausible_website(
     website.ok_or_else(|| Error::unauthorized(INVALID_KEY_OR_SITE).into())
 }
 
-/// The first goal that an `is` filter on goals names and the site does not have, for Plausible's
-/// words on the drop-in; analytics refuses it too, in ours.
+/// The first goal that a filter on goals with one of `operators` names and the site does not
+/// have, for Plausible's words on the drop-in (analytics refuses an `is` in ours).
 pub(super) async fn unconfigured_goal(
     state: &AppState,
     website_id: &str,
     filters: &[anpb::Filter],
+    operators: &[&str],
 ) -> ApiResult<Option<String>> {
     let goal = anpb::Property::EventGoal.name();
     let named: Vec<&String> = filters
         .iter()
-        .filter(|f| f.dimension == goal && f.operator == "is" && !f.ignore_case)
+        .filter(|f| f.dimension == goal && operators.contains(&f.operator.as_str()) && !f.ignore_case)
         .flat_map(|f| &f.values)
         .collect();
     if named.is_empty() {

@@ -1,14 +1,12 @@
 //! Plausible's Stats API v1 (`/stats/aggregate`, `/stats/timeseries`, `/stats/breakdown`) inside
 //! our envelope; [`v1`] also answers the drop-in's bodies.
 
-use std::collections::HashMap;
-
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use common::access::Scope;
 use proto::analytics::v1 as anpb;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -65,6 +63,9 @@ pub(crate) enum V1 {
     Timeseries,
     Breakdown,
 }
+
+/// The goal filters whose goals v1 checks the site has (Plausible's checks every one).
+const V1_GOAL_CHECKS: &[&str] = &["is", "is_not"];
 
 /// What every v1 endpoint reads the same way: site, metrics, date, filters and period.
 fn v1_common(website_id: String, p: &V1Params) -> ApiResult<anpb::QueryRequest> {
@@ -126,8 +127,8 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params, face: Face) -> ApiResu
         V1::Timeseries => {
             not_here("property", p.property.is_some())?;
             not_here("compare", p.compare.is_some())?;
-            // Buckets without events are filled here, as Plausible fills them (`timeseries_rows`).
             request.dimensions = vec![time_dimension(period_name(p), p.interval.as_deref())?.into()];
+            request.fill_time = true;
         }
         V1::Breakdown => {
             not_here("compare", p.compare.is_some())?;
@@ -448,13 +449,17 @@ pub(crate) async fn v1(
         }
         Face::Plausible => plausible_website(state, &key, params.site_id.clone()).await?,
     };
-    let request = v1_request(kind, website.id, &params, face)?;
+    let mut request = v1_request(kind, website.id, &params, face)?;
     if face == Face::Plausible
-        && let Some(goal) = unconfigured_goal(state, &request.website_id, &request.filters).await?
+        && let Some(goal) = unconfigured_goal(state, &request.website_id, &request.filters, V1_GOAL_CHECKS).await?
     {
         return Err(ApiError::new(ErrorCode::Validation, goal_not_configured(&goal)));
     }
     let metrics = request.metrics.clone();
+    // A time series also counts each bucket's visitors, which tell a bucket without events.
+    if kind == V1::Timeseries && !metrics.iter().any(|m| m == anpb::Metric::Visitors.name()) {
+        request.metrics.push(anpb::Metric::Visitors.name().to_owned());
+    }
     let dimensions = request.dimensions.clone();
     let per_page = u64::from(request.limit);
     let names: &[(&str, &str)] = match kind {
@@ -486,16 +491,13 @@ pub(crate) async fn v1(
     Ok((data, pagination))
 }
 
-/// A row for each bucket of the period: the answer's, or for a bucket without events the row
-/// Plausible gives it, whose counts and rates are 0 and whose averages (visit duration, scroll
-/// depth, time on page, revenue) are null.
+/// The row of each bucket of the period (analytics fills them all, in order): the answer's, or
+/// for a bucket without events (no visitors) the row Plausible gives it, whose counts and rates
+/// are 0 and whose averages (visit duration, scroll depth, time on page, revenue) are null.
+/// `metrics` are those asked for; the answer's rows hold the visitors after them when not asked.
 fn timeseries_rows(answer: &anpb::QueryResponse, metrics: &[String]) -> Vec<Map<String, Value>> {
-    let rows = top(answer, "date", metrics);
-    let mut by_label: HashMap<&str, &Map<String, Value>> =
-        rows.iter().filter_map(|row| Some((row.get("date")?.as_str()?, row))).collect();
-    let empty = |label: &str| {
-        let mut row = Map::new();
-        row.insert("date".into(), json!(label));
+    let visitors = metrics.iter().position(|m| m == anpb::Metric::Visitors.name()).unwrap_or(metrics.len());
+    let empty = |mut row: Map<String, Value>| {
         for metric in metrics {
             let value = match anpb::Metric::from_name(metric) {
                 Some(
@@ -511,11 +513,8 @@ fn timeseries_rows(answer: &anpb::QueryResponse, metrics: &[String]) -> Vec<Map<
         }
         row
     };
-    answer
-        .time_labels
-        .iter()
-        .map(|label| by_label.remove(label.as_str()).cloned().unwrap_or_else(|| empty(label)))
-        .collect()
+    let rows = top(answer, "date", metrics).into_iter().zip(&answer.rows);
+    rows.map(|(row, raw)| if raw.metrics.get(visitors) == Some(&0.0) { empty(row) } else { row }).collect()
 }
 
 fn aggregate_result(answer: &anpb::QueryResponse, metrics: &[String], before: Option<&[f64]>) -> AggregateResult {

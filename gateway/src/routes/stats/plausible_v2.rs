@@ -164,8 +164,9 @@ pub(crate) async fn v2(
         schema_rules(&body).map_err(|text| face.refused("", text))?;
     }
     let (request, pagination) = v2_request(website.id.clone(), &body)?;
+    v2_filters::plausible_rules(&body.filters, &body.metrics).map_err(|(field, text)| face.refused(field, text))?;
     if face == Face::Plausible
-        && let Some(goal) = unconfigured_goal(state, &website.id, &request.filters).await?
+        && let Some(goal) = unconfigured_goal(state, &website.id, &request.filters, &["is"]).await?
     {
         let text = format!(
             "Invalid filters. The goal `{goal}` is not configured for this site. Find out how to configure goals \
@@ -173,9 +174,7 @@ pub(crate) async fn v2(
         );
         return Err(face.refused("filters", text));
     }
-    v2_filters::plausible_rules(&body.filters, &body.metrics)
-        .and_then(|()| v2_rules(&request, body.include.time_labels))
-        .map_err(|(field, text)| face.refused(field, text))?;
+    v2_rules(&request, body.include.time_labels).map_err(|(field, text)| face.refused(field, text))?;
     let names = [("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")];
     let Compared { answer, .. } = stats_query(state, request, Comparison::Nothing).await.map_err(renamed(&names))?;
     Ok(v2_body(website, body, pagination, answer))
