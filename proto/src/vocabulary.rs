@@ -23,6 +23,12 @@ pub const AUTO_TIME: &str = "time";
 /// The period that takes two days instead of a name.
 pub const CUSTOM_PERIOD: &str = "custom";
 
+/// The source of a visit with no referrer, named as Plausible names it.
+pub const DIRECT: &str = "Direct / None";
+
+/// The label Plausible gives a visit attribute left empty.
+pub const NOT_SET: &str = "(not set)";
+
 /// `METRIC_BOUNCE_RATE` → `bounce_rate` for the prefix `METRIC_`.
 fn lower_without(proto_name: &str, prefix: &str) -> String {
     proto_name.strip_prefix(prefix).unwrap_or(proto_name).to_ascii_lowercase()

@@ -18,8 +18,7 @@ use crate::service::Analytics;
 use crate::store::{NewEvent, VisitAttributes};
 use crate::writer::MAX_BATCH;
 
-/// The source of a visit with no referrer, named as Plausible names it.
-pub const DIRECT: &str = "Direct / None";
+pub use proto::vocabulary::DIRECT;
 /// How long a site looked up by domain is trusted; a deleted site stops taking events after this.
 const SITE_TTL: Duration = Duration::from_secs(5);
 

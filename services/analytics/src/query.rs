@@ -377,8 +377,7 @@ pub struct Filter {
     pub matching: Matching,
 }
 
-/// The label Plausible gives a visit attribute left empty.
-pub const NOT_SET: &str = "(not set)";
+pub use proto::vocabulary::NOT_SET;
 
 impl Filter {
     pub fn new(op: &str, dim: &str, values: Vec<String>) -> Result<Filter> {

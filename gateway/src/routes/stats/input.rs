@@ -84,8 +84,12 @@ pub(super) fn goal_not_configured(goal: &str) -> String {
         Some(path) => format!("The pageview goal for the pathname `{path}` is not configured for this site."),
         None => format!("The goal `{goal}` is not configured for this site."),
     };
-    format!("{what} Find out how to configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals")
+    format!("{what} {CONFIGURE_GOALS}")
 }
+
+/// How Plausible ends its refusal of a goal the site does not have, in v1 and v2.
+pub(super) const CONFIGURE_GOALS: &str =
+    "Find out how to configure goals here: https://plausible.io/docs/stats-api#filtering-by-goals";
 
 /// For a request built from parameters the caller's API names differently from analytics
 /// (`names`: analytics' field, the caller's): a 400 names the field the caller sent.

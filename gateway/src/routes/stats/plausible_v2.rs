@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::input::{Face, renamed, repeated, unconfigured_goal};
+use super::input::{CONFIGURE_GOALS, Face, renamed, repeated, unconfigured_goal};
 use super::v2_filters;
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
@@ -168,10 +168,7 @@ pub(crate) async fn v2(
     if face == Face::Plausible
         && let Some(goal) = unconfigured_goal(state, &website.id, &request.filters, &["is"]).await?
     {
-        let text = format!(
-            "Invalid filters. The goal `{goal}` is not configured for this site. Find out how to configure goals \
-             here: https://plausible.io/docs/stats-api#filtering-by-goals"
-        );
+        let text = format!("Invalid filters. The goal `{goal}` is not configured for this site. {CONFIGURE_GOALS}");
         return Err(face.refused("filters", text));
     }
     v2_rules(&request, body.include.time_labels).map_err(|(field, text)| face.refused(field, text))?;

@@ -7,7 +7,7 @@
 //! with all their values. An `or` of anything else has no such form and is refused.
 
 use proto::analytics::v1 as anpb;
-use proto::vocabulary::PROPS;
+use proto::vocabulary::{DIRECT, NOT_SET, PROPS};
 use serde_json::Value;
 
 use crate::error::{ApiResult, invalid};
@@ -156,7 +156,7 @@ fn any_of(mut items: Vec<Given>, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
     union.operator = "matches".to_owned();
     for condition in conditions {
         for value in condition.values {
-            let blank_label = matches!(value.as_str(), "(not set)" | "Direct / None");
+            let blank_label = [NOT_SET, DIRECT].contains(&value.as_str());
             let pattern = match condition.operator.as_str() {
                 "is" if !value.contains('*') && !blank_label => value,
                 "contains" if !value.contains('*') => format!("*{value}*"),
