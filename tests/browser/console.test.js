@@ -355,7 +355,8 @@ for (const mode of MODES) {
       assert.equal(team.api_key_policy, "admins_only");
       await page.reload();
       assert.ok(await page.getByLabel("Owners and admins only").isChecked());
-      await page.getByText("team.api_key_policy_changed").first().waitFor();
+      const policyChange = page.getByRole("row").filter({ hasText: "Key policy changed" }).first();
+      await policyChange.getByText("team.api_key_policy_changed").waitFor();
       await accessible("/settings/teams/{id}");
     });
 

@@ -1167,6 +1167,20 @@ function detailsText(details, prefix = "") {
     .join(" · ");
 }
 
+/** What each audit action means, in words; the action's code stays beside it, as the API names it. */
+const AUDIT_ACTIONS = {
+  "api_key.created": "API key created",
+  "api_key.updated": "API key edited",
+  "api_key.rotated": "API key rotated",
+  "api_key.revoked": "API key revoked",
+  "api_key.leaked": "API key reported leaked and revoked",
+  "member.added": "Member added",
+  "member.removed": "Member removed",
+  "member.role_changed": "Member's role changed",
+  "team.api_key_policy_changed": "Key policy changed",
+  "team.plan_changed": "Plan changed",
+};
+
 function auditSection(entries, members) {
   const who = new Map(members.map((m) => [m.user_id, m.email]));
   const section = h("section", { class: "card", "aria-labelledby": "audit-title" }, h("h3", { id: "audit-title", text: "Audit log" }));
@@ -1179,7 +1193,7 @@ function auditSection(entries, members) {
       "tr",
       {},
       td("When", when(e.created_at)),
-      td("Action", h("code", { text: e.action })),
+      td("Action", AUDIT_ACTIONS[e.action] ?? e.action, " ", h("code", { class: "reason", text: e.action })),
       td("By", who.get(e.actor_id) ?? e.actor_id),
       td("Details", detailsText(e.details)),
     ),
