@@ -70,7 +70,11 @@ CROSS_FIELD_RULES = [
         # Filter groups that do not come to conditions that all hold, and an `or` whose values
         # together pass 100: stated in `filters`' description.
         r'(filters: )?an "or" group \(or a "not" of an "and"\) takes conditions on one dimension with '
-        r"is, contains, matches_wildcard; other groups are not supported",
+        r"is, contains, matches_wildcard, or with matches alone; other groups are not supported",
+        # A `matches` value that is not a regular expression (RE2's syntax), or that PostgreSQL's
+        # flavour does not take: stated in `QueryFilter`'s description.
+        r'(filters: )?".*" is not a regular expression we take: .*',
+        r"(filters: )?PostgreSQL does not take this regular expression: .*",
         r"(filters: )?each filter needs 1 to 100 values",
         r"(filters: )?Invalid filters\. Dimension `.+` can only be filtered at the top level\.",
         r"(filters: )?Invalid filters\. The case_sensitive modifier is not allowed with pattern operators \(.*\)",

@@ -367,12 +367,16 @@ pub fn filters() -> ArrayBuilder {
     ArrayBuilder::new().items(schema_ref("QueryFilter")).description(Some(
         "All of them apply. Groups are rewritten into conditions that all apply (README, \"Events and \
          statistics\"): an `and` adds its filters, a `not` turns its conditions into their opposites, and an `or` \
-         (or a `not` of an `and`) of conditions on one dimension with `is`, `contains`, `matches_wildcard` \
-         becomes one condition with all their values (at most 100; of several of those operators, as \
-         wildcards, without the case modifier, `*` in a value or an empty value's label); any other `or` is \
-         a 400. As Plausible, `event:goal` and `event:hostname` are filtered only at the top level, and \
+         (or a `not` of an `and`) of conditions on one dimension with `is`, `contains`, `matches_wildcard`, \
+         or with `matches` alone, becomes one condition with all their values (at most 100; of several of \
+         those operators, as wildcards, without `matches`, the case modifier, `*` in a value or an empty \
+         value's label); any other `or` is a 400. As Plausible, `event:goal` and `event:hostname` are filtered only at the top level, and \
          custom properties too when `metrics` has `conversion_rate`; `{\"case_sensitive\": false}` does not \
-         go with `matches_wildcard` or `matches_wildcard_not`.",
+         go with `matches_wildcard`, `matches_wildcard_not`, `matches` or `matches_not`. `matches` takes \
+         regular expressions in RE2's syntax, found anywhere in the value unless anchored (`^/blog/\\d+$`); \
+         one the regex crate cannot compile, or compiles beyond 1 MiB, is a 400 naming it, and so is, on \
+         PostgreSQL, one that PostgreSQL's flavour does not take (they agree on classes, anchors, \
+         alternatives, repetitions and a leading `(?i)`).",
     ))
 }
 
@@ -382,8 +386,16 @@ pub struct QueryFilter;
 
 impl PartialSchema for QueryFilter {
     fn schema() -> RefOr<Schema> {
-        let operator =
-            string_of(["is", "is_not", "contains", "contains_not", "matches_wildcard", "matches_wildcard_not"]);
+        let operator = string_of([
+            "is",
+            "is_not",
+            "contains",
+            "contains_not",
+            "matches_wildcard",
+            "matches_wildcard_not",
+            "matches",
+            "matches_not",
+        ]);
         let values = ArrayBuilder::new()
             .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::rules::LINE)))
             .min_items(Some(1))
@@ -394,7 +406,7 @@ impl PartialSchema for QueryFilter {
             .additional_properties(Some(AdditionalProperties::FreeForm(false)))
             .description(Some(
                 "Plausible's modifier: `false` makes `is` and `contains` ignore case (default `true`); not with \
-                 `matches_wildcard` or `matches_wildcard_not`.",
+                 `matches_wildcard`, `matches_wildcard_not`, `matches` or `matches_not`.",
             ));
         let condition = ArrayBuilder::new()
             .prefix_items([

@@ -276,6 +276,77 @@ async fn v2s_and_or_not_groups_count_what_they_say(env: &TestEnv) {
     assert_eq!(v2(env, &key, &domain, visitors(elsewhere)).await, count(3));
 }
 
+async fn v2s_matches_finds_a_regular_expression_in_each_value(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let visitors = |filter: Value| json!({ "metrics": ["visitors"], "filters": [filter] });
+    let count = |n: i64| json!([{ "metrics": [n], "dimensions": [] }]);
+    let cases = [
+        // Visits 1, 2, 3 saw /pricing; 5 and 6 /about.
+        (json!(["matches", "event:page", ["^/(pricing|about)$"]]), 5),
+        (json!(["matches", "event:page", ["ric"]]), 3),
+        (json!(["matches", "event:page", ["^/PRICING"]]), 0),
+        (json!(["matches", "event:page", ["(?i)^/PRICING"]]), 3),
+        // As a page filter does, it counts the visitors with a pageview elsewhere than /.
+        (json!(["matches_not", "event:page", ["^/$"]]), 5),
+        // Visits 3 and 6 are from Germany.
+        (json!(["matches", "visit:country", ["^D"]]), 2),
+        // Visits 2 and 4 completed the Signup goal.
+        (json!(["matches", "event:goal", ["^Sign"]]), 2),
+        (json!(["or", [["matches", "event:page", ["^/p"]], ["matches", "event:page", ["^/a"]]]]), 5),
+    ];
+    for (filter, n) in cases {
+        assert_eq!(v2(env, &key, &domain, visitors(filter.clone())).await, count(n), "{filter}");
+    }
+    let by_page = json!({
+        "metrics": ["visitors"],
+        "dimensions": ["event:page"],
+        "filters": [["matches", "event:page", ["^/[a-z]+$"]]],
+        "order_by": [["visitors", "desc"]],
+    });
+    let rows = json!([{ "metrics": [3], "dimensions": ["/pricing"] }, { "metrics": [2], "dimensions": ["/about"] }]);
+    assert_eq!(v2(env, &key, &domain, by_page).await, rows);
+}
+
+async fn a_v2_matches_value_that_is_not_a_regular_expression_is_refused_naming_it(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let refused = |filter: Value| {
+        let body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "day", "filters": [filter] });
+        let key = key.clone();
+        async move {
+            let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            answer["error"].as_str().unwrap().to_owned()
+        }
+    };
+    let answer = refused(json!(["matches", "event:page", ["/blog", "("]])).await;
+    assert!(answer.contains("\"(\" is not a regular expression we take: unclosed group"), "{answer}");
+    let answer = refused(json!(["matches", "event:page", ["a{1000}{1000}"]])).await;
+    assert!(answer.contains("it compiles too large"), "{answer}");
+    // A regular expression's case is its own: it does not merge with a `contains`.
+    let answer =
+        refused(json!(["or", [["matches", "event:page", ["^/p"]], ["contains", "event:page", ["bou"]]]])).await;
+    assert!(answer.contains("\"or\" group"), "{answer}");
+    let answer = refused(json!(["matches", "event:page", ["^/p"], { "case_sensitive": false }])).await;
+    assert!(answer.contains("case_sensitive modifier is not allowed with pattern operators"), "{answer}");
+    // RE2's named groups are not in PostgreSQL's flavour: on PostgreSQL, a 400 that says so.
+    let named = json!({ "metrics": ["visitors"], "filters": [["matches", "event:page", ["(?P<section>^/p)"]]] });
+    match env.database_name() {
+        None => assert_eq!(v2(env, &key, &domain, named).await, json!([{ "metrics": [3], "dimensions": [] }])),
+        Some(_) => {
+            let mut body = named;
+            body["site_id"] = json!(domain);
+            body["date_range"] = json!("day");
+            let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            let text = answer["error"].as_str().unwrap();
+            assert!(
+                text.contains("PostgreSQL does not take this regular expression: invalid regular expression"),
+                "{text}"
+            );
+        }
+    }
+}
+
 async fn a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     let groups = [
@@ -735,6 +806,8 @@ both_modes!(
     v2s_contains_respects_case_unless_told_not_to,
     v2s_and_or_not_groups_count_what_they_say,
     a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken,
+    v2s_matches_finds_a_regular_expression_in_each_value,
+    a_v2_matches_value_that_is_not_a_regular_expression_is_refused_naming_it,
     v2_takes_goals_and_hostnames_only_at_the_top_level_as_plausible_does,
     v2_refuses_a_case_modifier_on_a_pattern_operator_in_plausibles_words,
     v2_refuses_a_malformed_query_in_plausibles_words,

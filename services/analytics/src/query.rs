@@ -335,6 +335,9 @@ pub enum Op {
     ContainsNot,
     Matches,
     MatchesNot,
+    /// A regular expression (see `common::regexp`), Plausible's `matches`.
+    Regex,
+    RegexNot,
 }
 
 impl Op {
@@ -346,10 +349,15 @@ impl Op {
             "contains_not" => Op::ContainsNot,
             "matches" | "matches_wildcard" => Op::Matches,
             "matches_not" | "matches_wildcard_not" => Op::MatchesNot,
+            "regex" => Op::Regex,
+            "regex_not" => Op::RegexNot,
             other => {
                 return Err(Error::invalid(
                     "filters",
-                    format!("unknown operator {other:?}; use is, is_not, contains, contains_not, matches, matches_not"),
+                    format!(
+                        "unknown operator {other:?}; use is, is_not, contains, contains_not, matches, matches_not, \
+                         regex, regex_not"
+                    ),
                 ));
             }
         })
@@ -391,7 +399,15 @@ impl Filter {
         for value in &values {
             common::text::check_line("filters", value)?;
         }
-        Ok(Filter { dim, op: Op::parse(op)?, values, matching: Matching::Ours })
+        let op = Op::parse(op)?;
+        if matches!(op, Op::Regex | Op::RegexNot) {
+            for value in &values {
+                common::regexp::compile(value).map_err(|e| {
+                    Error::invalid("filters", format!("{value:?} is not a regular expression we take: {e}"))
+                })?;
+            }
+        }
+        Ok(Filter { dim, op, values, matching: Matching::Ours })
     }
 
     /// The filter as Plausible means it: with `matching`, and with an `is` or `is_not` value
@@ -424,7 +440,7 @@ impl Filter {
     fn ignores_case(&self) -> bool {
         match (self.matching, self.op) {
             (Matching::Ours, Op::Is | Op::IsNot) | (Matching::Exact, _) => false,
-            (Matching::IgnoreCase, Op::Matches | Op::MatchesNot) => false,
+            (Matching::IgnoreCase, Op::Matches | Op::MatchesNot) | (_, Op::Regex | Op::RegexNot) => false,
             (Matching::Ours | Matching::IgnoreCase, _) => true,
         }
     }
@@ -442,6 +458,8 @@ impl Filter {
             Op::Is | Op::IsNot => fold(v) == value,
             Op::Contains | Op::ContainsNot => value.contains(&*fold(v)),
             Op::Matches | Op::MatchesNot => wildcard_match(&fold(v), &value),
+            // Checked by `Filter::new`.
+            Op::Regex | Op::RegexNot => common::regexp::compile(v).is_ok_and(|r| r.is_match(&value)),
         })
     }
 }
@@ -768,7 +786,7 @@ impl Query {
             self.dims.contains(&Dim::Goal)
                 || self.filters.iter().any(|f| {
                     f.dim == Dim::Goal
-                        && matches!(f.op, Op::Is | Op::Contains | Op::Matches)
+                        && matches!(f.op, Op::Is | Op::Contains | Op::Matches | Op::Regex)
                         && f.picks(&g.display_name)
                 })
         };
@@ -991,11 +1009,12 @@ impl Query {
             Dim::Goal => {
                 // The filter picks goals by name; the event completes one of them.
                 let mut named = filter.clone();
-                let negated = matches!(filter.op, Op::IsNot | Op::ContainsNot | Op::MatchesNot);
+                let negated = matches!(filter.op, Op::IsNot | Op::ContainsNot | Op::MatchesNot | Op::RegexNot);
                 named.op = match filter.op {
                     Op::IsNot => Op::Is,
                     Op::ContainsNot => Op::Contains,
                     Op::MatchesNot => Op::Matches,
+                    Op::RegexNot => Op::Regex,
                     op => op,
                 };
                 let chosen: Vec<String> = self
@@ -1615,7 +1634,9 @@ impl Sql {
     /// `column` satisfies `filter`. Where text matching ignores case (see [`Matching`]), it
     /// ignores ASCII case on both backends (SQLite's LIKE does; PostgreSQL is given ILIKE); where
     /// it respects case, `contains` finds the text (`instr`, `strpos`) and wildcards are SQLite's
-    /// GLOB or PostgreSQL's LIKE.
+    /// GLOB or PostgreSQL's LIKE. A regular expression is SQLite's REGEXP (the `regex` crate's,
+    /// as `common::regexp` installs it) or PostgreSQL's `~`, whose flavour agrees with RE2's on
+    /// what filters use (classes, anchors, alternatives, repetitions, a leading `(?i)`).
     fn condition(&mut self, column: &str, filter: &Filter, dialect: Dialect) -> String {
         let any = |sql: &mut Sql, test: &dyn Fn(&mut Sql, &str) -> String| {
             let parts: Vec<String> = filter.values.iter().map(|v| test(sql, v)).collect();
@@ -1648,9 +1669,16 @@ impl Sql {
             Op::Contains | Op::ContainsNot => any(self, &found),
             Op::Matches | Op::MatchesNot if ignores => any(self, &|sql, v| like(sql, wildcard(v))),
             Op::Matches | Op::MatchesNot => any(self, &glob),
+            Op::Regex | Op::RegexNot => any(self, &|sql, v| {
+                let pattern = sql.bind(Bind::Text(v.to_owned()));
+                match dialect {
+                    Dialect::Sqlite => format!("{column} REGEXP {pattern}"),
+                    Dialect::Postgres => format!("{column} ~ {pattern}"),
+                }
+            }),
         };
         match filter.op {
-            Op::IsNot | Op::ContainsNot | Op::MatchesNot => format!("NOT {positive}"),
+            Op::IsNot | Op::ContainsNot | Op::MatchesNot | Op::RegexNot => format!("NOT {positive}"),
             _ => positive,
         }
     }

@@ -90,6 +90,7 @@ async fn connect(backend: &Backend, service: &'static str) -> Result<AnyPool, Op
     };
     let pool = match backend {
         Backend::Sqlite { data_dir } => {
+            crate::regexp::install();
             std::fs::create_dir_all(data_dir).map_err(|e| OpenError::DataDir(data_dir.clone(), e))?;
             let url = format!("sqlite://{}?mode=rwc", sqlite_file(data_dir, service).display());
             options

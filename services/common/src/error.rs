@@ -215,10 +215,18 @@ impl From<sqlx::Error> for Error {
         }
         match err {
             sqlx::Error::RowNotFound => Error::not_found("record"),
+            // A statistics filter's pattern, which the `regex` crate took (`crate::regexp`) and
+            // PostgreSQL's flavour does not.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(INVALID_REGULAR_EXPRESSION) => {
+                Error::invalid("filters", format!("PostgreSQL does not take this regular expression: {}", db.message()))
+            }
             err => Error::internal(err),
         }
     }
 }
+
+/// PostgreSQL's SQLSTATE for a regular expression it cannot compile.
+const INVALID_REGULAR_EXPRESSION: &str = "2201B";
 
 /// True when the database could not do the work now but may later, so the answer is 503 rather
 /// than a fault: no connection, or the server refused for a passing reason.

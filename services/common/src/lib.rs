@@ -8,6 +8,7 @@ pub mod error;
 pub mod grpc;
 pub mod oauth;
 pub mod redis_link;
+pub mod regexp;
 pub mod secret;
 pub mod shutdown;
 pub mod text;

@@ -125,8 +125,9 @@ fn holding(given: Given, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
 
 /// The conditions that hold exactly when any of `items` is as `sense` says: the one item's, or
 /// one condition of the values of several on one dimension whose operators pick values (`is`,
-/// `contains`, `matches_wildcard`), whose union that is: of one operator, with all their values;
-/// of several, as wildcards (`is v` is `v`, `contains v` is `*v*`), where each value can be one.
+/// `contains`, `matches_wildcard`, `matches`), whose union that is: of one operator, with all their
+/// values; of several but `matches`, as wildcards (`is v` is `v`, `contains v` is `*v*`), where
+/// each value can be one.
 fn any_of(mut items: Vec<Given>, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
     let refused = || invalid("filters", OR_REFUSED);
     if items.len() == 1 {
@@ -135,7 +136,7 @@ fn any_of(mut items: Vec<Given>, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
     let mut conditions = Vec::new();
     for item in items {
         let [condition] = <[anpb::Filter; 1]>::try_from(holding(item, sense)?).map_err(|_| refused())?;
-        let picks = matches!(condition.operator.as_str(), "is" | "contains" | "matches");
+        let picks = matches!(condition.operator.as_str(), "is" | "contains" | "matches" | "regex");
         let first: &anpb::Filter = conditions.first().unwrap_or(&condition);
         if !picks || first.dimension != condition.dimension || first.ignore_case != condition.ignore_case {
             return Err(refused());
@@ -161,6 +162,8 @@ fn any_of(mut items: Vec<Given>, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
                 "is" if !value.contains('*') && !blank_label => value,
                 "contains" if !value.contains('*') => format!("*{value}*"),
                 "matches" => value,
+                // Nor a regular expression: its case is its own, where `contains` ignores it in our
+                // queries and respects it in Plausible's.
                 _ => return Err(refused()),
             };
             union.values.push(pattern);
@@ -171,7 +174,7 @@ fn any_of(mut items: Vec<Given>, sense: Sense) -> ApiResult<Vec<anpb::Filter>> {
 
 /// Why an `or` was refused; the OpenAPI document's description of `filters` says the same.
 pub(crate) const OR_REFUSED: &str = "an \"or\" group (or a \"not\" of an \"and\") takes conditions on one dimension \
-with is, contains, matches_wildcard; other groups are not supported";
+with is, contains, matches_wildcard, or with matches alone; other groups are not supported";
 
 /// The condition that holds exactly when `condition` fails.
 fn opposite(mut condition: anpb::Filter) -> anpb::Filter {
@@ -182,6 +185,8 @@ fn opposite(mut condition: anpb::Filter) -> anpb::Filter {
         "contains_not" => "contains",
         "matches" => "matches_not",
         "matches_not" => "matches",
+        "regex" => "regex_not",
+        "regex_not" => "regex",
         other => unreachable!("{other:?} is not an operator parse gives"),
     }
     .to_owned();
@@ -208,9 +213,6 @@ fn parse(filter: &Value) -> ApiResult<Given> {
         },
         "has_done" | "has_not_done" => {
             Err(invalid("filters", format!("{operator:?} is not supported; filters combine with and, or, not")))
-        }
-        "matches" | "matches_not" => {
-            Err(invalid("filters", "regular expressions are not supported; use matches_wildcard"))
         }
         _ => condition(operator, parts).map(Given::Condition),
     }
@@ -249,13 +251,15 @@ fn condition(operator: &str, parts: &[Value]) -> ApiResult<anpb::Filter> {
     let operator = match operator {
         "matches_wildcard" => "matches",
         "matches_wildcard_not" => "matches_not",
+        "matches" => "regex",
+        "matches_not" => "regex_not",
         "is" | "is_not" | "contains" | "contains_not" => operator,
         other => {
             return Err(invalid(
                 "filters",
                 format!(
                     "unknown operator {other:?}; use is, is_not, contains, contains_not, matches_wildcard, \
-                     matches_wildcard_not, and, or, not"
+                     matches_wildcard_not, matches, matches_not, and, or, not"
                 ),
             ));
         }
