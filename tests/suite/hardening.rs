@@ -200,6 +200,28 @@ async fn two_credentials_are_refused_rather_than_one_picked(env: &TestEnv) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
+async fn a_long_value_quoted_in_a_refusal_is_a_400_and_leaves_other_calls_working(env: &TestEnv) {
+    let (user, key, _, id) = site(env).await;
+    // Services quote what they refuse; a gRPC status travels in HTTP/2 headers, which the
+    // gateway's connection to each service bounds for all the calls it carries.
+    let long = "a".repeat(100_000);
+    let body = json!({ "redirect_uris": [format!("https://x.example/{long}")], "client_name": "x" });
+    let (status, answer) =
+        into_json(env.request(Method::POST, "/oauth/register").json(&body).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    for n in [20_000, 100_000] {
+        let body = json!({ "date_range": "7d", "metrics": ["visitors"], "dimensions": [format!("event:props:{}", "a".repeat(n))] });
+        let (status, answer) = env.api(Method::POST, &format!("/query/{id}"), &key, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{n}: {}", &answer.to_string()[..200]);
+        assert!(answer.to_string().len() < 4096, "the refusal quotes a bounded part of the value");
+    }
+    let body = json!({ "name": "k", "permissions": ["read"], "teams": "all", "allowed_ips": [long] });
+    let (status, _) = env.session_json(Method::POST, "/api/v1/account/api-keys", &user.session, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, answer) = env.api(Method::GET, "/websites", &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
 const SHORT_HEADER_TIMEOUT: GatewayFlags = &[("--http-header-timeout-ms", "300")];
 
 both_modes!(
@@ -212,7 +234,8 @@ both_modes!(
     a_bearer_session_needs_no_csrf_token,
     a_bearer_session_is_not_refused_for_the_origin_it_names,
     a_wrong_csrf_token_is_told_apart_from_a_missing_one,
-    two_credentials_are_refused_rather_than_one_picked;
+    two_credentials_are_refused_rather_than_one_picked,
+    a_long_value_quoted_in_a_refusal_is_a_400_and_leaves_other_calls_working;
     gateway SHORT_HEADER_TIMEOUT => an_idle_or_trickling_connection_is_closed
 );
 

@@ -108,12 +108,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, field: None, message: message.into(), cause: None }
+        Error { code, field: None, message: bounded(message.into()), cause: None }
     }
 
     /// A value of `field` is not acceptable; `message` says why.
     pub fn invalid(field: impl Into<String>, message: impl fmt::Display) -> Self {
-        Error { code: ErrorCode::Validation, field: Some(field.into()), message: message.to_string(), cause: None }
+        let (field, message) = (bounded(field.into()), bounded(message.to_string()));
+        Error { code: ErrorCode::Validation, field: Some(field), message, cause: None }
     }
 
     /// The message as a client reads it: the field first, when there is one.
@@ -162,6 +163,24 @@ impl Error {
         }
         tracing::error!(error = %chain, "internal error");
     }
+}
+
+/// The most of a message or field name an error carries. Messages quote what the client sent,
+/// and a gRPC status travels in HTTP/2 headers, whose size the peer bounds (16 KiB by default):
+/// past it, the peer fails the whole connection, and every call on it, not just this one.
+pub const MESSAGE_MAX: usize = 1024;
+
+/// `text` cut to [`MESSAGE_MAX`] bytes, on a character's boundary, ending in `…` when cut.
+fn bounded(mut text: String) -> String {
+    if text.len() > MESSAGE_MAX {
+        let mut end = MESSAGE_MAX - '…'.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 impl From<Error> for tonic::Status {
@@ -292,6 +311,15 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_quoting_a_long_value_is_cut_on_a_character_boundary() {
+        let error = Error::invalid("é".repeat(2000), format!("{:?} is not a dimension", "ü".repeat(100_000)));
+        let status = tonic::Status::from(error.clone());
+        assert!(status.message().len() <= MESSAGE_MAX && status.message().ends_with('…'));
+        assert!(error.field.unwrap().len() <= MESSAGE_MAX);
+        assert_eq!(Error::invalid("f", "short").message, "short");
+    }
 
     #[test]
     fn an_internal_error_keeps_its_cause_for_the_log_and_shows_none_of_it() {
