@@ -128,10 +128,11 @@ fn check_origin(state: &AppState, method: &Method, headers: &HeaderMap) -> ApiRe
 }
 
 fn check_cross_site(state: &AppState, method: &Method, headers: &HeaderMap) -> ApiResult<()> {
-    // A browser never adds an `Authorization` header of its own accord, so a page of another
-    // site cannot send one in the user's name: such requests (API clients with a `Bearer`
-    // session token) are not cross-site forgeries, whatever `Origin` they name.
-    if headers.contains_key(header::AUTHORIZATION) {
+    // A page of another site cannot make the browser send a `Bearer` token, which no browser
+    // keeps: a request authenticated by one (an API client's) is not a cross-site forgery,
+    // whatever `Origin` it names. Any other `Authorization` leaves the cookie authenticating,
+    // and a browser does add one of its own accord: the Basic credentials of a proxy in front.
+    if bearer(headers).is_some_and(|token| !token.is_empty()) {
         return Ok(());
     }
     check_origin(state, method, headers)?;
@@ -179,9 +180,11 @@ pub fn client_ip(state: &AppState, parts: &Parts) -> Option<IpAddr> {
 /// The address in the trusted client-address header `name`. In a list (`X-Forwarded-For`), the
 /// last entry: the one the proxy in front of the gateway added for the peer it saw. The entries
 /// before it are whatever the client sent, so an allowlist or a sign-in limit that believed the
-/// first could be passed by sending an allowed address (docs/behaviour.md#api-keys).
+/// first could be passed by sending an allowed address (docs/behaviour.md#api-keys). Several
+/// field lines are one list in their order (RFC 9110 §5.3), and a proxy may add a line of its
+/// own after the client's rather than extend it: the last entry is the last line's.
 pub fn trusted_address(headers: &axum::http::HeaderMap, name: Option<&str>) -> Option<IpAddr> {
-    let value = headers.get(name?)?.to_str().ok()?;
+    let value = headers.get_all(name?).iter().next_back()?.to_str().ok()?;
     value.rsplit(',').next()?.trim().parse().ok()
 }
 

@@ -152,6 +152,22 @@ async fn a_cookie_session_change_with_a_text_plain_body_is_refused(env: &TestEnv
     assert_eq!(body["error"]["code"], "UNSUPPORTED_MEDIA_TYPE");
 }
 
+async fn a_cookie_session_change_with_another_authorization_scheme_still_needs_the_csrf_token(env: &TestEnv) {
+    let user = env.user("csrf").await;
+    let (session, _) = browser_session(env, &user).await;
+    // A browser adds the Basic credentials of a proxy in front by itself; the cookie authenticates.
+    for authorization in ["Basic eDp5", "Bearer", "Token abc", ""] {
+        let request = with_cookie(env, Method::POST, "/api/v1/teams", &session)
+            .header("authorization", authorization)
+            .header("origin", "https://evil.example")
+            .json(&json!({ "name": "T" }));
+        let (status, body) = into_json(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{authorization:?}: {body}");
+    }
+    let (status, teams) = env.session_json(Method::GET, "/api/v1/teams", &user.session, None).await;
+    assert_eq!((status, teams["data"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "nothing was made");
+}
+
 async fn a_bearer_session_needs_no_csrf_token(env: &TestEnv) {
     let user = env.user("bearer").await;
     let (status, body) =
@@ -198,6 +214,13 @@ async fn two_credentials_are_refused_rather_than_one_picked(env: &TestEnv) {
         .header("authorization", "Bearer someone-else");
     let (status, body) = into_json(request.send().await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let both = |other: &str| {
+        env.request(Method::GET, "/api/external/v1/websites").bearer_auth(&key).header("x-api-key", other).send()
+    };
+    let (status, body) = into_json(both("zv_someoneelse").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a Bearer key and another X-API-Key: {body}");
+    let (status, body) = into_json(both(&key).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "the same key in both: {body}");
 }
 
 async fn a_long_value_quoted_in_a_refusal_is_a_400_and_leaves_other_calls_working(env: &TestEnv) {
@@ -231,6 +254,7 @@ both_modes!(
     a_cookie_session_change_without_the_csrf_token_is_refused,
     a_cookie_session_change_from_another_origin_is_refused,
     a_cookie_session_change_with_a_text_plain_body_is_refused,
+    a_cookie_session_change_with_another_authorization_scheme_still_needs_the_csrf_token,
     a_bearer_session_needs_no_csrf_token,
     a_bearer_session_is_not_refused_for_the_origin_it_names,
     a_wrong_csrf_token_is_told_apart_from_a_missing_one,

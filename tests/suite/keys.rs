@@ -716,6 +716,11 @@ async fn the_allowlist_reads_the_trusted_client_address_header(env: &TestEnv) {
     assert_eq!(from("198.51.100.7").send().await.unwrap().status(), StatusCode::FORBIDDEN);
     let forged = from("203.0.113.9, 198.51.100.7").send().await.unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN, "an allowed address the client put first is not believed");
+    // A proxy that adds a line of its own after the client's: the list is the lines in order.
+    let forged_line = from("203.0.113.9").header("x-forwarded-for", "198.51.100.7").send().await.unwrap();
+    assert_eq!(forged_line.status(), StatusCode::FORBIDDEN, "nor one the client put on a line of its own");
+    let proxied = from("198.51.100.7").header("x-forwarded-for", "203.0.113.9").send().await.unwrap();
+    assert_eq!(proxied.status(), StatusCode::OK);
     // IPv6 alike.
     let path = format!("/api/v1/account/api-keys/{}", record["id"].as_str().unwrap());
     let edit = json!({ "allowed_ips": ["2001:db8::/32"] });
