@@ -296,8 +296,35 @@ async fn the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health(env:
     }
 }
 
+async fn a_revenue_that_is_no_amount_is_refused_and_a_huge_sum_is_still_answered(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "huge").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let goal = json!({ "event_name": "Purchase", "currency": "USD" });
+    let (status, body) = env.api(Method::POST, &format!("/websites/{site_id}/goals"), &key, Some(goal)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let purchase = |amount: Value| {
+        json!({ "domain": domain, "name": "Purchase", "url": format!("https://{domain}/buy"),
+                "revenue": { "amount": amount, "currency": "USD" } })
+    };
+    for amount in [json!("NaN"), json!("Infinity"), json!("-inf"), json!(1e308), json!("1e15"), json!(-1e16)] {
+        assert_eq!(track(env, &browser(140), purchase(amount.clone())).await, StatusCode::BAD_REQUEST, "{amount}");
+    }
+    // A hundred of the largest amounts pass what a BIGINT of cents holds; the sum stops there.
+    for _ in 0..100 {
+        assert_eq!(track(env, &browser(141), purchase(json!(999_999_999_999_999.0))).await, StatusCode::ACCEPTED);
+    }
+    let query = json!({ "metrics": ["total_revenue", "average_revenue"], "date_range": "day",
+                        "filters": [["is", "event:goal", ["Purchase"]]] });
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let metrics = &body["data"]["results"][0]["metrics"];
+    assert_eq!(metrics[0]["value"].as_f64(), Some(9.0e16), "{body}");
+    assert_eq!(metrics[1]["value"].as_f64(), Some(9.0e14), "{body}");
+}
+
 both_modes!(
     goals_are_created_listed_and_deleted_with_the_write_scope,
+    a_revenue_that_is_no_amount_is_refused_and_a_huge_sum_is_still_answered,
     a_goal_may_be_posted_in_plausibles_shape_with_goal_type,
     goal_conversions_and_conversion_rates_match_a_hand_computation,
     a_page_goal_matches_the_whole_page_and_respects_case,

@@ -108,6 +108,9 @@ fn props(json: &str) -> Result<String> {
     Ok(serde_json::Value::Object(kept).to_string())
 }
 
+/// An event's revenue is less than this, either way (a refund is negative).
+const REVENUE_MAX: f64 = 1e15;
+
 fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
     if json.is_empty() {
         return Ok((None, None));
@@ -115,10 +118,21 @@ fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
     let value: serde_json::Value =
         serde_json::from_str(json).map_err(|_| Error::invalid("revenue", "must be an object"))?;
     let amount = match &value["amount"] {
-        serde_json::Value::String(s) if s.parse::<f64>().is_ok() => s.clone(),
+        serde_json::Value::String(s) => s.trim().to_owned(),
         serde_json::Value::Number(n) => n.to_string(),
         _ => return Err(Error::invalid("revenue", "amount must be a number")),
     };
+    // What a currency's amount can be: finite, and within Plausible's column (18 digits, 3 of
+    // them decimals); "NaN", "Infinity" and 1e308 are no amounts, and sums stay exact in cents.
+    match amount.parse::<f64>() {
+        Ok(n) if n.is_finite() && n.abs() < REVENUE_MAX => {}
+        _ => {
+            return Err(Error::invalid(
+                "revenue",
+                "amount must be a number, less than a million billion (10^15) either way",
+            ));
+        }
+    }
     let currency = value["currency"].as_str().filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()));
     let currency =
         currency.ok_or_else(|| Error::invalid("revenue", "currency must be an ISO 4217 code such as EUR"))?;

@@ -632,6 +632,10 @@ pub struct ShareQueries {
     pub percentage: Option<Query>,
 }
 
+/// The most cents of revenue a group's sum holds: below `i64::MAX`, written as SQL reads a
+/// floating point number.
+const CENTS_MAX: &str = "9.0e18";
+
 /// The backend's SQL dialect, where the two differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -1104,11 +1108,21 @@ impl Query {
         for goal in parts {
             let part = EventPart { dialect, goal, kind: EventKind::Others };
             let (dims, rows) = self.event_rows(&mut sql, part, buckets);
-            // Revenue in cents, so that it adds up exactly as an integer.
+            // Revenue in whole cents, added up as floating point numbers, which hold every
+            // whole number of cents exactly up to 2^53 (90 trillion in the currency) and cannot
+            // overflow, where a BIGINT sum of many large amounts would fail the query; the sum
+            // is then kept within a BIGINT.
             let revenue = if self.needs_revenue() {
                 let paid = self.revenue_condition(&mut sql, goal, "e.", dialect);
+                let cents = format!(
+                    "COALESCE(SUM(CASE WHEN {paid} THEN ROUND(CAST(e.revenue_amount AS DOUBLE PRECISION) * 100) ELSE 0 END), 0)"
+                );
+                let bounded = match dialect {
+                    Dialect::Sqlite => format!("MIN(MAX({cents}, -{CENTS_MAX}), {CENTS_MAX})"),
+                    Dialect::Postgres => format!("LEAST(GREATEST({cents}, -{CENTS_MAX}), {CENTS_MAX})"),
+                };
                 format!(
-                    ", CAST(COALESCE(SUM(CASE WHEN {paid} THEN CAST(ROUND(CAST(e.revenue_amount AS DOUBLE PRECISION) * 100) AS BIGINT) ELSE 0 END), 0) AS BIGINT) AS revenue, \
+                    ", CAST({bounded} AS BIGINT) AS revenue, \
                      CAST(COALESCE(SUM(CASE WHEN {paid} THEN 1 ELSE 0 END), 0) AS BIGINT) AS revenue_events"
                 )
             } else {
