@@ -75,6 +75,9 @@ CROSS_FIELD_RULES = [
         # flavour does not take: stated in `QueryFilter`'s description.
         r'(filters: )?".*" is not a regular expression we take: .*',
         r"(filters: )?PostgreSQL does not take this regular expression: .*",
+        # A page of rows whose answer would pass 16 MiB: stated in `QueryPagination`'s `limit`.
+        r"(limit: )?the answer would be \d+ MiB, over the \d+ MiB an answer may be: ask for fewer rows "
+        r"\(a smaller limit\)",
         r"(filters: )?each filter needs 1 to 100 values",
         r"(filters: )?Invalid filters\. Dimension `.+` can only be filtered at the top level\.",
         r"(filters: )?Invalid filters\. The case_sensitive modifier is not allowed with pattern operators \(.*\)",

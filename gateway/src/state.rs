@@ -81,7 +81,8 @@ impl AppState {
             decisions: Decisions::spawn(PolicyServiceClient::new(backends.policy.clone())),
             policy: PolicyServiceClient::new(backends.policy),
             events: EventBatcher::spawn(AnalyticsServiceClient::new(backends.analytics.clone())),
-            analytics: AnalyticsServiceClient::new(backends.analytics),
+            analytics: AnalyticsServiceClient::new(backends.analytics)
+                .max_decoding_message_size(proto::analytics::v1::MAX_REPLY_BYTES),
             operator_token: config.operator_token.as_deref().map(|t| Arc::new(Digest::of(t))),
             client_ip_header: config.client_ip_header.clone(),
             country_header: config.country_header.clone(),

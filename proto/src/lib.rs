@@ -31,6 +31,11 @@ pub mod analytics {
         /// Largest call the analytics server decodes: a full `IngestEvents` batch of the largest
         /// events, with room for each event's framing.
         pub const MAX_CALL_BYTES: usize = MAX_INGEST_EVENTS * (MAX_EVENT_BYTES + 16) + 64 * 1024;
+        /// Largest `Query` answer, encoded: a larger one is refused, asking for fewer rows. Ten
+        /// thousand rows (the most a page asks) of long values would need hundreds of MiB.
+        pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+        /// What a client of analytics decodes: the largest answer, with room for its framing.
+        pub const MAX_REPLY_BYTES: usize = MAX_ANSWER_BYTES + 64 * 1024;
     }
 }
 

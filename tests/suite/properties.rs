@@ -201,7 +201,32 @@ async fn an_event_takes_thirty_properties_of_plausibles_longest_names_and_values
     }
 }
 
+async fn a_large_answer_is_given_and_one_past_the_bound_asks_for_fewer_rows(env: &TestEnv) {
+    let (_, key, _, site) = pro_site(env, "large").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    // 9,000 values of 1,990 bytes: all of them are about 18 MiB, 3,000 about 6.
+    let events: Vec<Value> = (0..9_000)
+        .map(|i| {
+            json!({ "at": "2026-01-10T10:00:00Z", "name": "pageview", "url": "https://large.example/",
+                    "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                    "ip": "1.2.3.4", "props": { "k": format!("{i:06}{}", "x".repeat(1_984)) } })
+        })
+        .collect();
+    crate::harness::import_events(env, site_id, &events);
+    let query = |limit: u32| {
+        json!({ "metrics": ["visitors"], "date_range": ["2026-01-10", "2026-01-10"],
+                "dimensions": ["event:props:k"], "pagination": { "limit": limit } })
+    };
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query(3_000))).await;
+    assert_eq!(status, StatusCode::OK, "{}", &body.to_string()[..300.min(body.to_string().len())]);
+    assert_eq!(body["data"]["results"].as_array().map(Vec::len), Some(3_000));
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query(10_000))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("ask for fewer rows"), "{body}");
+}
+
 both_modes!(
+    a_large_answer_is_given_and_one_past_the_bound_asks_for_fewer_rows,
     an_event_keeps_its_first_thirty_properties_and_drops_blank_ones,
     an_event_takes_thirty_properties_of_plausibles_longest_names_and_values_and_no_longer,
     custom_properties_are_a_dimension_and_a_filter_in_every_query_shape,

@@ -130,7 +130,7 @@ impl AnalyticsService for Analytics {
             previous_period: r.previous_period,
         };
         let (answer, (from, to)) = Analytics::query(self, request).await?;
-        Ok(Response::new(pb::QueryResponse {
+        let response = pb::QueryResponse {
             rows: answer
                 .rows
                 .into_iter()
@@ -142,7 +142,18 @@ impl AnalyticsService for Analytics {
             to_unix_ms: to,
             time_labels: answer.time_labels,
             dimensions: answer.dimensions,
-        }))
+        };
+        let size = prost::Message::encoded_len(&response);
+        if size > pb::MAX_ANSWER_BYTES {
+            let mib = |bytes: usize| bytes.div_ceil(1024 * 1024);
+            let text = format!(
+                "the answer would be {} MiB, over the {} MiB an answer may be: ask for fewer rows (a smaller limit)",
+                mib(size),
+                mib(pb::MAX_ANSWER_BYTES)
+            );
+            return Err(common::Error::invalid("limit", text).into());
+        }
+        Ok(Response::new(response))
     }
 }
 

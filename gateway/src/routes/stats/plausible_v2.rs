@@ -77,7 +77,8 @@ pub struct V2Include {
 #[serde(deny_unknown_fields)]
 #[schema(as = QueryPagination)]
 pub struct V2Pagination {
-    /// Default 10000.
+    /// Default 10000. A page whose answer would pass 16 MiB (rows of long values) is a 400
+    /// asking for fewer rows.
     #[serde(default = "default_v2_limit", deserialize_with = "json_integer")]
     #[schema(minimum = 1, maximum = 10000)]
     limit: u32,
