@@ -319,7 +319,7 @@ async fn a_bad_v2_body_is_a_400_naming_the_field(env: &TestEnv) {
     let (key, site_id) = (key.as_str(), site["data"]["id"].as_str().unwrap());
     for (body, field) in [
         (
-            json!({ "metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page", ["^/p"]]] }),
+            json!({ "metrics": ["visitors"], "date_range": "7d", "filters": [["matches", "event:page", ["^/(p"]]] }),
             "filters: ",
         ),
         (json!({ "metrics": ["visitors"], "date_range": "7d", "colour": "blue" }), "colour: unknown field"),

@@ -276,6 +276,14 @@ async fn mcp_end_to_end(env: &TestEnv) {
     ] {
         assert!(names.contains(&tool), "{tool} in {names:?}");
     }
+    // The query tools name every period and metric they take.
+    let aggregate =
+        listed["result"]["tools"].as_array().unwrap().iter().find(|t| t["name"] == "get_aggregate").unwrap();
+    let properties = &aggregate["inputSchema"]["properties"];
+    for period in ["24h", "28d", "all", "custom"] {
+        assert!(properties["period"]["enum"].as_array().unwrap().contains(&json!(period)), "{period}: {properties}");
+    }
+    assert!(properties["metrics"]["items"]["enum"].as_array().unwrap().contains(&json!("conversion_rate")));
     let domain = format!("mcp-{}.example", &ann.user_id[..8]);
     let (failed, created) = call(env, &access, "create_website", json!({ "domain": domain, "name": "Via MCP" })).await;
     assert!(!failed, "{created}");

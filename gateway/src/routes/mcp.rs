@@ -198,11 +198,11 @@ fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
 /// Every tool, with the categories that allow it.
 fn tools() -> Vec<(Tool, &'static [&'static str])> {
     let site = json!({ "type": "string", "description": "Website id" });
-    let period =
-        json!({ "type": "string", "description": "day, 7d, 30d, month, 6mo, 12mo, 90d, 1y or custom (default 30d)" });
+    let period = json!({ "type": "string", "enum": *vocabulary::PERIODS, "description": "Default 30d" });
     let date = json!({ "type": "string", "description": "YYYY-MM-DD the period ends on, or YYYY-MM-DD,YYYY-MM-DD for custom" });
-    let metrics = json!({ "type": "array", "items": { "type": "string" },
-        "description": "visitors, visits, pageviews, views_per_visit, bounce_rate, visit_duration, events, time_on_page, scroll_depth" });
+    let metrics = json!({ "type": "array", "items": { "type": "string", "enum": *vocabulary::METRICS },
+        "description": "Default visitors and pageviews. Conversion rates and revenue need a goal, which these tools do \
+            not filter by; percentage and group_conversion_rate need a breakdown; time_on_page a page" });
     let read: &[&str] = &[ANALYTICS_READ];
     let list_categories: &[&str] = &[ANALYTICS_READ, MANAGEMENT_READ];
     vec![
