@@ -44,6 +44,7 @@ async fn a_signed_report_revokes_a_live_key_and_says_so(env: TestEnv, signer: Re
     let body = json!([
         { "token": key, "type": "zenovay_api_key", "url": url, "source": "content" },
         { "token": "zv_notakey", "type": "zenovay_api_key", "url": url, "source": "content" },
+        { "token": key, "type": "zenovay_api_key", "url": url, "source": "commit" },
     ])
     .to_string();
     let (status, answer) = post_report(&env, &body, KEY_ID, &sign(&signer, &body)).await;
@@ -54,6 +55,8 @@ async fn a_signed_report_revokes_a_live_key_and_says_so(env: TestEnv, signer: Re
         json!([
             { "token_hash": hash(&key), "token_type": "zenovay_api_key", "label": "true_positive" },
             { "token_hash": hash("zv_notakey"), "token_type": "zenovay_api_key", "label": "false_positive" },
+            // Found at a second place in the same report: as live as at the first.
+            { "token_hash": hash(&key), "token_type": "zenovay_api_key", "label": "true_positive" },
         ])
     );
     assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::UNAUTHORIZED);

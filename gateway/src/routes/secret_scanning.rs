@@ -2,6 +2,8 @@
 //! Zenovay keys it finds in public, signed with one of the keys it publishes; a live key among
 //! them is revoked at once.
 
+use std::collections::HashMap;
+
 use crate::apikey::ApiKeySecret;
 use axum::Json;
 use axum::extract::State;
@@ -38,14 +40,21 @@ pub async fn reports(State(state): State<AppState>, headers: HeaderMap, RawBody(
     let reports: Vec<Report> = serde_json::from_slice(&body)
         .map_err(|_| Error::validation("body: must be a list of {token, type, url, source}"))?;
     let mut answers = Vec::with_capacity(reports.len());
+    // A token listed again (found at several places) is asked once: its later rows say what the
+    // first found, and a report repeating one key thousands of times costs one call.
+    let mut asked: HashMap<String, bool> = HashMap::new();
     for report in reports {
-        let revoked = match ApiKeySecret::parse(report.token.trim()) {
+        let token = report.token.trim();
+        let revoked = match ApiKeySecret::parse(token) {
+            Some(_) if asked.contains_key(token) => asked[token],
             Some(secret) => {
                 let request = idpb::ReportLeakedKeyRequest {
                     secret_digest: secret.digest().as_bytes().to_vec(),
                     url: report.url,
                 };
-                state.identity.clone().report_leaked_key(request).await?.into_inner().revoked
+                let revoked = state.identity.clone().report_leaked_key(request).await?.into_inner().revoked;
+                asked.insert(token.to_owned(), revoked);
+                revoked
             }
             None => false,
         };
