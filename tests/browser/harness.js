@@ -2,6 +2,7 @@
 // does: all-in-one (SQLite in a temporary directory) or split (identity, policy, analytics and a
 // gateway as separate processes on a fresh PostgreSQL database and a unique Redis prefix).
 
+import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
@@ -108,3 +109,36 @@ export const CHROMIUM = {
     "--disable-sync",
   ],
 };
+
+/**
+ * A JSON client of the product at `base()` (read at each call, as a test's product starts in its
+ * `before`): `api` answers `{status, body, headers}`, the body parsed when it is JSON; `ok`
+ * asserts a success and answers the envelope's `data`. `token` is sent as a Bearer token.
+ */
+export function jsonClient(base) {
+  const api = async (method, path, { token, body, headers = {} } = {}) => {
+    const response = await fetch(`${base()}${path}`, {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    let parsed;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+    return { status: response.status, body: parsed, headers: response.headers };
+  };
+  const ok = async (method, path, options) => {
+    const answer = await api(method, path, options);
+    assert.ok(answer.status < 300, `${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    return answer.body.data;
+  };
+  return { api, ok };
+}

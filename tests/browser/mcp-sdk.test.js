@@ -19,7 +19,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { chromium } from "playwright-core";
 
-import { CHROMIUM, OPERATOR_TOKEN, startProduct } from "./harness.js";
+import { CHROMIUM, OPERATOR_TOKEN, jsonClient, startProduct } from "./harness.js";
 
 const MODES = (process.env.MCP_MODES ?? process.env.MODES ?? "all-in-one,split").split(",");
 const PASSWORD = "correct horse battery staple";
@@ -155,30 +155,7 @@ for (const mode of MODES) {
     let sentDays;
     const period = () => ({ period: "custom", date: sentDays });
 
-    const api = async (method, path, { token, body, headers = {} } = {}) => {
-      const response = await fetch(`${product.base}${path}`, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...headers,
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await response.text();
-      let parsed;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = text;
-      }
-      return { status: response.status, body: parsed, headers: response.headers };
-    };
-    const ok = async (method, path, options) => {
-      const answer = await api(method, path, options);
-      assert.ok(answer.status < 300, `${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
-      return answer.body.data;
-    };
+    const { api, ok } = jsonClient(() => product.base);
     const rest = (path) => ok("GET", `/api/external/v1${path}`, { headers: { authorization: `Bearer ${apiKey}` } });
     const signUp = async (name) => {
       const email = `${name.toLowerCase()}-${unique()}@example.com`;

@@ -18,7 +18,7 @@ import { after, before, describe, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { CHROMIUM, OPERATOR_TOKEN, ROOT, startProduct } from "./harness.js";
+import { CHROMIUM, OPERATOR_TOKEN, jsonClient, ROOT, startProduct } from "./harness.js";
 
 // SPEC_MODES narrows this file alone: CI runs it in one mode to stay within its time, as
 // console.test.js covers the console in both.
@@ -79,30 +79,7 @@ for (const mode of MODES) {
     let ann;
     let site;
 
-    const api = async (method, path, { token, body, headers = {} } = {}) => {
-      const response = await fetch(`${product.base}${path}`, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { "content-type": "application/json" }),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...headers,
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await response.text();
-      let json;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = text;
-      }
-      return { status: response.status, body: json, headers: response.headers };
-    };
-    const ok = async (method, path, options) => {
-      const answer = await api(method, path, options);
-      assert.ok(answer.status < 300, `${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
-      return answer.body.data;
-    };
+    const { api, ok } = jsonClient(() => product.base);
 
     /** A new user signed up through the API, with their personal team. */
     // Sign-ups are limited per client address, so each user signs up from an address of its own

@@ -286,6 +286,10 @@ async fn v2s_matches_finds_a_regular_expression_in_each_value(env: &TestEnv) {
         (json!(["matches", "event:page", ["ric"]]), 3),
         (json!(["matches", "event:page", ["^/PRICING"]]), 0),
         (json!(["matches", "event:page", ["(?i)^/PRICING"]]), 3),
+        // RE2's word boundaries, which PostgreSQL writes otherwise.
+        (json!(["matches", "event:page", [r"\babout\b"]]), 2),
+        (json!(["matches", "event:page", [r"\Bbout"]]), 2),
+        (json!(["matches", "event:page", [r"^\x2Fabout\z"]]), 2),
         // As a page filter does, it counts the visitors with a pageview elsewhere than /.
         (json!(["matches_not", "event:page", ["^/$"]]), 5),
         // Visits 3 and 6 are from Germany.

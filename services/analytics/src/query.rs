@@ -1683,11 +1683,10 @@ impl Sql {
             Op::Contains | Op::ContainsNot => any(self, &found),
             Op::Matches | Op::MatchesNot if ignores => any(self, &|sql, v| like(sql, wildcard(v))),
             Op::Matches | Op::MatchesNot => any(self, &glob),
-            Op::Regex | Op::RegexNot => any(self, &|sql, v| {
-                let pattern = sql.bind(Bind::Text(v.to_owned()));
-                match dialect {
-                    Dialect::Sqlite => format!("{column} REGEXP {pattern}"),
-                    Dialect::Postgres => format!("{column} ~ {pattern}"),
+            Op::Regex | Op::RegexNot => any(self, &|sql, v| match dialect {
+                Dialect::Sqlite => format!("{column} REGEXP {}", sql.bind(Bind::Text(v.to_owned()))),
+                Dialect::Postgres => {
+                    format!("{column} ~ {}", sql.bind(Bind::Text(common::regexp::for_postgres(v))))
                 }
             }),
         };

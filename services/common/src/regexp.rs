@@ -23,6 +23,76 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
     })
 }
 
+/// `pattern` (one [`compile`] took) as PostgreSQL's `~` must be given it to mean the same: where
+/// the two flavours write one thing differently, ours is rewritten. PostgreSQL reads `\b` as a
+/// backspace and `\B` as a backslash, which RE2 reads as word boundaries (PostgreSQL's `\y`,
+/// `\Y`, and `\m`, `\M` for a word's start and end); its `\x` takes as many hex digits as
+/// follow, and RE2's end of text is its `\Z`. Every escaped character is written as PostgreSQL's
+/// `\U` and eight hex digits. What PostgreSQL lacks (Unicode classes `\pL`, flags after the
+/// start, half word boundaries) is left for it to refuse.
+pub fn for_postgres(pattern: &str) -> String {
+    use regex_syntax::ast::{self, AssertionKind as A, Ast, ClassSetItem, Literal, LiteralKind, Span};
+
+    struct Rewrites(Vec<(Span, String)>);
+
+    impl Rewrites {
+        fn literal(&mut self, literal: &Literal) {
+            if matches!(literal.kind, LiteralKind::HexFixed(_) | LiteralKind::HexBrace(_) | LiteralKind::Special(_)) {
+                self.0.push((literal.span, format!("\\U{:08X}", u32::from(literal.c))));
+            }
+        }
+    }
+
+    impl ast::Visitor for &mut Rewrites {
+        type Output = ();
+        type Err = std::convert::Infallible;
+
+        fn finish(self) -> Result<(), Self::Err> {
+            Ok(())
+        }
+
+        fn visit_pre(&mut self, ast: &Ast) -> Result<(), Self::Err> {
+            match ast {
+                Ast::Literal(literal) => self.literal(literal),
+                Ast::Assertion(assertion) => {
+                    let written = match assertion.kind {
+                        A::WordBoundary => "\\y",
+                        A::NotWordBoundary => "\\Y",
+                        A::WordBoundaryStart | A::WordBoundaryStartAngle => "\\m",
+                        A::WordBoundaryEnd | A::WordBoundaryEndAngle => "\\M",
+                        A::EndText => "\\Z",
+                        _ => return Ok(()),
+                    };
+                    self.0.push((assertion.span, written.to_owned()));
+                }
+                _ => {}
+            }
+            Ok(())
+        }
+
+        fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), Self::Err> {
+            if let ClassSetItem::Literal(literal) = item {
+                self.literal(literal);
+            }
+            Ok(())
+        }
+    }
+
+    let Ok(parsed) = ast::parse::Parser::new().parse(pattern) else { return pattern.to_owned() };
+    let mut rewrites = Rewrites(Vec::new());
+    let Ok(()) = ast::visit(&parsed, &mut rewrites);
+    rewrites.0.sort_by_key(|(span, _)| span.start.offset);
+    let mut written = String::with_capacity(pattern.len());
+    let mut at = 0;
+    for (span, text) in rewrites.0 {
+        written.push_str(&pattern[at..span.start.offset]);
+        written.push_str(&text);
+        at = span.end.offset;
+    }
+    written.push_str(&pattern[at..]);
+    written
+}
+
 /// Makes `text REGEXP pattern` work on every SQLite connection opened from now on in this
 /// process (sqlx's and rusqlite's share one SQLite library). Idempotent.
 pub fn install() {
@@ -83,6 +153,14 @@ mod tests {
         let null: Option<bool> = db.query_row("SELECT NULL REGEXP 'a'", [], |row| row.get(0)).unwrap();
         assert_eq!(null, None);
         assert!(db.query_row("SELECT 'a' REGEXP '('", [], |row| row.get::<_, bool>(0)).is_err());
+    }
+
+    #[test]
+    fn postgresql_is_given_its_spelling_of_what_it_writes_otherwise() {
+        assert_eq!(for_postgres(r"\bpost\b"), r"\ypost\y");
+        assert_eq!(for_postgres(r"a\Bb\<c\>\z"), r"a\Yb\mc\M\Z");
+        assert_eq!(for_postgres(r"\x41BC[\x{e9}\t]"), r"\U00000041BC[\U000000E9\U00000009]");
+        assert_eq!(for_postgres(r"^/blog/\d+\.html$"), r"^/blog/\d+\.html$", "the same in both");
     }
 
     #[test]
