@@ -251,6 +251,24 @@ async fn v2s_contains_respects_case_unless_told_not_to(env: &TestEnv) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
 
+async fn ignoring_case_ignores_it_in_every_alphabet(env: &TestEnv) {
+    let (key, site_id, domain) = site_with_key(env, "cafe", "UTC").await;
+    let events = [
+        line(&domain, "10:00", "1.1.1.1", "FR", "pageview", "/café"),
+        line(&domain, "10:05", "2.2.2.2", "FR", "pageview", "/Straße"),
+    ];
+    import_events(env, &site_id, &events);
+    let one = json!([{ "metrics": [1], "dimensions": [] }]);
+    for filter in [
+        json!(["is", "event:page", ["/CAFÉ"], { "case_sensitive": false }]),
+        json!(["contains", "event:page", ["AFÉ"], { "case_sensitive": false }]),
+        json!(["contains", "event:page", ["STRASSE", "straße"], { "case_sensitive": false }]),
+    ] {
+        let body = json!({ "metrics": ["visitors"], "filters": [filter.clone()] });
+        assert_eq!(v2(env, &key, &domain, body).await, one, "{filter}");
+    }
+}
+
 async fn v2s_and_or_not_groups_count_what_they_say(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     let visitors = |filter: Value| json!({ "metrics": ["visitors"], "filters": [filter] });
@@ -808,6 +826,7 @@ both_modes!(
     an_empty_utm_value_is_left_out_of_v1_breakdowns_and_not_set_in_v2,
     a_filter_on_plausibles_label_of_an_empty_utm_value_picks_the_empty_ones,
     v2s_contains_respects_case_unless_told_not_to,
+    ignoring_case_ignores_it_in_every_alphabet,
     v2s_and_or_not_groups_count_what_they_say,
     a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken,
     v2s_matches_finds_a_regular_expression_in_each_value,

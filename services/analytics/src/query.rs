@@ -20,6 +20,7 @@ use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Timelike, Utc};
 
 use crate::period::midnight;
 use chrono_tz::Tz;
+use common::regexp::Finds;
 use common::{Error, Result};
 
 use crate::model::{Goal, GoalTarget};
@@ -367,7 +368,7 @@ impl Op {
 /// How a filter compares text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Matching {
-    /// Ours: `is` exactly; `contains` and wildcards ignoring ASCII case.
+    /// Ours: `is` exactly; `contains` and wildcards ignoring case.
     #[default]
     Ours,
     /// Plausible's default: every operator respects case.
@@ -436,7 +437,7 @@ impl Filter {
         self.op == Op::Is && self.matching != Matching::IgnoreCase
     }
 
-    /// Whether the filter compares text ignoring ASCII case (see [`Matching`]).
+    /// Whether the filter compares text ignoring case (see [`Matching`]).
     fn ignores_case(&self) -> bool {
         match (self.matching, self.op) {
             (Matching::Ours, Op::Is | Op::IsNot) | (Matching::Exact, _) => false,
@@ -449,7 +450,7 @@ impl Filter {
     /// decides.
     fn picks(&self, value: &str) -> bool {
         fn folded(text: &str, ignores: bool) -> std::borrow::Cow<'_, str> {
-            if ignores { text.to_ascii_lowercase().into() } else { text.into() }
+            if ignores { text.to_lowercase().into() } else { text.into() }
         }
         let ignores = self.ignores_case();
         let fold = |text| folded(text, ignores);
@@ -644,14 +645,6 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    /// `LIKE` that ignores ASCII case, as SQLite's does.
-    pub fn like(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "LIKE",
-            Dialect::Postgres => "ILIKE",
-        }
-    }
-
     /// The text of custom property `name` of the event in `props` (a JSON object whose values
     /// are strings), or `(none)`.
     fn prop(self, sql: &mut Sql, props: &str, name: &str) -> String {
@@ -1646,7 +1639,8 @@ impl Sql {
     }
 
     /// `column` satisfies `filter`. Where text matching ignores case (see [`Matching`]), it
-    /// ignores ASCII case on both backends (SQLite's LIKE does; PostgreSQL is given ILIKE); where
+    /// ignores the case of every alphabet on both backends (PostgreSQL is given ILIKE, SQLite a
+    /// regular expression, since its LIKE folds ASCII letters only); where
     /// it respects case, `contains` finds the text (`instr`, `strpos`) and wildcards are SQLite's
     /// GLOB or PostgreSQL's LIKE. A regular expression is SQLite's REGEXP (the `regex` crate's,
     /// as `common::regexp` installs it) or PostgreSQL's `~`, whose flavour agrees with RE2's on
@@ -1656,11 +1650,22 @@ impl Sql {
             let parts: Vec<String> = filter.values.iter().map(|v| test(sql, v)).collect();
             format!("({})", parts.join(" OR "))
         };
-        let like = |sql: &mut Sql, pattern: String| {
-            format!("{column} {} {} ESCAPE '\\'", dialect.like(), sql.bind(Bind::Text(pattern)))
-        };
-        let contains = |v: &str| format!("%{}%", escape_like(v));
         let wildcard = |v: &str| escape_like(v).replace("\\*", "%");
+        // Ignoring case: PostgreSQL's ILIKE, a case-blind regular expression on SQLite, whose
+        // LIKE folds ASCII letters only.
+        let caseless = |sql: &mut Sql, v: &str, finds: Finds| match dialect {
+            Dialect::Sqlite => {
+                format!("{column} REGEXP {}", sql.bind(Bind::Text(common::regexp::ignoring_case(v, finds))))
+            }
+            Dialect::Postgres => {
+                let pattern = match finds {
+                    Finds::Whole => escape_like(v),
+                    Finds::Within => format!("%{}%", escape_like(v)),
+                    Finds::Wildcard => wildcard(v),
+                };
+                format!("{column} ILIKE {} ESCAPE '\\'", sql.bind(Bind::Text(pattern)))
+            }
+        };
         let found = |sql: &mut Sql, v: &str| {
             let v = sql.bind(Bind::Text(v.to_owned()));
             match dialect {
@@ -1674,14 +1679,14 @@ impl Sql {
         };
         let ignores = filter.ignores_case();
         let positive = match filter.op {
-            Op::Is | Op::IsNot if ignores => any(self, &|sql, v| like(sql, escape_like(v))),
+            Op::Is | Op::IsNot if ignores => any(self, &|sql, v| caseless(sql, v, Finds::Whole)),
             Op::Is | Op::IsNot => {
                 let values: Vec<String> = filter.values.iter().map(|v| self.bind(Bind::Text(v.clone()))).collect();
                 format!("{column} IN ({})", values.join(", "))
             }
-            Op::Contains | Op::ContainsNot if ignores => any(self, &|sql, v| like(sql, contains(v))),
+            Op::Contains | Op::ContainsNot if ignores => any(self, &|sql, v| caseless(sql, v, Finds::Within)),
             Op::Contains | Op::ContainsNot => any(self, &found),
-            Op::Matches | Op::MatchesNot if ignores => any(self, &|sql, v| like(sql, wildcard(v))),
+            Op::Matches | Op::MatchesNot if ignores => any(self, &|sql, v| caseless(sql, v, Finds::Wildcard)),
             Op::Matches | Op::MatchesNot => any(self, &glob),
             Op::Regex | Op::RegexNot => any(self, &|sql, v| match dialect {
                 Dialect::Sqlite => format!("{column} REGEXP {}", sql.bind(Bind::Text(v.to_owned()))),
@@ -2095,8 +2100,12 @@ mod tests {
     fn filters_escape_their_values() {
         let filter = Filter::new("contains", "event:page", vec!["50%_off".into()]).unwrap();
         let mut sql = Sql::default();
-        assert_eq!(sql.condition("e.pathname", &filter, Dialect::Sqlite), "(e.pathname LIKE $1 ESCAPE '\\')");
+        assert_eq!(sql.condition("e.pathname", &filter, Dialect::Postgres), "(e.pathname ILIKE $1 ESCAPE '\\')");
         assert!(matches!(&sql.binds[0], Bind::Text(p) if p == "%50\\%\\_off%"));
+        // Ignoring case on SQLite, in every alphabet: a regular expression of the value as it is.
+        let mut sql = Sql::default();
+        assert_eq!(sql.condition("e.pathname", &filter, Dialect::Sqlite), "(e.pathname REGEXP $1)");
+        assert!(matches!(&sql.binds[0], Bind::Text(p) if p == "(?i)50%_off"));
         let filter = Filter::new("matches", "event:page", vec!["/blog/*".into()]).unwrap();
         let mut sql = Sql::default();
         sql.condition("e.pathname", &filter, Dialect::Postgres);

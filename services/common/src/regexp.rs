@@ -23,6 +23,30 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
     })
 }
 
+/// How a text comparison finds its value in a text.
+#[derive(Clone, Copy)]
+pub enum Finds {
+    /// The whole text is the value.
+    Whole,
+    /// The value is somewhere in the text.
+    Within,
+    /// The whole text matches the value, whose `*` stands for any text.
+    Wildcard,
+}
+
+/// The regular expression of a comparison that ignores case in every alphabet (`É` is `é`), as
+/// PostgreSQL's `ILIKE` does and SQLite's `LIKE` does only for ASCII letters.
+pub fn ignoring_case(value: &str, finds: Finds) -> String {
+    match finds {
+        Finds::Whole => format!("(?i)^{}$", regex::escape(value)),
+        Finds::Within => format!("(?i){}", regex::escape(value)),
+        Finds::Wildcard => {
+            let parts: Vec<String> = value.split('*').map(regex::escape).collect();
+            format!("(?i)^{}$", parts.join(".*"))
+        }
+    }
+}
+
 /// `pattern` (one [`compile`] took) as PostgreSQL's `~` must be given it to mean the same: where
 /// the two flavours write one thing differently, ours is rewritten. PostgreSQL reads `\b` as a
 /// backspace and `\B` as a backslash, which RE2 reads as word boundaries (PostgreSQL's `\y`,
@@ -161,6 +185,16 @@ mod tests {
         assert_eq!(for_postgres(r"a\Bb\<c\>\z"), r"a\Yb\mc\M\Z");
         assert_eq!(for_postgres(r"\x41BC[\x{e9}\t]"), r"\U00000041BC[\U000000E9\U00000009]");
         assert_eq!(for_postgres(r"^/blog/\d+\.html$"), r"^/blog/\d+\.html$", "the same in both");
+    }
+
+    #[test]
+    fn ignoring_case_finds_letters_of_every_alphabet() {
+        let finds = |value: &str, how: Finds, text: &str| compile(&ignoring_case(value, how)).unwrap().is_match(text);
+        assert!(finds("/CAFÉ", Finds::Whole, "/café"));
+        assert!(!finds("/CAFÉ", Finds::Whole, "/café/menu"));
+        assert!(finds("AFÉ", Finds::Within, "/café/menu"));
+        assert!(finds("/CAF*/M?NU", Finds::Wildcard, "/café/m?nu"));
+        assert!(!finds("/a.c", Finds::Whole, "/abc"), "a value's characters stand for themselves");
     }
 
     #[test]
