@@ -269,6 +269,52 @@ async fn ignoring_case_ignores_it_in_every_alphabet(env: &TestEnv) {
     }
 }
 
+async fn events_before_a_visits_first_pageview_count_under_the_page_it_entered_on(env: &TestEnv) {
+    let (_, key, domain, _) = crate::harness::pro_site(env, "entered").await;
+    let event =
+        |name: &str, path: &str| json!({ "domain": domain, "name": name, "url": format!("https://{domain}{path}") });
+    // A custom event, stored before the visit's first pageview arrives in a later batch; and a
+    // second visitor whose two events may share one.
+    for (visitor, name, path) in [(150, "Signup", "/signup"), (150, "pageview", "/pricing"), (151, "Signup", "/x")] {
+        assert_eq!(
+            crate::harness::track(env, &crate::harness::browser(visitor), event(name, path)).await,
+            StatusCode::ACCEPTED
+        );
+    }
+    assert_eq!(
+        crate::harness::track(env, &crate::harness::browser(151), event("pageview", "/about")).await,
+        StatusCode::ACCEPTED
+    );
+    let today = |body: Value| {
+        let mut body = body;
+        body["site_id"] = json!(domain);
+        body["date_range"] = json!("day");
+        let key = key.clone();
+        async move {
+            let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            answer["results"].clone()
+        }
+    };
+    let body = json!({ "metrics": ["visitors"], "dimensions": ["visit:entry_page", "event:name"] });
+    let mut rows = today(body).await.as_array().unwrap().clone();
+    rows.sort_by_key(|row| row["dimensions"].to_string());
+    assert_eq!(
+        rows,
+        [
+            json!({ "dimensions": ["/about", "Signup"], "metrics": [1] }),
+            json!({ "dimensions": ["/about", "pageview"], "metrics": [1] }),
+            json!({ "dimensions": ["/pricing", "Signup"], "metrics": [1] }),
+            json!({ "dimensions": ["/pricing", "pageview"], "metrics": [1] }),
+        ]
+    );
+    let filters = json!([["is", "visit:entry_page", ["/pricing"]], ["is", "event:name", ["Signup"]]]);
+    assert_eq!(
+        today(json!({ "metrics": ["visitors"], "filters": filters })).await,
+        json!([{ "metrics": [1], "dimensions": [] }])
+    );
+}
+
 async fn v2s_and_or_not_groups_count_what_they_say(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     let visitors = |filter: Value| json!({ "metrics": ["visitors"], "filters": [filter] });
@@ -827,6 +873,7 @@ both_modes!(
     a_filter_on_plausibles_label_of_an_empty_utm_value_picks_the_empty_ones,
     v2s_contains_respects_case_unless_told_not_to,
     ignoring_case_ignores_it_in_every_alphabet,
+    events_before_a_visits_first_pageview_count_under_the_page_it_entered_on,
     v2s_and_or_not_groups_count_what_they_say,
     a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken,
     v2s_matches_finds_a_regular_expression_in_each_value,

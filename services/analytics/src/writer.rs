@@ -97,6 +97,9 @@ pub(crate) struct Visit {
     pub events: i64,
     pub exit_page: String,
     pub attributes: VisitAttributes,
+    /// Whether this batch gave the visit its entry page: a pageview after events of the visit
+    /// stored (or batched) with none, which then take it too (see [`ENTERED_LATE`]).
+    pub entered_late: bool,
 }
 
 impl Visit {
@@ -116,6 +119,7 @@ impl Visit {
             events: 0,
             exit_page: page.clone(),
             attributes: VisitAttributes { entry_page: page, ..event.visit.clone() },
+            entered_late: false,
         }
     }
 
@@ -125,7 +129,9 @@ impl Visit {
         self.touched = true;
         self.alive_ts = self.alive_ts.max(event.ts);
         if event.name == "pageview" && self.attributes.entry_page.is_empty() {
+            // A visit begun by a pageview has its entry page from the start.
             self.attributes.entry_page = event.pathname.clone();
+            self.entered_late = true;
         }
         event.visit_id = self.id.clone();
         event.visit = self.attributes.clone();
@@ -174,6 +180,7 @@ impl Visit {
                 browser_version: text(21)?,
                 os_version: text(22)?,
             },
+            entered_late: false,
         })
     }
 
@@ -403,7 +410,7 @@ impl BatchWriter {
             match self.cache.take(&key) {
                 Some(visit) if event.ts - visit.alive_ts <= VISIT_GAP_MS => {
                     current.insert(key, visits.len());
-                    visits.push(Visit { pageviews: 0, events: 0, touched: false, ..visit });
+                    visits.push(Visit { pageviews: 0, events: 0, touched: false, entered_late: false, ..visit });
                 }
                 _ => {
                     unknown.push(event.visitor_id.as_str());
@@ -457,6 +464,14 @@ impl BatchWriter {
             days.sort_unstable();
             days.dedup();
         }
+        // Earlier events of a visit that entered late take its entry page: their days' rollups
+        // change, as for a late event.
+        for visit in visits.iter().filter(|v| v.entered_late) {
+            let days = (day_of(visit.start_ts)..=day_of(now)).step_by(DAY_MS as usize);
+            stale_days.extend(days.map(|day| (visit.website_id.as_str(), day)));
+        }
+        stale_days.sort_unstable();
+        stale_days.dedup();
         // A day written both ways is stale.
         open_days.retain(|day| stale_days.binary_search(day).is_err());
         self.db.write(&Rows { events: &kept, visits: &visits, stale_days, open_days, classified_at: now }).await?;
@@ -477,6 +492,14 @@ const VISIT_UPDATE: &str = "DO UPDATE SET \
      exit_page = CASE WHEN excluded.pageviews > 0 AND excluded.last_ts >= visits.last_ts \
      THEN excluded.exit_page ELSE visits.exit_page END, \
      entry_page = CASE WHEN visits.entry_page = '' THEN excluded.entry_page ELSE visits.entry_page END";
+
+/// The events of a visit that entered late (`$1` its entry page, `$2` its id, `$3` its site,
+/// `$4`..`$5` its first and latest event's times) take its entry page, as Plausible's events
+/// take their session's: a custom event before the visit's first pageview counts under the page
+/// the visit entered on. Bounded by site and time, so that it reads the site's events of those
+/// minutes only.
+pub(crate) const ENTERED_LATE: &str = "UPDATE events SET entry_page = $1 \
+     WHERE website_id = $3 AND ts >= $4 AND ts <= $5 AND visit_id = $2 AND entry_page = ''";
 
 /// Conflict clauses of a site-day's pending-rollup row: a stale write bumps the day's version,
 /// an open one only makes sure the day is pending (see [`open_write`]). Open rows are written

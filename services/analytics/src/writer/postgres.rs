@@ -11,7 +11,7 @@ use common::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
-use super::{PENDING_STALE, Rows, VISIT_UPDATE, Visit};
+use super::{ENTERED_LATE, PENDING_STALE, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS, day_of};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -106,10 +106,25 @@ impl Db {
         self.with(async |conn| {
             insert_events(conn, rows.events).await?;
             upsert_visits(conn, rows.visits).await?;
+            enter_late(conn, rows.visits).await?;
             mark_pending(conn, rows).await
         })
         .await
     }
+}
+
+async fn enter_late(conn: &mut PgConnection, visits: &[Visit]) -> std::result::Result<(), sqlx::Error> {
+    for v in visits.iter().filter(|v| v.entered_late) {
+        sqlx::query(ENTERED_LATE)
+            .bind(&v.attributes.entry_page)
+            .bind(&v.id)
+            .bind(&v.website_id)
+            .bind(v.start_ts)
+            .bind(v.alive_ts)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_events(

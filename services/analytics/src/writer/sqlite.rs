@@ -10,7 +10,7 @@ use common::db::OpenError;
 use common::{Error, Result};
 use rusqlite::{Connection, params};
 
-use super::{PENDING_STALE, Rows, VISIT_UPDATE, Visit};
+use super::{ENTERED_LATE, PENDING_STALE, Rows, VISIT_UPDATE, Visit};
 use crate::store::{EVENT_COLUMNS, VISIT_COLUMNS};
 
 pub struct Db(Connection);
@@ -83,9 +83,19 @@ impl Db {
         let write = || -> rusqlite::Result<()> {
             self.insert_events(rows.events)?;
             self.upsert_visits(rows.visits)?;
+            self.enter_late(rows.visits)?;
             self.mark_pending(rows)
         };
         write().map_err(failed)
+    }
+
+    fn enter_late(&self, visits: &[Visit]) -> rusqlite::Result<()> {
+        let sql = ENTERED_LATE.replace('$', "?");
+        for v in visits.iter().filter(|v| v.entered_late) {
+            let mut update = self.0.prepare_cached(&sql)?;
+            update.execute(params![v.attributes.entry_page, v.id, v.website_id, v.start_ts, v.alive_ts])?;
+        }
+        Ok(())
     }
 
     fn insert_events(&self, events: &[&crate::store::NewEvent]) -> rusqlite::Result<()> {
