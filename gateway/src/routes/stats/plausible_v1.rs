@@ -533,10 +533,14 @@ fn aggregate_result(answer: &anpb::QueryResponse, metrics: &[String], before: Op
     AggregateResult { results: results.collect() }
 }
 
-/// Plausible's change of a figure against the period before: points for `bounce_rate` (none
-/// when there was no bounce rate before) and for `conversion_rate` (one decimal), else the
-/// percent change.
+/// Plausible's change of a figure against the period before: none when either period has no
+/// such figure (an average of nothing, as `time_on_page` without engagement), points for
+/// `bounce_rate` (none when there was no bounce rate before) and for `conversion_rate` (one
+/// decimal), else the percent change.
 fn plausible_change(metric: &str, before: f64, now: f64) -> Value {
+    if before.is_nan() || now.is_nan() {
+        return Value::Null;
+    }
     match anpb::Metric::from_name(metric) {
         Some(anpb::Metric::BounceRate) if before <= 0.0 => Value::Null,
         Some(anpb::Metric::ConversionRate) => serde_json::json!(((now - before) * 10.0).round() / 10.0),
@@ -620,4 +624,18 @@ pub async fn breakdown(
 ) -> ApiResult<Response> {
     let (data, pagination) = v1(&state, credentials, q, V1::Breakdown, Face::Ours).await?;
     Ok(paged(data, pagination).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_against_a_period_without_the_figure_is_none() {
+        assert_eq!(plausible_change("time_on_page", f64::NAN, 42.0), Value::Null);
+        assert_eq!(plausible_change("scroll_depth", 50.0, f64::NAN), Value::Null);
+        assert_eq!(plausible_change("visitors", 0.0, 3.0), serde_json::json!(100));
+        assert_eq!(plausible_change("visitors", 4.0, 3.0), serde_json::json!(-25));
+        assert_eq!(plausible_change("bounce_rate", 0.0, 40.0), Value::Null);
+    }
 }
