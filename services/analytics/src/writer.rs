@@ -467,7 +467,7 @@ impl BatchWriter {
         // Earlier events of a visit that entered late take its entry page: their days' rollups
         // change, as for a late event.
         for visit in visits.iter().filter(|v| v.entered_late) {
-            let days = (day_of(visit.start_ts)..=day_of(now)).step_by(DAY_MS as usize);
+            let days = (day_of(visit.start_ts)..=day_of(visit.alive_ts)).step_by(DAY_MS as usize);
             stale_days.extend(days.map(|day| (visit.website_id.as_str(), day)));
         }
         stale_days.sort_unstable();
