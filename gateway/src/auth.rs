@@ -145,18 +145,11 @@ impl FromRequestParts<AppState> for Credentials {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        // Each header once, and one key if both are sent (README, "Sessions in a browser, and
-        // untrusted input").
+        // Each header once; with both, `Authorization` is the credential (README, "Sessions in a
+        // browser, and untrusted input").
         one_credential(&parts.headers, &[header::AUTHORIZATION])?;
         one_credential(&parts.headers, &[HeaderName::from_static("x-api-key")])?;
-        let api_key_header = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim);
-        let presented = match (bearer(&parts.headers), api_key_header) {
-            (Some(a), Some(b)) if a != b => {
-                let text = "authorization / x-api-key: send one credential, in one header";
-                return Err(Error::validation(text).into());
-            }
-            (a, b) => a.or(b),
-        };
+        let presented = bearer(&parts.headers).or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
         let presented = presented.ok_or_else(|| {
             unauthorized("an API key is required: send `Authorization: Bearer zv_…` or `X-API-Key: zv_…`")
         })?;
