@@ -142,3 +142,18 @@ export function jsonClient(base) {
   };
   return { api, ok };
 }
+
+/** Retries `check` until it stops throwing, every `every` ms for at most `timeout` ms: a page
+ * fills itself from the API after loading, and the product counts events a moment after they
+ * are acknowledged. */
+export async function eventually(check, timeout = 15_000, every = 200) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, every));
+    }
+  }
+}

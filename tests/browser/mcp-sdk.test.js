@@ -19,7 +19,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { chromium } from "playwright-core";
 
-import { CHROMIUM, OPERATOR_TOKEN, jsonClient, startProduct } from "./harness.js";
+import { CHROMIUM, OPERATOR_TOKEN, eventually, jsonClient, startProduct } from "./harness.js";
 
 const MODES = (process.env.MCP_MODES ?? process.env.MODES ?? "all-in-one,split").split(",");
 const PASSWORD = "correct horse battery staple";
@@ -41,18 +41,6 @@ const unique = () => randomBytes(4).toString("hex");
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const today = () => new Date().toISOString().slice(0, 10);
 
-/** Retries `check` until it stops throwing, for at most `timeout` ms. */
-async function eventually(check, timeout = 10_000, every = 100) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(every);
-    }
-  }
-}
 
 /**
  * An in-memory OAuthClientProvider, as the SDK's own example client keeps one: a public client

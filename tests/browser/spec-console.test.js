@@ -18,7 +18,7 @@ import { after, before, describe, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { CHROMIUM, OPERATOR_TOKEN, jsonClient, ROOT, startProduct } from "./harness.js";
+import { CHROMIUM, OPERATOR_TOKEN, eventually, jsonClient, ROOT, startProduct } from "./harness.js";
 
 // SPEC_MODES narrows this file alone: CI runs it in one mode to stay within its time, as
 // console.test.js covers the console in both.
@@ -39,18 +39,6 @@ const utcDay = (ms) => new Date(ms).toISOString().slice(0, 10);
 const daysAgo = (n) => utcDay(Date.now() - n * 86_400_000);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Retries `check` until it stops throwing (the page fills itself from the API after loading). */
-async function eventually(check, timeout = 15_000) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(200);
-    }
-  }
-}
 
 /** Clicks `locator` when it shows up within a moment (a confirmation the page may or may not ask). */
 async function clickIfShown(locator) {
