@@ -129,7 +129,7 @@ impl Visit {
         self.touched = true;
         self.alive_ts = self.alive_ts.max(event.ts);
         if event.name == "pageview" && self.attributes.entry_page.is_empty() {
-            // A visit begun by a pageview has its entry page from the start.
+            // Not the visit's first event: one begun by a pageview has its entry page from `start`.
             self.attributes.entry_page = event.pathname.clone();
             self.entered_late = true;
         }
@@ -460,18 +460,16 @@ impl BatchWriter {
             let days = if open_write(e.ts, now) { &mut open_days } else { &mut stale_days };
             days.push((e.website_id.as_str(), day_of(e.ts)));
         }
-        for days in [&mut open_days, &mut stale_days] {
-            days.sort_unstable();
-            days.dedup();
-        }
         // Earlier events of a visit that entered late take its entry page: their days' rollups
         // change, as for a late event.
         for visit in visits.iter().filter(|v| v.entered_late) {
             let days = (day_of(visit.start_ts)..=day_of(visit.alive_ts)).step_by(DAY_MS as usize);
             stale_days.extend(days.map(|day| (visit.website_id.as_str(), day)));
         }
-        stale_days.sort_unstable();
-        stale_days.dedup();
+        for days in [&mut open_days, &mut stale_days] {
+            days.sort_unstable();
+            days.dedup();
+        }
         // A day written both ways is stale.
         open_days.retain(|day| stale_days.binary_search(day).is_err());
         self.db.write(&Rows { events: &kept, visits: &visits, stale_days, open_days, classified_at: now }).await?;
