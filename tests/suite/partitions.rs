@@ -14,7 +14,7 @@ use sqlx::migrate::Migrator;
 
 use crate::conformance::pageview;
 use crate::harness::asked_period;
-use crate::harness::on_each_backend;
+use crate::harness::on_each_empty_backend;
 
 /// 2026-01-10T00:00:00Z, the day the stores below were written.
 const DAY: i64 = 1_768_003_200_000;
@@ -67,7 +67,7 @@ async fn insert_website(pool: &AnyPool, id: &str) {
 #[tokio::test]
 async fn events_stored_before_partitioning_are_all_kept() {
     const EVENTS: i64 = 50_000;
-    on_each_backend(|backend| async move {
+    on_each_empty_backend(|backend| async move {
         let pool = analytics_migrated_to(&backend, 9).await;
         insert_website(&pool, "before").await;
         // One statement for both backends: 50,000 pageviews of 500 visitors over ten pages, one
@@ -141,7 +141,7 @@ async fn insert_visit(pool: &AnyPool, id: &str, visitor: &str, minutes: &[i64]) 
 async fn visits_stored_before_partitioning_keep_their_figures_and_stay_open() {
     use analytics::writer::Writer;
 
-    on_each_backend(|backend| async move {
+    on_each_empty_backend(|backend| async move {
         let pool = analytics_migrated_to(&backend, 11).await;
         insert_website(&pool, "before").await;
         // `pageview`'s visitor, at 10:00 and 10:05: the visit the writer continues below.
