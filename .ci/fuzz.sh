@@ -6,6 +6,8 @@
 # Environment:
 #   FUZZ_SECONDS  how long each target runs (default 30)
 #   FUZZ_JOBS     how many targets run at once (default: one per core)
+#   FUZZ_RUN_WHEN a file: the targets run once it exists (default: right after the build), so
+#                 that a build started early runs its targets when the machine has time for them
 #
 # Only stable Rust is at hand: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its unstable flags, and
 # `--sanitizer none` leaves out AddressSanitizer, which safe Rust does not need to find panics.
@@ -31,6 +33,10 @@ trap 'rm -rf "$SCRATCH"' EXIT
 start=$(date +%s)
 cargo fuzz build "${FLAGS[@]}"
 echo "fuzz targets built in $(( $(date +%s) - start )) s"
+if [ -n "${FUZZ_RUN_WHEN:-}" ]; then
+  until [ -e "$FUZZ_RUN_WHEN" ]; do sleep 1; done
+  echo "fuzz targets started $(( $(date +%s) - start )) s after the build began"
+fi
 
 # One target per core at a time: each libFuzzer process runs on one thread for a fixed time.
 JOBS=${FUZZ_JOBS:-$(nproc)}
