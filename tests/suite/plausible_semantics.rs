@@ -472,6 +472,44 @@ async fn v2_refuses_a_case_modifier_on_a_pattern_operator_in_plausibles_words(en
     );
 }
 
+/// Plausible's clock keeps whole seconds, and a visit goes on while the gap is at most 30 whole
+/// minutes: 30:59 continues it, 31:00 starts another.
+async fn a_visit_goes_on_after_a_gap_of_up_to_thirty_whole_minutes(env: &TestEnv) {
+    let (key, site_id, domain) = site_with_key(env, "gaps", "UTC").await;
+    let at = |time: &str, path: &str| {
+        json!({ "at": format!("2026-01-10T{time}Z"), "name": "pageview", "url": format!("https://{domain}{path}"),
+                "user_agent": FIREFOX, "ip": "7.7.7.7", "country": "US" })
+    };
+    let events = [at("10:00:00", "/a"), at("10:30:59", "/b"), at("11:00:00", "/c"), at("11:31:00", "/d")];
+    import_events(env, &site_id, &events);
+    let answer = v1(env, &key, "aggregate", &domain, "metrics=visits,pageviews,bounce_rate,visit_duration").await;
+    let figures = &answer["results"];
+    assert_eq!(
+        [&figures["visits"]["value"], &figures["pageviews"]["value"], &figures["bounce_rate"]["value"]],
+        [&json!(2), &json!(4), &json!(50)],
+        "{answer}"
+    );
+    // One visit of an hour and one of a single pageview.
+    assert_eq!(figures["visit_duration"]["value"], json!(1800), "{answer}");
+    let entries = v1(env, &key, "breakdown", &domain, "property=visit:entry_page&metrics=visits").await;
+    assert_eq!(entries["results"], json!([{ "entry_page": "/a", "visits": 1 }, { "entry_page": "/d", "visits": 1 }]));
+}
+
+/// Plausible orders a v1 breakdown by its first metric other than `time_on_page`, adding the
+/// visitors to order by when there is none, then by the property.
+async fn a_v1_breakdown_is_never_ordered_by_time_on_page(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let pages = |answer: &Value| -> Vec<(Value, Value)> {
+        answer["results"].as_array().unwrap().iter().map(|r| (r["page"].clone(), r["visitors"].clone())).collect()
+    };
+    let expected = vec![(json!("/"), json!(3)), (json!("/pricing"), json!(3))];
+    for metrics in ["time_on_page", "time_on_page,visitors"] {
+        let rest = format!("property=event:page&metrics={metrics}&limit=2");
+        let answer = v1(env, &key, "breakdown", &domain, &rest).await;
+        assert_eq!(pages(&answer), expected, "{metrics}: {answer}");
+    }
+}
+
 async fn a_v1_time_series_gives_an_hour_without_visits_no_visit_duration(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     let metrics = "metrics=visitors,visits,pageviews,visit_duration,bounce_rate";
@@ -895,4 +933,6 @@ both_modes!(
     v2_refuses_a_visits_metric_by_event_and_an_events_metric_by_entry_page,
     v2_refuses_time_labels_without_a_time_dimension,
     v2_filters_countries_by_their_two_letter_code_only,
+    a_visit_goes_on_after_a_gap_of_up_to_thirty_whole_minutes,
+    a_v1_breakdown_is_never_ordered_by_time_on_page,
 );

@@ -1039,8 +1039,15 @@ pub struct RollupRow {
     pub counters: [i64; COUNTERS_PER_ROW],
 }
 
-/// Events of one visit more than this apart belong to two visits.
-pub const VISIT_GAP_MS: i64 = 30 * 60_000;
+/// Events of one visit are less than this apart ([`continues_visit`]).
+pub const VISIT_GAP_MS: i64 = 31 * 60_000;
+
+/// Whether an event at `ts` continues a visit whose last event was at `alive_ts`. As Plausible:
+/// its clock keeps whole seconds, and a visit goes on while the gap is at most 30 whole minutes,
+/// so up to 30:59.
+pub fn continues_visit(alive_ts: i64, ts: i64) -> bool {
+    ts.div_euclid(1000) - alive_ts.div_euclid(1000) < VISIT_GAP_MS / 1000
+}
 
 pub(crate) const EVENT_COLUMNS: &str = "id, website_id, ts, name, pathname, referrer_host, visitor_id, country, props, \
      revenue_amount, revenue_currency, visit_id, entry_page, source, utm_source, utm_medium, utm_campaign, browser, os, device, \

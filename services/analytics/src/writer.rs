@@ -19,7 +19,7 @@ use common::{Error, ErrorCode, Result};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::events::ENGAGEMENT;
-use crate::store::{DAY_MS, NewEvent, VISIT_GAP_MS, VisitAttributes, day_of};
+use crate::store::{DAY_MS, NewEvent, VISIT_GAP_MS, VisitAttributes, continues_visit, day_of};
 
 /// Most events written in one transaction.
 pub const MAX_BATCH: usize = 1000;
@@ -408,7 +408,7 @@ impl BatchWriter {
             }
             let key = (event.website_id.clone(), event.visitor_id.clone());
             match self.cache.take(&key) {
-                Some(visit) if event.ts - visit.alive_ts <= VISIT_GAP_MS => {
+                Some(visit) if continues_visit(visit.alive_ts, event.ts) => {
                     current.insert(key, visits.len());
                     visits.push(Visit { pageviews: 0, events: 0, touched: false, entered_late: false, ..visit });
                 }
@@ -439,7 +439,7 @@ impl BatchWriter {
             let event = &mut events[i];
             let key = (event.website_id.clone(), event.visitor_id.clone());
             let index = match current.get(&key) {
-                Some(&i) if event.ts - visits[i].alive_ts <= VISIT_GAP_MS => i,
+                Some(&i) if continues_visit(visits[i].alive_ts, event.ts) => i,
                 _ if event.name == ENGAGEMENT => continue,
                 _ => {
                     current.insert(key, visits.len());

@@ -146,11 +146,16 @@ fn v1_request(kind: V1, website_id: String, p: &V1Params, face: Face) -> ApiResu
                 return Err(invalid("page", format!("must be 1 to {}", rules::INT32_MAX)));
             }
             request.dimensions = with_family(property.clone());
-            if request.dimensions.len() > 1 {
-                // Plausible orders by the version alone after the metric.
-                let by = |key: &str, descending| anpb::Order { key: key.to_owned(), descending };
-                request.order_by = vec![by(&request.metrics[0], true), by(&property, false)];
+            // As Plausible: by the first metric other than `time_on_page` (the visitors, added to
+            // the answer, when there is none), then by the property (a version alone, without
+            // its browser or OS).
+            let time_on_page = anpb::Metric::TimeOnPage.name();
+            if request.metrics.iter().all(|m| m == time_on_page) {
+                request.metrics.push(anpb::Metric::Visitors.name().to_owned());
             }
+            let first = request.metrics.iter().find(|m| *m != time_on_page).cloned().unwrap_or_default();
+            let by = |key: &str, descending| anpb::Order { key: key.to_owned(), descending };
+            request.order_by = vec![by(&first, true), by(&property, false)];
             request.limit = limit;
             request.offset = (page - 1).saturating_mul(limit);
         }
