@@ -22,8 +22,8 @@ struct Line {
     ip: String,
     #[serde(default)]
     country: String,
-    /// Plausible's hash mode.
-    #[serde(default)]
+    /// Plausible's hash mode: `true` or `1`, as its tracker sends it.
+    #[serde(default, deserialize_with = "flag")]
     h: bool,
     /// An engagement event's scroll depth, percent.
     #[serde(default)]
@@ -31,6 +31,20 @@ struct Line {
     /// An engagement event's engaged time, milliseconds.
     #[serde(default)]
     e: Option<i64>,
+}
+
+fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Number(u64),
+    }
+    match Flag::deserialize(deserializer) {
+        Ok(Flag::Bool(flag)) => Ok(flag),
+        Ok(Flag::Number(number @ (0 | 1))) => Ok(number == 1),
+        _ => Err(serde::de::Error::custom("must be true, false, 1 or 0")),
+    }
 }
 
 /// The event of one line for the site named `domain`, with its time (unix ms).
@@ -68,5 +82,19 @@ mod tests {
             (Some(40), Some(1500), "a.example")
         );
         assert!(super::event("a.example", r#"{"at": "yesterday"}"#).is_err());
+    }
+
+    #[test]
+    fn hash_mode_is_a_boolean_or_the_trackers_1() {
+        let line = |h: &str| {
+            format!(r#"{{"at": "2026-01-10T10:00:00Z", "name": "pageview", "url": "https://a.example/#/x", "user_agent": "UA", "ip": "1.2.3.4", "h": {h}}}"#)
+        };
+        for (h, hash_mode) in [("true", true), ("1", true), ("false", false), ("0", false)] {
+            assert_eq!(super::event("a.example", &line(h)).unwrap().1.hash_mode, hash_mode, "{h}");
+        }
+        for h in ["2", "\"yes\"", "null"] {
+            let refused = super::event("a.example", &line(h)).err().expect(h).to_string();
+            assert!(refused.contains("must be true, false, 1 or 0"), "{h}: {refused}");
+        }
     }
 }
