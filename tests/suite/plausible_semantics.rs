@@ -541,6 +541,10 @@ async fn v2_refuses_a_malformed_query_in_plausibles_words(env: &TestEnv) {
             "#/metrics: Expected items to be unique but they were not.",
         ),
         (
+            json!({ "dimensions": ["event:page", "event:page"] }),
+            "#/dimensions: Expected items to be unique but they were not.",
+        ),
+        (
             json!({ "order_by": [["pageviews", "desc"]] }),
             "Invalid order_by entry '{:pageviews, :desc}'. Entry is not a queried metric or dimension.",
         ),

@@ -87,7 +87,9 @@ mod tests {
     #[test]
     fn hash_mode_is_a_boolean_or_the_trackers_1() {
         let line = |h: &str| {
-            format!(r#"{{"at": "2026-01-10T10:00:00Z", "name": "pageview", "url": "https://a.example/#/x", "user_agent": "UA", "ip": "1.2.3.4", "h": {h}}}"#)
+            format!(
+                r#"{{"at": "2026-01-10T10:00:00Z", "name": "pageview", "url": "https://a.example/#/x", "user_agent": "UA", "ip": "1.2.3.4", "h": {h}}}"#
+            )
         };
         for (h, hash_mode) in [("true", true), ("1", true), ("false", false), ("0", false)] {
             assert_eq!(super::event("a.example", &line(h)).unwrap().1.hash_mode, hash_mode, "{h}");

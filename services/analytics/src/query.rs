@@ -696,7 +696,10 @@ impl Query {
         if dims.iter().filter(|d| matches!(d, Dim::Time(_))).count() > 1 {
             return Err(Error::invalid("dimensions", "at most one time dimension"));
         }
-        if dims.len() > 4 || (1..dims.len()).any(|i| dims[..i].contains(&dims[i])) {
+        if let Some(twice) = (1..dims.len()).find(|&i| dims[..i].contains(&dims[i])) {
+            return Err(Error::invalid("dimensions", format!("{:?} is given twice", dims[twice].name())));
+        }
+        if dims.len() > 4 {
             return Err(Error::invalid("dimensions", "at most 4 distinct dimensions"));
         }
         let order = order

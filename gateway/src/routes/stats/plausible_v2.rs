@@ -179,8 +179,9 @@ pub(crate) async fn v2(
 }
 
 /// What Plausible refuses of a query's shape, in its words (its schema's path in the body
-/// first): an unknown metric or dimension, a metric asked twice, an unknown period, an order by
-/// what is not queried. Ours words them after the field instead, where the request is made.
+/// first): an unknown metric or dimension, a metric or dimension asked twice, an unknown period,
+/// an order by what is not queried. Ours words them after the field instead, where the request
+/// is made.
 fn schema_rules(body: &V2Body) -> Result<(), String> {
     if let Some((i, metric)) = body.metrics.iter().enumerate().find(|(_, m)| !vocabulary::METRICS.contains(&m.as_str()))
     {
@@ -194,6 +195,9 @@ fn schema_rules(body: &V2Body) -> Result<(), String> {
     };
     if let Some((i, dimension)) = body.dimensions.iter().enumerate().find(|(_, d)| !known(d)) {
         return Err(format!("#/dimensions/{i}: Invalid dimension {}", Value::from(dimension.as_str())));
+    }
+    if repeated(&body.dimensions).is_some() {
+        return Err("#/dimensions: Expected items to be unique but they were not.".to_owned());
     }
     if let Value::String(_) = &body.date_range
         && v2_date_range(&body.date_range).is_err()
