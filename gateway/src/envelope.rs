@@ -210,7 +210,21 @@ fn describe(err: &serde_json::Error) -> String {
         return "the body must be a complete JSON object".to_owned();
     }
     let text = err.to_string();
-    text.split(" at line ").next().unwrap_or(&text).to_owned()
+    without_value(text.split(" at line ").next().unwrap_or(&text))
+}
+
+/// serde quotes the value it refused (`invalid type: integer `12345678`, expected a string`),
+/// and a value of the wrong type may be a secret (a password sent as a number): only its kind
+/// is named.
+fn without_value(message: &str) -> String {
+    for lead in ["invalid type: ", "invalid value: "] {
+        if let Some((unexpected, expected)) = message.strip_prefix(lead).and_then(|rest| rest.split_once(", expected"))
+        {
+            let kind: Vec<&str> = unexpected.split(' ').take_while(|word| !word.starts_with(['`', '"'])).collect();
+            return format!("{lead}{}, expected{expected}", kind.join(" "));
+        }
+    }
+    message.to_owned()
 }
 
 /// Path parameters (ids); one that does not decode (`%FF`) is a 400 `VALIDATION_ERROR` in the

@@ -330,3 +330,23 @@ async fn an_idle_or_trickling_connection_is_closed(env: &TestEnv) {
     closed("the idle connection", Box::new(idle)).await;
     closed("the trickling connection", Box::new(trickle_in)).await;
 }
+
+/// A value of the wrong type may be a secret (a password sent as a number): the refusal names
+/// the field and the types it found and wanted, never the value.
+#[tokio::test]
+async fn a_value_of_the_wrong_type_is_refused_without_being_quoted() {
+    let env = TestEnv::all_in_one().await;
+    let bodies = [
+        ("/api/v1/auth/signup", r#"{"email": "a@example.com", "password": 918273645012, "name": "A"}"#),
+        ("/api/v1/auth/login", r#"{"email": "a@example.com", "password": 918273645012}"#),
+        ("/api/v1/auth/login", r#"{"email": "a@example.com", "password": 9182736.45012}"#),
+    ];
+    for (path, body) in bodies {
+        let (status, answer) = post_json(&env, path, body).await;
+        assert_refused(status, &answer, "password");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("password: invalid type: "), "{message}");
+        assert!(message.ends_with(", expected a string"), "{message}");
+        assert!(!message.contains("9182736"), "{message}");
+    }
+}

@@ -875,8 +875,8 @@ async fn no_secret_reaches_the_logs() {
     }
 }
 
-/// A key sent where something else belongs (the path, a team id, a field name, the request id)
-/// is shown as its hint in the error message, and the logs never hold it.
+/// A key sent where something else belongs (the path, percent-encoded or not, a team id, a field
+/// name, the request id) is shown as its hint in the error message, and the logs never hold it.
 #[tokio::test]
 async fn a_key_sent_in_the_wrong_place_is_shown_as_its_hint_and_kept_out_of_the_logs() {
     let env = TestEnv::split(1).await;
@@ -884,8 +884,11 @@ async fn a_key_sent_in_the_wrong_place_is_shown_as_its_hint_and_kept_out_of_the_
     env.set_plan(&ann.team_id, "pro").await;
     let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
     let hint = format!("{}…{}", &key[..7], &key[key.len() - 4..]);
+    // A character percent-encoded hides nothing from whoever decodes the path.
+    let encoded = format!("{}%{:02X}{}", &key[..3], key.as_bytes()[3], &key[4..]);
     let messages = [
         env.api(Method::GET, &format!("/{key}"), &key, None).await,
+        env.api(Method::GET, &format!("/{encoded}"), &key, None).await,
         env.api(Method::POST, "/websites", &key, Some(json!({ key.clone(): 1 }))).await,
         env.session_json(
             Method::POST,
@@ -898,13 +901,13 @@ async fn a_key_sent_in_the_wrong_place_is_shown_as_its_hint_and_kept_out_of_the_
     for (status, body) in messages {
         assert!(status.is_client_error(), "{status} {body}");
         let message = body["error"]["message"].as_str().unwrap();
-        assert!(message.contains(&hint) && !message.contains(&key[3..]), "{message}");
+        assert!(message.contains(&hint) && !message.contains(&key[4..]), "{message}");
     }
     let response = env.request(Method::GET, "/healthz").header("x-request-id", &key).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let logs = env.logs();
     assert!(logs.contains(&hint), "the requests were logged");
-    assert!(!logs.contains(&key[3..]), "a key reached the logs");
+    assert!(!logs.contains(&key[4..]), "a key reached the logs");
 }
 
 /// Session tokens (and the OAuth tokens, which share the cut) have no hint: a run after their

@@ -23,8 +23,30 @@ const KEY_LIKE: usize = 12;
 const WHOLE_KEY: usize = 32;
 
 /// `text` with anything shaped like a secret (a prefix above and 12 or more letters and digits)
-/// cut: a whole key to its hint `zv_Ab12…wxyz`, any other run to its prefix and `…`.
+/// cut: a whole key to its hint `zv_Ab12…wxyz`, any other run to its prefix and `…`. A secret
+/// written percent-encoded (a path `/v1/zv_%41b12…`) is one to whoever decodes it: a text that
+/// holds one once decoded is shown decoded, with it cut.
 pub fn secrets(text: &str) -> Cow<'_, str> {
+    if text.contains('%') {
+        let mut decoded = Cow::Borrowed(text);
+        // A text encoded twice hides a secret from one decoding.
+        for _ in 0..3 {
+            let next = percent_encoding::percent_decode_str(&decoded).decode_utf8_lossy().into_owned();
+            if next == decoded {
+                break;
+            }
+            decoded = Cow::Owned(next);
+            let cut = plain_secrets(&decoded);
+            if cut != decoded {
+                return Cow::Owned(cut.into_owned());
+            }
+        }
+    }
+    plain_secrets(text)
+}
+
+/// [`secrets`] of the text as it is written.
+fn plain_secrets(text: &str) -> Cow<'_, str> {
     if !text.contains(STEM) {
         return Cow::Borrowed(text);
     }
@@ -108,6 +130,18 @@ mod tests {
             secrets("zvt_public1234567, zvs_short, zvx_Ab12Ab12Ab12Ab12"),
             "zvt_public1234567, zvs_short, zvx_Ab12Ab12Ab12Ab12"
         );
+    }
+
+    #[test]
+    fn a_percent_encoded_key_is_cut_as_the_key_it_decodes_to() {
+        let encoded = format!("/v1/zv_%41b12{}", &KEY[7..]);
+        assert_eq!(secrets(&format!("no route for {encoded}")), "no route for /v1/zv_Ab12…12wx");
+        let prefix_too = format!("/v1/%7Av_{}", &KEY[3..]);
+        assert_eq!(secrets(&prefix_too), "/v1/zv_Ab12…12wx");
+        let twice = format!("/v1/zv_%2541b12{}", &KEY[7..]);
+        assert_eq!(secrets(&twice), "/v1/zv_Ab12…12wx");
+        assert_eq!(secrets("/a%20b/zv_short?q=%7A"), "/a%20b/zv_short?q=%7A", "no secret: left as written");
+        assert_eq!(secrets("100% sure"), "100% sure");
     }
 
     #[test]
