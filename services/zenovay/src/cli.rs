@@ -49,7 +49,8 @@ pub enum AdminCommand {
         team_id: String,
         #[arg(value_parser = PossibleValuesParser::new(Plan::ALL.map(Plan::as_str)).try_map(|name| name.parse::<Plan>()))]
         plan: Plan,
-        #[arg(long)]
+        /// At least 1, as through the operator API.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         requests_per_minute: Option<u32>,
         #[arg(long)]
         requests_per_month: Option<u64>,
@@ -366,4 +367,21 @@ fn public_origin(url: &str) -> Option<String> {
         && url.query().is_none()
         && url.fragment().is_none();
     origin.then(|| url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn set_plan_refuses_a_per_minute_limit_of_zero_as_the_operator_api_does() {
+        let set_plan = |limit: &str| {
+            Cli::try_parse_from(["zenovay", "admin", "set-plan", "t1", "pro", "--requests-per-minute", limit])
+        };
+        assert!(set_plan("1").is_ok());
+        let refused = set_plan("0").unwrap_err().to_string();
+        assert!(refused.contains("--requests-per-minute"), "{refused}");
+    }
 }
