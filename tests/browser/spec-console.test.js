@@ -20,7 +20,8 @@ import { chromium } from "playwright-core";
 
 import { CHROMIUM, OPERATOR_TOKEN, eventually, jsonClient, ROOT, startProduct } from "./harness.js";
 
-// SPEC_MODES narrows this file alone, e.g. SPEC_MODES=all-in-one.
+// SPEC_MODES narrows this file alone: CI runs it in the all-in-one mode to stay well within its
+// time, as console.test.js covers the console in both.
 const MODES = (process.env.SPEC_MODES ?? process.env.MODES ?? "all-in-one,split").split(",");
 const PASSWORD = "correct horse battery staple";
 const SHOTS = "/tmp/spec-console";
