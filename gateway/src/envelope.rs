@@ -142,7 +142,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
-        let message = describe(&err.into_inner());
+        let mut message = describe(&err.into_inner());
+        // serde_json says only "expected value" both of a missing value (`{"a": }`) and of a
+        // number or list where a choice of words belongs (`{"plan": 1}`); the second is a type.
+        if message == "expected value" && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+            message = "invalid type, expected a string".to_owned();
+        }
         if path == "." {
             ApiError::new(ErrorCode::Validation, format!("invalid request body: {message}"))
         } else {

@@ -350,3 +350,17 @@ async fn a_value_of_the_wrong_type_is_refused_without_being_quoted() {
         assert!(!message.contains("9182736"), "{message}");
     }
 }
+
+/// A number where one of a few words belongs is named a wrong type, as other wrong types are.
+#[tokio::test]
+async fn a_number_for_a_choice_of_words_is_refused_as_a_wrong_type() {
+    let env = TestEnv::all_in_one().await;
+    let ann = env.user("ann").await;
+    let path = format!("/api/v1/teams/{}/api-key-policy", ann.team_id);
+    let (status, answer) = env.session_json(Method::PUT, &path, &ann.session, Some(json!({ "policy": 5 }))).await;
+    assert_refused(status, &answer, "policy");
+    assert_eq!(answer["error"]["message"], "policy: invalid type, expected a string");
+    let (status, answer) = post_json(&env, "/api/v1/auth/login", r#"{"email": }"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(!answer["error"]["message"].as_str().unwrap().contains("invalid type"), "{answer}");
+}
