@@ -27,7 +27,7 @@ CROSS_FIELD_RULES = [
         r"The `date` parameter is required when using a custom period\. See https://plausible\.io/docs/stats-api#time-periods",
         r"Invalid format for `date` parameter\. When using a custom period, please include two ISO-8601 formatted "
         r"dates joined by a comma\. See https://plausible\.io/docs/stats-api#time-periods",
-        r"Error parsing `date` parameter: invalid_format\. Please specify a valid date in ISO-8601 format\.",
+        r"Error parsing `date` parameter: invalid_(format|date)\. Please specify a valid date in ISO-8601 format\.",
         # Time buckets: at most 800 per answer (hours over a year are too many).
         r"(interval|dimensions): too fine for this period; use a coarser one",
         # A query's dimensions: at most one of time; its order keys among its metrics and dimensions.

@@ -273,6 +273,11 @@ pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiErr
     let de = serde_urlencoded::Deserializer::new(pairs);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
-        ApiError::from(common::Error::invalid(path.to_string(), err.into_inner()))
+        let message = err.into_inner().to_string();
+        // A parameter given twice is refused before any field is entered, so the path is "."
+        match message.strip_prefix("duplicate field `").and_then(|rest| rest.strip_suffix('`')) {
+            Some(name) => ApiError::from(common::Error::invalid(name, "given more than once")),
+            None => ApiError::from(common::Error::invalid(path, message)),
+        }
     })
 }

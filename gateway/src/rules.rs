@@ -113,6 +113,13 @@ pub fn is_day(text: &str) -> bool {
     V2_DAY_RE.is_match(text)
 }
 
+/// `YYYY-MM-DD` in digits, whether or not that day exists.
+pub fn is_day_shaped(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() })
+}
+
 pub fn is_domain(text: &str) -> bool {
     text.len() <= DOMAIN_MAX && DOMAIN_RE.is_match(text)
 }

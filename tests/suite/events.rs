@@ -287,6 +287,22 @@ async fn a_bad_v1_parameter_is_a_400_naming_it(env: &TestEnv) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// Ours refuses a parameter given twice, naming it; the drop-in reads its last value, as
+/// Plausible (Phoenix) reads a query string.
+async fn a_parameter_given_twice_is_refused_by_ours_and_read_last_by_the_drop_in(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "twice").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let path = format!("/stats/aggregate?site_id={site_id}&period=fortnight&period=day");
+    let (status, body) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["message"], "period: given more than once");
+    let path =
+        format!("/api/external/v1/plausible/api/v1/stats/aggregate?site_id={domain}&period=fortnight&period=day");
+    let response = env.request(Method::GET, &path).header("authorization", format!("Bearer {key}")).send().await;
+    let (status, body) = crate::harness::into_json(response.unwrap()).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({ "results": { "visitors": { "value": 0 } } })));
+}
+
 async fn plausible_v2_queries_answer_at_query_website_id(env: &TestEnv) {
     let TwoVisitors { key, site_id, .. } = two_visitors(env).await;
     let key = key.as_str();
@@ -457,6 +473,10 @@ async fn the_drop_in_answers_errors_in_plausibles_shape(env: &TestEnv) {
         (
             "aggregate?period=day&date=notadate",
             "Error parsing `date` parameter: invalid_format. Please specify a valid date in ISO-8601 format.".to_owned(),
+        ),
+        (
+            "aggregate?period=day&date=2026-02-29",
+            "Error parsing `date` parameter: invalid_date. Please specify a valid date in ISO-8601 format.".to_owned(),
         ),
         (
             "timeseries?interval=bogus",
@@ -665,6 +685,7 @@ both_modes!(
     a_read_only_key_may_post_a_query_and_a_write_only_one_may_not,
     plausible_v1_shapes_answer_in_the_envelope,
     a_bad_v1_parameter_is_a_400_naming_it,
+    a_parameter_given_twice_is_refused_by_ours_and_read_last_by_the_drop_in,
     plausible_v2_queries_answer_at_query_website_id,
     a_bad_v2_body_is_a_400_naming_the_field,
     our_overview_breakdowns_and_realtime_answer,

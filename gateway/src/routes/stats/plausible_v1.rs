@@ -196,10 +196,12 @@ fn plausible_refusal(kind: V1, p: &V1Params) -> Option<String> {
             ));
         }
         Some(date) if !custom && !rules::is_day(date) => {
-            return Some(
-                "Error parsing `date` parameter: invalid_format. Please specify a valid date in ISO-8601 format."
-                    .into(),
-            );
+            // Plausible's words come from Elixir's `Date.from_iso8601`, which tells a day that
+            // does not exist from a text that is not a day.
+            let reason = if rules::is_day_shaped(date) { "invalid_date" } else { "invalid_format" };
+            return Some(format!(
+                "Error parsing `date` parameter: {reason}. Please specify a valid date in ISO-8601 format."
+            ));
         }
         _ => {}
     }
@@ -353,7 +355,8 @@ fn time_dimension(period: &str, interval: Option<&str>) -> ApiResult<&'static st
 
 /// The parameters of `query` that Plausible's endpoint `kind` reads. Plausible ignores the
 /// others (`with_imported`, an aggregate's `interval`, a breakdown's `compare`, …), and so
-/// does the drop-in, where ours refuses them.
+/// does the drop-in, where ours refuses them. A parameter given twice is read as its last
+/// value, as Phoenix reads a query string; ours refuses it.
 fn read_by(kind: V1, query: &str) -> String {
     let read: &[&str] = match kind {
         V1::Aggregate => &["compare"],
@@ -361,9 +364,13 @@ fn read_by(kind: V1, query: &str) -> String {
         V1::Breakdown => &["property", "limit", "page"],
     };
     let common = ["site_id", "period", "date", "metrics", "filters"];
-    let pairs = form_urlencoded::parse(query.as_bytes());
-    let kept = pairs.filter(|(name, _)| common.contains(&name.as_ref()) || read.contains(&name.as_ref()));
-    form_urlencoded::Serializer::new(String::new()).extend_pairs(kept).finish()
+    let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
+    let last = |i: usize| pairs[i + 1..].iter().all(|(later, _)| *later != pairs[i].0);
+    let kept = pairs
+        .iter()
+        .enumerate()
+        .filter(|(i, (name, _))| (common.contains(&name.as_ref()) || read.contains(&name.as_ref())) && last(*i));
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(kept.map(|(_, pair)| pair)).finish()
 }
 
 /// A v1 query string as each endpoint reads it (for the fuzz targets): how many take it.
