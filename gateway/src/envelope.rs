@@ -232,6 +232,16 @@ fn without_value(message: &str) -> String {
     message.to_owned()
 }
 
+/// A query's numbers are parsed by the standard library, whose words (`invalid digit found in
+/// string`) describe the parser rather than what the parameter takes.
+fn number_words(message: &str) -> &str {
+    match message {
+        "invalid digit found in string" | "cannot parse integer from empty string" => "must be a whole number",
+        "number too large to fit in target type" | "number too small to fit in target type" => "out of range",
+        other => other,
+    }
+}
+
 /// Path parameters (ids); one that does not decode (`%FF`) is a 400 `VALIDATION_ERROR` in the
 /// envelope rather than axum's plain-text answer.
 pub struct Path<T>(pub T);
@@ -277,7 +287,7 @@ pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiErr
         // A parameter given twice is refused before any field is entered, so the path is "."
         match message.strip_prefix("duplicate field `").and_then(|rest| rest.strip_suffix('`')) {
             Some(name) => ApiError::from(common::Error::invalid(name, "given more than once")),
-            None => ApiError::from(common::Error::invalid(path, message)),
+            None => ApiError::from(common::Error::invalid(path, number_words(&message))),
         }
     })
 }

@@ -285,6 +285,13 @@ async fn a_bad_v1_parameter_is_a_400_naming_it(env: &TestEnv) {
     let (status, _) =
         env.api(Method::GET, &format!("/stats/timeseries?site_id={site_id}&interval=minute"), key, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A number the parser cannot read is named for what the parameter takes.
+    for (query, message) in [("limit=abc", "limit: must be a whole number"), ("page=99999999999", "page: out of range")]
+    {
+        let path = format!("/stats/breakdown?site_id={site_id}&property=event:page&{query}");
+        let (status, body) = env.api(Method::GET, &path, key, None).await;
+        assert_eq!((status, body["error"]["message"].as_str()), (StatusCode::BAD_REQUEST, Some(message)), "{body}");
+    }
 }
 
 /// Ours refuses a parameter given twice, naming it; the drop-in reads its last value, as
