@@ -257,12 +257,16 @@ impl VerifiedKey {
     pub async fn validated<T>(&self, state: &AppState, scope: Scope, input: ApiResult<T>) -> ApiResult<T> {
         match input {
             Ok(input) => Ok(input),
-            Err(invalid) => Err(self.authorize(state, scope, None).await.err().unwrap_or(invalid)),
+            Err(invalid) => {
+                // Decided to tell which refusal comes first, taking nothing: a slot held until
+                // the 400 gave it back would refuse good requests sent beside it.
+                Err(self.decide(state, scope, None, Taking::Nothing).await.err().unwrap_or(invalid))
+            }
         }
     }
 
     /// What policy is asked for this key's request.
-    fn decision_request(&self, scope: Scope, resource_team: Option<&str>) -> popb::AuthorizeRequest {
+    fn decision_request(&self, scope: Scope, resource_team: Option<&str>, taking: Taking) -> popb::AuthorizeRequest {
         popb::AuthorizeRequest {
             key_id: self.verified.key.id.clone(),
             grant: self.verified.key.grant.clone(),
@@ -271,6 +275,7 @@ impl VerifiedKey {
             resource_team_id: resource_team.map(str::to_owned),
             user_id: self.verified.key.user_id.clone(),
             address_refused: false,
+            takes_nothing: matches!(taking, Taking::Nothing),
         }
     }
 
@@ -285,7 +290,10 @@ impl VerifiedKey {
     /// so that no route can use the key from elsewhere; policy only reads the key's budget for
     /// the answer's headers, taking nothing. Without policy the refusal stands, without them.
     async fn refuse_address(&self, state: &AppState) -> ApiError {
-        let request = popb::AuthorizeRequest { address_refused: true, ..self.decision_request(Scope::Read, None) };
+        let request = popb::AuthorizeRequest {
+            address_refused: true,
+            ..self.decision_request(Scope::Read, None, Taking::Nothing)
+        };
         if let Ok(answer) = state.decisions.authorize(request).await {
             self.charge(answer.rate_limit);
         }
@@ -299,6 +307,16 @@ impl VerifiedKey {
         state: &AppState,
         scope: Scope,
         resource_team: Option<&str>,
+    ) -> ApiResult<Authorized> {
+        self.decide(state, scope, resource_team, Taking::ASlot).await
+    }
+
+    async fn decide(
+        &self,
+        state: &AppState,
+        scope: Scope,
+        resource_team: Option<&str>,
+        taking: Taking,
     ) -> ApiResult<Authorized> {
         let key = &self.verified.key;
         let now = common::time::now_ms();
@@ -315,7 +333,7 @@ impl VerifiedKey {
             self.charge(Some(rate));
             return Err(error);
         }
-        let response = state.decisions.authorize(self.decision_request(scope, resource_team)).await?;
+        let response = state.decisions.authorize(self.decision_request(scope, resource_team, taking)).await?;
         let retry_after_ms = response.rate_limit.as_ref().map(|r| r.retry_after_ms);
         self.charge(response.rate_limit.clone());
         let decision = response.decision.clone().ok_or_else(|| Error::internal("policy returned no decision"))?;
@@ -347,6 +365,14 @@ impl VerifiedKey {
         }
         Err(error)
     }
+}
+
+/// What a decision may take from the key's budget when it allows the request.
+#[derive(Clone, Copy)]
+enum Taking {
+    ASlot,
+    /// Nothing: the request is refused for its input unless the decision refuses it first.
+    Nothing,
 }
 
 /// Whether a key limited to `allowed` (CIDR blocks; none: anywhere) may be used from `client`.

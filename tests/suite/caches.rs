@@ -133,6 +133,12 @@ async fn with_the_change_channel_lost_changes_still_reach_every_replica() {
         assert!(domains(&env, gateway, &key).await.is_empty());
     }
     redis.stop();
+    // The first decisions without Redis are 503s (a failed call may have been a moment's delay);
+    // once a policy replica's breaker is open it decides in-process. Each gateway has its own.
+    for gateway in 0..2 {
+        until("decisions made in-process", || async { list(&env, gateway, &key).await.status() == StatusCode::OK })
+            .await;
+    }
     let domain = format!("lost-{}.example", &ann.user_id[..8]);
     let body = json!({ "team_id": ann.team_id, "domain": domain, "name": "S" });
     let create = env.request(Method::POST, "/api/external/v1/websites").bearer_auth(&key).json(&body);

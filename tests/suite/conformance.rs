@@ -127,6 +127,7 @@ async fn a_decision_says_how_old_the_team_settings_it_used_are() {
                 resource_team_id: None,
                 user_id: "u1".into(),
                 address_refused: false,
+                takes_nothing: false,
             };
             PolicyService::authorize(&policy, tonic::Request::new(request)).await.unwrap().into_inner().settings_age_ms
         };
@@ -183,6 +184,7 @@ async fn a_request_from_a_refused_address_takes_nothing_and_reads_the_budget() {
             resource_team_id: None,
             user_id: "u1".into(),
             address_refused: true,
+            takes_nothing: false,
         };
         for team in ["t1", "t1", "free-team"] {
             let answer = PolicyService::authorize(&policy, tonic::Request::new(request(team))).await.unwrap();
@@ -193,6 +195,45 @@ async fn a_request_from_a_refused_address_takes_nothing_and_reads_the_budget() {
             let expected = if team == "t1" { 30 } else { 0 };
             assert_eq!((rate.slot.as_str(), rate.remaining, rate.month_used), ("", expected, 0), "{team}");
         }
+    })
+    .await;
+}
+
+/// A request the gateway refuses for its input is decided taking nothing: allowed while the key
+/// has a slot, leaving it there; refused for its limit once the key has none, as a take is.
+#[tokio::test]
+async fn a_decision_that_takes_nothing_leaves_the_slot_and_is_still_refused_by_the_limit() {
+    use proto::identity::v1 as idpb;
+    use proto::policy::v1 as popb;
+    use proto::policy::v1::policy_service_server::PolicyService;
+
+    on_each_backend(|backend| async move {
+        let limiter = Arc::new(MemoryLimiter::default());
+        let policy = policy::Policy::open(&backend, Default::default(), limiter, None).await.unwrap();
+        let one = Overrides { requests_per_minute: Some(1), ..Overrides::default() };
+        policy.set_plan("t1", Plan::Pro, one).await.unwrap();
+        let request = |takes_nothing: bool| popb::AuthorizeRequest {
+            key_id: "k1".into(),
+            grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
+            teams: vec![idpb::TeamRole { team_id: "t1".into(), role: idpb::Role::Owner as i32 }],
+            required_scope: idpb::Scope::Read as i32,
+            resource_team_id: None,
+            user_id: "u1".into(),
+            address_refused: false,
+            takes_nothing,
+        };
+        let policy = &policy;
+        let decide = |takes_nothing| async move {
+            let answer = PolicyService::authorize(policy, tonic::Request::new(request(takes_nothing))).await.unwrap();
+            let answer = answer.into_inner();
+            let (decision, rate) = (answer.decision.unwrap(), answer.rate_limit.unwrap());
+            (decision.allowed, decision.reason, rate.remaining, rate.slot.is_empty())
+        };
+        let refused = popb::DenyReason::RateLimitExceeded as i32;
+        assert_eq!(decide(true).await, (true, 0, 1, true), "allowed, the slot left");
+        assert_eq!(decide(true).await, (true, 0, 1, true), "and again");
+        assert_eq!(decide(false).await, (true, 0, 0, false), "the slot taken by a request that proceeds");
+        assert_eq!(decide(true).await, (false, refused, 0, true), "refused for the limit, as a take is");
     })
     .await;
 }
@@ -213,6 +254,7 @@ async fn many_decisions_in_one_call(backend: &Backend, limiter: Arc<dyn Limiter>
         resource_team_id: None,
         user_id: "u1".into(),
         address_refused: false,
+        takes_nothing: false,
     };
     let alone = PolicyService::authorize(&policy, tonic::Request::new(request("k0", idpb::Scope::Read))).await.unwrap();
     let elsewhere = popb::AuthorizeRequest { resource_team_id: Some("t9".into()), ..request("k1", idpb::Scope::Read) };
@@ -500,12 +542,34 @@ async fn without_redis_decisions_made_together_are_made_in_process_one_after_ano
     let limiter =
         ResilientLimiter::new(RedisLimiter::new(&nowhere, "zvtest:", std::time::Duration::from_millis(200)).unwrap());
     let b = budget("k", 2, 1000);
+    open_the_breaker(&limiter, &b).await;
     let decisions = limiter.acquire_many(&times(b, 3)).await.unwrap();
     let local = |d: &policy::limiter::RateDecision| d.slot.as_deref().is_some_and(|s| s.starts_with("local:"));
     let seen: Vec<(bool, bool, bool)> = decisions.iter().map(|d| (d.allowed(), d.degraded, local(d))).collect();
     assert_eq!(seen, [(true, true, true), (true, true, true), (false, true, false)]);
     limiter.release(&b, decisions[0].slot.as_deref().unwrap()).await.unwrap();
     assert_eq!(limiter.peek(&b).await.unwrap().remaining, 1, "given back to the in-process limiter");
+}
+
+/// Three calls in a row fail before the breaker opens, each refused as unavailable: a failed
+/// call may have been a moment's delay, which no window but Redis's may answer.
+async fn open_the_breaker(limiter: &ResilientLimiter, b: &Budget<'_>) {
+    for _ in 0..3 {
+        assert!(!limiter.is_degraded());
+        let failed = limiter.acquire(b).await.unwrap_err();
+        assert_eq!(failed.code, ErrorCode::ServiceUnavailable);
+    }
+    assert!(limiter.is_degraded());
+}
+
+#[tokio::test]
+async fn a_failed_redis_call_before_the_breaker_opens_is_unavailable_and_takes_nothing() {
+    let nowhere = Target::Single("redis://127.0.0.1:1".into());
+    let limiter =
+        ResilientLimiter::new(RedisLimiter::new(&nowhere, "zvtest:", std::time::Duration::from_millis(200)).unwrap());
+    let b = budget("k", 2, 1000);
+    open_the_breaker(&limiter, &b).await;
+    assert_eq!(limiter.peek(&b).await.unwrap().remaining, 2, "nothing was taken in-process before");
 }
 
 #[tokio::test]

@@ -163,7 +163,29 @@ async fn the_highest_plan_applies(env: &TestEnv) {
     assert_eq!(limit().await, "7");
 }
 
+/// Bad requests sent at once beside good ones hold no slot: every good one within the limit is
+/// let through, whatever the bad ones' timing (a bad one that finds the limit used up is refused
+/// for it, the limit coming before the input).
+async fn bad_requests_sent_beside_good_ones_take_no_slot_from_them(env: &TestEnv) {
+    let (user, key) = keyed_user(env, json!({ "requests_per_minute": 10 }), json!(["read", "write"])).await;
+    let bad = json!({ "team_id": user.team_id, "domain": "bad.example", "name": "W", "bogus": 1 });
+    let sends = (0..40).map(|i| {
+        let request = match i % 4 {
+            0 => env.request(Method::GET, "/api/external/v1/websites"),
+            _ => env.request(Method::POST, "/api/external/v1/websites").json(&bad),
+        };
+        let request = request.bearer_auth(&key);
+        async move { (i % 4 == 0, request.send().await.unwrap().status()) }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let good: Vec<StatusCode> = answers.iter().filter(|(good, _)| *good).map(|(_, status)| *status).collect();
+    assert_eq!(good, [StatusCode::OK; 10], "{answers:?}");
+    let bad = [StatusCode::BAD_REQUEST, StatusCode::TOO_MANY_REQUESTS];
+    assert!(answers.iter().filter(|(good, _)| !*good).all(|(_, s)| bad.contains(s)), "{answers:?}");
+}
+
 both_modes!(
+    bad_requests_sent_beside_good_ones_take_no_slot_from_them,
     headers_and_refunds,
     per_minute_limit,
     a_key_over_its_limit_is_still_refused_for_a_scope_it_lacks,
@@ -240,8 +262,10 @@ async fn refusals_are_answered_from_the_gateway() {
     );
 }
 
-/// Redis stops mid-test: decisions go on in-process, limited, without errors or hangs; when
-/// Redis is back, decisions are shared again.
+/// Redis stops mid-test: the decisions whose call to Redis fails are 503s until policy's breaker
+/// opens (a failed call may have been a moment's delay, which a window of policy's own must not
+/// answer); then decisions go on in-process, limited, without errors or hangs; when Redis is
+/// back, decisions are shared again.
 #[tokio::test]
 async fn a_redis_outage_degrades_to_local_limits_and_recovers() {
     let mut redis = crate::harness::RedisServer::start();
@@ -256,7 +280,7 @@ async fn a_redis_outage_degrades_to_local_limits_and_recovers() {
     for _ in 0..8 {
         statuses.push(env.api(Method::GET, "/websites", &key, None).await.0);
     }
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert_unavailable_until_the_breaker_opens(&statuses);
     assert!(statuses.contains(&StatusCode::OK), "still serving: {statuses:?}");
     assert!(statuses.ends_with(&[StatusCode::TOO_MANY_REQUESTS]), "never unlimited: {statuses:?}");
     // A key without API access still reports a budget of none, not a replica's share of one.
@@ -278,8 +302,17 @@ async fn a_redis_outage_degrades_to_local_limits_and_recovers() {
     }
 }
 
-/// The master holding a user's counters dies: decisions go on in-process as in an outage (never
-/// an error, never unlimited) until its replica takes over, then they are shared again, on the
+/// Statuses of requests made one after another as Redis fails: 503 for the three whose calls
+/// to Redis fail before policy's breaker opens, then decided in-process (200 or 429).
+fn assert_unavailable_until_the_breaker_opens(statuses: &[StatusCode]) {
+    let unavailable = statuses.iter().take_while(|s| **s == StatusCode::SERVICE_UNAVAILABLE).count();
+    assert!(unavailable <= 3, "{statuses:?}");
+    let decided = &statuses[unavailable..];
+    assert!(decided.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+}
+
+/// The master holding a user's counters dies: decisions go on in-process as in an outage (once
+/// the breaker is open; never unlimited) until its replica takes over, then they are shared again, on the
 /// promoted replica, which kept the month's count.
 #[tokio::test]
 async fn a_redis_cluster_failover_is_survived_like_an_outage() {
@@ -301,7 +334,7 @@ async fn a_redis_cluster_failover_is_survived_like_an_outage() {
     for _ in 0..8 {
         statuses.push(env.api(Method::GET, "/websites", &key, None).await.0);
     }
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert_unavailable_until_the_breaker_opens(&statuses);
     assert!(statuses.ends_with(&[StatusCode::TOO_MANY_REQUESTS]), "never unlimited: {statuses:?}");
 
     cluster.wait_for_failover(master);

@@ -83,6 +83,7 @@ impl Policy {
             resource_team: r.resource_team_id,
             user_id: r.user_id,
             address_refused: r.address_refused,
+            takes_nothing: r.takes_nothing,
         })
     }
 }

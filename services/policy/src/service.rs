@@ -48,6 +48,8 @@ pub struct Request {
     pub user_id: String,
     /// The client's address is outside the key's allowlist (the gateway knows the address).
     pub address_refused: bool,
+    /// Decided as any other, taking nothing (`AuthorizeRequest.takes_nothing`).
+    pub takes_nothing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +76,9 @@ enum Draw {
     /// Refused before the limiter (by a rule, or without API access): the budget's state,
     /// taking nothing.
     Peek(Limits),
+    /// Refused by the limits if they are used up, as a take would be, but taking nothing: the
+    /// request is refused for its input anyway.
+    Check(Limits),
     /// A slot and a request of the month, or a refusal by either.
     Take(Limits),
 }
@@ -91,7 +96,7 @@ impl Prepared {
     /// The answer, with the limiter's decision.
     fn conclude(self, rate: RateDecision) -> Authorization {
         let mut auth = self.auth;
-        if matches!(self.draw, Draw::Take(_)) {
+        if matches!(self.draw, Draw::Take(_) | Draw::Check(_)) {
             let retry_in = rate.retry_after_ms().div_ceil(1000);
             auth.denial = match rate.exceeded {
                 None => None,
@@ -365,7 +370,7 @@ impl Policy {
     pub async fn authorize(&self, req: Request) -> Result<Authorization> {
         let prepared = self.prepare(req).await?;
         let rate = match prepared.draw {
-            Draw::Peek(limits) => self.limiter.peek(&prepared.budget(limits)).await?,
+            Draw::Peek(limits) | Draw::Check(limits) => self.limiter.peek(&prepared.budget(limits)).await?,
             Draw::Take(limits) => self.limiter.acquire(&prepared.budget(limits)).await?,
         };
         Ok(prepared.conclude(rate))
@@ -389,7 +394,7 @@ impl Policy {
             let Ok(p) = p else { continue };
             let new_call = |draws| LimiterCall { draws, span, members: vec![i] };
             match p.draw {
-                Draw::Peek(limits) => calls.push(new_call(Draws::Peek(p.budget(limits)))),
+                Draw::Peek(limits) | Draw::Check(limits) => calls.push(new_call(Draws::Peek(p.budget(limits)))),
                 Draw::Take(limits) => match join(&mut calls, p.budget(limits)) {
                     Ok(call) => call.members.push(i),
                     Err(budget) => calls.push(new_call(Draws::Take(Takes::of(budget)))),
@@ -473,7 +478,11 @@ impl Policy {
         } else {
             rule_denial(&req, &reachable, &auth.reachable_team_ids)
         };
-        let draw = if auth.denial.is_some() { Draw::Peek(limits) } else { Draw::Take(limits) };
+        let draw = match (&auth.denial, req.takes_nothing) {
+            (Some(_), _) => Draw::Peek(limits),
+            (None, true) => Draw::Check(limits),
+            (None, false) => Draw::Take(limits),
+        };
         Ok(Prepared { req, auth, draw })
     }
 

@@ -3,6 +3,11 @@
 //! the limit (the limit divided by the replicas last seen alive), so that an outage is never
 //! unlimited and never a hang. Half a second later Redis is tried again.
 //!
+//! A call that fails before the breaker is open is a 503: it may have been a moment's delay,
+//! not an outage, and deciding it in-process would give the key a window of its own beside the
+//! one Redis keeps. Once the breaker is open, every decision is made in-process, a failed try
+//! of Redis included, so that one window is in use at a time.
+//!
 //! While degraded the monthly quota is counted per replica and forgotten afterwards: an outage
 //! costs at most some unrecorded requests, never a refusal of a paid request.
 
@@ -117,8 +122,9 @@ impl ResilientLimiter {
                 Ok(Some(value))
             }
             Err(e) if e.code == ErrorCode::ServiceUnavailable => {
+                let degraded = self.is_degraded();
                 self.failed();
-                Ok(None)
+                if degraded { Ok(None) } else { Err(e) }
             }
             Err(e) => Err(e),
         }
