@@ -425,6 +425,23 @@ async fn leaving_the_team_ends_its_connections_for_good(env: &TestEnv) {
     );
 }
 
+/// Another user's revocation of my connection is a 404 that changes nothing: my tokens go on
+/// working and my list still shows the connection live.
+async fn another_users_revocation_leaves_a_connection_working(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read"]).await;
+    let (_, connections) = env.session_json(Method::GET, "/api/v1/account/mcp-connections", &ann.session, None).await;
+    let path = format!("/api/v1/account/mcp-connections/{}", connections["data"][0]["id"].as_str().unwrap());
+    let bob = env.user("bob").await;
+    assert_eq!(env.session_json(Method::DELETE, &path, &bob.session, None).await.0, StatusCode::NOT_FOUND);
+
+    assert_eq!(list_status(env, &tokens["access_token"]).await, StatusCode::OK);
+    let (status, body) = client.refresh(&tokens["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, connections) = env.session_json(Method::GET, "/api/v1/account/mcp-connections", &ann.session, None).await;
+    assert!(connections["data"][0]["revoked_at"].is_null(), "{connections}");
+}
+
 async fn a_loopback_redirect_may_come_back_on_another_port(env: &TestEnv) {
     let (client, _) = registered(env, "Native app", REDIRECT).await;
     let asked = |redirect: &'static str| {
@@ -750,6 +767,7 @@ both_modes!(
     mcp_end_to_end,
     a_refresh_token_replay_revokes_the_family,
     leaving_the_team_ends_its_connections_for_good,
+    another_users_revocation_leaves_a_connection_working,
     a_loopback_redirect_may_come_back_on_another_port,
     a_client_authenticating_with_basic_is_told_the_scheme_it_failed,
     a_repeated_parameter_or_a_malformed_challenge_is_an_invalid_request,

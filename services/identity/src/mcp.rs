@@ -530,9 +530,13 @@ impl Store {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            // Not this user's connection: another user's tokens are not theirs to end.
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM mcp_tokens WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     /// Revokes the user's connections to a team, which they have left, and deletes their tokens.
