@@ -182,6 +182,20 @@ async fn an_event_keeps_its_first_thirty_properties_and_drops_blank_ones(env: &T
     assert_eq!(rows(&body["data"]), vec![(json!(["(none)"]), json!([1]))], "{body}");
 }
 
+/// A property name holding `"` could not be asked for by any query shape: the event is kept
+/// without it, and the event's properties stay readable.
+async fn a_property_name_holding_a_quote_is_dropped(env: &TestEnv) {
+    let (ann, _, domain, site) = pro_site(env, "quote-props").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let props = json!({ "\"": "1", "a\"b": "2", "plan": "pro" });
+    let event = json!({ "domain": domain, "name": "Signup", "url": format!("https://{domain}/"), "props": props });
+    assert_eq!(track(env, &browser(141), event).await, StatusCode::ACCEPTED);
+    let path = format!("/api/v1/websites/{site_id}/properties?period=day&event=Signup");
+    let (status, body) = env.session_json(Method::GET, &path, &ann.session, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["keys"], json!(["plan"]), "{body}");
+}
+
 async fn an_event_takes_thirty_properties_of_plausibles_longest_names_and_values_and_no_longer(env: &TestEnv) {
     let (_, key, domain, site) = pro_site(env, "long-props").await;
     let site_id = site["data"]["id"].as_str().unwrap();
@@ -226,6 +240,7 @@ async fn a_large_answer_is_given_and_one_past_the_bound_asks_for_fewer_rows(env:
 }
 
 both_modes!(
+    a_property_name_holding_a_quote_is_dropped,
     a_large_answer_is_given_and_one_past_the_bound_asks_for_fewer_rows,
     an_event_keeps_its_first_thirty_properties_and_drops_blank_ones,
     an_event_takes_thirty_properties_of_plausibles_longest_names_and_values_and_no_longer,
