@@ -23,6 +23,18 @@ pub fn v1_filters(text: &str) -> ApiResult<Vec<anpb::Filter>> {
     text.split(';').map(v1_filter).collect()
 }
 
+/// The filters of the console's pages: a JSON list of Plausible v2 filters
+/// (`[["is","event:page",["/a|b"]]]`), whose values are taken as written, or the v1 text. A
+/// value clicked in a page may hold `|`, `;` or `*`, which the v1 text reads as syntax.
+pub fn console_filters(text: &str) -> ApiResult<Vec<anpb::Filter>> {
+    if !text.starts_with('[') {
+        return v1_filters(text);
+    }
+    let filters: Vec<serde_json::Value> = serde_json::from_str(text)
+        .map_err(|_| invalid("a JSON list of filters must be well-formed (or give the Stats API v1 syntax)"))?;
+    crate::routes::stats::v2_filters::conjunction(&filters)
+}
+
 /// A 400 naming `filters`.
 fn invalid(message: impl std::fmt::Display) -> ApiError {
     common::Error::validation(format!("filters: {message}")).into()

@@ -391,7 +391,17 @@ fn dashboard_router(state: &AppState) -> Router<AppState> {
         .route("/websites/{id}/goals/{goal_id}", delete(goals::session_delete))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
+        .layer(middleware::map_response(private_answer))
         .route_layer(middleware::from_fn(record_route))
+}
+
+/// The dashboard's answers are one person's: no cache keeps them (an answer that says more, such
+/// as a new key's `no-store`, keeps its own), and none is read as anything but what it says it is.
+async fn private_answer(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.entry(header::CACHE_CONTROL).or_insert(axum::http::HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, axum::http::HeaderValue::from_static("nosniff"));
+    response
 }
 
 fn router(state: AppState) -> Router {

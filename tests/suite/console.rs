@@ -228,6 +228,17 @@ async fn the_console_assets_are_cached_for_good_under_their_content_hash(env: &T
     assert_eq!(stale.status(), StatusCode::NOT_FOUND);
 }
 
+/// The dashboard API's answers are one person's: no cache keeps them, none is sniffed.
+async fn the_dashboard_apis_answers_are_not_kept_by_caches(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    for path in ["/api/v1/me", "/api/v1/teams", "/api/v1/account/api-keys"] {
+        let response = env.request(Method::GET, path).bearer_auth(&ann.session).send().await.unwrap();
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(header("cache-control").as_deref(), Some("no-store"), "{path}");
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"), "{path}");
+    }
+}
+
 async fn the_session_cookie_is_not_secure_without_an_https_public_url(env: &TestEnv) {
     let ann = env.user("ann").await;
     let login = env
@@ -268,6 +279,31 @@ async fn site_with_visits(env: &TestEnv, user: &TestUser) -> String {
 
 async fn console_stats(env: &TestEnv, user: &TestUser, site_id: &str, query: &str) -> (StatusCode, Value) {
     env.session_json(Method::GET, &format!("/api/v1/websites/{site_id}/stats?{query}"), &user.session, None).await
+}
+
+/// The console's filters as v2 filters take a value as written: `|`, `;` and `*` in a page are
+/// the page's, where the v1 text reads them as alternatives, a second filter and a wildcard.
+async fn the_website_page_filters_by_a_value_as_written(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let domain = format!("stats-{}.example", &ann.user_id[..8]);
+    for path in ["/p|/pricing", "/q;visit:browser==Safari", "/*"] {
+        let event = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}{path}") });
+        let response = env.request(Method::POST, "/api/event").header("user-agent", FIREFOX).json(&event).send();
+        assert_eq!(response.await.unwrap().status(), StatusCode::ACCEPTED);
+    }
+    for (page, visitors) in [("/p|/pricing", 1), ("/q;visit:browser==Safari", 1), ("/*", 1), ("/pricing", 2)] {
+        let filters = json!([["is", "event:page", [page]]]).to_string();
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("period", "day")
+            .append_pair("filters", &filters)
+            .finish();
+        let (status, body) = console_stats(env, &ann, &site_id, &query).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["figures"]["visitors"]["value"], visitors, "{page}");
+    }
+    let (status, body) = console_stats(env, &ann, &site_id, "period=day&filters=%5B%22is%22").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 async fn the_website_page_figures_equal_the_external_aggregate(env: &TestEnv) {
@@ -654,6 +690,18 @@ async fn console_properties(env: &TestEnv, user: &TestUser, site_id: &str, query
     env.session_json(Method::GET, &path, &user.session, None).await
 }
 
+/// The property picker lists the names most events carry first, so that names a visitor sends
+/// on one event cannot push the site's own out of the first hundred.
+async fn the_property_names_most_used_come_first(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    send_custom_event(env, &ann, FIREFOX, "Signup", json!({ "!junk": "1", "plan": "pro" })).await;
+    send_custom_event(env, &ann, SAFARI, "Signup", json!({ "plan": "free" })).await;
+    let (status, page) = console_properties(env, &ann, &site_id, "period=day&event=Signup").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["data"]["keys"], json!(["plan", "!junk"]));
+}
+
 async fn the_website_page_lists_a_custom_events_properties_and_breaks_one_down_as_the_stats_api_does(env: &TestEnv) {
     let ann = env.user("ann").await;
     let site_id = site_with_visits(env, &ann).await;
@@ -741,6 +789,9 @@ async fn the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does(en
 const HTTPS_PUBLIC_URL: GatewayFlags = &[("--public-url", "https://zenovay.example.com")];
 
 both_modes!(
+    the_dashboard_apis_answers_are_not_kept_by_caches,
+    the_property_names_most_used_come_first,
+    the_website_page_filters_by_a_value_as_written,
     the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does,
     the_website_page_lists_a_custom_events_properties_and_breaks_one_down_as_the_stats_api_does,
     an_event_without_properties_lists_none,

@@ -107,6 +107,9 @@ async fn a_bad_event_is_a_400_naming_the_field_and_stores_nothing(env: &TestEnv)
         assert!(error["error"]["message"].as_str().unwrap().contains(field), "{error}");
     }
     assert_eq!(send(env, FIREFOX, "text/plain", "{not json").await.0, StatusCode::BAD_REQUEST);
+    let long = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/{}", "a".repeat(2100)) });
+    let (_, error) = send(env, FIREFOX, "application/json", &long.to_string()).await;
+    assert_eq!(error["error"]["message"], "url: must be at most 2048 bytes", "a long URL is told by its length");
     let path = format!("/stats/aggregate?site_id={site_id}&period=day&metrics=events");
     let (_, stored) = env.api(Method::GET, &path, &key, None).await;
     assert_eq!(stored["data"]["results"]["events"]["value"], 0, "{stored}");

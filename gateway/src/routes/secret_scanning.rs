@@ -50,7 +50,7 @@ pub async fn reports(State(state): State<AppState>, headers: HeaderMap, RawBody(
             Some(secret) => {
                 let request = idpb::ReportLeakedKeyRequest {
                     secret_digest: secret.digest().as_bytes().to_vec(),
-                    url: report.url,
+                    url: web_address(&report.url),
                 };
                 let revoked = state.identity.clone().report_leaked_key(request).await?.into_inner().revoked;
                 asked.insert(token.to_owned(), revoked);
@@ -65,4 +65,27 @@ pub async fn reports(State(state): State<AppState>, headers: HeaderMap, RawBody(
         }));
     }
     Ok(Json(answers).into_response())
+}
+
+/// Where a leak was found, kept only as an `http(s)` address: the console shows it as a link,
+/// which another scheme (`javascript:`) must never become, whoever signed the report.
+fn web_address(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(parsed) if matches!(parsed.scheme(), "https" | "http") => parsed.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_address;
+
+    #[test]
+    fn a_leak_is_placed_only_at_a_web_address() {
+        let github = "https://github.com/someone/repo/blob/main/.env";
+        assert_eq!(web_address(github), github);
+        for other in ["javascript:alert(1)//https://github.com/x", "data:text/html,x", "github.com/x", ""] {
+            assert_eq!(web_address(other), "", "{other}");
+        }
+    }
 }

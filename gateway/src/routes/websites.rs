@@ -148,7 +148,8 @@ pub struct StatsParams {
     period: Option<String>,
     #[serde(default)]
     date: Option<String>,
-    /// The Stats API v1 filter syntax (`event:page==/pricing;visit:country==DE`).
+    /// A JSON list of v2 filters (`[["is","event:page",["/pricing"]]]`), or the Stats API v1
+    /// syntax (`event:page==/pricing;visit:country==DE`).
     #[serde(default)]
     filters: Option<String>,
 }
@@ -205,7 +206,7 @@ pub async fn stats(
 ) -> ApiResult<Response> {
     let params: StatsParams = parse_query(q.as_deref())?;
     let asked = console_period(params.period, params.date.as_deref())?;
-    let filters = crate::filters::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    let filters = crate::filters::console_filters(params.filters.as_deref().unwrap_or_default())?;
     let website = crate::flows::access::member_website(&state, &session, website_id).await?;
     let period = &asked.period;
     let scoped = |request: anpb::QueryRequest| anpb::QueryRequest {
@@ -326,7 +327,7 @@ pub async fn properties(
     let event =
         params.event.filter(|e| !e.is_empty()).ok_or_else(|| common::Error::validation("event: is required"))?;
     rules::check_line("event", &event)?;
-    let mut filters = crate::filters::v1_filters(params.filters.as_deref().unwrap_or_default())?;
+    let mut filters = crate::filters::console_filters(params.filters.as_deref().unwrap_or_default())?;
     filters.push(anpb::Filter {
         operator: "is".into(),
         dimension: Property::EventName.name().into(),

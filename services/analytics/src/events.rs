@@ -235,9 +235,12 @@ impl Analytics {
         if name.is_empty() || name.chars().count() > 120 {
             return Err(Error::invalid("name", "must be 1–120 characters"));
         }
+        if event.url.len() > 2048 {
+            return Err(Error::invalid("url", "must be at most 2048 bytes"));
+        }
         let url = url::Url::parse(&event.url)
             .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && event.url.len() <= 2048)
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| Error::invalid("url", "must be an absolute http(s) URL"))?;
         let props = props(&event.props_json)?;
         let (scroll_depth, engagement_ms) = engagement(event, name)?;

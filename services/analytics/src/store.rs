@@ -335,7 +335,8 @@ impl Store {
     }
 
     /// Distinct property names on the site's events in `[from, to)` (of one name, unless
-    /// `event_name` is empty), alphabetical, at most 100.
+    /// `event_name` is empty), the most used first (then alphabetical), at most 100: names sent
+    /// by a few visitors do not push out those most events carry.
     pub async fn property_keys(
         &self,
         website_id: &str,
@@ -343,13 +344,13 @@ impl Store {
         event_name: &str,
     ) -> Result<Vec<String>> {
         let keys = match self.dialect() {
-            Dialect::Sqlite => "SELECT DISTINCT j.key AS key FROM events, json_each(events.props) AS j",
-            Dialect::Postgres => "SELECT DISTINCT jsonb_object_keys(CAST(props AS jsonb)) AS key FROM events",
+            Dialect::Sqlite => "SELECT j.key AS key FROM events, json_each(events.props) AS j",
+            Dialect::Postgres => "SELECT jsonb_object_keys(CAST(props AS jsonb)) AS key FROM events",
         };
         let named = if event_name.is_empty() { "name <> 'engagement'" } else { "name = $4" };
         let sql = format!(
             "SELECT key FROM ({keys} WHERE website_id = $1 AND ts >= $2 AND ts < $3 AND {named}) AS k \
-             ORDER BY key LIMIT 100"
+             GROUP BY key ORDER BY count(*) DESC, key LIMIT 100"
         );
         let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
         let query = if event_name.is_empty() { query } else { query.bind(event_name) };

@@ -14,6 +14,11 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
+  return (await envelope(method, path, body)).data;
+}
+
+/** The API's whole answer, for a paged list's `pagination` beside its `data`. */
+async function envelope(method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
@@ -37,7 +42,7 @@ async function api(method, path, body) {
     const error = json?.error ?? {};
     throw new ApiError(response.status, error.code, error.message ?? `The server answered ${response.status}.`);
   }
-  return json.data;
+  return json;
 }
 
 /** An element with attributes (`on…` are listeners) and children (nodes or text). */
@@ -112,6 +117,30 @@ function paged({ items, label, render, size = PAGE_SIZE, start = 0 }) {
     }
   };
   draw(Math.min(Math.floor(Math.max(start, 0) / size), pages - 1));
+  return box;
+}
+
+/**
+ * A list the server pages: each page is asked for when shown (`load(page, size)` gives its
+ * items and the total), so that every entry can be reached however long the list grows.
+ */
+async function serverPaged({ label, load, render, size = PAGE_SIZE }) {
+  const box = h("div", { class: "paged" });
+  const draw = async (n, pressed) => {
+    const { items, total } = await load(n + 1, size);
+    const pages = Math.max(1, Math.ceil(total / size));
+    const turn = (to, which) => () => draw(to, which).catch(alertError);
+    const prev = h("button", { type: "button", disabled: n === 0, onclick: turn(n - 1, "prev"), text: "Previous" });
+    const next = h("button", { type: "button", disabled: n + 1 >= pages, onclick: turn(n + 1, "next"), text: "Next" });
+    const where = h("span", { role: "status", text: `Page ${n + 1} of ${pages}` });
+    const pager = pages > 1 ? h("nav", { class: "pager", "aria-label": label }, prev, where, next) : "";
+    box.replaceChildren(...[render(items)].flat(), pager);
+    if (pressed) {
+      const [same, other] = pressed === "prev" ? [prev, next] : [next, prev];
+      (same.disabled ? other : same).focus();
+    }
+  };
+  await draw(0);
   return box;
 }
 
@@ -665,7 +694,7 @@ async function apiKeysPage(focusId) {
           h("span", { class: `badge ${status}`, text: status }),
           key.revoked_reason ? h("span", { class: "muted", text: ` (${key.revoked_reason.replaceAll("_", " ")})` }) : "",
           live && key.rotated_to && key.retires_at ? h("span", { class: "muted", text: ` (rotated: works until ${when(key.retires_at)})` }) : "",
-          key.leak_url ? h("a", { href: key.leak_url, rel: "noreferrer noopener", class: "leak", text: " where it was found" }) : "",
+          /^https?:\/\//i.test(key.leak_url ?? "") ? h("a", { href: key.leak_url, rel: "noreferrer noopener", class: "leak", text: " where it was found" }) : "",
         ),
         td("Actions", actions),
       );
@@ -676,6 +705,8 @@ async function apiKeysPage(focusId) {
   }
 
   const create = h("section", { "aria-labelledby": "create-title", class: "card" }, h("h2", { id: "create-title", text: "New API key" }));
+  // A key needs a paid team whose key policy lets me use keys: without one, the form would fail.
+  const usable = teams.filter((t) => paid(t) && !policyReason(t));
   if (!anyPaid) {
     create.append(
       h(
@@ -683,6 +714,15 @@ async function apiKeysPage(focusId) {
         { class: "notice" },
         "The external API needs a paid plan (Pro, Scale or Enterprise), and all your teams are on the Free plan. ",
         "Once a team you belong to is on a paid plan, you can create keys here. The console and MCP clients work on every plan.",
+      ),
+    );
+  } else if (usable.length === 0) {
+    create.append(
+      h(
+        "p",
+        { class: "notice" },
+        "The external API needs a paid plan, and the key policy of each of your paid teams keeps you from using keys on it. ",
+        "An owner or admin of such a team can change its key policy. The console and MCP clients work on every plan.",
       ),
     );
   } else {
@@ -909,16 +949,14 @@ async function teamPage() {
   const team = teams.find((t) => t.id === teamId);
   if (!team) return show(h("p", { class: "notice", text: "You are not a member of this team." }));
   document.getElementById("page-title").textContent = `Team settings: ${team.name}`;
-  document.title = `${team.name} · Zenovay`;
+  // A title is plain text, where no element can isolate a name: its direction marks are left out.
+  document.title = `${team.name.replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "")} · Zenovay`;
   const path = `/teams/${encodeURIComponent(team.id)}`;
   const leave = leaveSection(team, path, me);
   if (team.role === "member") return show(h("p", { class: "notice", text: "Only the team's owners and admins manage its settings." }), leave);
   const draw = async () => {
-    const [members, audit, usage] = await Promise.all([
-      api("GET", `${path}/members`),
-      api("GET", `${path}/audit-log?limit=1000`),
-      api("GET", `${path}/usage`),
-    ]);
+    const [members, usage] = await Promise.all([api("GET", `${path}/members`), api("GET", `${path}/usage`)]);
+    const audit = await auditSection(path, members);
     // "Security & access" as the contract names this part of a team's settings: who may use
     // keys, the plan and its usage, who is in the team, and what was done.
     const security = h(
@@ -928,7 +966,7 @@ async function teamPage() {
       policySection(team, path),
       planSection(usage),
       membersSection(team, members, path, redraw),
-      auditSection(audit, members),
+      audit,
     );
     show(security, leave);
   };
@@ -1181,14 +1219,20 @@ const AUDIT_ACTIONS = {
   "team.plan_changed": "Plan changed",
 };
 
-function auditSection(entries, members) {
+async function auditSection(path, members) {
   const who = new Map(members.map((m) => [m.user_id, m.email]));
   const section = h("section", { class: "card", "aria-labelledby": "audit-title" }, h("h3", { id: "audit-title", text: "Audit log" }));
-  if (entries.length === 0) {
+  // Paged by the server: the whole log can be reached, however many entries it holds.
+  const load = async (page, size) => {
+    const answer = await envelope("GET", `${path}/audit-log?per_page=${size}&page=${page}`);
+    return { items: answer.data, total: answer.pagination.total };
+  };
+  const first = await load(1, PAGE_SIZE);
+  if (first.total === 0) {
     section.append(h("p", { class: "muted", text: "Nothing recorded yet. Changes to members, keys and the key policy appear here." }));
     return section;
   }
-  const rows = entries.map((e) =>
+  const row = (e) =>
     h(
       "tr",
       {},
@@ -1196,9 +1240,17 @@ function auditSection(entries, members) {
       td("Action", AUDIT_ACTIONS[e.action] ?? e.action, " ", h("code", { class: "reason", text: e.action })),
       td("By", who.get(e.actor_id) ?? e.actor_id),
       td("Details", detailsText(e.details)),
-    ),
-  );
-  section.append(pagedTable({ caption: "Newest first", columns: ["When", "Action", "By", "Details"], rows, label: "Audit log pages" }));
+    );
+  const columns = ["When", "Action", "By", "Details"];
+  const render = (entries) => table("Newest first", columns, entries.map(row));
+  // The first page is the one read above; a page shown again is read again.
+  let unused = first;
+  const pageOf = (page, size) => {
+    const known = unused;
+    unused = null;
+    return known ?? load(page, size);
+  };
+  section.append(await serverPaged({ label: "Audit log pages", load: pageOf, render }));
   return section;
 }
 
@@ -1493,6 +1545,7 @@ function propertiesSection({ props, filterBy, pick }) {
   const section = (...content) =>
     h("section", { class: "card", "aria-labelledby": "properties-title", "data-section": "properties" }, h("h2", { id: "properties-title", text: "Properties" }), ...content);
   if (!props) return section(h("p", { class: "muted", text: "Choose a custom event above to see the breakdown of its properties." }));
+  if (props.error) return section(h("p", { role: "alert", text: `Could not load the properties: ${props.error}` }));
   if (!props.keys.length) {
     return section(h("p", { class: "muted", text: `${props.event} has no properties in this period. Send them with the event, as in zenovay('${props.event}', {props: {plan: 'pro'}}).` }));
   }
@@ -1589,7 +1642,9 @@ async function websitePage() {
   const query = () => {
     const params = new URLSearchParams({ period: state.period });
     if (state.period === "custom") params.set("date", state.date);
-    if (state.filters.length) params.set("filters", state.filters.map(([d, v]) => `${d}==${v}`).join(";"));
+    // As v2 filters, whose values are taken as written: a page or a goal may hold `|`, `;` or
+    // `*`, which the v1 text reads as syntax.
+    if (state.filters.length) params.set("filters", JSON.stringify(state.filters.map(([d, v]) => ["is", d, [v]])));
     return `/websites/${encodeURIComponent(id)}/stats?${params}`;
   };
   const propertiesQuery = (event) => {
@@ -1607,10 +1662,17 @@ async function websitePage() {
     const chosen = state.filters.find(([d]) => d === "event:name")?.[1];
     let data, goals, props;
     try {
+      // A goal filter from a shared link or an old tab may name a goal deleted since: it is
+      // dropped, as what the page would not offer is, rather than failing the page.
+      if (state.filters.some(([d]) => d === "event:goal")) {
+        const names = new Set((await api("GET", `/websites/${encodeURIComponent(id)}/goals`)).map((g) => g.display_name));
+        state.filters = state.filters.filter(([d, v]) => d !== "event:goal" || names.has(v));
+      }
       [data, goals, props] = await Promise.all([
         api("GET", query()),
         api("GET", `/websites/${encodeURIComponent(id)}/goals`),
-        chosen ? api("GET", propertiesQuery(chosen)) : null,
+        // The properties are a part of the page: failing, they say why in their place.
+        chosen ? api("GET", propertiesQuery(chosen)).catch((error) => ({ error: error.message })) : null,
       ]);
     } catch (error) {
       if (mine === latest) throw error;

@@ -226,7 +226,7 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
         StatusCode::OK,
         "Connect an app",
         format!(
-            "<h1>Connect {name} to Zenovay</h1><form class=\"card narrow\" method=\"post\" action=\"/oauth/authorize\">\
+            "<h1>Connect <bdi>{name}</bdi> to Zenovay</h1><form class=\"card narrow\" method=\"post\" action=\"/oauth/authorize\">\
              <p>Signed in as {}.</p>{goes_to}{hidden}\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{team}\
              <fieldset><legend>What it may do</legend>{boxes}</fieldset>\

@@ -10,7 +10,7 @@ pub mod plausible_v1;
 pub mod plausible_v2;
 
 mod input;
-mod v2_filters;
+pub(crate) mod v2_filters;
 
 use utoipa_axum::router::OpenApiRouter;
 
