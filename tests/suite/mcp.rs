@@ -486,6 +486,27 @@ async fn a_repeated_parameter_or_a_malformed_challenge_is_an_invalid_request(env
     assert_eq!(client.page(&twice, "").await.status(), StatusCode::BAD_REQUEST, "never redirected to a doubtful URI");
 }
 
+/// A token request missing what its grant needs, or giving a parameter twice, is an
+/// `invalid_request` (RFC 6749 §5.2), told apart from a code or token that is wrong.
+async fn a_token_request_missing_or_repeating_a_parameter_is_an_invalid_request(env: &TestEnv) {
+    let (client, _) = registered(env, "Test client", REDIRECT).await;
+    for (pairs, named) in [
+        (&[][..], "grant_type is required"),
+        (&[("grant_type", "authorization_code"), ("code_verifier", "v")][..], "code is required"),
+        (&[("grant_type", "refresh_token")][..], "refresh_token is required"),
+        (
+            &[("grant_type", "authorization_code"), ("grant_type", "refresh_token")][..],
+            "grant_type is given more than once",
+        ),
+    ] {
+        let (status, body) = client.token(pairs).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{pairs:?}");
+        assert_eq!(body["error_description"], named, "{pairs:?}");
+    }
+    let (status, body) = client.token(&[("grant_type", "refresh_token"), ("refresh_token", "zvr_nothing")]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+}
+
 async fn a_replayed_code_revokes_the_tokens_it_issued(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let (code, verifier) = client.authorize(&ann, &["analytics:read"]).await;
@@ -663,6 +684,49 @@ async fn the_challenge_names_every_scope(env: &TestEnv) {
     assert!(challenge.contains("scope=\"analytics:read management:read management:write\""), "{challenge}");
 }
 
+/// Arguments outside a tool's input schema are refused, naming the argument, before the call
+/// runs or counts: never read as the default, which would answer another question.
+async fn arguments_outside_a_tools_schema_are_refused_and_not_counted(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read", "management:write"]).await;
+    let (failed, site) =
+        call_tool(env, &tokens, "create_website", json!({ "domain": "args.example", "name": "A" })).await;
+    assert!(!failed, "{site}");
+    let site_id: Value = serde_json::from_str(&site).unwrap();
+    let id = site_id["id"].as_str().unwrap();
+    // Three a day, one of them used by the creation.
+    env.set_plan_with(&ann.team_id, "free", json!({ "mcp_calls_per_day": 3 })).await;
+    for (tool, arguments, named) in [
+        ("get_aggregate", json!({ "website_id": id, "metrics": "bounce_rate" }), "metrics must be of type array"),
+        (
+            "get_aggregate",
+            json!({ "website_id": id, "metrics": ["visitors", "visitors"] }),
+            "metrics lists an item twice",
+        ),
+        ("get_aggregate", json!({ "website_id": id, "period": 7 }), "period must be of type string"),
+        ("get_overview", json!({ "website_id": id, "range": "5y" }), "range must be one of"),
+        ("get_overview", json!({ "website_id": 5 }), "website_id must be of type string"),
+        ("get_breakdown", json!({ "website_id": id, "property": "event:page", "limit": 0 }), "limit must be 1 to 1000"),
+        (
+            "get_breakdown",
+            json!({ "website_id": id, "property": "event:page", "limit": 2.5 }),
+            "limit must be of type integer",
+        ),
+        ("get_breakdown", json!({ "website_id": id }), "property is required"),
+        ("get_aggregate", json!({ "website_id": id, "colour": "red" }), "colour is not an argument"),
+    ] {
+        let (failed, message) = call_tool(env, &tokens, tool, arguments.clone()).await;
+        assert!(failed && message.starts_with(named), "{arguments}: {message}");
+    }
+    // The two calls left are whole: none of the refused calls counted.
+    for _ in 0..2 {
+        let (failed, answer) = call_tool(env, &tokens, "get_aggregate", json!({ "website_id": id })).await;
+        assert!(!failed, "{answer}");
+    }
+    let (failed, message) = call_tool(env, &tokens, "get_aggregate", json!({ "website_id": id })).await;
+    assert!(failed && message.contains("quota"), "{message}");
+}
+
 async fn a_tool_outside_the_grant_is_a_step_up_challenge(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let tokens = client.connect(&ann, &["analytics:read"]).await;
@@ -772,6 +836,7 @@ both_modes!(
     a_client_authenticating_with_basic_is_told_the_scheme_it_failed,
     a_repeated_parameter_or_a_malformed_challenge_is_an_invalid_request,
     a_replayed_code_revokes_the_tokens_it_issued,
+    a_token_request_missing_or_repeating_a_parameter_is_an_invalid_request,
     a_resource_other_than_this_server_is_an_invalid_target,
     a_token_asked_for_this_server_works_here_only,
     a_browser_client_can_preflight_and_register,
@@ -782,6 +847,7 @@ both_modes!(
     control_characters_in_oauth_forms_are_refused,
     the_challenge_names_every_scope,
     a_tool_outside_the_grant_is_a_step_up_challenge,
+    arguments_outside_a_tools_schema_are_refused_and_not_counted,
     malformed_json_is_a_json_rpc_parse_error,
     malformed_tool_call_params_are_invalid_params,
     an_unknown_method_is_not_found_and_a_secret_sent_as_one_is_not_echoed;
@@ -804,4 +870,25 @@ async fn oauth_metadata_names_the_configured_public_url(env: &TestEnv) {
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
     let challenge = unauthenticated.headers()["www-authenticate"].to_str().unwrap();
     assert!(challenge.contains("resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""));
+}
+
+/// A tool call whose service is down did not run: the request is a 503, as any route's is when
+/// a call may not have completed, and the call does not count against the day's quota.
+#[tokio::test]
+async fn a_tool_call_whose_service_is_down_is_a_503_and_not_counted() {
+    let mut env = TestEnv::split(1).await;
+    let (client, ann) = registered(&env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read"]).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    env.kill("analytics");
+    let (status, body) =
+        rpc(&env, token, "tools/call", json!({ "name": "get_overview", "arguments": { "website_id": "w" } })).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("SERVICE_UNAVAILABLE"))
+    );
+    let path = format!("/api/v1/teams/{}/usage", ann.team_id);
+    let (status, usage) = env.session_json(Method::GET, &path, &ann.session, None).await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    assert_eq!(usage["data"]["members"][0]["mcp_calls_today"], 0, "{usage}");
 }

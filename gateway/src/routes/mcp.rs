@@ -5,6 +5,7 @@
 //! daily MCP quota of the team's plan.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -91,8 +92,21 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
         };
     }
     req.extensions_mut().insert(grant);
-    next.run(req).await
+    let outage = Outage::default();
+    req.extensions_mut().insert(outage.clone());
+    let response = next.run(req).await;
+    if outage.0.load(Ordering::Relaxed) {
+        let message = "a service this tool call needs is unavailable; the call was not counted";
+        return ApiError::new(common::ErrorCode::ServiceUnavailable, message).into_response();
+    }
+    response
 }
+
+/// Set by a tool call that could not be made because a service it needed was unavailable: the
+/// request is then answered 503, as any route of the product answers when a call may not have
+/// completed, rather than with the JSON-RPC answer rmcp wrote.
+#[derive(Clone, Default)]
+struct Outage(Arc<AtomicBool>);
 
 /// A JSON-RPC error answer (JSON-RPC 2.0 §5.1).
 fn rpc_error(status: StatusCode, id: Value, code: i32, message: &str) -> Box<Response> {
@@ -191,7 +205,8 @@ pub struct McpServer {
 }
 
 fn schema(properties: Value, required: &[&str]) -> Arc<JsonObject> {
-    let schema = json!({ "type": "object", "properties": properties, "required": required });
+    let schema =
+        json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false });
     Arc::new(schema.as_object().cloned().unwrap_or_default())
 }
 
@@ -200,7 +215,7 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
     let site = json!({ "type": "string", "description": "Website id" });
     let period = json!({ "type": "string", "enum": *vocabulary::PERIODS, "description": "Default 30d" });
     let date = json!({ "type": "string", "description": "YYYY-MM-DD the period ends on, or YYYY-MM-DD,YYYY-MM-DD for custom" });
-    let metrics = json!({ "type": "array", "items": { "type": "string", "enum": *vocabulary::METRICS },
+    let metrics = json!({ "type": "array", "items": { "type": "string", "enum": *vocabulary::METRICS }, "uniqueItems": true,
         "description": "Default visitors and pageviews. Conversion rates and revenue need a goal, which these tools do \
             not filter by; percentage and group_conversion_rate need a breakdown; time_on_page a page" });
     let read: &[&str] = &[ANALYTICS_READ];
@@ -307,6 +322,16 @@ fn grant_of(context: &RequestContext<RoleServer>) -> Result<idpb::McpGrant, McpE
         .ok_or_else(|| McpError::invalid_request("an OAuth access token is required", None))
 }
 
+/// Marks the request for a 503 (see [`Outage`]); the JSON-RPC error returned is not sent.
+fn unavailable(context: &RequestContext<RoleServer>, error: ApiError) -> McpError {
+    error.error.log_cause();
+    let outage = context.extensions.get::<axum::http::request::Parts>().and_then(|p| p.extensions.get::<Outage>());
+    if let Some(outage) = outage {
+        outage.0.store(true, Ordering::Relaxed);
+    }
+    McpError::internal_error("a service this tool call needs is unavailable", None)
+}
+
 fn allowed(grant: &idpb::McpGrant, categories: &[&str]) -> bool {
     grant.scopes.iter().any(|s| categories.contains(&s.as_str()))
 }
@@ -315,14 +340,91 @@ fn text(value: &Value) -> ContentBlock {
     ContentBlock::text(value.to_string())
 }
 
-/// A tool's failure, shown to the user.
-type ToolResult = Result<Value, String>;
+type ToolResult = Result<Value, ToolError>;
+
+/// Why a tool call failed: a refusal the tool shows the user, or a service it needed that was
+/// unavailable, which the request answers with a 503.
+enum ToolError {
+    Refused(String),
+    Unavailable(ApiError),
+}
+
+impl From<String> for ToolError {
+    fn from(message: String) -> Self {
+        ToolError::Refused(message)
+    }
+}
+
+impl From<&str> for ToolError {
+    fn from(message: &str) -> Self {
+        ToolError::Refused(message.to_owned())
+    }
+}
 
 /// A failed call as a tool shows it: the message without the field, as analytics words it, a
 /// key among what it quotes cut to its hint (docs/behaviour.md#api-keys).
-fn tool_error(e: ApiError) -> String {
+fn tool_error(e: ApiError) -> ToolError {
+    if e.error.code == common::ErrorCode::ServiceUnavailable {
+        return ToolError::Unavailable(e);
+    }
     e.error.log_cause();
-    common::secret::redact_secrets(&e.error.message).into_owned()
+    ToolError::Refused(common::secret::redact_secrets(&e.error.message).into_owned())
+}
+
+/// Checks a call's arguments against its tool's input schema before anything runs or is
+/// counted, as the MCP specification asks of servers: a wrong type, a value outside its `enum`
+/// or range, an item given twice, a missing or unknown argument is refused, naming the argument,
+/// rather than read as the default. The tools' schemas use only `type` (string, integer,
+/// array), `enum`, `items`, `uniqueItems`, `minimum`, `maximum`, `required` and
+/// `additionalProperties: false`, which is what is checked here.
+fn check_arguments(schema: &JsonObject, args: &JsonObject) -> Result<(), String> {
+    let required = schema.get("required").and_then(Value::as_array).into_iter().flatten();
+    if let Some(missing) = required.filter_map(Value::as_str).find(|name| !args.contains_key(*name)) {
+        return Err(format!("{missing} is required"));
+    }
+    let properties = schema.get("properties").and_then(Value::as_object);
+    for (name, value) in args {
+        let Some(rule) = properties.and_then(|p| p.get(name)) else {
+            return Err(format!("{} is not an argument of this tool", common::secret::redact_secrets(name)));
+        };
+        check_value(name, rule, value)?;
+    }
+    Ok(())
+}
+
+fn check_value(name: &str, rule: &Value, value: &Value) -> Result<(), String> {
+    let kind = rule.get("type").and_then(Value::as_str);
+    let fits = match kind {
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("array") => value.is_array(),
+        _ => true,
+    };
+    if !fits {
+        return Err(format!("{name} must be of type {}", kind.unwrap_or_default()));
+    }
+    if let Some(allowed) = rule.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+        return Err(format!("{name} must be one of {}", names.join(", ")));
+    }
+    let (min, max) = (rule.get("minimum").and_then(Value::as_f64), rule.get("maximum").and_then(Value::as_f64));
+    if let Some(n) = value.as_f64()
+        && (min.is_some_and(|min| n < min) || max.is_some_and(|max| n > max))
+    {
+        return Err(format!("{name} must be {} to {}", min.unwrap_or(f64::MIN), max.unwrap_or(f64::MAX)));
+    }
+    if let Some(items) = value.as_array() {
+        for (i, item) in items.iter().enumerate() {
+            check_value(&format!("{name}[{i}]"), rule.get("items").unwrap_or(&Value::Null), item)?;
+        }
+        let twice = items.iter().enumerate().any(|(i, item)| items[..i].contains(item));
+        if rule.get("uniqueItems") == Some(&Value::Bool(true)) && twice {
+            return Err(format!("{name} lists an item twice"));
+        }
+    }
+    Ok(())
 }
 
 fn arg<'a>(args: &'a JsonObject, name: &str) -> Option<&'a str> {
@@ -338,7 +440,7 @@ fn metrics_arg(args: &JsonObject, default: &[Metric]) -> Vec<String> {
 
 impl McpServer {
     /// A website of the connection's team; another team's is "not found", as if it did not exist.
-    async fn website(&self, grant: &idpb::McpGrant, args: &JsonObject) -> Result<anpb::Website, String> {
+    async fn website(&self, grant: &idpb::McpGrant, args: &JsonObject) -> Result<anpb::Website, ToolError> {
         let id = arg(args, "website_id").ok_or("website_id is required")?.to_owned();
         access::team_website(&self.state, &grant.team_id, id).await.map_err(tool_error)
     }
@@ -353,7 +455,7 @@ impl McpServer {
                 let website = self.website(grant, args).await?;
                 let range = arg(args, "range").unwrap_or(NamedPeriod::NamedPeriod30d.name());
                 let Some(range) = vocabulary::range(range) else {
-                    return Err(format!("range must be one of {}", vocabulary::RANGES.join(", ")));
+                    return Err(format!("range must be one of {}", vocabulary::RANGES.join(", ")).into());
                 };
                 let overview =
                     stats::overview(&self.state, &website.id, range, 10).await.map_err(|e| e.error.text())?;
@@ -373,7 +475,7 @@ impl McpServer {
                 Ok(json!({ "visitors": totals.visitors, "pageviews": totals.pageviews }))
             }
             "create_website" | "update_website" => self.write_website(grant, name, args).await,
-            _ => Err(format!("unknown tool {name}")),
+            _ => Err(format!("unknown tool {name}").into()),
         }
     }
 
@@ -460,7 +562,7 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let grant = grant_of(&context)?;
-        let Some((_, categories)) = tools().into_iter().find(|(t, _)| t.name == request.name) else {
+        let Some((tool, categories)) = tools().into_iter().find(|(t, _)| t.name == request.name) else {
             let name = common::secret::redact_secrets(&request.name);
             return Err(McpError::invalid_params(format!("unknown tool {name}"), None));
         };
@@ -469,10 +571,20 @@ impl ServerHandler for McpServer {
             let message = format!("this connection was not granted {}", categories.join(" or "));
             return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
         }
+        let args = request.arguments.unwrap_or_default();
+        if let Err(message) = check_arguments(&tool.input_schema, &args) {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
+        }
         let charge = popb::ChargeMcpCallRequest { user_id: grant.user_id.clone(), team_id: grant.team_id.clone() };
         let charge = match self.state.policy.clone().charge_mcp_call(charge).await {
             Ok(charge) => charge.into_inner(),
-            Err(status) => return Err(McpError::internal_error(status.message().to_owned(), None)),
+            Err(status) => {
+                let error = ApiError::from(status);
+                if error.error.code == common::ErrorCode::ServiceUnavailable {
+                    return Err(unavailable(&context, error));
+                }
+                return Err(McpError::internal_error(error.error.message, None));
+            }
         };
         if !charge.allowed {
             let message = format!(
@@ -482,10 +594,18 @@ impl ServerHandler for McpServer {
             );
             return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
         }
-        let args = request.arguments.unwrap_or_default();
         Ok(match self.run(&grant, &request.name, &args).await {
             Ok(value) => CallToolResult::success(vec![text(&value)]),
-            Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
+            Err(ToolError::Refused(message)) => CallToolResult::error(vec![ContentBlock::text(message)]),
+            Err(ToolError::Unavailable(error)) => {
+                // The call did not run: it does not count.
+                let give_back =
+                    popb::GiveBackMcpCallRequest { user_id: grant.user_id, reset_at_unix_ms: charge.reset_at_unix_ms };
+                if let Err(status) = self.state.policy.clone().give_back_mcp_call(give_back).await {
+                    ApiError::from(status).error.log_cause();
+                }
+                return Err(unavailable(&context, error));
+            }
         }
         .into())
     }

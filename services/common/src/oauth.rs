@@ -16,7 +16,17 @@ fn loopback_without_port(uri: &str) -> Option<(&str, &str)> {
     ["http://127.0.0.1", "http://[::1]"].into_iter().find_map(|host| {
         let after = uri.strip_prefix(host)?;
         let rest = match after.strip_prefix(':') {
-            Some(port) => port.trim_start_matches(|c: char| c.is_ascii_digit()),
+            Some(port) => {
+                let rest = port.trim_start_matches(|c: char| c.is_ascii_digit());
+                // A port as a browser writes it, so that the code goes to the very address
+                // asked: 1 to 65535, without a leading zero (`:09999` would be sent to `:9999`).
+                let digits = &port[..port.len() - rest.len()];
+                let valid = !digits.starts_with('0') && digits.parse::<u16>().is_ok_and(|n| n > 0);
+                if !valid {
+                    return None;
+                }
+                rest
+            }
             None => after,
         };
         (rest.is_empty() || rest.starts_with(['/', '?'])).then_some((host, rest))
@@ -44,6 +54,9 @@ mod tests {
         assert!(!allows("http://127.0.0.1:9999/cb", "http://[::1]:9999/cb"));
         assert!(!allows("http://127.0.0.1:9999/cb", "http://127.0.0.1.evil.example:9999/cb"));
         assert!(!allows("http://127.0.0.1:9999/cb", "http://127.0.0.1:99x/cb"));
+        assert!(!allows("http://127.0.0.1:9999/cb", "http://127.0.0.1:99999/cb"));
+        assert!(!allows("http://127.0.0.1:9999/cb", "http://127.0.0.1:09999/cb"));
+        assert!(!allows("http://127.0.0.1:9999/cb", "http://127.0.0.1:/cb"));
         assert!(!allows("http://localhost:9999/cb", "http://localhost:8888/cb"));
         assert!(!allows("https://app.example/cb", "https://app.example:444/cb"));
         assert!(allows("https://app.example/cb", "https://app.example/cb"));

@@ -110,20 +110,29 @@ fn digest_hex(secret: &str) -> String {
 }
 
 /// A redirect URI a public client may register: https, http on loopback only (RFC 8252), or an
-/// app's own scheme; never a fragment.
+/// app's own scheme; never a fragment, nor user information. It is sent to as registered, so it
+/// must be a URI as written (RFC 3986: no space or other character a URI cannot hold), and an
+/// http(s) one must name its host where it is written: the URL parser reads `https:///cb` as
+/// `https://cb/`, which is not the string registered.
 fn valid_redirect(uri: &str) -> bool {
-    // The URL parser drops or encodes control characters, but the URI is stored as given.
-    if uri.chars().any(char::is_control) {
+    let uri_chars = |b: u8| b.is_ascii_graphic() && !b"<>\"{}|\\^`".contains(&b);
+    if !uri.bytes().all(uri_chars) || uri.len() > 2000 {
         return false;
     }
     let Ok(url) = url::Url::parse(uri) else { return false };
-    if url.fragment().is_some() || uri.len() > 2000 {
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return false;
     }
+    let names_its_host = || {
+        let authority = &uri[url.scheme().len()..];
+        authority.starts_with("://") && !authority[3..].starts_with('/')
+    };
     match url.scheme() {
-        "https" => url.host_str().is_some(),
-        "http" => matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
-        "javascript" | "data" | "file" | "vbscript" => false,
+        "https" => url.host_str().is_some() && names_its_host(),
+        "http" => matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) && names_its_host(),
+        // Schemes of the web and of the browser itself, which no app registers as its own.
+        "javascript" | "data" | "file" | "vbscript" | "blob" | "about" | "filesystem" | "ws" | "wss" | "ftp"
+        | "view-source" | "chrome" | "mailto" => false,
         _ => true,
     }
 }
@@ -573,5 +582,43 @@ impl Store {
         sqlx::query("DELETE FROM mcp_tokens WHERE connection_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_redirect;
+
+    #[test]
+    fn a_client_registers_https_loopback_http_and_app_schemes() {
+        for uri in [
+            "https://claude.ai/api/mcp/auth_callback",
+            "http://localhost:6274/oauth/callback",
+            "http://127.0.0.1:33418",
+            "http://[::1]/cb?x=1",
+            "cursor://anysphere.cursor-retrieval/oauth/callback",
+            "com.example.app:/cb",
+        ] {
+            assert!(valid_redirect(uri), "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_redirect_that_would_not_be_sent_to_as_written_is_refused() {
+        for uri in [
+            "https:///cb",
+            "https://claude.ai@evil.example/cb",
+            "https://user:pw@app.example/cb",
+            "https://app.example/c b",
+            "https://app.example/cb#frag",
+            "http://app.example/cb",
+            "blob:https://a/b",
+            "ws://app.example/cb",
+            "javascript:alert(1)",
+            "https://app.example/\u{7f}",
+            "https://app.example/é",
+        ] {
+            assert!(!valid_redirect(uri), "{uri}");
+        }
     }
 }

@@ -207,6 +207,12 @@ impl PolicyService for Policy {
             reset_at_unix_ms: d.reset_at_ms,
         }))
     }
+
+    async fn give_back_mcp_call(&self, req: Request<pb::GiveBackMcpCallRequest>) -> Reply<pb::GiveBackMcpCallResponse> {
+        let r = req.into_inner();
+        Policy::give_back_mcp_call(self, &r.user_id, r.reset_at_unix_ms).await?;
+        Ok(Response::new(pb::GiveBackMcpCallResponse {}))
+    }
 }
 
 /// A decision's own span in `AuthorizeMany`, in the trace its request carries.

@@ -493,6 +493,11 @@ impl Policy {
         self.limiter.take_daily(user_id, limits.mcp_calls_per_day).await
     }
 
+    /// Gives back an MCP tool call counted on the day that resets at `reset_at_ms`.
+    pub async fn give_back_mcp_call(&self, user_id: &str, reset_at_ms: i64) -> Result<()> {
+        self.limiter.give_back_daily(user_id, reset_at_ms).await
+    }
+
     /// Each user's requests this month and MCP tool calls today, taking nothing: a budget of
     /// none only reads the counters.
     pub async fn usage(&self, user_ids: &[String]) -> Result<Usage> {

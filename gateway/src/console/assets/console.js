@@ -716,16 +716,19 @@ async function apiKeysPage(focusId) {
         "Once a team you belong to is on a paid plan, you can create keys here. The console and MCP clients work on every plan.",
       ),
     );
-  } else if (usable.length === 0) {
-    create.append(
-      h(
-        "p",
-        { class: "notice" },
-        "The external API needs a paid plan, and the key policy of each of your paid teams keeps you from using keys on it. ",
-        "An owner or admin of such a team can change its key policy. The console and MCP clients work on every plan.",
-      ),
-    );
   } else {
+    // The form stays, its teams marked unavailable with their reasons; above it, why no key
+    // can be made now.
+    if (usable.length === 0) {
+      create.append(
+        h(
+          "p",
+          { class: "notice" },
+          "No key can be made now: the external API needs a paid plan, and the key policy of each of your paid teams keeps you from using keys on it. ",
+          "An owner or admin of such a team can change its key policy.",
+        ),
+      );
+    }
     create.append(
       keyForm({
         prefix: "new-",

@@ -141,6 +141,20 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     if let Some(field) = control_field(&form.all) {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("{field} holds a control character"));
     }
+    // RFC 6749 §5.2: a parameter given twice, or one the grant needs left out, is invalid_request.
+    const PARAMETERS: [&str; 7] =
+        ["grant_type", "client_id", "code", "code_verifier", "redirect_uri", "refresh_token", "scope"];
+    if let Some(name) = form.repeated(&PARAMETERS) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("{name} is given more than once"));
+    }
+    let needed: &[&str] = match form.get("grant_type") {
+        "authorization_code" => &["code", "code_verifier"],
+        "refresh_token" => &["refresh_token"],
+        _ => &["grant_type"],
+    };
+    if let Some(name) = needed.iter().find(|name| form.get(name).is_empty()) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("{name} is required"));
+    }
     let client_id = form.get("client_id").to_owned();
     if client_id.is_empty() {
         let mut refused = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is required");

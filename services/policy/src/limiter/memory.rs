@@ -206,6 +206,16 @@ impl<C: Clock> Limiter for MemoryLimiter<C> {
         Ok(decision)
     }
 
+    async fn give_back_daily(&self, user: &str, reset_at_ms: i64) -> Result<()> {
+        let (day, _) = day_of(reset_at_ms - 1);
+        let mut state = self.state.lock().expect("limiter lock poisoned");
+        if let Some(used) = state.days.get_mut(&(user.to_owned(), day)) {
+            *used = used.saturating_sub(1);
+            self.changed();
+        }
+        Ok(())
+    }
+
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {
         let Ok(slot) = slot.parse::<u64>() else { return Ok(()) };
         let mut state = self.state.lock().expect("limiter lock poisoned");

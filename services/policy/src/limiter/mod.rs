@@ -179,6 +179,9 @@ pub trait Limiter: Send + Sync + 'static {
     /// Counts one MCP tool call of `user` against `per_day` for the current UTC day, if any are
     /// left (the MCP endpoint's daily quota, docs/behaviour.md#plans-limits-and-quotas).
     async fn take_daily(&self, user: &str, per_day: u32) -> Result<DailyDecision>;
+    /// Gives back an MCP tool call counted by `take_daily` on the day that resets at
+    /// `reset_at_ms`, for a call that could not run (a service it needed was unavailable).
+    async fn give_back_daily(&self, user: &str, reset_at_ms: i64) -> Result<()>;
     /// What an in-process limiter keeps across a restart, with its generation, unless it is
     /// still `generation`; none where the state lives in Redis.
     fn kept_since(&self, _generation: u64) -> Option<(u64, Kept)> {

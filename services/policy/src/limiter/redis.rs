@@ -114,6 +114,15 @@ end
 return {0, used}
 ";
 
+/// Gives back one call of a day's count, never below nothing.
+const GIVE_BACK_DAILY: &str = r"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 0
+";
+
 /// Records a replica as alive and counts those seen in the last ten seconds.
 const HEARTBEAT: &str = r"
 local t = redis.call('TIME')
@@ -133,6 +142,7 @@ pub struct RedisLimiter {
     release: Script,
     heartbeat: Script,
     daily: Script,
+    give_back_daily: Script,
     prefix: String,
 }
 
@@ -148,6 +158,7 @@ impl RedisLimiter {
             release: Script::new(RELEASE),
             heartbeat: Script::new(HEARTBEAT),
             daily: Script::new(DAILY),
+            give_back_daily: Script::new(GIVE_BACK_DAILY),
             prefix: prefix.to_owned(),
         })
     }
@@ -257,6 +268,17 @@ impl Limiter for RedisLimiter {
             .await
             .map_err(unavailable)?;
         Ok(DailyDecision { allowed: allowed == 1, used, limit: per_day, reset_at_ms })
+    }
+
+    async fn give_back_daily(&self, user: &str, reset_at_ms: i64) -> Result<()> {
+        let (day, _) = day_of(reset_at_ms - 1);
+        let mut conn = self.conn.clone();
+        self.give_back_daily
+            .key(format!("{}mcp:{user}:{day}", self.prefix))
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {

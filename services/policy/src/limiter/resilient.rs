@@ -171,6 +171,13 @@ impl Limiter for ResilientLimiter {
         }
     }
 
+    async fn give_back_daily(&self, user: &str, reset_at_ms: i64) -> Result<()> {
+        match self.shared(self.redis.give_back_daily(user, reset_at_ms)).await? {
+            Some(()) => Ok(()),
+            None => self.local.give_back_daily(user, reset_at_ms).await,
+        }
+    }
+
     async fn release(&self, budget: &Budget<'_>, slot: &str) -> Result<()> {
         match slot.strip_prefix(LOCAL) {
             Some(local) => self.local.release(budget, local).await,
