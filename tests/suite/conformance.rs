@@ -2059,3 +2059,21 @@ fn custom_shapes(site: &str, metrics: &str, asked: &[(Vec<&str>, Filters)]) -> V
     }
     shapes
 }
+
+/// A COMMIT that fails after SQLite ended the transaction itself (as it does on a full disk)
+/// leaves sqlx counting the connection in a transaction, so that every later BEGIN on it fails:
+/// the pool closes such a connection rather than hand it out again.
+#[tokio::test]
+async fn a_connection_a_failed_commit_left_in_a_transaction_is_not_handed_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Sqlite { data_dir: dir.path().to_owned() };
+    let pool = common::db::open(&backend, "poisoned", &sqlx::migrate::Migrator::DEFAULT).await.unwrap();
+    let mut tx = common::db::begin_write(&pool, "sqlite").await.unwrap();
+    // SQLite's transaction ends underneath sqlx, as a full disk's automatic rollback ends it.
+    sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+    assert!(tx.commit().await.is_err(), "nothing left to commit");
+    for _ in 0..20 {
+        let tx = common::db::begin_write(&pool, "sqlite").await.unwrap();
+        tx.commit().await.unwrap();
+    }
+}

@@ -85,7 +85,14 @@ async fn connect(backend: &Backend, service: &'static str) -> Result<AnyPool, Op
     install_default_drivers();
     let connect = |source| OpenError::Connect { service, source };
     let options = match backend {
-        Backend::Sqlite { .. } => AnyPoolOptions::new().max_connections(8),
+        // A COMMIT that SQLite refuses (a full disk) rolls the transaction back by itself; the
+        // ROLLBACK sqlx then sends finds none and fails, and sqlx goes on counting the
+        // connection in a transaction, so that every later BEGIN on it fails. Such a connection
+        // is closed when it is next taken, and another opened. (One whose rollback is still on
+        // its way may be closed too: it costs a new connection, after a failed transaction.)
+        Backend::Sqlite { .. } => AnyPoolOptions::new()
+            .max_connections(8)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })),
         Backend::Postgres { .. } => AnyPoolOptions::new().max_connections(16),
     };
     let pool = match backend {

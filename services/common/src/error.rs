@@ -252,6 +252,9 @@ const INVALID_REGULAR_EXPRESSION: &str = "2201B";
 pub fn is_transient(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        // A connection left counted in a transaction by a failed COMMIT (see `db::connect`),
+        // should one still be taken: the next try gets another.
+        sqlx::Error::InvalidSavePointStatement | sqlx::Error::BeginFailed => true,
         sqlx::Error::Database(db) => {
             if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 postgres_transient(pg.code())
@@ -294,13 +297,18 @@ fn postgres_transient(sqlstate: &str) -> bool {
 }
 
 /// SQLite's refusals that pass, from a result code (extended codes keep the primary one in their
-/// low byte): the database busy or locked by another connection, or the disk full. Shared by
-/// every SQLite caller, sqlx's or rusqlite's.
+/// low byte): the database busy or locked by another connection, the disk full or failing (an
+/// I/O error, which a full disk also gives while SQLite writes its journal), or the file made
+/// read-only or unopenable underneath the process. The operator can mend each; none is a fault
+/// of the request. Shared by every SQLite caller, sqlx's or rusqlite's.
 pub fn sqlite_transient(code: i32) -> bool {
     const BUSY: i32 = 5;
     const LOCKED: i32 = 6;
+    const READONLY: i32 = 8;
+    const IOERR: i32 = 10;
     const FULL: i32 = 13;
-    matches!(code & 0xff, BUSY | LOCKED | FULL)
+    const CANTOPEN: i32 = 14;
+    matches!(code & 0xff, BUSY | LOCKED | READONLY | IOERR | FULL | CANTOPEN)
 }
 
 /// True when a database error is a unique-constraint violation (on either backend).
