@@ -153,3 +153,19 @@ async fn metrics_are_exposed() {
     assert!(line(&["zenovay_website_cache_lookups_total", "result=\"hit\""]), "{text}");
     assert!(!text.contains(&key[3..]), "no secret in metrics");
 }
+
+/// A setting the process cannot take stops it with the reason in one line, whatever
+/// `RUST_BACKTRACE` says: a wrong setting must not read like a crash.
+#[test]
+fn a_setting_that_cannot_be_taken_is_said_in_one_line() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay"))
+        .arg("identity")
+        .env("RUST_BACKTRACE", "1")
+        .env("ZENOVAY_KEY_HASH_SECRETS", "v1:abcdefghijklmnopqrstuvwxyz0123456789abcd")
+        .env("ZENOVAY_DATA_DIR", std::env::temp_dir().join("zenovay-unused"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end(), "Error: a key-hash secret version must be a positive number", "{stderr}");
+}

@@ -8,7 +8,16 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// An error that stops the process (a setting it cannot take, a store it cannot open) is said in
+/// one line with its causes: the backtrace that `anyhow` adds when `RUST_BACKTRACE` is set, as it
+/// often is where panics are debugged, made a wrong setting read like a crash.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    zenovay::run(zenovay::Cli::parse()).await
+async fn main() -> std::process::ExitCode {
+    match zenovay::run(zenovay::Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
