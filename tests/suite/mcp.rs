@@ -821,6 +821,8 @@ async fn the_sign_in_form_is_throttled_like_the_api(env: &TestEnv) {
     }
     let throttled = client.post(&login("correct horse battery"), &csrf_cookie, env.base()).await;
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after = throttled.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    assert!(retry_after.is_some_and(|secs| secs >= 1), "when to try again, as the API says it");
     assert!(throttled.text().await.unwrap().contains("Too many attempts"));
 }
 

@@ -50,7 +50,7 @@ fn session_response(state: &AppState, status_created: bool, session: idpb::Sessi
 }
 
 /// A refused sign-in or sign-up keeps identity's `retry-after` (throttled or hashing busy).
-fn refused(status: tonic::Status) -> ApiError {
+pub(crate) fn refused(status: tonic::Status) -> ApiError {
     let retry_after_secs = status.metadata().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok());
     ApiError { retry_after_secs, ..ApiError::from(status) }
 }

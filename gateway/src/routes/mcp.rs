@@ -39,8 +39,8 @@ const ANALYTICS_READ: &str = "analytics:read";
 const MANAGEMENT_READ: &str = "management:read";
 const MANAGEMENT_WRITE: &str = "management:write";
 
-/// The largest JSON-RPC message read, as rmcp's own limit.
-const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// The largest JSON-RPC message read: the 2 MiB every body of the API is held to.
+const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Methods this server serves whose parameters rmcp checks by type.
 const TYPED_METHODS: [&str; 4] = ["initialize", "ping", "tools/list", "tools/call"];

@@ -71,8 +71,10 @@ async fn check_request(
     if let Some(name) = p.repeated(&single) {
         return fail("invalid_request", &format!("{name} must be given once"));
     }
-    if p.get("response_type") != "code" {
-        return fail("unsupported_response_type", "response_type must be code");
+    match p.get("response_type") {
+        "code" => {}
+        "" => return fail("invalid_request", "response_type is required"),
+        _ => return fail("unsupported_response_type", "response_type must be code"),
     }
     if p.get("code_challenge").is_empty() || p.get("code_challenge_method") != "S256" {
         return fail("invalid_request", "PKCE with code_challenge_method=S256 is required");
@@ -251,9 +253,9 @@ fn form_target(redirect_uri: &str) -> Option<String> {
 /// The login or consent form's answer.
 /// The sign-in form's answer to a refused log-in: throttled and busy are said as such, with the
 /// status the dashboard API gives them, and every other refusal is the same wrong-credentials page.
-fn login_refused(code: ErrorCode, again: &str) -> Response {
+fn login_refused(error: crate::error::ApiError, again: &str) -> Response {
     let again = escape(again);
-    match code {
+    let mut response = match error.error.code {
         ErrorCode::RateLimitExceeded => page(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -268,7 +270,12 @@ fn login_refused(code: ErrorCode, again: &str) -> Response {
             StatusCode::UNAUTHORIZED,
             &format!("<p>Wrong email or password. <a href=\"{again}\">Try again</a>.</p>"),
         ),
+    };
+    // When to try again, as the dashboard API says it (throttled, or hashing busy).
+    if let Some(secs) = error.retry_after_secs {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
     }
+    response
 }
 
 pub async fn authorize_submit(
@@ -308,7 +315,7 @@ pub async fn authorize_submit(
             };
             let session = match state.identity.clone().login(request).await {
                 Ok(session) => session,
-                Err(status) => return login_refused(common::Error::from(status).code, &again),
+                Err(status) => return login_refused(crate::routes::account::refused(status), &again),
             };
             let attributes = crate::session::cookie_attributes(&state);
             let cookie = format!("{COOKIE}={}; {attributes}; Max-Age=2592000", session.into_inner().session_token);
