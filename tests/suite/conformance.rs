@@ -105,12 +105,26 @@ async fn policy_store_conforms() {
     .await;
 }
 
+/// What a gateway asks policy for key `k1` of user `u1`, full access, owner of `team`: a read.
+fn owner_read(team: &str) -> proto::policy::v1::AuthorizeRequest {
+    use proto::identity::v1 as idpb;
+    proto::policy::v1::AuthorizeRequest {
+        key_id: "k1".into(),
+        grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
+        teams: vec![idpb::TeamRole { team_id: team.into(), role: idpb::Role::Owner as i32 }],
+        required_scope: idpb::Scope::Read as i32,
+        resource_team_id: None,
+        user_id: "u1".into(),
+        address_refused: false,
+        takes_nothing: false,
+    }
+}
+
 /// A decision made on team settings policy kept says how long ago it read them, so that a
 /// gateway repeating its refusal stops within a second of that read; a change read afresh
 /// starts again from nothing.
 #[tokio::test]
 async fn a_decision_says_how_old_the_team_settings_it_used_are() {
-    use proto::identity::v1 as idpb;
     use proto::policy::v1::policy_service_server::PolicyService;
 
     on_each_backend(|backend| async move {
@@ -119,17 +133,11 @@ async fn a_decision_says_how_old_the_team_settings_it_used_are() {
         let policy = policy::Policy::open(&backend, Default::default(), limiter, Some(bus)).await.unwrap();
         policy.set_plan("t1", Plan::Pro, Overrides::default()).await.unwrap();
         let age = || async {
-            let request = proto::policy::v1::AuthorizeRequest {
-                key_id: "k1".into(),
-                grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
-                teams: vec![idpb::TeamRole { team_id: "t1".into(), role: idpb::Role::Owner as i32 }],
-                required_scope: idpb::Scope::Read as i32,
-                resource_team_id: None,
-                user_id: "u1".into(),
-                address_refused: false,
-                takes_nothing: false,
-            };
-            PolicyService::authorize(&policy, tonic::Request::new(request)).await.unwrap().into_inner().settings_age_ms
+            PolicyService::authorize(&policy, tonic::Request::new(owner_read("t1")))
+                .await
+                .unwrap()
+                .into_inner()
+                .settings_age_ms
         };
         // The cache trusts the bus once its subscription is confirmed.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -168,7 +176,6 @@ async fn many_decisions_in_one_call_are_each_made_as_one_alone() {
 /// without API access alike.
 #[tokio::test]
 async fn a_request_from_a_refused_address_takes_nothing_and_reads_the_budget() {
-    use proto::identity::v1 as idpb;
     use proto::policy::v1 as popb;
     use proto::policy::v1::policy_service_server::PolicyService;
 
@@ -176,16 +183,7 @@ async fn a_request_from_a_refused_address_takes_nothing_and_reads_the_budget() {
         let limiter = Arc::new(MemoryLimiter::default());
         let policy = policy::Policy::open(&backend, Default::default(), limiter, None).await.unwrap();
         policy.set_plan("t1", Plan::Pro, Overrides::default()).await.unwrap();
-        let request = |team: &str| popb::AuthorizeRequest {
-            key_id: "k1".into(),
-            grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
-            teams: vec![idpb::TeamRole { team_id: team.into(), role: idpb::Role::Owner as i32 }],
-            required_scope: idpb::Scope::Read as i32,
-            resource_team_id: None,
-            user_id: "u1".into(),
-            address_refused: true,
-            takes_nothing: false,
-        };
+        let request = |team: &str| popb::AuthorizeRequest { address_refused: true, ..owner_read(team) };
         for team in ["t1", "t1", "free-team"] {
             let answer = PolicyService::authorize(&policy, tonic::Request::new(request(team))).await.unwrap();
             let answer = answer.into_inner();
@@ -203,7 +201,6 @@ async fn a_request_from_a_refused_address_takes_nothing_and_reads_the_budget() {
 /// has a slot, leaving it there; refused for its limit once the key has none, as a take is.
 #[tokio::test]
 async fn a_decision_that_takes_nothing_leaves_the_slot_and_is_still_refused_by_the_limit() {
-    use proto::identity::v1 as idpb;
     use proto::policy::v1 as popb;
     use proto::policy::v1::policy_service_server::PolicyService;
 
@@ -212,16 +209,7 @@ async fn a_decision_that_takes_nothing_leaves_the_slot_and_is_still_refused_by_t
         let policy = policy::Policy::open(&backend, Default::default(), limiter, None).await.unwrap();
         let one = Overrides { requests_per_minute: Some(1), ..Overrides::default() };
         policy.set_plan("t1", Plan::Pro, one).await.unwrap();
-        let request = |takes_nothing: bool| popb::AuthorizeRequest {
-            key_id: "k1".into(),
-            grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
-            teams: vec![idpb::TeamRole { team_id: "t1".into(), role: idpb::Role::Owner as i32 }],
-            required_scope: idpb::Scope::Read as i32,
-            resource_team_id: None,
-            user_id: "u1".into(),
-            address_refused: false,
-            takes_nothing,
-        };
+        let request = |takes_nothing: bool| popb::AuthorizeRequest { takes_nothing, ..owner_read("t1") };
         let policy = &policy;
         let decide = |takes_nothing| async move {
             let answer = PolicyService::authorize(policy, tonic::Request::new(request(takes_nothing))).await.unwrap();
@@ -248,13 +236,8 @@ async fn many_decisions_in_one_call(backend: &Backend, limiter: Arc<dyn Limiter>
     policy.set_plan("t1", Plan::Pro, two).await.unwrap();
     let request = |key: &str, scope: idpb::Scope| popb::AuthorizeRequest {
         key_id: key.into(),
-        grant: Some(idpb::KeyGrant { full: true, scopes: vec![] }),
-        teams: vec![idpb::TeamRole { team_id: "t1".into(), role: idpb::Role::Owner as i32 }],
         required_scope: scope as i32,
-        resource_team_id: None,
-        user_id: "u1".into(),
-        address_refused: false,
-        takes_nothing: false,
+        ..owner_read("t1")
     };
     let alone = PolicyService::authorize(&policy, tonic::Request::new(request("k0", idpb::Scope::Read))).await.unwrap();
     let elsewhere = popb::AuthorizeRequest { resource_team_id: Some("t9".into()), ..request("k1", idpb::Scope::Read) };
