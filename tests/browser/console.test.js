@@ -566,6 +566,34 @@ for (const mode of MODES) {
       await page.locator('.figure[data-metric="pageviews"] .value', { hasText: "3" }).waitFor();
     });
 
+    test("a clicked row filters by its value as written, even one holding | or *", async () => {
+      await page.goto(`${product.base}/websites`);
+      await page.getByRole("heading", { name: "Websites", level: 1 }).waitFor();
+      const domain = `pipes-${Date.now()}.example.com`;
+      await addWebsite({ domain, name: "Pipes" });
+      // Four visitors, one page each: the first page's name reads as "/p or /x" and the last as
+      // "any page" in the Stats API v1's filter syntax.
+      const pages = ["/p|/x", "/p", "/x", "/*"];
+      for (const [i, path] of pages.entries()) {
+        const agent = `Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/${120 + i}.0`;
+        const response = await page.request.post(`${product.base}/api/event`, {
+          headers: { "user-agent": agent, "content-type": "application/json" },
+          data: { domain, name: "pageview", url: `https://${domain}${path}` },
+        });
+        assert.equal(response.status(), 202);
+      }
+      await page.getByRole("link", { name: "Statistics of Pipes" }).click();
+      const visitors = (count) => page.locator('.figure[data-metric="visitors"] .value', { hasText: new RegExp(`^${count}$`) }).waitFor();
+      await visitors(4);
+      for (const path of ["/p|/x", "/*"]) {
+        await page.locator('[data-breakdown="pages"]').getByRole("button", { name: path, exact: true }).click();
+        await page.getByRole("button", { name: `Remove filter: Top pages is ${path}` }).waitFor();
+        await visitors(1);
+        await page.getByRole("button", { name: `Remove filter: Top pages is ${path}` }).click();
+        await visitors(4);
+      }
+    });
+
     test("the page's address keeps its period and filters, so a reload and Back show the same view", async () => {
       const pageviews = (count) => page.locator('.figure[data-metric="pageviews"] .value', { hasText: String(count) }).waitFor();
       const address = () => new URL(page.url()).searchParams;
