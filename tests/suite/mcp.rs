@@ -487,7 +487,8 @@ async fn a_repeated_parameter_or_a_malformed_challenge_is_an_invalid_request(env
 }
 
 /// A token request missing what its grant needs, or giving a parameter twice, is an
-/// `invalid_request` (RFC 6749 §5.2), told apart from a code or token that is wrong.
+/// `invalid_request` (RFC 6749 §5.2), told apart from a code or token that is wrong, and from a
+/// client this server does not know (`invalid_client`).
 async fn a_token_request_missing_or_repeating_a_parameter_is_an_invalid_request(env: &TestEnv) {
     let (client, _) = registered(env, "Test client", REDIRECT).await;
     for (pairs, named) in [
@@ -505,6 +506,11 @@ async fn a_token_request_missing_or_repeating_a_parameter_is_an_invalid_request(
     }
     let (status, body) = client.token(&[("grant_type", "refresh_token"), ("refresh_token", "zvr_nothing")]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    let stranger = [("grant_type", "refresh_token"), ("refresh_token", "zvr_nothing"), ("client_id", "nobody")];
+    let request = env.request(Method::POST, "/oauth/token").header("content-type", "application/x-www-form-urlencoded");
+    let response = request.body(form(&stranger)).send().await.unwrap();
+    let (status, body) = into_json(response).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{body}");
 }
 
 async fn a_replayed_code_revokes_the_tokens_it_issued(env: &TestEnv) {
@@ -718,11 +724,14 @@ async fn arguments_outside_a_tools_schema_are_refused_and_not_counted(env: &Test
         let (failed, message) = call_tool(env, &tokens, tool, arguments.clone()).await;
         assert!(failed && message.starts_with(named), "{arguments}: {message}");
     }
-    // The two calls left are whole: none of the refused calls counted.
-    for _ in 0..2 {
-        let (failed, answer) = call_tool(env, &tokens, "get_aggregate", json!({ "website_id": id })).await;
-        assert!(!failed, "{answer}");
-    }
+    // The two calls left are whole: none of the refused calls counted. `2.0` is an integer, as
+    // JSON Schema counts them.
+    let (failed, answer) = call_tool(env, &tokens, "get_aggregate", json!({ "website_id": id })).await;
+    assert!(!failed, "{answer}");
+    let (failed, answer) =
+        call_tool(env, &tokens, "get_breakdown", json!({ "website_id": id, "property": "event:page", "limit": 2.0 }))
+            .await;
+    assert!(!failed, "{answer}");
     let (failed, message) = call_tool(env, &tokens, "get_aggregate", json!({ "website_id": id })).await;
     assert!(failed && message.contains("quota"), "{message}");
 }

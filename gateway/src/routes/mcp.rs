@@ -396,7 +396,8 @@ fn check_value(name: &str, rule: &Value, value: &Value) -> Result<(), String> {
     let kind = rule.get("type").and_then(Value::as_str);
     let fits = match kind {
         Some("string") => value.is_string(),
-        Some("integer") => value.is_i64() || value.is_u64(),
+        // JSON Schema's integers are numbers without a fraction, `2.0` among them.
+        Some("integer") => value.as_f64().is_some_and(|n| n.fract() == 0.0),
         Some("array") => value.is_array(),
         _ => true,
     };
@@ -505,7 +506,8 @@ impl McpServer {
             _ => {
                 let property = arg(args, "property").ok_or("property is required")?;
                 request.dimensions = vec![property.to_owned()];
-                request.limit = args.get("limit").and_then(Value::as_u64).unwrap_or(10).clamp(1, 1000) as u32;
+                // Checked against the schema already: a whole number from 1 to 1000.
+                request.limit = args.get("limit").and_then(Value::as_f64).map_or(10, |n| n as u32);
                 short_name(property)
             }
         };

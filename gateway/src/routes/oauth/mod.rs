@@ -206,7 +206,15 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             response
         }
         Err(status) if status.code() == tonic::Code::Unauthenticated => {
-            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", status.message())
+            // A client this server does not know is told so (RFC 6749 §5.2); what else was wrong
+            // stays one answer, so that a caller learns nothing about which part it was.
+            let known = idpb::GetMcpClientRequest { client_id: form.get("client_id").into() };
+            match state.identity.clone().get_mcp_client(known).await {
+                Err(lookup) if lookup.code() == tonic::Code::NotFound => {
+                    oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "the client is not registered")
+                }
+                _ => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", status.message()),
+            }
         }
         Err(status) => crate::error::ApiError::from(status).into_response(),
     }
