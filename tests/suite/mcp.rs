@@ -478,10 +478,12 @@ async fn a_repeated_parameter_or_a_malformed_challenge_is_an_invalid_request(env
     }
     let request = client.request(&["analytics:read"], &[]);
     let challenge = query_value(&format!("?{}", request.oauth), "code_challenge").unwrap();
-    let short = request.oauth.replace(&challenge, "abc");
-    let page = client.page(&short, "").await;
-    let location = page.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
-    assert_eq!(query_value(&location, "error").as_deref(), Some("invalid_request"), "{location}");
+    // Too short, or of the right length outside base64url: no verifier could ever match it.
+    for malformed in ["abc".to_owned(), "!".repeat(43)] {
+        let page = client.page(&request.oauth.replace(&challenge, &malformed), "").await;
+        let location = page.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+        assert_eq!(query_value(&location, "error").as_deref(), Some("invalid_request"), "{location}");
+    }
     let twice = format!("{}&{}", client.request(&["analytics:read"], &[]).oauth, form(&[("redirect_uri", REDIRECT)]));
     assert_eq!(client.page(&twice, "").await.status(), StatusCode::BAD_REQUEST, "never redirected to a doubtful URI");
 }
@@ -495,6 +497,14 @@ async fn a_token_request_missing_or_repeating_a_parameter_is_an_invalid_request(
         (&[][..], "grant_type is required"),
         (&[("grant_type", "authorization_code"), ("code_verifier", "v")][..], "code is required"),
         (&[("grant_type", "refresh_token")][..], "refresh_token is required"),
+        (
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", "zvc_x"),
+                ("code_verifier", "has spaces in it and is long enough to pass"),
+            ][..],
+            "code_verifier must be 43 to 128 unreserved characters",
+        ),
         (
             &[("grant_type", "authorization_code"), ("grant_type", "refresh_token")][..],
             "grant_type is given more than once",

@@ -81,8 +81,9 @@ async fn check_request(
     }
     // An S256 challenge is a SHA-256 digest in unpadded base64url (RFC 7636 §4.2): no other
     // value can ever be matched by a verifier.
-    if p.get("code_challenge").len() != 43 {
-        return fail("invalid_request", "code_challenge must be an S256 challenge of 43 characters");
+    let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if p.get("code_challenge").len() != 43 || !p.get("code_challenge").bytes().all(base64url) {
+        return fail("invalid_request", "code_challenge must be an S256 challenge: 43 characters of base64url");
     }
     let ours = resource_url(state, headers);
     if bound_resource(p, &ours).is_none() {

@@ -155,6 +155,15 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     if let Some(name) = needed.iter().find(|name| form.get(name).is_empty()) {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("{name} is required"));
     }
+    // RFC 7636 §4.1: a verifier is 43 to 128 unreserved characters.
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    let verifier = form.get("code_verifier");
+    if form.get("grant_type") == "authorization_code"
+        && (!(43..=128).contains(&verifier.len()) || !verifier.bytes().all(unreserved))
+    {
+        let message = "code_verifier must be 43 to 128 unreserved characters";
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", message);
+    }
     let client_id = form.get("client_id").to_owned();
     if client_id.is_empty() {
         let mut refused = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client_id is required");
