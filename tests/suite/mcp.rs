@@ -442,6 +442,20 @@ async fn another_users_revocation_leaves_a_connection_working(env: &TestEnv) {
     assert!(connections["data"][0]["revoked_at"].is_null(), "{connections}");
 }
 
+/// Without a configured public URL the metadata is built from `Host`; a `Host` that is not a
+/// URL's authority is not written into it.
+async fn a_host_that_is_no_authority_is_not_written_into_the_metadata(env: &TestEnv) {
+    let response = env
+        .request(Method::GET, "/.well-known/oauth-authorization-server")
+        .header("host", "evil.example\"<x>")
+        .send()
+        .await
+        .unwrap();
+    let (status, metadata) = into_json(response).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(metadata["issuer"], "http://localhost", "{metadata}");
+}
+
 async fn a_loopback_redirect_may_come_back_on_another_port(env: &TestEnv) {
     let (client, _) = registered(env, "Native app", REDIRECT).await;
     let asked = |redirect: &'static str| {
@@ -853,6 +867,7 @@ both_modes!(
     a_refresh_token_replay_revokes_the_family,
     leaving_the_team_ends_its_connections_for_good,
     another_users_revocation_leaves_a_connection_working,
+    a_host_that_is_no_authority_is_not_written_into_the_metadata,
     a_loopback_redirect_may_come_back_on_another_port,
     a_client_authenticating_with_basic_is_told_the_scheme_it_failed,
     a_repeated_parameter_or_a_malformed_challenge_is_an_invalid_request,

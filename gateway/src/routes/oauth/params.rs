@@ -19,7 +19,10 @@ pub(crate) fn origin(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.public_url {
         return url.clone();
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    // A host as a URL's authority holds it (name or address, and a port); anything else, which
+    // would be written into the metadata and the challenge as sent, is not taken.
+    let authority = |h: &&str| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(authority).unwrap_or("localhost");
     let https = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");
     format!("{}://{host}", if https { "https" } else { "http" })
 }
