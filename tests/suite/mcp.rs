@@ -456,6 +456,26 @@ async fn a_host_that_is_no_authority_is_not_written_into_the_metadata(env: &Test
     assert_eq!(metadata["issuer"], "http://localhost", "{metadata}");
 }
 
+/// A client gets the code flow and refresh tokens: a registration without the code grant is
+/// refused, and one that leaves refresh tokens out is answered with the grants it will get.
+async fn a_registration_is_answered_with_the_grants_the_client_gets(env: &TestEnv) {
+    let register = |grants: Value| {
+        let body = json!({ "redirect_uris": [REDIRECT], "grant_types": grants });
+        env.request(Method::POST, "/oauth/register").json(&body).send()
+    };
+    for refused in [json!([]), json!(["refresh_token"])] {
+        let (status, body) = into_json(register(refused.clone()).await.unwrap()).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_client_metadata")),
+            "{refused}"
+        );
+    }
+    let (status, body) = into_json(register(json!(["authorization_code"])).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["grant_types"], json!(["authorization_code", "refresh_token"]));
+}
+
 async fn a_loopback_redirect_may_come_back_on_another_port(env: &TestEnv) {
     let (client, _) = registered(env, "Native app", REDIRECT).await;
     let asked = |redirect: &'static str| {
@@ -868,6 +888,7 @@ both_modes!(
     leaving_the_team_ends_its_connections_for_good,
     another_users_revocation_leaves_a_connection_working,
     a_host_that_is_no_authority_is_not_written_into_the_metadata,
+    a_registration_is_answered_with_the_grants_the_client_gets,
     a_loopback_redirect_may_come_back_on_another_port,
     a_client_authenticating_with_basic_is_told_the_scheme_it_failed,
     a_repeated_parameter_or_a_malformed_challenge_is_an_invalid_request,

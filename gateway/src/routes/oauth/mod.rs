@@ -98,12 +98,17 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
             "only public clients (none) are supported",
         );
     }
-    let grants = body.grant_types.unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    // Every client gets the code flow and refresh tokens: a list without the code grant cannot be
+    // served, and one without refresh tokens is answered with the grants the client will get
+    // (RFC 7591 §3.2.1 lets a server replace what it will not honour as asked).
+    let grants = body.grant_types.unwrap_or_else(|| vec!["authorization_code".into()]);
     if grants.iter().any(|g| g != "authorization_code" && g != "refresh_token")
+        || !grants.iter().any(|g| g == "authorization_code")
         || body.response_types.as_ref().is_some_and(|r| r.iter().any(|t| t != "code"))
     {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_client_metadata", "only the code flow is supported");
     }
+    let grants = ["authorization_code", "refresh_token"];
     let request = idpb::RegisterMcpClientRequest {
         client_name: body.client_name.unwrap_or_default(),
         redirect_uris: body.redirect_uris,
