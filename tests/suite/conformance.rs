@@ -521,9 +521,7 @@ async fn resilient_limiter_conforms() {
 
 #[tokio::test]
 async fn without_redis_decisions_made_together_are_made_in_process_one_after_another() {
-    let nowhere = Target::Single("redis://127.0.0.1:1".into());
-    let limiter =
-        ResilientLimiter::new(RedisLimiter::new(&nowhere, "zvtest:", std::time::Duration::from_millis(200)).unwrap());
+    let limiter = without_redis();
     let b = budget("k", 2, 1000);
     open_the_breaker(&limiter, &b).await;
     let decisions = limiter.acquire_many(&times(b, 3)).await.unwrap();
@@ -532,6 +530,12 @@ async fn without_redis_decisions_made_together_are_made_in_process_one_after_ano
     assert_eq!(seen, [(true, true, true), (true, true, true), (false, true, false)]);
     limiter.release(&b, decisions[0].slot.as_deref().unwrap()).await.unwrap();
     assert_eq!(limiter.peek(&b).await.unwrap().remaining, 1, "given back to the in-process limiter");
+}
+
+/// A resilient limiter whose Redis no one answers at.
+fn without_redis() -> Arc<ResilientLimiter> {
+    let nowhere = Target::Single("redis://127.0.0.1:1".into());
+    ResilientLimiter::new(RedisLimiter::new(&nowhere, "zvtest:", std::time::Duration::from_millis(200)).unwrap())
 }
 
 /// Three calls in a row fail before the breaker opens, each refused as unavailable: a failed
@@ -547,9 +551,7 @@ async fn open_the_breaker(limiter: &ResilientLimiter, b: &Budget<'_>) {
 
 #[tokio::test]
 async fn a_failed_redis_call_before_the_breaker_opens_is_unavailable_and_takes_nothing() {
-    let nowhere = Target::Single("redis://127.0.0.1:1".into());
-    let limiter =
-        ResilientLimiter::new(RedisLimiter::new(&nowhere, "zvtest:", std::time::Duration::from_millis(200)).unwrap());
+    let limiter = without_redis();
     let b = budget("k", 2, 1000);
     open_the_breaker(&limiter, &b).await;
     assert_eq!(limiter.peek(&b).await.unwrap().remaining, 2, "nothing was taken in-process before");

@@ -98,24 +98,27 @@ function table(caption, columns, rows, { stack = true } = {}) {
 const PAGE_SIZE = 20;
 
 /**
- * `items` a page at a time, drawn by `render`, with "Previous" and "Next" when there is more
- * than one page. `start` is the index of an item whose page to show first. Paging keeps focus
- * on the button pressed (or on the other one once it is disabled).
+ * Shows `content` as page `n` of `pages` in `box`, with "Previous" and "Next" when there is more
+ * than one page; `turn(to, pressed)` shows another. Paging keeps focus on the button pressed (or
+ * on the other one once it is disabled).
  */
+function showPage(box, { content, n, pages, label, turn, pressed }) {
+  const prev = h("button", { type: "button", disabled: n === 0, onclick: () => turn(n - 1, "prev"), text: "Previous" });
+  const next = h("button", { type: "button", disabled: n + 1 >= pages, onclick: () => turn(n + 1, "next"), text: "Next" });
+  const where = h("span", { role: "status", text: `Page ${n + 1} of ${pages}` });
+  const pager = pages > 1 ? h("nav", { class: "pager", "aria-label": label }, prev, where, next) : "";
+  box.replaceChildren(...[content].flat(), pager);
+  if (pressed) {
+    const [same, other] = pressed === "prev" ? [prev, next] : [next, prev];
+    (same.disabled ? other : same).focus();
+  }
+}
+
+/** `items` a page at a time, drawn by `render`; `start` is the index of an item whose page to show first. */
 function paged({ items, label, render, size = PAGE_SIZE, start = 0 }) {
   const box = h("div", { class: "paged" });
   const pages = Math.max(1, Math.ceil(items.length / size));
-  const draw = (n, pressed) => {
-    const prev = h("button", { type: "button", disabled: n === 0, onclick: () => draw(n - 1, "prev"), text: "Previous" });
-    const next = h("button", { type: "button", disabled: n + 1 >= pages, onclick: () => draw(n + 1, "next"), text: "Next" });
-    const where = h("span", { role: "status", text: `Page ${n + 1} of ${pages}` });
-    const pager = pages > 1 ? h("nav", { class: "pager", "aria-label": label }, prev, where, next) : "";
-    box.replaceChildren(...[render(items.slice(n * size, (n + 1) * size))].flat(), pager);
-    if (pressed) {
-      const [same, other] = pressed === "prev" ? [prev, next] : [next, prev];
-      (same.disabled ? other : same).focus();
-    }
-  };
+  const draw = (n, pressed) => showPage(box, { content: render(items.slice(n * size, (n + 1) * size)), n, pages, label, turn: draw, pressed });
   draw(Math.min(Math.floor(Math.max(start, 0) / size), pages - 1));
   return box;
 }
@@ -129,16 +132,8 @@ async function serverPaged({ label, load, render, size = PAGE_SIZE }) {
   const draw = async (n, pressed) => {
     const { items, total } = await load(n + 1, size);
     const pages = Math.max(1, Math.ceil(total / size));
-    const turn = (to, which) => () => draw(to, which).catch(alertError);
-    const prev = h("button", { type: "button", disabled: n === 0, onclick: turn(n - 1, "prev"), text: "Previous" });
-    const next = h("button", { type: "button", disabled: n + 1 >= pages, onclick: turn(n + 1, "next"), text: "Next" });
-    const where = h("span", { role: "status", text: `Page ${n + 1} of ${pages}` });
-    const pager = pages > 1 ? h("nav", { class: "pager", "aria-label": label }, prev, where, next) : "";
-    box.replaceChildren(...[render(items)].flat(), pager);
-    if (pressed) {
-      const [same, other] = pressed === "prev" ? [prev, next] : [next, prev];
-      (same.disabled ? other : same).focus();
-    }
+    const turn = (to, which) => draw(to, which).catch(alertError);
+    showPage(box, { content: render(items), n, pages, label, turn, pressed });
   };
   await draw(0);
   return box;
@@ -1230,11 +1225,6 @@ async function auditSection(path, members) {
     const answer = await envelope("GET", `${path}/audit-log?per_page=${size}&page=${page}`);
     return { items: answer.data, total: answer.pagination.total };
   };
-  const first = await load(1, PAGE_SIZE);
-  if (first.total === 0) {
-    section.append(h("p", { class: "muted", text: "Nothing recorded yet. Changes to members, keys and the key policy appear here." }));
-    return section;
-  }
   const row = (e) =>
     h(
       "tr",
@@ -1244,16 +1234,11 @@ async function auditSection(path, members) {
       td("By", who.get(e.actor_id) ?? e.actor_id),
       td("Details", detailsText(e.details)),
     );
-  const columns = ["When", "Action", "By", "Details"];
-  const render = (entries) => table("Newest first", columns, entries.map(row));
-  // The first page is the one read above; a page shown again is read again.
-  let unused = first;
-  const pageOf = (page, size) => {
-    const known = unused;
-    unused = null;
-    return known ?? load(page, size);
-  };
-  section.append(await serverPaged({ label: "Audit log pages", load: pageOf, render }));
+  const render = (entries) =>
+    entries.length
+      ? table("Newest first", ["When", "Action", "By", "Details"], entries.map(row))
+      : h("p", { class: "muted", text: "Nothing recorded yet. Changes to members, keys and the key policy appear here." });
+  section.append(await serverPaged({ label: "Audit log pages", load, render }));
   return section;
 }
 
@@ -1667,13 +1652,14 @@ async function websitePage() {
     try {
       // A goal filter from a shared link or an old tab may name a goal deleted since: it is
       // dropped, as what the page would not offer is, rather than failing the page.
+      const goalsAsked = api("GET", `/websites/${encodeURIComponent(id)}/goals`);
       if (state.filters.some(([d]) => d === "event:goal")) {
-        const names = new Set((await api("GET", `/websites/${encodeURIComponent(id)}/goals`)).map((g) => g.display_name));
+        const names = new Set((await goalsAsked).map((g) => g.display_name));
         state.filters = state.filters.filter(([d, v]) => d !== "event:goal" || names.has(v));
       }
       [data, goals, props] = await Promise.all([
         api("GET", query()),
-        api("GET", `/websites/${encodeURIComponent(id)}/goals`),
+        goalsAsked,
         // The properties are a part of the page: failing, they say why in their place.
         chosen ? api("GET", propertiesQuery(chosen)).catch((error) => ({ error: error.message })) : null,
       ]);
