@@ -11,6 +11,7 @@ use axum::response::Response;
 use common::access::Scope;
 use common::cache::{Read, refresh_failed};
 use common::secret::Digest;
+use common::transport::checked;
 use common::{Error, ErrorCode};
 use proto::identity::v1 as idpb;
 use proto::policy::v1 as popb;
@@ -211,12 +212,8 @@ impl Credentials {
 
 /// The key of `digest` as identity knows it, kept when `read` says the cache may take it.
 async fn verify_with_identity(state: &AppState, digest: Digest, read: Option<Read>) -> ApiResult<Arc<Verified>> {
-    let answer = state
-        .identity
-        .clone()
-        .verify_api_key(idpb::VerifyApiKeyRequest { secret_digest: digest.as_bytes().to_vec() })
-        .await?
-        .into_inner();
+    let request = idpb::VerifyApiKeyRequest { secret_digest: digest.as_bytes().to_vec() };
+    let answer = checked(state.identity.clone().verify_api_key(request)).await?.into_inner();
     let key = answer.key.ok_or_else(|| Error::internal("identity returned no key"))?;
     let verified = Arc::new(Verified { key, teams: answer.teams });
     if let (Some(read), Some(cache)) = (read, &state.keys) {

@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use common::transport::CALL_TIMEOUT;
+use std::time::Duration;
+
 use common::{Error, ErrorCode, Result};
 use futures::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -23,10 +24,13 @@ pub struct Shape {
     pub in_flight: usize,
     /// What becomes of an item whose asker stopped waiting before it left.
     pub abandoned: Abandoned,
+    /// How long an item may wait for its outcome, in the queue and on the way, before it is
+    /// answered as unavailable (it may or may not have been acted on).
+    pub timeout: Duration,
 }
 
 /// What becomes of an item whose asker stopped waiting (its request was cancelled, or it waited
-/// [`CALL_TIMEOUT`]) before its batch left.
+/// the shape's `timeout`) before its batch left.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Abandoned {
     /// Sent all the same: an event answered 503 may still be stored, as after a call that timed
@@ -45,6 +49,7 @@ type Pending<T, R> = (T, oneshot::Sender<Result<R>>);
 pub struct Batches<T, R> {
     queue: mpsc::Sender<Pending<T, R>>,
     to: &'static str,
+    timeout: Duration,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
@@ -52,18 +57,18 @@ impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
     pub fn spawn(shape: Shape, call: Call<T, R>) -> Batches<T, R> {
         let (queue, rx) = mpsc::channel(8 * shape.max_batch);
         tokio::spawn(send(shape, call, rx));
-        Batches { queue, to: shape.to }
+        Batches { queue, to: shape.to, timeout: shape.timeout }
     }
 
-    /// The outcome of `item`, once its batch is answered; unavailable after [`CALL_TIMEOUT`],
-    /// waiting in the queue included, as a call made alone would be.
+    /// The outcome of `item`, once its batch is answered; unavailable after the shape's
+    /// `timeout`, waiting in the queue included, as a call made alone would be.
     pub async fn ask(&self, item: T) -> Result<R> {
         let (reply, outcome) = oneshot::channel();
         let asked = async {
             self.queue.send((item, reply)).await.map_err(|_| Error::unavailable(self.to))?;
             outcome.await.map_err(|_| Error::unavailable(self.to))?
         };
-        tokio::time::timeout(CALL_TIMEOUT, asked).await.map_err(|_| Error::unavailable(self.to))?
+        tokio::time::timeout(self.timeout, asked).await.map_err(|_| Error::unavailable(self.to))?
     }
 }
 
@@ -95,7 +100,7 @@ async fn send<T: Send + 'static, R: Send + 'static>(
             // timeout of its own: a call that hangs must give its place back, or with one call in
             // flight every later item would wait for it.
             let answer =
-                tokio::time::timeout(CALL_TIMEOUT, answer).await.unwrap_or_else(|_| Err(Error::unavailable(to)));
+                tokio::time::timeout(shape.timeout, answer).await.unwrap_or_else(|_| Err(Error::unavailable(to)));
             match answer {
                 Ok(outcomes) if outcomes.len() == replies.len() => {
                     for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -145,10 +150,13 @@ mod tests {
 
     type Seen = Arc<Mutex<Vec<Vec<u32>>>>;
 
+    const SENT: Shape =
+        Shape { to: "test", max_batch: 4, in_flight: 1, abandoned: Abandoned::Sent, timeout: Duration::from_secs(2) };
+
     /// One call at a time, of at most four items, each answered with its double once `gate`
     /// lets the call through; every batch sent is recorded in `seen`.
     fn doubling(abandoned: Abandoned, seen: &Seen, gate: &Arc<Semaphore>) -> Batches<u32, u32> {
-        let shape = Shape { to: "test", max_batch: 4, in_flight: 1, abandoned };
+        let shape = Shape { abandoned, ..SENT };
         let (seen, gate) = (seen.clone(), gate.clone());
         Batches::spawn(
             shape,
@@ -220,9 +228,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_answering_out_of_shape_leaves_each_item_unavailable() {
-        let shape = Shape { to: "test", max_batch: 4, in_flight: 1, abandoned: Abandoned::Sent };
+        let shape = Shape { timeout: Duration::from_secs(10), ..SENT };
         let batches: Batches<u32, u32> = Batches::spawn(shape, Box::new(|_| async { Ok(vec![]) }.boxed()));
         assert_eq!(batches.ask(1).await.unwrap_err().code, ErrorCode::ServiceUnavailable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_item_a_stuck_call_holds_is_unavailable_once_the_shapes_timeout_passes() {
+        let batches: Batches<u32, u32> = Batches::spawn(SENT, Box::new(|_| futures::future::pending().boxed()));
+        let asked = tokio::time::Instant::now();
+        assert_eq!(batches.ask(1).await.unwrap_err().code, ErrorCode::ServiceUnavailable);
+        // Virtual time, which only the timers move.
+        let waited = asked.elapsed();
+        assert!(waited >= SENT.timeout && waited < SENT.timeout * 2, "{waited:?}");
     }
 
     #[test]

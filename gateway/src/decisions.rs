@@ -25,7 +25,13 @@ use crate::batches::{Abandoned, Batches, Shape, succeeded};
 /// timeout, a settings read) delays its batch and the one gathering behind it. Policy takes up
 /// to 256 decisions in a call; 64 bounds what one slow decision holds up, and is twice what the
 /// benchmark's 32 connections ever gather.
-const SHAPE: Shape = Shape { to: "authorization", max_batch: 64, in_flight: 1, abandoned: Abandoned::Dropped };
+const SHAPE: Shape = Shape {
+    to: "authorization",
+    max_batch: 64,
+    in_flight: 1,
+    abandoned: Abandoned::Dropped,
+    timeout: common::transport::CHECK_TIMEOUT,
+};
 const _: () = assert!(SHAPE.max_batch <= popb::MAX_AUTHORIZE_CALLS);
 
 /// The sending side of the batching task.

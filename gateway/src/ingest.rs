@@ -24,7 +24,13 @@ const MAX_BATCH: usize = anpb::MAX_INGEST_EVENTS;
 /// so one sender cannot make a batch, and its neighbours, fail.
 pub const MAX_EVENT_BYTES: usize = anpb::MAX_EVENT_BYTES;
 /// Four calls in flight, so that analytics always has the next batch at hand while it writes one.
-const SHAPE: Shape = Shape { to: "event ingestion", max_batch: MAX_BATCH, in_flight: 4, abandoned: Abandoned::Sent };
+const SHAPE: Shape = Shape {
+    to: "event ingestion",
+    max_batch: MAX_BATCH,
+    in_flight: 4,
+    abandoned: Abandoned::Sent,
+    timeout: common::transport::CALL_TIMEOUT,
+};
 
 /// An event and the span of the request that sent it.
 type Tracked = (anpb::TrackedEvent, SpanContext);

@@ -389,6 +389,8 @@ fn dashboard_router(state: &AppState) -> Router<AppState> {
         .route("/websites/{id}/properties", get(websites::properties))
         .route("/websites/{id}/goals", get(goals::session_list).post(goals::session_create))
         .route("/websites/{id}/goals/{goal_id}", delete(goals::session_delete))
+        // Its own, so that an unknown path's 404 carries the headers every answer here does.
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), session::cross_site_guard))
         .layer(middleware::map_response(private_answer))

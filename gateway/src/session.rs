@@ -67,12 +67,8 @@ impl FromRequestParts<AppState> for SessionUser {
             .or_else(|| cookie(&parts.headers))
             .ok_or_else(|| ApiError::from(common::Error::unauthorized("a session token is required")))?
             .to_owned();
-        let user = state
-            .identity
-            .clone()
-            .authenticate_session(idpb::AuthenticateSessionRequest { session_token: token.clone() })
-            .await?
-            .into_inner();
+        let request = idpb::AuthenticateSessionRequest { session_token: token.clone() };
+        let user = common::transport::checked(state.identity.clone().authenticate_session(request)).await?.into_inner();
         Ok(SessionUser { user, token })
     }
 }

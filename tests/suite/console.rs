@@ -231,7 +231,7 @@ async fn the_console_assets_are_cached_for_good_under_their_content_hash(env: &T
 /// The dashboard API's answers are one person's: no cache keeps them, none is sniffed.
 async fn the_dashboard_apis_answers_are_not_kept_by_caches(env: &TestEnv) {
     let ann = env.user("ann").await;
-    for path in ["/api/v1/me", "/api/v1/teams", "/api/v1/account/api-keys"] {
+    for path in ["/api/v1/me", "/api/v1/teams", "/api/v1/account/api-keys", "/api/v1/no-such-thing"] {
         let response = env.request(Method::GET, path).bearer_auth(&ann.session).send().await.unwrap();
         let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(header("cache-control").as_deref(), Some("no-store"), "{path}");

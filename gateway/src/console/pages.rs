@@ -141,7 +141,7 @@ pub(crate) fn oauth_page(status: StatusCode, title: &str, main: String, form_tar
 async fn visitor(state: &AppState, headers: &HeaderMap) -> Result<Option<Visitor>, Response> {
     let Some(token) = cookie(headers).filter(|t| !t.is_empty()) else { return Ok(None) };
     let request = idpb::AuthenticateSessionRequest { session_token: token.to_owned() };
-    match state.identity.clone().authenticate_session(request).await {
+    match common::transport::checked(state.identity.clone().authenticate_session(request)).await {
         Ok(user) => Ok(Some(Visitor { user: user.into_inner(), csrf: csrf_token(token) })),
         Err(status) => {
             let error = common::Error::from(status);

@@ -75,7 +75,7 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
     };
     let Some(token) = token else { return unauthorized(&req, "") };
     let request = idpb::VerifyMcpTokenRequest { token_digest: Digest::of(&token).as_bytes().to_vec() };
-    let grant = match state.identity.clone().verify_mcp_token(request).await {
+    let grant = match common::transport::checked(state.identity.clone().verify_mcp_token(request)).await {
         Ok(grant) => grant.into_inner(),
         Err(status) if status.code() == tonic::Code::Unauthenticated => {
             return unauthorized(&req, "invalid_token");

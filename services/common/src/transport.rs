@@ -73,6 +73,20 @@ pub fn remote(url: &str) -> Result<GrpcTransport, RemoteError> {
 /// How long a call to another service may take before it fails as unavailable (503): it may or
 /// may not have completed.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the checks on every request's way in may take: verifying a key or a session, and an
+/// authorization decision. Their services answer from memory or one indexed read, so a check
+/// still unanswered after this is stuck, not busy (a stopped process, a lost connection), and
+/// the client gets its 503 without waiting out [`CALL_TIMEOUT`], which statistics queries and
+/// password hashing under load may legitimately need.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A check on a request's way in, cut short after [`CHECK_TIMEOUT`]: its service is stuck, and
+/// the request is answered as after any call that may not have completed (503).
+pub async fn checked<T>(call: impl Future<Output = Result<T, tonic::Status>>) -> Result<T, tonic::Status> {
+    tokio::time::timeout(CHECK_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded("no answer within the check timeout")))
+}
 /// A service address that cannot be called.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -94,4 +108,20 @@ where
 {
     let traced = GrpcTraceLayer::CLIENT.layer(GrpcTraceLayer::SERVER.layer(server));
     BoxCloneSyncService::new(traced.map_err(|never| match never {}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_its_service_never_answers_is_unavailable_after_the_check_timeout() {
+        let asked = tokio::time::Instant::now();
+        let stuck = std::future::pending::<Result<(), tonic::Status>>();
+        let answer = checked(stuck).await.unwrap_err();
+        assert_eq!(crate::Error::from(answer).code, crate::ErrorCode::ServiceUnavailable);
+        // Virtual time, which only the timers move.
+        let waited = asked.elapsed();
+        assert!(waited >= CHECK_TIMEOUT && waited < CHECK_TIMEOUT * 2, "{waited:?}");
+    }
 }

@@ -146,7 +146,8 @@ async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<idpb::Use
 async fn session_user_and_token(state: &AppState, headers: &HeaderMap) -> Option<(idpb::User, String)> {
     let token = crate::session::cookie(headers)?.to_owned();
     let request = idpb::AuthenticateSessionRequest { session_token: token.clone() };
-    let user = state.identity.clone().authenticate_session(request).await.ok()?.into_inner();
+    let user =
+        common::transport::checked(state.identity.clone().authenticate_session(request)).await.ok()?.into_inner();
     Some((user, token))
 }
 
