@@ -57,7 +57,7 @@ fn v1_filter(f: &str) -> ApiResult<anpb::Filter> {
         .iter()
         .find_map(|op| rest.strip_prefix(op).map(|values| (*op, values)))
         .ok_or_else(|| invalid(format!("{f:?} needs ==, !=, ~ or !~")))?;
-    let values: Vec<String> = values.split('|').map(|v| v.trim().to_owned()).collect();
+    let values: Vec<String> = members(values).iter().map(|v| v.trim().to_owned()).collect();
     // A goal is named, `*` included (`Visit /blog**`), as Plausible's v1 names it.
     let wildcard = property != "event:goal" && values.iter().any(|v| v.contains('*'));
     let operator = match (op, wildcard) {
@@ -69,6 +69,21 @@ fn v1_filter(f: &str) -> ApiResult<anpb::Filter> {
         _ => "contains_not",
     };
     Ok(anpb::Filter { operator: operator.into(), dimension: property.into(), values, ignore_case: false })
+}
+
+/// The values of a list (`US|DE`), split at each `|` that no backslash escapes; an escaped one
+/// (`/a\|b`) is a `|` of its value, as Plausible reads it.
+fn members(list: &str) -> Vec<String> {
+    let mut values = vec![String::new()];
+    let mut chars = list.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => values.last_mut().unwrap().push(chars.next().unwrap()),
+            '|' => values.push(String::new()),
+            c => values.last_mut().unwrap().push(c),
+        }
+    }
+    values
 }
 
 #[cfg(test)]
@@ -93,5 +108,13 @@ mod tests {
         );
         assert!(v1_filters("event:page").is_err());
         assert_eq!(ErrorCode::Validation, v1_filters("x").unwrap_err().error.code);
+    }
+
+    #[test]
+    fn an_escaped_pipe_is_part_of_its_value() {
+        let values = |text: &str| v1_filters(text).unwrap().remove(0).values;
+        assert_eq!(values(r"event:page==/a\|b"), [r"/a|b"]);
+        assert_eq!(values(r"event:page==/a\|b|/c"), [r"/a|b", "/c"]);
+        assert_eq!(values(r"event:page==/a\"), [r"/a\"]);
     }
 }

@@ -422,10 +422,12 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(prometheus))
-        // Browsers post from every tracked site.
+        // Browsers post from every tracked site. The route's own fallback lets the CORS layer wrap
+        // it and answer preflights (a JSON body from a browser asks first); the router's would
+        // stand outside the layer and answer them 405.
         .route(
             "/api/event",
-            post(events::ingest).layer(
+            post(events::ingest).fallback(method_not_allowed).layer(
                 CorsLayer::new().allow_origin(Any).allow_methods([Method::POST]).allow_headers([header::CONTENT_TYPE]),
             ),
         )

@@ -131,6 +131,23 @@ async fn a_dropped_bots_event_says_so_in_plausibles_header(env: &TestEnv) {
     assert_eq!(dropped(FIREFOX).await, None);
 }
 
+async fn a_browser_may_ask_before_sending_an_event_as_json(env: &TestEnv) {
+    let preflight = env
+        .request(Method::OPTIONS, "/api/event")
+        .header("origin", "https://tracked.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    assert_eq!(preflight.headers()["access-control-allow-methods"], "POST");
+    assert_eq!(preflight.headers()["access-control-allow-headers"], "content-type");
+    let wrong = env.request(Method::GET, "/api/event").send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED, "only preflights are answered for another method");
+}
+
 async fn an_event_over_160_kib_is_refused_alone_with_413(env: &TestEnv) {
     let (_, _, domain, _) = pro_site(env, "huge").await;
     // Events travel to analytics in batches: one far over any real event's size is refused alone.
@@ -684,6 +701,7 @@ async fn the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api(env: 
 }
 
 both_modes!(
+    a_browser_may_ask_before_sending_an_event_as_json,
     what_was_tracked_is_counted_as_computed_by_hand,
     a_bad_event_is_a_400_naming_the_field_and_stores_nothing,
     an_event_over_160_kib_is_refused_alone_with_413,

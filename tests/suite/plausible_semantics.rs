@@ -225,6 +225,62 @@ async fn a_filter_on_plausibles_label_of_an_empty_utm_value_picks_the_empty_ones
     assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [1], "dimensions": [] }]));
 }
 
+async fn a_v1_filter_value_holding_an_escaped_pipe_matches_that_value_alone(env: &TestEnv) {
+    let (key, site_id, domain) = site_with_key(env, "pipes", "UTC").await;
+    let events = [
+        line(&domain, "10:00", "1.1.1.1", "US", "pageview", "/a%7Cb"),
+        line(&domain, "10:00", "2.2.2.2", "US", "pageview", "/a%5C"),
+        line(&domain, "10:00", "3.3.3.3", "US", "pageview", "/b"),
+    ];
+    import_events(env, &site_id, &events);
+    let rest = "property=event:page&filters=event:page%3D%3D%2Fa%5C%7Cb";
+    let answer = v1(env, &key, "breakdown", &domain, rest).await;
+    assert_eq!(answer["results"], json!([{ "page": "/a|b", "visitors": 1 }]));
+    let rest = "property=event:page&filters=event:page%3D%3D%2Fa%5C%7Cb%7C%2Fb";
+    let answer = v1(env, &key, "breakdown", &domain, rest).await;
+    assert_eq!(answer["results"], json!([{ "page": "/a|b", "visitors": 1 }, { "page": "/b", "visitors": 1 }]));
+}
+
+/// A line as [`line`] makes it, from `referrer`.
+fn referred(domain: &str, ip: &str, path: &str, referrer: &str) -> Value {
+    let mut line = line(domain, "10:00", ip, "US", "pageview", path);
+    line["referrer"] = json!(referrer);
+    line
+}
+
+async fn sources_mediums_and_channels_are_told_apart_as_plausible_tells_them(env: &TestEnv) {
+    let (key, site_id, domain) = site_with_key(env, "acquisition", "UTC").await;
+    let events = [
+        // Not a referral: Direct, as Plausible has it.
+        referred(&domain, "1.1.1.1", "/", "http://localhost:3000/x"),
+        // An ad click without a medium is given the click id's.
+        referred(&domain, "2.2.2.2", "/?gclid=abc", "https://www.google.com/"),
+        // A `source` parameter names the source; only `utm_source` makes a visit e-mail.
+        referred(&domain, "3.3.3.3", "/?source=newsletter2", ""),
+        referred(&domain, "4.4.4.4", "/?utm_source=newsletter2", ""),
+    ];
+    import_events(env, &site_id, &events);
+    let by = |dimension: &'static str| {
+        let body = json!({ "metrics": ["visitors"], "dimensions": [dimension], "order_by": [[dimension, "asc"]] });
+        v2(env, &key, &domain, body)
+    };
+    let rows = |results: Value| -> Vec<(String, u64)> {
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["dimensions"][0].as_str().unwrap().to_owned(), r["metrics"][0].as_u64().unwrap()))
+            .collect()
+    };
+    let pairs = |expected: &[(&str, u64)]| expected.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect::<Vec<_>>();
+    assert_eq!(
+        rows(by("visit:channel").await),
+        pairs(&[("Direct", 1), ("Email", 1), ("Paid Search", 1), ("Referral", 1)])
+    );
+    assert_eq!(rows(by("visit:utm_medium").await), pairs(&[("(gclid)", 1), ("(not set)", 3)]));
+    assert_eq!(rows(by("visit:source").await), pairs(&[("Direct / None", 1), ("Google", 1), ("newsletter2", 2)]));
+}
+
 async fn v2s_contains_respects_case_unless_told_not_to(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
     let contains = |modifiers: Option<Value>| {
@@ -900,6 +956,8 @@ async fn v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week(env: &T
 }
 
 both_modes!(
+    a_v1_filter_value_holding_an_escaped_pipe_matches_that_value_alone,
+    sources_mediums_and_channels_are_told_apart_as_plausible_tells_them,
     v1_gives_conversion_rate_only_by_or_of_goals,
     v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week,
     a_v1_breakdowns_conversion_rate_is_of_its_rows_own_visitors,

@@ -258,11 +258,9 @@ impl Analytics {
             direct if direct.is_empty() => DIRECT.to_owned(),
             source => source,
         };
-        let referrer_host = url::Url::parse(&event.referrer)
-            .ok()
-            .and_then(|r| r.host_str().map(|h| h.trim_start_matches("www.").to_owned()))
-            .filter(|h| Some(h.as_str()) != url.host_str().map(|own| own.trim_start_matches("www.")))
-            .unwrap_or_default();
+        let referrer_host = parse::referral(&event.referrer, &url).map(|(_, host)| host).unwrap_or_default();
+        let channel = parse::channel(if source == DIRECT { "" } else { &source }, &utm).to_owned();
+        let utm_medium = parse::medium(&source, &utm);
         let country = event.country.to_ascii_uppercase();
         let country =
             if country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()) { country } else { String::new() };
@@ -287,10 +285,10 @@ impl Analytics {
                     direct if direct.is_empty() => DIRECT.to_owned(),
                     referrer => referrer,
                 },
-                channel: parse::channel(if source == DIRECT { "" } else { &source }, &utm).to_owned(),
+                channel,
                 source,
                 utm_source: utm.source,
-                utm_medium: utm.medium,
+                utm_medium,
                 utm_campaign: utm.campaign,
                 utm_content: utm.content,
                 utm_term: utm.term,

@@ -162,25 +162,30 @@ fn tagged_source(tag: &str) -> String {
 
 /// Where a visit came from: its tag (`utm_source`, else `source`, else `ref`, see [`utm`]) when
 /// present, named as [`tagged_source`] names it, else a well-known source's name, else the
-/// referrer's host without `www.`; empty (direct) with no referrer, or one on the site itself.
+/// referrer's host without `www.`; empty (direct) without a [`referral`].
 pub fn source(referrer: &str, page: &Url, utm_source: &str) -> String {
     let utm_source = utm_source.trim();
     if !utm_source.is_empty() {
         return tagged_source(utm_source);
     }
-    let Some(referrer) = Url::parse(referrer).ok() else { return String::new() };
-    let Some(host) = referrer.host_str().map(|h| h.trim_start_matches("www.")) else { return String::new() };
-    // A visitor moving between the site's own pages is not a new source.
-    if host.is_empty() || Some(host) == page.host_str().map(|own| own.trim_start_matches("www.")) {
-        return String::new();
-    }
-    let site = without_country_ending(host);
+    let Some((_, host)) = referral(referrer, page) else { return String::new() };
+    let site = without_country_ending(&host);
     let known = SOURCES.iter().find(|(entry, _)| {
-        let against = if entry.contains('.') { host } else { site };
+        let against = if entry.contains('.') { host.as_str() } else { site };
         // Whole labels only, so notgoogle.com is not Google.
         against.strip_suffix(entry).is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
     });
-    known.map_or_else(|| host.to_owned(), |(_, name)| (*name).to_owned())
+    known.map_or(host.clone(), |(_, name)| (*name).to_owned())
+}
+
+/// The referrer's URL and its host without `www.`, when it refers the visitor from elsewhere: not
+/// from the site itself (a visitor moving between its pages is not a new source), nor from
+/// `localhost`, which Plausible does not count as a referral either.
+pub fn referral(referrer: &str, page: &Url) -> Option<(Url, String)> {
+    let url = Url::parse(referrer).ok()?;
+    let host = url.host_str()?.trim_start_matches("www.").to_owned();
+    let own = page.host_str().map(|own| own.trim_start_matches("www."));
+    (!host.is_empty() && host != "localhost" && Some(host.as_str()) != own).then_some((url, host))
 }
 
 /// `host` less its last label and a `co` or `com` before it: "www.google.co.uk" → "www.google".
@@ -200,6 +205,9 @@ pub struct Utm {
     pub term: String,
     /// `gclid` or `msclkid` when the URL has one: an ad click of Google or Bing.
     pub click_id: &'static str,
+    /// The `utm_source` parameter itself, which Plausible's channels read for e-mail and SMS where
+    /// `source` stands in for it with a `source` or `ref` parameter.
+    pub source_parameter: String,
 }
 
 /// The UTM parameters of a page URL. Plausible takes a `source` or `ref` parameter for the
@@ -228,20 +236,26 @@ pub fn utm(page: &Url) -> Utm {
         };
         *slot = value.trim().chars().take(200).collect();
     }
+    utm.source_parameter = utm.source.clone();
     if utm.source.is_empty() {
         utm.source = if source.is_empty() { reference } else { source };
     }
     utm
 }
 
-/// The referrer as Plausible shows it: host without `www.` and path without a trailing slash
-/// (`news.ycombinator.com/item`); empty with none, or one on the site itself.
-pub fn referrer(referrer: &str, page: &Url) -> String {
-    let Some(url) = Url::parse(referrer).ok() else { return String::new() };
-    let Some(host) = url.host_str().map(|h| h.trim_start_matches("www.")) else { return String::new() };
-    if host.is_empty() || Some(host) == page.host_str().map(|own| own.trim_start_matches("www.")) {
-        return String::new();
+/// The visit's `utm_medium`: its parameter, else, for an ad click Plausible recognises (Google's
+/// `gclid` from Google, Bing's `msclkid` from Bing), the click id in parentheses, `(gclid)`.
+pub fn medium(source: &str, utm: &Utm) -> String {
+    match (utm.medium.is_empty(), source, utm.click_id) {
+        (true, "Google", "gclid") | (true, "Bing", "msclkid") => format!("({})", utm.click_id),
+        _ => utm.medium.clone(),
     }
+}
+
+/// The referrer as Plausible shows it: host without `www.` and path without a trailing slash
+/// (`news.ycombinator.com/item`); empty without a [`referral`].
+pub fn referrer(referrer: &str, page: &Url) -> String {
+    let Some((url, host)) = referral(referrer, page) else { return String::new() };
     let path = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy();
     format!("{host}{}", path.trim_end_matches('/')).chars().take(2000).collect()
 }
@@ -319,8 +333,12 @@ enum Category {
 /// The acquisition channel of a visit, by Plausible's rules, from its source (empty: direct)
 /// and UTM parameters, tried in order.
 pub fn channel(source: &str, utm: &Utm) -> &'static str {
-    let (source, medium, campaign, utm_source) =
-        (source.to_lowercase(), utm.medium.to_lowercase(), utm.campaign.to_lowercase(), utm.source.to_lowercase());
+    let (source, medium, campaign, utm_source) = (
+        source.to_lowercase(),
+        utm.medium.to_lowercase(),
+        utm.campaign.to_lowercase(),
+        utm.source_parameter.to_lowercase(),
+    );
     let category = SOURCE_CATEGORIES.iter().find(|(name, _)| *name == source).map(|(_, c)| *c);
     let is = |c: Category| category == Some(c);
     let paid = medium.contains("cp") || medium == "ppc" || medium == "retargeting" || medium.starts_with("paid");
@@ -482,6 +500,7 @@ mod tests {
             medium: medium.into(),
             campaign: campaign.into(),
             source: source.into(),
+            source_parameter: source.into(),
             ..Utm::default()
         };
         assert_eq!(channel("", &Utm::default()), "Direct");
@@ -500,6 +519,30 @@ mod tests {
     }
 
     #[test]
+    fn only_the_utm_source_parameter_makes_a_visit_email_or_sms() {
+        let tagged = |query: &str| {
+            let utm = utm(&Url::parse(&format!("https://a.example/?{query}")).unwrap());
+            channel(&utm.source.clone(), &utm)
+        };
+        assert_eq!(tagged("utm_source=newsletter2"), "Email");
+        assert_eq!(tagged("source=newsletter2"), "Referral");
+        assert_eq!(tagged("ref=sms"), "Referral");
+        assert_eq!(tagged("utm_source=sms"), "SMS");
+    }
+
+    #[test]
+    fn an_ad_click_without_a_medium_is_given_its_click_id_as_plausible_gives_it() {
+        let medium = |source: &str, query: &str| {
+            super::medium(source, &utm(&Url::parse(&format!("https://a.example/?{query}")).unwrap()))
+        };
+        assert_eq!(medium("Google", "gclid=abc"), "(gclid)");
+        assert_eq!(medium("Bing", "msclkid=abc"), "(msclkid)");
+        assert_eq!(medium("Google", "gclid=abc&utm_medium=cpc"), "cpc");
+        assert_eq!(medium("Bing", "gclid=abc"), "");
+        assert_eq!(medium("Google", ""), "");
+    }
+
+    #[test]
     fn versions_and_referrers_are_named_as_plausible_names_them() {
         let c = client(
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.126 Safari/537.36",
@@ -511,6 +554,8 @@ mod tests {
         assert_eq!(referrer("https://www.news.example/item/?id=1", &page), "news.example/item");
         assert_eq!(referrer("https://shop.example/b", &page), "");
         assert_eq!(referrer("", &page), "");
+        assert_eq!(referrer("http://localhost:3000/x", &page), "", "not a referral, as in Plausible");
+        assert_eq!(super::source("http://localhost:3000/x", &page, ""), "");
         assert_eq!(hostname(&page), "shop.example");
     }
 
