@@ -249,15 +249,26 @@ impl VerifiedKey {
 
     /// `input`, or, when it is wrong before the resource it names is known, the decision
     /// without a resource first: a caller refused access learns nothing of validation, and a
-    /// 400 carries the budget's headers like every answer to a verified key (the slot taken
-    /// goes back, as for every 400).
+    /// 400 carries the budget's headers like every answer to a verified key.
     pub async fn validated<T>(&self, state: &AppState, scope: Scope, input: ApiResult<T>) -> ApiResult<T> {
+        self.validated_for(state, scope, None, input).await
+    }
+
+    /// `input`, or, when it is wrong, the decision for `resource_team` first, as
+    /// [`Self::validated`] makes it without one.
+    pub async fn validated_for<T>(
+        &self,
+        state: &AppState,
+        scope: Scope,
+        resource_team: Option<&str>,
+        input: ApiResult<T>,
+    ) -> ApiResult<T> {
         match input {
             Ok(input) => Ok(input),
             Err(invalid) => {
                 // Decided to tell which refusal comes first, taking nothing: a slot held until
                 // the 400 gave it back would refuse good requests sent beside it.
-                Err(self.decide(state, scope, None, Taking::Nothing).await.err().unwrap_or(invalid))
+                Err(self.decide(state, scope, resource_team, Taking::Nothing).await.err().unwrap_or(invalid))
             }
         }
     }

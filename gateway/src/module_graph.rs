@@ -58,7 +58,9 @@ fn expand(tree: &str, prefix: &str, out: &mut Vec<String>) {
         return;
     };
     let prefix = format!("{prefix}{}", &tree[..open]);
-    let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
+    // A string that reads like a `use` (`"…; use {}, or {x}"`) may leave no brace to close.
+    let close = tree.rfind('}').filter(|close| *close > open).unwrap_or(tree.len());
+    let inner = &tree[open + 1..close];
     let (mut depth, mut start) = (0, 0);
     for (i, c) in inner.char_indices() {
         match c {

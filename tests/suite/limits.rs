@@ -168,11 +168,24 @@ async fn the_highest_plan_applies(env: &TestEnv) {
 /// for it, the limit coming before the input).
 async fn bad_requests_sent_beside_good_ones_take_no_slot_from_them(env: &TestEnv) {
     let (user, key) = keyed_user(env, json!({ "requests_per_minute": 10 }), json!(["read", "write"])).await;
+    let site = json!({ "team_id": user.team_id, "domain": format!("bad-{}.example", &user.user_id[..8]), "name": "W" });
+    let (status, site) = env.session_json(Method::POST, "/api/v1/websites", &user.session, Some(site)).await;
+    assert_eq!(status, StatusCode::CREATED, "{site}");
+    let (id, domain) = (site["data"]["id"].as_str().unwrap(), site["data"]["domain"].as_str().unwrap());
     let bad = json!({ "team_id": user.team_id, "domain": "bad.example", "name": "W", "bogus": 1 });
+    let external = |method: Method, path: String| env.request(method, &format!("/api/external/v1{path}"));
+    // Input refused before the site is known, and input refused once it is, on every face.
     let sends = (0..40).map(|i| {
-        let request = match i % 4 {
-            0 => env.request(Method::GET, "/api/external/v1/websites"),
-            _ => env.request(Method::POST, "/api/external/v1/websites").json(&bad),
+        let request = match (i % 4, i / 4 % 6) {
+            (0, _) => external(Method::GET, "/websites".into()),
+            (_, 0) => external(Method::POST, "/websites".into()).json(&bad),
+            (_, 1) => external(Method::GET, format!("/analytics/{id}?range=bad")),
+            (_, 2) => external(Method::GET, format!("/stats/aggregate?site_id={id}&metrics=nope")),
+            (_, 3) => {
+                external(Method::POST, format!("/query/{id}")).json(&json!({ "metrics": ["nope"], "date_range": "7d" }))
+            }
+            (_, 4) => external(Method::PATCH, format!("/websites/{id}")).json(&json!({ "timezone": "Nowhere/X" })),
+            _ => external(Method::GET, format!("/plausible/api/v1/stats/aggregate?site_id={domain}&period=zz")),
         };
         let request = request.bearer_auth(&key);
         async move { (i % 4 == 0, request.send().await.unwrap().status()) }

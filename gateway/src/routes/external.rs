@@ -117,7 +117,8 @@ pub async fn get_website(
     credentials: Credentials,
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Read).await?;
+    let (_, website, ()) =
+        authorized_website(&state, credentials.verify(&state), website_id, Scope::Read, Ok(())).await?;
     Ok(ok(views::website(&website)).into_response())
 }
 
@@ -152,9 +153,12 @@ pub async fn update_website(
     Path(website_id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
-    let body: UpdateWebsiteBody = crate::envelope::parse(&body)?;
-    websites::check_fields(None, body.name.as_deref(), body.timezone.as_deref())?;
+    let input = crate::envelope::parse(&body).and_then(|body: UpdateWebsiteBody| {
+        websites::check_fields(None, body.name.as_deref(), body.timezone.as_deref())?;
+        Ok(body)
+    });
+    let (_, website, body) =
+        authorized_website(&state, credentials.verify(&state), website_id, Scope::Write, input).await?;
     let website = websites::update(&state, &website, body.name, body.timezone).await?;
     Ok(ok(views::website(&website)).into_response())
 }
@@ -177,7 +181,8 @@ pub async fn delete_website(
     credentials: Credentials,
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
+    let (_, website, ()) =
+        authorized_website(&state, credentials.verify(&state), website_id, Scope::Write, Ok(())).await?;
     websites::delete(&state, &website).await?;
     Ok(ok(DeletedWebsite { id: website.id, deleted: true }).into_response())
 }

@@ -86,7 +86,8 @@ pub async fn list(
     credentials: Credentials,
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Read).await?;
+    let (_, website, ()) =
+        authorized_website(&state, credentials.verify(&state), website_id, Scope::Read, Ok(())).await?;
     let goals = goals::list(&state, website.id).await?;
     Ok(ok(goals.iter().map(goal_view).collect::<Vec<_>>()).into_response())
 }
@@ -135,11 +136,14 @@ pub async fn create(
     Path(website_id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
-    let body: CreateGoalBody = crate::envelope::parse(&body)?;
-    if let Some(kind) = body.goal_type {
-        goals::target_of(kind, &body.event_name, &body.page_path)?;
-    }
+    let input = crate::envelope::parse(&body).and_then(|body: CreateGoalBody| {
+        if let Some(kind) = body.goal_type {
+            goals::target_of(kind, &body.event_name, &body.page_path)?;
+        }
+        Ok(body)
+    });
+    let (_, website, body) =
+        authorized_website(&state, credentials.verify(&state), website_id, Scope::Write, input).await?;
     let request = anpb::CreateGoalRequest {
         website_id: website.id,
         event_name: body.event_name,
@@ -171,7 +175,8 @@ pub async fn delete(
     credentials: Credentials,
     Path((website_id, goal_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (_, website) = authorized_website(&state, credentials.verify(&state), website_id, Scope::Write).await?;
+    let (_, website, ()) =
+        authorized_website(&state, credentials.verify(&state), website_id, Scope::Write, Ok(())).await?;
     goals::delete(&state, website.id, goal_id.clone()).await?;
     Ok(ok(DeletedGoal { id: goal_id, deleted: true }).into_response())
 }

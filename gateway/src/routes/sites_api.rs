@@ -74,7 +74,8 @@ pub async fn plausible_site(
         async {
             let Path(site_id) = site_id?;
             let key = credentials?.verify(&state);
-            let (_, website) = authorized_website(&state, key, site_id, Scope::Read).await.map_err(site_not_found)?;
+            let (_, website, ()) =
+                authorized_website(&state, key, site_id, Scope::Read, Ok(())).await.map_err(site_not_found)?;
             let site =
                 PlausibleSiteDetails { domain: website.domain, timezone: website.timezone, custom_properties: vec![] };
             Ok(site)
@@ -145,7 +146,8 @@ async fn named_site(
     action: &str,
 ) -> ApiResult<anpb::Website> {
     let site_id = key.validated(state, scope, required_site_id(site_id, action)).await?;
-    let (_, website) = authorized_website(state, async { Ok(key) }, site_id, scope).await.map_err(site_not_found)?;
+    let (_, website, ()) =
+        authorized_website(state, async { Ok(key) }, site_id, scope, Ok(())).await.map_err(site_not_found)?;
     Ok(website)
 }
 

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::input::{Face, INVALID_KEY_OR_SITE, plausible_website};
 use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, v1};
-use super::plausible_v2::{QueryResult, V2Body, v2};
+use super::plausible_v2::{QueryResult, V2Body, v2, v2_checked};
 use crate::auth::Keyed;
 use crate::envelope::{RawBody, parse_query, plausible};
 use crate::error::ApiError;
@@ -251,7 +251,7 @@ pub async fn plausible_realtime(
     answered(&headers, INVALID_KEY_OR_SITE, async {
         let key = credentials?.verify(&state).await?;
         let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
-        let website = plausible_website(&state, &key, params.site_id).await?;
+        let (website, ()) = plausible_website(&state, &key, params.site_id, Ok(())).await?;
         Ok(stats::realtime_totals(&state, &website.id).await?.visitors)
     })
     .await
@@ -280,8 +280,9 @@ pub async fn plausible_query(
         let RawBody(body) = body?;
         let key = credentials?.verify(&state).await?;
         let body: V2Body = key.validated(&state, Scope::Read, crate::envelope::parse(&body)).await?;
-        let website = plausible_website(&state, &key, body.site_id.clone()).await?;
-        Ok(v2(&state, website, body, Face::Plausible).await?.0)
+        let site_id = body.site_id.clone();
+        let (website, query) = plausible_website(&state, &key, site_id, v2_checked(body, Face::Plausible)).await?;
+        Ok(v2(&state, website, query, Face::Plausible).await?.0)
     })
     .await
 }

@@ -34,14 +34,17 @@ impl Face {
 pub(super) const INVALID_KEY_OR_SITE: &str = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";
 const MISSING_SITE: &str = "Missing site ID. Please provide the required site_id parameter with your request.";
 
-/// The drop-in's site: `site_id` (an id or a domain) when the key may read it. A missing one is
-/// Plausible's 400; an unknown one is refused as a site of a team out of reach, by policy, so
-/// that it takes no rate-limit slot, as no 401 does.
-pub(super) async fn plausible_website(
+/// The drop-in's site: `site_id` (an id or a domain) when the key may read it, and the
+/// request's `input`, refused after the site's refusals without taking anything (as
+/// [`crate::flows::access::authorized_website`] does). A missing site is Plausible's 400; an
+/// unknown one is refused as a site of a team out of reach, by policy, so that it takes no
+/// rate-limit slot, as no 401 does.
+pub(super) async fn plausible_website<T>(
     state: &AppState,
     key: &VerifiedKey,
     site_id: Option<String>,
-) -> ApiResult<anpb::Website> {
+    input: ApiResult<T>,
+) -> ApiResult<(anpb::Website, T)> {
     let missing = || ApiError::new(ErrorCode::Validation, MISSING_SITE);
     let site_id = key.validated(state, Scope::Read, site_id.ok_or_else(missing)).await?;
     key.validated(state, Scope::Read, rules::check_line("site_id", &site_id).map_err(Into::into)).await?;
@@ -52,8 +55,10 @@ pub(super) async fn plausible_website(
         Err(e) => return Err(e.into()),
     };
     // No team is named "": policy refuses it as out of reach.
-    key.authorize(state, Scope::Read, Some(website.as_ref().map_or("", |w| w.team_id.as_str()))).await?;
-    website.ok_or_else(|| Error::unauthorized(INVALID_KEY_OR_SITE).into())
+    let team = website.as_ref().map_or("", |w| w.team_id.as_str());
+    let input = key.validated_for(state, Scope::Read, Some(team), input).await?;
+    key.authorize(state, Scope::Read, Some(team)).await?;
+    Ok((website.ok_or_else(|| Error::unauthorized(INVALID_KEY_OR_SITE))?, input))
 }
 
 /// The first goal that a filter on goals with one of `operators` names and the site does not

@@ -31,9 +31,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Verifies the key, then reads the site it names (id or domain) with read scope.
-async fn site(state: &AppState, credentials: Credentials, site_id: String) -> ApiResult<anpb::Website> {
-    let key = credentials.verify(state).await?;
-    Ok(authorized_website(state, async { Ok(key) }, site_id, Scope::Read).await?.1)
+/// The website the key may read, and the request's `input` (see [`authorized_website`]).
+async fn site<T>(
+    state: &AppState,
+    credentials: Credentials,
+    site_id: String,
+    input: ApiResult<T>,
+) -> ApiResult<(anpb::Website, T)> {
+    let (_, website, input) = authorized_website(state, credentials.verify(state), site_id, Scope::Read, input).await?;
+    Ok((website, input))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -50,15 +56,28 @@ pub struct RangeParams {
     limit: Option<u32>,
 }
 
+/// What a request of these routes asks for, checked.
+struct Asked {
+    range: NamedPeriod,
+    limit: u32,
+}
+
+impl Asked {
+    fn of(query: Option<&str>) -> ApiResult<Asked> {
+        let params: RangeParams = parse_query(query)?;
+        Ok(Asked { range: params.range()?, limit: params.limit()? })
+    }
+
+    fn period(&self) -> anpb::Period {
+        vocabulary::named(self.range)
+    }
+}
+
 impl RangeParams {
     fn range(&self) -> ApiResult<NamedPeriod> {
         let name = self.range.as_deref().unwrap_or(NamedPeriod::NamedPeriod30d.name());
         vocabulary::range(name)
             .ok_or_else(|| invalid("range", format!("{name:?} is not one of {}", vocabulary::RANGES.join(", "))))
-    }
-
-    fn period(&self) -> ApiResult<anpb::Period> {
-        Ok(vocabulary::named(self.range()?))
     }
 
     fn limit(&self) -> ApiResult<u32> {
@@ -89,9 +108,8 @@ pub async fn overview(
     Path(website_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let website = site(&state, credentials, website_id).await?;
-    let params: RangeParams = parse_query(q.as_deref())?;
-    let overview = stats::overview(&state, &website.id, params.range()?, params.limit()?).await?;
+    let (website, asked) = site(&state, credentials, website_id, Asked::of(q.as_deref())).await?;
+    let overview = stats::overview(&state, &website.id, asked.range, asked.limit).await?;
     Ok(ok(overview).into_response())
 }
 
@@ -168,10 +186,9 @@ async fn breakdown_list(
     q: Option<String>,
     dimension: Property,
 ) -> ApiResult<Vec<anpb::Row>> {
-    let website = site(&state, credentials, website_id).await?;
-    let params: RangeParams = parse_query(q.as_deref())?;
+    let (website, asked) = site(&state, credentials, website_id, Asked::of(q.as_deref())).await?;
     const METRICS: [Metric; 2] = [Metric::Visitors, Metric::Pageviews];
-    let request = breakdown_of(&website.id, &params.period()?, dimension.name(), &METRICS, params.limit()?);
+    let request = breakdown_of(&website.id, &asked.period(), dimension.name(), &METRICS, asked.limit);
     Ok(run(&state, request).await?.rows)
 }
 
@@ -220,9 +237,8 @@ pub async fn technology(
     Path(website_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
-    let website = site(&state, credentials, website_id).await?;
-    let params: RangeParams = parse_query(q.as_deref())?;
-    let (period, limit) = (params.period()?, params.limit()?);
+    let (website, asked) = site(&state, credentials, website_id, Asked::of(q.as_deref())).await?;
+    let (period, limit) = (asked.period(), asked.limit);
     let list = |dimension: Property| {
         run(&state, breakdown_of(&website.id, &period, dimension.name(), &[Metric::Visitors], limit))
     };
@@ -255,6 +271,6 @@ pub async fn realtime(
     credentials: Credentials,
     Path(website_id): Path<String>,
 ) -> ApiResult<Response> {
-    let website = site(&state, credentials, website_id).await?;
+    let (website, ()) = site(&state, credentials, website_id, Ok(())).await?;
     Ok(ok(stats::realtime(&state, &website.id).await?).into_response())
 }

@@ -452,16 +452,20 @@ pub(crate) async fn v1(
         Face::Plausible => query.map(|q| read_by(kind, &q)),
     };
     let params: V1Params = key.validated(state, Scope::Read, parse_query(query.as_deref())).await?;
-    let website = match face {
+    // Checked before anything is taken; refused only after the site's refusals.
+    let checked = v1_request(kind, "".into(), &params, face);
+    let (website, mut request) = match face {
         Face::Ours => {
             let site_id = params.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));
             let site_id = key.validated(state, Scope::Read, site_id).await?;
             key.validated(state, Scope::Read, rules::check_line("site_id", &site_id).map_err(Into::into)).await?;
-            authorized_website(state, async { Ok(key) }, site_id, Scope::Read).await?.1
+            let (_, website, request) =
+                authorized_website(state, async { Ok(key) }, site_id, Scope::Read, checked).await?;
+            (website, request)
         }
-        Face::Plausible => plausible_website(state, &key, params.site_id.clone()).await?,
+        Face::Plausible => plausible_website(state, &key, params.site_id.clone(), checked).await?,
     };
-    let mut request = v1_request(kind, website.id, &params, face)?;
+    request.website_id = website.id;
     if face == Face::Plausible
         && let Some(goal) = unconfigured_goal(state, &request.website_id, &request.filters, V1_GOAL_CHECKS).await?
     {

@@ -154,25 +154,40 @@ pub(crate) fn v2_date_range(range: &Value) -> ApiResult<(anpb::Period, String)> 
     })
 }
 
-/// Plausible's v2 result body, and where its page sits.
-pub(crate) async fn v2(
-    state: &AppState,
-    website: anpb::Website,
+/// A v2 query checked in everything but its site (which `request` names once it is known).
+pub(crate) struct V2Query {
+    request: anpb::QueryRequest,
+    pagination: V2Pagination,
     body: V2Body,
-    face: Face,
-) -> ApiResult<(QueryResult, Pagination)> {
+}
+
+/// `body` as the query it asks for, refused in `face`'s words where it is wrong, before its site
+/// is read.
+pub(crate) fn v2_checked(body: V2Body, face: Face) -> ApiResult<V2Query> {
     if face == Face::Plausible {
         schema_rules(&body).map_err(|text| face.refused("", text))?;
     }
-    let (request, pagination) = v2_request(website.id.clone(), &body)?;
+    let (request, pagination) = v2_request(String::new(), &body)?;
     v2_filters::plausible_rules(&body.filters, &body.metrics).map_err(|(field, text)| face.refused(field, text))?;
+    v2_rules(&request, body.include.time_labels).map_err(|(field, text)| face.refused(field, text))?;
+    Ok(V2Query { request, pagination, body })
+}
+
+/// Plausible's v2 result body for a checked query of `website`, and where its page sits.
+pub(crate) async fn v2(
+    state: &AppState,
+    website: anpb::Website,
+    query: V2Query,
+    face: Face,
+) -> ApiResult<(QueryResult, Pagination)> {
+    let V2Query { mut request, pagination, body } = query;
+    request.website_id = website.id.clone();
     if face == Face::Plausible
         && let Some(goal) = unconfigured_goal(state, &website.id, &request.filters, &["is"]).await?
     {
         let text = format!("Invalid filters. The goal `{goal}` is not configured for this site. {CONFIGURE_GOALS}");
         return Err(face.refused("filters", text));
     }
-    v2_rules(&request, body.include.time_labels).map_err(|(field, text)| face.refused(field, text))?;
     let names = [("period", "date_range"), ("date", "date_range"), ("interval", "dimensions")];
     let Compared { answer, .. } = stats_query(state, request, Comparison::Nothing).await.map_err(renamed(&names))?;
     Ok(v2_body(website, body, pagination, answer))
@@ -190,10 +205,7 @@ fn schema_rules(body: &V2Body) -> Result<(), String> {
     if repeated(&body.metrics).is_some() {
         return Err("#/metrics: Expected items to be unique but they were not.".to_owned());
     }
-    let known = |d: &str| {
-        vocabulary::dimensions().any(|name| name == d) || d.strip_prefix(PROPS).is_some_and(|name| !name.is_empty())
-    };
-    if let Some((i, dimension)) = body.dimensions.iter().enumerate().find(|(_, d)| !known(d)) {
+    if let Some((i, dimension)) = body.dimensions.iter().enumerate().find(|(_, d)| !known_dimension(d)) {
         return Err(format!("#/dimensions/{i}: Invalid dimension {}", Value::from(dimension.as_str())));
     }
     if repeated(&body.dimensions).is_some() {
@@ -218,6 +230,12 @@ fn schema_rules(body: &V2Body) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a query may be by `dimension`: one of the vocabulary's, or a custom property.
+fn known_dimension(dimension: &str) -> bool {
+    vocabulary::dimensions().any(|name| name == dimension)
+        || dimension.strip_prefix(PROPS).is_some_and(|name| !name.is_empty())
+}
+
 /// The analytics query a v2 body asks for, and its page; everything but the site's existence is
 /// checked here.
 pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::QueryRequest, V2Pagination)> {
@@ -239,6 +257,14 @@ pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::
     }
     if let Some(twice) = repeated(&body.metrics) {
         return Err(invalid("metrics", format!("{twice:?} is given twice")));
+    }
+    if let Some(unknown) = body.metrics.iter().find(|m| !vocabulary::METRICS.contains(&m.as_str())) {
+        return Err(invalid("metrics", format!("unknown metric {unknown:?}; use {}", vocabulary::METRICS.join(", "))));
+    }
+    if let Some(unknown) = body.dimensions.iter().find(|d| !known_dimension(d)) {
+        let known: Vec<&str> = vocabulary::dimensions().collect();
+        let text = format!("unknown dimension {unknown:?}; use {}, or {PROPS}<name>", known.join(", "));
+        return Err(invalid("dimensions", text));
     }
     let request = anpb::QueryRequest {
         website_id,
@@ -463,15 +489,17 @@ pub async fn flexible_query(
     Path(website_id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let key = credentials.verify(&state).await?;
-    let (_, website) = authorized_website(&state, async { Ok(key) }, website_id, Scope::Read).await?;
-    let body: V2Body = crate::envelope::parse(&body)?;
-    if let Some(site_id) = &body.site_id {
-        rules::check_line("site_id", site_id)?;
-    }
-    if body.site_id.as_ref().is_some_and(|id| *id != website.id && *id != website.domain) {
+    let checked = crate::envelope::parse(&body).and_then(|body: V2Body| {
+        if let Some(site_id) = &body.site_id {
+            rules::check_line("site_id", site_id)?;
+        }
+        v2_checked(body, Face::Ours)
+    });
+    let (_, website, query) =
+        authorized_website(&state, credentials.verify(&state), website_id, Scope::Read, checked).await?;
+    if query.body.site_id.as_ref().is_some_and(|id| *id != website.id && *id != website.domain) {
         return Err(invalid("site_id", "names another site than the path"));
     }
-    let (data, pagination) = v2(&state, website, body, Face::Ours).await?;
+    let (data, pagination) = v2(&state, website, query, Face::Ours).await?;
     Ok(paged(data, Some(pagination)).into_response())
 }
