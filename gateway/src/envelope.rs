@@ -148,7 +148,13 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if message == "expected value" && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
             message = "invalid type, expected a string".to_owned();
         }
-        if path == "." {
+        // A field left out is named as the field, as every other refusal of one is.
+        if let Some(field) = message.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`')) {
+            let field = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
+            return ApiError::from(common::Error::invalid(field, "is required"));
+        }
+        // serde_path_to_error knows no path inside a body that ended early (`?`).
+        if path == "." || path.contains('?') {
             ApiError::new(ErrorCode::Validation, format!("invalid request body: {message}"))
         } else {
             ApiError::from(common::Error::invalid(path, message))
@@ -236,7 +242,10 @@ fn without_value(message: &str) -> String {
 /// string`) describe the parser rather than what the parameter takes.
 fn number_words(message: &str) -> &str {
     match message {
-        "invalid digit found in string" | "cannot parse integer from empty string" => "must be a whole number",
+        // Every number of a query counts something: "-1" is refused as "abc" is.
+        "invalid digit found in string" | "cannot parse integer from empty string" => {
+            "must be a whole number, 0 or more"
+        }
         "number too large to fit in target type" | "number too small to fit in target type" => "out of range",
         other => other,
     }

@@ -276,12 +276,24 @@ fn edge(
     tower::ServiceBuilder::new()
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
+        .map_request(without_secret_request_id)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(request_log::log_response))
         .layer(PropagateRequestIdLayer::x_request_id())
         .map_response(move |response| close_when_draining(&draining, response))
         .layer(CatchPanicLayer::custom(panicked))
         .service(router)
+}
+
+/// A caller's request id that holds a secret (a key pasted into the wrong header) is dropped, so
+/// that the request gets an id of its own: the id is echoed in the answer, which proxies log.
+fn without_secret_request_id(mut req: axum::http::Request<axum::body::Body>) -> axum::http::Request<axum::body::Body> {
+    // One that is not text is dropped too: it could hide one.
+    let kept = |id: &axum::http::HeaderValue| id.to_str().is_ok_and(|id| common::secret::redact_secrets(id) == id);
+    if req.headers().get("x-request-id").is_some_and(|id| !kept(id)) {
+        req.headers_mut().remove("x-request-id");
+    }
+    req
 }
 
 /// Asks the client to close its connection while the gateway drains, whatever the answer.

@@ -188,7 +188,7 @@ pub struct AuditEntry {
     team_id: String,
     /// The user who acted.
     actor_id: String,
-    /// `api_key.created|updated|revoked`, `member.added|removed|role_changed`,
+    /// `api_key.created|updated|rotated|revoked|leaked`, `member.added|removed|role_changed`,
     /// `team.api_key_policy_changed`, `team.plan_changed`.
     action: String,
     target: String,

@@ -240,6 +240,22 @@ for (const mode of MODES) {
       assert.equal((await call()).status, 401);
     });
 
+    test("pressing Enter three times on Create API key makes one key and shows one secret", async () => {
+      const before = (await (await page.request.get(`${product.base}/api/v1/account/api-keys`)).json()).data.length;
+      const form = page.locator("form", { has: page.getByRole("button", { name: "Create API key" }) });
+      await form.getByLabel("Name").fill("Pressed thrice");
+      await form.getByRole("button", { name: "Create API key" }).focus();
+      for (let i = 0; i < 3; i++) await page.keyboard.press("Enter");
+      const dialog = page.getByRole("dialog", { name: "Your new API key" });
+      await dialog.waitFor();
+      await dialog.getByRole("button", { name: "Done" }).click();
+      await dialog.waitFor({ state: "detached" });
+      assert.equal(await page.getByRole("dialog", { name: "Your new API key" }).count(), 0, "no second secret behind the first");
+      const keys = (await (await page.request.get(`${product.base}/api/v1/account/api-keys`)).json()).data;
+      assert.equal(keys.length, before + 1);
+      assert.equal(keys.filter((k) => k.name === "Pressed thrice").length, 1);
+    });
+
     test("a key rotated in the page without grace gives a new secret and stops the old one", async () => {
       const secretOf = async () => {
         const dialog = page.getByRole("dialog", { name: "Your new API key" });
@@ -713,6 +729,8 @@ for (const mode of MODES) {
       await page.getByRole("button", { name: "Delete goal Signup" }).click();
       await page.getByRole("dialog", { name: "Delete goal?" }).getByRole("button", { name: "Delete" }).click();
       await page.getByText("No goals yet.").waitFor();
+      // The last goal gone, focus is on the section's heading, not lost to the page's body.
+      await page.waitForFunction(() => document.activeElement?.id === "goals-title");
       assert.deepEqual((await sectionRows("custom-events")).map(([name]) => name), ["Signup"]);
     });
 
@@ -755,7 +773,10 @@ for (const mode of MODES) {
       await page.getByLabel("Period").selectOption("custom");
       const range = page.getByRole("form", { name: "Custom range" });
       await range.waitFor();
-      assert.ok(await page.getByLabel("From", { exact: true }).evaluate((el) => el === document.activeElement), "focus moves to the first day");
+      // Focus stays on the picker, whose arrow keys step through the periods; the days come next.
+      assert.ok(await page.getByLabel("Period").evaluate((el) => el === document.activeElement), "focus stays on the picker");
+      await page.keyboard.press("Tab");
+      assert.ok(await page.getByLabel("From", { exact: true }).evaluate((el) => el === document.activeElement), "the first day comes next");
       await page.getByLabel("To", { exact: true }).fill("");
       await page.keyboard.press("Enter");
       await range.locator("#range-from-error").getByText("From:").waitFor();
@@ -796,7 +817,8 @@ for (const mode of MODES) {
     });
 
     test("a long list of keys is paged, and paging with the keyboard keeps focus on the pager", async () => {
-      for (let i = 0; i < 10; i++) await readKey(`Batch ${i}`);
+      // Newest first, ten a page: the first of eleven is the first key of page 2.
+      for (let i = 0; i < 11; i++) await readKey(`Batch ${i}`);
       await page.goto(`${product.base}/settings/api-keys`);
       const pager = page.getByRole("navigation", { name: "API key pages" });
       await pager.getByText(/^Page 1 of \d+$/).waitFor();
@@ -809,6 +831,17 @@ for (const mode of MODES) {
       }
       assert.ok(await pager.getByRole("button", { name: "Previous" }).evaluate((b) => b === document.activeElement), "focus moves to Previous once Next is disabled");
       await accessible("/settings/api-keys (last page)");
+
+      // A key revoked on page 2 is shown there, revoked, and the page says so.
+      await page.goto(`${product.base}/settings/api-keys`);
+      await pager.getByRole("button", { name: "Next" }).click();
+      await pager.getByText(`Page 2 of ${pages}`).waitFor();
+      const row = page.getByRole("row", { name: /Batch 0\b/ });
+      await row.getByRole("button", { name: "Revoke" }).click();
+      await page.getByRole("dialog", { name: /Revoke/ }).getByRole("button", { name: "Revoke" }).click();
+      await page.getByRole("status").filter({ hasText: "Revoked “Batch 0”" }).waitFor();
+      await pager.getByText(`Page 2 of ${pages}`).waitFor();
+      await row.getByText("revoked").waitFor();
     });
 
     /** A dashboard call with a session token, as an API client makes it. */

@@ -306,8 +306,12 @@ async fn a_bad_v1_parameter_is_a_400_naming_it(env: &TestEnv) {
         env.api(Method::GET, &format!("/stats/timeseries?site_id={site_id}&interval=minute"), key, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // A number the parser cannot read is named for what the parameter takes.
-    for (query, message) in [("limit=abc", "limit: must be a whole number"), ("page=99999999999", "page: out of range")]
-    {
+    let refusals = [
+        ("limit=abc", "limit: must be a whole number, 0 or more"),
+        ("limit=-1", "limit: must be a whole number, 0 or more"),
+        ("page=99999999999", "page: out of range"),
+    ];
+    for (query, message) in refusals {
         let path = format!("/stats/breakdown?site_id={site_id}&property=event:page&{query}");
         let (status, body) = env.api(Method::GET, &path, key, None).await;
         assert_eq!((status, body["error"]["message"].as_str()), (StatusCode::BAD_REQUEST, Some(message)), "{body}");

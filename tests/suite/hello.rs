@@ -141,6 +141,17 @@ async fn a_malformed_website_body_is_a_400_naming_the_field_and_creates_nothing(
         assert_error(status, &error, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
         assert!(error["error"]["message"].as_str().unwrap().contains(field), "{error}");
     }
+    // A field left out, and a name holding a tab, are refused in words about that field.
+    for (body, message) in [
+        (json!({ "team_id": ann.team_id, "name": "x" }), "domain: is required"),
+        (
+            json!({ "team_id": ann.team_id, "domain": "z.example", "name": "a\tb" }),
+            "name: must not contain control characters",
+        ),
+    ] {
+        let (status, error) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+        assert_eq!((status, error["error"]["message"].as_str()), (StatusCode::BAD_REQUEST, Some(message)), "{error}");
+    }
     let response = env
         .request(Method::POST, "/api/external/v1/websites")
         .bearer_auth(&key)

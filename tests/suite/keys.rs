@@ -641,6 +641,11 @@ async fn an_allowlist_holds_at_most_20_valid_networks(env: &TestEnv) {
     // network given twice, in whatever form, is kept once.
     assert_eq!(record["allowed_ips"], json!(["10.0.0.0/8", "::1/128", "127.0.0.1/32", "192.168.0.0/16"]));
     assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK, "from 127.0.0.1");
+    // 21 entries naming 20 networks are 20: the limit counts networks.
+    let twenty: Vec<String> = (0..20).map(|i| format!("10.0.{i}.0/24")).chain(["10.0.0.1/24".to_owned()]).collect();
+    let body = json!({ "name": "k", "permissions": "full", "teams": "all", "allowed_ips": twenty });
+    let (_, record) = env.create_key(&ann, body).await;
+    assert_eq!(record["allowed_ips"].as_array().unwrap().len(), 20);
 }
 
 /// A key's call on gateway `index`.
@@ -905,6 +910,9 @@ async fn a_key_sent_in_the_wrong_place_is_shown_as_its_hint_and_kept_out_of_the_
     }
     let response = env.request(Method::GET, "/healthz").header("x-request-id", &key).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    // The answer echoes a request id: one of its own instead of the key.
+    let echoed = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(!echoed.contains(&key[4..]), "{echoed}");
     let logs = env.logs();
     assert!(logs.contains(&hint), "the requests were logged");
     assert!(!logs.contains(&key[4..]), "a key reached the logs");
@@ -923,6 +931,7 @@ async fn a_session_token_sent_in_the_wrong_place_is_cut_from_answers_and_logs() 
     assert!(!body.to_string().contains(secret), "{body}");
     let response = env.request(Method::GET, "/healthz").header("x-request-id", &ann.session).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    assert!(!response.headers()["x-request-id"].to_str().unwrap().contains(secret));
     // Lines leave through a writer that flushes every few milliseconds.
     let mut logs = env.logs();
     for _ in 0..50 {

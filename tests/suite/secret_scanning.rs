@@ -66,6 +66,10 @@ async fn a_signed_report_revokes_a_live_key_and_says_so(env: TestEnv, signer: Re
     // Reported again, it is no longer live.
     let (_, again) = post_report(&env, &body, KEY_ID, &sign(&signer, &body)).await;
     assert_eq!(again[0]["label"], "false_positive");
+    // A null where the report knows no value refuses nothing.
+    let body = json!([{ "token": "zv_notakey", "type": null, "url": null, "source": "content" }]).to_string();
+    let (status, answer) = post_report(&env, &body, KEY_ID, &sign(&signer, &body)).await;
+    assert_eq!((status, &answer[0]["label"]), (StatusCode::OK, &json!("false_positive")), "{answer}");
 }
 
 async fn an_unverifiable_report_is_a_401_and_changes_nothing(env: TestEnv, signer: ReportSigner) {

@@ -166,7 +166,8 @@ pub struct Overview {
     visitors: u64,
     visits: u64,
     pageviews: u64,
-    /// Percent of visits with at most one pageview.
+    /// Percent of visits that hold exactly one event other than `engagement` (a pageview followed
+    /// by a custom event is not a bounce).
     bounce_rate: u64,
     /// Mean seconds from a visit's first to its last event.
     visit_duration: u64,
@@ -186,7 +187,7 @@ pub struct SeriesPoint {
 
 #[derive(Serialize, ToSchema)]
 pub struct CountryVisitors {
-    /// ISO 3166-1 alpha-2 code.
+    /// ISO 3166-1 alpha-2 code; empty when the visitor's country is not known.
     country: String,
     visitors: u64,
 }

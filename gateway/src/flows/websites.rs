@@ -55,6 +55,9 @@ pub(crate) fn check_fields(domain: Option<&str>, name: Option<&str>, timezone: O
     if domain.is_some_and(|d| !rules::is_domain(d)) {
         return Err(common::Error::validation("domain: must be a host name such as example.com").into());
     }
+    if let Some(name) = name {
+        common::text::check_line("name", name)?;
+    }
     if name.is_some_and(|n| !rules::is_name(n)) {
         return Err(common::Error::validation(format!(
             "name: must be 1 to {} characters, not all white space",

@@ -22,10 +22,11 @@ use crate::state::AppState;
 #[derive(Deserialize)]
 struct Report {
     token: String,
+    // GitHub may send null where it knows no value; one item's null must not refuse the batch.
     #[serde(rename = "type", default)]
-    token_type: String,
+    token_type: Option<String>,
     #[serde(default)]
-    url: String,
+    url: Option<String>,
 }
 
 /// `POST /api/v1/secret-scanning/reports`: answers, per token, whether it was a live key (now
@@ -50,7 +51,7 @@ pub async fn reports(State(state): State<AppState>, headers: HeaderMap, RawBody(
             Some(secret) => {
                 let request = idpb::ReportLeakedKeyRequest {
                     secret_digest: secret.digest().as_bytes().to_vec(),
-                    url: web_address(&report.url),
+                    url: web_address(report.url.as_deref().unwrap_or_default()),
                 };
                 let revoked = state.identity.clone().report_leaked_key(request).await?.into_inner().revoked;
                 asked.insert(token.to_owned(), revoked);
@@ -60,7 +61,7 @@ pub async fn reports(State(state): State<AppState>, headers: HeaderMap, RawBody(
         };
         answers.push(json!({
             "token_hash": Digest::of(&report.token).to_hex(),
-            "token_type": report.token_type,
+            "token_type": report.token_type.unwrap_or_default(),
             "label": if revoked { "true_positive" } else { "false_positive" },
         }));
     }

@@ -96,8 +96,10 @@ fn site_not_found(mut e: ApiError) -> ApiError {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct GoalsParams {
-    /// Website id or domain.
+    /// Website id or domain. Required, as Plausible requires it; its absence is answered in
+    /// Plausible's words, which is why it is read as optional.
     #[serde(default)]
+    #[param(required = true, value_type = String)]
     site_id: Option<String>,
 }
 

@@ -65,9 +65,6 @@ const MAX_ALLOWED_IPS: usize = 20;
 /// An allowlist parsed once: CIDR blocks (a bare address is its own /32 or /128), host bits
 /// cleared, in their canonical text, each once in the order first given.
 fn allowed_ips(list: Vec<String>) -> Result<Vec<String>> {
-    if list.len() > MAX_ALLOWED_IPS {
-        return Err(Error::validation(format!("allowed_ips: at most {MAX_ALLOWED_IPS} entries")));
-    }
     let nets: Vec<String> = list
         .iter()
         .map(|entry| {
@@ -77,7 +74,8 @@ fn allowed_ips(list: Vec<String>) -> Result<Vec<String>> {
             if entry
                 .split(['.', '/'])
                 .take(4)
-                .any(|octet| octet.len() > 1 && octet.starts_with('0') && !entry.contains(':'))
+                .any(|octet| octet.len() > 1 && octet.starts_with('0') && octet.bytes().all(|b| b.is_ascii_digit()))
+                && !entry.contains(':')
             {
                 return Err(Error::validation(format!("allowed_ips: {entry:?} has an octet with a leading zero")));
             }
@@ -89,7 +87,12 @@ fn allowed_ips(list: Vec<String>) -> Result<Vec<String>> {
         })
         .collect::<Result<_>>()?;
     let mut seen = std::collections::HashSet::new();
-    Ok(nets.into_iter().filter(|net| seen.insert(net.clone())).collect())
+    let nets: Vec<String> = nets.into_iter().filter(|net| seen.insert(net.clone())).collect();
+    // Counted once the same network given twice is one.
+    if nets.len() > MAX_ALLOWED_IPS {
+        return Err(Error::validation(format!("allowed_ips: at most {MAX_ALLOWED_IPS} entries")));
+    }
+    Ok(nets)
 }
 
 /// An IPv4 network written in IPv6's mapped form (`::ffff:10.0.0.0/104`) as the IPv4 network it

@@ -252,6 +252,27 @@ async function copy(text, status) {
 }
 
 /** Marks `#app` as ready and puts `content` in it. */
+// One request per form at a time: a second Enter or a double click while the first is on its way
+// would make a second key, team or website. The button keeps its focus (a disabled one would
+// lose it); the form says it is busy.
+function whenSubmitted(form, handler) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (form.getAttribute("aria-busy") === "true") return;
+    form.setAttribute("aria-busy", "true");
+    try {
+      await handler(event);
+    } finally {
+      form.removeAttribute("aria-busy");
+    }
+  });
+}
+
+/** A name for a tab's title, which is plain text where no element can isolate it: without its direction marks. */
+function plainTitle(name) {
+  return name.replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "");
+}
+
 function show(...content) {
   const app = document.getElementById("app");
   app.replaceChildren(...content);
@@ -266,7 +287,7 @@ function failed(error) {
 
 function authPage() {
   const form = document.getElementById("auth-form");
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     const required = [["name", "Name"], ["email", "Email"], ["password", "Password"]].filter(([id]) => form.querySelector(`#${id}`));
@@ -393,7 +414,7 @@ async function websitesPage(focusId) {
     h("p", { class: "error form-error", role: "alert", hidden: true }),
     h("button", { type: "submit", class: "primary", text: "Add website" }),
   );
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     if (missing(form, [["site-domain", "Domain"], ["site-name", "Name"]])) return;
@@ -430,7 +451,7 @@ function editWebsite(website) {
       h("button", { type: "button", onclick: () => dialog.close(), text: "Cancel" }),
     ),
   );
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     if (missing(form, [["edit-site-name", "Name"]])) return;
@@ -589,7 +610,7 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
   );
   form.addEventListener("change", refresh);
   refresh();
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     const body = {
@@ -850,7 +871,7 @@ function rotateKey(key) {
       h("button", { type: "submit", class: "primary", text: "Rotate" }),
     ),
   );
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     try {
@@ -871,13 +892,16 @@ function rotateKey(key) {
 async function revokeKey(key) {
   const sure = await confirmDialog({
     title: `Revoke “${key.name}”?`,
-    text: "Every program using this key stops working at once. This cannot be undone.",
+    // Two keys share a name after a rotation: the hint tells them apart.
+    text: `${key.hint}: every program using this key stops working at once. This cannot be undone.`,
     confirm: "Revoke",
   });
   if (!sure) return;
   try {
     await api("DELETE", `/account/api-keys/${encodeURIComponent(key.id)}`);
-    await apiKeysPage("keys-title");
+    // The list is drawn at the revoked key's page, with focus on its row, and says what was done.
+    await apiKeysPage(`key-${key.id}`);
+    document.getElementById("keys-title")?.after(h("p", { role: "status", text: `Revoked “${key.name}” (${key.hint}).` }));
   } catch (error) {
     alertError(error);
   }
@@ -914,7 +938,7 @@ async function teamsPage(focusId) {
     h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
     h("button", { type: "submit", class: "primary", text: "Create team" }),
   );
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     if (missing(form, [["team-name", "Name"]])) return;
@@ -947,8 +971,7 @@ async function teamPage() {
   const team = teams.find((t) => t.id === teamId);
   if (!team) return show(h("p", { class: "notice", text: "You are not a member of this team." }));
   document.getElementById("page-title").textContent = `Team settings: ${team.name}`;
-  // A title is plain text, where no element can isolate a name: its direction marks are left out.
-  document.title = `${team.name.replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "")} · Zenovay`;
+  document.title = `${plainTitle(team.name)} · Zenovay`;
   const path = `/teams/${encodeURIComponent(team.id)}`;
   const leave = leaveSection(team, path, me);
   if (team.role === "member") return show(h("p", { class: "notice", text: "Only the team's owners and admins manage its settings." }), leave);
@@ -1084,7 +1107,7 @@ function policySection(team, path) {
     h("p", { class: "error form-error", role: "alert", hidden: true }),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: "Save" }), status),
   );
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     status.textContent = "";
@@ -1167,7 +1190,7 @@ function membersSection(team, members, path, reload) {
     h("p", { class: "error form-error", role: "alert", hidden: true }),
     h("button", { type: "submit", text: "Add member" }),
   );
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     if (missing(form, [["member-email", "Email"]])) return;
@@ -1379,7 +1402,7 @@ function customRange(apply) {
     h("button", { type: "submit", text: "Apply" }),
   );
   const refuse = (message) => showError(form, { message }, { From: "range-from", To: "range-to" });
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     if (!from.value) return refuse("From: choose the first day of the range.");
@@ -1449,6 +1472,15 @@ function goalsSection({ rows, goals, websiteId, filterBy, reload }) {
                   try {
                     await api("DELETE", `/websites/${encodeURIComponent(websiteId)}/goals/${encodeURIComponent(goal.id)}`);
                     await reload();
+                    // The section is drawn anew: the list stays open while goals remain, with
+                    // focus on it, else focus goes to the section's heading.
+                    const details = document.querySelector('[data-section="goals"] details');
+                    if (details) {
+                      details.open = true;
+                      details.querySelector("summary").focus();
+                    } else {
+                      document.getElementById("goals-title")?.focus();
+                    }
                   } catch (error) {
                     alertError(error);
                   }
@@ -1485,7 +1517,7 @@ function goalForm(websiteId, reload) {
     h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
     h("button", { type: "submit", class: "primary", text: "Add goal" }),
   );
-  form.addEventListener("submit", async (event) => {
+  whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
     const body = {};
@@ -1673,6 +1705,9 @@ async function websitePage() {
     const address = addressOfView(state);
     if (address !== `${location.pathname}${location.search}`) history.pushState(null, "", address);
     document.getElementById("page-title").textContent = `${data.website.name} · statistics`;
+    // The tab says which site and which period it shows, as the heading and the picker do.
+    const shown = state.period === "custom" ? state.date.replace(",", " to ") : period.selectedOptions[0]?.text;
+    document.title = `${plainTitle(data.website.name)} · ${shown} · Zenovay`;
     now.textContent = rightNow(data.realtime_visitors);
     chips.replaceChildren(
       ...state.filters.map(([dimension, value, title], i) =>
@@ -1774,8 +1809,9 @@ async function websitePage() {
   };
   period.addEventListener("change", () => {
     // A custom range applies once its two days are chosen.
+    // Focus stays on the picker (arrow keys step through it): the days follow it in the tab order.
     range.hidden = period.value !== "custom";
-    if (period.value === "custom") return range.querySelector("input").focus();
+    if (period.value === "custom") return;
     state.period = period.value;
     load().catch(failed);
   });
@@ -1792,7 +1828,11 @@ async function websitePage() {
   window.addEventListener("popstate", () => {
     Object.assign(state, viewOfAddress(location.search), { property: undefined });
     showChoice();
-    load().catch(failed);
+    // Focus left on a control the redraw hid or removed goes back to the period picker.
+    const lost = () => !document.activeElement || document.activeElement === document.body || document.activeElement.closest("[hidden]");
+    load()
+      .then(() => lost() && period.focus())
+      .catch(failed);
   });
   // The address written as the page would write it, so that the first view drawn is not a second
   // entry in the history.

@@ -123,7 +123,7 @@ pub struct PageStats {
 
 #[derive(Serialize, ToSchema)]
 pub struct CountryStats {
-    /// ISO 3166-1 alpha-2 code.
+    /// ISO 3166-1 alpha-2 code; empty when the visitor's country is not known.
     country: String,
     visitors: u64,
     pageviews: u64,
