@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::always_true;
+use crate::state::AppState;
 use crate::time::timestamp;
 
 /// `{"success": true, "data": …, "timestamp": …}` with a status, and `pagination` for a page of
@@ -255,18 +256,31 @@ fn number_words(message: &str) -> &str {
 /// envelope rather than axum's plain-text answer.
 pub struct Path<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for Path<T> {
+impl<T: DeserializeOwned + Send> axum::extract::FromRequestParts<AppState> for Path<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
-            for (name, value) in &raw {
-                common::text::check_line(name, value)?;
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, ApiError> {
+        let invalid = match axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            Ok(raw) => {
+                raw.iter().find_map(|(name, value)| common::text::check_line(name, value).err()).map(ApiError::from)
             }
-        }
-        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(value)) => Ok(Path(value)),
-            Err(rejection) => Err(ApiError::new(ErrorCode::Validation, format!("path: {}", rejection.body_text()))),
+            // Named as the parameter it is about: `Invalid UTF-8 in `id``.
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let name = text.split('`').nth(1).unwrap_or("path").to_owned();
+                Some(common::Error::invalid(name, "must be UTF-8 once percent-decoded").into())
+            }
+        };
+        let parsed = match invalid {
+            Some(invalid) => Err(invalid),
+            None => axum::extract::Path::<T>::from_request_parts(parts, state)
+                .await
+                .map(|axum::extract::Path(value)| Path(value))
+                .map_err(|rejection| ApiError::new(ErrorCode::Validation, format!("path: {}", rejection.body_text()))),
+        };
+        match parsed {
+            Ok(path) => Ok(path),
+            Err(invalid) => Err(crate::auth::refused_before_handler(parts, state, invalid).await),
         }
     }
 }

@@ -197,7 +197,21 @@ async fn bad_requests_sent_beside_good_ones_take_no_slot_from_them(env: &TestEnv
     assert!(answers.iter().filter(|(good, _)| !*good).all(|(_, s)| bad.contains(s)), "{answers:?}");
 }
 
+async fn a_path_that_does_not_decode_is_a_400_carrying_the_keys_budget(env: &TestEnv) {
+    let (_, key) = keyed_user(env, json!({}), json!(["read", "write"])).await;
+    for path in ["/websites/%FF", "/websites/a%01b", "/analytics/%FF/pages"] {
+        let response =
+            env.request(Method::GET, &format!("/api/external/v1{path}")).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(header(&response, "x-ratelimit-remaining"), "30", "{path}: taking nothing");
+        assert_eq!(header(&response, "x-usage-monthly"), "0", "{path}");
+        let (_, body) = crate::harness::into_json(response).await;
+        assert_eq!(body["error"]["code"], "VALIDATION_ERROR", "{path}");
+    }
+}
+
 both_modes!(
+    a_path_that_does_not_decode_is_a_400_carrying_the_keys_budget,
     bad_requests_sent_beside_good_ones_take_no_slot_from_them,
     headers_and_refunds,
     per_minute_limit,
