@@ -82,10 +82,12 @@ error_responses! {
     Conflict => Envelope, "Another website already has this domain", [Conflict];
     TooManyRequests => Envelope, "Over the per-minute limit of the key or the monthly quota of its owner", [RateLimitExceeded, MonthlyLimitExceeded];
     ServiceUnavailable => Envelope, "A backend the answer needs is unavailable", [ServiceUnavailable];
+    PayloadTooLarge => Envelope, "The body is over 2 MiB", [PayloadTooLarge];
     PlausibleValidationError => Plausible, "A parameter or the body is invalid", [Validation];
     PlausibleUnauthorized => Plausible, "No key, or a malformed, unknown or revoked key; or an expired one; for statistics, also a site unknown or out of the key's reach", [Unauthorized, ApiKeyExpired];
     PlausibleForbidden => Plausible, "The key may not do this, or not from this address", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids, IpNotAllowed];
     PlausibleNotFound => Plausible, "No such site", [NotFound];
     PlausibleTooManyRequests => Plausible, "Over the per-minute limit of the key or the monthly quota of its owner", [RateLimitExceeded, MonthlyLimitExceeded];
     PlausibleServiceUnavailable => Plausible, "A backend the answer needs is unavailable", [ServiceUnavailable];
+    PlausiblePayloadTooLarge => Plausible, "The body is over 2 MiB", [PayloadTooLarge];
 }
