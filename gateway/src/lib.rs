@@ -163,6 +163,23 @@ async fn not_found(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path()))
 }
 
+/// An address nothing answers: for a browser asking for a page outside the APIs, the console's
+/// page saying so; otherwise the API's 404.
+async fn page_or_not_found(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    method: Method,
+    headers: axum::http::HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    let page = matches!(method, Method::GET | Method::HEAD)
+        && !uri.path().starts_with("/api/")
+        && headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
+    if page {
+        return console::not_found(&state, &headers).await;
+    }
+    not_found(method, OriginalUri(uri)).await.into_response()
+}
+
 async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
     ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
 }
@@ -448,7 +465,7 @@ fn router(state: AppState) -> Router {
         .merge(console::router())
         .nest("/api/v1", dashboard)
         .nest("/api/external/v1", external)
-        .fallback(not_found)
+        .fallback(page_or_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

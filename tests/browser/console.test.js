@@ -333,7 +333,7 @@ for (const mode of MODES) {
       await form.getByLabel("Name").fill("Office only");
       await form.getByLabel("Allowed IP addresses").fill("not-an-address");
       await form.getByRole("button", { name: "Create API key" }).click();
-      await form.locator("#new-ips-error").getByText("allowed_ips").waitFor();
+      await form.locator("#new-ips-error").getByText("Allowed IP addresses:").waitFor();
       await form.getByLabel("Allowed IP addresses").fill("10.0.0.0/8\n2001:db8::/32");
       await form.getByRole("button", { name: "Create API key" }).click();
       const dialog = page.getByRole("dialog", { name: "Your new API key" });
@@ -1110,7 +1110,8 @@ for (const mode of MODES) {
       const oauthErrors = [];
       fresh.on("request", (request) => {
         const url = request.url();
-        if (!url.startsWith(product.base) && !url.startsWith(callback)) foreignRequests.push(url);
+        // The callback's origin answers with a page of its own (this product's 404 page here).
+        if (!url.startsWith(product.base) && !url.startsWith(new URL(callback).origin)) foreignRequests.push(url);
       });
       const other = await fresh.newPage();
       other.on("console", (message) => {
@@ -1207,6 +1208,22 @@ for (const mode of MODES) {
       await page.getByLabel("Email").fill(email);
       await page.getByLabel("Password").fill(PASSWORD);
       await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForURL(`${product.base}/websites`);
+    });
+
+    test("a page asked for without a session is shown once logged in, and an address with no page says so", async () => {
+      await page.getByRole("button", { name: "Log out" }).click();
+      await page.waitForURL(`${product.base}/login`);
+      await page.goto(`${product.base}/settings/teams`);
+      await page.getByLabel("Email").fill(email);
+      await page.getByLabel("Password").fill(PASSWORD);
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForURL(`${product.base}/settings/teams`);
+      const missing = await page.goto(`${product.base}/setings`);
+      assert.equal(missing.status(), 404);
+      await page.getByRole("heading", { name: "Page not found" }).waitFor();
+      assert.equal(await page.title(), "Page not found · Zenovay");
+      await page.getByRole("link", { name: "Go to the console" }).click();
       await page.waitForURL(`${product.base}/websites`);
     });
 

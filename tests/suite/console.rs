@@ -184,8 +184,22 @@ async fn the_root_sends_a_visitor_to_log_in_without_a_session_and_to_websites_wi
         .await
         .unwrap();
     assert_eq!(signed_in.headers()[LOCATION], "/websites");
-    let page = client.get(format!("{}/settings/api-keys", env.base())).send().await.unwrap();
-    assert_eq!(page.headers()[LOCATION], "/login");
+    // A page asked for without a session leads to log in, and from there back to it.
+    let page = client.get(format!("{}/settings/api-keys?x=1", env.base())).send().await.unwrap();
+    assert_eq!(page.headers()[LOCATION], "/login?next=%2Fsettings%2Fapi-keys%3Fx%3D1");
+}
+
+async fn an_address_with_no_page_is_a_console_page_for_a_browser_and_the_apis_404_for_a_program(env: &TestEnv) {
+    let page = env.request(Method::GET, "/setings").header("accept", "text/html,*/*;q=0.8").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page.headers().contains_key(CONTENT_SECURITY_POLICY));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<title>Page not found · Zenovay</title>") && html.contains(r#"href="/login""#), "{html}");
+    let program = env.request(Method::GET, "/setings").send().await.unwrap();
+    let (status, body) = crate::harness::into_json(program).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("NOT_FOUND")), "{body}");
+    let api = env.request(Method::GET, "/api/v1/nope").header("accept", "text/html").send().await.unwrap();
+    assert_eq!(crate::harness::into_json(api).await.1["error"]["code"], "NOT_FOUND", "the APIs answer JSON");
 }
 
 async fn a_console_page_carries_the_csrf_token_and_refuses_framing_and_foreign_scripts(env: &TestEnv) {
@@ -789,6 +803,7 @@ async fn the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does(en
 const HTTPS_PUBLIC_URL: GatewayFlags = &[("--public-url", "https://zenovay.example.com")];
 
 both_modes!(
+    an_address_with_no_page_is_a_console_page_for_a_browser_and_the_apis_404_for_a_program,
     the_dashboard_apis_answers_are_not_kept_by_caches,
     the_property_names_most_used_come_first,
     the_website_page_filters_by_a_value_as_written,

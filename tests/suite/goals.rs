@@ -296,7 +296,7 @@ async fn the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health(env:
     }
 }
 
-async fn a_revenue_that_is_no_amount_is_refused_and_a_huge_sum_is_still_answered(env: &TestEnv) {
+async fn a_revenue_that_is_no_amount_is_no_revenue_and_a_huge_sum_is_still_answered(env: &TestEnv) {
     let (_, key, domain, site) = pro_site(env, "huge").await;
     let site_id = site["data"]["id"].as_str().unwrap();
     let goal = json!({ "event_name": "Purchase", "currency": "USD" });
@@ -306,8 +306,9 @@ async fn a_revenue_that_is_no_amount_is_refused_and_a_huge_sum_is_still_answered
         json!({ "domain": domain, "name": "Purchase", "url": format!("https://{domain}/buy"),
                 "revenue": { "amount": amount, "currency": "USD" } })
     };
+    // As in Plausible, the event is kept without the revenue it cannot take.
     for amount in [json!("NaN"), json!("Infinity"), json!("-inf"), json!(1e308), json!("1e15"), json!(-1e16)] {
-        assert_eq!(track(env, &browser(140), purchase(amount.clone())).await, StatusCode::BAD_REQUEST, "{amount}");
+        assert_eq!(track(env, &browser(140), purchase(amount.clone())).await, StatusCode::ACCEPTED, "{amount}");
     }
     // A hundred of the largest amounts pass what a BIGINT of cents holds; the sum stops there.
     for _ in 0..100 {
@@ -322,9 +323,61 @@ async fn a_revenue_that_is_no_amount_is_refused_and_a_huge_sum_is_still_answered
     assert_eq!(metrics[1]["value"].as_f64(), Some(9.0e14), "{body}");
 }
 
+async fn a_revenue_plausibles_tracker_sends_empty_keeps_its_event_and_a_leading_number_is_the_amount(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "tagged").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let goal = json!({ "event_name": "Donate", "currency": "EUR" });
+    let (status, body) = env.api(Method::POST, &format!("/websites/{site_id}/goals"), &key, Some(goal)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let url = format!("https://{domain}/give");
+    // Plausible's tracker sends `"$":{}` for every element tagged with a class, and a site may
+    // send a currency in lower case or none: each event is kept, without revenue.
+    for revenue in [json!({}), json!({ "currency": "EUR" }), json!({ "amount": 5, "currency": "eur" }), json!([])] {
+        let event = json!({ "d": domain, "n": "Donate", "u": url, "$": revenue });
+        assert_eq!(track(env, &browser(150), event).await, StatusCode::ACCEPTED, "{revenue}");
+    }
+    let event = json!({ "d": domain, "n": "Donate", "u": url, "$": { "amount": "12.5abc", "currency": "EUR" } });
+    assert_eq!(track(env, &browser(151), event).await, StatusCode::ACCEPTED);
+    let query = json!({ "metrics": ["events", "total_revenue"], "date_range": "day",
+                        "filters": [["is", "event:goal", ["Donate"]]] });
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let metrics = &body["data"]["results"][0]["metrics"];
+    assert_eq!((metrics[0].as_u64(), metrics[1]["value"].as_f64()), (Some(5), Some(12.5)), "{body}");
+}
+
+async fn a_form_submission_or_404_without_a_path_is_given_its_pages_as_plausible_gives_it(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "forms").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    for (name, path, props) in [
+        ("Form: Submission", "/contact", json!({})),
+        ("404", "/missing", json!({ "x": "1" })),
+        ("404", "/elsewhere", json!({ "path": "/kept" })),
+        ("Signup", "/join", json!({})),
+    ] {
+        let event = json!({ "domain": domain, "name": name, "url": format!("https://{domain}{path}"), "props": props });
+        assert_eq!(track(env, &browser(160), event).await, StatusCode::ACCEPTED);
+    }
+    let query = json!({ "metrics": ["events"], "date_range": "day", "dimensions": ["event:name", "event:props:path"],
+                        "filters": [["is_not", "event:name", ["pageview"]]],
+                        "order_by": [["event:name", "asc"], ["event:props:path", "asc"]] });
+    let (status, body) = env.api(Method::POST, &format!("/query/{site_id}"), &key, Some(query)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rows: Vec<(String, String)> = body["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["dimensions"][0].as_str().unwrap().to_owned(), r["dimensions"][1].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [("404", "/kept"), ("404", "/missing"), ("Form: Submission", "/contact"), ("Signup", "(none)")];
+    assert_eq!(rows, expected.map(|(n, p)| (n.to_owned(), p.to_owned())), "{body}");
+}
+
 both_modes!(
+    a_form_submission_or_404_without_a_path_is_given_its_pages_as_plausible_gives_it,
     goals_are_created_listed_and_deleted_with_the_write_scope,
-    a_revenue_that_is_no_amount_is_refused_and_a_huge_sum_is_still_answered,
+    a_revenue_that_is_no_amount_is_no_revenue_and_a_huge_sum_is_still_answered,
+    a_revenue_plausibles_tracker_sends_empty_keeps_its_event_and_a_leading_number_is_the_amount,
     a_goal_may_be_posted_in_plausibles_shape_with_goal_type,
     goal_conversions_and_conversion_rates_match_a_hand_computation,
     a_page_goal_matches_the_whole_page_and_respects_case,

@@ -3,7 +3,7 @@
 //! without one, and puts the session's CSRF token where the script reads it.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use common::ErrorCode;
 use proto::identity::v1 as idpb;
@@ -160,8 +160,16 @@ fn unavailable() -> Response {
     response
 }
 
-fn to_login() -> Response {
-    let mut response = Redirect::to("/login").into_response();
+/// To the log-in page, which leads back to `path` (a console page's own, so never elsewhere;
+/// the websites page, where logging in leads anyway, is not named).
+fn to_login(path: &str) -> Response {
+    let to = match path {
+        "/websites" => "/login".to_owned(),
+        path => {
+            format!("/login?{}", form_urlencoded::Serializer::new(String::new()).append_pair("next", path).finish())
+        }
+    };
+    let mut response = Redirect::to(&to).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -175,7 +183,7 @@ fn to_websites() -> Response {
 pub async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match visitor(&state, &headers).await {
         Ok(Some(_)) => to_websites(),
-        Ok(None) => to_login(),
+        Ok(None) => to_login("/websites"),
         Err(response) => response,
     }
 }
@@ -244,11 +252,20 @@ pub async fn signup(State(state): State<AppState>, headers: HeaderMap) -> Respon
     render(Shell { title: "Sign up", page: "signup", visitor: None, main, team_id: None })
 }
 
+/// What a page for a signed-in person is: its title, the name the script knows it by, and the
+/// team of a team's settings page.
+struct SignedIn<'a> {
+    title: &'a str,
+    page: &'a str,
+    team_id: Option<&'a str>,
+}
+
 /// A page for a signed-in person; the script draws its content into `#app`.
-async fn signed_in(state: &AppState, headers: &HeaderMap, title: &str, page: &str, team_id: Option<&str>) -> Response {
+async fn signed_in(state: &AppState, headers: &HeaderMap, uri: &Uri, shell: SignedIn<'_>) -> Response {
+    let SignedIn { title, page, team_id } = shell;
     let visitor = match visitor(state, headers).await {
         Ok(Some(visitor)) => visitor,
-        Ok(None) => return to_login(),
+        Ok(None) => return to_login(uri.path_and_query().map_or("/websites", |p| p.as_str())),
         Err(response) => return response,
     };
     let main = format!(
@@ -258,27 +275,47 @@ async fn signed_in(state: &AppState, headers: &HeaderMap, title: &str, page: &st
     render(Shell { title, page, visitor: Some(&visitor), main, team_id })
 }
 
-pub async fn websites(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    signed_in(&state, &headers, "Websites", "websites", None).await
+pub async fn websites(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    signed_in(&state, &headers, &uri, SignedIn { title: "Websites", page: "websites", team_id: None }).await
 }
 
 /// One website's statistics; the script reads the website's id from the address.
-pub async fn website(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    signed_in(&state, &headers, "Website statistics", "website", None).await
+pub async fn website(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    signed_in(&state, &headers, &uri, SignedIn { title: "Website statistics", page: "website", team_id: None }).await
 }
 
-pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    signed_in(&state, &headers, "API keys", "api-keys", None).await
+pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    signed_in(&state, &headers, &uri, SignedIn { title: "API keys", page: "api-keys", team_id: None }).await
 }
 
-pub async fn teams(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    signed_in(&state, &headers, "Teams", "teams", None).await
+pub async fn teams(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    signed_in(&state, &headers, &uri, SignedIn { title: "Teams", page: "teams", team_id: None }).await
 }
 
-pub async fn team(State(state): State<AppState>, headers: HeaderMap, Path(team_id): Path<String>) -> Response {
-    signed_in(&state, &headers, "Team settings", "team", Some(&team_id)).await
+pub async fn team(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(team_id): Path<String>,
+) -> Response {
+    signed_in(&state, &headers, &uri, SignedIn { title: "Team settings", page: "team", team_id: Some(&team_id) }).await
 }
 
-pub async fn connected_apps(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    signed_in(&state, &headers, "Connected apps", "connected-apps", None).await
+pub async fn connected_apps(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    signed_in(&state, &headers, &uri, SignedIn { title: "Connected apps", page: "connected-apps", team_id: None }).await
+}
+
+/// A console page that does not exist, for a browser: a titled page with the way back, under the
+/// console's policy (a program asking for JSON gets the API's 404 instead).
+pub(crate) async fn not_found(state: &AppState, headers: &HeaderMap) -> Response {
+    let visitor = visitor(state, headers).await.ok().flatten();
+    let home = if visitor.is_some() { "/websites" } else { "/login" };
+    let main = format!(
+        r#"<h1>Page not found</h1><p>There is no page at this address. <a href="{home}">Go to the console</a>.</p>"#
+    );
+    let mut response =
+        render(Shell { title: "Page not found", page: "error", visitor: visitor.as_ref(), main, team_id: None });
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    headers::secure(&mut response, headers::csp_with_form_target(None));
+    response
 }

@@ -70,11 +70,15 @@ const MAX_PROPS: usize = 30;
 const MAX_PROP_NAME_BYTES: usize = 300;
 const MAX_PROP_VALUE_BYTES: usize = 2000;
 
-fn props(json: &str) -> Result<String> {
-    if json.is_empty() {
-        return Ok("{}".into());
-    }
+/// Events Plausible's tracker sends of its own (a form submitted, a page not found) whose `path`
+/// property Plausible sets to their page when they carry none, so that goals on them can be
+/// broken down by page.
+const EVENTS_WITH_PATH: [&str; 3] = ["404", "WP Form Completions", "Form: Submission"];
+
+/// An event's properties, with `page` as its `path` property for one of [`EVENTS_WITH_PATH`].
+fn props(json: &str, name: &str, page: &str) -> Result<String> {
     let map = match serde_json::from_str::<serde_json::Value>(json) {
+        _ if json.is_empty() => serde_json::Map::new(),
         Ok(serde_json::Value::Object(map)) => map,
         _ => return Err(Error::invalid("props", "must be a JSON object")),
     };
@@ -82,6 +86,9 @@ fn props(json: &str) -> Result<String> {
     // what is not a scalar (null, lists, objects) or is blank dropped, as is every property
     // past the 30th. Queries then read one type.
     let mut kept = serde_json::Map::new();
+    if EVENTS_WITH_PATH.contains(&name) && !map.contains_key("path") {
+        kept.insert("path".to_owned(), serde_json::Value::String(page.to_owned()));
+    }
     for (name, value) in map {
         let text = match value {
             serde_json::Value::String(text) => text,
@@ -113,32 +120,53 @@ fn props(json: &str) -> Result<String> {
 /// An event's revenue is less than this, either way (a refund is negative).
 const REVENUE_MAX: f64 = 1e15;
 
-fn revenue(json: &str) -> Result<(Option<String>, Option<String>)> {
-    if json.is_empty() {
-        return Ok((None, None));
-    }
-    let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|_| Error::invalid("revenue", "must be an object"))?;
+/// An event's revenue (amount and currency), as Plausible takes it: an object with an `amount`
+/// (a number, or text starting with one: `"12.5abc"` is 12.5) and an ISO 4217 `currency`. Any
+/// other revenue (`{}`, which Plausible's tracker sends for every tagged element, a currency in
+/// lower case, no amount) is no revenue, and the event is kept, as Plausible keeps it.
+fn revenue(json: &str) -> (Option<String>, Option<String>) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else { return (None, None) };
     let amount = match &value["amount"] {
-        serde_json::Value::String(s) => s.trim().to_owned(),
-        serde_json::Value::Number(n) => n.to_string(),
-        _ => return Err(Error::invalid("revenue", "amount must be a number")),
+        serde_json::Value::String(text) => leading_number(text.trim()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
     };
     // What a currency's amount can be: finite, and within Plausible's column (18 digits, 3 of
     // them decimals); "NaN", "Infinity" and 1e308 are no amounts, and sums stay exact in cents.
-    match amount.parse::<f64>() {
-        Ok(n) if n.is_finite() && n.abs() < REVENUE_MAX => {}
-        _ => {
-            return Err(Error::invalid(
-                "revenue",
-                "amount must be a number, less than a million billion (10^15) either way",
-            ));
+    let amount = amount.filter(|a| a.parse::<f64>().is_ok_and(|n| n.is_finite() && n.abs() < REVENUE_MAX));
+    let currency = value["currency"].as_str().filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()));
+    match (amount, currency) {
+        (Some(amount), Some(currency)) => (Some(amount), Some(currency.to_owned())),
+        _ => (None, None),
+    }
+}
+
+/// The decimal number `text` starts with (`-12.5` of `-12.5abc`), as Elixir's `Decimal.parse`
+/// reads one.
+fn leading_number(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut end = usize::from(matches!(bytes.first(), Some(b'+' | b'-')));
+    let digits = |from: usize| bytes[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let whole = digits(end);
+    end += whole;
+    let mut fraction = 0;
+    if bytes.get(end) == Some(&b'.') {
+        fraction = digits(end + 1);
+        if whole + fraction > 0 {
+            end += 1 + fraction;
         }
     }
-    let currency = value["currency"].as_str().filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()));
-    let currency =
-        currency.ok_or_else(|| Error::invalid("revenue", "currency must be an ISO 4217 code such as EUR"))?;
-    Ok((Some(amount), Some(currency.to_owned())))
+    if whole + fraction == 0 {
+        return None;
+    }
+    if matches!(bytes.get(end), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(bytes.get(end + 1), Some(b'+' | b'-')));
+        let exponent = digits(end + 1 + sign);
+        if exponent > 0 {
+            end += 1 + sign + exponent;
+        }
+    }
+    Some(text[..end].to_owned())
 }
 
 /// The page an event was on, as Plausible names it: the URL's path, percent-decoded (`/café`, not
@@ -242,9 +270,10 @@ impl Analytics {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| Error::invalid("url", "must be an absolute http(s) URL"))?;
-        let props = props(&event.props_json)?;
+        let pathname = page_of(&url, event.hash_mode);
+        let props = props(&event.props_json, name, &pathname)?;
         let (scroll_depth, engagement_ms) = engagement(event, name)?;
-        let (revenue_amount, revenue_currency) = revenue(&event.revenue_json)?;
+        let (revenue_amount, revenue_currency) = revenue(&event.revenue_json);
         let Some(client) = self.client_of(&event.user_agent) else {
             return Ok(None);
         };
@@ -269,7 +298,7 @@ impl Analytics {
             website_id: website_id.to_owned(),
             ts,
             name: name.to_owned(),
-            pathname: page_of(&url, event.hash_mode),
+            pathname,
             referrer_host,
             visitor_id: to_hex(&hash.finalize()[..16]),
             props,

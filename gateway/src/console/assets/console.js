@@ -181,9 +181,12 @@ function showError(form, error, fields) {
   const id = (match && fields[match[1]]) || fields[error.code];
   const slot = id && form.querySelector(`#${id}-error`);
   if (slot) {
-    slot.textContent = error.message;
-    slot.hidden = false;
     const control = form.querySelector(`#${id}`);
+    // Said with the control's own label ("Expires: …"), not the API's name of the field.
+    const label = control?.tagName === "FIELDSET" ? control.querySelector("legend")?.textContent : form.querySelector(`label[for="${id}"]`)?.textContent;
+    const named = /^[a-z_]+(\[\d+\])?(\.[a-z_]+)*: /i;
+    slot.textContent = label && named.test(error.message) ? error.message.replace(named, `${label.trim()}: `) : error.message;
+    slot.hidden = false;
     if (control && control.tagName !== "FIELDSET") control.setAttribute("aria-invalid", "true");
     (control?.tagName === "FIELDSET" ? control.querySelector("input:not(:disabled)") : control)?.focus();
     return;
@@ -297,7 +300,7 @@ function authPage() {
     button.disabled = true;
     try {
       await api("POST", form.dataset.action.replace("/api/v1", ""), data);
-      location.assign("/websites");
+      location.assign(nextPage());
     } catch (error) {
       showError(form, error, { email: "email", password: "password", name: "name", CONFLICT: "email" });
       button.disabled = false;
@@ -307,6 +310,12 @@ function authPage() {
       if (!form.querySelector(".form-error").hidden) form.querySelector("#email").focus();
     }
   });
+}
+
+/** Where logging in leads: the page asked for before (`?next=`, a path on this origin), else the websites. */
+function nextPage() {
+  const next = new URLSearchParams(location.search).get("next") ?? "";
+  return /^\/(?![/\\])/.test(next) ? next : "/websites";
 }
 
 function logoutButton() {
