@@ -176,6 +176,39 @@ for (const mode of MODES) {
       await screenshot("websites");
     });
 
+    test("the served tracker sends a pageview per path, not per query string, and says why it sends nothing on localhost", async () => {
+      // A site on the Internet loading the tracker from this machine's gateway, which Chromium
+      // would stop as a request into a more private network: allowed for this browser alone.
+      const visitor = await chromium.launch({
+        ...CHROMIUM,
+        args: [...CHROMIUM.args, "--disable-features=BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessRespectPreflightResults,LocalNetworkAccessChecks"],
+      });
+      const own = await visitor.newContext();
+      // A real visitor's browser: not one driven by automation, which the tracker leaves alone.
+      await own.addInitScript(() => Object.defineProperty(Navigator.prototype, "webdriver", { get: () => false }));
+      const tab = await own.newPage();
+      const snippet = `<script src="${product.base}/js/script.js" data-domain="tracked.example" data-api="${product.base}/api/event"></script>`;
+      await tab.route(/\/page(\?|$)|tracked\.example/, (route) => route.fulfill({ contentType: "text/html", body: `<!doctype html><title>t</title>${snippet}` }));
+      const sent = [];
+      tab.on("request", (request) => {
+        if (request.url().endsWith("/api/event")) sent.push(JSON.parse(request.postData()).u);
+      });
+      try {
+        await tab.goto("http://tracked.example/a");
+        await tab.evaluate(() => history.pushState({}, "", "/a?tab=2"));
+        await tab.evaluate(() => history.pushState({}, "", "/b"));
+        // A request the page would have sent is sent at once; a moment covers its event.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.deepEqual(sent, ["http://tracked.example/a", "http://tracked.example/b"]);
+        const warned = tab.waitForEvent("console", (message) => message.text() === "Ignoring Event: localhost");
+        await tab.goto(`${product.base}/page`);
+        await warned;
+        assert.equal(sent.length, 2, "nothing sent from 127.0.0.1");
+      } finally {
+        await visitor.close();
+      }
+    });
+
     test("the Timezone list names zones by their current names, and a website is added in one", async () => {
       await page.goto(`${product.base}/websites`);
       await page.getByLabel("Timezone").waitFor();

@@ -275,6 +275,13 @@ async fn admin_set_plan(env: &TestEnv) {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-ratelimit-limit"], "7");
     assert_eq!(response.headers()["x-ratelimit-remaining"], "6");
+    // In the team's audit log, as the operator API's change is.
+    let path = format!("/api/v1/teams/{}/audit-log", ann.team_id);
+    let (_, log) = env.session_json(Method::GET, &path, &ann.session, None).await;
+    let changed = log["data"].as_array().unwrap().iter().find(|e| e["action"] == "team.plan_changed").cloned();
+    let changed = changed.unwrap_or_else(|| panic!("no team.plan_changed in {log}"));
+    assert_eq!((&changed["actor_id"], &changed["details"]["plan"]), (&json!("operator"), &json!("scale")), "{changed}");
+    assert_eq!(changed["details"]["overrides"]["requests_per_minute"], 7, "{changed}");
 }
 
 both_modes!(

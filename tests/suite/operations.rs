@@ -169,3 +169,25 @@ fn a_setting_that_cannot_be_taken_is_said_in_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim_end(), "Error: a key-hash secret version must be a positive number", "{stderr}");
 }
+
+/// What a process refuses to start with, as it says it.
+fn refusal(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay"));
+    command.args(args).env("ZENOVAY_DATA_DIR", dir.path()).env("ZENOVAY_HTTP_ADDR", "127.0.0.1:0");
+    let output = command.envs(env.iter().copied()).output().unwrap();
+    assert!(!output.status.success(), "{args:?} {env:?} started");
+    String::from_utf8_lossy(&output.stderr).trim_end().to_owned()
+}
+
+#[test]
+fn a_plans_file_that_cannot_be_read_is_named() {
+    let stderr = refusal(&[], &[("ZENOVAY_PLANS_FILE", "/no/such/plans.json")]);
+    assert!(stderr.starts_with("Error: cannot read ZENOVAY_PLANS_FILE /no/such/plans.json: "), "{stderr}");
+}
+
+#[test]
+fn the_demo_is_refused_outside_the_all_in_one_mode() {
+    let stderr = refusal(&["--demo", "gateway"], &[]);
+    assert!(stderr.starts_with("Error: --demo seeds the all-in-one mode only"), "{stderr}");
+}

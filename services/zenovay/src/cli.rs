@@ -131,8 +131,9 @@ pub struct Settings {
     /// PostgreSQL; with SQLite a secret is generated once into the data directory.
     #[arg(long, env = "ZENOVAY_KEY_HASH_SECRETS", hide_env_values = true, global = true)]
     pub key_hash_secrets: Option<String>,
-    /// Bound on each rate-limit call to Redis, in milliseconds; past it, and while Redis is
-    /// down, each replica decides alone with its share of the limit.
+    /// Bound on each rate-limit call to Redis, in milliseconds; a decision whose call passes it
+    /// is a 503, and after three such calls in a row each policy replica decides alone with its
+    /// share of the limit until Redis answers again.
     #[arg(long, env = "ZENOVAY_REDIS_TIMEOUT_MS", default_value_t = 100, global = true)]
     pub redis_timeout_ms: u64,
     /// JSON file of plan limits (`{"pro": {"api_access": true, "requests_per_minute": 30,
@@ -140,8 +141,9 @@ pub struct Settings {
     /// keep the built-in table (docs/behaviour.md#plans-limits-and-quotas).
     #[arg(long, env = "ZENOVAY_PLANS_FILE", global = true)]
     pub plans_file: Option<PathBuf>,
-    /// Trusted header naming the tracker's client address (e.g. `x-forwarded-for` behind a proxy
-    /// you run); unset = the connection's peer address.
+    /// Trusted header naming the client's address behind a proxy you run (e.g.
+    /// `x-forwarded-for`, its last entry): tracker visitors, sign-in limits and API keys' IP
+    /// allowlists go by it; unset = the connection's peer address.
     #[arg(long, env = "ZENOVAY_CLIENT_IP_HEADER", global = true)]
     pub client_ip_header: Option<String>,
     /// Trusted header carrying the visitor's ISO 3166 country code (e.g. `cf-ipcountry`); no
@@ -168,7 +170,7 @@ pub struct Settings {
     /// `/api/v1/secret-scanning/reports` must be signed with; unset: reports are refused.
     #[arg(long, env = "ZENOVAY_SECRET_SCANNING_KEYS_FILE", global = true)]
     pub secret_scanning_keys_file: Option<std::path::PathBuf>,
-    /// Credential of the operator API (`X-Operator-Token`); unset turns the operator API off.
+    /// Credential of the operator API (`X-Operator-Token`); unset or empty turns the operator API off.
     #[arg(long, env = "ZENOVAY_OPERATOR_TOKEN", hide_env_values = true, global = true)]
     pub operator_token: Option<String>,
     /// Where the identity service listens (split mode).
@@ -226,7 +228,7 @@ impl Settings {
         if redis.is_some_and(|r| r.is_cluster()) && self.redis_prefix.contains(['{', '}']) {
             return Err("ZENOVAY_REDIS_PREFIX must not contain { or } with a Redis Cluster".into());
         }
-        if self.operator_token.as_ref().is_some_and(|t| t.len() < 16) {
+        if self.operator_token.as_ref().is_some_and(|t| !t.is_empty() && t.len() < 16) {
             return Err("ZENOVAY_OPERATOR_TOKEN must be at least 16 characters".into());
         }
         if let Some(url) = &self.public_url
@@ -307,7 +309,12 @@ impl Settings {
 
     pub fn policy(&self) -> anyhow::Result<policy::Config> {
         let catalogue = match &self.plans_file {
-            Some(path) => Catalogue::from_json(&std::fs::read_to_string(path)?).map_err(anyhow::Error::msg)?,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read ZENOVAY_PLANS_FILE {}: {e}", path.display()))?;
+                Catalogue::from_json(&text)
+                    .map_err(|e| anyhow::anyhow!("ZENOVAY_PLANS_FILE {}: {e}", path.display()))?
+            }
             None => Catalogue::default(),
         };
         Ok(policy::Config {
@@ -343,7 +350,7 @@ impl Settings {
     pub fn gateway(&self) -> gateway::Config {
         gateway::Config {
             http_addr: self.http_addr,
-            operator_token: self.operator_token.clone(),
+            operator_token: self.operator_token.clone().filter(|t| !t.is_empty()),
             client_ip_header: self.client_ip_header.clone(),
             country_header: self.country_header.clone(),
             public_url: self.public_url.as_deref().and_then(public_origin),

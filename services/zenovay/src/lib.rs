@@ -81,6 +81,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Analytics) => "analytics",
         Some(Command::Admin(_)) => "admin",
     };
+    if settings.demo && role != "all" {
+        anyhow::bail!("--demo seeds the all-in-one mode only: run `zenovay --demo` (or `zenovay all --demo`)");
+    }
     let _telemetry = telemetry::init(
         role,
         &settings.log,
@@ -140,6 +143,17 @@ async fn admin(settings: &Settings, command: cli::AdminCommand) -> anyhow::Resul
             let policy = settings.policy()?.open(None).await?;
             let overrides = Overrides { requests_per_minute, requests_per_month, mcp_calls_per_day };
             let settings = policy.set_plan(&team_id, plan, overrides).await?;
+            // In the team's audit log as the operator API's change is (README, "Configuration").
+            let o = &settings.overrides;
+            let details = serde_json::json!({
+                "plan": settings.plan.to_string(),
+                "overrides": {
+                    "requests_per_minute": o.requests_per_minute,
+                    "requests_per_month": o.requests_per_month,
+                    "mcp_calls_per_day": o.mcp_calls_per_day,
+                },
+            });
+            identity.append_audit(&team_id, "operator", "team.plan_changed", &team_id, &details.to_string()).await?;
             let limits = policy.limits(&settings);
             println!(
                 "team {team_id}: plan {}, {} requests/minute, {} requests/month, {} MCP calls/day",

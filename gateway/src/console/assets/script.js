@@ -8,15 +8,19 @@
   var endpoint = script.getAttribute("data-api") || new URL("/api/event", script.src).href;
   var last = null;
   function send(name, props) {
-    if (/^localhost$|^127(\.\d+){3}$/.test(location.hostname) || navigator.webdriver) return;
+    // As Plausible's script: nothing from a developer's own machine or a driven browser, and it
+    // says so on the console.
+    var ignored = /^localhost$|^127(\.\d+){3}$/.test(location.hostname) ? "localhost" : navigator.webdriver ? "automation" : "";
+    if (ignored) return console.warn("Ignoring Event: " + ignored);
     var body = { n: name, u: location.href, d: domain, r: document.referrer || null };
     if (props) body.p = props;
     fetch(endpoint, { method: "POST", headers: { "Content-Type": "text/plain" }, body: JSON.stringify(body), keepalive: true })
       .catch(function () {});
   }
+  // A new page is a new path, as Plausible's script counts it: a changed query string is not.
   function pageview() {
-    if (last === location.pathname + location.search) return;
-    last = location.pathname + location.search;
+    if (last === location.pathname) return;
+    last = location.pathname;
     send("pageview");
   }
   var push = history.pushState;
