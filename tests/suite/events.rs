@@ -93,10 +93,6 @@ async fn a_bad_event_is_a_400_naming_the_field_and_stores_nothing(env: &TestEnv)
             json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "props": [1, 2] }),
             "props",
         ),
-        (
-            json!({ "domain": domain, "name": "Buy", "url": format!("https://{domain}/"), "revenue": { "amount": "x", "currency": "EUR" } }),
-            "revenue",
-        ),
     ] {
         let (status, error) = send(env, FIREFOX, "application/json", &body.to_string()).await;
         assert_eq!(
