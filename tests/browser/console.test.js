@@ -445,6 +445,9 @@ for (const mode of MODES) {
       await page.waitForFunction((section) => !section.isConnected, drawn);
       await page.waitForFunction((email) => document.querySelector(`select[aria-label="Role of ${email}"]`)?.value === "admin", bob);
       assert.equal(await roleOf(bob), "admin");
+      // What was done is said under the heading the focus moved to.
+      await members.getByRole("status").getByText(`${bob} is now admin.`).waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "members-title");
 
       // An address without an account is said next to the Email field.
       await members.getByLabel("Email").fill(`nobody-${Date.now()}@example.com`);

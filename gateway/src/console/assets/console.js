@@ -79,12 +79,20 @@ function td(label, ...children) {
   return h("td", { "data-label": label }, ...children);
 }
 
+// A wide table scrolls on its own, and a keyboard user reaches it to scroll it; one with nothing
+// to scroll would only be a tab stop too many. Checked whenever its size changes.
+const scrolling = new ResizeObserver((entries) => {
+  for (const { target } of entries) {
+    if (target.scrollWidth > target.clientWidth) target.setAttribute("tabindex", "0");
+    else target.removeAttribute("tabindex");
+  }
+});
+
 /** A table; `stack` (the default) turns its rows into blocks on a phone, for wide tables. */
 function table(caption, columns, rows, { stack = true } = {}) {
-  // A wide table scrolls on its own; a keyboard user reaches it to scroll it.
-  return h(
+  const wrap = h(
     "div",
-    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
+    { class: "table-wrap", role: "region", "aria-label": caption },
     h(
       "table",
       { class: stack ? "stack" : "narrow-table" },
@@ -93,6 +101,8 @@ function table(caption, columns, rows, { stack = true } = {}) {
       h("tbody", {}, rows),
     ),
   );
+  scrolling.observe(wrap);
+  return wrap;
 }
 
 const PAGE_SIZE = 20;
@@ -1000,10 +1010,13 @@ async function teamPage() {
     );
     show(security, leave);
   };
-  // A change of members shows in the usage by member and the audit log too.
-  const redraw = async () => {
+  // A change of members shows in the usage by member and the audit log too; what was done is
+  // said under the heading that takes the focus.
+  const redraw = async (done) => {
     await draw();
-    document.getElementById("members-title").focus();
+    const title = document.getElementById("members-title");
+    if (done) title.after(h("p", { role: "status", text: done }));
+    title.focus();
   };
   await draw();
 }
@@ -1159,7 +1172,7 @@ function membersSection(team, members, path, reload) {
       save.disabled = true;
       try {
         await api("PATCH", `${path}/members/${encodeURIComponent(member.user_id)}`, { role: select.value });
-        await reload();
+        await reload(`${member.email} is now ${select.value}.`);
       } catch (error) {
         select.value = member.role;
         save.hidden = true;
@@ -1180,7 +1193,7 @@ function membersSection(team, members, path, reload) {
         if (!sure) return;
         try {
           await api("DELETE", `${path}/members/${encodeURIComponent(member.user_id)}`);
-          await reload();
+          await reload(`Removed ${member.email}.`);
         } catch (error) {
           alertError(error);
         }
@@ -1204,8 +1217,9 @@ function membersSection(team, members, path, reload) {
     clearErrors(form);
     if (missing(form, [["member-email", "Email"]])) return;
     try {
-      await api("POST", `${path}/members`, { email: email.value, role: form.querySelector("#member-role").value });
-      await reload();
+      const role = form.querySelector("#member-role").value;
+      await api("POST", `${path}/members`, { email: email.value, role });
+      await reload(`Added ${email.value} as ${role}.`);
     } catch (error) {
       showError(form, error, { email: "member-email", role: "member-role", NOT_FOUND: "member-email", CONFLICT: "member-email" });
     }
