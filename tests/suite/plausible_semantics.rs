@@ -604,6 +604,8 @@ async fn v2_refuses_a_malformed_query_in_plausibles_words(env: &TestEnv) {
             json!({ "order_by": [["pageviews", "desc"]] }),
             "Invalid order_by entry '{:pageviews, :desc}'. Entry is not a queried metric or dimension.",
         ),
+        (json!({ "metrics": [] }), "#/metrics: Expected a minimum of 1 items but got 0."),
+        (json!({ "foo": 1 }), "#/foo: Schema does not allow additional properties."),
     ];
     for (change, error) in cases {
         let mut body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "all" });
@@ -613,6 +615,10 @@ async fn v2_refuses_a_malformed_query_in_plausibles_words(env: &TestEnv) {
         let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
         assert_eq!((status, &answer), (StatusCode::BAD_REQUEST, &json!({ "error": error })));
     }
+    let body = json!({ "site_id": domain, "metrics": ["visitors"] });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    let error = "#: Required property date_range was not present.";
+    assert_eq!((status, &answer), (StatusCode::BAD_REQUEST, &json!({ "error": error })));
 }
 
 async fn a_v1_time_series_keeps_both_hours_named_alike_when_the_clocks_go_back(env: &TestEnv) {

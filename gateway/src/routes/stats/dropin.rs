@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::input::{Face, INVALID_KEY_OR_SITE, plausible_website};
 use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, v1};
-use super::plausible_v2::{QueryResult, V2Body, v2, v2_checked};
+use super::plausible_v2::{QueryResult, V2Body, plausible_body, v2, v2_checked};
 use crate::auth::Keyed;
 use crate::envelope::{RawBody, parse_query, plausible};
 use crate::error::ApiError;
@@ -279,7 +279,7 @@ pub async fn plausible_query(
         // Too large a body is refused before the key is looked at, as on every other route.
         let RawBody(body) = body?;
         let key = credentials?.verify(&state).await?;
-        let body: V2Body = key.validated(&state, Scope::Read, crate::envelope::parse(&body)).await?;
+        let body: V2Body = key.validated(&state, Scope::Read, plausible_body(&body)).await?;
         let site_id = body.site_id.clone();
         let (website, query) = plausible_website(&state, &key, site_id, v2_checked(body, Face::Plausible)).await?;
         Ok(v2(&state, website, query, Face::Plausible).await?.0)

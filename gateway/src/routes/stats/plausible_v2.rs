@@ -15,8 +15,8 @@ use super::input::{CONFIGURE_GOALS, Face, renamed, repeated, unconfigured_goal};
 use super::v2_filters;
 use crate::auth::Credentials;
 use crate::envelope::{Paged, Pagination, Path, RawBody, paged};
-use crate::error::ApiResult;
 use crate::error::invalid;
+use crate::error::{ApiError, ApiResult};
 use crate::flows::access::authorized_website;
 use crate::flows::stats::{Compared, Comparison, row_metric, stats_query};
 use crate::rules;
@@ -198,6 +198,9 @@ pub(crate) async fn v2(
 /// an order by what is not queried. Ours words them after the field instead, where the request
 /// is made.
 fn schema_rules(body: &V2Body) -> Result<(), String> {
+    if body.metrics.is_empty() {
+        return Err("#/metrics: Expected a minimum of 1 items but got 0.".to_owned());
+    }
     if let Some((i, metric)) = body.metrics.iter().enumerate().find(|(_, m)| !vocabulary::METRICS.contains(&m.as_str()))
     {
         return Err(format!("#/metrics/{i}: Invalid metric {}", Value::from(metric.as_str())));
@@ -228,6 +231,25 @@ fn schema_rules(body: &V2Body) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The drop-in's query body, refused where its shape is wrong in the words of Plausible's JSON
+/// schema: a field it does not know, one it requires left out.
+pub(crate) fn plausible_body(bytes: &[u8]) -> ApiResult<V2Body> {
+    crate::envelope::parse(bytes).map_err(|refused: ApiError| {
+        let text = refused.error.text();
+        let unknown = text.split("unknown field `").nth(1).and_then(|rest| rest.split('`').next());
+        match (unknown, &refused.error.field) {
+            (Some(field), _) => ApiError::new(
+                common::ErrorCode::Validation,
+                format!("#/{field}: Schema does not allow additional properties."),
+            ),
+            (None, Some(field)) if refused.error.message == "is required" => {
+                ApiError::new(common::ErrorCode::Validation, format!("#: Required property {field} was not present."))
+            }
+            _ => refused,
+        }
+    })
 }
 
 /// Whether a query may be by `dimension`: one of the vocabulary's, or a custom property.
