@@ -211,20 +211,16 @@ impl Credentials {
 }
 
 /// The answer to a request whose input was refused before its handler ran (a path that does
-/// not decode): for an API key, its refusals first, and the 400 carries its budget, as every
-/// answer to a verified key does; taking nothing. Without one, `invalid` as it is.
+/// not decode): for an API key, its refusals for reading first (the least any route needs: the
+/// route's own scope is its handler's to know), and the 400 carries its budget, as every answer
+/// to a verified key does; taking nothing. Without one, `invalid` as it is.
 pub async fn refused_before_handler(parts: &mut Parts, state: &AppState, invalid: ApiError) -> ApiError {
     let Ok(credentials) = Credentials::from_request_parts(parts, state).await else { return invalid };
     let key = match credentials.verify(state).await {
         Ok(key) => key,
         Err(refused) => return refused,
     };
-    let scope = if matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
-        Scope::Read
-    } else {
-        Scope::Write
-    };
-    key.validated(state, scope, Err::<(), ApiError>(invalid)).await.unwrap_err()
+    key.validated(state, Scope::Read, Err::<(), ApiError>(invalid)).await.unwrap_err()
 }
 
 /// The key of `digest` as identity knows it, kept when `read` says the cache may take it.

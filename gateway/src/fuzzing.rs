@@ -27,7 +27,7 @@ pub fn v1_query(query: &str) -> Result<usize, String> {
 /// query it asks for.
 pub fn v2_query(body: &[u8]) -> Result<usize, String> {
     let body: stats::plausible_v2::V2Body = crate::envelope::parse(body).map_err(|e| e.error.text())?;
-    let (request, _) = stats::plausible_v2::v2_request("site".into(), &body).map_err(|e| e.error.text())?;
+    let (request, _) = stats::plausible_v2::v2_request(&body).map_err(|e| e.error.text())?;
     Ok(request.filters.len())
 }
 

@@ -223,8 +223,8 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
 
 /// The span of one HTTP request: a child of the caller's `traceparent` when there is one, with its
 /// route recorded once routing knows it. Holds the request id and, once verified, the key id; never
-/// a header value or a secret (a key sent as part of the path or as the request id is cut to its
-/// hint).
+/// a header value or a secret (a key sent as part of the path is cut to its hint; a request id
+/// holding one was replaced before the span began).
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let span = tracing::info_span!(
         "http.server",

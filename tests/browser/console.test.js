@@ -195,10 +195,11 @@ for (const mode of MODES) {
       });
       try {
         await tab.goto("http://tracked.example/a");
+        // Sent in order: one for the query string would come before the one for /b.
+        const second = tab.waitForRequest((request) => request.url().endsWith("/api/event") && request.postData().includes("/b"));
         await tab.evaluate(() => history.pushState({}, "", "/a?tab=2"));
         await tab.evaluate(() => history.pushState({}, "", "/b"));
-        // A request the page would have sent is sent at once; a moment covers its event.
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await second;
         assert.deepEqual(sent, ["http://tracked.example/a", "http://tracked.example/b"]);
         const warned = tab.waitForEvent("console", (message) => message.text() === "Ignoring Event: localhost");
         await tab.goto(`${product.base}/page`);
@@ -1255,6 +1256,14 @@ for (const mode of MODES) {
       await page.getByLabel("Password").fill(PASSWORD);
       await page.getByRole("button", { name: "Log in" }).click();
       await page.waitForURL(`${product.base}/settings/teams`);
+      // A `next` that would lead elsewhere, once the browser drops a tab from it, leads to the websites.
+      await page.getByRole("button", { name: "Log out" }).click();
+      await page.waitForURL(`${product.base}/login`);
+      await page.goto(`${product.base}/login?next=${encodeURIComponent("/\t/elsewhere.example/x")}`);
+      await page.getByLabel("Email").fill(email);
+      await page.getByLabel("Password").fill(PASSWORD);
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForURL(`${product.base}/websites`);
       const missing = await page.goto(`${product.base}/setings`);
       assert.equal(missing.status(), 404);
       await page.getByRole("heading", { name: "Page not found" }).waitFor();

@@ -353,6 +353,7 @@ async fn a_form_submission_or_404_without_a_path_is_given_its_pages_as_plausible
         ("Form: Submission", "/contact", json!({})),
         ("404", "/missing", json!({ "x": "1" })),
         ("404", "/elsewhere", json!({ "path": "/kept" })),
+        ("Form: Submission", "/blank", json!({ "path": "" })),
         ("Signup", "/join", json!({})),
     ] {
         let event = json!({ "domain": domain, "name": name, "url": format!("https://{domain}{path}"), "props": props });
@@ -369,7 +370,13 @@ async fn a_form_submission_or_404_without_a_path_is_given_its_pages_as_plausible
         .iter()
         .map(|r| (r["dimensions"][0].as_str().unwrap().to_owned(), r["dimensions"][1].as_str().unwrap().to_owned()))
         .collect();
-    let expected = [("404", "/kept"), ("404", "/missing"), ("Form: Submission", "/contact"), ("Signup", "(none)")];
+    let expected = [
+        ("404", "/kept"),
+        ("404", "/missing"),
+        ("Form: Submission", "/blank"),
+        ("Form: Submission", "/contact"),
+        ("Signup", "(none)"),
+    ];
     assert_eq!(rows, expected.map(|(n, p)| (n.to_owned(), p.to_owned())), "{body}");
 }
 

@@ -210,7 +210,28 @@ async fn a_path_that_does_not_decode_is_a_400_carrying_the_keys_budget(env: &Tes
     }
 }
 
+async fn a_website_out_of_reach_or_unknown_is_refused_before_the_input_is(env: &TestEnv) {
+    let (owner, _) = keyed_user(env, json!({}), json!("full")).await;
+    let site =
+        json!({ "team_id": owner.team_id, "domain": format!("reach-{}.example", &owner.user_id[..8]), "name": "W" });
+    let (status, site) = env.session_json(Method::POST, "/api/v1/websites", &owner.session, Some(site)).await;
+    assert_eq!(status, StatusCode::CREATED, "{site}");
+    let theirs = site["data"]["id"].as_str().unwrap().to_owned();
+    let (_, stranger) = keyed_user(env, json!({}), json!("full")).await;
+    let unknown = "01a24c99-0000-7000-8000-000000000000";
+    for (id, expected) in [(theirs.as_str(), StatusCode::FORBIDDEN), (unknown, StatusCode::NOT_FOUND)] {
+        let bad_range = env.request(Method::GET, &format!("/api/external/v1/analytics/{id}?range=bad"));
+        let bad_metric = env.request(Method::POST, &format!("/api/external/v1/query/{id}"));
+        let bad_metric = bad_metric.json(&json!({ "metrics": ["nope"], "date_range": "7d" }));
+        for request in [bad_range, bad_metric] {
+            let response = request.bearer_auth(&stranger).send().await.unwrap();
+            assert_eq!(response.status(), expected, "{id}");
+        }
+    }
+}
+
 both_modes!(
+    a_website_out_of_reach_or_unknown_is_refused_before_the_input_is,
     a_path_that_does_not_decode_is_a_400_carrying_the_keys_budget,
     bad_requests_sent_beside_good_ones_take_no_slot_from_them,
     headers_and_refunds,

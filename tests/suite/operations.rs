@@ -170,14 +170,29 @@ fn a_setting_that_cannot_be_taken_is_said_in_one_line() {
     assert_eq!(stderr.trim_end(), "Error: a key-hash secret version must be a positive number", "{stderr}");
 }
 
-/// What a process refuses to start with, as it says it.
+/// What a process refuses to start with, as it says it; one that starts instead is stopped and
+/// the test fails, rather than waiting on it.
 fn refusal(args: &[&str], env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zenovay"));
     command.args(args).env("ZENOVAY_DATA_DIR", dir.path()).env("ZENOVAY_HTTP_ADDR", "127.0.0.1:0");
-    let output = command.envs(env.iter().copied()).output().unwrap();
-    assert!(!output.status.success(), "{args:?} {env:?} started");
-    String::from_utf8_lossy(&output.stderr).trim_end().to_owned()
+    let mut child = command
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success(), "{args:?} {env:?} succeeded");
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            return stderr.trim_end().to_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    panic!("{args:?} {env:?} started instead of refusing");
 }
 
 #[test]

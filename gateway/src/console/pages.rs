@@ -68,7 +68,9 @@ fn render(shell: Shell<'_>) -> Response {
                 "websites" | "website" => "/websites",
                 "api-keys" => "/settings/api-keys",
                 "teams" | "team" => "/settings/teams",
-                _ => "/settings/connected-apps",
+                "connected-apps" => "/settings/connected-apps",
+                // A page of none of the links (the page saying an address has none).
+                _ => "",
             };
             let links = [
                 nav_link("/websites", "Websites", current),

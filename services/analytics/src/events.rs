@@ -76,17 +76,21 @@ const MAX_PROP_VALUE_BYTES: usize = 2000;
 const EVENTS_WITH_PATH: [&str; 3] = ["404", "WP Form Completions", "Form: Submission"];
 
 /// An event's properties, with `page` as its `path` property for one of [`EVENTS_WITH_PATH`].
-fn props(json: &str, name: &str, page: &str) -> Result<String> {
-    let map = match serde_json::from_str::<serde_json::Value>(json) {
-        _ if json.is_empty() => serde_json::Map::new(),
-        Ok(serde_json::Value::Object(map)) => map,
-        _ => return Err(Error::invalid("props", "must be a JSON object")),
+fn props(json: &str, event: &str, page: &str) -> Result<String> {
+    let map = if json.is_empty() {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_str::<serde_json::Value>(json) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err(Error::invalid("props", "must be a JSON object")),
+        }
     };
     // Values are kept as text, as Plausible keeps them: numbers and booleans as written, and
     // what is not a scalar (null, lists, objects) or is blank dropped, as is every property
     // past the 30th. Queries then read one type.
+    // Plausible gives the page first, so it counts among the 30, unless a `path` is kept.
     let mut kept = serde_json::Map::new();
-    if EVENTS_WITH_PATH.contains(&name) && !map.contains_key("path") {
+    if EVENTS_WITH_PATH.contains(&event) {
         kept.insert("path".to_owned(), serde_json::Value::String(page.to_owned()));
     }
     for (name, value) in map {
@@ -133,7 +137,12 @@ fn revenue(json: &str) -> (Option<String>, Option<String>) {
     };
     // What a currency's amount can be: finite, and within Plausible's column (18 digits, 3 of
     // them decimals); "NaN", "Infinity" and 1e308 are no amounts, and sums stay exact in cents.
-    let amount = amount.filter(|a| a.parse::<f64>().is_ok_and(|n| n.is_finite() && n.abs() < REVENUE_MAX));
+    // Kept as the number it reads as, to those 3 decimals, never as the text sent: `1e-400` is
+    // 0, which every store reads back, where the text would not be a double to PostgreSQL.
+    let amount = amount
+        .and_then(|a| a.parse::<f64>().ok())
+        .filter(|n| n.is_finite() && n.abs() < REVENUE_MAX)
+        .map(|n| ((n * 1000.0).round() / 1000.0).to_string());
     let currency = value["currency"].as_str().filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()));
     match (amount, currency) {
         (Some(amount), Some(currency)) => (Some(amount), Some(currency.to_owned())),
@@ -419,4 +428,41 @@ fn ingestion_lag() -> &'static opentelemetry::metrics::Histogram<f64> {
             .with_description("Time from an event's arrival to its durable write")
             .build()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::revenue;
+
+    fn of(json: &str) -> (Option<String>, Option<String>) {
+        revenue(json)
+    }
+
+    #[test]
+    fn a_revenue_is_kept_as_the_number_its_amount_reads_as() {
+        let kept = |amount: &str| of(&format!(r#"{{"amount": {amount}, "currency": "EUR"}}"#)).0;
+        assert_eq!(kept("12.5").as_deref(), Some("12.5"));
+        assert_eq!(kept(r#""12.5abc""#).as_deref(), Some("12.5"));
+        assert_eq!(kept(r#""-3e2 EUR""#).as_deref(), Some("-300"));
+        assert_eq!(kept(r#""1e-400""#).as_deref(), Some("0"), "a number every store reads back");
+        assert_eq!(kept("0.0004").as_deref(), Some("0"), "to 3 decimals");
+    }
+
+    #[test]
+    fn a_revenue_plausible_would_not_take_is_none() {
+        for json in [
+            "{}",
+            r#"{"currency": "EUR"}"#,
+            r#"{"amount": 5}"#,
+            r#"{"amount": 5, "currency": "eur"}"#,
+            r#"{"amount": "abc", "currency": "EUR"}"#,
+            r#"{"amount": ".", "currency": "EUR"}"#,
+            r#"{"amount": "NaN", "currency": "EUR"}"#,
+            r#"{"amount": 1e15, "currency": "EUR"}"#,
+            "[]",
+            "not json",
+        ] {
+            assert_eq!(of(json), (None, None), "{json}");
+        }
+    }
 }

@@ -7,7 +7,8 @@
 //! - `visits`: visits that started in the period. A visit is one visitor's run of events with no
 //!   gap over 30 minutes;
 //! - `views_per_visit`: pageviews of those visits ÷ visits (two decimals);
-//! - `bounce_rate`: percentage of those visits with at most one pageview (rounded);
+//! - `bounce_rate`: percentage of those visits holding exactly one event other than `engagement`
+//!   (rounded);
 //! - `visit_duration`: mean seconds from a visit's first to its last event (rounded).
 //!
 //! Grouped by a page or event name, visit metrics are over the visits that include that page or

@@ -65,34 +65,38 @@ const MAX_ALLOWED_IPS: usize = 20;
 /// An allowlist parsed once: CIDR blocks (a bare address is its own /32 or /128), host bits
 /// cleared, in their canonical text, each once in the order first given.
 fn allowed_ips(list: Vec<String>) -> Result<Vec<String>> {
-    let nets: Vec<String> = list
-        .iter()
-        .map(|entry| {
-            let entry = entry.trim();
-            // `010.0.0.1` is 8.0.0.1 to C's inet_aton and 10.0.0.1 to others: refused rather than
-            // guessed.
-            if entry
-                .split(['.', '/'])
-                .take(4)
-                .any(|octet| octet.len() > 1 && octet.starts_with('0') && octet.bytes().all(|b| b.is_ascii_digit()))
-                && !entry.contains(':')
-            {
-                return Err(Error::validation(format!("allowed_ips: {entry:?} has an octet with a leading zero")));
+    let mut nets: Vec<String> = Vec::new();
+    for entry in &list {
+        let net = network(entry.trim())?;
+        // Counted once the same network given twice is one; a list past the limit is refused
+        // at its first network too many, however long it is.
+        if !nets.contains(&net) {
+            if nets.len() == MAX_ALLOWED_IPS {
+                return Err(Error::validation(format!("allowed_ips: at most {MAX_ALLOWED_IPS} entries")));
             }
-            let net = entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| Error::validation(format!("allowed_ips: {entry:?} is not an IP address or CIDR block")))?;
-            Ok(unmapped(net).trunc().to_string())
-        })
-        .collect::<Result<_>>()?;
-    let mut seen = std::collections::HashSet::new();
-    let nets: Vec<String> = nets.into_iter().filter(|net| seen.insert(net.clone())).collect();
-    // Counted once the same network given twice is one.
-    if nets.len() > MAX_ALLOWED_IPS {
-        return Err(Error::validation(format!("allowed_ips: at most {MAX_ALLOWED_IPS} entries")));
+            nets.push(net);
+        }
     }
     Ok(nets)
+}
+
+/// One entry of an allowlist as the network it names, in canonical text.
+fn network(entry: &str) -> Result<String> {
+    // `010.0.0.1` is 8.0.0.1 to C's inet_aton and 10.0.0.1 to others: refused rather than
+    // guessed.
+    if entry
+        .split(['.', '/'])
+        .take(4)
+        .any(|octet| octet.len() > 1 && octet.starts_with('0') && octet.bytes().all(|b| b.is_ascii_digit()))
+        && !entry.contains(':')
+    {
+        return Err(Error::validation(format!("allowed_ips: {entry:?} has an octet with a leading zero")));
+    }
+    let net = entry
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| Error::validation(format!("allowed_ips: {entry:?} is not an IP address or CIDR block")))?;
+    Ok(unmapped(net).trunc().to_string())
 }
 
 /// An IPv4 network written in IPv6's mapped form (`::ffff:10.0.0.0/104`) as the IPv4 network it

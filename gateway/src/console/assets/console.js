@@ -264,10 +264,9 @@ async function copy(text, status) {
   }
 }
 
-/** Marks `#app` as ready and puts `content` in it. */
 // One request per form at a time: a second Enter or a double click while the first is on its way
-// would make a second key, team or website. The button keeps its focus (a disabled one would
-// lose it); the form says it is busy.
+// would make a second key, team or website. The form says it is busy; its button is left enabled,
+// keeping the focus a disabled one would lose.
 function whenSubmitted(form, handler) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -286,6 +285,7 @@ function plainTitle(name) {
   return name.replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "");
 }
 
+/** Marks `#app` as ready and puts `content` in it. */
 function show(...content) {
   const app = document.getElementById("app");
   app.replaceChildren(...content);
@@ -322,10 +322,15 @@ function authPage() {
   });
 }
 
-/** Where logging in leads: the page asked for before (`?next=`, a path on this origin), else the websites. */
+/**
+ * Where logging in leads: the page asked for before (`?next=`), resolved as the browser will
+ * resolve it (which drops tabs and line breaks, `/\t/elsewhere` being `//elsewhere`) and kept only
+ * on this origin; else the websites.
+ */
 function nextPage() {
-  const next = new URLSearchParams(location.search).get("next") ?? "";
-  return /^\/(?![/\\])/.test(next) ? next : "/websites";
+  const next = new URLSearchParams(location.search).get("next");
+  const url = next ? new URL(next, location.origin) : null;
+  return url?.origin === location.origin ? `${url.pathname}${url.search}${url.hash}` : "/websites";
 }
 
 function logoutButton() {
@@ -920,7 +925,10 @@ async function revokeKey(key) {
     await api("DELETE", `/account/api-keys/${encodeURIComponent(key.id)}`);
     // The list is drawn at the revoked key's page, with focus on its row, and says what was done.
     await apiKeysPage(`key-${key.id}`);
-    document.getElementById("keys-title")?.after(h("p", { role: "status", text: `Revoked “${key.name}” (${key.hint}).` }));
+    // A live region is said when its text changes, not when it arrives with it.
+    const said = h("p", { role: "status" });
+    document.getElementById("keys-title")?.after(said);
+    requestAnimationFrame(() => (said.textContent = `Revoked “${key.name}” (${key.hint}).`));
   } catch (error) {
     alertError(error);
   }
@@ -1015,7 +1023,11 @@ async function teamPage() {
   const redraw = async (done) => {
     await draw();
     const title = document.getElementById("members-title");
-    if (done) title.after(h("p", { role: "status", text: done }));
+    if (done) {
+      const said = h("p", { role: "status" });
+      title.after(said);
+      requestAnimationFrame(() => (said.textContent = done));
+    }
     title.focus();
   };
   await draw();
@@ -1729,7 +1741,7 @@ async function websitePage() {
     if (address !== `${location.pathname}${location.search}`) history.pushState(null, "", address);
     document.getElementById("page-title").textContent = `${data.website.name} · statistics`;
     // The tab says which site and which period it shows, as the heading and the picker do.
-    const shown = state.period === "custom" ? state.date.replace(",", " to ") : period.selectedOptions[0]?.text;
+    const shown = state.period === "custom" ? state.date.replace(",", " to ") : PERIODS.find(([value]) => value === state.period)?.[1];
     document.title = `${plainTitle(data.website.name)} · ${shown} · Zenovay`;
     now.textContent = rightNow(data.realtime_visitors);
     chips.replaceChildren(

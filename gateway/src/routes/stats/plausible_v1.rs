@@ -68,7 +68,8 @@ pub(crate) enum V1 {
 const V1_GOAL_CHECKS: &[&str] = &["is", "is_not"];
 
 /// What every v1 endpoint reads the same way: site, metrics, date, filters and period.
-fn v1_common(website_id: String, p: &V1Params) -> ApiResult<anpb::QueryRequest> {
+/// The query v1's parameters ask for, of a site the caller names once it is known.
+fn v1_common(p: &V1Params) -> ApiResult<anpb::QueryRequest> {
     let metrics: Vec<String> =
         p.metrics.as_deref().unwrap_or(anpb::Metric::Visitors.name()).split(',').map(|m| m.trim().to_owned()).collect();
     // As Plausible: each metric once.
@@ -90,7 +91,6 @@ fn v1_common(website_id: String, p: &V1Params) -> ApiResult<anpb::QueryRequest> 
     let meaning = anpb::PeriodMeaning::PlausibleV1;
     let (period, end_day) = vocabulary::period(period_name(p), p.date.as_deref().unwrap_or_default(), meaning)?;
     Ok(anpb::QueryRequest {
-        website_id,
         metrics,
         filters,
         period: Some(period),
@@ -109,13 +109,13 @@ fn not_here(name: &str, given: bool) -> ApiResult<()> {
     if given { Err(invalid(name, "is not a parameter of this endpoint")) } else { Ok(()) }
 }
 
-fn v1_request(kind: V1, website_id: String, p: &V1Params, face: Face) -> ApiResult<anpb::QueryRequest> {
+fn v1_request(kind: V1, p: &V1Params, face: Face) -> ApiResult<anpb::QueryRequest> {
     if face == Face::Plausible
         && let Some(text) = plausible_refusal(kind, p)
     {
         return Err(ApiError::new(ErrorCode::Validation, text));
     }
-    let mut request = v1_common(website_id, p)?;
+    let mut request = v1_common(p)?;
     metric_rules(kind, p, &request.filters, &request.metrics).map_err(|text| face.refused("metrics", text))?;
     match kind {
         V1::Aggregate => {
@@ -377,7 +377,7 @@ fn read_by(kind: V1, query: &str) -> String {
 pub(crate) fn v1_requests(query: &str) -> ApiResult<usize> {
     let params: V1Params = parse_query(Some(query))?;
     let kinds = [V1::Aggregate, V1::Timeseries, V1::Breakdown];
-    let taken = kinds.into_iter().filter(|kind| v1_request(*kind, "site".into(), &params, Face::Ours).is_ok()).count();
+    let taken = kinds.into_iter().filter(|kind| v1_request(*kind, &params, Face::Ours).is_ok()).count();
     Ok(taken)
 }
 
@@ -453,7 +453,7 @@ pub(crate) async fn v1(
     };
     let params: V1Params = key.validated(state, Scope::Read, parse_query(query.as_deref())).await?;
     // Checked before anything is taken; refused only after the site's refusals.
-    let checked = v1_request(kind, "".into(), &params, face);
+    let checked = v1_request(kind, &params, face);
     let (website, mut request) = match face {
         Face::Ours => {
             let site_id = params.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));

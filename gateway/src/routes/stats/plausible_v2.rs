@@ -167,7 +167,7 @@ pub(crate) fn v2_checked(body: V2Body, face: Face) -> ApiResult<V2Query> {
     if face == Face::Plausible {
         schema_rules(&body).map_err(|text| face.refused("", text))?;
     }
-    let (request, pagination) = v2_request(String::new(), &body)?;
+    let (request, pagination) = v2_request(&body)?;
     v2_filters::plausible_rules(&body.filters, &body.metrics).map_err(|(field, text)| face.refused(field, text))?;
     v2_rules(&request, body.include.time_labels).map_err(|(field, text)| face.refused(field, text))?;
     Ok(V2Query { request, pagination, body })
@@ -258,9 +258,9 @@ fn known_dimension(dimension: &str) -> bool {
         || dimension.strip_prefix(PROPS).is_some_and(|name| !name.is_empty())
 }
 
-/// The analytics query a v2 body asks for, and its page; everything but the site's existence is
-/// checked here.
-pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::QueryRequest, V2Pagination)> {
+/// The analytics query a v2 body asks for, of a site the caller names once it is known, and its
+/// page; everything but the site's existence is checked here.
+pub(crate) fn v2_request(body: &V2Body) -> ApiResult<(anpb::QueryRequest, V2Pagination)> {
     let (period, end_day) = v2_date_range(&body.date_range)?;
     let order_by = body
         .order_by
@@ -289,7 +289,6 @@ pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::
         return Err(invalid("dimensions", text));
     }
     let request = anpb::QueryRequest {
-        website_id,
         metrics: body.metrics.clone(),
         dimensions: body.dimensions.clone(),
         filters: v2_filters::conjunction(&body.filters)?,
@@ -301,6 +300,7 @@ pub(crate) fn v2_request(website_id: String, body: &V2Body) -> ApiResult<(anpb::
         fill_time: false,
         previous_period: false,
         period_meaning: anpb::PeriodMeaning::PlausibleV2.into(),
+        ..Default::default()
     };
     Ok((request, pagination))
 }
