@@ -806,6 +806,8 @@ for (const mode of MODES) {
       const label = labels.find((text) => pattern.test(text));
       assert.ok(label, `no period matching ${pattern} among ${labels}`);
       await picker.selectOption({ label });
+      // The view drawn: pressing a control while it is redrawn could press the old one.
+      await page.waitForFunction(() => !document.querySelector('[aria-busy="true"]'));
     };
 
     // The console's periods end today; each is asked of the Stats API as the same days.

@@ -1713,6 +1713,9 @@ async function websitePage() {
   let latest = 0;
   const load = async () => {
     const mine = ++latest;
+    // Busy until the latest choice is drawn: a screen reader waits for it, and so may a test
+    // before it presses a control the drawing would replace.
+    body.setAttribute("aria-busy", "true");
     // Choosing a custom event (filtering by it) shows its properties.
     const chosen = state.filters.find(([d]) => d === "event:name")?.[1];
     let data, goals, props;
@@ -1731,10 +1734,14 @@ async function websitePage() {
         chosen ? api("GET", propertiesQuery(chosen)).catch((error) => ({ error: error.message })) : null,
       ]);
     } catch (error) {
-      if (mine === latest) throw error;
+      if (mine === latest) {
+        body.removeAttribute("aria-busy");
+        throw error;
+      }
       return;
     }
     if (mine !== latest) return;
+    body.removeAttribute("aria-busy");
     // Each view drawn gets its own entry in the tab's history; one drawn from the address
     // (the first, or Back and Forward) is already there.
     const address = addressOfView(state);
