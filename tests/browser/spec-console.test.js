@@ -806,9 +806,9 @@ for (const mode of MODES) {
       const label = labels.find((text) => pattern.test(text));
       assert.ok(label, `no period matching ${pattern} among ${labels}`);
       await picker.selectOption({ label });
-      // The view drawn: pressing a control while it is redrawn could press the old one.
-      await page.waitForFunction(() => !document.querySelector('[aria-busy="true"]'));
     };
+    /** Until the view chosen is drawn: pressing a control while it is redrawn could press the old one. */
+    const drawn = (page) => page.waitForFunction(() => !document.querySelector('[aria-busy="true"]'));
 
     // The console's periods end today; each is asked of the Stats API as the same days.
     const PERIODS = [
@@ -977,6 +977,7 @@ for (const mode of MODES) {
       assert.deepEqual(expected, [["pro", 1, 1]]);
       const { page } = await statsPage(track);
       await pick(page, /30 ?d/i);
+      await drawn(page);
       await page.getByRole("table", { name: "Custom events", exact: true }).getByRole("button", { name: "Signup", exact: true }).click();
       const properties = page.getByRole("region", { name: /^Properties/ });
       await eventually(async () => {
@@ -1081,6 +1082,7 @@ for (const mode of MODES) {
         assert.notDeepEqual(expected, all);
         const { page } = await statsPage(track);
         await pick(page, /30 ?d/i);
+        await drawn(page);
         await eventually(async () => assert.deepEqual(await headline(page), all));
         await page.getByRole("table", { name: table }).getByRole("button", { name: value, exact: true }).click();
         await eventually(async () => assert.deepEqual(await headline(page), expected));
