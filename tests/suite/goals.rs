@@ -296,12 +296,17 @@ async fn the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health(env:
     }
 }
 
+/// Adds a revenue goal on the custom event `name`, in `currency`.
+async fn revenue_goal(env: &TestEnv, key: &str, site_id: &str, name: &str, currency: &str) {
+    let goal = json!({ "event_name": name, "currency": currency });
+    let (status, body) = env.api(Method::POST, &format!("/websites/{site_id}/goals"), key, Some(goal)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
 async fn a_revenue_that_is_no_amount_is_no_revenue_and_a_huge_sum_is_still_answered(env: &TestEnv) {
     let (_, key, domain, site) = pro_site(env, "huge").await;
     let site_id = site["data"]["id"].as_str().unwrap();
-    let goal = json!({ "event_name": "Purchase", "currency": "USD" });
-    let (status, body) = env.api(Method::POST, &format!("/websites/{site_id}/goals"), &key, Some(goal)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    revenue_goal(env, &key, site_id, "Purchase", "USD").await;
     let purchase = |amount: Value| {
         json!({ "domain": domain, "name": "Purchase", "url": format!("https://{domain}/buy"),
                 "revenue": { "amount": amount, "currency": "USD" } })
@@ -326,9 +331,7 @@ async fn a_revenue_that_is_no_amount_is_no_revenue_and_a_huge_sum_is_still_answe
 async fn a_revenue_plausibles_tracker_sends_empty_keeps_its_event_and_a_leading_number_is_the_amount(env: &TestEnv) {
     let (_, key, domain, site) = pro_site(env, "tagged").await;
     let site_id = site["data"]["id"].as_str().unwrap();
-    let goal = json!({ "event_name": "Donate", "currency": "EUR" });
-    let (status, body) = env.api(Method::POST, &format!("/websites/{site_id}/goals"), &key, Some(goal)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    revenue_goal(env, &key, site_id, "Donate", "EUR").await;
     let url = format!("https://{domain}/give");
     // Plausible's tracker sends `"$":{}` for every element tagged with a class, and a site may
     // send a currency in lower case or none: each event is kept, without revenue.

@@ -85,16 +85,6 @@ fn object_json(value: Option<Value>, name: &str) -> ApiResult<String> {
     }
 }
 
-/// A revenue as Plausible takes it: an object, or its JSON text. Anything else is no revenue,
-/// and the event is kept, as Plausible keeps it (analytics judges the object itself).
-fn revenue_json(value: Option<Value>) -> String {
-    match value {
-        Some(Value::Object(map)) => Value::Object(map).to_string(),
-        Some(Value::String(text)) if text.trim_start().starts_with('{') => text,
-        _ => String::new(),
-    }
-}
-
 fn header_value(headers: &HeaderMap, name: Option<&str>) -> Option<String> {
     Some(headers.get(name?)?.to_str().ok()?.trim().to_owned())
 }
@@ -123,7 +113,9 @@ pub(crate) fn tracked_event(body: &[u8]) -> ApiResult<anpb::TrackedEvent> {
         url: required(body.url, "url")?,
         referrer: body.referrer.unwrap_or_default(),
         props_json: props,
-        revenue_json: revenue_json(body.revenue),
+        // A revenue that is no object is none, and the event is kept, as Plausible keeps it
+        // (analytics judges the object itself).
+        revenue_json: object_json(body.revenue, "revenue").unwrap_or_default(),
         hash_mode: matches!(&body.hash_mode, Some(Value::Bool(true)))
             || body.hash_mode.as_ref().and_then(Value::as_u64) == Some(1),
         scroll_depth: integer(body.scroll_depth.as_ref()),
