@@ -409,6 +409,7 @@ fn dashboard_router(state: &AppState) -> Router<AppState> {
         .route("/secret-scanning/reports", post(routes::secret_scanning::reports))
         .route("/account/mcp-connections", get(oauth::list_connections))
         .route("/account/mcp-connections/{id}", delete(oauth::revoke_connection))
+        .route("/account/password", put(account::change_password))
         .route("/account/sessions", get(account::list_sessions))
         .route("/account/sessions/{id}", delete(account::revoke_session))
         .route("/websites", get(websites::list).post(websites::create))

@@ -214,7 +214,74 @@ async fn another_users_session_cannot_be_revoked(env: &TestEnv) {
     assert_eq!(env.session_json(Method::GET, "/api/v1/me", &ann.session, None).await.0, StatusCode::OK);
 }
 
+async fn change_password(env: &TestEnv, session: &str, current: &str, new: &str) -> (StatusCode, Value) {
+    let body = json!({ "current_password": current, "new_password": new });
+    env.session_json(Method::PUT, "/api/v1/account/password", session, Some(body)).await
+}
+
+async fn a_changed_password_logs_in_and_the_old_one_no_longer_does(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let (status, body) = change_password(env, &ann.session, PASSWORD, "a brand new secret").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wrong_password_refused(env, env.base(), &ann.email).await;
+    let (status, body) = into_json(login(env, &ann.email, "a brand new secret").await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn changing_the_password_ends_the_users_other_sessions_and_keeps_this_one(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let second = second_session(env, &ann).await;
+    let bob = env.user("bob").await;
+    let (status, body) = change_password(env, &second, PASSWORD, "a brand new secret").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["sessions_ended"], 1, "{body}");
+    let (status, body) = env.session_json(Method::GET, "/api/v1/me", &ann.session, None).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert_eq!(env.session_json(Method::GET, "/api/v1/me", &second, None).await.0, StatusCode::OK);
+    assert_eq!(env.session_json(Method::GET, "/api/v1/me", &bob.session, None).await.0, StatusCode::OK);
+}
+
+async fn a_wrong_current_password_changes_nothing_and_counts_as_a_failed_login(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let second = second_session(env, &ann).await;
+    for _ in 0..10 {
+        let (status, body) = change_password(env, &second, "not the password", "a brand new secret").await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert_eq!(body["error"]["message"], "current_password: is not your current password");
+    }
+    // Both sessions still work: a wrong password is no reason to end one.
+    assert_eq!(env.session_json(Method::GET, "/api/v1/me", &ann.session, None).await.0, StatusCode::OK);
+    let (status, body) = change_password(env, &second, PASSWORD, "a brand new secret").await;
+    assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED");
+    assert_throttled(login(env, &ann.email, PASSWORD).await).await;
+}
+
+async fn a_new_password_is_held_to_the_sign_up_rules_before_the_current_one_is_tried(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let (status, body) = change_password(env, &ann.session, "not the password", "short").await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(body["error"]["message"], "new_password: must be 8–128 characters");
+    let (status, body) = into_json(login(env, &ann.email, PASSWORD).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+async fn a_password_change_needs_a_session(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    let body = json!({ "current_password": PASSWORD, "new_password": "a brand new secret" });
+    let response =
+        env.request(Method::PUT, "/api/v1/account/password").bearer_auth(&key).json(&body).send().await.unwrap();
+    let (status, body) = into_json(response).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+}
+
 both_modes!(
+    a_changed_password_logs_in_and_the_old_one_no_longer_does,
+    changing_the_password_ends_the_users_other_sessions_and_keeps_this_one,
+    a_wrong_current_password_changes_nothing_and_counts_as_a_failed_login,
+    a_new_password_is_held_to_the_sign_up_rules_before_the_current_one_is_tried,
+    a_password_change_needs_a_session,
     ten_wrong_passwords_lock_the_account_even_for_the_right_one,
     a_successful_login_clears_the_accounts_failures,
     failed_logins_from_one_address_are_throttled_over_every_account,

@@ -11,7 +11,7 @@ use proto::policy::v1 as popb;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::envelope::{Body, Path, created, ok};
+use crate::envelope::{Body, Envelope, Path, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::flows::teams::{self, TeamOfUser};
 use crate::session::{COOKIE, SessionUser, SigningIn, cookie_attributes};
@@ -34,14 +34,19 @@ pub struct LoginBody {
     password: String,
 }
 
-fn session_response(state: &AppState, status_created: bool, session: idpb::SessionResponse) -> Response {
+/// A new session's answer (`ok` or `created`), which sets its cookie.
+fn session_response(
+    state: &AppState,
+    answer: fn(serde_json::Value) -> Envelope<serde_json::Value>,
+    session: idpb::SessionResponse,
+) -> Response {
     let cookie = format!("{COOKIE}={}; {}; Max-Age=2592000", session.session_token, cookie_attributes(state));
     let data = json!({
         "user": session.user.as_ref().map(views::user),
         "session_token": session.session_token,
         "csrf_token": crate::session::csrf_token(&session.session_token),
     });
-    let mut response = if status_created { created(data).into_response() } else { ok(data).into_response() };
+    let mut response = answer(data).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
@@ -68,7 +73,7 @@ pub async fn signup(
         user_agent: client.user_agent,
     };
     let session = state.identity.clone().signup(request).await.map_err(refused)?.into_inner();
-    Ok(session_response(&state, true, session))
+    Ok(session_response(&state, created, session))
 }
 
 pub async fn login(
@@ -83,7 +88,7 @@ pub async fn login(
         user_agent: client.user_agent,
     };
     let session = state.identity.clone().login(request).await.map_err(refused)?.into_inner();
-    Ok(session_response(&state, false, session))
+    Ok(session_response(&state, ok, session))
 }
 
 fn logged_out(state: &AppState, mut response: Response) -> Response {
@@ -127,6 +132,32 @@ pub async fn revoke_session(
     let revoked = state.identity.clone().revoke_session(request).await?.into_inner();
     let response = ok(session_view(&revoked)).into_response();
     Ok(if revoked.current { logged_out(&state, response) } else { response })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// Sets the caller's password; their other sessions end, this one stays (README.md, "Sign-in
+/// protection and sessions").
+pub async fn change_password(
+    State(state): State<AppState>,
+    session: SessionUser,
+    client: SigningIn,
+    Body(body): Body<PasswordBody>,
+) -> ApiResult<Response> {
+    let request = idpb::ChangePasswordRequest {
+        user_id: session.user.id,
+        session_token: session.token,
+        current_password: body.current_password,
+        new_password: body.new_password,
+        client_address: client.address,
+    };
+    let changed = state.identity.clone().change_password(request).await.map_err(refused)?.into_inner();
+    Ok(ok(json!({ "sessions_ended": changed.sessions_ended })).into_response())
 }
 
 pub async fn me(session: SessionUser) -> impl IntoResponse {

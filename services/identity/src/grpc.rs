@@ -12,7 +12,7 @@ use common::access::Role;
 use crate::login::Refusal;
 use crate::mcp::{McpConnection, McpConsent, McpTokens, OAuthClient};
 use crate::model::{ApiKey, AuditEntry, KeyUsage, Member, Membership, Session, Team, User};
-use crate::service::{Client, Identity, KeyEdit, KeyRotation, NewApiKey};
+use crate::service::{Client, Identity, KeyEdit, KeyRotation, NewApiKey, PasswordChange};
 
 /// Metadata of a refused sign-in or sign-up: seconds until a retry may succeed.
 pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after";
@@ -138,6 +138,19 @@ impl IdentityService for Identity {
         Ok(Response::new(session_view(
             Identity::revoke_session(self, &r.user_id, &r.session_id, &r.session_token).await?,
         )))
+    }
+
+    async fn change_password(&self, req: Request<pb::ChangePasswordRequest>) -> Reply<pb::ChangePasswordResponse> {
+        let r = req.into_inner();
+        let client = Client::parse(&r.client_address, "")?;
+        let change = PasswordChange {
+            user_id: &r.user_id,
+            session_token: &r.session_token,
+            current_password: &r.current_password,
+            new_password: &r.new_password,
+        };
+        let ended = Identity::change_password(self, &client, change).await?;
+        Ok(Response::new(pb::ChangePasswordResponse { sessions_ended: u32::try_from(ended).unwrap_or(u32::MAX) }))
     }
 
     async fn list_teams(&self, req: Request<pb::ListTeamsRequest>) -> Reply<pb::ListTeamsResponse> {

@@ -125,22 +125,40 @@ pub struct Identity {
     hashing: Hashing,
 }
 
+/// A password a user may choose: 8–128 characters.
+struct NewPassword(String);
+
+impl NewPassword {
+    fn parse(field: &str, password: &str) -> Result<NewPassword> {
+        if !(8..=128).contains(&password.chars().count()) {
+            return Err(Error::invalid(field, "must be 8–128 characters"));
+        }
+        Ok(NewPassword(password.to_owned()))
+    }
+}
+
 /// A sign-up as asked, checked before anything is counted or hashed.
 struct NewAccount {
     email: String,
     name: String,
-    password: String,
+    password: NewPassword,
 }
 
 impl NewAccount {
     fn parse(email: &str, password: &str, name: &str) -> Result<NewAccount> {
         let email = normalize_email(email)?;
         let name = trimmed_len(name, "name", 1, 100)?;
-        if !(8..=128).contains(&password.chars().count()) {
-            return Err(Error::validation("password must be 8–128 characters"));
-        }
-        Ok(NewAccount { email, name, password: password.to_owned() })
+        Ok(NewAccount { email, name, password: NewPassword::parse("password", password)? })
     }
+}
+
+/// A user's change of their own password, from one of their sessions.
+pub struct PasswordChange<'a> {
+    pub user_id: &'a str,
+    /// The session asking, which stays open; the user's others end.
+    pub session_token: &'a str,
+    pub current_password: &'a str,
+    pub new_password: &'a str,
 }
 
 /// Where a sign-in comes from, as the gateway saw it.
@@ -263,7 +281,7 @@ impl Identity {
         let now = now_ms();
         let user = User { id: new_id(), email: account.email, name: account.name, created_at: now };
         let team = Team { id: new_id(), name: format!("{}'s team", user.name), created_at: now };
-        let hash = self.hashing.hash(account.password).await?;
+        let hash = self.hashing.hash(account.password.0).await?;
         self.store.create_user(&user, &hash, &team).await?;
         Ok(self.open_session(user, client).await?)
     }
@@ -300,6 +318,20 @@ impl Identity {
         self.throttle.succeeded(address, account).await?;
         let user = user.expect("verified only when the user exists");
         Ok(self.open_session(user, client).await?)
+    }
+
+    /// Sets a new password when the current one is right, and ends the user's other sessions. A
+    /// wrong current password counts as a failed login of the account (README.md).
+    pub async fn change_password(&self, client: &Client, change: PasswordChange<'_>) -> Result<u64, Refusal> {
+        let new_password = NewPassword::parse("new_password", change.new_password)?;
+        let (user, hash) = self.store.user_by_id(change.user_id).await?.ok_or_else(|| Error::not_found("user"))?;
+        let (address, account) = self.throttle.login(&client.address, &user.email, now_ms()).await?;
+        if !self.hashing.verify(change.current_password.to_owned(), Some(hash)).await? {
+            return Err(Error::invalid("current_password", "is not your current password").into());
+        }
+        self.throttle.succeeded(address, account).await?;
+        let hash = self.hashing.hash(new_password.0).await?;
+        Ok(self.store.set_password(&user.id, &hash, &Digest::of(change.session_token)).await?)
     }
 
     pub async fn logout(&self, token: &str) -> Result<()> {

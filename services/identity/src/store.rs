@@ -129,12 +129,39 @@ impl Store {
         Ok(())
     }
 
+    /// The user with this e-mail, and their password hash.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>> {
-        let row = sqlx::query("SELECT id, email, name, created_at, password_hash FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?;
+        self.user_with_password("email", email).await
+    }
+
+    /// The user with this id, and their password hash.
+    pub async fn user_by_id(&self, user_id: &str) -> Result<Option<(User, String)>> {
+        self.user_with_password("id", user_id).await
+    }
+
+    async fn user_with_password(&self, column: &'static str, value: &str) -> Result<Option<(User, String)>> {
+        let sql = format!("SELECT id, email, name, created_at, password_hash FROM users WHERE {column} = $1");
+        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.pool).await?;
         row.map(|row| Ok((user_from_row(&row)?, row.try_get("password_hash")?))).transpose()
+    }
+
+    /// Sets the user's password hash and ends every session of theirs but `keep`, at once;
+    /// returns how many ended.
+    pub async fn set_password(&self, user_id: &str, password_hash: &str, keep: &Digest) -> Result<u64> {
+        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_digest <> $2")
+            .bind(user_id)
+            .bind(keep.to_hex())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(ended)
     }
 
     pub async fn create_session(&self, session: &Session, digest: &Digest, user_id: &str) -> Result<()> {
