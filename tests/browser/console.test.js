@@ -476,6 +476,65 @@ for (const mode of MODES) {
       await screenshot("connected-apps");
     });
 
+    /** A second browser signed in as the same person; its context, to close. */
+    const secondBrowser = async () => {
+      const other = await browser.newContext();
+      const response = await other.request.post(`${product.base}/api/v1/auth/login`, { data: { email, password: PASSWORD } });
+      assert.equal(response.status(), 200);
+      return other;
+    };
+
+    /** Fills and sends the password form; the page is the Password and sessions page. */
+    const changePassword = async (current, next) => {
+      await page.getByLabel("Current password").fill(current);
+      await page.getByLabel("New password").fill(next);
+      await page.getByRole("button", { name: "Change password" }).click();
+    };
+
+    test("a password changed in the page ends the other sessions, keeps this one, and a wrong current password is said next to its field", async () => {
+      const other = await secondBrowser();
+      await page.getByRole("link", { name: "Password and sessions" }).click();
+      await page.getByRole("heading", { name: "Password and sessions", level: 1 }).waitFor();
+      const sessions = page.getByRole("region", { name: "Where you are signed in, newest first" });
+      await sessions.getByRole("button", { name: "End session" }).first().waitFor();
+      assert.equal(await sessions.getByText("This session", { exact: true }).count(), 1);
+
+      await changePassword("not my password", "a brand new passphrase");
+      const error = page.getByText("Current password: is not your current password");
+      await error.waitFor();
+      assert.equal(await page.getByLabel("Current password").evaluate((el) => el === document.activeElement), true);
+      assert.equal((await other.request.get(`${product.base}/api/v1/me`)).status(), 200);
+
+      await changePassword(PASSWORD, "a brand new passphrase");
+      await page.getByRole("status").filter({ hasText: /^Password changed; \d+ other sessions? ended\.$/ }).waitFor();
+      assert.equal(await page.getByRole("heading", { name: "Change password" }).evaluate((el) => el === document.activeElement), true);
+      assert.equal((await other.request.get(`${product.base}/api/v1/me`)).status(), 401);
+      assert.equal(await sessions.getByRole("button", { name: "End session" }).count(), 0);
+      assert.equal((await page.request.get(`${product.base}/api/v1/me`)).status(), 200);
+      await accessible("/settings/password");
+      await screenshot("password");
+
+      // Back to the password the other tests log in with.
+      await changePassword("a brand new passphrase", PASSWORD);
+      await page.getByRole("status").filter({ hasText: "Password changed; 0 other sessions ended." }).waitFor();
+      await other.close();
+    });
+
+    test("a session ended on the Password and sessions page is logged out at once, after a confirmation", async () => {
+      const other = await secondBrowser();
+      await page.goto(`${product.base}/settings/password`);
+      const sessions = page.getByRole("region", { name: "Where you are signed in, newest first" });
+      // The newest session is the other browser's.
+      await sessions.getByRole("button", { name: "End session" }).first().click();
+      const dialog = page.getByRole("dialog", { name: "End this session?" });
+      await dialog.getByRole("button", { name: "End session" }).click();
+      await page.getByRole("status").filter({ hasText: /^Ended the session signed in on / }).waitFor();
+      assert.equal(await page.getByRole("heading", { name: "Sessions", exact: true }).evaluate((el) => el === document.activeElement), true);
+      assert.equal((await other.request.get(`${product.base}/api/v1/me`)).status(), 401);
+      assert.equal((await page.request.get(`${product.base}/api/v1/me`)).status(), 200);
+      await other.close();
+    });
+
     test("a state-changing call with the session cookie is refused from another origin or without the CSRF token", async () => {
       const session = (await context.cookies()).find((c) => c.name === "zenovay_session").value;
       const post = (headers) =>
@@ -924,13 +983,13 @@ for (const mode of MODES) {
       return { page: tab, context: own, email: address, token: signup.body.data.session_token, teamId: teams[0].id };
     };
 
-    test("the header groups its links: Settings holds API keys and Teams, Account holds Connected apps", async () => {
+    test("the header groups its links: Settings holds API keys and Teams, Account holds Connected apps and Password and sessions", async () => {
       await page.goto(`${product.base}/websites`);
       const nav = page.getByRole("navigation", { name: "Console" });
       const settings = nav.getByRole("list", { name: "Settings", exact: true });
       assert.deepEqual(await settings.getByRole("link").allTextContents(), ["API keys", "Teams"]);
       const account = nav.getByRole("list", { name: "Account", exact: true });
-      assert.deepEqual(await account.getByRole("link").allTextContents(), ["Connected apps"]);
+      assert.deepEqual(await account.getByRole("link").allTextContents(), ["Connected apps", "Password and sessions"]);
       // The groups' names are on screen, not only said.
       assert.ok(await nav.getByText("Settings", { exact: true }).isVisible());
       assert.ok(await nav.getByText("Account", { exact: true }).isVisible());
@@ -1224,6 +1283,7 @@ for (const mode of MODES) {
         ["teams", "/settings/teams", "Teams"],
         ["team-settings", `/settings/teams/${team.id}`, /^Team settings/],
         ["connected-apps", "/settings/connected-apps", "Connected apps"],
+        ["password", "/settings/password", "Password and sessions"],
       ];
       for (const width of [375, 1440]) {
         await page.setViewportSize({ width, height: width === 375 ? 800 : 900 });

@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/teams", get(pages::teams))
         .route("/settings/teams/{id}", get(pages::team))
         .route("/settings/connected-apps", get(pages::connected_apps))
+        .route("/settings/password", get(pages::password))
         .route("/assets/{file}", get(assets::serve))
         .route("/js/script.js", get(assets::tracker))
         .layer(middleware::from_fn(headers::security_headers))

@@ -69,6 +69,7 @@ fn render(shell: Shell<'_>) -> Response {
                 "api-keys" => "/settings/api-keys",
                 "teams" | "team" => "/settings/teams",
                 "connected-apps" => "/settings/connected-apps",
+                "password" => "/settings/password",
                 // A page of none of the links (the page saying an address has none).
                 _ => "",
             };
@@ -82,7 +83,14 @@ fn render(shell: Shell<'_>) -> Response {
                         nav_link("/settings/teams", "Teams", current),
                     ],
                 ),
-                nav_group("nav-account", "Account", &[nav_link("/settings/connected-apps", "Connected apps", current)]),
+                nav_group(
+                    "nav-account",
+                    "Account",
+                    &[
+                        nav_link("/settings/connected-apps", "Connected apps", current),
+                        nav_link("/settings/password", "Password and sessions", current),
+                    ],
+                ),
             ]
             .concat();
             (
@@ -305,6 +313,11 @@ pub async fn team(
 
 pub async fn connected_apps(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
     signed_in(&state, &headers, &uri, SignedIn { title: "Connected apps", page: "connected-apps", team_id: None }).await
+}
+
+pub async fn password(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let page = SignedIn { title: "Password and sessions", page: "password", team_id: None };
+    signed_in(&state, &headers, &uri, page).await
 }
 
 /// A console page that does not exist, for a browser: a titled page with the way back, under the

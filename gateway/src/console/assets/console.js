@@ -1347,6 +1347,75 @@ async function connectedAppsPage() {
   show(section);
 }
 
+// Password and sessions.
+
+/** The page, drawn anew after each change; `done` is said under the heading that takes the focus. */
+async function passwordPage({ focus, done } = {}) {
+  const sessions = await api("GET", "/account/sessions");
+  const current = h("input", { type: "password", name: "current-password", autocomplete: "current-password", required: true });
+  const next = h("input", { type: "password", name: "new-password", autocomplete: "new-password", required: true, minlength: "8", maxlength: "128" });
+  const form = h(
+    "form",
+    { novalidate: true, class: "compact" },
+    h("p", { class: "muted", text: "8 to 128 characters. Your other sessions end when it changes; this one stays. API keys and connected apps keep working." }),
+    field("Current password", "current-password", current),
+    field("New password", "new-password", next),
+    h("p", { class: "error form-error", role: "alert", tabindex: "-1", hidden: true }),
+    h("button", { type: "submit", class: "primary", text: "Change password" }),
+  );
+  whenSubmitted(form, async () => {
+    clearErrors(form);
+    if (missing(form, [["current-password", "Current password"], ["new-password", "New password"]])) return;
+    try {
+      const changed = await api("PUT", "/account/password", { current_password: current.value, new_password: next.value });
+      const ended = changed.sessions_ended === 1 ? "1 other session ended" : `${changed.sessions_ended} other sessions ended`;
+      await passwordPage({ focus: "password-title", done: `Password changed; ${ended}.` });
+    } catch (error) {
+      showError(form, error, { current_password: "current-password", new_password: "new-password" });
+    }
+  });
+  const end = (session) => async () => {
+    const sure = await confirmDialog({ title: "End this session?", text: `The browser signed in on ${when(session.created_at)} is logged out at once.`, confirm: "End session" });
+    if (!sure) return;
+    try {
+      await api("DELETE", `/account/sessions/${encodeURIComponent(session.id)}`);
+      await passwordPage({ focus: "sessions-title", done: `Ended the session signed in on ${when(session.created_at)}.` });
+    } catch (error) {
+      alertError(error);
+    }
+  };
+  const rows = sessions.map((s) =>
+    h(
+      "tr",
+      {},
+      td("Signed in", when(s.created_at)),
+      td("Last used", s.current ? "Now" : when(s.last_used_at)),
+      td("Browser", s.user_agent || "Unknown"),
+      td("Expires", when(s.expires_at)),
+      td("Actions", s.current ? "This session" : h("button", { type: "button", class: "danger", text: "End session", onclick: end(s) })),
+    ),
+  );
+  show(
+    h("section", { class: "card", "aria-labelledby": "password-title" }, h("h2", { id: "password-title", tabindex: "-1", text: "Change password" }), form),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "sessions-title" },
+      h("h2", { id: "sessions-title", tabindex: "-1", text: "Sessions" }),
+      pagedTable({ caption: "Where you are signed in, newest first", columns: ["Signed in", "Last used", "Browser", "Expires", "Actions"], rows, label: "Session pages" }),
+    ),
+  );
+  if (focus) {
+    const title = document.getElementById(focus);
+    title?.focus();
+    if (done) {
+      // A live region is said when its text changes, not when it arrives with it.
+      const said = h("p", { role: "status" });
+      title?.after(said);
+      requestAnimationFrame(() => (said.textContent = done));
+    }
+  }
+}
+
 // A website's statistics.
 
 const PERIODS = [
@@ -1902,6 +1971,7 @@ const pages = {
   teams: teamsPage,
   team: teamPage,
   "connected-apps": connectedAppsPage,
+  password: () => passwordPage(),
 };
 
 logoutButton();
