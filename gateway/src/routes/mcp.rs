@@ -362,13 +362,16 @@ impl From<&str> for ToolError {
 }
 
 /// A failed call as a tool shows it: the message without the field, as analytics words it, a
-/// key among what it quotes cut to its hint (docs/behaviour.md#api-keys).
-fn tool_error(e: ApiError) -> ToolError {
-    if e.error.code == common::ErrorCode::ServiceUnavailable {
-        return ToolError::Unavailable(e);
+/// key among what it quotes cut to its hint (docs/behaviour.md#api-keys). Every service call's
+/// error goes through here (by `?`), so that an outage is a 503 and never a refusal.
+impl From<ApiError> for ToolError {
+    fn from(e: ApiError) -> Self {
+        if e.error.code == common::ErrorCode::ServiceUnavailable {
+            return ToolError::Unavailable(e);
+        }
+        e.error.log_cause();
+        ToolError::Refused(common::secret::redact_secrets(&e.error.message).into_owned())
     }
-    e.error.log_cause();
-    ToolError::Refused(common::secret::redact_secrets(&e.error.message).into_owned())
 }
 
 /// Checks a call's arguments against its tool's input schema before anything runs or is
@@ -443,13 +446,13 @@ impl McpServer {
     /// A website of the connection's team; another team's is "not found", as if it did not exist.
     async fn website(&self, grant: &idpb::McpGrant, args: &JsonObject) -> Result<anpb::Website, ToolError> {
         let id = arg(args, "website_id").ok_or("website_id is required")?.to_owned();
-        access::team_website(&self.state, &grant.team_id, id).await.map_err(tool_error)
+        Ok(access::team_website(&self.state, &grant.team_id, id).await?)
     }
 
     async fn run(&self, grant: &idpb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
         match name {
             "list_websites" => {
-                let sites = websites::of_teams(&self.state, vec![grant.team_id.clone()]).await.map_err(tool_error)?;
+                let sites = websites::of_teams(&self.state, vec![grant.team_id.clone()]).await?;
                 Ok(json!(sites))
             }
             "get_overview" => {
@@ -458,8 +461,7 @@ impl McpServer {
                 let Some(range) = vocabulary::range(range) else {
                     return Err(format!("range must be one of {}", vocabulary::RANGES.join(", ")).into());
                 };
-                let overview =
-                    stats::overview(&self.state, &website.id, range, 10).await.map_err(|e| e.error.text())?;
+                let overview = stats::overview(&self.state, &website.id, range, 10).await?;
                 // The tool answers the figures alone: the caller named the site and range.
                 let mut overview = json!(overview);
                 if let Some(fields) = overview.as_object_mut() {
@@ -472,7 +474,7 @@ impl McpServer {
             "get_aggregate" | "get_timeseries" | "get_breakdown" => self.query_tool(grant, name, args).await,
             "get_realtime" => {
                 let website = self.website(grant, args).await?;
-                let totals = stats::realtime_totals(&self.state, &website.id).await.map_err(|e| e.error.text())?;
+                let totals = stats::realtime_totals(&self.state, &website.id).await?;
                 Ok(json!({ "visitors": totals.visitors, "pageviews": totals.pageviews }))
             }
             "create_website" | "update_website" => self.write_website(grant, name, args).await,
@@ -511,7 +513,7 @@ impl McpServer {
                 short_name(property)
             }
         };
-        let answer = stats::run(&self.state, request).await.map_err(tool_error)?;
+        let answer = stats::run(&self.state, request).await?;
         let found = top(&answer, key, &metrics);
         Ok(if key.is_empty() { Value::Object(found.into_iter().next().unwrap_or_default()) } else { json!(found) })
     }
@@ -535,7 +537,7 @@ impl McpServer {
             let (name, timezone) = (arg(args, "name").map(str::to_owned), arg(args, "timezone").map(str::to_owned));
             websites::update(&self.state, &website, name, timezone).await
         };
-        let website = website.map_err(tool_error)?;
+        let website = website?;
         Ok(json!(crate::views::website(&website)))
     }
 }
@@ -610,5 +612,19 @@ impl ServerHandler for McpServer {
             }
         }
         .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::Error;
+
+    #[test]
+    fn a_service_outage_is_no_refusal_but_a_503() {
+        let outage = ApiError::from(Error::unavailable("analytics"));
+        assert!(matches!(ToolError::from(outage), ToolError::Unavailable(_)));
+        let refusal = ApiError::from(Error::not_found("website"));
+        assert!(matches!(ToolError::from(refusal), ToolError::Refused(message) if message == "website not found"));
     }
 }
