@@ -230,7 +230,33 @@ async fn a_website_out_of_reach_or_unknown_is_refused_before_the_input_is(env: &
     }
 }
 
+/// A body naming another team (a new website) or another team's site (a Plausible goal) is
+/// refused for that first, as the same body made right would be, whatever else is wrong in it.
+async fn a_body_naming_a_team_out_of_reach_is_refused_for_that_before_its_fields(env: &TestEnv) {
+    let (owner, _) = keyed_user(env, json!({}), json!("full")).await;
+    let domain = format!("fields-{}.example", &owner.user_id[..8]);
+    let site = json!({ "team_id": owner.team_id, "domain": domain, "name": "W" });
+    let (status, site) = env.session_json(Method::POST, "/api/v1/websites", &owner.session, Some(site)).await;
+    assert_eq!(status, StatusCode::CREATED, "{site}");
+    let (_, stranger) = keyed_user(env, json!({}), json!("full")).await;
+    let send = |method: Method, path: &str, body: Value| {
+        let request = env.request(method, &format!("/api/external/v1{path}")).bearer_auth(&stranger).json(&body);
+        async move { request.send().await.unwrap().status() }
+    };
+    let good = json!({ "team_id": owner.team_id, "domain": "new.example", "name": "N" });
+    let bad = json!({ "team_id": owner.team_id, "domain": "!!", "name": "" });
+    let refused = send(Method::POST, "/websites", good).await;
+    assert_eq!(refused, StatusCode::FORBIDDEN);
+    assert_eq!(send(Method::POST, "/websites", bad).await, refused);
+    let good = json!({ "site_id": domain, "goal_type": "event", "event_name": "Signup" });
+    let bad = json!({ "site_id": domain, "goal_type": "event" });
+    let refused = send(Method::PUT, "/plausible/api/v1/sites/goals", good).await;
+    assert!(refused.is_client_error() && refused != StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(send(Method::PUT, "/plausible/api/v1/sites/goals", bad).await, refused);
+}
+
 both_modes!(
+    a_body_naming_a_team_out_of_reach_is_refused_for_that_before_its_fields,
     a_website_out_of_reach_or_unknown_is_refused_before_the_input_is,
     a_path_that_does_not_decode_is_a_400_carrying_the_keys_budget,
     bad_requests_sent_beside_good_ones_take_no_slot_from_them,

@@ -87,7 +87,8 @@ pub async fn create_website(
     let checked = rules::check_line("team_id", &body.team_id)
         .map_err(crate::error::ApiError::from)
         .and_then(|()| websites::check_fields(Some(&body.domain), Some(&body.name), body.timezone.as_deref()));
-    key.validated(&state, Scope::Write, checked).await?;
+    // Wrong fields are refused after the team's refusals, as a website's are.
+    key.validated_for(&state, Scope::Write, Some(&body.team_id), checked).await?;
     key.authorize(&state, Scope::Write, Some(&body.team_id)).await?;
     let request = anpb::CreateWebsiteRequest {
         team_id: body.team_id,

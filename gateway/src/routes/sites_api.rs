@@ -139,18 +139,20 @@ fn required_site_id(site_id: Option<String>, action: &str) -> ApiResult<String> 
     Ok(site_id)
 }
 
-/// The site a Sites API call names by `site_id` (required to `action`), read with `scope`.
-async fn named_site(
+/// The site a Sites API call names by `site_id` (required to `action`), read with `scope`, and
+/// the call's checked `input`, refused only after the site's refusals.
+async fn named_site<T>(
     state: &AppState,
     key: VerifiedKey,
     scope: Scope,
     site_id: Option<String>,
     action: &str,
-) -> ApiResult<anpb::Website> {
+    input: ApiResult<T>,
+) -> ApiResult<(anpb::Website, T)> {
     let site_id = key.validated(state, scope, required_site_id(site_id, action)).await?;
-    let (_, website, ()) =
-        authorized_website(state, async { Ok(key) }, site_id, scope, Ok(())).await.map_err(site_not_found)?;
-    Ok(website)
+    let (_, website, input) =
+        authorized_website(state, async { Ok(key) }, site_id, scope, input).await.map_err(site_not_found)?;
+    Ok((website, input))
 }
 
 #[utoipa::path(
@@ -171,7 +173,7 @@ pub async fn plausible_goals(State(state): State<AppState>, credentials: Keyed, 
         async {
             let key = credentials?.verify(&state).await?;
             let params: GoalsParams = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
-            let website = named_site(&state, key, Scope::Read, params.site_id, "list goals").await?;
+            let (website, ()) = named_site(&state, key, Scope::Read, params.site_id, "list goals", Ok(())).await?;
             let goals: Vec<PlausibleGoal> =
                 goals::list(&state, website.id).await?.into_iter().map(PlausibleGoal::of).collect();
             let limit = u32::try_from(goals.len()).unwrap_or(u32::MAX).max(1);
@@ -273,8 +275,9 @@ pub async fn plausible_put_goal(
             let key = credentials?.verify(&state).await?;
             let params: PlausibleGoalBody =
                 key.validated(&state, Scope::Write, sites_api_params(&headers, &body, q.as_deref())).await?;
-            let (event_name, page_path) = key.validated(&state, Scope::Write, goal_target(&params)).await?;
-            let website = named_site(&state, key, Scope::Write, params.site_id, "create a goal").await?;
+            let target = goal_target(&params);
+            let (website, (event_name, page_path)) =
+                named_site(&state, key, Scope::Write, params.site_id, "create a goal", target).await?;
             let wanted = match (&event_name, &page_path) {
                 (Some(name), _) => name.trim().to_owned(),
                 (_, path) => format!("Visit {}", path.as_deref().unwrap_or_default()),
@@ -327,7 +330,7 @@ pub async fn plausible_delete_goal(
             let key = credentials?.verify(&state).await?;
             let params: GoalsParams =
                 key.validated(&state, Scope::Write, sites_api_params(&headers, &body, q.as_deref())).await?;
-            let website = named_site(&state, key, Scope::Write, params.site_id, "delete a goal").await?;
+            let (website, ()) = named_site(&state, key, Scope::Write, params.site_id, "delete a goal", Ok(())).await?;
             goals::delete(&state, website.id, goal_id).await.map_err(|mut e| {
                 if e.error.code == common::ErrorCode::NotFound {
                     e.error.message = "Goal could not be found".into();
