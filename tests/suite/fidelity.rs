@@ -329,7 +329,31 @@ async fn rolled_up_local_days_and_filters_answer_as_raw_events(env: &TestEnv) {
     }
 }
 
+/// Years of local days, each read from its rolled-up pieces, and a filter of a hundred values
+/// make long SQL conditions, which are answered as raw events answer them.
+async fn a_daily_series_over_years_of_local_days_answers_as_raw_events(env: &TestEnv) {
+    let (key, id, _) = site_with_key(env, "years", "America/Los_Angeles").await;
+    let out = env.admin(&["generate-events", &id, "--events", "2000", "--days", "520", "--seed", "5"]);
+    assert!(out.contains("rolled up"), "{out}");
+    let (first, last) = ((Utc::now() - Duration::days(519)).format("%Y-%m-%d"), Utc::now().format("%Y-%m-%d"));
+    let path =
+        format!("/stats/timeseries?site_id={id}&period=custom&date={first},{last}&interval=date&metrics=visitors");
+    let pages: Vec<String> = (0..100).map(|i| format!("/page-{i}")).collect();
+    for rolled in [path.clone(), format!("{path}&filters=event:page%3D%3D{}", pages.join("|"))] {
+        let (status, answer) = env.api(Method::GET, &rolled, &key, None).await;
+        assert_eq!(status, StatusCode::OK, "{}", answer["error"]);
+        let days = answer["data"]["results"].as_array().unwrap();
+        assert_eq!(days.len(), 520);
+        let separator = if rolled.contains("filters=") { ";" } else { "&filters=" };
+        let (status, expected) =
+            env.api(Method::GET, &format!("{rolled}{separator}visit:country!%3DZZ"), &key, None).await;
+        assert_eq!(status, StatusCode::OK, "{}", expected["error"]);
+        assert!(answer["data"] == expected["data"], "rolled-up and raw days differ for {}", &rolled[..80]);
+    }
+}
+
 both_modes!(
+    a_daily_series_over_years_of_local_days_answers_as_raw_events,
     the_drop_in_ignores_parameters_its_endpoint_does_not_read,
     v2_echoes_the_query_as_plausible_does,
     rolled_up_local_days_and_filters_answer_as_raw_events,

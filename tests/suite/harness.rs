@@ -487,7 +487,13 @@ impl Drop for TestEnv {
 }
 
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+    // Idle connections are dropped before the gateway's own idle timeout (10 s) closes them: a
+    // request sent on one the gateway is closing would fail after a test's long pause.
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client")
 }
 
 impl TestEnv {

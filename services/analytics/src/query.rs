@@ -841,7 +841,7 @@ impl Query {
                 Some(format!("({} AND {t}revenue_currency = {currency})", goal_condition(sql, g, t, dialect)))
             })
             .collect();
-        if conditions.is_empty() { "1 = 0".to_owned() } else { format!("({})", conditions.join(" OR ")) }
+        any_of(&conditions)
     }
 
     /// Whether `group_conversion_rate` is of each row's group: grouped, but not by goal (rows of
@@ -1024,7 +1024,7 @@ impl Query {
                     .filter(|g| named.picks(&g.display_name))
                     .map(|g| goal_condition(sql, g, t, dialect))
                     .collect();
-                let any = if chosen.is_empty() { "1 = 0".to_owned() } else { format!("({})", chosen.join(" OR ")) };
+                let any = any_of(&chosen);
                 if negated { format!("NOT {any}") } else { any }
             }
             Dim::Prop(name) => {
@@ -1621,6 +1621,20 @@ pub enum Bind {
     Int(i64),
 }
 
+/// SQL true when any of `parts` is, none being false (`1 = 0` for no part). A balanced tree of
+/// `OR`s: SQLite refuses an expression nested more than 1,000 deep, which a chain of a few
+/// hundred parts (a site's local days over years, the values of a long filter) would reach.
+pub fn any_of(parts: &[String]) -> String {
+    match parts {
+        [] => "1 = 0".to_owned(),
+        [one] => format!("({one})"),
+        _ => {
+            let (left, right) = parts.split_at(parts.len() / 2);
+            format!("({} OR {})", any_of(left), any_of(right))
+        }
+    }
+}
+
 /// SQL text with its `$n` parameters.
 #[derive(Default)]
 pub struct Sql {
@@ -1652,7 +1666,7 @@ impl Sql {
     fn condition(&mut self, column: &str, filter: &Filter, dialect: Dialect) -> String {
         let any = |sql: &mut Sql, test: &dyn Fn(&mut Sql, &str) -> String| {
             let parts: Vec<String> = filter.values.iter().map(|v| test(sql, v)).collect();
-            format!("({})", parts.join(" OR "))
+            any_of(&parts)
         };
         let wildcard = |v: &str| escape_like(v).replace("\\*", "%");
         // Ignoring case: PostgreSQL's ILIKE, a case-blind regular expression on SQLite, whose
@@ -1919,6 +1933,27 @@ impl Buckets {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn any_of_many_parts_nests_them_logarithmically_deep() {
+        assert_eq!(any_of(&[]), "1 = 0");
+        assert_eq!(any_of(&["a".into(), "b".into(), "c".into()]), "((a) OR ((b) OR (c)))");
+        let parts: Vec<String> = (0..1000).map(|i| format!("x = {i}")).collect();
+        let sql = any_of(&parts);
+        let deepest = sql
+            .chars()
+            .scan(0i32, |depth, c| {
+                *depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                Some(*depth)
+            })
+            .max();
+        assert_eq!(deepest, Some(11));
+        assert_eq!(sql.matches(" OR ").count(), 999);
+    }
 
     /// A period as our own endpoints name it.
     fn period_range(tz: Tz, name: &str, date: &str, now: DateTime<Utc>) -> Result<(i64, i64)> {

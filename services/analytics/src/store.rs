@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::model::{Goal, GoalTarget, Website};
-use crate::query::{Bind, Counted, Dialect, Dim, Sql};
+use crate::query::{Bind, Counted, Dialect, Dim, Sql, any_of};
 use crate::replica::{ReadReplica, Replica};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -697,29 +697,23 @@ impl Store {
             format!("${}", 1 + names.len() + binds.len())
         };
         let dims = numbered(2, names.len());
-        let mut days: Vec<String> = reads
+        let days: Vec<String> = reads
             .days
             .iter()
             .map(|&(a, b)| format!("(r.day >= {} AND r.day < {})", param(a, &mut binds), param(b, &mut binds)))
             .collect();
-        let mut pieces: Vec<String> = reads
+        let pieces: Vec<String> = reads
             .pieces
             .iter()
             .map(|&(a, b)| format!("(r.start_ts = {} AND r.end_ts = {})", param(a, &mut binds), param(b, &mut binds)))
             .collect();
-        // An empty list picks nothing.
-        for list in [&mut days, &mut pieces] {
-            if list.is_empty() {
-                list.push("1 = 0".to_owned());
-            }
-        }
         let rows = format!(
             "SELECT r.day AS s, r.dim, r.value, {COUNTERS}, CAST(1 AS BIGINT) AS n FROM rollups r \
              WHERE r.website_id = $1 AND r.dim IN ({dims}) AND ({}) \
              UNION ALL SELECT r.start_ts AS s, r.dim, r.value, {COUNTERS}, CAST(1 AS BIGINT) AS n FROM rollup_pieces r \
              WHERE r.website_id = $1 AND r.dim IN ({dims}) AND ({})",
-            days.join(" OR "),
-            pieces.join(" OR ")
+            any_of(&days),
+            any_of(&pieces)
         );
         let sql = if reads.summed {
             let sums: Vec<String> =
