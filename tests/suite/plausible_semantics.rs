@@ -660,6 +660,29 @@ async fn a_v2_date_range_of_two_date_times_covers_exactly_those_instants(env: &T
     assert_eq!((status, &answer["results"]), (StatusCode::OK, &json!([{ "metrics": [3], "dimensions": [] }])));
 }
 
+async fn a_v2_date_range_mixing_a_day_and_a_date_time_is_refused_as_plausible_refuses_it(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    for range in [json!(["2026-01-10T10:00:00Z", "2026-01-11"]), json!(["2026-01-10", "2026-01-10T23:00:00+14:00"])] {
+        let body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": range });
+        let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("date_range"), "{answer}");
+    }
+}
+
+async fn a_v1_time_series_of_all_time_without_an_interval_is_by_month_once_it_spans_a_month(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let path = format!("/plausible/api/v1/stats/timeseries?site_id={domain}&period=all&metrics=visitors");
+    let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let rows = answer["results"].as_array().unwrap();
+    // From the first visit's month (January 2026) to this one, each month's first day.
+    assert_eq!(rows[0], json!({ "date": "2026-01-01", "visitors": 6 }));
+    assert!(rows.iter().all(|row| row["date"].as_str().unwrap().ends_with("-01")), "{answer}");
+    let this_month = chrono::Utc::now().format("%Y-%m-01").to_string();
+    assert_eq!(rows.last().unwrap()["date"], json!(this_month));
+}
+
 const INVALID_KEY_OR_SITE: &str = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";
 
 /// A drop-in call with `key` (none if empty): status, `X-RateLimit-Remaining` and body.
@@ -962,6 +985,8 @@ async fn v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week(env: &T
 }
 
 both_modes!(
+    a_v2_date_range_mixing_a_day_and_a_date_time_is_refused_as_plausible_refuses_it,
+    a_v1_time_series_of_all_time_without_an_interval_is_by_month_once_it_spans_a_month,
     a_v1_filter_value_holding_an_escaped_pipe_matches_that_value_alone,
     sources_mediums_and_channels_are_told_apart_as_plausible_tells_them,
     v1_gives_conversion_rate_only_by_or_of_goals,

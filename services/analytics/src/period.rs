@@ -5,7 +5,7 @@
 use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use common::{Error, Result};
-use proto::analytics::v1::NamedPeriod as Named;
+use proto::analytics::v1::{Interval, NamedPeriod as Named};
 
 /// Whose meaning a period name has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +64,24 @@ pub struct Period<'a> {
     pub now: DateTime<Utc>,
     /// When the site's first event happened, for `all`.
     pub first_event: Option<i64>,
+}
+
+/// The interval of a v1 time series over `[from, to)` that names none (its period is `all`): as
+/// Plausible's v1 chooses it from the first and last local days, months once they are a whole
+/// month apart, days once they differ, else hours.
+pub fn v1_interval(tz: Tz, (from, to): (i64, i64)) -> Interval {
+    let day = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&tz).date_naive();
+    let (first, last) = (day(from), day(to - 1));
+    let months = (last.year() - first.year()) * 12 + last.month() as i32
+        - first.month() as i32
+        - i32::from(last.day() < first.day());
+    if months > 0 {
+        Interval::Month
+    } else if last > first {
+        Interval::Day
+    } else {
+        Interval::Hour
+    }
 }
 
 /// The day's first instant: midnight, or the end of a DST gap that swallowed it.
@@ -257,6 +275,19 @@ pub fn previous(tz: Tz, period: &Period<'_>, (from, to): (i64, i64)) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v1_chooses_months_once_the_days_are_a_whole_month_apart() {
+        let utc = |d: &str| {
+            NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()
+        };
+        let days = |a: &str, b: &str| v1_interval(Tz::UTC, (utc(a), utc(b) + 86_400_000));
+        assert_eq!(days("2026-01-15", "2026-02-15"), Interval::Month);
+        assert_eq!(days("2026-01-15", "2026-02-14"), Interval::Day);
+        assert_eq!(days("2026-01-31", "2026-02-28"), Interval::Day);
+        assert_eq!(days("2024-06-01", "2026-12-06"), Interval::Month);
+        assert_eq!(days("2026-12-06", "2026-12-06"), Interval::Hour);
+    }
 
     /// A period as clients name it: a name, or `Nd`/`Nmo` counted.
     fn asked(name: &str) -> Asked {

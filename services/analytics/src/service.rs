@@ -199,7 +199,11 @@ impl Analytics {
             })
             .collect::<Result<Vec<_>>>()?;
         // `time` is the interval Plausible chooses for the period (README, "Events and statistics").
-        let time = proto::analytics::v1::Interval::for_period(range.0, range.1).dimension();
+        let time = match request.meaning {
+            Meaning::PlausibleV1 => crate::period::v1_interval(tz, range),
+            _ => proto::analytics::v1::Interval::for_period(range.0, range.1),
+        }
+        .dimension();
         let resolved = |name: &String| if name == AUTO_TIME { time.to_owned() } else { name.clone() };
         let dimensions: Vec<String> = request.dimensions.iter().map(resolved).collect();
         let order_by: Vec<(String, bool)> = request.order_by.iter().map(|(key, d)| (resolved(key), *d)).collect();

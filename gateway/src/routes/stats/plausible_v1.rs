@@ -26,7 +26,7 @@ use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;
 use crate::vocabulary::{self, CUSTOM_PERIOD, INTERVALS, V1_DAY};
 use common::ErrorCode;
-use proto::vocabulary::{PROPS, TIME};
+use proto::vocabulary::{AUTO_TIME, PROPS, TIME};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(aggregate)).routes(routes!(timeseries)).routes(routes!(breakdown))
@@ -335,7 +335,8 @@ fn with_family(property: String) -> Vec<String> {
     vec![family.name().to_owned(), property]
 }
 
-/// The time dimension of a time series: the interval asked for, or the period's default.
+/// The time dimension of a time series: the interval asked for, or the period's default (for
+/// `all`, which analytics chooses from the days the period turns out to hold).
 fn time_dimension(period: &str, interval: Option<&str>) -> ApiResult<&'static str> {
     use anpb::{Interval, NamedPeriod as P};
     let interval = match interval {
@@ -345,6 +346,7 @@ fn time_dimension(period: &str, interval: Option<&str>) -> ApiResult<&'static st
             invalid("interval", format!("{name:?} is not one of {}", known.join(", ")))
         })?,
         None => match P::from_name(period) {
+            Some(P::All) => return Ok(AUTO_TIME),
             Some(P::Day | P::NamedPeriod24h) => Interval::Hour,
             Some(P::NamedPeriod6mo | P::NamedPeriod12mo | P::Year) => Interval::Month,
             _ => Interval::Day,
