@@ -683,6 +683,36 @@ async fn a_v1_time_series_of_all_time_without_an_interval_is_by_month_once_it_sp
     assert_eq!(rows.last().unwrap()["date"], json!(this_month));
 }
 
+async fn the_drop_in_ignores_a_comparison_other_than_the_previous_period_as_plausible_does(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let answer = v1(env, &key, "aggregate", &domain, "metrics=visitors&compare=year_over_year").await;
+    assert_eq!(answer["results"]["visitors"], json!({ "value": 6 }), "{answer}");
+    let ours =
+        format!("/stats/aggregate?site_id={domain}&period=day&date=2026-01-10&metrics=visitors&compare=year_over_year");
+    let (status, refused) = env.api(Method::GET, &ours, &key, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+}
+
+async fn a_custom_v1_date_with_spaces_around_its_days_reads_them_trimmed(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let path = format!(
+        "/plausible/api/v1/stats/aggregate?site_id={domain}&period=custom&date=2026-01-09,%202026-01-10&metrics=visitors"
+    );
+    let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"]["visitors"], json!({ "value": 6 }));
+}
+
+async fn v2_says_why_imports_are_not_included_as_plausible_does(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    let body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": ["2026-01-10", "2026-01-10"],
+                       "include": { "imports": true } });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["meta"]["imports_included"], false);
+    assert_eq!(answer["meta"]["imports_skip_reason"], "no_imported_data");
+}
+
 const INVALID_KEY_OR_SITE: &str = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";
 
 /// A drop-in call with `key` (none if empty): status, `X-RateLimit-Remaining` and body.
@@ -985,6 +1015,9 @@ async fn v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week(env: &T
 }
 
 both_modes!(
+    the_drop_in_ignores_a_comparison_other_than_the_previous_period_as_plausible_does,
+    a_custom_v1_date_with_spaces_around_its_days_reads_them_trimmed,
+    v2_says_why_imports_are_not_included_as_plausible_does,
     a_v2_date_range_mixing_a_day_and_a_date_time_is_refused_as_plausible_refuses_it,
     a_v1_time_series_of_all_time_without_an_interval_is_by_month_once_it_spans_a_month,
     a_v1_filter_value_holding_an_escaped_pipe_matches_that_value_alone,

@@ -39,7 +39,7 @@ pub struct V1Params {
     site_id: Option<String>,
     #[serde(default)]
     period: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "trimmed_days")]
     date: Option<String>,
     #[serde(default)]
     metrics: Option<String>,
@@ -55,6 +55,12 @@ pub struct V1Params {
     page: Option<u32>,
     #[serde(default)]
     compare: Option<String>,
+}
+
+/// `date` with each of its days trimmed, as Plausible reads `2026-03-01, 2026-03-02`.
+fn trimmed_days<'de, D: serde::Deserializer<'de>>(date: D) -> Result<Option<String>, D::Error> {
+    let date = <Option<String> as serde::Deserialize>::deserialize(date)?;
+    Ok(date.map(|date| date.split(',').map(str::trim).collect::<Vec<_>>().join(",")))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -160,8 +166,10 @@ fn v1_request(kind: V1, p: &V1Params, face: Face) -> ApiResult<anpb::QueryReques
             request.offset = (page - 1).saturating_mul(limit);
         }
     }
+    // Plausible's v1 compares with `previous_period` alone and ignores any other value; ours says so.
     if let Some(compare) = &p.compare
         && compare != "previous_period"
+        && face == Face::Ours
     {
         return Err(invalid("compare", "only previous_period is supported"));
     }
@@ -486,8 +494,8 @@ pub(crate) async fn v1(
         V1::Breakdown => &[("dimensions", "property")],
     };
     // Only an aggregate shows the comparison, and not of `all`, which has no period before.
-    let compare = match params.compare {
-        Some(_) if kind == V1::Aggregate && period_name(&params) != anpb::NamedPeriod::All.name() => {
+    let compare = match params.compare.as_deref() {
+        Some("previous_period") if kind == V1::Aggregate && period_name(&params) != anpb::NamedPeriod::All.name() => {
             Comparison::PreviousPeriod
         }
         _ => Comparison::Nothing,

@@ -408,6 +408,10 @@ pub struct QueryMeta {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     imports_included: Option<bool>,
+    /// Why imports were not included: always `no_imported_data`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    imports_skip_reason: Option<&'static str>,
 }
 
 /// The query as understood, as Plausible echoes it.
@@ -451,6 +455,7 @@ fn v2_body(
         time_labels: body.include.time_labels.then(|| answer.time_labels.clone()),
         total_rows: body.include.total_rows.then_some(answer.total_rows),
         imports_included: body.include.imports.then_some(false),
+        imports_skip_reason: body.include.imports.then_some("no_imported_data"),
     };
     // As Plausible echoes it: `time` named as the interval the period chose.
     let time = answer.dimensions.iter().find(|d| d.starts_with(TIME));
