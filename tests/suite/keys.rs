@@ -330,6 +330,38 @@ async fn members(env: &TestEnv) {
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
 
+/// An edit is held to the rules of a new key whatever it changes: a key its team's policy no
+/// longer allows, or an admin key of an owner now a plain member, is not renamed nor given a longer life.
+async fn an_edit_of_any_field_is_held_to_the_rules_of_a_new_key(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let bob = env.user("bob").await;
+    env.set_plan(&bob.team_id, "pro").await;
+    add_member(env, &bob, &bob.team_id, &ann, "admin").await;
+    let (_, plain) =
+        env.create_key(&ann, json!({ "name": "rw", "permissions": ["read", "write"], "teams": [bob.team_id] })).await;
+    let (_, admin) =
+        env.create_key(&ann, json!({ "name": "adm", "permissions": ["admin"], "teams": [bob.team_id] })).await;
+    let edit = |key: &Value, body: Value| {
+        let path = format!("/api/v1/account/api-keys/{}", key["id"].as_str().unwrap());
+        let session = ann.session.clone();
+        async move { env.session_json(Method::PATCH, &path, &session, Some(body)).await }
+    };
+    let later = (chrono::Utc::now() + chrono::Duration::days(300)).to_rfc3339();
+    let path = format!("/api/v1/teams/{}/members/{}", bob.team_id, ann.user_id);
+    let (status, body) = env.session_json(Method::PATCH, &path, &bob.session, Some(json!({ "role": "member" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for change in [json!({ "name": "renamed" }), json!({ "expires_at": later })] {
+        let (status, body) = edit(&admin, change).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "FORBIDDEN");
+    }
+    let (status, _) = set_policy(env, &bob, &bob.team_id, "nobody").await;
+    assert_eq!(status, StatusCode::OK);
+    for change in [json!({ "name": "renamed" }), json!({ "expires_at": later }), json!({ "permissions": ["read"] })] {
+        let (status, body) = edit(&plain, change).await;
+        assert_error(status, &body, StatusCode::FORBIDDEN, "KEY_POLICY_FORBIDS");
+    }
+}
+
 async fn editing_and_audit(env: &TestEnv) {
     let ann = env.user("ann").await;
     let bob = env.user("bob").await;
@@ -781,6 +813,7 @@ async fn usage_covers_1_to_90_days_of_my_own_keys(env: &TestEnv) {
 const TRUSTED_HEADER: GatewayFlags = &[("--client-ip-header", "x-forwarded-for")];
 
 both_modes!(
+    an_edit_of_any_field_is_held_to_the_rules_of_a_new_key,
     a_keys_usage_is_counted_by_day_and_outcome,
     usage_covers_1_to_90_days_of_my_own_keys,
     a_key_is_refused_from_outside_its_allowlist_and_takes_nothing,

@@ -123,18 +123,21 @@ pub async fn create(state: &AppState, user_id: String, new: NewKey) -> ApiResult
     Ok(IssuedKey { secret, key })
 }
 
-/// A new grant or teams are checked as a new key's, together with whatever of the two is kept.
+/// The key as edited is checked as a new key would be, whatever the edit changes: a key that
+/// creation would now refuse (its owner demoted, a team's policy tightened) is renamed, given a
+/// new expiry or addresses only once its grant and teams pass again (docs/behaviour.md#api-keys).
 pub async fn edit(state: &AppState, user_id: String, key_id: String, change: KeyChange) -> ApiResult<idpb::ApiKey> {
-    if change.grant.is_some() || change.teams.is_some() {
-        let current = own_key(state, &user_id, &key_id).await?;
-        let grant = match &change.grant {
-            Some(grant) => grant.clone(),
-            None => Grant::from_proto(current.grant.as_ref())?,
-        };
-        let teams = match &change.teams {
-            Some(teams) => teams.clone(),
-            None => KeyTeams::from_proto(current.teams.as_ref())?,
-        };
+    let current = own_key(state, &user_id, &key_id).await?;
+    let grant = match &change.grant {
+        Some(grant) => grant.clone(),
+        None => Grant::from_proto(current.grant.as_ref())?,
+    };
+    let teams = match &change.teams {
+        Some(teams) => teams.clone(),
+        None => KeyTeams::from_proto(current.teams.as_ref())?,
+    };
+    // A revoked key is refused as such by identity, whatever its teams now say.
+    if current.revoked_at_unix_ms.is_none() {
         check_key_rules(state, &user_id, &grant, &teams).await?;
     }
     let key = state
