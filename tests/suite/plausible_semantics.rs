@@ -713,6 +713,15 @@ async fn v2_says_why_imports_are_not_included_as_plausible_does(env: &TestEnv) {
     assert_eq!(answer["meta"]["imports_skip_reason"], "no_imported_data");
 }
 
+async fn the_drop_ins_realtime_and_goal_list_read_a_site_id_given_twice_as_its_last(env: &TestEnv) {
+    let (key, domain) = site_with_visits(env).await;
+    for path in ["/plausible/api/v1/stats/realtime/visitors", "/plausible/api/v1/sites/goals"] {
+        let path = format!("{path}?site_id=nowhere.example&site_id={domain}&unread=1");
+        let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+    }
+}
+
 const INVALID_KEY_OR_SITE: &str = "Invalid API key or site ID. Please make sure you're using a valid API key with access to the site you've requested.";
 
 /// A drop-in call with `key` (none if empty): status, `X-RateLimit-Remaining` and body.
@@ -1015,6 +1024,7 @@ async fn v2s_time_dimension_is_by_hour_over_a_day_and_by_day_over_a_week(env: &T
 }
 
 both_modes!(
+    the_drop_ins_realtime_and_goal_list_read_a_site_id_given_twice_as_its_last,
     the_drop_in_ignores_a_comparison_other_than_the_previous_period_as_plausible_does,
     a_custom_v1_date_with_spaces_around_its_days_reads_them_trimmed,
     v2_says_why_imports_are_not_included_as_plausible_does,

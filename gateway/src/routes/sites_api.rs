@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::flows::access::authorized_website;
 use crate::flows::goals::{self, GoalType};
 use crate::routes::stats::dropin::PlausibleSitesMeta;
+use crate::routes::stats::plausible_v1::as_plausible_reads;
 use crate::rules;
 use crate::schema::always_true;
 use crate::state::AppState;
@@ -172,6 +173,7 @@ pub async fn plausible_goals(State(state): State<AppState>, credentials: Keyed, 
     plausible(
         async {
             let key = credentials?.verify(&state).await?;
+            let q = q.map(|q| as_plausible_reads(&q, &["site_id"]));
             let params: GoalsParams = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
             let (website, ()) = named_site(&state, key, Scope::Read, params.site_id, "list goals", Ok(())).await?;
             let goals: Vec<PlausibleGoal> =

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::input::{Face, INVALID_KEY_OR_SITE, plausible_website};
-use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, v1};
+use super::plausible_v1::{AggregateResult, BreakdownResult, TimeseriesResult, V1, as_plausible_reads, v1};
 use super::plausible_v2::{QueryResult, V2Body, plausible_body, v2, v2_checked};
 use crate::auth::Keyed;
 use crate::envelope::{RawBody, parse_query, plausible};
@@ -120,7 +120,7 @@ pub async fn plausible_aggregate(
         (
             "interval" = Option<Interval>,
             Query,
-            description = "Default: `hour` for `day` and `24h`, `month` for `6mo`, `12mo` and `year`, else `date`."
+            description = "Default: `hour` for `day` and `24h`, `month` for `6mo`, `12mo` and `year`; for `all`, `month` once its first and last days are a month apart, else `date` (or `hour` for a single day); else `date`."
         ),
     ),
     responses(
@@ -250,6 +250,7 @@ pub async fn plausible_realtime(
 ) -> Response {
     answered(&headers, INVALID_KEY_OR_SITE, async {
         let key = credentials?.verify(&state).await?;
+        let q = q.map(|q| as_plausible_reads(&q, &["site_id"]));
         let params: SiteParam = key.validated(&state, Scope::Read, parse_query(q.as_deref())).await?;
         let (website, ()) = plausible_website(&state, &key, params.site_id, Ok(())).await?;
         Ok(stats::realtime_totals(&state, &website.id).await?.visitors)

@@ -365,21 +365,22 @@ fn time_dimension(period: &str, interval: Option<&str>) -> ApiResult<&'static st
 
 /// The parameters of `query` that Plausible's endpoint `kind` reads. Plausible ignores the
 /// others (`with_imported`, an aggregate's `interval`, a breakdown's `compare`, …), and so
-/// does the drop-in, where ours refuses them. A parameter given twice is read as its last
-/// value, as Phoenix reads a query string; ours refuses it.
+/// does the drop-in, where ours refuses them.
 fn read_by(kind: V1, query: &str) -> String {
     let read: &[&str] = match kind {
-        V1::Aggregate => &["compare"],
-        V1::Timeseries => &["interval"],
-        V1::Breakdown => &["property", "limit", "page"],
+        V1::Aggregate => &["site_id", "period", "date", "metrics", "filters", "compare"],
+        V1::Timeseries => &["site_id", "period", "date", "metrics", "filters", "interval"],
+        V1::Breakdown => &["site_id", "period", "date", "metrics", "filters", "property", "limit", "page"],
     };
-    let common = ["site_id", "period", "date", "metrics", "filters"];
+    as_plausible_reads(query, read)
+}
+
+/// The parameters of `query` named in `read`, each given twice read as its last value, as
+/// Phoenix reads a query string (ours refuses a parameter given twice).
+pub(crate) fn as_plausible_reads(query: &str, read: &[&str]) -> String {
     let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
     let last = |i: usize| pairs[i + 1..].iter().all(|(later, _)| *later != pairs[i].0);
-    let kept = pairs
-        .iter()
-        .enumerate()
-        .filter(|(i, (name, _))| (common.contains(&name.as_ref()) || read.contains(&name.as_ref())) && last(*i));
+    let kept = pairs.iter().enumerate().filter(|(i, (name, _))| read.contains(&name.as_ref()) && last(*i));
     form_urlencoded::Serializer::new(String::new()).extend_pairs(kept.map(|(_, pair)| pair)).finish()
 }
 
