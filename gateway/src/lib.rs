@@ -1,5 +1,6 @@
 //! The HTTP edge. Per external request it verifies the key with identity, asks policy for the
-//! decision, then calls analytics. It holds no data of its own and never touches a database.
+//! decision, then calls analytics. It owns no data (what it keeps are caches of the services')
+//! and never touches a database.
 
 pub mod apikey;
 mod auth;

@@ -21,7 +21,7 @@ pub struct Backends {
     pub identity: GrpcTransport,
     pub policy: GrpcTransport,
     pub analytics: GrpcTransport,
-    /// Change notifications from identity. Without them the gateway caches nothing.
+    /// Change notifications from the services. Without them the gateway caches nothing.
     pub changes: Option<Arc<dyn ChangeBus>>,
 }
 

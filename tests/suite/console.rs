@@ -40,6 +40,24 @@ async fn a_bad_website_domain_is_a_validation_error_naming_the_field(env: &TestE
     assert!(refused["error"]["message"].as_str().unwrap().starts_with("domain"), "{refused}");
 }
 
+/// The console's form and an API client sending the same website are answered alike; a domain
+/// pasted with spaces around it is taken.
+async fn a_website_added_with_a_session_is_held_to_the_external_apis_rules(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    for (domain, name) in [("not a domain!", "Bad"), ("good.example", "   ")] {
+        let body = json!({ "team_id": ann.team_id, "domain": domain, "name": name });
+        let (_, by_session) =
+            env.session_json(Method::POST, "/api/v1/websites", &ann.session, Some(body.clone())).await;
+        let (_, by_key) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+        assert_eq!(by_session["error"]["message"], by_key["error"]["message"], "{by_session} {by_key}");
+    }
+    let body = json!({ "team_id": ann.team_id, "domain": "  pasted.example ", "name": "Pasted" });
+    let (status, created) = env.session_json(Method::POST, "/api/v1/websites", &ann.session, Some(body)).await;
+    assert_eq!((status, &created["data"]["domain"]), (StatusCode::CREATED, &json!("pasted.example")), "{created}");
+}
+
 async fn the_website_endpoints_need_a_session(env: &TestEnv) {
     let response = env.request(Method::GET, "/api/v1/websites").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -803,6 +821,7 @@ async fn the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does(en
 const HTTPS_PUBLIC_URL: GatewayFlags = &[("--public-url", "https://zenovay.example.com")];
 
 both_modes!(
+    a_website_added_with_a_session_is_held_to_the_external_apis_rules,
     an_address_with_no_page_is_a_console_page_for_a_browser_and_the_apis_404_for_a_program,
     the_dashboard_apis_answers_are_not_kept_by_caches,
     the_property_names_most_used_come_first,

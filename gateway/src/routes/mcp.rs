@@ -531,10 +531,12 @@ impl McpServer {
                 name: arg(args, "name").unwrap_or_default().into(),
                 timezone: arg(args, "timezone").map(str::to_owned),
             };
+            websites::check_fields(Some(&request.domain), Some(&request.name), request.timezone.as_deref())?;
             websites::create(&self.state, request).await
         } else {
             let website = self.website(grant, args).await?;
             let (name, timezone) = (arg(args, "name").map(str::to_owned), arg(args, "timezone").map(str::to_owned));
+            websites::check_fields(None, name.as_deref(), timezone.as_deref())?;
             websites::update(&self.state, &website, name, timezone).await
         };
         let website = website?;

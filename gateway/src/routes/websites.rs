@@ -58,17 +58,15 @@ pub async fn create(
     if body.team_id.trim().is_empty() {
         return Err(common::Error::validation("team_id: is required").into());
     }
+    // Held to the external API's rules; a domain pasted into a form may bring spaces along.
+    let (domain, timezone) = (body.domain.trim().to_owned(), body.timezone.filter(|t| !t.is_empty()));
+    crate::flows::websites::check_fields(Some(&domain), Some(&body.name), timezone.as_deref())?;
     state
         .identity
         .clone()
         .get_membership(idpb::GetMembershipRequest { team_id: body.team_id.clone(), actor_user_id: session.user.id })
         .await?;
-    let request = anpb::CreateWebsiteRequest {
-        team_id: body.team_id,
-        domain: body.domain,
-        name: body.name,
-        timezone: body.timezone.filter(|t| !t.is_empty()),
-    };
+    let request = anpb::CreateWebsiteRequest { team_id: body.team_id, domain, name: body.name, timezone };
     let website = crate::flows::websites::create(&state, request).await?;
     Ok(created(views::website(&website)).into_response())
 }
