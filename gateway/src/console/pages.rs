@@ -206,8 +206,19 @@ pub(crate) fn field(label: &str, id: &str, input: &str) -> String {
     )
 }
 
-fn auth_form(action: &str, button: &str, with_name: bool) -> String {
-    let name = if with_name {
+/// Which of the two sign-in forms: signing up asks for a name too.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AuthForm {
+    LogIn,
+    SignUp,
+}
+
+fn auth_form(form: AuthForm) -> String {
+    let (action, button) = match form {
+        AuthForm::LogIn => ("/api/v1/auth/login", "Log in"),
+        AuthForm::SignUp => ("/api/v1/auth/signup", "Sign up"),
+    };
+    let name = if form == AuthForm::SignUp {
         field(
             "Name",
             "name",
@@ -223,7 +234,7 @@ fn auth_form(action: &str, button: &str, with_name: bool) -> String {
         // focus then returns to this field, which it describes.
         r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error auth-error">"#,
     );
-    let autocomplete = if with_name { "new-password" } else { "current-password" };
+    let autocomplete = if form == AuthForm::SignUp { "new-password" } else { "current-password" };
     let password = field(
         "Password",
         "password",
@@ -242,10 +253,8 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap) -> Respons
         Ok(None) => {}
         Err(response) => return response,
     }
-    let main = format!(
-        r#"<h1>Log in</h1>{}<p>New here? <a href="/signup">Sign up</a></p>"#,
-        auth_form("/api/v1/auth/login", "Log in", false)
-    );
+    let main =
+        format!(r#"<h1>Log in</h1>{}<p>New here? <a href="/signup">Sign up</a></p>"#, auth_form(AuthForm::LogIn));
     render(Shell { title: "Log in", page: "login", visitor: None, main, team_id: None })
 }
 
@@ -257,7 +266,7 @@ pub async fn signup(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
     let main = format!(
         r#"<h1>Sign up</h1>{}<p>Already have an account? <a href="/login">Log in</a></p>"#,
-        auth_form("/api/v1/auth/signup", "Sign up", true)
+        auth_form(AuthForm::SignUp)
     );
     render(Shell { title: "Sign up", page: "signup", visitor: None, main, team_id: None })
 }

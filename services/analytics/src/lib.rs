@@ -63,9 +63,7 @@ pub struct Server {
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
         let mut analytics = Analytics::open_with(&config.backend, &config.storage).await?;
-        if let Some(bus) = common::bus::redis(config.redis.as_ref(), &config.redis_prefix)
-            .map_err(|e| BuildError::Redis(e.to_string()))?
-        {
+        if let Some(bus) = common::bus::redis(config.redis.as_ref(), &config.redis_prefix)? {
             analytics = analytics.announcing(bus);
         }
         analytics.spawn_upkeep(ROLLUP_EVERY, config.storage.retention);

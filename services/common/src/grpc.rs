@@ -43,6 +43,6 @@ pub enum BuildError {
     Storage(#[from] crate::db::OpenError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
-    #[error("cannot connect to Redis: {0}")]
-    Redis(String),
+    #[error("cannot connect to Redis")]
+    Redis(#[from] redis::RedisError),
 }

@@ -42,8 +42,7 @@ pub struct Server {
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
-        let changes = common::bus::redis(config.redis.as_ref(), &config.redis_prefix)
-            .map_err(|e| BuildError::Redis(e.to_string()))?;
+        let changes = common::bus::redis(config.redis.as_ref(), &config.redis_prefix)?;
         let identity = Identity::open(&config.backend, config.key_hasher.clone(), changes).await?;
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server { listener, identity })

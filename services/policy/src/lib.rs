@@ -41,10 +41,7 @@ pub struct Config {
 impl Config {
     pub fn limiter(&self) -> Result<Arc<dyn Limiter>, BuildError> {
         Ok(match &self.redis {
-            Some(target) => ResilientLimiter::new(
-                RedisLimiter::new(target, &self.redis_prefix, self.redis_timeout)
-                    .map_err(|e| BuildError::Redis(e.to_string()))?,
-            ),
+            Some(target) => ResilientLimiter::new(RedisLimiter::new(target, &self.redis_prefix, self.redis_timeout)?),
             None => Arc::new(MemoryLimiter::default()),
         })
     }
@@ -53,8 +50,7 @@ impl Config {
     pub async fn open(&self, changes: Option<Arc<dyn ChangeBus>>) -> Result<Policy, BuildError> {
         let changes = match changes {
             Some(bus) => Some(bus),
-            None => common::bus::redis(self.redis.as_ref(), &self.redis_prefix)
-                .map_err(|e| BuildError::Redis(e.to_string()))?,
+            None => common::bus::redis(self.redis.as_ref(), &self.redis_prefix)?,
         };
         Ok(Policy::open(&self.backend, self.catalogue.clone(), self.limiter()?, changes).await?)
     }
