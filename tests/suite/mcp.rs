@@ -929,6 +929,26 @@ async fn oauth_metadata_names_the_configured_public_url(env: &TestEnv) {
     assert!(challenge.contains("resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""));
 }
 
+/// While identity is down the authorization page can tell neither the client nor the session:
+/// it says so (503) instead of calling the client unknown or asking to sign in.
+#[tokio::test]
+async fn the_authorization_page_says_the_service_is_unavailable_while_identity_is_down() {
+    let mut env = TestEnv::split(1).await;
+    let client_id = registered(&env, "Test client", REDIRECT).await.0.client_id;
+    env.kill("identity");
+    let query = form(&[
+        ("response_type", "code"),
+        ("client_id", &client_id),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method", "S256"),
+    ]);
+    let response = env.request(Method::GET, &format!("/oauth/authorize?{query}")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("unavailable") && !page.contains("Unknown client"), "{page}");
+}
+
 /// A tool call whose service is down did not run: the request is a 503, as any route's is when
 /// a call may not have completed, and the call does not count against the day's quota.
 #[tokio::test]

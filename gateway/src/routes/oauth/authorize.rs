@@ -52,7 +52,10 @@ async fn check_request(
     let request = idpb::GetMcpClientRequest { client_id: p.get("client_id").into() };
     let client = match state.identity.clone().get_mcp_client(request).await {
         Ok(client) => client.into_inner(),
-        Err(_) => return Err(Box::new(page(StatusCode::BAD_REQUEST, "<p>Unknown client. Register it first.</p>"))),
+        Err(status) if common::Error::from(status.clone()).code == ErrorCode::NotFound => {
+            return Err(Box::new(page(StatusCode::BAD_REQUEST, "<p>Unknown client. Register it first.</p>")));
+        }
+        Err(_) => return Err(Box::new(unavailable())),
     };
     if !common::oauth::redirect_uri_registered(&client.redirect_uris, p.get("redirect_uri")) {
         return Err(Box::new(page(
@@ -139,16 +142,24 @@ fn csrf_ok(form: &AuthorizeParams, headers: &HeaderMap) -> bool {
     expected.is_some_and(|expected| !sent.is_empty() && Digest::of(sent) == Digest::of(&expected))
 }
 
-async fn session_user(state: &AppState, headers: &HeaderMap) -> Option<idpb::User> {
-    session_user_and_token(state, headers).await.map(|(user, _)| user)
+/// A service the flow needs did not answer: neither a sign-in form nor a consent would be true.
+fn unavailable() -> Response {
+    page(StatusCode::SERVICE_UNAVAILABLE, "<p>The service is unavailable right now. Try again in a moment.</p>")
 }
 
-async fn session_user_and_token(state: &AppState, headers: &HeaderMap) -> Option<(idpb::User, String)> {
-    let token = crate::session::cookie(headers)?.to_owned();
-    let request = idpb::AuthenticateSessionRequest { session_token: token.clone() };
-    let user =
-        common::transport::checked(state.identity.clone().authenticate_session(request)).await.ok()?.into_inner();
-    Some((user, token))
+/// The user of the request's session cookie and its token; `None` without a live session, the
+/// unavailable page when identity cannot tell.
+async fn session_user_and_token(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(idpb::User, String)>, Response> {
+    let Some(token) = crate::session::cookie(headers) else { return Ok(None) };
+    let request = idpb::AuthenticateSessionRequest { session_token: token.to_owned() };
+    match common::transport::checked(state.identity.clone().authenticate_session(request)).await {
+        Ok(user) => Ok(Some((user.into_inner(), token.to_owned()))),
+        Err(status) if common::Error::from(status.clone()).code == ErrorCode::Unauthorized => Ok(None),
+        Err(_) => Err(unavailable()),
+    }
 }
 
 /// The sign-in form that comes before the consent form, with its CSRF cookie.
@@ -195,13 +206,15 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
     let hidden = format!("<input type=\"hidden\" name=\"oauth\" value=\"{}\">", escape(&p.oauth_query()));
     let name = escape(&client.client_name);
     let goes_to = destination_line(p.get("redirect_uri"));
-    let Some((user, session_token)) = session_user_and_token(&state, &headers).await else {
-        return sign_in_page(&state, &headers, &name, &goes_to, &hidden);
+    let (user, session_token) = match session_user_and_token(&state, &headers).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => return sign_in_page(&state, &headers, &name, &goes_to, &hidden),
+        Err(unavailable) => return unavailable,
     };
     let csrf = crate::session::csrf_token(&session_token);
     let teams = match state.identity.clone().list_teams(idpb::ListTeamsRequest { user_id: user.id.clone() }).await {
         Ok(teams) => teams.into_inner().memberships,
-        Err(e) => return crate::error::ApiError::from(e).into_response(),
+        Err(_) => return unavailable(),
     };
     let options: String = teams
         .iter()
@@ -332,7 +345,11 @@ pub async fn authorize_submit(
             &[("error", "access_denied"), ("error_description", "the user denied access"), ("state", p.get("state"))],
         ),
         "allow" => {
-            let Some(user) = session_user(&state, &headers).await else { return Redirect::to(&again).into_response() };
+            let user = match session_user_and_token(&state, &headers).await {
+                Ok(Some((user, _))) => user,
+                Ok(None) => return Redirect::to(&again).into_response(),
+                Err(unavailable) => return unavailable,
+            };
             let request = idpb::CreateMcpAuthorizationRequest {
                 user_id: user.id,
                 client_id: p.get("client_id").into(),
