@@ -431,6 +431,39 @@ async fn a_redis_cluster_failover_is_survived_like_an_outage() {
     assert!(before.is_some_and(|n| n >= 1), "the promoted replica kept the month's count");
 }
 
+/// The master holding a user's counters hangs (it keeps its connections and answers nothing):
+/// once its replica has taken over, decisions go back to the cluster while the old master is
+/// still hung, rather than waiting on it.
+#[tokio::test]
+async fn decisions_go_back_to_the_cluster_when_a_hung_masters_replica_takes_over() {
+    let mut cluster = RedisCluster::start(1);
+    let redis = TestRedis::on_cluster(&cluster);
+    let prefix = redis.prefix.clone();
+    let env = TestEnv::split_on(1, redis).await;
+    let (user, key) = keyed_user(&env, json!({ "requests_per_minute": 1000 }), json!(["read"])).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    let month = chrono::Utc::now().format("%Y-%m");
+    let counter = format!("{prefix}mq:{{{}}}:{month}", user.user_id);
+    let used = |cluster: &RedisCluster| cluster.get(&counter).and_then(|n| n.parse::<u64>().ok());
+
+    let master = cluster.master_of(&format!("{{{}}}", user.user_id));
+    cluster.freeze(master);
+    cluster.wait_for_failover(master);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut before = None;
+    loop {
+        let (status, _) = env.api(Method::GET, "/websites", &key, None).await;
+        assert!(status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE, "{status}");
+        match (before, used(&cluster)) {
+            (None, Some(now)) => before = Some(now),
+            (Some(then), Some(now)) if now > then => break,
+            _ => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "decisions never went back to the cluster");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// The all-in-one process on each backend, its limiter in-process.
 async fn all_in_one_processes() -> [TestEnv; 2] {
     [TestEnv::all_in_one_process().await, TestEnv::all_in_one_process_on_postgres().await]

@@ -11,6 +11,8 @@ const NODE_TIMEOUT_MS: &str = "1000";
 struct Node {
     port: u16,
     process: Option<Child>,
+    /// Stopped (SIGSTOP): it holds its connections and answers nothing, as a hung host does.
+    frozen: bool,
 }
 
 pub struct RedisCluster {
@@ -62,7 +64,7 @@ impl RedisCluster {
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("redis-server is required for this test");
-            nodes.push(Node { port, process: Some(process) });
+            nodes.push(Node { port, process: Some(process), frozen: false });
         }
         for node in &nodes {
             wait_until("redis-server did not start", Duration::from_secs(10), || {
@@ -114,8 +116,9 @@ impl RedisCluster {
         self.wait_until_healthy();
     }
 
+    /// The nodes that answer.
     fn running(&self) -> impl Iterator<Item = u16> + '_ {
-        self.nodes.iter().filter(|n| n.process.is_some()).map(|n| n.port)
+        self.nodes.iter().filter(|n| n.process.is_some() && !n.frozen).map(|n| n.port)
     }
 
     /// The process ids of the running nodes.
@@ -156,6 +159,16 @@ impl RedisCluster {
         let answer = cli(any, &["-c", "GET", key]);
         let answer = answer.trim();
         (!answer.is_empty() && !answer.contains("ERR") && !answer.contains("CLUSTERDOWN")).then(|| answer.to_owned())
+    }
+
+    /// Stops a node without closing anything, as a host that hangs would: its connections stay
+    /// open and no call to it is answered. Dropping the cluster kills it.
+    pub fn freeze(&mut self, port: u16) {
+        let node = self.nodes.iter_mut().find(|n| n.port == port).expect("a node of this cluster");
+        let pid = node.process.as_ref().expect("a running node").id();
+        let stopped = Command::new("kill").args(["-STOP", &pid.to_string()]).status().expect("kill");
+        assert!(stopped.success(), "could not stop redis-server {pid}");
+        node.frozen = true;
     }
 
     /// Kills a node as a crash would.

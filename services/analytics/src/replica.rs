@@ -107,19 +107,28 @@ impl Replica {
 
     async fn probe(&self, primary: &AnyPool) {
         match self.measure(primary).await {
-            Ok(lag_ms) => {
+            Ok(lag) => {
+                let (lag_ms, usable) = match lag {
+                    Lag::Within(ms) => (ms, ms <= self.max_lag_ms),
+                    // Older than all this process has seen (it has just started, or the
+                    // replica has just come back): how much older is not known.
+                    Lag::BeforeEverySample(ms) => (ms, false),
+                };
                 self.lag_ms.store(lag_ms, Ordering::Relaxed);
-                let usable = lag_ms <= self.max_lag_ms;
-                if self.usable.swap(usable, Ordering::Relaxed) != usable {
-                    tracing::warn!(lag_ms, usable, "read replica lag crossed the limit");
+                match (self.usable.swap(usable, Ordering::Relaxed), usable) {
+                    (false, true) => tracing::info!(lag_ms, "statistics are read from the read replica"),
+                    (true, false) => {
+                        tracing::warn!(lag_ms, "read replica lag past the limit; statistics are read from the primary")
+                    }
+                    _ => {}
                 }
             }
             Err(error) => self.failed(&error),
         }
     }
 
-    /// The replica's lag in ms: how long ago the primary was where the replica has replayed to.
-    async fn measure(&self, primary: &AnyPool) -> Result<i64, sqlx::Error> {
+    /// The replica's lag: how long ago the primary was where the replica has replayed to.
+    async fn measure(&self, primary: &AnyPool) -> Result<Lag, sqlx::Error> {
         let at = sqlx::query("SELECT pg_current_wal_lsn()::text AS at").fetch_one(primary).await?;
         let now = now_ms();
         let row = sqlx::query(
@@ -135,13 +144,21 @@ impl Replica {
         while positions.front().is_some_and(|(t, _)| now - t > 2 * self.max_lag_ms + 1000) {
             positions.pop_front();
         }
-        Ok(if standby { lag(&positions, replayed, now) } else { 0 })
+        Ok(if standby { lag(&positions, replayed, now) } else { Lag::Within(0) })
     }
 }
 
+/// A replica's lag in ms, as far as the primary's samples tell it.
+#[derive(Debug, PartialEq, Eq)]
+enum Lag {
+    Within(i64),
+    /// Behind the oldest sample, taken this long ago: at least this much, maybe far more.
+    BeforeEverySample(i64),
+}
+
 /// How long ago the primary was at or before `replayed`: 0 when the replica has everything the
-/// primary had at the last sample, older than every sample when it has none of them.
-fn lag(positions: &VecDeque<(i64, u64)>, replayed: u64, now: i64) -> i64 {
+/// primary had at the last sample, before every sample when it has none of them.
+fn lag(positions: &VecDeque<(i64, u64)>, replayed: u64, now: i64) -> Lag {
     let mut caught_up_to: Option<i64> = None;
     for (t, position) in positions.iter().rev() {
         if *position <= replayed {
@@ -150,11 +167,11 @@ fn lag(positions: &VecDeque<(i64, u64)>, replayed: u64, now: i64) -> i64 {
         }
     }
     match (caught_up_to, positions.back()) {
-        (Some(t), Some((last, _))) if t == *last => 0,
+        (Some(t), Some((last, _))) if t == *last => Lag::Within(0),
         // Replayed up to where the primary was at `t`, but not what came after: behind since
         // the sample after `t` at the latest.
-        (Some(t), _) => positions.iter().find(|(s, _)| *s > t).map_or(0, |(s, _)| now - s),
-        (None, _) => positions.front().map_or(0, |(first, _)| now - first),
+        (Some(t), _) => Lag::Within(positions.iter().find(|(s, _)| *s > t).map_or(0, |(s, _)| now - s)),
+        (None, _) => Lag::BeforeEverySample(positions.front().map_or(0, |(first, _)| now - first)),
     }
 }
 
@@ -177,9 +194,9 @@ mod tests {
     #[test]
     fn lag_is_the_age_of_the_first_position_not_replayed() {
         let positions: VecDeque<(i64, u64)> = [(1000, 10), (1500, 20), (2000, 30)].into();
-        assert_eq!(lag(&positions, 30, 2100), 0, "caught up with the last sample");
-        assert_eq!(lag(&positions, 25, 2100), 100, "behind what the primary wrote by 2000");
-        assert_eq!(lag(&positions, 10, 2100), 600);
-        assert_eq!(lag(&positions, 5, 2100), 1100, "behind every sample");
+        assert_eq!(lag(&positions, 30, 2100), Lag::Within(0), "caught up with the last sample");
+        assert_eq!(lag(&positions, 25, 2100), Lag::Within(100), "behind what the primary wrote by 2000");
+        assert_eq!(lag(&positions, 10, 2100), Lag::Within(600));
+        assert_eq!(lag(&positions, 5, 2100), Lag::BeforeEverySample(1100), "behind every sample");
     }
 }

@@ -3,14 +3,14 @@
 //! cluster each command goes to the master of its keys' hash slot, follows a failover, and is
 //! bounded by the same timeouts as on one Redis.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
-use tokio::sync::OnceCell;
 
 /// The configured Redis deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,28 +91,58 @@ pub enum Link {
 }
 
 /// A cluster connection, made on the first call that finds none and shared afterwards. Once
-/// made it follows the cluster's topology (failovers, resharding) by itself.
+/// made it follows the cluster's topology (failovers, resharding) by itself, from the MOVED
+/// answers of the nodes it asks, with one exception: a master that hangs (a stopped process, a
+/// partition) answers nothing, so its slots stay routed to it after its replica took over. A
+/// call that times out therefore drops the connection (at most once a second), and the next
+/// call learns the topology anew from the nodes that answer.
 pub struct LazyCluster {
     client: ClusterClient,
     config: ClusterConfig,
-    conn: OnceCell<ClusterConnection>,
+    conn: RwLock<Option<ClusterConnection>>,
+    /// One discovery at a time.
+    making: tokio::sync::Mutex<()>,
+    /// When a timed-out call last dropped the connection, unix ms.
+    dropped_at: AtomicI64,
     /// Bound on discovering the cluster: the client bounds each node's connection, not the
     /// whole discovery.
     discovery: Duration,
 }
 
 impl LazyCluster {
+    fn current(&self) -> Option<ClusterConnection> {
+        self.conn.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
     async fn get(&self) -> RedisResult<ClusterConnection> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                let connect = self.client.get_async_connection_with_config(self.config.clone());
-                tokio::time::timeout(self.discovery, connect)
-                    .await
-                    .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "cluster connection timed out")))?
-            })
-            .await?;
-        Ok(conn.clone())
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let _making = self.making.lock().await;
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let connect = self.client.get_async_connection_with_config(self.config.clone());
+        let conn = tokio::time::timeout(self.discovery, connect)
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "cluster connection timed out")))??;
+        *self.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// After `result` of a call: a timeout drops the connection (see [`LazyCluster`]).
+    fn after<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
+        if result.as_ref().is_err_and(redis::RedisError::is_timeout) {
+            let now = crate::time::now_ms();
+            let last = self.dropped_at.load(Ordering::Relaxed);
+            if now - last >= 1000
+                && self.dropped_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                *self.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+                tracing::warn!("a call to the Redis Cluster timed out; its topology will be read again");
+            }
+        }
+        result
     }
 }
 
@@ -131,7 +161,9 @@ impl Link {
             Target::Cluster(nodes) => Link::Cluster(Arc::new(LazyCluster {
                 client: Target::cluster_client(nodes, timeouts, false)?,
                 config: timeouts.cluster_config(),
-                conn: OnceCell::new(),
+                conn: RwLock::new(None),
+                making: tokio::sync::Mutex::new(()),
+                dropped_at: AtomicI64::new(0),
                 discovery: timeouts.connect + timeouts.response,
             })),
         })
@@ -142,7 +174,7 @@ impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Link::Single(conn) => conn.req_packed_command(cmd),
-            Link::Cluster(lazy) => Box::pin(async move { lazy.get().await?.req_packed_command(cmd).await }),
+            Link::Cluster(lazy) => Box::pin(async move { lazy.after(lazy.get().await?.req_packed_command(cmd).await) }),
         }
     }
 
@@ -155,7 +187,9 @@ impl ConnectionLike for Link {
         match self {
             Link::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Link::Cluster(lazy) => {
-                Box::pin(async move { lazy.get().await?.req_packed_commands(pipeline, offset, count).await })
+                Box::pin(
+                    async move { lazy.after(lazy.get().await?.req_packed_commands(pipeline, offset, count).await) },
+                )
             }
         }
     }
