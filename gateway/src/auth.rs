@@ -354,7 +354,14 @@ impl VerifiedKey {
             self.charge(Some(rate));
             return Err(error);
         }
-        let response = state.decisions.authorize(self.decision_request(scope, resource_team, taking)).await?;
+        let response = match state.decisions.authorize(self.decision_request(scope, resource_team, taking)).await {
+            Ok(response) => response,
+            Err(error) => {
+                // No decision could be made (policy, or its limiter, did not answer): counted too.
+                metrics::decision(error.code.as_str(), "policy");
+                return Err(error.into());
+            }
+        };
         let retry_after_ms = response.rate_limit.as_ref().map(|r| r.retry_after_ms);
         self.charge(response.rate_limit.clone());
         let decision = response.decision.clone().ok_or_else(|| Error::internal("policy returned no decision"))?;

@@ -154,6 +154,24 @@ async fn metrics_are_exposed() {
     assert!(!text.contains(&key[3..]), "no secret in metrics");
 }
 
+/// A request no decision could be made for (policy down) is counted among the decisions, by
+/// its outcome, so that an outage shows in the metric an operator watches.
+#[tokio::test]
+async fn a_decision_that_could_not_be_made_is_counted() {
+    let mut env = TestEnv::split(1).await;
+    let ann = env.user("metered").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, _) = env.create_key(&ann, json!({ "name": "k", "permissions": ["read"], "teams": "all" })).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    env.kill("policy");
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    let text = env.request(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    let counted = text
+        .lines()
+        .any(|l| l.contains("zenovay_authorization_decisions_total") && l.contains("outcome=\"SERVICE_UNAVAILABLE\""));
+    assert!(counted, "{text}");
+}
+
 /// A setting the process cannot take stops it with the reason in one line, whatever
 /// `RUST_BACKTRACE` says: a wrong setting must not read like a crash.
 #[test]
