@@ -97,7 +97,6 @@ static V1_DATE_RE: LazyLock<Regex> = LazyLock::new(|| compiled(&V1_DATE));
 static V2_DAY_RE: LazyLock<Regex> = LazyLock::new(|| compiled(&V2_DAY));
 static DOMAIN_RE: LazyLock<Regex> = LazyLock::new(|| compiled(DOMAIN));
 static NAME_RE: LazyLock<Regex> = LazyLock::new(|| compiled(NAME));
-static LINE_RE: LazyLock<Regex> = LazyLock::new(|| compiled(LINE));
 static V1_FILTERS_RE: LazyLock<Regex> = LazyLock::new(|| compiled(&V1_FILTERS));
 static CUSTOM_PROPERTY_RE: LazyLock<Regex> = LazyLock::new(|| compiled(CUSTOM_PROPERTY));
 
@@ -128,18 +127,6 @@ pub fn is_name(text: &str) -> bool {
     text.chars().count() <= NAME_MAX && NAME_RE.is_match(text)
 }
 
-pub fn is_line(text: &str) -> bool {
-    LINE_RE.is_match(text)
-}
-
-/// [`is_line`], or a 400 naming `field`.
-pub fn check_line(field: &str, text: &str) -> Result<(), common::Error> {
-    match is_line(text) {
-        true => Ok(()),
-        false => Err(common::Error::validation(format!("{field}: must not contain control characters"))),
-    }
-}
-
 pub fn is_v1_filters(text: &str) -> bool {
     V1_FILTERS_RE.is_match(text)
 }
@@ -149,6 +136,14 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
+
+    #[test]
+    fn the_documented_line_pattern_refuses_what_the_services_refuse() {
+        let pattern = compiled(LINE);
+        for text in ["Zoë's site", "a\tb", "a\nb", "\0", "\u{7f}", "\u{85}", "\u{200e}x", ""] {
+            assert_eq!(pattern.is_match(text), common::text::check_line("x", text).is_ok(), "{text:?}");
+        }
+    }
 
     #[test]
     fn the_day_pattern_accepts_exactly_the_calendar_days() {

@@ -11,7 +11,6 @@ use proto::identity::v1 as idpb;
 use crate::auth::{Authorized, VerifiedKey};
 use crate::cache::Listed;
 use crate::error::{ApiError, ApiResult};
-use crate::rules;
 use crate::session::SessionUser;
 use crate::state::AppState;
 
@@ -41,7 +40,7 @@ pub(crate) async fn authorized_website<T>(
     scope: Scope,
     input: ApiResult<T>,
 ) -> ApiResult<(VerifiedKey, anpb::Website, T)> {
-    if let Err(invalid) = rules::check_line("id", &website_id) {
+    if let Err(invalid) = common::text::check_line("id", &website_id) {
         let key = key.await?;
         return Err(key.validated(state, scope, Err::<(), ApiError>(invalid.into())).await.unwrap_err());
     }
@@ -75,7 +74,7 @@ pub(crate) async fn member_website(
     session: &SessionUser,
     website_id: String,
 ) -> ApiResult<anpb::Website> {
-    rules::check_line("id", &website_id)?;
+    common::text::check_line("id", &website_id)?;
     let website = state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id }).await?.into_inner();
     state
         .identity

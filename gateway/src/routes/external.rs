@@ -15,7 +15,6 @@ use crate::envelope::{Path, RawBody, created, ok};
 use crate::error::ApiResult;
 use crate::flows::access::{authorized_website, reachable_websites};
 use crate::flows::websites;
-use crate::rules;
 use crate::schema::{TimeZone, always_true};
 use crate::state::AppState;
 use crate::views::{self, Website};
@@ -84,7 +83,7 @@ pub async fn create_website(
 ) -> ApiResult<Response> {
     let key = credentials.verify(&state).await?;
     let body: CreateWebsiteBody = key.validated(&state, Scope::Write, crate::envelope::parse(&body)).await?;
-    let checked = rules::check_line("team_id", &body.team_id)
+    let checked = common::text::check_line("team_id", &body.team_id)
         .map_err(crate::error::ApiError::from)
         .and_then(|()| websites::check_fields(Some(&body.domain), Some(&body.name), body.timezone.as_deref()));
     // Wrong fields are refused after the team's refusals, as a website's are.

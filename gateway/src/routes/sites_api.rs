@@ -22,7 +22,6 @@ use crate::flows::access::authorized_website;
 use crate::flows::goals::{self, GoalType};
 use crate::routes::stats::dropin::PlausibleSitesMeta;
 use crate::routes::stats::plausible_v1::as_plausible_reads;
-use crate::rules;
 use crate::schema::always_true;
 use crate::state::AppState;
 
@@ -138,7 +137,7 @@ pub struct PlausibleGoals {
 /// `site_id` of a Sites API call, which Plausible requires by name.
 fn required_site_id(site_id: Option<String>, action: &str) -> ApiResult<String> {
     let site_id = site_id.ok_or_else(|| invalid("site_id", format!("Parameter `site_id` is required to {action}")))?;
-    rules::check_line("site_id", &site_id)?;
+    common::text::check_line("site_id", &site_id)?;
     Ok(site_id)
 }
 

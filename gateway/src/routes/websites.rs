@@ -14,7 +14,6 @@ use serde_json::{Map, json};
 use crate::envelope::{Body, Path, created, ok, parse_query};
 use crate::error::ApiResult;
 use crate::flows::stats;
-use crate::rules;
 use crate::session::SessionUser;
 use crate::state::AppState;
 use crate::time::rfc3339;
@@ -324,7 +323,7 @@ pub async fn properties(
     let asked = console_period(params.period, params.date.as_deref())?;
     let event =
         params.event.filter(|e| !e.is_empty()).ok_or_else(|| common::Error::validation("event: is required"))?;
-    rules::check_line("event", &event)?;
+    common::text::check_line("event", &event)?;
     let mut filters = crate::filters::console_filters(params.filters.as_deref().unwrap_or_default())?;
     filters.push(anpb::Filter {
         operator: "is".into(),

@@ -7,7 +7,6 @@ use proto::analytics::v1 as anpb;
 
 use crate::auth::VerifiedKey;
 use crate::error::{ApiError, ApiResult};
-use crate::rules;
 use crate::state::AppState;
 
 /// Which face asks: ours answers in our words, the drop-in in Plausible's (docs/behaviour.md,
@@ -47,7 +46,7 @@ pub(super) async fn plausible_website<T>(
 ) -> ApiResult<(anpb::Website, T)> {
     let missing = || ApiError::new(ErrorCode::Validation, MISSING_SITE);
     let site_id = key.validated(state, Scope::Read, site_id.ok_or_else(missing)).await?;
-    key.validated(state, Scope::Read, rules::check_line("site_id", &site_id).map_err(Into::into)).await?;
+    key.validated(state, Scope::Read, common::text::check_line("site_id", &site_id).map_err(Into::into)).await?;
     let lookup = state.analytics.clone().get_website(anpb::GetWebsiteRequest { website_id: site_id }).await;
     let website = match lookup.map_err(Error::from) {
         Ok(website) => Some(website.into_inner()),

@@ -469,7 +469,8 @@ pub(crate) async fn v1(
         Face::Ours => {
             let site_id = params.site_id.clone().ok_or_else(|| invalid("site_id", "is required"));
             let site_id = key.validated(state, Scope::Read, site_id).await?;
-            key.validated(state, Scope::Read, rules::check_line("site_id", &site_id).map_err(Into::into)).await?;
+            key.validated(state, Scope::Read, common::text::check_line("site_id", &site_id).map_err(Into::into))
+                .await?;
             let (_, website, request) =
                 authorized_website(state, async { Ok(key) }, site_id, Scope::Read, checked).await?;
             (website, request)

@@ -514,7 +514,7 @@ pub async fn flexible_query(
 ) -> ApiResult<Response> {
     let checked = crate::envelope::parse(&body).and_then(|body: V2Body| {
         if let Some(site_id) = &body.site_id {
-            rules::check_line("site_id", site_id)?;
+            common::text::check_line("site_id", site_id)?;
         }
         v2_checked(body, Face::Ours)
     });

@@ -11,7 +11,6 @@ use proto::vocabulary::{DIRECT, NOT_SET, PROPS};
 use serde_json::Value;
 
 use crate::error::{ApiResult, invalid};
-use crate::rules;
 
 /// The conditions that hold exactly when every filter of `filters` does.
 pub(crate) fn conjunction(filters: &[Value]) -> ApiResult<Vec<anpb::Filter>> {
@@ -230,7 +229,7 @@ fn condition(operator: &str, parts: &[Value]) -> ApiResult<anpb::Filter> {
         .and_then(|vs| vs.iter().map(|v| v.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
         .ok_or_else(|| invalid("filters", "values must be a list of strings"))?;
     for value in &values {
-        rules::check_line("filters", value)?;
+        common::text::check_line("filters", value)?;
     }
     // Plausible's one modifier of a filter: `{"case_sensitive": false}` makes `is` and
     // `contains` ignore case.
