@@ -160,7 +160,7 @@ for (const mode of MODES) {
       await page.getByRole("button", { name: "Add website" }).click();
       const error = page.locator("#site-domain-error");
       await error.waitFor();
-      assert.match(await error.textContent(), /^domain/);
+      assert.match(await error.textContent(), /^Domain: must be a host name/);
       assert.equal(await page.getByLabel("Domain").getAttribute("aria-invalid"), "true");
     });
 
