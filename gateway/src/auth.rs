@@ -237,13 +237,8 @@ async fn verify_with_identity(state: &AppState, digest: Digest, read: Option<Rea
 
 /// Tells identity a cached key was used, once per key per minute, without waiting.
 fn report_use(state: &AppState, key_id: &str) {
-    let minute = common::time::now_ms() / 60_000;
-    {
-        let mut reported = state.reported_use.lock().expect("lock poisoned");
-        if reported.get(key_id) == Some(&minute) {
-            return;
-        }
-        reported.insert(key_id.to_owned(), minute);
+    if !state.reported_use.first(key_id, common::time::now_ms()) {
+        return;
     }
     let mut identity = state.identity.clone();
     let request = idpb::RecordKeyUseRequest { key_id: key_id.to_owned() };

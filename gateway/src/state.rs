@@ -1,8 +1,7 @@
 //! What every handler shares: one client per service, over whichever transport the mode uses.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 
 use common::bus::ChangeBus;
 use common::secret::Digest;
@@ -57,8 +56,8 @@ pub struct Shared {
     pub country_header: Option<String>,
     /// The configured external origin (`https://api.example.com`, no trailing slash).
     pub public_url: Option<String>,
-    /// Minute of the last use reported to identity per key answered from the cache.
-    pub reported_use: Arc<Mutex<HashMap<String, i64>>>,
+    /// Keys answered from the cache whose use was reported to identity this minute.
+    pub reported_use: Arc<common::time::OncePerMinute>,
     /// Set once a shutdown signal arrived.
     pub draining: Arc<AtomicBool>,
     /// Requests answered per key, on their way to identity.

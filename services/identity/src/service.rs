@@ -1,7 +1,6 @@
 //! Identity's rules: account and session lifecycle, teams, and the life of API keys.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use common::access::{GracePeriod, Grant, KeyName, KeyTeams, Role, TeamRole, key_expiry};
 use common::bus::{Change, ChangeBus, announce};
@@ -119,8 +118,8 @@ pub struct Identity {
     /// Where changes that gateways may have cached are announced.
     pub(crate) changes: Option<Arc<dyn ChangeBus>>,
     hasher: KeyHasher,
-    /// Minute of the last `last_used_at` write per key: at most one write per key per minute.
-    last_use_written: Arc<Mutex<HashMap<String, i64>>>,
+    /// Keys whose `last_used_at` was written this minute: at most one write per key per minute.
+    last_use_written: Arc<common::time::OncePerMinute>,
     throttle: Arc<Throttle>,
     hashing: Hashing,
 }
@@ -606,13 +605,8 @@ impl Identity {
     /// answer from their cache call this instead of `verify_api_key`.
     pub fn record_use(&self, key_id: &str) {
         let now = now_ms();
-        let minute = now / MINUTE_MS;
-        {
-            let mut written = self.last_use_written.lock().expect("lock poisoned");
-            if written.get(key_id) == Some(&minute) {
-                return;
-            }
-            written.insert(key_id.to_owned(), minute);
+        if !self.last_use_written.first(key_id, now) {
+            return;
         }
         let store = self.store.clone();
         let key_id = key_id.to_owned();
