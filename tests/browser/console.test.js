@@ -267,6 +267,11 @@ for (const mode of MODES) {
       const row = page.getByRole("row", { name: /Reporting/ });
       await row.getByRole("cell", { name: "Read", exact: true }).waitFor();
       await screenshot("api-keys");
+      // Every row has a "Revoke": this one is described by its key's name and hint.
+      const description = await row.getByRole("button", { name: "Revoke" }).evaluate((b) =>
+        b.getAttribute("aria-describedby").split(" ").map((id) => document.getElementById(id).textContent).join(" "),
+      );
+      assert.match(description, /^Reporting zv_\S+…\S+$/);
       await row.getByRole("button", { name: "Revoke" }).click();
       const confirm = page.getByRole("dialog", { name: /Revoke/ });
       await confirm.getByRole("button", { name: "Revoke" }).click();
@@ -495,7 +500,7 @@ for (const mode of MODES) {
       const other = await secondBrowser();
       await page.getByRole("link", { name: "Password and sessions" }).click();
       await page.getByRole("heading", { name: "Password and sessions", level: 1 }).waitFor();
-      const sessions = page.getByRole("region", { name: "Where you are signed in, newest first" });
+      const sessions = page.getByRole("region", { name: "Where you are signed in: this session, then the others newest first" });
       await sessions.getByRole("button", { name: "End session" }).first().waitFor();
       assert.equal(await sessions.getByText("This session", { exact: true }).count(), 1);
 
@@ -523,9 +528,11 @@ for (const mode of MODES) {
     test("a session ended on the Password and sessions page is logged out at once, after a confirmation", async () => {
       const other = await secondBrowser();
       await page.goto(`${product.base}/settings/password`);
-      const sessions = page.getByRole("region", { name: "Where you are signed in, newest first" });
-      // The newest session is the other browser's.
-      await sessions.getByRole("button", { name: "End session" }).first().click();
+      const sessions = page.getByRole("region", { name: "Where you are signed in: this session, then the others newest first" });
+      // The newest session but this one is the other browser's; each button is described by its row.
+      const button = sessions.getByRole("button", { name: "End session" }).first();
+      assert.match(await button.evaluate((b) => b.getAttribute("aria-describedby")), /^session-\S+-signed-in session-\S+-browser$/);
+      await button.click();
       const dialog = page.getByRole("dialog", { name: "End this session?" });
       await dialog.getByRole("button", { name: "End session" }).click();
       await page.getByRole("status").filter({ hasText: /^Ended the session signed in on / }).waitFor();
@@ -770,7 +777,7 @@ for (const mode of MODES) {
       for (const [agent, plan] of [[firefox, "pro"], [firefox, "pro"], [safari, "free"]]) {
         const response = await page.request.post(`${product.base}/api/event`, {
           headers: { "user-agent": agent, "content-type": "application/json" },
-          data: { domain: shop.domain, name: "Signup", url: `https://${shop.domain}/pricing`, props: { plan } },
+          data: { domain: shop.domain, name: "Signup", url: `https://${shop.domain}/pricing`, props: plan === "free" ? { plan, source: "ad" } : { plan } },
         });
         assert.equal(response.status(), 202);
       }
@@ -807,6 +814,16 @@ for (const mode of MODES) {
       assert.deepEqual((await sectionRows("properties")).sort(), [["free", "1", "1"], ["pro", "1", "2"]]);
       await accessible(`/websites/${shop.id} with goals and properties`);
       await screenshot("website-goals");
+      // The arrow keys step through the properties, and focus stays on the picker.
+      const picker = page.getByLabel("Property", { exact: true });
+      await picker.focus();
+      await page.keyboard.press("ArrowDown");
+      await page.locator('[data-section="properties"] th', { hasText: "source" }).waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "property-pick");
+      assert.equal(await picker.inputValue(), "source");
+      await page.keyboard.press("ArrowUp");
+      await page.locator('[data-section="properties"]').getByRole("button", { name: "free" }).waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement?.id), "property-pick");
       await page.locator('[data-section="properties"]').getByRole("button", { name: "free" }).click();
       await page.getByRole("button", { name: "Remove filter: plan is free" }).waitFor();
       const free = await get(`aggregate?period=30d&site_id=${shop.id}&metrics=visitors&filters=${encodeURIComponent("event:name==Signup;event:props:plan==free")}`);
@@ -1106,7 +1123,9 @@ for (const mode of MODES) {
         await leave.waitFor();
         assert.ok(await leave.evaluate((d) => d.contains(document.activeElement)), "focus is inside the dialog");
         await leave.getByRole("button", { name: "Leave" }).click();
-        await dan.page.waitForURL(`${product.base}/settings/teams`);
+        await dan.page.getByRole("status").filter({ hasText: "You left Carol's studio." }).waitFor();
+        assert.equal(new URL(dan.page.url()).pathname + new URL(dan.page.url()).search, "/settings/teams");
+        assert.equal(await dan.page.getByRole("heading", { name: "Teams", level: 1 }).evaluate((el) => el === document.activeElement), true);
         await dan.page.getByRole("table", { name: "Your teams" }).waitFor();
         assert.equal(await dan.page.getByRole("link", { name: "Settings of Carol's studio" }).count(), 0);
         const members = (await asClient(carol.token, "GET", `/teams/${studio.id}/members`)).body.data;

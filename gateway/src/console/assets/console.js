@@ -188,13 +188,15 @@ function clearErrors(form) {
  */
 function showError(form, error, fields) {
   const match = /^([a-z_]+)/i.exec(error.message ?? "");
-  const id = (match && fields[match[1]]) || fields[error.code];
+  const byName = match && fields[match[1]];
+  const id = byName || fields[error.code];
   const slot = id && form.querySelector(`#${id}-error`);
   if (slot) {
     const control = form.querySelector(`#${id}`);
-    // Said with the control's own label ("Expires: …"), not the API's name of the field.
+    // Said with the control's own label ("Expires: …"), not the API's name of the field, whether
+    // the API put a colon after the name ("domain: must be …") or not ("domain must be …").
     const label = control?.tagName === "FIELDSET" ? control.querySelector("legend")?.textContent : form.querySelector(`label[for="${id}"]`)?.textContent;
-    const named = /^[a-z_]+(\[\d+\])?(\.[a-z_]+)*: /i;
+    const named = byName ? /^[a-z_]+(\[\d+\])?(\.[a-z_]+)*:? /i : /^[a-z_]+(\[\d+\])?(\.[a-z_]+)*: /i;
     slot.textContent = label && named.test(error.message) ? error.message.replace(named, `${label.trim()}: `) : error.message;
     slot.hidden = false;
     if (control && control.tagName !== "FIELDSET") control.setAttribute("aria-invalid", "true");
@@ -293,7 +295,10 @@ function show(...content) {
 }
 
 function failed(error) {
-  show(h("p", { class: "error", role: "alert", text: `Could not load this page: ${error.message}` }));
+  show(
+    h("p", { class: "error", role: "alert", text: `Could not load this page: ${error.message}` }),
+    h("p", {}, h("a", { href: "/websites", text: "Go to your websites" })),
+  );
 }
 
 // Sign up, log in, log out.
@@ -447,7 +452,7 @@ async function websitesPage(focusId) {
       await websitesPage(`site-${website.id}`);
       document.getElementById(`site-${website.id}`)?.focus();
     } catch (error) {
-      showError(form, error, { team_id: "site-team", domain: "site-domain", name: "site-name", timezone: "site-timezone" });
+      showError(form, error, { team_id: "site-team", domain: "site-domain", name: "site-name", timezone: "site-timezone", CONFLICT: "site-domain" });
     }
   });
   const add = h("section", { "aria-labelledby": "add-title", class: "card" }, h("h2", { id: "add-title", text: "Add a website" }), form);
@@ -709,21 +714,24 @@ async function apiKeysPage(focusId) {
     const rows = keys.map((key) => {
       const status = keyStatus(key);
       const live = status !== "revoked";
+      // A row's buttons are described by its key's name and hint, which tell the rows apart.
+      const named = `key-${key.id}-name key-${key.id}-hint`;
+      const action = (text, onclick, attrs = {}) => h("button", { type: "button", onclick, text, "aria-describedby": named, ...attrs });
       const actions = live
         ? h(
             "div",
             { class: "actions" },
-            anyPaid ? h("button", { type: "button", onclick: () => editKey(key, teams), text: "Edit" }) : "",
-            h("button", { type: "button", onclick: () => keyUsage(key), text: "Usage" }),
-            !anyPaid || key.rotated_to ? "" : h("button", { type: "button", onclick: () => rotateKey(key), text: "Rotate" }),
-            h("button", { type: "button", class: "danger", onclick: () => revokeKey(key), text: "Revoke" }),
+            anyPaid ? action("Edit", () => editKey(key, teams)) : "",
+            action("Usage", () => keyUsage(key)),
+            !anyPaid || key.rotated_to ? "" : action("Rotate", () => rotateKey(key)),
+            action("Revoke", () => revokeKey(key), { class: "danger" }),
           )
         : "";
       return h(
         "tr",
         { id: `key-${key.id}`, tabindex: "-1" },
-        td("Name", key.name),
-        td("Key", h("code", { text: key.hint })),
+        h("td", { "data-label": "Name", id: `key-${key.id}-name` }, key.name),
+        td("Key", h("code", { id: `key-${key.id}-hint`, text: key.hint })),
         td("Permissions", permissionsText(key.permissions)),
         td("Teams", teamsText(key.teams, teamName)),
         td("Created", when(key.created_at)),
@@ -984,6 +992,17 @@ async function teamsPage(focusId) {
     h("section", { class: "card", "aria-labelledby": "create-team-title" }, h("h2", { id: "create-team-title", text: "Create a team" }), form),
   );
   if (focusId) document.getElementById(focusId)?.focus();
+  const left = new URLSearchParams(location.search).get("left");
+  if (left !== null) {
+    history.replaceState(null, "", "/settings/teams");
+    const title = document.getElementById("page-title");
+    title.setAttribute("tabindex", "-1");
+    title.focus();
+    // A live region is said when its text changes, not when it arrives with it.
+    const said = h("p", { role: "status" });
+    title.after(said);
+    requestAnimationFrame(() => (said.textContent = `You left ${left}.`));
+  }
 }
 
 const POLICIES = [
@@ -1056,7 +1075,8 @@ function leaveSection(team, path, me) {
       if (!sure) return;
       try {
         await api("DELETE", `${path}/members/${encodeURIComponent(me.id)}`);
-        location.assign("/settings/teams");
+        // The teams page says which team was left.
+        location.assign(`/settings/teams?left=${encodeURIComponent(team.name)}`);
       } catch (error) {
         refused.textContent = error.message;
         refused.hidden = false;
@@ -1384,24 +1404,29 @@ async function passwordPage({ focus, done } = {}) {
       alertError(error);
     }
   };
-  const rows = sessions.map((s) =>
-    h(
+  // This session first, then the others newest first, as the API lists them.
+  const ordered = [...sessions.filter((s) => s.current), ...sessions.filter((s) => !s.current)];
+  const rows = ordered.map((s) => {
+    // Each "End session" is described by its row's sign-in and browser, which tell the rows apart.
+    const [signedIn, browser] = [`session-${s.id}-signed-in`, `session-${s.id}-browser`];
+    const button = h("button", { type: "button", class: "danger", text: "End session", "aria-describedby": `${signedIn} ${browser}`, onclick: end(s) });
+    return h(
       "tr",
       {},
-      td("Signed in", when(s.created_at)),
+      h("td", { "data-label": "Signed in", id: signedIn }, when(s.created_at)),
       td("Last used", s.current ? "Now" : when(s.last_used_at)),
-      td("Browser", s.user_agent || "Unknown"),
+      h("td", { "data-label": "Browser", id: browser }, s.user_agent || "Unknown"),
       td("Expires", when(s.expires_at)),
-      td("Actions", s.current ? "This session" : h("button", { type: "button", class: "danger", text: "End session", onclick: end(s) })),
-    ),
-  );
+      td("Actions", s.current ? "This session" : button),
+    );
+  });
   show(
     h("section", { class: "card", "aria-labelledby": "password-title" }, h("h2", { id: "password-title", tabindex: "-1", text: "Change password" }), form),
     h(
       "section",
       { class: "card", "aria-labelledby": "sessions-title" },
       h("h2", { id: "sessions-title", tabindex: "-1", text: "Sessions" }),
-      pagedTable({ caption: "Where you are signed in, newest first", columns: ["Signed in", "Last used", "Browser", "Expires", "Actions"], rows, label: "Session pages" }),
+      pagedTable({ caption: "Where you are signed in: this session, then the others newest first", columns: ["Signed in", "Last used", "Browser", "Expires", "Actions"], rows, label: "Session pages" }),
     ),
   );
   if (focus) {
@@ -1628,13 +1653,22 @@ function goalForm(websiteId, reload) {
     if (eventName.value.trim()) body.event_name = eventName.value.trim();
     if (pagePath.value.trim()) body.page_path = pagePath.value.trim();
     if (currency.value.trim()) body.currency = currency.value.trim().toUpperCase();
+    if (!body.event_name === !body.page_path) {
+      // One of the two names the goal: said in the form's words, before asking.
+      const slot = form.querySelector("#goal-event-error");
+      slot.textContent = "Event name: give an event name or a page path, not both.";
+      slot.hidden = false;
+      eventName.setAttribute("aria-invalid", "true");
+      eventName.focus();
+      return;
+    }
     try {
       await api("POST", `/websites/${encodeURIComponent(websiteId)}/goals`, body);
       await reload();
       // The section is drawn anew: focus its heading, as the form it was in is gone.
       document.getElementById("goals-title")?.focus();
     } catch (error) {
-      showError(form, error, { event_name: "goal-event", page_path: "goal-page", currency: "goal-currency" });
+      showError(form, error, { event_name: "goal-event", page_path: "goal-page", currency: "goal-currency", CONFLICT: body.page_path ? "goal-page" : "goal-event" });
     }
   });
   return form;
@@ -1902,7 +1936,17 @@ async function websitePage() {
           "div",
           {},
           customEventsSection(data.custom_events, filterBy),
-          propertiesSection({ props, filterBy, pick: (property) => ((state.property = property), load()) }),
+          propertiesSection({
+            props,
+            filterBy,
+            // The picker is drawn anew with the values: focus stays on it, so that its arrow keys
+            // step through the properties.
+            pick: async (property) => {
+              state.property = property;
+              await load();
+              document.getElementById("property-pick")?.focus();
+            },
+          }),
         ),
       ),
     );
