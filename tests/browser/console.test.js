@@ -889,6 +889,10 @@ for (const mode of MODES) {
       await page.getByLabel("Period").selectOption("custom");
       const range = page.getByRole("form", { name: "Custom range" });
       await range.waitFor();
+      // "To" starts on today where the site is, whatever the browser's zone.
+      const siteZone = (await (await page.request.get(`${product.base}/api/v1/websites`)).json()).data.find((w) => w.id === shop.id).timezone;
+      const siteToday = new Intl.DateTimeFormat("en-CA", { timeZone: siteZone }).format(new Date());
+      assert.equal(await page.getByLabel("To", { exact: true }).inputValue(), siteToday);
       // Focus stays on the picker, whose arrow keys step through the periods; the days come next.
       assert.ok(await page.getByLabel("Period").evaluate((el) => el === document.activeElement), "focus stays on the picker");
       await page.keyboard.press("Tab");

@@ -1522,6 +1522,8 @@ function seriesChart(series) {
 function customRange(apply) {
   const from = h("input", { type: "date", name: "from", required: true });
   const to = h("input", { type: "date", name: "to", required: true, value: localDate(new Date().toISOString()) });
+  // Until someone picks a day, "To" is today where the site is (see `siteToday`).
+  to.addEventListener("input", () => (to.dataset.picked = "true"));
   const form = h(
     "form",
     { class: "range", novalidate: true, hidden: true, "aria-label": "Custom range" },
@@ -1543,6 +1545,11 @@ function customRange(apply) {
       showError(form, error, { date: "range-from" });
     }
   });
+  form.siteToday = (timezone) => {
+    if (to.dataset.picked) return;
+    // `en-CA` writes a day as YYYY-MM-DD, the date input's format.
+    to.value = new Intl.DateTimeFormat("en-CA", { timeZone: timezone }).format(new Date());
+  };
   return form;
 }
 
@@ -1850,6 +1857,7 @@ async function websitePage() {
     const address = addressOfView(state);
     if (address !== `${location.pathname}${location.search}`) history.pushState(null, "", address);
     document.getElementById("page-title").textContent = `${data.website.name} · statistics`;
+    if (state.period !== "custom") range.siteToday(data.website.timezone);
     // The tab says which site and which period it shows, as the heading and the picker do.
     const shown = state.period === "custom" ? state.date.replace(",", " to ") : PERIODS.find(([value]) => value === state.period)?.[1];
     document.title = `${plainTitle(data.website.name)} · ${shown} · Zenovay`;
