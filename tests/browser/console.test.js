@@ -277,6 +277,14 @@ for (const mode of MODES) {
       await confirm.getByRole("button", { name: "Revoke" }).click();
       await page.getByRole("row", { name: /Reporting/ }).getByText("revoked").waitFor();
       assert.equal((await call()).status, 401);
+      // A revoked key's row offers its usage alone.
+      const revoked = page.getByRole("row", { name: /Reporting/ });
+      assert.deepEqual(await revoked.getByRole("button").allTextContents(), ["Usage"]);
+      await revoked.getByRole("button", { name: "Usage" }).click();
+      const usage = page.getByRole("dialog", { name: "Usage of “Reporting”, last 30 days" });
+      await usage.waitFor();
+      await page.keyboard.press("Escape");
+      await usage.waitFor({ state: "detached" });
     });
 
     test("pressing Enter three times on Create API key makes one key and shows one secret", async () => {

@@ -726,7 +726,8 @@ async function apiKeysPage(focusId) {
             !anyPaid || key.rotated_to ? "" : action("Rotate", () => rotateKey(key)),
             action("Revoke", () => revokeKey(key), { class: "danger" }),
           )
-        : "";
+        : // A revoked key's use stays worth reading (a leaked key's, above all).
+          h("div", { class: "actions" }, action("Usage", () => keyUsage(key)));
       return h(
         "tr",
         { id: `key-${key.id}`, tabindex: "-1" },
