@@ -1346,6 +1346,9 @@ for (const mode of MODES) {
       await page.getByRole("button", { name: "Log out" }).click();
       await page.waitForURL(`${product.base}/login`);
       await page.goto(`${product.base}/settings/teams`);
+      // Signing up instead would lead there too.
+      const signUp = await page.getByRole("link", { name: "Sign up" }).getAttribute("href");
+      assert.equal(signUp, `/signup?next=${encodeURIComponent("/settings/teams")}`);
       await page.getByLabel("Email").fill(email);
       await page.getByLabel("Password").fill(PASSWORD);
       await page.getByRole("button", { name: "Log in" }).click();

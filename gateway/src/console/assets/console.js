@@ -305,6 +305,11 @@ function failed(error) {
 
 function authPage() {
   const form = document.getElementById("auth-form");
+  // Switching between logging in and signing up keeps where either leads.
+  const next = new URLSearchParams(location.search).get("next");
+  for (const link of document.querySelectorAll('main a[href="/signup"], main a[href="/login"]')) {
+    if (next) link.href = `${link.getAttribute("href")}?${new URLSearchParams({ next })}`;
+  }
   whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
