@@ -329,8 +329,8 @@ async fn rolled_up_local_days_and_filters_answer_as_raw_events(env: &TestEnv) {
     }
 }
 
-/// Years of local days, each read from its rolled-up pieces, and a filter of a hundred values
-/// make long SQL conditions, which are answered as raw events answer them.
+/// Years of local days, each read from its rolled-up pieces, make a long SQL condition, which is
+/// answered as raw events answer it, with a filter of a hundred values too.
 async fn a_daily_series_over_years_of_local_days_answers_as_raw_events(env: &TestEnv) {
     let (key, id, _) = site_with_key(env, "years", "America/Los_Angeles").await;
     let out = env.admin(&["generate-events", &id, "--events", "2000", "--days", "520", "--seed", "5"]);

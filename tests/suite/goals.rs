@@ -238,19 +238,6 @@ async fn revenue_goals_sum_their_events_revenue_in_their_currency(env: &TestEnv)
     assert_eq!(body["results"]["total_revenue"]["value"]["long"], "€30.60");
 }
 
-async fn the_drop_ins_sites_api_answers_another_teams_site_as_an_unknown_one(env: &TestEnv) {
-    let (_, _, theirs, _) = pro_site(env, "theirs").await;
-    let (_, key, _, _) = pro_site(env, "mine").await;
-    let unknown = json!({ "error": "Site could not be found" });
-    for site in [theirs.as_str(), "nobody.example"] {
-        let (status, body) = env.api(Method::GET, &format!("/plausible/api/v1/sites/{site}"), &key, None).await;
-        assert_eq!((status, &body), (StatusCode::NOT_FOUND, &unknown), "{site}");
-        let path = format!("/plausible/api/v1/sites/goals?site_id={site}");
-        let (status, body) = env.api(Method::GET, &path, &key, None).await;
-        assert_eq!((status, &body), (StatusCode::NOT_FOUND, &unknown), "{site}");
-    }
-}
-
 async fn the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health(env: &TestEnv) {
     let (ann, key, domain, _) = pro_site(env, "sitesapi").await;
     let (status, body) = env.api(Method::GET, &format!("/plausible/api/v1/sites/{domain}"), &key, None).await;
@@ -397,7 +384,6 @@ async fn a_form_submission_or_404_without_a_path_is_given_its_pages_as_plausible
 }
 
 both_modes!(
-    the_drop_ins_sites_api_answers_another_teams_site_as_an_unknown_one,
     a_form_submission_or_404_without_a_path_is_given_its_pages_as_plausible_gives_it,
     goals_are_created_listed_and_deleted_with_the_write_scope,
     a_revenue_that_is_no_amount_is_no_revenue_and_a_huge_sum_is_still_answered,

@@ -84,11 +84,9 @@ pub async fn plausible_site(
     )
 }
 
-/// Plausible's answer for a site that is not there, or not the key's to see: it tells them
-/// apart no more than Plausible does.
+/// Plausible's words for a site that is not there.
 fn site_not_found(mut e: ApiError) -> ApiError {
-    if matches!(e.error.code, common::ErrorCode::NotFound | common::ErrorCode::Forbidden) {
-        e.error = common::Error::not_found("site");
+    if e.error.code == common::ErrorCode::NotFound {
         e.error.message = "Site could not be found".into();
     }
     e

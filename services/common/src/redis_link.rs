@@ -3,9 +3,9 @@
 //! cluster each command goes to the master of its keys' hash slot, follows a failover, and is
 //! bounded by the same timeouts as on one Redis.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
@@ -94,16 +94,20 @@ pub enum Link {
 /// made it follows the cluster's topology (failovers, resharding) by itself, from the MOVED
 /// answers of the nodes it asks, with one exception: a master that hangs (a stopped process, a
 /// partition) answers nothing, so its slots stay routed to it after its replica took over. A
-/// call that times out therefore drops the connection (at most once a second), and the next
-/// call learns the topology anew from the nodes that answer.
+/// call that times out therefore has a new connection made in the background (at most one at a
+/// time, and one a second), which learns the topology anew from the nodes that answer and then
+/// replaces the old one; calls go on over the old one meanwhile.
 pub struct LazyCluster {
     client: ClusterClient,
     config: ClusterConfig,
     conn: RwLock<Option<ClusterConnection>>,
-    /// One discovery at a time.
+    /// One first connection at a time.
     making: tokio::sync::Mutex<()>,
-    /// When a timed-out call last dropped the connection, unix ms.
-    dropped_at: AtomicI64,
+    /// A new connection is being made in the background.
+    renewing: AtomicBool,
+    /// When the last renewal began, in ms since `created`.
+    renewed_at: AtomicI64,
+    created: Instant,
     /// Bound on discovering the cluster: the client bounds each node's connection, not the
     /// whole discovery.
     discovery: Duration,
@@ -114,32 +118,51 @@ impl LazyCluster {
         self.conn.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
+    async fn connect(&self) -> RedisResult<ClusterConnection> {
+        let connect = self.client.get_async_connection_with_config(self.config.clone());
+        tokio::time::timeout(self.discovery, connect)
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "cluster connection timed out")))?
+    }
+
+    /// The connection, made first if there is none; callers waiting for it wait no longer than
+    /// one discovery in all.
     async fn get(&self) -> RedisResult<ClusterConnection> {
         if let Some(conn) = self.current() {
             return Ok(conn);
         }
-        let _making = self.making.lock().await;
-        if let Some(conn) = self.current() {
-            return Ok(conn);
-        }
-        let connect = self.client.get_async_connection_with_config(self.config.clone());
-        let conn = tokio::time::timeout(self.discovery, connect)
+        let first = async {
+            let _making = self.making.lock().await;
+            if let Some(conn) = self.current() {
+                return Ok(conn);
+            }
+            let conn = self.connect().await?;
+            *self.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
+            Ok(conn)
+        };
+        tokio::time::timeout(self.discovery, first)
             .await
-            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "cluster connection timed out")))??;
-        *self.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
-        Ok(conn)
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "cluster connection timed out")))?
     }
 
-    /// After `result` of a call: a timeout drops the connection (see [`LazyCluster`]).
-    fn after<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
+    /// After `result` of a call: a timeout has a new connection made (see [`LazyCluster`]).
+    fn after<T>(self: &Arc<Self>, result: RedisResult<T>) -> RedisResult<T> {
         if result.as_ref().is_err_and(redis::RedisError::is_timeout) {
-            let now = crate::time::now_ms();
-            let last = self.dropped_at.load(Ordering::Relaxed);
-            if now - last >= 1000
-                && self.dropped_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-            {
-                *self.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
-                tracing::warn!("a call to the Redis Cluster timed out; its topology will be read again");
+            let now = self.created.elapsed().as_millis() as i64;
+            let last = self.renewed_at.load(Ordering::Relaxed);
+            if now - last >= 1000 && !self.renewing.swap(true, Ordering::Relaxed) {
+                self.renewed_at.store(now, Ordering::Relaxed);
+                let this = Arc::clone(self);
+                tokio::spawn(async move {
+                    match this.connect().await {
+                        Ok(conn) => {
+                            *this.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn);
+                            tracing::warn!("a call to the Redis Cluster timed out; its topology was read again");
+                        }
+                        Err(error) => tracing::warn!(%error, "could not read the Redis Cluster's topology again"),
+                    }
+                    this.renewing.store(false, Ordering::Relaxed);
+                });
             }
         }
         result
@@ -163,7 +186,9 @@ impl Link {
                 config: timeouts.cluster_config(),
                 conn: RwLock::new(None),
                 making: tokio::sync::Mutex::new(()),
-                dropped_at: AtomicI64::new(0),
+                renewing: AtomicBool::new(false),
+                renewed_at: AtomicI64::new(-1000),
+                created: Instant::now(),
                 discovery: timeouts.connect + timeouts.response,
             })),
         })

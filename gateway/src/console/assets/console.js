@@ -287,6 +287,15 @@ function plainTitle(name) {
   return name.replace(/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "");
 }
 
+/** Says `text` in a status line right after `element` (a heading that has the focus). */
+function announceAfter(element, text) {
+  if (!element) return;
+  // A live region is said when its text changes, not when it arrives with it.
+  const said = h("p", { role: "status" });
+  element.after(said);
+  requestAnimationFrame(() => (said.textContent = text));
+}
+
 /** Marks `#app` as ready and puts `content` in it. */
 function show(...content) {
   const app = document.getElementById("app");
@@ -939,10 +948,7 @@ async function revokeKey(key) {
     await api("DELETE", `/account/api-keys/${encodeURIComponent(key.id)}`);
     // The list is drawn at the revoked key's page, with focus on its row, and says what was done.
     await apiKeysPage(`key-${key.id}`);
-    // A live region is said when its text changes, not when it arrives with it.
-    const said = h("p", { role: "status" });
-    document.getElementById("keys-title")?.after(said);
-    requestAnimationFrame(() => (said.textContent = `Revoked “${key.name}” (${key.hint}).`));
+    announceAfter(document.getElementById("keys-title"), `Revoked “${key.name}” (${key.hint}).`);
   } catch (error) {
     alertError(error);
   }
@@ -998,16 +1004,13 @@ async function teamsPage(focusId) {
     h("section", { class: "card", "aria-labelledby": "create-team-title" }, h("h2", { id: "create-team-title", text: "Create a team" }), form),
   );
   if (focusId) document.getElementById(focusId)?.focus();
-  const left = new URLSearchParams(location.search).get("left");
+  const left = sessionStorage.getItem("left-team");
   if (left !== null) {
-    history.replaceState(null, "", "/settings/teams");
+    sessionStorage.removeItem("left-team");
     const title = document.getElementById("page-title");
     title.setAttribute("tabindex", "-1");
     title.focus();
-    // A live region is said when its text changes, not when it arrives with it.
-    const said = h("p", { role: "status" });
-    title.after(said);
-    requestAnimationFrame(() => (said.textContent = `You left ${left}.`));
+    announceAfter(title, `You left ${left}.`);
   }
 }
 
@@ -1048,11 +1051,7 @@ async function teamPage() {
   const redraw = async (done) => {
     await draw();
     const title = document.getElementById("members-title");
-    if (done) {
-      const said = h("p", { role: "status" });
-      title.after(said);
-      requestAnimationFrame(() => (said.textContent = done));
-    }
+    if (done) announceAfter(title, done);
     title.focus();
   };
   await draw();
@@ -1081,8 +1080,10 @@ function leaveSection(team, path, me) {
       if (!sure) return;
       try {
         await api("DELETE", `${path}/members/${encodeURIComponent(me.id)}`);
-        // The teams page says which team was left.
-        location.assign(`/settings/teams?left=${encodeURIComponent(team.name)}`);
+        // The teams page says which team was left; told through this tab's storage, not the
+        // address, which anyone could write a team's name into.
+        sessionStorage.setItem("left-team", team.name);
+        location.assign("/settings/teams");
       } catch (error) {
         refused.textContent = error.message;
         refused.hidden = false;
@@ -1392,13 +1393,15 @@ async function passwordPage({ focus, done } = {}) {
   whenSubmitted(form, async () => {
     clearErrors(form);
     if (missing(form, [["current-password", "Current password"], ["new-password", "New password"]])) return;
+    let changed;
     try {
-      const changed = await api("PUT", "/account/password", { current_password: current.value, new_password: next.value });
-      const ended = changed.sessions_ended === 1 ? "1 other session ended" : `${changed.sessions_ended} other sessions ended`;
-      await passwordPage({ focus: "password-title", done: `Password changed; ${ended}.` });
+      changed = await api("PUT", "/account/password", { current_password: current.value, new_password: next.value });
     } catch (error) {
-      showError(form, error, { current_password: "current-password", new_password: "new-password" });
+      return showError(form, error, { current_password: "current-password", new_password: "new-password" });
     }
+    // Changed: a page that cannot be drawn again now must not read as a refused change.
+    const ended = changed.sessions_ended === 1 ? "1 other session ended" : `${changed.sessions_ended} other sessions ended`;
+    await passwordPage({ focus: "password-title", done: `Password changed; ${ended}.` }).catch(failed);
   });
   const end = (session) => async () => {
     const sure = await confirmDialog({ title: "End this session?", text: `The browser signed in on ${when(session.created_at)} is logged out at once.`, confirm: "End session" });
@@ -1438,12 +1441,7 @@ async function passwordPage({ focus, done } = {}) {
   if (focus) {
     const title = document.getElementById(focus);
     title?.focus();
-    if (done) {
-      // A live region is said when its text changes, not when it arrives with it.
-      const said = h("p", { role: "status" });
-      title?.after(said);
-      requestAnimationFrame(() => (said.textContent = done));
-    }
+    if (done) announceAfter(title, done);
   }
 }
 
@@ -1553,8 +1551,11 @@ function customRange(apply) {
   });
   form.siteToday = (timezone) => {
     if (to.dataset.picked) return;
-    // `en-CA` writes a day as YYYY-MM-DD, the date input's format.
-    to.value = new Intl.DateTimeFormat("en-CA", { timeZone: timezone }).format(new Date());
+    // The date input's YYYY-MM-DD, from the parts of today in the site's zone.
+    const parts = Object.fromEntries(
+      new Intl.DateTimeFormat("en-US", { timeZone: timezone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(new Date()).map((p) => [p.type, p.value]),
+    );
+    to.value = `${parts.year}-${parts.month}-${parts.day}`;
   };
   return form;
 }
