@@ -35,6 +35,8 @@ CROSS_FIELD_RULES = [
         r'order_by: ".*" is neither a queried metric nor a dimension',
         r"Invalid order_by entry '\{.+, :\w+\}'\. Entry is not a queried metric or dimension\.",
         r"#/date_range: Invalid date range .+",
+        # Two days or two date-times, not one of each.
+        r"date_range: must be two days \(YYYY-MM-DD\) or two RFC 3339 date-times",
         # `/query/{websiteId}`: a `site_id` in the body names the site of the path.
         r"site_id: names another site than the path",
         # Shares: `conversion_rate` with a goal dimension or filter, `percentage` with a dimension.

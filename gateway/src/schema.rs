@@ -222,17 +222,15 @@ pub fn date_range() -> AnyOfBuilder {
     let day = ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::rules::V2_DAY.as_str()));
     let instant =
         ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
-    let days = ArrayBuilder::new()
-        .items(AnyOfBuilder::new().item(day).item(instant))
-        .min_items(Some(2))
-        .max_items(Some(2))
-        .description(Some(
-            "First and last day, `YYYY-MM-DD`, the first not after the last, at most 10 years (3,660 days) \
-             apart; or two RFC 3339 date-times, exactly those instants, the last whole second included (beside a \
-             day, a date-time stands for its day), in order and at most 10 years apart too.",
-        ));
+    let days = ArrayBuilder::new().items(day).min_items(Some(2)).max_items(Some(2)).description(Some(
+        "First and last day, `YYYY-MM-DD`, the first not after the last, at most 10 years (3,660 days) apart.",
+    ));
+    let instants = ArrayBuilder::new().items(instant).min_items(Some(2)).max_items(Some(2)).description(Some(
+        "Two RFC 3339 date-times: exactly those instants, the last whole second included, in order and at most \
+         10 years apart. A day beside a date-time is refused, as Plausible refuses it.",
+    ));
     // Any of: `7d` is both a listed period and a `Nd`.
-    AnyOfBuilder::new().item(period).item(last_n).item(days)
+    AnyOfBuilder::new().item(period).item(last_n).item(days).item(instants)
 }
 
 /// `event_name` of a new goal.
