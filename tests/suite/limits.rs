@@ -415,20 +415,31 @@ async fn a_redis_cluster_failover_is_survived_like_an_outage() {
     // Room in the window whoever decided so far, so that a request the cluster decides counts.
     env.set_plan_with(&user.team_id, "pro", json!({ "requests_per_minute": 1000 })).await;
     // The promoted replica kept the month's count; a request the cluster decides raises it.
+    let before = until_decided_on_the_cluster(&env, &key, || used(&cluster), StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(before >= 1, "the promoted replica kept the month's count");
+}
+
+/// Sends requests with `key` until the cluster's count of the month (`used`) rises, answered 200
+/// or `meanwhile`; returns the count the cluster had before.
+async fn until_decided_on_the_cluster(
+    env: &TestEnv,
+    key: &str,
+    used: impl Fn() -> Option<u64>,
+    meanwhile: StatusCode,
+) -> u64 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut before = None;
     loop {
-        let (status, _) = env.api(Method::GET, "/websites", &key, None).await;
-        assert!(status == StatusCode::OK || status == StatusCode::TOO_MANY_REQUESTS, "{status}");
-        match (before, used(&cluster)) {
+        let (status, _) = env.api(Method::GET, "/websites", key, None).await;
+        assert!(status == StatusCode::OK || status == meanwhile, "{status}");
+        match (before, used()) {
             (None, Some(now)) => before = Some(now),
-            (Some(then), Some(now)) if now > then => break,
+            (Some(then), Some(now)) if now > then => return then,
             _ => {}
         }
         assert!(std::time::Instant::now() < deadline, "decisions never went back to the cluster");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert!(before.is_some_and(|n| n >= 1), "the promoted replica kept the month's count");
 }
 
 /// The master holding a user's counters hangs (it keeps its connections and answers nothing):
@@ -449,19 +460,7 @@ async fn decisions_go_back_to_the_cluster_when_a_hung_masters_replica_takes_over
     let master = cluster.master_of(&format!("{{{}}}", user.user_id));
     cluster.freeze(master);
     cluster.wait_for_failover(master);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut before = None;
-    loop {
-        let (status, _) = env.api(Method::GET, "/websites", &key, None).await;
-        assert!(status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE, "{status}");
-        match (before, used(&cluster)) {
-            (None, Some(now)) => before = Some(now),
-            (Some(then), Some(now)) if now > then => break,
-            _ => {}
-        }
-        assert!(std::time::Instant::now() < deadline, "decisions never went back to the cluster");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    until_decided_on_the_cluster(&env, &key, || used(&cluster), StatusCode::SERVICE_UNAVAILABLE).await;
 }
 
 /// The all-in-one process on each backend, its limiter in-process.
