@@ -6,7 +6,7 @@ mod assets;
 mod headers;
 mod pages;
 
-pub(crate) use pages::{escape, field, not_found, oauth_page};
+pub(crate) use pages::{Visitor, escape, field, not_found, oauth_page, visitor};
 
 use axum::Router;
 use axum::middleware;

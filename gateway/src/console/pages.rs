@@ -30,9 +30,9 @@ pub(crate) fn escape(text: &str) -> String {
 }
 
 /// Who is looking at a page that needs a session.
-struct Visitor {
-    user: idpb::User,
-    csrf: String,
+pub(crate) struct Visitor {
+    pub(crate) user: idpb::User,
+    pub(crate) csrf: String,
 }
 
 /// One page: its title, the name the script knows it by, and its main content (HTML, already
@@ -148,7 +148,7 @@ pub(crate) fn oauth_page(status: StatusCode, title: &str, main: String, form_tar
 }
 
 /// The session behind the request's cookie, if it is a live one.
-async fn visitor(state: &AppState, headers: &HeaderMap) -> Result<Option<Visitor>, Response> {
+pub(crate) async fn visitor(state: &AppState, headers: &HeaderMap) -> Result<Option<Visitor>, Response> {
     let Some(token) = cookie(headers).filter(|t| !t.is_empty()) else { return Ok(None) };
     let request = idpb::AuthenticateSessionRequest { session_token: token.to_owned() };
     match common::transport::checked(state.identity.clone().authenticate_session(request)).await {

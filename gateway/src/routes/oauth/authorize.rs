@@ -10,7 +10,7 @@ use common::secret::{Digest, random_token};
 use proto::identity::v1 as idpb;
 
 use super::params::{AuthorizeParams, SCOPES, bound_resource, control_field, resource_url};
-use crate::console::{escape, field, oauth_page};
+use crate::console::{Visitor, escape, field, oauth_page, visitor};
 use crate::session::COOKIE;
 use crate::state::AppState;
 
@@ -147,21 +147,6 @@ fn unavailable() -> Response {
     page(StatusCode::SERVICE_UNAVAILABLE, "<p>The service is unavailable right now. Try again in a moment.</p>")
 }
 
-/// The user of the request's session cookie and its token; `None` without a live session, the
-/// unavailable page when identity cannot tell.
-async fn session_user_and_token(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(idpb::User, String)>, Response> {
-    let Some(token) = crate::session::cookie(headers) else { return Ok(None) };
-    let request = idpb::AuthenticateSessionRequest { session_token: token.to_owned() };
-    match common::transport::checked(state.identity.clone().authenticate_session(request)).await {
-        Ok(user) => Ok(Some((user.into_inner(), token.to_owned()))),
-        Err(status) if common::Error::from(status.clone()).code == ErrorCode::Unauthorized => Ok(None),
-        Err(_) => Err(unavailable()),
-    }
-}
-
 /// The sign-in form that comes before the consent form, with its CSRF cookie.
 fn sign_in_page(state: &AppState, headers: &HeaderMap, name: &str, goes_to: &str, hidden: &str) -> Response {
     let existing = sign_in_cookie(headers);
@@ -206,12 +191,12 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
     let hidden = format!("<input type=\"hidden\" name=\"oauth\" value=\"{}\">", escape(&p.oauth_query()));
     let name = escape(&client.client_name);
     let goes_to = destination_line(p.get("redirect_uri"));
-    let (user, session_token) = match session_user_and_token(&state, &headers).await {
+    let Visitor { user, csrf } = match visitor(&state, &headers).await {
         Ok(Some(signed_in)) => signed_in,
         Ok(None) => return sign_in_page(&state, &headers, &name, &goes_to, &hidden),
-        Err(unavailable) => return unavailable,
+        // This flow's own page, under its own policy.
+        Err(_) => return unavailable(),
     };
-    let csrf = crate::session::csrf_token(&session_token);
     let teams = match state.identity.clone().list_teams(idpb::ListTeamsRequest { user_id: user.id.clone() }).await {
         Ok(teams) => teams.into_inner().memberships,
         Err(_) => return unavailable(),
@@ -345,10 +330,10 @@ pub async fn authorize_submit(
             &[("error", "access_denied"), ("error_description", "the user denied access"), ("state", p.get("state"))],
         ),
         "allow" => {
-            let user = match session_user_and_token(&state, &headers).await {
-                Ok(Some((user, _))) => user,
+            let user = match visitor(&state, &headers).await {
+                Ok(Some(signed_in)) => signed_in.user,
                 Ok(None) => return Redirect::to(&again).into_response(),
-                Err(unavailable) => return unavailable,
+                Err(_) => return unavailable(),
             };
             let request = idpb::CreateMcpAuthorizationRequest {
                 user_id: user.id,
