@@ -188,6 +188,8 @@ pub struct AuditEntry {
     team_id: String,
     /// The user who acted.
     actor_id: String,
+    /// Their e-mail address (also when they have left the team since), or null if unknown.
+    actor_email: Option<String>,
     /// `api_key.created|updated|rotated|revoked|leaked`, `member.added|removed|role_changed`,
     /// `team.api_key_policy_changed`, `team.plan_changed`.
     action: String,
@@ -202,6 +204,7 @@ pub fn audit_entry(e: &idpb::AuditEntry) -> AuditEntry {
         id: e.id.clone(),
         team_id: e.team_id.clone(),
         actor_id: e.actor_user_id.clone(),
+        actor_email: Some(e.actor_email.clone()).filter(|email| !email.is_empty()),
         action: e.action.clone(),
         target: e.target.clone(),
         details: audit_details(&e.details_json),

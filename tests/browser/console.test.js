@@ -462,6 +462,10 @@ for (const mode of MODES) {
       // What was done is said under the heading the focus moved to.
       await members.getByRole("status").getByText(`${bob} is now admin.`).waitFor();
       assert.equal(await page.evaluate(() => document.activeElement?.id), "members-title");
+      // The audit log says whose role changed, and who changed it.
+      const roleChange = page.getByRole("row").filter({ hasText: "Member's role changed" }).first();
+      await roleChange.getByText(`email: ${bob} · from: member · to: admin`).waitFor();
+      assert.equal(await roleChange.getByRole("cell").nth(2).textContent(), email);
 
       // An address without an account is said next to the Email field.
       await members.getByLabel("Email").fill(`nobody-${Date.now()}@example.com`);

@@ -599,6 +599,25 @@ async fn the_audit_log_is_paged(env: &TestEnv) {
     }
 }
 
+async fn the_audit_log_names_its_actors_and_whose_role_changed_after_they_left(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let bob = env.user("bob").await;
+    let cat = env.user("cat").await;
+    add_member(env, &ann, &ann.team_id, &bob, "admin").await;
+    add_member(env, &bob, &ann.team_id, &cat, "member").await;
+    let path = format!("/api/v1/teams/{}/members/{}", ann.team_id, cat.user_id);
+    let (status, body) = env.session_json(Method::PATCH, &path, &bob.session, Some(json!({ "role": "admin" }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let path = format!("/api/v1/teams/{}/members/{}", ann.team_id, bob.user_id);
+    assert_eq!(env.session_json(Method::DELETE, &path, &bob.session, None).await.0, StatusCode::OK);
+    let (_, log) =
+        env.session_json(Method::GET, &format!("/api/v1/teams/{}/audit-log", ann.team_id), &ann.session, None).await;
+    let entry = log["data"].as_array().unwrap().iter().find(|e| e["action"] == "member.role_changed").unwrap().clone();
+    assert_eq!((&entry["actor_id"], &entry["actor_email"]), (&json!(bob.user_id), &json!(bob.email)), "{entry}");
+    assert_eq!(entry["target"], cat.user_id);
+    assert_eq!(entry["details"], json!({ "email": cat.email, "from": "member", "to": "admin" }));
+}
+
 async fn a_rotation_without_grace_retires_the_old_key_at_once(env: &TestEnv) {
     let ann = env.user("ann").await;
     env.set_plan(&ann.team_id, "pro").await;
@@ -820,6 +839,7 @@ both_modes!(
     an_allowlist_holds_at_most_20_valid_networks,
     a_rotated_key_works_until_its_grace_period_ends,
     the_audit_log_is_paged,
+    the_audit_log_names_its_actors_and_whose_role_changed_after_they_left,
     a_rotation_without_grace_retires_the_old_key_at_once,
     a_grace_period_beyond_a_week_is_refused,
     a_null_grace_period_is_the_days_default,

@@ -81,6 +81,7 @@ fn audit_entry(e: AuditEntry) -> pb::AuditEntry {
         target: e.target,
         details_json: e.details,
         created_at_unix_ms: e.created_at,
+        actor_email: e.actor_email.unwrap_or_default(),
     }
 }
 

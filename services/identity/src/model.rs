@@ -64,6 +64,9 @@ pub struct AuditEntry {
     pub target: String,
     pub details: String,
     pub created_at: i64,
+    /// The actor's e-mail as it stands when the log is read (not stored with the entry: a member
+    /// who left is still named); `None` when the entry was not read from the log.
+    pub actor_email: Option<String>,
 }
 
 /// A session as its user sees it: never its token nor the token's digest.

@@ -628,8 +628,9 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         let rows = sqlx::query(
-            "SELECT id, team_id, actor_id, action, target, details, created_at FROM audit_log \
-             WHERE team_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+            "SELECT a.id, a.team_id, a.actor_id, a.action, a.target, a.details, a.created_at, u.email AS actor_email \
+             FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id \
+             WHERE a.team_id = $1 ORDER BY a.created_at DESC, a.id DESC LIMIT $2 OFFSET $3",
         )
         .bind(team_id)
         .bind(i64::from(limit))
@@ -647,6 +648,7 @@ impl Store {
                     target: row.try_get("target")?,
                     details: row.try_get("details")?,
                     created_at: row.try_get("created_at")?,
+                    actor_email: row.try_get("actor_email")?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

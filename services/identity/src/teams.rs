@@ -64,7 +64,8 @@ impl Identity {
 
     pub async fn change_role(&self, team_id: &str, actor: &str, user_id: &str, role: Role) -> Result<Member> {
         let actor_role = self.admin_role_in(team_id, actor).await?;
-        let before = self.member(team_id, user_id).await?.role;
+        let member = self.member(team_id, user_id).await?;
+        let before = member.role;
         if (role == Role::Owner || before == Role::Owner) && actor_role != Role::Owner {
             return Err(Error::forbidden("only owners can make owners or change an owner's role"));
         }
@@ -72,7 +73,7 @@ impl Identity {
             return Err(last_owner());
         }
         announce(self.changes.as_ref(), Change::User(user_id.to_owned())).await;
-        let details = json!({ "from": before.as_str(), "to": role.as_str() });
+        let details = json!({ "email": member.user.email, "from": before.as_str(), "to": role.as_str() });
         self.audit(team_id, actor, "member.role_changed", user_id, &details).await?;
         self.member(team_id, user_id).await
     }
@@ -155,6 +156,7 @@ impl Identity {
             target: target.to_owned(),
             details: details.to_string(),
             created_at: now_ms(),
+            actor_email: None,
         };
         self.store.append_audit(&entry).await?;
         Ok(entry)

@@ -1032,7 +1032,7 @@ async function teamPage() {
   if (team.role === "member") return show(h("p", { class: "notice", text: "Only the team's owners and admins manage its settings." }), leave);
   const draw = async () => {
     const [members, usage] = await Promise.all([api("GET", `${path}/members`), api("GET", `${path}/usage`)]);
-    const audit = await auditSection(path, members);
+    const audit = await auditSection(path);
     // "Security & access" as the contract names this part of a team's settings: who may use
     // keys, the plan and its usage, who is in the team, and what was done.
     const security = h(
@@ -1302,8 +1302,7 @@ const AUDIT_ACTIONS = {
   "team.plan_changed": "Plan changed",
 };
 
-async function auditSection(path, members) {
-  const who = new Map(members.map((m) => [m.user_id, m.email]));
+async function auditSection(path) {
   const section = h("section", { class: "card", "aria-labelledby": "audit-title" }, h("h3", { id: "audit-title", text: "Audit log" }));
   // Paged by the server: the whole log can be reached, however many entries it holds.
   const load = async (page, size) => {
@@ -1316,7 +1315,7 @@ async function auditSection(path, members) {
       {},
       td("When", when(e.created_at)),
       td("Action", AUDIT_ACTIONS[e.action] ?? e.action, " ", h("code", { class: "reason", text: e.action })),
-      td("By", who.get(e.actor_id) ?? e.actor_id),
+      td("By", e.actor_email ?? e.actor_id),
       td("Details", detailsText(e.details)),
     );
   const render = (entries) =>
