@@ -37,12 +37,16 @@ async fn signup(env: &TestEnv, email: &str, name: &str) -> Response {
         .unwrap()
 }
 
-/// A 429 `RATE_LIMIT_EXCEEDED` in the envelope with a `Retry-After` of at least a second.
+/// A 429 `RATE_LIMIT_EXCEEDED` in the envelope with a `Retry-After` of at least a second, whose
+/// message says the same wait in words.
 async fn assert_throttled(response: Response) {
     let retry_after = response.headers().get(RETRY_AFTER).map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
     let (status, body) = into_json(response).await;
     assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED");
-    assert!(retry_after.is_some_and(|secs| secs >= 1), "Retry-After: {retry_after:?}");
+    let secs = retry_after.unwrap_or_else(|| panic!("a Retry-After: {body}"));
+    assert!(secs >= 1, "Retry-After: {secs}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.ends_with(&format!("try again in {}", common::time::wait_in_words(secs))), "{message}");
 }
 
 async fn wrong_password_refused(env: &TestEnv, base: &str, email: &str) {

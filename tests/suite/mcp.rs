@@ -875,8 +875,11 @@ async fn the_sign_in_form_is_throttled_like_the_api(env: &TestEnv) {
     let throttled = client.post(&login("correct horse battery"), &csrf_cookie, env.base()).await;
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after = throttled.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
-    assert!(retry_after.is_some_and(|secs| secs >= 1), "when to try again, as the API says it");
-    assert!(throttled.text().await.unwrap().contains("Too many attempts"));
+    let secs = retry_after.unwrap_or_default();
+    assert!(secs >= 1, "when to try again, as the API says it");
+    let text = throttled.text().await.unwrap();
+    let wait = format!("Wait {}, then", common::time::wait_in_words(secs));
+    assert!(text.contains("Too many attempts") && text.contains(&wait), "{text}");
 }
 
 const PUBLIC_URL: GatewayFlags = &[("--public-url", "https://api.example.com/")];

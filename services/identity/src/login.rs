@@ -122,11 +122,11 @@ pub(crate) struct Throttle {
     swept: AtomicI64,
 }
 
-fn throttled(message: &str, retry_after_ms: i64) -> Refusal {
-    Refusal {
-        error: Error::new(ErrorCode::RateLimitExceeded, message),
-        retry_after_secs: Some((retry_after_ms.max(0) as u64).div_ceil(1000).max(1)),
-    }
+/// `what` there were too many of, and when to try again (`Retry-After` too).
+fn throttled(what: &str, retry_after_ms: i64) -> Refusal {
+    let secs = (retry_after_ms.max(0) as u64).div_ceil(1000).max(1);
+    let message = format!("too many {what}, try again in {}", common::time::wait_in_words(secs));
+    Refusal { error: Error::new(ErrorCode::RateLimitExceeded, message), retry_after_secs: Some(secs) }
 }
 
 impl Throttle {
@@ -135,13 +135,13 @@ impl Throttle {
     }
 
     /// Counts one attempt in `bucket`; refused when it goes over `limit`.
-    async fn take(&self, bucket: String, limit: Limit, now: i64, message: &str) -> Result<Counted, Refusal> {
+    async fn take(&self, bucket: String, limit: Limit, now: i64, what: &str) -> Result<Counted, Refusal> {
         self.sweep(now);
         let (attempts, window_start) = self.store.count_attempt(&bucket, now, limit.window_ms()).await?;
         if attempts > limit.attempts {
             // Another replica may have opened the window a moment "after" this attempt's now.
             let retry_after_ms = (window_start + limit.window_ms() - now).min(limit.window_ms());
-            return Err(throttled(message, retry_after_ms));
+            return Err(throttled(what, retry_after_ms));
         }
         Ok(Counted { bucket, window_start })
     }
@@ -153,15 +153,16 @@ impl Throttle {
         email: &str,
         now: i64,
     ) -> Result<(Option<Counted>, Counted), Refusal> {
-        let too_many = "too many failed logins, try again later";
+        let failed_logins = "failed logins";
         let address = match &from.0 {
             Some(address) => Some(
-                self.take(bucket("login-address", address), self.limits.failures_per_address, now, too_many).await?,
+                self.take(bucket("login-address", address), self.limits.failures_per_address, now, failed_logins)
+                    .await?,
             ),
             None => None,
         };
         let account =
-            self.take(bucket("login-account", email), self.limits.failures_per_account, now, too_many).await?;
+            self.take(bucket("login-account", email), self.limits.failures_per_account, now, failed_logins).await?;
         Ok((address, account))
     }
 
@@ -178,7 +179,7 @@ impl Throttle {
     pub(crate) async fn signup(&self, from: &ClientAddress, now: i64) -> Result<(), Refusal> {
         if let Some(address) = &from.0 {
             let limit = self.limits.signups_per_address;
-            self.take(bucket("signup-address", address), limit, now, "too many sign-ups, try again later").await?;
+            self.take(bucket("signup-address", address), limit, now, "sign-ups").await?;
         }
         Ok(())
     }

@@ -256,12 +256,13 @@ fn form_target(redirect_uri: &str) -> Option<String> {
 fn login_refused(error: crate::error::ApiError, again: &str) -> Response {
     let again = escape(again);
     let mut response = match error.error.code {
-        ErrorCode::RateLimitExceeded => page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "<p>Too many attempts to sign in. Wait a few minutes, then <a href=\"{again}\">try again</a>.</p>"
-            ),
-        ),
+        ErrorCode::RateLimitExceeded => {
+            let wait = error.retry_after_secs.map_or_else(|| "a few minutes".to_owned(), common::time::wait_in_words);
+            page(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("<p>Too many attempts to sign in. Wait {wait}, then <a href=\"{again}\">try again</a>.</p>"),
+            )
+        }
         ErrorCode::ServiceUnavailable => page(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("<p>Signing in is busy right now. <a href=\"{again}\">Try again</a> shortly.</p>"),
