@@ -326,11 +326,11 @@ async fn mcp_end_to_end(env: &TestEnv) {
         rpc(env, &read_only, "tools/call", json!({ "name": "create_website", "arguments": { "name": "X" } })).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a tool outside the grant is a step-up challenge");
 
-    // The daily quota of the team's plan counts every tools/call made (5 so far; the refused
-    // create_website never ran).
-    env.set_plan_with(&ann.team_id, "free", json!({ "mcp_calls_per_day": 6 })).await;
+    // The daily quota of the team's plan counts every tools/call that answered (4 so far; the
+    // refused get_overview and create_website do not count).
+    env.set_plan_with(&ann.team_id, "free", json!({ "mcp_calls_per_day": 5 })).await;
     let (failed, _) = call(env, &access, "list_websites", json!({})).await;
-    assert!(!failed, "the sixth call is within the quota");
+    assert!(!failed, "the fifth call is within the quota");
     let (failed, message) = call(env, &access, "list_websites", json!({})).await;
     assert!(failed && message.contains("quota"), "{message}");
 
@@ -764,6 +764,11 @@ async fn arguments_outside_a_tools_schema_are_refused_and_not_counted(env: &Test
         ),
         ("get_breakdown", json!({ "website_id": id }), "property is required"),
         ("get_aggregate", json!({ "website_id": id, "colour": "red" }), "colour is not an argument"),
+        // Refused by the tool rather than the schema: nor do these count.
+        ("get_aggregate", json!({ "website_id": id, "period": "custom", "date": "2026-02-30,2026-03-01" }), "must be"),
+        ("get_breakdown", json!({ "website_id": id, "property": "visit:nope" }), "unknown"),
+        ("get_overview", json!({ "website_id": "someone-elses" }), "website not found"),
+        ("create_website", json!({ "domain": "args.example", "name": "Again" }), "a website with domain"),
     ] {
         let (failed, message) = call_tool(env, &tokens, tool, arguments.clone()).await;
         assert!(failed && message.starts_with(named), "{arguments}: {message}");

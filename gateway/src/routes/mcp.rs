@@ -600,20 +600,27 @@ impl ServerHandler for McpServer {
             );
             return Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into());
         }
-        Ok(match self.run(&grant, &request.name, &args).await {
+        let outcome = self.run(&grant, &request.name, &args).await;
+        if outcome.is_err() {
+            // Refused for its arguments (a date, a website out of reach, a taken domain) or not
+            // run at all: as a REST request answered 4xx or 503, it does not count.
+            self.give_back(grant.user_id, charge.reset_at_unix_ms).await;
+        }
+        Ok(match outcome {
             Ok(value) => CallToolResult::success(vec![text(&value)]),
             Err(ToolError::Refused(message)) => CallToolResult::error(vec![ContentBlock::text(message)]),
-            Err(ToolError::Unavailable(error)) => {
-                // The call did not run: it does not count.
-                let give_back =
-                    popb::GiveBackMcpCallRequest { user_id: grant.user_id, reset_at_unix_ms: charge.reset_at_unix_ms };
-                if let Err(status) = self.state.policy.clone().give_back_mcp_call(give_back).await {
-                    ApiError::from(status).error.log_cause();
-                }
-                return Err(unavailable(&context, error));
-            }
+            Err(ToolError::Unavailable(error)) => return Err(unavailable(&context, error)),
         }
         .into())
+    }
+}
+
+impl McpServer {
+    async fn give_back(&self, user_id: String, reset_at_unix_ms: i64) {
+        let give_back = popb::GiveBackMcpCallRequest { user_id, reset_at_unix_ms };
+        if let Err(status) = self.state.policy.clone().give_back_mcp_call(give_back).await {
+            ApiError::from(status).error.log_cause();
+        }
     }
 }
 
