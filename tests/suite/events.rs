@@ -88,6 +88,7 @@ async fn a_bad_event_is_a_400_naming_the_field_and_stores_nothing(env: &TestEnv)
         (json!({ "domain": domain, "url": format!("https://{domain}/") }), "name"),
         (json!({ "domain": domain, "name": "pageview" }), "url"),
         (json!({ "domain": domain, "name": "pageview", "url": "/relative" }), "url"),
+        (json!({ "domain": domain, "name": "pageview", "url": "data:text/html,<p>hi</p>" }), "url"),
         (json!({ "domain": "nobody.example", "name": "pageview", "url": "https://nobody.example/" }), "domain"),
         (
             json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/"), "props": [1, 2] }),
@@ -674,6 +675,59 @@ async fn the_trackers_domain_forms_and_numeric_names_are_taken(env: &TestEnv) {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("VALIDATION_ERROR")), "{body}");
 }
 
+/// As Plausible takes them, a page URL of any scheme but `data:` is taken, its path the page:
+/// Plausible's Events API tells mobile apps to send `app://localhost/<screen>`.
+async fn a_mobile_apps_screen_url_is_counted_by_its_path(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "app").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    for url in ["app://localhost/login", "android-app://com.example.app/settings"] {
+        let event = json!({ "domain": domain, "name": "pageview", "url": url });
+        let (status, body) = send(env, FIREFOX, "application/json", &event.to_string()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{url}: {body}");
+    }
+    assert_eq!(pages(env, &key, site_id).await, [("/login".to_owned(), 1), ("/settings".to_owned(), 1)]);
+}
+
+/// A site is named without `www.`, as Plausible names sites, so that events from either host
+/// reach it and the drop-in finds it by either name.
+async fn a_site_created_with_www_is_named_without_it(env: &TestEnv) {
+    let (ann, key, domain, _) = pro_site(env, "plain").await;
+    let body = json!({ "team_id": ann.team_id, "domain": format!("https://WWW.www-{domain}/"), "name": "W" });
+    let (status, site) = env.api(Method::POST, "/websites", &key, Some(body)).await;
+    assert_eq!((status, &site["data"]["domain"]), (StatusCode::CREATED, &json!(format!("www-{domain}"))), "{site}");
+    for (visitor, event) in [
+        json!({ "name": "pageview", "url": format!("https://www.www-{domain}/a") }),
+        json!({ "domain": format!("www.www-{domain}"), "name": "pageview", "url": format!("https://www.www-{domain}/b") }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (status, body) = send(env, &crate::harness::browser(visitor as u32), "application/json", &event.to_string()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{event}: {body}");
+    }
+    let site_id = format!("www.www-{domain}");
+    assert_eq!(pages(env, &key, &site_id).await, [("/a".to_owned(), 1), ("/b".to_owned(), 1)]);
+}
+
+/// `XX` (unknown) and `ZZ` (no country), placeholders of geo headers such as Cloudflare's, are
+/// no country, as Plausible leaves them out.
+async fn a_geo_headers_placeholder_is_no_country(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "geo").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    for (visitor, country) in [(1, "XX"), (2, "ZZ"), (3, "fr")] {
+        let response = env
+            .request(Method::POST, "/api/event")
+            .header("user-agent", crate::harness::browser(visitor))
+            .header(crate::harness::COUNTRY_HEADER, country)
+            .json(&json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    assert_eq!(visitors_by(env, &key, site_id, "visit:country").await, [("FR".to_owned(), 1)]);
+}
+
 async fn the_drop_in_answers_unknown_routes_and_methods_in_plausibles_shape(env: &TestEnv) {
     let cases = [
         (Method::GET, "/api/external/v1/plausible/api/v1/nothing", StatusCode::NOT_FOUND),
@@ -701,6 +755,9 @@ async fn the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api(env: 
 }
 
 both_modes!(
+    a_mobile_apps_screen_url_is_counted_by_its_path,
+    a_site_created_with_www_is_named_without_it,
+    a_geo_headers_placeholder_is_no_country,
     a_browser_may_ask_before_sending_an_event_as_json,
     what_was_tracked_is_counted_as_computed_by_hand,
     a_bad_event_is_a_400_naming_the_field_and_stores_nothing,

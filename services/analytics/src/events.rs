@@ -275,10 +275,12 @@ impl Analytics {
         if event.url.len() > 2048 {
             return Err(Error::invalid("url", "must be at most 2048 bytes"));
         }
+        // Any scheme but `data:`, as Plausible takes them: its Events API tells mobile apps to
+        // send `app://localhost/<screen>`. The URL needs a path, which is the page.
         let url = url::Url::parse(&event.url)
             .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| Error::invalid("url", "must be an absolute http(s) URL"))?;
+            .filter(|u| u.scheme() != "data" && !u.cannot_be_a_base())
+            .ok_or_else(|| Error::invalid("url", "must be an absolute URL such as https://example.com/page"))?;
         let pathname = page_of(&url, event.hash_mode);
         let props = props(&event.props_json, name, &pathname)?;
         let (scroll_depth, engagement_ms) = engagement(event, name)?;
@@ -300,8 +302,11 @@ impl Analytics {
         let channel = parse::channel(if source == DIRECT { "" } else { &source }, &utm).to_owned();
         let utm_medium = parse::medium(&source, &utm);
         let country = event.country.to_ascii_uppercase();
-        let country =
-            if country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()) { country } else { String::new() };
+        // `XX` (unknown) and `ZZ` (no country) are placeholders of geo headers such as
+        // Cloudflare's, which Plausible leaves out too.
+        let known =
+            country.len() == 2 && country.bytes().all(|b| b.is_ascii_uppercase()) && !matches!(&*country, "XX" | "ZZ");
+        let country = if known { country } else { String::new() };
         Ok(Some(NewEvent {
             id: uuid::Uuid::now_v7().to_string(),
             website_id: website_id.to_owned(),
