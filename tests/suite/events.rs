@@ -418,7 +418,7 @@ async fn our_overview_breakdowns_and_realtime_answer(env: &TestEnv) {
     );
     assert_eq!(
         technology["operating_systems"],
-        json!([{ "os": "Linux", "visitors": 1 }, { "os": "iOS", "visitors": 1 }])
+        json!([{ "os": "GNU/Linux", "visitors": 1 }, { "os": "iOS", "visitors": 1 }])
     );
     let realtime = get(format!("/realtime/{site_id}")).await;
     assert_eq!((realtime["visitors"].clone(), realtime["pageviews"].clone()), (json!(2), json!(3)), "{realtime}");
@@ -473,7 +473,7 @@ async fn the_drop_in_answers_plausibles_bodies_without_the_envelope(env: &TestEn
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["results"],
-        json!([{ "metrics": [1], "dimensions": ["Linux"] }, { "metrics": [1], "dimensions": ["iOS"] }])
+        json!([{ "metrics": [1], "dimensions": ["GNU/Linux"] }, { "metrics": [1], "dimensions": ["iOS"] }])
     );
     assert_eq!(body["query"]["site_id"], domain);
 }

@@ -1,7 +1,9 @@
 //! Upgrades of stores written before the PostgreSQL partitioning of `events` (migration 0010)
 //! and of `visits` (0012): what was stored before is kept and answers as before, and a visit
 //! open before the upgrade is continued after it. On SQLite the same migrations only index, and
-//! the same checks hold. Making a partition never holds up writes behind a long query.
+//! the same checks hold. Making a partition never holds up writes behind a long query. Browsers
+//! and operating systems stored under their former names are renamed as Plausible names them
+//! (0018).
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -167,6 +169,49 @@ async fn visits_stored_before_partitioning_keep_their_figures_and_stay_open() {
             let partition = analytics::retention::partition_name("visits", today);
             assert_eq!(count(&pool, &format!("SELECT COUNT(*) FROM {partition}")).await, 1, "today's partition");
         }
+    })
+    .await;
+}
+
+/// Browsers and systems stored by earlier releases under their own names ("Edge", "macOS") are
+/// renamed as Plausible names them in events, visits and one dimension's rollups; rollups of a
+/// pair with a browser or a system go, and such a pair's days read raw events.
+#[tokio::test]
+async fn browsers_and_systems_stored_under_former_names_are_renamed_as_plausible_names_them() {
+    on_each_empty_backend(|backend| async move {
+        let pool = analytics_migrated_to(&backend, 17).await;
+        insert_website(&pool, "before").await;
+        insert_visit(&pool, "visit-a", "0123456789abcdef0123456789abcdef", &[0]).await;
+        for table in ["events", "visits"] {
+            sqlx::query(&format!("UPDATE {table} SET browser = 'Edge', os = 'macOS'")).execute(&pool).await.unwrap();
+        }
+        let rollup = "INSERT INTO rollups (website_id, day, dim, value, visitors, pageviews, events, visits, bounces, \
+                      duration, views) VALUES ('before', $1, $2, $3, 1, 1, 1, 1, 1, 0, 1)";
+        for (dim, value) in [
+            ("visit:os", "Linux"),
+            ("visit:browser", "Samsung Internet"),
+            (r#"["visit:browser","visit:os"]"#, r#"["Edge","macOS"]"#),
+            (r#"["visit:browser","visit:os"]"#, ""),
+            (r#"["visit:country","visit:source"]"#, r#"["FR","Edge"]"#),
+        ] {
+            sqlx::query(rollup).bind(DAY).bind(dim).bind(value).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let pool = analytics_migrated_to(&backend, i64::MAX).await;
+        for table in ["events", "visits"] {
+            let row = sqlx::query(&format!("SELECT browser, os FROM {table}")).fetch_one(&pool).await.unwrap();
+            let names: (String, String) = (row.get(0), row.get(1));
+            assert_eq!(names, ("Microsoft Edge".to_owned(), "Mac".to_owned()), "{table}");
+        }
+        let rows = sqlx::query("SELECT dim, value FROM rollups ORDER BY dim, value").fetch_all(&pool).await.unwrap();
+        let rows: Vec<(String, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        let expected = [
+            (r#"["visit:country","visit:source"]"#, r#"["FR","Edge"]"#),
+            ("visit:browser", "Samsung Browser"),
+            ("visit:os", "GNU/Linux"),
+        ];
+        assert_eq!(rows, expected.map(|(d, v)| (d.to_owned(), v.to_owned())));
     })
     .await;
 }

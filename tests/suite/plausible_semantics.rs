@@ -170,7 +170,7 @@ async fn a_v1_version_breakdown_names_the_browser_or_os_of_each_version(env: &Te
     assert_eq!(browsers["results"], json!([{ "browser": "Firefox", "browser_version": "128.0", "visitors": 6 }]));
     let systems = v1(env, &key, "breakdown", &domain, "property=visit:os_version").await;
     let row = &systems["results"][0];
-    assert_eq!((&row["os"], &row["visitors"]), (&json!("Linux"), &json!(6)), "{systems}");
+    assert_eq!((&row["os"], &row["visitors"]), (&json!("GNU/Linux"), &json!(6)), "{systems}");
     // v2 names its dimensions as asked.
     let body = json!({ "metrics": ["visitors"], "dimensions": ["visit:browser_version"] });
     assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [6], "dimensions": ["128.0"] }]));

@@ -41,14 +41,23 @@ pub fn client(user_agent: &str) -> Client {
             os_version: UNKNOWN.into(),
         };
     };
-    // Windows is versioned by release ("Windows 10"), the others by number.
+    // Windows is versioned by release ("Windows 10"), the others by number; woothee leaves out
+    // some Macs' number, which their user agent holds ("Intel Mac OS X 14.5", "10_15_7").
     let os_version = match parsed.os.strip_prefix("Windows ") {
         Some(release) if parsed.os != "Windows Phone OS" => release.trim_start_matches("NT ").to_owned(),
+        _ if parsed.os == "Mac OSX" && major_minor(&parsed.os_version).is_empty() => user_agent
+            .split_once("Mac OS X ")
+            .map(|(_, rest)| major_minor(rest.split([';', ')', ' ']).next().unwrap_or_default()))
+            .unwrap_or_default(),
         _ => major_minor(&parsed.os_version),
     };
     let browser_version = major_minor(parsed.version);
+    // Named as Plausible names them (device-detector's names), so that its clients' filters
+    // (`visit:browser==Microsoft Edge`) find them.
     let browser = match parsed.name {
-        "SamsungBrowser" => "Samsung Internet",
+        "SamsungBrowser" => "Samsung Browser",
+        "Edge" => "Microsoft Edge",
+        "Webview" => "Mobile App",
         "UNKNOWN" | "" => UNKNOWN,
         name => name,
     };
@@ -56,8 +65,10 @@ pub fn client(user_agent: &str) -> Client {
     let os = match parsed.os {
         "Windows Phone OS" => "Windows Phone",
         os if os.starts_with("Windows") => "Windows",
-        "Mac OSX" | "Mac OS Classic" => "macOS",
+        "Mac OSX" | "Mac OS Classic" => "Mac",
         "iPhone" | "iPad" | "iPod" | "iOS" => "iOS",
+        "Linux" => "GNU/Linux",
+        "ChromeOS" => "Chrome OS",
         "UNKNOWN" | "" => UNKNOWN,
         os => os,
     };
@@ -420,10 +431,13 @@ mod tests {
                 "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
                 ("Safari", "iOS", "Tablet"),
             ),
-            ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", ("Firefox", "Linux", "Desktop")),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                ("Firefox", "GNU/Linux", "Desktop"),
+            ),
             (
                 "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0",
-                ("Edge", "Windows", "Desktop"),
+                ("Microsoft Edge", "Windows", "Desktop"),
             ),
             (
                 "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36",
@@ -435,11 +449,11 @@ mod tests {
             ),
             (
                 "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36",
-                ("Samsung Internet", "Android", "Mobile"),
+                ("Samsung Browser", "Android", "Mobile"),
             ),
             (
                 "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
-                ("Safari", "macOS", "Desktop"),
+                ("Safari", "Mac", "Desktop"),
             ),
             (
                 "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 OPR/111.0.0.0",
@@ -447,7 +461,7 @@ mod tests {
             ),
             (
                 "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
-                ("Chrome", "ChromeOS", "Desktop"),
+                ("Chrome", "Chrome OS", "Desktop"),
             ),
             ("", ("", "", "")),
             ("something-unheard-of", ("", "", "")),
@@ -550,6 +564,15 @@ mod tests {
         assert_eq!((c.browser_version.as_str(), c.os_version.as_str()), ("126.0", "10"));
         let linux = client("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
         assert_eq!(linux.os_version, "", "no version: empty, shown (not set)");
+        for (ua, version) in [
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0", "14.5"),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+                "10.15",
+            ),
+        ] {
+            assert_eq!((client(ua).os.as_str(), client(ua).os_version.as_str()), ("Mac", version), "{ua}");
+        }
         let page = Url::parse("https://www.shop.example/a").unwrap();
         assert_eq!(referrer("https://www.news.example/item/?id=1", &page), "news.example/item");
         assert_eq!(referrer("https://shop.example/b", &page), "");
