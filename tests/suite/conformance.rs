@@ -753,6 +753,7 @@ async fn analytics_queries_conform() {
             hash_mode: false,
             scroll_depth: None,
             engagement_ms: None,
+            non_interactive: false,
         };
         (at(ts), incoming)
     };
@@ -1039,6 +1040,7 @@ pub(crate) fn pageview(website_id: &str, minutes: i64, path: &str) -> analytics:
         scroll_depth: None,
         engagement_ms: 0,
         hostname: String::new(),
+        non_interactive: false,
         visit_id: String::new(),
         visit: analytics::store::VisitAttributes { source: "Direct / None".into(), ..Default::default() },
     }
@@ -1285,6 +1287,7 @@ fn chrome_pageview(domain: &str, ts: i64, ip: &str, path: &str) -> (i64, analyti
         hash_mode: false,
         scroll_depth: None,
         engagement_ms: None,
+        non_interactive: false,
     };
     (ts, incoming)
 }

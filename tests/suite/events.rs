@@ -688,6 +688,38 @@ async fn a_mobile_apps_screen_url_is_counted_by_its_path(env: &TestEnv) {
     assert_eq!(pages(env, &key, site_id).await, [("/login".to_owned(), 1), ("/settings".to_owned(), 1)]);
 }
 
+/// As Plausible's, an event sent with `interactive: false` (`i: false` in the tracker's form)
+/// counts but does not end its visit's bounce; an interactive one after it does.
+async fn a_non_interactive_event_does_not_end_a_bounce(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "interactive").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let page = format!("https://{domain}/");
+    let visits: [&[Value]; 3] = [
+        &[
+            json!({ "n": "pageview", "u": page, "d": domain }),
+            json!({ "n": "Autoplay", "u": page, "d": domain, "i": false }),
+        ],
+        &[json!({ "name": "Autoplay", "url": page, "domain": domain, "interactive": false })],
+        &[
+            json!({ "n": "pageview", "u": page, "d": domain }),
+            json!({ "n": "Autoplay", "u": page, "d": domain, "i": false }),
+            json!({ "n": "Play", "u": page, "d": domain, "i": true }),
+        ],
+    ];
+    for (visitor, events) in visits.iter().enumerate() {
+        for event in *events {
+            let (status, body) =
+                send(env, &crate::harness::browser(visitor as u32), "text/plain", &event.to_string()).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{event}: {body}");
+        }
+    }
+    let path = format!("/stats/aggregate?site_id={site_id}&period=day&metrics=visits,events,bounce_rate");
+    let (_, body) = env.api(Method::GET, &path, &key, None).await;
+    let results = &body["data"]["results"];
+    let figures = ["visits", "events", "bounce_rate"].map(|m| results[m]["value"].as_f64().unwrap());
+    assert_eq!(figures, [3.0, 6.0, 67.0], "two of three visits bounced: {body}");
+}
+
 /// A site is named without `www.`, as Plausible names sites, so that events from either host
 /// reach it and the drop-in finds it by either name.
 async fn a_site_created_with_www_is_named_without_it(env: &TestEnv) {
@@ -755,6 +787,7 @@ async fn the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api(env: 
 }
 
 both_modes!(
+    a_non_interactive_event_does_not_end_a_bounce,
     a_mobile_apps_screen_url_is_counted_by_its_path,
     a_site_created_with_www_is_named_without_it,
     a_geo_headers_placeholder_is_no_country,

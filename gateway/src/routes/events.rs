@@ -15,7 +15,7 @@ use crate::envelope::{RawBody, ok, parse};
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// Unknown fields are ignored: trackers send more than we use (`h`, `i`, …).
+/// Unknown fields are ignored: trackers send more than we use.
 #[derive(Deserialize)]
 pub struct EventBody {
     /// An integer is taken as its digits, as Plausible takes it (a `404` event).
@@ -44,6 +44,9 @@ pub struct EventBody {
     /// An `engagement` event's engaged time, milliseconds.
     #[serde(rename = "e")]
     engagement_ms: Option<Value>,
+    /// `false` for an event that is no interaction of the visitor's: it does not end a bounce.
+    #[serde(alias = "i")]
+    interactive: Option<Value>,
 }
 
 fn text_or_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
@@ -120,6 +123,7 @@ pub(crate) fn tracked_event(body: &[u8]) -> ApiResult<anpb::TrackedEvent> {
             || body.hash_mode.as_ref().and_then(Value::as_u64) == Some(1),
         scroll_depth: integer(body.scroll_depth.as_ref()),
         engagement_ms: integer(body.engagement_ms.as_ref()),
+        non_interactive: body.interactive == Some(Value::Bool(false)),
         ..Default::default()
     })
 }

@@ -31,6 +31,13 @@ struct Line {
     /// An engagement event's engaged time, milliseconds.
     #[serde(default)]
     e: Option<i64>,
+    /// `false` for an event that does not end its visit's bounce, as Plausible's `interactive`.
+    #[serde(default = "interaction")]
+    interactive: bool,
+}
+
+fn interaction() -> bool {
+    true
 }
 
 fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<bool, D::Error> {
@@ -66,6 +73,7 @@ pub fn event(domain: &str, line: &str) -> Result<(i64, Incoming)> {
         hash_mode: line.h,
         scroll_depth: line.sd,
         engagement_ms: line.e,
+        non_interactive: !line.interactive,
     };
     Ok((at, incoming))
 }

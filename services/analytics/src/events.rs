@@ -39,6 +39,8 @@ pub struct Incoming {
     pub scroll_depth: Option<i64>,
     /// An `engagement` event's engaged time in milliseconds (Plausible's `e`), as sent.
     pub engagement_ms: Option<i64>,
+    /// Plausible's `interactive: false`: the event does not end its visit's bounce.
+    pub non_interactive: bool,
 }
 
 /// Plausible's tracker sends this event as a page is left; it is not an event of the visit.
@@ -320,6 +322,7 @@ impl Analytics {
             revenue_currency,
             scroll_depth,
             engagement_ms,
+            non_interactive: event.non_interactive,
             visit_id: String::new(),
             hostname: parse::hostname(&url),
             visit: VisitAttributes {

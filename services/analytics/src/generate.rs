@@ -148,6 +148,7 @@ pub fn traffic(domain: &str, end_ms: i64, days: u32, events: u64, seed: u64) -> 
                     hash_mode: false,
                     scroll_depth: None,
                     engagement_ms: None,
+                    non_interactive: false,
                 };
                 pending.push((t, event("pageview")));
                 if path == "/signup" && rng.gen_bool(0.4) {

@@ -184,6 +184,7 @@ fn incoming(e: pb::TrackedEvent) -> Incoming {
         hash_mode: e.hash_mode,
         scroll_depth: e.scroll_depth,
         engagement_ms: e.engagement_ms,
+        non_interactive: e.non_interactive,
     }
 }
 

@@ -1385,7 +1385,7 @@ impl Query {
         // Durations in whole seconds between second-truncated times, as Plausible keeps them.
         sql.text = format!(
             "{with}SELECT {}CAST(COUNT(*) AS BIGINT) AS visits, \
-             CAST(COALESCE(SUM(CASE WHEN v.events = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
+             CAST(COALESCE(SUM(CASE WHEN v.interactions = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
              CAST(COALESCE(SUM(v.last_ts / 1000 - v.start_ts / 1000), 0) AS BIGINT) AS duration, \
              CAST(COALESCE(SUM(v.pageviews), 0) AS BIGINT) AS views \
              FROM visits v{spans}{join} WHERE {}{}",

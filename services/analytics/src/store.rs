@@ -913,6 +913,8 @@ pub struct NewEvent {
     pub engagement_ms: i64,
     /// The page's host without `www.`.
     pub hostname: String,
+    /// Plausible's `interactive: false`: counted, but it does not end its visit's bounce.
+    pub non_interactive: bool,
     /// Set when the event is stored.
     pub visit_id: String,
     /// The event's own attributes on arrival; its visit's once stored.
@@ -1050,7 +1052,7 @@ pub(crate) const EVENT_COLUMNS: &str = "id, website_id, ts, name, pathname, refe
 
 pub(crate) const VISIT_COLUMNS: &str = "id, website_id, visitor_id, start_ts, last_ts, pageviews, events, entry_page, exit_page, \
      source, utm_source, utm_medium, utm_campaign, country, browser, os, device, \
-     referrer, channel, utm_content, utm_term, browser_version, os_version, alive_ts";
+     referrer, channel, utm_content, utm_term, browser_version, os_version, alive_ts, interactions";
 
 /// What a visit's first event says about the whole visit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -95,6 +95,11 @@ pub(crate) struct Visit {
     /// increments, so that a visit extended meanwhile by another replica keeps its counts.
     pub pageviews: i64,
     pub events: i64,
+    /// Events after the first that end a bounce (all but `interactive: false` ones), likewise
+    /// an increment: the visit bounced while the stored sum is 0.
+    pub interactions: i64,
+    /// Whether the visit's first event is still to be added (a visit this batch starts).
+    pub first_to_come: bool,
     pub exit_page: String,
     pub attributes: VisitAttributes,
     /// Whether this batch gave the visit its entry page: a pageview after events of the visit
@@ -117,6 +122,8 @@ impl Visit {
             touched: false,
             pageviews: 0,
             events: 0,
+            interactions: 0,
+            first_to_come: true,
             exit_page: page.clone(),
             attributes: VisitAttributes { entry_page: page, ..event.visit.clone() },
             entered_late: false,
@@ -140,6 +147,9 @@ impl Visit {
         }
         self.last_ts = self.last_ts.max(event.ts);
         self.events += 1;
+        if !std::mem::take(&mut self.first_to_come) && !event.non_interactive {
+            self.interactions += 1;
+        }
         if event.name == "pageview" {
             self.pageviews += 1;
             self.exit_page = event.pathname.clone();
@@ -162,6 +172,8 @@ impl Visit {
             touched: false,
             pageviews: 0,
             events: 0,
+            interactions: 0,
+            first_to_come: false,
             exit_page: text(8)?,
             attributes: VisitAttributes {
                 entry_page: text(7)?,
@@ -410,7 +422,14 @@ impl BatchWriter {
             match self.cache.take(&key) {
                 Some(visit) if continues_visit(visit.alive_ts, event.ts) => {
                     current.insert(key, visits.len());
-                    visits.push(Visit { pageviews: 0, events: 0, touched: false, entered_late: false, ..visit });
+                    visits.push(Visit {
+                        pageviews: 0,
+                        events: 0,
+                        interactions: 0,
+                        touched: false,
+                        entered_late: false,
+                        ..visit
+                    });
                 }
                 _ => {
                     unknown.push(event.visitor_id.as_str());
@@ -487,6 +506,7 @@ const VISIT_UPDATE: &str = "DO UPDATE SET \
      last_ts = CASE WHEN excluded.last_ts > visits.last_ts THEN excluded.last_ts ELSE visits.last_ts END, \
      alive_ts = CASE WHEN excluded.alive_ts > visits.alive_ts THEN excluded.alive_ts ELSE visits.alive_ts END, \
      pageviews = visits.pageviews + excluded.pageviews, events = visits.events + excluded.events, \
+     interactions = visits.interactions + excluded.interactions, \
      exit_page = CASE WHEN excluded.pageviews > 0 AND excluded.last_ts >= visits.last_ts \
      THEN excluded.exit_page ELSE visits.exit_page END, \
      entry_page = CASE WHEN visits.entry_page = '' THEN excluded.entry_page ELSE visits.entry_page END";

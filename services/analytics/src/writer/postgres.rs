@@ -176,7 +176,7 @@ async fn upsert_visits(conn: &mut PgConnection, visits: &[Visit]) -> std::result
     sqlx::query(&format!(
         // The key holds the start, the partition key (migration 0012): the visit's
         // partition is the only one searched for the conflict.
-        "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}, $24::int8[]) \
+        "INSERT INTO visits ({VISIT_COLUMNS}) SELECT * FROM UNNEST({}, $24::int8[], $25::int8[]) \
          ON CONFLICT (id, start_ts) {VISIT_UPDATE}",
         casts(&["text", "text", "text", "int8", "int8", "int8", "int8"], 16)
     ))
@@ -204,6 +204,7 @@ async fn upsert_visits(conn: &mut PgConnection, visits: &[Visit]) -> std::result
     .bind(text(|v| &v.attributes.browser_version))
     .bind(text(|v| &v.attributes.os_version))
     .bind(int(|v| v.alive_ts))
+    .bind(int(|v| v.interactions))
     .execute(&mut *conn)
     .await?;
     Ok(())

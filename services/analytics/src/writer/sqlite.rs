@@ -145,7 +145,7 @@ impl Db {
         let mut upsert = self.0.prepare_cached(&format!(
             "INSERT INTO visits ({VISIT_COLUMNS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-             ?18, ?19, ?20, ?21, ?22, ?23, ?24) ON CONFLICT (id) {VISIT_UPDATE}"
+             ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) ON CONFLICT (id) {VISIT_UPDATE}"
         ))?;
         for visit in visits {
             let a = &visit.attributes;
@@ -174,6 +174,7 @@ impl Db {
                 a.browser_version,
                 a.os_version,
                 visit.alive_ts,
+                visit.interactions,
             ])?;
         }
         Ok(())
