@@ -167,6 +167,13 @@ for (const mode of MODES) {
     test("a website added in the page shows its tracking snippet", async () => {
       const domain = `blog-${Date.now()}.example.com`;
       await addWebsite({ domain, name: "Ada's blog", timezone: "UTC" });
+      // The same domain again: taken, said at Domain with its label.
+      await page.getByLabel("Domain").fill(domain);
+      await page.getByLabel("Name").fill("Again");
+      await page.getByRole("button", { name: "Add website" }).click();
+      await page.locator("#site-domain-error").getByText(`Domain: a website with domain ${domain} already exists`).waitFor();
+      await page.getByLabel("Domain").fill("");
+      await page.getByLabel("Name").fill("");
       const snippet = await page.locator("pre code").first().textContent();
       assert.equal(snippet, `<script defer data-domain="${domain}" data-api="${product.base}/api/event" src="${product.base}/js/script.js"></script>`);
       assert.ok(await page.getByRole("button", { name: "Copy" }).first().isVisible());
@@ -243,6 +250,10 @@ for (const mode of MODES) {
       const form = page.locator("form", { has: page.getByRole("button", { name: "Create API key" }) });
       await form.getByLabel("Name").fill("Reporting");
       await form.getByLabel("Select", { exact: true }).check();
+      // Nothing chosen under Select: said in the form's words, with the focus on Read.
+      await form.getByRole("button", { name: "Create API key" }).click();
+      await form.getByText("Permissions: choose at least one of Read, Write and Admin.").waitFor();
+      assert.ok(await form.getByLabel("Read").evaluate((el) => el === document.activeElement), "the focus is on Read");
       await form.getByLabel("Read").check();
       await form.getByLabel("Selected teams").check();
       await form.getByLabel(/^Ada/).check();
@@ -460,7 +471,7 @@ for (const mode of MODES) {
       await page.waitForFunction((email) => document.querySelector(`select[aria-label="Role of ${email}"]`)?.value === "admin", bob);
       assert.equal(await roleOf(bob), "admin");
       // What was done is said under the heading the focus moved to.
-      await members.getByRole("status").getByText(`${bob} is now admin.`).waitFor();
+      await members.getByRole("status").getByText(`${bob} is now an admin.`).waitFor();
       assert.equal(await page.evaluate(() => document.activeElement?.id), "members-title");
       // The audit log says whose role changed, and who changed it.
       const roleChange = page.getByRole("row").filter({ hasText: "Member's role changed" }).first();

@@ -858,6 +858,30 @@ async fn an_unknown_method_is_not_found_and_a_secret_sent_as_one_is_not_echoed(e
     assert!(text.starts_with("Method not found: zvs_") && !text.contains(&ann.session[4..]), "{text}");
 }
 
+/// A wrong password answers the sign-in form again, as the console's log-in does: the refusal
+/// said in it, the address kept, the password not.
+async fn a_wrong_password_shows_the_sign_in_form_again_with_the_address_kept(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let request = client.request(&["analytics:read"], &[]);
+    let page = client.page(&request.oauth, "").await;
+    let csrf_cookie = set_cookies(&page);
+    let csrf = hidden(&page.text().await.unwrap(), "csrf").expect("the sign-in form carries a CSRF token");
+    let form = [
+        ("oauth", request.oauth.as_str()),
+        ("csrf", &csrf),
+        ("action", "login"),
+        ("email", &ann.email),
+        ("password", "not-the-password-42"),
+    ];
+    let refused = client.post(&form, &csrf_cookie, env.base()).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains(r#"<p class="error" role="alert">Wrong email or password.</p>"#), "{text}");
+    assert!(text.contains(&format!(r#"value="{}""#, ann.email)), "the address is kept: {text}");
+    assert!(!text.contains("not-the-password-42"), "the password is not sent back");
+    assert_eq!(hidden(&text, "csrf").as_deref(), Some(csrf.as_str()), "the same form, still good to send");
+}
+
 async fn the_sign_in_form_is_throttled_like_the_api(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let request = client.request(&["analytics:read"], &[]);
@@ -890,6 +914,7 @@ async fn the_sign_in_form_is_throttled_like_the_api(env: &TestEnv) {
 const PUBLIC_URL: GatewayFlags = &[("--public-url", "https://api.example.com/")];
 
 both_modes!(
+    a_wrong_password_shows_the_sign_in_form_again_with_the_address_kept,
     the_sign_in_form_is_throttled_like_the_api,
     mcp_end_to_end,
     a_refresh_token_replay_revokes_the_family,

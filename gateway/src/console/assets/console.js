@@ -197,10 +197,15 @@ function showError(form, error, fields) {
     // the API put a colon after the name ("domain: must be …") or not ("domain must be …").
     const label = control?.tagName === "FIELDSET" ? control.querySelector("legend")?.textContent : form.querySelector(`label[for="${id}"]`)?.textContent;
     const named = byName ? /^[a-z_]+(\[\d+\])?(\.[a-z_]+)*:? /i : /^[a-z_]+(\[\d+\])?(\.[a-z_]+)*: /i;
-    slot.textContent = label && named.test(error.message) ? error.message.replace(named, `${label.trim()}: `) : error.message;
+    // A message the API does not start with a field's name ("a website with domain … already
+    // exists") is said after the label all the same.
+    if (!label) slot.textContent = error.message;
+    else if (named.test(error.message)) slot.textContent = error.message.replace(named, `${label.trim()}: `);
+    else slot.textContent = `${label.trim()}: ${error.message}`;
     slot.hidden = false;
     if (control && control.tagName !== "FIELDSET") control.setAttribute("aria-invalid", "true");
-    (control?.tagName === "FIELDSET" ? control.querySelector("input:not(:disabled)") : control)?.focus();
+    const fieldset = control?.tagName === "FIELDSET";
+    (fieldset ? (control.querySelector(".sub input:not(:disabled)") ?? control.querySelector("input:not(:disabled)")) : control)?.focus();
     return;
   }
   const general = form.querySelector(".form-error");
@@ -551,6 +556,14 @@ function teamsText(keyTeams, teamName) {
   return keyTeams.map((id) => teamName.get(id) ?? "a team you left").join(", ");
 }
 
+/** Why a key was revoked, in words; the API's `revoked_reason` names it by code. */
+const REVOKED_REASONS = {
+  user: "by you",
+  rotated: "rotated",
+  leaked: "reported leaked",
+  team_access_lost: "you left its teams",
+};
+
 function keyStatus(key) {
   if (key.revoked_at) return "revoked";
   return key.status ?? "active";
@@ -603,9 +616,11 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
     });
     box.blocked = reason;
     box.team = team;
-    if (reason) {
+    // A Free team may be chosen beside a paid one, which the key needs.
+    const note = reason ? `Unavailable: ${reason}` : paid(team) ? "" : "On the Free plan: a key needs a paid team besides it.";
+    if (note) {
       const id = `${prefix}team-${team.id}-reason`;
-      box.row.append(h("span", { class: "reason", id, text: `Unavailable: ${reason}` }));
+      box.row.append(h("span", { class: "reason", id, text: note }));
       box.input.setAttribute("aria-describedby", id);
     }
     return box;
@@ -653,6 +668,13 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
   );
   form.addEventListener("change", refresh);
   refresh();
+  /** Says `message` under `fieldset` and focuses its first choice still open, in its sub-list first. */
+  const refuse = (fieldset, message) => {
+    const slot = form.querySelector(`#${fieldset.id}-error`);
+    slot.textContent = message;
+    slot.hidden = false;
+    (fieldset.querySelector(".sub input:not(:disabled)") ?? fieldset.querySelector("input:not(:disabled)"))?.focus();
+  };
   whenSubmitted(form, async (event) => {
     event.preventDefault();
     clearErrors(form);
@@ -661,6 +683,16 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
       permissions: full.input.checked ? "full" : scopes.filter((s) => s.input.checked).map((s) => s.input.value),
       teams: all.input.checked ? "all" : teamBoxes.filter((b) => b.input.checked).map((b) => b.input.value),
     };
+    // Said in the form's words before asking: the server's would name its JSON values.
+    if (body.permissions.length === 0) return refuse(permissions, "Permissions: choose at least one of Read, Write and Admin.");
+    if (body.teams.length === 0) return refuse(teamAccess, "Team access: choose at least one team.");
+    const reached = all.input.checked ? teams : teamBoxes.filter((b) => b.input.checked).map((b) => b.team);
+    if (!key?.revoked_at && !reached.some((t) => paid(t) && !policyReason(t))) {
+      const why = teams.some((t) => paid(t) && !policyReason(t))
+        ? "Team access: a key must reach at least one team on a paid plan whose key policy lets you use keys."
+        : "Team access: none of your teams lets you use keys now: the API needs a paid plan, and the key policy of each of your paid teams keeps you from using keys on it.";
+      return refuse(teamAccess, why);
+    }
     body.allowed_ips = ips.value.split(/[\s,]+/).filter(Boolean);
     // Through the end of the chosen day. An edit sends it only when changed (emptied: never), so
     // that an expiry set to the minute through the API is kept.
@@ -752,12 +784,18 @@ async function apiKeysPage(focusId) {
         td("Created", when(key.created_at)),
         td("Last used", when(key.last_used_at)),
         td("Expires", when(key.expires_at)),
+        // One piece in the cell, so that a narrow screen wraps it as text rather than squeezing
+        // the badge.
         td(
           "Status",
-          h("span", { class: `badge ${status}`, text: status }),
-          key.revoked_reason ? h("span", { class: "muted", text: ` (${key.revoked_reason.replaceAll("_", " ")})` }) : "",
-          live && key.rotated_to && key.retires_at ? h("span", { class: "muted", text: ` (rotated: works until ${when(key.retires_at)})` }) : "",
-          /^https?:\/\//i.test(key.leak_url ?? "") ? h("a", { href: key.leak_url, rel: "noreferrer noopener", class: "leak", text: " where it was found" }) : "",
+          h(
+            "span",
+            {},
+            h("span", { class: `badge ${status}`, text: status }),
+            key.revoked_reason ? h("span", { class: "muted", text: ` (${REVOKED_REASONS[key.revoked_reason] ?? key.revoked_reason.replaceAll("_", " ")})` }) : "",
+            live && key.rotated_to && key.retires_at ? h("span", { class: "muted", text: ` (rotated: works until ${when(key.retires_at)})` }) : "",
+            /^https?:\/\//i.test(key.leak_url ?? "") ? h("a", { href: key.leak_url, rel: "noreferrer noopener", class: "leak", text: " where it was found" }) : "",
+          ),
         ),
         td("Actions", actions),
       );
@@ -1024,7 +1062,12 @@ async function teamPage() {
   const teamId = document.body.dataset.team;
   const [teams, me] = await Promise.all([api("GET", "/teams"), api("GET", "/me")]);
   const team = teams.find((t) => t.id === teamId);
-  if (!team) return show(h("p", { class: "notice", text: "You are not a member of this team." }));
+  if (!team) {
+    return show(
+      h("p", { class: "notice", text: "You are not a member of this team." }),
+      h("p", {}, h("a", { href: "/settings/teams", text: "Go to your teams" })),
+    );
+  }
   document.getElementById("page-title").textContent = `Team settings: ${team.name}`;
   document.title = `${plainTitle(team.name)} · Zenovay`;
   const path = `/teams/${encodeURIComponent(team.id)}`;
@@ -1211,7 +1254,7 @@ function membersSection(team, members, path, reload) {
       save.disabled = true;
       try {
         await api("PATCH", `${path}/members/${encodeURIComponent(member.user_id)}`, { role: select.value });
-        await reload(`${member.email} is now ${select.value}.`);
+        await reload(`${member.email} is now ${select.value === "admin" ? "an admin" : `a ${select.value}`}.`);
       } catch (error) {
         select.value = member.role;
         save.hidden = true;
@@ -1328,7 +1371,8 @@ async function auditSection(path) {
 
 // Connected apps.
 
-async function connectedAppsPage() {
+/** The page; `done` says under its heading what was just done. */
+async function connectedAppsPage(done) {
   const [teams, connections] = await Promise.all([api("GET", "/teams"), api("GET", "/account/mcp-connections")]);
   const teamName = new Map(teams.map((t) => [t.id, t.name]));
   const live = connections.filter((c) => !c.revoked_at);
@@ -1342,7 +1386,8 @@ async function connectedAppsPage() {
       h(
         "tr",
         {},
-        td("Client", c.client_name || c.client_id),
+        // The row's Revoke is described by its client, which tells the rows apart.
+        h("td", { "data-label": "Client", id: `app-${c.id}-client` }, c.client_name || c.client_id),
         td("Team", teamName.get(c.team_id) ?? c.team_id),
         td("Scopes", c.scopes.join(", ")),
         td("Connected", when(c.created_at)),
@@ -1353,12 +1398,13 @@ async function connectedAppsPage() {
             type: "button",
             class: "danger",
             text: "Revoke",
+            "aria-describedby": `app-${c.id}-client`,
             onclick: async () => {
               const sure = await confirmDialog({ title: `Revoke ${c.client_name || "this client"}?`, text: "It loses access at once and must be approved again.", confirm: "Revoke" });
               if (!sure) return;
               try {
                 await api("DELETE", `/account/mcp-connections/${encodeURIComponent(c.id)}`);
-                await connectedAppsPage();
+                await connectedAppsPage(`Revoked ${c.client_name || "the client"}: it must be approved again to connect.`);
                 document.getElementById("apps-title")?.focus();
               } catch (error) {
                 alertError(error);
@@ -1370,6 +1416,7 @@ async function connectedAppsPage() {
     );
     section.append(table("Apps you connected", ["Client", "Team", "Scopes", "Connected", "Last used", "Actions"], rows));
   }
+  section.querySelector("h2").after(h("p", { role: "status", class: "muted", text: done ?? "" }));
   show(section);
 }
 
@@ -1669,7 +1716,9 @@ function goalForm(websiteId, reload) {
     if (!body.event_name === !body.page_path) {
       // One of the two names the goal: said in the form's words, before asking.
       const slot = form.querySelector("#goal-event-error");
-      slot.textContent = "Event name: give an event name or a page path, not both.";
+      slot.textContent = body.event_name
+        ? "Event name: give an event name or a page path, not both."
+        : "Event name: give an event name, or a page path instead.";
       slot.hidden = false;
       eventName.setAttribute("aria-invalid", "true");
       eventName.focus();

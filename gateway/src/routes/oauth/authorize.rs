@@ -147,29 +147,49 @@ fn unavailable() -> Response {
     page(StatusCode::SERVICE_UNAVAILABLE, "<p>The service is unavailable right now. Try again in a moment.</p>")
 }
 
-/// The sign-in form that comes before the consent form, with its CSRF cookie.
-fn sign_in_page(state: &AppState, headers: &HeaderMap, name: &str, goes_to: &str, hidden: &str) -> Response {
+/// The sign-in form that comes before the consent form: for whom (the client's name, already
+/// escaped, and where the code goes), the flow's hidden fields, and, when a sign-in was refused,
+/// the e-mail address sent and what went wrong.
+struct SignIn<'a> {
+    name: &'a str,
+    goes_to: &'a str,
+    hidden: &'a str,
+    email: &'a str,
+    refusal: Option<&'a str>,
+}
+
+/// The sign-in form with its CSRF cookie. A refusal is said above the button, the address kept
+/// and the focus on the password, as the console's log-in form does.
+fn sign_in_page(state: &AppState, headers: &HeaderMap, status: StatusCode, form: &SignIn) -> Response {
     let existing = sign_in_cookie(headers);
     let token = existing.map_or_else(|| random_token(""), str::to_owned);
+    let SignIn { name, goes_to, hidden, .. } = form;
     let email = field(
         "Email",
         "email",
-        r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error">"#,
+        &format!(
+            r#"<input id="email" name="email" type="email" autocomplete="email" required aria-describedby="email-error" value="{}">"#,
+            escape(form.email)
+        ),
     );
+    let focus = if form.refusal.is_some() { " autofocus" } else { "" };
     let password = field(
         "Password",
         "password",
-        r#"<input id="password" name="password" type="password" autocomplete="current-password" required aria-describedby="password-error">"#,
+        &format!(
+            r#"<input id="password" name="password" type="password" autocomplete="current-password" required aria-describedby="password-error"{focus}>"#
+        ),
     );
+    let refusal = form.refusal.map(|text| format!("<p class=\"error\" role=\"alert\">{text}</p>")).unwrap_or_default();
     let mut response = oauth_page(
-        StatusCode::OK,
+        status,
         "Sign in",
         format!(
             "<h1>Sign in to connect {name}</h1><form class=\"card narrow\" method=\"post\" action=\"/oauth/authorize\">\
              {goes_to}{hidden}\
              <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
              <input type=\"hidden\" name=\"action\" value=\"login\">\
-             {email}{password}<button type=\"submit\" class=\"primary\">Sign in</button></form>"
+             {email}{password}{refusal}<button type=\"submit\" class=\"primary\">Sign in</button></form>"
         ),
         None,
     );
@@ -188,12 +208,15 @@ pub async fn authorize_page(State(state): State<AppState>, headers: HeaderMap, R
         Ok(client) => client,
         Err(response) => return *response,
     };
-    let hidden = format!("<input type=\"hidden\" name=\"oauth\" value=\"{}\">", escape(&p.oauth_query()));
+    let hidden = hidden_fields(&p);
     let name = escape(&client.client_name);
     let goes_to = destination_line(p.get("redirect_uri"));
     let Visitor { user, csrf } = match visitor(&state, &headers).await {
         Ok(Some(signed_in)) => signed_in,
-        Ok(None) => return sign_in_page(&state, &headers, &name, &goes_to, &hidden),
+        Ok(None) => {
+            let form = SignIn { name: &name, goes_to: &goes_to, hidden: &hidden, email: "", refusal: None };
+            return sign_in_page(&state, &headers, StatusCode::OK, &form);
+        }
         // This flow's own page, under its own policy.
         Err(_) => return unavailable(),
     };
@@ -250,28 +273,26 @@ fn form_target(redirect_uri: &str) -> Option<String> {
     }
 }
 
-/// The login or consent form's answer.
-/// The sign-in form's answer to a refused log-in: throttled and busy are said as such, with the
-/// status the dashboard API gives them, and every other refusal is the same wrong-credentials page.
-fn login_refused(error: crate::error::ApiError, again: &str) -> Response {
-    let again = escape(again);
-    let mut response = match error.error.code {
+/// The flow's parameters, carried through the forms in one hidden field.
+fn hidden_fields(p: &AuthorizeParams) -> String {
+    format!("<input type=\"hidden\" name=\"oauth\" value=\"{}\">", escape(&p.oauth_query()))
+}
+
+/// The sign-in form again after a refused log-in: throttled and busy are said as such, with the
+/// status the dashboard API gives them, and every other refusal is the same wrong-credentials
+/// answer.
+fn login_refused(state: &AppState, headers: &HeaderMap, error: crate::error::ApiError, form: SignIn) -> Response {
+    let (status, refusal) = match error.error.code {
         ErrorCode::RateLimitExceeded => {
             let wait = error.retry_after_secs.map_or_else(|| "a few minutes".to_owned(), common::time::wait_in_words);
-            page(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("<p>Too many attempts to sign in. Wait {wait}, then <a href=\"{again}\">try again</a>.</p>"),
-            )
+            (StatusCode::TOO_MANY_REQUESTS, format!("Too many attempts to sign in. Wait {wait}, then try again."))
         }
-        ErrorCode::ServiceUnavailable => page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("<p>Signing in is busy right now. <a href=\"{again}\">Try again</a> shortly.</p>"),
-        ),
-        _ => page(
-            StatusCode::UNAUTHORIZED,
-            &format!("<p>Wrong email or password. <a href=\"{again}\">Try again</a>.</p>"),
-        ),
+        ErrorCode::ServiceUnavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Signing in is busy right now. Try again shortly.".to_owned())
+        }
+        _ => (StatusCode::UNAUTHORIZED, "Wrong email or password.".to_owned()),
     };
+    let mut response = sign_in_page(state, headers, status, &SignIn { refusal: Some(&refusal), ..form });
     // When to try again, as the dashboard API says it (throttled, or hashing busy).
     if let Some(secs) = error.retry_after_secs {
         response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
@@ -293,9 +314,10 @@ pub async fn authorize_submit(
         return page(StatusCode::FORBIDDEN, "<p>This form was sent from another site.</p>");
     }
     let p = AuthorizeParams::parse(form.get("oauth"));
-    if let Err(response) = check_request(&state, &headers, &p).await {
-        return *response;
-    }
+    let client_name = match check_request(&state, &headers, &p).await {
+        Ok(client) => escape(&client.client_name),
+        Err(response) => return *response,
+    };
     if !csrf_ok(&form, &headers) {
         let again = escape(&format!("/oauth/authorize?{}", p.oauth_query()));
         return page(
@@ -316,7 +338,12 @@ pub async fn authorize_submit(
             };
             let session = match state.identity.clone().login(request).await {
                 Ok(session) => session,
-                Err(status) => return login_refused(crate::routes::account::refused(status), &again),
+                Err(status) => {
+                    let (goes_to, hidden) = (destination_line(p.get("redirect_uri")), hidden_fields(&p));
+                    let email = form.get("email");
+                    let form = SignIn { name: &client_name, goes_to: &goes_to, hidden: &hidden, email, refusal: None };
+                    return login_refused(&state, &headers, crate::routes::account::refused(status), form);
+                }
             };
             let attributes = crate::session::cookie_attributes(&state);
             let cookie = format!("{COOKIE}={}; {attributes}; Max-Age=2592000", session.into_inner().session_token);
