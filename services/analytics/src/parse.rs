@@ -191,10 +191,16 @@ pub fn source(referrer: &str, page: &Url, utm_source: &str) -> String {
 
 /// The referrer's URL and its host without `www.`, when it refers the visitor from elsewhere: not
 /// from the site itself (a visitor moving between its pages is not a new source), nor from
-/// `localhost`, which Plausible does not count as a referral either.
+/// `localhost`, which Plausible does not count as a referral either. As Plausible's, only web
+/// pages and Android apps refer, an app named with its scheme (`android-app://com.example.app`).
 pub fn referral(referrer: &str, page: &Url) -> Option<(Url, String)> {
     let url = Url::parse(referrer).ok()?;
-    let host = url.host_str()?.trim_start_matches("www.").to_owned();
+    let scheme = match url.scheme() {
+        "http" | "https" => "",
+        "android-app" => "android-app://",
+        _ => return None,
+    };
+    let host = format!("{scheme}{}", url.host_str()?.trim_start_matches("www."));
     let own = page.host_str().map(|own| own.trim_start_matches("www."));
     (!host.is_empty() && host != "localhost" && Some(host.as_str()) != own).then_some((url, host))
 }
@@ -578,6 +584,9 @@ mod tests {
         assert_eq!(referrer("https://shop.example/b", &page), "");
         assert_eq!(referrer("", &page), "");
         assert_eq!(referrer("http://localhost:3000/x", &page), "", "not a referral, as in Plausible");
+        assert_eq!(referrer("android-app://com.example.reader/", &page), "android-app://com.example.reader");
+        assert_eq!(super::source("android-app://com.example.reader/", &page, ""), "android-app://com.example.reader");
+        assert_eq!(referrer("ftp://files.example/a", &page), "", "not a web page nor an app");
         assert_eq!(super::source("http://localhost:3000/x", &page, ""), "");
         assert_eq!(hostname(&page), "shop.example");
     }
