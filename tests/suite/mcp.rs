@@ -882,6 +882,30 @@ async fn a_wrong_password_shows_the_sign_in_form_again_with_the_address_kept(env
     assert_eq!(hidden(&text, "csrf").as_deref(), Some(csrf.as_str()), "the same form, still good to send");
 }
 
+/// Methods of the protocol this server does not offer (resources, prompts, logging) are not
+/// found, in the words of any method it does not know.
+async fn a_protocol_method_not_offered_is_not_found_by_name(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read"]).await;
+    for method in ["resources/list", "prompts/list", "logging/setLevel"] {
+        let message = json!({ "jsonrpc": "2.0", "id": 4, "method": method, "params": {} });
+        let (status, body) = post_raw(env, &tokens, &message.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let expected = json!({ "code": -32601, "message": format!("Method not found: {method}") });
+        assert_eq!((&body["id"], &body["error"]), (&json!(4), &expected), "{body}");
+    }
+}
+
+/// A key given twice is read as its last value, by the scope check and the tool alike.
+async fn a_tool_call_naming_its_tool_twice_runs_the_last_named(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read"]).await;
+    let message = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"create_website","name":"list_websites","arguments":{}}}"#;
+    let (status, body) = post_raw(env, &tokens, message).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((&body["id"], &body["result"]["isError"]), (&json!(5), &json!(false)), "{body}");
+}
+
 async fn the_sign_in_form_is_throttled_like_the_api(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let request = client.request(&["analytics:read"], &[]);
@@ -915,6 +939,8 @@ const PUBLIC_URL: GatewayFlags = &[("--public-url", "https://api.example.com/")]
 
 both_modes!(
     a_wrong_password_shows_the_sign_in_form_again_with_the_address_kept,
+    a_protocol_method_not_offered_is_not_found_by_name,
+    a_tool_call_naming_its_tool_twice_runs_the_last_named,
     the_sign_in_form_is_throttled_like_the_api,
     mcp_end_to_end,
     a_refresh_token_replay_revokes_the_family,

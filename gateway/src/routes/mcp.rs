@@ -138,6 +138,9 @@ async fn check_message(state: &AppState, grant: &idpb::McpGrant, req: Request) -
         rpc_error(StatusCode::OK, id.clone(), -32602, &text)
     };
     let known = TYPED_METHODS.contains(&method.as_str()) && !id.is_null() && value["jsonrpc"] == "2.0";
+    // rmcp is handed the message as read here (a key given twice: its last value), so that it
+    // runs what was checked.
+    let checked = serde_json::to_vec(&value).unwrap_or_default();
     let message = match serde_json::from_value::<ClientJsonRpcMessage>(value) {
         Ok(message) => message,
         Err(_) if known => return Err(invalid_params()),
@@ -149,9 +152,10 @@ async fn check_message(state: &AppState, grant: &idpb::McpGrant, req: Request) -
     if let ClientJsonRpcMessage::Request(request) = &message {
         match &request.request {
             ClientRequest::CustomRequest(_) if known => return Err(invalid_params()),
-            // rmcp answers a method it does not know with the method's name as the whole message,
-            // which may be a secret a client sent in the wrong place.
-            ClientRequest::CustomRequest(_) => {
+            // rmcp answers a method it does not know, or one of the protocol's that this server
+            // does not offer (resources, prompts, logging), with the method's name as the whole
+            // message, which may be a secret a client sent in the wrong place.
+            _ if !TYPED_METHODS.contains(&method.as_str()) => {
                 let text = format!("Method not found: {}", common::secret::redact_secrets(&method));
                 return Err(rpc_error(StatusCode::OK, id, -32601, &text));
             }
@@ -164,7 +168,7 @@ async fn check_message(state: &AppState, grant: &idpb::McpGrant, req: Request) -
             _ => {}
         }
     }
-    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+    Ok(Request::from_parts(parts, axum::body::Body::from(checked)))
 }
 
 /// 403 with the scopes to ask for: those granted plus the first category that allows the tool,
