@@ -28,6 +28,7 @@ pub fn metrics() -> &'static Metrics {
             requests: meter
                 .f64_histogram("http.server.request.duration")
                 .with_unit("s")
+                .with_boundaries(telemetry::SECONDS_BOUNDARIES.to_vec())
                 .with_description("Duration of HTTP requests")
                 .build(),
             decisions: meter

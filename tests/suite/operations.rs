@@ -147,6 +147,10 @@ async fn metrics_are_exposed() {
         ]),
         "{text}"
     );
+    // Durations in seconds, in buckets of seconds (the first one 5 ms), not in the SDK's default
+    // buckets, which are for milliseconds.
+    let quick = ["http_server_request_duration_seconds_bucket", "/api/external/v1/websites", "le=\"0.005\""];
+    assert!(line(&quick), "{text}");
     assert!(line(&["zenovay_authorization_decisions_total", "outcome=\"allowed\""]), "{text}");
     assert!(line(&["zenovay_key_cache_lookups_total", "result=\"hit\""]), "{text}");
     // The second listing came from the gateway's own copy of the team's websites.

@@ -433,6 +433,7 @@ fn ingestion_lag() -> &'static opentelemetry::metrics::Histogram<f64> {
         opentelemetry::global::meter("zenovay-analytics")
             .f64_histogram("zenovay.ingestion.lag")
             .with_unit("s")
+            .with_boundaries(telemetry::SECONDS_BOUNDARIES.to_vec())
             .with_description("Time from an event's arrival to its durable write")
             .build()
     })

@@ -14,6 +14,12 @@ mod tally;
 
 pub use tally::Tally;
 
+/// Bucket bounds of a histogram of durations in seconds, as OpenTelemetry's semantic conventions
+/// advise for `http.server.request.duration`: the SDK's default bounds are for milliseconds, and
+/// would put every request under 5 s in one bucket.
+pub const SECONDS_BOUNDARIES: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+
 use std::sync::OnceLock;
 
 use opentelemetry::global;
