@@ -556,13 +556,11 @@ function teamsText(keyTeams, teamName) {
   return keyTeams.map((id) => teamName.get(id) ?? "a team you left").join(", ");
 }
 
-/** Why a key was revoked, in words; the API's `revoked_reason` names it by code. */
-const REVOKED_REASONS = {
-  user: "by you",
-  rotated: "rotated",
-  leaked: "reported leaked",
-  team_access_lost: "you left its teams",
-};
+/**
+ * Why a key was revoked: the API's `revoked_reason` as words (`team access lost`), but a key
+ * revoked by its owner, which the API names `user`.
+ */
+const REVOKED_REASONS = { user: "by you" };
 
 function keyStatus(key) {
   if (key.revoked_at) return "revoked";
