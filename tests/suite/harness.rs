@@ -84,9 +84,11 @@ async fn admin_connection(admin: &str) -> sqlx::PgConnection {
         .unwrap_or_else(|e| panic!("PostgreSQL is required for the test suite ({admin}): {e}"))
 }
 
+/// The URL of database `name` on `admin`'s server, with `admin`'s parameters (`sslmode`).
 fn database_url(admin: &str, name: &str) -> String {
-    let (base, _) = admin.rsplit_once('/').expect("database URL has a path");
-    format!("{base}/{name}")
+    let (address, parameters) = admin.split_once('?').map_or((admin, ""), |(a, p)| (a, p));
+    let (base, _) = address.rsplit_once('/').expect("database URL has a path");
+    if parameters.is_empty() { format!("{base}/{name}") } else { format!("{base}/{name}?{parameters}") }
 }
 
 /// The name of the suite's template database on `admin`'s server, made once per run when the
@@ -427,6 +429,8 @@ struct SplitSetup<'a> {
     otlp: Option<(&'a str, &'a str)>,
     gateway_args: Vec<(&'static str, String)>,
     replica: Option<ReplicaSetup<'a>>,
+    /// A database of the test's own server, instead of one on the suite's.
+    database: Option<TestDatabase>,
 }
 
 /// A database on `pair`'s primary, analytics reading statistics from its replica while that is
@@ -440,7 +444,16 @@ impl SplitSetup<'_> {
     /// Services logging at debug level, so that the secrets test reads everything they can say.
     fn new(gateways: usize, redis: TestRedis) -> Self {
         let log = "debug,h2=info,hyper=info,tower=info";
-        SplitSetup { gateways, replicas: 1, redis, log, otlp: None, gateway_args: vec![], replica: None }
+        SplitSetup {
+            gateways,
+            replicas: 1,
+            redis,
+            log,
+            otlp: None,
+            gateway_args: vec![],
+            replica: None,
+            database: None,
+        }
     }
 }
 
@@ -653,6 +666,13 @@ impl TestEnv {
         (env, name)
     }
 
+    /// The split topology on a database and a Redis of the test's own servers.
+    #[allow(dead_code)] // not every test binary uses it
+    pub async fn split_on_servers(database: TestDatabase, redis: TestRedis) -> TestEnv {
+        let setup = SplitSetup { log: "info,sqlx=warn", database: Some(database), ..SplitSetup::new(1, redis) };
+        TestEnv::start_split(setup).await
+    }
+
     /// Two gateways, each calling replicas of policy and analytics of its own (identity is
     /// shared): what one replica caches, another changes.
     #[allow(dead_code)] // not every test binary uses it
@@ -674,14 +694,15 @@ impl TestEnv {
     }
 
     async fn start_split(setup: SplitSetup<'_>) -> TestEnv {
-        let SplitSetup { gateways, replicas, redis, log, otlp, gateway_args: extra, replica } = setup;
+        let SplitSetup { gateways, replicas, redis, log, otlp, gateway_args: extra, replica, database } = setup;
         let dir = tempfile::tempdir().expect("tempdir");
-        let (database, analytics_args) = match replica {
-            Some(ReplicaSetup { pair, max_lag_ms }) => {
+        let (database, analytics_args) = match (replica, database) {
+            (Some(ReplicaSetup { pair, max_lag_ms }), _) => {
                 let (database, flags) = database_on_replica(pair, max_lag_ms).await;
                 (database, flags.to_vec())
             }
-            None => (TestDatabase::create().await, vec![]),
+            (None, Some(database)) => (database, vec![]),
+            (None, None) => (TestDatabase::create().await, vec![]),
         };
         let mut shared = vec![
             ("--database-url", database.url.clone()),

@@ -45,4 +45,5 @@ mod properties;
 mod redis_cluster;
 mod replicas;
 mod secret_scanning;
+mod tls;
 mod tracing;

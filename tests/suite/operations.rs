@@ -228,3 +228,11 @@ fn the_demo_is_refused_outside_the_all_in_one_mode() {
     let stderr = refusal(&["--demo", "gateway"], &[]);
     assert!(stderr.starts_with("Error: --demo seeds the all-in-one mode only"), "{stderr}");
 }
+
+/// The services speak gRPC without TLS: an https:// service URL is refused at start, by name,
+/// rather than failing on the first call.
+#[test]
+fn an_https_service_url_is_refused_at_start() {
+    let stderr = refusal(&["gateway"], &[("ZENOVAY_POLICY_URL", "https://policy.internal:50052")]);
+    assert!(stderr.starts_with("Error: ZENOVAY_POLICY_URL must be an http:// URL"), "{stderr}");
+}

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+pub(crate) const BIN: &str = "/usr/lib/postgresql/15/bin";
 /// The unprivileged account the servers run as when the tests run as root.
-const RUN_AS: &str = "postgres";
+pub(crate) const RUN_AS: &str = "postgres";
 
 pub struct PostgresPair {
     pub primary_port: u16,
@@ -16,17 +16,17 @@ pub struct PostgresPair {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     let output = Command::new("id").arg("-u").output().expect("id");
     String::from_utf8_lossy(&output.stdout).trim() == "0"
 }
 
 /// Runs one of PostgreSQL's programs, as the unprivileged account when we are root.
-fn run(program: &str, args: &[&str]) {
+pub(crate) fn run(program: &str, args: &[&str]) {
     let path = format!("{BIN}/{program}");
     let mut command = if is_root() {
         let mut c = Command::new("runuser");
@@ -45,14 +45,14 @@ fn run(program: &str, args: &[&str]) {
 }
 
 /// Gives a directory to the account the servers run as.
-fn hand_over(path: &Path) {
+pub(crate) fn hand_over(path: &Path) {
     if is_root() {
         let status = Command::new("chown").args(["-R", RUN_AS]).arg(path).status().expect("chown");
         assert!(status.success());
     }
 }
 
-fn start(data: &Path, port: u16, log: &Path) {
+pub(crate) fn start(data: &Path, port: u16, log: &Path) {
     let options = format!("-p {port} -c listen_addresses=127.0.0.1 -k {}", data.display());
     run("pg_ctl", &["-D", &data.to_string_lossy(), "-l", &log.to_string_lossy(), "-o", &options, "-w", "start"]);
 }
@@ -113,19 +113,23 @@ impl PostgresPair {
     }
 }
 
+/// Stops the server of `data` at once, whatever state it is in (for `Drop`: nothing to assert).
+pub(crate) fn stop_now(data: &Path) {
+    let path = format!("{BIN}/pg_ctl");
+    let mut command = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", RUN_AS, "--", &path]);
+        c
+    } else {
+        Command::new(&path)
+    };
+    let _ = command.args(["-D", &data.to_string_lossy(), "-m", "immediate", "stop"]).output();
+}
+
 impl Drop for PostgresPair {
     fn drop(&mut self) {
         for name in ["replica", "primary"] {
-            let data = self.data(name);
-            let path = format!("{BIN}/pg_ctl");
-            let mut command = if is_root() {
-                let mut c = Command::new("runuser");
-                c.args(["-u", RUN_AS, "--", &path]);
-                c
-            } else {
-                Command::new(&path)
-            };
-            let _ = command.args(["-D", &data.to_string_lossy(), "-m", "immediate", "stop"]).output();
+            stop_now(&self.data(name));
         }
     }
 }

@@ -243,8 +243,11 @@ impl Settings {
             ("ZENOVAY_POLICY_URL", &self.policy_url),
             ("ZENOVAY_ANALYTICS_URL", &self.analytics_url),
         ] {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("{name} must be an http:// or https:// URL"));
+            // The services speak plaintext gRPC, for a private network (README, "Split mode").
+            if !url.starts_with("http://") {
+                return Err(format!(
+                    "{name} must be an http:// URL: the services speak gRPC without TLS, on a private network"
+                ));
             }
         }
         Ok(())
