@@ -84,7 +84,9 @@ impl Gateway {
             None => None,
         };
         let state = AppState::new(backends, config, report_keys);
-        let listener = TcpListener::bind(config.http_addr).await?;
+        let listener = TcpListener::bind(config.http_addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen on {} (ZENOVAY_HTTP_ADDR): {e}", config.http_addr))
+        })?;
         let draining = state.draining.clone();
         let usage = state.usage.clone();
         let router = router(state);
@@ -219,7 +221,9 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
     if down.is_empty() {
         return envelope::ok(serde_json::json!({ "status": "ready" })).into_response();
     }
-    ApiError::new(ErrorCode::ServiceUnavailable, format!("not ready: {} unreachable", down.join(", "))).into_response()
+    // A service that answers but whose database or Redis is down fails the probe as well.
+    let message = format!("not ready: {} not answering (the service, or its database)", down.join(", "));
+    ApiError::new(ErrorCode::ServiceUnavailable, message).into_response()
 }
 
 /// The span of one HTTP request: a child of the caller's `traceparent` when there is one, with its
@@ -296,7 +300,13 @@ fn edge(
         .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
         .map_request(without_secret_request_id)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(request_log::log_response))
+        // One line per request, the request log's: not a second at ERROR for each 5xx.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(request_log::log_response)
+                .on_failure(()),
+        )
         .layer(PropagateRequestIdLayer::x_request_id())
         .map_response(move |response| close_when_draining(&draining, response))
         .layer(CatchPanicLayer::custom(panicked))

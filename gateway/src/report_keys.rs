@@ -29,7 +29,12 @@ impl ReportKeys {
     /// key in PEM stops the gateway at start rather than refusing every report later.
     pub fn load(path: &Path) -> std::io::Result<ReportKeys> {
         let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-        let text = std::fs::read_to_string(path)?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot read ZENOVAY_SECRET_SCANNING_KEYS_FILE {}: {e}", path.display()),
+            )
+        })?;
         let published: Published =
             serde_json::from_str(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
         let keys = published

@@ -174,6 +174,17 @@ async fn a_decision_that_could_not_be_made_is_counted() {
         .lines()
         .any(|l| l.contains("zenovay_authorization_decisions_total") && l.contains("outcome=\"SERVICE_UNAVAILABLE\""));
     assert!(counted, "{text}");
+    // The 503 is the request log's one line (written within moments), not a second at ERROR.
+    let mut logs = env.logs();
+    for _ in 0..100 {
+        if logs.contains("status=503") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        logs = env.logs();
+    }
+    assert!(logs.contains("status=503"), "{logs}");
+    assert!(!logs.contains("response failed"), "{logs}");
 }
 
 /// A setting the process cannot take stops it with the reason in one line, whatever
@@ -235,4 +246,44 @@ fn the_demo_is_refused_outside_the_all_in_one_mode() {
 fn an_https_service_url_is_refused_at_start() {
     let stderr = refusal(&["gateway"], &[("ZENOVAY_POLICY_URL", "https://policy.internal:50052")]);
     assert!(stderr.starts_with("Error: ZENOVAY_POLICY_URL must be an http:// URL"), "{stderr}");
+}
+
+#[test]
+fn a_log_filter_that_does_not_parse_is_refused() {
+    let stderr = refusal(&[], &[("ZENOVAY_LOG", "info,[[[bad")]);
+    assert!(stderr.starts_with("Error: ZENOVAY_LOG is not a log filter: "), "{stderr}");
+}
+
+/// On SIGTERM a service reports NOT_SERVING to gRPC health checks, and goes on answering for the
+/// drain, so that a balancer polling its health stops sending it calls before it stops.
+#[tokio::test]
+async fn a_service_told_to_stop_reports_not_serving_before_it_stops() {
+    let env = TestEnv::split(1).await;
+    let (role, pid) = env.pids_by_role().into_iter().find(|(role, _)| role == "identity").expect("identity");
+    let url = &env.services.iter().find(|(r, _)| *r == role).expect("identity's address").1;
+    let channel = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    let service = "zenovay.identity.v1.IdentityService".to_owned();
+    // The status answered, or none once the service is gone.
+    let status = |answer: Result<tonic::Response<tonic_health::pb::HealthCheckResponse>, tonic::Status>| {
+        answer.ok().map(|a| a.into_inner().status())
+    };
+    let first = status(health.check(HealthCheckRequest { service: service.clone() }).await);
+    assert_eq!(first, Some(ServingStatus::Serving));
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    assert!(sent.success());
+    let mut seen = vec![];
+    for _ in 0..100 {
+        let now = status(health.check(HealthCheckRequest { service: service.clone() }).await);
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        if now.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Serving until the signal is read, then NOT_SERVING for the drain, then no answer.
+    let seen: Vec<_> = seen.into_iter().skip_while(|s| *s == Some(ServingStatus::Serving)).collect();
+    assert_eq!(seen, [Some(ServingStatus::NotServing), None]);
 }

@@ -60,6 +60,11 @@ pub fn event(domain: &str, line: &str) -> Result<(i64, Incoming)> {
     let at = DateTime::parse_from_rfc3339(&line.at)
         .map_err(|_| Error::validation("at: must be an RFC 3339 instant"))?
         .timestamp_millis();
+    // Past events only, as the command promises: a future one would show in today's realtime
+    // and statistics before its time. A minute is left for clocks that differ.
+    if at > common::time::now_ms() + 60_000 {
+        return Err(Error::validation("at: must not be in the future"));
+    }
     let incoming = Incoming {
         domain: domain.to_owned(),
         name: line.name,
@@ -80,6 +85,13 @@ pub fn event(domain: &str, line: &str) -> Result<(i64, Incoming)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_line_in_the_future_is_refused() {
+        let line = r#"{"at": "2999-01-10T10:00:00Z", "name": "pageview", "url": "https://a.example/", "user_agent": "UA", "ip": "1.2.3.4"}"#;
+        let error = super::event("a.example", line).err().expect("refused");
+        assert_eq!(error.text(), "at: must not be in the future");
+    }
+
     #[test]
     fn a_line_is_an_event_at_its_time() {
         let line = r#"{"at": "2026-01-10T10:00:00Z", "name": "engagement", "url": "https://a.example/", "user_agent": "UA", "ip": "1.2.3.4", "sd": 40, "e": 1500}"#;

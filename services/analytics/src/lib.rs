@@ -36,6 +36,9 @@ pub const ROLLUP_EVERY: std::time::Duration = std::time::Duration::from_secs(60)
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// After shutdown, how long the service goes on answering, reporting NOT_SERVING to health
+    /// checks, before it stops accepting calls.
+    pub drain: std::time::Duration,
     pub backend: Backend,
     pub storage: Storage,
     /// Website changes are announced on Redis (one, or a cluster) when set. Without it, gateways
@@ -58,6 +61,7 @@ pub struct Storage {
 pub struct Server {
     listener: TcpListener,
     analytics: Analytics,
+    drain: std::time::Duration,
 }
 
 impl Server {
@@ -67,8 +71,10 @@ impl Server {
             analytics = analytics.announcing(bus);
         }
         analytics.spawn_upkeep(ROLLUP_EVERY, config.storage.retention);
-        let listener = TcpListener::bind(config.listen).await?;
-        Ok(Server { listener, analytics })
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| BuildError::Listen { addr: config.listen, source })?;
+        Ok(Server { listener, analytics, drain: config.drain })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -76,6 +82,14 @@ impl Server {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
-        common::grpc::serve(self.listener, Routes::new(self.analytics.into_grpc()), <proto::analytics::v1::analytics_service_server::AnalyticsServiceServer<Analytics> as tonic::server::NamedService>::NAME, shutdown).await
+        common::grpc::serve(
+            self.listener,
+            Routes::new(self.analytics.into_grpc()),
+            common::grpc::Serving {
+                service: <proto::analytics::v1::analytics_service_server::AnalyticsServiceServer<Analytics> as tonic::server::NamedService>::NAME,
+                drain: self.drain,
+            },
+            shutdown,
+        ).await
     }
 }

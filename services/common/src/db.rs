@@ -42,13 +42,13 @@ impl Backend {
 pub enum OpenError {
     #[error("cannot create data directory {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
-    #[error("cannot connect to the {service} database: {source}")]
+    #[error("cannot connect to the {service} database")]
     Connect { service: &'static str, source: sqlx::Error },
-    #[error("cannot migrate the {service} database: {source}")]
+    #[error("cannot migrate the {service} database")]
     Migrate { service: &'static str, source: sqlx::migrate::MigrateError },
-    #[error("cannot start the {service} writer thread: {source}")]
+    #[error("cannot start the {service} writer thread")]
     Writer { service: &'static str, source: std::io::Error },
-    #[error("cannot open the {service} writer's database: {source}")]
+    #[error("cannot open the {service} writer's database")]
     WriterDb { service: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
 }
 

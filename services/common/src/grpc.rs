@@ -6,14 +6,23 @@ use tonic_health::ServingStatus;
 
 use crate::shutdown::Shutdown;
 
-/// Serves `routes` with gRPC health checking (`service` reported SERVING until shutdown) and
-/// reflection, until `shutdown` fires; then reports NOT_SERVING and lets in-flight calls finish.
+/// Which service a server reports in gRPC health checking, and how long after shutdown it goes on
+/// answering with NOT_SERVING, so that balancers polling its health stop sending calls first.
+pub struct Serving {
+    pub service: &'static str,
+    pub drain: std::time::Duration,
+}
+
+/// Serves `routes` with gRPC health checking (the service reported SERVING until shutdown) and
+/// reflection, until `shutdown` fires; then reports NOT_SERVING, goes on answering for the
+/// drain, and lets in-flight calls finish.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
-    service: &'static str,
+    serving: Serving,
     shutdown: Shutdown,
 ) -> Result<(), tonic::transport::Error> {
+    let Serving { service, drain } = serving;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status(service, ServingStatus::Serving).await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -24,6 +33,7 @@ pub async fn serve(
         shutdown.wait().await;
         reporter.set_service_status(service, ServingStatus::NotServing).await;
         reporter.set_service_status("", ServingStatus::NotServing).await;
+        tokio::time::sleep(drain).await;
     };
     // The builder's `tcp_nodelay` applies only to listeners it binds itself: without it here,
     // Nagle's algorithm held the second write of larger answers until the client's delayed
@@ -41,8 +51,8 @@ pub async fn serve(
 pub enum BuildError {
     #[error(transparent)]
     Storage(#[from] crate::db::OpenError),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
+    #[error("cannot listen on {addr}")]
+    Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("cannot connect to Redis")]
     Redis(#[from] redis::RedisError),
 }

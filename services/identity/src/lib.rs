@@ -26,6 +26,9 @@ pub use service::Identity;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// After shutdown, how long the service goes on answering, reporting NOT_SERVING to health
+    /// checks, before it stops accepting calls.
+    pub drain: std::time::Duration,
     pub backend: Backend,
     /// Changes are announced on Redis pub/sub when set.
     pub redis: Option<common::redis_link::Target>,
@@ -38,14 +41,17 @@ pub struct Config {
 pub struct Server {
     listener: TcpListener,
     identity: Identity,
+    drain: std::time::Duration,
 }
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
         let changes = common::bus::redis(config.redis.as_ref(), &config.redis_prefix)?;
         let identity = Identity::open(&config.backend, config.key_hasher.clone(), changes).await?;
-        let listener = TcpListener::bind(config.listen).await?;
-        Ok(Server { listener, identity })
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| BuildError::Listen { addr: config.listen, source })?;
+        Ok(Server { listener, identity, drain: config.drain })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -53,6 +59,14 @@ impl Server {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
-        common::grpc::serve(self.listener, Routes::new(self.identity.into_grpc()), <proto::identity::v1::identity_service_server::IdentityServiceServer<Identity> as tonic::server::NamedService>::NAME, shutdown).await
+        common::grpc::serve(
+            self.listener,
+            Routes::new(self.identity.into_grpc()),
+            common::grpc::Serving {
+                service: <proto::identity::v1::identity_service_server::IdentityServiceServer<Identity> as tonic::server::NamedService>::NAME,
+                drain: self.drain,
+            },
+            shutdown,
+        ).await
     }
 }

@@ -28,6 +28,9 @@ use crate::plans::Catalogue;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// After shutdown, how long the service goes on answering, reporting NOT_SERVING to health
+    /// checks, before it stops accepting calls.
+    pub drain: std::time::Duration,
     pub backend: Backend,
     /// Limiter state goes to Redis (one, or a cluster) when set, stays in-process otherwise.
     pub redis: Option<common::redis_link::Target>,
@@ -60,13 +63,16 @@ impl Config {
 pub struct Server {
     listener: TcpListener,
     policy: Policy,
+    drain: std::time::Duration,
 }
 
 impl Server {
     pub async fn build(config: &Config) -> Result<Server, BuildError> {
         let policy = config.open(None).await?;
-        let listener = TcpListener::bind(config.listen).await?;
-        Ok(Server { listener, policy })
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| BuildError::Listen { addr: config.listen, source })?;
+        Ok(Server { listener, policy, drain: config.drain })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -75,7 +81,15 @@ impl Server {
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
         let policy = self.policy.clone();
-        common::grpc::serve(self.listener, Routes::new(self.policy.into_grpc()), <proto::policy::v1::policy_service_server::PolicyServiceServer<Policy> as tonic::server::NamedService>::NAME, shutdown).await?;
+        common::grpc::serve(
+            self.listener,
+            Routes::new(self.policy.into_grpc()),
+            common::grpc::Serving {
+                service: <proto::policy::v1::policy_service_server::PolicyServiceServer<Policy> as tonic::server::NamedService>::NAME,
+                drain: self.drain,
+            },
+            shutdown,
+        ).await?;
         policy.keep_limiter().await;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Command line and configuration: compiled-in defaults, then `ZENOVAY_*` variables, then flags,
 //! then validation.
 
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -49,11 +50,13 @@ pub enum AdminCommand {
         team_id: String,
         #[arg(value_parser = PossibleValuesParser::new(Plan::ALL.map(Plan::as_str)).try_map(|name| name.parse::<Plan>()))]
         plan: Plan,
-        /// At least 1, as through the operator API.
+        /// Requests a minute per key, instead of the plan's; at least 1, as through the operator API.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         requests_per_minute: Option<u32>,
+        /// Requests a month per user, instead of the plan's.
         #[arg(long)]
         requests_per_month: Option<u64>,
+        /// MCP tool calls a day per user, instead of the plan's.
         #[arg(long)]
         mcp_calls_per_day: Option<u32>,
     },
@@ -155,9 +158,10 @@ pub struct Settings {
     /// from each request's `Host` header (and `X-Forwarded-Proto`), which suits local use only.
     #[arg(long, env = "ZENOVAY_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
-    /// After SIGTERM, how long a gateway keeps answering (readiness 503, `Connection: close`)
-    /// before it stops accepting, in milliseconds.
-    #[arg(long, env = "ZENOVAY_SHUTDOWN_DRAIN_MS", default_value_t = 2000, global = true)]
+    /// After SIGTERM, how long a gateway keeps answering (readiness 503, `Connection: close`), and
+    /// a service (gRPC health NOT_SERVING), before it stops accepting, in milliseconds (at most
+    /// a minute).
+    #[arg(long, env = "ZENOVAY_SHUTDOWN_DRAIN_MS", default_value_t = 2000, global = true, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub shutdown_drain_ms: u64,
     /// How long a client has to send a request's headers, and how long an idle keep-alive
     /// connection stays open, in milliseconds.
@@ -221,6 +225,7 @@ impl Settings {
                 return Err("ZENOVAY_ANALYTICS_READ_DATABASE_URL needs ZENOVAY_DATABASE_URL (a replica of it)".into());
             }
         }
+        telemetry::check_filter(&self.log).map_err(|e| format!("ZENOVAY_LOG is not a log filter: {e}"))?;
         if self.redis_prefix.is_empty() {
             return Err("ZENOVAY_REDIS_PREFIX must not be empty".into());
         }
@@ -258,6 +263,11 @@ impl Settings {
         Target::from_settings(self.redis_url.as_deref(), self.redis_cluster_nodes.as_deref())
     }
 
+    /// After SIGTERM, how long a process goes on answering before it stops accepting.
+    fn drain(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.shutdown_drain_ms)
+    }
+
     pub fn backend(&self) -> Backend {
         Backend::from_config(self.data_dir.clone(), self.database_url.clone())
     }
@@ -265,6 +275,7 @@ impl Settings {
     pub fn identity(&self) -> anyhow::Result<identity::Config> {
         Ok(identity::Config {
             listen: self.identity_listen,
+            drain: self.drain(),
             backend: self.backend(),
             redis: self.redis()?,
             redis_prefix: self.redis_prefix.clone(),
@@ -288,7 +299,9 @@ impl Settings {
         if let Ok(spec) = std::fs::read_to_string(&path) {
             return Ok(spec.trim().to_owned());
         }
-        std::fs::create_dir_all(&self.data_dir)?;
+        std::fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!("cannot create the data directory {} (ZENOVAY_DATA_DIR)", self.data_dir.display())
+        })?;
         let spec = format!("1:{}", common::secret::random_token(""));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -300,7 +313,10 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Ok(std::fs::read_to_string(&path)?.trim().to_owned());
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                let message = format!("cannot write the key-hash secret {} (ZENOVAY_DATA_DIR)", path.display());
+                return Err(anyhow::Error::new(e).context(message));
+            }
         }
         Ok(spec)
     }
@@ -323,6 +339,7 @@ impl Settings {
         Ok(policy::Config {
             catalogue,
             listen: self.policy_listen,
+            drain: self.drain(),
             backend: self.backend(),
             redis: self.redis()?,
             redis_prefix: self.redis_prefix.clone(),
@@ -333,6 +350,7 @@ impl Settings {
     pub fn analytics(&self) -> anyhow::Result<analytics::Config> {
         Ok(analytics::Config {
             listen: self.analytics_listen,
+            drain: self.drain(),
             backend: self.backend(),
             storage: self.analytics_storage(),
             redis: self.redis()?,
@@ -357,7 +375,7 @@ impl Settings {
             client_ip_header: self.client_ip_header.clone(),
             country_header: self.country_header.clone(),
             public_url: self.public_url.as_deref().and_then(public_origin),
-            drain: std::time::Duration::from_millis(self.shutdown_drain_ms),
+            drain: self.drain(),
             header_timeout: std::time::Duration::from_millis(self.http_header_timeout_ms),
             body_timeout: std::time::Duration::from_millis(self.http_body_timeout_ms),
             secret_scanning_keys_file: self.secret_scanning_keys_file.clone(),

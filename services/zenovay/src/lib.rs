@@ -43,9 +43,7 @@ impl AllInOne {
             analytics: in_process(analytics.clone().into_grpc()),
             changes: Some(changes),
         };
-        let gateway = Gateway::build(&settings.gateway(), backends)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.http_addr))?;
+        let gateway = Gateway::build(&settings.gateway(), backends).await?;
         Ok(AllInOne { gateway, identity, policy, analytics })
     }
 
