@@ -720,25 +720,29 @@ async fn a_non_interactive_event_does_not_end_a_bounce(env: &TestEnv) {
     assert_eq!(figures, [3.0, 6.0, 67.0], "two of three visits bounced: {body}");
 }
 
-/// A site is named without `www.`, as Plausible names sites, so that events from either host
-/// reach it and the drop-in finds it by either name.
-async fn a_site_created_with_www_is_named_without_it(env: &TestEnv) {
+/// A site named with `www.` is reached by the tracker's events from either host, with the domain
+/// named either way or not at all, as Plausible's tracker names it; the drop-in finds it by either
+/// name too.
+async fn a_site_named_with_www_is_reached_from_either_host(env: &TestEnv) {
     let (ann, key, domain, _) = pro_site(env, "plain").await;
+    let www = format!("www.www-{domain}");
     let body = json!({ "team_id": ann.team_id, "domain": format!("https://WWW.www-{domain}/"), "name": "W" });
     let (status, site) = env.api(Method::POST, "/websites", &key, Some(body)).await;
-    assert_eq!((status, &site["data"]["domain"]), (StatusCode::CREATED, &json!(format!("www-{domain}"))), "{site}");
+    assert_eq!((status, &site["data"]["domain"]), (StatusCode::CREATED, &json!(www)), "named as given: {site}");
     for (visitor, event) in [
-        json!({ "name": "pageview", "url": format!("https://www.www-{domain}/a") }),
-        json!({ "domain": format!("www.www-{domain}"), "name": "pageview", "url": format!("https://www.www-{domain}/b") }),
+        json!({ "name": "pageview", "url": format!("https://www-{domain}/a") }),
+        json!({ "domain": format!("www-{domain}"), "name": "pageview", "url": format!("https://www-{domain}/b") }),
+        json!({ "domain": www, "name": "pageview", "url": format!("https://{www}/c") }),
     ]
     .into_iter()
     .enumerate()
     {
-        let (status, body) = send(env, &crate::harness::browser(visitor as u32), "application/json", &event.to_string()).await;
+        let (status, body) =
+            send(env, &crate::harness::browser(visitor as u32), "application/json", &event.to_string()).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{event}: {body}");
     }
-    let site_id = format!("www.www-{domain}");
-    assert_eq!(pages(env, &key, &site_id).await, [("/a".to_owned(), 1), ("/b".to_owned(), 1)]);
+    let expected = [("/a".to_owned(), 1), ("/b".to_owned(), 1), ("/c".to_owned(), 1)];
+    assert_eq!(pages(env, &key, &format!("www-{domain}")).await, expected);
 }
 
 /// `XX` (unknown) and `ZZ` (no country), placeholders of geo headers such as Cloudflare's, are
@@ -789,7 +793,7 @@ async fn the_drop_in_lists_the_sites_a_key_reaches_as_plausibles_sites_api(env: 
 both_modes!(
     a_non_interactive_event_does_not_end_a_bounce,
     a_mobile_apps_screen_url_is_counted_by_its_path,
-    a_site_created_with_www_is_named_without_it,
+    a_site_named_with_www_is_reached_from_either_host,
     a_geo_headers_placeholder_is_no_country,
     a_browser_may_ask_before_sending_an_event_as_json,
     what_was_tracked_is_counted_as_computed_by_hand,

@@ -374,13 +374,10 @@ impl Analytics {
             Some(website) => website,
             None => {
                 let domain = normalize_domain(name).map_err(|_| Error::invalid("domain", "is not a site's domain"))?;
-                // Plausible's tracker names a site with or without `www.`, and Plausible's sites
-                // are named without it.
-                let found = match self.store.website_by_domain(&domain).await? {
-                    None if domain.starts_with("www.") => self.store.website_by_domain(&domain[4..]).await?,
-                    found => found,
-                };
-                found.ok_or_else(|| Error::invalid("domain", "no site has this domain"))?
+                self.store
+                    .website_by_either_domain(&domain)
+                    .await?
+                    .ok_or_else(|| Error::invalid("domain", "no site has this domain"))?
             }
         };
         let mut sites = self.sites.lock().expect("sites lock poisoned");

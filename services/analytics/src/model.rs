@@ -111,14 +111,14 @@ pub fn normalize_domain(input: &str) -> Result<String> {
     Ok(host.to_owned())
 }
 
-/// A new site's domain: normalized, and without `www.`, as Plausible names sites, so that the
-/// tracker's events from either host reach it (`www.com` itself stays whole).
-pub fn site_domain(input: &str) -> Result<String> {
-    let domain = normalize_domain(input)?;
-    Ok(match domain.strip_prefix("www.") {
-        Some(rest) if rest.contains('.') => rest.to_owned(),
-        _ => domain,
-    })
+/// The same host named the other way, with `www.` or without it (`www.com` itself has no other
+/// name): a site may be named either way, and Plausible's tracker names it either way too.
+pub fn other_www_name(domain: &str) -> Option<String> {
+    match domain.strip_prefix("www.") {
+        Some(rest) if rest.contains('.') => Some(rest.to_owned()),
+        Some(_) => None,
+        None => Some(format!("www.{domain}")),
+    }
 }
 
 pub fn validate_name(name: &str) -> Result<String> {
@@ -145,9 +145,9 @@ mod tests {
     fn domains_are_normalised() {
         assert_eq!(normalize_domain(" HTTPS://Example.COM:443/path?q#f ").unwrap(), "example.com");
         assert_eq!(normalize_domain("blog.example.co.uk.").unwrap(), "blog.example.co.uk");
-        assert_eq!(site_domain("https://WWW.Example.com/").unwrap(), "example.com");
-        assert_eq!(site_domain("www.com").unwrap(), "www.com");
-        assert_eq!(site_domain("www2.example.com").unwrap(), "www2.example.com");
+        assert_eq!(other_www_name("www.example.com").as_deref(), Some("example.com"));
+        assert_eq!(other_www_name("example.com").as_deref(), Some("www.example.com"));
+        assert_eq!(other_www_name("www.com"), None);
         for bad in ["", "localhost", "exa mple.com", "-a.com", "a..com", "ex_ample.com", "éxample.com"] {
             assert!(normalize_domain(bad).is_err(), "{bad:?} accepted");
         }

@@ -14,9 +14,7 @@ use common::time::now_ms;
 use common::{Error, Result};
 use proto::vocabulary::AUTO_TIME;
 
-use crate::model::{
-    Goal, GoalTarget, Website, normalize_domain, site_domain, validate_currency, validate_name, validate_timezone,
-};
+use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
 use crate::period::{Asked, Meaning, Period};
 use crate::query::{Answer, Buckets, Counted, Filter, Matching, Parts, Query, Shares};
 use crate::store::{ReadFrom, Store};
@@ -111,7 +109,7 @@ impl Analytics {
         let website = Website {
             id: uuid::Uuid::now_v7().to_string(),
             team_id: team_id.to_owned(),
-            domain: site_domain(domain)?,
+            domain: normalize_domain(domain)?,
             name: validate_name(name)?,
             timezone: validate_timezone(timezone.unwrap_or("UTC"))?,
             tracking_code: random_token("zvt_")[..16].to_owned(),
@@ -132,12 +130,7 @@ impl Analytics {
             return Ok(website);
         }
         let domain = normalize_domain(id_or_domain).map_err(|_| Error::not_found("website"))?;
-        let found = match self.store.website_by_domain(&domain).await? {
-            // Asked for with `www.`, the site is the one without it, as for the tracker.
-            None if domain.starts_with("www.") => self.store.website_by_domain(&site_domain(&domain)?).await?,
-            found => found,
-        };
-        found.ok_or_else(|| Error::not_found("website"))
+        self.store.website_by_either_domain(&domain).await?.ok_or_else(|| Error::not_found("website"))
     }
 
     /// The websites of these teams, oldest first.

@@ -219,6 +219,18 @@ impl Store {
         row.as_ref().map(website).transpose()
     }
 
+    /// The site of `domain`, or else of the same host named the other way (with or without
+    /// `www.`): Plausible's tracker names a site either way, and a site may be named either way.
+    pub async fn website_by_either_domain(&self, domain: &str) -> Result<Option<Website>> {
+        if let Some(website) = self.website_by_domain(domain).await? {
+            return Ok(Some(website));
+        }
+        match crate::model::other_www_name(domain) {
+            Some(other) => self.website_by_domain(&other).await,
+            None => Ok(None),
+        }
+    }
+
     pub async fn website_by_tracking_code(&self, code: &str) -> Result<Option<Website>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM websites WHERE tracking_code = $1"))
             .bind(code)

@@ -1605,8 +1605,9 @@ function customRange(apply) {
 }
 
 /** A row's value as a button that filters the page by it. */
+/** A row's value as a button that filters the page by it: named by the value, described by what it does. */
 function filterButton(value, onclick) {
-  return h("button", { type: "button", class: "link", text: value, onclick });
+  return h("button", { type: "button", class: "link", text: value, onclick, "aria-describedby": "filter-hint" });
 }
 
 function revenueText(revenue) {
@@ -1952,14 +1953,9 @@ async function websitePage() {
             title,
             // A filter needs a value: the row of those without one only reads.
             row.value
-              ? h("button", {
-                  type: "button",
-                  class: "link",
-                  text: row.value,
-                  onclick: () => {
-                    state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, row.value, title]]);
-                    refilter(dimension);
-                  },
+              ? filterButton(row.value, () => {
+                  state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, row.value, title]]);
+                  refilter(dimension);
                 })
               : "(none)",
           ),
@@ -1989,6 +1985,8 @@ async function websitePage() {
       refilter(dimension);
     };
     body.replaceChildren(
+      // What every row's value does when pressed, said once for all of them.
+      h("p", { id: "filter-hint", hidden: true, text: "Filters the whole page by this value." }),
       empty,
       figures,
       seriesChart(data.series),
