@@ -876,7 +876,8 @@ async fn a_wrong_password_shows_the_sign_in_form_again_with_the_address_kept(env
     let refused = client.post(&form, &csrf_cookie, env.base()).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     let text = refused.text().await.unwrap();
-    assert!(text.contains(r#"<p class="error" role="alert">Wrong email or password.</p>"#), "{text}");
+    let said = r#"aria-describedby="password-error" autofocus><p class="error" id="password-error" role="alert">Wrong email or password.</p>"#;
+    assert!(text.contains(said), "said at the password, which takes the focus: {text}");
     assert!(text.contains(&format!(r#"value="{}""#, ann.email)), "the address is kept: {text}");
     assert!(!text.contains("not-the-password-42"), "the password is not sent back");
     assert_eq!(hidden(&text, "csrf").as_deref(), Some(csrf.as_str()), "the same form, still good to send");

@@ -190,6 +190,7 @@ async fn browsers_and_systems_stored_under_former_names_are_renamed_as_plausible
         for (dim, value) in [
             ("visit:os", "Linux"),
             ("visit:browser", "Samsung Internet"),
+            ("visit:browser", "Webview"),
             (r#"["visit:browser","visit:os"]"#, r#"["Edge","macOS"]"#),
             (r#"["visit:browser","visit:os"]"#, ""),
             (r#"["visit:country","visit:source"]"#, r#"["FR","Edge"]"#),
@@ -208,6 +209,7 @@ async fn browsers_and_systems_stored_under_former_names_are_renamed_as_plausible
         let rows: Vec<(String, String)> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
         let expected = [
             (r#"["visit:country","visit:source"]"#, r#"["FR","Edge"]"#),
+            ("visit:browser", "Mobile App"),
             ("visit:browser", "Samsung Browser"),
             ("visit:os", "GNU/Linux"),
         ];

@@ -6,7 +6,7 @@ mod assets;
 mod headers;
 mod pages;
 
-pub(crate) use pages::{Visitor, escape, field, not_found, oauth_page, visitor};
+pub(crate) use pages::{Visitor, escape, field, field_refused, not_found, oauth_page, visitor};
 
 use axum::Router;
 use axum::middleware;

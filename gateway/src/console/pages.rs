@@ -206,6 +206,14 @@ pub(crate) fn field(label: &str, id: &str, input: &str) -> String {
     )
 }
 
+/// A [`field`] whose error slot says `error` (HTML, escaped already), for a form drawn again
+/// after the server refused it.
+pub(crate) fn field_refused(label: &str, id: &str, input: &str, error: &str) -> String {
+    format!(
+        r#"<div class="field"><label for="{id}">{label}</label>{input}<p class="error" id="{id}-error" role="alert">{error}</p></div>"#
+    )
+}
+
 /// Which of the two sign-in forms: signing up asks for a name too.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum AuthForm {

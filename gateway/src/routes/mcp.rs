@@ -118,7 +118,8 @@ fn rpc_error(status: StatusCode, id: Value, code: i32, message: &str) -> Box<Res
 /// a parse error (-32700), not a 415 with text; a message that is not JSON-RPC is -32600;
 /// parameters that do not fit a known method are -32602; and a tool outside the grant's scopes
 /// is a 403 `insufficient_scope` challenge, so that the client can ask the user for more (the
-/// MCP authorization specification's step-up), not a tool error. Gives the request back whole.
+/// MCP authorization specification's step-up), not a tool error. Gives back the request with the
+/// message as read here.
 async fn check_message(state: &AppState, grant: &idpb::McpGrant, req: Request) -> Result<Request, Box<Response>> {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await.map_err(|_| {
@@ -168,6 +169,9 @@ async fn check_message(state: &AppState, grant: &idpb::McpGrant, req: Request) -
             _ => {}
         }
     }
+    let mut parts = parts;
+    // The message written again may be shorter than the one sent (a key given twice).
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Ok(Request::from_parts(parts, axum::body::Body::from(checked)))
 }
 

@@ -8,6 +8,7 @@
 //!   gap over 30 minutes;
 //! - `views_per_visit`: pageviews of those visits ÷ visits (two decimals);
 //! - `bounce_rate`: percentage of those visits holding exactly one event other than `engagement`
+//!   and those sent with `interactive: false` after the first
 //!   (rounded);
 //! - `visit_duration`: mean seconds from a visit's first to its last event (rounded).
 //!
@@ -1385,7 +1386,7 @@ impl Query {
         // Durations in whole seconds between second-truncated times, as Plausible keeps them.
         sql.text = format!(
             "{with}SELECT {}CAST(COUNT(*) AS BIGINT) AS visits, \
-             CAST(COALESCE(SUM(CASE WHEN v.interactions = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
+             CAST(COALESCE(SUM(CASE WHEN v.events - v.passive = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces, \
              CAST(COALESCE(SUM(v.last_ts / 1000 - v.start_ts / 1000), 0) AS BIGINT) AS duration, \
              CAST(COALESCE(SUM(v.pageviews), 0) AS BIGINT) AS views \
              FROM visits v{spans}{join} WHERE {}{}",

@@ -1064,7 +1064,7 @@ pub(crate) const EVENT_COLUMNS: &str = "id, website_id, ts, name, pathname, refe
 
 pub(crate) const VISIT_COLUMNS: &str = "id, website_id, visitor_id, start_ts, last_ts, pageviews, events, entry_page, exit_page, \
      source, utm_source, utm_medium, utm_campaign, country, browser, os, device, \
-     referrer, channel, utm_content, utm_term, browser_version, os_version, alive_ts, interactions";
+     referrer, channel, utm_content, utm_term, browser_version, os_version, alive_ts, passive";
 
 /// What a visit's first event says about the whole visit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -95,9 +95,9 @@ pub(crate) struct Visit {
     /// increments, so that a visit extended meanwhile by another replica keeps its counts.
     pub pageviews: i64,
     pub events: i64,
-    /// Events after the first that end a bounce (all but `interactive: false` ones), likewise
-    /// an increment: the visit bounced while the stored sum is 0.
-    pub interactions: i64,
+    /// Events after the first sent with `interactive: false`, likewise an increment: the visit
+    /// bounced while all its events but one are such.
+    pub passive: i64,
     /// Whether the visit's first event is still to be added (a visit this batch starts).
     pub first_to_come: bool,
     pub exit_page: String,
@@ -122,7 +122,7 @@ impl Visit {
             touched: false,
             pageviews: 0,
             events: 0,
-            interactions: 0,
+            passive: 0,
             first_to_come: true,
             exit_page: page.clone(),
             attributes: VisitAttributes { entry_page: page, ..event.visit.clone() },
@@ -147,8 +147,8 @@ impl Visit {
         }
         self.last_ts = self.last_ts.max(event.ts);
         self.events += 1;
-        if !std::mem::take(&mut self.first_to_come) && !event.non_interactive {
-            self.interactions += 1;
+        if !std::mem::take(&mut self.first_to_come) && event.non_interactive {
+            self.passive += 1;
         }
         if event.name == "pageview" {
             self.pageviews += 1;
@@ -172,7 +172,7 @@ impl Visit {
             touched: false,
             pageviews: 0,
             events: 0,
-            interactions: 0,
+            passive: 0,
             first_to_come: false,
             exit_page: text(8)?,
             attributes: VisitAttributes {
@@ -425,7 +425,7 @@ impl BatchWriter {
                     visits.push(Visit {
                         pageviews: 0,
                         events: 0,
-                        interactions: 0,
+                        passive: 0,
                         touched: false,
                         entered_late: false,
                         ..visit
@@ -506,7 +506,7 @@ const VISIT_UPDATE: &str = "DO UPDATE SET \
      last_ts = CASE WHEN excluded.last_ts > visits.last_ts THEN excluded.last_ts ELSE visits.last_ts END, \
      alive_ts = CASE WHEN excluded.alive_ts > visits.alive_ts THEN excluded.alive_ts ELSE visits.alive_ts END, \
      pageviews = visits.pageviews + excluded.pageviews, events = visits.events + excluded.events, \
-     interactions = visits.interactions + excluded.interactions, \
+     passive = visits.passive + excluded.passive, \
      exit_page = CASE WHEN excluded.pageviews > 0 AND excluded.last_ts >= visits.last_ts \
      THEN excluded.exit_page ELSE visits.exit_page END, \
      entry_page = CASE WHEN visits.entry_page = '' THEN excluded.entry_page ELSE visits.entry_page END";

@@ -170,15 +170,15 @@ fn provider(service: &str) -> Option<SdkTracerProvider> {
     Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource(service)).build())
 }
 
+/// Whether `directives` is a log filter `init` can take (`info,sqlx=warn`), and if not, why: a
+/// filter that does not parse would otherwise be replaced without a word.
+pub fn check_filter(directives: &str) -> Result<(), tracing_subscriber::filter::ParseError> {
+    EnvFilter::try_new(directives).map(drop)
+}
+
 /// `directives` are an `EnvFilter`'s, such as `info,sqlx=warn`. Logs go to stderr so that
 /// stdout carries only what the process announces (its listening addresses). A second call in
 /// one process (tests start several services in one) keeps the first set-up.
-/// Whether `directives` is a log filter `init` can take (`info,sqlx=warn`), and if not, why: a
-/// filter that does not parse would otherwise be replaced without a word.
-pub fn check_filter(directives: &str) -> Result<(), String> {
-    EnvFilter::try_new(directives).map(drop).map_err(|e| e.to_string())
-}
-
 pub fn init(service: &str, directives: &str, format: LogFormat) -> Guard {
     global::set_text_map_propagator(TraceContextPropagator::new());
     let provider = provider(service);

@@ -1252,7 +1252,7 @@ function membersSection(team, members, path, reload) {
       save.disabled = true;
       try {
         await api("PATCH", `${path}/members/${encodeURIComponent(member.user_id)}`, { role: select.value });
-        await reload(`${member.email} is now ${select.value === "admin" ? "an admin" : `a ${select.value}`}.`);
+        await reload(`${member.email} is now ${select.value === "member" ? "a member" : `an ${select.value}`}.`);
       } catch (error) {
         select.value = member.role;
         save.hidden = true;
@@ -1414,8 +1414,8 @@ async function connectedAppsPage(done) {
     );
     section.append(table("Apps you connected", ["Client", "Team", "Scopes", "Connected", "Last used", "Actions"], rows));
   }
-  section.querySelector("h2").after(h("p", { role: "status", class: "muted", text: done ?? "" }));
   show(section);
+  if (done) announceAfter(section.querySelector("h2"), done);
 }
 
 // Password and sessions.

@@ -10,7 +10,7 @@ use common::secret::{Digest, random_token};
 use proto::identity::v1 as idpb;
 
 use super::params::{AuthorizeParams, SCOPES, bound_resource, control_field, resource_url};
-use crate::console::{Visitor, escape, field, oauth_page, visitor};
+use crate::console::{Visitor, escape, field, field_refused, oauth_page, visitor};
 use crate::session::COOKIE;
 use crate::state::AppState;
 
@@ -158,8 +158,8 @@ struct SignIn<'a> {
     refusal: Option<&'a str>,
 }
 
-/// The sign-in form with its CSRF cookie. A refusal is said above the button, the address kept
-/// and the focus on the password, as the console's log-in form does.
+/// The sign-in form with its CSRF cookie. A refusal is said at the password, which takes the
+/// focus, the address kept.
 fn sign_in_page(state: &AppState, headers: &HeaderMap, status: StatusCode, form: &SignIn) -> Response {
     let existing = sign_in_cookie(headers);
     let token = existing.map_or_else(|| random_token(""), str::to_owned);
@@ -172,15 +172,12 @@ fn sign_in_page(state: &AppState, headers: &HeaderMap, status: StatusCode, form:
             escape(form.email)
         ),
     );
-    let focus = if form.refusal.is_some() { " autofocus" } else { "" };
-    let password = field(
-        "Password",
-        "password",
-        &format!(
-            r#"<input id="password" name="password" type="password" autocomplete="current-password" required aria-describedby="password-error"{focus}>"#
-        ),
-    );
-    let refusal = form.refusal.map(|text| format!("<p class=\"error\" role=\"alert\">{text}</p>")).unwrap_or_default();
+    let password = r#"<input id="password" name="password" type="password" autocomplete="current-password" required aria-describedby="password-error""#;
+    // A refusal is said at the password, which takes the focus and is described by it.
+    let password = match form.refusal {
+        None => field("Password", "password", &format!("{password}>")),
+        Some(text) => field_refused("Password", "password", &format!("{password} autofocus>"), text),
+    };
     let mut response = oauth_page(
         status,
         "Sign in",
@@ -189,7 +186,7 @@ fn sign_in_page(state: &AppState, headers: &HeaderMap, status: StatusCode, form:
              {goes_to}{hidden}\
              <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
              <input type=\"hidden\" name=\"action\" value=\"login\">\
-             {email}{password}{refusal}<button type=\"submit\" class=\"primary\">Sign in</button></form>"
+             {email}{password}<button type=\"submit\" class=\"primary\">Sign in</button></form>"
         ),
         None,
     );

@@ -204,7 +204,7 @@ async fn upsert_visits(conn: &mut PgConnection, visits: &[Visit]) -> std::result
     .bind(text(|v| &v.attributes.browser_version))
     .bind(text(|v| &v.attributes.os_version))
     .bind(int(|v| v.alive_ts))
-    .bind(int(|v| v.interactions))
+    .bind(int(|v| v.passive))
     .execute(&mut *conn)
     .await?;
     Ok(())

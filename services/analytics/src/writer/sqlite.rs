@@ -174,7 +174,7 @@ impl Db {
                 a.browser_version,
                 a.os_version,
                 visit.alive_ts,
-                visit.interactions,
+                visit.passive,
             ])?;
         }
         Ok(())
