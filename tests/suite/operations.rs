@@ -287,3 +287,33 @@ async fn a_service_told_to_stop_reports_not_serving_before_it_stops() {
     let seen: Vec<_> = seen.into_iter().skip_while(|s| *s == Some(ServingStatus::Serving)).collect();
     assert_eq!(seen, [Some(ServingStatus::NotServing), None]);
 }
+
+/// A service's gRPC reflection lists its own contract and health checking, not the other
+/// services' it does not serve.
+#[tokio::test]
+async fn a_services_reflection_lists_its_own_service_and_health() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let env = TestEnv::split(1).await;
+    let url = &env.services.iter().find(|(role, _)| role == "policy").expect("policy's address").1;
+    let channel = tonic::transport::Channel::from_shared(url.clone()).unwrap().connect().await.unwrap();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("an answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("a list of services: {answer:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(names, ["grpc.health.v1.Health", "zenovay.policy.v1.PolicyService"]);
+}

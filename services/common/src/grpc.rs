@@ -25,8 +25,12 @@ pub async fn serve(
     let Serving { service, drain } = serving;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status(service, ServingStatus::Serving).await;
+    // The descriptor set holds every service's contract: only this one is listed.
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name(service)
+        .with_service_name("grpc.health.v1.Health")
         .build_v1()
         .expect("the compiled-in descriptor set is valid");
     let stopping = async move {
