@@ -389,6 +389,25 @@ async fn list_status(env: &TestEnv, token: &Value) -> StatusCode {
     rpc(env, token.as_str().expect("an access token"), "tools/list", json!({})).await.0
 }
 
+/// A refresh asking for a scope the connection was not granted is `invalid_scope`, and the
+/// refresh token stays good (RFC 6749 §6); asking for what was granted is a refresh.
+async fn a_refresh_asking_for_more_than_was_granted_is_invalid_scope(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let pair = client.connect(&ann, &["analytics:read"]).await;
+    let refresh = pair["refresh_token"].as_str().unwrap();
+    let wider =
+        [("grant_type", "refresh_token"), ("refresh_token", refresh), ("scope", "analytics:read management:write")];
+    let (status, refused) = client.token(&wider).await;
+    assert_eq!((status, refused["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{refused}");
+    let same = [("grant_type", "refresh_token"), ("refresh_token", refresh), ("scope", "analytics:read")];
+    let (status, renewed) = client.token(&same).await;
+    assert_eq!(
+        (status, &renewed["scope"]),
+        (StatusCode::OK, &json!("analytics:read")),
+        "the token was kept: {renewed}"
+    );
+}
+
 async fn a_refresh_token_replay_revokes_the_family(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let first = client.connect(&ann, &["analytics:read"]).await;
@@ -940,6 +959,7 @@ const PUBLIC_URL: GatewayFlags = &[("--public-url", "https://api.example.com/")]
 
 both_modes!(
     a_wrong_password_shows_the_sign_in_form_again_with_the_address_kept,
+    a_refresh_asking_for_more_than_was_granted_is_invalid_scope,
     a_protocol_method_not_offered_is_not_found_by_name,
     a_tool_call_naming_its_tool_twice_runs_the_last_named,
     the_sign_in_form_is_throttled_like_the_api,

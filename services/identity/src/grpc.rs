@@ -340,7 +340,8 @@ impl IdentityService for Identity {
 
     async fn refresh_mcp_token(&self, req: Request<pb::RefreshMcpTokenRequest>) -> Reply<pb::McpTokens> {
         let r = req.into_inner();
-        Ok(Response::new(mcp_tokens(Identity::refresh_mcp_token(self, &r.refresh_token, &r.client_id).await?)))
+        let tokens = Identity::refresh_mcp_token(self, &r.refresh_token, &r.client_id, &r.scopes).await?;
+        Ok(Response::new(mcp_tokens(tokens)))
     }
 
     async fn verify_mcp_token(&self, req: Request<pb::VerifyMcpTokenRequest>) -> Reply<pb::McpGrant> {

@@ -252,10 +252,18 @@ impl Identity {
     }
 
     /// Trades a refresh token for a new pair; the old one stops working (rotation), and a second
-    /// use of it revokes the connection.
-    pub async fn refresh_mcp_token(&self, refresh_token: &str, client_id: &str) -> Result<McpTokens> {
+    /// use of it revokes the connection. Scopes asked for beyond the grant are refused before the
+    /// token is used, so that the client keeps it (RFC 6749 §6: a refresh never widens a grant).
+    pub async fn refresh_mcp_token(&self, refresh_token: &str, client_id: &str, asked: &[String]) -> Result<McpTokens> {
         let now = now_ms();
-        match self.store.take_refresh_token(&digest_hex(refresh_token), client_id, now).await? {
+        let digest = digest_hex(refresh_token);
+        if !asked.is_empty()
+            && let Some(granted) = self.store.refresh_token_scopes(&digest, client_id, now).await?
+            && let Some(beyond) = asked.iter().find(|scope| !granted.contains(scope))
+        {
+            return Err(Error::validation(format!("scope {beyond} was not granted to this connection")));
+        }
+        match self.store.take_refresh_token(&digest, client_id, now).await? {
             Taken::Fresh(connection_id) => self.issue_mcp_tokens(&connection_id).await,
             Taken::Replayed(connection_id) => Err(self.revoke_on_replay(&connection_id, "refresh token", now).await),
             Taken::Unknown => Err(invalid_grant()),
@@ -410,6 +418,22 @@ impl Store {
             Some(row) => Taken::Replayed(row.try_get("connection_id")?),
             None => Taken::Unknown,
         })
+    }
+
+    /// The scopes granted to the connection of a refresh token of `client_id` that is still good.
+    async fn refresh_token_scopes(&self, digest: &str, client_id: &str, now: i64) -> Result<Option<Vec<String>>> {
+        let row = sqlx::query(
+            "SELECT c.scopes FROM mcp_tokens t JOIN mcp_connections c ON c.id = t.connection_id \
+             WHERE t.digest = $1 AND t.kind = 'refresh' AND t.used_at IS NULL AND t.expires_at > $2 \
+             AND c.client_id = $3 AND c.revoked_at IS NULL",
+        )
+        .bind(digest)
+        .bind(now)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let scopes: Option<String> = row.map(|r| r.try_get("scopes")).transpose()?;
+        Ok(scopes.map(|s| s.split(' ').map(str::to_owned).collect()))
     }
 
     /// Marks a valid refresh token of `client_id` used and returns its connection; a token

@@ -194,7 +194,9 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             state.identity.clone().exchange_mcp_code(request).await
         }
         "refresh_token" => {
-            let request = idpb::RefreshMcpTokenRequest { refresh_token: form.get("refresh_token").into(), client_id };
+            let scopes = form.get("scope").split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            let request =
+                idpb::RefreshMcpTokenRequest { refresh_token: form.get("refresh_token").into(), client_id, scopes };
             state.identity.clone().refresh_mcp_token(request).await
         }
         _ => {
@@ -229,6 +231,10 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
                 }
                 _ => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", status.message()),
             }
+        }
+        // A refresh asking for more than was granted (RFC 6749 §5.2).
+        Err(status) if status.code() == tonic::Code::InvalidArgument && form.get("grant_type") == "refresh_token" => {
+            oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", status.message())
         }
         Err(status) => crate::error::ApiError::from(status).into_response(),
     }
