@@ -34,6 +34,9 @@ pub(crate) struct Replica {
     /// Lag at the last probe, in ms.
     lag_ms: AtomicI64,
     usable: AtomicBool,
+    /// Whether the replica's failure was said since it was last usable (or since start), so that
+    /// one that never answers is said once too.
+    failure_said: AtomicBool,
     /// The primary's recent WAL positions, oldest first: (unix ms, position).
     primary_positions: Mutex<VecDeque<(i64, u64)>>,
 }
@@ -48,6 +51,7 @@ impl Replica {
             max_lag_ms: config.max_lag.as_millis() as i64,
             lag_ms: AtomicI64::new(0),
             usable: AtomicBool::new(false),
+            failure_said: AtomicBool::new(false),
             primary_positions: Mutex::default(),
         });
         replica.register_gauges();
@@ -62,7 +66,9 @@ impl Replica {
     /// A query failed here for want of the server: the primary answers until a probe finds the
     /// replica well again.
     pub(crate) fn failed(&self, error: &sqlx::Error) {
-        if self.usable.swap(false, Ordering::Relaxed) {
+        let was_usable = self.usable.swap(false, Ordering::Relaxed);
+        let said = self.failure_said.swap(true, Ordering::Relaxed);
+        if was_usable || !said {
             tracing::warn!(%error, "read replica unavailable; statistics are read from the primary");
         }
     }
@@ -116,7 +122,10 @@ impl Replica {
                 };
                 self.lag_ms.store(lag_ms, Ordering::Relaxed);
                 match (self.usable.swap(usable, Ordering::Relaxed), usable) {
-                    (false, true) => tracing::info!(lag_ms, "statistics are read from the read replica"),
+                    (false, true) => {
+                        self.failure_said.store(false, Ordering::Relaxed);
+                        tracing::info!(lag_ms, "statistics are read from the read replica");
+                    }
                     (true, false) => {
                         tracing::warn!(lag_ms, "read replica lag past the limit; statistics are read from the primary")
                     }

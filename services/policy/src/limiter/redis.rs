@@ -235,7 +235,9 @@ fn taken_at(slot: &str) -> Option<i64> {
 }
 
 fn unavailable(e: redis::RedisError) -> Error {
-    tracing::warn!(error = %e, "rate-limit decision failed");
+    // Decisions and the replica heartbeat alike: during an outage the heartbeat says so every
+    // couple of seconds, whether requests come or not.
+    tracing::warn!(error = %e, "a call of the rate limiter to Redis failed");
     Error::unavailable("the rate limiter")
 }
 
