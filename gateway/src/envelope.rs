@@ -233,6 +233,8 @@ fn without_value(message: &str) -> String {
         if let Some((unexpected, expected)) = message.strip_prefix(lead).and_then(|rest| rest.split_once(", expected"))
         {
             let kind: Vec<&str> = unexpected.split(' ').take_while(|word| !word.starts_with(['`', '"'])).collect();
+            // `expected struct V2Include` names a type of ours, not what the body should hold.
+            let expected = if expected.starts_with(" struct ") { " an object" } else { expected };
             return format!("{lead}{}, expected{expected}", kind.join(" "));
         }
     }
@@ -313,4 +315,17 @@ pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiErr
             None => ApiError::from(common::Error::invalid(path, number_words(&message))),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_value;
+
+    #[test]
+    fn a_refused_value_is_named_by_its_kind_and_a_type_of_ours_as_an_object() {
+        let secret = without_value("invalid type: integer `12345678`, expected a string");
+        assert_eq!(secret, "invalid type: integer, expected a string");
+        let ours = without_value("invalid type: string \"foobar\", expected struct V2Include");
+        assert_eq!(ours, "invalid type: string, expected an object");
+    }
 }

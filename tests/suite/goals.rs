@@ -183,6 +183,21 @@ async fn goal_conversions_and_conversion_rates_match_a_hand_computation(env: &Te
     assert_invalid(status, &body, "metrics");
 }
 
+/// A goal named ignoring case (Plausible's `case_sensitive: false`) is the goal of that name in
+/// any case, as in Plausible, which checks only exact names for existence.
+async fn a_goal_named_ignoring_case_is_that_goal(env: &TestEnv) {
+    let (key, domain, _) = site_with_conversions(env).await;
+    let path = "/plausible/api/v2/query";
+    let query =
+        |filter: Value| json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "day", "filters": [filter] });
+    let ignoring = query(json!(["is", "event:goal", ["signup"], { "case_sensitive": false }]));
+    let (status, body) = env.api(Method::POST, path, &key, Some(ignoring)).await;
+    assert_eq!((status, &body["results"]), (StatusCode::OK, &json!([{ "metrics": [2], "dimensions": [] }])), "{body}");
+    let exact = query(json!(["is", "event:goal", ["signup"]]));
+    let (status, body) = env.api(Method::POST, path, &key, Some(exact)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an exact name must exist: {body}");
+}
+
 async fn revenue_goals_sum_their_events_revenue_in_their_currency(env: &TestEnv) {
     let (_, key, domain, site) = pro_site(env, "revenue").await;
     let site_id = site["data"]["id"].as_str().unwrap();
@@ -390,6 +405,7 @@ both_modes!(
     a_revenue_plausibles_tracker_sends_empty_keeps_its_event_and_a_leading_number_is_the_amount,
     a_goal_may_be_posted_in_plausibles_shape_with_goal_type,
     goal_conversions_and_conversion_rates_match_a_hand_computation,
+    a_goal_named_ignoring_case_is_that_goal,
     a_page_goal_matches_the_whole_page_and_respects_case,
     revenue_goals_sum_their_events_revenue_in_their_currency,
     the_drop_in_serves_plausibles_sites_api_for_sites_goals_and_health

@@ -606,6 +606,11 @@ async fn v2_refuses_a_malformed_query_in_plausibles_words(env: &TestEnv) {
         ),
         (json!({ "metrics": [] }), "#/metrics: Expected a minimum of 1 items but got 0."),
         (json!({ "foo": 1 }), "#/foo: Schema does not allow additional properties."),
+        (
+            json!({ "include": { "comparisons": { "mode": "previous_period" } } }),
+            "#/include/comparisons: Schema does not allow additional properties.",
+        ),
+        (json!({ "pagination": { "page": 2 } }), "#/pagination/page: Schema does not allow additional properties."),
     ];
     for (change, error) in cases {
         let mut body = json!({ "site_id": domain, "metrics": ["visitors"], "date_range": "all" });

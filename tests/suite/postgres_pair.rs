@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-pub(crate) const BIN: &str = "/usr/lib/postgresql/15/bin";
+const BIN: &str = "/usr/lib/postgresql/15/bin";
 /// The unprivileged account the servers run as when the tests run as root.
-pub(crate) const RUN_AS: &str = "postgres";
+const RUN_AS: &str = "postgres";
 
 pub struct PostgresPair {
     pub primary_port: u16,
@@ -20,25 +20,30 @@ pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-pub(crate) fn is_root() -> bool {
+fn is_root() -> bool {
     let output = Command::new("id").arg("-u").output().expect("id");
     String::from_utf8_lossy(&output.stdout).trim() == "0"
 }
 
-/// Runs one of PostgreSQL's programs, as the unprivileged account when we are root.
-pub(crate) fn run(program: &str, args: &[&str]) {
-    let path = format!("{BIN}/{program}");
-    let mut command = if is_root() {
+/// One of PostgreSQL's programs, to run as the unprivileged account when we are root.
+fn program(name: &str) -> Command {
+    let path = format!("{BIN}/{name}");
+    if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", RUN_AS, "--", &path]);
         c
     } else {
         Command::new(&path)
-    };
-    let output = command.args(args).output().unwrap_or_else(|e| panic!("{path} is required for this test: {e}"));
+    }
+}
+
+/// Runs one of PostgreSQL's programs, as the unprivileged account when we are root.
+pub(crate) fn run(name: &str, args: &[&str]) {
+    let output =
+        program(name).args(args).output().unwrap_or_else(|e| panic!("{BIN}/{name} is required for this test: {e}"));
     assert!(
         output.status.success(),
-        "{program} {args:?} failed: {}{}",
+        "{name} {args:?} failed: {}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
@@ -115,15 +120,7 @@ impl PostgresPair {
 
 /// Stops the server of `data` at once, whatever state it is in (for `Drop`: nothing to assert).
 pub(crate) fn stop_now(data: &Path) {
-    let path = format!("{BIN}/pg_ctl");
-    let mut command = if is_root() {
-        let mut c = Command::new("runuser");
-        c.args(["-u", RUN_AS, "--", &path]);
-        c
-    } else {
-        Command::new(&path)
-    };
-    let _ = command.args(["-D", &data.to_string_lossy(), "-m", "immediate", "stop"]).output();
+    let _ = program("pg_ctl").args(["-D", &data.to_string_lossy(), "-m", "immediate", "stop"]).output();
 }
 
 impl Drop for PostgresPair {

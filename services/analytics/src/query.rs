@@ -749,7 +749,10 @@ impl Query {
     /// filter exists, and `conversion_rate` comes with a goal dimension or filter. Also checks
     /// that `percentage` comes with a dimension.
     pub fn with_goals(self, goals: Vec<Goal>) -> Result<Query> {
-        for filter in self.filters.iter().filter(|f| f.dim == Dim::Goal && f.op == Op::Is) {
+        // A goal named ignoring case (Plausible's `case_sensitive: false`) may match several or
+        // none, as Plausible takes it: only an exact name must exist.
+        let exact = |f: &&Filter| f.dim == Dim::Goal && f.op == Op::Is && f.matching != Matching::IgnoreCase;
+        for filter in self.filters.iter().filter(exact) {
             if let Some(unknown) = filter.values.iter().find(|v| !goals.iter().any(|g| &g.display_name == *v)) {
                 return Err(Error::invalid("filters", format!("the goal {unknown:?} is not configured for this site")));
             }

@@ -236,10 +236,19 @@ pub(crate) fn plausible_body(bytes: &[u8]) -> ApiResult<V2Body> {
         let text = refused.error.text();
         let unknown = text.split("unknown field `").nth(1).and_then(|rest| rest.split('`').next());
         match (unknown, &refused.error.field) {
-            (Some(field), _) => ApiError::new(
-                common::ErrorCode::Validation,
-                format!("#/{field}: Schema does not allow additional properties."),
-            ),
+            (Some(field), path) => {
+                // The JSON pointer of the field, its parents included (`#/include/comparisons`).
+                let parents = path.as_deref().map(|p| p.replace('.', "/")).unwrap_or_default();
+                let pointer = match parents.as_str() {
+                    "" => field.to_owned(),
+                    p if p == field || p.ends_with(&format!("/{field}")) => p.to_owned(),
+                    p => format!("{p}/{field}"),
+                };
+                ApiError::new(
+                    common::ErrorCode::Validation,
+                    format!("#/{pointer}: Schema does not allow additional properties."),
+                )
+            }
             (None, Some(field)) if refused.error.message == "is required" => {
                 ApiError::new(common::ErrorCode::Validation, format!("#: Required property {field} was not present."))
             }
