@@ -916,6 +916,16 @@ async fn a_protocol_method_not_offered_is_not_found_by_name(env: &TestEnv) {
     }
 }
 
+/// Every tool is listed at once: a cursor is one this server never gave, -32602.
+async fn a_tool_list_cursor_is_invalid_params(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read"]).await;
+    let message = json!({ "jsonrpc": "2.0", "id": 6, "method": "tools/list", "params": { "cursor": "abc" } });
+    let (status, body) = post_raw(env, &tokens, &message.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((&body["id"], &body["error"]["code"]), (&json!(6), &json!(-32602)), "{body}");
+}
+
 /// A key given twice is read as its last value, by the scope check and the tool alike.
 async fn a_tool_call_naming_its_tool_twice_runs_the_last_named(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
@@ -962,6 +972,7 @@ both_modes!(
     a_refresh_asking_for_more_than_was_granted_is_invalid_scope,
     a_protocol_method_not_offered_is_not_found_by_name,
     a_tool_call_naming_its_tool_twice_runs_the_last_named,
+    a_tool_list_cursor_is_invalid_params,
     the_sign_in_form_is_throttled_like_the_api,
     mcp_end_to_end,
     a_refresh_token_replay_revokes_the_family,

@@ -139,6 +139,12 @@ async fn check_message(state: &AppState, grant: &idpb::McpGrant, req: Request) -
         rpc_error(StatusCode::OK, id.clone(), -32602, &text)
     };
     let known = TYPED_METHODS.contains(&method.as_str()) && !id.is_null() && value["jsonrpc"] == "2.0";
+    // Every tool is listed at once, so no cursor this server gave exists (the MCP specification:
+    // an invalid cursor should be -32602).
+    if known && method == "tools/list" && !value["params"]["cursor"].is_null() {
+        let text = "Invalid params: cursor: this server lists every tool at once, and gave no cursor";
+        return Err(rpc_error(StatusCode::OK, id, -32602, text));
+    }
     // rmcp is handed the message as read here (a key given twice: its last value), so that it
     // runs what was checked.
     let checked = serde_json::to_vec(&value).unwrap_or_default();
