@@ -745,6 +745,21 @@ async fn a_site_named_with_www_is_reached_from_either_host(env: &TestEnv) {
     assert_eq!(pages(env, &key, &format!("www-{domain}")).await, expected);
 }
 
+/// A site's domain with or without `www.` is one host, found by either name: a second site
+/// cannot take the other name, in any team.
+async fn a_domain_with_or_without_www_is_taken_by_one_site(env: &TestEnv) {
+    let (_, key, domain, _) = pro_site(env, "host").await;
+    let bob = env.user("bob").await;
+    env.set_plan(&bob.team_id, "pro").await;
+    let (bobs_key, _) =
+        env.create_key(&bob, json!({ "name": "k", "permissions": ["read", "write"], "teams": "all" })).await;
+    let body = json!({ "team_id": bob.team_id, "domain": format!("www.{domain}"), "name": "Other" });
+    let (status, refused) = env.api(Method::POST, "/websites", &bobs_key, Some(body)).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("CONFLICT")), "{refused}");
+    let (_, listed) = env.api(Method::GET, "/websites", &key, None).await;
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
+}
+
 /// `XX` (unknown) and `ZZ` (no country), placeholders of geo headers such as Cloudflare's, are
 /// no country, as Plausible leaves them out.
 async fn a_geo_headers_placeholder_is_no_country(env: &TestEnv) {
@@ -794,6 +809,7 @@ both_modes!(
     a_non_interactive_event_does_not_end_a_bounce,
     a_mobile_apps_screen_url_is_counted_by_its_path,
     a_site_named_with_www_is_reached_from_either_host,
+    a_domain_with_or_without_www_is_taken_by_one_site,
     a_geo_headers_placeholder_is_no_country,
     a_browser_may_ask_before_sending_an_event_as_json,
     what_was_tracked_is_counted_as_computed_by_hand,

@@ -96,10 +96,11 @@ fn header_value(headers: &HeaderMap, name: Option<&str>) -> Option<String> {
 /// client address, country).
 pub(crate) fn tracked_event(body: &[u8]) -> ApiResult<anpb::TrackedEvent> {
     let body: EventBody = parse(body)?;
-    // Without a domain or tracking code, Plausible takes the page's host (`www.` aside).
+    // Without a domain or tracking code, Plausible takes the page's host; analytics finds the
+    // site by it with or without `www.`.
     let host = || {
         let url = url::Url::parse(body.url.as_deref()?).ok()?;
-        Some(url.host_str()?.trim_start_matches("www.").to_owned())
+        Some(url.host_str()?.to_owned())
     };
     let domain = match (body.domain.as_deref().map(str::trim), body.tracking_code.clone()) {
         (Some(domain), _) if !domain.is_empty() => domain.to_owned(),

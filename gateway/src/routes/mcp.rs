@@ -617,7 +617,8 @@ impl ServerHandler for McpServer {
         let outcome = self.run(&grant, &request.name, &args).await;
         if outcome.is_err() {
             // Refused for its arguments (a date, a website out of reach, a taken domain) or not
-            // run at all: as a REST request answered 4xx or 503, it does not count.
+            // run at all: it does not count. (REST gives back 400, 401, 403 and 429 answers; a
+            // tool's refusals all come back as tool errors, which tell those apart no further.)
             self.give_back(grant.user_id, charge.reset_at_unix_ms).await;
         }
         Ok(match outcome {

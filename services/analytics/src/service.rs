@@ -14,7 +14,9 @@ use common::time::now_ms;
 use common::{Error, Result};
 use proto::vocabulary::AUTO_TIME;
 
-use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
+use crate::model::{
+    Goal, GoalTarget, Website, normalize_domain, other_www_name, validate_currency, validate_name, validate_timezone,
+};
 use crate::period::{Asked, Meaning, Period};
 use crate::query::{Answer, Buckets, Counted, Filter, Matching, Parts, Query, Shares};
 use crate::store::{ReadFrom, Store};
@@ -115,6 +117,14 @@ impl Analytics {
             tracking_code: random_token("zvt_")[..16].to_owned(),
             created_at: now_ms(),
         };
+        // The tracker and the drop-in find a site by its name with or without `www.`: the two
+        // names are one host, and one site's.
+        if let Some(other) = other_www_name(&website.domain)
+            && self.store.website_by_domain(&other).await?.is_some()
+        {
+            let text = format!("a website with domain {other} already exists, the same host as {}", website.domain);
+            return Err(Error::new(common::ErrorCode::Conflict, text));
+        }
         self.store.insert_website(&website).await?;
         self.changed(team_id).await;
         Ok(website)

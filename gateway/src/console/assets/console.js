@@ -1604,7 +1604,6 @@ function customRange(apply) {
   return form;
 }
 
-/** A row's value as a button that filters the page by it. */
 /** A row's value as a button that filters the page by it: named by the value, described by what it does. */
 function filterButton(value, onclick) {
   return h("button", { type: "button", class: "link", text: value, onclick, "aria-describedby": "filter-hint" });
