@@ -19,7 +19,7 @@ use crate::envelope::{RawBody, parse_query, plausible};
 use crate::error::ApiError;
 use crate::flows::access::reachable_websites;
 use crate::flows::stats;
-use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
+use crate::schema::{AnyProperty, Interval, StatsParams};
 use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -94,7 +94,7 @@ pub async fn plausible_method_not_allowed(method: axum::http::Method, OriginalUr
     operation_id = "plausibleAggregate",
     summary = "Plausible v1 aggregate, drop-in",
     description = "Scope: `read`. As Plausible's `GET /api/v1/stats/aggregate`: no envelope; parameters it does not read (`with_imported`, …) are ignored, as Plausible ignores them.",
-    params(StatsParams, ("compare" = Option<Compare>, Query, description = "Adds each metric's `change`.")),
+    params(StatsParams, ("compare" = Option<String>, Query, description = "`previous_period` adds each metric's `change`; any other value is ignored, as Plausible ignores it.")),
     responses(
         (status = 200, description = "Plausible's aggregate body", body = AggregateResult),
     ),
