@@ -26,7 +26,6 @@ use common::db::Backend;
 use common::grpc::BuildError;
 use common::shutdown::Shutdown;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
 
 pub use service::Analytics;
 
@@ -82,14 +81,6 @@ impl Server {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
-        common::grpc::serve(
-            self.listener,
-            Routes::new(self.analytics.into_grpc()),
-            common::grpc::Serving {
-                service: <proto::analytics::v1::analytics_service_server::AnalyticsServiceServer<Analytics> as tonic::server::NamedService>::NAME,
-                drain: self.drain,
-            },
-            shutdown,
-        ).await
+        common::grpc::serve(self.listener, self.analytics.into_grpc(), self.drain, shutdown).await
     }
 }

@@ -14,9 +14,7 @@ use common::time::now_ms;
 use common::{Error, Result};
 use proto::vocabulary::AUTO_TIME;
 
-use crate::model::{
-    Goal, GoalTarget, Website, normalize_domain, other_www_name, validate_currency, validate_name, validate_timezone,
-};
+use crate::model::{Goal, GoalTarget, Website, normalize_domain, validate_currency, validate_name, validate_timezone};
 use crate::period::{Asked, Meaning, Period};
 use crate::query::{Answer, Buckets, Counted, Filter, Matching, Parts, Query, Shares};
 use crate::store::{ReadFrom, Store};
@@ -119,10 +117,8 @@ impl Analytics {
         };
         // The tracker and the drop-in find a site by its name with or without `www.`: the two
         // names are one host, and one site's.
-        if let Some(other) = other_www_name(&website.domain)
-            && self.store.website_by_domain(&other).await?.is_some()
-        {
-            let text = format!("a website with domain {other} already exists, the same host as {}", website.domain);
+        if let Some(taken) = self.store.website_by_either_domain(&website.domain).await? {
+            let text = format!("a website with domain {} already exists", taken.domain);
             return Err(Error::new(common::ErrorCode::Conflict, text));
         }
         self.store.insert_website(&website).await?;

@@ -1,28 +1,36 @@
 //! Serving a service's gRPC routes on a listener bound by its `build()`.
 
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 
 use crate::shutdown::Shutdown;
 
-/// Which service a server reports in gRPC health checking, and how long after shutdown it goes on
-/// answering with NOT_SERVING, so that balancers polling its health stop sending calls first.
-pub struct Serving {
-    pub service: &'static str,
-    pub drain: std::time::Duration,
-}
-
-/// Serves `routes` with gRPC health checking (the service reported SERVING until shutdown) and
-/// reflection, until `shutdown` fires; then reports NOT_SERVING, goes on answering for the
-/// drain, and lets in-flight calls finish.
-pub async fn serve(
+/// Serves `server` (a generated gRPC server) with gRPC health checking (its service reported
+/// SERVING until shutdown) and reflection, until `shutdown` fires; then reports NOT_SERVING and
+/// goes on answering for `drain`, so that balancers polling its health stop sending calls first,
+/// and lets in-flight calls finish.
+pub async fn serve<S>(
     listener: TcpListener,
-    routes: Routes,
-    serving: Serving,
+    server: S,
+    drain: std::time::Duration,
     shutdown: Shutdown,
-) -> Result<(), tonic::transport::Error> {
-    let Serving { service, drain } = serving;
+) -> Result<(), tonic::transport::Error>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let service = S::NAME;
+    let routes = Routes::new(server);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_service_status(service, ServingStatus::Serving).await;
     // The descriptor set holds every service's contract: only this one is listed.

@@ -17,7 +17,6 @@ use common::db::Backend;
 use common::grpc::BuildError;
 use common::shutdown::Shutdown;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
 
 pub use keyhash::KeyHasher;
 pub use login::{Limit, LoginLimits};
@@ -59,14 +58,6 @@ impl Server {
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
-        common::grpc::serve(
-            self.listener,
-            Routes::new(self.identity.into_grpc()),
-            common::grpc::Serving {
-                service: <proto::identity::v1::identity_service_server::IdentityServiceServer<Identity> as tonic::server::NamedService>::NAME,
-                drain: self.drain,
-            },
-            shutdown,
-        ).await
+        common::grpc::serve(self.listener, self.identity.into_grpc(), self.drain, shutdown).await
     }
 }

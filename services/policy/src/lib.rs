@@ -18,7 +18,6 @@ use common::db::Backend;
 use common::grpc::BuildError;
 use common::shutdown::Shutdown;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
 
 pub use service::Policy;
 
@@ -81,15 +80,7 @@ impl Server {
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), tonic::transport::Error> {
         let policy = self.policy.clone();
-        common::grpc::serve(
-            self.listener,
-            Routes::new(self.policy.into_grpc()),
-            common::grpc::Serving {
-                service: <proto::policy::v1::policy_service_server::PolicyServiceServer<Policy> as tonic::server::NamedService>::NAME,
-                drain: self.drain,
-            },
-            shutdown,
-        ).await?;
+        common::grpc::serve(self.listener, self.policy.into_grpc(), self.drain, shutdown).await?;
         policy.keep_limiter().await;
         Ok(())
     }

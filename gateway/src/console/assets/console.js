@@ -186,6 +186,11 @@ function clearErrors(form) {
  * (`name: must be …`, `domain must be …`). `fields` maps API field names to control ids, and
  * may map an error code to the control it is about (`CONFLICT: "email"` on sign-up).
  */
+/** A fieldset's first choice still open, in its sub-list (the scopes, the teams) first. */
+function firstChoice(fieldset) {
+  return fieldset.querySelector(".sub input:not(:disabled)") ?? fieldset.querySelector("input:not(:disabled)");
+}
+
 function showError(form, error, fields) {
   const match = /^([a-z_]+)/i.exec(error.message ?? "");
   const byName = match && fields[match[1]];
@@ -205,7 +210,7 @@ function showError(form, error, fields) {
     slot.hidden = false;
     if (control && control.tagName !== "FIELDSET") control.setAttribute("aria-invalid", "true");
     const fieldset = control?.tagName === "FIELDSET";
-    (fieldset ? (control.querySelector(".sub input:not(:disabled)") ?? control.querySelector("input:not(:disabled)")) : control)?.focus();
+    (fieldset ? firstChoice(control) : control)?.focus();
     return;
   }
   const general = form.querySelector(".form-error");
@@ -545,6 +550,9 @@ function policyReason(team) {
   return null;
 }
 
+/** Whether I may use keys on `team`: it is on a paid plan and its key policy lets me. */
+const keysAllowed = (team) => paid(team) && !policyReason(team);
+
 function permissionsText(permissions) {
   if (permissions === "full") return "Full access";
   return permissions.map((p) => p[0].toUpperCase() + p.slice(1)).join(", ");
@@ -671,7 +679,7 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
     const slot = form.querySelector(`#${fieldset.id}-error`);
     slot.textContent = message;
     slot.hidden = false;
-    (fieldset.querySelector(".sub input:not(:disabled)") ?? fieldset.querySelector("input:not(:disabled)"))?.focus();
+    firstChoice(fieldset)?.focus();
   };
   whenSubmitted(form, async (event) => {
     event.preventDefault();
@@ -685,8 +693,8 @@ function keyForm({ prefix, teams, key, submit, onSubmit }) {
     if (body.permissions.length === 0) return refuse(permissions, "Permissions: choose at least one of Read, Write and Admin.");
     if (body.teams.length === 0) return refuse(teamAccess, "Team access: choose at least one team.");
     const reached = all.input.checked ? teams : teamBoxes.filter((b) => b.input.checked).map((b) => b.team);
-    if (!key?.revoked_at && !reached.some((t) => paid(t) && !policyReason(t))) {
-      const why = teams.some((t) => paid(t) && !policyReason(t))
+    if (!key?.revoked_at && !reached.some(keysAllowed)) {
+      const why = teams.some(keysAllowed)
         ? "Team access: a key must reach at least one team on a paid plan whose key policy lets you use keys."
         : "Team access: none of your teams lets you use keys now: the API needs a paid plan, and the key policy of each of your paid teams keeps you from using keys on it.";
       return refuse(teamAccess, why);
@@ -805,7 +813,7 @@ async function apiKeysPage(focusId) {
 
   const create = h("section", { "aria-labelledby": "create-title", class: "card" }, h("h2", { id: "create-title", text: "New API key" }));
   // A key needs a paid team whose key policy lets me use keys: without one, the form would fail.
-  const usable = teams.filter((t) => paid(t) && !policyReason(t));
+  const usable = teams.filter(keysAllowed);
   if (!anyPaid) {
     create.append(
       h(
@@ -1943,6 +1951,11 @@ async function websitePage() {
         );
       }),
     );
+    const filterBy = (dimension, value, title) => {
+      if (dimension === "event:name") state.property = undefined;
+      state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, value, title]]);
+      refilter(dimension);
+    };
     const breakdowns = BREAKDOWNS.map(([key, title, dimension]) => {
       const rows = data.breakdowns[key].map((row) =>
         h(
@@ -1952,10 +1965,7 @@ async function websitePage() {
             title,
             // A filter needs a value: the row of those without one only reads.
             row.value
-              ? filterButton(row.value, () => {
-                  state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, row.value, title]]);
-                  refilter(dimension);
-                })
+              ? filterButton(row.value, () => filterBy(dimension, row.value, title))
               : "(none)",
           ),
           td("Visitors", String(row.visitors)),
@@ -1978,11 +1988,6 @@ async function websitePage() {
             ` is in the <head> of ${data.website.domain}'s pages, visits appear here within seconds.`,
           )
         : "";
-    const filterBy = (dimension, value, title) => {
-      if (dimension === "event:name") state.property = undefined;
-      state.filters = state.filters.filter(([d]) => d !== dimension).concat([[dimension, value, title]]);
-      refilter(dimension);
-    };
     body.replaceChildren(
       // What every row's value does when pressed, said once for all of them.
       h("p", { id: "filter-hint", hidden: true, text: "Filters the whole page by this value." }),
