@@ -760,6 +760,30 @@ async fn a_domain_with_or_without_www_is_taken_by_one_site(env: &TestEnv) {
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
 }
 
+/// Two teams creating the same host at once, one as `x` and one as `www.x`, get one site: the
+/// other is a 409, however the two requests interleave.
+async fn a_host_created_at_once_with_and_without_www_is_one_site(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let bob = env.user("bob").await;
+    let mut keys = Vec::new();
+    for user in [&ann, &bob] {
+        env.set_plan(&user.team_id, "pro").await;
+        let (key, _) =
+            env.create_key(user, json!({ "name": "k", "permissions": ["read", "write"], "teams": "all" })).await;
+        keys.push((key, user.team_id.clone()));
+    }
+    for round in 0..8 {
+        let host = format!("race{round}-{}.example", &ann.user_id[..8]);
+        let creations = keys.iter().zip([host.clone(), format!("www.{host}")]).map(|((key, team_id), domain)| {
+            env.api(Method::POST, "/websites", key, Some(json!({ "team_id": team_id, "domain": domain, "name": "S" })))
+        });
+        let mut statuses: Vec<StatusCode> =
+            futures::future::join_all(creations).await.into_iter().map(|(status, _)| status).collect();
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT], "round {round}");
+    }
+}
+
 /// `XX` (unknown) and `ZZ` (no country), placeholders of geo headers such as Cloudflare's, are
 /// no country, as Plausible leaves them out.
 async fn a_geo_headers_placeholder_is_no_country(env: &TestEnv) {
@@ -810,6 +834,7 @@ both_modes!(
     a_mobile_apps_screen_url_is_counted_by_its_path,
     a_site_named_with_www_is_reached_from_either_host,
     a_domain_with_or_without_www_is_taken_by_one_site,
+    a_host_created_at_once_with_and_without_www_is_one_site,
     a_geo_headers_placeholder_is_no_country,
     a_browser_may_ask_before_sending_an_event_as_json,
     what_was_tracked_is_counted_as_computed_by_hand,

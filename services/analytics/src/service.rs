@@ -116,11 +116,7 @@ impl Analytics {
             created_at: now_ms(),
         };
         // The tracker and the drop-in find a site by its name with or without `www.`: the two
-        // names are one host, and one site's.
-        if let Some(taken) = self.store.website_by_either_domain(&website.domain).await? {
-            let text = format!("a website with domain {} already exists", taken.domain);
-            return Err(Error::new(common::ErrorCode::Conflict, text));
-        }
+        // names are one host, and one site's, which the store checks as it inserts.
         self.store.insert_website(&website).await?;
         self.changed(team_id).await;
         Ok(website)

@@ -20,6 +20,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const COLUMNS: &str = "id, team_id, domain, name, timezone, tracking_code, created_at";
+/// The first key of the advisory locks on a website's host (the second is the host's hash), so
+/// that they cannot meet another use of PostgreSQL's advisory locks.
+const WEBSITE_HOST_LOCKS: i32 = 0x7a76_0001;
 
 const GOAL_COLUMNS: &str = "id, website_id, display_name, event_name, page_path, currency, created_at";
 
@@ -112,7 +115,31 @@ impl Store {
         Ok(op(&self.pool).await?)
     }
 
+    /// Stores a new website unless its domain, or the same host named the other way (with or
+    /// without `www.`), is taken: then a conflict naming the site that has it. The check and the
+    /// insert hold one lock per host, so that two sites created at once as `x` and `www.x`
+    /// cannot both be stored (the unique index covers only the same name): SQLite's write lock,
+    /// taken up front, or on PostgreSQL a transaction-scoped advisory lock on the host.
     pub async fn insert_website(&self, w: &Website) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        if self.system == "postgresql" {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(WEBSITE_HOST_LOCKS)
+                .bind(crate::model::without_www(&w.domain))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let names = std::iter::once(w.domain.clone()).chain(crate::model::other_www_name(&w.domain));
+        for name in names {
+            let taken = sqlx::query("SELECT domain FROM websites WHERE domain = $1")
+                .bind(&name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = taken {
+                let domain: String = row.try_get("domain")?;
+                return Err(Error::new(ErrorCode::Conflict, format!("a website with domain {domain} already exists")));
+            }
+        }
         let inserted = sqlx::query(&format!("INSERT INTO websites ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(&w.id)
             .bind(&w.team_id)
@@ -121,13 +148,17 @@ impl Store {
             .bind(&w.timezone)
             .bind(&w.tracking_code)
             .bind(w.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await;
         match inserted {
+            // Only a tracking code drawn twice can get here now.
             Err(e) if is_unique_violation(&e) => {
                 Err(Error::new(ErrorCode::Conflict, format!("a website with domain {} already exists", w.domain)))
             }
-            other => other.map(drop).map_err(Error::from),
+            other => {
+                other?;
+                Ok(tx.commit().await?)
+            }
         }
     }
 
