@@ -124,12 +124,27 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+            } else if timed_out(&rejection) {
+                ApiError::new(ErrorCode::RequestTimeout, "the request body did not arrive in time")
             } else {
                 ApiError::new(ErrorCode::Validation, "request body could not be read")
             }
         })?;
         Ok(RawBody(bytes))
     }
+}
+
+/// The body stopped arriving for longer than the gateway waits for one
+/// (`ZENOVAY_HTTP_BODY_TIMEOUT_MS`).
+fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Every body of this API is a JSON object: serde would also fill a struct from an array of its

@@ -148,7 +148,9 @@ fn check_cross_site(state: &AppState, method: &Method, headers: &HeaderMap) -> A
     if Digest::of(presented) != Digest::of(&csrf_token(session)) {
         return Err(Error::forbidden(format!("the `{CSRF_HEADER}` header does not match this session")).into());
     }
-    let has_body = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_none_or(|len| len != "0");
+    // A body is announced by its length or by a transfer coding; a request with neither has none.
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|len| len.trim() != "0");
     let json =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(
             |mime| {
@@ -156,7 +158,7 @@ fn check_cross_site(state: &AppState, method: &Method, headers: &HeaderMap) -> A
                 mime == "application/json" || mime.ends_with("+json")
             },
         );
-    if has_body && !json && headers.contains_key(header::CONTENT_TYPE) {
+    if has_body && !json {
         return Err(Error::new(
             ErrorCode::UnsupportedMediaType,
             "the body must be JSON (`Content-Type: application/json`)",

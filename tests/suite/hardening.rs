@@ -152,6 +152,22 @@ async fn a_cookie_session_change_with_a_text_plain_body_is_refused(env: &TestEnv
     assert_eq!(body["error"]["code"], "UNSUPPORTED_MEDIA_TYPE");
 }
 
+/// A body sent without any `Content-Type` is not taken for JSON either: a page of another site
+/// can send one with `fetch` in no-cors mode.
+async fn a_cookie_session_change_with_a_body_and_no_content_type_is_refused(env: &TestEnv) {
+    let user = env.user("untyped").await;
+    let (session, token) = browser_session(env, &user).await;
+    let request = with_cookie(env, Method::POST, "/api/v1/teams", &session)
+        .header("x-csrf-token", &token)
+        .body(r#"{"name":"T"}"#);
+    let (status, body) = into_json(request.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    // Without a body there is nothing to type.
+    let request = with_cookie(env, Method::POST, "/api/v1/auth/logout", &session).header("x-csrf-token", &token);
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
 async fn a_cookie_session_change_with_another_authorization_scheme_still_needs_the_csrf_token(env: &TestEnv) {
     let user = env.user("csrf").await;
     let (session, _) = browser_session(env, &user).await;
@@ -252,6 +268,7 @@ both_modes!(
     a_cookie_session_change_without_the_csrf_token_is_refused,
     a_cookie_session_change_from_another_origin_is_refused,
     a_cookie_session_change_with_a_text_plain_body_is_refused,
+    a_cookie_session_change_with_a_body_and_no_content_type_is_refused,
     a_cookie_session_change_with_another_authorization_scheme_still_needs_the_csrf_token,
     a_bearer_session_needs_no_csrf_token,
     a_bearer_session_is_not_refused_for_the_origin_it_names,
@@ -277,8 +294,9 @@ async fn dying_peer() -> String {
     format!("http://{addr}")
 }
 
-#[tokio::test]
-async fn a_backend_that_dies_mid_call_is_a_503() {
+/// A gateway of its own whose every backend is [`dying_peer`], waiting `body_timeout` for a
+/// request's body; its address.
+async fn gateway_before_dying_peer(body_timeout: Duration) -> std::net::SocketAddr {
     let peer = dying_peer().await;
     let remote = |url: &str| common::transport::remote(url).unwrap();
     let backends =
@@ -291,17 +309,49 @@ async fn a_backend_that_dies_mid_call_is_a_503() {
         public_url: None,
         drain: Duration::ZERO,
         header_timeout: Duration::from_secs(10),
-        body_timeout: Duration::from_secs(10),
+        body_timeout,
         secret_scanning_keys_file: None,
     };
     let gateway = gateway::Gateway::build(&config, backends).await.unwrap();
-    let base = format!("http://{}", gateway.local_addr());
+    let address = gateway.local_addr();
     tokio::spawn(gateway.run(common::shutdown::Shutdown::default()));
+    address
+}
+
+#[tokio::test]
+async fn a_backend_that_dies_mid_call_is_a_503() {
+    let base = format!("http://{}", gateway_before_dying_peer(Duration::from_secs(10)).await);
     let login = json!({ "email": "someone@example.com", "password": "correct horse battery" });
     let response = reqwest::Client::new().post(format!("{base}/api/v1/auth/login")).json(&login).send().await.unwrap();
     let (status, body) = into_json(response).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+}
+
+/// A body that stops arriving is a 408 in the envelope once the body timeout has passed, so a
+/// client can tell a stalled upload from a bad one.
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_a_408() {
+    let address = gateway_before_dying_peer(Duration::from_millis(300)).await;
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head =
+        "POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
+    tcp.write_all(format!("{head}{{\"email\": ").as_bytes()).await.unwrap();
+    // Read until the answer's JSON has ended; the bound only keeps a regression from hanging CI.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"}}") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    assert!(read.await.is_ok(), "the gateway never answered");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"REQUEST_TIMEOUT""#), "{answer}");
 }
 
 async fn an_idle_or_trickling_connection_is_closed(env: &TestEnv) {

@@ -42,6 +42,7 @@ mod plausible_semantics;
 mod postgres_pair;
 mod propagation;
 mod properties;
+mod races;
 mod redis_cluster;
 mod replicas;
 mod secret_scanning;

@@ -3,7 +3,7 @@
 //! primary.
 
 use common::db::{AnyPool, Backend, OpenError};
-use common::error::is_unique_violation;
+use common::error::{is_foreign_key_violation, is_unique_violation};
 use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -892,6 +892,8 @@ impl Store {
                 ErrorCode::Conflict,
                 format!("the website already has the goal {:?}", goal.display_name),
             )),
+            // The website was deleted meanwhile.
+            Err(e) if is_foreign_key_violation(&e) => Err(Error::not_found("website")),
             other => other.map(drop).map_err(Error::from),
         }
     }

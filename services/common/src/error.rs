@@ -54,6 +54,7 @@ error_codes! {
     NotFound             => "NOT_FOUND",               404, NotFound;
     MethodNotAllowed     => "METHOD_NOT_ALLOWED",      405, Unimplemented;
     Conflict             => "CONFLICT",                409, AlreadyExists;
+    RequestTimeout       => "REQUEST_TIMEOUT",         408, DeadlineExceeded;
     PayloadTooLarge      => "PAYLOAD_TOO_LARGE",       413, InvalidArgument;
     UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",  415, InvalidArgument;
     RateLimitExceeded    => "RATE_LIMIT_EXCEEDED",     429, ResourceExhausted;
@@ -314,6 +315,11 @@ pub fn sqlite_transient(code: i32) -> bool {
 /// True when a database error is a unique-constraint violation (on either backend).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error().is_some_and(|e| e.is_unique_violation())
+}
+
+/// A row that refers to one that is gone: a write that lost a race with a delete.
+pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|e| e.is_foreign_key_violation())
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use common::{Error, ErrorCode, Result};
 
 use crate::keyhash::KeyHasher;
 use crate::login::{ClientAddress, Hashing, HashingStats, LoginLimits, Refusal, Throttle};
-use crate::model::{ApiKey, KeyUsage, Membership, Session, Team, USAGE_OUTCOMES, User};
-use crate::store::Store;
+use crate::model::{ApiKey, AuditEntry, KeyUsage, Membership, Session, Team, USAGE_OUTCOMES, User};
+use crate::store::{KeyUpdate, Rotation, Store};
 
 const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 const MINUTE_MS: i64 = 60_000;
@@ -179,6 +179,31 @@ impl Client {
             address: ClientAddress::parse(address)?,
             user_agent: user_agent.chars().filter(|c| !c.is_control()).take(256).collect(),
         })
+    }
+}
+
+/// What the audit log says of a key: its name, permissions and hint.
+fn key_details(key: &ApiKey) -> serde_json::Value {
+    serde_json::json!({ "name": key.name, "permissions": crate::store::encode_grant(&key.grant), "hint": key.hint })
+}
+
+/// A new entry of a team's audit log, made now.
+pub(crate) fn audit_entry(
+    team_id: &str,
+    actor: &str,
+    action: &str,
+    target: &str,
+    details: &serde_json::Value,
+) -> AuditEntry {
+    AuditEntry {
+        id: new_id(),
+        team_id: team_id.to_owned(),
+        actor_id: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        details: details.to_string(),
+        created_at: now_ms(),
+        actor_email: None,
     }
 }
 
@@ -385,24 +410,19 @@ impl Identity {
         self.store.team(team_id).await?.ok_or_else(|| Error::not_found("team"))
     }
 
-    /// Refuses a fixed list of teams that names one the user is not a member of.
-    async fn check_key_teams(&self, user_id: &str, teams: &KeyTeams) -> Result<()> {
-        let memberships = self.store.memberships(user_id).await?;
-        teams.check_member_of(|id| memberships.iter().any(|m| m.team.id == id))
-    }
-
     /// Records a key event in the audit log of every team the key selects that its owner is
     /// still a member of.
     async fn audit_key(&self, key: &ApiKey, action: &str) -> Result<()> {
-        let details = serde_json::json!({ "name": key.name, "permissions": crate::store::encode_grant(&key.grant), "hint": key.hint });
-        self.audit_key_with(key, action, &details).await
+        self.audit_key_with(key, action, &key_details(key)).await
     }
 
     /// [`Self::audit_key`] with details of the caller's.
     async fn audit_key_with(&self, key: &ApiKey, action: &str, details: &serde_json::Value) -> Result<()> {
         for membership in self.store.memberships(&key.user_id).await? {
             if key.teams.selects(&membership.team.id) {
-                self.audit(&membership.team.id, &key.user_id, action, &key.id, details).await?;
+                self.store
+                    .append_audit(&audit_entry(&membership.team.id, &key.user_id, action, &key.id, details))
+                    .await?;
             }
         }
         Ok(())
@@ -413,7 +433,6 @@ impl Identity {
         let now = now_ms();
         let expires_at = key_expiry(new.expires_at, now)?;
         let allowed_ips = allowed_ips(new.allowed_ips)?;
-        self.check_key_teams(&new.user_id, &new.teams).await?;
         let key = ApiKey {
             id: new_id(),
             user_id: new.user_id,
@@ -432,8 +451,9 @@ impl Identity {
             allowed_ips,
             leak_url: None,
         };
-        self.store.insert_api_key(&key, &self.hasher.stored(&new.digest)).await?;
-        self.audit_key(&key, "api_key.created").await?;
+        let details = key_details(&key);
+        let audit = |team_id: &str| audit_entry(team_id, &key.user_id, "api_key.created", &key.id, &details);
+        self.store.insert_api_key(&key, &self.hasher.stored(&new.digest), audit).await?;
         Ok(key)
     }
 
@@ -451,7 +471,7 @@ impl Identity {
     pub async fn update_api_key(&self, user_id: &str, key_id: &str, edit: KeyEdit) -> Result<ApiKey> {
         let mut key = self.own_key(user_id, key_id).await?;
         if key.revoked_at.is_some() {
-            return Err(Error::new(ErrorCode::Conflict, "a revoked key cannot be edited"));
+            return Err(crate::store::revoked_key_is_final());
         }
         if let Some(name) = edit.name {
             key.name = KeyName::parse(&name)?.into_string();
@@ -465,13 +485,14 @@ impl Identity {
         if let Some(grant) = edit.grant {
             key.grant = grant;
         }
+        let teams_edited = edit.teams.is_some();
         if let Some(teams) = edit.teams {
-            self.check_key_teams(user_id, &teams).await?;
             key.teams = teams;
         }
-        self.store.update_api_key(&key).await?;
+        let details = key_details(&key);
+        let audit = |team_id: &str| audit_entry(team_id, user_id, "api_key.updated", &key.id, &details);
+        self.store.update_api_key(&KeyUpdate { key: &key, teams_edited }, audit).await?;
         announce(self.changes.as_ref(), Change::Key(key.id.clone())).await;
-        self.audit_key(&key, "api_key.updated").await?;
         Ok(key)
     }
 
@@ -479,7 +500,7 @@ impl Identity {
     /// old one keeps working for its grace period, then reads as revoked (reason `rotated`). Returns the
     /// new key.
     pub async fn rotate_api_key(&self, rotation: KeyRotation) -> Result<ApiKey> {
-        let mut old = self.own_key(&rotation.user_id, &rotation.key_id).await?;
+        let old = self.own_key(&rotation.user_id, &rotation.key_id).await?;
         if old.revoked_at.is_some() || old.rotated_to.is_some() {
             return Err(Error::new(ErrorCode::Conflict, "only an active key that was not rotated yet can be rotated"));
         }
@@ -500,14 +521,14 @@ impl Identity {
             ..old.clone()
         };
         let retires_at = now + rotation.grace.millis();
-        if !self.store.rotate_api_key(&old, &new, &self.hasher.stored(&rotation.digest), retires_at).await? {
+        let details = serde_json::json!({ "name": old.name, "hint": old.hint, "new_key": new.id, "new_hint": new.hint, "retires_at": retires_at });
+        let audit = |team_id: &str| audit_entry(team_id, &old.user_id, "api_key.rotated", &old.id, &details);
+        let stored = self.hasher.stored(&rotation.digest);
+        if !self.store.rotate_api_key(&Rotation { old: &old, new: &new, retires_at }, &stored, audit).await? {
             return Err(Error::new(ErrorCode::Conflict, "the key was rotated or revoked meanwhile"));
         }
         // Gateways re-read the old key, and so learn when it retires.
         announce(self.changes.as_ref(), Change::Key(old.id.clone())).await;
-        (old.rotated_to, old.retires_at) = (Some(new.id.clone()), Some(retires_at));
-        let details = serde_json::json!({ "name": old.name, "hint": old.hint, "new_key": new.id, "new_hint": new.hint, "retires_at": retires_at });
-        self.audit_key_with(&old, "api_key.rotated", &details).await?;
         Ok(new)
     }
 

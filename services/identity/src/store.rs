@@ -14,6 +14,25 @@ use sqlx::any::AnyRow;
 use crate::keyhash::Stored;
 use crate::model::{ApiKey, AuditEntry, KeyUsage, Member, Membership, Session, Team, User};
 
+mod locked;
+
+pub use locked::{RevokedKey, TeamTx, revoked_key_is_final};
+
+/// A key's edit, as it will be stored.
+pub struct KeyUpdate<'a> {
+    pub key: &'a ApiKey,
+    /// Its teams were edited, so each team it selects must be one of its owner's (a team the
+    /// owner has left since the key was made may stay selected as long as it is not edited).
+    pub teams_edited: bool,
+}
+
+/// A key's rotation: the key, its successor, and when the key retires.
+pub struct Rotation<'a> {
+    pub old: &'a ApiKey,
+    pub new: &'a ApiKey,
+    pub retires_at: i64,
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Clone)]
@@ -307,34 +326,6 @@ impl Store {
         row.as_ref().map(team_from_row).transpose()
     }
 
-    pub async fn insert_api_key(&self, key: &ApiKey, stored: &Stored) -> Result<()> {
-        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
-        insert_key(&mut tx, key, stored).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Stores `new` and marks `old` as rotated to it, retiring at `retires_at`; false (and nothing
-    /// stored) when `old` was rotated or revoked meanwhile.
-    pub async fn rotate_api_key(&self, old: &ApiKey, new: &ApiKey, stored: &Stored, retires_at: i64) -> Result<bool> {
-        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
-        let marked = sqlx::query(
-            "UPDATE api_keys SET rotated_to = $1, retires_at = $2 \
-             WHERE id = $3 AND rotated_to IS NULL AND revoked_at IS NULL",
-        )
-        .bind(&new.id)
-        .bind(retires_at)
-        .bind(&old.id)
-        .execute(&mut *tx)
-        .await?;
-        if marked.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_key(&mut tx, new, stored).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Adds counts of answered requests; forgets days older than `keep_from`.
     pub async fn add_key_usage(&self, counts: &[KeyUsage], keep_from: i64) -> Result<()> {
         let mut tx = common::db::begin_write(&self.pool, self.system).await?;
@@ -468,24 +459,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Revokes the user's keys that select teams and reach none of them now; returns their ids.
-    /// One statement, so that a key edited or a membership added meanwhile is judged as it is.
-    pub async fn revoke_keys_without_teams(&self, user_id: &str, now: i64, reason: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 \
-             WHERE user_id = $3 AND revoked_at IS NULL AND all_teams = 0 AND NOT EXISTS ( \
-               SELECT 1 FROM api_key_teams kt JOIN memberships m ON m.team_id = kt.team_id AND m.user_id = $3 \
-               WHERE kt.key_id = api_keys.id) \
-             RETURNING id",
-        )
-        .bind(now)
-        .bind(reason)
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|row| row.get("id")).collect())
-    }
-
     pub async fn touch_api_key(&self, key_id: &str, now: i64) -> Result<()> {
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(now)
@@ -527,98 +500,8 @@ impl Store {
             .collect()
     }
 
-    pub async fn add_member(&self, team_id: &str, user_id: &str, role: Role, now: i64) -> Result<()> {
-        let inserted =
-            sqlx::query("INSERT INTO memberships (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(team_id)
-                .bind(user_id)
-                .bind(role.as_str())
-                .bind(now)
-                .execute(&self.pool)
-                .await;
-        match inserted {
-            Err(e) if is_unique_violation(&e) => {
-                Err(Error::new(ErrorCode::Conflict, "this user is already a member of the team"))
-            }
-            other => other.map(drop).map_err(Error::from),
-        }
-    }
-
-    /// Sets a role, refusing to leave the team without an owner. The check and the write are
-    /// one statement so that two concurrent demotions cannot both pass.
-    pub async fn set_role(&self, team_id: &str, user_id: &str, role: Role) -> Result<bool> {
-        let mut tx = self.lock_team(team_id).await?;
-        let done = sqlx::query(
-            "UPDATE memberships SET role = $1 WHERE team_id = $2 AND user_id = $3 AND ($1 = 'owner' OR role <> 'owner' \
-             OR (SELECT COUNT(*) FROM memberships o WHERE o.team_id = $2 AND o.role = 'owner') > 1)",
-        )
-        .bind(role.as_str())
-        .bind(team_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// A transaction holding the team's row lock (PostgreSQL) or the write lock (SQLite), so that
-    /// two owners demoting or removing each other cannot both pass the last-owner check.
-    async fn lock_team(&self, team_id: &str) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
-        sqlx::query("UPDATE teams SET name = name WHERE id = $1").bind(team_id).execute(&mut *tx).await?;
-        Ok(tx)
-    }
-
-    /// Removes a membership unless it is the team's last owner; returns whether it did.
-    pub async fn remove_member(&self, team_id: &str, user_id: &str) -> Result<bool> {
-        let mut tx = self.lock_team(team_id).await?;
-        let done = sqlx::query(
-            "DELETE FROM memberships WHERE team_id = $1 AND user_id = $2 AND (role <> 'owner' \
-             OR (SELECT COUNT(*) FROM memberships o WHERE o.team_id = $1 AND o.role = 'owner') > 1)",
-        )
-        .bind(team_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn update_api_key(&self, key: &ApiKey) -> Result<()> {
-        let mut tx = common::db::begin_write(&self.pool, self.system).await?;
-        sqlx::query(
-            "UPDATE api_keys SET name = $1, permissions = $2, all_teams = $3, expires_at = $4, allowed_ips = $5 \
-             WHERE id = $6",
-        )
-        .bind(&key.name)
-        .bind(encode_grant(&key.grant))
-        .bind(i64::from(key.teams == KeyTeams::All))
-        .bind(key.expires_at)
-        .bind(key.allowed_ips.join(","))
-        .bind(&key.id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM api_key_teams WHERE key_id = $1").bind(&key.id).execute(&mut *tx).await?;
-        insert_key_teams(&mut tx, key).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (id, team_id, actor_id, action, target, details, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&entry.id)
-        .bind(&entry.team_id)
-        .bind(&entry.actor_id)
-        .bind(&entry.action)
-        .bind(&entry.target)
-        .bind(&entry.details)
-        .bind(entry.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_audit(&self.pool, entry).await
     }
 
     /// `limit` entries of the team's log after the `offset` newest, and the log's length.
@@ -684,6 +567,23 @@ async fn insert_team(tx: &mut sqlx::Transaction<'_, sqlx::Any>, owner_id: &str, 
         .bind(team.created_at)
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+async fn insert_audit<'e>(executor: impl sqlx::Executor<'e, Database = sqlx::Any>, entry: &AuditEntry) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, team_id, actor_id, action, target, details, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&entry.id)
+    .bind(&entry.team_id)
+    .bind(&entry.actor_id)
+    .bind(&entry.action)
+    .bind(&entry.target)
+    .bind(&entry.details)
+    .bind(entry.created_at)
+    .execute(executor)
+    .await?;
     Ok(())
 }
 

@@ -7,17 +7,24 @@ use common::{Error, ErrorCode, Result};
 use serde_json::{Value, json};
 
 use crate::model::{AuditEntry, Member, Membership};
-use crate::service::{Identity, REVOKED_TEAM_ACCESS_LOST, new_id, normalize_email};
+use crate::service::{Identity, REVOKED_TEAM_ACCESS_LOST, audit_entry, normalize_email};
 
-fn last_owner() -> Error {
-    Error::new(ErrorCode::Conflict, "a team must keep at least one owner")
+fn not_a_member() -> Error {
+    Error::forbidden("you are not a member of this team")
+}
+
+/// The role of an actor who manages the team: FORBIDDEN for anyone else.
+fn managing(actor: Option<Member>) -> Result<Role> {
+    let role = actor.map(|m| m.role).ok_or_else(not_a_member)?;
+    role.require_admin()?;
+    Ok(role)
 }
 
 impl Identity {
     /// The actor's role in the team; FORBIDDEN for a non-member, which says nothing about
     /// whether the team exists.
     pub async fn role_in(&self, team_id: &str, actor: &str) -> Result<Role> {
-        self.store.role(team_id, actor).await?.ok_or_else(|| Error::forbidden("you are not a member of this team"))
+        self.store.role(team_id, actor).await?.ok_or_else(not_a_member)
     }
 
     async fn admin_role_in(&self, team_id: &str, actor: &str) -> Result<Role> {
@@ -36,99 +43,89 @@ impl Identity {
         self.store.members(team_id).await
     }
 
-    async fn member(&self, team_id: &str, user_id: &str) -> Result<Member> {
-        self.store
-            .members(team_id)
-            .await?
-            .into_iter()
-            .find(|m| m.user.id == user_id)
-            .ok_or_else(|| Error::not_found("member"))
-    }
+    // Each change below reads the actor's role, the member and the team's owners under the
+    // team's lock, and writes its audit entries in the same transaction: concurrent changes to
+    // one team happen one after another, each judged on what the ones before it did.
 
     pub async fn add_member(&self, team_id: &str, actor: &str, email: &str, role: Role) -> Result<Member> {
-        let actor_role = self.admin_role_in(team_id, actor).await?;
+        let email = normalize_email(email)?;
+        let mut team = self.store.lock_team(team_id).await?;
+        let actor_role = managing(team.member(actor).await?)?;
         if role == Role::Owner && actor_role != Role::Owner {
             return Err(Error::forbidden("only owners can make owners"));
         }
-        let user = self
-            .store
-            .user_by_email_only(&normalize_email(email)?)
-            .await?
-            .ok_or_else(|| Error::not_found("user with this email"))?;
-        self.store.add_member(team_id, &user.id, role, now_ms()).await?;
+        let user = team.user_by_email(&email).await?.ok_or_else(|| Error::not_found("user with this email"))?;
+        let joined_at = now_ms();
+        team.add_member(&user.id, role, joined_at).await?;
+        let details = json!({ "email": user.email, "role": role.as_str() });
+        team.append_audit(&audit_entry(team_id, actor, "member.added", &user.id, &details)).await?;
+        team.commit().await?;
         announce(self.changes.as_ref(), Change::User(user.id.clone())).await;
-        self.audit(team_id, actor, "member.added", &user.id, &json!({ "email": user.email, "role": role.as_str() }))
-            .await?;
-        self.member(team_id, &user.id).await
+        Ok(Member { user, role, joined_at })
     }
 
+    /// Sets a member's role. Setting the role they have changes nothing and logs nothing.
     pub async fn change_role(&self, team_id: &str, actor: &str, user_id: &str, role: Role) -> Result<Member> {
-        let actor_role = self.admin_role_in(team_id, actor).await?;
-        let member = self.member(team_id, user_id).await?;
+        let mut team = self.store.lock_team(team_id).await?;
+        let actor_role = managing(team.member(actor).await?)?;
+        let member = team.member(user_id).await?.ok_or_else(|| Error::not_found("member"))?;
         let before = member.role;
         if (role == Role::Owner || before == Role::Owner) && actor_role != Role::Owner {
             return Err(Error::forbidden("only owners can make owners or change an owner's role"));
         }
-        if !self.store.set_role(team_id, user_id, role).await? {
-            return Err(last_owner());
+        if role == before {
+            return Ok(member);
         }
-        announce(self.changes.as_ref(), Change::User(user_id.to_owned())).await;
+        if before == Role::Owner && team.owners().await? <= 1 {
+            return Err(Error::new(ErrorCode::Conflict, "a team must keep at least one owner"));
+        }
+        team.set_role(user_id, role).await?;
         let details = json!({ "email": member.user.email, "from": before.as_str(), "to": role.as_str() });
-        self.audit(team_id, actor, "member.role_changed", user_id, &details).await?;
-        self.member(team_id, user_id).await
+        team.append_audit(&audit_entry(team_id, actor, "member.role_changed", user_id, &details)).await?;
+        team.commit().await?;
+        announce(self.changes.as_ref(), Change::User(user_id.to_owned())).await;
+        Ok(Member { role, ..member })
     }
 
+    /// Ends a membership, and with it the member's keys that reach none of the teams they
+    /// selected (docs/behaviour.md#effective-access) and their MCP connections to the team.
     pub async fn remove_member(&self, team_id: &str, actor: &str, user_id: &str) -> Result<()> {
-        let actor_role = if actor == user_id {
-            self.role_in(team_id, actor).await?
-        } else {
-            self.admin_role_in(team_id, actor).await?
+        let mut team = self.store.lock_team(team_id).await?;
+        let acting = team.member(actor).await?;
+        let actor_role = match actor == user_id {
+            true => acting.map(|m| m.role).ok_or_else(not_a_member)?,
+            false => managing(acting)?,
         };
-        let target = self.member(team_id, user_id).await?;
+        let target = team.member(user_id).await?.ok_or_else(|| Error::not_found("member"))?;
         if actor != user_id && target.role == Role::Owner && actor_role != Role::Owner {
             return Err(Error::forbidden("only owners can remove an owner"));
         }
-        if !self.store.remove_member(team_id, user_id).await? {
+        if target.role == Role::Owner && team.owners().await? <= 1 {
             return Err(Error::new(ErrorCode::Conflict, "the last owner cannot leave the team"));
         }
-        announce(self.changes.as_ref(), Change::User(user_id.to_owned())).await;
+        team.remove_member(user_id).await?;
         let details = json!({ "email": target.user.email, "role": target.role.as_str() });
-        self.audit(team_id, actor, "member.removed", user_id, &details).await?;
-        self.revoke_keys_without_teams(&Removal { team_id, actor, user_id }).await;
-        self.revoke_mcp_connections(team_id, user_id).await;
-        Ok(())
-    }
-
-    /// Revokes the user's keys that selected teams and reach none of them now (docs/behaviour.md#effective-access), so
-    /// that their key list says so at once, and records each in the audit log of the team whose
-    /// loss revoked it. Best effort: the removal has happened, and verification revokes such a
-    /// key the first time it is presented.
-    async fn revoke_keys_without_teams(&self, removal: &Removal<'_>) {
-        let revoked =
-            match self.store.revoke_keys_without_teams(removal.user_id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await {
-                Ok(revoked) => revoked,
-                Err(e) => return tracing::warn!(error = %e, "could not revoke the keys a removal left without teams"),
-            };
-        for key_id in revoked {
-            announce(self.changes.as_ref(), Change::Key(key_id.clone())).await;
-            let key = match self.store.api_key(&key_id).await {
-                Ok(Some(key)) => key,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read a key revoked by a removal for the audit log");
-                    continue;
-                }
-            };
+        team.append_audit(&audit_entry(team_id, actor, "member.removed", user_id, &details)).await?;
+        // Revoked with the removal, not after it: a key made or edited meanwhile waits for the
+        // removal (it locks its owner's memberships) and is then found here, or comes after it
+        // and is refused the team.
+        let revoked = team.revoke_keys_without_teams(user_id, now_ms(), REVOKED_TEAM_ACCESS_LOST).await?;
+        for key in &revoked {
             let details = json!({
                 "name": key.name,
-                "permissions": crate::store::encode_grant(&key.grant),
+                "permissions": key.permissions,
                 "hint": key.hint,
                 "reason": REVOKED_TEAM_ACCESS_LOST,
             });
-            if let Err(e) = self.audit(removal.team_id, removal.actor, "api_key.revoked", &key_id, &details).await {
-                tracing::warn!(error = %e, "could not record a key revoked by a removal in the audit log");
-            }
+            team.append_audit(&audit_entry(team_id, actor, "api_key.revoked", &key.id, &details)).await?;
         }
+        team.commit().await?;
+        announce(self.changes.as_ref(), Change::User(user_id.to_owned())).await;
+        for key in revoked {
+            announce(self.changes.as_ref(), Change::Key(key.id)).await;
+        }
+        self.revoke_mcp_connections(team_id, user_id).await;
+        Ok(())
     }
 
     /// Revokes the user's MCP connections to the team they left: a connection is granted for one
@@ -148,16 +145,7 @@ impl Identity {
         target: &str,
         details: &Value,
     ) -> Result<AuditEntry> {
-        let entry = AuditEntry {
-            id: new_id(),
-            team_id: team_id.to_owned(),
-            actor_id: actor.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            details: details.to_string(),
-            created_at: now_ms(),
-            actor_email: None,
-        };
+        let entry = audit_entry(team_id, actor, action, target, details);
         self.store.append_audit(&entry).await?;
         Ok(entry)
     }
@@ -188,11 +176,4 @@ impl Identity {
 pub struct LogPage {
     pub limit: u32,
     pub offset: u32,
-}
-
-/// A membership ended: in which team, by whom, of whom.
-struct Removal<'a> {
-    team_id: &'a str,
-    actor: &'a str,
-    user_id: &'a str,
 }
