@@ -134,6 +134,22 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
+/// A nested object of a body, which serde would also fill from an array of its fields in order
+/// (as [`parse`] refuses for the whole body): for `#[serde(deserialize_with)]`.
+pub fn object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize;
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(value @ serde_json::Value::Object(_)) => T::deserialize(value).map(Some).map_err(D::Error::custom),
+        Some(_) => Err(D::Error::custom("invalid type, expected an object")),
+    }
+}
+
 /// The body stopped arriving for longer than the gateway waits for one
 /// (`ZENOVAY_HTTP_BODY_TIMEOUT_MS`).
 fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {

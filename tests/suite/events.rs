@@ -760,6 +760,25 @@ async fn a_domain_with_or_without_www_is_taken_by_one_site(env: &TestEnv) {
     assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
 }
 
+/// An event imported for today and one tracked after it from the same sender are one visitor
+/// in one visit: an import hashes today's senders with today's salt, as tracking does.
+async fn a_visitor_imported_today_and_then_tracked_is_one_visitor(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "imported").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let user_agent = crate::harness::browser(77);
+    let at = (chrono::Utc::now() - chrono::Duration::seconds(5)).to_rfc3339();
+    let line = json!({ "at": at, "name": "pageview", "url": format!("https://{domain}/"),
+                       "user_agent": user_agent, "ip": "127.0.0.1" });
+    crate::harness::import_events(env, site_id, &[line]);
+    let event = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/next") });
+    assert_eq!(crate::harness::track(env, &user_agent, event).await, StatusCode::ACCEPTED);
+    let body = json!({ "site_id": domain, "metrics": ["visitors", "visits", "pageviews", "bounce_rate"],
+                       "date_range": "day" });
+    let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["results"], json!([{ "metrics": [1, 1, 2, 0], "dimensions": [] }]));
+}
+
 /// Two teams creating the same host at once, one as `x` and one as `www.x`, get one site: the
 /// other is a 409, however the two requests interleave.
 async fn a_host_created_at_once_with_and_without_www_is_one_site(env: &TestEnv) {
@@ -835,6 +854,7 @@ both_modes!(
     a_site_named_with_www_is_reached_from_either_host,
     a_domain_with_or_without_www_is_taken_by_one_site,
     a_host_created_at_once_with_and_without_www_is_one_site,
+    a_visitor_imported_today_and_then_tracked_is_one_visitor,
     a_geo_headers_placeholder_is_no_country,
     a_browser_may_ask_before_sending_an_event_as_json,
     what_was_tracked_is_counted_as_computed_by_hand,

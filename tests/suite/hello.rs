@@ -253,6 +253,16 @@ async fn the_operator_api_needs_its_token_a_known_team_and_a_known_plan(env: &Te
     assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND");
     let (status, body) = set_plan_as_operator(env, crate::harness::OPERATOR_TOKEN, &ann.team_id, "platinum").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    // Without the token nothing about the body is said; with it, overrides are an object.
+    let (status, body) = set_plan_as_operator(env, "wrong-token-wrong-token", &ann.team_id, "platinum").await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    let request = env
+        .request(Method::PUT, &format!("/api/v1/teams/{}/plan", ann.team_id))
+        .header("x-operator-token", crate::harness::OPERATOR_TOKEN)
+        .json(&json!({ "plan": "pro", "overrides": [77, 7777, 7] }));
+    let (status, body) = crate::harness::into_json(request.send().await.unwrap()).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+    assert_eq!(body["error"]["message"], "overrides: invalid type, expected an object", "{body}");
 }
 
 async fn a_logout_ends_the_session(env: &TestEnv) {

@@ -101,9 +101,16 @@ async fn v2s_group_conversion_rate_is_of_each_rows_own_visitors(env: &TestEnv) {
     let body = json!({ "metrics": ["visitors", "conversion_rate", "group_conversion_rate"],
                        "dimensions": ["visit:country"], "filters": [["is", "event:goal", ["Signup"]]] });
     assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [2, 33.3, 50.0], "dimensions": ["US"] }]));
-    // Not grouped, or by goal, it is of all the visitors.
+    // Not grouped, or by goal alone, it is of all the visitors.
     let body = json!({ "metrics": ["group_conversion_rate"], "dimensions": ["event:goal"] });
     assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [33.3], "dimensions": ["Signup"] }]));
+    // By goal and country, of the row's country.
+    let body = json!({ "metrics": ["visitors", "conversion_rate", "group_conversion_rate"],
+                       "dimensions": ["event:goal", "visit:country"] });
+    assert_eq!(
+        v2(env, &key, &domain, body).await,
+        json!([{ "metrics": [2, 33.3, 50.0], "dimensions": ["Signup", "US"] }])
+    );
     // Without a goal it is refused, in Plausible's words.
     let body = json!({ "site_id": domain, "metrics": ["group_conversion_rate"], "date_range": "day" });
     let (status, answer) = env.api(Method::POST, "/plausible/api/v2/query", &key, Some(body)).await;
@@ -161,6 +168,48 @@ async fn filtered_by_page_bounce_rate_is_of_the_visits_that_entered_there(env: &
     assert_eq!(
         v2(env, &key, &domain, body).await,
         json!([{ "metrics": [1, 0], "dimensions": ["DE"] }, { "metrics": [2, 50], "dimensions": ["US"] }])
+    );
+}
+
+/// A visit without a pageview entered on no page, so a negated page filter does not pick it
+/// for the bounce rate, as a positive one does not.
+async fn a_negated_page_filters_bounce_rate_leaves_out_visits_without_a_pageview(env: &TestEnv) {
+    let (key, site_id, domain) = site_with_key(env, "negated", "UTC").await;
+    let lines = [
+        line(&domain, "10:00", "1.1.1.1", "US", "pageview", "/"),
+        line(&domain, "10:01", "1.1.1.1", "US", "pageview", "/a"),
+        line(&domain, "11:00", "2.2.2.2", "US", "Signup", "/b"),
+        line(&domain, "12:00", "3.3.3.3", "US", "pageview", "/c"),
+        line(&domain, "12:01", "3.3.3.3", "US", "pageview", "/d"),
+    ];
+    import_events(env, &site_id, &lines);
+    // Visit 3 alone entered on a page other than `/`, and did not bounce.
+    let answer = v1(env, &key, "aggregate", &domain, "metrics=bounce_rate&filters=event:page!%3D%2F").await;
+    assert_eq!(answer["results"], json!({ "bounce_rate": { "value": 0 } }));
+    let body = json!({ "metrics": ["bounce_rate"], "filters": [["is_not", "event:page", ["/"]]] });
+    assert_eq!(v2(env, &key, &domain, body).await, json!([{ "metrics": [0], "dimensions": [] }]));
+}
+
+/// Figures with decimals round a tie to the even digit, as whole ones do (ClickHouse's `round`).
+async fn a_tie_in_a_figures_last_decimal_goes_to_the_even_digit(env: &TestEnv) {
+    let (key, site_id, domain) = site_with_key(env, "ties", "UTC").await;
+    // Sixteen visitors view `/`; one of them `/x` too and another `/y`: 18 pageviews in 16 visits.
+    let mut lines: Vec<Value> =
+        (1..=16).map(|n| line(&domain, "10:00", &format!("10.0.0.{n}"), "US", "pageview", "/")).collect();
+    lines.push(line(&domain, "10:01", "10.0.0.15", "US", "pageview", "/x"));
+    lines.push(line(&domain, "10:01", "10.0.0.16", "US", "pageview", "/y"));
+    import_events(env, &site_id, &lines);
+    let answer = v1(env, &key, "aggregate", &domain, "metrics=views_per_visit").await;
+    assert_eq!(answer["results"], json!({ "views_per_visit": { "value": 1.12 } }));
+    let body = json!({ "metrics": ["visitors", "percentage"], "dimensions": ["event:page"],
+                       "order_by": [["event:page", "asc"]] });
+    assert_eq!(
+        v2(env, &key, &domain, body).await,
+        json!([
+            { "metrics": [16, 100.0], "dimensions": ["/"] },
+            { "metrics": [1, 6.2], "dimensions": ["/x"] },
+            { "metrics": [1, 6.2], "dimensions": ["/y"] },
+        ])
     );
 }
 
@@ -1053,6 +1102,8 @@ both_modes!(
     v2s_contains_respects_case_unless_told_not_to,
     ignoring_case_ignores_it_in_every_alphabet,
     events_before_a_visits_first_pageview_count_under_the_page_it_entered_on,
+    a_negated_page_filters_bounce_rate_leaves_out_visits_without_a_pageview,
+    a_tie_in_a_figures_last_decimal_goes_to_the_even_digit,
     v2s_and_or_not_groups_count_what_they_say,
     a_v2_or_across_dimensions_is_refused_saying_which_groups_are_taken,
     v2s_matches_finds_a_regular_expression_in_each_value,

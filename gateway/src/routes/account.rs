@@ -11,7 +11,7 @@ use proto::policy::v1 as popb;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::envelope::{Body, Envelope, Path, created, ok};
+use crate::envelope::{Body, Envelope, Path, RawBody, created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::flows::teams::{self, TeamOfUser};
 use crate::session::{COOKIE, SessionUser, SigningIn, cookie_attributes};
@@ -200,7 +200,7 @@ pub struct OverridesBody {
 #[serde(deny_unknown_fields)]
 pub struct SetPlanBody {
     plan: Plan,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::envelope::object")]
     overrides: Option<OverridesBody>,
 }
 
@@ -221,9 +221,11 @@ pub async fn set_plan(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(team_id): Path<String>,
-    Body(body): Body<SetPlanBody>,
+    RawBody(body): RawBody,
 ) -> ApiResult<Response> {
+    // The operator alone learns what the body should hold.
     check_operator(&state, &headers)?;
+    let body: SetPlanBody = crate::envelope::parse(&body)?;
     let overrides = body.overrides.unwrap_or_default();
     if overrides.requests_per_minute == Some(0) {
         return Err(Error::validation("overrides.requests_per_minute must be at least 1").into());

@@ -1,7 +1,7 @@
 //! Public event ingestion (docs/behaviour.md#public-tracking): validation and the cookieless visitor hash. Accepted
 //! events go to the writers (`writer.rs`), which answer once they are committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -242,16 +242,20 @@ impl Analytics {
     }
 
     /// Stores past events (an import, or generated traffic) with their own times, through the
-    /// same validation as live ones. Visitor hashes get a fresh salt per day of this import.
-    /// Returns how many were stored (bots are not).
+    /// same validation as live ones. Today's events are hashed with today's salt, as live ones
+    /// are, so that a visitor imported and then tracked is one visitor; an earlier day's salt is
+    /// gone (visitors are not followed across days), so each earlier day gets a fresh salt for
+    /// this import alone. Returns how many were stored (bots are not).
     pub async fn import(&self, events: impl IntoIterator<Item = (i64, Incoming)>) -> Result<u64> {
-        let mut salts: HashMap<i64, String> = HashMap::new();
+        let now = common::time::now_ms();
+        let mut salts: HashMap<i64, String> = HashMap::from([(now.div_euclid(86_400_000), self.salt_of(now).await?)]);
+        let mut prepared = HashSet::new();
         // A few batches queued ahead, so that the writers never wait for this loop.
         let mut queued = Vec::with_capacity(4 * MAX_BATCH);
         let mut stored = 0;
         for (ts, event) in events {
             let day = ts.div_euclid(86_400_000);
-            if !salts.contains_key(&day) {
+            if prepared.insert(day) {
                 // A past day's events need its partition (PostgreSQL).
                 self.store.ensure_partitions(day * 86_400_000, day * 86_400_000).await?;
             }

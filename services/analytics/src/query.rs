@@ -344,6 +344,11 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether the filter picks what does not match its values.
+    pub fn negated(self) -> bool {
+        matches!(self, Op::IsNot | Op::ContainsNot | Op::MatchesNot | Op::RegexNot)
+    }
+
     pub fn parse(name: &str) -> Result<Op> {
         Ok(match name {
             "is" => Op::Is,
@@ -848,16 +853,29 @@ impl Query {
         any_of(&conditions)
     }
 
-    /// Whether `group_conversion_rate` is of each row's group: grouped, but not by goal (rows of
-    /// goals are of the whole period's visitors).
+    /// Whether `group_conversion_rate` is of each row's group: grouped by something other than
+    /// goals. A row's group is its values but its goal, as in Plausible: grouped by goal alone,
+    /// rows are of the whole period's visitors.
     fn groups_conversion(&self) -> bool {
-        !self.dims.is_empty() && !self.dims.contains(&Dim::Goal)
+        self.dims.iter().any(|d| *d != Dim::Goal)
+    }
+
+    /// The dimensions of a row's group (see [`Query::groups_conversion`]).
+    fn group_dims(&self) -> Vec<Dim> {
+        self.dims.iter().filter(|d| **d != Dim::Goal).cloned().collect()
+    }
+
+    /// A row's group: its values but its goal.
+    fn group_of(&self, key: &[String]) -> Vec<String> {
+        self.dims.iter().zip(key).filter(|(d, _)| **d != Dim::Goal).map(|(_, v)| v.clone()).collect()
     }
 
     /// Whether `conversion_rate` is of each row's group (see [`Query::conversion_by_group`]):
     /// grouped, but not by goal or property, as Plausible's v1.
     pub fn converts_by_group(&self) -> bool {
-        self.conversion_by_group && self.groups_conversion() && !self.dims.iter().any(|d| matches!(d, Dim::Prop(_)))
+        self.conversion_by_group
+            && !self.dims.is_empty()
+            && !self.dims.iter().any(|d| matches!(d, Dim::Goal | Dim::Prop(_)))
     }
 
     /// The queries of the visitors that the metrics' shares are of.
@@ -879,7 +897,7 @@ impl Query {
         let whole = (conversion && !self.converts_by_group()) || (group && !self.groups_conversion());
         ShareQueries {
             conversion: whole.then(|| base(&converting, vec![])),
-            conversion_by_group: by_group.then(|| base(&converting, self.dims.clone())),
+            conversion_by_group: by_group.then(|| base(&converting, self.group_dims())),
             percentage: asks(Metric::Percentage).then(|| base(&|_| true, vec![])),
         }
     }
@@ -899,6 +917,16 @@ impl Query {
             let first = self.filters.iter().position(|f| f.dim == Dim::Page)?;
             let mut filters = self.filters.clone();
             filters.push(Filter { dim: Dim::EntryPage, ..self.filters[first].clone() });
+            // A visit without a pageview entered on no page: a negated filter does not pick it.
+            if self.filters[first].op.negated() {
+                let entered = Filter {
+                    dim: Dim::EntryPage,
+                    op: Op::IsNot,
+                    values: vec![String::new()],
+                    matching: Matching::Exact,
+                };
+                filters.push(entered);
+            }
             filters
         } else {
             return None;
@@ -1014,7 +1042,7 @@ impl Query {
             Dim::Goal => {
                 // The filter picks goals by name; the event completes one of them.
                 let mut named = filter.clone();
-                let negated = matches!(filter.op, Op::IsNot | Op::ContainsNot | Op::MatchesNot | Op::RegexNot);
+                let negated = filter.op.negated();
                 named.op = match filter.op {
                     Op::IsNot => Op::Is,
                     Op::ContainsNot => Op::Contains,
@@ -1447,7 +1475,7 @@ impl Query {
             .into_iter()
             .filter(|(key, _)| !dropped(key))
             .map(|(key, t)| {
-                let group = shares.conversion_groups.get(&key).copied().unwrap_or_default();
+                let group = shares.conversion_groups.get(&self.group_of(&key)).copied().unwrap_or_default();
                 let bases = Bases {
                     conversion: if self.converts_by_group() { group } else { shares.conversion_base },
                     group_conversion: if self.groups_conversion() { group } else { shares.conversion_base },
@@ -1584,7 +1612,7 @@ impl Totals {
         let ratio = |x: i64, of: i64| if of == 0 { 0.0 } else { x as f64 / of as f64 };
         let or_none = |x: i64, of: i64| if of == 0 { f64::NAN } else { x as f64 / of as f64 };
         // Plausible's shares: percent with one decimal, 0 of nobody.
-        let share = |base: i64| (ratio(self.visitors, base) * 1000.0).round() / 10.0;
+        let share = |base: i64| (ratio(self.visitors, base) * 1000.0).round_ties_even() / 10.0;
         let own = [self.visits, self.bounces, self.duration, self.views];
         let sessions = self.sessions.unwrap_or(own);
         let [visits, _, duration, views] = if self.bounces_only { own } else { sessions };
@@ -1594,7 +1622,7 @@ impl Totals {
             Metric::Visits => self.visits as f64,
             Metric::Pageviews => self.pageviews as f64,
             Metric::Events => self.events as f64,
-            Metric::ViewsPerVisit => (ratio(views, visits) * 100.0).round() / 100.0,
+            Metric::ViewsPerVisit => (ratio(views, visits) * 100.0).round_ties_even() / 100.0,
             Metric::BounceRate => (ratio(bounces, entered) * 100.0).round_ties_even(),
             Metric::VisitDuration => ratio(duration, visits).round_ties_even(),
             Metric::TimeOnPage => (or_none(self.engaged_ms, self.engaged_visits) / 1000.0).round_ties_even(),
@@ -1717,9 +1745,9 @@ impl Sql {
                 }
             }),
         };
-        match filter.op {
-            Op::IsNot | Op::ContainsNot | Op::MatchesNot | Op::RegexNot => format!("NOT {positive}"),
-            _ => positive,
+        match filter.op.negated() {
+            true => format!("NOT {positive}"),
+            false => positive,
         }
     }
 }

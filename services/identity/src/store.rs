@@ -328,6 +328,10 @@ impl Store {
 
     /// Adds counts of answered requests; forgets days older than `keep_from`.
     pub async fn add_key_usage(&self, counts: &[KeyUsage], keep_from: i64) -> Result<()> {
+        // Rows are written in one order by every gateway's flush: two flushes that upserted the
+        // same rows in different orders deadlocked on PostgreSQL, and one had to be sent again.
+        let mut counts: Vec<&KeyUsage> = counts.iter().collect();
+        counts.sort_by(|a, b| (&a.key_id, a.day, &a.outcome).cmp(&(&b.key_id, b.day, &b.outcome)));
         let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         for c in counts {
             sqlx::query(
