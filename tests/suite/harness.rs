@@ -982,6 +982,16 @@ pub struct TestUser {
     pub team_id: String,
 }
 
+/// A new team of `owner`'s on `plan`; its id.
+pub async fn new_team(env: &TestEnv, owner: &TestUser, name: &str, plan: &str) -> String {
+    let (status, body) =
+        env.session_json(Method::POST, "/api/v1/teams", &owner.session, Some(json!({ "name": name }))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    env.set_plan(&id, plan).await;
+    id
+}
+
 /// `owner` adds `who` to `team_id` with `role`, through the dashboard API.
 pub async fn add_member(env: &TestEnv, owner: &TestUser, team_id: &str, who: &TestUser, role: &str) {
     let (status, body) = env

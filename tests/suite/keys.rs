@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     GatewayFlags, KEY_HASH_SECRETS, TcpProxy, TestDatabase, TestEnv, TestUser, add_member, assert_error, header,
+    new_team,
 };
 
 async fn key_attempt(env: &TestEnv, user: &TestUser, body: Value) -> (StatusCode, Value) {
@@ -14,15 +15,6 @@ async fn key_attempt(env: &TestEnv, user: &TestUser, body: Value) -> (StatusCode
 async fn key_count(env: &TestEnv, user: &TestUser) -> usize {
     let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &user.session, None).await;
     keys["data"].as_array().unwrap().len()
-}
-
-async fn new_team(env: &TestEnv, owner: &TestUser, name: &str, plan: &str) -> String {
-    let (status, body) =
-        env.session_json(Method::POST, "/api/v1/teams", &owner.session, Some(json!({ "name": name }))).await;
-    assert_eq!(status, StatusCode::CREATED);
-    let id = body["data"]["id"].as_str().unwrap().to_owned();
-    env.set_plan(&id, plan).await;
-    id
 }
 
 async fn set_policy(env: &TestEnv, actor: &TestUser, team_id: &str, policy: &str) -> (StatusCode, Value) {

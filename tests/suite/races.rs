@@ -56,6 +56,27 @@ async fn a_key_made_while_its_owner_leaves_its_team_does_not_outlive_the_members
     }
 }
 
+/// A key that selects two teams is revoked when its owner is removed from both at once: each
+/// removal sees the other's.
+async fn a_key_is_revoked_when_its_owner_leaves_both_its_teams_at_once(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let bob = env.user("bob").await;
+    let other = crate::harness::new_team(env, &ann, "Other", "pro").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    for team in [&ann.team_id, &other] {
+        add_member(env, &ann, team, &bob, "member").await;
+    }
+    let body = json!({ "name": "k", "permissions": "full", "teams": [ann.team_id, other] });
+    let (status, made) = env.session_json(Method::POST, "/api/v1/account/api-keys", &bob.session, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let paths = [&ann.team_id, &other].map(|team| format!("/api/v1/teams/{team}/members/{}", bob.user_id));
+    let removals = paths.iter().map(|path| env.session_json(Method::DELETE, path, &ann.session, None));
+    assert!(join_all(removals).await.iter().all(|(status, _)| *status == StatusCode::OK));
+    let (_, listed) = env.session_json(Method::GET, "/api/v1/account/api-keys", &bob.session, None).await;
+    let key = &listed["data"][0];
+    assert_eq!((&key["status"], &key["revoked_reason"]), (&json!("revoked"), &json!("team_access_lost")), "{key}");
+}
+
 /// One member removed and promoted by several requests at once: one removal succeeds, every
 /// other request finds no member (never "the last owner"), and the log holds one removal and at
 /// most the one promotion that happened before it.
@@ -132,6 +153,7 @@ async fn a_goal_created_while_its_website_is_deleted_is_a_404(env: &TestEnv) {
 
 both_modes!(
     a_key_made_while_its_owner_leaves_its_team_does_not_outlive_the_membership,
+    a_key_is_revoked_when_its_owner_leaves_both_its_teams_at_once,
     concurrent_removals_and_role_changes_of_a_member_answer_what_they_did,
     setting_the_role_a_member_has_logs_nothing,
     concurrent_adds_and_removals_of_a_user_answer_what_they_did,

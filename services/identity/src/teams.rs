@@ -48,6 +48,8 @@ impl Identity {
     // one team happen one after another, each judged on what the ones before it did.
 
     pub async fn add_member(&self, team_id: &str, actor: &str, email: &str, role: Role) -> Result<Member> {
+        // Checked first without the lock, so that no one outside the team can hold it.
+        self.admin_role_in(team_id, actor).await?;
         let email = normalize_email(email)?;
         let mut team = self.store.lock_team(team_id).await?;
         let actor_role = managing(team.member(actor).await?)?;
@@ -66,6 +68,7 @@ impl Identity {
 
     /// Sets a member's role. Setting the role they have changes nothing and logs nothing.
     pub async fn change_role(&self, team_id: &str, actor: &str, user_id: &str, role: Role) -> Result<Member> {
+        self.admin_role_in(team_id, actor).await?;
         let mut team = self.store.lock_team(team_id).await?;
         let actor_role = managing(team.member(actor).await?)?;
         let member = team.member(user_id).await?.ok_or_else(|| Error::not_found("member"))?;
@@ -90,6 +93,10 @@ impl Identity {
     /// Ends a membership, and with it the member's keys that reach none of the teams they
     /// selected (docs/behaviour.md#effective-access) and their MCP connections to the team.
     pub async fn remove_member(&self, team_id: &str, actor: &str, user_id: &str) -> Result<()> {
+        match actor == user_id {
+            true => self.role_in(team_id, actor).await?,
+            false => self.admin_role_in(team_id, actor).await?,
+        };
         let mut team = self.store.lock_team(team_id).await?;
         let acting = team.member(actor).await?;
         let actor_role = match actor == user_id {
@@ -103,6 +110,9 @@ impl Identity {
         if target.role == Role::Owner && team.owners().await? <= 1 {
             return Err(Error::new(ErrorCode::Conflict, "the last owner cannot leave the team"));
         }
+        // Removals of one user from several teams at once take turns from here, so that the last
+        // of them sees every other's removal and revokes the keys left with no team at all.
+        team.lock_user(user_id).await?;
         team.remove_member(user_id).await?;
         let details = json!({ "email": target.user.email, "role": target.role.as_str() });
         team.append_audit(&audit_entry(team_id, actor, "member.removed", user_id, &details)).await?;

@@ -18,6 +18,7 @@ use crate::model::{ApiKey, AuditEntry, Member, User};
 pub struct TeamTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     team_id: String,
+    system: &'static str,
 }
 
 /// A key revoked because its owner left the last team it selected, as the audit log names it.
@@ -32,7 +33,7 @@ impl Store {
     pub async fn lock_team(&self, team_id: &str) -> Result<TeamTx> {
         let mut tx = common::db::begin_write(&self.pool, self.system).await?;
         sqlx::query("UPDATE teams SET name = name WHERE id = $1").bind(team_id).execute(&mut *tx).await?;
-        Ok(TeamTx { tx, team_id: team_id.to_owned() })
+        Ok(TeamTx { tx, team_id: team_id.to_owned(), system: self.system })
     }
 
     /// Stores a new key and its audit entries (`audit` makes the entry of a team), refusing
@@ -202,6 +203,17 @@ impl TeamTx {
             .bind(user_id)
             .execute(&mut *self.tx)
             .await?;
+        Ok(())
+    }
+
+    /// Locks the user's row until the transaction ends (PostgreSQL; SQLite's write lock already
+    /// holds everything). It does not stop a key being made for the user: that takes only the
+    /// key-share lock of its foreign key.
+    pub async fn lock_user(&mut self, user_id: &str) -> Result<()> {
+        if self.system == "postgresql" {
+            let sql = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE";
+            sqlx::query(sql).bind(user_id).execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
