@@ -111,11 +111,6 @@ pub fn normalize_domain(input: &str) -> Result<String> {
     Ok(host.to_owned())
 }
 
-/// The host a domain names without its `www.` (kept when only a top-level name would remain).
-pub fn without_www(domain: &str) -> &str {
-    domain.strip_prefix("www.").filter(|rest| rest.contains('.')).unwrap_or(domain)
-}
-
 /// The same host named the other way, with `www.` or without it (`www.com` itself has no other
 /// name): a site may be named either way, and Plausible's tracker names it either way too.
 pub fn other_www_name(domain: &str) -> Option<String> {

@@ -917,16 +917,11 @@ impl Query {
             let first = self.filters.iter().position(|f| f.dim == Dim::Page)?;
             let mut filters = self.filters.clone();
             filters.push(Filter { dim: Dim::EntryPage, ..self.filters[first].clone() });
-            // A visit without a pageview entered on no page: a negated filter does not pick it.
-            if self.filters[first].op.negated() {
-                let entered = Filter {
-                    dim: Dim::EntryPage,
-                    op: Op::IsNot,
-                    values: vec![String::new()],
-                    matching: Matching::Exact,
-                };
-                filters.push(entered);
-            }
+            // A visit without a pageview entered on no page, which no page filter picks (a
+            // negated one, or a pattern matching anything, would pick its empty entry page).
+            let entered =
+                Filter { dim: Dim::EntryPage, op: Op::IsNot, values: vec![String::new()], matching: Matching::Exact };
+            filters.push(entered);
             filters
         } else {
             return None;

@@ -117,19 +117,24 @@ impl Store {
 
     /// Stores a new website unless its domain, or the same host named the other way (with or
     /// without `www.`), is taken: then a conflict naming the site that has it. The check and the
-    /// insert hold one lock per host, so that two sites created at once as `x` and `www.x`
+    /// insert hold the names' locks, so that two sites created at once as `x` and `www.x`
     /// cannot both be stored (the unique index covers only the same name): SQLite's write lock,
-    /// taken up front, or on PostgreSQL a transaction-scoped advisory lock on the host.
+    /// taken up front, or on PostgreSQL a transaction-scoped advisory lock on each name.
     pub async fn insert_website(&self, w: &Website) -> Result<()> {
         let mut tx = self.begin_write().await?;
+        let mut names: Vec<String> =
+            std::iter::once(w.domain.clone()).chain(crate::model::other_www_name(&w.domain)).collect();
         if self.system == "postgresql" {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind(WEBSITE_HOST_LOCKS)
-                .bind(crate::model::without_www(&w.domain))
-                .execute(&mut *tx)
-                .await?;
+            // A lock per name it checks, taken in one order by every creation.
+            names.sort();
+            for name in &names {
+                sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                    .bind(WEBSITE_HOST_LOCKS)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
-        let names = std::iter::once(w.domain.clone()).chain(crate::model::other_www_name(&w.domain));
         for name in names {
             let taken = sqlx::query("SELECT domain FROM websites WHERE domain = $1")
                 .bind(&name)

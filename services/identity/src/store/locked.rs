@@ -108,8 +108,11 @@ impl Store {
         if updated.rows_affected() != 1 {
             return Err(revoked_key_is_final());
         }
-        sqlx::query("DELETE FROM api_key_teams WHERE key_id = $1").bind(&key.id).execute(&mut *tx).await?;
-        insert_key_teams(&mut tx, key).await?;
+        // Teams not edited are left as stored: another edit of them may have come meanwhile.
+        if update.teams_edited {
+            sqlx::query("DELETE FROM api_key_teams WHERE key_id = $1").bind(&key.id).execute(&mut *tx).await?;
+            insert_key_teams(&mut tx, key).await?;
+        }
         audit_selected(&mut tx, &key.teams, &teams, audit).await?;
         Ok(tx.commit().await?)
     }
