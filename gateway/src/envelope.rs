@@ -152,8 +152,8 @@ where
 
 /// The body stopped arriving for longer than the gateway waits for one
 /// (`ZENOVAY_HTTP_BODY_TIMEOUT_MS`).
-fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+pub fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
     while let Some(error) = source {
         if error.is::<tower_http::timeout::TimeoutError>() {
             return true;

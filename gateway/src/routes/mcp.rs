@@ -122,9 +122,21 @@ fn rpc_error(status: StatusCode, id: Value, code: i32, message: &str) -> Box<Res
 /// message as read here.
 async fn check_message(state: &AppState, grant: &idpb::McpGrant, req: Request) -> Result<Request, Box<Response>> {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await.map_err(|_| {
-        rpc_error(StatusCode::PAYLOAD_TOO_LARGE, Value::Null, -32600, "Invalid Request: the message is too large")
-    })?;
+    let bytes =
+        axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await.map_err(|e| match crate::envelope::timed_out(&e) {
+            true => rpc_error(
+                StatusCode::REQUEST_TIMEOUT,
+                Value::Null,
+                -32600,
+                "Invalid Request: the message did not arrive in time",
+            ),
+            false => rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                -32600,
+                "Invalid Request: the message is too large",
+            ),
+        })?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, &format!("Parse error: {e}")))?;
     let id = match value.get("id") {
