@@ -1,7 +1,8 @@
 //! The dashboard API, `/api/v1` (docs/behaviour.md#dashboard-api): accounts, teams, plans and personal API keys.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use common::access::Plan;
 use common::secret::Digest;
@@ -204,27 +205,33 @@ pub struct SetPlanBody {
     overrides: Option<OverridesBody>,
 }
 
-fn check_operator(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
-    let expected = state
-        .operator_token
-        .as_ref()
-        .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "the operator API is disabled on this server"))?;
-    let presented = headers.get("x-operator-token").and_then(|v| v.to_str().ok());
-    // Comparing digests keeps the comparison's timing unrelated to the token's characters.
-    if presented.map(Digest::of).as_ref() != Some(expected.as_ref()) {
-        return Err(Error::unauthorized("a valid X-Operator-Token is required").into());
+/// The operator, by `X-Operator-Token`: checked before the body is read, so that no one else
+/// learns anything of what the body should hold, nor gets to send one.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let expected = state
+            .operator_token
+            .as_ref()
+            .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "the operator API is disabled on this server"))?;
+        let presented = parts.headers.get("x-operator-token").and_then(|v| v.to_str().ok());
+        // Comparing digests keeps the comparison's timing unrelated to the token's characters.
+        if presented.map(Digest::of).as_ref() != Some(expected.as_ref()) {
+            return Err(Error::unauthorized("a valid X-Operator-Token is required").into());
+        }
+        Ok(Operator)
     }
-    Ok(())
 }
 
 pub async fn set_plan(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _: Operator,
     Path(team_id): Path<String>,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    // The operator alone learns what the body should hold.
-    check_operator(&state, &headers)?;
     let body: SetPlanBody = crate::envelope::parse(&body)?;
     let overrides = body.overrides.unwrap_or_default();
     if overrides.requests_per_minute == Some(0) {
