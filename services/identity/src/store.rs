@@ -51,6 +51,15 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
     })
 }
 
+/// A member from a row of `users` joined with `memberships` (`role`, `joined_at`).
+fn member_from_row(row: &AnyRow) -> Result<Member> {
+    Ok(Member {
+        user: user_from_row(row)?,
+        role: row.try_get::<String, _>("role")?.parse()?,
+        joined_at: row.try_get("joined_at")?,
+    })
+}
+
 fn team_from_row(row: &AnyRow) -> Result<Team> {
     Ok(Team { id: row.try_get("id")?, name: row.try_get("name")?, created_at: row.try_get("created_at")? })
 }
@@ -493,15 +502,7 @@ impl Store {
         .bind(team_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Member {
-                    user: user_from_row(row)?,
-                    role: row.try_get::<String, _>("role")?.parse()?,
-                    joined_at: row.try_get("joined_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(member_from_row).collect()
     }
 
     pub async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {

@@ -8,7 +8,9 @@ use common::error::is_unique_violation;
 use common::{Error, ErrorCode, Result};
 use sqlx::Row;
 
-use super::{KeyUpdate, Store, encode_grant, insert_audit, insert_key, insert_key_teams, user_from_row};
+use super::{
+    KeyUpdate, Store, encode_grant, insert_audit, insert_key, insert_key_teams, member_from_row, user_from_row,
+};
 use crate::keyhash::Stored;
 use crate::model::{ApiKey, AuditEntry, Member, User};
 
@@ -159,14 +161,7 @@ impl TeamTx {
         .bind(user_id)
         .fetch_optional(&mut *self.tx)
         .await?;
-        row.map(|row| {
-            Ok(Member {
-                user: user_from_row(&row)?,
-                role: row.try_get::<String, _>("role")?.parse()?,
-                joined_at: row.try_get("joined_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(member_from_row).transpose()
     }
 
     pub async fn user_by_email(&mut self, email: &str) -> Result<Option<User>> {
