@@ -96,7 +96,9 @@ pub enum Link {
 /// partition) answers nothing, so its slots stay routed to it after its replica took over. A
 /// call that times out therefore has a new connection made in the background (at most one at a
 /// time, and one a second), which learns the topology anew from the nodes that answer and then
-/// replaces the old one; calls go on over the old one meanwhile.
+/// replaces the old one; calls go on over the old one meanwhile. So does a call its caller gave
+/// up on after half its response timeout: with retries, a call to a hung node outlasts the
+/// checks that wait for it (a gRPC deadline drops the call), and no call would ever time out.
 pub struct LazyCluster {
     client: ClusterClient,
     config: ClusterConfig,
@@ -111,16 +113,24 @@ pub struct LazyCluster {
     /// Bound on discovering the cluster: the client bounds each node's connection, not the
     /// whole discovery.
     discovery: Duration,
+    /// A call dropped unanswered after this long is taken as stuck.
+    stuck_after: Duration,
 }
+
+/// Bound on a renewal, which no call waits for. A hung seed node costs a renewal its whole
+/// connection timeout (the connection is accepted, its handshake never answered), which would
+/// leave the rest of a discovery bounded like a first connection one response timeout, not
+/// always enough on a loaded host.
+const RENEWAL: Duration = Duration::from_secs(5);
 
 impl LazyCluster {
     fn current(&self) -> Option<ClusterConnection> {
         self.conn.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    async fn connect(&self) -> RedisResult<ClusterConnection> {
+    async fn connect(&self, bound: Duration) -> RedisResult<ClusterConnection> {
         let connect = self.client.get_async_connection_with_config(self.config.clone());
-        tokio::time::timeout(self.discovery, connect)
+        tokio::time::timeout(bound, connect)
             .await
             .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "cluster connection timed out")))?
     }
@@ -136,7 +146,7 @@ impl LazyCluster {
             if let Some(conn) = self.current() {
                 return Ok(conn);
             }
-            let conn = self.connect().await?;
+            let conn = self.connect(self.discovery).await?;
             *self.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
             Ok(conn)
         };
@@ -148,24 +158,64 @@ impl LazyCluster {
     /// After `result` of a call: a timeout has a new connection made (see [`LazyCluster`]).
     fn after<T>(self: &Arc<Self>, result: RedisResult<T>) -> RedisResult<T> {
         if result.as_ref().is_err_and(redis::RedisError::is_timeout) {
-            let now = self.created.elapsed().as_millis() as i64;
-            let last = self.renewed_at.load(Ordering::Relaxed);
-            if now - last >= 1000 && !self.renewing.swap(true, Ordering::Relaxed) {
-                self.renewed_at.store(now, Ordering::Relaxed);
-                let this = Arc::clone(self);
-                tokio::spawn(async move {
-                    match this.connect().await {
-                        Ok(conn) => {
-                            *this.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn);
-                            tracing::warn!("a call to the Redis Cluster timed out; its topology was read again");
-                        }
-                        Err(error) => tracing::warn!(%error, "could not read the Redis Cluster's topology again"),
-                    }
-                    this.renewing.store(false, Ordering::Relaxed);
-                });
-            }
+            self.renew();
         }
         result
+    }
+
+    /// Makes a new connection in the background, unless one is being made or was begun less
+    /// than a second ago.
+    fn renew(self: &Arc<Self>) {
+        let now = self.created.elapsed().as_millis() as i64;
+        let last = self.renewed_at.load(Ordering::Relaxed);
+        if now - last < 1000 || self.renewing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.renewed_at.store(now, Ordering::Relaxed);
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            match this.connect(RENEWAL.max(this.discovery)).await {
+                Ok(conn) => {
+                    *this.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn);
+                    tracing::warn!("a call to the Redis Cluster went unanswered; its topology was read again");
+                }
+                Err(error) => tracing::warn!(%error, "could not read the Redis Cluster's topology again"),
+            }
+            this.renewing.store(false, Ordering::Relaxed);
+        });
+    }
+
+    /// Runs a call on the connection; see [`Call`].
+    async fn call<T>(self: &Arc<Self>, run: impl AsyncFnOnce(ClusterConnection) -> RedisResult<T>) -> RedisResult<T> {
+        let call = Call { cluster: self, started: Instant::now(), answered: false };
+        let result = match self.get().await {
+            Ok(conn) => run(conn).await,
+            Err(error) => Err(error),
+        };
+        call.answered(result)
+    }
+}
+
+/// A call in flight: one dropped unanswered after [`LazyCluster::stuck_after`] renews the
+/// connection as a timeout does.
+struct Call<'a> {
+    cluster: &'a Arc<LazyCluster>,
+    started: Instant,
+    answered: bool,
+}
+
+impl Call<'_> {
+    fn answered<T>(mut self, result: RedisResult<T>) -> RedisResult<T> {
+        self.answered = true;
+        self.cluster.after(result)
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if !self.answered && self.started.elapsed() >= self.cluster.stuck_after {
+            self.cluster.renew();
+        }
     }
 }
 
@@ -190,6 +240,7 @@ impl Link {
                 renewed_at: AtomicI64::new(-1000),
                 created: Instant::now(),
                 discovery: timeouts.connect + timeouts.response,
+                stuck_after: timeouts.response / 2,
             })),
         })
     }
@@ -199,7 +250,7 @@ impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Link::Single(conn) => conn.req_packed_command(cmd),
-            Link::Cluster(lazy) => Box::pin(async move { lazy.after(lazy.get().await?.req_packed_command(cmd).await) }),
+            Link::Cluster(lazy) => Box::pin(lazy.call(async move |mut conn| conn.req_packed_command(cmd).await)),
         }
     }
 
@@ -212,9 +263,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Link::Cluster(lazy) => {
-                Box::pin(
-                    async move { lazy.after(lazy.get().await?.req_packed_commands(pipeline, offset, count).await) },
-                )
+                Box::pin(lazy.call(async move |mut conn| conn.req_packed_commands(pipeline, offset, count).await))
             }
         }
     }
@@ -230,6 +279,36 @@ impl ConnectionLike for Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cluster link whose seed answers nothing, with calls of 100 ms.
+    fn cluster() -> Arc<LazyCluster> {
+        let timeouts =
+            Timeouts { connect: Duration::from_millis(100), response: Duration::from_millis(100), retries: 0 };
+        match Link::open(&Target::Cluster(vec!["redis://127.0.0.1:1".into()]), timeouts).unwrap() {
+            Link::Cluster(cluster) => cluster,
+            Link::Single(_) => unreachable!("a cluster target"),
+        }
+    }
+
+    fn renewals_begun(cluster: &LazyCluster) -> bool {
+        cluster.renewed_at.load(Ordering::Relaxed) >= 0
+    }
+
+    #[tokio::test]
+    async fn a_call_given_up_on_after_half_its_response_timeout_reads_the_topology_again() {
+        let cluster = cluster();
+        let call = Call { cluster: &cluster, started: Instant::now(), answered: false };
+        std::thread::sleep(Duration::from_millis(60));
+        drop(call);
+        assert!(renewals_begun(&cluster));
+    }
+
+    #[tokio::test]
+    async fn a_call_given_up_on_at_once_reads_nothing_again() {
+        let cluster = cluster();
+        drop(Call { cluster: &cluster, started: Instant::now(), answered: false });
+        assert!(!renewals_begun(&cluster));
+    }
 
     #[test]
     fn cluster_nodes_win_over_a_single_url() {
