@@ -317,3 +317,34 @@ async fn a_services_reflection_lists_its_own_service_and_health() {
     names.sort();
     assert_eq!(names, ["grpc.health.v1.Health", "zenovay.policy.v1.PolicyService"]);
 }
+
+/// After SIGTERM a gateway keeps answering for its drain; Plausible's readiness check, which
+/// load balancers and uptime monitors probe as they would `/readyz`, says 503 for it too, while
+/// the liveness check still answers.
+#[tokio::test]
+async fn a_draining_gateway_is_not_ready_on_plausibles_health_check_either() {
+    let env = TestEnv::all_in_one_process().await;
+    let ready = "/api/external/v1/plausible/api/system/health/ready";
+    assert_eq!(env.request(Method::GET, ready).send().await.unwrap().status(), StatusCode::OK);
+    let (_, pid) = env.pids_by_role().into_iter().next().expect("the process");
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    assert!(sent.success());
+    let env = &env;
+    let status =
+        |path: &'static str| async move { env.request(Method::GET, path).send().await.ok().map(|r| r.status()) };
+    let mut seen = vec![];
+    for _ in 0..100 {
+        let now = status(ready).await;
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        if now == Some(StatusCode::SERVICE_UNAVAILABLE) {
+            assert_eq!(status("/api/external/v1/plausible/api/health").await, Some(StatusCode::SERVICE_UNAVAILABLE));
+            assert_eq!(status("/api/external/v1/plausible/api/system/health/live").await, Some(StatusCode::OK));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen: Vec<_> = seen.into_iter().skip_while(|s| *s == Some(StatusCode::OK)).collect();
+    assert_eq!(seen, [Some(StatusCode::SERVICE_UNAVAILABLE)]);
+}

@@ -160,7 +160,8 @@ impl Modify for Conventions {
                 let keyed = operation.security.is_none();
                 for (status, response) in operation.responses.responses.iter_mut() {
                     if let RefOr::T(response) = response {
-                        // A body too large is refused before the key is read.
+                        // A body too large is refused before the key is verified: no limit
+                        // was counted.
                         add_headers(response, keyed && status != "401" && status != "413");
                     }
                 }
@@ -169,18 +170,17 @@ impl Modify for Conventions {
     }
 }
 
-/// The errors any keyed operation may answer, in the body of its mount: 401, 403, 429 and 503,
-/// 400 when it takes parameters or a body, and 413 when it takes a body. An operation states the
-/// others it has (404, 409).
+/// The errors any keyed operation may answer, in the body of its mount: 400 (a credential header
+/// given twice, or bad input), 401, 403, 429 and 503, and 413 when it takes a body. An operation
+/// states the others it has (404, 409).
 fn add_standard_errors(path: &str, operation: &mut Operation) {
     if operation.security.is_some() {
         return; // keyless: it states its own
     }
     let takes_body = operation.request_body.is_some();
-    let takes_input = operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) || takes_body;
     let plausible = path.starts_with("/plausible/");
     let standard = [
-        ("400", takes_input, "ValidationError"),
+        ("400", true, "ValidationError"),
         ("413", takes_body, "PayloadTooLarge"),
         ("401", true, "Unauthorized"),
         ("403", true, "Forbidden"),

@@ -75,7 +75,7 @@ macro_rules! error_responses {
 }
 
 error_responses! {
-    ValidationError => Envelope, "A parameter or the body is invalid; the message names the field", [Validation];
+    ValidationError => Envelope, "A parameter or the body is invalid, or a credential header is given twice; the message names the field", [Validation];
     Unauthorized => Envelope, "No key, or a malformed, unknown or revoked key; or an expired one", [Unauthorized, ApiKeyExpired];
     Forbidden => Envelope, "The key may not do this, or not from this address", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids, IpNotAllowed];
     NotFound => Envelope, "No such resource", [NotFound];
@@ -83,7 +83,7 @@ error_responses! {
     TooManyRequests => Envelope, "Over the per-minute limit of the key or the monthly quota of its owner", [RateLimitExceeded, MonthlyLimitExceeded];
     ServiceUnavailable => Envelope, "A backend the answer needs is unavailable", [ServiceUnavailable];
     PayloadTooLarge => Envelope, "The body is over 2 MiB", [PayloadTooLarge];
-    PlausibleValidationError => Plausible, "A parameter or the body is invalid", [Validation];
+    PlausibleValidationError => Plausible, "A parameter or the body is invalid, or a credential header is given twice", [Validation];
     PlausibleUnauthorized => Plausible, "No key, or a malformed, unknown or revoked key; or an expired one; for statistics, also a site unknown or out of the key's reach", [Unauthorized, ApiKeyExpired];
     PlausibleForbidden => Plausible, "The key may not do this, or not from this address", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids, IpNotAllowed];
     PlausibleNotFound => Plausible, "No such site", [NotFound];

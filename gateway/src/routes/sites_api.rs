@@ -32,8 +32,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plausible_goals, plausible_put_goal))
         .routes(routes!(plausible_delete_goal))
         .routes(routes!(plausible_health))
-        .route("/api/system/health/ready", axum::routing::get(plausible_health))
-        .route("/api/system/health/live", axum::routing::get(plausible_live))
+        .routes(routes!(plausible_ready))
+        .routes(routes!(plausible_live))
 }
 
 /// Plausible's answer to a deletion.
@@ -352,7 +352,7 @@ pub async fn plausible_delete_goal(
     tag = "plausible",
     operation_id = "plausibleHealth",
     summary = "Plausible health check, drop-in",
-    description = "No key. As Plausible's `GET /api/health` (also `/api/system/health/ready`): 200 when the statistics backend answers, else 503. `/api/system/health/live` answers `{\"ok\": true}` while the gateway runs.",
+    description = "No key. As Plausible's `GET /api/health`: 200 when the statistics backend answers, else 503 (503 too while the gateway drains before it stops).",
     security(),
     responses(
         (status = 200, description = "Ready", body = Object, content_type = "application/json"),
@@ -360,6 +360,12 @@ pub async fn plausible_delete_goal(
     ),
 )]
 pub async fn plausible_health(State(state): State<AppState>) -> Response {
+    // A load balancer pointed here takes the gateway out of rotation for its drain, as with
+    // `/readyz`.
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        let stopping = Error::new(common::ErrorCode::ServiceUnavailable, "not ready: shutting down");
+        return plausible(Err::<serde_json::Value, ApiError>(stopping.into()));
+    }
     let mut analytics = state.analytics.clone();
     let probe = anpb::ListWebsitesRequest { team_ids: vec!["health-probe".to_owned()] };
     let up = crate::health::reachable(async move { analytics.list_websites(probe).await.map(drop) }).await;
@@ -369,7 +375,35 @@ pub async fn plausible_health(State(state): State<AppState>) -> Response {
     })
 }
 
+/// Plausible's readiness check: the same as its health check.
+#[utoipa::path(
+    get,
+    path = "/api/system/health/ready",
+    tag = "plausible",
+    operation_id = "plausibleReady",
+    summary = "Plausible readiness check, drop-in",
+    description = "No key. As Plausible's `GET /api/system/health/ready`: the answer of `GET /api/health`.",
+    security(),
+    responses(
+        (status = 200, description = "Ready", body = Object, content_type = "application/json"),
+        (status = 503, response = crate::openapi::PlausibleServiceUnavailable),
+    ),
+)]
+pub async fn plausible_ready(state: State<AppState>) -> Response {
+    plausible_health(state).await
+}
+
 /// Plausible's liveness check: the gateway answers.
+#[utoipa::path(
+    get,
+    path = "/api/system/health/live",
+    tag = "plausible",
+    operation_id = "plausibleLive",
+    summary = "Plausible liveness check, drop-in",
+    description = "No key. As Plausible's `GET /api/system/health/live`: `{\"ok\": true}` while the gateway runs, draining included.",
+    security(),
+    responses((status = 200, description = "Live", body = Object, content_type = "application/json")),
+)]
 pub async fn plausible_live() -> Response {
     axum::Json(json!({ "ok": true })).into_response()
 }

@@ -277,7 +277,8 @@ pub async fn plausible_query(
     body: Result<RawBody, ApiError>,
 ) -> Response {
     answered(&headers, INVALID_KEY_OR_SITE, async {
-        // Too large a body is refused before the key is looked at, as on every other route.
+        // Too large a body is refused before the key is verified, as on every other route (a
+        // missing or malformed key was refused on its way in).
         let RawBody(body) = body?;
         let key = credentials?.verify(&state).await?;
         let body: V2Body = key.validated(&state, Scope::Read, plausible_body(&body)).await?;
