@@ -166,6 +166,8 @@ impl LazyCluster {
     /// Makes a new connection in the background, unless one is being made or was begun less
     /// than a second ago.
     fn renew(self: &Arc<Self>) {
+        // A call may be dropped as its runtime shuts down, with no runtime left to renew on.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let now = self.created.elapsed().as_millis() as i64;
         let last = self.renewed_at.load(Ordering::Relaxed);
         if now - last < 1000 || self.renewing.swap(true, Ordering::Relaxed) {
@@ -173,7 +175,7 @@ impl LazyCluster {
         }
         self.renewed_at.store(now, Ordering::Relaxed);
         let this = Arc::clone(self);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             match this.connect(RENEWAL.max(this.discovery)).await {
                 Ok(conn) => {
                     *this.conn.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn);
