@@ -49,10 +49,15 @@ pub async fn rate_limit_headers(State(state): State<AppState>, mut req: Request,
     req.extensions_mut().insert(slot.clone());
     req.extensions_mut().insert(used.clone());
     let mut response = next.run(req).await;
-    if let Some(key_id) = used.0.lock().expect("used key lock poisoned").take() {
-        state.usage.count(&key_id, response.status());
-    }
     let charge = slot.0.lock().expect("rate slot lock poisoned").take();
+    if let Some(key_id) = used.0.lock().expect("used key lock poisoned").take() {
+        // A 503 before any decision is a request that could not be checked, which a key's usage
+        // does not count (docs/behaviour.md, "Usage history").
+        let unchecked = charge.is_none() && response.status() == StatusCode::SERVICE_UNAVAILABLE;
+        if !unchecked {
+            state.usage.count(&key_id, response.status());
+        }
+    }
     let Some(Charge { mut rate, key_id, user_id }) = charge else { return response };
     let refused = matches!(response.status(), StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN);
     if refused && !rate.slot.is_empty() {

@@ -50,6 +50,7 @@ pub struct Paged<T> {
 #[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq)]
 pub struct Pagination {
     /// From 1.
+    #[schema(minimum = 1)]
     pub page: u64,
     pub per_page: u64,
     /// Rows in the whole list.

@@ -750,6 +750,27 @@ async fn usage_counts_every_request_across_replicas_and_a_graceful_restart() {
     assert_eq!(success, 10);
 }
 
+/// While policy is down a key's requests are 503s that no decision was made for: requests that
+/// could not be checked, which its usage does not count.
+#[tokio::test]
+async fn requests_that_could_not_be_checked_are_not_counted_in_a_keys_usage() {
+    let mut env = TestEnv::split(1).await;
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let (key, record) = env.create_key(&ann, json!({ "name": "k", "permissions": "full", "teams": "all" })).await;
+    assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::OK);
+    env.kill("policy");
+    for _ in 0..3 {
+        assert_eq!(env.api(Method::GET, "/websites", &key, None).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    // Gateways add their counts about once a second: two flushes later, what counted is in.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let path = format!("/api/v1/account/api-keys/{}/usage?days=1", record["id"].as_str().unwrap());
+    let (_, body) = env.session_json(Method::GET, &path, &ann.session, None).await;
+    let today = &body["data"][0];
+    assert_eq!((&today["success"], &today["server_error"]), (&json!(1), &json!(0)), "{today}");
+}
+
 /// The proxy in front of the gateway appends the peer it saw, so the last entry is the client and
 /// the ones before it are whatever the client sent.
 async fn the_allowlist_reads_the_trusted_client_address_header(env: &TestEnv) {
