@@ -309,9 +309,17 @@ async fn exactly_the_limit_passes(env: &TestEnv) {
         async move { request.send().await.unwrap().status() }
     });
     let statuses = futures::future::join_all(calls).await;
-    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
-    assert_eq!((ok, limited), (50, 150));
+    let count = |status: StatusCode| statuses.iter().filter(|s| **s == status).count();
+    let (ok, limited, unavailable) =
+        (count(StatusCode::OK), count(StatusCode::TOO_MANY_REQUESTS), count(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(ok + limited + unavailable, 200, "{statuses:?}");
+    // On a host too loaded to decide within the gateway's wait, some answers are 503s (a decision
+    // that may have been made, its slot taken): never more than the limit, and exactly the limit
+    // when every decision was answered.
+    match unavailable {
+        0 => assert_eq!((ok, limited), (50, 150)),
+        _ => assert!(ok <= 50, "{ok} passed a limit of 50"),
+    }
 }
 
 /// A key over its limit is refused by the gateway itself until a slot frees: no policy call
