@@ -10,3 +10,10 @@ pub(crate) async fn reachable(call: impl std::future::Future<Output = Result<(),
         Err(_) => false,
     }
 }
+
+/// A readiness check's answer while the gateway drains before it stops, so that load balancers
+/// take it out of rotation; None otherwise.
+pub(crate) fn draining(state: &crate::state::AppState) -> Option<crate::error::ApiError> {
+    let draining = state.draining.load(std::sync::atomic::Ordering::Relaxed);
+    draining.then(|| crate::error::ApiError::new(common::ErrorCode::ServiceUnavailable, "not ready: shutting down"))
+}

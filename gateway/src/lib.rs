@@ -199,6 +199,9 @@ async fn healthz() -> &'static str {
 /// Ready when every service answers a call that reaches its database, within a second each.
 async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     use proto::{analytics::v1 as anpb, identity::v1 as idpb, policy::v1 as popb};
+    if let Some(draining) = health::draining(&state) {
+        return draining.into_response();
+    }
     let probe = || "readyz-probe".to_owned();
     let (mut identity, mut policy, mut analytics) =
         (state.identity.clone(), state.policy.clone(), state.analytics.clone());
@@ -215,9 +218,6 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
         .into_iter()
         .filter_map(|(name, up)| (!up).then_some(name))
         .collect();
-    if state.draining.load(Ordering::Relaxed) {
-        return ApiError::new(ErrorCode::ServiceUnavailable, "not ready: shutting down").into_response();
-    }
     if down.is_empty() {
         return envelope::ok(serde_json::json!({ "status": "ready" })).into_response();
     }

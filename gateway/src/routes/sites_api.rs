@@ -360,11 +360,8 @@ pub async fn plausible_delete_goal(
     ),
 )]
 pub async fn plausible_health(State(state): State<AppState>) -> Response {
-    // A load balancer pointed here takes the gateway out of rotation for its drain, as with
-    // `/readyz`.
-    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
-        let stopping = Error::new(common::ErrorCode::ServiceUnavailable, "not ready: shutting down");
-        return plausible(Err::<serde_json::Value, ApiError>(stopping.into()));
+    if let Some(draining) = crate::health::draining(&state) {
+        return plausible(Err::<serde_json::Value, _>(draining));
     }
     let mut analytics = state.analytics.clone();
     let probe = anpb::ListWebsitesRequest { team_ids: vec!["health-probe".to_owned()] };

@@ -155,14 +155,6 @@ impl LazyCluster {
             .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "cluster connection timed out")))?
     }
 
-    /// After `result` of a call: a timeout has a new connection made (see [`LazyCluster`]).
-    fn after<T>(self: &Arc<Self>, result: RedisResult<T>) -> RedisResult<T> {
-        if result.as_ref().is_err_and(redis::RedisError::is_timeout) {
-            self.renew();
-        }
-        result
-    }
-
     /// Makes a new connection in the background, unless one is being made or was begun less
     /// than a second ago.
     fn renew(self: &Arc<Self>) {
@@ -207,9 +199,13 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// A timeout has a new connection made (see [`LazyCluster`]).
     fn answered<T>(mut self, result: RedisResult<T>) -> RedisResult<T> {
         self.answered = true;
-        self.cluster.after(result)
+        if result.as_ref().is_err_and(redis::RedisError::is_timeout) {
+            self.cluster.renew();
+        }
+        result
     }
 }
 
