@@ -1099,6 +1099,51 @@ async fn todays_figures_read_from_visits_equal_raw_events() {
     .await;
 }
 
+/// A statistics statement that runs past its bound is stopped by PostgreSQL, and the query is
+/// answered unavailable (503) saying so, instead of going on with no one waiting for it. Here
+/// the statement waits on a lock that another connection holds on the events.
+#[tokio::test]
+async fn a_statistics_statement_past_its_bound_is_stopped_and_answered_unavailable() {
+    use analytics::service::QueryRequest;
+    use sqlx::Connection;
+
+    let database = TestDatabase::create().await;
+    let backend = Backend::Postgres { url: database.url.clone() };
+    let storage =
+        analytics::Storage { statistics_timeout: std::time::Duration::from_millis(300), ..Default::default() };
+    let analytics = analytics::Analytics::open_with(&backend, &storage).await.unwrap();
+    let site = analytics.create_website("t1", "bound.example", "B", Some("UTC")).await.unwrap();
+    let now = common::time::now_ms();
+    analytics.import(analytics::generate::traffic("bound.example", now, 1, 50, 3)).await.unwrap();
+    let query = QueryRequest {
+        website_id: site.id.clone(),
+        metrics: vec!["visitors".into()],
+        dimensions: vec!["event:page".into()],
+        period: asked_period("day", "").0,
+        ..Default::default()
+    };
+    assert!(analytics.query(query.clone()).await.is_ok(), "answered while nothing holds the events");
+
+    let mut holder = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let mut lock = holder.begin().await.unwrap();
+    sqlx::query("LOCK TABLE analytics.events, analytics.visits IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let error = analytics.query(query.clone()).await.map(drop).unwrap_err();
+    assert_eq!(error.code, ErrorCode::ServiceUnavailable, "{error:?}");
+    assert!(error.message.contains("time bound"), "{error:?}");
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut *lock)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 0, "the stopped statement is no longer waiting");
+    lock.rollback().await.unwrap();
+    assert!(analytics.query(query).await.is_ok(), "answered again once the lock is gone");
+}
+
 /// Today's totals are read from its visits, not its events, where a query needs no event's own
 /// dimension: a change made to the visits behind the service's back shows in them, and not in
 /// the same question filtered by an event name.
@@ -1637,7 +1682,7 @@ async fn a_day_another_process_claimed_is_left_to_it_until_the_claim_lapses() {
         let now = common::time::now_ms();
         let yesterday = day_of(now) - DAY_MS;
         store(&writer, analytics::store::NewEvent { ts: yesterday + DAY_MS / 2, ..pageview(&site, 0, "/") }).await;
-        let other = analytics::store::Store::open(&backend, None).await.unwrap();
+        let other = analytics::store::Store::open(&backend, &analytics::Storage::default()).await.unwrap();
         let [(_, day, version)] = other.pending_days(day_of(now)).await.unwrap()[..] else { panic!("one pending day") };
         assert_eq!(day, yesterday);
         assert!(other.claim_day(&site, day, version, now + 1_000).await.unwrap(), "the other process claims it");

@@ -398,7 +398,61 @@ async fn a_form_submission_or_404_without_a_path_is_given_its_pages_as_plausible
     assert_eq!(rows, expected.map(|(n, p)| (n.to_owned(), p.to_owned())), "{body}");
 }
 
+async fn a_website_has_at_most_100_goals_even_when_they_are_created_at_once(env: &TestEnv) {
+    let (ann, key, _, site) = pro_site(env, "many-goals").await;
+    env.set_plan_with(&ann.team_id, "pro", json!({ "requests_per_minute": 400 })).await;
+    let id = site["data"]["id"].as_str().unwrap();
+    let goals = format!("/websites/{id}/goals");
+    for i in 0..90 {
+        let (status, body) = env.api(Method::POST, &goals, &key, Some(json!({ "event_name": format!("G{i}") }))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let racing = (0..20).map(|i| env.api(Method::POST, &goals, &key, Some(json!({ "event_name": format!("R{i}") }))));
+    let answers = futures::future::join_all(racing).await;
+    let created = answers.iter().filter(|(status, _)| *status == StatusCode::CREATED).count();
+    assert_eq!(created, 10, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != StatusCode::CREATED) {
+        assert_eq!((*status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("CONFLICT")), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("100 goals"), "{body}");
+    }
+    let (_, list) = env.api(Method::GET, &goals, &key, None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 100, "{list}");
+    // A goal the site has is that goal still, as Plausible's find-or-create answers it.
+    let (status, body) = env.api(Method::POST, &goals, &key, Some(json!({ "event_name": "G7" }))).await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("already has the goal"), "{status} {body}");
+    let (status, body) = env
+        .api(
+            Method::PUT,
+            "/plausible/api/v1/sites/goals",
+            &key,
+            Some(json!({ "site_id": site["data"]["domain"], "goal_type": "event", "event_name": "G7" })),
+        )
+        .await;
+    assert_eq!((status, &body["display_name"]), (StatusCode::OK, &json!("G7")), "{body}");
+    let (status, body) = env
+        .api(
+            Method::PUT,
+            "/plausible/api/v1/sites/goals",
+            &key,
+            Some(json!({ "site_id": site["data"]["domain"], "goal_type": "event", "event_name": "New" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("100 goals"), "{body}");
+    // A breakdown by every one of them is answered.
+    let path =
+        format!("/stats/breakdown?site_id={id}&period=30d&property=event:goal&metrics=visitors,events&limit=1000");
+    let (status, body) = env.api(Method::GET, &path, &key, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Deleting one makes room for another.
+    let first = list["data"][0]["id"].as_str().unwrap();
+    assert_eq!(env.api(Method::DELETE, &format!("{goals}/{first}"), &key, None).await.0, StatusCode::OK);
+    let (status, body) = env.api(Method::POST, &goals, &key, Some(json!({ "page_path": "/last" }))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
 both_modes!(
+    a_website_has_at_most_100_goals_even_when_they_are_created_at_once,
     a_form_submission_or_404_without_a_path_is_given_its_pages_as_plausible_gives_it,
     goals_are_created_listed_and_deleted_with_the_write_scope,
     a_revenue_that_is_no_amount_is_no_revenue_and_a_huge_sum_is_still_answered,

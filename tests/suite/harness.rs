@@ -140,7 +140,7 @@ async fn make_template_database(admin: &str) -> String {
         let backend = common::db::Backend::Postgres { url: database_url(admin, &making) };
         identity::store::Store::open(&backend).await.expect("migrate identity");
         policy::store::Store::open(&backend).await.expect("migrate policy");
-        analytics::store::Store::open(&backend, None).await.expect("migrate analytics");
+        analytics::store::Store::open(&backend, &analytics::Storage::default()).await.expect("migrate analytics");
         // The stores' pools close their connections as they are dropped; a copy needs none open.
         sqlx::query(&format!("ALTER DATABASE {making} WITH ALLOW_CONNECTIONS false"))
             .execute(&mut conn)

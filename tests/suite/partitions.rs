@@ -237,7 +237,7 @@ async fn a_partition_waiting_for_a_long_query_holds_up_no_write() {
         .execute(&mut reader)
         .await
         .unwrap();
-    let other = analytics::store::Store::open(&backend, None).await.unwrap();
+    let other = analytics::store::Store::open(&backend, &analytics::Storage::default()).await.unwrap();
     let making = tokio::spawn(async move { other.ensure_partitions(DAY - 400 * DAY_MS, DAY - 400 * DAY_MS).await });
     let mut watcher = sqlx::PgConnection::connect(&database.url).await.unwrap();
     // The partition's request for the lock on this database's `events`, seen waiting once.

@@ -104,6 +104,7 @@ included; a 429 carries `Retry-After`.";
             PlausibleUnauthorized,
             PlausibleForbidden,
             PlausibleNotFound,
+            PlausibleConflict,
             PlausibleTooManyRequests,
             PlausibleServiceUnavailable,
             PlausiblePayloadTooLarge,

@@ -79,7 +79,7 @@ error_responses! {
     Unauthorized => Envelope, "No key, or a malformed, unknown or revoked key; or an expired one", [Unauthorized, ApiKeyExpired];
     Forbidden => Envelope, "The key may not do this, or not from this address", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids, IpNotAllowed];
     NotFound => Envelope, "No such resource", [NotFound];
-    Conflict => Envelope, "Another website already has this domain", [Conflict];
+    Conflict => Envelope, "It conflicts with what exists: another website has this domain, the website has a goal of this name, or it has 100 goals already", [Conflict];
     TooManyRequests => Envelope, "Over the per-minute limit of the key or the monthly quota of its owner", [RateLimitExceeded, MonthlyLimitExceeded];
     ServiceUnavailable => Envelope, "A backend the answer needs is unavailable", [ServiceUnavailable];
     PayloadTooLarge => Envelope, "The body is over 2 MiB", [PayloadTooLarge];
@@ -87,6 +87,7 @@ error_responses! {
     PlausibleUnauthorized => Plausible, "No key, or a malformed, unknown or revoked key; or an expired one; for statistics, also a site unknown or out of the key's reach", [Unauthorized, ApiKeyExpired];
     PlausibleForbidden => Plausible, "The key may not do this, or not from this address", [ApiPaidPlanRequired, InsufficientScope, Forbidden, KeyPolicyForbids, IpNotAllowed];
     PlausibleNotFound => Plausible, "No such site", [NotFound];
+    PlausibleConflict => Plausible, "The site has 100 goals already, the most it may have", [Conflict];
     PlausibleTooManyRequests => Plausible, "Over the per-minute limit of the key or the monthly quota of its owner", [RateLimitExceeded, MonthlyLimitExceeded];
     PlausibleServiceUnavailable => Plausible, "A backend the answer needs is unavailable", [ServiceUnavailable];
     PlausiblePayloadTooLarge => Plausible, "The body is over 2 MiB", [PayloadTooLarge];

@@ -121,7 +121,7 @@ pub struct CreateGoalBody {
     tag = "websites",
     operation_id = "createGoal",
     summary = "Add a goal to a website",
-    description = "Scope: `write`. A custom event goal (`event_name`, named by it) or a pageview goal (`page_path`, named `Visit <path>`); `goal_type` (`event` or `page`) may say which, as Plausible's clients send it. A site's goal names are unique: 409 for a second goal of the same name.",
+    description = "Scope: `write`. A custom event goal (`event_name`, named by it) or a pageview goal (`page_path`, named `Visit <path>`); `goal_type` (`event` or `page`) may say which, as Plausible's clients send it. A site's goal names are unique: 409 for a second goal of the same name, and for a 101st goal (a website has at most 100).",
     params(("id" = String, Path, description = "Website id or domain")),
     request_body = CreateGoalBody,
     responses(

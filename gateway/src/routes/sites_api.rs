@@ -256,11 +256,12 @@ pub struct PlausibleCreatedGoal {
     tag = "plausible",
     operation_id = "plausiblePutGoal",
     summary = "Plausible Sites API find-or-create goal, drop-in",
-    description = "Scope: `write`. As Plausible's `PUT /api/v1/sites/goals`: `site_id`, `goal_type` (`event` or `page`) and `event_name` or `page_path`, as JSON, a form or query parameters. The site's goal of that name when there is one, else a new one.",
+    description = "Scope: `write`. As Plausible's `PUT /api/v1/sites/goals`: `site_id`, `goal_type` (`event` or `page`) and `event_name` or `page_path`, as JSON, a form or query parameters. The site's goal of that name when there is one, else a new one (409 when the site has 100 goals already).",
     request_body = PlausibleGoalBody,
     responses(
         (status = 200, description = "The goal", body = PlausibleCreatedGoal),
         (status = 404, response = crate::openapi::PlausibleNotFound),
+        (status = 409, response = crate::openapi::PlausibleConflict),
     ),
 )]
 pub async fn plausible_put_goal(

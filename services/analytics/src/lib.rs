@@ -47,13 +47,26 @@ pub struct Config {
     pub redis_prefix: String,
 }
 
-/// Optional storage settings beyond the backend.
-#[derive(Debug, Clone, Default)]
+/// Storage settings beyond the backend.
+#[derive(Debug, Clone)]
 pub struct Storage {
     /// A PostgreSQL streaming replica that statistics are read from.
     pub read_replica: Option<replica::ReadReplica>,
     /// How long raw events are kept; unset keeps them.
     pub retention: Option<retention::Retention>,
+    /// How long a statement of a statistics query may run on PostgreSQL before it is cancelled
+    /// (SQLite's are not bounded).
+    pub statistics_timeout: std::time::Duration,
+}
+
+impl Default for Storage {
+    /// No replica, every event kept, and statistics statements bounded a second within the
+    /// gateway's wait for their answer: no work goes on that no one waits for, and the client is
+    /// told why.
+    fn default() -> Storage {
+        let statistics_timeout = common::transport::CALL_TIMEOUT - std::time::Duration::from_secs(1);
+        Storage { read_replica: None, retention: None, statistics_timeout }
+    }
 }
 
 /// The analytics service bound to its listener, ready to `run`.

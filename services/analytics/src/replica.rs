@@ -45,9 +45,17 @@ static GAUGES: OnceLock<(opentelemetry::metrics::ObservableGauge<f64>, opentelem
     OnceLock::new();
 
 impl Replica {
-    pub(crate) fn connect(config: &ReadReplica) -> Result<Arc<Replica>, OpenError> {
+    pub(crate) fn connect(config: &ReadReplica, statement_timeout: Duration) -> Result<Arc<Replica>, OpenError> {
+        // A replica that does not answer within a second is reported at once, so that the
+        // caller can turn to the primary.
+        let reader = common::db::Reader {
+            url: &config.url,
+            service: "analytics",
+            acquire_timeout: Duration::from_secs(1),
+            statement_timeout,
+        };
         let replica = Arc::new(Replica {
-            pool: common::db::connect_reader(&config.url, "analytics")?,
+            pool: common::db::connect_reader(&reader)?,
             max_lag_ms: config.max_lag.as_millis() as i64,
             lag_ms: AtomicI64::new(0),
             usable: AtomicBool::new(false),

@@ -73,7 +73,7 @@ impl Analytics {
 
     /// Opens the service with a read replica for statistics and event retention, when set.
     pub async fn open_with(backend: &Backend, storage: &crate::Storage) -> Result<Analytics, OpenError> {
-        let store = Store::open(backend, storage.read_replica.as_ref()).await?;
+        let store = Store::open(backend, storage).await?;
         Ok(Analytics {
             writer: Writer::spawn(backend).await?,
             store,

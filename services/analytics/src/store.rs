@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::model::{Goal, GoalTarget, Website};
 use crate::query::{Bind, Counted, Dialect, Dim, Sql, any_of};
-use crate::replica::{ReadReplica, Replica};
+use crate::replica::Replica;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// PostgreSQL's own text of some migrations (see `migrations/postgres`).
@@ -23,6 +23,8 @@ const COLUMNS: &str = "id, team_id, domain, name, timezone, tracking_code, creat
 /// The first key of the advisory locks on a website's host (the second is the host's hash), so
 /// that they cannot meet another use of PostgreSQL's advisory locks.
 const WEBSITE_HOST_LOCKS: i32 = 0x7a76_0001;
+/// The class of the advisory locks of a site's goals (by its id), taken by each creation.
+const GOAL_LOCKS: i32 = 0x7a76_0002;
 
 const GOAL_COLUMNS: &str = "id, website_id, display_name, event_name, page_path, currency, created_at";
 
@@ -47,6 +49,9 @@ fn goal(row: &AnyRow) -> Result<Goal> {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Statistics reads on the primary: on PostgreSQL a pool of their own, whose statements are
+    /// bounded (see [`common::db::connect_reader`]); on SQLite, `pool`.
+    statistics: AnyPool,
     /// `db.system` of the backend, for spans.
     system: &'static str,
     replica: Option<Arc<Replica>>,
@@ -76,10 +81,20 @@ fn website(row: &AnyRow) -> Result<Website> {
 }
 
 impl Store {
-    pub async fn open(backend: &Backend, read_replica: Option<&ReadReplica>) -> Result<Store, OpenError> {
+    pub async fn open(backend: &Backend, storage: &crate::Storage) -> Result<Store, OpenError> {
         let pool =
             common::db::open_with_postgres_variants(backend, "analytics", &MIGRATOR, &POSTGRES_MIGRATIONS).await?;
-        let replica = read_replica.map(Replica::connect).transpose()?;
+        let statistics = match backend {
+            Backend::Postgres { url } => common::db::connect_reader(&common::db::Reader {
+                url,
+                service: "analytics",
+                acquire_timeout: std::time::Duration::from_secs(3),
+                statement_timeout: storage.statistics_timeout,
+            })?,
+            Backend::Sqlite { .. } => pool.clone(),
+        };
+        let replica =
+            storage.read_replica.as_ref().map(|r| Replica::connect(r, storage.statistics_timeout)).transpose()?;
         if let Some(replica) = &replica {
             replica.spawn_probe(pool.clone());
         }
@@ -88,7 +103,7 @@ impl Store {
             .await
             .map_err(|source| OpenError::Connect { service: "analytics", source })?;
         let visits_from = if last_legacy < 0 { i64::MIN } else { day_of(last_legacy) + DAY_MS };
-        let store = Store { pool, system: backend.system(), replica, visits_from };
+        let store = Store { pool, statistics, system: backend.system(), replica, visits_from };
         // Today's events and visits need their partitions before the first one arrives.
         let today = day_of(common::time::now_ms());
         store
@@ -99,20 +114,24 @@ impl Store {
     }
 
     /// Runs a read on the replica when `from` allows it and the replica is usable, else (and
-    /// when it fails there) on the primary: a replica's trouble is never the query's.
+    /// when it fails there) on the primary: a replica's trouble is never the query's. A
+    /// statistics read (`ReadFrom::Replica`) is bounded on either (see [`Store::statistics`]).
     async fn reading<'a, T, Fut>(&'a self, from: ReadFrom, op: impl Fn(&'a AnyPool) -> Fut) -> Result<T>
     where
         Fut: Future<Output = std::result::Result<T, sqlx::Error>> + Send + 'a,
     {
-        if from == ReadFrom::Replica
-            && let Some(replica) = self.replica.as_ref().filter(|r| r.usable())
-        {
+        if from == ReadFrom::Primary {
+            return Ok(op(&self.pool).await?);
+        }
+        if let Some(replica) = self.replica.as_ref().filter(|r| r.usable()) {
             match op(&replica.pool).await {
                 Ok(value) => return Ok(value),
+                // Its bound holds on the primary too: the query would only run out of it again.
+                Err(e) if common::error::is_cancelled(&e) => return Err(e.into()),
                 Err(e) => replica.failed(&e),
             }
         }
-        Ok(op(&self.pool).await?)
+        Ok(op(&self.statistics).await?)
     }
 
     /// Stores a new website unless its domain, or the same host named the other way (with or
@@ -877,11 +896,34 @@ impl Store {
     }
 
     /// Stores a goal; a conflict when the site has a goal of that name.
+    /// Stores a new goal unless its site has one of that name, or [`MAX_GOALS`] others: the
+    /// count and the insert hold the site's goal lock, so that two goals created at once cannot
+    /// both take its last place.
     pub async fn insert_goal(&self, goal: &Goal) -> Result<()> {
         let (event_name, page_path) = match &goal.target {
             GoalTarget::Event(name) => (Some(name.as_str()), None),
             GoalTarget::Page(path) => (None, Some(path.as_str())),
         };
+        let mut tx = self.begin_write().await?;
+        if self.system == "postgresql" {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(GOAL_LOCKS)
+                .bind(&goal.website_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // A goal of the same name is a conflict of its own, whatever the count.
+        let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM goals WHERE website_id = $1 AND display_name <> $2")
+            .bind(&goal.website_id)
+            .bind(&goal.display_name)
+            .fetch_one(&mut *tx)
+            .await?;
+        if others >= MAX_GOALS {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!("the website has {MAX_GOALS} goals, the most it may have: delete one to add another"),
+            ));
+        }
         let inserted = sqlx::query(&format!("INSERT INTO goals ({GOAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
             .bind(&goal.id)
             .bind(&goal.website_id)
@@ -890,7 +932,7 @@ impl Store {
             .bind(page_path)
             .bind(goal.currency.as_deref())
             .bind(goal.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await;
         match inserted {
             Err(e) if is_unique_violation(&e) => Err(Error::new(
@@ -899,7 +941,8 @@ impl Store {
             )),
             // The website was deleted meanwhile.
             Err(e) if is_foreign_key_violation(&e) => Err(Error::not_found("website")),
-            other => other.map(drop).map_err(Error::from),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(tx.commit().await?),
         }
     }
 
@@ -981,6 +1024,11 @@ const PARTITION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(6
 /// The most pairs of dimensions rolled up for one site: each costs its days' rollups one more
 /// pass over their events.
 pub const MAX_PAIRS: i64 = 32;
+
+/// How many goals a website may have (README, "Events and statistics"): each is rolled up for
+/// every day as a kind of rows of its own, and read as a part of its own by a query by goal, so
+/// a day's rollup and such a query grow with them.
+pub const MAX_GOALS: i64 = 100;
 
 /// The first instant of the UTC day of `ts`.
 pub fn day_of(ts: i64) -> i64 {

@@ -144,22 +144,37 @@ async fn connect(backend: &Backend, service: &'static str) -> Result<AnyPool, Op
     Ok(pool)
 }
 
-/// A pool on a read replica of a PostgreSQL database: no schema creation, no migrations (a
-/// standby refuses writes, and the primary's reach it by replication). Connections are made on
-/// use, and a replica that does not answer within a second is reported at once, so that the
-/// caller can turn to the primary.
-pub fn connect_reader(url: &str, service: &'static str) -> Result<AnyPool, OpenError> {
+/// Where a pool of statistics reads connects, and how long its statements may run.
+pub struct Reader<'a> {
+    pub url: &'a str,
+    pub service: &'static str,
+    /// How long a read waits for a connection before the pool reports that it has none.
+    pub acquire_timeout: Duration,
+    /// After this PostgreSQL cancels a statement: no one waits for its answer any longer.
+    pub statement_timeout: Duration,
+}
+
+/// A pool of statistics reads on PostgreSQL (a read replica, or the primary beside its pool for
+/// everything else): no schema creation, no migrations (a standby refuses writes, and the
+/// primary's reach it by replication). Connections are made on use. Each statement is cancelled
+/// past its bound, and none is compiled by PostgreSQL's JIT, which for a query of many parts
+/// (a breakdown by many goals) can take minutes of CPU and gigabytes and cannot be interrupted.
+pub fn connect_reader(reader: &Reader) -> Result<AnyPool, OpenError> {
     install_default_drivers();
+    let service = reader.service;
+    let timeout_ms = reader.statement_timeout.as_millis();
     AnyPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(1))
+        .acquire_timeout(reader.acquire_timeout)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(format!("SET search_path TO {service}").as_str()).await?;
+                conn.execute(format!("SET statement_timeout = {timeout_ms}").as_str()).await?;
+                conn.execute("SET jit = off").await?;
                 Ok(())
             })
         })
-        .connect_lazy(url)
+        .connect_lazy(reader.url)
         .map_err(|source| OpenError::Connect { service, source })
 }
 

@@ -229,6 +229,13 @@ impl From<tonic::Status> for Error {
 
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
+        if is_cancelled(&err) {
+            tracing::warn!(error = %err, "a statement ran past its time bound");
+            return Error::new(
+                ErrorCode::ServiceUnavailable,
+                "the database stopped the query: it ran past its time bound",
+            );
+        }
         if is_transient(&err) {
             tracing::warn!(error = %err, "database unavailable");
             return Error::unavailable("the database");
@@ -247,6 +254,15 @@ impl From<sqlx::Error> for Error {
 
 /// PostgreSQL's SQLSTATE for a regular expression it cannot compile.
 const INVALID_REGULAR_EXPRESSION: &str = "2201B";
+
+/// True when PostgreSQL cancelled the statement, past its `statement_timeout` (see
+/// `db::connect_reader`).
+pub fn is_cancelled(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED))
+}
+
+/// PostgreSQL's SQLSTATE for a statement cancelled (`query_canceled`).
+const QUERY_CANCELED: &str = "57014";
 
 /// True when the database could not do the work now but may later, so the answer is 503 rather
 /// than a fault: no connection, or the server refused for a passing reason.

@@ -365,7 +365,7 @@ impl Settings {
         });
         let retention =
             self.event_retention_days.and_then(std::num::NonZeroU32::new).map(analytics::retention::Retention);
-        analytics::Storage { read_replica, retention }
+        analytics::Storage { read_replica, retention, ..analytics::Storage::default() }
     }
 
     pub fn gateway(&self) -> gateway::Config {
