@@ -135,20 +135,40 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// A nested object of a body, which serde would also fill from an array of its fields in order
-/// (as [`parse`] refuses for the whole body): for `#[serde(deserialize_with)]`.
-pub fn object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+/// An object nested in a body, which serde would also fill from an array of its fields in order
+/// (as [`parse`] refuses for the whole body), where the OpenAPI document (and Plausible) take an
+/// object only. Its fields are read in place, so that a refusal names their path
+/// (`pagination.limit`).
+struct Object<T>(T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Fields<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(Fields(std::marker::PhantomData)).map(Object)
+    }
+}
+
+/// An object (see [`Object`]), for `#[serde(deserialize_with)]`.
+pub fn object<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(deserializer: D) -> Result<T, D::Error> {
+    <Object<T> as serde::Deserialize>::deserialize(deserializer).map(|Object(value)| value)
+}
+
+/// An object (see [`Object`]) or null, for `#[serde(deserialize_with)]`.
+pub fn object_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: DeserializeOwned,
+    T: serde::Deserialize<'de>,
 {
-    use serde::Deserialize;
-    use serde::de::Error as _;
-    match Option::<serde_json::Value>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(value @ serde_json::Value::Object(_)) => T::deserialize(value).map(Some).map_err(D::Error::custom),
-        Some(_) => Err(D::Error::custom("invalid type, expected an object")),
-    }
+    Ok(<Option<Object<T>> as serde::Deserialize>::deserialize(deserializer)?.map(|Object(value)| value))
 }
 
 /// The body stopped arriving for longer than the gateway waits for one
@@ -277,9 +297,10 @@ fn without_value(message: &str) -> String {
 /// string`) describe the parser rather than what the parameter takes.
 fn number_words(message: &str) -> &str {
     match message {
-        // Every number of a query counts something: "-1" is refused as "abc" is.
+        // Every number of a query counts something from 1 (a limit, a page): "-1" is refused as
+        // "abc" is.
         "invalid digit found in string" | "cannot parse integer from empty string" => {
-            "must be a whole number, 0 or more"
+            "must be a whole number, 1 or more"
         }
         "number too large to fit in target type" | "number too small to fit in target type" => "out of range",
         other => other,

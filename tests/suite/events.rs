@@ -304,8 +304,8 @@ async fn a_bad_v1_parameter_is_a_400_naming_it(env: &TestEnv) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // A number the parser cannot read is named for what the parameter takes.
     let refusals = [
-        ("limit=abc", "limit: must be a whole number, 0 or more"),
-        ("limit=-1", "limit: must be a whole number, 0 or more"),
+        ("limit=abc", "limit: must be a whole number, 1 or more"),
+        ("limit=-1", "limit: must be a whole number, 1 or more"),
         ("page=99999999999", "page: out of range"),
     ];
     for (query, message) in refusals {

@@ -262,7 +262,7 @@ async fn the_operator_api_needs_its_token_a_known_team_and_a_known_plan(env: &Te
         .json(&json!({ "plan": "pro", "overrides": [77, 7777, 7] }));
     let (status, body) = crate::harness::into_json(request.send().await.unwrap()).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
-    assert_eq!(body["error"]["message"], "overrides: invalid type, expected an object", "{body}");
+    assert_eq!(body["error"]["message"], "overrides: invalid type: sequence, expected an object", "{body}");
 }
 
 async fn a_logout_ends_the_session(env: &TestEnv) {

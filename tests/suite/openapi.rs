@@ -549,7 +549,8 @@ both_modes!(
     the_domain_format_is_documented_and_enforced,
     integers_beyond_int32_are_refused_naming_the_field,
     an_integral_float_is_an_integer_as_the_document_counts_them,
-    a_body_that_is_an_array_is_refused
+    a_body_that_is_an_array_is_refused,
+    an_object_in_a_body_given_as_an_array_is_refused
 );
 
 /// A key on a paying team and a website of that team with one pageview: (key, website id).
@@ -703,4 +704,19 @@ async fn a_body_that_is_an_array_is_refused(env: &TestEnv) {
     let body = json!([null, ["visitors"], "7d"]);
     let (status, answer) = env.api(Method::POST, &format!("/query/{site}"), &key, Some(body)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}
+
+/// A nested object given as an array of its fields is refused naming the field, where serde
+/// would read it by position.
+async fn an_object_in_a_body_given_as_an_array_is_refused(env: &TestEnv) {
+    let (key, site, _) = keyed_site(env).await;
+    for (field, value) in [("pagination", json!([5, 3])), ("pagination", json!([])), ("include", json!([true, true]))] {
+        let body = json!({ "metrics": ["visitors"], "date_range": "7d", field: value });
+        let (status, answer) = env.api(Method::POST, &format!("/query/{site}"), &key, Some(body)).await;
+        assert_refused(status, &answer, field);
+        assert!(answer["error"]["message"].as_str().unwrap().ends_with("expected an object"), "{answer}");
+    }
+    let body = json!({ "metrics": ["visitors"], "date_range": "7d", "pagination": { "limit": 5, "offset": 3 } });
+    let (status, answer) = env.api(Method::POST, &format!("/query/{site}"), &key, Some(body)).await;
+    assert_eq!((status, &answer["data"]["query"]["pagination"]), (StatusCode::OK, &json!({ "limit": 5, "offset": 3 })));
 }

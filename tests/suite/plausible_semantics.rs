@@ -857,10 +857,19 @@ async fn v1_refused(env: &TestEnv, key: &str, endpoint: &str, domain: &str, rest
 
 async fn v1_refuses_a_bad_page_filter_property_or_goal_in_plausibles_words(env: &TestEnv) {
     let (key, domain) = site_with_visits(env).await;
-    assert_eq!(
-        v1_refused(env, &key, "breakdown", &domain, "period=day&property=event:page&page=0").await,
-        "Please provide page as a positive number."
-    );
+    for page in ["0", "-5", "abc", "1.0"] {
+        assert_eq!(
+            v1_refused(env, &key, "breakdown", &domain, &format!("period=day&property=event:page&page={page}")).await,
+            "Please provide page as a positive number."
+        );
+    }
+    for limit in ["0", "-1", "abc", "3.0", "", "1001"] {
+        assert_eq!(
+            v1_refused(env, &key, "breakdown", &domain, &format!("period=day&property=event:page&limit={limit}")).await,
+            "Please provide limit as a number between 1 and 1000.",
+            "{limit}"
+        );
+    }
     assert_eq!(
         v1_refused(env, &key, "aggregate", &domain, "period=day&filters=foo%3D%3Dbar").await,
         "Invalid filter property 'foo'. Please provide a valid filter property: \

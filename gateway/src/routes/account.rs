@@ -201,7 +201,7 @@ pub struct OverridesBody {
 #[serde(deny_unknown_fields)]
 pub struct SetPlanBody {
     plan: Plan,
-    #[serde(default, deserialize_with = "crate::envelope::object")]
+    #[serde(default, deserialize_with = "crate::envelope::object_or_null")]
     overrides: Option<OverridesBody>,
 }
 

@@ -258,12 +258,25 @@ fn plausible_refusal(kind: V1, p: &V1Params) -> Option<String> {
         ));
     }
     if kind == V1::Breakdown && p.limit.is_some_and(|limit| !(1..=1000).contains(&limit)) {
-        return Some("Please provide limit as a number between 1 and 1000.".into());
+        return Some(LIMIT_REFUSED.into());
     }
     if kind == V1::Breakdown && p.page.is_some_and(|page| page < 1) {
-        return Some("Please provide page as a positive number.".into());
+        return Some(PAGE_REFUSED.into());
     }
     None
+}
+
+const LIMIT_REFUSED: &str = "Please provide limit as a number between 1 and 1000.";
+const PAGE_REFUSED: &str = "Please provide page as a positive number.";
+
+/// A breakdown's `limit` or `page` that is no whole number at all (`-1`, `abc`, `3.0`), which
+/// Plausible refuses in the words it has for one out of range.
+fn unreadable_in_plausibles_words(kind: V1, e: ApiError) -> ApiError {
+    match e.error.field.as_deref() {
+        Some("limit") if kind == V1::Breakdown => ApiError::new(ErrorCode::Validation, LIMIT_REFUSED),
+        Some("page") if kind == V1::Breakdown => ApiError::new(ErrorCode::Validation, PAGE_REFUSED),
+        _ => e,
+    }
 }
 
 /// Plausible's v1 rules on which metrics go with which filters and breakdowns, in its words
@@ -462,7 +475,11 @@ pub(crate) async fn v1(
         Face::Ours => query,
         Face::Plausible => query.map(|q| read_by(kind, &q)),
     };
-    let params: V1Params = key.validated(state, Scope::Read, parse_query(query.as_deref())).await?;
+    let parsed = parse_query(query.as_deref()).map_err(|e| match face {
+        Face::Ours => e,
+        Face::Plausible => unreadable_in_plausibles_words(kind, e),
+    });
+    let params: V1Params = key.validated(state, Scope::Read, parsed).await?;
     // Checked before anything is taken; refused only after the site's refusals.
     let checked = v1_request(kind, &params, face);
     let (website, mut request) = match face {

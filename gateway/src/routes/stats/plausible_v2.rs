@@ -54,9 +54,9 @@ pub struct V2Body {
     #[serde(default)]
     #[schema(schema_with = crate::schema::order_by)]
     order_by: Vec<(String, String)>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::envelope::object")]
     include: V2Include,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::envelope::object_or_null")]
     pagination: Option<V2Pagination>,
 }
 
