@@ -186,7 +186,8 @@ pub fn member(m: &idpb::Member) -> Member {
 pub struct AuditEntry {
     id: String,
     team_id: String,
-    /// The user who acted.
+    /// The user who acted; `operator` for a plan set by the operator, `secret_scanning` for a
+    /// key revoked by a leak report.
     actor_id: String,
     /// Their e-mail address (also when they have left the team since), or null if unknown.
     actor_email: Option<String>,

@@ -784,7 +784,11 @@ async fn arguments_outside_a_tools_schema_are_refused_and_not_counted(env: &Test
         ("get_breakdown", json!({ "website_id": id }), "property is required"),
         ("get_aggregate", json!({ "website_id": id, "colour": "red" }), "colour is not an argument"),
         // Refused by the tool rather than the schema: nor do these count.
-        ("get_aggregate", json!({ "website_id": id, "period": "custom", "date": "2026-02-30,2026-03-01" }), "must be"),
+        (
+            "get_aggregate",
+            json!({ "website_id": id, "period": "custom", "date": "2026-02-30,2026-03-01" }),
+            "must be a day of the calendar",
+        ),
         ("get_breakdown", json!({ "website_id": id, "property": "visit:nope" }), "unknown"),
         ("get_overview", json!({ "website_id": "someone-elses" }), "website not found"),
         ("create_website", json!({ "domain": "args.example", "name": "Again" }), "a website with domain"),

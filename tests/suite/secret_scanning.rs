@@ -63,6 +63,11 @@ async fn a_signed_report_revokes_a_live_key_and_says_so(env: TestEnv, signer: Re
     let (_, keys) = env.session_json(Method::GET, "/api/v1/account/api-keys", &ann.session, None).await;
     let record = keys["data"].as_array().unwrap().iter().find(|k| k["id"] == id.as_str()).unwrap().clone();
     assert_eq!((&record["revoked_reason"], &record["leak_url"]), (&json!("leaked"), &json!(url)), "{record}");
+    // The report revoked it, not its owner.
+    let log = format!("/api/v1/teams/{}/audit-log", ann.team_id);
+    let (_, log) = env.session_json(Method::GET, &log, &ann.session, None).await;
+    let leaked = log["data"].as_array().unwrap().iter().find(|e| e["action"] == "api_key.leaked").unwrap().clone();
+    assert_eq!((&leaked["actor_id"], &leaked["actor_email"]), (&json!("secret_scanning"), &Value::Null), "{leaked}");
     // Reported again, it is no longer live.
     let (_, again) = post_report(&env, &body, KEY_ID, &sign(&signer, &body)).await;
     assert_eq!(again[0]["label"], "false_positive");

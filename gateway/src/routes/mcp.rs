@@ -96,7 +96,8 @@ pub async fn require_token(State(state): State<AppState>, mut req: Request, next
     req.extensions_mut().insert(outage.clone());
     let response = next.run(req).await;
     if outage.0.load(Ordering::Relaxed) {
-        let message = "a service this tool call needs is unavailable; the call was not counted";
+        // Not "not counted": policy may have counted it just before it stopped answering.
+        let message = "a service this tool call needs is unavailable; the call was not made";
         return ApiError::new(common::ErrorCode::ServiceUnavailable, message).into_response();
     }
     response
@@ -396,6 +397,8 @@ impl From<ApiError> for ToolError {
             return ToolError::Unavailable(e);
         }
         e.error.log_cause();
+        // Without the service's field, which may not be the tool's argument (`dimensions` for
+        // `property`).
         ToolError::Refused(common::secret::redact_secrets(&e.error.message).into_owned())
     }
 }

@@ -71,6 +71,10 @@ pub async fn reports(State(state): State<AppState>, headers: HeaderMap, RawBody(
 /// Where a leak was found, kept only as an `http(s)` address: the console shows it as a link,
 /// which another scheme (`javascript:`) must never become, whoever signed the report.
 fn web_address(url: &str) -> String {
+    // The URL parser would keep one, percent-encoded.
+    if url.chars().any(char::is_control) {
+        return String::new();
+    }
     match url::Url::parse(url.trim()) {
         Ok(parsed) if matches!(parsed.scheme(), "https" | "http") => parsed.to_string(),
         _ => String::new(),
@@ -85,7 +89,8 @@ mod tests {
     fn a_leak_is_placed_only_at_a_web_address() {
         let github = "https://github.com/someone/repo/blob/main/.env";
         assert_eq!(web_address(github), github);
-        for other in ["javascript:alert(1)//https://github.com/x", "data:text/html,x", "github.com/x", ""] {
+        let control = "https://github.com/x\u{1}y";
+        for other in ["javascript:alert(1)//https://github.com/x", "data:text/html,x", "github.com/x", "", control] {
             assert_eq!(web_address(other), "", "{other}");
         }
     }

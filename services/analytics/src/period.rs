@@ -98,7 +98,7 @@ fn out_of_range() -> Error {
 
 fn day(text: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| Error::invalid("date", "must be YYYY-MM-DD (or two, for custom)"))
+        .map_err(|_| Error::invalid("date", "must be a day of the calendar, YYYY-MM-DD (or two, for custom)"))
 }
 
 fn back(end: NaiveDate, days: u64) -> Result<NaiveDate> {

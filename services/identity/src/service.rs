@@ -18,6 +18,8 @@ const SESSION_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
 const MINUTE_MS: i64 = 60_000;
 pub const REVOKED_BY_USER: &str = "user";
 pub const REVOKED_TEAM_ACCESS_LOST: &str = "team_access_lost";
+/// The actor of the audit entry of a key revoked by a leak report.
+pub const SECRET_SCANNING_ACTOR: &str = "secret_scanning";
 
 /// A key about to be stored; the gateway generated the secret and sends only its digest.
 pub struct NewApiKey {
@@ -418,11 +420,14 @@ impl Identity {
 
     /// [`Self::audit_key`] with details of the caller's.
     async fn audit_key_with(&self, key: &ApiKey, action: &str, details: &serde_json::Value) -> Result<()> {
+        self.audit_key_by(key, &key.user_id, action, details).await
+    }
+
+    /// A key event in each team the key selects, done by `actor` (a user's id, or who else did it).
+    async fn audit_key_by(&self, key: &ApiKey, actor: &str, action: &str, details: &serde_json::Value) -> Result<()> {
         for membership in self.store.memberships(&key.user_id).await? {
             if key.teams.selects(&membership.team.id) {
-                self.store
-                    .append_audit(&audit_entry(&membership.team.id, &key.user_id, action, &key.id, details))
-                    .await?;
+                self.store.append_audit(&audit_entry(&membership.team.id, actor, action, &key.id, details)).await?;
             }
         }
         Ok(())
@@ -562,7 +567,8 @@ impl Identity {
         }
         announce(self.changes.as_ref(), Change::Key(key.id.clone())).await;
         let details = serde_json::json!({ "name": key.name, "hint": key.hint, "url": url });
-        self.audit_key_with(&key, "api_key.leaked", &details).await?;
+        // The report revoked it, not its owner.
+        self.audit_key_by(&key, SECRET_SCANNING_ACTOR, "api_key.leaked", &details).await?;
         Ok(true)
     }
 
