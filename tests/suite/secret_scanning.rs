@@ -68,9 +68,14 @@ async fn a_signed_report_revokes_a_live_key_and_says_so(env: TestEnv, signer: Re
     let (_, log) = env.session_json(Method::GET, &log, &ann.session, None).await;
     let leaked = log["data"].as_array().unwrap().iter().find(|e| e["action"] == "api_key.leaked").unwrap().clone();
     assert_eq!((&leaked["actor_id"], &leaked["actor_email"]), (&json!("secret_scanning"), &Value::Null), "{leaked}");
-    // Reported again, it is no longer live.
+    // Reported again (GitHub's retry of a report it got no answer to), it is the same leak; and
+    // it is recorded once.
     let (_, again) = post_report(&env, &body, KEY_ID, &sign(&signer, &body)).await;
-    assert_eq!(again[0]["label"], "false_positive");
+    assert_eq!((&again[0]["label"], &again[1]["label"]), (&json!("true_positive"), &json!("false_positive")));
+    let (_, log) =
+        env.session_json(Method::GET, &format!("/api/v1/teams/{}/audit-log", ann.team_id), &ann.session, None).await;
+    let leaks = log["data"].as_array().unwrap().iter().filter(|e| e["action"] == "api_key.leaked").count();
+    assert_eq!(leaks, 1, "{log}");
     // A null where the report knows no value refuses nothing.
     let body = json!([{ "token": "zv_notakey", "type": null, "url": null, "source": "content" }]).to_string();
     let (status, answer) = post_report(&env, &body, KEY_ID, &sign(&signer, &body)).await;

@@ -51,6 +51,7 @@ impl Replica {
         let reader = common::db::Reader {
             url: &config.url,
             service: "analytics",
+            max_connections: 16,
             acquire_timeout: Duration::from_secs(1),
             statement_timeout,
         };

@@ -88,6 +88,9 @@ impl Store {
             Backend::Postgres { url } => common::db::connect_reader(&common::db::Reader {
                 url,
                 service: "analytics",
+                // Beside the primary's pool of 16 (writes, rollups, lookups), of which statistics
+                // had a share before: a PostgreSQL server's connections serve every process.
+                max_connections: 8,
                 acquire_timeout: std::time::Duration::from_secs(3),
                 statement_timeout: storage.statistics_timeout,
             })?,

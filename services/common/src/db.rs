@@ -148,6 +148,8 @@ async fn connect(backend: &Backend, service: &'static str) -> Result<AnyPool, Op
 pub struct Reader<'a> {
     pub url: &'a str,
     pub service: &'static str,
+    /// How many connections the pool may open.
+    pub max_connections: u32,
     /// How long a read waits for a connection before the pool reports that it has none.
     pub acquire_timeout: Duration,
     /// After this PostgreSQL cancels a statement: no one waits for its answer any longer.
@@ -164,7 +166,7 @@ pub fn connect_reader(reader: &Reader) -> Result<AnyPool, OpenError> {
     let service = reader.service;
     let timeout_ms = reader.statement_timeout.as_millis();
     AnyPoolOptions::new()
-        .max_connections(16)
+        .max_connections(reader.max_connections)
         .acquire_timeout(reader.acquire_timeout)
         .after_connect(move |conn, _| {
             Box::pin(async move {

@@ -557,13 +557,17 @@ impl Identity {
     }
 
     /// A secret reported as found in public: a live key with it is revoked at once, with the URL
-    /// in the key's record and its teams' audit logs. Whether there was one.
+    /// in the key's record and its teams' audit logs. Whether it is a key that leaked: live until
+    /// now, or revoked by an earlier report of it (GitHub sends a report again when it got no
+    /// answer, and one of the same key may come from another place).
     pub async fn report_leaked_key(&self, digest: &Digest, url: &str) -> Result<bool> {
-        let Some((key, _)) = self.store.api_key_by_digest(&self.hasher.candidates(digest)).await? else {
-            return Ok(false);
+        let candidates = self.hasher.candidates(digest);
+        let Some((key, _)) = self.store.api_key_by_digest(&candidates).await? else {
+            return self.store.leaked_key_by_digest(&candidates).await;
         };
-        if key.revoked_at.is_some() || !self.store.revoke_leaked_key(&key.id, now_ms(), url).await? {
-            return Ok(false);
+        if !self.store.revoke_leaked_key(&key.id, now_ms(), url).await? {
+            // Revoked meanwhile: by a report of it made at the same time, or by its owner.
+            return self.store.leaked_key_by_digest(&candidates).await;
         }
         announce(self.changes.as_ref(), Change::Key(key.id.clone())).await;
         let details = serde_json::json!({ "name": key.name, "hint": key.hint, "url": url });

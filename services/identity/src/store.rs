@@ -418,6 +418,14 @@ impl Store {
         self.key_where(&condition, &hexes).await
     }
 
+    /// Whether a key of one of these digests was revoked by a leak report.
+    pub async fn leaked_key_by_digest(&self, candidates: &[Stored]) -> Result<bool> {
+        let hexes: Vec<&str> = candidates.iter().map(|c| c.hex.as_str()).collect();
+        let condition =
+            format!("secret_digest IN ({}) AND revoked_reason = 'leaked'", common::db::placeholders(hexes.len()));
+        Ok(self.key_where(&condition, &hexes).await?.is_some())
+    }
+
     /// Re-keys a stored digest under the current secret.
     pub async fn rekey_api_key(&self, key_id: &str, stored: &Stored) -> Result<()> {
         sqlx::query("UPDATE api_keys SET secret_digest = $1, hash_version = $2 WHERE id = $3")
