@@ -20,7 +20,7 @@ CROSS_FIELD_RULES = [
     for rule in (
         # `date` with `period`: two days for `custom` only, in order, at most 10 years apart.
         r"date: custom needs YYYY-MM-DD,YYYY-MM-DD",
-        r"date: must be YYYY-MM-DD \(or two, for custom\)",
+        r"date: must be a day of the calendar, YYYY-MM-DD \(or two, for custom\)",
         r"date(_range)?: the first (day|date-time) must not be after the second",
         r"date(_range)?: a (custom )?period spans at most 10 years",
         # The same rules in Plausible's words, on the drop-in.
