@@ -146,16 +146,10 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut names: Vec<String> =
             std::iter::once(w.domain.clone()).chain(crate::model::other_www_name(&w.domain)).collect();
-        if self.system == "postgresql" {
-            // A lock per name it checks, taken in one order by every creation.
-            names.sort();
-            for name in &names {
-                sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                    .bind(WEBSITE_HOST_LOCKS)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        // A lock per name it checks, taken in one order by every creation.
+        names.sort();
+        for name in &names {
+            self.lock(&mut tx, WEBSITE_HOST_LOCKS, name).await?;
         }
         for name in names {
             let taken = sqlx::query("SELECT domain FROM websites WHERE domain = $1")
@@ -884,6 +878,19 @@ impl Store {
         format!("INSERT INTO {table} ({columns}) VALUES {}", rows.join(", "))
     }
 
+    /// Takes PostgreSQL's advisory lock of `name` in `class` until `tx` ends. SQLite needs none:
+    /// a write transaction holds the whole database from its start (see [`Store::begin_write`]).
+    async fn lock(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, class: i32, name: &str) -> Result<()> {
+        if self.system == "postgresql" {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(class)
+                .bind(name)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(common::db::begin_write(&self.pool, self.system).await?)
     }
@@ -898,7 +905,6 @@ impl Store {
         if self.system == "postgresql" { Dialect::Postgres } else { Dialect::Sqlite }
     }
 
-    /// Stores a goal; a conflict when the site has a goal of that name.
     /// Stores a new goal unless its site has one of that name, or [`MAX_GOALS`] others: the
     /// count and the insert hold the site's goal lock, so that two goals created at once cannot
     /// both take its last place.
@@ -908,13 +914,7 @@ impl Store {
             GoalTarget::Page(path) => (None, Some(path.as_str())),
         };
         let mut tx = self.begin_write().await?;
-        if self.system == "postgresql" {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind(GOAL_LOCKS)
-                .bind(&goal.website_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        self.lock(&mut tx, GOAL_LOCKS, &goal.website_id).await?;
         // A goal of the same name is a conflict of its own, whatever the count.
         let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM goals WHERE website_id = $1 AND display_name <> $2")
             .bind(&goal.website_id)
