@@ -87,6 +87,8 @@ CROSS_FIELD_RULES = [
         r"property filters can only be used on top level\.",
         # The audit log's page size by its name or its earlier name, not both.
         r"limit: give per_page or limit, not both",
+        # The audit log's `before` names an entry of the team's log (as a path names what exists).
+        r"before: no entry of the team's audit log has this id",
     )
 ]
 

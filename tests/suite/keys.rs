@@ -591,6 +591,55 @@ async fn the_audit_log_is_paged(env: &TestEnv) {
     }
 }
 
+async fn the_audit_log_walked_from_its_last_entry_lists_none_twice_while_entries_arrive(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    env.set_plan(&ann.team_id, "pro").await;
+    let ann = &ann;
+    let key = |name: &'static str| env.create_key(ann, json!({ "name": name, "permissions": "full", "teams": "all" }));
+    for name in ["a", "b", "c", "d"] {
+        key(name).await;
+    }
+    let log = |query: String| {
+        let path = format!("/api/v1/teams/{}/audit-log{query}", ann.team_id);
+        async move { env.session_json(Method::GET, &path, &ann.session, None).await }
+    };
+    let (_, all) = log(String::new()).await;
+    let all = all["data"].as_array().unwrap().clone();
+    let (_, first) = log("?per_page=2".into()).await;
+    let mut walked = first["data"].as_array().unwrap().clone();
+    // New entries arrive at the head of the log: with offsets, the next page would repeat two.
+    key("e").await;
+    key("f").await;
+    loop {
+        let last = walked.last().unwrap()["id"].as_str().unwrap().to_owned();
+        let (status, page) = log(format!("?per_page=2&before={last}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let older = all.iter().skip_while(|e| e["id"] != last.as_str()).skip(1).count();
+        assert_eq!(
+            page["pagination"],
+            json!({ "page": 1, "per_page": 2, "total": older }),
+            "counted from the entry on"
+        );
+        let entries = page["data"].as_array().unwrap();
+        if entries.is_empty() {
+            break;
+        }
+        walked.extend(entries.iter().cloned());
+    }
+    assert_eq!(walked, all, "every entry of the log as it was, once each, newest first");
+    // An entry of another team's log is no place in this one.
+    let bob = env.user("bob").await;
+    env.set_plan(&bob.team_id, "pro").await;
+    let path = format!("/api/v1/teams/{}/audit-log", bob.team_id);
+    let (_, theirs) = env.session_json(Method::GET, &path, &bob.session, None).await;
+    let theirs = theirs["data"][0]["id"].as_str().expect("the plan change").to_owned();
+    for before in [theirs.as_str(), "01890000-0000-7000-8000-000000000000", "x"] {
+        let (status, body) = log(format!("?before={before}")).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "VALIDATION_ERROR");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("before: "), "{body}");
+    }
+}
+
 async fn the_audit_log_names_its_actors_and_whose_role_changed_after_they_left(env: &TestEnv) {
     let ann = env.user("ann").await;
     let bob = env.user("bob").await;
@@ -852,6 +901,7 @@ both_modes!(
     an_allowlist_holds_at_most_20_valid_networks,
     a_rotated_key_works_until_its_grace_period_ends,
     the_audit_log_is_paged,
+    the_audit_log_walked_from_its_last_entry_lists_none_twice_while_entries_arrive,
     the_audit_log_names_its_actors_and_whose_role_changed_after_they_left,
     a_rotation_without_grace_retires_the_old_key_at_once,
     a_grace_period_beyond_a_week_is_refused,

@@ -169,16 +169,21 @@ pub async fn remove_member(state: &AppState, member: OtherMember, actor: String)
     Ok(())
 }
 
-/// The team's key and membership events, newest first.
-/// A page of the team's audit log, newest first, and how many entries the whole log holds.
+/// A page of the team's audit log, newest first, and how many entries the log holds (older than
+/// the page's `before` entry, when it names one).
 pub async fn audit_log(
     state: &AppState,
     team_id: String,
     actor: String,
     page: AuditPage,
 ) -> ApiResult<(Vec<idpb::AuditEntry>, u64)> {
-    let request =
-        idpb::ListAuditRequest { team_id, actor_user_id: actor, limit: page.per_page.get(), offset: page.offset() };
+    let request = idpb::ListAuditRequest {
+        team_id,
+        actor_user_id: actor,
+        limit: page.per_page.get(),
+        offset: page.offset(),
+        before: page.before.unwrap_or_default(),
+    };
     let answer = state.identity.clone().list_audit(request).await?.into_inner();
     Ok((answer.entries, answer.total))
 }

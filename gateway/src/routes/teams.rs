@@ -52,6 +52,12 @@ pub struct AuditParams {
     #[serde(default)]
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// The id of an entry of this team's log (another is a 400 naming `before`): only entries
+    /// older than it are listed, and counted in `total`. To walk the whole log while entries are
+    /// added, ask again with the last entry's id of each page (and no `page`): no entry is listed
+    /// twice.
+    #[serde(default)]
+    before: Option<String>,
 }
 
 impl AuditParams {
@@ -61,7 +67,7 @@ impl AuditParams {
             (Some(per_page), None) => AuditLimit::parse(Some(per_page), "per_page")?,
             (None, limit) => AuditLimit::parse(limit, "limit")?,
         };
-        Ok(AuditPage::parse(per_page, self.page)?)
+        Ok(AuditPage { before: self.before.clone(), ..AuditPage::parse(per_page, self.page)? })
     }
 }
 
@@ -77,8 +83,9 @@ async fn set_policy(state: &AppState, team_id: String, actor: &str, policy: ApiK
 
 async fn audit_log(state: &AppState, team_id: String, actor: String, params: &AuditParams) -> ApiResult<Response> {
     let page = params.page()?;
+    let (number, per_page) = (page.page, page.per_page.get());
     let (entries, total) = teams::audit_log(state, team_id, actor, page).await?;
-    let pagination = Pagination { page: page.page.into(), per_page: page.per_page.get().into(), total };
+    let pagination = Pagination { page: number.into(), per_page: per_page.into(), total };
     Ok(paged(entries.iter().map(views::audit_entry).collect::<Vec<_>>(), Some(pagination)).into_response())
 }
 

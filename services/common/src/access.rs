@@ -457,26 +457,29 @@ impl AuditLimit {
     }
 }
 
-/// A page of a team's audit log, newest first: `per_page` entries from page `page` (from 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A page of a team's audit log, newest first: `per_page` entries from page `page` (from 1), of
+/// the entries older than the entry `before` when one is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditPage {
     pub per_page: AuditLimit,
     pub page: u32,
+    pub before: Option<String>,
 }
 
 impl AuditPage {
     /// Pages beyond this would skip more entries than a `u32` counts; no team's log is that long.
     pub const MAX_PAGE: u32 = 1_000_000;
 
+    /// Page `page` of the whole log; `before` is set apart.
     pub fn parse(per_page: AuditLimit, page: Option<u32>) -> Result<AuditPage, Error> {
         match page.unwrap_or(1) {
-            page @ 1..=Self::MAX_PAGE => Ok(AuditPage { per_page, page }),
+            page @ 1..=Self::MAX_PAGE => Ok(AuditPage { per_page, page, before: None }),
             _ => Err(Error::invalid("page", "must be between 1 and 1000000")),
         }
     }
 
     /// Newer entries skipped before this page.
-    pub fn offset(self) -> u32 {
+    pub fn offset(&self) -> u32 {
         (self.page - 1).saturating_mul(self.per_page.get())
     }
 }

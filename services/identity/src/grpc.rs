@@ -299,7 +299,7 @@ impl IdentityService for Identity {
 
     async fn list_audit(&self, req: Request<pb::ListAuditRequest>) -> Reply<pb::ListAuditResponse> {
         let r = req.into_inner();
-        let page = crate::teams::LogPage { limit: r.limit, offset: r.offset };
+        let page = crate::teams::LogPage { limit: r.limit, offset: r.offset, before: r.before };
         let (entries, total) = Identity::list_audit(self, &r.team_id, &r.actor_user_id, page).await?;
         Ok(Response::new(pb::ListAuditResponse { entries: entries.into_iter().map(audit_entry).collect(), total }))
     }

@@ -517,22 +517,41 @@ impl Store {
         insert_audit(&self.pool, entry).await
     }
 
-    /// `limit` entries of the team's log after the `offset` newest, and the log's length.
-    pub async fn audit(&self, team_id: &str, limit: u32, offset: u32) -> Result<(Vec<AuditEntry>, u64)> {
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE team_id = $1")
-            .bind(team_id)
-            .fetch_one(&self.pool)
-            .await?;
-        let rows = sqlx::query(
+    /// A range of the team's log, newest first, and how many entries it holds from its start.
+    pub async fn audit(&self, team_id: &str, range: &AuditRange<'_>) -> Result<(Vec<AuditEntry>, u64)> {
+        // The log's order is (created_at, id), both descending; `before` names a place in it. An
+        // entry written later with an earlier time (another replica's clock) lands behind a reader
+        // already past it, which is the price of never showing one twice.
+        let cursor = match range.before {
+            None => None,
+            Some(id) => {
+                let at: Option<i64> =
+                    sqlx::query_scalar("SELECT created_at FROM audit_log WHERE team_id = $1 AND id = $2")
+                        .bind(team_id)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Some((at.ok_or_else(|| Error::invalid("before", "no entry of the team's audit log has this id"))?, id))
+            }
+        };
+        let (older, next) = match cursor {
+            Some(_) => (" AND (a.created_at < $2 OR (a.created_at = $2 AND a.id < $3))", 4),
+            None => ("", 2),
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM audit_log a WHERE a.team_id = $1{older}");
+        let rows_sql = format!(
             "SELECT a.id, a.team_id, a.actor_id, a.action, a.target, a.details, a.created_at, u.email AS actor_email \
              FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id \
-             WHERE a.team_id = $1 ORDER BY a.created_at DESC, a.id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(team_id)
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE a.team_id = $1{older} ORDER BY a.created_at DESC, a.id DESC LIMIT ${next} OFFSET ${}",
+            next + 1
+        );
+        let (mut count, mut rows) =
+            (sqlx::query_scalar(&count_sql).bind(team_id), sqlx::query(&rows_sql).bind(team_id));
+        if let Some((at, id)) = cursor {
+            (count, rows) = (count.bind(at).bind(id), rows.bind(at).bind(id));
+        }
+        let total: i64 = count.fetch_one(&self.pool).await?;
+        let rows = rows.bind(i64::from(range.limit)).bind(i64::from(range.offset)).fetch_all(&self.pool).await?;
         let entries = rows
             .iter()
             .map(|row| {
@@ -550,6 +569,14 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         Ok((entries, total.try_into().unwrap_or_default()))
     }
+}
+
+/// Which entries of a team's audit log to read: `limit` of them after the `offset` newest, among
+/// those older than the entry `before` when one is named.
+pub struct AuditRange<'a> {
+    pub limit: u32,
+    pub offset: u32,
+    pub before: Option<&'a str>,
 }
 
 /// The rows of a key that selects a fixed list of teams.

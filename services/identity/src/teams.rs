@@ -178,7 +178,7 @@ impl Identity {
     /// A page of the team's audit log, newest first, and how many entries the whole log holds.
     pub async fn list_audit(&self, team_id: &str, actor: &str, page: LogPage) -> Result<(Vec<AuditEntry>, u64)> {
         self.admin_role_in(team_id, actor).await?;
-        self.store.audit(team_id, AuditLimit::clamped(page.limit).get(), page.offset).await
+        self.store.audit(team_id, &page.clamped()).await
     }
 }
 
@@ -186,4 +186,13 @@ impl Identity {
 pub struct LogPage {
     pub limit: u32,
     pub offset: u32,
+    /// The id of an entry of the log: only older entries are listed and counted. Empty: none.
+    pub before: String,
+}
+
+impl LogPage {
+    fn clamped(&self) -> crate::store::AuditRange<'_> {
+        let before = Some(self.before.as_str()).filter(|id| !id.is_empty());
+        crate::store::AuditRange { limit: AuditLimit::clamped(self.limit).get(), offset: self.offset, before }
+    }
 }
