@@ -1693,6 +1693,61 @@ async fn a_day_another_process_claimed_is_left_to_it_until_the_claim_lapses() {
     .await;
 }
 
+/// The rows of a goal made after its site's days were rolled up are added to those days by
+/// every process's next rollup (replicas, an import beside the server): two at once both succeed,
+/// and the days hold the goal's figures once.
+#[tokio::test]
+async fn two_processes_adding_a_new_goals_rows_at_once_both_succeed() {
+    use analytics::store::{DAY_MS, day_of};
+
+    on_each_backend(|backend| async move {
+        let (analytics, site, writer) = with_writer(&backend, "goals-at-once.example").await;
+        let now = common::time::now_ms();
+        for days_ago in 1..=3 {
+            let ts = day_of(now) - days_ago * DAY_MS + DAY_MS / 2;
+            store(&writer, analytics::store::NewEvent { ts, ..pageview(&site, 0, "/signup") }).await;
+        }
+        assert_eq!(analytics.roll_up_closed(now).await.unwrap(), 3);
+        let other = analytics::Analytics::open(&backend).await.unwrap();
+        let patterns = ["/signup", "/signup*", "/sign*", "/sig*", "/si*", "/s*", "/*", "/**"];
+        for pattern in patterns {
+            let page = analytics::model::GoalTarget::Page(pattern.into());
+            analytics.create_goal(&site, page, None).await.unwrap();
+            let (one, two) = tokio::join!(analytics.roll_up(now), other.roll_up(now));
+            one.unwrap_or_else(|e| panic!("{pattern}: {e}"));
+            two.unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        }
+        let days = |day: i64| chrono::DateTime::from_timestamp_millis(day).unwrap().format("%Y-%m-%d").to_string();
+        let range = format!("{},{}", days(day_of(now) - 3 * DAY_MS), days(day_of(now) - DAY_MS));
+        let ask = |dimension: &str| {
+            let (period, end_day) = asked_period("custom", &range);
+            let metrics = vec!["visitors".into()];
+            let dimensions = vec![dimension.into()];
+            let request = analytics::service::QueryRequest {
+                website_id: site.clone(),
+                metrics,
+                dimensions,
+                period,
+                end_day,
+                ..Default::default()
+            };
+            analytics.query(request)
+        };
+        let (pages, _) = ask("event:page").await.unwrap();
+        let (goals, _) = ask("event:goal").await.unwrap();
+        assert_eq!(goals.rolled_up_days, 3, "read from the rolled-up days");
+        let mut names: Vec<&str> = goals.rows.iter().map(|(dims, _)| dims[0].as_str()).collect();
+        names.sort_unstable();
+        let mut expected: Vec<String> = patterns.iter().map(|p| format!("Visit {p}")).collect();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+        for (goal, figures) in &goals.rows {
+            assert_eq!(figures, &pages.rows[0].1, "{goal:?} counts the page's visitors once");
+        }
+    })
+    .await;
+}
+
 /// Rollups answer exactly as raw events do, for generated traffic (engagement events and custom
 /// events after pageviews included), every query shape rollups serve, every metric (time on page
 /// and scroll depth too), and a site in UTC and sites in other zones, whose local days visits

@@ -25,6 +25,11 @@ const COLUMNS: &str = "id, team_id, domain, name, timezone, tracking_code, creat
 const WEBSITE_HOST_LOCKS: i32 = 0x7a76_0001;
 /// The class of the advisory locks of a site's goals (by its id), taken by each creation.
 const GOAL_LOCKS: i32 = 0x7a76_0002;
+/// The class of the advisory locks of a site's UTC day (`<site id>/<day>`), held by every write
+/// of the day's rolled-up rows: a day's rollup and the rows a new goal or pair adds to it are
+/// computed by any process, and two writes that replace the same rows would otherwise both insert
+/// them (a unique violation on PostgreSQL, where they run at once).
+const ROLLUP_LOCKS: i32 = 0x7a76_0003;
 
 const GOAL_COLUMNS: &str = "id, website_id, display_name, event_name, page_path, currency, created_at";
 
@@ -453,6 +458,7 @@ impl Store {
     /// `version` was read. Returns whether it was marked current.
     pub async fn write_rollup(&self, website_id: &str, day: i64, version: i64, rollup: &DayRollup) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        self.lock(&mut tx, ROLLUP_LOCKS, &format!("{website_id}/{day}")).await?;
         let claimed = sqlx::query("DELETE FROM rollup_pending WHERE website_id = $1 AND day = $2 AND version = $3")
             .bind(website_id)
             .bind(day)
@@ -563,6 +569,7 @@ impl Store {
     /// `write.from` on is replaced, so none computed at an earlier version is left to count.
     pub async fn write_open_rollup(&self, website_id: &str, write: &OpenWrite) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        self.lock(&mut tx, ROLLUP_LOCKS, &format!("{website_id}/{}", write.day)).await?;
         let rolled = &write.rolled;
         // The record is compared and set first: of two processes writing the same day, the
         // second waits for the first's commit, then finds the record changed.
@@ -673,6 +680,7 @@ impl Store {
     /// since); returns whether it was.
     pub async fn add_rows(&self, website_id: &str, day: i64, dim: &str, rollup: &DayRollup) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        self.lock(&mut tx, ROLLUP_LOCKS, &format!("{website_id}/{day}")).await?;
         let current: Option<i64> = sqlx::query_scalar(
             "SELECT d.day FROM rollup_days d WHERE d.website_id = $1 AND d.day = $2 AND NOT EXISTS \
              (SELECT 1 FROM rollup_pending p WHERE p.website_id = d.website_id AND p.day = d.day)",
