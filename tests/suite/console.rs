@@ -285,6 +285,8 @@ async fn the_session_cookie_is_not_secure_without_an_https_public_url(env: &Test
 }
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const CHROME: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
 const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 
 /// A website added with `user`'s session, and three pageviews of two visitors on it: its id.
@@ -336,6 +338,32 @@ async fn the_website_page_filters_by_a_value_as_written(env: &TestEnv) {
     }
     let (status, body) = console_stats(env, &ann, &site_id, "period=day&filters=%5B%22is%22").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// `(not set)`, Plausible's label of an empty attribute, picks the empty values on the website
+/// page as on the Stats API, in the v1 syntax a shared address holds and as a v2 filter.
+async fn the_website_page_reads_a_filter_on_not_set_as_the_stats_api_does(env: &TestEnv) {
+    let ann = env.user("ann").await;
+    let site_id = site_with_visits(env, &ann).await;
+    let domain = format!("stats-{}.example", &ann.user_id[..8]);
+    let event = json!({ "domain": domain, "name": "pageview", "url": format!("https://{domain}/?utm_source=news") });
+    let response = env.request(Method::POST, "/api/event").header("user-agent", CHROME).json(&event).send();
+    assert_eq!(response.await.unwrap().status(), StatusCode::ACCEPTED);
+    let v2 = |op: &str| json!([[op, "visit:utm_source", ["(not set)"]]]).to_string();
+    for (filters, visitors) in [
+        ("visit:utm_source==(not set)".to_owned(), 2),
+        ("visit:utm_source!=(not set)".to_owned(), 1),
+        (v2("is"), 2),
+        (v2("is_not"), 1),
+    ] {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("period", "day")
+            .append_pair("filters", &filters)
+            .finish();
+        let (status, body) = console_stats(env, &ann, &site_id, &query).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["figures"]["visitors"]["value"], visitors, "{filters}");
+    }
 }
 
 async fn the_website_page_figures_equal_the_external_aggregate(env: &TestEnv) {
@@ -826,6 +854,7 @@ both_modes!(
     the_dashboard_apis_answers_are_not_kept_by_caches,
     the_property_names_most_used_come_first,
     the_website_page_filters_by_a_value_as_written,
+    the_website_page_reads_a_filter_on_not_set_as_the_stats_api_does,
     the_website_page_shows_a_revenue_goals_revenue_as_the_stats_api_does,
     the_website_page_lists_a_custom_events_properties_and_breaks_one_down_as_the_stats_api_does,
     an_event_without_properties_lists_none,

@@ -808,6 +808,31 @@ async fn arguments_outside_a_tools_schema_are_refused_and_not_counted(env: &Test
     assert!(failed && message.contains("quota"), "{message}");
 }
 
+/// `get_timeseries` without an interval steps as the Stats API v1 does for the period, and a
+/// bucket without visitors has no visit duration (null), as v1's.
+async fn a_time_series_steps_and_leaves_empty_buckets_as_the_stats_api_v1_does(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read", "management:write"]).await;
+    let domain = format!("series-{}.example", &ann.user_id[..8]);
+    let (_, site) = call_tool(env, &tokens, "create_website", json!({ "domain": domain, "name": "S" })).await;
+    let id = serde_json::from_str::<Value>(&site).unwrap()["id"].as_str().unwrap().to_owned();
+    let tokens = &tokens;
+    let series = |arguments: Value| async move {
+        let (failed, answer) = call_tool(env, tokens, "get_timeseries", arguments).await;
+        assert!(!failed, "{answer}");
+        serde_json::from_str::<Value>(&answer).unwrap().as_array().unwrap().clone()
+    };
+    for (period, buckets) in [("day", 24), ("7d", 7), ("12mo", 12), ("6mo", 6)] {
+        let rows = series(json!({ "website_id": id, "period": period })).await;
+        assert_eq!(rows.len(), buckets, "{period}: {rows:?}");
+    }
+    let rows = series(json!({ "website_id": id, "period": "day", "interval": "day" })).await;
+    assert_eq!(rows.len(), 1, "an interval asked for is kept");
+    let asked = json!({ "website_id": id, "period": "7d", "metrics": ["visit_duration", "pageviews"] });
+    let rows = series(asked).await;
+    assert_eq!(rows[0], json!({ "date": rows[0]["date"], "visit_duration": null, "pageviews": 0 }));
+}
+
 async fn a_tool_outside_the_grant_is_a_step_up_challenge(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let tokens = client.connect(&ann, &["analytics:read"]).await;
@@ -1000,6 +1025,7 @@ both_modes!(
     the_challenge_names_every_scope,
     a_tool_outside_the_grant_is_a_step_up_challenge,
     arguments_outside_a_tools_schema_are_refused_and_not_counted,
+    a_time_series_steps_and_leaves_empty_buckets_as_the_stats_api_v1_does,
     malformed_json_is_a_json_rpc_parse_error,
     malformed_tool_call_params_are_invalid_params,
     an_unknown_method_is_not_found_and_a_secret_sent_as_one_is_not_echoed;

@@ -138,6 +138,46 @@ pub(crate) fn rows_named(
         .collect()
 }
 
+/// The time dimension of a time series over the named `period` when no interval is asked for,
+/// as Plausible's v1 chooses it: hours for a day, months for `6mo`, `12mo` and `year`, what the
+/// period turns out to hold for `all` (analytics chooses), days otherwise (`custom` included).
+pub(crate) fn default_time(period: &str) -> &'static str {
+    match NamedPeriod::from_name(period) {
+        Some(NamedPeriod::All) => proto::vocabulary::AUTO_TIME,
+        Some(NamedPeriod::Day | NamedPeriod::NamedPeriod24h) => Interval::Hour.dimension(),
+        Some(NamedPeriod::NamedPeriod6mo | NamedPeriod::NamedPeriod12mo | NamedPeriod::Year) => {
+            Interval::Month.dimension()
+        }
+        _ => Interval::Day.dimension(),
+    }
+}
+
+/// The row of each bucket of the period (analytics fills them all, in order): the answer's, or
+/// for a bucket without events (no visitors) the row Plausible gives it, whose counts and rates
+/// are 0 and whose averages (visit duration, scroll depth, time on page, revenue) are null.
+/// `metrics` are those asked for; the answer's rows hold the visitors after them when not asked.
+pub(crate) fn timeseries_rows(answer: &anpb::QueryResponse, metrics: &[String]) -> Vec<Map<String, Value>> {
+    let visitors = metrics.iter().position(|m| m == anpb::Metric::Visitors.name()).unwrap_or(metrics.len());
+    let empty = |mut row: Map<String, Value>| {
+        for metric in metrics {
+            let value = match anpb::Metric::from_name(metric) {
+                Some(
+                    anpb::Metric::VisitDuration
+                    | anpb::Metric::ScrollDepth
+                    | anpb::Metric::TimeOnPage
+                    | anpb::Metric::TotalRevenue
+                    | anpb::Metric::AverageRevenue,
+                ) => Value::Null,
+                _ => metric_value(metric, 0.0),
+            };
+            row.insert(metric.clone(), value);
+        }
+        row
+    };
+    let rows = top(answer, "date", metrics).into_iter().zip(&answer.rows);
+    rows.map(|(row, raw)| if raw.metrics.get(visitors) == Some(&0.0) { empty(row) } else { row }).collect()
+}
+
 /// The first row's figures: totals of a query without dimensions.
 pub(crate) fn totals(answer: &anpb::QueryResponse) -> Vec<f64> {
     answer.rows.first().map(|r| r.metrics.clone()).unwrap_or_default()

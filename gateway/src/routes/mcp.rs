@@ -280,7 +280,8 @@ fn tools() -> Vec<(Tool, &'static [&'static str])> {
                 "Metrics per hour, day, week or month over a period",
                 schema(
                     json!({ "website_id": site, "period": period, "date": date, "metrics": metrics,
-                        "interval": { "type": "string", "enum": Interval::names().collect::<Vec<_>>() } }),
+                        "interval": { "type": "string", "enum": Interval::names().collect::<Vec<_>>(),
+                            "description": "Default: hour for day and 24h, month for 6mo, 12mo and year, day otherwise" } }),
                     &["website_id"],
                 ),
             ),
@@ -513,12 +514,13 @@ impl McpServer {
 
     /// `get_aggregate`, `get_timeseries` and `get_breakdown`: one query each.
     async fn query_tool(&self, grant: &idpb::McpGrant, name: &str, args: &JsonObject) -> ToolResult {
-        let period = arg(args, "period").unwrap_or(NamedPeriod::NamedPeriod30d.name());
+        let period_name = arg(args, "period").unwrap_or(NamedPeriod::NamedPeriod30d.name());
         let date = arg(args, "date").unwrap_or_default();
         let website = self.website(grant, args).await?;
         let metrics = metrics_arg(args, &[Metric::Visitors, Metric::Pageviews]);
         // As analytics' own errors reach the tool: the message without the field.
-        let (period, end_day) = vocabulary::period(period, date, anpb::PeriodMeaning::Ours).map_err(|e| e.message)?;
+        let (period, end_day) =
+            vocabulary::period(period_name, date, anpb::PeriodMeaning::Ours).map_err(|e| e.message)?;
         let mut request = anpb::QueryRequest {
             website_id: website.id,
             metrics: metrics.clone(),
@@ -529,9 +531,13 @@ impl McpServer {
         let key = match name {
             "get_aggregate" => "",
             "get_timeseries" => {
-                let interval = arg(args, "interval").unwrap_or(Interval::Day.name());
-                request.dimensions = vec![format!("{TIME}{interval}")];
+                let time = arg(args, "interval").map(|interval| format!("{TIME}{interval}"));
+                request.dimensions = vec![time.unwrap_or_else(|| stats::default_time(period_name).to_owned())];
                 request.fill_time = true;
+                // A bucket without visitors has no averages (see `timeseries_rows`).
+                if !metrics.iter().any(|m| m == Metric::Visitors.name()) {
+                    request.metrics.push(Metric::Visitors.name().to_owned());
+                }
                 "date"
             }
             _ => {
@@ -543,6 +549,9 @@ impl McpServer {
             }
         };
         let answer = stats::run(&self.state, request).await?;
+        if name == "get_timeseries" {
+            return Ok(json!(stats::timeseries_rows(&answer, &metrics)));
+        }
         let found = top(&answer, key, &metrics);
         Ok(if key.is_empty() { Value::Object(found.into_iter().next().unwrap_or_default()) } else { json!(found) })
     }

@@ -418,9 +418,10 @@ impl Filter {
         Ok(Filter { dim, op, values, matching: Matching::Ours })
     }
 
-    /// The filter as Plausible means it: with `matching`, and with an `is` or `is_not` value
-    /// that is the label of an empty attribute (see [`Dim::blank_label`]) naming the empty ones.
-    pub fn plausibles(mut self, matching: Matching) -> Filter {
+    /// The filter with an `is` or `is_not` value that is the label of an empty attribute (see
+    /// [`Dim::blank_label`]) naming the empty ones, as Plausible reads it: every face takes
+    /// Plausible's filter syntax, so each reads it alike.
+    pub fn blanks_named(mut self) -> Filter {
         if matches!(self.op, Op::Is | Op::IsNot) {
             for value in &mut self.values {
                 let blank = match (&self.dim, value.as_str()) {
@@ -436,7 +437,7 @@ impl Filter {
                 *value = blank.to_owned();
             }
         }
-        Filter { matching, ..self }
+        self
     }
 
     /// Whether `is` picks values by equality, as rollups keep them.
@@ -2177,8 +2178,9 @@ mod tests {
         sql.condition("e.pathname", &filter, Dialect::Postgres);
         assert!(matches!(&sql.binds[0], Bind::Text(p) if p == "/blog/%"));
         // Respecting case, as Plausible does: text found, or SQLite's GLOB.
-        let exact = |op: &str, value: &str| {
-            Filter::new(op, "event:page", vec![value.into()]).unwrap().plausibles(Matching::Exact)
+        let exact = |op: &str, value: &str| Filter {
+            matching: Matching::Exact,
+            ..Filter::new(op, "event:page", vec![value.into()]).unwrap()
         };
         let mut sql = Sql::default();
         assert_eq!(

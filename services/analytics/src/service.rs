@@ -190,14 +190,15 @@ impl Analytics {
             .into_iter()
             .enumerate()
             .map(|(i, (op, dim, values))| {
-                let filter = Filter::new(&op, &dim, values)?;
-                // Plausible's text matching and labels of empty attributes (README, "Events and statistics").
+                let filter = Filter::new(&op, &dim, values)?.blanks_named();
+                // Plausible's text matching on its faces (README, "Events and statistics").
                 let ignore_case = request.ignore_case.get(i).copied().unwrap_or_default();
-                Ok(match (plausibles, ignore_case) {
-                    (false, _) => filter,
-                    (true, false) => filter.plausibles(Matching::Exact),
-                    (true, true) => filter.plausibles(Matching::IgnoreCase),
-                })
+                let matching = match (plausibles, ignore_case) {
+                    (false, _) => Matching::Ours,
+                    (true, false) => Matching::Exact,
+                    (true, true) => Matching::IgnoreCase,
+                };
+                Ok(Filter { matching, ..filter })
             })
             .collect::<Result<Vec<_>>>()?;
         // `time` is the interval Plausible chooses for the period (README, "Events and statistics").

@@ -19,14 +19,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::filters::v1_filters;
 use crate::flows::access::authorized_website;
 use crate::flows::stats::{
-    Compared, Comparison, change, metric_value, row_metric, rows_named, short_name, stats_query, top, totals,
+    self, Compared, Comparison, change, row_metric, rows_named, short_name, stats_query, totals,
 };
 use crate::rules;
 use crate::schema::{AnyProperty, Compare, Interval, StatsParams};
 use crate::state::AppState;
 use crate::vocabulary::{self, CUSTOM_PERIOD, INTERVALS, V1_DAY};
 use common::ErrorCode;
-use proto::vocabulary::{AUTO_TIME, PROPS, TIME};
+use proto::vocabulary::{PROPS, TIME};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(aggregate)).routes(routes!(timeseries)).routes(routes!(breakdown))
@@ -359,19 +359,14 @@ fn with_family(property: String) -> Vec<String> {
 /// The time dimension of a time series: the interval asked for, or the period's default (for
 /// `all`, which analytics chooses from the days the period turns out to hold).
 fn time_dimension(period: &str, interval: Option<&str>) -> ApiResult<&'static str> {
-    use anpb::{Interval, NamedPeriod as P};
+    use anpb::Interval;
     let interval = match interval {
         Some(V1_DAY) => Interval::Day,
         Some(name) => Interval::from_name(name).ok_or_else(|| {
             let known: Vec<_> = INTERVALS.iter().copied().filter(|i| *i != Interval::Day.name()).collect();
             invalid("interval", format!("{name:?} is not one of {}", known.join(", ")))
         })?,
-        None => match P::from_name(period) {
-            Some(P::All) => return Ok(AUTO_TIME),
-            Some(P::Day | P::NamedPeriod24h) => Interval::Hour,
-            Some(P::NamedPeriod6mo | P::NamedPeriod12mo | P::Year) => Interval::Month,
-            _ => Interval::Day,
-        },
+        None => return Ok(stats::default_time(period)),
     };
     Ok(interval.dimension())
 }
@@ -527,39 +522,13 @@ pub(crate) async fn v1(
     });
     let data = match kind {
         V1::Aggregate => V1Result::Aggregate(aggregate_result(&answer, &metrics, before.as_deref())),
-        V1::Timeseries => V1Result::Timeseries(TimeseriesResult { results: timeseries_rows(&answer, &metrics) }),
+        V1::Timeseries => V1Result::Timeseries(TimeseriesResult { results: stats::timeseries_rows(&answer, &metrics) }),
         V1::Breakdown => {
             let names: Vec<&str> = dimensions.iter().map(|d| short_name(d)).collect();
             V1Result::Breakdown(BreakdownResult { results: rows_named(&answer, &names, &metrics) })
         }
     };
     Ok((data, pagination))
-}
-
-/// The row of each bucket of the period (analytics fills them all, in order): the answer's, or
-/// for a bucket without events (no visitors) the row Plausible gives it, whose counts and rates
-/// are 0 and whose averages (visit duration, scroll depth, time on page, revenue) are null.
-/// `metrics` are those asked for; the answer's rows hold the visitors after them when not asked.
-fn timeseries_rows(answer: &anpb::QueryResponse, metrics: &[String]) -> Vec<Map<String, Value>> {
-    let visitors = metrics.iter().position(|m| m == anpb::Metric::Visitors.name()).unwrap_or(metrics.len());
-    let empty = |mut row: Map<String, Value>| {
-        for metric in metrics {
-            let value = match anpb::Metric::from_name(metric) {
-                Some(
-                    anpb::Metric::VisitDuration
-                    | anpb::Metric::ScrollDepth
-                    | anpb::Metric::TimeOnPage
-                    | anpb::Metric::TotalRevenue
-                    | anpb::Metric::AverageRevenue,
-                ) => Value::Null,
-                _ => metric_value(metric, 0.0),
-            };
-            row.insert(metric.clone(), value);
-        }
-        row
-    };
-    let rows = top(answer, "date", metrics).into_iter().zip(&answer.rows);
-    rows.map(|(row, raw)| if raw.metrics.get(visitors) == Some(&0.0) { empty(row) } else { row }).collect()
 }
 
 fn aggregate_result(answer: &anpb::QueryResponse, metrics: &[String], before: Option<&[f64]>) -> AggregateResult {
