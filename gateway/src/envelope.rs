@@ -171,12 +171,12 @@ where
     Ok(<Option<Object<T>> as serde::Deserialize>::deserialize(deserializer)?.map(|Object(value)| value))
 }
 
-/// The body stopped arriving for longer than the gateway waits for one
+/// The body had not arrived in full when the gateway stopped waiting for it
 /// (`ZENOVAY_HTTP_BODY_TIMEOUT_MS`).
 pub fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(error);
     while let Some(error) = source {
-        if error.is::<tower_http::timeout::TimeoutError>() {
+        if error.is::<crate::deadline::TooLate>() {
             return true;
         }
         source = error.source();

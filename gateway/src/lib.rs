@@ -8,6 +8,7 @@ mod batches;
 mod cache;
 mod config;
 mod console;
+mod deadline;
 mod decisions;
 mod envelope;
 mod error;
@@ -47,8 +48,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get, patch, post, put};
 use common::ErrorCode;
 use common::shutdown::Shutdown;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use opentelemetry::trace::TraceContextExt;
@@ -57,7 +57,6 @@ use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -117,13 +116,11 @@ impl Gateway {
         };
         tokio::pin!(stop);
         // axum::serve cannot bound how long a client takes to send its headers, so connections
-        // are served here, with hyper's timer (README, "Configuration").
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1().timer(TokioTimer::new()).header_read_timeout(self.header_timeout);
-        http.http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(Some(self.header_timeout))
-            .keep_alive_timeout(self.header_timeout);
+        // are served here, with hyper's timer (README, "Configuration"). HTTP/1.1 only: telling
+        // HTTP/2 apart reads the first bytes with no time bound, so a connection that sent
+        // nothing was held for ever; TLS and HTTP/2 belong to the proxy in front.
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(self.header_timeout);
         let edge = edge(self.router, self.body_timeout, self.draining);
         let connections = GracefulShutdown::new();
         loop {
@@ -147,8 +144,8 @@ impl Gateway {
                 req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 req
             });
-            let connection = http.serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service));
-            let connection = connections.watch(connection.into_owned());
+            let connection = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+            let connection = connections.watch(connection);
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %e, "connection ended with an error");
@@ -156,7 +153,13 @@ impl Gateway {
             });
         }
         drop(self.listener);
-        connections.shutdown().await;
+        // Every request in flight has its whole body within the body timeout and its calls
+        // within theirs; a connection still open past both (a stream a client keeps reading)
+        // must not keep the process, and the usage counts with it, from stopping.
+        let bound = self.body_timeout + common::transport::CALL_TIMEOUT;
+        if tokio::time::timeout(bound, connections.shutdown()).await.is_err() {
+            tracing::warn!(bound_ms = bound.as_millis() as u64, "connections still open at shutdown were cut");
+        }
         self.usage.flush().await;
         Ok(())
     }
@@ -296,8 +299,9 @@ fn edge(
 + Send
 + 'static {
     tower::ServiceBuilder::new()
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .map_request(|req: axum::http::Request<_>| req.map(axum::body::Body::new))
+        .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+            req.map(|body| axum::body::Body::new(deadline::Deadline::new(body, body_timeout)))
+        })
         .map_request(without_secret_request_id)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         // One line per request, the request log's: not a second at ERROR for each 5xx.

@@ -356,9 +356,11 @@ async fn a_body_that_stops_arriving_is_a_408() {
 
 async fn an_idle_or_trickling_connection_is_closed(env: &TestEnv) {
     let addr = env.base().trim_start_matches("http://").to_owned();
-    // Idle after one request (keep-alive), and headers sent a byte at a time, never finished.
+    // Idle after one request (keep-alive), silent from the start, and headers sent a byte at a
+    // time, never finished.
     let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let trickling = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let (trickle_in, mut trickle_out) = trickling.into_split();
     tokio::spawn(async move {
@@ -378,7 +380,57 @@ async fn an_idle_or_trickling_connection_is_closed(env: &TestEnv) {
         assert!(tokio::time::timeout(Duration::from_secs(30), until_closed).await.is_ok(), "{name} never closed");
     };
     closed("the idle connection", Box::new(idle)).await;
+    closed("the silent connection", Box::new(silent)).await;
     closed("the trickling connection", Box::new(trickle_in)).await;
+}
+
+/// A body sent a byte at a time, each in good time, is still a 408 once the body timeout has
+/// passed since the request came: the timeout bounds the whole body, not the wait for each part.
+#[tokio::test]
+async fn a_body_trickled_past_the_body_timeout_is_a_408() {
+    let address = gateway_before_dying_peer(Duration::from_millis(500)).await;
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut read, mut write) = tcp.into_split();
+    let head =
+        "POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
+    write.write_all(head.as_bytes()).await.unwrap();
+    tokio::spawn(async move {
+        for _ in 0..100 {
+            if write.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    // The whole body would take 5 s; the bound only keeps a regression from hanging CI.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"}}") {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    assert!(read.await.is_ok(), "the gateway never answered");
+    let answer = String::from_utf8_lossy(&answer);
+    // Had the body been read to its end, its spaces would be a 400.
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// The gateway speaks HTTP/1.1 only: a connection that opens with HTTP/2's preface is refused,
+/// not served (TLS and HTTP/2 belong to the proxy in front).
+#[tokio::test]
+async fn a_connection_opening_in_http2_is_not_served() {
+    let address = gateway_before_dying_peer(Duration::from_secs(10)).await;
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut answer));
+    assert!(read.await.is_ok(), "the connection was neither answered nor closed");
+    // An HTTP/2 server would answer with its SETTINGS frame (type 4) first.
+    assert!(answer.is_empty() || answer.starts_with(b"HTTP/1.1 "), "{:?}", String::from_utf8_lossy(&answer));
 }
 
 /// A value of the wrong type may be a secret (a password sent as a number): the refusal names

@@ -736,6 +736,11 @@ async fn control_characters_in_oauth_forms_are_refused(env: &TestEnv) {
 
     let (status, body) = client.token(&[("grant_type", "refresh_token"), ("refresh_token", "zvr_\0")]).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{body}");
+    // The refusal names the field, quoting no more of a long name than any refusal quotes.
+    let long = format!("\u{1}{}", "z".repeat(100_000));
+    let (status, body) = client.token(&[("grant_type", "refresh_token"), (long.as_str(), "1")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error_description"].as_str().unwrap().len() <= 1024, "the description is bounded");
     let body = json!({ "client_name": "nul\u{0}", "redirect_uris": [REDIRECT] });
     let (status, body) =
         into_json(env.request(Method::POST, "/oauth/register").json(&body).send().await.unwrap()).await;
@@ -884,6 +889,20 @@ async fn malformed_json_is_a_json_rpc_parse_error(env: &TestEnv) {
     assert_eq!((&body["jsonrpc"], &body["id"], &body["error"]["code"]), (&json!("2.0"), &Value::Null, &json!(-32700)));
 }
 
+/// A message over 64 KiB is refused before it is read as JSON: a tool's arguments are small, and
+/// reading many of them cost the gateway time other clients waited for.
+async fn a_message_over_64_kib_is_refused_as_too_large(env: &TestEnv) {
+    let (client, ann) = registered(env, "Test client", REDIRECT).await;
+    let tokens = client.connect(&ann, &["analytics:read"]).await;
+    let arguments: serde_json::Map<String, Value> = (0..10_000).map(|i| (format!("k{i}"), json!(i))).collect();
+    let call = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "list_websites", "arguments": arguments } });
+    let (status, body) = post_raw(env, &tokens, &call.to_string()).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::PAYLOAD_TOO_LARGE, &json!(-32600)), "{body}");
+    let (failed, websites) = call_tool(env, &tokens, "list_websites", json!({})).await;
+    assert!(!failed, "a message of the usual size still works: {websites}");
+}
+
 async fn malformed_tool_call_params_are_invalid_params(env: &TestEnv) {
     let (client, ann) = registered(env, "Test client", REDIRECT).await;
     let tokens = client.connect(&ann, &["analytics:read"]).await;
@@ -1027,6 +1046,7 @@ both_modes!(
     arguments_outside_a_tools_schema_are_refused_and_not_counted,
     a_time_series_steps_and_leaves_empty_buckets_as_the_stats_api_v1_does,
     malformed_json_is_a_json_rpc_parse_error,
+    a_message_over_64_kib_is_refused_as_too_large,
     malformed_tool_call_params_are_invalid_params,
     an_unknown_method_is_not_found_and_a_secret_sent_as_one_is_not_echoed;
     gateway PUBLIC_URL => oauth_metadata_names_the_configured_public_url

@@ -172,7 +172,7 @@ impl Error {
 pub const MESSAGE_MAX: usize = 1024;
 
 /// `text` cut to [`MESSAGE_MAX`] bytes, on a character's boundary, ending in `…` when cut.
-fn bounded(mut text: String) -> String {
+pub fn bounded(mut text: String) -> String {
     if text.len() > MESSAGE_MAX {
         let mut end = MESSAGE_MAX - '…'.len_utf8();
         while !text.is_char_boundary(end) {

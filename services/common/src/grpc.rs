@@ -41,21 +41,38 @@ where
         .with_service_name("grpc.health.v1.Health")
         .build_v1()
         .expect("the compiled-in descriptor set is valid");
-    let stopping = async move {
-        shutdown.wait().await;
-        reporter.set_service_status(service, ServingStatus::NotServing).await;
-        reporter.set_service_status("", ServingStatus::NotServing).await;
-        tokio::time::sleep(drain).await;
+    let stopped = std::sync::Arc::new(tokio::sync::Notify::new());
+    let stopping = {
+        let stopped = stopped.clone();
+        async move {
+            shutdown.wait().await;
+            reporter.set_service_status(service, ServingStatus::NotServing).await;
+            reporter.set_service_status("", ServingStatus::NotServing).await;
+            tokio::time::sleep(drain).await;
+            stopped.notify_one();
+        }
     };
     // The builder's `tcp_nodelay` applies only to listeners it binds itself: without it here,
     // Nagle's algorithm held the second write of larger answers until the client's delayed
     // acknowledgement, 40 ms later.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let serving = tonic::transport::Server::builder()
         .layer(telemetry::propagation::GrpcTraceLayer::SERVER)
         .add_routes(routes.add_service(health).add_service(reflection))
-        .serve_with_incoming_shutdown(incoming, stopping)
-        .await
+        .serve_with_incoming_shutdown(incoming, stopping);
+    // A caller gives up on a call after `CALL_TIMEOUT`; a connection still open past that (one
+    // that never sent a byte, held by a balancer) must not keep the process from stopping.
+    let cut = async {
+        stopped.notified().await;
+        tokio::time::sleep(crate::transport::CALL_TIMEOUT).await;
+    };
+    tokio::select! {
+        served = serving => served,
+        () = cut => {
+            tracing::warn!("connections still open at shutdown were cut");
+            Ok(())
+        }
+    }
 }
 
 /// Why a service could not start.

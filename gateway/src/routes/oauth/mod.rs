@@ -56,8 +56,9 @@ pub async fn authorization_server(State(state): State<AppState>, headers: Header
 
 /// An OAuth error body (RFC 6749 §5.2), with the status it goes with.
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    // The description may quote what the client sent, where a key never shows whole.
-    let description = common::secret::redact_secrets(description);
+    // The description may quote what the client sent, where a key never shows whole, and no
+    // more of it than any refusal quotes.
+    let description = common::error::bounded(common::secret::redact_secrets(description).into_owned());
     let mut response = (status, Json(json!({ "error": error, "error_description": description }))).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
