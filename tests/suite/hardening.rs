@@ -328,6 +328,23 @@ async fn a_backend_that_dies_mid_call_is_a_503() {
     assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
 }
 
+/// An HTTP/1.1 answer read from `read` until its JSON envelope has ended; the bound only keeps a
+/// regression from hanging CI.
+async fn enveloped_answer(read: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    let mut answer = Vec::new();
+    let until_ended = async {
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"}}") {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    assert!(tokio::time::timeout(Duration::from_secs(30), until_ended).await.is_ok(), "the gateway never answered");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// A body that stops arriving is a 408 in the envelope once the body timeout has passed, so a
 /// client can tell a stalled upload from a bad one.
 #[tokio::test]
@@ -337,19 +354,7 @@ async fn a_body_that_stops_arriving_is_a_408() {
     let head =
         "POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n";
     tcp.write_all(format!("{head}{{\"email\": ").as_bytes()).await.unwrap();
-    // Read until the answer's JSON has ended; the bound only keeps a regression from hanging CI.
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut buf = [0u8; 1024];
-        while !answer.ends_with(b"}}") {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-    });
-    assert!(read.await.is_ok(), "the gateway never answered");
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = enveloped_answer(&mut tcp).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"REQUEST_TIMEOUT""#), "{answer}");
 }
@@ -402,19 +407,8 @@ async fn a_body_trickled_past_the_body_timeout_is_a_408() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
-    // The whole body would take 5 s; the bound only keeps a regression from hanging CI.
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut buf = [0u8; 1024];
-        while !answer.ends_with(b"}}") {
-            match read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-            }
-        }
-    });
-    assert!(read.await.is_ok(), "the gateway never answered");
-    let answer = String::from_utf8_lossy(&answer);
+    // The whole body would take 5 s.
+    let answer = enveloped_answer(&mut read).await;
     // Had the body been read to its end, its spaces would be a 400.
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
