@@ -257,7 +257,8 @@ async fn the_console_assets_are_cached_for_good_under_their_content_hash(env: &T
     assert_eq!(css.status(), StatusCode::OK);
     assert_eq!(css.headers()[CACHE_CONTROL], "public, max-age=31536000, immutable");
     let stale = env.request(Method::GET, "/assets/console.000000000000.css").send().await.unwrap();
-    assert_eq!(stale.status(), StatusCode::NOT_FOUND);
+    let (status, body) = crate::harness::into_json(stale).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::NOT_FOUND, &json!("NOT_FOUND")), "in the envelope");
 }
 
 /// The dashboard API's answers are one person's: no cache keeps them, none is sniffed.

@@ -751,6 +751,17 @@ async fn control_characters_in_oauth_forms_are_refused(env: &TestEnv) {
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_redirect_uri")), "{body}");
 }
 
+/// A body over the API's 2 MiB is refused by the OAuth endpoints in RFC 6749's shape, as their
+/// other refusals are.
+async fn an_oauth_body_over_2_mib_is_refused_in_rfc_6749s_shape(env: &TestEnv) {
+    let big = "x".repeat(3 * 1024 * 1024);
+    for path in ["/oauth/token", "/oauth/register"] {
+        let response = env.request(Method::POST, path).header("content-type", "application/json").body(big.clone());
+        let (status, body) = into_json(response.send().await.unwrap()).await;
+        assert_eq!((status, &body["error"]), (StatusCode::PAYLOAD_TOO_LARGE, &json!("invalid_request")), "{path}");
+    }
+}
+
 async fn the_challenge_names_every_scope(env: &TestEnv) {
     let unauthenticated = env.request(Method::POST, "/mcp").json(&json!({})).send().await.unwrap();
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
@@ -1041,6 +1052,7 @@ both_modes!(
     a_form_posted_from_another_origin_is_refused,
     a_sign_in_without_its_csrf_token_is_refused,
     control_characters_in_oauth_forms_are_refused,
+    an_oauth_body_over_2_mib_is_refused_in_rfc_6749s_shape,
     the_challenge_names_every_scope,
     a_tool_outside_the_grant_is_a_step_up_challenge,
     arguments_outside_a_tools_schema_are_refused_and_not_counted,

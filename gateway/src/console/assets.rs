@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use common::secret::Digest;
 
@@ -40,7 +40,9 @@ const TRACKER: &str = include_str!("assets/script.js");
 
 pub async fn serve(Path(file): Path<String>) -> Response {
     let Some(asset) = [&*CSS, &*JS, &*ICON].into_iter().find(|a| a.file == file) else {
-        return (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-store")], "not found").into_response();
+        // As every unknown address outside the pages: the API's 404, in the envelope.
+        let error = crate::error::ApiError::new(common::ErrorCode::NotFound, "no such asset");
+        return error.into_response();
     };
     let mut response = asset.body.into_response();
     let headers = response.headers_mut();

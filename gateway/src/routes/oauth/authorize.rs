@@ -301,8 +301,14 @@ pub async fn authorize_submit(
     State(state): State<AppState>,
     client: crate::session::SigningIn,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return page(rejection.status(), "<p>This form could not be read: too large, or too slow.</p>");
+        }
+    };
     let form = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
     if let Some(field) = control_field(&form.all) {
         return control_character(field);

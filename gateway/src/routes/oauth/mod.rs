@@ -6,6 +6,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -64,6 +65,19 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     response
 }
 
+/// A body the endpoint could not read whole (over the 2 MiB bound, or not in time), refused in
+/// RFC 6749's shape like the endpoint's other refusals.
+fn unreadable(rejection: &BytesRejection) -> Response {
+    let description = if crate::envelope::timed_out(rejection) {
+        "the request body did not arrive in time"
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        "the request body is too large"
+    } else {
+        "the request body could not be read"
+    };
+    oauth_error(rejection.status(), "invalid_request", description)
+}
+
 #[derive(Deserialize)]
 pub struct RegistrationBody {
     redirect_uris: Vec<String>,
@@ -84,7 +98,11 @@ fn names_redirect_uris(error: &common::Error) -> bool {
 
 /// RFC 7591 dynamic registration of a public client. Other metadata fields are ignored, as the
 /// RFC allows.
-pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn register(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable(&rejection),
+    };
     let body: RegistrationBody = match parse(&body) {
         Ok(body) => body,
         Err(e) if names_redirect_uris(&e.error) => {
@@ -142,7 +160,11 @@ pub async fn register(State(state): State<AppState>, body: Bytes) -> Response {
 }
 
 /// The token endpoint: `authorization_code` with the PKCE verifier, or `refresh_token`.
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return unreadable(&rejection),
+    };
     let form = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
     if let Some(field) = control_field(&form.all) {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("{field} holds a control character"));
