@@ -751,6 +751,23 @@ async fn control_characters_in_oauth_forms_are_refused(env: &TestEnv) {
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_redirect_uri")), "{body}");
 }
 
+/// Registrations are unauthenticated: an address may make 300 an hour, so that nobody fills the
+/// store with clients; past them the answer is a 429 saying when to try again.
+async fn an_address_registers_at_most_300_clients_an_hour(env: &TestEnv) {
+    let register = || {
+        let body = json!({ "client_name": "Many", "redirect_uris": [REDIRECT] });
+        env.request(Method::POST, "/oauth/register").json(&body).send()
+    };
+    for n in 0..300 {
+        assert_eq!(register().await.unwrap().status(), StatusCode::CREATED, "registration {n}");
+    }
+    let refused = register().await.unwrap();
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    let (status, body) = into_json(refused).await;
+    assert_eq!((status, &body["error"]["code"]), (StatusCode::TOO_MANY_REQUESTS, &json!("RATE_LIMIT_EXCEEDED")));
+}
+
 /// A body over the API's 2 MiB is refused by the OAuth endpoints in RFC 6749's shape, as their
 /// other refusals are.
 async fn an_oauth_body_over_2_mib_is_refused_in_rfc_6749s_shape(env: &TestEnv) {
@@ -1053,6 +1070,7 @@ both_modes!(
     a_sign_in_without_its_csrf_token_is_refused,
     control_characters_in_oauth_forms_are_refused,
     an_oauth_body_over_2_mib_is_refused_in_rfc_6749s_shape,
+    an_address_registers_at_most_300_clients_an_hour,
     the_challenge_names_every_scope,
     a_tool_outside_the_grant_is_a_step_up_challenge,
     arguments_outside_a_tools_schema_are_refused_and_not_counted,

@@ -306,7 +306,8 @@ impl IdentityService for Identity {
 
     async fn register_mcp_client(&self, req: Request<pb::RegisterMcpClientRequest>) -> Reply<pb::McpClient> {
         let r = req.into_inner();
-        Ok(Response::new(mcp_client(self.register_oauth_client(&r.client_name, &r.redirect_uris).await?)))
+        let from = crate::login::ClientAddress::parse(&r.client_address)?;
+        Ok(Response::new(mcp_client(self.register_oauth_client(&from, &r.client_name, &r.redirect_uris).await?)))
     }
 
     async fn get_mcp_client(&self, req: Request<pb::GetMcpClientRequest>) -> Reply<pb::McpClient> {

@@ -38,6 +38,8 @@ pub struct LoginLimits {
     pub failures_per_address: Limit,
     /// Sign-ups per client address, successful or not.
     pub signups_per_address: Limit,
+    /// OAuth client registrations (MCP clients) per client address, successful or not.
+    pub registrations_per_address: Limit,
     /// Password hashes running at once in this process (each holds about 19 MiB).
     pub concurrent_hashes: usize,
     /// How long an attempt waits for a hashing slot before it is refused with 503.
@@ -51,6 +53,7 @@ impl Default for LoginLimits {
             failures_per_account: Limit { attempts: 10, window: Duration::from_secs(15 * 60) },
             failures_per_address: Limit { attempts: 100, window: Duration::from_secs(15 * 60) },
             signups_per_address: Limit { attempts: 30, window: Duration::from_secs(60 * 60) },
+            registrations_per_address: Limit { attempts: 300, window: Duration::from_secs(60 * 60) },
             concurrent_hashes: 2 * cores,
             hash_wait: Duration::from_secs(2),
         }
@@ -184,18 +187,31 @@ impl Throttle {
         Ok(())
     }
 
+    /// Counts an OAuth client registration against its address.
+    pub(crate) async fn registration(&self, from: &ClientAddress, now: i64) -> Result<(), Refusal> {
+        if let Some(address) = &from.0 {
+            let limit = self.limits.registrations_per_address;
+            self.take(bucket("register-address", address), limit, now, "client registrations").await?;
+        }
+        Ok(())
+    }
+
     /// Deletes closed windows, at most once a minute per process, off the request's path.
     fn sweep(&self, now: i64) {
         let minute = now / MINUTE_MS;
         if self.swept.swap(minute, Ordering::Relaxed) == minute {
             return;
         }
-        let longest =
-            [self.limits.failures_per_account, self.limits.failures_per_address, self.limits.signups_per_address]
-                .into_iter()
-                .map(Limit::window_ms)
-                .max()
-                .unwrap_or_default();
+        let longest = [
+            self.limits.failures_per_account,
+            self.limits.failures_per_address,
+            self.limits.signups_per_address,
+            self.limits.registrations_per_address,
+        ]
+        .into_iter()
+        .map(Limit::window_ms)
+        .max()
+        .unwrap_or_default();
         let store = self.store.clone();
         tokio::spawn(async move {
             if let Err(e) = store.forget_attempts_before(now - longest).await {

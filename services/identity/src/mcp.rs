@@ -16,6 +16,7 @@ use sha2::Digest as _;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::login::{ClientAddress, Refusal};
 use crate::service::{Identity, new_id};
 use crate::store::Store;
 
@@ -152,24 +153,33 @@ fn connection(row: &AnyRow) -> Result<McpConnection> {
 }
 
 impl Identity {
-    pub async fn register_oauth_client(&self, name: &str, redirect_uris: &[String]) -> Result<OAuthClient> {
+    /// Registers a public client (RFC 7591); those an address registers are counted (README.md,
+    /// "Sign-in protection and sessions"), so that nobody fills the store with them.
+    pub async fn register_oauth_client(
+        &self,
+        from: &ClientAddress,
+        name: &str,
+        redirect_uris: &[String],
+    ) -> std::result::Result<OAuthClient, Refusal> {
         if redirect_uris.is_empty() || redirect_uris.len() > 10 {
-            return Err(Error::invalid("redirect_uris", "give 1 to 10 redirect URIs"));
+            return Err(Error::invalid("redirect_uris", "give 1 to 10 redirect URIs").into());
         }
         if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect(u)) {
             return Err(Error::invalid(
                 "redirect_uris",
                 format!("{bad:?} must be https, http on localhost, or an app scheme"),
-            ));
+            )
+            .into());
         }
         let name = name.trim();
         let name = if name.is_empty() { "MCP client" } else { name };
         if name.chars().count() > 100 {
-            return Err(invalid("client_name: at most 100 characters"));
+            return Err(invalid("client_name: at most 100 characters").into());
         }
         if name.chars().any(char::is_control) {
-            return Err(invalid("client_name: must not contain control characters"));
+            return Err(invalid("client_name: must not contain control characters").into());
         }
+        self.throttle.registration(from, now_ms()).await?;
         let client = OAuthClient {
             id: new_id(),
             name: name.to_owned(),

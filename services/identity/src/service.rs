@@ -122,7 +122,7 @@ pub struct Identity {
     hasher: KeyHasher,
     /// Keys whose `last_used_at` was written this minute: at most one write per key per minute.
     last_use_written: Arc<common::time::OncePerMinute>,
-    throttle: Arc<Throttle>,
+    pub(crate) throttle: Arc<Throttle>,
     hashing: Hashing,
 }
 

@@ -98,7 +98,11 @@ fn names_redirect_uris(error: &common::Error) -> bool {
 
 /// RFC 7591 dynamic registration of a public client. Other metadata fields are ignored, as the
 /// RFC allows.
-pub async fn register(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn register(
+    State(state): State<AppState>,
+    client: crate::session::SigningIn,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejection) => return unreadable(&rejection),
@@ -131,6 +135,7 @@ pub async fn register(State(state): State<AppState>, body: Result<Bytes, BytesRe
     let request = idpb::RegisterMcpClientRequest {
         client_name: body.client_name.unwrap_or_default(),
         redirect_uris: body.redirect_uris,
+        client_address: client.address,
     };
     match state.identity.clone().register_mcp_client(request).await {
         Ok(client) => {
@@ -145,6 +150,10 @@ pub async fn register(State(state): State<AppState>, body: Result<Bytes, BytesRe
                 "token_endpoint_auth_method": "none",
             });
             (StatusCode::CREATED, Json(body)).into_response()
+        }
+        // Too many registrations from the address: the API's 429, with `Retry-After`.
+        Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+            crate::routes::account::refused(status).into_response()
         }
         Err(status) => {
             let error = common::Error::from(status);
