@@ -316,6 +316,17 @@ async fn console_stats(env: &TestEnv, user: &TestUser, site_id: &str, query: &st
     env.session_json(Method::GET, &format!("/api/v1/websites/{site_id}/stats?{query}"), &user.session, None).await
 }
 
+/// Today's visitors on the website page filtered by `filters` (v1 text or a JSON list of v2's).
+async fn visitors_today(env: &TestEnv, user: &TestUser, site_id: &str, filters: &str) -> Value {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("period", "day")
+        .append_pair("filters", filters)
+        .finish();
+    let (status, body) = console_stats(env, user, site_id, &query).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"]["figures"]["visitors"]["value"].clone()
+}
+
 /// The console's filters as v2 filters take a value as written: `|`, `;` and `*` in a page are
 /// the page's, where the v1 text reads them as alternatives, a second filter and a wildcard.
 async fn the_website_page_filters_by_a_value_as_written(env: &TestEnv) {
@@ -329,13 +340,7 @@ async fn the_website_page_filters_by_a_value_as_written(env: &TestEnv) {
     }
     for (page, visitors) in [("/p|/pricing", 1), ("/q;visit:browser==Safari", 1), ("/*", 1), ("/pricing", 2)] {
         let filters = json!([["is", "event:page", [page]]]).to_string();
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("period", "day")
-            .append_pair("filters", &filters)
-            .finish();
-        let (status, body) = console_stats(env, &ann, &site_id, &query).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["data"]["figures"]["visitors"]["value"], visitors, "{page}");
+        assert_eq!(visitors_today(env, &ann, &site_id, &filters).await, visitors, "{page}");
     }
     let (status, body) = console_stats(env, &ann, &site_id, "period=day&filters=%5B%22is%22").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -357,13 +362,7 @@ async fn the_website_page_reads_a_filter_on_not_set_as_the_stats_api_does(env: &
         (v2("is"), 2),
         (v2("is_not"), 1),
     ] {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("period", "day")
-            .append_pair("filters", &filters)
-            .finish();
-        let (status, body) = console_stats(env, &ann, &site_id, &query).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["data"]["figures"]["visitors"]["value"], visitors, "{filters}");
+        assert_eq!(visitors_today(env, &ann, &site_id, &filters).await, visitors, "{filters}");
     }
 }
 

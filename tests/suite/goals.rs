@@ -420,23 +420,13 @@ async fn a_website_has_at_most_100_goals_even_when_they_are_created_at_once(env:
     // A goal the site has is that goal still, as Plausible's find-or-create answers it.
     let (status, body) = env.api(Method::POST, &goals, &key, Some(json!({ "event_name": "G7" }))).await;
     assert!(body["error"]["message"].as_str().unwrap().contains("already has the goal"), "{status} {body}");
-    let (status, body) = env
-        .api(
-            Method::PUT,
-            "/plausible/api/v1/sites/goals",
-            &key,
-            Some(json!({ "site_id": site["data"]["domain"], "goal_type": "event", "event_name": "G7" })),
-        )
-        .await;
+    let find_or_create = |name: &str| {
+        let body = json!({ "site_id": site["data"]["domain"], "goal_type": "event", "event_name": name });
+        env.api(Method::PUT, "/plausible/api/v1/sites/goals", &key, Some(body))
+    };
+    let (status, body) = find_or_create("G7").await;
     assert_eq!((status, &body["display_name"]), (StatusCode::OK, &json!("G7")), "{body}");
-    let (status, body) = env
-        .api(
-            Method::PUT,
-            "/plausible/api/v1/sites/goals",
-            &key,
-            Some(json!({ "site_id": site["data"]["domain"], "goal_type": "event", "event_name": "New" })),
-        )
-        .await;
+    let (status, body) = find_or_create("New").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["error"].as_str().unwrap().contains("100 goals"), "{body}");
     // A breakdown by every one of them is answered.

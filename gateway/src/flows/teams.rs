@@ -175,14 +175,14 @@ pub async fn audit_log(
     state: &AppState,
     team_id: String,
     actor: String,
-    page: AuditPage,
+    page: &AuditPage,
 ) -> ApiResult<(Vec<idpb::AuditEntry>, u64)> {
     let request = idpb::ListAuditRequest {
         team_id,
         actor_user_id: actor,
         limit: page.per_page.get(),
         offset: page.offset(),
-        before: page.before.unwrap_or_default(),
+        before: page.before.clone().unwrap_or_default(),
     };
     let answer = state.identity.clone().list_audit(request).await?.into_inner();
     Ok((answer.entries, answer.total))

@@ -42,7 +42,7 @@ const MANAGEMENT_WRITE: &str = "management:write";
 /// The largest JSON-RPC message read. Every tool's arguments fit in well under a KiB; reading
 /// (and checking against a tool's schema) a message of many arguments costs time in proportion,
 /// and a refused call counts against no quota, so the bound is far below the API's 2 MiB.
-pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Methods this server serves whose parameters rmcp checks by type.
 const TYPED_METHODS: [&str; 4] = ["initialize", "ping", "tools/list", "tools/call"];
@@ -530,6 +530,7 @@ impl McpServer {
             end_day,
             ..Default::default()
         };
+        // What a breakdown's rows name their value by (`page`, `country`, …).
         let key = match name {
             "get_aggregate" => "",
             "get_timeseries" => {
@@ -540,7 +541,7 @@ impl McpServer {
                 if !metrics.iter().any(|m| m == Metric::Visitors.name()) {
                     request.metrics.push(Metric::Visitors.name().to_owned());
                 }
-                "date"
+                ""
             }
             _ => {
                 let property = arg(args, "property").ok_or("property is required")?;
@@ -551,11 +552,11 @@ impl McpServer {
             }
         };
         let answer = stats::run(&self.state, request).await?;
-        if name == "get_timeseries" {
-            return Ok(json!(stats::timeseries_rows(&answer, &metrics)));
-        }
-        let found = top(&answer, key, &metrics);
-        Ok(if key.is_empty() { Value::Object(found.into_iter().next().unwrap_or_default()) } else { json!(found) })
+        Ok(match name {
+            "get_aggregate" => Value::Object(top(&answer, "", &metrics).into_iter().next().unwrap_or_default()),
+            "get_timeseries" => json!(stats::timeseries_rows(&answer, &metrics)),
+            _ => json!(top(&answer, key, &metrics)),
+        })
     }
 
     /// `create_website` and `update_website`, for owners and admins of the team.

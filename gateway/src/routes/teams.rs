@@ -83,9 +83,8 @@ async fn set_policy(state: &AppState, team_id: String, actor: &str, policy: ApiK
 
 async fn audit_log(state: &AppState, team_id: String, actor: String, params: &AuditParams) -> ApiResult<Response> {
     let page = params.page()?;
-    let (number, per_page) = (page.page, page.per_page.get());
-    let (entries, total) = teams::audit_log(state, team_id, actor, page).await?;
-    let pagination = Pagination { page: number.into(), per_page: per_page.into(), total };
+    let (entries, total) = teams::audit_log(state, team_id, actor, &page).await?;
+    let pagination = Pagination { page: page.page.into(), per_page: page.per_page.get().into(), total };
     Ok(paged(entries.iter().map(views::audit_entry).collect::<Vec<_>>(), Some(pagination)).into_response())
 }
 
