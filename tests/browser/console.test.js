@@ -789,6 +789,47 @@ for (const mode of MODES) {
       assert.deepEqual([...address().entries()], [["filter", "event:page==/pricing"]]);
     });
 
+    test("a view whose statistics cannot be loaded says so in their place, and one left is not waited for", async () => {
+      const pageviews = (count) => page.locator('.figure[data-metric="pageviews"] .value', { hasText: String(count) }).waitFor();
+      await page.goto(`${product.base}/websites/${shop.id}`);
+      await pageviews(3);
+      const refused = (route) =>
+        route.fulfill({
+          status: 503,
+          contentType: "application/json",
+          body: JSON.stringify({ success: false, error: { code: "SERVICE_UNAVAILABLE", message: "the database is unavailable, try again shortly" } }),
+        });
+      await page.route("**/stats?*", refused);
+      await page.getByLabel("Period").selectOption("7d");
+      await page.getByRole("alert").filter({ hasText: "Could not load these statistics: the database is unavailable, try again shortly" }).waitFor();
+      assert.equal(await page.getByLabel("Period").inputValue(), "7d", "the picker stays");
+      await page.unroute("**/stats?*", refused);
+      await page.getByRole("button", { name: "Try again" }).click();
+      await pageviews(3);
+      assert.equal(await page.getByRole("alert").filter({ hasText: "Could not load" }).count(), 0);
+
+      // A period chosen and left before its answer came: asking for it is stopped.
+      const left = [];
+      const watch = (request) => request.url().includes("/stats?") && left.push(new URL(request.url()).searchParams.get("period"));
+      page.on("requestfailed", watch);
+      const slow = async (route) => {
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await route.continue().catch(() => {});
+      };
+      await page.route("**/stats?period=day*", slow);
+      try {
+        await page.getByLabel("Period").selectOption("day");
+        await page.getByLabel("Period").selectOption("30d");
+        await page.waitForURL((url) => !url.searchParams.has("period"));
+        await pageviews(3);
+        await page.waitForTimeout(1600);
+        assert.deepEqual(left, ["day"]);
+      } finally {
+        page.off("requestfailed", watch);
+        await page.unroute("**/stats?period=day*", slow);
+      }
+    });
+
     /** The rows of a section's table on the page, cell by cell. */
     const sectionRows = (section) =>
       page.locator(`[data-section="${section}"] tbody tr`).evaluateAll((rows) =>
@@ -998,6 +1039,43 @@ for (const mode of MODES) {
       await page.getByRole("status").filter({ hasText: "Revoked “Batch 0”" }).waitFor();
       await pager.getByText(`Page 2 of ${pages}`).waitFor();
       await row.getByText("revoked").waitFor();
+    });
+
+    test("the audit log's Next pressed quicker than its pages arrive steps a page a press and shows the last page asked for", async () => {
+      const [team] = await teamsOfMe();
+      // Five pages and more of entries: a key renamed again and again.
+      const created = await dashboard("POST", "/account/api-keys", { name: "Renamed 0", permissions: ["read"], teams: "all" });
+      assert.equal(created.status, 201);
+      for (let i = 1; i <= 100; i++) {
+        assert.equal((await dashboard("PATCH", `/account/api-keys/${created.body.data.api_key.id}`, { name: `Renamed ${i}` })).status, 200);
+      }
+      const log = await dashboard("GET", `/teams/${team.id}/audit-log?per_page=20`);
+      const pages = Math.ceil(log.body.pagination.total / 20);
+      assert.ok(pages >= 6, `${pages} pages`);
+      // Pages asked for later answer sooner, so that answers come back in the reverse order.
+      const asked = [];
+      const slow = async (route) => {
+        const n = Number(new URL(route.request().url()).searchParams.get("page"));
+        asked.push(n);
+        await new Promise((resolve) => setTimeout(resolve, n === 1 ? 0 : 900 - 150 * n));
+        await route.continue();
+      };
+      await page.route("**/audit-log?*", slow);
+      try {
+        await page.goto(`${product.base}/settings/teams/${team.id}`);
+        const pager = page.getByRole("navigation", { name: "Audit log pages" });
+        await pager.getByText(`Page 1 of ${pages}`).waitFor();
+        await pager.getByRole("button", { name: "Next" }).focus();
+        for (let i = 0; i < 4; i++) await page.keyboard.press("Enter");
+        await pager.getByText(`Page 5 of ${pages}`).waitFor();
+        // Every answer has come by now; none but the last asked for was drawn.
+        await page.waitForTimeout(1000);
+        assert.equal(await pager.getByRole("status").textContent(), `Page 5 of ${pages}`);
+        assert.deepEqual(asked, [1, 2, 3, 4, 5]);
+        assert.ok(await pager.getByRole("button", { name: "Next" }).evaluate((b) => b === document.activeElement), "focus stays on Next");
+      } finally {
+        await page.unroute("**/audit-log?*", slow);
+      }
     });
 
     /** A dashboard call with a session token, as an API client makes it. */
@@ -1356,6 +1434,39 @@ for (const mode of MODES) {
           if (width === 375) await screenshot(`${name}-375`);
           else if (name === "teams") await screenshot(name);
         }
+      }
+    });
+
+    test("a website whose domain and name are each one long word fits its pages at 375 and at 1440 px", async () => {
+      // The longest domain the API takes (253 characters, labels of up to 63) and the longest name.
+      const domain = `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(57)}.com`;
+      const name = "W".repeat(100);
+      await page.setViewportSize({ width: 1440, height: 900 });
+      await page.goto(`${product.base}/websites`);
+      await addWebsite({ domain, name });
+      const id = (await (await page.request.get(`${product.base}/api/v1/websites`)).json()).data.find((w) => w.domain === domain).id;
+      try {
+        for (const width of [375, 1440]) {
+          await page.setViewportSize({ width, height: 900 });
+          for (const where of ["/websites", `/websites/${id}`]) {
+            if (where === "/websites") {
+              // The list opens on the page of the website just added, as after adding it.
+              await page.goto(`${product.base}/websites`);
+              await page.locator("#app:not([aria-busy])").waitFor();
+              const pager = page.getByRole("navigation", { name: "Website pages" });
+              while (!(await page.getByRole("heading", { name, level: 3 }).isVisible())) await pager.getByRole("button", { name: "Next" }).click();
+            } else {
+              await page.goto(`${product.base}${where}`);
+              await page.getByRole("heading", { name: `${name} · statistics`, level: 1 }).waitFor();
+              await page.locator("#app:not([aria-busy])").waitFor();
+            }
+            const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+            assert.ok(overflow <= 0, `${where} at ${width}px scrolls sideways by ${overflow}px`);
+          }
+        }
+      } finally {
+        await page.setViewportSize({ width: 1440, height: 900 });
+        assert.equal((await dashboard("DELETE", `/websites/${id}`)).status, 200);
       }
     });
 

@@ -510,6 +510,58 @@ async fn redis_limiter_conforms() {
     .await;
 }
 
+/// A month's count under the name releases before the user hash tag gave it is added to the
+/// count under today's name, once however often it is carried over, and the old name goes.
+#[tokio::test]
+async fn a_months_count_kept_under_an_older_releases_name_is_carried_over_once() {
+    let redis = TestRedis::create().await;
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (p, old_ann, old_bob) = (&redis.prefix, format!("mq:ann:{month}"), format!("mq:bob:{month}"));
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(format!("{p}{old_ann}"))
+        .arg(15)
+        .arg("PX")
+        .arg(3_600_000)
+        .ignore()
+        .cmd("SET")
+        .arg(format!("{p}{old_bob}"))
+        .arg(3)
+        .ignore()
+        // Bob's count under today's name began when the new release started.
+        .cmd("SET")
+        .arg(format!("{p}mq:{{bob}}:{month}"))
+        .arg(2)
+        .arg("PX")
+        .arg(7_200_000)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let limiter =
+        RedisLimiter::new(&Target::Single(redis.url.clone()), &redis.prefix, std::time::Duration::from_secs(2))
+            .unwrap();
+    assert_eq!(limiter.fold_untagged_months().await.unwrap(), 2);
+    assert_eq!(limiter.fold_untagged_months().await.unwrap(), 0, "carried over once");
+    for (user, used) in [("ann", 15), ("bob", 5)] {
+        let decision = limiter.peek(&Budget { key: "k", per_minute: 10, user, per_month: 20 }).await.unwrap();
+        assert_eq!(decision.month_used, used, "{user}");
+    }
+    for old in [old_ann, old_bob] {
+        let exists: bool = redis::cmd("EXISTS").arg(format!("{p}{old}")).query_async(&mut conn).await.unwrap();
+        assert!(!exists, "{old} is gone");
+    }
+    let ttl = |user: &str| {
+        let key = format!("{p}mq:{{{user}}}:{month}");
+        let mut conn = conn.clone();
+        async move { redis::cmd("PTTL").arg(key).query_async::<i64>(&mut conn).await.unwrap() }
+    };
+    assert!((3_000_000..=3_600_000).contains(&ttl("ann").await), "Ann's count keeps its old expiry");
+    assert!(ttl("bob").await > 3_600_000, "Bob's keeps the expiry it had");
+}
+
 #[tokio::test]
 async fn resilient_limiter_conforms() {
     let redis = TestRedis::create().await;
@@ -1105,7 +1157,6 @@ async fn todays_figures_read_from_visits_equal_raw_events() {
 #[tokio::test]
 async fn a_statistics_statement_past_its_bound_is_stopped_and_answered_unavailable() {
     use analytics::service::QueryRequest;
-    use sqlx::Connection;
 
     let database = TestDatabase::create().await;
     let backend = Backend::Postgres { url: database.url.clone() };
@@ -1124,24 +1175,73 @@ async fn a_statistics_statement_past_its_bound_is_stopped_and_answered_unavailab
     };
     assert!(analytics.query(query.clone()).await.is_ok(), "answered while nothing holds the events");
 
-    let mut holder = sqlx::PgConnection::connect(&database.url).await.unwrap();
-    let mut lock = holder.begin().await.unwrap();
-    sqlx::query("LOCK TABLE analytics.events, analytics.visits IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let mut holder = holding_the_events(&database.url).await;
     let error = analytics.query(query.clone()).await.map(drop).unwrap_err();
     assert_eq!(error.code, ErrorCode::ServiceUnavailable, "{error:?}");
     assert!(error.message.contains("time bound"), "{error:?}");
     let waiting: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
     )
-    .fetch_one(&mut *lock)
+    .fetch_one(&mut holder)
     .await
     .unwrap();
     assert_eq!(waiting, 0, "the stopped statement is no longer waiting");
-    lock.rollback().await.unwrap();
+    release(&mut holder).await;
     assert!(analytics.query(query).await.is_ok(), "answered again once the lock is gone");
+}
+
+/// A connection of its own that holds the events and visits locked until [`release`]d: every
+/// statement reading them waits.
+async fn holding_the_events(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+
+    let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE analytics.events, analytics.visits IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder
+}
+
+async fn release(holder: &mut sqlx::PgConnection) {
+    sqlx::query("ROLLBACK").execute(holder).await.unwrap();
+}
+
+/// More statistics statements at once than the pool has connections (a console's view asks a
+/// dozen questions, each of up to four statements) wait for a connection for as long as they
+/// take, past the pool's acquire timeout of 3 s: here every statement waits 4 s on a lock that
+/// another connection holds on the events, and all 24 queries are answered once it is gone.
+#[tokio::test]
+async fn statistics_queries_beyond_the_pools_connections_wait_their_turn_rather_than_fail() {
+    use analytics::service::QueryRequest;
+
+    let database = TestDatabase::create().await;
+    let backend = Backend::Postgres { url: database.url.clone() };
+    let analytics = Arc::new(analytics::Analytics::open(&backend).await.unwrap());
+    let site = analytics.create_website("t1", "turns.example", "T", Some("UTC")).await.unwrap();
+    let now = common::time::now_ms();
+    analytics.import(analytics::generate::traffic("turns.example", now, 1, 50, 3)).await.unwrap();
+    let query = |i: usize| QueryRequest {
+        website_id: site.id.clone(),
+        metrics: vec!["visitors".into(), "visits".into(), "visit_duration".into()],
+        dimensions: vec![["event:page", "visit:source", "visit:country"][i % 3].into()],
+        // Raw events, visits and engagement: no rollup answers an exclusion.
+        filters: vec![("is_not".into(), "event:name".into(), vec![format!("zz{i}")])],
+        period: asked_period("day", "").0,
+        ..Default::default()
+    };
+    let mut holder = holding_the_events(&database.url).await;
+    let queries: Vec<_> = (0..24)
+        .map(|i| {
+            let (analytics, query) = (analytics.clone(), query(i));
+            tokio::spawn(async move { analytics.query(query).await.map(drop) })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    release(&mut holder).await;
+    for (i, answered) in futures::future::join_all(queries).await.into_iter().enumerate() {
+        assert!(answered.unwrap().is_ok(), "query {i}");
+    }
 }
 
 /// Today's totals are read from its visits, not its events, where a query needs no event's own

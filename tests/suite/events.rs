@@ -784,6 +784,37 @@ async fn a_visitor_imported_today_and_then_tracked_is_one_visitor(env: &TestEnv)
     assert_eq!(answer["results"], json!([{ "metrics": [1, 1, 2, 0], "dimensions": [] }]));
 }
 
+/// A file whose fourth line (after a blank one) holds a URL no event may have is refused whole:
+/// the error names that line of the file, and none of the lines before it is stored.
+async fn an_import_with_a_line_a_live_event_could_not_have_stores_none_of_it(env: &TestEnv) {
+    let (_, key, domain, site) = pro_site(env, "refused-import").await;
+    let site_id = site["data"]["id"].as_str().unwrap();
+    let at = (chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339();
+    let line = |path: &str| {
+        json!({ "at": at, "name": "pageview", "url": format!("https://{domain}/{path}"),
+                "user_agent": crate::harness::browser(3), "ip": "127.0.0.9" })
+        .to_string()
+    };
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let lines = [line("a"), line("b"), String::new(), line(&"x".repeat(2100)), line("c")];
+    std::fs::write(file.path(), lines.join("\n")).unwrap();
+    let refused = env.admin_refused(&["import-events", site_id, file.path().to_str().unwrap()]);
+    assert!(refused.contains("line 4 (no event was stored)"), "{refused}");
+    assert!(refused.contains("url: must be at most 2048 bytes"), "{refused}");
+    let path = format!("/stats/aggregate?site_id={site_id}&period=7d&metrics=pageviews");
+    let pageviews = || async {
+        let (status, answer) = env.api(Method::GET, &path, &key, None).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer["data"]["results"]["pageviews"]["value"].clone()
+    };
+    assert_eq!(pageviews().await, 0);
+    // Mended, the same file stores each of its events once.
+    let mended = [line("a"), line("b"), String::new(), line("x"), line("c")];
+    std::fs::write(file.path(), mended.join("\n")).unwrap();
+    env.admin(&["import-events", site_id, file.path().to_str().unwrap()]);
+    assert_eq!(pageviews().await, 4);
+}
+
 /// Two teams creating the same host at once, one as `x` and one as `www.x`, get one site: the
 /// other is a 409, however the two requests interleave.
 async fn a_host_created_at_once_with_and_without_www_is_one_site(env: &TestEnv) {
@@ -860,6 +891,7 @@ both_modes!(
     a_domain_with_or_without_www_is_taken_by_one_site,
     a_host_created_at_once_with_and_without_www_is_one_site,
     a_visitor_imported_today_and_then_tracked_is_one_visitor,
+    an_import_with_a_line_a_live_event_could_not_have_stores_none_of_it,
     a_geo_headers_placeholder_is_no_country,
     a_browser_may_ask_before_sending_an_event_as_json,
     what_was_tracked_is_counted_as_computed_by_hand,

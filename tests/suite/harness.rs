@@ -777,14 +777,25 @@ impl TestEnv {
 
     /// Runs `zenovay admin <args>` against this environment's storage; returns its stdout.
     pub fn admin(&self, args: &[&str]) -> String {
+        let output = self.admin_output(args);
+        assert!(output.status.success(), "zenovay admin failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// What `zenovay admin <args>` printed on its error output, when it failed as expected.
+    pub fn admin_refused(&self, args: &[&str]) -> String {
+        let output = self.admin_output(args);
+        assert!(!output.status.success(), "zenovay admin succeeded: {}", String::from_utf8_lossy(&output.stdout));
+        String::from_utf8(output.stderr).expect("utf-8 output")
+    }
+
+    fn admin_output(&self, args: &[&str]) -> std::process::Output {
         let mut command = Command::new(env!("CARGO_BIN_EXE_zenovay"));
         command.arg("admin").args(args);
         for (flag, value) in &self.storage {
             command.arg(flag).arg(value);
         }
-        let output = command.output().expect("run zenovay admin");
-        assert!(output.status.success(), "zenovay admin failed: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("utf-8 output")
+        command.output().expect("run zenovay admin")
     }
 
     /// The process ids of the services this environment started, for benchmarks that read

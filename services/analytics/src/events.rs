@@ -221,6 +221,14 @@ impl Analytics {
     /// Validates an event of time `ts` and hands it to its writer: the receiver answers once it
     /// is stored. None for a bot, which is not stored.
     async fn queue(&self, event: &Incoming, ts: i64, salt: &str) -> Result<Option<oneshot::Receiver<Result<bool>>>> {
+        match self.prepared(event, ts, salt).await? {
+            Some(stored) => self.writer.enqueue(stored).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The event to store, or None for a bot, after every check a live event passes.
+    async fn prepared(&self, event: &Incoming, ts: i64, salt: &str) -> Result<Option<NewEvent>> {
         // Before the site lookup and long before the writer: a value no store can hold must cost
         // the events batched with it nothing.
         for (name, value) in [("domain", &event.domain), ("name", &event.name), ("url", &event.url)] {
@@ -228,10 +236,14 @@ impl Analytics {
         }
         check_line("referrer", &event.referrer)?;
         let website = self.site_of(&event.domain).await?;
-        match self.prepare(event, &website.id, ts, salt)? {
-            Some(stored) => self.writer.enqueue(stored).await.map(Some),
-            None => Ok(None),
-        }
+        self.prepare(event, &website.id, ts, salt)
+    }
+
+    /// Refuses an event as `import` would, storing nothing: an import checks its whole file
+    /// first, so that a bad line leaves no part of the file stored (README, "Events and
+    /// statistics").
+    pub async fn check(&self, event: &Incoming, ts: i64) -> Result<()> {
+        self.prepared(event, ts, "").await.map(drop)
     }
 
     /// Makes the day partitions of an import of events in `[from, to]` before it writes any

@@ -51,12 +51,20 @@ fn goal(row: &AnyRow) -> Result<Goal> {
     })
 }
 
+/// Connections of the pool of statistics reads (PostgreSQL), and statistics statements at once
+/// on either backend (SQLite's pool holds as many).
+const STATISTICS_CONNECTIONS: u32 = 8;
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     /// Statistics reads on the primary: on PostgreSQL a pool of their own, whose statements are
     /// bounded (see [`common::db::connect_reader`]); on SQLite, `pool`.
     statistics: AnyPool,
+    /// One per connection of `statistics`: a statistics statement waits here for its turn, for as
+    /// long as its caller waits, instead of failing after the pool's acquire timeout, which is
+    /// there to tell a database that cannot be reached (README, "Events and statistics").
+    statistics_turns: Arc<tokio::sync::Semaphore>,
     /// `db.system` of the backend, for spans.
     system: &'static str,
     replica: Option<Arc<Replica>>,
@@ -95,7 +103,7 @@ impl Store {
                 service: "analytics",
                 // Beside the primary's pool of 16 (writes, rollups, lookups), of which statistics
                 // had a share before: a PostgreSQL server's connections serve every process.
-                max_connections: 8,
+                max_connections: STATISTICS_CONNECTIONS,
                 acquire_timeout: std::time::Duration::from_secs(3),
                 statement_timeout: storage.statistics_timeout,
             })?,
@@ -111,7 +119,8 @@ impl Store {
             .await
             .map_err(|source| OpenError::Connect { service: "analytics", source })?;
         let visits_from = if last_legacy < 0 { i64::MIN } else { day_of(last_legacy) + DAY_MS };
-        let store = Store { pool, statistics, system: backend.system(), replica, visits_from };
+        let statistics_turns = Arc::new(tokio::sync::Semaphore::new(STATISTICS_CONNECTIONS as usize));
+        let store = Store { pool, statistics, statistics_turns, system: backend.system(), replica, visits_from };
         // Today's events and visits need their partitions before the first one arrives.
         let today = day_of(common::time::now_ms());
         store
@@ -131,6 +140,8 @@ impl Store {
         if from == ReadFrom::Primary {
             return Ok(op(&self.pool).await?);
         }
+        // A console's view asks a dozen questions at once, each of up to four statements.
+        let _turn = self.statistics_turns.acquire().await.map_err(Error::internal)?;
         if let Some(replica) = self.replica.as_ref().filter(|r| r.usable()) {
             match op(&replica.pool).await {
                 Ok(value) => return Ok(value),

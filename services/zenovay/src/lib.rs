@@ -186,12 +186,18 @@ async fn import_events(settings: &Settings, website: &str, file: &std::path::Pat
     let analytics = analytics::Analytics::open(&settings.backend()).await?;
     let site = analytics.find_website(website).await.context("no such website")?;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let events = text
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .enumerate()
-        .map(|(i, line)| analytics::backfill::event(&site.domain, line).with_context(|| format!("line {}", i + 1)))
+    let lines: Vec<(usize, &str)> =
+        text.lines().enumerate().filter(|(_, line)| !line.trim().is_empty()).map(|(i, line)| (i + 1, line)).collect();
+    let refused = |number: usize| format!("line {number} (no event was stored)");
+    let events = lines
+        .iter()
+        .map(|&(number, line)| analytics::backfill::event(&site.domain, line).with_context(|| refused(number)))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // Every line is checked before any is stored: a file refused midway would leave its first
+    // part stored, and importing it again once mended would store that part twice.
+    for (&(number, _), (ts, event)) in lines.iter().zip(&events) {
+        analytics.check(event, *ts).await.with_context(|| refused(number))?;
+    }
     // Only the days with events: a sparse file may span years.
     let days: std::collections::BTreeSet<i64> = events.iter().map(|(ts, _)| analytics::store::day_of(*ts)).collect();
     for day in days {

@@ -17,8 +17,13 @@ async function api(method, path, body) {
   return (await envelope(method, path, body)).data;
 }
 
+/** A GET that `signal` may abort: a question the reader no longer waits for is not left to run. */
+async function read(path, signal) {
+  return (await envelope("GET", path, undefined, signal)).data;
+}
+
 /** The API's whole answer, for a paged list's `pagination` beside its `data`. */
-async function envelope(method, path, body) {
+async function envelope(method, path, body, signal) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
@@ -27,6 +32,7 @@ async function envelope(method, path, body) {
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
+    signal,
   });
   let json = null;
   try {
@@ -139,10 +145,20 @@ function paged({ items, label, render, size = PAGE_SIZE, start = 0 }) {
  */
 async function serverPaged({ label, load, render, size = PAGE_SIZE }) {
   const box = h("div", { class: "paged" });
+  // Presses quicker than the answers step on from the page last asked for, not the one shown,
+  // and only the last one asked for is drawn, whatever order the answers come in.
+  let asked = 0;
+  let latest = 0;
   const draw = async (n, pressed) => {
+    asked = n;
+    const mine = ++latest;
     const { items, total } = await load(n + 1, size);
+    if (mine !== latest) return;
     const pages = Math.max(1, Math.ceil(total / size));
-    const turn = (to, which) => draw(to, which).catch(alertError);
+    const turn = (to, which) => {
+      const next = Math.min(Math.max(asked + to - n, 0), pages - 1);
+      if (next !== asked) draw(next, which).catch(alertError);
+    };
     showPage(box, { content: render(items), n, pages, label, turn, pressed });
   };
   await draw(0);
@@ -1858,7 +1874,7 @@ async function websitePage() {
       Object.assign(state, before);
       // This range overtook any load still on its way, whose answer was dropped: draw the
       // choice put back, so that the page shows what the next change builds on.
-      load().catch(failed);
+      load().catch(unloaded);
       throw error;
     }
   });
@@ -1881,9 +1897,15 @@ async function websitePage() {
   };
   // Loads overlap when the period or a filter changes before the last answer came; only the
   // newest one draws, so an older answer arriving late cannot put back what the reader left.
+  // The statistics of a view left are not waited for: asking for them is stopped, so that the
+  // server does not go on computing them ahead of the view wanted.
   let latest = 0;
+  let asking = null;
   const load = async () => {
     const mine = ++latest;
+    asking?.abort();
+    asking = new AbortController();
+    const { signal } = asking;
     // Busy until the latest choice is drawn: a screen reader waits for it, and so may a test
     // before it presses a control the drawing would replace.
     body.setAttribute("aria-busy", "true");
@@ -1899,10 +1921,10 @@ async function websitePage() {
         state.filters = state.filters.filter(([d, v]) => d !== "event:goal" || names.has(v));
       }
       [data, goals, props] = await Promise.all([
-        api("GET", query()),
+        read(query(), signal),
         goalsAsked,
         // The properties are a part of the page: failing, they say why in their place.
-        chosen ? api("GET", propertiesQuery(chosen)).catch((error) => ({ error: error.message })) : null,
+        chosen ? read(propertiesQuery(chosen), signal).catch((error) => ({ error: error.message })) : null,
       ]);
     } catch (error) {
       if (mine === latest) {
@@ -2014,13 +2036,20 @@ async function websitePage() {
       ),
     );
   };
+  // A view that cannot be loaded says so where its figures go, with a way to ask again; the
+  // picker and the filters stay, to choose another.
+  const unloaded = (error) => {
+    body.removeAttribute("aria-busy");
+    const again = h("button", { type: "button", text: "Try again", onclick: () => load().catch(unloaded) });
+    body.replaceChildren(h("div", { class: "card" }, h("p", { class: "error", role: "alert", text: `Could not load these statistics: ${error.message}` }), again));
+  };
   // The button pressed to add or remove a filter goes with the redraw: focus moves to the chip of
   // the filter `dimension` (the one added, or the next one left), else to the period picker.
   const refilter = async (dimension) => {
     try {
       await load();
     } catch (error) {
-      return failed(error);
+      return unloaded(error);
     }
     const chip = [...chips.children].find((c) => c.dataset.dimension === dimension);
     (chip ?? period).focus();
@@ -2031,7 +2060,7 @@ async function websitePage() {
     range.hidden = period.value !== "custom";
     if (period.value === "custom") return;
     state.period = period.value;
-    load().catch(failed);
+    load().catch(unloaded);
   });
   // The picker and the custom range show the view the address holds.
   const showChoice = () => {
@@ -2050,7 +2079,7 @@ async function websitePage() {
     const lost = () => !document.activeElement || document.activeElement === document.body || document.activeElement.closest("[hidden]");
     load()
       .then(() => lost() && period.focus())
-      .catch(failed);
+      .catch(unloaded);
   });
   // The address written as the page would write it, so that the first view drawn is not a second
   // entry in the history.

@@ -123,6 +123,22 @@ end
 return 0
 ";
 
+/// Adds a month's count kept under its name of the releases before the user hash tag
+/// (`KEYS[1]`) to its name now (`KEYS[2]`), which keeps its expiry or takes the old one, and
+/// deletes the old name: in one step, so that replicas starting together add it once.
+const FOLD_UNTAGGED_MONTH: &str = r"
+local used = redis.call('GET', KEYS[1])
+if not used then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+redis.call('INCRBY', KEYS[2], used)
+if redis.call('PTTL', KEYS[2]) < 0 then
+  if ttl < 0 then ttl = tonumber(ARGV[1]) end
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
 /// Records a replica as alive and counts those seen in the last ten seconds.
 const HEARTBEAT: &str = r"
 local t = redis.call('TIME')
@@ -141,6 +157,7 @@ pub struct RedisLimiter {
     decide: Script,
     release: Script,
     heartbeat: Script,
+    fold_untagged_month: Script,
     daily: Script,
     give_back_daily: Script,
     prefix: String,
@@ -157,6 +174,7 @@ impl RedisLimiter {
             decide: Script::new(DECIDE_SCRIPT),
             release: Script::new(RELEASE),
             heartbeat: Script::new(HEARTBEAT),
+            fold_untagged_month: Script::new(FOLD_UNTAGGED_MONTH),
             daily: Script::new(DAILY),
             give_back_daily: Script::new(GIVE_BACK_DAILY),
             prefix: prefix.to_owned(),
@@ -172,6 +190,52 @@ impl RedisLimiter {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)
+    }
+
+    /// Carries the monthly counts that releases before the user hash tag kept under
+    /// `<prefix>mq:<user>:<month>` over to `<prefix>mq:{<user>}:<month>`, so that an upgrade
+    /// leaves this month's usage as it was (README, "Upgrading"). Only a single Redis is
+    /// scanned: those releases ran on no cluster. Returns how many counts were carried over.
+    pub async fn fold_untagged_months(&self) -> Result<u64> {
+        let Link::Single(conn) = &self.conn else { return Ok(0) };
+        let mut conn = conn.clone();
+        let months = format!("{}mq:", self.prefix);
+        let pattern = format!("{}*", glob_escaped(&months));
+        let mut untagged = Vec::new();
+        let mut cursor = 0_u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            untagged.extend(keys.into_iter().filter(|key| !key[months.len()..].starts_with('{')));
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut folded = 0;
+        for old in untagged {
+            let Some((user, month)) = old[months.len()..].rsplit_once(':') else { continue };
+            let new = format!("{months}{{{user}}}:{month}");
+            // A count whose old name lost its expiry keeps it no longer than a month and a day.
+            let fallback_ttl_ms = 32 * 86_400_000_i64;
+            let carried: i64 = self
+                .fold_untagged_month
+                .key(&old)
+                .key(new)
+                .arg(fallback_ttl_ms)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            folded += carried as u64;
+        }
+        Ok(folded)
     }
 
     fn keys(&self, budget: &Budget<'_>, month: Month) -> (String, String) {
@@ -227,6 +291,18 @@ fn seen(answer: &str, windows: usize) -> Option<Seen> {
         .collect::<Option<_>>()?;
     let slots = parts.map(str::to_owned).collect();
     Some(Seen { windows, month_used, now, slots })
+}
+
+/// `text` as a pattern of Redis's `SCAN MATCH` that matches it alone.
+fn glob_escaped(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// When a slot (`<ms>-<nonce>`, a window's member) was taken: its score, in unix ms.

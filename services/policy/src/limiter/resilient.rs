@@ -64,9 +64,17 @@ impl ResilientLimiter {
         let _ = DEGRADED_GAUGE.set(gauge);
         let replica = uuid::Uuid::new_v4().to_string();
         tokio::spawn(async move {
+            let mut folded = false;
             while let Some(limiter) = weak.upgrade() {
                 if let Ok(alive) = limiter.redis.heartbeat(&replica).await {
                     limiter.replicas.store(alive.max(1), Ordering::Relaxed);
+                }
+                // Once, as soon as Redis answers: the counts an older release left.
+                if !folded && let Ok(months) = limiter.redis.fold_untagged_months().await {
+                    folded = true;
+                    if months > 0 {
+                        tracing::info!(months, "monthly counts kept under an older release's names carried over");
+                    }
                 }
                 drop(limiter);
                 tokio::time::sleep(HEARTBEAT).await;
