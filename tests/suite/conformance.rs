@@ -1209,8 +1209,9 @@ async fn release(holder: &mut sqlx::PgConnection) {
 
 /// More statistics statements at once than the pool has connections (a console's view asks a
 /// dozen questions, each of up to four statements) wait for a connection for as long as they
-/// take, past the pool's acquire timeout of 3 s: here every statement waits 4 s on a lock that
-/// another connection holds on the events, and all 24 queries are answered once it is gone.
+/// take: here every statement waits 4 s on a lock that another connection holds on the events,
+/// behind those of 8 queries whose callers left (their connections stay busy until their
+/// statements end), and all 24 queries asked after them are answered once the lock is gone.
 #[tokio::test]
 async fn statistics_queries_beyond_the_pools_connections_wait_their_turn_rather_than_fail() {
     use analytics::service::QueryRequest;
@@ -1231,12 +1232,14 @@ async fn statistics_queries_beyond_the_pools_connections_wait_their_turn_rather_
         ..Default::default()
     };
     let mut holder = holding_the_events(&database.url).await;
-    let queries: Vec<_> = (0..24)
-        .map(|i| {
-            let (analytics, query) = (analytics.clone(), query(i));
-            tokio::spawn(async move { analytics.query(query).await.map(drop) })
-        })
-        .collect();
+    let ask = |i: usize| {
+        let (analytics, query) = (analytics.clone(), query(i));
+        tokio::spawn(async move { analytics.query(query).await.map(drop) })
+    };
+    let left: Vec<_> = (100..108).map(ask).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    left.iter().for_each(tokio::task::JoinHandle::abort);
+    let queries: Vec<_> = (0..24).map(ask).collect();
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     release(&mut holder).await;
     for (i, answered) in futures::future::join_all(queries).await.into_iter().enumerate() {

@@ -62,8 +62,8 @@ pub struct Store {
     /// bounded (see [`common::db::connect_reader`]); on SQLite, `pool`.
     statistics: AnyPool,
     /// One per connection of `statistics`: a statistics statement waits here for its turn, for as
-    /// long as its caller waits, instead of failing after the pool's acquire timeout, which is
-    /// there to tell a database that cannot be reached (README, "Events and statistics").
+    /// long as its caller waits, so that a view of a dozen questions queues rather than failing
+    /// in the pool (README, "Events and statistics").
     statistics_turns: Arc<tokio::sync::Semaphore>,
     /// `db.system` of the backend, for spans.
     system: &'static str,
@@ -104,7 +104,10 @@ impl Store {
                 // Beside the primary's pool of 16 (writes, rollups, lookups), of which statistics
                 // had a share before: a PostgreSQL server's connections serve every process.
                 max_connections: STATISTICS_CONNECTIONS,
-                acquire_timeout: std::time::Duration::from_secs(3),
+                // Statements wait their turn (`statistics_turns`), but a connection whose
+                // statement's caller left is busy until the statement ends, which PostgreSQL is
+                // not asked to stop: the next statements wait for it, as long as a statement may run.
+                acquire_timeout: storage.statistics_timeout,
                 statement_timeout: storage.statistics_timeout,
             })?,
             Backend::Sqlite { .. } => pool.clone(),

@@ -17,13 +17,8 @@ async function api(method, path, body) {
   return (await envelope(method, path, body)).data;
 }
 
-/** A GET that `signal` may abort: a question the reader no longer waits for is not left to run. */
-async function read(path, signal) {
-  return (await envelope("GET", path, undefined, signal)).data;
-}
-
 /** The API's whole answer, for a paged list's `pagination` beside its `data`. */
-async function envelope(method, path, body, signal) {
+async function envelope(method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
@@ -32,7 +27,6 @@ async function envelope(method, path, body, signal) {
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
-    signal,
   });
   let json = null;
   try {
@@ -148,12 +142,22 @@ async function serverPaged({ label, load, render, size = PAGE_SIZE }) {
   // Presses quicker than the answers step on from the page last asked for, not the one shown,
   // and only the last one asked for is drawn, whatever order the answers come in.
   let asked = 0;
+  let shown = 0;
   let latest = 0;
   const draw = async (n, pressed) => {
     asked = n;
     const mine = ++latest;
-    const { items, total } = await load(n + 1, size);
+    let items, total;
+    try {
+      ({ items, total } = await load(n + 1, size));
+    } catch (error) {
+      if (mine !== latest) return;
+      // The next press steps from the page on screen.
+      asked = shown;
+      throw error;
+    }
     if (mine !== latest) return;
+    shown = n;
     const pages = Math.max(1, Math.ceil(total / size));
     const turn = (to, which) => {
       const next = Math.min(Math.max(asked + to - n, 0), pages - 1);
@@ -1897,15 +1901,9 @@ async function websitePage() {
   };
   // Loads overlap when the period or a filter changes before the last answer came; only the
   // newest one draws, so an older answer arriving late cannot put back what the reader left.
-  // The statistics of a view left are not waited for: asking for them is stopped, so that the
-  // server does not go on computing them ahead of the view wanted.
   let latest = 0;
-  let asking = null;
   const load = async () => {
     const mine = ++latest;
-    asking?.abort();
-    asking = new AbortController();
-    const { signal } = asking;
     // Busy until the latest choice is drawn: a screen reader waits for it, and so may a test
     // before it presses a control the drawing would replace.
     body.setAttribute("aria-busy", "true");
@@ -1921,10 +1919,10 @@ async function websitePage() {
         state.filters = state.filters.filter(([d, v]) => d !== "event:goal" || names.has(v));
       }
       [data, goals, props] = await Promise.all([
-        read(query(), signal),
+        api("GET", query()),
         goalsAsked,
         // The properties are a part of the page: failing, they say why in their place.
-        chosen ? read(propertiesQuery(chosen), signal).catch((error) => ({ error: error.message })) : null,
+        chosen ? api("GET", propertiesQuery(chosen)).catch((error) => ({ error: error.message })) : null,
       ]);
     } catch (error) {
       if (mine === latest) {
@@ -1945,20 +1943,7 @@ async function websitePage() {
     const shown = state.period === "custom" ? state.date.replace(",", " to ") : PERIODS.find(([value]) => value === state.period)?.[1];
     document.title = `${plainTitle(data.website.name)} · ${shown} · Zenovay`;
     now.textContent = rightNow(data.realtime_visitors);
-    chips.replaceChildren(
-      ...state.filters.map(([dimension, value, title], i) =>
-        h("button", {
-          type: "button",
-          class: "chip",
-          "data-dimension": dimension,
-          text: `Remove filter: ${title} is ${value}`,
-          onclick: () => {
-            state.filters.splice(i, 1);
-            refilter(state.filters[Math.min(i, state.filters.length - 1)]?.[0]);
-          },
-        }),
-      ),
-    );
+    drawChips();
     const figures = h(
       "dl",
       { class: "figures" },
@@ -2028,7 +2013,11 @@ async function websitePage() {
             // step through the properties.
             pick: async (property) => {
               state.property = property;
-              await load();
+              try {
+                await load();
+              } catch (error) {
+                return unloaded(error);
+              }
               document.getElementById("property-pick")?.focus();
             },
           }),
@@ -2036,12 +2025,39 @@ async function websitePage() {
       ),
     );
   };
+  // The filters asked for, each a button that removes it (the page holds one per dimension).
+  const drawChips = () =>
+    chips.replaceChildren(
+      ...state.filters.map(([dimension, value, title], i) =>
+        h("button", {
+          type: "button",
+          class: "chip",
+          "data-dimension": dimension,
+          text: `Remove filter: ${title} is ${value}`,
+          onclick: () => {
+            state.filters = state.filters.filter(([d]) => d !== dimension);
+            refilter(state.filters[Math.min(i, state.filters.length - 1)]?.[0]);
+          },
+        }),
+      ),
+    );
   // A view that cannot be loaded says so where its figures go, with a way to ask again; the
-  // picker and the filters stay, to choose another.
+  // picker and the filters asked for stay, to choose another. Focus lost with the figures goes to
+  // "Try again", and from there, once it worked, to the picker.
   const unloaded = (error) => {
-    body.removeAttribute("aria-busy");
-    const again = h("button", { type: "button", text: "Try again", onclick: () => load().catch(unloaded) });
+    const active = document.activeElement;
+    const lost = !active || active === document.body || body.contains(active);
+    const again = h("button", {
+      type: "button",
+      text: "Try again",
+      onclick: () =>
+        load()
+          .then(() => period.focus())
+          .catch(unloaded),
+    });
+    drawChips();
     body.replaceChildren(h("div", { class: "card" }, h("p", { class: "error", role: "alert", text: `Could not load these statistics: ${error.message}` }), again));
+    if (lost) again.focus();
   };
   // The button pressed to add or remove a filter goes with the redraw: focus moves to the chip of
   // the filter `dimension` (the one added, or the next one left), else to the period picker.

@@ -195,7 +195,8 @@ impl RedisLimiter {
     /// Carries the monthly counts that releases before the user hash tag kept under
     /// `<prefix>mq:<user>:<month>` over to `<prefix>mq:{<user>}:<month>`, so that an upgrade
     /// leaves this month's usage as it was (README, "Upgrading"). Only a single Redis is
-    /// scanned: those releases ran on no cluster. Returns how many counts were carried over.
+    /// scanned: those releases ran on no cluster. Returns how many counts were carried over; a
+    /// count that cannot be (not a number) is logged and left.
     pub async fn fold_untagged_months(&self) -> Result<u64> {
         let Link::Single(conn) = &self.conn else { return Ok(0) };
         let mut conn = conn.clone();
@@ -225,15 +226,15 @@ impl RedisLimiter {
             let new = format!("{months}{{{user}}}:{month}");
             // A count whose old name lost its expiry keeps it no longer than a month and a day.
             let fallback_ttl_ms = 32 * 86_400_000_i64;
-            let carried: i64 = self
-                .fold_untagged_month
-                .key(&old)
-                .key(new)
-                .arg(fallback_ttl_ms)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            folded += carried as u64;
+            let carried: redis::RedisResult<i64> =
+                self.fold_untagged_month.key(&old).key(new).arg(fallback_ttl_ms).invoke_async(&mut conn).await;
+            match carried {
+                Ok(carried) => folded += carried as u64,
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
+                    tracing::warn!(error = %e, "a monthly count under an older release's name was not carried over");
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
         }
         Ok(folded)
     }

@@ -63,18 +63,25 @@ impl ResilientLimiter {
         // One limiter per process: the gauge lives as long as the process.
         let _ = DEGRADED_GAUGE.set(gauge);
         let replica = uuid::Uuid::new_v4().to_string();
+        // Once, as soon as Redis answers: the counts an older release left (a scan of the keys,
+        // apart from the heartbeat, which it must not hold up).
+        let folding = weak.clone();
         tokio::spawn(async move {
-            let mut folded = false;
-            while let Some(limiter) = weak.upgrade() {
-                if let Ok(alive) = limiter.redis.heartbeat(&replica).await {
-                    limiter.replicas.store(alive.max(1), Ordering::Relaxed);
-                }
-                // Once, as soon as Redis answers: the counts an older release left.
-                if !folded && let Ok(months) = limiter.redis.fold_untagged_months().await {
-                    folded = true;
+            while let Some(limiter) = folding.upgrade() {
+                if let Ok(months) = limiter.redis.fold_untagged_months().await {
                     if months > 0 {
                         tracing::info!(months, "monthly counts kept under an older release's names carried over");
                     }
+                    return;
+                }
+                drop(limiter);
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(limiter) = weak.upgrade() {
+                if let Ok(alive) = limiter.redis.heartbeat(&replica).await {
+                    limiter.replicas.store(alive.max(1), Ordering::Relaxed);
                 }
                 drop(limiter);
                 tokio::time::sleep(HEARTBEAT).await;
