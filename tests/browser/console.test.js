@@ -808,6 +808,25 @@ for (const mode of MODES) {
       await pageviews(3);
       assert.equal(await page.getByRole("alert").filter({ hasText: "Could not load" }).count(), 0);
       assert.ok(await page.getByLabel("Period").evaluate((picker) => picker === document.activeElement), "focus goes back to the picker");
+
+      // A filter added by a view that failed is shown beside the one before it, and each chip
+      // removes its own filter.
+      await page.locator('[data-breakdown="pages"]').getByRole("button", { name: "/pricing" }).click();
+      await pageviews(2);
+      await page.route("**/stats?*", refused);
+      const browser = page.locator('[data-breakdown="browsers"] tbody button').first();
+      const name = await browser.textContent();
+      await browser.click();
+      await page.getByRole("alert").filter({ hasText: "Could not load these statistics" }).waitFor();
+      const pricing = page.getByRole("button", { name: "Remove filter: Top pages is /pricing" });
+      await pricing.waitFor();
+      await page.getByRole("button", { name: `Remove filter: Browsers is ${name}` }).waitFor();
+      assert.ok(await page.getByRole("button", { name: "Try again" }).evaluate((b) => b === document.activeElement), "focus goes to Try again");
+      await page.unroute("**/stats?*", refused);
+      await pricing.click();
+      await page.waitForURL((url) => url.searchParams.getAll("filter").join() === `visit:browser==${name}`);
+      await page.getByRole("button", { name: `Remove filter: Browsers is ${name}` }).waitFor();
+      assert.equal(await pricing.count(), 0);
     });
 
     /** The rows of a section's table on the page, cell by cell. */
