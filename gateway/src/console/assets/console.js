@@ -326,6 +326,12 @@ function announceAfter(element, text) {
   requestAnimationFrame(() => (said.textContent = text));
 }
 
+/** Whether the focus is nowhere a reader could be: on no control, or on one now hidden. */
+function focusLost() {
+  const active = document.activeElement;
+  return !active || active === document.body || Boolean(active.closest("[hidden]"));
+}
+
 /** Marks `#app` as ready and puts `content` in it. */
 function show(...content) {
   const app = document.getElementById("app");
@@ -2045,8 +2051,7 @@ async function websitePage() {
   // picker and the filters asked for stay, to choose another. Focus lost with the figures goes to
   // "Try again", and from there, once it worked, to the picker.
   const unloaded = (error) => {
-    const active = document.activeElement;
-    const lost = !active || active === document.body || body.contains(active);
+    const lost = focusLost() || body.contains(document.activeElement);
     const again = h("button", {
       type: "button",
       text: "Try again",
@@ -2092,9 +2097,8 @@ async function websitePage() {
     Object.assign(state, viewOfAddress(location.search), { property: undefined });
     showChoice();
     // Focus left on a control the redraw hid or removed goes back to the period picker.
-    const lost = () => !document.activeElement || document.activeElement === document.body || document.activeElement.closest("[hidden]");
     load()
-      .then(() => lost() && period.focus())
+      .then(() => focusLost() && period.focus())
       .catch(unloaded);
   });
   // The address written as the page would write it, so that the first view drawn is not a second

@@ -139,6 +139,10 @@ redis.call('DEL', KEYS[1])
 return 1
 ";
 
+/// The expiry a carried-over count takes when neither name has one: no longer than a month and a
+/// day.
+const UNTAGGED_MONTH_TTL_MS: i64 = 32 * 86_400_000;
+
 /// Records a replica as alive and counts those seen in the last ten seconds.
 const HEARTBEAT: &str = r"
 local t = redis.call('TIME')
@@ -224,10 +228,8 @@ impl RedisLimiter {
         for old in untagged {
             let Some((user, month)) = old[months.len()..].rsplit_once(':') else { continue };
             let new = format!("{months}{{{user}}}:{month}");
-            // A count whose old name lost its expiry keeps it no longer than a month and a day.
-            let fallback_ttl_ms = 32 * 86_400_000_i64;
             let carried: redis::RedisResult<i64> =
-                self.fold_untagged_month.key(&old).key(new).arg(fallback_ttl_ms).invoke_async(&mut conn).await;
+                self.fold_untagged_month.key(&old).key(new).arg(UNTAGGED_MONTH_TTL_MS).invoke_async(&mut conn).await;
             match carried {
                 Ok(carried) => folded += carried as u64,
                 Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
