@@ -1205,7 +1205,34 @@ fn large_site_shapes(id: &str) -> Vec<(String, Method, String, Option<serde_json
         ),
     ));
     shapes.push(get("realtime", format!("/realtime/{id}")));
+    // The console's website page: one call of about a dozen questions (figures, the previous
+    // period's, the series, nine breakdowns, goals, custom events), as a signed-in person asks.
+    let view = format!("/api/v1/websites/{id}/stats?period=30d");
+    shapes.push(get("console view 30d", view.clone()));
+    for (by, filter) in [
+        ("page", "event:page%3D%3D/pricing"),
+        ("source", "visit:source%3D%3DGoogle"),
+        ("goal", "event:goal%3D%3DSignup"),
+    ] {
+        shapes.push(get(&format!("console view 30d by {by}"), format!("{view}&filters={filter}")));
+    }
     shapes
+}
+
+/// Asks one shape: the console's calls (under `/api/v1/`) with the user's session, the others
+/// with the key.
+async fn ask(
+    env: &TestEnv,
+    (session, key): (&str, &str),
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    if path.starts_with("/api/v1/") {
+        env.session_json(method, path, session, body).await
+    } else {
+        env.api(method, path, key, body).await
+    }
 }
 
 /// The large-site figures on one backend: per (site's zone), a column of cells per shape.
@@ -1242,7 +1269,7 @@ async fn large_site_on(
         // dimensions they need are then rolled up with its days (a shape asked for the first
         // time reads raw events, as the "raw" figures show, until the next rollup adds it).
         for (name, method, path, body) in large_site_shapes(&id) {
-            let (status, answer) = env.api(method, &path, &key, body).await;
+            let (status, answer) = ask(env, (&user.session, &key), method, &path, body).await;
             assert_eq!(status, StatusCode::OK, "{name}: {answer}");
         }
         let started = Instant::now();
@@ -1261,7 +1288,7 @@ async fn large_site_on(
         let mut cells = Vec::new();
         for (name, method, path, body) in large_site_shapes(&id) {
             let time = |path: String, rounds: usize| {
-                let (method, body, key) = (method.clone(), body.clone(), key.clone());
+                let (method, body, key, session) = (method.clone(), body.clone(), key.clone(), user.session.clone());
                 let name = name.clone();
                 let servers = &servers;
                 async move {
@@ -1270,7 +1297,7 @@ async fn large_site_on(
                     for round in 0..rounds + rounds.div_ceil(10) {
                         let before = cpu_seconds(&servers());
                         let sent = Instant::now();
-                        let (status, answer) = env.api(method.clone(), &path, &key, body.clone()).await;
+                        let (status, answer) = ask(env, (&session, &key), method.clone(), &path, body.clone()).await;
                         let took = sent.elapsed();
                         if status != StatusCode::OK {
                             return Err(format!("{name}: {status} {answer}"));

@@ -489,6 +489,9 @@ pub enum Rolled {
     /// The events that complete a goal (by its name), and their visitors, visits and
     /// engagement: one row per day or piece, of no values.
     Goal(String),
+    /// A goal's rows (by its name) by the values of one dimension: kept for each goal of a site
+    /// whose queries asked for the pair of `event:goal` and that dimension.
+    GoalBy(String, Dim),
 }
 
 impl Rolled {
@@ -499,12 +502,15 @@ impl Rolled {
             Rolled::One(dim) => dim.name(),
             Rolled::Pair(pair) => pair.name(),
             Rolled::Goal(name) => serde_json::to_string(&[Dim::Goal.name(), name.clone()]).expect("strings serialise"),
+            Rolled::GoalBy(name, dim) => {
+                serde_json::to_string(&[Dim::Goal.name(), name.clone(), dim.name()]).expect("strings serialise")
+            }
         }
     }
 
     /// The `dim` of the rows (of an empty value) that say which days and pieces hold these
     /// rows: rows there for every day or piece, events or not (the totals', a goal's), or a
-    /// pair's marker. A dimension's rows are in every day and piece the totals are.
+    /// pair's (or a goal's by a dimension) marker. A dimension's rows are in every day and piece the totals are.
     pub fn marker(&self) -> String {
         match self {
             Rolled::One(_) => String::new(),
@@ -512,28 +518,44 @@ impl Rolled {
         }
     }
 
-    /// The dimensions a query over these rows groups by.
+    /// The pair of dimensions a site's queries ask for to have these rows kept, if any.
+    pub fn pair(&self) -> Option<Pair> {
+        match self {
+            Rolled::Pair(pair) => Some(pair.clone()),
+            Rolled::GoalBy(_, dim) => Pair::new(&Dim::Goal, dim),
+            _ => None,
+        }
+    }
+
+    /// The dimensions a query over these rows groups by (a goal's are of the events that
+    /// complete it).
     pub fn dims(&self) -> Vec<Dim> {
         match self {
             Rolled::Totals | Rolled::Goal(_) => vec![],
-            Rolled::One(dim) => vec![dim.clone()],
+            Rolled::One(dim) | Rolled::GoalBy(_, dim) => vec![dim.clone()],
             Rolled::Pair(Pair(a, b)) => vec![a.clone(), b.clone()],
         }
     }
 
-    /// A row's `value` column from the values of its group, in [`Rolled::dims`] order.
+    /// A row's `value` column from the values of its group, in [`Rolled::dims`] order: a JSON
+    /// array for a pair or a goal by a dimension, never the marker's empty value.
     pub fn value(&self, values: &[String]) -> String {
         match self {
-            Rolled::Pair(_) => serde_json::to_string(values).expect("strings serialise"),
+            Rolled::Pair(_) | Rolled::GoalBy(..) => serde_json::to_string(values).expect("strings serialise"),
             _ => values.first().cloned().unwrap_or_default(),
         }
     }
 
-    /// The values of a row's group, in [`Rolled::dims`] order; None for a pair's marker row.
+    /// The values of a row's group, in [`Rolled::dims`] order after a goal's name; None for a
+    /// marker row.
     pub fn values(&self, value: &str) -> Option<Vec<String>> {
         match self {
             Rolled::Pair(_) => serde_json::from_str(value).ok(),
             Rolled::Goal(name) => Some(vec![name.clone()]),
+            Rolled::GoalBy(name, _) => {
+                let [value]: [String; 1] = serde_json::from_str(value).ok()?;
+                Some(vec![name.clone(), value])
+            }
             _ => Some(vec![value.to_owned()]),
         }
     }
@@ -546,10 +568,10 @@ impl Rolled {
 pub struct Pair(Dim, Dim);
 
 impl Pair {
-    /// A pair of two different dimensions that rollups can keep: the rolled-up ones and custom
-    /// properties.
+    /// A pair of two different dimensions that rollups can keep: the rolled-up ones, custom
+    /// properties and goals (kept as each goal's rows by the other, see [`Rolled::GoalBy`]).
     fn new(a: &Dim, b: &Dim) -> Option<Pair> {
-        let kept = |d: &Dim| ROLLUP_DIMS.contains(d) || matches!(d, Dim::Prop(_));
+        let kept = |d: &Dim| ROLLUP_DIMS.contains(d) || matches!(d, Dim::Prop(_) | Dim::Goal);
         if a == b || !kept(a) || !kept(b) {
             return None;
         }
@@ -570,16 +592,30 @@ impl Pair {
     fn position(&self, dim: &Dim) -> usize {
         usize::from(self.1 == *dim)
     }
+
+    /// The dimension a goal is paired with: its name sorts after `event:goal`'s.
+    pub fn goal_by(&self) -> Option<&Dim> {
+        (self.0 == Dim::Goal).then_some(&self.1)
+    }
+
+    /// What the rollups keep of the pair for a site of `goals`: its rows, or each goal's by the
+    /// other dimension.
+    pub fn kept(&self, goals: &[String]) -> Vec<Rolled> {
+        match self.goal_by() {
+            Some(dim) => goals.iter().map(|name| Rolled::GoalBy(name.clone(), dim.clone())).collect(),
+            None => vec![Rolled::Pair(self.clone())],
+        }
+    }
 }
 
-/// The rollup rows that answer a query: which rows, the values a filter by one value picks
-/// (at its place among a row's values), and where each of the query's dimensions but time
+/// The rollup rows that answer a query: which rows, the values its filters (each by one value)
+/// pick (each at its place among a row's values), and where each of the query's dimensions but time
 /// finds its value among a row's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupRows {
     /// Of one kind, or a goal's each for a query grouped by goal.
     pub rolled: Vec<Rolled>,
-    pub pick: Option<(usize, String)>,
+    pub pick: Vec<(usize, String)>,
     pub places: Vec<usize>,
 }
 
@@ -678,7 +714,8 @@ pub struct Answer {
     pub currencies: Vec<String>,
     pub total_rows: usize,
     pub time_labels: Vec<String>,
-    /// Days read from rollups rather than raw events.
+    /// Days read from rollups rather than raw events (by every part of the query: the
+    /// entering visits' too).
     pub rolled_up_days: usize,
 }
 
@@ -916,13 +953,21 @@ impl Query {
             self.filters.iter().map(|f| Filter { dim: entry(&f.dim), ..f.clone() }).collect()
         } else if self.bounces_by_entry_page() {
             let first = self.filters.iter().position(|f| f.dim == Dim::Page)?;
+            let page = &self.filters[first];
             let mut filters = self.filters.clone();
-            filters.push(Filter { dim: Dim::EntryPage, ..self.filters[first].clone() });
+            filters.push(Filter { dim: Dim::EntryPage, ..page.clone() });
             // A visit without a pageview entered on no page, which no page filter picks (a
             // negated one, or a pattern matching anything, would pick its empty entry page).
-            let entered =
-                Filter { dim: Dim::EntryPage, op: Op::IsNot, values: vec![String::new()], matching: Matching::Exact };
-            filters.push(entered);
+            // Pages named by `is` are never empty: left out, the filter would keep the query
+            // off the rollups of the pair of page and entry page.
+            if page.op != Op::Is || page.values.iter().any(String::is_empty) {
+                filters.push(Filter {
+                    dim: Dim::EntryPage,
+                    op: Op::IsNot,
+                    values: vec![String::new()],
+                    matching: Matching::Exact,
+                });
+            }
             filters
         } else {
             return None;
@@ -973,45 +1018,80 @@ impl Query {
     /// row, and hours only as totals. Filtered by one value of a dimension, a query counts what
     /// grouping by that dimension counts in its rows of that value: the same events, visits
     /// and engagement, by the same column. So a query grouped by one dimension and filtered by
-    /// one value of another is answered by the pair's rows of that value.
+    /// one value of another is answered by the pair's rows of that value, one filtered by one
+    /// value of each of two dimensions by the pair's row of both, and one grouped and filtered
+    /// by the same dimension by that dimension's row of the value.
     pub fn rollup_rows(&self) -> Option<RollupRows> {
         let grouped: Vec<&Dim> = self.dims.iter().filter(|d| !matches!(d, Dim::Time(_))).collect();
-        let filter = match self.filters.as_slice() {
-            [] => None,
-            [filter @ Filter { dim, values, .. }] if filter.exact_is() && values.len() == 1 => {
-                Some((dim, values[0].clone()))
+        let mut picked = Vec::with_capacity(self.filters.len());
+        for filter in &self.filters {
+            match filter.values.as_slice() {
+                [value] if filter.exact_is() => picked.push((&filter.dim, value.clone())),
+                _ => return None,
             }
-            _ => return None,
-        };
+        }
         let one = |rolled: Rolled, pick, places| RollupRows { rolled: vec![rolled], pick, places };
-        let rows = match (grouped.as_slice(), filter) {
-            ([], None) => one(Rolled::Totals, None, vec![]),
-            ([dim], None) if ROLLUP_DIMS.contains(dim) => one(Rolled::One((*dim).clone()), None, vec![0]),
-            ([], Some((dim, value))) if ROLLUP_DIMS.contains(dim) => {
-                one(Rolled::One(dim.clone()), Some((0, value)), vec![])
+        let rows = match (grouped.as_slice(), picked.as_slice()) {
+            ([], []) => one(Rolled::Totals, vec![], vec![]),
+            ([dim], []) if ROLLUP_DIMS.contains(dim) => one(Rolled::One((*dim).clone()), vec![], vec![0]),
+            ([], [(dim, value)]) if ROLLUP_DIMS.contains(dim) => {
+                one(Rolled::One((*dim).clone()), vec![(0, value.clone())], vec![])
             }
-            ([Dim::Goal], None) if !self.goals.is_empty() => RollupRows {
+            ([dim], [(by, value)]) if dim == by && ROLLUP_DIMS.contains(dim) => {
+                one(Rolled::One((*dim).clone()), vec![(0, value.clone())], vec![0])
+            }
+            ([Dim::Goal], []) if !self.goals.is_empty() => RollupRows {
                 rolled: self.goals.iter().map(|g| Rolled::Goal(g.display_name.clone())).collect(),
-                pick: None,
+                pick: vec![],
                 places: vec![0],
             },
-            ([], Some((Dim::Goal, name))) => one(Rolled::Goal(name), None, vec![]),
-            ([a, b], None) => {
-                let pair = Pair::new(a, b)?;
-                let places = vec![pair.position(a), pair.position(b)];
-                one(Rolled::Pair(pair), None, places)
+            ([], [(Dim::Goal, name)]) => one(Rolled::Goal(name.clone()), vec![], vec![]),
+            // A goal's rows by another dimension hold the goal's name first, then its value.
+            ([Dim::Goal], [(by, value)]) if !self.goals.is_empty() => {
+                Pair::new(&Dim::Goal, by)?;
+                RollupRows { rolled: self.goals_by(by), pick: vec![(1, value.clone())], places: vec![0] }
             }
-            ([dim], Some((by, value))) => {
-                let pair = Pair::new(dim, by)?;
+            ([dim], [(Dim::Goal, name)]) => {
+                Pair::new(&Dim::Goal, dim)?;
+                one(Rolled::GoalBy(name.clone(), (*dim).clone()), vec![], vec![1])
+            }
+            ([a, b], []) if (*a == &Dim::Goal || *b == &Dim::Goal) && !self.goals.is_empty() => {
+                let (by, places) = if *a == &Dim::Goal { (*b, vec![0, 1]) } else { (*a, vec![1, 0]) };
+                Pair::new(&Dim::Goal, by)?;
+                RollupRows { rolled: self.goals_by(by), pick: vec![], places }
+            }
+            ([], [(Dim::Goal, name), (by, value)] | [(by, value), (Dim::Goal, name)]) => {
+                Pair::new(&Dim::Goal, by)?;
+                one(Rolled::GoalBy(name.clone(), (*by).clone()), vec![(1, value.clone())], vec![])
+            }
+            ([a, b], []) => {
+                let pair = Pair::new(a, b).filter(|p| p.goal_by().is_none())?;
+                let places = vec![pair.position(a), pair.position(b)];
+                one(Rolled::Pair(pair), vec![], places)
+            }
+            ([dim], [(by, value)]) => {
+                let pair = Pair::new(dim, by).filter(|p| p.goal_by().is_none())?;
                 let (place, pick) = (pair.position(dim), pair.position(by));
-                one(Rolled::Pair(pair), Some((pick, value)), vec![place])
+                one(Rolled::Pair(pair), vec![(pick, value.clone())], vec![place])
+            }
+            ([], [(a, x), (b, y)]) => {
+                let pair = Pair::new(a, b).filter(|p| p.goal_by().is_none())?;
+                let picks = vec![(pair.position(a), x.clone()), (pair.position(b), y.clone())];
+                one(Rolled::Pair(pair), picks, vec![])
             }
             _ => return None,
         };
-        // Rollups keep hours as totals only, and no revenue.
+        // Rollups keep hours as totals only, and no revenue: revenue metrics without a revenue
+        // goal to count have no value anyway (see `Query::row_currencies`).
         let hourly = self.dims.contains(&Dim::Time(Interval::Hour));
-        let fits = !self.needs_revenue() && (rows.rolled == [Rolled::Totals] || !hourly);
+        let revenue = self.needs_revenue() && !self.revenue_goals().is_empty();
+        let fits = !revenue && (rows.rolled == [Rolled::Totals] || !hourly);
         fits.then_some(rows)
+    }
+
+    /// Each of the site's goals' rows by `dim`.
+    fn goals_by(&self, dim: &Dim) -> Vec<Rolled> {
+        self.goals.iter().map(|g| Rolled::GoalBy(g.display_name.clone(), dim.clone())).collect()
     }
 
     fn time_dim(&self) -> Option<(usize, Interval)> {
@@ -2132,14 +2212,71 @@ mod tests {
     fn two_dimensions_or_one_filtered_by_another_read_the_pairs_rows() {
         let pair = Rolled::Pair(Pair(Dim::Page, Dim::Source));
         let both = shaped(&["visitors"], &["visit:source", "event:page"], &[]).rollup_rows().unwrap();
-        assert_eq!((both.rolled, both.pick, both.places), (vec![pair.clone()], None, vec![1, 0]));
+        assert_eq!((both.rolled, both.pick, both.places), (vec![pair.clone()], vec![], vec![1, 0]));
         let filtered =
             shaped(&["visitors"], &["event:page"], &[("is", "visit:source", "Google")]).rollup_rows().unwrap();
         assert_eq!(
             (filtered.rolled, filtered.pick, filtered.places),
-            (vec![pair], Some((1, "Google".into())), vec![0])
+            (vec![pair.clone()], vec![(1, "Google".into())], vec![0])
+        );
+        let twice = shaped(&["visitors"], &[], &[("is", "visit:source", "Google"), ("is", "event:page", "/")]);
+        let twice = twice.rollup_rows().unwrap();
+        assert_eq!(
+            (twice.rolled, twice.pick, twice.places),
+            (vec![pair], vec![(1, "Google".into()), (0, "/".into())], vec![])
         );
         assert_eq!(Pair::parse(&Pair(Dim::Page, Dim::Source).name()).unwrap(), Pair(Dim::Page, Dim::Source));
+    }
+
+    #[test]
+    fn a_dimension_filtered_by_one_of_its_values_reads_that_values_row() {
+        let own = shaped(&["visitors"], &["event:page"], &[("is", "event:page", "/")]).rollup_rows().unwrap();
+        assert_eq!((own.rolled, own.pick, own.places), (vec![Rolled::One(Dim::Page)], vec![(0, "/".into())], vec![0]));
+    }
+
+    #[test]
+    fn the_bounce_rate_of_visits_entering_on_the_page_filtered_by_reads_the_pair_of_page_and_entry_page() {
+        let pair = Rolled::Pair(Pair(Dim::Page, Dim::EntryPage));
+        let metrics = ["visitors", "bounce_rate"];
+        let entering = |filter| shaped(&metrics, &["time:day"], &[filter]).entry_page_query().unwrap();
+        let by_page = entering(("is", "event:page", "/pricing")).rollup_rows().unwrap();
+        assert_eq!((by_page.rolled, by_page.pick), (vec![pair], vec![(0, "/pricing".into()), (1, "/pricing".into())]));
+        // A pattern may pick the empty entry page of a visit without a pageview, which the
+        // query then leaves out: raw events answer.
+        let pattern = entering(("contains", "event:page", "pricing"));
+        assert!(pattern.filters.iter().any(|f| f.op == Op::IsNot && f.values == [""]));
+        assert!(pattern.rollup_rows().is_none());
+    }
+
+    #[test]
+    fn goals_by_another_dimension_read_each_goals_rows_by_it() {
+        let goal = |name: &str| Goal {
+            id: name.into(),
+            website_id: "s".into(),
+            display_name: name.into(),
+            target: GoalTarget::Event(name.into()),
+            currency: None,
+            created_at: 0,
+        };
+        let goals = vec![goal("Signup"), goal("Buy")];
+        let with_goals = |query: Query| Query { goals: goals.clone(), ..query };
+        let by = |name: &str| Rolled::GoalBy(name.into(), Dim::Source);
+        let filtered = with_goals(shaped(&["visitors"], &["event:goal"], &[("is", "visit:source", "Google")]));
+        let rows = filtered.rollup_rows().unwrap();
+        assert_eq!(
+            (rows.rolled, rows.pick, rows.places),
+            (vec![by("Signup"), by("Buy")], vec![(1, "Google".into())], vec![0])
+        );
+        let of_one = with_goals(shaped(&["visitors"], &["visit:source"], &[("is", "event:goal", "Buy")]));
+        let rows = of_one.rollup_rows().unwrap();
+        assert_eq!((rows.rolled, rows.pick, rows.places), (vec![by("Buy")], vec![], vec![1]));
+        let both = with_goals(shaped(&["visitors"], &["visit:source", "event:goal"], &[])).rollup_rows().unwrap();
+        assert_eq!(both.places, vec![1, 0]);
+        assert_eq!(by("Buy").pair(), Some(Pair(Dim::Goal, Dim::Source)));
+        assert_eq!(by("Buy").values(&by("Buy").value(&["".into()])), Some(vec!["Buy".into(), String::new()]));
+        assert_eq!(by("Buy").values(""), None, "the marker row");
+        // Without goals nothing is grouped by one: raw events answer (nothing), never a pair.
+        assert!(shaped(&["visitors"], &["event:goal"], &[("is", "visit:source", "Google")]).rollup_rows().is_none());
     }
 
     #[test]
@@ -2148,7 +2285,8 @@ mod tests {
         assert!(
             shaped(&["visitors"], &["event:page"], &[("is_not", "visit:source", "Google")]).rollup_rows().is_none()
         );
-        assert!(shaped(&["visitors"], &["event:page"], &[("is", "event:page", "/")]).rollup_rows().is_none());
+        let contains = [("contains", "event:page", "/"), ("is", "visit:source", "Google")];
+        assert!(shaped(&["visitors"], &[], &contains).rollup_rows().is_none());
         assert!(shaped(&["visitors"], &["event:page", "visit:source", "visit:os"], &[]).rollup_rows().is_none());
         let goal = Goal {
             id: "g".into(),
@@ -2161,6 +2299,9 @@ mod tests {
         let by_goal = |metrics: &[&str]| Query { goals: vec![goal.clone()], ..shaped(metrics, &["event:goal"], &[]) };
         assert_eq!(by_goal(&["visitors"]).rollup_rows().unwrap().rolled, vec![Rolled::Goal("Signup".into())]);
         assert!(by_goal(&["total_revenue"]).rollup_rows().is_none());
+        let unpriced = Goal { currency: None, ..goal.clone() };
+        let without_revenue = Query { goals: vec![unpriced], ..shaped(&["total_revenue"], &["event:goal"], &[]) };
+        assert!(without_revenue.rollup_rows().is_some(), "no revenue goal: no revenue to count");
     }
 
     #[test]

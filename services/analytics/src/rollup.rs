@@ -217,9 +217,9 @@ impl Analytics {
     /// The kinds of rows a site's days keep besides the totals and the rolled-up dimensions:
     /// the pairs its queries asked for and its goals.
     async fn kept(&self, website_id: &str) -> Result<Vec<Rolled>> {
-        let mut kept: Vec<Rolled> = self.pairs_of(website_id).await?.into_iter().map(Rolled::Pair).collect();
-        let goals = self.store.goals(website_id).await?;
-        kept.extend(goals.into_iter().map(|g| Rolled::Goal(g.display_name)));
+        let goals: Vec<String> = self.store.goals(website_id).await?.into_iter().map(|g| g.display_name).collect();
+        let mut kept: Vec<Rolled> = self.pairs_of(website_id).await?.iter().flat_map(|p| p.kept(&goals)).collect();
+        kept.extend(goals.into_iter().map(Rolled::Goal));
         Ok(kept)
     }
 
@@ -244,12 +244,17 @@ impl Analytics {
     /// up to each of those days that is still current; a day written to meanwhile gets them
     /// with its next rollup.
     async fn roll_up_new_kinds(&self) -> Result<()> {
+        let mut goals: HashMap<String, Vec<String>> = HashMap::new();
+        for goal in self.store.all_goals().await? {
+            goals.entry(goal.website_id).or_default().push(goal.display_name);
+        }
         let mut kinds = Vec::new();
         for (website_id, name) in self.store.all_pairs().await? {
-            kinds.push((website_id, Rolled::Pair(Pair::parse(&name)?)));
+            let kept = Pair::parse(&name)?.kept(goals.get(&website_id).map_or(&[], Vec::as_slice));
+            kinds.extend(kept.into_iter().map(|rolled| (website_id.clone(), rolled)));
         }
-        for goal in self.store.all_goals().await? {
-            kinds.push((goal.website_id, Rolled::Goal(goal.display_name)));
+        for (website_id, names) in goals {
+            kinds.extend(names.into_iter().map(|name| (website_id.clone(), Rolled::Goal(name))));
         }
         for (website_id, rolled) in kinds {
             let name = rolled.name();
@@ -336,7 +341,7 @@ impl Analytics {
         let metrics: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_owned()).collect();
         let dims: Vec<String> = interval.map(Dim::Time).into_iter().chain(rolled.dims()).map(|d| d.name()).collect();
         let (filters, goals) = match rolled {
-            Rolled::Goal(name) => {
+            Rolled::Goal(name) | Rolled::GoalBy(name, _) => {
                 (vec![Filter::new("is", &Dim::Goal.name(), vec![name.clone()])?], self.store.goals(website_id).await?)
             }
             _ => (vec![], vec![]),
@@ -389,10 +394,8 @@ impl Analytics {
         buckets: Option<&Buckets>,
     ) -> Result<Option<(Parts, usize)>> {
         let Some(shape) = query.rollup_rows() else { return Ok(None) };
-        for rolled in &shape.rolled {
-            if let Rolled::Pair(pair) = rolled {
-                self.want_pair(&query.website_id, pair).await?;
-            }
+        for pair in shape.rolled.iter().filter_map(Rolled::pair) {
+            self.want_pair(&query.website_id, &pair).await?;
         }
         let (first, last) = (day_of(query.from), day_of(query.to - 1) + DAY_MS);
         let wanted: HashMap<String, &Rolled> = shape.rolled.iter().map(|r| (r.name(), r)).collect();
@@ -442,10 +445,7 @@ impl Analytics {
         // The values of a row this query reads, in the rows' order.
         let values = |row: &RollupRow| -> Option<Vec<String>> {
             let values = wanted.get(&row.dim)?.values(&row.value)?;
-            match &shape.pick {
-                Some((at, value)) if values.get(*at) != Some(value) => None,
-                _ => Some(values),
-            }
+            shape.pick.iter().all(|(at, value)| values.get(*at) == Some(value)).then_some(values)
         };
         let (mut events, mut visits, mut engagement) = (HashMap::new(), HashMap::new(), HashMap::new());
         for ReadRow { start, row, .. } in &rows {

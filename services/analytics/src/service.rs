@@ -271,11 +271,14 @@ impl Analytics {
         self.store.property_keys(&website.id, range, event_name).await
     }
 
-    /// Every part of a query, from rollups where they can answer, and how many days they did.
+    /// Every part of a query, from rollups where they can answer, and how many days they did
+    /// for the query and for its entering visits alike.
     async fn counted(&self, query: &Query, buckets: Option<&Buckets>) -> Result<(Parts, usize)> {
-        let (mut parts, days) = self.parts(query, buckets).await?;
+        let (mut parts, mut days) = self.parts(query, buckets).await?;
         if let Some(entry) = query.entry_page_query() {
-            parts.entries = self.parts(&entry, buckets).await?.0.visits;
+            let (entries, entry_days) = self.parts(&entry, buckets).await?;
+            parts.entries = entries.visits;
+            days = days.min(entry_days);
         }
         Ok((parts, days))
     }
