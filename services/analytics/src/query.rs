@@ -613,7 +613,7 @@ impl Pair {
 /// finds its value among a row's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupRows {
-    /// Of one kind, or a goal's each for a query grouped by goal.
+    /// Of one kind, or a goal's each (alone or by a dimension) for a query grouped by goal.
     pub rolled: Vec<Rolled>,
     pub pick: Vec<(usize, String)>,
     pub places: Vec<usize>,
@@ -714,8 +714,8 @@ pub struct Answer {
     pub currencies: Vec<String>,
     pub total_rows: usize,
     pub time_labels: Vec<String>,
-    /// Days read from rollups rather than raw events (by every part of the query: the
-    /// entering visits' too).
+    /// Days read from rollups rather than raw events, by the query's parts and by those of its
+    /// entering visits alike (the visitors that shares are of are not counted).
     pub rolled_up_days: usize,
 }
 
@@ -2271,7 +2271,13 @@ mod tests {
         let rows = of_one.rollup_rows().unwrap();
         assert_eq!((rows.rolled, rows.pick, rows.places), (vec![by("Buy")], vec![], vec![1]));
         let both = with_goals(shaped(&["visitors"], &["visit:source", "event:goal"], &[])).rollup_rows().unwrap();
-        assert_eq!(both.places, vec![1, 0]);
+        assert_eq!((both.rolled, both.pick, both.places), (vec![by("Signup"), by("Buy")], vec![], vec![1, 0]));
+        let filters = [("is", "visit:source", "Google"), ("is", "event:goal", "Buy")];
+        let two_filters = with_goals(shaped(&["visitors"], &["time:day"], &filters)).rollup_rows().unwrap();
+        assert_eq!(
+            (two_filters.rolled, two_filters.pick, two_filters.places),
+            (vec![by("Buy")], vec![(1, "Google".into())], vec![])
+        );
         assert_eq!(by("Buy").pair(), Some(Pair(Dim::Goal, Dim::Source)));
         assert_eq!(by("Buy").values(&by("Buy").value(&["".into()])), Some(vec!["Buy".into(), String::new()]));
         assert_eq!(by("Buy").values(""), None, "the marker row");

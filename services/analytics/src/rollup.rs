@@ -27,8 +27,8 @@ use common::{Error, Result};
 use crate::query::{Buckets, Dim, Filter, Interval, Metric, Pair, Parts, Query, ROLLUP_DIMS, Rolled};
 use crate::service::Analytics;
 use crate::store::{
-    COUNTERS_PER_ROW, DAY_MS, DayRollup, OpenRollup, OpenWrite, ReadFrom, ReadRow, RollupPiece, RollupReads, RollupRow,
-    VISIT_GAP_MS, day_of,
+    COUNTERS_PER_ROW, DAY_MS, DayRollup, MAX_PAIRS, OpenRollup, OpenWrite, ReadFrom, ReadRow, RollupPiece, RollupReads,
+    RollupRow, VISIT_GAP_MS, day_of,
 };
 use crate::writer::{LATE_MS, open_day};
 
@@ -40,6 +40,33 @@ const CLAIM: std::time::Duration = std::time::Duration::from_secs(300);
 /// after its instant bumps the day's version (see `writer.rs`); the rest covers clocks that
 /// differ between replicas.
 const OPEN_DELAY_MS: i64 = 2 * LATE_MS;
+
+/// The pairs of these names, those this release keeps (a later one may record others).
+fn parsed_pairs(names: Vec<String>) -> Vec<Pair> {
+    let parsed = |name: &String| Pair::parse(name).inspect_err(|e| tracing::debug!("pair {name} left: {e}")).ok();
+    names.iter().filter_map(parsed).collect()
+}
+
+/// The most passes over a day's events a site's pairs cost its rollups: twice the pairs a site
+/// records, so that beside as many pairs of two dimensions the goal pairs of a site with a few
+/// goals fit (README, "One large site", measured what they cost).
+const PAIR_PASSES: usize = 2 * MAX_PAIRS as usize;
+
+/// What a site's pairs keep, within [`PAIR_PASSES`]: a pair of two dimensions costs one pass, a
+/// pair of `event:goal` and a dimension one per goal (each goal's rows by the dimension,
+/// [`Rolled::GoalBy`]). Pairs of two dimensions come first; a goal pair past the budget is not
+/// kept, and its queries read raw events.
+fn pair_kinds(pairs: &[Pair], goals: &[String]) -> Vec<Rolled> {
+    let (by_goal, plain): (Vec<&Pair>, Vec<&Pair>) = pairs.iter().partition(|p| p.goal_by().is_some());
+    let mut kinds: Vec<Rolled> = plain.into_iter().map(|p| Rolled::Pair(p.clone())).collect();
+    for dim in by_goal.iter().filter_map(|p| p.goal_by()) {
+        if kinds.len() + goals.len() > PAIR_PASSES {
+            break;
+        }
+        kinds.extend(goals.iter().map(|name| Rolled::GoalBy(name.clone(), dim.clone())));
+    }
+    kinds
+}
 
 /// Adds `counters` into the row of `key`, so that parts computed separately merge.
 pub(crate) fn add(rows: &mut HashMap<Vec<String>, Vec<i64>>, key: Vec<String>, counters: &[i64]) {
@@ -218,7 +245,7 @@ impl Analytics {
     /// the pairs its queries asked for and its goals.
     async fn kept(&self, website_id: &str) -> Result<Vec<Rolled>> {
         let goals: Vec<String> = self.store.goals(website_id).await?.into_iter().map(|g| g.display_name).collect();
-        let mut kept: Vec<Rolled> = self.pairs_of(website_id).await?.iter().flat_map(|p| p.kept(&goals)).collect();
+        let mut kept = pair_kinds(&parsed_pairs(self.store.pairs(website_id).await?), &goals);
         kept.extend(goals.into_iter().map(Rolled::Goal));
         Ok(kept)
     }
@@ -235,11 +262,6 @@ impl Analytics {
         Ok(done)
     }
 
-    /// The pairs a site's queries asked for (see [`Analytics::want_pair`]).
-    async fn pairs_of(&self, website_id: &str) -> Result<Vec<Pair>> {
-        self.store.pairs(website_id).await?.iter().map(|name| Pair::parse(name)).collect()
-    }
-
     /// Adds the rows of a pair asked for, or of a goal made, since its site's days were rolled
     /// up to each of those days that is still current; a day written to meanwhile gets them
     /// with its next rollup.
@@ -248,9 +270,13 @@ impl Analytics {
         for goal in self.store.all_goals().await? {
             goals.entry(goal.website_id).or_default().push(goal.display_name);
         }
-        let mut kinds = Vec::new();
+        let mut pairs: HashMap<String, Vec<String>> = HashMap::new();
         for (website_id, name) in self.store.all_pairs().await? {
-            let kept = Pair::parse(&name)?.kept(goals.get(&website_id).map_or(&[], Vec::as_slice));
+            pairs.entry(website_id).or_default().push(name);
+        }
+        let mut kinds = Vec::new();
+        for (website_id, names) in pairs {
+            let kept = pair_kinds(&parsed_pairs(names), goals.get(&website_id).map_or(&[], Vec::as_slice));
             kinds.extend(kept.into_iter().map(|rolled| (website_id.clone(), rolled)));
         }
         for (website_id, names) in goals {
@@ -281,7 +307,7 @@ impl Analytics {
         if self.pairs.lock().expect("pairs lock poisoned").contains(&key) {
             return Ok(());
         }
-        self.store.want_pair(website_id, &key.1).await?;
+        self.store.want_pair(website_id, pair).await?;
         self.pairs.lock().expect("pairs lock poisoned").insert(key);
         Ok(())
     }
@@ -496,6 +522,30 @@ mod tests {
     fn read(start: i64, dim: &str, value: &str, rows: i64) -> ReadRow {
         let row = RollupRow { dim: dim.into(), value: value.into(), counters: [1; COUNTERS_PER_ROW] };
         ReadRow { start, row, rows }
+    }
+
+    #[test]
+    fn a_sites_pairs_keep_within_their_passes_goal_pairs_a_pass_per_goal_and_unknown_names_are_left() {
+        let names = |dims: &[&str]| -> Vec<String> {
+            dims.iter().map(|d| serde_json::to_string(&["event:goal", d]).unwrap()).collect()
+        };
+        let mut asked = names(&["visit:source", "visit:country", "event:page"]);
+        asked.push(r#"["visit:source","event:page"]"#.into());
+        asked.push(r#"["visit:source","a dimension of a later release"]"#.into());
+        let pairs = parsed_pairs(asked);
+        assert_eq!(pairs.len(), 4, "the unknown name is left");
+        let goals = |n: usize| -> Vec<String> { (0..n).map(|i| format!("goal {i}")).collect() };
+        let count = |kinds: &[Rolled], goal_pairs: bool| {
+            kinds.iter().filter(|k| matches!(k, Rolled::GoalBy(..)) == goal_pairs).count()
+        };
+        // Two goals: every pair, 1 + 3 × 2 passes.
+        let kinds = pair_kinds(&pairs, &goals(2));
+        assert_eq!((count(&kinds, false), count(&kinds, true)), (1, 6));
+        // Twenty-five goals: the plain pair, then the goal pairs that fit in 64 passes (two).
+        let kinds = pair_kinds(&pairs, &goals(25));
+        assert_eq!((count(&kinds, false), count(&kinds, true)), (1, 50));
+        // More goals than passes: no goal pair.
+        assert_eq!(pair_kinds(&pairs, &goals(70)), vec![Rolled::Pair(pairs[3].clone())]);
     }
 
     #[test]

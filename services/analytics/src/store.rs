@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::model::{Goal, GoalTarget, Website};
-use crate::query::{Bind, Counted, Dialect, Dim, Sql, any_of};
+use crate::query::{Bind, Counted, Dialect, Dim, Pair, Sql, any_of};
 use crate::replica::Replica;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -644,15 +644,16 @@ impl Store {
         Ok(true)
     }
 
-    /// Records that a site's queries need the rows of a pair (its name), unless the site has
-    /// [`MAX_PAIRS`] already.
-    pub async fn want_pair(&self, website_id: &str, pair: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO rollup_pairs (website_id, pair) SELECT $1, $2 \
-             WHERE (SELECT COUNT(*) FROM rollup_pairs WHERE website_id = $1) < $3 ON CONFLICT DO NOTHING",
-        )
+    /// Records that a site's queries need the rows of a pair, unless the site has [`MAX_PAIRS`]
+    /// already (pairs with `event:goal` in a table of their own, see migration 0020).
+    pub async fn want_pair(&self, website_id: &str, pair: &Pair) -> Result<()> {
+        let table = if pair.goal_by().is_some() { "rollup_goal_pairs" } else { "rollup_pairs" };
+        sqlx::query(&format!(
+            "INSERT INTO {table} (website_id, pair) SELECT $1, $2 WHERE (SELECT COUNT(*) FROM ({ALL_PAIRS}) p \
+             WHERE p.website_id = $1) < $3 ON CONFLICT DO NOTHING",
+        ))
         .bind(website_id)
-        .bind(pair)
+        .bind(pair.name())
         .bind(MAX_PAIRS)
         .execute(&self.pool)
         .await?;
@@ -661,7 +662,7 @@ impl Store {
 
     /// The names of the pairs a site's days are rolled up with.
     pub async fn pairs(&self, website_id: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT pair FROM rollup_pairs WHERE website_id = $1 ORDER BY pair")
+        let rows = sqlx::query(&format!("SELECT p.pair FROM ({ALL_PAIRS}) p WHERE p.website_id = $1 ORDER BY p.pair"))
             .bind(website_id)
             .fetch_all(&self.pool)
             .await?;
@@ -670,9 +671,10 @@ impl Store {
 
     /// Every site's pairs: (site, pair name).
     pub async fn all_pairs(&self) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT website_id, pair FROM rollup_pairs ORDER BY website_id, pair")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(&format!("SELECT p.website_id, p.pair FROM ({ALL_PAIRS}) p ORDER BY p.website_id, p.pair"))
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|r| Ok((r.try_get("website_id")?, r.try_get("pair")?))).collect()
     }
 
@@ -1046,9 +1048,14 @@ pub const DAY_MS: i64 = 86_400_000;
 /// with 10M events took about 10 minutes.
 const PARTITION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// The most pairs of dimensions rolled up for one site: each costs its days' rollups one more
-/// pass over their events.
+/// The most pairs of dimensions recorded for one site: each costs its days' rollups one more
+/// pass over their events, a pair with `event:goal` a pass per goal (see `rollup.rs`, which
+/// keeps a site's pairs within as many passes).
 pub const MAX_PAIRS: i64 = 32;
+
+/// Every site's pairs, both tables (see migration 0020): `website_id`, `pair`.
+const ALL_PAIRS: &str =
+    "SELECT website_id, pair FROM rollup_pairs UNION ALL SELECT website_id, pair FROM rollup_goal_pairs";
 
 /// How many goals a website may have (README, "Events and statistics"): each is rolled up for
 /// every day as a kind of rows of its own, and read as a part of its own by a query by goal, so
