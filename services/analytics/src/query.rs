@@ -509,8 +509,9 @@ impl Rolled {
     }
 
     /// The `dim` of the rows (of an empty value) that say which days and pieces hold these
-    /// rows: rows there for every day or piece, events or not (the totals', a goal's), or a
-    /// pair's (or a goal's by a dimension) marker. A dimension's rows are in every day and piece the totals are.
+    /// rows: rows there for every day or piece, events or not (the totals', a goal's), or the
+    /// marker of a pair or of a goal by a dimension. A dimension's rows are in every day and
+    /// piece the totals are.
     pub fn marker(&self) -> String {
         match self {
             Rolled::One(_) => String::new(),
@@ -597,20 +598,11 @@ impl Pair {
     pub fn goal_by(&self) -> Option<&Dim> {
         (self.0 == Dim::Goal).then_some(&self.1)
     }
-
-    /// What the rollups keep of the pair for a site of `goals`: its rows, or each goal's by the
-    /// other dimension.
-    pub fn kept(&self, goals: &[String]) -> Vec<Rolled> {
-        match self.goal_by() {
-            Some(dim) => goals.iter().map(|name| Rolled::GoalBy(name.clone(), dim.clone())).collect(),
-            None => vec![Rolled::Pair(self.clone())],
-        }
-    }
 }
 
 /// The rollup rows that answer a query: which rows, the values its filters (each by one value)
-/// pick (each at its place among a row's values), and where each of the query's dimensions but time
-/// finds its value among a row's.
+/// pick (each at its place among a row's values), and where each of the query's dimensions but
+/// time finds its value among a row's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollupRows {
     /// Of one kind, or a goal's each (alone or by a dimension) for a query grouped by goal.
