@@ -2069,6 +2069,11 @@ async fn rollup_pieces_and_filters_answer_as_raw_events_do() {
 /// A query's filters: (operator, dimension, values).
 type Filters = Vec<(String, String, Vec<String>)>;
 
+/// A filter `is` one value of a dimension.
+fn is(dim: &str, value: &str) -> (String, String, Vec<String>) {
+    ("is".to_owned(), dim.to_owned(), vec![value.to_owned()])
+}
+
 /// Pairs of dimensions answer exactly as raw events do once a query has asked for them: two
 /// dimensions, one dimension filtered by one value of another (a custom property by event name
 /// included), with a daily series, in America/New_York, Asia/Kolkata and UTC. A pair asked for
@@ -2080,15 +2085,14 @@ async fn pairs_of_dimensions_answer_as_raw_events_do_once_asked_for() {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let end = generated_until();
         let all = EVERY_METRIC;
-        let is = |dim: &str, value: &str| vec![("is".to_owned(), dim.to_owned(), vec![value.to_owned()])];
         let shapes_of = |site: &str| {
             let asked: [(Vec<&str>, Filters); 6] = [
                 (vec!["visit:source", "event:page"], vec![]),
                 (vec!["event:page", "visit:source"], vec![]),
                 (vec!["time:day", "visit:country", "visit:device"], vec![]),
-                (vec!["event:page"], is("visit:source", "Google")),
-                (vec!["time:day", "visit:source"], is("event:page", "/pricing")),
-                (vec!["event:props:plan"], is("event:name", "Signup")),
+                (vec!["event:page"], vec![is("visit:source", "Google")]),
+                (vec!["time:day", "visit:source"], vec![is("event:page", "/pricing")]),
+                (vec!["event:props:plan"], vec![is("event:name", "Signup")]),
             ];
             custom_shapes(site, all, &asked)
         };
@@ -2132,7 +2136,6 @@ async fn own_values_two_filters_and_bounces_under_a_page_filter_answer_from_roll
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let end = generated_until();
         let all = EVERY_METRIC;
-        let is = |dim: &str, value: &str| ("is".to_owned(), dim.to_owned(), vec![value.to_owned()]);
         let shapes_of = |site: &str| {
             let asked: [(Vec<&str>, Filters); 6] = [
                 (vec![], vec![is("event:page", "/pricing")]),
@@ -2292,7 +2295,6 @@ async fn goals_by_another_dimension_answer_from_rollups_as_raw_events_do_once_as
     on_each_backend(|backend| async move {
         let analytics = analytics::Analytics::open(&backend).await.unwrap();
         let end = generated_until();
-        let is = |dim: &str, value: &str| ("is".to_owned(), dim.to_owned(), vec![value.to_owned()]);
         let shapes_of = |site: &str| {
             // Not `bounce_rate`: under a page filter it is of the visits entering on the page,
             // which no goal's rows hold.

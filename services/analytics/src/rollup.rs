@@ -42,7 +42,7 @@ const CLAIM: std::time::Duration = std::time::Duration::from_secs(300);
 const OPEN_DELAY_MS: i64 = 2 * LATE_MS;
 
 /// The pairs of these names, those this release keeps (a later one may record others).
-fn parsed_pairs(names: Vec<String>) -> Vec<Pair> {
+fn parsed_pairs(names: &[String]) -> Vec<Pair> {
     let parsed = |name: &String| Pair::parse(name).inspect_err(|e| tracing::debug!("pair {name} left: {e}")).ok();
     names.iter().filter_map(parsed).collect()
 }
@@ -245,7 +245,7 @@ impl Analytics {
     /// the pairs its queries asked for and its goals.
     async fn kept(&self, website_id: &str) -> Result<Vec<Rolled>> {
         let goals: Vec<String> = self.store.goals(website_id).await?.into_iter().map(|g| g.display_name).collect();
-        let mut kept = pair_kinds(&parsed_pairs(self.store.pairs(website_id).await?), &goals);
+        let mut kept = pair_kinds(&parsed_pairs(&self.store.pairs(website_id).await?), &goals);
         kept.extend(goals.into_iter().map(Rolled::Goal));
         Ok(kept)
     }
@@ -276,7 +276,7 @@ impl Analytics {
         }
         let mut kinds = Vec::new();
         for (website_id, names) in pairs {
-            let kept = pair_kinds(&parsed_pairs(names), goals.get(&website_id).map_or(&[], Vec::as_slice));
+            let kept = pair_kinds(&parsed_pairs(&names), goals.get(&website_id).map_or(&[], Vec::as_slice));
             kinds.extend(kept.into_iter().map(|rolled| (website_id.clone(), rolled)));
         }
         for (website_id, names) in goals {
@@ -532,7 +532,7 @@ mod tests {
         let mut asked = names(&["visit:source", "visit:country", "event:page"]);
         asked.push(r#"["visit:source","event:page"]"#.into());
         asked.push(r#"["visit:source","a dimension of a later release"]"#.into());
-        let pairs = parsed_pairs(asked);
+        let pairs = parsed_pairs(&asked);
         assert_eq!(pairs.len(), 4, "the unknown name is left");
         let goals = |n: usize| -> Vec<String> { (0..n).map(|i| format!("goal {i}")).collect() };
         let count = |kinds: &[Rolled], goal_pairs: bool| {
