@@ -2137,13 +2137,17 @@ async fn own_values_two_filters_and_bounces_under_a_page_filter_answer_from_roll
         let end = generated_until();
         let all = EVERY_METRIC;
         let shapes_of = |site: &str| {
-            let asked: [(Vec<&str>, Filters); 6] = [
+            let asked: [(Vec<&str>, Filters); 8] = [
                 (vec![], vec![is("event:page", "/pricing")]),
                 (vec!["time:day"], vec![is("event:page", "/pricing")]),
                 (vec!["event:page"], vec![is("event:page", "/pricing")]),
                 (vec!["visit:entry_page"], vec![is("visit:entry_page", "/pricing")]),
                 (vec!["time:day"], vec![is("visit:source", "Google"), is("visit:country", "DE")]),
                 (vec![], vec![is("visit:country", "DE"), is("visit:device", "Desktop")]),
+                // A value JSON escapes, of more bytes than characters, first in the pair (entry
+                // page, source) and last in (page, entry page): rows are picked by their text.
+                (vec!["visit:source"], vec![is("visit:entry_page", ODD_PAGE)]),
+                (vec!["event:page"], vec![is("visit:entry_page", ODD_PAGE)]),
             ];
             let mut shapes = custom_shapes(site, all, &asked);
             // Grouped by page, Plausible's session figures are of the visits entering on it.
@@ -2155,6 +2159,14 @@ async fn own_values_two_filters_and_bounces_under_a_page_filter_answer_from_roll
             shapes
         };
         let sites = sites_in_three_zones(&analytics, end).await;
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-12T18:00:00Z").unwrap().timestamp_millis();
+        for domain in ["ny.example", "kolkata.example", "z.example"] {
+            let (_, mut event) = analytics::generate::traffic(domain, at, 1, 10, 9).next().unwrap();
+            event.name = "pageview".into();
+            event.url = format!("https://{domain}/caf%C3%A9/%22q%22");
+            event.client_ip = "203.0.113.77".into();
+            assert_eq!(analytics.import(vec![(at, event)]).await.unwrap(), 1);
+        }
         for site in &sites {
             // Asked for the first time before any rollup: raw events answer, and the pairs
             // are recorded.
@@ -2177,6 +2189,9 @@ async fn own_values_two_filters_and_bounces_under_a_page_filter_answer_from_roll
     })
     .await;
 }
+
+/// A page whose text JSON escapes (`"`) and whose `é` is two bytes.
+const ODD_PAGE: &str = "/café/\"q\"";
 
 /// A site keeps at most 32 pairs of dimensions in its rollups; a query of another pair still
 /// answers, from raw events.
@@ -2232,7 +2247,7 @@ async fn a_site_keeps_at_most_32_pairs_and_answers_the_others_from_raw_events() 
 
 /// Goals answer from rollups exactly as from raw events: conversions by goal (custom events,
 /// a page and a page pattern) with their conversion rates and (no goal having a currency) their
-/// revenue metrics of no value, and one goal's over days, in
+/// revenue metrics of no value, one goal's over days, and the goals filtered by one of them, in
 /// America/New_York, Asia/Kolkata and UTC. A goal made after the days were rolled up is added
 /// to them by the next rollup; until then its figures come from raw events.
 #[tokio::test]
@@ -2246,10 +2261,12 @@ async fn goals_answer_from_rollups_as_raw_events_do() {
             // Revenue metrics too, as the console asks them: no goal here has a currency.
             let metrics =
                 "visitors,visits,events,conversion_rate,bounce_rate,time_on_page,total_revenue,average_revenue";
-            let asked: [(Vec<&str>, Filters); 3] = [
+            let asked: [(Vec<&str>, Filters); 4] = [
                 (vec!["event:goal"], vec![]),
                 (vec!["time:day", "event:goal"], vec![]),
-                (vec!["time:day"], vec![("is".into(), "event:goal".into(), vec!["Visit /pricing".into()])]),
+                (vec!["time:day"], vec![is("event:goal", "Visit /pricing")]),
+                // The goals card filtered by a goal: no other goal completes its events.
+                (vec!["event:goal"], vec![is("event:goal", "Signup")]),
             ];
             custom_shapes(site, metrics, &asked)
         };
@@ -2261,12 +2278,15 @@ async fn goals_answer_from_rollups_as_raw_events_do() {
         }
         assert!(analytics.roll_up(end).await.unwrap() >= 57, "three sites, 20 closed days each");
         for site in &sites {
-            // Three shapes over 1 and 10 local days, 11 UTC days at least.
-            let served = answers_equal_raw(&analytics, &shapes_of(site)).await;
-            assert!(served >= 3 * 11, "goals served {served} days");
+            // Four shapes over 1 and 10 local days, 11 UTC days at least.
+            let served = served_by_each(&analytics, &shapes_of(site)).await;
+            assert!(served >= 4 * 11, "goals served {served} days");
         }
         let (rows, _) = rows_of(&analytics, shapes_of(&sites[2])[1].clone()).await;
         assert_eq!(rows.len(), 2, "both goals converted: {rows:?}");
+        let (rows, _) = rows_of(&analytics, shapes_of(&sites[2])[7].clone()).await;
+        let goals: Vec<&str> = rows.iter().map(|(values, _)| values[0].as_str()).collect();
+        assert_eq!(goals, ["Signup"], "the goal filtered by alone");
 
         // A goal made now: raw events answer for it until the next rollup adds it.
         for site in &sites {
@@ -2275,7 +2295,7 @@ async fn goals_answer_from_rollups_as_raw_events_do() {
         }
         assert_eq!(analytics.roll_up(end).await.unwrap(), 0, "no day is pending");
         for site in &sites {
-            assert!(answers_equal_raw(&analytics, &shapes_of(site)).await >= 3 * 11);
+            assert!(answers_equal_raw(&analytics, &shapes_of(site)).await >= 4 * 11);
         }
         let (rows, _) = rows_of(&analytics, shapes_of(&sites[2])[1].clone()).await;
         assert_eq!(rows.len(), 3, "the new goal converted too: {rows:?}");

@@ -547,6 +547,25 @@ impl Rolled {
         }
     }
 
+    /// The `value` of the rows that hold the values `pick`s (each at its place among
+    /// [`Rolled::values`]), or None when any row may. A pair's value is the JSON array that
+    /// [`Rolled::value`] writes, so one of its two values is a prefix or a suffix of it: the
+    /// first element's text and its comma, or the comma and the last's. No row that holds the
+    /// values is left out; the caller still checks each row read.
+    pub fn picked(&self, pick: &[(usize, String)]) -> Option<ValueIs> {
+        let json = |value: &str| serde_json::to_string(value).expect("strings serialise");
+        Some(match (self, pick) {
+            (Rolled::One(_), [(0, value)]) => ValueIs::Exactly(value.clone()),
+            (Rolled::Pair(_), [(0, a), (1, b)] | [(1, b), (0, a)]) => {
+                ValueIs::Exactly(self.value(&[a.clone(), b.clone()]))
+            }
+            (Rolled::Pair(_), [(0, a)]) => ValueIs::StartsWith(format!("[{},", json(a))),
+            (Rolled::Pair(_), [(1, b)]) => ValueIs::EndsWith(format!(",{}]", json(b))),
+            (Rolled::GoalBy(..), [(1, value)]) => ValueIs::Exactly(self.value(std::slice::from_ref(value))),
+            _ => return None,
+        })
+    }
+
     /// The values of a row's group, in [`Rolled::dims`] order after a goal's name; None for a
     /// marker row.
     pub fn values(&self, value: &str) -> Option<Vec<String>> {
@@ -560,6 +579,15 @@ impl Rolled {
             _ => Some(vec![value.to_owned()]),
         }
     }
+}
+
+/// Which `value`s of one kind's rows a read of rollups keeps (beside its marker's empty one),
+/// checked by the database before rows are read (see [`Rolled::picked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueIs {
+    Exactly(String),
+    StartsWith(String),
+    EndsWith(String),
 }
 
 /// Two dimensions rolled up together, in the order of their names, so that a site asks for
@@ -1038,6 +1066,10 @@ impl Query {
                 places: vec![0],
             },
             ([], [(Dim::Goal, name)]) => one(Rolled::Goal(name.clone()), vec![], vec![]),
+            // Goals filtered by one: no other goal's rows count, as none completes its events.
+            ([Dim::Goal], [(Dim::Goal, name)]) if self.completed_alone(name) => {
+                one(Rolled::Goal(name.clone()), vec![], vec![0])
+            }
             // A goal's rows by another dimension hold the goal's name first, then its value.
             ([Dim::Goal], [(by, value)]) if !self.goals.is_empty() => {
                 Pair::new(&Dim::Goal, by)?;
@@ -1079,6 +1111,18 @@ impl Query {
         let revenue = self.needs_revenue() && !self.revenue_goals().is_empty();
         let fits = !revenue && (rows.rolled == [Rolled::Totals] || !hourly);
         fits.then_some(rows)
+    }
+
+    /// Whether `name` is a goal of the site whose events no other goal of it completes: a
+    /// custom event's goal is the only one of its event (pageviews are none), and a page's
+    /// shares no pageview with another page's when both are exact paths.
+    fn completed_alone(&self, name: &str) -> bool {
+        let Some(goal) = self.goals.iter().find(|g| g.display_name == name) else { return false };
+        self.goals.iter().filter(|other| other.id != goal.id).all(|other| match (&goal.target, &other.target) {
+            (GoalTarget::Event(a), GoalTarget::Event(b)) => a != b,
+            (GoalTarget::Page(a), GoalTarget::Page(b)) => a != b && !a.contains('*') && !b.contains('*'),
+            _ => true,
+        })
     }
 
     /// Each of the site's goals' rows by `dim`.
@@ -2275,6 +2319,53 @@ mod tests {
         assert_eq!(by("Buy").values(""), None, "the marker row");
         // Without goals nothing is grouped by one: raw events answer (nothing), never a pair.
         assert!(shaped(&["visitors"], &["event:goal"], &[("is", "visit:source", "Google")]).rollup_rows().is_none());
+    }
+
+    #[test]
+    fn goals_filtered_by_one_read_its_rows_unless_another_goal_may_complete_its_events() {
+        let goal = |name: &str, target: GoalTarget| Goal {
+            id: name.into(),
+            website_id: "s".into(),
+            display_name: name.into(),
+            target,
+            currency: None,
+            created_at: 0,
+        };
+        let page = |path: &str| goal(path, GoalTarget::Page(path.into()));
+        let signup = goal("Signup", GoalTarget::Event("Signup".into()));
+        let filtered = |goals: &[Goal], name: &str| {
+            let query = shaped(&["visitors", "events"], &["event:goal"], &[("is", "event:goal", name)]);
+            Query { goals: goals.to_vec(), ..query }.rollup_rows()
+        };
+        let alone = filtered(&[signup.clone(), page("/pricing"), page("/docs")], "/pricing").unwrap();
+        assert_eq!((alone.rolled, alone.pick, alone.places), (vec![Rolled::Goal("/pricing".into())], vec![], vec![0]));
+        assert!(filtered(&[signup.clone(), page("/blog/*")], "Signup").is_some(), "a custom event's goal");
+        assert!(
+            filtered(&[signup.clone(), page("/blog/*"), page("/blog/a")], "/blog/a").is_none(),
+            "overlapping pages"
+        );
+        assert!(filtered(&[signup], "Buy").is_none(), "no such goal");
+    }
+
+    #[test]
+    fn a_read_keeps_the_values_picked_by_their_text_in_the_rows_value() {
+        let pair = Rolled::Pair(Pair(Dim::Page, Dim::Source));
+        let (page, source) = ("/a\",b", "Goo\"gle");
+        let row = pair.value(&[page.into(), source.into()]);
+        let kept = |pick: &[(usize, &str)]| {
+            let pick: Vec<(usize, String)> = pick.iter().map(|(at, v)| (*at, (*v).to_owned())).collect();
+            match pair.picked(&pick).unwrap() {
+                ValueIs::Exactly(text) => row == text,
+                ValueIs::StartsWith(text) => row.starts_with(&text),
+                ValueIs::EndsWith(text) => row.ends_with(&text),
+            }
+        };
+        assert!(kept(&[(0, page)]) && kept(&[(1, source)]) && kept(&[(1, source), (0, page)]));
+        assert!(!kept(&[(0, "/a")]) && !kept(&[(1, "gle")]) && !kept(&[(0, source)]));
+        let by = Rolled::GoalBy("Signup".into(), Dim::Source);
+        assert_eq!(by.picked(&[(1, "Google".into())]), Some(ValueIs::Exactly(r#"["Google"]"#.into())));
+        assert_eq!(Rolled::One(Dim::Page).picked(&[(0, "/".into())]), Some(ValueIs::Exactly("/".into())));
+        assert_eq!(pair.picked(&[]), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono_tz::Tz;
 use common::{Error, Result};
 
-use crate::query::{Buckets, Dim, Filter, Interval, Metric, Pair, Parts, Query, ROLLUP_DIMS, Rolled};
+use crate::query::{Buckets, Dim, Filter, Interval, Metric, Pair, Parts, Query, ROLLUP_DIMS, Rolled, ValueIs};
 use crate::service::Analytics;
 use crate::store::{
     COUNTERS_PER_ROW, DAY_MS, DayRollup, MAX_PAIRS, OpenRollup, OpenWrite, ReadFrom, ReadRow, RollupPiece, RollupReads,
@@ -458,8 +458,16 @@ impl Analytics {
         plan.days.iter().for_each(|day| push_range(&mut runs, (*day, day + DAY_MS)));
         let names: Vec<String> = wanted.keys().cloned().collect();
         let pieces: Vec<(i64, i64)> = plan.pieces.iter().copied().collect();
-        let reads =
-            RollupReads { dims: &names, markers: &listed, days: &runs, pieces: &pieces, summed: buckets.is_none() };
+        let values: Vec<(String, ValueIs)> =
+            shape.rolled.iter().filter_map(|r| Some((r.name(), r.picked(&shape.pick)?))).collect();
+        let reads = RollupReads {
+            dims: &names,
+            markers: &listed,
+            days: &runs,
+            pieces: &pieces,
+            values: &values,
+            summed: buckets.is_none(),
+        };
         let rows = self.store.rollup_reads(&query.website_id, &reads).await?;
         // Markers and rows are read in two statements: a zone change (which drops pieces) or a
         // replica failing over to the primary in between could leave a planned piece without

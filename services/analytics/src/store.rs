@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::model::{Goal, GoalTarget, Website};
-use crate::query::{Bind, Counted, Dialect, Dim, Pair, Sql, any_of};
+use crate::query::{Bind, Counted, Dialect, Dim, Pair, Sql, ValueIs, any_of};
 use crate::replica::Replica;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -778,28 +778,56 @@ impl Store {
     /// (a zone change drops pieces) lacks its marker rows, which are read too.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollups"))]
     pub async fn rollup_reads(&self, website_id: &str, reads: &RollupReads<'_>) -> Result<Vec<ReadRow>> {
-        let names: BTreeSet<&String> = reads.dims.iter().chain(reads.markers).collect();
-        let mut binds: Vec<i64> = Vec::new();
-        let param = |value: i64, binds: &mut Vec<i64>| {
+        let names: BTreeSet<&String> =
+            reads.dims.iter().chain(reads.markers).chain(reads.values.iter().map(|(dim, _)| dim)).collect();
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut param = |value: Bind| {
             binds.push(value);
             format!("${}", 1 + names.len() + binds.len())
         };
         let dims = numbered(2, names.len());
+        // Each name's parameter, as `dims` numbers them.
+        let name_param = |name: &String| names.iter().position(|n| *n == name).map(|i| format!("${}", 2 + i));
+        // Every row of a kind not in `values`, and the markers' (of an empty value).
+        let mut kept: Vec<String> = names
+            .iter()
+            .filter(|name| reads.values.iter().all(|(dim, _)| dim != **name))
+            .filter_map(|name| Some(format!("r.dim = {}", name_param(name)?)))
+            .collect();
+        kept.push("r.value = ''".to_owned());
+        for (dim, value) in reads.values {
+            let dim = name_param(dim).expect("a name read");
+            let condition = match value {
+                ValueIs::Exactly(text) => format!("r.value = {}", param(Bind::Text(text.clone()))),
+                ValueIs::StartsWith(text) => {
+                    let text = param(Bind::Text(text.clone()));
+                    format!("substr(r.value, 1, length({text})) = {text}")
+                }
+                // From before the value's first character when it is the shorter, which takes
+                // fewer characters than the text has.
+                ValueIs::EndsWith(text) => {
+                    let text = param(Bind::Text(text.clone()));
+                    format!("substr(r.value, length(r.value) - length({text}) + 1) = {text}")
+                }
+            };
+            kept.push(format!("r.dim = {dim} AND {condition}"));
+        }
+        let kept = any_of(&kept);
         let days: Vec<String> = reads
             .days
             .iter()
-            .map(|&(a, b)| format!("(r.day >= {} AND r.day < {})", param(a, &mut binds), param(b, &mut binds)))
+            .map(|&(a, b)| format!("(r.day >= {} AND r.day < {})", param(Bind::Int(a)), param(Bind::Int(b))))
             .collect();
         let pieces: Vec<String> = reads
             .pieces
             .iter()
-            .map(|&(a, b)| format!("(r.start_ts = {} AND r.end_ts = {})", param(a, &mut binds), param(b, &mut binds)))
+            .map(|&(a, b)| format!("(r.start_ts = {} AND r.end_ts = {})", param(Bind::Int(a)), param(Bind::Int(b))))
             .collect();
         let rows = format!(
             "SELECT r.day AS s, r.dim, r.value, {COUNTERS}, CAST(1 AS BIGINT) AS n FROM rollups r \
-             WHERE r.website_id = $1 AND r.dim IN ({dims}) AND ({}) \
+             WHERE r.website_id = $1 AND r.dim IN ({dims}) AND {kept} AND ({}) \
              UNION ALL SELECT r.start_ts AS s, r.dim, r.value, {COUNTERS}, CAST(1 AS BIGINT) AS n FROM rollup_pieces r \
-             WHERE r.website_id = $1 AND r.dim IN ({dims}) AND ({})",
+             WHERE r.website_id = $1 AND r.dim IN ({dims}) AND {kept} AND ({})",
             any_of(&days),
             any_of(&pieces)
         );
@@ -817,7 +845,13 @@ impl Store {
         let read = |pool| {
             let query = sqlx::query(&sql).bind(website_id);
             let query = names.iter().fold(query, |query, dim| query.bind(dim.as_str()));
-            binds.iter().fold(query, |query, n| query.bind(*n)).fetch_all(pool)
+            binds
+                .iter()
+                .fold(query, |query, bind| match bind {
+                    Bind::Text(text) => query.bind(text.as_str()),
+                    Bind::Int(n) => query.bind(*n),
+                })
+                .fetch_all(pool)
         };
         let rows = self.reading(ReadFrom::Replica, read).await?;
         rows.iter()
@@ -1121,6 +1155,8 @@ pub struct RollupReads<'a> {
     pub markers: &'a [String],
     pub days: &'a [(i64, i64)],
     pub pieces: &'a [(i64, i64)],
+    /// Of these kinds (among `dims`), only the rows of these values and the marker's.
+    pub values: &'a [(String, ValueIs)],
     pub summed: bool,
 }
 
