@@ -2323,27 +2323,26 @@ mod tests {
 
     #[test]
     fn goals_filtered_by_one_read_its_rows_unless_another_goal_may_complete_its_events() {
-        let goal = |name: &str, target: GoalTarget| Goal {
-            id: name.into(),
+        let goal = |target: GoalTarget| Goal {
+            id: target.display_name(),
             website_id: "s".into(),
-            display_name: name.into(),
+            display_name: target.display_name(),
             target,
             currency: None,
             created_at: 0,
         };
-        let page = |path: &str| goal(path, GoalTarget::Page(path.into()));
-        let signup = goal("Signup", GoalTarget::Event("Signup".into()));
+        let page = |path: &str| goal(GoalTarget::Page(path.into()));
+        let signup = goal(GoalTarget::Event("Signup".into()));
         let filtered = |goals: &[Goal], name: &str| {
             let query = shaped(&["visitors", "events"], &["event:goal"], &[("is", "event:goal", name)]);
             Query { goals: goals.to_vec(), ..query }.rollup_rows()
         };
-        let alone = filtered(&[signup.clone(), page("/pricing"), page("/docs")], "/pricing").unwrap();
-        assert_eq!((alone.rolled, alone.pick, alone.places), (vec![Rolled::Goal("/pricing".into())], vec![], vec![0]));
+        let alone = filtered(&[signup.clone(), page("/pricing"), page("/docs")], "Visit /pricing").unwrap();
+        let rolled = vec![Rolled::Goal("Visit /pricing".into())];
+        assert_eq!((alone.rolled, alone.pick, alone.places), (rolled, vec![], vec![0]));
         assert!(filtered(&[signup.clone(), page("/blog/*")], "Signup").is_some(), "a custom event's goal");
-        assert!(
-            filtered(&[signup.clone(), page("/blog/*"), page("/blog/a")], "/blog/a").is_none(),
-            "overlapping pages"
-        );
+        let pages = [signup.clone(), page("/blog/*"), page("/blog/a")];
+        assert!(filtered(&pages, "Visit /blog/a").is_none(), "overlapping pages");
         assert!(filtered(&[signup], "Buy").is_none(), "no such goal");
     }
 

@@ -127,10 +127,7 @@ impl Plan {
     /// rolled-up day, or of today's closed part), raw events where not.
     fn new(query: &Query, buckets: Option<&Buckets>, days: &BTreeSet<i64>, pieces: &BTreeSet<(i64, i64)>) -> Plan {
         let mut plan = Plan::default();
-        let mut day = day_of(query.from);
-        while day < query.to {
-            let part = (day.max(query.from), (day + DAY_MS).min(query.to));
-            let ranges = buckets.map_or_else(|| vec![part], |b| b.cut(part.0, part.1));
+        for (day, ranges) in day_ranges(query, buckets) {
             if days.contains(&day) && ranges == [(day, day + DAY_MS)] {
                 plan.days.insert(day);
             } else {
@@ -142,10 +139,22 @@ impl Plan {
                     }
                 }
             }
-            day += DAY_MS;
         }
         plan
     }
+}
+
+/// Each UTC day of a query's period with the ranges its buckets cut of it (its part of the
+/// period when none): what a [`Plan`] reads from a day's rows, its pieces or raw events.
+fn day_ranges(query: &Query, buckets: Option<&Buckets>) -> Vec<(i64, Vec<(i64, i64)>)> {
+    let mut days = Vec::new();
+    let mut day = day_of(query.from);
+    while day < query.to {
+        let part = (day.max(query.from), (day + DAY_MS).min(query.to));
+        days.push((day, buckets.map_or_else(|| vec![part], |b| b.cut(part.0, part.1))));
+        day += DAY_MS;
+    }
+    days
 }
 
 impl Analytics {
@@ -429,7 +438,10 @@ impl Analytics {
         // `Rolled::marker`).
         let markers: BTreeSet<String> = shape.rolled.iter().map(Rolled::marker).collect();
         let listed: Vec<String> = markers.iter().cloned().collect();
-        let marks = self.store.rollup_marks(&query.website_id, &listed, (first, last)).await?;
+        // Only the pieces a plan could read: a site keeps an hour's piece of every hour of
+        // today and of its days, which a query by day or of a whole period does not read.
+        let bounds: Vec<(i64, i64)> = day_ranges(query, buckets).into_iter().flat_map(|(_, ranges)| ranges).collect();
+        let marks = self.store.rollup_marks(&query.website_id, &listed, (first, last), &bounds).await?;
         let complete = |found: &[(i64, i64)]| {
             let mut counts: HashMap<(i64, i64), usize> = HashMap::new();
             found.iter().for_each(|at| *counts.entry(*at).or_default() += 1);
@@ -458,14 +470,14 @@ impl Analytics {
         plan.days.iter().for_each(|day| push_range(&mut runs, (*day, day + DAY_MS)));
         let names: Vec<String> = wanted.keys().cloned().collect();
         let pieces: Vec<(i64, i64)> = plan.pieces.iter().copied().collect();
-        let values: Vec<(String, ValueIs)> =
+        let picked: Vec<(String, ValueIs)> =
             shape.rolled.iter().filter_map(|r| Some((r.name(), r.picked(&shape.pick)?))).collect();
         let reads = RollupReads {
             dims: &names,
             markers: &listed,
             days: &runs,
             pieces: &pieces,
-            values: &values,
+            values: &picked,
             summed: buckets.is_none(),
         };
         let rows = self.store.rollup_reads(&query.website_id, &reads).await?;

@@ -721,10 +721,17 @@ impl Store {
         Ok(true)
     }
 
-    /// The markers (see `Rolled::marker`) of a site's current days and pieces that start in
-    /// `[from, to)`, among `markers`: (day, marker) and (start, end, marker).
+    /// The markers (see `Rolled::marker`) of a site's current days that start in `[from, to)`
+    /// and of its current pieces of bounds among `pieces`, among `markers`: (day, marker) and
+    /// (start, end, marker).
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollup markers"))]
-    pub async fn rollup_marks(&self, website_id: &str, markers: &[String], (from, to): (i64, i64)) -> Result<Marks> {
+    pub async fn rollup_marks(
+        &self,
+        website_id: &str,
+        markers: &[String],
+        (from, to): (i64, i64),
+        pieces: &[(i64, i64)],
+    ) -> Result<Marks> {
         // `kind`: a rolled-up day, a piece of one, or a piece of a day not rolled up (see below);
         // `whole`: whether the piece holds its visits whole.
         const DAY: i64 = 0;
@@ -737,9 +744,14 @@ impl Store {
                 numbered(4, markers.len())
             )
         };
+        let first = 4 + markers.len();
+        let bounds: Vec<String> = (0..pieces.len())
+            .map(|i| format!("(r.start_ts = ${} AND r.end_ts = ${})", first + 2 * i, first + 2 * i + 1))
+            .collect();
+        let bounds = any_of(&bounds);
         let rolled = "JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day";
         let days = sql(DAY, "rollups", ("day", "CAST(0 AS BIGINT)"), "1", rolled);
-        let pieces = sql(PIECE, "rollup_pieces", ("start_ts", "r.end_ts"), "1", rolled);
+        let pieces_sql = sql(PIECE, "rollup_pieces", ("start_ts", "r.end_ts"), "1", rolled);
         // A piece of a day not rolled up counts while the day's version is the one it was
         // computed at: for its events until `events_until`, whole until `visits_until`.
         let open = sql(
@@ -751,11 +763,12 @@ impl Store {
              JOIN rollup_pending p ON p.website_id = o.website_id AND p.day = o.day AND p.version = o.version",
         );
         // One statement: one round trip, and one snapshot for the three.
-        let sql = format!("{days} UNION ALL {pieces} UNION ALL {open}");
+        let sql = format!("{days} UNION ALL {pieces_sql} AND {bounds} UNION ALL {open} AND {bounds}");
         let rows = self
             .reading(ReadFrom::Replica, |pool| {
                 let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
-                markers.iter().fold(query, |query, m| query.bind(m.as_str())).fetch_all(pool)
+                let query = markers.iter().fold(query, |query, m| query.bind(m.as_str()));
+                pieces.iter().fold(query, |query, (start, end)| query.bind(*start).bind(*end)).fetch_all(pool)
             })
             .await?;
         let mut marks = Marks { days: Vec::new(), pieces: Vec::new(), open: Vec::new() };
@@ -773,7 +786,8 @@ impl Store {
     /// The rollup rows of `dims` of whole days in `days` (runs `[first, end)`) and of the pieces
     /// in `pieces` (exact bounds), each with the start of its day or piece; or, `summed`, their
     /// sums by dimension and value (start 0), which is what a query without time buckets adds.
-    /// The days and pieces were current when their markers were read: a day rolled up again
+    /// Of the kinds in `values`, only the rows of those values (and the markers). The days and
+    /// pieces were current when their markers were read: a day rolled up again
     /// since is read as now rolled up (its rows change in one transaction); one whose rows went
     /// (a zone change drops pieces) lacks its marker rows, which are read too.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollups"))]
@@ -788,7 +802,8 @@ impl Store {
         let dims = numbered(2, names.len());
         // Each name's parameter, as `dims` numbers them.
         let name_param = |name: &String| names.iter().position(|n| *n == name).map(|i| format!("${}", 2 + i));
-        // Every row of a kind not in `values`, and the markers' (of an empty value).
+        // Every row of a kind not in `values`, and the markers' (of an empty value); also a
+        // filtered dimension's rows of an empty value, which the caller's check leaves.
         let mut kept: Vec<String> = names
             .iter()
             .filter(|name| reads.values.iter().all(|(dim, _)| dim != **name))
@@ -803,8 +818,8 @@ impl Store {
                     let text = param(Bind::Text(text.clone()));
                     format!("substr(r.value, 1, length({text})) = {text}")
                 }
-                // From before the value's first character when it is the shorter, which takes
-                // fewer characters than the text has.
+                // A value shorter than the text starts at 0 or less, from which both databases
+                // take fewer characters than the text has: no match.
                 ValueIs::EndsWith(text) => {
                     let text = param(Bind::Text(text.clone()));
                     format!("substr(r.value, length(r.value) - length({text}) + 1) = {text}")
