@@ -787,9 +787,9 @@ impl Store {
     /// in `pieces` (exact bounds), each with the start of its day or piece; or, `summed`, their
     /// sums by dimension and value (start 0), which is what a query without time buckets adds.
     /// Of the kinds in `values`, only the rows of those values (and the markers). The days and
-    /// pieces were current when their markers were read: a day rolled up again
-    /// since is read as now rolled up (its rows change in one transaction); one whose rows went
-    /// (a zone change drops pieces) lacks its marker rows, which are read too.
+    /// pieces were current when their markers were read: a day rolled up again since is read as
+    /// now rolled up (its rows change in one transaction); one whose rows went (a zone change
+    /// drops pieces) lacks its marker rows, which are read too.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT rollups"))]
     pub async fn rollup_reads(&self, website_id: &str, reads: &RollupReads<'_>) -> Result<Vec<ReadRow>> {
         let names: BTreeSet<&String> =
