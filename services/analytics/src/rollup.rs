@@ -122,20 +122,21 @@ struct Plan {
 }
 
 impl Plan {
-    /// For each UTC day of the period: the whole day when it is rolled up and lies in one time
-    /// bucket; else the piece of each bucket where one was cut with exactly those bounds (of a
-    /// rolled-up day, or of today's closed part), raw events where not.
-    fn new(query: &Query, buckets: Option<&Buckets>, days: &BTreeSet<i64>, pieces: &BTreeSet<(i64, i64)>) -> Plan {
+    /// For each UTC day of the period (with its ranges, see [`day_ranges`]): the whole day when
+    /// it is rolled up and lies in one time bucket; else the piece of each bucket where one was
+    /// cut with exactly those bounds (of a rolled-up day, or of today's closed part), raw events
+    /// where not.
+    fn new(day_ranges: &[(i64, Vec<(i64, i64)>)], days: &BTreeSet<i64>, pieces: &BTreeSet<(i64, i64)>) -> Plan {
         let mut plan = Plan::default();
-        for (day, ranges) in day_ranges(query, buckets) {
-            if days.contains(&day) && ranges == [(day, day + DAY_MS)] {
-                plan.days.insert(day);
+        for (day, ranges) in day_ranges {
+            if days.contains(day) && *ranges == [(*day, day + DAY_MS)] {
+                plan.days.insert(*day);
             } else {
                 for range in ranges {
-                    if pieces.contains(&range) {
-                        plan.pieces.insert(range);
+                    if pieces.contains(range) {
+                        plan.pieces.insert(*range);
                     } else {
-                        push_range(&mut plan.raw, range);
+                        push_range(&mut plan.raw, *range);
                     }
                 }
             }
@@ -440,7 +441,8 @@ impl Analytics {
         let listed: Vec<String> = markers.iter().cloned().collect();
         // Only the pieces a plan could read: a site keeps an hour's piece of every hour of
         // today and of its days, which a query by day or of a whole period does not read.
-        let bounds: Vec<(i64, i64)> = day_ranges(query, buckets).into_iter().flat_map(|(_, ranges)| ranges).collect();
+        let ranges = day_ranges(query, buckets);
+        let bounds: Vec<(i64, i64)> = ranges.iter().flat_map(|(_, ranges)| ranges.iter().copied()).collect();
         let marks = self.store.rollup_marks(&query.website_id, &listed, (first, last), &bounds).await?;
         let complete = |found: &[(i64, i64)]| {
             let mut counts: HashMap<(i64, i64), usize> = HashMap::new();
@@ -462,7 +464,7 @@ impl Analytics {
         let open = marks.open.iter().filter(|(.., whole)| *whole || events_only);
         pieces.extend(open.map(|(s, e, dim, _)| (*s, *e, dim.as_str())));
         let pieces: Vec<(i64, i64)> = pieces.into_iter().map(|(s, e, _)| (s, e)).collect();
-        let plan = Plan::new(query, buckets, &rolled, &complete(&pieces));
+        let plan = Plan::new(&ranges, &rolled, &complete(&pieces));
         if plan.days.is_empty() && plan.pieces.is_empty() {
             return Ok(None);
         }

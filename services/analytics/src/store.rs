@@ -744,11 +744,11 @@ impl Store {
                 numbered(4, markers.len())
             )
         };
-        let first = 4 + markers.len();
-        let bounds: Vec<String> = (0..pieces.len())
-            .map(|i| format!("(r.start_ts = ${} AND r.end_ts = ${})", first + 2 * i, first + 2 * i + 1))
-            .collect();
-        let bounds = any_of(&bounds);
+        let mut binds = Vec::new();
+        let bounds = piece_bounds(pieces, |value| {
+            binds.push(value);
+            format!("${}", 3 + markers.len() + binds.len())
+        });
         let rolled = "JOIN rollup_days d ON d.website_id = r.website_id AND d.day = r.day";
         let days = sql(DAY, "rollups", ("day", "CAST(0 AS BIGINT)"), "1", rolled);
         let pieces_sql = sql(PIECE, "rollup_pieces", ("start_ts", "r.end_ts"), "1", rolled);
@@ -768,7 +768,7 @@ impl Store {
             .reading(ReadFrom::Replica, |pool| {
                 let query = sqlx::query(&sql).bind(website_id).bind(from).bind(to);
                 let query = markers.iter().fold(query, |query, m| query.bind(m.as_str()));
-                pieces.iter().fold(query, |query, (start, end)| query.bind(*start).bind(*end)).fetch_all(pool)
+                bound(query, &binds).fetch_all(pool)
             })
             .await?;
         let mut marks = Marks { days: Vec::new(), pieces: Vec::new(), open: Vec::new() };
@@ -833,18 +833,13 @@ impl Store {
             .iter()
             .map(|&(a, b)| format!("(r.day >= {} AND r.day < {})", param(Bind::Int(a)), param(Bind::Int(b))))
             .collect();
-        let pieces: Vec<String> = reads
-            .pieces
-            .iter()
-            .map(|&(a, b)| format!("(r.start_ts = {} AND r.end_ts = {})", param(Bind::Int(a)), param(Bind::Int(b))))
-            .collect();
+        let pieces = piece_bounds(reads.pieces, &mut param);
         let rows = format!(
             "SELECT r.day AS s, r.dim, r.value, {COUNTERS}, CAST(1 AS BIGINT) AS n FROM rollups r \
              WHERE r.website_id = $1 AND r.dim IN ({dims}) AND {kept} AND ({}) \
              UNION ALL SELECT r.start_ts AS s, r.dim, r.value, {COUNTERS}, CAST(1 AS BIGINT) AS n FROM rollup_pieces r \
-             WHERE r.website_id = $1 AND r.dim IN ({dims}) AND {kept} AND ({})",
-            any_of(&days),
-            any_of(&pieces)
+             WHERE r.website_id = $1 AND r.dim IN ({dims}) AND {kept} AND {pieces}",
+            any_of(&days)
         );
         let sql = if reads.summed {
             let sums: Vec<String> =
@@ -860,13 +855,7 @@ impl Store {
         let read = |pool| {
             let query = sqlx::query(&sql).bind(website_id);
             let query = names.iter().fold(query, |query, dim| query.bind(dim.as_str()));
-            binds
-                .iter()
-                .fold(query, |query, bind| match bind {
-                    Bind::Text(text) => query.bind(text.as_str()),
-                    Bind::Int(n) => query.bind(*n),
-                })
-                .fetch_all(pool)
+            bound(query, &binds).fetch_all(pool)
         };
         let rows = self.reading(ReadFrom::Replica, read).await?;
         rows.iter()
@@ -907,16 +896,7 @@ impl Store {
     /// Rows of one part of a query: its dimension values (time buckets as indexes) and counters.
     #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", db.system = self.system, db.operation.name = "SELECT events"))]
     pub async fn counted(&self, sql: &Sql, dims: &[Dim], counters: usize, from: ReadFrom) -> Result<Vec<Counted>> {
-        let read = |pool| {
-            let mut query = sqlx::query(&sql.text);
-            for bind in &sql.binds {
-                query = match bind {
-                    Bind::Text(text) => query.bind(text.as_str()),
-                    Bind::Int(n) => query.bind(*n),
-                };
-            }
-            query.fetch_all(pool)
-        };
+        let read = |pool| bound(sqlx::query(&sql.text), &sql.binds).fetch_all(pool);
         let rows = self.reading(from, read).await?;
         rows.iter()
             .map(|row| {
@@ -1129,6 +1109,25 @@ pub const COUNTERS_PER_ROW: usize = 11;
 
 /// A rollup row read from `r`, whose counters start at column `first`.
 /// `n` parameters numbered from `$first` on.
+/// `query` with `binds` bound after its other parameters, in order.
+fn bound<'q>(query: AnyQuery<'q>, binds: &'q [Bind]) -> AnyQuery<'q> {
+    binds.iter().fold(query, |query, bind| match bind {
+        Bind::Text(text) => query.bind(text.as_str()),
+        Bind::Int(n) => query.bind(*n),
+    })
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// SQL true for a piece (`r`) of exactly one of these bounds, each bound by `param`.
+fn piece_bounds(pieces: &[(i64, i64)], mut param: impl FnMut(Bind) -> String) -> String {
+    let bounds: Vec<String> = pieces
+        .iter()
+        .map(|&(a, b)| format!("(r.start_ts = {} AND r.end_ts = {})", param(Bind::Int(a)), param(Bind::Int(b))))
+        .collect();
+    any_of(&bounds)
+}
+
 fn numbered(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
