@@ -839,8 +839,8 @@ impl Store {
             };
             kept.push(format!("r.dim = {dim} AND {condition}"));
         }
-        // Without a filtered kind every row of `dims` is kept: no condition, which PostgreSQL
-        // would otherwise read as one index scan per part of it, merged.
+        // Without a filtered kind every row of `dims` and of the markers is kept: no condition,
+        // which PostgreSQL would otherwise read as one index scan per part of it, merged.
         let kept = if reads.values.is_empty() { String::new() } else { format!(" AND {}", any_of(&kept)) };
         let days: Vec<String> = reads
             .days
@@ -1121,8 +1121,6 @@ const PIECE_COLUMNS: &str = "website_id, day, start_ts, end_ts, dim, value, visi
 /// Counters of a rollup row.
 pub const COUNTERS_PER_ROW: usize = 11;
 
-/// A rollup row read from `r`, whose counters start at column `first`.
-/// `n` parameters numbered from `$first` on.
 /// `query` with `binds` bound after its other parameters, in order.
 fn bound<'q>(query: AnyQuery<'q>, binds: &'q [Bind]) -> AnyQuery<'q> {
     binds.iter().fold(query, |query, bind| match bind {
@@ -1144,6 +1142,7 @@ fn piece_bounds(pieces: &[(i64, i64)], mut param: impl FnMut(Bind) -> String) ->
     any_of(&bounds)
 }
 
+/// `n` parameters numbered from `$first` on.
 fn numbered(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
@@ -1198,6 +1197,7 @@ pub struct ReadRow {
     pub rows: i64,
 }
 
+/// A rollup row read from `r`, whose counters start at column `first`.
 fn rollup_row(r: &AnyRow, first: usize) -> Result<RollupRow> {
     let mut counters = [0; COUNTERS_PER_ROW];
     for (i, counter) in counters.iter_mut().enumerate() {
